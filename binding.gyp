@@ -1,0 +1,22 @@
+{
+  "targets": [
+    {
+      "target_name": "kdqat",
+      "sources": [
+        "native/addon.cc",
+        "native/pool.cc",
+        "native/gemm.cc",
+        "native/elementwise.cc",
+        "native/nn.cc",
+        "native/attention.cc",
+        "native/optim.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-ffp-contract=off", "-fno-math-errno"],
+      "ldflags": ["-pthread"]
+    }
+  ]
+}

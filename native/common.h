@@ -1,0 +1,58 @@
+// Shared helpers for the kernels: argument unpacking from JavaScript values, CPU feature
+// dispatch and the thread pool. Every kernel file includes this and defines one Init function.
+#pragma once
+#include <napi.h>
+#include <cstdint>
+#include <functional>
+
+namespace kdqat {
+
+// ---- CPU features (checked once at run time; code paths use __attribute__((target))) ----
+enum class Isa { Portable = 0, Avx2 = 1, Avx512 = 2 };
+Isa cpu_isa();            // best ISA this CPU supports, capped by KDQAT_ISA=portable|avx2|avx512
+const char* isa_name(Isa);
+
+// ---- thread pool: persistent workers, passive waiting, no thread creation per call ----
+int num_threads();
+void set_num_threads(int n);
+// Runs fn(begin, end) over [0, n) split into at most num_threads() contiguous chunks of at
+// least `grain` items; the calling thread takes part. Nested calls run serially.
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+// ---- argument unpacking ----
+inline float* f32(const Napi::Value& v) {
+  return v.As<Napi::Float32Array>().Data();
+}
+inline float* f32_or_null(const Napi::Value& v) {
+  return v.IsNull() || v.IsUndefined() ? nullptr : v.As<Napi::Float32Array>().Data();
+}
+inline size_t f32_len(const Napi::Value& v) {
+  return v.As<Napi::Float32Array>().ElementLength();
+}
+inline int32_t* i32(const Napi::Value& v) {
+  return v.As<Napi::Int32Array>().Data();
+}
+inline int32_t* i32_or_null(const Napi::Value& v) {
+  return v.IsNull() || v.IsUndefined() ? nullptr : v.As<Napi::Int32Array>().Data();
+}
+inline size_t i32_len(const Napi::Value& v) {
+  return v.As<Napi::Int32Array>().ElementLength();
+}
+inline int64_t i64(const Napi::Value& v) {
+  return v.As<Napi::Number>().Int64Value();
+}
+inline double num(const Napi::Value& v) {
+  return v.As<Napi::Number>().DoubleValue();
+}
+inline bool flag(const Napi::Value& v) {
+  return v.ToBoolean().Value();
+}
+
+// One Init per kernel family (each in its own .cc file).
+void InitGemm(Napi::Env env, Napi::Object exports);
+void InitElementwise(Napi::Env env, Napi::Object exports);
+void InitNN(Napi::Env env, Napi::Object exports);
+void InitAttention(Napi::Env env, Napi::Object exports);
+void InitOptim(Napi::Env env, Napi::Object exports);
+
+}  // namespace kdqat

@@ -1,0 +1,11 @@
+// Kernel family 'gemm' (see src/tensor/kernels.ts for the contract).
+#include "common.h"
+
+namespace kdqat {
+
+void InitGemm(Napi::Env env, Napi::Object exports) {
+  (void)env;
+  (void)exports;
+}
+
+}  // namespace kdqat

@@ -1,0 +1,11 @@
+// Kernel family 'nn' (see src/tensor/kernels.ts for the contract).
+#include "common.h"
+
+namespace kdqat {
+
+void InitNN(Napi::Env env, Napi::Object exports) {
+  (void)env;
+  (void)exports;
+}
+
+}  // namespace kdqat

@@ -1,0 +1,187 @@
+// CPU feature detection and the persistent thread pool.
+//
+// Workers are created once (KDQAT_THREADS, default = hardware threads) and wait passively on a
+// condition variable after a short spin, so an idle kdqat never burns the other core. A call
+// hands out one contiguous chunk per thread; the caller runs chunk 0 itself.
+#include "common.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+#include <immintrin.h>
+
+namespace kdqat {
+
+// ---------------------------------------------------------------------------------------------
+Isa cpu_isa() {
+  static const Isa isa = [] {
+    __builtin_cpu_init();
+    Isa best = Isa::Portable;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::Avx2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+      best = Isa::Avx512;
+    const char* cap = std::getenv("KDQAT_ISA");
+    if (cap) {
+      Isa want = best;
+      if (!std::strcmp(cap, "portable")) want = Isa::Portable;
+      else if (!std::strcmp(cap, "avx2")) want = Isa::Avx2;
+      else if (!std::strcmp(cap, "avx512")) want = Isa::Avx512;
+      if (static_cast<int>(want) < static_cast<int>(best)) best = want;
+    }
+    return best;
+  }();
+  return isa;
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx2: return "avx2";
+    default: return "portable";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+struct Job {
+  const std::function<void(int64_t, int64_t)>* fn = nullptr;
+  int64_t n = 0;
+  int chunks = 0;
+};
+
+class Pool {
+ public:
+  Pool() {
+    int n = static_cast<int>(std::thread::hardware_concurrency());
+    if (const char* env = std::getenv("KDQAT_THREADS")) {
+      int v = std::atoi(env);
+      if (v > 0) n = v;
+    }
+    resize(n < 1 ? 1 : n);
+  }
+  ~Pool() { stop(); }
+
+  int size() const { return nthreads_; }
+
+  void resize(int n) {
+    if (n < 1) n = 1;
+    if (n > 256) n = 256;
+    stop();
+    nthreads_ = n;
+    quit_ = false;
+    for (int i = 1; i < n; i++) workers_.emplace_back([this, i] { loop(i); });
+  }
+
+  void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int64_t max_chunks = (n + grain - 1) / grain;
+    int chunks = static_cast<int>(std::min<int64_t>(nthreads_, max_chunks));
+    if (chunks <= 1 || in_parallel_) {
+      fn(0, n);
+      return;
+    }
+    std::lock_guard<std::mutex> serial(run_mu_);  // one parallel region at a time
+    job_.fn = &fn;
+    job_.n = n;
+    job_.chunks = chunks;
+    pending_.store(chunks - 1, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    in_parallel_ = true;
+    run_chunk(0);
+    in_parallel_ = false;
+    // Wait for the workers: spin a little, then sleep.
+    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; spin++) {
+      if (spin < 20000) {
+        _mm_pause();
+      } else {
+        std::unique_lock<std::mutex> lk(done_mu_);
+        done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+      }
+    }
+  }
+
+ private:
+  void run_chunk(int c) {
+    int64_t begin = job_.n * c / job_.chunks;
+    int64_t end = job_.n * (c + 1) / job_.chunks;
+    if (begin < end) (*job_.fn)(begin, end);
+  }
+
+  void loop(int id) {
+    in_parallel_ = true;
+    uint64_t seen = generation_.load(std::memory_order_acquire);
+    for (;;) {
+      // Spin briefly for back-to-back kernels, then block.
+      uint64_t g = seen;
+      for (int spin = 0; spin < 20000; spin++) {
+        g = generation_.load(std::memory_order_acquire);
+        if (g != seen || quit_) break;
+        _mm_pause();
+      }
+      if (g == seen && !quit_) {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen || quit_; });
+        g = generation_.load(std::memory_order_acquire);
+      }
+      if (quit_) return;
+      seen = g;
+      if (id < job_.chunks) {
+        run_chunk(id);
+        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          std::lock_guard<std::mutex> lk(done_mu_);
+          done_cv_.notify_one();
+        }
+      }
+    }
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
+  int nthreads_ = 1;
+  std::vector<std::thread> workers_;
+  std::mutex mu_, done_mu_, run_mu_;
+  std::condition_variable cv_, done_cv_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> quit_{false};
+  Job job_;
+  static thread_local bool in_parallel_;
+};
+
+thread_local bool Pool::in_parallel_ = false;
+
+Pool& pool() {
+  static Pool p;
+  return p;
+}
+
+}  // namespace
+
+int num_threads() { return pool().size(); }
+void set_num_threads(int n) {
+  if (n != pool().size()) pool().resize(n);
+}
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  pool().run(n, grain, fn);
+}
+
+}  // namespace kdqat

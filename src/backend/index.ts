@@ -1,0 +1,55 @@
+// Backend selection: the reference backend is always there; the native addon is used when it
+// loaded, unless KDQAT_BACKEND=ref. Importing this module once sets everything up.
+import { refKernels } from './ref/index.js';
+import { nativeAddon, nativeLoadError, registerNative } from './native/index.js';
+import { setBackend, type BackendName } from '../tensor/registry.js';
+import type { KernelName } from '../tensor/kernels.js';
+
+const kernelNames = Object.keys(refKernels) as KernelName[];
+const nativeOk = registerNative(kernelNames);
+
+let warned = false;
+function warnNoNative(): void {
+  if (warned) return;
+  warned = true;
+  process.stderr.write(
+    `kdqat: WARNING: the native addon did not load (${nativeLoadError()}); running on the ` +
+      `TypeScript reference backend, which is 10-100x slower.\n` +
+      `kdqat: fix: make sure g++ and python3 are installed, then run \`npm rebuild kdqat\` ` +
+      `(or \`npm run build:native\` in a checkout) and look at its errors.\n`,
+  );
+}
+
+/** Chooses the backend: explicit name, else KDQAT_BACKEND, else native when available. */
+export function useBackend(name?: BackendName): BackendName {
+  const want = name ?? (process.env.KDQAT_BACKEND as BackendName | undefined) ?? 'native';
+  if (want !== 'ref' && want !== 'native') {
+    throw new Error(`KDQAT_BACKEND=${want} is not a backend (use 'ref' or 'native')`);
+  }
+  if (want === 'native' && !nativeOk) {
+    warnNoNative();
+    setBackend('ref');
+    return 'ref';
+  }
+  setBackend(want);
+  return want;
+}
+
+export function nativeAvailable(): boolean {
+  return nativeOk;
+}
+
+/** Native thread count (1 on the reference backend). */
+export function getThreads(): number {
+  return nativeAddon()?.getThreads() ?? 1;
+}
+
+export function setThreads(n: number): void {
+  nativeAddon()?.setThreads(n);
+}
+
+export function nativeIsa(): string | null {
+  return nativeAddon()?.isa() ?? null;
+}
+
+useBackend();

@@ -1,0 +1,48 @@
+// Loads the C++ addon (build/Release/kdqat.node, built by node-gyp at `npm install`) and
+// registers its kernels. If it is missing or fails to load, kdqat runs on the reference
+// backend and says so once, with the reason and the fix.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Kernels, KernelName } from '../../tensor/kernels.js';
+import { registerKernels } from '../../tensor/registry.js';
+
+export interface NativeAddon extends Partial<Kernels> {
+  getThreads(): number;
+  setThreads(n: number): void;
+  isa(): string;
+}
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const addonPath = process.env.KDQAT_ADDON ?? join(root, 'build', 'Release', 'kdqat.node');
+
+let addon: NativeAddon | null = null;
+let loadError: string | null = null;
+try {
+  if (!existsSync(addonPath)) throw new Error(`${addonPath} does not exist`);
+  addon = createRequire(import.meta.url)(addonPath) as NativeAddon;
+} catch (e) {
+  loadError = (e as Error).message;
+}
+
+/** The loaded addon, or null (see nativeLoadError()). */
+export function nativeAddon(): NativeAddon | null {
+  return addon;
+}
+
+export function nativeLoadError(): string | null {
+  return loadError;
+}
+
+/** Registers every kernel the addon exports under the names of src/tensor/kernels.ts. */
+export function registerNative(names: readonly KernelName[]): boolean {
+  if (!addon) return false;
+  const table: Partial<Kernels> = {};
+  for (const name of names) {
+    const fn = addon[name];
+    if (typeof fn === 'function') (table as Record<string, unknown>)[name] = fn;
+  }
+  registerKernels('native', table);
+  return true;
+}

@@ -1,0 +1,13 @@
+// The TypeScript reference backend: every kernel of src/tensor/kernels.ts as plain loops.
+import { registerKernels } from '../../tensor/registry.js';
+import { gemmKernels } from './gemm.js';
+import { elementwiseKernels } from './elementwise.js';
+import { nnKernels } from './nn.js';
+import { attentionKernels } from './attention.js';
+import { optimKernels } from './optim.js';
+
+export const refKernels = {
+  ...gemmKernels, ...elementwiseKernels, ...nnKernels, ...attentionKernels, ...optimKernels,
+};
+
+registerKernels('ref', refKernels);

@@ -1,0 +1,154 @@
+// The kernel contract: every backend ('ref' in TypeScript, 'native' in C++) implements these
+// functions with exactly these semantics. Kernels work on raw contiguous buffers (row-major),
+// never allocate their outputs and never see a Tensor; ops (src/tensor/ops) own shapes,
+// allocation and autograd. Integer arguments are element counts, not bytes.
+//
+// Conventions:
+// - `out` buffers are fully overwritten unless the kernel says it accumulates.
+// - Shape and stride arrays are Int32Array, outermost dimension first.
+// - A kernel throws a RangeError (never reads out of bounds) when an index input is out of range.
+// - Dimension letters: B batch, T sequence, H heads, Hkv key/value heads, D head dim,
+//   C channels, V vocabulary, N rows, M/K/N GEMM sizes.
+
+type F = Float32Array;
+type I = Int32Array;
+
+export const BinOp = { add: 0, sub: 1, mul: 2, div: 3 } as const;
+export type BinOpCode = (typeof BinOp)[keyof typeof BinOp];
+
+// Unary ops: forward y = f(x); backward gx = gy * f'(x) (may use x or y).
+export const UnOp = {
+  exp: 0, log: 1, sqrt: 2, rsqrt: 3, tanh: 4,
+  gelu: 5, // erf form: x/2 (1 + erf(x/√2))            (Hendrycks & Gimpel 2016)
+  geluTanh: 6, // x/2 (1 + tanh(√(2/π)(x + 0.044715x³)))
+  silu: 7, // x·σ(x)
+  neg: 8, abs: 9, sigmoid: 10, relu: 11, square: 12,
+} as const;
+export type UnOpCode = (typeof UnOp)[keyof typeof UnOp];
+
+export const ReduceOp = { sum: 0, max: 1 } as const;
+export type ReduceOpCode = (typeof ReduceOp)[keyof typeof ReduceOp];
+
+export interface Kernels {
+  // ---- GEMM ----------------------------------------------------------------------------------
+  /** Batched GEMM: for i in [0,batch): C_i = op(A_i)·op(B_i) + beta·C_i.
+   *  op(A_i) is (m,k): A_i = a[i*strideA ...] stored (m,k) row-major, or (k,m) if transA.
+   *  op(B_i) is (k,n): B_i = b[i*strideB ...] stored (k,n), or (n,k) if transB.
+   *  C_i = c[i*m*n ...] is (m,n). strideA/strideB may be 0 (broadcast one matrix to all i).
+   *  beta is 0 (overwrite, C's old contents ignored even if NaN) or 1 (accumulate). */
+  matmul(a: F, b: F, c: F, batch: number, m: number, k: number, n: number,
+    transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number): void;
+
+  // ---- elementwise ---------------------------------------------------------------------------
+  /** out[idx] = a[idx·aStrides] op b[idx·bStrides] over the multi-index idx of `shape`;
+   *  a stride of 0 broadcasts. out is contiguous of `shape`. */
+  binary(op: BinOpCode, a: F, b: F, out: F, shape: I, aStrides: I, bStrides: I): void;
+  /** out = f(x), elementwise, same length. */
+  unary(op: UnOpCode, x: F, out: F): void;
+  /** gx = gy · f'(x); y = f(x) is given too (some derivatives are cheaper from y). */
+  unaryBackward(op: UnOpCode, x: F, y: F, gy: F, gx: F): void;
+  /** out = alpha·x + beta (elementwise affine; also scalar multiply and fill-like uses). */
+  affine(x: F, out: F, alpha: number, beta: number): void;
+  /** y += alpha·x, in place. */
+  axpy(alpha: number, x: F, y: F): void;
+  /** x viewed as (outer, n, inner): out(outer, inner) = reduce over the middle axis. */
+  reduce(op: ReduceOpCode, x: F, out: F, outer: number, n: number, inner: number): void;
+  /** Backward of reduce max: gx(outer,n,inner) = gy(outer,inner) at the first index attaining
+   *  the max along n, 0 elsewhere. */
+  reduceMaxBackward(x: F, gy: F, gx: F, outer: number, n: number, inner: number): void;
+  /** General strided copy over the multi-index idx of `shape`:
+   *  dst[dstOffset + idx·dstStrides] (=|+=) src[srcOffset + idx·srcStrides].
+   *  With accumulate, dst strides may be 0 (this is how broadcast gradients are summed). */
+  stridedCopy(src: F, srcOffset: number, srcStrides: I, dst: F, dstOffset: number,
+    dstStrides: I, shape: I, accumulate: boolean): void;
+  /** x viewed as (outer, n, inner); out(outer, idx.length, inner) = x[:, idx[j], :].
+   *  Throws RangeError if any idx is outside [0, n). Embedding lookup is outer = 1. */
+  gather(x: F, idx: I, out: F, outer: number, n: number, inner: number): void;
+  /** Backward of gather: gx(outer, n, inner) += gy(outer, idx.length, inner) scattered to
+   *  rows idx[j] (repeated indices add up). Accumulates into gx. */
+  scatterAdd(gy: F, idx: I, gx: F, outer: number, n: number, inner: number): void;
+  /** Inverted dropout: mask[i] = u(seed, i) < p ? 0 : 1/(1-p); out = x·mask, where
+   *  u(seed, i) = hash32(seed, i) / 2^32 with hash32 as in src/tensor/rng.ts (bit-exact on
+   *  every backend, independent of thread count). */
+  dropout(x: F, out: F, mask: F, p: number, seed: number): void;
+
+  // ---- normalization, softmax, position --------------------------------------------------------
+  /** Row-wise over x (rows, n): out = softmax(x). */
+  softmax(x: F, out: F, rows: number, n: number): void;
+  /** gx = y ⊙ (gy − Σ_j gy_j y_j) row-wise, y = softmax output. */
+  softmaxBackward(y: F, gy: F, gx: F, rows: number, n: number): void;
+  /** out = x − logsumexp(x) row-wise. */
+  logSoftmax(x: F, out: F, rows: number, n: number): void;
+  /** gx = gy − exp(y)·Σ_j gy_j row-wise, y = log-softmax output. */
+  logSoftmaxBackward(y: F, gy: F, gx: F, rows: number, n: number): void;
+  /** LayerNorm over the last axis (biased variance, as PyTorch): out = (x−μ)·rstd·w + b.
+   *  w and b may be null (no affine). Saves mean and rstd per row (length rows). */
+  layerNorm(x: F, w: F | null, b: F | null, out: F, mean: F, rstd: F, rows: number, n: number,
+    eps: number): void;
+  /** Writes gx; accumulates gw and gb (+=) when non-null. */
+  layerNormBackward(x: F, w: F | null, mean: F, rstd: F, gy: F, gx: F, gw: F | null,
+    gb: F | null, rows: number, n: number): void;
+  /** RMSNorm (LLaMA): out = x·rsqrt(mean(x²)+eps)·w. Saves rstd per row. */
+  rmsNorm(x: F, w: F, out: F, rstd: F, rows: number, n: number, eps: number): void;
+  /** Writes gx; accumulates gw (+=). */
+  rmsNormBackward(x: F, w: F, rstd: F, gy: F, gx: F, gw: F, rows: number, n: number): void;
+  /** Rotary embedding, Hugging Face rotate_half convention, on x laid out (B, T, H, D):
+   *  out = x·cos + rotate_half(x)·sin with rotate_half(x) = [−x₂, x₁] (halves of D),
+   *  cos/sin (T, D) tables (row t is for position t). inverse=true applies the transpose
+   *  (sin → −sin), which is the backward. */
+  rope(x: F, out: F, cos: F, sin: F, B: number, T: number, H: number, D: number,
+    inverse: boolean): void;
+
+  // ---- losses --------------------------------------------------------------------------------
+  /** Cross-entropy per row of logits (rows, V) with integer targets: loss[r] =
+   *  logsumexp(z_r) − z_r[t_r]; rows whose target equals ignoreIndex get loss 0.
+   *  Saves lse[r]. Throws RangeError for a target outside [0, V) that is not ignoreIndex. */
+  crossEntropy(logits: F, targets: I, loss: F, lse: F, rows: number, V: number,
+    ignoreIndex: number): void;
+  /** glogits[r] = gloss[r]·(softmax(z_r) − onehot(t_r)); 0 for ignored rows. */
+  crossEntropyBackward(logits: F, targets: I, lse: F, gloss: F, glogits: F, rows: number,
+    V: number, ignoreIndex: number): void;
+  /** Per-row KL(softmax(t/τ) ‖ softmax(s/τ)) for teacher logits t and student logits s,
+   *  both (rows, V): loss[r] = Σ_j p_j (log p_j − log q_j). */
+  klDiv(t: F, s: F, loss: F, rows: number, V: number, tau: number): void;
+  /** Gradients of loss[r]·gloss[r] w.r.t. s (and t when gt is non-null):
+   *  gs = gloss·(q − p)/τ;  gt = gloss·p⊙(log p − log q − KL)/τ. */
+  klDivBackward(t: F, s: F, gloss: F, gs: F, gt: F | null, rows: number, V: number,
+    tau: number): void;
+  /** Σ_i (a_i − b_i)², accumulated in double precision. */
+  sumSquaredDiff(a: F, b: F): number;
+
+  // ---- attention -----------------------------------------------------------------------------
+  /** Fused scaled dot-product attention on the (B, T, H, D) layout that q/k/v projections give
+   *  directly: q (B,T,H,D), k and v (B,T,Hkv,D) with H % Hkv == 0 (grouped-query: head h uses
+   *  kv head floor(h / (H/Hkv))). out (B,T,H,D) = softmax(scale·q·kᵀ + mask)·v.
+   *  Mask: causal (key j > query i excluded) and/or keyMask (B,T), 1 = attend, 0 = padding
+   *  key excluded. A row with every key excluded gets all-zero probabilities and output.
+   *  probs (B,H,T,T), if non-null, receives the probabilities (excluded entries 0).
+   *  scores (B,H,T,T), if non-null, receives scale·q·kᵀ with excluded entries set to 0. */
+  attention(q: F, k: F, v: F, out: F, probs: F | null, scores: F | null, B: number, T: number,
+    H: number, Hkv: number, D: number, scale: number, causal: boolean, keyMask: I | null): void;
+  /** Backward of attention given the saved probs. gout (B,T,H,D) is the output gradient;
+   *  gProbs / gScores (B,H,T,T), if non-null, are extra upstream gradients with respect to the
+   *  probabilities and the (unmasked) scaled scores (from distillation losses).
+   *  Writes gq, gk, gv (same layouts as q, k, v). */
+  attentionBackward(q: F, k: F, v: F, probs: F, gout: F, gProbs: F | null, gScores: F | null,
+    gq: F, gk: F, gv: F, B: number, T: number, H: number, Hkv: number, D: number,
+    scale: number, causal: boolean, keyMask: I | null): void;
+
+  // ---- optimizer and checks ------------------------------------------------------------------
+  /** AdamW step in place (Loshchilov & Hutter 2019; PyTorch's AdamW):
+   *  p ← p − lr·wd·p; m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
+   *  p ← p − lr·(m/bc1)/(sqrt(v/bc2) + eps), bc1 = 1−β1^t, bc2 = 1−β2^t. */
+  adamw(p: F, g: F, m: F, v: F, lr: number, beta1: number, beta2: number, eps: number,
+    wd: number, bc1: number, bc2: number): void;
+  /** SGD with optional momentum buffer (PyTorch semantics, dampening 0, wd added to g):
+   *  g' = g + wd·p; buf ← momentum·buf + g'; p ← p − lr·buf (or lr·g' without buf). */
+  sgd(p: F, g: F, buf: F | null, lr: number, momentum: number, wd: number): void;
+  /** Σ x_i², accumulated in double precision. */
+  sumSquares(x: F): number;
+  /** Number of NaN or ±Inf entries. */
+  countNonFinite(x: F): number;
+}
+
+export type KernelName = keyof Kernels;
