@@ -1,0 +1,17 @@
+// Command-line entry: one subcommand per file under src/cli/commands/.
+import { Command } from 'commander';
+import { benchCommand } from './bench.js';
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('kdqat')
+    .description('Quantization-aware training with knowledge distillation for Transformers, on a CPU')
+    .version('0.1.0')
+    .showHelpAfterError();
+  program.addCommand(benchCommand());
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    process.stderr.write(`kdqat: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,7 @@
+// The tensor library: Tensor, autograd, ops. Importing it sets up the backends.
+import '../backend/index.js';
+export * from './tensor.js';
+export { backward, noGrad, isRecording, setCheckNumerics, NumericsError } from './autograd.js';
+export * from './ops/index.js';
+export { Rng, hash32 } from './rng.js';
+export { useBackend, nativeAvailable, getThreads, setThreads, nativeIsa } from '../backend/index.js';

@@ -1,0 +1,85 @@
+// Matrix products: batched matmul with optional transposes (one GEMM kernel call), and the
+// Linear layer y = x·Wᵀ (+ b) with W stored (out, in) as PyTorch's nn.Linear does.
+import { Tensor } from '../tensor.js';
+import { record } from '../autograd.js';
+import { kernel } from '../registry.js';
+import { empty, fmt, requireF32 } from './util.js';
+import { add } from './elementwise.js';
+import { reshape } from './shape.js';
+
+export interface MatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+}
+
+/**
+ * op(a)·op(b) over matching leading batch axes: a (..., m, k) or (..., k, m) with transA;
+ * b (..., k, n) or (..., n, k) with transB. Either side may be 2-D and is then shared across
+ * the other's batch.
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  requireF32('matmul', a, b);
+  const tA = !!opts.transA, tB = !!opts.transB;
+  if (a.ndim < 2 || b.ndim < 2) throw new RangeError(`matmul: operands must be at least 2-D, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  const [ar, ac] = a.shape.slice(-2), [br, bc] = b.shape.slice(-2);
+  const m = tA ? ac : ar, k = tA ? ar : ac;
+  const kb = tB ? bc : br, n = tB ? br : bc;
+  if (k !== kb) {
+    throw new RangeError(`matmul: inner dimensions differ: ${fmt(a.shape)}${tA ? 'ᵀ' : ''} · ${fmt(b.shape)}${tB ? 'ᵀ' : ''} (${k} vs ${kb})`);
+  }
+  const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2);
+  let batchShape: number[];
+  if (aBatch.length && bBatch.length) {
+    if (aBatch.length !== bBatch.length || aBatch.some((d, i) => d !== bBatch[i])) {
+      throw new RangeError(`matmul: batch axes differ: ${fmt(a.shape)} vs ${fmt(b.shape)}`);
+    }
+    batchShape = aBatch;
+  } else batchShape = aBatch.length ? aBatch : bBatch;
+  const batch = batchShape.reduce((p, d) => p * d, 1);
+  const sA = aBatch.length ? m * k : 0, sB = bBatch.length ? k * n : 0;
+  const out = empty([...batchShape, m, n]);
+  kernel('matmul')(a.f32, b.f32, out.f32, batch, m, k, n, tA, tB, sA, sB, 0);
+  return record(out, 'matmul', [a, b], (g) => {
+    const gemm = kernel('matmul');
+    let ga: Tensor | null = null, gb: Tensor | null = null;
+    if (a.requiresGrad) {
+      ga = empty(a.shape);
+      // dA = dC·op(B)ᵀ, or stored transposed: op(B)·dCᵀ.
+      for (let i = 0; i < (sA ? 1 : batch); i++) {
+        const bi = sA ? batch : 1;
+        const cOff = sA ? 0 : i * m * n, bOff = sA ? 0 : i * sB;
+        const gSub = g.f32.subarray(cOff), bSub = b.f32.subarray(bOff);
+        if (!tA) gemm(gSub, bSub, ga.f32, bi, m, n, k, false, !tB, m * n, sB, sA ? 0 : 1);
+        else gemm(bSub, gSub, ga.f32, bi, k, n, m, tB, true, sB, m * n, sA ? 0 : 1);
+      }
+    }
+    if (b.requiresGrad) {
+      gb = empty(b.shape);
+      for (let i = 0; i < (sB ? 1 : batch); i++) {
+        const bi = sB ? batch : 1;
+        const cOff = sB ? 0 : i * m * n, aOff = sB ? 0 : i * sA;
+        const gSub = g.f32.subarray(cOff), aSub = a.f32.subarray(aOff);
+        if (!tB) gemm(aSub, gSub, gb.f32, bi, k, m, n, !tA, false, sA, m * n, sB ? 0 : 1);
+        else gemm(gSub, aSub, gb.f32, bi, n, m, k, true, tA, m * n, sA, sB ? 0 : 1);
+      }
+    }
+    return [ga, gb];
+  });
+}
+
+/** nn.Linear: x (..., in), weight (out, in), bias (out) → (..., out). */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  if (weight.ndim !== 2) throw new RangeError(`linear: weight must be (out, in), got ${fmt(weight.shape)}`);
+  const [outF, inF] = weight.shape;
+  if (x.shape[x.ndim - 1] !== inF) {
+    throw new RangeError(`linear: input ${fmt(x.shape)} has ${x.shape[x.ndim - 1]} features, weight ${fmt(weight.shape)} expects ${inF}`);
+  }
+  const lead = x.shape.slice(0, -1);
+  const x2 = reshape(x, [x.size / inF, inF]);
+  let y = matmul(x2, weight, { transB: true }); // (N, out)
+  if (bias) {
+    if (bias.ndim !== 1 || bias.shape[0] !== outF) throw new RangeError(`linear: bias ${fmt(bias.shape)} does not match ${outF} outputs`);
+    y = add(y, bias);
+  }
+  return reshape(y, [...lead, outF]);
+}
