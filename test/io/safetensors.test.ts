@@ -136,7 +136,7 @@ test('positions past 2 GiB and 4 GiB work (sparse 5 GiB file, only the tail tens
     fs.ftruncateSync(fd, 8 + header.length + big + 8);
     fs.writeSync(fd, new Uint8Array(new Float32Array([3.5, -1]).buffer), 0, 8, 8 + header.length + big);
   } finally { fs.closeSync(fd); }
-  if (fs.statSync(p).blocks * 512 > 2 ** 26) { fs.rmSync(p); return t.skip('no sparse files here'); }
+  if (fs.statSync(p).blocks * 512 > 2 ** 26) { fs.rmSync(p); assert.fail('the temp folder does not support sparse files; this test needs them (5 GiB apparent size)'); }
   const f = openSafetensors(p);
   assert.deepEqual(f.read('tail').data, new Float32Array([3.5, -1]));
   assert.equal(f.info('pad').end, big);

@@ -15,7 +15,8 @@ import { BACKENDS, onBackend } from '../backends.js';
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
 
 function load(file: string): { t: (n: string) => Tensor; meta: Record<string, unknown>; names: string[] } {
-  const { tensors, metadata } = readSafetensors(fixture(file), { float32: true });
+  const { tensors, metadata } = readSafetensors(fixture(`${file}.safetensors`), { float32: true });
+  for (const [k, v] of readSafetensors(fixture(`${file}_grads.safetensors`), { float32: true }).tensors) tensors.set(k, v);
   const meta: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(metadata)) {
     try {
@@ -35,7 +36,7 @@ function load(file: string): { t: (n: string) => Tensor; meta: Record<string, un
 function paramsFrom(names: string[], t: (n: string) => Tensor): Params {
   const p: Params = new Map();
   for (const n of names) {
-    if (/^(x|y|gy|gx|mask|attn_|context|sa_out|attn_out|grad\.)/.test(n)) continue;
+    if (/^(x|y|gy|gx|h|mask|rope_\w+|attn_\w+|context|sa_out)$|^grad\./.test(n)) continue;
     const x = t(n);
     p.set(n, new Tensor(x.f32.slice(), x.shape, true));
   }
@@ -51,7 +52,7 @@ function expectRel(got: Tensor, want: Tensor, what: string, tol = 1e-4): void {
 for (const be of BACKENDS) {
   describe(`model blocks vs PyTorch (${be})`, () => {
     it('LLaMA decoder layer: forward, input and parameter gradients, attention', () => onBackend(be, () => {
-      const { t, meta, names } = load('llama_block.safetensors');
+      const { t, meta, names } = load('llama_block');
       const num = (k: string): number => Number(meta[k]);
       const C = num('hidden_size'), H = num('num_attention_heads');
       const cfg: LlamaConfig = {
@@ -74,7 +75,7 @@ for (const be of BACKENDS) {
     }));
 
     it('BERT encoder layer with padding: forward, gradients, attention sub-layer outputs', () => onBackend(be, () => {
-      const { t, meta, names } = load('bert_block.safetensors');
+      const { t, meta, names } = load('bert_block');
       const num = (k: string): number => Number(meta[k]);
       const cfg: BertConfig = {
         vocabSize: 1, hiddenSize: num('hidden_size'), numHiddenLayers: 1, numAttentionHeads: num('num_attention_heads'),
