@@ -1,0 +1,51 @@
+// `npm run bench` / `kdqat bench`: GEMM GFLOP/s and training-step tokens/s, side by side with
+// PyTorch. `--json` prints one JSON object per line; otherwise a table with ratios.
+import { runGemmBench } from './gemm.js';
+import { runStepBench, type StepRecord } from './step.js';
+
+export interface BenchOptions {
+  json?: boolean;
+  only?: string;
+  torch?: boolean;
+}
+
+function print(json: boolean, rec: object): void {
+  if (json) console.log(JSON.stringify(rec));
+}
+
+export async function runBench(opts: BenchOptions): Promise<void> {
+  const json = !!opts.json;
+  if (!opts.only || opts.only === 'gemm') {
+    const recs = await runGemmBench({ json, torch: opts.torch ?? true });
+    if (json) for (const r of recs) print(true, r);
+  }
+  if (!opts.only || opts.only === 'step') {
+    const recs = runStepBench({ torch: opts.torch ?? true, rounds: 2 });
+    if (json) for (const r of recs) print(true, r);
+    else printStepTable(recs);
+  }
+}
+
+function printStepTable(recs: StepRecord[]): void {
+  console.log('\ntraining step: LLaMA dim 256, 4 layers, 4 heads, SwiGLU 688, vocab 4096, seq 256, batch 8');
+  console.log('impl    threads  tokens/s  step ms  peak RSS MB');
+  const best = new Map<string, StepRecord>();
+  for (const r of recs) {
+    const k = `${r.impl}:${r.threads}`;
+    const b = best.get(k);
+    if (!b || r.tokens_per_s > b.tokens_per_s) best.set(k, r);
+  }
+  for (const r of best.values()) {
+    console.log(`${r.impl.padEnd(8)}${String(r.threads).padStart(7)}${r.tokens_per_s.toFixed(0).padStart(10)}${r.step_ms.toFixed(0).padStart(9)}${r.peak_rss_mb.toFixed(0).padStart(13)}`);
+  }
+  for (const t of [1, 2]) {
+    const a = best.get(`kdqat:${t}`), b = best.get(`torch:${t}`);
+    if (a && b) console.log(`${t} thread(s): kdqat/torch tokens/s = ${(a.tokens_per_s / b.tokens_per_s).toFixed(2)}x, peak RSS = ${(a.peak_rss_mb / b.peak_rss_mb).toFixed(2)}x`);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2);
+  const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+  await runBench({ json: args.includes('--json'), only, torch: !args.includes('--no-torch') });
+}
