@@ -1,0 +1,109 @@
+// Text classification data from JSONL or TSV.
+//
+// JSONL: one object per line: {"text": str, "label": int | str, "text_pair"?: str}.
+// TSV:   a header row naming the columns text, label and optionally text_pair (any order, other
+//        columns ignored); or, without a header, exactly 2 columns: text<TAB>label. No quoting:
+//        a field cannot contain a tab or newline.
+//
+// Label ids: integer labels (JSON integers, or TSV labels that are all digits) are used as the
+// ids directly. String labels are SORTED and numbered 0…k-1 — not in order of appearance — so a
+// train and a dev file with the same label set always agree on the ids. To pin the mapping
+// (e.g. a dev file missing a class), pass opts.labels, typically the train set's `labels`.
+import { DataError } from './errors.js';
+import { readJsonLines } from './jsonl.js';
+import { readUtf8File } from './text.js';
+import type { ClassificationData } from './types.js';
+
+export interface ClassificationOptions {
+  /** Fixed label list (string labels map to their index; unknown labels are an error). */
+  labels?: string[];
+  /** 'jsonl' or 'tsv'; by default from the extension (.jsonl/.json vs anything else → content). */
+  format?: 'jsonl' | 'tsv';
+}
+
+interface RawExample { line: number; text: string; textPair?: string; label: string | number }
+
+const JSONL_EXAMPLE = '{"text": "a fine film", "label": "pos"}';
+
+function fromJsonl(file: string): RawExample[] {
+  let firstType: string | undefined;
+  return readJsonLines(file, JSONL_EXAMPLE).map(({ line, value }) => {
+    const o = value as Record<string, unknown>;
+    for (const key of ['text', 'label']) {
+      if (!(key in o)) throw new DataError(file, line, `missing field "${key}"`, `every line needs "text" and "label", e.g. ${JSONL_EXAMPLE}`);
+    }
+    if (typeof o.text !== 'string') throw new DataError(file, line, `"text" must be a string, got ${JSON.stringify(o.text)}`);
+    if (!o.text.trim()) throw new DataError(file, line, '"text" is empty', 'remove the line or fill in the text');
+    if ('text_pair' in o && typeof o.text_pair !== 'string') {
+      throw new DataError(file, line, `"text_pair" must be a string, got ${JSON.stringify(o.text_pair)}`);
+    }
+    const label = o.label;
+    const isInt = typeof label === 'number' && Number.isInteger(label) && label >= 0;
+    if (!isInt && typeof label !== 'string') {
+      throw new DataError(file, line, `"label" must be a non-negative integer or a string, got ${JSON.stringify(label)}`);
+    }
+    const type = typeof label;
+    firstType ??= type;
+    if (type !== firstType) {
+      throw new DataError(file, line, `label ${JSON.stringify(label)} is a ${type} but earlier labels are ${firstType}s`,
+        'use integers or strings throughout the file');
+    }
+    return { line, text: o.text, textPair: o.text_pair as string | undefined, label: label as string | number };
+  });
+}
+
+function fromTsv(file: string): RawExample[] {
+  const lines = readUtf8File(file).split('\n');
+  const rows: { line: number; cells: string[] }[] = [];
+  lines.forEach((l, i) => { if (l.trim()) rows.push({ line: i + 1, cells: l.split('\t') }); });
+  if (rows.length === 0) throw new DataError(file, undefined, 'is empty', 'add a header row "text<TAB>label" and one example per line');
+  const head = rows[0].cells.map((c) => c.trim().toLowerCase());
+  let cols: { text: number; label: number; pair: number };
+  let body = rows;
+  if (head.includes('text') && head.includes('label')) {
+    cols = { text: head.indexOf('text'), label: head.indexOf('label'), pair: head.indexOf('text_pair') };
+    body = rows.slice(1);
+    if (body.length === 0) throw new DataError(file, undefined, 'has a header but no examples', 'add one example per line');
+  } else if (rows[0].cells.length === 2) {
+    cols = { text: 0, label: 1, pair: -1 };
+  } else {
+    throw new DataError(file, rows[0].line, `no header and ${rows[0].cells.length} columns`,
+      'add a header row naming the "text" and "label" columns (and "text_pair"), or use exactly 2 columns text<TAB>label');
+  }
+  const width = rows[0].cells.length;
+  const raw = body.map(({ line, cells }) => {
+    if (cells.length !== width) {
+      throw new DataError(file, line, `has ${cells.length} tab-separated fields, expected ${width}`,
+        'fields cannot contain tabs; check for a missing or extra tab');
+    }
+    const text = cells[cols.text];
+    const label = cells[cols.label].trim();
+    if (!text.trim()) throw new DataError(file, line, 'text is empty', 'remove the line or fill in the text');
+    if (!label) throw new DataError(file, line, 'label is empty', 'every example needs a label');
+    return { line, text, textPair: cols.pair >= 0 ? cells[cols.pair] : undefined, label: label as string | number };
+  });
+  // All-digit label columns are integer class ids, as in JSONL.
+  if (raw.every((r) => /^\d+$/.test(r.label as string))) for (const r of raw) r.label = Number(r.label);
+  return raw;
+}
+
+export function loadClassification(file: string, opts: ClassificationOptions = {}): ClassificationData {
+  const format = opts.format ?? (/\.jsonl?$/i.test(file) ? 'jsonl' : /\.tsv$/i.test(file) ? 'tsv'
+    : readUtf8File(file).trimStart().startsWith('{') ? 'jsonl' : 'tsv');
+  const raw = format === 'jsonl' ? fromJsonl(file) : fromTsv(file);
+  let labels: string[];
+  if (opts.labels) labels = opts.labels;
+  else if (typeof raw[0].label === 'number') {
+    const max = raw.reduce((m, r) => Math.max(m, r.label as number), 0);
+    labels = Array.from({ length: max + 1 }, (_, i) => String(i));
+  } else labels = [...new Set(raw.map((r) => r.label as string))].sort();
+  const index = new Map(labels.map((l, i) => [l, i]));
+  const examples = raw.map((r) => {
+    const id = index.get(String(r.label));
+    if (id === undefined) {
+      throw new DataError(file, r.line, `unknown label ${JSON.stringify(r.label)}`, `expected one of ${labels.join(', ')}`);
+    }
+    return r.textPair === undefined ? { text: r.text, label: id } : { text: r.text, textPair: r.textPair, label: id };
+  });
+  return { examples, labels };
+}

@@ -1,0 +1,58 @@
+// JSON Lines in and out. Reading keeps 1-based line numbers for error messages; writing is
+// atomic (temp file in the same directory, fsync, rename) so a crash never leaves half a file.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DataError } from './errors.js';
+import { readUtf8File } from './text.js';
+
+export interface JsonLine {
+  line: number;
+  value: unknown;
+}
+
+/** Parse every non-blank line; `example` shows the expected shape in the error's fix. */
+export function readJsonLines(file: string, example: string): JsonLine[] {
+  const out: JsonLine[] = [];
+  readUtf8File(file).split('\n').forEach((text, i) => {
+    if (!text.trim()) return;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (e) {
+      throw new DataError(file, i + 1, `not valid JSON (${(e as Error).message})`,
+        `each line must be one JSON object, e.g. ${example}`);
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new DataError(file, i + 1, 'expected a JSON object', `e.g. ${example}`);
+    }
+    out.push({ line: i + 1, value });
+  });
+  if (out.length === 0) throw new DataError(file, undefined, 'is empty (no JSON lines)', `add lines like ${example}`);
+  return out;
+}
+
+export interface WriteOptions {
+  /** Overwrite an existing file (default false: refuse). */
+  force?: boolean;
+}
+
+/** Write records one JSON object per line, atomically; refuses to overwrite unless force. */
+export function writeJsonl(file: string, records: readonly unknown[], opts: WriteOptions = {}): void {
+  if (!opts.force && fs.existsSync(file)) {
+    throw new DataError(file, undefined, 'already exists', 'pass { force: true } to overwrite it, or choose another path');
+  }
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir)) throw new DataError(file, undefined, `directory ${dir} does not exist`, 'create it first');
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  const fd = fs.openSync(tmp, 'wx');
+  try {
+    fs.writeSync(fd, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try { fs.closeSync(fd); } catch { /* already closed */ }
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}

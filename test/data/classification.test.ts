@@ -1,0 +1,117 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { loadClassification } from '../../src/data/classification.js';
+import { brownGenreTask, chunkPassages } from '../../src/data/brown-genre.js';
+import { loadCorpus } from '../../src/data/corpora.js';
+import { splitDocuments } from '../../src/data/splits.js';
+import { FIXTURES, tmpFile, cleanup } from './helpers.js';
+
+after(cleanup);
+
+/** assert.throws on a message starting with `${file}:${line}: ` and containing `text`. */
+function throwsAt(fn: () => unknown, file: string, line: number | undefined, text: string | RegExp): void {
+  assert.throws(fn, (e: Error) => {
+    const where = line === undefined ? `${file}: ` : `${file}:${line}: `;
+    assert.ok(e.message.startsWith(where), `"${e.message}" should start with "${where}"`);
+    if (typeof text === 'string') assert.ok(e.message.includes(text), `"${e.message}" should include "${text}"`);
+    else assert.match(e.message, text);
+    return true;
+  });
+}
+
+test('JSONL: string labels are sorted into ids; text_pair kept; blank lines skipped', () => {
+  const d = loadClassification(path.join(FIXTURES, 'cls.jsonl'));
+  assert.deepEqual(d.labels, ['neg', 'neutral', 'pos']);
+  assert.deepEqual(d.examples, [
+    { text: 'a fine film', label: 2 },
+    { text: 'dull and long', label: 0 },
+    { text: 'is it good?', textPair: 'yes it is', label: 2 },
+    { text: 'no opinion', label: 1 },
+  ]);
+  const pinned = loadClassification(path.join(FIXTURES, 'cls.jsonl'), { labels: ['pos', 'neg', 'neutral'] });
+  assert.deepEqual(pinned.examples.map((e) => e.label), [0, 1, 0, 2]);
+});
+
+test('JSONL: integer labels are used as ids', () => {
+  const f = tmpFile('int.jsonl', '{"text":"a","label":2}\n{"text":"b","label":0}\n');
+  const d = loadClassification(f);
+  assert.deepEqual(d.labels, ['0', '1', '2']);
+  assert.deepEqual(d.examples.map((e) => e.label), [2, 0]);
+});
+
+test('TSV: header with named columns, or 2 columns without header', () => {
+  const d = loadClassification(path.join(FIXTURES, 'cls.tsv'));
+  assert.deepEqual(d.examples, [{ text: 'great stuff', label: 1 }, { text: 'bad stuff', label: 0 }, { text: 'meh', label: 2 }]);
+  const n = loadClassification(path.join(FIXTURES, 'cls-noheader.tsv'));
+  assert.deepEqual(n.labels, ['neg', 'pos']);
+  assert.deepEqual(n.examples, [{ text: 'good one', label: 1 }, { text: 'bad one', label: 0 }]);
+  const pair = loadClassification(tmpFile('p.tsv', 'text\ttext_pair\tlabel\nq\ta\tyes\n'));
+  assert.deepEqual(pair.examples, [{ text: 'q', textPair: 'a', label: 0 }]);
+});
+
+test('JSONL errors name the file and line', () => {
+  const cases: [string, number | undefined, string][] = [
+    ['{"text":"a","label":"x"}\n{"text": "b", "label": \n', 2, 'not valid JSON'],
+    ['{"text":"a","label":"x"}\n\n["text", "label"]\n', 3, 'expected a JSON object'],
+    ['{"text":"a","label":"x"}\n{"label":"y"}\n', 2, 'missing field "text"'],
+    ['{"text":"a"}\n', 1, 'missing field "label"'],
+    ['{"text":5,"label":"x"}\n', 1, '"text" must be a string'],
+    ['{"text":"a","label":1.5}\n', 1, '"label" must be a non-negative integer or a string'],
+    ['{"text":"a","label":true}\n', 1, '"label" must be a non-negative integer or a string'],
+    ['{"text":"a","label":1}\n{"text":"b","label":"1"}\n', 2, 'is a string but earlier labels are numbers'],
+    ['{"text":"a","text_pair":3,"label":1}\n', 1, '"text_pair" must be a string'],
+    ['{"text":"  ","label":1}\n', 1, '"text" is empty'],
+    ['\n\n', undefined, 'is empty'],
+  ];
+  for (const [content, line, text] of cases) {
+    const f = tmpFile('bad.jsonl', content);
+    throwsAt(() => loadClassification(f), f, line, text);
+  }
+  const f = tmpFile('unknown.jsonl', '{"text":"a","label":"pos"}\n{"text":"b","label":"meh"}\n');
+  throwsAt(() => loadClassification(f, { labels: ['pos', 'neg'] }), f, 2, 'unknown label "meh" — expected one of pos, neg');
+});
+
+test('TSV errors name the file and line', () => {
+  const cases: [string, number | undefined, string][] = [
+    ['text\tlabel\na\tx\nb\tx\textra\n', 3, 'has 3 tab-separated fields, expected 2'],
+    ['a\tb\tc\n', 1, 'no header and 3 columns'],
+    ['text\tlabel\na\t\n', 2, 'label is empty'],
+    ['text\tlabel\n\tpos\n', 2, 'text is empty'],
+    ['text\tlabel\n', undefined, 'has a header but no examples'],
+    ['', undefined, 'is empty'],
+  ];
+  for (const [content, line, text] of cases) {
+    const f = tmpFile('bad.tsv', content);
+    throwsAt(() => loadClassification(f), f, line, text);
+  }
+  throwsAt(() => loadClassification('/nonexistent/x.tsv'), '/nonexistent/x.tsv', undefined, 'file not found');
+});
+
+test('passages: 2–4 sentences, 40–120 words', () => {
+  const s = (n: number, w = 'word') => `${'A'}${` ${w}`.repeat(n - 2)} end.`;
+  const text = [s(30), s(30), s(5), s(130), s(20), s(20), 'A heading', s(25), s(25)].join(' ').replace(' A heading ', '\n\nA heading\n\n');
+  const p = chunkPassages(text);
+  assert.deepEqual(p.map((x) => x.split(' ').length), [60, 40, 50]);
+});
+
+test('brown-genre: 4 groups, passages within bounds, no test file in train', () => {
+  const t = brownGenreTask();
+  assert.deepEqual(t.labels, ['press', 'general', 'learned', 'fiction']);
+  assert.ok(t.train.length > 10_000 && t.dev.length > 500 && t.test.length > 500, `${t.train.length}/${t.dev.length}/${t.test.length}`);
+  for (const part of [t.train, t.dev, t.test]) {
+    assert.deepEqual(new Set(part.map((e) => e.label)), new Set([0, 1, 2, 3]));
+  }
+  for (const e of t.test.slice(0, 300)) {
+    const n = e.text.split(/\s+/).length;
+    assert.ok(n >= 40 && n <= 120, `${n} words`);
+  }
+  // Passages come from whole files: test passages occur only in test-split files.
+  const split = splitDocuments(loadCorpus('brown').documents, { valid: 0.1, test: 0.1 });
+  const trainText = split.train.map((d) => d.text.replace(/\s+/g, ' ')).join('\n');
+  for (const e of t.test.slice(0, 200)) assert.ok(!trainText.includes(e.text), 'test passage found in a train file');
+  const testText = split.test.map((d) => d.text.replace(/\s+/g, ' ')).join('\n');
+  for (const e of t.test.slice(0, 200)) assert.ok(testText.includes(e.text));
+  const again = brownGenreTask();
+  assert.deepEqual(again.test.slice(0, 50), t.test.slice(0, 50));
+});

@@ -1,0 +1,28 @@
+// Temp files for error-path tests: each test writes the bad input it needs.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const FIXTURES = fileURLToPath(new URL('../fixtures/data/', import.meta.url));
+
+let dir: string | undefined;
+let counter = 0;
+
+/** Write `content` to a fresh file named like `name` in a per-process temp dir; return its path. */
+export function tmpFile(name: string, content: string | Uint8Array): string {
+  dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-data-'));
+  const p = path.join(dir, `${counter++}-${name}`);
+  fs.writeFileSync(p, content);
+  return p;
+}
+
+export function tmpPath(name: string): string {
+  dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-data-'));
+  return path.join(dir, `${counter++}-${name}`);
+}
+
+export function cleanup(): void {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  dir = undefined;
+}

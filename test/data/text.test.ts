@@ -1,0 +1,51 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadTextCorpus, readUtf8File } from '../../src/data/text.js';
+import { FIXTURES, tmpFile, tmpPath, cleanup } from './helpers.js';
+
+after(cleanup);
+
+test('a text file: one document per blank-line-separated block, ids from content', () => {
+  const c = loadTextCorpus(path.join(FIXTURES, 'blocks.txt'));
+  assert.equal(c.name, 'blocks.txt');
+  assert.deepEqual(c.documents.map((d) => d.text), [
+    'First document, line one.\nStill the first document.', 'Second document.', 'Third document.',
+  ]);
+  for (const d of c.documents) assert.match(d.id, /^blocks\.txt:[0-9a-f]{12}$/);
+  // Same block, same id, wherever it sits in the file.
+  const moved = loadTextCorpus(tmpFile('blocks.txt', 'New block first.\n\nThird document.\n'));
+  assert.equal(moved.documents[1].id.split(':')[1], c.documents[2].id.split(':')[1]);
+});
+
+test('CRLF line ends and a BOM are handled', () => {
+  const c = loadTextCorpus(tmpFile('crlf.txt', '\ufeffOne.\r\n\r\nTwo.\r\n'));
+  assert.deepEqual(c.documents.map((d) => d.text), ['One.', 'Two.']);
+});
+
+test('a directory: one document per .txt file, recursive, other files ignored', () => {
+  const c = loadTextCorpus(path.join(FIXTURES, 'textdir'));
+  assert.deepEqual(c.documents.map((d) => d.id), ['a.txt', 'sub/b.txt']);
+  assert.equal(c.documents[0].text, 'File a.\n\nStill file a.');
+});
+
+test('errors name the file and the fix', () => {
+  const missing = tmpPath('missing.txt');
+  assert.throws(() => loadTextCorpus(missing), (e: Error) => e.message.startsWith(`${missing}: file or directory not found`));
+  assert.throws(() => readUtf8File(missing), (e: Error) => e.message.startsWith(`${missing}: file not found`));
+  const latin = path.join(FIXTURES, 'latin1.txt');
+  assert.throws(() => loadTextCorpus(latin), (e: Error) =>
+    e.message.startsWith(`${latin}:3: not valid UTF-8 (byte 0xe9`) && e.message.includes('iconv'));
+  const empty = tmpFile('empty.txt', '\n  \n\n');
+  assert.throws(() => loadTextCorpus(empty), (e: Error) => e.message.startsWith(`${empty}: contains no text`));
+  const emptyDir = tmpPath('dir');
+  fs.mkdirSync(emptyDir);
+  fs.writeFileSync(path.join(emptyDir, 'x.md'), 'not txt');
+  assert.throws(() => loadTextCorpus(emptyDir), /contains no \.txt files/);
+});
+
+test('a truncated multi-byte sequence at the end is caught too', () => {
+  const f = tmpFile('trunc.txt', Buffer.from([0x61, 0x0a, 0x62, 0xe2, 0x82]));
+  assert.throws(() => readUtf8File(f), (e: Error) => e.message.startsWith(`${f}:2: not valid UTF-8 (byte 0xe2 at offset 3)`));
+});
