@@ -2,4 +2,52 @@
 // src/tensor/kernels.ts. Clarity over speed; the native backend is tested against these.
 import type { Kernels } from '../../tensor/kernels.js';
 
-export const gemmKernels: Partial<Kernels> = {};
+function checkLength(what: string, have: number, need: number): void {
+  if (have < need) {
+    throw new RangeError(`matmul: ${what} has ${have} elements, needs at least ${need}`);
+  }
+}
+
+function checkSize(what: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0) {
+    throw new RangeError(`matmul: ${what} must be a non-negative integer, got ${v}`);
+  }
+}
+
+/** Batched C_i = op(A_i)·op(B_i) + beta·C_i (see Kernels.matmul). The dot products are summed
+ *  in float64 and rounded once; beta = 0 overwrites C without reading it (NaN garbage in C does
+ *  not leak), any other beta scales the old C. */
+function matmul(
+  a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, k: number,
+  n: number, transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number,
+): void {
+  checkSize('batch', batch);
+  checkSize('m', m);
+  checkSize('k', k);
+  checkSize('n', n);
+  checkSize('strideA', strideA);
+  checkSize('strideB', strideB);
+  if (batch === 0 || m === 0 || n === 0) return;
+  checkLength('c', c.length, batch * m * n);
+  if (k > 0) {
+    checkLength('a', a.length, (batch - 1) * strideA + m * k);
+    checkLength('b', b.length, (batch - 1) * strideB + k * n);
+  }
+  // op(A)(i, p) = a[offA + i·rsA + p·csA]; A is stored (m,k), or (k,m) when transposed.
+  const rsA = transA ? 1 : k, csA = transA ? m : 1;
+  // op(B)(p, j) = b[offB + p·rsB + j·csB]; B is stored (k,n), or (n,k) when transposed.
+  const rsB = transB ? 1 : n, csB = transB ? k : 1;
+  for (let t = 0; t < batch; t++) {
+    const offA = t * strideA, offB = t * strideB, offC = t * m * n;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += a[offA + i * rsA + p * csA] * b[offB + p * rsB + j * csB];
+        const ci = offC + i * n + j;
+        c[ci] = beta === 0 ? s : s + beta * c[ci];
+      }
+    }
+  }
+}
+
+export const gemmKernels: Partial<Kernels> = { matmul };

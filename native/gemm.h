@@ -1,0 +1,33 @@
+// SGEMM building blocks shared by the driver (gemm.cc) and the per-ISA code (gemm_impl.h).
+//
+// Design (Goto & van de Geijn 2008, "Anatomy of high-performance matrix multiplication";
+// the BLIS five-loop form): C(m,n) += op(A)(m,k)·op(B)(k,n) is cut into NC-wide column blocks
+// and KC-deep slices; each (KC, NC) slice of op(B) is packed into NR-wide panels (the panel the
+// micro-kernel streams stays in L1), each (MC, KC) block of op(A) into MR-tall panels (the block
+// stays in L2), and an MR×NR register-tiled micro-kernel does the FMAs. Transposed operands are
+// handled entirely by the packing routines (they read through row/column strides), so every
+// trans combination runs the same micro-kernel.
+#pragma once
+#include <cstdint>
+
+namespace kdqat {
+
+struct GemmKernel {
+  int mr, nr;      // register tile
+  int kc, mc, nc;  // cache blocking (kc: L1 panel depth, mc: L2 block rows, nc: L3 block cols)
+  // Packs the (mc, kc) block X(i, p) = x[i·rs + p·cs] into ceil(mc/mr) panels, each (kc, mr)
+  // row-major with rows past mc zero-filled.
+  void (*pack_a)(const float* x, int64_t rs, int64_t cs, int mc, int kc, float* dst);
+  // Packs the (kc, nc) block X(p, j) = x[p·rs + j·cs] into ceil(nc/nr) panels, each (kc, nr)
+  // row-major with columns past nc zero-filled.
+  void (*pack_b)(const float* x, int64_t rs, int64_t cs, int kc, int nc, float* dst);
+  // C(mc, nc) = packedA·packedB + beta·C, C with row stride ldc; beta = 0 never reads C.
+  void (*macro)(int mc, int nc, int kc, const float* ap, const float* bp, float* c, int64_t ldc,
+                float beta);
+};
+
+const GemmKernel& gemm_kernel_portable();
+const GemmKernel& gemm_kernel_avx2();
+const GemmKernel& gemm_kernel_avx512();
+
+}  // namespace kdqat
