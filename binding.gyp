@@ -8,6 +8,7 @@
         "native/gemm.cc",
         "native/elementwise.cc",
         "native/nn.cc",
+        "native/nn_isa.cc",
         "native/attention.cc",
         "native/optim.cc"
       ],

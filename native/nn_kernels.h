@@ -1,0 +1,62 @@
+// Compute bodies of the 'nn' and 'optim' families, one table per instruction set (nn_isa.cc).
+// Every entry works on a range of rows (or elements) on the calling thread; the Node-API
+// wrappers (nn.cc, optim.cc) validate arguments and split the work with parallel_for.
+// Row r of an (rows, n) buffer starts at r·n. Nullable pointers are marked /*opt*/.
+#pragma once
+#include <cstdint>
+
+namespace kdqat::nn {
+
+struct Ops {
+  // (rows, n) row-wise ops over rows [r0, r1).
+  void (*softmax)(const float* x, float* y, int64_t r0, int64_t r1, int64_t n);
+  void (*softmax_bwd)(const float* y, const float* gy, float* gx, int64_t r0, int64_t r1,
+                      int64_t n);
+  void (*log_softmax)(const float* x, float* y, int64_t r0, int64_t r1, int64_t n);
+  void (*log_softmax_bwd)(const float* y, const float* gy, float* gx, int64_t r0, int64_t r1,
+                          int64_t n);
+  void (*layer_norm)(const float* x, const float* w /*opt*/, const float* b /*opt*/, float* y,
+                     float* mean, float* rstd, int64_t r0, int64_t r1, int64_t n, double eps);
+  // Writes gx; adds Σ_rows gy·x̂ to pw and Σ_rows gy to pb (each (n), /*opt*/).
+  void (*layer_norm_bwd)(const float* x, const float* w /*opt*/, const float* mean,
+                         const float* rstd, const float* gy, float* gx, float* pw /*opt*/,
+                         float* pb /*opt*/, int64_t r0, int64_t r1, int64_t n);
+  void (*rms_norm)(const float* x, const float* w, float* y, float* rstd, int64_t r0,
+                   int64_t r1, int64_t n, double eps);
+  // Writes gx; adds Σ_rows gy·x·rstd to pw (n).
+  void (*rms_norm_bwd)(const float* x, const float* w, const float* rstd, const float* gy,
+                       float* gx, float* pw, int64_t r0, int64_t r1, int64_t n);
+  // Rows are the (b, t, h) triples in order, each of length D; t = (row / H) % T.
+  void (*rope)(const float* x, float* y, const float* cos, const float* sin, int64_t r0,
+               int64_t r1, int64_t T, int64_t H, int64_t D, bool inverse);
+  void (*cross_entropy)(const float* z, const int32_t* tgt, float* loss, float* lse, int64_t r0,
+                        int64_t r1, int64_t V, int32_t ignore);
+  void (*cross_entropy_bwd)(const float* z, const int32_t* tgt, const float* lse,
+                            const float* gloss, float* gz, int64_t r0, int64_t r1, int64_t V,
+                            int32_t ignore);
+  void (*kl_div)(const float* t, const float* s, float* loss, int64_t r0, int64_t r1, int64_t V,
+                 double tau);
+  void (*kl_div_bwd)(const float* t, const float* s, const float* gloss, float* gs,
+                     float* gt /*opt*/, int64_t r0, int64_t r1, int64_t V, double tau);
+  // dst[j] += Σ_{p < nparts} parts[p·n + j] for j in [c0, c1), summed in order p = 0, 1, ...
+  void (*add_partials)(const float* parts, int64_t nparts, float* dst, int64_t c0, int64_t c1,
+                       int64_t n);
+  // Σ (a_i − b_i)² (b /*opt*/: Σ a_i²) over [0, n), in double.
+  double (*sum_sq)(const float* a, const float* b, int64_t n);
+
+  // ---- optim, elementwise over [i0, i1) ----
+  void (*adamw)(float* p, const float* g, float* m, float* v, int64_t i0, int64_t i1,
+                float decay, float beta1, float one_minus_beta1, float beta2,
+                float one_minus_beta2, float sqrt_bc2, float eps, float step);
+  void (*sgd)(float* p, const float* g, float* buf /*opt*/, int64_t i0, int64_t i1, float lr,
+              float momentum, float wd);
+};
+
+// The table for cpu_isa() (AVX2 when available, else portable).
+const Ops& ops();
+
+// Σ (a_i − b_i)² (b /*opt*/: Σ a_i²) in double over the thread pool; fixed 16384-element chunks
+// summed in order, so the result does not depend on the thread count (nn.cc).
+double sum_sq_parallel(const float* a, const float* b, int64_t n);
+
+}  // namespace kdqat::nn

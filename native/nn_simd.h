@@ -1,0 +1,161 @@
+// Vector abstraction for the 'nn' and 'optim' kernels. The kernel bodies (nn_rows.inc) are
+// written once against a type V with these static members and compiled twice (nn_isa.cc):
+// V = Scalar (portable, one float per "vector", libm exp) and V = Avx2 (8 floats, FMA,
+// polynomial exp). Tails are handled with masked loads/stores (load_n / store_n with k < W),
+// so no scalar remainder loop with different rounding exists.
+//
+// AVX-512 is not implemented: this project's machine cannot run it, so an AVX-512 machine
+// uses the AVX2 path (adding it means one more struct like Avx2 here).
+#pragma once
+#include <immintrin.h>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace kdqat::simd {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// ---- portable --------------------------------------------------------------------------------
+struct Scalar {
+  using T = float;
+  using D = double;  // double-precision accumulator
+  static constexpr int W = 1;
+  static T load(const float* p) { return *p; }
+  static void store(float* p, T v) { *p = v; }
+  static T load_n(const float* p, int k, float fill) { return k > 0 ? *p : fill; }
+  static void store_n(float* p, int k, T v) {
+    if (k > 0) *p = v;
+  }
+  static T keep(T v, int k) { return k > 0 ? v : 0.0f; }  // zero the lanes ≥ k
+  static T set1(float a) { return a; }
+  static T zero() { return 0.0f; }
+  static T add(T a, T b) { return a + b; }
+  static T sub(T a, T b) { return a - b; }
+  static T mul(T a, T b) { return a * b; }
+  static T div(T a, T b) { return a / b; }
+  static T fma(T a, T b, T c) { return a * b + c; }  // two roundings here; one in Avx2
+  static T max(T a, T b) { return a > b ? a : b; }
+  static T sqrt(T a) { return std::sqrt(a); }
+  static T exp(T a) { return std::exp(a); }
+  static float hsum(T a) { return a; }
+  static float hmax(T a) { return a; }
+  static D dzero() { return 0.0; }
+  static D dadd(D a, D b) { return a + b; }
+  static D dsq(D acc, T x) {  // acc + x² in double (x² of a float is exact in double)
+    double d = x;
+    return acc + d * d;
+  }
+  static D dsqdiff(D acc, T a, T b) {  // acc + (a − b)² in double
+    double d = static_cast<double>(a) - static_cast<double>(b);
+    return acc + d * d;
+  }
+  static double dhsum(D a) { return a; }
+};
+
+// ---- AVX2 + FMA ------------------------------------------------------------------------------
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+struct Avx2 {
+  using T = __m256;
+  struct D {
+    __m256d lo, hi;
+  };
+  static constexpr int W = 8;
+  static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
+  static __m256i mask(int k) {  // first k lanes set
+    alignas(32) static const int32_t tbl[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                0,  0,  0,  0,  0,  0,  0,  0};
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tbl + 8 - k));
+  }
+  // Loads the first k lanes (k ≤ 8; masked lanes never touch memory), the rest = fill.
+  static T load_n(const float* p, int k, float fill) {
+    if (k == W) return load(p);
+    __m256i m = mask(k);
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m),
+                            _mm256_castsi256_ps(m));
+  }
+  static void store_n(float* p, int k, T v) {
+    if (k == W) store(p, v);
+    else _mm256_maskstore_ps(p, mask(k), v);
+  }
+  static T keep(T v, int k) {  // zero the lanes ≥ k
+    return k == W ? v : _mm256_and_ps(v, _mm256_castsi256_ps(mask(k)));
+  }
+  static T set1(float a) { return _mm256_set1_ps(a); }
+  static T zero() { return _mm256_setzero_ps(); }
+  static T add(T a, T b) { return _mm256_add_ps(a, b); }
+  static T sub(T a, T b) { return _mm256_sub_ps(a, b); }
+  static T mul(T a, T b) { return _mm256_mul_ps(a, b); }
+  static T div(T a, T b) { return _mm256_div_ps(a, b); }
+  static T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static T max(T a, T b) { return _mm256_max_ps(a, b); }
+  static T sqrt(T a) { return _mm256_sqrt_ps(a); }
+  static float hsum(T a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float hmax(T a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+
+  // exp(x), Cephes expf scheme (Moshier 1992): x = n·ln2 + r with |r| ≤ ln2/2, exp(r) by
+  // 1 + r + r²·P5(r), 2^n through the exponent bits. Measured max relative error 8.2e-8.
+  // The clamp range makes the edges exact without compares: x ≤ −88 gives n = −127, whose
+  // exponent bits are 0, so the result is +0 (also for −inf; results below FLT_MIN ≈ 1.2e−38,
+  // x < −87.34, are flushed to 0 or left slightly inexact); x ≥ 88.38 gives n = 128, whose
+  // bits are those of +inf, so the result is +inf (the finite results for x in (88.38, 88.72]
+  // are given up). NaN passes through min/max (they return their second operand on NaN),
+  // and NaN·2^n stays NaN.
+  static T exp(T x) {
+    x = _mm256_max_ps(_mm256_set1_ps(-88.0f), _mm256_min_ps(_mm256_set1_ps(88.5f), x));
+    T fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    // r = x − n·ln2 with ln2 split in two so that n·C1 is exact (C1 has 9 significant bits).
+    T r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+    T p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    T y = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
+    __m256i n = _mm256_cvttps_epi32(fx);  // fx is integral in [−127, 128]
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+  }
+
+  static D dzero() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+  static D dadd(D a, D b) { return {_mm256_add_pd(a.lo, b.lo), _mm256_add_pd(a.hi, b.hi)}; }
+  static D dsq(D acc, T x) {
+    __m256d l = _mm256_cvtps_pd(_mm256_castps256_ps128(x));
+    __m256d h = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+    return {_mm256_fmadd_pd(l, l, acc.lo), _mm256_fmadd_pd(h, h, acc.hi)};
+  }
+  static D dsqdiff(D acc, T a, T b) {
+    __m256d l = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)),
+                              _mm256_cvtps_pd(_mm256_castps256_ps128(b)));
+    __m256d h = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)),
+                              _mm256_cvtps_pd(_mm256_extractf128_ps(b, 1)));
+    return {_mm256_fmadd_pd(l, l, acc.lo), _mm256_fmadd_pd(h, h, acc.hi)};
+  }
+  static double dhsum(D a) {
+    __m256d s = _mm256_add_pd(a.lo, a.hi);
+    __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    t = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
+    return _mm_cvtsd_f64(t);
+  }
+};
+
+#pragma GCC pop_options
+
+}  // namespace kdqat::simd
