@@ -9,6 +9,8 @@
         "native/elementwise.cc",
         "native/nn.cc",
         "native/attention.cc",
+        "native/attention_avx2.cc",
+        "native/attention_portable.cc",
         "native/optim.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
