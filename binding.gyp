@@ -10,6 +10,8 @@
         "native/nn.cc",
         "native/nn_isa.cc",
         "native/attention.cc",
+        "native/attention_avx2.cc",
+        "native/attention_portable.cc",
         "native/optim.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
