@@ -1,5 +1,6 @@
-// Instantiates the 'nn'/'optim' kernel bodies (nn_rows.inc) once per instruction set and picks
-// the table at run time, so KDQAT_ISA=portable really runs the portable code.
+// Instantiates the 'nn'/'optim' kernel bodies (nn_rows.inc, nn_loss.inc, nn_elem.inc) once per
+// instruction set and picks the table at run time, so KDQAT_ISA=portable really runs the
+// portable code.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -13,6 +14,8 @@ namespace kdqat::nn {
 namespace portable {
 using V = simd::Scalar;
 #include "nn_rows.inc"
+#include "nn_loss.inc"
+#include "nn_elem.inc"
 }  // namespace portable
 
 // Everything defined in this region (including lambdas) may use AVX2 and FMA.
@@ -21,6 +24,8 @@ using V = simd::Scalar;
 namespace avx2 {
 using V = simd::Avx2;
 #include "nn_rows.inc"
+#include "nn_loss.inc"
+#include "nn_elem.inc"
 }  // namespace avx2
 #pragma GCC pop_options
 
