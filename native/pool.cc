@@ -75,7 +75,10 @@ class Pool {
     stop();
     nthreads_ = n;
     quit_ = false;
-    for (int i = 1; i < n; i++) workers_.emplace_back([this, i] { loop(i); });
+    // Workers start from the current generation, read here and not when the thread first
+    // runs: a job posted before a new worker is scheduled must not be missed.
+    const uint64_t gen0 = generation_.load(std::memory_order_acquire);
+    for (int i = 1; i < n; i++) workers_.emplace_back([this, i, gen0] { loop(i, gen0); });
   }
 
   void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
@@ -118,9 +121,8 @@ class Pool {
     if (begin < end) (*job_.fn)(begin, end);
   }
 
-  void loop(int id) {
+  void loop(int id, uint64_t seen) {
     in_parallel_ = true;
-    uint64_t seen = generation_.load(std::memory_order_acquire);
     for (;;) {
       // Spin briefly for back-to-back kernels, then block.
       uint64_t g = seen;
