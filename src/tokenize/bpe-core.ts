@@ -12,7 +12,7 @@
 
 /** Keys pack a pair of ids < 2^21 into one float64-safe integer that sorts like (a, b). */
 const SHIFT = 2097152; // 2^21
-export const MAX_VOCAB = SHIFT;
+const MAX_VOCAB = SHIFT;
 const key = (a: number, b: number): number => a * SHIFT + b;
 
 export interface BpeInput {

@@ -32,21 +32,6 @@ export const BYTE_ALPHABET: readonly string[] = [...BYTE_TO_CHAR].sort((a, b) =>
  */
 export const GPT2_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
-const encoder = new TextEncoder();
-
-/** The byte-level string of `text` (UTF-8 bytes, each shown as its character). */
-export function toByteLevel(text: string): string {
-  const bytes = encoder.encode(text);
-  let s = '';
-  for (let i = 0; i < bytes.length; i++) s += BYTE_TO_CHAR[bytes[i]];
-  return s;
-}
-
-/** UTF-8 bytes of `text` written into `out` (grown as needed); returns the count. */
-export function utf8Bytes(text: string): Uint8Array {
-  return encoder.encode(text);
-}
-
 /** Appends the bytes of a byte-level token to `out` at `pos`; returns the new position, or -1 if not byte-level. */
 export function byteLevelToBytes(token: string, out: Uint8Array, pos: number): number {
   for (let i = 0; i < token.length; i++) {

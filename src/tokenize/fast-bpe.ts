@@ -6,10 +6,11 @@
 //   1. added tokens are cut out of the raw text, leftmost-longest (DictionarySplitter);
 //   2. each other piece is split by the GPT-2 regex and mapped to byte-level characters;
 //   3. BPE (Sennrich et al. 2016) applies merges by rank: repeatedly the lowest-rank adjacent pair,
-//      leftmost first among equal ranks (the library's priority queue scores rank + position/len);
+//      leftmost first among equal ranks (bpe-apply.ts);
 //   4. TemplateProcessing adds its special tokens (a ByteLevel post-processor adds nothing).
 // Decoding: ids -> tokens (special ones dropped on request), byte-level runs -> UTF-8 (invalid
 // sequences become U+FFFD, a BOM is kept), added tokens verbatim; no clean-up of spaces.
+import { applyMerges, type MergeTable } from './bpe-apply.js';
 import { BYTE_TO_CHAR, GPT2_SPLIT, byteLevelToBytes } from './bytes.js';
 import { templateIds, type BpeModelJson, type TokenizerJson } from './schema.js';
 import { specialsPattern } from './words.js';
@@ -32,12 +33,13 @@ export function fastByteLevelSupport(json: TokenizerJson): string | null {
   if (json.added_tokens.some((t) => t.lstrip || t.rstrip || t.content.length === 0)) return 'added tokens with lstrip/rstrip';
   const vocab = m.vocab ?? {};
   if (BYTE_TO_CHAR.some((c) => !Object.hasOwn(vocab, c))) return 'a vocab without all 256 byte tokens';
+  if (Object.values(vocab).some((id) => id >= SHIFT)) return `token ids >= ${SHIFT}`;
   return null;
 }
 
 export class ByteLevelBpeCodec {
-  private readonly ranks = new Map<number, number>(); // pair key -> rank
-  private readonly merged = new Map<number, number>(); // pair key -> id of the merged token
+  private readonly table: MergeTable = { ranks: new Map(), merged: new Map() };
+  private readonly encoder = new TextEncoder();
   private readonly byteId: Int32Array;
   private readonly idToToken: string[];
   private readonly specialContents = new Set<string>();
@@ -66,8 +68,8 @@ export class ByteLevelBpeCodec {
       if (ia === undefined || ib === undefined || it === undefined) {
         throw new Error(`merge ${JSON.stringify(entry)} (rank ${rank}) uses a token missing from the vocab`);
       }
-      this.ranks.set(ia * SHIFT + ib, rank); // a repeated pair keeps its last rank, as in the library
-      this.merged.set(ia * SHIFT + ib, it);
+      this.table.ranks.set(ia * SHIFT + ib, rank); // a repeated pair keeps its last rank, as in the library
+      this.table.merged.set(ia * SHIFT + ib, it);
     });
     this.splitter = specialsPattern(json.added_tokens.map((t) => t.content));
     this.single = templateIds(json, (t) => this.addedByContent.get(t) ?? tokenToId.get(t));
@@ -106,20 +108,9 @@ export class ByteLevelBpeCodec {
     return out;
   }
 
-  /** BPE of one pre-token: start from its bytes, apply the lowest-rank merge (leftmost) until none applies. */
+  /** BPE of one pre-token: its bytes, then the merges by rank (bpe-apply.ts). */
   private bpe(word: string): number[] {
-    const bytes = new TextEncoder().encode(word);
-    const sym = Array.from(bytes, (b) => this.byteId[b]);
-    for (;;) {
-      let best = -1, bestRank = Infinity;
-      for (let i = 0; i + 1 < sym.length; i++) {
-        const r = this.ranks.get(sym[i] * SHIFT + sym[i + 1]);
-        if (r !== undefined && r < bestRank) { bestRank = r; best = i; }
-      }
-      if (best < 0) return sym;
-      sym[best] = this.merged.get(sym[best] * SHIFT + sym[best + 1])!;
-      sym.splice(best + 1, 1);
-    }
+    return applyMerges(Array.from(this.encoder.encode(word), (b) => this.byteId[b]), this.table);
   }
 
   decode(ids: readonly number[], skipSpecialTokens = false): string {

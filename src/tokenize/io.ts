@@ -56,6 +56,7 @@ export function saveTokenizer(file: string, json: TokenizerJson, opts: SaveOptio
   if (!opts.force && fs.existsSync(file)) fail(file, 'already exists; refusing to overwrite it (use --force)');
   const data = serializeTokenizer(json);
   const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir)) fail(file, `directory ${dir} does not exist; create it first`);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
   let fd: number | null = fs.openSync(tmp, 'wx');
   try {

@@ -95,6 +95,30 @@ test('round trip of random Unicode: emoji, CJK, combining marks, \\r\\n, tabs, s
   }
 });
 
+test('long pre-tokens (heap merge path) match the library id for id', () => {
+  const rng = new Rng(5);
+  const run = (chars: string, n: number): string => Array.from({ length: n }, () => chars[rng.int(chars.length)]).join('');
+  const sample = (): string => [run('ab', 1 + rng.int(400)), run('01', 1 + rng.int(400)), run('=-', 1 + rng.int(300))]
+    .join(rng.uniform() < 0.5 ? ' ' : '');
+  const j = trainByteLevelBpe(Array.from({ length: 40 }, sample), { vocabSize: 420, minFrequency: 1 });
+  const f = path.join(dir, 'long.json');
+  saveTokenizer(f, j);
+  const fast = loadTokenizer(f), slow = loadTokenizer(f, { fast: false });
+  for (let k = 0; k < 100; k++) {
+    const s = sample();
+    sameIds(fast.encode(s), slow.encode(s), `long sample ${k}`);
+  }
+  for (const s of ['the'.repeat(700), 'a'.repeat(3001), '0'.repeat(999), ' '.repeat(2000) + 'x', 'Ab'.repeat(64)]) {
+    sameIds(tok.encode(s), lib.encode(s).ids, s.slice(0, 12));
+    assert.equal(tok.decode(tok.encode(s)), s);
+  }
+});
+
+test('a lone surrogate cannot be UTF-8 encoded: it decodes as U+FFFD (as in every byte-level BPE)', () => {
+  assert.equal(tok.decode(tok.encode('a\ud800b')), 'a\ufffdb');
+  sameIds(tok.encode('a\ud800b'), lib.encode('a\ud800b').ids, 'lone surrogate');
+});
+
 test('special tokens: cut out of the text, kept or skipped on decode', () => {
   const ids = tok.encode('<s>Hello</s><pad>');
   assert.equal(ids[0], 0);

@@ -97,6 +97,7 @@ test('saveTokenizer: refuses to overwrite without force, atomic, leaves no temp 
   assert.throws(() => saveTokenizer(at('bad.json'), { model: { type: 'WordLevel' } } as never),
     /bad.json: unsupported tokenizer.json: model type "WordLevel"/);
   assert.ok(!fs.existsSync(at('bad.json')));
+  assert.throws(() => saveTokenizer(at('no/such/dir/t.json'), small), /t.json: directory .* does not exist; create it first/);
 });
 
 test('serialized vocab is in id order with 2-space indents; parsing gives the same object', () => {
