@@ -3,6 +3,9 @@
 //   start from all 256 byte symbols (so every string encodes, with no unknown token), and learn
 //   merges (Sennrich et al. 2016) until the vocab, special tokens included, has exactly vocabSize
 //   entries. Special tokens get ids 0..k-1 in the order given, then the 256 bytes, then the merges.
+//   The merge order is HF BpeTrainer's (checked: identical merges on the whole SOTU corpus).
+//   decode(encode(s)) === s for every well-formed string s (a lone surrogate has no UTF-8 form and
+//   comes back as U+FFFD, as with every byte-level tokenizer).
 // Output: a tokenizer.json object with the ByteLevel pre-tokenizer and decoder, a BPE model with
 // legacy "a b" merges (readable by every tokenizers version; byte-level tokens never contain a
 // space) and either a ByteLevel post-processor (GPT-2) or a TemplateProcessing adding BOS/EOS
