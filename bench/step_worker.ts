@@ -40,3 +40,10 @@ console.log(JSON.stringify({
   tokens_per_s: (S.batch * S.seq) / (ms / 1000), step_ms: ms,
   peak_rss_mb: process.resourceUsage().maxRSS / 1024, loss_first: first, loss_last: last,
 }));
+
+if (process.env.KDQAT_PROFILE === '1') {
+  const { kernelProfile } = await import('../src/tensor/registry.js');
+  const total = (performance.now() - t0) / (steps + 2) * steps; // rough
+  for (const r of kernelProfile()) process.stderr.write(`${r.name.padEnd(22)} ${String(r.calls).padStart(6)} calls ${(r.ms / (steps + 2)).toFixed(1).padStart(8)} ms/step\n`);
+  process.stderr.write(`step ${ms.toFixed(0)} ms (profiled ${total.toFixed(0)})\n`);
+}

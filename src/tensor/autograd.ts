@@ -84,6 +84,8 @@ export function backward(root: Tensor, grad?: Tensor): void {
   }
   const order = topoOrder(root);
   const grads = new Map<Tensor, Tensor>();
+  // Sums this pass allocated itself: safe to add into in place (other gradients may alias).
+  const owned = new Set<Tensor>();
   grads.set(root, grad);
   const prev = recording;
   recording = false;
@@ -109,7 +111,13 @@ export function backward(root: Tensor, grad?: Tensor): void {
         }
         if (checkNumerics) check(gx, node.op, `gradient of input ${j}`);
         const acc = grads.get(x);
-        grads.set(x, acc ? addFresh(acc, gx) : gx);
+        if (!acc) grads.set(x, gx);
+        else if (owned.has(acc)) kernel('axpy')(1, gx.f32, acc.f32);
+        else {
+          const sum = addFresh(acc, gx);
+          owned.add(sum);
+          grads.set(x, sum);
+        }
       }
       t.node = null; // release saved activations as we go
     }

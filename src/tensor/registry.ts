@@ -31,6 +31,30 @@ export function kernelSource(name: KernelName): BackendName | null {
 
 function resolve(): void {
   resolved = active === 'native' ? { ...tables.ref, ...tables.native } : { ...tables.ref };
+  if (profile) {
+    for (const [name, fn] of Object.entries(resolved)) {
+      const f = fn as (...args: unknown[]) => unknown;
+      (resolved as Record<string, unknown>)[name] = (...args: unknown[]): unknown => {
+        const t0 = performance.now();
+        const r = f(...args);
+        const e = profile!.get(name) ?? { calls: 0, ms: 0 };
+        e.calls++;
+        e.ms += performance.now() - t0;
+        profile!.set(name, e);
+        return r;
+      };
+    }
+  }
+}
+
+// KDQAT_PROFILE=1: time every kernel call (wall clock), for `kernelProfile()`.
+let profile: Map<string, { calls: number; ms: number }> | null =
+  process.env.KDQAT_PROFILE === '1' ? new Map() : null;
+
+/** Per-kernel call counts and wall time since start (KDQAT_PROFILE=1), slowest first. */
+export function kernelProfile(): { name: string; calls: number; ms: number }[] {
+  if (!profile) return [];
+  return [...profile].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
 }
 
 /** The active backend's kernel `name`. */
