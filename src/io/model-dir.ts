@@ -231,11 +231,18 @@ export function loadModelDir(dir: string): LoadedModel {
     // BertModel saved alone has no "bert." prefix; BertFor* models have it.
     const where = new Map<string, Located>();
     const unprefixed = hf.arch === 'bert' && ![...stored.keys()].some((n) => n.startsWith('bert.'));
-    for (const [n, loc] of stored) where.set(unprefixed && /^(embeddings|encoder|pooler)\./.test(n) ? `bert.${n}` : n, loc);
+    for (const [stName, loc] of stored) {
+      let n = unprefixed && /^(embeddings|encoder|pooler)\./.test(stName) ? `bert.${stName}` : stName;
+      // TF-era BERT checkpoints name LayerNorm parameters gamma/beta; transformers renames them on load.
+      if (hf.arch === 'bert') n = n.replace(/LayerNorm\.gamma$/, 'LayerNorm.weight').replace(/LayerNorm\.beta$/, 'LayerNorm.bias');
+      where.set(n, loc);
+    }
     if (hf.arch === 'bert' && hf.meta.inferHead) {
-      // No "architectures": tell the head from the tensors.
-      const head = where.has('classifier.weight') ? 'classifier' : [...where.keys()].some((n) => n.startsWith('cls.predictions.')) ? 'mlm' : 'base';
-      hf = { ...hf, meta: { ...hf.meta, head }, config: { ...hf.config, numLabels: head === 'classifier' ? where.get('classifier.weight')!.file.info('classifier.weight').shape[0] : 0 } };
+      // No "architectures" in config.json: tell the head from the tensors.
+      const cls = where.get('classifier.weight');
+      const head = cls ? 'classifier' : [...where.keys()].some((n) => n.startsWith('cls.predictions.')) ? 'mlm' : 'base';
+      const numLabels = cls ? cls.file.info(cls.name).shape[0] : 0; // classifier.weight (numLabels, C)
+      hf = { arch: 'bert', config: { ...hf.config, numLabels }, meta: { ...hf.meta, head, inferHead: false } };
     }
     const spec = paramSpecOf(hf);
     const params: Params = new Map();
