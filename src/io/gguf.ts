@@ -1,0 +1,154 @@
+// GGUF export of a kdqat LLaMA for llama.cpp, doing what llama.cpp's convert_hf_to_gguf.py does
+// for LlamaForCausalLM (class LlamaModel) with --outtype f32/f16:
+//   - metadata: general.architecture "llama", the llama.* hyperparameters with the types
+//     gguf-py's GGUFWriter uses (u32 counts, f32 epsilon/base: llama.cpp checks them), the
+//     embedded "gpt2" (byte-level BPE) vocabulary (see gguf_tokenizer.ts);
+//   - tensors renamed per gguf-py's TensorNameMap (constants.py MODEL_TENSOR names);
+//   - q_proj/k_proj rows permuted (LlamaModel.permute) so llama.cpp's RoPE, which rotates
+//     adjacent pairs (x[2i], x[2i+1]) (GPT-J style), matches HF's rotate_half, which rotates
+//     (x[i], x[i+D/2]);
+//   - 1-D tensors (norms) always F32 ("n_dims <= 1 → F32" in the converter), others F32 or F16;
+//   - output.weight omitted when tie_word_embeddings (llama.cpp then reuses token_embd).
+// The container format itself is gguf_format.ts (writer) and gguf_read.ts (reader).
+import type { LlamaConfig } from '../models/llama.js';
+import { llamaParamSpec } from '../models/llama.js';
+import type { Params } from '../nn/params.js';
+import type { HfModelConfig, LlamaMeta } from './hf-config.js';
+import { writeGguf, type GgmlType, type GgufTensorIn, type GgufValue } from './gguf_format.js';
+import { ggufBpeVocab, parseTokenizerJson } from './gguf_tokenizer.js';
+
+export * from './gguf_format.js';
+export * from './gguf_read.js';
+
+/** general.file_type (llama.h enum llama_ftype): ALL_F32 = 0, MOSTLY_F16 = 1; later:
+ *  MOSTLY_Q4_0 = 2, MOSTLY_Q8_0 = 7, MOSTLY_TQ2_0 = 37. */
+export const FILE_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, TQ2_0: 37 } as const;
+/** general.quantization_version the converter always writes (gguf-py GGML_QUANT_VERSION). */
+export const GGML_QUANT_VERSION = 2;
+
+/**
+ * convert_hf_to_gguf.py LlamaModel.permute for a row-major (rows, cols) weight:
+ *   w.reshape(n_head, 2, rows / n_head / 2, cols).swapaxes(1, 2).reshape(rows, cols)
+ * i.e. within each head the rows [first half | second half] are interleaved to
+ * [h0, h_{D/2}, h1, h_{D/2+1}, …]. Pass n_head for q_proj and n_head_kv for k_proj (the
+ * converter's permute(w, n_head, n_head_kv) uses n_head_kv when they differ).
+ */
+export function permuteQK(w: Float32Array, rows: number, cols: number, nHead: number): Float32Array {
+  if (w.length !== rows * cols) throw new RangeError(`permuteQK: ${w.length} elements for (${rows}, ${cols})`);
+  if (rows % (2 * nHead) !== 0) throw new RangeError(`permuteQK: ${rows} rows do not split into ${nHead} heads of even size`);
+  const half = rows / nHead / 2;
+  const out = new Float32Array(w.length);
+  for (let h = 0; h < nHead; h++) {
+    for (let s = 0; s < 2; s++) {
+      for (let i = 0; i < half; i++) {
+        const src = (h * 2 + s) * half + i; // index into (n_head, 2, half)
+        const dst = (h * half + i) * 2 + s; // index into (n_head, half, 2)
+        out.set(w.subarray(src * cols, (src + 1) * cols), dst * cols);
+      }
+    }
+  }
+  return out;
+}
+
+/** HF parameter name → GGUF tensor name (gguf-py TensorNameMap for MODEL_ARCH.LLAMA). */
+export function ggufTensorName(hfName: string): string {
+  const fixed: Record<string, string> = {
+    'model.embed_tokens.weight': 'token_embd.weight',
+    'model.norm.weight': 'output_norm.weight',
+    'lm_head.weight': 'output.weight',
+  };
+  if (fixed[hfName]) return fixed[hfName];
+  const m = /^model\.layers\.(\d+)\.(.+)\.weight$/.exec(hfName);
+  const block: Record<string, string> = {
+    'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k', 'self_attn.v_proj': 'attn_v',
+    'self_attn.o_proj': 'attn_output', 'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up',
+    'mlp.down_proj': 'ffn_down', input_layernorm: 'attn_norm', post_attention_layernorm: 'ffn_norm',
+  };
+  if (m && block[m[2]]) return `blk.${m[1]}.${block[m[2]]}.weight`;
+  throw new Error(`no GGUF name for LLaMA parameter "${hfName}"`);
+}
+
+export interface LlamaGgufOptions {
+  /** A LlamaConfig, or a parsed config.json (its bos/eos/pad ids are then used). */
+  config: LlamaConfig | Extract<HfModelConfig, { arch: 'llama' }>;
+  params: Params;
+  /** tokenizer.json (text or parsed): byte-level BPE. */
+  tokenizerJson: string | object;
+  dtype?: 'F32' | 'F16';
+  force?: boolean;
+  /** general.name; default "kdqat-llama". */
+  name?: string;
+  /** Special token ids; override those of `config`. */
+  special?: Partial<Pick<LlamaMeta, 'bosTokenId' | 'eosTokenId' | 'padTokenId'>>;
+  /** tokenizer.ggml.add_bos_token, written only when given. */
+  addBosToken?: boolean;
+  /** tokenizer.ggml.pre: llama.cpp's name for the pre-tokenizer regex. "gpt-2" (default) is
+   *  the GPT-2 byte-level split (llama-vocab.cpp maps it to LLAMA_VOCAB_PRE_TYPE_GPT2). */
+  pre?: string;
+}
+
+const u32 = (value: number): GgufValue => ({ type: 'u32', value });
+const f32 = (value: number): GgufValue => ({ type: 'f32', value });
+const str = (value: string): GgufValue => ({ type: 'string', value });
+
+/** Writes `path` as a GGUF v3 file llama.cpp loads as a "llama" model (see top). Atomic;
+ *  an existing file is replaced only with `force`. */
+export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): void {
+  const cfg: LlamaConfig = 'arch' in opts.config ? opts.config.config : opts.config;
+  const meta: Partial<LlamaMeta> = { ...('arch' in opts.config ? opts.config.meta : {}), ...opts.special };
+  const dtype = opts.dtype ?? 'F32';
+  if (dtype !== 'F32' && dtype !== 'F16') throw new Error(`${path}: GGUF export supports dtype F32 or F16, not ${dtype}`);
+  const H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads, D = cfg.hiddenSize / H;
+  const tok = parseTokenizerJson(opts.tokenizerJson, 'tokenizer.json');
+  const vocab = ggufBpeVocab(tok, cfg.vocabSize);
+
+  const tensors: GgufTensorIn[] = [];
+  for (const [name, { shape }] of llamaParamSpec(cfg)) {
+    const p = opts.params.get(name);
+    if (!p) throw new Error(`${path}: parameter "${name}" is missing from the model being exported`);
+    if (p.shape.length !== shape.length || !p.shape.every((d, i) => d === shape[i])) {
+      throw new Error(`${path}: parameter "${name}" has shape [${p.shape.join(', ')}], the config needs [${shape.join(', ')}]`);
+    }
+    const [rows, cols] = shape;
+    const data = name.endsWith('self_attn.q_proj.weight') ? () => permuteQK(p.f32, rows, cols, H)
+      : name.endsWith('self_attn.k_proj.weight') ? () => permuteQK(p.f32, rows, cols, Hkv)
+        : p.f32;
+    const type: GgmlType = shape.length === 1 ? 'F32' : dtype;
+    tensors.push({ name: ggufTensorName(name), shape, type, data });
+  }
+
+  const eos = Array.isArray(meta.eosTokenId) ? meta.eosTokenId[0] : meta.eosTokenId;
+  const ids: [string, number | null | undefined][] = [
+    ['tokenizer.ggml.bos_token_id', meta.bosTokenId], ['tokenizer.ggml.eos_token_id', eos],
+    ['tokenizer.ggml.padding_token_id', meta.padTokenId],
+  ];
+  for (const [k, id] of ids) {
+    if (id != null && (id < 0 || id >= cfg.vocabSize)) throw new Error(`${path}: ${k} ${id} is outside the vocabulary [0, ${cfg.vocabSize})`);
+  }
+  const kv: [string, GgufValue][] = [
+    ['general.architecture', str('llama')],
+    ['general.type', str('model')],
+    ['general.name', str(opts.name ?? 'kdqat-llama')],
+    ['general.file_type', u32(FILE_TYPE[dtype])],
+    ['general.quantization_version', u32(GGML_QUANT_VERSION)],
+    ['llama.vocab_size', u32(cfg.vocabSize)],
+    ['llama.context_length', u32(cfg.maxPositionEmbeddings)],
+    ['llama.embedding_length', u32(cfg.hiddenSize)],
+    ['llama.block_count', u32(cfg.numHiddenLayers)],
+    ['llama.feed_forward_length', u32(cfg.intermediateSize)],
+    ['llama.rope.dimension_count', u32(D)],
+    ['llama.attention.head_count', u32(H)],
+    ['llama.attention.head_count_kv', u32(Hkv)],
+    ['llama.attention.layer_norm_rms_epsilon', f32(cfg.rmsNormEps)],
+    ['llama.rope.freq_base', f32(cfg.ropeTheta)],
+    ['tokenizer.ggml.model', str('gpt2')],
+    ['tokenizer.ggml.pre', str(opts.pre ?? 'gpt-2')],
+    ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: vocab.tokens }],
+    ['tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: vocab.types }],
+    // llama.cpp refuses a "gpt2" vocabulary without this key, so it is written even if empty.
+    ['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: vocab.merges }],
+  ];
+  for (const [k, id] of ids) if (id != null) kv.push([k, u32(id)]);
+  if (opts.addBosToken !== undefined) kv.push(['tokenizer.ggml.add_bos_token', { type: 'bool', value: opts.addBosToken }]);
+  writeGguf(path, { kv, tensors, force: opts.force });
+}

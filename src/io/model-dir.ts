@@ -1,0 +1,305 @@
+// Hugging Face model directories, as PreTrainedModel.save_pretrained writes them:
+//   config.json                    (hf-config.ts)
+//   model.safetensors              HF parameter names, metadata {"format": "pt"}; tied weights
+//                                  (lm_head with tie_word_embeddings, the BERT MLM decoder) are not
+//                                  stored, as save_pretrained drops shared tensors;
+//   or model-0000k-of-0000N.safetensors + model.safetensors.index.json {"metadata", "weight_map"}
+//   tokenizer.json, tokenizer_config.json, generation_config.json (causal LMs).
+// Saving is atomic: everything goes into a temp directory next to the target, which is then
+// renamed into place; an existing directory is replaced only with `force`.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Tensor } from '../tensor/tensor.js';
+import type { Params } from '../nn/params.js';
+import { llamaParamSpec, type LlamaConfig } from '../models/llama.js';
+import { bertParamSpec, type BertConfig } from '../models/bert.js';
+import { openSafetensors, writeSafetensors, type SafetensorsFile, type WriteTensor } from './safetensors.js';
+import {
+  defaultMeta, formatHfJson, hfConfigJson, readHfConfig,
+  type BertMeta, type HfModelConfig, type LlamaMeta,
+} from './hf-config.js';
+import { parseTokenizerJson, tokenizerConfigJson, tokenizerVocabSize, type TokenizerInfo } from './gguf_tokenizer.js';
+
+export type SaveDType = 'F32' | 'F16' | 'BF16';
+
+/** A config to save: meta (special token ids, labels, dtype) may be partial or left out. */
+export type SaveConfig =
+  | HfModelConfig
+  | { arch: 'llama'; config: LlamaConfig; meta?: Partial<LlamaMeta> }
+  | { arch: 'bert'; config: BertConfig; meta?: Partial<BertMeta> };
+
+export interface SaveModelOptions {
+  config: SaveConfig;
+  params: Params;
+  /** tokenizer.json, as text or parsed JSON. */
+  tokenizerJson?: string | object;
+  dtype?: SaveDType;
+  force?: boolean;
+}
+
+export interface LoadedModel {
+  arch: 'llama' | 'bert';
+  config: LlamaConfig | BertConfig;
+  hf: HfModelConfig;
+  /** float32, requiresGrad true, named by HF parameter name. */
+  params: Params;
+  tokenizerPath?: string;
+}
+
+const TORCH_DTYPE: Record<SaveDType, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+
+function fullConfig(c: SaveConfig, dtype: SaveDType): HfModelConfig {
+  const torchDtype = TORCH_DTYPE[dtype];
+  if (c.arch === 'llama') return { arch: 'llama', config: c.config, meta: { ...defaultMeta('llama'), ...c.meta, torchDtype } };
+  return { arch: 'bert', config: c.config, meta: { ...defaultMeta('bert', c.meta?.head), ...c.meta, torchDtype } };
+}
+
+/** The parameter table of a config (HF names → shapes). */
+export function paramSpecOf(c: HfModelConfig): Map<string, { shape: number[] }> {
+  return c.arch === 'llama'
+    ? llamaParamSpec(c.config)
+    : bertParamSpec(c.config, { mlm: c.meta.head === 'mlm', classifier: c.meta.head === 'classifier' });
+}
+
+const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+const fmt = (s: readonly number[]): string => `[${s.join(', ')}]`;
+
+function checkTokenizer(t: TokenizerInfo, vocabSize: number, cfgFile: string): void {
+  const n = tokenizerVocabSize(t);
+  if (n > vocabSize) {
+    throw new Error(`${t.file}: the tokenizer has ${n} tokens but ${cfgFile} has vocab_size ${vocabSize}; ` +
+      `the embedding needs a row per token: raise vocab_size (and resize the embeddings) or use the model's own tokenizer`);
+  }
+}
+
+/** Writes a model directory atomically (see top). */
+export function saveModelDir(dir: string, opts: SaveModelOptions): void {
+  const abs = path.resolve(dir);
+  const dtype = opts.dtype ?? 'F32';
+  if (!(dtype in TORCH_DTYPE)) throw new Error(`${abs}: dtype ${dtype} is not one of F32, F16, BF16`);
+  if (fs.existsSync(abs) && !opts.force) throw new Error(`${abs}: already exists; refusing to overwrite it (use --force)`);
+  const hf = fullConfig(opts.config, dtype);
+  const spec = paramSpecOf(hf);
+  const tensors = new Map<string, WriteTensor>();
+  for (const [name, { shape }] of spec) {
+    const p = opts.params.get(name);
+    if (!p) throw new Error(`${abs}: parameter "${name}" is missing from the model being saved`);
+    if (!sameShape(p.shape, shape)) throw new Error(`${abs}: parameter "${name}" has shape ${fmt(p.shape)}, the config needs ${fmt(shape)}`);
+    tensors.set(name, { shape: [...shape], data: p.f32 });
+  }
+  const extra = [...opts.params.keys()].filter((n) => !spec.has(n));
+  if (extra.length) {
+    throw new Error(`${abs}: ${extra.length} parameter(s) are not part of the Hugging Face ${hf.arch} model ` +
+      `(${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', …' : ''}); fold or drop them before saving`);
+  }
+  let tok: { info: TokenizerInfo; text: string; raw: Record<string, unknown> } | null = null;
+  if (opts.tokenizerJson !== undefined) {
+    const text = typeof opts.tokenizerJson === 'string' ? opts.tokenizerJson : JSON.stringify(opts.tokenizerJson, null, 2);
+    const info = parseTokenizerJson(text, 'tokenizer.json');
+    checkTokenizer(info, hf.config.vocabSize, 'config.json');
+    tok = { info, text, raw: JSON.parse(text) };
+  }
+
+  fs.mkdirSync(path.dirname(abs), { recursive: true });
+  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  fs.mkdirSync(tmp);
+  try {
+    writeText(path.join(tmp, 'config.json'), formatHfJson(hfConfigJson(hf)));
+    if (hf.arch === 'llama') {
+      const m = hf.meta;
+      writeText(path.join(tmp, 'generation_config.json'), formatHfJson({
+        _from_model_config: true,
+        ...(m.bosTokenId === null ? {} : { bos_token_id: m.bosTokenId }),
+        ...(m.eosTokenId === null ? {} : { eos_token_id: m.eosTokenId }),
+        ...(m.padTokenId === null ? {} : { pad_token_id: m.padTokenId }),
+      }));
+    }
+    writeSafetensors(path.join(tmp, 'model.safetensors'), tensors, { dtype, metadata: { format: 'pt' } });
+    if (tok) {
+      writeText(path.join(tmp, 'tokenizer.json'), tok.text);
+      writeText(path.join(tmp, 'tokenizer_config.json'), formatHfJson(tokenizerConfigJson(hf, tok.info, tok.raw)));
+    }
+    fsyncDir(tmp);
+    publishDir(tmp, abs, !!opts.force);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  fsyncDir(path.dirname(abs));
+}
+
+function writeText(file: string, text: string): void {
+  const fd = fs.openSync(file, 'wx');
+  try {
+    fs.writeFileSync(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+  } catch { /* not every platform can fsync a directory */ }
+}
+
+/** Renames tmp → target; with force an existing target is first moved aside, then removed. */
+function publishDir(tmp: string, target: string, force: boolean): void {
+  if (!fs.existsSync(target)) {
+    try {
+      return fs.renameSync(tmp, target);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new Error(`${target}: already exists; refusing to overwrite it (use --force)`);
+      throw e;
+    }
+  }
+  if (!force) throw new Error(`${target}: already exists; refusing to overwrite it (use --force)`);
+  const old = `${tmp}.old`;
+  fs.renameSync(target, old);
+  try {
+    fs.renameSync(tmp, target);
+  } catch (e) {
+    fs.renameSync(old, target);
+    throw e;
+  }
+  fs.rmSync(old, { recursive: true, force: true });
+}
+
+// ---- loading ------------------------------------------------------------------------------------
+
+/** Buffers HF may store that are not parameters (rotary inv_freq, BERT position_ids) and heads
+ *  kdqat does not model (BERT's next-sentence head); skipped on load. */
+const IGNORED = [/(^|\.)rotary_emb\.inv_freq$/, /(^|\.)position_ids$/, /^cls\.seq_relationship\./];
+
+interface Located { file: SafetensorsFile; name: string }
+
+/** Opens model.safetensors or the shards of model.safetensors.index.json: stored name → file. */
+function openWeights(dir: string): { where: Map<string, Located>; files: SafetensorsFile[]; label: string } {
+  const single = path.join(dir, 'model.safetensors');
+  const index = path.join(dir, 'model.safetensors.index.json');
+  const where = new Map<string, Located>();
+  if (fs.existsSync(single)) {
+    const f = openSafetensors(single);
+    for (const n of f.names()) where.set(n, { file: f, name: n });
+    return { where, files: [f], label: single };
+  }
+  if (!fs.existsSync(index)) {
+    const bin = fs.existsSync(path.join(dir, 'pytorch_model.bin')) ? ' (pytorch_model.bin is not supported: re-save with safe_serialization=True)' : '';
+    throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json${bin}`);
+  }
+  let map: unknown;
+  try {
+    map = JSON.parse(fs.readFileSync(index, 'utf8')).weight_map;
+  } catch (e) {
+    throw new Error(`${index}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new Error(`${index}: no "weight_map" object {tensor name: shard file}`);
+  const files = new Map<string, SafetensorsFile>();
+  try {
+    for (const [name, shard] of Object.entries(map)) {
+      if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\')) throw new Error(`${index}: weight_map["${name}"] must be a file name in the directory`);
+      let f = files.get(shard);
+      if (!f) {
+        const p = path.join(dir, shard);
+        if (!fs.existsSync(p)) throw new Error(`${index}: lists shard ${shard} for "${name}", but ${p} is missing`);
+        f = openSafetensors(p);
+        files.set(shard, f);
+      }
+      if (!f.infos.has(name)) throw new Error(`${f.path}: has no tensor "${name}", which ${index} says is in it`);
+      where.set(name, { file: f, name });
+    }
+  } catch (e) {
+    for (const f of files.values()) f.close();
+    throw e;
+  }
+  return { where, files: [...files.values()], label: index };
+}
+
+const equalData = (a: Float32Array, b: Float32Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Loads a Hugging Face model directory (see top) into float32 parameters. */
+export function loadModelDir(dir: string): LoadedModel {
+  const abs = path.resolve(dir);
+  if (!fs.statSync(abs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`${abs}: not a directory`);
+  const cfgFile = path.join(abs, 'config.json');
+  let hf = readHfConfig(cfgFile);
+  const { where: stored, files, label } = openWeights(abs);
+  try {
+    // BertModel saved alone has no "bert." prefix; BertFor* models have it.
+    const where = new Map<string, Located>();
+    const unprefixed = hf.arch === 'bert' && ![...stored.keys()].some((n) => n.startsWith('bert.'));
+    for (const [stName, loc] of stored) {
+      let n = unprefixed && /^(embeddings|encoder|pooler)\./.test(stName) ? `bert.${stName}` : stName;
+      // TF-era BERT checkpoints name LayerNorm parameters gamma/beta; transformers renames them on load.
+      if (hf.arch === 'bert') n = n.replace(/LayerNorm\.gamma$/, 'LayerNorm.weight').replace(/LayerNorm\.beta$/, 'LayerNorm.bias');
+      where.set(n, loc);
+    }
+    if (hf.arch === 'bert' && hf.meta.inferHead) {
+      // No "architectures" in config.json: tell the head from the tensors.
+      const cls = where.get('classifier.weight');
+      const head = cls ? 'classifier' : [...where.keys()].some((n) => n.startsWith('cls.predictions.')) ? 'mlm' : 'base';
+      const numLabels = cls ? cls.file.info(cls.name).shape[0] : 0; // classifier.weight (numLabels, C)
+      hf = { arch: 'bert', config: { ...hf.config, numLabels }, meta: { ...hf.meta, head, inferHead: false } };
+    }
+    const spec = paramSpecOf(hf);
+    const params: Params = new Map();
+    const missing: string[] = [];
+    for (const [name, { shape }] of spec) {
+      const loc = where.get(name);
+      if (!loc) { missing.push(name); continue; }
+      const info = loc.file.info(loc.name);
+      if (!['F32', 'F16', 'BF16'].includes(info.dtype)) {
+        throw new Error(`${loc.file.path}: tensor "${loc.name}" has dtype ${info.dtype}; weights must be F32, F16 or BF16`);
+      }
+      if (!sameShape(info.shape, shape)) {
+        throw new Error(`${loc.file.path}: tensor "${loc.name}" has shape ${fmt(info.shape)} but ${cfgFile} implies ${fmt(shape)}`);
+      }
+      const t = new Tensor(loc.file.read(loc.name).data as Float32Array, shape, true);
+      t.name = name;
+      params.set(name, t);
+    }
+    if (missing.length) {
+      let hint = '';
+      if (missing.includes('lm_head.weight')) hint = '; if the output head is tied to the embeddings, set "tie_word_embeddings": true in config.json';
+      throw new Error(`${label}: missing ${missing.length} tensor(s) the config needs: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}${hint}`);
+    }
+    // Extra tensors: tied copies are checked and dropped, known buffers skipped, others refused.
+    const tied: Record<string, string> = {
+      'lm_head.weight': 'model.embed_tokens.weight',
+      'cls.predictions.decoder.weight': 'bert.embeddings.word_embeddings.weight',
+      'cls.predictions.decoder.bias': 'cls.predictions.bias',
+    };
+    const unknown: string[] = [];
+    for (const [name, loc] of where) {
+      if (spec.has(name) || IGNORED.some((re) => re.test(name))) continue;
+      const src = tied[name];
+      if (src && params.has(src)) {
+        const a = loc.file.read(loc.name).data as Float32Array;
+        if (!equalData(a, params.get(src)!.f32)) {
+          throw new Error(`${loc.file.path}: "${loc.name}" differs from "${src}", but kdqat ties them ` +
+            `(${name === 'lm_head.weight' ? 'tie_word_embeddings is true in config.json' : 'the MLM decoder is tied to the embeddings'}); untied heads are not supported`);
+        }
+        continue;
+      }
+      if (hf.arch === 'bert' && hf.meta.head !== 'classifier' && name.startsWith('bert.pooler.')) continue; // unused pooler
+      unknown.push(loc.name);
+    }
+    if (unknown.length) {
+      throw new Error(`${label}: ${unknown.length} tensor(s) are not part of a ${hf.arch} model with this config.json ` +
+        `(${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', …' : ''}); check "architectures" and the other keys of ${cfgFile}`);
+    }
+    const tokFile = path.join(abs, 'tokenizer.json');
+    let tokenizerPath: string | undefined;
+    if (fs.existsSync(tokFile)) {
+      const info = parseTokenizerJson(fs.readFileSync(tokFile, 'utf8'), tokFile);
+      checkTokenizer(info, hf.config.vocabSize, cfgFile);
+      tokenizerPath = tokFile;
+    }
+    return { arch: hf.arch, config: hf.config, hf, params, tokenizerPath };
+  } finally {
+    for (const f of files) f.close();
+  }
+}
