@@ -2,7 +2,7 @@
 // heads): word + position + token-type embeddings, post-LayerNorm blocks, GELU, pooler.
 import { Tensor } from '../tensor/tensor.js';
 import {
-  add, attention, dropout, embedding, gather, gelu, layerNorm, linear, reshape, slice, tanh,
+  add, attention, dropout, embedding, gather, gelu, geluTanh, layerNorm, linear, reshape, slice, tanh,
 } from '../tensor/ops/index.js';
 import { intTensor } from '../tensor/tensor.js';
 import { identityWeight, param, type Init, type Params, type WeightFn } from '../nn/params.js';
@@ -119,7 +119,8 @@ export function bertBlock(
   const context = reshape(att.out, [B, T, C]);
   const sa = linear(context, w('attention.output.dense.weight'), p('attention.output.dense.bias'));
   const a = layerNorm(add(drop(sa, 1), x), p('attention.output.LayerNorm.weight'), p('attention.output.LayerNorm.bias'), cfg.layerNormEps);
-  const inter = gelu(linear(a, w('intermediate.dense.weight'), p('intermediate.dense.bias')));
+  const act = cfg.hiddenAct === 'gelu_new' ? geluTanh : gelu;
+  const inter = act(linear(a, w('intermediate.dense.weight'), p('intermediate.dense.bias')));
   const o = linear(inter, w('output.dense.weight'), p('output.dense.bias'));
   const y = layerNorm(add(drop(o, 2), a), p('output.LayerNorm.weight'), p('output.LayerNorm.bias'), cfg.layerNormEps);
   return {
@@ -185,8 +186,9 @@ export function bertClassify(params: Params, cfg: BertConfig, enc: EncoderOutput
 
 /** Masked-LM logits (B, T, V): transform (dense, GELU, LayerNorm) then the tied decoder. */
 export function bertMlmLogits(params: Params, cfg: BertConfig, enc: EncoderOutput, opts: { weight?: WeightFn } = {}): Tensor {
+  const act = cfg.hiddenAct === 'gelu_new' ? geluTanh : gelu;
   const h = layerNorm(
-    gelu(linear(enc.last, param(params, 'cls.predictions.transform.dense.weight'), param(params, 'cls.predictions.transform.dense.bias'))),
+    act(linear(enc.last, param(params, 'cls.predictions.transform.dense.weight'), param(params, 'cls.predictions.transform.dense.bias'))),
     param(params, 'cls.predictions.transform.LayerNorm.weight'), param(params, 'cls.predictions.transform.LayerNorm.bias'), cfg.layerNormEps,
   );
   const word = 'bert.embeddings.word_embeddings.weight';
