@@ -1,6 +1,9 @@
 // Command-line entry: one subcommand per file under src/cli/commands/.
 import { Command } from 'commander';
 import { benchCommand } from './bench.js';
+import { evalCommand } from './eval.js';
+import { generateCommand } from './generate.js';
+import { exportCommand } from './export.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('kdqat')
@@ -8,6 +11,9 @@ export async function main(argv: string[]): Promise<void> {
     .version('0.1.0')
     .showHelpAfterError();
   program.addCommand(benchCommand());
+  program.addCommand(evalCommand());
+  program.addCommand(generateCommand());
+  program.addCommand(exportCommand());
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -1,7 +1,9 @@
 // Multiple-choice accuracy by log-likelihood, as lm-evaluation-harness scores it: for each
 // choice, the summed log-probability of the continuation " " + choice given the context;
-// `acc` picks the largest sum, `acc_norm` the largest sum per character of the continuation.
-import { intTensor, noGrad, logSoftmax } from '../tensor/index.js';
+// `acc` picks the largest sum, `acc_norm` the largest sum per character of the choice (the
+// harness divides by len(choice), without the delimiter: task.py process_results).
+// Ties go to the first choice, as numpy's argmax.
+import { intTensor, noGrad } from '../tensor/index.js';
 import type { WeightFn } from '../nn/params.js';
 import type { MultipleChoiceRecord } from '../data/types.js';
 import { lmLogits, type Model } from '../models/model.js';
@@ -12,6 +14,22 @@ export interface McResult {
   n: number;
   /** Per item: index chosen by acc and by acc_norm. */
   predictions: { acc: number; accNorm: number }[];
+  /** Per item, per choice: summed log-probability of the continuation (nats). */
+  scores: number[][];
+  /** Choices longer than the model's positions, scored on their last tokens only. */
+  truncatedChoices: number;
+}
+
+export interface McOptions {
+  batchSize?: number;
+  weight?: WeightFn;
+  /** Prepended to every context (the harness adds none by default). */
+  bosId?: number | null;
+  /** Used as the whole context when a context encodes to no tokens, so the first continuation
+   *  token has something to be predicted from (the harness uses the EOT token). */
+  prefixId?: number | null;
+  delimiter?: string;
+  onBatch?: (done: number, total: number) => void;
 }
 
 interface Request {
@@ -19,28 +37,38 @@ interface Request {
   choice: number;
   ids: number[]; // context + continuation tokens
   contStart: number; // index of the first continuation token in ids
-  chars: number;
 }
 
+/** `tokenizer.encode` must not add special tokens (BOS/EOS around every piece would be scored). */
 export function scoreMultipleChoice(
-  model: Model, tokenizer: { encode(text: string): number[] }, records: MultipleChoiceRecord[],
-  opts: { batchSize?: number; weight?: WeightFn; bosId?: number | null; delimiter?: string; onBatch?: (done: number, total: number) => void } = {},
+  model: Model, tokenizer: { encode(text: string): number[] }, records: MultipleChoiceRecord[], opts: McOptions = {},
 ): McResult {
   if (model.arch !== 'llama') throw new Error('multiple-choice scoring needs a causal LM (LLaMA-family model)');
   const maxLen = model.config.maxPositionEmbeddings;
   const delim = opts.delimiter ?? ' ';
   const reqs: Request[] = [];
+  let truncated = 0;
   records.forEach((r, item) => {
-    const ctx = [...(opts.bosId != null ? [opts.bosId] : []), ...tokenizer.encode(r.context)];
+    let ctx = [...(opts.bosId != null ? [opts.bosId] : []), ...tokenizer.encode(r.context)];
+    if (ctx.length === 0) {
+      if (opts.prefixId == null) throw new Error(`item ${item}: the context is empty and no prefix token (BOS/EOS) is known to predict the first choice token from`);
+      ctx = [opts.prefixId];
+    }
     r.choices.forEach((c, choice) => {
       const cont = tokenizer.encode(delim + c);
       if (cont.length === 0) throw new Error(`item ${item}: choice ${choice} encodes to no tokens`);
       // Keep the continuation whole; cut the context from the left to fit (+1: the last
-      // input position predicts the final token).
-      const room = Math.max(1, maxLen + 1 - cont.length);
+      // input position predicts the final token, so maxLen + 1 tokens fit in maxLen inputs).
+      // A continuation that alone exceeds that is cut from the left too, as the harness cuts
+      // (context + continuation)[-(max_length + 1):]; its first kept token is then context.
+      if (cont.length > maxLen) {
+        truncated++;
+        reqs.push({ item, choice, ids: cont.slice(cont.length - maxLen - 1), contStart: 1 });
+        return;
+      }
+      const room = maxLen + 1 - cont.length;
       const keep = ctx.length > room ? ctx.slice(ctx.length - room) : ctx;
-      const ids = [...keep, ...cont].slice(-(maxLen + 1));
-      reqs.push({ item, choice, ids, contStart: ids.length - cont.length, chars: (delim + c).length });
+      reqs.push({ item, choice, ids: [...keep, ...cont], contStart: keep.length });
     });
   });
   // Longest first so batches pad little.
@@ -54,19 +82,23 @@ export function scoreMultipleChoice(
       const T = Math.max(...batch.map((r) => r.ids.length - 1));
       const ids = new Int32Array(batch.length * T); // right padding: causal attention ignores it
       batch.forEach((r, b) => ids.set(r.ids.slice(0, -1), b * T));
-      const logp = logSoftmax(lmLogits(model, intTensor(ids, [batch.length, T]), { weight: opts.weight })).f32;
+      const logits = lmLogits(model, intTensor(ids, [batch.length, T]), { weight: opts.weight }).f32; // (B, T, V)
       batch.forEach((r, b) => {
         let sum = 0;
-        for (let p = r.contStart; p < r.ids.length; p++) sum += logp[(b * T + p - 1) * V + r.ids[p]];
+        // Log-softmax only at the continuation positions (a full (B, T, V) copy would double
+        // the memory of the logits); float64 log-sum-exp.
+        for (let p = r.contStart; p < r.ids.length; p++) sum += logProb(logits, (b * T + p - 1) * V, V, r.ids[p]);
         scores[order[s + b]] = sum;
       });
       opts.onBatch?.(Math.min(s + bs, order.length), order.length);
     }
   });
   const predictions = records.map(() => ({ acc: -1, accNorm: -1 }));
+  const perItem: number[][] = records.map((r) => new Array<number>(r.choices.length));
   const best = records.map(() => ({ s: -Infinity, n: -Infinity }));
   reqs.forEach((r, i) => {
-    const norm = scores[i] / r.chars;
+    perItem[r.item][r.choice] = scores[i];
+    const norm = scores[i] / records[r.item].choices[r.choice].length;
     if (scores[i] > best[r.item].s) {
       best[r.item].s = scores[i];
       predictions[r.item].acc = r.choice;
@@ -82,5 +114,14 @@ export function scoreMultipleChoice(
     if (predictions[i].accNorm === r.label) accNorm++;
   });
   const n = records.length;
-  return { acc: n ? acc / n : NaN, accNorm: n ? accNorm / n : NaN, n, predictions };
+  return { acc: n ? acc / n : NaN, accNorm: n ? accNorm / n : NaN, n, predictions, scores: perItem, truncatedChoices: truncated };
+}
+
+/** log softmax(row)[target] for the row of V logits at `off`. */
+function logProb(logits: Float32Array, off: number, V: number, target: number): number {
+  let max = -Infinity;
+  for (let v = 0; v < V; v++) if (logits[off + v] > max) max = logits[off + v];
+  let sum = 0;
+  for (let v = 0; v < V; v++) sum += Math.exp(logits[off + v] - max);
+  return logits[off + target] - max - Math.log(sum);
 }

@@ -1,0 +1,153 @@
+// The evaluations `kdqat eval` can run. Each is prepared up front — data read, tokenized and
+// checked against the model — so a malformed file fails at once, not after an hour of another
+// evaluation; `run` then does the model work.
+import * as fs from 'node:fs';
+import {
+  CLASSIFICATION_TASKS, CORPUS_NAMES, MULTIPLE_CHOICE_TASKS, builtinClassification, builtinMultipleChoice,
+  loadClassification, loadCorpus, loadMultipleChoice, readUtf8File, splitCorpus, type CorpusName,
+} from '../data/index.js';
+import type { LoadedTokenizer } from '../tokenize/index.js';
+import { streamPerplexity } from '../eval/stream-perplexity.js';
+import { scoreMultipleChoice } from '../eval/multiple-choice.js';
+import { classifyAccuracy } from '../eval/classify-accuracy.js';
+import { describeModel, type OpenedModel } from './open-model.js';
+
+export type EvalKind = 'perplexity' | 'multiple-choice' | 'classification';
+
+/** One row of the report; metrics and counts sit side by side for easy JSON use. */
+export interface EvalResult {
+  kind: EvalKind;
+  source: string;
+  [metricOrCount: string]: string | number;
+}
+
+export interface EvalJob {
+  kind: EvalKind;
+  source: string;
+  /** Units for progress: windows, requests, examples. */
+  run(onBatch: (done: number, total: number) => void): EvalResult;
+}
+
+export interface JobSettings {
+  seq: number;
+  batchSize: number;
+  limit?: number;
+  split: 'test' | 'valid';
+}
+
+/** Raw text encoding: the evaluations place BOS/EOS themselves. */
+const raw = (tok: LoadedTokenizer) => (text: string): number[] => tok.encode(text, { addSpecialTokens: false });
+
+function needCausal(m: OpenedModel, flag: string): void {
+  if (m.model.arch !== 'llama') {
+    throw new Error(`${flag}: ${m.dir} is ${describeModel(m)}; ${flag.split(' ')[0]} scores a causal LM (LLaMA-family decoder) by next-token log-likelihood`);
+  }
+}
+
+function perplexityJob(m: OpenedModel, source: string, stream: number[], s: JobSettings, extra: Record<string, string | number>): EvalJob {
+  return {
+    kind: 'perplexity', source,
+    run: (onBatch) => {
+      const r = streamPerplexity(m.model, stream, s.seq, { batchSize: s.batchSize, onBatch });
+      return { kind: 'perplexity', source, ppl: r.ppl, nll: r.nll, tokens: r.tokens, windows: r.windows, seq: r.seq, ...extra };
+    },
+  };
+}
+
+export function textJob(m: OpenedModel, tok: LoadedTokenizer, file: string, s: JobSettings): EvalJob {
+  needCausal(m, `--text ${file}`);
+  const text = withFlag('--text', () => readUtf8File(file));
+  if (!text.trim()) throw new Error(`--text ${file}: the file is empty (only whitespace); point --text at a file with the text to score`);
+  const stream = raw(tok)(text);
+  if (stream.length < 2) throw new Error(`--text ${file}: only ${stream.length} token(s); perplexity needs at least 2`);
+  return perplexityJob(m, file, stream, s, {});
+}
+
+/** A built-in corpus split as the training commands split it: SOTU chronologically (latest
+ *  addresses held out), the others by a hash of the document id (5%/5%, seed 0); documents are
+ *  joined with the EOS token after each, as packSequences packs them for training. */
+export function corpusJob(m: OpenedModel, tok: LoadedTokenizer, name: string, s: JobSettings, eosId: number | undefined): EvalJob {
+  needCausal(m, `--corpus ${name}`);
+  if (!(CORPUS_NAMES as readonly string[]).includes(name)) throw new Error(`--corpus ${name}: unknown corpus; use one of ${CORPUS_NAMES.join(', ')} (or --text FILE for your own text)`);
+  const corpus = loadCorpus(name as CorpusName);
+  const split = splitCorpus(corpus, name === 'sotu' ? { method: 'chronological' } : {});
+  const docs = split[s.split];
+  if (docs.length === 0) throw new Error(`--corpus ${name}: the ${s.split} split is empty`);
+  const enc = raw(tok);
+  const stream: number[] = [];
+  for (const d of docs) {
+    for (const id of enc(d.text)) stream.push(id);
+    if (eosId !== undefined) stream.push(eosId);
+  }
+  return perplexityJob(m, `${name}:${s.split}`, stream, s, { documents: docs.length });
+}
+
+/** Data-layer errors already say file:line, problem and fix; add the flag that named the file. */
+function withFlag<T>(flag: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new Error(`${flag} ${(e as Error).message}`);
+  }
+}
+
+const isFile = (p: string): boolean => fs.statSync(p, { throwIfNoEntry: false })?.isFile() ?? false;
+
+export function mcJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: JobSettings, prefixId: number | undefined): EvalJob {
+  needCausal(m, `--mc ${spec}`);
+  const builtin = (MULTIPLE_CHOICE_TASKS as readonly string[]).includes(spec) && !isFile(spec);
+  if (!builtin && !fs.existsSync(spec)) {
+    throw new Error(`--mc ${spec}: no such file, and not a built-in task (${MULTIPLE_CHOICE_TASKS.join(', ')}); give a JSONL file of {"context", "choices", "label"} lines`);
+  }
+  let records = builtin ? builtinMultipleChoice(spec, s.limit ? { count: s.limit } : {}) : withFlag('--mc', () => loadMultipleChoice(spec));
+  if (s.limit) records = records.slice(0, s.limit);
+  const source = spec;
+  return {
+    kind: 'multiple-choice', source,
+    run: (onBatch) => {
+      const r = scoreMultipleChoice(m.model, { encode: raw(tok) }, records, { batchSize: s.batchSize, prefixId, onBatch });
+      const choices = records.reduce((n, x) => n + x.choices.length, 0);
+      return { kind: 'multiple-choice', source, acc: r.acc, acc_norm: r.accNorm, items: r.n, choices, truncated_choices: r.truncatedChoices };
+    },
+  };
+}
+
+export function clsJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: JobSettings): EvalJob {
+  const model = m.model;
+  if (model.arch !== 'bert' || !model.heads.classifier) {
+    throw new Error(`--cls ${spec}: ${m.dir} is ${describeModel(m)}; --cls needs a BERT classifier (BertForSequenceClassification, e.g. from kdqat finetune)`);
+  }
+  const sp = { cls: tok.specials.cls, sep: tok.specials.sep, pad: tok.specials.pad ?? 0 };
+  if (sp.cls === undefined || sp.sep === undefined) throw new Error(`${tok.path}: the tokenizer has no [CLS]/[SEP] tokens, which a BERT classifier input needs`);
+  const K = model.config.numLabels;
+  const builtin = (CLASSIFICATION_TASKS as readonly string[]).includes(spec) && !isFile(spec);
+  let examples, labels: string[];
+  if (builtin) {
+    const task = builtinClassification(spec);
+    examples = s.split === 'test' ? task.test : task.dev;
+    labels = task.labels;
+  } else {
+    if (!fs.existsSync(spec)) throw new Error(`--cls ${spec}: no such file, and not a built-in task (${CLASSIFICATION_TASKS.join(', ')}); give a JSONL or TSV file of text and label`);
+    // Integer labels are class ids as they are. String labels map through the names in
+    // config.json (id2label) when it has real ones; with HF's LABEL_i defaults they are numbered
+    // in sorted order, loadClassification's convention, which the training side shares.
+    const named = m.loaded.hf.arch === 'bert' ? m.loaded.hf.meta.labels : null;
+    let d = withFlag('--cls', () => loadClassification(spec));
+    const numeric = d.labels.every((l) => /^\d+$/.test(l));
+    if (!numeric && named && !named.every((l, i) => l === `LABEL_${i}`)) d = withFlag('--cls', () => loadClassification(spec, { labels: named }));
+    examples = d.examples;
+    labels = d.labels;
+  }
+  if (labels.length > K) {
+    throw new Error(`--cls ${spec}: the data has ${labels.length} labels (${labels.slice(0, 6).join(', ')}${labels.length > 6 ? ', …' : ''}) but the classifier in ${m.dir} has ${K} outputs`);
+  }
+  if (s.limit) examples = examples.slice(0, s.limit);
+  const all = examples;
+  return {
+    kind: 'classification', source: builtin ? `${spec}:${s.split}` : spec,
+    run: (onBatch) => {
+      const r = classifyAccuracy(model, raw(tok), sp as { cls: number; sep: number; pad: number }, all, { seqLen: s.seq, batchSize: s.batchSize, onBatch });
+      return { kind: 'classification', source: builtin ? `${spec}:${s.split}` : spec, acc: r.acc, examples: r.n, labels: labels.length };
+    },
+  };
+}

@@ -1,0 +1,158 @@
+// `kdqat eval`: perplexity (--text FILE, --corpus NAME), multiple-choice accuracy (--mc FILE|task)
+// and classification accuracy (--cls FILE|task) of a model directory, several at once.
+//
+// Perplexity windows (src/eval/stream-perplexity.ts): the text (UTF-8, line ends read as \n) is
+// tokenized as a whole, without special tokens, and cut into non-overlapping windows of --seq inputs; adjacent windows share
+// one boundary token, so every token after the first is predicted once, with 0…seq-1 tokens of
+// context; the remainder is a shorter last window. A corpus split is the same with an EOS
+// after each document.
+//
+// The model and data modules are imported when the command runs, so `kdqat --help` and the
+// other commands do not pay for loading them.
+import { Command } from 'commander';
+import type { EvalJob, EvalResult, JobSettings } from './eval-tasks.js';
+
+export interface EvalOptions {
+  model?: string;
+  tokenizer?: string;
+  text?: string[];
+  corpus?: string[];
+  split?: string;
+  mc?: string[];
+  cls?: string[];
+  seq?: string;
+  batchSize?: string;
+  limit?: string;
+  json?: boolean;
+}
+
+export interface EvalReport {
+  model: string;
+  arch: string;
+  parameters: number;
+  tokenizer: string;
+  results: (EvalResult & { seconds: number })[];
+  seconds: { load: number; total: number };
+}
+
+export interface Output {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  /** Progress lines are drawn only on a terminal. */
+  isTTY: boolean;
+}
+
+const processOutput = (): Output => ({
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  isTTY: !!process.stderr.isTTY,
+});
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+export function evalCommand(): Command {
+  return new Command('eval')
+    .description('evaluate a model directory: perplexity, multiple-choice accuracy, classification accuracy')
+    .requiredOption('--model <dir>', 'Hugging Face model directory (config.json, model.safetensors)')
+    .option('--tokenizer <file>', 'tokenizer.json to use when the model directory has none')
+    .option('--text <file>', 'perplexity over a UTF-8 text file (repeatable)', collect)
+    .option('--corpus <name>', 'perplexity over a built-in corpus split: sotu, brown, moby-dick (repeatable)', collect)
+    .option('--split <split>', 'split of --corpus and built-in --cls tasks: test or valid', 'test')
+    .option('--mc <file|task>', 'multiple-choice accuracy: a JSONL file or continuation, wordnet-def (repeatable)', collect)
+    .option('--cls <file|task>', 'classification accuracy: a JSONL/TSV file or brown-genre (repeatable)', collect)
+    .option('--seq <n>', 'window length in tokens (default: min(max_position_embeddings, 512))')
+    .option('--batch-size <n>', 'sequences per forward pass', '8')
+    .option('--limit <n>', 'score only the first n items of each --mc/--cls task')
+    .option('--json', 'print one JSON object instead of a table')
+    .addHelpText('after', '\nPerplexity windows: the text is tokenized whole (no special tokens) and cut into\n' +
+      'non-overlapping windows of --seq inputs sharing one boundary token; each token after the first\n' +
+      'is predicted once. --corpus joins the documents of the split with an EOS after each.')
+    .action(async (opts: EvalOptions) => {
+      await runEval(opts, processOutput());
+    });
+}
+
+export async function runEval(opts: EvalOptions, out: Output): Promise<EvalReport> {
+  const t0 = performance.now();
+  if (!opts.text?.length && !opts.corpus?.length && !opts.mc?.length && !opts.cls?.length) {
+    throw new Error('nothing to evaluate: give at least one of --text FILE, --corpus NAME, --mc FILE|TASK, --cls FILE|TASK');
+  }
+  if (opts.split !== undefined && opts.split !== 'test' && opts.split !== 'valid') throw new Error(`--split must be test or valid, got ${JSON.stringify(opts.split)}`);
+  const { openModel, openTokenizer, positiveInt, eosIds, describeModel } = await import('./open-model.js');
+  const { clsJob, corpusJob, mcJob, textJob } = await import('./eval-tasks.js');
+  const { countParams } = await import('../nn/params.js');
+  const m = openModel(opts.model);
+  const tok = openTokenizer(m, opts.tokenizer);
+  const maxPos = m.model.config.maxPositionEmbeddings;
+  const settings: JobSettings = {
+    seq: positiveInt('--seq', opts.seq, Math.min(maxPos, 512)),
+    batchSize: positiveInt('--batch-size', opts.batchSize, 8),
+    limit: opts.limit === undefined ? undefined : positiveInt('--limit', opts.limit, 0),
+    split: (opts.split ?? 'test') as 'test' | 'valid',
+  };
+  if (settings.seq > maxPos) throw new Error(`--seq ${settings.seq} exceeds the model's max_position_embeddings (${maxPos})`);
+  const eos = eosIds(m, tok)[0];
+  const bos = m.loaded.hf.arch === 'llama' ? m.loaded.hf.meta.bosTokenId ?? tok.specials.bos : tok.specials.bos;
+  const jobs: EvalJob[] = [
+    ...(opts.text ?? []).map((f) => textJob(m, tok, f, settings)),
+    ...(opts.corpus ?? []).map((c) => corpusJob(m, tok, c, settings, eos)),
+    // An empty context is predicted from EOS, as lm-evaluation-harness does (BOS if no EOS).
+    ...(opts.mc ?? []).map((f) => mcJob(m, tok, f, settings, eos ?? bos ?? undefined)),
+    ...(opts.cls ?? []).map((f) => clsJob(m, tok, f, settings)),
+  ];
+  const loadSeconds = (performance.now() - t0) / 1000;
+
+  const results: EvalReport['results'] = [];
+  for (const job of jobs) {
+    const t = performance.now();
+    const progress = out.isTTY && !opts.json
+      ? (done: number, total: number) => out.stderr(`\r\x1b[K${job.kind} ${job.source}: ${done}/${total}`)
+      : () => {};
+    let r: EvalResult;
+    try {
+      r = job.run(progress);
+    } catch (e) {
+      if (out.isTTY && !opts.json) out.stderr('\r\x1b[K');
+      throw new Error(`${job.kind} of ${job.source} failed: ${(e as Error).message}`);
+    }
+    if (out.isTTY && !opts.json) out.stderr('\r\x1b[K');
+    results.push({ ...r, seconds: (performance.now() - t) / 1000 });
+  }
+  const report: EvalReport = {
+    model: m.dir, arch: m.loaded.hf.arch, parameters: countParams(m.model.params), tokenizer: tok.path, results,
+    seconds: { load: loadSeconds, total: (performance.now() - t0) / 1000 },
+  };
+  out.stdout(opts.json ? `${JSON.stringify(report)}\n` : formatTable(report, describeModel(m)));
+  return report;
+}
+
+const METRICS: Record<string, string[]> = {
+  perplexity: ['ppl', 'nll'],
+  'multiple-choice': ['acc', 'acc_norm'],
+  classification: ['acc'],
+};
+const COUNT: Record<string, [string, string]> = {
+  perplexity: ['tokens', 'tokens'],
+  'multiple-choice': ['items', 'items'],
+  classification: ['examples', 'examples'],
+};
+
+function formatTable(r: EvalReport, what: string): string {
+  const rows: string[][] = [['evaluation', 'source', 'metric', 'value', 'n', 'time']];
+  for (const x of r.results) {
+    METRICS[x.kind].forEach((k, i) => {
+      const v = x[k] as number;
+      const val = k === 'ppl' ? v.toFixed(3) : k === 'nll' ? `${v.toFixed(4)} nats` : v.toFixed(4);
+      const [key, unit] = COUNT[x.kind];
+      rows.push(i === 0
+        ? [x.kind, x.source, k, val, `${(x[key] as number).toLocaleString('en-US')} ${unit}`, `${x.seconds.toFixed(1)} s`]
+        : ['', '', k, val, '', '']);
+    });
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  const line = (row: string[]): string => row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd();
+  const head = `model: ${r.model} — ${what}, ${r.parameters.toLocaleString('en-US')} parameters\n`;
+  const notes = r.results.filter((x) => (x.truncated_choices as number) > 0)
+    .map((x) => `note: ${x.source}: ${x.truncated_choices} choice(s) longer than the model's positions were scored on their last tokens\n`);
+  return `${head}${rows.map(line).join('\n')}\n${notes.join('')}`;
+}

@@ -1,0 +1,77 @@
+// Shared by the commands that read a model directory: loads it (loadModelDir's errors already
+// name the file; we add which flag pointed there), builds the Model union, and finds the
+// tokenizer (the directory's tokenizer.json, or --tokenizer FILE).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadModelDir, type LoadedModel } from '../io/model-dir.js';
+import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
+import type { Model } from '../models/model.js';
+import type { LlamaConfig } from '../models/llama.js';
+import type { BertConfig } from '../models/bert.js';
+
+export interface OpenedModel {
+  dir: string;
+  loaded: LoadedModel;
+  model: Model;
+}
+
+export function openModel(dir: string | undefined): OpenedModel {
+  if (!dir) throw new Error('--model DIR is required (a Hugging Face model directory: config.json + model.safetensors)');
+  const abs = path.resolve(dir);
+  if (!fs.existsSync(abs)) throw new Error(`--model ${dir}: ${abs} does not exist`);
+  let loaded: LoadedModel;
+  try {
+    loaded = loadModelDir(abs);
+  } catch (e) {
+    throw new Error(`--model ${dir}: cannot load the model: ${(e as Error).message}`);
+  }
+  const hf = loaded.hf;
+  const model: Model = hf.arch === 'llama'
+    ? { arch: 'llama', config: loaded.config as LlamaConfig, params: loaded.params }
+    : { arch: 'bert', config: loaded.config as BertConfig, params: loaded.params, heads: { mlm: hf.meta.head === 'mlm', classifier: hf.meta.head === 'classifier' } };
+  return { dir: abs, loaded, model };
+}
+
+/** What the model is, for messages: "a LLaMA decoder", "a BERT encoder with a classifier head". */
+export function describeModel(m: OpenedModel): string {
+  if (m.loaded.hf.arch === 'llama') return 'a LLaMA decoder (causal LM)';
+  const head = m.loaded.hf.meta.head;
+  return `a BERT encoder (${head === 'mlm' ? 'masked-LM head' : head === 'classifier' ? 'classifier head' : 'no head'})`;
+}
+
+/** The tokenizer: --tokenizer FILE when given, else DIR/tokenizer.json. */
+export function openTokenizer(m: OpenedModel, file: string | undefined): LoadedTokenizer {
+  const p = file ?? m.loaded.tokenizerPath;
+  if (!p) {
+    throw new Error(`--model ${m.dir}: no tokenizer.json in the model directory; pass --tokenizer FILE (the Hugging Face tokenizer.json the model was trained with)`);
+  }
+  if (file && !fs.existsSync(file)) throw new Error(`--tokenizer ${file}: file not found`);
+  let tok: LoadedTokenizer;
+  try {
+    tok = loadTokenizer(p);
+  } catch (e) {
+    throw new Error(`${file ? `--tokenizer ${file}` : p}: cannot load the tokenizer: ${(e as Error).message}`);
+  }
+  const V = m.model.config.vocabSize;
+  if (tok.vocabSize > V) {
+    throw new Error(`${p}: the tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${V}; use the tokenizer the model was trained with`);
+  }
+  return tok;
+}
+
+/** The ids generation stops at: config.json's eos_token_id (one or a list), else the tokenizer's EOS. */
+export function eosIds(m: OpenedModel, tok: LoadedTokenizer): number[] {
+  if (m.loaded.hf.arch === 'llama') {
+    const e = m.loaded.hf.meta.eosTokenId;
+    if (Array.isArray(e)) return e;
+    if (e !== null) return [e];
+  }
+  return tok.specials.eos === undefined ? [] : [tok.specials.eos];
+}
+
+export function positiveInt(flag: string, v: string | undefined, dflt: number, min = 1): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+  return n;
+}

@@ -1,0 +1,179 @@
+// `kdqat eval` end to end (child processes) against independent computations, and its errors.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { intTensor, noGrad, logSoftmax } from '../../src/tensor/index.js';
+import { loadModelDir } from '../../src/io/model-dir.js';
+import { loadTokenizer } from '../../src/tokenize/index.js';
+import { packSequences } from '../../src/data/index.js';
+import { perplexity } from '../../src/eval/perplexity.js';
+import { lmLogits, type Model } from '../../src/models/model.js';
+import type { LlamaConfig } from '../../src/models/llama.js';
+import { runEval, type Output } from '../../src/cli/eval.js';
+import { kdqat, makeFixture, TEXT, type Fixture } from './fixture.js';
+
+let fx: Fixture;
+before(() => { fx = makeFixture('eval'); });
+after(() => fx?.cleanup());
+
+const quiet: Output = { stdout: () => {}, stderr: () => {}, isTTY: false };
+const llamaModel = (dir: string): Model => {
+  const m = loadModelDir(dir);
+  return { arch: 'llama', config: m.config as LlamaConfig, params: m.params };
+};
+
+// Text the tokenizer has not seen, with odd spacing and Unicode: any file must work.
+const USER_TEXT = 'Notes from the harbour — 3 ships left at dawn.\n\n  Wind: NE, strong; the river was high.\r\nÉté à la mer!\n';
+
+const MC_ITEMS = [
+  { context: 'The river flows to the', choices: ['sea', 'mill', 'dog'], label: 0 },
+  { context: 'A quick brown', choices: ['fox jumps', 'ocean', 'morning walk'], label: 0 },
+  { context: 'Ships sail across the', choices: ['fields', 'ocean'], label: 1 },
+  { context: '', choices: ['The farmers', 'The wind'], label: 1 },
+  { context: 'In the morning the farmers walk to the fields with their', choices: ['tools.', 'ships.', 'dogs.'], label: 0 },
+];
+
+test('eval --text: perplexity = exp(mean NLL) of perplexity() over the same windows (full + tail)', () => {
+  const file = fx.file('user.txt', USER_TEXT);
+  const r = kdqat('eval', '--model', fx.llama, '--text', file, '--seq', '7', '--batch-size', '3', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '', 'silent on stderr with --json');
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.model, fx.llama);
+  assert.equal(report.results.length, 1);
+  const got = report.results[0];
+
+  // Independent: tokenize without specials (line ends read as \n), whole windows by
+  // packSequences, the rest as one window.
+  const tok = loadTokenizer(path.join(fx.llama, 'tokenizer.json'));
+  const ids = tok.encode(USER_TEXT.replace(/\r\n?/g, '\n'), { addSpecialTokens: false });
+  const model = llamaModel(fx.llama);
+  const full = packSequences([ids], { seqLen: 7 });
+  const a = perplexity(model, full);
+  const tailIds = Int32Array.from(ids.slice(full.count * 7));
+  assert.ok(tailIds.length >= 2, 'the test text should leave a partial window');
+  const b = perplexity(model, { data: tailIds, count: 1, width: tailIds.length });
+  const tokens = a.tokens + b.tokens;
+  const nll = (a.nll * a.tokens + b.nll * b.tokens) / tokens;
+  assert.equal(got.tokens, ids.length - 1);
+  assert.equal(tokens, ids.length - 1);
+  assert.equal(got.windows, full.count + 1);
+  assert.ok(Math.abs(got.nll - nll) < 1e-6 * nll, `nll ${got.nll} vs ${nll}`);
+  assert.ok(Math.abs(got.ppl - Math.exp(nll)) < 1e-5 * Math.exp(nll), `ppl ${got.ppl} vs ${Math.exp(nll)}`);
+  assert.equal(got.seq, 7);
+  assert.ok(report.seconds.total >= report.seconds.load);
+});
+
+/** Summed log p(" " + choice | context) by a plain forward of each sequence alone. */
+function manualScores(model: Model, encode: (s: string) => number[], item: { context: string; choices: string[] }, prefix: number): number[] {
+  return item.choices.map((c) => {
+    const ctx = encode(item.context);
+    const ctxIds = ctx.length ? ctx : [prefix];
+    const cont = encode(` ${c}`);
+    const all = [...ctxIds, ...cont];
+    const V = model.config.vocabSize, T = all.length - 1;
+    const logp = noGrad(() => logSoftmax(lmLogits(model, intTensor(all.slice(0, -1), [1, T]))).f32);
+    let s = 0;
+    for (let p = ctxIds.length; p < all.length; p++) s += logp[(p - 1) * V + all[p]];
+    return s;
+  });
+}
+const argmax = (x: number[]): number => x.indexOf(Math.max(...x));
+
+test('eval --mc on a user JSONL file: acc/acc_norm match a direct log-likelihood computation', () => {
+  const file = fx.file('items.jsonl', MC_ITEMS.map((x) => JSON.stringify(x)).join('\n') + '\n');
+  const r = kdqat('eval', '--model', fx.llama, '--mc', file, '--batch-size', '4', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const got = JSON.parse(r.stdout).results[0];
+  assert.equal(got.kind, 'multiple-choice');
+  assert.equal(got.items, MC_ITEMS.length);
+  assert.ok(got.acc >= 0 && got.acc <= 1 && got.acc_norm >= 0 && got.acc_norm <= 1);
+
+  const tok = loadTokenizer(path.join(fx.llama, 'tokenizer.json'));
+  const encode = (s: string): number[] => tok.encode(s, { addSpecialTokens: false });
+  const model = llamaModel(fx.llama);
+  let acc = 0, accNorm = 0;
+  for (const item of MC_ITEMS) {
+    const s = manualScores(model, encode, item, 1); // empty context: predicted from EOS (id 1)
+    if (argmax(s) === item.label) acc++;
+    if (argmax(s.map((x, i) => x / item.choices[i].length)) === item.label) accNorm++;
+  }
+  assert.equal(got.acc, acc / MC_ITEMS.length);
+  assert.equal(got.acc_norm, accNorm / MC_ITEMS.length);
+});
+
+test('eval: several evaluations at once, a readable table, --cls on a BERT classifier', () => {
+  const text = fx.file('table.txt', TEXT);
+  const mc = fx.file('table.jsonl', MC_ITEMS.slice(0, 2).map((x) => JSON.stringify(x)).join('\n'));
+  const r = kdqat('eval', '--model', fx.llama, '--text', text, '--mc', mc, '--mc', mc);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /perplexity\s+.*table\.txt\s+ppl\s+\d+\.\d+/);
+  assert.equal(r.stdout.match(/multiple-choice/g)?.length, 2);
+  assert.match(r.stdout, /acc_norm/);
+
+  const cls = fx.file('cls.tsv', 'text\tlabel\nthe river flows\tpos\nthe lazy dog\tneg\nships sail\tpos\n');
+  const c = kdqat('eval', '--model', fx.bert, '--cls', cls, '--json');
+  assert.equal(c.code, 0, c.stderr);
+  const res = JSON.parse(c.stdout).results[0];
+  assert.deepEqual([res.kind, res.examples, res.labels], ['classification', 3, 2]);
+  assert.ok([0, 1 / 3, 2 / 3, 1].includes(res.acc));
+});
+
+test('eval progress: a line per batch on a terminal, nothing with --json or off a terminal', async () => {
+  const text = fx.file('progress.txt', TEXT);
+  const capture = (isTTY: boolean) => {
+    const o = { out: '', err: '' };
+    return { o, io: { stdout: (s: string) => { o.out += s; }, stderr: (s: string) => { o.err += s; }, isTTY } };
+  };
+  const tty = capture(true);
+  await runEval({ model: fx.llama, text: [text], seq: '4', batchSize: '2' }, tty.io);
+  assert.match(tty.o.err, /^\r\x1b\[Kperplexity .*progress\.txt: 2\/(\d+)\r.*: 4\/\1\r/);
+  assert.match(tty.o.err, /: (\d+)\/\1\r\x1b\[K$/, 'ends complete, with the line cleared');
+  assert.match(tty.o.out, /^model: .*llama — a LLaMA decoder/);
+  const json = capture(true);
+  await runEval({ model: fx.llama, text: [text], seq: '4', json: true }, json.io);
+  assert.equal(json.o.err, '');
+  JSON.parse(json.o.out);
+  const pipe = capture(false);
+  await runEval({ model: fx.llama, text: [text], seq: '4' }, pipe.io);
+  assert.equal(pipe.o.err, '');
+});
+
+test('eval errors name the file or flag and the fix', async () => {
+  const run = (o: Parameters<typeof runEval>[0]) => runEval(o, quiet);
+  const text = fx.file('ok.txt', TEXT);
+  await assert.rejects(run({ model: path.join(fx.root, 'nope'), text: [text] }), /--model .*nope.* does not exist/);
+  const bad = path.join(fx.root, 'notamodel');
+  fs.mkdirSync(bad);
+  await assert.rejects(run({ model: bad, text: [text] }), /--model .*notamodel: cannot load the model: .*config\.json/);
+  await assert.rejects(run({ model: fx.llamaNoTok, text: [text] }), /no tokenizer\.json .*pass --tokenizer FILE/);
+  const ok = await run({ model: fx.llamaNoTok, tokenizer: path.join(fx.root, 'tokenizer.json'), text: [text] });
+  assert.ok((ok.results[0].ppl as number) > 1);
+  await assert.rejects(run({ model: fx.llamaNoTok, tokenizer: path.join(fx.root, 'missing.json'), text: [text] }), /--tokenizer .*missing\.json: file not found/);
+  const empty = fx.file('empty.txt', ' \n\n');
+  await assert.rejects(run({ model: fx.llama, text: [empty] }), /--text .*empty\.txt: the file is empty/);
+  await assert.rejects(run({ model: fx.llama, text: [path.join(fx.root, 'gone.txt')] }), /--text .*gone\.txt: file not found/);
+  const mc = fx.file('bad.jsonl', `${JSON.stringify(MC_ITEMS[0])}\n{"context": "x", "choices": ["a"], "label": 0}\n`);
+  await assert.rejects(run({ model: fx.llama, mc: [mc] }), /--mc .*bad\.jsonl:2: "choices" has 1 entries, need at least 2/);
+  const notJson = fx.file('bad2.jsonl', `${JSON.stringify(MC_ITEMS[0])}\n\n{oops\n`);
+  await assert.rejects(run({ model: fx.llama, mc: [notJson] }), /bad2\.jsonl:3: not valid JSON/);
+  await assert.rejects(run({ model: fx.llama, mc: ['no-such-task'] }), /--mc no-such-task: no such file, and not a built-in task \(continuation, wordnet-def\)/);
+  await assert.rejects(run({ model: fx.bert, mc: [mc] }), /--mc .*BERT encoder .*causal LM/);
+  await assert.rejects(run({ model: fx.bert, text: [text] }), /--text .*BERT encoder .*causal LM/);
+  await assert.rejects(run({ model: fx.llama, cls: ['brown-genre'] }), /--cls brown-genre: .*LLaMA decoder.*needs a BERT classifier/);
+  await assert.rejects(run({ model: fx.llama, corpus: ['wiki'] }), /--corpus wiki: unknown corpus; use one of sotu, brown, moby-dick/);
+  await assert.rejects(run({ model: fx.llama, text: [text], seq: '65' }), /--seq 65 exceeds the model's max_position_embeddings \(64\)/);
+  await assert.rejects(run({ model: fx.llama }), /nothing to evaluate/);
+  const cls3 = fx.file('three.jsonl', '{"text": "a", "label": 0}\n{"text": "b", "label": 2}\n');
+  await assert.rejects(run({ model: fx.bert, cls: [cls3] }), /--cls .*three\.jsonl: the data has 3 labels .* 2 outputs/);
+  const clsBad = fx.file('badlabel.jsonl', '{"text": "a", "label": "pos"}\n{"text": "b", "label": "meh"}\n');
+  await assert.rejects(run({ model: fx.bert, cls: [clsBad] }), /badlabel\.jsonl:2: unknown label "meh"/);
+});
+
+test('eval: a failing command exits 1 with the message on stderr', () => {
+  const r = kdqat('eval', '--model', fx.llamaNoTok, '--text', fx.file('x.txt', TEXT));
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^kdqat: --model .*llama-notok: no tokenizer\.json in the model directory; pass --tokenizer FILE/);
+  assert.equal(r.stdout, '');
+});

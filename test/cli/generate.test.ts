@@ -1,0 +1,88 @@
+// generate(): greedy equals an independent argmax loop, sampling is seeded, EOS stops it;
+// `kdqat generate` end to end prints the decoded greedy continuation.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { intTensor, noGrad } from '../../src/tensor/index.js';
+import { llamaForward, type LlamaConfig } from '../../src/models/llama.js';
+import { loadModelDir } from '../../src/io/model-dir.js';
+import { loadTokenizer } from '../../src/tokenize/index.js';
+import { generate } from '../../src/models/generate.js';
+import type { Model } from '../../src/models/model.js';
+import { runGenerate } from '../../src/cli/generate.js';
+import { kdqat, makeFixture, type Fixture } from './fixture.js';
+
+let fx: Fixture;
+let model: Model & { arch: 'llama' };
+before(() => {
+  fx = makeFixture('gen');
+  const m = loadModelDir(fx.llama);
+  model = { arch: 'llama', config: m.config as LlamaConfig, params: m.params };
+});
+after(() => fx?.cleanup());
+
+/** Greedy decoding written out plainly: full forward, argmax of the last row, append. */
+function referenceGreedy(prompt: number[], n: number, eos: number[]): number[] {
+  const ids = [...prompt], V = model.config.vocabSize;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const ctx = ids.slice(-model.config.maxPositionEmbeddings);
+    const logits = noGrad(() => llamaForward(model.params, model.config, intTensor(ctx, [1, ctx.length])).logits.f32);
+    const last = Array.from(logits.subarray((ctx.length - 1) * V));
+    const next = last.indexOf(Math.max(...last));
+    out.push(next);
+    ids.push(next);
+    if (eos.includes(next)) break;
+  }
+  return out;
+}
+
+test('greedy generation equals a plain argmax loop, through the sliding window too', () => {
+  const prompt = [5, 17, 42, 99, 7];
+  const r = generate(model, prompt, { maxNewTokens: 70 }); // 75 > 64 positions: the window slides
+  assert.deepEqual(r.tokens, referenceGreedy(prompt, 70, []));
+  assert.equal(r.tokens.length, 70);
+  assert.equal(r.stoppedAtEos, false);
+});
+
+test('EOS stops generation (and is returned); sampling is seeded; top-k 1 is greedy', () => {
+  const prompt = [5, 17, 42];
+  const greedy = generate(model, prompt, { maxNewTokens: 12 }).tokens;
+  const stop = greedy[3];
+  const r = generate(model, prompt, { maxNewTokens: 12, eosIds: [stop] });
+  assert.deepEqual(r.tokens, greedy.slice(0, greedy.indexOf(stop) + 1));
+  assert.equal(r.stoppedAtEos, true);
+  const a = generate(model, prompt, { maxNewTokens: 12, temperature: 1.5, seed: 3 }).tokens;
+  assert.deepEqual(generate(model, prompt, { maxNewTokens: 12, temperature: 1.5, seed: 3 }).tokens, a);
+  assert.notDeepEqual(generate(model, prompt, { maxNewTokens: 12, temperature: 1.5, seed: 4 }).tokens, a);
+  assert.deepEqual(generate(model, prompt, { maxNewTokens: 12, temperature: 2, topK: 1, seed: 9 }).tokens, greedy);
+  const k3 = generate(model, prompt, { maxNewTokens: 1, temperature: 5, topK: 3, seed: 1 }).tokens[0];
+  const logits = noGrad(() => llamaForward(model.params, model.config, intTensor(prompt, [1, 3])).logits.f32);
+  const last = Array.from(logits.subarray(2 * model.config.vocabSize));
+  const top3 = last.map((x, i) => [x, i]).sort((p, q) => q[0] - p[0]).slice(0, 3).map((p) => p[1]);
+  assert.ok(top3.includes(k3));
+});
+
+test('kdqat generate: greedy output is the decoded independent greedy continuation', () => {
+  const tok = loadTokenizer(path.join(fx.llama, 'tokenizer.json'));
+  const prompt = tok.encode('The river flows');
+  const expected = referenceGreedy(prompt, 16, [1]);
+  const r = kdqat('generate', '--model', fx.llama, '--prompt', 'The river flows', '--max-new-tokens', '16', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.deepEqual(j.tokens, expected);
+  assert.equal(j.continuation, tok.decode(expected.filter((t) => t !== 1), { skipSpecialTokens: true }));
+  const plain = kdqat('generate', '--model', fx.llama, '--prompt', 'The river flows', '--max-new-tokens', '16');
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.equal(plain.stdout, `${j.continuation}\n`);
+});
+
+test('generate errors', async () => {
+  const sink = (): void => {};
+  await assert.rejects(runGenerate({ model: fx.bert, prompt: 'x' }, sink), /--model .*bert is a BERT encoder .*generate needs a causal LM/);
+  await assert.rejects(runGenerate({ model: fx.llamaNoTok, prompt: 'x' }, sink), /no tokenizer\.json .*pass --tokenizer FILE/);
+  await assert.rejects(runGenerate({ model: fx.llama, prompt: 'x', temperature: '-1' }, sink), /--temperature must be a number ≥ 0/);
+  await assert.rejects(runGenerate({ model: fx.llama, prompt: 'x', maxNewTokens: '0' }, sink), /--max-new-tokens must be an integer ≥ 1/);
+  const r = await runGenerate({ model: fx.llamaNoTok, tokenizer: path.join(fx.root, 'tokenizer.json'), prompt: '', maxNewTokens: '3' }, sink);
+  assert.equal(r.tokens.length <= 3, true); // empty prompt: starts from BOS
+});
