@@ -27,7 +27,7 @@ export interface GemmBenchOptions {
   torch?: boolean;
   threads?: number[];
   shapes?: [number, number, number][];
-  /** Interleaved rounds per side (default 2). */
+  /** Interleaved rounds per side (default 3). */
   rounds?: number;
   /** Seconds of timed reps per shape and round (default 1). */
   minTime?: number;
@@ -83,7 +83,7 @@ export async function runGemmBench(opts: GemmBenchOptions = {}): Promise<GemmRec
   const addon = createRequire(import.meta.url)('../build/Release/kdqat.node') as NativeAddon;
   const shapes = opts.shapes ?? defaultShapes;
   const threadCounts = opts.threads ?? [1, 2];
-  const rounds = opts.rounds ?? 2;
+  const rounds = opts.rounds ?? 3;
   const minTime = opts.minTime ?? 1;
   const withTorch = (opts.torch ?? true) && torchAvailable();
   const log = opts.json ? () => {} : (s: string) => console.log(s);
