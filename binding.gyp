@@ -7,6 +7,10 @@
         "native/pool.cc",
         "native/gemm.cc",
         "native/elementwise.cc",
+        "native/elementwise_loops.cc",
+        "native/elementwise_unary.cc",
+        "native/elementwise_reduce.cc",
+        "native/elementwise_layout.cc",
         "native/nn.cc",
         "native/attention.cc",
         "native/optim.cc"
