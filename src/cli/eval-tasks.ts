@@ -101,7 +101,7 @@ export function mcJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: Job
   }
   let records = builtin ? builtinMultipleChoice(spec, s.limit ? { count: s.limit } : {}) : withFlag('--mc', () => loadMultipleChoice(spec));
   if (s.limit) records = records.slice(0, s.limit);
-  const source = spec;
+  const source = spec; // continuation is built from the test split whatever --split says
   return {
     kind: 'multiple-choice', source,
     run: (onBatch) => {
@@ -117,24 +117,29 @@ export function clsJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: Jo
   if (model.arch !== 'bert' || !model.heads.classifier) {
     throw new Error(`--cls ${spec}: ${m.dir} is ${describeModel(m)}; --cls needs a BERT classifier (BertForSequenceClassification, e.g. from kdqat finetune)`);
   }
-  const sp = { cls: tok.specials.cls, sep: tok.specials.sep, pad: tok.specials.pad ?? 0 };
-  if (sp.cls === undefined || sp.sep === undefined) throw new Error(`${tok.path}: the tokenizer has no [CLS]/[SEP] tokens, which a BERT classifier input needs`);
+  const { cls, sep, pad = 0 } = tok.specials; // padding is masked out, so any id will do
+  if (cls === undefined || sep === undefined) throw new Error(`${tok.path}: the tokenizer has no [CLS]/[SEP] tokens, which a BERT classifier input needs`);
   const K = model.config.numLabels;
+  // Class names from config.json (id2label), unless they are HF's LABEL_i placeholders.
+  const names = m.loaded.hf.arch === 'bert' ? m.loaded.hf.meta.labels : null;
+  const named = names && !names.every((l, i) => l === `LABEL_${i}`) ? names : null;
   const builtin = (CLASSIFICATION_TASKS as readonly string[]).includes(spec) && !isFile(spec);
   let examples, labels: string[];
   if (builtin) {
     const task = builtinClassification(spec);
     examples = s.split === 'test' ? task.test : task.dev;
     labels = task.labels;
+    if (named && named.join() !== labels.join()) {
+      throw new Error(`--cls ${spec}: the classifier's labels (${named.join(', ')}) are not the task's (${labels.join(', ')}); was it fine-tuned on ${spec}?`);
+    }
   } else {
     if (!fs.existsSync(spec)) throw new Error(`--cls ${spec}: no such file, and not a built-in task (${CLASSIFICATION_TASKS.join(', ')}); give a JSONL or TSV file of text and label`);
-    // Integer labels are class ids as they are. String labels map through the names in
-    // config.json (id2label) when it has real ones; with HF's LABEL_i defaults they are numbered
-    // in sorted order, loadClassification's convention, which the training side shares.
-    const named = m.loaded.hf.arch === 'bert' ? m.loaded.hf.meta.labels : null;
+    // Integer labels are class ids as they are. String labels map through the class names when
+    // the model has them; otherwise they are numbered in sorted order, loadClassification's
+    // convention, which the training side shares.
     let d = withFlag('--cls', () => loadClassification(spec));
     const numeric = d.labels.every((l) => /^\d+$/.test(l));
-    if (!numeric && named && !named.every((l, i) => l === `LABEL_${i}`)) d = withFlag('--cls', () => loadClassification(spec, { labels: named }));
+    if (!numeric && named) d = withFlag('--cls', () => loadClassification(spec, { labels: named }));
     examples = d.examples;
     labels = d.labels;
   }
@@ -142,12 +147,12 @@ export function clsJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: Jo
     throw new Error(`--cls ${spec}: the data has ${labels.length} labels (${labels.slice(0, 6).join(', ')}${labels.length > 6 ? ', …' : ''}) but the classifier in ${m.dir} has ${K} outputs`);
   }
   if (s.limit) examples = examples.slice(0, s.limit);
-  const all = examples;
+  const all = examples, source = builtin ? `${spec}:${s.split}` : spec;
   return {
-    kind: 'classification', source: builtin ? `${spec}:${s.split}` : spec,
+    kind: 'classification', source,
     run: (onBatch) => {
-      const r = classifyAccuracy(model, raw(tok), sp as { cls: number; sep: number; pad: number }, all, { seqLen: s.seq, batchSize: s.batchSize, onBatch });
-      return { kind: 'classification', source: builtin ? `${spec}:${s.split}` : spec, acc: r.acc, examples: r.n, labels: labels.length };
+      const r = classifyAccuracy(model, raw(tok), { cls, sep, pad }, all, { seqLen: s.seq, batchSize: s.batchSize, onBatch });
+      return { kind: 'classification', source, acc: r.acc, examples: r.n, labels: labels.length };
     },
   };
 }

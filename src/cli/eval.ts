@@ -60,13 +60,17 @@ export function evalCommand(): Command {
     .option('--split <split>', 'split of --corpus and built-in --cls tasks: test or valid', 'test')
     .option('--mc <file|task>', 'multiple-choice accuracy: a JSONL file or continuation, wordnet-def (repeatable)', collect)
     .option('--cls <file|task>', 'classification accuracy: a JSONL/TSV file or brown-genre (repeatable)', collect)
-    .option('--seq <n>', 'window length in tokens (default: min(max_position_embeddings, 512))')
+    .option('--seq <n>', 'perplexity window / classification max length in tokens (default: min(max_position_embeddings, 512))')
     .option('--batch-size <n>', 'sequences per forward pass', '8')
     .option('--limit <n>', 'score only the first n items of each --mc/--cls task')
     .option('--json', 'print one JSON object instead of a table')
     .addHelpText('after', '\nPerplexity windows: the text is tokenized whole (no special tokens) and cut into\n' +
       'non-overlapping windows of --seq inputs sharing one boundary token; each token after the first\n' +
-      'is predicted once. --corpus joins the documents of the split with an EOS after each.')
+      'is predicted once. --corpus joins the documents of the split with an EOS after each.\n\n' +
+      'Examples:\n' +
+      '  kdqat eval --model out/llama --text notes.txt --mc items.jsonl\n' +
+      '  kdqat eval --model out/llama --corpus sotu --split test --mc continuation --mc wordnet-def --limit 200 --json\n' +
+      '  kdqat eval --model out/bert-cls --cls brown-genre --split valid')
     .action(async (opts: EvalOptions) => {
       await runEval(opts, processOutput());
     });

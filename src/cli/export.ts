@@ -24,6 +24,8 @@ export function exportCommand(): Command {
     .option('--dtype <dtype>', 'gguf: f32 (default) or f16; safetensors: f16 (default), bf16 or f32')
     .option('--tokenizer <file>', 'tokenizer.json to use when the model directory has none')
     .option('--force', 'replace an existing output')
+    .addHelpText('after', '\nExamples:\n  kdqat export --model out/llama --format gguf --out llama.gguf --dtype f16\n' +
+      '  kdqat export --model out/bert-cls --format safetensors --dtype bf16 --out out/bert-cls-bf16')
     .action(async (opts: ExportOptions) => {
       const out = await runExport(opts);
       process.stdout.write(`wrote ${out}\n`);

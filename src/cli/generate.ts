@@ -26,6 +26,8 @@ export function generateCommand(): Command {
     .option('--top-k <k>', 'sample only among the k most likely tokens (0 = all)', '0')
     .option('--seed <n>', 'sampling seed', '0')
     .option('--json', 'print one JSON object {prompt, continuation, tokens, stoppedAtEos}')
+    .addHelpText('after', '\nExamples:\n  kdqat generate --model out/llama --prompt "The state of the Union is"\n' +
+      '  kdqat generate --model out/llama --prompt "Fellow citizens," --temperature 0.8 --top-k 40 --seed 1 --max-new-tokens 100')
     .action(async (opts: GenerateCliOptions) => {
       await runGenerate(opts, (s) => process.stdout.write(s));
     });

@@ -3,6 +3,8 @@
 // tokenizer (the directory's tokenizer.json, or --tokenizer FILE).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+// Loading tensor/index.js sets up the kernel backends for every command that runs a model.
+import '../tensor/index.js';
 import { loadModelDir, type LoadedModel } from '../io/model-dir.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
 import type { Model } from '../models/model.js';

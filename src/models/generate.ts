@@ -1,10 +1,19 @@
-// Autoregressive sampling from a causal LM. Each step re-runs the whole forward pass over the
-// context (no KV cache): simple and exactly the model that is trained and evaluated, and cheap
-// for the small models kdqat trains on a CPU. Contexts longer than max_position_embeddings keep
-// their last max_position_embeddings tokens (a sliding window), as there is no position beyond.
-import { intTensor, noGrad } from '../tensor/index.js';
-import { Rng } from '../tensor/rng.js';
-import type { WeightFn } from '../nn/params.js';
+// Autoregressive sampling from a causal LM.
+//
+// With the KV cache (default) the prompt goes through in one pass and each new token then costs
+// one single-position pass: the keys and values of earlier positions are kept per layer. The step mirrors llamaBlock op for op (same primitives, same
+// weights through the same WeightFn), and a test checks that it generates what the full
+// forward generates. Without the cache (cache: false) every step re-runs the full forward
+// over the context: the plain reference.
+// Contexts longer than max_position_embeddings keep their last max_position_embeddings tokens
+// (a sliding window); the cached positions would then all shift, so from there on each step
+// is a full forward.
+// (Through tensor/index.js, which also sets up the kernel backends.)
+import {
+  Rng, Tensor, add, embedding, intTensor, linear, mul, noGrad, reshape, rmsNorm, rope, ropeTables, silu,
+} from '../tensor/index.js';
+import { identityWeight, param, type WeightFn } from '../nn/params.js';
+import type { LlamaConfig } from './llama.js';
 import { lmLogits, type Model } from './model.js';
 
 export interface GenerateOptions {
@@ -17,6 +26,8 @@ export interface GenerateOptions {
   /** Generation stops after producing any of these (the token is included in the output). */
   eosIds?: number[];
   weight?: WeightFn;
+  /** Keep keys/values between steps (default true); false re-runs the full forward each step. */
+  cache?: boolean;
   /** Called with each new token as it is produced. */
   onToken?: (id: number) => void;
 }
@@ -32,18 +43,22 @@ export function generate(model: Model, prompt: readonly number[], opts: Generate
   if (prompt.length === 0) throw new RangeError('generate: the prompt must have at least one token');
   const { maxNewTokens = 64, temperature = 0, topK = 0, seed = 0, eosIds = [] } = opts;
   if (!(temperature >= 0)) throw new RangeError(`temperature must be ≥ 0, got ${temperature}`);
-  const V = model.config.vocabSize, maxLen = model.config.maxPositionEmbeddings;
+  const cfg = model.config, V = cfg.vocabSize, maxLen = cfg.maxPositionEmbeddings;
   const rng = new Rng(seed);
   const ctx = [...prompt];
   const tokens: number[] = [];
   let stoppedAtEos = false;
   noGrad(() => {
-    while (tokens.length < maxNewTokens) {
+    const kv = opts.cache === false ? null : new KvDecoder(model, opts.weight);
+    const full = (): Float32Array => {
       const window = ctx.length > maxLen ? ctx.slice(ctx.length - maxLen) : ctx;
       const T = window.length;
-      const logits = lmLogits(model, intTensor(window, [1, T]), { weight: opts.weight }).f32; // (1, T, V)
-      const last = logits.subarray((T - 1) * V, T * V);
-      const next = temperature === 0 ? argmax(last) : sample(last, temperature, topK, rng);
+      return lmLogits(model, intTensor(window, [1, T]), { weight: opts.weight }).f32.slice((T - 1) * V, T * V); // (V)
+    };
+    const cached = (): Float32Array => kv!.step(ctx.slice(kv!.length)); // the prompt, then one token
+    while (tokens.length < maxNewTokens) {
+      const logits = kv && ctx.length <= maxLen ? cached() : full();
+      const next = temperature === 0 ? argmax(logits) : sample(logits, temperature, topK, rng);
       tokens.push(next);
       ctx.push(next);
       opts.onToken?.(next);
@@ -54,6 +69,92 @@ export function generate(model: Model, prompt: readonly number[], opts: Generate
     }
   });
   return { tokens, stoppedAtEos };
+}
+
+/** LLaMA decoding with per-layer key/value caches (see top). */
+export class KvDecoder {
+  length = 0; // positions cached
+  private readonly cfg: LlamaConfig;
+  private readonly keys: Float32Array[]; // per layer (maxLen, Hkv, D)
+  private readonly values: Float32Array[];
+  private readonly weights = new Map<string, Tensor>();
+
+  constructor(private readonly model: Model & { arch: 'llama' }, private readonly weightFn: WeightFn = identityWeight) {
+    this.cfg = model.config;
+    const { numHiddenLayers: L, maxPositionEmbeddings: P, numKeyValueHeads: Hkv, hiddenSize: C, numAttentionHeads: H } = this.cfg;
+    const n = P * Hkv * (C / H);
+    this.keys = Array.from({ length: L }, () => new Float32Array(n));
+    this.values = Array.from({ length: L }, () => new Float32Array(n));
+  }
+
+  /** The weight as the forward pass sees it, computed once (fake quantization is not free). */
+  private w(name: string): Tensor {
+    let t = this.weights.get(name);
+    if (!t) {
+      t = this.weightFn(name, param(this.model.params, name));
+      this.weights.set(name, t);
+    }
+    return t;
+  }
+
+  /** Feeds tokens `ids` at positions length … length + n - 1 (the prompt in one pass, then one
+   *  token per step); returns the next-token logits (V) after the last of them. */
+  step(ids: number | readonly number[]): Float32Array {
+    const list = typeof ids === 'number' ? [ids] : ids;
+    const cfg = this.cfg, p = this.length, n = list.length, params = this.model.params;
+    const C = cfg.hiddenSize, H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads, D = C / H;
+    if (n === 0) throw new RangeError('KvDecoder.step: no tokens');
+    if (p + n > cfg.maxPositionEmbeddings) throw new RangeError(`KvDecoder: ${p + n} positions exceed max_position_embeddings ${cfg.maxPositionEmbeddings}`);
+    const { cos, sin } = ropeTables(n, D, cfg.ropeTheta, p);
+    let x = embedding(param(params, 'model.embed_tokens.weight'), intTensor(list, [1, n])); // (1, n, C)
+    for (let l = 0; l < cfg.numHiddenLayers; l++) {
+      const pre = `model.layers.${l}.`;
+      const h = rmsNorm(x, param(params, `${pre}input_layernorm.weight`), cfg.rmsNormEps);
+      const q = rope(reshape(linear(h, this.w(`${pre}self_attn.q_proj.weight`)), [1, n, H, D]), cos, sin).f32; // (n, H, D)
+      const k = rope(reshape(linear(h, this.w(`${pre}self_attn.k_proj.weight`)), [1, n, Hkv, D]), cos, sin).f32;
+      const v = linear(h, this.w(`${pre}self_attn.v_proj.weight`)).f32; // (n, Hkv, D)
+      this.keys[l].set(k, p * Hkv * D);
+      this.values[l].set(v, p * Hkv * D);
+      const context = new Float32Array(n * C); // (n, C)
+      // Causal: the query at position p + i sees the keys of positions 0 … p + i.
+      for (let i = 0; i < n; i++) this.attend(q.subarray(i * C, (i + 1) * C), l, p + i + 1, context.subarray(i * C, (i + 1) * C));
+      const x1 = add(x, linear(new Tensor(context, [1, n, C]), this.w(`${pre}self_attn.o_proj.weight`)));
+      const h2 = rmsNorm(x1, param(params, `${pre}post_attention_layernorm.weight`), cfg.rmsNormEps);
+      const gate = silu(linear(h2, this.w(`${pre}mlp.gate_proj.weight`)));
+      const up = linear(h2, this.w(`${pre}mlp.up_proj.weight`));
+      x = add(x1, linear(mul(gate, up), this.w(`${pre}mlp.down_proj.weight`)));
+    }
+    this.length += n;
+    const last = new Tensor(x.f32.slice((n - 1) * C), [1, C]); // only the last position is needed
+    const y = rmsNorm(last, param(params, 'model.norm.weight'), cfg.rmsNormEps);
+    return linear(y, this.w(cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight')).f32;
+  }
+
+  /** softmax(q·Kᵀ/√D)·V for one query over the first n cached positions; head h reads
+   *  key/value head h / (H / Hkv), as grouped-query attention shares them. */
+  private attend(q: Float32Array, layer: number, n: number, out: Float32Array): void {
+    const { numAttentionHeads: H, numKeyValueHeads: Hkv, hiddenSize: C } = this.cfg;
+    const D = C / H, group = H / Hkv, scale = 1 / Math.sqrt(D);
+    const K = this.keys[layer], Vc = this.values[layer];
+    const s = new Float64Array(n);
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / group), qo = h * D;
+      let max = -Infinity;
+      for (let t = 0; t < n; t++) {
+        const ko = (t * Hkv + g) * D;
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += q[qo + d] * K[ko + d];
+        s[t] = dot * scale;
+        if (s[t] > max) max = s[t];
+      }
+      let sum = 0;
+      for (let t = 0; t < n; t++) sum += (s[t] = Math.exp(s[t] - max));
+      for (let t = 0; t < n; t++) {
+        const wt = s[t] / sum, vo = (t * Hkv + g) * D;
+        for (let d = 0; d < D; d++) out[qo + d] += wt * Vc[vo + d];
+      }
+    }
+  }
 }
 
 export function argmax(x: ArrayLike<number>): number {

@@ -165,6 +165,7 @@ test('eval errors name the file or flag and the fix', async () => {
   await assert.rejects(run({ model: fx.llama, corpus: ['wiki'] }), /--corpus wiki: unknown corpus; use one of sotu, brown, moby-dick/);
   await assert.rejects(run({ model: fx.llama, text: [text], seq: '65' }), /--seq 65 exceeds the model's max_position_embeddings \(64\)/);
   await assert.rejects(run({ model: fx.llama }), /nothing to evaluate/);
+  await assert.rejects(run({ model: fx.bert, cls: ['brown-genre'] }), /--cls brown-genre: the classifier's labels \(neg, pos\) are not the task's \(press, general, learned, fiction\)/);
   const cls3 = fx.file('three.jsonl', '{"text": "a", "label": 0}\n{"text": "b", "label": 2}\n');
   await assert.rejects(run({ model: fx.bert, cls: [cls3] }), /--cls .*three\.jsonl: the data has 3 labels .* 2 outputs/);
   const clsBad = fx.file('badlabel.jsonl', '{"text": "a", "label": "pos"}\n{"text": "b", "label": "meh"}\n');

@@ -7,7 +7,7 @@ import { intTensor, noGrad } from '../../src/tensor/index.js';
 import { llamaForward, type LlamaConfig } from '../../src/models/llama.js';
 import { loadModelDir } from '../../src/io/model-dir.js';
 import { loadTokenizer } from '../../src/tokenize/index.js';
-import { generate } from '../../src/models/generate.js';
+import { generate, KvDecoder } from '../../src/models/generate.js';
 import type { Model } from '../../src/models/model.js';
 import { runGenerate } from '../../src/cli/generate.js';
 import { kdqat, makeFixture, type Fixture } from './fixture.js';
@@ -37,10 +37,31 @@ function referenceGreedy(prompt: number[], n: number, eos: number[]): number[] {
   return out;
 }
 
-test('greedy generation equals a plain argmax loop, through the sliding window too', () => {
+test('KV-cached steps give the logits of the full forward at every position', () => {
+  const ids = Array.from({ length: model.config.maxPositionEmbeddings }, (_, i) => (i * 37 + 11) % model.config.vocabSize);
+  const V = model.config.vocabSize, T = ids.length;
+  const full = noGrad(() => llamaForward(model.params, model.config, intTensor(ids, [1, T])).logits.f32);
+  const kv = new KvDecoder(model);
+  let worst = 0;
+  noGrad(() => ids.forEach((id, p) => {
+    const step = kv.step(id);
+    for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(step[v] - full[p * V + v]));
+  }));
+  assert.ok(worst < 1e-4, `max |Δ logit| ${worst}`);
+  // The same positions fed in chunks (a prompt, then more) give the last position's logits.
+  const chunked = new KvDecoder(model);
+  noGrad(() => chunked.step(ids.slice(0, 40)));
+  const last = noGrad(() => chunked.step(ids.slice(40)));
+  for (let v = 0; v < V; v++) assert.ok(Math.abs(last[v] - full[(T - 1) * V + v]) < 1e-4);
+  assert.throws(() => chunked.step(1), /65 positions exceed max_position_embeddings 64/);
+});
+
+test('greedy generation (cached and uncached) equals a plain argmax loop, through the sliding window too', () => {
   const prompt = [5, 17, 42, 99, 7];
-  const r = generate(model, prompt, { maxNewTokens: 70 }); // 75 > 64 positions: the window slides
-  assert.deepEqual(r.tokens, referenceGreedy(prompt, 70, []));
+  const expected = referenceGreedy(prompt, 70, []); // 75 > 64 positions: the window slides
+  const r = generate(model, prompt, { maxNewTokens: 70 });
+  assert.deepEqual(r.tokens, expected);
+  assert.deepEqual(generate(model, prompt, { maxNewTokens: 70, cache: false }).tokens, expected);
   assert.equal(r.tokens.length, 70);
   assert.equal(r.stoppedAtEos, false);
 });
