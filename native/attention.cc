@@ -158,10 +158,11 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   p.key_mask = mask_arg(info, 17, p.B * p.T);
   if (p.B == 0 || p.T == 0) return env.Undefined();
   // A task owns (b, kv head), accumulating dK/dV itself. With fewer than 8 such pairs their
-  // query blocks are dealt to `parts` tasks with private dK/dV buffers, summed afterwards in
-  // part order. `parts` depends only on the shapes, so results do not depend on threads.
+  // query blocks are dealt to `parts` tasks (≥ 2 blocks each) with private dK/dV buffers,
+  // summed afterwards in part order. `parts` depends only on the shapes, so results do not
+  // depend on the thread count.
   const int64_t pairs = p.B * p.Hkv;
-  p.parts = pairs >= 8 ? 1 : std::min(p.nqb(), (8 + pairs - 1) / pairs);
+  p.parts = pairs >= 8 ? 1 : std::max<int64_t>(1, std::min((p.nqb() + 1) / 2, (8 + pairs - 1) / pairs));
   thread_local std::vector<float> partials;  // reused across calls of this JS thread
   if (p.parts > 1) {
     partials.resize(static_cast<size_t>(pairs * p.parts * 2 * p.T * p.Dp()));

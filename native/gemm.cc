@@ -215,9 +215,10 @@ void run_batch(const GemmKernel& K, Batch B) {
     B.batch = 1;
   }
   const int threads = num_threads();
-  const double flops = 2.0 * B.m * B.n * B.k;
-  const bool tiny = flops < 3e5;  // a few microseconds: not worth waking the pool
-  if (threads > 1 && B.batch >= threads &&
+  const double flops = 2.0 * B.m * B.n * B.k;  // per item
+  const double tiny = 3e5;  // ~10 µs of work: not worth waking the pool
+  // Whole items per thread when they divide well or are small; else split each item.
+  if (threads > 1 && B.batch >= threads && flops * B.batch >= tiny &&
       (B.batch % threads == 0 || B.batch >= 4 * threads || flops < 4e6)) {
     parallel_for(B.batch, 1, [&B, &K](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; i++) gemm_serial(K, B.item(i));
@@ -225,7 +226,7 @@ void run_batch(const GemmKernel& K, Batch B) {
     return;
   }
   for (int64_t i = 0; i < B.batch; i++) {
-    if (threads > 1 && !tiny) gemm_parallel(K, B.item(i), threads);
+    if (threads > 1 && flops >= tiny) gemm_parallel(K, B.item(i), threads);
     else gemm_serial(K, B.item(i));
   }
 }

@@ -14,6 +14,7 @@ import { Rng } from '../../src/tensor/rng.js';
 import { attentionKernels } from '../../src/backend/ref/attention.js';
 import type { Kernels } from '../../src/tensor/kernels.js';
 import { expectClose, randomF32 } from '../util.js';
+import { naiveAttention } from './attention-naive.js';
 
 type Fwd = Kernels['attention'];
 type Bwd = Kernels['attentionBackward'];
@@ -85,48 +86,6 @@ function close(got: ArrayLike<number>, want: ArrayLike<number>, what: string, to
   expectClose(got, want, 1e-4, tol * Math.max(max, 1e-3), what);
 }
 
-// ---- naive float64 attention -----------------------------------------------------------------
-/** Materializes S = scale·QKᵀ with −∞ at excluded entries, softmaxes every row, O = P·V. */
-function naive(cs: Case, q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>,
-  km: Int32Array | null) {
-  const { B, T, H, Hkv, D } = cs;
-  const scale = scaleOf(cs);
-  const out = new Float64Array(B * T * H * D);
-  const probs = new Float64Array(B * H * T * T);
-  const scores = new Float64Array(B * H * T * T);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < H; h++) {
-      const g = Math.floor(h * Hkv / H);  // = floor(h / (H/Hkv))
-      const S: number[][] = [];
-      for (let i = 0; i < T; i++) {
-        S.push([]);
-        for (let j = 0; j < T; j++) {
-          let dot = 0;
-          for (let d = 0; d < D; d++) dot += q[((b * T + i) * H + h) * D + d] * k[((b * T + j) * Hkv + g) * D + d];
-          const excluded = (cs.causal && j > i) || (km !== null && km[b * T + j] === 0);
-          S[i].push(excluded ? -Infinity : scale * dot);
-        }
-      }
-      for (let i = 0; i < T; i++) {
-        const row = ((b * H + h) * T + i) * T;
-        const m = Math.max(...S[i]);
-        const e = S[i].map((s) => (m === -Infinity ? 0 : Math.exp(s - m)));
-        const z = e.reduce((a, c) => a + c, 0);
-        for (let j = 0; j < T; j++) {
-          probs[row + j] = z === 0 ? 0 : e[j] / z;
-          scores[row + j] = S[i][j] === -Infinity ? 0 : S[i][j];
-        }
-        for (let d = 0; d < D; d++) {
-          let acc = 0;
-          for (let j = 0; j < T; j++) acc += probs[row + j] * v[((b * T + j) * Hkv + g) * D + d];
-          out[((b * T + i) * H + h) * D + d] = acc;
-        }
-      }
-    }
-  }
-  return { out, probs, scores };
-}
-
 const refCases: Case[] = [];
 for (const [B, T, H, Hkv, D] of [[2, 5, 4, 2, 3], [3, 7, 2, 2, 4], [2, 1, 3, 1, 2], [1, 9, 6, 3, 5]]) {
   for (const causal of [false, true]) {
@@ -145,7 +104,7 @@ if (mode !== 'hash') {
     for (const cs of refCases) {
       const x = inputs(cs, rng);
       const got = runFwd(ref.attention, cs, x);
-      const want = naive(cs, x.q, x.k, x.v, x.km);
+      const want = naiveAttention(cs, x.q, x.k, x.v, x.km);
       const what = JSON.stringify(cs);
       expectClose(got.out, want.out, 1e-5, 1e-6, `out ${what}`);
       expectClose(got.probs!, want.probs, 1e-5, 1e-7, `probs ${what}`);
@@ -165,7 +124,7 @@ if (mode !== 'hash') {
       // L(q, k, v) in float64 on float64 copies of the inputs.
       const qd = Float64Array.from(x.q), kd = Float64Array.from(x.k), vd = Float64Array.from(x.v);
       const loss = (): number => {
-        const f = naive(cs, qd, kd, vd, x.km);
+        const f = naiveAttention(cs, qd, kd, vd, x.km);
         let s = 0;
         for (let i = 0; i < f.out.length; i++) s += f.out[i] * R[i];
         for (let i = 0; i < f.probs.length; i++) s += f.probs[i] * R2[i] + f.scores[i] * R3[i];
