@@ -1,5 +1,6 @@
 // JSON Lines in and out. Reading keeps 1-based line numbers for error messages; writing is
 // atomic (temp file in the same directory, fsync, rename) so a crash never leaves half a file.
+import { atomicWrite } from '../io/atomic.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from './errors.js';
@@ -43,16 +44,5 @@ export function writeJsonl(file: string, records: readonly unknown[], opts: Writ
   }
   const dir = path.dirname(path.resolve(file));
   if (!fs.existsSync(dir)) throw new DataError(file, undefined, `directory ${dir} does not exist`, 'create it first');
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = fs.openSync(tmp, 'wx');
-  try {
-    fs.writeSync(fd, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    try { fs.closeSync(fd); } catch { /* already closed */ }
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  atomicWrite(file, !!opts.force, (write) => write(records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : '')));
 }

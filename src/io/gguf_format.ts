@@ -9,8 +9,8 @@
 // Dimensions are in GGML order: ne[0] is the innermost (contiguous) one, so a row-major PyTorch
 // shape [out, in] is written as ne = [in, out]. Callers here always pass row-major shapes.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { f32ToF16Array } from './half.js';
+import { atomicWrite } from './atomic.js';
 
 /** ggml_type ids and block layouts (ggml docs/gguf.md `enum ggml_type`; sizes as gguf-py's
  *  GGML_QUANT_SIZES: a block of `blockSize` elements takes `typeSize` bytes). Only F32/F16
@@ -210,30 +210,3 @@ export function writeGguf(file: string, opts: GgufWriteOptions): void {
   });
 }
 
-/** Writes through `fill` into a temp file next to `file`, fsyncs, then publishes it: link()
- *  (fails if `file` appeared meanwhile) or, with force, rename(). Errors leave nothing behind. */
-export function atomicWrite(file: string, force: boolean, fill: (write: (b: Uint8Array) => void) => void): void {
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  let fd: number | null = fs.openSync(tmp, 'wx');
-  try {
-    fill((b) => { for (let done = 0; done < b.length;) done += fs.writeSync(fd!, b, done, Math.min(1 << 30, b.length - done)); });
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    if (force) fs.renameSync(tmp, file);
-    else {
-      try {
-        fs.linkSync(tmp, file);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${file}: already exists; refusing to overwrite it (use --force)`);
-        throw e;
-      }
-      fs.rmSync(tmp, { force: true });
-    }
-  } catch (e) {
-    if (fd !== null) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-}

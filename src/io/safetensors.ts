@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { endianness } from 'node:os';
 import { bf16ToF32Array, f16ToF32Array, f32ToBf16Array, f32ToF16Array } from './half.js';
+import { atomicWrite } from './atomic.js';
 
 /** Every dtype of the spec, with its element size in bytes. */
 const DTYPE_BYTES = {
@@ -131,9 +132,6 @@ function readFully(fd: number, file: string, dst: Uint8Array, pos: number): void
   }
 }
 
-function writeFully(fd: number, src: Uint8Array): void {
-  for (let done = 0; done < src.length;) done += fs.writeSync(fd, src, done, Math.min(IO_CHUNK, src.length - done));
-}
 
 const bytesOf = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
@@ -353,41 +351,12 @@ export function writeSafetensors(
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
 
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  let fd: number | null = fs.openSync(tmp, 'wx');
-  try {
-    writeFully(fd, len);
-    writeFully(fd, json);
+  atomicWrite(file, !!opts.force, (write) => {
+    write(len);
+    write(json);
     for (const p of plan) {
       const data = typeof p.t.data === 'function' ? p.t.data() : p.t.data;
-      writeFully(fd, encode(data, p.dtype, p.n, p.what));
+      write(encode(data, p.dtype, p.n, p.what));
     }
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    publish(tmp, file, !!opts.force);
-  } catch (e) {
-    if (fd !== null) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  try { // make the rename durable; not every platform can fsync a directory
-    const dfd = fs.openSync(dir, 'r');
-    try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
-  } catch { /* best effort */ }
-}
-
-/** Moves tmp to file. Without force, link() fails atomically if file appeared meanwhile. */
-function publish(tmp: string, file: string, force: boolean): void {
-  if (force) return fs.renameSync(tmp, file);
-  try {
-    fs.linkSync(tmp, file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') fail(file, 'already exists; refusing to overwrite it (use --force)');
-    if (fs.existsSync(file)) throw e;
-    return fs.renameSync(tmp, file); // file system without hard links
-  }
-  fs.rmSync(tmp, { force: true });
+  });
 }

@@ -6,6 +6,7 @@
 // Reading: clear errors naming the file for a missing file, bad JSON, or a tokenizer.json that
 // @huggingface/tokenizers 0.2.0 cannot run faithfully (the component types it implements are
 // listed below, from its create_* factories).
+import { atomicWrite } from '../io/atomic.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TokenizerJson } from './schema.js';
@@ -55,34 +56,7 @@ export function saveTokenizer(file: string, json: TokenizerJson, opts: SaveOptio
   checkTokenizerJson(json, file);
   if (!opts.force && fs.existsSync(file)) fail(file, 'already exists; refusing to overwrite it (use --force)');
   const data = serializeTokenizer(json);
-  const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir)) fail(file, `directory ${dir} does not exist; create it first`);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  let fd: number | null = fs.openSync(tmp, 'wx');
-  try {
-    fs.writeFileSync(fd, data, 'utf8');
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    publish(tmp, file, !!opts.force);
-  } catch (e) {
-    if (fd !== null) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-}
-
-/** Moves tmp to file. Without force, link() fails atomically if the file appeared meanwhile. */
-function publish(tmp: string, file: string, force: boolean): void {
-  if (force) return fs.renameSync(tmp, file);
-  try {
-    fs.linkSync(tmp, file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') fail(file, 'already exists; refusing to overwrite it (use --force)');
-    if (fs.existsSync(file)) throw e;
-    return fs.renameSync(tmp, file); // file system without hard links
-  }
-  fs.rmSync(tmp, { force: true });
+  atomicWrite(file, !!opts.force, (write) => write(data));
 }
 
 /** Reads and checks a tokenizer.json file; errors name the file and say what to do. */
