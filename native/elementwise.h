@@ -213,7 +213,7 @@ struct Loops {
   // dst[i·dr + j] (=|+=) src[i + j·sr] for i < ni, j < nj (a 2-D transpose, tiled).
   void (*transpose)(const float* src, int64_t sr, float* dst, int64_t dr, int64_t ni,
                     int64_t nj, bool acc);
-  // Σ x[i] in double: 8 interleaved partial sums combined in a fixed order.
+  // Σ x[i] in double: 16 interleaved partial sums combined in a fixed order.
   double (*sum_f64)(const float* x, int64_t n);
   // acc[i] += x[i] (double accumulators of a column reduce).
   void (*add_f64)(double* acc, const float* x, int64_t n);
