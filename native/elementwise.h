@@ -231,6 +231,19 @@ const Loops& loops();  // the table for cpu_isa()
 const Loops& portable_loops();
 const Loops& avx2_loops();
 
+// UnOp codes of src/tensor/kernels.ts.
+enum UnaryOp { kExp, kLog, kSqrt, kRsqrt, kTanh, kGelu, kGeluTanh, kSilu, kNeg, kAbs, kSigmoid,
+               kRelu, kSquare, kNumUnaryOps };
+
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1/√(2π)
+constexpr double kGeluK = 0.79788456080286535588;       // √(2/π)
+constexpr double kGeluC = 0.044715;
+
+using UnaryFwd = void (*)(const float* x, float* out, int64_t n);
+using UnaryBwd = void (*)(const float* x, const float* y, const float* gy, float* gx, int64_t n);
+// The AVX2+FMA kernels of one UnaryOp (native/elementwise_unary_avx2.cc).
+void unary_avx2(int op, UnaryFwd& fwd, UnaryBwd& bwd);
+
 void InitUnary(Napi::Env env, Napi::Object exports);
 void InitReduce(Napi::Env env, Napi::Object exports);
 void InitLayout(Napi::Env env, Napi::Object exports);
