@@ -47,7 +47,7 @@ inline V reduce_ln2(V x, V& n) {
   return _mm256_fnmadd_ps(n, set1(kLn2Lo), _mm256_fnmadd_ps(n, set1(kLn2Hi), x));
 }
 
-// e^r − 1 − r − r²/2... as Taylor to r⁸ (truncation |r|⁹/9! < 6e-10·|r|): returns expm1(r).
+// expm1(r) = r + r²·(1/2 + r/6 + …), Taylor to r⁸: truncation |r|⁹/9! < 6e-10·|r| here.
 inline V expm1_small(V r) {
   V p = set1(1.f / 40320);
   p = fma(p, r, set1(1.f / 5040));
