@@ -213,7 +213,7 @@ struct Loops {
   // dst[i·dr + j] (=|+=) src[i + j·sr] for i < ni, j < nj (a 2-D transpose, tiled).
   void (*transpose)(const float* src, int64_t sr, float* dst, int64_t dr, int64_t ni,
                     int64_t nj, bool acc);
-  // Σ x[i] in double: 8 interleaved partial sums combined in a fixed order.
+  // Σ x[i] in double: 16 interleaved partial sums combined in a fixed order.
   double (*sum_f64)(const float* x, int64_t n);
   // acc[i] += x[i] (double accumulators of a column reduce).
   void (*add_f64)(double* acc, const float* x, int64_t n);
@@ -230,6 +230,19 @@ struct Loops {
 const Loops& loops();  // the table for cpu_isa()
 const Loops& portable_loops();
 const Loops& avx2_loops();
+
+// UnOp codes of src/tensor/kernels.ts.
+enum UnaryOp { kExp, kLog, kSqrt, kRsqrt, kTanh, kGelu, kGeluTanh, kSilu, kNeg, kAbs, kSigmoid,
+               kRelu, kSquare, kNumUnaryOps };
+
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1/√(2π)
+constexpr double kGeluK = 0.79788456080286535588;       // √(2/π)
+constexpr double kGeluC = 0.044715;
+
+using UnaryFwd = void (*)(const float* x, float* out, int64_t n);
+using UnaryBwd = void (*)(const float* x, const float* y, const float* gy, float* gx, int64_t n);
+// The AVX2+FMA kernels of one UnaryOp (native/elementwise_unary_avx2.cc).
+void unary_avx2(int op, UnaryFwd& fwd, UnaryBwd& bwd);
 
 void InitUnary(Napi::Env env, Napi::Object exports);
 void InitReduce(Napi::Env env, Napi::Object exports);

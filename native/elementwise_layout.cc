@@ -13,13 +13,29 @@ namespace kdqat {
 namespace ew {
 namespace {
 
-// Copies over the coalesced dims d (s0: src strides, s1: dst strides) in row-major order.
-void copy_dims(const Loops& L, const float* src, float* dst, const Strided2& d, bool acc) {
+// True if the last two dims of d are a 2-D transpose (dst contiguous along the last, src along
+// the one before) whose (i, j) ↦ dst map is injective, so that a tiled visiting order gives
+// the same result as row-major order.
+bool is_transpose(const Strided2& d) {
   const int r = d.r;
-  // A 2-D transpose in the last two dims (dst contiguous along j, src along i): tiled. Only
-  // when (i, j) ↦ dst is injective, so the changed visiting order cannot matter.
-  if (r >= 2 && d.s1[r - 1] == 1 && d.s0[r - 1] != 1 && d.s0[r - 2] == 1 &&
-      d.s1[r - 2] >= d.n[r - 1] && d.n[r - 1] >= 8 && d.n[r - 2] >= 8) {
+  return r >= 2 && d.s1[r - 1] == 1 && d.s0[r - 1] != 1 && d.s0[r - 2] == 1 &&
+         d.s1[r - 2] >= d.n[r - 1] && d.n[r - 1] >= 8 && d.n[r - 2] >= 8;
+}
+
+// Copies over the coalesced dims d (s0: src strides, s1: dst strides) in row-major order.
+void copy_dims(const Loops& L, const float* src, float* dst, const Strided2& dd, bool acc) {
+  Strided2 d = dd;
+  const int r = d.r;
+  if (r >= 2 && !is_transpose(d)) {
+    // The other orientation (src contiguous along the last dim, dst along the one before) is
+    // the same transpose with the last two dims swapped.
+    Strided2 e = d;
+    std::swap(e.n[r - 1], e.n[r - 2]);
+    std::swap(e.s0[r - 1], e.s0[r - 2]);
+    std::swap(e.s1[r - 1], e.s1[r - 2]);
+    if (is_transpose(e)) d = e;
+  }
+  if (is_transpose(d)) {
     Odometer it(r - 2, d.n, d.s0, d.s1);
     it.seek(0);
     int64_t count = 1;
@@ -95,6 +111,8 @@ struct Indexed {
 // Reads idx, outer, n, inner and checks every index is in [0, n).
 Indexed read_indexed(const Args& A) {
   Indexed r{A.i32(1, "idx"), A.count(3, "outer"), A.count(4, "n"), A.count(5, "inner")};
+  const double rows = static_cast<double>(std::max(r.n, r.idx.n));
+  A.need(static_cast<double>(r.outer) * rows * r.inner < 9007199254740992.0, "size too large");
   for (int64_t j = 0; j < r.idx.n; j++) {
     const int32_t v = r.idx.p[j];
     if (v < 0 || v >= r.n)

@@ -21,7 +21,9 @@ struct Shape3 {
 };
 
 Shape3 read_shape3(const Args& A, size_t i) {
-  return {A.count(i, "outer"), A.count(i + 1, "n"), A.count(i + 2, "inner")};
+  const Shape3 s{A.count(i, "outer"), A.count(i + 1, "n"), A.count(i + 2, "inner")};
+  A.need(static_cast<double>(s.outer) * s.n * s.inner < 9007199254740992.0, "size too large");
+  return s;
 }
 
 // Sum of one row (inner == 1) as block partials added in order.

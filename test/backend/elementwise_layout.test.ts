@@ -182,6 +182,8 @@ const LAYOUT_CASES: [string, number[], View, View, boolean][] = [
     { strides: [6 * 50 * 64, 50 * 64, 64, 1], offset: 0, length: 2 * 6 * 50 * 64 }, false],
   ['transpose 300x257', [257, 300], { strides: [1, 257], offset: 0, length: 300 * 257 },
     { strides: [300, 1], offset: 0, length: 300 * 257 }, false],
+  ['scatter-transpose += 300x257', [300, 257], { strides: [257, 1], offset: 0, length: 300 * 257 },
+    { strides: [1, 300], offset: 0, length: 300 * 257 }, true],
   ['transpose += 131x515', [515, 131], { strides: [1, 515], offset: 0, length: 131 * 515 },
     { strides: [131, 1], offset: 0, length: 131 * 515 }, true],
   ['bias grad (500,300)→(300)', [500, 300], { strides: [300, 1], offset: 0, length: 150000 },
