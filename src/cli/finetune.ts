@@ -29,6 +29,7 @@ export function finetuneCommand(): Command {
     .option('--eval-every <n>', 'dev evaluation every n steps (default: after every epoch)', intArg)
     .option('--save-every <n>', 'checkpoint every n steps for --resume, 0 = never (default 0)', intArg)
     .option('--log-every <n>', `train_log.jsonl line every n steps (default ${D.logEvery})`, intArg)
+    .option('--eval-test', "score the kept (best-dev) model on the task's test split at the end")
     .option('--threads <n>', 'native threads (default: all cores)', intArg)
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
     .option('--resume', 'continue the run in --out from its checkpoint')
@@ -55,7 +56,7 @@ export function finetuneCommand(): Command {
       const threads = (opts.threads ?? fromFile.threads) as number | undefined;
       if (threads !== undefined) setThreads(threads);
       const reporter = progressReporter({ label: 'finetune' });
-      const s = runFinetune({ out, config, resume: !!opts.resume, force: !!opts.force, reporter, commandLine: commandLine() });
+      const s = runFinetune({ out, config, resume: !!opts.resume, force: !!opts.force, reporter, commandLine: commandLine(), evalTest: !!opts.evalTest });
       const test = s.test_accuracy === null ? '' : `, test accuracy ${s.test_accuracy.toFixed(4)}`;
       reporter.message(`done: best dev accuracy ${s.best_dev_accuracy.toFixed(4)} at step ${s.best_step}${test}; classifier in ${out}`);
     });

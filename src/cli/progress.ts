@@ -61,7 +61,7 @@ export function progressReporter(opts: ProgressOptions = {}): Reporter {
           format: `${label} {bar} {value}/{total} | loss {loss} | lr {lr} | {tps} tok/s | ETA {eta_formatted}`,
           stream, hideCursor: false, gracefulExit: false, etaBuffer: 50, fps: 5,
         }, cp.Presets.shades_classic);
-        bar.start(totalSteps, startStep, payload(NaN, 0));
+        bar.start(totalSteps, startStep, { loss: '-', lr: '-', tps: '?' });
       } else if (startStep > 0) write(`${label}: resuming at step ${startStep}/${totalSteps}`);
     },
     step(s) {

@@ -55,6 +55,8 @@ export interface FinetuneRun {
   force?: boolean;
   reporter?: Reporter;
   commandLine?: string[];
+  /** Also score the best model on the task's test split (once, at the end). */
+  evalTest?: boolean;
 }
 
 interface TaskData { labels: string[]; train: ClassificationExample[]; dev: ClassificationExample[]; test: ClassificationExample[] | null }
@@ -92,7 +94,6 @@ export interface FinetuneSummary {
   steps: number;
   best_dev_accuracy: number;
   best_step: number;
-  dev_accuracy: number;
   test_accuracy: number | null;
   wall_time_s: number;
   config: FinetuneConfig;
@@ -164,14 +165,16 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
     resume: ckpt, reporter: run.reporter,
   });
 
-  // Evaluate what was kept: the best-dev model as saved.
-  const kept = loadModelDir(out);
-  const model = { params: kept.params, config: kept.config as BertConfig };
-  const dev = classificationAccuracy(model, tok, data.dev, { maxLen, batchSize: 64 }).accuracy;
-  const test = data.test ? classificationAccuracy(model, tok, data.test, { maxLen, batchSize: 64 }).accuracy : null;
+  // The test split is scored only on request, once, with the model that was kept (best dev).
+  let test: number | null = null;
+  if (run.evalTest) {
+    if (!data.test) throw new Error('--eval-test needs a task with a test split (--task), not --train/--dev files');
+    const kept = loadModelDir(out);
+    test = classificationAccuracy({ params: kept.params, config: kept.config as BertConfig }, tok, data.test, { maxLen, batchSize: 64 }).accuracy;
+  }
   const summary: FinetuneSummary = {
     labels: data.labels, parameters: countParams(params), steps: result.step,
-    best_dev_accuracy: best.accuracy, best_step: best.step, dev_accuracy: dev, test_accuracy: test,
+    best_dev_accuracy: best.accuracy, best_step: best.step, test_accuracy: test,
     wall_time_s: Math.round(result.elapsedSeconds * 10) / 10, config: c, command: run.commandLine ?? [],
   };
   writeJsonAtomic(path.join(out, 'summary.json'), summary);
