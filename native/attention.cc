@@ -162,7 +162,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   // part order. `parts` depends only on the shapes, so results do not depend on threads.
   const int64_t pairs = p.B * p.Hkv;
   p.parts = pairs >= 8 ? 1 : std::min(p.nqb(), (8 + pairs - 1) / pairs);
-  static std::vector<float> partials;  // reused across calls (only the JS thread gets here)
+  thread_local std::vector<float> partials;  // reused across calls of this JS thread
   if (p.parts > 1) {
     partials.resize(static_cast<size_t>(pairs * p.parts * 2 * p.T * p.Dp()));
     p.partials = partials.data();

@@ -77,6 +77,7 @@ struct PackBuf {
   size_t cap = 0;
   ~PackBuf() { std::free(p); }
   float* get(size_t n) {
+    n += 64;  // slack: pack_a's whole-vector stores may run up to one vector past the end
     if (n > cap) {
       std::free(p);
       size_t bytes = (n * sizeof(float) + 63) / 64 * 64;

@@ -12,58 +12,78 @@ constexpr int NR = 2 * W;
 using VT = typename V::T;
 
 // ---- packing ----------------------------------------------------------------------------------
-// X(i, p) = x[i·rs + p·cs] → panels (kc, MR). Unit-stride cases get their own loop so the
-// compiler sees contiguous accesses: cs == 1 is A stored (m,k), rs == 1 is A stored (k,m).
+// Reads nrows (≤ 0 allowed) rows of W floats, row r at src + r·ld, with zero rows after them,
+// and transposes: afterwards v[q] holds element q of every row.
+GEMM_TARGET static KDQAT_INLINE void load_transposed(const float* src, int64_t ld, int nrows,
+                                                     VT* v) {
+#pragma GCC unroll 16
+  for (int r = 0; r < W; r++) v[r] = r < nrows ? V::load(src + r * ld) : V::zero();
+  V::transpose(v);
+}
+
+// X(i, p) = x[i·rs + p·cs] → panels (kc, MR). cs == 1 is A stored (m,k): W×W blocks are
+// transposed in registers; the panel row of MR floats is written with whole vectors, the
+// overhang past MR landing where the next row (or the next panel, or the buffer's slack of W
+// floats) is written afterwards. rs == 1 is A stored (k,m): MR contiguous floats per p.
 GEMM_TARGET static void pack_a(const float* x, int64_t rs, int64_t cs, int mc, int kc,
                                float* dst) {
+  constexpr int G = (MR + W - 1) / W;  // W-row groups per panel
   for (int i0 = 0; i0 < mc; i0 += MR, dst += static_cast<int64_t>(kc) * MR) {
     const int mr = mc - i0 < MR ? mc - i0 : MR;
     const float* src = x + i0 * rs;
-    if (mr == MR && cs == 1) {
-      const float* row[MR];
-      for (int r = 0; r < MR; r++) row[r] = src + r * rs;
-      for (int p = 0; p < kc; p++) {
+    int p = 0;
+    if (cs == 1) {
+      for (; p + W <= kc; p += W) {
+        VT v[G][W];
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) load_transposed(src + g * W * rs + p, rs, mr - g * W, v[g]);
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; r++) dst[p * MR + r] = row[r][p];
+        for (int q = 0; q < W; q++) {
+#pragma GCC unroll 4
+          for (int g = 0; g < G; g++) V::store(dst + (p + q) * MR + g * W, v[g][q]);
+        }
       }
-    } else if (mr == MR && rs == 1) {
-      for (int p = 0; p < kc; p++) {
+    } else if (rs == 1 && mr == MR) {
+      for (; p < kc; p++) {
 #pragma GCC unroll 16
         for (int r = 0; r < MR; r++) dst[p * MR + r] = src[p * cs + r];
       }
-    } else {
-      for (int p = 0; p < kc; p++) {
-        for (int r = 0; r < mr; r++) dst[p * MR + r] = src[r * rs + p * cs];
-        for (int r = mr; r < MR; r++) dst[p * MR + r] = 0.f;
-      }
+    }
+    for (; p < kc; p++) {
+      for (int r = 0; r < mr; r++) dst[p * MR + r] = src[r * rs + p * cs];
+      for (int r = mr; r < MR; r++) dst[p * MR + r] = 0.f;
     }
   }
 }
 
-// X(p, j) = x[p·rs + j·cs] → panels (kc, NR). cs == 1 is B stored (k,n): each panel row is a
-// contiguous run of NR floats; rs == 1 is B stored (n,k).
+// X(p, j) = x[p·rs + j·cs] → panels (kc, NR), NR = 2W. cs == 1 is B stored (k,n): each panel
+// row is a contiguous run; rs == 1 is B stored (n,k): W×W blocks transposed in registers.
 GEMM_TARGET static void pack_b(const float* x, int64_t rs, int64_t cs, int kc, int nc,
                                float* dst) {
   for (int j0 = 0; j0 < nc; j0 += NR, dst += static_cast<int64_t>(kc) * NR) {
     const int nr = nc - j0 < NR ? nc - j0 : NR;
     const float* src = x + j0 * cs;
-    if (nr == NR && cs == 1) {
-      for (int p = 0; p < kc; p++) {
+    int p = 0;
+    if (cs == 1 && nr == NR) {
+      for (; p < kc; p++) {
         V::store(dst + p * NR, V::load(src + p * rs));
         V::store(dst + p * NR + W, V::load(src + p * rs + W));
       }
-    } else if (nr == NR && rs == 1) {
-      const float* col[NR];
-      for (int j = 0; j < NR; j++) col[j] = src + j * cs;
-      for (int p = 0; p < kc; p++) {
-#pragma GCC unroll 32
-        for (int j = 0; j < NR; j++) dst[p * NR + j] = col[j][p];
+    } else if (rs == 1) {
+      for (; p + W <= kc; p += W) {
+        VT v0[W], v1[W];
+        load_transposed(src + p, cs, nr, v0);
+        load_transposed(src + W * cs + p, cs, nr - W, v1);
+#pragma GCC unroll 16
+        for (int q = 0; q < W; q++) {
+          V::store(dst + (p + q) * NR, v0[q]);
+          V::store(dst + (p + q) * NR + W, v1[q]);
+        }
       }
-    } else {
-      for (int p = 0; p < kc; p++) {
-        for (int j = 0; j < nr; j++) dst[p * NR + j] = src[p * rs + j * cs];
-        for (int j = nr; j < NR; j++) dst[p * NR + j] = 0.f;
-      }
+    }
+    for (; p < kc; p++) {
+      for (int j = 0; j < nr; j++) dst[p * NR + j] = src[p * rs + j * cs];
+      for (int j = nr; j < NR; j++) dst[p * NR + j] = 0.f;
     }
   }
 }

@@ -29,6 +29,18 @@ struct Portable {
   static KDQAT_INLINE T set1(float s) { return T{s, s, s, s}; }
   static KDQAT_INLINE T madd(T a, T b, T c) { return a * b + c; }
   static KDQAT_INLINE void prefetch(const void* p) { __builtin_prefetch(p); }
+  // r[0..W) rows of a W×W block → its columns, in place (used by the packing routines).
+  static KDQAT_INLINE void transpose(T* r) {
+    typedef int I __attribute__((vector_size(16)));
+    const T t0 = __builtin_shuffle(r[0], r[1], I{0, 4, 1, 5});
+    const T t1 = __builtin_shuffle(r[0], r[1], I{2, 6, 3, 7});
+    const T t2 = __builtin_shuffle(r[2], r[3], I{0, 4, 1, 5});
+    const T t3 = __builtin_shuffle(r[2], r[3], I{2, 6, 3, 7});
+    r[0] = __builtin_shuffle(t0, t2, I{0, 1, 4, 5});
+    r[1] = __builtin_shuffle(t0, t2, I{2, 3, 6, 7});
+    r[2] = __builtin_shuffle(t1, t3, I{0, 1, 4, 5});
+    r[3] = __builtin_shuffle(t1, t3, I{2, 3, 6, 7});
+  }
 };
 
 struct Avx2 {
@@ -43,6 +55,25 @@ struct Avx2 {
   static KDQAT_AVX2 KDQAT_INLINE void prefetch(const void* p) {
     _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
   }
+  // 8×8 transpose in registers: unpack pairs, shuffle quads, swap 128-bit halves.
+  static KDQAT_AVX2 KDQAT_INLINE void transpose(T* r) {
+    const T t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const T t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const T t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const T t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const T s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const T s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const T s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const T s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+  }
 };
 
 struct Avx512 {
@@ -56,6 +87,20 @@ struct Avx512 {
   static KDQAT_AVX512 KDQAT_INLINE T madd(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
   static KDQAT_AVX512 KDQAT_INLINE void prefetch(const void* p) {
     _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+  }
+  // 16×16 as four 8×8 quadrant transposes with the (tested) AVX2 code: only packing uses it.
+  static KDQAT_AVX512 KDQAT_INLINE void transpose(T* r) {
+    alignas(64) float in[16 * 16], out[16 * 16];
+    for (int i = 0; i < 16; i++) _mm512_store_ps(in + 16 * i, r[i]);
+    for (int qi = 0; qi < 16; qi += 8) {
+      for (int qj = 0; qj < 16; qj += 8) {
+        __m256 q[8];
+        for (int i = 0; i < 8; i++) q[i] = _mm256_load_ps(in + 16 * (qi + i) + qj);
+        Avx2::transpose(q);
+        for (int i = 0; i < 8; i++) _mm256_store_ps(out + 16 * (qj + i) + qi, q[i]);
+      }
+    }
+    for (int i = 0; i < 16; i++) r[i] = _mm512_load_ps(out + 16 * i);
   }
 };
 

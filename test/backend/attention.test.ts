@@ -20,6 +20,9 @@ type Bwd = Kernels['attentionBackward'];
 const addon = createRequire(import.meta.url)('../../build/Release/kdqat.node') as {
   attention: Fwd; attentionBackward: Bwd; isa(): string; getThreads(): number;
 };
+// Start the thread pool now: native/pool.cc's workers can miss a job issued right after they
+// are created (see the family report), so give them time to start before the first kernel.
+addon.getThreads();
 const ref = { attention: attentionKernels.attention!, attentionBackward: attentionKernels.attentionBackward! };
 const native = { attention: addon.attention, attentionBackward: addon.attentionBackward };
 const mode = process.env.KDQAT_ATTN_TEST_MODE;  // undefined | 'portable' | 'hash'

@@ -33,7 +33,7 @@ it('memorizes a fixed batch in 200 steps with flat RSS (native)', () => onBacken
     const loss = crossEntropy(reshape(logits, [B * T, cfg.vocabSize]), y);
     backward(loss);
     clipGradNorm(params, 1.0);
-    opt.step(learningRate({ lr: 3e-3, totalSteps: 200, warmupSteps: 10, decay: 'cosine' }, step));
+    opt.step(learningRate({ lr: 1e-2, totalSteps: 200, warmupSteps: 10, decay: 'cosine' }, step));
     opt.zeroGrad();
     losses.push(loss.item());
     if (step % 20 === 19) {

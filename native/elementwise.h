@@ -1,0 +1,239 @@
+// Internal header of the 'elementwise' family (native/elementwise*.cc): argument checking that
+// throws JS errors, the per-ISA loop table and the per-file Init functions.
+#pragma once
+#include "common.h"
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+namespace kdqat {
+namespace ew {
+
+template <typename T>
+struct Buf {
+  T* p;
+  int64_t n;
+};
+
+// Unpacks and checks the arguments of one kernel call; every failure throws a JS TypeError or
+// RangeError naming the kernel, before any work is done.
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
+
+  [[noreturn]] void range_error(const std::string& msg) const {
+    throw Napi::RangeError::New(info_.Env(), std::string(fn_) + ": " + msg);
+  }
+  [[noreturn]] void type_error(const std::string& msg) const {
+    throw Napi::TypeError::New(info_.Env(), std::string(fn_) + ": " + msg);
+  }
+  void need(bool ok, const std::string& msg) const {
+    if (!ok) range_error(msg);
+  }
+
+  Buf<float> f32(size_t i, const char* what) const {
+    Napi::Value v = info_[i];
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      type_error(std::string(what) + " must be a Float32Array");
+    auto a = v.As<Napi::Float32Array>();
+    return {a.Data(), static_cast<int64_t>(a.ElementLength())};
+  }
+  Buf<int32_t> i32(size_t i, const char* what) const {
+    Napi::Value v = info_[i];
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      type_error(std::string(what) + " must be an Int32Array");
+    auto a = v.As<Napi::Int32Array>();
+    return {a.Data(), static_cast<int64_t>(a.ElementLength())};
+  }
+  double number(size_t i, const char* what) const {
+    Napi::Value v = info_[i];
+    if (!v.IsNumber()) type_error(std::string(what) + " must be a number");
+    return v.As<Napi::Number>().DoubleValue();
+  }
+  // A non-negative integer size (outer, n, inner, offsets).
+  int64_t count(size_t i, const char* what) const {
+    double d = number(i, what);
+    if (!(d >= 0 && d <= 9007199254740991.0 && d == std::floor(d)))
+      range_error(std::string(what) + " must be a non-negative integer, got " + fmt(d));
+    return static_cast<int64_t>(d);
+  }
+  bool flag(size_t i) const { return info_[i].ToBoolean().Value(); }
+  // ToInt32 of a number argument (what `seed | 0` gives in JavaScript).
+  int32_t int32(size_t i, const char* what) const {
+    number(i, what);
+    return info_[i].As<Napi::Number>().Int32Value();
+  }
+
+  void length(const char* what, int64_t got, int64_t want) const {
+    if (got != want)
+      range_error(std::string(what) + " has length " + std::to_string(got) + ", expected " +
+                  std::to_string(want));
+  }
+
+  static std::string fmt(double d) {
+    if (d == std::floor(d) && std::fabs(d) < 1e15) return std::to_string(static_cast<int64_t>(d));
+    return std::to_string(d);
+  }
+
+  Napi::Env env() const { return info_.Env(); }
+
+ private:
+  const Napi::CallbackInfo& info_;
+  const char* fn_;
+};
+
+// Largest rank the strided kernels (binary, stridedCopy) accept.
+constexpr int kMaxRank = 32;
+
+// Dimensions of a strided loop over two stride sets (binary: a and b; stridedCopy: src and
+// dst), outermost first.
+struct Strided2 {
+  int r = 0;
+  int64_t n[kMaxRank];
+  int64_t s0[kMaxRank];
+  int64_t s1[kMaxRank];
+
+  // Drops size-1 dims and merges neighbours that are contiguous in both stride sets. The
+  // row-major visiting order of the elements does not change.
+  void coalesce() {
+    int w = 0;
+    for (int d = 0; d < r; d++) {
+      if (n[d] == 1) continue;
+      if (w > 0 && s0[w - 1] == s0[d] * n[d] && s1[w - 1] == s1[d] * n[d]) {
+        n[w - 1] *= n[d];
+        s0[w - 1] = s0[d];
+        s1[w - 1] = s1[d];
+      } else {
+        n[w] = n[d];
+        s0[w] = s0[d];
+        s1[w] = s1[d];
+        w++;
+      }
+    }
+    if (w == 0) {  // a single element
+      n[0] = 1;
+      s0[0] = s1[0] = 0;
+      w = 1;
+    }
+    r = w;
+  }
+};
+
+// Reads shape and two stride arrays (checked: same rank ≤ kMaxRank, dims ≥ 0); returns the
+// element count.
+inline int64_t read_shape(const Args& A, const Buf<int32_t>& shape, const Buf<int32_t>& st0,
+                          const Buf<int32_t>& st1, Strided2& d) {
+  if (st0.n != shape.n || st1.n != shape.n)
+    A.range_error("strides have rank " + std::to_string(st0.n) + " and " +
+                  std::to_string(st1.n) + ", shape has rank " + std::to_string(shape.n));
+  if (shape.n > kMaxRank)
+    A.range_error("rank " + std::to_string(shape.n) + " exceeds " + std::to_string(kMaxRank));
+  d.r = static_cast<int>(shape.n);
+  double total = 1;  // in double: a product of int32 dims cannot overflow it
+  for (int i = 0; i < d.r; i++) {
+    if (shape.p[i] < 0) A.range_error("negative dimension " + std::to_string(shape.p[i]));
+    d.n[i] = shape.p[i];
+    d.s0[i] = st0.p[i];
+    d.s1[i] = st1.p[i];
+    total *= static_cast<double>(d.n[i]);
+  }
+  if (total > 281474976710656.0) A.range_error("shape has more than 2^48 elements");
+  return static_cast<int64_t>(total);
+}
+
+// Checks that base + idx·s stays inside [0, len) over every index of n (total > 0).
+inline void check_span(const Args& A, const char* what, int64_t len, int64_t base, int r,
+                       const int64_t* n, const int64_t* s) {
+  double lo = static_cast<double>(base), hi = lo;  // double: no overflow for any strides
+  for (int i = 0; i < r; i++) {
+    const double ext = static_cast<double>(s[i]) * static_cast<double>(n[i] - 1);
+    if (ext < 0) lo += ext; else hi += ext;
+  }
+  if (lo < 0 || hi >= len)
+    A.range_error(std::string(what) + " offsets [" + Args::fmt(lo) + ", " + Args::fmt(hi) +
+                  "] fall outside its length " + std::to_string(len));
+}
+
+// Walks the multi-index of the first r dims of n in row-major order, tracking the offsets
+// idx·s0 and idx·s1.
+struct Odometer {
+  int r;
+  const int64_t* n;
+  const int64_t* s0;
+  const int64_t* s1;
+  int64_t idx[kMaxRank];
+  int64_t o0 = 0, o1 = 0;
+
+  Odometer(int r_, const int64_t* n_, const int64_t* s0_, const int64_t* s1_)
+      : r(r_), n(n_), s0(s0_), s1(s1_) {}
+
+  void seek(int64_t flat) {
+    o0 = o1 = 0;
+    for (int d = r - 1; d >= 0; d--) {
+      idx[d] = flat % n[d];
+      flat /= n[d];
+      o0 += idx[d] * s0[d];
+      o1 += idx[d] * s1[d];
+    }
+  }
+  void next() {
+    for (int d = r - 1; d >= 0; d--) {
+      o0 += s0[d];
+      o1 += s1[d];
+      if (++idx[d] < n[d]) return;
+      o0 -= s0[d] * n[d];
+      o1 -= s1[d] * n[d];
+      idx[d] = 0;
+    }
+  }
+};
+
+// Width of the column ranges that column-parallel kernels (reduce over n with inner > 1,
+// scatterAdd) hand to each task when outer alone cannot keep the threads busy: about two tasks
+// per thread, a multiple of 16 floats, at least 64.
+inline int64_t column_chunk(int64_t inner) {
+  const int64_t t = num_threads();
+  int64_t c = (inner + 2 * t - 1) / (2 * t);
+  c = (c + 15) / 16 * 16;
+  return c < 64 ? 64 : c;
+}
+
+// Simple loops compiled twice (native/elementwise_loops.inc): baseline x86-64 (SSE2, the
+// portable path) and avx2+fma, picked at run time by cpu_isa(). Both builds do the same float
+// operations in the same order, so they give bitwise identical results.
+struct Loops {
+  // o[i] = a[i·sa] op b[i·sb], i < n.
+  void (*binary_row)(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* o,
+                     int64_t n);
+  void (*affine)(const float* x, float* o, int64_t n, float alpha, float beta);
+  void (*axpy)(float alpha, const float* x, float* y, int64_t n);
+  // dst[i·ds] (=|+=) src[i·ss], i < n, in order (ds may be 0).
+  void (*copy_row)(const float* src, int64_t ss, float* dst, int64_t ds, int64_t n, bool acc);
+  // dst[i·dr + j] (=|+=) src[i + j·sr] for i < ni, j < nj (a 2-D transpose, tiled).
+  void (*transpose)(const float* src, int64_t sr, float* dst, int64_t dr, int64_t ni,
+                    int64_t nj, bool acc);
+  // Σ x[i] in double: 8 interleaved partial sums combined in a fixed order.
+  double (*sum_f64)(const float* x, int64_t n);
+  // acc[i] += x[i] (double accumulators of a column reduce).
+  void (*add_f64)(double* acc, const float* x, int64_t n);
+  // m[i] = max(m[i], x[i]) where a NaN, once there, stays.
+  void (*max_into)(float* m, const float* x, int64_t n);
+  // max of x[0..n), n ≥ 1; NaN if any element is NaN.
+  float (*max_row)(const float* x, int64_t n);
+  int64_t (*count_nonfinite)(const float* x, int64_t n);
+  // Dropout for elements [i0, i0+n): u < thr (as uint32 hashes) drops; thr ≤ 2^32 − 1.
+  void (*dropout)(const float* x, float* out, float* mask, int64_t n, int64_t i0, uint32_t seed,
+                  uint32_t thr, bool drop_all, float scale);
+};
+
+const Loops& loops();  // the table for cpu_isa()
+const Loops& portable_loops();
+const Loops& avx2_loops();
+
+void InitUnary(Napi::Env env, Napi::Object exports);
+void InitReduce(Napi::Env env, Napi::Object exports);
+void InitLayout(Napi::Env env, Napi::Object exports);
+
+}  // namespace ew
+}  // namespace kdqat
