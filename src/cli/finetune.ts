@@ -1,4 +1,5 @@
 // `kdqat finetune`: a BERT sequence classifier from a pre-trained (masked-LM) model directory.
+import * as path from 'node:path';
 import { Command } from 'commander';
 import { setThreads } from '../tensor/index.js';
 import { FINETUNE_DEFAULTS, runFinetune, type FinetuneConfig } from '../train/finetune.js';
@@ -38,6 +39,8 @@ export function finetuneCommand(): Command {
       const opts = this.opts();
       const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }) : {};
       const fromCli = givenOptions(this, Object.keys(D));
+      // Paths are stored absolute, so --resume works from any directory.
+      for (const o of [fromFile, fromCli]) for (const k of ['model', 'train', 'dev']) if (o[k]) o[k] = path.resolve(o[k] as string);
       const out = (opts.out ?? fromFile.out) as string | undefined;
       if (!out) throw new Error('--out is required: the directory for the classifier');
       let saved: FinetuneConfig | undefined;

@@ -1,5 +1,7 @@
 // `kdqat pretrain`: train a small LLaMA (causal LM) or BERT (masked LM) from scratch on text.
+import * as path from 'node:path';
 import { Command, Option } from 'commander';
+import { CORPUS_NAMES } from '../data/corpora.js';
 import { setThreads, getThreads } from '../tensor/index.js';
 import { PRETRAIN_DEFAULTS, runPretrain, type PretrainConfig } from '../train/pretrain.js';
 import { corpusList } from '../train/pretrain-data.js';
@@ -44,7 +46,9 @@ export function pretrainCommand(): Command {
       const keys = Object.keys(D);
       const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }) : {};
       const fromCli = givenOptions(this, keys);
-      for (const o of [fromFile, fromCli]) if (o.corpus) o.corpus = corpusList(o.corpus as string[]);
+      // Paths are stored absolute, so --resume works from any directory.
+      const corpora = (v: string[]): string[] => corpusList(v).map((c) => (CORPUS_NAMES.includes(c as never) ? c : path.resolve(c)));
+      for (const o of [fromFile, fromCli]) if (o.corpus) o.corpus = corpora(o.corpus as string[]);
       const out = (opts.out ?? fromFile.out) as string | undefined;
       if (!out) throw new Error('--out is required: the directory for the model, logs and checkpoints');
       let saved: PretrainConfig | undefined;

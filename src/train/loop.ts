@@ -168,16 +168,16 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
       o.optimizer.step(lr);
       o.optimizer.zeroGrad();
       step++;
-      const loss = lossSum / accumulate;
-      losses.push(loss);
+      const stepLoss = lossSum / accumulate;
+      losses.push(stepLoss);
       tokensSeen += stepTokens;
       const seconds = (performance.now() - tStep) / 1000;
       intervalTokens += stepTokens;
       intervalSeconds += seconds;
       trainSeconds += seconds;
-      pending.lossSum += loss;
+      pending.lossSum += stepLoss;
       pending.steps++;
-      o.reporter?.step({ step, totalSteps: o.totalSteps, loss, lr, tokens: stepTokens, seconds });
+      o.reporter?.step({ step, totalSteps: o.totalSteps, loss: stepLoss, lr, tokens: stepTokens, seconds });
 
       const last = step === o.totalSteps;
       let metrics: Record<string, number> | null = null;

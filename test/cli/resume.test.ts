@@ -11,7 +11,7 @@ import { TINY, sleep, smallTextFile, spawnKdqat, tmpDir } from './helpers.js';
 
 const STEPS = 120, SAVE_EVERY = 5;
 
-it('SIGKILL mid-run, then --resume: same losses at the same steps and identical final weights', async () => {
+it('SIGKILL mid-run, then --resume: same losses at the same steps and identical final weights', async (t) => {
   const root = tmpDir('cli-resume');
   const text = smallTextFile(root);
   // One thread each: results are bitwise reproducible for a given thread count, and the two
@@ -47,6 +47,7 @@ it('SIGKILL mid-run, then --resume: same losses at the same steps and identical 
   assert.ok(checkpointStep >= SAVE_EVERY && checkpointStep % SAVE_EVERY === 0, `checkpoint at step ${checkpointStep}`);
   assert.ok(lost >= 0 && lost <= SAVE_EVERY, `${lost} steps since the checkpoint were lost (at most --save-every ${SAVE_EVERY})`);
 
+  t.diagnostic(`killed after step ${loggedBeforeKill}; resuming from the step-${checkpointStep} checkpoint`);
   const resumed = spawnKdqat(['pretrain', '--out', out, '--resume', '--threads', '1']);
   const [r, rr] = await Promise.all([ref.done, resumed.done]);
   assert.equal(r.code, 0, r.stderr);
