@@ -1,22 +1,31 @@
-// Command-line entry: one subcommand per file under src/cli/commands/.
-import { Command } from 'commander';
+// Command-line entry: one subcommand per file under src/cli/.
+import { Command, CommanderError } from 'commander';
 import { benchCommand } from './bench.js';
 import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
 import { exportCommand } from './export.js';
+import { pretrainCommand } from './pretrain.js';
+import { finetuneCommand } from './finetune.js';
+import { setCommandLine } from './options.js';
 
 export async function main(argv: string[]): Promise<void> {
+  setCommandLine(argv.slice(2));
   const program = new Command('kdqat')
     .description('Quantization-aware training with knowledge distillation for Transformers, on a CPU')
     .version('0.1.0')
     .showHelpAfterError();
-  program.addCommand(benchCommand());
-  program.addCommand(evalCommand());
-  program.addCommand(generateCommand());
-  program.addCommand(exportCommand());
+  const commands = [pretrainCommand(), finetuneCommand(), evalCommand(), generateCommand(), exportCommand(), benchCommand()];
+  for (const cmd of commands) program.addCommand(cmd.exitOverride());
+  // Throw instead of calling process.exit, so main can run inside tests; commander has printed
+  // its own message by then.
+  program.exitOverride();
   try {
     await program.parseAsync(argv);
   } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode;
+      return;
+    }
     process.stderr.write(`kdqat: ${(e as Error).message}\n`);
     process.exitCode = 1;
   }

@@ -1,0 +1,66 @@
+// `kdqat finetune`: a BERT sequence classifier from a pre-trained (masked-LM) model directory.
+import * as path from 'node:path';
+import { Command } from 'commander';
+import { setThreads } from '../tensor/index.js';
+import { FINETUNE_DEFAULTS, runFinetune, type FinetuneConfig } from '../train/finetune.js';
+import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
+import { CLASSIFICATION_TASKS } from '../data/tasks.js';
+import { progressReporter } from './progress.js';
+import { commandLine, givenOptions, intArg, numArg, readConfigFile, resolveSettings } from './options.js';
+
+const D = FINETUNE_DEFAULTS;
+
+export function finetuneCommand(): Command {
+  return new Command('finetune')
+    .description('fine-tune a BERT encoder as a sequence classifier (BertForSequenceClassification); keeps the best dev-accuracy model')
+    .option('--model <dir>', 'pre-trained BERT model directory (e.g. from `kdqat pretrain --arch bert`)')
+    .option('--task <name>', `built-in classification task: ${CLASSIFICATION_TASKS.join(', ')}`)
+    .option('--train <file>', 'training examples, JSONL {"text", "label"[, "text_pair"]} or TSV')
+    .option('--dev <file>', 'dev examples, same format (labels as in --train)')
+    .option('--out <dir>', 'output model directory (config.json with id2label/label2id, model.safetensors, tokenizer, logs)')
+    .option('--epochs <n>', `epochs (default ${D.epochs})`, intArg)
+    .option('--batch <n>', `batch size (default ${D.batch})`, intArg)
+    .option('--lr <x>', `peak learning rate (default ${D.lr})`, numArg)
+    .option('--max-len <n>', `maximum tokens per example, [CLS] and [SEP] included (default ${D.maxLen})`, intArg)
+    .option('--warmup-ratio <x>', `fraction of steps for linear warmup, then linear decay (default ${D.warmupRatio})`, numArg)
+    .option('--weight-decay <x>', `AdamW weight decay (default ${D.weightDecay})`, numArg)
+    .option('--clip <x>', `gradient norm clipping, 0 = off (default ${D.clip})`, numArg)
+    .option('--seed <n>', `seed of the new head, data order and dropout (default ${D.seed})`, intArg)
+    .option('--max-steps <n>', 'stop after n steps (default: epochs × batches per epoch)', intArg)
+    .option('--eval-every <n>', 'dev evaluation every n steps (default: after every epoch)', intArg)
+    .option('--save-every <n>', 'checkpoint every n steps for --resume, 0 = never (default 0)', intArg)
+    .option('--log-every <n>', `train_log.jsonl line every n steps (default ${D.logEvery})`, intArg)
+    .option('--eval-test', "score the kept (best-dev) model on the task's test split at the end")
+    .option('--threads <n>', 'native threads (default: all cores)', intArg)
+    .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
+    .option('--resume', 'continue the run in --out from its checkpoint')
+    .option('--force', 'replace an existing run in --out')
+    .action(function (this: Command) {
+      const opts = this.opts();
+      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }) : {};
+      const fromCli = givenOptions(this, Object.keys(D));
+      // Paths are stored absolute, so --resume works from any directory.
+      for (const o of [fromFile, fromCli]) for (const k of ['model', 'train', 'dev']) if (o[k]) o[k] = path.resolve(o[k] as string);
+      const out = (opts.out ?? fromFile.out) as string | undefined;
+      if (!out) throw new Error('--out is required: the directory for the classifier');
+      let saved: FinetuneConfig | undefined;
+      if (opts.resume) {
+        const dir = findCheckpoint(out);
+        if (!dir) throw new Error(`--resume: ${out} has no checkpoint/ to resume from; run without --resume (and --force) to start over`);
+        saved = readCheckpointState(dir).config as unknown as FinetuneConfig;
+      }
+      const config = resolveSettings(D, fromFile, fromCli, saved);
+      if (!config.model) throw new Error('--model DIR is required: a BERT model directory');
+      for (const k of ['epochs', 'batch', 'maxLen'] as const) {
+        if (!(config[k] >= 1)) throw new Error(`--${k === 'maxLen' ? 'max-len' : k} must be at least 1, got ${config[k]}`);
+      }
+      if (!(config.lr > 0)) throw new Error(`--lr must be positive, got ${config.lr}`);
+      if (!(config.warmupRatio >= 0 && config.warmupRatio < 1)) throw new Error(`--warmup-ratio must be in [0, 1), got ${config.warmupRatio}`);
+      const threads = (opts.threads ?? fromFile.threads) as number | undefined;
+      if (threads !== undefined) setThreads(threads);
+      const reporter = progressReporter({ label: 'finetune' });
+      const s = runFinetune({ out, config, resume: !!opts.resume, force: !!opts.force, reporter, commandLine: commandLine(), evalTest: !!opts.evalTest });
+      const test = s.test_accuracy === null ? '' : `, test accuracy ${s.test_accuracy.toFixed(4)}`;
+      reporter.message(`done: best dev accuracy ${s.best_dev_accuracy.toFixed(4)} at step ${s.best_step}${test}; classifier in ${out}`);
+    });
+}

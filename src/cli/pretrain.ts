@@ -1,0 +1,75 @@
+// `kdqat pretrain`: train a small LLaMA (causal LM) or BERT (masked LM) from scratch on text.
+import * as path from 'node:path';
+import { Command, Option } from 'commander';
+import { CORPUS_NAMES } from '../data/corpora.js';
+import { setThreads, getThreads } from '../tensor/index.js';
+import { PRETRAIN_DEFAULTS, runPretrain, type PretrainConfig } from '../train/pretrain.js';
+import { corpusList } from '../train/pretrain-data.js';
+import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
+import { progressReporter } from './progress.js';
+import { commandLine, givenOptions, intArg, listArg, numArg, readConfigFile, resolveSettings } from './options.js';
+
+const D = PRETRAIN_DEFAULTS;
+
+export function pretrainCommand(): Command {
+  return new Command('pretrain')
+    .description('pre-train a small LLaMA (causal LM) or BERT (masked LM) from scratch: tokenizer, training, HF model directory')
+    .addOption(new Option('--arch <arch>', `model family (default ${D.arch})`).choices(['llama', 'bert']))
+    .option('--corpus <name|path>', `sotu, brown, moby-dick, or a .txt file / directory; repeatable or comma list (default ${D.corpus})`, listArg)
+    .option('--out <dir>', 'output directory (model, tokenizer, train_log.jsonl, summary.json, checkpoint/)')
+    .option('--hidden <n>', `hidden size (default ${D.hidden})`, intArg)
+    .option('--layers <n>', `layers (default ${D.layers})`, intArg)
+    .option('--heads <n>', `attention heads (default ${D.heads})`, intArg)
+    .option('--kv-heads <n>', `key/value heads, LLaMA (default ${D.kvHeads})`, intArg)
+    .option('--intermediate <n>', `MLP hidden size (default ${D.intermediate})`, intArg)
+    .option('--seq <n>', `sequence length (default ${D.seq})`, intArg)
+    .option('--vocab <n>', `tokenizer vocabulary size (default ${D.vocab})`, intArg)
+    .option('--steps <n>', `optimizer steps (default ${D.steps})`, intArg)
+    .option('--batch <n>', `sequences per micro-batch (default ${D.batch})`, intArg)
+    .option('--accum <n>', `micro-batches per step, gradient accumulation (default ${D.accum})`, intArg)
+    .option('--lr <x>', `peak learning rate, cosine decay to 10% (default ${D.lr})`, numArg)
+    .option('--warmup <n>', `linear warmup steps (default ${D.warmup})`, intArg)
+    .option('--weight-decay <x>', `AdamW weight decay (default ${D.weightDecay})`, numArg)
+    .option('--clip <x>', `gradient norm clipping, 0 = off (default ${D.clip})`, numArg)
+    .option('--dropout <p>', `BERT dropout (default ${D.dropout})`, numArg)
+    .option('--seed <n>', `seed of initialization, data order and dropout (default ${D.seed})`, intArg)
+    .option('--eval-every <n>', `validation every n steps, 0 = only at the end (default ${D.evalEvery})`, intArg)
+    .option('--eval-windows <n>', `validation windows for periodic evaluation; the final one uses all (default ${D.evalWindows})`, intArg)
+    .option('--save-every <n>', `checkpoint every n steps, 0 = never (default ${D.saveEvery})`, intArg)
+    .option('--log-every <n>', `train_log.jsonl line every n steps (default ${D.logEvery})`, intArg)
+    .option('--threads <n>', 'native threads (default: all cores; resume with the same count for bitwise-equal results)', intArg)
+    .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
+    .option('--resume', 'continue the run in --out from its checkpoint')
+    .option('--force', 'replace an existing run in --out')
+    .action(function (this: Command) {
+      const opts = this.opts();
+      const keys = Object.keys(D);
+      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }) : {};
+      const fromCli = givenOptions(this, keys);
+      // Paths are stored absolute, so --resume works from any directory.
+      const corpora = (v: string[]): string[] => corpusList(v).map((c) => (CORPUS_NAMES.includes(c as never) ? c : path.resolve(c)));
+      for (const o of [fromFile, fromCli]) if (o.corpus) o.corpus = corpora(o.corpus as string[]);
+      const out = (opts.out ?? fromFile.out) as string | undefined;
+      if (!out) throw new Error('--out is required: the directory for the model, logs and checkpoints');
+      let saved: PretrainConfig | undefined;
+      if (opts.resume) {
+        const dir = findCheckpoint(out);
+        if (!dir) throw new Error(`--resume: ${out} has no checkpoint/ to resume from; run without --resume (and --force) to start over`);
+        saved = readCheckpointState(dir).config as unknown as PretrainConfig;
+      }
+      const config = resolveSettings(D, fromFile, fromCli, saved);
+      const threads = (opts.threads ?? fromFile.threads) as number | undefined;
+      if (threads !== undefined) {
+        if (!(threads >= 1)) throw new Error(`--threads must be at least 1, got ${threads}`);
+        setThreads(threads);
+      }
+      const reporter = progressReporter({ label: 'pretrain' });
+      reporter.message(`kdqat pretrain → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'})`);
+      const summary = runPretrain({
+        out, config, resume: !!opts.resume, force: !!opts.force, reporter,
+        commandLine: commandLine(),
+      });
+      const m = Object.entries(summary.final).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+      reporter.message(`done: ${summary.steps} steps in ${summary.wall_time_s}s (${summary.train_tokens_per_s} tokens/s)${m ? `; ${m}` : ''}; model in ${out}`);
+    });
+}

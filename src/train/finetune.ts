@@ -1,0 +1,182 @@
+// Fine-tuning a BERT encoder as a sequence classifier (BertForSequenceClassification), with paper
+// B's recipe: AdamW, lr 2e-5, batch 32, 3 epochs, max length 128, 10% linear warmup then linear
+// decay; dev accuracy after every epoch and the best dev checkpoint kept.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { crossEntropy } from '../tensor/ops/index.js';
+import { intTensor } from '../tensor/tensor.js';
+import { Rng, hash32 } from '../tensor/rng.js';
+import { initParams, countParams, type Params } from '../nn/params.js';
+import { bertParamSpec, type BertConfig } from '../models/bert.js';
+import { loadModelDir, saveModelDir } from '../io/model-dir.js';
+import { loadTokenizer } from '../tokenize/index.js';
+import { loadClassification } from '../data/classification.js';
+import { builtinClassification } from '../data/tasks.js';
+import type { ClassificationExample } from '../data/types.js';
+import {
+  classificationAccuracy, classifierLogits, classifierSpecials, encodeExample, padBatch, type EncodedExample,
+} from '../eval/classification.js';
+import { AdamW } from './optim.js';
+import { learningRate } from './schedule.js';
+import { trainLoop, type Reporter } from './loop.js';
+import { findCheckpoint, readCheckpoint } from './checkpoint.js';
+import { prepareOutDir, publishFiles, writeJsonAtomic } from './outdir.js';
+
+export interface FinetuneConfig {
+  model: string;
+  task: string;
+  train: string;
+  dev: string;
+  epochs: number;
+  batch: number;
+  lr: number;
+  maxLen: number;
+  warmupRatio: number;
+  weightDecay: number;
+  clip: number;
+  seed: number;
+  /** Stop after this many steps (0: epochs × batches per epoch). */
+  maxSteps: number;
+  /** Dev evaluation every n steps (0: after every epoch). */
+  evalEvery: number;
+  saveEvery: number;
+  logEvery: number;
+}
+
+export const FINETUNE_DEFAULTS: FinetuneConfig = {
+  model: '', task: '', train: '', dev: '', epochs: 3, batch: 32, lr: 2e-5, maxLen: 128, warmupRatio: 0.1,
+  weightDecay: 0.01, clip: 1.0, seed: 0, maxSteps: 0, evalEvery: 0, saveEvery: 0, logEvery: 10,
+};
+
+export interface FinetuneRun {
+  out: string;
+  config: FinetuneConfig;
+  resume?: boolean;
+  force?: boolean;
+  reporter?: Reporter;
+  commandLine?: string[];
+  /** Also score the best model on the task's test split (once, at the end). */
+  evalTest?: boolean;
+}
+
+interface TaskData { labels: string[]; train: ClassificationExample[]; dev: ClassificationExample[]; test: ClassificationExample[] | null }
+
+function loadTaskData(c: FinetuneConfig): TaskData {
+  if (c.task) {
+    if (c.train || c.dev) throw new Error('give either --task or --train/--dev, not both');
+    const t = builtinClassification(c.task);
+    return { labels: t.labels, train: t.train, dev: t.dev, test: t.test };
+  }
+  if (!c.train || !c.dev) throw new Error('--task NAME, or both --train FILE and --dev FILE (JSONL or TSV), are required');
+  const train = loadClassification(c.train);
+  const dev = loadClassification(c.dev, { labels: train.labels });
+  return { labels: train.labels, train: train.examples, dev: dev.examples, test: null };
+}
+
+/** The encoder's weights from the checkpoint; pooler and classifier initialized fresh (seeded). */
+function classifierParams(loaded: Params, cfg: BertConfig, seed: number, from: string): Params {
+  const spec = bertParamSpec(cfg, { classifier: true });
+  const fresh = (n: string): boolean => n.startsWith('bert.pooler.') || n.startsWith('classifier.');
+  const init = initParams(new Map([...spec].filter(([n]) => fresh(n))), seed);
+  const params: Params = new Map();
+  for (const name of spec.keys()) {
+    if (fresh(name)) { params.set(name, init.get(name)!); continue; }
+    const p = loaded.get(name);
+    if (!p) throw new Error(`--model ${from}: has no "${name}"; it must be a BERT checkpoint with the same shapes`);
+    params.set(name, p);
+  }
+  return params;
+}
+
+export interface FinetuneSummary {
+  labels: string[];
+  parameters: number;
+  steps: number;
+  best_dev_accuracy: number;
+  best_step: number;
+  test_accuracy: number | null;
+  wall_time_s: number;
+  config: FinetuneConfig;
+  command: string[];
+}
+
+export function runFinetune(run: FinetuneRun): FinetuneSummary {
+  const { out } = run;
+  prepareOutDir(out, { force: run.force, resume: run.resume });
+  const ckptDir = run.resume ? findCheckpoint(out) : null;
+  if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from (use --save-every); run without --resume to start over`);
+  const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
+  const c = ckpt ? (ckpt.state.config as unknown as FinetuneConfig) : run.config;
+  const say = (m: string): void => run.reporter?.message(m);
+
+  const loaded = loadModelDir(c.model);
+  if (loaded.arch !== 'bert') throw new Error(`--model ${c.model}: is a ${loaded.arch} model; finetune needs a BERT encoder`);
+  if (!loaded.tokenizerPath) throw new Error(`--model ${c.model}: has no tokenizer.json; the classifier needs the model's own tokenizer`);
+  const tok = loadTokenizer(loaded.tokenizerPath);
+  const { pad } = classifierSpecials(tok);
+  const data = loadTaskData(c);
+  const cfg: BertConfig = { ...(loaded.config as BertConfig), numLabels: data.labels.length };
+  const params = classifierParams(loaded.params, cfg, c.seed, c.model);
+  const maxLen = Math.min(c.maxLen, cfg.maxPositionEmbeddings);
+  if (maxLen < c.maxLen) say(`--max-len ${c.maxLen} exceeds the model's max_position_embeddings; using ${maxLen}`);
+
+  const train: EncodedExample[] = data.train.map((e) => encodeExample(tok, e, maxLen));
+  if (train.length === 0) throw new Error('the training set is empty');
+  const perEpoch = Math.ceil(train.length / c.batch);
+  const totalSteps = c.maxSteps > 0 ? c.maxSteps : c.epochs * perEpoch;
+  const warmup = Math.ceil(c.warmupRatio * totalSteps);
+  say(`${data.train.length} training / ${data.dev.length} dev examples, ${data.labels.length} labels; ${totalSteps} steps (${perEpoch} per epoch)`);
+
+  const optimizer = new AdamW(params, { lr: c.lr, weightDecay: c.weightDecay, noDecay: (n) => (params.get(n)?.ndim ?? 2) < 2 });
+  const schedule = { lr: c.lr, totalSteps, warmupSteps: warmup, decay: 'linear' as const };
+  let best = { accuracy: -1, step: 0 };
+  if (ckpt) best = ckpt.state.extra.best as typeof best;
+
+  const saveBest = (): void => publishFiles(out, (tmp) => saveModelDir(tmp, {
+    config: { arch: 'bert', config: cfg, meta: { head: 'classifier', labels: data.labels, problemType: 'single_label_classification', padTokenId: pad } },
+    params, tokenizerJson: fs.readFileSync(tok.path, 'utf8'),
+  }));
+
+  const result = trainLoop<number[]>({
+    params, optimizer, totalSteps, clipNorm: c.clip, seed: c.seed,
+    lr: (s) => learningRate(schedule, s),
+    // Shuffled example indices per epoch, seeded by (seed, epoch); the last batch may be short.
+    epochBatches: function* (epoch) {
+      const order = new Rng(hash32(c.seed, epoch)).shuffle(train.map((_, i) => i));
+      for (let s = 0; s < order.length; s += c.batch) yield order.slice(s, s + c.batch);
+    },
+    tokens: (idx) => idx.reduce((n, i) => n + train[i].ids.length, 0),
+    loss: (idx, ctx) => {
+      const b = padBatch(idx.map((i) => train[i]), pad);
+      const logits = classifierLogits(params, cfg, b, { dropoutSeed: hash32(ctx.seed, 2) >>> 1 });
+      return crossEntropy(logits, intTensor(b.labels, [idx.length]));
+    },
+    evaluate: () => ({ dev_accuracy: classificationAccuracy({ params, config: cfg }, tok, data.dev, { maxLen, batchSize: 64 }).accuracy }),
+    evalEvery: c.evalEvery > 0 ? c.evalEvery : perEpoch,
+    onEval: (step, m) => {
+      if (m.dev_accuracy > best.accuracy) {
+        best = { accuracy: m.dev_accuracy, step };
+        saveBest();
+        say(`new best dev accuracy ${m.dev_accuracy.toFixed(4)} at step ${step}: saved to ${out}`);
+      }
+    },
+    logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
+    config: c as unknown as Record<string, unknown>, extraState: () => ({ best }),
+    resume: ckpt, reporter: run.reporter,
+  });
+
+  // The test split is scored only on request, once, with the model that was kept (best dev).
+  let test: number | null = null;
+  if (run.evalTest) {
+    if (!data.test) throw new Error('--eval-test needs a task with a test split (--task), not --train/--dev files');
+    const kept = loadModelDir(out);
+    test = classificationAccuracy({ params: kept.params, config: kept.config as BertConfig }, tok, data.test, { maxLen, batchSize: 64 }).accuracy;
+  }
+  const summary: FinetuneSummary = {
+    labels: data.labels, parameters: countParams(params), steps: result.step,
+    best_dev_accuracy: best.accuracy, best_step: best.step, test_accuracy: test,
+    wall_time_s: Math.round(result.elapsedSeconds * 10) / 10, config: c, command: run.commandLine ?? [],
+  };
+  writeJsonAtomic(path.join(out, 'summary.json'), summary);
+  return summary;
+}

@@ -1,0 +1,220 @@
+// The training loop shared by every command: the caller supplies the batches of an epoch and a
+// loss function; the loop does backward, gradient accumulation, clipping, the optimizer update
+// with the scheduled learning rate, logging, periodic evaluation and checkpoints.
+//
+// Reproducibility is the design constraint: a run stopped at a checkpoint and resumed gives the
+// same losses and the same final parameters, bit for bit, as an uninterrupted run (with the same
+// thread count). So everything random is a function of the run seed and a position: the batch
+// order of epoch e comes from (seed, e), the micro-batch position (epoch, batch index) is saved,
+// and per-step randomness (dropout, MLM masks) gets a seed derived from (seed, step, micro).
+import type { Tensor } from '../tensor/tensor.js';
+import { backward } from '../tensor/autograd.js';
+import { scale } from '../tensor/ops/index.js';
+import { hash32 } from '../tensor/rng.js';
+import type { Params } from '../nn/params.js';
+import { clipGradNorm, type Optimizer } from './optim.js';
+import {
+  saveCheckpoint, restoreCheckpoint, CHECKPOINT_DIR, type Checkpoint, type CheckpointState, type PendingLog, type SaveHook,
+} from './checkpoint.js';
+import { TrainLog } from './train-log.js';
+import * as path from 'node:path';
+
+export interface StepContext {
+  /** 0-based index of the optimizer update being computed. */
+  step: number;
+  /** Micro-batch within the update (0 … accumulate-1). */
+  micro: number;
+  epoch: number;
+  /** Position of this micro-batch in its epoch. */
+  batchIndex: number;
+  /** Seed for this micro-batch's randomness (dropout), from (run seed, step, micro). */
+  seed: number;
+}
+
+/** What the loop tells the user as it goes (the CLI's progress bar or log lines). */
+export interface Reporter {
+  begin(totalSteps: number, startStep: number): void;
+  step(info: { step: number; totalSteps: number; loss: number; lr: number; tokens: number; seconds: number }): void;
+  eval(step: number, metrics: Record<string, number>): void;
+  message(text: string): void;
+  end(): void;
+}
+
+export interface LoopOptions<B> {
+  params: Params;
+  optimizer: Optimizer;
+  /** Learning rate of the 0-based update `step`. */
+  lr: (step: number) => number;
+  totalSteps: number;
+  /** Micro-batches per update; the loss of each is scaled by 1/accumulate (default 1). */
+  accumulate?: number;
+  /** Clip the global gradient norm to this (0 or absent: no clipping). */
+  clipNorm?: number;
+  seed: number;
+  /** The batches of one epoch, in an order that depends only on (seed, epoch). */
+  epochBatches: (epoch: number) => Iterable<B>;
+  /** Tokens in a batch, for tokens/s. */
+  tokens?: (batch: B) => number;
+  loss: (batch: B, ctx: StepContext) => Tensor;
+  /** Evaluation (no gradients), every evalEvery updates and after the last one. */
+  evaluate?: (step: number) => Record<string, number>;
+  evalEvery?: number;
+  /** Called after each evaluation, e.g. to keep the best model. */
+  onEval?: (step: number, metrics: Record<string, number>) => void;
+  logEvery?: number;
+  /** Directory for train_log.jsonl and checkpoint/ (nothing is written without it). */
+  outDir?: string;
+  saveEvery?: number;
+  /** Recorded in every checkpoint (the resolved command options). */
+  config?: Record<string, unknown>;
+  /** Command-specific state stored in each checkpoint. */
+  extraState?: () => Record<string, unknown>;
+  resume?: Checkpoint;
+  reporter?: Reporter;
+  saveHook?: SaveHook;
+}
+
+export interface LoopResult {
+  step: number;
+  /** Loss of every update of this segment, in order (update startStep+1 first). */
+  losses: number[];
+  startStep: number;
+  lastEval: Record<string, number> | null;
+  elapsedSeconds: number;
+  /** Of which in training steps (no evaluation or checkpointing). */
+  trainSeconds: number;
+  tokensSeen: number;
+}
+
+/** Seed of the micro-batch (step, micro): used for dropout masks. */
+export function stepSeed(seed: number, step: number, micro: number, accumulate: number): number {
+  return hash32(hash32(seed, 0x64726f70), step * accumulate + micro);
+}
+
+export class TrainingError extends Error {}
+
+export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
+  const accumulate = o.accumulate ?? 1;
+  const logEvery = o.logEvery ?? 1;
+  if (!Number.isInteger(accumulate) || accumulate < 1) throw new RangeError(`accumulate must be a positive integer, got ${accumulate}`);
+  const log = o.outDir ? new TrainLog(path.join(o.outDir, 'train_log.jsonl')) : null;
+
+  let step = 0, epoch = 0, batchIndex = 0, elapsedBefore = 0, trainSeconds = 0, tokensSeen = 0;
+  let pending: PendingLog = { lossSum: 0, steps: 0 };
+  let lastSaved: { dir: string; step: number } | null = null;
+  if (o.resume) {
+    const s = o.resume.state;
+    restoreCheckpoint(o.resume, o.params, o.optimizer);
+    ({ step, epoch, batchIndex } = s);
+    pending = { ...s.pending };
+    elapsedBefore = s.elapsedSeconds;
+    trainSeconds = s.trainSeconds;
+    tokensSeen = s.tokensSeen;
+    lastSaved = { dir: o.resume.dir, step };
+    log?.truncate(s.logPosition);
+  } else log?.reset();
+  const startStep = step;
+
+  // The data iterator, positioned at (epoch, batchIndex): batches before it are skipped.
+  let it: Iterator<B> = o.epochBatches(epoch)[Symbol.iterator]();
+  for (let i = 0; i < batchIndex; i++) {
+    if (it.next().done) throw new Error(`checkpoint position (epoch ${epoch}, batch ${batchIndex}) is past the end of the epoch; the data changed since the checkpoint`);
+  }
+  const nextBatch = (): B => {
+    let r = it.next();
+    if (r.done) {
+      if (batchIndex === 0) throw new TrainingError('the training data yields no batch; use a smaller --batch or --seq, or more text');
+      epoch++;
+      batchIndex = 0;
+      it = o.epochBatches(epoch)[Symbol.iterator]();
+      r = it.next();
+      if (r.done) throw new TrainingError(`epoch ${epoch} yields no batch; the batches must not depend on anything but (seed, epoch)`);
+    }
+    return r.value;
+  };
+
+  const t0 = performance.now();
+  const elapsed = (): number => elapsedBefore + (performance.now() - t0) / 1000;
+  let intervalTokens = 0, intervalSeconds = 0;
+  let lastEval: Record<string, number> | null = null;
+  const losses: number[] = [];
+  const stop = (what: string): never => {
+    const where = lastSaved
+      ? `the last good checkpoint is ${lastSaved.dir} (step ${lastSaved.step}); continue from it with --resume, perhaps with a lower --lr or longer --warmup`
+      : 'no checkpoint was saved yet (see --save-every)';
+    throw new TrainingError(`training stopped at step ${step + 1}: ${what}; nothing was written for this step — ${where}`);
+  };
+
+  o.reporter?.begin(o.totalSteps, startStep);
+  try {
+    while (step < o.totalSteps) {
+      const tStep = performance.now();
+      const lr = o.lr(step);
+      let lossSum = 0, stepTokens = 0;
+      for (let micro = 0; micro < accumulate; micro++) {
+        const batch = nextBatch();
+        const ctx: StepContext = { step, micro, epoch, batchIndex, seed: stepSeed(o.seed, step, micro, accumulate) };
+        batchIndex++;
+        const loss = o.loss(batch, ctx);
+        const v = loss.item();
+        if (!Number.isFinite(v)) stop(`the loss is ${v}`);
+        lossSum += v;
+        stepTokens += o.tokens?.(batch) ?? 0;
+        backward(accumulate === 1 ? loss : scale(loss, 1 / accumulate));
+      }
+      // The norm is needed anyway to catch overflow before it reaches the weights.
+      const norm = clipGradNorm(o.params, o.clipNorm ?? Infinity);
+      if (!Number.isFinite(norm)) stop(`the gradient norm is ${norm}`);
+      o.optimizer.step(lr);
+      o.optimizer.zeroGrad();
+      step++;
+      const stepLoss = lossSum / accumulate;
+      losses.push(stepLoss);
+      tokensSeen += stepTokens;
+      const seconds = (performance.now() - tStep) / 1000;
+      intervalTokens += stepTokens;
+      intervalSeconds += seconds;
+      trainSeconds += seconds;
+      pending.lossSum += stepLoss;
+      pending.steps++;
+      o.reporter?.step({ step, totalSteps: o.totalSteps, loss: stepLoss, lr, tokens: stepTokens, seconds });
+
+      const last = step === o.totalSteps;
+      let metrics: Record<string, number> | null = null;
+      if (o.evaluate && (last || (o.evalEvery && step % o.evalEvery === 0))) {
+        metrics = o.evaluate(step);
+        lastEval = metrics;
+        o.reporter?.eval(step, metrics);
+        o.onEval?.(step, metrics);
+      }
+      if (last || step % logEvery === 0 || metrics) {
+        log?.append({
+          step, loss: pending.lossSum / pending.steps, lr,
+          tokens_per_s: intervalSeconds > 0 ? Math.round(intervalTokens / intervalSeconds) : 0,
+          grad_norm: norm, ...(metrics ?? {}),
+        });
+        pending = { lossSum: 0, steps: 0 };
+        intervalTokens = 0;
+        intervalSeconds = 0;
+      }
+      if (o.outDir && o.saveEvery && (step % o.saveEvery === 0 || last)) {
+        const state: CheckpointState = {
+          step, totalSteps: o.totalSteps, epoch, batchIndex,
+          seeds: { run: o.seed, data: o.seed, dropout: hash32(o.seed, 0x64726f70) },
+          config: o.config ?? {}, logPosition: log ? log.syncedSize() : 0, pending: { ...pending },
+          tokensSeen, elapsedSeconds: elapsed(), trainSeconds, extra: o.extraState?.() ?? {},
+        };
+        saveCheckpoint(o.outDir, o.params, o.optimizer, state, o.saveHook);
+        lastSaved = { dir: path.join(o.outDir, CHECKPOINT_DIR), step };
+      }
+    }
+    if (o.evaluate && lastEval === null) {
+      // Resumed at the end (nothing left to train): still report the final metrics.
+      lastEval = o.evaluate(step);
+      o.reporter?.eval(step, lastEval);
+    }
+  } finally {
+    o.reporter?.end();
+  }
+  return { step, losses, startStep, lastEval, elapsedSeconds: elapsed(), trainSeconds, tokensSeen };
+}

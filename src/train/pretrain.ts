@@ -1,0 +1,223 @@
+// Pre-training from scratch: tokenizer (on the train split only), a LLaMA causal LM on packed
+// windows or a BERT masked LM, the shared training loop, then a Hugging Face model directory.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { hash32 } from '../tensor/rng.js';
+import { initParams, countParams, type Params } from '../nn/params.js';
+import { llamaParamSpec, type LlamaConfig } from '../models/llama.js';
+import { bertParamSpec, type BertConfig } from '../models/bert.js';
+import type { Model } from '../models/model.js';
+import { packSequences, type Windows } from '../data/packing.js';
+import type { Document } from '../data/types.js';
+import { trainByteLevelBpe, trainWordPiece, saveTokenizer, loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
+import { saveModelDir } from '../io/model-dir.js';
+import { perplexity } from '../eval/perplexity.js';
+import { AdamW } from './optim.js';
+import { learningRate } from './schedule.js';
+import { trainLoop, type Reporter } from './loop.js';
+import { findCheckpoint, readCheckpoint, type SaveHook } from './checkpoint.js';
+import { loadPretrainText, type CorpusSplitInfo } from './pretrain-data.js';
+import { causalLmLoss, maskBatch, mlmEval, mlmLoss, shuffledBatches, wrapClsSep, type MlmSpecials, type TokenBatch } from './objectives.js';
+import { prepareOutDir, publishFiles, writeJsonAtomic } from './outdir.js';
+
+export interface PretrainConfig {
+  arch: 'llama' | 'bert';
+  corpus: string[];
+  hidden: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  intermediate: number;
+  seq: number;
+  vocab: number;
+  steps: number;
+  batch: number;
+  accum: number;
+  lr: number;
+  warmup: number;
+  weightDecay: number;
+  clip: number;
+  dropout: number;
+  seed: number;
+  evalEvery: number;
+  evalWindows: number;
+  saveEvery: number;
+  logEvery: number;
+}
+
+export const PRETRAIN_DEFAULTS: PretrainConfig = {
+  arch: 'llama', corpus: ['sotu'], hidden: 256, layers: 4, heads: 4, kvHeads: 4, intermediate: 768, seq: 128,
+  vocab: 4096, steps: 2000, batch: 16, accum: 1, lr: 1e-3, warmup: 100, weightDecay: 0.01, clip: 1.0,
+  dropout: 0.1, seed: 0, evalEvery: 200, evalWindows: 64, saveEvery: 200, logEvery: 10,
+};
+
+export interface PretrainRun {
+  out: string;
+  config: PretrainConfig;
+  resume?: boolean;
+  force?: boolean;
+  reporter?: Reporter;
+  /** Recorded in summary.json. */
+  commandLine?: string[];
+  saveHook?: SaveHook;
+}
+
+export interface PretrainSummary {
+  arch: string;
+  parameters: number;
+  steps: number;
+  tokens_seen: number;
+  wall_time_s: number;
+  train_tokens_per_s: number;
+  final: Record<string, number>;
+  splits: CorpusSplitInfo[];
+  config: PretrainConfig;
+  command: string[];
+}
+
+/** Checks the numbers a config must satisfy, naming the flag to fix. */
+export function checkPretrainConfig(c: PretrainConfig): void {
+  const posInt = ['hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'seq', 'vocab', 'steps', 'batch', 'accum'] as const;
+  const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
+  for (const k of posInt) if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`${flag(k)} must be a positive integer, got ${c[k]}`);
+  for (const k of ['warmup', 'evalEvery', 'evalWindows', 'saveEvery', 'logEvery', 'seed'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 0) throw new Error(`${flag(k)} must be a non-negative integer, got ${c[k]}`);
+  }
+  if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
+  if (!(c.dropout >= 0 && c.dropout < 1)) throw new Error(`--dropout must be in [0, 1), got ${c.dropout}`);
+  if (c.arch !== 'llama' && c.arch !== 'bert') throw new Error(`--arch must be llama or bert, got ${c.arch}`);
+  if (c.hidden % c.heads) throw new Error(`--hidden ${c.hidden} must be divisible by --heads ${c.heads}`);
+  if (c.arch === 'llama') {
+    if (c.heads % c.kvHeads) throw new Error(`--heads ${c.heads} must be divisible by --kv-heads ${c.kvHeads}`);
+    if ((c.hidden / c.heads) % 2) throw new Error(`head size --hidden/--heads = ${c.hidden / c.heads} must be even for RoPE`);
+  }
+  if (c.arch === 'bert' && c.seq < 3) throw new Error('--seq must be at least 3 for BERT ([CLS] text [SEP])');
+}
+
+function trainTokenizer(c: PretrainConfig, docs: Document[], file: string): void {
+  const texts = docs.map((d) => d.text);
+  const json = c.arch === 'llama' ? trainByteLevelBpe(texts, { vocabSize: c.vocab }) : trainWordPiece(texts, { vocabSize: c.vocab });
+  saveTokenizer(file, json);
+}
+
+function encode(tok: LoadedTokenizer, docs: Document[]): number[][] {
+  return docs.map((d) => tok.encode(d.text, { addSpecialTokens: false }));
+}
+
+/** Packs documents; null (with the reason) when there is not enough text for one window. */
+function pack(c: PretrainConfig, tok: LoadedTokenizer, docs: Document[]): Windows | string {
+  const sp = tok.specials;
+  try {
+    return c.arch === 'llama'
+      ? packSequences(encode(tok, docs), { seqLen: c.seq, bosId: sp.bos, eosId: sp.eos, shift: true })
+      : packSequences(encode(tok, docs), { seqLen: c.seq - 2, eosId: sp.sep, shift: false });
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+function buildModel(c: PretrainConfig, vocabSize: number): Model {
+  if (c.arch === 'llama') {
+    const config: LlamaConfig = {
+      vocabSize, hiddenSize: c.hidden, intermediateSize: c.intermediate, numHiddenLayers: c.layers,
+      numAttentionHeads: c.heads, numKeyValueHeads: c.kvHeads, rmsNormEps: 1e-5, ropeTheta: 10000,
+      maxPositionEmbeddings: c.seq, tieWordEmbeddings: true, initializerRange: 0.02,
+    };
+    return { arch: 'llama', config, params: initParams(llamaParamSpec(config), c.seed) };
+  }
+  const config: BertConfig = {
+    vocabSize, hiddenSize: c.hidden, numHiddenLayers: c.layers, numAttentionHeads: c.heads,
+    intermediateSize: c.intermediate, maxPositionEmbeddings: c.seq, typeVocabSize: 2, layerNormEps: 1e-12,
+    hiddenAct: 'gelu', hiddenDropoutProb: c.dropout, attentionProbsDropoutProb: c.dropout,
+    initializerRange: 0.02, numLabels: 0,
+  };
+  return { arch: 'bert', config, params: initParams(bertParamSpec(config, { mlm: true }), c.seed), heads: { mlm: true, classifier: false } };
+}
+
+function mlmSpecials(tok: LoadedTokenizer): MlmSpecials {
+  const { cls, sep, mask, pad, unk } = tok.specials;
+  if (cls === undefined || sep === undefined || mask === undefined) {
+    throw new Error(`${tok.path}: a BERT tokenizer needs [CLS], [SEP] and [MASK] tokens`);
+  }
+  return { cls, sep, mask, special: [cls, sep, mask, ...(pad === undefined ? [] : [pad]), ...(unk === undefined ? [] : [unk])] };
+}
+
+/** Biases and norm weights get no weight decay (the usual practice for Transformers). */
+const noDecay = (params: Params) => (name: string): boolean => (params.get(name)?.ndim ?? 2) < 2;
+
+export function runPretrain(run: PretrainRun): PretrainSummary {
+  const { out } = run;
+  let c = run.config;
+  prepareOutDir(out, { force: run.force, resume: run.resume });
+  const ckptDir = run.resume ? findCheckpoint(out) : null;
+  if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from; run without --resume (and with --force) to start over`);
+  const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
+  if (ckpt) c = ckpt.state.config as unknown as PretrainConfig;
+  checkPretrainConfig(c);
+  const say = (m: string): void => run.reporter?.message(m);
+
+  const text = loadPretrainText(c.corpus);
+  const tokFile = path.join(out, 'tokenizer.json');
+  if (!ckpt || !fs.existsSync(tokFile)) {
+    say(`training a ${c.arch === 'llama' ? 'byte-level BPE' : 'WordPiece'} tokenizer (vocab ${c.vocab}) on ${text.train.length} training documents`);
+    trainTokenizer(c, text.train, tokFile);
+  }
+  const tok = loadTokenizer(tokFile);
+  const train = pack(c, tok, text.train);
+  if (typeof train === 'string') throw new Error(`--corpus ${c.corpus.join(',')}: ${train}`);
+  const valid = text.valid.length ? pack(c, tok, text.valid) : 'no validation documents';
+  if (typeof valid === 'string') say(`validation skipped: ${valid}`);
+  const model = buildModel(c, tok.vocabSize);
+  const params = model.params;
+  say(`${c.arch}: ${countParams(params).toLocaleString('en-US')} parameters; ${train.count} training windows of ${c.seq} tokens`);
+
+  const optimizer = new AdamW(params, { lr: c.lr, weightDecay: c.weightDecay, noDecay: noDecay(params) });
+  const schedule = { lr: c.lr, totalSteps: c.steps, warmupSteps: c.warmup, decay: 'cosine' as const, minRatio: 0.1 };
+  const sp = model.arch === 'bert' ? mlmSpecials(tok) : null;
+  const evalBatch = Math.max(c.batch, 8);
+
+  const evaluate = (maxWindows: number): Record<string, number> => {
+    if (typeof valid === 'string') return {};
+    if (model.arch === 'llama') {
+      const n = Math.min(valid.count, maxWindows);
+      const r = perplexity(model, { data: valid.data, count: n, width: valid.width }, { batchSize: evalBatch });
+      return { valid_nll: r.nll, valid_ppl: r.ppl };
+    }
+    return { valid_mlm_loss: mlmEval(params, model.config, valid, sp!, { batchSize: evalBatch, maxWindows }).loss };
+  };
+
+  const result = trainLoop<TokenBatch>({
+    params, optimizer, totalSteps: c.steps, accumulate: c.accum, clipNorm: c.clip, seed: c.seed,
+    lr: (s) => learningRate(schedule, s),
+    epochBatches: (epoch) => shuffledBatches(train, c.batch, c.seed, epoch),
+    tokens: (b) => b.rows * (model.arch === 'bert' ? c.seq : b.seqLen),
+    loss: (b, ctx) => {
+      if (model.arch === 'llama') return causalLmLoss(params, model.config, b);
+      const wrapped = wrapClsSep(b, sp!);
+      const m = maskBatch(wrapped, sp!, model.config.vocabSize, ctx.seed);
+      // Dropout seeds are 31-bit so the per-layer offsets bert.ts adds stay exact integers.
+      return mlmLoss(params, model.config, wrapped, m.inputs, m.labels, hash32(ctx.seed, 1) >>> 1).loss;
+    },
+    evaluate: typeof valid === 'string' ? undefined : () => evaluate(c.evalWindows),
+    evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
+    config: c as unknown as Record<string, unknown>, resume: ckpt, reporter: run.reporter, saveHook: run.saveHook,
+  });
+
+  if (typeof valid !== 'string') say(`final evaluation on all ${valid.count} validation windows`);
+  const final = evaluate(Infinity);
+  const sp2 = tok.specials;
+  publishFiles(out, (tmp) => saveModelDir(tmp, {
+    config: model.arch === 'llama'
+      ? { arch: 'llama', config: model.config, meta: { bosTokenId: sp2.bos ?? null, eosTokenId: sp2.eos ?? null } }
+      : { arch: 'bert', config: model.config, meta: { head: 'mlm', padTokenId: sp2.pad ?? 0 } },
+    params, tokenizerJson: fs.readFileSync(tokFile, 'utf8'),
+  }));
+  const summary: PretrainSummary = {
+    arch: c.arch, parameters: countParams(params), steps: result.step, tokens_seen: result.tokensSeen,
+    wall_time_s: Math.round(result.elapsedSeconds * 10) / 10,
+    train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),
+    final, splits: text.splits, config: c, command: run.commandLine ?? [],
+  };
+  writeJsonAtomic(path.join(out, 'summary.json'), summary);
+  return summary;
+}

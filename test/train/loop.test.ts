@@ -1,0 +1,108 @@
+// The training loop: learning, gradient accumulation, checkpoint/resume reproducibility, NaN stop.
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { scale } from '../../src/tensor/index.js';
+import { SGD } from '../../src/train/optim.js';
+import { trainLoop, TrainingError } from '../../src/train/loop.js';
+import { causalLmLoss, shuffledBatches, type TokenBatch } from '../../src/train/objectives.js';
+import { findCheckpoint, readCheckpoint } from '../../src/train/checkpoint.js';
+import { readTrainLog } from '../../src/train/train-log.js';
+import { freshParams, llamaCfg, run, syntheticWindows, tmpDir } from './helpers.js';
+
+const mean = (a: number[]): number => a.reduce((s, x) => s + x, 0) / a.length;
+
+it('the loss goes down on learnable data', () => {
+  const windows = syntheticWindows(16, 60, true);
+  const { result } = run({ arch: 'llama', steps: 40, windows, lr: 1e-2 });
+  const l = result.losses;
+  assert.equal(l.length, 40);
+  assert.ok(mean(l.slice(-5)) < mean(l.slice(0, 5)) - 0.5, `loss ${mean(l.slice(0, 5))} → ${mean(l.slice(-5))}`);
+});
+
+it('gradient accumulation of 2 × B equals one batch of 2B (within 1e-5)', () => {
+  const windows = syntheticWindows(16, 40, true);
+  const big = [...shuffledBatches(windows, 4, 3, 0)].slice(0, 3);
+  // The same rows, split into halves: micro-batches (0, 1) make update 0, and so on.
+  const half = (b: TokenBatch, k: number): TokenBatch => {
+    const n = b.rows / 2, T = b.seqLen;
+    return { rows: n, seqLen: T, inputs: b.inputs.slice(k * n * T, (k + 1) * n * T), targets: b.targets!.slice(k * n * T, (k + 1) * n * T) };
+  };
+  const small = big.flatMap((b) => [half(b, 0), half(b, 1)]);
+  const go = (data: TokenBatch[], accumulate: number) => {
+    const params = freshParams('llama');
+    // SGD: the update is linear in the gradient, so parameter differences measure gradient differences.
+    const result = trainLoop<TokenBatch>({
+      params, optimizer: new SGD(params), lr: () => 0.5, totalSteps: 3, accumulate, seed: 0,
+      epochBatches: () => data, loss: (b) => causalLmLoss(params, llamaCfg, b),
+    });
+    return { params, losses: result.losses };
+  };
+  const a = go(small, 2), b = go(big, 1);
+  for (let i = 0; i < 3; i++) assert.ok(Math.abs(a.losses[i] - b.losses[i]) < 1e-5, `loss ${i}: ${a.losses[i]} vs ${b.losses[i]}`);
+  let worst = 0;
+  for (const [name, p] of a.params) {
+    const q = b.params.get(name)!.f32;
+    p.f32.forEach((x, i) => { worst = Math.max(worst, Math.abs(x - q[i])); });
+  }
+  assert.ok(worst < 1e-5, `max parameter difference ${worst}`);
+});
+
+for (const arch of ['llama', 'bert'] as const) {
+  it(`stop at a checkpoint and resume = uninterrupted run, bitwise (${arch}: epochs, accumulation${arch === 'bert' ? ', dropout, masks' : ''})`, () => {
+    // 6 batches per epoch, 2 micro-batches per update: 12 updates cross 3 epochs, one update
+    // straddling each epoch boundary.
+    const windows = syntheticWindows(arch === 'llama' ? 16 : 14, arch === 'llama' ? 10 : 9, arch === 'llama');
+    assert.equal(Math.floor(windows.count / 4), 6);
+    const dirA = tmpDir('loopA'), dirB = tmpDir('loopB');
+    const spec = { arch, steps: 12, accumulate: 2, windows, saveEvery: 4 };
+    const a = run({ ...spec, outDir: dirA });
+    assert.throws(() => run({ ...spec, outDir: dirB, crashAt: 6 }), /simulated crash/);
+    const ckpt = readCheckpoint(findCheckpoint(dirB)!);
+    assert.equal(ckpt.state.step, 4);
+    assert.equal(readTrainLog(path.join(dirB, 'train_log.jsonl')).length, 6, 'steps 5 and 6 were logged before the crash');
+    const b = run({ ...spec, outDir: dirB, resume: ckpt });
+    assert.equal(b.result.startStep, 4);
+    assert.deepEqual(b.result.losses, a.result.losses.slice(4), 'the resumed run repeats the uninterrupted loss curve');
+    const strip = (f: string) => readTrainLog(f).map(({ tokens_per_s: _t, ...r }) => r);
+    assert.deepEqual(strip(path.join(dirB, 'train_log.jsonl')), strip(path.join(dirA, 'train_log.jsonl')));
+    for (const [name, p] of a.params) assert.deepEqual(b.params.get(name)!.f32, p.f32, `parameter ${name}`);
+    const sa = a.optimizer.state(), sb = b.optimizer.state();
+    assert.equal(sb.step, sa.step);
+    for (const [k, buf] of sa.buffers) assert.deepEqual(sb.buffers.get(k), buf, `optimizer ${k}`);
+    fs.rmSync(dirA, { recursive: true });
+    fs.rmSync(dirB, { recursive: true });
+  });
+}
+
+it('a NaN loss stops with the step, the value and the last good checkpoint; nothing is overwritten', () => {
+  const dir = tmpDir('nan');
+  const params = freshParams('llama');
+  const windows = syntheticWindows(16, 30, true);
+  const p = params.get('model.norm.weight')!;
+  let err: unknown;
+  try {
+    trainLoop<TokenBatch>({
+      params, optimizer: new SGD(params), lr: () => 0.1, totalSteps: 20, seed: 0, outDir: dir, saveEvery: 5,
+      epochBatches: (e) => shuffledBatches(windows, 4, 0, e),
+      loss: (b, ctx) => {
+        const l = causalLmLoss(params, llamaCfg, b);
+        // Step 8 (1-based) "diverges": the loss becomes NaN (still attached to the graph).
+        return ctx.step === 7 ? scale(l, NaN) : l;
+      },
+    });
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof TrainingError, `expected a TrainingError, got ${err}`);
+  const msg = (err as Error).message;
+  assert.match(msg, /training stopped at step 8: the loss is NaN/);
+  assert.match(msg, new RegExp(`last good checkpoint is ${path.join(dir, 'checkpoint').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(step 5\\)`));
+  assert.match(msg, /--resume/);
+  const ckpt = readCheckpoint(findCheckpoint(dir)!);
+  assert.equal(ckpt.state.step, 5, 'the step-5 checkpoint is untouched');
+  assert.equal(readTrainLog(path.join(dir, 'train_log.jsonl')).length, 7, 'steps 1-7 logged, nothing for step 8');
+  assert.ok(p.f32.every(Number.isFinite));
+  fs.rmSync(dir, { recursive: true });
+});
