@@ -9,6 +9,7 @@ import { Rng, hash32 } from '../tensor/rng.js';
 import { initParams, countParams, type Params } from '../nn/params.js';
 import { bertParamSpec, type BertConfig } from '../models/bert.js';
 import { loadModelDir, saveModelDir } from '../io/model-dir.js';
+import { formatHfJson } from '../io/hf-config.js';
 import { loadTokenizer } from '../tokenize/index.js';
 import { loadClassification } from '../data/classification.js';
 import { builtinClassification } from '../data/tasks.js';
@@ -102,7 +103,6 @@ export interface FinetuneSummary {
 
 export function runFinetune(run: FinetuneRun): FinetuneSummary {
   const { out } = run;
-  prepareOutDir(out, { force: run.force, resume: run.resume });
   const ckptDir = run.resume ? findCheckpoint(out) : null;
   if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from (use --save-every); run without --resume to start over`);
   const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
@@ -117,6 +117,8 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
   const data = loadTaskData(c);
   const cfg: BertConfig = { ...(loaded.config as BertConfig), numLabels: data.labels.length };
   const params = classifierParams(loaded.params, cfg, c.seed, c.model);
+  // Model and data are checked before --force clears an old run out of the way.
+  prepareOutDir(out, { force: run.force, resume: run.resume });
   const maxLen = Math.min(c.maxLen, cfg.maxPositionEmbeddings);
   if (maxLen < c.maxLen) say(`--max-len ${c.maxLen} exceeds the model's max_position_embeddings; using ${maxLen}`);
 
@@ -132,10 +134,18 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
   let best = { accuracy: -1, step: 0 };
   if (ckpt) best = ckpt.state.extra.best as typeof best;
 
-  const saveBest = (): void => publishFiles(out, (tmp) => saveModelDir(tmp, {
-    config: { arch: 'bert', config: cfg, meta: { head: 'classifier', labels: data.labels, problemType: 'single_label_classification', padTokenId: pad } },
-    params, tokenizerJson: fs.readFileSync(tok.path, 'utf8'),
-  }));
+  const saveBest = (): void => publishFiles(out, (tmp) => {
+    saveModelDir(tmp, {
+      config: { arch: 'bert', config: cfg, meta: { head: 'classifier', labels: data.labels, problemType: 'single_label_classification', padTokenId: pad } },
+      params, tokenizerJson: fs.readFileSync(tok.path, 'utf8'),
+    });
+    // save_pretrained leaves num_labels implied by id2label; it is written out too, for readers
+    // that look for it (transformers accepts it when it agrees with id2label).
+    const file = path.join(tmp, 'config.json');
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const fd = fs.openSync(file, 'w');
+    try { fs.writeFileSync(fd, formatHfJson({ ...json, num_labels: cfg.numLabels })); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+  });
 
   const result = trainLoop<number[]>({
     params, optimizer, totalSteps, clipNorm: c.clip, seed: c.seed,

@@ -146,17 +146,18 @@ function mlmSpecials(tok: LoadedTokenizer): MlmSpecials {
 const noDecay = (params: Params) => (name: string): boolean => (params.get(name)?.ndim ?? 2) < 2;
 
 export function runPretrain(run: PretrainRun): PretrainSummary {
+  const t0 = performance.now();
   const { out } = run;
   let c = run.config;
-  prepareOutDir(out, { force: run.force, resume: run.resume });
   const ckptDir = run.resume ? findCheckpoint(out) : null;
   if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from; run without --resume (and with --force) to start over`);
   const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
   if (ckpt) c = ckpt.state.config as unknown as PretrainConfig;
   checkPretrainConfig(c);
   const say = (m: string): void => run.reporter?.message(m);
-
+  // Settings and text are checked before --force clears an old run out of the way.
   const text = loadPretrainText(c.corpus);
+  prepareOutDir(out, { force: run.force, resume: run.resume });
   const tokFile = path.join(out, 'tokenizer.json');
   if (!ckpt || !fs.existsSync(tokFile)) {
     say(`training a ${c.arch === 'llama' ? 'byte-level BPE' : 'WordPiece'} tokenizer (vocab ${c.vocab}) on ${text.train.length} training documents`);
@@ -214,7 +215,8 @@ export function runPretrain(run: PretrainRun): PretrainSummary {
   }));
   const summary: PretrainSummary = {
     arch: c.arch, parameters: countParams(params), steps: result.step, tokens_seen: result.tokensSeen,
-    wall_time_s: Math.round(result.elapsedSeconds * 10) / 10,
+    // This process from start to end, plus the training time of earlier (resumed) segments.
+    wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10,
     train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),
     final, splits: text.splits, config: c, command: run.commandLine ?? [],
   };

@@ -29,6 +29,7 @@ it('bert pretrain (MLM) → finetune brown-genre → a classifier directory that
   assert.deepEqual(config.architectures, ['BertForSequenceClassification']);
   assert.deepEqual(config.id2label, { 0: 'press', 1: 'general', 2: 'learned', 3: 'fiction' });
   assert.deepEqual(config.label2id, { press: 0, general: 1, learned: 2, fiction: 3 });
+  assert.equal(config.num_labels, 4);
 
   const m = loadModelDir(cls);
   assert.equal(m.arch, 'bert');
