@@ -1,5 +1,5 @@
 // `kdqat pretrain` end to end on a small text file with a tiny model.
-import { it } from 'node:test';
+import { after, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,6 +12,7 @@ import { TINY, kdqat, smallTextFile, tmpDir } from './helpers.js';
 
 const root = tmpDir('cli-pretrain');
 const text = smallTextFile(root);
+after(() => fs.rmSync(root, { recursive: true, force: true }));
 
 it('pretrain writes a model directory that loadModelDir loads, a log and a summary', async () => {
   const out = path.join(root, 'llama');
