@@ -37,13 +37,15 @@ constexpr int MR = 6;
 
 namespace gemm_avx512 {
 using V = gemmvec::Avx512;
-constexpr int MR = 12;
+constexpr int MR = 14;  // 28 zmm accumulators; GCC spills in the loop at MR = 12, not at 14
 #define GEMM_TARGET KDQAT_AVX512
 #include "gemm_impl.h"
 #undef GEMM_TARGET
 }  // namespace gemm_avx512
 
-// Blocking: KC·NR·4 bytes of B panel in L1 (32 KiB), MC·KC·4 bytes of A block in L2.
+// Blocking: the (KC, NR) B panel plus one (KC, MR) A panel fit L1 (32 KiB), the (MC, KC) A
+// block L2; MC is a multiple of MR. Tuned on Zen 1 for AVX2 (flat within noise for
+// MC 96..240, KC 256..384); the AVX-512 values are untested guesses scaled to NR = 32.
 const GemmKernel& gemm_kernel_portable() {
   namespace g = gemm_portable;
   static const GemmKernel k{g::MR, g::NR, 256, 120, 4096, g::pack_a, g::pack_b, g::macro};
@@ -56,7 +58,7 @@ const GemmKernel& gemm_kernel_avx2() {
 }
 const GemmKernel& gemm_kernel_avx512() {
   namespace g = gemm_avx512;
-  static const GemmKernel k{g::MR, g::NR, 192, 144, 4096, g::pack_a, g::pack_b, g::macro};
+  static const GemmKernel k{g::MR, g::NR, 160, 280, 4096, g::pack_a, g::pack_b, g::macro};
   return k;
 }
 

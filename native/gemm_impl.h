@@ -5,7 +5,7 @@
 //   GEMM_TARGET                 (the function attribute enabling that ISA, or nothing)
 // so that all ISAs share this text. The register tile is MR × NR with NR = 2 vectors:
 // 2·MR accumulators + 2 B vectors + 1 broadcast must fit in the register file
-// (AVX2: 6×16 → 15 of 16 ymm; AVX-512: 12×32 → 27 of 32 zmm; portable: 6×8 in xmm).
+// (AVX2: 6×16 → 15 of 16 ymm; AVX-512: 14×32 → 31 of 32 zmm; portable: 6×8 in xmm).
 
 constexpr int W = V::W;
 constexpr int NR = 2 * W;

@@ -116,7 +116,7 @@ test('native matmul matches ref: small and odd shapes, every trans combination',
 
 test('native matmul matches ref: sizes straddling the cache blocks', () => {
   const rng = new Rng(3);
-  // KC = 256 (192 for AVX-512), MC = 120..144, NR = 8..32: k slices of unequal length,
+  // KC = 256 (160 for AVX-512), MC = 120..280, NR = 8..32: k slices of unequal length,
   // several row blocks, partial panels.
   const shapes = [
     [143, 255, 17], [145, 257, 31], [150, 513, 40], [7, 600, 33], [200, 64, 300], [20, 100, 500],
