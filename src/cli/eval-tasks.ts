@@ -9,7 +9,7 @@ import {
 import type { LoadedTokenizer } from '../tokenize/index.js';
 import { streamPerplexity } from '../eval/stream-perplexity.js';
 import { scoreMultipleChoice } from '../eval/multiple-choice.js';
-import { classifyAccuracy } from '../eval/classify-accuracy.js';
+import { classificationAccuracy } from '../eval/classification.js';
 import { describeModel, type OpenedModel } from './open-model.js';
 
 export type EvalKind = 'perplexity' | 'multiple-choice' | 'classification';
@@ -117,7 +117,7 @@ export function clsJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: Jo
   if (model.arch !== 'bert' || !model.heads.classifier) {
     throw new Error(`--cls ${spec}: ${m.dir} is ${describeModel(m)}; --cls needs a BERT classifier (BertForSequenceClassification, e.g. from kdqat finetune)`);
   }
-  const { cls, sep, pad = 0 } = tok.specials; // padding is masked out, so any id will do
+  const { cls, sep } = tok.specials; // padding is masked out, so any id will do (0 if none)
   if (cls === undefined || sep === undefined) throw new Error(`${tok.path}: the tokenizer has no [CLS]/[SEP] tokens, which a BERT classifier input needs`);
   const K = model.config.numLabels;
   // Class names from config.json (id2label), unless they are HF's LABEL_i placeholders.
@@ -151,8 +151,8 @@ export function clsJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: Jo
   return {
     kind: 'classification', source,
     run: (onBatch) => {
-      const r = classifyAccuracy(model, raw(tok), { cls, sep, pad }, all, { seqLen: s.seq, batchSize: s.batchSize, onBatch });
-      return { kind: 'classification', source, acc: r.acc, examples: r.n, labels: labels.length };
+      const r = classificationAccuracy(model, tok, all, { maxLen: s.seq, batchSize: s.batchSize, onBatch });
+      return { kind: 'classification', source, acc: r.accuracy, examples: r.n, labels: labels.length };
     },
   };
 }

@@ -6,6 +6,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { bertClassify, bertEncode, type BertConfig } from '../models/bert.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import type { ClassificationData, ClassificationExample } from '../data/types.js';
+import type { Model } from '../models/model.js';
 
 export interface ClassifierTokenizer {
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
@@ -84,15 +85,30 @@ export interface ClassificationResult {
   predictions: number[];
 }
 
-/** Accuracy of a BERT classifier on a data set (no gradients; batches sorted by length). */
+export interface ClassificationOptions {
+  /** Maximum length with special tokens (default 128, capped at the model's max positions). */
+  maxLen?: number;
+  batchSize?: number;
+  weight?: WeightFn;
+  /** Progress after each batch: examples done so far, of `total`. */
+  onBatch?: (done: number, total: number) => void;
+}
+
+/**
+ * Accuracy of a BERT classifier on a data set (no gradients; batches sorted by length; argmax
+ * of the logits, ties to the first class). `model` is a loaded `Model` or bare params + config.
+ */
 export function classificationAccuracy(
-  model: { params: Params; config: BertConfig }, tok: ClassifierTokenizer,
+  model: Model | { params: Params; config: BertConfig }, tok: ClassifierTokenizer,
   data: ClassificationData | ClassificationExample[],
-  opts: { maxLen?: number; batchSize?: number; weight?: WeightFn } = {},
+  opts: ClassificationOptions = {},
 ): ClassificationResult {
   const examples = Array.isArray(data) ? data : data.examples;
-  const { config: cfg, params } = model;
-  if (!params.has('classifier.weight')) throw new Error('this BERT model has no classifier head (classifier.*); fine-tune it first');
+  const bert = !('arch' in model) || (model.arch === 'bert' && model.heads.classifier) ? model : null;
+  if (!bert || !bert.params.has('classifier.weight')) {
+    throw new Error('classification accuracy needs a BERT model with a classifier head (classifier.*); fine-tune it first');
+  }
+  const { params, config: cfg } = bert;
   const maxLen = Math.min(opts.maxLen ?? 128, cfg.maxPositionEmbeddings);
   const bs = opts.batchSize ?? 32;
   const { pad } = classifierSpecials(tok);
@@ -110,6 +126,7 @@ export function classificationAccuracy(
         for (let k = 1; k < K; k++) if (logits[b * K + k] > logits[b * K + best]) best = k;
         predictions[i] = best;
       });
+      opts.onBatch?.(Math.min(s + bs, order.length), order.length);
     }
   });
   let correct = 0;

@@ -1,0 +1,53 @@
+// BERT classification: inputs built as BertTokenizer builds them, and batching with padding +
+// attention mask (sorted by length) gives the same predictions as one example at a time.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { intTensor, noGrad } from '../../src/tensor/index.js';
+import { initParams } from '../../src/nn/params.js';
+import { bertClassify, bertEncode, bertParamSpec, type BertConfig } from '../../src/models/bert.js';
+import type { Model } from '../../src/models/model.js';
+import { classificationAccuracy, encodeExample, type ClassifierTokenizer } from '../../src/eval/classification.js';
+
+// One id per word (5 + length), no special tokens of its own: [CLS]=2, [SEP]=3, [PAD]=0.
+const tok: ClassifierTokenizer = {
+  encode: (s) => s.split(' ').filter(Boolean).map((w) => 5 + (w.length % 20)),
+  specials: { cls: 2, sep: 3, pad: 0 },
+};
+
+test('encodeExample: [CLS] a [SEP] b [SEP], token types, longest-first truncation', () => {
+  assert.deepEqual(encodeExample(tok, { text: 'a bb', label: 0 }, 10), { ids: [2, 6, 7, 3], typeIds: [0, 0, 0, 0], label: 0 });
+  assert.deepEqual(encodeExample(tok, { text: 'a', textPair: 'bb ccc', label: 1 }, 10), { ids: [2, 6, 3, 7, 8, 3], typeIds: [0, 0, 0, 1, 1, 1], label: 1 });
+  // 6 + 2 tokens into 8 - 3 = 5: the longer part loses tokens from its end until both fit.
+  const r = encodeExample(tok, { text: 'a b c d e f', textPair: 'x y', label: 0 }, 8);
+  assert.deepEqual(r.ids, [2, 6, 6, 6, 3, 6, 6, 3]);
+  assert.deepEqual(r.typeIds, [0, 0, 0, 0, 0, 1, 1, 1]);
+  assert.equal(encodeExample(tok, { text: 'a b c d e f g', label: 0 }, 5).ids.length, 5);
+});
+
+test('classificationAccuracy: batched predictions equal single-example argmax; accuracy counts them', () => {
+  const cfg: BertConfig = {
+    vocabSize: 30, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 32,
+    typeVocabSize: 2, layerNormEps: 1e-12, hiddenAct: 'gelu', hiddenDropoutProb: 0.1, attentionProbsDropoutProb: 0.1,
+    initializerRange: 0.5, numLabels: 3,
+  };
+  const model: Model = { arch: 'bert', config: cfg, params: initParams(bertParamSpec(cfg, { classifier: true }), 2), heads: { mlm: false, classifier: true } };
+  const examples = ['one', 'a much longer sentence here with words', 'two words', 'x', 'lorem ipsum dolor sit amet']
+    .map((text, i) => (i === 2 ? { text, textPair: 'and a pair', label: i % 3 } : { text, label: i % 3 }));
+  const progress: Array<[number, number]> = [];
+  const r = classificationAccuracy(model, tok, examples, { batchSize: 4, onBatch: (d, t) => progress.push([d, t]) });
+  const single = examples.map((ex) => {
+    const { ids, typeIds } = encodeExample(tok, ex, 32);
+    const logits = noGrad(() => bertClassify(model.params, cfg, bertEncode(model.params, cfg, intTensor(ids, [1, ids.length]), { tokenTypeIds: intTensor(typeIds, [1, ids.length]) })).f32);
+    const l = Array.from(logits);
+    return l.indexOf(Math.max(...l));
+  });
+  assert.deepEqual(r.predictions, single);
+  assert.equal(r.n, examples.length);
+  assert.equal(r.accuracy, examples.filter((ex, i) => single[i] === ex.label).length / examples.length);
+  assert.deepEqual(progress, [[4, 5], [5, 5]]);
+  // Bare params + config (as fine-tuning passes them) give the same result.
+  assert.deepEqual(classificationAccuracy({ params: model.params, config: cfg }, tok, examples, { batchSize: 2 }).predictions, single);
+  assert.throws(() => classificationAccuracy({ ...model, heads: { mlm: true, classifier: false } } as Model, tok, examples), /needs a BERT model with a classifier head/);
+  const noHead = initParams(bertParamSpec(cfg, { classifier: false }), 2);
+  assert.throws(() => classificationAccuracy({ params: noHead, config: cfg }, tok, examples), /needs a BERT model with a classifier head/);
+});
