@@ -33,7 +33,7 @@ after(async () => {
 
 test('llama.cpp ≡ kdqat on the shipped SOTU teacher and held-out text', async () => {
   const m = loadModelDir(TEACHER);
-  assert.equal(m.arch, 'llama');
+  assert.ok(m.arch === 'llama' && m.hf.arch === 'llama');
   const cfg = m.config as LlamaConfig;
   const tokFile = m.tokenizerPath!;
   const tok = loadTokenizer(tokFile);
