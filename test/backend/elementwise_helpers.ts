@@ -16,18 +16,13 @@ export type NativeKernels = Kernels & {
 export const native = createRequire(import.meta.url)('../../build/Release/kdqat.node') as NativeKernels;
 export const ref = elementwiseKernels as Kernels;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-// native/pool.cc starts its workers asynchronously and a worker reads the job generation only
-// once it runs, so a parallel call issued before a fresh worker has started can be missed and
-// hang. Give the workers time to start after creating or resizing the pool.
+// Async for the callers' convenience; the pool is usable as soon as setThreads returns
+// (test/backend/pool.test.ts checks that).
 export async function setThreads(n: number): Promise<void> {
   native.setThreads(n);
-  await sleep(150);
 }
 export async function startPool(): Promise<void> {
   native.getThreads();
-  await sleep(150);
 }
 
 /** Runs fn with 1 and with 2 native threads and returns both results. */
