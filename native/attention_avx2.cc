@@ -1,5 +1,6 @@
 // Fused attention, AVX2+FMA build of attention_impl.inc (chosen at run time by cpu_isa()).
 #include "attention_kernels.h"
+#include "simd_exp.h"
 
 #include <immintrin.h>
 #include <algorithm>
@@ -26,31 +27,8 @@ KT static inline Vec vmul(Vec a, Vec b) { return {_mm256_mul_ps(a.v, b.v)}; }
 // max_ps returns its second operand when either is NaN: keep the data second so NaN propagates.
 KT static inline Vec vmax(Vec acc, Vec x) { return {_mm256_max_ps(acc.v, x.v)}; }
 
-// e^x, Cephes expf scheme: x = n·ln2 + r, |r| ≤ ln2/2, e^r by a degree-7 polynomial
-// (rel. error ~1e-7), times 2^n via the exponent bits. Results below FLT_MIN (x < −87.33,
-// including −∞) are flushed to 0; NaN stays NaN.
-KT static inline Vec vexp(Vec a) {
-  const __m256 x0 = a.v;
-  __m256 x = _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x0);
-  x = _mm256_max_ps(_mm256_set1_ps(-87.3365447505531f), x);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  // r = x − n·ln2 with ln2 split in two so n·C1 is exact.
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 y = _mm256_set1_ps(1.9875691500E-4f);
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507E-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073E-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894E-2f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459E-1f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201E-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
-  // 2^n for n in [−126, 128): n = 128 only for x ≈ 88.38, where e^x overflows anyway.
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-  const __m256 tiny = _mm256_cmp_ps(x0, _mm256_set1_ps(-87.3365447505531f), _CMP_LT_OQ);
-  return {_mm256_andnot_ps(tiny, y)};
-}
+// e^x: the shared AVX2 e^x (simd_exp.h).
+KT static inline Vec vexp(Vec a) { return {exp256_ps(a.v)}; }
 
 KT static inline float hsum(Vec a) {
   alignas(32) float t[8];
