@@ -80,6 +80,6 @@ export function mse(a: Tensor, b: Tensor): Tensor {
     const gb = b.requiresGrad ? empty(b.shape) : null;
     if (ga) kernel('affine')(diff.f32, ga.f32, c, 0);
     if (gb) kernel('affine')(diff.f32, gb.f32, -c, 0);
-    return [ga, gb ? new Tensor(gb.data, b.shape) : null];
+    return [ga, gb];
   });
 }
