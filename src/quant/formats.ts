@@ -1,0 +1,162 @@
+// llama.cpp block quantization formats as data: ggml type id, elements per block, bytes per block,
+// and reference quantize/dequantize that reproduce ggml-quants.c bit for bit
+// (quantize_row_{q4_0,q8_0,tq2_0}_ref and dequantize_row_*; struct layouts from ggml-common.h).
+// These are the references QAT fake-quantization and GGUF export are tested against
+// (STYLE.md 4 and 6: fake(w) === dequant(quant(w))). METHODS.md §2 gives the rules.
+import { f32, roundAway, writeF16, readF16, blocksInRow, blocksInBytes, checkFinite } from './blocks.js';
+
+export interface BlockFormat {
+  readonly name: string;
+  /** enum ggml_type id, as written in GGUF tensor infos. */
+  readonly ggmlType: number;
+  /** Elements per block (along the contiguous input dimension). */
+  readonly block: number;
+  /** Bytes per block, sizeof(block_*). */
+  readonly bytes: number;
+  /** Float32 row (length a multiple of `block`) → the exact ggml byte layout. */
+  quantizeRef(row: Float32Array): Uint8Array;
+  /** ggml bytes (a whole number of blocks) → Float32 row. */
+  dequantizeRef(bytes: Uint8Array): Float32Array;
+}
+
+// block_q4_0 { ggml_half d; uint8_t qs[16]; }: byte j holds q[j] (low nibble) and q[j+16] (high).
+function quantizeQ4_0(row: Float32Array): Uint8Array {
+  const nb = blocksInRow('Q4_0', 32, row.length);
+  checkFinite('Q4_0', row);
+  const out = new Uint8Array(nb * 18);
+  for (let i = 0; i < nb; i++) {
+    const x = i * 32;
+    // The signed element of largest magnitude (first one wins ties, as `amax < fabsf(v)`), so
+    // that it lands exactly on q = 0, i.e. −8·d: the grid is asymmetric, [−8, 7]·d.
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < 32; j++) {
+      const v = row[x + j];
+      if (amax < Math.abs(v)) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    const d = f32(max / -8); // an all-zero block gives −0 (stored as 0x8000), as in C
+    const id = d ? f32(1 / d) : 0;
+    const o = i * 18;
+    writeF16(out, o, d);
+    for (let j = 0; j < 16; j++) {
+      // (int8_t)(x0 + 8.5f) truncates toward zero: round-half-up of x/d + 8 in float arithmetic.
+      const q0 = Math.min(15, Math.trunc(f32(f32(row[x + j] * id) + 8.5)));
+      const q1 = Math.min(15, Math.trunc(f32(f32(row[x + 16 + j] * id) + 8.5)));
+      out[o + 2 + j] = q0 | (q1 << 4);
+    }
+  }
+  return out;
+}
+
+function dequantizeQ4_0(bytes: Uint8Array): Float32Array {
+  const nb = blocksInBytes('Q4_0', 18, bytes.length);
+  const y = new Float32Array(nb * 32);
+  for (let i = 0; i < nb; i++) {
+    const o = i * 18;
+    const d = readF16(bytes, o);
+    for (let j = 0; j < 16; j++) {
+      const b = bytes[o + 2 + j];
+      y[i * 32 + j] = ((b & 0x0f) - 8) * d;
+      y[i * 32 + 16 + j] = ((b >>> 4) - 8) * d;
+    }
+  }
+  return y;
+}
+
+// block_q8_0 { ggml_half d; int8_t qs[32]; }
+function quantizeQ8_0(row: Float32Array): Uint8Array {
+  const nb = blocksInRow('Q8_0', 32, row.length);
+  checkFinite('Q8_0', row);
+  const out = new Uint8Array(nb * 34);
+  for (let i = 0; i < nb; i++) {
+    const x = i * 32;
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(row[x + j]));
+    const d = f32(amax / 127);
+    const id = d ? f32(1 / d) : 0;
+    const o = i * 34;
+    writeF16(out, o, d);
+    // roundf(x·id): halves away from zero; |x·id| ≤ 127 so no clamp is needed (nor done in C).
+    for (let j = 0; j < 32; j++) out[o + 2 + j] = roundAway(f32(row[x + j] * id)) & 0xff;
+  }
+  return out;
+}
+
+function dequantizeQ8_0(bytes: Uint8Array): Float32Array {
+  const nb = blocksInBytes('Q8_0', 34, bytes.length);
+  const y = new Float32Array(nb * 32);
+  for (let i = 0; i < nb; i++) {
+    const o = i * 34;
+    const d = readF16(bytes, o);
+    for (let j = 0; j < 32; j++) y[i * 32 + j] = ((bytes[o + 2 + j] << 24) >> 24) * d; // int8
+  }
+  return y;
+}
+
+// block_tq2_0 { uint8_t qs[64]; ggml_half d; } — the scale comes last. Each 32-byte half of qs
+// covers 128 elements: byte m holds elements m, m+32, m+64, m+96 of that half in bits
+// 0-1, 2-3, 4-5, 6-7, each as q = round(x/d) + 1 ∈ {0, 1, 2}.
+function quantizeTQ2_0(row: Float32Array): Uint8Array {
+  const nb = blocksInRow('TQ2_0', 256, row.length);
+  checkFinite('TQ2_0', row);
+  const out = new Uint8Array(nb * 66);
+  for (let i = 0; i < nb; i++) {
+    const x = i * 256;
+    let amax = 0;
+    for (let j = 0; j < 256; j++) amax = Math.max(amax, Math.abs(row[x + j]));
+    const d = f32(amax);
+    const id = d ? f32(1 / d) : 0;
+    const o = i * 66;
+    writeF16(out, o + 64, d);
+    for (let h = 0; h < 2; h++) {
+      for (let m = 0; m < 32; m++) {
+        let q = 0;
+        for (let n = 0; n < 4; n++) {
+          const xi = roundAway(f32(row[x + h * 128 + m + n * 32] * id)) + 1; // lroundf
+          q += (xi & 3) << (2 * n);
+        }
+        out[o + h * 32 + m] = q;
+      }
+    }
+  }
+  return out;
+}
+
+function dequantizeTQ2_0(bytes: Uint8Array): Float32Array {
+  const nb = blocksInBytes('TQ2_0', 66, bytes.length);
+  const y = new Float32Array(nb * 256);
+  for (let i = 0; i < nb; i++) {
+    const o = i * 66;
+    const d = readF16(bytes, o + 64);
+    for (let h = 0; h < 2; h++) {
+      for (let n = 0; n < 4; n++) {
+        for (let m = 0; m < 32; m++) {
+          y[i * 256 + h * 128 + n * 32 + m] = (((bytes[o + h * 32 + m] >>> (2 * n)) & 3) - 1) * d;
+        }
+      }
+    }
+  }
+  return y;
+}
+
+export const Q4_0 = {
+  name: 'Q4_0', ggmlType: 2, block: 32, bytes: 2 + 32 / 2, quantizeRef: quantizeQ4_0, dequantizeRef: dequantizeQ4_0,
+} as const satisfies BlockFormat;
+export const Q8_0 = {
+  name: 'Q8_0', ggmlType: 8, block: 32, bytes: 2 + 32, quantizeRef: quantizeQ8_0, dequantizeRef: dequantizeQ8_0,
+} as const satisfies BlockFormat;
+export const TQ2_0 = {
+  name: 'TQ2_0', ggmlType: 35, block: 256, bytes: 256 / 4 + 2, quantizeRef: quantizeTQ2_0, dequantizeRef: dequantizeTQ2_0,
+} as const satisfies BlockFormat;
+
+/** Every block format, by name. */
+export const FORMATS = { Q4_0, Q8_0, TQ2_0 } as const;
+export type FormatName = keyof typeof FORMATS;
+
+/** Fake quantization by the export path itself: dequantize(quantize(row)). */
+export function fakeQuantRef(format: BlockFormat, row: Float32Array): Float32Array {
+  return format.dequantizeRef(format.quantizeRef(row));
+}
