@@ -91,8 +91,12 @@ int64_t mul(Napi::Env env, int64_t a, int64_t b) {
   return r;
 }
 
-// Reads B, T, H, Hkv, D, scale, causal starting at argument `i`.
-void shape_args(const Napi::CallbackInfo& info, size_t i, Params& p) {
+// Element counts of the buffers, checked against overflow: q/out (B,T,H,D), k/v (B,T,Hkv,D),
+// probs/scores (B,H,T,T).
+struct Sizes { int64_t nq, nkv, np; };
+
+// Reads B, T, H, Hkv, D, scale, causal starting at argument `i`; returns the buffer sizes.
+Sizes shape_args(const Napi::CallbackInfo& info, size_t i, Params& p) {
   p.B = dim_arg(info, i, "B", 0);
   p.T = dim_arg(info, i + 1, "T", 0);
   p.H = dim_arg(info, i + 2, "H", 1);
@@ -104,6 +108,10 @@ void shape_args(const Napi::CallbackInfo& info, size_t i, Params& p) {
   if (!info[i + 5].IsNumber()) throw Napi::TypeError::New(info.Env(), "scale must be a number");
   p.scale = static_cast<float>(num(info[i + 5]));
   p.causal = flag(info[i + 6]);
+  Napi::Env env = info.Env();
+  return {mul(env, mul(env, mul(env, p.B, p.T), p.H), p.D),
+          mul(env, mul(env, mul(env, p.B, p.T), p.Hkv), p.D),
+          mul(env, mul(env, mul(env, p.B, p.H), p.T), p.T)};
 }
 
 bool use_avx2() { return cpu_isa() != Isa::Portable; }
@@ -112,10 +120,7 @@ bool use_avx2() { return cpu_isa() != Isa::Portable; }
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Params p;
-  shape_args(info, 6, p);
-  const int64_t nq = mul(env, mul(env, mul(env, p.B, p.T), p.H), p.D);
-  const int64_t nkv = mul(env, mul(env, mul(env, p.B, p.T), p.Hkv), p.D);
-  const int64_t np = mul(env, mul(env, mul(env, p.B, p.H), p.T), p.T);
+  const auto [nq, nkv, np] = shape_args(info, 6, p);
   p.q = f32_arg(info, 0, "q", nq, false);
   p.k = f32_arg(info, 1, "k", nkv, false);
   p.v = f32_arg(info, 2, "v", nkv, false);
@@ -141,10 +146,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Params p;
-  shape_args(info, 10, p);
-  const int64_t nq = mul(env, mul(env, mul(env, p.B, p.T), p.H), p.D);
-  const int64_t nkv = mul(env, mul(env, mul(env, p.B, p.T), p.Hkv), p.D);
-  const int64_t np = mul(env, mul(env, mul(env, p.B, p.H), p.T), p.T);
+  const auto [nq, nkv, np] = shape_args(info, 10, p);
   p.q = f32_arg(info, 0, "q", nq, false);
   p.k = f32_arg(info, 1, "k", nkv, false);
   p.v = f32_arg(info, 2, "v", nkv, false);
