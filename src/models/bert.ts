@@ -5,7 +5,7 @@ import {
   add, attention, dropout, embedding, gather, gelu, geluTanh, layerNorm, linear, reshape, slice, tanh,
 } from '../tensor/ops/index.js';
 import { intTensor } from '../tensor/tensor.js';
-import { identityWeight, param, type Init, type Params, type WeightFn } from '../nn/params.js';
+import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
 
 export interface BertConfig {
   vocabSize: number;
@@ -108,20 +108,22 @@ export function bertBlock(
   const H = cfg.numAttentionHeads, D = C / H;
   const p = (n: string): Tensor => param(params, prefix + n);
   const w = (n: string): Tensor => (opts.weight ?? identityWeight)(prefix + n, p(n));
+  // Linear `n` (a prefix-relative module name): input hook, weight hook, bias.
+  const lin = (x: Tensor, n: string): Tensor => linear(linearInput(opts.weight, `${prefix}${n}.weight`, x), w(`${n}.weight`), p(`${n}.bias`));
   const cap = opts.capture ?? {};
   const drop = (t: Tensor, salt: number): Tensor =>
     opts.dropoutSeed === undefined ? t : dropout(t, cfg.hiddenDropoutProb, opts.dropoutSeed * 7919 + salt);
 
-  const q = reshape(linear(x, w('attention.self.query.weight'), p('attention.self.query.bias')), [B, T, H, D]);
-  const k = reshape(linear(x, w('attention.self.key.weight'), p('attention.self.key.bias')), [B, T, H, D]);
-  const v = reshape(linear(x, w('attention.self.value.weight'), p('attention.self.value.bias')), [B, T, H, D]);
+  const q = reshape(lin(x, 'attention.self.query'), [B, T, H, D]);
+  const k = reshape(lin(x, 'attention.self.key'), [B, T, H, D]);
+  const v = reshape(lin(x, 'attention.self.value'), [B, T, H, D]);
   const att = attention(q, k, v, { keyMask: opts.keyMask, returnProbs: cap.probs, returnScores: cap.scores });
   const context = reshape(att.out, [B, T, C]);
-  const sa = linear(context, w('attention.output.dense.weight'), p('attention.output.dense.bias'));
+  const sa = lin(context, 'attention.output.dense');
   const a = layerNorm(add(drop(sa, 1), x), p('attention.output.LayerNorm.weight'), p('attention.output.LayerNorm.bias'), cfg.layerNormEps);
   const act = cfg.hiddenAct === 'gelu_new' ? geluTanh : gelu;
-  const inter = act(linear(a, w('intermediate.dense.weight'), p('intermediate.dense.bias')));
-  const o = linear(inter, w('output.dense.weight'), p('output.dense.bias'));
+  const inter = act(lin(a, 'intermediate.dense'));
+  const o = lin(inter, 'output.dense');
   const y = layerNorm(add(drop(o, 2), a), p('output.LayerNorm.weight'), p('output.LayerNorm.bias'), cfg.layerNormEps);
   return {
     y,
@@ -192,7 +194,7 @@ export function bertMlmLogits(params: Params, cfg: BertConfig, enc: EncoderOutpu
     param(params, 'cls.predictions.transform.LayerNorm.weight'), param(params, 'cls.predictions.transform.LayerNorm.bias'), cfg.layerNormEps,
   );
   const word = 'bert.embeddings.word_embeddings.weight';
-  return linear(h, (opts.weight ?? identityWeight)(word, param(params, word)), param(params, 'cls.predictions.bias'));
+  return linear(linearInput(opts.weight, word, h), (opts.weight ?? identityWeight)(word, param(params, word)), param(params, 'cls.predictions.bias'));
 }
 
 /** Rows of `x` (N, C) picked by int32 positions, a helper for MLM on masked positions only. */

@@ -12,7 +12,7 @@
 import {
   Rng, Tensor, add, embedding, intTensor, linear, mul, noGrad, reshape, rmsNorm, rope, ropeTables, silu,
 } from '../tensor/index.js';
-import { identityWeight, param, type WeightFn } from '../nn/params.js';
+import { identityWeight, linearInput, param, type WeightFn } from '../nn/params.js';
 import type { LlamaConfig } from './llama.js';
 import { lmLogits, type Model } from './model.js';
 
@@ -97,6 +97,11 @@ export class KvDecoder {
     return t;
   }
 
+  /** Linear `name` (weight name) with the input hook (activation quantization) applied. */
+  private lin(x: Tensor, name: string): Tensor {
+    return linear(linearInput(this.weightFn, name, x), this.w(name));
+  }
+
   /** Feeds tokens `ids` at positions length … length + n - 1 (the prompt in one pass, then one
    *  token per step); returns the next-token logits (V) after the last of them. */
   step(ids: number | readonly number[]): Float32Array {
@@ -110,24 +115,24 @@ export class KvDecoder {
     for (let l = 0; l < cfg.numHiddenLayers; l++) {
       const pre = `model.layers.${l}.`;
       const h = rmsNorm(x, param(params, `${pre}input_layernorm.weight`), cfg.rmsNormEps);
-      const q = rope(reshape(linear(h, this.w(`${pre}self_attn.q_proj.weight`)), [1, n, H, D]), cos, sin).f32; // (n, H, D)
-      const k = rope(reshape(linear(h, this.w(`${pre}self_attn.k_proj.weight`)), [1, n, Hkv, D]), cos, sin).f32;
-      const v = linear(h, this.w(`${pre}self_attn.v_proj.weight`)).f32; // (n, Hkv, D)
+      const q = rope(reshape(this.lin(h, `${pre}self_attn.q_proj.weight`), [1, n, H, D]), cos, sin).f32; // (n, H, D)
+      const k = rope(reshape(this.lin(h, `${pre}self_attn.k_proj.weight`), [1, n, Hkv, D]), cos, sin).f32;
+      const v = this.lin(h, `${pre}self_attn.v_proj.weight`).f32; // (n, Hkv, D)
       this.keys[l].set(k, p * Hkv * D);
       this.values[l].set(v, p * Hkv * D);
       const context = new Float32Array(n * C); // (n, C)
       // Causal: the query at position p + i sees the keys of positions 0 … p + i.
       for (let i = 0; i < n; i++) this.attend(q.subarray(i * C, (i + 1) * C), l, p + i + 1, context.subarray(i * C, (i + 1) * C));
-      const x1 = add(x, linear(new Tensor(context, [1, n, C]), this.w(`${pre}self_attn.o_proj.weight`)));
+      const x1 = add(x, this.lin(new Tensor(context, [1, n, C]), `${pre}self_attn.o_proj.weight`));
       const h2 = rmsNorm(x1, param(params, `${pre}post_attention_layernorm.weight`), cfg.rmsNormEps);
-      const gate = silu(linear(h2, this.w(`${pre}mlp.gate_proj.weight`)));
-      const up = linear(h2, this.w(`${pre}mlp.up_proj.weight`));
-      x = add(x1, linear(mul(gate, up), this.w(`${pre}mlp.down_proj.weight`)));
+      const gate = silu(this.lin(h2, `${pre}mlp.gate_proj.weight`));
+      const up = this.lin(h2, `${pre}mlp.up_proj.weight`);
+      x = add(x1, this.lin(mul(gate, up), `${pre}mlp.down_proj.weight`));
     }
     this.length += n;
     const last = new Tensor(x.f32.slice((n - 1) * C), [1, C]); // only the last position is needed
     const y = rmsNorm(last, param(params, 'model.norm.weight'), cfg.rmsNormEps);
-    return linear(y, this.w(cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight')).f32;
+    return this.lin(y, cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight').f32;
   }
 
   /** softmax(q·Kᵀ/√D)·V for one query over the first n cached positions; head h reads

@@ -4,7 +4,7 @@ import { Tensor } from '../tensor/tensor.js';
 import {
   add, attention, embedding, linear, mul, reshape, rmsNorm, rope, ropeTables, silu,
 } from '../tensor/ops/index.js';
-import { identityWeight, param, type Init, type Params, type WeightFn } from '../nn/params.js';
+import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
 
 export interface LlamaConfig {
   vocabSize: number;
@@ -83,23 +83,24 @@ export function llamaBlock(
   const [B, T, C] = x.shape;
   const H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads, D = C / H;
   const w = (n: string): Tensor => (opts.weight ?? identityWeight)(prefix + n, param(params, prefix + n));
+  const lin = (x: Tensor, n: string): Tensor => linear(linearInput(opts.weight, prefix + n, x), w(n));
   const cap = opts.capture ?? {};
 
   const h = rmsNorm(x, param(params, `${prefix}input_layernorm.weight`), cfg.rmsNormEps); // (B, T, C)
-  const q = rope(reshape(linear(h, w('self_attn.q_proj.weight')), [B, T, H, D]), opts.cos, opts.sin);
-  const k = rope(reshape(linear(h, w('self_attn.k_proj.weight')), [B, T, Hkv, D]), opts.cos, opts.sin);
-  const v = reshape(linear(h, w('self_attn.v_proj.weight')), [B, T, Hkv, D]);
+  const q = rope(reshape(lin(h, 'self_attn.q_proj.weight'), [B, T, H, D]), opts.cos, opts.sin);
+  const k = rope(reshape(lin(h, 'self_attn.k_proj.weight'), [B, T, Hkv, D]), opts.cos, opts.sin);
+  const v = reshape(lin(h, 'self_attn.v_proj.weight'), [B, T, Hkv, D]);
   const att = attention(q, k, v, {
     causal: true, keyMask: opts.keyMask, returnProbs: cap.probs, returnScores: cap.scores,
   });
   const context = reshape(att.out, [B, T, C]); // (B, T, C)
-  const sa = linear(context, w('self_attn.o_proj.weight'));
+  const sa = lin(context, 'self_attn.o_proj.weight');
   const x1 = add(x, sa);
 
   const h2 = rmsNorm(x1, param(params, `${prefix}post_attention_layernorm.weight`), cfg.rmsNormEps);
-  const gate = silu(linear(h2, w('mlp.gate_proj.weight'))); // (B, T, F)
-  const up = linear(h2, w('mlp.up_proj.weight'));
-  const y = add(x1, linear(mul(gate, up), w('mlp.down_proj.weight')));
+  const gate = silu(lin(h2, 'mlp.gate_proj.weight')); // (B, T, F)
+  const up = lin(h2, 'mlp.up_proj.weight');
+  const y = add(x1, lin(mul(gate, up), 'mlp.down_proj.weight'));
   return {
     y,
     cap: {
@@ -152,6 +153,6 @@ export function llamaForward(params: Params, cfg: LlamaConfig, ids: Tensor, opts
   // As Hugging Face: the last hidden state is taken after the final norm.
   if (cap.hidden) out.hidden.push(x);
   const head = cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-  out.logits = linear(x, (opts.weight ?? identityWeight)(head, param(params, head)));
+  out.logits = linear(linearInput(opts.weight, head, x), (opts.weight ?? identityWeight)(head, param(params, head)));
   return out;
 }

@@ -4,10 +4,26 @@ import { Rng } from '../tensor/rng.js';
 
 export type Params = Map<string, Tensor>;
 
-/** How a forward pass reads a weight: identity normally; QAT substitutes fake-quantized ones. */
-export type WeightFn = (name: string, p: Tensor) => Tensor;
+/**
+ * How a forward pass reads a weight: identity normally; QAT substitutes fake-quantized ones.
+ * `input`, when present, transforms the input of the Linear that uses weight `name` before the
+ * product (8-bit activation fake quantization, activation probes). Every model applies it to
+ * every Linear whose weight goes through this function.
+ */
+export interface WeightFn {
+  (name: string, p: Tensor): Tensor;
+  input?: InputFn;
+}
+
+/** Input transform of the Linear whose weight is `weightName`; x (…, in). */
+export type InputFn = (weightName: string, x: Tensor) => Tensor;
 
 export const identityWeight: WeightFn = (_name, p) => p;
+
+/** The input of Linear `weightName` as the forward pass sees it. */
+export function linearInput(w: WeightFn | undefined, weightName: string, x: Tensor): Tensor {
+  return w?.input ? w.input(weightName, x) : x;
+}
 
 export type Init = { kind: 'normal'; std: number } | { kind: 'zeros' } | { kind: 'ones' };
 

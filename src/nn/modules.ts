@@ -1,0 +1,91 @@
+// Parameter names → (layer, module kind), and selection of parameters by name pattern. Shared by
+// quantization configs, freeze policies and the signal-propagation logs, so that "v_proj" means
+// the same parameters everywhere.
+
+/** Where a parameter sits: its layer (null outside the blocks) and its module kind. */
+export interface ModuleRef {
+  layer: number | null;
+  /** q k v o gate up down (LLaMA) / query key value attn-out ffn-in ffn-out (BERT) / other. */
+  kind: string;
+}
+
+// Module kinds in the order plots and tables list them (METHODS.md §4).
+export const DECODER_KINDS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
+export const ENCODER_KINDS = ['query', 'key', 'value', 'attn-out', 'ffn-in', 'ffn-out'] as const;
+
+const KIND_RULES: [RegExp, string][] = [
+  [/\.self_attn\.q_proj\./, 'q'],
+  [/\.self_attn\.k_proj\./, 'k'],
+  [/\.self_attn\.v_proj\./, 'v'],
+  [/\.self_attn\.o_proj\./, 'o'],
+  [/\.mlp\.gate_proj\./, 'gate'],
+  [/\.mlp\.up_proj\./, 'up'],
+  [/\.mlp\.down_proj\./, 'down'],
+  [/\.input_layernorm\.|\.post_attention_layernorm\./, 'norm'],
+  [/\.attention\.self\.query\./, 'query'],
+  [/\.attention\.self\.key\./, 'key'],
+  [/\.attention\.self\.value\./, 'value'],
+  [/\.attention\.output\.dense\./, 'attn-out'],
+  [/\.intermediate\.dense\./, 'ffn-in'],
+  [/\.output\.dense\./, 'ffn-out'], // after attention.output.dense, which also ends this way
+  [/LayerNorm\./, 'norm'],
+  [/embed_tokens\.|word_embeddings\./, 'embed'],
+  [/position_embeddings\.|token_type_embeddings\./, 'embed'],
+  [/^lm_head\.|^cls\.predictions\./, 'head'],
+  [/^model\.norm\./, 'norm'],
+  [/^bert\.pooler\.|^classifier\./, 'classifier'],
+];
+
+/** `model.layers.3.self_attn.v_proj.weight` → { layer: 3, kind: 'v' }. */
+export function moduleOf(name: string): ModuleRef {
+  const m = /(?:^|\.)(?:layers|layer)\.(\d+)\./.exec(name);
+  const layer = m ? Number(m[1]) : null;
+  for (const [re, kind] of KIND_RULES) if (re.test(name)) return { layer, kind };
+  return { layer, kind: 'other' };
+}
+
+/**
+ * Does parameter `name` match `pattern`? Three forms:
+ * - `re:<regex>`: the regular expression, searched anywhere in the name;
+ * - a glob containing `*` (any run of characters) or `?`, matched against the whole name;
+ * - otherwise a run of whole dot-separated segments: `v_proj`, `layers.0.mlp`,
+ *   `attention.output.dense` (which matches weight and bias alike).
+ */
+export function matchesPattern(name: string, pattern: string): boolean {
+  if (pattern.startsWith('re:')) return new RegExp(pattern.slice(3)).test(name);
+  if (/[*?]/.test(pattern)) {
+    const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+    return new RegExp(`^${re}$`).test(name);
+  }
+  return `.${name}.`.includes(`.${pattern}.`);
+}
+
+/**
+ * The names matched by any of `patterns`. A pattern that matches nothing is an error (a typo
+ * must not silently select nothing); `what` names the option in the message.
+ */
+export function selectByPatterns(names: Iterable<string>, patterns: readonly string[], what: string): Set<string> {
+  const all = [...names];
+  const out = new Set<string>();
+  for (const pat of patterns) {
+    if (pat.startsWith('re:')) {
+      try {
+        new RegExp(pat.slice(3));
+      } catch (e) {
+        throw new Error(`${what}: '${pat}' is not a valid regular expression (${(e as Error).message})`);
+      }
+    }
+    const hit = all.filter((n) => matchesPattern(n, pat));
+    if (hit.length === 0) {
+      const sample = all.filter((n) => /\.0\.|^[^.]*\.[^.]*$/.test(n)).slice(0, 12).join(', ');
+      throw new Error(`${what}: pattern '${pat}' matches no parameter of this model (names look like: ${sample})`);
+    }
+    for (const n of hit) out.add(n);
+  }
+  return out;
+}
+
+/** Named freeze presets: module patterns per architecture (METHODS.md §4; paper A). */
+export const FREEZE_PRESETS: Record<string, { llama: string[]; bert: string[] }> = {
+  ov: { llama: ['self_attn.v_proj', 'self_attn.o_proj'], bert: ['attention.self.value', 'attention.output.dense'] },
+};
