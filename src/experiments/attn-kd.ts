@@ -1,0 +1,64 @@
+// Paper B's comparison (Kim et al. 2022, "Understanding and Improving Knowledge Distillation for
+// QAT of Large Transformer Encoders"), scaled down: the BERT genre classifier quantized to TWN
+// ternary weights with 8-bit activations (preset twn-a8), by round-to-nearest and by KD-QAT with
+// the loss sets the paper compares (METHODS.md §3):
+//   pred + rep                                  (logits + hidden states)
+//   pred + rep + attn_score                     (TernaryBERT)
+//   pred + rep + attn_map                       (paper B)
+//   pred + rep + attn_out                       (paper B)
+//   pred + rep + α·attn_map + β·attn_out        (paper B's unification: one of α, β fixed at 1,
+//                                                the other swept over --sweep)
+// Measured: accuracy on the dev and the test split of brown-genre (paper B reports the best dev
+// score; both are shown here).
+import type { Experiment, ReproSettings, RunDef } from './types.js';
+
+export const ATTN_KD_PRESET = 'twn-a8';
+
+const PR = { pred: 1, rep: 1 };
+
+/** Short, directory-safe form of a coefficient: 0.5 → "0.5", 1 → "1". */
+const coef = (x: number): string => String(Number(x.toPrecision(6)));
+
+/** The (α, β) pairs of the unified loss: α = 1 with β swept, then β = 1 with α swept; (1, 1) once. */
+export function unifiedPairs(sweep: number[]): [number, number][] {
+  const pairs: [number, number][] = [];
+  const seen = new Set<string>();
+  const add = (a: number, b: number): void => {
+    const k = `${a},${b}`;
+    if (!seen.has(k)) { seen.add(k); pairs.push([a, b]); }
+  };
+  for (const b of sweep) add(1, b);
+  for (const a of sweep) add(a, 1);
+  return pairs;
+}
+
+function runs(s: ReproSettings): RunDef[] {
+  const g = ['ternary'];
+  const qat = (key: string, label: string, family: string, losses: Record<string, number>): RunDef =>
+    ({ key, label, family, method: { kind: 'qat', preset: ATTN_KD_PRESET, losses }, groups: g });
+  return [
+    { key: 'teacher', label: 'FP teacher', family: 'teacher', method: { kind: 'teacher' }, groups: g },
+    { key: 'rtn', label: 'TWN ternary RTN (A8)', family: 'rtn', method: { kind: 'rtn', preset: ATTN_KD_PRESET }, groups: g },
+    qat('qat-pred-rep', 'KD-QAT pred+rep', 'pred-rep', PR),
+    qat('qat-attn-score', 'KD-QAT +attn_score (TernaryBERT)', 'attn-score', { ...PR, attn_score: 1 }),
+    qat('qat-attn-map', 'KD-QAT +attn_map', 'attn-map', { ...PR, attn_map: 1 }),
+    qat('qat-attn-out', 'KD-QAT +attn_out', 'attn-out', { ...PR, attn_out: 1 }),
+    ...unifiedPairs(s.sweep).map(([a, b]) =>
+      qat(`qat-unified-a${coef(a)}-b${coef(b)}`, `KD-QAT +${coef(a)}·attn_map +${coef(b)}·attn_out`, 'unified', { ...PR, attn_map: a, attn_out: b })),
+  ];
+}
+
+export const ATTN_KD: Experiment = {
+  name: 'attn-kd',
+  description: 'paper B: ternary (TWN, 8-bit activations) KD-QAT losses on the Brown-genre BERT teacher',
+  arch: 'bert',
+  teacher: 'teachers/bert-brown-genre',
+  groups: [{ key: 'ternary', title: 'TWN ternary weights, 8-bit activations (twn-a8), brown-genre accuracy' }],
+  metrics: [
+    { key: 'dev_acc', label: 'dev acc %', digits: 1, better: 'higher', scale: 100 },
+    { key: 'test_acc', label: 'test acc %', digits: 1, better: 'higher', scale: 100 },
+  ],
+  runs,
+  defaults: { seeds: 3, steps: 300, batch: 32, seqLen: 64, lr: 1e-4, evalTokens: 0, evalItems: 0, sweep: [0.5] },
+  quick: { seeds: 2, steps: 2, batch: 2, seqLen: 16, lr: 1e-3, evalTokens: 0, evalItems: 8, sweep: [0.5] },
+};

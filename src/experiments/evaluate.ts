@@ -1,0 +1,97 @@
+// The measurements of the reproductions, on a model directory (the teacher, or a student whose
+// weights load as the dequantized low-bit codes — what `kdqat eval` measures too):
+//   decoder: perplexity over the SOTU validation addresses (held out chronologically, as the
+//            teacher was trained; an EOS after each address, non-overlapping windows as in
+//            src/eval/stream-perplexity.ts), and acc / acc_norm on the built-in multiple-choice
+//            tasks continuation and wordnet-def;
+//   encoder: brown-genre accuracy on the dev and the test split.
+// The tokenizer is always the teacher's (a student shares its vocabulary).
+import * as fs from 'node:fs';
+import '../tensor/index.js';
+import { loadModelDir } from '../io/model-dir.js';
+import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
+import type { Model } from '../models/model.js';
+import type { LlamaConfig } from '../models/llama.js';
+import type { BertConfig } from '../models/bert.js';
+import { builtinClassification, builtinMultipleChoice, loadCorpus, splitCorpus } from '../data/index.js';
+import { streamPerplexity } from '../eval/stream-perplexity.js';
+import { scoreMultipleChoice } from '../eval/multiple-choice.js';
+import { classificationAccuracy } from '../eval/classification.js';
+import type { ReproSettings } from './types.js';
+
+export type EvalProgress = (what: string, done: number, total: number) => void;
+
+export function loadModel(dir: string): Model {
+  const m = loadModelDir(dir);
+  const hf = m.hf;
+  return hf.arch === 'llama'
+    ? { arch: 'llama', config: m.config as LlamaConfig, params: m.params }
+    : { arch: 'bert', config: m.config as BertConfig, params: m.params, heads: { mlm: hf.meta.head === 'mlm', classifier: hf.meta.head === 'classifier' } };
+}
+
+export function teacherTokenizer(teacherDir: string): LoadedTokenizer {
+  const file = `${teacherDir}/tokenizer.json`;
+  if (!fs.existsSync(file)) throw new Error(`${teacherDir}: no tokenizer.json; the reproductions need the teacher's tokenizer beside its weights`);
+  return loadTokenizer(file);
+}
+
+const raw = (tok: LoadedTokenizer) => (text: string): number[] => tok.encode(text, { addSpecialTokens: false });
+
+/** The SOTU validation stream: each address's tokens then EOS, cut to `maxTokens` (0 = all). */
+export function sotuValidStream(tok: LoadedTokenizer, eos: number | undefined, maxTokens: number): number[] {
+  const docs = splitCorpus(loadCorpus('sotu'), { method: 'chronological' }).valid;
+  const enc = raw(tok);
+  const stream: number[] = [];
+  for (const d of docs) {
+    for (const id of enc(d.text)) stream.push(id);
+    if (eos !== undefined) stream.push(eos);
+    if (maxTokens > 0 && stream.length >= maxTokens) break;
+  }
+  return maxTokens > 0 ? stream.slice(0, maxTokens) : stream;
+}
+
+export interface DecoderEvalData { stream: number[]; mc: { key: string; records: ReturnType<typeof builtinMultipleChoice> }[]; eos: number | undefined }
+
+/** Data prepared once per reproduction (tokenizing the validation text takes seconds). */
+export function decoderEvalData(tok: LoadedTokenizer, eos: number | undefined, s: ReproSettings): DecoderEvalData {
+  const limit = s.evalItems > 0 ? { count: s.evalItems } : {};
+  const mc = [
+    { key: 'cont', records: builtinMultipleChoice('continuation', limit) },
+    { key: 'wn', records: builtinMultipleChoice('wordnet-def', limit) },
+  ].map((t) => ({ ...t, records: s.evalItems > 0 ? t.records.slice(0, s.evalItems) : t.records }));
+  return { stream: sotuValidStream(tok, eos, s.evalTokens), mc, eos };
+}
+
+export function evaluateDecoder(model: Model, tok: LoadedTokenizer, data: DecoderEvalData, progress: EvalProgress): Record<string, number> {
+  if (model.arch !== 'llama') throw new Error('the ov-freeze reproduction needs a LLaMA decoder teacher');
+  const seq = Math.min(model.config.maxPositionEmbeddings, 512);
+  const ppl = streamPerplexity(model, data.stream, seq, { batchSize: 8, onBatch: (d, t) => progress('perplexity', d, t) });
+  const out: Record<string, number> = { ppl: ppl.ppl, nll: ppl.nll, ppl_tokens: ppl.tokens };
+  for (const t of data.mc) {
+    // An empty context is predicted from EOS, as lm-evaluation-harness does (kdqat eval too).
+    const r = scoreMultipleChoice(model, { encode: raw(tok) }, t.records, { batchSize: 8, prefixId: data.eos, onBatch: (d, n) => progress(t.key, d, n) });
+    out[`${t.key}_acc`] = r.acc;
+    out[`${t.key}_acc_norm`] = r.accNorm;
+    out[`${t.key}_items`] = r.n;
+  }
+  return out;
+}
+
+export interface EncoderEvalData { dev: ReturnType<typeof builtinClassification>['dev']; test: ReturnType<typeof builtinClassification>['test'] }
+
+export function encoderEvalData(s: ReproSettings): EncoderEvalData {
+  const task = builtinClassification('brown-genre');
+  const cut = <T>(xs: T[]): T[] => s.evalItems > 0 ? xs.slice(0, s.evalItems) : xs;
+  return { dev: cut(task.dev), test: cut(task.test) };
+}
+
+export function evaluateEncoder(model: Model, tok: LoadedTokenizer, data: EncoderEvalData, s: ReproSettings, progress: EvalProgress): Record<string, number> {
+  if (model.arch !== 'bert' || !model.heads.classifier) throw new Error('the attn-kd reproduction needs a BERT classifier teacher');
+  const out: Record<string, number> = {};
+  for (const split of ['dev', 'test'] as const) {
+    const r = classificationAccuracy(model, tok, data[split], { maxLen: s.seqLen, batchSize: 32, onBatch: (d, t) => progress(split, d, t) });
+    out[`${split}_acc`] = r.accuracy;
+    out[`${split}_n`] = r.n;
+  }
+  return out;
+}

@@ -1,0 +1,86 @@
+// Paper A's comparison (Bhardwaj et al. 2024, "Oh! We Freeze"), scaled down: the LLaMA teacher
+// trained on SOTU, quantized by round-to-nearest, by KD-QAT (logits loss, METHODS.md §3), and by
+// KD-QAT with ov-freeze (v_proj/o_proj latent weights not trained, METHODS.md §4), each at three
+// weight quantizers: 4-bit per output channel (the setting paper A's toolchain uses), llama.cpp
+// Q4_0, and 3-bit per output channel, where differences are larger.
+// Measured: perplexity on the held-out SOTU validation addresses, and the built-in
+// multiple-choice tasks (lm-evaluation-harness style acc / acc_norm).
+import type { Experiment, RunDef, RunResult } from './types.js';
+import { summarize } from '../report/table.js';
+
+export const OV_QUANTIZERS = [
+  { key: 'w4-channel', title: '4-bit weights, per output channel (w4-channel)' },
+  { key: 'q4_0', title: 'llama.cpp Q4_0 (4.5 bits/weight, blocks of 32)' },
+  { key: 'w3-channel', title: '3-bit weights, per output channel (w3-channel)' },
+];
+
+/** Paper A's KD-QAT distills the logits only. */
+const KD = { pred: 1 };
+
+function runs(): RunDef[] {
+  const all = OV_QUANTIZERS.map((q) => q.key);
+  const out: RunDef[] = [{ key: 'teacher', label: 'FP teacher', family: 'teacher', method: { kind: 'teacher' }, groups: all }];
+  for (const q of all) {
+    out.push(
+      { key: `rtn-${q}`, label: 'RTN', family: 'rtn', method: { kind: 'rtn', preset: q }, groups: [q] },
+      { key: `qat-${q}`, label: 'KD-QAT', family: 'qat', method: { kind: 'qat', preset: q, losses: KD }, groups: [q] },
+      { key: `qat-ov-${q}`, label: 'KD-QAT + ov-freeze', family: 'qat-ov', method: { kind: 'qat', preset: q, losses: KD, freeze: 'ov' }, groups: [q] },
+    );
+  }
+  return out;
+}
+
+/**
+ * Fraction of RTN's perplexity loss that KD-QAT recovers, per seed:
+ *   (ppl_RTN − ppl_KDQAT) / (ppl_RTN − ppl_FP)
+ * 1 = back to the teacher, 0 = no better than RTN, < 0 = worse than RTN. The teacher and RTN
+ * are deterministic (one run each), so the spread is KD-QAT's over seeds.
+ */
+export function fractionRecovered(pplFp: number, pplRtn: number, pplQat: number): number {
+  return (pplRtn - pplQat) / (pplRtn - pplFp);
+}
+
+function derive(results: Map<string, RunResult[]>): Record<string, string[]> {
+  const notes: Record<string, string[]> = {};
+  const ppl = (key: string): number | undefined => results.get(key)?.[0]?.metrics.ppl;
+  const fp = ppl('teacher');
+  for (const { key: q } of OV_QUANTIZERS) {
+    const rtn = ppl(`rtn-${q}`);
+    notes[q] = [];
+    if (fp === undefined || rtn === undefined) continue;
+    if (!(rtn > fp)) {
+      notes[q].push(`RTN perplexity ${rtn.toFixed(2)} is not above the teacher's ${fp.toFixed(2)}: there is no loss to recover`);
+      continue;
+    }
+    for (const [fam, name] of [['qat', 'KD-QAT'], ['qat-ov', 'KD-QAT + ov-freeze']]) {
+      const rs = results.get(`${fam}-${q}`);
+      if (!rs?.length) continue;
+      for (const r of rs) r.metrics.recovered = fractionRecovered(fp, rtn, r.metrics.ppl);
+      const s = summarize(rs.map((r) => r.metrics.recovered));
+      const pm = s.std === null ? '' : ` ± ${(100 * s.std).toFixed(1)}`;
+      notes[q].push(`${name} recovers ${(100 * s.mean).toFixed(1)}${pm} % of RTN's perplexity loss ` +
+        `(ppl_RTN − ppl_KDQAT)/(ppl_RTN − ppl_FP), RTN ${rtn.toFixed(2)}, FP ${fp.toFixed(2)}, n=${s.n}`);
+    }
+  }
+  return notes;
+}
+
+export const OV_FREEZE: Experiment = {
+  name: 'ov-freeze',
+  description: "paper A: RTN vs KD-QAT vs KD-QAT + ov-freeze on the SOTU LLaMA teacher (w4-channel, q4_0, w3-channel)",
+  arch: 'llama',
+  teacher: 'teachers/llama-sotu',
+  groups: OV_QUANTIZERS,
+  metrics: [
+    { key: 'ppl', label: 'valid ppl', digits: 2, better: 'lower' },
+    { key: 'recovered', label: 'recovered %', digits: 1, better: 'higher', scale: 100 },
+    { key: 'cont_acc', label: 'cont acc %', digits: 1, better: 'higher', scale: 100 },
+    { key: 'cont_acc_norm', label: 'cont acc_norm %', digits: 1, better: 'higher', scale: 100 },
+    { key: 'wn_acc', label: 'wordnet acc %', digits: 1, better: 'higher', scale: 100 },
+    { key: 'wn_acc_norm', label: 'wordnet acc_norm %', digits: 1, better: 'higher', scale: 100 },
+  ],
+  runs,
+  defaults: { seeds: 3, steps: 300, batch: 8, seqLen: 128, lr: 1e-4, evalTokens: 0, evalItems: 300, sweep: [] },
+  quick: { seeds: 2, steps: 2, batch: 2, seqLen: 16, lr: 1e-3, evalTokens: 64, evalItems: 4, sweep: [] },
+  derive,
+};

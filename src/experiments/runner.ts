@@ -1,0 +1,229 @@
+// Runs an experiment (types.ts) into an output directory:
+//   OUT/reproduce.json              the experiment and its settings (what the runs depend on)
+//   OUT/runs/<run>/<seed>/          one run: student/ (the quantized model dir and its qat log)
+//                                   and result.json (its measurements), written last
+//   OUT/results.json, results.md    the tables (mean ± std over seeds) with every per-seed value
+// A run whose result.json exists is finished and is not recomputed, so an interrupted
+// reproduction is restarted by rerunning the same command. The teacher and RTN are
+// deterministic: one run each (seed 0), whatever --seeds says.
+// Rerunning into OUT with different settings is refused (results made with different settings
+// must not be averaged together); --force removes what a previous reproduction wrote there.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { atomicWrite } from '../io/atomic.js';
+import { formatMarkdown, formatText, tableJson, type Table } from '../report/table.js';
+import type { Reporter } from '../train/loop.js';
+import type { Experiment, Method, ReproSettings, RunDef, RunResult } from './types.js';
+
+/** What the runner needs done per method; methods.ts provides the real one. */
+export interface MethodRunner {
+  /** Post-training round-to-nearest of the teacher into `studentDir` (a new directory). */
+  rtn(o: { teacher: string; preset: string; studentDir: string }): void;
+  /** KD-QAT of the teacher into `studentDir`; returns the files worth keeping (the log). */
+  qat(o: {
+    arch: 'llama' | 'bert'; teacher: string; method: Extract<Method, { kind: 'qat' }>; settings: ReproSettings;
+    seed: number; studentDir: string; reporter: Reporter;
+  }): { log?: string };
+  /** The measurements of a model directory. */
+  evaluate(modelDir: string, progress: (what: string, done: number, total: number) => void): Record<string, number>;
+}
+
+export interface RunnerIO {
+  /** Progress and status lines (stderr). */
+  log(line: string): void;
+  /** Draws a transient progress line (a terminal), or nothing. */
+  status(line: string): void;
+  /** The table goes to stdout. */
+  print(text: string): void;
+  /** A training progress reporter for one run. */
+  reporter(label: string): Reporter;
+}
+
+export interface RunOptions {
+  out: string;
+  settings: ReproSettings;
+  seeds: number[];
+  /** Run keys to run (all when absent); the tables show every finished run regardless. */
+  only?: string[];
+  force?: boolean;
+  commandLine: string[];
+}
+
+export interface Report {
+  tables: Table[];
+  results: RunResult[];
+  /** Runs computed now / found finished. */
+  ran: number;
+  skipped: number;
+  seconds: number;
+}
+
+const MANIFEST = 'reproduce.json';
+/** Everything a reproduction writes into OUT; --force removes exactly these. */
+const OUTPUTS = [MANIFEST, 'runs', 'results.json', 'results.md'];
+
+/** Selects runs by key, family (e.g. qat-ov) or group (e.g. q4_0); unknown names are an error. */
+export function selectRuns(all: RunDef[], only: string[] | undefined, exp: Experiment): RunDef[] {
+  if (!only?.length) return all;
+  const names = new Set([...all.map((r) => r.key), ...all.map((r) => r.family), ...exp.groups.map((g) => g.key)]);
+  const bad = only.filter((o) => !names.has(o));
+  if (bad.length) {
+    throw new Error(`--only ${bad.join(',')}: no such run; ${exp.name} has runs ${all.map((r) => r.key).join(', ')} ` +
+      `(or name a method: ${[...new Set(all.map((r) => r.family))].join(', ')}${exp.groups.length > 1 ? `; or a quantizer: ${exp.groups.map((g) => g.key).join(', ')}` : ''})`);
+  }
+  // A group selects its own runs, not the teacher shared by all groups.
+  return all.filter((r) => only.some((o) => o === r.key || o === r.family || (r.groups.length === 1 && r.groups[0] === o)));
+}
+
+/** Seeds a run is made with: every seed if it trains, else one run (seed 0). */
+export const runSeeds = (r: RunDef, seeds: number[]): number[] => r.method.kind === 'qat' ? seeds : [0];
+
+/** Checks OUT: new, or a reproduction of the same experiment and settings (resumed), or --force. */
+export function prepareOut(exp: Experiment, o: RunOptions): void {
+  const out = o.out;
+  if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new Error(`--out ${out}: is a file; choose a directory`);
+  const manifest = path.join(out, MANIFEST);
+  const want = { experiment: exp.name, settings: o.settings };
+  if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !o.force) {
+    if (!fs.existsSync(manifest)) {
+      throw new Error(`--out ${out}: exists, is not empty and holds no ${exp.name} reproduction; choose another --out, or --force to use it (removes ${OUTPUTS.join(', ')} there)`);
+    }
+    let have: { experiment?: string; settings?: Record<string, unknown> };
+    try {
+      have = JSON.parse(fs.readFileSync(manifest, 'utf8'));
+    } catch (e) {
+      throw new Error(`${manifest}: unreadable (${(e as Error).message}); --force starts the reproduction over`);
+    }
+    if (have.experiment !== exp.name) {
+      throw new Error(`--out ${out}: holds a reproduction of ${have.experiment}, not ${exp.name}; choose another --out, or --force to replace it`);
+    }
+    const s = o.settings as unknown as Record<string, unknown>;
+    const diffs = Object.keys(s).filter((k) => JSON.stringify(s[k]) !== JSON.stringify(have.settings?.[k]));
+    if (diffs.length) {
+      throw new Error(`--out ${out}: its runs were made with ${diffs.map((k) => `${k} ${JSON.stringify(have.settings?.[k])}`).join(', ')}, ` +
+        `not ${diffs.map((k) => JSON.stringify(s[k])).join(', ')}; rerun with the same settings to continue it, choose another --out, or --force to start over`);
+    }
+    return; // the same reproduction: continue it
+  }
+  if (o.force) for (const name of OUTPUTS) fs.rmSync(path.join(out, name), { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
+  atomicWrite(manifest, true, (w) => w(JSON.stringify(want, null, 2) + '\n'));
+}
+
+const resultFile = (out: string, run: string, seed: number): string => path.join(out, 'runs', run, String(seed), 'result.json');
+
+function readResult(file: string): RunResult | null {
+  if (!fs.existsSync(file)) return null;
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as RunResult;
+  } catch (e) {
+    throw new Error(`${file}: unreadable (${(e as Error).message}); delete its run directory to redo that run`);
+  }
+}
+
+export function runExperiment(exp: Experiment, o: RunOptions, methods: MethodRunner, io: RunnerIO): Report {
+  const t0 = performance.now();
+  const all = exp.runs(o.settings);
+  const selected = selectRuns(all, o.only, exp);
+  prepareOut(exp, o);
+  const todo = selected.flatMap((r) => runSeeds(r, o.seeds).map((seed) => ({ r, seed })));
+  let ran = 0, skipped = 0;
+  todo.forEach(({ r, seed }, i) => {
+    const tag = `[${i + 1}/${todo.length}] ${r.key}${r.method.kind === 'qat' ? ` seed ${seed}` : ''}`;
+    const file = resultFile(o.out, r.key, seed);
+    if (readResult(file)) {
+      skipped++;
+      io.log(`${tag}: finished earlier, kept (${path.relative(o.out, file)})`);
+      return;
+    }
+    const runDir = path.dirname(file);
+    fs.rmSync(runDir, { recursive: true, force: true }); // an interrupted run starts over
+    fs.mkdirSync(runDir, { recursive: true });
+    const studentDir = path.join(runDir, 'student');
+    const files: Record<string, string> = {};
+    const tm = performance.now();
+    io.log(`${tag}: ${describe(r.method)}`);
+    let modelDir = o.settings.teacher;
+    if (r.method.kind === 'rtn') {
+      methods.rtn({ teacher: o.settings.teacher, preset: r.method.preset, studentDir });
+      modelDir = studentDir;
+    } else if (r.method.kind === 'qat') {
+      const res = methods.qat({ arch: exp.arch, teacher: o.settings.teacher, method: r.method, settings: o.settings, seed, studentDir, reporter: io.reporter(`${r.key} s${seed}`) });
+      modelDir = studentDir;
+      if (res.log) files.log = path.relative(o.out, res.log);
+    }
+    if (modelDir === studentDir) files.student = path.relative(o.out, studentDir);
+    const methodSeconds = (performance.now() - tm) / 1000;
+    const te = performance.now();
+    const metrics = methods.evaluate(modelDir, (what, done, total) => io.status(`${tag}: eval ${what} ${done}/${total}`));
+    io.status('');
+    for (const [k, v] of Object.entries(metrics)) {
+      if (!Number.isFinite(v)) throw new Error(`${tag}: ${k} is ${v}; the run in ${runDir} is broken (see its log); nothing was recorded for it`);
+    }
+    const result: RunResult = { run: r.key, seed, metrics, seconds: { method: methodSeconds, eval: (performance.now() - te) / 1000 }, files };
+    atomicWrite(file, false, (w) => w(JSON.stringify(result, null, 2) + '\n'));
+    ran++;
+    io.log(`${tag}: done in ${(result.seconds.method + result.seconds.eval).toFixed(1)} s: ${headline(exp, metrics)}`);
+  });
+
+  // Tables from every finished run in OUT (including runs of seeds or rows not selected now).
+  const results = new Map<string, RunResult[]>();
+  for (const r of all) {
+    const dir = path.join(o.out, 'runs', r.key);
+    if (!fs.existsSync(dir)) continue;
+    const seeds = fs.readdirSync(dir).filter((s) => /^\d+$/.test(s)).map(Number).sort((a, b) => a - b);
+    const rs = seeds.map((s) => readResult(resultFile(o.out, r.key, s))).filter((x): x is RunResult => x !== null);
+    if (rs.length) results.set(r.key, rs.map((x) => ({ ...x, metrics: { ...x.metrics } })));
+  }
+  const notes = exp.derive?.(results, all) ?? {};
+  const tables: Table[] = exp.groups.map((g) => ({
+    title: `${exp.name}: ${g.title}`,
+    metrics: exp.metrics,
+    rows: all.filter((r) => r.groups.includes(g.key)).map((r) => ({
+      key: r.key, label: r.label,
+      values: Object.fromEntries(exp.metrics.map((m) => [m.key, (results.get(r.key) ?? [])
+        .filter((x) => m.key in x.metrics).map((x) => ({ seed: x.seed, value: x.metrics[m.key] }))])),
+    })),
+    notes: notes[g.key] ?? [],
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  const flat = [...results.values()].flat();
+  writeReport(o, exp, tables, flat, seconds);
+  io.print(tables.map(formatText).join('\n'));
+  return { tables, results: flat, ran, skipped, seconds };
+}
+
+function describe(m: Method): string {
+  if (m.kind === 'teacher') return 'evaluating the full-precision teacher';
+  if (m.kind === 'rtn') return `round-to-nearest with ${m.preset}`;
+  const losses = Object.entries(m.losses).map(([k, v]) => v === 1 ? k : `${v}·${k}`).join(' + ');
+  return `KD-QAT with ${m.preset}, loss ${losses}${m.freeze ? `, freeze ${m.freeze}` : ''}`;
+}
+
+function headline(exp: Experiment, metrics: Record<string, number>): string {
+  return exp.metrics.filter((m) => m.key in metrics)
+    .map((m) => `${m.label} ${(metrics[m.key] * (m.scale ?? 1)).toFixed(m.digits)}`).join(', ');
+}
+
+function writeReport(o: RunOptions, exp: Experiment, tables: Table[], results: RunResult[], seconds: number): void {
+  const json = {
+    experiment: exp.name,
+    description: exp.description,
+    command: o.commandLine,
+    settings: o.settings,
+    seeds: o.seeds,
+    only: o.only ?? null,
+    tables: tables.map(tableJson),
+    runs: results,
+    seconds: { this_invocation: seconds, runs_total: results.reduce((s, r) => s + r.seconds.method + r.seconds.eval, 0) },
+    written: new Date().toISOString(),
+  };
+  const md = `# kdqat reproduce ${exp.name}\n\n${exp.description}.\n\n` +
+    `Command: \`${o.commandLine.join(' ')}\`\n\n` +
+    `Settings: ${Object.entries(o.settings).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')}; seeds ${o.seeds.join(',')}. ` +
+    'Cells: mean ± sample std over seeds (n = seeds; the teacher and RTN are deterministic, one run).\n\n' +
+    tables.map(formatMarkdown).join('\n');
+  // The directory is this reproduction's (prepareOut checked it), so the tables are replaced.
+  atomicWrite(path.join(o.out, 'results.json'), true, (w) => w(JSON.stringify(json, null, 2) + '\n'));
+  atomicWrite(path.join(o.out, 'results.md'), true, (w) => w(md));
+}
