@@ -1,6 +1,4 @@
 // Settings of a KD-QAT run (`kdqat qat`), their defaults and checks, and the --loss syntax.
-import { LOSS_NAMES, type LossName, type LossWeights } from '../distill/losses.js';
-
 export interface QatConfig {
   /** Teacher model directory (absolute). */
   teacher: string;
@@ -57,24 +55,4 @@ export function checkQatConfig(c: QatConfig): void {
   if (!(c.tau > 0)) throw new Error(`--tau must be positive, got ${c.tau}`);
   if (!(c.clip >= 0)) throw new Error(`--clip must be ≥ 0 (0 = off), got ${c.clip}`);
   if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be ≥ 0, got ${c.weightDecay}`);
-}
-
-/** 'pred=1,rep=1,attn_map=0.5' → weights; a bare name means weight 1. */
-export function parseLossWeights(spec: string): LossWeights {
-  const out: LossWeights = {};
-  const items = spec.split(',').map((s) => s.trim()).filter(Boolean);
-  if (items.length === 0) throw new Error(`--loss: no loss given; use e.g. 'pred=1' or 'pred=1,rep=1,attn_map=1' (terms: ${LOSS_NAMES.join(', ')})`);
-  for (const item of items) {
-    const m = /^([a-z_]+)(?:=(.+))?$/.exec(item);
-    const name = m?.[1] as LossName | undefined;
-    if (!m || !name || !(LOSS_NAMES as readonly string[]).includes(name)) {
-      throw new Error(`--loss: unknown term '${item.split('=')[0]}' in '${spec}'; the terms are ${LOSS_NAMES.join(', ')} (METHODS.md §3)`);
-    }
-    const w = m[2] === undefined ? 1 : Number(m[2]);
-    if (!Number.isFinite(w) || w < 0) throw new Error(`--loss: the weight of '${name}' must be a number ≥ 0, got '${m[2]}'`);
-    if (name in out) throw new Error(`--loss: '${name}' is given twice in '${spec}'`);
-    out[name] = w;
-  }
-  if (!Object.values(out).some((w) => (w ?? 0) > 0)) throw new Error(`--loss: every weight in '${spec}' is 0; at least one term must count`);
-  return out;
 }

@@ -17,7 +17,8 @@
 //   checkpoint/       latent weights + quantizer parameters + AdamW state, for --resume
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, intTensor } from '../tensor/tensor.js';
+import { crossEntropy, reshape } from '../tensor/ops/index.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import { countParams } from '../nn/params.js';
@@ -26,22 +27,24 @@ import { bertClassify, bertEncode, type BertConfig } from '../models/bert.js';
 import type { Model } from '../models/model.js';
 import { loadModelDir, type LoadedModel } from '../io/model-dir.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
-import { perplexity } from '../eval/perplexity.js';
 import { classificationAccuracy } from '../eval/classification.js';
 import { loadQuantConfig } from '../quant/config.js';
 import { prepare, type Prepared } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
-import { captureFor, decoderOutputs, distillLoss, encoderOutputs, type DistillOutputs, type LossWeights } from '../distill/losses.js';
+import {
+  captureFor, decoderOutputs, distillLoss, encoderOutputs, parseLossWeights, type DistillOutputs, type LossWeights,
+} from '../distill/losses.js';
 import { SignalMonitor } from '../analysis/signal.js';
 import { AdamW } from './optim.js';
 import { learningRate } from './schedule.js';
 import { isLoggedStep, trainLoop, type Reporter } from './loop.js';
 import { findCheckpoint, readCheckpoint } from './checkpoint.js';
+import { sequentialBatches } from './objectives.js';
 import { prepareOutDir, writeJsonAtomic } from './outdir.js';
 import { cacheFrozen, freeze } from './freeze.js';
 import { decoderData, encoderData, epochBatches, type QatBatch, type QatData } from './qat-data.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
-import { parseLossWeights, checkQatConfig, type QatConfig } from './qat-config.js';
+import { checkQatConfig, type QatConfig } from './qat-config.js';
 
 export { QAT_DEFAULTS, type QatConfig } from './qat-config.js';
 
@@ -148,16 +151,34 @@ function forward(model: Model, b: QatBatch, capture: ReturnType<typeof captureFo
   return encoderOutputs(enc, bertClassify(model.params, model.config, enc, { weight }));
 }
 
-function evaluator(model: Model, data: QatData, tok: LoadedTokenizer, batch: number) {
+/**
+ * Evaluation of `model` through `weight`: decoder — validation NLL/perplexity and the
+ * distillation loss against the teacher (valid_kl: the `pred` term, τ = 1, mean per token);
+ * encoder — dev accuracy. `maxWindows` limits the validation windows (periodic evaluations).
+ */
+function evaluator(model: Model, teacher: Model | null, data: QatData, tok: LoadedTokenizer, batch: number) {
   return (weight: WeightFn | undefined, maxWindows: number): Record<string, number> => {
-    if (data.kind === 'decoder') {
-      if (!data.valid) return {};
-      const v = data.valid, n = Math.min(v.count, maxWindows);
-      const r = perplexity(model, { data: v.data, count: n, width: v.width }, { batchSize: batch, weight });
-      return { valid_nll: r.nll, valid_ppl: r.ppl };
+    if (data.kind === 'encoder') {
+      const r = classificationAccuracy(model, tok, data.dev, { maxLen: data.maxLen, batchSize: Math.max(batch, 32), weight });
+      return { dev_accuracy: r.accuracy };
     }
-    const r = classificationAccuracy(model, tok, data.dev, { maxLen: data.maxLen, batchSize: Math.max(batch, 32), weight });
-    return { dev_accuracy: r.accuracy };
+    if (!data.valid || model.arch !== 'llama') return {};
+    let nll = 0, kl = 0, tokens = 0;
+    noGrad(() => {
+      for (const b of sequentialBatches(data.valid!, batch, maxWindows)) {
+        const n = b.rows * b.seqLen, ids = intTensor(b.inputs, [b.rows, b.seqLen]);
+        const s = llamaForward(model.params, model.config, ids, { weight });
+        nll += crossEntropy(reshape(s.logits, [n, model.config.vocabSize]), intTensor(b.targets!, [n])).item() * n;
+        if (teacher?.arch === 'llama') {
+          const t = llamaForward(teacher.params, teacher.config, ids);
+          kl += distillLoss(decoderOutputs(s), decoderOutputs(t), { pred: 1 }, { arch: 'llama' }).terms.pred!.item() * n;
+        }
+        tokens += n;
+      }
+    });
+    const out: Record<string, number> = { valid_nll: nll / tokens, valid_ppl: Math.exp(nll / tokens) };
+    if (teacher) out.valid_kl = kl / tokens;
+    return out;
   };
 }
 
@@ -176,14 +197,16 @@ export function runQat(run: QatRun): QatSummary {
   const arch = teacherDir.arch;
   const teacher = asModel(teacherDir, teacherDir.params);
   const student = asModel(teacherDir, studentParams(teacherDir, tok, c.studentInit));
-  const { config: quant } = loadQuantConfig(c.quant);
+  const { config: quant, source } = loadQuantConfig(c.quant);
   let prepared: Prepared;
   try {
-    prepared = prepare(student, quant);
+    prepared = prepare(student, quant, { source });
   } catch (e) {
-    throw new Error(`--quant ${c.quant}: ${(e as Error).message}`);
+    // prepare's messages name the config's source; otherwise say which option it came from.
+    const m = (e as Error).message;
+    throw new Error(m.includes(c.quant) ? m : `--quant ${c.quant}: ${m}`);
   }
-  const weights: LossWeights = parseLossWeights(c.loss);
+  const weights: LossWeights = parseLossWeights(c.loss, '--loss');
   const frozen = freeze(c.freeze, arch, student.params, prepared.quantParams);
   const maxPos = teacher.config.maxPositionEmbeddings;
   const seqLen = c.seqLen || Math.min(128, maxPos);
@@ -219,7 +242,7 @@ export function runQat(run: QatRun): QatSummary {
     return cache ? cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute) as DistillOutputs : compute();
   };
 
-  const evaluate = evaluator(student, data, tok, c.batch);
+  const evaluate = evaluator(student, teacher, data, tok, c.batch);
   const metric = data.kind === 'decoder' ? 'valid_ppl' : 'dev_accuracy';
   say(`${arch} teacher ${c.teacher}: ${countParams(teacher.params).toLocaleString('en-US')} parameters; ` +
     `${prepared.quantized.size} quantized weights (${c.quant}); frozen: ${frozen.params.length ? frozen.params.length + ' parameters' : 'none'}; ` +
@@ -229,7 +252,7 @@ export function runQat(run: QatRun): QatSummary {
   let base = ckpt?.state.extra.baselines as { teacher: Record<string, number>; rtn: Record<string, number> } | undefined;
   if (!base) {
     say('evaluating the teacher and the round-to-nearest student');
-    const teacherEval = evaluator(teacher, data, tok, c.batch);
+    const teacherEval = evaluator(teacher, null, data, tok, c.batch);
     base = { teacher: teacherEval(undefined, Infinity), rtn: evaluate(weight, Infinity) };
     say(`teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)}`);
   }
@@ -266,6 +289,13 @@ export function runQat(run: QatRun): QatSummary {
     hooks: {
       beforeStep: (step) => {
         pending.steps++;
+        // Resumed at a logged step: ŵ at that step is what the first crossing rate after it
+        // compares with (SignalMonitor keeps it in memory only); recompute it from the restored
+        // weights so the log equals an uninterrupted run's. Otherwise that rate stays null.
+        if (ckpt && step === ckpt.state.step && step > 0 && isLoggedStep(step - 1, c.steps, c.logEvery)) {
+          noGrad(() => monitor.afterUpdate(weight));
+          monitor.take();
+        }
         monitor.active = isLoggedStep(step, c.steps, c.logEvery);
         if (monitor.active) signalStep = step + 1;
       },

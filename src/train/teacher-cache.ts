@@ -62,9 +62,9 @@ export class TeacherCache {
   get(key: string): TeacherOutputs | null {
     const file = this.file(key);
     if (!fs.existsSync(file)) return null;
-    let tensors;
+    let tensors, metadata: Record<string, string>;
     try {
-      tensors = readSafetensors(file).tensors;
+      ({ tensors, metadata } = readSafetensors(file));
     } catch {
       fs.rmSync(file, { force: true });
       return null;
@@ -78,6 +78,7 @@ export class TeacherCache {
       out[f] = [];
       for (let l = 0; tensors.has(`${f}.${l}`); l++) out[f].push(t(`${f}.${l}`));
     }
+    if (metadata.attnOut === 'saOut') out.attnOut = out.saOut;
     this.hits++;
     return out;
   }
@@ -86,9 +87,14 @@ export class TeacherCache {
     this.misses++;
     const tensors = new Map<string, WriteTensor>();
     tensors.set('logits', { shape: [...o.logits.shape], data: o.logits.f32 });
-    for (const f of LAYER_FIELDS) o[f].forEach((x, l) => tensors.set(`${f}.${l}`, { shape: [...x.shape], data: x.f32 }));
+    // A decoder's attnOut is its saOut (the same tensors): stored once.
+    const alias = o.attnOut === o.saOut && o.saOut.length > 0;
+    for (const f of LAYER_FIELDS) {
+      if (f === 'attnOut' && alias) continue;
+      o[f].forEach((x, l) => tensors.set(`${f}.${l}`, { shape: [...x.shape], data: x.f32 }));
+    }
     // force: another run may have written the same (identical) file meanwhile.
-    writeSafetensors(this.file(key), tensors, { dtype: 'F32', force: true });
+    writeSafetensors(this.file(key), tensors, { dtype: 'F32', force: true, metadata: alias ? { attnOut: 'saOut' } : {} });
   }
 
   /** get, or compute and put. */
