@@ -273,6 +273,28 @@ Napi::Value SumSquaredDiff(Info info) {
   return Napi::Number::New(info.Env(), sum_sq_parallel(x, y, n));
 }
 
+// countNotEqual(a, b) → number of i with a[i] != b[i] (NaN != anything)
+Napi::Value CountNotEqual(Info info) {
+  Args a(info, "countNotEqual", 2);
+  const int64_t n = a.f32_length(0, "a");
+  const float* x = a.f32(0, "a", n);
+  const float* y = a.f32(1, "b", n);
+  constexpr int64_t kChunk = 65536;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<int64_t> part(chunks);
+  parallel_for(chunks, 4, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++) {
+      const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
+      int64_t k = 0;
+      for (int64_t i = i0; i < i1; i++) k += !(x[i] == y[i]);
+      part[c] = k;
+    }
+  });
+  int64_t k = 0;
+  for (int64_t p : part) k += p;
+  return Napi::Number::New(info.Env(), static_cast<double>(k));
+}
+
 }  // namespace
 }  // namespace nn
 
@@ -292,6 +314,7 @@ void InitNN(Napi::Env env, Napi::Object exports) {
   exports.Set("klDiv", Napi::Function::New(env, KlDiv));
   exports.Set("klDivBackward", Napi::Function::New(env, KlDivBackward));
   exports.Set("sumSquaredDiff", Napi::Function::New(env, SumSquaredDiff));
+  exports.Set("countNotEqual", Napi::Function::New(env, CountNotEqual));
 }
 
 }  // namespace kdqat

@@ -117,6 +117,9 @@ export interface Kernels {
     tau: number): void;
   /** Σ_i (a_i − b_i)², accumulated in double precision. */
   sumSquaredDiff(a: F, b: F): number;
+  /** Number of indices i with a_i ≠ b_i (a NaN entry counts as different). Signal analysis:
+   *  how many fake-quantized weights moved to another grid point. */
+  countNotEqual(a: F, b: F): number;
 
   // ---- attention -----------------------------------------------------------------------------
   /** Fused scaled dot-product attention on the (B, T, H, D) layout that q/k/v projections give

@@ -274,4 +274,11 @@ export const nnKernels: Partial<Kernels> = {
     for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2;
     return s;
   },
+
+  countNotEqual(a, b) {
+    expectLength('countNotEqual', 'b', b, a.length);
+    let n = 0;
+    for (let i = 0; i < a.length; i++) if (!(a[i] === b[i])) n++;
+    return n;
+  },
 };
