@@ -8,7 +8,9 @@
 // The tokenizer is always the teacher's (a student shares its vocabulary).
 import * as fs from 'node:fs';
 import '../tensor/index.js';
-import { loadModelDir } from '../io/model-dir.js';
+import { loadModelDir, type LoadedModel } from '../io/model-dir.js';
+import { isStudentDir, loadStudent } from '../quant/student.js';
+import type { WeightFn } from '../nn/params.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
 import type { Model } from '../models/model.js';
 import type { LlamaConfig } from '../models/llama.js';
@@ -21,12 +23,21 @@ import type { ReproSettings } from './types.js';
 
 export type EvalProgress = (what: string, done: number, total: number) => void;
 
-export function loadModel(dir: string): Model {
-  const m = loadModelDir(dir);
+/** A model directory as it is deployed: a student (quant/student.ts) opens with its quantized
+ *  weights dequantized from their codes, and `weight` fake-quantizes the activations when the
+ *  student quantizes them (twn-a8); a plain directory (the teacher) as it is. */
+export function loadModel(dir: string): { model: Model; weight?: WeightFn } {
+  let m: LoadedModel, weight: WeightFn | undefined;
+  if (isStudentDir(dir)) {
+    const s = loadStudent(dir);
+    m = s.loaded;
+    weight = s.weight ?? undefined;
+  } else m = loadModelDir(dir);
   const hf = m.hf;
-  return hf.arch === 'llama'
+  const model: Model = hf.arch === 'llama'
     ? { arch: 'llama', config: m.config as LlamaConfig, params: m.params }
     : { arch: 'bert', config: m.config as BertConfig, params: m.params, heads: { mlm: hf.meta.head === 'mlm', classifier: hf.meta.head === 'classifier' } };
+  return { model, weight };
 }
 
 export function teacherTokenizer(teacherDir: string): LoadedTokenizer {
@@ -62,14 +73,14 @@ export function decoderEvalData(tok: LoadedTokenizer, eos: number | undefined, s
   return { stream: sotuValidStream(tok, eos, s.evalTokens), mc, eos };
 }
 
-export function evaluateDecoder(model: Model, tok: LoadedTokenizer, data: DecoderEvalData, progress: EvalProgress): Record<string, number> {
+export function evaluateDecoder(model: Model, weight: WeightFn | undefined, tok: LoadedTokenizer, data: DecoderEvalData, progress: EvalProgress): Record<string, number> {
   if (model.arch !== 'llama') throw new Error('the ov-freeze reproduction needs a LLaMA decoder teacher');
   const seq = Math.min(model.config.maxPositionEmbeddings, 512);
-  const ppl = streamPerplexity(model, data.stream, seq, { batchSize: 8, onBatch: (d, t) => progress('perplexity', d, t) });
+  const ppl = streamPerplexity(model, data.stream, seq, { batchSize: 8, weight, onBatch: (d, t) => progress('perplexity', d, t) });
   const out: Record<string, number> = { ppl: ppl.ppl, nll: ppl.nll, ppl_tokens: ppl.tokens };
   for (const t of data.mc) {
     // An empty context is predicted from EOS, as lm-evaluation-harness does (kdqat eval too).
-    const r = scoreMultipleChoice(model, { encode: raw(tok) }, t.records, { batchSize: 8, prefixId: data.eos, onBatch: (d, n) => progress(t.key, d, n) });
+    const r = scoreMultipleChoice(model, { encode: raw(tok) }, t.records, { batchSize: 8, weight, prefixId: data.eos, onBatch: (d, n) => progress(t.key, d, n) });
     out[`${t.key}_acc`] = r.acc;
     out[`${t.key}_acc_norm`] = r.accNorm;
     out[`${t.key}_items`] = r.n;
@@ -85,11 +96,11 @@ export function encoderEvalData(s: ReproSettings): EncoderEvalData {
   return { dev: cut(task.dev), test: cut(task.test) };
 }
 
-export function evaluateEncoder(model: Model, tok: LoadedTokenizer, data: EncoderEvalData, s: ReproSettings, progress: EvalProgress): Record<string, number> {
+export function evaluateEncoder(model: Model, weight: WeightFn | undefined, tok: LoadedTokenizer, data: EncoderEvalData, s: ReproSettings, progress: EvalProgress): Record<string, number> {
   if (model.arch !== 'bert' || !model.heads.classifier) throw new Error('the attn-kd reproduction needs a BERT classifier teacher');
   const out: Record<string, number> = {};
   for (const split of ['dev', 'test'] as const) {
-    const r = classificationAccuracy(model, tok, data[split], { maxLen: s.seqLen, batchSize: 32, onBatch: (d, t) => progress(split, d, t) });
+    const r = classificationAccuracy(model, tok, data[split], { maxLen: s.seqLen, batchSize: 32, weight, onBatch: (d, t) => progress(split, d, t) });
     out[`${split}_acc`] = r.accuracy;
     out[`${split}_n`] = r.n;
   }

@@ -15,15 +15,16 @@ import { formatMarkdown, formatText, tableJson, type Table } from '../report/tab
 import type { Reporter } from '../train/loop.js';
 import type { Experiment, Method, ReproSettings, RunDef, RunResult } from './types.js';
 
-/** What the runner needs done per method; methods.ts provides the real one. */
+/** What the runner needs done per method; methods.ts provides the real one. Each writes into
+ *  `runDir` (new and empty) and returns the model directory to evaluate. */
 export interface MethodRunner {
-  /** Post-training round-to-nearest of the teacher into `studentDir` (a new directory). */
-  rtn(o: { teacher: string; preset: string; studentDir: string }): void;
-  /** KD-QAT of the teacher into `studentDir`; returns the files worth keeping (the log). */
+  /** Post-training round-to-nearest of the teacher. */
+  rtn(o: { teacher: string; preset: string; runDir: string }): { modelDir: string };
+  /** KD-QAT of the teacher; `log` is its JSONL log (loss terms, per-module gradient norms). */
   qat(o: {
-    arch: 'llama' | 'bert'; teacher: string; method: Extract<Method, { kind: 'qat' }>; settings: ReproSettings;
-    seed: number; studentDir: string; reporter: Reporter;
-  }): { log?: string };
+    teacher: string; method: Extract<Method, { kind: 'qat' }>; settings: ReproSettings;
+    seed: number; runDir: string; reporter: Reporter;
+  }): { modelDir: string; log?: string };
   /** The measurements of a model directory. */
   evaluate(modelDir: string, progress: (what: string, done: number, total: number) => void): Record<string, number>;
 }
@@ -139,20 +140,18 @@ export function runExperiment(exp: Experiment, o: RunOptions, methods: MethodRun
     const runDir = path.dirname(file);
     fs.rmSync(runDir, { recursive: true, force: true }); // an interrupted run starts over
     fs.mkdirSync(runDir, { recursive: true });
-    const studentDir = path.join(runDir, 'student');
     const files: Record<string, string> = {};
     const tm = performance.now();
     io.log(`${tag}: ${describe(r.method)}`);
     let modelDir = o.settings.teacher;
     if (r.method.kind === 'rtn') {
-      methods.rtn({ teacher: o.settings.teacher, preset: r.method.preset, studentDir });
-      modelDir = studentDir;
+      modelDir = methods.rtn({ teacher: o.settings.teacher, preset: r.method.preset, runDir }).modelDir;
     } else if (r.method.kind === 'qat') {
-      const res = methods.qat({ arch: exp.arch, teacher: o.settings.teacher, method: r.method, settings: o.settings, seed, studentDir, reporter: io.reporter(`${r.key} s${seed}`) });
-      modelDir = studentDir;
+      const res = methods.qat({ teacher: o.settings.teacher, method: r.method, settings: o.settings, seed, runDir, reporter: io.reporter(`${r.key} s${seed}`) });
+      modelDir = res.modelDir;
       if (res.log) files.log = path.relative(o.out, res.log);
     }
-    if (modelDir === studentDir) files.student = path.relative(o.out, studentDir);
+    if (r.method.kind !== 'teacher') files.student = path.relative(o.out, modelDir);
     const methodSeconds = (performance.now() - tm) / 1000;
     const te = performance.now();
     const metrics = methods.evaluate(modelDir, (what, done, total) => io.status(`${tag}: eval ${what} ${done}/${total}`));

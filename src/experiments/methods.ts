@@ -1,0 +1,92 @@
+// The methods of a reproduction, done by the library functions the commands use:
+// round-to-nearest = prepare + saveStudent (what `kdqat quantize` does), KD-QAT = runQat (what
+// `kdqat qat` does), evaluation = evaluate.ts on the student directory as it is deployed.
+import * as path from 'node:path';
+import { loadModelDir } from '../io/model-dir.js';
+import { readHfConfig } from '../io/hf-config.js';
+import { loadQuantConfig } from '../quant/config.js';
+import { prepare } from '../quant/prepare.js';
+import { saveStudent } from '../quant/student.js';
+import { QAT_DEFAULTS, STUDENT_DIR, runQat, type QatConfig } from '../train/qat.js';
+import type { Model } from '../models/model.js';
+import type { LlamaConfig } from '../models/llama.js';
+import type { BertConfig } from '../models/bert.js';
+import type { MethodRunner } from './runner.js';
+import type { Experiment, ReproSettings } from './types.js';
+import {
+  decoderEvalData, encoderEvalData, evaluateDecoder, evaluateEncoder, loadModel, teacherTokenizer,
+  type DecoderEvalData, type EncoderEvalData,
+} from './evaluate.js';
+
+/** The training data of each architecture's teacher: what it was trained / fine-tuned on. */
+const DATA = { llama: { data: 'sotu', task: '' }, bert: { data: '', task: 'brown-genre' } };
+
+/** "pred=1,rep=1,attn_map=0.5": `kdqat qat --loss` syntax. */
+export const lossSpec = (w: Record<string, number>): string => Object.entries(w).map(([k, v]) => `${k}=${v}`).join(',');
+
+/** The KD-QAT settings of one run. Warmup: QAT's default, at most a tenth of the steps. */
+export function qatConfig(exp: Experiment, s: ReproSettings, o: { preset: string; losses: Record<string, number>; freeze?: string; seed: number }): QatConfig {
+  return {
+    ...QAT_DEFAULTS, ...DATA[exp.arch],
+    teacher: path.resolve(s.teacher), quant: o.preset, loss: lossSpec(o.losses), freeze: o.freeze ?? '',
+    steps: s.steps, lr: s.lr, batch: s.batch, seqLen: s.seqLen, seed: o.seed,
+    warmup: Math.min(QAT_DEFAULTS.warmup, Math.floor(s.steps / 10)),
+    // The reproduction measures every student itself (evaluate.ts); QAT's own evaluation runs
+    // once, at the end, and the checkpoints of a run are not needed (runs restart whole).
+    evalEvery: 0, saveEvery: 0,
+    logEvery: Math.max(1, Math.min(QAT_DEFAULTS.logEvery, Math.floor(s.steps / 10))),
+  };
+}
+
+function teacherModel(dir: string): { model: Model; hf: ReturnType<typeof loadModelDir>['hf'] } {
+  const m = loadModelDir(dir);
+  const model: Model = m.hf.arch === 'llama'
+    ? { arch: 'llama', config: m.config as LlamaConfig, params: m.params }
+    : { arch: 'bert', config: m.config as BertConfig, params: m.params, heads: { mlm: m.hf.meta.head === 'mlm', classifier: m.hf.meta.head === 'classifier' } };
+  return { model, hf: m.hf };
+}
+
+export function libraryMethods(exp: Experiment, s: ReproSettings): MethodRunner {
+  // Evaluation data is tokenized once per reproduction, on first use.
+  let tok: ReturnType<typeof teacherTokenizer> | null = null;
+  let dec: DecoderEvalData | null = null, enc: EncoderEvalData | null = null;
+  return {
+    rtn({ teacher, preset, runDir }) {
+      const { model, hf } = teacherModel(teacher);
+      const { config, source } = loadQuantConfig(preset);
+      const prepared = prepare(model, config, { source });
+      const dir = path.join(runDir, STUDENT_DIR);
+      saveStudent(dir, model, prepared, { tokenizerFrom: teacher, hf });
+      return { modelDir: dir };
+    },
+    qat({ method, settings, seed, runDir, reporter }) {
+      const config = qatConfig(exp, settings, { preset: method.preset, losses: method.losses, freeze: method.freeze, seed });
+      runQat({ out: runDir, config, reporter, commandLine: ['kdqat', 'reproduce', exp.name] });
+      return { modelDir: path.join(runDir, STUDENT_DIR), log: path.join(runDir, 'qat_log.jsonl') };
+    },
+    evaluate(modelDir, progress) {
+      tok ??= teacherTokenizer(s.teacher);
+      const { model, weight } = loadModel(modelDir);
+      if (exp.arch === 'llama') {
+        if (!dec) {
+          const eos = model.arch === 'llama' ? teacherEos(s.teacher, tok) : undefined;
+          dec = decoderEvalData(tok, eos, s);
+        }
+        return evaluateDecoder(model, weight, tok, dec, progress);
+      }
+      enc ??= encoderEvalData(s);
+      return evaluateEncoder(model, weight, tok, enc, s, progress);
+    },
+  };
+}
+
+/** config.json's eos_token_id (the first, if a list), else the tokenizer's EOS. */
+function teacherEos(dir: string, tok: ReturnType<typeof teacherTokenizer>): number | undefined {
+  const hf = readHfConfig(path.join(dir, 'config.json'));
+  if (hf.arch === 'llama') {
+    const e = hf.meta.eosTokenId;
+    if (Array.isArray(e)) return e[0];
+    if (e !== null && e !== undefined) return e;
+  }
+  return tok.specials.eos;
+}
