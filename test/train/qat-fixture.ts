@@ -75,7 +75,7 @@ export function bertTeacher(root: string): { dir: string; train: string; dev: st
 /** A decoder QAT config for the tiny teacher: short windows, frequent logs. */
 export function decoderConfig(teacher: { dir: string; text: string }, over: Partial<QatConfig> = {}): QatConfig {
   return {
-    ...QAT_DEFAULTS, teacher: teacher.dir, data: teacher.text, quant: 'w4-channel', steps: 12, lr: 3e-3, warmup: 2,
+    ...QAT_DEFAULTS, teacher: teacher.dir, data: teacher.text, quant: 'w4-channel', steps: 12, lr: 1e-3, warmup: 2,
     batch: 4, seqLen: 32, evalEvery: 6, evalWindows: 4, logEvery: 2, saveEvery: 4, ...over,
   };
 }
