@@ -124,6 +124,15 @@ export interface Kernels {
   /** Number of indices i with a_i ≠ b_i (a NaN entry counts as different). Signal analysis:
    *  how many fake-quantized weights moved to another grid point. */
   countNotEqual(a: F, b: F): number;
+  /** Weighted KL between rows of probability distributions p (target) and q (model), both
+   *  (rows, n), each clamped at eps inside the logs (Kim et al. 2022's attention-map loss):
+   *  returns Σ_r w_r Σ_j p_j (log max(p_j, eps) − log max(q_j, eps)), accumulated in double
+   *  in row order. Rows with w_r = 0 are skipped (not read: padding rows may hold anything);
+   *  entries with p_j = 0 add exactly 0 (masked attention entries are 0 in p). */
+  probKl(p: F, q: F, w: F, rows: number, n: number, eps: number): number;
+  /** Gradient of g·probKl w.r.t. q: gq = −g·w_r·p_j/q_j where q_j ≥ eps, else 0 (PyTorch's
+   *  clamp_min passes the gradient where q ≥ eps); rows with w_r = 0 get 0. */
+  probKlBackward(p: F, q: F, w: F, g: number, gq: F, rows: number, n: number, eps: number): void;
 
   // ---- attention -----------------------------------------------------------------------------
   /** Fused scaled dot-product attention on the (B, T, H, D) layout that q/k/v projections give

@@ -326,7 +326,7 @@ export function runQat(run: QatRun): QatSummary {
 
   const final = evaluate(weight, Infinity);
   say(`final: ${fmt(final)} (teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)})`);
-  writeStudent(out, student, prepared, c.teacher);
+  writeStudent(out, student, prepared, c.teacher, teacherDir);
   const recovered = metric === 'valid_ppl' && base.rtn.valid_ppl !== undefined && final.valid_ppl !== undefined
     ? (base.rtn.valid_ppl - final.valid_ppl) / (base.rtn.valid_ppl - base.teacher.valid_ppl) : null;
   const summary: QatSummary = {
@@ -344,11 +344,11 @@ export function runQat(run: QatRun): QatSummary {
 }
 
 /** OUT/student, written into a temp directory and renamed into place (replacing an older one). */
-function writeStudent(out: string, student: Model, prepared: Prepared, teacherDir: string): void {
+function writeStudent(out: string, student: Model, prepared: Prepared, teacherPath: string, teacher: LoadedModel): void {
   const dir = path.join(out, STUDENT_DIR), tmp = path.join(out, `.student.tmp-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   try {
-    saveStudent(tmp, student, prepared, { tokenizerFrom: teacherDir });
+    saveStudent(tmp, student, prepared, { tokenizerFrom: teacherPath, hf: teacher.hf });
     fs.rmSync(dir, { recursive: true, force: true });
     fs.renameSync(tmp, dir);
   } finally {
