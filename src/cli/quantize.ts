@@ -46,7 +46,8 @@ export async function runQuantize(opts: QuantizeOptions, stdout: (s: string) => 
   const t0 = performance.now();
   if (!opts.quant) throw new Error('--quant is required: a preset name or a JSON config file');
   if (!opts.out) throw new Error('--out is required: the student directory to write');
-  const { loadQuantConfig, describeQuant } = await import('../quant/config.js');
+  const { loadQuantConfig } = await import('../quant/config.js');
+  const { describeQuant } = await import('../quant/rules.js');
   // The config is checked before the model is loaded, the output before any work.
   const { config, source } = loadQuantConfig(opts.quant);
   const out = path.resolve(opts.out);

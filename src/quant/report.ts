@@ -2,8 +2,7 @@
 // 10·log10(Σw² / Σ(w − ŵ)²) in dB (ŵ = the dequantized codes), summarized per module kind.
 import type { Model } from '../models/model.js';
 import { moduleOf } from '../nn/modules.js';
-import { dequantizeCodes } from './rules.js';
-import { describeQuant } from './config.js';
+import { dequantizeCodes, describeQuant } from './rules.js';
 import type { Converted } from './prepare.js';
 
 export interface WeightError {
