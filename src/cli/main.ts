@@ -7,6 +7,7 @@ import { exportCommand } from './export.js';
 import { pretrainCommand } from './pretrain.js';
 import { finetuneCommand } from './finetune.js';
 import { qatCommand } from './qat.js';
+import { quantizeCommand } from './quantize.js';
 import { reproduceCommand } from './reproduce.js';
 import { demoCommand } from './demo.js';
 import { setCommandLine } from './options.js';
@@ -17,7 +18,10 @@ export async function main(argv: string[]): Promise<void> {
     .description('Quantization-aware training with knowledge distillation for Transformers, on a CPU')
     .version('0.1.0')
     .showHelpAfterError();
-  const commands = [demoCommand(), pretrainCommand(), finetuneCommand(), qatCommand(), reproduceCommand(), evalCommand(), generateCommand(), exportCommand(), benchCommand()];
+  const commands = [
+    demoCommand(), pretrainCommand(), finetuneCommand(), quantizeCommand(), qatCommand(), reproduceCommand(),
+    evalCommand(), generateCommand(), exportCommand(), benchCommand(),
+  ];
   for (const cmd of commands) program.addCommand(cmd.exitOverride());
   // Throw instead of calling process.exit, so main can run inside tests; commander has printed
   // its own message by then.
