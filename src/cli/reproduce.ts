@@ -102,9 +102,9 @@ export async function reproduce(exp: Experiment, o: ReproOpts, out: string, io: 
   if (o.threads !== undefined) setThreads(o.threads);
   const { runExperiment } = await import('../experiments/runner.js');
   const { libraryMethods } = await import('../experiments/methods.js');
-  io.log(`kdqat reproduce ${exp.name} → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'}; seeds ${seeds.join(',')}; ` +
-    `${settings.steps} KD-QAT steps of batch ${settings.batch} × ${settings.seqLen} tokens, lr ${settings.lr})`);
-  return runExperiment(exp, { out, settings, seeds, only: o.only, force: o.force, commandLine: commandLine() }, libraryMethods(exp, settings), io);
+  const banner = `kdqat ${exp.name === 'demo' ? 'demo' : `reproduce ${exp.name}`} → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'}; seeds ${seeds.join(',')}; ` +
+    `${settings.steps} KD-QAT steps of batch ${settings.batch} × ${settings.seqLen} tokens, lr ${settings.lr})`;
+  return runExperiment(exp, { out, settings, seeds, only: o.only, force: o.force, commandLine: commandLine(), banner }, libraryMethods(exp, settings), io);
 }
 
 /** The flags every reproduction takes. */

@@ -92,7 +92,9 @@ export interface EncoderEvalData { dev: ReturnType<typeof builtinClassification>
 
 export function encoderEvalData(s: ReproSettings): EncoderEvalData {
   const task = builtinClassification('brown-genre');
-  const cut = <T>(xs: T[]): T[] => s.evalItems > 0 ? xs.slice(0, s.evalItems) : xs;
+  // The splits are ordered by file, so genre by genre: a budget takes evenly spaced examples.
+  const cut = <T>(xs: T[]): T[] => s.evalItems > 0 && s.evalItems < xs.length
+    ? Array.from({ length: s.evalItems }, (_, i) => xs[Math.floor((i * xs.length) / s.evalItems)]) : xs;
   return { dev: cut(task.dev), test: cut(task.test) };
 }
 

@@ -61,7 +61,7 @@ export function libraryMethods(exp: Experiment, s: ReproSettings): MethodRunner 
     },
     qat({ method, settings, seed, runDir, reporter }) {
       const config = qatConfig(exp, settings, { preset: method.preset, losses: method.losses, freeze: method.freeze, seed });
-      runQat({ out: runDir, config, reporter, commandLine: ['kdqat', 'reproduce', exp.name] });
+      runQat({ out: runDir, config, reporter, evaluate: false, commandLine: ['kdqat', 'reproduce', exp.name] });
       return { modelDir: path.join(runDir, STUDENT_DIR), log: path.join(runDir, 'qat_log.jsonl') };
     },
     evaluate(modelDir, progress) {

@@ -48,6 +48,8 @@ export interface RunOptions {
   only?: string[];
   force?: boolean;
   commandLine: string[];
+  /** Logged once the output directory is checked. */
+  banner?: string;
 }
 
 export interface Report {
@@ -72,8 +74,8 @@ export function selectRuns(all: RunDef[], only: string[] | undefined, exp: Exper
     throw new Error(`--only ${bad.join(',')}: no such run; ${exp.name} has runs ${all.map((r) => r.key).join(', ')} ` +
       `(or name a method: ${[...new Set(all.map((r) => r.family))].join(', ')}${exp.groups.length > 1 ? `; or a quantizer: ${exp.groups.map((g) => g.key).join(', ')}` : ''})`);
   }
-  // A group selects its own runs, not the teacher shared by all groups.
-  return all.filter((r) => only.some((o) => o === r.key || o === r.family || (r.groups.length === 1 && r.groups[0] === o)));
+  // A group (quantizer) selects its whole table: its runs and the teacher.
+  return all.filter((r) => only.some((o) => o === r.key || o === r.family || r.groups.includes(o)));
 }
 
 /** Seeds a run is made with: every seed if it trains, else one run (seed 0). */
@@ -127,6 +129,7 @@ export function runExperiment(exp: Experiment, o: RunOptions, methods: MethodRun
   const all = exp.runs(o.settings);
   const selected = selectRuns(all, o.only, exp);
   prepareOut(exp, o);
+  if (o.banner) io.log(o.banner);
   const todo = selected.flatMap((r) => runSeeds(r, o.seeds).map((seed) => ({ r, seed })));
   let ran = 0, skipped = 0;
   todo.forEach(({ r, seed }, i) => {
@@ -175,7 +178,11 @@ export function runExperiment(exp: Experiment, o: RunOptions, methods: MethodRun
     if (rs.length) results.set(r.key, rs.map((x) => ({ ...x, metrics: { ...x.metrics } })));
   }
   const notes = exp.derive?.(results, all) ?? {};
-  const tables: Table[] = exp.groups.map((g) => ({
+  // Tables of quantizers with no finished run of their own are left out (the teacher's row
+  // alone says nothing), unless that leaves no table.
+  const own = (g: string): boolean => all.some((r) => r.groups.length === 1 && r.groups[0] === g && results.has(r.key));
+  const shown = exp.groups.filter((g) => own(g.key));
+  const tables: Table[] = (shown.length ? shown : exp.groups.slice(0, 1)).map((g) => ({
     title: `${exp.name}: ${g.title}`,
     metrics: exp.metrics,
     rows: all.filter((r) => r.groups.includes(g.key)).map((r) => ({

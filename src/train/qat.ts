@@ -58,6 +58,9 @@ export interface QatRun {
   force?: boolean;
   reporter?: Reporter;
   commandLine?: string[];
+  /** false: no evaluation at all (baselines, periodic, final) — for a caller that measures the
+   *  student itself (kdqat reproduce); the summary's metrics are then empty. Default true. */
+  evaluate?: boolean;
 }
 
 export interface QatSummary {
@@ -242,7 +245,8 @@ export function runQat(run: QatRun): QatSummary {
     return cache ? cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute) as DistillOutputs : compute();
   };
 
-  const evaluate = evaluator(student, teacher, data, tok, c.batch);
+  const evaluating = run.evaluate !== false;
+  const evaluate = evaluating ? evaluator(student, teacher, data, tok, c.batch) : (): Record<string, number> => ({});
   const metric = data.kind === 'decoder' ? 'valid_ppl' : 'dev_accuracy';
   say(`${arch} teacher ${c.teacher}: ${countParams(teacher.params).toLocaleString('en-US')} parameters; ` +
     `${prepared.quantized.size} quantized weights (${c.quant}); frozen: ${frozen.params.length ? frozen.params.length + ' parameters' : 'none'}; ` +
@@ -250,6 +254,7 @@ export function runQat(run: QatRun): QatSummary {
   if (data.kind === 'decoder' && !data.valid) say(`validation skipped: ${data.validNote}`);
   // Baselines, on the whole evaluation set: the teacher, and the student before training (RTN).
   let base = ckpt?.state.extra.baselines as { teacher: Record<string, number>; rtn: Record<string, number> } | undefined;
+  if (!base && !evaluating) base = { teacher: {}, rtn: {} };
   if (!base) {
     say('evaluating the teacher and the round-to-nearest student');
     const teacherEval = evaluator(teacher, null, data, tok, c.batch);
@@ -317,7 +322,7 @@ export function runQat(run: QatRun): QatSummary {
       if (signalStep === step) line.signal = monitor.take();
       return line;
     },
-    evaluate: () => evaluate(weight, c.evalWindows),
+    evaluate: evaluating ? () => evaluate(weight, c.evalWindows) : undefined,
     evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
     config: c as unknown as Record<string, unknown>,
     extraState: () => ({ baselines: base, pendingTerms: pending }),
@@ -325,7 +330,7 @@ export function runQat(run: QatRun): QatSummary {
   });
 
   const final = evaluate(weight, Infinity);
-  say(`final: ${fmt(final)} (teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)})`);
+  if (evaluating) say(`final: ${fmt(final)} (teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)})`);
   writeStudent(out, student, prepared, c.teacher, teacherDir);
   const recovered = metric === 'valid_ppl' && base.rtn.valid_ppl !== undefined && final.valid_ppl !== undefined
     ? (base.rtn.valid_ppl - final.valid_ppl) / (base.rtn.valid_ppl - base.teacher.valid_ppl) : null;
