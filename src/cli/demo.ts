@@ -35,6 +35,7 @@ export function demoCommand(): Command {
     .option('--force', 'start over: remove an earlier demo in --out')
     .option('--steps <n>', `KD-QAT steps per run (default ${d.steps})`, intArg)
     .option('--threads <n>', 'native threads (default: all cores)', intArg)
+    .option('--teacher <dir>', 'another LLaMA teacher directory (default: the built-in teachers/llama-sotu)')
     .option('--quick', 'a tiny setting (2 steps, a few items) that only checks the machinery')
     .addHelpText('after', `
 What it does: evaluates the teacher (teachers/llama-sotu, a 4.5M-parameter LLaMA trained on the

@@ -98,6 +98,19 @@ export async function reproduce(exp: Experiment, o: ReproOpts, out: string, io: 
   if (!existsSync(settings.teacher)) {
     throw new Error(`--teacher ${settings.teacher}: no such directory${o.teacher ? '' : ' (the built-in teacher is missing from the installation)'}`);
   }
+  // The teacher must be the kind the experiment is about (checked before anything is written).
+  const { readHfConfig } = await import('../io/hf-config.js');
+  const hf = (() => {
+    try {
+      return readHfConfig(path.join(settings.teacher, 'config.json'));
+    } catch (e) {
+      throw new Error(`--teacher ${settings.teacher}: cannot read its config.json: ${(e as Error).message}`);
+    }
+  })();
+  const kind = exp.arch === 'llama' ? 'a LLaMA decoder (causal LM)' : 'a BERT classifier (kdqat finetune)';
+  if (hf.arch !== exp.arch || (hf.arch === 'bert' && hf.meta.head !== 'classifier')) {
+    throw new Error(`--teacher ${settings.teacher}: is a ${hf.arch}${hf.arch === 'bert' ? ` with a ${hf.meta.head} head` : ''} model; ${exp.name} needs ${kind}`);
+  }
   const { setThreads, getThreads } = await import('../tensor/index.js');
   if (o.threads !== undefined) setThreads(o.threads);
   const { runExperiment } = await import('../experiments/runner.js');
