@@ -9,14 +9,7 @@ import { fakeQuantWeight, initStep } from '../../src/quant/ops.js';
 import { quantizeCodes, dequantizeCodes, granuleCount, type WeightQuant } from '../../src/quant/rules.js';
 import { Q4_0, Q8_0, TQ2_0, fakeQuantRef } from '../../src/quant/formats.js';
 import { BACKENDS, onBackend } from '../backends.js';
-import { allCases, awkwardWeights, jitterStep } from './cases.js';
-
-/** Index of the first bitwise difference (Object.is: −0 ≠ 0, NaN = NaN), or −1. */
-export function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
-  return -1;
-}
+import { allCases, awkwardWeights, jitterStep, firstDiff } from './cases.js';
 
 function assertBitwise(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
   const i = firstDiff(a, b);
