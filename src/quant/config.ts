@@ -17,7 +17,7 @@
 //     "activations": {"bits": 8, "clip": 2.5}   8-bit dynamic per-tensor inputs of quantized Linears; null = off
 //   }
 import * as fs from 'node:fs';
-import type { Granule, Rule, WeightQuant } from './rules.js';
+import { describeQuant, ggmlBlock, type Granule, type Rule, type WeightQuant } from './rules.js';
 
 export interface QuantConfig {
   /** The default quantizer of the selected modules. */
@@ -31,8 +31,6 @@ export interface QuantConfig {
   activations?: { bits: number; clip?: number } | null;
 }
 
-/** The llama.cpp rules and the block each implies along the input dimension (ggml-common.h). */
-export const GGML_BLOCK: Record<string, number> = { q4_0: 32, q8_0: 32, tq2_0: 256 };
 
 export const MIN_BITS = 2;
 export const MAX_BITS = 8;
@@ -96,7 +94,7 @@ function parseWeightQuant(v: unknown, fail: (f: string, m: string) => never, at:
   checkKeys(v, ['rule', 'granule', 'lsq', 'clip'], fail, at);
   if (!('rule' in v)) fail(`${at}.rule`, 'missing (e.g. {"kind": "sym", "bits": 4})');
   const rule = parseRule(v.rule, fail, `${at}.rule`);
-  const block = GGML_BLOCK[rule.kind];
+  const block = ggmlBlock(rule);
   let granule: Granule;
   if (v.granule === undefined) {
     if (block === undefined) fail(`${at}.granule`, 'missing ("tensor", "channel" or {"kind": "group", "size": N})');
@@ -113,7 +111,7 @@ function parseWeightQuant(v: unknown, fail: (f: string, m: string) => never, at:
     if (typeof v.clip !== 'number' || !(v.clip > 0) || !Number.isFinite(v.clip)) fail(`${at}.clip`, `must be a positive number, got ${show(v.clip)}`);
     q.clip = v.clip;
   }
-  checkWeightQuant(q, fail, at);
+  validateWeightQuant(q, fail, at);
   return q;
 }
 
@@ -121,14 +119,14 @@ function parseWeightQuant(v: unknown, fail: (f: string, m: string) => never, at:
  * Consistency of a quantizer, whoever built it (JSON or code): bits in range, LSQ only on the
  * uniform rules, llama.cpp rules only on their own blocks.
  */
-export function checkWeightQuant(q: WeightQuant, fail: (f: string, m: string) => never, at: string): void {
+export function validateWeightQuant(q: WeightQuant, fail: (f: string, m: string) => never, at: string): void {
   const r = q.rule;
   if (r.kind === 'sym' || r.kind === 'asym') bitsOf(r.bits, fail, `${at}.rule.bits`);
   else if (!(RULE_KINDS as readonly string[]).includes(r.kind)) fail(`${at}.rule.kind`, `unknown rule ${show(r.kind)}`);
   const g = q.granule;
   if (g.kind === 'group' && (!Number.isInteger(g.size) || g.size < 1)) fail(`${at}.granule.size`, `group size must be a positive integer, got ${show(g.size)}`);
   if (q.lsq && r.kind !== 'sym' && r.kind !== 'asym') fail(`${at}.lsq`, `LSQ (learnable step) applies to the sym and asym rules only, not ${r.kind}`);
-  const block = GGML_BLOCK[r.kind];
+  const block = RULE_KINDS.includes(r.kind) ? ggmlBlock(r) : undefined;
   if (block !== undefined && !(g.kind === 'group' && g.size === block)) {
     fail(`${at}.granule`, `${r.kind} is llama.cpp's block format with blocks of ${block} inputs; leave "granule" out or give {"kind": "group", "size": ${block}}`);
   }
@@ -190,6 +188,17 @@ export function parseQuantConfig(json: unknown, source: string): QuantConfig {
   return cfg;
 }
 
+/**
+ * Code-built configs may give a llama.cpp rule any tensor/channel granule (rules.ts ignores it
+ * for those rules); prepare normalizes it to the rule's block so codes and files are uniform.
+ * A group of another size stays, and fails validation.
+ */
+export function normalizeQuant(q: WeightQuant): WeightQuant {
+  const block = ggmlBlock(q.rule);
+  if (block === undefined || q.granule?.kind === 'group') return q;
+  return { ...q, granule: { kind: 'group', size: block } };
+}
+
 /** A JSON-ready deep copy (configs are data; presets must not be mutated through a copy). */
 export function cloneConfig(c: QuantConfig): QuantConfig {
   return JSON.parse(JSON.stringify(c)) as QuantConfig;
@@ -244,14 +253,9 @@ export const QUANT_PRESETS: Record<string, QuantConfig> = {
   'twn-a8-emb': { weights: TWN, overrides: [EMB_TWN], activations: { bits: 8, clip: 2.5 } },
 };
 
-/** One line per preset, for --help and error messages. */
-export function describeQuant(q: WeightQuant | null): string {
-  if (!q) return 'full precision';
-  const r = q.rule;
-  const rule = r.kind === 'sym' || r.kind === 'asym' ? `${r.kind} ${r.bits}-bit` : r.kind;
-  const g = q.granule;
-  const gran = g.kind === 'group' ? `groups of ${g.size}` : g.kind === 'channel' ? 'per channel' : 'per tensor';
-  return `${rule}, ${gran}${q.lsq ? ', LSQ' : ''}${q.clip !== undefined ? `, STE clip ${q.clip}` : ''}`;
+/** A quantizer for messages (rules.ts describeQuant), null = full precision. */
+export function describeQuantOrFp(q: WeightQuant | null): string {
+  return q ? describeQuant(q) : 'full precision';
 }
 
 /**

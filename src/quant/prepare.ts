@@ -21,8 +21,8 @@ import type { Model } from '../models/model.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import { matchesPattern, moduleOf, selectByPatterns, DECODER_KINDS, ENCODER_KINDS } from '../nn/modules.js';
 import { Tensor } from '../tensor/tensor.js';
-import { checkWeightQuant, describeQuant, DEFAULT_MODULES, GGML_BLOCK, MAX_BITS, MIN_BITS, QuantConfigError, type QuantConfig } from './config.js';
-import { quantizeCodes, type Codes, type WeightQuant } from './rules.js';
+import { normalizeQuant, validateWeightQuant, DEFAULT_MODULES, MAX_BITS, MIN_BITS, QuantConfigError, type QuantConfig } from './config.js';
+import { describeQuant, ggmlBlock, quantizeCodes, type Codes, type WeightQuant } from './rules.js';
 import { fakeQuantInput, fakeQuantWeight, initStep } from './ops.js';
 
 /** A weight that may be quantized. */
@@ -102,7 +102,8 @@ export function planQuantization(model: Model, config: QuantConfig, opts: Prepar
   const fail = (field: string, msg: string): never => {
     throw new QuantConfigError(`${src}: ${field}: ${msg}`);
   };
-  checkWeightQuant(config.weights, fail, 'weights');
+  const dflt = normalizeQuant(config.weights);
+  validateWeightQuant(dflt, fail, 'weights');
   const acts = config.activations;
   if (acts) {
     if (!Number.isInteger(acts.bits) || acts.bits < MIN_BITS || acts.bits > MAX_BITS) fail('activations.bits', `bits must be an integer from ${MIN_BITS} to ${MAX_BITS}, got ${acts.bits}`);
@@ -112,10 +113,11 @@ export function planQuantization(model: Model, config: QuantConfig, opts: Prepar
   const allNames = [...model.params.keys()];
   const chosen = new Map<string, WeightQuant | null>();
   const modules = config.modules ?? DEFAULT_MODULES[model.arch];
-  for (const n of select(targets, allNames, modules, `${src}: modules`)) chosen.set(n, config.weights);
+  for (const n of select(targets, allNames, modules, `${src}: modules`)) chosen.set(n, dflt);
   (config.overrides ?? []).forEach((o, i) => {
-    if (o.quant) checkWeightQuant(o.quant, fail, `overrides[${i}].quant`);
-    for (const n of select(targets, allNames, [o.pattern], `${src}: overrides[${i}].pattern`)) chosen.set(n, o.quant);
+    const q = o.quant ? normalizeQuant(o.quant) : null;
+    if (q) validateWeightQuant(q, fail, `overrides[${i}].quant`);
+    for (const n of select(targets, allNames, [o.pattern], `${src}: overrides[${i}].pattern`)) chosen.set(n, q);
   });
   const quantized = new Map<string, WeightQuant>();
   const chosenTargets = new Map<string, QuantTarget>();
@@ -132,7 +134,7 @@ export function planQuantization(model: Model, config: QuantConfig, opts: Prepar
 /** Granule and block sizes must tile the weight's input dimension. */
 function checkFits(t: QuantTarget, q: WeightQuant, src: string): void {
   const shape = `[${t.rows}, ${t.cols}] (out, in)`;
-  const block = GGML_BLOCK[q.rule.kind];
+  const block = ggmlBlock(q.rule);
   if (block !== undefined && t.cols % block !== 0) {
     throw new QuantConfigError(`${src}: ${t.logical} has shape ${shape}: ${q.rule.kind} quantizes blocks of ${block} inputs, ` +
       `and ${t.cols} is not a multiple of ${block}; exclude this module (an override with "quant": null) or pick another rule`);

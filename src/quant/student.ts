@@ -35,7 +35,7 @@ import type { HfModelConfig } from '../io/hf-config.js';
 import { openSafetensors, writeSafetensors, type WriteTensor } from '../io/safetensors.js';
 import { atomicWrite } from '../io/atomic.js';
 import { parseQuantConfig, type QuantConfig } from './config.js';
-import { convert, type Prepared } from './prepare.js';
+import { convert, type Converted, type Prepared } from './prepare.js';
 import { dequantizeCodes, granuleCount, type Codes, type WeightQuant } from './rules.js';
 import { fakeQuantInput } from './ops.js';
 
@@ -49,6 +49,8 @@ export interface SaveStudentOptions {
   tokenizerFrom?: string;
   /** The source model's config.json as loaded (keeps special token ids, labels); else defaults. */
   hf?: HfModelConfig;
+  /** convert(model, prepared), when the caller already has it. */
+  converted?: Converted;
 }
 
 /** One entry of quantization.json "weights". */
@@ -88,7 +90,7 @@ function readTokenizer(from: string): string {
 export function saveStudent(dir: string, model: Model, prepared: Prepared, opts: SaveStudentOptions = {}): void {
   const abs = path.resolve(dir);
   if (fs.existsSync(abs) && !opts.force) throw new Error(`${abs}: already exists; refusing to overwrite it (use --force)`);
-  const converted = convert(model, prepared);
+  const converted = opts.converted ?? convert(model, prepared);
   const tensors = new Map<string, WriteTensor>();
   const metadata: Record<string, string> = {
     format: 'kdqat-quantized', version: String(STUDENT_FORMAT_VERSION), activations: JSON.stringify(prepared.activations),
