@@ -307,8 +307,8 @@ Napi::Value ProbKl(Info info) {
         for (int64_t j = 0; j < n; j++) {
           const float pj = pr[j];
           if (pj == 0.0f) continue;
-          kl += static_cast<double>(pj) *
-                std::log(static_cast<double>(std::max(pj, fe)) / std::max(qr[j], fe));
+          // float log of the clamped ratio (≈1 ulp), accumulated in double per row
+          kl += static_cast<double>(pj * std::log(std::max(pj, fe) / std::max(qr[j], fe)));
         }
         s += static_cast<double>(w[r]) * kl;
       }
