@@ -37,8 +37,8 @@
 //   clip; monitor.beforeUpdate(); optimizer.step(); monitor.afterUpdate(weight);
 //   monitor.active = false; log monitor.take().
 // Evaluation passes must run with `active` off.
-import { Tensor } from '../tensor/tensor.js';
-import { noGrad, record } from '../tensor/autograd.js';
+import { Tensor, noGrad } from '../tensor/index.js'; // (index: sets the backends up)
+import { record } from '../tensor/autograd.js';
 import { kernel } from '../tensor/registry.js';
 import { DECODER_KINDS, ENCODER_KINDS, moduleOf } from '../nn/modules.js';
 import type { Params, WeightFn } from '../nn/params.js';

@@ -1,5 +1,6 @@
 // `kdqat qat`: quantization-aware training with knowledge distillation (KD-QAT) of a student
 // that starts as a fake-quantized copy of the teacher (src/train/qat.ts).
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { CORPUS_NAMES } from '../data/corpora.js';
@@ -78,7 +79,8 @@ export function qatCommand(): Command {
       for (const o of [fromFile, fromCli]) {
         for (const k of ['teacher', 'data', 'task', 'dev', 'quant', 'studentInit', 'cacheTeacher']) {
           const v = o[k];
-          if (typeof v === 'string' && v && !names[k]?.includes(v)) o[k] = path.resolve(v);
+          // A name or a missing file stays as typed, so errors show what the user wrote.
+          if (typeof v === 'string' && v && !names[k]?.includes(v) && (!names[k] || fs.existsSync(v))) o[k] = path.resolve(v);
         }
       }
       const out = (opts.out ?? fromFile.out) as string | undefined;
