@@ -8,6 +8,7 @@ import { pretrainCommand } from './pretrain.js';
 import { finetuneCommand } from './finetune.js';
 import { qatCommand } from './qat.js';
 import { quantizeCommand } from './quantize.js';
+import { plotCommand } from './plot.js';
 import { reproduceCommand } from './reproduce.js';
 import { demoCommand } from './demo.js';
 import { setCommandLine } from './options.js';
@@ -20,7 +21,7 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError();
   const commands = [
     demoCommand(), pretrainCommand(), finetuneCommand(), quantizeCommand(), qatCommand(), reproduceCommand(),
-    evalCommand(), generateCommand(), exportCommand(), benchCommand(),
+    evalCommand(), generateCommand(), exportCommand(), plotCommand(), benchCommand(),
   ];
   for (const cmd of commands) program.addCommand(cmd.exitOverride());
   // Throw instead of calling process.exit, so main can run inside tests; commander has printed
