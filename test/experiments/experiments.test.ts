@@ -1,0 +1,121 @@
+// The experiment definitions as data: their runs exist in the library (presets, loss names,
+// freeze presets), --only selects what it says, seeds parse, and the derived fraction recovered.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { OV_FREEZE, fractionRecovered } from '../../src/experiments/ov-freeze.js';
+import { ATTN_KD, unifiedPairs } from '../../src/experiments/attn-kd.js';
+import { runSeeds, selectRuns } from '../../src/experiments/runner.js';
+import { qatConfig, lossSpec } from '../../src/experiments/methods.js';
+import { DEMO } from '../../src/cli/demo.js';
+import { resolveRepro, seedsArg } from '../../src/cli/reproduce.js';
+import { QUANT_PRESETS } from '../../src/quant/config.js';
+import { LOSS_NAMES, parseLossWeights } from '../../src/distill/losses.js';
+import type { Experiment, ReproSettings, RunResult } from '../../src/experiments/types.js';
+
+const settings = (e: Experiment): ReproSettings => ({ ...e.defaults, teacher: '/t' });
+
+test('every run names a real preset and real loss terms; keys are unique and directory-safe', () => {
+  for (const e of [OV_FREEZE, ATTN_KD, DEMO]) {
+    const runs = e.runs({ ...settings(e), sweep: [0.1, 0.5, 0.9] });
+    assert.equal(new Set(runs.map((r) => r.key)).size, runs.length, e.name);
+    for (const r of runs) {
+      assert.match(r.key, /^[a-z0-9_.-]+$/);
+      for (const g of r.groups) assert.ok(e.groups.some((x) => x.key === g), `${r.key}: group ${g}`);
+      if (r.method.kind === 'teacher') continue;
+      assert.ok(Object.hasOwn(QUANT_PRESETS, r.method.preset), `${r.key}: preset ${r.method.preset}`);
+      if (r.method.kind === 'qat') {
+        for (const k of Object.keys(r.method.losses)) assert.ok((LOSS_NAMES as readonly string[]).includes(k), `${r.key}: loss ${k}`);
+        assert.deepEqual(parseLossWeights(lossSpec(r.method.losses), 'test'), r.method.losses);
+      }
+    }
+  }
+});
+
+test('ov-freeze: FP, RTN, KD-QAT, KD-QAT + ov per quantizer (w4-channel, q4_0, w3-channel); logits loss only', () => {
+  const runs = OV_FREEZE.runs(settings(OV_FREEZE));
+  assert.equal(runs.length, 1 + 3 * 3);
+  for (const q of ['w4-channel', 'q4_0', 'w3-channel']) {
+    const inGroup = runs.filter((r) => r.groups.includes(q)).map((r) => r.family);
+    assert.deepEqual(inGroup, ['teacher', 'rtn', 'qat', 'qat-ov']);
+  }
+  const ov = runs.find((r) => r.key === 'qat-ov-q4_0')!;
+  assert.deepEqual(ov.method, { kind: 'qat', preset: 'q4_0', losses: { pred: 1 }, freeze: 'ov' });
+  // The demo is the w4-channel table of ov-freeze, one seed.
+  assert.deepEqual(DEMO.runs(settings(DEMO)).map((r) => r.key), ['teacher', 'rtn-w4-channel', 'qat-w4-channel', 'qat-ov-w4-channel']);
+  assert.equal(DEMO.defaults.seeds, 1);
+});
+
+test('attn-kd: twn-a8 everywhere; the unified sweep fixes one coefficient at 1', () => {
+  assert.deepEqual(unifiedPairs([0.1, 0.5]), [[1, 0.1], [1, 0.5], [0.1, 1], [0.5, 1]]);
+  assert.deepEqual(unifiedPairs([0.5, 1]), [[1, 0.5], [1, 1], [0.5, 1]], '(1, 1) once');
+  const runs = ATTN_KD.runs({ ...settings(ATTN_KD), sweep: [0.5] });
+  assert.deepEqual(runs.map((r) => r.key), ['teacher', 'rtn', 'qat-pred-rep', 'qat-attn-score', 'qat-attn-map', 'qat-attn-out', 'qat-unified-a1-b0.5', 'qat-unified-a0.5-b1']);
+  const u = runs.find((r) => r.key === 'qat-unified-a0.5-b1')!;
+  assert.deepEqual(u.method, { kind: 'qat', preset: 'twn-a8', losses: { pred: 1, rep: 1, attn_map: 0.5, attn_out: 1 } });
+  for (const r of runs) if (r.method.kind !== 'teacher') assert.equal(r.method.preset, 'twn-a8');
+});
+
+test('--only: by run, method or quantizer (a quantizer brings the teacher); unknown names listed', () => {
+  const all = OV_FREEZE.runs(settings(OV_FREEZE));
+  const keys = (only: string[]): string[] => selectRuns(all, only, OV_FREEZE).map((r) => r.key);
+  assert.deepEqual(keys(['q4_0']), ['teacher', 'rtn-q4_0', 'qat-q4_0', 'qat-ov-q4_0']);
+  assert.deepEqual(keys(['qat-ov']), ['qat-ov-w4-channel', 'qat-ov-q4_0', 'qat-ov-w3-channel']);
+  assert.deepEqual(keys(['rtn-w3-channel', 'teacher']), ['teacher', 'rtn-w3-channel']);
+  assert.equal(keys([]).length, all.length);
+  assert.throws(() => keys(['qat', 'w5']), /--only w5: no such run; .*name a method: teacher, rtn, qat, qat-ov/);
+});
+
+test('seeds: a count or a list; deterministic runs once', () => {
+  assert.deepEqual(seedsArg('3'), [0, 1, 2]);
+  assert.deepEqual(seedsArg('4,7'), [4, 7]);
+  assert.throws(() => seedsArg('0'), /≥ 1/);
+  assert.throws(() => seedsArg('1,1'), /repeats/);
+  assert.throws(() => seedsArg('1.5'), /comma-separated list/);
+  const [t, , q] = OV_FREEZE.runs(settings(OV_FREEZE)).filter((r) => r.groups.includes('q4_0'));
+  assert.deepEqual(runSeeds(t, [3, 4]), [0]);
+  assert.deepEqual(runSeeds(q, [3, 4]), [3, 4]);
+});
+
+test('settings: defaults, --quick, flags on top; QAT config of a run', () => {
+  const { settings: s, seeds } = resolveRepro(OV_FREEZE, { quick: true, steps: 5, teacher: '/x/t' });
+  assert.deepEqual(seeds, [0, 1]);
+  const { seeds: _n, ...quick } = OV_FREEZE.quick;
+  assert.deepEqual(s, { ...quick, steps: 5, teacher: '/x/t' });
+  const c = qatConfig(OV_FREEZE, { ...s, steps: 300 }, { preset: 'q4_0', losses: { pred: 1 }, freeze: 'ov', seed: 4 });
+  assert.equal(c.data, 'sotu');
+  assert.equal(c.task, '');
+  assert.equal(c.quant, 'q4_0');
+  assert.equal(c.loss, 'pred=1');
+  assert.equal(c.freeze, 'ov');
+  assert.equal(c.seed, 4);
+  assert.equal(c.steps, 300);
+  const e = qatConfig(ATTN_KD, { ...s, steps: 2 }, { preset: 'twn-a8', losses: { pred: 1, rep: 1, attn_out: 0.5 }, seed: 0 });
+  assert.equal(e.task, 'brown-genre');
+  assert.equal(e.loss, 'pred=1,rep=1,attn_out=0.5');
+  assert.equal(e.warmup, 0, 'warmup at most a tenth of the steps');
+  assert.throws(() => resolveRepro(OV_FREEZE, { steps: 0 }), /--steps must be at least 1/);
+  assert.throws(() => resolveRepro(OV_FREEZE, { evalTokens: 1 }), /--eval-tokens 1: perplexity needs at least 2 tokens/);
+});
+
+test('fraction recovered: (ppl_RTN − ppl_QAT)/(ppl_RTN − ppl_FP) per seed, with a note per quantizer', () => {
+  assert.equal(fractionRecovered(10, 14, 11), 0.75);
+  assert.equal(fractionRecovered(10, 14, 14), 0);
+  assert.equal(fractionRecovered(10, 14, 16), -0.5);
+  const res = (run: string, seed: number, ppl: number): RunResult => ({ run, seed, metrics: { ppl }, seconds: { method: 0, eval: 0 }, files: {} });
+  const results = new Map<string, RunResult[]>([
+    ['teacher', [res('teacher', 0, 10)]],
+    ['rtn-w4-channel', [res('rtn-w4-channel', 0, 14)]],
+    ['qat-w4-channel', [res('qat-w4-channel', 0, 11), res('qat-w4-channel', 1, 12)]],
+    ['rtn-q4_0', [res('rtn-q4_0', 0, 9)]],
+    ['qat-q4_0', [res('qat-q4_0', 0, 9.5)]],
+  ]);
+  const notes = OV_FREEZE.derive!(results, OV_FREEZE.runs(settings(OV_FREEZE)));
+  assert.deepEqual(results.get('qat-w4-channel')!.map((r) => r.metrics.recovered), [0.75, 0.5]);
+  // mean 62.5 %, sample std of (75, 50) = 17.7 %.
+  assert.deepEqual(notes['w4-channel'], [
+    "KD-QAT recovers 62.5 ± 17.7 % of RTN's perplexity loss (ppl_RTN − ppl_KDQAT)/(ppl_RTN − ppl_FP), RTN 14.00, FP 10.00, n=2",
+  ]);
+  assert.match(notes.q4_0[0], /RTN perplexity 9.00 is not above the teacher's 10.00: there is no loss to recover/);
+  assert.equal(results.get('qat-q4_0')![0].metrics.recovered, undefined);
+  assert.deepEqual(notes['w3-channel'], []);
+});
