@@ -239,7 +239,7 @@ export function runQat(run: QatRun): QatSummary {
   const cache = c.cacheTeacher ? new TeacherCache(c.cacheTeacher, teacherKey(c.teacher, capture)) : null;
   const teacherOut = (b: QatBatch): DistillOutputs => {
     const compute = (): DistillOutputs => noGrad(() => forward(teacher, b, capture));
-    return cache ? cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute) as DistillOutputs : compute();
+    return cache ? cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute) : compute();
   };
 
   const evaluate = evaluator(student, teacher, data, tok, c.batch);
