@@ -157,15 +157,17 @@ function forward(model: Model, b: QatBatch, capture: ReturnType<typeof captureFo
  * encoder — dev accuracy. `maxWindows` limits the validation windows (periodic evaluations).
  */
 function evaluator(model: Model, teacher: Model | null, data: QatData, tok: LoadedTokenizer, batch: number) {
-  return (weight: WeightFn | undefined, maxWindows: number): Record<string, number> => {
+  return (weight: WeightFn | undefined, maxWindows: number, onBatch?: (done: number, total: number) => void): Record<string, number> => {
     if (data.kind === 'encoder') {
-      const r = classificationAccuracy(model, tok, data.dev, { maxLen: data.maxLen, batchSize: Math.max(batch, 32), weight });
+      const r = classificationAccuracy(model, tok, data.dev, { maxLen: data.maxLen, batchSize: Math.max(batch, 32), weight, onBatch });
       return { dev_accuracy: r.accuracy };
     }
     if (!data.valid || model.arch !== 'llama') return {};
     let nll = 0, kl = 0, tokens = 0;
+    const total = Math.min(data.valid.count, maxWindows);
     noGrad(() => {
       for (const b of sequentialBatches(data.valid!, batch, maxWindows)) {
+        onBatch?.(tokens / b.seqLen, total);
         const n = b.rows * b.seqLen, ids = intTensor(b.inputs, [b.rows, b.seqLen]);
         const s = llamaForward(model.params, model.config, ids, { weight });
         nll += crossEntropy(reshape(s.logits, [n, model.config.vocabSize]), intTensor(b.targets!, [n])).item() * n;
@@ -191,6 +193,15 @@ export function runQat(run: QatRun): QatSummary {
   const c = ckpt ? (ckpt.state.config as unknown as QatConfig) : run.config;
   checkQatConfig(c);
   const say = (m: string): void => run.reporter?.message(m);
+  // The full evaluations take a while: a line every 15 s.
+  const progress = (what: string) => {
+    let last = performance.now();
+    return (done: number, total: number): void => {
+      if (performance.now() - last < 15_000) return;
+      last = performance.now();
+      say(`evaluating the ${what}: ${done}/${total}`);
+    };
+  };
 
   // Everything that can be wrong is checked before --force clears an old run out of the way.
   const { loaded: teacherDir, tok } = loadTeacher(c.teacher);
@@ -253,7 +264,10 @@ export function runQat(run: QatRun): QatSummary {
   if (!base) {
     say('evaluating the teacher and the round-to-nearest student');
     const teacherEval = evaluator(teacher, null, data, tok, c.batch);
-    base = { teacher: teacherEval(undefined, Infinity), rtn: evaluate(weight, Infinity) };
+    base = {
+      teacher: teacherEval(undefined, Infinity, progress('teacher')),
+      rtn: evaluate(weight, Infinity, progress('round-to-nearest student')),
+    };
     say(`teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)}`);
   }
 
@@ -324,7 +338,7 @@ export function runQat(run: QatRun): QatSummary {
     resume: ckpt, reporter: run.reporter,
   });
 
-  const final = evaluate(weight, Infinity);
+  const final = evaluate(weight, Infinity, progress('KD-QAT student'));
   say(`final: ${fmt(final)} (teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)})`);
   writeStudent(out, student, prepared, c.teacher, teacherDir);
   const recovered = metric === 'valid_ppl' && base.rtn.valid_ppl !== undefined && final.valid_ppl !== undefined
