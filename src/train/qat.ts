@@ -152,18 +152,24 @@ function forward(model: Model, b: QatBatch, capture: ReturnType<typeof captureFo
 }
 
 /**
- * Evaluation of `model` through `weight`: decoder — validation NLL/perplexity and the
+ * Evaluation of the student through `weight`: decoder — validation NLL/perplexity and the
  * distillation loss against the teacher (valid_kl: the `pred` term, τ = 1, mean per token);
  * encoder — dev accuracy. `maxWindows` limits the validation windows (periodic evaluations).
+ * `teacherMetrics` receives the teacher's own metrics (computed from the same forward passes).
  */
-function evaluator(model: Model, teacher: Model | null, data: QatData, tok: LoadedTokenizer, batch: number) {
-  return (weight: WeightFn | undefined, maxWindows: number, onBatch?: (done: number, total: number) => void): Record<string, number> => {
+function evaluator(model: Model, teacher: Model, data: QatData, tok: LoadedTokenizer, batch: number) {
+  return (weight: WeightFn | undefined, maxWindows: number, o: {
+    onBatch?: (done: number, total: number) => void; teacherMetrics?: Record<string, number>;
+  } = {}): Record<string, number> => {
+    const onBatch = o.onBatch;
     if (data.kind === 'encoder') {
-      const r = classificationAccuracy(model, tok, data.dev, { maxLen: data.maxLen, batchSize: Math.max(batch, 32), weight, onBatch });
-      return { dev_accuracy: r.accuracy };
+      const acc = (m: Model, w?: WeightFn): number =>
+        classificationAccuracy(m, tok, data.dev, { maxLen: data.maxLen, batchSize: Math.max(batch, 32), weight: w, onBatch }).accuracy;
+      if (o.teacherMetrics) o.teacherMetrics.dev_accuracy = acc(teacher);
+      return { dev_accuracy: acc(model, weight) };
     }
-    if (!data.valid || model.arch !== 'llama') return {};
-    let nll = 0, kl = 0, tokens = 0;
+    if (!data.valid || model.arch !== 'llama' || teacher.arch !== 'llama') return {};
+    let nll = 0, kl = 0, tnll = 0, tokens = 0;
     const total = Math.min(data.valid.count, maxWindows);
     noGrad(() => {
       for (const b of sequentialBatches(data.valid!, batch, maxWindows)) {
@@ -171,16 +177,14 @@ function evaluator(model: Model, teacher: Model | null, data: QatData, tok: Load
         const n = b.rows * b.seqLen, ids = intTensor(b.inputs, [b.rows, b.seqLen]);
         const s = llamaForward(model.params, model.config, ids, { weight });
         nll += crossEntropy(reshape(s.logits, [n, model.config.vocabSize]), intTensor(b.targets!, [n])).item() * n;
-        if (teacher?.arch === 'llama') {
-          const t = llamaForward(teacher.params, teacher.config, ids);
-          kl += distillLoss(decoderOutputs(s), decoderOutputs(t), { pred: 1 }, { arch: 'llama' }).terms.pred!.item() * n;
-        }
+        const t = llamaForward(teacher.params, teacher.config, ids);
+        kl += distillLoss(decoderOutputs(s), decoderOutputs(t), { pred: 1 }, { arch: 'llama' }).terms.pred!.item() * n;
+        if (o.teacherMetrics) tnll += crossEntropy(reshape(t.logits, [n, teacher.config.vocabSize]), intTensor(b.targets!, [n])).item() * n;
         tokens += n;
       }
     });
-    const out: Record<string, number> = { valid_nll: nll / tokens, valid_ppl: Math.exp(nll / tokens) };
-    if (teacher) out.valid_kl = kl / tokens;
-    return out;
+    if (o.teacherMetrics) Object.assign(o.teacherMetrics, { valid_nll: tnll / tokens, valid_ppl: Math.exp(tnll / tokens), valid_kl: 0 });
+    return { valid_nll: nll / tokens, valid_ppl: Math.exp(nll / tokens), valid_kl: kl / tokens };
   };
 }
 
@@ -263,11 +267,9 @@ export function runQat(run: QatRun): QatSummary {
   let base = ckpt?.state.extra.baselines as { teacher: Record<string, number>; rtn: Record<string, number> } | undefined;
   if (!base) {
     say('evaluating the teacher and the round-to-nearest student');
-    const teacherEval = evaluator(teacher, null, data, tok, c.batch);
-    base = {
-      teacher: teacherEval(undefined, Infinity, progress('teacher')),
-      rtn: evaluate(weight, Infinity, progress('round-to-nearest student')),
-    };
+    const teacherMetrics: Record<string, number> = {};
+    const rtn = evaluate(weight, Infinity, { onBatch: progress('teacher and the round-to-nearest student'), teacherMetrics });
+    base = { teacher: teacherMetrics, rtn };
     say(`teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)}`);
   }
 
@@ -338,7 +340,7 @@ export function runQat(run: QatRun): QatSummary {
     resume: ckpt, reporter: run.reporter,
   });
 
-  const final = evaluate(weight, Infinity, progress('KD-QAT student'));
+  const final = evaluate(weight, Infinity, { onBatch: progress('KD-QAT student') });
   say(`final: ${fmt(final)} (teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)})`);
   writeStudent(out, student, prepared, c.teacher, teacherDir);
   const recovered = metric === 'valid_ppl' && base.rtn.valid_ppl !== undefined && final.valid_ppl !== undefined
