@@ -6,6 +6,7 @@ import { generateCommand } from './generate.js';
 import { exportCommand } from './export.js';
 import { pretrainCommand } from './pretrain.js';
 import { finetuneCommand } from './finetune.js';
+import { quantizeCommand } from './quantize.js';
 import { setCommandLine } from './options.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -14,7 +15,7 @@ export async function main(argv: string[]): Promise<void> {
     .description('Quantization-aware training with knowledge distillation for Transformers, on a CPU')
     .version('0.1.0')
     .showHelpAfterError();
-  const commands = [pretrainCommand(), finetuneCommand(), evalCommand(), generateCommand(), exportCommand(), benchCommand()];
+  const commands = [pretrainCommand(), finetuneCommand(), evalCommand(), quantizeCommand(), generateCommand(), exportCommand(), benchCommand()];
   for (const cmd of commands) program.addCommand(cmd.exitOverride());
   // Throw instead of calling process.exit, so main can run inside tests; commander has printed
   // its own message by then.
