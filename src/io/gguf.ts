@@ -77,6 +77,18 @@ export function quantizeTensor(type: FormatName, w: Float32Array, rows: number, 
   return f.quantizeRef(w);
 }
 
+/** Throws unless `blocks` dequantize to exactly `w` (bitwise; −0 and +0 count as equal, as the
+ *  product in a matmul cannot tell them apart). */
+function checkLossless(type: FormatName, blocks: Uint8Array, w: Float32Array, what: string): void {
+  const back = FORMATS[type].dequantizeRef(blocks);
+  for (let i = 0; i < w.length; i++) {
+    if (back[i] !== w[i] && !(Number.isNaN(back[i]) && Number.isNaN(w[i]))) {
+      throw new Error(`${what}: not on the ${type} grid: element ${i} is ${w[i]}, its ${type} block gives ${back[i]} ` +
+        `(the weight was not quantized with ${type.toLowerCase()}, or was changed after quantization)`);
+    }
+  }
+}
+
 /** A GGUF tensor as float32 (row-major of its shape): F32/F16 as read, block formats
  *  dequantized with formats.ts (≡ ggml's dequantize_row_*). */
 export function readGgufTensorF32(g: GgufFile, name: string): Float32Array {
@@ -143,6 +155,11 @@ export interface LlamaGgufOptions {
   dtype?: GgufWeightType;
   /** Type of token_embd and output (default: defaultEmbedType(dtype)). */
   embedType?: GgufEmbedType;
+  /** Per-parameter type overrides (HF names), e.g. a student's own block format per weight. */
+  types?: ReadonlyMap<string, GgmlType>;
+  /** HF names that must export losslessly: their blocks are dequantized after quantizing and
+   *  must equal the given weights bit for bit (a QAT student on the same grid), else an error. */
+  lossless?: ReadonlySet<string>;
   force?: boolean;
   /** general.name; default "kdqat-llama". */
   name?: string;
@@ -181,16 +198,25 @@ export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): void {
     }
     const [rows, cols] = shape;
     const gname = ggufTensorName(name);
-    const type = ggufTensorType(name, shape.length, dtype, embedType);
+    const type = opts.types?.get(name) ?? ggufTensorType(name, shape.length, dtype, embedType);
+    if (!Object.hasOwn(FORMATS, type) && type !== 'F32' && type !== 'F16') throw new Error(`${path}: ${name}: cannot export as ${type}`);
+    if (shape.length === 1 && type !== 'F32') throw new Error(`${path}: ${name} is 1-D and stays F32 (llama.cpp norms), not ${type}`);
     checkBlocks(type, cols, `${path}: ${gname} (${name})`); // now, not halfway through writing
     // Q/K rows are permuted before quantizing: blocks run along a row, so each block's values
     // (and hence its scale and codes) are unchanged, only the row order.
     const floats = (): Float32Array => name.endsWith('self_attn.q_proj.weight') ? permuteQK(p.f32, rows, cols, H)
       : name.endsWith('self_attn.k_proj.weight') ? permuteQK(p.f32, rows, cols, Hkv)
         : p.f32;
-    const data = Object.hasOwn(FORMATS, type)
-      ? () => quantizeTensor(type as FormatName, floats(), rows, cols, `${path}: ${gname} (${name})`)
-      : floats;
+    const what = `${path}: ${gname} (${name})`;
+    const data = Object.hasOwn(FORMATS, type) ? () => {
+      const w = floats();
+      const blocks = quantizeTensor(type as FormatName, w, rows, cols, what);
+      if (opts.lossless?.has(name)) checkLossless(type as FormatName, blocks, w, what);
+      return blocks;
+    } : floats;
+    if (opts.lossless?.has(name) && type !== 'F32' && !Object.hasOwn(FORMATS, type)) {
+      throw new Error(`${what}: a lossless export needs F32 or the weight's own block format, not ${type}`);
+    }
     tensors.push({ name: gname, shape, type, data });
   }
 

@@ -134,3 +134,28 @@ test('errors: rows that are not whole blocks, unknown types', () => {
   assert.throws(() => write(params, 'Q4_0', 'Q4_0' as GgufEmbedType, small), /token_embd\/output type must be one of F32, F16, Q8_0, not Q4_0/);
   assert.equal(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')).length, 0);
 });
+
+test('lossless: a weight off its grid is refused, naming it; types override the policy', () => {
+  const student = onGrid(initParams(llamaParamSpec(CFG), 5), 'Q4_0');
+  const name = 'model.layers.1.self_attn.k_proj.weight';
+  const lossless = new Set([...student.keys()].filter(isProj));
+  const file = tmp();
+  exportLlamaGguf(file, { config: CFG, params: student, tokenizerJson: byteLevelTokenizer(), dtype: 'Q4_0', lossless });
+  const bent = new Map(student);
+  const w = Float32Array.from(student.get(name)!.f32);
+  w[77] = Math.fround(w[77] * 1.001 + 1e-4);
+  bent.set(name, new Tensor(w, student.get(name)!.shape));
+  assert.throws(() => exportLlamaGguf(tmp(), { config: CFG, params: bent, tokenizerJson: byteLevelTokenizer(), dtype: 'Q4_0', lossless }),
+    /blk\.1\.attn_k\.weight \(model\.layers\.1\.self_attn\.k_proj\.weight\): not on the Q4_0 grid: element \d+ is .*not quantized with q4_0/);
+  const types = new Map([['lm_head.weight', 'Q4_0' as const], ['model.layers.0.mlp.up_proj.weight', 'F16' as const]]);
+  const g = readGgufHeader(write2(student, types));
+  assert.equal(g.tensors.get('output.weight')!.type, 'Q4_0');
+  assert.equal(g.tensors.get('blk.0.ffn_up.weight')!.type, 'F16');
+  assert.equal(g.tensors.get('blk.1.ffn_up.weight')!.type, 'Q8_0');
+});
+
+function write2(params: Params, types: ReadonlyMap<string, 'Q4_0' | 'F16'>): string {
+  const file = tmp();
+  exportLlamaGguf(file, { config: CFG, params, tokenizerJson: byteLevelTokenizer(), dtype: 'Q8_0', types });
+  return file;
+}
