@@ -64,7 +64,8 @@ function compareAll(rowsScale = 1): void {
   for (const c0 of cases()) {
     const c = { ...c0, rows: c0.rows * rowsScale };
     const w = awkwardWeights(c.rows, c.cols, 9);
-    const gy = randomF32(w.length, rng);
+    // Upstream gradients over 2^±40, so double sums round and their order shows.
+    const gy = randomF32(w.length, rng).map((v) => v * 2 ** (rng.int(81) - 40));
     let step: Float32Array | null = null;
     if (c.q.lsq) {
       const G = granuleCount(c.rows, c.cols, c.q);
@@ -100,6 +101,7 @@ test('native fakeQuantInput / backward ≡ ref bitwise (clip and none, 1 and 2 t
   const rng = new Rng(4);
   const before = getThreads();
   try {
+    const o2tie = new Float32Array(8);
     for (const threads of [1, 2]) {
       setThreads(threads);
       for (const [n, bits, clip] of [[1001, 8, 2.5], [70001, 8, 2.5], [333, 4, Infinity], [5, 2, 0.3], [64, 8, 100]] as const) {
@@ -114,6 +116,11 @@ test('native fakeQuantInput / backward ≡ ref bitwise (clip and none, 1 and 2 t
         ref('fakeQuantInputBackward')(x, gy, g2, clip);
         same(g1, g2, `act grad ${n}`);
       }
+      // Exact ties: max 127 at 8 bits gives s = 1, so ±0.5, ±2.5 round away from zero.
+      const t = Float32Array.of(127, 0.5, -0.5, 2.5, -2.5, 1.5, -0, 126.5), ot = new Float32Array(8);
+      assert.equal(nat('fakeQuantInput')(t, ot, 8, Infinity), 1);
+      assert.deepEqual(Array.from(ot), [127, 1, -1, 3, -3, 2, 0, 127]);
+      same(ot, (ref('fakeQuantInput')(t, o2tie, 8, Infinity), o2tie), 'act ties');
       const z = new Float32Array(40), o = new Float32Array(40).fill(1);
       assert.equal(nat('fakeQuantInput')(z, o, 8, Infinity), 0);
       assert.ok(o.every((v) => Object.is(v, 0)));
