@@ -155,33 +155,39 @@ function forward(model: Model, b: QatBatch, capture: ReturnType<typeof captureFo
 }
 
 /**
- * Evaluation of `model` through `weight`: decoder — validation NLL/perplexity and the
+ * Evaluation of the student through `weight`: decoder — validation NLL/perplexity and the
  * distillation loss against the teacher (valid_kl: the `pred` term, τ = 1, mean per token);
  * encoder — dev accuracy. `maxWindows` limits the validation windows (periodic evaluations).
+ * `teacherMetrics` receives the teacher's own metrics (computed from the same forward passes).
  */
-function evaluator(model: Model, teacher: Model | null, data: QatData, tok: LoadedTokenizer, batch: number) {
-  return (weight: WeightFn | undefined, maxWindows: number): Record<string, number> => {
+function evaluator(model: Model, teacher: Model, data: QatData, tok: LoadedTokenizer, batch: number) {
+  return (weight: WeightFn | undefined, maxWindows: number, o: {
+    onBatch?: (done: number, total: number) => void; teacherMetrics?: Record<string, number>;
+  } = {}): Record<string, number> => {
+    const onBatch = o.onBatch;
     if (data.kind === 'encoder') {
-      const r = classificationAccuracy(model, tok, data.dev, { maxLen: data.maxLen, batchSize: Math.max(batch, 32), weight });
-      return { dev_accuracy: r.accuracy };
+      const acc = (m: Model, w?: WeightFn): number =>
+        classificationAccuracy(m, tok, data.dev, { maxLen: data.maxLen, batchSize: Math.max(batch, 32), weight: w, onBatch }).accuracy;
+      if (o.teacherMetrics) o.teacherMetrics.dev_accuracy = acc(teacher);
+      return { dev_accuracy: acc(model, weight) };
     }
-    if (!data.valid || model.arch !== 'llama') return {};
-    let nll = 0, kl = 0, tokens = 0;
+    if (!data.valid || model.arch !== 'llama' || teacher.arch !== 'llama') return {};
+    let nll = 0, kl = 0, tnll = 0, tokens = 0;
+    const total = Math.min(data.valid.count, maxWindows);
     noGrad(() => {
       for (const b of sequentialBatches(data.valid!, batch, maxWindows)) {
+        onBatch?.(tokens / b.seqLen, total);
         const n = b.rows * b.seqLen, ids = intTensor(b.inputs, [b.rows, b.seqLen]);
         const s = llamaForward(model.params, model.config, ids, { weight });
         nll += crossEntropy(reshape(s.logits, [n, model.config.vocabSize]), intTensor(b.targets!, [n])).item() * n;
-        if (teacher?.arch === 'llama') {
-          const t = llamaForward(teacher.params, teacher.config, ids);
-          kl += distillLoss(decoderOutputs(s), decoderOutputs(t), { pred: 1 }, { arch: 'llama' }).terms.pred!.item() * n;
-        }
+        const t = llamaForward(teacher.params, teacher.config, ids);
+        kl += distillLoss(decoderOutputs(s), decoderOutputs(t), { pred: 1 }, { arch: 'llama' }).terms.pred!.item() * n;
+        if (o.teacherMetrics) tnll += crossEntropy(reshape(t.logits, [n, teacher.config.vocabSize]), intTensor(b.targets!, [n])).item() * n;
         tokens += n;
       }
     });
-    const out: Record<string, number> = { valid_nll: nll / tokens, valid_ppl: Math.exp(nll / tokens) };
-    if (teacher) out.valid_kl = kl / tokens;
-    return out;
+    if (o.teacherMetrics) Object.assign(o.teacherMetrics, { valid_nll: tnll / tokens, valid_ppl: Math.exp(tnll / tokens), valid_kl: 0 });
+    return { valid_nll: nll / tokens, valid_ppl: Math.exp(nll / tokens), valid_kl: kl / tokens };
   };
 }
 
@@ -194,6 +200,15 @@ export function runQat(run: QatRun): QatSummary {
   const c = ckpt ? (ckpt.state.config as unknown as QatConfig) : run.config;
   checkQatConfig(c);
   const say = (m: string): void => run.reporter?.message(m);
+  // The full evaluations take a while: a line every 15 s.
+  const progress = (what: string) => {
+    let last = performance.now();
+    return (done: number, total: number): void => {
+      if (performance.now() - last < 15_000) return;
+      last = performance.now();
+      say(`evaluating the ${what}: ${done}/${total}`);
+    };
+  };
 
   // Everything that can be wrong is checked before --force clears an old run out of the way.
   const { loaded: teacherDir, tok } = loadTeacher(c.teacher);
@@ -242,11 +257,11 @@ export function runQat(run: QatRun): QatSummary {
   const cache = c.cacheTeacher ? new TeacherCache(c.cacheTeacher, teacherKey(c.teacher, capture)) : null;
   const teacherOut = (b: QatBatch): DistillOutputs => {
     const compute = (): DistillOutputs => noGrad(() => forward(teacher, b, capture));
-    return cache ? cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute) as DistillOutputs : compute();
+    return cache ? cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute) : compute();
   };
 
   const evaluating = run.evaluate !== false;
-  const evaluate = evaluating ? evaluator(student, teacher, data, tok, c.batch) : (): Record<string, number> => ({});
+  const evaluate: ReturnType<typeof evaluator> = evaluating ? evaluator(student, teacher, data, tok, c.batch) : () => ({});
   const metric = data.kind === 'decoder' ? 'valid_ppl' : 'dev_accuracy';
   say(`${arch} teacher ${c.teacher}: ${countParams(teacher.params).toLocaleString('en-US')} parameters; ` +
     `${prepared.quantized.size} quantized weights (${c.quant}); frozen: ${frozen.params.length ? frozen.params.length + ' parameters' : 'none'}; ` +
@@ -257,8 +272,9 @@ export function runQat(run: QatRun): QatSummary {
   if (!base && !evaluating) base = { teacher: {}, rtn: {} };
   if (!base) {
     say('evaluating the teacher and the round-to-nearest student');
-    const teacherEval = evaluator(teacher, null, data, tok, c.batch);
-    base = { teacher: teacherEval(undefined, Infinity), rtn: evaluate(weight, Infinity) };
+    const teacherMetrics: Record<string, number> = {};
+    const rtn = evaluate(weight, Infinity, { onBatch: progress('teacher and the round-to-nearest student'), teacherMetrics });
+    base = { teacher: teacherMetrics, rtn };
     say(`teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)}`);
   }
 
@@ -329,7 +345,7 @@ export function runQat(run: QatRun): QatSummary {
     resume: ckpt, reporter: run.reporter,
   });
 
-  const final = evaluate(weight, Infinity);
+  const final = evaluate(weight, Infinity, { onBatch: progress('KD-QAT student') });
   if (evaluating) say(`final: ${fmt(final)} (teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)})`);
   writeStudent(out, student, prepared, c.teacher, teacherDir);
   const recovered = metric === 'valid_ppl' && base.rtn.valid_ppl !== undefined && final.valid_ppl !== undefined

@@ -16,11 +16,10 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Tensor } from '../tensor/tensor.js';
 import { readSafetensors, writeSafetensors, type WriteTensor } from '../io/safetensors.js';
+import type { DistillOutputs } from '../distill/losses.js';
 
-/** The per-layer lists of a distillation output (DistillOutputs in src/distill/losses.ts). */
-export const LAYER_FIELDS = ['hidden', 'probs', 'scores', 'context', 'saOut', 'attnOut'] as const;
-type LayerField = (typeof LAYER_FIELDS)[number];
-export type TeacherOutputs = { logits: Tensor } & Record<LayerField, Tensor[]>;
+/** The per-layer lists of DistillOutputs, as stored. */
+const LAYER_FIELDS = ['hidden', 'probs', 'scores', 'context', 'saOut', 'attnOut'] as const satisfies readonly (keyof DistillOutputs)[];
 
 /** Hash of the teacher directory's weights and config plus what is captured. */
 export function teacherKey(teacherDir: string, capture: unknown): string {
@@ -59,7 +58,7 @@ export class TeacherCache {
   }
 
   /** The cached outputs for `key`, or null (a damaged file counts as a miss and is rewritten). */
-  get(key: string): TeacherOutputs | null {
+  get(key: string): DistillOutputs | null {
     const file = this.file(key);
     if (!fs.existsSync(file)) return null;
     let tensors, metadata: Record<string, string>;
@@ -73,7 +72,7 @@ export class TeacherCache {
       const x = tensors.get(name)!;
       return new Tensor(x.data as Float32Array, x.shape);
     };
-    const out = { logits: t('logits') } as TeacherOutputs;
+    const out = { logits: t('logits') } as DistillOutputs;
     for (const f of LAYER_FIELDS) {
       out[f] = [];
       for (let l = 0; tensors.has(`${f}.${l}`); l++) out[f].push(t(`${f}.${l}`));
@@ -83,7 +82,7 @@ export class TeacherCache {
     return out;
   }
 
-  put(key: string, o: TeacherOutputs): void {
+  put(key: string, o: DistillOutputs): void {
     this.misses++;
     const tensors = new Map<string, WriteTensor>();
     tensors.set('logits', { shape: [...o.logits.shape], data: o.logits.f32 });
@@ -98,7 +97,7 @@ export class TeacherCache {
   }
 
   /** get, or compute and put. */
-  fetch(key: string, compute: () => TeacherOutputs): TeacherOutputs {
+  fetch(key: string, compute: () => DistillOutputs): DistillOutputs {
     const hit = this.get(key);
     if (hit) return hit;
     const o = compute();

@@ -5,21 +5,22 @@ import { Rng } from '../../src/tensor/rng.js';
 
 export interface Case { name: string; q: WeightQuant; rows: number; cols: number }
 
-const granules = (cols: number): Granule[] => [
-  { kind: 'tensor' }, { kind: 'channel' }, { kind: 'group', size: 32 }, { kind: 'group', size: cols / 3 },
+const granules = (groups: number[]): Granule[] => [
+  { kind: 'tensor' }, { kind: 'channel' }, ...groups.map((size) => ({ kind: 'group', size }) as const),
 ];
 
 /** Every rule × granule (uniform rules at 2, 3, 4, 8 bits; LSQ variants; clipped STE). */
 export function allCases(): Case[] {
   const out: Case[] = [];
-  const rows = 7, cols = 96;
   const uniform: Rule[] = [];
   for (const bits of [2, 3, 4, 8]) uniform.push({ kind: 'sym', bits }, { kind: 'asym', bits });
-  for (const rule of [...uniform, { kind: 'twn' } as Rule]) {
-    for (const granule of granules(cols)) {
-      for (const lsq of rule.kind === 'twn' ? [false] : [false, true]) {
-        const q: WeightQuant = { rule, granule, ...(lsq ? { lsq } : {}) };
-        out.push({ name: `${JSON.stringify(q)}`, q, rows, cols });
+  for (const [rows, cols, groups] of [[7, 96, [32, 12]], [5, 45, [15, 9]]] as const) {
+    for (const rule of [...uniform, { kind: 'twn' } as Rule]) {
+      for (const granule of granules([...groups])) {
+        for (const lsq of rule.kind === 'twn' ? [false] : [false, true]) {
+          const q: WeightQuant = { rule, granule, ...(lsq ? { lsq } : {}) };
+          out.push({ name: `${JSON.stringify(q)} on [${rows}, ${cols}]`, q, rows, cols });
+        }
       }
     }
   }

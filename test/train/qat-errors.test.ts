@@ -40,6 +40,12 @@ it('teacher/student vocabulary mismatch (--student-init) is an error before anyt
   fs.writeFileSync(path.join(same.dir, 'tokenizer.json'), fs.readFileSync(path.join(other.dir, 'tokenizer.json')));
   assert.throws(() => runQat({ out, config: decoderConfig(teacher, { studentInit: same.dir }), reporter: silentReporter }), /vocabulary mismatch.*the tokenizers differ/);
   assert.ok(!fs.existsSync(out));
+  // A teacher whose tokenizer has more tokens than its embedding has rows.
+  const big = llamaTeacher(root, { vocab: 400, name: 'big' });
+  fs.writeFileSync(path.join(same.dir, 'tokenizer.json'), fs.readFileSync(path.join(big.dir, 'tokenizer.json')));
+  assert.throws(() => runQat({ out, config: decoderConfig({ dir: same.dir, text: teacher.text }), reporter: silentReporter }),
+    /--teacher .*same-size: cannot load the model: .*the tokenizer has \d+ tokens but .* has vocab_size \d+/);
+  assert.ok(!fs.existsSync(out));
   fs.rmSync(root, { recursive: true });
 });
 
