@@ -131,7 +131,9 @@ function heatmapFigure(runs: RunLog[], metric: string, mode: 'mean' | 'last'): F
         values.forEach((v, l) => {
           if (v === null) return;
           const key = `${kind}\u0000${l}`;
-          sums.set(key, [...(sums.get(key) ?? []), v]);
+          const vs = sums.get(key);
+          if (vs) vs.push(v);
+          else sums.set(key, [v]);
         });
       }
     }
