@@ -6,24 +6,9 @@
 // quantizer and sized to finish in about 10 minutes on 2 cores.
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { OV_FREEZE } from '../experiments/ov-freeze.js';
-import type { Experiment } from '../experiments/types.js';
+import { DEMO } from '../experiments/demo.js';
 import { reproduce, type ReproOpts } from './reproduce.js';
 import { intArg } from './options.js';
-
-const Q = 'w4-channel';
-
-/** ov-freeze's w4-channel table, with a budget that fits the demo's time. */
-export const DEMO: Experiment = {
-  ...OV_FREEZE,
-  name: 'demo',
-  description: 'kdqat demo: RTN vs KD-QAT vs KD-QAT + ov-freeze, 4-bit per-channel weights, on the built-in SOTU LLaMA teacher',
-  groups: OV_FREEZE.groups.filter((g) => g.key === Q),
-  runs: (s) => OV_FREEZE.runs(s).filter((r) => r.groups.includes(Q)).map((r) => ({ ...r, groups: [Q] })),
-  // Steps measured so that the whole demo takes ≤ 10 minutes with 2 threads (README).
-  defaults: { ...OV_FREEZE.defaults, seeds: 1, steps: 150, batch: 8, seqLen: 128, lr: 1e-4, evalTokens: 16384, evalItems: 100 },
-  quick: { ...OV_FREEZE.quick, seeds: 1 },
-};
 
 export const DEMO_OUT = 'kdqat-demo';
 

@@ -6,7 +6,7 @@ import { OV_FREEZE, fractionRecovered } from '../../src/experiments/ov-freeze.js
 import { ATTN_KD, unifiedPairs } from '../../src/experiments/attn-kd.js';
 import { runSeeds, selectRuns } from '../../src/experiments/runner.js';
 import { qatConfig, lossSpec } from '../../src/experiments/methods.js';
-import { DEMO } from '../../src/cli/demo.js';
+import { DEMO } from '../../src/experiments/demo.js';
 import { resolveRepro, seedsArg } from '../../src/cli/reproduce.js';
 import { QUANT_PRESETS } from '../../src/quant/config.js';
 import { LOSS_NAMES, parseLossWeights } from '../../src/distill/losses.js';

@@ -1,0 +1,18 @@
+// The demo's experiment: ov-freeze's w4-channel table (teacher, RTN, KD-QAT, KD-QAT + ov-freeze),
+// one seed, with a step count and evaluation budget that fit about 10 minutes on 2 cores.
+import { OV_FREEZE } from './ov-freeze.js';
+import type { Experiment } from './types.js';
+
+const Q = 'w4-channel';
+
+export const DEMO: Experiment = {
+  ...OV_FREEZE,
+  name: 'demo',
+  description: 'kdqat demo: RTN vs KD-QAT vs KD-QAT + ov-freeze, 4-bit per-channel weights, on the built-in SOTU LLaMA teacher',
+  groups: OV_FREEZE.groups.filter((g) => g.key === Q),
+  runs: (s) => OV_FREEZE.runs(s).filter((r) => r.groups.includes(Q)).map((r) => ({ ...r, groups: [Q] })),
+  // Steps measured so that the whole demo takes ≤ 10 minutes with 2 threads (README).
+  defaults: { ...OV_FREEZE.defaults, seeds: 1, steps: 150, batch: 8, seqLen: 128, lr: 1e-4, evalTokens: 16384, evalItems: 100 },
+  quick: { ...OV_FREEZE.quick, seeds: 1 },
+};
+
