@@ -3,6 +3,7 @@
 import { runGemmBench } from './gemm.js';
 import { runStepBench, type StepRecord } from './step.js';
 import { runQatBench, type QatStepRecord } from './qat_step.js';
+import { runQuantBench } from './quant.js';
 
 export interface BenchOptions {
   json?: boolean;
@@ -29,6 +30,10 @@ export async function runBench(opts: BenchOptions): Promise<void> {
     const recs = runQatBench({ torch: opts.torch ?? true, rounds: 2 });
     if (json) for (const r of recs) print(true, r);
     else printStepTable(recs, 'KD-QAT step (teacher forward, student W4 per-channel fake-quant forward + backward, logits KL, AdamW)');
+  }
+  if (!opts.only || opts.only === 'quant') {
+    const recs = runQuantBench({ json });
+    if (json) for (const r of recs) print(true, r);
   }
 }
 

@@ -57,3 +57,10 @@ export function jitterStep(step: Float32Array, seed = 2): Float32Array {
   const rng = new Rng(seed);
   return step.map((s) => s * (0.5 + rng.uniform()));
 }
+
+/** Index of the first bitwise difference (Object.is: −0 ≠ 0, NaN = NaN), or −1. */
+export function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
+  return -1;
+}

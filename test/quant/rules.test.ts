@@ -5,18 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor } from '../../src/tensor/index.js';
-import { fakeQuantWeight, initStep } from '../../src/quant/ops.js';
+import { fakeQuantWeight, initStep, fakeQuantInput } from '../../src/quant/ops.js';
 import { quantizeCodes, dequantizeCodes, granuleCount, type WeightQuant } from '../../src/quant/rules.js';
 import { Q4_0, Q8_0, TQ2_0, fakeQuantRef } from '../../src/quant/formats.js';
+import { fromF16 } from '../../src/io/half.js';
 import { BACKENDS, onBackend } from '../backends.js';
-import { allCases, awkwardWeights, jitterStep } from './cases.js';
-
-/** Index of the first bitwise difference (Object.is: −0 ≠ 0, NaN = NaN), or −1. */
-export function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
-  return -1;
-}
+import { allCases, awkwardWeights, jitterStep, firstDiff } from './cases.js';
 
 function assertBitwise(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
   const i = firstDiff(a, b);
@@ -57,6 +51,51 @@ for (const backend of BACKENDS) {
         const [lo, hi] = kind === 'q4_0' ? [0, 15] : kind === 'q8_0' ? [-127, 127] : [0, 2];
         assert.ok(codes.codes.every((v) => v >= lo && v <= hi), `${kind} codes in ${lo}..${hi}`);
         assert.ok(kind === 'q8_0' ? codes.codes instanceof Int8Array : codes.codes instanceof Uint8Array);
+      }
+    });
+  });
+}
+
+/** Codes and scales unpacked from ggml block bytes (ggml-common.h layouts). */
+function unpackGgml(kind: 'q4_0' | 'q8_0' | 'tq2_0', bytes: Uint8Array): { codes: number[]; d: number[] } {
+  const codes: number[] = [], d: number[] = [];
+  const f16 = (o: number): number => fromF16(bytes[o] | (bytes[o + 1] << 8));
+  if (kind === 'q4_0') {
+    for (let o = 0; o < bytes.length; o += 18) {
+      d.push(f16(o));
+      for (let j = 0; j < 32; j++) codes.push(j < 16 ? bytes[o + 2 + j] & 15 : bytes[o + 2 + j - 16] >> 4);
+    }
+  } else if (kind === 'q8_0') {
+    for (let o = 0; o < bytes.length; o += 34) {
+      d.push(f16(o));
+      for (let j = 0; j < 32; j++) codes.push((bytes[o + 2 + j] << 24) >> 24);
+    }
+  } else {
+    for (let o = 0; o < bytes.length; o += 66) {
+      d.push(f16(o + 64));
+      for (let j = 0; j < 256; j++) {
+        const h = j >> 7, n = (j & 127) >> 5, m = j & 31;
+        codes.push((bytes[o + h * 32 + m] >> (2 * n)) & 3);
+      }
+    }
+  }
+  return { codes, d };
+}
+
+for (const backend of BACKENDS) {
+  test(`llama.cpp codes and scales equal the ggml reference quantizer's block bytes (${backend})`, () => {
+    onBackend(backend, () => {
+      for (const [kind, f] of [['q4_0', Q4_0], ['q8_0', Q8_0], ['tq2_0', TQ2_0]] as const) {
+        const rows = 5, cols = 512;
+        const w = awkwardWeights(rows, cols, 13);
+        const q: WeightQuant = { rule: { kind }, granule: { kind: 'channel' } };
+        const c = quantizeCodes(w, rows, cols, q);
+        const nb = cols / f.block;
+        for (let r = 0; r < rows; r++) {
+          const ref = unpackGgml(kind, f.quantizeRef(w.subarray(r * cols, (r + 1) * cols)));
+          assert.deepEqual(Array.from(c.codes.subarray(r * cols, (r + 1) * cols)), ref.codes, `${kind} row ${r} codes`);
+          assertBitwise(c.scales.subarray(r * nb, (r + 1) * nb), ref.d, `${kind} row ${r} scales`);
+        }
       }
     });
   });
@@ -172,4 +211,9 @@ test('error paths name the rule, the shape and the fix', () => {
     assert.throws(() => fakeQuantWeight(new Tensor(bad, [6, 96]), q), /on a \[6, 96\] weight: fakeQuant: non-finite weight NaN at row 1, column 1/);
   }
   assert.throws(() => fakeQuantWeight(new Tensor(new Float32Array(8), [8]), lsq), /expected a 2-D float32 weight/);
+  const x = new Tensor(new Float32Array([1, NaN, 2]), [3]);
+  assert.throws(() => fakeQuantInput(x, 9), /fakeQuantInput: bits 9 is outside 2\.\.8 \(activations on shape \[3\]\)/);
+  assert.throws(() => fakeQuantInput(x, 8, -1), /fakeQuantInput: clip -1 must be > 0/);
+  assert.throws(() => fakeQuantInput(x, 8), /fakeQuantInput: 8-bit on shape \[3\]: fakeQuantInput: non-finite input NaN at index 1/);
+  assert.throws(() => initStep(w, { rule: { kind: 'twn' }, granule: { kind: 'tensor' } }), /initStep: rule twn has no learnable step/);
 });

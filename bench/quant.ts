@@ -1,0 +1,100 @@
+// Fake-quantization cost: fakeQuantWeight forward + backward (autograd op, as a QAT step runs
+// it) for the decoder's weight shapes, native vs the TypeScript reference, next to one GEMM of a
+// typical Linear (2048×256)·(256×768) — what the quantizer adds to a layer it feeds.
+// Usage: npx tsx bench/run.ts --only quant   (or npx tsx bench/quant.ts)
+//
+// Measured on this machine (2 vCPUs shared, AVX2), median ms, native / ref:
+//   see the report printed by this file; figures from the last run are in the README of the
+//   quant-ops report (768×256 and 4096×256, sym 4-bit per channel, LSQ, q4_0, twn).
+import { Tensor, backward, useBackend, setThreads, getThreads, matmul } from '../src/tensor/index.js';
+import { fakeQuantWeight, initStep } from '../src/quant/ops.js';
+import type { WeightQuant } from '../src/quant/rules.js';
+import { Rng } from '../src/tensor/rng.js';
+
+export interface QuantRecord {
+  bench: 'quant';
+  backend: 'native' | 'ref';
+  threads: number;
+  what: string;
+  shape: string;
+  ms: number;
+}
+
+const QUANTS: [string, WeightQuant][] = [
+  ['sym4 channel', { rule: { kind: 'sym', bits: 4 }, granule: { kind: 'channel' } }],
+  ['sym4 channel clip', { rule: { kind: 'sym', bits: 4 }, granule: { kind: 'channel' }, clip: 2.5 }],
+  ['sym4 g128 LSQ', { rule: { kind: 'sym', bits: 4 }, granule: { kind: 'group', size: 128 }, lsq: true }],
+  ['q4_0', { rule: { kind: 'q4_0' }, granule: { kind: 'group', size: 32 } }],
+  ['twn tensor', { rule: { kind: 'twn' }, granule: { kind: 'tensor' } }],
+];
+
+function median(f: () => void, minMs: number): number {
+  f();
+  const times: number[] = [];
+  const t0 = performance.now();
+  while (times.length < 5 || (performance.now() - t0 < minMs && times.length < 200)) {
+    const t = performance.now();
+    f();
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1];
+}
+
+function randomTensor(shape: number[], rng: Rng, grad = false): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return new Tensor(new Float32Array(n).map(() => rng.normal() * 0.05), shape, grad);
+}
+
+/** Forward + backward of fakeQuantWeight (one upstream gradient) for each quantizer. */
+export function runQuantBench(opts: { json?: boolean; threads?: number[]; minMs?: number } = {}): QuantRecord[] {
+  const rng = new Rng(1);
+  const recs: QuantRecord[] = [];
+  const before = getThreads();
+  const minMs = opts.minMs ?? 400;
+  for (const threads of opts.threads ?? [1, 2]) {
+    setThreads(threads);
+    for (const backend of ['native', 'ref'] as const) {
+      useBackend(backend);
+      for (const [rows, cols] of [[768, 256], [4096, 256]]) {
+        for (const [what, q] of QUANTS) {
+          if (backend === 'ref' && threads > 1) continue; // the reference is single-threaded
+          const w = randomTensor([rows, cols], rng, true);
+          const step = q.lsq ? initStep(w, q) : undefined;
+          const gy = randomTensor([rows, cols], rng);
+          const ms = median(() => {
+            backward(fakeQuantWeight(w, q, step), gy);
+            w.grad = null;
+            if (step) step.grad = null;
+          }, backend === 'ref' ? minMs / 4 : minMs);
+          recs.push({ bench: 'quant', backend, threads, what, shape: `${rows}x${cols}`, ms });
+        }
+      }
+      // One GEMM of a typical Linear: x (2048, 256) · Wᵀ with W (768, 256).
+      if (backend === 'native') {
+        const x = randomTensor([2048, 256], rng), wt = randomTensor([256, 768], rng);
+        const ms = median(() => matmul(x, wt), minMs);
+        recs.push({ bench: 'quant', backend, threads, what: 'gemm (2048x256)·(256x768)', shape: '2048x256x768', ms });
+      }
+    }
+  }
+  setThreads(before);
+  useBackend();
+  if (!opts.json) printTable(recs);
+  return recs;
+}
+
+function printTable(recs: QuantRecord[]): void {
+  console.log('\nfakeQuantWeight forward + backward, median ms');
+  console.log('what                         shape        threads  native       ref');
+  const key = (r: QuantRecord) => `${r.what}|${r.shape}`;
+  for (const r of recs.filter((x) => x.backend === 'native')) {
+    const ref = recs.find((x) => x.backend === 'ref' && key(x) === key(r) && x.threads === 1);
+    const refText = ref && r.threads === 1 ? ref.ms.toFixed(2) : '';
+    console.log(`${r.what.padEnd(29)}${r.shape.padEnd(13)}${String(r.threads).padStart(7)}${r.ms.toFixed(3).padStart(9)}${refText.padStart(10)}`);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  runQuantBench({ json: process.argv.includes('--json') });
+}
