@@ -8,6 +8,7 @@ import { pretrainCommand } from './pretrain.js';
 import { finetuneCommand } from './finetune.js';
 import { quantizeCommand } from './quantize.js';
 import { qatCommand } from './qat.js';
+import { plotCommand } from './plot.js';
 import { setCommandLine } from './options.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -17,7 +18,8 @@ export async function main(argv: string[]): Promise<void> {
     .version('0.1.0')
     .showHelpAfterError();
   const commands = [
-    pretrainCommand(), finetuneCommand(), quantizeCommand(), qatCommand(), evalCommand(), generateCommand(), exportCommand(), benchCommand(),
+    pretrainCommand(), finetuneCommand(), quantizeCommand(), qatCommand(), evalCommand(), generateCommand(), exportCommand(),
+    plotCommand(), benchCommand(),
   ];
   for (const cmd of commands) program.addCommand(cmd.exitOverride());
   // Throw instead of calling process.exit, so main can run inside tests; commander has printed

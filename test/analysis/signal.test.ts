@@ -6,15 +6,16 @@
 // nothing" (no op on the tape, same loss and gradients).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, backward, noGrad, add, affine, crossEntropy, reshape } from '../../src/tensor/index.js';
+import { Tensor, backward, noGrad, add, affine, crossEntropy, mean, mul, reshape } from '../../src/tensor/index.js';
 import { llamaForward } from '../../src/models/llama.js';
+import { bertEncode } from '../../src/models/bert.js';
 import { moduleOf } from '../../src/nn/modules.js';
 import type { Params, WeightFn } from '../../src/nn/params.js';
 import { AdamW } from '../../src/train/optim.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { BACKENDS, onBackend } from '../backends.js';
 import { SignalMonitor, SIGNAL_METRICS, type SignalRecord } from '../../src/analysis/signal.js';
-import { freshParams, llamaCfg, V } from '../train/helpers.js';
+import { bertCfg, freshParams, llamaCfg, V } from '../train/helpers.js';
 
 const STEP = 0.02; // fixed weight grid: init std is 0.02, so ŵ ∈ {…, −0.04, −0.02, 0, 0.02, …}
 const B = 2, T = 8;
@@ -27,7 +28,7 @@ function roundTo(x: Tensor, step: number): Tensor {
   return add(x, new Tensor(d, x.shape));
 }
 
-const fakeQuant: WeightFn = (name, p) => (/_proj\.weight$/.test(name) ? roundTo(p, STEP) : p);
+const fakeQuant: WeightFn = (name, p) => (/_proj\.weight$|encoder\.layer\.\d+\..*(query|key|value|dense)\.weight$/.test(name) ? roundTo(p, STEP) : p);
 
 function setup(): { params: Params; quantized: string[]; trainable: Set<string> } {
   const params = freshParams('llama', 5);
@@ -274,4 +275,22 @@ test('a quantized name that is not a parameter is an error naming it', () => {
   const { params, trainable } = setup();
   assert.throws(() => new SignalMonitor({ params, quantized: ['model.layers.9.mlp.up_proj.weight'], trainable }),
     /'model\.layers\.9\.mlp\.up_proj\.weight' is not a parameter/);
+});
+
+test('BERT: the six encoder kinds, per layer, in METHODS.md order', () => {
+  const params = freshParams('bert', 3);
+  const quantized = [...params.keys()].filter((n) => /encoder\.layer\.\d+\..*(query|key|value|dense)\.weight$/.test(n));
+  assert.equal(quantized.length, 6 * 2);
+  const monitor = new SignalMonitor({ params, quantized, trainable: new Set(params.keys()) });
+  monitor.active = true;
+  const ids = new Tensor(Int32Array.from({ length: B * T }, (_, i) => 4 + (i % (V - 4))), [B, T]);
+  const enc = bertEncode(params, bertCfg, ids, { weight: monitor.instrument(fakeQuant) });
+  backward(mean(mul(enc.last, enc.last)));
+  monitor.afterBackward();
+  const r = monitor.take();
+  assert.deepEqual(Object.keys(r.act_norm!), ['query', 'key', 'value', 'attn-out', 'ffn-in', 'ffn-out']);
+  for (const m of ['grad_norm', 'act_norm', 'signal_norm'] as const) {
+    for (const [kind, v] of Object.entries(r[m]!)) assert.ok(v.length === 2 && v.every((x) => x !== null && x > 0), `${m} ${kind}: ${v}`);
+  }
+  for (const n of quantized) close(at(r, 'grad_norm', n), norm(params.get(n)!.grad!.f32), 1e-9, n);
 });
