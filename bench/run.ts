@@ -2,8 +2,8 @@
 // PyTorch. `--json` prints one JSON object per line; otherwise a table with ratios.
 import { runGemmBench } from './gemm.js';
 import { runStepBench, type StepRecord } from './step.js';
-import { runQuantBench } from './quant.js';
 import { runQatBench, type QatStepRecord } from './qat_step.js';
+import { runQuantBench } from './quant.js';
 
 export interface BenchOptions {
   json?: boolean;
@@ -26,14 +26,14 @@ export async function runBench(opts: BenchOptions): Promise<void> {
     if (json) for (const r of recs) print(true, r);
     else printStepTable(recs);
   }
-  if (!opts.only || opts.only === 'quant') {
-    const recs = runQuantBench({ json });
-    if (json) for (const r of recs) print(true, r);
-  }
   if (!opts.only || opts.only === 'qat') {
     const recs = runQatBench({ torch: opts.torch ?? true, rounds: 2 });
     if (json) for (const r of recs) print(true, r);
     else printStepTable(recs, 'KD-QAT step (teacher forward, student W4 per-channel fake-quant forward + backward, logits KL, AdamW)');
+  }
+  if (!opts.only || opts.only === 'quant') {
+    const recs = runQuantBench({ json });
+    if (json) for (const r of recs) print(true, r);
   }
 }
 

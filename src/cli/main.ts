@@ -6,8 +6,8 @@ import { generateCommand } from './generate.js';
 import { exportCommand } from './export.js';
 import { pretrainCommand } from './pretrain.js';
 import { finetuneCommand } from './finetune.js';
-import { qatCommand } from './qat.js';
 import { quantizeCommand } from './quantize.js';
+import { qatCommand } from './qat.js';
 import { plotCommand } from './plot.js';
 import { reproduceCommand } from './reproduce.js';
 import { demoCommand } from './demo.js';
@@ -20,8 +20,10 @@ export async function main(argv: string[]): Promise<void> {
     .version('0.1.0')
     .showHelpAfterError();
   const commands = [
-    demoCommand(), pretrainCommand(), finetuneCommand(), quantizeCommand(), qatCommand(), reproduceCommand(),
-    evalCommand(), generateCommand(), exportCommand(), plotCommand(), benchCommand(),
+    demoCommand(),
+    pretrainCommand(), finetuneCommand(), quantizeCommand(), qatCommand(), evalCommand(), generateCommand(), exportCommand(),
+    plotCommand(), benchCommand(),
+    reproduceCommand(),
   ];
   for (const cmd of commands) program.addCommand(cmd.exitOverride());
   // Throw instead of calling process.exit, so main can run inside tests; commander has printed

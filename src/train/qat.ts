@@ -232,10 +232,12 @@ export function runQat(run: QatRun): QatSummary {
   let data: QatData;
   if (arch === 'llama') {
     if (!c.data) throw new Error('--data NAME|FILE is required for a decoder teacher: sotu, brown, moby-dick, or a text file');
+    if (c.task || c.dev) throw new Error(`--task/--dev are for a classifier teacher; ${c.teacher} is a LLaMA decoder: give --data`);
     data = decoderData(c.data, tok, seqLen);
     if (data.train.count < c.batch) throw new Error(`--data ${c.data}: ${data.train.count} training windows of ${seqLen} tokens cannot fill one --batch of ${c.batch}`);
   } else {
     if (!c.task) throw new Error(`--task NAME|FILE is required for an encoder (classifier) teacher, e.g. --task brown-genre`);
+    if (c.data) throw new Error(`--data is for a decoder teacher; ${c.teacher} is a BERT classifier: give --task (and --dev for a file)`);
     const labels = teacherDir.hf.arch === 'bert' ? teacherDir.hf.meta.labels ?? [] : [];
     data = encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: (teacher.config as BertConfig).numLabels }, (_, i) => String(i)), seqLen);
   }

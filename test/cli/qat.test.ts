@@ -45,6 +45,12 @@ it('kdqat qat writes a student that kdqat eval loads (quantized and latent weigh
   assert.ok(Number.isFinite(ppl(q)) && Number.isFinite(ppl(latent)));
   assert.notEqual(ppl(q), ppl(latent), 'the student evaluates its quantized weights, not the latent ones');
 
+  // The log is what `kdqat plot` reads.
+  const figs = path.join(root, 'figs');
+  const plot = await kdqat('plot', '--log', path.join(out, 'qat_log.jsonl'), '--out', figs, '--no-png');
+  assert.equal(plot.code, 0, plot.stderr);
+  assert.ok(fs.readdirSync(figs).some((f) => f.endsWith('.svg')));
+
   // An existing run: not replaced without --force; a resumed run keeps its settings.
   const again = await kdqat(...args);
   assert.equal(again.code, 1);

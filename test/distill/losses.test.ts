@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { Tensor, backward, intTensor, noGrad } from '../../src/tensor/index.js';
+import { Tensor, backward, crossEntropy, intTensor, klDiv, noGrad, reshape } from '../../src/tensor/index.js';
 import {
   LOSS_NAMES, captureFor, decoderOutputs, distillLoss, encoderOutputs, parseLossWeights,
   type DistillOutputs, type LossName, type LossWeights,
@@ -250,4 +250,16 @@ test('parseLossWeights reads objects and name=weight lists, naming the source on
   assert.throws(() => parseLossWeights('pred=x', '--loss'), /--loss: distillation loss 'pred' has weight NaN/);
   assert.throws(() => parseLossWeights({ kd: 1 }, 'cfg.json'), /cfg.json: unknown distillation loss 'kd'/);
   assert.throws(() => parseLossWeights([1], 'cfg.json'), /cfg.json: loss weights must be an object/);
+});
+
+test('without a mask, pred and ce are the plain mean over every token', () => {
+  const s = outputs('dec', 's'), t = outputs('dec', 't');
+  const labels = get('dec.labels');
+  const { terms } = distillLoss(s, t, { pred: 1, ce: 1 }, { arch: 'llama', tau: 2, labels });
+  const [B, T, V] = s.logits.shape;
+  const kl = klDiv(t.logits, s.logits, 2).item(), ce = crossEntropy(reshape(s.logits, [B * T, V]), reshape(labels, [B * T])).item();
+  assert.equal(terms.pred!.item(), kl);
+  assert.equal(terms.ce!.item(), ce);
+  // and the masked value differs (padding rows of the fixture hold real-looking logits)
+  assert.notEqual(distillLoss(s, t, { pred: 1 }, { arch: 'llama', tau: 2, mask: get('dec.mask') }).total.item(), kl);
 });
