@@ -81,12 +81,15 @@ export class SignalMonitor {
   /** Set by the trainer on logged steps only. */
   active = false;
   private readonly slots = new Map<string, Slot>();
-  private readonly trainable: ReadonlySet<string>;
   /** afterUpdate is reading ŵ through an instrumented WeightFn: do not capture it. */
   private measuring = false;
 
+  /**
+   * `quantized`: the weights to monitor (each must be in `params`). `trainable` is part of the
+   * trainer contract but changes no measurement: a frozen weight simply has no .grad (grad_norm
+   * null) and an update ratio of exactly 0, both measured rather than assumed.
+   */
   constructor(o: { params: Params; quantized: Iterable<string>; trainable: ReadonlySet<string> }) {
-    this.trainable = o.trainable;
     for (const name of o.quantized) {
       const p = o.params.get(name);
       if (!p) throw new Error(`SignalMonitor: quantized weight '${name}' is not a parameter of the model`);
