@@ -2,6 +2,7 @@
 // PyTorch. `--json` prints one JSON object per line; otherwise a table with ratios.
 import { runGemmBench } from './gemm.js';
 import { runStepBench, type StepRecord } from './step.js';
+import { runQuantBench } from './quant.js';
 
 export interface BenchOptions {
   json?: boolean;
@@ -23,6 +24,10 @@ export async function runBench(opts: BenchOptions): Promise<void> {
     const recs = runStepBench({ torch: opts.torch ?? true, rounds: 2 });
     if (json) for (const r of recs) print(true, r);
     else printStepTable(recs);
+  }
+  if (!opts.only || opts.only === 'quant') {
+    const recs = runQuantBench({ json });
+    if (json) for (const r of recs) print(true, r);
   }
 }
 

@@ -7,6 +7,7 @@ import { exportCommand } from './export.js';
 import { pretrainCommand } from './pretrain.js';
 import { finetuneCommand } from './finetune.js';
 import { plotCommand } from './plot.js';
+import { quantizeCommand } from './quantize.js';
 import { setCommandLine } from './options.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -15,7 +16,7 @@ export async function main(argv: string[]): Promise<void> {
     .description('Quantization-aware training with knowledge distillation for Transformers, on a CPU')
     .version('0.1.0')
     .showHelpAfterError();
-  const commands = [pretrainCommand(), finetuneCommand(), evalCommand(), generateCommand(), exportCommand(), plotCommand(), benchCommand()];
+  const commands = [pretrainCommand(), finetuneCommand(), evalCommand(), quantizeCommand(), generateCommand(), exportCommand(), plotCommand(), benchCommand()];
   for (const cmd of commands) program.addCommand(cmd.exitOverride());
   // Throw instead of calling process.exit, so main can run inside tests; commander has printed
   // its own message by then.
