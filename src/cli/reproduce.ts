@@ -141,7 +141,7 @@ export function addReproOptions(cmd: Command, exp: Experiment, outDefault: strin
 function runList(exp: Experiment): string {
   const runs = exp.runs({ ...exp.defaults, teacher: '' });
   const fams = [...new Set(runs.map((r) => r.family))];
-  return `\nRuns (--only): ${runs.map((r) => r.key).join(', ')}\nMethods (--only): ${fams.join(', ')}` +
+  return `\n\nRuns (--only): ${runs.map((r) => r.key).join(', ')}\nMethods (--only): ${fams.join(', ')}` +
     (exp.groups.length > 1 ? `\nQuantizers (--only): ${exp.groups.map((g) => g.key).join(', ')}` : '');
 }
 
