@@ -11,7 +11,8 @@ export const DEMO: Experiment = {
   description: 'kdqat demo: RTN vs KD-QAT vs KD-QAT + ov-freeze, 4-bit per-channel weights, on the built-in SOTU LLaMA teacher',
   groups: OV_FREEZE.groups.filter((g) => g.key === Q),
   runs: (s) => OV_FREEZE.runs(s).filter((r) => r.groups.includes(Q)).map((r) => ({ ...r, groups: [Q] })),
-  // Steps measured so that the whole demo takes ≤ 10 minutes with 2 threads (README).
+  // 150 steps: the demo took 765 CPU-seconds with 2 threads (about 6½ min of two idle cores;
+  // measured under load, docs/reproduce.md).
   defaults: { ...OV_FREEZE.defaults, seeds: 1, steps: 150, batch: 8, seqLen: 128, lr: 1e-4, evalTokens: 16384, evalItems: 100 },
   quick: { ...OV_FREEZE.quick, seeds: 1 },
 };
