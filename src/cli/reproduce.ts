@@ -117,7 +117,17 @@ export async function reproduce(exp: Experiment, o: ReproOpts, out: string, io: 
   const { libraryMethods } = await import('../experiments/methods.js');
   const banner = `kdqat ${exp.name === 'demo' ? 'demo' : `reproduce ${exp.name}`} → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'}; seeds ${seeds.join(',')}; ` +
     `${settings.steps} KD-QAT steps of batch ${settings.batch} × ${settings.seqLen} tokens, lr ${settings.lr})`;
-  return runExperiment(exp, { out, settings, seeds, only: o.only, force: o.force, commandLine: commandLine(), banner }, libraryMethods(exp, settings), io);
+  const report = runExperiment(exp, { out, settings, seeds, only: o.only, force: o.force, commandLine: commandLine(), banner }, libraryMethods(exp, settings), io);
+  // How to draw the runs' gradient norms side by side (the first seed of the first two KD-QAT runs).
+  const logs = exp.runs(settings).filter((r) => r.method.kind === 'qat')
+    .map((r) => ({ r, res: report.results.find((x) => x.run === r.key && x.files.log) }))
+    .filter((x) => x.res).slice(0, 2);
+  if (logs.length) {
+    const q = (s: string): string => (/^[\w./-]+$/.test(s) ? s : JSON.stringify(s));
+    io.log(`signal propagation: kdqat plot ${logs.map((x) => `--log ${q(path.join(out, x.res!.files.log))}`).join(' ')} ` +
+      `${logs.map((x) => `--label ${q(x.r.label)}`).join(' ')} --out ${q(path.join(out, 'figures'))}`);
+  }
+  return report;
 }
 
 /** The flags every reproduction takes. */

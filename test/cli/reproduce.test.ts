@@ -146,6 +146,8 @@ test('reproduce attn-kd --quick: ternary rows with dev and test accuracy per see
   const summary = JSON.parse(fs.readFileSync(path.join(out, 'runs', 'qat-attn-map', '5', 'summary.json'), 'utf8'));
   assert.equal(summary.config.loss, 'pred=1,rep=1,attn_map=1');
   assert.equal(summary.config.seed, 5);
+  // The reproduction measures every student itself; KD-QAT's own evaluation is off (evaluate: false).
+  assert.deepEqual([summary.teacher, summary.rtn, summary.final], [{}, {}, {}]);
   assert.match(fs.readFileSync(path.join(out, 'results.md'), 'utf8'), /\| KD-QAT \+attn_map \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| 2 \|/);
 });
 
