@@ -17,11 +17,14 @@
 // - signal_norm   ‖∂L/∂x‖₂ (Frobenius) over the step's micro-batches pooled (the norm of the
 //                 gradient w.r.t. the concatenated inputs). null where no gradient reaches x.
 // - sqnr_db       10·log10(‖W‖² / ‖W − ŵ‖²) after the update; null when ŵ = W exactly.
-// - cross_rate    fraction of entries of ŵ (after the update) that differ from ŵ after the
-//                 previous logged step's update: latent weights that crossed a rounding
-//                 boundary since then. null on the first logged step (nothing to compare).
-// - step_cross_rate  the same across this step's update alone: ŵ as the forward pass saw it
-//                 vs ŵ after the update (null when no instrumented forward ran this step).
+// - cross_rate    fraction of integer codes (after the update) that differ from the codes
+//                 after the previous logged step's update: latent weights that crossed a
+//                 rounding boundary since then. null on the first logged step.
+// - step_cross_rate  the same across this step's update alone (codes before vs after it).
+// Codes come from the `codes` option (the quantizer's integer codes, e.g. quantizeCodes).
+// Without it the monitor compares ŵ itself (before the update: as the forward saw it), which
+// also counts every entry of a granule whose scale moved (an absmax scale follows the weights):
+// right for fixed grids, an over-count for scales that track the weights.
 //
 // x is the input the Linear actually multiplies: when the wrapped WeightFn has an `input`
 // transform (8-bit activation fake quantization), the probe sits after it, so act_norm is the
@@ -70,9 +73,10 @@ interface Slot {
   stepCross: number | null;
   before: Float32Array | null; // W at beforeUpdate
   beforeValid: boolean;
-  seen: Float32Array | null; // ŵ as the forward saw it this step
+  seen: Float32Array | null; // codes (or ŵ) before this step's update
   seenValid: boolean;
-  prevHat: Float32Array | null; // ŵ after the previous logged step's update
+  prevHat: Float32Array | null; // codes (or ŵ) after the previous logged step's update
+  cur: Float32Array | null; // scratch: codes after the update, as float32
 }
 
 const KIND_ORDER: readonly string[] = [...DECODER_KINDS, ...ENCODER_KINDS];
@@ -81,12 +85,22 @@ export class SignalMonitor {
   /** Set by the trainer on logged steps only. */
   active = false;
   private readonly slots = new Map<string, Slot>();
-  private readonly trainable: ReadonlySet<string>;
   /** afterUpdate is reading ŵ through an instrumented WeightFn: do not capture it. */
   private measuring = false;
+  private readonly codes: ((name: string, w: Tensor) => ArrayLike<number>) | null;
 
-  constructor(o: { params: Params; quantized: Iterable<string>; trainable: ReadonlySet<string> }) {
-    this.trainable = o.trainable;
+  /**
+   * `quantized`: the weights to monitor (each must be in `params`). `trainable` is part of the
+   * trainer contract but changes no measurement: a frozen weight simply has no .grad (grad_norm
+   * null) and an update ratio of exactly 0, both measured rather than assumed.
+   */
+  constructor(o: {
+    params: Params; quantized: Iterable<string>; trainable: ReadonlySet<string>;
+    /** Integer codes of weight `name` from its current latent values `w` (and quantizer state),
+     *  e.g. (n, w) => quantizeCodes(w.f32, rows, cols, q, step).codes: crossings count codes. */
+    codes?: (name: string, w: Tensor) => Int8Array | Uint8Array | Int16Array | Int32Array;
+  }) {
+    this.codes = o.codes ?? null;
     for (const name of o.quantized) {
       const p = o.params.get(name);
       if (!p) throw new Error(`SignalMonitor: quantized weight '${name}' is not a parameter of the model`);
@@ -95,7 +109,7 @@ export class SignalMonitor {
       this.slots.set(name, {
         name, p, kind, index: layer ?? 0, inBlock: layer !== null, actSq: 0, actN: 0, sigSq: 0, sigSeen: false, grad: null,
         update: null, sqnr: null, cross: null, stepCross: null, before: null, beforeValid: false,
-        seen: null, seenValid: false, prevHat: null,
+        seen: null, seenValid: false, prevHat: null, cur: null,
       });
     }
   }
@@ -112,7 +126,7 @@ export class SignalMonitor {
   instrument(w: WeightFn): WeightFn {
     const fn = ((name: string, p: Tensor): Tensor => {
       const hat = w(name, p);
-      if (this.active && !this.measuring) {
+      if (this.active && !this.measuring && !this.codes) {
         const s = this.slots.get(name);
         if (s) {
           if (!s.seen) s.seen = new Float32Array(hat.size);
@@ -139,16 +153,31 @@ export class SignalMonitor {
     }
   }
 
-  /** Snapshot of the latent weights, for update ratios (call right before optimizer.step()). */
+  /** Snapshot of the latent weights (and codes), for update ratios and crossings (call right
+   *  before optimizer.step()). */
   beforeUpdate(): void {
     for (const s of this.slots.values()) {
       if (!s.before) s.before = new Float32Array(s.p.size);
       s.before.set(s.p.f32);
       s.beforeValid = true;
+      if (this.codes) {
+        s.seen = this.codesOf(s, s.seen);
+        s.seenValid = true;
+      }
     }
   }
 
-  /** Update ratios, SQNR and crossings, with ŵ = weight(name, W) after the update. */
+  /** The codes of s's weight as float32 (typed-array conversion, not a JS loop), into `into`. */
+  private codesOf(s: Slot, into: Float32Array | null): Float32Array {
+    const c = noGrad(() => this.codes!(s.name, s.p));
+    if (c.length !== s.p.size) throw new Error(`SignalMonitor: codes of '${s.name}' have ${c.length} entries, the weight ${s.p.size}`);
+    const out = into ?? new Float32Array(s.p.size);
+    out.set(c);
+    return out;
+  }
+
+  /** Update ratios, SQNR and crossings, with ŵ = weight(name, W) after the update (and the
+   *  quantizer's state after it, e.g. trained LSQ steps). */
   afterUpdate(weight: WeightFn): void {
     const k = { ss: kernel('sumSquares'), ssd: kernel('sumSquaredDiff'), ne: kernel('countNotEqual') };
     this.measuring = true;
@@ -167,10 +196,12 @@ export class SignalMonitor {
           const err = k.ssd(w, hat);
           const sig = k.ss(w);
           s.sqnr = err > 0 && sig > 0 ? 10 * Math.log10(sig / err) : null;
-          s.stepCross = s.seenValid && s.seen ? k.ne(hat, s.seen) / w.length : null;
-          s.cross = s.prevHat ? k.ne(hat, s.prevHat) / w.length : null;
+          let cur = hat;
+          if (this.codes) cur = s.cur = this.codesOf(s, s.cur);
+          s.stepCross = s.seenValid && s.seen ? k.ne(cur, s.seen) / w.length : null;
+          s.cross = s.prevHat ? k.ne(cur, s.prevHat) / w.length : null;
           if (!s.prevHat) s.prevHat = new Float32Array(w.length);
-          s.prevHat.set(hat);
+          s.prevHat.set(cur);
         }
       });
     } finally {

@@ -294,3 +294,47 @@ test('BERT: the six encoder kinds, per layer, in METHODS.md order', () => {
   }
   for (const n of quantized) close(at(r, 'grad_norm', n), norm(params.get(n)!.grad!.f32), 1e-9, n);
 });
+
+test('with the quantizer\'s codes, crossings count code changes, not scale moves', () => {
+  // Per-tensor absmax 4-bit: s = max|w| / 7, code = round(w / s) — the scale follows the weights.
+  const scaleOf = (w: Float32Array): number => w.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 7;
+  const codesOf = (w: Float32Array): Int8Array => {
+    const s = scaleOf(w);
+    return Int8Array.from(w, (v) => Math.round(v / s));
+  };
+  const absmax: WeightFn = (_n, p) => {
+    const s = scaleOf(p.f32);
+    return add(p, new Tensor(p.f32.map((v) => Math.round(v / s) * s - v), p.shape));
+  };
+  const { params, quantized, trainable } = setup();
+  const byCodes = new SignalMonitor({ params, quantized, trainable, codes: (_n, w) => codesOf(w.f32) });
+  const byValues = new SignalMonitor({ params, quantized, trainable });
+  for (const m of [byCodes, byValues]) {
+    m.beforeUpdate();
+    m.afterUpdate(absmax);
+    m.take();
+  }
+  const q = 'model.layers.0.self_attn.q_proj.weight';
+  const w = params.get(q)!.f32;
+  const c0 = codesOf(w);
+  for (const m of [byCodes, byValues]) m.beforeUpdate();
+  // The update: the largest entry grows by 3% (every ŵ of the tensor rescales) and 5 small
+  // entries move by a whole step (their codes change).
+  let imax = 0;
+  for (let i = 0; i < w.length; i++) if (Math.abs(w[i]) > Math.abs(w[imax])) imax = i;
+  const s0 = scaleOf(w);
+  w[imax] *= 1.03;
+  for (let i = 0, moved = 0; moved < 5; i++) if (i !== imax && Math.abs(c0[i]) <= 4) { w[i] += s0; moved++; }
+  for (const m of [byCodes, byValues]) m.afterUpdate(absmax);
+  const c1 = codesOf(w);
+  const changed = c1.filter((v, i) => v !== c0[i]).length;
+  const nonzero = c1.filter((v) => v !== 0).length;
+  assert.ok(changed >= 5 && changed < nonzero / 2, `changed ${changed}, nonzero ${nonzero}`);
+  const rc = byCodes.take(), rv = byValues.take();
+  assert.equal(at(rc, 'cross_rate', q), changed / w.length);
+  assert.equal(at(rc, 'step_cross_rate', q), changed / w.length);
+  assert.ok(at(rv, 'cross_rate', q)! >= nonzero / w.length, 'ŵ comparison counts every rescaled entry');
+  for (const n of quantized.filter((n) => n !== q)) assert.equal(at(rc, 'cross_rate', n), 0, n);
+  assert.throws(() => new SignalMonitor({ params, quantized, trainable, codes: () => new Int8Array(3) }).beforeUpdate(),
+    /codes of '.*' have 3 entries/);
+});
