@@ -14,6 +14,9 @@ export interface QatStepRecord {
   threads: number;
   tokens_per_s: number;
   step_ms: number;
+  /** The fastest single step (the least disturbed on a shared machine). */
+  best_tokens_per_s: number;
+  best_step_ms: number;
   peak_rss_mb: number;
   loss_first: number;
   loss_last: number;
