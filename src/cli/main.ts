@@ -6,9 +6,9 @@ import { generateCommand } from './generate.js';
 import { exportCommand } from './export.js';
 import { pretrainCommand } from './pretrain.js';
 import { finetuneCommand } from './finetune.js';
+import { plotCommand } from './plot.js';
 import { quantizeCommand } from './quantize.js';
 import { qatCommand } from './qat.js';
-import { plotCommand } from './plot.js';
 import { reproduceCommand } from './reproduce.js';
 import { demoCommand } from './demo.js';
 import { setCommandLine } from './options.js';
@@ -20,10 +20,8 @@ export async function main(argv: string[]): Promise<void> {
     .version('0.1.0')
     .showHelpAfterError();
   const commands = [
-    demoCommand(),
-    pretrainCommand(), finetuneCommand(), quantizeCommand(), qatCommand(), evalCommand(), generateCommand(), exportCommand(),
-    plotCommand(), benchCommand(),
-    reproduceCommand(),
+    demoCommand(), pretrainCommand(), finetuneCommand(), evalCommand(), quantizeCommand(), qatCommand(), reproduceCommand(),
+    generateCommand(), exportCommand(), plotCommand(), benchCommand(),
   ];
   for (const cmd of commands) program.addCommand(cmd.exitOverride());
   // Throw instead of calling process.exit, so main can run inside tests; commander has printed

@@ -31,6 +31,7 @@ import { classificationAccuracy } from '../eval/classification.js';
 import { loadQuantConfig } from '../quant/config.js';
 import { prepare, type Prepared } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
+import { quantizeCodes } from '../quant/rules.js';
 import {
   captureFor, decoderOutputs, distillLoss, encoderOutputs, parseLossWeights, type DistillOutputs, type LossWeights,
 } from '../distill/losses.js';
@@ -253,7 +254,14 @@ export function runQat(run: QatRun): QatSummary {
   const trainable = new Set([...params].filter(([, p]) => p.requiresGrad).map(([n]) => n));
   const frozenSet = new Set(frozen.params);
   const weight = cacheFrozen(prepared.weight, frozenSet);
-  const monitor = new SignalMonitor({ params, quantized: prepared.quantized.keys(), trainable });
+  const monitor = new SignalMonitor({
+    params, quantized: prepared.quantized.keys(), trainable,
+    // Crossings count integer codes (a moved absmax scale changes every ŵ of its row, not the codes).
+    codes: (name, w) => {
+      const t = prepared.targets.get(name)!;
+      return quantizeCodes(w.f32, t.rows, t.cols, prepared.quantized.get(name)!, prepared.quantParams.get(`${name}.step`)?.f32).codes;
+    },
+  });
   const studentWeight = monitor.instrument(weight);
   const capture = captureFor(weights, arch);
   const cache = c.cacheTeacher ? new TeacherCache(c.cacheTeacher, teacherKey(c.teacher, capture)) : null;

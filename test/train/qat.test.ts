@@ -116,6 +116,9 @@ it('the JSONL log: every --log-every steps the loss terms and a per-module (laye
       }
     }
   }
+  // Crossings count integer codes: the first logged step has nothing to compare with.
+  for (const per of Object.values(log[0].signal!.cross_rate)) assert.deepEqual(per, [null, null]);
+  for (const per of Object.values(log[2].signal!.cross_rate)) for (const v of per) assert.ok(v !== null && v >= 0 && v < 0.5, `cross_rate ${v}`);
   assert.equal(log[1].signal, undefined, 'an evaluation-only line (step 3) has no signal record');
   for (const l of log.filter((x) => x.step % 3 === 0)) assert.ok(Number.isFinite(l.valid_ppl) && Number.isFinite(l.valid_kl), `eval at ${l.step}`);
   fs.rmSync(root, { recursive: true });
