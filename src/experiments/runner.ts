@@ -132,6 +132,9 @@ export function runExperiment(exp: Experiment, o: RunOptions, methods: MethodRun
   if (o.banner) io.log(o.banner);
   const todo = selected.flatMap((r) => runSeeds(r, o.seeds).map((seed) => ({ r, seed })));
   let ran = 0, skipped = 0;
+  // A failed run (a NaN loss, say) is reported and left without result.json, so a rerun retries
+  // it; the other runs go on, and the command fails at the end, naming it.
+  const failed: string[] = [];
   todo.forEach(({ r, seed }, i) => {
     const tag = `[${i + 1}/${todo.length}] ${r.key}${r.method.kind === 'qat' ? ` seed ${seed}` : ''}`;
     const file = resultFile(o.out, r.key, seed);
@@ -140,6 +143,16 @@ export function runExperiment(exp: Experiment, o: RunOptions, methods: MethodRun
       io.log(`${tag}: finished earlier, kept (${path.relative(o.out, file)})`);
       return;
     }
+    try {
+      runOne(r, seed, tag, file);
+      ran++;
+    } catch (e) {
+      failed.push(`${tag}: ${(e as Error).message}`);
+      io.log(`${tag}: FAILED: ${(e as Error).message} (its files are in ${path.relative(o.out, path.dirname(file)) || '.'}; a rerun retries it)`);
+    }
+  });
+
+  function runOne(r: RunDef, seed: number, tag: string, file: string): void {
     const runDir = path.dirname(file);
     fs.rmSync(runDir, { recursive: true, force: true }); // an interrupted run starts over
     fs.mkdirSync(runDir, { recursive: true });
@@ -164,9 +177,8 @@ export function runExperiment(exp: Experiment, o: RunOptions, methods: MethodRun
     }
     const result: RunResult = { run: r.key, seed, metrics, seconds: { method: methodSeconds, eval: (performance.now() - te) / 1000 }, files };
     atomicWrite(file, false, (w) => w(JSON.stringify(result, null, 2) + '\n'));
-    ran++;
     io.log(`${tag}: done in ${(result.seconds.method + result.seconds.eval).toFixed(1)} s: ${headline(exp, metrics)}`);
-  });
+  }
 
   // Tables from every finished run in OUT (including runs of seeds or rows not selected now).
   const results = new Map<string, RunResult[]>();
@@ -196,6 +208,9 @@ export function runExperiment(exp: Experiment, o: RunOptions, methods: MethodRun
   const flat = [...results.values()].flat();
   writeReport(o, exp, tables, flat, seconds);
   io.print(tables.map(formatText).join('\n'));
+  if (failed.length) {
+    throw new Error(`${failed.length} run(s) failed (the tables hold the others; rerun the command to retry them):\n  ${failed.join('\n  ')}`);
+  }
   return { tables, results: flat, ran, skipped, seconds };
 }
 

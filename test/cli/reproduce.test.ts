@@ -175,6 +175,23 @@ test('demo --quick: RTN, KD-QAT, KD-QAT + ov-freeze at w4-channel, one seed; ref
   assert.match(other.stderr, /holds a reproduction of demo, not ov-freeze/);
 });
 
+test('a run that fails (NaN loss) is named, the others are tabled, and a rerun retries it', () => {
+  const out = path.join(fx.root, 'nan');
+  const args = ['reproduce', 'ov-freeze', '--quick', '--teacher', fx.llama, '--out', out, '--lr', '1e30', '--only', 'teacher,qat-w4-channel', '--seeds', '1'];
+  const r = kdqat(...args);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /qat-w4-channel seed 0: FAILED: training stopped at step \d+: the loss term 'pred' NaN/);
+  assert.match(r.stderr, /1 run\(s\) failed \(the tables hold the others; rerun the command to retry them\)/);
+  const rows = readJson(path.join(out, 'results.json')).tables[0].rows;
+  assert.equal(rows[0].metrics.ppl.n, 1);
+  assert.deepEqual(rows[2].metrics, {});
+  assert.ok(!fs.existsSync(path.join(out, 'runs', 'qat-w4-channel', '0', 'result.json')));
+  const again = kdqat(...args);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /teacher: finished earlier, kept/);
+  assert.match(again.stderr, /qat-w4-channel seed 0: KD-QAT with w4-channel/);
+});
+
 test('bad flags: clear errors, nothing written', async () => {
   const out = path.join(fx.root, 'bad');
   const cases: [string[], RegExp][] = [
