@@ -8,6 +8,8 @@
 // Usage: npx tsx scripts/teacher-report.ts [teachers/llama-sotu] [teachers/bert-brown-genre]
 // (KDQAT_THREADS=1 keeps it to one core; it takes a few minutes.)
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { brownGenreTask, builtinMultipleChoice, loadCorpus, splitCorpus } from '../src/data/index.js';
 import { loadTokenizer } from '../src/tokenize/index.js';
 import { loadModelDir } from '../src/io/model-dir.js';
@@ -73,9 +75,12 @@ const task = brownGenreTask();
 const byLabel = new Map<number, number>();
 for (const e of task.train) byLabel.set(e.label, (byLabel.get(e.label) ?? 0) + 1);
 const major = [...byLabel].sort((a, b) => b[1] - a[1])[0][0];
+// Score passages at the length the classifier was fine-tuned with (summary.json), as finetune did.
+const summaryFile = path.join(enc, 'summary.json');
+const maxLen = fs.existsSync(summaryFile) ? Number(JSON.parse(fs.readFileSync(summaryFile, 'utf8')).config?.maxLen ?? 128) : 128;
 for (const [s, part] of [['valid', task.dev], ['test', task.test]] as const) {
-  const cls = evalJson(['--model', enc, '--cls', 'brown-genre', '--split', s]).results[0];
+  const cls = evalJson(['--model', enc, '--cls', 'brown-genre', '--split', s, '--seq', String(maxLen)]).results[0];
   const n = Number(cls.examples), majority = part.filter((e) => e.label === major).length / part.length;
-  rows.push(`| ${enc} | brown-genre ${s === 'valid' ? 'dev' : 'test'} accuracy (n=${n}) | ${withCi(Number(cls.acc), n)} | majority class (${task.labels[major]}) ${majority.toFixed(3)} |`);
+  rows.push(`| ${enc} | brown-genre ${s === 'valid' ? 'dev' : 'test'} accuracy (n=${n}, ${maxLen} tokens) | ${withCi(Number(cls.acc), n)} | majority class (${task.labels[major]}) ${majority.toFixed(3)} |`);
 }
 console.log(rows.join('\n'));
