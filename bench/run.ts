@@ -2,6 +2,8 @@
 // PyTorch. `--json` prints one JSON object per line; otherwise a table with ratios.
 import { runGemmBench } from './gemm.js';
 import { runStepBench, type StepRecord } from './step.js';
+import { runQatBench, type QatStepRecord } from './qat_step.js';
+import { runQuantBench } from './quant.js';
 
 export interface BenchOptions {
   json?: boolean;
@@ -24,12 +26,21 @@ export async function runBench(opts: BenchOptions): Promise<void> {
     if (json) for (const r of recs) print(true, r);
     else printStepTable(recs);
   }
+  if (!opts.only || opts.only === 'qat') {
+    const recs = runQatBench({ torch: opts.torch ?? true, rounds: 2 });
+    if (json) for (const r of recs) print(true, r);
+    else printStepTable(recs, 'KD-QAT step (teacher forward, student W4 per-channel fake-quant forward + backward, logits KL, AdamW)');
+  }
+  if (!opts.only || opts.only === 'quant') {
+    const recs = runQuantBench({ json });
+    if (json) for (const r of recs) print(true, r);
+  }
 }
 
-function printStepTable(recs: StepRecord[]): void {
-  console.log('\ntraining step: LLaMA dim 256, 4 layers, 4 heads, SwiGLU 688, vocab 4096, seq 256, batch 8');
+function printStepTable(recs: (StepRecord | QatStepRecord)[], what = 'training step'): void {
+  console.log(`\n${what}: LLaMA dim 256, 4 layers, 4 heads, SwiGLU 688, vocab 4096, seq 256, batch 8`);
   console.log('impl    threads  tokens/s  step ms  peak RSS MB');
-  const best = new Map<string, StepRecord>();
+  const best = new Map<string, StepRecord | QatStepRecord>();
   for (const r of recs) {
     const k = `${r.impl}:${r.threads}`;
     const b = best.get(k);

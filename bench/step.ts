@@ -30,7 +30,7 @@ export function torchAvailable(): boolean {
   return r.status === 0;
 }
 
-function threadEnv(threads: number): NodeJS.ProcessEnv {
+export function threadEnv(threads: number): NodeJS.ProcessEnv {
   return {
     ...process.env,
     KDQAT_THREADS: String(threads),
@@ -40,12 +40,12 @@ function threadEnv(threads: number): NodeJS.ProcessEnv {
   };
 }
 
-function runChild(cmd: string, args: string[], threads: number): StepRecord {
+export function runChild<R = StepRecord>(cmd: string, args: string[], threads: number): R {
   const r = spawnSync(cmd, args, { env: threadEnv(threads), encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stderr}`);
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
   if (!line) throw new Error(`${cmd} printed no JSON:\n${r.stdout}\n${r.stderr}`);
-  return JSON.parse(line) as StepRecord;
+  return JSON.parse(line) as R;
 }
 
 export function runStepBench(opts: { threads?: number[]; steps?: number; rounds?: number; torch?: boolean } = {}): StepRecord[] {

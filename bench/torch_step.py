@@ -74,30 +74,35 @@ class LM(torch.nn.Module):
         return self.head(self.norm(x))
 
 
-model = LM()
-opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-ids = torch.randint(0, VOCAB, (BATCH, SEQ))
-tgt = torch.cat((ids[:, 1:], torch.full((BATCH, 1), -100)), 1)
+def main():
+    model = LM()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    ids = torch.randint(0, VOCAB, (BATCH, SEQ))
+    tgt = torch.cat((ids[:, 1:], torch.full((BATCH, 1), -100)), 1)
 
 
-def step():
-    logits = model(ids)
-    loss = F.cross_entropy(logits.view(-1, VOCAB), tgt.reshape(-1), ignore_index=-100)
-    loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    return loss.item()
+    def step():
+        logits = model(ids)
+        loss = F.cross_entropy(logits.view(-1, VOCAB), tgt.reshape(-1), ignore_index=-100)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
 
 
-first = step()
-step()
-t0 = time.perf_counter()
-for _ in range(steps):
-    last = step()
-ms = (time.perf_counter() - t0) / steps * 1000
-print(json.dumps({
-    "bench": "train_step", "impl": "torch", "threads": threads,
-    "tokens_per_s": BATCH * SEQ / (ms / 1000), "step_ms": ms,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    "loss_first": first, "loss_last": last,
-}))
+    first = step()
+    step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        last = step()
+    ms = (time.perf_counter() - t0) / steps * 1000
+    print(json.dumps({
+        "bench": "train_step", "impl": "torch", "threads": threads,
+        "tokens_per_s": BATCH * SEQ / (ms / 1000), "step_ms": ms,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "loss_first": first, "loss_last": last,
+    }))
+
+
+if __name__ == "__main__":
+    main()

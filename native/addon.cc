@@ -23,6 +23,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitNN(env, exports);
   InitAttention(env, exports);
   InitOptim(env, exports);
+  InitQuant(env, exports);
   return exports;
 }
 

@@ -273,6 +273,102 @@ Napi::Value SumSquaredDiff(Info info) {
   return Napi::Number::New(info.Env(), sum_sq_parallel(x, y, n));
 }
 
+// countNotEqual(a, b) → number of i with a[i] != b[i] (NaN != anything)
+Napi::Value CountNotEqual(Info info) {
+  Args a(info, "countNotEqual", 2);
+  const int64_t n = a.f32_length(0, "a");
+  const float* x = a.f32(0, "a", n);
+  const float* y = a.f32(1, "b", n);
+  constexpr int64_t kChunk = 65536;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<int64_t> part(chunks);
+  parallel_for(chunks, 4, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++) {
+      const int64_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
+      int64_t k = 0;
+      for (int64_t i = i0; i < i1; i++) k += !(x[i] == y[i]);
+      part[c] = k;
+    }
+  });
+  int64_t k = 0;
+  for (int64_t p : part) k += p;
+  return Napi::Number::New(info.Env(), static_cast<double>(k));
+}
+
+double prob_eps(const Args& a, size_t i) {
+  const double eps = a.number(i, "eps");
+  if (!(eps > 0 && std::isfinite(eps))) {
+    throw a.range_error("eps must be a positive finite number, got " + std::to_string(eps));
+  }
+  return eps;
+}
+
+// probKl(p, q, w, rows, n, eps) → Σ_r w_r Σ_j p_j (log max(p_j, eps) − log max(q_j, eps)).
+// One log per nonzero target entry (log of the clamped ratio); zero targets (masked attention
+// entries, the upper triangle of a causal map) cost a compare. Rows are summed per fixed block
+// of kRows and the block partials added in order: the result does not depend on thread count.
+Napi::Value ProbKl(Info info) {
+  Args a(info, "probKl", 6);
+  const int64_t rows = a.dim(3, "rows"), n = a.dim(4, "n"), len = a.mul(rows, n);
+  const double eps = prob_eps(a, 5);
+  const float* p = a.f32(0, "p", len);
+  const float* q = a.f32(1, "q", len);
+  const float* w = a.f32(2, "w", rows);
+  constexpr int64_t kRows = 32;
+  const int64_t blocks = (rows + kRows - 1) / kRows;
+  std::vector<double> part(blocks);
+  const float fe = static_cast<float>(eps);
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; b++) {
+      double s = 0;
+      for (int64_t r = b * kRows; r < std::min(rows, (b + 1) * kRows); r++) {
+        if (w[r] == 0.0f) continue;
+        const float* pr = p + r * n;
+        const float* qr = q + r * n;
+        double kl = 0;
+        for (int64_t j = 0; j < n; j++) {
+          const float pj = pr[j];
+          if (pj == 0.0f) continue;
+          // float log of the clamped ratio (≈1 ulp), accumulated in double per row
+          kl += static_cast<double>(pj * std::log(std::max(pj, fe) / std::max(qr[j], fe)));
+        }
+        s += static_cast<double>(w[r]) * kl;
+      }
+      part[b] = s;
+    }
+  });
+  double total = 0;
+  for (double x : part) total += x;
+  return Napi::Number::New(info.Env(), total);
+}
+
+// probKlBackward(p, q, w, g, gq, rows, n, eps): gq = −g·w_r·p/q where q ≥ eps, else 0.
+Napi::Value ProbKlBackward(Info info) {
+  Args a(info, "probKlBackward", 8);
+  const int64_t rows = a.dim(5, "rows"), n = a.dim(6, "n"), len = a.mul(rows, n);
+  const double eps = prob_eps(a, 7);
+  const double g = a.number(3, "g");
+  const float* p = a.f32(0, "p", len);
+  const float* q = a.f32(1, "q", len);
+  const float* w = a.f32(2, "w", rows);
+  float* gq = a.f32(4, "gq", len);
+  const float fe = static_cast<float>(eps);
+  parallel_for(rows, row_grain(n), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float c = static_cast<float>(-g * w[r]);
+      const float* pr = p + r * n;
+      const float* qr = q + r * n;
+      float* gr = gq + r * n;
+      if (c == 0.0f) {
+        std::fill(gr, gr + n, 0.0f);
+        continue;
+      }
+      for (int64_t j = 0; j < n; j++) gr[j] = qr[j] >= fe ? c * pr[j] / qr[j] : 0.0f;
+    }
+  });
+  return info.Env().Undefined();
+}
+
 }  // namespace
 }  // namespace nn
 
@@ -292,6 +388,9 @@ void InitNN(Napi::Env env, Napi::Object exports) {
   exports.Set("klDiv", Napi::Function::New(env, KlDiv));
   exports.Set("klDivBackward", Napi::Function::New(env, KlDivBackward));
   exports.Set("sumSquaredDiff", Napi::Function::New(env, SumSquaredDiff));
+  exports.Set("countNotEqual", Napi::Function::New(env, CountNotEqual));
+  exports.Set("probKl", Napi::Function::New(env, ProbKl));
+  exports.Set("probKlBackward", Napi::Function::New(env, ProbKlBackward));
 }
 
 }  // namespace kdqat

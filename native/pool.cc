@@ -2,7 +2,10 @@
 //
 // Workers are created once (KDQAT_THREADS, default = hardware threads) and wait passively on a
 // condition variable after a short spin, so an idle kdqat never burns the other core. A call
-// hands out one contiguous chunk per thread; the caller runs chunk 0 itself.
+// splits the range into one contiguous chunk per thread (the same chunks whoever runs them, so
+// results never depend on scheduling); threads claim chunks from a shared ticket, the caller
+// included, so on a machine shared with other work the caller runs the chunk of a worker that
+// has not woken up yet instead of waiting for it.
 #include "common.h"
 
 #include <atomic>
@@ -94,14 +97,19 @@ class Pool {
     job_.fn = &fn;
     job_.n = n;
     job_.chunks = chunks;
-    pending_.store(chunks - 1, std::memory_order_relaxed);
+    pending_.store(chunks, std::memory_order_relaxed);
+    uint64_t g;
     {
       std::lock_guard<std::mutex> lk(mu_);
-      generation_.fetch_add(1, std::memory_order_release);
+      g = generation_.load(std::memory_order_relaxed) + 1;
+      // The ticket names the job (low 32 bits of its generation), its chunk count and the next
+      // chunk to claim, in one word: a claim is one compare-exchange.
+      ticket_.store(ticket(g, chunks, 0), std::memory_order_release);
+      generation_.store(g, std::memory_order_release);
     }
     cv_.notify_all();
     in_parallel_ = true;
-    run_chunk(0);
+    claim_and_run(g);
     in_parallel_ = false;
     // Wait for the workers: spin a little, then sleep.
     for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; spin++) {
@@ -115,10 +123,37 @@ class Pool {
   }
 
  private:
+  static uint64_t ticket(uint64_t gen, uint64_t chunks, uint64_t next) {
+    return (gen << 32) | (chunks << 16) | next;  // chunks ≤ 256 (resize caps the pool)
+  }
+
   void run_chunk(int c) {
     int64_t begin = job_.n * c / job_.chunks;
     int64_t end = job_.n * (c + 1) / job_.chunks;
     if (begin < end) (*job_.fn)(begin, end);
+  }
+
+  // Claims and runs chunks of job `gen` until none is left. A claim succeeds only while the
+  // ticket still names that job, so a worker waking late never touches a newer job's chunks
+  // before it is posted; job_ is stable while any chunk of it is unfinished (the caller waits).
+  void claim_and_run(uint64_t gen) {
+    const uint64_t tag = gen & 0xffffffffu;
+    uint64_t t = ticket_.load(std::memory_order_acquire);
+    for (;;) {
+      if ((t >> 32) != tag) return;
+      const uint64_t chunks = (t >> 16) & 0xffffu, c = t & 0xffffu;
+      if (c >= chunks) return;
+      if (!ticket_.compare_exchange_weak(t, ticket(tag, chunks, c + 1), std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
+        continue;  // t was reloaded
+      }
+      run_chunk(static_cast<int>(c));
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lk(done_mu_);
+        done_cv_.notify_one();
+      }
+      t = ticket_.load(std::memory_order_acquire);
+    }
   }
 
   void loop(int id, uint64_t seen) {
@@ -138,13 +173,7 @@ class Pool {
       }
       if (quit_) return;
       seen = g;
-      if (id < job_.chunks) {
-        run_chunk(id);
-        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-          std::lock_guard<std::mutex> lk(done_mu_);
-          done_cv_.notify_one();
-        }
-      }
+      claim_and_run(g);
     }
   }
 
@@ -164,6 +193,7 @@ class Pool {
   std::condition_variable cv_, done_cv_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
+  std::atomic<uint64_t> ticket_{0};
   std::atomic<bool> quit_{false};
   Job job_;
   static thread_local bool in_parallel_;

@@ -48,7 +48,7 @@ function perplexityJob(m: OpenedModel, source: string, stream: number[], s: JobS
   return {
     kind: 'perplexity', source,
     run: (onBatch) => {
-      const r = streamPerplexity(m.model, stream, s.seq, { batchSize: s.batchSize, onBatch });
+      const r = streamPerplexity(m.model, stream, s.seq, { batchSize: s.batchSize, weight: m.weight, onBatch });
       return { kind: 'perplexity', source, ppl: r.ppl, nll: r.nll, tokens: r.tokens, windows: r.windows, seq: r.seq, ...extra };
     },
   };
@@ -105,7 +105,7 @@ export function mcJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: Job
   return {
     kind: 'multiple-choice', source,
     run: (onBatch) => {
-      const r = scoreMultipleChoice(m.model, { encode: raw(tok) }, records, { batchSize: s.batchSize, prefixId, onBatch });
+      const r = scoreMultipleChoice(m.model, { encode: raw(tok) }, records, { batchSize: s.batchSize, prefixId, weight: m.weight, onBatch });
       const choices = records.reduce((n, x) => n + x.choices.length, 0);
       return { kind: 'multiple-choice', source, acc: r.acc, acc_norm: r.accNorm, items: r.n, choices, truncated_choices: r.truncatedChoices };
     },
@@ -151,7 +151,7 @@ export function clsJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: Jo
   return {
     kind: 'classification', source,
     run: (onBatch) => {
-      const r = classificationAccuracy(model, tok, all, { maxLen: s.seq, batchSize: s.batchSize, onBatch });
+      const r = classificationAccuracy(model, tok, all, { maxLen: s.seq, batchSize: s.batchSize, weight: m.weight, onBatch });
       return { kind: 'classification', source, acc: r.accuracy, examples: r.n, labels: labels.length };
     },
   };

@@ -24,6 +24,7 @@ export interface EvalOptions {
   batchSize?: string;
   limit?: string;
   json?: boolean;
+  latent?: boolean;
 }
 
 export interface EvalReport {
@@ -64,6 +65,7 @@ export function evalCommand(): Command {
     .option('--batch-size <n>', 'sequences per forward pass', '8')
     .option('--limit <n>', 'score only the first n items of each --mc/--cls task')
     .option('--json', 'print one JSON object instead of a table')
+    .option('--latent', 'a quantized student directory: evaluate its latent full-precision weights instead of the dequantized low-bit ones')
     .addHelpText('after', '\nPerplexity windows: the text is tokenized whole (no special tokens) and cut into\n' +
       'non-overlapping windows of --seq inputs sharing one boundary token; each token after the first\n' +
       'is predicted once. --corpus joins the documents of the split with an EOS after each.\n\n' +
@@ -85,7 +87,7 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
   const { openModel, openTokenizer, positiveInt, eosIds, describeModel } = await import('./open-model.js');
   const { clsJob, corpusJob, mcJob, textJob } = await import('./eval-tasks.js');
   const { countParams } = await import('../nn/params.js');
-  const m = openModel(opts.model);
+  const m = openModel(opts.model, { latent: opts.latent });
   const tok = openTokenizer(m, opts.tokenizer);
   const maxPos = m.model.config.maxPositionEmbeddings;
   const settings: JobSettings = {

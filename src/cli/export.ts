@@ -1,16 +1,24 @@
-// `kdqat export`: a model directory to a GGUF file for llama.cpp (LLaMA only), or re-saved as a
-// model directory in half precision (safetensors F16/BF16).
+// `kdqat export`: a model directory to a GGUF file for llama.cpp (LLaMA only; F32, F16 or the
+// llama.cpp block formats Q8_0/Q4_0/TQ2_0, see src/io/gguf.ts), or re-saved as a model directory
+// in half precision (safetensors F16/BF16).
 // The model modules are imported when the command runs (see eval.ts).
 import { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SaveDType } from '../io/model-dir.js';
+import type { GgmlType, GgufEmbedType, GgufWeightType } from '../io/gguf.js';
+import type { FormatName } from '../quant/formats.js';
+import type { OpenedModel } from './open-model.js';
 
 export interface ExportOptions {
   model?: string;
   format?: string;
   out?: string;
   dtype?: string;
+  /** gguf: type of the projection matrices (f32, f16, q8_0, q4_0, tq2_0); --dtype is its alias. */
+  type?: string;
+  /** gguf: type of token_embd / output (f32, f16, q8_0). */
+  embedType?: string;
   tokenizer?: string;
   force?: boolean;
 }
@@ -21,10 +29,13 @@ export function exportCommand(): Command {
     .requiredOption('--model <dir>', 'Hugging Face model directory')
     .requiredOption('--format <format>', 'gguf or safetensors')
     .requiredOption('--out <path>', 'FILE.gguf, or the output directory for safetensors')
-    .option('--dtype <dtype>', 'gguf: f32 (default) or f16; safetensors: f16 (default), bf16 or f32')
+    .option('--type <type>', 'gguf: type of the 7 projection matrices of every layer: f32, f16, q8_0, q4_0 or tq2_0 (default f32; for a q4_0/q8_0/tq2_0 student its own format, exported losslessly)')
+    .option('--embed-type <type>', 'gguf: type of token_embd and output: f32, f16 or q8_0 (default: as --type for f32/f16, else q8_0)')
+    .option('--dtype <dtype>', 'safetensors: f16 (default), bf16 or f32; gguf: same as --type')
     .option('--tokenizer <file>', 'tokenizer.json to use when the model directory has none')
     .option('--force', 'replace an existing output')
-    .addHelpText('after', '\nExamples:\n  kdqat export --model out/llama --format gguf --out llama.gguf --dtype f16\n' +
+    .addHelpText('after', '\nExamples:\n  kdqat export --model out/llama --format gguf --out llama.gguf --type f16\n' +
+      '  kdqat export --model out/student-q4_0 --format gguf --out student.gguf --type q4_0\n' +
       '  kdqat export --model out/bert-cls --format safetensors --dtype bf16 --out out/bert-cls-bf16')
     .action(async (opts: ExportOptions) => {
       const out = await runExport(opts);
@@ -32,14 +43,67 @@ export function exportCommand(): Command {
     });
 }
 
+const BLOCK_RULES: Record<string, FormatName> = { q4_0: 'Q4_0', q8_0: 'Q8_0', tq2_0: 'TQ2_0' };
+
+/** How the weights go into the GGUF. A plain model: everything by `given` (default F32). A
+ *  student (quant/student.ts) opens as its dequantized weights; each weight it quantized with a
+ *  llama.cpp rule (q4_0/q8_0/tq2_0) is written in that block format, which is lossless (checked
+ *  while writing), and --type defaults to the projections' format. A --type that is another
+ *  block format is refused (it would re-quantize the student's grid); f32/f16 are allowed. */
+export function studentPlan(m: OpenedModel, given: GgufWeightType | undefined, embedGiven: boolean):
+  { dtype: GgufWeightType; types: Map<string, GgmlType>; lossless: Set<string>; notes: string[] } {
+  const types = new Map<string, GgmlType>(), lossless = new Set<string>(), notes: string[] = [];
+  if (!m.student || m.latent) return { dtype: given ?? 'F32', types, lossless, notes };
+  const isHead = (W: string): boolean => W === 'lm_head.weight' || W === 'model.embed_tokens.weight';
+  const block = new Map<string, FormatName>();
+  const other = new Map<string, string>();
+  for (const [W, e] of m.student.weights) {
+    const f = BLOCK_RULES[e.quant.rule.kind];
+    if (f) block.set(W, f); else other.set(W, e.quant.rule.kind);
+  }
+  const projFormats = new Set([...block].filter(([W]) => !isHead(W)).map(([, f]) => f));
+  const dtype: GgufWeightType = given ?? (projFormats.size === 1 ? [...projFormats][0] : 'F32');
+  const blockOut = dtype !== 'F32' && dtype !== 'F16';
+  for (const [W, f] of block) {
+    if (blockOut && !isHead(W) && f !== dtype) {
+      throw new Error(`--type ${dtype.toLowerCase()}: the student ${m.dir} has ${W} on the ${f} grid (quantization.json); ` +
+        `exporting it as ${dtype} would re-quantize it. Use --type ${f.toLowerCase()} (lossless), or f32/f16`);
+    }
+    if (!blockOut || (isHead(W) && embedGiven)) continue;
+    types.set(W, f);
+    lossless.add(W);
+  }
+  if (blockOut && other.size) {
+    const kinds = [...new Set(other.values())].join(', ');
+    notes.push(`${other.size} weight(s) of ${m.dir} use ${kinds} quantization; they are re-quantized to ${dtype} ` +
+      'round-to-nearest from their dequantized values (not lossless)');
+  }
+  if (m.student.activations) {
+    notes.push(`the student's ${m.student.activations.bits}-bit activation quantization is not stored in GGUF; ` +
+      'llama.cpp quantizes Linear inputs to 8 bits (Q8_0 / Q8_K) on its own');
+  }
+  return { dtype, types, lossless, notes };
+}
+
 /** Returns the absolute path written. */
 export async function runExport(opts: ExportOptions): Promise<string> {
   const format = (opts.format ?? '').toLowerCase();
   if (format !== 'gguf' && format !== 'safetensors') throw new Error(`--format must be gguf or safetensors, got ${JSON.stringify(opts.format)}`);
   if (!opts.out) throw new Error('--out is required');
-  const dtype = (opts.dtype ?? (format === 'gguf' ? 'f32' : 'f16')).toUpperCase();
-  const allowed = format === 'gguf' ? ['F32', 'F16'] : ['F16', 'BF16', 'F32'];
-  if (!allowed.includes(dtype)) throw new Error(`--dtype ${opts.dtype}: ${format} export supports ${allowed.map((d) => d.toLowerCase()).join(', ')}`);
+  if (format === 'gguf' && opts.type && opts.dtype && opts.type.toLowerCase() !== opts.dtype.toLowerCase()) {
+    throw new Error(`--type ${opts.type} and --dtype ${opts.dtype} disagree; for gguf --dtype is an alias of --type, give one`);
+  }
+  if (format !== 'gguf' && (opts.type || opts.embedType)) throw new Error(`--type/--embed-type are for --format gguf; safetensors takes --dtype`);
+  const flag = format === 'gguf' && opts.type ? '--type' : '--dtype';
+  const given = format === 'gguf' ? opts.type ?? opts.dtype : opts.dtype;
+  // gguf without --type: F32, or a student's own block format (decided once it is loaded).
+  const dtype = (given ?? (format === 'gguf' ? '' : 'f16')).toUpperCase();
+  const allowed = format === 'gguf' ? ['F32', 'F16', 'Q8_0', 'Q4_0', 'TQ2_0'] : ['F16', 'BF16', 'F32'];
+  if (dtype && !allowed.includes(dtype)) throw new Error(`${flag} ${given}: ${format} export supports ${allowed.map((d) => d.toLowerCase()).join(', ')}`);
+  const embedType = opts.embedType?.toUpperCase();
+  if (embedType !== undefined && !['F32', 'F16', 'Q8_0'].includes(embedType)) {
+    throw new Error(`--embed-type ${opts.embedType}: token_embd/output can be f32, f16 or q8_0`);
+  }
   const out = path.resolve(opts.out);
   // Checked before loading, which can take a while for a large model.
   if (fs.existsSync(out) && !opts.force) throw new Error(`--out ${opts.out}: ${out} already exists; pass --force to replace it`);
@@ -57,8 +121,13 @@ export async function runExport(opts: ExportOptions): Promise<string> {
       throw new Error(`--model ${m.dir} is ${describeModel(m)}: GGUF export is for LLaMA-family decoders (llama.cpp runs no BERT encoders from kdqat); use --format safetensors`);
     }
     if (!tokenizerJson) throw new Error(`--model ${m.dir}: no tokenizer.json in the model directory, and GGUF embeds the vocabulary; pass --tokenizer FILE`);
+    const plan = studentPlan(m, (dtype || undefined) as GgufWeightType | undefined, embedType !== undefined);
+    for (const n of plan.notes) process.stderr.write(`note: ${n}\n`);
     try {
-      exportLlamaGguf(out, { config: hf, params: m.loaded.params, tokenizerJson, dtype: dtype as 'F32' | 'F16', force: opts.force, name: path.basename(m.dir) });
+      exportLlamaGguf(out, {
+        config: hf, params: m.loaded.params, tokenizerJson, force: opts.force, name: path.basename(m.dir),
+        dtype: plan.dtype, embedType: embedType as GgufEmbedType | undefined, types: plan.types, lossless: plan.lossless,
+      });
     } catch (e) {
       throw new Error(`export to ${out} failed: ${(e as Error).message}`);
     }

@@ -70,7 +70,7 @@ export async function runGenerate(opts: GenerateCliOptions, write: (s: string) =
   let shown = '';
   const text = (): string => tok.decode(generated.filter((id) => !eos.includes(id)), { skipSpecialTokens: true });
   const r = generate(m.model, prompt, {
-    maxNewTokens, temperature, topK, seed, eosIds: eos,
+    maxNewTokens, temperature, topK, seed, eosIds: eos, weight: m.weight,
     onToken: (id) => {
       generated.push(id);
       if (opts.json) return;

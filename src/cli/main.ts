@@ -6,6 +6,9 @@ import { generateCommand } from './generate.js';
 import { exportCommand } from './export.js';
 import { pretrainCommand } from './pretrain.js';
 import { finetuneCommand } from './finetune.js';
+import { plotCommand } from './plot.js';
+import { quantizeCommand } from './quantize.js';
+import { qatCommand } from './qat.js';
 import { setCommandLine } from './options.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -14,7 +17,7 @@ export async function main(argv: string[]): Promise<void> {
     .description('Quantization-aware training with knowledge distillation for Transformers, on a CPU')
     .version('0.1.0')
     .showHelpAfterError();
-  const commands = [pretrainCommand(), finetuneCommand(), evalCommand(), generateCommand(), exportCommand(), benchCommand()];
+  const commands = [pretrainCommand(), finetuneCommand(), evalCommand(), quantizeCommand(), qatCommand(), generateCommand(), exportCommand(), plotCommand(), benchCommand()];
   for (const cmd of commands) program.addCommand(cmd.exitOverride());
   // Throw instead of calling process.exit, so main can run inside tests; commander has printed
   // its own message by then.

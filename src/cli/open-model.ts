@@ -1,6 +1,9 @@
 // Shared by the commands that read a model directory: loads it (loadModelDir's errors already
 // name the file; we add which flag pointed there), builds the Model union, and finds the
-// tokenizer (the directory's tokenizer.json, or --tokenizer FILE).
+// tokenizer (the directory's tokenizer.json, or --tokenizer FILE). A student directory
+// (quant/student.ts: quantization.json + model.quantized.safetensors) opens as the deployable
+// model — quantized weights dequantized from their codes, activations fake-quantized through
+// `weight` — or, with `latent`, as its latent full-precision weights.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 // Loading tensor/index.js sets up the kernel backends for every command that runs a model.
@@ -8,6 +11,8 @@ import '../tensor/index.js';
 import { loadModelDir, type LoadedModel } from '../io/model-dir.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
 import type { Model } from '../models/model.js';
+import type { WeightFn } from '../nn/params.js';
+import { isStudentDir, loadStudent, type StudentQuant } from '../quant/student.js';
 import type { LlamaConfig } from '../models/llama.js';
 import type { BertConfig } from '../models/bert.js';
 
@@ -15,15 +20,31 @@ export interface OpenedModel {
   dir: string;
   loaded: LoadedModel;
   model: Model;
+  /** The forward's WeightFn: a student's activation quantization; undefined = plain weights. */
+  weight?: WeightFn;
+  /** Set for a student directory: its quantization (config, weights, LSQ steps). */
+  student?: StudentQuant;
+  /** The student was opened with its latent full-precision weights. */
+  latent?: boolean;
 }
 
-export function openModel(dir: string | undefined): OpenedModel {
+export function openModel(dir: string | undefined, opts: { latent?: boolean } = {}): OpenedModel {
   if (!dir) throw new Error('--model DIR is required (a Hugging Face model directory: config.json + model.safetensors)');
   const abs = path.resolve(dir);
   if (!fs.existsSync(abs)) throw new Error(`--model ${dir}: ${abs} does not exist`);
   let loaded: LoadedModel;
+  let weight: WeightFn | undefined;
+  let student: StudentQuant | undefined;
   try {
-    loaded = loadModelDir(abs);
+    if (isStudentDir(abs)) {
+      const s = loadStudent(abs, { latent: opts.latent });
+      loaded = s.loaded;
+      weight = s.weight ?? undefined;
+      student = s.quant;
+    } else {
+      if (opts.latent) throw new Error(`--latent: ${abs} is not a student directory (no quantization.json); its weights are the only ones it has`);
+      loaded = loadModelDir(abs);
+    }
   } catch (e) {
     throw new Error(`--model ${dir}: cannot load the model: ${(e as Error).message}`);
   }
@@ -31,14 +52,15 @@ export function openModel(dir: string | undefined): OpenedModel {
   const model: Model = hf.arch === 'llama'
     ? { arch: 'llama', config: loaded.config as LlamaConfig, params: loaded.params }
     : { arch: 'bert', config: loaded.config as BertConfig, params: loaded.params, heads: { mlm: hf.meta.head === 'mlm', classifier: hf.meta.head === 'classifier' } };
-  return { dir: abs, loaded, model };
+  return { dir: abs, loaded, model, weight, student, latent: student ? !!opts.latent : undefined };
 }
 
 /** What the model is, for messages: "a LLaMA decoder", "a BERT encoder with a classifier head". */
 export function describeModel(m: OpenedModel): string {
-  if (m.loaded.hf.arch === 'llama') return 'a LLaMA decoder (causal LM)';
+  const q = m.student ? (m.latent ? ', quantized student read as its latent weights' : `, quantized student (${m.student.weights.size} low-bit weights${m.student.activations ? `, ${m.student.activations.bits}-bit activations` : ''})`) : '';
+  if (m.loaded.hf.arch === 'llama') return `a LLaMA decoder (causal LM${q})`;
   const head = m.loaded.hf.meta.head;
-  return `a BERT encoder (${head === 'mlm' ? 'masked-LM head' : head === 'classifier' ? 'classifier head' : 'no head'})`;
+  return `a BERT encoder (${head === 'mlm' ? 'masked-LM head' : head === 'classifier' ? 'classifier head' : 'no head'}${q})`;
 }
 
 /** The tokenizer: --tokenizer FILE when given, else DIR/tokenizer.json. */

@@ -9,20 +9,97 @@
 //     (x[i], x[i+D/2]);
 //   - 1-D tensors (norms) always F32 ("n_dims <= 1 → F32" in the converter), others F32 or F16;
 //   - output.weight omitted when tie_word_embeddings (llama.cpp then reuses token_embd).
+// and, for the low-bit types, what llama.cpp's quantize tool (src/llama-quant.cpp) does to such
+// a file, with kdqat's bit-exact block quantizers (src/quant/formats.ts ≡ ggml-quants.c):
+//   - the 7 projection matrices of every layer (attn_q/k/v/output, ffn_gate/up/down) in Q8_0,
+//     Q4_0 or TQ2_0, blocks along the input dimension (GGUF ne[0]); q/k rows are permuted first
+//     (a permutation of whole rows, so it commutes with the per-row blocks);
+//   - norms F32; token_embd and output in `embedType`, Q8_0 by default. llama-quantize would
+//     write output as Q6_K (Q8_0 for an Q8_0 file), token_embd as Q4_0 (Q4_0 file) or Q4_K
+//     (TQ2_0 file); kdqat has no K-quants, so both take Q8_0, at least as precise as either;
+//   - general.file_type = LLAMA_FTYPE_MOSTLY_{Q8_0,Q4_0,TQ2_0} (llama.h).
+// A student trained on the same grid (fake quantization ≡ formats.ts) exports losslessly: its
+// fake-quantized weights are fixed points of quantize→dequantize, so the blocks written here
+// dequantize to exactly the weights the student was evaluated with.
 // The container format itself is gguf_format.ts (writer) and gguf_read.ts (reader).
 import type { LlamaConfig } from '../models/llama.js';
 import { llamaParamSpec } from '../models/llama.js';
 import type { Params } from '../nn/params.js';
 import type { HfModelConfig, LlamaMeta } from './hf-config.js';
 import { writeGguf, type GgmlType, type GgufTensorIn, type GgufValue } from './gguf_format.js';
+import { readGgufTensor, type GgufFile } from './gguf_read.js';
 import { ggufBpeVocab, parseTokenizerJson } from './gguf_tokenizer.js';
+import { FORMATS, type FormatName } from '../quant/formats.js';
 
 export * from './gguf_format.js';
 export * from './gguf_read.js';
 
-/** general.file_type (llama.h enum llama_ftype): ALL_F32 = 0, MOSTLY_F16 = 1; later:
- *  MOSTLY_Q4_0 = 2, MOSTLY_Q8_0 = 7, MOSTLY_TQ2_0 = 37. */
+/** general.file_type (llama.h enum llama_ftype, llama.cpp v0.4.0): ALL_F32 = 0,
+ *  MOSTLY_F16 = 1, MOSTLY_Q4_0 = 2, MOSTLY_Q8_0 = 7, MOSTLY_TQ2_0 = 37. */
 export const FILE_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, TQ2_0: 37 } as const;
+/** Types the projection matrices can be exported in. */
+export type GgufWeightType = keyof typeof FILE_TYPE;
+export const GGUF_WEIGHT_TYPES = Object.keys(FILE_TYPE) as GgufWeightType[];
+/** Types for token_embd / output. */
+export type GgufEmbedType = 'F32' | 'F16' | 'Q8_0';
+export const GGUF_EMBED_TYPES: readonly GgufEmbedType[] = ['F32', 'F16', 'Q8_0'];
+
+/** Default token_embd / output type for a weight type: the same for F32/F16, else Q8_0. */
+export function defaultEmbedType(dtype: GgufWeightType): GgufEmbedType {
+  return dtype === 'F32' || dtype === 'F16' ? dtype : 'Q8_0';
+}
+
+/** The GGUF type of one LLaMA parameter under (dtype, embedType): see the top of this file. */
+export function ggufTensorType(hfName: string, ndim: number, dtype: GgufWeightType, embedType: GgufEmbedType): GgmlType {
+  if (ndim === 1) return 'F32';
+  if (hfName === 'model.embed_tokens.weight' || hfName === 'lm_head.weight') return embedType;
+  return dtype;
+}
+
+/** Throws unless a row of `cols` elements is whole blocks of `type` (F32/F16: always). */
+function checkBlocks(type: GgmlType, cols: number, what: string): void {
+  if (!Object.hasOwn(FORMATS, type)) return;
+  const block = FORMATS[type as FormatName].block;
+  if (cols % block !== 0) {
+    const other = cols % 32 === 0 ? 'q8_0 or q4_0' : 'f16';
+    throw new Error(`${what}: input dimension ${cols} is not a multiple of the ${type} block size ${block}; ` +
+      `export with --type ${other}${type === 'Q8_0' ? ' (or --embed-type f16 for token_embd/output)' : ''}`);
+  }
+}
+
+/** Row-major (rows, cols) float weights → the raw blocks of a llama.cpp block format. Blocks run
+ *  along each row (GGUF ne[0]); cols must be whole blocks. */
+export function quantizeTensor(type: FormatName, w: Float32Array, rows: number, cols: number, what: string): Uint8Array {
+  const f = FORMATS[type];
+  checkBlocks(type, cols, what);
+  if (w.length !== rows * cols) throw new RangeError(`${what}: ${w.length} elements for (${rows}, ${cols})`);
+  // Rows are contiguous and hold whole blocks, so the matrix is one long row of blocks.
+  return f.quantizeRef(w);
+}
+
+/** Throws unless `blocks` dequantize to exactly `w` (bitwise; −0 and +0 count as equal, as the
+ *  product in a matmul cannot tell them apart). */
+function checkLossless(type: FormatName, blocks: Uint8Array, w: Float32Array, what: string): void {
+  const back = FORMATS[type].dequantizeRef(blocks);
+  for (let i = 0; i < w.length; i++) {
+    if (back[i] !== w[i] && !(Number.isNaN(back[i]) && Number.isNaN(w[i]))) {
+      throw new Error(`${what}: not on the ${type} grid: element ${i} is ${w[i]}, its ${type} block gives ${back[i]} ` +
+        `(the weight was not quantized with ${type.toLowerCase()}, or was changed after quantization)`);
+    }
+  }
+}
+
+/** A GGUF tensor as float32 (row-major of its shape): F32/F16 as read, block formats
+ *  dequantized with formats.ts (≡ ggml's dequantize_row_*). */
+export function readGgufTensorF32(g: GgufFile, name: string): Float32Array {
+  const t = g.tensors.get(name);
+  const raw = readGgufTensor(g, name);
+  if (raw instanceof Float32Array) return raw;
+  const type = t!.type;
+  if (!Object.hasOwn(FORMATS, type)) throw new Error(`${g.path}: tensor "${name}" has type ${type}, which kdqat cannot dequantize`);
+  return FORMATS[type as FormatName].dequantizeRef(raw);
+}
+
 /** general.quantization_version the converter always writes (gguf-py GGML_QUANT_VERSION). */
 export const GGML_QUANT_VERSION = 2;
 
@@ -74,7 +151,15 @@ export interface LlamaGgufOptions {
   params: Params;
   /** tokenizer.json (text or parsed): byte-level BPE. */
   tokenizerJson: string | object;
-  dtype?: 'F32' | 'F16';
+  /** Type of the 7 projection matrices (default F32); also general.file_type. */
+  dtype?: GgufWeightType;
+  /** Type of token_embd and output (default: defaultEmbedType(dtype)). */
+  embedType?: GgufEmbedType;
+  /** Per-parameter type overrides (HF names), e.g. a student's own block format per weight. */
+  types?: ReadonlyMap<string, GgmlType>;
+  /** HF names that must export losslessly: their blocks are dequantized after quantizing and
+   *  must equal the given weights bit for bit (a QAT student on the same grid), else an error. */
+  lossless?: ReadonlySet<string>;
   force?: boolean;
   /** general.name; default "kdqat-llama". */
   name?: string;
@@ -97,7 +182,9 @@ export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): void {
   const cfg: LlamaConfig = 'arch' in opts.config ? opts.config.config : opts.config;
   const meta: Partial<LlamaMeta> = { ...('arch' in opts.config ? opts.config.meta : {}), ...opts.special };
   const dtype = opts.dtype ?? 'F32';
-  if (dtype !== 'F32' && dtype !== 'F16') throw new Error(`${path}: GGUF export supports dtype F32 or F16, not ${dtype}`);
+  if (!GGUF_WEIGHT_TYPES.includes(dtype)) throw new Error(`${path}: GGUF export supports types ${GGUF_WEIGHT_TYPES.join(', ')}, not ${dtype}`);
+  const embedType = opts.embedType ?? defaultEmbedType(dtype);
+  if (!GGUF_EMBED_TYPES.includes(embedType)) throw new Error(`${path}: token_embd/output type must be one of ${GGUF_EMBED_TYPES.join(', ')}, not ${embedType}`);
   const H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads, D = cfg.hiddenSize / H;
   const tok = parseTokenizerJson(opts.tokenizerJson, 'tokenizer.json');
   const vocab = ggufBpeVocab(tok, cfg.vocabSize);
@@ -110,11 +197,27 @@ export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): void {
       throw new Error(`${path}: parameter "${name}" has shape [${p.shape.join(', ')}], the config needs [${shape.join(', ')}]`);
     }
     const [rows, cols] = shape;
-    const data = name.endsWith('self_attn.q_proj.weight') ? () => permuteQK(p.f32, rows, cols, H)
-      : name.endsWith('self_attn.k_proj.weight') ? () => permuteQK(p.f32, rows, cols, Hkv)
+    const gname = ggufTensorName(name);
+    const type = opts.types?.get(name) ?? ggufTensorType(name, shape.length, dtype, embedType);
+    if (!Object.hasOwn(FORMATS, type) && type !== 'F32' && type !== 'F16') throw new Error(`${path}: ${name}: cannot export as ${type}`);
+    if (shape.length === 1 && type !== 'F32') throw new Error(`${path}: ${name} is 1-D and stays F32 (llama.cpp norms), not ${type}`);
+    checkBlocks(type, cols, `${path}: ${gname} (${name})`); // now, not halfway through writing
+    // Q/K rows are permuted before quantizing: blocks run along a row, so each block's values
+    // (and hence its scale and codes) are unchanged, only the row order.
+    const floats = (): Float32Array => name.endsWith('self_attn.q_proj.weight') ? permuteQK(p.f32, rows, cols, H)
+      : name.endsWith('self_attn.k_proj.weight') ? permuteQK(p.f32, rows, cols, Hkv)
         : p.f32;
-    const type: GgmlType = shape.length === 1 ? 'F32' : dtype;
-    tensors.push({ name: ggufTensorName(name), shape, type, data });
+    const what = `${path}: ${gname} (${name})`;
+    const data = Object.hasOwn(FORMATS, type) ? () => {
+      const w = floats();
+      const blocks = quantizeTensor(type as FormatName, w, rows, cols, what);
+      if (opts.lossless?.has(name)) checkLossless(type as FormatName, blocks, w, what);
+      return blocks;
+    } : floats;
+    if (opts.lossless?.has(name) && type !== 'F32' && !Object.hasOwn(FORMATS, type)) {
+      throw new Error(`${what}: a lossless export needs F32 or the weight's own block format, not ${type}`);
+    }
+    tensors.push({ name: gname, shape, type, data });
   }
 
   const eos = Array.isArray(meta.eosTokenId) ? meta.eosTokenId[0] : meta.eosTokenId;

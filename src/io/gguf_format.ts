@@ -13,8 +13,8 @@ import { f32ToF16Array } from './half.js';
 import { atomicWrite } from './atomic.js';
 
 /** ggml_type ids and block layouts (ggml docs/gguf.md `enum ggml_type`; sizes as gguf-py's
- *  GGML_QUANT_SIZES: a block of `blockSize` elements takes `typeSize` bytes). Only F32/F16
- *  are produced now; the quantized entries are there for the exporters to come. */
+ *  GGML_QUANT_SIZES: a block of `blockSize` elements takes `typeSize` bytes). The block formats'
+ *  bytes come from src/quant/formats.ts (see gguf.ts). */
 export const GGML_TYPES = {
   F32: { id: 0, blockSize: 1, typeSize: 4 },
   F16: { id: 1, blockSize: 1, typeSize: 2 },

@@ -35,6 +35,9 @@ export interface SaveModelOptions {
   tokenizerJson?: string | object;
   dtype?: SaveDType;
   force?: boolean;
+  /** Writes more files into the directory before it is published (a student's quantized
+   *  weights, quant/student.ts); gets the temp directory's path. */
+  extra?: (dir: string) => void;
 }
 
 export interface LoadedModel {
@@ -119,6 +122,7 @@ export function saveModelDir(dir: string, opts: SaveModelOptions): void {
       writeText(path.join(tmp, 'tokenizer.json'), tok.text);
       writeText(path.join(tmp, 'tokenizer_config.json'), formatHfJson(tokenizerConfigJson(hf, tok.info, tok.raw)));
     }
+    opts.extra?.(tmp);
     fsyncDir(tmp);
     publishDir(tmp, abs, !!opts.force);
   } catch (e) {

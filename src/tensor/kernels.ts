@@ -29,6 +29,10 @@ export type UnOpCode = (typeof UnOp)[keyof typeof UnOp];
 export const ReduceOp = { sum: 0, max: 1 } as const;
 export type ReduceOpCode = (typeof ReduceOp)[keyof typeof ReduceOp];
 
+// Weight quantization rules (METHODS.md §2; src/quant/rules.ts maps the config onto these).
+export const QuantRule = { sym: 0, asym: 1, twn: 2, q4_0: 3, q8_0: 4, tq2_0: 5 } as const;
+export type QuantRuleCode = (typeof QuantRule)[keyof typeof QuantRule];
+
 export interface Kernels {
   // ---- GEMM ----------------------------------------------------------------------------------
   /** Batched GEMM: for i in [0,batch): C_i = op(A_i)·op(B_i) + beta·C_i.
@@ -117,6 +121,18 @@ export interface Kernels {
     tau: number): void;
   /** Σ_i (a_i − b_i)², accumulated in double precision. */
   sumSquaredDiff(a: F, b: F): number;
+  /** Number of indices i with a_i ≠ b_i (a NaN entry counts as different). Signal analysis:
+   *  how many fake-quantized weights moved to another grid point. */
+  countNotEqual(a: F, b: F): number;
+  /** Weighted KL between rows of probability distributions p (target) and q (model), both
+   *  (rows, n), each clamped at eps inside the logs (Kim et al. 2022's attention-map loss):
+   *  returns Σ_r w_r Σ_j p_j (log max(p_j, eps) − log max(q_j, eps)), accumulated in double
+   *  in row order. Rows with w_r = 0 are skipped (not read: padding rows may hold anything);
+   *  entries with p_j = 0 add exactly 0 (masked attention entries are 0 in p). */
+  probKl(p: F, q: F, w: F, rows: number, n: number, eps: number): number;
+  /** Gradient of g·probKl w.r.t. q: gq = −g·w_r·p_j/q_j where q_j ≥ eps, else 0 (PyTorch's
+   *  clamp_min passes the gradient where q ≥ eps); rows with w_r = 0 get 0. */
+  probKlBackward(p: F, q: F, w: F, g: number, gq: F, rows: number, n: number, eps: number): void;
 
   // ---- attention -----------------------------------------------------------------------------
   /** Fused scaled dot-product attention on the (B, T, H, D) layout that q/k/v projections give
@@ -135,6 +151,53 @@ export interface Kernels {
   attentionBackward(q: F, k: F, v: F, probs: F, gout: F, gProbs: F | null, gScores: F | null,
     gq: F, gk: F, gv: F, B: number, T: number, H: number, Hkv: number, D: number,
     scale: number, causal: boolean, keyMask: I | null): void;
+
+  // ---- quantization (METHODS.md §2) ---------------------------------------------------------
+  // Weights w are (rows, cols) = (out, in) row-major. A granule shares one scale; `group` is its
+  // extent along a row: 0 = the whole tensor (one granule), cols = one per row (output channel),
+  // g (dividing cols) = rows·cols/g granules, numbered row-major (granule r·cols/g + j holds
+  // columns [j·g, (j+1)·g) of row r). llama.cpp rules need group = their block (32, 32, 256).
+  // Arithmetic is float32 with every step rounded (as C `float`); round(x) is C roundf (halves
+  // away from zero). Codes are integers; ŵ = float(integer) · float scale, so ŵ is never −0
+  // unless the scale is (q4_0's scale −0 of an all-zero block). Sums (TWN means, LSQ step
+  // gradient) have a fixed order so every backend and thread count gives the same bits: within
+  // each granule segment (one row's part of the granule) element j is added in double to lane
+  // j mod 16, the 16 lanes are then added in order 0..15, and the segment sums are added in row
+  // order. A clip bound is rounded to float32 first. Non-finite weights throw a RangeError naming the row and column.
+  //   sym   (bits b): Qp = 2^(b−1)−1, Qn = −2^(b−1); s = max|w|/Qp (or the LSQ step);
+  //         code = clamp(round(w/s), Qn, Qp); ŵ = code·s.
+  //   asym  (bits b): Qmax = 2^b−1; mn = min(min w, 0), mx = max(max w, 0) (0 is kept on the
+  //         grid, as PyTorch's observers and GPTQ do); s = (mx−mn)/Qmax (or the LSQ step);
+  //         z = clamp(round(−mn/s), 0, Qmax); code = clamp(round(w/s) + z, 0, Qmax);
+  //         ŵ = (code − z)·s. With an LSQ step, z comes from the current min and that step.
+  //   twn:  N = granule size; Δ = float(0.7)·float(Σ|w| / N); α = float(Σ_{|w|>Δ}|w| / count)
+  //         (0 if none); code = sign(w)·[|w| > Δ] ∈ {−1, 0, 1}; ŵ = code·α (scale α).
+  //   q4_0, q8_0, tq2_0: exactly quantize_row_*_ref + dequantize_row_* of ggml-quants.c
+  //         (src/quant/formats.ts): q4_0 code ∈ 0..15, ŵ = (code−8)·fp16(d); q8_0 code ∈
+  //         −127..127, ŵ = code·fp16(d); tq2_0 code ∈ 0..2, ŵ = (code−1)·fp16(d). Scale = fp16(d).
+  //   s = 0 (an all-zero granule, or a zero LSQ step): code 0 (asym: z = 0), ŵ = 0.
+  /** Forward fake quantization. step (length granules, each finite and ≥ 0) is the learned LSQ
+   *  step (sym/asym only; null: min-max). Writes ŵ to out and integer codes to codes when
+   *  non-null, the per-granule scale to scales (= step under LSQ) and, for asym, the zero
+   *  points to zeros (null for other rules). */
+  fakeQuant(w: F, out: F | null, codes: I | null, scales: F, zeros: I | null, step: F | null,
+    rows: number, cols: number, rule: QuantRuleCode, bits: number, group: number): void;
+  /** Backward of fakeQuant. Without step (straight-through): gw = gy·[|w| ≤ clip] (clip may be
+   *  Infinity). With step (LSQ, Esser et al. 2020, sym/asym): v = w/s, [Qn, Qp] = sym's, or
+   *  [−z, Qmax−z] for asym (z from the forward's zeros); inside = Qn ≤ v ≤ Qp (inclusive, as
+   *  the clamp-and-detach formulation differentiates); gw = gy·inside·[|w| ≤ clip];
+   *  gstep[g] = float(gscale · Σ gy·t) over the granule, t = round(v) − v inside, Qn below,
+   *  Qp above; gscale = 1/sqrt(N·Qp) (asym: N·Qmax), N = granule size. A zero step: every
+   *  element inside, t = 0. */
+  fakeQuantBackward(w: F, gy: F, gw: F, step: F | null, zeros: I | null, gstep: F | null,
+    rows: number, cols: number, rule: QuantRuleCode, bits: number, group: number,
+    clip: number): void;
+  /** Dynamic per-tensor symmetric activation quantization (TernaryBERT's SymQuantizer, paper
+   *  B): xc = clamp(x, −clip, clip) (clip may be Infinity); Qp = 2^(b−1)−1; s = max|xc|/Qp;
+   *  out = clamp(round(xc/s), −Qp−1, Qp)·s (0 when s = 0). Returns s. Non-finite x throws. */
+  fakeQuantInput(x: F, out: F, bits: number, clip: number): number;
+  /** gx = gy·[|x| < clip] (TernaryBERT zeroes the gradient where x ≥ clip or x ≤ −clip). */
+  fakeQuantInputBackward(x: F, gy: F, gx: F, clip: number): void;
 
   // ---- optimizer and checks ------------------------------------------------------------------
   /** AdamW step in place (Loshchilov & Hutter 2019; PyTorch's AdamW):

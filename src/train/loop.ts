@@ -72,6 +72,29 @@ export interface LoopOptions<B> {
   resume?: Checkpoint;
   reporter?: Reporter;
   saveHook?: SaveHook;
+  /** Log file name inside outDir (default train_log.jsonl). */
+  logFile?: string;
+  /** Reshapes each log record (e.g. to add loss terms and statistics) before it is written. */
+  logRecord?: (record: Record<string, unknown>, step: number) => Record<string, unknown>;
+  /** Hooks around the update of 0-based step `step` (the analysis of signal propagation uses
+   *  them): before its first forward pass, after the last backward (gradients complete, not yet
+   *  clipped), just before and just after the optimizer update. */
+  hooks?: StepHooks;
+  /** After each micro-batch loss: a description of what went wrong (e.g. which loss term is
+   *  NaN) to stop with, or null. The loop itself still stops on a non-finite total. */
+  checkLoss?: (loss: Tensor, ctx: StepContext) => string | null;
+}
+
+export interface StepHooks {
+  beforeStep?: (step: number) => void;
+  afterBackward?: (step: number) => void;
+  beforeUpdate?: (step: number) => void;
+  afterUpdate?: (step: number) => void;
+}
+
+/** Is update `step` (0-based) one whose line goes to the log? (Evaluation steps add lines too.) */
+export function isLoggedStep(step: number, totalSteps: number, logEvery: number): boolean {
+  return step + 1 === totalSteps || (step + 1) % logEvery === 0;
 }
 
 export interface LoopResult {
@@ -97,7 +120,7 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
   const accumulate = o.accumulate ?? 1;
   const logEvery = o.logEvery ?? 1;
   if (!Number.isInteger(accumulate) || accumulate < 1) throw new RangeError(`accumulate must be a positive integer, got ${accumulate}`);
-  const log = o.outDir ? new TrainLog(path.join(o.outDir, 'train_log.jsonl')) : null;
+  const log = o.outDir ? new TrainLog(path.join(o.outDir, o.logFile ?? 'train_log.jsonl')) : null;
 
   let step = 0, epoch = 0, batchIndex = 0, elapsedBefore = 0, trainSeconds = 0, tokensSeen = 0;
   let pending: PendingLog = { lossSum: 0, steps: 0 };
@@ -151,21 +174,27 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
       const tStep = performance.now();
       const lr = o.lr(step);
       let lossSum = 0, stepTokens = 0;
+      o.hooks?.beforeStep?.(step);
       for (let micro = 0; micro < accumulate; micro++) {
         const batch = nextBatch();
         const ctx: StepContext = { step, micro, epoch, batchIndex, seed: stepSeed(o.seed, step, micro, accumulate) };
         batchIndex++;
         const loss = o.loss(batch, ctx);
         const v = loss.item();
+        const bad = o.checkLoss?.(loss, ctx);
+        if (bad) stop(bad);
         if (!Number.isFinite(v)) stop(`the loss is ${v}`);
         lossSum += v;
         stepTokens += o.tokens?.(batch) ?? 0;
         backward(accumulate === 1 ? loss : scale(loss, 1 / accumulate));
       }
+      o.hooks?.afterBackward?.(step);
       // The norm is needed anyway to catch overflow before it reaches the weights.
       const norm = clipGradNorm(o.params, o.clipNorm ?? Infinity);
       if (!Number.isFinite(norm)) stop(`the gradient norm is ${norm}`);
+      o.hooks?.beforeUpdate?.(step);
       o.optimizer.step(lr);
+      o.hooks?.afterUpdate?.(step);
       o.optimizer.zeroGrad();
       step++;
       const stepLoss = lossSum / accumulate;
@@ -188,11 +217,14 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
         o.onEval?.(step, metrics);
       }
       if (last || step % logEvery === 0 || metrics) {
-        log?.append({
+        const record = {
           step, loss: pending.lossSum / pending.steps, lr,
           tokens_per_s: intervalSeconds > 0 ? Math.round(intervalTokens / intervalSeconds) : 0,
           grad_norm: norm, ...(metrics ?? {}),
-        });
+        };
+        // Called with or without a log file, so callers' per-interval bookkeeping stays in step.
+        const line = o.logRecord ? o.logRecord(record, step) : record;
+        log?.append(line);
         pending = { lossSum: 0, steps: 0 };
         intervalTokens = 0;
         intervalSeconds = 0;

@@ -8,6 +8,8 @@ import * as path from 'node:path';
 export const RUN_OUTPUTS = [
   'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json',
   'train_log.jsonl', 'summary.json', 'checkpoint', 'checkpoint.old',
+  // kdqat qat
+  'qat_log.jsonl', 'student',
 ];
 
 /** Makes `out` ready for a new run (resume: it must already hold the run). */
@@ -23,7 +25,7 @@ export function prepareOutDir(out: string, opts: { force?: boolean; resume?: boo
       throw new Error(`--out ${out}: already exists and is not empty; use --force to replace the run in it, --resume to continue it, or choose another --out`);
     }
     for (const name of fs.readdirSync(out)) {
-      if (RUN_OUTPUTS.includes(name) || name.startsWith('.checkpoint.tmp-') || name.startsWith('.final.tmp-')) {
+      if (RUN_OUTPUTS.includes(name) || /^\.(checkpoint|final|student)\.tmp-/.test(name)) {
         fs.rmSync(path.join(out, name), { recursive: true, force: true });
       }
     }

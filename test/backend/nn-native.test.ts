@@ -191,6 +191,16 @@ test('sumSquaredDiff: native matches ref, exact on integers', () => {
   assert.equal(N.sumSquaredDiff(a, b), R.sumSquaredDiff(a, b));
 });
 
+test('countNotEqual: native equals ref (chunk edges, NaN, signed zero)', () => {
+  for (const n of [0, 1, 7, 65535, 65536, 65537, 200003]) {
+    const a = randomF32(n, rng);
+    const b = a.slice();
+    for (let i = 0; i < n; i += 1 + rng.int(9)) b[i] += 1;
+    if (n > 3) { a[1] = NaN; b[1] = NaN; a[2] = -0; b[2] = 0; }
+    assert.equal(N.countNotEqual(a, b), R.countNotEqual(a, b), `n=${n}`);
+  }
+});
+
 /** setThreads, then a pause: native/pool.cc has a start-up race (a new worker reads the job
  *  generation only once it runs, so a job posted before that is never picked up and the call
  *  hangs); letting the workers start first avoids it until pool.cc is fixed. */
@@ -249,6 +259,7 @@ test('bad sizes, targets and arguments throw (both backends) and write nothing',
     for (const tau of [0, -1, NaN]) assert.throws(() => k.klDiv(x, x, r4, 4, 3, tau), RangeError);
     assert.throws(() => k.klDivBackward(x, x, r4, o, new Float32Array(5), 4, 3, 1), RangeError);
     assert.throws(() => k.sumSquaredDiff(x, r4), RangeError);
+    assert.throws(() => k.countNotEqual(x, r4), RangeError);
   }
   // Native-only: wrong buffer types and missing arguments are TypeErrors, not crashes.
   const anyN = N as unknown as Record<string, (...a: unknown[]) => unknown>;

@@ -228,3 +228,12 @@ test('ref sumSquaredDiff is exact on integers', () => {
   assert.equal(R.sumSquaredDiff(new Float32Array(0), new Float32Array(0)), 0);
   assert.throws(() => R.sumSquaredDiff(a, b.subarray(1)), RangeError);
 });
+
+test('ref countNotEqual counts differing entries, NaN as different, -0 equal to 0', () => {
+  const a = Float32Array.from([0, 1, 2, 3, NaN, -0, 5]);
+  const b = Float32Array.from([0, 1.5, 2, 4, NaN, 0, 5]);
+  assert.equal(R.countNotEqual(a, b), 3);
+  assert.equal(R.countNotEqual(a, a), 1); // NaN ≠ NaN
+  assert.equal(R.countNotEqual(new Float32Array(0), new Float32Array(0)), 0);
+  assert.throws(() => R.countNotEqual(a, b.subarray(1)), RangeError);
+});

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ggufGet, readGgufHeader, readGgufTensor } from '../../src/io/gguf_read.js';
-import { ggufTensorName, permuteQK } from '../../src/io/gguf.js';
+import { ggufTensorName, permuteQK, readGgufTensorF32 } from '../../src/io/gguf.js';
+import { FORMATS, fakeQuantRef } from '../../src/quant/formats.js';
 import { loadModelDir } from '../../src/io/model-dir.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { fromBf16, fromF16, toBf16, toF16 } from '../../src/io/half.js';
@@ -74,4 +75,31 @@ test('export errors', async () => {
   await runExport({ model: fx.llamaNoTok, format: 'gguf', out: path.join(fx.root, 'n.gguf'), tokenizer: path.join(fx.root, 'tokenizer.json') });
   await runExport({ model: fx.bert, format: 'safetensors', out: path.join(fx.root, 'bert16') });
   assert.equal(loadModelDir(path.join(fx.root, 'bert16')).hf.arch, 'bert');
+});
+
+test('export --format gguf --type q4_0 / q8_0 / --embed-type; tq2_0 needs 256-wide rows', async () => {
+  const src = loadModelDir(fx.llama).params;
+  for (const type of ['q4_0', 'q8_0'] as const) {
+    const out = path.join(fx.root, `tiny-${type}.gguf`);
+    const r = kdqat('export', '--model', fx.llama, '--format', 'gguf', '--out', out, '--type', type);
+    assert.equal(r.code, 0, r.stderr);
+    const g = readGgufHeader(out);
+    assert.equal(ggufGet(g, 'general.file_type'), type === 'q4_0' ? 2 : 7);
+    assert.equal(g.tensors.get('blk.1.ffn_down.weight')!.type, type.toUpperCase());
+    assert.equal(g.tensors.get('token_embd.weight')!.type, 'Q8_0');
+    assert.equal(g.tensors.get('blk.1.ffn_norm.weight')!.type, 'F32');
+    const f = FORMATS[type.toUpperCase() as 'Q4_0' | 'Q8_0'];
+    const w = src.get('model.layers.1.mlp.down_proj.weight')!.f32;
+    assert.deepEqual(readGgufTensorF32(g, 'blk.1.ffn_down.weight'), fakeQuantRef(f, w));
+  }
+  const out = path.join(fx.root, 'tiny-e16.gguf');
+  await runExport({ model: fx.llama, format: 'gguf', out, type: 'q4_0', embedType: 'f16' });
+  assert.equal(readGgufHeader(out).tensors.get('output.weight')!.type, 'F16');
+  await assert.rejects(runExport({ model: fx.llama, format: 'gguf', out: path.join(fx.root, 't.gguf'), type: 'tq2_0' }),
+    /attn_q\.weight .*input dimension 32 is not a multiple of the TQ2_0 block size 256; export with --type q8_0 or q4_0/);
+  assert.ok(!fs.existsSync(path.join(fx.root, 't.gguf')));
+  await assert.rejects(runExport({ model: fx.llama, format: 'gguf', out: 'x.gguf', type: 'q4_k' }), /--type q4_k: gguf export supports f32, f16, q8_0, q4_0, tq2_0/);
+  await assert.rejects(runExport({ model: fx.llama, format: 'gguf', out: 'x.gguf', type: 'q4_0', dtype: 'f16' }), /--type q4_0 and --dtype f16 disagree/);
+  await assert.rejects(runExport({ model: fx.llama, format: 'gguf', out: 'x.gguf', embedType: 'q4_0' }), /--embed-type q4_0: token_embd\/output can be f32, f16 or q8_0/);
+  await assert.rejects(runExport({ model: fx.llama, format: 'safetensors', out: 'x', type: 'q4_0' }), /--type\/--embed-type are for --format gguf/);
 });

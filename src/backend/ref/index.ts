@@ -5,9 +5,11 @@ import { elementwiseKernels } from './elementwise.js';
 import { nnKernels } from './nn.js';
 import { attentionKernels } from './attention.js';
 import { optimKernels } from './optim.js';
+import { quantKernels } from './quant.js';
 
 export const refKernels = {
   ...gemmKernels, ...elementwiseKernels, ...nnKernels, ...attentionKernels, ...optimKernels,
+  ...quantKernels,
 };
 
 registerKernels('ref', refKernels);

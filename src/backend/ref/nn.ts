@@ -39,6 +39,10 @@ function logSumExp(x: F, o: number, n: number, scale = 1): number {
   return m + Math.log(s);
 }
 
+function checkEps(fn: string, eps: number): void {
+  if (!(eps > 0 && Number.isFinite(eps))) throw new RangeError(`${fn}: eps must be a positive finite number, got ${eps}`);
+}
+
 function rowWise(fn: string, bufs: Record<string, F>, rows: number, n: number): void {
   expectDims(fn, { rows, n });
   for (const [name, b] of Object.entries(bufs)) expectLength(fn, name, b, rows * n);
@@ -273,5 +277,38 @@ export const nnKernels: Partial<Kernels> = {
     let s = 0;
     for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2;
     return s;
+  },
+
+  countNotEqual(a, b) {
+    expectLength('countNotEqual', 'b', b, a.length);
+    let n = 0;
+    for (let i = 0; i < a.length; i++) if (!(a[i] === b[i])) n++;
+    return n;
+  },
+
+  probKl(p, q, w, rows, n, eps) {
+    rowWise('probKl', { p, q }, rows, n);
+    expectLength('probKl', 'w', w, rows);
+    checkEps('probKl', eps);
+    let total = 0;
+    for (let r = 0; r < rows; r++) {
+      if (w[r] === 0) continue;
+      let kl = 0;
+      for (let j = r * n; j < (r + 1) * n; j++) {
+        if (p[j] !== 0) kl += p[j] * (Math.log(Math.max(p[j], eps)) - Math.log(Math.max(q[j], eps)));
+      }
+      total += w[r] * kl;
+    }
+    return total;
+  },
+
+  probKlBackward(p, q, w, g, gq, rows, n, eps) {
+    rowWise('probKlBackward', { p, q, gq }, rows, n);
+    expectLength('probKlBackward', 'w', w, rows);
+    checkEps('probKlBackward', eps);
+    for (let r = 0; r < rows; r++) {
+      const c = -g * w[r];
+      for (let j = r * n; j < (r + 1) * n; j++) gq[j] = c !== 0 && q[j] >= eps ? (c * p[j]) / q[j] : 0;
+    }
   },
 };

@@ -83,3 +83,23 @@ export function mse(a: Tensor, b: Tensor): Tensor {
     return [ga, gb];
   });
 }
+
+/**
+ * Σ_r w_r·KL(p_r ‖ q_r) over rows of probability tensors (..., n), each probability clamped
+ * at eps inside the logs (Kim et al. 2022, attention-map loss; their code clamps at 1e-8).
+ * p is the target: the gradient flows to q only. Rows with weight 0 are skipped entirely.
+ * The weights carry any normalization (this is a weighted sum, not a mean).
+ */
+export function probKl(p: Tensor, q: Tensor, rowWeights: Float32Array, eps = 1e-8): Tensor {
+  requireF32('probKl', p, q);
+  requireShape('probKl', 'q', q, p.shape);
+  const n = p.ndim ? p.shape[p.ndim - 1] : 1;
+  const rows = n ? p.size / n : 0;
+  if (rowWeights.length !== rows) throw new RangeError(`probKl: ${rowWeights.length} row weights for ${rows} rows`);
+  const out = new Tensor(Float32Array.of(kernel('probKl')(p.f32, q.f32, rowWeights, rows, n, eps)), []);
+  return record(out, 'probKl', [q], (g) => {
+    const gq = empty(q.shape);
+    kernel('probKlBackward')(p.f32, q.f32, rowWeights, g.f32[0], gq.f32, rows, n, eps);
+    return [gq];
+  });
+}

@@ -1,0 +1,108 @@
+// `kdqat qat`: quantization-aware training with knowledge distillation (KD-QAT) of a student
+// that starts as a fake-quantized copy of the teacher (src/train/qat.ts).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Command } from 'commander';
+import { CORPUS_NAMES } from '../data/corpora.js';
+import { CLASSIFICATION_TASKS } from '../data/tasks.js';
+import { setThreads, getThreads } from '../tensor/index.js';
+import { QUANT_PRESETS } from '../quant/config.js';
+import { LOSS_NAMES } from '../distill/losses.js';
+import { QAT_DEFAULTS, STUDENT_DIR, runQat, type QatConfig } from '../train/qat.js';
+import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
+import { progressReporter } from './progress.js';
+import { commandLine, givenOptions, intArg, numArg, readConfigFile, resolveSettings } from './options.js';
+
+const D = QAT_DEFAULTS;
+
+const EXAMPLES = `
+Examples:
+  # 4-bit per-channel KD-QAT of the built-in LM teacher on SOTU, logits loss (paper A)
+  kdqat qat --teacher teachers/llama-sotu --data sotu --quant w4-channel --steps 300 --out runs/qat-w4
+
+  # the same with ov-freeze (v_proj, o_proj stay at their round-to-nearest values)
+  kdqat qat --teacher teachers/llama-sotu --data sotu --quant w4-channel --freeze ov --out runs/qat-w4-ov
+
+  # ternary weights, 8-bit activations, pred + rep + attention-map KD of a BERT classifier (paper B)
+  kdqat qat --teacher teachers/bert-brown-genre --task brown-genre --quant twn-a8 \\
+    --loss pred=1,rep=1,attn_map=1 --lr 5e-5 --out runs/qat-twn
+
+  # measure the result, continue an interrupted run
+  kdqat eval --model runs/qat-w4/${STUDENT_DIR} --corpus sotu --split valid
+  kdqat qat --out runs/qat-w4 --resume
+
+Output (--out): ${STUDENT_DIR}/ (the student: latent weights, quantization.json, model.quantized.safetensors
+with codes and scales), qat_log.jsonl (loss terms and per-module signal statistics every --log-every
+steps), summary.json (teacher / round-to-nearest / KD-QAT metrics), checkpoint/.`;
+
+export function qatCommand(): Command {
+  return new Command('qat')
+    .description('KD-QAT: train a low-bit (fake-quantized) copy of a teacher model with distillation losses; writes the student')
+    .option('--teacher <dir>', 'full-precision teacher: a LLaMA model directory, or a BERT classifier (kdqat finetune)')
+    .option('--data <name|file>', `decoder: training text, ${CORPUS_NAMES.join(', ')} or a .txt file / directory (split as in pretrain)`)
+    .option('--task <name|file>', `encoder: classification task, ${CLASSIFICATION_TASKS.join(', ')} or a JSONL/TSV training file`)
+    .option('--dev <file>', 'encoder: dev examples (JSONL/TSV) when --task is a file')
+    .option('--quant <preset|file.json>', `quantization config: ${Object.keys(QUANT_PRESETS).join(', ')}, or a JSON file (default ${D.quant})`)
+    .option('--loss <terms>', `loss weights, e.g. pred=1,rep=1,attn_map=1; terms: ${LOSS_NAMES.join(', ')} (default ${D.loss})`)
+    .option('--tau <x>', `softmax temperature of the logits loss (default ${D.tau})`, numArg)
+    .option('--freeze <ov|patterns>', "modules not trained (stay fake-quantized): 'ov' (v_proj, o_proj / value, attention.output.dense) or comma-separated name patterns")
+    .option('--student-init <dir>', 'start the student from this model directory instead of a copy of the teacher (same architecture and vocabulary)')
+    .option('--steps <n>', `optimizer steps (default ${D.steps})`, intArg)
+    .option('--lr <x>', `peak learning rate, cosine decay to 10% (default ${D.lr})`, numArg)
+    .option('--warmup <n>', `linear warmup steps (default ${D.warmup})`, intArg)
+    .option('--batch <n>', `sequences per micro-batch (default ${D.batch})`, intArg)
+    .option('--seq-len <n>', 'tokens per window (decoder) / maximum length (encoder) (default: min(128, max positions))', intArg)
+    .option('--accumulate <n>', `micro-batches per step (default ${D.accumulate})`, intArg)
+    .option('--clip <x>', `gradient norm clipping, 0 = off (default ${D.clip})`, numArg)
+    .option('--weight-decay <x>', `AdamW weight decay of the latent weights (default ${D.weightDecay})`, numArg)
+    .option('--eval-every <n>', `evaluation every n steps, 0 = only at the end (default ${D.evalEvery})`, intArg)
+    .option('--eval-windows <n>', `validation windows of a periodic evaluation; baselines and the final one use all (default ${D.evalWindows})`, intArg)
+    .option('--log-every <n>', `qat_log.jsonl line (loss terms, signal statistics) every n steps (default ${D.logEvery})`, intArg)
+    .option('--save-every <n>', `checkpoint every n steps, 0 = never (default ${D.saveEvery})`, intArg)
+    .option('--seed <n>', `seed of the data order (default ${D.seed})`, intArg)
+    .option('--cache-teacher <dir>', "cache the teacher's outputs on disk, reused by runs with the same teacher and batches")
+    .option('--threads <n>', 'native threads (default: all cores; resume with the same count for bitwise-equal results)', intArg)
+    .option('--out <dir>', 'output directory')
+    .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
+    .option('--resume', 'continue the run in --out from its checkpoint')
+    .option('--force', 'replace an existing run in --out')
+    .addHelpText('after', EXAMPLES)
+    .action(function (this: Command) {
+      const opts = this.opts();
+      const keys = Object.keys(D);
+      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }) : {};
+      const fromCli = givenOptions(this, keys);
+      // Paths are stored absolute, so --resume works from any directory; names stay names.
+      const names: Record<string, readonly string[]> = {
+        data: CORPUS_NAMES, task: CLASSIFICATION_TASKS, quant: Object.keys(QUANT_PRESETS),
+      };
+      for (const o of [fromFile, fromCli]) {
+        for (const k of ['teacher', 'data', 'task', 'dev', 'quant', 'studentInit', 'cacheTeacher']) {
+          const v = o[k];
+          // A name or a missing file stays as typed, so errors show what the user wrote.
+          if (typeof v === 'string' && v && !names[k]?.includes(v) && (!names[k] || fs.existsSync(v))) o[k] = path.resolve(v);
+        }
+      }
+      const out = (opts.out ?? fromFile.out) as string | undefined;
+      if (!out) throw new Error('--out is required: the directory for the student, logs and checkpoints');
+      let saved: QatConfig | undefined;
+      if (opts.resume) {
+        const dir = findCheckpoint(out);
+        if (!dir) throw new Error(`--resume: ${out} has no checkpoint/ to resume from; run without --resume (and --force) to start over`);
+        saved = readCheckpointState(dir).config as unknown as QatConfig;
+      }
+      const config = resolveSettings(D, fromFile, fromCli, saved);
+      const threads = (opts.threads ?? fromFile.threads) as number | undefined;
+      if (threads !== undefined) {
+        if (!(threads >= 1)) throw new Error(`--threads must be at least 1, got ${threads}`);
+        setThreads(threads);
+      }
+      const reporter = progressReporter({ label: 'qat' });
+      reporter.message(`kdqat qat → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'})`);
+      const s = runQat({ out, config, resume: !!opts.resume, force: !!opts.force, reporter, commandLine: commandLine() });
+      const m = s.metric, f = (x: number | undefined): string => (x === undefined ? '-' : x.toFixed(4));
+      const rec = s.recovered === null ? '' : `; recovered ${(100 * s.recovered).toFixed(1)}% of what RTN lost`;
+      reporter.message(`done: ${s.steps} steps in ${s.wall_time_s}s (${s.train_tokens_per_s} tokens/s); ${m}: teacher ${f(s.teacher[m])}, ` +
+        `RTN ${f(s.rtn[m])}, KD-QAT ${f(s.final[m])}${rec}; student in ${path.join(out, STUDENT_DIR)}`);
+    });
+}

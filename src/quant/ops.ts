@@ -1,0 +1,86 @@
+// Fake-quantization ops with autograd (METHODS.md §1-2): the forward replaces a weight by
+// ŵ = dequant(quant(w)) through the `fakeQuant` kernel (the same one quantizeCodes uses, so
+// fake ≡ convert bitwise); the backward is the straight-through estimator (plain or clipped)
+// or, for LSQ, Esser et al. 2020's step gradient. The STE lives here and nowhere else.
+import { Tensor } from '../tensor/tensor.js';
+import { record } from '../tensor/autograd.js';
+import { kernel } from '../tensor/registry.js';
+import {
+  type WeightQuant, checkWeightQuant, checkStep, granuleCount, groupOf, bitsOf, ruleCode,
+  withContext,
+} from './rules.js';
+
+function matrixShape(where: string, w: Tensor): [number, number] {
+  if (w.dtype !== 'f32' || w.ndim !== 2) {
+    throw new RangeError(`${where}: expected a 2-D float32 weight (out, in), got ${w.dtype} of shape [${w.shape}]`);
+  }
+  return [w.shape[0], w.shape[1]];
+}
+
+/** ŵ (rows, cols) = fake-quantized w; `step` (granuleCount) is the learned scale for LSQ. */
+export function fakeQuantWeight(w: Tensor, q: WeightQuant, step?: Tensor): Tensor {
+  const where = 'fakeQuantWeight';
+  const [rows, cols] = matrixShape(where, w);
+  checkWeightQuant(q, rows, cols, where);
+  checkStep(q, rows, cols, step?.f32, where);
+  const G = granuleCount(rows, cols, q);
+  const rule = ruleCode(q.rule), bits = bitsOf(q.rule), group = groupOf(q, cols);
+  const out = new Tensor(new Float32Array(w.size), w.shape);
+  const scales = new Float32Array(G);
+  const zeros = q.rule.kind === 'asym' ? new Int32Array(G) : null;
+  withContext(where, q, rows, cols, () =>
+    kernel('fakeQuant')(w.f32, out.f32, null, scales, zeros, step?.f32 ?? null, rows, cols, rule, bits, group));
+  const clip = q.clip ?? Infinity;
+  const inputs = step ? [w, step] : [w];
+  return record(out, 'fakeQuantWeight', inputs, (g) => {
+    if (!step && clip === Infinity) return [g]; // plain STE: ∂ŵ/∂w = 1
+    const gw = new Float32Array(w.size);
+    const gs = step ? new Float32Array(G) : null;
+    kernel('fakeQuantBackward')(w.f32, g.f32, gw, step?.f32 ?? null, zeros, gs, rows, cols, rule, bits, group, clip);
+    const gwT = new Tensor(gw, w.shape);
+    return step ? [gwT, new Tensor(gs!, step.shape)] : [gwT];
+  });
+}
+
+/** LSQ step initialization: the min-max scale of each granule (sym: max|w|/Qp, asym:
+ *  (max−min)/(2^b−1)), shape [granuleCount], a leaf that requires a gradient. */
+export function initStep(w: Tensor, q: WeightQuant): Tensor {
+  const where = 'initStep';
+  const [rows, cols] = matrixShape(where, w);
+  checkWeightQuant(q, rows, cols, where);
+  if (q.rule.kind !== 'sym' && q.rule.kind !== 'asym') {
+    throw new RangeError(`${where}: rule ${q.rule.kind} has no learnable step (LSQ applies to sym and asym)`);
+  }
+  const G = granuleCount(rows, cols, q);
+  const scales = new Float32Array(G);
+  const zeros = q.rule.kind === 'asym' ? new Int32Array(G) : null;
+  withContext(where, q, rows, cols, () => kernel('fakeQuant')(w.f32, null, null, scales, zeros, null, rows, cols,
+    ruleCode(q.rule), bitsOf(q.rule), groupOf(q, cols)));
+  return new Tensor(scales, [G], true);
+}
+
+/** Dynamic per-tensor symmetric fake quantization of an activation (paper B: 8-bit inputs of
+ *  quantized Linears), clamped to ±clip when given (TernaryBERT: 2.5); STE backward, zero
+ *  outside ±clip. */
+export function fakeQuantInput(x: Tensor, bits: number, clip?: number): Tensor {
+  const where = 'fakeQuantInput';
+  if (x.dtype !== 'f32') throw new TypeError(`${where}: expected a float32 tensor, got ${x.dtype}`);
+  if (!(Number.isInteger(bits) && bits >= 2 && bits <= 8)) {
+    throw new RangeError(`${where}: bits ${bits} is outside 2..8 (activations on shape [${x.shape}])`);
+  }
+  if (clip !== undefined && !(clip > 0)) throw new RangeError(`${where}: clip ${clip} must be > 0`);
+  const c = clip ?? Infinity;
+  const out = new Tensor(new Float32Array(x.size), x.shape);
+  try {
+    kernel('fakeQuantInput')(x.f32, out.f32, bits, c);
+  } catch (e) {
+    if (e instanceof RangeError) throw new RangeError(`${where}: ${bits}-bit on shape [${x.shape}]: ${e.message}`);
+    throw e;
+  }
+  return record(out, 'fakeQuantInput', [x], (g) => {
+    if (c === Infinity) return [g];
+    const gx = new Float32Array(x.size);
+    kernel('fakeQuantInputBackward')(x.f32, g.f32, gx, c);
+    return [new Tensor(gx, x.shape)];
+  });
+}

@@ -1,0 +1,58 @@
+// Settings of a KD-QAT run (`kdqat qat`), their defaults and checks, and the --loss syntax.
+export interface QatConfig {
+  /** Teacher model directory (absolute). */
+  teacher: string;
+  /** Decoder: corpus name or text file/directory. */
+  data: string;
+  /** Encoder: built-in classification task or a JSONL/TSV training file; dev: its dev file. */
+  task: string;
+  dev: string;
+  /** Quantization preset name or JSON file (src/quant/config.ts). */
+  quant: string;
+  /** Loss weights, 'pred=1,rep=1,attn_map=1'. */
+  loss: string;
+  tau: number;
+  /** '', a preset (ov) or comma-separated name patterns. */
+  freeze: string;
+  /** Start the student from this model directory instead of the teacher's weights. */
+  studentInit: string;
+  steps: number;
+  lr: number;
+  warmup: number;
+  batch: number;
+  /** Tokens per window (decoder) / maximum length (encoder); 0: min(128, max positions). */
+  seqLen: number;
+  accumulate: number;
+  clip: number;
+  weightDecay: number;
+  evalEvery: number;
+  /** Validation windows of a periodic evaluation (the baselines and the final one use all). */
+  evalWindows: number;
+  logEvery: number;
+  saveEvery: number;
+  seed: number;
+  /** Directory of the on-disk teacher-output cache ('' = off). */
+  cacheTeacher: string;
+}
+
+export const QAT_DEFAULTS: QatConfig = {
+  teacher: '', data: '', task: '', dev: '', quant: 'w4-channel', loss: 'pred=1', tau: 1, freeze: '', studentInit: '',
+  steps: 200, lr: 1e-4, warmup: 10, batch: 8, seqLen: 0, accumulate: 1, clip: 1, weightDecay: 0,
+  evalEvery: 50, evalWindows: 32, logEvery: 10, saveEvery: 50, seed: 0, cacheTeacher: '',
+};
+
+const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
+
+export function checkQatConfig(c: QatConfig): void {
+  if (!c.teacher) throw new Error('--teacher DIR is required: the full-precision model to distill from');
+  for (const k of ['steps', 'batch', 'accumulate', 'logEvery'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`${flag(k)} must be a positive integer, got ${c[k]}`);
+  }
+  for (const k of ['warmup', 'seqLen', 'evalEvery', 'evalWindows', 'saveEvery', 'seed'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 0) throw new Error(`${flag(k)} must be a non-negative integer, got ${c[k]}`);
+  }
+  if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
+  if (!(c.tau > 0)) throw new Error(`--tau must be positive, got ${c.tau}`);
+  if (!(c.clip >= 0)) throw new Error(`--clip must be ≥ 0 (0 = off), got ${c.clip}`);
+  if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be ≥ 0, got ${c.weightDecay}`);
+}

@@ -1,0 +1,129 @@
+// Training data of a KD-QAT run, from the teacher's own tokenizer:
+// - decoder (LLaMA teacher): packed windows of a corpus (sotu, brown, moby-dick, or a text file
+//   or directory), split into train/valid exactly as `kdqat pretrain` splits it
+//   (src/train/pretrain-data.ts), so validation text is held out from the teacher's pre-training
+//   and from distillation alike;
+// - encoder (BERT classifier teacher): a classification task (built-in brown-genre, or a JSONL/
+//   TSV training file with a --dev file), encoded as `kdqat finetune` encodes it, in padded
+//   batches with attention masks.
+import * as fs from 'node:fs';
+import { Tensor, intTensor } from '../tensor/tensor.js';
+import { Rng, hash32 } from '../tensor/rng.js';
+import { packSequences, type Windows } from '../data/packing.js';
+import { loadClassification } from '../data/classification.js';
+import { builtinClassification, CLASSIFICATION_TASKS } from '../data/tasks.js';
+import type { ClassificationExample } from '../data/types.js';
+import { encodeExample, padBatch, classifierSpecials, type EncodedExample } from '../eval/classification.js';
+import type { LoadedTokenizer } from '../tokenize/index.js';
+import { loadPretrainText, type CorpusSplitInfo } from './pretrain-data.js';
+import { shuffledBatches } from './objectives.js';
+
+/** One micro-batch, as the teacher and the student see it. */
+export interface QatBatch {
+  ids: Tensor; // (B, T) int32
+  /** (B, T) int32, 1 = token, 0 = padding (encoder batches; null for packed windows). */
+  mask: Tensor | null;
+  typeIds: Tensor | null; // (B, T) int32 (encoder)
+  /** Decoder: next-token targets (B, T); encoder: class ids (B). */
+  labels: Tensor;
+  tokens: number;
+}
+
+export interface DecoderData {
+  kind: 'decoder';
+  train: Windows;
+  valid: Windows | null;
+  /** Why there is no validation set, when there is none. */
+  validNote: string;
+  splits: CorpusSplitInfo[];
+}
+
+export interface EncoderData {
+  kind: 'encoder';
+  labels: string[];
+  train: EncodedExample[];
+  dev: ClassificationExample[];
+  pad: number;
+  maxLen: number;
+}
+
+export type QatData = DecoderData | EncoderData;
+
+/** Packed LM windows of `seqLen` inputs (+1 target) from the corpus `spec`. */
+export function decoderData(spec: string, tok: LoadedTokenizer, seqLen: number): DecoderData {
+  const text = loadPretrainText([spec]);
+  const sp = tok.specials;
+  const pack = (docs: { text: string }[]): Windows =>
+    packSequences(docs.map((d) => tok.encode(d.text, { addSpecialTokens: false })), { seqLen, bosId: sp.bos, eosId: sp.eos, shift: true });
+  let train: Windows;
+  try {
+    train = pack(text.train);
+  } catch (e) {
+    throw new Error(`--data ${spec}: ${(e as Error).message}`);
+  }
+  let valid: Windows | null = null, validNote = '';
+  if (text.valid.length === 0) validNote = 'the corpus has no validation documents';
+  else {
+    try {
+      valid = pack(text.valid);
+    } catch (e) {
+      validNote = (e as Error).message;
+    }
+  }
+  return { kind: 'decoder', train, valid, validNote, splits: text.splits };
+}
+
+/**
+ * A classification task for a classifier teacher with labels `teacherLabels`: a built-in task
+ * name, or a training file plus a dev file (their string labels are mapped by the teacher's).
+ */
+export function encoderData(task: string, dev: string, tok: LoadedTokenizer, teacherLabels: string[], maxLen: number): EncoderData {
+  let labels: string[], train: ClassificationExample[], devEx: ClassificationExample[];
+  if ((CLASSIFICATION_TASKS as readonly string[]).includes(task)) {
+    const t = builtinClassification(task);
+    ({ labels, train, dev: devEx } = t);
+  } else {
+    if (!fs.existsSync(task)) {
+      throw new Error(`--task ${task}: not a built-in task (${CLASSIFICATION_TASKS.join(', ')}) and no such file; give a task name or a JSONL/TSV file`);
+    }
+    if (!dev) throw new Error(`--task ${task}: a training file needs --dev FILE (JSONL/TSV) for the evaluation`);
+    const numeric = teacherLabels.every((l, i) => l === String(i)) || teacherLabels.some((l) => /^LABEL_\d+$/.test(l));
+    const opts = numeric ? {} : { labels: teacherLabels };
+    const tr = loadClassification(task, opts);
+    labels = numeric ? teacherLabels : tr.labels;
+    train = tr.examples;
+    devEx = loadClassification(dev, opts).examples;
+  }
+  if (labels.length !== teacherLabels.length) {
+    throw new Error(`--task ${task}: has ${labels.length} labels (${labels.join(', ')}) but the teacher's classifier has ${teacherLabels.length} (${teacherLabels.join(', ')}); use the task the teacher was fine-tuned on`);
+  }
+  for (const e of [...train, ...devEx]) {
+    if (e.label >= teacherLabels.length) throw new Error(`--task ${task}: label id ${e.label} is out of range for the teacher's ${teacherLabels.length} labels`);
+  }
+  if (train.length === 0) throw new Error(`--task ${task}: the training set is empty`);
+  const { pad } = classifierSpecials(tok);
+  return { kind: 'encoder', labels, train: train.map((e) => encodeExample(tok, e, maxLen)), dev: devEx, pad, maxLen };
+}
+
+/** The micro-batches of epoch `epoch`: an order depending only on (seed, epoch). */
+export function* epochBatches(data: QatData, batch: number, seed: number, epoch: number): Generator<QatBatch> {
+  if (data.kind === 'decoder') {
+    for (const b of shuffledBatches(data.train, batch, seed, epoch)) {
+      yield {
+        ids: intTensor(b.inputs, [b.rows, b.seqLen]), mask: null, typeIds: null,
+        labels: intTensor(b.targets!, [b.rows, b.seqLen]), tokens: b.rows * b.seqLen,
+      };
+    }
+    return;
+  }
+  // Shuffled example indices, as `kdqat finetune` orders them; the last batch may be short.
+  const order = new Rng(hash32(seed, epoch)).shuffle(data.train.map((_, i) => i));
+  for (let s = 0; s < order.length; s += batch) {
+    const items = order.slice(s, s + batch).map((i) => data.train[i]);
+    const b = padBatch(items, data.pad);
+    yield {
+      ids: b.ids, mask: b.mask, typeIds: b.typeIds, labels: intTensor(b.labels, [items.length]),
+      tokens: items.reduce((n, e) => n + e.ids.length, 0),
+    };
+  }
+}

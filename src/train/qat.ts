@@ -1,0 +1,385 @@
+// KD-QAT (METHODS.md §1): the student is an exact copy of the full-precision teacher whose
+// quantized weights are fake-quantized in its forward pass (src/quant prepare); the latent
+// weights (and LSQ steps) are trained, through the straight-through estimator, on a weighted
+// sum of distillation losses between student and teacher outputs (src/distill/losses.ts). The
+// teacher runs without gradients (optionally from a disk cache, src/train/teacher-cache.ts).
+// Frozen modules (--freeze ov: paper A's ov-freeze) stay fake-quantized but get no update and
+// no optimizer state (src/train/freeze.ts).
+//
+// Output directory (--out):
+//   student/          the student (saveStudent: latent weights as an HF model directory, plus
+//                     quantization.json and model.quantized.safetensors with codes and scales);
+//                     `kdqat eval --model OUT/student` measures the deployable quantized model
+//   qat_log.jsonl     every --log-every steps: {"step", "lr", "loss": {"total", <term>…},
+//                     "signal": per-module statistics (src/analysis/signal.ts)}, plus the
+//                     evaluation lines (valid_ppl / dev_accuracy)
+//   summary.json      teacher / round-to-nearest / KD-QAT metrics and the run's settings
+//   checkpoint/       latent weights + quantizer parameters + AdamW state, for --resume
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Tensor, intTensor } from '../tensor/tensor.js';
+import { crossEntropy, reshape } from '../tensor/ops/index.js';
+import { noGrad } from '../tensor/autograd.js';
+import type { Params, WeightFn } from '../nn/params.js';
+import { countParams } from '../nn/params.js';
+import { llamaForward, type LlamaConfig } from '../models/llama.js';
+import { bertClassify, bertEncode, type BertConfig } from '../models/bert.js';
+import type { Model } from '../models/model.js';
+import { loadModelDir, type LoadedModel } from '../io/model-dir.js';
+import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
+import { classificationAccuracy } from '../eval/classification.js';
+import { loadQuantConfig } from '../quant/config.js';
+import { prepare, type Prepared } from '../quant/prepare.js';
+import { saveStudent } from '../quant/student.js';
+import { quantizeCodes } from '../quant/rules.js';
+import {
+  captureFor, decoderOutputs, distillLoss, encoderOutputs, parseLossWeights, type DistillOutputs, type LossWeights,
+} from '../distill/losses.js';
+import { SignalMonitor } from '../analysis/signal.js';
+import { AdamW } from './optim.js';
+import { learningRate } from './schedule.js';
+import { isLoggedStep, trainLoop, type Reporter } from './loop.js';
+import { findCheckpoint, readCheckpoint } from './checkpoint.js';
+import { sequentialBatches } from './objectives.js';
+import { prepareOutDir, writeJsonAtomic } from './outdir.js';
+import { cacheFrozen, freeze } from './freeze.js';
+import { decoderData, encoderData, epochBatches, type QatBatch, type QatData } from './qat-data.js';
+import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
+import { checkQatConfig, type QatConfig } from './qat-config.js';
+
+export { QAT_DEFAULTS, type QatConfig } from './qat-config.js';
+
+/** The student's directory inside --out. */
+export const STUDENT_DIR = 'student';
+
+export interface QatRun {
+  out: string;
+  config: QatConfig;
+  resume?: boolean;
+  force?: boolean;
+  reporter?: Reporter;
+  commandLine?: string[];
+}
+
+export interface QatSummary {
+  arch: 'llama' | 'bert';
+  steps: number;
+  /** The metric of the comparison: valid_ppl (decoder) or dev_accuracy (encoder). */
+  metric: string;
+  teacher: Record<string, number>;
+  /** The student before training: round-to-nearest of the teacher (or of --student-init). */
+  rtn: Record<string, number>;
+  final: Record<string, number>;
+  /** Decoder: (ppl_rtn − ppl_qat) / (ppl_rtn − ppl_teacher), the part of the loss recovered. */
+  recovered: number | null;
+  frozen: string[];
+  trainable_parameters: number;
+  quantized_weights: number;
+  teacher_cache: { dir: string; hits: number; misses: number } | null;
+  tokens_seen: number;
+  wall_time_s: number;
+  train_tokens_per_s: number;
+  config: QatConfig;
+  command: string[];
+}
+
+function asModel(loaded: LoadedModel, params: Params): Model {
+  const hf = loaded.hf;
+  return hf.arch === 'llama'
+    ? { arch: 'llama', config: loaded.config as LlamaConfig, params }
+    : { arch: 'bert', config: loaded.config as BertConfig, params, heads: { mlm: hf.meta.head === 'mlm', classifier: hf.meta.head === 'classifier' } };
+}
+
+function loadTeacher(dir: string): { loaded: LoadedModel; tok: LoadedTokenizer } {
+  if (!fs.existsSync(dir)) throw new Error(`--teacher ${dir}: no such directory`);
+  let loaded: LoadedModel;
+  try {
+    loaded = loadModelDir(dir);
+  } catch (e) {
+    throw new Error(`--teacher ${dir}: cannot load the model: ${(e as Error).message}`);
+  }
+  if (loaded.hf.arch === 'bert' && loaded.hf.meta.head !== 'classifier') {
+    throw new Error(`--teacher ${dir}: is a BERT model without a classifier head; KD-QAT of an encoder needs a fine-tuned classifier (kdqat finetune)`);
+  }
+  if (!loaded.tokenizerPath) throw new Error(`--teacher ${dir}: has no tokenizer.json; the data is tokenized with the teacher's own tokenizer`);
+  const tok = loadTokenizer(loaded.tokenizerPath);
+  if (tok.vocabSize > loaded.config.vocabSize) {
+    throw new Error(`--teacher ${dir}: vocabulary mismatch: the tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${loaded.config.vocabSize}`);
+  }
+  for (const p of loaded.params.values()) p.requiresGrad = false;
+  return { loaded, tok };
+}
+
+/** The student's starting weights: a copy of the teacher's, or of --student-init (same model). */
+function studentParams(teacher: LoadedModel, tok: LoadedTokenizer, init: string): Params {
+  let src = teacher.params;
+  if (init) {
+    let s: LoadedModel;
+    try {
+      s = loadModelDir(init);
+    } catch (e) {
+      throw new Error(`--student-init ${init}: cannot load the model: ${(e as Error).message}`);
+    }
+    if (s.arch !== teacher.arch) throw new Error(`--student-init ${init}: is a ${s.arch} model, the teacher is ${teacher.arch}`);
+    const vs = s.config.vocabSize, vt = teacher.config.vocabSize;
+    const st = s.tokenizerPath ? loadTokenizer(s.tokenizerPath) : null;
+    if (vs !== vt || (st && JSON.stringify(st.json) !== JSON.stringify(tok.json))) {
+      throw new Error(`--student-init ${init}: teacher/student vocabulary mismatch: the student has vocab_size ${vs}` +
+        `${st ? ` and a tokenizer of ${st.vocabSize} tokens` : ''}, the teacher vocab_size ${vt} and a tokenizer of ${tok.vocabSize} tokens` +
+        `${vs === vt ? ' (the tokenizers differ)' : ''}; distillation compares outputs token by token, so both must use the same vocabulary`);
+    }
+    for (const [name, p] of teacher.params) {
+      const q = s.params.get(name);
+      if (!q) throw new Error(`--student-init ${init}: has no "${name}"; it must have the teacher's architecture and sizes`);
+      if (q.shape.join() !== p.shape.join()) throw new Error(`--student-init ${init}: "${name}" is [${q.shape}], the teacher's is [${p.shape}]`);
+    }
+    src = s.params;
+  }
+  const out: Params = new Map();
+  for (const name of teacher.params.keys()) {
+    const p = src.get(name)!;
+    const t = new Tensor(p.f32.slice(), p.shape, true);
+    t.name = name;
+    out.set(name, t);
+  }
+  return out;
+}
+
+/** The forward pass of either architecture, as distillation outputs. */
+function forward(model: Model, b: QatBatch, capture: ReturnType<typeof captureFor>, weight?: WeightFn): DistillOutputs {
+  if (model.arch === 'llama') return decoderOutputs(llamaForward(model.params, model.config, b.ids, { weight, capture }));
+  const enc = bertEncode(model.params, model.config, b.ids, { attentionMask: b.mask, tokenTypeIds: b.typeIds, weight, capture });
+  return encoderOutputs(enc, bertClassify(model.params, model.config, enc, { weight }));
+}
+
+/**
+ * Evaluation of the student through `weight`: decoder — validation NLL/perplexity and the
+ * distillation loss against the teacher (valid_kl: the `pred` term, τ = 1, mean per token);
+ * encoder — dev accuracy. `maxWindows` limits the validation windows (periodic evaluations).
+ * `teacherMetrics` receives the teacher's own metrics (computed from the same forward passes).
+ */
+function evaluator(model: Model, teacher: Model, data: QatData, tok: LoadedTokenizer, batch: number) {
+  return (weight: WeightFn | undefined, maxWindows: number, o: {
+    onBatch?: (done: number, total: number) => void; teacherMetrics?: Record<string, number>;
+  } = {}): Record<string, number> => {
+    const onBatch = o.onBatch;
+    if (data.kind === 'encoder') {
+      const acc = (m: Model, w?: WeightFn): number =>
+        classificationAccuracy(m, tok, data.dev, { maxLen: data.maxLen, batchSize: Math.max(batch, 32), weight: w, onBatch }).accuracy;
+      if (o.teacherMetrics) o.teacherMetrics.dev_accuracy = acc(teacher);
+      return { dev_accuracy: acc(model, weight) };
+    }
+    if (!data.valid || model.arch !== 'llama' || teacher.arch !== 'llama') return {};
+    let nll = 0, kl = 0, tnll = 0, tokens = 0;
+    const total = Math.min(data.valid.count, maxWindows);
+    noGrad(() => {
+      for (const b of sequentialBatches(data.valid!, batch, maxWindows)) {
+        onBatch?.(tokens / b.seqLen, total);
+        const n = b.rows * b.seqLen, ids = intTensor(b.inputs, [b.rows, b.seqLen]);
+        const s = llamaForward(model.params, model.config, ids, { weight });
+        nll += crossEntropy(reshape(s.logits, [n, model.config.vocabSize]), intTensor(b.targets!, [n])).item() * n;
+        const t = llamaForward(teacher.params, teacher.config, ids);
+        kl += distillLoss(decoderOutputs(s), decoderOutputs(t), { pred: 1 }, { arch: 'llama' }).terms.pred!.item() * n;
+        if (o.teacherMetrics) tnll += crossEntropy(reshape(t.logits, [n, teacher.config.vocabSize]), intTensor(b.targets!, [n])).item() * n;
+        tokens += n;
+      }
+    });
+    if (o.teacherMetrics) Object.assign(o.teacherMetrics, { valid_nll: tnll / tokens, valid_ppl: Math.exp(tnll / tokens), valid_kl: 0 });
+    return { valid_nll: nll / tokens, valid_ppl: Math.exp(nll / tokens), valid_kl: kl / tokens };
+  };
+}
+
+export function runQat(run: QatRun): QatSummary {
+  const t0 = performance.now();
+  const { out } = run;
+  const ckptDir = run.resume ? findCheckpoint(out) : null;
+  if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from; run without --resume (and with --force) to start over`);
+  const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
+  const c = ckpt ? (ckpt.state.config as unknown as QatConfig) : run.config;
+  checkQatConfig(c);
+  const say = (m: string): void => run.reporter?.message(m);
+  // The full evaluations take a while: a line every 15 s.
+  const progress = (what: string) => {
+    let last = performance.now();
+    return (done: number, total: number): void => {
+      if (performance.now() - last < 15_000) return;
+      last = performance.now();
+      say(`evaluating the ${what}: ${done}/${total}`);
+    };
+  };
+
+  // Everything that can be wrong is checked before --force clears an old run out of the way.
+  const { loaded: teacherDir, tok } = loadTeacher(c.teacher);
+  const arch = teacherDir.arch;
+  const teacher = asModel(teacherDir, teacherDir.params);
+  const student = asModel(teacherDir, studentParams(teacherDir, tok, c.studentInit));
+  const { config: quant, source } = loadQuantConfig(c.quant);
+  let prepared: Prepared;
+  try {
+    prepared = prepare(student, quant, { source });
+  } catch (e) {
+    // prepare's messages name the config's source; otherwise say which option it came from.
+    const m = (e as Error).message;
+    throw new Error(m.includes(c.quant) ? m : `--quant ${c.quant}: ${m}`);
+  }
+  const weights: LossWeights = parseLossWeights(c.loss, '--loss');
+  const frozen = freeze(c.freeze, arch, student.params, prepared.quantParams);
+  const maxPos = teacher.config.maxPositionEmbeddings;
+  const seqLen = c.seqLen || Math.min(128, maxPos);
+  if (seqLen > maxPos) throw new Error(`--seq-len ${seqLen} exceeds the teacher's max_position_embeddings ${maxPos}`);
+  let data: QatData;
+  if (arch === 'llama') {
+    if (!c.data) throw new Error('--data NAME|FILE is required for a decoder teacher: sotu, brown, moby-dick, or a text file');
+    if (c.task || c.dev) throw new Error(`--task/--dev are for a classifier teacher; ${c.teacher} is a LLaMA decoder: give --data`);
+    data = decoderData(c.data, tok, seqLen);
+    if (data.train.count < c.batch) throw new Error(`--data ${c.data}: ${data.train.count} training windows of ${seqLen} tokens cannot fill one --batch of ${c.batch}`);
+  } else {
+    if (!c.task) throw new Error(`--task NAME|FILE is required for an encoder (classifier) teacher, e.g. --task brown-genre`);
+    if (c.data) throw new Error(`--data is for a decoder teacher; ${c.teacher} is a BERT classifier: give --task (and --dev for a file)`);
+    const labels = teacherDir.hf.arch === 'bert' ? teacherDir.hf.meta.labels ?? [] : [];
+    data = encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: (teacher.config as BertConfig).numLabels }, (_, i) => String(i)), seqLen);
+  }
+  prepareOutDir(out, { force: run.force, resume: run.resume });
+
+  // Trainable: the student's weights and the quantizer parameters, minus the frozen ones. All of
+  // them are in the checkpoint (frozen ones unchanged); only trained ones have AdamW state.
+  const params: Params = new Map(student.params);
+  for (const [n, p] of prepared.quantParams) {
+    if (params.has(n)) throw new Error(`quantizer parameter "${n}" has the name of a model parameter`);
+    params.set(n, p);
+  }
+  const trainable = new Set([...params].filter(([, p]) => p.requiresGrad).map(([n]) => n));
+  const frozenSet = new Set(frozen.params);
+  const weight = cacheFrozen(prepared.weight, frozenSet);
+  const monitor = new SignalMonitor({
+    params, quantized: prepared.quantized.keys(), trainable,
+    // Crossings count integer codes (a moved absmax scale changes every ŵ of its row, not the codes).
+    codes: (name, w) => {
+      const t = prepared.targets.get(name)!;
+      return quantizeCodes(w.f32, t.rows, t.cols, prepared.quantized.get(name)!, prepared.quantParams.get(`${name}.step`)?.f32).codes;
+    },
+  });
+  const studentWeight = monitor.instrument(weight);
+  const capture = captureFor(weights, arch);
+  const cache = c.cacheTeacher ? new TeacherCache(c.cacheTeacher, teacherKey(c.teacher, capture)) : null;
+  const teacherOut = (b: QatBatch): DistillOutputs => {
+    const compute = (): DistillOutputs => noGrad(() => forward(teacher, b, capture));
+    return cache ? cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute) : compute();
+  };
+
+  const evaluate = evaluator(student, teacher, data, tok, c.batch);
+  const metric = data.kind === 'decoder' ? 'valid_ppl' : 'dev_accuracy';
+  say(`${arch} teacher ${c.teacher}: ${countParams(teacher.params).toLocaleString('en-US')} parameters; ` +
+    `${prepared.quantized.size} quantized weights (${c.quant}); frozen: ${frozen.params.length ? frozen.params.length + ' parameters' : 'none'}; ` +
+    `loss ${Object.entries(weights).map(([k, v]) => `${k}=${v}`).join(',')}`);
+  if (data.kind === 'decoder' && !data.valid) say(`validation skipped: ${data.validNote}`);
+  // Baselines, on the whole evaluation set: the teacher, and the student before training (RTN).
+  let base = ckpt?.state.extra.baselines as { teacher: Record<string, number>; rtn: Record<string, number> } | undefined;
+  if (!base) {
+    say('evaluating the teacher and the round-to-nearest student');
+    const teacherMetrics: Record<string, number> = {};
+    const rtn = evaluate(weight, Infinity, { onBatch: progress('teacher and the round-to-nearest student'), teacherMetrics });
+    base = { teacher: teacherMetrics, rtn };
+    say(`teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)}`);
+  }
+
+  const optimizer = new AdamW(params, {
+    lr: c.lr, weightDecay: c.weightDecay, noDecay: (n) => prepared.quantParams.has(n) || (params.get(n)?.ndim ?? 2) < 2,
+  });
+  const schedule = { lr: c.lr, totalSteps: c.steps, warmupSteps: c.warmup, decay: 'cosine' as const, minRatio: 0.1 };
+  // Loss terms summed since the last log line (saved in checkpoints, so a resumed log is equal).
+  let pending = (ckpt?.state.extra.pendingTerms as { steps: number; sums: Record<string, number> }) ?? { steps: 0, sums: {} };
+  let lastTerms: Record<string, number> = {};
+  let signalStep = -1;
+
+  const result = trainLoop<QatBatch>({
+    params, optimizer, totalSteps: c.steps, accumulate: c.accumulate, clipNorm: c.clip, seed: c.seed,
+    lr: (s) => learningRate(schedule, s),
+    epochBatches: (epoch) => epochBatches(data, c.batch, c.seed, epoch),
+    tokens: (b) => b.tokens,
+    loss: (b) => {
+      const t = teacherOut(b);
+      const s = forward(student, b, capture, studentWeight);
+      const r = distillLoss(s, t, weights, { arch, tau: c.tau, mask: b.mask, labels: b.labels });
+      lastTerms = Object.fromEntries(Object.entries(r.terms).map(([k, v]) => [k, (v as Tensor).item()]));
+      for (const [k, v] of Object.entries(lastTerms)) pending.sums[k] = (pending.sums[k] ?? 0) + v / c.accumulate;
+      return r.total;
+    },
+    checkLoss: (loss) => {
+      const bad = Object.entries(lastTerms).filter(([, v]) => !Number.isFinite(v));
+      if (bad.length === 0) return null;
+      const ok = Object.entries(lastTerms).filter(([, v]) => Number.isFinite(v));
+      return `the loss term${bad.length > 1 ? 's' : ''} ${bad.map(([k, v]) => `'${k}' ${v}`).join(', ')} ` +
+        `(total ${loss.item()}${ok.length ? `; finite: ${ok.map(([k, v]) => `${k} ${v.toPrecision(4)}`).join(', ')}` : ''})`;
+    },
+    hooks: {
+      beforeStep: (step) => {
+        pending.steps++;
+        // Resumed at a logged step: ŵ at that step is what the first crossing rate after it
+        // compares with (SignalMonitor keeps it in memory only); recompute it from the restored
+        // weights so the log equals an uninterrupted run's. Otherwise that rate stays null.
+        if (ckpt && step === ckpt.state.step && step > 0 && isLoggedStep(step - 1, c.steps, c.logEvery)) {
+          noGrad(() => monitor.afterUpdate(weight));
+          monitor.take();
+        }
+        monitor.active = isLoggedStep(step, c.steps, c.logEvery);
+        if (monitor.active) signalStep = step + 1;
+      },
+      afterBackward: () => { if (monitor.active) monitor.afterBackward(); },
+      beforeUpdate: () => { if (monitor.active) monitor.beforeUpdate(); },
+      afterUpdate: () => {
+        if (!monitor.active) return;
+        noGrad(() => monitor.afterUpdate(weight));
+        monitor.active = false;
+      },
+    },
+    logFile: 'qat_log.jsonl',
+    logRecord: (rec, step) => {
+      const { loss, lr, ...rest } = rec;
+      // Each term averaged over the steps since the last line, as the loop averages the total.
+      const terms = Object.fromEntries(Object.entries(pending.sums).map(([k, v]) => [k, v / pending.steps]));
+      pending = { steps: 0, sums: {} };
+      const line: Record<string, unknown> = { step, lr, loss: { total: loss, ...terms }, ...rest };
+      if (signalStep === step) line.signal = monitor.take();
+      return line;
+    },
+    evaluate: () => evaluate(weight, c.evalWindows),
+    evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
+    config: c as unknown as Record<string, unknown>,
+    extraState: () => ({ baselines: base, pendingTerms: pending }),
+    resume: ckpt, reporter: run.reporter,
+  });
+
+  const final = evaluate(weight, Infinity, { onBatch: progress('KD-QAT student') });
+  say(`final: ${fmt(final)} (teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)})`);
+  writeStudent(out, student, prepared, c.teacher, teacherDir);
+  const recovered = metric === 'valid_ppl' && base.rtn.valid_ppl !== undefined && final.valid_ppl !== undefined
+    ? (base.rtn.valid_ppl - final.valid_ppl) / (base.rtn.valid_ppl - base.teacher.valid_ppl) : null;
+  const summary: QatSummary = {
+    arch, steps: result.step, metric, teacher: base.teacher, rtn: base.rtn, final, recovered,
+    frozen: [...frozen.params, ...frozen.quantParams], trainable_parameters: [...trainable].reduce((n, k) => n + params.get(k)!.size, 0),
+    quantized_weights: prepared.quantized.size,
+    teacher_cache: cache ? { dir: cache.dir, hits: cache.hits, misses: cache.misses } : null,
+    tokens_seen: result.tokensSeen,
+    wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10,
+    train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),
+    config: c, command: run.commandLine ?? [],
+  };
+  writeJsonAtomic(path.join(out, 'summary.json'), summary);
+  return summary;
+}
+
+/** OUT/student, written into a temp directory and renamed into place (replacing an older one). */
+function writeStudent(out: string, student: Model, prepared: Prepared, teacherPath: string, teacher: LoadedModel): void {
+  const dir = path.join(out, STUDENT_DIR), tmp = path.join(out, `.student.tmp-${process.pid}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  try {
+    saveStudent(tmp, student, prepared, { tokenizerFrom: teacherPath, hf: teacher.hf });
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.renameSync(tmp, dir);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const fmt = (m: Record<string, number>): string => Object.entries(m).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ') || '(no metrics)';

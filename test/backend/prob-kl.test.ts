@@ -1,0 +1,96 @@
+// probKl / probKlBackward (the attention-map KL kernel): native against the reference on
+// softmax rows with exact zeros (masked entries), skipped rows holding NaN, tiny probabilities
+// around the clamp; thread-count independence; finite differences of the op on both backends.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { nnKernels } from '../../src/backend/ref/nn.js';
+import type { Kernels } from '../../src/tensor/kernels.js';
+import { Rng } from '../../src/tensor/rng.js';
+import { Tensor, probKl } from '../../src/tensor/index.js';
+import { expectClose } from '../util.js';
+import { gradCheck } from '../gradcheck.js';
+import { BACKENDS, onBackend } from '../backends.js';
+
+type Addon = Kernels & { getThreads(): number; setThreads(n: number): void };
+const N = createRequire(import.meta.url)('../../build/Release/kdqat.node') as Addon;
+const R = nnKernels as Kernels;
+
+/** rows × n softmax rows of random logits; a causal-like triangle of exact zeros. */
+function probs(rows: number, n: number, rng: Rng, spread = 3): Float32Array {
+  const out = new Float32Array(rows * n);
+  for (let r = 0; r < rows; r++) {
+    const vis = 1 + (r % n);
+    let s = 0;
+    for (let j = 0; j < vis; j++) s += out[r * n + j] = Math.exp(spread * rng.normal());
+    for (let j = 0; j < vis; j++) out[r * n + j] /= s;
+  }
+  return out;
+}
+
+test('probKl: native matches ref (value and gradient), skips zero-weight rows, thread-independent', () => {
+  const rng = new Rng(5);
+  for (const [rows, n] of [[1, 1], [7, 13], [96, 33], [300, 64]]) {
+    const p = probs(rows, n, rng), q = probs(rows, n, rng, 6); // spread 6: some q < 1e-8
+    const w = new Float32Array(rows);
+    for (let r = 0; r < rows; r++) w[r] = r % 5 === 3 ? 0 : 0.5 + rng.uniform();
+    for (let r = 0; r < rows; r++) {
+      if (w[r] === 0) {
+        p[r * n] = NaN;
+        q[r * n] = NaN; // padding rows are never read
+      }
+    }
+    const want = R.probKl(p, q, w, rows, n, 1e-8);
+    assert.ok(Number.isFinite(want) && (n === 1 ? want === 0 : want > 0), `ref value ${want}`);
+    expectClose([N.probKl(p, q, w, rows, n, 1e-8)], [want], 1e-6, 0, `value ${rows}x${n}`);
+    const gR = new Float32Array(rows * n), gN = new Float32Array(rows * n).fill(7);
+    R.probKlBackward(p, q, w, 0.75, gR, rows, n, 1e-8);
+    N.probKlBackward(p, q, w, 0.75, gN, rows, n, 1e-8);
+    expectClose(gN, gR, 1e-6, 0, `gradient ${rows}x${n}`);
+    assert.ok(gR.every(Number.isFinite));
+    const threads = N.getThreads();
+    try {
+      N.setThreads(1);
+      const one = N.probKl(p, q, w, rows, n, 1e-8);
+      N.setThreads(2);
+      assert.equal(N.probKl(p, q, w, rows, n, 1e-8), one);
+    } finally {
+      N.setThreads(threads);
+    }
+  }
+});
+
+test('probKl: 0 for identical rows; clamp semantics at eps', () => {
+  const rng = new Rng(6);
+  const p = probs(20, 9, rng), w = new Float32Array(20).fill(1);
+  for (const k of [R, N]) assert.equal(k.probKl(p, p, w, 20, 9, 1e-8), 0);
+  // p = 0.5 where q = 1e-12 < eps: the log sees eps, the gradient is 0 (PyTorch clamp_min).
+  const pp = Float32Array.of(0.5, 0.5), qq = Float32Array.of(1e-12, 1);
+  const want = 0.5 * (Math.log(0.5) - Math.log(1e-8)) + 0.5 * Math.log(0.5);
+  for (const k of [R, N]) {
+    expectClose([k.probKl(pp, qq, Float32Array.of(1), 1, 2, 1e-8)], [want], 1e-6, 0, 'clamped value');
+    const g = new Float32Array(2);
+    k.probKlBackward(pp, qq, Float32Array.of(2), 1, g, 1, 2, 1e-8);
+    expectClose(g, [0, -1], 1e-7, 0, 'clamped gradient');
+  }
+});
+
+test('probKl: bad sizes and eps throw RangeError on both backends', () => {
+  const x = new Float32Array(6), w = new Float32Array(2);
+  for (const k of [R, N]) {
+    assert.throws(() => k.probKl(x, new Float32Array(5), w, 2, 3, 1e-8), RangeError);
+    assert.throws(() => k.probKl(x, x, new Float32Array(3), 2, 3, 1e-8), RangeError);
+    assert.throws(() => k.probKl(x, x, w, 2, 3, 0), RangeError);
+    assert.throws(() => k.probKlBackward(x, x, w, 1, new Float32Array(4), 2, 3, 1e-8), RangeError);
+  }
+});
+
+for (const backend of BACKENDS) {
+  test(`probKl op: gradient matches finite differences (${backend})`, () => onBackend(backend, () => {
+    const rng = new Rng(8);
+    const p = new Tensor(probs(6, 5, rng), [2, 3, 5]);
+    const q = new Tensor(probs(6, 5, rng).map((v) => v + 0.05), [2, 3, 5], true);
+    const w = Float32Array.of(1, 0.5, 0, 2, 1, 0.25);
+    gradCheck('probKl', (qq) => probKl(p, qq, w), [q], { eps: 1e-3, rtol: 1e-2, atol: 1e-3 });
+  }));
+}

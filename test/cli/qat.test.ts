@@ -1,0 +1,74 @@
+// `kdqat qat` end to end on a tiny random teacher: options, help, the student directory that
+// `kdqat eval` loads, --resume keeping the saved settings, --config files.
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { runEval, type Output } from '../../src/cli/eval.js';
+import { readTrainLog } from '../../src/train/train-log.js';
+import { llamaTeacher } from '../train/qat-fixture.js';
+import { kdqat, tmpDir } from './helpers.js';
+
+const quiet: Output = { stdout: () => {}, stderr: () => {}, isTTY: false };
+
+it('kdqat qat --help lists the options and examples', async () => {
+  const write = process.stdout.write;
+  let text = '';
+  process.stdout.write = ((c: string) => { text += c; return true; }) as typeof process.stdout.write;
+  try { await kdqat('qat', '--help'); } finally { process.stdout.write = write; }
+  for (const flag of ['--teacher', '--data', '--task', '--quant', '--loss', '--tau', '--freeze', '--steps', '--lr', '--warmup', '--batch',
+    '--seq-len', '--accumulate', '--clip', '--eval-every', '--log-every', '--save-every', '--seed', '--threads', '--out', '--force',
+    '--resume', '--config', '--cache-teacher']) assert.ok(text.includes(flag), flag);
+  assert.match(text, /Examples:[\s\S]*--freeze ov/);
+});
+
+it('kdqat qat writes a student that kdqat eval loads (quantized and latent weights differ); --resume keeps the settings', async () => {
+  const root = tmpDir('cli-qat');
+  const teacher = llamaTeacher(root);
+  const out = path.join(root, 'run');
+  const args = ['qat', '--teacher', teacher.dir, '--data', teacher.text, '--quant', 'w4-g32', '--loss', 'pred=1,rep=0.5',
+    '--freeze', 'ov', '--steps', '4', '--lr', '1e-3', '--warmup', '1', '--batch', '4', '--seq-len', '32', '--eval-every', '2',
+    '--eval-windows', '2', '--log-every', '1', '--save-every', '2', '--threads', '1', '--out', out];
+  const r = await kdqat(...args);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /done: 4 steps .* valid_ppl: teacher [\d.]+, RTN [\d.]+, KD-QAT [\d.]+/);
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+  assert.equal(summary.config.quant, 'w4-g32');
+  assert.equal(summary.config.teacher, teacher.dir);
+  assert.equal(readTrainLog(path.join(out, 'qat_log.jsonl')).length, 4);
+
+  const student = path.join(out, 'student');
+  const q = await runEval({ model: student, text: [teacher.text], json: true, seq: '32' }, quiet);
+  const latent = await runEval({ model: student, text: [teacher.text], json: true, seq: '32', latent: true }, quiet);
+  const ppl = (rep: typeof q): number => (rep.results[0] as unknown as { ppl: number }).ppl;
+  assert.equal(q.arch, 'llama');
+  assert.ok(Number.isFinite(ppl(q)) && Number.isFinite(ppl(latent)));
+  assert.notEqual(ppl(q), ppl(latent), 'the student evaluates its quantized weights, not the latent ones');
+
+  // The log is what `kdqat plot` reads.
+  const figs = path.join(root, 'figs');
+  const plot = await kdqat('plot', '--log', path.join(out, 'qat_log.jsonl'), '--out', figs, '--no-png');
+  assert.equal(plot.code, 0, plot.stderr);
+  assert.ok(fs.readdirSync(figs).some((f) => f.endsWith('.svg')));
+
+  // An existing run: not replaced without --force; a resumed run keeps its settings.
+  const again = await kdqat(...args);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /already exists and is not empty; use --force/);
+  const changed = await kdqat('qat', '--out', out, '--resume', '--lr', '5e-4');
+  assert.equal(changed.code, 1);
+  assert.match(changed.stderr, /--resume: --lr 0.0005 differs from the checkpoint's 0.001/);
+  const resumed = await kdqat('qat', '--out', out, '--resume', '--threads', '1');
+  assert.equal(resumed.code, 0, resumed.stderr);
+
+  // --config: the same keys as the flags.
+  const cfg = path.join(root, 'qat.json');
+  fs.writeFileSync(cfg, JSON.stringify({ teacher: teacher.dir, data: teacher.text, steps: 2, 'seq-len': 32, batch: 4, 'save-every': 0, 'eval-every': 0, 'eval-windows': 2 }));
+  const c = await kdqat('qat', '--config', cfg, '--out', path.join(root, 'from-config'), '--threads', '1');
+  assert.equal(c.code, 0, c.stderr);
+  const bad = await kdqat('qat', '--teacher', teacher.dir, '--data', teacher.text, '--quant', 'w4-g24', '--out', path.join(root, 'bad'));
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--quant w4-g24: neither a preset/);
+  assert.ok(!fs.existsSync(path.join(root, 'bad')));
+  fs.rmSync(root, { recursive: true });
+});

@@ -1,0 +1,233 @@
+// llama.cpp runs kdqat's low-bit GGUF exports of the shipped teacher (teachers/llama-sotu) as
+// kdqat's forward runs the same dequantized weights. llama.cpp's CPU matmul for Q8_0/Q4_0
+// weights quantizes the activations to Q8_0 on the fly (TQ2_0: Q8_K), so agreement is looser
+// than the F32 bar (1e-3·range): the tolerances below were measured (numbers in the comments)
+// and given a margin. kdqat's forward is also run with llama.cpp's activation quantization
+// simulated (WeightFn.input), which tightens the agreement (TQ2_0 to ~1e-5 on average). The
+// tolerance has teeth: a GGUF whose q/k rows were not permuted and a wrong reading of the
+// Q4_0/TQ2_0 block layout fail it by a wide margin, and the full-precision teacher is clearly
+// further from llama.cpp's run than the dequantized weights are.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
+import { intTensor, noGrad, Tensor } from '../../src/tensor/index.js';
+import { llamaForward, type LlamaConfig } from '../../src/models/llama.js';
+import { loadModelDir, type LoadedModel } from '../../src/io/model-dir.js';
+import { exportLlamaGguf, permuteQK } from '../../src/io/gguf.js';
+import { FORMATS, fakeQuantRef, type FormatName } from '../../src/quant/formats.js';
+import { readF16 } from '../../src/quant/blocks.js';
+import type { Params, WeightFn } from '../../src/nn/params.js';
+import { fromF16, toF16 } from '../../src/io/half.js';
+import { loadTokenizer } from '../../src/tokenize/index.js';
+import { loadCorpus, splitChronological } from '../../src/data/index.js';
+import { argmax } from './gguf-fixtures.js';
+import { agreement, commonPrefix, runLlamaCpp, type Agreement, type CppRun } from './llamacpp.js';
+
+const TEACHER = fileURLToPath(new URL('../../teachers/llama-sotu', import.meta.url));
+const GEN = 32;
+const TYPES: FormatName[] = ['Q8_0', 'Q4_0', 'TQ2_0'];
+const PROJ = /\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.weight$/;
+
+let dir = '';
+let llama: Llama;
+let m: LoadedModel;
+let cfg: LlamaConfig;
+let tokenizerJson = '';
+let prompt: number[] = [];
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-llamaq-'));
+  llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  m = loadModelDir(TEACHER);
+  cfg = m.config as LlamaConfig;
+  tokenizerJson = fs.readFileSync(m.tokenizerPath!, 'utf8');
+  // A passage from the latest address (held out of the teacher's training by the split).
+  const docs = loadCorpus('sotu').documents;
+  const { test: held } = splitChronological(docs, (d) => Number(d.meta.year), { valid: 0.05, test: 0.05 });
+  prompt = loadTokenizer(m.tokenizerPath!).encode(held[held.length - 1].text.slice(0, 600), { addSpecialTokens: false }).slice(0, 48);
+});
+after(async () => {
+  await llama?.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** The weights the GGUF holds, as floats: projections in `type`, embedding/head Q8_0 (the
+ *  export's default), norms as they are. `deq` reads a block buffer (formats.ts by default). */
+function dequantized(params: Params, type: FormatName, deq = (f: FormatName, b: Uint8Array) => FORMATS[f].dequantizeRef(b)): Params {
+  const out: Params = new Map();
+  for (const [name, p] of params) {
+    const f: FormatName | null = PROJ.test(name) ? type : p.shape.length === 2 ? 'Q8_0' : null;
+    out.set(name, f ? new Tensor(deq(f, FORMATS[f].quantizeRef(p.f32)), p.shape) : p);
+  }
+  return out;
+}
+
+// llama.cpp's CPU matmul quantizes a quantized weight's input on the fly (ggml-cpu
+// type_traits_cpu vec_dot_type): Q8_0 for Q8_0/Q4_0 weights, Q8_K for TQ2_0. These are those
+// activation quantizers as the AVX2 build runs them, for kdqat's forward (WeightFn.input):
+//   Q8_0 (arch/x86 quantize_row_q8_0): d = fp16(amax/127), q = rint(x · (127/amax)) ties to even;
+//   Q8_K (quantize_row_q8_K_ref): m = signed max, s = -127/m, q = min(127, rint(s·x)), d = 1/s (f32).
+function actQ8_0(x: Float32Array): Float32Array {
+  const y = new Float32Array(x.length);
+  for (let b = 0; b < x.length; b += 32) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b + j]));
+    const d = fromF16(toF16(Math.fround(amax / 127))), id = amax ? Math.fround(127 / amax) : 0;
+    for (let j = 0; j < 32; j++) y[b + j] = roundEven(Math.fround(x[b + j] * id)) * d;
+  }
+  return y;
+}
+function actQ8_K(x: Float32Array): Float32Array {
+  const y = new Float32Array(x.length);
+  for (let b = 0; b < x.length; b += 256) {
+    let amax = 0, max = 0;
+    for (let j = 0; j < 256; j++) if (Math.abs(x[b + j]) > amax) { amax = Math.abs(x[b + j]); max = x[b + j]; }
+    if (!amax) continue;
+    const s = Math.fround(-127 / max), d = Math.fround(1 / s);
+    for (let j = 0; j < 256; j++) y[b + j] = Math.fround(Math.min(127, roundEven(Math.fround(s * x[b + j]))) * d);
+  }
+  return y;
+}
+function roundEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+/** Weights as they are, inputs quantized as llama.cpp does for a file of `type`. */
+function llamaCppActivations(type: FormatName): WeightFn {
+  return Object.assign((_n: string, p: Tensor) => p, {
+    input: (n: string, x: Tensor) => new Tensor((PROJ.test(n) && type === 'TQ2_0' ? actQ8_K : actQ8_0)(x.f32), x.shape),
+  });
+}
+
+/** kdqat logits, one row per position. */
+function logits(params: Params, ids: readonly number[], weight?: WeightFn): Float32Array[] {
+  const V = cfg.vocabSize;
+  return noGrad(() => {
+    const z = llamaForward(params, cfg, intTensor([...ids], [1, ids.length]), { weight }).logits.f32;
+    return ids.map((_, t) => z.subarray(t * V, (t + 1) * V));
+  });
+}
+
+/** kdqat's own greedy continuation. */
+function greedy(params: Params): number[] {
+  const ids = [...prompt];
+  for (let g = 0; g < GEN; g++) {
+    const rows = logits(params, ids);
+    ids.push(argmax(rows[rows.length - 1]));
+  }
+  return ids.slice(prompt.length);
+}
+
+async function exportAndRun(name: string, params: Params, type: FormatName): Promise<CppRun> {
+  const file = path.join(dir, `${name}.gguf`);
+  assert.ok(m.hf.arch === 'llama');
+  exportLlamaGguf(file, { config: m.hf, params, tokenizerJson, dtype: type });
+  return runLlamaCpp(llama, file, prompt, GEN, cfg.vocabSize);
+}
+
+/** Our logits on llama.cpp's own token sequence (prompt + its continuation), vs llama.cpp. */
+function against(cpp: CppRun, params: Params, weight?: WeightFn): Agreement {
+  return agreement(logits(params, [...prompt, ...cpp.tokens.slice(0, -1)], weight), cpp);
+}
+
+/** The inverse of permuteQK: row (h, half, 2) → (h, 2, half). */
+function unpermuteQK(w: Float32Array, rows: number, cols: number, nHead: number): Float32Array {
+  const half = rows / nHead / 2, out = new Float32Array(w.length);
+  for (let h = 0; h < nHead; h++) {
+    for (let s = 0; s < 2; s++) {
+      for (let i = 0; i < half; i++) out.set(w.subarray(((h * half + i) * 2 + s) * cols, ((h * half + i) * 2 + s + 1) * cols), ((h * 2 + s) * half + i) * cols);
+    }
+  }
+  return out;
+}
+
+const fmt = (a: Agreement): string => `worst ${a.worst.toExponential(2)}, mean ${a.mean.toExponential(2)} × range, argmax ${(100 * a.argmax).toFixed(1)}%`;
+
+// Measured on this machine (AVX2, node-llama-cpp's llama.cpp v0.4.0 CPU build, haswell
+// backend), worst (mean) over 80 positions of max |Δ log p| / (logit range):
+//                       kdqat plain          kdqat + llama.cpp's activation quantization
+//   Q8_0               5.98e-3 (3.04e-3)     1.88e-3 (8.77e-4)
+//   Q4_0               7.70e-3 (3.03e-3)     3.12e-3 (7.84e-4)
+//   TQ2_0              1.71e-2 (8.39e-3)     6.00e-4 (8.78e-6)
+// argmax on llama.cpp's own sequence: 100%, 100%, 97.5%; kdqat's free-running greedy equals
+// llama.cpp's for 32, 32 and 16 of 32 tokens. Against the full-precision teacher the same
+// measure (with activation quantization) is 1.16e-2 (4.76e-3), 6.98e-2 (2.66e-2), 5.53e-1 (3.85e-1).
+// Tolerances: about 2.5× the worst measured.
+const TOL: Record<FormatName, number> = { Q8_0: 1.5e-2, Q4_0: 2e-2, TQ2_0: 4e-2 };
+const TOL_SIM: Record<FormatName, number> = { Q8_0: 5e-3, Q4_0: 8e-3, TQ2_0: 2e-3 };
+const MIN_PREFIX: Record<FormatName, number> = { Q8_0: 24, Q4_0: 24, TQ2_0: 8 };
+
+const runs = new Map<FormatName, CppRun>();
+
+for (const type of TYPES) {
+  test(`llama.cpp ≈ kdqat on the ${type} export of the SOTU teacher`, async (t) => {
+    const cpp = await exportAndRun(type, m.params, type);
+    runs.set(type, cpp);
+    const deq = dequantized(m.params, type);
+    const a = against(cpp, deq);
+    const sim = against(cpp, deq, llamaCppActivations(type));
+    const fullSim = against(cpp, m.params, llamaCppActivations(type)); // the unquantized teacher
+    const prefix = commonPrefix(greedy(deq), cpp.tokens);
+    t.diagnostic(`${type}: plain ${fmt(a)}; greedy prefix ${prefix}/${GEN}; with activation quantization ${fmt(sim)}; ` +
+      `full-precision teacher with activation quantization ${fmt(fullSim)}`);
+    assert.ok(a.worst <= TOL[type], `${type}: max |Δ logit| ${a.worst.toExponential(2)} × range > ${TOL[type]}`);
+    assert.ok(sim.worst <= TOL_SIM[type], `${type} with activation quantization: ${sim.worst.toExponential(2)} × range > ${TOL_SIM[type]}`);
+    assert.ok(a.argmax >= 0.9 && sim.argmax >= 0.95, `${type}: argmax agreement ${a.argmax}, ${sim.argmax}`);
+    assert.ok(prefix >= MIN_PREFIX[type], `${type}: greedy continuations agree for only ${prefix} tokens`);
+    // The comparison sees the weight quantization: the full-precision teacher is clearly further
+    // from llama.cpp than the dequantized weights are (measured 5.4×, 34×, 4·10⁴× on the mean).
+    assert.ok(fullSim.mean > 3 * sim.mean, `${type}: full-precision teacher ${fmt(fullSim)} vs dequantized ${fmt(sim)}`);
+  });
+}
+
+test('the tolerance catches a wrong q/k permutation and a wrong block layout', async (t) => {
+  // A GGUF whose q/k rows were not permuted: pre-apply the inverse permutation, which the
+  // exporter's permutation undoes (rows permute whole, so the blocks are the same).
+  const unpermuted: Params = new Map(m.params);
+  const H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads;
+  for (const [name, p] of m.params) {
+    const heads = name.endsWith('q_proj.weight') ? H : name.endsWith('k_proj.weight') ? Hkv : 0;
+    if (!heads) continue;
+    const [rows, cols] = p.shape;
+    const w = unpermuteQK(p.f32, rows, cols, heads);
+    assert.deepEqual(permuteQK(w, rows, cols, heads), p.f32);
+    unpermuted.set(name, new Tensor(w, p.shape));
+  }
+  const wrongPerm = await exportAndRun('Q4_0-unpermuted', unpermuted, 'Q4_0');
+  const deq = dequantized(m.params, 'Q4_0');
+  const perm = against(wrongPerm, deq);
+  // Wrong layouts, read on our side against llama.cpp's run of the right file: Q4_0 nibbles as
+  // interleaved pairs (byte j = elements 2j, 2j+1), TQ2_0 2-bit fields as consecutive elements.
+  const q4Interleaved = (f: FormatName, b: Uint8Array): Float32Array => {
+    if (f !== 'Q4_0') return FORMATS[f].dequantizeRef(b);
+    const y = new Float32Array((b.length / 18) * 32);
+    for (let i = 0; i < b.length / 18; i++) {
+      const d = readF16(b, i * 18);
+      for (let j = 0; j < 16; j++) {
+        y[i * 32 + 2 * j] = ((b[i * 18 + 2 + j] & 15) - 8) * d;
+        y[i * 32 + 2 * j + 1] = ((b[i * 18 + 2 + j] >>> 4) - 8) * d;
+      }
+    }
+    return y;
+  };
+  const tq2Consecutive = (f: FormatName, b: Uint8Array): Float32Array => {
+    if (f !== 'TQ2_0') return FORMATS[f].dequantizeRef(b);
+    const y = new Float32Array((b.length / 66) * 256);
+    for (let i = 0; i < b.length / 66; i++) {
+      const d = readF16(b, i * 66 + 64);
+      for (let j = 0; j < 64; j++) for (let n = 0; n < 4; n++) y[i * 256 + 4 * j + n] = (((b[i * 66 + j] >>> (2 * n)) & 3) - 1) * d;
+    }
+    return y;
+  };
+  const q4 = against(runs.get('Q4_0')!, dequantized(m.params, 'Q4_0', q4Interleaved));
+  const tq2 = against(runs.get('TQ2_0')!, dequantized(m.params, 'TQ2_0', tq2Consecutive));
+  const msg = `unpermuted q/k ${fmt(perm)}; Q4_0 interleaved nibbles ${fmt(q4)}; TQ2_0 consecutive fields ${fmt(tq2)}`;
+  t.diagnostic(msg);
+  // Measured: 5.68e-1, 1.62, 1.43 × range, i.e. 28×, 81× and 36× the tolerance.
+  assert.ok(perm.worst > 5 * TOL.Q4_0, `unpermuted q/k passes: ${fmt(perm)}`);
+  assert.ok(q4.worst > 5 * TOL.Q4_0, `Q4_0 wrong layout passes: ${fmt(q4)}`);
+  assert.ok(tq2.worst > 5 * TOL.TQ2_0, `TQ2_0 wrong layout passes: ${fmt(tq2)}`);
+});

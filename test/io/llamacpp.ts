@@ -1,0 +1,82 @@
+// Running a GGUF file in llama.cpp (node-llama-cpp's prebuilt CPU build) for the tests, and the
+// agreement measures between its output and kdqat's logits.
+import assert from 'node:assert/strict';
+import type { ControlledEvaluateInputItem, Llama, Token } from 'node-llama-cpp';
+import { argmax, logSoftmax } from './gguf-fixtures.js';
+
+export interface CppRun {
+  /** log-probabilities after each prompt token and each generated token but the last: (T, V). */
+  logp: Float64Array[];
+  /** Greedy continuation (argmax of llama.cpp's probabilities). */
+  tokens: number[];
+}
+
+/** llama.cpp: log p after every position of prompt + greedy continuation of `gen` tokens.
+ *  F32 KV cache, no flash attention, one thread (more oversubscribes a 2-core machine). */
+export async function runLlamaCpp(llama: Llama, file: string, prompt: readonly number[], gen: number, vocab: number): Promise<CppRun> {
+  const model = await llama.loadModel({ modelPath: file });
+  const ctx = await model.createContext({
+    threads: 1, contextSize: 256, batchSize: 256, flashAttention: false,
+    experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
+  });
+  try {
+    const seq = ctx.getSequence();
+    const logp: Float64Array[] = [];
+    const toLogp = (m: Map<number, number> | undefined): Float64Array => {
+      assert.ok(m && m.size === vocab, `llama.cpp returned ${m?.size} probabilities, expected ${vocab}`);
+      const out = new Float64Array(vocab);
+      for (const [t, p] of m) out[t] = Math.log(p);
+      return out;
+    };
+    const item = (t: number): ControlledEvaluateInputItem => [t as Token, { generateNext: { probabilities: true } }];
+    let res = await seq.controlledEvaluate(prompt.map(item));
+    for (let i = 0; i < prompt.length; i++) logp.push(toLogp(res[i]?.next.probabilities));
+    const tokens: number[] = [];
+    for (let g = 0; g < gen; g++) {
+      const next = argmax(logp[logp.length - 1]);
+      tokens.push(next);
+      if (g === gen - 1) break;
+      res = await seq.controlledEvaluate([item(next)]);
+      logp.push(toLogp(res[0]?.next.probabilities));
+    }
+    return { logp, tokens };
+  } finally {
+    await ctx.dispose();
+    await model.dispose();
+  }
+}
+
+export interface Agreement {
+  /** max over positions of max_i |log p_ours − log p_cpp| / (max z − min z) of our logits z. */
+  worst: number;
+  /** mean over positions of the same per-position ratio. */
+  mean: number;
+  /** fraction of positions where our argmax equals llama.cpp's (same inputs at every position). */
+  argmax: number;
+}
+
+/** Compares our logits (one row per position, same token sequence as `cpp`) with llama.cpp's.
+ *  log p = logit − logsumexp, so this compares logits up to the per-position constant. */
+export function agreement(ours: ArrayLike<number>[], cpp: CppRun): Agreement {
+  assert.equal(ours.length, cpp.logp.length, 'positions');
+  let worst = 0, sum = 0, same = 0;
+  for (let t = 0; t < ours.length; t++) {
+    const z = ours[t];
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < z.length; i++) { lo = Math.min(lo, z[i]); hi = Math.max(hi, z[i]); }
+    const mine = logSoftmax(z);
+    let d = 0;
+    for (let i = 0; i < z.length; i++) d = Math.max(d, Math.abs(mine[i] - cpp.logp[t][i]));
+    worst = Math.max(worst, d / (hi - lo));
+    sum += d / (hi - lo);
+    if (argmax(z) === argmax(cpp.logp[t])) same++;
+  }
+  return { worst, mean: sum / ours.length, argmax: same / ours.length };
+}
+
+/** Length of the common prefix of two token lists. */
+export function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}

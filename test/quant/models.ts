@@ -1,0 +1,55 @@
+// Tiny random models for the quantization API tests, and a bitwise comparison helper.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import assert from 'node:assert/strict';
+import { initParams } from '../../src/nn/params.js';
+import { llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
+import { bertParamSpec, type BertConfig } from '../../src/models/bert.js';
+import type { Model } from '../../src/models/model.js';
+import { intTensor } from '../../src/tensor/index.js';
+import { Rng } from '../../src/tensor/rng.js';
+
+export function llamaCfg(o: Partial<LlamaConfig> = {}): LlamaConfig {
+  return {
+    vocabSize: 96, hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
+    rmsNormEps: 1e-5, ropeTheta: 10000, maxPositionEmbeddings: 32, tieWordEmbeddings: false, initializerRange: 0.1, ...o,
+  };
+}
+
+export function bertCfg(o: Partial<BertConfig> = {}): BertConfig {
+  return {
+    vocabSize: 80, hiddenSize: 64, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 128, maxPositionEmbeddings: 32,
+    typeVocabSize: 2, layerNormEps: 1e-12, hiddenAct: 'gelu', hiddenDropoutProb: 0.1, attentionProbsDropoutProb: 0.1,
+    initializerRange: 0.1, numLabels: 3, ...o,
+  };
+}
+
+export function tinyLlama(o: Partial<LlamaConfig> = {}, seed = 3): Model & { arch: 'llama' } {
+  const config = llamaCfg(o);
+  return { arch: 'llama', config, params: initParams(llamaParamSpec(config), seed) };
+}
+
+export function tinyBert(heads: { mlm: boolean; classifier: boolean }, o: Partial<BertConfig> = {}, seed = 4): Model & { arch: 'bert' } {
+  const config = bertCfg(o);
+  return { arch: 'bert', config, params: initParams(bertParamSpec(config, heads), seed), heads };
+}
+
+/** Random token ids (B, T) below vocab. */
+export function randomIds(B: number, T: number, vocab: number, seed = 11) {
+  const rng = new Rng(seed);
+  const ids = new Int32Array(B * T);
+  for (let i = 0; i < ids.length; i++) ids[i] = Math.floor(rng.uniform() * vocab);
+  return intTensor(ids, [B, T]);
+}
+
+export function tmpDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `kdqat-${prefix}-`));
+}
+
+export function assertBitwise(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
+  assert.equal(a.length, b.length, `${what}: length`);
+  for (let i = 0; i < a.length; i++) {
+    if (!Object.is(a[i], b[i])) assert.fail(`${what}: index ${i}: ${a[i]} vs ${b[i]}`);
+  }
+}
