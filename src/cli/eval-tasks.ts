@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import {
   CLASSIFICATION_TASKS, CORPUS_NAMES, MULTIPLE_CHOICE_TASKS, builtinClassification, builtinMultipleChoice,
-  loadClassification, loadCorpus, loadMultipleChoice, readUtf8File, splitCorpus, type CorpusName,
+  defaultCorpusSplit, loadClassification, loadCorpus, loadMultipleChoice, readUtf8File, splitCorpus, type CorpusName,
 } from '../data/index.js';
 import type { LoadedTokenizer } from '../tokenize/index.js';
 import { streamPerplexity } from '../eval/stream-perplexity.js';
@@ -63,14 +63,14 @@ export function textJob(m: OpenedModel, tok: LoadedTokenizer, file: string, s: J
   return perplexityJob(m, file, stream, s, {});
 }
 
-/** A built-in corpus split as the training commands split it: SOTU chronologically (latest
- *  addresses held out), the others by a hash of the document id (5%/5%, seed 0); documents are
- *  joined with the EOS token after each, as packSequences packs them for training. */
+/** A built-in corpus split as the training commands split it (defaultCorpusSplit: SOTU
+ *  chronologically, Brown stratified by genre 10%/10%, others by a hash of the document id
+ *  5%/5%); documents are joined with the EOS token after each, as packSequences packs them. */
 export function corpusJob(m: OpenedModel, tok: LoadedTokenizer, name: string, s: JobSettings, eosId: number | undefined): EvalJob {
   needCausal(m, `--corpus ${name}`);
   if (!(CORPUS_NAMES as readonly string[]).includes(name)) throw new Error(`--corpus ${name}: unknown corpus; use one of ${CORPUS_NAMES.join(', ')} (or --text FILE for your own text)`);
   const corpus = loadCorpus(name as CorpusName);
-  const split = splitCorpus(corpus, name === 'sotu' ? { method: 'chronological' } : {});
+  const split = splitCorpus(corpus, defaultCorpusSplit(name));
   const docs = split[s.split];
   if (docs.length === 0) throw new Error(`--corpus ${name}: the ${s.split} split is empty`);
   const enc = raw(tok);

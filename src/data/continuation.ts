@@ -1,9 +1,21 @@
-// 'continuation': which sentence comes next? Built only from held-out documents (the test split
-// used for LM training), so a model cannot have memorised the answer.
+// 'continuation': how does this sentence go on? Built only from held-out documents (the test split
+// used for LM training), so a model cannot have memorised the answer. In the spirit of HellaSwag
+// and LAMBADA: the context ends in the middle of a sentence, and the choices are the true rest of
+// that sentence and the rests of sentences of other held-out documents of the same length.
 //
-// Item: context = 1–2 consecutive sentences of a held-out document; choices = the true next
-// sentence plus distractors drawn from OTHER held-out documents whose length is within ±20% in
-// characters of the true one, so length alone gives nothing away. All sampling is seeded.
+// Item: context = the `contextSentences` sentences before sentence s of a held-out document + the
+// first ⌊n/2⌋ words of s (n = its word count); choices = the other ⌈n/2⌉ words of s (the answer)
+// and the rests, cut the same way, of sentences of OTHER held-out documents.
+//
+// No length bias (a length-only or unigram scorer is at chance): answers and distractors come
+// from the same set — the rests of all usable sentences — and a distractor must fall in the same
+// length cell as the answer: the same word count and the same character-length bucket
+// ⌊ln(chars)/ln(1 + lengthBucket)⌋ (10% wide by default). A cell is a fixed partition, not a
+// window around the answer, so within a cell answer and distractors are exchangeable draws and any
+// scorer that ignores the context ranks the answer first 1/numChoices of the time in expectation.
+// (The earlier construction — whole next sentences within ±20% of the answer's length — drew
+// distractors from a length window whose density fell with length, so they were shorter on
+// average, and a unigram model scored 0.188 against a chance of 0.25.) All sampling is seeded.
 import { Rng } from '../tensor/rng.js';
 import { DataError } from './errors.js';
 import { splitSentences } from './sentences.js';
@@ -11,80 +23,90 @@ import { splitCorpus, type CorpusSplitOptions } from './splits.js';
 import type { Corpus, Document, MultipleChoiceRecord } from './types.js';
 
 export interface ContinuationOptions {
-  /** Maximum number of items (default 500); fewer if the held-out text runs out. */
+  /** Maximum number of items (default 1000); fewer if the held-out text runs out. */
   count?: number;
   seed?: number;
-  /** Sentences of context (default 2). */
+  /** Whole sentences of context before the split sentence (default 2). */
   contextSentences?: number;
   /** Choices per item including the answer (default 4). */
   numChoices?: number;
-  /** Allowed relative length difference of distractors (default 0.2). */
-  lengthTolerance?: number;
-  /** Answer sentences outside [minChars, maxChars] are not used (default 30, 300). */
-  minChars?: number;
-  maxChars?: number;
+  /** Relative width of the character-length buckets (default 0.1). */
+  lengthBucket?: number;
+  /** Sentences with fewer or more words are not used (default 8, 40). */
+  minWords?: number;
+  maxWords?: number;
 }
 
-interface Sent { doc: number; text: string }
+/** A usable sentence cut in two: `head` goes into the context, `rest` is a choice. */
+interface Cut { doc: number; index: number; head: string; rest: string; cell: string }
 
 // Headlines and fragments are poor sentences: keep ones that start like a sentence and end with
 // terminal punctuation (optionally followed by closing quotes/brackets).
 const PROPER = /^["'“‘(]?[A-Z0-9].*[.!?]["'”’)]*$/;
 
+/** Split a sentence after its first ⌊n/2⌋ words (n words, single-space joined). */
+export function cutSentence(sentence: string): { head: string; rest: string } {
+  const words = sentence.split(/\s+/).filter(Boolean);
+  const k = Math.floor(words.length / 2);
+  return { head: words.slice(0, k).join(' '), rest: words.slice(k).join(' ') };
+}
+
+/** The length cell of a choice: word count and log-spaced character bucket. */
+export function lengthCell(rest: string, lengthBucket = 0.1): string {
+  const words = rest.split(' ').length;
+  return `${words}:${Math.floor(Math.log(rest.length) / Math.log1p(lengthBucket))}`;
+}
+
 export function buildContinuationTask(heldOut: Document[], opts: ContinuationOptions = {}): MultipleChoiceRecord[] {
-  const { count = 500, seed = 0, contextSentences = 2, numChoices = 4, lengthTolerance = 0.2, minChars = 30, maxChars = 300 } = opts;
+  const { count = 1000, seed = 0, contextSentences = 2, numChoices = 4, lengthBucket = 0.1, minWords = 8, maxWords = 40 } = opts;
   const rng = new Rng(seed);
   // Wholly parenthetical "sentences" are transcript annotations ("(Applause.)" in SOTU), not
-  // speech: drop them so the context is the two spoken sentences before the answer.
+  // speech: drop them so the context is the spoken sentences before the answer.
   const sentences = heldOut.map((d) => splitSentences(d.text).filter((s) => !/^\(.*\)$/.test(s)));
-  const ok = (s: string) => PROPER.test(s);
-
-  // Distractor pool: every usable sentence, sorted by length for range lookups.
-  const pool: Sent[] = [];
-  sentences.forEach((ss, doc) => { for (const text of ss) if (ok(text)) pool.push({ doc, text }); });
-  pool.sort((a, b) => a.text.length - b.text.length || (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
-  const firstAtLeast = (len: number) => {
-    let lo = 0, hi = pool.length;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (pool[mid].text.length < len) lo = mid + 1; else hi = mid; }
-    return lo;
+  const usable = (s: string) => {
+    const n = s.split(/\s+/).length;
+    return PROPER.test(s) && n >= minWords && n <= maxWords;
   };
 
-  // Candidate (document, answer index) pairs, in a seeded order.
-  const candidates: [number, number][] = [];
+  // Every usable sentence with a full context of proper sentences, cut in two; grouped by cell.
+  const cuts: Cut[] = [];
+  const byCell = new Map<string, Cut[]>();
   sentences.forEach((ss, doc) => {
     for (let i = contextSentences; i < ss.length; i++) {
-      const a = ss[i];
-      if (!ok(a) || a.length < minChars || a.length > maxChars) continue;
-      if (ss.slice(i - contextSentences, i).every(ok)) candidates.push([doc, i]);
+      if (!usable(ss[i]) || !ss.slice(i - contextSentences, i).every((s) => PROPER.test(s))) continue;
+      const { head, rest } = cutSentence(ss[i]);
+      const cut = { doc, index: i, head, rest, cell: lengthCell(rest, lengthBucket) };
+      cuts.push(cut);
+      let g = byCell.get(cut.cell);
+      if (!g) byCell.set(cut.cell, (g = []));
+      g.push(cut);
     }
   });
-  rng.shuffle(candidates);
+  rng.shuffle(cuts);
 
   const out: MultipleChoiceRecord[] = [];
   const usedAnswers = new Set<string>();
-  for (const [doc, i] of candidates) {
+  for (const a of cuts) {
     if (out.length >= count) break;
-    const answer = sentences[doc][i];
-    if (usedAnswers.has(answer)) continue;
-    const context = sentences[doc].slice(i - contextSentences, i);
-    const lo = firstAtLeast(Math.ceil(answer.length * (1 - lengthTolerance)));
-    const hi = firstAtLeast(Math.floor(answer.length * (1 + lengthTolerance)) + 1);
-    const eligible = pool.slice(lo, hi).filter((s) => s.doc !== doc && s.text !== answer && !context.includes(s.text));
+    if (usedAnswers.has(a.rest)) continue;
+    // Distractors: other documents, same cell, distinct texts (seeded order).
+    const eligible = byCell.get(a.cell)!.filter((c) => c.doc !== a.doc && c.rest !== a.rest);
     rng.shuffle(eligible);
     const picked: string[] = [];
-    for (const s of eligible) {
-      if (!picked.includes(s.text)) picked.push(s.text);
+    for (const c of eligible) {
+      if (!picked.includes(c.rest)) picked.push(c.rest);
       if (picked.length === numChoices - 1) break;
     }
-    if (picked.length < numChoices - 1) continue; // no length-matched distractors: skip the item
+    if (picked.length < numChoices - 1) continue; // a sparse cell: skip the item
     const label = rng.int(numChoices);
-    picked.splice(label, 0, answer);
-    usedAnswers.add(answer);
-    out.push({ id: `continuation/${heldOut[doc].id}/${i}`, context: context.join(' '), choices: picked, label });
+    picked.splice(label, 0, a.rest);
+    usedAnswers.add(a.rest);
+    const context = [...sentences[a.doc].slice(a.index - contextSentences, a.index), a.head].join(' ');
+    out.push({ id: `continuation/${heldOut[a.doc].id}/${a.index}`, context, choices: picked, label });
   }
   if (out.length === 0) {
     throw new DataError('continuation', undefined, `no items could be built from ${heldOut.length} held-out documents`,
-      'hold out more documents (a larger test fraction) or lower minChars');
+      'hold out more documents (a larger test fraction) or lower minWords');
   }
   return out;
 }

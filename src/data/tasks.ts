@@ -3,7 +3,7 @@ import { brownGenreTask, type BrownGenreTask } from './brown-genre.js';
 import { continuationTask, type ContinuationOptions } from './continuation.js';
 import { loadCorpus, type CorpusName } from './corpora.js';
 import { DataError } from './errors.js';
-import type { CorpusSplitOptions } from './splits.js';
+import { defaultCorpusSplit, type CorpusSplitOptions } from './splits.js';
 import type { MultipleChoiceRecord } from './types.js';
 import { buildWordNetTask, type WordNetTaskOptions } from './wordnet.js';
 
@@ -13,15 +13,15 @@ export const CLASSIFICATION_TASKS = ['brown-genre'] as const;
 export interface BuiltinMultipleChoiceOptions extends ContinuationOptions, WordNetTaskOptions {
   /** continuation: the corpus whose held-out documents are used (default 'sotu'). */
   corpus?: CorpusName;
-  /** continuation: how that corpus is split — must match the LM training split. Default: hash
-   * 5%/5% seed 0, or chronological for 'sotu' (the latest addresses are held out). */
+  /** continuation: how that corpus is split — must match the LM training split. Default: the
+   * corpus's defaultCorpusSplit (chronological for 'sotu', stratified by genre for 'brown'). */
   split?: CorpusSplitOptions;
 }
 
 export function builtinMultipleChoice(name: string, opts: BuiltinMultipleChoiceOptions = {}): MultipleChoiceRecord[] {
   if (name === 'continuation') {
     const corpus = opts.corpus ?? 'sotu';
-    const split = opts.split ?? (corpus === 'sotu' ? { method: 'chronological' as const } : {});
+    const split = opts.split ?? defaultCorpusSplit(corpus);
     return continuationTask(loadCorpus(corpus), split, opts);
   }
   if (name === 'wordnet-def') return buildWordNetTask(opts);

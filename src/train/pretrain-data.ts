@@ -3,14 +3,13 @@
 // built from are never trained on:
 //   sotu        chronological 5%/5%: the latest addresses are held out (the 'continuation' task's
 //               default for SOTU);
-//   brown       hash 10%/10% (seed 0): exactly the files 'brown-genre' holds out for dev/test, and
-//               a superset of what 'continuation --corpus brown' (hash 5%/5%) holds out, since a
-//               hash split holds out the ids with sha256 position u < valid + test;
+//   brown       stratified by genre category 10%/10% (seed 0): exactly the files 'brown-genre'
+//               and 'continuation --corpus brown' hold out;
 //   other text  hash 5%/5% (seed 0), the data layer's default.
 import * as fs from 'node:fs';
 import { loadCorpus, CORPUS_NAMES, type CorpusName } from '../data/corpora.js';
 import { loadTextCorpus } from '../data/text.js';
-import { splitCorpus, type CorpusSplitOptions } from '../data/splits.js';
+import { defaultCorpusSplit, splitCorpus, type CorpusSplitOptions } from '../data/splits.js';
 import type { Corpus, Document } from '../data/types.js';
 
 export interface CorpusSplitInfo {
@@ -28,9 +27,7 @@ export interface PretrainText {
 
 /** The split of a corpus for pre-training (see the top of the file). */
 export function pretrainSplit(corpus: string): CorpusSplitOptions {
-  if (corpus === 'sotu') return { method: 'chronological', valid: 0.05, test: 0.05 };
-  if (corpus === 'brown') return { method: 'hash', valid: 0.1, test: 0.1, seed: 0 };
-  return { method: 'hash', valid: 0.05, test: 0.05, seed: 0 };
+  return defaultCorpusSplit(corpus);
 }
 
 /** "--corpus a,b --corpus c" → ['a', 'b', 'c']. */

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { loadClassification } from '../../src/data/classification.js';
 import { brownGenreTask, chunkPassages } from '../../src/data/brown-genre.js';
 import { loadCorpus } from '../../src/data/corpora.js';
-import { splitDocuments } from '../../src/data/splits.js';
+import { splitCorpus } from '../../src/data/splits.js';
+import { pretrainSplit } from '../../src/train/pretrain-data.js';
 import { FIXTURES, tmpFile, cleanup } from './helpers.js';
 
 after(cleanup);
@@ -106,8 +107,15 @@ test('brown-genre: 4 groups, passages within bounds, no test file in train', () 
     const n = e.text.split(/\s+/).length;
     assert.ok(n >= 40 && n <= 120, `${n} words`);
   }
-  // Passages come from whole files: test passages occur only in test-split files.
-  const split = splitDocuments(loadCorpus('brown').documents, { valid: 0.1, test: 0.1 });
+  // Dev and test have the label mixture of train (stratified split; within 3 points per label).
+  const mix = (part: { label: number }[]) => [0, 1, 2, 3].map((k) => part.filter((e) => e.label === k).length / part.length);
+  for (const part of [t.dev, t.test]) {
+    mix(part).forEach((f, k) => assert.ok(Math.abs(f - mix(t.train)[k]) < 0.03, `label ${k}: ${f.toFixed(3)} vs train ${mix(t.train)[k].toFixed(3)}`));
+  }
+  // Passages come from whole files: test passages occur only in test-split files — the same
+  // split MLM pre-training on 'brown' uses.
+  const split = splitCorpus(loadCorpus('brown'), pretrainSplit('brown'));
+  assert.equal(split.test.length, 52);
   const trainText = split.train.map((d) => d.text.replace(/\s+/g, ' ')).join('\n');
   for (const e of t.test.slice(0, 200)) assert.ok(!trainText.includes(e.text), 'test passage found in a train file');
   const testText = split.test.map((d) => d.text.replace(/\s+/g, ' ')).join('\n');

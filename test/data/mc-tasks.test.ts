@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildContinuationTask, continuationTask } from '../../src/data/continuation.js';
+import { buildContinuationTask, continuationTask, cutSentence, lengthCell } from '../../src/data/continuation.js';
 import { buildWordNetTask, parseDataLine } from '../../src/data/wordnet.js';
 import { builtinMultipleChoice } from '../../src/data/tasks.js';
 import { checkMultipleChoice } from '../../src/data/multiple-choice.js';
@@ -27,26 +27,66 @@ test('continuation (SOTU, chronological): contexts and answers only from held-ou
   checkItems(items, 4);
   const held = new Map(split.test.map((d) => [d.id, splitSentences(d.text).filter((s) => !/^\(.*\)$/.test(s))]));
   const trainIds = new Set(split.train.map((d) => d.id));
-  const docOf = new Map<string, string>();
-  for (const [id, ss] of held) for (const s of ss) docOf.set(s, id);
+  const docOf = new Map<string, string>(); // rest of a sentence → its document
+  for (const [id, ss] of held) for (const s of ss) docOf.set(cutSentence(s).rest, id);
   const labels = [0, 0, 0, 0];
   for (const it of items) {
-    const docId = it.id!.split('/').slice(1, 3).join('/');
+    const parts = it.id!.split('/'); // continuation/<document id>/<sentence index>
+    const docId = parts.slice(1, -1).join('/'), index = parts.at(-1)!;
     assert.ok(held.has(docId) && !trainIds.has(docId), `${docId} is held out`);
     const ss = held.get(docId)!;
-    const answer = it.choices[it.label];
-    const i = ss.indexOf(answer);
-    assert.ok(i >= 2, 'answer is a sentence of the document');
-    assert.equal(it.context, ss.slice(i - 2, i).join(' '), 'context is the two sentences before it');
+    const i = Number(index), sentence = ss[i];
+    const { head, rest } = cutSentence(sentence);
+    const n = sentence.split(/\s+/).length;
+    assert.ok(n >= 8 && n <= 40, 'a sentence of 8–40 words');
+    assert.equal(it.choices[it.label], rest, 'the answer is the second half of the sentence');
+    assert.equal(head.split(' ').length, Math.floor(n / 2));
+    assert.equal(it.context, [...ss.slice(i - 2, i), head].join(' '), 'context: two sentences + the first half');
     assert.doesNotMatch(it.context, /\(Applause\.\)/, 'transcript annotations are not sentences');
     for (const [k, c] of it.choices.entries()) {
       if (k === it.label) continue;
-      assert.ok(docOf.has(c) && docOf.get(c) !== docId, 'distractor from another held-out document');
-      assert.ok(Math.abs(c.length - answer.length) <= 0.2 * answer.length + 1, `length ${c.length} vs ${answer.length}`);
+      assert.ok(docOf.has(c) && docOf.get(c) !== docId, 'distractor: the rest of a sentence of another held-out document');
+      assert.equal(c.split(' ').length, rest.split(' ').length, 'same word count');
+      assert.equal(lengthCell(c), lengthCell(rest), 'same length cell');
+      assert.ok(Math.abs(c.length - rest.length) <= 0.1 * Math.max(c.length, rest.length) + 1, `length ${c.length} vs ${rest.length}`);
     }
     labels[it.label]++;
   }
   assert.ok(labels.every((c) => c > 30), `answer positions spread: ${labels}`);
+});
+
+// The bias check: a scorer that ignores the context must be at chance. Unigram (word-level,
+// add-one, fit on the training addresses) by summed and per-character log-likelihood — what
+// `acc` and `acc_norm` compute for an LM — and length alone, longest or shortest choice.
+test('continuation has no length or frequency bias: context-free scorers are at chance', () => {
+  const corpus = loadCorpus('sotu');
+  const items = continuationTask(corpus, { method: 'chronological' }, { count: 1000, seed: 0 });
+  assert.equal(items.length, 1000);
+  const words = (s: string) => s.toLowerCase().match(/[a-z0-9']+|[^\sa-z0-9']/g) ?? [];
+  const counts = new Map<string, number>();
+  let total = 0;
+  for (const d of splitCorpus(corpus, { method: 'chronological' }).train) {
+    for (const w of words(d.text)) { counts.set(w, (counts.get(w) ?? 0) + 1); total++; }
+  }
+  const logp = (s: string) => words(s).reduce((a, w) => a + Math.log(((counts.get(w) ?? 0) + 1) / (total + counts.size + 1)), 0);
+  const scorers: Record<string, (c: string) => number> = {
+    'unigram sum': logp,
+    'unigram per char': (c) => logp(c) / c.length,
+    longest: (c) => c.length,
+    shortest: (c) => -c.length,
+    'most words': (c) => c.split(' ').length + c.length / 1000,
+  };
+  // Binomial margin: 3 standard deviations of the accuracy of a chance scorer (±0.041 at n=1000).
+  const margin = 3 * Math.sqrt(0.25 * 0.75 / items.length);
+  for (const [name, f] of Object.entries(scorers)) {
+    let right = 0;
+    for (const it of items) {
+      const s = it.choices.map(f);
+      if (s.indexOf(Math.max(...s)) === it.label) right++;
+    }
+    const acc = right / items.length;
+    assert.ok(Math.abs(acc - 0.25) < margin, `${name}: accuracy ${acc.toFixed(3)} is not within ${margin.toFixed(3)} of chance 0.25`);
+  }
 });
 
 test('continuation is deterministic by seed and differs across seeds', () => {

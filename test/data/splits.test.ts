@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitDocuments, splitChronological, splitCorpus, splitOf } from '../../src/data/splits.js';
+import { splitDocuments, splitChronological, splitCorpus, splitOf, splitStratified } from '../../src/data/splits.js';
 import { loadCorpus } from '../../src/data/corpora.js';
 import type { Document } from '../../src/data/types.js';
 
@@ -57,4 +57,23 @@ test('SOTU chronological split: the 12 latest addresses are held out', () => {
   assert.ok(maxTrain <= minValid && minValid <= minTest, `${maxTrain} ≤ ${minValid} ≤ ${minTest}`);
   assert.equal(s.test.at(-1)!.meta.year, 2021);
   assert.throws(() => splitCorpus(loadCorpus('moby-dick'), { method: 'chronological' }), /no numeric "year"/);
+});
+
+test('stratified split: each stratum split in the requested proportions, deterministic, order-free', () => {
+  const all = docs(300).map((d, i) => ({ ...d, meta: { genre: ['a', 'b', 'c'][i % 3] + (i < 30 ? 'x' : '') } }));
+  const s = splitStratified(all, (d) => d.meta.genre as string, { valid: 0.1, test: 0.2, seed: 3 });
+  const count = (part: Document[], g: string) => part.filter((d) => d.meta.genre === g).length;
+  for (const [g, n] of [['a', 90], ['b', 90], ['c', 90], ['ax', 10], ['bx', 10], ['cx', 10]] as const) {
+    assert.equal(count(s.test, g), Math.round(0.2 * n), `test ${g}`);
+    assert.equal(count(s.valid, g), Math.round(0.1 * n), `valid ${g}`);
+  }
+  assert.equal(new Set([...ids(s.train), ...ids(s.valid), ...ids(s.test)]).size, all.length);
+  const r = splitStratified([...all].reverse(), (d) => d.meta.genre as string, { valid: 0.1, test: 0.2, seed: 3 });
+  assert.deepEqual(ids(r.test).sort(), ids(s.test).sort());
+  assert.notDeepEqual(ids(splitStratified(all, (d) => d.meta.genre as string, { valid: 0.1, test: 0.2, seed: 4 }).test), ids(s.test));
+  // Brown: the 15 genre categories split 10%/10% each (500 files → 52 test, 52 valid).
+  const b = splitCorpus(loadCorpus('brown'), { method: 'stratified', stratum: 'genre', valid: 0.1, test: 0.1 });
+  assert.deepEqual([b.train.length, b.valid.length, b.test.length], [396, 52, 52]);
+  assert.equal(b.test.filter((d) => d.meta.genre === 'j').length, 8, '8 of the 80 learned files');
+  assert.throws(() => splitCorpus(loadCorpus('moby-dick'), { method: 'stratified' }), /no string "genre"/);
 });
