@@ -6,12 +6,12 @@ AdamW over every student parameter (the latent weights). Prints one JSON record.
 
 Run with Debian's /usr/bin/python3 (torch 1.13); threads from OMP_NUM_THREADS.
 """
-import json, os, resource, sys, time
+import json, os, resource, sys
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import torch_step as base  # the model (LM, Block), shapes and thread setting
+import torch_step as base  # the model (LM, Block), shapes, thread setting, update, time_steps
 
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 BITS = 4
@@ -59,22 +59,10 @@ def step():
         t = teacher(ids).view(-1, base.VOCAB)
     s = student(ids).view(-1, base.VOCAB)
     # τ = 1: KL(softmax(t) ‖ softmax(s)), mean over the B·T tokens
-    loss = F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="batchmean")
-    loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    return loss.item()
+    return base.update(F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="batchmean"), opt)
 
 
-first = step()
-step()
-t0 = time.perf_counter()
-best = float("inf")
-for _ in range(steps):
-    s0 = time.perf_counter()
-    last = step()
-    best = min(best, (time.perf_counter() - s0) * 1000)
-ms = (time.perf_counter() - t0) / steps * 1000
+first, last, ms, best = base.time_steps(step, steps)
 print(json.dumps({
     "bench": "qat_step", "impl": "torch", "threads": base.threads,
     "tokens_per_s": base.BATCH * base.SEQ / (ms / 1000), "step_ms": ms,

@@ -74,28 +74,40 @@ class LM(torch.nn.Module):
         return self.head(self.norm(x))
 
 
+def update(loss, opt):
+    """Backward, optimizer step, gradients cleared; returns the loss as a float."""
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+def time_steps(step, n):
+    """Two warm-up calls of step(), then n timed ones.
+    Returns (first loss, last loss, mean ms per step, best ms per step)."""
+    first = step()
+    step()
+    t0 = time.perf_counter()
+    best = float("inf")
+    for _ in range(n):
+        s0 = time.perf_counter()
+        last = step()
+        best = min(best, (time.perf_counter() - s0) * 1000)
+    ms = (time.perf_counter() - t0) / n * 1000
+    return first, last, ms, best
+
+
 def main():
     model = LM()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
     ids = torch.randint(0, VOCAB, (BATCH, SEQ))
     tgt = torch.cat((ids[:, 1:], torch.full((BATCH, 1), -100)), 1)
 
-
     def step():
         logits = model(ids)
-        loss = F.cross_entropy(logits.view(-1, VOCAB), tgt.reshape(-1), ignore_index=-100)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss.item()
+        return update(F.cross_entropy(logits.view(-1, VOCAB), tgt.reshape(-1), ignore_index=-100), opt)
 
-
-    first = step()
-    step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        last = step()
-    ms = (time.perf_counter() - t0) / steps * 1000
+    first, last, ms, _ = time_steps(step, steps)
     print(json.dumps({
         "bench": "train_step", "impl": "torch", "threads": threads,
         "tokens_per_s": BATCH * SEQ / (ms / 1000), "step_ms": ms,

@@ -6,8 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { main } from '../../src/cli/main.js';
-import { BIN } from './helpers.js';
+import { BIN, kdqat as kdqatInProcess } from './helpers.js';
 import { makeReproFixture, type ReproFixture } from './repro-fixture.js';
 
 let fx: ReproFixture;
@@ -19,26 +18,6 @@ after(() => fx?.cleanup());
 function kdqat(...args: string[]): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, KDQAT_THREADS: '2' } });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** `kdqat ...args` in this process, for the errors (stderr captured; they print no table). */
-async function kdqatInProcess(...args: string[]): Promise<{ code: number; stderr: string }> {
-  const err = process.stderr.write;
-  let stderr = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    stderr += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-    return true;
-  }) as typeof process.stderr.write;
-  const before = process.exitCode;
-  process.exitCode = 0;
-  try {
-    await main(['node', 'kdqat', ...args]);
-  } finally {
-    process.stderr.write = err;
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = before;
-  return { code, stderr };
 }
 
 interface ResultsJson {

@@ -11,13 +11,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type Token } from 'node-llama-cpp';
+import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
 import { intTensor, noGrad } from '../../src/tensor/index.js';
 import { initParams, type Params } from '../../src/nn/params.js';
 import { llamaForward, llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
 import { exportLlamaGguf } from '../../src/io/gguf.js';
 import { Rng } from '../../src/tensor/rng.js';
-import { argmax, byteLevelTokenizer, logSoftmax, referenceLlama } from './gguf-fixtures.js';
+import { argmax, byteLevelTokenizer, referenceLlama } from './gguf-fixtures.js';
+import { agreement, runLlamaCpp, type CppRun } from './llamacpp.js';
 
 const GEN = 32;
 const PROMPT = [72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100]; // "Hello, world"
@@ -47,45 +48,6 @@ function tinyLlama(tie: boolean, seed: number): { cfg: LlamaConfig; params: Para
   return { cfg, params };
 }
 
-interface Run { logp: Float64Array[]; tokens: number[] }
-
-/** llama.cpp: log-probabilities after every prompt token and every generated token, and the
- *  greedy continuation (argmax of its probabilities). F32 KV cache, no flash attention. */
-async function runLlamaCpp(file: string, vocab: number): Promise<Run> {
-  const model = await llama.loadModel({ modelPath: file });
-  const ctx = await model.createContext({
-    // One thread: node-llama-cpp's default (maxThreads 4 here) oversubscribes a 2-core machine,
-    // and ggml's spinning workers then take ~1 s per token instead of ~1 ms.
-    threads: 1, contextSize: 256, batchSize: 256, flashAttention: false,
-    experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
-  });
-  try {
-    const seq = ctx.getSequence();
-    const logp: Float64Array[] = [];
-    const toLogp = (m: Map<number, number> | undefined): Float64Array => {
-      assert.ok(m && m.size === vocab, `llama.cpp returned ${m?.size} probabilities, expected ${vocab}`);
-      const out = new Float64Array(vocab);
-      for (const [t, p] of m) out[t] = Math.log(p);
-      return out;
-    };
-    const item = (t: number): ControlledEvaluateInputItem => [t as Token, { generateNext: { probabilities: true } }];
-    let res = await seq.controlledEvaluate(PROMPT.map(item));
-    for (let i = 0; i < PROMPT.length; i++) logp.push(toLogp(res[i]?.next.probabilities));
-    const tokens: number[] = [];
-    for (let g = 0; g < GEN; g++) {
-      const next = argmax(logp[logp.length - 1]);
-      tokens.push(next);
-      if (g === GEN - 1) break;
-      res = await seq.controlledEvaluate([item(next)]);
-      logp.push(toLogp(res[0]?.next.probabilities));
-    }
-    return { logp, tokens };
-  } finally {
-    await ctx.dispose();
-    await model.dispose();
-  }
-}
-
 /** kdqat side: logits for every position of prompt + continuation, greedy continuation. */
 function runOurs(forward: (ids: number[]) => ArrayLike<number>[]): { logits: ArrayLike<number>[]; tokens: number[] } {
   const ids = [...PROMPT];
@@ -97,18 +59,9 @@ function runOurs(forward: (ids: number[]) => ArrayLike<number>[]): { logits: Arr
 }
 
 /** The bar: logits agree to 1e-3 of their range at every position; greedy tokens identical. */
-function compare(ours: { logits: ArrayLike<number>[]; tokens: number[] }, cpp: Run, rel: number, what: string): void {
+function compare(ours: { logits: ArrayLike<number>[]; tokens: number[] }, cpp: CppRun, rel: number, what: string): void {
   assert.equal(cpp.logp.length, ours.logits.length, `${what}: positions`);
-  let worst = 0, worstAt = -1;
-  for (let t = 0; t < cpp.logp.length; t++) {
-    const z = ours.logits[t];
-    let lo = Infinity, hi = -Infinity;
-    for (let i = 0; i < z.length; i++) { lo = Math.min(lo, z[i]); hi = Math.max(hi, z[i]); }
-    const mine = logSoftmax(z);
-    let d = 0;
-    for (let i = 0; i < z.length; i++) d = Math.max(d, Math.abs(mine[i] - cpp.logp[t][i]));
-    if (d / (hi - lo) > worst) { worst = d / (hi - lo); worstAt = t; }
-  }
+  const { worst, worstAt } = agreement(ours.logits, cpp);
   assert.ok(worst <= rel, `${what}: max |Δ logit| = ${worst.toExponential(2)} × range at position ${worstAt} (> ${rel})`);
   assert.deepEqual(cpp.tokens, ours.tokens, `${what}: greedy continuations differ`);
 }
@@ -124,26 +77,26 @@ function exported(name: string, tie: boolean, dtype: 'F32' | 'F16' = 'F32', seed
 
 test('llama.cpp ≡ HF-semantics reference: F32, GQA, untied head (logits ≤ 1e-3·range, 32 greedy tokens)', async () => {
   const m = exported('untied', false);
-  const cpp = await runLlamaCpp(m.file, m.cfg.vocabSize);
+  const cpp = await runLlamaCpp(llama, m.file, PROMPT, GEN, m.cfg.vocabSize);
   compare(runOurs((ids) => referenceLlama(m.params, m.cfg, ids)), cpp, 1e-3, 'untied F32');
 });
 
 test('llama.cpp ≡ HF-semantics reference: tied embeddings (no output.weight)', async () => {
   const m = exported('tied', true, 'F32', 11);
-  const cpp = await runLlamaCpp(m.file, m.cfg.vocabSize);
+  const cpp = await runLlamaCpp(llama, m.file, PROMPT, GEN, m.cfg.vocabSize);
   compare(runOurs((ids) => referenceLlama(m.params, m.cfg, ids)), cpp, 1e-3, 'tied F32');
 });
 
 test('llama.cpp runs the F16 export close to the F32 reference', async () => {
   const m = exported('f16', false, 'F16');
-  const cpp = await runLlamaCpp(m.file, m.cfg.vocabSize);
+  const cpp = await runLlamaCpp(llama, m.file, PROMPT, GEN, m.cfg.vocabSize);
   const ours = runOurs((ids) => referenceLlama(m.params, m.cfg, ids));
   compare({ logits: ours.logits, tokens: cpp.tokens }, cpp, 1e-2, 'F16 (rounded weights: logits only)');
 });
 
 test('llama.cpp ≡ kdqat llamaForward (the issue bar)', async () => {
   const m = exported('ours', false);
-  const cpp = await runLlamaCpp(m.file, m.cfg.vocabSize);
+  const cpp = await runLlamaCpp(llama, m.file, PROMPT, GEN, m.cfg.vocabSize);
   const V = m.cfg.vocabSize;
   const forward = (ids: number[]): Float32Array[] => noGrad(() => {
     const logits = llamaForward(m.params, m.cfg, intTensor(ids, [1, ids.length])).logits.f32; // (1, T, V)

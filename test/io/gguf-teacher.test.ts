@@ -8,14 +8,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type Token } from 'node-llama-cpp';
+import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
 import { intTensor, noGrad } from '../../src/tensor/index.js';
 import { llamaForward, type LlamaConfig } from '../../src/models/llama.js';
 import { loadModelDir } from '../../src/io/model-dir.js';
 import { exportLlamaGguf } from '../../src/io/gguf.js';
 import { loadTokenizer } from '../../src/tokenize/index.js';
 import { loadCorpus, splitChronological } from '../../src/data/index.js';
-import { argmax, logSoftmax } from './gguf-fixtures.js';
+import { argmax } from './gguf-fixtures.js';
+import { agreement, runLlamaCpp } from './llamacpp.js';
 
 const TEACHER = fileURLToPath(new URL('../../teachers/llama-sotu', import.meta.url));
 const GEN = 32;
@@ -48,36 +49,8 @@ test('llama.cpp ≡ kdqat on the shipped SOTU teacher and held-out text', async 
   assert.ok(prompt.length === 48, 'the passage encodes to at least 48 tokens');
 
   // llama.cpp: log-probabilities after each position, greedy continuation.
-  const model = await llama.loadModel({ modelPath: file });
-  const ctx = await model.createContext({
-    threads: 1, contextSize: 128, batchSize: 128, flashAttention: false,
-    experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
-  });
   const V = cfg.vocabSize;
-  const cpp: Float64Array[] = [];
-  const cppTokens: number[] = [];
-  try {
-    const seq = ctx.getSequence();
-    const item = (t: number): ControlledEvaluateInputItem => [t as Token, { generateNext: { probabilities: true } }];
-    const toLogp = (mp: Map<number, number> | undefined): Float64Array => {
-      assert.ok(mp && mp.size === V, `llama.cpp returned ${mp?.size} probabilities, expected ${V}`);
-      const out = new Float64Array(V);
-      for (const [t, p] of mp) out[t] = Math.log(p);
-      return out;
-    };
-    let res = await seq.controlledEvaluate(prompt.map(item));
-    for (let i = 0; i < prompt.length; i++) cpp.push(toLogp(res[i]?.next.probabilities));
-    for (let g = 0; g < GEN; g++) {
-      const next = argmax(cpp[cpp.length - 1]);
-      cppTokens.push(next);
-      if (g === GEN - 1) break;
-      res = await seq.controlledEvaluate([item(next)]);
-      cpp.push(toLogp(res[0]?.next.probabilities));
-    }
-  } finally {
-    await ctx.dispose();
-    await model.dispose();
-  }
+  const cpp = await runLlamaCpp(llama, file, prompt, GEN, V);
 
   // kdqat: greedy continuation, then the logits of every position in one pass.
   const forward = (ids: number[]): Float32Array[] => noGrad(() => {
@@ -90,16 +63,7 @@ test('llama.cpp ≡ kdqat on the shipped SOTU teacher and held-out text', async 
     ids.push(argmax(rows[rows.length - 1]));
   }
   const ours = forward(ids.slice(0, -1));
-  assert.deepEqual(cppTokens, ids.slice(prompt.length), 'greedy continuations differ');
-  let worst = 0;
-  for (let t = 0; t < cpp.length; t++) {
-    const z = ours[t];
-    let lo = Infinity, hi = -Infinity;
-    for (const v of z) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-    const mine = logSoftmax(z);
-    let d = 0;
-    for (let i = 0; i < V; i++) d = Math.max(d, Math.abs(mine[i] - cpp[t][i]));
-    worst = Math.max(worst, d / (hi - lo));
-  }
+  assert.deepEqual(cpp.tokens, ids.slice(prompt.length), 'greedy continuations differ');
+  const { worst } = agreement(ours, cpp);
   assert.ok(worst <= 1e-3, `max |Δ logit| = ${worst.toExponential(2)} × range (> 1e-3)`);
 });

@@ -12,7 +12,9 @@ export interface CppRun {
 }
 
 /** llama.cpp: log p after every position of prompt + greedy continuation of `gen` tokens.
- *  F32 KV cache, no flash attention, one thread (more oversubscribes a 2-core machine). */
+ *  F32 KV cache, no flash attention, one thread: node-llama-cpp's default (maxThreads 4 here)
+ *  oversubscribes a 2-core machine, and ggml's spinning workers then take ~1 s per token
+ *  instead of ~1 ms. */
 export async function runLlamaCpp(llama: Llama, file: string, prompt: readonly number[], gen: number, vocab: number): Promise<CppRun> {
   const model = await llama.loadModel({ modelPath: file });
   const ctx = await model.createContext({
@@ -49,6 +51,8 @@ export async function runLlamaCpp(llama: Llama, file: string, prompt: readonly n
 export interface Agreement {
   /** max over positions of max_i |log p_ours − log p_cpp| / (max z − min z) of our logits z. */
   worst: number;
+  /** the position of `worst`. */
+  worstAt: number;
   /** mean over positions of the same per-position ratio. */
   mean: number;
   /** fraction of positions where our argmax equals llama.cpp's (same inputs at every position). */
@@ -59,7 +63,7 @@ export interface Agreement {
  *  log p = logit − logsumexp, so this compares logits up to the per-position constant. */
 export function agreement(ours: ArrayLike<number>[], cpp: CppRun): Agreement {
   assert.equal(ours.length, cpp.logp.length, 'positions');
-  let worst = 0, sum = 0, same = 0;
+  let worst = 0, worstAt = -1, sum = 0, same = 0;
   for (let t = 0; t < ours.length; t++) {
     const z = ours[t];
     let lo = Infinity, hi = -Infinity;
@@ -67,11 +71,13 @@ export function agreement(ours: ArrayLike<number>[], cpp: CppRun): Agreement {
     const mine = logSoftmax(z);
     let d = 0;
     for (let i = 0; i < z.length; i++) d = Math.max(d, Math.abs(mine[i] - cpp.logp[t][i]));
-    worst = Math.max(worst, d / (hi - lo));
-    sum += d / (hi - lo);
+    const r = d / (hi - lo);
+    if (r > worst) worstAt = t;
+    worst = Math.max(worst, r); // NaN stays NaN (fails every bar)
+    sum += r;
     if (argmax(z) === argmax(cpp.logp[t])) same++;
   }
-  return { worst, mean: sum / ours.length, argmax: same / ours.length };
+  return { worst, worstAt, mean: sum / ours.length, argmax: same / ours.length };
 }
 
 /** Length of the common prefix of two token lists. */
