@@ -8,6 +8,7 @@
 // uses the AVX2 path (adding it means one more struct like Avx2 here).
 #pragma once
 #include <immintrin.h>
+#include "simd_avx2.h"
 #include "simd_exp.h"
 #include <cmath>
 #include <cstdint>
@@ -66,22 +67,10 @@ struct Avx2 {
   static constexpr int W = 8;
   static T load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
-  static __m256i mask(int k) {  // first k lanes set
-    alignas(32) static const int32_t tbl[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                                0,  0,  0,  0,  0,  0,  0,  0};
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tbl + 8 - k));
-  }
+  static __m256i mask(int k) { return avx2::mask(k); }  // first k lanes set
   // Loads the first k lanes (k ≤ 8; masked lanes never touch memory), the rest = fill.
-  static T load_n(const float* p, int k, float fill) {
-    if (k == W) return load(p);
-    __m256i m = mask(k);
-    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m),
-                            _mm256_castsi256_ps(m));
-  }
-  static void store_n(float* p, int k, T v) {
-    if (k == W) store(p, v);
-    else _mm256_maskstore_ps(p, mask(k), v);
-  }
+  static T load_n(const float* p, int k, float fill) { return avx2::load_n(p, k, fill); }
+  static void store_n(float* p, int k, T v) { avx2::store_n(p, k, v); }
   static T keep(T v, int k) {  // zero the lanes ≥ k
     return k == W ? v : _mm256_and_ps(v, _mm256_castsi256_ps(mask(k)));
   }
@@ -100,12 +89,7 @@ struct Avx2 {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  static float hmax(T a) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-  }
+  static float hmax(T a) { return avx2::hmax(a); }
 
   // exp(x): the shared AVX2 e^x (simd_exp.h).
   static T exp(T x) { return exp256_ps(x); }

@@ -6,6 +6,7 @@
 #pragma once
 #include <immintrin.h>
 
+#include "simd_avx2.h"
 #include <cmath>
 #include <cstdint>
 
@@ -55,20 +56,9 @@ struct QAvx2 {
   using T = __m256;
   using M = __m256;
   static constexpr int W = 8;
-  static __m256i mask(int k) {  // first k lanes set
-    alignas(32) static const int32_t tbl[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                                0,  0,  0,  0,  0,  0,  0,  0};
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tbl + 8 - k));
-  }
-  static T load_n(const float* p, int k, float fill) {
-    if (k == W) return _mm256_loadu_ps(p);
-    __m256i m = mask(k);
-    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
-  }
-  static void store_n(float* p, int k, T v) {
-    if (k == W) _mm256_storeu_ps(p, v);
-    else _mm256_maskstore_ps(p, mask(k), v);
-  }
+  static __m256i mask(int k) { return avx2::mask(k); }  // first k lanes set
+  static T load_n(const float* p, int k, float fill) { return avx2::load_n(p, k, fill); }
+  static void store_n(float* p, int k, T v) { avx2::store_n(p, k, v); }
   static void store_i32_n(int32_t* p, int k, T v) {
     __m256i q = _mm256_cvttps_epi32(v);
     if (k == W) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), q);
@@ -93,18 +83,8 @@ struct QAvx2 {
   static M mor(M a, M b) { return _mm256_or_ps(a, b); }
   static T select(M m, T yes, T no) { return _mm256_blendv_ps(no, yes, m); }
   static bool any(M m) { return _mm256_movemask_ps(m) != 0; }
-  static float hmax(T a) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-  }
-  static float hmin(T a) {
-    __m128 s = _mm_min_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    s = _mm_min_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_min_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-  }
+  static float hmax(T a) { return avx2::hmax(a); }
+  static float hmin(T a) { return avx2::hmin(a); }
   static void to_f32x(T v, float* dst) { _mm256_storeu_ps(dst, v); }
 };
 

@@ -14,7 +14,7 @@ import { commandLine, intArg, numArg } from './options.js';
 /** The package root (built-in teachers live under it). */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** "3" → seeds 0, 1, 2; "0,4,7" → those seeds. */
+/** "3" → seeds 0, 1, 2; "0,4,7" → those seeds; "5," → seed 5 alone. */
 export function seedsArg(v: string): number[] {
   const t = v.trim();
   if (/^\d+$/.test(t)) {
@@ -23,8 +23,9 @@ export function seedsArg(v: string): number[] {
     return Array.from({ length: n }, (_, i) => i);
   }
   const parts = t.split(',').map((s) => s.trim());
-  if (parts.length < 2 || !parts.every((s) => /^\d+$/.test(s))) {
-    throw new InvalidArgumentError(`expected a number of seeds (3 = seeds 0,1,2) or a comma-separated list of seeds like 0,1,2, got '${v}'`);
+  if (parts.length >= 2 && parts[parts.length - 1] === '') parts.pop(); // "5," names one seed
+  if (!t.includes(',') || !parts.every((s) => /^\d+$/.test(s))) {
+    throw new InvalidArgumentError(`expected a number of seeds (3 = seeds 0,1,2) or a comma-separated list of seeds like 0,1,2 (one seed: 5,), got '${v}'`);
   }
   const seeds = parts.map(Number);
   if (new Set(seeds).size !== seeds.length) throw new InvalidArgumentError(`seed list '${v}' repeats a seed`);
@@ -134,7 +135,7 @@ export async function reproduce(exp: Experiment, o: ReproOpts, out: string, io: 
 export function addReproOptions(cmd: Command, exp: Experiment, outDefault: string): Command {
   const d = exp.defaults, q = exp.quick;
   return cmd
-    .option('--seeds <n|list>', `number of seeds (3 = seeds 0,1,2) or a list like 0,4,7 (default ${d.seeds}; --quick ${q.seeds})`, seedsArg)
+    .option('--seeds <n|list>', `number of seeds (3 = seeds 0,1,2) or a list like 0,4,7 (seed 5 alone: 5,) (default ${d.seeds}; --quick ${q.seeds})`, seedsArg)
     .option('--steps <n>', `KD-QAT steps per run (default ${d.steps}; --quick ${q.steps})`, intArg)
     .option('--batch <n>', `sequences per KD-QAT step (default ${d.batch}; --quick ${q.batch})`, intArg)
     .option('--seq-len <n>', `tokens per training sequence${exp.arch === 'bert' ? ' (and evaluation max length)' : ''} (default ${d.seqLen}; --quick ${q.seqLen})`, intArg)
@@ -180,9 +181,9 @@ export function reproduceCommand(): Command {
     .option('--eval-tokens <n>', 'perplexity over the first n tokens of the SOTU validation addresses, 0 = all (default all; --quick 64)', intArg),
   `
 Paper A (ov-freeze), decoder: the SOTU LLaMA teacher; RTN, KD-QAT (logits loss) and KD-QAT +
-ov-freeze (v_proj/o_proj not trained) at w4-channel, q4_0 and w3-channel. Metrics: perplexity on
-the SOTU validation addresses; acc and acc_norm on the continuation and wordnet-def
-multiple-choice tasks; the fraction of RTN's perplexity loss that KD-QAT recovers,
+ov-freeze (v_proj/o_proj not trained) at w4-channel, w4-channel-lsq, q4_0 and w3-channel.
+Metrics: perplexity on the SOTU validation addresses; acc and acc_norm on the continuation and
+wordnet-def multiple-choice tasks; the fraction of RTN's perplexity loss that KD-QAT recovers,
 (ppl_RTN − ppl_KDQAT)/(ppl_RTN − ppl_FP).
 
 Examples:

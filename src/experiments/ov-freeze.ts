@@ -1,8 +1,9 @@
 // Paper A's comparison (Bhardwaj et al. 2024, "Oh! We Freeze"), scaled down: the LLaMA teacher
 // trained on SOTU, quantized by round-to-nearest, by KD-QAT (logits loss, METHODS.md §3), and by
-// KD-QAT with ov-freeze (v_proj/o_proj latent weights not trained, METHODS.md §4), each at three
-// weight quantizers: 4-bit per output channel (the setting paper A's toolchain uses), llama.cpp
-// Q4_0, and 3-bit per output channel, where differences are larger.
+// KD-QAT with ov-freeze (v_proj/o_proj latent weights not trained, METHODS.md §4), each at four
+// weight quantizers: 4-bit per output channel (the setting paper A's toolchain uses), the same
+// with learned step sizes (LSQ, Esser et al. 2020; its RTN row starts from the same absmax steps),
+// llama.cpp Q4_0, and 3-bit per output channel, where differences are larger.
 // Measured: perplexity on the held-out SOTU validation addresses, and the built-in
 // multiple-choice tasks (lm-evaluation-harness style acc / acc_norm).
 import type { Experiment, RunDef, RunResult } from './types.js';
@@ -10,6 +11,7 @@ import { summarize } from '../report/table.js';
 
 export const OV_QUANTIZERS = [
   { key: 'w4-channel', title: '4-bit weights, per output channel (w4-channel)' },
+  { key: 'w4-channel-lsq', title: '4-bit weights, per output channel, learned step sizes (w4-channel-lsq)' },
   { key: 'q4_0', title: 'llama.cpp Q4_0 (4.5 bits/weight, blocks of 32)' },
   { key: 'w3-channel', title: '3-bit weights, per output channel (w3-channel)' },
 ];
@@ -67,7 +69,7 @@ function derive(results: Map<string, RunResult[]>): Record<string, string[]> {
 
 export const OV_FREEZE: Experiment = {
   name: 'ov-freeze',
-  description: "paper A: RTN vs KD-QAT vs KD-QAT + ov-freeze on the SOTU LLaMA teacher (w4-channel, q4_0, w3-channel)",
+  description: "paper A: RTN vs KD-QAT vs KD-QAT + ov-freeze on the SOTU LLaMA teacher (w4-channel, w4-channel-lsq, q4_0, w3-channel)",
   arch: 'llama',
   teacher: 'teachers/llama-sotu',
   groups: OV_QUANTIZERS,

@@ -31,10 +31,10 @@ test('every run names a real preset and real loss terms; keys are unique and dir
   }
 });
 
-test('ov-freeze: FP, RTN, KD-QAT, KD-QAT + ov per quantizer (w4-channel, q4_0, w3-channel); logits loss only', () => {
+test('ov-freeze: FP, RTN, KD-QAT, KD-QAT + ov per quantizer (w4-channel, w4-channel-lsq, q4_0, w3-channel); logits loss only', () => {
   const runs = OV_FREEZE.runs(settings(OV_FREEZE));
-  assert.equal(runs.length, 1 + 3 * 3);
-  for (const q of ['w4-channel', 'q4_0', 'w3-channel']) {
+  assert.equal(runs.length, 1 + 4 * 3);
+  for (const q of ['w4-channel', 'w4-channel-lsq', 'q4_0', 'w3-channel']) {
     const inGroup = runs.filter((r) => r.groups.includes(q)).map((r) => r.family);
     assert.deepEqual(inGroup, ['teacher', 'rtn', 'qat', 'qat-ov']);
   }
@@ -59,7 +59,7 @@ test('--only: by run, method or quantizer (a quantizer brings the teacher); unkn
   const all = OV_FREEZE.runs(settings(OV_FREEZE));
   const keys = (only: string[]): string[] => selectRuns(all, only, OV_FREEZE).map((r) => r.key);
   assert.deepEqual(keys(['q4_0']), ['teacher', 'rtn-q4_0', 'qat-q4_0', 'qat-ov-q4_0']);
-  assert.deepEqual(keys(['qat-ov']), ['qat-ov-w4-channel', 'qat-ov-q4_0', 'qat-ov-w3-channel']);
+  assert.deepEqual(keys(['qat-ov']), ['qat-ov-w4-channel', 'qat-ov-w4-channel-lsq', 'qat-ov-q4_0', 'qat-ov-w3-channel']);
   assert.deepEqual(keys(['rtn-w3-channel', 'teacher']), ['teacher', 'rtn-w3-channel']);
   assert.equal(keys([]).length, all.length);
   assert.throws(() => keys(['qat', 'w5']), /--only w5: no such run; .*name a method: teacher, rtn, qat, qat-ov/);
@@ -68,6 +68,9 @@ test('--only: by run, method or quantizer (a quantizer brings the teacher); unkn
 test('seeds: a count or a list; deterministic runs once', () => {
   assert.deepEqual(seedsArg('3'), [0, 1, 2]);
   assert.deepEqual(seedsArg('4,7'), [4, 7]);
+  assert.deepEqual(seedsArg('5,'), [5]);
+  assert.throws(() => seedsArg('5,,'), /comma-separated list/);
+  assert.throws(() => seedsArg(','), /comma-separated list/);
   assert.throws(() => seedsArg('0'), /≥ 1/);
   assert.throws(() => seedsArg('1,1'), /repeats/);
   assert.throws(() => seedsArg('1.5'), /comma-separated list/);
