@@ -227,19 +227,11 @@ Napi::Value CrossEntropyBackward(Info info) {
   return info.Env().Undefined();
 }
 
-double temperature(const Args& a, size_t i) {
-  const double tau = a.number(i, "tau");
-  if (!(tau > 0 && std::isfinite(tau))) {
-    throw a.range_error("tau must be a positive finite number, got " + std::to_string(tau));
-  }
-  return tau;
-}
-
 // klDiv(t, s, loss, rows, V, tau)
 Napi::Value KlDiv(Info info) {
   Args a(info, "klDiv", 6);
   const int64_t rows = a.dim(3, "rows"), V = a.dim(4, "V"), len = a.mul(rows, V);
-  const double tau = temperature(a, 5);
+  const double tau = a.positive(5, "tau");
   const float* t = a.f32(0, "t", len);
   const float* s = a.f32(1, "s", len);
   float* loss = a.f32(2, "loss", rows);
@@ -252,7 +244,7 @@ Napi::Value KlDiv(Info info) {
 Napi::Value KlDivBackward(Info info) {
   Args a(info, "klDivBackward", 8);
   const int64_t rows = a.dim(5, "rows"), V = a.dim(6, "V"), len = a.mul(rows, V);
-  const double tau = temperature(a, 7);
+  const double tau = a.positive(7, "tau");
   const float* t = a.f32(0, "t", len);
   const float* s = a.f32(1, "s", len);
   const float* gloss = a.f32(2, "gloss", rows);
@@ -295,14 +287,6 @@ Napi::Value CountNotEqual(Info info) {
   return Napi::Number::New(info.Env(), static_cast<double>(k));
 }
 
-double prob_eps(const Args& a, size_t i) {
-  const double eps = a.number(i, "eps");
-  if (!(eps > 0 && std::isfinite(eps))) {
-    throw a.range_error("eps must be a positive finite number, got " + std::to_string(eps));
-  }
-  return eps;
-}
-
 // probKl(p, q, w, rows, n, eps) → Σ_r w_r Σ_j p_j (log max(p_j, eps) − log max(q_j, eps)).
 // One log per nonzero target entry (log of the clamped ratio); zero targets (masked attention
 // entries, the upper triangle of a causal map) cost a compare. Rows are summed per fixed block
@@ -310,7 +294,7 @@ double prob_eps(const Args& a, size_t i) {
 Napi::Value ProbKl(Info info) {
   Args a(info, "probKl", 6);
   const int64_t rows = a.dim(3, "rows"), n = a.dim(4, "n"), len = a.mul(rows, n);
-  const double eps = prob_eps(a, 5);
+  const double eps = a.positive(5, "eps");
   const float* p = a.f32(0, "p", len);
   const float* q = a.f32(1, "q", len);
   const float* w = a.f32(2, "w", rows);
@@ -346,7 +330,7 @@ Napi::Value ProbKl(Info info) {
 Napi::Value ProbKlBackward(Info info) {
   Args a(info, "probKlBackward", 8);
   const int64_t rows = a.dim(5, "rows"), n = a.dim(6, "n"), len = a.mul(rows, n);
-  const double eps = prob_eps(a, 7);
+  const double eps = a.positive(7, "eps");
   const double g = a.number(3, "g");
   const float* p = a.f32(0, "p", len);
   const float* q = a.f32(1, "q", len);

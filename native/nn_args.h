@@ -69,6 +69,14 @@ class Args {
     if (!info_[i].IsNumber()) throw type_error(std::string(name) + " must be a number");
     return info_[i].As<Napi::Number>().DoubleValue();
   }
+  // A positive finite number (a temperature, a clamp ε).
+  double positive(size_t i, const char* name) const {
+    const double d = number(i, name);
+    if (!(d > 0 && std::isfinite(d))) {
+      throw range_error(std::string(name) + " must be a positive finite number, got " + std::to_string(d));
+    }
+    return d;
+  }
   bool boolean(size_t i) const { return info_[i].ToBoolean().Value(); }
 
   // a·b for sizes, refusing anything beyond 2^53 (no typed array is that long).
