@@ -25,16 +25,17 @@ export function demoCommand(): Command {
     .addHelpText('after', `
 What it does: evaluates the teacher (teachers/llama-sotu, a 4.5M-parameter LLaMA trained on the
 State of the Union addresses); quantizes its projections to 4-bit integers per output channel by
-round-to-nearest (RTN); trains two students with KD-QAT (${d.steps} steps of ${d.batch} × ${d.seqLen} tokens,
+round-to-nearest (RTN), with one step size per channel that KD-QAT then learns (LSQ); trains two
+students with KD-QAT (${d.steps} steps of ${d.batch} × ${d.seqLen} tokens,
 the teacher's logits as the target), one of them with ov-freeze (v_proj/o_proj not trained, paper
 A); then prints perplexity on the first ${d.evalTokens} tokens of the held-out validation addresses,
 accuracy on ${d.evalItems} items of each built-in multiple-choice task, and how much of RTN's perplexity
 loss KD-QAT recovered.
 
 Output: ./${DEMO_OUT}/ (or --out): results.md, results.json, and runs/<run>/0/ with each student
-model directory (kdqat eval --model ./${DEMO_OUT}/runs/qat-w4-channel/0/student) and its
+model directory (kdqat eval --model ./${DEMO_OUT}/runs/qat-w4-channel-lsq/0/student) and its
 KD-QAT log (kdqat plot). Running the demo again continues or re-prints the same demo; --force
-starts over. The full comparison (three quantizers, three seeds) is kdqat reproduce ov-freeze.`)
+starts over. The full comparison (four quantizers, three seeds) is kdqat reproduce ov-freeze.`)
     .action(async function (this: Command) {
       const o = this.opts() as ReproOpts;
       await reproduce(DEMO, { ...o, seeds: undefined }, path.resolve(o.out ?? DEMO_OUT));

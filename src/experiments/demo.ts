@@ -1,14 +1,15 @@
-// The demo's experiment: ov-freeze's w4-channel table (teacher, RTN, KD-QAT, KD-QAT + ov-freeze),
-// one seed, with a step count and evaluation budget that fit about 10 minutes on 2 cores.
+// The demo's experiment: ov-freeze's w4-channel-lsq table (4-bit per output channel with learned
+// steps: teacher, RTN, KD-QAT, KD-QAT + ov-freeze), one seed, with a step count and evaluation
+// budget that fit in 10 minutes on 2 cores.
 import { OV_FREEZE } from './ov-freeze.js';
 import type { Experiment } from './types.js';
 
-const Q = 'w4-channel';
+const Q = 'w4-channel-lsq';
 
 export const DEMO: Experiment = {
   ...OV_FREEZE,
   name: 'demo',
-  description: 'kdqat demo: RTN vs KD-QAT vs KD-QAT + ov-freeze, 4-bit per-channel weights, on the built-in SOTU LLaMA teacher',
+  description: 'kdqat demo: RTN vs KD-QAT vs KD-QAT + ov-freeze, 4-bit per-channel weights with learned steps, on the built-in SOTU LLaMA teacher',
   groups: OV_FREEZE.groups.filter((g) => g.key === Q),
   runs: (s) => OV_FREEZE.runs(s).filter((r) => r.groups.includes(Q)).map((r) => ({ ...r, groups: [Q] })),
   // 150 steps: the demo took 765 CPU-seconds with 2 threads (about 6½ min of two idle cores;

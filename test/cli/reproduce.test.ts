@@ -130,15 +130,15 @@ test('reproduce attn-kd --quick: ternary rows with dev and test accuracy per see
   assert.match(fs.readFileSync(path.join(out, 'results.md'), 'utf8'), /\| KD-QAT \+attn_map \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| 2 \|/);
 });
 
-test('demo --quick: RTN, KD-QAT, KD-QAT + ov-freeze at w4-channel, one seed; refuses a foreign --out', async () => {
+test('demo --quick: RTN, KD-QAT, KD-QAT + ov-freeze at w4-channel-lsq, one seed; refuses a foreign --out', async () => {
   const out = path.join(fx.root, 'demo');
   const r = kdqat('demo', '--quick', '--teacher', fx.llama, '--out', out);
   assert.equal(r.code, 0, r.stderr);
   const j = readJson(path.join(out, 'results.json'));
   assert.equal(j.experiment, 'demo');
-  assert.deepEqual(j.tables[0].rows.map((x) => [x.key, x.metrics.ppl.n]), [['teacher', 1], ['rtn-w4-channel', 1], ['qat-w4-channel', 1], ['qat-ov-w4-channel', 1]]);
+  assert.deepEqual(j.tables[0].rows.map((x) => [x.key, x.metrics.ppl.n]), [['teacher', 1], ['rtn-w4-channel-lsq', 1], ['qat-w4-channel-lsq', 1], ['qat-ov-w4-channel-lsq', 1]]);
   assert.match(r.stdout, /KD-QAT \+ ov-freeze/);
-  assert.match(r.stderr, /\[4\/4\] qat-ov-w4-channel seed 0: done/);
+  assert.match(r.stderr, /\[4\/4\] qat-ov-w4-channel-lsq seed 0: done/);
 
   // A directory that holds something else is not touched without --force.
   const foreign = path.join(fx.root, 'foreign');

@@ -40,8 +40,8 @@ test('ov-freeze: FP, RTN, KD-QAT, KD-QAT + ov per quantizer (w4-channel, w4-chan
   }
   const ov = runs.find((r) => r.key === 'qat-ov-q4_0')!;
   assert.deepEqual(ov.method, { kind: 'qat', preset: 'q4_0', losses: { pred: 1 }, freeze: 'ov' });
-  // The demo is the w4-channel table of ov-freeze, one seed.
-  assert.deepEqual(DEMO.runs(settings(DEMO)).map((r) => r.key), ['teacher', 'rtn-w4-channel', 'qat-w4-channel', 'qat-ov-w4-channel']);
+  // The demo is the w4-channel-lsq table of ov-freeze, one seed.
+  assert.deepEqual(DEMO.runs(settings(DEMO)).map((r) => r.key), ['teacher', 'rtn-w4-channel-lsq', 'qat-w4-channel-lsq', 'qat-ov-w4-channel-lsq']);
   assert.equal(DEMO.defaults.seeds, 1);
 });
 
