@@ -56,6 +56,7 @@ export function qatCommand(): Command {
     .option('--clip <x>', `gradient norm clipping, 0 = off (default ${D.clip})`, numArg)
     .option('--weight-decay <x>', `AdamW weight decay of the latent weights (default ${D.weightDecay})`, numArg)
     .option('--eval-every <n>', `evaluation every n steps, 0 = only at the end (default ${D.evalEvery})`, intArg)
+    .option('--keep-best', 'also keep the student of the best periodic evaluation (lowest valid_ppl / highest dev_accuracy) in OUT/best-student')
     .option('--eval-windows <n>', `validation windows of a periodic evaluation; baselines and the final one use all (default ${D.evalWindows})`, intArg)
     .option('--log-every <n>', `qat_log.jsonl line (loss terms, signal statistics) every n steps (default ${D.logEvery})`, intArg)
     .option('--save-every <n>', `checkpoint every n steps, 0 = never (default ${D.saveEvery})`, intArg)

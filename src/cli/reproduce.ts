@@ -196,7 +196,8 @@ Examples:
 Paper B (attention KD), encoder: the Brown-genre BERT classifier; TWN ternary weights with 8-bit
 activations (twn-a8): RTN, and KD-QAT with pred+rep, +attn_score (TernaryBERT), +attn_map,
 +attn_out, and the unified pred+rep+α·attn_map+β·attn_out. Metrics: dev and test accuracy of the
-final student (paper B reports its best dev score).
+student with the best of ten periodic dev evaluations (paper B reports its best dev score; the
+test split, not used to choose, is the honest figure).
 
 Examples:
   kdqat reproduce attn-kd --out runs/attn-kd

@@ -120,7 +120,7 @@ export function classificationAccuracy(
   noGrad(() => {
     for (let s = 0; s < order.length; s += bs) {
       const idx = order.slice(s, s + bs);
-      const logits = classifierLogits(params, cfg, padBatch(idx.map((i) => encoded[i]), pad)).f32; // (B, K)
+      const logits = classifierLogits(params, cfg, padBatch(idx.map((i) => encoded[i]), pad), { weight: opts.weight }).f32; // (B, K)
       idx.forEach((i, b) => {
         let best = 0;
         for (let k = 1; k < K; k++) if (logits[b * K + k] > logits[b * K + best]) best = k;

@@ -7,7 +7,7 @@ import { readHfConfig } from '../io/hf-config.js';
 import { loadQuantConfig } from '../quant/config.js';
 import { prepare } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
-import { QAT_DEFAULTS, STUDENT_DIR, runQat, type QatConfig } from '../train/qat.js';
+import { BEST_STUDENT_DIR, QAT_DEFAULTS, STUDENT_DIR, runQat, type QatConfig } from '../train/qat.js';
 import type { Model } from '../models/model.js';
 import type { LlamaConfig } from '../models/llama.js';
 import type { BertConfig } from '../models/bert.js';
@@ -26,14 +26,16 @@ export const lossSpec = (w: Record<string, number>): string => Object.entries(w)
 
 /** The KD-QAT settings of one run. Warmup: QAT's default, at most a tenth of the steps. */
 export function qatConfig(exp: Experiment, s: ReproSettings, o: { preset: string; losses: Record<string, number>; freeze?: string; seed: number }): QatConfig {
+  const bestDev = exp.select === 'best-dev';
   return {
     ...QAT_DEFAULTS, ...DATA[exp.arch],
     teacher: path.resolve(s.teacher), quant: o.preset, loss: lossSpec(o.losses), freeze: o.freeze ?? '',
     steps: s.steps, lr: s.lr, batch: s.batch, seqLen: s.seqLen, seed: o.seed,
     warmup: Math.min(QAT_DEFAULTS.warmup, Math.floor(s.steps / 10)),
-    // The reproduction measures every student itself (evaluate.ts); QAT's own evaluation runs
-    // once, at the end, and the checkpoints of a run are not needed (runs restart whole).
-    evalEvery: 0, saveEvery: 0,
+    // The reproduction measures every student itself (evaluate.ts); QAT evaluates only to choose
+    // the best-dev student (ten evaluations), and the checkpoints of a run are not needed (runs
+    // restart whole).
+    evalEvery: bestDev ? Math.max(1, Math.floor(s.steps / 10)) : 0, keepBest: bestDev, saveEvery: 0,
     logEvery: Math.max(1, Math.min(QAT_DEFAULTS.logEvery, Math.floor(s.steps / 10))),
   };
 }
@@ -61,8 +63,8 @@ export function libraryMethods(exp: Experiment, s: ReproSettings): MethodRunner 
     },
     qat({ method, settings, seed, runDir, reporter }) {
       const config = qatConfig(exp, settings, { preset: method.preset, losses: method.losses, freeze: method.freeze, seed });
-      runQat({ out: runDir, config, reporter, evaluate: false, commandLine: ['kdqat', 'reproduce', exp.name] });
-      return { modelDir: path.join(runDir, STUDENT_DIR), log: path.join(runDir, 'qat_log.jsonl') };
+      runQat({ out: runDir, config, reporter, evaluate: config.keepBest ? 'periodic' : false, commandLine: ['kdqat', 'reproduce', exp.name] });
+      return { modelDir: path.join(runDir, config.keepBest ? BEST_STUDENT_DIR : STUDENT_DIR), log: path.join(runDir, 'qat_log.jsonl') };
     },
     evaluate(modelDir, progress) {
       tok ??= teacherTokenizer(s.teacher);

@@ -9,7 +9,7 @@ export const RUN_OUTPUTS = [
   'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json',
   'train_log.jsonl', 'summary.json', 'checkpoint', 'checkpoint.old',
   // kdqat qat
-  'qat_log.jsonl', 'student',
+  'qat_log.jsonl', 'student', 'best-student',
 ];
 
 /** Makes `out` ready for a new run (resume: it must already hold the run). */

@@ -26,6 +26,9 @@ export interface QatConfig {
   clip: number;
   weightDecay: number;
   evalEvery: number;
+  /** Also keep the student of the best periodic evaluation (lowest valid_ppl / highest
+   *  dev_accuracy) in OUT/best-student; needs evalEvery > 0. */
+  keepBest: boolean;
   /** Validation windows of a periodic evaluation (the baselines and the final one use all). */
   evalWindows: number;
   logEvery: number;
@@ -38,7 +41,7 @@ export interface QatConfig {
 export const QAT_DEFAULTS: QatConfig = {
   teacher: '', data: '', task: '', dev: '', quant: 'w4-channel', loss: 'pred=1', tau: 1, freeze: '', studentInit: '',
   steps: 200, lr: 1e-4, warmup: 10, batch: 8, seqLen: 0, accumulate: 1, clip: 1, weightDecay: 0,
-  evalEvery: 50, evalWindows: 32, logEvery: 10, saveEvery: 50, seed: 0, cacheTeacher: '',
+  evalEvery: 50, keepBest: false, evalWindows: 32, logEvery: 10, saveEvery: 50, seed: 0, cacheTeacher: '',
 };
 
 const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
@@ -51,6 +54,7 @@ export function checkQatConfig(c: QatConfig): void {
   for (const k of ['warmup', 'seqLen', 'evalEvery', 'evalWindows', 'saveEvery', 'seed'] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 0) throw new Error(`${flag(k)} must be a non-negative integer, got ${c[k]}`);
   }
+  if (c.keepBest && c.evalEvery === 0) throw new Error('--keep-best needs --eval-every n > 0: the best student is chosen among the periodic evaluations');
   if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
   if (!(c.tau > 0)) throw new Error(`--tau must be positive, got ${c.tau}`);
   if (!(c.clip >= 0)) throw new Error(`--clip must be ≥ 0 (0 = off), got ${c.clip}`);

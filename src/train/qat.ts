@@ -51,6 +51,8 @@ export { QAT_DEFAULTS, type QatConfig } from './qat-config.js';
 
 /** The student's directory inside --out. */
 export const STUDENT_DIR = 'student';
+/** --keep-best: the student of the best periodic evaluation. */
+export const BEST_STUDENT_DIR = 'best-student';
 
 export interface QatRun {
   out: string;
@@ -60,8 +62,9 @@ export interface QatRun {
   reporter?: Reporter;
   commandLine?: string[];
   /** false: no evaluation at all (baselines, periodic, final) — for a caller that measures the
-   *  student itself (kdqat reproduce); the summary's metrics are then empty. Default true. */
-  evaluate?: boolean;
+   *  student itself (kdqat reproduce); the summary's metrics are then empty. 'periodic': only the
+   *  periodic evaluations (for --keep-best). Default true. */
+  evaluate?: boolean | 'periodic';
 }
 
 export interface QatSummary {
@@ -73,6 +76,8 @@ export interface QatSummary {
   /** The student before training: round-to-nearest of the teacher (or of --student-init). */
   rtn: Record<string, number>;
   final: Record<string, number>;
+  /** --keep-best: the step and metrics of the student in OUT/best-student (null: not kept). */
+  best: QatBest | null;
   /** Decoder: (ppl_rtn − ppl_qat) / (ppl_rtn − ppl_teacher), the part of the loss recovered. */
   recovered: number | null;
   frozen: string[];
@@ -84,6 +89,11 @@ export interface QatSummary {
   train_tokens_per_s: number;
   config: QatConfig;
   command: string[];
+}
+
+export interface QatBest {
+  step: number;
+  metrics: Record<string, number>;
 }
 
 function asModel(loaded: LoadedModel, params: Params): Model {
@@ -271,6 +281,7 @@ export function runQat(run: QatRun): QatSummary {
   };
 
   const evaluating = run.evaluate !== false;
+  const full = evaluating && run.evaluate !== 'periodic'; // baselines and the final evaluation
   const evaluate: ReturnType<typeof evaluator> = evaluating ? evaluator(student, teacher, data, tok, c.batch) : () => ({});
   const metric = data.kind === 'decoder' ? 'valid_ppl' : 'dev_accuracy';
   say(`${arch} teacher ${c.teacher}: ${countParams(teacher.params).toLocaleString('en-US')} parameters; ` +
@@ -279,7 +290,7 @@ export function runQat(run: QatRun): QatSummary {
   if (data.kind === 'decoder' && !data.valid) say(`validation skipped: ${data.validNote}`);
   // Baselines, on the whole evaluation set: the teacher, and the student before training (RTN).
   let base = ckpt?.state.extra.baselines as { teacher: Record<string, number>; rtn: Record<string, number> } | undefined;
-  if (!base && !evaluating) base = { teacher: {}, rtn: {} };
+  if (!base && !full) base = { teacher: {}, rtn: {} };
   if (!base) {
     say('evaluating the teacher and the round-to-nearest student');
     const teacherMetrics: Record<string, number> = {};
@@ -296,6 +307,11 @@ export function runQat(run: QatRun): QatSummary {
   let pending = (ckpt?.state.extra.pendingTerms as { steps: number; sums: Record<string, number> }) ?? { steps: 0, sums: {} };
   let lastTerms: Record<string, number> = {};
   let signalStep = -1;
+  // --keep-best: the best periodic evaluation so far (in checkpoints, so a resumed run compares
+  // against it; the student it names is already on disk in OUT/best-student).
+  let best = (ckpt?.state.extra.best as QatBest | null | undefined) ?? null;
+  const improves = (v: number | undefined): v is number => v !== undefined && Number.isFinite(v) &&
+    (best === null || (metric === 'valid_ppl' ? v < best.metrics[metric] : v > best.metrics[metric]));
 
   const result = trainLoop<QatBatch>({
     params, optimizer, totalSteps: c.steps, accumulate: c.accumulate, clipNorm: c.clip, seed: c.seed,
@@ -349,19 +365,25 @@ export function runQat(run: QatRun): QatSummary {
       return line;
     },
     evaluate: evaluating ? () => evaluate(weight, c.evalWindows) : undefined,
+    onEval: (step, m) => {
+      if (!c.keepBest || !improves(m[metric])) return;
+      writeStudent(out, student, prepared, c.teacher, teacherDir, BEST_STUDENT_DIR);
+      best = { step, metrics: m };
+      say(`best ${metric} so far, ${m[metric].toFixed(4)} at step ${step}: kept in ${path.join(out, BEST_STUDENT_DIR)}`);
+    },
     evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
     config: c as unknown as Record<string, unknown>,
-    extraState: () => ({ baselines: base, pendingTerms: pending }),
+    extraState: () => ({ baselines: base, pendingTerms: pending, best }),
     resume: ckpt, reporter: run.reporter,
   });
 
-  const final = evaluate(weight, Infinity, { onBatch: progress('KD-QAT student') });
-  if (evaluating) say(`final: ${fmt(final)} (teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)})`);
+  const final = full ? evaluate(weight, Infinity, { onBatch: progress('KD-QAT student') }) : {};
+  if (full) say(`final: ${fmt(final)} (teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)})`);
   writeStudent(out, student, prepared, c.teacher, teacherDir);
   const recovered = metric === 'valid_ppl' && base.rtn.valid_ppl !== undefined && final.valid_ppl !== undefined
     ? (base.rtn.valid_ppl - final.valid_ppl) / (base.rtn.valid_ppl - base.teacher.valid_ppl) : null;
   const summary: QatSummary = {
-    arch, steps: result.step, metric, teacher: base.teacher, rtn: base.rtn, final, recovered,
+    arch, steps: result.step, metric, teacher: base.teacher, rtn: base.rtn, final, best, recovered,
     frozen: [...frozen.params, ...frozen.quantParams], trainable_parameters: [...trainable].reduce((n, k) => n + params.get(k)!.size, 0),
     quantized_weights: prepared.quantized.size,
     teacher_cache: cache ? { dir: cache.dir, hits: cache.hits, misses: cache.misses } : null,
@@ -374,9 +396,10 @@ export function runQat(run: QatRun): QatSummary {
   return summary;
 }
 
-/** OUT/student, written into a temp directory and renamed into place (replacing an older one). */
-function writeStudent(out: string, student: Model, prepared: Prepared, teacherPath: string, teacher: LoadedModel): void {
-  const dir = path.join(out, STUDENT_DIR), tmp = path.join(out, `.student.tmp-${process.pid}`);
+/** OUT/student (or OUT/best-student), written into a temp directory and renamed into place
+ *  (replacing an older one). */
+function writeStudent(out: string, student: Model, prepared: Prepared, teacherPath: string, teacher: LoadedModel, name = STUDENT_DIR): void {
+  const dir = path.join(out, name), tmp = path.join(out, `.student.tmp-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   try {
     saveStudent(tmp, student, prepared, { tokenizerFrom: teacherPath, hf: teacher.hf });

@@ -102,7 +102,7 @@ test('reproduce ov-freeze --quick: 2 seeds: every row, per-seed values, students
   assert.equal(readJson(path.join(out, 'results.json')).settings.steps, 3);
 });
 
-test('reproduce attn-kd --quick: ternary rows with dev and test accuracy per seed', async () => {
+test('reproduce attn-kd --quick: ternary rows with dev and test accuracy per seed, of the best-dev student', async () => {
   const out = path.join(fx.root, 'attn');
   const r = kdqat('reproduce', 'attn-kd', '--quick', '--teacher', fx.bert, '--out', out, '--only', 'teacher,rtn,attn-map', '--seeds', '3,5');
   assert.equal(r.code, 0, r.stderr);
@@ -119,13 +119,18 @@ test('reproduce attn-kd --quick: ternary rows with dev and test accuracy per see
       for (const v of byKey[k].metrics[m].values) assert.ok(v.value >= 0 && v.value <= 1 && Number.isInteger(v.value * 8), `${k} ${m} ${v.value}: a count out of 8 items`);
     }
   }
-  // The student quantizes activations (twn-a8) and keeps the unified run's loss weights.
-  const q = JSON.parse(fs.readFileSync(path.join(out, 'runs', 'qat-attn-map', '5', 'student', 'quantization.json'), 'utf8'));
+  // The measured student is the best-dev one (paper B); it quantizes activations (twn-a8) and
+  // the run keeps its loss weights.
+  const run = j.runs.find((x) => x.run === 'qat-attn-map' && x.seed === 5)!;
+  assert.equal(run.files.student, path.join('runs', 'qat-attn-map', '5', 'best-student'));
+  const q = JSON.parse(fs.readFileSync(path.join(out, run.files.student, 'quantization.json'), 'utf8'));
   assert.equal(q.config.activations.bits, 8);
   const summary = JSON.parse(fs.readFileSync(path.join(out, 'runs', 'qat-attn-map', '5', 'summary.json'), 'utf8'));
   assert.equal(summary.config.loss, 'pred=1,rep=1,attn_map=1');
   assert.equal(summary.config.seed, 5);
-  // The reproduction measures every student itself; KD-QAT's own evaluation is off (evaluate: false).
+  assert.deepEqual([summary.config.evalEvery, summary.config.keepBest], [1, true]);
+  assert.ok([1, 2].includes(summary.best.step) && summary.best.metrics.dev_accuracy >= 0, JSON.stringify(summary.best));
+  // The reproduction measures every student itself; KD-QAT evaluates only periodically, to choose.
   assert.deepEqual([summary.teacher, summary.rtn, summary.final], [{}, {}, {}]);
   assert.match(fs.readFileSync(path.join(out, 'results.md'), 'utf8'), /\| KD-QAT \+attn_map \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| 2 \|/);
 });

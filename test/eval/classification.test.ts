@@ -7,6 +7,10 @@ import { initParams } from '../../src/nn/params.js';
 import { bertClassify, bertEncode, bertParamSpec, type BertConfig } from '../../src/models/bert.js';
 import type { Model } from '../../src/models/model.js';
 import { classificationAccuracy, encodeExample, type ClassifierTokenizer } from '../../src/eval/classification.js';
+import type { WeightFn } from '../../src/nn/params.js';
+import { Tensor } from '../../src/tensor/index.js';
+
+const neg_ = (p: Tensor): Tensor => new Tensor(p.f32.map((v) => -v), p.shape);
 
 // One id per word (5 + length), no special tokens of its own: [CLS]=2, [SEP]=3, [PAD]=0.
 const tok: ClassifierTokenizer = {
@@ -47,6 +51,15 @@ test('classificationAccuracy: batched predictions equal single-example argmax; a
   assert.deepEqual(progress, [[4, 5], [5, 5]]);
   // Bare params + config (as fine-tuning passes them) give the same result.
   assert.deepEqual(classificationAccuracy({ params: model.params, config: cfg }, tok, examples, { batchSize: 2 }).predictions, single);
+  // A weight function (a quantized student's) is applied: an FFN weight negated through it gives
+  // the predictions of the model whose weight is negated.
+  const W = 'bert.encoder.layer.0.output.dense.weight';
+  const neg: WeightFn = (name, p) => (name === W ? neg_(p) : p);
+  const negParams = new Map(model.params);
+  negParams.set(W, neg_(model.params.get(W)!));
+  const viaWeight = classificationAccuracy(model, tok, examples, { weight: neg }).predictions;
+  assert.deepEqual(viaWeight, classificationAccuracy({ params: negParams, config: cfg }, tok, examples).predictions);
+  assert.notDeepEqual(viaWeight, single, 'the negated weight changes the predictions');
   assert.throws(() => classificationAccuracy({ ...model, heads: { mlm: true, classifier: false } } as Model, tok, examples), /needs a BERT model with a classifier head/);
   const noHead = initParams(bertParamSpec(cfg, { classifier: false }), 2);
   assert.throws(() => classificationAccuracy({ params: noHead, config: cfg }, tok, examples), /needs a BERT model with a classifier head/);

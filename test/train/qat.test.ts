@@ -8,9 +8,13 @@ import * as path from 'node:path';
 import { loadModelDir } from '../../src/io/model-dir.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
 import { readTrainLog } from '../../src/train/train-log.js';
-import { runQat, STUDENT_DIR } from '../../src/train/qat.js';
+import { BEST_STUDENT_DIR, runQat, STUDENT_DIR } from '../../src/train/qat.js';
+import { QAT_DEFAULTS } from '../../src/train/qat-config.js';
+import { loadModel, teacherTokenizer } from '../../src/experiments/evaluate.js';
+import { classificationAccuracy } from '../../src/eval/classification.js';
+import { loadClassification } from '../../src/data/classification.js';
 import type { Reporter } from '../../src/train/loop.js';
-import { decoderConfig, llamaTeacher, silentReporter, tmpDir } from './qat-fixture.js';
+import { bertTeacher, decoderConfig, llamaTeacher, silentReporter, tmpDir } from './qat-fixture.js';
 
 type Line = Record<string, unknown> & { step: number; loss: Record<string, number>; signal?: Record<string, Record<string, (number | null)[]>> };
 const readLog = (out: string): Line[] => readTrainLog(path.join(out, 'qat_log.jsonl')) as unknown as Line[];
@@ -121,5 +125,32 @@ it('the JSONL log: every --log-every steps the loss terms and a per-module (laye
   for (const per of Object.values(log[2].signal!.cross_rate)) for (const v of per) assert.ok(v !== null && v >= 0 && v < 0.5, `cross_rate ${v}`);
   assert.equal(log[1].signal, undefined, 'an evaluation-only line (step 3) has no signal record');
   for (const l of log.filter((x) => x.step % 3 === 0)) assert.ok(Number.isFinite(l.valid_ppl) && Number.isFinite(l.valid_kl), `eval at ${l.step}`);
+  fs.rmSync(root, { recursive: true });
+});
+
+it('--keep-best: OUT/best-student is the student of the best periodic evaluation (it scores what was logged)', () => {
+  const root = tmpDir('qat-best');
+  const t = bertTeacher(root);
+  const out = path.join(root, 'out');
+  const config = {
+    ...QAT_DEFAULTS, teacher: t.dir, task: t.train, dev: t.dev, quant: 'twn-a8', loss: 'pred=1,rep=1',
+    steps: 8, lr: 1e-3, warmup: 0, batch: 8, seqLen: 32, evalEvery: 1, keepBest: true, logEvery: 1, saveEvery: 0,
+  };
+  const s = runQat({ out, reporter: silentReporter, config });
+  const evals = (readTrainLog(path.join(out, 'qat_log.jsonl')) as unknown as { step: number; dev_accuracy?: number }[])
+    .filter((l) => l.dev_accuracy !== undefined);
+  assert.deepEqual(evals.map((l) => l.step), [1, 2, 3, 4, 5, 6, 7, 8]);
+  const top = Math.max(...evals.map((l) => l.dev_accuracy!));
+  // The first step that reached the best accuracy (later ties do not replace it).
+  assert.deepEqual(s.best, { step: evals.find((l) => l.dev_accuracy === top)!.step, metrics: { dev_accuracy: top } });
+  assert.ok(s.final.dev_accuracy < top, `the final student (${s.final.dev_accuracy}) is not the best (${top}): the choice matters here`);
+  // The kept student, reopened as deployed, has exactly that dev accuracy.
+  const { model, weight } = loadModel(path.join(out, BEST_STUDENT_DIR));
+  const dev = loadClassification(t.dev, { labels: ['neg', 'pos'] }).examples;
+  assert.equal(classificationAccuracy(model, teacherTokenizer(t.dir), dev, { maxLen: 32, weight }).accuracy, top);
+  // Without periodic evaluations there is nothing to choose from.
+  assert.throws(() => runQat({ out: path.join(root, 'x'), reporter: silentReporter, config: { ...config, evalEvery: 0 } }),
+    /--keep-best needs --eval-every n > 0/);
+  assert.ok(!fs.existsSync(path.join(root, 'x')));
   fs.rmSync(root, { recursive: true });
 });
