@@ -196,7 +196,7 @@ Examples:
 Paper B (attention KD), encoder: the Brown-genre BERT classifier; TWN ternary weights with 8-bit
 activations (twn-a8): RTN, and KD-QAT with pred+rep, +attn_score (TernaryBERT), +attn_map,
 +attn_out, and the unified pred+rep+α·attn_map+β·attn_out. Metrics: dev and test accuracy of the
-student with the best of ten periodic dev evaluations (paper B reports its best dev score; the
+student with the best of five periodic dev evaluations (paper B reports its best dev score; the
 test split, not used to choose, is the honest figure).
 
 Examples:

@@ -9,7 +9,7 @@
 //   pred + rep + α·attn_map + β·attn_out        (paper B's unification: one of α, β fixed at 1,
 //                                                the other swept over --sweep)
 // Measured: accuracy on the dev and the test split of brown-genre of the student with the best of
-// ten periodic dev evaluations (paper B reports its best dev score; the test split, not used to
+// five periodic dev evaluations (paper B reports its best dev score; the test split, not used to
 // choose, is the honest figure).
 import type { Experiment, ReproSettings, RunDef } from './types.js';
 

@@ -66,7 +66,7 @@ export interface Experiment {
   quick: Omit<ReproSettings, 'teacher'> & { seeds: number };
   /** Built-in teacher directory, relative to the package root. */
   teacher: string;
-  /** Which KD-QAT student is measured: the final one (default), or the one of the best of ten
+  /** Which KD-QAT student is measured: the final one (default), or the one of the best of five
    *  periodic dev evaluations (paper B reports its best dev score; `kdqat qat --keep-best`). */
   select?: 'final' | 'best-dev';
   /** Figures computed from the measured ones (e.g. the fraction of RTN's perplexity loss that
