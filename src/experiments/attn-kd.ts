@@ -54,7 +54,7 @@ export const ATTN_KD: Experiment = {
   description: 'paper B: ternary (TWN, 8-bit activations) KD-QAT losses on the Brown-genre BERT teacher',
   arch: 'bert',
   teacher: 'teachers/bert-brown-genre',
-  groups: [{ key: 'ternary', title: 'TWN ternary weights, 8-bit activations (twn-a8), brown-genre accuracy' }],
+  groups: [{ key: 'ternary', title: 'TWN ternary weights, 8-bit activations (twn-a8), brown-genre accuracy (KD-QAT: the best-dev of five evaluations)' }],
   metrics: [
     { key: 'dev_acc', label: 'dev acc %', digits: 1, better: 'higher', scale: 100 },
     { key: 'test_acc', label: 'test acc %', digits: 1, better: 'higher', scale: 100 },
