@@ -10,6 +10,7 @@
 //   student/          the student (saveStudent: latent weights as an HF model directory, plus
 //                     quantization.json and model.quantized.safetensors with codes and scales);
 //                     `kdqat eval --model OUT/student` measures the deployable quantized model
+//   best-student/     --keep-best: the student of the best periodic evaluation
 //   qat_log.jsonl     every --log-every steps: {"step", "lr", "loss": {"total", <term>…},
 //                     "signal": per-module statistics (src/analysis/signal.ts)}, plus the
 //                     evaluation lines (valid_ppl / dev_accuracy)
@@ -17,8 +18,7 @@
 //   checkpoint/       latent weights + quantizer parameters + AdamW state, for --resume
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor, intTensor } from '../tensor/tensor.js';
-import { crossEntropy, reshape } from '../tensor/ops/index.js';
+import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import { countParams } from '../nn/params.js';
@@ -27,7 +27,6 @@ import { bertClassify, bertEncode, type BertConfig } from '../models/bert.js';
 import type { Model } from '../models/model.js';
 import { loadModelDir, type LoadedModel } from '../io/model-dir.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
-import { classificationAccuracy } from '../eval/classification.js';
 import { loadQuantConfig } from '../quant/config.js';
 import { prepare, type Prepared } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
@@ -40,12 +39,12 @@ import { AdamW } from './optim.js';
 import { learningRate } from './schedule.js';
 import { isLoggedStep, trainLoop, type Reporter } from './loop.js';
 import { findCheckpoint, readCheckpoint } from './checkpoint.js';
-import { sequentialBatches } from './objectives.js';
 import { prepareOutDir, writeJsonAtomic } from './outdir.js';
 import { cacheFrozen, freeze } from './freeze.js';
 import { decoderData, encoderData, epochBatches, type QatBatch, type QatData } from './qat-data.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
 import { checkQatConfig, type QatConfig } from './qat-config.js';
+import { qatEvaluator, type QatEvaluator } from './qat-eval.js';
 
 export { QAT_DEFAULTS, type QatConfig } from './qat-config.js';
 
@@ -165,43 +164,6 @@ function forward(model: Model, b: QatBatch, capture: ReturnType<typeof captureFo
   return encoderOutputs(enc, bertClassify(model.params, model.config, enc, { weight }));
 }
 
-/**
- * Evaluation of the student through `weight`: decoder — validation NLL/perplexity and the
- * distillation loss against the teacher (valid_kl: the `pred` term, τ = 1, mean per token);
- * encoder — dev accuracy. `maxWindows` limits the validation windows (periodic evaluations).
- * `teacherMetrics` receives the teacher's own metrics (computed from the same forward passes).
- */
-function evaluator(model: Model, teacher: Model, data: QatData, tok: LoadedTokenizer, batch: number) {
-  return (weight: WeightFn | undefined, maxWindows: number, o: {
-    onBatch?: (done: number, total: number) => void; teacherMetrics?: Record<string, number>;
-  } = {}): Record<string, number> => {
-    const onBatch = o.onBatch;
-    if (data.kind === 'encoder') {
-      const acc = (m: Model, w?: WeightFn): number =>
-        classificationAccuracy(m, tok, data.dev, { maxLen: data.maxLen, batchSize: Math.max(batch, 32), weight: w, onBatch }).accuracy;
-      if (o.teacherMetrics) o.teacherMetrics.dev_accuracy = acc(teacher);
-      return { dev_accuracy: acc(model, weight) };
-    }
-    if (!data.valid || model.arch !== 'llama' || teacher.arch !== 'llama') return {};
-    let nll = 0, kl = 0, tnll = 0, tokens = 0;
-    const total = Math.min(data.valid.count, maxWindows);
-    noGrad(() => {
-      for (const b of sequentialBatches(data.valid!, batch, maxWindows)) {
-        onBatch?.(tokens / b.seqLen, total);
-        const n = b.rows * b.seqLen, ids = intTensor(b.inputs, [b.rows, b.seqLen]);
-        const s = llamaForward(model.params, model.config, ids, { weight });
-        nll += crossEntropy(reshape(s.logits, [n, model.config.vocabSize]), intTensor(b.targets!, [n])).item() * n;
-        const t = llamaForward(teacher.params, teacher.config, ids);
-        kl += distillLoss(decoderOutputs(s), decoderOutputs(t), { pred: 1 }, { arch: 'llama' }).terms.pred!.item() * n;
-        if (o.teacherMetrics) tnll += crossEntropy(reshape(t.logits, [n, teacher.config.vocabSize]), intTensor(b.targets!, [n])).item() * n;
-        tokens += n;
-      }
-    });
-    if (o.teacherMetrics) Object.assign(o.teacherMetrics, { valid_nll: tnll / tokens, valid_ppl: Math.exp(tnll / tokens), valid_kl: 0 });
-    return { valid_nll: nll / tokens, valid_ppl: Math.exp(nll / tokens), valid_kl: kl / tokens };
-  };
-}
-
 export function runQat(run: QatRun): QatSummary {
   const t0 = performance.now();
   const { out } = run;
@@ -282,7 +244,7 @@ export function runQat(run: QatRun): QatSummary {
 
   const evaluating = run.evaluate !== false;
   const full = evaluating && run.evaluate !== 'periodic'; // baselines and the final evaluation
-  const evaluate: ReturnType<typeof evaluator> = evaluating ? evaluator(student, teacher, data, tok, c.batch) : () => ({});
+  const evaluate: QatEvaluator = evaluating ? qatEvaluator(student, teacher, data, tok, c.batch) : () => ({});
   const metric = data.kind === 'decoder' ? 'valid_ppl' : 'dev_accuracy';
   say(`${arch} teacher ${c.teacher}: ${countParams(teacher.params).toLocaleString('en-US')} parameters; ` +
     `${prepared.quantized.size} quantized weights (${c.quant}); frozen: ${frozen.params.length ? frozen.params.length + ' parameters' : 'none'}; ` +

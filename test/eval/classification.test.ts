@@ -10,7 +10,7 @@ import { classificationAccuracy, encodeExample, type ClassifierTokenizer } from 
 import type { WeightFn } from '../../src/nn/params.js';
 import { Tensor } from '../../src/tensor/index.js';
 
-const neg_ = (p: Tensor): Tensor => new Tensor(p.f32.map((v) => -v), p.shape);
+const negated = (p: Tensor): Tensor => new Tensor(p.f32.map((v) => -v), p.shape);
 
 // One id per word (5 + length), no special tokens of its own: [CLS]=2, [SEP]=3, [PAD]=0.
 const tok: ClassifierTokenizer = {
@@ -54,9 +54,9 @@ test('classificationAccuracy: batched predictions equal single-example argmax; a
   // A weight function (a quantized student's) is applied: an FFN weight negated through it gives
   // the predictions of the model whose weight is negated.
   const W = 'bert.encoder.layer.0.output.dense.weight';
-  const neg: WeightFn = (name, p) => (name === W ? neg_(p) : p);
+  const neg: WeightFn = (name, p) => (name === W ? negated(p) : p);
   const negParams = new Map(model.params);
-  negParams.set(W, neg_(model.params.get(W)!));
+  negParams.set(W, negated(model.params.get(W)!));
   const viaWeight = classificationAccuracy(model, tok, examples, { weight: neg }).predictions;
   assert.deepEqual(viaWeight, classificationAccuracy({ params: negParams, config: cfg }, tok, examples).predictions);
   assert.notDeepEqual(viaWeight, single, 'the negated weight changes the predictions');
