@@ -1,12 +1,21 @@
 // llama.cpp runs kdqat's low-bit GGUF exports of the shipped teacher (teachers/llama-sotu) as
 // kdqat's forward runs the same dequantized weights. llama.cpp's CPU matmul for Q8_0/Q4_0
-// weights quantizes the activations to Q8_0 on the fly (TQ2_0: Q8_K), so agreement is looser
-// than the F32 bar (1e-3·range): the tolerances below were measured (numbers in the comments)
-// and given a margin. kdqat's forward is also run with llama.cpp's activation quantization
-// simulated (WeightFn.input), which tightens the agreement (TQ2_0 to ~1e-5 on average). The
-// tolerance has teeth: a GGUF whose q/k rows were not permuted and a wrong reading of the
-// Q4_0/TQ2_0 block layout fail it by a wide margin, and the full-precision teacher is clearly
-// further from llama.cpp's run than the dequantized weights are.
+// weights quantizes the activations to Q8_0 on the fly (TQ2_0: Q8_K), and how exactly depends
+// on its CPU variant (AVX2, AVX-512, AMX, repacked layouts): gguf-matmul-bound.test.ts checks
+// one quantized matmul against the exact bound. Through four layers no useful worst-case bound
+// exists, so this test compares llama.cpp with two kdqat runs of the dequantized weights:
+// "plain" (float activations) and "sim" (inputs quantized as llama.cpp's reference quantizers
+// do, WeightFn.input). Bound, per position (measure: max |Δ log p| / logit range, agreement()):
+// every variant's quantized activation, like the simulated one, lies within e of the float one
+// (the bound of gguf-matmul-bound), so llama.cpp's and the simulated activations differ by at
+// most 2e per element; to first order the logits move linearly with that, so
+//   |cpp − sim| ≤ 2·|sim − plain| + F   and   |cpp − plain| ≤ 3·|sim − plain| + F,
+// with |sim − plain| (the effect of one full activation quantization) measured by kdqat on the
+// same positions and F the float32 allowance of the F32 test (f32Tolerance). Where llama.cpp's
+// argmax differs from ours, our top-two margin must be within that tolerance. The comparison
+// has teeth: a GGUF whose q/k rows were not permuted and a wrong reading of the Q4_0/TQ2_0
+// block layout exceed it many times, and the full-precision teacher is further from llama.cpp's
+// run than the dequantized weights are (the file holds the quantized weights).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -24,8 +33,8 @@ import type { Params, WeightFn } from '../../src/nn/params.js';
 import { fromF16, toF16 } from '../../src/io/half.js';
 import { loadTokenizer } from '../../src/tokenize/index.js';
 import { loadCorpus, splitChronological } from '../../src/data/index.js';
-import { argmax } from './gguf-fixtures.js';
-import { agreement, commonPrefix, runLlamaCpp, type Agreement, type CppRun } from './llamacpp.js';
+import { logSoftmax } from './gguf-fixtures.js';
+import { agreement, argmaxFlipsWithin, f32Tolerance, runLlamaCpp, type Agreement, type CppRun } from './llamacpp.js';
 
 const TEACHER = fileURLToPath(new URL('../../teachers/llama-sotu', import.meta.url));
 const GEN = 32;
@@ -111,16 +120,6 @@ function logits(params: Params, ids: readonly number[], weight?: WeightFn): Floa
   });
 }
 
-/** kdqat's own greedy continuation. */
-function greedy(params: Params): number[] {
-  const ids = [...prompt];
-  for (let g = 0; g < GEN; g++) {
-    const rows = logits(params, ids);
-    ids.push(argmax(rows[rows.length - 1]));
-  }
-  return ids.slice(prompt.length);
-}
-
 async function exportAndRun(name: string, params: Params, type: FormatName): Promise<CppRun> {
   const file = path.join(dir, `${name}.gguf`);
   assert.ok(m.hf.arch === 'llama');
@@ -146,40 +145,31 @@ function unpermuteQK(w: Float32Array, rows: number, cols: number, nHead: number)
 
 const fmt = (a: Agreement): string => `worst ${a.worst.toExponential(2)}, mean ${a.mean.toExponential(2)} × range, argmax ${(100 * a.argmax).toFixed(1)}%`;
 
-// Measured on this machine (AVX2, node-llama-cpp's llama.cpp v0.4.0 CPU build, haswell
-// backend), worst (mean) over 80 positions of max |Δ log p| / (logit range):
-//                       kdqat plain          kdqat + llama.cpp's activation quantization
-//   Q8_0               5.98e-3 (3.04e-3)     1.88e-3 (8.77e-4)
-//   Q4_0               7.70e-3 (3.03e-3)     3.12e-3 (7.84e-4)
-//   TQ2_0              1.71e-2 (8.39e-3)     6.00e-4 (8.78e-6)
-// argmax on llama.cpp's own sequence: 100%, 100%, 97.5%; kdqat's free-running greedy equals
-// llama.cpp's for 32, 32 and 16 of 32 tokens. Against the full-precision teacher the same
-// measure (with activation quantization) is 1.16e-2 (4.76e-3), 6.98e-2 (2.66e-2), 5.53e-1 (3.85e-1).
-// Tolerances: about 2.5× the worst measured.
-const TOL: Record<FormatName, number> = { Q8_0: 1.5e-2, Q4_0: 2e-2, TQ2_0: 4e-2 };
-const TOL_SIM: Record<FormatName, number> = { Q8_0: 5e-3, Q4_0: 8e-3, TQ2_0: 2e-3 };
-const MIN_PREFIX: Record<FormatName, number> = { Q8_0: 24, Q4_0: 24, TQ2_0: 8 };
-
 const runs = new Map<FormatName, CppRun>();
+/** The plain-comparison tolerance of each type's run, for the wrong-layout test. */
+const tol = new Map<FormatName, number>();
 
 for (const type of TYPES) {
   test(`llama.cpp ≈ kdqat on the ${type} export of the SOTU teacher`, async (t) => {
     const cpp = await exportAndRun(type, m.params, type);
     runs.set(type, cpp);
     const deq = dequantized(m.params, type);
-    const a = against(cpp, deq);
-    const sim = against(cpp, deq, llamaCppActivations(type));
+    const plainRows = logits(deq, [...prompt, ...cpp.tokens.slice(0, -1)]);
+    const simRows = logits(deq, [...prompt, ...cpp.tokens.slice(0, -1)], llamaCppActivations(type));
+    const a = agreement(plainRows, cpp), sim = agreement(simRows, cpp);
+    const effect = agreement(plainRows, { logp: simRows.map(logSoftmax), tokens: [] }); // |sim − plain|
     const fullSim = against(cpp, m.params, llamaCppActivations(type)); // the unquantized teacher
-    const prefix = commonPrefix(greedy(deq), cpp.tokens);
-    t.diagnostic(`${type}: plain ${fmt(a)}; greedy prefix ${prefix}/${GEN}; with activation quantization ${fmt(sim)}; ` +
-      `full-precision teacher with activation quantization ${fmt(fullSim)}`);
-    assert.ok(a.worst <= TOL[type], `${type}: max |Δ logit| ${a.worst.toExponential(2)} × range > ${TOL[type]}`);
-    assert.ok(sim.worst <= TOL_SIM[type], `${type} with activation quantization: ${sim.worst.toExponential(2)} × range > ${TOL_SIM[type]}`);
-    assert.ok(a.argmax >= 0.9 && sim.argmax >= 0.95, `${type}: argmax agreement ${a.argmax}, ${sim.argmax}`);
-    assert.ok(prefix >= MIN_PREFIX[type], `${type}: greedy continuations agree for only ${prefix} tokens`);
-    // The comparison sees the weight quantization: the full-precision teacher is clearly further
-    // from llama.cpp than the dequantized weights are (measured 5.4×, 34×, 4·10⁴× on the mean).
-    assert.ok(fullSim.mean > 3 * sim.mean, `${type}: full-precision teacher ${fmt(fullSim)} vs dequantized ${fmt(sim)}`);
+    const F = f32Tolerance(cfg);
+    tol.set(type, 3 * effect.worst + F);
+    t.diagnostic(`${type}: plain ${fmt(a)}; with activation quantization ${fmt(sim)}; activation-quantization effect ` +
+      `${fmt(effect)}; full-precision teacher with activation quantization ${fmt(fullSim)}`);
+    assert.ok(sim.worst <= 2 * effect.worst + F, `${type}: |cpp − sim| ${sim.worst.toExponential(2)} > 2·${effect.worst.toExponential(2)} + ${F.toExponential(2)}`);
+    assert.ok(a.worst <= 3 * effect.worst + F, `${type}: |cpp − plain| ${a.worst.toExponential(2)} > 3·${effect.worst.toExponential(2)} + ${F.toExponential(2)}`);
+    const flips = argmaxFlipsWithin(simRows, cpp, 2 * effect.worst + F);
+    assert.equal(flips.outside, 0, `${type}: llama.cpp's argmax differs at ${flips.outside} position(s) where our margin exceeds the tolerance`);
+    // The comparison sees the weight quantization: the full-precision teacher is further from
+    // llama.cpp than the dequantized weights are.
+    assert.ok(fullSim.mean > sim.mean, `${type}: full-precision teacher ${fmt(fullSim)} vs dequantized ${fmt(sim)}`);
   });
 }
 
@@ -226,8 +216,8 @@ test('the tolerance catches a wrong q/k permutation and a wrong block layout', a
   const tq2 = against(runs.get('TQ2_0')!, dequantized(m.params, 'TQ2_0', tq2Consecutive));
   const msg = `unpermuted q/k ${fmt(perm)}; Q4_0 interleaved nibbles ${fmt(q4)}; TQ2_0 consecutive fields ${fmt(tq2)}`;
   t.diagnostic(msg);
-  // Measured: 5.68e-1, 1.62, 1.43 × range, i.e. 28×, 81× and 36× the tolerance.
-  assert.ok(perm.worst > 5 * TOL.Q4_0, `unpermuted q/k passes: ${fmt(perm)}`);
-  assert.ok(q4.worst > 5 * TOL.Q4_0, `Q4_0 wrong layout passes: ${fmt(q4)}`);
-  assert.ok(tq2.worst > 5 * TOL.TQ2_0, `TQ2_0 wrong layout passes: ${fmt(tq2)}`);
+  // Each must fail the plain comparison's tolerance of its type (3·effect + F).
+  assert.ok(perm.worst > tol.get('Q4_0')!, `unpermuted q/k passes: ${fmt(perm)}`);
+  assert.ok(q4.worst > tol.get('Q4_0')!, `Q4_0 wrong layout passes: ${fmt(q4)}`);
+  assert.ok(tq2.worst > tol.get('TQ2_0')!, `TQ2_0 wrong layout passes: ${fmt(tq2)}`);
 });

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import type { ControlledEvaluateInputItem, Llama, Token } from 'node-llama-cpp';
 import { argmax, logSoftmax } from './gguf-fixtures.js';
+import type { LlamaConfig } from '../../src/models/llama.js';
 
 export interface CppRun {
   /** log-probabilities after each prompt token and each generated token but the last: (T, V). */
@@ -85,4 +86,37 @@ export function commonPrefix(a: readonly number[], b: readonly number[]): number
   let i = 0;
   while (i < a.length && i < b.length && a[i] === b[i]) i++;
   return i;
+}
+
+/** The float32 allowance for a whole LLaMA forward, in agreement()'s measure (× logit range).
+ *  Bound: each reduction of length K in float32 (a matmul row, an attention score or weighted
+ *  sum, a norm's sum of squares) is within γ_K = K·u/(1 − K·u), u = 2⁻²⁴, of its exact value
+ *  relative to Σ|terms|; the longest chain from the embedding to a logit passes R = 7L + 2 of
+ *  them (q/k/v, scores, context, o_proj, gate/up, down per layer; final norm and head). Taking
+ *  the logit range as the scale of every chain's Σ|terms| and no gain along it (the norms
+ *  rescale each layer's input to unit RMS), both sides' rounding sums to 2·R·γ_Kmax of the
+ *  range, Kmax the longest reduction (hidden, intermediate or context length); log-softmax
+ *  doubles it (the logsumexp moves with the largest logit error). `inputRounding` adds the
+ *  relative rounding of every matmul input (F16 weights: llama.cpp converts the activations
+ *  to fp16, 2⁻¹¹) to each reduction's γ_K. */
+export function f32Tolerance(cfg: LlamaConfig, opts: { context?: number; inputRounding?: number } = {}): number {
+  const U = 2 ** -24, K = Math.max(cfg.hiddenSize, cfg.intermediateSize, opts.context ?? 256);
+  const gamma = (K * U) / (1 - K * U), R = 7 * cfg.numHiddenLayers + 2;
+  return 2 * 2 * R * (gamma + (opts.inputRounding ?? 0));
+}
+
+/** Positions where our argmax differs from llama.cpp's, and how many of them are real: our
+ *  top-two margin (in units of our logit range) exceeds 2·tol, so no pair of logit errors
+ *  within tol could swap them. */
+export function argmaxFlipsWithin(ours: ArrayLike<number>[], cpp: CppRun, tol: number): { flips: number; outside: number } {
+  let flips = 0, outside = 0;
+  ours.forEach((z, t) => {
+    const a = argmax(z), b = argmax(cpp.logp[t]);
+    if (a === b) return;
+    flips++;
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < z.length; i++) { lo = Math.min(lo, z[i]); hi = Math.max(hi, z[i]); }
+    if ((z[a] - z[b]) / (hi - lo) > 2 * tol) outside++;
+  });
+  return { flips, outside };
 }
