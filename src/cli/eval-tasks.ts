@@ -8,6 +8,7 @@ import {
 } from '../data/index.js';
 import type { LoadedTokenizer } from '../tokenize/index.js';
 import { streamPerplexity } from '../eval/stream-perplexity.js';
+import { llamaCppPerplexity } from '../eval/llamacpp-perplexity.js';
 import { scoreMultipleChoice } from '../eval/multiple-choice.js';
 import { classificationAccuracy } from '../eval/classification.js';
 import { describeModel, type OpenedModel } from './open-model.js';
@@ -30,6 +31,8 @@ export interface EvalJob {
 
 export interface JobSettings {
   seq: number;
+  /** Perplexity convention: kdqat's (every token after the first, once) or llama.cpp's. */
+  convention: 'kdqat' | 'llama.cpp';
   batchSize: number;
   limit?: number;
   split: 'test' | 'valid';
@@ -44,12 +47,41 @@ function needCausal(m: OpenedModel, flag: string): void {
   }
 }
 
-function perplexityJob(m: OpenedModel, source: string, stream: number[], s: JobSettings, extra: Record<string, string | number>): EvalJob {
+/** What the tokenizer's post-processor adds around a text: a BOS in front (its id) and
+ *  whether it appends an EOS; llama.cpp reads the same from the GGUF's add_bos/add_eos. */
+export function addedSpecials(tok: LoadedTokenizer): { bos: number | null; addsEos: boolean } {
+  const plain = tok.encode('a', { addSpecialTokens: false }), full = tok.encode('a', { addSpecialTokens: true });
+  const { bos, eos } = tok.specials;
+  const addsBos = bos !== undefined && full.length > plain.length && full[0] === bos && plain[0] !== bos;
+  const addsEos = eos !== undefined && full.length > plain.length && full[full.length - 1] === eos && plain[plain.length - 1] !== eos;
+  return { bos: addsBos ? bos : null, addsEos };
+}
+
+function perplexityJob(m: OpenedModel, tok: LoadedTokenizer, source: string, stream: number[], s: JobSettings, extra: Record<string, string | number>): EvalJob {
+  let bos: number | null = null;
+  if (s.convention === 'llama.cpp') {
+    const added = addedSpecials(tok);
+    if (added.addsEos) {
+      throw new Error(`--ppl-convention llama.cpp: ${tok.path} appends an EOS to every text, which llama.cpp's perplexity refuses; ` +
+        'use the kdqat convention, or a tokenizer whose post-processor adds no EOS');
+    }
+    bos = added.bos;
+    if (stream.length + (bos === null ? 0 : 1) < 2 * s.seq) {
+      throw new Error(`--ppl-convention llama.cpp: ${source} tokenizes to ${stream.length} tokens; llama.cpp's perplexity needs at least ` +
+        `2·--seq = ${2 * s.seq} (give more text or a smaller --seq)`);
+    }
+  }
   return {
     kind: 'perplexity', source,
     run: (onBatch) => {
-      const r = streamPerplexity(m.model, stream, s.seq, { batchSize: s.batchSize, weight: m.weight, onBatch });
-      return { kind: 'perplexity', source, ppl: r.ppl, nll: r.nll, tokens: r.tokens, windows: r.windows, seq: r.seq, ...extra };
+      const opts = { batchSize: s.batchSize, weight: m.weight, onBatch };
+      const r = s.convention === 'llama.cpp'
+        ? llamaCppPerplexity(m.model, bos === null ? stream : [bos, ...stream], s.seq, bos, opts)
+        : streamPerplexity(m.model, stream, s.seq, opts);
+      return {
+        kind: 'perplexity', source, ppl: r.ppl, nll: r.nll, tokens: r.tokens, windows: r.windows, seq: r.seq,
+        convention: s.convention, ...extra,
+      };
     },
   };
 }
@@ -60,7 +92,7 @@ export function textJob(m: OpenedModel, tok: LoadedTokenizer, file: string, s: J
   if (!text.trim()) throw new Error(`--text ${file}: the file is empty (only whitespace); point --text at a file with the text to score`);
   const stream = raw(tok)(text);
   if (stream.length < 2) throw new Error(`--text ${file}: only ${stream.length} token(s); perplexity needs at least 2`);
-  return perplexityJob(m, file, stream, s, {});
+  return perplexityJob(m, tok, file, stream, s, {});
 }
 
 /** A built-in corpus split as the training commands split it (defaultCorpusSplit: SOTU
@@ -79,7 +111,7 @@ export function corpusJob(m: OpenedModel, tok: LoadedTokenizer, name: string, s:
     for (const id of enc(d.text)) stream.push(id);
     if (eosId !== undefined) stream.push(eosId);
   }
-  return perplexityJob(m, `${name}:${s.split}`, stream, s, { documents: docs.length });
+  return perplexityJob(m, tok, `${name}:${s.split}`, stream, s, { documents: docs.length });
 }
 
 /** Data-layer errors already say file:line, problem and fix; add the flag that named the file. */

@@ -5,7 +5,9 @@
 // tokenized as a whole, without special tokens, and cut into non-overlapping windows of --seq inputs; adjacent windows share
 // one boundary token, so every token after the first is predicted once, with 0…seq-1 tokens of
 // context; the remainder is a shorter last window. A corpus split is the same with an EOS
-// after each document.
+// after each document. --ppl-convention llama.cpp scores as llama-perplexity does instead
+// (src/eval/llamacpp-perplexity.ts: BOS per window when the tokenizer adds one, second half of
+// each window scored), so the figure is comparable with llama.cpp's on the exported GGUF.
 //
 // The model and data modules are imported when the command runs, so `kdqat --help` and the
 // other commands do not pay for loading them.
@@ -21,6 +23,7 @@ export interface EvalOptions {
   mc?: string[];
   cls?: string[];
   seq?: string;
+  pplConvention?: string;
   batchSize?: string;
   limit?: string;
   json?: boolean;
@@ -62,13 +65,17 @@ export function evalCommand(): Command {
     .option('--mc <file|task>', 'multiple-choice accuracy: a JSONL file or continuation, wordnet-def (repeatable)', collect)
     .option('--cls <file|task>', 'classification accuracy: a JSONL/TSV file or brown-genre (repeatable)', collect)
     .option('--seq <n>', 'perplexity window / classification max length in tokens (default: min(max_position_embeddings, 512))')
+    .option('--ppl-convention <name>', 'perplexity windows: kdqat (every token after the first, once) or llama.cpp (as llama-perplexity: BOS per window, second half scored)', 'kdqat')
     .option('--batch-size <n>', 'sequences per forward pass', '8')
     .option('--limit <n>', 'score only the first n items of each --mc/--cls task')
     .option('--json', 'print one JSON object instead of a table')
     .option('--latent', 'a quantized student directory: evaluate its latent full-precision weights instead of the dequantized low-bit ones')
     .addHelpText('after', '\nPerplexity windows: the text is tokenized whole (no special tokens) and cut into\n' +
       'non-overlapping windows of --seq inputs sharing one boundary token; each token after the first\n' +
-      'is predicted once. --corpus joins the documents of the split with an EOS after each.\n\n' +
+      'is predicted once. --corpus joins the documents of the split with an EOS after each.\n' +
+      '--ppl-convention llama.cpp: as llama-perplexity -c SEQ: windows of --seq tokens, each starting\n' +
+      'with BOS when the tokenizer adds one, only the second half of each window scored, the\n' +
+      'remainder dropped; needs at least 2·--seq tokens.\n\n' +
       'Examples:\n' +
       '  kdqat eval --model out/llama --text notes.txt --mc items.jsonl\n' +
       '  kdqat eval --model out/llama --corpus sotu --split test --mc continuation --mc wordnet-def --limit 200 --json\n' +
@@ -92,6 +99,7 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
   const maxPos = m.model.config.maxPositionEmbeddings;
   const settings: JobSettings = {
     seq: positiveInt('--seq', opts.seq, Math.min(maxPos, 512)),
+    convention: pplConvention(opts.pplConvention),
     batchSize: positiveInt('--batch-size', opts.batchSize, 8),
     limit: opts.limit === undefined ? undefined : positiveInt('--limit', opts.limit, 0),
     split: (opts.split ?? 'test') as 'test' | 'valid',
@@ -130,6 +138,11 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
   };
   out.stdout(opts.json ? `${JSON.stringify(report)}\n` : formatTable(report, describeModel(m)));
   return report;
+}
+
+function pplConvention(v: string | undefined): JobSettings['convention'] {
+  if (v === undefined || v === 'kdqat' || v === 'llama.cpp') return v ?? 'kdqat';
+  throw new Error(`--ppl-convention must be kdqat or llama.cpp, got ${JSON.stringify(v)}`);
 }
 
 const METRICS: Record<string, string[]> = {

@@ -3,19 +3,24 @@ import { intTensor, noGrad, crossEntropy, reshape } from '../tensor/index.js';
 import type { WeightFn } from '../nn/params.js';
 import { lmLogits, type Model } from '../models/model.js';
 
+const IGNORE = -100;
+
 export interface PerplexityResult {
   nll: number; // mean negative log-likelihood per token (nats)
   ppl: number;
   tokens: number;
 }
 
-/** windows: row-major (count, width) with width = T + 1 (inputs [0, T), targets [1, T]). */
+/** windows: row-major (count, width) with width = T + 1 (inputs [0, T), targets [1, T]).
+ *  scoreFrom: only the predictions at input positions ≥ scoreFrom count (llama.cpp scores the
+ *  second half of each window); default 0, all of them. */
 export function perplexity(
   model: Model, windows: { data: Int32Array; count: number; width: number },
-  opts: { batchSize?: number; weight?: WeightFn; onBatch?: (done: number) => void } = {},
+  opts: { batchSize?: number; weight?: WeightFn; scoreFrom?: number; onBatch?: (done: number) => void } = {},
 ): PerplexityResult {
   if (model.arch !== 'llama') throw new Error('perplexity needs a causal LM (LLaMA-family model)');
-  const T = windows.width - 1, bs = opts.batchSize ?? 8;
+  const T = windows.width - 1, bs = opts.batchSize ?? 8, from = opts.scoreFrom ?? 0;
+  if (!Number.isInteger(from) || from < 0 || from >= T) throw new RangeError(`scoreFrom ${from} is outside the window's ${T} positions`);
   let total = 0, tokens = 0;
   noGrad(() => {
     for (let start = 0; start < windows.count; start += bs) {
@@ -25,11 +30,12 @@ export function perplexity(
         const row = windows.data.subarray((start + b) * windows.width, (start + b + 1) * windows.width);
         ids.set(row.subarray(0, T), b * T);
         tgt.set(row.subarray(1), b * T);
+        tgt.fill(IGNORE, b * T, b * T + from);
       }
       const logits = lmLogits(model, intTensor(ids, [B, T]), { weight: opts.weight });
-      const loss = crossEntropy(reshape(logits, [B * T, model.config.vocabSize]), intTensor(tgt, [B * T]));
-      total += loss.item() * B * T;
-      tokens += B * T;
+      const loss = crossEntropy(reshape(logits, [B * T, model.config.vocabSize]), intTensor(tgt, [B * T]), IGNORE);
+      total += loss.item() * B * (T - from);
+      tokens += B * (T - from);
       opts.onBatch?.(start + B);
     }
   });

@@ -178,3 +178,22 @@ test('eval: a failing command exits 1 with the message on stderr', () => {
   assert.match(r.stderr, /^kdqat: --model .*llama-notok: no tokenizer\.json in the model directory; pass --tokenizer FILE/);
   assert.equal(r.stdout, '');
 });
+
+test('eval --ppl-convention llama.cpp: chunks of --seq, second half scored; needs 2·seq tokens; bad names refused', () => {
+  const file = fx.file('conv.txt', USER_TEXT.repeat(3));
+  const r = kdqat('eval', '--model', fx.llama, '--text', file, '--seq', '8', '--ppl-convention', 'llama.cpp', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const got = JSON.parse(r.stdout).results[0];
+  const tok = loadTokenizer(path.join(fx.llama, 'tokenizer.json'));
+  const ids = tok.encode(USER_TEXT.repeat(3).replace(/\r\n?/g, '\n'), { addSpecialTokens: false });
+  assert.equal(got.convention, 'llama.cpp');
+  assert.equal(got.windows, Math.floor(ids.length / 8));
+  assert.equal(got.tokens, got.windows * (8 - 1 - 4));
+  assert.ok(tok.encode(USER_TEXT, { addSpecialTokens: false }).length < 2 * 64, 'USER_TEXT is under 2·64 tokens');
+  const short = kdqat('eval', '--model', fx.llama, '--text', fx.file('short.txt', USER_TEXT), '--seq', '64', '--ppl-convention', 'llama.cpp');
+  assert.notEqual(short.code, 0);
+  assert.match(short.stderr, /llama\.cpp's perplexity needs at least 2·--seq/);
+  const bad = kdqat('eval', '--model', fx.llama, '--text', file, '--ppl-convention', 'hf');
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--ppl-convention must be kdqat or llama\.cpp, got "hf"/);
+});
