@@ -79,3 +79,27 @@ export function withMatmulMagnitudes<R>(fn: () => R): { result: R; kappa: number
     if (native) registerKernels('native', { matmul: native });
   }
 }
+
+/**
+ * Two float32 evaluations of the same math in different orders (other shapes or batch splits,
+ * a KV cache against the full forward: the native kernels block them differently) are each
+ * within chainBound of the exact value, so they differ by at most twice that.
+ */
+export function reorderBound(stages: number, n: number, kappa: number): number {
+  return 2 * chainBound(stages, n, kappa);
+}
+
+/** Forward depth of an L-layer model: 17 float32 stages per layer at most (the per-layer count
+ *  of test/models/blocks.test.ts), plus 4 for the final norm, the head and a log-softmax. */
+export function forwardDepth(layers: number): number {
+  return 17 * layers + 4;
+}
+
+/** κ for products whose magnitudes are not measured in the test: Σ|a||b| ≤ 4·max(1, max|result|)
+ *  (withMatmulMagnitudes measures ≤ 3 on the PyTorch-fixture blocks). */
+export const KAPPA_MATMUL = 4;
+
+/** γ_n for float64 (unit roundoff 2⁻⁵³): JS arithmetic on numbers. */
+export function gamma64(n: number): number {
+  return (n * 2 ** -53) / (1 - n * 2 ** -53);
+}
