@@ -1,7 +1,9 @@
 // Every primitive's gradient against central finite differences, on every backend.
 import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.js';
 import { Rng, intTensor, Tensor } from '../../src/tensor/index.js';
+import { record } from '../../src/tensor/autograd.js';
 import { gradCheck, param } from '../gradcheck.js';
 import { BACKENDS, onBackend } from '../backends.js';
 
@@ -120,6 +122,14 @@ for (const be of BACKENDS) {
       gradCheck('x*x + exp(x)', (t) => T.add(T.mul(t, t), T.exp(t)), [x]);
       const w = new Tensor(new Float32Array(4).fill(0.5), [4], true);
       gradCheck('shared weight', (t, u) => T.add(T.mul(t, u), T.mul(T.exp(t), u)), [x, w]);
+    });
+
+    run('the derived tolerance has teeth: a backward 1 % off fails', (rng) => {
+      const x = param([3, 4], rng);
+      // x² whose backward says 2.02·x: the check must catch it.
+      const badSquare = (t: Tensor): Tensor =>
+        record(T.noGrad(() => T.square(t)), 'badSquare', [t], (g) => [T.mul(g, T.affine(t, 2.02, 0))]);
+      assert.throws(() => gradCheck('bad square', badSquare, [x]), /finite difference/);
     });
   });
 }

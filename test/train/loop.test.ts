@@ -1,6 +1,7 @@
 // The training loop: learning, gradient accumulation, checkpoint/resume reproducibility, NaN stop.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
+import { U, chainBound, scaleOf } from '../tolerance.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { scale } from '../../src/tensor/index.js';
@@ -21,7 +22,7 @@ it('the loss goes down on learnable data', () => {
   assert.ok(mean(l.slice(-5)) < mean(l.slice(0, 5)) - 0.5, `loss ${mean(l.slice(0, 5))} → ${mean(l.slice(-5))}`);
 });
 
-it('gradient accumulation of 2 × B equals one batch of 2B (within 1e-5)', () => {
+it('gradient accumulation of 2 × B equals one batch of 2B (to a rounding bound)', () => {
   const windows = syntheticWindows(16, 40, true);
   const big = [...shuffledBatches(windows, 4, 3, 0)].slice(0, 3);
   // The same rows, split into halves: micro-batches (0, 1) make update 0, and so on.
@@ -40,13 +41,29 @@ it('gradient accumulation of 2 × B equals one batch of 2B (within 1e-5)', () =>
     return { params, losses: result.losses };
   };
   const a = go(small, 2), b = go(big, 1);
-  for (let i = 0; i < 3; i++) assert.ok(Math.abs(a.losses[i] - b.losses[i]) < 1e-5, `loss ${i}: ${a.losses[i]} vs ${b.losses[i]}`);
-  let worst = 0;
-  for (const [name, p] of a.params) {
-    const q = b.params.get(name)!.f32;
-    p.f32.forEach((x, i) => { worst = Math.max(worst, Math.abs(x - q[i])); });
+  // Both runs are the same math summed in different orders (two half-batch means averaged vs
+  // one mean; the native kernels block the two shapes differently), so each is within
+  // chainBound of the exact value and they differ by at most twice that. Depth: 2 layers ×
+  // 16 stages forward (test/models/blocks.test.ts), × 3 with the backward, + 4 for the loss
+  // and the accumulation; n = the longest reduction, the 4·16 = 64 tokens of a batch (= the
+  // intermediate size); κ = 1 relative to the compared scale (the loss; the update).
+  const rel = 2 * chainBound(3 * 2 * 16 + 4, 64, 1);
+  for (let i = 0; i < 3; i++) {
+    assert.ok(Math.abs(a.losses[i] - b.losses[i]) <= rel * Math.abs(b.losses[i]), `loss ${i}: ${a.losses[i]} vs ${b.losses[i]}`);
   }
-  assert.ok(worst < 1e-5, `max parameter difference ${worst}`);
+  // SGD moves each parameter by lr·Σ gradients, so a gradient difference shows as a difference
+  // of the parameters relative to how far they moved; the later steps see the earlier steps'
+  // differences (first order: a stated factor 2 for 3 small steps).
+  const p0 = freshParams('llama');
+  for (const [name, p] of a.params) {
+    const q = b.params.get(name)!.f32, init = p0.get(name)!.f32;
+    let moved = 0, worst = 0;
+    p.f32.forEach((x, i) => {
+      moved = Math.max(moved, Math.abs(q[i] - init[i]));
+      worst = Math.max(worst, Math.abs(x - q[i]));
+    });
+    assert.ok(worst <= 2 * rel * moved + U * scaleOf(q), `${name}: max parameter difference ${worst} (moved ${moved})`);
+  }
 });
 
 for (const arch of ['llama', 'bert'] as const) {
