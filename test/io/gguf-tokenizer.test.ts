@@ -89,6 +89,18 @@ for (const [label, fam] of [['GPT-2', GPT2], ['Llama-3', LLAMA3], ['Qwen2', QWEN
   });
 }
 
+// The comparison has teeth: under a wrong tokenizer.ggml.pre llama.cpp's ids differ. (Not every
+// wrong name shows up with a 1k vocabulary: Qwen2's or Llama-3's under "gpt-2", or SmolLM2's (no
+// multi-digit tokens) under "gpt-2", give the same ids on this text, since the small vocabularies
+// lack the tokens the splits disagree on.)
+test('the test text tells digit splitting apart: Llama-3 and GPT-2 vocabularies under a wrong name tokenize differently in llama.cpp', async () => {
+  for (const [fam, wrong] of [[LLAMA3, 'qwen2'], [GPT2, 'smollm']] as const) {
+    const json = trainFamily(fam);
+    const file = exportWith(`wrong-${fam.pre}`, json, { pre: wrong });
+    await assert.rejects(compareTokenization(`${fam.pre} as ${wrong}`, json, file), /llama\.cpp and Hugging Face differ/, `${fam.pre} as ${wrong}`);
+  }
+});
+
 test('Llama-2 SentencePiece-style BPE: "llama" vocabulary with scores and byte tokens, llama.cpp ids ≡ Hugging Face', async () => {
   const json = trainSentencePieceBpe(corpus, {
     vocabSize: VOCAB, specialTokens: LLAMA2.specials, normalizer: LLAMA2.normalizer, preTokenizer: LLAMA2.preTokenizer, decoder: LLAMA2.decoder,
