@@ -30,7 +30,8 @@ import type { Params } from '../nn/params.js';
 import type { HfModelConfig, LlamaMeta } from './hf-config.js';
 import { writeGguf, type GgmlType, type GgufTensorIn, type GgufValue } from './gguf_format.js';
 import { readGgufTensor, type GgufFile } from './gguf_read.js';
-import { ggufVocabKv, parseTokenizerJson } from './gguf_tokenizer.js';
+import { parseTokenizerJson } from './gguf_tokenizer.js';
+import { ggufVocabKv } from './gguf_vocab.js';
 import { specialVocab, specialVocabKv, type SpecialType } from './tokenizer_config.js';
 import { FORMATS, type FormatName } from '../quant/formats.js';
 

@@ -1,7 +1,8 @@
 // Hugging Face tokenizer.json: the bits kdqat needs (vocabulary size, special tokens) and its
 // conversion to llama.cpp's embedded GGUF vocabulary: byte-level BPE as "gpt2" (here, with
 // tokenizer.ggml.pre from gguf_pretokenizer.ts) and SentencePiece-style BPE as "llama"
-// (gguf_spm.ts); special tokens, add_*_token and chat_template are tokenizer_config.ts. For "gpt2",
+// (gguf_spm.ts), dispatched by gguf_vocab.ts; special tokens, add_*_token and chat_template are
+// tokenizer_config.ts. For "gpt2",
 // convert_hf_to_gguf.py (TextModel.get_vocab_base / _set_vocab_gpt2) and gguf-py's SpecialVocab:
 //   tokens[i]     = the vocabulary string of id i (byte-level BPE symbols, e.g. "Ġthe"), for every
 //                   i < config vocab_size; ids no token uses become "[PAD{i}]" of type UNUSED;
@@ -10,9 +11,6 @@
 //   merges        = "left right" strings in rank order (tokenizer.json may hold [left, right] pairs).
 import * as fs from 'node:fs';
 import type { HfModelConfig } from './hf-config.js';
-import type { GgufValue } from './gguf_format.js';
-import { tokenizerPre } from './gguf_pretokenizer.js';
-import { ggufSpmVocab, sentencePieceStyle } from './gguf_spm.js';
 import { mergeTokenizerConfig } from './tokenizer_config.js';
 
 export interface AddedToken { id: number; content: string; special: boolean }
@@ -128,53 +126,6 @@ export function ggufBpeVocab(t: TokenizerInfo, vocabSize: number): { tokens: str
     types.push(a ? (a.special ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED) : TOKEN_TYPE.NORMAL);
   }
   return { tokens, types, merges: t.merges };
-}
-
-/** Which GGUF vocabulary a tokenizer.json exports as: "llama" (SentencePiece style, gguf_spm.ts)
- *  or "gpt2" (byte-level BPE, with tokenizer.ggml.pre from gguf_pretokenizer.ts); else an error. */
-export function ggufTokenizerModel(t: TokenizerInfo, json: Record<string, unknown>): 'llama' | 'gpt2' {
-  if (sentencePieceStyle(json)) return 'llama';
-  if (t.modelType === 'BPE' && t.byteLevel) return 'gpt2';
-  const what = t.modelType === 'Unigram'
-    ? 'a Unigram model (llama.cpp runs Unigram vocabularies only as T5 "t5", which LLaMA export does not write)'
-    : t.modelType === 'BPE' ? 'BPE without a ByteLevel pre-tokenizer and without SentencePiece-style byte_fallback + "▁" spaces'
-      : `a ${t.modelType} model`;
-  throw new Error(`${t.file}: is ${what}. GGUF export writes byte-level BPE (GPT-2, Llama-3, Qwen2, SmolLM style) as ` +
-    'tokenizer.ggml.model "gpt2" and SentencePiece-style BPE (Llama-2 style: byte_fallback, Metaspace or Prepend+Replace "▁") ' +
-    'as "llama"; retrain or convert the tokenizer to one of these');
-}
-
-/** The tokenizer.ggml.* vocabulary keys (model, pre, tokens, token_type, and merges or scores
- *  plus add_space_prefix) for a model of `vocabSize` rows. `pre` overrides the detected
- *  pre-tokenizer (byte-level BPE only). */
-export function ggufVocabKv(t: TokenizerInfo, json: Record<string, unknown>, vocabSize: number, pre?: string): [string, GgufValue][] {
-  const kind = ggufTokenizerModel(t, json);
-  const str = (value: string): GgufValue => ({ type: 'string', value });
-  if (kind === 'llama') {
-    if (pre !== undefined && pre !== 'default') {
-      throw new Error(`--tokenizer-pre ${pre}: ${t.file} is a SentencePiece-style vocabulary, which llama.cpp tokenizes ` +
-        'without a pre-tokenizer (tokenizer.ggml.pre "default"); drop --tokenizer-pre');
-    }
-    const v = ggufSpmVocab(t, json, vocabSize);
-    return [
-      ['tokenizer.ggml.model', str('llama')],
-      ['tokenizer.ggml.pre', str('default')], // what convert_hf_to_gguf.py writes for SentencePiece
-      ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: v.tokens }],
-      ['tokenizer.ggml.scores', { type: 'array', itemType: 'f32', value: v.scores }],
-      ['tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: v.types }],
-      ['tokenizer.ggml.add_space_prefix', { type: 'bool', value: v.addSpacePrefix }],
-    ];
-  }
-  const name = tokenizerPre(json, t.file, pre);
-  const v = ggufBpeVocab(t, vocabSize);
-  return [
-    ['tokenizer.ggml.model', str('gpt2')],
-    ['tokenizer.ggml.pre', str(name)],
-    ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: v.tokens }],
-    ['tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: v.types }],
-    // llama.cpp refuses a "gpt2" vocabulary without this key, so it is written even if empty.
-    ['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: v.merges }],
-  ];
 }
 
 /** tokenizer_config.json for a PreTrainedTokenizerFast over `raw` (tokenizer.json), as
