@@ -20,6 +20,8 @@ export interface ExportOptions {
   /** gguf: type of token_embd / output (f32, f16, q8_0). */
   embedType?: string;
   tokenizer?: string;
+  /** gguf: tokenizer.ggml.pre (llama.cpp's pre-tokenizer name) instead of the detected one. */
+  tokenizerPre?: string;
   force?: boolean;
 }
 
@@ -32,7 +34,8 @@ export function exportCommand(): Command {
     .option('--type <type>', 'gguf: type of the 7 projection matrices of every layer: f32, f16, q8_0, q4_0 or tq2_0 (default f32; for a q4_0/q8_0/tq2_0 student its own format, exported losslessly)')
     .option('--embed-type <type>', 'gguf: type of token_embd and output: f32, f16 or q8_0 (default: as --type for f32/f16, else q8_0)')
     .option('--dtype <dtype>', 'safetensors: f16 (default), bf16 or f32; gguf: same as --type')
-    .option('--tokenizer <file>', 'tokenizer.json to use when the model directory has none')
+    .option('--tokenizer <file>', 'tokenizer.json to use when the model directory has none (its tokenizer_config.json, if beside it, too)')
+    .option('--tokenizer-pre <name>', 'gguf: llama.cpp pre-tokenizer name (tokenizer.ggml.pre, e.g. llama-bpe, qwen2, gpt-2, smollm) for a byte-level BPE tokenizer whose pre_tokenizer kdqat does not recognise; default: detected from tokenizer.json')
     .option('--force', 'replace an existing output')
     .addHelpText('after', '\nExamples:\n  kdqat export --model out/llama --format gguf --out llama.gguf --type f16\n' +
       '  kdqat export --model out/student-q4_0 --format gguf --out student.gguf --type q4_0\n' +
@@ -94,6 +97,11 @@ export async function runExport(opts: ExportOptions): Promise<string> {
     throw new Error(`--type ${opts.type} and --dtype ${opts.dtype} disagree; for gguf --dtype is an alias of --type, give one`);
   }
   if (format !== 'gguf' && (opts.type || opts.embedType)) throw new Error(`--type/--embed-type are for --format gguf; safetensors takes --dtype`);
+  if (format !== 'gguf' && opts.tokenizerPre) throw new Error('--tokenizer-pre is for --format gguf (it names the pre-tokenizer llama.cpp runs)');
+  if (opts.tokenizerPre !== undefined) {
+    const { checkTokenizerPre } = await import('../io/gguf_pretokenizer.js');
+    checkTokenizerPre(opts.tokenizerPre); // before loading the model
+  }
   const flag = format === 'gguf' && opts.type ? '--type' : '--dtype';
   const given = format === 'gguf' ? opts.type ?? opts.dtype : opts.dtype;
   // gguf without --type: F32, or a student's own block format (decided once it is loaded).
@@ -114,6 +122,9 @@ export async function runExport(opts: ExportOptions): Promise<string> {
   if (opts.tokenizer && !fs.existsSync(opts.tokenizer)) throw new Error(`--tokenizer ${opts.tokenizer}: file not found`);
   const tokFile = opts.tokenizer ?? m.loaded.tokenizerPath;
   const tokenizerJson = tokFile ? fs.readFileSync(tokFile, 'utf8') : undefined;
+  // tokenizer_config.json beside the tokenizer.json used: special tokens, add_bos_token, chat_template.
+  const { readTokenizerConfig } = await import('../io/tokenizer_config.js');
+  const tokenizerConfig = tokFile ? readTokenizerConfig(tokFile) : null;
 
   if (format === 'gguf') {
     const hf = m.loaded.hf;
@@ -125,7 +136,8 @@ export async function runExport(opts: ExportOptions): Promise<string> {
     for (const n of plan.notes) process.stderr.write(`note: ${n}\n`);
     try {
       exportLlamaGguf(out, {
-        config: hf, params: m.loaded.params, tokenizerJson, force: opts.force, name: path.basename(m.dir),
+        config: hf, params: m.loaded.params, tokenizerJson, tokenizerConfig, pre: opts.tokenizerPre,
+        force: opts.force, name: path.basename(m.dir),
         dtype: plan.dtype, embedType: embedType as GgufEmbedType | undefined, types: plan.types, lossless: plan.lossless,
       });
     } catch (e) {
@@ -134,6 +146,6 @@ export async function runExport(opts: ExportOptions): Promise<string> {
     return out;
   }
   if (out === m.dir && !opts.force) throw new Error(`--out ${opts.out} is the model directory itself; pass --force to replace it in place`);
-  saveModelDir(out, { config: m.loaded.hf, params: m.loaded.params, tokenizerJson, dtype: dtype as SaveDType, force: opts.force });
+  saveModelDir(out, { config: m.loaded.hf, params: m.loaded.params, tokenizerJson, tokenizerConfig, dtype: dtype as SaveDType, force: opts.force });
   return out;
 }

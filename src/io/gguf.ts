@@ -2,7 +2,9 @@
 // for LlamaForCausalLM (class LlamaModel) with --outtype f32/f16:
 //   - metadata: general.architecture "llama", the llama.* hyperparameters with the types
 //     gguf-py's GGUFWriter uses (u32 counts, f32 epsilon/base: llama.cpp checks them), the
-//     embedded "gpt2" (byte-level BPE) vocabulary (see gguf_tokenizer.ts);
+//     embedded vocabulary: "gpt2" (byte-level BPE, tokenizer.ggml.pre from the pre_tokenizer) or
+//     "llama" (SentencePiece style) (gguf_tokenizer.ts), special token ids, add_bos/eos and
+//     chat_template (tokenizer_config.ts);
 //   - tensors renamed per gguf-py's TensorNameMap (constants.py MODEL_TENSOR names);
 //   - q_proj/k_proj rows permuted (LlamaModel.permute) so llama.cpp's RoPE, which rotates
 //     adjacent pairs (x[2i], x[2i+1]) (GPT-J style), matches HF's rotate_half, which rotates
@@ -28,7 +30,9 @@ import type { Params } from '../nn/params.js';
 import type { HfModelConfig, LlamaMeta } from './hf-config.js';
 import { writeGguf, type GgmlType, type GgufTensorIn, type GgufValue } from './gguf_format.js';
 import { readGgufTensor, type GgufFile } from './gguf_read.js';
-import { ggufBpeVocab, parseTokenizerJson } from './gguf_tokenizer.js';
+import { parseTokenizerJson } from './gguf_tokenizer.js';
+import { ggufVocabKv } from './gguf_vocab.js';
+import { specialVocab, specialVocabKv, type SpecialType } from './tokenizer_config.js';
 import { FORMATS, type FormatName } from '../quant/formats.js';
 
 export * from './gguf_format.js';
@@ -165,11 +169,13 @@ export interface LlamaGgufOptions {
   name?: string;
   /** Special token ids; override those of `config`. */
   special?: Partial<Pick<LlamaMeta, 'bosTokenId' | 'eosTokenId' | 'padTokenId'>>;
-  /** tokenizer.ggml.add_bos_token, written only when given. */
+  /** tokenizer.ggml.add_bos_token; overrides tokenizer_config.json / the post-processor. */
   addBosToken?: boolean;
-  /** tokenizer.ggml.pre: llama.cpp's name for the pre-tokenizer regex. "gpt-2" (default) is
-   *  the GPT-2 byte-level split (llama-vocab.cpp maps it to LLAMA_VOCAB_PRE_TYPE_GPT2). */
+  /** tokenizer.ggml.pre: llama.cpp's name for the pre-tokenizer. Default: detected from the
+   *  tokenizer.json pre_tokenizer (gguf_pretokenizer.ts); an unknown one is refused. */
   pre?: string;
+  /** The model's tokenizer_config.json (parsed): special tokens, add_bos/eos_token, chat_template. */
+  tokenizerConfig?: Record<string, unknown> | null;
 }
 
 const u32 = (value: number): GgufValue => ({ type: 'u32', value });
@@ -186,8 +192,11 @@ export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): void {
   const embedType = opts.embedType ?? defaultEmbedType(dtype);
   if (!GGUF_EMBED_TYPES.includes(embedType)) throw new Error(`${path}: token_embd/output type must be one of ${GGUF_EMBED_TYPES.join(', ')}, not ${embedType}`);
   const H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads, D = cfg.hiddenSize / H;
-  const tok = parseTokenizerJson(opts.tokenizerJson, 'tokenizer.json');
-  const vocab = ggufBpeVocab(tok, cfg.vocabSize);
+  const tokJson = (typeof opts.tokenizerJson === 'string' ? JSON.parse(opts.tokenizerJson) : opts.tokenizerJson) as Record<string, unknown>;
+  const tok = parseTokenizerJson(tokJson, 'tokenizer.json');
+  const vocabKv = ggufVocabKv(tok, tokJson, cfg.vocabSize, opts.pre);
+  const sv = specialVocab(tokJson, opts.tokenizerConfig ?? null);
+  if (opts.addBosToken !== undefined) sv.add.bos = opts.addBosToken;
 
   const tensors: GgufTensorIn[] = [];
   for (const [name, { shape }] of llamaParamSpec(cfg)) {
@@ -220,10 +229,17 @@ export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): void {
     tensors.push({ name: gname, shape, type, data });
   }
 
+  // Special ids: explicit `special` first, then tokenizer_config.json, then config.json (the first
+  // source that names one wins, as in gguf-py SpecialVocab).
   const eos = Array.isArray(meta.eosTokenId) ? meta.eosTokenId[0] : meta.eosTokenId;
+  const fromCfg: Partial<Record<SpecialType, number | null | undefined>> = { bos: meta.bosTokenId, eos, pad: meta.padTokenId };
+  const pick = (typ: SpecialType): number | null | undefined =>
+    (typ === 'bos' && opts.special?.bosTokenId !== undefined) || (typ === 'pad' && opts.special?.padTokenId !== undefined) ||
+    (typ === 'eos' && opts.special?.eosTokenId !== undefined) ? fromCfg[typ] : sv.ids[typ] ?? fromCfg[typ];
   const ids: [string, number | null | undefined][] = [
-    ['tokenizer.ggml.bos_token_id', meta.bosTokenId], ['tokenizer.ggml.eos_token_id', eos],
-    ['tokenizer.ggml.padding_token_id', meta.padTokenId],
+    ['tokenizer.ggml.bos_token_id', pick('bos')], ['tokenizer.ggml.eos_token_id', pick('eos')],
+    ['tokenizer.ggml.unknown_token_id', pick('unk')], ['tokenizer.ggml.seperator_token_id', pick('sep')], // sic: llama-arch.cpp
+    ['tokenizer.ggml.padding_token_id', pick('pad')], ['tokenizer.ggml.mask_token_id', pick('mask')],
   ];
   for (const [k, id] of ids) {
     if (id != null && (id < 0 || id >= cfg.vocabSize)) throw new Error(`${path}: ${k} ${id} is outside the vocabulary [0, ${cfg.vocabSize})`);
@@ -244,14 +260,9 @@ export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): void {
     ['llama.attention.head_count_kv', u32(Hkv)],
     ['llama.attention.layer_norm_rms_epsilon', f32(cfg.rmsNormEps)],
     ['llama.rope.freq_base', f32(cfg.ropeTheta)],
-    ['tokenizer.ggml.model', str('gpt2')],
-    ['tokenizer.ggml.pre', str(opts.pre ?? 'gpt-2')],
-    ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: vocab.tokens }],
-    ['tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: vocab.types }],
-    // llama.cpp refuses a "gpt2" vocabulary without this key, so it is written even if empty.
-    ['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: vocab.merges }],
+    ...vocabKv,
   ];
   for (const [k, id] of ids) if (id != null) kv.push([k, u32(id)]);
-  if (opts.addBosToken !== undefined) kv.push(['tokenizer.ggml.add_bos_token', { type: 'bool', value: opts.addBosToken }]);
+  kv.push(...specialVocabKv(sv));
   writeGguf(path, { kv, tensors, force: opts.force });
 }

@@ -1,5 +1,8 @@
 // Hugging Face tokenizer.json: the bits kdqat needs (vocabulary size, special tokens) and its
-// conversion to llama.cpp's embedded GGUF vocabulary for byte-level BPE ("gpt2"), following
+// conversion to llama.cpp's embedded GGUF vocabulary: byte-level BPE as "gpt2" (here, with
+// tokenizer.ggml.pre from gguf_pretokenizer.ts) and SentencePiece-style BPE as "llama"
+// (gguf_spm.ts), dispatched by gguf_vocab.ts; special tokens, add_*_token and chat_template are
+// tokenizer_config.ts. For "gpt2",
 // convert_hf_to_gguf.py (TextModel.get_vocab_base / _set_vocab_gpt2) and gguf-py's SpecialVocab:
 //   tokens[i]     = the vocabulary string of id i (byte-level BPE symbols, e.g. "Ġthe"), for every
 //                   i < config vocab_size; ids no token uses become "[PAD{i}]" of type UNUSED;
@@ -8,6 +11,7 @@
 //   merges        = "left right" strings in rank order (tokenizer.json may hold [left, right] pairs).
 import * as fs from 'node:fs';
 import type { HfModelConfig } from './hf-config.js';
+import { mergeTokenizerConfig } from './tokenizer_config.js';
 
 export interface AddedToken { id: number; content: string; special: boolean }
 
@@ -126,8 +130,10 @@ export function ggufBpeVocab(t: TokenizerInfo, vocabSize: number): { tokens: str
 
 /** tokenizer_config.json for a PreTrainedTokenizerFast over `raw` (tokenizer.json), as
  *  save_pretrained writes it: special tokens as strings, added_tokens_decoder by id, and
- *  model_max_length. Special tokens come from the config's ids (LLaMA) or the usual BERT names. */
-export function tokenizerConfigJson(hf: HfModelConfig, t: TokenizerInfo, raw: Record<string, unknown>): Record<string, unknown> {
+ *  model_max_length. Special tokens come from the config's ids (LLaMA) or the usual BERT names.
+ *  `user` (the source model's tokenizer_config.json) is kept field for field on top. */
+export function tokenizerConfigJson(hf: HfModelConfig, t: TokenizerInfo, raw: Record<string, unknown>,
+  user?: Record<string, unknown> | null): Record<string, unknown> {
   const decoder: Record<string, unknown> = {};
   for (const a of Array.isArray(raw.added_tokens) ? raw.added_tokens : []) {
     decoder[String(a.id)] = {
@@ -154,5 +160,5 @@ export function tokenizerConfigJson(hf: HfModelConfig, t: TokenizerInfo, raw: Re
   }
   const m = (raw.model ?? {}) as Record<string, unknown>;
   if (typeof m.unk_token === 'string' && out.unk_token === undefined) out.unk_token = m.unk_token;
-  return out;
+  return mergeTokenizerConfig(out, user);
 }

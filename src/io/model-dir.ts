@@ -33,6 +33,9 @@ export interface SaveModelOptions {
   params: Params;
   /** tokenizer.json, as text or parsed JSON. */
   tokenizerJson?: string | object;
+  /** The source's tokenizer_config.json (parsed): its fields are kept in the one written
+   *  (chat_template, add_bos_token, special tokens, ...), see tokenizer_config.ts. */
+  tokenizerConfig?: Record<string, unknown> | null;
   dtype?: SaveDType;
   force?: boolean;
   /** Writes more files into the directory before it is published (a student's quantized
@@ -120,7 +123,7 @@ export function saveModelDir(dir: string, opts: SaveModelOptions): void {
     writeSafetensors(path.join(tmp, 'model.safetensors'), tensors, { dtype, metadata: { format: 'pt' } });
     if (tok) {
       writeText(path.join(tmp, 'tokenizer.json'), tok.text);
-      writeText(path.join(tmp, 'tokenizer_config.json'), formatHfJson(tokenizerConfigJson(hf, tok.info, tok.raw)));
+      writeText(path.join(tmp, 'tokenizer_config.json'), formatHfJson(tokenizerConfigJson(hf, tok.info, tok.raw, opts.tokenizerConfig)));
     }
     opts.extra?.(tmp);
     fsyncDir(tmp);

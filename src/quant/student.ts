@@ -34,6 +34,7 @@ import { loadModelDir, saveModelDir, type LoadedModel, type SaveConfig } from '.
 import type { HfModelConfig } from '../io/hf-config.js';
 import { openSafetensors, writeSafetensors, type WriteTensor } from '../io/safetensors.js';
 import { atomicWrite } from '../io/atomic.js';
+import { readTokenizerConfig } from '../io/tokenizer_config.js';
 import { parseQuantConfig, type QuantConfig } from './config.js';
 import { convert, type Converted, type Prepared } from './prepare.js';
 import { dequantizeCodes, granuleCount, type Codes, type WeightQuant } from './rules.js';
@@ -112,6 +113,7 @@ export function saveStudent(dir: string, model: Model, prepared: Prepared, opts:
   saveModelDir(abs, {
     config: saveConfigOf(model, opts.hf), params: model.params, dtype: 'F32', force: opts.force,
     tokenizerJson: opts.tokenizerFrom ? readTokenizer(opts.tokenizerFrom) : undefined,
+    tokenizerConfig: opts.tokenizerFrom ? readTokenizerConfig(opts.tokenizerFrom) : undefined,
     extra: (tmp) => {
       writeSafetensors(path.join(tmp, QUANT_WEIGHTS), tensors, { metadata });
       atomicWrite(path.join(tmp, QUANT_JSON), false, (write) => write(quantJson));

@@ -6,10 +6,15 @@
 //   The merge order is HF BpeTrainer's (checked: identical merges on the whole SOTU corpus).
 //   decode(encode(s)) === s for every well-formed string s (a lone surrogate has no UTF-8 form and
 //   comes back as U+FFFD, as with every byte-level tokenizer).
+// Other byte-level families (Llama-3, Qwen2, SmolLM: a Split regex, Digits, NFC before ByteLevel)
+// train with their own pre-tokenizer (options.preTokenizer/normalizer): the text is then split by
+// @huggingface/tokenizers running that very pre_tokenizer, so the merges are learned on the same
+// pre-tokens the shipped tokenizer.json will produce.
 // Output: a tokenizer.json object with the ByteLevel pre-tokenizer and decoder, a BPE model with
 // legacy "a b" merges (readable by every tokenizers version; byte-level tokens never contain a
 // space) and either a ByteLevel post-processor (GPT-2) or a TemplateProcessing adding BOS/EOS
 // (LLaMA-3).
+import * as hfTokenizers from '@huggingface/tokenizers';
 import { learnMerges } from './bpe-core.js';
 import { BYTE_ALPHABET, BYTE_TO_CHAR, GPT2_SPLIT } from './bytes.js';
 import {
@@ -30,7 +35,23 @@ export interface ByteLevelBpeOptions {
    * that adds these special tokens around each sequence (LLaMA-3 adds bos only). null: none.
    */
   postProcessor?: 'byte-level' | { bos?: string; eos?: string } | null;
+  /** pre_tokenizer to train with and write (default GPT-2's ByteLevel with its regex); must
+   *  end in a ByteLevel step (use_regex false when a Split before it does the splitting). */
+  preTokenizer?: ComponentJson;
+  /** normalizer to train with and write (default none), e.g. Qwen2's {type: "NFC"}. */
+  normalizer?: ComponentJson | null;
+  /** decoder to write (default ByteLevel). */
+  decoder?: ComponentJson;
+  /** model.ignore_merges (Llama-3: true; look whole pre-tokens up in the vocab first). */
+  ignoreMerges?: boolean;
 }
+
+// The library exports these classes at runtime, but its types/index.d.ts re-exports them with
+// extensionless paths that NodeNext resolution drops, so they are typed here.
+const lib = hfTokenizers as unknown as {
+  SequencePreTokenizer: new (config: ComponentJson) => { pre_tokenize(text: string): string[] };
+  SequenceNormalizer: new (config: ComponentJson) => { normalize(text: string): string };
+};
 
 export const DEFAULT_BPE_SPECIALS = ['<s>', '</s>', '<pad>'];
 
@@ -48,18 +69,34 @@ export function trainByteLevelBpe(texts: Iterable<string>, options: ByteLevelBpe
   const ids = new Map(specials.map((s, i) => [s, i] as [string, number]));
   const post = postProcessor(options.postProcessor === undefined ? 'byte-level' : options.postProcessor, ids);
 
-  const counts = countWords(texts, specials, (piece) => piece.match(GPT2_SPLIT) ?? []);
   const initial = [...specials, ...BYTE_ALPHABET];
-  const symbolOfByte = BYTE_TO_CHAR.map((ch) => initial.indexOf(ch));
-  const encoder = new TextEncoder();
   const words: number[][] = [];
   const freqs: number[] = [];
-  for (const w of sortedWords(counts)) {
-    const bytes = encoder.encode(w);
-    const ids = new Array<number>(bytes.length);
-    for (let i = 0; i < bytes.length; i++) ids[i] = symbolOfByte[bytes[i]];
-    words.push(ids);
-    freqs.push(counts.get(w)!);
+  if (options.preTokenizer === undefined && !options.normalizer) {
+    const counts = countWords(texts, specials, (piece) => piece.match(GPT2_SPLIT) ?? []);
+    const symbolOfByte = BYTE_TO_CHAR.map((ch) => initial.indexOf(ch));
+    const encoder = new TextEncoder();
+    for (const w of sortedWords(counts)) {
+      const bytes = encoder.encode(w);
+      const ids = new Array<number>(bytes.length);
+      for (let i = 0; i < bytes.length; i++) ids[i] = symbolOfByte[bytes[i]];
+      words.push(ids);
+      freqs.push(counts.get(w)!);
+    }
+  } else {
+    // Pre-tokens come out of the library already in the byte-level alphabet.
+    const pre = new lib.SequencePreTokenizer({ type: 'Sequence', pretokenizers: [options.preTokenizer ?? byteLevelComponent('ByteLevel', false, true)] });
+    const norm = options.normalizer ? new lib.SequenceNormalizer({ type: 'Sequence', normalizers: [options.normalizer] } as never) : null;
+    const counts = countWords(texts, specials, (piece) => pre.pre_tokenize(norm ? norm.normalize(piece) : piece));
+    const symbolOf = new Map(initial.map((s, i) => [s, i]));
+    for (const w of sortedWords(counts)) {
+      words.push(Array.from(w, (ch) => {
+        const id = symbolOf.get(ch);
+        if (id === undefined) throw new Error(`preTokenizer ${JSON.stringify(options.preTokenizer)} yields ${JSON.stringify(ch)}, which is not a byte-level symbol; it must end in a ByteLevel step`);
+        return id;
+      }));
+      freqs.push(counts.get(w)!);
+    }
   }
 
   const { vocab, merges } = learnMerges({
@@ -76,10 +113,10 @@ export function trainByteLevelBpe(texts: Iterable<string>, options: ByteLevelBpe
     truncation: null,
     padding: null,
     added_tokens: specials.map((s, i) => specialToken(i, s)),
-    normalizer: null,
-    pre_tokenizer: byteLevelComponent('ByteLevel', false, true),
+    normalizer: options.normalizer ?? null,
+    pre_tokenizer: options.preTokenizer ?? byteLevelComponent('ByteLevel', false, true),
     post_processor: post,
-    decoder: byteLevelComponent('ByteLevel', true, true),
+    decoder: options.decoder ?? byteLevelComponent('ByteLevel', true, true),
     model: {
       type: 'BPE',
       dropout: null,
@@ -88,7 +125,7 @@ export function trainByteLevelBpe(texts: Iterable<string>, options: ByteLevelBpe
       end_of_word_suffix: null,
       fuse_unk: false,
       byte_fallback: false,
-      ignore_merges: false,
+      ignore_merges: options.ignoreMerges ?? false,
       vocab: vocabFromTokens(vocab),
       merges: merges.map(([a, b]) => `${a} ${b}`),
     },

@@ -9,6 +9,7 @@ import { Rng, hash32 } from '../tensor/rng.js';
 import { initParams, countParams, type Params } from '../nn/params.js';
 import { bertParamSpec, type BertConfig } from '../models/bert.js';
 import { loadModelDir, saveModelDir } from '../io/model-dir.js';
+import { readTokenizerConfig } from '../io/tokenizer_config.js';
 import { formatHfJson } from '../io/hf-config.js';
 import { loadTokenizer } from '../tokenize/index.js';
 import { loadClassification } from '../data/classification.js';
@@ -137,7 +138,7 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
   const saveBest = (): void => publishFiles(out, (tmp) => {
     saveModelDir(tmp, {
       config: { arch: 'bert', config: cfg, meta: { head: 'classifier', labels: data.labels, problemType: 'single_label_classification', padTokenId: pad } },
-      params, tokenizerJson: fs.readFileSync(tok.path, 'utf8'),
+      params, tokenizerJson: fs.readFileSync(tok.path, 'utf8'), tokenizerConfig: readTokenizerConfig(tok.path),
     });
     // save_pretrained leaves num_labels implied by id2label; it is written out too, for readers
     // that look for it (transformers accepts it when it agrees with id2label).

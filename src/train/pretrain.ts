@@ -11,6 +11,7 @@ import { packSequences, type Windows } from '../data/packing.js';
 import type { Document } from '../data/types.js';
 import { trainByteLevelBpe, trainWordPiece, saveTokenizer, loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
 import { saveModelDir } from '../io/model-dir.js';
+import { readTokenizerConfig } from '../io/tokenizer_config.js';
 import { perplexity } from '../eval/perplexity.js';
 import { AdamW } from './optim.js';
 import { learningRate } from './schedule.js';
@@ -211,7 +212,7 @@ export function runPretrain(run: PretrainRun): PretrainSummary {
     config: model.arch === 'llama'
       ? { arch: 'llama', config: model.config, meta: { bosTokenId: sp2.bos ?? null, eosTokenId: sp2.eos ?? null } }
       : { arch: 'bert', config: model.config, meta: { head: 'mlm', padTokenId: sp2.pad ?? 0 } },
-    params, tokenizerJson: fs.readFileSync(tokFile, 'utf8'),
+    params, tokenizerJson: fs.readFileSync(tokFile, 'utf8'), tokenizerConfig: readTokenizerConfig(tokFile),
   }));
   const summary: PretrainSummary = {
     arch: c.arch, parameters: countParams(params), steps: result.step, tokens_seen: result.tokensSeen,
