@@ -9,6 +9,7 @@ import {
 import type { LoadedTokenizer } from '../tokenize/index.js';
 import { streamPerplexity } from '../eval/stream-perplexity.js';
 import { llamaCppPerplexity } from '../eval/llamacpp-perplexity.js';
+import { readTokenizerConfig, specialVocab } from '../io/tokenizer_config.js';
 import { scoreMultipleChoice } from '../eval/multiple-choice.js';
 import { classificationAccuracy } from '../eval/classification.js';
 import { describeModel, type OpenedModel } from './open-model.js';
@@ -47,14 +48,13 @@ function needCausal(m: OpenedModel, flag: string): void {
   }
 }
 
-/** What the tokenizer's post-processor adds around a text: a BOS in front (its id) and
- *  whether it appends an EOS; llama.cpp reads the same from the GGUF's add_bos/add_eos. */
+/** The BOS llama.cpp puts in front of a text and whether it appends an EOS, as the GGUF export
+ *  writes them (tokenizer_config.json's add_bos_token / add_eos_token, else the tokenizer.json
+ *  template post-processor, else neither: src/io/tokenizer_config.ts). */
 export function addedSpecials(tok: LoadedTokenizer): { bos: number | null; addsEos: boolean } {
-  const plain = tok.encode('a', { addSpecialTokens: false }), full = tok.encode('a', { addSpecialTokens: true });
-  const { bos, eos } = tok.specials;
-  const addsBos = bos !== undefined && full.length > plain.length && full[0] === bos && plain[0] !== bos;
-  const addsEos = eos !== undefined && full.length > plain.length && full[full.length - 1] === eos && plain[plain.length - 1] !== eos;
-  return { bos: addsBos ? bos : null, addsEos };
+  const sv = specialVocab(tok.json as unknown as Record<string, unknown>, readTokenizerConfig(tok.path), 'tokenizer_config.json');
+  const bos = sv.ids.bos ?? tok.specials.bos;
+  return { bos: sv.add.bos && bos !== undefined ? bos : null, addsEos: sv.add.eos ?? false };
 }
 
 function perplexityJob(m: OpenedModel, tok: LoadedTokenizer, source: string, stream: number[], s: JobSettings, extra: Record<string, string | number>): EvalJob {

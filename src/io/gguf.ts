@@ -197,6 +197,11 @@ export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): void {
   const vocabKv = ggufVocabKv(tok, tokJson, cfg.vocabSize, opts.pre);
   const sv = specialVocab(tokJson, opts.tokenizerConfig ?? null);
   if (opts.addBosToken !== undefined) sv.add.bos = opts.addBosToken;
+  // Always written: without the keys llama.cpp falls back to a per-pre-tokenizer default
+  // (llama-bpe adds BOS), while a Hugging Face tokenizer with neither a template nor the
+  // tokenizer_config.json flag adds nothing.
+  sv.add.bos ??= false;
+  sv.add.eos ??= false;
 
   const tensors: GgufTensorIn[] = [];
   for (const [name, { shape }] of llamaParamSpec(cfg)) {

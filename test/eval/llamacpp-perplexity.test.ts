@@ -14,6 +14,7 @@ import { initParams } from '../../src/nn/params.js';
 import { llamaForward, llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
 import type { Model } from '../../src/models/model.js';
 import { exportLlamaGguf } from '../../src/io/gguf.js';
+import { ggufGet, readGgufHeader } from '../../src/io/gguf_read.js';
 import { llamaCppPerplexity, llamaCppWindows } from '../../src/eval/llamacpp-perplexity.js';
 import { streamPerplexity } from '../../src/eval/stream-perplexity.js';
 import { addedSpecials } from '../../src/cli/eval-tasks.js';
@@ -90,6 +91,8 @@ for (const bos of [BOS, null]) {
       config: CFG, params: model.params, tokenizerJson: byteLevelTokenizer(), dtype: 'F32',
       special: { bosTokenId: BOS, eosTokenId: 257 }, addBosToken: bos !== null,
     });
+    // add_bos_token is always written, so llama.cpp does not fall back to its own default.
+    assert.equal(ggufGet(readGgufHeader(file), 'tokenizer.ggml.add_bos_token'), bos !== null);
     const rng = new Rng(4);
     const text = Array.from({ length: 3 * N_CTX + 7 }, () => 32 + rng.int(90)); // 3 chunks + a remainder
     const tokens = bos === null ? text : [bos, ...text];
@@ -120,6 +123,10 @@ test('the BOS a tokenizer adds is found from its post-processor; short texts are
   };
   fs.writeFileSync(file, JSON.stringify(json));
   assert.deepEqual(addedSpecials(loadTokenizer(file)), { bos: BOS, addsEos: false });
+  // tokenizer_config.json's flag wins over the template, as in the GGUF export.
+  fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: false, bos_token: '<s>' }));
+  assert.deepEqual(addedSpecials(loadTokenizer(file)), { bos: null, addsEos: false });
+  fs.rmSync(path.join(dir, 'tokenizer_config.json'));
   const model: Model = { arch: 'llama', config: CFG, params: initParams(llamaParamSpec(CFG), 1) };
   assert.throws(() => llamaCppPerplexity(model, new Array(2 * N_CTX - 1).fill(40), N_CTX, null), /needs at least 2·seq = 48/);
 });
