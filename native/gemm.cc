@@ -48,17 +48,17 @@ constexpr int MR = 14;  // 28 zmm accumulators; GCC spills in the loop at MR = 1
 // MC 96..240, KC 256..384); the AVX-512 values are untested guesses scaled to NR = 32.
 const GemmKernel& gemm_kernel_portable() {
   namespace g = gemm_portable;
-  static const GemmKernel k{g::MR, g::NR, 256, 120, 4096, g::pack_a, g::pack_b, g::macro};
+  static const GemmKernel k{"portable", g::MR, g::NR, 256, 120, 4096, g::pack_a, g::pack_b, g::macro};
   return k;
 }
 const GemmKernel& gemm_kernel_avx2() {
   namespace g = gemm_avx2;
-  static const GemmKernel k{g::MR, g::NR, 256, 144, 4096, g::pack_a, g::pack_b, g::macro};
+  static const GemmKernel k{"avx2", g::MR, g::NR, 256, 144, 4096, g::pack_a, g::pack_b, g::macro};
   return k;
 }
 const GemmKernel& gemm_kernel_avx512() {
   namespace g = gemm_avx512;
-  static const GemmKernel k{g::MR, g::NR, 160, 280, 4096, g::pack_a, g::pack_b, g::macro};
+  static const GemmKernel k{"avx512", g::MR, g::NR, 160, 280, 4096, g::pack_a, g::pack_b, g::macro};
   return k;
 }
 
@@ -295,6 +295,8 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+const char* gemm_isa() { return kernel_for_cpu().isa; }
 
 void InitGemm(Napi::Env env, Napi::Object exports) {
   exports.Set("matmul", Napi::Function::New(env, Matmul));

@@ -2,8 +2,8 @@
 // scores, explicit softmax), the reference backward against float64 central differences of
 // Σ out⊙R + Σ probs⊙R2 + Σ scores⊙R3 (which also checks gProbs/gScores), the native kernels
 // against the reference over many shapes and every flag/null combination, thread-count
-// independence (child processes with KDQAT_THREADS=1 and 2), error paths, and the whole file
-// once more in a child process with KDQAT_ISA=portable.
+// independence (child processes with KDQAT_THREADS=1 and 2) and error paths. scripts/test.mjs
+// reruns this file under every KDQAT_ISA level the CPU supports (test/backend/isa.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -26,7 +26,7 @@ const addon = createRequire(import.meta.url)('../../build/Release/kdqat.node') a
 addon.getThreads();
 const ref = { attention: attentionKernels.attention!, attentionBackward: attentionKernels.attentionBackward! };
 const native = { attention: addon.attention, attentionBackward: addon.attentionBackward };
-const mode = process.env.KDQAT_ATTN_TEST_MODE;  // undefined | 'portable' | 'hash'
+const mode = process.env.KDQAT_ATTN_TEST_MODE;  // undefined | 'hash'
 const self = fileURLToPath(import.meta.url);
 
 interface Case {
@@ -94,10 +94,6 @@ for (const [B, T, H, Hkv, D] of [[2, 5, 4, 2, 3], [3, 7, 2, 2, 4], [2, 1, 3, 1, 
 }
 
 if (mode !== 'hash') {
-  test(`running on the expected ISA (${addon.isa()})`, () => {
-    if (mode === 'portable') assert.equal(addon.isa(), 'portable');
-    else assert.notEqual(addon.isa(), 'portable');
-  });
 
   test('ref attention equals a naive float64 attention', () => {
     const rng = new Rng(1);
@@ -341,23 +337,15 @@ if (mode === 'hash') {
       true, new Uint8Array(B * T) as unknown as Int32Array), TypeError);
   });
 
-  if (mode !== 'portable') {
-    test('native results do not depend on the thread count (KDQAT_THREADS=1 vs 2)', () => {
-      const runs = ['1', '2'].map((t) => {
-        const r = spawnSelf({ KDQAT_ATTN_TEST_MODE: 'hash', KDQAT_THREADS: t });
-        assert.equal(r.status, 0, r.stderr);
-        const res = JSON.parse(r.stdout) as { threads: number; hashes: string[] };
-        assert.equal(res.threads, Number(t));
-        return res.hashes;
-      });
-      assert.deepEqual(runs[0], runs[1]);
-      assert.deepEqual(runs[1], nativeHashes());  // and this process (default threads) agrees
+  test('native results do not depend on the thread count (KDQAT_THREADS=1 vs 2)', () => {
+    const runs = ['1', '2'].map((t) => {
+      const r = spawnSelf({ KDQAT_ATTN_TEST_MODE: 'hash', KDQAT_THREADS: t });
+      assert.equal(r.status, 0, r.stderr);
+      const res = JSON.parse(r.stdout) as { threads: number; hashes: string[] };
+      assert.equal(res.threads, Number(t));
+      return res.hashes;
     });
-
-    test('the whole file passes on the portable path (child with KDQAT_ISA=portable)', () => {
-      const r = spawnSelf({ KDQAT_ATTN_TEST_MODE: 'portable', KDQAT_ISA: 'portable' });
-      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-      assert.match(r.stdout, /# fail 0/);
-    });
-  }
+    assert.deepEqual(runs[0], runs[1]);
+    assert.deepEqual(runs[1], nativeHashes());  // and this process (default threads) agrees
+  });
 }

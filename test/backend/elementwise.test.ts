@@ -1,6 +1,6 @@
 // Elementwise family, part 1: binary, unary, unaryBackward, affine, axpy, dropout,
 // countNonFinite — native vs reference, the reference vs independent computations, error paths,
-// and (through a child process) the portable native path. Layout kernels and reductions are in
+// (scripts/test.mjs reruns it under every KDQAT_ISA level the CPU supports). Layout kernels and reductions are in
 // elementwise_layout.test.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -9,7 +9,7 @@ import { Rng, hash32 } from '../../src/tensor/rng.js';
 import { erfc, unaryF64, unaryGradF64 } from '../../src/backend/ref/elementwise.js';
 import { randomF32 } from '../util.js';
 import {
-  contiguous, dot, expectBits, expectBothThrow, expectRel, f32, i32, native, portableChildTest,
+  contiguous, dot, expectBits, expectBothThrow, expectRel, f32, i32, native,
   ref, startPool, unravel, withThreads,
 } from './elementwise_helpers.js';
 
@@ -316,5 +316,3 @@ test('bad arguments throw on both backends', () => {
   assert.throws(() => native.affine(a, a, 'x' as never, 0), TypeError);
   expectBits(f32([1]), f32([1]), 'sanity');
 });
-
-portableChildTest(import.meta.url);

@@ -1,13 +1,13 @@
 // Elementwise family, part 2: reduce, reduceMaxBackward, stridedCopy, gather, scatterAdd —
 // native vs reference, the reference vs naive computations, thread-count invariance, error
-// paths, and (through a child process) the portable native path.
+// paths (scripts/test.mjs reruns it under every KDQAT_ISA level the CPU supports).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ReduceOp } from '../../src/tensor/kernels.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { randomF32, randomInts } from '../util.js';
 import {
-  dot, expectBits, expectBothThrow, expectRel, f32, i32, native, portableChildTest, ref,
+  dot, expectBits, expectBothThrow, expectRel, f32, i32, native, ref,
   startPool, unravel, withThreads,
 } from './elementwise_helpers.js';
 
@@ -261,5 +261,3 @@ test('bad arguments throw on both backends', () => {
   expectBothThrow((k) => k.scatterAdd(new Float32Array(5), i32([0, 1]), x, 1, 6, 2), /gy has length 5, expected 4/);
   assert.throws(() => native.gather(x, f32([0]) as never, out, 1, 6, 2), TypeError);
 });
-
-portableChildTest(import.meta.url);

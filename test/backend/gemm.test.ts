@@ -5,8 +5,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Rng } from '../../src/tensor/rng.js';
 import { gemmKernels } from '../../src/backend/ref/gemm.js';
 import type { Kernels } from '../../src/tensor/kernels.js';
@@ -18,7 +16,6 @@ const addon = createRequire(import.meta.url)('../../build/Release/kdqat.node') a
 };
 const ref = gemmKernels.matmul!;
 const native = addon.matmul;
-const isChild = process.env.KDQAT_GEMM_CHILD === '1';
 
 interface Case {
   batch: number; m: number; k: number; n: number; ta: boolean; tb: boolean;
@@ -53,11 +50,6 @@ const dense = (batch: number, m: number, k: number, n: number, ta = false, tb = 
   beta = 0): Case => ({ batch, m, k, n, ta, tb, strideA: m * k, strideB: k * n, beta });
 
 const combos = [[false, false], [false, true], [true, false], [true, true]] as const;
-
-test(`running on the expected ISA (${addon.isa()})`, () => {
-  if (isChild) assert.equal(addon.isa(), 'portable');
-  else assert.notEqual(addon.isa(), 'portable');
-});
 
 test('ref matmul equals an independent float64 product', () => {
   const rng = new Rng(1);
@@ -223,15 +215,3 @@ test('matmul error paths throw instead of reading out of bounds', () => {
     new Float32Array(8), 1, 2, 3, 4, false, false, 0, 0, 0), TypeError);
   assert.throws(() => (native as unknown as (...x: unknown[]) => void)(new Float32Array(1)), TypeError);
 });
-
-if (!isChild) {
-  test('the portable (non-SIMD) path passes this whole file (child with KDQAT_ISA=portable)', () => {
-    // NODE_TEST_CONTEXT would make the child report to this runner instead of printing TAP.
-    const env: NodeJS.ProcessEnv = { ...process.env, KDQAT_ISA: 'portable', KDQAT_GEMM_CHILD: '1' };
-    delete env.NODE_TEST_CONTEXT;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap',
-      fileURLToPath(import.meta.url)], { env, encoding: 'utf8' });
-    assert.equal(r.status, 0, `child failed:\n${r.stdout}\n${r.stderr}`);
-    assert.match(r.stdout, /# fail 0/);
-  });
-}

@@ -1,12 +1,9 @@
 // Native 'nn' kernels against the reference kernels (test/backend/nn.test.ts checks those) on
 // random inputs of odd sizes, plus the vector exp's accuracy, thread-count independence, error
-// paths, and the whole file once more in a child process with KDQAT_ISA=portable.
+// paths. scripts/test.mjs reruns this file under every KDQAT_ISA level the CPU supports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { nnKernels } from '../../src/backend/ref/nn.js';
 import type { Kernels } from '../../src/tensor/kernels.js';
 import { Rng } from '../../src/tensor/rng.js';
@@ -15,7 +12,6 @@ import { expectClose, randomF32, randomInts } from '../util.js';
 type Addon = Kernels & { isa(): string; getThreads(): number; setThreads(n: number): void };
 const N = createRequire(import.meta.url)('../../build/Release/kdqat.node') as Addon;
 const R = nnKernels as Kernels;
-const portable = process.env.KDQAT_ISA === 'portable';
 type F = Float32Array;
 type Bufs = Record<string, F | Int32Array | null>;
 
@@ -46,12 +42,6 @@ const shapes: [number, number][] = [
 ];
 const nanF = (n: number): F => new Float32Array(n).fill(NaN); // outputs must be overwritten
 const f = (b: Bufs, k: string): F => b[k] as F;
-
-test('the expected instruction set is active', () => {
-  if (portable) return assert.equal(N.isa(), 'portable');
-  const cpu = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
-  if (/\bavx2\b/.test(cpu) && /\bfma\b/.test(cpu)) assert.notEqual(N.isa(), 'portable');
-});
 
 test('vector exp (seen through logSoftmaxBackward) has relative error < 1.5e-7', () => {
   // gy = one-hot at column 0 (Σ gy = 1), so gx_j = −exp(y_j) exactly for j > 0.
@@ -268,14 +258,3 @@ test('bad sizes, targets and arguments throw (both backends) and write nothing',
   assert.throws(() => anyN.rmsNorm(x, null, o, r4, 4, 3, 1e-5), TypeError);
   assert.throws(() => anyN.softmax(x, o, 4), TypeError);
 });
-
-if (!portable) {
-  test('the portable path passes this file too (child process, KDQAT_ISA=portable)', () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, KDQAT_ISA: 'portable' };
-    delete env.NODE_TEST_CONTEXT; // run the child as a plain test run, not as a subtest stream
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', fileURLToPath(import.meta.url)],
-      { env, encoding: 'utf8' });
-    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-    assert.match(r.stdout, /# fail 0/);
-  });
-}

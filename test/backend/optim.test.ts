@@ -1,11 +1,10 @@
 // 'optim' kernels: the ref against a scalar float64 re-implementation of PyTorch's AdamW/SGD
 // over several steps, the native kernels against the ref and (bit for bit) against a float32
-// emulation of their operation order, sumSquares, error paths, and the portable path.
+// emulation of their operation order, sumSquares and error paths
+// (scripts/test.mjs reruns this file under every KDQAT_ISA level the CPU supports).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { optimKernels } from '../../src/backend/ref/optim.js';
 import type { Kernels } from '../../src/tensor/kernels.js';
 import { Rng } from '../../src/tensor/rng.js';
@@ -14,7 +13,6 @@ import { expectClose, randomF32 } from '../util.js';
 type Addon = Kernels & { isa(): string; getThreads(): number; setThreads(n: number): void };
 const N = createRequire(import.meta.url)('../../build/Release/kdqat.node') as Addon;
 const R = optimKernels as Kernels;
-const portable = process.env.KDQAT_ISA === 'portable';
 const rng = new Rng(5);
 const fr = Math.fround;
 
@@ -161,16 +159,3 @@ test('bad lengths and bias corrections throw (both backends); wrong types are Ty
   assert.throws(() => anyN.sgd(p, [1, 2], null, 0.1, 0, 0), TypeError);
   assert.throws(() => anyN.adamw(p, p, p, p, 1e-3), TypeError);
 });
-
-if (!portable) {
-  test('the portable path passes this file too (child process, KDQAT_ISA=portable)', () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, KDQAT_ISA: 'portable' };
-    delete env.NODE_TEST_CONTEXT; // run the child as a plain test run, not as a subtest stream
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', fileURLToPath(import.meta.url)],
-      { env, encoding: 'utf8' });
-    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-    assert.match(r.stdout, /# fail 0/);
-  });
-} else {
-  test('the portable path is active', () => assert.equal(N.isa(), 'portable'));
-}
