@@ -19,6 +19,16 @@ import { createRequire } from 'node:module';
 // The files whose tests compare native kernels with the reference (or assert which native path
 // runs); the rest of the suite exercises kernels only through ops, on the best level.
 const KERNEL_TESTS = ['test/backend/', 'test/quant/native.test.ts'];
+// The files that test each kernel family of isaInfo().families against the reference: a family
+// counts as tested on a path only when one of its files ran there.
+const FAMILY_TESTS = {
+  gemm: ['test/backend/gemm'],
+  elementwise: ['test/backend/elementwise'],
+  nn: ['test/backend/nn-native', 'test/backend/prob-kl'],
+  optim: ['test/backend/optim'],
+  attention: ['test/backend/attention'],
+  quant: ['test/quant/native'],
+};
 
 function walk(dir) {
   const out = [];
@@ -30,6 +40,7 @@ function walk(dir) {
   return out;
 }
 
+const plural = (n, what) => `${n} ${what}${n === 1 ? '' : 's'}`;
 const args = process.argv.slice(2);
 const isaArg = args.find((a) => a.startsWith('--isa='));
 const filters = args.filter((a) => !a.startsWith('--'));
@@ -73,10 +84,10 @@ if (info) {
     } else if (userCap && rank(userCap) >= 0 && rank(isa) > rank(userCap)) {
       runs.push({ isa, notCovered: `KDQAT_ISA=${userCap} in the environment caps it` });
     } else if (first) {
-      runs.push({ isa, files, what: filters.length ? `${files.length} matching files` : `all ${files.length} files` });
+      runs.push({ isa, files, what: filters.length ? `${plural(files.length, 'matching file')}` : `all ${files.length} files` });
       first = false;
     } else if (kernelFiles.length > 0) {
-      runs.push({ isa, files: kernelFiles, what: `${kernelFiles.length} kernel test files` });
+      runs.push({ isa, files: kernelFiles, what: plural(kernelFiles.length, 'kernel test file') });
     } else {
       runs.push({ isa, notCovered: 'no kernel test file matches the filter' });
     }
@@ -140,9 +151,14 @@ if (!info) {
     }
   }
   out.push('# kernel family: code path tested <- under which KDQAT_ISA runs');
-  const ran = runs.filter((r) => r.files).map((r) => r.isa);
   const rank = (isa) => info.levels.findIndex((l) => l.isa === isa);
   for (const [fam, { paths }] of Object.entries(info.families)) {
+    const mine = FAMILY_TESTS[fam] ?? [];
+    const ran = runs.filter((r) => r.files?.some((f) => mine.some((m) => f.startsWith(m)))).map((r) => r.isa);
+    if (ran.length === 0) {
+      out.push(`#   ${fam.padEnd(12)} not tested (${mine.length ? 'no test file of it ran' : 'no test file known to scripts/test.mjs'})`);
+      continue;
+    }
     const parts = [];
     for (const p of paths.slice().reverse()) {
       // The caps that run path p: p itself and every level above it up to the family's next path.
