@@ -77,3 +77,19 @@ export function gemmAbsSum(cs: GemmShape, a: Float32Array, b: Float32Array, c: F
     cs.strideB, Math.abs(cs.beta));
   return Float64Array.from(t.subarray(0, cs.batch * cs.m * cs.n), (v) => v * (1 + 2 * U32));
 }
+
+/** Max relative error of the vector e^x the fused kernels use (native/simd_exp.h, Cephes expf
+ *  scheme; test/backend/nn-native.test.ts asserts < 1.5e-7 on a dense grid of [−87.3, 88.3]);
+ *  the portable path calls libm expf, within 1 ulp ≤ 2·u32 = 1.19e-7. */
+export const EXP_REL = 1.5e-7;
+
+/** Relative error bound of a float32 sum of n terms as the row kernels form it (native nn_rows.inc
+ *  each4: 4 independent chains of ≤ n/(4W) adds, then 3 adds and a W-lane horizontal sum, W ≤ 16):
+ *  every path has ≤ n + 5 roundings, so |Δ| ≤ γ_{n+5}·Σ|terms| (fused multiply-adds included). */
+export function sumErr(n: number): number {
+  return gamma(n + 5);
+}
+
+/** Slack for the second-order terms the first-order bounds below drop (products of two
+ *  relative errors, each < 1e-4 in every test): 1 %. */
+export const SECOND_ORDER = 1.01;
