@@ -1,7 +1,8 @@
 // Attention family: the reference forward against a naive float64 attention (materialized
 // scores, explicit softmax), the reference backward against float64 central differences of
 // Σ out⊙R + Σ probs⊙R2 + Σ scores⊙R3 (which also checks gProbs/gScores), the native kernels
-// against the reference over many shapes and every flag/null combination, thread-count
+// against the reference over many shapes and every flag/null combination (within the rounding
+// bounds derived in attention-bounds.ts), thread-count
 // independence (child processes with KDQAT_THREADS=1 and 2) and error paths. scripts/test.mjs
 // reruns this file under every KDQAT_ISA level the CPU supports (test/backend/isa.test.ts).
 import { test } from 'node:test';
@@ -15,6 +16,8 @@ import { attentionKernels } from '../../src/backend/ref/attention.js';
 import type { Kernels } from '../../src/tensor/kernels.js';
 import { expectClose, randomF32 } from '../util.js';
 import { naiveAttention } from './attention-naive.js';
+import { attentionBackwardBound, attentionBound } from './attention-bounds.js';
+import { boundRatio, expectWithin } from '../bounds.js';
 
 type Fwd = Kernels['attention'];
 type Bwd = Kernels['attentionBackward'];
@@ -143,7 +146,21 @@ if (mode !== 'hash') {
     }
   });
 
-  test('native attention and attentionBackward equal the reference', () => {
+  test('attention bounds have teeth: out missing one key of a row exceeds them', () => {
+    const rng = new Rng(5);
+    const cs: Case = { B: 1, T: 17, H: 2, Hkv: 1, D: 8, causal: false, mask: 'none' };
+    const x = inputs(cs, rng), want = runFwd(ref.attention, cs, x);
+    const fb = attentionBound(cs, x.q, x.k, x.v, x.km, scaleOf(cs),
+      { out: want.out, probs: want.probs!, scores: want.scores! });
+    // Row (h 0, i 3) without its 5th key: out_d − p_j·v_jd for that row's D outputs.
+    const { T, H, D } = cs, i = 3, j = 5;
+    const wrong = want.out.slice(), p = want.probs![i * T + j];
+    for (let d = 0; d < D; d++) wrong[i * H * D + d] -= p * x.v[j * D + d];
+    assert.ok(boundRatio(wrong, want.out, fb.out) > 1, `dropping key ${j} (p = ${p}) stays within the bound`);
+  });
+
+  // Each output within the rounding-error bound of attention-bounds.ts.
+  test('native attention and attentionBackward equal the reference within the stated bounds', () => {
     const rng = new Rng(3);
     let c = 0;
     for (const T of [1, 3, 17, 64, 130]) {
@@ -159,9 +176,11 @@ if (mode !== 'hash') {
               // Vary which optional outputs / upstream gradients are present.
               const withProbs = c % 2 === 0, withScores = c % 3 !== 0;
               const got = runFwd(native.attention, cs, x, withProbs, withScores);
-              close(got.out, want.out, `out ${what}`);
-              if (got.probs) close(got.probs, want.probs!, `probs ${what}`);
-              if (got.scores) close(got.scores, want.scores!, `scores ${what}`);
+              const fb = attentionBound(cs, x.q, x.k, x.v, x.km, scaleOf(cs),
+                { out: want.out, probs: want.probs!, scores: want.scores! });
+              expectWithin(got.out, want.out, fb.out, `out ${what}`);
+              if (got.probs) expectWithin(got.probs, want.probs!, fb.probs, `probs ${what}`);
+              if (got.scores) expectWithin(got.scores, want.scores!, fb.scores, `scores ${what}`);
               const n = cs.B * H * T * T;
               const gout = randomF32(x.q.length, rng);
               const gProbs = c % 4 < 2 ? randomF32(n, rng) : null;
@@ -169,9 +188,11 @@ if (mode !== 'hash') {
               const gw = runBwd(ref.attentionBackward, cs, x, want.probs!, gout, gProbs, gScores);
               const gg = runBwd(native.attentionBackward, cs, x, want.probs!, gout, gProbs, gScores);
               const tag = `${what} gProbs ${gProbs !== null} gScores ${gScores !== null}`;
-              close(gg.gq, gw.gq, `gq ${tag}`);
-              close(gg.gk, gw.gk, `gk ${tag}`);
-              close(gg.gv, gw.gv, `gv ${tag}`);
+              const bb = attentionBackwardBound(cs, x.q, x.k, x.v, x.km, scaleOf(cs), want.probs!,
+                gout, gProbs, gScores, gw);
+              expectWithin(gg.gq, gw.gq, bb.gq, `gq ${tag}`);
+              expectWithin(gg.gk, gw.gk, bb.gk, `gk ${tag}`);
+              expectWithin(gg.gv, gw.gv, bb.gv, `gv ${tag}`);
             }
           }
         }
