@@ -255,17 +255,21 @@ if (mode === 'hash') {
     const { B, T, H, Hkv, D } = cs;
     const out = view(new Float32Array(x.q.length)), probs = view(new Float32Array(B * H * T * T));
     native.attention(xv.q, xv.k, xv.v, out, probs, null, B, T, H, Hkv, D, scaleOf(cs), true, x.km);
-    close(out, want.out, 'out view');
-    close(probs, want.probs!, 'probs view');
+    const fb = attentionBound(cs, x.q, x.k, x.v, x.km, scaleOf(cs),
+      { out: want.out, probs: want.probs!, scores: want.scores! });
+    expectWithin(out, want.out, fb.out, 'out view');
+    expectWithin(probs, want.probs!, fb.probs, 'probs view');
     const gout = randomF32(x.q.length, rng);
     const gw = runBwd(ref.attentionBackward, cs, x, want.probs!, gout, null, null);
     const gq = view(new Float32Array(x.q.length)), gk = view(new Float32Array(x.k.length));
     const gv = view(new Float32Array(x.v.length));
     native.attentionBackward(xv.q, xv.k, xv.v, view(want.probs!), view(gout), null, null, gq, gk, gv,
       B, T, H, Hkv, D, scaleOf(cs), true, x.km);
-    close(gq, gw.gq, 'gq view');
-    close(gk, gw.gk, 'gk view');
-    close(gv, gw.gv, 'gv view');
+    const bb = attentionBackwardBound(cs, x.q, x.k, x.v, x.km, scaleOf(cs), want.probs!, gout, null,
+      null, gw);
+    expectWithin(gq, gw.gq, bb.gq, 'gq view');
+    expectWithin(gk, gw.gk, bb.gk, 'gk view');
+    expectWithin(gv, gw.gv, bb.gv, 'gv view');
   });
 
   test('fully masked rows give exact zeros (probs, output, gradients)', () => {
