@@ -45,7 +45,8 @@ constexpr int MR = 14;  // 28 zmm accumulators; GCC spills in the loop at MR = 1
 
 // Blocking: the (KC, NR) B panel plus one (KC, MR) A panel fit L1 (32 KiB), the (MC, KC) A
 // block L2; MC is a multiple of MR. Tuned on Zen 1 for AVX2 (flat within noise for
-// MC 96..240, KC 256..384); the AVX-512 values are untested guesses scaled to NR = 32.
+// MC 96..240, KC 256..384); the AVX-512 values are untuned guesses scaled to NR = 32 (their
+// results are tested against the reference on AVX-512 machines: test/backend/gemm.test.ts).
 const GemmKernel& gemm_kernel_portable() {
   namespace g = gemm_portable;
   static const GemmKernel k{"portable", g::MR, g::NR, 256, 120, 4096, g::pack_a, g::pack_b, g::macro};

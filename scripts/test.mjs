@@ -50,6 +50,9 @@ if (files.length === 0) {
   process.exit(1);
 }
 const kernelFiles = files.filter((f) => KERNEL_TESTS.some((k) => f.startsWith(k)));
+// Every run checks that the addon runs the level it was given, whatever the filter.
+const ISA_TEST = join('test', 'backend', 'isa.test.ts');
+const withIsaTest = (fs) => (fs.includes(ISA_TEST) ? fs : [ISA_TEST, ...fs]);
 
 // What this CPU supports, from the addon itself (uncapped: `cpu` ignores KDQAT_ISA).
 let info = null;
@@ -84,10 +87,11 @@ if (info) {
     } else if (userCap && rank(userCap) >= 0 && rank(isa) > rank(userCap)) {
       runs.push({ isa, notCovered: `KDQAT_ISA=${userCap} in the environment caps it` });
     } else if (first) {
-      runs.push({ isa, files, what: filters.length ? `${plural(files.length, 'matching file')}` : `all ${files.length} files` });
+      runs.push({ isa, files: withIsaTest(files),
+        what: filters.length ? `${plural(files.length, 'matching file')}` : `all ${files.length} files` });
       first = false;
     } else if (kernelFiles.length > 0) {
-      runs.push({ isa, files: kernelFiles, what: plural(kernelFiles.length, 'kernel test file') });
+      runs.push({ isa, files: withIsaTest(kernelFiles), what: plural(kernelFiles.length, 'kernel test file') });
     } else {
       runs.push({ isa, notCovered: 'no kernel test file matches the filter' });
     }
