@@ -1,6 +1,8 @@
 // Node-API entry point: registers every kernel family plus thread/ISA controls.
 #include "common.h"
 
+#include <cstdlib>
+
 namespace kdqat {
 
 static Napi::Value GetThreads(const Napi::CallbackInfo& info) {
@@ -14,10 +16,66 @@ static Napi::Value GetIsa(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), isa_name(cpu_isa()));
 }
 
+// The code paths compiled per kernel family and the one each selected. A family with fewer
+// paths than the CPU supports runs its best one below the cap (on AVX-512 the nn family runs
+// its AVX2 code): the runner (scripts/test.mjs) reports that per family.
+struct Family {
+  const char* name;
+  const char* paths[kNumIsas];  // ascending; nullptr-padded
+  const char* (*selected)();
+};
+static const Family kFamilies[] = {
+    {"gemm", {"portable", "avx2", "avx512"}, gemm_isa},
+    {"elementwise", {"portable", "avx2"}, elementwise_isa},
+    {"nn", {"portable", "avx2"}, nn_isa},
+    {"optim", {"portable", "avx2"}, nn_isa},
+    {"attention", {"portable", "avx2"}, attention_isa},
+    {"quant", {"portable", "avx2"}, quant_isa},
+};
+
+// isaInfo() → { cpu, cap, isa, levels: [{ isa, features, missing }], families: { gemm: {
+// selected, paths }, ... } }: cpu is the best level this CPU supports, cap the KDQAT_ISA value
+// (null when unset), isa the level in force (cpu capped).
+static Napi::Value GetIsaInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cpu", isa_name(cpu_best_isa()));
+  const char* cap = std::getenv("KDQAT_ISA");
+  o.Set("cap", cap && *cap ? Napi::Value(Napi::String::New(env, cap)) : env.Null());
+  o.Set("isa", isa_name(cpu_isa()));
+  Napi::Array levels = Napi::Array::New(env);
+  for (int i = 0; i < kNumIsas; i++) {
+    Napi::Object l = Napi::Object::New(env);
+    Napi::Array feats = Napi::Array::New(env), missing = Napi::Array::New(env);
+    for (const char* const* f = isa_features(static_cast<Isa>(i)); *f; f++) {
+      feats.Set(feats.Length(), *f);
+      if (!cpu_has(*f)) missing.Set(missing.Length(), *f);
+    }
+    l.Set("isa", isa_name(static_cast<Isa>(i)));
+    l.Set("features", feats);
+    l.Set("missing", missing);
+    levels.Set(i, l);
+  }
+  o.Set("levels", levels);
+  Napi::Object fams = Napi::Object::New(env);
+  for (const Family& f : kFamilies) {
+    Napi::Object x = Napi::Object::New(env);
+    Napi::Array paths = Napi::Array::New(env);
+    for (const char* p : f.paths)
+      if (p) paths.Set(paths.Length(), p);
+    x.Set("selected", f.selected());
+    x.Set("paths", paths);
+    fams.Set(f.name, x);
+  }
+  o.Set("families", fams);
+  return o;
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("isa", Napi::Function::New(env, GetIsa));
+  exports.Set("isaInfo", Napi::Function::New(env, GetIsaInfo));
   InitGemm(env, exports);
   InitElementwise(env, exports);
   InitNN(env, exports);

@@ -193,4 +193,6 @@ void InitAttention(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward));
 }
 
+const char* attention_isa() { return use_avx2() ? "avx2" : "portable"; }
+
 }  // namespace kdqat

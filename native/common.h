@@ -9,8 +9,22 @@ namespace kdqat {
 
 // ---- CPU features (checked once at run time; code paths use __attribute__((target))) ----
 enum class Isa { Portable = 0, Avx2 = 1, Avx512 = 2 };
+constexpr int kNumIsas = 3;
 Isa cpu_isa();            // best ISA this CPU supports, capped by KDQAT_ISA=portable|avx2|avx512
+Isa cpu_best_isa();       // best ISA this CPU supports, ignoring KDQAT_ISA
 const char* isa_name(Isa);
+// The CPU features an ISA level needs (null-terminated list, as __builtin_cpu_supports names
+// them) and whether this CPU has each: isaInfo() reports what is missing for a level.
+const char* const* isa_features(Isa);
+bool cpu_has(const char* feature);
+
+// The code path each kernel family selected for cpu_isa(), read from the table or kernel it
+// actually dispatches to (reported by isaInfo() in addon.cc and asserted by the tests).
+const char* gemm_isa();
+const char* nn_isa();  // also the 'optim' family: its loops live in the nn tables
+const char* quant_isa();
+const char* attention_isa();
+const char* elementwise_isa();
 
 // ---- thread pool: persistent workers, passive waiting, no thread creation per call ----
 int num_threads();

@@ -73,4 +73,8 @@ const Loops& loops() {
 }
 
 }  // namespace ew
+
+// The unary kernels (elementwise_unary.cc) pick their build by the same test.
+const char* elementwise_isa() { return &ew::loops() == &ew::portable_loops() ? "portable" : "avx2"; }
+
 }  // namespace kdqat

@@ -128,7 +128,7 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   const int op = read_op(A);
   auto x = A.f32(1, "x"), out = A.f32(2, "out");
   A.length("out", out.n, x.n);
-  const Impl f = lookup(op, cpu_isa() != Isa::Portable);
+  const Impl f = lookup(op, &loops() != &portable_loops());
   parallel_for(x.n, f.grain, [&](int64_t i0, int64_t i1) { f.fwd(x.p + i0, out.p + i0, i1 - i0); });
   return info.Env().Undefined();
 }
@@ -141,7 +141,7 @@ Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
   A.length("y", y.n, x.n);
   A.length("gy", gy.n, x.n);
   A.length("gx", gx.n, x.n);
-  const Impl f = lookup(op, cpu_isa() != Isa::Portable);
+  const Impl f = lookup(op, &loops() != &portable_loops());
   parallel_for(x.n, f.grain, [&](int64_t i0, int64_t i1) {
     f.bwd(x.p + i0, y.p + i0, gy.p + i0, gx.p + i0, i1 - i0);
   });

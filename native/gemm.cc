@@ -45,20 +45,21 @@ constexpr int MR = 14;  // 28 zmm accumulators; GCC spills in the loop at MR = 1
 
 // Blocking: the (KC, NR) B panel plus one (KC, MR) A panel fit L1 (32 KiB), the (MC, KC) A
 // block L2; MC is a multiple of MR. Tuned on Zen 1 for AVX2 (flat within noise for
-// MC 96..240, KC 256..384); the AVX-512 values are untested guesses scaled to NR = 32.
+// MC 96..240, KC 256..384); the AVX-512 values are untuned guesses scaled to NR = 32 (their
+// results are tested against the reference on AVX-512 machines: test/backend/gemm.test.ts).
 const GemmKernel& gemm_kernel_portable() {
   namespace g = gemm_portable;
-  static const GemmKernel k{g::MR, g::NR, 256, 120, 4096, g::pack_a, g::pack_b, g::macro};
+  static const GemmKernel k{"portable", g::MR, g::NR, 256, 120, 4096, g::pack_a, g::pack_b, g::macro};
   return k;
 }
 const GemmKernel& gemm_kernel_avx2() {
   namespace g = gemm_avx2;
-  static const GemmKernel k{g::MR, g::NR, 256, 144, 4096, g::pack_a, g::pack_b, g::macro};
+  static const GemmKernel k{"avx2", g::MR, g::NR, 256, 144, 4096, g::pack_a, g::pack_b, g::macro};
   return k;
 }
 const GemmKernel& gemm_kernel_avx512() {
   namespace g = gemm_avx512;
-  static const GemmKernel k{g::MR, g::NR, 160, 280, 4096, g::pack_a, g::pack_b, g::macro};
+  static const GemmKernel k{"avx512", g::MR, g::NR, 160, 280, 4096, g::pack_a, g::pack_b, g::macro};
   return k;
 }
 
@@ -295,6 +296,8 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+const char* gemm_isa() { return kernel_for_cpu().isa; }
 
 void InitGemm(Napi::Env env, Napi::Object exports) {
   exports.Set("matmul", Napi::Function::New(env, Matmul));

@@ -13,6 +13,7 @@
 namespace kdqat {
 
 struct GemmKernel {
+  const char* isa;  // the code path (isa_name spelling), for isaInfo()
   int mr, nr;      // register tile
   int kc, mc, nc;  // cache blocking (kc: L1 panel depth, mc: L2 block rows, nc: L3 block cols)
   // Packs the (mc, kc) block X(i, p) = x[i·rs + p·cs] into ceil(mc/mr) panels, each (kc, mr)

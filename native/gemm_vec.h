@@ -1,7 +1,7 @@
 // Vector traits for the SGEMM micro-kernel: one struct per ISA with the handful of operations
 // gemm_impl.h needs (zero, load, store, broadcast, fused or unfused multiply-add). The kernel
-// code is written once over these and compiled per ISA, so the AVX-512 variant (which cannot
-// run on the development machine) shares every line of logic with the tested AVX2 one.
+// code is written once over these and compiled per ISA, so the AVX-512 variant shares every
+// line of logic with the AVX2 one (each is tested on the machines that can run it).
 #pragma once
 #include <immintrin.h>
 

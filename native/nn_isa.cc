@@ -35,3 +35,5 @@ const Ops& ops() {
 }
 
 }  // namespace kdqat::nn
+
+const char* kdqat::nn_isa() { return &nn::ops() == &nn::portable::table ? "portable" : "avx2"; }

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -20,20 +21,58 @@
 namespace kdqat {
 
 // ---------------------------------------------------------------------------------------------
+// Level → required features; a level is usable when the CPU has all of them (and all of the
+// levels below it). Later paths (avx512_fp16, AMX) add a row here.
+const char* const kPortableFeatures[] = {nullptr};
+const char* const kAvx2Features[] = {"avx2", "fma", nullptr};
+const char* const kAvx512Features[] = {"avx512f", "avx512bw", "avx512vl", "avx512dq", nullptr};
+
+const char* const* isa_features(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return kAvx512Features;
+    case Isa::Avx2: return kAvx2Features;
+    default: return kPortableFeatures;
+  }
+}
+
+bool cpu_has(const char* f) {
+  __builtin_cpu_init();
+  // __builtin_cpu_supports needs a string literal, hence the chain.
+  if (!std::strcmp(f, "avx2")) return __builtin_cpu_supports("avx2");
+  if (!std::strcmp(f, "fma")) return __builtin_cpu_supports("fma");
+  if (!std::strcmp(f, "avx512f")) return __builtin_cpu_supports("avx512f");
+  if (!std::strcmp(f, "avx512bw")) return __builtin_cpu_supports("avx512bw");
+  if (!std::strcmp(f, "avx512vl")) return __builtin_cpu_supports("avx512vl");
+  if (!std::strcmp(f, "avx512dq")) return __builtin_cpu_supports("avx512dq");
+  return false;
+}
+
+Isa cpu_best_isa() {
+  static const Isa isa = [] {
+    Isa best = Isa::Portable;
+    for (int i = 1; i < kNumIsas; i++) {
+      bool all = true;
+      for (const char* const* f = isa_features(static_cast<Isa>(i)); *f; f++) all = all && cpu_has(*f);
+      if (!all) break;
+      best = static_cast<Isa>(i);
+    }
+    return best;
+  }();
+  return isa;
+}
+
 Isa cpu_isa() {
   static const Isa isa = [] {
-    __builtin_cpu_init();
-    Isa best = Isa::Portable;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::Avx2;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-      best = Isa::Avx512;
+    Isa best = cpu_best_isa();
     const char* cap = std::getenv("KDQAT_ISA");
-    if (cap) {
+    if (cap && *cap) {
       Isa want = best;
       if (!std::strcmp(cap, "portable")) want = Isa::Portable;
       else if (!std::strcmp(cap, "avx2")) want = Isa::Avx2;
       else if (!std::strcmp(cap, "avx512")) want = Isa::Avx512;
+      else
+        std::fprintf(stderr, "kdqat: KDQAT_ISA=%s is not one of portable, avx2, avx512; ignored "
+                             "(running %s)\n", cap, isa_name(best));
       if (static_cast<int>(want) < static_cast<int>(best)) best = want;
     }
     return best;

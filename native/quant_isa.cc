@@ -28,3 +28,7 @@ const QuantOps& quant_ops() {
 }
 
 }  // namespace kdqat::quant
+
+const char* kdqat::quant_isa() {
+  return &quant::quant_ops() == &quant::portable::table ? "portable" : "avx2";
+}

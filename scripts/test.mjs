@@ -1,8 +1,34 @@
-// Runs every test file under test/ with Node's test runner (Node 20 does not expand globs).
-// Usage: node scripts/test.mjs [filter-substring ...]
-import { readdirSync, statSync } from 'node:fs';
+// Runs the test files under test/ with Node's test runner (Node 20 does not expand globs), once
+// per SIMD path of the native addon:
+//   1. every matching file with KDQAT_ISA = the best level this CPU supports;
+//   2. the kernel tests (the files that compare native kernels with the TypeScript reference,
+//      KERNEL_TESTS) again with KDQAT_ISA capped at each lower level (avx2, portable).
+// Each child checks that the addon really runs the level it was given (test/backend/isa.test.ts
+// reads isaInfo() against KDQAT_EXPECT_ISA). At the end it prints which path each kernel family
+// was tested on, which levels this CPU could not run (never counted as passed), and the summed
+// counts in the test runner's own closing format (`# pass N`, `# fail N` last).
+//
+// Usage: node scripts/test.mjs [--isa=avx2,portable] [filter-substring ...]
+//   --isa  run only these levels (the first listed that the CPU supports gets all files).
+import { readdirSync, statSync, mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+
+// The files whose tests compare native kernels with the reference (or assert which native path
+// runs); the rest of the suite exercises kernels only through ops, on the best level.
+const KERNEL_TESTS = ['test/backend/', 'test/quant/native.test.ts'];
+// The files that test each kernel family of isaInfo().families against the reference: a family
+// counts as tested on a path only when one of its files ran there.
+const FAMILY_TESTS = {
+  gemm: ['test/backend/gemm'],
+  elementwise: ['test/backend/elementwise'],
+  nn: ['test/backend/nn-native', 'test/backend/prob-kl'],
+  optim: ['test/backend/optim'],
+  attention: ['test/backend/attention'],
+  quant: ['test/quant/native'],
+};
 
 function walk(dir) {
   const out = [];
@@ -14,13 +40,144 @@ function walk(dir) {
   return out;
 }
 
-const filters = process.argv.slice(2);
+const plural = (n, what) => `${n} ${what}${n === 1 ? '' : 's'}`;
+const args = process.argv.slice(2);
+const isaArg = args.find((a) => a.startsWith('--isa='));
+const filters = args.filter((a) => !a.startsWith('--'));
 const files = walk('test').filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
-  stdio: 'inherit',
-});
-process.exit(r.status ?? 1);
+const kernelFiles = files.filter((f) => KERNEL_TESTS.some((k) => f.startsWith(k)));
+// Every run checks that the addon runs the level it was given, whatever the filter.
+const ISA_TEST = join('test', 'backend', 'isa.test.ts');
+const withIsaTest = (fs) => (fs.includes(ISA_TEST) ? fs : [ISA_TEST, ...fs]);
+
+// What this CPU supports, from the addon itself (uncapped: `cpu` ignores KDQAT_ISA).
+let info = null;
+let addonError = null;
+try {
+  const path = process.env.KDQAT_ADDON ?? join(process.cwd(), 'build', 'Release', 'kdqat.node');
+  if (!existsSync(path)) throw new Error(`${path} does not exist`);
+  info = createRequire(import.meta.url)(path).isaInfo();
+} catch (e) {
+  addonError = e.message;
+}
+
+// ---- plan: one run per level, best first --------------------------------------------------
+const runs = [];  // { isa, files, what } or { isa, notCovered: reason }
+if (info) {
+  const names = info.levels.map((l) => l.isa);
+  const rank = (isa) => names.indexOf(isa);
+  const userCap = process.env.KDQAT_ISA;
+  const wanted = isaArg ? isaArg.slice(6).split(',').filter(Boolean) : names.slice().reverse();
+  for (const w of wanted) {
+    if (rank(w) < 0) {
+      console.error(`--isa=${w}: not a level of this addon (${names.join(', ')})`);
+      process.exit(1);
+    }
+  }
+  let first = true;
+  for (const isa of names.slice().reverse()) {
+    if (!wanted.includes(isa)) continue;
+    const lvl = info.levels[rank(isa)];
+    if (lvl.missing.length > 0) {
+      runs.push({ isa, notCovered: `CPU lacks ${lvl.missing.join(', ')}` });
+    } else if (userCap && rank(userCap) >= 0 && rank(isa) > rank(userCap)) {
+      runs.push({ isa, notCovered: `KDQAT_ISA=${userCap} in the environment caps it` });
+    } else if (first) {
+      runs.push({ isa, files: withIsaTest(files),
+        what: filters.length ? `${plural(files.length, 'matching file')}` : `all ${files.length} files` });
+      first = false;
+    } else if (kernelFiles.length > 0) {
+      runs.push({ isa, files: withIsaTest(kernelFiles), what: plural(kernelFiles.length, 'kernel test file') });
+    } else {
+      runs.push({ isa, notCovered: 'no kernel test file matches the filter' });
+    }
+  }
+} else {
+  runs.push({ isa: null, files, what: `all ${files.length} files` });
+}
+
+// ---- run ------------------------------------------------------------------------------------
+const KEYS = ['tests', 'suites', 'pass', 'fail', 'cancelled', 'skipped', 'todo'];
+const total = Object.fromEntries(KEYS.map((k) => [k, 0]));
+const tmp = mkdtempSync(join(tmpdir(), 'kdqat-test-'));
+const started = Date.now();
+let failed = false;
+const reporter = process.stdout.isTTY ? 'spec' : 'tap';  // Node's own default
+for (const run of runs) {
+  if (!run.files) continue;
+  const env = { ...process.env };
+  delete env.NODE_TEST_CONTEXT;
+  if (run.isa) {
+    env.KDQAT_ISA = run.isa;
+    env.KDQAT_EXPECT_ISA = run.isa;
+    console.log(`# ==== KDQAT_ISA=${run.isa}: ${run.what} ====`);
+  }
+  // A second reporter writes TAP to a file, whatever the console shows, to read the counts.
+  const tap = join(tmp, `${run.isa ?? 'default'}.tap`);
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--test',
+    '--test-concurrency=1', `--test-reporter=${reporter}`, '--test-reporter-destination=stdout',
+    '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...run.files],
+  { stdio: 'inherit', env });
+  const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
+  run.counts = {};
+  for (const k of KEYS) {
+    const all = [...text.matchAll(new RegExp(`^# ${k} (\\d+)$`, 'gm'))];
+    run.counts[k] = all.length ? Number(all[all.length - 1][1]) : 0;
+  }
+  run.status = r.status;
+  if (r.status !== 0 && run.counts.fail === 0) {
+    // The runner died (signal, SIGILL on a wrong path) or failed outside any test: count it.
+    run.counts.fail = 1;
+    run.crash = r.signal ? `killed by ${r.signal}` : `exit code ${r.status}`;
+  }
+  for (const k of KEYS) total[k] += run.counts[k];
+  failed ||= r.status !== 0 || run.counts.fail > 0;
+}
+rmSync(tmp, { recursive: true, force: true });
+
+// ---- summary --------------------------------------------------------------------------------
+const out = [];
+if (!info) {
+  out.push(`# SIMD paths: none covered (the native addon did not load: ${addonError})`);
+} else {
+  out.push(`# SIMD paths (CPU supports up to ${info.cpu}${process.env.KDQAT_ISA ? `; KDQAT_ISA=${process.env.KDQAT_ISA}` : ''}):`);
+  for (const run of runs) {
+    const head = `#   ${run.isa.padEnd(9)}`;
+    if (run.notCovered) out.push(`${head}not covered (${run.notCovered})`);
+    else {
+      const c = run.counts;
+      out.push(`${head}${run.what.padEnd(24)} pass ${c.pass}, fail ${c.fail}` +
+        (run.crash ? ` (test process failed: ${run.crash})` : ''));
+    }
+  }
+  out.push('# kernel family: code path tested <- under which KDQAT_ISA runs');
+  const rank = (isa) => info.levels.findIndex((l) => l.isa === isa);
+  for (const [fam, { paths }] of Object.entries(info.families)) {
+    const mine = FAMILY_TESTS[fam] ?? [];
+    const ran = runs.filter((r) => r.files?.some((f) => mine.some((m) => f.startsWith(m)))).map((r) => r.isa);
+    if (ran.length === 0) {
+      out.push(`#   ${fam.padEnd(12)} not tested (${mine.length ? 'no test file of it ran' : 'no test file known to scripts/test.mjs'})`);
+      continue;
+    }
+    const parts = [];
+    for (const p of paths.slice().reverse()) {
+      // The caps that run path p: p itself and every level above it up to the family's next path.
+      const next = paths[paths.indexOf(p) + 1];
+      const by = ran.filter((isa) => rank(isa) >= rank(p) && (next === undefined || rank(isa) < rank(next)));
+      parts.push(by.length ? `${p} <- ${by.join(', ')}` : `${p} NOT COVERED`);
+    }
+    const top = paths[paths.length - 1];
+    const above = info.levels.filter((l) => rank(l.isa) > rank(top)).map((l) => l.isa);
+    out.push(`#   ${fam.padEnd(12)} ${parts.join('; ')}` +
+      (above.length ? ` (no ${above.join('/')} code: ${above.join('/')} runs its ${top} code)` : ''));
+  }
+}
+// The closing lines in the test runner's own format, summed over the runs.
+for (const k of KEYS) out.push(`# ${k} ${total[k]}`);
+out.push(`# duration_ms ${Date.now() - started}`);
+console.log(out.join('\n'));
+process.exit(failed ? 1 : 0);

@@ -1,7 +1,7 @@
 // Backend selection: the reference backend is always there; the native addon is used when it
 // loaded, unless KDQAT_BACKEND=ref. Importing this module once sets everything up.
 import { refKernels } from './ref/index.js';
-import { nativeAddon, nativeLoadError, registerNative } from './native/index.js';
+import { nativeAddon, nativeLoadError, registerNative, type IsaInfo } from './native/index.js';
 import { setBackend, type BackendName } from '../tensor/registry.js';
 import type { KernelName } from '../tensor/kernels.js';
 
@@ -50,6 +50,11 @@ export function setThreads(n: number): void {
 
 export function nativeIsa(): string | null {
   return nativeAddon()?.isa() ?? null;
+}
+
+/** Which ISA level and which code path per kernel family the addon selected (null without it). */
+export function nativeIsaInfo(): IsaInfo | null {
+  return nativeAddon()?.isaInfo() ?? null;
 }
 
 useBackend();

@@ -4,4 +4,4 @@ export * from './tensor.js';
 export { backward, noGrad, isRecording, setCheckNumerics, NumericsError } from './autograd.js';
 export * from './ops/index.js';
 export { Rng, hash32 } from './rng.js';
-export { useBackend, nativeAvailable, getThreads, setThreads, nativeIsa } from '../backend/index.js';
+export { useBackend, nativeAvailable, getThreads, setThreads, nativeIsa, nativeIsaInfo } from '../backend/index.js';

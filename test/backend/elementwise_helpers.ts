@@ -1,9 +1,6 @@
 // Shared helpers of the elementwise-family tests (test/backend/elementwise*.test.ts).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { test } from 'node:test';
 import type { Kernels } from '../../src/tensor/kernels.js';
 import { elementwiseKernels } from '../../src/backend/ref/elementwise.js';
 
@@ -102,22 +99,4 @@ export function dot(idx: number[], strides: ArrayLike<number>, base = 0): number
   let o = base;
   for (let d = 0; d < idx.length; d++) o += idx[d] * strides[d];
   return o;
-}
-
-/** In the parent run: one test that reruns this file in a child with KDQAT_ISA=portable, so the
- *  portable native path passes the same comparisons. In that child: a check that it is. */
-export function portableChildTest(fileUrl: string): void {
-  if (process.env.KDQAT_ISA === 'portable') {
-    test('this run uses the portable native path', () => assert.equal(native.isa(), 'portable'));
-    return;
-  }
-  test('the portable native path passes the same tests (child, KDQAT_ISA=portable)', () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, KDQAT_ISA: 'portable' };
-    delete env.NODE_TEST_CONTEXT; // run the child as a plain script, not as a runner child
-    const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(fileUrl)], {
-      env, encoding: 'utf8', timeout: 600_000,
-    });
-    assert.equal(r.status, 0, `child failed:\n${r.stdout}\n${r.stderr}`);
-    assert.match(r.stdout, /# fail 0/);
-  });
 }

@@ -8,7 +8,7 @@ import { nnKernels } from '../../src/backend/ref/nn.js';
 import type { Kernels } from '../../src/tensor/kernels.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { Tensor, probKl } from '../../src/tensor/index.js';
-import { expectClose } from '../util.js';
+import { SECOND_ORDER, U32, expectWithin, gamma } from '../bounds.js';
 import { gradCheck } from '../gradcheck.js';
 import { BACKENDS, onBackend } from '../backends.js';
 
@@ -28,6 +28,24 @@ function probs(rows: number, n: number, rng: Rng, spread = 3): Float32Array {
   return out;
 }
 
+/** Bound on |native − ref| for probKl (native/nn.cc ProbKl): per nonzero p_j, a float ratio
+ *  fl(max(p, fe)/max(q, fe)) (u, and u more where a clamp to fe = fl(eps) acts), logf within
+ *  1 ulp (2u·|L|), the product p·L rounded (u·|p·L|): p·(2u + 3u·|L|); rows and blocks are
+ *  summed in double (γ^{f64}, negligible: SECOND_ORDER), the result is not rounded to float. */
+function probKlBound(p: Float32Array, q: Float32Array, w: Float32Array, rows: number, n: number,
+  eps: number): number {
+  let b = 0;
+  for (let r = 0; r < rows; r++) {
+    if (w[r] === 0) continue;
+    for (let j = r * n; j < (r + 1) * n; j++) {
+      if (p[j] === 0) continue;
+      const L = Math.abs(Math.log(Math.max(p[j], eps) / Math.max(q[j], eps)));
+      b += Math.abs(w[r]) * p[j] * (2 * U32 + 3 * U32 * L);
+    }
+  }
+  return SECOND_ORDER * b + gamma(rows * n + rows, 2 ** -53) * b / U32;
+}
+
 test('probKl: native matches ref (value and gradient), skips zero-weight rows, thread-independent', () => {
   const rng = new Rng(5);
   for (const [rows, n] of [[1, 1], [7, 13], [96, 33], [300, 64]]) {
@@ -42,11 +60,14 @@ test('probKl: native matches ref (value and gradient), skips zero-weight rows, t
     }
     const want = R.probKl(p, q, w, rows, n, 1e-8);
     assert.ok(Number.isFinite(want) && (n === 1 ? want === 0 : want > 0), `ref value ${want}`);
-    expectClose([N.probKl(p, q, w, rows, n, 1e-8)], [want], 1e-6, 0, `value ${rows}x${n}`);
+    expectWithin([N.probKl(p, q, w, rows, n, 1e-8)], [want], [probKlBound(p, q, w, rows, n, 1e-8)],
+      `value ${rows}x${n}`);
     const gR = new Float32Array(rows * n), gN = new Float32Array(rows * n).fill(7);
     R.probKlBackward(p, q, w, 0.75, gR, rows, n, 1e-8);
     N.probKlBackward(p, q, w, 0.75, gN, rows, n, 1e-8);
-    expectClose(gN, gR, 1e-6, 0, `gradient ${rows}x${n}`);
+    // gq = fl(fl(c·p)/q) with c = fl(−g·w): 3 roundings, ref 1: 4u·|gq|. (A q between
+    // fl(eps) and eps would take the other branch; none of these rows holds one.)
+    expectWithin(gN, gR, gR.map((v) => 4 * U32 * Math.abs(v)), `gradient ${rows}x${n}`);
     assert.ok(gR.every(Number.isFinite));
     const threads = N.getThreads();
     try {
@@ -68,10 +89,11 @@ test('probKl: 0 for identical rows; clamp semantics at eps', () => {
   const pp = Float32Array.of(0.5, 0.5), qq = Float32Array.of(1e-12, 1);
   const want = 0.5 * (Math.log(0.5) - Math.log(1e-8)) + 0.5 * Math.log(0.5);
   for (const k of [R, N]) {
-    expectClose([k.probKl(pp, qq, Float32Array.of(1), 1, 2, 1e-8)], [want], 1e-6, 0, 'clamped value');
+    expectWithin([k.probKl(pp, qq, Float32Array.of(1), 1, 2, 1e-8)], [want],
+      [probKlBound(pp, qq, Float32Array.of(1), 1, 2, 1e-8)], 'clamped value');
     const g = new Float32Array(2);
     k.probKlBackward(pp, qq, Float32Array.of(2), 1, g, 1, 2, 1e-8);
-    expectClose(g, [0, -1], 1e-7, 0, 'clamped gradient');
+    assert.deepEqual([...g], [0, -1], 'clamped gradient');  // −1·2·0.5/1: exact in float32
   }
 });
 

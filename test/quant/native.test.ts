@@ -1,11 +1,9 @@
 // The native 'quant' kernels equal the TypeScript reference bit for bit: forward (ŵ, codes,
 // scales, zero points), the STE / clipped / LSQ backward (∂w and ∂step), and the activation
 // quantizer, for every rule × granule on shapes with ragged vector tails; with 1 and 2 threads;
-// error messages identical; and the portable (non-AVX2) path in a child process.
+// error messages identical. scripts/test.mjs reruns this file under every KDQAT_ISA level the CPU supports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { kernelOf } from '../../src/tensor/registry.js';
 import { nativeAvailable, setThreads, getThreads, nativeIsa } from '../../src/tensor/index.js';
 import { granuleCount, groupOf, ruleCode, bitsOf, type WeightQuant } from '../../src/quant/rules.js';
@@ -13,7 +11,6 @@ import { Rng } from '../../src/tensor/rng.js';
 import { randomF32 } from '../util.js';
 import { awkwardWeights, jitterStep, firstDiff } from './cases.js';
 
-const portable = process.env.KDQAT_ISA === 'portable';
 const ref = <K extends 'fakeQuant' | 'fakeQuantBackward' | 'fakeQuantInput' | 'fakeQuantInputBackward'>(k: K) => kernelOf('ref', k)!;
 const nat = <K extends 'fakeQuant' | 'fakeQuantBackward' | 'fakeQuantInput' | 'fakeQuantInputBackward'>(k: K) => {
   assert.ok(nativeAvailable(), 'the native addon did not load: run `npm run build:native`');
@@ -81,7 +78,7 @@ function compareAll(rowsScale = 1): void {
   }
 }
 
-test(`native fakeQuant / fakeQuantBackward ≡ ref bitwise (${portable ? 'portable' : nativeIsa()})`, () => {
+test(`native fakeQuant / fakeQuantBackward ≡ ref bitwise (${nativeIsa()})`, () => {
   compareAll();
 });
 
@@ -159,16 +156,3 @@ test('native and ref throw the same errors', () => {
   assert.throws(() => nat('fakeQuantInput')(x, new Float32Array(9), 8, 2.5), /fakeQuantInput: non-finite input Infinity at index 4/);
   assert.throws(() => ref('fakeQuantInput')(x, new Float32Array(9), 8, 2.5), /fakeQuantInput: non-finite input Infinity at index 4/);
 });
-
-if (!portable) {
-  test('the portable path passes this file too (child process, KDQAT_ISA=portable)', () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, KDQAT_ISA: 'portable' };
-    delete env.NODE_TEST_CONTEXT;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', fileURLToPath(import.meta.url)],
-      { env, encoding: 'utf8' });
-    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-    assert.match(r.stdout, /# fail 0/);
-  });
-} else {
-  test('the portable path is active', () => assert.equal(nativeIsa(), 'portable'));
-}

@@ -8,10 +8,21 @@ import { fileURLToPath } from 'node:url';
 import type { Kernels, KernelName } from '../../tensor/kernels.js';
 import { registerKernels } from '../../tensor/registry.js';
 
+/** What the addon runs on this CPU (native/addon.cc isaInfo()). */
+export interface IsaInfo {
+  cpu: string;           // best ISA level the CPU supports
+  cap: string | null;    // KDQAT_ISA, when set
+  isa: string;           // the level in force: cpu capped by KDQAT_ISA
+  levels: { isa: string; features: string[]; missing: string[] }[];  // ascending
+  /** Per kernel family: its compiled paths (ascending) and the one it selected. */
+  families: Record<string, { selected: string; paths: string[] }>;
+}
+
 export interface NativeAddon extends Partial<Kernels> {
   getThreads(): number;
   setThreads(n: number): void;
   isa(): string;
+  isaInfo(): IsaInfo;
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
