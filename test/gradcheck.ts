@@ -16,9 +16,6 @@ export interface GradCheckOptions {
   roundings?: number;
   maxPoints?: number;
   seed?: number;
-  /** Superseded by the derived tolerance and ignored (kept so older callers still compile). */
-  rtol?: number;
-  atol?: number;
 }
 
 // Magnitude of the backend's gradient entries relative to their largest one, for γ_n·κ·max|ĝ|
