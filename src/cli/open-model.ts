@@ -1,5 +1,5 @@
 // Shared by the commands that read a model directory: loads it (loadModelDir's errors already
-// name the file; we add which flag pointed there), builds the Model union, and finds the
+// name the file; we add which flag pointed there), builds the Model (asModel), and finds the
 // tokenizer (the directory's tokenizer.json, or --tokenizer FILE). A student directory
 // (quant/student.ts: quantization.json + model.quantized.safetensors) opens as the deployable
 // model — quantized weights dequantized from their codes, activations fake-quantized through
