@@ -7,7 +7,7 @@
 import * as Plot from '@observablehq/plot';
 import { parseHTML } from 'linkedom';
 import { Resvg } from '@resvg/resvg-js';
-import { DECODER_KINDS, ENCODER_KINDS } from '../nn/modules.js';
+import { MODULE_KINDS } from '../models/registry.js';
 import { SIGNAL_METRICS } from './signal.js';
 import type { RunLog } from './signal-log.js';
 
@@ -33,7 +33,7 @@ const METRICS: Record<string, MetricInfo> = {
   cross_rate: { title: 'Rounding-boundary crossings since the previous logged step', y: 'fraction of ŵ changed', log: false },
   step_cross_rate: { title: 'Rounding-boundary crossings per update', y: 'fraction of ŵ changed', log: false },
 };
-const KIND_ORDER: readonly string[] = [...DECODER_KINDS, ...ENCODER_KINDS];
+const KIND_ORDER: readonly string[] = MODULE_KINDS;
 // METHODS.md §3's loss terms, after their weighted sum.
 const LOSS_ORDER = ['total', 'pred', 'ce', 'rep', 'attn_score', 'attn_map', 'attn_out', 'context', 'sa_out'];
 // Tableau 10: distinct, colour-blind-friendly hues for up to 10 series.

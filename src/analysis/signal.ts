@@ -43,7 +43,8 @@
 import { Tensor, noGrad } from '../tensor/index.js'; // (index: sets the backends up)
 import { record } from '../tensor/autograd.js';
 import { kernel } from '../tensor/registry.js';
-import { DECODER_KINDS, ENCODER_KINDS, moduleOf } from '../nn/modules.js';
+import { moduleOf } from '../nn/modules.js';
+import { MODULE_KINDS } from '../models/registry.js';
 import type { Params, WeightFn } from '../nn/params.js';
 
 export const SIGNAL_METRICS = [
@@ -79,7 +80,7 @@ interface Slot {
   cur: Float32Array | null; // scratch: codes after the update, as float32
 }
 
-const KIND_ORDER: readonly string[] = [...DECODER_KINDS, ...ENCODER_KINDS];
+const KIND_ORDER: readonly string[] = MODULE_KINDS;
 
 export class SignalMonitor {
   /** Set by the trainer on logged steps only. */

@@ -13,6 +13,7 @@ import { readTokenizerConfig, specialVocab } from '../io/tokenizer_config.js';
 import { scoreMultipleChoice } from '../eval/multiple-choice.js';
 import { classificationAccuracy } from '../eval/classification.js';
 import { describeModel, type OpenedModel } from './open-model.js';
+import { archOf, headsOf } from '../models/model.js';
 
 export type EvalKind = 'perplexity' | 'multiple-choice' | 'classification';
 
@@ -43,7 +44,7 @@ export interface JobSettings {
 const raw = (tok: LoadedTokenizer) => (text: string): number[] => tok.encode(text, { addSpecialTokens: false });
 
 function needCausal(m: OpenedModel, flag: string): void {
-  if (m.model.arch !== 'llama') {
+  if (archOf(m.model).kind !== 'decoder') {
     throw new Error(`${flag}: ${m.dir} is ${describeModel(m)}; ${flag.split(' ')[0]} scores a causal LM (LLaMA-family decoder) by next-token log-likelihood`);
   }
 }
@@ -146,14 +147,14 @@ export function mcJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: Job
 
 export function clsJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: JobSettings): EvalJob {
   const model = m.model;
-  if (model.arch !== 'bert' || !model.heads.classifier) {
+  if (!headsOf(model).classifier || !('numLabels' in model.config)) {
     throw new Error(`--cls ${spec}: ${m.dir} is ${describeModel(m)}; --cls needs a BERT classifier (BertForSequenceClassification, e.g. from kdqat finetune)`);
   }
   const { cls, sep } = tok.specials; // padding is masked out, so any id will do (0 if none)
   if (cls === undefined || sep === undefined) throw new Error(`${tok.path}: the tokenizer has no [CLS]/[SEP] tokens, which a BERT classifier input needs`);
   const K = model.config.numLabels;
   // Class names from config.json (id2label), unless they are HF's LABEL_i placeholders.
-  const names = m.loaded.hf.arch === 'bert' ? m.loaded.hf.meta.labels : null;
+  const names = archOf(m.loaded.hf).labels(m.loaded.hf.meta);
   const named = names && !names.every((l, i) => l === `LABEL_${i}`) ? names : null;
   const builtin = (CLASSIFICATION_TASKS as readonly string[]).includes(spec) && !isFile(spec);
   let examples, labels: string[];

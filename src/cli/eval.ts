@@ -91,7 +91,7 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
     throw new Error('nothing to evaluate: give at least one of --text FILE, --corpus NAME, --mc FILE|TASK, --cls FILE|TASK');
   }
   if (opts.split !== undefined && opts.split !== 'test' && opts.split !== 'valid') throw new Error(`--split must be test or valid, got ${JSON.stringify(opts.split)}`);
-  const { openModel, openTokenizer, positiveInt, eosIds, describeModel } = await import('./open-model.js');
+  const { openModel, openTokenizer, positiveInt, eosIds, describeModel, specialIds } = await import('./open-model.js');
   const { clsJob, corpusJob, mcJob, textJob } = await import('./eval-tasks.js');
   const { countParams } = await import('../nn/params.js');
   const m = openModel(opts.model, { latent: opts.latent });
@@ -106,7 +106,7 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
   };
   if (settings.seq > maxPos) throw new Error(`--seq ${settings.seq} exceeds the model's max_position_embeddings (${maxPos})`);
   const eos = eosIds(m, tok)[0];
-  const bos = m.loaded.hf.arch === 'llama' ? m.loaded.hf.meta.bosTokenId ?? tok.specials.bos : tok.specials.bos;
+  const bos = specialIds(m).bos ?? tok.specials.bos;
   const jobs: EvalJob[] = [
     ...(opts.text ?? []).map((f) => textJob(m, tok, f, settings)),
     ...(opts.corpus ?? []).map((c) => corpusJob(m, tok, c, settings, eos)),

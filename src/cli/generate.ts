@@ -50,7 +50,8 @@ export function promptIds(tok: LoadedTokenizer, prompt: string, bos: number | un
 
 export async function runGenerate(opts: GenerateCliOptions, write: (s: string) => void): Promise<{ continuation: string; tokens: number[]; stoppedAtEos: boolean }> {
   if (opts.prompt === undefined) throw new Error('--prompt TEXT is required');
-  const { describeModel, eosIds, openModel, openTokenizer, positiveInt } = await import('./open-model.js');
+  const { describeModel, eosIds, openModel, openTokenizer, positiveInt, specialIds } = await import('./open-model.js');
+  const { archOf } = await import('../models/model.js');
   const { generate } = await import('../models/generate.js');
   const temperature = Number(opts.temperature ?? '0');
   if (!Number.isFinite(temperature) || temperature < 0) throw new Error(`--temperature must be a number ≥ 0, got ${JSON.stringify(opts.temperature)}`);
@@ -58,10 +59,10 @@ export async function runGenerate(opts: GenerateCliOptions, write: (s: string) =
   const topK = positiveInt('--top-k', opts.topK, 0, 0);
   const seed = positiveInt('--seed', opts.seed, 0, 0);
   const m = openModel(opts.model);
-  if (m.model.arch !== 'llama') throw new Error(`--model ${m.dir} is ${describeModel(m)}; generate needs a causal LM (LLaMA-family decoder)`);
+  if (archOf(m.model).kind !== 'decoder') throw new Error(`--model ${m.dir} is ${describeModel(m)}; generate needs a causal LM (LLaMA-family decoder)`);
   const tok = openTokenizer(m, opts.tokenizer);
   const eos = eosIds(m, tok);
-  const bos = (m.loaded.hf.arch === 'llama' ? m.loaded.hf.meta.bosTokenId : null) ?? tok.specials.bos;
+  const bos = specialIds(m).bos ?? tok.specials.bos;
   const prompt = promptIds(tok, opts.prompt, bos, eos);
 
   // Stream the text as it grows; hold back a trailing U+FFFD, which is usually a character

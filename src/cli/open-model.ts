@@ -1,5 +1,5 @@
 // Shared by the commands that read a model directory: loads it (loadModelDir's errors already
-// name the file; we add which flag pointed there), builds the Model union, and finds the
+// name the file; we add which flag pointed there), builds the Model (asModel), and finds the
 // tokenizer (the directory's tokenizer.json, or --tokenizer FILE). A student directory
 // (quant/student.ts: quantization.json + model.quantized.safetensors) opens as the deployable
 // model — quantized weights dequantized from their codes, activations fake-quantized through
@@ -8,13 +8,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 // Loading tensor/index.js sets up the kernel backends for every command that runs a model.
 import '../tensor/index.js';
-import { loadModelDir, type LoadedModel } from '../io/model-dir.js';
+import { asModel, loadModelDir, type LoadedModel } from '../io/model-dir.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
-import type { Model } from '../models/model.js';
+import { archOf, headsOf, type Model } from '../models/model.js';
 import type { WeightFn } from '../nn/params.js';
+import type { SpecialIds } from '../models/architecture.js';
 import { isStudentDir, loadStudent, type StudentQuant } from '../quant/student.js';
-import type { LlamaConfig } from '../models/llama.js';
-import type { BertConfig } from '../models/bert.js';
 
 export interface OpenedModel {
   dir: string;
@@ -48,19 +47,14 @@ export function openModel(dir: string | undefined, opts: { latent?: boolean } = 
   } catch (e) {
     throw new Error(`--model ${dir}: cannot load the model: ${(e as Error).message}`);
   }
-  const hf = loaded.hf;
-  const model: Model = hf.arch === 'llama'
-    ? { arch: 'llama', config: loaded.config as LlamaConfig, params: loaded.params }
-    : { arch: 'bert', config: loaded.config as BertConfig, params: loaded.params, heads: { mlm: hf.meta.head === 'mlm', classifier: hf.meta.head === 'classifier' } };
+  const model = asModel(loaded);
   return { dir: abs, loaded, model, weight, student, latent: student ? !!opts.latent : undefined };
 }
 
 /** What the model is, for messages: "a LLaMA decoder", "a BERT encoder with a classifier head". */
 export function describeModel(m: OpenedModel): string {
   const q = m.student ? (m.latent ? ', quantized student read as its latent weights' : `, quantized student (${m.student.weights.size} low-bit weights${m.student.activations ? `, ${m.student.activations.bits}-bit activations` : ''})`) : '';
-  if (m.loaded.hf.arch === 'llama') return `a LLaMA decoder (causal LM${q})`;
-  const head = m.loaded.hf.meta.head;
-  return `a BERT encoder (${head === 'mlm' ? 'masked-LM head' : head === 'classifier' ? 'classifier head' : 'no head'}${q})`;
+  return `${archOf(m.model).describe(headsOf(m.model))}${q})`;
 }
 
 /** The tokenizer: --tokenizer FILE when given, else DIR/tokenizer.json. */
@@ -83,13 +77,16 @@ export function openTokenizer(m: OpenedModel, file: string | undefined): LoadedT
   return tok;
 }
 
+/** The special-token ids config.json names (null where it names none). */
+export function specialIds(m: OpenedModel): SpecialIds {
+  return archOf(m.loaded.hf).specialIds(m.loaded.hf.meta);
+}
+
 /** The ids generation stops at: config.json's eos_token_id (one or a list), else the tokenizer's EOS. */
 export function eosIds(m: OpenedModel, tok: LoadedTokenizer): number[] {
-  if (m.loaded.hf.arch === 'llama') {
-    const e = m.loaded.hf.meta.eosTokenId;
-    if (Array.isArray(e)) return e;
-    if (e !== null) return [e];
-  }
+  const e = specialIds(m).eos;
+  if (Array.isArray(e)) return e;
+  if (e !== null) return [e];
   return tok.specials.eos === undefined ? [] : [tok.specials.eos];
 }
 

@@ -10,6 +10,7 @@ import { OV_FREEZE } from '../experiments/ov-freeze.js';
 import { ATTN_KD } from '../experiments/attn-kd.js';
 import { progressReporter } from './progress.js';
 import { commandLine, intArg, numArg } from './options.js';
+import { architecture } from '../models/registry.js';
 
 /** The package root (built-in teachers live under it). */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -108,9 +109,12 @@ export async function reproduce(exp: Experiment, o: ReproOpts, out: string, io: 
       throw new Error(`--teacher ${settings.teacher}: cannot read its config.json: ${(e as Error).message}`);
     }
   })();
-  const kind = exp.arch === 'llama' ? 'a LLaMA decoder (causal LM)' : 'a BERT classifier (kdqat finetune)';
-  if (hf.arch !== exp.arch || (hf.arch === 'bert' && hf.meta.head !== 'classifier')) {
-    throw new Error(`--teacher ${settings.teacher}: is a ${hf.arch}${hf.arch === 'bert' ? ` with a ${hf.meta.head} head` : ''} model; ${exp.name} needs ${kind}`);
+  const want = architecture(exp.arch), got = architecture(hf.arch);
+  const kind = want.kind === 'decoder' ? `a ${want.label} decoder (causal LM)` : `a ${want.label} classifier (kdqat finetune)`;
+  const heads = got.headsOf(hf.meta);
+  if (hf.arch !== exp.arch || (got.kind === 'encoder' && !heads.classifier)) {
+    const head = heads.classifier ? 'classifier' : heads.mlm ? 'mlm' : 'base';
+    throw new Error(`--teacher ${settings.teacher}: is a ${hf.arch}${got.kind === 'encoder' ? ` with a ${head} head` : ''} model; ${exp.name} needs ${kind}`);
   }
   const { setThreads, getThreads } = await import('../tensor/index.js');
   if (o.threads !== undefined) setThreads(o.threads);
@@ -138,7 +142,7 @@ export function addReproOptions(cmd: Command, exp: Experiment, outDefault: strin
     .option('--seeds <n|list>', `number of seeds (3 = seeds 0,1,2) or a list like 0,4,7 (seed 5 alone: 5,) (default ${d.seeds}; --quick ${q.seeds})`, seedsArg)
     .option('--steps <n>', `KD-QAT steps per run (default ${d.steps}; --quick ${q.steps})`, intArg)
     .option('--batch <n>', `sequences per KD-QAT step (default ${d.batch}; --quick ${q.batch})`, intArg)
-    .option('--seq-len <n>', `tokens per training sequence${exp.arch === 'bert' ? ' (and evaluation max length)' : ''} (default ${d.seqLen}; --quick ${q.seqLen})`, intArg)
+    .option('--seq-len <n>', `tokens per training sequence${architecture(exp.arch).kind === 'encoder' ? ' (and evaluation max length)' : ''} (default ${d.seqLen}; --quick ${q.seqLen})`, intArg)
     .option('--lr <x>', `peak KD-QAT learning rate (default ${d.lr}; --quick ${q.lr})`, numArg)
     .option('--eval-items <n>', `score the first n items of each evaluation task, 0 = all (default ${d.evalItems || 'all'}; --quick ${q.evalItems})`, intArg)
     .option('--teacher <dir>', `teacher model directory (default: the built-in ${exp.teacher})`)

@@ -7,6 +7,8 @@ import { Tensor } from '../tensor/tensor.js';
 import { add, scale } from '../tensor/ops/index.js';
 import type { DecoderOutput } from '../models/llama.js';
 import type { EncoderCapture, EncoderOutput } from '../models/bert.js';
+import { architecture, type ArchName } from '../models/registry.js';
+import type { Taps } from '../models/architecture.js';
 import {
   attnMapKl, attnMapWeights, ceLoss, pairMask, predLoss, scoreMse, tokenMask, tokenMse, type TokenMask,
 } from './terms.js';
@@ -14,18 +16,11 @@ import {
 export type LossName = 'pred' | 'ce' | 'rep' | 'attn_score' | 'attn_map' | 'attn_out' | 'context' | 'sa_out';
 export const LOSS_NAMES: readonly LossName[] = ['pred', 'ce', 'rep', 'attn_score', 'attn_map', 'attn_out', 'context', 'sa_out'];
 export type LossWeights = Partial<Record<LossName, number>>;
-export type Arch = 'llama' | 'bert';
+/** A registered architecture (src/models/registry.ts), e.g. 'llama'. */
+export type Arch = ArchName;
 
-/** What a forward pass hands back, normalized over both architectures. */
-export interface DistillOutputs {
-  logits: Tensor; // (B, T, V) decoder, (B, K) encoder classifier
-  hidden: Tensor[]; // L+1 × (B, T, C), embedding output first
-  probs: Tensor[]; // L × (B, H, T, T)
-  scores: Tensor[]; // L × (B, H, T, T), masked entries 0
-  context: Tensor[]; // L × (B, T, C), softmax(QKᵀ)V before the output projection
-  saOut: Tensor[]; // L × (B, T, C), after the output projection, before the residual
-  attnOut: Tensor[]; // L × (B, T, C): encoder after residual + LayerNorm; decoder = saOut
-}
+/** What a forward pass hands back (the record's taps, src/models/architecture.ts). */
+export type DistillOutputs = Taps;
 
 /** Capture flags for llamaForward / bertEncode (llama ignores attnOut). */
 export type Capture = EncoderCapture;
@@ -39,7 +34,7 @@ function source(name: LossName, arch: Arch): keyof Omit<DistillOutputs, 'logits'
     case 'attn_map': return 'probs';
     case 'context': return 'context';
     case 'sa_out': return 'saOut';
-    case 'attn_out': return arch === 'llama' ? 'saOut' : 'attnOut';
+    case 'attn_out': return architecture(arch).attnOutTap;
   }
 }
 
@@ -136,7 +131,7 @@ export function distillLoss(s: DistillOutputs, t: DistillOutputs, w: LossWeights
   if (!sameShape(s.logits.shape, t.logits.shape)) {
     throw new RangeError(`distillLoss: student logits [${s.logits.shape}] and teacher logits [${t.logits.shape}] differ (vocabulary or label count mismatch?)`);
   }
-  if (o.arch === 'llama' && s.logits.ndim !== 3) throw new RangeError(`distillLoss: decoder logits must be (B, T, V), got [${s.logits.shape}]`);
+  if (architecture(o.arch).kind === 'decoder' && s.logits.ndim !== 3) throw new RangeError(`distillLoss: decoder logits must be (B, T, V), got [${s.logits.shape}]`);
   if (s.logits.ndim !== 2 && s.logits.ndim !== 3) throw new RangeError(`distillLoss: logits must be (B, K) or (B, T, V), got [${s.logits.shape}]`);
   const B = s.logits.shape[0];
   const T = sequenceLength(s, t, active, o.arch);

@@ -6,7 +6,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { bertClassify, bertEncode, type BertConfig } from '../models/bert.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import type { ClassificationData, ClassificationExample } from '../data/types.js';
-import type { Model } from '../models/model.js';
+import { headsOf, type Model } from '../models/model.js';
 
 export interface ClassifierTokenizer {
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
@@ -104,7 +104,7 @@ export function classificationAccuracy(
   opts: ClassificationOptions = {},
 ): ClassificationResult {
   const examples = Array.isArray(data) ? data : data.examples;
-  const bert = !('arch' in model) || (model.arch === 'bert' && model.heads.classifier) ? model : null;
+  const bert = !('arch' in model) || headsOf(model).classifier ? model as { params: Params; config: BertConfig } : null;
   if (!bert || !bert.params.has('classifier.weight')) {
     throw new Error('classification accuracy needs a BERT model with a classifier head (classifier.*); fine-tune it first');
   }

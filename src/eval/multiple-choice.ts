@@ -6,7 +6,7 @@
 import { intTensor, noGrad } from '../tensor/index.js';
 import type { WeightFn } from '../nn/params.js';
 import type { MultipleChoiceRecord } from '../data/types.js';
-import { lmLogits, type Model } from '../models/model.js';
+import { archOf, lmLogits, type Model } from '../models/model.js';
 
 export interface McResult {
   acc: number;
@@ -43,7 +43,7 @@ interface Request {
 export function scoreMultipleChoice(
   model: Model, tokenizer: { encode(text: string): number[] }, records: MultipleChoiceRecord[], opts: McOptions = {},
 ): McResult {
-  if (model.arch !== 'llama') throw new Error('multiple-choice scoring needs a causal LM (LLaMA-family model)');
+  if (archOf(model).kind !== 'decoder') throw new Error('multiple-choice scoring needs a causal LM (LLaMA-family model)');
   const maxLen = model.config.maxPositionEmbeddings;
   const delim = opts.delimiter ?? ' ';
   const reqs: Request[] = [];

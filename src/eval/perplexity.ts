@@ -1,7 +1,7 @@
 // Perplexity of a causal LM over packed windows (N, T+1): exp(mean next-token NLL).
 import { intTensor, noGrad, crossEntropy, reshape } from '../tensor/index.js';
 import type { WeightFn } from '../nn/params.js';
-import { lmLogits, type Model } from '../models/model.js';
+import { archOf, lmLogits, type Model } from '../models/model.js';
 
 const IGNORE = -100;
 
@@ -18,7 +18,7 @@ export function perplexity(
   model: Model, windows: { data: Int32Array; count: number; width: number },
   opts: { batchSize?: number; weight?: WeightFn; scoreFrom?: number; onBatch?: (done: number) => void } = {},
 ): PerplexityResult {
-  if (model.arch !== 'llama') throw new Error('perplexity needs a causal LM (LLaMA-family model)');
+  if (archOf(model).kind !== 'decoder') throw new Error('perplexity needs a causal LM (LLaMA-family model)');
   const T = windows.width - 1, bs = opts.batchSize ?? 8, from = opts.scoreFrom ?? 0;
   if (!Number.isInteger(from) || from < 0 || from >= T) throw new RangeError(`scoreFrom ${from} is outside the window's ${T} positions`);
   let total = 0, tokens = 0;

@@ -8,13 +8,11 @@
 // The tokenizer is always the teacher's (a student shares its vocabulary).
 import * as fs from 'node:fs';
 import '../tensor/index.js';
-import { loadModelDir, type LoadedModel } from '../io/model-dir.js';
+import { asModel, loadModelDir, type LoadedModel } from '../io/model-dir.js';
 import { isStudentDir, loadStudent } from '../quant/student.js';
 import type { WeightFn } from '../nn/params.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
-import type { Model } from '../models/model.js';
-import type { LlamaConfig } from '../models/llama.js';
-import type { BertConfig } from '../models/bert.js';
+import { archOf, headsOf, type Model } from '../models/model.js';
 import { builtinClassification, builtinMultipleChoice, loadCorpus, splitCorpus } from '../data/index.js';
 import { streamPerplexity } from '../eval/stream-perplexity.js';
 import { scoreMultipleChoice } from '../eval/multiple-choice.js';
@@ -33,11 +31,7 @@ export function loadModel(dir: string): { model: Model; weight?: WeightFn } {
     m = s.loaded;
     weight = s.weight ?? undefined;
   } else m = loadModelDir(dir);
-  const hf = m.hf;
-  const model: Model = hf.arch === 'llama'
-    ? { arch: 'llama', config: m.config as LlamaConfig, params: m.params }
-    : { arch: 'bert', config: m.config as BertConfig, params: m.params, heads: { mlm: hf.meta.head === 'mlm', classifier: hf.meta.head === 'classifier' } };
-  return { model, weight };
+  return { model: asModel(m), weight };
 }
 
 export function teacherTokenizer(teacherDir: string): LoadedTokenizer {
@@ -74,7 +68,7 @@ export function decoderEvalData(tok: LoadedTokenizer, eos: number | undefined, s
 }
 
 export function evaluateDecoder(model: Model, weight: WeightFn | undefined, tok: LoadedTokenizer, data: DecoderEvalData, progress: EvalProgress): Record<string, number> {
-  if (model.arch !== 'llama') throw new Error('the ov-freeze reproduction needs a LLaMA decoder teacher');
+  if (archOf(model).kind !== 'decoder') throw new Error('the ov-freeze reproduction needs a LLaMA decoder teacher');
   const seq = Math.min(model.config.maxPositionEmbeddings, 512);
   const ppl = streamPerplexity(model, data.stream, seq, { batchSize: 8, weight, onBatch: (d, t) => progress('perplexity', d, t) });
   const out: Record<string, number> = { ppl: ppl.ppl, nll: ppl.nll, ppl_tokens: ppl.tokens };
@@ -99,7 +93,7 @@ export function encoderEvalData(s: ReproSettings): EncoderEvalData {
 }
 
 export function evaluateEncoder(model: Model, weight: WeightFn | undefined, tok: LoadedTokenizer, data: EncoderEvalData, s: ReproSettings, progress: EvalProgress): Record<string, number> {
-  if (model.arch !== 'bert' || !model.heads.classifier) throw new Error('the attn-kd reproduction needs a BERT classifier teacher');
+  if (!headsOf(model).classifier) throw new Error('the attn-kd reproduction needs a BERT classifier teacher');
   const out: Record<string, number> = {};
   for (const split of ['dev', 'test'] as const) {
     const r = classificationAccuracy(model, tok, data[split], { maxLen: s.seqLen, batchSize: 32, weight, onBatch: (d, t) => progress(split, d, t) });

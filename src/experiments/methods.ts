@@ -2,15 +2,14 @@
 // round-to-nearest = prepare + saveStudent (what `kdqat quantize` does), KD-QAT = runQat (what
 // `kdqat qat` does), evaluation = evaluate.ts on the student directory as it is deployed.
 import * as path from 'node:path';
-import { loadModelDir } from '../io/model-dir.js';
+import { asModel, loadModelDir } from '../io/model-dir.js';
 import { readHfConfig } from '../io/hf-config.js';
+import { architecture } from '../models/registry.js';
 import { loadQuantConfig } from '../quant/config.js';
 import { prepare } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
 import { BEST_STUDENT_DIR, QAT_DEFAULTS, STUDENT_DIR, runQat, type QatConfig } from '../train/qat.js';
 import type { Model } from '../models/model.js';
-import type { LlamaConfig } from '../models/llama.js';
-import type { BertConfig } from '../models/bert.js';
 import type { MethodRunner } from './runner.js';
 import type { Experiment, ReproSettings } from './types.js';
 import {
@@ -18,8 +17,8 @@ import {
   type DecoderEvalData, type EncoderEvalData,
 } from './evaluate.js';
 
-/** The training data of each architecture's teacher: what it was trained / fine-tuned on. */
-const DATA = { llama: { data: 'sotu', task: '' }, bert: { data: '', task: 'brown-genre' } };
+/** The training data of each kind of teacher: what it was trained / fine-tuned on. */
+const DATA = { decoder: { data: 'sotu', task: '' }, encoder: { data: '', task: 'brown-genre' } };
 
 /** "pred=1,rep=1,attn_map=0.5": `kdqat qat --loss` syntax. */
 export const lossSpec = (w: Record<string, number>): string => Object.entries(w).map(([k, v]) => `${k}=${v}`).join(',');
@@ -28,7 +27,7 @@ export const lossSpec = (w: Record<string, number>): string => Object.entries(w)
 export function qatConfig(exp: Experiment, s: ReproSettings, o: { preset: string; losses: Record<string, number>; freeze?: string; seed: number }): QatConfig {
   const bestDev = exp.select === 'best-dev';
   return {
-    ...QAT_DEFAULTS, ...DATA[exp.arch],
+    ...QAT_DEFAULTS, ...DATA[architecture(exp.arch).kind],
     teacher: path.resolve(s.teacher), quant: o.preset, loss: lossSpec(o.losses), freeze: o.freeze ?? '',
     steps: s.steps, lr: s.lr, batch: s.batch, seqLen: s.seqLen, seed: o.seed,
     warmup: Math.min(QAT_DEFAULTS.warmup, Math.floor(s.steps / 10)),
@@ -42,10 +41,7 @@ export function qatConfig(exp: Experiment, s: ReproSettings, o: { preset: string
 
 function teacherModel(dir: string): { model: Model; hf: ReturnType<typeof loadModelDir>['hf'] } {
   const m = loadModelDir(dir);
-  const model: Model = m.hf.arch === 'llama'
-    ? { arch: 'llama', config: m.config as LlamaConfig, params: m.params }
-    : { arch: 'bert', config: m.config as BertConfig, params: m.params, heads: { mlm: m.hf.meta.head === 'mlm', classifier: m.hf.meta.head === 'classifier' } };
-  return { model, hf: m.hf };
+  return { model: asModel(m), hf: m.hf };
 }
 
 export function libraryMethods(exp: Experiment, s: ReproSettings): MethodRunner {
@@ -69,9 +65,9 @@ export function libraryMethods(exp: Experiment, s: ReproSettings): MethodRunner 
     evaluate(modelDir, progress) {
       tok ??= teacherTokenizer(s.teacher);
       const { model, weight } = loadModel(modelDir);
-      if (exp.arch === 'llama') {
+      if (architecture(exp.arch).kind === 'decoder') {
         if (!dec) {
-          const eos = model.arch === 'llama' ? teacherEos(s.teacher, tok) : undefined;
+          const eos = teacherEos(s.teacher, tok);
           dec = decoderEvalData(tok, eos, s);
         }
         return evaluateDecoder(model, weight, tok, dec, progress);
@@ -85,10 +81,8 @@ export function libraryMethods(exp: Experiment, s: ReproSettings): MethodRunner 
 /** config.json's eos_token_id (the first, if a list), else the tokenizer's EOS. */
 function teacherEos(dir: string, tok: ReturnType<typeof teacherTokenizer>): number | undefined {
   const hf = readHfConfig(path.join(dir, 'config.json'));
-  if (hf.arch === 'llama') {
-    const e = hf.meta.eosTokenId;
-    if (Array.isArray(e)) return e[0];
-    if (e !== null && e !== undefined) return e;
-  }
+  const e = architecture(hf.arch).specialIds(hf.meta).eos;
+  if (Array.isArray(e)) return e[0];
+  if (e !== null && e !== undefined) return e;
   return tok.specials.eos;
 }

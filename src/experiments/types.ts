@@ -2,6 +2,7 @@
 // which tables they form, what is measured, and the settings that size it. The runner
 // (runner.ts) turns it into run directories and a results table; nothing here does work.
 import type { MetricSpec } from '../report/table.js';
+import type { ArchName } from '../models/registry.js';
 
 /** What one row of a table does to the teacher. */
 export type Method =
@@ -56,7 +57,8 @@ export interface RunResult {
 export interface Experiment {
   name: string;
   description: string;
-  arch: 'llama' | 'bert';
+  /** The teacher's architecture (src/models/registry.ts). */
+  arch: ArchName;
   groups: Group[];
   metrics: MetricSpec[];
   /** The runs, given the settings (attn-kd's sweep adds rows). */

@@ -11,13 +11,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import type { Params } from '../nn/params.js';
-import { llamaParamSpec, type LlamaConfig } from '../models/llama.js';
-import { bertParamSpec, type BertConfig } from '../models/bert.js';
+import { archOf, headsOfConfig, modelOf, type ArchName, type Model } from '../models/registry.js';
 import { openSafetensors, writeSafetensors, type SafetensorsFile, type WriteTensor } from './safetensors.js';
-import {
-  defaultMeta, formatHfJson, hfConfigJson, readHfConfig,
-  type BertMeta, type HfModelConfig, type LlamaMeta,
-} from './hf-config.js';
+import { formatHfJson, hfConfigJson, readHfConfig, type HfModelConfig } from './hf-config.js';
 import { parseTokenizerJson, tokenizerConfigJson, tokenizerVocabSize, type TokenizerInfo } from './gguf_tokenizer.js';
 
 export type SaveDType = 'F32' | 'F16' | 'BF16';
@@ -25,8 +21,7 @@ export type SaveDType = 'F32' | 'F16' | 'BF16';
 /** A config to save: meta (special token ids, labels, dtype) may be partial or left out. */
 export type SaveConfig =
   | HfModelConfig
-  | { arch: 'llama'; config: LlamaConfig; meta?: Partial<LlamaMeta> }
-  | { arch: 'bert'; config: BertConfig; meta?: Partial<BertMeta> };
+  | { [K in ArchName]: { arch: K; config: Extract<HfModelConfig, { arch: K }>['config']; meta?: Partial<Extract<HfModelConfig, { arch: K }>['meta']> } }[ArchName];
 
 export interface SaveModelOptions {
   config: SaveConfig;
@@ -44,8 +39,8 @@ export interface SaveModelOptions {
 }
 
 export interface LoadedModel {
-  arch: 'llama' | 'bert';
-  config: LlamaConfig | BertConfig;
+  arch: ArchName;
+  config: HfModelConfig['config'];
   hf: HfModelConfig;
   /** float32, requiresGrad true, named by HF parameter name. */
   params: Params;
@@ -56,15 +51,18 @@ const TORCH_DTYPE: Record<SaveDType, string> = { F32: 'float32', F16: 'float16',
 
 function fullConfig(c: SaveConfig, dtype: SaveDType): HfModelConfig {
   const torchDtype = TORCH_DTYPE[dtype];
-  if (c.arch === 'llama') return { arch: 'llama', config: c.config, meta: { ...defaultMeta('llama'), ...c.meta, torchDtype } };
-  return { arch: 'bert', config: c.config, meta: { ...defaultMeta('bert', c.meta?.head), ...c.meta, torchDtype } };
+  return { arch: c.arch, config: c.config, meta: { ...archOf(c).config.defaultMeta(c.meta), torchDtype } } as HfModelConfig;
 }
 
 /** The parameter table of a config (HF names → shapes). */
 export function paramSpecOf(c: HfModelConfig): Map<string, { shape: number[] }> {
-  return c.arch === 'llama'
-    ? llamaParamSpec(c.config)
-    : bertParamSpec(c.config, { mlm: c.meta.head === 'mlm', classifier: c.meta.head === 'classifier' });
+  return archOf(c).paramSpec(c.config, headsOfConfig(c));
+}
+
+/** The trainable Model of a loaded directory (heads from its config.json), with its own
+ *  parameters or `params` (a student's copy). The one place a directory becomes a Model. */
+export function asModel(loaded: LoadedModel, params: Params = loaded.params): Model {
+  return modelOf(loaded.hf, params);
 }
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
@@ -111,15 +109,7 @@ export function saveModelDir(dir: string, opts: SaveModelOptions): void {
   fs.mkdirSync(tmp);
   try {
     writeText(path.join(tmp, 'config.json'), formatHfJson(hfConfigJson(hf)));
-    if (hf.arch === 'llama') {
-      const m = hf.meta;
-      writeText(path.join(tmp, 'generation_config.json'), formatHfJson({
-        _from_model_config: true,
-        ...(m.bosTokenId === null ? {} : { bos_token_id: m.bosTokenId }),
-        ...(m.eosTokenId === null ? {} : { eos_token_id: m.eosTokenId }),
-        ...(m.padTokenId === null ? {} : { pad_token_id: m.padTokenId }),
-      }));
-    }
+    for (const [name, json] of Object.entries(archOf(hf).config.extraFiles?.(hf.meta) ?? {})) writeText(path.join(tmp, name), formatHfJson(json));
     writeSafetensors(path.join(tmp, 'model.safetensors'), tensors, { dtype, metadata: { format: 'pt' } });
     if (tok) {
       writeText(path.join(tmp, 'tokenizer.json'), tok.text);
@@ -235,21 +225,16 @@ export function loadModelDir(dir: string): LoadedModel {
   let hf = readHfConfig(cfgFile);
   const { where: stored, files, label } = openWeights(abs);
   try {
-    // BertModel saved alone has no "bert." prefix; BertFor* models have it.
+    // The family's name quirks (stored name → HF name), then its head from the tensors when
+    // config.json names no class.
+    const rec = archOf(hf);
+    const rename = rec.load.renamer?.([...stored.keys()]) ?? ((n: string) => n);
     const where = new Map<string, Located>();
-    const unprefixed = hf.arch === 'bert' && ![...stored.keys()].some((n) => n.startsWith('bert.'));
-    for (const [stName, loc] of stored) {
-      let n = unprefixed && /^(embeddings|encoder|pooler)\./.test(stName) ? `bert.${stName}` : stName;
-      // TF-era BERT checkpoints name LayerNorm parameters gamma/beta; transformers renames them on load.
-      if (hf.arch === 'bert') n = n.replace(/LayerNorm\.gamma$/, 'LayerNorm.weight').replace(/LayerNorm\.beta$/, 'LayerNorm.bias');
-      where.set(n, loc);
-    }
-    if (hf.arch === 'bert' && hf.meta.inferHead) {
-      // No "architectures" in config.json: tell the head from the tensors.
-      const cls = where.get('classifier.weight');
-      const head = cls ? 'classifier' : [...where.keys()].some((n) => n.startsWith('cls.predictions.')) ? 'mlm' : 'base';
-      const numLabels = cls ? cls.file.info(cls.name).shape[0] : 0; // classifier.weight (numLabels, C)
-      hf = { arch: 'bert', config: { ...hf.config, numLabels }, meta: { ...hf.meta, head, inferHead: false } };
+    for (const [stName, loc] of stored) where.set(rename(stName), loc);
+    if (rec.load.fromTensors) {
+      const shapes = new Map([...where].map(([n, l]) => [n, l.file.info(l.name).shape]));
+      const fixed = rec.load.fromTensors(hf.config, hf.meta, shapes);
+      if (fixed) hf = { arch: hf.arch, ...fixed } as HfModelConfig;
     }
     const spec = paramSpecOf(hf);
     const params: Params = new Map();
@@ -274,11 +259,7 @@ export function loadModelDir(dir: string): LoadedModel {
       throw new Error(`${label}: missing ${missing.length} tensor(s) the config needs: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}${hint}`);
     }
     // Extra tensors: tied copies are checked and dropped, known buffers skipped, others refused.
-    const tied: Record<string, string> = {
-      'lm_head.weight': 'model.embed_tokens.weight',
-      'cls.predictions.decoder.weight': 'bert.embeddings.word_embeddings.weight',
-      'cls.predictions.decoder.bias': 'cls.predictions.bias',
-    };
+    const tied = rec.load.tied;
     const unknown: string[] = [];
     for (const [name, loc] of where) {
       if (spec.has(name) || IGNORED.some((re) => re.test(name))) continue;
@@ -287,11 +268,11 @@ export function loadModelDir(dir: string): LoadedModel {
         const a = loc.file.read(loc.name).data as Float32Array;
         if (!equalData(a, params.get(src)!.f32)) {
           throw new Error(`${loc.file.path}: "${loc.name}" differs from "${src}", but kdqat ties them ` +
-            `(${name === 'lm_head.weight' ? 'tie_word_embeddings is true in config.json' : 'the MLM decoder is tied to the embeddings'}); untied heads are not supported`);
+            `(${rec.load.tiedReason(name)}); untied heads are not supported`);
         }
         continue;
       }
-      if (hf.arch === 'bert' && hf.meta.head !== 'classifier' && name.startsWith('bert.pooler.')) continue; // unused pooler
+      if (rec.load.skip?.(name, hf.meta)) continue;
       unknown.push(loc.name);
     }
     if (unknown.length) {

@@ -1,20 +1,16 @@
-// A model of either architecture: config + parameters + which heads it carries. The registry
-// of architectures is this one union; each architecture stays in its own file.
+// A model of any registered architecture: config + parameters + (per family) which heads it
+// carries. The type is derived from the registry (registry.ts); each architecture stays in its
+// own file and is reached through its record.
 import type { Tensor } from '../tensor/tensor.js';
-import type { Params, WeightFn } from '../nn/params.js';
-import { llamaForward, type LlamaConfig } from './llama.js';
-import { bertEncode, bertMlmLogits, type BertConfig } from './bert.js';
+import type { WeightFn } from '../nn/params.js';
+import { archOf, type Model } from './registry.js';
 
-export type Model =
-  | { arch: 'llama'; config: LlamaConfig; params: Params }
-  | { arch: 'bert'; config: BertConfig; params: Params; heads: { mlm: boolean; classifier: boolean } };
+export type { Model } from './registry.js';
+export { archOf, headsOf } from './registry.js';
 
-/** Token logits (B, T, V) of a language model: causal for LLaMA, masked-LM for BERT. */
+/** Token logits (B, T, V) of a language model: causal for a decoder, masked-LM for an encoder. */
 export function lmLogits(model: Model, ids: Tensor, opts: { attentionMask?: Tensor | null; weight?: WeightFn } = {}): Tensor {
-  if (model.arch === 'llama') return llamaForward(model.params, model.config, ids, opts).logits;
-  if (!model.heads.mlm) throw new Error('this BERT model has no masked-LM head (cls.predictions.*)');
-  const enc = bertEncode(model.params, model.config, ids, opts);
-  return bertMlmLogits(model.params, model.config, enc, opts);
+  return archOf(model).lmLogits(model, ids, opts);
 }
 
 export function vocabSize(model: Model): number {

@@ -5,13 +5,10 @@
 /** Where a parameter sits: its layer (null outside the blocks) and its module kind. */
 export interface ModuleRef {
   layer: number | null;
-  /** q k v o gate up down (LLaMA) / query key value attn-out ffn-in ffn-out (BERT) / other. */
+  /** q k v o gate up down (LLaMA) / query key value attn-out ffn-in ffn-out (BERT) / other;
+   *  each architecture record lists its Linear kinds (src/models/*-arch.ts modules.kinds). */
   kind: string;
 }
-
-// Module kinds in the order plots and tables list them (METHODS.md §4).
-export const DECODER_KINDS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
-export const ENCODER_KINDS = ['query', 'key', 'value', 'attn-out', 'ffn-in', 'ffn-out'] as const;
 
 const KIND_RULES: [RegExp, string][] = [
   [/\.self_attn\.q_proj\./, 'q'],
@@ -84,8 +81,3 @@ export function selectByPatterns(names: Iterable<string>, patterns: readonly str
   }
   return out;
 }
-
-/** Named freeze presets: module patterns per architecture (METHODS.md §4; paper A). */
-export const FREEZE_PRESETS: Record<string, { llama: string[]; bert: string[] }> = {
-  ov: { llama: ['self_attn.v_proj', 'self_attn.o_proj'], bert: ['attention.self.value', 'attention.output.dense'] },
-};

@@ -17,9 +17,9 @@
 // Trainable quantizer parameters (LSQ steps): `${weightName}.step`, one value per granule
 // (initStep's shape), e.g. model.layers.0.self_attn.q_proj.weight.step; a pattern selecting a
 // weight (freeze, optimizer groups) therefore selects its step too.
-import type { Model } from '../models/model.js';
+import { archOf, type Model } from '../models/model.js';
 import type { Params, WeightFn } from '../nn/params.js';
-import { matchesPattern, moduleOf, selectByPatterns, DECODER_KINDS, ENCODER_KINDS } from '../nn/modules.js';
+import { matchesPattern, moduleOf, selectByPatterns } from '../nn/modules.js';
 import { Tensor } from '../tensor/tensor.js';
 import { normalizeQuant, validateWeightQuant, DEFAULT_MODULES, MAX_BITS, MIN_BITS, QuantConfigError, type QuantConfig } from './config.js';
 import { describeQuant, ggmlBlock, quantizeCodes, type Codes, type WeightQuant } from './rules.js';
@@ -66,7 +66,9 @@ export interface PrepareOptions {
 
 /** The quantizable weights of a model (see top), in parameter order. */
 export function quantTargets(model: Model): QuantTarget[] {
-  const kinds: readonly string[] = model.arch === 'llama' ? DECODER_KINDS : ENCODER_KINDS;
+  const rec = archOf(model);
+  const kinds = rec.modules.kinds;
+  const extra = rec.modules.extraTargets(model.config);
   const out: QuantTarget[] = [];
   const add = (name: string, logical: string): void => {
     const p = model.params.get(name);
@@ -74,11 +76,11 @@ export function quantTargets(model: Model): QuantTarget[] {
     if (p.ndim !== 2) throw new Error(`quantization: '${name}' has shape [${p.shape.join(', ')}], expected a matrix (out, in)`);
     out.push({ name, logical, rows: p.shape[0], cols: p.shape[1] });
   };
-  if (model.arch === 'bert') add('bert.embeddings.word_embeddings.weight', 'bert.embeddings.word_embeddings.weight');
+  for (const t of extra.first) add(t.name, t.logical);
   for (const name of model.params.keys()) {
     if (name.endsWith('.weight') && kinds.includes(moduleOf(name).kind)) add(name, name);
   }
-  if (model.arch === 'llama') add(model.config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight', 'lm_head.weight');
+  for (const t of extra.last) add(t.name, t.logical);
   return out;
 }
 

@@ -27,7 +27,7 @@
 // (the embedding lookup is never quantized; prepare.ts explains the name collision).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Model } from '../models/model.js';
+import { archOf, headsOf, type Model } from '../models/model.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import { Tensor } from '../tensor/tensor.js';
 import { loadModelDir, saveModelDir, type LoadedModel, type SaveConfig } from '../io/model-dir.js';
@@ -68,7 +68,8 @@ export function isStudentDir(dir: string): boolean {
 
 /** The name W a quantized weight is stored under (see top). */
 function storedName(model: Model, name: string): string {
-  return model.arch === 'llama' && model.config.tieWordEmbeddings && name === 'model.embed_tokens.weight' ? 'lm_head.weight' : name;
+  const { first, last } = archOf(model).modules.extraTargets(model.config);
+  return [...first, ...last].find((t) => t.name === name)?.logical ?? name;
 }
 
 function saveConfigOf(model: Model, hf: HfModelConfig | undefined): SaveConfig {
@@ -76,9 +77,7 @@ function saveConfigOf(model: Model, hf: HfModelConfig | undefined): SaveConfig {
     if (hf.arch !== model.arch) throw new Error(`saveStudent: opts.hf is a ${hf.arch} config but the model is ${model.arch}`);
     return { ...hf, config: model.config } as HfModelConfig;
   }
-  if (model.arch === 'llama') return { arch: 'llama', config: model.config };
-  if (model.heads.mlm && model.heads.classifier) throw new Error('saveStudent: a BERT model with both an MLM and a classifier head has no Hugging Face class; drop one head');
-  return { arch: 'bert', config: model.config, meta: { head: model.heads.classifier ? 'classifier' : model.heads.mlm ? 'mlm' : 'base' } };
+  return { arch: model.arch, config: model.config, meta: archOf(model).metaForHeads(headsOf(model)) } as SaveConfig;
 }
 
 function readTokenizer(from: string): string {
@@ -237,9 +236,10 @@ export function loadStudent(dir: string, opts: { latent?: boolean } = {}): Loade
   for (const [W, e] of weights) {
     const data = deq.get(W)!;
     if (W !== e.param) {
-      // A tied LLaMA head (the only stored name that differs): untie it (see top).
-      if (hf.arch !== 'llama' || W !== 'lm_head.weight') throw new Error(`${qfile}: weights["${W}"] has param ${e.param}; only a tied LLaMA head is stored under another name`);
-      hf = { ...hf, config: { ...hf.config, tieWordEmbeddings: false } };
+      // A tied head (the only stored name that differs, LLaMA's lm_head): untie it (see top).
+      const untied = archOf(hf).modules.untie?.(hf.config, W) ?? null;
+      if (!untied) throw new Error(`${qfile}: weights["${W}"] has param ${e.param}; only a tied LLaMA head is stored under another name`);
+      hf = { ...hf, config: untied } as HfModelConfig;
     }
     const t = new Tensor(data, e.shape, true);
     t.name = W;

@@ -10,6 +10,7 @@ import { initParams, countParams, type Params } from '../nn/params.js';
 import { bertParamSpec, type BertConfig } from '../models/bert.js';
 import { loadModelDir, saveModelDir } from '../io/model-dir.js';
 import { readTokenizerConfig } from '../io/tokenizer_config.js';
+import { archOf } from '../models/registry.js';
 import { formatHfJson } from '../io/hf-config.js';
 import { loadTokenizer } from '../tokenize/index.js';
 import { loadClassification } from '../data/classification.js';
@@ -111,7 +112,7 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
   const say = (m: string): void => run.reporter?.message(m);
 
   const loaded = loadModelDir(c.model);
-  if (loaded.arch !== 'bert') throw new Error(`--model ${c.model}: is a ${loaded.arch} model; finetune needs a BERT encoder`);
+  if (!archOf(loaded.hf).canCarry.classifier) throw new Error(`--model ${c.model}: is a ${loaded.arch} model; finetune needs a BERT encoder`);
   if (!loaded.tokenizerPath) throw new Error(`--model ${c.model}: has no tokenizer.json; the classifier needs the model's own tokenizer`);
   const tok = loadTokenizer(loaded.tokenizerPath);
   const { pad } = classifierSpecials(tok);

@@ -7,18 +7,20 @@
 import { noGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Params, WeightFn } from '../nn/params.js';
-import { FREEZE_PRESETS, selectByPatterns } from '../nn/modules.js';
+import { selectByPatterns } from '../nn/modules.js';
+import { architecture } from '../models/registry.js';
 
 /**
  * The patterns a --freeze value stands for: '' → none; a preset name (ov) → its patterns for
  * the architecture; otherwise a comma-separated list of patterns (src/nn/modules.ts
  * matchesPattern), in which preset names may appear too ('ov,layers.0.mlp').
  */
-export function freezePatterns(spec: string, arch: 'llama' | 'bert'): string[] {
+export function freezePatterns(spec: string, arch: string): string[] {
+  const presets = architecture(arch).modules.freezePresets;
   const out: string[] = [];
   for (const item of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const preset = FREEZE_PRESETS[item];
-    out.push(...(preset ? preset[arch] : [item]));
+    const preset = Object.hasOwn(presets, item) ? presets[item] : null;
+    out.push(...(preset ?? [item]));
   }
   return out;
 }
@@ -34,7 +36,7 @@ export interface FreezeResult {
  * Freezes the parameters of `params` and `quantParams` whose names match `spec` (an error names
  * a pattern that matches nothing), plus the quantizer parameters of every frozen weight.
  */
-export function freeze(spec: string, arch: 'llama' | 'bert', params: Params, quantParams: Params): FreezeResult {
+export function freeze(spec: string, arch: string, params: Params, quantParams: Params): FreezeResult {
   const patterns = freezePatterns(spec, arch);
   if (patterns.length === 0) return { params: [], quantParams: [] };
   const hit = selectByPatterns([...params.keys(), ...quantParams.keys()], patterns, `--freeze ${spec}`);

@@ -4,13 +4,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hash32 } from '../tensor/rng.js';
 import { initParams, countParams, type Params } from '../nn/params.js';
-import { llamaParamSpec, type LlamaConfig } from '../models/llama.js';
-import { bertParamSpec, type BertConfig } from '../models/bert.js';
-import type { Model } from '../models/model.js';
+import { archOf, type Model } from '../models/model.js';
+import { SUPPORTED_MODEL_TYPES, architecture, isArchName, type ArchName } from '../models/registry.js';
+import type { Architecture, Heads } from '../models/architecture.js';
 import { packSequences, type Windows } from '../data/packing.js';
 import type { Document } from '../data/types.js';
-import { trainByteLevelBpe, trainWordPiece, saveTokenizer, loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
-import { saveModelDir } from '../io/model-dir.js';
+import { saveTokenizer, loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
+import { saveModelDir, type SaveConfig } from '../io/model-dir.js';
+import type { LlamaConfig } from '../models/llama.js';
+import type { BertConfig } from '../models/bert.js';
 import { readTokenizerConfig } from '../io/tokenizer_config.js';
 import { perplexity } from '../eval/perplexity.js';
 import { AdamW } from './optim.js';
@@ -22,7 +24,8 @@ import { causalLmLoss, maskBatch, mlmEval, mlmLoss, shuffledBatches, wrapClsSep,
 import { prepareOutDir, publishFiles, writeJsonAtomic } from './outdir.js';
 
 export interface PretrainConfig {
-  arch: 'llama' | 'bert';
+  /** A registered architecture (src/models/registry.ts). */
+  arch: ArchName;
   corpus: string[];
   hidden: number;
   layers: number;
@@ -86,19 +89,19 @@ export function checkPretrainConfig(c: PretrainConfig): void {
   }
   if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
   if (!(c.dropout >= 0 && c.dropout < 1)) throw new Error(`--dropout must be in [0, 1), got ${c.dropout}`);
-  if (c.arch !== 'llama' && c.arch !== 'bert') throw new Error(`--arch must be llama or bert, got ${c.arch}`);
+  if (!isArchName(c.arch)) throw new Error(`--arch must be ${SUPPORTED_MODEL_TYPES.join(' or ')}, got ${c.arch}`);
   if (c.hidden % c.heads) throw new Error(`--hidden ${c.hidden} must be divisible by --heads ${c.heads}`);
-  if (c.arch === 'llama') {
-    if (c.heads % c.kvHeads) throw new Error(`--heads ${c.heads} must be divisible by --kv-heads ${c.kvHeads}`);
-    if ((c.hidden / c.heads) % 2) throw new Error(`head size --hidden/--heads = ${c.hidden / c.heads} must be even for RoPE`);
-  }
-  if (c.arch === 'bert' && c.seq < 3) throw new Error('--seq must be at least 3 for BERT ([CLS] text [SEP])');
+  architecture(c.arch).pretrain.check(sizes(c, c.vocab));
 }
+
+const sizes = (c: PretrainConfig, vocab: number) => ({ ...c, vocab });
+
+/** The heads pretraining trains: a decoder's causal LM head, an encoder's masked-LM head. */
+const pretrainHeads = (rec: Architecture): Heads => ({ lm: rec.kind === 'decoder', mlm: rec.kind === 'encoder', classifier: false });
 
 function trainTokenizer(c: PretrainConfig, docs: Document[], file: string): void {
   const texts = docs.map((d) => d.text);
-  const json = c.arch === 'llama' ? trainByteLevelBpe(texts, { vocabSize: c.vocab }) : trainWordPiece(texts, { vocabSize: c.vocab });
-  saveTokenizer(file, json);
+  saveTokenizer(file, architecture(c.arch).pretrain.tokenizer.train(texts, c.vocab));
 }
 
 function encode(tok: LoadedTokenizer, docs: Document[]): number[][] {
@@ -109,7 +112,7 @@ function encode(tok: LoadedTokenizer, docs: Document[]): number[][] {
 function pack(c: PretrainConfig, tok: LoadedTokenizer, docs: Document[]): Windows | string {
   const sp = tok.specials;
   try {
-    return c.arch === 'llama'
+    return architecture(c.arch).kind === 'decoder'
       ? packSequences(encode(tok, docs), { seqLen: c.seq, bosId: sp.bos, eosId: sp.eos, shift: true })
       : packSequences(encode(tok, docs), { seqLen: c.seq - 2, eosId: sp.sep, shift: false });
   } catch (e) {
@@ -118,21 +121,10 @@ function pack(c: PretrainConfig, tok: LoadedTokenizer, docs: Document[]): Window
 }
 
 function buildModel(c: PretrainConfig, vocabSize: number): Model {
-  if (c.arch === 'llama') {
-    const config: LlamaConfig = {
-      vocabSize, hiddenSize: c.hidden, intermediateSize: c.intermediate, numHiddenLayers: c.layers,
-      numAttentionHeads: c.heads, numKeyValueHeads: c.kvHeads, rmsNormEps: 1e-5, ropeTheta: 10000,
-      maxPositionEmbeddings: c.seq, tieWordEmbeddings: true, initializerRange: 0.02,
-    };
-    return { arch: 'llama', config, params: initParams(llamaParamSpec(config), c.seed) };
-  }
-  const config: BertConfig = {
-    vocabSize, hiddenSize: c.hidden, numHiddenLayers: c.layers, numAttentionHeads: c.heads,
-    intermediateSize: c.intermediate, maxPositionEmbeddings: c.seq, typeVocabSize: 2, layerNormEps: 1e-12,
-    hiddenAct: 'gelu', hiddenDropoutProb: c.dropout, attentionProbsDropoutProb: c.dropout,
-    initializerRange: 0.02, numLabels: 0,
-  };
-  return { arch: 'bert', config, params: initParams(bertParamSpec(config, { mlm: true }), c.seed), heads: { mlm: true, classifier: false } };
+  const rec = architecture(c.arch);
+  const heads = pretrainHeads(rec);
+  const config = rec.pretrain.config(sizes(c, vocabSize));
+  return { arch: c.arch, config, params: initParams(rec.paramSpec(config, heads), c.seed), ...rec.modelFields(heads) } as Model;
 }
 
 function mlmSpecials(tok: LoadedTokenizer): MlmSpecials {
@@ -161,7 +153,7 @@ export function runPretrain(run: PretrainRun): PretrainSummary {
   prepareOutDir(out, { force: run.force, resume: run.resume });
   const tokFile = path.join(out, 'tokenizer.json');
   if (!ckpt || !fs.existsSync(tokFile)) {
-    say(`training a ${c.arch === 'llama' ? 'byte-level BPE' : 'WordPiece'} tokenizer (vocab ${c.vocab}) on ${text.train.length} training documents`);
+    say(`training a ${architecture(c.arch).pretrain.tokenizer.name} tokenizer (vocab ${c.vocab}) on ${text.train.length} training documents`);
     trainTokenizer(c, text.train, tokFile);
   }
   const tok = loadTokenizer(tokFile);
@@ -175,30 +167,32 @@ export function runPretrain(run: PretrainRun): PretrainSummary {
 
   const optimizer = new AdamW(params, { lr: c.lr, weightDecay: c.weightDecay, noDecay: noDecay(params) });
   const schedule = { lr: c.lr, totalSteps: c.steps, warmupSteps: c.warmup, decay: 'cosine' as const, minRatio: 0.1 };
-  const sp = model.arch === 'bert' ? mlmSpecials(tok) : null;
+  const rec = archOf(model);
+  const causal = rec.kind === 'decoder';
+  const sp = causal ? null : mlmSpecials(tok);
   const evalBatch = Math.max(c.batch, 8);
 
   const evaluate = (maxWindows: number): Record<string, number> => {
     if (typeof valid === 'string') return {};
-    if (model.arch === 'llama') {
+    if (causal) {
       const n = Math.min(valid.count, maxWindows);
       const r = perplexity(model, { data: valid.data, count: n, width: valid.width }, { batchSize: evalBatch });
       return { valid_nll: r.nll, valid_ppl: r.ppl };
     }
-    return { valid_mlm_loss: mlmEval(params, model.config, valid, sp!, { batchSize: evalBatch, maxWindows }).loss };
+    return { valid_mlm_loss: mlmEval(params, model.config as BertConfig, valid, sp!, { batchSize: evalBatch, maxWindows }).loss };
   };
 
   const result = trainLoop<TokenBatch>({
     params, optimizer, totalSteps: c.steps, accumulate: c.accum, clipNorm: c.clip, seed: c.seed,
     lr: (s) => learningRate(schedule, s),
     epochBatches: (epoch) => shuffledBatches(train, c.batch, c.seed, epoch),
-    tokens: (b) => b.rows * (model.arch === 'bert' ? c.seq : b.seqLen),
+    tokens: (b) => b.rows * (causal ? b.seqLen : c.seq),
     loss: (b, ctx) => {
-      if (model.arch === 'llama') return causalLmLoss(params, model.config, b);
+      if (causal) return causalLmLoss(params, model.config as LlamaConfig, b);
       const wrapped = wrapClsSep(b, sp!);
       const m = maskBatch(wrapped, sp!, model.config.vocabSize, ctx.seed);
       // Dropout seeds are 31-bit so the per-layer offsets bert.ts adds stay exact integers.
-      return mlmLoss(params, model.config, wrapped, m.inputs, m.labels, hash32(ctx.seed, 1) >>> 1).loss;
+      return mlmLoss(params, model.config as BertConfig, wrapped, m.inputs, m.labels, hash32(ctx.seed, 1) >>> 1).loss;
     },
     evaluate: typeof valid === 'string' ? undefined : () => evaluate(c.evalWindows),
     evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
@@ -209,9 +203,7 @@ export function runPretrain(run: PretrainRun): PretrainSummary {
   const final = evaluate(Infinity);
   const sp2 = tok.specials;
   publishFiles(out, (tmp) => saveModelDir(tmp, {
-    config: model.arch === 'llama'
-      ? { arch: 'llama', config: model.config, meta: { bosTokenId: sp2.bos ?? null, eosTokenId: sp2.eos ?? null } }
-      : { arch: 'bert', config: model.config, meta: { head: 'mlm', padTokenId: sp2.pad ?? 0 } },
+    config: { arch: model.arch, config: model.config, meta: rec.pretrain.meta(sp2) } as SaveConfig,
     params, tokenizerJson: fs.readFileSync(tokFile, 'utf8'), tokenizerConfig: readTokenizerConfig(tokFile),
   }));
   const summary: PretrainSummary = {

@@ -4,11 +4,10 @@ import { intTensor } from '../tensor/tensor.js';
 import { crossEntropy, reshape } from '../tensor/ops/index.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { WeightFn } from '../nn/params.js';
-import { llamaForward } from '../models/llama.js';
-import type { Model } from '../models/model.js';
+import { archOf, type Model } from '../models/model.js';
 import type { LoadedTokenizer } from '../tokenize/index.js';
 import { classificationAccuracy } from '../eval/classification.js';
-import { decoderOutputs, distillLoss } from '../distill/losses.js';
+import { distillLoss } from '../distill/losses.js';
 import { sequentialBatches } from './objectives.js';
 import type { QatData } from './qat-data.js';
 
@@ -33,17 +32,18 @@ export function qatEvaluator(model: Model, teacher: Model, data: QatData, tok: L
       if (o.teacherMetrics) o.teacherMetrics.dev_accuracy = acc(teacher);
       return { dev_accuracy: acc(model, weight) };
     }
-    if (!data.valid || model.arch !== 'llama' || teacher.arch !== 'llama') return {};
+    const rec = archOf(model);
+    if (!data.valid || rec.kind !== 'decoder' || archOf(teacher).kind !== 'decoder') return {};
     let nll = 0, kl = 0, tnll = 0, tokens = 0;
     const total = Math.min(data.valid.count, maxWindows);
     noGrad(() => {
       for (const b of sequentialBatches(data.valid!, batch, maxWindows)) {
         onBatch?.(tokens / b.seqLen, total);
         const n = b.rows * b.seqLen, ids = intTensor(b.inputs, [b.rows, b.seqLen]);
-        const s = llamaForward(model.params, model.config, ids, { weight });
+        const s = rec.forward(model, { ids }, { weight });
         nll += crossEntropy(reshape(s.logits, [n, model.config.vocabSize]), intTensor(b.targets!, [n])).item() * n;
-        const t = llamaForward(teacher.params, teacher.config, ids);
-        kl += distillLoss(decoderOutputs(s), decoderOutputs(t), { pred: 1 }, { arch: 'llama' }).terms.pred!.item() * n;
+        const t = archOf(teacher).forward(teacher, { ids });
+        kl += distillLoss(s, t, { pred: 1 }, { arch: model.arch }).terms.pred!.item() * n;
         if (o.teacherMetrics) tnll += crossEntropy(reshape(t.logits, [n, teacher.config.vocabSize]), intTensor(b.targets!, [n])).item() * n;
         tokens += n;
       }

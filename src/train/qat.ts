@@ -22,18 +22,15 @@ import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import { countParams } from '../nn/params.js';
-import { llamaForward, type LlamaConfig } from '../models/llama.js';
-import { bertClassify, bertEncode, type BertConfig } from '../models/bert.js';
-import type { Model } from '../models/model.js';
-import { loadModelDir, type LoadedModel } from '../io/model-dir.js';
+import { archOf, type Model } from '../models/model.js';
+import type { ArchName } from '../models/registry.js';
+import { asModel, loadModelDir, type LoadedModel } from '../io/model-dir.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
 import { loadQuantConfig } from '../quant/config.js';
 import { prepare, type Prepared } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
 import { quantizeCodes } from '../quant/rules.js';
-import {
-  captureFor, decoderOutputs, distillLoss, encoderOutputs, parseLossWeights, type DistillOutputs, type LossWeights,
-} from '../distill/losses.js';
+import { captureFor, distillLoss, parseLossWeights, type DistillOutputs, type LossWeights } from '../distill/losses.js';
 import { SignalMonitor } from '../analysis/signal.js';
 import { AdamW } from './optim.js';
 import { learningRate } from './schedule.js';
@@ -67,7 +64,7 @@ export interface QatRun {
 }
 
 export interface QatSummary {
-  arch: 'llama' | 'bert';
+  arch: ArchName;
   steps: number;
   /** The metric of the comparison: valid_ppl (decoder) or dev_accuracy (encoder). */
   metric: string;
@@ -95,13 +92,6 @@ export interface QatBest {
   metrics: Record<string, number>;
 }
 
-function asModel(loaded: LoadedModel, params: Params): Model {
-  const hf = loaded.hf;
-  return hf.arch === 'llama'
-    ? { arch: 'llama', config: loaded.config as LlamaConfig, params }
-    : { arch: 'bert', config: loaded.config as BertConfig, params, heads: { mlm: hf.meta.head === 'mlm', classifier: hf.meta.head === 'classifier' } };
-}
-
 function loadTeacher(dir: string): { loaded: LoadedModel; tok: LoadedTokenizer } {
   if (!fs.existsSync(dir)) throw new Error(`--teacher ${dir}: no such directory`);
   let loaded: LoadedModel;
@@ -110,8 +100,9 @@ function loadTeacher(dir: string): { loaded: LoadedModel; tok: LoadedTokenizer }
   } catch (e) {
     throw new Error(`--teacher ${dir}: cannot load the model: ${(e as Error).message}`);
   }
-  if (loaded.hf.arch === 'bert' && loaded.hf.meta.head !== 'classifier') {
-    throw new Error(`--teacher ${dir}: is a BERT model without a classifier head; KD-QAT of an encoder needs a fine-tuned classifier (kdqat finetune)`);
+  const rec = archOf(loaded.hf);
+  if (rec.kind === 'encoder' && !rec.headsOf(loaded.hf.meta).classifier) {
+    throw new Error(`--teacher ${dir}: is a ${rec.label} model without a classifier head; KD-QAT of an encoder needs a fine-tuned classifier (kdqat finetune)`);
   }
   if (!loaded.tokenizerPath) throw new Error(`--teacher ${dir}: has no tokenizer.json; the data is tokenized with the teacher's own tokenizer`);
   const tok = loadTokenizer(loaded.tokenizerPath);
@@ -157,11 +148,9 @@ function studentParams(teacher: LoadedModel, tok: LoadedTokenizer, init: string)
   return out;
 }
 
-/** The forward pass of either architecture, as distillation outputs. */
+/** The record's forward pass (decoder: LM logits; encoder: classifier logits) with its taps. */
 function forward(model: Model, b: QatBatch, capture: ReturnType<typeof captureFor>, weight?: WeightFn): DistillOutputs {
-  if (model.arch === 'llama') return decoderOutputs(llamaForward(model.params, model.config, b.ids, { weight, capture }));
-  const enc = bertEncode(model.params, model.config, b.ids, { attentionMask: b.mask, tokenTypeIds: b.typeIds, weight, capture });
-  return encoderOutputs(enc, bertClassify(model.params, model.config, enc, { weight }));
+  return archOf(model).forward(model, { ids: b.ids, mask: b.mask, tokenTypeIds: b.typeIds }, { weight, capture });
 }
 
 export function runQat(run: QatRun): QatSummary {
@@ -186,7 +175,8 @@ export function runQat(run: QatRun): QatSummary {
   // Everything that can be wrong is checked before --force clears an old run out of the way.
   const { loaded: teacherDir, tok } = loadTeacher(c.teacher);
   const arch = teacherDir.arch;
-  const teacher = asModel(teacherDir, teacherDir.params);
+  const rec = archOf(teacherDir.hf);
+  const teacher = asModel(teacherDir);
   const student = asModel(teacherDir, studentParams(teacherDir, tok, c.studentInit));
   const { config: quant, source } = loadQuantConfig(c.quant);
   let prepared: Prepared;
@@ -203,16 +193,17 @@ export function runQat(run: QatRun): QatSummary {
   const seqLen = c.seqLen || Math.min(128, maxPos);
   if (seqLen > maxPos) throw new Error(`--seq-len ${seqLen} exceeds the teacher's max_position_embeddings ${maxPos}`);
   let data: QatData;
-  if (arch === 'llama') {
+  if (rec.kind === 'decoder') {
     if (!c.data) throw new Error('--data NAME|FILE is required for a decoder teacher: sotu, brown, moby-dick, or a text file');
-    if (c.task || c.dev) throw new Error(`--task/--dev are for a classifier teacher; ${c.teacher} is a LLaMA decoder: give --data`);
+    if (c.task || c.dev) throw new Error(`--task/--dev are for a classifier teacher; ${c.teacher} is a ${rec.label} decoder: give --data`);
     data = decoderData(c.data, tok, seqLen);
     if (data.train.count < c.batch) throw new Error(`--data ${c.data}: ${data.train.count} training windows of ${seqLen} tokens cannot fill one --batch of ${c.batch}`);
   } else {
     if (!c.task) throw new Error(`--task NAME|FILE is required for an encoder (classifier) teacher, e.g. --task brown-genre`);
-    if (c.data) throw new Error(`--data is for a decoder teacher; ${c.teacher} is a BERT classifier: give --task (and --dev for a file)`);
-    const labels = teacherDir.hf.arch === 'bert' ? teacherDir.hf.meta.labels ?? [] : [];
-    data = encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: (teacher.config as BertConfig).numLabels }, (_, i) => String(i)), seqLen);
+    if (c.data) throw new Error(`--data is for a decoder teacher; ${c.teacher} is a ${rec.label} classifier: give --task (and --dev for a file)`);
+    const labels = rec.labels(teacherDir.hf.meta) ?? [];
+    const K = 'numLabels' in teacher.config ? teacher.config.numLabels : 0;
+    data = encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen);
   }
   prepareOutDir(out, { force: run.force, resume: run.resume });
 

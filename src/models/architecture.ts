@@ -1,0 +1,146 @@
+// The architecture record (STYLE.md "Records and registries"): everything kdqat needs to know
+// about one model family, as data and functions in one place, so that loading, pretraining,
+// fine-tuning, QAT, evaluation and the CLI ask the record (or a capability on it) and never test
+// a family's name. One family = one record file (llama-arch.ts, bert-arch.ts) + one line in
+// registry.ts. The model code itself (config type, parameter spec, forward) stays in llama.ts /
+// bert.ts; the record wires it up.
+import type { Tensor } from '../tensor/tensor.js';
+import type { Init, Params, WeightFn } from '../nn/params.js';
+import type { TokenizerJson } from '../tokenize/schema.js';
+import type { ConfigReader, Obj } from './config-reader.js';
+
+/** Causal decoder (next-token LM) or bidirectional encoder. */
+export type ArchKind = 'decoder' | 'encoder';
+
+/** The heads a model carries (lm: causal LM head, mlm: masked-LM head, classifier: sequence
+ *  classifier on the pooled first token). */
+export interface Heads { lm: boolean; mlm: boolean; classifier: boolean }
+
+/** What a forward pass hands back for distillation and analysis (the "taps"), per layer.
+ *  attnOut of a pre-norm decoder is its saOut (METHODS.md §3). */
+export interface Taps {
+  logits: Tensor; // (B, T, V) decoder LM head, (B, K) encoder classifier
+  hidden: Tensor[]; // L+1 × (B, T, C), embedding output first
+  probs: Tensor[]; // L × (B, H, T, T)
+  scores: Tensor[]; // L × (B, H, T, T), masked entries 0
+  context: Tensor[]; // L × (B, T, C), softmax(QKᵀ)V before the output projection
+  saOut: Tensor[]; // L × (B, T, C), after the output projection, before the residual
+  attnOut: Tensor[]; // L × (B, T, C): encoder after residual + LayerNorm; decoder = saOut
+}
+/** Which taps a forward should collect. */
+export type TapRequest = Partial<Record<Exclude<keyof Taps, 'logits'>, boolean>>;
+
+export interface ForwardInput {
+  ids: Tensor; // (B, T) int32
+  /** (B, T) int32, 1 = real token, 0 = padding. */
+  mask?: Tensor | null;
+  tokenTypeIds?: Tensor | null;
+}
+export interface ForwardOptions { weight?: WeightFn; capture?: TapRequest }
+
+/** A model of family C: what `Model` (model.ts) is per registry entry. `X` are family-specific
+ *  fields (BERT: which heads it carries). */
+export type ArchModel<C, X = unknown> = { arch: string; config: C; params: Params } & X;
+
+/** Sizes `kdqat pretrain` builds a model from (its --hidden, --layers, … flags). */
+export interface ModelSizes {
+  vocab: number; hidden: number; layers: number; heads: number; kvHeads: number;
+  intermediate: number; seq: number; dropout: number;
+}
+
+/** Special-token ids config.json names (null: not set there; use the tokenizer's). */
+export interface SpecialIds {
+  bos: number | null;
+  /** HF allows a list; the first is the one GGUF and single-EOS users take. */
+  eos: number | number[] | null;
+  pad: number | null;
+}
+
+/** A quantizable weight outside the blocks' Linears (an embedding read through the WeightFn,
+ *  a head): `name` is the parameter, `logical` what patterns and student files call it. */
+export interface ExtraTarget { name: string; logical: string }
+
+export interface Architecture<C = any, M = any, X = any> {
+  /** Registry key: `Model.arch`, the HF model_type, the --arch value of `kdqat pretrain`. */
+  readonly name: string;
+  /** For messages: "LLaMA", "BERT". */
+  readonly label: string;
+  readonly kind: ArchKind;
+  /** HF `architectures` class names → the head each carries ('base': none). */
+  readonly hfClasses: Readonly<Record<string, keyof Heads | 'base'>>;
+  /** The heads this family can carry at all (finetune needs `classifier`, generate `lm`). */
+  readonly canCarry: Readonly<Heads>;
+  /** The tap the `attn_out` loss reads (METHODS.md §3): the attention sub-layer's output, which
+   *  is o_proj's output in a pre-norm decoder and the post-residual LayerNorm in BERT. */
+  readonly attnOutTap: 'saOut' | 'attnOut';
+
+  /** config.json ⇄ (config, meta); meta = what is not numerics (special ids, labels, dtype, head). */
+  readonly config: {
+    parse(r: ConfigReader): { config: C; meta: M };
+    toJson(config: C, meta: M): Obj;
+    /** Meta for a model built in kdqat, completed from `partial`. */
+    defaultMeta(partial?: Partial<M>): M;
+    /** Extra files save_pretrained writes beside config.json (generation_config.json). */
+    extraFiles?(meta: M): Record<string, Obj>;
+  };
+  /** Pretraining from scratch: flag checks (errors name the flag), config from the sizes, the
+   *  tokenizer trainer, and the meta of the saved model. */
+  readonly pretrain: {
+    check(s: ModelSizes): void;
+    config(s: ModelSizes): C;
+    tokenizer: { name: string; train(texts: string[], vocabSize: number): TokenizerJson };
+    meta(specials: { bos?: number; eos?: number; pad?: number }): Partial<M>;
+  };
+
+  /** Which heads a (config, meta) carries; a Model's own fields for families that record them. */
+  headsOf(meta: M): Heads;
+  /** The model fields beyond arch/config/params for these heads (BERT: `heads`). */
+  modelFields(heads: Heads): X;
+  /** The heads of a built model. */
+  modelHeads(model: ArchModel<C, X>): Heads;
+  /** Meta that makes save_pretrained name the class of these heads (throws if none fits). */
+  metaForHeads(heads: Heads): Partial<M>;
+  /** Class labels by index (classifier), null = HF's LABEL_i defaults or no classifier. */
+  labels(meta: M): string[] | null;
+  specialIds(meta: M): SpecialIds;
+  /** For messages: "a LLaMA decoder (causal LM", "a BERT encoder (classifier head". */
+  describe(heads: Heads): string;
+
+  /** Parameter table in Hugging Face names. */
+  paramSpec(config: C, heads: Heads): Map<string, { shape: number[]; init: Init }>;
+  /** The forward pass with taps: decoder → LM logits; encoder → classifier logits. */
+  forward(model: ArchModel<C, X>, x: ForwardInput, o?: ForwardOptions): Taps;
+  /** Token logits (B, T, V): causal for a decoder, masked-LM for an encoder. */
+  lmLogits(model: ArchModel<C, X>, ids: Tensor, o?: { attentionMask?: Tensor | null; weight?: WeightFn }): Tensor;
+
+  /** What quantization rules, freeze presets and the signal log refer to. */
+  readonly modules: {
+    /** Module kinds of the blocks' Linear weights (nn/modules.ts moduleOf), in plot order; these
+     *  are the quantizable weights inside the blocks. */
+    kinds: readonly string[];
+    /** Named freeze presets (--freeze ov): module patterns. */
+    freezePresets: Readonly<Record<string, readonly string[]>>;
+    /** Quantizable weights before / after the blocks' Linears. */
+    extraTargets(config: C): { first: ExtraTarget[]; last: ExtraTarget[] };
+    /** A student file stores weight `stored` under another parameter's name (a tied head): the
+     *  config that unties it, or null if this family has no such case. */
+    untie?(config: C, stored: string): C | null;
+  };
+
+  /** Reading checkpoints: stored-name fixes, tied copies, tensors to skip. */
+  readonly load: {
+    /** Stored name → HF name, given every stored name (for prefix checks). */
+    renamer?(all: readonly string[]): (stored: string) => string;
+    /** Stored tensors that must equal another parameter (tied weights): name → source. */
+    tied: Readonly<Record<string, string>>;
+    /** Why `tied` holds (for the error when a copy differs). */
+    tiedReason(name: string): string;
+    /** Stored but unused by these heads (not an error). */
+    skip?(name: string, meta: M): boolean;
+    /** config.json names no class: the (config, meta) from the stored tensors' shapes. */
+    fromTensors?(config: C, meta: M, shapes: ReadonlyMap<string, readonly number[]>): { config: C; meta: M } | null;
+  };
+
+  /** llama.cpp: general.architecture and HF name → GGUF tensor name (null: not exportable). */
+  readonly gguf: { arch: string; tensorName(hfName: string): string } | null;
+}
