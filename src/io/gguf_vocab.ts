@@ -20,13 +20,16 @@ export function ggufTokenizerModel(t: TokenizerInfo, json: Record<string, unknow
     'as "llama"; retrain or convert the tokenizer to one of these');
 }
 
+/** llama.cpp's name for SentencePiece vocabularies (tokenizer.ggml.model), not an architecture. */
+const SPM_TOKENIZER_MODEL = 'llama';
+
 /** The tokenizer.ggml.* vocabulary keys (model, pre, tokens, token_type, and merges or scores
  *  plus add_space_prefix) for a model of `vocabSize` rows. `pre` overrides the detected
  *  pre-tokenizer (byte-level BPE only). */
 export function ggufVocabKv(t: TokenizerInfo, json: Record<string, unknown>, vocabSize: number, pre?: string): [string, GgufValue][] {
   const kind = ggufTokenizerModel(t, json);
   const str = (value: string): GgufValue => ({ type: 'string', value });
-  if (kind === 'llama') {
+  if (kind === SPM_TOKENIZER_MODEL) {
     if (pre !== undefined && pre !== 'default') {
       throw new Error(`--tokenizer-pre ${pre}: ${t.file} is a SentencePiece-style vocabulary, which llama.cpp tokenizes ` +
         'without a pre-tokenizer (tokenizer.ggml.pre "default"); drop --tokenizer-pre');
