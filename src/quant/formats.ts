@@ -1,9 +1,12 @@
 // llama.cpp block quantization formats as data: ggml type id, elements per block, bytes per block,
 // and reference quantize/dequantize that reproduce ggml-quants.c bit for bit
-// (quantize_row_{q4_0,q8_0,tq2_0}_ref and dequantize_row_*; struct layouts from ggml-common.h).
+// (quantize_row_{q4_0,q8_0,tq2_0,q2_K..q6_K}_ref and dequantize_row_*; struct layouts from
+// ggml-common.h). The K-quants' math is in kquants.ts / kquants_sym.ts.
 // These are the references QAT fake-quantization and GGUF export are tested against
 // (STYLE.md 4 and 6: fake(w) === dequant(quant(w))). METHODS.md §2 gives the rules.
 import { f32, roundAway, writeF16, readF16, blocksInRow, blocksInBytes, checkFinite } from './blocks.js';
+import { QK_K, quantizeQ2_K, dequantizeQ2_K, quantizeQ4_K, dequantizeQ4_K, quantizeQ5_K, dequantizeQ5_K } from './kquants.js';
+import { quantizeQ3_K, dequantizeQ3_K, quantizeQ6_K, dequantizeQ6_K } from './kquants_sym.js';
 
 export interface BlockFormat {
   readonly name: string;
@@ -152,8 +155,25 @@ export const TQ2_0 = {
   name: 'TQ2_0', ggmlType: 35, block: 256, bytes: 256 / 4 + 2, quantizeRef: quantizeTQ2_0, dequantizeRef: dequantizeTQ2_0,
 } as const satisfies BlockFormat;
 
+// K-quants (ggml type ids 10-14): super-blocks of QK_K = 256 with quantized sub-block scales.
+export const Q2_K = {
+  name: 'Q2_K', ggmlType: 10, block: QK_K, bytes: 16 + 64 + 4, quantizeRef: quantizeQ2_K, dequantizeRef: dequantizeQ2_K,
+} as const satisfies BlockFormat;
+export const Q3_K = {
+  name: 'Q3_K', ggmlType: 11, block: QK_K, bytes: 32 + 64 + 12 + 2, quantizeRef: quantizeQ3_K, dequantizeRef: dequantizeQ3_K,
+} as const satisfies BlockFormat;
+export const Q4_K = {
+  name: 'Q4_K', ggmlType: 12, block: QK_K, bytes: 4 + 12 + 128, quantizeRef: quantizeQ4_K, dequantizeRef: dequantizeQ4_K,
+} as const satisfies BlockFormat;
+export const Q5_K = {
+  name: 'Q5_K', ggmlType: 13, block: QK_K, bytes: 4 + 12 + 32 + 128, quantizeRef: quantizeQ5_K, dequantizeRef: dequantizeQ5_K,
+} as const satisfies BlockFormat;
+export const Q6_K = {
+  name: 'Q6_K', ggmlType: 14, block: QK_K, bytes: 128 + 64 + 16 + 2, quantizeRef: quantizeQ6_K, dequantizeRef: dequantizeQ6_K,
+} as const satisfies BlockFormat;
+
 /** Every block format, by name. */
-export const FORMATS = { Q4_0, Q8_0, TQ2_0 } as const;
+export const FORMATS = { Q4_0, Q8_0, TQ2_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } as const;
 export type FormatName = keyof typeof FORMATS;
 
 /** Fake quantization by the export path itself: dequantize(quantize(row)). */
