@@ -180,3 +180,56 @@ export type FormatName = keyof typeof FORMATS;
 export function fakeQuantRef(format: BlockFormat, row: Float32Array): Float32Array {
   return format.dequantizeRef(format.quantizeRef(row));
 }
+
+/** gridQuantRef's budget: passes per settling round, and rounds. */
+export const GRID_PASSES = 8;
+export const GRID_ROUNDS = 6;
+
+const sameValues = (a: Float32Array, b: Float32Array): boolean => a.every((v, i) => v === b[i]); // −0 = +0
+
+/**
+ * QAT's fake quantization on a format's exact grid: per block, dequantize∘quantize repeated
+ * until the block is a fixed point, so that quantizeRef of the result dequantizes back to it
+ * (−0 and +0 alike, as export's lossless check counts them): a student holding it exports
+ * losslessly. Every value is an output of llama.cpp's own dequantizer, so the quantized 6-bit
+ * sub-block scales and mins and the fp16 d/dmin are part of the grid.
+ *
+ * Q4_0/Q8_0/TQ2_0 blocks are fixed points after one pass (= fakeQuantRef). The K-quants search
+ * their scales, and a dequantized block's sub-block scales are not always found again: most
+ * blocks settle in 1-3 passes, but a few (mostly sparse ones: a sub-block with one or two
+ * non-zero values, where several scales fit equally well and float rounding picks one) oscillate.
+ * Then the values that keep changing are set to 0 and the block is settled again (up to
+ * GRID_ROUNDS times); a block that still oscillates becomes all zeros, a fixed point of every
+ * format. Throws if the block's scale overflows fp16 (dequantized values not finite).
+ */
+export function gridQuantRef(format: BlockFormat, row: Float32Array): Float32Array {
+  const out = fakeQuantRef(format, row);
+  const B = format.block;
+  for (let b = 0; b < out.length / B; b++) {
+    const block = out.subarray(b * B, (b + 1) * B);
+    if (!block.every(Number.isFinite)) {
+      let amax = 0;
+      for (let j = b * B; j < (b + 1) * B; j++) amax = Math.max(amax, Math.abs(row[j]));
+      throw new RangeError(`${format.name}: block ${b} (elements ${b * B}..${(b + 1) * B - 1}, max |w| ${amax}) ` +
+        'overflows the fp16 block scale; such weights cannot be stored in this format (rescale them or keep the tensor F32)');
+    }
+    block.set(settle(format, block));
+  }
+  return out;
+}
+
+function settle(format: BlockFormat, start: Float32Array): Float32Array {
+  let w = start;
+  for (let round = 0; round < GRID_ROUNDS; round++) {
+    let prev = w;
+    for (let pass = 0; pass < GRID_PASSES; pass++) {
+      const y = fakeQuantRef(format, w);
+      // Settled; y (not w) so that the zeros carry the signs the GGUF dequantizes to.
+      if (sameValues(y, w)) return y;
+      prev = w;
+      w = y;
+    }
+    w = fakeQuantRef(format, w.map((v, i) => (v === prev[i] ? v : 0)));
+  }
+  return fakeQuantRef(format, new Float32Array(format.block));
+}

@@ -96,7 +96,7 @@ function makeQ3(n: number, nmax: number, x: Float32Array, xo: number, L: Uint8Ar
 // 6-bit sub-scales (stored + 32): low nibbles in scales[0..7] (j < 8 low, j ≥ 8 high nibble of
 // byte j−8), top 2 bits in bits 2(j/4) of scales[8 + j%4]. Codes −4..3 (+4): 2 low bits packed
 // as in Q2_K, the third in bit e/32 of hmask[e % 32].
-function q3Scale(s: Uint8Array, o: number, j: number): number {
+export function q3Scale(s: Uint8Array, o: number, j: number): number {
   const low = j < 8 ? s[o + j] & 0xf : s[o + j - 8] >> 4;
   return (low | (((s[o + 8 + (j % 4)] >> (2 * (j >> 2))) & 3) << 4)) - 32;
 }

@@ -1,6 +1,6 @@
 // llama.cpp runs kdqat's low-bit GGUF exports of the shipped teacher (teachers/llama-sotu) as
 // kdqat's forward runs the same dequantized weights. llama.cpp's CPU matmul for Q8_0/Q4_0
-// weights quantizes the activations to Q8_0 on the fly (TQ2_0: Q8_K), and how exactly depends
+// weights quantizes the activations to Q8_0 on the fly (TQ2_0, K-quants: Q8_K), and how exactly depends
 // on its CPU variant (AVX2, AVX-512, AMX, repacked layouts): gguf-matmul-bound.test.ts checks
 // one quantized matmul against the exact bound. Through four layers no useful worst-case bound
 // exists, so this test compares llama.cpp with two kdqat runs of the dequantized weights:
@@ -38,7 +38,7 @@ import { agreement, argmaxFlipsWithin, f32Tolerance, runLlamaCpp, type Agreement
 
 const TEACHER = fileURLToPath(new URL('../../teachers/llama-sotu', import.meta.url));
 const GEN = 32;
-const TYPES: FormatName[] = ['Q8_0', 'Q4_0', 'TQ2_0'];
+const TYPES: FormatName[] = ['Q8_0', 'Q4_0', 'TQ2_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'];
 const PROJ = /\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.weight$/;
 
 let dir = '';
@@ -75,7 +75,7 @@ function dequantized(params: Params, type: FormatName, deq = (f: FormatName, b: 
 }
 
 // llama.cpp's CPU matmul quantizes a quantized weight's input on the fly (ggml-cpu
-// type_traits_cpu vec_dot_type): Q8_0 for Q8_0/Q4_0 weights, Q8_K for TQ2_0. These are those
+// type_traits_cpu vec_dot_type): Q8_0 for Q8_0/Q4_0 weights, Q8_K for TQ2_0 and the K-quants. These are those
 // activation quantizers as the AVX2 build runs them, for kdqat's forward (WeightFn.input):
 //   Q8_0 (arch/x86 quantize_row_q8_0): d = fp16(amax/127), q = rint(x · (127/amax)) ties to even;
 //   Q8_K (quantize_row_q8_K_ref): m = signed max, s = -127/m, q = min(127, rint(s·x)), d = 1/s (f32).
@@ -107,7 +107,7 @@ function roundEven(v: number): number {
 /** Weights as they are, inputs quantized as llama.cpp does for a file of `type`. */
 function llamaCppActivations(type: FormatName): WeightFn {
   return Object.assign((_n: string, p: Tensor) => p, {
-    input: (n: string, x: Tensor) => new Tensor((PROJ.test(n) && type === 'TQ2_0' ? actQ8_K : actQ8_0)(x.f32), x.shape),
+    input: (n: string, x: Tensor) => new Tensor((PROJ.test(n) && FORMATS[type].block === 256 ? actQ8_K : actQ8_0)(x.f32), x.shape),
   });
 }
 
