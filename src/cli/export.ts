@@ -43,7 +43,9 @@ export function exportCommand(): Command {
     });
 }
 
-const BLOCK_RULES: Record<string, FormatName> = { q4_0: 'Q4_0', q8_0: 'Q8_0', tq2_0: 'TQ2_0' };
+const BLOCK_RULES: Record<string, FormatName> = {
+  q4_0: 'Q4_0', q8_0: 'Q8_0', tq2_0: 'TQ2_0', q2_k: 'Q2_K', q3_k: 'Q3_K', q4_k: 'Q4_K', q5_k: 'Q5_K', q6_k: 'Q6_K',
+};
 
 /** How the weights go into the GGUF. A plain model: everything by `given` (default F32). A
  *  student (quant/student.ts) opens as its dequantized weights; each weight it quantized with a
