@@ -66,7 +66,7 @@ function checkBlocks(type: GgmlType, cols: number, what: string): void {
   if (!Object.hasOwn(FORMATS, type)) return;
   const block = FORMATS[type as FormatName].block;
   if (cols % block !== 0) {
-    const other = cols % 256 === 0 ? 'q8_0, q4_0 or a K-quant' : cols % 32 === 0 ? 'q8_0 or q4_0' : 'f16';
+    const other = cols % 32 === 0 ? 'q8_0 or q4_0' : 'f16';
     throw new Error(`${what}: input dimension ${cols} is not a multiple of the ${type} block size ${block}; ` +
       `export with --type ${other}${type === 'Q8_0' ? ' (or --embed-type f16 for token_embd/output)' : ''}`);
   }
