@@ -7,11 +7,11 @@
 //   make_ggml_vectors LIBGGML_BASE_SO OUT.safetensors
 //
 // Functions used (all exported by libggml-base, declared in ggml-quants.h / ggml.h):
-//   quantize_row_{q4_0,q8_0,tq2_0}_ref   the bytes written to the fixture;
+//   quantize_row_{q4_0,q8_0,tq2_0,q2_K,q3_K,q4_K,q5_K,q6_K}_ref   the bytes written to the fixture;
 //   ggml_quantize_chunk(type, ..., imatrix = NULL)   the path llama-quantize takes: checked to give
 //                                        the same bytes (it calls quantize_{q4_0,...}, which with
 //                                        no importance matrix call the *_ref functions);
-//   dequantize_row_{q4_0,q8_0,tq2_0}    the dequantized values written to the fixture;
+//   dequantize_row_{q4_0,...,q6_K}      the dequantized values written to the fixture;
 //   ggml_get_type_traits(type)->to_float checked to give the same values bit for bit;
 //   ggml_blck_size, ggml_type_size, ggml_type_name   checked against the expected block layout.
 #include <dlfcn.h>
@@ -65,6 +65,7 @@ struct Format {
   int qlo, qhi;   // integer grid (x/d) used for the tie cases
   from_float_t quant_ref;
   to_float_t dequant;
+  bool kquant;    // K-quant super-block: cases from makeKCases (no single anchor element)
 };
 
 // splitmix64: a fixed, portable stream; normals by Box-Muller in double, rounded to float.
@@ -224,6 +225,113 @@ std::vector<Case> makeCases(const Format &f, uint64_t seed) {
   return cs;
 }
 
+// K-quants: d, dmin and the 6-bit sub-block scales come out of an iterative search, so there is
+// no anchor element; the cases aim at the search's branches and the rounding of its results.
+std::vector<Case> makeKCases(const Format &f, uint64_t seed) {
+  Rng r(seed);
+  const int B = f.block, n = 2 * B, nb = 2;  // 2 super-blocks of 256 per row
+  std::vector<Case> cs;
+  auto add = [&](const char *name, int rows) -> Case & {
+    cs.push_back({name, rows, n, std::vector<float>((size_t)rows * n)});
+    return cs.back();
+  };
+  // normal: N(0,1) with the scale changing block to block over 2^-10 .. 2^5.
+  {
+    Case &c = add("normal", 4);
+    for (int i = 0; i < c.rows * nb; i++) {
+      float s = std::ldexp(1.0f, (int)(i * 7 % 16) - 10);
+      for (int j = 0; j < B; j++) c.x[(size_t)i * B + j] = s * r.normal();
+    }
+  }
+  // subscales: every 16 elements a different scale, 2^-12 .. 2^0 within one super-block, so small
+  // sub-blocks quantize their 4/6-bit scale to 0 (llama.cpp then keeps the search's codes).
+  {
+    Case &c = add("subscales", 2);
+    for (int i = 0; i < c.rows * nb; i++)
+      for (int j = 0; j < B; j++) c.x[(size_t)i * B + j] = std::ldexp(1.0f, -(int)((j / 16 * 5 + i) % 13)) * r.normal();
+  }
+  // zeros: all +0, all −0, and normal blocks with one zero (or −0) sub-block of 16 or 32.
+  {
+    Case &c = add("zeros", 2);
+    for (int i = 0; i < c.rows * nb; i++) {
+      for (int j = 0; j < B; j++) {
+        float v = i % 4 == 0 ? 0.0f : i % 4 == 1 ? -0.0f : r.normal();
+        if (i % 4 >= 2 && j / 32 == i % 5) v = i % 4 == 2 ? 0.0f : -0.0f;
+        c.x[(size_t)i * B + j] = v;
+      }
+    }
+  }
+  // constants: constant super-blocks (positive, negative) and constant sub-blocks (max == min,
+  // all-equal groups) of differing values.
+  {
+    Case &c = add("constants", 2);
+    for (int i = 0; i < c.rows * nb; i++) {
+      float k = (float)(0.25 + r.uniform()) * (i % 2 ? -1.0f : 1.0f);
+      for (int j = 0; j < B; j++) c.x[(size_t)i * B + j] = i < 2 ? k : k * (float)(1 + (j / 16) % 3) * ((j / 32) % 2 ? -1.0f : 1.0f);
+    }
+  }
+  // outlier: small values and one large element per super-block, alternately + and −.
+  {
+    Case &c = add("outlier", 2);
+    for (int i = 0; i < c.rows * nb; i++) {
+      float *b = &c.x[(size_t)i * B];
+      for (int j = 0; j < B; j++) b[j] = 0.01f * r.normal();
+      b[r.below(B)] = (i % 2 ? -1.0f : 1.0f) * (20.0f + 80.0f * (float)r.uniform());
+    }
+  }
+  // signs: negative-only blocks, positive-only blocks, and blocks whose largest |x| is negative.
+  {
+    Case &c = add("signs", 2);
+    for (int i = 0; i < c.rows * nb; i++) {
+      float *b = &c.x[(size_t)i * B];
+      for (int j = 0; j < B; j++) {
+        float v = std::fabs(r.normal());
+        b[j] = i % 3 == 0 ? -v : i % 3 == 1 ? v : 0.3f * r.normal();
+      }
+      if (i % 3 == 2) b[r.below(B)] = -4.0f;
+    }
+  }
+  // grid: values k/8 and k/8 + 1/16 for small integers k, so products with the search's scales
+  // land on exact halves (nearest_int rounds them to even).
+  {
+    Case &c = add("grid", 2);
+    for (int i = 0; i < c.rows * nb; i++)
+      for (int j = 0; j < B; j++) c.x[(size_t)i * B + j] = (float)(r.below(64) - 32) / 8.0f + (i % 2 ? 0.0625f : 0.0f);
+  }
+  // requant: llama.cpp's own dequantized output of normal data (what a QAT student holds), so
+  // quantizing it again must find the same grid.
+  {
+    Case &c = add("requant", 2);
+    std::vector<float> x(n);
+    std::vector<uint8_t> q((size_t)nb * f.bytes);
+    for (int row = 0; row < c.rows; row++) {
+      for (int j = 0; j < n; j++) x[j] = std::ldexp(1.0f, row * 3 - 4) * r.normal();
+      f.quant_ref(x.data(), q.data(), n);
+      f.dequant(q.data(), &c.x[(size_t)row * n], n);
+    }
+  }
+  // tiny: scales where d and dmin are f16 subnormals or round to 0 while the float search runs.
+  {
+    Case &c = add("tiny", 4);
+    const float scales[] = {1e-4f, 1e-5f, 1e-6f, 1e-7f, 1e-8f, 1e-12f, 1e-20f, 1e-30f};
+    for (int i = 0; i < c.rows * nb; i++) {
+      float s = scales[i % 8];
+      for (int j = 0; j < B; j++) c.x[(size_t)i * B + j] = s * r.normal();
+    }
+  }
+  // huge: large magnitudes: d at and past the f16 maximum (stored as inf; dequantized values are
+  // then ±inf or NaN) and float overflow inside the search's sums (x² and x³ weights).
+  {
+    Case &c = add("huge", 4);
+    const float scales[] = {3e3f, 6e4f, 1e5f, 1e6f, 1e9f, 1e12f, 1e14f, 4e5f};
+    for (int i = 0; i < c.rows * nb; i++) {
+      float s = scales[i % 8];
+      for (int j = 0; j < B; j++) c.x[(size_t)i * B + j] = s * r.normal();
+    }
+  }
+  return cs;
+}
+
 struct Entry {
   std::string dtype;
   std::vector<int64_t> shape;
@@ -292,9 +400,14 @@ int main(int argc, char **argv) {
   auto tname = (type_name_t)sym("ggml_type_name");
 
   Format formats[] = {
-      {"Q4_0", 2, 32, 18, -8.0f, -8, 8, (from_float_t)sym("quantize_row_q4_0_ref"), (to_float_t)sym("dequantize_row_q4_0")},
-      {"Q8_0", 8, 32, 34, 127.0f, -127, 127, (from_float_t)sym("quantize_row_q8_0_ref"), (to_float_t)sym("dequantize_row_q8_0")},
-      {"TQ2_0", 35, 256, 66, 1.0f, -1, 1, (from_float_t)sym("quantize_row_tq2_0_ref"), (to_float_t)sym("dequantize_row_tq2_0")},
+      {"Q4_0", 2, 32, 18, -8.0f, -8, 8, (from_float_t)sym("quantize_row_q4_0_ref"), (to_float_t)sym("dequantize_row_q4_0"), false},
+      {"Q8_0", 8, 32, 34, 127.0f, -127, 127, (from_float_t)sym("quantize_row_q8_0_ref"), (to_float_t)sym("dequantize_row_q8_0"), false},
+      {"TQ2_0", 35, 256, 66, 1.0f, -1, 1, (from_float_t)sym("quantize_row_tq2_0_ref"), (to_float_t)sym("dequantize_row_tq2_0"), false},
+      {"Q2_K", 10, 256, 84, 0, 0, 0, (from_float_t)sym("quantize_row_q2_K_ref"), (to_float_t)sym("dequantize_row_q2_K"), true},
+      {"Q3_K", 11, 256, 110, 0, 0, 0, (from_float_t)sym("quantize_row_q3_K_ref"), (to_float_t)sym("dequantize_row_q3_K"), true},
+      {"Q4_K", 12, 256, 144, 0, 0, 0, (from_float_t)sym("quantize_row_q4_K_ref"), (to_float_t)sym("dequantize_row_q4_K"), true},
+      {"Q5_K", 13, 256, 176, 0, 0, 0, (from_float_t)sym("quantize_row_q5_K_ref"), (to_float_t)sym("dequantize_row_q5_K"), true},
+      {"Q6_K", 14, 256, 210, 0, 0, 0, (from_float_t)sym("quantize_row_q6_K_ref"), (to_float_t)sym("dequantize_row_q6_K"), true},
   };
 
   std::map<std::string, Entry> out;
@@ -316,7 +429,9 @@ int main(int argc, char **argv) {
     meta[std::string(f.name) + ".ggml_type"] = std::to_string(f.type);
     meta[std::string(f.name) + ".type_name"] = tname(f.type);
     uint64_t seed = 1000 + (uint64_t)f.type;
-    for (Case &c : makeCases(f, seed)) {
+    std::string names;
+    for (Case &c : f.kquant ? makeKCases(f, seed) : makeCases(f, seed)) {
+      names += (names.empty() ? "" : ",") + c.name;
       const size_t nel = (size_t)c.rows * c.n, rowBytes = (size_t)c.n / f.block * f.bytes;
       std::vector<uint8_t> q(rowBytes * c.rows), q2(q.size(), 0xaa);
       f.quant_ref(c.x.data(), q.data(), (int64_t)nel);
@@ -338,6 +453,7 @@ int main(int argc, char **argv) {
       out[p + ".y"] = {"F32", {c.rows, c.n}, bytesOf(y)};
       total++;
     }
+    meta[std::string(f.name) + ".cases"] = names;
   }
   meta["source"] = "libggml-base.so of node-llama-cpp (llama.cpp release v0.4.0 per _nlcBuildMetadata.json)";
   meta["quantize"] = "quantize_row_*_ref (== ggml_quantize_chunk with imatrix NULL, checked)";

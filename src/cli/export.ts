@@ -1,5 +1,6 @@
-// `kdqat export`: a model directory to a GGUF file for llama.cpp (LLaMA only; F32, F16 or the
-// llama.cpp block formats Q8_0/Q4_0/TQ2_0, see src/io/gguf.ts), or re-saved as a model directory
+// `kdqat export`: a model directory to a GGUF file for llama.cpp (LLaMA only; F32, F16, the
+// llama.cpp block formats Q8_0/Q4_0/TQ2_0/Q2_K…Q6_K, see src/io/gguf.ts, or the Q4_K_M/Q5_K_M
+// mixes, src/quant/kmix.ts), or re-saved as a model directory
 // in half precision (safetensors F16/BF16).
 // The model modules are imported when the command runs (see eval.ts).
 import { Command } from 'commander';
@@ -8,6 +9,8 @@ import * as path from 'node:path';
 import type { SaveDType } from '../io/model-dir.js';
 import type { GgmlType, GgufEmbedType, GgufWeightType } from '../io/gguf.js';
 import type { FormatName } from '../quant/formats.js';
+import type { KMixName } from '../quant/kmix.js';
+import type { LlamaConfig } from '../models/llama.js';
 import type { OpenedModel } from './open-model.js';
 
 export interface ExportOptions {
@@ -15,7 +18,7 @@ export interface ExportOptions {
   format?: string;
   out?: string;
   dtype?: string;
-  /** gguf: type of the projection matrices (f32, f16, q8_0, q4_0, tq2_0); --dtype is its alias. */
+  /** gguf: type of the projection matrices (f32, f16, q8_0, q4_0, tq2_0, q2_k…q6_k, q4_k_m, q5_k_m); --dtype is its alias. */
   type?: string;
   /** gguf: type of token_embd / output (f32, f16, q8_0). */
   embedType?: string;
@@ -31,7 +34,7 @@ export function exportCommand(): Command {
     .requiredOption('--model <dir>', 'Hugging Face model directory')
     .requiredOption('--format <format>', 'gguf or safetensors')
     .requiredOption('--out <path>', 'FILE.gguf, or the output directory for safetensors')
-    .option('--type <type>', 'gguf: type of the 7 projection matrices of every layer: f32, f16, q8_0, q4_0 or tq2_0 (default f32; for a q4_0/q8_0/tq2_0 student its own format, exported losslessly)')
+    .option('--type <type>', 'gguf: type of the 7 projection matrices of every layer: f32, f16, q8_0, q4_0, tq2_0, q2_k … q6_k, or llama-quantize\'s mixes q4_k_m / q5_k_m (default f32; for a student on a llama.cpp grid its own format, exported losslessly)')
     .option('--embed-type <type>', 'gguf: type of token_embd and output: f32, f16 or q8_0 (default: as --type for f32/f16, else q8_0)')
     .option('--dtype <dtype>', 'safetensors: f16 (default), bf16 or f32; gguf: same as --type')
     .option('--tokenizer <file>', 'tokenizer.json to use when the model directory has none (its tokenizer_config.json, if beside it, too)')
@@ -46,7 +49,9 @@ export function exportCommand(): Command {
     });
 }
 
-const BLOCK_RULES: Record<string, FormatName> = { q4_0: 'Q4_0', q8_0: 'Q8_0', tq2_0: 'TQ2_0' };
+const BLOCK_RULES: Record<string, FormatName> = {
+  q4_0: 'Q4_0', q8_0: 'Q8_0', tq2_0: 'TQ2_0', q2_k: 'Q2_K', q3_k: 'Q3_K', q4_k: 'Q4_K', q5_k: 'Q5_K', q6_k: 'Q6_K',
+};
 
 /** How the weights go into the GGUF. A plain model: everything by `given` (default F32). A
  *  student (quant/student.ts) opens as its dequantized weights; each weight it quantized with a
@@ -88,6 +93,34 @@ export function studentPlan(m: OpenedModel, given: GgufWeightType | undefined, e
   return { dtype, types, lossless, notes };
 }
 
+// --type values for gguf (the block types of io/gguf.ts GGUF_WEIGHT_TYPES, and llama-quantize's
+// mixed K-quant recipes of quant/kmix.ts), listed here so that a typo fails before loading.
+const GGUF_TYPES = ['F32', 'F16', 'Q8_0', 'Q4_0', 'TQ2_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'];
+const MIXES = ['Q4_K_M', 'Q5_K_M'] as const;
+
+/** --type q4_k_m / q5_k_m: llama-quantize's type per tensor (quant/kmix.ts). A student's weight on
+ *  a llama.cpp grid must be on the type the recipe gives that tensor (kMixQuantConfig trains so);
+ *  it is then written losslessly (checked). --embed-type, when given, sets token_embd/output. */
+function mixPlan(m: OpenedModel, mix: KMixName, embedGiven: boolean, kMixTypes: (cfg: LlamaConfig, mix: KMixName) => Map<string, string>):
+  { dtype: GgufWeightType; types: Map<string, GgmlType>; lossless: Set<string>; notes: string[] } {
+  const types = kMixTypes(m.loaded.hf.config as LlamaConfig, mix) as Map<string, GgmlType>;
+  if (embedGiven) for (const W of ['model.embed_tokens.weight', 'lm_head.weight']) types.delete(W);
+  const lossless = new Set<string>(), notes: string[] = [];
+  for (const [W, e] of m.student && !m.latent ? m.student.weights : []) {
+    const f = BLOCK_RULES[e.quant.rule.kind];
+    if (!f) continue;
+    if (types.get(W) !== f) {
+      throw new Error(`--type ${mix.toLowerCase()}: the student ${m.dir} has ${W} on the ${f} grid, but ${mix} stores it as ` +
+        `${types.get(W) ?? 'its --embed-type'}; train with kMixQuantConfig (quant/kmix.ts) for a lossless ${mix}, or export with --type ${f.toLowerCase()}`);
+    }
+    lossless.add(W);
+  }
+  if (m.student && !m.latent && lossless.size < m.student.weights.size) {
+    notes.push(`${m.student.weights.size - lossless.size} weight(s) of ${m.dir} are not on a llama.cpp grid; they are re-quantized round-to-nearest`);
+  }
+  return { dtype: mix === 'Q4_K_M' ? 'Q4_K' : 'Q5_K', types, lossless, notes };
+}
+
 /** Returns the absolute path written. */
 export async function runExport(opts: ExportOptions): Promise<string> {
   const format = (opts.format ?? '').toLowerCase();
@@ -106,7 +139,7 @@ export async function runExport(opts: ExportOptions): Promise<string> {
   const given = format === 'gguf' ? opts.type ?? opts.dtype : opts.dtype;
   // gguf without --type: F32, or a student's own block format (decided once it is loaded).
   const dtype = (given ?? (format === 'gguf' ? '' : 'f16')).toUpperCase();
-  const allowed = format === 'gguf' ? ['F32', 'F16', 'Q8_0', 'Q4_0', 'TQ2_0'] : ['F16', 'BF16', 'F32'];
+  const allowed = format === 'gguf' ? [...GGUF_TYPES, ...MIXES] : ['F16', 'BF16', 'F32'];
   if (dtype && !allowed.includes(dtype)) throw new Error(`${flag} ${given}: ${format} export supports ${allowed.map((d) => d.toLowerCase()).join(', ')}`);
   const embedType = opts.embedType?.toUpperCase();
   if (embedType !== undefined && !['F32', 'F16', 'Q8_0'].includes(embedType)) {
@@ -132,7 +165,9 @@ export async function runExport(opts: ExportOptions): Promise<string> {
       throw new Error(`--model ${m.dir} is ${describeModel(m)}: GGUF export is for LLaMA-family decoders (llama.cpp runs no BERT encoders from kdqat); use --format safetensors`);
     }
     if (!tokenizerJson) throw new Error(`--model ${m.dir}: no tokenizer.json in the model directory, and GGUF embeds the vocabulary; pass --tokenizer FILE`);
-    const plan = studentPlan(m, (dtype || undefined) as GgufWeightType | undefined, embedType !== undefined);
+    const plan = (MIXES as readonly string[]).includes(dtype)
+      ? mixPlan(m, dtype as KMixName, embedType !== undefined, (await import('../quant/kmix.js')).kMixTypes)
+      : studentPlan(m, (dtype || undefined) as GgufWeightType | undefined, embedType !== undefined);
     for (const n of plan.notes) process.stderr.write(`note: ${n}\n`);
     try {
       exportLlamaGguf(out, {

@@ -14,12 +14,14 @@
 // and, for the low-bit types, what llama.cpp's quantize tool (src/llama-quant.cpp) does to such
 // a file, with kdqat's bit-exact block quantizers (src/quant/formats.ts ≡ ggml-quants.c):
 //   - the 7 projection matrices of every layer (attn_q/k/v/output, ffn_gate/up/down) in Q8_0,
-//     Q4_0 or TQ2_0, blocks along the input dimension (GGUF ne[0]); q/k rows are permuted first
-//     (a permutation of whole rows, so it commutes with the per-row blocks);
-//   - norms F32; token_embd and output in `embedType`, Q8_0 by default. llama-quantize would
-//     write output as Q6_K (Q8_0 for an Q8_0 file), token_embd as Q4_0 (Q4_0 file) or Q4_K
-//     (TQ2_0 file); kdqat has no K-quants, so both take Q8_0, at least as precise as either;
-//   - general.file_type = LLAMA_FTYPE_MOSTLY_{Q8_0,Q4_0,TQ2_0} (llama.h).
+//     Q4_0, TQ2_0 or a K-quant (Q2_K … Q6_K), blocks along the input dimension (GGUF ne[0]);
+//     q/k rows are permuted first (a permutation of whole rows, so it commutes with the
+//     per-row blocks);
+//   - norms F32; token_embd and output in `embedType`, Q8_0 by default (llama-quantize would
+//     write output as Q6_K, token_embd as the file's type; pass embedType or `types` for that);
+//   - general.file_type = LLAMA_FTYPE_MOSTLY_{Q8_0,Q4_0,TQ2_0,Q2_K,Q3_K_M,Q4_K_M,Q5_K_M,Q6_K}
+//     (llama.h; a Q4_K/Q5_K/Q3_K file is labelled with llama-quantize's default recipe for
+//     that type, M, as its "Q4_K" alias is Q4_K_M; llama.cpp uses the label only for display).
 // A student trained on the same grid (fake quantization ≡ formats.ts) exports losslessly: its
 // fake-quantized weights are fixed points of quantize→dequantize, so the blocks written here
 // dequantize to exactly the weights the student was evaluated with.
@@ -39,14 +41,17 @@ export * from './gguf_format.js';
 export * from './gguf_read.js';
 
 /** general.file_type (llama.h enum llama_ftype, llama.cpp v0.4.0): ALL_F32 = 0,
- *  MOSTLY_F16 = 1, MOSTLY_Q4_0 = 2, MOSTLY_Q8_0 = 7, MOSTLY_TQ2_0 = 37. */
-export const FILE_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, TQ2_0: 37 } as const;
+ *  MOSTLY_F16 = 1, MOSTLY_Q4_0 = 2, MOSTLY_Q8_0 = 7, MOSTLY_Q2_K = 10, MOSTLY_Q3_K_M = 12,
+ *  MOSTLY_Q4_K_M = 15, MOSTLY_Q5_K_M = 17, MOSTLY_Q6_K = 18, MOSTLY_TQ2_0 = 37. */
+export const FILE_TYPE = {
+  F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q2_K: 10, Q3_K: 12, Q4_K: 15, Q5_K: 17, Q6_K: 18, TQ2_0: 37,
+} as const;
 /** Types the projection matrices can be exported in. */
 export type GgufWeightType = keyof typeof FILE_TYPE;
 export const GGUF_WEIGHT_TYPES = Object.keys(FILE_TYPE) as GgufWeightType[];
 /** Types for token_embd / output. */
-export type GgufEmbedType = 'F32' | 'F16' | 'Q8_0';
-export const GGUF_EMBED_TYPES: readonly GgufEmbedType[] = ['F32', 'F16', 'Q8_0'];
+export type GgufEmbedType = 'F32' | 'F16' | 'Q8_0' | 'Q4_K' | 'Q5_K' | 'Q6_K';
+export const GGUF_EMBED_TYPES: readonly GgufEmbedType[] = ['F32', 'F16', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K'];
 
 /** Default token_embd / output type for a weight type: the same for F32/F16, else Q8_0. */
 export function defaultEmbedType(dtype: GgufWeightType): GgufEmbedType {

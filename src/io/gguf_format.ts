@@ -20,6 +20,11 @@ export const GGML_TYPES = {
   F16: { id: 1, blockSize: 1, typeSize: 2 },
   Q4_0: { id: 2, blockSize: 32, typeSize: 2 + 16 }, // f16 scale + 32 × 4-bit
   Q8_0: { id: 8, blockSize: 32, typeSize: 2 + 32 }, // f16 scale + 32 × int8
+  Q2_K: { id: 10, blockSize: 256, typeSize: 16 + 64 + 4 }, // 16 × (4-bit scale, min), 2-bit codes, f16 d, dmin
+  Q3_K: { id: 11, blockSize: 256, typeSize: 32 + 64 + 12 + 2 }, // high bits, 2 low bits, 16 × 6-bit scales, f16 d
+  Q4_K: { id: 12, blockSize: 256, typeSize: 4 + 12 + 128 }, // f16 d, dmin, 8 × 6-bit (scale, min), 4-bit codes
+  Q5_K: { id: 13, blockSize: 256, typeSize: 4 + 12 + 32 + 128 }, // as Q4_K + 5th bits
+  Q6_K: { id: 14, blockSize: 256, typeSize: 128 + 64 + 16 + 2 }, // 4 + 2 bits, 16 × int8 scales, f16 d
   TQ2_0: { id: 35, blockSize: 256, typeSize: 64 + 2 }, // 256 × 2-bit + f16 scale
 } as const;
 export type GgmlType = keyof typeof GGML_TYPES;

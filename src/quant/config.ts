@@ -7,7 +7,7 @@
 //   {
 //     "preset": "w4-channel",                   optional: start from a preset, the keys below replace its keys
 //     "weights": {                              the default quantizer
-//       "rule": {"kind": "sym", "bits": 4},     sym|asym (bits 2..8), twn, q4_0, q8_0, tq2_0; "twn" / "q4_0"… as a string too
+//       "rule": {"kind": "sym", "bits": 4},     sym|asym (bits 2..8), twn, q4_0, q8_0, tq2_0, q2_k … q6_k; "q4_0"… as a string too
 //       "granule": {"kind": "channel"},         tensor | channel | {"kind": "group", "size": 128}; "tensor"/"channel" as strings too
 //       "lsq": false,                           learnable step (sym/asym only)
 //       "clip": 2.5                             clipped STE: zero gradient where |w| > clip
@@ -35,7 +35,7 @@ export interface QuantConfig {
 export const MIN_BITS = 2;
 export const MAX_BITS = 8;
 
-const RULE_KINDS = ['sym', 'asym', 'twn', 'q4_0', 'q8_0', 'tq2_0'] as const;
+const RULE_KINDS = ['sym', 'asym', 'twn', 'q4_0', 'q8_0', 'tq2_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as const;
 
 /** Error for a config field: "<source>: <field>: <message>". */
 export class QuantConfigError extends Error {}
@@ -247,6 +247,12 @@ export const QUANT_PRESETS: Record<string, QuantConfig> = {
   q4_0: { weights: { rule: { kind: 'q4_0' }, granule: group(32) } },
   q8_0: { weights: { rule: { kind: 'q8_0' }, granule: group(32) } },
   tq2_0: { weights: { rule: { kind: 'tq2_0' }, granule: group(256) } },
+  // llama.cpp K-quants (super-blocks of 256; QAT on the fixed points of llama.cpp's quantizer)
+  q2_k: { weights: { rule: { kind: 'q2_k' }, granule: group(256) } },
+  q3_k: { weights: { rule: { kind: 'q3_k' }, granule: group(256) } },
+  q4_k: { weights: { rule: { kind: 'q4_k' }, granule: group(256) } },
+  q5_k: { weights: { rule: { kind: 'q5_k' }, granule: group(256) } },
+  q6_k: { weights: { rule: { kind: 'q6_k' }, granule: group(256) } },
   // paper B: ternary weights (W2), with 8-bit activations clipped at 2.5 (TernaryBERT's setting)
   twn: { weights: TWN },
   'twn-a8': { weights: TWN, activations: { bits: 8, clip: 2.5 } },

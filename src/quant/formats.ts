@@ -1,9 +1,12 @@
 // llama.cpp block quantization formats as data: ggml type id, elements per block, bytes per block,
 // and reference quantize/dequantize that reproduce ggml-quants.c bit for bit
-// (quantize_row_{q4_0,q8_0,tq2_0}_ref and dequantize_row_*; struct layouts from ggml-common.h).
+// (quantize_row_{q4_0,q8_0,tq2_0,q2_K..q6_K}_ref and dequantize_row_*; struct layouts from
+// ggml-common.h). The K-quants' math is in kquants.ts / kquants_sym.ts.
 // These are the references QAT fake-quantization and GGUF export are tested against
 // (STYLE.md 4 and 6: fake(w) === dequant(quant(w))). METHODS.md §2 gives the rules.
 import { f32, roundAway, writeF16, readF16, blocksInRow, blocksInBytes, checkFinite } from './blocks.js';
+import { QK_K, quantizeQ2_K, dequantizeQ2_K, quantizeQ4_K, dequantizeQ4_K, quantizeQ5_K, dequantizeQ5_K } from './kquants.js';
+import { quantizeQ3_K, dequantizeQ3_K, quantizeQ6_K, dequantizeQ6_K } from './kquants_sym.js';
 
 export interface BlockFormat {
   readonly name: string;
@@ -152,11 +155,81 @@ export const TQ2_0 = {
   name: 'TQ2_0', ggmlType: 35, block: 256, bytes: 256 / 4 + 2, quantizeRef: quantizeTQ2_0, dequantizeRef: dequantizeTQ2_0,
 } as const satisfies BlockFormat;
 
+// K-quants (ggml type ids 10-14): super-blocks of QK_K = 256 with quantized sub-block scales.
+export const Q2_K = {
+  name: 'Q2_K', ggmlType: 10, block: QK_K, bytes: 16 + 64 + 4, quantizeRef: quantizeQ2_K, dequantizeRef: dequantizeQ2_K,
+} as const satisfies BlockFormat;
+export const Q3_K = {
+  name: 'Q3_K', ggmlType: 11, block: QK_K, bytes: 32 + 64 + 12 + 2, quantizeRef: quantizeQ3_K, dequantizeRef: dequantizeQ3_K,
+} as const satisfies BlockFormat;
+export const Q4_K = {
+  name: 'Q4_K', ggmlType: 12, block: QK_K, bytes: 4 + 12 + 128, quantizeRef: quantizeQ4_K, dequantizeRef: dequantizeQ4_K,
+} as const satisfies BlockFormat;
+export const Q5_K = {
+  name: 'Q5_K', ggmlType: 13, block: QK_K, bytes: 4 + 12 + 32 + 128, quantizeRef: quantizeQ5_K, dequantizeRef: dequantizeQ5_K,
+} as const satisfies BlockFormat;
+export const Q6_K = {
+  name: 'Q6_K', ggmlType: 14, block: QK_K, bytes: 128 + 64 + 16 + 2, quantizeRef: quantizeQ6_K, dequantizeRef: dequantizeQ6_K,
+} as const satisfies BlockFormat;
+
 /** Every block format, by name. */
-export const FORMATS = { Q4_0, Q8_0, TQ2_0 } as const;
+export const FORMATS = { Q4_0, Q8_0, TQ2_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } as const;
 export type FormatName = keyof typeof FORMATS;
 
 /** Fake quantization by the export path itself: dequantize(quantize(row)). */
 export function fakeQuantRef(format: BlockFormat, row: Float32Array): Float32Array {
   return format.dequantizeRef(format.quantizeRef(row));
+}
+
+/** gridQuantRef's budget: passes per settling round, and rounds. */
+export const GRID_PASSES = 8;
+export const GRID_ROUNDS = 6;
+
+const sameValues = (a: Float32Array, b: Float32Array): boolean => a.every((v, i) => v === b[i]); // −0 = +0
+
+/**
+ * QAT's fake quantization on a format's exact grid: per block, dequantize∘quantize repeated
+ * until the block is a fixed point, so that quantizeRef of the result dequantizes back to it
+ * (−0 and +0 alike, as export's lossless check counts them): a student holding it exports
+ * losslessly. Every value is an output of llama.cpp's own dequantizer, so the quantized 6-bit
+ * sub-block scales and mins and the fp16 d/dmin are part of the grid.
+ *
+ * Q4_0/Q8_0/TQ2_0 blocks are fixed points after one pass (= fakeQuantRef). The K-quants search
+ * their scales, and a dequantized block's sub-block scales are not always found again: most
+ * blocks settle in 1-3 passes, but a few (mostly sparse ones: a sub-block with one or two
+ * non-zero values, where several scales fit equally well and float rounding picks one) oscillate.
+ * Then the values that keep changing are set to 0 and the block is settled again (up to
+ * GRID_ROUNDS times); a block that still oscillates becomes all zeros, a fixed point of every
+ * format. Throws if the block's scale overflows fp16 (dequantized values not finite).
+ */
+export function gridQuantRef(format: BlockFormat, row: Float32Array): Float32Array {
+  const out = fakeQuantRef(format, row);
+  const B = format.block;
+  for (let b = 0; b < out.length / B; b++) {
+    const block = out.subarray(b * B, (b + 1) * B);
+    if (!block.every(Number.isFinite)) {
+      let amax = 0;
+      for (let j = b * B; j < (b + 1) * B; j++) amax = Math.max(amax, Math.abs(row[j]));
+      throw new RangeError(`${format.name}: block ${b} (elements ${b * B}..${(b + 1) * B - 1}, max |w| ${amax}) ` +
+        'overflows the fp16 block scale; such weights cannot be stored in this format (rescale them or keep the tensor F32)');
+    }
+    block.set(settle(format, block));
+  }
+  return out;
+}
+
+function settle(format: BlockFormat, start: Float32Array): Float32Array {
+  let w = start;
+  for (let round = 0; round < GRID_ROUNDS; round++) {
+    let prev = w;
+    for (let pass = 0; pass < GRID_PASSES; pass++) {
+      const y = fakeQuantRef(format, w);
+      // Settled; y (not w) so that the zeros carry the signs the GGUF dequantizes to.
+      if (sameValues(y, w)) return y;
+      prev = w;
+      w = y;
+    }
+    w = fakeQuantRef(format, w.map((v, i) => (v === prev[i] ? v : 0)));
+  }
+  return fakeQuantRef(format, new Float32Array(format.block));
 }

@@ -7,8 +7,10 @@ import { record } from '../tensor/autograd.js';
 import { kernel } from '../tensor/registry.js';
 import {
   type WeightQuant, checkWeightQuant, checkStep, granuleCount, groupOf, bitsOf, ruleCode,
-  withContext,
+  withContext, isKRule,
 } from './rules.js';
+
+const f32 = Math.fround;
 
 function matrixShape(where: string, w: Tensor): [number, number] {
   if (w.dtype !== 'f32' || w.ndim !== 2) {
@@ -26,6 +28,17 @@ export function fakeQuantWeight(w: Tensor, q: WeightQuant, step?: Tensor): Tenso
   const G = granuleCount(rows, cols, q);
   const rule = ruleCode(q.rule), bits = bitsOf(q.rule), group = groupOf(q, cols);
   const out = new Tensor(new Float32Array(w.size), w.shape);
+  if (isKRule(q.rule)) {
+    // llama.cpp K-quant grid: its own kernel (no LSQ step); the STE below is the same.
+    withContext(where, q, rows, cols, () => kernel('fakeQuantGrid')(w.f32, out.f32, null, null, null, rows, cols, rule));
+    const clip = f32(q.clip ?? Infinity);
+    return record(out, 'fakeQuantWeight', [w], (g) => {
+      if (clip === Infinity) return [g]; // plain STE: ∂ŵ/∂w = 1
+      const gw = new Float32Array(w.size);
+      for (let i = 0; i < gw.length; i++) gw[i] = Math.abs(w.f32[i]) <= clip ? g.f32[i] : 0; // clipped STE
+      return [new Tensor(gw, w.shape)];
+    });
+  }
   const scales = new Float32Array(G);
   const zeros = q.rule.kind === 'asym' ? new Int32Array(G) : null;
   withContext(where, q, rows, cols, () =>

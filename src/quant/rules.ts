@@ -10,16 +10,30 @@
 // - An all-zero granule (s = 0) gives codes 0 and ŵ = 0 (no NaN).
 // - LSQ on asym learns s with the zero point recomputed from the current min and s (not
 //   learned); its gradient scale uses Qp = 2^b−1.
-// - llama.cpp rules imply their blocks (32, 32, 256 along cols); the granule is ignored for
-//   them, except that a group granule of another size is an error (it contradicts the format).
+// - llama.cpp rules imply their blocks (32, 32, 256 along cols; the K-quants q2_k … q6_k 256);
+//   the granule is ignored for them, except that a group granule of another size is an error
+//   (it contradicts the format).
+// - The K-quants go through the `fakeQuantGrid` kernel: ŵ is a fixed point of llama.cpp's
+//   quantize→dequantize (formats.ts gridQuantRef), so export re-quantizes it losslessly. Their
+//   deployable form has one scale per sub-block (16 or 32 elements: the granule of
+//   granuleCount) and, for q2_k/q4_k/q5_k, a float min per sub-block (Codes.mins).
 import { kernel } from '../tensor/registry.js';
 import { QuantRule, type QuantRuleCode } from '../tensor/kernels.js';
+import { dequantizeUnpackedK, type KFormatName } from './kunpack.js';
 
 export type Rule =
   | { kind: 'sym'; bits: number } // uniform symmetric, 2..8 bits (METHODS.md §2)
   | { kind: 'asym'; bits: number } // uniform asymmetric with zero point
   | { kind: 'twn' } // TWN ternary
-  | { kind: 'q4_0' } | { kind: 'q8_0' } | { kind: 'tq2_0' }; // exact llama.cpp grids
+  | { kind: 'q4_0' } | { kind: 'q8_0' } | { kind: 'tq2_0' } // exact llama.cpp grids
+  | { kind: KRuleKind }; // llama.cpp K-quant grids (super-blocks of 256)
+export type KRuleKind = 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k';
+/** K-quant rule → its format (formats.ts) and sub-block (granule) size. */
+export const K_RULES: Record<KRuleKind, { format: KFormatName; sub: number }> = {
+  q2_k: { format: 'Q2_K', sub: 16 }, q3_k: { format: 'Q3_K', sub: 16 }, q4_k: { format: 'Q4_K', sub: 32 },
+  q5_k: { format: 'Q5_K', sub: 32 }, q6_k: { format: 'Q6_K', sub: 16 },
+};
+export const isKRule = (rule: Rule): rule is { kind: KRuleKind } => Object.hasOwn(K_RULES, rule.kind);
 export type Granule = { kind: 'tensor' } | { kind: 'channel' } | { kind: 'group'; size: number };
 export interface WeightQuant {
   rule: Rule;
@@ -30,14 +44,15 @@ export interface WeightQuant {
   clip?: number;
 }
 /** The deployable form of a (rows = out, cols = in) weight: one code per weight (row-major),
- *  Int8Array for sym / twn (−1, 0, 1) / q8_0, Uint8Array for asym / q4_0 (0..15) / tq2_0 (0..2);
- *  scales per granule (row-major granules; ggml rules: the fp16-rounded d per block); zero
- *  points per granule for asym, else null. */
-export interface Codes { codes: Int8Array | Uint8Array; scales: Float32Array; zeros: Int32Array | null }
+ *  Int8Array for sym / twn (−1, 0, 1) / q8_0, Uint8Array for asym / q4_0 (0..15) / tq2_0 (0..2)
+ *  / K-quants (kunpack.ts); scales per granule (row-major granules; ggml rules: the fp16-rounded
+ *  d per block; K-quants: float(d·sc) per sub-block); zero points per granule for asym, else
+ *  null; mins per sub-block for q2_k/q4_k/q5_k (float(dmin·m)), else absent or null. */
+export interface Codes { codes: Int8Array | Uint8Array; scales: Float32Array; zeros: Int32Array | null; mins?: Float32Array | null }
 
 /** Block size of a llama.cpp rule (undefined for the others). */
 export function ggmlBlock(rule: Rule): number | undefined {
-  return rule.kind === 'q4_0' || rule.kind === 'q8_0' ? 32 : rule.kind === 'tq2_0' ? 256 : undefined;
+  return rule.kind === 'q4_0' || rule.kind === 'q8_0' ? 32 : rule.kind === 'tq2_0' || isKRule(rule) ? 256 : undefined;
 }
 
 /** "sym 4-bit per channel", "q4_0 (blocks of 32)", ... for messages. */
@@ -58,7 +73,7 @@ export function checkWeightQuant(q: WeightQuant, rows: number, cols: number, whe
   };
   const r = q.rule as Rule | undefined;
   if (!r || !(r.kind in QuantRule)) {
-    fail(`unknown rule ${JSON.stringify(r?.kind)} (use sym, asym, twn, q4_0, q8_0 or tq2_0)`);
+    fail(`unknown rule ${JSON.stringify(r?.kind)} (use sym, asym, twn, q4_0, q8_0, tq2_0, q2_k, q3_k, q4_k, q5_k or q6_k)`);
   }
   if (r!.kind === 'sym' || r!.kind === 'asym') {
     const b = r!.bits;
@@ -95,8 +110,10 @@ export function ruleCode(rule: Rule): QuantRuleCode {
   return QuantRule[rule.kind];
 }
 
-/** The kernels' `group`: 0 = per tensor, cols = per channel, g = per group (ggml: its block). */
+/** The kernels' `group`: 0 = per tensor, cols = per channel, g = per group (ggml: its block;
+ *  K-quants: the sub-block, which has its own scale). */
 export function groupOf(q: WeightQuant, cols: number): number {
+  if (isKRule(q.rule)) return K_RULES[q.rule.kind].sub;
   const block = ggmlBlock(q.rule);
   if (block !== undefined) return block;
   return q.granule.kind === 'tensor' ? 0 : q.granule.kind === 'channel' ? cols : q.granule.size;
@@ -145,6 +162,13 @@ export function quantizeCodes(w: Float32Array, rows: number, cols: number, q: We
     throw new RangeError(`${where}: ${describeQuant(q)}: w has ${w.length} values, expected ${rows}·${cols}`);
   }
   const G = granuleCount(rows, cols, q);
+  if (isKRule(q.rule)) {
+    const K = K_RULES[q.rule.kind];
+    const codes32 = new Int32Array(w.length), scales = new Float32Array(G);
+    const mins = K.format === 'Q3_K' || K.format === 'Q6_K' ? null : new Float32Array(G);
+    withContext(where, q, rows, cols, () => kernel('fakeQuantGrid')(w, null, codes32, scales, mins, rows, cols, ruleCode(q.rule)));
+    return { codes: Uint8Array.from(codes32), scales, zeros: null, mins };
+  }
   const codes32 = new Int32Array(w.length);
   const scales = new Float32Array(G);
   const zeros = q.rule.kind === 'asym' ? new Int32Array(G) : null;
@@ -156,7 +180,7 @@ export function quantizeCodes(w: Float32Array, rows: number, cols: number, q: We
 }
 
 /** ŵ from codes: code·s (sym, twn, q8_0), (code − z)·s (asym), (code − 8)·d (q4_0),
- *  (code − 1)·d (tq2_0), each product rounded to float32 once. */
+ *  (code − 1)·d (tq2_0), each product rounded to float32 once; K-quants as kunpack.ts. */
 export function dequantizeCodes(c: Codes, rows: number, cols: number, q: WeightQuant): Float32Array {
   const where = 'dequantizeCodes';
   checkWeightQuant(q, rows, cols, where);
@@ -165,6 +189,12 @@ export function dequantizeCodes(c: Codes, rows: number, cols: number, q: WeightQ
   if (c.codes.length !== n) throw new RangeError(`${ctx}: ${c.codes.length} codes, expected ${n}`);
   if (c.scales.length !== G) throw new RangeError(`${ctx}: ${c.scales.length} scales, expected ${G}`);
   const kind = q.rule.kind;
+  if (isKRule(q.rule)) {
+    const K = K_RULES[q.rule.kind];
+    const withMins = K.format !== 'Q3_K' && K.format !== 'Q6_K';
+    if (withMins && c.mins?.length !== G) throw new RangeError(`${ctx}: ${kind} needs ${G} mins (one per sub-block of ${K.sub})`);
+    return dequantizeUnpackedK(K.format, { codes: Uint8Array.from(c.codes), scales: c.scales, mins: withMins ? c.mins! : null });
+  }
   if (kind === 'asym' && c.zeros?.length !== G) throw new RangeError(`${ctx}: asym needs ${G} zero points`);
   const offset = kind === 'q4_0' ? 8 : kind === 'tq2_0' ? 1 : 0;
   const out = new Float32Array(n);

@@ -14,6 +14,7 @@
 //       W.scales  F32, one per granule in quant-ops' granule order (row-major: [out] per channel,
 //                 [out, in/g] per group, [1] per tensor)
 //       W.zeros   I32, same shape as scales (asym only)
+//       W.mins    F32, same shape as scales (K-quants with mins: q2_k, q4_k, q5_k; kunpack.ts)
 //       W.step    F32, the trained LSQ step (LSQ weights only; scales are derived from it)
 //     __metadata__: {"format": "kdqat-quantized", "version": "1", "W": JSON of W's WeightQuant,
 //                   "activations": JSON of {bits, clip} or "null"}
@@ -103,6 +104,7 @@ export function saveStudent(dir: string, model: Model, prepared: Prepared, opts:
     tensors.set(`${W}.codes`, { shape: [rows, cols], data: c.codes.codes });
     tensors.set(`${W}.scales`, { shape: gshape, data: c.codes.scales });
     if (c.codes.zeros) tensors.set(`${W}.zeros`, { shape: gshape, data: c.codes.zeros });
+    if (c.codes.mins) tensors.set(`${W}.mins`, { shape: gshape, data: c.codes.mins });
     const step = prepared.quantParams.get(`${name}.step`);
     if (step) tensors.set(`${W}.step`, { shape: [...step.shape], data: step.f32 });
     metadata[W] = JSON.stringify(c.quant);
@@ -120,7 +122,7 @@ export function saveStudent(dir: string, model: Model, prepared: Prepared, opts:
   });
 }
 
-/** Scales/zeros shape: [1], [out] or [out, in/g] (granule order, see top). */
+/** Scales/zeros shape: [1], [out] or [out, in/g] (granule order, see top); K-quants: [sub-blocks]. */
 function granuleShape(rows: number, cols: number, q: WeightQuant): number[] {
   const n = granuleCount(rows, cols, q);
   const g = q.granule;
@@ -213,6 +215,7 @@ export function loadStudent(dir: string, opts: { latent?: boolean } = {}): Loade
         codes: read('codes', ['I8', 'U8'], rows * cols) as Int8Array | Uint8Array,
         scales: read('scales', ['F32'], n) as Float32Array,
         zeros: e.quant.rule.kind === 'asym' ? read('zeros', ['I32'], n) as Int32Array : null,
+        mins: ['q2_k', 'q4_k', 'q5_k'].includes(e.quant.rule.kind) ? read('mins', ['F32'], n) as Float32Array : null,
       };
       if (f.infos.has(`${W}.step`)) {
         const s = read('step', ['F32'], f.info(`${W}.step`).shape.reduce((a, b) => a * b, 1)) as Float32Array;

@@ -30,7 +30,9 @@ export const ReduceOp = { sum: 0, max: 1 } as const;
 export type ReduceOpCode = (typeof ReduceOp)[keyof typeof ReduceOp];
 
 // Weight quantization rules (METHODS.md §2; src/quant/rules.ts maps the config onto these).
-export const QuantRule = { sym: 0, asym: 1, twn: 2, q4_0: 3, q8_0: 4, tq2_0: 5 } as const;
+export const QuantRule = {
+  sym: 0, asym: 1, twn: 2, q4_0: 3, q8_0: 4, tq2_0: 5, q2_k: 6, q3_k: 7, q4_k: 8, q5_k: 9, q6_k: 10,
+} as const;
 export type QuantRuleCode = (typeof QuantRule)[keyof typeof QuantRule];
 
 export interface Kernels {
@@ -192,6 +194,18 @@ export interface Kernels {
   fakeQuantBackward(w: F, gy: F, gw: F, step: F | null, zeros: I | null, gstep: F | null,
     rows: number, cols: number, rule: QuantRuleCode, bits: number, group: number,
     clip: number): void;
+  /** llama.cpp K-quant fake quantization (rules q2_k … q6_k; fakeQuant serves the others). Each
+   *  row is super-blocks of 256 (cols a multiple of 256) and each super-block becomes the fixed
+   *  point of dequantize_row_*∘quantize_row_*_ref of ggml-quants.c reached by repeating it from
+   *  w (src/quant/formats.ts gridQuantRef, which also says how a rare oscillating block is
+   *  settled), so quantize_row_*_ref of ŵ dequantizes to ŵ bit for bit. Writes ŵ to out when
+   *  non-null; when codes is non-null, the deployable form of ŵ per sub-block of 16 (q2_k, q3_k,
+   *  q6_k) or 32 (q4_k, q5_k) elements: codes (q2_k/q4_k/q5_k: q ∈ 0..3/15/31; q3_k, q6_k: q + 4
+   *  ∈ 0..7, q + 32 ∈ 0..63), scales = float(fp16(d)·sc) and, for q2_k/q4_k/q5_k, mins =
+   *  float(fp16(dmin)·m), so that ŵ = float(float(code·scale) − min) or (code − offset)·scale
+   *  exactly as dequantize_row_* computes it. Weights past the fp16 range of d throw. */
+  fakeQuantGrid(w: F, out: F | null, codes: I | null, scales: F | null, mins: F | null,
+    rows: number, cols: number, rule: QuantRuleCode): void;
   /** Dynamic per-tensor symmetric activation quantization (TernaryBERT's SymQuantizer, paper
    *  B): xc = clamp(x, −clip, clip) (clip may be Infinity); Qp = 2^(b−1)−1; s = max|xc|/Qp;
    *  out = clamp(round(xc/s), −Qp−1, Qp)·s (0 when s = 0). Returns s. Non-finite x throws. */

@@ -1,6 +1,7 @@
 // llama.cpp runs kdqat's low-bit GGUF exports of the shipped teacher (teachers/llama-sotu) as
-// kdqat's forward runs the same dequantized weights. llama.cpp's CPU matmul for Q8_0/Q4_0
-// weights quantizes the activations to Q8_0 on the fly (TQ2_0: Q8_K), and how exactly depends
+// kdqat's forward runs the same dequantized weights (Q8_0, Q4_0, TQ2_0, Q2_K … Q6_K, and
+// llama-quantize's Q4_K_M mix). llama.cpp's CPU matmul for Q8_0/Q4_0
+// weights quantizes the activations to Q8_0 on the fly (TQ2_0, K-quants: Q8_K), and how exactly depends
 // on its CPU variant (AVX2, AVX-512, AMX, repacked layouts): gguf-matmul-bound.test.ts checks
 // one quantized matmul against the exact bound. Through four layers no useful worst-case bound
 // exists, so this test compares llama.cpp with two kdqat runs of the dequantized weights:
@@ -28,6 +29,7 @@ import { llamaForward, type LlamaConfig } from '../../src/models/llama.js';
 import { loadModelDir, type LoadedModel } from '../../src/io/model-dir.js';
 import { exportLlamaGguf, permuteQK } from '../../src/io/gguf.js';
 import { FORMATS, fakeQuantRef, type FormatName } from '../../src/quant/formats.js';
+import { kMixTypes } from '../../src/quant/kmix.js';
 import { readF16 } from '../../src/quant/blocks.js';
 import type { Params, WeightFn } from '../../src/nn/params.js';
 import { fromF16, toF16 } from '../../src/io/half.js';
@@ -38,7 +40,7 @@ import { agreement, argmaxFlipsWithin, f32Tolerance, runLlamaCpp, type Agreement
 
 const TEACHER = fileURLToPath(new URL('../../teachers/llama-sotu', import.meta.url));
 const GEN = 32;
-const TYPES: FormatName[] = ['Q8_0', 'Q4_0', 'TQ2_0'];
+const TYPES: FormatName[] = ['Q8_0', 'Q4_0', 'TQ2_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'];
 const PROJ = /\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.weight$/;
 
 let dir = '';
@@ -75,7 +77,7 @@ function dequantized(params: Params, type: FormatName, deq = (f: FormatName, b: 
 }
 
 // llama.cpp's CPU matmul quantizes a quantized weight's input on the fly (ggml-cpu
-// type_traits_cpu vec_dot_type): Q8_0 for Q8_0/Q4_0 weights, Q8_K for TQ2_0. These are those
+// type_traits_cpu vec_dot_type): Q8_0 for Q8_0/Q4_0 weights, Q8_K for TQ2_0 and the K-quants. These are those
 // activation quantizers as the AVX2 build runs them, for kdqat's forward (WeightFn.input):
 //   Q8_0 (arch/x86 quantize_row_q8_0): d = fp16(amax/127), q = rint(x · (127/amax)) ties to even;
 //   Q8_K (quantize_row_q8_K_ref): m = signed max, s = -127/m, q = min(127, rint(s·x)), d = 1/s (f32).
@@ -107,7 +109,7 @@ function roundEven(v: number): number {
 /** Weights as they are, inputs quantized as llama.cpp does for a file of `type`. */
 function llamaCppActivations(type: FormatName): WeightFn {
   return Object.assign((_n: string, p: Tensor) => p, {
-    input: (n: string, x: Tensor) => new Tensor((PROJ.test(n) && type === 'TQ2_0' ? actQ8_K : actQ8_0)(x.f32), x.shape),
+    input: (n: string, x: Tensor) => new Tensor((PROJ.test(n) && FORMATS[type].block === 256 ? actQ8_K : actQ8_0)(x.f32), x.shape),
   });
 }
 
@@ -172,6 +174,31 @@ for (const type of TYPES) {
     assert.ok(fullSim.mean > sim.mean, `${type}: full-precision teacher ${fmt(fullSim)} vs dequantized ${fmt(sim)}`);
   });
 }
+
+test('llama.cpp ≈ kdqat on the Q4_K_M export (llama-quantize\'s mix: Q4_K, Q6_K for some attn_v/ffn_down and the tied head)', async (t) => {
+  const types = kMixTypes(cfg, 'Q4_K_M');
+  const file = path.join(dir, 'Q4_K_M.gguf');
+  assert.ok(m.hf.arch === 'llama');
+  exportLlamaGguf(file, { config: m.hf, params: m.params, tokenizerJson, dtype: 'Q4_K', types });
+  const cpp = await runLlamaCpp(llama, file, prompt, GEN, cfg.vocabSize);
+  const deq: Params = new Map();
+  for (const [name, p] of m.params) {
+    const f = types.get(name);
+    deq.set(name, f && f !== 'F32' ? new Tensor(fakeQuantRef(FORMATS[f], p.f32), p.shape) : p);
+  }
+  assert.equal(types.get('model.embed_tokens.weight'), 'Q6_K'); // tied: token_embd takes the output rule
+  // Every quantized matmul of this file takes Q8_K activations (all its weights are K-quants).
+  const k8: WeightFn = Object.assign((_n: string, p: Tensor) => p, { input: (_n: string, x: Tensor) => new Tensor(actQ8_K(x.f32), x.shape) });
+  const ids = [...prompt, ...cpp.tokens.slice(0, -1)];
+  const plainRows = logits(deq, ids), simRows = logits(deq, ids, k8);
+  const a = agreement(plainRows, cpp), sim = agreement(simRows, cpp);
+  const effect = agreement(plainRows, { logp: simRows.map(logSoftmax), tokens: [] });
+  const F = f32Tolerance(cfg);
+  t.diagnostic(`Q4_K_M: plain ${fmt(a)}; with activation quantization ${fmt(sim)}; effect ${fmt(effect)}`);
+  assert.ok(sim.worst <= 2 * effect.worst + F, `Q4_K_M: |cpp − sim| ${sim.worst.toExponential(2)} > 2·${effect.worst.toExponential(2)} + ${F.toExponential(2)}`);
+  assert.ok(a.worst <= 3 * effect.worst + F, `Q4_K_M: |cpp − plain| ${a.worst.toExponential(2)} > 3·${effect.worst.toExponential(2)} + ${F.toExponential(2)}`);
+  assert.equal(argmaxFlipsWithin(simRows, cpp, 2 * effect.worst + F).outside, 0);
+});
 
 test('the tolerance catches a wrong q/k permutation and a wrong block layout', async (t) => {
   // A GGUF whose q/k rows were not permuted: pre-apply the inverse permutation, which the

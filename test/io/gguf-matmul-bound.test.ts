@@ -3,14 +3,14 @@
 // A one-layer LLaMA whose attention and MLP output projections are zero is, in llama.cpp, one
 // quantized matrix product per position: the residual stream stays the token's embedding row,
 // so logits_t = W_out · x_t with x_t = RMSNorm(emb[token_t]) ⊙ g, and W_out the only quantized
-// tensor (Q8_0, Q4_0 or TQ2_0). kdqat's side is exact (float64 over the dequantized weights), so
+// tensor (Q8_0, Q4_0, TQ2_0 or a K-quant Q2_K … Q6_K). kdqat's side is exact (float64 over the dequantized weights), so
 // every difference is llama.cpp's arithmetic, which differs between its CPU variants (AVX2,
 // AVX-512, AMX, repacked Q4_0 layouts...). What all of them share, and what the bound below
 // relies on (ggml-cpu type_traits vec_dot_type; ggml-quants.c quantize_row_q8_0/_q8_K):
 //   - the weight blocks are used as stored: kdqat's dequantization of the same bytes;
 //   - the activation row is quantized per block to 8 bits, round to nearest, step d = amax/127
 //     (Q8_0, blocks of 32, d stored as fp16: for Q8_0 and Q4_0 weights; Q8_K, blocks of 256,
-//     d in f32: for TQ2_0), so |x − x̂| ≤ e = d·(1/2 + 127·(ρ + 4u)), ρ the relative rounding
+//     d in f32: for TQ2_0 and the K-quants), so |x − x̂| ≤ e = d·(1/2 + 127·(ρ + 4u)), ρ the relative rounding
 //     of the stored d (2⁻¹¹ for fp16, u for f32) and 4u for computing x·(1/d);
 //   - block dot products are exact integers, combined with float scales in some order: at most
 //     γ_K·Σ|w||x̂| of rounding (γ_n = n·u/(1 − n·u), u = 2⁻²⁴, K the row length);
@@ -49,6 +49,9 @@ const PROMPT = Array.from({ length: 40 }, (_, i) => 33 + ((i * 37) % 90));
 /** Activation block and relative rounding of its stored step, per weight type. */
 const ACT: Record<FormatName, { block: number; rho: number }> = {
   Q8_0: { block: 32, rho: 2 ** -11 }, Q4_0: { block: 32, rho: 2 ** -11 }, TQ2_0: { block: 256, rho: U },
+  // The K-quants' dot products take Q8_K activations too (vec_dot_type, float32 scale).
+  Q2_K: { block: 256, rho: U }, Q3_K: { block: 256, rho: U }, Q4_K: { block: 256, rho: U },
+  Q5_K: { block: 256, rho: U }, Q6_K: { block: 256, rho: U },
 };
 
 let dir = '';
@@ -130,7 +133,7 @@ function excess(cppLogp: Float64Array[], w: Float32Array, xs: Float64Array[], ty
   return { worst, ratio };
 }
 
-for (const type of ['Q8_0', 'Q4_0', 'TQ2_0'] as FormatName[]) {
+for (const type of ['Q8_0', 'Q4_0', 'TQ2_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'] as FormatName[]) {
   test(`llama.cpp's ${type} matmul is within the activation-quantization bound of the exact product`, async (t) => {
     const params = model(3);
     const file = path.join(dir, `${type}.gguf`);

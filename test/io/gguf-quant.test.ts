@@ -1,7 +1,7 @@
 // GGUF export in llama.cpp's block formats (no llama.cpp needed here; gguf-llama-quant.test.ts
 // runs the files): tensor types per llama.cpp's quantize policy, general.file_type, aligned
 // block data, Q/K permutation applied before quantizing, and the lossless export of a model whose
-// projections already sit on the grid (what a QAT student on q4_0/q8_0/tq2_0 holds).
+// projections already sit on the grid (what a QAT student on q4_0/q8_0/tq2_0 or a K-quant holds).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -11,7 +11,7 @@ import {
   FILE_TYPE, exportLlamaGguf, ggufGet, ggufTensorName, permuteQK, readGgufHeader, readGgufTensor, readGgufTensorF32,
   type GgufEmbedType, type GgufWeightType,
 } from '../../src/io/gguf.js';
-import { FORMATS, fakeQuantRef, type FormatName } from '../../src/quant/formats.js';
+import { FORMATS, fakeQuantRef, gridQuantRef, type FormatName } from '../../src/quant/formats.js';
 import { initParams, type Params } from '../../src/nn/params.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
@@ -31,7 +31,7 @@ const CFG: LlamaConfig = {
 };
 const PROJ = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
 const isProj = (name: string): boolean => PROJ.some((p) => name.endsWith(`${p}.weight`));
-const QTYPES: FormatName[] = ['Q8_0', 'Q4_0', 'TQ2_0'];
+const QTYPES: FormatName[] = ['Q8_0', 'Q4_0', 'TQ2_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'];
 
 function write(params: Params, dtype: GgufWeightType, embedType?: GgufEmbedType, cfg = CFG): string {
   const file = tmp();
@@ -47,10 +47,11 @@ function asStored(name: string, w: Float32Array, shape: readonly number[]): Floa
   return w;
 }
 
-/** Fake-quantizes every projection with `f` (what a QAT student on that grid holds). */
+/** Fake-quantizes every projection with `f` as QAT does (gridQuantRef: a fixed point of
+ *  quantize→dequantize; for Q4_0/Q8_0/TQ2_0 that is fakeQuantRef): what a student holds. */
 function onGrid(params: Params, f: FormatName): Params {
   const out: Params = new Map();
-  for (const [name, p] of params) out.set(name, isProj(name) ? new Tensor(fakeQuantRef(FORMATS[f], p.f32), p.shape) : p);
+  for (const [name, p] of params) out.set(name, isProj(name) ? new Tensor(gridQuantRef(FORMATS[f], p.f32), p.shape) : p);
   return out;
 }
 
@@ -130,8 +131,9 @@ test('errors: rows that are not whole blocks, unknown types', () => {
   const odd: LlamaConfig = { ...CFG, hiddenSize: 48, numAttentionHeads: 4, numKeyValueHeads: 2, intermediateSize: 96 };
   assert.throws(() => write(initParams(llamaParamSpec(odd), 3), 'F16', 'Q8_0', odd),
     /token_embd\.weight .*input dimension 48 is not a multiple of the Q8_0 block size 32; export with --type f16 \(or --embed-type f16/);
-  assert.throws(() => write(params, 'Q5_K' as GgufWeightType, undefined, small), /GGUF export supports types F32, F16, Q4_0, Q8_0, TQ2_0, not Q5_K/);
-  assert.throws(() => write(params, 'Q4_0', 'Q4_0' as GgufEmbedType, small), /token_embd\/output type must be one of F32, F16, Q8_0, not Q4_0/);
+  assert.throws(() => write(params, 'Q4_1' as GgufWeightType, undefined, small), /GGUF export supports types F32, F16, Q4_0, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, TQ2_0, not Q4_1/);
+  assert.throws(() => write(params, 'Q4_0', 'Q4_0' as GgufEmbedType, small), /token_embd\/output type must be one of F32, F16, Q8_0, Q4_K, Q5_K, Q6_K, not Q4_0/);
+  assert.throws(() => write(params, 'Q4_K', undefined, small), /input dimension 64 is not a multiple of the Q4_K block size 256; export with --type q8_0 or q4_0/);
   assert.equal(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')).length, 0);
 });
 

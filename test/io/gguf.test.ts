@@ -226,7 +226,7 @@ test('errors: existing file without force, bad tokenizer, missing/misshapen para
   assert.throws(() => w([t({}), t({})]), /duplicate tensor name/);
   assert.throws(() => w([t({ name: 'n'.repeat(65) })]), /longer than 64 bytes/);
   assert.throws(() => w([t({ shape: [1, 1, 1, 1, 2] })]), /1\.\.4 positive dimensions/);
-  assert.throws(() => w([t({ type: 'Q4_K' })]), /unknown type Q4_K/);
+  assert.throws(() => w([t({ type: 'Q4_1' })]), /unknown type Q4_1/);
   assert.throws(() => w([], [['k', { type: 'u8', value: 256 }]]), /metadata k: an integer in u8 range/);
   assert.throws(() => w([], [['bad key', { type: 'u8', value: 1 }]]), /invalid metadata key/);
 });

@@ -38,7 +38,7 @@ test('parseQuantConfig: canonical form, shorthands, preset base', () => {
 test('parseQuantConfig: every error names the source and the field', () => {
   rejects([], '(top level)', /must be a JSON object/);
   rejects({}, 'weights', /missing/);
-  rejects({ weights: { rule: { kind: 'int4' }, granule: 'channel' } }, 'weights.rule.kind', /unknown rule "int4" \(known: sym, asym, twn, q4_0, q8_0, tq2_0\)/);
+  rejects({ weights: { rule: { kind: 'int4' }, granule: 'channel' } }, 'weights.rule.kind', /unknown rule "int4" \(known: sym, asym, twn, q4_0, q8_0, tq2_0, q2_k, q3_k, q4_k, q5_k, q6_k\)/);
   rejects({ weights: { rule: { kind: 'sym', bits: 9 }, granule: 'channel' } }, 'weights.rule.bits', /from 2 to 8, got 9/);
   rejects({ weights: { rule: { kind: 'asym', bits: 1 }, granule: 'channel' } }, 'weights.rule.bits', /from 2 to 8, got 1/);
   rejects({ weights: { rule: { kind: 'sym', bits: 4.5 }, granule: 'channel' } }, 'weights.rule.bits', /got 4.5/);

@@ -7,10 +7,16 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { FORMATS, type FormatName } from '../../src/quant/formats.js';
+import { scaleMinK4 } from '../../src/quant/kquants.js';
 
 const FILE = fileURLToPath(new URL('../fixtures/ggml_blocks.safetensors', import.meta.url));
 const { tensors, metadata } = readSafetensors(FILE);
 const CASES = ['normal', 'ties', 'near_ties', 'zeros', 'outlier', 'signs', 'tiny', 'f16', 'overflow'];
+/** The K-quants' cases (scripts/make_ggml_vectors.cc makeKCases): no anchor element, but sub-block
+ *  scales that round to 0, constant and zero groups, values on a grid, llama.cpp's own
+ *  dequantized output, f16 subnormal / overflowing d and float overflow inside the search. */
+const K_CASES = ['normal', 'subscales', 'zeros', 'constants', 'outlier', 'signs', 'grid', 'requant', 'tiny', 'huge'];
+const casesOf = (name: string): string[] => (name.endsWith('_K') ? K_CASES : CASES);
 
 function get(name: string, dtype: 'F32' | 'U8'): { data: Float32Array | Uint8Array; shape: number[] } {
   const t = tensors.get(name);
@@ -31,13 +37,14 @@ test('fixture: every format and case is present, type ids as in this llama.cpp b
   for (const [name, f] of Object.entries(FORMATS)) {
     assert.equal(Number(metadata[`${name}.ggml_type`]), f.ggmlType, `${name} ggml_type`);
     assert.equal(metadata[`${name}.type_name`].toUpperCase(), name);
-    for (const c of CASES) for (const s of ['x', 'q', 'y']) assert.ok(tensors.has(`${name}.${c}.${s}`), `${name}.${c}.${s}`);
+    assert.deepEqual(metadata[`${name}.cases`].split(','), casesOf(name), `${name} cases`);
+    for (const c of casesOf(name)) for (const s of ['x', 'q', 'y']) assert.ok(tensors.has(`${name}.${c}.${s}`), `${name}.${c}.${s}`);
   }
 });
 
 for (const name of Object.keys(FORMATS) as FormatName[]) {
   const f = FORMATS[name];
-  for (const c of CASES) {
+  for (const c of casesOf(name)) {
     test(`${name} ${c}: quantizeRef bytes and dequantizeRef floats equal llama.cpp's`, () => {
       const x = get(`${name}.${c}.x`, 'F32'), q = get(`${name}.${c}.q`, 'U8'), y = get(`${name}.${c}.y`, 'F32');
       const [rows, n] = x.shape;
@@ -78,4 +85,12 @@ test('the edge cases are really exercised (ties, f16 overflow, zero and subnorma
   const scales = Array.from({ length: q.length / 34 }, (_, b) => q[b * 34] | (q[b * 34 + 1] << 8));
   assert.ok(scales.some((h) => (h & 0x7c00) === 0 && (h & 0x3ff) !== 0), 'a subnormal f16 scale');
   assert.ok(scales.some((h) => (h & 0x7fff) === 0), 'a zero f16 scale');
+  // K-quants: d overflows f16 (NaN in llama.cpp's output) and some sub-block scales round to 0.
+  for (const k of ['Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K']) {
+    assert.ok((get(`${k}.huge.y`, 'F32').data as Float32Array).some(Number.isNaN), `${k} huge: a NaN`);
+  }
+  const q4k = get('Q4_K.subscales.q', 'U8').data as Uint8Array;
+  let zeroScales = 0;
+  for (let b = 0; b < q4k.length / 144; b++) for (let j = 0; j < 8; j++) if (scaleMinK4(j, q4k, b * 144 + 4)[0] === 0) zeroScales++;
+  assert.ok(zeroScales > 0, 'a Q4_K sub-block whose 6-bit scale is 0');
 });

@@ -95,6 +95,21 @@ test('student round trip bitwise: tq2_0 (blocks of 256)', () => {
   roundTrip(tinyLlama({ hiddenSize: 256, intermediateSize: 512, numHiddenLayers: 1, numAttentionHeads: 4, numKeyValueHeads: 4, vocabSize: 48 }), QUANT_PRESETS.tq2_0, 'tq2_0');
 });
 
+test('student round trip bitwise: the K-quants (super-blocks of 256; mins stored for q2_k/q4_k/q5_k)', () => {
+  const model = tinyLlama({ hiddenSize: 256, intermediateSize: 512, numHiddenLayers: 1, numAttentionHeads: 4, numKeyValueHeads: 4, vocabSize: 48 });
+  for (const k of ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as const) {
+    const { dir } = roundTrip(model, QUANT_PRESETS[k], k);
+    const f = openSafetensors(path.join(dir, QUANT_WEIGHTS));
+    try {
+      const sub = k === 'q4_k' || k === 'q5_k' ? 32 : 16;
+      assert.deepEqual(f.info('model.layers.0.mlp.up_proj.weight.scales').shape, [512 * 256 / sub]);
+      assert.equal(f.infos.has('model.layers.0.mlp.up_proj.weight.mins'), k !== 'q3_k' && k !== 'q6_k', k);
+    } finally {
+      f.close();
+    }
+  }
+});
+
 test('tied LLaMA head: quantizing lm_head quantizes the head only; the student is untied on load', () => {
   const model = tinyLlama({ tieWordEmbeddings: true });
   const cfg = QUANT_PRESETS['w4-channel-head8'];

@@ -6,10 +6,11 @@ import { nnKernels } from './nn.js';
 import { attentionKernels } from './attention.js';
 import { optimKernels } from './optim.js';
 import { quantKernels } from './quant.js';
+import { kquantKernels } from './kquant.js';
 
 export const refKernels = {
   ...gemmKernels, ...elementwiseKernels, ...nnKernels, ...attentionKernels, ...optimKernels,
-  ...quantKernels,
+  ...quantKernels, ...kquantKernels,
 };
 
 registerKernels('ref', refKernels);
