@@ -2,6 +2,7 @@
 // and a naive float64 LLaMA forward (Hugging Face semantics) that needs no compute kernels.
 import type { LlamaConfig } from '../../src/models/llama.js';
 import type { Params } from '../../src/nn/params.js';
+import { readF16 } from '../../src/quant/blocks.js';
 
 /** GPT-2's bytes_to_unicode (openai/gpt-2 encoder.py): printable bytes map to themselves, the
  *  others to U+0100 + k in byte order. Returns the symbol of each byte 0..255. */
@@ -123,4 +124,18 @@ export function argmax(z: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < z.length; i++) if (z[i] > z[best]) best = i;
   return best;
+}
+
+/** A wrong reading of Q4_0 blocks, for tests that must reject it: nibbles as interleaved pairs
+ *  (byte j = elements 2j, 2j+1) instead of elements j and j + 16. */
+export function dequantQ4_0Interleaved(b: Uint8Array): Float32Array {
+  const y = new Float32Array((b.length / 18) * 32);
+  for (let i = 0; i < b.length / 18; i++) {
+    const d = readF16(b, i * 18);
+    for (let j = 0; j < 16; j++) {
+      y[i * 32 + 2 * j] = ((b[i * 18 + 2 + j] & 15) - 8) * d;
+      y[i * 32 + 2 * j + 1] = ((b[i * 18 + 2 + j] >>> 4) - 8) * d;
+    }
+  }
+  return y;
 }

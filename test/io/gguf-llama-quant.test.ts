@@ -35,7 +35,7 @@ import type { Params, WeightFn } from '../../src/nn/params.js';
 import { fromF16, toF16 } from '../../src/io/half.js';
 import { loadTokenizer } from '../../src/tokenize/index.js';
 import { loadCorpus, splitChronological } from '../../src/data/index.js';
-import { logSoftmax } from './gguf-fixtures.js';
+import { dequantQ4_0Interleaved, logSoftmax } from './gguf-fixtures.js';
 import { agreement, argmaxFlipsWithin, f32Tolerance, runLlamaCpp, type Agreement, type CppRun } from './llamacpp.js';
 
 const TEACHER = fileURLToPath(new URL('../../teachers/llama-sotu', import.meta.url));
@@ -218,18 +218,8 @@ test('the tolerance catches a wrong q/k permutation and a wrong block layout', a
   const perm = against(wrongPerm, deq);
   // Wrong layouts, read on our side against llama.cpp's run of the right file: Q4_0 nibbles as
   // interleaved pairs (byte j = elements 2j, 2j+1), TQ2_0 2-bit fields as consecutive elements.
-  const q4Interleaved = (f: FormatName, b: Uint8Array): Float32Array => {
-    if (f !== 'Q4_0') return FORMATS[f].dequantizeRef(b);
-    const y = new Float32Array((b.length / 18) * 32);
-    for (let i = 0; i < b.length / 18; i++) {
-      const d = readF16(b, i * 18);
-      for (let j = 0; j < 16; j++) {
-        y[i * 32 + 2 * j] = ((b[i * 18 + 2 + j] & 15) - 8) * d;
-        y[i * 32 + 2 * j + 1] = ((b[i * 18 + 2 + j] >>> 4) - 8) * d;
-      }
-    }
-    return y;
-  };
+  const q4Interleaved = (f: FormatName, b: Uint8Array): Float32Array =>
+    (f === 'Q4_0' ? dequantQ4_0Interleaved(b) : FORMATS[f].dequantizeRef(b));
   const tq2Consecutive = (f: FormatName, b: Uint8Array): Float32Array => {
     if (f !== 'TQ2_0') return FORMATS[f].dequantizeRef(b);
     const y = new Float32Array((b.length / 66) * 256);

@@ -31,9 +31,8 @@ import { initParams, type Params } from '../../src/nn/params.js';
 import { llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
 import { exportLlamaGguf } from '../../src/io/gguf.js';
 import { FORMATS, type FormatName } from '../../src/quant/formats.js';
-import { readF16 } from '../../src/quant/blocks.js';
 import { Rng } from '../../src/tensor/rng.js';
-import { byteLevelTokenizer, logSoftmax } from './gguf-fixtures.js';
+import { byteLevelTokenizer, dequantQ4_0Interleaved, logSoftmax } from './gguf-fixtures.js';
 import { runLlamaCpp } from './llamacpp.js';
 
 const U = 2 ** -24;
@@ -163,14 +162,6 @@ test('a wrong reading of the Q4_0 blocks exceeds the bound', async () => {
   });
   const cpp = await runLlamaCpp(llama, file, PROMPT, 1, CFG.vocabSize);
   // Nibbles read as interleaved pairs (byte j = elements 2j, 2j+1) instead of j and j + 16.
-  const b = FORMATS.Q4_0.quantizeRef(params.get('lm_head.weight')!.f32);
-  const w = new Float32Array((b.length / 18) * 32);
-  for (let i = 0; i < b.length / 18; i++) {
-    const d = readF16(b, i * 18);
-    for (let j = 0; j < 16; j++) {
-      w[i * 32 + 2 * j] = ((b[i * 18 + 2 + j] & 15) - 8) * d;
-      w[i * 32 + 2 * j + 1] = ((b[i * 18 + 2 + j] >>> 4) - 8) * d;
-    }
-  }
+  const w = dequantQ4_0Interleaved(FORMATS.Q4_0.quantizeRef(params.get('lm_head.weight')!.f32));
   assert.ok(excess(cpp.logp, w, normed(params, PROMPT), 'Q4_0').worst > 0, 'a wrong block layout passes the bound');
 });
