@@ -4,8 +4,9 @@
 // polynomial exp). Tails are handled with masked loads/stores (load_n / store_n with k < W),
 // so no scalar remainder loop with different rounding exists.
 //
-// AVX-512 is not implemented: this project's machine cannot run it, so an AVX-512 machine
-// uses the AVX2 path (adding it means one more struct like Avx2 here).
+// There is no 512-bit V: an AVX-512 CPU runs the Avx2 bodies (isaInfo() reports it and
+// `npm test` prints it per family). Widening is speed work (issue 13): one more struct like
+// Avx2 here, instantiated in nn_isa.cc, tested on AVX-512 machines by the same kernel tests.
 #pragma once
 #include <immintrin.h>
 #include "simd_avx2.h"

@@ -101,6 +101,14 @@ void anchored(const Format &f, float *b, float d, Rng &r, F rest) {
   b[r.below(f.block)] = f.anchor * d;
 }
 
+// normal: N(0,1) with the scale changing block to block over 2^-10 .. 2^5.
+void fillNormal(Case &c, int B, int nb, Rng &r) {
+  for (int i = 0; i < c.rows * nb; i++) {
+    float s = std::ldexp(1.0f, (int)(i * 7 % 16) - 10);
+    for (int j = 0; j < B; j++) c.x[(size_t)i * B + j] = s * r.normal();
+  }
+}
+
 std::vector<Case> makeCases(const Format &f, uint64_t seed) {
   Rng r(seed);
   const int B = f.block;
@@ -111,14 +119,7 @@ std::vector<Case> makeCases(const Format &f, uint64_t seed) {
     cs.push_back({name, rows, n, std::vector<float>((size_t)rows * n)});
     return cs.back();
   };
-  // normal: N(0,1) with the scale changing block to block over 2^-10 .. 2^5.
-  {
-    Case &c = add("normal", 4);
-    for (int i = 0; i < c.rows * nb; i++) {
-      float s = std::ldexp(1.0f, (int)(i * 7 % 16) - 10);
-      for (int j = 0; j < B; j++) c.x[(size_t)i * B + j] = s * r.normal();
-    }
-  }
+  fillNormal(add("normal", 4), B, nb, r);
   // ties: d a power of two and elements at d·(k + ½), exactly halfway between grid points
   // (roundf/lroundf send halves away from zero; Q4_0's +8.5 and truncation sends them up);
   // every other block also has exact grid points d·k.
@@ -235,14 +236,7 @@ std::vector<Case> makeKCases(const Format &f, uint64_t seed) {
     cs.push_back({name, rows, n, std::vector<float>((size_t)rows * n)});
     return cs.back();
   };
-  // normal: N(0,1) with the scale changing block to block over 2^-10 .. 2^5.
-  {
-    Case &c = add("normal", 4);
-    for (int i = 0; i < c.rows * nb; i++) {
-      float s = std::ldexp(1.0f, (int)(i * 7 % 16) - 10);
-      for (int j = 0; j < B; j++) c.x[(size_t)i * B + j] = s * r.normal();
-    }
-  }
+  fillNormal(add("normal", 4), B, nb, r);
   // subscales: every 16 elements a different scale, 2^-12 .. 2^0 within one super-block, so small
   // sub-blocks quantize their 4/6-bit scale to 0 (llama.cpp then keeps the search's codes).
   {

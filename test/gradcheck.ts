@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { Tensor, backward, noGrad, Rng } from '../src/tensor/index.js';
 import { getBackend, setBackend } from '../src/tensor/registry.js';
-import { U, gamma } from './tolerance.js';
+import { U32, gamma } from './bounds.js';
 
 export interface GradCheckOptions {
   /** Step h (default 1e-2; see below for the balance it strikes). */
@@ -77,7 +77,7 @@ export function gradCheck(name: string, f: (...xs: Tensor[]) => Tensor, inputs: 
       if (!Object.is(yp[j], ym[j])) changedR += Math.abs(R[j]);
       ymax = Math.max(ymax, Math.abs(yp[j]), Math.abs(ym[j]));
     }
-    const eps = 2 * k * U * ymax * changedR + 2 ** -53 * R.length * absL;
+    const eps = 2 * k * U32 * ymax * changedR + 2 ** -53 * R.length * absL;
     return { d: (lp - lm) / (xp - xm), round: eps / (xp - xm) };
   };
   inputs.forEach((x, xi) => {

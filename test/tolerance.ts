@@ -1,24 +1,12 @@
-// Tolerances derived from stated rounding bounds, for tests that compare kdqat with another
-// implementation (PyTorch fixtures, the TS reference, finite differences). Every tolerance
-// here is a worst-case bound, so it holds for any summation order and with or without FMA
-// (the native addon's AVX-512, AVX2 and portable paths sum in different orders).
-//
-// Notation (Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., §2–3):
-//   u = 2⁻²⁴, the unit roundoff of float32 (round to nearest): |fl(x) − x| ≤ u|x|;
-//   γ_n = n·u / (1 − n·u) bounds the relative error of n rounded operations (Lemma 3.1);
-//   a float32 dot product of length n, in any order, with or without FMA, satisfies
-//   |fl(Σ aᵢbᵢ) − Σ aᵢbᵢ| ≤ γ_n · Σ|aᵢ||bᵢ|  (eq. 3.5).
+// Tolerances for whole computations (model blocks against PyTorch fixtures, two orders of the
+// same forward pass, finite differences), built on the rounding primitives of test/bounds.ts
+// (u, γ_n; Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., §2–3). Every
+// tolerance here is a worst-case bound, so it holds for any summation order and with or
+// without FMA (the native addon's AVX-512, AVX2 and portable paths sum in different orders):
+// a float32 dot product of length n satisfies |fl(Σ aᵢbᵢ) − Σ aᵢbᵢ| ≤ γ_n · Σ|aᵢ||bᵢ| (eq. 3.5).
 import { kernelOf, registerKernels } from '../src/tensor/registry.js';
+import { U32, gamma } from './bounds.js';
 import type { Kernels } from '../src/tensor/kernels.js';
-
-/** Unit roundoff of float32. */
-export const U = 2 ** -24;
-
-/** γ_n = n·u/(1 − n·u): relative bound after n rounded float32 operations. */
-export function gamma(n: number): number {
-  if (!(n * U < 1)) throw new RangeError(`gamma(${n}): n·u must be below 1`);
-  return (n * U) / (1 - n * U);
-}
 
 /** Bound on |fl(Σ aᵢbᵢ) − Σ aᵢbᵢ| for a length-n float32 dot product with Σ|aᵢ||bᵢ| = absDot. */
 export function dotBound(absDot: number, n: number): number {
@@ -39,7 +27,7 @@ export function absDot(a: ArrayLike<number>, b: ArrayLike<number>): number {
  * κ·γ_n (its Σ|a||b| is at most κ times the scale), and the reference's own rounding adds u.
  */
 export function chainBound(stages: number, n: number, kappa: number): number {
-  return stages * kappa * gamma(n) + U;
+  return stages * kappa * gamma(n) + U32;
 }
 
 /** Largest |x| (1 when empty or all zero, the floor tests use for "relative to the scale"). */
@@ -99,7 +87,3 @@ export function forwardDepth(layers: number): number {
  *  (withMatmulMagnitudes measures ≤ 3 on the PyTorch-fixture blocks). */
 export const KAPPA_MATMUL = 4;
 
-/** γ_n for float64 (unit roundoff 2⁻⁵³): JS arithmetic on numbers. */
-export function gamma64(n: number): number {
-  return (n * 2 ** -53) / (1 - n * 2 ** -53);
-}

@@ -12,6 +12,7 @@
 import * as fs from 'node:fs';
 import type { HfModelConfig } from './hf-config.js';
 import { mergeTokenizerConfig } from './tokenizer_config.js';
+import { architecture } from '../models/registry.js';
 
 export interface AddedToken { id: number; content: string; special: boolean }
 
@@ -147,16 +148,17 @@ export function tokenizerConfigJson(hf: HfModelConfig, t: TokenizerInfo, raw: Re
   };
   const byId = idToToken(t);
   const text = (id: number | null): string | null => (id === null ? null : byId.get(id) ?? null);
-  if (hf.arch === 'llama') {
-    const eos = hf.meta.eosTokenId;
-    out.bos_token = text(hf.meta.bosTokenId);
-    out.eos_token = text(Array.isArray(eos) ? eos[0] ?? null : eos);
-    out.pad_token = text(hf.meta.padTokenId);
+  const rec = architecture(hf.arch);
+  const ids = rec.specialIds(hf.meta);
+  if (rec.kind === 'decoder') {
+    out.bos_token = text(ids.bos);
+    out.eos_token = text(Array.isArray(ids.eos) ? ids.eos[0] ?? null : ids.eos);
+    out.pad_token = text(ids.pad);
   } else {
     for (const [key, s] of [['cls_token', '[CLS]'], ['sep_token', '[SEP]'], ['mask_token', '[MASK]'], ['unk_token', '[UNK]']]) {
       if (tokenId(t, s) !== null) out[key] = s;
     }
-    out.pad_token = text(hf.meta.padTokenId) ?? (tokenId(t, '[PAD]') === null ? null : '[PAD]');
+    out.pad_token = text(ids.pad) ?? (tokenId(t, '[PAD]') === null ? null : '[PAD]');
   }
   const m = (raw.model ?? {}) as Record<string, unknown>;
   if (typeof m.unk_token === 'string' && out.unk_token === undefined) out.unk_token = m.unk_token;

@@ -6,7 +6,8 @@
 // nothing" (no op on the tape, same loss and gradients).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { forwardDepth, gamma64, KAPPA_MATMUL, reorderBound } from '../tolerance.js';
+import { forwardDepth, KAPPA_MATMUL, reorderBound } from '../tolerance.js';
+import { U64, gamma } from '../bounds.js';
 import { Tensor, backward, noGrad, add, affine, crossEntropy, mean, mul, reshape } from '../../src/tensor/index.js';
 import { llamaForward } from '../../src/models/llama.js';
 import { bertEncode } from '../../src/models/bert.js';
@@ -72,7 +73,7 @@ function close(got: number | null, want: number, rtol: number, what: string): vo
 // sumSquaredDiff accumulate in double): each square of a float32 is exact in double, so the two
 // sums of n squares differ only by their float64 rounding in different orders, γ64(n) each; a
 // square root halves a relative error and rounds once more. Hence 2·γ64(n) + 2⁻⁵³ per norm.
-const normRtol = (n: number): number => 2 * gamma64(n) + 2 ** -53;
+const normRtol = (n: number): number => 2 * gamma(n, U64) + U64;
 
 /**
  * The explicit tape: a WeightFn whose input passes x through affine(x, 1, 0) with the result's

@@ -3,7 +3,7 @@
 // logs are kept per run, a rerun skips finished runs, and bad input is refused clearly.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { gamma64 } from '../tolerance.js';
+import { U64, gamma } from '../bounds.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -57,7 +57,7 @@ test('reproduce ov-freeze --quick: 2 seeds: every row, per-seed values, students
   assert.deepEqual(qat.values.map((v) => v.seed), [0, 1]);
   // Both means are float64 sums of the same two numbers: at most γ64(2) of their magnitude apart.
   const [a, b] = [qat.values[0].value, qat.values[1].value];
-  assert.ok(Math.abs(qat.mean - (a + b) / 2) <= gamma64(2) * (Math.abs(a) + Math.abs(b)) / 2);
+  assert.ok(Math.abs(qat.mean - (a + b) / 2) <= gamma(2, U64) * (Math.abs(a) + Math.abs(b)) / 2);
   // The fraction recovered follows the per-seed perplexities, when RTN lost anything.
   const [fp, rtn] = [rows[0].metrics.ppl.mean, rows[1].metrics.ppl.mean];
   if (rtn > fp) {

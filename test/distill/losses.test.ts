@@ -17,7 +17,8 @@ import { initParams, type Params } from '../../src/nn/params.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { BACKENDS, onBackend } from '../backends.js';
 import { expectClose } from '../util.js';
-import { chainBound, gamma } from '../tolerance.js';
+import { chainBound } from '../tolerance.js';
+import { gamma } from '../bounds.js';
 
 // Bounds for a loss against the fixture (float64 math rounded once). A loss value is one sum
 // over every element of the student tensors it reads (n = their total size; any order) of terms

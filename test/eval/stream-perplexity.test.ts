@@ -7,7 +7,7 @@ import { llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
 import type { Model } from '../../src/models/model.js';
 import { perplexity } from '../../src/eval/perplexity.js';
 import { streamPerplexity, streamWindows } from '../../src/eval/stream-perplexity.js';
-import { gamma64 } from '../tolerance.js';
+import { U64, gamma } from '../bounds.js';
 
 test('windows: inputs never overlap, each target appears once, the tail is kept', () => {
   for (const [N, T] of [[2, 1], [10, 3], [11, 5], [9, 4], [5, 8], [100, 7]]) {
@@ -48,7 +48,7 @@ test('streamPerplexity = token-weighted combination of perplexity() on the full 
   assert.equal(r.windows, 5);
   // Same windows, same batches: identical float32 per-token terms (deterministic kernels),
   // recombined in float64 here and there: ≤ γ⁽⁶⁴⁾ of the 36 terms' sum.
-  assert.ok(Math.abs(r.nll - nll) <= gamma64(2 * 36) * nll, `nll ${r.nll} vs ${nll}`);
+  assert.ok(Math.abs(r.nll - nll) <= gamma(2 * 36, U64) * nll, `nll ${r.nll} vs ${nll}`);
   assert.equal(r.ppl, Math.exp(r.nll));
   assert.equal(calls, 3, 'progress per batch: 2 batches of full windows + the tail');
 });

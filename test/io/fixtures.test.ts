@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { readSafetensors, type Tensor } from '../../src/io/safetensors.js';
-import { U, gamma64 } from '../tolerance.js';
+import { U32, U64, gamma } from '../bounds.js';
 
 const dir = fileURLToPath(new URL('../fixtures/', import.meta.url));
 type Spec = Record<string, number[]>;
@@ -40,7 +40,7 @@ function checkAttention(t: Map<string, Tensor>, B: number, H: number, T: number,
     }
     // The fixture's probabilities are float64 softmax rows rounded once to float32 (u each),
     // summed here in float64: |Σ − 1| ≤ T·u (+ float64 rounding).
-    assert.ok(Math.abs(sum - 1) <= T * U + gamma64(T), `attn_probs row (${b},${h},${i}) sums to ${sum}`);
+    assert.ok(Math.abs(sum - 1) <= T * U32 + gamma(T, U64), `attn_probs row (${b},${h},${i}) sums to ${sum}`);
   }
 }
 

@@ -34,9 +34,8 @@ import { FORMATS, type FormatName } from '../../src/quant/formats.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { byteLevelTokenizer, dequantQ4_0Interleaved, logSoftmax } from './gguf-fixtures.js';
 import { runLlamaCpp } from './llamacpp.js';
+import { U32, gamma } from '../bounds.js';
 
-const U = 2 ** -24;
-const gamma = (n: number): number => (n * U) / (1 - n * U);
 
 const CFG: LlamaConfig = {
   vocabSize: 512, hiddenSize: 256, intermediateSize: 256, numHiddenLayers: 1, numAttentionHeads: 4,
@@ -47,10 +46,10 @@ const CFG: LlamaConfig = {
 const PROMPT = Array.from({ length: 40 }, (_, i) => 33 + ((i * 37) % 90));
 /** Activation block and relative rounding of its stored step, per weight type. */
 const ACT: Record<FormatName, { block: number; rho: number }> = {
-  Q8_0: { block: 32, rho: 2 ** -11 }, Q4_0: { block: 32, rho: 2 ** -11 }, TQ2_0: { block: 256, rho: U },
+  Q8_0: { block: 32, rho: 2 ** -11 }, Q4_0: { block: 32, rho: 2 ** -11 }, TQ2_0: { block: 256, rho: U32 },
   // The K-quants' dot products take Q8_K activations too (vec_dot_type, float32 scale).
-  Q2_K: { block: 256, rho: U }, Q3_K: { block: 256, rho: U }, Q4_K: { block: 256, rho: U },
-  Q5_K: { block: 256, rho: U }, Q6_K: { block: 256, rho: U },
+  Q2_K: { block: 256, rho: U32 }, Q3_K: { block: 256, rho: U32 }, Q4_K: { block: 256, rho: U32 },
+  Q5_K: { block: 256, rho: U32 }, Q6_K: { block: 256, rho: U32 },
 };
 
 let dir = '';
@@ -97,7 +96,7 @@ function logitsAndBound(w: Float32Array, x: Float64Array, type: FormatName, with
     let amax = 0;
     for (let j = b0; j < b0 + block; j++) amax = Math.max(amax, Math.abs(x[j]));
     const step = (amax * (1 + 2 ** -10)) / 127;
-    e.fill(withAct ? step * (0.5 + 127 * (rho + 4 * U)) : 0, b0, b0 + block);
+    e.fill(withAct ? step * (0.5 + 127 * (rho + 4 * U32)) : 0, b0, b0 + block);
   }
   const z = new Float64Array(V), b = new Float64Array(V);
   for (let i = 0; i < V; i++) {
@@ -105,7 +104,7 @@ function logitsAndBound(w: Float32Array, x: Float64Array, type: FormatName, with
     for (let j = 0; j < K; j++) {
       const aw = Math.abs(w[i * K + j]), ax = Math.abs(x[j]);
       s += w[i * K + j] * x[j];
-      act += aw * (e[j] + 8 * U * ax);
+      act += aw * (e[j] + 8 * U32 * ax);
       mag += aw * (ax + e[j]);
     }
     z[i] = s;
@@ -123,7 +122,7 @@ function excess(cppLogp: Float64Array[], w: Float32Array, xs: Float64Array[], ty
     let bmax = 0;
     for (const v of b) bmax = Math.max(bmax, v);
     for (let i = 0; i < z.length; i++) {
-      const bound = b[i] + bmax + gamma(CFG.vocabSize) + 3 * U;
+      const bound = b[i] + bmax + gamma(CFG.vocabSize) + 3 * U32;
       const d = Math.abs(mine[i] - cppLogp[t][i]);
       worst = Math.max(worst, d - bound);
       ratio = Math.max(ratio, d / bound);

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import type { ControlledEvaluateInputItem, Llama, Token } from 'node-llama-cpp';
 import { argmax, logSoftmax } from './gguf-fixtures.js';
 import type { LlamaConfig } from '../../src/models/llama.js';
+import { gamma } from '../bounds.js';
 
 export interface CppRun {
   /** log-probabilities after each prompt token and each generated token but the last: (T, V). */
@@ -100,9 +101,8 @@ export function commonPrefix(a: readonly number[], b: readonly number[]): number
  *  relative rounding of every matmul input (F16 weights: llama.cpp converts the activations
  *  to fp16, 2⁻¹¹) to each reduction's γ_K. */
 export function f32Tolerance(cfg: LlamaConfig, opts: { context?: number; inputRounding?: number } = {}): number {
-  const U = 2 ** -24, K = Math.max(cfg.hiddenSize, cfg.intermediateSize, opts.context ?? 256);
-  const gamma = (K * U) / (1 - K * U), R = 7 * cfg.numHiddenLayers + 2;
-  return 2 * 2 * R * (gamma + (opts.inputRounding ?? 0));
+  const K = Math.max(cfg.hiddenSize, cfg.intermediateSize, opts.context ?? 256), R = 7 * cfg.numHiddenLayers + 2;
+  return 2 * 2 * R * (gamma(K) + (opts.inputRounding ?? 0));
 }
 
 /** Positions where our argmax differs from llama.cpp's, and how many of them are real: our

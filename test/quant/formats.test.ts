@@ -2,7 +2,7 @@
 // (ggml-quants.c quantize_row_*_ref / dequantize_row_*), plus grid and round-trip properties.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { U } from '../tolerance.js';
+import { U32 } from '../bounds.js';
 import { Q4_0, Q8_0, TQ2_0, FORMATS, fakeQuantRef, type BlockFormat } from '../../src/quant/formats.js';
 import { GGML_TYPES } from '../../src/io/gguf_format.js';
 import { fromF16 } from '../../src/io/half.js';
@@ -151,7 +151,7 @@ test('properties on random rows: grid, error bound, NaN-free, idempotence, fake 
             // the float32 arithmetic of q = round(x·(1/d)): d, 1/d and x·id each round once
             // (|Δq| ≤ 3u·127), and d itself is float32 (127·u·d): 4·127·u·d = 4u·amax.
             const d = amax / 127;
-            const bound = d / 2 + 127 * Math.abs(d - dh) + 4 * U * amax;
+            const bound = d / 2 + 127 * Math.abs(d - dh) + 4 * U32 * amax;
             assert.ok(Math.abs(y[k] - x[k]) <= bound, `Q8_0[${k}]: |${y[k]} - ${x[k]}| > ${bound}`);
           }
         }

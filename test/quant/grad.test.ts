@@ -11,7 +11,7 @@ import { fakeQuantWeight, fakeQuantInput } from '../../src/quant/ops.js';
 import type { WeightQuant } from '../../src/quant/rules.js';
 import { BACKENDS, onBackend } from '../backends.js';
 import { expectClose } from '../util.js';
-import { U, gamma } from '../tolerance.js';
+import { U32, gamma } from '../bounds.js';
 
 const file = fileURLToPath(new URL('../fixtures/quant.safetensors', import.meta.url));
 const { tensors, metadata } = readSafetensors(file);
@@ -45,7 +45,7 @@ for (const backend of BACKENDS) {
         // ŵ = clamp(round(w/s) [− z])·s [+ z·s]: the integer level is exact (no input sits within
         // float32 rounding of a half), so ŵ carries the roundings of s = max/Qp, of the level
         // times s and of the zero-point shift, plus the fixture's own: ≤ 4u relative.
-        expectClose(y.f32, yRef, 4 * U, 0, `${name} ŵ`);
+        expectClose(y.f32, yRef, 4 * U32, 0, `${name} ŵ`);
         // ∂w is gy or 0 (STE, clipped STE, LSQ): a copy, so exact.
         expectClose(g[0], get(`${name}.gw`).f32, 0, 0, `${name} ∂w`);
         if (lsq) {
@@ -59,7 +59,7 @@ for (const backend of BACKENDS) {
           gs.forEach((want, k) => {
             let absGy = 0;
             for (let i = k * N; i < (k + 1) * N; i++) absGy += Math.abs(gy.f32[i]);
-            const bound = gamma(N + 4) * (2 ** bits / Math.sqrt(N)) * absGy + U * Math.abs(want);
+            const bound = gamma(N + 4) * (2 ** bits / Math.sqrt(N)) * absGy + U32 * Math.abs(want);
             assert.ok(Math.abs(g[1][k] - want) <= bound, `${name} ∂step ${k}: got ${g[1][k]}, expected ${want} (bound ${bound})`);
           });
         }
@@ -79,7 +79,7 @@ for (const backend of BACKENDS) {
         const { y, g } = grads((l) => fakeQuantInput(l[0], bits, clip), [x], gy);
         const yRef = get(`${name}.y`).f32;
         // s = max|x|/Qp and level·s: two roundings, plus the fixture's own (3u relative).
-        expectClose(y.f32, yRef, 3 * U, 0, `${name} y`);
+        expectClose(y.f32, yRef, 3 * U32, 0, `${name} y`);
         expectClose(g[0], get(`${name}.gx`).f32, 0, 0, `${name} ∂x`);
       }
     });

@@ -4,7 +4,7 @@
 // float32 transcription of METHODS.md §2, code ranges and types, and error paths.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { U, gamma } from '../tolerance.js';
+import { U32, gamma } from '../bounds.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { fakeQuantWeight, initStep, fakeQuantInput } from '../../src/quant/ops.js';
 import { quantizeCodes, dequantizeCodes, granuleCount, type WeightQuant } from '../../src/quant/rules.js';
@@ -161,7 +161,7 @@ test('TWN matches Δ = 0.7·mean|W|, α = mean{|w| : |w| > Δ} per tensor and pe
       for (let j = 0; j < n; j++) {
         const want = Math.abs(x[j]) > delta ? Math.sign(x[j]) * alpha : 0;
         // α is a float32 mean of up to n magnitudes (γ_n) stored once more in float32 (u).
-        assert.ok(Math.abs(y[k * n + j] - want) <= (gamma(n) + U) * alpha, `${granule.kind} ${k}/${j}`);
+        assert.ok(Math.abs(y[k * n + j] - want) <= (gamma(n) + U32) * alpha, `${granule.kind} ${k}/${j}`);
       }
       const codes = quantizeCodes(w, rows, cols, q);
       assert.ok(codes.codes instanceof Int8Array && codes.codes.every((v) => v >= -1 && v <= 1));

@@ -1,7 +1,8 @@
 // The training loop: learning, gradient accumulation, checkpoint/resume reproducibility, NaN stop.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import { U, chainBound, scaleOf } from '../tolerance.js';
+import { chainBound, scaleOf } from '../tolerance.js';
+import { U32 } from '../bounds.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { scale } from '../../src/tensor/index.js';
@@ -62,7 +63,7 @@ it('gradient accumulation of 2 × B equals one batch of 2B (to a rounding bound)
       moved = Math.max(moved, Math.abs(q[i] - init[i]));
       worst = Math.max(worst, Math.abs(x - q[i]));
     });
-    assert.ok(worst <= 2 * rel * moved + U * scaleOf(q), `${name}: max parameter difference ${worst} (moved ${moved})`);
+    assert.ok(worst <= 2 * rel * moved + U32 * scaleOf(q), `${name}: max parameter difference ${worst} (moved ${moved})`);
   }
 });
 

@@ -15,7 +15,7 @@ import { classificationAccuracy } from '../../src/eval/classification.js';
 import { loadClassification } from '../../src/data/classification.js';
 import type { Reporter } from '../../src/train/loop.js';
 import { bertTeacher, decoderConfig, llamaTeacher, silentReporter, tmpDir } from './qat-fixture.js';
-import { gamma } from '../tolerance.js';
+import { gamma } from '../bounds.js';
 
 type Line = Record<string, unknown> & { step: number; loss: Record<string, number>; signal?: Record<string, Record<string, (number | null)[]>> };
 const readLog = (out: string): Line[] => readTrainLog(path.join(out, 'qat_log.jsonl')) as unknown as Line[];
