@@ -43,8 +43,7 @@
 import { Tensor, noGrad } from '../tensor/index.js'; // (index: sets the backends up)
 import { record } from '../tensor/autograd.js';
 import { kernel } from '../tensor/registry.js';
-import { moduleOf } from '../nn/modules.js';
-import { MODULE_KINDS } from '../models/registry.js';
+import { MODULE_KINDS, moduleOf } from '../models/registry.js';
 import type { Params, WeightFn } from '../nn/params.js';
 
 export const SIGNAL_METRICS = [

@@ -36,7 +36,21 @@ export interface ForwardInput {
   mask?: Tensor | null;
   tokenTypeIds?: Tensor | null;
 }
-export interface ForwardOptions { weight?: WeightFn; capture?: TapRequest }
+export interface ForwardOptions {
+  weight?: WeightFn;
+  capture?: TapRequest;
+  /** Dropout seed (training: fine-tuning); dropout is off when undefined. */
+  dropoutSeed?: number;
+}
+
+/** How a classifier's input is laid out around one or two texts (HF's tokenizer templates):
+ *  BERT `[CLS] a [SEP] b [SEP]` with token types 0/1, RoBERTa `<s> a </s></s> b </s>` without. */
+export interface ClassifierInput {
+  /** Separator tokens between the two texts of a pair (1 or 2). */
+  pairSeparators: number;
+  /** Whether the model reads token types (segment ids); without, they are not built. */
+  tokenTypes: boolean;
+}
 
 /** A model of family C: what `Model` (model.ts) is per registry entry. `X` are family-specific
  *  fields (BERT: which heads it carries). */
@@ -113,8 +127,14 @@ export interface Architecture<C = any, M = any, X = any> {
   /** Token logits (B, T, V): causal for a decoder, masked-LM for an encoder. */
   lmLogits(model: ArchModel<C, X>, ids: Tensor, o?: { attentionMask?: Tensor | null; weight?: WeightFn }): Tensor;
 
+  /** The classifier's input layout (default: BERT's, `{ pairSeparators: 1, tokenTypes: true }`). */
+  readonly classifierInput?: ClassifierInput;
+
   /** What quantization rules, freeze presets and the signal log refer to. */
   readonly modules: {
+    /** Parameter name → module kind, first match wins (nn/modules.ts moduleOf reads every
+     *  record's rules through the registry); names no rule matches are 'other'. */
+    rules: readonly (readonly [RegExp, string])[];
     /** Module kinds of the blocks' Linear weights (nn/modules.ts moduleOf), in plot order; these
      *  are the quantizable weights inside the blocks. */
     kinds: readonly string[];

@@ -1,19 +1,22 @@
 // The BERT record (architecture.ts): Hugging Face BertModel / BertForMaskedLM /
 // BertForSequenceClassification. Config keys and defaults follow transformers' BertConfig
 // (models/bert/configuration_bert.py); num_labels is implied by id2label, as in PretrainedConfig.
-import type { Params } from '../nn/params.js';
 import { trainWordPiece } from '../tokenize/train-wordpiece.js';
-import { isObj, type ConfigReader, type Obj } from './config-reader.js';
+import type { ConfigReader, Obj } from './config-reader.js';
 import { bertClassify, bertEncode, bertMlmLogits, bertParamSpec, type BertConfig } from './bert.js';
-import type { Architecture, Heads, Taps } from './architecture.js';
+import type { Architecture, Taps } from './architecture.js';
+import {
+  ENCODER_KINDS, encoderHeads, headFromTensors, labelsJson, parseLabels,
+  type EncoderFields, type EncoderHead, type EncoderModel, type ProblemType,
+} from './encoder.js';
 
-export type BertHead = 'mlm' | 'classifier' | 'base';
+export type BertHead = EncoderHead;
 
 export interface BertMeta {
   head: BertHead;
   /** Class names by index (classifier); null = HF's default LABEL_0.. names. */
   labels: string[] | null;
-  problemType: 'regression' | 'single_label_classification' | 'multi_label_classification' | null;
+  problemType: ProblemType | null;
   padTokenId: number | null;
   classifierDropout: number | null;
   torchDtype: string;
@@ -22,14 +25,27 @@ export interface BertMeta {
 }
 
 /** The heads a BERT model carries (it may carry both; save_pretrained has a class for one). */
-export interface BertFields { heads: { mlm: boolean; classifier: boolean } }
-type BertModel = { arch: string; config: BertConfig; params: Params } & BertFields;
+export type BertFields = EncoderFields;
+type BertModel = EncoderModel<BertConfig>;
 
 const CLASSES: Record<string, BertHead> = {
   BertForMaskedLM: 'mlm', BertForPreTraining: 'mlm', BertForSequenceClassification: 'classifier', BertModel: 'base',
 };
 const CLASS_OF: Record<BertHead, string> = { mlm: 'BertForMaskedLM', classifier: 'BertForSequenceClassification', base: 'BertModel' };
-const PROBLEM_TYPES = ['regression', 'single_label_classification', 'multi_label_classification'] as const;
+
+/** Module kinds of BERT-layout parameter names (RoBERTa's encoder shares them). */
+export const BERT_RULES: readonly (readonly [RegExp, string])[] = [
+  [/\.attention\.self\.query\./, 'query'],
+  [/\.attention\.self\.key\./, 'key'],
+  [/\.attention\.self\.value\./, 'value'],
+  [/\.attention\.output\.dense\./, 'attn-out'],
+  [/\.intermediate\.dense\./, 'ffn-in'],
+  [/\.output\.dense\./, 'ffn-out'], // after attention.output.dense, which also ends this way
+  [/LayerNorm\./, 'norm'],
+  [/word_embeddings\.|position_embeddings\.|token_type_embeddings\./, 'embed'],
+  [/^cls\.predictions\./, 'head'],
+  [/^bert\.pooler\.|^classifier\./, 'classifier'],
+];
 
 function parse(r: ConfigReader): { config: BertConfig; meta: BertMeta } {
   const archName = r.architectures(Object.keys(CLASSES));
@@ -39,28 +55,7 @@ function parse(r: ConfigReader): { config: BertConfig; meta: BertMeta } {
   if (act !== 'gelu' && act !== 'gelu_new') r.fail(`hidden_act "${act}" is not supported for bert; kdqat supports "gelu", "gelu_new"`);
   const pe = r.str('position_embedding_type', 'absolute');
   if (pe !== 'absolute') r.fail(`position_embedding_type "${pe}" is not supported; kdqat supports "absolute"`);
-  let labels: string[] | null = null;
-  const id2 = r.j.id2label;
-  if (id2 !== undefined && id2 !== null) {
-    if (!isObj(id2)) r.fail(`"id2label" must be an object {"0": "name", ...}`);
-    const n = Object.keys(id2).length;
-    labels = [];
-    for (let i = 0; i < n; i++) {
-      const v = id2[String(i)];
-      if (typeof v !== 'string') r.fail(`"id2label" must map every index 0..${n - 1} to a name; "${i}" is ${JSON.stringify(v)}`);
-      labels.push(v);
-    }
-    const l2i = r.j.label2id;
-    if (isObj(l2i)) {
-      labels.forEach((name, i) => {
-        if (l2i[name] !== i) r.fail(`"label2id" disagrees with "id2label": "${name}" → ${JSON.stringify(l2i[name])}, expected ${i}`);
-      });
-    }
-  }
-  const numLabels = labels?.length ?? r.int('num_labels', 2);
-  if (r.has('num_labels') && r.int('num_labels') !== numLabels) r.fail(`"num_labels" ${r.j.num_labels} ≠ the ${numLabels} entries of "id2label"`);
-  const pt = r.j.problem_type ?? null;
-  if (pt !== null && !PROBLEM_TYPES.includes(pt as never)) r.fail(`"problem_type" ${JSON.stringify(pt)} is not one of ${PROBLEM_TYPES.join(', ')}`);
+  const { labels, numLabels, problemType } = parseLabels(r);
   const head: BertHead = archName ? CLASSES[archName] : 'base';
   const config: BertConfig = {
     vocabSize: r.int('vocab_size'),
@@ -79,7 +74,7 @@ function parse(r: ConfigReader): { config: BertConfig; meta: BertMeta } {
   };
   const cd = r.j.classifier_dropout;
   const meta: BertMeta = {
-    head, labels: head === 'classifier' ? labels : null, problemType: pt as BertMeta['problemType'],
+    head, labels: head === 'classifier' ? labels : null, problemType,
     padTokenId: r.j.pad_token_id === undefined ? 0 : r.tokenId('pad_token_id'),
     classifierDropout: cd === undefined || cd === null ? null : r.num('classifier_dropout', 0),
     torchDtype: r.str('torch_dtype', r.str('dtype', 'float32')),
@@ -97,17 +92,8 @@ function toJson(k: BertConfig, m: BertMeta): Obj {
     num_hidden_layers: k.numHiddenLayers, pad_token_id: m.padTokenId, position_embedding_type: 'absolute',
     torch_dtype: m.torchDtype, type_vocab_size: k.typeVocabSize, use_cache: true, vocab_size: k.vocabSize,
   };
-  if (m.head === 'classifier') {
-    const names = m.labels ?? Array.from({ length: k.numLabels }, (_, i) => `LABEL_${i}`);
-    if (names.length !== k.numLabels) throw new Error(`bert config: ${names.length} labels given but numLabels is ${k.numLabels}`);
-    out.id2label = Object.fromEntries(names.map((n, i) => [String(i), n]));
-    out.label2id = Object.fromEntries(names.map((n, i) => [n, i]));
-    if (m.problemType) out.problem_type = m.problemType;
-  }
-  return out;
+  return m.head === 'classifier' ? { ...out, ...labelsJson('bert', m.labels, k.numLabels, m.problemType) } : out;
 }
-
-const headsOfHead = (h: BertHead): Heads => ({ lm: false, mlm: h === 'mlm', classifier: h === 'classifier' });
 
 export const bert: Architecture<BertConfig, BertMeta, BertFields> = {
   name: 'bert',
@@ -137,21 +123,15 @@ export const bert: Architecture<BertConfig, BertMeta, BertFields> = {
     meta: (sp) => ({ head: 'mlm', padTokenId: sp.pad ?? 0 }),
   },
 
-  headsOf: (m) => headsOfHead(m.head),
-  modelFields: (h) => ({ heads: { mlm: h.mlm, classifier: h.classifier } }),
-  modelHeads: (m) => ({ lm: false, mlm: m.heads.mlm, classifier: m.heads.classifier }),
-  metaForHeads(h) {
-    if (h.mlm && h.classifier) throw new Error('saveStudent: a BERT model with both an MLM and a classifier head has no Hugging Face class; drop one head');
-    return { head: h.classifier ? 'classifier' : h.mlm ? 'mlm' : 'base' };
-  },
-  labels: (m) => (m.head === 'classifier' ? m.labels : null),
+  ...encoderHeads<BertMeta>('BERT'),
   specialIds: (m) => ({ bos: null, eos: null, pad: m.padTokenId }),
-  describe: (h) => `a BERT encoder (${h.mlm ? 'masked-LM head' : h.classifier ? 'classifier head' : 'no head'}`,
 
   paramSpec: (config, h) => bertParamSpec(config, { mlm: h.mlm, classifier: h.classifier }),
   forward(model: BertModel, x, o = {}): Taps {
-    const enc = bertEncode(model.params, model.config, x.ids, { attentionMask: x.mask, tokenTypeIds: x.tokenTypeIds, weight: o.weight, capture: o.capture });
-    const logits = bertClassify(model.params, model.config, enc, { weight: o.weight });
+    const enc = bertEncode(model.params, model.config, x.ids, {
+      attentionMask: x.mask, tokenTypeIds: x.tokenTypeIds, weight: o.weight, capture: o.capture, dropoutSeed: o.dropoutSeed,
+    });
+    const logits = bertClassify(model.params, model.config, enc, { weight: o.weight, dropoutSeed: o.dropoutSeed });
     return { logits, hidden: enc.hidden, probs: enc.probs, scores: enc.scores, context: enc.context, saOut: enc.saOut, attnOut: enc.attnOut };
   },
   lmLogits(model: BertModel, ids, o = {}) {
@@ -161,7 +141,8 @@ export const bert: Architecture<BertConfig, BertMeta, BertFields> = {
   },
 
   modules: {
-    kinds: ['query', 'key', 'value', 'attn-out', 'ffn-in', 'ffn-out'],
+    kinds: ENCODER_KINDS,
+    rules: BERT_RULES,
     freezePresets: { ov: ['attention.self.value', 'attention.output.dense'] },
     // The word embedding is read through the WeightFn by the lookup and the tied MLM decoder alike.
     extraTargets: () => ({ first: [{ name: 'bert.embeddings.word_embeddings.weight', logical: 'bert.embeddings.word_embeddings.weight' }], last: [] }),
@@ -182,9 +163,7 @@ export const bert: Architecture<BertConfig, BertMeta, BertFields> = {
     fromTensors(config, meta, shapes) {
       if (!meta.inferHead) return null;
       // No "architectures" in config.json: tell the head from the tensors.
-      const cls = shapes.get('classifier.weight');
-      const head: BertHead = cls ? 'classifier' : [...shapes.keys()].some((n) => n.startsWith('cls.predictions.')) ? 'mlm' : 'base';
-      const numLabels = cls ? cls[0] : 0; // classifier.weight (numLabels, C)
+      const { head, numLabels } = headFromTensors(shapes, 'classifier.weight', 'cls.predictions.');
       return { config: { ...config, numLabels }, meta: { ...meta, head, inferHead: false } };
     },
   },

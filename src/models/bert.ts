@@ -1,11 +1,13 @@
 // BERT-family encoder (Hugging Face BertModel with BertForMaskedLM / BertForSequenceClassification
 // heads): word + position + token-type embeddings, post-LayerNorm blocks, GELU, pooler.
 import { Tensor } from '../tensor/tensor.js';
-import {
-  add, attention, dropout, embedding, gather, gelu, geluTanh, layerNorm, linear, reshape, slice, tanh,
-} from '../tensor/ops/index.js';
+import { add, dropout, embedding, gather, layerNorm, linear, reshape, slice, tanh } from '../tensor/ops/index.js';
 import { intTensor } from '../tensor/tensor.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
+import {
+  activation, checkIds, embeddingDropout, encoderLayer, encoderStack, type EncoderAct, type EncoderBlockCapture,
+  type EncoderBlockOptions, type EncoderCapture, type EncoderLayerNames, type EncoderOutput,
+} from './encoder.js';
 
 export interface BertConfig {
   vocabSize: number;
@@ -16,7 +18,7 @@ export interface BertConfig {
   maxPositionEmbeddings: number;
   typeVocabSize: number;
   layerNormEps: number;
-  hiddenAct: 'gelu' | 'gelu_new';
+  hiddenAct: EncoderAct;
   hiddenDropoutProb: number;
   attentionProbsDropoutProb: number;
   initializerRange: number;
@@ -24,24 +26,7 @@ export interface BertConfig {
   numLabels: number;
 }
 
-export interface EncoderCapture {
-  hidden?: boolean; // embedding output + every layer's output (L+1)
-  probs?: boolean; // (B, H, T, T)
-  scores?: boolean; // (B, H, T, T), masked entries 0
-  context?: boolean; // softmax(QKᵀ)V before the output projection (B, T, C)
-  saOut?: boolean; // after attention.output.dense, before the residual (B, T, C)
-  attnOut?: boolean; // after the residual add and attention.output.LayerNorm (B, T, C)
-}
-
-export interface EncoderOutput {
-  last: Tensor; // (B, T, C)
-  hidden: Tensor[];
-  probs: Tensor[];
-  scores: Tensor[];
-  context: Tensor[];
-  saOut: Tensor[];
-  attnOut: Tensor[];
-}
+export type { EncoderCapture, EncoderOutput, EncoderBlockOptions, EncoderBlockCapture } from './encoder.js';
 
 export function bertParamSpec(cfg: BertConfig, heads: { mlm?: boolean; classifier?: boolean } = {}): Map<string, { shape: number[]; init: Init }> {
   const C = cfg.hiddenSize, F = cfg.intermediateSize;
@@ -84,54 +69,18 @@ export function bertParamSpec(cfg: BertConfig, heads: { mlm?: boolean; classifie
   return spec;
 }
 
-export interface EncoderBlockOptions {
-  keyMask?: Tensor | null;
-  weight?: WeightFn;
-  capture?: EncoderCapture;
-  /** Dropout seed (training); dropout is off when undefined. */
-  dropoutSeed?: number;
-}
-
-export interface EncoderBlockCapture {
-  probs: Tensor | null;
-  scores: Tensor | null;
-  context: Tensor | null;
-  saOut: Tensor | null;
-  attnOut: Tensor | null;
-}
+/** BERT's layer names (relative to bert.encoder.layer.N.). */
+export const BERT_LAYER: EncoderLayerNames = {
+  query: 'attention.self.query', key: 'attention.self.key', value: 'attention.self.value',
+  attnOut: 'attention.output.dense', attnNorm: 'attention.output.LayerNorm',
+  ffnIn: 'intermediate.dense', ffnOut: 'output.dense', outNorm: 'output.LayerNorm',
+};
 
 /** One post-LN encoder layer. x (B, T, C). `prefix` ends in '.'. */
 export function bertBlock(
   params: Params, prefix: string, cfg: BertConfig, x: Tensor, opts: EncoderBlockOptions,
 ): { y: Tensor; cap: EncoderBlockCapture } {
-  const [B, T, C] = x.shape;
-  const H = cfg.numAttentionHeads, D = C / H;
-  const p = (n: string): Tensor => param(params, prefix + n);
-  const w = (n: string): Tensor => (opts.weight ?? identityWeight)(prefix + n, p(n));
-  // Linear `n` (a prefix-relative module name): input hook, weight hook, bias.
-  const lin = (x: Tensor, n: string): Tensor => linear(linearInput(opts.weight, `${prefix}${n}.weight`, x), w(`${n}.weight`), p(`${n}.bias`));
-  const cap = opts.capture ?? {};
-  const drop = (t: Tensor, salt: number): Tensor =>
-    opts.dropoutSeed === undefined ? t : dropout(t, cfg.hiddenDropoutProb, opts.dropoutSeed * 7919 + salt);
-
-  const q = reshape(lin(x, 'attention.self.query'), [B, T, H, D]);
-  const k = reshape(lin(x, 'attention.self.key'), [B, T, H, D]);
-  const v = reshape(lin(x, 'attention.self.value'), [B, T, H, D]);
-  const att = attention(q, k, v, { keyMask: opts.keyMask, returnProbs: cap.probs, returnScores: cap.scores });
-  const context = reshape(att.out, [B, T, C]);
-  const sa = lin(context, 'attention.output.dense');
-  const a = layerNorm(add(drop(sa, 1), x), p('attention.output.LayerNorm.weight'), p('attention.output.LayerNorm.bias'), cfg.layerNormEps);
-  const act = cfg.hiddenAct === 'gelu_new' ? geluTanh : gelu;
-  const inter = act(lin(a, 'intermediate.dense'));
-  const o = lin(inter, 'output.dense');
-  const y = layerNorm(add(drop(o, 2), a), p('output.LayerNorm.weight'), p('output.LayerNorm.bias'), cfg.layerNormEps);
-  return {
-    y,
-    cap: {
-      probs: att.probs, scores: att.scores,
-      context: cap.context ? context : null, saOut: cap.saOut ? sa : null, attnOut: cap.attnOut ? a : null,
-    },
-  };
+  return encoderLayer(params, prefix, BERT_LAYER, cfg, x, opts);
 }
 
 export interface EncoderForwardOptions {
@@ -145,9 +94,7 @@ export interface EncoderForwardOptions {
 
 /** Embeddings + encoder: ids (B, T) → last hidden state (B, T, C) and captures. */
 export function bertEncode(params: Params, cfg: BertConfig, ids: Tensor, opts: EncoderForwardOptions = {}): EncoderOutput {
-  if (ids.dtype !== 'i32' || ids.ndim !== 2) throw new RangeError(`bert: ids must be int32 (B, T), got ${ids.dtype} [${ids.shape}]`);
-  const [B, T] = ids.shape;
-  if (T > cfg.maxPositionEmbeddings) throw new RangeError(`bert: sequence length ${T} exceeds max_position_embeddings ${cfg.maxPositionEmbeddings}`);
+  const [B, T] = checkIds('bert', ids, cfg.maxPositionEmbeddings);
   const wf = opts.weight ?? identityWeight;
   const word = 'bert.embeddings.word_embeddings.weight';
   let x = embedding(wf(word, param(params, word)), ids); // (B, T, C)
@@ -156,25 +103,8 @@ export function bertEncode(params: Params, cfg: BertConfig, ids: Tensor, opts: E
   const types = opts.tokenTypeIds ?? intTensor(new Int32Array(B * T), [B, T]);
   x = add(x, embedding(param(params, 'bert.embeddings.token_type_embeddings.weight'), types));
   x = layerNorm(x, param(params, 'bert.embeddings.LayerNorm.weight'), param(params, 'bert.embeddings.LayerNorm.bias'), cfg.layerNormEps);
-  if (opts.dropoutSeed !== undefined) x = dropout(x, cfg.hiddenDropoutProb, opts.dropoutSeed * 7919);
-  const cap = opts.capture ?? {};
-  const out: EncoderOutput = { last: x, hidden: [], probs: [], scores: [], context: [], saOut: [], attnOut: [] };
-  if (cap.hidden) out.hidden.push(x);
-  for (let l = 0; l < cfg.numHiddenLayers; l++) {
-    const r = bertBlock(params, `bert.encoder.layer.${l}.`, cfg, x, {
-      keyMask: opts.attentionMask, weight: opts.weight, capture: cap,
-      dropoutSeed: opts.dropoutSeed === undefined ? undefined : opts.dropoutSeed + 1000 * (l + 1),
-    });
-    x = r.y;
-    if (r.cap.probs) out.probs.push(r.cap.probs);
-    if (r.cap.scores) out.scores.push(r.cap.scores);
-    if (r.cap.context) out.context.push(r.cap.context);
-    if (r.cap.saOut) out.saOut.push(r.cap.saOut);
-    if (r.cap.attnOut) out.attnOut.push(r.cap.attnOut);
-    if (cap.hidden) out.hidden.push(x);
-  }
-  out.last = x;
-  return out;
+  x = embeddingDropout(x, cfg.hiddenDropoutProb, opts.dropoutSeed);
+  return encoderStack(params, (l) => `bert.encoder.layer.${l}.`, cfg.numHiddenLayers, BERT_LAYER, cfg, x, opts);
 }
 
 /** Sequence classification logits (B, numLabels) from the [CLS] position via the pooler. */
@@ -188,7 +118,7 @@ export function bertClassify(params: Params, cfg: BertConfig, enc: EncoderOutput
 
 /** Masked-LM logits (B, T, V): transform (dense, GELU, LayerNorm) then the tied decoder. */
 export function bertMlmLogits(params: Params, cfg: BertConfig, enc: EncoderOutput, opts: { weight?: WeightFn } = {}): Tensor {
-  const act = cfg.hiddenAct === 'gelu_new' ? geluTanh : gelu;
+  const act = activation(cfg.hiddenAct);
   const h = layerNorm(
     act(linear(enc.last, param(params, 'cls.predictions.transform.dense.weight'), param(params, 'cls.predictions.transform.dense.bias'))),
     param(params, 'cls.predictions.transform.LayerNorm.weight'), param(params, 'cls.predictions.transform.LayerNorm.bias'), cfg.layerNormEps,

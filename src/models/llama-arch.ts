@@ -137,6 +137,19 @@ export const llama: Architecture<LlamaConfig, LlamaMeta, object> = {
 
   modules: {
     kinds: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'],
+    rules: [
+      [/\.self_attn\.q_proj\./, 'q'],
+      [/\.self_attn\.k_proj\./, 'k'],
+      [/\.self_attn\.v_proj\./, 'v'],
+      [/\.self_attn\.o_proj\./, 'o'],
+      [/\.mlp\.gate_proj\./, 'gate'],
+      [/\.mlp\.up_proj\./, 'up'],
+      [/\.mlp\.down_proj\./, 'down'],
+      [/\.input_layernorm\.|\.post_attention_layernorm\./, 'norm'],
+      [/embed_tokens\./, 'embed'],
+      [/^lm_head\./, 'head'],
+      [/^model\.norm\./, 'norm'],
+    ],
     freezePresets: { ov: ['self_attn.v_proj', 'self_attn.o_proj'] },
     // The head: with tied embeddings its weight is model.embed_tokens.weight, which the forward
     // reads through the WeightFn for the head only (quant/prepare.ts); patterns call it lm_head.

@@ -2,6 +2,7 @@
 // model_type → record. A new family is one record file and one line here; nothing outside
 // src/models tests a family's name, it asks the record (architecture.ts).
 import type { Params } from '../nn/params.js';
+import { moduleIn, type KindRules, type ModuleRef } from '../nn/modules.js';
 import type { Architecture, Heads } from './architecture.js';
 import { ConfigReader, isObj, type Obj } from './config-reader.js';
 import { llama } from './llama-arch.js';
@@ -66,7 +67,13 @@ export function modelOf(c: HfModelConfig, params: Params): Model {
 }
 
 /** Every family's Linear module kinds, in plot order (what the signal log groups by). */
-export const MODULE_KINDS: readonly string[] = Object.values(ARCHITECTURES).flatMap((a) => a.modules.kinds);
+export const MODULE_KINDS: readonly string[] = [...new Set(Object.values(ARCHITECTURES).flatMap((a) => a.modules.kinds))];
+
+/** Every family's name → kind rules, in registry order (family names do not overlap). */
+const MODULE_RULES: KindRules = Object.values(ARCHITECTURES).flatMap((a) => a.modules.rules);
+
+/** `model.layers.3.self_attn.v_proj.weight` → { layer: 3, kind: 'v' }, by the records' rules. */
+export const moduleOf = (name: string): ModuleRef => moduleIn(name, MODULE_RULES);
 
 /** The heads a model carries. */
 export const headsOf = (m: Model): Heads => archOf(m).modelHeads(m);

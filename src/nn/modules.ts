@@ -1,43 +1,26 @@
-// Parameter names → (layer, module kind), and selection of parameters by name pattern. Shared by
-// quantization configs, freeze policies and the signal-propagation logs, so that "v_proj" means
-// the same parameters everywhere.
+// Parameter names → (layer, module kind) under a family's rules, and selection of parameters by
+// name pattern. Shared by quantization configs, freeze policies and the signal-propagation logs,
+// so that "v_proj" means the same parameters everywhere. The rules themselves belong to the
+// architecture records (src/models), which this layer does not import.
 
 /** Where a parameter sits: its layer (null outside the blocks) and its module kind. */
 export interface ModuleRef {
   layer: number | null;
-  /** q k v o gate up down (LLaMA) / query key value attn-out ffn-in ffn-out (BERT) / other;
-   *  each architecture record lists its Linear kinds (src/models/*-arch.ts modules.kinds). */
+  /** q k v o gate up down (LLaMA) / query key value attn-out ffn-in ffn-out (the encoders) /
+   *  norm, embed, head, classifier / other; each architecture record lists its rules and its
+   *  Linear kinds (src/models/*.ts modules.rules, modules.kinds). */
   kind: string;
 }
 
-const KIND_RULES: [RegExp, string][] = [
-  [/\.self_attn\.q_proj\./, 'q'],
-  [/\.self_attn\.k_proj\./, 'k'],
-  [/\.self_attn\.v_proj\./, 'v'],
-  [/\.self_attn\.o_proj\./, 'o'],
-  [/\.mlp\.gate_proj\./, 'gate'],
-  [/\.mlp\.up_proj\./, 'up'],
-  [/\.mlp\.down_proj\./, 'down'],
-  [/\.input_layernorm\.|\.post_attention_layernorm\./, 'norm'],
-  [/\.attention\.self\.query\./, 'query'],
-  [/\.attention\.self\.key\./, 'key'],
-  [/\.attention\.self\.value\./, 'value'],
-  [/\.attention\.output\.dense\./, 'attn-out'],
-  [/\.intermediate\.dense\./, 'ffn-in'],
-  [/\.output\.dense\./, 'ffn-out'], // after attention.output.dense, which also ends this way
-  [/LayerNorm\./, 'norm'],
-  [/embed_tokens\.|word_embeddings\./, 'embed'],
-  [/position_embeddings\.|token_type_embeddings\./, 'embed'],
-  [/^lm_head\.|^cls\.predictions\./, 'head'],
-  [/^model\.norm\./, 'norm'],
-  [/^bert\.pooler\.|^classifier\./, 'classifier'],
-];
+/** Name → kind rules, first match wins (an architecture record's modules.rules). */
+export type KindRules = readonly (readonly [RegExp, string])[];
 
-/** `model.layers.3.self_attn.v_proj.weight` → { layer: 3, kind: 'v' }. */
-export function moduleOf(name: string): ModuleRef {
+/** `model.layers.3.self_attn.v_proj.weight` → { layer: 3, kind: 'v' } under `rules`; the
+ *  registry's moduleOf (src/models/registry.ts) passes every record's rules. */
+export function moduleIn(name: string, rules: KindRules): ModuleRef {
   const m = /(?:^|\.)(?:layers|layer)\.(\d+)\./.exec(name);
   const layer = m ? Number(m[1]) : null;
-  for (const [re, kind] of KIND_RULES) if (re.test(name)) return { layer, kind };
+  for (const [re, kind] of rules) if (re.test(name)) return { layer, kind };
   return { layer, kind: 'other' };
 }
 

@@ -19,7 +19,8 @@
 // weight (freeze, optimizer groups) therefore selects its step too.
 import { archOf, type Model } from '../models/model.js';
 import type { Params, WeightFn } from '../nn/params.js';
-import { matchesPattern, moduleOf, selectByPatterns } from '../nn/modules.js';
+import { matchesPattern, selectByPatterns } from '../nn/modules.js';
+import { moduleOf } from '../models/registry.js';
 import { Tensor } from '../tensor/tensor.js';
 import { normalizeQuant, validateWeightQuant, DEFAULT_MODULES, MAX_BITS, MIN_BITS, QuantConfigError, type QuantConfig } from './config.js';
 import { describeQuant, ggmlBlock, quantizeCodes, type Codes, type WeightQuant } from './rules.js';

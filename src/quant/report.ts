@@ -1,7 +1,7 @@
 // Quantization error of a converted model, for `kdqat quantize` and reports: SQNR per weight,
 // 10·log10(Σw² / Σ(w − ŵ)²) in dB (ŵ = the dequantized codes), summarized per module kind.
 import type { Model } from '../models/model.js';
-import { moduleOf } from '../nn/modules.js';
+import { moduleOf } from '../models/registry.js';
 import { dequantizeCodes, describeQuant } from './rules.js';
 import type { Converted } from './prepare.js';
 

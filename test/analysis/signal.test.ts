@@ -11,7 +11,7 @@ import { U64, gamma } from '../bounds.js';
 import { Tensor, backward, noGrad, add, affine, crossEntropy, mean, mul, reshape } from '../../src/tensor/index.js';
 import { llamaForward } from '../../src/models/llama.js';
 import { bertEncode } from '../../src/models/bert.js';
-import { moduleOf } from '../../src/nn/modules.js';
+import { moduleOf } from '../../src/models/registry.js';
 import type { Params, WeightFn } from '../../src/nn/params.js';
 import { AdamW } from '../../src/train/optim.js';
 import { Rng } from '../../src/tensor/rng.js';

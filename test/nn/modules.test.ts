@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { matchesPattern, moduleOf, selectByPatterns } from '../../src/nn/modules.js';
+import { matchesPattern, selectByPatterns } from '../../src/nn/modules.js';
+import { moduleOf } from '../../src/models/registry.js';
 import { ARCHITECTURES } from '../../src/models/registry.js';
 const FREEZE_PRESETS = { ov: { llama: ARCHITECTURES.llama.modules.freezePresets.ov, bert: ARCHITECTURES.bert.modules.freezePresets.ov } };
 import { llamaParamSpec } from '../../src/models/llama.js';

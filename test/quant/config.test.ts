@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseQuantConfig, loadQuantConfig, QUANT_PRESETS, DEFAULT_MODULES, type QuantConfig } from '../../src/quant/config.js';
 import { prepare, planQuantization, quantTargets } from '../../src/quant/prepare.js';
-import { moduleOf } from '../../src/nn/modules.js';
+import { moduleOf } from '../../src/models/registry.js';
 import { tinyBert, tinyLlama, tmpDir } from './models.js';
 
 const root = tmpDir('qconfig');
