@@ -6,7 +6,7 @@ import { intTensor } from '../tensor/tensor.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
 import {
   activation, checkIds, embeddingDropout, encoderLayer, encoderStack, type EncoderAct, type EncoderBlockCapture,
-  type EncoderBlockOptions, type EncoderCapture, type EncoderLayerNames, type EncoderOutput,
+  type EncoderBlockOptions, type EncoderForwardOptions, type EncoderLayerNames, type EncoderOutput,
 } from './encoder.js';
 
 export interface BertConfig {
@@ -26,7 +26,7 @@ export interface BertConfig {
   numLabels: number;
 }
 
-export type { EncoderCapture, EncoderOutput, EncoderBlockOptions, EncoderBlockCapture } from './encoder.js';
+export type { EncoderCapture, EncoderOutput, EncoderBlockOptions, EncoderBlockCapture, EncoderForwardOptions } from './encoder.js';
 
 export function bertParamSpec(cfg: BertConfig, heads: { mlm?: boolean; classifier?: boolean } = {}): Map<string, { shape: number[]; init: Init }> {
   const C = cfg.hiddenSize, F = cfg.intermediateSize;
@@ -81,15 +81,6 @@ export function bertBlock(
   params: Params, prefix: string, cfg: BertConfig, x: Tensor, opts: EncoderBlockOptions,
 ): { y: Tensor; cap: EncoderBlockCapture } {
   return encoderLayer(params, prefix, BERT_LAYER, cfg, x, opts);
-}
-
-export interface EncoderForwardOptions {
-  /** (B, T) int32, 1 = real token, 0 = padding. */
-  attentionMask?: Tensor | null;
-  tokenTypeIds?: Tensor | null;
-  weight?: WeightFn;
-  capture?: EncoderCapture;
-  dropoutSeed?: number;
 }
 
 /** Embeddings + encoder: ids (B, T) → last hidden state (B, T, C) and captures. */

@@ -5,7 +5,7 @@
 // its own embeddings and heads; everything else is here, once.
 import type { Tensor } from '../tensor/tensor.js';
 import { add, attention, dropout, gelu, geluTanh, layerNorm, linear, relu, reshape } from '../tensor/ops/index.js';
-import { identityWeight, linearInput, param, type Params, type WeightFn } from '../nn/params.js';
+import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
 import { isObj, type ConfigReader, type Obj } from './config-reader.js';
 import type { Heads } from './architecture.js';
 
@@ -106,6 +106,11 @@ export interface EncoderStackOptions {
   weight?: WeightFn;
   capture?: EncoderCapture;
   dropoutSeed?: number;
+}
+
+/** A family's embeddings + stack: what its encode function takes. */
+export interface EncoderForwardOptions extends EncoderStackOptions {
+  tokenTypeIds?: Tensor | null;
 }
 
 /** L layers over the embedding output x (B, T, C), collecting the requested taps. */
@@ -225,4 +230,39 @@ export function headFromTensors(shapes: ReadonlyMap<string, readonly number[]>, 
   const cls = shapes.get(classifierWeight);
   const head: EncoderHead = cls ? 'classifier' : [...shapes.keys()].some((n) => n.startsWith(mlmPrefix)) ? 'mlm' : 'base';
   return { head, numLabels: cls ? cls[0] : 0 };
+}
+
+// ---- parameter tables ----------------------------------------------------------------------------
+
+export type ParamSpec = Map<string, { shape: number[]; init: Init }>;
+
+/** Adds to `spec` a Linear (weight (out, in), bias (out)) and a LayerNorm (weight, bias (C)). */
+export function specWriter(spec: ParamSpec, std: number): {
+  lin(name: string, out: number, inp: number): void; ln(name: string, C: number): void; set(name: string, shape: number[]): void;
+} {
+  const w: Init = { kind: 'normal', std };
+  return {
+    lin(name, out, inp) {
+      spec.set(`${name}.weight`, { shape: [out, inp], init: w });
+      spec.set(`${name}.bias`, { shape: [out], init: { kind: 'zeros' } });
+    },
+    ln(name, C) {
+      spec.set(`${name}.weight`, { shape: [C], init: { kind: 'ones' } });
+      spec.set(`${name}.bias`, { shape: [C], init: { kind: 'zeros' } });
+    },
+    set(name, shape) { spec.set(name, { shape, init: w }); },
+  };
+}
+
+/** The parameters of L encoder layers: Linears C→C ×4, C→F, F→C and two LayerNorms each. */
+export function layerSpec(spec: ParamSpec, std: number, layerPrefix: (l: number) => string, L: number, names: EncoderLayerNames, C: number, F: number): void {
+  const s = specWriter(spec, std);
+  for (let l = 0; l < L; l++) {
+    const p = layerPrefix(l);
+    for (const n of [names.query, names.key, names.value, names.attnOut]) s.lin(p + n, C, C);
+    s.ln(p + names.attnNorm, C);
+    s.lin(p + names.ffnIn, F, C);
+    s.lin(p + names.ffnOut, C, F);
+    s.ln(p + names.outNorm, C);
+  }
 }

@@ -7,11 +7,16 @@ import type { Architecture, Heads } from './architecture.js';
 import { ConfigReader, isObj, type Obj } from './config-reader.js';
 import { llama } from './llama-arch.js';
 import { bert } from './bert-arch.js';
+import { roberta, xlmRoberta } from './roberta.js';
+import { distilbert } from './distilbert.js';
 
 /** Every architecture kdqat supports, keyed by HF model_type (= Model.arch). */
 export const ARCHITECTURES = {
   llama,
   bert,
+  roberta,
+  'xlm-roberta': xlmRoberta,
+  distilbert,
 } as const;
 
 type Archs = typeof ARCHITECTURES;

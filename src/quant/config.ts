@@ -22,7 +22,8 @@ import { describeQuant, ggmlBlock, type Granule, type Rule, type WeightQuant } f
 export interface QuantConfig {
   /** The default quantizer of the selected modules. */
   weights: WeightQuant;
-  /** Module patterns; absent: DEFAULT_MODULES of the architecture (METHODS.md §2). */
+  /** Module patterns; absent: the Linear weights of every block, by the architecture record's
+   *  module kinds (METHODS.md §2: embeddings, norms, heads stay full precision). */
   modules?: string[];
   /** Per-pattern quantizers, applied in order (later wins); null = full precision. A non-null
    *  override also adds the weights it matches to the selection (e.g. lm_head 8-bit). */
@@ -203,12 +204,6 @@ export function normalizeQuant(q: WeightQuant): WeightQuant {
 export function cloneConfig(c: QuantConfig): QuantConfig {
   return JSON.parse(JSON.stringify(c)) as QuantConfig;
 }
-
-/** Default modules (METHODS.md §2): every projection of every block; embeddings, norms, heads FP. */
-export const DEFAULT_MODULES: Record<'llama' | 'bert', string[]> = {
-  llama: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
-  bert: ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense', 'intermediate.dense', 'output.dense'],
-};
 
 // ---- presets --------------------------------------------------------------------------------------
 

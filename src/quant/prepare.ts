@@ -22,7 +22,7 @@ import type { Params, WeightFn } from '../nn/params.js';
 import { matchesPattern, selectByPatterns } from '../nn/modules.js';
 import { moduleOf } from '../models/registry.js';
 import { Tensor } from '../tensor/tensor.js';
-import { normalizeQuant, validateWeightQuant, DEFAULT_MODULES, MAX_BITS, MIN_BITS, QuantConfigError, type QuantConfig } from './config.js';
+import { normalizeQuant, validateWeightQuant, MAX_BITS, MIN_BITS, QuantConfigError, type QuantConfig } from './config.js';
 import { describeQuant, ggmlBlock, quantizeCodes, type Codes, type WeightQuant } from './rules.js';
 import { fakeQuantInput, fakeQuantWeight, initStep } from './ops.js';
 
@@ -115,8 +115,12 @@ export function planQuantization(model: Model, config: QuantConfig, opts: Prepar
   const targets = quantTargets(model);
   const allNames = [...model.params.keys()];
   const chosen = new Map<string, WeightQuant | null>();
-  const modules = config.modules ?? DEFAULT_MODULES[model.arch];
-  for (const n of select(targets, allNames, modules, `${src}: modules`)) chosen.set(n, dflt);
+  // Default (METHODS.md §2): every Linear of every block, i.e. the record's module kinds.
+  const kinds = archOf(model).modules.kinds;
+  const picked = config.modules
+    ? select(targets, allNames, config.modules, `${src}: modules`)
+    : targets.filter((t) => kinds.includes(moduleOf(t.logical).kind)).map((t) => t.logical);
+  for (const n of picked) chosen.set(n, dflt);
   (config.overrides ?? []).forEach((o, i) => {
     const q = o.quant ? normalizeQuant(o.quant) : null;
     if (q) validateWeightQuant(q, fail, `overrides[${i}].quant`);

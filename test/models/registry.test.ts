@@ -13,12 +13,12 @@ import { ggufTensorName } from '../../src/io/gguf.js';
 const SIZES = { vocab: 50, hidden: 16, layers: 2, heads: 4, kvHeads: 2, intermediate: 24, seq: 32, dropout: 0.1 };
 
 test('the registry rejects an unknown model_type, naming config.json, the key and the supported list', () => {
-  assert.deepEqual(SUPPORTED_MODEL_TYPES, ['llama', 'bert']);
+  assert.deepEqual(SUPPORTED_MODEL_TYPES, ['llama', 'bert', 'roberta', 'xlm-roberta', 'distilbert']);
   assert.throws(() => parseHfConfig({ model_type: 'gpt_neox', hidden_size: 8 }, 'm/config.json'),
-    (e: Error) => /^m\/config\.json: unknown model_type "gpt_neox"; kdqat supports "llama", "bert"$/.test(e.message));
+    (e: Error) => /^m\/config\.json: unknown model_type "gpt_neox"; kdqat supports "llama", "bert", "roberta", "xlm-roberta", "distilbert"$/.test(e.message));
   assert.throws(() => parseHfConfig({ hidden_size: 8 }, 'm/config.json'),
-    /^Error: m\/config\.json: missing required key "model_type" \(supported: "llama", "bert"\)/);
-  assert.throws(() => architecture('gpt2', '--arch'), /--arch "gpt2" is not one kdqat supports \("llama", "bert"\)/);
+    /^Error: m\/config\.json: missing required key "model_type" \(supported: "llama", "bert", "roberta", "xlm-roberta", "distilbert"\)/);
+  assert.throws(() => architecture('gpt2', '--arch'), /--arch "gpt2" is not one kdqat supports \("llama", "bert", "roberta", "xlm-roberta", "distilbert"\)/);
   assert.throws(() => parseHfConfig({ model_type: 'toString' }, 'config.json'), /unknown model_type "toString"/);
 });
 
@@ -56,9 +56,9 @@ test('llama: the record\'s GGUF tensor names are the exporter\'s', () => {
 const ALLOWED = new Set(['src/cli/export.ts']);
 const NAME_TESTS = [
   /\barch\s*[!=]==?\s*['"`]/, // arch === 'llama'
-  /[!=]==?\s*['"`](llama|bert)['"`]/, // … !== 'bert'
-  /['"`](llama|bert)['"`]\s*[!=]==?/, // 'llama' === …
-  /case\s+['"`](llama|bert)['"`]/, // switch (arch) { case 'llama': … }
+  /[!=]==?\s*['"`](llama|bert|roberta|xlm-roberta|distilbert)['"`]/, // … !== 'bert'
+  /['"`](llama|bert|roberta|xlm-roberta|distilbert)['"`]\s*[!=]==?/, // 'llama' === …
+  /case\s+['"`](llama|bert|roberta|xlm-roberta|distilbert)['"`]/, // switch (arch) { case 'llama': … }
 ];
 
 test('no file outside src/models tests an architecture name', () => {

@@ -4,7 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseQuantConfig, loadQuantConfig, QUANT_PRESETS, DEFAULT_MODULES, type QuantConfig } from '../../src/quant/config.js';
+import { parseQuantConfig, loadQuantConfig, QUANT_PRESETS, type QuantConfig } from '../../src/quant/config.js';
 import { prepare, planQuantization, quantTargets } from '../../src/quant/prepare.js';
 import { moduleOf } from '../../src/models/registry.js';
 import { tinyBert, tinyLlama, tmpDir } from './models.js';
@@ -83,7 +83,6 @@ test('default selection: LLaMA projections of every layer; embeddings, norms, he
   assert.equal(p.quantized.size, 14);
   assert.deepEqual(kindsOf(p.quantized.keys()), [...'q k v o gate up down'.split(' '), ...'q k v o gate up down'.split(' ')]);
   for (const n of p.quantized.keys()) assert.match(n, /^model\.layers\.[01]\.(self_attn|mlp)\.\w+_proj\.weight$/);
-  assert.deepEqual(DEFAULT_MODULES.llama, ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
   assert.equal(p.quantParams.size, 0);
   // LSQ: one step per weight, named `${weight}.step`, one value per granule.
   const l = prepare(model, QUANT_PRESETS['w4-channel-lsq']);
