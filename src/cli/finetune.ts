@@ -1,4 +1,5 @@
-// `kdqat finetune`: a BERT sequence classifier from a pre-trained (masked-LM) model directory.
+// `kdqat finetune`: a sequence classifier from a pre-trained encoder directory of any encoder
+// family (BERT, RoBERTa, XLM-RoBERTa, DistilBERT: src/train/finetune.ts asks its record).
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { setThreads } from '../tensor/index.js';
@@ -12,8 +13,8 @@ const D = FINETUNE_DEFAULTS;
 
 export function finetuneCommand(): Command {
   return new Command('finetune')
-    .description('fine-tune a BERT encoder as a sequence classifier (BertForSequenceClassification); keeps the best dev-accuracy model')
-    .option('--model <dir>', 'pre-trained BERT model directory (e.g. from `kdqat pretrain --arch bert`)')
+    .description('fine-tune an encoder (BERT, RoBERTa, XLM-RoBERTa, DistilBERT) as a sequence classifier (…ForSequenceClassification); keeps the best dev-accuracy model')
+    .option('--model <dir>', 'pre-trained encoder directory (a Hugging Face BERT/RoBERTa/XLM-RoBERTa/DistilBERT checkpoint, or `kdqat pretrain --arch bert`)')
     .option('--task <name>', `built-in classification task: ${CLASSIFICATION_TASKS.join(', ')}`)
     .option('--train <file>', 'training examples, JSONL {"text", "label"[, "text_pair"]} or TSV')
     .option('--dev <file>', 'dev examples, same format (labels as in --train)')
@@ -21,7 +22,7 @@ export function finetuneCommand(): Command {
     .option('--epochs <n>', `epochs (default ${D.epochs})`, intArg)
     .option('--batch <n>', `batch size (default ${D.batch})`, intArg)
     .option('--lr <x>', `peak learning rate (default ${D.lr})`, numArg)
-    .option('--max-len <n>', `maximum tokens per example, [CLS] and [SEP] included (default ${D.maxLen})`, intArg)
+    .option('--max-len <n>', `maximum tokens per example, special tokens included (default ${D.maxLen})`, intArg)
     .option('--warmup-ratio <x>', `fraction of steps for linear warmup, then linear decay (default ${D.warmupRatio})`, numArg)
     .option('--weight-decay <x>', `AdamW weight decay (default ${D.weightDecay})`, numArg)
     .option('--clip <x>', `gradient norm clipping, 0 = off (default ${D.clip})`, numArg)
@@ -50,7 +51,7 @@ export function finetuneCommand(): Command {
         saved = readCheckpointState(dir).config as unknown as FinetuneConfig;
       }
       const config = resolveSettings(D, fromFile, fromCli, saved);
-      if (!config.model) throw new Error('--model DIR is required: a BERT model directory');
+      if (!config.model) throw new Error('--model DIR is required: an encoder model directory');
       for (const k of ['epochs', 'batch', 'maxLen'] as const) {
         if (!(config[k] >= 1)) throw new Error(`--${k === 'maxLen' ? 'max-len' : k} must be at least 1, got ${config[k]}`);
       }

@@ -1,16 +1,17 @@
-// Sequence classification with a BERT classifier: encoding ([CLS] text [SEP], or
-// [CLS] a [SEP] b [SEP] with token types 0/1 for pairs), truncation to a maximum length, padded
-// batches with attention masks, logits, and accuracy over a data set.
+// Sequence classification with an encoder classifier of any family: encoding in the layout its
+// record names (BERT: [CLS] a [SEP] b [SEP] with token types 0/1; RoBERTa: <s> a </s></s> b </s>
+// without), truncation to a maximum length, padded batches with attention masks, logits through
+// the record's forward, and accuracy over a data set.
 import { Tensor, intTensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
-import { bertClassify, bertEncode, type BertConfig } from '../models/bert.js';
-import type { Params, WeightFn } from '../nn/params.js';
+import type { WeightFn } from '../nn/params.js';
 import type { ClassificationData, ClassificationExample } from '../data/types.js';
-import { headsOf, type Model } from '../models/model.js';
+import type { ClassifierInput } from '../models/architecture.js';
+import { archOf, headsOf, type Model } from '../models/model.js';
 
 export interface ClassifierTokenizer {
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
-  specials: { cls?: number; sep?: number; pad?: number };
+  specials: { cls?: number; sep?: number; pad?: number; bos?: number; eos?: number };
   path?: string;
 }
 
@@ -20,29 +21,40 @@ export interface EncodedExample {
   label: number;
 }
 
-/** The special ids a classifier input needs, with an error naming the tokenizer if absent. */
+/** The special ids a classifier input needs, with an error naming the tokenizer if absent. The
+ *  classifier token is [CLS] or, in tokenizers without one, <s> (RoBERTa's cls_token); the
+ *  separator [SEP] or </s>. */
 export function classifierSpecials(tok: ClassifierTokenizer): { cls: number; sep: number; pad: number } {
-  const { cls, sep, pad } = tok.specials;
-  if (cls === undefined || sep === undefined) {
-    throw new Error(`${tok.path ?? 'tokenizer'}: has no [CLS]/[SEP] tokens; a BERT classifier needs a WordPiece tokenizer with them`);
+  const { cls, sep, pad, bos, eos } = tok.specials;
+  const c = cls ?? bos, s = sep ?? eos;
+  if (c === undefined || s === undefined) {
+    throw new Error(`${tok.path ?? 'tokenizer'}: has no [CLS]/[SEP] (or <s>/</s>) tokens; a classifier needs the model's own tokenizer with them`);
   }
-  return { cls, sep, pad: pad ?? 0 };
+  return { cls: c, sep: s, pad: pad ?? 0 };
 }
 
+/** BERT's layout: one separator between a pair, token types 0/1. */
+export const BERT_INPUT: ClassifierInput = { pairSeparators: 1, tokenTypes: true };
+
+/** The input layout of a model's classifier (its record's, BERT's by default). */
+export const inputLayout = (model: { arch: string }): ClassifierInput => archOf(model).classifierInput ?? BERT_INPUT;
+
 /**
- * [CLS] a [SEP] (b [SEP]) truncated to maxLen tokens: the longer of a and b loses its last
- * token until it fits (Hugging Face's 'longest_first' truncation).
+ * CLS a SEP (SEP… b SEP) truncated to maxLen tokens: the longer of a and b loses its last
+ * token until it fits (Hugging Face's 'longest_first' truncation). Token types are 0 for the
+ * first segment and 1 for the second when the layout has them, else all 0.
  */
-export function encodeExample(tok: ClassifierTokenizer, ex: ClassificationExample, maxLen: number): EncodedExample {
+export function encodeExample(tok: ClassifierTokenizer, ex: ClassificationExample, maxLen: number, layout: ClassifierInput = BERT_INPUT): EncodedExample {
   const { cls, sep } = classifierSpecials(tok);
   const a = tok.encode(ex.text, { addSpecialTokens: false });
   const b = ex.textPair === undefined ? null : tok.encode(ex.textPair, { addSpecialTokens: false });
-  const room = maxLen - (b ? 3 : 2);
+  const seps = layout.pairSeparators;
+  const room = maxLen - (b ? 2 + seps : 2);
   if (room < 1) throw new RangeError(`max length ${maxLen} leaves no room for text after the special tokens`);
   if (!b) a.length = Math.min(a.length, room);
   else while (a.length + b.length > room) (a.length >= b.length ? a : b).pop();
-  const ids = [cls, ...a, sep, ...(b ? [...b, sep] : [])];
-  const typeIds = ids.map((_, i) => (i < a.length + 2 ? 0 : 1));
+  const ids = [cls, ...a, sep, ...(b ? [...Array(seps - 1).fill(sep), ...b, sep] : [])];
+  const typeIds = ids.map((_, i) => (layout.tokenTypes && i >= a.length + 2 ? 1 : 0));
   return { ids, typeIds, label: ex.label };
 }
 
@@ -68,14 +80,11 @@ export function padBatch(items: EncodedExample[], padId: number): PaddedBatch {
   };
 }
 
-/** Classifier logits (B, K); dropout when a seed is given (training). */
-export function classifierLogits(
-  params: Params, cfg: BertConfig, batch: PaddedBatch, opts: { dropoutSeed?: number; weight?: WeightFn } = {},
-): Tensor {
-  const enc = bertEncode(params, cfg, batch.ids, {
-    attentionMask: batch.mask, tokenTypeIds: batch.typeIds, dropoutSeed: opts.dropoutSeed, weight: opts.weight,
-  });
-  return bertClassify(params, cfg, enc, { dropoutSeed: opts.dropoutSeed, weight: opts.weight });
+/** Classifier logits (B, K) through the model's record; dropout when a seed is given (training). */
+export function classifierLogits(model: Model, batch: PaddedBatch, opts: { dropoutSeed?: number; weight?: WeightFn } = {}): Tensor {
+  const rec = archOf(model);
+  const tokenTypeIds = (rec.classifierInput ?? BERT_INPUT).tokenTypes ? batch.typeIds : null;
+  return rec.forward(model, { ids: batch.ids, mask: batch.mask, tokenTypeIds }, { weight: opts.weight, dropoutSeed: opts.dropoutSeed }).logits;
 }
 
 export interface ClassificationResult {
@@ -95,32 +104,30 @@ export interface ClassificationOptions {
 }
 
 /**
- * Accuracy of a BERT classifier on a data set (no gradients; batches sorted by length; argmax
- * of the logits, ties to the first class). `model` is a loaded `Model` or bare params + config.
+ * Accuracy of an encoder classifier on a data set (no gradients; batches sorted by length;
+ * argmax of the logits, ties to the first class).
  */
 export function classificationAccuracy(
-  model: Model | { params: Params; config: BertConfig }, tok: ClassifierTokenizer,
-  data: ClassificationData | ClassificationExample[],
-  opts: ClassificationOptions = {},
+  model: Model, tok: ClassifierTokenizer, data: ClassificationData | ClassificationExample[], opts: ClassificationOptions = {},
 ): ClassificationResult {
   const examples = Array.isArray(data) ? data : data.examples;
-  const bert = !('arch' in model) || headsOf(model).classifier ? model as { params: Params; config: BertConfig } : null;
-  if (!bert || !bert.params.has('classifier.weight')) {
-    throw new Error('classification accuracy needs a BERT model with a classifier head (classifier.*); fine-tune it first');
+  const rec = archOf(model);
+  if (!headsOf(model).classifier) {
+    throw new Error(`classification accuracy needs an encoder with a classifier head; this is ${rec.describe(headsOf(model))}); fine-tune it first`);
   }
-  const { params, config: cfg } = bert;
+  const cfg = model.config;
   const maxLen = Math.min(opts.maxLen ?? 128, cfg.maxPositionEmbeddings);
   const bs = opts.batchSize ?? 32;
   const { pad } = classifierSpecials(tok);
-  const encoded = examples.map((e) => encodeExample(tok, e, maxLen));
+  const encoded = examples.map((e) => encodeExample(tok, e, maxLen, inputLayout(model)));
   // Longest first, so each batch pads little.
   const order = encoded.map((_, i) => i).sort((a, b) => encoded[b].ids.length - encoded[a].ids.length || a - b);
   const predictions = new Array<number>(examples.length);
-  const K = cfg.numLabels;
+  const K = 'numLabels' in cfg ? cfg.numLabels : 0;
   noGrad(() => {
     for (let s = 0; s < order.length; s += bs) {
       const idx = order.slice(s, s + bs);
-      const logits = classifierLogits(params, cfg, padBatch(idx.map((i) => encoded[i]), pad), { weight: opts.weight }).f32; // (B, K)
+      const logits = classifierLogits(model, padBatch(idx.map((i) => encoded[i]), pad), { weight: opts.weight }).f32; // (B, K)
       idx.forEach((i, b) => {
         let best = 0;
         for (let k = 1; k < K; k++) if (logits[b * K + k] > logits[b * K + best]) best = k;

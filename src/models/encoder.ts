@@ -203,6 +203,17 @@ export function inertKeys(r: ConfigReader): Obj {
   return Object.fromEntries(INERT_KEYS.filter((k) => r.j[k] !== undefined).map((k) => [k, r.j[k]]));
 }
 
+/** What every encoder record's meta has (BertMeta, RobertaMeta, DistilBertMeta extend it). */
+export interface EncoderMeta {
+  head: EncoderHead;
+  /** Class names by index (classifier); null = HF's default LABEL_0.. names. */
+  labels: string[] | null;
+  problemType: ProblemType | null;
+  torchDtype: string;
+  /** The padding id, where it is meta (it is config where it moves positions: RoBERTa). */
+  padTokenId?: number | null;
+}
+
 /** A model field of the encoder records: which heads it carries. */
 export interface EncoderFields { heads: { mlm: boolean; classifier: boolean } }
 export type EncoderModel<C> = { arch: string; config: C; params: Params } & EncoderFields;

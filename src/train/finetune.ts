@@ -1,5 +1,5 @@
-// Fine-tuning a BERT encoder as a sequence classifier (BertForSequenceClassification), with paper
-// B's recipe: AdamW, lr 2e-5, batch 32, 3 epochs, max length 128, 10% linear warmup then linear
+// Fine-tuning an encoder of any family as a sequence classifier (its record's
+// …ForSequenceClassification head, asked through the architecture record), with paper B's recipe: AdamW, lr 2e-5, batch 32, 3 epochs, max length 128, 10% linear warmup then linear
 // decay; dev accuracy after every epoch and the best dev checkpoint kept.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -7,17 +7,18 @@ import { crossEntropy } from '../tensor/ops/index.js';
 import { intTensor } from '../tensor/tensor.js';
 import { Rng, hash32 } from '../tensor/rng.js';
 import { initParams, countParams, type Params } from '../nn/params.js';
-import { bertParamSpec, type BertConfig } from '../models/bert.js';
-import { loadModelDir, saveModelDir } from '../io/model-dir.js';
+import type { Architecture, Heads } from '../models/architecture.js';
+import type { EncoderMeta } from '../models/encoder.js';
+import { asModel, loadModelDir, saveModelDir, type LoadedModel, type SaveConfig } from '../io/model-dir.js';
 import { readTokenizerConfig } from '../io/tokenizer_config.js';
-import { archOf } from '../models/registry.js';
+import { archOf, type Model } from '../models/registry.js';
 import { formatHfJson } from '../io/hf-config.js';
 import { loadTokenizer } from '../tokenize/index.js';
 import { loadClassification } from '../data/classification.js';
 import { builtinClassification } from '../data/tasks.js';
 import type { ClassificationExample } from '../data/types.js';
 import {
-  classificationAccuracy, classifierLogits, classifierSpecials, encodeExample, padBatch, type EncodedExample,
+  classificationAccuracy, classifierLogits, classifierSpecials, encodeExample, inputLayout, padBatch, type EncodedExample,
 } from '../eval/classification.js';
 import { AdamW } from './optim.js';
 import { learningRate } from './schedule.js';
@@ -76,19 +77,25 @@ function loadTaskData(c: FinetuneConfig): TaskData {
   return { labels: train.labels, train: train.examples, dev: dev.examples, test: null };
 }
 
-/** The encoder's weights from the checkpoint; pooler and classifier initialized fresh (seeded). */
-function classifierParams(loaded: Params, cfg: BertConfig, seed: number, from: string): Params {
-  const spec = bertParamSpec(cfg, { classifier: true });
-  const fresh = (n: string): boolean => n.startsWith('bert.pooler.') || n.startsWith('classifier.');
-  const init = initParams(new Map([...spec].filter(([n]) => fresh(n))), seed);
+const CLASSIFIER: Heads = { lm: false, mlm: false, classifier: true };
+
+/** The checkpoint's encoder with a fresh classifier head: the parameters the record's classifier
+ *  model has beyond its headless one (BERT: pooler + classifier; RoBERTa: classifier.dense +
+ *  out_proj; DistilBERT: pre_classifier + classifier), initialized from `seed`. */
+function classifierModel(loaded: LoadedModel, rec: Architecture, numLabels: number, seed: number, from: string): Model {
+  // Every encoder config carries numLabels (the classifier's rows).
+  const config = { ...loaded.config, numLabels };
+  const spec = rec.paramSpec(config, CLASSIFIER);
+  const base = rec.paramSpec(config, { lm: false, mlm: false, classifier: false });
+  const init = initParams(new Map([...spec].filter(([n]) => !base.has(n))), seed);
   const params: Params = new Map();
   for (const name of spec.keys()) {
-    if (fresh(name)) { params.set(name, init.get(name)!); continue; }
-    const p = loaded.get(name);
-    if (!p) throw new Error(`--model ${from}: has no "${name}"; it must be a BERT checkpoint with the same shapes`);
+    if (!base.has(name)) { params.set(name, init.get(name)!); continue; }
+    const p = loaded.params.get(name);
+    if (!p) throw new Error(`--model ${from}: has no "${name}"; it must be a ${rec.label} checkpoint with the same shapes`);
     params.set(name, p);
   }
-  return params;
+  return { arch: loaded.arch, config, params, ...rec.modelFields(CLASSIFIER) } as Model;
 }
 
 export interface FinetuneSummary {
@@ -112,19 +119,21 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
   const say = (m: string): void => run.reporter?.message(m);
 
   const loaded = loadModelDir(c.model);
-  if (!archOf(loaded.hf).canCarry.classifier) throw new Error(`--model ${c.model}: is a ${loaded.arch} model; finetune needs a BERT encoder`);
+  const rec = archOf(loaded.hf);
+  if (!rec.canCarry.classifier) throw new Error(`--model ${c.model}: is a ${rec.label} model, which has no sequence-classification head; finetune needs an encoder (BERT, RoBERTa, DistilBERT, …)`);
   if (!loaded.tokenizerPath) throw new Error(`--model ${c.model}: has no tokenizer.json; the classifier needs the model's own tokenizer`);
   const tok = loadTokenizer(loaded.tokenizerPath);
   const { pad } = classifierSpecials(tok);
   const data = loadTaskData(c);
-  const cfg: BertConfig = { ...(loaded.config as BertConfig), numLabels: data.labels.length };
-  const params = classifierParams(loaded.params, cfg, c.seed, c.model);
+  const model = classifierModel(loaded, rec, data.labels.length, c.seed, c.model);
+  const { params } = model;
+  const cfg = model.config as { numLabels: number; maxPositionEmbeddings: number };
   // Model and data are checked before --force clears an old run out of the way.
   prepareOutDir(out, { force: run.force, resume: run.resume });
   const maxLen = Math.min(c.maxLen, cfg.maxPositionEmbeddings);
   if (maxLen < c.maxLen) say(`--max-len ${c.maxLen} exceeds the model's max_position_embeddings; using ${maxLen}`);
 
-  const train: EncodedExample[] = data.train.map((e) => encodeExample(tok, e, maxLen));
+  const train: EncodedExample[] = data.train.map((e) => encodeExample(tok, e, maxLen, inputLayout(model)));
   if (train.length === 0) throw new Error('the training set is empty');
   const perEpoch = Math.ceil(train.length / c.batch);
   const totalSteps = c.maxSteps > 0 ? c.maxSteps : c.epochs * perEpoch;
@@ -137,8 +146,15 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
   if (ckpt) best = ckpt.state.extra.best as typeof best;
 
   const saveBest = (): void => publishFiles(out, (tmp) => {
+    // The checkpoint's meta (special ids, kept keys) with the classifier's class and labels; a
+    // padding id kept in the meta (BERT, DistilBERT: it moves no numbers) is the tokenizer's.
+    const old = loaded.hf.meta as Partial<EncoderMeta>;
+    const meta: Partial<EncoderMeta> = {
+      ...old, ...rec.metaForHeads(CLASSIFIER), labels: data.labels, problemType: 'single_label_classification',
+      ...('padTokenId' in old ? { padTokenId: pad } : {}),
+    };
     saveModelDir(tmp, {
-      config: { arch: 'bert', config: cfg, meta: { head: 'classifier', labels: data.labels, problemType: 'single_label_classification', padTokenId: pad } },
+      config: { arch: model.arch, config: model.config, meta } as SaveConfig,
       params, tokenizerJson: fs.readFileSync(tok.path, 'utf8'), tokenizerConfig: readTokenizerConfig(tok.path),
     });
     // save_pretrained leaves num_labels implied by id2label; it is written out too, for readers
@@ -160,10 +176,10 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
     tokens: (idx) => idx.reduce((n, i) => n + train[i].ids.length, 0),
     loss: (idx, ctx) => {
       const b = padBatch(idx.map((i) => train[i]), pad);
-      const logits = classifierLogits(params, cfg, b, { dropoutSeed: hash32(ctx.seed, 2) >>> 1 });
+      const logits = classifierLogits(model, b, { dropoutSeed: hash32(ctx.seed, 2) >>> 1 });
       return crossEntropy(logits, intTensor(b.labels, [idx.length]));
     },
-    evaluate: () => ({ dev_accuracy: classificationAccuracy({ params, config: cfg }, tok, data.dev, { maxLen, batchSize: 64 }).accuracy }),
+    evaluate: () => ({ dev_accuracy: classificationAccuracy(model, tok, data.dev, { maxLen, batchSize: 64 }).accuracy }),
     evalEvery: c.evalEvery > 0 ? c.evalEvery : perEpoch,
     onEval: (step, m) => {
       if (m.dev_accuracy > best.accuracy) {
@@ -182,7 +198,7 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
   if (run.evalTest) {
     if (!data.test) throw new Error('--eval-test needs a task with a test split (--task), not --train/--dev files');
     const kept = loadModelDir(out);
-    test = classificationAccuracy({ params: kept.params, config: kept.config as BertConfig }, tok, data.test, { maxLen, batchSize: 64 }).accuracy;
+    test = classificationAccuracy(asModel(kept), tok, data.test, { maxLen, batchSize: 64 }).accuracy;
   }
   const summary: FinetuneSummary = {
     labels: data.labels, parameters: countParams(params), steps: result.step,

@@ -13,7 +13,8 @@ import { packSequences, type Windows } from '../data/packing.js';
 import { loadClassification } from '../data/classification.js';
 import { builtinClassification, CLASSIFICATION_TASKS } from '../data/tasks.js';
 import type { ClassificationExample } from '../data/types.js';
-import { encodeExample, padBatch, classifierSpecials, type EncodedExample } from '../eval/classification.js';
+import { BERT_INPUT, encodeExample, padBatch, classifierSpecials, type EncodedExample } from '../eval/classification.js';
+import type { ClassifierInput } from '../models/architecture.js';
 import type { LoadedTokenizer } from '../tokenize/index.js';
 import { loadPretrainText, type CorpusSplitInfo } from './pretrain-data.js';
 import { shuffledBatches } from './objectives.js';
@@ -74,10 +75,13 @@ export function decoderData(spec: string, tok: LoadedTokenizer, seqLen: number):
 }
 
 /**
- * A classification task for a classifier teacher with labels `teacherLabels`: a built-in task
+ * A classification task for a classifier teacher with labels `teacherLabels`, encoded in the
+ * teacher's input layout: a built-in task
  * name, or a training file plus a dev file (their string labels are mapped by the teacher's).
  */
-export function encoderData(task: string, dev: string, tok: LoadedTokenizer, teacherLabels: string[], maxLen: number): EncoderData {
+export function encoderData(
+  task: string, dev: string, tok: LoadedTokenizer, teacherLabels: string[], maxLen: number, layout: ClassifierInput = BERT_INPUT,
+): EncoderData {
   let labels: string[], train: ClassificationExample[], devEx: ClassificationExample[];
   if ((CLASSIFICATION_TASKS as readonly string[]).includes(task)) {
     const t = builtinClassification(task);
@@ -102,7 +106,7 @@ export function encoderData(task: string, dev: string, tok: LoadedTokenizer, tea
   }
   if (train.length === 0) throw new Error(`--task ${task}: the training set is empty`);
   const { pad } = classifierSpecials(tok);
-  return { kind: 'encoder', labels, train: train.map((e) => encodeExample(tok, e, maxLen)), dev: devEx, pad, maxLen };
+  return { kind: 'encoder', labels, train: train.map((e) => encodeExample(tok, e, maxLen, layout)), dev: devEx, pad, maxLen };
 }
 
 /** The micro-batches of epoch `epoch`: an order depending only on (seed, epoch). */

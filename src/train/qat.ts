@@ -23,6 +23,7 @@ import { noGrad } from '../tensor/autograd.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import { countParams } from '../nn/params.js';
 import { archOf, type Model } from '../models/model.js';
+import { inputLayout } from '../eval/classification.js';
 import type { ArchName } from '../models/registry.js';
 import { asModel, loadModelDir, type LoadedModel } from '../io/model-dir.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
@@ -203,7 +204,7 @@ export function runQat(run: QatRun): QatSummary {
     if (c.data) throw new Error(`--data is for a decoder teacher; ${c.teacher} is a ${rec.label} classifier: give --task (and --dev for a file)`);
     const labels = rec.labels(teacherDir.hf.meta) ?? [];
     const K = 'numLabels' in teacher.config ? teacher.config.numLabels : 0;
-    data = encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen);
+    data = encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen, inputLayout(teacher));
   }
   prepareOutDir(out, { force: run.force, resume: run.resume });
 

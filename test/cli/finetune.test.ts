@@ -4,7 +4,7 @@ import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadModelDir } from '../../src/io/model-dir.js';
+import { asModel, loadModelDir } from '../../src/io/model-dir.js';
 import { loadTokenizer } from '../../src/tokenize/index.js';
 import { classificationAccuracy, encodeExample } from '../../src/eval/classification.js';
 import type { BertConfig } from '../../src/models/bert.js';
@@ -41,7 +41,7 @@ it('bert pretrain (MLM) → finetune brown-genre → a classifier directory that
     { text: 'She closed the door and listened to the rain.', label: 3 },
     { text: 'The coefficients of the series converge for all positive values.', label: 2 },
   ];
-  const r = classificationAccuracy({ params: m.params, config: m.config as BertConfig }, tok, examples, { maxLen: 32, batchSize: 2 });
+  const r = classificationAccuracy(asModel(m), tok, examples, { maxLen: 32, batchSize: 2 });
   assert.equal(r.n, 3);
   assert.ok(r.accuracy >= 0 && r.accuracy <= 1);
   assert.ok(r.predictions.every((k) => k >= 0 && k < 4));
