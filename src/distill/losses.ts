@@ -6,7 +6,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import { add, scale } from '../tensor/ops/index.js';
 import type { DecoderOutput } from '../models/llama.js';
-import type { EncoderCapture, EncoderOutput } from '../models/bert.js';
+import type { EncoderCapture, EncoderOutput } from '../models/encoder.js';
 import { architecture, type ArchName } from '../models/registry.js';
 import type { Taps } from '../models/architecture.js';
 import {
@@ -22,7 +22,7 @@ export type Arch = ArchName;
 /** What a forward pass hands back (the record's taps, src/models/architecture.ts). */
 export type DistillOutputs = Taps;
 
-/** Capture flags for llamaForward / bertEncode (llama ignores attnOut). */
+/** Capture flags for a record's forward (a pre-norm decoder's attnOut is its saOut). */
 export type Capture = EncoderCapture;
 
 /** Which per-layer tensor each loss reads. `attn_out` is arch-dependent (METHODS.md §3). */

@@ -28,6 +28,15 @@ test('encodeExample: [CLS] a [SEP] b [SEP], token types, longest-first truncatio
   assert.equal(encodeExample(tok, { text: 'a b c d e f g', label: 0 }, 5).ids.length, 5);
 });
 
+test('encodeExample in RoBERTa\'s layout: <s> a </s></s> b </s>, no token types; <s>/</s> stand in for [CLS]/[SEP]', () => {
+  const bpe: ClassifierTokenizer = { encode: tok.encode, specials: { bos: 0, pad: 1, eos: 2 } };
+  const layout = { pairSeparators: 2, tokenTypes: false };
+  assert.deepEqual(encodeExample(bpe, { text: 'a', textPair: 'bb ccc', label: 1 }, 10, layout), { ids: [0, 6, 2, 2, 7, 8, 2], typeIds: [0, 0, 0, 0, 0, 0, 0], label: 1 });
+  // Truncation leaves room for the extra separator.
+  assert.equal(encodeExample(bpe, { text: 'a b c d e f', textPair: 'x y', label: 0 }, 8, layout).ids.length, 8);
+  assert.deepEqual(encodeExample(bpe, { text: 'a bb', label: 0 }, 10, layout).ids, [0, 6, 7, 2]);
+});
+
 test('classificationAccuracy: batched predictions equal single-example argmax; accuracy counts them', () => {
   const cfg: BertConfig = {
     vocabSize: 30, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 32,
