@@ -43,6 +43,16 @@ export interface ForwardOptions {
   dropoutSeed?: number;
 }
 
+export interface LmLogitsOptions {
+  attentionMask?: Tensor | null;
+  weight?: WeightFn;
+  /** Masked-LM (encoders): dropout seed (pretraining), dropout off when undefined. */
+  dropoutSeed?: number;
+  /** Masked-LM (encoders): only the head rows of these flattened positions b·T + t, giving
+   *  (N, V) — MLM trains on ~15 % of the tokens, and the head is most of the cost. */
+  rows?: Int32Array;
+}
+
 /** How a classifier's input is laid out around one or two texts (HF's tokenizer templates):
  *  BERT `[CLS] a [SEP] b [SEP]` with token types 0/1, RoBERTa `<s> a </s></s> b </s>` without. */
 export interface ClassifierInput {
@@ -125,7 +135,7 @@ export interface Architecture<C = any, M = any, X = any> {
   /** The forward pass with taps: decoder → LM logits; encoder → classifier logits. */
   forward(model: ArchModel<C, X>, x: ForwardInput, o?: ForwardOptions): Taps;
   /** Token logits (B, T, V): causal for a decoder, masked-LM for an encoder. */
-  lmLogits(model: ArchModel<C, X>, ids: Tensor, o?: { attentionMask?: Tensor | null; weight?: WeightFn }): Tensor;
+  lmLogits(model: ArchModel<C, X>, ids: Tensor, o?: LmLogitsOptions): Tensor;
 
   /** The classifier's input layout (default: BERT's, `{ pairSeparators: 1, tokenTypes: true }`). */
   readonly classifierInput?: ClassifierInput;

@@ -6,7 +6,7 @@ import type { ConfigReader, Obj } from './config-reader.js';
 import { bertClassify, bertEncode, bertMlmLogits, bertParamSpec, type BertConfig } from './bert.js';
 import type { Architecture, Taps } from './architecture.js';
 import {
-  ENCODER_KINDS, encoderHeads, headFromTensors, labelsJson, parseLabels,
+  ENCODER_KINDS, atRows, encoderHeads, headFromTensors, labelsJson, parseLabels,
   type EncoderFields, type EncoderHead, type EncoderModel, type ProblemType,
 } from './encoder.js';
 
@@ -137,7 +137,7 @@ export const bert: Architecture<BertConfig, BertMeta, BertFields> = {
   lmLogits(model: BertModel, ids, o = {}) {
     if (!model.heads.mlm) throw new Error('this BERT model has no masked-LM head (cls.predictions.*)');
     const enc = bertEncode(model.params, model.config, ids, o);
-    return bertMlmLogits(model.params, model.config, enc, o);
+    return bertMlmLogits(model.params, model.config, atRows(enc, o.rows), o);
   },
 
   modules: {

@@ -12,7 +12,7 @@ import { trainWordPiece } from '../tokenize/train-wordpiece.js';
 import type { ConfigReader, Obj } from './config-reader.js';
 import type { Architecture, Taps } from './architecture.js';
 import {
-  ENCODER_ACTS, ENCODER_KINDS, activation, checkIds, embeddingDropout, encoderHeads, encoderStack, headFromTensors,
+  ENCODER_ACTS, ENCODER_KINDS, activation, atRows, checkIds, embeddingDropout, encoderHeads, encoderStack, headFromTensors,
   inertKeys, labelsJson, layerSpec, parseLabels, specWriter,
   type EncoderAct, type EncoderFields, type EncoderForwardOptions, type EncoderHead, type EncoderLayerNames, type EncoderModel,
   type EncoderOutput, type ParamSpec, type ProblemType,
@@ -204,7 +204,7 @@ export const distilbert: Architecture<DistilBertConfig, DistilBertMeta, EncoderF
   },
   lmLogits(model: DistilBertModel, ids, o = {}) {
     if (!model.heads.mlm) throw new Error('this DistilBERT model has no masked-LM head (vocab_transform, vocab_projector)');
-    return distilbertMlmLogits(model.params, model.config, encode(model, ids, o), o);
+    return distilbertMlmLogits(model.params, model.config, atRows(encode(model, ids, o), o.rows), o);
   },
 
   modules: {

@@ -4,7 +4,8 @@
 // head bookkeeping of their records. A family names its modules (EncoderLayerNames) and writes
 // its own embeddings and heads; everything else is here, once.
 import type { Tensor } from '../tensor/tensor.js';
-import { add, attention, dropout, gelu, geluTanh, layerNorm, linear, relu, reshape } from '../tensor/ops/index.js';
+import { add, attention, dropout, gather, gelu, geluTanh, layerNorm, linear, relu, reshape } from '../tensor/ops/index.js';
+import { intTensor } from '../tensor/tensor.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
 import { isObj, type ConfigReader, type Obj } from './config-reader.js';
 import type { Heads } from './architecture.js';
@@ -136,6 +137,14 @@ export function encoderStack(
   }
   out.last = x;
   return out;
+}
+
+/** The encoder output with `last` cut to the flattened positions `rows` ((N, C)), for a
+ *  masked-LM head on the masked tokens only (LmLogitsOptions.rows); unchanged without rows. */
+export function atRows(enc: EncoderOutput, rows?: Int32Array): EncoderOutput {
+  if (!rows) return enc;
+  const [B, T, C] = enc.last.shape;
+  return { ...enc, last: gather(reshape(enc.last, [B * T, C]), intTensor(rows), 0) };
 }
 
 /** Embedding dropout (seeded as the stack seeds its layers). */

@@ -2,14 +2,14 @@
 // carries. The type is derived from the registry (registry.ts); each architecture stays in its
 // own file and is reached through its record.
 import type { Tensor } from '../tensor/tensor.js';
-import type { WeightFn } from '../nn/params.js';
+import type { LmLogitsOptions } from './architecture.js';
 import { archOf, type Model } from './registry.js';
 
 export type { Model } from './registry.js';
 export { archOf, headsOf } from './registry.js';
 
 /** Token logits (B, T, V) of a language model: causal for a decoder, masked-LM for an encoder. */
-export function lmLogits(model: Model, ids: Tensor, opts: { attentionMask?: Tensor | null; weight?: WeightFn } = {}): Tensor {
+export function lmLogits(model: Model, ids: Tensor, opts: LmLogitsOptions = {}): Tensor {
   return archOf(model).lmLogits(model, ids, opts);
 }
 

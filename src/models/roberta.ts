@@ -17,7 +17,7 @@ import type { ConfigReader, Obj } from './config-reader.js';
 import type { Architecture, Taps } from './architecture.js';
 import { BERT_LAYER, type BertConfig } from './bert.js';
 import {
-  ENCODER_ACTS, ENCODER_KINDS, activation, checkIds, embeddingDropout, encoderHeads, encoderStack, headFromTensors,
+  ENCODER_ACTS, ENCODER_KINDS, activation, atRows, checkIds, embeddingDropout, encoderHeads, encoderStack, headFromTensors,
   inertKeys, labelsJson, layerSpec, parseLabels, specWriter,
   type EncoderAct, type EncoderFields, type EncoderForwardOptions, type EncoderHead, type EncoderModel, type EncoderOutput,
   type ParamSpec, type ProblemType,
@@ -228,7 +228,7 @@ export function robertaFamily(name: string, label: string, classPrefix: string):
     },
     lmLogits(model: RobertaModel, ids, o = {}) {
       if (!model.heads.mlm) throw new Error(`this ${label} model has no masked-LM head (lm_head.*)`);
-      return robertaMlmLogits(model.params, model.config, encode(model, ids, o), o);
+      return robertaMlmLogits(model.params, model.config, atRows(encode(model, ids, o), o.rows), o);
     },
 
     modules: {

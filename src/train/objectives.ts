@@ -5,7 +5,7 @@ import { crossEntropy, reshape } from '../tensor/ops/index.js';
 import { noGrad } from '../tensor/autograd.js';
 import { hash32 } from '../tensor/rng.js';
 import { llamaForward, type LlamaConfig } from '../models/llama.js';
-import { bertEncode, bertMlmLogits, pickRows, type BertConfig } from '../models/bert.js';
+import { archOf, type Model } from '../models/registry.js';
 import type { Params } from '../nn/params.js';
 import { maskTokens, IGNORE_INDEX } from '../data/mlm.js';
 import { batches, type Windows } from '../data/packing.js';
@@ -61,18 +61,17 @@ export function maskBatch(b: TokenBatch, sp: MlmSpecials, vocabSize: number, see
 }
 
 /**
- * Masked-LM cross-entropy, mean over the masked positions. Only masked rows go through the
- * output head (15% of the tokens), which saves most of the (N, C)·(C, V) product.
+ * Masked-LM cross-entropy of an encoder (any family, through its record), mean over the masked
+ * positions. Only masked rows go through the output head (15% of the tokens), which saves most
+ * of the (N, C)·(C, V) product.
  */
 export function mlmLoss(
-  params: Params, cfg: BertConfig, b: TokenBatch, inputs: Int32Array, labels: Int32Array, dropoutSeed?: number,
+  model: Model, b: TokenBatch, inputs: Int32Array, labels: Int32Array, dropoutSeed?: number,
 ): { loss: Tensor; count: number } {
-  const B = b.rows, T = b.seqLen, C = cfg.hiddenSize;
-  const enc = bertEncode(params, cfg, intTensor(inputs, [B, T]), { dropoutSeed });
+  const B = b.rows, T = b.seqLen;
   const rows: number[] = [], tgt: number[] = [];
   labels.forEach((l, i) => { if (l !== IGNORE_INDEX) { rows.push(i); tgt.push(l); } });
-  const picked = pickRows(reshape(enc.last, [B * T, C]), Int32Array.from(rows)); // (N, C)
-  const logits = bertMlmLogits(params, cfg, { ...enc, last: picked }); // (N, V)
+  const logits = archOf(model).lmLogits(model, intTensor(inputs, [B, T]), { dropoutSeed, rows: Int32Array.from(rows) }); // (N, V)
   return { loss: crossEntropy(logits, intTensor(tgt, [tgt.length])), count: tgt.length };
 }
 
@@ -99,15 +98,15 @@ export function* sequentialBatches(w: Windows, batchSize: number, maxWindows = I
 
 /** Validation masked-LM loss with fixed masks (seed 0 per row index), so evaluations compare. */
 export function mlmEval(
-  params: Params, cfg: BertConfig, w: Windows, sp: MlmSpecials, opts: { batchSize: number; maxWindows?: number },
+  model: Model, w: Windows, sp: MlmSpecials, opts: { batchSize: number; maxWindows?: number },
 ): { loss: number; tokens: number } {
   let total = 0, count = 0, row = 0;
   noGrad(() => {
     for (const plain of sequentialBatches(w, opts.batchSize, opts.maxWindows)) {
       const b = wrapClsSep(plain, sp);
-      const m = maskBatch(b, sp, cfg.vocabSize, hash32(0x6d6c6d, row));
+      const m = maskBatch(b, sp, model.config.vocabSize, hash32(0x6d6c6d, row));
       row += b.rows;
-      const r = mlmLoss(params, cfg, b, m.inputs, m.labels);
+      const r = mlmLoss(model, b, m.inputs, m.labels);
       total += r.loss.item() * r.count;
       count += r.count;
     }

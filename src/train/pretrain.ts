@@ -12,7 +12,6 @@ import type { Document } from '../data/types.js';
 import { saveTokenizer, loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
 import { saveModelDir, type SaveConfig } from '../io/model-dir.js';
 import type { LlamaConfig } from '../models/llama.js';
-import type { BertConfig } from '../models/bert.js';
 import { readTokenizerConfig } from '../io/tokenizer_config.js';
 import { perplexity } from '../eval/perplexity.js';
 import { AdamW } from './optim.js';
@@ -179,7 +178,7 @@ export function runPretrain(run: PretrainRun): PretrainSummary {
       const r = perplexity(model, { data: valid.data, count: n, width: valid.width }, { batchSize: evalBatch });
       return { valid_nll: r.nll, valid_ppl: r.ppl };
     }
-    return { valid_mlm_loss: mlmEval(params, model.config as BertConfig, valid, sp!, { batchSize: evalBatch, maxWindows }).loss };
+    return { valid_mlm_loss: mlmEval(model, valid, sp!, { batchSize: evalBatch, maxWindows }).loss };
   };
 
   const result = trainLoop<TokenBatch>({
@@ -192,7 +191,7 @@ export function runPretrain(run: PretrainRun): PretrainSummary {
       const wrapped = wrapClsSep(b, sp!);
       const m = maskBatch(wrapped, sp!, model.config.vocabSize, ctx.seed);
       // Dropout seeds are 31-bit so the per-layer offsets bert.ts adds stay exact integers.
-      return mlmLoss(params, model.config as BertConfig, wrapped, m.inputs, m.labels, hash32(ctx.seed, 1) >>> 1).loss;
+      return mlmLoss(model, wrapped, m.inputs, m.labels, hash32(ctx.seed, 1) >>> 1).loss;
     },
     evaluate: typeof valid === 'string' ? undefined : () => evaluate(c.evalWindows),
     evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,

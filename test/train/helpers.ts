@@ -58,7 +58,7 @@ export function lossFn(arch: 'llama' | 'bert', params: Params): LoopOptions<Toke
   return (b, ctx) => {
     const w = wrapClsSep(b, SPECIALS);
     const m = maskBatch(w, SPECIALS, V, ctx.seed);
-    return mlmLoss(params, bertCfg, w, m.inputs, m.labels, hash32(ctx.seed, 1) >>> 1).loss;
+    return mlmLoss({ arch: 'bert', config: bertCfg, params, heads: { mlm: true, classifier: false } }, w, m.inputs, m.labels, hash32(ctx.seed, 1) >>> 1).loss;
   };
 }
 
