@@ -11,7 +11,7 @@ import { streamPerplexity } from '../eval/stream-perplexity.js';
 import { llamaCppPerplexity } from '../eval/llamacpp-perplexity.js';
 import { readTokenizerConfig, specialVocab } from '../io/tokenizer_config.js';
 import { scoreMultipleChoice } from '../eval/multiple-choice.js';
-import { classificationAccuracy } from '../eval/classification.js';
+import { classificationAccuracy, classifierSpecials } from '../eval/classification.js';
 import { describeModel, type OpenedModel } from './open-model.js';
 import { archOf, headsOf } from '../models/model.js';
 
@@ -148,10 +148,9 @@ export function mcJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: Job
 export function clsJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: JobSettings): EvalJob {
   const model = m.model;
   if (!headsOf(model).classifier || !('numLabels' in model.config)) {
-    throw new Error(`--cls ${spec}: ${m.dir} is ${describeModel(m)}; --cls needs a BERT classifier (BertForSequenceClassification, e.g. from kdqat finetune)`);
+    throw new Error(`--cls ${spec}: ${m.dir} is ${describeModel(m)}; --cls needs an encoder classifier (…ForSequenceClassification, e.g. from kdqat finetune)`);
   }
-  const { cls, sep } = tok.specials; // padding is masked out, so any id will do (0 if none)
-  if (cls === undefined || sep === undefined) throw new Error(`${tok.path}: the tokenizer has no [CLS]/[SEP] tokens, which a BERT classifier input needs`);
+  classifierSpecials(tok); // the input's special tokens exist (padding is masked out, so any id will do)
   const K = model.config.numLabels;
   // Class names from config.json (id2label), unless they are HF's LABEL_i placeholders.
   const names = archOf(m.loaded.hf).labels(m.loaded.hf.meta);

@@ -169,7 +169,7 @@ test('eval errors name the file or flag and the fix', async () => {
   await assert.rejects(run({ model: fx.llama, mc: ['no-such-task'] }), /--mc no-such-task: no such file, and not a built-in task \(continuation, wordnet-def\)/);
   await assert.rejects(run({ model: fx.bert, mc: [mc] }), /--mc .*BERT encoder .*causal LM/);
   await assert.rejects(run({ model: fx.bert, text: [text] }), /--text .*BERT encoder .*causal LM/);
-  await assert.rejects(run({ model: fx.llama, cls: ['brown-genre'] }), /--cls brown-genre: .*LLaMA decoder.*needs a BERT classifier/);
+  await assert.rejects(run({ model: fx.llama, cls: ['brown-genre'] }), /--cls brown-genre: .*LLaMA decoder.*needs an encoder classifier/);
   await assert.rejects(run({ model: fx.llama, corpus: ['wiki'] }), /--corpus wiki: unknown corpus; use one of sotu, brown, moby-dick/);
   await assert.rejects(run({ model: fx.llama, text: [text], seq: '65' }), /--seq 65 exceeds the model's max_position_embeddings \(64\)/);
   await assert.rejects(run({ model: fx.llama }), /nothing to evaluate/);
