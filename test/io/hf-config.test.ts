@@ -88,7 +88,7 @@ test('errors name the file, the key and the fix', () => {
   const { hidden_size: _h, ...noHidden } = HF_LLAMA;
   bad(noHidden, /missing required key "hidden_size"/);
   const { model_type: _m, ...noType } = HF_LLAMA;
-  bad(noType, /missing required key "model_type" \(supported: "llama", "bert"\)/);
+  bad(noType, /missing required key "model_type" \(supported: "llama", "bert"[,)]/);
   bad({ ...HF_LLAMA, model_type: 'mistral' }, /unknown model_type "mistral"; kdqat supports "llama", "bert"/);
   bad({ ...HF_LLAMA, hidden_size: '64' }, /"hidden_size" must be an integer, got "64"/);
   bad({ ...HF_LLAMA, hidden_size: 66, head_dim: undefined }, /hidden_size 66 is not divisible by num_attention_heads 4/);

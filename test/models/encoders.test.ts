@@ -162,6 +162,15 @@ describe('RoBERTa positions: counted from padding_idx + 1 over the real tokens, 
   });
 });
 
+it('a RoBERTa checkpoint relabelled as BERT does not load (it would run with BERT\'s positions)', () => {
+  const dir = tmpDir('enc-relabel');
+  for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(root, 'roberta', 'cls', f), path.join(dir, f));
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...json, model_type: 'bert', architectures: ['BertForSequenceClassification'] }));
+  assert.throws(() => loadModelDir(dir), /missing \d+ tensor\(s\) the config needs: bert\.embeddings\.word_embeddings\.weight/);
+  fs.rmSync(dir, { recursive: true });
+});
+
 describe('configs kdqat cannot honour fail naming the key and the value', () => {
   const json = (family: string): Record<string, unknown> => JSON.parse(fs.readFileSync(path.join(root, family, 'cls', 'config.json'), 'utf8'));
   const without = (o: Record<string, unknown>, k: string): Record<string, unknown> => Object.fromEntries(Object.entries(o).filter(([x]) => x !== k));

@@ -91,11 +91,15 @@ for (const family of ['bert', 'roberta', 'xlm-roberta', 'distilbert'] as const) 
       assert.equal(s.arch, family);
       assert.equal(s.steps, 3);
       // Every loss term is logged, finite, at every step.
-      const log = (readTrainLog(path.join(out, 'qat_log.jsonl')) as unknown as { loss?: Record<string, number> }[]).filter((l) => l.loss);
+      type Line = { loss?: Record<string, number>; signal?: Record<string, Record<string, (number | null)[]>> };
+      const log = (readTrainLog(path.join(out, 'qat_log.jsonl')) as unknown as Line[]).filter((l) => l.loss);
       assert.equal(log.length, 3);
       for (const l of log) {
         assert.deepEqual(Object.keys(l.loss!).sort(), [...LOSS_NAMES, 'total'].sort());
         for (const [k, v] of Object.entries(l.loss!)) assert.ok(Number.isFinite(v) && v >= 0, `${k} = ${v}`);
+        // The signal log groups the family's weights by the record's module kinds, per layer.
+        assert.deepEqual(Object.keys(l.signal!.grad_norm), [...rec.modules.kinds]);
+        for (const per of Object.values(l.signal!.grad_norm)) assert.equal(per.length, 2);
       }
       // ov-freeze: the value and attention-output projections (the record's names) are the
       // teacher's bit for bit; the other quantized weights moved.
