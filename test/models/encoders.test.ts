@@ -17,6 +17,7 @@ import { robertaPositions } from '../../src/models/roberta.js';
 import { relError } from '../util.js';
 import { chainBound, forwardDepth, reorderBound, withMatmulMagnitudes } from '../tolerance.js';
 import { tmpDir } from '../cli/helpers.js';
+import { BACKENDS, onBackend } from '../backends.js';
 
 const root = fileURLToPath(new URL('../fixtures/encoders/', import.meta.url));
 const FAMILIES = ['roberta', 'xlm-roberta', 'distilbert'] as const;
@@ -68,8 +69,8 @@ for (const family of FAMILIES) {
     const ref = reference(family);
     const ids = ref('ids'), mask = ref('mask');
 
-    for (const head of ['cls', 'mlm'] as const) {
-      it(`${head === 'cls' ? 'sequence-classification' : 'masked-LM'} logits and every parameter's gradient`, (t) => {
+    for (const head of ['cls', 'mlm'] as const) for (const be of BACKENDS) {
+      it(`${head === 'cls' ? 'sequence-classification' : 'masked-LM'} logits and every parameter's gradient (${be})`, (t) => onBackend(be, () => {
         const loaded = loadModelDir(path.join(root, family, head));
         const model = asModel(loaded);
         const rec = archOf(model);
@@ -95,7 +96,7 @@ for (const family of FAMILIES) {
         }
         // The issue's acceptance figure, on top of the rounding bound.
         assert.ok(eLogits <= ISSUE_TOL && eGrad <= ISSUE_TOL, `logits ${eLogits}, gradients ${eGrad} > ${ISSUE_TOL}`);
-        t.diagnostic(`${family} ${head}: max relative error logits ${eLogits.toExponential(2)} (bound ${fwd.toExponential(2)}), ` +
+        t.diagnostic(`${family} ${head} (${be}): max relative error logits ${eLogits.toExponential(2)} (bound ${fwd.toExponential(2)}), ` +
           `gradients ${eGrad.toExponential(2)} (bound ${bwd.toExponential(2)}), κ ${kappa.toFixed(2)}`);
         // Teeth: the last layer's output LayerNorm gain off by 5 % moves the logits past the bound.
         const gain = [...model.params.keys()].find((k) => new RegExp(`layer\\.${c.numHiddenLayers - 1}\\.(output\\.LayerNorm|output_layer_norm)\\.weight$`).test(k))!;
@@ -105,8 +106,10 @@ for (const family of FAMILIES) {
         const off = noGrad(() => (head === 'cls' ? rec.forward(badModel, { ids, mask }).logits : rec.lmLogits(badModel, ids, { attentionMask: mask })));
         const eOff = relTo1(off, ref(`${head}.logits`), 'off');
         assert.ok(eOff > 2 * fwd, `a 5 % ${gain} error (${eOff}) stays within twice the bound ${fwd}`);
-      });
+      }));
+    }
 
+    for (const head of ['cls', 'mlm'] as const) {
       it(`${head}: loading then saving gives back config.json and model.safetensors byte for byte`, () => {
         const dir = path.join(root, family, head);
         const loaded = loadModelDir(dir);
@@ -118,6 +121,20 @@ for (const family of FAMILIES) {
         fs.rmSync(path.dirname(out), { recursive: true });
       });
     }
+
+    it('BF16: a checkpoint saved in bfloat16 loads and saves back byte for byte', () => {
+      const tmp = tmpDir(`enc-bf16-${family}`);
+      const first = path.join(tmp, 'a'), second = path.join(tmp, 'b');
+      const fp32 = loadModelDir(path.join(root, family, 'cls'));
+      saveModelDir(first, { config: fp32.hf, params: fp32.params, dtype: 'BF16' });
+      const bf16 = loadModelDir(first);
+      assert.equal((bf16.hf.meta as { torchDtype: string }).torchDtype, 'bfloat16');
+      saveModelDir(second, { config: bf16.hf, params: bf16.params, dtype: 'BF16' });
+      for (const f of ['config.json', 'model.safetensors']) {
+        assert.ok(fs.readFileSync(path.join(second, f)).equals(fs.readFileSync(path.join(first, f))), `${f} differs after BF16 load → save`);
+      }
+      fs.rmSync(tmp, { recursive: true });
+    });
 
     it('config.json keeps every key of the published checkpoint\'s config.json', () => {
       for (const head of ['cls', 'mlm']) {
