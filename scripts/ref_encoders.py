@@ -12,19 +12,22 @@ paper and the Hugging Face modeling file it names (eval mode: no dropout).
     of max_position_embeddings = positions + pad + 1 rows; classifier = out_proj(tanh(dense(h[:, 0])));
     MLM head = layer_norm(gelu(dense(h))) @ word_embeddings^T + lm_head.bias.
   - XLM-RoBERTa (Conneau et al. 2020; modeling_xlm_roberta.py): RoBERTa's equations and names.
+  - BERT (Devlin et al. 2019; modeling_bert.py), the family kdqat started with, as a whole model:
+    word + position + token-type embeddings; classifier = classifier(tanh(pooler.dense(h[:, 0])));
+    MLM head = LayerNorm(gelu(transform.dense(h))) @ word_embeddings^T + cls.predictions.bias.
   - DistilBERT (Sanh et al. 2019; modeling_distilbert.py): word + position embeddings,
     LayerNorm eps 1e-12, layers with q_lin/k_lin/v_lin/out_lin, sa_layer_norm, ffn.lin1/lin2,
     output_layer_norm; classifier = classifier(relu(pre_classifier(h[:, 0]))); MLM head =
     vocab_layer_norm(act(vocab_transform(h))) @ word_embeddings^T + vocab_projector.bias.
 
 Per family, a small random checkpoint whose config.json has every key of the real model's
-config.json (roberta-base, xlm-roberta-base, distilbert-base-uncased: sizes shrunk, the special
+config.json (roberta-base, xlm-roberta-base, distilbert-base-uncased, bert-base-uncased: sizes shrunk, the special
 settings kept: RoBERTa's pad 1 / 514-style position table / type_vocab_size 1 / eps 1e-5), in two
 heads:
   cls/config.json, cls/model.safetensors   ...ForSequenceClassification (3 labels)
   mlm/config.json, mlm/model.safetensors   ...ForMaskedLM (tied decoder not stored)
 and reference.safetensors: ids (B, T) and attention mask (B, T) with right padding (row 1) and
-left padding (row 2); cls.logits (B, K), cls.g (B, K) and cls.grad.<param> = d sum(logits * g) /
+left padding (row 2), for BERT type_ids (a second segment in row 0, classifier only); cls.logits (B, K), cls.g (B, K) and cls.grad.<param> = d sum(logits * g) /
 d param; mlm.logits (B, T, V), mlm.g, mlm.grad.<param> = d sum(logits * g * mask) / d param.
 
 Parameters are drawn in float32; the math is done in float64 on those exact values and every
@@ -168,7 +171,7 @@ def roberta_positions(ids, pad):
     return torch.cumsum(m, 1) * m + pad
 
 
-def roberta(p, cfg, ids, mask, head):
+def roberta(p, cfg, ids, mask, head, types=None):
     eps, pad = cfg["layer_norm_eps"], cfg["pad_token_id"]
     e = "roberta.embeddings."
     x = p[e + "word_embeddings.weight"][ids] + p[e + "token_type_embeddings.weight"][torch.zeros_like(ids)]
@@ -182,7 +185,22 @@ def roberta(p, cfg, ids, mask, head):
     return h @ p[e + "word_embeddings.weight"].T + p["lm_head.bias"]
 
 
-def distilbert(p, cfg, ids, mask, head):
+def bert(p, cfg, ids, mask, head, types):
+    """BERT (Devlin et al. 2019; modeling_bert.py): word + position + token-type embeddings."""
+    eps, T = cfg["layer_norm_eps"], ids.shape[1]
+    e = "bert.embeddings."
+    x = p[e + "word_embeddings.weight"][ids] + p[e + "token_type_embeddings.weight"][types] + p[e + "position_embeddings.weight"][:T]
+    x = layer_norm(x, p[e + "LayerNorm.weight"], p[e + "LayerNorm.bias"], eps)
+    for l in range(cfg["num_hidden_layers"]):
+        x = encoder_layer(p, f"bert.encoder.layer.{l}.", BERT_NAMES, x, mask, cfg["num_attention_heads"], eps, cfg["hidden_act"])
+    if head == "cls":
+        return linear(p, "classifier", torch.tanh(linear(p, "bert.pooler.dense", x[:, 0])))
+    t = "cls.predictions.transform."
+    h = layer_norm(gelu(linear(p, t + "dense", x)), p[t + "LayerNorm.weight"], p[t + "LayerNorm.bias"], eps)
+    return h @ p[e + "word_embeddings.weight"].T + p["cls.predictions.bias"]
+
+
+def distilbert(p, cfg, ids, mask, head, types=None):
     eps, T = 1e-12, ids.shape[1]
     e = "distilbert.embeddings."
     x = p[e + "word_embeddings.weight"][ids] + p[e + "position_embeddings.weight"][:T]
@@ -237,6 +255,23 @@ def roberta_params(cfg):
     return p, cls, mlm
 
 
+def bert_params(cfg):
+    e = "bert.embeddings."
+    p = {e + "word_embeddings.weight": draw((V, C), "emb"),
+         e + "position_embeddings.weight": draw((cfg["max_position_embeddings"], C), "emb"),
+         e + "token_type_embeddings.weight": draw((cfg["type_vocab_size"], C), "emb"),
+         e + "LayerNorm.weight": draw((C,), "gain"), e + "LayerNorm.bias": draw((C,), "shift")}
+    for l in range(L):
+        p.update(layer_params(f"bert.encoder.layer.{l}.", BERT_NAMES))
+    cls = {"bert.pooler.dense.weight": draw((C, C), "w"), "bert.pooler.dense.bias": draw((C,), "w"),
+           "classifier.weight": draw((K, C), "w"), "classifier.bias": draw((K,), "w")}
+    t = "cls.predictions."
+    mlm = {t + "transform.dense.weight": draw((C, C), "w"), t + "transform.dense.bias": draw((C,), "w"),
+           t + "transform.LayerNorm.weight": draw((C,), "gain"), t + "transform.LayerNorm.bias": draw((C,), "shift"),
+           t + "bias": draw((V,), "w")}
+    return p, cls, mlm
+
+
 def distilbert_params(cfg):
     e = "distilbert.embeddings."
     p = {e + "word_embeddings.weight": draw((V, C), "emb"),
@@ -266,6 +301,16 @@ def roberta_config(model_type, cls_prefix, extra):
             "type_vocab_size": 1, "use_cache": True, "vocab_size": V, **extra}
 
 
+def bert_config():
+    """bert-base-uncased's config.json keys (plus classifier_dropout, torch_dtype), sizes shrunk."""
+    return {"architectures": ["BertForMaskedLM"], "attention_probs_dropout_prob": 0.1, "classifier_dropout": None,
+            "gradient_checkpointing": False, "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": C,
+            "initializer_range": 0.02, "intermediate_size": F, "layer_norm_eps": 1e-12, "max_position_embeddings": POSITIONS,
+            "model_type": "bert", "num_attention_heads": H, "num_hidden_layers": L, "pad_token_id": 0,
+            "position_embedding_type": "absolute", "torch_dtype": "float32", "transformers_version": "4.6.0.dev0",
+            "type_vocab_size": 2, "use_cache": True, "vocab_size": V}
+
+
 def distilbert_config():
     """distilbert-base-uncased's config.json keys (plus torch_dtype), sizes shrunk."""
     return {"activation": "gelu", "architectures": ["DistilBertForMaskedLM"], "attention_dropout": 0.1, "dim": C,
@@ -284,14 +329,20 @@ def batch(pad):
 
 
 def family(name, forward, params, config, cls_class, mlm_class):
-    torch.manual_seed({"roberta": 1, "xlm-roberta": 2, "distilbert": 3}[name])
+    torch.manual_seed({"roberta": 1, "xlm-roberta": 2, "distilbert": 3, "bert": 4}[name])
     enc, cls, mlm = params(config)
     pad = config["pad_token_id"]
     ids, mask = batch(pad)
     out = {"ids": ids.to(torch.int32), "mask": mask}
+    types = torch.zeros_like(ids)
+    if config.get("type_vocab_size", 1) > 1:  # BERT: a second segment in row 0
+        types[0, 4:] = 1
+        out["type_ids"] = types.to(torch.int32)
     for head, extra, cls_name in (("cls", cls, cls_class), ("mlm", mlm, mlm_class)):
         p = {n: t.clone().requires_grad_(True) for n, t in {**enc, **extra}.items()}
-        logits = forward(p, config, ids, mask, head)
+        # Token types reach the classifier (the record's forward takes them); the masked-LM path
+        # (pretraining, lmLogits) reads single segments.
+        logits = forward(p, config, ids, mask, head, types if head == "cls" else torch.zeros_like(ids))
         g = draw(tuple(logits.shape), "gain") - 1  # ~N(0, 0.1²) cotangent
         w = g if head == "cls" else g * mask[:, :, None].to(F64)  # MLM: real tokens only
         grads = torch.autograd.grad((logits * w).sum(), list(p.values()))
@@ -314,6 +365,7 @@ def main():
            "XLMRobertaForSequenceClassification", "XLMRobertaForMaskedLM")
     family("distilbert", distilbert, distilbert_params, distilbert_config(),
            "DistilBertForSequenceClassification", "DistilBertForMaskedLM")
+    family("bert", bert, bert_params, bert_config(), "BertForSequenceClassification", "BertForMaskedLM")
 
 
 if __name__ == "__main__":

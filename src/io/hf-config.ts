@@ -1,8 +1,10 @@
 // Hugging Face config.json ⇄ kdqat's configs. Which keys each family has, their defaults and
 // checks live in its architecture record (src/models/*-arch.ts); model_type picks the record
 // (src/models/registry.ts). Writing mirrors PretrainedConfig.save_pretrained: a JSON object with
-// sorted keys, 2-space indent and a final newline; "transformers_version" is omitted (we did not
-// run transformers), "architectures" is always set.
+// sorted keys, 2-space indent and a final newline; "transformers_version" is not added (we did not
+// run transformers) but an encoder's config keeps the one it was loaded with, with the other inert
+// keys (src/models/encoder.ts INERT_KEYS), so load → save gives the same file; "architectures" is
+// always set.
 import * as fs from 'node:fs';
 import { isObj, type Obj } from '../models/config-reader.js';
 import { architecture, parseHfConfig, type ArchName, type HfModelConfig } from '../models/registry.js';

@@ -6,7 +6,7 @@ import type { ConfigReader, Obj } from './config-reader.js';
 import { bertClassify, bertEncode, bertMlmLogits, bertParamSpec, type BertConfig } from './bert.js';
 import type { Architecture, Taps } from './architecture.js';
 import {
-  ENCODER_KINDS, atRows, encoderHeads, headFromTensors, labelsJson, parseLabels,
+  ENCODER_KINDS, atRows, encoderHeads, headFromTensors, inertKeys, labelsJson, parseLabels,
   type EncoderFields, type EncoderHead, type EncoderModel, type ProblemType,
 } from './encoder.js';
 
@@ -20,6 +20,8 @@ export interface BertMeta {
   padTokenId: number | null;
   classifierDropout: number | null;
   torchDtype: string;
+  /** Inert keys kept verbatim (transformers_version, gradient_checkpointing; encoder.ts INERT_KEYS). */
+  extra?: Obj;
   /** config.json names no architecture: the loader picks the head from the tensors. */
   inferHead?: boolean;
 }
@@ -73,11 +75,13 @@ function parse(r: ConfigReader): { config: BertConfig; meta: BertMeta } {
     numLabels: head === 'classifier' ? numLabels : 0,
   };
   const cd = r.j.classifier_dropout;
+  const extra = inertKeys(r);
   const meta: BertMeta = {
     head, labels: head === 'classifier' ? labels : null, problemType,
     padTokenId: r.j.pad_token_id === undefined ? 0 : r.tokenId('pad_token_id'),
     classifierDropout: cd === undefined || cd === null ? null : r.num('classifier_dropout', 0),
     torchDtype: r.str('torch_dtype', r.str('dtype', 'float32')),
+    ...(Object.keys(extra).length ? { extra } : {}),
     ...(archName ? {} : { inferHead: true }),
   };
   return { config, meta };
@@ -85,6 +89,7 @@ function parse(r: ConfigReader): { config: BertConfig; meta: BertMeta } {
 
 function toJson(k: BertConfig, m: BertMeta): Obj {
   const out: Obj = {
+    ...m.extra,
     architectures: [CLASS_OF[m.head]], attention_probs_dropout_prob: k.attentionProbsDropoutProb, classifier_dropout: m.classifierDropout,
     hidden_act: k.hiddenAct, hidden_dropout_prob: k.hiddenDropoutProb, hidden_size: k.hiddenSize,
     initializer_range: k.initializerRange, intermediate_size: k.intermediateSize, layer_norm_eps: k.layerNormEps,

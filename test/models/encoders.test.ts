@@ -1,4 +1,4 @@
-// The encoder families RoBERTa, XLM-RoBERTa and DistilBERT against their PyTorch references
+// The encoder families BERT, RoBERTa, XLM-RoBERTa and DistilBERT against their PyTorch references
 // (scripts/ref_encoders.py → test/fixtures/encoders/<family>/): each checkpoint loads through its
 // record, its classifier and masked-LM logits and the gradients of every parameter match the
 // float64 reference within a float32 rounding bound (test/tolerance.ts chainBound), loading then
@@ -20,7 +20,7 @@ import { tmpDir } from '../cli/helpers.js';
 import { BACKENDS, onBackend } from '../backends.js';
 
 const root = fileURLToPath(new URL('../fixtures/encoders/', import.meta.url));
-const FAMILIES = ['roberta', 'xlm-roberta', 'distilbert'] as const;
+const FAMILIES = ['bert', 'roberta', 'xlm-roberta', 'distilbert'] as const;
 
 /** The issue's acceptance tolerance for logits and gradients against PyTorch (relative). */
 const ISSUE_TOL = 1e-4;
@@ -28,6 +28,10 @@ const ISSUE_TOL = 1e-4;
 // config.json keys of the published checkpoints (huggingface.co/<model>/blob/main/config.json):
 // the fixtures keep every one of them (sizes shrunk), plus what save_pretrained adds.
 const REAL_KEYS: Record<(typeof FAMILIES)[number], string[]> = {
+  bert: ['architectures', 'attention_probs_dropout_prob', 'gradient_checkpointing', 'hidden_act', 'hidden_dropout_prob', 'hidden_size',
+    'initializer_range', 'intermediate_size', 'layer_norm_eps', 'max_position_embeddings', 'model_type', 'num_attention_heads',
+    'num_hidden_layers', 'pad_token_id', 'position_embedding_type', 'transformers_version', 'type_vocab_size', 'use_cache',
+    'vocab_size'], // bert-base-uncased
   roberta: ['architectures', 'attention_probs_dropout_prob', 'bos_token_id', 'eos_token_id', 'hidden_act', 'hidden_dropout_prob',
     'hidden_size', 'initializer_range', 'intermediate_size', 'layer_norm_eps', 'max_position_embeddings', 'model_type',
     'num_attention_heads', 'num_hidden_layers', 'pad_token_id', 'type_vocab_size', 'vocab_size'], // roberta-base
@@ -40,13 +44,13 @@ const REAL_KEYS: Record<(typeof FAMILIES)[number], string[]> = {
     'sinusoidal_pos_embds', 'tie_weights_', 'transformers_version', 'vocab_size'], // distilbert-base-uncased
 };
 
-function reference(family: string): (n: string) => Tensor {
+function reference(family: string): ((n: string) => Tensor) & { has(n: string): boolean } {
   const { tensors } = readSafetensors(path.join(root, family, 'reference.safetensors'));
-  return (n) => {
+  return Object.assign((n: string): Tensor => {
     const t = tensors.get(n);
     assert.ok(t, `${family}/reference.safetensors has no "${n}"`);
     return t.dtype === 'I32' ? intTensor(t.data as Int32Array, t.shape) : new Tensor(t.data as Float32Array, t.shape);
-  };
+  }, { has: (n: string) => tensors.has(n) });
 }
 
 /** Relative error to max(1, max|want|) (some gradients are 0 in exact arithmetic). */
@@ -68,6 +72,7 @@ for (const family of FAMILIES) {
   describe(`${family}: against the PyTorch reference (scripts/ref_encoders.py)`, () => {
     const ref = reference(family);
     const ids = ref('ids'), mask = ref('mask');
+    const tokenTypeIds = ref.has('type_ids') ? ref('type_ids') : null; // BERT: a second segment in row 0
 
     for (const head of ['cls', 'mlm'] as const) for (const be of BACKENDS) {
       it(`${head === 'cls' ? 'sequence-classification' : 'masked-LM'} logits and every parameter's gradient (${be})`, (t) => onBackend(be, () => {
@@ -77,7 +82,7 @@ for (const family of FAMILIES) {
         assert.equal(rec.name, family);
         assert.equal(rec.headsOf(loaded.hf.meta)[head === 'cls' ? 'classifier' : 'mlm'], true);
         const { result: logits, kappa } = withMatmulMagnitudes(() => {
-          const out = head === 'cls' ? rec.forward(model, { ids, mask }).logits : rec.lmLogits(model, ids, { attentionMask: mask });
+          const out = head === 'cls' ? rec.forward(model, { ids, mask, tokenTypeIds }).logits : rec.lmLogits(model, ids, { attentionMask: mask });
           backward(sum(mul(out, ref(`${head}.g`))));
           return out;
         });
@@ -103,7 +108,7 @@ for (const family of FAMILIES) {
         const bad = new Map(model.params);
         bad.set(gain, new Tensor(model.params.get(gain)!.f32.map((v) => v * 1.05), model.params.get(gain)!.shape));
         const badModel = { ...model, params: bad };
-        const off = noGrad(() => (head === 'cls' ? rec.forward(badModel, { ids, mask }).logits : rec.lmLogits(badModel, ids, { attentionMask: mask })));
+        const off = noGrad(() => (head === 'cls' ? rec.forward(badModel, { ids, mask, tokenTypeIds }).logits : rec.lmLogits(badModel, ids, { attentionMask: mask })));
         const eOff = relTo1(off, ref(`${head}.logits`), 'off');
         assert.ok(eOff > 2 * fwd, `a 5 % ${gain} error (${eOff}) stays within twice the bound ${fwd}`);
       }));
