@@ -55,6 +55,7 @@ type DistilBertModel = EncoderModel<DistilBertConfig>;
 const LAYER: EncoderLayerNames = {
   query: 'attention.q_lin', key: 'attention.k_lin', value: 'attention.v_lin', attnOut: 'attention.out_lin',
   attnNorm: 'sa_layer_norm', ffnIn: 'ffn.lin1', ffnOut: 'ffn.lin2', outNorm: 'output_layer_norm',
+  attnOutDropout: false, // sa_layer_norm(attention(x) + x): dropout only on the attention weights and the FFN
 };
 const layerPrefix = (l: number): string => `distilbert.transformer.layer.${l}.`;
 const WORD = 'distilbert.embeddings.word_embeddings.weight';

@@ -30,6 +30,9 @@ export interface EncoderLayerConfig {
 export interface EncoderLayerNames {
   query: string; key: string; value: string; attnOut: string; attnNorm: string;
   ffnIn: string; ffnOut: string; outNorm: string;
+  /** Training: dropout on the attention output before its residual (BertSelfOutput has it,
+   *  DistilBERT's TransformerBlock does not). Default true. */
+  attnOutDropout?: boolean;
 }
 
 export interface EncoderCapture {
@@ -88,7 +91,7 @@ export function encoderLayer(
   const att = attention(q, k, v, { keyMask: opts.keyMask, returnProbs: cap.probs, returnScores: cap.scores });
   const context = reshape(att.out, [B, T, C]); // (B, T, C)
   const sa = lin(context, names.attnOut);
-  const a = norm(add(drop(sa, 1), x), names.attnNorm);
+  const a = norm(add(names.attnOutDropout === false ? sa : drop(sa, 1), x), names.attnNorm);
   const inter = activation(cfg.hiddenAct)(lin(a, names.ffnIn)); // (B, T, F)
   const o = lin(inter, names.ffnOut);
   const y = norm(add(drop(o, 2), a), names.outNorm);
