@@ -28,6 +28,34 @@ test('moduleOf names layer and kind for both architectures', () => {
   assert.equal(moduleOf('classifier.weight').kind, 'classifier');
 });
 
+test('moduleOf: every family\'s record gives each of its parameters a kind (its rules, through the registry)', () => {
+  const SIZES = { vocab: 50, hidden: 16, layers: 2, heads: 4, kvHeads: 4, intermediate: 24, seq: 16, dropout: 0.1 };
+  const HEADS = {
+    mlm: { lm: false, mlm: true, classifier: false }, classifier: { lm: false, mlm: false, classifier: true },
+    lm: { lm: true, mlm: false, classifier: false },
+  };
+  for (const [name, rec] of Object.entries(ARCHITECTURES)) {
+    for (const h of (['mlm', 'classifier', 'lm'] as const).filter((k) => rec.canCarry[k])) {
+      const config = { ...rec.pretrain.config(SIZES), numLabels: 2 };
+      const names = [...rec.paramSpec(config, HEADS[h]).keys()];
+      const kinds = names.map((n) => moduleOf(n).kind);
+      assert.deepEqual(names.filter((_, i) => kinds[i] === 'other'), [], `${name} (${h}): parameters without a kind`);
+      // Each Linear kind appears once (weight) per layer.
+      for (const k of rec.modules.kinds) {
+        const w = names.filter((n, i) => kinds[i] === k && n.endsWith('.weight'));
+        assert.deepEqual(w.map((n) => moduleOf(n).layer), [0, 1], `${name}: ${k} → ${w.join(', ')}`);
+      }
+    }
+  }
+  assert.deepEqual(moduleOf('distilbert.transformer.layer.1.attention.v_lin.weight'), { layer: 1, kind: 'value' });
+  assert.deepEqual(moduleOf('distilbert.transformer.layer.0.ffn.lin2.bias'), { layer: 0, kind: 'ffn-out' });
+  assert.deepEqual(moduleOf('distilbert.transformer.layer.0.sa_layer_norm.weight'), { layer: 0, kind: 'norm' });
+  assert.deepEqual(moduleOf('roberta.encoder.layer.1.attention.output.dense.weight'), { layer: 1, kind: 'attn-out' });
+  assert.equal(moduleOf('lm_head.layer_norm.weight').kind, 'head');
+  assert.equal(moduleOf('pre_classifier.weight').kind, 'classifier');
+  assert.equal(moduleOf('classifier.out_proj.weight').kind, 'classifier');
+});
+
 test('patterns: segment runs, globs, regexes', () => {
   assert.ok(matchesPattern('model.layers.0.self_attn.v_proj.weight', 'v_proj'));
   assert.ok(!matchesPattern('model.layers.0.self_attn.v_proj.weight', 'proj'));
