@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { matchesPattern, selectByPatterns } from '../../src/nn/modules.js';
 import { moduleOf } from '../../src/models/registry.js';
 import { ARCHITECTURES } from '../../src/models/registry.js';
+import type { Architecture } from '../../src/models/architecture.js';
 const FREEZE_PRESETS = { ov: { llama: ARCHITECTURES.llama.modules.freezePresets.ov, bert: ARCHITECTURES.bert.modules.freezePresets.ov } };
 import { llamaParamSpec } from '../../src/models/llama.js';
 import { bertParamSpec } from '../../src/models/bert.js';
@@ -34,7 +35,7 @@ test('moduleOf: every family\'s record gives each of its parameters a kind (its 
     mlm: { lm: false, mlm: true, classifier: false }, classifier: { lm: false, mlm: false, classifier: true },
     lm: { lm: true, mlm: false, classifier: false },
   };
-  for (const [name, rec] of Object.entries(ARCHITECTURES)) {
+  for (const [name, rec] of Object.entries(ARCHITECTURES) as [string, Architecture][]) {
     for (const h of (['mlm', 'classifier', 'lm'] as const).filter((k) => rec.canCarry[k])) {
       const config = { ...rec.pretrain.config(SIZES), numLabels: 2 };
       const names = [...rec.paramSpec(config, HEADS[h]).keys()];
