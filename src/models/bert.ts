@@ -1,7 +1,7 @@
 // BERT-family encoder (Hugging Face BertModel with BertForMaskedLM / BertForSequenceClassification
 // heads): word + position + token-type embeddings, post-LayerNorm blocks, GELU, pooler.
 import { Tensor } from '../tensor/tensor.js';
-import { add, dropout, embedding, gather, layerNorm, linear, reshape, slice, tanh } from '../tensor/ops/index.js';
+import { add, dropout, embedding, layerNorm, linear, reshape, slice, tanh } from '../tensor/ops/index.js';
 import { intTensor } from '../tensor/tensor.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
 import {
@@ -116,9 +116,4 @@ export function bertMlmLogits(params: Params, cfg: BertConfig, enc: EncoderOutpu
   );
   const word = 'bert.embeddings.word_embeddings.weight';
   return linear(linearInput(opts.weight, word, h), (opts.weight ?? identityWeight)(word, param(params, word)), param(params, 'cls.predictions.bias'));
-}
-
-/** Rows of `x` (N, C) picked by int32 positions, a helper for MLM on masked positions only. */
-export function pickRows(x: Tensor, rows: Int32Array): Tensor {
-  return gather(x, intTensor(rows), 0);
 }

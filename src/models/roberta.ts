@@ -63,7 +63,7 @@ export function robertaPositions(ids: Int32Array, B: number, T: number, pad: num
 
 /** Embeddings + encoder: ids (B, T) → last hidden state (B, T, C) and taps. */
 export function robertaEncode(params: Params, cfg: RobertaConfig, ids: Tensor, opts: EncoderForwardOptions = {}): EncoderOutput {
-  const [B, T] = checkIds('roberta', ids, cfg.maxPositionEmbeddings + cfg.padTokenId + 1);
+  const [B, T] = checkIds('roberta', ids, cfg.maxPositionEmbeddings); // positions pad+1 … pad+T must be rows of the table
   const wf = opts.weight ?? identityWeight;
   const word = 'roberta.embeddings.word_embeddings.weight';
   const types = opts.tokenTypeIds ?? intTensor(new Int32Array(B * T), [B, T]);

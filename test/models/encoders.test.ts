@@ -158,6 +158,13 @@ describe('RoBERTa positions: counted from padding_idx + 1 over the real tokens, 
     assert.deepEqual([...robertaPositions(ids, 2, 6, 1)], [2, 3, 4, 5, 1, 1, 1, 1, 2, 3, 4, 5]);
   });
 
+  it('the model takes max_position_embeddings − pad − 1 tokens (40 here, from a table of 42 rows)', () => {
+    const model = asModel(loadModelDir(path.join(root, 'roberta', 'mlm')));
+    const ids = (T: number): Tensor => intTensor(Int32Array.from({ length: T }, (_, i) => 5 + (i % 50)), [1, T]);
+    assert.deepEqual(noGrad(() => archOf(model).lmLogits(model, ids(40))).shape, [1, 40, 96]);
+    assert.throws(() => archOf(model).lmLogits(model, ids(41)), /roberta: sequence length 41 exceeds the model's 40 positions/);
+  });
+
   it('masked-LM logits of the real tokens do not depend on left or right padding', () => {
     const loaded = loadModelDir(path.join(root, 'roberta', 'mlm'));
     const model = asModel(loaded);
