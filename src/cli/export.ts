@@ -26,23 +26,28 @@ export interface ExportOptions {
   /** gguf: tokenizer.ggml.pre (llama.cpp's pre-tokenizer name) instead of the detected one. */
   tokenizerPre?: string;
   force?: boolean;
+  /** onnx: export even where the format cannot hold a student's weights exactly (reports the error). */
+  lossy?: boolean;
 }
 
 export function exportCommand(): Command {
   return new Command('export')
-    .description('export a model directory: --format gguf (LLaMA, for llama.cpp) or --format safetensors (half-precision model directory)')
+    .description('export a model directory: --format gguf (LLaMA, for llama.cpp), --format onnx (onnxruntime / transformers.js) or --format safetensors (half-precision model directory)')
     .requiredOption('--model <dir>', 'Hugging Face model directory')
-    .requiredOption('--format <format>', 'gguf or safetensors')
-    .requiredOption('--out <path>', 'FILE.gguf, or the output directory for safetensors')
+    .requiredOption('--format <format>', 'gguf, onnx or safetensors')
+    .requiredOption('--out <path>', 'FILE.gguf; FILE.onnx or a transformers.js model folder; or the output directory for safetensors')
     .option('--type <type>', 'gguf: type of the 7 projection matrices of every layer: f32, f16, q8_0, q4_0, tq2_0, q2_k … q6_k, or llama-quantize\'s mixes q4_k_m / q5_k_m (default f32; for a student on a llama.cpp grid its own format, exported losslessly)')
     .option('--embed-type <type>', 'gguf: type of token_embd and output: f32, f16 or q8_0 (default: as --type for f32/f16, else q8_0)')
-    .option('--dtype <dtype>', 'safetensors: f16 (default), bf16 or f32; gguf: same as --type')
+    .option('--dtype <dtype>', 'safetensors: f16 (default), bf16 or f32; gguf: same as --type; onnx FILE.onnx: quantized (a student\'s codes, its default), f32 or f16 (a folder holds f32 model.onnx and, for a student, model_quantized.onnx)')
+    .option('--lossy', 'onnx: export --dtype f16 of a student although f16 cannot hold its weights exactly (the error is reported)')
     .option('--tokenizer <file>', 'tokenizer.json to use when the model directory has none (its tokenizer_config.json, if beside it, too)')
     .option('--tokenizer-pre <name>', 'gguf: llama.cpp pre-tokenizer name (tokenizer.ggml.pre, e.g. llama-bpe, qwen2, gpt-2, smollm) for a byte-level BPE tokenizer whose pre_tokenizer kdqat does not recognise; default: detected from tokenizer.json')
     .option('--force', 'replace an existing output')
     .addHelpText('after', '\nExamples:\n  kdqat export --model out/llama --format gguf --out llama.gguf --type f16\n' +
       '  kdqat export --model out/student-q4_0 --format gguf --out student.gguf --type q4_0\n' +
-      '  kdqat export --model out/bert-cls --format safetensors --dtype bf16 --out out/bert-cls-bf16')
+      '  kdqat export --model out/bert-cls --format safetensors --dtype bf16 --out out/bert-cls-bf16\n' +
+      '  kdqat export --model out/student-4bit --format onnx --out out/student-onnx      # transformers.js folder\n' +
+      '  kdqat export --model out/student-4bit --format onnx --out student.onnx          # MatMulNBits')
     .action(async (opts: ExportOptions) => {
       const out = await runExport(opts);
       process.stdout.write(`wrote ${out}\n`);
@@ -124,8 +129,10 @@ function mixPlan(m: OpenedModel, mix: KMixName, embedGiven: boolean, kMixTypes: 
 /** Returns the absolute path written. */
 export async function runExport(opts: ExportOptions): Promise<string> {
   const format = (opts.format ?? '').toLowerCase();
-  if (format !== 'gguf' && format !== 'safetensors') throw new Error(`--format must be gguf or safetensors, got ${JSON.stringify(opts.format)}`);
+  if (format !== 'gguf' && format !== 'safetensors' && format !== 'onnx') throw new Error(`--format must be gguf, onnx or safetensors, got ${JSON.stringify(opts.format)}`);
   if (!opts.out) throw new Error('--out is required');
+  if (format === 'onnx') return runOnnxExport(opts);
+  if (opts.lossy) throw new Error('--lossy is for --format onnx');
   if (format === 'gguf' && opts.type && opts.dtype && opts.type.toLowerCase() !== opts.dtype.toLowerCase()) {
     throw new Error(`--type ${opts.type} and --dtype ${opts.dtype} disagree; for gguf --dtype is an alias of --type, give one`);
   }
@@ -182,5 +189,36 @@ export async function runExport(opts: ExportOptions): Promise<string> {
   }
   if (out === m.dir && !opts.force) throw new Error(`--out ${opts.out} is the model directory itself; pass --force to replace it in place`);
   saveModelDir(out, { config: m.loaded.hf, params: m.loaded.params, tokenizerJson, tokenizerConfig, dtype: dtype as SaveDType, force: opts.force });
+  return out;
+}
+
+/** --format onnx: FILE.onnx (one graph, --dtype) or a transformers.js model folder (io/onnx-export.ts). */
+async function runOnnxExport(opts: ExportOptions): Promise<string> {
+  if (opts.type || opts.embedType || opts.tokenizerPre) throw new Error('--type/--embed-type/--tokenizer-pre are for --format gguf; onnx takes --dtype');
+  const out = path.resolve(opts.out!);
+  const file = out.endsWith('.onnx');
+  const { ONNX_DTYPES, checkExact, exportOnnxFile, exportOnnxFolder } = await import('../io/onnx-export.js');
+  const dtype = opts.dtype?.toLowerCase();
+  if (dtype !== undefined && !(ONNX_DTYPES as readonly string[]).includes(dtype)) throw new Error(`--dtype ${opts.dtype}: onnx export supports ${ONNX_DTYPES.join(', ')}`);
+  if (!file && dtype !== undefined) throw new Error(`--dtype ${opts.dtype}: a model folder always holds onnx/model.onnx (f32) and, for a student, onnx/model_quantized.onnx; give --out FILE.onnx for one graph in another dtype`);
+  if (fs.existsSync(out) && !opts.force) throw new Error(`--out ${opts.out}: ${out} already exists; pass --force to replace it`);
+  const { openModel } = await import('./open-model.js');
+  const m = openModel(opts.model);
+  const student = m.student && !m.latent ? m.student : null;
+  const input = { model: m.model, student };
+  if (file) {
+    const d = (dtype ?? (student ? 'quantized' : 'f32')) as import('../io/onnx-export.js').OnnxDType;
+    for (const n of checkExact(input, d, !!opts.lossy)) process.stderr.write(`note: ${n}\n`);
+    exportOnnxFile(out, input, d, { force: opts.force });
+    return out;
+  }
+  if (opts.lossy) throw new Error('--lossy: a model folder is f32 and quantized only, both exact; nothing is lossy');
+  if (opts.tokenizer && !fs.existsSync(opts.tokenizer)) throw new Error(`--tokenizer ${opts.tokenizer}: file not found`);
+  const tokFile = opts.tokenizer ?? m.loaded.tokenizerPath;
+  const { readTokenizerConfig } = await import('../io/tokenizer_config.js');
+  exportOnnxFolder(out, input, {
+    hf: m.loaded.hf, tokenizerJson: tokFile ? fs.readFileSync(tokFile, 'utf8') : undefined,
+    tokenizerConfig: tokFile ? readTokenizerConfig(tokFile) : null, force: opts.force,
+  });
   return out;
 }
