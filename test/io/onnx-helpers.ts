@@ -3,7 +3,12 @@
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Tensor } from '../../src/tensor/index.js';
-import type { Model } from '../../src/models/model.js';
+import assert from 'node:assert/strict';
+import { noGrad } from '../../src/tensor/index.js';
+import { archOf, type Model } from '../../src/models/model.js';
+import type { ForwardOptions } from '../../src/models/architecture.js';
+import { relError } from '../util.js';
+import { randomIds } from '../quant/models.js';
 import type { QuantConfig } from '../../src/quant/config.js';
 import { prepare } from '../../src/quant/prepare.js';
 import { saveStudent } from '../../src/quant/student.js';
@@ -52,3 +57,30 @@ export function makeStudent(dir: string, name: string, model: Model, config: Qua
 
 export const data = (t: ort.Tensor): Float32Array => t.data as Float32Array;
 export const rows = (t: Tensor, from: number, to: number, width: number): Float32Array => t.f32.slice(from * width, to * width);
+
+/** Full forward, and prefill T−1 then one cached step, against kdqat's logits. */
+export async function checkDecoder(model: Model, bytes: Uint8Array, what: string, ref: Model = model, weight?: ForwardOptions): Promise<void> {
+  if (model.arch !== 'llama') throw new Error('checkDecoder: a LLaMA model');
+  const c = model.config, B = 2, T = 9, V = c.vocabSize, D = c.hiddenSize / c.numAttentionHeads, L = c.numHiddenLayers;
+  const bound = onnxBound(L, Math.max(c.intermediateSize, c.hiddenSize));
+  const ids = randomIds(B, T, V);
+  const want = noGrad(() => archOf(ref).forward(ref, { ids }, weight).logits.f32); // (B, T, V)
+  const s = await session(bytes);
+  const full = await s.run(decoderFeeds(ids.i32, B, T, L, c.numKeyValueHeads, D));
+  assert.ok(relError(data(full.logits), want) <= bound, `${what}: full forward: rel error ${relError(data(full.logits), want)} > ${bound}`);
+  // Prefill T−1 tokens, then the last one on the cache.
+  const pre = new Int32Array(B * (T - 1)), last = new Int32Array(B);
+  for (let b = 0; b < B; b++) {
+    pre.set(ids.i32.subarray(b * T, b * T + T - 1), b * (T - 1));
+    last[b] = ids.i32[b * T + T - 1];
+  }
+  const r1 = await s.run(decoderFeeds(pre, B, T - 1, L, c.numKeyValueHeads, D));
+  assert.deepEqual(r1['present.0.key'].dims, [B, c.numKeyValueHeads, T - 1, D]);
+  const r2 = await s.run(decoderFeeds(last, B, 1, L, c.numKeyValueHeads, D, r1, T - 1));
+  assert.deepEqual(r2[`present.${L - 1}.value`].dims, [B, c.numKeyValueHeads, T, D]);
+  const wantLast = new Float32Array(B * V);
+  for (let b = 0; b < B; b++) wantLast.set(want.subarray((b * T + T - 1) * V, (b * T + T) * V), b * V);
+  const e = relError(data(r2.logits), wantLast);
+  assert.ok(e <= bound, `${what}: cached step: rel error ${e} > ${bound}`);
+}
+
