@@ -19,7 +19,7 @@
 // away from zero; the two differ only when x/s is exactly k + ½.
 import type { Params } from '../nn/params.js';
 import { f32ToF16Array as halfBits } from './half.js';
-import { DT, MS_DOMAIN, float, type OnnxGraph } from './onnx.js';
+import { DT, MS_DOMAIN, type OnnxGraph } from './onnx.js';
 import { groupOf, isKRule, K_RULES, type Codes, type WeightQuant } from '../quant/rules.js';
 
 export type WeightMode = 'f32' | 'f16' | 'quantized';
@@ -39,7 +39,7 @@ export interface WeightSource {
 /** How one quantized weight is stored (see top). */
 export type Storage =
   | { kind: 'nbits'; bits: 2 | 4 | 8; block: number; shift: number; zeros: boolean }
-  | { kind: 'codes'; offset: number; mins: boolean };
+  | { kind: 'codes' };
 
 const containerBits = (b: number): 2 | 4 | 8 => (b <= 2 ? 2 : b <= 4 ? 4 : 8);
 const pow2Block = (n: number): boolean => n >= 16 && (n & (n - 1)) === 0;
@@ -51,15 +51,14 @@ export function storageOf(q: WeightQuant, cols: number): Storage {
     const K = K_RULES[r.kind];
     if (r.kind === 'q3_k') return { kind: 'nbits', bits: 4, block: K.sub, shift: 4, zeros: false }; // code − 4 = (code + 4) − 8
     if (r.kind === 'q6_k') return { kind: 'nbits', bits: 8, block: K.sub, shift: 96, zeros: false }; // code − 32 = (code + 96) − 128
-    return { kind: 'codes', offset: 0, mins: true };
+    return { kind: 'codes' };
   }
   if (r.kind === 'q4_0') return { kind: 'nbits', bits: 4, block: 32, shift: 0, zeros: false };
   if (r.kind === 'q8_0') return { kind: 'nbits', bits: 8, block: 32, shift: 128, zeros: false };
   if (r.kind === 'tq2_0') return { kind: 'nbits', bits: 2, block: 256, shift: 1, zeros: false };
   const g = groupOf(q, cols); // 0 tensor, cols channel, else the group
   const block = g === 0 || g === cols ? [256, 128, 64, 32, 16].find((b) => cols % b === 0) ?? 32 : g;
-  const offset = 0;
-  if (!pow2Block(block)) return { kind: 'codes', offset, mins: false };
+  if (!pow2Block(block)) return { kind: 'codes' };
   if (r.kind === 'twn') return { kind: 'nbits', bits: 2, block, shift: 2, zeros: false };
   const bits = containerBits(r.bits);
   if (r.kind === 'sym') return { kind: 'nbits', bits, block, shift: 2 ** (bits - 1), zeros: false };
@@ -221,4 +220,3 @@ export class OnnxWeights {
   }
 }
 
-export { float };
