@@ -1,6 +1,6 @@
 // `npm run bench -- --only onnx`: ONNX export sizes and onnxruntime-node latency of the built-in
 // teachers' students against the FP32 export: the LLaMA per generated token (a 32-token prompt,
-// then 32 single-token steps on the KV cache, batch 1) and the BERT classifier per sequence
+// then 64 single-token steps on the KV cache, batch 1) and the BERT classifier per sequence
 // (64 tokens, batch 1). Best of `rounds` per configuration, interleaved.
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -35,7 +35,7 @@ const i64 = (n: number, f: (i: number) => number, dims: number[]): ort.Tensor =>
 
 async function decoderMs(s: ort.InferenceSession, m: OnnxModelIn): Promise<number> {
   const c = m.model.config as { numHiddenLayers: number; numKeyValueHeads: number; hiddenSize: number; numAttentionHeads: number; vocabSize: number };
-  const D = c.hiddenSize / c.numAttentionHeads, P = 32, N = 32;
+  const D = c.hiddenSize / c.numAttentionHeads, P = 32, N = 64;
   const feeds = (T: number, past: number, prev?: ort.InferenceSession.OnnxValueMapType): Record<string, ort.Tensor> => {
     const f: Record<string, ort.Tensor> = {
       input_ids: i64(T, (i) => (i * 37 + past) % c.vocabSize, [1, T]), attention_mask: i64(past + T, () => 1, [1, past + T]),
@@ -55,7 +55,7 @@ async function decoderMs(s: ort.InferenceSession, m: OnnxModelIn): Promise<numbe
 }
 
 async function encoderMs(s: ort.InferenceSession): Promise<number> {
-  const T = 64, n = 20;
+  const T = 64, n = 40;
   const feeds = { input_ids: i64(T, (i) => (i * 31) % 4000 + 5, [1, T]), attention_mask: i64(T, () => 1, [1, T]), token_type_ids: i64(T, () => 0, [1, T]) };
   await s.run(feeds);
   const t0 = performance.now();

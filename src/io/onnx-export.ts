@@ -16,7 +16,8 @@ import type { StudentQuant } from '../quant/student.js';
 import { atomicWrite } from './atomic.js';
 import { saveModelDir } from './model-dir.js';
 import type { HfModelConfig } from './hf-config.js';
-import { f16ToF32Array, f32ToF16Array } from './half.js';
+import { bf16ToF32Array, f16ToF32Array, f32ToBf16Array, f32ToF16Array } from './half.js';
+import type { Params } from '../nn/params.js';
 import { OnnxGraph } from './onnx.js';
 import { emitDecoder } from './onnx-decoder.js';
 import { emitEncoder } from './onnx-encoder.js';
@@ -50,12 +51,12 @@ export function buildOnnx(m: OnnxModelIn, dtype: WeightMode): Uint8Array {
   return g.encode({ doc: `kdqat ${rec.label} (${dtype} weights)`, graphName: `kdqat-${rec.name}` });
 }
 
-/** Largest |f16(w) − w| / max|w| over a student's quantized weights (0: f16 holds them exactly). */
-export function f16Error(m: OnnxModelIn): { maxRel: number; worst: string | null } {
+/** Largest |half(w) − w| / max|w| over the weights `names` (0: the half type holds them exactly). */
+export function halfError(params: Params, names: Iterable<string>, kind: 'f16' | 'bf16' = 'f16'): { maxRel: number; worst: string | null } {
   let maxRel = 0, worst: string | null = null;
-  for (const W of m.student?.weights.keys() ?? []) {
-    const w = m.model.params.get(W)!.f32;
-    const back = f16ToF32Array(f32ToF16Array(w));
+  for (const W of names) {
+    const w = params.get(W)!.f32;
+    const back = kind === 'f16' ? f16ToF32Array(f32ToF16Array(w)) : bf16ToF32Array(f32ToBf16Array(w));
     let err = 0, scale = 0;
     for (let i = 0; i < w.length; i++) {
       err = Math.max(err, Math.abs(back[i] - w[i]));
@@ -70,7 +71,7 @@ export function f16Error(m: OnnxModelIn): { maxRel: number; worst: string | null
 /** Refuses a dtype that cannot hold a student's weights exactly unless `lossy` (then a note). */
 export function checkExact(m: OnnxModelIn, dtype: OnnxDType, lossy: boolean): string[] {
   if (!m.student || dtype !== 'f16') return [];
-  const { maxRel, worst } = f16Error(m);
+  const { maxRel, worst } = halfError(m.model.params, m.student.weights.keys());
   if (maxRel === 0) return [];
   const what = `f16 cannot hold the student's dequantized weights exactly (largest error ${maxRel.toExponential(2)} of max|w|, in ${worst})`;
   if (!lossy) {
