@@ -37,7 +37,7 @@ export async function runBench(opts: BenchOptions): Promise<void> {
     if (json) for (const r of recs) print(true, r);
   }
   if (!opts.only || opts.only === 'onnx') {
-    const recs = await runOnnxBench();
+    const recs = await runOnnxBench({ rounds: 5 });
     if (json) for (const r of recs) print(true, r);
     else printOnnxTable(recs);
   }
