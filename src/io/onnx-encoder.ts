@@ -35,7 +35,7 @@ export function emitEncoder(g: OnnxGraph, s: EncoderOnnxSpec, w: OnnxWeights): v
   g.output('last_hidden_state', x, DT.FLOAT, ['batch_size', 'sequence_length', s.hidden]);
   if (s.classifier) {
     let cls = g.op('Gather', [x, g.scalarI64(0)], { axis: 1 }); // (B, C)
-    if (s.classifier.pooler) cls = g.op('Tanh', [lin(cls, s.classifier.pooler)]);
+    if (s.classifier.pooler) cls = g.op(s.classifier.poolerAct === 'tanh' ? 'Tanh' : 'Relu', [lin(cls, s.classifier.pooler)]);
     g.output('logits', lin(cls, s.classifier.dense), DT.FLOAT, ['batch_size', s.classifier.labels]);
   }
 }

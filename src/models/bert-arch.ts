@@ -123,7 +123,7 @@ function onnxSpec(c: BertConfig, h: Heads): EncoderOnnxSpec {
         ffnIn: `${p}intermediate.dense.weight`, ffnOut: `${p}output.dense.weight`, ffnNorm: `${p}output.LayerNorm.weight`,
       };
     },
-    classifier: h.classifier ? { pooler: 'bert.pooler.dense.weight', dense: 'classifier.weight', labels: c.numLabels } : null,
+    classifier: h.classifier ? { pooler: 'bert.pooler.dense.weight', poolerAct: 'tanh', dense: 'classifier.weight', labels: c.numLabels } : null,
   };
 }
 

@@ -61,9 +61,9 @@ export interface EncoderOnnxSpec {
   typeEmbed: string | null;
   embedNorm: string;
   layer(l: number): EncoderLayerNames;
-  /** Sequence classifier on the first token: pooler dense + tanh (null: none) then the classifier;
-   *  null when the model has no classifier head. */
-  classifier: { pooler: string | null; dense: string; labels: number } | null;
+  /** Sequence classifier on the first token: a pooler dense + activation (BERT: tanh; DistilBERT's
+   *  pre_classifier: relu; null: none) then the classifier; null when the model has no classifier. */
+  classifier: { pooler: string | null; poolerAct: 'tanh' | 'relu'; dense: string; labels: number } | null;
 }
 
 export type OnnxSpec = DecoderOnnxSpec | EncoderOnnxSpec;
