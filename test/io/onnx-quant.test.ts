@@ -16,6 +16,7 @@ import { storageOf, unpackNBits } from '../../src/io/onnx-weights.js';
 import type { QuantConfig } from '../../src/quant/config.js';
 import { QUANT_PRESETS } from '../../src/quant/config.js';
 import { runExport } from '../../src/cli/export.js';
+import { KvDecoder } from '../../src/models/generate.js';
 import { intTensor } from '../../src/tensor/index.js';
 import { relError } from '../util.js';
 import { randomIds, tinyBert, tinyLlama, tmpDir } from '../quant/models.js';
@@ -118,16 +119,26 @@ test('BERT ternary student with 8-bit activations (twn-a8-emb: QuantizeLinear/De
   }
 });
 
-test('LLaMA student with 8-bit activations: onnxruntime = kdqat (the cached step quantizes the new token alone, as kdqat\'s KV decoder)', async () => {
+test('LLaMA student with 8-bit activations: onnxruntime = kdqat, full forward, and prefill + one cached step = kdqat\'s KV decoder (the step quantizes the new token alone)', async () => {
   const m = makeStudent(root, 'w4a8', tinyLlama(), { weights: { rule: { kind: 'sym', bits: 4 }, granule: group(32) }, activations: { bits: 8 } });
-  assert.ok(m.model.arch === 'llama');
-  const c = m.model.config, B = 1, T = 7, D = c.hiddenSize / c.numAttentionHeads;
-  const ids = randomIds(B, T, c.vocabSize);
+  assert.ok(m.model.arch === 'llama' && m.weight);
+  const c = m.model.config, B = 1, T = 7, V = c.vocabSize, D = c.hiddenSize / c.numAttentionHeads, L = c.numHiddenLayers;
+  const bound = onnxBound(L, c.intermediateSize);
+  const ids = randomIds(B, T, V);
   const want = noGrad(() => archOf(m.model).forward(m.model, { ids }, { weight: m.weight }).logits.f32);
   const s = await session(buildOnnx({ model: m.model, student: m.student }, 'quantized'));
-  const r = await s.run(decoderFeeds(ids.i32, B, T, c.numHiddenLayers, c.numKeyValueHeads, D));
-  const e = relError(data(r.logits), want);
-  assert.ok(e <= onnxBound(c.numHiddenLayers, c.intermediateSize), `rel error ${e}`);
+  const r = await s.run(decoderFeeds(ids.i32, B, T, L, c.numKeyValueHeads, D));
+  assert.ok(relError(data(r.logits), want) <= bound, `full: rel error ${relError(data(r.logits), want)}`);
+  // The per-tensor scale of a cached step covers the new token only, in kdqat's KvDecoder too.
+  const kv = new KvDecoder(m.model, m.weight);
+  const prompt = Array.from(ids.i32.subarray(0, T - 1));
+  const wantPre = noGrad(() => kv.step(prompt));
+  const wantStep = noGrad(() => kv.step(ids.i32[T - 1]));
+  const r1 = await s.run(decoderFeeds(Int32Array.from(prompt), B, T - 1, L, c.numKeyValueHeads, D));
+  assert.ok(relError(data(r1.logits).subarray((T - 2) * V), wantPre) <= bound, 'prefill');
+  const r2 = await s.run(decoderFeeds(Int32Array.of(ids.i32[T - 1]), B, 1, L, c.numKeyValueHeads, D, r1, T - 1));
+  const e = relError(data(r2.logits), wantStep);
+  assert.ok(e <= bound, `cached step: rel error ${e}`);
 });
 
 test('bad input: --dtype f16 of a student is refused naming the exact formats; --lossy exports and reports the error', async () => {
