@@ -67,6 +67,8 @@ for (const [name, config, bits] of [
   ['asym 4-bit group 16 (MatMulNBits zero points)', { weights: { rule: { kind: 'asym', bits: 4 }, granule: group(16) } }, 4],
   ['q4_0 (MatMulNBits, blocks of 32)', QUANT_PRESETS.q4_0, 4],
   ['sym 4-bit per channel, lm_head 8-bit', QUANT_PRESETS['w4-channel-head8'], 4],
+  ['sym 3-bit per channel (in 4-bit MatMulNBits)', QUANT_PRESETS['w3-channel'], 4],
+  ['asym 8-bit group 32 (MatMulNBits 8-bit zero points)', { weights: { rule: { kind: 'asym', bits: 8 }, granule: group(32) } }, 8],
   ['ternary (twn, per channel: MatMulNBits 2-bit)', QUANT_PRESETS.twn, 2],
   ['sym 2-bit group 64 (MatMulNBits 2-bit)', { weights: { rule: { kind: 'sym', bits: 2 }, granule: group(64) } }, 2],
   ['asym 3-bit group 48 (not a power of two: int8 codes in the graph)', { weights: { rule: { kind: 'asym', bits: 3 }, granule: group(48) } }, 0],

@@ -54,23 +54,25 @@ test('transformers.js text-generation (greedy, model_quantized.onnx = 4-bit MatM
   }
 });
 
-test('transformers.js text-classification (ternary weights, 8-bit activations) gives kdqat\'s label and probability', async () => {
+test('transformers.js text-classification (ternary weights, 8-bit activations; model_quantized.onnx and model.onnx) gives kdqat\'s label and probability', async () => {
   const m = await studentFolder('bert-brown-genre', 'twn-a8', 'bert-twn');
   const tok = openTokenizer(m, undefined);
   const labels = archOf(m.model).labels(m.loaded.hf.meta as never)!;
-  const cls = await pipeline('text-classification', 'bert-twn', { dtype: 'q8', device: 'cpu' }) as TextClassificationPipeline;
-  for (const text of ['The jury said the city election was conducted well.', 'She looked at the stars and wondered where he had gone.']) {
-    const ids = tok.encode(text);
-    const logits = noGrad(() => archOf(m.model).forward(m.model, { ids: intTensor(ids, [1, ids.length]) }, { weight: m.weight }).logits.f32);
-    const mx = Math.max(...logits), z = logits.reduce((s, v) => s + Math.exp(v - mx), 0);
-    const best = logits.indexOf(mx);
-    const out = await cls(text) as { label: string; score: number }[];
-    assert.equal(out[0].label, labels[best], text);
-    // Logits within δ = bound·max(1, max|logit|) move a softmax probability p by at most p·(e^{2δ} − 1).
-    const c = m.model.config;
-    const delta = onnxBound(c.numHiddenLayers, c.intermediateSize) * Math.max(1, ...logits.map(Math.abs));
-    const p = 1 / z;
-    assert.ok(Math.abs(out[0].score - p) <= p * Math.expm1(2 * delta) + 2 ** -23, `${text}: p ${out[0].score} vs ${p}`);
+  for (const dtype of ['q8', 'fp32'] as const) { // model_quantized.onnx, model.onnx
+    const cls = await pipeline('text-classification', 'bert-twn', { dtype, device: 'cpu' }) as TextClassificationPipeline;
+    for (const text of ['The jury said the city election was conducted well.', 'She looked at the stars and wondered where he had gone.']) {
+      const ids = tok.encode(text);
+      const logits = noGrad(() => archOf(m.model).forward(m.model, { ids: intTensor(ids, [1, ids.length]) }, { weight: m.weight }).logits.f32);
+      const mx = Math.max(...logits), z = logits.reduce((s, v) => s + Math.exp(v - mx), 0);
+      const best = logits.indexOf(mx);
+      const out = await cls(text) as { label: string; score: number }[];
+      assert.equal(out[0].label, labels[best], text);
+      // Logits within δ = bound·max(1, max|logit|) move a softmax probability p by at most p·(e^{2δ} − 1).
+      const c = m.model.config;
+      const delta = onnxBound(c.numHiddenLayers, c.intermediateSize) * Math.max(1, ...logits.map(Math.abs));
+      const p = 1 / z;
+      assert.ok(Math.abs(out[0].score - p) <= p * Math.expm1(2 * delta) + 2 ** -23, `${text}: p ${out[0].score} vs ${p}`);
+    }
+    await cls.dispose();
   }
-  await cls.dispose();
 });
