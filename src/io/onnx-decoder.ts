@@ -5,7 +5,8 @@
 //   → logits (B, T, V), present.{l}.key / .value (B, Hkv, P+T, D).
 // The first call passes P = 0 (empty pasts). RoPE reads cos/sin caches (maxPositions, D/2) at
 // position_ids, as onnxruntime-genai's models do, so a RoPE scaling variant is only other tables.
-// Attention: query i (absolute position P+i) sees keys j ≤ P+i whose attention_mask is 1;
+// Attention: query i (absolute position P+i) sees keys j ≤ P+i (and > P+i−W with a sliding
+// window W) whose attention_mask is 1;
 // grouped-query heads share kv head h / (H/Hkv) (HF repeat_kv).
 import type { DecoderOnnxSpec } from '../models/onnx-spec.js';
 import { DT, type OnnxGraph } from './onnx.js';
@@ -41,7 +42,9 @@ export function emitDecoder(g: OnnxGraph, s: DecoderOnnxSpec, w: OnnxWeights): v
   const T = g.op('Gather', [g.op('Shape', [ids]), g.scalarI64(1)]);
   const kpos = g.op('Range', [g.scalarI64(0), S, g.scalarI64(1)]); // (S)
   const qpos = g.op('Range', [g.op('Sub', [S, T]), S, g.scalarI64(1)]); // (T)
-  const causal = g.op('LessOrEqual', [g.op('Unsqueeze', [kpos, g.i64(0)]), g.op('Unsqueeze', [qpos, g.i64(1)])]); // (T, S)
+  const k2 = g.op('Unsqueeze', [kpos, g.i64(0)]), q2 = g.op('Unsqueeze', [qpos, g.i64(1)]); // (1, S), (T, 1)
+  let causal = g.op('LessOrEqual', [k2, q2]); // (T, S)
+  if (s.slidingWindow) causal = g.op('And', [causal, g.op('Greater', [k2, g.op('Sub', [q2, g.scalarI64(s.slidingWindow)])])]);
   const keyOk = g.op('Unsqueeze', [g.op('Cast', [mask], { to: DT.BOOL }), g.i64(1, 2, 3)]); // (B, 1, 1, 1, S)
   const allowed = g.op('And', [causal, keyOk]);
 

@@ -25,6 +25,9 @@ export interface DecoderOnnxSpec {
   headDim: number; // D (H·D need not equal C)
   vocab: number; // V
   rmsEps: number;
+  /** Sliding-window attention (Mistral): query i sees keys j with i − W < j ≤ i (W keys, itself
+   *  included, as transformers' sliding_window mask); absent or null: all earlier keys. */
+  slidingWindow?: number | null;
   /** The MLP's gate activation (SwiGLU: silu). */
   act: 'silu';
   embed: string;

@@ -13,7 +13,7 @@ import { f16ToF32Array, f32ToF16Array } from '../../src/io/half.js';
 import { intTensor, Tensor } from '../../src/tensor/index.js';
 import { relError } from '../util.js';
 import { randomIds, tinyBert, tinyLlama } from '../quant/models.js';
-import { checkDecoder, data, i64, onnxBound, session } from './onnx-helpers.js';
+import { checkDecoder, data, decoderFeeds, i64, onnxBound, session } from './onnx-helpers.js';
 
 test('LLaMA f32: onnxruntime = kdqat, full forward and prefill + one KV-cache step (GQA, untied head)', async () => {
   const m = tinyLlama();
@@ -68,4 +68,24 @@ test('BERT without a classifier (MLM model): last_hidden_state only, gelu_new', 
   const r = await s.run({ input_ids: i64(ids.i32, [B, T]), attention_mask: i64(new Array(T).fill(1), [B, T]), token_type_ids: i64(new Array(T).fill(0), [B, T]) });
   const want = noGrad(() => bertEncode(m.params, m.config, ids).last.f32);
   assert.ok(relError(data(r.last_hidden_state), want) <= onnxBound(2, 128));
+});
+
+test('sliding window (spec.slidingWindow, for Mistral-style records): with one layer, position i sees tokens i−W+1..i only, so its logits = kdqat\'s forward of those W tokens (RoPE scores depend on offsets only)', async () => {
+  const m = tinyLlama({ numHiddenLayers: 1 });
+  const c = m.config, W = 3, T = 9, V = c.vocabSize, D = c.hiddenSize / c.numAttentionHeads;
+  const bound = onnxBound(1, c.intermediateSize);
+  const s = await session(buildOnnx({ model: m }, 'f32', { spec: (sp) => ({ ...sp, slidingWindow: W }) }));
+  const ids = randomIds(1, T, V);
+  const r = data((await s.run(decoderFeeds(ids.i32, 1, T, 1, c.numKeyValueHeads, D))).logits);
+  for (let i = W - 1; i < T; i++) {
+    const win = intTensor(ids.i32.slice(i - W + 1, i + 1), [1, W]);
+    const want = noGrad(() => archOf(m).forward(m, { ids: win }).logits.f32.slice((W - 1) * V));
+    const e = relError(r.subarray(i * V, (i + 1) * V), want);
+    assert.ok(e <= bound, `position ${i}: rel error ${e}`);
+  }
+  // A window covering the sequence changes nothing.
+  const wide = await session(buildOnnx({ model: m }, 'f32', { spec: (sp) => ({ ...sp, slidingWindow: T }) }));
+  const plain = await session(buildOnnx({ model: m }, 'f32'));
+  const feeds = decoderFeeds(ids.i32, 1, T, 1, c.numKeyValueHeads, D);
+  assert.deepEqual(data((await wide.run(feeds)).logits), data((await plain.run(feeds)).logits));
 });
