@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import type { Tensor } from '../../src/tensor/index.js';
 import assert from 'node:assert/strict';
 import { noGrad } from '../../src/tensor/index.js';
-import { archOf, type Model } from '../../src/models/model.js';
+import { archOf, headsOf, type Model } from '../../src/models/model.js';
 import type { ForwardOptions } from '../../src/models/architecture.js';
 import { relError } from '../util.js';
 import { randomIds } from '../quant/models.js';
@@ -60,9 +60,13 @@ export const rows = (t: Tensor, from: number, to: number, width: number): Float3
 
 /** Full forward, and prefill T−1 then one cached step, against kdqat's logits. */
 export async function checkDecoder(model: Model, bytes: Uint8Array, what: string, ref: Model = model, weight?: ForwardOptions): Promise<void> {
-  if (model.arch !== 'llama') throw new Error('checkDecoder: a LLaMA model');
-  const c = model.config, B = 2, T = 9, V = c.vocabSize, D = c.hiddenSize / c.numAttentionHeads, L = c.numHiddenLayers;
-  const bound = onnxBound(L, Math.max(c.intermediateSize, c.hiddenSize));
+  // Sizes from the family's ONNX spec (any decoder family); n: the longest dot product.
+  const sp = archOf(model).onnx!.spec(model.config, headsOf(model));
+  if (sp.kind !== 'decoder') throw new Error('checkDecoder: a decoder');
+  const c = { numKeyValueHeads: sp.kvHeads };
+  const B = 2, T = 9, V = sp.vocab, D = sp.headDim, L = sp.layers;
+  const n = Math.max(...[...model.params.values()].filter((p) => p.ndim === 2).map((p) => p.shape[1]), sp.heads * D);
+  const bound = onnxBound(L, n);
   const ids = randomIds(B, T, V);
   const want = noGrad(() => archOf(ref).forward(ref, { ids }, weight).logits.f32); // (B, T, V)
   const s = await session(bytes);
