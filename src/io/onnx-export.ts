@@ -14,7 +14,6 @@ import * as path from 'node:path';
 import { archOf, headsOf, type Model } from '../models/model.js';
 import type { OnnxSpec } from '../models/onnx-spec.js';
 import type { StudentQuant } from '../quant/student.js';
-import { atomicWrite } from './atomic.js';
 import { saveModelDir } from './model-dir.js';
 import type { HfModelConfig } from './hf-config.js';
 import { bf16ToF32Array, f16ToF32Array, f32ToBf16Array, f32ToF16Array } from './half.js';
@@ -33,8 +32,40 @@ export interface OnnxModelIn {
   student?: StudentQuant | null;
 }
 
+/** Above this many bytes of initializers a model is written with external data (protobuf's
+ *  2 GiB limit on one message, with room for the graph). */
+export const EXTERNAL_DATA_BYTES = 1.5 * 2 ** 30;
+
 /** The ModelProto bytes of `m` with weights in `dtype` (see top). */
 export function buildOnnx(m: OnnxModelIn, dtype: WeightMode, o: { spec?: (s: OnnxSpec) => OnnxSpec } = {}): Uint8Array {
+  return buildOnnxGraph(m, dtype, o).encode(graphDoc(m, dtype));
+}
+
+const graphDoc = (m: OnnxModelIn, dtype: WeightMode): { doc: string; graphName: string } =>
+  ({ doc: `kdqat ${archOf(m.model).label} (${dtype} weights)`, graphName: `kdqat-${archOf(m.model).name}` });
+
+/** Writes `file` (.onnx) and, when the weights pass `externalAt` bytes, `file`_data beside it
+ *  (ONNX external data); returns the files written. Not atomic: callers write into a fresh
+ *  directory or use exportOnnxFile. */
+export function writeOnnx(file: string, m: OnnxModelIn, dtype: WeightMode, externalAt = EXTERNAL_DATA_BYTES): string[] {
+  const g = buildOnnxGraph(m, dtype);
+  if (g.initializerBytes() < externalAt) {
+    fs.writeFileSync(file, g.encode(graphDoc(m, dtype)));
+    return [file];
+  }
+  const dataFile = `${file}_data`;
+  const chunks = g.externalize(path.basename(dataFile));
+  const fd = fs.openSync(dataFile, 'w');
+  try {
+    for (const c of chunks) fs.writeSync(fd, c);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.writeFileSync(file, g.encode(graphDoc(m, dtype)));
+  return [file, dataFile];
+}
+
+function buildOnnxGraph(m: OnnxModelIn, dtype: WeightMode, o: { spec?: (s: OnnxSpec) => OnnxSpec } = {}): OnnxGraph {
   const rec = archOf(m.model);
   if (!rec.onnx) throw new Error(`ONNX export: ${rec.label} has no ONNX graph in kdqat (its architecture record has no "onnx" field)`);
   // o.spec edits the record's spec (tests switch on pieces no registered family uses yet).
@@ -51,7 +82,7 @@ export function buildOnnx(m: OnnxModelIn, dtype: WeightMode, o: { spec?: (s: Onn
   });
   if (spec.kind === 'decoder') emitDecoder(g, spec, w);
   else emitEncoder(g, spec, w);
-  return g.encode({ doc: `kdqat ${rec.label} (${dtype} weights)`, graphName: `kdqat-${rec.name}` });
+  return g;
 }
 
 /** Largest |half(w) − w| / max|w| over the weights `names` (0: the half type holds them exactly). */
@@ -84,10 +115,22 @@ export function checkExact(m: OnnxModelIn, dtype: OnnxDType, lossy: boolean): st
   return [`--lossy: ${what}`];
 }
 
-/** Writes one .onnx file atomically (an existing one is replaced only with force). */
-export function exportOnnxFile(file: string, m: OnnxModelIn, dtype: OnnxDType, o: { force?: boolean } = {}): void {
-  const bytes = buildOnnx(m, dtype);
-  atomicWrite(file, !!o.force, (write) => write(bytes));
+/** Writes one .onnx file (and its _data file past EXTERNAL_DATA_BYTES of weights) through a
+ *  scratch directory, then renames them into place; an existing file is replaced only with force. */
+export function exportOnnxFile(file: string, m: OnnxModelIn, dtype: OnnxDType, o: { force?: boolean; externalAt?: number } = {}): string[] {
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir)) throw new Error(`${file}: directory ${dir} does not exist; create it first`);
+  if (!o.force && fs.existsSync(file)) throw new Error(`${file}: already exists; refusing to overwrite it (use --force)`);
+  const tmp = fs.mkdtempSync(path.join(dir, `.${path.basename(file)}.tmp-`));
+  try {
+    const written = writeOnnx(path.join(tmp, path.basename(file)), m, dtype, o.externalAt);
+    const out = written.map((w) => path.join(dir, path.basename(w)));
+    if (!written.some((w) => w.endsWith('_data'))) fs.rmSync(`${path.resolve(file)}_data`, { force: true }); // a stale one
+    written.forEach((w, i) => fs.renameSync(w, out[i]));
+    return out;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 export interface OnnxFolderOptions {
@@ -98,16 +141,25 @@ export interface OnnxFolderOptions {
 }
 
 /** Writes the transformers.js model folder (see top). */
-export function exportOnnxFolder(dir: string, m: OnnxModelIn, o: OnnxFolderOptions): string[] {
+export function exportOnnxFolder(dir: string, m: OnnxModelIn, o: OnnxFolderOptions & { externalAt?: number }): string[] {
   if (!o.tokenizerJson) throw new Error(`${dir}: a transformers.js folder needs tokenizer.json; the model directory has none (pass --tokenizer FILE)`);
-  const files = ['onnx/model.onnx', ...(m.student ? ['onnx/model_quantized.onnx'] : [])];
+  const files: string[] = [];
   saveModelDir(dir, {
     config: o.hf, params: m.model.params, dtype: 'F32', force: o.force, tokenizerJson: o.tokenizerJson, tokenizerConfig: o.tokenizerConfig,
     extra: (tmp) => {
       fs.mkdirSync(path.join(tmp, 'onnx'));
-      fs.writeFileSync(path.join(tmp, 'onnx', 'model.onnx'), buildOnnx(m, 'f32'));
-      if (m.student) fs.writeFileSync(path.join(tmp, 'onnx', 'model_quantized.onnx'), buildOnnx(m, 'quantized'));
+      files.push(...writeOnnx(path.join(tmp, 'onnx', 'model.onnx'), m, 'f32', o.externalAt));
+      // One setting for the folder (config.json's flag covers every file): external if f32 is.
+      const external = files.length > 1;
+      if (m.student) files.push(...writeOnnx(path.join(tmp, 'onnx', 'model_quantized.onnx'), m, 'quantized', external ? 0 : Infinity));
+      if (files.some((f) => f.endsWith('_data'))) {
+        // transformers.js fetches model.onnx_data only when config.json says so.
+        const cfgFile = path.join(tmp, 'config.json');
+        const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+        cfg['transformers.js_config'] = { use_external_data_format: true };
+        fs.writeFileSync(cfgFile, JSON.stringify(cfg, null, 2) + '\n');
+      }
     },
   });
-  return files;
+  return files.map((f) => path.join('onnx', path.basename(f)));
 }

@@ -125,6 +125,32 @@ export class OnnxGraph {
     return this.node(op, inputs, attrs, o)[0];
   }
 
+  /** Total bytes of the initializers (protobuf caps a whole model at 2 GiB: beyond it, external data). */
+  initializerBytes(): number {
+    return this.inits.reduce((n, t) => n + t.rawData!.byteLength, 0);
+  }
+
+  /** Moves every initializer of at least `min` bytes out of the model into one data file named
+   *  `location` (ONNX external data: location/offset/length, offsets aligned to 64 bytes, read
+   *  relative to the .onnx file's directory); returns that file's chunks in order. */
+  externalize(location: string, min = 1024): Uint8Array[] {
+    const chunks: Uint8Array[] = [];
+    let offset = 0;
+    for (const t of this.inits) {
+      const raw = t.rawData!;
+      if (raw.byteLength < min) continue;
+      const pad = (64 - (offset % 64)) % 64;
+      if (pad) chunks.push(new Uint8Array(pad));
+      offset += pad;
+      chunks.push(raw);
+      t.rawData = undefined;
+      t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+      t.externalData = [{ key: 'location', value: location }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(raw.byteLength) }];
+      offset += raw.byteLength;
+    }
+    return chunks;
+  }
+
   /** The ModelProto bytes. */
   encode(o: { producer?: string; doc?: string; graphName?: string } = {}): Uint8Array {
     const opsetImport: OnnxNs.IOperatorSetIdProto[] = [{ domain: '', version: OPSET }];

@@ -14,6 +14,8 @@ import { archOf } from '../../src/models/model.js';
 import { generate } from '../../src/models/generate.js';
 import { openModel, openTokenizer, eosIds, type OpenedModel } from '../../src/cli/open-model.js';
 import { runExport } from '../../src/cli/export.js';
+import { exportOnnxFolder } from '../../src/io/onnx-export.js';
+import { readTokenizerConfig } from '../../src/io/tokenizer_config.js';
 import { kdqat, tmpDir } from '../cli/helpers.js';
 import { onnxBound } from './onnx-helpers.js';
 
@@ -74,5 +76,22 @@ test('transformers.js text-classification (ternary weights, 8-bit activations; m
       assert.ok(Math.abs(out[0].score - p) <= p * Math.expm1(2 * delta) + 2 ** -23, `${text}: p ${out[0].score} vs ${p}`);
     }
     await cls.dispose();
+  }
+});
+
+test('transformers.js loads a folder written with external data (model.onnx_data, config.json use_external_data_format) to the same predictions', async () => {
+  const m = openModel(path.join(root, 'bert-twn-student'));
+  const tokFile = path.join(m.dir, 'tokenizer.json');
+  const files = exportOnnxFolder(path.join(root, 'bert-ext'), { model: m.model, student: m.student }, {
+    hf: m.loaded.hf, tokenizerJson: fs.readFileSync(tokFile, 'utf8'), tokenizerConfig: readTokenizerConfig(tokFile), externalAt: 0,
+  });
+  assert.deepEqual(files, ['onnx/model.onnx', 'onnx/model.onnx_data', 'onnx/model_quantized.onnx', 'onnx/model_quantized.onnx_data']);
+  const text = 'The jury said the city election was conducted well.';
+  for (const dtype of ['q8', 'fp32'] as const) {
+    const a = await pipeline('text-classification', 'bert-twn', { dtype, device: 'cpu' }) as TextClassificationPipeline;
+    const b = await pipeline('text-classification', 'bert-ext', { dtype, device: 'cpu' }) as TextClassificationPipeline;
+    assert.deepEqual(await b(text), await a(text), dtype);
+    await a.dispose();
+    await b.dispose();
   }
 });

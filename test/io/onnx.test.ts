@@ -7,7 +7,11 @@ import assert from 'node:assert/strict';
 import { noGrad } from '../../src/tensor/index.js';
 import { archOf, type Model } from '../../src/models/model.js';
 import { bertEncode } from '../../src/models/bert.js';
-import { buildOnnx } from '../../src/io/onnx-export.js';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { buildOnnx, exportOnnxFile } from '../../src/io/onnx-export.js';
 import { decodeModel } from '../../src/io/onnx.js';
 import { f16ToF32Array, f32ToF16Array } from '../../src/io/half.js';
 import { intTensor, Tensor } from '../../src/tensor/index.js';
@@ -88,4 +92,22 @@ test('sliding window (spec.slidingWindow, for Mistral-style records): with one l
   const plain = await session(buildOnnx({ model: m }, 'f32'));
   const feeds = decoderFeeds(ids.i32, 1, T, 1, c.numKeyValueHeads, D);
   assert.deepEqual(data((await wide.run(feeds)).logits), data((await plain.run(feeds)).logits));
+});
+
+test('external data (weights past EXTERNAL_DATA_BYTES, forced here): model.onnx + model.onnx_data load by path to the same logits', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-onnx-ext-'));
+  try {
+    const m = tinyLlama();
+    const file = path.join(dir, 'model.onnx');
+    const written = exportOnnxFile(file, { model: m }, 'f32', { externalAt: 0 });
+    assert.deepEqual(written.map((f) => path.basename(f)), ['model.onnx', 'model.onnx_data']);
+    assert.ok(fs.statSync(file).size < 64 * 1024, 'the graph alone');
+    const c = m.config, D = c.hiddenSize / c.numAttentionHeads, ids = randomIds(1, 5, c.vocabSize);
+    const feeds = decoderFeeds(ids.i32, 1, 5, c.numHiddenLayers, c.numKeyValueHeads, D);
+    const ext = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
+    const inline = await session(buildOnnx({ model: m }, 'f32'));
+    assert.deepEqual(data((await ext.run(feeds)).logits), data((await inline.run(feeds)).logits));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
