@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SaveDType } from '../io/model-dir.js';
 import type { GgmlType, GgufEmbedType, GgufWeightType } from '../io/gguf.js';
-import type { FormatName } from '../quant/formats.js';
+import { FORMATS, fakeQuantRef, type FormatName } from '../quant/formats.js';
 import type { KMixName } from '../quant/kmix.js';
 import type { LlamaConfig } from '../models/llama.js';
 import type { OpenedModel } from './open-model.js';
@@ -26,23 +26,28 @@ export interface ExportOptions {
   /** gguf: tokenizer.ggml.pre (llama.cpp's pre-tokenizer name) instead of the detected one. */
   tokenizerPre?: string;
   force?: boolean;
+  /** onnx: export even where the format cannot hold a student's weights exactly (reports the error). */
+  lossy?: boolean;
 }
 
 export function exportCommand(): Command {
   return new Command('export')
-    .description('export a model directory: --format gguf (LLaMA, for llama.cpp) or --format safetensors (half-precision model directory)')
+    .description('export a model directory: --format gguf (LLaMA, for llama.cpp), --format onnx (onnxruntime / transformers.js) or --format safetensors (half-precision model directory)')
     .requiredOption('--model <dir>', 'Hugging Face model directory')
-    .requiredOption('--format <format>', 'gguf or safetensors')
-    .requiredOption('--out <path>', 'FILE.gguf, or the output directory for safetensors')
+    .requiredOption('--format <format>', 'gguf, onnx or safetensors')
+    .requiredOption('--out <path>', 'FILE.gguf; FILE.onnx or a transformers.js model folder; or the output directory for safetensors')
     .option('--type <type>', 'gguf: type of the 7 projection matrices of every layer: f32, f16, q8_0, q4_0, tq2_0, q2_k … q6_k, or llama-quantize\'s mixes q4_k_m / q5_k_m (default f32; for a student on a llama.cpp grid its own format, exported losslessly)')
     .option('--embed-type <type>', 'gguf: type of token_embd and output: f32, f16 or q8_0 (default: as --type for f32/f16, else q8_0)')
-    .option('--dtype <dtype>', 'safetensors: f16 (default), bf16 or f32; gguf: same as --type')
+    .option('--dtype <dtype>', 'safetensors: f16 (default), bf16 or f32; gguf: same as --type; onnx FILE.onnx: quantized (a student\'s codes, its default), f32 or f16 (a folder holds f32 model.onnx and, for a student, model_quantized.onnx)')
+    .option('--lossy', 'a student in a format that cannot hold its quantizer exactly (gguf: another block type; onnx/safetensors: f16/bf16): export anyway and report the error (else refused, naming the formats that can)')
     .option('--tokenizer <file>', 'tokenizer.json to use when the model directory has none (its tokenizer_config.json, if beside it, too)')
     .option('--tokenizer-pre <name>', 'gguf: llama.cpp pre-tokenizer name (tokenizer.ggml.pre, e.g. llama-bpe, qwen2, gpt-2, smollm) for a byte-level BPE tokenizer whose pre_tokenizer kdqat does not recognise; default: detected from tokenizer.json')
     .option('--force', 'replace an existing output')
     .addHelpText('after', '\nExamples:\n  kdqat export --model out/llama --format gguf --out llama.gguf --type f16\n' +
       '  kdqat export --model out/student-q4_0 --format gguf --out student.gguf --type q4_0\n' +
-      '  kdqat export --model out/bert-cls --format safetensors --dtype bf16 --out out/bert-cls-bf16')
+      '  kdqat export --model out/bert-cls --format safetensors --dtype bf16 --out out/bert-cls-bf16\n' +
+      '  kdqat export --model out/student-4bit --format onnx --out out/student-onnx      # transformers.js folder\n' +
+      '  kdqat export --model out/student-4bit --format onnx --out student.onnx          # MatMulNBits')
     .action(async (opts: ExportOptions) => {
       const out = await runExport(opts);
       process.stdout.write(`wrote ${out}\n`);
@@ -58,7 +63,7 @@ const BLOCK_RULES: Record<string, FormatName> = {
  *  llama.cpp rule (q4_0/q8_0/tq2_0) is written in that block format, which is lossless (checked
  *  while writing), and --type defaults to the projections' format. A --type that is another
  *  block format is refused (it would re-quantize the student's grid); f32/f16 are allowed. */
-export function studentPlan(m: OpenedModel, given: GgufWeightType | undefined, embedGiven: boolean):
+export function studentPlan(m: OpenedModel, given: GgufWeightType | undefined, embedGiven: boolean, lossy = false):
   { dtype: GgufWeightType; types: Map<string, GgmlType>; lossless: Set<string>; notes: string[] } {
   const types = new Map<string, GgmlType>(), lossless = new Set<string>(), notes: string[] = [];
   if (!m.student || m.latent) return { dtype: given ?? 'F32', types, lossless, notes };
@@ -83,14 +88,36 @@ export function studentPlan(m: OpenedModel, given: GgufWeightType | undefined, e
   }
   if (blockOut && other.size) {
     const kinds = [...new Set(other.values())].join(', ');
-    notes.push(`${other.size} weight(s) of ${m.dir} use ${kinds} quantization; they are re-quantized to ${dtype} ` +
-      'round-to-nearest from their dequantized values (not lossless)');
+    const what = `${other.size} weight(s) of ${m.dir} use ${kinds} quantization, which ${dtype} cannot hold exactly`;
+    if (!lossy) {
+      throw new Error(`--type ${dtype.toLowerCase()}: ${what}. Formats that hold them exactly: --type f32 (their dequantized values), ` +
+        'or --format onnx (their codes); or pass --lossy to re-quantize them round-to-nearest (the error is reported)');
+    }
+    const err = requantError(m, [...other.keys()], dtype as FormatName);
+    notes.push(`--lossy: ${what}; they are re-quantized to ${dtype} round-to-nearest from their dequantized values ` +
+      `(not lossless: largest change ${err.maxRel.toExponential(2)} of max|w|, in ${err.worst})`);
   }
   if (m.student.activations) {
     notes.push(`the student's ${m.student.activations.bits}-bit activation quantization is not stored in GGUF; ` +
       'llama.cpp quantizes Linear inputs to 8 bits (Q8_0 / Q8_K) on its own');
   }
   return { dtype, types, lossless, notes };
+}
+
+/** Largest |fake(w) − w| / max|w| over `names` when re-quantized to a block format (what --lossy reports). */
+function requantError(m: OpenedModel, names: string[], f: FormatName): { maxRel: number; worst: string } {
+  let maxRel = 0, worst = names[0];
+  for (const W of names) {
+    const w = m.loaded.params.get(W)!.f32;
+    const back = fakeQuantRef(FORMATS[f], w);
+    let err = 0, scale = 0;
+    for (let i = 0; i < w.length; i++) {
+      err = Math.max(err, Math.abs(back[i] - w[i]));
+      scale = Math.max(scale, Math.abs(w[i]));
+    }
+    if (scale && err / scale > maxRel) [maxRel, worst] = [err / scale, W];
+  }
+  return { maxRel, worst };
 }
 
 // --type values for gguf (the block types of io/gguf.ts GGUF_WEIGHT_TYPES, and llama-quantize's
@@ -101,7 +128,7 @@ const MIXES = ['Q4_K_M', 'Q5_K_M'] as const;
 /** --type q4_k_m / q5_k_m: llama-quantize's type per tensor (quant/kmix.ts). A student's weight on
  *  a llama.cpp grid must be on the type the recipe gives that tensor (kMixQuantConfig trains so);
  *  it is then written losslessly (checked). --embed-type, when given, sets token_embd/output. */
-function mixPlan(m: OpenedModel, mix: KMixName, embedGiven: boolean, kMixTypes: (cfg: LlamaConfig, mix: KMixName) => Map<string, string>):
+function mixPlan(m: OpenedModel, mix: KMixName, embedGiven: boolean, kMixTypes: (cfg: LlamaConfig, mix: KMixName) => Map<string, string>, lossy: boolean):
   { dtype: GgufWeightType; types: Map<string, GgmlType>; lossless: Set<string>; notes: string[] } {
   const types = kMixTypes(m.loaded.hf.config as LlamaConfig, mix) as Map<string, GgmlType>;
   if (embedGiven) for (const W of ['model.embed_tokens.weight', 'lm_head.weight']) types.delete(W);
@@ -116,7 +143,12 @@ function mixPlan(m: OpenedModel, mix: KMixName, embedGiven: boolean, kMixTypes: 
     lossless.add(W);
   }
   if (m.student && !m.latent && lossless.size < m.student.weights.size) {
-    notes.push(`${m.student.weights.size - lossless.size} weight(s) of ${m.dir} are not on a llama.cpp grid; they are re-quantized round-to-nearest`);
+    const what = `${m.student.weights.size - lossless.size} weight(s) of ${m.dir} are not on a llama.cpp grid, which ${mix} cannot hold exactly`;
+    if (!lossy) {
+      throw new Error(`--type ${mix.toLowerCase()}: ${what}. Formats that hold them exactly: --type f32, or --format onnx (their codes); ` +
+        'or pass --lossy to re-quantize them round-to-nearest');
+    }
+    notes.push(`--lossy: ${what}; they are re-quantized round-to-nearest`);
   }
   return { dtype: mix === 'Q4_K_M' ? 'Q4_K' : 'Q5_K', types, lossless, notes };
 }
@@ -124,8 +156,9 @@ function mixPlan(m: OpenedModel, mix: KMixName, embedGiven: boolean, kMixTypes: 
 /** Returns the absolute path written. */
 export async function runExport(opts: ExportOptions): Promise<string> {
   const format = (opts.format ?? '').toLowerCase();
-  if (format !== 'gguf' && format !== 'safetensors') throw new Error(`--format must be gguf or safetensors, got ${JSON.stringify(opts.format)}`);
+  if (format !== 'gguf' && format !== 'safetensors' && format !== 'onnx') throw new Error(`--format must be gguf, onnx or safetensors, got ${JSON.stringify(opts.format)}`);
   if (!opts.out) throw new Error('--out is required');
+  if (format === 'onnx') return runOnnxExport(opts);
   if (format === 'gguf' && opts.type && opts.dtype && opts.type.toLowerCase() !== opts.dtype.toLowerCase()) {
     throw new Error(`--type ${opts.type} and --dtype ${opts.dtype} disagree; for gguf --dtype is an alias of --type, give one`);
   }
@@ -166,8 +199,8 @@ export async function runExport(opts: ExportOptions): Promise<string> {
     }
     if (!tokenizerJson) throw new Error(`--model ${m.dir}: no tokenizer.json in the model directory, and GGUF embeds the vocabulary; pass --tokenizer FILE`);
     const plan = (MIXES as readonly string[]).includes(dtype)
-      ? mixPlan(m, dtype as KMixName, embedType !== undefined, (await import('../quant/kmix.js')).kMixTypes)
-      : studentPlan(m, (dtype || undefined) as GgufWeightType | undefined, embedType !== undefined);
+      ? mixPlan(m, dtype as KMixName, embedType !== undefined, (await import('../quant/kmix.js')).kMixTypes, !!opts.lossy)
+      : studentPlan(m, (dtype || undefined) as GgufWeightType | undefined, embedType !== undefined, !!opts.lossy);
     for (const n of plan.notes) process.stderr.write(`note: ${n}\n`);
     try {
       exportLlamaGguf(out, {
@@ -181,6 +214,49 @@ export async function runExport(opts: ExportOptions): Promise<string> {
     return out;
   }
   if (out === m.dir && !opts.force) throw new Error(`--out ${opts.out} is the model directory itself; pass --force to replace it in place`);
+  if (m.student && !m.latent && dtype !== 'F32') {
+    // A student re-saved as a plain model: its dequantized weights, which f16/bf16 may not hold.
+    const { halfError } = await import('../io/onnx-export.js');
+    const { maxRel, worst } = halfError(m.model.params, [...m.student.weights.keys()], dtype === 'BF16' ? 'bf16' : 'f16');
+    if (maxRel > 0) {
+      const what = `${dtype.toLowerCase()} cannot hold the student's dequantized weights exactly (largest error ${maxRel.toExponential(2)} of max|w|, in ${worst})`;
+      if (!opts.lossy) {
+        throw new Error(`--dtype ${dtype.toLowerCase()}: ${what}. Formats that hold them exactly: --dtype f32, or --format onnx (its codes); or pass --lossy`);
+      }
+      process.stderr.write(`note: --lossy: ${what}\n`);
+    }
+  }
   saveModelDir(out, { config: m.loaded.hf, params: m.loaded.params, tokenizerJson, tokenizerConfig, dtype: dtype as SaveDType, force: opts.force });
+  return out;
+}
+
+/** --format onnx: FILE.onnx (one graph, --dtype) or a transformers.js model folder (io/onnx-export.ts). */
+async function runOnnxExport(opts: ExportOptions): Promise<string> {
+  if (opts.type || opts.embedType || opts.tokenizerPre) throw new Error('--type/--embed-type/--tokenizer-pre are for --format gguf; onnx takes --dtype');
+  const out = path.resolve(opts.out!);
+  const file = out.endsWith('.onnx');
+  const { ONNX_DTYPES, checkExact, exportOnnxFile, exportOnnxFolder } = await import('../io/onnx-export.js');
+  const dtype = opts.dtype?.toLowerCase();
+  if (dtype !== undefined && !(ONNX_DTYPES as readonly string[]).includes(dtype)) throw new Error(`--dtype ${opts.dtype}: onnx export supports ${ONNX_DTYPES.join(', ')}`);
+  if (!file && dtype !== undefined) throw new Error(`--dtype ${opts.dtype}: a model folder always holds onnx/model.onnx (f32) and, for a student, onnx/model_quantized.onnx; give --out FILE.onnx for one graph in another dtype`);
+  if (fs.existsSync(out) && !opts.force) throw new Error(`--out ${opts.out}: ${out} already exists; pass --force to replace it`);
+  const { openModel } = await import('./open-model.js');
+  const m = openModel(opts.model);
+  const student = m.student && !m.latent ? m.student : null;
+  const input = { model: m.model, student };
+  if (file) {
+    const d = (dtype ?? (student ? 'quantized' : 'f32')) as import('../io/onnx-export.js').OnnxDType;
+    for (const n of checkExact(input, d, !!opts.lossy)) process.stderr.write(`note: ${n}\n`);
+    exportOnnxFile(out, input, d, { force: opts.force });
+    return out;
+  }
+  if (opts.lossy) throw new Error('--lossy: a model folder is f32 and quantized only, both exact; nothing is lossy');
+  if (opts.tokenizer && !fs.existsSync(opts.tokenizer)) throw new Error(`--tokenizer ${opts.tokenizer}: file not found`);
+  const tokFile = opts.tokenizer ?? m.loaded.tokenizerPath;
+  const { readTokenizerConfig } = await import('../io/tokenizer_config.js');
+  exportOnnxFolder(out, input, {
+    hf: m.loaded.hf, tokenizerJson: tokFile ? fs.readFileSync(tokFile, 'utf8') : undefined,
+    tokenizerConfig: tokFile ? readTokenizerConfig(tokFile) : null, force: opts.force,
+  });
   return out;
 }

@@ -8,6 +8,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Init, Params, WeightFn } from '../nn/params.js';
 import type { TokenizerJson } from '../tokenize/schema.js';
 import type { ConfigReader, Obj } from './config-reader.js';
+import type { OnnxSpec } from './onnx-spec.js';
 
 /** Causal decoder (next-token LM) or bidirectional encoder. */
 export type ArchKind = 'decoder' | 'encoder';
@@ -173,4 +174,7 @@ export interface Architecture<C = any, M = any, X = any> {
 
   /** llama.cpp: general.architecture and HF name → GGUF tensor name (null: not exportable). */
   readonly gguf: { arch: string; tensorName(hfName: string): string } | null;
+  /** ONNX export (io/onnx-export.ts): the graph of this family as data (onnx-spec.ts) for a
+   *  config and the heads the model carries; absent = not exportable to ONNX. */
+  readonly onnx?: { spec(config: C, heads: Heads): OnnxSpec };
 }

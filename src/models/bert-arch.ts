@@ -4,7 +4,8 @@
 import { trainWordPiece } from '../tokenize/train-wordpiece.js';
 import type { ConfigReader, Obj } from './config-reader.js';
 import { bertClassify, bertEncode, bertMlmLogits, bertParamSpec, type BertConfig } from './bert.js';
-import type { Architecture, Taps } from './architecture.js';
+import type { Architecture, Heads, Taps } from './architecture.js';
+import type { EncoderOnnxSpec } from './onnx-spec.js';
 import {
   ENCODER_KINDS, atRows, encoderHeads, headFromTensors, inertKeys, labelsJson, parseLabels,
   type EncoderFields, type EncoderHead, type EncoderModel, type ProblemType,
@@ -100,6 +101,25 @@ function toJson(k: BertConfig, m: BertMeta): Obj {
   return m.head === 'classifier' ? { ...out, ...labelsJson('bert', m.labels, k.numLabels, m.problemType) } : out;
 }
 
+/** ONNX export data (onnx-spec.ts): token types, positions from 0, pooler + classifier. */
+function onnxSpec(c: BertConfig, h: Heads): EncoderOnnxSpec {
+  return {
+    kind: 'encoder', layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, vocab: c.vocabSize,
+    layerNormEps: c.layerNormEps, act: c.hiddenAct,
+    wordEmbed: 'bert.embeddings.word_embeddings.weight', posEmbed: 'bert.embeddings.position_embeddings.weight', positionOffset: 0,
+    typeEmbed: 'bert.embeddings.token_type_embeddings.weight', embedNorm: 'bert.embeddings.LayerNorm.weight',
+    layer: (l) => {
+      const p = `bert.encoder.layer.${l}.`;
+      return {
+        q: `${p}attention.self.query.weight`, k: `${p}attention.self.key.weight`, v: `${p}attention.self.value.weight`,
+        o: `${p}attention.output.dense.weight`, attnNorm: `${p}attention.output.LayerNorm.weight`,
+        ffnIn: `${p}intermediate.dense.weight`, ffnOut: `${p}output.dense.weight`, ffnNorm: `${p}output.LayerNorm.weight`,
+      };
+    },
+    classifier: h.classifier ? { pooler: 'bert.pooler.dense.weight', poolerAct: 'tanh', dense: 'classifier.weight', labels: c.numLabels } : null,
+  };
+}
+
 export const bert: Architecture<BertConfig, BertMeta, BertFields> = {
   name: 'bert',
   label: 'BERT',
@@ -173,4 +193,5 @@ export const bert: Architecture<BertConfig, BertMeta, BertFields> = {
     },
   },
   gguf: null,
+  onnx: { spec: onnxSpec },
 };

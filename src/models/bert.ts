@@ -5,7 +5,7 @@ import { add, dropout, embedding, layerNorm, linear, reshape, slice, tanh } from
 import { intTensor } from '../tensor/tensor.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
 import {
-  activation, checkIds, embeddingDropout, encoderLayer, encoderStack, type EncoderAct, type EncoderBlockCapture,
+  activation, checkIds, embeddingDropout, encoderLayer, encoderStack, type EncoderBlockCapture,
   type EncoderBlockOptions, type EncoderForwardOptions, type EncoderLayerNames, type EncoderOutput,
 } from './encoder.js';
 
@@ -18,7 +18,7 @@ export interface BertConfig {
   maxPositionEmbeddings: number;
   typeVocabSize: number;
   layerNormEps: number;
-  hiddenAct: EncoderAct;
+  hiddenAct: 'gelu' | 'gelu_new';
   hiddenDropoutProb: number;
   attentionProbsDropoutProb: number;
   initializerRange: number;

@@ -5,6 +5,8 @@ import { trainByteLevelBpe } from '../tokenize/train-bpe.js';
 import { isObj, type ConfigReader, type Obj } from './config-reader.js';
 import { llamaForward, llamaParamSpec, type LlamaConfig } from './llama.js';
 import type { Architecture, Heads, Taps } from './architecture.js';
+import type { DecoderOnnxSpec } from './onnx-spec.js';
+import { ropeTables } from '../tensor/ops/index.js';
 
 export interface LlamaMeta {
   bosTokenId: number | null;
@@ -83,6 +85,36 @@ const GGUF_BLOCK: Record<string, string> = {
   'self_attn.o_proj': 'attn_output', 'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up',
   'mlp.down_proj': 'ffn_down', input_layernorm: 'attn_norm', post_attention_layernorm: 'ffn_norm',
 };
+
+/** ONNX export data (onnx-spec.ts): plain RoPE tables, no biases, no q/k norms. */
+function onnxSpec(c: LlamaConfig): DecoderOnnxSpec {
+  const D = c.hiddenSize / c.numAttentionHeads;
+  return {
+    kind: 'decoder', layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads,
+    headDim: D, vocab: c.vocabSize, rmsEps: c.rmsNormEps, act: 'silu',
+    embed: 'model.embed_tokens.weight', finalNorm: 'model.norm.weight',
+    head: c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight',
+    layer: (l) => {
+      const p = `model.layers.${l}.`;
+      return {
+        inputNorm: `${p}input_layernorm.weight`, postAttnNorm: `${p}post_attention_layernorm.weight`,
+        q: `${p}self_attn.q_proj.weight`, k: `${p}self_attn.k_proj.weight`, v: `${p}self_attn.v_proj.weight`,
+        o: `${p}self_attn.o_proj.weight`, gate: `${p}mlp.gate_proj.weight`, up: `${p}mlp.up_proj.weight`, down: `${p}mlp.down_proj.weight`,
+      };
+    },
+    rope: () => {
+      // ropeTables gives (T, D) rows [c_0..c_{D/2−1}, c_0..c_{D/2−1}]: keep the first half.
+      const T = c.maxPositionEmbeddings, half = D / 2;
+      const t = ropeTables(T, D, c.ropeTheta);
+      const cos = new Float32Array(T * half), sin = new Float32Array(T * half);
+      for (let i = 0; i < T; i++) {
+        cos.set(t.cos.subarray(i * D, i * D + half), i * half);
+        sin.set(t.sin.subarray(i * D, i * D + half), i * half);
+      }
+      return { cos, sin, maxPositions: T };
+    },
+  };
+}
 
 type LlamaModel = { arch: string; config: LlamaConfig; params: import('../nn/params.js').Params };
 
@@ -169,4 +201,5 @@ export const llama: Architecture<LlamaConfig, LlamaMeta, object> = {
       throw new Error(`no GGUF name for LLaMA parameter "${hfName}"`);
     },
   },
+  onnx: { spec: onnxSpec },
 };

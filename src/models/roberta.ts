@@ -26,7 +26,8 @@ import {
 /** BERT's numbers plus the padding index. `maxPositionEmbeddings` is the number of tokens the
  *  model can embed (512 for roberta-base); config.json's max_position_embeddings is that + pad + 1
  *  (the rows of the table). */
-export interface RobertaConfig extends BertConfig {
+export interface RobertaConfig extends Omit<BertConfig, 'hiddenAct'> {
+  hiddenAct: EncoderAct;
   /** pad_token_id: the padding index positions are counted from. */
   padTokenId: number;
   /** classifier_dropout (null: hidden_dropout_prob), the head's dropout. */

@@ -140,6 +140,8 @@ export interface StudentQuant {
   activations: { bits: number; clip?: number } | null;
   /** Trained LSQ steps by Prepared.quantParams names (`${param}.step`), to resume QAT from. */
   steps: Params;
+  /** The deployable codes of each quantized weight, by stored name (what low-bit export writes). */
+  codes: Map<string, Codes>;
 }
 
 export interface LoadedStudent {
@@ -186,6 +188,7 @@ export function loadStudent(dir: string, opts: { latent?: boolean } = {}): Loade
   const steps: Params = new Map();
   let activations: StudentQuant['activations'];
   const deq = new Map<string, Float32Array>();
+  const allCodes = new Map<string, Codes>();
   try {
     const meta = f.metadata;
     if (meta.format !== 'kdqat-quantized') throw new Error(`${wfile}: __metadata__.format is ${JSON.stringify(meta.format)}, expected "kdqat-quantized"`);
@@ -224,13 +227,14 @@ export function loadStudent(dir: string, opts: { latent?: boolean } = {}): Loade
         steps.set(t.name, t);
       }
       deq.set(W, dequantizeCodes(codes, rows, cols, e.quant));
+      allCodes.set(W, codes);
     }
     const extra = f.names().filter((n) => !known.has(n));
     if (extra.length) throw new Error(`${wfile}: tensor(s) ${extra.slice(0, 4).join(', ')} belong to no weight listed in ${qfile}`);
   } finally {
     f.close();
   }
-  const quant: StudentQuant = { config, weights, activations, steps };
+  const quant: StudentQuant = { config, weights, activations, steps, codes: allCodes };
   if (opts.latent) return { loaded, quant, weight: null };
 
   // The deployable model: quantized weights replaced by their dequantized codes.

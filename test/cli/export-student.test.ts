@@ -93,7 +93,7 @@ test('RTN q4_0 student ≡ RTN export of its latent weights: same bytes', async 
   }
 });
 
-test('student refusals and notes: another block --type, f32 keeps the exact values, sym rules re-quantized', async () => {
+test('student refusals and notes: another block --type, f32 keeps the exact values, sym rules refused or (--lossy) re-quantized with the error', async () => {
   const sdir = makeStudent('q4', { weights: { rule: { kind: 'q4_0' }, granule: group(32) } });
   await assert.rejects(runExport({ model: sdir, format: 'gguf', out: path.join(dir, 'x.gguf'), type: 'q8_0' }),
     /--type q8_0: the student .* has model\.layers\.0\.self_attn\.q_proj\.weight on the Q4_0 grid .*Use --type q4_0 \(lossless\), or f32\/f16/);
@@ -107,9 +107,13 @@ test('student refusals and notes: another block --type, f32 keeps the exact valu
   assert.ok(weightFromGguf(g, W, opened.model.config as LlamaConfig, opened.loaded.params.get(W)!));
 
   const sym = makeStudent('w4', { weights: { rule: { kind: 'sym', bits: 4 }, granule: { kind: 'channel' } }, activations: { bits: 8 } });
-  const plan = studentPlan(openModel(sym), 'Q4_0', false);
+  assert.throws(() => studentPlan(openModel(sym), 'Q4_0', false),
+    /--type q4_0: 28 weight\(s\) of .* use sym quantization, which Q4_0 cannot hold exactly\. Formats that hold them exactly: --type f32 .*--format onnx .*--lossy/);
+  await assert.rejects(runExport({ model: sym, format: 'safetensors', out: path.join(dir, 'w4-f16') }),
+    /--dtype f16: f16 cannot hold the student's dequantized weights exactly .*--dtype f32, or --format onnx/);
+  const plan = studentPlan(openModel(sym), 'Q4_0', false, true);
   assert.equal(plan.lossless.size, 0);
-  assert.match(plan.notes.join('\n'), /28 weight\(s\) of .* use sym quantization; they are re-quantized to Q4_0 round-to-nearest .*not lossless/);
+  assert.match(plan.notes.join('\n'), /28 weight\(s\) of .* use sym quantization, which Q4_0 cannot hold exactly; they are re-quantized to Q4_0 round-to-nearest .*not lossless: largest change \d\.\d\de-\d+ of max\|w\|/);
   assert.match(plan.notes.join('\n'), /8-bit activation quantization is not stored in GGUF/);
   assert.equal(studentPlan(openModel(sym), undefined, false).dtype, 'F32'); // no llama.cpp grid: default F32
 });

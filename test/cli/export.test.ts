@@ -67,7 +67,7 @@ test('export errors', async () => {
   const existing = fx.file('exists.gguf', 'x');
   await assert.rejects(runExport({ model: fx.llama, format: 'gguf', out: existing }), /already exists; pass --force to replace it/);
   await assert.rejects(runExport({ model: fx.llama, format: 'safetensors', out: fx.bert }), /already exists; pass --force/);
-  await assert.rejects(runExport({ model: fx.llama, format: 'onnx', out: 'x' }), /--format must be gguf or safetensors/);
+  await assert.rejects(runExport({ model: fx.llama, format: 'tflite', out: 'x' }), /--format must be gguf, onnx or safetensors/);
   await assert.rejects(runExport({ model: fx.llama, format: 'gguf', dtype: 'bf16', out: 'x.gguf' }), /--dtype bf16: gguf export supports f32, f16/);
   await assert.rejects(runExport({ model: fx.llamaNoTok, format: 'gguf', out: path.join(fx.root, 'n.gguf') }), /no tokenizer\.json .*pass --tokenizer FILE/);
   await assert.rejects(runExport({ model: path.join(fx.root, 'missing'), format: 'gguf', out: path.join(fx.root, 'm.gguf') }), /--model .*missing does not exist/);

@@ -1,0 +1,41 @@
+// The ONNX graph of a post-norm BERT-style encoder (models/onnx-spec.ts EncoderOnnxSpec) with the
+// inputs and outputs of Optimum's feature-extraction / sequence-classification exports, which
+// transformers.js runs:
+//   input_ids (B, T) int64, attention_mask (B, T) int64, token_type_ids (B, T) int64 (families
+//   with token types) → last_hidden_state (B, T, C) and, with a classifier head, logits (B, K).
+import { biasOf, type EncoderOnnxSpec } from '../models/onnx-spec.js';
+import { DT, type OnnxGraph } from './onnx.js';
+import type { OnnxWeights } from './onnx-weights.js';
+import { attend, gelu, layerNorm } from './onnx-layers.js';
+
+export function emitEncoder(g: OnnxGraph, s: EncoderOnnxSpec, w: OnnxWeights): void {
+  const H = s.heads, D = s.hidden / H;
+  const ids = g.input('input_ids', DT.INT64, ['batch_size', 'sequence_length']);
+  const mask = g.input('attention_mask', DT.INT64, ['batch_size', 'sequence_length']);
+  const types = s.typeEmbed ? g.input('token_type_ids', DT.INT64, ['batch_size', 'sequence_length']) : null;
+  const ln = (x: string, weight: string): string => layerNorm(g, x, w.vector(weight), w.vector(biasOf(weight)), s.layerNormEps);
+  const lin = (x: string, weight: string): string => w.linear(x, weight, biasOf(weight));
+
+  const T = g.op('Gather', [g.op('Shape', [ids]), g.scalarI64(1)]);
+  const posIds = g.op('Range', [g.scalarI64(s.positionOffset), g.op('Add', [T, g.scalarI64(s.positionOffset)]), g.scalarI64(1)]); // (T)
+  let x = g.op('Add', [g.op('Gather', [w.matrix(s.wordEmbed), ids]), g.op('Gather', [w.matrix(s.posEmbed), posIds])]); // (B, T, C)
+  if (s.typeEmbed && types) x = g.op('Add', [x, g.op('Gather', [w.matrix(s.typeEmbed), types])]);
+  x = ln(x, s.embedNorm);
+
+  const allowed = g.op('Unsqueeze', [g.op('Cast', [mask], { to: DT.BOOL }), g.i64(1, 2)]); // (B, 1, 1, T)
+  const heads = (y: string): string => g.op('Transpose', [g.op('Reshape', [y, g.i64(0, 0, H, D)])], { perm: [0, 2, 1, 3] }); // (B, H, T, D)
+  for (let l = 0; l < s.layers; l++) {
+    const n = s.layer(l);
+    const ctx4 = attend(g, heads(lin(x, n.q)), heads(lin(x, n.k)), heads(lin(x, n.v)), allowed, D, 4);
+    const ctx = g.op('Reshape', [g.op('Transpose', [ctx4], { perm: [0, 2, 1, 3] }), g.i64(0, 0, s.hidden)]); // (B, T, C)
+    const a = ln(g.op('Add', [lin(ctx, n.o), x]), n.attnNorm);
+    const inter = gelu(g, lin(a, n.ffnIn), s.act);
+    x = ln(g.op('Add', [lin(inter, n.ffnOut), a]), n.ffnNorm);
+  }
+  g.output('last_hidden_state', x, DT.FLOAT, ['batch_size', 'sequence_length', s.hidden]);
+  if (s.classifier) {
+    let cls = g.op('Gather', [x, g.scalarI64(0)], { axis: 1 }); // (B, C)
+    if (s.classifier.pooler) cls = g.op(s.classifier.poolerAct === 'tanh' ? 'Tanh' : 'Relu', [lin(cls, s.classifier.pooler)]);
+    g.output('logits', lin(cls, s.classifier.dense), DT.FLOAT, ['batch_size', s.classifier.labels]);
+  }
+}

@@ -1,0 +1,75 @@
+// What ONNX export needs to know about a family, as data (the `onnx` field of an architecture
+// record, architecture.ts): one of two graph shapes, a pre-norm RoPE decoder or a post-norm BERT-
+// style encoder, with the sizes, the Hugging Face parameter names per layer and the optional
+// pieces later families switch on (q/k/v biases, q/k norms, an explicit head_dim, other RoPE
+// tables, a position-id offset). io/onnx-decoder.ts and io/onnx-encoder.ts emit the graph from
+// it; nothing there tests a family's name.
+
+/** Parameter names of one decoder layer (HF names; absent optional ones are not in the graph). */
+export interface DecoderLayerNames {
+  inputNorm: string; postAttnNorm: string;
+  q: string; k: string; v: string; o: string;
+  gate: string; up: string; down: string;
+  /** Linear biases (Qwen2: q/k/v). */
+  qBias?: string; kBias?: string; vBias?: string; oBias?: string;
+  /** RMSNorm over the head dimension of q and k before RoPE (Qwen3). */
+  qNorm?: string; kNorm?: string;
+}
+
+export interface DecoderOnnxSpec {
+  kind: 'decoder';
+  layers: number; // L
+  hidden: number; // C
+  heads: number; // H
+  kvHeads: number; // Hkv
+  headDim: number; // D (H·D need not equal C)
+  vocab: number; // V
+  rmsEps: number;
+  /** Sliding-window attention (Mistral): query i sees keys j with i − W < j ≤ i (W keys, itself
+   *  included, as transformers' sliding_window mask); absent or null: all earlier keys. */
+  slidingWindow?: number | null;
+  /** The MLP's gate activation (SwiGLU: silu). */
+  act: 'silu';
+  embed: string;
+  finalNorm: string;
+  /** The head's weight (the embedding when tied). */
+  head: string;
+  layer(l: number): DecoderLayerNames;
+  /** RoPE tables for positions 0..maxPositions−1: (maxPositions, D/2) each, HF rotate_half
+   *  convention (the first half of each row; the second repeats it). Scaling variants (llama3,
+   *  yarn, …) are just other tables. */
+  rope(): { cos: Float32Array; sin: Float32Array; maxPositions: number };
+}
+
+export interface EncoderLayerNames {
+  q: string; k: string; v: string; o: string; // each with a bias `${name minus .weight}.bias`
+  attnNorm: string; // LayerNorm after attention (weight; bias beside it)
+  ffnIn: string; ffnOut: string;
+  ffnNorm: string;
+}
+
+export interface EncoderOnnxSpec {
+  kind: 'encoder';
+  layers: number;
+  hidden: number;
+  heads: number;
+  vocab: number;
+  layerNormEps: number;
+  act: 'gelu' | 'gelu_new';
+  wordEmbed: string;
+  posEmbed: string;
+  /** Position ids are offset + 0..T−1 (RoBERTa: padding_idx + 1). */
+  positionOffset: number;
+  /** null: the family has no token types (no token_type_ids input). */
+  typeEmbed: string | null;
+  embedNorm: string;
+  layer(l: number): EncoderLayerNames;
+  /** Sequence classifier on the first token: a pooler dense + activation (BERT: tanh; DistilBERT's
+   *  pre_classifier: relu; null: none) then the classifier; null when the model has no classifier. */
+  classifier: { pooler: string | null; poolerAct: 'tanh' | 'relu'; dense: string; labels: number } | null;
+}
+
+export type OnnxSpec = DecoderOnnxSpec | EncoderOnnxSpec;
+
+/** The bias beside a Linear's weight ("x.weight" → "x.bias"). */
+export const biasOf = (weight: string): string => weight.replace(/\.weight$/, '.bias');

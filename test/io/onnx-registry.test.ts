@@ -1,0 +1,45 @@
+// Every registered family whose architecture record has an `onnx` field, built from its own
+// record (pretrain.config, paramSpec; an encoder with the HF classifier class and three labels),
+// exports to ONNX and runs in onnxruntime-node to kdqat's outputs: a family added to the
+// registry with an `onnx` spec is tested here without a new test. Decoders: full forward and a
+// KV-cache step (checkDecoder); encoders: classifier logits.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { noGrad, intTensor } from '../../src/tensor/index.js';
+import { initParams } from '../../src/nn/params.js';
+import { ARCHITECTURES, modelOf, parseHfConfig } from '../../src/models/registry.js';
+import type { Architecture, ModelSizes } from '../../src/models/architecture.js';
+import { buildOnnx } from '../../src/io/onnx-export.js';
+import { relError } from '../util.js';
+import { randomIds } from '../quant/models.js';
+import { checkDecoder, data, i64, onnxBound, session } from './onnx-helpers.js';
+
+const SIZES: ModelSizes = { vocab: 96, hidden: 64, layers: 2, heads: 4, kvHeads: 2, intermediate: 128, seq: 32, dropout: 0 };
+
+for (const [name, rec] of Object.entries(ARCHITECTURES) as [string, Architecture][]) {
+  if (!rec.onnx) continue;
+  test(`${name} (${rec.kind}, from its record): onnxruntime = kdqat`, async () => {
+    const sizes = { ...SIZES, kvHeads: rec.kind === 'encoder' ? SIZES.heads : SIZES.kvHeads };
+    const json = rec.config.toJson(rec.pretrain.config(sizes), rec.config.defaultMeta(rec.pretrain.meta({})));
+    json.initializer_range = 0.1; // visible activations
+    if (rec.kind === 'encoder') {
+      const cls = Object.entries(rec.hfClasses).find(([, h]) => h === 'classifier');
+      assert.ok(cls, `${name}: an encoder family without a classifier class`);
+      json.architectures = [cls[0]];
+      json.id2label = { 0: 'a', 1: 'b', 2: 'c' };
+      json.label2id = { a: 0, b: 1, c: 2 };
+    }
+    const hf = parseHfConfig(json);
+    const r: Architecture = ARCHITECTURES[hf.arch];
+    const model = modelOf(hf, initParams(r.paramSpec(hf.config, r.headsOf(hf.meta)), 5));
+    const bytes = buildOnnx({ model }, 'f32');
+    if (rec.kind === 'decoder') return checkDecoder(model, bytes, name);
+    const B = 2, T = 7, ids = randomIds(B, T, sizes.vocab);
+    const s = await session(bytes);
+    const feeds = { input_ids: i64(ids.i32, [B, T]), attention_mask: i64(new Array(B * T).fill(1), [B, T]) } as Record<string, ReturnType<typeof i64>>;
+    if (s.inputNames.includes('token_type_ids')) feeds.token_type_ids = i64(new Array(B * T).fill(0), [B, T]);
+    const got = data((await s.run(feeds)).logits);
+    const want = noGrad(() => r.forward(model, { ids, mask: intTensor(new Int32Array(B * T).fill(1), [B, T]) }).logits.f32);
+    assert.ok(relError(got, want) <= onnxBound(sizes.layers, sizes.intermediate), `${name}: rel error ${relError(got, want)}`);
+  });
+}

@@ -1,0 +1,113 @@
+// ONNX export (io/onnx-export.ts) run in onnxruntime-node against kdqat's own forward: a LLaMA
+// decoder with the KV cache (prefill, then one step on the cache = the full forward), tied and
+// grouped-query variants, a BERT encoder (classifier logits and hidden states, padded batch),
+// f16 weights.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { noGrad } from '../../src/tensor/index.js';
+import { archOf, type Model } from '../../src/models/model.js';
+import { bertEncode } from '../../src/models/bert.js';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { buildOnnx, exportOnnxFile } from '../../src/io/onnx-export.js';
+import { decodeModel } from '../../src/io/onnx.js';
+import { f16ToF32Array, f32ToF16Array } from '../../src/io/half.js';
+import { intTensor, Tensor } from '../../src/tensor/index.js';
+import { relError } from '../util.js';
+import { randomIds, tinyBert, tinyLlama } from '../quant/models.js';
+import { checkDecoder, data, decoderFeeds, i64, onnxBound, session } from './onnx-helpers.js';
+
+test('LLaMA f32: onnxruntime = kdqat, full forward and prefill + one KV-cache step (GQA, untied head)', async () => {
+  const m = tinyLlama();
+  await checkDecoder(m, buildOnnx({ model: m }, 'f32'), 'llama');
+  const g = decodeModel(buildOnnx({ model: m }, 'f32')).graph!;
+  assert.deepEqual(g.input!.map((i) => i.name).slice(0, 5),
+    ['input_ids', 'attention_mask', 'position_ids', 'past_key_values.0.key', 'past_key_values.0.value']);
+  assert.deepEqual(g.output!.map((o) => o.name).slice(-3), ['present.1.key', 'present.1.value', 'logits']);
+});
+
+test('LLaMA f32, tied embeddings and multi-head (Hkv = H): onnxruntime = kdqat; one copy of the tied matrix', async () => {
+  const m = tinyLlama({ tieWordEmbeddings: true, numKeyValueHeads: 4 });
+  const bytes = buildOnnx({ model: m }, 'f32');
+  await checkDecoder(m, bytes, 'tied llama');
+  const big = decodeModel(bytes).graph!.initializer!.filter((t) => t.dims!.map(Number).includes(m.config.vocabSize));
+  assert.equal(big.length, 1, 'the tied embedding is stored once');
+});
+
+test('LLaMA f16 weights: onnxruntime = kdqat on the f16-rounded weights; the file is about half the size', async () => {
+  const m = tinyLlama();
+  const rounded: Model = { ...m, params: new Map([...m.params].map(([n, p]) => [n, new Tensor(p.ndim === 2 ? f16ToF32Array(f32ToF16Array(p.f32)) : p.f32, p.shape)])) };
+  const bytes = buildOnnx({ model: m }, 'f16');
+  await checkDecoder(m, bytes, 'f16 llama', rounded);
+  assert.ok(bytes.length < 0.6 * buildOnnx({ model: m }, 'f32').length);
+});
+
+test('BERT classifier: onnxruntime logits and last_hidden_state = kdqat, padded batch with token types', async () => {
+  const m = tinyBert({ mlm: false, classifier: true });
+  const c = m.config, B = 2, T = 8, C = c.hiddenSize;
+  const bound = onnxBound(c.numHiddenLayers, Math.max(c.intermediateSize, C));
+  const ids = randomIds(B, T, c.vocabSize);
+  const maskArr = Int32Array.from({ length: B * T }, (_, i) => (i >= T && i % T >= 5 ? 0 : 1)); // row 1: 5 tokens + 3 pads
+  const typesArr = Int32Array.from({ length: B * T }, (_, i) => (i % T >= 3 ? 1 : 0));
+  const mask = intTensor(maskArr, [B, T]), types = intTensor(typesArr, [B, T]);
+  const want = noGrad(() => archOf(m).forward(m, { ids, mask, tokenTypeIds: types }, { capture: { hidden: true } }));
+  const s = await session(buildOnnx({ model: m }, 'f32'));
+  const r = await s.run({ input_ids: i64(ids.i32, [B, T]), attention_mask: i64(maskArr, [B, T]), token_type_ids: i64(typesArr, [B, T]) });
+  assert.ok(relError(data(r.logits), want.logits.f32) <= bound, `logits: ${relError(data(r.logits), want.logits.f32)}`);
+  const h = want.hidden.at(-1)!.f32, got = data(r.last_hidden_state);
+  for (let i = 0; i < B * T; i++) {
+    if (!maskArr[i]) continue; // padded positions: no one reads them
+    const e = relError(got.subarray(i * C, (i + 1) * C), h.subarray(i * C, (i + 1) * C));
+    assert.ok(e <= bound, `hidden state of token ${i}: rel error ${e}`);
+  }
+});
+
+test('BERT without a classifier (MLM model): last_hidden_state only, gelu_new', async () => {
+  const m = tinyBert({ mlm: true, classifier: false }, { hiddenAct: 'gelu_new' });
+  const B = 1, T = 6, ids = randomIds(B, T, m.config.vocabSize);
+  const s = await session(buildOnnx({ model: m }, 'f32'));
+  assert.deepEqual(s.outputNames, ['last_hidden_state']);
+  const r = await s.run({ input_ids: i64(ids.i32, [B, T]), attention_mask: i64(new Array(T).fill(1), [B, T]), token_type_ids: i64(new Array(T).fill(0), [B, T]) });
+  const want = noGrad(() => bertEncode(m.params, m.config, ids).last.f32);
+  assert.ok(relError(data(r.last_hidden_state), want) <= onnxBound(2, 128));
+});
+
+test('sliding window (spec.slidingWindow, for Mistral-style records): with one layer, position i sees tokens i−W+1..i only, so its logits = kdqat\'s forward of those W tokens (RoPE scores depend on offsets only)', async () => {
+  const m = tinyLlama({ numHiddenLayers: 1 });
+  const c = m.config, W = 3, T = 9, V = c.vocabSize, D = c.hiddenSize / c.numAttentionHeads;
+  const bound = onnxBound(1, c.intermediateSize);
+  const s = await session(buildOnnx({ model: m }, 'f32', { spec: (sp) => ({ ...sp, slidingWindow: W }) }));
+  const ids = randomIds(1, T, V);
+  const r = data((await s.run(decoderFeeds(ids.i32, 1, T, 1, c.numKeyValueHeads, D))).logits);
+  for (let i = W - 1; i < T; i++) {
+    const win = intTensor(ids.i32.slice(i - W + 1, i + 1), [1, W]);
+    const want = noGrad(() => archOf(m).forward(m, { ids: win }).logits.f32.slice((W - 1) * V));
+    const e = relError(r.subarray(i * V, (i + 1) * V), want);
+    assert.ok(e <= bound, `position ${i}: rel error ${e}`);
+  }
+  // A window covering the sequence changes nothing.
+  const wide = await session(buildOnnx({ model: m }, 'f32', { spec: (sp) => ({ ...sp, slidingWindow: T }) }));
+  const plain = await session(buildOnnx({ model: m }, 'f32'));
+  const feeds = decoderFeeds(ids.i32, 1, T, 1, c.numKeyValueHeads, D);
+  assert.deepEqual(data((await wide.run(feeds)).logits), data((await plain.run(feeds)).logits));
+});
+
+test('external data (weights past EXTERNAL_DATA_BYTES, forced here): model.onnx + model.onnx_data load by path to the same logits', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-onnx-ext-'));
+  try {
+    const m = tinyLlama();
+    const file = path.join(dir, 'model.onnx');
+    const written = exportOnnxFile(file, { model: m }, 'f32', { externalAt: 0 });
+    assert.deepEqual(written.map((f) => path.basename(f)), ['model.onnx', 'model.onnx_data']);
+    assert.ok(fs.statSync(file).size < 64 * 1024, 'the graph alone');
+    const c = m.config, D = c.hiddenSize / c.numAttentionHeads, ids = randomIds(1, 5, c.vocabSize);
+    const feeds = decoderFeeds(ids.i32, 1, 5, c.numHiddenLayers, c.numKeyValueHeads, D);
+    const ext = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
+    const inline = await session(buildOnnx({ model: m }, 'f32'));
+    assert.deepEqual(data((await ext.run(feeds)).logits), data((await inline.run(feeds)).logits));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
