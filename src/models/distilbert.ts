@@ -10,7 +10,8 @@ import { add, dropout, embedding, layerNorm, linear, relu, reshape, slice } from
 import { identityWeight, linearInput, param, type Params, type WeightFn } from '../nn/params.js';
 import { trainWordPiece } from '../tokenize/train-wordpiece.js';
 import type { ConfigReader, Obj } from './config-reader.js';
-import type { Architecture, Taps } from './architecture.js';
+import type { Architecture, Heads, Taps } from './architecture.js';
+import type { EncoderOnnxSpec } from './onnx-spec.js';
 import {
   ENCODER_ACTS, ENCODER_KINDS, activation, atRows, checkIds, embeddingDropout, encoderHeads, encoderStack, headFromTensors,
   inertKeys, labelsJson, layerSpec, parseLabels, specWriter,
@@ -163,6 +164,26 @@ function toJson(k: DistilBertConfig, m: DistilBertMeta): Obj {
   return m.head === 'classifier' ? { ...out, ...labelsJson('distilbert', m.labels, k.numLabels, m.problemType) } : out;
 }
 
+/** ONNX export data (onnx-spec.ts): no token types, positions from 0, pre_classifier + ReLU. */
+function onnxSpec(c: DistilBertConfig, h: Heads): EncoderOnnxSpec {
+  if (c.hiddenAct === 'relu') throw new Error('ONNX export: DistilBERT with activation "relu" is not supported (the ONNX encoder graph has gelu, gelu_new)');
+  return {
+    kind: 'encoder', layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, vocab: c.vocabSize,
+    layerNormEps: c.layerNormEps, act: c.hiddenAct,
+    wordEmbed: WORD, posEmbed: 'distilbert.embeddings.position_embeddings.weight', positionOffset: 0,
+    typeEmbed: null, embedNorm: 'distilbert.embeddings.LayerNorm.weight',
+    layer: (l) => {
+      const p = layerPrefix(l);
+      return {
+        q: `${p}${LAYER.query}.weight`, k: `${p}${LAYER.key}.weight`, v: `${p}${LAYER.value}.weight`, o: `${p}${LAYER.attnOut}.weight`,
+        attnNorm: `${p}${LAYER.attnNorm}.weight`, ffnIn: `${p}${LAYER.ffnIn}.weight`, ffnOut: `${p}${LAYER.ffnOut}.weight`,
+        ffnNorm: `${p}${LAYER.outNorm}.weight`,
+      };
+    },
+    classifier: h.classifier ? { pooler: 'pre_classifier.weight', poolerAct: 'relu', dense: 'classifier.weight', labels: c.numLabels } : null,
+  };
+}
+
 const encode = (model: DistilBertModel, ids: Tensor, o: EncoderForwardOptions): EncoderOutput => distilbertEncode(model.params, model.config, ids, o);
 
 export const distilbert: Architecture<DistilBertConfig, DistilBertMeta, EncoderFields> = {
@@ -240,4 +261,5 @@ export const distilbert: Architecture<DistilBertConfig, DistilBertMeta, EncoderF
     },
   },
   gguf: null,
+  onnx: { spec: onnxSpec },
 };
