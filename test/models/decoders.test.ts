@@ -1,0 +1,110 @@
+// The decoder families (issue 11) against their PyTorch reference (scripts/ref_decoders.py):
+// each fixture under test/fixtures/decoders/ is a small random checkpoint in the family's Hugging
+// Face layout, with a config.json carrying every key of the real model's. kdqat loads it through
+// the family's record and must give the reference's logits and the gradients of
+// sum(logits · gy) w.r.t. every stored parameter (Phi-3's fused qkv_proj / gate_up_proj: the
+// stacked gradients of kdqat's q/k/v and gate/up parts) within the issue's bar, 1e-4 relative
+// (to each tensor's largest entry). The float32 rounding bound of test/tolerance.ts for a whole
+// 2-layer model (chainBound(3·forwardDepth(2), 64, κ) ≈ 1e-3 for κ ≈ 3) is looser than that bar,
+// so the bar is the issue's. Loading then saving gives back model.safetensors byte for byte (F32,
+// and BF16 through a BF16 save), and config.json with the same keys and values.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { loadModelDir, saveModelDir, asModel } from '../../src/io/model-dir.js';
+import { Tensor, backward, mul, sum, intTensor } from '../../src/tensor/index.js';
+import { archOf, lmLogits } from '../../src/models/model.js';
+import { storedLayout, stackRows } from '../../src/models/fused.js';
+import { paramSpecOf } from '../../src/io/model-dir.js';
+import type { LlamaConfig } from '../../src/models/llama.js';
+
+const ROOT = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
+export const DECODER_FIXTURES = ['smollm2', 'llama3', 'llama-linear', 'llama-yarn', 'mistral', 'qwen2', 'qwen3', 'phi3'] as const;
+const BAR = 1e-4; // issue 11: logits and gradients within 1e-4 relative
+
+/** max |got − want| / max |want| (the tensor's scale). */
+function rel(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  assert.equal(got.length, want.length);
+  let num = 0, den = 0;
+  for (let i = 0; i < got.length; i++) {
+    num = Math.max(num, Math.abs(got[i] - want[i]));
+    den = Math.max(den, Math.abs(want[i]));
+  }
+  return num / den;
+}
+
+function reference(name: string): Map<string, { data: Float32Array | Int32Array; shape: number[] }> {
+  const ref = readSafetensors(path.join(ROOT, name, 'reference.safetensors')).tensors;
+  for (const [k, v] of readSafetensors(path.join(ROOT, name, 'grads.safetensors')).tensors) ref.set(k, v);
+  return ref as Map<string, { data: Float32Array | Int32Array; shape: number[] }>;
+}
+
+/** Logits and per-stored-tensor gradients of sum(logits · gy), for the fixture's ids. */
+function run(name: string, configOverride?: Partial<LlamaConfig>): { logits: Float32Array; grads: Map<string, Float32Array>; max: { logits: number; grads: number } } {
+  const loaded = loadModelDir(path.join(ROOT, name));
+  const ref = reference(name);
+  const model = asModel(loaded);
+  if (configOverride) Object.assign(model.config, configOverride);
+  const ids = ref.get('input_ids')!;
+  const logits = lmLogits(model, intTensor(ids.data as Int32Array, ids.shape));
+  const gy = ref.get('gy')!;
+  backward(sum(mul(logits, new Tensor(gy.data as Float32Array, gy.shape))));
+  const grads = new Map<string, Float32Array>();
+  const rec = archOf(model);
+  for (const [stored, { parts }] of storedLayout(paramSpecOf(loaded.hf), rec.fused?.(model.config) ?? [])) {
+    grads.set(stored, parts ? stackRows(parts.map((p) => model.params.get(p.name)!.grad!.f32)) : model.params.get(stored)!.grad!.f32);
+  }
+  let g = 0;
+  for (const [n, v] of grads) g = Math.max(g, rel(v, ref.get(`grad.${n}`)!.data as Float32Array));
+  return { logits: logits.f32, grads, max: { logits: rel(logits.f32, ref.get('logits')!.data as Float32Array), grads: g } };
+}
+
+for (const name of DECODER_FIXTURES) {
+  test(`${name}: logits and every parameter gradient match the PyTorch reference within 1e-4 relative`, () => {
+    const ref = reference(name);
+    const r = run(name);
+    assert.ok(r.max.logits <= BAR, `logits: relative error ${r.max.logits.toExponential(2)} > ${BAR}`);
+    const names = [...ref.keys()].filter((k) => k.startsWith('grad.')).map((k) => k.slice(5)).sort();
+    assert.deepEqual([...r.grads.keys()].sort(), names, 'gradients for exactly the stored parameters');
+    for (const n of names) {
+      const e = rel(r.grads.get(n)!, ref.get(`grad.${n}`)!.data as Float32Array);
+      assert.ok(e <= BAR, `d/d ${n}: relative error ${e.toExponential(2)} > ${BAR}`);
+    }
+    process.stdout.write(`# ${name}: max relative error logits ${r.max.logits.toExponential(2)}, gradients ${r.max.grads.toExponential(2)}\n`);
+  });
+
+  test(`${name}: load → save gives back model.safetensors byte for byte (F32, BF16) and config.json's keys and values`, () => {
+    const src = path.join(ROOT, name);
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `kdqat-dec-${name}-`));
+    try {
+      const loaded = loadModelDir(src);
+      const f32 = path.join(tmp, 'f32');
+      saveModelDir(f32, { config: loaded.hf, params: loaded.params, dtype: 'F32' });
+      assert.ok(fs.readFileSync(path.join(f32, 'model.safetensors')).equals(fs.readFileSync(path.join(src, 'model.safetensors'))), 'model.safetensors differs');
+      const want = JSON.parse(fs.readFileSync(path.join(src, 'config.json'), 'utf8'));
+      // Provenance keys are not written (hf-config.ts); the saved file's torch_dtype is its own.
+      const { transformers_version: _v, _name_or_path: _n, ...keep } = want;
+      assert.deepEqual(JSON.parse(fs.readFileSync(path.join(f32, 'config.json'), 'utf8')), { ...keep, torch_dtype: 'float32' });
+      // BF16: a BF16 file loads to floats that save back to the same bytes.
+      const b1 = path.join(tmp, 'bf16a'), b2 = path.join(tmp, 'bf16b');
+      saveModelDir(b1, { config: loaded.hf, params: loaded.params, dtype: 'BF16' });
+      const again = loadModelDir(b1);
+      saveModelDir(b2, { config: again.hf, params: again.params, dtype: 'BF16' });
+      assert.ok(fs.readFileSync(path.join(b1, 'model.safetensors')).equals(fs.readFileSync(path.join(b2, 'model.safetensors'))), 'BF16 model.safetensors differs');
+      assert.equal(fs.readFileSync(path.join(b1, 'config.json'), 'utf8'), fs.readFileSync(path.join(b2, 'config.json'), 'utf8'));
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+}
+
+test('the RoPE scaling fixtures have teeth: the model without its rope_scaling misses the reference by more than 10× the bar', () => {
+  for (const name of ['llama3', 'llama-linear', 'llama-yarn']) {
+    const r = run(name, { ropeScaling: null });
+    assert.ok(r.max.logits > 10 * BAR, `${name}: without rope_scaling the logits are within ${r.max.logits.toExponential(2)}`);
+  }
+});
