@@ -176,6 +176,25 @@ export interface LlamaGgufOptions {
   tokenizerConfig?: Record<string, unknown> | null;
 }
 
+/** llama.cpp (llama-vocab.cpp) sets Phi-3 token attributes when general.name contains "phi-3"
+ *  or "phi3", and aborts loading unless the vocabulary has </s>, <unk>, <s> and <|endoftext|>
+ *  (Phi-3's own tokenizer has them). Such a name is kept only with those tokens: a default name
+ *  falls back to "kdqat-model", a given one is refused. */
+function generalName(path: string, given: string | undefined, dflt: string, tokJson: Record<string, unknown>): string {
+  const name = given ?? dflt;
+  if (!/phi-?3/i.test(name)) return name;
+  const model = tokJson.model as { vocab?: unknown } | undefined;
+  const have = new Set<string>([
+    ...(model?.vocab && typeof model.vocab === 'object' && !Array.isArray(model.vocab) ? Object.keys(model.vocab) : []),
+    ...(Array.isArray(tokJson.added_tokens) ? tokJson.added_tokens.map((t: { content?: string }) => String(t.content)) : []),
+  ]);
+  const missing = ['</s>', '<unk>', '<s>', '<|endoftext|>'].filter((t) => !have.has(t));
+  if (!missing.length) return name;
+  if (given === undefined) return 'kdqat-model';
+  throw new Error(`${path}: general.name "${given}" contains "phi3"/"phi-3", for which llama.cpp looks up the tokens ${missing.join(' ')} ` +
+    'that this tokenizer does not have (it would refuse to load the file); export under another name');
+}
+
 const u32 = (value: number): GgufValue => ({ type: 'u32', value });
 const f32 = (value: number): GgufValue => ({ type: 'f32', value });
 const str = (value: string): GgufValue => ({ type: 'string', value });
@@ -272,7 +291,7 @@ export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): string[] 
   const kv: [string, GgufValue][] = [
     ['general.architecture', str(layout.arch)],
     ['general.type', str('model')],
-    ['general.name', str(opts.name ?? `kdqat-${rec.name}`)],
+    ['general.name', str(generalName(path, opts.name, `kdqat-${rec.name}`, tokJson))],
     ['general.file_type', u32(FILE_TYPE[dtype])],
     ['general.quantization_version', u32(GGML_QUANT_VERSION)],
     ...hyper as [string, GgufValue][],
