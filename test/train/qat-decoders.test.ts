@@ -1,0 +1,75 @@
+// KD-QAT on every decoder family (issue 11): the PyTorch-reference checkpoints of
+// test/fixtures/decoders/ (scripts/ref_decoders.py) are the teachers; a few steps of the QAT
+// trainer with --freeze ov and every loss term a decoder has a tap for; then the student is
+// evaluated (perplexity, KL) and generates, with the KV cache giving what the full forward
+// gives. ov-freeze acts on exactly the V rows: for Phi-3, whose checkpoint stores q, k, v in one
+// qkv_proj, the student's v rows of it are the teacher's bit for bit while its q and k rows moved.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadModelDir, asModel } from '../../src/io/model-dir.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { readCheckpoint } from '../../src/train/checkpoint.js';
+import { runQat, STUDENT_DIR } from '../../src/train/qat.js';
+import { generate } from '../../src/models/generate.js';
+import { saveTokenizer, trainByteLevelBpe } from '../../src/tokenize/index.js';
+import { decoderConfig, silentReporter, tmpDir } from './qat-fixture.js';
+import { smallTextFile } from '../cli/helpers.js';
+
+const FIXTURES = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
+// One fixture per family (the llama rope-scaling variants share the forward; llama3 stands for them).
+const FAMILIES = ['smollm2', 'llama3', 'mistral', 'qwen2', 'qwen3', 'phi3'];
+const ALL_TERMS = 'pred=1,ce=0.5,rep=1,attn_score=0.1,attn_map=1,attn_out=1,context=1,sa_out=1';
+
+const same = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+for (const name of FAMILIES) {
+  test(`${name}: KD-QAT (ov-freeze, every loss term) runs; the student evaluates and generates`, () => {
+    const root = tmpDir(`qat-${name}`);
+    try {
+      const teacher = path.join(root, 'teacher');
+      fs.cpSync(path.join(FIXTURES, name), teacher, { recursive: true });
+      for (const f of ['reference.safetensors', 'grads.safetensors']) fs.rmSync(path.join(teacher, f));
+      const text = smallTextFile(root);
+      const t0 = loadModelDir(teacher);
+      saveTokenizer(path.join(teacher, 'tokenizer.json'), trainByteLevelBpe([fs.readFileSync(text, 'utf8')], { vocabSize: t0.hf.config.vocabSize }));
+      const out = path.join(root, 'out');
+      const s = runQat({
+        out, reporter: silentReporter,
+        config: decoderConfig({ dir: teacher, text }, { quant: 'w4-channel', freeze: 'ov', loss: ALL_TERMS, steps: 3, seqLen: 16, batch: 2, evalEvery: 0, saveEvery: 3, logEvery: 1, evalWindows: 2 }),
+      });
+      assert.equal(s.arch, t0.arch);
+      assert.equal(s.steps, 3);
+      for (const k of ['valid_ppl', 'valid_kl']) assert.ok(Number.isFinite(s.final[k]) && Number.isFinite(s.rtn[k]), `${k}: rtn ${s.rtn[k]}, final ${s.final[k]}`);
+      // ov-freeze: the latent v_proj / o_proj weights are the teacher's; q_proj moved.
+      const ck = readCheckpoint(path.join(out, 'checkpoint'));
+      for (let l = 0; l < t0.hf.config.numHiddenLayers; l++) {
+        for (const m of ['v_proj', 'o_proj', 'q_proj']) {
+          const n = `model.layers.${l}.self_attn.${m}.weight`;
+          assert.equal(same(ck.params.get(n)!, t0.params.get(n)!.f32), m !== 'q_proj', `${n} ${m === 'q_proj' ? 'moved' : 'frozen'}`);
+        }
+      }
+      // The student directory is a checkpoint of the family (Phi-3: fused again), and loads.
+      const student = loadModelDir(path.join(out, STUDENT_DIR));
+      assert.equal(student.arch, t0.arch);
+      if (name === 'phi3') {
+        // model.safetensors stores qkv_proj again; its last Hkv·D rows are the student's v_proj.
+        const stored = readSafetensors(path.join(out, STUDENT_DIR, 'model.safetensors')).tensors;
+        const qkv = stored.get('model.layers.0.self_attn.qkv_proj.weight')!;
+        const v = student.params.get('model.layers.0.self_attn.v_proj.weight')!.f32;
+        assert.ok(same((qkv.data as Float32Array).subarray(qkv.data.length - v.length), v), 'qkv_proj ends with v_proj');
+        assert.ok(!stored.has('model.layers.0.self_attn.v_proj.weight'));
+      }
+      const model = asModel(student);
+      const prompt = [72, 101, 108, 108, 111];
+      const cached = generate(model, prompt, { maxNewTokens: 6 });
+      const full = generate(model, prompt, { maxNewTokens: 6, cache: false });
+      assert.equal(cached.tokens.length, 6);
+      assert.deepEqual(cached.tokens, full.tokens, 'KV-cache generation = full-forward generation');
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+}
