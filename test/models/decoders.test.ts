@@ -21,6 +21,7 @@ import { archOf, lmLogits } from '../../src/models/model.js';
 import { storedLayout, stackRows } from '../../src/models/fused.js';
 import { paramSpecOf } from '../../src/io/model-dir.js';
 import type { LlamaConfig } from '../../src/models/llama.js';
+import { parseHfConfig } from '../../src/models/registry.js';
 
 const ROOT = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
 export const DECODER_FIXTURES = ['smollm2', 'llama3', 'llama-linear', 'llama-yarn', 'mistral', 'qwen2', 'qwen3', 'phi3'] as const;
@@ -107,4 +108,43 @@ test('the RoPE scaling fixtures have teeth: the model without its rope_scaling m
     const r = run(name, { ropeScaling: null });
     assert.ok(r.max.logits > 10 * BAR, `${name}: without rope_scaling the logits are within ${r.max.logits.toExponential(2)}`);
   }
+});
+
+test('a config kdqat cannot honour is refused naming the key and the value', () => {
+  const cfg = (name: string): Record<string, unknown> => JSON.parse(fs.readFileSync(path.join(ROOT, name, 'config.json'), 'utf8'));
+  const bad = (j: Record<string, unknown>, re: RegExp): void => assert.throws(() => parseHfConfig(j, 'm/config.json'), (e: Error) => e.message.startsWith('m/config.json: ') && re.test(e.message), JSON.stringify(re));
+  const llama3 = cfg('llama3'), qwen2 = cfg('qwen2'), qwen3 = cfg('qwen3'), phi3 = cfg('phi3'), mistral = cfg('mistral');
+  // an unknown rope type, or one the family does not have
+  bad({ ...llama3, rope_scaling: { rope_type: 'dynamic', factor: 2 } }, /rope_scaling\.rope_type "dynamic" is not supported for model_type "llama"/);
+  bad({ ...phi3, rope_scaling: { type: 'longrope', long_factor: [1], short_factor: [1] } }, /rope_scaling\.rope_type "longrope" is not supported for model_type "phi3"; kdqat supports "default"/);
+  bad({ ...mistral, rope_scaling: { rope_type: 'linear', factor: 2 } }, /rope_scaling\.rope_type "linear" is not supported for model_type "mistral"/);
+  bad({ ...llama3, rope_scaling: { ...(llama3.rope_scaling as object), mystery: 1 } }, /rope_scaling\.mystery \(1\) is not a key of rope_type "llama3"/);
+  bad({ ...llama3, rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 16 } }, /rope_scaling\.factor 4 ≠ max_position_embeddings \/ rope_scaling\.original_max_position_embeddings = 256\/16/);
+  // a missing key
+  const { intermediate_size: _i, ...noInter } = qwen3;
+  bad(noInter, /missing required key "intermediate_size"/);
+  bad({ ...llama3, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4 } }, /rope_scaling\.original_max_position_embeddings is required for rope_type "llama3"/);
+  // attention that is not the family's (or not one kdqat runs)
+  bad({ ...qwen2, use_sliding_window: true }, /"use_sliding_window": true is not supported \(sliding_window 32768 on layers from max_window_layers 24\)/);
+  bad({ ...qwen3, attention_bias: true }, /"attention_bias": true is not supported for qwen3/);
+  bad({ ...llama3, attention_bias: true }, /"attention_bias": true is not supported/);
+  bad({ ...phi3, head_dim: 16 }, /"head_dim": 16 ≠ hidden_size\/num_attention_heads; Phi-3 has no head_dim/);
+  bad({ ...llama3, rope_interleaved: true }, /"rope_interleaved": true is not supported/);
+  bad({ ...phi3, partial_rotary_factor: 0.75 }, /"partial_rotary_factor": 0\.75 is not supported/);
+  bad({ ...qwen2, rope_parameters: { rope_theta: 1e6, rope_type: 'default' } }, /"rope_parameters": .* is not supported \(this is a transformers ≥ 5 config/);
+  bad({ ...mistral, hidden_act: 'gelu' }, /hidden_act "gelu" is not supported for mistral/);
+  bad({ ...mistral, architectures: ['LlamaForCausalLM'] }, /architectures \["LlamaForCausalLM"\] are not supported for model_type "mistral"; supported: MistralForCausalLM/);
+  // a sliding window shorter than the sequence: refused at the forward, naming the key
+  const m = parseHfConfig({ ...mistral, sliding_window: 16 });
+  const model = asModel({ ...loadModelDir(path.join(ROOT, 'mistral')), hf: m, config: m.config });
+  assert.throws(() => lmLogits(model, intTensor(new Int32Array(32), [1, 32])), /sequence length 32 exceeds "sliding_window": 16/);
+  assert.doesNotThrow(() => lmLogits(model, intTensor(new Int32Array(16), [1, 16])));
+});
+
+test('SmolLM2 is the llama record with tied embeddings (a config, not a record): no lm_head stored or expected', () => {
+  const loaded = loadModelDir(path.join(ROOT, 'smollm2'));
+  assert.equal(loaded.arch, 'llama');
+  assert.equal((loaded.hf.config as LlamaConfig).tieWordEmbeddings, true);
+  assert.ok(!loaded.params.has('lm_head.weight'));
+  assert.ok(!readSafetensors(path.join(ROOT, 'smollm2', 'model.safetensors')).tensors.has('lm_head.weight'));
 });
