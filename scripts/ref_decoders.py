@@ -102,6 +102,12 @@ FAMILIES = {
         model_type="phi3", original_max_position_embeddings=4096, pad_token_id=32000, resid_pdrop=0.0,
         rms_norm_eps=1e-05, rope_scaling=None, rope_theta=10000.0, sliding_window=2047, tie_word_embeddings=False,
         torch_dtype="bfloat16", transformers_version="4.40.2", use_cache=True),
+    # Mistral-7B-v0.1's keys with a window (8) shorter than the sequence (32): the mask matters.
+    "mistral-swa": dict(
+        architectures=["MistralForCausalLM"], bos_token_id=1, eos_token_id=2, hidden_act="silu",
+        initializer_range=0.02, model_type="mistral", rms_norm_eps=1e-05, rope_theta=10000.0,
+        sliding_window=8, tie_word_embeddings=False, torch_dtype="bfloat16", transformers_version="4.34.0.dev0",
+        use_cache=True),
 }
 # The special ids of the real models are outside the shrunk vocabulary: map them into it.
 SPECIAL_IDS = {"bos_token_id": 256, "eos_token_id": 257, "pad_token_id": 257}
@@ -221,7 +227,8 @@ def forward(c, p, ids, fam):
 # ---- parameters -------------------------------------------------------------------------------
 
 def family_of(name):
-    return {"smollm2": "llama", "llama3": "llama", "llama-linear": "llama", "llama-yarn": "llama"}.get(name, name)
+    return {"smollm2": "llama", "llama3": "llama", "llama-linear": "llama", "llama-yarn": "llama",
+            "mistral-swa": "mistral"}.get(name, name)
 
 
 def shapes(c, fam):

@@ -43,9 +43,7 @@ export function generate(model: Model, prompt: readonly number[], opts: Generate
   if (prompt.length === 0) throw new RangeError('generate: the prompt must have at least one token');
   const { maxNewTokens = 64, temperature = 0, topK = 0, seed = 0, eosIds = [] } = opts;
   if (!(temperature >= 0)) throw new RangeError(`temperature must be ≥ 0, got ${temperature}`);
-  const cfg = model.config as LlamaConfig, V = cfg.vocabSize;
-  // A sliding-window model runs at most `window` positions (llama.ts checkPositions).
-  const maxLen = Math.min(cfg.maxPositionEmbeddings, cfg.slidingWindow ?? Infinity);
+  const cfg = model.config as LlamaConfig, V = cfg.vocabSize, maxLen = cfg.maxPositionEmbeddings;
   const rng = new Rng(seed);
   const ctx = [...prompt];
   const tokens: number[] = [];
@@ -85,8 +83,7 @@ export class KvDecoder {
     this.cfg = model.config;
     this.cachedWeight = Object.assign((name: string): Tensor => this.w(name), { input: weightFn.input });
     const { numHiddenLayers: L, numKeyValueHeads: Hkv } = this.cfg;
-    const P = Math.min(this.cfg.maxPositionEmbeddings, this.cfg.slidingWindow ?? Infinity);
-    const n = P * Hkv * headDimOf(this.cfg);
+    const n = this.cfg.maxPositionEmbeddings * Hkv * headDimOf(this.cfg);
     this.keys = Array.from({ length: L }, () => new Float32Array(n));
     this.values = Array.from({ length: L }, () => new Float32Array(n));
   }
@@ -141,17 +138,19 @@ export class KvDecoder {
     return this.lin(y, cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight').f32;
   }
 
-  /** softmax(q·Kᵀ/√D)·V for one query over the first n cached positions; head h reads
-   *  key/value head h / (H / Hkv), as grouped-query attention shares them. */
+  /** softmax(q·Kᵀ/√D)·V for one query over the first n cached positions (the last
+   *  sliding_window of them for a windowed model); head h reads key/value head h / (H / Hkv), as
+   *  grouped-query attention shares them. */
   private attend(q: Float32Array, layer: number, n: number, out: Float32Array): void {
     const { numAttentionHeads: H, numKeyValueHeads: Hkv } = this.cfg;
     const D = headDimOf(this.cfg), group = H / Hkv, scale = 1 / Math.sqrt(D);
+    const lo = this.cfg.slidingWindow ? Math.max(0, n - this.cfg.slidingWindow) : 0; // query n − 1 sees keys > n − 1 − window
     const K = this.keys[layer], Vc = this.values[layer];
     const s = new Float64Array(n);
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / group), qo = h * D;
       let max = -Infinity;
-      for (let t = 0; t < n; t++) {
+      for (let t = lo; t < n; t++) {
         const ko = (t * Hkv + g) * D;
         let dot = 0;
         for (let d = 0; d < D; d++) dot += q[qo + d] * K[ko + d];
@@ -159,8 +158,8 @@ export class KvDecoder {
         if (s[t] > max) max = s[t];
       }
       let sum = 0;
-      for (let t = 0; t < n; t++) sum += (s[t] = Math.exp(s[t] - max));
-      for (let t = 0; t < n; t++) {
+      for (let t = lo; t < n; t++) sum += (s[t] = Math.exp(s[t] - max));
+      for (let t = lo; t < n; t++) {
         const wt = s[t] / sum, vo = (t * Hkv + g) * D;
         for (let d = 0; d < D; d++) out[qo + d] += wt * Vc[vo + d];
       }

@@ -23,9 +23,8 @@ export interface DecoderFeatures {
   /** RMSNorm over each head of q and k before RoPE (Qwen3's q_norm / k_norm). */
   qkNorm?: boolean;
   /** Sliding-window attention (Mistral, Phi-3): key j is visible to query i iff
-   *  i − window < j ≤ i (transformers' sliding-window mask). kdqat's attention kernel has no
-   *  window, so a sequence longer than the window is refused (decoderForward): within it the
-   *  window masks nothing. null/absent: full causal attention. */
+   *  i − window < j ≤ i (transformers' sliding-window mask; the attention op's `window`).
+   *  null/absent: full causal attention. */
   slidingWindow?: number | null;
 }
 
@@ -146,7 +145,7 @@ export function llamaBlock(
   const h = rmsNorm(x, param(params, `${prefix}input_layernorm.weight`), cfg.rmsNormEps); // (B, T, C)
   const { q, k, v } = projectQkv(params, prefix, cfg, h, opts.cos, opts.sin, opts.weight);
   const att = attention(q, k, v, {
-    causal: true, keyMask: opts.keyMask, returnProbs: cap.probs, returnScores: cap.scores,
+    causal: true, window: cfg.slidingWindow, keyMask: opts.keyMask, returnProbs: cap.probs, returnScores: cap.scores,
   });
   const context = reshape(att.out, [B, T, H * D]); // (B, T, H·D)
   const sa = lin(context, 'self_attn.o_proj.weight'); // (B, T, C)
@@ -187,14 +186,9 @@ export function ropeTablesOf(cfg: LlamaConfig, T: number, offset = 0): { cos: Fl
   return t;
 }
 
-/** Throws unless `T` positions fit the config: max_position_embeddings, and the sliding window
- *  (kdqat cannot mask by a window, so it refuses what would need one; see DecoderFeatures). */
+/** Throws unless `T` positions fit max_position_embeddings. */
 export function checkPositions(cfg: LlamaConfig, T: number, what: string): void {
   if (T > cfg.maxPositionEmbeddings) throw new RangeError(`${what}: sequence length ${T} exceeds max_position_embeddings ${cfg.maxPositionEmbeddings}`);
-  if (cfg.slidingWindow != null && T > cfg.slidingWindow) {
-    throw new RangeError(`${what}: sequence length ${T} exceeds "sliding_window": ${cfg.slidingWindow}; kdqat's attention has no sliding window, ` +
-      `so it runs such a model only on sequences of at most ${cfg.slidingWindow} tokens (where the window masks nothing): use a shorter --seq-len`);
-  }
 }
 
 /** Full causal LM forward: ids (B, T) int32 → logits (B, T, V) plus requested captures. */

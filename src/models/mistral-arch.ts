@@ -1,7 +1,6 @@
 // The Mistral record: Hugging Face MistralForCausalLM (transformers' MistralConfig) = LLaMA with
-// sliding-window attention (`sliding_window`, null = off) and an optional explicit head_dim; no
-// rope_scaling. kdqat runs it on sequences of at most `sliding_window` tokens, where the window
-// masks nothing (llama.ts DecoderFeatures.slidingWindow); longer ones are refused.
+// sliding-window attention (`sliding_window`, null = off: query i sees keys i − window < j ≤ i,
+// the attention op's `window`) and an optional explicit head_dim; no rope_scaling.
 // GGUF: convert_hf_to_gguf.py converts MistralForCausalLM with LlamaModel (arch "llama", q/k
 // permuted), which writes no window: llama.cpp then attends over the whole context.
 import type { Architecture } from './architecture.js';
@@ -27,7 +26,7 @@ export const mistral: Architecture<LlamaConfig, LlamaMeta, object> = decoderReco
     kv: (k) => commonGgufKv('llama', k),
     notes: (k) => (k.slidingWindow == null ? [] : [
       `llama.cpp runs Mistral as "llama", which has no sliding window: on contexts longer than sliding_window = ${k.slidingWindow} ` +
-      'it attends to all earlier tokens, unlike the Hugging Face model (kdqat refuses such lengths)',
+      'it attends to all earlier tokens, unlike the Hugging Face model and kdqat',
     ]),
   },
 });

@@ -6,7 +6,8 @@
 //   (FusedTensor): inside kdqat they are LLaMA's q/k/v/gate/up parameters, so `--freeze ov` and
 //   a quantization rule for v_proj act on exactly the V rows of qkv_proj (quantization groups run
 //   along a row, so a row-sliced weight quantizes exactly as the same rows inside the fused one).
-//   sliding_window: as Mistral (mistral-arch.ts), sequences longer than it are refused.
+//   sliding_window: as Mistral (mistral-arch.ts). llama.cpp's phi3 reads it but switches it off
+//   ("Phi SWA is currently disabled", its src/models/phi3.cpp): the exporter says so.
 //   rope_scaling "longrope"/"su" (Phi-3-*-128k) is refused.
 // GGUF as convert_hf_to_gguf.py's Phi3MiniModel: arch "phi3", attn_qkv and ffn_up fused,
 // attention.sliding_window and rope.scaling.original_context_length written; NEOX RoPE.
@@ -54,6 +55,10 @@ export const phi3: Architecture<LlamaConfig, LlamaMeta, object> = decoderRecord(
       'mlp.down_proj': 'ffn_down', input_layernorm: 'attn_norm', post_attention_layernorm: 'ffn_norm',
     }),
     permuteQK: false,
+    notes: (k) => (k.slidingWindow == null ? [] : [
+      `llama.cpp switches Phi-3's sliding window off ("Phi SWA is currently disabled"): on contexts longer than sliding_window = ${k.slidingWindow} ` +
+      'it attends to all earlier tokens, unlike the Hugging Face model and kdqat',
+    ]),
     kv: (k) => [
       ...commonGgufKv('phi3', k),
       ['phi3.attention.sliding_window', { type: 'u32', value: k.slidingWindow ?? 0 }],

@@ -7,8 +7,11 @@
 // within the float32 allowance (f32Tolerance) and the same greedy continuation wherever it is
 // decided by more than that; and llama.cpp tokenizes a text to the ids kdqat's tokenizer gives,
 // with a byte-level BPE in the family's own pre-tokenizer settings (tokenizer-families.ts).
-// The sequences (12 + 16 tokens) are shorter than every fixture's sliding window, the only
-// lengths at which kdqat runs a windowed model (llama.ts checkPositions).
+// Sliding windows: llama.cpp applies none — it runs Mistral as "llama", which has no window, and
+// its phi3 reads attention.sliding_window but switches it off ("Phi SWA is currently disabled",
+// src/models/phi3.cpp). So the families are compared on sequences shorter than their windows
+// (28 tokens; 4096, 2047), and for a window shorter than that the exporter's note is checked
+// and llama.cpp is shown to run full attention.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -24,12 +27,13 @@ import type { LlamaConfig } from '../../src/models/llama.js';
 import { loadTokenizer, sotuTexts, trainByteLevelBpe } from '../../src/tokenize/index.js';
 import { agreement, argmaxFlipsWithin, f32Tolerance, runLlamaCpp } from './llamacpp.js';
 import { GPT2, LLAMA3, QWEN2, SMOLLM, TEST_TEXT, type ByteLevelFamily } from './tokenizer-families.js';
+import { byteLevelTokenizer } from './gguf-fixtures.js';
 
 const ROOT = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
 const GEN = 16;
 const PROMPT = [72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100]; // "Hello, world"
 /** fixture → (the tokenizer family its real model uses, llama.cpp arch, what the GGUF must hold). */
-const CASES: [string, ByteLevelFamily, string, string[]][] = [
+const CASES: [string, ByteLevelFamily, string, string[], Partial<LlamaConfig>?][] = [
   ['smollm2', SMOLLM, 'llama', []],
   ['llama3', LLAMA3, 'llama', ['rope_freqs.weight']],
   ['llama-linear', GPT2, 'llama', []],
@@ -38,6 +42,8 @@ const CASES: [string, ByteLevelFamily, string, string[]][] = [
   ['qwen2', QWEN2, 'qwen2', ['blk.0.attn_q.bias']],
   ['qwen3', QWEN2, 'qwen3', ['blk.1.attn_k_norm.weight']],
   ['phi3', GPT2, 'phi3', ['blk.0.attn_qkv.weight']],
+  // Phi-3 with a window of 8 < 28 tokens: llama.cpp ignores it, so it equals kdqat without one.
+  ['phi3', GPT2, 'phi3', ['blk.0.attn_qkv.weight'], { slidingWindow: 8 }],
 ];
 
 let dir = '';
@@ -53,15 +59,19 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-for (const [name, tokFamily, arch, mustHave] of CASES) {
-  test(`${name}: llama.cpp ("${arch}") runs the exported GGUF as kdqat does (float32 bound, ${GEN} greedy tokens) and tokenizes alike`, async () => {
+for (const [name, tokFamily, arch, mustHave, over] of CASES) {
+  test(`${name}${over ? ` ${JSON.stringify(over)}` : ''}: llama.cpp ("${arch}") runs the exported GGUF as kdqat does (float32 bound, ${GEN} greedy tokens) and tokenizes alike`, async () => {
     const loaded = loadModelDir(path.join(ROOT, name));
+    if (over) {
+      loaded.hf = { ...loaded.hf, config: { ...loaded.hf.config, ...over } } as typeof loaded.hf;
+      loaded.config = loaded.hf.config;
+    }
     const cfg = loaded.hf.config as LlamaConfig;
     const tokenizer = trainByteLevelBpe(corpus, {
       vocabSize: cfg.vocabSize, specialTokens: tokFamily.specials, preTokenizer: tokFamily.preTokenizer, normalizer: tokFamily.normalizer,
       decoder: tokFamily.decoder, ignoreMerges: tokFamily.ignoreMerges, postProcessor: 'byte-level',
     });
-    const file = path.join(dir, `${name}.gguf`);
+    const file = path.join(dir, `${name}${over ? '-over' : ''}.gguf`);
     exportLlamaGguf(file, { config: loaded.hf, params: loaded.params, tokenizerJson: tokenizer, special: { bosTokenId: null, eosTokenId: 257 } });
     const g = readGgufHeader(file);
     assert.equal(ggufGet(g, 'general.architecture'), arch);
@@ -71,7 +81,9 @@ for (const [name, tokFamily, arch, mustHave] of CASES) {
     const ids = [...PROMPT, ...cpp.tokens.slice(0, -1)];
     const V = cfg.vocabSize;
     const ours = noGrad(() => {
-      const z = lmLogits(asModel(loaded), intTensor(ids, [1, ids.length])).f32; // (1, T, V)
+      const m = asModel(loaded);
+      if (over?.slidingWindow) m.config = { ...m.config, slidingWindow: null }; // as llama.cpp runs it (see top)
+      const z = lmLogits(m, intTensor(ids, [1, ids.length])).f32; // (1, T, V)
       return ids.map((_, t) => z.subarray(t * V, (t + 1) * V));
     });
     const tol = f32Tolerance(cfg);
@@ -91,3 +103,12 @@ for (const [name, tokFamily, arch, mustHave] of CASES) {
     }
   });
 }
+
+test('a model with a sliding window: the export says llama.cpp will not apply it', () => {
+  for (const name of ['mistral-swa', 'phi3']) {
+    const loaded = loadModelDir(path.join(ROOT, name));
+    const notes = exportLlamaGguf(path.join(dir, `${name}-note.gguf`), { config: loaded.hf, params: loaded.params, tokenizerJson: byteLevelTokenizer() });
+    assert.equal(notes.length, 1, name);
+    assert.match(notes[0], new RegExp(`on contexts longer than sliding_window = ${(loaded.hf.config as LlamaConfig).slidingWindow}`), name);
+  }
+});

@@ -22,9 +22,10 @@ import { storedLayout, stackRows } from '../../src/models/fused.js';
 import { paramSpecOf } from '../../src/io/model-dir.js';
 import type { LlamaConfig } from '../../src/models/llama.js';
 import { parseHfConfig } from '../../src/models/registry.js';
+import { generate } from '../../src/models/generate.js';
 
 const ROOT = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
-export const DECODER_FIXTURES = ['smollm2', 'llama3', 'llama-linear', 'llama-yarn', 'mistral', 'qwen2', 'qwen3', 'phi3'] as const;
+export const DECODER_FIXTURES = ['smollm2', 'llama3', 'llama-linear', 'llama-yarn', 'mistral', 'mistral-swa', 'qwen2', 'qwen3', 'phi3'] as const;
 const BAR = 1e-4; // issue 11: logits and gradients within 1e-4 relative
 
 /** max |got − want| / max |want| (the tensor's scale). */
@@ -134,11 +135,17 @@ test('a config kdqat cannot honour is refused naming the key and the value', () 
   bad({ ...qwen2, rope_parameters: { rope_theta: 1e6, rope_type: 'default' } }, /"rope_parameters": .* is not supported \(this is a transformers ≥ 5 config/);
   bad({ ...mistral, hidden_act: 'gelu' }, /hidden_act "gelu" is not supported for mistral/);
   bad({ ...mistral, architectures: ['LlamaForCausalLM'] }, /architectures \["LlamaForCausalLM"\] are not supported for model_type "mistral"; supported: MistralForCausalLM/);
-  // a sliding window shorter than the sequence: refused at the forward, naming the key
-  const m = parseHfConfig({ ...mistral, sliding_window: 16 });
-  const model = asModel({ ...loadModelDir(path.join(ROOT, 'mistral')), hf: m, config: m.config });
-  assert.throws(() => lmLogits(model, intTensor(new Int32Array(32), [1, 32])), /sequence length 32 exceeds "sliding_window": 16/);
-  assert.doesNotThrow(() => lmLogits(model, intTensor(new Int32Array(16), [1, 16])));
+  bad({ ...mistral, sliding_window: 0 }, /"sliding_window" must be ≥ 1, got 0/);
+});
+
+test('sliding window: the window fixture has teeth (without its window the logits miss), and generation with the KV cache past the window equals the full forward', () => {
+  const r = run('mistral-swa', { slidingWindow: null });
+  assert.ok(r.max.logits > 10 * BAR, `mistral-swa without its window: logits within ${r.max.logits.toExponential(2)}`);
+  const model = asModel(loadModelDir(path.join(ROOT, 'mistral-swa'))); // sliding_window 8
+  const prompt = [72, 101, 108, 108, 111];
+  const cached = generate(model, prompt, { maxNewTokens: 20 });
+  const full = generate(model, prompt, { maxNewTokens: 20, cache: false });
+  assert.deepEqual(cached.tokens, full.tokens);
 });
 
 test('SmolLM2 is the llama record with tied embeddings (a config, not a record): no lm_head stored or expected', () => {
