@@ -174,7 +174,7 @@ export async function runExport(opts: ExportOptions): Promise<string> {
     try {
       const notes = exportLlamaGguf(out, {
         config: hf, params: m.loaded.params, tokenizerJson, tokenizerConfig, pre: opts.tokenizerPre,
-        force: opts.force, name: path.basename(m.dir),
+        force: opts.force, defaultName: path.basename(m.dir),
         dtype: plan.dtype, embedType: embedType as GgufEmbedType | undefined, types: plan.types, lossless: plan.lossless,
       });
       for (const n of notes) process.stderr.write(`note: ${n}\n`);

@@ -163,8 +163,11 @@ export interface LlamaGgufOptions {
    *  must equal the given weights bit for bit (a QAT student on the same grid), else an error. */
   lossless?: ReadonlySet<string>;
   force?: boolean;
-  /** general.name; default "kdqat-llama". */
+  /** general.name; default `defaultName`. */
   name?: string;
+  /** general.name when `name` is not given (default "kdqat-<family>"); unlike `name` it yields to
+   *  "kdqat-model" where llama.cpp would misread it (generalName). */
+  defaultName?: string;
   /** Special token ids; override those of `config`. */
   special?: Partial<Pick<LlamaMeta, 'bosTokenId' | 'eosTokenId' | 'padTokenId'>>;
   /** tokenizer.ggml.add_bos_token; overrides tokenizer_config.json / the post-processor. */
@@ -291,7 +294,7 @@ export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): string[] 
   const kv: [string, GgufValue][] = [
     ['general.architecture', str(layout.arch)],
     ['general.type', str('model')],
-    ['general.name', str(generalName(path, opts.name, `kdqat-${rec.name}`, tokJson))],
+    ['general.name', str(generalName(path, opts.name, opts.defaultName ?? `kdqat-${rec.name}`, tokJson))],
     ['general.file_type', u32(FILE_TYPE[dtype])],
     ['general.quantization_version', u32(GGML_QUANT_VERSION)],
     ...hyper as [string, GgufValue][],

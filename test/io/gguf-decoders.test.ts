@@ -28,6 +28,7 @@ import { loadTokenizer, sotuTexts, trainByteLevelBpe } from '../../src/tokenize/
 import { agreement, argmaxFlipsWithin, f32Tolerance, runLlamaCpp } from './llamacpp.js';
 import { GPT2, LLAMA3, QWEN2, SMOLLM, TEST_TEXT, type ByteLevelFamily } from './tokenizer-families.js';
 import { byteLevelTokenizer } from './gguf-fixtures.js';
+import { runExport } from '../../src/cli/export.js';
 
 const ROOT = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
 const GEN = 16;
@@ -110,5 +111,23 @@ test('a model with a sliding window: the export says llama.cpp will not apply it
     const notes = exportLlamaGguf(path.join(dir, `${name}-note.gguf`), { config: loaded.hf, params: loaded.params, tokenizerJson: byteLevelTokenizer() });
     assert.equal(notes.length, 1, name);
     assert.match(notes[0], new RegExp(`on contexts longer than sliding_window = ${(loaded.hf.config as LlamaConfig).slidingWindow}`), name);
+  }
+});
+
+test('kdqat export (the CLI path) writes each family through its record; a Q4_0 Phi-3 (fused attn_qkv / ffn_up in blocks) loads and runs in llama.cpp', async () => {
+  for (const [name, arch] of [['qwen3', 'qwen3'], ['phi3', 'phi3'], ['mistral', 'llama']] as const) {
+    const model = path.join(dir, `${name}-dir`);
+    fs.cpSync(path.join(ROOT, name), model, { recursive: true });
+    fs.writeFileSync(path.join(model, 'tokenizer.json'), JSON.stringify(byteLevelTokenizer()));
+    const out = path.join(dir, `${name}-cli.gguf`);
+    await runExport({ model, format: 'gguf', out, type: name === 'phi3' ? 'q4_0' : 'f16' });
+    const g = readGgufHeader(out);
+    assert.equal(ggufGet(g, 'general.architecture'), arch);
+    if (name === 'phi3') {
+      assert.equal(g.tensors.get('blk.0.attn_qkv.weight')!.type, 'Q4_0');
+      assert.equal(g.tensors.get('blk.0.ffn_up.weight')!.type, 'Q4_0');
+      const cpp = await runLlamaCpp(llama, out, PROMPT, 4, 264);
+      assert.equal(cpp.tokens.length, 4);
+    }
   }
 });
