@@ -1,19 +1,25 @@
-// GGUF export of a kdqat LLaMA for llama.cpp, doing what llama.cpp's convert_hf_to_gguf.py does
-// for LlamaForCausalLM (class LlamaModel) with --outtype f32/f16:
-//   - metadata: general.architecture "llama", the llama.* hyperparameters with the types
-//     gguf-py's GGUFWriter uses (u32 counts, f32 epsilon/base: llama.cpp checks them), the
-//     embedded vocabulary: "gpt2" (byte-level BPE, tokenizer.ggml.pre from the pre_tokenizer) or
-//     "llama" (SentencePiece style) (gguf_tokenizer.ts), special token ids, add_bos/eos and
-//     chat_template (tokenizer_config.ts);
+// GGUF export of a kdqat decoder for llama.cpp, doing what llama.cpp's convert_hf_to_gguf.py does
+// for the family (its model class: LlamaModel for LLaMA and Mistral, Qwen2Model, Qwen3Model,
+// Phi3MiniModel) with --outtype f32/f16. What differs per family is data in the family's record
+// (architecture.ts GgufLayout): general.architecture, tensor names, the <arch>.* hyperparameter
+// keys, extra tensors (llama3 RoPE scaling: rope_freqs.weight), fused tensors (Phi-3 attn_qkv,
+// ffn_up: models/fused.ts), whether q/k rows are permuted, and notes where llama.cpp's model
+// differs (sliding windows). Common to all:
+//   - metadata: the hyperparameters with the types gguf-py's GGUFWriter uses (u32 counts, f32
+//     epsilon/base: llama.cpp checks them), the embedded vocabulary: "gpt2" (byte-level BPE,
+//     tokenizer.ggml.pre from the pre_tokenizer) or "llama" (SentencePiece style)
+//     (gguf_tokenizer.ts), special token ids, add_bos/eos and chat_template (tokenizer_config.ts);
 //   - tensors renamed per gguf-py's TensorNameMap (constants.py MODEL_TENSOR names);
-//   - q_proj/k_proj rows permuted (LlamaModel.permute) so llama.cpp's RoPE, which rotates
-//     adjacent pairs (x[2i], x[2i+1]) (GPT-J style), matches HF's rotate_half, which rotates
-//     (x[i], x[i+D/2]);
-//   - 1-D tensors (norms) always F32 ("n_dims <= 1 → F32" in the converter), others F32 or F16;
+//   - for the "llama" layout, q_proj/k_proj rows permuted (LlamaModel.permute) so llama.cpp's
+//     RoPE, which rotates adjacent pairs (x[2i], x[2i+1]) (GPT-J style), matches HF's
+//     rotate_half, which rotates (x[i], x[i+D/2]); the NEOX-RoPE architectures take HF's order;
+//   - 1-D tensors (norms, biases) always F32 ("n_dims <= 1 → F32" in the converter), others F32
+//     or F16;
 //   - output.weight omitted when tie_word_embeddings (llama.cpp then reuses token_embd).
 // and, for the low-bit types, what llama.cpp's quantize tool (src/llama-quant.cpp) does to such
 // a file, with kdqat's bit-exact block quantizers (src/quant/formats.ts ≡ ggml-quants.c):
-//   - the 7 projection matrices of every layer (attn_q/k/v/output, ffn_gate/up/down) in Q8_0,
+//   - the 7 projection matrices of every layer (attn_q/k/v/output, ffn_gate/up/down; a fused
+//     tensor takes its parts' common type) in Q8_0,
 //     Q4_0, TQ2_0 or a K-quant (Q2_K … Q6_K), blocks along the input dimension (GGUF ne[0]);
 //     q/k rows are permuted first (a permutation of whole rows, so it commutes with the
 //     per-row blocks);
@@ -30,11 +36,10 @@ import type { LlamaConfig } from '../models/llama.js';
 import type { Params } from '../nn/params.js';
 import type { Architecture } from '../models/architecture.js';
 import { architecture } from '../models/registry.js';
-import { storedLayout } from '../models/fused.js';
+import { stackRows, storedLayout } from '../models/fused.js';
 import type { HfModelConfig, LlamaMeta } from './hf-config.js';
 import { writeGguf, type GgmlType, type GgufTensorIn, type GgufValue } from './gguf_format.js';
 import { readGgufTensor, type GgufFile } from './gguf_read.js';
-import { stackRows } from '../models/fused.js';
 import { parseTokenizerJson } from './gguf_tokenizer.js';
 import { ggufVocabKv } from './gguf_vocab.js';
 import { specialVocab, specialVocabKv, type SpecialType } from './tokenizer_config.js';
