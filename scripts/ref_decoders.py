@@ -85,7 +85,7 @@ FAMILIES = {
         architectures=["Qwen2ForCausalLM"], attention_dropout=0.0, bos_token_id=151643, eos_token_id=151643,
         hidden_act="silu", initializer_range=0.02, max_window_layers=24, model_type="qwen2", rms_norm_eps=1e-06,
         rope_theta=1000000.0, sliding_window=32768, tie_word_embeddings=True, torch_dtype="bfloat16",
-        transformers_version="4.40.1", use_cache=True, use_mrope=False, use_sliding_window=False),
+        transformers_version="4.40.1", use_cache=True, use_sliding_window=False),
     # Qwen/Qwen3-0.6B: q_norm/k_norm, head_dim 128 != 1024/16 (here 16 != 32/4), tied.
     "qwen3": dict(
         architectures=["Qwen3ForCausalLM"], attention_bias=False, attention_dropout=0.0, bos_token_id=151643,

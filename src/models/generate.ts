@@ -39,7 +39,8 @@ export interface GenerateResult {
 }
 
 export function generate(model: Model, prompt: readonly number[], opts: GenerateOptions = {}): GenerateResult {
-  if (archOf(model).kind !== 'decoder') throw new Error(`generation needs a causal LM (a decoder); this is ${archOf(model).describe(archOf(model).modelHeads(model as never))} head)`);
+  const rec = archOf(model);
+  if (rec.kind !== 'decoder') throw new Error(`generation needs a causal LM (a decoder); this is ${rec.describe(rec.modelHeads(model as never))})`);
   if (prompt.length === 0) throw new RangeError('generate: the prompt must have at least one token');
   const { maxNewTokens = 64, temperature = 0, topK = 0, seed = 0, eosIds = [] } = opts;
   if (!(temperature >= 0)) throw new RangeError(`temperature must be ≥ 0, got ${temperature}`);

@@ -28,7 +28,7 @@ export const qwen2: Architecture<LlamaConfig, LlamaMeta, object> = decoderRecord
     return { qkvBias: true, ropeScaling: parseRopeScaling(r, base.maxPositionEmbeddings, ['linear', 'yarn']) };
   },
   json: (k) => ({ rope_scaling: ropeScalingJson(k.ropeScaling), use_sliding_window: false }),
-  kept: { max_window_layers: 28, sliding_window: 4096, use_mrope: false },
+  kept: { max_window_layers: 28, sliding_window: 4096 },
   pretrainFeatures: () => ({ qkvBias: true }),
   gguf: {
     arch: 'qwen2',
