@@ -4,6 +4,7 @@ import { runGemmBench } from './gemm.js';
 import { runStepBench, type StepRecord } from './step.js';
 import { runQatBench, type QatStepRecord } from './qat_step.js';
 import { runQuantBench } from './quant.js';
+import { printRealSizeTable, runRealSizeBench } from './real_size.js';
 
 export interface BenchOptions {
   json?: boolean;
@@ -34,6 +35,12 @@ export async function runBench(opts: BenchOptions): Promise<void> {
   if (!opts.only || opts.only === 'quant') {
     const recs = runQuantBench({ json });
     if (json) for (const r of recs) print(true, r);
+  }
+  // Real-size checkpoints take minutes per model: only when asked for.
+  if (opts.only === 'real') {
+    const recs = runRealSizeBench({ torch: opts.torch ?? true });
+    if (json) for (const r of recs) print(true, r);
+    else printRealSizeTable(recs);
   }
 }
 

@@ -1,0 +1,83 @@
+// Benchmark (issue 11's scale): real-size random checkpoints in the exact layout of SmolLM2-135M,
+// Qwen2.5-0.5B (decoders) and BERT-base (encoder, classifier) — config.json as published
+// (bench/configs/), weights BF16 as the real files ship — loaded by kdqat's loader and by a
+// PyTorch script on the same file (bench/torch_real_size.py): load time, forward tokens/s
+// without gradients, KD-QAT step tokens/s (settings in bench/real_size_shapes.ts) and peak RSS,
+// each configuration in its own child process (bench/real_size_worker.ts). The checkpoints are
+// made once into $KDQAT_BENCH_DIR (default: the OS temp directory), 0.3–1 GB each.
+// Not part of the default `npm run bench` (minutes per model): `npm run bench -- --only real`.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { TORCH_PYTHON, runChild, torchAvailable } from './step.js';
+import { SHAPES, type RealSizeName } from './real_size_shapes.js';
+
+export interface RealSizeRecord {
+  bench: 'real_size';
+  impl: 'kdqat' | 'torch';
+  model: RealSizeName;
+  threads: number;
+  batch: number;
+  seq: number;
+  load_ms: number;
+  forward_tokens_per_s: number;
+  qat_tokens_per_s: number;
+  qat_best_tokens_per_s: number;
+  peak_rss_mb: number;
+  loss_first: number;
+  loss_last: number;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const WORKER = join(here, 'real_size_worker.ts');
+
+function checkpoint(name: RealSizeName): string {
+  const dir = join(process.env.KDQAT_BENCH_DIR ?? os.tmpdir(), `kdqat-bench-${name}`);
+  // The config is part of the key: a changed bench/configs file makes a new checkpoint.
+  const cfg = fs.readFileSync(join(here, 'configs', `${name}.json`), 'utf8');
+  const stamp = join(dir, '.bench-config.json');
+  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === cfg) return dir;
+  process.stderr.write(`making the ${SHAPES[name].label} checkpoint in ${dir} …\n`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', WORKER, 'make', name, dir], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) throw new Error(`making ${dir} failed (${r.status})`);
+  fs.writeFileSync(stamp, cfg);
+  return dir;
+}
+
+export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: number[]; steps?: number; torch?: boolean } = {}): RealSizeRecord[] {
+  const models = opts.models ?? (Object.keys(SHAPES) as RealSizeName[]);
+  const threads = opts.threads ?? [2];
+  const steps = String(opts.steps ?? 2);
+  const useTorch = (opts.torch ?? true) && torchAvailable();
+  const out: RealSizeRecord[] = [];
+  for (const name of models) {
+    const dir = checkpoint(name);
+    for (const t of threads) {
+      out.push(runChild<RealSizeRecord>(process.execPath, ['--import', 'tsx', WORKER, 'run', name, dir, steps], t));
+      if (useTorch) out.push(runChild<RealSizeRecord>(TORCH_PYTHON, [join(here, 'torch_real_size.py'), name, dir, steps], t));
+    }
+  }
+  return out;
+}
+
+export function printRealSizeTable(recs: RealSizeRecord[]): void {
+  console.log('\nreal-size checkpoints (random weights in the published layouts; KD-QAT settings in bench/real_size_shapes.ts)');
+  console.log('model            impl   thr  B×T      load s  fwd tok/s  KD-QAT tok/s  peak RSS MB');
+  for (const r of recs) {
+    console.log(`${r.model.padEnd(17)}${r.impl.padEnd(7)}${String(r.threads).padStart(3)}  ${`${r.batch}×${r.seq}`.padEnd(8)}` +
+      `${(r.load_ms / 1000).toFixed(2).padStart(7)}${r.forward_tokens_per_s.toFixed(0).padStart(11)}` +
+      `${r.qat_tokens_per_s.toFixed(1).padStart(14)}${r.peak_rss_mb.toFixed(0).padStart(13)}`);
+  }
+  for (const name of new Set(recs.map((r) => r.model))) {
+    for (const t of new Set(recs.map((r) => r.threads))) {
+      const a = recs.find((r) => r.model === name && r.threads === t && r.impl === 'kdqat');
+      const b = recs.find((r) => r.model === name && r.threads === t && r.impl === 'torch');
+      if (a && b) {
+        console.log(`${name}, ${t} thread(s): kdqat/torch load ${(b.load_ms / a.load_ms).toFixed(2)}× faster, forward ${(a.forward_tokens_per_s / b.forward_tokens_per_s).toFixed(2)}×, ` +
+          `KD-QAT ${(a.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, peak RSS ${(a.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×`);
+      }
+    }
+  }
+}

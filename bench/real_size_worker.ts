@@ -1,0 +1,83 @@
+// Child process of bench/real_size.ts. `make <name> <dir>`: writes a random checkpoint in the
+// exact layout of the real model (bench/configs/<name>.json; weights BF16 as the real files
+// ship) to <dir>. `run <name> <dir> <steps>`: loads it with kdqat's loader (the timed load),
+// times forward tokens/s without gradients and KD-QAT steps (teacher = the loaded model, student
+// = an exact copy under the model's quantization setting, see SHAPES), and prints one JSON record
+// with the peak RSS. Threads from KDQAT_THREADS.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Rng, Tensor, backward, getThreads, intTensor, noGrad } from '../src/tensor/index.js';
+import { initParams, type Params } from '../src/nn/params.js';
+import { asModel, loadModelDir, paramSpecOf, saveModelDir } from '../src/io/model-dir.js';
+import { archOf, parseHfConfig, type Model } from '../src/models/registry.js';
+import { prepare } from '../src/quant/prepare.js';
+import { QUANT_PRESETS } from '../src/quant/config.js';
+import { captureFor, distillLoss } from '../src/distill/losses.js';
+import { AdamW } from '../src/train/optim.js';
+import { SHAPES, type RealSizeName } from './real_size_shapes.js';
+
+const [mode, name, dir, stepsArg] = process.argv.slice(2) as [string, RealSizeName, string, string?];
+const shape = SHAPES[name];
+if (!shape) throw new Error(`unknown real-size model "${name}" (${Object.keys(SHAPES).join(', ')})`);
+const here = path.dirname(new URL(import.meta.url).pathname);
+const json = JSON.parse(fs.readFileSync(path.join(here, 'configs', `${name}.json`), 'utf8'));
+
+if (mode === 'make') {
+  const hf = parseHfConfig(json, `bench/configs/${name}.json`);
+  const spec = paramSpecOf(hf);
+  const params = initParams(new Map([...spec].map(([n, s]) => [n, { shape: s.shape, init: { kind: 'normal' as const, std: 0.02 } }])), 1);
+  saveModelDir(dir, { config: hf, params, dtype: 'BF16', force: true });
+  process.exit(0);
+}
+
+const steps = Number(stepsArg ?? 2);
+const t0 = performance.now();
+const loaded = loadModelDir(dir);
+const loadMs = performance.now() - t0;
+const teacher: Model = asModel(loaded);
+for (const p of teacher.params.values()) p.requiresGrad = false;
+const rec = archOf(teacher);
+const { batch: B, seq: T } = shape;
+const rng = new Rng(2);
+const ids = new Int32Array(B * T);
+for (let i = 0; i < ids.length; i++) ids[i] = rng.int(teacher.config.vocabSize);
+const x = { ids: intTensor(ids, [B, T]), mask: null };
+
+// Forward without gradients (what evaluation and the teacher do).
+let fwdBest = Infinity;
+for (let i = 0; i < 2; i++) {
+  const s0 = performance.now();
+  noGrad(() => rec.forward(teacher, x));
+  fwdBest = Math.min(fwdBest, performance.now() - s0);
+}
+
+// KD-QAT: the student is an exact copy, fake-quantized by the preset.
+const studentParams: Params = new Map([...teacher.params].map(([k, v]) => [k, new Tensor(v.f32.slice(), v.shape, true)]));
+const student: Model = { ...teacher, params: studentParams } as Model;
+const prepared = prepare(student, QUANT_PRESETS[shape.preset]);
+const capture = captureFor(shape.losses, teacher.arch);
+const opt = new AdamW(new Map([...studentParams, ...prepared.quantParams]), { lr: 1e-5, weightDecay: 0 });
+function step(): number {
+  const t = noGrad(() => rec.forward(teacher, x, { capture }));
+  const s = rec.forward(student, x, { capture, weight: prepared.weight });
+  const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1 });
+  backward(total);
+  opt.step(1e-5);
+  opt.zeroGrad();
+  return total.item();
+}
+const first = step();
+let best = Infinity, last = first;
+const s0 = performance.now();
+for (let i = 0; i < steps; i++) {
+  const a = performance.now();
+  last = step();
+  best = Math.min(best, performance.now() - a);
+}
+const ms = (performance.now() - s0) / steps;
+console.log(JSON.stringify({
+  bench: 'real_size', impl: 'kdqat', model: name, threads: getThreads(), batch: B, seq: T,
+  load_ms: loadMs, forward_tokens_per_s: (B * T) / (fwdBest / 1000),
+  qat_tokens_per_s: (B * T) / (ms / 1000), qat_best_tokens_per_s: (B * T) / (best / 1000),
+  peak_rss_mb: process.resourceUsage().maxRSS / 1024, loss_first: first, loss_last: last,
+}));
