@@ -21,7 +21,7 @@ import { archOf, lmLogits } from '../../src/models/model.js';
 import { storedLayout, stackRows } from '../../src/models/fused.js';
 import { paramSpecOf } from '../../src/io/model-dir.js';
 import type { LlamaConfig } from '../../src/models/llama.js';
-import { parseHfConfig } from '../../src/models/registry.js';
+import { hfConfigJson, parseHfConfig } from '../../src/models/registry.js';
 import { generate } from '../../src/models/generate.js';
 
 const ROOT = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
@@ -154,4 +154,13 @@ test('SmolLM2 is the llama record with tied embeddings (a config, not a record):
   assert.equal((loaded.hf.config as LlamaConfig).tieWordEmbeddings, true);
   assert.ok(!loaded.params.has('lm_head.weight'));
   assert.ok(!readSafetensors(path.join(ROOT, 'smollm2', 'model.safetensors')).tensors.has('lm_head.weight'));
+});
+
+test('the published config.json of SmolLM2-135M and Qwen2.5-0.5B (bench/configs/) parse and write back the same keys and values', () => {
+  for (const name of ['smollm2-135m', 'qwen2.5-0.5b']) {
+    const file = fileURLToPath(new URL(`../../bench/configs/${name}.json`, import.meta.url));
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const { transformers_version: _v, ...keep } = json;
+    assert.deepEqual(hfConfigJson(parseHfConfig(json, file)), keep, name);
+  }
 });
