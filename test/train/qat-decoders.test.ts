@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModelDir, asModel } from '../../src/io/model-dir.js';
+import { loadModelDir, asModel, saveModelDir } from '../../src/io/model-dir.js';
+import { prepare } from '../../src/quant/prepare.js';
+import { noGrad } from '../../src/tensor/index.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
 import { runQat, STUDENT_DIR } from '../../src/train/qat.js';
@@ -98,6 +100,35 @@ test('every decoder family pretrains from scratch (kdqat pretrain --arch): the l
       assert.equal(m.arch, arch);
       const log = fs.readFileSync(path.join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => Number.isFinite(l.loss));
       assert.ok(log.at(-1).loss < log[0].loss, `${arch}: loss ${log[0].loss} → ${log.at(-1).loss}`);
+    }
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('phi3: a quantization rule on v_proj acts on exactly the V rows of the stored qkv_proj (per-row granules, so the slice quantizes as those rows would in place)', () => {
+  const root = tmpDir('phi3-vq');
+  try {
+    const src = path.join(FIXTURES, 'phi3');
+    const model = asModel(loadModelDir(src));
+    const prepared = prepare(model, { weights: { rule: { kind: 'sym', bits: 4 }, granule: { kind: 'channel' } }, modules: ['v_proj'] });
+    const L = model.config.numHiddenLayers;
+    assert.deepEqual([...prepared.quantized.keys()], Array.from({ length: L }, (_, l) => `model.layers.${l}.self_attn.v_proj.weight`));
+    const params = new Map(model.params);
+    for (const n of prepared.quantized.keys()) params.set(n, noGrad(() => prepared.weight(n, model.params.get(n)!)));
+    const out = path.join(root, 'vq');
+    saveModelDir(out, { config: loadModelDir(src).hf, params, dtype: 'F32' });
+    const before = readSafetensors(path.join(src, 'model.safetensors')).tensors;
+    const after = readSafetensors(path.join(out, 'model.safetensors')).tensors;
+    for (const [n, t] of before) {
+      const a = after.get(n)!.data as Float32Array, b = t.data as Float32Array;
+      if (!n.endsWith('qkv_proj.weight')) { assert.ok(same(a, b), `${n} unchanged`); continue; }
+      const l = Number(/layers\.(\d+)\./.exec(n)![1]);
+      const v = params.get(`model.layers.${l}.self_attn.v_proj.weight`)!.f32;
+      const qk = b.length - v.length;
+      assert.ok(same(a.subarray(0, qk), b.subarray(0, qk)), `${n}: q and k rows untouched`);
+      assert.ok(same(a.subarray(qk), v), `${n}: the V rows are the quantized v_proj`);
+      assert.ok(!same(a.subarray(qk), b.subarray(qk)), `${n}: the V rows changed`);
     }
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
