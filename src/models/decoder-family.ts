@@ -57,10 +57,14 @@ const COMMON_KEYS = [
   'architectures', 'model_type', 'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers',
   'num_attention_heads', 'num_key_value_heads', 'rms_norm_eps', 'rope_theta', 'max_position_embeddings',
   'tie_word_embeddings', 'initializer_range', 'hidden_act', 'bos_token_id', 'eos_token_id', 'pad_token_id',
-  'torch_dtype', 'dtype', 'use_cache', 'attention_dropout',
+  'torch_dtype', 'dtype',
   // Provenance, not the model: dropped as hf-config.ts says (kdqat did not run transformers).
   'transformers_version', '_name_or_path',
 ];
+
+/** Keys every decoder config has that do not change the model kdqat runs (inference cache,
+ *  training-time attention dropout): kept as the source gives them (DecoderFamily.kept). */
+const COMMON_KEPT: Obj = { attention_dropout: 0.0, use_cache: true };
 
 /** Keys that change the model in ways no decoder here implements: refused unless at their
  *  harmless value. */
@@ -160,6 +164,7 @@ type DecoderModel = { arch: string; config: LlamaConfig; params: Params };
 /** The Architecture record of a decoder family. */
 export function decoderRecord(f: DecoderFamily): Architecture<LlamaConfig, LlamaMeta, object> {
   const known = new Set([...COMMON_KEYS, ...Object.keys(f.json(pretrainConfig(f, PROBE)))]);
+  const kept: Obj = { ...COMMON_KEPT, ...f.kept };
   function parse(r: ConfigReader): { config: LlamaConfig; meta: LlamaMeta } {
     r.architectures([f.cls]);
     for (const [k, ok, why] of REFUSE) if (r.j[k] !== undefined && r.j[k] !== null && !ok(r.j[k])) r.fail(`"${k}": ${JSON.stringify(r.j[k])} is not supported (${why})`);
@@ -195,7 +200,7 @@ export function decoderRecord(f: DecoderFamily): Architecture<LlamaConfig, Llama
     }
     const extra: Obj = {};
     // A kept key at the value kdqat writes anyway is not extra (so configs compare equal).
-    const isKeptDefault = (k: string, v: unknown): boolean => f.kept !== undefined && Object.hasOwn(f.kept, k) && JSON.stringify(f.kept[k]) === JSON.stringify(v);
+    const isKeptDefault = (k: string, v: unknown): boolean => Object.hasOwn(kept, k) && JSON.stringify(kept[k]) === JSON.stringify(v);
     for (const [k, v] of Object.entries(r.j)) if (!known.has(k) && !isKeptDefault(k, v)) extra[k] = v;
     const meta: LlamaMeta = {
       bosTokenId: r.tokenId('bos_token_id'), eosTokenId, padTokenId: r.tokenId('pad_token_id'),
@@ -208,14 +213,14 @@ export function decoderRecord(f: DecoderFamily): Architecture<LlamaConfig, Llama
   }
   function toJson(k: LlamaConfig, m: LlamaMeta): Obj {
     const out: Obj = {
-      ...f.kept,
+      ...kept,
       ...m.extra,
-      architectures: [f.cls], attention_dropout: 0.0, bos_token_id: m.bosTokenId, eos_token_id: m.eosTokenId,
+      architectures: [f.cls], bos_token_id: m.bosTokenId, eos_token_id: m.eosTokenId,
       hidden_act: 'silu', hidden_size: k.hiddenSize, initializer_range: k.initializerRange,
       intermediate_size: k.intermediateSize, max_position_embeddings: k.maxPositionEmbeddings,
       model_type: f.name, num_attention_heads: k.numAttentionHeads, num_hidden_layers: k.numHiddenLayers,
       num_key_value_heads: k.numKeyValueHeads, rms_norm_eps: k.rmsNormEps, rope_theta: k.ropeTheta,
-      tie_word_embeddings: k.tieWordEmbeddings, torch_dtype: m.torchDtype, use_cache: true, vocab_size: k.vocabSize,
+      tie_word_embeddings: k.tieWordEmbeddings, torch_dtype: m.torchDtype, vocab_size: k.vocabSize,
       ...f.json(k),
       ...(m.padTokenId === null ? {} : { pad_token_id: m.padTokenId }),
     };

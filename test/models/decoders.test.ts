@@ -164,3 +164,9 @@ test('the published config.json of SmolLM2-135M and Qwen2.5-0.5B (bench/configs/
     assert.deepEqual(hfConfigJson(parseHfConfig(json, file)), keep, name);
   }
 });
+
+test('keys that do not change the model kdqat runs (dropout rates, use_cache, unknown informational keys) are written back as given', () => {
+  const j = { ...JSON.parse(fs.readFileSync(path.join(ROOT, 'qwen2', 'config.json'), 'utf8')), attention_dropout: 0.1, use_cache: false, sliding_window: 131072, note: 'x' };
+  const { transformers_version: _v, ...keep } = j;
+  assert.deepEqual(hfConfigJson(parseHfConfig(j)), keep);
+});
