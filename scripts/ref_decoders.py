@@ -108,6 +108,13 @@ FAMILIES = {
         initializer_range=0.02, model_type="mistral", rms_norm_eps=1e-05, rope_theta=10000.0,
         sliding_window=8, tie_word_embeddings=False, torch_dtype="bfloat16", transformers_version="4.34.0.dev0",
         use_cache=True),
+    # ByteDance-Seed/Seed-OSS-36B-Base: q/k/v biases (attention_bias), head_dim != hidden/heads.
+    "seed-oss": dict(
+        architectures=["SeedOssForCausalLM"], attention_bias=True, attention_dropout=0.1, attention_out_bias=False,
+        bos_token_id=0, eos_token_id=2, head_dim=16, hidden_act="silu", initializer_range=0.02, mlp_bias=False,
+        model_type="seed_oss", pad_token_id=1, pretraining_tp=1, residual_dropout=0.1, rms_norm_eps=1e-06,
+        rope_scaling={"rope_type": "default"}, rope_theta=10000000.0, tie_word_embeddings=False,
+        torch_dtype="bfloat16", transformers_version="4.55.0", use_cache=True),
 }
 # The special ids of the real models are outside the shrunk vocabulary: map them into it.
 SPECIAL_IDS = {"bos_token_id": 256, "eos_token_id": 257, "pad_token_id": 257}
@@ -141,9 +148,9 @@ def inv_freq_and_scale(c, D):
     theta = float(c["rope_theta"])
     inv = 1.0 / (theta ** (torch.arange(0, D, 2, dtype=F64) / D))
     rs = c.get("rope_scaling")
-    if rs is None:
+    kind = None if rs is None else rs.get("rope_type", rs.get("type"))
+    if kind in (None, "default"):
         return inv, 1.0
-    kind = rs.get("rope_type", rs.get("type"))
     factor = float(rs["factor"])
     if kind == "linear":
         return inv / factor, 1.0
@@ -181,7 +188,7 @@ def attention(c, p, pre, h, fam):
         q, k, v = qkv[..., :H * D], qkv[..., H * D:(H + Hkv) * D], qkv[..., (H + Hkv) * D:]
     else:
         q, k, v = (h @ p[pre + f"self_attn.{n}_proj.weight"].T for n in "qkv")
-        if fam == "qwen2":  # Qwen2Attention: bias on q/k/v only
+        if fam in ("qwen2", "seed_oss"):  # Qwen2Attention, SeedOssAttention (attention_bias): bias on q/k/v only
             q, k, v = (t + p[pre + f"self_attn.{n}_proj.bias"] for t, n in zip((q, k, v), "qkv"))
     q, k, v = q.view(B, Tn, H, D), k.view(B, Tn, Hkv, D), v.view(B, Tn, Hkv, D)
     if fam == "qwen3":  # Qwen3Attention: RMSNorm over each head, before RoPE
@@ -228,7 +235,7 @@ def forward(c, p, ids, fam):
 
 def family_of(name):
     return {"smollm2": "llama", "llama3": "llama", "llama-linear": "llama", "llama-yarn": "llama",
-            "mistral-swa": "mistral"}.get(name, name)
+            "mistral-swa": "mistral", "seed-oss": "seed_oss"}.get(name, name)
 
 
 def shapes(c, fam):
@@ -253,7 +260,7 @@ def shapes(c, fam):
         s[pre + "self_attn.v_proj.weight"] = (Hkv * D, C)
         s[pre + "mlp.gate_proj.weight"] = (Fi, C)
         s[pre + "mlp.up_proj.weight"] = (Fi, C)
-        if fam == "qwen2":
+        if fam in ("qwen2", "seed_oss"):
             s[pre + "self_attn.q_proj.bias"] = (H * D,)
             s[pre + "self_attn.k_proj.bias"] = (Hkv * D,)
             s[pre + "self_attn.v_proj.bias"] = (Hkv * D,)

@@ -10,6 +10,7 @@ import { mistral } from './mistral-arch.js';
 import { qwen2 } from './qwen2-arch.js';
 import { qwen3 } from './qwen3-arch.js';
 import { phi3 } from './phi3-arch.js';
+import { seedOss } from './seed-oss-arch.js';
 
 /** Every architecture kdqat supports, keyed by HF model_type (= Model.arch). */
 export const ARCHITECTURES = {
@@ -19,6 +20,7 @@ export const ARCHITECTURES = {
   qwen2,
   qwen3,
   phi3,
+  seed_oss: seedOss,
 } as const;
 
 type Archs = typeof ARCHITECTURES;

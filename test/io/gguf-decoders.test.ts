@@ -43,6 +43,7 @@ const CASES: [string, ByteLevelFamily, string, string[], Partial<LlamaConfig>?][
   ['qwen2', QWEN2, 'qwen2', ['blk.0.attn_q.bias']],
   ['qwen3', QWEN2, 'qwen3', ['blk.1.attn_k_norm.weight']],
   ['phi3', GPT2, 'phi3', ['blk.0.attn_qkv.weight']],
+  ['seed-oss', GPT2, 'seed_oss', ['blk.0.attn_v.bias', 'blk.1.post_attention_norm.weight']],
   // Phi-3 with a window of 8 < 28 tokens: llama.cpp ignores it, so it equals kdqat without one.
   ['phi3', GPT2, 'phi3', ['blk.0.attn_qkv.weight'], { slidingWindow: 8 }],
 ];

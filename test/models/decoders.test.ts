@@ -25,7 +25,7 @@ import { hfConfigJson, parseHfConfig } from '../../src/models/registry.js';
 import { generate } from '../../src/models/generate.js';
 
 const ROOT = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
-export const DECODER_FIXTURES = ['smollm2', 'llama3', 'llama-linear', 'llama-yarn', 'mistral', 'mistral-swa', 'qwen2', 'qwen3', 'phi3'] as const;
+export const DECODER_FIXTURES = ['smollm2', 'llama3', 'llama-linear', 'llama-yarn', 'mistral', 'mistral-swa', 'qwen2', 'qwen3', 'phi3', 'seed-oss'] as const;
 const BAR = 1e-4; // issue 11: logits and gradients within 1e-4 relative
 
 /** max |got − want| / max |want| (the tensor's scale). */
