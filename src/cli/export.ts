@@ -1,4 +1,5 @@
-// `kdqat export`: a model directory to a GGUF file for llama.cpp (LLaMA only; F32, F16, the
+// `kdqat export`: a model directory to a GGUF file for llama.cpp (the decoder families whose
+// record has a GGUF layout; F32, F16, the
 // llama.cpp block formats Q8_0/Q4_0/TQ2_0/Q2_K…Q6_K, see src/io/gguf.ts, or the Q4_K_M/Q5_K_M
 // mixes, src/quant/kmix.ts), or re-saved as a model directory
 // in half precision (safetensors F16/BF16).
@@ -32,7 +33,7 @@ export interface ExportOptions {
 
 export function exportCommand(): Command {
   return new Command('export')
-    .description('export a model directory: --format gguf (LLaMA, for llama.cpp), --format onnx (onnxruntime / transformers.js) or --format safetensors (half-precision model directory)')
+    .description('export a model directory: --format gguf (decoders, for llama.cpp), --format onnx (onnxruntime / transformers.js) or --format safetensors (half-precision model directory)')
     .requiredOption('--model <dir>', 'Hugging Face model directory')
     .requiredOption('--format <format>', 'gguf, onnx or safetensors')
     .requiredOption('--out <path>', 'FILE.gguf; FILE.onnx or a transformers.js model folder; or the output directory for safetensors')
@@ -194,8 +195,9 @@ export async function runExport(opts: ExportOptions): Promise<string> {
 
   if (format === 'gguf') {
     const hf = m.loaded.hf;
-    if (hf.arch !== 'llama') {
-      throw new Error(`--model ${m.dir} is ${describeModel(m)}: GGUF export is for LLaMA-family decoders (llama.cpp runs no BERT encoders from kdqat); use --format safetensors`);
+    const { architecture } = await import('../models/registry.js');
+    if (!architecture(hf.arch).gguf) {
+      throw new Error(`--model ${m.dir} is ${describeModel(m)}: GGUF export is for the decoder families llama.cpp runs (llama.cpp runs no encoders from kdqat); use --format safetensors`);
     }
     if (!tokenizerJson) throw new Error(`--model ${m.dir}: no tokenizer.json in the model directory, and GGUF embeds the vocabulary; pass --tokenizer FILE`);
     const plan = (MIXES as readonly string[]).includes(dtype)
@@ -203,11 +205,12 @@ export async function runExport(opts: ExportOptions): Promise<string> {
       : studentPlan(m, (dtype || undefined) as GgufWeightType | undefined, embedType !== undefined, !!opts.lossy);
     for (const n of plan.notes) process.stderr.write(`note: ${n}\n`);
     try {
-      exportLlamaGguf(out, {
+      const notes = exportLlamaGguf(out, {
         config: hf, params: m.loaded.params, tokenizerJson, tokenizerConfig, pre: opts.tokenizerPre,
-        force: opts.force, name: path.basename(m.dir),
+        force: opts.force, defaultName: path.basename(m.dir),
         dtype: plan.dtype, embedType: embedType as GgufEmbedType | undefined, types: plan.types, lossless: plan.lossless,
       });
+      for (const n of notes) process.stderr.write(`note: ${n}\n`);
     } catch (e) {
       throw new Error(`export to ${out} failed: ${(e as Error).message}`);
     }

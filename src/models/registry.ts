@@ -6,11 +6,21 @@ import type { Architecture, Heads } from './architecture.js';
 import { ConfigReader, isObj, type Obj } from './config-reader.js';
 import { llama } from './llama-arch.js';
 import { bert } from './bert-arch.js';
+import { mistral } from './mistral-arch.js';
+import { qwen2 } from './qwen2-arch.js';
+import { qwen3 } from './qwen3-arch.js';
+import { phi3 } from './phi3-arch.js';
+import { seedOss } from './seed-oss-arch.js';
 
 /** Every architecture kdqat supports, keyed by HF model_type (= Model.arch). */
 export const ARCHITECTURES = {
   llama,
   bert,
+  mistral,
+  qwen2,
+  qwen3,
+  phi3,
+  seed_oss: seedOss,
 } as const;
 
 type Archs = typeof ARCHITECTURES;

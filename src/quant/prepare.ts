@@ -114,7 +114,7 @@ export function planQuantization(model: Model, config: QuantConfig, opts: Prepar
   const targets = quantTargets(model);
   const allNames = [...model.params.keys()];
   const chosen = new Map<string, WeightQuant | null>();
-  const modules = config.modules ?? DEFAULT_MODULES[model.arch];
+  const modules = config.modules ?? [...(archOf(model).modules.defaultQuant ?? DEFAULT_MODULES[model.arch as keyof typeof DEFAULT_MODULES])];
   for (const n of select(targets, allNames, modules, `${src}: modules`)) chosen.set(n, dflt);
   (config.overrides ?? []).forEach((o, i) => {
     const q = o.quant ? normalizeQuant(o.quant) : null;

@@ -63,7 +63,7 @@ test('export --format safetensors: a model directory in f16 / bf16 that loads ba
 
 test('export errors', async () => {
   await assert.rejects(runExport({ model: fx.bert, format: 'gguf', out: path.join(fx.root, 'b.gguf') }),
-    /--model .*bert is a BERT encoder .*GGUF export is for LLaMA-family decoders .*use --format safetensors/);
+    /--model .*bert is a BERT encoder .*GGUF export is for the decoder families llama.cpp runs .*use --format safetensors/);
   const existing = fx.file('exists.gguf', 'x');
   await assert.rejects(runExport({ model: fx.llama, format: 'gguf', out: existing }), /already exists; pass --force to replace it/);
   await assert.rejects(runExport({ model: fx.llama, format: 'safetensors', out: fx.bert }), /already exists; pass --force/);
