@@ -1,8 +1,8 @@
 // Reference kernel 'fakeQuantGrid' (src/tensor/kernels.ts): llama.cpp K-quant fake quantization.
 // The reference here IS the format's own: src/quant/formats.ts reproduces ggml-quants.c bit for
 // bit, and that module depends on nothing but io/half, so importing it from the backend makes
-// no cycle (and keeps one copy of the K-quant math). No native kernel yet: the registry serves
-// this one under either backend.
+// no cycle (and keeps one copy of the K-quant math). The native kernel (native/kquant.cc,
+// kquant_impl.inc) is tested bitwise against this one (test/backend/kquant.test.ts).
 import type { Kernels } from '../../tensor/kernels.js';
 import { QuantRule } from '../../tensor/kernels.js';
 import { FORMATS, gridQuantRef } from '../../quant/formats.js';
