@@ -4,6 +4,7 @@ import { runGemmBench } from './gemm.js';
 import { runStepBench, type StepRecord } from './step.js';
 import { runQatBench, type QatStepRecord } from './qat_step.js';
 import { runQuantBench } from './quant.js';
+import { runKQuantBench } from './kquant.js';
 
 export interface BenchOptions {
   json?: boolean;
@@ -33,6 +34,10 @@ export async function runBench(opts: BenchOptions): Promise<void> {
   }
   if (!opts.only || opts.only === 'quant') {
     const recs = runQuantBench({ json });
+    if (json) for (const r of recs) print(true, r);
+  }
+  if (!opts.only || opts.only === 'kquant') {
+    const recs = runKQuantBench({ json });
     if (json) for (const r of recs) print(true, r);
   }
 }

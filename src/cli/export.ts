@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SaveDType } from '../io/model-dir.js';
 import type { GgmlType, GgufEmbedType, GgufWeightType } from '../io/gguf.js';
-import type { FormatName } from '../quant/formats.js';
+import { FORMAT_LIST, formatOfRule, type FormatName } from '../quant/formats.js';
 import type { KMixName } from '../quant/kmix.js';
 import type { LlamaConfig } from '../models/llama.js';
 import type { OpenedModel } from './open-model.js';
@@ -49,9 +49,8 @@ export function exportCommand(): Command {
     });
 }
 
-const BLOCK_RULES: Record<string, FormatName> = {
-  q4_0: 'Q4_0', q8_0: 'Q8_0', tq2_0: 'TQ2_0', q2_k: 'Q2_K', q3_k: 'Q3_K', q4_k: 'Q4_K', q5_k: 'Q5_K', q6_k: 'Q6_K',
-};
+/** A rule kind's GGUF block format (the format table, quant/formats.ts), or undefined. */
+const blockFormatOf = (kind: string): FormatName | undefined => formatOfRule(kind)?.name;
 
 /** How the weights go into the GGUF. A plain model: everything by `given` (default F32). A
  *  student (quant/student.ts) opens as its dequantized weights; each weight it quantized with a
@@ -66,7 +65,7 @@ export function studentPlan(m: OpenedModel, given: GgufWeightType | undefined, e
   const block = new Map<string, FormatName>();
   const other = new Map<string, string>();
   for (const [W, e] of m.student.weights) {
-    const f = BLOCK_RULES[e.quant.rule.kind];
+    const f = blockFormatOf(e.quant.rule.kind);
     if (f) block.set(W, f); else other.set(W, e.quant.rule.kind);
   }
   const projFormats = new Set([...block].filter(([W]) => !isHead(W)).map(([, f]) => f));
@@ -95,7 +94,7 @@ export function studentPlan(m: OpenedModel, given: GgufWeightType | undefined, e
 
 // --type values for gguf (the block types of io/gguf.ts GGUF_WEIGHT_TYPES, and llama-quantize's
 // mixed K-quant recipes of quant/kmix.ts), listed here so that a typo fails before loading.
-const GGUF_TYPES = ['F32', 'F16', 'Q8_0', 'Q4_0', 'TQ2_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'];
+const GGUF_TYPES = ['F32', 'F16', ...FORMAT_LIST.map((f) => f.name)];
 const MIXES = ['Q4_K_M', 'Q5_K_M'] as const;
 
 /** --type q4_k_m / q5_k_m: llama-quantize's type per tensor (quant/kmix.ts). A student's weight on
@@ -107,7 +106,7 @@ function mixPlan(m: OpenedModel, mix: KMixName, embedGiven: boolean, kMixTypes: 
   if (embedGiven) for (const W of ['model.embed_tokens.weight', 'lm_head.weight']) types.delete(W);
   const lossless = new Set<string>(), notes: string[] = [];
   for (const [W, e] of m.student && !m.latent ? m.student.weights : []) {
-    const f = BLOCK_RULES[e.quant.rule.kind];
+    const f = blockFormatOf(e.quant.rule.kind);
     if (!f) continue;
     if (types.get(W) !== f) {
       throw new Error(`--type ${mix.toLowerCase()}: the student ${m.dir} has ${W} on the ${f} grid, but ${mix} stores it as ` +
