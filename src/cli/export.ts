@@ -44,7 +44,7 @@ export function exportCommand(): Command {
     .requiredOption('--out <path>', 'FILE.gguf, or the output directory for safetensors')
     .option('--type <type>', 'gguf: type of the 7 projection matrices of every layer: f32, f16, q8_0, q4_0, tq2_0, q2_k … q6_k, or llama-quantize\'s mixes q4_k_m / q5_k_m (default f32; for a student on a llama.cpp grid its own format, exported losslessly)')
     .option('--embed-type <type>', 'gguf: type of token_embd and output: f32, f16 or q8_0 (default: as --type for f32/f16, else q8_0)')
-    .option('--dtype <dtype>', 'safetensors: f16 (default), bf16 or f32; gguf: same as --type')
+    .option('--dtype <dtype>', 'safetensors: f16 (default; a student: f32, which holds its deployed weights exactly), bf16 or f32; gguf: same as --type')
     .option('--tokenizer <file>', 'tokenizer.json to use when the model directory has none (its tokenizer_config.json, if beside it, too)')
     .option('--tokenizer-pre <name>', 'gguf: llama.cpp pre-tokenizer name (tokenizer.ggml.pre, e.g. llama-bpe, qwen2, gpt-2, smollm) for a byte-level BPE tokenizer whose pre_tokenizer kdqat does not recognise; default: detected from tokenizer.json')
     .option('--latent', "a student directory: export its latent full-precision weights instead of the deployed (dequantized) ones")
