@@ -13,7 +13,7 @@
 // token, second half scored) on the held-out SOTU test addresses (the teacher never saw them);
 // beside it, `kdqat eval --ppl-convention llama.cpp` of the same model on the same text.
 //
-// Usage: npx tsx scripts/kquant-table.ts [--out runs/kquant-table] [--steps 100] [--threads 1]
+// Usage: npx tsx scripts/kquant-table.ts [--out runs/kquant-table] [--steps 100] [--lr 1e-4] [--threads 1]
 // Prints a Markdown table; the intermediate files stay in --out (re-running reuses them).
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -32,6 +32,7 @@ const arg = (name: string, def: string): string => {
 const TEACHER = arg('teacher', 'teachers/llama-sotu');
 const OUT = path.resolve(arg('out', 'runs/kquant-table'));
 const STEPS = arg('steps', '100');
+const LR = arg('lr', '1e-4'); // kdqat qat's default
 const THREADS = arg('threads', '1');
 const SEQ = 128; // the teacher's max_position_embeddings
 fs.mkdirSync(OUT, { recursive: true });
@@ -64,8 +65,8 @@ const rtn = at('rtn-q4_k_m');
 once(rtn, () => kdqat(['quantize', '--model', TEACHER, '--quant', mixJson, '--out', rtn]));
 const qat = at('qat-q4_k_m');
 once(path.join(qat, 'student'), () => kdqat(['qat', '--teacher', TEACHER, '--data', 'sotu', '--quant', mixJson, '--loss', 'pred=1',
-  '--steps', STEPS, '--eval-every', '0', '--save-every', '0', '--threads', THREADS, '--out', qat, '--force']));
-for (const [label, dir] of [['RTN Q4_K_M', rtn], [`KD-QAT Q4_K_M (${STEPS} steps)`, path.join(qat, 'student')]]) {
+  '--steps', STEPS, '--lr', LR, '--eval-every', '0', '--save-every', '0', '--threads', THREADS, '--out', qat, '--force']));
+for (const [label, dir] of [['RTN Q4_K_M', rtn], [`KD-QAT Q4_K_M (${STEPS} steps, lr ${LR})`, path.join(qat, 'student')]]) {
   const gguf = `${dir.replace(/\/student$/, '')}.gguf`;
   once(gguf, () => kdqat(['export', '--model', dir, '--format', 'gguf', '--type', 'q4_k_m', '--out', gguf]));
   rows.push({ label, gguf, model: dir });
@@ -123,4 +124,4 @@ await llama.dispose();
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
 console.log(table.join('\n'));
 console.log(`\n${TEACHER} on the SOTU test addresses (${scored}); ${new Date().toISOString().slice(0, 10)}, ${cpu}, ` +
-  `KDQAT_THREADS=${THREADS}; \`npx tsx scripts/kquant-table.ts --steps ${STEPS}\`.`);
+  `KDQAT_THREADS=${THREADS}; \`npx tsx scripts/kquant-table.ts --steps ${STEPS} --lr ${LR}\`.`);
