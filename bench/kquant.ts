@@ -5,10 +5,17 @@
 // shared machine falls on every column alike; the best round is kept).
 // Usage: npx tsx bench/run.ts --only kquant   (or npx tsx bench/kquant.ts [--json])
 //
-// Measured (2026-12-03, AMD EPYC Zen 4 (family 25 model 17), 2 vCPUs shared with other work,
-// 1 thread, W (768, 256) ~ N(0, 0.05²), best of interleaved rounds, µs/weight):
-//   format  ref     portable  avx2    avx512
-//   (filled in from `npx tsx bench/kquant.ts`; see README "Benchmarks")
+// Measured (2026-12-03 09:09 UTC, AMD EPYC Zen 4 (family 25 model 17), 2 vCPUs shared with
+// other work (load average 2-3: the second vCPU was busy, so 2 threads gain nothing here), 1
+// thread, W (768, 256) ~ N(0, 0.05²), best of 4 interleaved rounds, µs/weight):
+//   format  ref (TS)  portable  avx2    avx512
+//   q2_k    1.18      0.050     0.030   0.026
+//   q3_k    0.24      0.032     0.029   0.033
+//   q4_k    1.26      0.045     0.030   0.024    (52× the reference)
+//   q5_k    1.10      0.045     0.027   0.024
+//   q6_k    0.68      0.051     0.030   0.026
+// The vector paths gain less than their width: the lanes run the searches' data-dependent
+// branches as selects (every lane pays for the longest), and the per-block packing is scalar.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { kernelOf } from '../src/tensor/registry.js';

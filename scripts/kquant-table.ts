@@ -13,7 +13,7 @@
 // token, second half scored) on the held-out SOTU test addresses (the teacher never saw them);
 // beside it, `kdqat eval --ppl-convention llama.cpp` of the same model on the same text.
 //
-// Usage: npx tsx scripts/kquant-table.ts [--out runs/kquant-table] [--steps 100] [--lr 1e-4] [--threads 1]
+// Usage: npx tsx scripts/kquant-table.ts [--out runs/kquant-table] [--steps 100] [--lr 1e-4] [--threads 1] [--only LABEL]
 // Prints a Markdown table; the intermediate files stay in --out (re-running reuses them).
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -34,6 +34,7 @@ const OUT = path.resolve(arg('out', 'runs/kquant-table'));
 const STEPS = arg('steps', '100');
 const LR = arg('lr', '1e-4'); // kdqat qat's default
 const THREADS = arg('threads', '1');
+const ONLY = arg('only', ''); // measure only the rows whose label contains this (the files are made anyway)
 const SEQ = 128; // the teacher's max_position_embeddings
 fs.mkdirSync(OUT, { recursive: true });
 const at = (f: string): string => path.join(OUT, f);
@@ -108,7 +109,7 @@ async function llamaCppPpl(file: string): Promise<[number, number, number]> {
 
 const table = ['| model | GGUF size | llama.cpp perplexity | kdqat, same convention |', '|---|---:|---:|---:|'];
 let scored = '';
-for (const r of rows) {
+for (const r of rows.filter((x) => x.label.includes(ONLY))) {
   const [ppl, n, chunks] = await llamaCppPpl(r.gguf);
   scored = `${n} scored tokens in ${chunks} chunks of ${SEQ}`;
   let own = '—';
