@@ -52,8 +52,8 @@ export * from './gguf_read.js';
  *  MOSTLY_F16 = 1, MOSTLY_Q4_0 = 2, MOSTLY_Q8_0 = 7, MOSTLY_Q2_K = 10, MOSTLY_Q3_K_M = 12,
  *  MOSTLY_Q4_K_M = 15, MOSTLY_Q5_K_M = 17, MOSTLY_Q6_K = 18, MOSTLY_TQ2_0 = 37. */
 export const FILE_TYPE = {
-  F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q2_K: 10, Q3_K: 12, Q4_K: 15, Q5_K: 17, Q6_K: 18, TQ2_0: 37,
-} as const;
+  F32: 0, F16: 1, ...Object.fromEntries(Object.values(FORMATS).map((f) => [f.name, f.fileType])), // the format table
+} as Readonly<Record<'F32' | 'F16' | FormatName, number>>;
 /** Types the projection matrices can be exported in. */
 export type GgufWeightType = keyof typeof FILE_TYPE;
 export const GGUF_WEIGHT_TYPES = Object.keys(FILE_TYPE) as GgufWeightType[];
