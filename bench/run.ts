@@ -6,6 +6,7 @@ import { runQatBench, type QatStepRecord } from './qat_step.js';
 import { runQuantBench } from './quant.js';
 import { printRealSizeTable, runRealSizeBench } from './real_size.js';
 import { printOnnxTable, runOnnxBench } from './onnx.js';
+import { runKQuantBench } from './kquant.js';
 
 export interface BenchOptions {
   json?: boolean;
@@ -35,6 +36,10 @@ export async function runBench(opts: BenchOptions): Promise<void> {
   }
   if (!opts.only || opts.only === 'quant') {
     const recs = runQuantBench({ json });
+    if (json) for (const r of recs) print(true, r);
+  }
+  if (!opts.only || opts.only === 'kquant') {
+    const recs = runKQuantBench({ json });
     if (json) for (const r of recs) print(true, r);
   }
   if (!opts.only || opts.only === 'onnx') {

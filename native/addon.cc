@@ -31,6 +31,7 @@ static const Family kFamilies[] = {
     {"optim", {"portable", "avx2"}, nn_isa},
     {"attention", {"portable", "avx2"}, attention_isa},
     {"quant", {"portable", "avx2"}, quant_isa},
+    {"kquant", {"portable", "avx2", "avx512"}, kquant_isa},
 };
 
 // isaInfo() → { cpu, cap, isa, levels: [{ isa, features, missing }], families: { gemm: {
@@ -82,6 +83,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitAttention(env, exports);
   InitOptim(env, exports);
   InitQuant(env, exports);
+  InitKQuant(env, exports);
   return exports;
 }
 

@@ -116,7 +116,19 @@ Sizes shape_args(const Napi::CallbackInfo& info, size_t i, Params& p) {
 
 bool use_avx2() { return cpu_isa() != Isa::Portable; }
 
-// attention(q, k, v, out, probs, scores, B, T, H, Hkv, D, scale, causal, keyMask)
+// Optional sliding window (argument absent or undefined = 0 = none).
+// The kernels mask keys below the window as −∞ before scaling, which needs scale > 0.
+int64_t window_arg(const Napi::CallbackInfo& info, size_t i, float scale) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return 0;
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "attention: window must be a number");
+  const double w = info[i].As<Napi::Number>().DoubleValue();
+  if (!(w >= 0) || w != std::floor(w) || w > 9.0e15)
+    range_error(info.Env(), "attention: window = " + std::to_string(w) + " must be an integer >= 0 (0 = none)");
+  if (w > 0 && !(scale > 0)) range_error(info.Env(), "attention: a window needs scale > 0");
+  return static_cast<int64_t>(w);
+}
+
+// attention(q, k, v, out, probs, scores, B, T, H, Hkv, D, scale, causal, keyMask[, window])
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Params p;
@@ -128,6 +140,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   p.probs = f32_arg(info, 4, "probs", np, true);
   p.scores = f32_arg(info, 5, "scores", np, true);
   p.key_mask = mask_arg(info, 13, p.B * p.T);
+  p.window = window_arg(info, 14, p.scale);
   if (p.B == 0 || p.T == 0) return env.Undefined();
   // Tasks: (b, h, query block); a grain of ≥ ~64k multiply-adds keeps tiny calls serial.
   const int64_t ntasks = p.B * p.H * p.nqb();
@@ -142,7 +155,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
 }
 
 // attentionBackward(q, k, v, probs, gout, gProbs, gScores, gq, gk, gv,
-//                   B, T, H, Hkv, D, scale, causal, keyMask)
+//                   B, T, H, Hkv, D, scale, causal, keyMask[, window])
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Params p;
@@ -158,6 +171,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   p.gk = f32_arg(info, 8, "gk", nkv, false);
   p.gv = f32_arg(info, 9, "gv", nkv, false);
   p.key_mask = mask_arg(info, 17, p.B * p.T);
+  p.window = window_arg(info, 18, p.scale);
   if (p.B == 0 || p.T == 0) return env.Undefined();
   // A task owns (b, kv head), accumulating dK/dV itself. With fewer than 8 such pairs their
   // query blocks are dealt to `parts` tasks (≥ 2 blocks each) with private dK/dV buffers,

@@ -41,6 +41,10 @@ struct Params {
   int64_t B = 0, T = 0, H = 0, Hkv = 0, D = 0;
   float scale = 1.f;
   bool causal = false;
+  int64_t window = 0;  // > 0: query i sees keys i − window < j only (sliding window)
+
+  // First key row `row` may use under the window (0 without one).
+  int64_t lo(int64_t row) const { return window > 0 && row - window + 1 > 0 ? row - window + 1 : 0; }
 
   int64_t G() const { return H / Hkv; }
   int64_t Tp() const { return round_up(T, kW); }

@@ -25,6 +25,7 @@ const char* nn_isa();  // also the 'optim' family: its loops live in the nn tabl
 const char* quant_isa();
 const char* attention_isa();
 const char* elementwise_isa();
+const char* kquant_isa();
 
 // ---- thread pool: persistent workers, passive waiting, no thread creation per call ----
 int num_threads();
@@ -69,5 +70,6 @@ void InitNN(Napi::Env env, Napi::Object exports);
 void InitAttention(Napi::Env env, Napi::Object exports);
 void InitOptim(Napi::Env env, Napi::Object exports);
 void InitQuant(Napi::Env env, Napi::Object exports);
+void InitKQuant(Napi::Env env, Napi::Object exports);
 
 }  // namespace kdqat

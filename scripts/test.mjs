@@ -28,6 +28,7 @@ const FAMILY_TESTS = {
   optim: ['test/backend/optim'],
   attention: ['test/backend/attention'],
   quant: ['test/quant/native'],
+  kquant: ['test/backend/kquant'],
 };
 
 function walk(dir) {

@@ -1,9 +1,11 @@
-// `kdqat pretrain`: train a small LLaMA (causal LM) or BERT (masked LM) from scratch on text.
+// `kdqat pretrain`: train a small decoder (causal LM: LLaMA, Mistral, Qwen2, Qwen3, Phi-3) or BERT
+// (masked LM) from scratch on text.
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { CORPUS_NAMES } from '../data/corpora.js';
 import { setThreads, getThreads } from '../tensor/index.js';
 import { PRETRAIN_DEFAULTS, runPretrain, type PretrainConfig } from '../train/pretrain.js';
+import { SUPPORTED_MODEL_TYPES } from '../models/registry.js';
 import { corpusList } from '../train/pretrain-data.js';
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
 import { progressReporter } from './progress.js';
@@ -14,7 +16,7 @@ const D = PRETRAIN_DEFAULTS;
 export function pretrainCommand(): Command {
   return new Command('pretrain')
     .description('pre-train a small LLaMA (causal LM) or BERT (masked LM) from scratch: tokenizer, training, HF model directory')
-    .addOption(new Option('--arch <arch>', `model family (default ${D.arch})`).choices(['llama', 'bert']))
+    .addOption(new Option('--arch <arch>', `model family (default ${D.arch})`).choices(SUPPORTED_MODEL_TYPES))
     .option('--corpus <name|path>', `sotu, brown, moby-dick, or a .txt file / directory; repeatable or comma list (default ${D.corpus})`, listArg)
     .option('--out <dir>', 'output directory (model, tokenizer, train_log.jsonl, summary.json, checkpoint/)')
     .option('--hidden <n>', `hidden size (default ${D.hidden})`, intArg)

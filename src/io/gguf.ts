@@ -1,19 +1,25 @@
-// GGUF export of a kdqat LLaMA for llama.cpp, doing what llama.cpp's convert_hf_to_gguf.py does
-// for LlamaForCausalLM (class LlamaModel) with --outtype f32/f16:
-//   - metadata: general.architecture "llama", the llama.* hyperparameters with the types
-//     gguf-py's GGUFWriter uses (u32 counts, f32 epsilon/base: llama.cpp checks them), the
-//     embedded vocabulary: "gpt2" (byte-level BPE, tokenizer.ggml.pre from the pre_tokenizer) or
-//     "llama" (SentencePiece style) (gguf_tokenizer.ts), special token ids, add_bos/eos and
-//     chat_template (tokenizer_config.ts);
+// GGUF export of a kdqat decoder for llama.cpp, doing what llama.cpp's convert_hf_to_gguf.py does
+// for the family (its model class: LlamaModel for LLaMA and Mistral, Qwen2Model, Qwen3Model,
+// Phi3MiniModel) with --outtype f32/f16. What differs per family is data in the family's record
+// (architecture.ts GgufLayout): general.architecture, tensor names, the <arch>.* hyperparameter
+// keys, extra tensors (llama3 RoPE scaling: rope_freqs.weight), fused tensors (Phi-3 attn_qkv,
+// ffn_up: models/fused.ts), whether q/k rows are permuted, and notes where llama.cpp's model
+// differs (sliding windows). Common to all:
+//   - metadata: the hyperparameters with the types gguf-py's GGUFWriter uses (u32 counts, f32
+//     epsilon/base: llama.cpp checks them), the embedded vocabulary: "gpt2" (byte-level BPE,
+//     tokenizer.ggml.pre from the pre_tokenizer) or "llama" (SentencePiece style)
+//     (gguf_tokenizer.ts), special token ids, add_bos/eos and chat_template (tokenizer_config.ts);
 //   - tensors renamed per gguf-py's TensorNameMap (constants.py MODEL_TENSOR names);
-//   - q_proj/k_proj rows permuted (LlamaModel.permute) so llama.cpp's RoPE, which rotates
-//     adjacent pairs (x[2i], x[2i+1]) (GPT-J style), matches HF's rotate_half, which rotates
-//     (x[i], x[i+D/2]);
-//   - 1-D tensors (norms) always F32 ("n_dims <= 1 → F32" in the converter), others F32 or F16;
+//   - for the "llama" layout, q_proj/k_proj rows permuted (LlamaModel.permute) so llama.cpp's
+//     RoPE, which rotates adjacent pairs (x[2i], x[2i+1]) (GPT-J style), matches HF's
+//     rotate_half, which rotates (x[i], x[i+D/2]); the NEOX-RoPE architectures take HF's order;
+//   - 1-D tensors (norms, biases) always F32 ("n_dims <= 1 → F32" in the converter), others F32
+//     or F16;
 //   - output.weight omitted when tie_word_embeddings (llama.cpp then reuses token_embd).
 // and, for the low-bit types, what llama.cpp's quantize tool (src/llama-quant.cpp) does to such
 // a file, with kdqat's bit-exact block quantizers (src/quant/formats.ts ≡ ggml-quants.c):
-//   - the 7 projection matrices of every layer (attn_q/k/v/output, ffn_gate/up/down) in Q8_0,
+//   - the 7 projection matrices of every layer (attn_q/k/v/output, ffn_gate/up/down; a fused
+//     tensor takes its parts' common type) in Q8_0,
 //     Q4_0, TQ2_0 or a K-quant (Q2_K … Q6_K), blocks along the input dimension (GGUF ne[0]);
 //     q/k rows are permuted first (a permutation of whole rows, so it commutes with the
 //     per-row blocks);
@@ -27,8 +33,10 @@
 // dequantize to exactly the weights the student was evaluated with.
 // The container format itself is gguf_format.ts (writer) and gguf_read.ts (reader).
 import type { LlamaConfig } from '../models/llama.js';
-import { llamaParamSpec } from '../models/llama.js';
 import type { Params } from '../nn/params.js';
+import type { Architecture } from '../models/architecture.js';
+import { architecture } from '../models/registry.js';
+import { stackRows, storedLayout } from '../models/fused.js';
 import type { HfModelConfig, LlamaMeta } from './hf-config.js';
 import { writeGguf, type GgmlType, type GgufTensorIn, type GgufValue } from './gguf_format.js';
 import { readGgufTensor, type GgufFile } from './gguf_read.js';
@@ -44,8 +52,8 @@ export * from './gguf_read.js';
  *  MOSTLY_F16 = 1, MOSTLY_Q4_0 = 2, MOSTLY_Q8_0 = 7, MOSTLY_Q2_K = 10, MOSTLY_Q3_K_M = 12,
  *  MOSTLY_Q4_K_M = 15, MOSTLY_Q5_K_M = 17, MOSTLY_Q6_K = 18, MOSTLY_TQ2_0 = 37. */
 export const FILE_TYPE = {
-  F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q2_K: 10, Q3_K: 12, Q4_K: 15, Q5_K: 17, Q6_K: 18, TQ2_0: 37,
-} as const;
+  F32: 0, F16: 1, ...Object.fromEntries(Object.values(FORMATS).map((f) => [f.name, f.fileType])), // the format table
+} as Readonly<Record<'F32' | 'F16' | FormatName, number>>;
 /** Types the projection matrices can be exported in. */
 export type GgufWeightType = keyof typeof FILE_TYPE;
 export const GGUF_WEIGHT_TYPES = Object.keys(FILE_TYPE) as GgufWeightType[];
@@ -136,27 +144,17 @@ export function permuteQK(w: Float32Array, rows: number, cols: number, nHead: nu
   return out;
 }
 
-/** HF parameter name → GGUF tensor name (gguf-py TensorNameMap for MODEL_ARCH.LLAMA). */
+/** HF parameter name → GGUF tensor name of a LLaMA (the llama record's gguf.tensorName). */
 export function ggufTensorName(hfName: string): string {
-  const fixed: Record<string, string> = {
-    'model.embed_tokens.weight': 'token_embd.weight',
-    'model.norm.weight': 'output_norm.weight',
-    'lm_head.weight': 'output.weight',
-  };
-  if (fixed[hfName]) return fixed[hfName];
-  const m = /^model\.layers\.(\d+)\.(.+)\.weight$/.exec(hfName);
-  const block: Record<string, string> = {
-    'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k', 'self_attn.v_proj': 'attn_v',
-    'self_attn.o_proj': 'attn_output', 'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up',
-    'mlp.down_proj': 'ffn_down', input_layernorm: 'attn_norm', post_attention_layernorm: 'ffn_norm',
-  };
-  if (m && block[m[2]]) return `blk.${m[1]}.${block[m[2]]}.weight`;
-  throw new Error(`no GGUF name for LLaMA parameter "${hfName}"`);
+  return architecture('llama').gguf!.tensorName(hfName);
 }
 
 export interface LlamaGgufOptions {
-  /** A LlamaConfig, or a parsed config.json (its bos/eos/pad ids are then used). */
-  config: LlamaConfig | Extract<HfModelConfig, { arch: 'llama' }>;
+  /** A LlamaConfig (of `arch`), or a parsed config.json of a decoder family (its bos/eos/pad
+   *  ids are then used, and its record picks the layout). */
+  config: LlamaConfig | HfModelConfig;
+  /** The decoder family (registry name) when `config` is a bare LlamaConfig; default "llama". */
+  arch?: string;
   params: Params;
   /** tokenizer.json (text or parsed): byte-level BPE. */
   tokenizerJson: string | object;
@@ -170,8 +168,11 @@ export interface LlamaGgufOptions {
    *  must equal the given weights bit for bit (a QAT student on the same grid), else an error. */
   lossless?: ReadonlySet<string>;
   force?: boolean;
-  /** general.name; default "kdqat-llama". */
+  /** general.name; default `defaultName`. */
   name?: string;
+  /** general.name when `name` is not given (default "kdqat-<family>"); unlike `name` it yields to
+   *  "kdqat-model" where llama.cpp would misread it (generalName). */
+  defaultName?: string;
   /** Special token ids; override those of `config`. */
   special?: Partial<Pick<LlamaMeta, 'bosTokenId' | 'eosTokenId' | 'padTokenId'>>;
   /** tokenizer.ggml.add_bos_token; overrides tokenizer_config.json / the post-processor. */
@@ -183,20 +184,46 @@ export interface LlamaGgufOptions {
   tokenizerConfig?: Record<string, unknown> | null;
 }
 
+/** llama.cpp (llama-vocab.cpp) sets Phi-3 token attributes when general.name contains "phi-3"
+ *  or "phi3", and aborts loading unless the vocabulary has </s>, <unk>, <s> and <|endoftext|>
+ *  (Phi-3's own tokenizer has them). Such a name is kept only with those tokens: a default name
+ *  falls back to "kdqat-model", a given one is refused. */
+function generalName(path: string, given: string | undefined, dflt: string, tokJson: Record<string, unknown>): string {
+  const name = given ?? dflt;
+  if (!/phi-?3/i.test(name)) return name;
+  const model = tokJson.model as { vocab?: unknown } | undefined;
+  const have = new Set<string>([
+    ...(model?.vocab && typeof model.vocab === 'object' && !Array.isArray(model.vocab) ? Object.keys(model.vocab) : []),
+    ...(Array.isArray(tokJson.added_tokens) ? tokJson.added_tokens.map((t: { content?: string }) => String(t.content)) : []),
+  ]);
+  const missing = ['</s>', '<unk>', '<s>', '<|endoftext|>'].filter((t) => !have.has(t));
+  if (!missing.length) return name;
+  if (given === undefined) return 'kdqat-model';
+  throw new Error(`${path}: general.name "${given}" contains "phi3"/"phi-3", for which llama.cpp looks up the tokens ${missing.join(' ')} ` +
+    'that this tokenizer does not have (it would refuse to load the file); export under another name');
+}
+
 const u32 = (value: number): GgufValue => ({ type: 'u32', value });
 const f32 = (value: number): GgufValue => ({ type: 'f32', value });
 const str = (value: string): GgufValue => ({ type: 'string', value });
 
-/** Writes `path` as a GGUF v3 file llama.cpp loads as a "llama" model (see top). Atomic;
- *  an existing file is replaced only with `force`. */
-export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): void {
-  const cfg: LlamaConfig = 'arch' in opts.config ? opts.config.config : opts.config;
-  const meta: Partial<LlamaMeta> = { ...('arch' in opts.config ? opts.config.meta : {}), ...opts.special };
+/** Writes `path` as a GGUF v3 file llama.cpp loads (see top), in the layout of the family's
+ *  record (architecture.ts GgufLayout: arch name, tensor names, q/k permutation, hyperparameter
+ *  keys, extra tensors, fused tensors stacked). Atomic; an existing file is replaced only with
+ *  `force`. Returns the record's notes (where llama.cpp's model differs beyond rounding). */
+export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): string[] {
+  const hf = 'meta' in opts.config ? opts.config as HfModelConfig : null; // a parsed config.json
+  const rec: Architecture = architecture(hf?.arch ?? opts.arch ?? 'llama');
+  if (!rec.gguf) throw new Error(`${path}: ${rec.label} models cannot be exported to GGUF (llama.cpp runs kdqat's decoders only)`);
+  const layout = rec.gguf;
+  const cfg = (hf ? hf.config : opts.config) as LlamaConfig;
+  const meta: Partial<LlamaMeta> = { ...(hf ? hf.meta as LlamaMeta : {}), ...opts.special };
   const dtype = opts.dtype ?? 'F32';
   if (!GGUF_WEIGHT_TYPES.includes(dtype)) throw new Error(`${path}: GGUF export supports types ${GGUF_WEIGHT_TYPES.join(', ')}, not ${dtype}`);
   const embedType = opts.embedType ?? defaultEmbedType(dtype);
   if (!GGUF_EMBED_TYPES.includes(embedType)) throw new Error(`${path}: token_embd/output type must be one of ${GGUF_EMBED_TYPES.join(', ')}, not ${embedType}`);
-  const H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads, D = cfg.hiddenSize / H;
+  const H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads;
+  const hyper = layout.kv(cfg); // first: it refuses configs llama.cpp would run differently
   const tokJson = (typeof opts.tokenizerJson === 'string' ? JSON.parse(opts.tokenizerJson) : opts.tokenizerJson) as Record<string, unknown>;
   const tok = parseTokenizerJson(tokJson, 'tokenizer.json');
   const vocabKv = ggufVocabKv(tok, tokJson, cfg.vocabSize, opts.pre);
@@ -208,36 +235,51 @@ export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): void {
   sv.add.bos ??= false;
   sv.add.eos ??= false;
 
-  const tensors: GgufTensorIn[] = [];
-  for (const [name, { shape }] of llamaParamSpec(cfg)) {
+  const spec = rec.paramSpec(cfg, rec.headsOf(rec.config.defaultMeta()));
+  for (const [name, { shape }] of spec) {
     const p = opts.params.get(name);
     if (!p) throw new Error(`${path}: parameter "${name}" is missing from the model being exported`);
     if (p.shape.length !== shape.length || !p.shape.every((d, i) => d === shape[i])) {
       throw new Error(`${path}: parameter "${name}" has shape [${p.shape.join(', ')}], the config needs [${shape.join(', ')}]`);
     }
-    const [rows, cols] = shape;
-    const gname = ggufTensorName(name);
-    const type = opts.types?.get(name) ?? ggufTensorType(name, shape.length, dtype, embedType);
+  }
+  // Q/K rows are permuted (llama layout) before quantizing: blocks run along a row, so each
+  // block's values (and hence its scale and codes) are unchanged, only the row order.
+  const rowsOf = (name: string): Float32Array => {
+    const p = opts.params.get(name)!;
+    if (!layout.permuteQK || p.ndim !== 2) return p.f32;
+    const [rows, cols] = p.shape;
+    return name.endsWith('self_attn.q_proj.weight') ? permuteQK(p.f32, rows, cols, H)
+      : name.endsWith('self_attn.k_proj.weight') ? permuteQK(p.f32, rows, cols, Hkv) : p.f32;
+  };
+  const tensors: GgufTensorIn[] = [];
+  for (const [name, { shape, parts }] of storedLayout(spec, rec.fused?.(cfg) ?? [])) {
+    const cols = shape[shape.length - 1];
+    const gname = layout.tensorName(name);
+    // A fused tensor (Phi-3 attn_qkv, ffn_up) takes its parts' type, which must agree.
+    const typeOf = (n: string): GgmlType => opts.types?.get(n) ?? ggufTensorType(n, shape.length, dtype, embedType);
+    const type = typeOf(parts ? parts[0].name : name);
+    if (parts && parts.some((q) => typeOf(q.name) !== type)) {
+      throw new Error(`${path}: ${gname} stacks ${parts.map((q) => `${q.name} (${typeOf(q.name)})`).join(', ')}; llama.cpp stores them as one tensor of one type`);
+    }
     if (!Object.hasOwn(FORMATS, type) && type !== 'F32' && type !== 'F16') throw new Error(`${path}: ${name}: cannot export as ${type}`);
-    if (shape.length === 1 && type !== 'F32') throw new Error(`${path}: ${name} is 1-D and stays F32 (llama.cpp norms), not ${type}`);
+    if (shape.length === 1 && type !== 'F32') throw new Error(`${path}: ${name} is 1-D and stays F32 (llama.cpp norms, biases), not ${type}`);
     checkBlocks(type, cols, `${path}: ${gname} (${name})`); // now, not halfway through writing
-    // Q/K rows are permuted before quantizing: blocks run along a row, so each block's values
-    // (and hence its scale and codes) are unchanged, only the row order.
-    const floats = (): Float32Array => name.endsWith('self_attn.q_proj.weight') ? permuteQK(p.f32, rows, cols, H)
-      : name.endsWith('self_attn.k_proj.weight') ? permuteQK(p.f32, rows, cols, Hkv)
-        : p.f32;
+    const floats = (): Float32Array => (parts ? stackRows(parts.map((q) => rowsOf(q.name))) : rowsOf(name));
     const what = `${path}: ${gname} (${name})`;
+    const lossless = (parts ?? [{ name }]).some((q) => opts.lossless?.has(q.name));
     const data = Object.hasOwn(FORMATS, type) ? () => {
       const w = floats();
-      const blocks = quantizeTensor(type as FormatName, w, rows, cols, what);
-      if (opts.lossless?.has(name)) checkLossless(type as FormatName, blocks, w, what);
+      const blocks = quantizeTensor(type as FormatName, w, shape[0], cols, what);
+      if (lossless) checkLossless(type as FormatName, blocks, w, what);
       return blocks;
     } : floats;
-    if (opts.lossless?.has(name) && type !== 'F32' && !Object.hasOwn(FORMATS, type)) {
+    if (lossless && type !== 'F32' && !Object.hasOwn(FORMATS, type)) {
       throw new Error(`${what}: a lossless export needs F32 or the weight's own block format, not ${type}`);
     }
     tensors.push({ name: gname, shape, type, data });
   }
+  for (const t of layout.extraTensors?.(cfg) ?? []) tensors.push({ name: t.name, shape: t.shape, type: 'F32', data: () => t.data });
 
   // Special ids: explicit `special` first, then tokenizer_config.json, then config.json (the first
   // source that names one wins, as in gguf-py SpecialVocab).
@@ -255,24 +297,16 @@ export function exportLlamaGguf(path: string, opts: LlamaGgufOptions): void {
     if (id != null && (id < 0 || id >= cfg.vocabSize)) throw new Error(`${path}: ${k} ${id} is outside the vocabulary [0, ${cfg.vocabSize})`);
   }
   const kv: [string, GgufValue][] = [
-    ['general.architecture', str('llama')],
+    ['general.architecture', str(layout.arch)],
     ['general.type', str('model')],
-    ['general.name', str(opts.name ?? 'kdqat-llama')],
+    ['general.name', str(generalName(path, opts.name, opts.defaultName ?? `kdqat-${rec.name}`, tokJson))],
     ['general.file_type', u32(FILE_TYPE[dtype])],
     ['general.quantization_version', u32(GGML_QUANT_VERSION)],
-    ['llama.vocab_size', u32(cfg.vocabSize)],
-    ['llama.context_length', u32(cfg.maxPositionEmbeddings)],
-    ['llama.embedding_length', u32(cfg.hiddenSize)],
-    ['llama.block_count', u32(cfg.numHiddenLayers)],
-    ['llama.feed_forward_length', u32(cfg.intermediateSize)],
-    ['llama.rope.dimension_count', u32(D)],
-    ['llama.attention.head_count', u32(H)],
-    ['llama.attention.head_count_kv', u32(Hkv)],
-    ['llama.attention.layer_norm_rms_epsilon', f32(cfg.rmsNormEps)],
-    ['llama.rope.freq_base', f32(cfg.ropeTheta)],
+    ...hyper as [string, GgufValue][],
     ...vocabKv,
   ];
   for (const [k, id] of ids) if (id != null) kv.push([k, u32(id)]);
   kv.push(...specialVocabKv(sv));
   writeGguf(path, { kv, tensors, force: opts.force });
+  return layout.notes?.(cfg) ?? [];
 }

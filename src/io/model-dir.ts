@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import type { Params } from '../nn/params.js';
 import { archOf, headsOfConfig, modelOf, type ArchName, type Model } from '../models/registry.js';
+import { fusedOf, splitRows, stackRows, storedLayout } from '../models/fused.js';
 import { openSafetensors, writeSafetensors, type SafetensorsFile, type WriteTensor } from './safetensors.js';
 import { formatHfJson, hfConfigJson, readHfConfig, type HfModelConfig } from './hf-config.js';
 import { parseTokenizerJson, tokenizerConfigJson, tokenizerVocabSize, type TokenizerInfo } from './gguf_tokenizer.js';
@@ -84,12 +85,15 @@ export function saveModelDir(dir: string, opts: SaveModelOptions): void {
   if (fs.existsSync(abs) && !opts.force) throw new Error(`${abs}: already exists; refusing to overwrite it (use --force)`);
   const hf = fullConfig(opts.config, dtype);
   const spec = paramSpecOf(hf);
-  const tensors = new Map<string, WriteTensor>();
   for (const [name, { shape }] of spec) {
     const p = opts.params.get(name);
     if (!p) throw new Error(`${abs}: parameter "${name}" is missing from the model being saved`);
     if (!sameShape(p.shape, shape)) throw new Error(`${abs}: parameter "${name}" has shape ${fmt(p.shape)}, the config needs ${fmt(shape)}`);
-    tensors.set(name, { shape: [...shape], data: p.f32 });
+  }
+  // The checkpoint layout: fused families (Phi-3) stack their parts back (models/fused.ts).
+  const tensors = new Map<string, WriteTensor>();
+  for (const [name, { shape, parts }] of storedLayout(spec, fusedOf(archOf(hf), hf.config))) {
+    tensors.set(name, { shape, data: parts ? stackRows(parts.map((q) => opts.params.get(q.name)!.f32)) : opts.params.get(name)!.f32 });
   }
   const extra = [...opts.params.keys()].filter((n) => !spec.has(n));
   if (extra.length) {
@@ -239,7 +243,29 @@ export function loadModelDir(dir: string): LoadedModel {
     const spec = paramSpecOf(hf);
     const params: Params = new Map();
     const missing: string[] = [];
+    // Fused tensors (Phi-3's qkv_proj, gate_up_proj) are read whole and split into their parts.
+    const fusedNames = new Set<string>();
+    const fromFused = new Map<string, Tensor>();
+    for (const [fname, { shape, parts }] of storedLayout(spec, fusedOf(rec, hf.config))) {
+      const loc = parts && where.get(fname);
+      if (!parts || !loc) continue;
+      fusedNames.add(fname);
+      const info = loc.file.info(loc.name);
+      if (!['F32', 'F16', 'BF16'].includes(info.dtype)) throw new Error(`${loc.file.path}: tensor "${loc.name}" has dtype ${info.dtype}; weights must be F32, F16 or BF16`);
+      if (!sameShape(info.shape, shape)) {
+        throw new Error(`${loc.file.path}: tensor "${loc.name}" has shape ${fmt(info.shape)} but ${cfgFile} implies ${fmt(shape)} ` +
+          `(${parts.map((p) => `${p.name.split('.').slice(-2, -1)[0]} ${p.rows}`).join(' + ')} rows)`);
+      }
+      const pieces = splitRows(loc.file.read(loc.name).data as Float32Array, parts, shape[1]);
+      parts.forEach((p, i) => {
+        const t = new Tensor(pieces[i], [p.rows, shape[1]], true);
+        t.name = p.name;
+        fromFused.set(p.name, t);
+      });
+    }
     for (const [name, { shape }] of spec) {
+      const part = fromFused.get(name);
+      if (part) { params.set(name, part); continue; }
       const loc = where.get(name);
       if (!loc) { missing.push(name); continue; }
       const info = loc.file.info(loc.name);
@@ -262,7 +288,7 @@ export function loadModelDir(dir: string): LoadedModel {
     const tied = rec.load.tied;
     const unknown: string[] = [];
     for (const [name, loc] of where) {
-      if (spec.has(name) || IGNORED.some((re) => re.test(name))) continue;
+      if (spec.has(name) || fusedNames.has(name) || IGNORED.some((re) => re.test(name))) continue;
       const src = tied[name];
       if (src && params.has(src)) {
         const a = loc.file.read(loc.name).data as Float32Array;

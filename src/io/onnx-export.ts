@@ -16,7 +16,7 @@ import type { OnnxSpec } from '../models/onnx-spec.js';
 import type { StudentQuant } from '../quant/student.js';
 import { saveModelDir } from './model-dir.js';
 import type { HfModelConfig } from './hf-config.js';
-import { bf16ToF32Array, f16ToF32Array, f32ToBf16Array, f32ToF16Array } from './half.js';
+import { addError, describeError, halfRoundTrip, noError } from '../quant/exactness.js';
 import type { Params } from '../nn/params.js';
 import { OnnxGraph } from './onnx.js';
 import { emitDecoder } from './onnx-decoder.js';
@@ -86,28 +86,16 @@ function buildOnnxGraph(m: OnnxModelIn, dtype: WeightMode, o: { spec?: (s: OnnxS
 }
 
 /** Largest |half(w) − w| / max|w| over the weights `names` (0: the half type holds them exactly). */
-export function halfError(params: Params, names: Iterable<string>, kind: 'f16' | 'bf16' = 'f16'): { maxRel: number; worst: string | null } {
-  let maxRel = 0, worst: string | null = null;
-  for (const W of names) {
-    const w = params.get(W)!.f32;
-    const back = kind === 'f16' ? f16ToF32Array(f32ToF16Array(w)) : bf16ToF32Array(f32ToBf16Array(w));
-    let err = 0, scale = 0;
-    for (let i = 0; i < w.length; i++) {
-      err = Math.max(err, Math.abs(back[i] - w[i]));
-      scale = Math.max(scale, Math.abs(w[i]));
-    }
-    const rel = scale ? err / scale : 0;
-    if (rel > maxRel) [maxRel, worst] = [rel, W];
-  }
-  return { maxRel, worst };
-}
-
 /** Refuses a dtype that cannot hold a student's weights exactly unless `lossy` (then a note). */
 export function checkExact(m: OnnxModelIn, dtype: OnnxDType, lossy: boolean): string[] {
   if (!m.student || dtype !== 'f16') return [];
-  const { maxRel, worst } = halfError(m.model.params, m.student.weights.keys());
-  if (maxRel === 0) return [];
-  const what = `f16 cannot hold the student's dequantized weights exactly (largest error ${maxRel.toExponential(2)} of max|w|, in ${worst})`;
+  const e = noError();
+  for (const W of m.student.weights.keys()) {
+    const w = m.model.params.get(W)!.f32;
+    addError(e, w, halfRoundTrip(w, 'F16'));
+  }
+  if (e.differing === 0) return [];
+  const what = `f16 cannot hold the student's dequantized weights exactly (${describeError(e)})`;
   if (!lossy) {
     throw new Error(`--dtype f16: ${what}. Formats that hold them exactly: --dtype quantized (its codes: MatMulNBits / int8 codes) ` +
       'or --dtype f32 (dequantized); or pass --lossy to export f16 anyway');

@@ -81,6 +81,32 @@ export interface SpecialIds {
   pad: number | null;
 }
 
+/** A tensor a checkpoint stores as several kdqat parameters stacked by rows (Phi-3's qkv_proj =
+ *  [q_proj; k_proj; v_proj], gate_up_proj = [gate_proj; up_proj]): the loader splits it into
+ *  `parts` (in this order, `rows` each), the saver and the GGUF exporter stack them again. Inside
+ *  kdqat only the parts exist, so freezing or quantizing v_proj acts on exactly the V rows. */
+export interface FusedTensor { name: string; parts: readonly { name: string; rows: number }[] }
+
+/** A GGUF metadata value (the writer's type: u32 counts, f32 reals, as gguf-py writes them). */
+export type GgufKv = [key: string, value: { type: 'u32'; value: number } | { type: 'f32'; value: number } | { type: 'string'; value: string } | { type: 'bool'; value: boolean }];
+
+/** How a family goes into a llama.cpp GGUF file (convert_hf_to_gguf.py's model class for it). */
+export interface GgufLayout<C> {
+  /** general.architecture (llama.cpp's LLM_ARCH name). */
+  arch: string;
+  /** HF name (as stored, i.e. fused names for fused tensors) → GGUF tensor name. */
+  tensorName(hfName: string): string;
+  /** q_proj/k_proj rows permuted for llama.cpp's GPT-J-style RoPE (convert's LlamaModel.permute);
+   *  false for the NEOX-RoPE architectures (qwen2, qwen3, phi3), which take HF's order. */
+  permuteQK: boolean;
+  /** The `<arch>.*` hyperparameter keys. */
+  kv(config: C): GgufKv[];
+  /** Extra F32 tensors the converter writes (llama3 rope scaling: rope_freqs.weight). */
+  extraTensors?(config: C): { name: string; shape: number[]; data: Float32Array }[];
+  /** Where llama.cpp's model differs from kdqat's beyond rounding (printed by the exporter). */
+  notes?(config: C): string[];
+}
+
 /** A quantizable weight outside the blocks' Linears (an embedding read through the WeightFn,
  *  a head): `name` is the parameter, `logical` what patterns and student files call it. */
 export interface ExtraTarget { name: string; logical: string }
@@ -156,7 +182,13 @@ export interface Architecture<C = any, M = any, X = any> {
     /** A student file stores weight `stored` under another parameter's name (a tied head): the
      *  config that unties it, or null if this family has no such case. */
     untie?(config: C, stored: string): C | null;
+    /** Module patterns quantized when a quantization config names none (METHODS.md §2);
+     *  absent: quant/config.ts DEFAULT_MODULES of the family. */
+    defaultQuant?: readonly string[];
   };
+
+  /** Stored tensors that are stacks of kdqat parameters (see FusedTensor); absent: none. */
+  fused?(config: C): FusedTensor[];
 
   /** Reading checkpoints: stored-name fixes, tied copies, tensors to skip. */
   readonly load: {
@@ -172,8 +204,8 @@ export interface Architecture<C = any, M = any, X = any> {
     fromTensors?(config: C, meta: M, shapes: ReadonlyMap<string, readonly number[]>): { config: C; meta: M } | null;
   };
 
-  /** llama.cpp: general.architecture and HF name → GGUF tensor name (null: not exportable). */
-  readonly gguf: { arch: string; tensorName(hfName: string): string } | null;
+  /** llama.cpp: how to write the family as GGUF (null: not exportable). */
+  readonly gguf: GgufLayout<C> | null;
   /** ONNX export (io/onnx-export.ts): the graph of this family as data (onnx-spec.ts) for a
    *  config and the heads the model carries; absent = not exportable to ONNX. */
   readonly onnx?: { spec(config: C, heads: Heads): OnnxSpec };

@@ -10,11 +10,11 @@
 // is a full forward.
 // (Through tensor/index.js, which also sets up the kernel backends.)
 import {
-  Rng, Tensor, add, embedding, intTensor, linear, mul, noGrad, reshape, rmsNorm, rope, ropeTables, silu,
+  Rng, Tensor, add, embedding, intTensor, linear, mul, noGrad, rmsNorm, silu,
 } from '../tensor/index.js';
 import { identityWeight, linearInput, param, type WeightFn } from '../nn/params.js';
-import type { LlamaConfig } from './llama.js';
-import { lmLogits, type Model } from './model.js';
+import { checkPositions, headDimOf, projectQkv, ropeTablesOf, type LlamaConfig } from './llama.js';
+import { archOf, lmLogits, type Model } from './model.js';
 
 export interface GenerateOptions {
   maxNewTokens?: number;
@@ -39,17 +39,18 @@ export interface GenerateResult {
 }
 
 export function generate(model: Model, prompt: readonly number[], opts: GenerateOptions = {}): GenerateResult {
-  if (model.arch !== 'llama') throw new Error('generation needs a causal LM (LLaMA-family model)');
+  const rec = archOf(model);
+  if (rec.kind !== 'decoder') throw new Error(`generation needs a causal LM (a decoder); this is ${rec.describe(rec.modelHeads(model as never))})`);
   if (prompt.length === 0) throw new RangeError('generate: the prompt must have at least one token');
   const { maxNewTokens = 64, temperature = 0, topK = 0, seed = 0, eosIds = [] } = opts;
   if (!(temperature >= 0)) throw new RangeError(`temperature must be ≥ 0, got ${temperature}`);
-  const cfg = model.config, V = cfg.vocabSize, maxLen = cfg.maxPositionEmbeddings;
+  const cfg = model.config as LlamaConfig, V = cfg.vocabSize, maxLen = cfg.maxPositionEmbeddings;
   const rng = new Rng(seed);
   const ctx = [...prompt];
   const tokens: number[] = [];
   let stoppedAtEos = false;
   noGrad(() => {
-    const kv = opts.cache === false ? null : new KvDecoder(model, opts.weight);
+    const kv = opts.cache === false ? null : new KvDecoder(model as Model & { config: LlamaConfig }, opts.weight);
     const full = (): Float32Array => {
       const window = ctx.length > maxLen ? ctx.slice(ctx.length - maxLen) : ctx;
       const T = window.length;
@@ -71,7 +72,7 @@ export function generate(model: Model, prompt: readonly number[], opts: Generate
   return { tokens, stoppedAtEos };
 }
 
-/** LLaMA decoding with per-layer key/value caches (see top). */
+/** Decoding (any LLaMA-family decoder, llama.ts) with per-layer key/value caches (see top). */
 export class KvDecoder {
   length = 0; // positions cached
   private readonly cfg: LlamaConfig;
@@ -79,10 +80,11 @@ export class KvDecoder {
   private readonly values: Float32Array[];
   private readonly weights = new Map<string, Tensor>();
 
-  constructor(private readonly model: Model & { arch: 'llama' }, private readonly weightFn: WeightFn = identityWeight) {
+  constructor(private readonly model: Model & { config: LlamaConfig }, private readonly weightFn: WeightFn = identityWeight) {
     this.cfg = model.config;
-    const { numHiddenLayers: L, maxPositionEmbeddings: P, numKeyValueHeads: Hkv, hiddenSize: C, numAttentionHeads: H } = this.cfg;
-    const n = P * Hkv * (C / H);
+    this.cachedWeight = Object.assign((name: string): Tensor => this.w(name), { input: weightFn.input });
+    const { numHiddenLayers: L, numKeyValueHeads: Hkv } = this.cfg;
+    const n = this.cfg.maxPositionEmbeddings * Hkv * headDimOf(this.cfg);
     this.keys = Array.from({ length: L }, () => new Float32Array(n));
     this.values = Array.from({ length: L }, () => new Float32Array(n));
   }
@@ -97,6 +99,9 @@ export class KvDecoder {
     return t;
   }
 
+  /** The WeightFn projectQkv calls: the cached weight, the input hook passed through. */
+  private readonly cachedWeight: WeightFn;
+
   /** Linear `name` (weight name) with the input hook (activation quantization) applied. */
   private lin(x: Tensor, name: string): Tensor {
     return linear(linearInput(this.weightFn, name, x), this.w(name));
@@ -107,23 +112,22 @@ export class KvDecoder {
   step(ids: number | readonly number[]): Float32Array {
     const list = typeof ids === 'number' ? [ids] : ids;
     const cfg = this.cfg, p = this.length, n = list.length, params = this.model.params;
-    const C = cfg.hiddenSize, H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads, D = C / H;
+    const C = cfg.hiddenSize, H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads, D = headDimOf(cfg), HD = H * D;
     if (n === 0) throw new RangeError('KvDecoder.step: no tokens');
-    if (p + n > cfg.maxPositionEmbeddings) throw new RangeError(`KvDecoder: ${p + n} positions exceed max_position_embeddings ${cfg.maxPositionEmbeddings}`);
-    const { cos, sin } = ropeTables(n, D, cfg.ropeTheta, p);
+    checkPositions(cfg, p + n, 'KvDecoder');
+    const { cos, sin } = ropeTablesOf(cfg, n, p);
     let x = embedding(param(params, 'model.embed_tokens.weight'), intTensor(list, [1, n])); // (1, n, C)
     for (let l = 0; l < cfg.numHiddenLayers; l++) {
       const pre = `model.layers.${l}.`;
       const h = rmsNorm(x, param(params, `${pre}input_layernorm.weight`), cfg.rmsNormEps);
-      const q = rope(reshape(this.lin(h, `${pre}self_attn.q_proj.weight`), [1, n, H, D]), cos, sin).f32; // (n, H, D)
-      const k = rope(reshape(this.lin(h, `${pre}self_attn.k_proj.weight`), [1, n, Hkv, D]), cos, sin).f32;
-      const v = this.lin(h, `${pre}self_attn.v_proj.weight`).f32; // (n, Hkv, D)
+      const qkv = projectQkv(params, pre, cfg, h, cos, sin, this.cachedWeight);
+      const q = qkv.q.f32, k = qkv.k.f32, v = qkv.v.f32; // (n, H, D), (n, Hkv, D), (n, Hkv, D)
       this.keys[l].set(k, p * Hkv * D);
       this.values[l].set(v, p * Hkv * D);
-      const context = new Float32Array(n * C); // (n, C)
+      const context = new Float32Array(n * HD); // (n, H·D)
       // Causal: the query at position p + i sees the keys of positions 0 … p + i.
-      for (let i = 0; i < n; i++) this.attend(q.subarray(i * C, (i + 1) * C), l, p + i + 1, context.subarray(i * C, (i + 1) * C));
-      const x1 = add(x, this.lin(new Tensor(context, [1, n, C]), `${pre}self_attn.o_proj.weight`));
+      for (let i = 0; i < n; i++) this.attend(q.subarray(i * HD, (i + 1) * HD), l, p + i + 1, context.subarray(i * HD, (i + 1) * HD));
+      const x1 = add(x, this.lin(new Tensor(context, [1, n, HD]), `${pre}self_attn.o_proj.weight`));
       const h2 = rmsNorm(x1, param(params, `${pre}post_attention_layernorm.weight`), cfg.rmsNormEps);
       const gate = silu(this.lin(h2, `${pre}mlp.gate_proj.weight`));
       const up = this.lin(h2, `${pre}mlp.up_proj.weight`);
@@ -135,17 +139,19 @@ export class KvDecoder {
     return this.lin(y, cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight').f32;
   }
 
-  /** softmax(q·Kᵀ/√D)·V for one query over the first n cached positions; head h reads
-   *  key/value head h / (H / Hkv), as grouped-query attention shares them. */
+  /** softmax(q·Kᵀ/√D)·V for one query over the first n cached positions (the last
+   *  sliding_window of them for a windowed model); head h reads key/value head h / (H / Hkv), as
+   *  grouped-query attention shares them. */
   private attend(q: Float32Array, layer: number, n: number, out: Float32Array): void {
-    const { numAttentionHeads: H, numKeyValueHeads: Hkv, hiddenSize: C } = this.cfg;
-    const D = C / H, group = H / Hkv, scale = 1 / Math.sqrt(D);
+    const { numAttentionHeads: H, numKeyValueHeads: Hkv } = this.cfg;
+    const D = headDimOf(this.cfg), group = H / Hkv, scale = 1 / Math.sqrt(D);
+    const lo = this.cfg.slidingWindow ? Math.max(0, n - this.cfg.slidingWindow) : 0; // query n − 1 sees keys > n − 1 − window
     const K = this.keys[layer], Vc = this.values[layer];
     const s = new Float64Array(n);
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / group), qo = h * D;
       let max = -Infinity;
-      for (let t = 0; t < n; t++) {
+      for (let t = lo; t < n; t++) {
         const ko = (t * Hkv + g) * D;
         let dot = 0;
         for (let d = 0; d < D; d++) dot += q[qo + d] * K[ko + d];
@@ -153,8 +159,8 @@ export class KvDecoder {
         if (s[t] > max) max = s[t];
       }
       let sum = 0;
-      for (let t = 0; t < n; t++) sum += (s[t] = Math.exp(s[t] - max));
-      for (let t = 0; t < n; t++) {
+      for (let t = lo; t < n; t++) sum += (s[t] = Math.exp(s[t] - max));
+      for (let t = lo; t < n; t++) {
         const wt = s[t] / sum, vo = (t * Hkv + g) * D;
         for (let d = 0; d < D; d++) out[qo + d] += wt * Vc[vo + d];
       }

@@ -1,12 +1,34 @@
-// LLaMA-family decoder (Hugging Face LlamaForCausalLM): RMSNorm, RoPE, grouped-query
-// attention, SwiGLU MLP, tied or untied lm_head. Parameters carry HF's names.
+// The LLaMA-family decoder (Hugging Face LlamaForCausalLM and the families that differ from it
+// only in data: Mistral, Qwen2, Qwen3, Phi-3): RMSNorm, RoPE (optionally scaled), grouped-query
+// attention, SwiGLU MLP, tied or untied lm_head. Parameters carry HF's names. The family
+// features are config fields, not code paths per family (see DecoderFeatures); each family's
+// record (src/models/*-arch.ts) fills them from its config.json.
 import { Tensor } from '../tensor/tensor.js';
 import {
-  add, attention, embedding, linear, mul, reshape, rmsNorm, rope, ropeTables, silu,
+  add, attention, embedding, linear, mul, reshape, rmsNorm, rope, silu,
 } from '../tensor/ops/index.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
+import { scaledRopeTables, type RopeScaling } from './rope-scaling.js';
 
-export interface LlamaConfig {
+export type { RopeScaling } from './rope-scaling.js';
+
+/** What sets a family apart from plain LLaMA, as data (absent = LLaMA's choice). */
+export interface DecoderFeatures {
+  /** Per-head size D; HF `head_dim` (Qwen3: ≠ hidden/heads). Default hidden / heads. */
+  headDim?: number;
+  /** HF `rope_scaling` (null/absent: plain RoPE). */
+  ropeScaling?: RopeScaling | null;
+  /** Biases on q_proj, k_proj, v_proj (Qwen2), not on o_proj. */
+  qkvBias?: boolean;
+  /** RMSNorm over each head of q and k before RoPE (Qwen3's q_norm / k_norm). */
+  qkNorm?: boolean;
+  /** Sliding-window attention (Mistral, Phi-3): key j is visible to query i iff
+   *  i − window < j ≤ i (transformers' sliding-window mask; the attention op's `window`).
+   *  null/absent: full causal attention. */
+  slidingWindow?: number | null;
+}
+
+export interface LlamaConfig extends DecoderFeatures {
   vocabSize: number;
   hiddenSize: number; // C
   intermediateSize: number;
@@ -38,18 +60,31 @@ export interface DecoderOutput {
   saOut: Tensor[];
 }
 
+/** The per-head size D (explicit head_dim or hidden / heads). */
+export const headDimOf = (cfg: LlamaConfig): number => cfg.headDim ?? cfg.hiddenSize / cfg.numAttentionHeads;
+
 export function llamaParamSpec(cfg: LlamaConfig): Map<string, { shape: number[]; init: Init }> {
-  const C = cfg.hiddenSize, F = cfg.intermediateSize, D = C / cfg.numAttentionHeads;
-  const kv = cfg.numKeyValueHeads * D;
+  const C = cfg.hiddenSize, F = cfg.intermediateSize, D = headDimOf(cfg);
+  const qd = cfg.numAttentionHeads * D, kv = cfg.numKeyValueHeads * D;
+  const zeros: Init = { kind: 'zeros' };
   const w: Init = { kind: 'normal', std: cfg.initializerRange };
   const spec = new Map<string, { shape: number[]; init: Init }>();
   spec.set('model.embed_tokens.weight', { shape: [cfg.vocabSize, C], init: w });
   for (let l = 0; l < cfg.numHiddenLayers; l++) {
     const p = `model.layers.${l}.`;
-    spec.set(`${p}self_attn.q_proj.weight`, { shape: [C, C], init: w });
+    spec.set(`${p}self_attn.q_proj.weight`, { shape: [qd, C], init: w });
     spec.set(`${p}self_attn.k_proj.weight`, { shape: [kv, C], init: w });
     spec.set(`${p}self_attn.v_proj.weight`, { shape: [kv, C], init: w });
-    spec.set(`${p}self_attn.o_proj.weight`, { shape: [C, C], init: w });
+    if (cfg.qkvBias) {
+      spec.set(`${p}self_attn.q_proj.bias`, { shape: [qd], init: zeros });
+      spec.set(`${p}self_attn.k_proj.bias`, { shape: [kv], init: zeros });
+      spec.set(`${p}self_attn.v_proj.bias`, { shape: [kv], init: zeros });
+    }
+    if (cfg.qkNorm) {
+      spec.set(`${p}self_attn.q_norm.weight`, { shape: [D], init: { kind: 'ones' } });
+      spec.set(`${p}self_attn.k_norm.weight`, { shape: [D], init: { kind: 'ones' } });
+    }
+    spec.set(`${p}self_attn.o_proj.weight`, { shape: [C, qd], init: w });
     spec.set(`${p}mlp.gate_proj.weight`, { shape: [F, C], init: w });
     spec.set(`${p}mlp.up_proj.weight`, { shape: [F, C], init: w });
     spec.set(`${p}mlp.down_proj.weight`, { shape: [C, F], init: w });
@@ -76,25 +111,44 @@ export interface BlockCapture {
   saOut: Tensor | null;
 }
 
+/** q, k (after the optional bias, per-head norm and RoPE) and v of one layer, from its normed
+ *  input h (B, T, C): q (B, T, H, D), k and v (B, T, Hkv, D). Shared by the training forward
+ *  and the KV-cache decoder (generate.ts), so the two cannot drift apart. */
+export function projectQkv(
+  params: Params, prefix: string, cfg: LlamaConfig, h: Tensor, cos: Float32Array, sin: Float32Array, weight?: WeightFn,
+): { q: Tensor; k: Tensor; v: Tensor } {
+  const [B, T] = h.shape;
+  const H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads, D = headDimOf(cfg);
+  const proj = (n: string): Tensor => {
+    const wn = `${prefix}self_attn.${n}.weight`;
+    const y = linear(linearInput(weight, wn, h), (weight ?? identityWeight)(wn, param(params, wn)));
+    return cfg.qkvBias ? add(y, param(params, `${prefix}self_attn.${n}.bias`)) : y;
+  };
+  // Qwen3: RMSNorm over the D entries of each head (Qwen3Attention.q_norm / k_norm), before RoPE.
+  const headNorm = (x: Tensor, n: string): Tensor => (cfg.qkNorm ? rmsNorm(x, param(params, `${prefix}self_attn.${n}.weight`), cfg.rmsNormEps) : x);
+  const q = rope(headNorm(reshape(proj('q_proj'), [B, T, H, D]), 'q_norm'), cos, sin);
+  const k = rope(headNorm(reshape(proj('k_proj'), [B, T, Hkv, D]), 'k_norm'), cos, sin);
+  const v = reshape(proj('v_proj'), [B, T, Hkv, D]);
+  return { q, k, v };
+}
+
 /** One decoder layer: x + attn(norm(x)), then + mlp(norm(·)). x (B, T, C). `prefix` ends in '.'. */
 export function llamaBlock(
   params: Params, prefix: string, cfg: LlamaConfig, x: Tensor, opts: BlockOptions,
 ): { y: Tensor; cap: BlockCapture } {
-  const [B, T, C] = x.shape;
-  const H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads, D = C / H;
+  const [B, T] = x.shape;
+  const H = cfg.numAttentionHeads, D = headDimOf(cfg);
   const w = (n: string): Tensor => (opts.weight ?? identityWeight)(prefix + n, param(params, prefix + n));
   const lin = (x: Tensor, n: string): Tensor => linear(linearInput(opts.weight, prefix + n, x), w(n));
   const cap = opts.capture ?? {};
 
   const h = rmsNorm(x, param(params, `${prefix}input_layernorm.weight`), cfg.rmsNormEps); // (B, T, C)
-  const q = rope(reshape(lin(h, 'self_attn.q_proj.weight'), [B, T, H, D]), opts.cos, opts.sin);
-  const k = rope(reshape(lin(h, 'self_attn.k_proj.weight'), [B, T, Hkv, D]), opts.cos, opts.sin);
-  const v = reshape(lin(h, 'self_attn.v_proj.weight'), [B, T, Hkv, D]);
+  const { q, k, v } = projectQkv(params, prefix, cfg, h, opts.cos, opts.sin, opts.weight);
   const att = attention(q, k, v, {
-    causal: true, keyMask: opts.keyMask, returnProbs: cap.probs, returnScores: cap.scores,
+    causal: true, window: cfg.slidingWindow, keyMask: opts.keyMask, returnProbs: cap.probs, returnScores: cap.scores,
   });
-  const context = reshape(att.out, [B, T, C]); // (B, T, C)
-  const sa = lin(context, 'self_attn.o_proj.weight');
+  const context = reshape(att.out, [B, T, H * D]); // (B, T, H·D)
+  const sa = lin(context, 'self_attn.o_proj.weight'); // (B, T, C)
   const x1 = add(x, sa);
 
   const h2 = rmsNorm(x1, param(params, `${prefix}post_attention_layernorm.weight`), cfg.rmsNormEps);
@@ -119,23 +173,30 @@ export interface DecoderForwardOptions {
 
 const ropeCache = new Map<string, { cos: Float32Array; sin: Float32Array }>();
 
-function tables(T: number, D: number, theta: number): { cos: Float32Array; sin: Float32Array } {
-  const key = `${T}:${D}:${theta}`;
+/** The cos/sin tables (T, D) of a config's RoPE at positions offset …, cached. */
+export function ropeTablesOf(cfg: LlamaConfig, T: number, offset = 0): { cos: Float32Array; sin: Float32Array } {
+  const D = headDimOf(cfg);
+  const key = `${T}:${D}:${cfg.ropeTheta}:${offset}:${JSON.stringify(cfg.ropeScaling ?? null)}`;
   let t = ropeCache.get(key);
   if (!t) {
-    t = ropeTables(T, D, theta);
+    t = scaledRopeTables(T, D, cfg.ropeTheta, cfg.ropeScaling, offset);
+    if (ropeCache.size > 64) ropeCache.clear();
     ropeCache.set(key, t);
   }
   return t;
+}
+
+/** Throws unless `T` positions fit max_position_embeddings. */
+export function checkPositions(cfg: LlamaConfig, T: number, what: string): void {
+  if (T > cfg.maxPositionEmbeddings) throw new RangeError(`${what}: sequence length ${T} exceeds max_position_embeddings ${cfg.maxPositionEmbeddings}`);
 }
 
 /** Full causal LM forward: ids (B, T) int32 → logits (B, T, V) plus requested captures. */
 export function llamaForward(params: Params, cfg: LlamaConfig, ids: Tensor, opts: DecoderForwardOptions = {}): DecoderOutput {
   if (ids.dtype !== 'i32' || ids.ndim !== 2) throw new RangeError(`llama: ids must be int32 (B, T), got ${ids.dtype} [${ids.shape}]`);
   const T = ids.shape[1];
-  if (T > cfg.maxPositionEmbeddings) throw new RangeError(`llama: sequence length ${T} exceeds max_position_embeddings ${cfg.maxPositionEmbeddings}`);
-  const D = cfg.hiddenSize / cfg.numAttentionHeads;
-  const { cos, sin } = tables(T, D, cfg.ropeTheta);
+  checkPositions(cfg, T, 'llama');
+  const { cos, sin } = ropeTablesOf(cfg, T);
   const cap = opts.capture ?? {};
   const out: DecoderOutput = { logits: null as unknown as Tensor, hidden: [], probs: [], scores: [], context: [], saOut: [] };
   let x = embedding(param(params, 'model.embed_tokens.weight'), ids); // (B, T, C)

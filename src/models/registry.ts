@@ -7,6 +7,11 @@ import type { Architecture, Heads } from './architecture.js';
 import { ConfigReader, isObj, type Obj } from './config-reader.js';
 import { llama } from './llama-arch.js';
 import { bert } from './bert-arch.js';
+import { mistral } from './mistral-arch.js';
+import { qwen2 } from './qwen2-arch.js';
+import { qwen3 } from './qwen3-arch.js';
+import { phi3 } from './phi3-arch.js';
+import { seedOss } from './seed-oss-arch.js';
 import { roberta, xlmRoberta } from './roberta.js';
 import { distilbert } from './distilbert.js';
 
@@ -14,6 +19,11 @@ import { distilbert } from './distilbert.js';
 export const ARCHITECTURES = {
   llama,
   bert,
+  mistral,
+  qwen2,
+  qwen3,
+  phi3,
+  seed_oss: seedOss,
   roberta,
   'xlm-roberta': xlmRoberta,
   distilbert,

@@ -18,6 +18,7 @@
 //   }
 import * as fs from 'node:fs';
 import { describeQuant, ggmlBlock, type Granule, type Rule, type WeightQuant } from './rules.js';
+import { FORMAT_LIST } from './formats.js';
 
 export interface QuantConfig {
   /** The default quantizer of the selected modules. */
@@ -36,7 +37,8 @@ export interface QuantConfig {
 export const MIN_BITS = 2;
 export const MAX_BITS = 8;
 
-const RULE_KINDS = ['sym', 'asym', 'twn', 'q4_0', 'q8_0', 'tq2_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as const;
+// The uniform rules, then one per format of the table (formats.ts): q4_0, q8_0, tq2_0, q2_k … q6_k.
+const RULE_KINDS: readonly string[] = ['sym', 'asym', 'twn', ...FORMAT_LIST.map((f) => f.rule)];
 
 /** Error for a config field: "<source>: <field>: <message>". */
 export class QuantConfigError extends Error {}

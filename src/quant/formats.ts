@@ -1,5 +1,6 @@
-// llama.cpp block quantization formats as data: ggml type id, elements per block, bytes per block,
-// and reference quantize/dequantize that reproduce ggml-quants.c bit for bit
+// llama.cpp block quantization formats as data, one entry per format (BlockFormat: ggml type id,
+// file type, block and sub-block layout, grid, scale encoding, the QAT rule and native kernel that
+// reproduce it, how ONNX holds it), and reference quantize/dequantize that reproduce ggml-quants.c bit for bit
 // (quantize_row_{q4_0,q8_0,tq2_0,q2_K..q6_K}_ref and dequantize_row_*; struct layouts from
 // ggml-common.h). The K-quants' math is in kquants.ts / kquants_sym.ts.
 // These are the references QAT fake-quantization and GGUF export are tested against
@@ -7,20 +8,49 @@
 import { f32, roundAway, writeF16, readF16, blocksInRow, blocksInBytes, checkFinite } from './blocks.js';
 import { QK_K, quantizeQ2_K, dequantizeQ2_K, quantizeQ4_K, dequantizeQ4_K, quantizeQ5_K, dequantizeQ5_K } from './kquants.js';
 import { quantizeQ3_K, dequantizeQ3_K, quantizeQ6_K, dequantizeQ6_K } from './kquants_sym.js';
+import { QuantRule } from '../tensor/kernels.js';
 
 export interface BlockFormat {
   readonly name: string;
   /** enum ggml_type id, as written in GGUF tensor infos. */
   readonly ggmlType: number;
-  /** Elements per block (along the contiguous input dimension). */
+  /** general.file_type (llama.h LLAMA_FTYPE_MOSTLY_*) of a file whose projections have this type
+   *  (Q3_K/Q4_K/Q5_K: llama-quantize's default recipe for it, _M). */
+  readonly fileType: number;
+  /** Elements per block (along the contiguous input dimension); the K-quants' super-block. */
   readonly block: number;
   /** Bytes per block, sizeof(block_*). */
   readonly bytes: number;
+  /** The grid: elements per scale (the block, or a K-quant's sub-block), the stored code range
+   *  [lo, hi] and ŵ = (code − offset)·scale, or with `mins` ŵ = float(float(code·scale) − min). */
+  readonly grid: { readonly sub: number; readonly codes: readonly [number, number]; readonly offset: number; readonly mins: boolean };
+  /** How scales (and mins) are stored: an fp16 d per block; K-quants: per sub-block an integer
+   *  scale of `sub.bits` bits (signed or not) times d, and a `minBits` min times an fp16 dmin. */
+  readonly scales: { readonly d: 'f16'; readonly sub?: { readonly bits: number; readonly signed: boolean }; readonly minBits?: number };
+  /** kdqat's QAT rule (rules.ts) whose fake quantizer lands exactly on this grid, and the native
+   *  kernel that computes it: `fakeQuant` (one pass is the fixed point) or `fakeQuantGrid`
+   *  (gridQuantRef below), under QuantRule id `ruleId` (src/tensor/kernels.ts; native/quant.cc
+   *  enum Rule and native/kquant.cc kRuleQ2_K: test/quant/format-table.test.ts checks them). */
+  readonly rule: string;
+  readonly kernel: { readonly name: 'fakeQuant' | 'fakeQuantGrid'; readonly ruleId: number };
+  /** How an ONNX graph holds the dequantized weights exactly (for the ONNX exporter), or null if
+   *  it cannot. Blocks run along the input dimension; scales are the stored fp16 d (or the
+   *  K-quants' float(d·sc)) widened to float32, so that the one rounding of (q − zeroPoint)·scale
+   *  is the one of dequantize_row_*; `subtractMin`: then Sub a float32 min per block
+   *  (ŵ = float(float(q·scale) − min), the K-quants with mins). */
+  readonly onnx: OnnxHolding | null;
   /** Float32 row (length a multiple of `block`) → the exact ggml byte layout. */
   quantizeRef(row: Float32Array): Uint8Array;
   /** ggml bytes (a whole number of blocks) → Float32 row. */
   dequantizeRef(bytes: Uint8Array): Float32Array;
 }
+
+/** See BlockFormat.onnx. MatMulNBits: com.microsoft contrib op (bits-wide codes, per-block scale
+ *  and integer zero point); DequantizeLinear: ONNX opset 21 blocked quantization (axis 1). */
+export type OnnxHolding =
+  | { readonly op: 'MatMulNBits'; readonly bits: 2 | 4 | 8; readonly blockSize: number; readonly zeroPoint: number; readonly scale: 'f32' }
+  | { readonly op: 'DequantizeLinear'; readonly dtype: 'int4' | 'uint4' | 'int8' | 'uint8'; readonly blockSize: number;
+      readonly zeroPoint: number; readonly scale: 'f32'; readonly subtractMin?: true };
 
 // block_q4_0 { ggml_half d; uint8_t qs[16]; }: byte j holds q[j] (low nibble) and q[j+16] (high).
 function quantizeQ4_0(row: Float32Array): Uint8Array {
@@ -145,36 +175,77 @@ function dequantizeTQ2_0(bytes: Uint8Array): Float32Array {
   return y;
 }
 
+// The table: one entry per format (adding one = an entry here, its kernel, its vectors).
+const f16 = { d: 'f16' } as const;
 export const Q4_0 = {
-  name: 'Q4_0', ggmlType: 2, block: 32, bytes: 2 + 32 / 2, quantizeRef: quantizeQ4_0, dequantizeRef: dequantizeQ4_0,
+  name: 'Q4_0', ggmlType: 2, fileType: 2, block: 32, bytes: 2 + 32 / 2,
+  grid: { sub: 32, codes: [0, 15], offset: 8, mins: false }, scales: f16,
+  rule: 'q4_0', kernel: { name: 'fakeQuant', ruleId: QuantRule.q4_0 },
+  onnx: { op: 'MatMulNBits', bits: 4, blockSize: 32, zeroPoint: 8, scale: 'f32' },
+  quantizeRef: quantizeQ4_0, dequantizeRef: dequantizeQ4_0,
 } as const satisfies BlockFormat;
 export const Q8_0 = {
-  name: 'Q8_0', ggmlType: 8, block: 32, bytes: 2 + 32, quantizeRef: quantizeQ8_0, dequantizeRef: dequantizeQ8_0,
+  name: 'Q8_0', ggmlType: 8, fileType: 7, block: 32, bytes: 2 + 32,
+  grid: { sub: 32, codes: [-128, 127], offset: 0, mins: false }, scales: f16,
+  rule: 'q8_0', kernel: { name: 'fakeQuant', ruleId: QuantRule.q8_0 },
+  onnx: { op: 'DequantizeLinear', dtype: 'int8', blockSize: 32, zeroPoint: 0, scale: 'f32' },
+  quantizeRef: quantizeQ8_0, dequantizeRef: dequantizeQ8_0,
 } as const satisfies BlockFormat;
 export const TQ2_0 = {
-  name: 'TQ2_0', ggmlType: 35, block: 256, bytes: 256 / 4 + 2, quantizeRef: quantizeTQ2_0, dequantizeRef: dequantizeTQ2_0,
+  name: 'TQ2_0', ggmlType: 35, fileType: 37, block: 256, bytes: 256 / 4 + 2,
+  grid: { sub: 256, codes: [0, 2], offset: 1, mins: false }, scales: f16,
+  rule: 'tq2_0', kernel: { name: 'fakeQuant', ruleId: QuantRule.tq2_0 },
+  onnx: { op: 'DequantizeLinear', dtype: 'uint4', blockSize: 256, zeroPoint: 1, scale: 'f32' },
+  quantizeRef: quantizeTQ2_0, dequantizeRef: dequantizeTQ2_0,
 } as const satisfies BlockFormat;
 
 // K-quants (ggml type ids 10-14): super-blocks of QK_K = 256 with quantized sub-block scales.
 export const Q2_K = {
-  name: 'Q2_K', ggmlType: 10, block: QK_K, bytes: 16 + 64 + 4, quantizeRef: quantizeQ2_K, dequantizeRef: dequantizeQ2_K,
+  name: 'Q2_K', ggmlType: 10, fileType: 10, block: QK_K, bytes: 16 + 64 + 4,
+  grid: { sub: 16, codes: [0, 3], offset: 0, mins: true }, scales: { d: 'f16', sub: { bits: 4, signed: false }, minBits: 4 },
+  rule: 'q2_k', kernel: { name: 'fakeQuantGrid', ruleId: QuantRule.q2_k },
+  onnx: { op: 'DequantizeLinear', dtype: 'uint4', blockSize: 16, zeroPoint: 0, scale: 'f32', subtractMin: true },
+  quantizeRef: quantizeQ2_K, dequantizeRef: dequantizeQ2_K,
 } as const satisfies BlockFormat;
 export const Q3_K = {
-  name: 'Q3_K', ggmlType: 11, block: QK_K, bytes: 32 + 64 + 12 + 2, quantizeRef: quantizeQ3_K, dequantizeRef: dequantizeQ3_K,
+  name: 'Q3_K', ggmlType: 11, fileType: 12, block: QK_K, bytes: 32 + 64 + 12 + 2,
+  grid: { sub: 16, codes: [0, 7], offset: 4, mins: false }, scales: { d: 'f16', sub: { bits: 6, signed: true } },
+  rule: 'q3_k', kernel: { name: 'fakeQuantGrid', ruleId: QuantRule.q3_k },
+  onnx: { op: 'DequantizeLinear', dtype: 'uint4', blockSize: 16, zeroPoint: 4, scale: 'f32' },
+  quantizeRef: quantizeQ3_K, dequantizeRef: dequantizeQ3_K,
 } as const satisfies BlockFormat;
 export const Q4_K = {
-  name: 'Q4_K', ggmlType: 12, block: QK_K, bytes: 4 + 12 + 128, quantizeRef: quantizeQ4_K, dequantizeRef: dequantizeQ4_K,
+  name: 'Q4_K', ggmlType: 12, fileType: 15, block: QK_K, bytes: 4 + 12 + 128,
+  grid: { sub: 32, codes: [0, 15], offset: 0, mins: true }, scales: { d: 'f16', sub: { bits: 6, signed: false }, minBits: 6 },
+  rule: 'q4_k', kernel: { name: 'fakeQuantGrid', ruleId: QuantRule.q4_k },
+  onnx: { op: 'DequantizeLinear', dtype: 'uint4', blockSize: 32, zeroPoint: 0, scale: 'f32', subtractMin: true },
+  quantizeRef: quantizeQ4_K, dequantizeRef: dequantizeQ4_K,
 } as const satisfies BlockFormat;
 export const Q5_K = {
-  name: 'Q5_K', ggmlType: 13, block: QK_K, bytes: 4 + 12 + 32 + 128, quantizeRef: quantizeQ5_K, dequantizeRef: dequantizeQ5_K,
+  name: 'Q5_K', ggmlType: 13, fileType: 17, block: QK_K, bytes: 4 + 12 + 32 + 128,
+  grid: { sub: 32, codes: [0, 31], offset: 0, mins: true }, scales: { d: 'f16', sub: { bits: 6, signed: false }, minBits: 6 },
+  rule: 'q5_k', kernel: { name: 'fakeQuantGrid', ruleId: QuantRule.q5_k },
+  onnx: { op: 'DequantizeLinear', dtype: 'uint8', blockSize: 32, zeroPoint: 0, scale: 'f32', subtractMin: true },
+  quantizeRef: quantizeQ5_K, dequantizeRef: dequantizeQ5_K,
 } as const satisfies BlockFormat;
 export const Q6_K = {
-  name: 'Q6_K', ggmlType: 14, block: QK_K, bytes: 128 + 64 + 16 + 2, quantizeRef: quantizeQ6_K, dequantizeRef: dequantizeQ6_K,
+  name: 'Q6_K', ggmlType: 14, fileType: 18, block: QK_K, bytes: 128 + 64 + 16 + 2,
+  grid: { sub: 16, codes: [0, 63], offset: 32, mins: false }, scales: { d: 'f16', sub: { bits: 8, signed: true } },
+  rule: 'q6_k', kernel: { name: 'fakeQuantGrid', ruleId: QuantRule.q6_k },
+  onnx: { op: 'DequantizeLinear', dtype: 'uint8', blockSize: 16, zeroPoint: 32, scale: 'f32' },
+  quantizeRef: quantizeQ6_K, dequantizeRef: dequantizeQ6_K,
 } as const satisfies BlockFormat;
 
 /** Every block format, by name. */
 export const FORMATS = { Q4_0, Q8_0, TQ2_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K } as const;
 export type FormatName = keyof typeof FORMATS;
+/** The formats in table order. */
+export const FORMAT_LIST: readonly BlockFormat[] = Object.values(FORMATS);
+
+/** The format whose grid a QAT rule kind ('q4_0', 'q4_k', …) is, or undefined (sym, asym, twn). */
+export function formatOfRule(kind: string): (typeof FORMATS)[FormatName] | undefined {
+  return Object.values(FORMATS).find((f) => f.rule === kind);
+}
 
 /** Fake quantization by the export path itself: dequantize(quantize(row)). */
 export function fakeQuantRef(format: BlockFormat, row: Float32Array): Float32Array {

@@ -8,17 +8,15 @@
 import { f32, readF16, blocksInBytes } from './blocks.js';
 import { QK_K, scaleMinK4 } from './kquants.js';
 import { q3Scale } from './kquants_sym.js';
+import { FORMATS } from './formats.js';
 
 export type KFormatName = 'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K';
 
 /** Per K-quant: bytes per block, sub-block size, code offset (symmetric ones), has mins. */
-export const K_LAYOUT: Record<KFormatName, { bytes: number; sub: number; offset: number; mins: boolean }> = {
-  Q2_K: { bytes: 84, sub: 16, offset: 0, mins: true },
-  Q3_K: { bytes: 110, sub: 16, offset: 4, mins: false },
-  Q4_K: { bytes: 144, sub: 32, offset: 0, mins: true },
-  Q5_K: { bytes: 176, sub: 32, offset: 0, mins: true },
-  Q6_K: { bytes: 210, sub: 16, offset: 32, mins: false },
-};
+export const K_LAYOUT = Object.fromEntries((['Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'] as const).map((k) => {
+  const f = FORMATS[k]; // the format table
+  return [k, { bytes: f.bytes as number, sub: f.grid.sub as number, offset: f.grid.offset as number, mins: f.grid.mins as boolean }];
+})) as Record<KFormatName, { bytes: number; sub: number; offset: number; mins: boolean }>;
 
 export interface KUnpacked { codes: Uint8Array; scales: Float32Array; mins: Float32Array | null }
 

@@ -115,11 +115,13 @@ export function planQuantization(model: Model, config: QuantConfig, opts: Prepar
   const targets = quantTargets(model);
   const allNames = [...model.params.keys()];
   const chosen = new Map<string, WeightQuant | null>();
-  // Default (METHODS.md §2): every Linear of every block, i.e. the record's module kinds.
-  const kinds = archOf(model).modules.kinds;
-  const picked = config.modules
-    ? select(targets, allNames, config.modules, `${src}: modules`)
-    : targets.filter((t) => kinds.includes(moduleOf(t.logical).kind)).map((t) => t.logical);
+  // Default (METHODS.md §2): the record's defaultQuant patterns, or every Linear of every block
+  // (the weights of the record's module kinds).
+  const rec = archOf(model);
+  const dq = config.modules ?? (rec.modules.defaultQuant ? [...rec.modules.defaultQuant] : null);
+  const picked = dq
+    ? select(targets, allNames, dq, `${src}: modules`)
+    : targets.filter((t) => rec.modules.kinds.includes(moduleOf(t.logical).kind)).map((t) => t.logical);
   for (const n of picked) chosen.set(n, dflt);
   (config.overrides ?? []).forEach((o, i) => {
     const q = o.quant ? normalizeQuant(o.quant) : null;

@@ -20,6 +20,7 @@
 import { kernel } from '../tensor/registry.js';
 import { QuantRule, type QuantRuleCode } from '../tensor/kernels.js';
 import { dequantizeUnpackedK, type KFormatName } from './kunpack.js';
+import { FORMATS, formatOfRule } from './formats.js';
 
 export type Rule =
   | { kind: 'sym'; bits: number } // uniform symmetric, 2..8 bits (METHODS.md §2)
@@ -28,11 +29,10 @@ export type Rule =
   | { kind: 'q4_0' } | { kind: 'q8_0' } | { kind: 'tq2_0' } // exact llama.cpp grids
   | { kind: KRuleKind }; // llama.cpp K-quant grids (super-blocks of 256)
 export type KRuleKind = 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k';
-/** K-quant rule → its format (formats.ts) and sub-block (granule) size. */
-export const K_RULES: Record<KRuleKind, { format: KFormatName; sub: number }> = {
-  q2_k: { format: 'Q2_K', sub: 16 }, q3_k: { format: 'Q3_K', sub: 16 }, q4_k: { format: 'Q4_K', sub: 32 },
-  q5_k: { format: 'Q5_K', sub: 32 }, q6_k: { format: 'Q6_K', sub: 16 },
-};
+/** K-quant rule → its format and sub-block (granule) size, read off the format table (formats.ts). */
+export const K_RULES = Object.fromEntries(Object.values(FORMATS).filter((f) => f.kernel.name === 'fakeQuantGrid')
+  .map((f) => [f.rule, { format: f.name as KFormatName, sub: f.grid.sub as number, mins: f.grid.mins as boolean }])) as
+  Record<KRuleKind, { format: KFormatName; sub: number; mins: boolean }>;
 export const isKRule = (rule: Rule): rule is { kind: KRuleKind } => Object.hasOwn(K_RULES, rule.kind);
 export type Granule = { kind: 'tensor' } | { kind: 'channel' } | { kind: 'group'; size: number };
 export interface WeightQuant {
@@ -52,7 +52,7 @@ export interface Codes { codes: Int8Array | Uint8Array; scales: Float32Array; ze
 
 /** Block size of a llama.cpp rule (undefined for the others). */
 export function ggmlBlock(rule: Rule): number | undefined {
-  return rule.kind === 'q4_0' || rule.kind === 'q8_0' ? 32 : rule.kind === 'tq2_0' || isKRule(rule) ? 256 : undefined;
+  return formatOfRule(rule.kind)?.block;
 }
 
 /** "sym 4-bit per channel", "q4_0 (blocks of 32)", ... for messages. */
@@ -165,7 +165,7 @@ export function quantizeCodes(w: Float32Array, rows: number, cols: number, q: We
   if (isKRule(q.rule)) {
     const K = K_RULES[q.rule.kind];
     const codes32 = new Int32Array(w.length), scales = new Float32Array(G);
-    const mins = K.format === 'Q3_K' || K.format === 'Q6_K' ? null : new Float32Array(G);
+    const mins = K.mins ? new Float32Array(G) : null;
     withContext(where, q, rows, cols, () => kernel('fakeQuantGrid')(w, null, codes32, scales, mins, rows, cols, ruleCode(q.rule)));
     return { codes: Uint8Array.from(codes32), scales, zeros: null, mins };
   }
@@ -191,12 +191,12 @@ export function dequantizeCodes(c: Codes, rows: number, cols: number, q: WeightQ
   const kind = q.rule.kind;
   if (isKRule(q.rule)) {
     const K = K_RULES[q.rule.kind];
-    const withMins = K.format !== 'Q3_K' && K.format !== 'Q6_K';
+    const withMins = K.mins;
     if (withMins && c.mins?.length !== G) throw new RangeError(`${ctx}: ${kind} needs ${G} mins (one per sub-block of ${K.sub})`);
     return dequantizeUnpackedK(K.format, { codes: Uint8Array.from(c.codes), scales: c.scales, mins: withMins ? c.mins! : null });
   }
   if (kind === 'asym' && c.zeros?.length !== G) throw new RangeError(`${ctx}: asym needs ${G} zero points`);
-  const offset = kind === 'q4_0' ? 8 : kind === 'tq2_0' ? 1 : 0;
+  const offset = formatOfRule(kind)?.grid.offset ?? 0; // q4_0: 8, tq2_0: 1
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     const k = group === 0 ? 0 : Math.floor(i / group);

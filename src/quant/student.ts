@@ -40,6 +40,7 @@ import { parseQuantConfig, type QuantConfig } from './config.js';
 import { convert, type Converted, type Prepared } from './prepare.js';
 import { dequantizeCodes, granuleCount, type Codes, type WeightQuant } from './rules.js';
 import { fakeQuantInput } from './ops.js';
+import { formatOfRule } from './formats.js';
 
 export const QUANT_JSON = 'quantization.json';
 export const QUANT_WEIGHTS = 'model.quantized.safetensors';
@@ -218,7 +219,7 @@ export function loadStudent(dir: string, opts: { latent?: boolean } = {}): Loade
         codes: read('codes', ['I8', 'U8'], rows * cols) as Int8Array | Uint8Array,
         scales: read('scales', ['F32'], n) as Float32Array,
         zeros: e.quant.rule.kind === 'asym' ? read('zeros', ['I32'], n) as Int32Array : null,
-        mins: ['q2_k', 'q4_k', 'q5_k'].includes(e.quant.rule.kind) ? read('mins', ['F32'], n) as Float32Array : null,
+        mins: formatOfRule(e.quant.rule.kind)?.grid.mins ? read('mins', ['F32'], n) as Float32Array : null,
       };
       if (f.infos.has(`${W}.step`)) {
         const s = read('step', ['F32'], f.info(`${W}.step`).shape.reduce((a, b) => a * b, 1)) as Float32Array;

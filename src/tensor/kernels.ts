@@ -141,18 +141,20 @@ export interface Kernels {
    *  directly: q (B,T,H,D), k and v (B,T,Hkv,D) with H % Hkv == 0 (grouped-query: head h uses
    *  kv head floor(h / (H/Hkv))). out (B,T,H,D) = softmax(scale·q·kᵀ + mask)·v.
    *  Mask: causal (key j > query i excluded) and/or keyMask (B,T), 1 = attend, 0 = padding
-   *  key excluded. A row with every key excluded gets all-zero probabilities and output.
+   *  key excluded; window w > 0 (sliding-window attention, Mistral / Phi-3) also excludes keys
+   *  j ≤ i − w, so query i sees keys i − w < j ≤ i. A row with every key excluded gets all-zero
+   *  probabilities and output.
    *  probs (B,H,T,T), if non-null, receives the probabilities (excluded entries 0).
    *  scores (B,H,T,T), if non-null, receives scale·q·kᵀ with excluded entries set to 0. */
   attention(q: F, k: F, v: F, out: F, probs: F | null, scores: F | null, B: number, T: number,
-    H: number, Hkv: number, D: number, scale: number, causal: boolean, keyMask: I | null): void;
+    H: number, Hkv: number, D: number, scale: number, causal: boolean, keyMask: I | null, window?: number): void;
   /** Backward of attention given the saved probs. gout (B,T,H,D) is the output gradient;
    *  gProbs / gScores (B,H,T,T), if non-null, are extra upstream gradients with respect to the
    *  probabilities and the (unmasked) scaled scores (from distillation losses).
    *  Writes gq, gk, gv (same layouts as q, k, v). */
   attentionBackward(q: F, k: F, v: F, probs: F, gout: F, gProbs: F | null, gScores: F | null,
     gq: F, gk: F, gv: F, B: number, T: number, H: number, Hkv: number, D: number,
-    scale: number, causal: boolean, keyMask: I | null): void;
+    scale: number, causal: boolean, keyMask: I | null, window?: number): void;
 
   // ---- quantization (METHODS.md §2) ---------------------------------------------------------
   // Weights w are (rows, cols) = (out, in) row-major. A granule shares one scale; `group` is its

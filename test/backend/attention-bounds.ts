@@ -5,7 +5,7 @@
 // (the tile micro-kernel), so a k-term product has γ_k·Σ|terms| of summation error.
 import { EXP_REL, SECOND_ORDER, U32 as u, gamma } from '../bounds.js';
 
-interface Shape { B: number; T: number; H: number; Hkv: number; D: number; causal: boolean }
+interface Shape { B: number; T: number; H: number; Hkv: number; D: number; causal: boolean; window?: number }
 type A = ArrayLike<number>;
 const FLT_MIN = 2 ** -126;
 
@@ -16,7 +16,7 @@ function rows(cs: Shape, km: Int32Array | null,
   for (let b = 0; b < cs.B; b++) {
     for (let h = 0; h < cs.H; h++) {
       for (let i = 0; i < cs.T; i++) {
-        fn(b, h, i, Math.floor(h / G), (j) => (!cs.causal || j <= i) && (!km || km[b * cs.T + j] !== 0));
+        fn(b, h, i, Math.floor(h / G), (j) => (!cs.causal || j <= i) && (!cs.window || j > i - cs.window) && (!km || km[b * cs.T + j] !== 0));
       }
     }
   }

@@ -2,7 +2,7 @@
 // full scores matrix with −∞ at excluded entries, a textbook softmax per row.
 
 export interface NaiveCase {
-  B: number; T: number; H: number; Hkv: number; D: number; causal: boolean;
+  B: number; T: number; H: number; Hkv: number; D: number; causal: boolean; window?: number;
 }
 
 /** q (B,T,H,D), k/v (B,T,Hkv,D), scale 1/√D; returns out (B,T,H,D), probs and scores
@@ -23,7 +23,7 @@ export function naiveAttention(cs: NaiveCase, q: ArrayLike<number>, k: ArrayLike
         for (let j = 0; j < T; j++) {
           let dot = 0;
           for (let d = 0; d < D; d++) dot += q[((b * T + i) * H + h) * D + d] * k[((b * T + j) * Hkv + g) * D + d];
-          const excluded = (cs.causal && j > i) || (km !== null && km[b * T + j] === 0);
+          const excluded = (cs.causal && j > i) || (!!cs.window && j <= i - cs.window) || (km !== null && km[b * T + j] === 0);
           S[i].push(excluded ? -Infinity : scale * dot);
         }
       }

@@ -35,6 +35,8 @@ const self = fileURLToPath(import.meta.url);
 interface Case {
   B: number; T: number; H: number; Hkv: number; D: number; causal: boolean;
   mask: 'none' | 'pad';
+  /** Sliding window (0/absent: none). */
+  window?: number;
 }
 
 /** keyMask for 'pad': batch 0 has left and right padding, batch 1 is fully padded. */
@@ -65,7 +67,7 @@ function runFwd(f: Fwd, cs: Case, x: Inputs, withProbs = true, withScores = true
   const out = new Float32Array(B * T * H * D).fill(NaN);  // must be fully overwritten
   const probs = withProbs ? new Float32Array(B * H * T * T).fill(NaN) : null;
   const scores = withScores ? new Float32Array(B * H * T * T).fill(NaN) : null;
-  f(x.q, x.k, x.v, out, probs, scores, B, T, H, Hkv, D, scaleOf(cs), cs.causal, x.km);
+  f(x.q, x.k, x.v, out, probs, scores, B, T, H, Hkv, D, scaleOf(cs), cs.causal, x.km, cs.window);
   return { out, probs, scores };
 }
 
@@ -78,7 +80,7 @@ function runBwd(f: Bwd, cs: Case, x: Inputs, probs: Float32Array, gout: Float32A
   const gk = new Float32Array(x.k.length).fill(NaN);
   const gv = new Float32Array(x.v.length).fill(NaN);
   f(x.q, x.k, x.v, probs, gout, gProbs, gScores, gq, gk, gv, B, T, H, Hkv, D, scaleOf(cs),
-    cs.causal, x.km);
+    cs.causal, x.km, cs.window);
   return { gq, gk, gv };
 }
 
@@ -95,6 +97,8 @@ for (const [B, T, H, Hkv, D] of [[2, 5, 4, 2, 3], [3, 7, 2, 2, 4], [2, 1, 3, 1, 
     for (const mask of ['none', 'pad'] as const) refCases.push({ B, T, H, Hkv, D, causal, mask });
   }
 }
+// Sliding windows (Mistral, Phi-3): shorter than, equal to and longer than T.
+for (const [T, window] of [[7, 3], [9, 1], [5, 5], [4, 9]]) refCases.push({ B: 2, T, H: 4, Hkv: 2, D: 3, causal: true, mask: 'pad', window });
 
 if (mode !== 'hash') {
 
@@ -169,7 +173,9 @@ if (mode !== 'hash') {
           for (const causal of [false, true]) {
             for (const mask of ['none', 'pad'] as const) {
               c++;
-              const cs: Case = { B: 2, T, H, Hkv, D, causal, mask };
+              // Every third causal case with a sliding window shorter than T (not for T = 1).
+              const window = causal && c % 3 === 0 && T > 1 ? Math.max(1, Math.floor(T / 3)) : undefined;
+              const cs: Case = { B: 2, T, H, Hkv, D, causal, mask, window };
               const what = JSON.stringify(cs);
               const x = inputs(cs, rng);
               const want = runFwd(ref.attention, cs, x);

@@ -1,7 +1,8 @@
 // `kdqat export --format gguf` of QAT students (quant/student.ts directories) on the llama.cpp
 // grids: lossless — every weight the student quantized with q4_0/q8_0/tq2_0 is written in that
 // block format and its GGUF blocks dequantize to exactly the student's deployed (dequantized)
-// weights; a different block --type is refused; other rules are re-quantized with a note.
+// weights; a --type that cannot hold a student's quantizer is refused naming the formats that can,
+// or written with --lossy, which reports the error; safetensors writes the deployed weights.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -18,6 +19,10 @@ import { prepare } from '../../src/quant/prepare.js';
 import { saveStudent } from '../../src/quant/student.js';
 import type { QuantConfig } from '../../src/quant/config.js';
 import { runExport, studentPlan } from '../../src/cli/export.js';
+import { halfRoundTrip } from '../../src/quant/exactness.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { intTensor, noGrad } from '../../src/tensor/index.js';
+import { lmLogits } from '../../src/models/model.js';
 import { openModel } from '../../src/cli/open-model.js';
 
 const TEACHER = fileURLToPath(new URL('../../teachers/llama-sotu', import.meta.url));
@@ -93,27 +98,90 @@ test('RTN q4_0 student ≡ RTN export of its latent weights: same bytes', async 
   }
 });
 
-test('student refusals and notes: another block --type, f32 keeps the exact values, sym rules refused or (--lossy) re-quantized with the error', async () => {
+/** runExport with its notes collected. */
+async function exportNotes(opts: Parameters<typeof runExport>[0]): Promise<string> {
+  const notes: string[] = [];
+  await runExport({ ...opts, onNote: (n) => notes.push(n) });
+  return notes.join('\n');
+}
+/** "max |Δ| 1.234e-3, RMS 5.678e-4": the figures a --lossy note reports. */
+const ERROR_FIGURES = /max \|Δ\| (\d\.\d+e[-+]\d+), RMS (\d\.\d+e[-+]\d+) \(([\d,]+) of ([\d,]+) values differ\)/;
+
+test('GGUF: a --type that cannot hold the student\'s grid is refused naming the formats that can; --lossy re-quantizes and reports the error', async () => {
   const sdir = makeStudent('q4', { weights: { rule: { kind: 'q4_0' }, granule: group(32) } });
   await assert.rejects(runExport({ model: sdir, format: 'gguf', out: path.join(dir, 'x.gguf'), type: 'q8_0' }),
-    /--type q8_0: the student .* has model\.layers\.0\.self_attn\.q_proj\.weight on the Q4_0 grid .*Use --type q4_0 \(lossless\), or f32\/f16/);
+    /--type q8_0: the student .* has model\.layers\.0\.self_attn\.q_proj\.weight on the Q4_0 grid .*Q8_0 would re-quantize it\. Formats that hold q4_0 \(blocks of 32\) exactly: --format gguf --type q4_0; --format gguf --type f32; --format safetensors --dtype f32; --format onnx; or pass --lossy/);
   assert.ok(!fs.existsSync(path.join(dir, 'x.gguf')));
+  const lossy = await exportNotes({ model: sdir, format: 'gguf', out: path.join(dir, 'q4-as-q8.gguf'), type: 'q8_0', lossy: true });
+  const m = ERROR_FIGURES.exec(lossy);
+  assert.ok(m, `a --lossy note with the error figures: ${lossy}`);
+  assert.ok(Number(m[1]) > 0 && Number(m[2]) > 0 && Number(m[2]) <= Number(m[1]), lossy);
+  assert.equal(m[4], (4 * (4 * 256 * 256 + 3 * 256 * 768)).toLocaleString('en-US'), 'every projection weight compared');
+  // F32 holds it exactly, and says so.
   const f32 = path.join(dir, 'q4-f32.gguf');
-  await runExport({ model: sdir, format: 'gguf', out: f32, type: 'f32' });
+  assert.match(await exportNotes({ model: sdir, format: 'gguf', out: f32, type: 'f32' }), /holds the student's 28 quantized weight\(s\) exactly/);
   const g = readGgufHeader(f32);
   const opened = openModel(sdir);
   const W = 'model.layers.1.mlp.up_proj.weight';
   assert.equal(g.tensors.get(ggufTensorName(W))!.type, 'F32');
   assert.ok(weightFromGguf(g, W, opened.model.config as LlamaConfig, opened.loaded.params.get(W)!));
 
-  const sym = makeStudent('w4', { weights: { rule: { kind: 'sym', bits: 4 }, granule: { kind: 'channel' } }, activations: { bits: 8 } });
-  assert.throws(() => studentPlan(openModel(sym), 'Q4_0', false),
-    /--type q4_0: 28 weight\(s\) of .* use sym quantization, which Q4_0 cannot hold exactly\. Formats that hold them exactly: --type f32 .*--format onnx .*--lossy/);
-  await assert.rejects(runExport({ model: sym, format: 'safetensors', out: path.join(dir, 'w4-f16') }),
-    /--dtype f16: f16 cannot hold the student's dequantized weights exactly .*--dtype f32, or --format onnx/);
-  const plan = studentPlan(openModel(sym), 'Q4_0', false, true);
-  assert.equal(plan.lossless.size, 0);
-  assert.match(plan.notes.join('\n'), /28 weight\(s\) of .* use sym quantization, which Q4_0 cannot hold exactly; they are re-quantized to Q4_0 round-to-nearest .*not lossless: largest change \d\.\d\de-\d+ of max\|w\|/);
-  assert.match(plan.notes.join('\n'), /8-bit activation quantization is not stored in GGUF/);
-  assert.equal(studentPlan(openModel(sym), undefined, false).dtype, 'F32'); // no llama.cpp grid: default F32
+  // Per-channel 4-bit (and an asymmetric grid): no GGUF block type holds them.
+  for (const rule of [{ kind: 'sym', bits: 4 }, { kind: 'asym', bits: 4 }] as const) {
+    const sym = makeStudent(`w4-${rule.kind}`, { weights: { rule, granule: { kind: 'channel' } }, activations: { bits: 8 } });
+    for (const type of ['q4_0', 'q4_k', 'q4_k_m']) {
+      await assert.rejects(runExport({ model: sym, format: 'gguf', out: path.join(dir, 'y.gguf'), type }),
+        new RegExp(`--type ${type}: .*${rule.kind} 4-bit per channel.*Formats that hold ${rule.kind} 4-bit per channel exactly: ` +
+          '--format gguf --type f32; --format safetensors --dtype f32; --format onnx; or pass --lossy'), `${rule.kind} → ${type}`);
+    }
+    const notes = await exportNotes({ model: sym, format: 'gguf', out: path.join(dir, `w4-${rule.kind}.gguf`), type: 'q4_0', lossy: true });
+    assert.match(notes, /--lossy: they are re-quantized to Q4_0/);
+    assert.match(notes, ERROR_FIGURES);
+    assert.match(notes, /8-bit activation quantization is not stored in GGUF/);
+    assert.equal(studentPlan(openModel(sym), undefined, false).dtype, 'F32'); // no llama.cpp grid: default F32
+  }
+});
+
+test('safetensors: a student exports its deployed (dequantized) weights by default, which reload to the fake-quantized forward bitwise; --latent the latent ones', async () => {
+  for (const [name, config] of [['w4', { weights: { rule: { kind: 'sym', bits: 4 }, granule: { kind: 'channel' } } }],
+    ['q4k', { weights: { rule: { kind: 'q4_k' }, granule: group(256) } }]] as [string, QuantConfig][]) {
+    const sdir = makeStudent(`st-${name}`, config);
+    const out = path.join(dir, `st-${name}-out`);
+    assert.match(await exportNotes({ model: sdir, format: 'safetensors', out }), /^$/); // F32: exact, nothing to say
+    assert.equal(readSafetensors(path.join(out, 'model.safetensors')).tensors.get('model.layers.0.mlp.up_proj.weight')!.dtype, 'F32');
+    const lat = openModel(sdir, { latent: true });
+    const ids = intTensor(Array.from({ length: 12 }, (_, i) => (i * 37) % 4096), [1, 12]);
+    const fake = noGrad(() => lmLogits(lat.model, ids, { weight: prepare(lat.model, config).weight }).f32);
+    const exported = loadModelDir(out);
+    const got = noGrad(() => lmLogits({ arch: 'llama', config: exported.config as LlamaConfig, params: exported.params } as Model, ids).f32);
+    assert.equal(got.length, fake.length);
+    assert.ok(got.every((v, i) => Object.is(v, fake[i])), `${name}: HF logits of the exported dir ≠ the student's fake-quantized forward`);
+    // --latent: the latent weights (F16 by default, as any model directory).
+    const latOut = path.join(dir, `st-${name}-latent`);
+    await runExport({ model: sdir, format: 'safetensors', out: latOut, latent: true });
+    const t = readSafetensors(path.join(latOut, 'model.safetensors')).tensors.get('model.layers.0.mlp.up_proj.weight')!;
+    assert.equal(t.dtype, 'F16');
+    const want = halfRoundTrip(lat.loaded.params.get('model.layers.0.mlp.up_proj.weight')!.f32, 'F16');
+    assert.ok(loadModelDir(latOut).params.get('model.layers.0.mlp.up_proj.weight')!.f32.every((v, i) => v === want[i]));
+  }
+});
+
+test('safetensors f16/bf16 of a student: refused unless they hold the deployed values; --lossy reports the error', async () => {
+  const sdir = makeStudent('st-q4_0', { weights: { rule: { kind: 'q4_0' }, granule: group(32) } });
+  for (const dtype of ['f16', 'bf16']) {
+    await assert.rejects(runExport({ model: sdir, format: 'safetensors', out: path.join(dir, `z-${dtype}`), dtype }),
+      new RegExp(`--dtype ${dtype}: the deployed values of .* are not all representable in ${dtype.toUpperCase()}.*Formats that hold q4_0 \\(blocks of 32\\) exactly: --format gguf --type q4_0; --format gguf --type f32; --format safetensors --dtype f32; --format onnx; or pass --lossy`));
+    const notes = await exportNotes({ model: sdir, format: 'safetensors', out: path.join(dir, `z-${dtype}-lossy`), dtype, lossy: true });
+    const m = ERROR_FIGURES.exec(notes);
+    assert.ok(m && Number(m[1]) > 0, notes);
+  }
+  // A ternary student's deployed values are ±α or 0 per tensor: F16 holds them when α is an F16 value.
+  const twn = makeStudent('st-twn', { weights: { rule: { kind: 'twn' }, granule: { kind: 'tensor' } } });
+  const opened = openModel(twn);
+  const exact = [...opened.student!.weights.keys()].every((W) => {
+    const w = opened.loaded.params.get(W)!.f32;
+    return halfRoundTrip(w, 'F16').every((v, i) => v === w[i]);
+  });
+  const run = runExport({ model: twn, format: 'safetensors', out: path.join(dir, 'twn-f16'), dtype: 'f16', onNote: () => {} });
+  if (exact) await run; else await assert.rejects(run, /not all representable in F16/);
 });

@@ -63,7 +63,7 @@ test('export --format safetensors: a model directory in f16 / bf16 that loads ba
 
 test('export errors', async () => {
   await assert.rejects(runExport({ model: fx.bert, format: 'gguf', out: path.join(fx.root, 'b.gguf') }),
-    /--model .*bert is a BERT encoder .*GGUF export is for LLaMA-family decoders .*use --format safetensors/);
+    /--model .*bert is a BERT encoder .*GGUF export is for the decoder families llama.cpp runs .*use --format safetensors/);
   const existing = fx.file('exists.gguf', 'x');
   await assert.rejects(runExport({ model: fx.llama, format: 'gguf', out: existing }), /already exists; pass --force to replace it/);
   await assert.rejects(runExport({ model: fx.llama, format: 'safetensors', out: fx.bert }), /already exists; pass --force/);
@@ -99,7 +99,7 @@ test('export --format gguf --type q4_0 / q8_0 / --embed-type; tq2_0 needs 256-wi
     /attn_q\.weight .*input dimension 32 is not a multiple of the TQ2_0 block size 256; export with --type q8_0 or q4_0/);
   assert.ok(!fs.existsSync(path.join(fx.root, 't.gguf')));
   await assert.rejects(runExport({ model: fx.llama, format: 'gguf', out: 'x.gguf', type: 'q4_1' }),
-    /--type q4_1: gguf export supports f32, f16, q8_0, q4_0, tq2_0, q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m, q5_k_m/);
+    /--type q4_1: gguf export supports f32, f16, q4_0, q8_0, tq2_0, q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m, q5_k_m/);
   await assert.rejects(runExport({ model: fx.llama, format: 'gguf', out: path.join(fx.root, 'k.gguf'), type: 'q4_k_m' }),
     /token_embd\.weight .*input dimension 32 is not a multiple of the Q4_K block size 256/);
   assert.ok(!fs.existsSync(path.join(fx.root, 'k.gguf')));

@@ -59,7 +59,7 @@ test('KV-cached steps give the logits of the full forward at every position', ()
   noGrad(() => chunked.step(ids.slice(0, 40)));
   const last = noGrad(() => chunked.step(ids.slice(40)));
   for (let v = 0; v < V; v++) assert.ok(Math.abs(last[v] - full[(T - 1) * V + v]) <= tol);
-  assert.throws(() => chunked.step(1), /65 positions exceed max_position_embeddings 64/);
+  assert.throws(() => chunked.step(1), /sequence length 65 exceeds max_position_embeddings 64/);
 });
 
 test('greedy generation (cached and uncached) equals a plain argmax loop, through the sliding window too', () => {

@@ -131,7 +131,7 @@ test('errors: rows that are not whole blocks, unknown types', () => {
   const odd: LlamaConfig = { ...CFG, hiddenSize: 48, numAttentionHeads: 4, numKeyValueHeads: 2, intermediateSize: 96 };
   assert.throws(() => write(initParams(llamaParamSpec(odd), 3), 'F16', 'Q8_0', odd),
     /token_embd\.weight .*input dimension 48 is not a multiple of the Q8_0 block size 32; export with --type f16 \(or --embed-type f16/);
-  assert.throws(() => write(params, 'Q4_1' as GgufWeightType, undefined, small), /GGUF export supports types F32, F16, Q4_0, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, TQ2_0, not Q4_1/);
+  assert.throws(() => write(params, 'Q4_1' as GgufWeightType, undefined, small), /GGUF export supports types F32, F16, Q4_0, Q8_0, TQ2_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, not Q4_1/);
   assert.throws(() => write(params, 'Q4_0', 'Q4_0' as GgufEmbedType, small), /token_embd\/output type must be one of F32, F16, Q8_0, Q4_K, Q5_K, Q6_K, not Q4_0/);
   assert.throws(() => write(params, 'Q4_K', undefined, small), /input dimension 64 is not a multiple of the Q4_K block size 256; export with --type q8_0 or q4_0/);
   assert.equal(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')).length, 0);

@@ -101,7 +101,8 @@ export function commonPrefix(a: readonly number[], b: readonly number[]): number
  *  relative rounding of every matmul input (F16 weights: llama.cpp converts the activations
  *  to fp16, 2⁻¹¹) to each reduction's γ_K. */
 export function f32Tolerance(cfg: LlamaConfig, opts: { context?: number; inputRounding?: number } = {}): number {
-  const K = Math.max(cfg.hiddenSize, cfg.intermediateSize, opts.context ?? 256), R = 7 * cfg.numHiddenLayers + 2;
+  // Qwen3's per-head q/k norms add one reduction (a norm's sum of squares) to each layer's chain.
+  const K = Math.max(cfg.hiddenSize, cfg.intermediateSize, opts.context ?? 256), R = (cfg.qkNorm ? 8 : 7) * cfg.numHiddenLayers + 2;
   return 2 * 2 * R * (gamma(K) + (opts.inputRounding ?? 0));
 }
 

@@ -149,7 +149,7 @@ test('bad input: --dtype f16 of a student is refused naming the exact formats; -
   assert.throws(() => checkExact({ model: m.model, student: m.student }, 'f16', false), /--dtype quantized .* or --dtype f32 .*--lossy/);
   await assert.rejects(runExport({ model: m.dir, format: 'onnx', out: `${dir}.onnx`, dtype: 'f16' }), /f16 cannot hold the student's dequantized weights exactly.*--dtype quantized/);
   const notes = checkExact({ model: m.model, student: m.student }, 'f16', true);
-  assert.match(notes[0], /largest error \d\.\d+e-\d+ of max\|w\|/);
+  assert.match(notes[0], /max \|Δ\| \d\.\d+e-\d+, RMS \d\.\d+e-\d+ \([\d,]+ of [\d,]+ values differ\)/);
   await runExport({ model: m.dir, format: 'onnx', out: `${dir}.onnx`, dtype: 'f16', lossy: true });
   assert.ok(fs.statSync(`${dir}.onnx`).size > 0);
   await assert.rejects(runExport({ model: m.dir, format: 'onnx', out: path.join(root, 'x.onnx'), dtype: 'int3' }), /onnx export supports f32, f16, quantized/);

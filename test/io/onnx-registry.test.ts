@@ -5,7 +5,7 @@
 // KV-cache step (checkDecoder); encoders: classifier logits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { noGrad, intTensor } from '../../src/tensor/index.js';
+import { Rng, noGrad, intTensor } from '../../src/tensor/index.js';
 import { initParams } from '../../src/nn/params.js';
 import { ARCHITECTURES, modelOf, parseHfConfig } from '../../src/models/registry.js';
 import type { Architecture, ModelSizes } from '../../src/models/architecture.js';
@@ -31,7 +31,12 @@ for (const [name, rec] of Object.entries(ARCHITECTURES) as [string, Architecture
     }
     const hf = parseHfConfig(json);
     const r: Architecture = ARCHITECTURES[hf.arch];
-    const model = modelOf(hf, initParams(r.paramSpec(hf.config, r.headsOf(hf.meta)), 5));
+    const params = initParams(r.paramSpec(hf.config, r.headsOf(hf.meta)), 5);
+    // Biases (zeros) and norm weights (ones) perturbed too, so that every optional piece a spec
+    // switches on (q/k/v biases, q/k norms, …) changes the outputs.
+    const rng = new Rng(6);
+    for (const p of params.values()) if (p.ndim === 1) for (let i = 0; i < p.size; i++) p.f32[i] += 0.1 * rng.normal();
+    const model = modelOf(hf, params);
     const bytes = buildOnnx({ model }, 'f32');
     if (rec.kind === 'decoder') return checkDecoder(model, bytes, name);
     const B = 2, T = 7, ids = randomIds(B, T, sizes.vocab);

@@ -13,12 +13,13 @@ import { ggufTensorName } from '../../src/io/gguf.js';
 const SIZES = { vocab: 50, hidden: 16, layers: 2, heads: 4, kvHeads: 2, intermediate: 24, seq: 32, dropout: 0.1 };
 
 test('the registry rejects an unknown model_type, naming config.json, the key and the supported list', () => {
-  assert.deepEqual(SUPPORTED_MODEL_TYPES, ['llama', 'bert', 'roberta', 'xlm-roberta', 'distilbert']);
+  for (const a of ['llama', 'bert', 'mistral', 'qwen2', 'qwen3', 'phi3', 'roberta', 'xlm-roberta', 'distilbert']) assert.ok(SUPPORTED_MODEL_TYPES.includes(a as never), a);
+  const list = SUPPORTED_MODEL_TYPES.map((s) => `"${s}"`).join(', ');
   assert.throws(() => parseHfConfig({ model_type: 'gpt_neox', hidden_size: 8 }, 'm/config.json'),
-    (e: Error) => /^m\/config\.json: unknown model_type "gpt_neox"; kdqat supports "llama", "bert", "roberta", "xlm-roberta", "distilbert"$/.test(e.message));
+    (e: Error) => e.message === `m/config.json: unknown model_type "gpt_neox"; kdqat supports ${list}`);
   assert.throws(() => parseHfConfig({ hidden_size: 8 }, 'm/config.json'),
-    /^Error: m\/config\.json: missing required key "model_type" \(supported: "llama", "bert", "roberta", "xlm-roberta", "distilbert"\)/);
-  assert.throws(() => architecture('gpt2', '--arch'), /--arch "gpt2" is not one kdqat supports \("llama", "bert", "roberta", "xlm-roberta", "distilbert"\)/);
+    (e: Error) => e.message.startsWith(`m/config.json: missing required key "model_type" (supported: ${list})`));
+  assert.throws(() => architecture('gpt2', '--arch'), (e: Error) => e.message.includes(`--arch "gpt2" is not one kdqat supports (${list})`));
   assert.throws(() => parseHfConfig({ model_type: 'toString' }, 'config.json'), /unknown model_type "toString"/);
 });
 
@@ -50,15 +51,13 @@ test('llama: the record\'s GGUF tensor names are the exporter\'s', () => {
   assert.equal(ARCHITECTURES.bert.gguf, null);
 });
 
-// Files that still test an architecture's name: export's GGUF branch narrows the config to
-// LLaMA's for exportLlamaGguf, which writes only the llama GGUF layout; it will ask
-// `architecture(hf.arch).gguf` when the exporter takes any record with a gguf mapping.
-const ALLOWED = new Set(['src/cli/export.ts']);
+// Files that still test an architecture's name: none (export asks `architecture(hf.arch).gguf`).
+const ALLOWED = new Set<string>();
 const NAME_TESTS = [
   /\barch\s*[!=]==?\s*['"`]/, // arch === 'llama'
-  /[!=]==?\s*['"`](llama|bert|roberta|xlm-roberta|distilbert)['"`]/, // … !== 'bert'
-  /['"`](llama|bert|roberta|xlm-roberta|distilbert)['"`]\s*[!=]==?/, // 'llama' === …
-  /case\s+['"`](llama|bert|roberta|xlm-roberta|distilbert)['"`]/, // switch (arch) { case 'llama': … }
+  /[!=]==?\s*['"`](llama|bert|mistral|qwen2|qwen3|phi3|roberta|xlm-roberta|distilbert)['"`]/, // … !== 'bert'
+  /['"`](llama|bert|mistral|qwen2|qwen3|phi3|roberta|xlm-roberta|distilbert)['"`]\s*[!=]==?/, // 'llama' === …
+  /case\s+['"`](llama|bert|mistral|qwen2|qwen3|phi3|roberta|xlm-roberta|distilbert)['"`]/, // switch (arch) { case 'llama': … }
 ];
 
 test('no file outside src/models tests an architecture name', () => {

@@ -2,8 +2,8 @@
 // src/tensor/kernels.ts. Clarity over speed; the native backend is tested against these.
 //
 // Layouts: q (B,T,H,D), k and v (B,T,Hkv,D), out (B,T,H,D), probs and scores (B,H,T,T),
-// keyMask (B,T) with nonzero = attend. Query i may use key j when j ≤ i (if causal) and
-// keyMask[b,j] ≠ 0; rows without any usable key get zero probabilities, output and gradient.
+// keyMask (B,T) with nonzero = attend. Query i may use key j when j ≤ i (if causal),
+// j > i − window (if window > 0: sliding-window attention) and keyMask[b,j] ≠ 0; rows without any usable key get zero probabilities, output and gradient.
 import type { Kernels } from '../../tensor/kernels.js';
 
 type F = Float32Array;
@@ -34,16 +34,24 @@ export function checkAttentionShapes(B: number, T: number, H: number, Hkv: numbe
 }
 
 /** Usable keys of query row i in batch b: j < limit with keep(j). */
-function rowMask(b: number, i: number, T: number, causal: boolean, keyMask: I | null) {
+function rowMask(b: number, i: number, T: number, causal: boolean, keyMask: I | null, window: number) {
   const limit = causal ? i + 1 : T;
-  const keep = (j: number): boolean => keyMask === null || keyMask[b * T + j] !== 0;
+  const lo = window > 0 ? i - window + 1 : 0;
+  const keep = (j: number): boolean => j >= lo && (keyMask === null || keyMask[b * T + j] !== 0);
   return { limit, keep };
+}
+
+function checkWindow(window: number, scale: number): void {
+  if (!Number.isInteger(window) || window < 0) throw new RangeError(`attention: window = ${window} must be an integer >= 0 (0 = none)`);
+  // As the native kernels, which mask keys below the window as −∞ before scaling.
+  if (window > 0 && !(scale > 0)) throw new RangeError('attention: a window needs scale > 0');
 }
 
 function attention(q: F, k: F, v: F, out: F, probs: F | null, scores: F | null, B: number,
   T: number, H: number, Hkv: number, D: number, scale: number, causal: boolean,
-  keyMask: I | null): void {
+  keyMask: I | null, window = 0): void {
   checkAttentionShapes(B, T, H, Hkv, D, keyMask);
+  checkWindow(window, scale);
   len('q', q, B * T * H * D);
   len('k', k, B * T * Hkv * D);
   len('v', v, B * T * Hkv * D);
@@ -57,7 +65,7 @@ function attention(q: F, k: F, v: F, out: F, probs: F | null, scores: F | null, 
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / G);
       for (let i = 0; i < T; i++) {
-        const { limit, keep } = rowMask(b, i, T, causal, keyMask);
+        const { limit, keep } = rowMask(b, i, T, causal, keyMask, window);
         const qo = ((b * T + i) * H + h) * D;
         // s_j = scale·q_i·k_j over the usable keys; softmax over them (max-shifted).
         let max = -Infinity;
@@ -99,8 +107,9 @@ function attention(q: F, k: F, v: F, out: F, probs: F | null, scores: F | null, 
 
 function attentionBackward(q: F, k: F, v: F, probs: F, gout: F, gProbs: F | null,
   gScores: F | null, gq: F, gk: F, gv: F, B: number, T: number, H: number, Hkv: number,
-  D: number, scale: number, causal: boolean, keyMask: I | null): void {
+  D: number, scale: number, causal: boolean, keyMask: I | null, window = 0): void {
   checkAttentionShapes(B, T, H, Hkv, D, keyMask);
+  checkWindow(window, scale);
   if (!probs) throw new TypeError('attentionBackward: probs is required');
   len('q', q, B * T * H * D);
   len('k', k, B * T * Hkv * D);
@@ -121,7 +130,7 @@ function attentionBackward(q: F, k: F, v: F, probs: F, gout: F, gProbs: F | null
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / G);
       for (let i = 0; i < T; i++) {
-        const { limit, keep } = rowMask(b, i, T, causal, keyMask);
+        const { limit, keep } = rowMask(b, i, T, causal, keyMask, window);
         const qo = ((b * T + i) * H + h) * D;
         const row = ((b * H + h) * T + i) * T;
         // dP_j = dO_i·v_j (+ gProbs); dS = P ⊙ (dP − Σ_j dP_j P_j) (+ gScores), usable j only.

@@ -1,17 +1,17 @@
 // Reference kernel 'fakeQuantGrid' (src/tensor/kernels.ts): llama.cpp K-quant fake quantization.
 // The reference here IS the format's own: src/quant/formats.ts reproduces ggml-quants.c bit for
 // bit, and that module depends on nothing but io/half, so importing it from the backend makes
-// no cycle (and keeps one copy of the K-quant math). No native kernel yet: the registry serves
-// this one under either backend.
+// no cycle (and keeps one copy of the K-quant math). The native kernel (native/kquant.cc,
+// kquant_impl.inc) is tested bitwise against this one (test/backend/kquant.test.ts).
 import type { Kernels } from '../../tensor/kernels.js';
 import { QuantRule } from '../../tensor/kernels.js';
-import { FORMATS, gridQuantRef } from '../../quant/formats.js';
+import { FORMATS, FORMAT_LIST, gridQuantRef } from '../../quant/formats.js';
 import { unpackK, K_LAYOUT, type KFormatName } from '../../quant/kunpack.js';
 import { expectLength } from './nn.js';
 
-const K_RULES: Record<number, KFormatName> = {
-  [QuantRule.q2_k]: 'Q2_K', [QuantRule.q3_k]: 'Q3_K', [QuantRule.q4_k]: 'Q4_K', [QuantRule.q5_k]: 'Q5_K', [QuantRule.q6_k]: 'Q6_K',
-};
+// Rule id → K-quant, from the format table.
+const K_RULES: Record<number, KFormatName> = Object.fromEntries(FORMAT_LIST.filter((f) => f.kernel.name === 'fakeQuantGrid')
+  .map((f) => [f.kernel.ruleId, f.name as KFormatName]));
 
 export const kquantKernels: Partial<Kernels> = {
   fakeQuantGrid(w, out, codes, scales, mins, rows, cols, rule) {

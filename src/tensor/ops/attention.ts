@@ -14,6 +14,8 @@ export interface AttentionOptions {
   causal?: boolean;
   /** (B, T) int32, 1 = attend to this key, 0 = padding. */
   keyMask?: Tensor | null;
+  /** Sliding window (Mistral, Phi-3): query i sees keys i − window < j ≤ i; null/0 = none. */
+  window?: number | null;
   /** Defaults to 1/√D. */
   scale?: number;
   /** Also return the probabilities (B, H, T, T). */
@@ -44,6 +46,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     throw new RangeError(`attention: keyMask must be int32 (B, T) = (${B}, ${T}), got ${mask.dtype} ${fmt(mask.shape)}`);
   }
   const causal = !!opts.causal;
+  const window = opts.window ?? 0;
+  if (!Number.isInteger(window) || window < 0) throw new RangeError(`attention: window must be an integer ≥ 1 (or null), got ${opts.window}`);
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   const training = isRecording() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
   const out = empty(q.shape);
@@ -51,7 +55,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const scores = opts.returnScores ? empty([B, H, T, T]) : null;
   const maskData = mask ? mask.i32 : null;
   kernel('attention')(q.f32, k.f32, v.f32, out.f32, probs?.f32 ?? null, scores?.f32 ?? null,
-    B, T, H, Hkv, D, scale, causal, maskData);
+    B, T, H, Hkv, D, scale, causal, maskData, window);
 
   if (!training) {
     return { out: record(out, 'attention', [], () => []), probs, scores };
@@ -63,7 +67,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     const gq = empty(q.shape), gk = empty(k.shape), gv = empty(v.shape);
     const gout = pending.gout ?? new Float32Array(out.size);
     kernel('attentionBackward')(q.f32, k.f32, v.f32, probs!.f32, gout, pending.gProbs, pending.gScores,
-      gq.f32, gk.f32, gv.f32, B, T, H, Hkv, D, scale, causal, maskData);
+      gq.f32, gk.f32, gv.f32, B, T, H, Hkv, D, scale, causal, maskData, window);
     pending.gout = pending.gProbs = pending.gScores = null;
     return [gq, gk, gv];
   });
