@@ -12,14 +12,22 @@ export function emitEncoder(g: OnnxGraph, s: EncoderOnnxSpec, w: OnnxWeights): v
   const H = s.heads, D = s.hidden / H;
   const ids = g.input('input_ids', DT.INT64, ['batch_size', 'sequence_length']);
   const mask = g.input('attention_mask', DT.INT64, ['batch_size', 'sequence_length']);
-  const types = s.typeEmbed ? g.input('token_type_ids', DT.INT64, ['batch_size', 'sequence_length']) : null;
+  const types = s.typeEmbed && s.typeInput !== false ? g.input('token_type_ids', DT.INT64, ['batch_size', 'sequence_length']) : null;
   const ln = (x: string, weight: string): string => layerNorm(g, x, w.vector(weight), w.vector(biasOf(weight)), s.layerNormEps);
   const lin = (x: string, weight: string): string => w.linear(x, weight, biasOf(weight));
 
   const T = g.op('Gather', [g.op('Shape', [ids]), g.scalarI64(1)]);
-  const posIds = g.op('Range', [g.scalarI64(s.positionOffset), g.op('Add', [T, g.scalarI64(s.positionOffset)]), g.scalarI64(1)]); // (T)
+  let posIds: string;
+  if (s.positionsFromPadding !== undefined && s.positionsFromPadding !== null) {
+    const pad = g.scalarI64(s.positionsFromPadding);
+    const real = g.op('Cast', [g.op('Not', [g.op('Equal', [ids, pad])])], { to: DT.INT64 }); // (B, T) 1 = not padding
+    posIds = g.op('Add', [g.op('Mul', [g.op('CumSum', [real, g.scalarI64(1)]), real]), pad]); // (B, T)
+  } else {
+    posIds = g.op('Range', [g.scalarI64(s.positionOffset), g.op('Add', [T, g.scalarI64(s.positionOffset)]), g.scalarI64(1)]); // (T)
+  }
   let x = g.op('Add', [g.op('Gather', [w.matrix(s.wordEmbed), ids]), g.op('Gather', [w.matrix(s.posEmbed), posIds])]); // (B, T, C)
   if (s.typeEmbed && types) x = g.op('Add', [x, g.op('Gather', [w.matrix(s.typeEmbed), types])]);
+  else if (s.typeEmbed) x = g.op('Add', [x, g.op('Gather', [w.matrix(s.typeEmbed), g.scalarI64(0)])]); // (C): row 0 for every token
   x = ln(x, s.embedNorm);
 
   const allowed = g.op('Unsqueeze', [g.op('Cast', [mask], { to: DT.BOOL }), g.i64(1, 2)]); // (B, 1, 1, T)

@@ -13,8 +13,9 @@ export function layerNorm(g: OnnxGraph, x: string, w: string, b: string, eps: nu
   return g.op('LayerNormalization', [x, w, b], { axis: -1, epsilon: float(eps) });
 }
 
-/** GELU: erf form (HF "gelu") or the tanh approximation ("gelu_new"). */
-export function gelu(g: OnnxGraph, x: string, kind: 'gelu' | 'gelu_new'): string {
+/** The FFN activation: GELU in erf form (HF "gelu"), its tanh approximation ("gelu_new"), or ReLU. */
+export function gelu(g: OnnxGraph, x: string, kind: 'gelu' | 'gelu_new' | 'relu'): string {
+  if (kind === 'relu') return g.op('Relu', [x]);
   const halfX = g.op('Mul', [x, g.scalarF(0.5)]);
   if (kind === 'gelu') return g.op('Mul', [halfX, g.op('Add', [g.scalarF(1), g.op('Erf', [g.op('Mul', [x, g.scalarF(Math.SQRT1_2)])])])]);
   const x3 = g.op('Mul', [g.op('Mul', [x, x]), x]);

@@ -166,7 +166,6 @@ function toJson(k: DistilBertConfig, m: DistilBertMeta): Obj {
 
 /** ONNX export data (onnx-spec.ts): no token types, positions from 0, pre_classifier + ReLU. */
 function onnxSpec(c: DistilBertConfig, h: Heads): EncoderOnnxSpec {
-  if (c.hiddenAct === 'relu') throw new Error('ONNX export: DistilBERT with activation "relu" is not supported (the ONNX encoder graph has gelu, gelu_new)');
   return {
     kind: 'encoder', layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, vocab: c.vocabSize,
     layerNormEps: c.layerNormEps, act: c.hiddenAct,

@@ -55,13 +55,21 @@ export interface EncoderOnnxSpec {
   heads: number;
   vocab: number;
   layerNormEps: number;
-  act: 'gelu' | 'gelu_new';
+  /** The FFN activation (the encoder families' hidden_act values). */
+  act: 'gelu' | 'gelu_new' | 'relu';
   wordEmbed: string;
   posEmbed: string;
-  /** Position ids are offset + 0..T−1 (RoBERTa: padding_idx + 1). */
+  /** Position ids are offset + 0..T−1. */
   positionOffset: number;
+  /** RoBERTa: position ids counted over the non-padding tokens from this padding index, as HF's
+   *  create_position_ids_from_input_ids: cumsum(ids ≠ pad)·(ids ≠ pad) + pad (positionOffset
+   *  unused). Absent/null: offset + 0..T−1. */
+  positionsFromPadding?: number | null;
   /** null: the family has no token types (no token_type_ids input). */
   typeEmbed: string | null;
+  /** false: the family has a token-type table but no token_type_ids input (RoBERTa's single
+   *  row): row 0 is added to every token. Default true. */
+  typeInput?: boolean;
   embedNorm: string;
   layer(l: number): EncoderLayerNames;
   /** Sequence classifier on the first token: a pooler dense + activation (BERT: tanh; DistilBERT's

@@ -14,7 +14,8 @@ import { intTensor } from '../tensor/tensor.js';
 import { identityWeight, linearInput, param, type Params, type WeightFn } from '../nn/params.js';
 import { trainByteLevelBpe } from '../tokenize/train-bpe.js';
 import type { ConfigReader, Obj } from './config-reader.js';
-import type { Architecture, Taps } from './architecture.js';
+import type { Architecture, Heads, Taps } from './architecture.js';
+import type { EncoderOnnxSpec } from './onnx-spec.js';
 import { BERT_LAYER, type BertConfig } from './bert.js';
 import {
   ENCODER_ACTS, ENCODER_KINDS, activation, atRows, checkIds, embeddingDropout, encoderHeads, encoderStack, headFromTensors,
@@ -116,6 +117,27 @@ export function robertaParamSpec(cfg: RobertaConfig, heads: { mlm?: boolean; cla
     spec.set('lm_head.bias', { shape: [cfg.vocabSize], init: { kind: 'zeros' } }); // decoder tied to the embeddings
   }
   return spec;
+}
+
+/** ONNX export data (onnx-spec.ts): positions counted from the padding index as HF does, the one
+ *  token-type row added to every token (no token_type_ids input), classifier dense → tanh → out_proj. */
+function onnxSpec(c: RobertaConfig, h: Heads): EncoderOnnxSpec {
+  const e = 'roberta.embeddings.';
+  return {
+    kind: 'encoder', layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, vocab: c.vocabSize,
+    layerNormEps: c.layerNormEps, act: c.hiddenAct,
+    wordEmbed: `${e}word_embeddings.weight`, posEmbed: `${e}position_embeddings.weight`, positionOffset: 0,
+    positionsFromPadding: c.padTokenId, typeEmbed: `${e}token_type_embeddings.weight`, typeInput: false, embedNorm: `${e}LayerNorm.weight`,
+    layer: (l) => {
+      const p = `roberta.encoder.layer.${l}.`;
+      return {
+        q: `${p}attention.self.query.weight`, k: `${p}attention.self.key.weight`, v: `${p}attention.self.value.weight`,
+        o: `${p}attention.output.dense.weight`, attnNorm: `${p}attention.output.LayerNorm.weight`,
+        ffnIn: `${p}intermediate.dense.weight`, ffnOut: `${p}output.dense.weight`, ffnNorm: `${p}output.LayerNorm.weight`,
+      };
+    },
+    classifier: h.classifier ? { pooler: 'classifier.dense.weight', poolerAct: 'tanh', dense: 'classifier.out_proj.weight', labels: c.numLabels } : null,
+  };
 }
 
 /** One record per model_type; `classPrefix` names its HF classes (Roberta, XLMRoberta). */
@@ -231,6 +253,8 @@ export function robertaFamily(name: string, label: string, classPrefix: string):
       if (!model.heads.mlm) throw new Error(`this ${label} model has no masked-LM head (lm_head.*)`);
       return robertaMlmLogits(model.params, model.config, atRows(encode(model, ids, o), o.rows), o);
     },
+
+    onnx: { spec: onnxSpec },
 
     modules: {
       kinds: ENCODER_KINDS,

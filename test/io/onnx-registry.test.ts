@@ -39,12 +39,18 @@ for (const [name, rec] of Object.entries(ARCHITECTURES) as [string, Architecture
     const model = modelOf(hf, params);
     const bytes = buildOnnx({ model }, 'f32');
     if (rec.kind === 'decoder') return checkDecoder(model, bytes, name);
+    // Row 0 unpadded, row 1 left-padded with the family's padding id (RoBERTa counts positions
+    // from it), both run with their attention mask.
     const B = 2, T = 7, ids = randomIds(B, T, sizes.vocab);
+    const pad = (hf.config as { padTokenId?: number }).padTokenId ?? r.specialIds(hf.meta).pad ?? 0;
+    const mask = new Int32Array(B * T).fill(1);
+    for (let t = 0; t < 2; t++) [ids.i32[T + t], mask[T + t]] = [pad, 0];
+    for (let i = 0; i < B * T; i++) if (mask[i] && ids.i32[i] === pad) ids.i32[i] = (pad + 1) % sizes.vocab;
     const s = await session(bytes);
-    const feeds = { input_ids: i64(ids.i32, [B, T]), attention_mask: i64(new Array(B * T).fill(1), [B, T]) } as Record<string, ReturnType<typeof i64>>;
+    const feeds = { input_ids: i64(ids.i32, [B, T]), attention_mask: i64(mask, [B, T]) } as Record<string, ReturnType<typeof i64>>;
     if (s.inputNames.includes('token_type_ids')) feeds.token_type_ids = i64(new Array(B * T).fill(0), [B, T]);
     const got = data((await s.run(feeds)).logits);
-    const want = noGrad(() => r.forward(model, { ids, mask: intTensor(new Int32Array(B * T).fill(1), [B, T]) }).logits.f32);
+    const want = noGrad(() => r.forward(model, { ids, mask: intTensor(mask, [B, T]) }).logits.f32);
     assert.ok(relError(got, want) <= onnxBound(sizes.layers, sizes.intermediate), `${name}: rel error ${relError(got, want)}`);
   });
 }
