@@ -2,9 +2,9 @@
 // checks live in its architecture record (src/models/*-arch.ts); model_type picks the record
 // (src/models/registry.ts). Writing mirrors PretrainedConfig.save_pretrained: a JSON object with
 // sorted keys, 2-space indent and a final newline; "transformers_version" is not added (we did not
-// run transformers) but an encoder's config keeps the one it was loaded with, with the other inert
-// keys (src/models/encoder.ts INERT_KEYS), so load → save gives the same file; "architectures" is
-// always set.
+// run transformers) but a loaded config keeps the one it came with, with the other keys that do not
+// change the model (encoder.ts INERT_KEYS, the decoders' meta.extra); "architectures" is always
+// set. An unchanged config read from a file is written back as that file's bytes (configText).
 import * as fs from 'node:fs';
 import { isObj, type Obj } from '../models/config-reader.js';
 import { architecture, parseHfConfig, type ArchName, type HfModelConfig } from '../models/registry.js';
@@ -13,15 +13,36 @@ export type { LlamaMeta } from '../models/llama-arch.js';
 export type { BertHead, BertMeta } from '../models/bert-arch.js';
 export { SUPPORTED_MODEL_TYPES, hfConfigJson, parseHfConfig, type HfModelConfig } from '../models/registry.js';
 
+/** The text of the config.json each parsed config was read from (readHfConfig), so that saving
+ *  an unchanged config writes the source's bytes back (Python's float spelling: 1e-05, 10000.0). */
+const SOURCE_TEXT = new WeakMap<object, string>();
+
+/** The config.json text to write for `c`: the source's own bytes when `c` was read by readHfConfig
+ *  and its JSON is unchanged, else kdqat's formatting (formatHfJson). */
+export function configText(c: object, json: Obj): string {
+  const mine = formatHfJson(json);
+  const src = SOURCE_TEXT.get(c);
+  if (src === undefined) return mine;
+  try {
+    return formatHfJson(JSON.parse(src) as Obj) === mine ? src : mine;
+  } catch {
+    return mine;
+  }
+}
+
 export function readHfConfig(file: string): HfModelConfig {
   let json: unknown;
+  let text = '';
   try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    text = fs.readFileSync(file, 'utf8');
+    json = JSON.parse(text);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${file}: not found; a model directory needs a config.json`);
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
-  return parseHfConfig(json, file);
+  const c = parseHfConfig(json, file);
+  SOURCE_TEXT.set(c, text);
+  return c;
 }
 
 /** Metadata for a config built in kdqat (no config.json to take it from), completed from `partial`. */

@@ -14,7 +14,7 @@ import type { Params } from '../nn/params.js';
 import { archOf, headsOfConfig, modelOf, type ArchName, type Model } from '../models/registry.js';
 import { fusedOf, splitRows, stackRows, storedLayout } from '../models/fused.js';
 import { openSafetensors, writeSafetensors, type SafetensorsFile, type WriteTensor } from './safetensors.js';
-import { formatHfJson, hfConfigJson, readHfConfig, type HfModelConfig } from './hf-config.js';
+import { configText, formatHfJson, hfConfigJson, readHfConfig, type HfModelConfig } from './hf-config.js';
 import { parseTokenizerJson, tokenizerConfigJson, tokenizerVocabSize, type TokenizerInfo } from './gguf_tokenizer.js';
 
 export type SaveDType = 'F32' | 'F16' | 'BF16';
@@ -112,7 +112,7 @@ export function saveModelDir(dir: string, opts: SaveModelOptions): void {
   const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
   fs.mkdirSync(tmp);
   try {
-    writeText(path.join(tmp, 'config.json'), formatHfJson(hfConfigJson(hf)));
+    writeText(path.join(tmp, 'config.json'), configText(opts.config, hfConfigJson(hf)));
     for (const [name, json] of Object.entries(archOf(hf).config.extraFiles?.(hf.meta) ?? {})) writeText(path.join(tmp, name), formatHfJson(json));
     writeSafetensors(path.join(tmp, 'model.safetensors'), tensors, { dtype, metadata: { format: 'pt' } });
     if (tok) {

@@ -59,8 +59,6 @@ const COMMON_KEYS = [
   'num_attention_heads', 'num_key_value_heads', 'rms_norm_eps', 'rope_theta', 'max_position_embeddings',
   'tie_word_embeddings', 'initializer_range', 'hidden_act', 'bos_token_id', 'eos_token_id', 'pad_token_id',
   'torch_dtype', 'dtype',
-  // Provenance, not the model: dropped as hf-config.ts says (kdqat did not run transformers).
-  'transformers_version', '_name_or_path',
 ];
 
 /** Keys every decoder config has that do not change the model kdqat runs (inference cache,

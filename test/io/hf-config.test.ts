@@ -31,10 +31,13 @@ test('llama: HF config.json → LlamaConfig and back', () => {
     vocabSize: 320, hiddenSize: 64, intermediateSize: 172, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
     rmsNormEps: 1e-5, ropeTheta: 10000, maxPositionEmbeddings: 2048, tieWordEmbeddings: false, initializerRange: 0.02,
   });
-  assert.deepEqual(c.meta, { bosTokenId: 1, eosTokenId: 2, padTokenId: null, torchDtype: 'bfloat16' });
+  assert.deepEqual(c.meta, {
+    bosTokenId: 1, eosTokenId: 2, padTokenId: null, torchDtype: 'bfloat16',
+    extra: { _name_or_path: 'tiny', transformers_version: '4.44.2' }, // kept verbatim
+  });
   const out = hfConfigJson(c);
-  // Every key save_pretrained writes, with the same values (transformers_version left out).
-  const { _name_or_path: _, transformers_version: __, ...expected } = HF_LLAMA;
+  // Every key save_pretrained writes, with the same values (provenance keys kept verbatim).
+  const expected = HF_LLAMA;
   assert.deepEqual(out, expected);
   assert.deepEqual(parseHfConfig(JSON.parse(formatHfJson(out))), c);
 });
