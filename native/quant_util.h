@@ -19,8 +19,8 @@ inline std::string js_num(double v) {
   return buf;
 }
 
-// GGML_FP16_TO_FP32(GGML_FP32_TO_FP16(x)): round to nearest even (port of src/io/half.ts).
-inline float fp16_round(float x) {
+// GGML_FP32_TO_FP16: binary32 → binary16 bits, round to nearest even (port of src/io/half.ts).
+inline uint16_t f32_to_f16(float x) {
   uint32_t b;
   std::memcpy(&b, &x, 4);
   const uint32_t sign = (b >> 16) & 0x8000, mant = b & 0x7fffff;
@@ -44,8 +44,12 @@ inline float fp16_round(float x) {
       h = sign | q;
     }
   }
-  // binary16 → binary32, exact.
-  const uint32_t s32 = (h & 0x8000) << 16, e16 = (h >> 10) & 0x1f, m16 = h & 0x3ff;
+  return static_cast<uint16_t>(h);
+}
+
+// GGML_FP16_TO_FP32: binary16 bits → binary32, exact.
+inline float f16_to_f32(uint16_t h) {
+  const uint32_t s32 = (h & 0x8000u) << 16, e16 = (h >> 10) & 0x1f, m16 = h & 0x3ff;
   uint32_t out;
   if (e16 == 0x1f) out = s32 | 0x7f800000 | (m16 << 13);
   else if (e16 != 0) out = s32 | ((e16 + 112) << 23) | (m16 << 13);
@@ -58,5 +62,8 @@ inline float fp16_round(float x) {
   std::memcpy(&y, &out, 4);
   return y;
 }
+
+// GGML_FP16_TO_FP32(GGML_FP32_TO_FP16(x)): the fp16 round trip of ggml block scales.
+inline float fp16_round(float x) { return f16_to_f32(f32_to_f16(x)); }
 
 }  // namespace kdqat::quant
