@@ -10,8 +10,8 @@
 import { trainByteLevelBpe } from '../tokenize/train-bpe.js';
 import type { Params } from '../nn/params.js';
 import { isObj, type ConfigReader, type Obj } from './config-reader.js';
-import { headDimOf, llamaForward, llamaParamSpec, ropeTablesOf, type DecoderFeatures, type LlamaConfig, type RopeScaling } from './llama.js';
-import type { DecoderOnnxSpec } from './onnx-spec.js';
+import { headDimOf, llamaForward, llamaParamSpec, type DecoderFeatures, type LlamaConfig, type RopeScaling } from './llama.js';
+import { decoderOnnxSpec } from './decoder-onnx.js';
 import type { Architecture, FusedTensor, GgufKv, GgufLayout, Heads, ModelSizes, Taps } from './architecture.js';
 import { inverseFrequencies } from './rope-scaling.js';
 
@@ -303,40 +303,6 @@ export function decoderRecord(f: DecoderFamily): Architecture<LlamaConfig, Llama
     },
     gguf: f.gguf,
     onnx: { spec: decoderOnnxSpec },
-  };
-}
-
-/** ONNX export data (onnx-spec.ts) of any decoder of this builder: the features are data there
- *  too (biases, q/k norms, head_dim, sliding window), RoPE scaling is just other tables. A fused
- *  family (Phi-3) is split on load, so its graph reads the split q/k/v and gate/up weights. */
-export function decoderOnnxSpec(c: LlamaConfig): DecoderOnnxSpec {
-  const D = headDimOf(c);
-  return {
-    kind: 'decoder', layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads,
-    headDim: D, vocab: c.vocabSize, rmsEps: c.rmsNormEps, act: 'silu', slidingWindow: c.slidingWindow ?? null,
-    embed: 'model.embed_tokens.weight', finalNorm: 'model.norm.weight',
-    head: c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight',
-    layer: (l) => {
-      const p = `model.layers.${l}.`, a = `${p}self_attn.`;
-      return {
-        inputNorm: `${p}input_layernorm.weight`, postAttnNorm: `${p}post_attention_layernorm.weight`,
-        q: `${a}q_proj.weight`, k: `${a}k_proj.weight`, v: `${a}v_proj.weight`,
-        o: `${a}o_proj.weight`, gate: `${p}mlp.gate_proj.weight`, up: `${p}mlp.up_proj.weight`, down: `${p}mlp.down_proj.weight`,
-        ...(c.qkvBias ? { qBias: `${a}q_proj.bias`, kBias: `${a}k_proj.bias`, vBias: `${a}v_proj.bias` } : {}),
-        ...(c.qkNorm ? { qNorm: `${a}q_norm.weight`, kNorm: `${a}k_norm.weight` } : {}),
-      };
-    },
-    rope: () => {
-      // ropeTablesOf gives (T, D) rows [c_0..c_{D/2−1}, c_0..c_{D/2−1}]: keep the first half.
-      const T = c.maxPositionEmbeddings, half = D / 2;
-      const t = ropeTablesOf(c, T);
-      const cos = new Float32Array(T * half), sin = new Float32Array(T * half);
-      for (let i = 0; i < T; i++) {
-        cos.set(t.cos.subarray(i * D, i * D + half), i * half);
-        sin.set(t.sin.subarray(i * D, i * D + half), i * half);
-      }
-      return { cos, sin, maxPositions: T };
-    },
   };
 }
 
