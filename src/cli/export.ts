@@ -62,6 +62,9 @@ export function exportCommand(): Command {
     });
 }
 
+/** Where an export's notes go: opts.onNote, else stderr as `note: …`. */
+const noteOf = (opts: ExportOptions) => opts.onNote ?? ((n: string): void => { process.stderr.write(`note: ${n}\n`); });
+
 /** A rule kind's GGUF block format (the format table, quant/formats.ts), or undefined. */
 const blockFormatOf = (kind: string): FormatName | undefined => formatOfRule(kind)?.name;
 
@@ -216,7 +219,7 @@ export async function runExport(opts: ExportOptions): Promise<string> {
   const { exportLlamaGguf } = await import('../io/gguf.js');
   const { saveModelDir } = await import('../io/model-dir.js');
   const m = openModel(opts.model, { latent: opts.latent });
-  const note = opts.onNote ?? ((n: string) => process.stderr.write(`note: ${n}\n`));
+  const note = noteOf(opts);
   if (opts.tokenizer && !fs.existsSync(opts.tokenizer)) throw new Error(`--tokenizer ${opts.tokenizer}: file not found`);
   const tokFile = opts.tokenizer ?? m.loaded.tokenizerPath;
   const tokenizerJson = tokFile ? fs.readFileSync(tokFile, 'utf8') : undefined;
@@ -247,7 +250,7 @@ export async function runExport(opts: ExportOptions): Promise<string> {
         force: opts.force, defaultName: path.basename(m.dir),
         dtype: plan.dtype, embedType: embedType as GgufEmbedType | undefined, types: plan.types, lossless: plan.lossless,
       });
-      for (const n of notes) process.stderr.write(`note: ${n}\n`);
+      for (const n of notes) note(n);
     } catch (e) {
       throw new Error(`export to ${out} failed: ${(e as Error).message}`);
     }
@@ -296,7 +299,8 @@ async function runOnnxExport(opts: ExportOptions): Promise<string> {
   const input = { model: m.model, student };
   if (file) {
     const d = (dtype ?? (student ? 'quantized' : 'f32')) as import('../io/onnx-export.js').OnnxDType;
-    for (const n of checkExact(input, d, !!opts.lossy)) process.stderr.write(`note: ${n}\n`);
+    const note = noteOf(opts);
+    for (const n of checkExact(input, d, !!opts.lossy)) note(n);
     exportOnnxFile(out, input, d, { force: opts.force });
     return out;
   }
