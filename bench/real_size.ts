@@ -75,8 +75,8 @@ export function printRealSizeTable(recs: RealSizeRecord[]): void {
       const a = recs.find((r) => r.model === name && r.threads === t && r.impl === 'kdqat');
       const b = recs.find((r) => r.model === name && r.threads === t && r.impl === 'torch');
       if (a && b) {
-        console.log(`${name}, ${t} thread(s): kdqat/torch load ${(b.load_ms / a.load_ms).toFixed(2)}× faster, forward ${(a.forward_tokens_per_s / b.forward_tokens_per_s).toFixed(2)}×, ` +
-          `KD-QAT ${(a.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, peak RSS ${(a.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×`);
+        console.log(`${name}, ${t} thread(s): kdqat/torch load time ${(a.load_ms / b.load_ms).toFixed(2)}×, forward tokens/s ${(a.forward_tokens_per_s / b.forward_tokens_per_s).toFixed(2)}×, ` +
+          `KD-QAT tokens/s ${(a.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, peak RSS ${(a.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×`);
       }
     }
   }
