@@ -4,6 +4,7 @@
       "target_name": "kdqat",
       "sources": [
         "native/addon.cc",
+        "native/allocator.cc",
         "native/pool.cc",
         "native/gemm.cc",
         "native/elementwise.cc",

@@ -77,6 +77,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("isa", Napi::Function::New(env, GetIsa));
   exports.Set("isaInfo", Napi::Function::New(env, GetIsaInfo));
+  TuneAllocator();
   InitGemm(env, exports);
   InitElementwise(env, exports);
   InitNN(env, exports);

@@ -71,5 +71,7 @@ void InitAttention(Napi::Env env, Napi::Object exports);
 void InitOptim(Napi::Env env, Napi::Object exports);
 void InitQuant(Napi::Env env, Napi::Object exports);
 void InitKQuant(Napi::Env env, Napi::Object exports);
+// Allocation policy for tensor buffers (allocator.cc), applied once when the addon loads.
+void TuneAllocator();
 
 }  // namespace kdqat
