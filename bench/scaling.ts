@@ -28,6 +28,8 @@ export interface ScalingRecord extends Omit<QatStepRecord, 'bench'> {
   dim: number; layers: number; heads: number; ff: number; vocab: number; seq: number; batch: number;
   tokens_per_step: number;
   attn_flop_share: number;
+  /** Forward matmul FLOPs per token of one model (matmulFlopsPerToken). */
+  matmul_flops_per_token: number;
 }
 
 export const SCALING = {
@@ -59,11 +61,19 @@ export function shapeOf(dim: number, seq: number) {
   };
 }
 
-/** The causal attention products' share of the step's matmul FLOPs per token (see above). */
-export function attnFlopShare(s: { dim: number; layers: number; hidden: number; vocab: number; seq: number }): number {
+type Dims = { dim: number; layers: number; hidden: number; vocab: number; seq: number };
+
+/** Forward matmul FLOPs per token of one model (the step runs ~4× that: teacher forward,
+ *  student forward and backward): projections, causal attention products, LM head. */
+export function matmulFlopsPerToken(s: Dims): number {
   const attn = 2 * s.seq * s.dim;
   const proj = 2 * (4 * s.dim * s.dim + 3 * s.dim * s.hidden);
-  return (s.layers * attn) / (s.layers * (attn + proj) + 2 * s.dim * s.vocab);
+  return s.layers * (attn + proj) + 2 * s.dim * s.vocab;
+}
+
+/** The causal attention products' share of the step's matmul FLOPs per token (see above). */
+export function attnFlopShare(s: Dims): number {
+  return (s.layers * 2 * s.seq * s.dim) / matmulFlopsPerToken(s);
 }
 
 /** A worker's qat_step record as a point of the sweeps (its shape fields added). */
@@ -71,7 +81,7 @@ export function scalingRecord(r: QatStepRecord, sweeps: Sweep[], s: ReturnType<t
   return {
     ...r, bench: 'qat_scaling', sweeps, shape: `d${s.dim}-L${s.layers}-T${s.seq}-B${s.batch}`,
     dim: s.dim, layers: s.layers, heads: s.heads, ff: s.hidden, vocab: s.vocab, seq: s.seq, batch: s.batch,
-    tokens_per_step: s.seq * s.batch, attn_flop_share: attnFlopShare(s),
+    tokens_per_step: s.seq * s.batch, attn_flop_share: attnFlopShare(s), matmul_flops_per_token: matmulFlopsPerToken(s),
   };
 }
 

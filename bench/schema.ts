@@ -14,7 +14,7 @@ export const RECORD_FIELDS: Record<string, Record<string, Kind>> = {
   qat_step: { ...STEP, shape: 'string', best_tokens_per_s: 'number' },
   qat_scaling: {
     ...STEP, shape: 'string', sweeps: 'array', dim: 'number', layers: 'number', seq: 'number', batch: 'number',
-    tokens_per_step: 'number', attn_flop_share: 'number', best_tokens_per_s: 'number',
+    tokens_per_step: 'number', attn_flop_share: 'number', matmul_flops_per_token: 'number', best_tokens_per_s: 'number',
   },
   quant: { backend: 'string', what: 'string', shape: 'string', ms: 'number' },
   kquant: { impl: 'string', format: 'string', usPerWeight: 'number' },

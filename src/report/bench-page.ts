@@ -55,12 +55,26 @@ export function machineLine(recs: BenchRec[]): string {
 
 type Row = { series: string; x: number | string; y: number; label?: string };
 
+/** What tokens/s would be if the cost per token grew as `cost` from each series' first point
+ *  (the lowest x): the dashed lines. */
+export function modelRows(recs: BenchRec[], x: (r: BenchRec) => number, cost: (r: BenchRec) => number): { series: string; x: number; y: number }[] {
+  const out: { series: string; x: number; y: number }[] = [];
+  for (const s of new Set(recs.map(seriesOf))) {
+    const rs = recs.filter((r) => seriesOf(r) === s).sort((a, b) => x(a) - x(b));
+    const r0 = rs[0];
+    for (const r of rs) out.push({ series: s, x: x(r), y: Number(r0.tokens_per_s) * cost(r0) / cost(r) });
+  }
+  return out;
+}
+
 function lineFigure(name: string, title: string, what: string, recs: BenchRec[], x: (r: BenchRec) => number, xLabel: string,
-  o: { logX?: boolean; fx?: (r: BenchRec) => string; label?: (r: BenchRec) => string | undefined } = {}): BenchFigure | null {
+  o: { logX?: boolean; fx?: (r: BenchRec) => string; label?: (r: BenchRec) => string | undefined;
+    model?: { cost: (r: BenchRec) => number; what: string } } = {}): BenchFigure | null {
   if (recs.length === 0) return null;
   const rows: (Row & { fx: string })[] = recs.map((r) => ({
     series: seriesOf(r), x: x(r), y: Number(r.tokens_per_s), fx: o.fx?.(r) ?? '', label: o.label?.(r),
   }));
+  const model = o.model ? modelRows(recs, x, o.model.cost) : [];
   rows.sort((a, b) => a.series.localeCompare(b.series) || (a.x as number) - (b.x as number));
   const series = [...new Set(rows.map((r) => r.series))].sort();
   const panels = [...new Set(rows.map((r) => r.fx))];
@@ -74,12 +88,14 @@ function lineFigure(name: string, title: string, what: string, recs: BenchRec[],
     fx: { label: null, domain: panels, padding: 0.15 },
     marks: [
       Plot.frame({ stroke: '#bbb' }),
+      Plot.line(model, { x: 'x', y: 'y', stroke: 'series', strokeWidth: 1.2, strokeDasharray: '5,4', sort: 'x' }),
       Plot.line(rows, { fx: 'fx', x: 'x', y: 'y', stroke: 'series', strokeWidth: 2, sort: 'x' }),
       Plot.dot(rows, { fx: 'fx', x: 'x', y: 'y', fill: 'series', r: 3 }),
       Plot.text(rows.filter((r) => r.label), { fx: 'fx', x: 'x', y: 'y', text: 'label', dy: -10, fontSize: 10, fill: '#333' }),
     ],
   });
-  return { name, title, records: recs, svg: withMachine(wrap(chart, title, what, series.map((s, i) => [s, colors[i]])), recs) };
+  const sub = o.model ? `${what}; dashed: ${o.model.what}` : what;
+  return { name, title, records: recs, svg: withMachine(wrap(chart, title, sub, series.map((s, i) => [s, colors[i]])), recs, sub) };
 }
 
 /** Every figure the records allow, in page order. */
@@ -89,13 +105,14 @@ export function benchFigures(recs: BenchRec[]): BenchFigure[] {
   const on = (s: string) => sc.filter((r) => (r.sweeps as string[] | undefined)?.includes(s));
   const tps = (r: BenchRec) => `${Number(r.tokens_per_step)} tokens/step`;
   const layers = sc[0] ? `${sc[0].layers} layers, ${tps(sc[0])}, vocab ${sc[0].vocab}` : '';
+  const flops = { cost: (r: BenchRec) => Number(r.matmul_flops_per_token), what: 'cost ∝ matmul FLOPs per token, from the first point' };
   out.push(lineFigure('bench-threads', 'KD-QAT step tokens/s against threads', `d256, T256, ${layers}`,
-    on('threads'), (r) => Number(r.threads), 'threads'));
+    on('threads'), (r) => Number(r.threads), 'threads', { model: { cost: (r) => 1 / Number(r.threads), what: 'linear in threads' } }));
   out.push(lineFigure('bench-width', 'KD-QAT step tokens/s against width', `T256, ${layers}, heads = d/64, SwiGLU 2.6875·d, ${Math.max(0, ...on('width').map((r) => Number(r.threads)))} threads`,
-    on('width'), (r) => Number(r.dim), 'hidden size d'));
+    on('width'), (r) => Number(r.dim), 'hidden size d', { model: flops }));
   out.push(lineFigure('bench-seq', 'KD-QAT step tokens/s against sequence length',
-    `d256, ${layers}, batch = tokens/T; attention costs ∝ T per token (∝ T² per sequence): labels = its share of the matmul FLOPs`,
-    on('seq'), (r) => Number(r.seq), 'sequence length T', { logX: true, label: (r) => (r.impl === 'kdqat' ? `attn ${(100 * Number(r.attn_flop_share)).toFixed(0)}%` : undefined) }));
+    `d256, ${layers} (batch = tokens/T); attention ∝ T per token, ∝ T² per sequence; labels: its FLOP share`,
+    on('seq'), (r) => Number(r.seq), 'sequence length T', { logX: true, model: flops, label: (r) => (r.impl === 'kdqat' ? `attn ${(100 * Number(r.attn_flop_share)).toFixed(0)}%` : undefined) }));
   const qat = recs.filter((r) => r.bench === 'qat_step');
   out.push(lineFigure('bench-qat', 'KD-QAT step tokens/s at fixed shapes', 'one panel per shape (d256: bench/qat_step.ts; smollm2-135m, bert-base: real size)',
     qat, (r) => Number(r.threads), 'threads', { fx: (r) => String(r.shape ?? 'd256') }));
@@ -128,14 +145,14 @@ function gemmFigure(recs: BenchRec[]): BenchFigure | null {
 }
 
 /** The figure with its machine below the chart: one line per CPU, one per series' SIMD path. */
-function withMachine(svg: string, recs: BenchRec[]): string {
+function withMachine(svg: string, recs: BenchRec[], subtitle = ''): string {
   const m = svg.match(/^<svg [^>]*width="(\d+(?:\.\d+)?)" height="(\d+(?:\.\d+)?)" viewBox="0 0 [\d.]+ [\d.]+"/);
   if (!m) throw new Error('withMachine: not an SVG from plots.ts wrap()');
   const lines = [
     ...[...new Set(recs.map((r) => r.cpu))].map((c) => `CPU: ${c}`),
     ...[...new Set(recs.map((r) => `${implOf(r)}: ${r.isa}${pathNote(r)}`))],
   ];
-  const w = Math.max(Number(m[1]), 16 + 6.4 * Math.max(...lines.map((l) => l.length))), h0 = Number(m[2]), h = h0 + 10 + 16 * lines.length;
+  const w = Math.max(Number(m[1]), 16 + 6.4 * Math.max(...lines.map((l) => l.length)), 24 + 6.6 * subtitle.length), h0 = Number(m[2]), h = h0 + 10 + 16 * lines.length;
   const text = lines.map((l, i) => `<text x="16" y="${h0 + 4 + 16 * (i + 1)}" font-size="11" fill="#333">${esc(l)}</text>`).join('');
   return svg.replace(m[0], `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}"`)
     .replace(/<rect width="[\d.]+" height="[\d.]+" fill="white"\/>/, `<rect width="${w}" height="${h}" fill="white"/>`)
@@ -152,7 +169,7 @@ const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;'
 
 /** The columns of a figure's data table: what varies, then the measurement. */
 const COLUMNS: Record<string, string[]> = {
-  qat_scaling: ['shape', 'impl', 'threads', 'isa', 'tokens_per_s', 'best_tokens_per_s', 'step_ms', 'peak_rss_mb', 'attn_flop_share'],
+  qat_scaling: ['shape', 'impl', 'threads', 'isa', 'tokens_per_s', 'best_tokens_per_s', 'step_ms', 'peak_rss_mb', 'attn_flop_share', 'matmul_flops_per_token'],
   qat_step: ['shape', 'impl', 'threads', 'isa', 'tokens_per_s', 'best_tokens_per_s', 'step_ms', 'peak_rss_mb'],
   gemm: ['m', 'k', 'n', 'impl', 'threads', 'isa', 'gflops'],
 };

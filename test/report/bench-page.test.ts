@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import { kdqat, tmpDir } from '../cli/helpers.js';
-import { benchFigures, parseBenchRecords } from '../../src/report/bench-page.js';
+import { benchFigures, modelRows, parseBenchRecords, seriesOf, type BenchRec } from '../../src/report/bench-page.js';
 
 const CPU = 'Test CPU 9000 (family 25, model 17, stepping 1)';
 const TORCH_ISA = 'avx2+openblas-cooperlake';
@@ -28,7 +28,7 @@ function records(): object[] {
       const share = seq / 4096;
       const tps = Math.round((impl === 'kdqat' ? 1 : 0.8) * 1000 * threads * (256 / dim) * (1 - share));
       out.push({ bench: 'qat_scaling', ...side(impl), threads, sweeps, shape: `d${dim}-L2-T${seq}-B${1024 / seq}`, dim, layers: 2, heads: dim / 64, ff: dim * 2.6875,
-        vocab: 4096, seq, batch: 1024 / seq, tokens_per_step: 1024, attn_flop_share: share, tokens_per_s: tps, step_ms: 1024 / tps * 1000,
+        vocab: 4096, seq, batch: 1024 / seq, tokens_per_step: 1024, attn_flop_share: share, matmul_flops_per_token: 1e6 * (dim / 256) / (1 - share), tokens_per_s: tps, step_ms: 1024 / tps * 1000,
         best_tokens_per_s: tps, best_step_ms: 1, peak_rss_mb: 100, loss_first: 1, loss_last: 1, ...m });
     }
   }
@@ -74,12 +74,25 @@ test('kdqat bench --plot draws the records: SVG per figure and a page with the C
   for (const d of ['512', '768', '1024']) assert.match(width, new RegExp(`>${d}<`));
   assert.match(fs.readFileSync(path.join(out, 'bench-seq.svg'), 'utf8'), /attn 25%/); // T1024: 1024/4096
   assert.match(fs.readFileSync(path.join(out, 'bench-gemm.svg'), 'utf8'), />247</); // 123.4·2, rounded
+  // dashed model lines: linear in threads, cost ∝ matmul FLOPs per token along width and seq
+  for (const n of ['bench-threads', 'bench-width', 'bench-seq']) assert.match(fs.readFileSync(path.join(out, `${n}.svg`), 'utf8'), /stroke-dasharray="5,4"/, n);
   const page = fs.readFileSync(path.join(out, 'index.html'), 'utf8');
   for (const n of names) assert.match(page, new RegExp(`<section id="${n}">[\\s\\S]*?<svg[\\s\\S]*?${CPU.replace(/[()]/g, '\\$&')}[\\s\\S]*?</section>`), `${n}: figure with the CPU beside it`);
   assert.ok(page.includes('<code>avx512</code> (gemm avx512, nn avx2)'));
   assert.ok(page.includes(`<code>${TORCH_ISA}</code> (aten avx2, blas OpenBLAS 0.3.21 Cooperlake)`));
   // data table rows: the kdqat d1024 point, 1000·2·256/1024·(1 − 1/16) = 469 tokens/s
   assert.match(page, /<td>d1024-L2-T256-B4<\/td><td>kdqat<\/td><td>2<\/td><td>avx512<\/td><td>469<\/td>/);
+});
+
+test('model lines: tokens/s of the first point scaled by its cost per token', () => {
+  const recs = (records() as BenchRec[]).filter((r) => r.bench === 'qat_scaling' && (r.sweeps as string[]).includes('width'));
+  const rows = modelRows(recs, (r) => Number(r.dim), (r) => Number(r.matmul_flops_per_token));
+  // synthetic tokens/s = round(c/dim), FLOPs ∝ dim, d256 exact: the model gives c/dim, within the rounding (0.5)
+  for (const r of recs) {
+    const m = rows.find((x) => x.series === seriesOf(r) && x.x === r.dim)!;
+    assert.ok(Math.abs(m.y - Number(r.tokens_per_s)) <= 0.5, `${seriesOf(r)} d${r.dim}: ${m.y} vs ${r.tokens_per_s}`);
+  }
+  assert.equal(rows.length, recs.length);
 });
 
 test('kdqat bench --plot refuses to overwrite without --force; a page path puts figures beside it', async () => {
