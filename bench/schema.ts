@@ -1,5 +1,5 @@
 // The fields of every `kdqat bench --json` record, per kind, for scripts that check figures:
-// `npx tsx bench/schema.ts FILE.jsonl` prints the problems of each line (exit 1) or a count per
+// `node --import tsx bench/schema.ts FILE.jsonl` prints the problems of each line (exit 1) or a count per
 // kind. Every record names its machine: cpu (bench/env.ts cpuModel()), isa (the SIMD path of the
 // kernels that dominate it) and isa_paths (the details).
 import * as fs from 'node:fs';
@@ -42,7 +42,7 @@ export function recordProblems(rec: unknown): string[] {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const file = process.argv[2];
-  if (!file) { console.error('usage: npx tsx bench/schema.ts FILE.jsonl'); process.exit(2); }
+  if (!file) { console.error('usage: node --import tsx bench/schema.ts FILE.jsonl'); process.exit(2); }
   const counts = new Map<string, number>();
   let bad = 0;
   fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {

@@ -81,7 +81,7 @@ function lineFigure(name: string, title: string, what: string, recs: BenchRec[],
   const xs = [...new Set(rows.map((r) => r.x as number))].sort((a, b) => a - b);
   const colors = series.map((_, i) => PALETTE[i % PALETTE.length]);
   const chart = Plot.plot({
-    ...base(panels.length, 360, 300),
+    ...base(panels.length, 520, 320),
     x: { type: o.logX ? 'log' : 'linear', label: xLabel, ticks: xs, tickFormat: (d: number) => String(d), grid: true, nice: false },
     y: { label: 'tokens/s', grid: true, zero: true },
     color: { domain: series, range: colors },

@@ -2,13 +2,17 @@
 // (well-formed: parsed by resvg's strict XML parser) with its series and the CPU in it, an HTML
 // page naming the CPU and every SIMD path beside each figure, nothing overwritten without
 // --force, and records without their machine refused naming the line.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import { kdqat, tmpDir } from '../cli/helpers.js';
 import { benchFigures, modelRows, parseBenchRecords, seriesOf, type BenchRec } from '../../src/report/bench-page.js';
+
+const dirs: string[] = [];
+const tmp = (prefix: string): string => { const d = tmpDir(prefix); dirs.push(d); return d; };
+after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
 
 const CPU = 'Test CPU 9000 (family 25, model 17, stepping 1)';
 const TORCH_ISA = 'avx2+openblas-cooperlake';
@@ -56,7 +60,7 @@ function writeRecords(dir: string): string {
 }
 
 test('kdqat bench --plot draws the records: SVG per figure and a page with the CPU and SIMD paths', async () => {
-  const dir = tmpDir('bench-plot');
+  const dir = tmp('bench-plot');
   const file = writeRecords(dir);
   const out = path.join(dir, 'fig');
   const r = await kdqat('bench', '--plot', out, '--records', file);
@@ -96,7 +100,7 @@ test('model lines: tokens/s of the first point scaled by its cost per token', ()
 });
 
 test('kdqat bench --plot refuses to overwrite without --force; a page path puts figures beside it', async () => {
-  const dir = tmpDir('bench-plot-force');
+  const dir = tmp('bench-plot-force');
   const file = writeRecords(dir);
   const page = path.join(dir, 'out', 'bench.html');
   fs.mkdirSync(path.dirname(page));
@@ -112,7 +116,7 @@ test('kdqat bench --plot refuses to overwrite without --force; a page path puts 
 });
 
 test('records without cpu/isa are refused naming the line; no drawable record is an error', async () => {
-  const dir = tmpDir('bench-plot-bad');
+  const dir = tmp('bench-plot-bad');
   const bad = path.join(dir, 'bad.jsonl');
   fs.writeFileSync(bad, `${JSON.stringify({ bench: 'gemm', impl: 'kdqat', threads: 1, m: 1, k: 1, n: 1, gflops: 1, cpu: CPU, isa: 'avx2' })}\n` +
     `${JSON.stringify({ bench: 'gemm', impl: 'kdqat', threads: 1, m: 1, k: 1, n: 1, gflops: 1 })}\n`);
