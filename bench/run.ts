@@ -119,8 +119,14 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const { runBenchCli } = await import('../src/cli/bench.js');
     const next = args[plotAt + 1];
     const records = args.includes('--records') ? args[args.indexOf('--records') + 1] : undefined;
-    await runBenchCli({ json: args.includes('--json'), only, torch: !args.includes('--no-torch'),
-      plot: next && !next.startsWith('--') ? next : true, records, force: args.includes('--force') });
+    try {
+      const files = await runBenchCli({ json: args.includes('--json'), only, torch: !args.includes('--no-torch'),
+        plot: next && !next.startsWith('--') ? next : true, records, force: args.includes('--force') });
+      for (const f of files) process.stderr.write(`wrote ${f}\n`);
+    } catch (e) {
+      process.stderr.write(`error: ${(e as Error).message}\n`);
+      process.exitCode = 1;
+    }
   } else {
     await runBench({ json: args.includes('--json'), only, torch: !args.includes('--no-torch') });
   }
