@@ -1,5 +1,8 @@
-// Child process of bench/qat_step.ts: times `steps` KD-QAT steps after 2 warm-up steps and
-// prints one JSON record. Threads come from KDQAT_THREADS. KDQAT_PROFILE=1 adds per-kernel time.
+// Child process of bench/qat_step.ts and bench/scaling.ts: times `steps` KD-QAT steps after
+// `warmup` (default 2) warm-up steps and prints one JSON record. The model is bench/step.ts's
+// STEP_SHAPE unless a shape is given as JSON (the fields of STEP_SHAPE; bench/scaling.ts).
+// Usage: qat_step_worker.ts [steps] [shape JSON] [warmup]
+// Threads come from KDQAT_THREADS. KDQAT_PROFILE=1 adds per-kernel time.
 import { Rng, backward, getThreads, intTensor, noGrad, Tensor } from '../src/tensor/index.js';
 import { initParams, type Params } from '../src/nn/params.js';
 import { llamaForward, llamaParamSpec, type LlamaConfig } from '../src/models/llama.js';
@@ -7,9 +10,11 @@ import { AdamW } from '../src/train/optim.js';
 import { decoderOutputs, distillLoss } from '../src/distill/losses.js';
 import { fakeQuantWeight } from '../src/quant/ops.js';
 import type { WeightQuant } from '../src/quant/rules.js';
-import { STEP_SHAPE as S } from './step.js';
+import { STEP_SHAPE } from './step.js';
 
 const steps = Number(process.argv[2] ?? 5);
+const S: typeof STEP_SHAPE = process.argv[3] ? { ...STEP_SHAPE, ...JSON.parse(process.argv[3]) } : STEP_SHAPE;
+const warmup = Number(process.argv[4] ?? 2);
 const cfg: LlamaConfig = {
   vocabSize: S.vocab, hiddenSize: S.dim, intermediateSize: S.hidden, numHiddenLayers: S.layers,
   numAttentionHeads: S.heads, numKeyValueHeads: S.heads, rmsNormEps: 1e-6, ropeTheta: 10000,
@@ -39,7 +44,7 @@ function step(): number {
 }
 
 const first = step();
-step();
+for (let i = 1; i < warmup; i++) step();
 const t0 = performance.now();
 let last = 0, best = Infinity;
 for (let i = 0; i < steps; i++) {
@@ -58,6 +63,6 @@ console.log(JSON.stringify({
 
 if (process.env.KDQAT_PROFILE === '1') {
   const { kernelProfile } = await import('../src/tensor/registry.js');
-  for (const r of kernelProfile()) process.stderr.write(`${r.name.padEnd(22)} ${String(r.calls).padStart(6)} calls ${(r.ms / (steps + 2)).toFixed(1).padStart(8)} ms/step\n`);
+  for (const r of kernelProfile()) process.stderr.write(`${r.name.padEnd(22)} ${String(r.calls).padStart(6)} calls ${(r.ms / (steps + warmup)).toFixed(1).padStart(8)} ms/step\n`);
   process.stderr.write(`step ${ms.toFixed(0)} ms\n`);
 }

@@ -1,12 +1,16 @@
 // `npm run bench` / `kdqat bench`: GEMM GFLOP/s and training-step tokens/s, side by side with
-// PyTorch. `--json` prints one JSON object per line; otherwise a table with ratios.
+// PyTorch. `--json` prints one JSON object per line, each naming the CPU and the SIMD path it
+// ran on (bench/env.ts); otherwise a table with ratios. runBench returns the records it printed
+// (what `kdqat bench --plot` draws).
 import { runGemmBench } from './gemm.js';
 import { runStepBench, type StepRecord } from './step.js';
 import { runQatBench, type QatStepRecord } from './qat_step.js';
 import { runQuantBench } from './quant.js';
-import { printRealSizeTable, runRealSizeBench } from './real_size.js';
+import { printRealSizeTable, runRealSizeBench, type RealSizeRecord } from './real_size.js';
 import { printOnnxTable, runOnnxBench } from './onnx.js';
 import { runKQuantBench } from './kquant.js';
+import { printScalingTable, runScalingBench } from './scaling.js';
+import { annotate, benchEnv, type EnvFields } from './env.js';
 
 export interface BenchOptions {
   json?: boolean;
@@ -14,45 +18,78 @@ export interface BenchOptions {
   torch?: boolean;
 }
 
-function print(json: boolean, rec: object): void {
-  if (json) console.log(JSON.stringify(rec));
+/** gemm … onnx run by default; qat adds the real-size KD-QAT steps when asked for alone. */
+export const BENCH_KINDS = ['gemm', 'step', 'qat', 'quant', 'kquant', 'onnx', 'scaling', 'real'] as const;
+export type BenchRecord = Record<string, unknown> & EnvFields & { bench: string };
+
+/** The real-size KD-QAT steps (issue 13's targets) under `--only qat`. */
+const REAL_QAT = ['smollm2-135m', 'bert-base'] as const;
+
+/** A real-size run as a KD-QAT step record: shape = the model's name. */
+export function realSizeToQatStep(r: RealSizeRecord): QatStepRecord & { shape: string; batch: number; seq: number } {
+  const tokens = r.batch * r.seq;
+  return {
+    bench: 'qat_step', shape: r.model, impl: r.impl, threads: r.threads, batch: r.batch, seq: r.seq,
+    tokens_per_s: r.qat_tokens_per_s, step_ms: (tokens / r.qat_tokens_per_s) * 1000,
+    best_tokens_per_s: r.qat_best_tokens_per_s, best_step_ms: (tokens / r.qat_best_tokens_per_s) * 1000,
+    peak_rss_mb: r.peak_rss_mb, loss_first: r.loss_first, loss_last: r.loss_last,
+  };
 }
 
-export async function runBench(opts: BenchOptions): Promise<void> {
+export async function runBench(opts: BenchOptions): Promise<BenchRecord[]> {
   const json = !!opts.json;
-  if (!opts.only || opts.only === 'gemm') {
-    const recs = await runGemmBench({ json, torch: opts.torch ?? true });
-    if (json) for (const r of recs) print(true, r);
+  const torch = opts.torch ?? true;
+  if (opts.only && !(BENCH_KINDS as readonly string[]).includes(opts.only)) {
+    throw new Error(`--only ${opts.only}: not a benchmark (${BENCH_KINDS.join(', ')})`);
   }
-  if (!opts.only || opts.only === 'step') {
-    const recs = runStepBench({ torch: opts.torch ?? true, rounds: 2 });
-    if (json) for (const r of recs) print(true, r);
-    else printStepTable(recs);
+  const env = await benchEnv({ torch });
+  const all: BenchRecord[] = [];
+  const emit = (recs: object[]): void => {
+    for (const r of recs) {
+      const a = annotate(r, env) as BenchRecord;
+      all.push(a);
+      if (json) console.log(JSON.stringify(a));
+    }
+  };
+  const want = (k: string): boolean => !opts.only || opts.only === k;
+  if (!json) console.log(`CPU: ${env.cpu}; kdqat ${env.kdqat ? `gemm ${env.kdqat.families.gemm?.selected}, isa ${env.kdqat.isa}` : 'TypeScript reference'}` +
+    (env.torch ? `; torch ${env.torch.torch} (ATen ${env.torch.aten}, ${env.torch.blas})` : ''));
+  if (want('gemm')) emit(await runGemmBench({ json, torch }));
+  if (want('step')) {
+    const recs = runStepBench({ torch, rounds: 2 });
+    emit(recs);
+    if (!json) printStepTable(recs);
   }
-  if (!opts.only || opts.only === 'qat') {
-    const recs = runQatBench({ torch: opts.torch ?? true, rounds: 2 });
-    if (json) for (const r of recs) print(true, r);
-    else printStepTable(recs, 'KD-QAT step (teacher forward, student W4 per-channel fake-quant forward + backward, logits KL, AdamW)');
+  if (want('qat')) {
+    const recs = runQatBench({ torch, rounds: 2 }).map((r) => ({ ...r, shape: 'd256' }));
+    emit(recs);
+    if (!json) printStepTable(recs, 'KD-QAT step (teacher forward, student W4 per-channel fake-quant forward + backward, logits KL, AdamW)');
+    // The real-size KD-QAT steps take minutes per model and thread count: only when asked for.
+    if (opts.only === 'qat') {
+      const real = runRealSizeBench({ models: [...REAL_QAT], threads: [1, 2], torch });
+      emit(real.map(realSizeToQatStep));
+      if (!json) printRealSizeTable(real);
+    }
   }
-  if (!opts.only || opts.only === 'quant') {
-    const recs = runQuantBench({ json });
-    if (json) for (const r of recs) print(true, r);
-  }
-  if (!opts.only || opts.only === 'kquant') {
-    const recs = runKQuantBench({ json });
-    if (json) for (const r of recs) print(true, r);
-  }
-  if (!opts.only || opts.only === 'onnx') {
+  if (want('quant')) emit(runQuantBench({ json }));
+  if (want('kquant')) emit(runKQuantBench({ json }));
+  if (want('onnx')) {
     const recs = await runOnnxBench({ rounds: 5 });
-    if (json) for (const r of recs) print(true, r);
-    else printOnnxTable(recs);
+    emit(recs);
+    if (!json) printOnnxTable(recs);
   }
-  // Real-size checkpoints take minutes per model: only when asked for.
+  // The scaling sweep (~5 min at 2 vCPUs) and the real-size checkpoints: only when asked for.
+  if (opts.only === 'scaling') {
+    const recs = runScalingBench({ torch, log: json ? undefined : (s) => process.stderr.write(`  ${s}\n`) });
+    emit(recs);
+    if (!json) printScalingTable(recs);
+  }
   if (opts.only === 'real') {
-    const recs = runRealSizeBench({ torch: opts.torch ?? true });
-    if (json) for (const r of recs) print(true, r);
-    else printRealSizeTable(recs);
+    const recs = runRealSizeBench({ torch });
+    emit(recs);
+    if (!json) printRealSizeTable(recs);
   }
+  return all;
 }
 
 function printStepTable(recs: (StepRecord | QatStepRecord)[], what = 'training step'): void {
@@ -73,8 +110,24 @@ function printStepTable(recs: (StepRecord | QatStepRecord)[], what = 'training s
   }
 }
 
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
-  await runBench({ json: args.includes('--json'), only, torch: !args.includes('--no-torch') });
+  const plotAt = args.indexOf('--plot');
+  if (plotAt >= 0) {
+    const { runBenchCli } = await import('../src/cli/bench.js');
+    const next = args[plotAt + 1];
+    const records = args.includes('--records') ? args[args.indexOf('--records') + 1] : undefined;
+    try {
+      const files = await runBenchCli({ json: args.includes('--json'), only, torch: !args.includes('--no-torch'),
+        plot: next && !next.startsWith('--') ? next : true, records, force: args.includes('--force') });
+      for (const f of files) process.stderr.write(`wrote ${f}\n`);
+    } catch (e) {
+      process.stderr.write(`error: ${(e as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  } else {
+    await runBench({ json: args.includes('--json'), only, torch: !args.includes('--no-torch') });
+  }
 }

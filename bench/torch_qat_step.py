@@ -4,6 +4,8 @@ per-output-channel fake quantization of the 7 projection weights of every layer 
 through estimator: w + (q(w) − w).detach()), logits KL at τ = 1 (mean over tokens), backward,
 AdamW over every student parameter (the latent weights). Prints one JSON record.
 
+Usage: torch_qat_step.py [steps] [shape JSON] [warmup]: the shape (keys of bench/step.ts's
+STEP_SHAPE) replaces torch_step.py's default, as bench/qat_step_worker.ts does (bench/scaling.ts).
 Run with Debian's /usr/bin/python3 (torch 1.13); threads from OMP_NUM_THREADS.
 """
 import json, os, resource, sys
@@ -14,6 +16,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_step as base  # the model (LM, Block), shapes, thread setting, update, time_steps
 
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+if len(sys.argv) > 2 and sys.argv[2]:
+    base.set_shape(json.loads(sys.argv[2]))
+warmup = int(sys.argv[3]) if len(sys.argv) > 3 else 2
 BITS = 4
 QMAX = 2 ** (BITS - 1) - 1  # 7; codes in [-8, 7] (METHODS.md §2, uniform symmetric)
 
@@ -62,7 +67,7 @@ def step():
     return base.update(F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="batchmean"), opt)
 
 
-first, last, ms, best = base.time_steps(step, steps)
+first, last, ms, best = base.time_steps(step, steps, warmup)
 print(json.dumps({
     "bench": "qat_step", "impl": "torch", "threads": base.threads,
     "tokens_per_s": base.BATCH * base.SEQ / (ms / 1000), "step_ms": ms,

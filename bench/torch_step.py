@@ -82,11 +82,22 @@ def update(loss, opt):
     return loss.item()
 
 
-def time_steps(step, n):
-    """Two warm-up calls of step(), then n timed ones.
+def set_shape(shape):
+    """Replaces the model shape (the names above) before a model is built; keys as bench/step.ts's
+    STEP_SHAPE: dim, layers, heads, hidden, vocab, seq, batch (bench/scaling.ts)."""
+    global DIM, LAYERS, HEADS, HIDDEN, VOCAB, SEQ, BATCH, HD
+    DIM, LAYERS, HEADS = shape.get("dim", DIM), shape.get("layers", LAYERS), shape.get("heads", HEADS)
+    HIDDEN, VOCAB = shape.get("hidden", HIDDEN), shape.get("vocab", VOCAB)
+    SEQ, BATCH = shape.get("seq", SEQ), shape.get("batch", BATCH)
+    HD = DIM // HEADS
+
+
+def time_steps(step, n, warmup=2):
+    """`warmup` (≥ 1) warm-up calls of step(), then n timed ones.
     Returns (first loss, last loss, mean ms per step, best ms per step)."""
     first = step()
-    step()
+    for _ in range(warmup - 1):
+        step()
     t0 = time.perf_counter()
     best = float("inf")
     for _ in range(n):

@@ -37,7 +37,7 @@ const KIND_ORDER: readonly string[] = MODULE_KINDS;
 // METHODS.md §3's loss terms, after their weighted sum.
 const LOSS_ORDER = ['total', 'pred', 'ce', 'rep', 'attn_score', 'attn_map', 'attn_out', 'context', 'sa_out'];
 // Tableau 10: distinct, colour-blind-friendly hues for up to 10 series.
-const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
+export const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
 const FONT = 'DejaVu Sans, Verdana, sans-serif';
 const PANEL_W = 420, PANEL_H = 300, HEAD_H = 78;
 
@@ -215,7 +215,7 @@ function fmt(v: number): string {
 }
 
 /** Common Plot options: a fresh linkedom document, readable fonts, one panel per run. */
-function base(nRuns: number, panelW = PANEL_W, panelH = PANEL_H): Plot.PlotOptions {
+export function base(nRuns: number, panelW = PANEL_W, panelH = PANEL_H): Plot.PlotOptions {
   const { document } = parseHTML('<!DOCTYPE html><html><body></body></html>');
   return {
     document: document as unknown as Document,
@@ -232,7 +232,7 @@ function base(nRuns: number, panelW = PANEL_W, panelH = PANEL_H): Plot.PlotOptio
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** A standalone SVG document: title, subtitle and legend above the Plot chart. */
-function wrap(chart: Element | SVGElement | HTMLElement, title: string, subtitle: string, legend: [string, string][]): string {
+export function wrap(chart: Element | SVGElement | HTMLElement, title: string, subtitle: string, legend: [string, string][]): string {
   const el = chart as unknown as Element;
   if (el.tagName.toLowerCase() !== 'svg') throw new Error(`plot produced <${el.tagName}>, not <svg>`);
   const w = Number(el.getAttribute('width')), h = Number(el.getAttribute('height'));
