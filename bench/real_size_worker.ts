@@ -60,7 +60,8 @@ const opt = new AdamW(new Map([...studentParams, ...prepared.quantParams]), { lr
 function step(): number {
   const t = noGrad(() => rec.forward(teacher, x, { capture }));
   const s = rec.forward(student, x, { capture, weight: prepared.weight });
-  const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1 });
+  // KDQAT_FUSED_KL=0: the dense logits KL (B·T·V logits of both models), for a before/after.
+  const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1, fused: process.env.KDQAT_FUSED_KL !== '0' });
   backward(total);
   opt.step(1e-5);
   opt.zeroGrad();
