@@ -4,7 +4,7 @@
 // (`attn_out`, with its `context` / `sa_out` variants), computed from what the student's and
 // the teacher's forward passes hand back, padding excluded everywhere (see terms.ts).
 import { Tensor } from '../tensor/tensor.js';
-import { add, scale } from '../tensor/ops/index.js';
+import { add, scale, type TopkLogits } from '../tensor/ops/index.js';
 import type { DecoderOutput } from '../models/llama.js';
 import type { EncoderCapture, EncoderOutput } from '../models/encoder.js';
 import { architecture, type ArchName } from '../models/registry.js';
@@ -19,14 +19,15 @@ export type LossWeights = Partial<Record<LossName, number>>;
 /** A registered architecture (src/models/registry.ts), e.g. 'llama'. */
 export type Arch = ArchName;
 
-/** What a forward pass hands back (the record's taps, src/models/architecture.ts). */
-export type DistillOutputs = Taps;
+/** What a forward pass hands back (the record's taps, src/models/architecture.ts); a teacher
+ *  from the top-K cache (train/teacher-cache.ts) carries `topk` instead of usable logits. */
+export type DistillOutputs = Taps & { topk?: TopkLogits };
 
 /** Capture flags for a record's forward (a pre-norm decoder's attnOut is its saOut). */
 export type Capture = EncoderCapture;
 
 /** Which per-layer tensor each loss reads. `attn_out` is arch-dependent (METHODS.md §3). */
-function source(name: LossName, arch: Arch): keyof Omit<DistillOutputs, 'logits' | 'head'> | null {
+function source(name: LossName, arch: Arch): keyof Omit<Taps, 'logits' | 'head'> | null {
   switch (name) {
     case 'pred': case 'ce': return null;
     case 'rep': return 'hidden';
@@ -155,13 +156,20 @@ export function distillLoss(s: DistillOutputs, t: DistillOutputs, w: LossWeights
 
 /** The logits' shape, from the head when they have not been computed (so they are not). */
 function logitsShape(o: DistillOutputs): readonly number[] {
+  if (o.topk) return [...o.topk.lead, o.topk.V];
   const h = o.head;
   return h && !h.logits ? [...h.x.shape.slice(0, -1), h.weight.shape[0]] : o.logits.shape;
 }
 
 /** The fused `pred`'s teacher (its head, or its dense logits), or null to run the dense klDiv:
  *  fused needs the student's head with its logits unread and no `ce` (which reads them). */
-function fusedTeacher(s: DistillOutputs, t: DistillOutputs, active: [LossName, number][], o: DistillOptions): Tensor | { x: Tensor; weight: Tensor } | null {
+function fusedTeacher(s: DistillOutputs, t: DistillOutputs, active: [LossName, number][], o: DistillOptions): Tensor | { x: Tensor; weight: Tensor } | TopkLogits | null {
+  if (t.topk) {
+    // Only the fused op knows the top-K approximation; the student's head is always there for a
+    // decoder (its GEMM is redone if 'ce' already computed the dense logits).
+    if (!s.head) throw new RangeError(`distillLoss: the teacher's logits are top-${t.topk.K} (--cache-teacher-topk), which needs a decoder student (an LM head)`);
+    return t.topk;
+  }
   if (o.fused === false || !s.head || s.head.logits || active.some(([n]) => n === 'ce')) return null;
   const th = t.head;
   if (th && !th.logits) return th.x.requiresGrad || th.weight.requiresGrad ? null : th;

@@ -189,6 +189,9 @@ export function runQat(run: QatRun): QatSummary {
     throw new Error(m.includes(c.quant) ? m : `--quant ${c.quant}: ${m}`);
   }
   const weights: LossWeights = parseLossWeights(c.loss, '--loss');
+  const topk = c.cacheTeacherTopk ?? 0; // absent in the checkpoints of older runs
+  if (topk && rec.kind !== 'decoder') throw new Error(`--cache-teacher-topk ${topk}: top-K logits are for a decoder teacher's token logits; ${c.teacher} is a ${rec.label} classifier`);
+  if (topk >= teacher.config.vocabSize) throw new Error(`--cache-teacher-topk ${topk} must be below the teacher's vocab_size ${teacher.config.vocabSize} (0 keeps the full logits)`);
   const frozen = freeze(c.freeze, arch, student.params, prepared.quantParams);
   const maxPos = teacher.config.maxPositionEmbeddings;
   const seqLen = c.seqLen || Math.min(128, maxPos);
@@ -228,7 +231,9 @@ export function runQat(run: QatRun): QatSummary {
   });
   const studentWeight = monitor.instrument(weight);
   const capture = captureFor(weights, arch);
-  const cache = c.cacheTeacher ? new TeacherCache(c.cacheTeacher, teacherKey(c.teacher, capture)) : null;
+  // A top-K cache depends on K and on τ (its logsumexp is at τ): both are part of its key.
+  const cacheKey = topk ? { capture, topk, tau: c.tau } : capture;
+  const cache = c.cacheTeacher ? new TeacherCache(c.cacheTeacher, teacherKey(c.teacher, cacheKey), { topk, tau: c.tau }) : null;
   const teacherOut = (b: QatBatch): DistillOutputs => {
     const compute = (): DistillOutputs => noGrad(() => forward(teacher, b, capture));
     return cache ? cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute) : compute();

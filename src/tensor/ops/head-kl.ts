@@ -25,6 +25,83 @@ export interface HeadInput {
   weight: Tensor;
 }
 
+/**
+ * A teacher's token logits kept as their top K per row (the teacher cache's --cache-teacher-topk,
+ * docs/distillation.md): the K largest logits and their ids, plus what defines the teacher's
+ * distribution at temperature τ beyond them: lse = logsumexp(z/τ) of the full row, logTail =
+ * log of the probability mass outside the K ids (−Infinity when K = V). `lead` is the rows'
+ * shape (B, T); ids, logits (…, K); lse, logTail (…).
+ */
+export interface TopkLogits {
+  lead: readonly number[];
+  V: number;
+  K: number;
+  tau: number;
+  ids: Int32Array;
+  logits: Float32Array;
+  lse: Float32Array;
+  logTail: Float32Array;
+}
+
+/** The top-K form of dense logits (…, V) at temperature τ: per row the K largest logits (ties:
+ *  the lower id first), in descending order, with the full row's lse and the tail's log-mass
+ *  computed in float64 and rounded once. */
+export function topkLogits(logits: Tensor, K: number, tau: number): TopkLogits {
+  requireF32('topkLogits', logits);
+  const V = logits.shape[logits.ndim - 1], rows = logits.size / V;
+  if (!(Number.isInteger(K) && K >= 1 && K <= V)) throw new RangeError(`topkLogits: K must be an integer from 1 to V = ${V}, got ${K}`);
+  if (!(tau > 0 && Number.isFinite(tau))) throw new RangeError(`topkLogits: temperature must be a positive number, got ${tau}`);
+  const z = logits.f32;
+  const ids = new Int32Array(rows * K), vals = new Float32Array(rows * K);
+  const lse = new Float32Array(rows), logTail = new Float32Array(rows);
+  const order = new Int32Array(V);
+  for (let r = 0; r < rows; r++) {
+    const o = r * V;
+    for (let j = 0; j < V; j++) order[j] = j;
+    const top = K === V ? order : partialTop(z, o, order, K);
+    top.subarray(0, K).sort((a, b) => z[o + b] - z[o + a] || a - b);
+    let m = -Infinity;
+    for (let j = 0; j < V; j++) m = Math.max(m, z[o + j] / tau);
+    let sum = 0;
+    for (let j = 0; j < V; j++) sum += Math.exp(z[o + j] / tau - m);
+    for (let i = 0; i < K; i++) {
+      ids[r * K + i] = top[i];
+      vals[r * K + i] = z[o + top[i]];
+    }
+    lse[r] = m + Math.log(sum);
+    // The tail's mass summed directly (not 1 − Σ top, which cancels when the teacher is sure).
+    let tail = 0;
+    if (K < V) {
+      const inTop = new Set(top.subarray(0, K));
+      for (let j = 0; j < V; j++) if (!inTop.has(j)) tail += Math.exp(z[o + j] / tau - m);
+    }
+    logTail[r] = tail > 0 ? Math.log(tail) - Math.log(sum) : -Infinity;
+  }
+  return { lead: logits.shape.slice(0, -1), V, K, tau, ids, logits: vals, lse, logTail };
+}
+
+/** The ids of the K largest z[o + ·] first in `order` (quickselect, ties by lower id). */
+function partialTop(z: Float32Array, o: number, order: Int32Array, K: number): Int32Array {
+  const before = (a: number, b: number): boolean => z[o + a] > z[o + b] || (z[o + a] === z[o + b] && a < b);
+  let lo = 0, hi = order.length - 1;
+  while (lo < hi) {
+    const pivot = order[(lo + hi) >> 1];
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (before(order[i], pivot)) i++;
+      while (before(pivot, order[j])) j--;
+      if (i <= j) {
+        const t = order[i]; order[i] = order[j]; order[j] = t;
+        i++; j--;
+      }
+    }
+    if (K - 1 <= j) hi = j;
+    else if (K - 1 >= i) lo = i;
+    else break;
+  }
+  return order;
+}
+
 /** Bytes of one (rows × V) float32 chunk buffer (three are live at a time). */
 export const CHUNK_BYTES = 32 << 20;
 
@@ -56,14 +133,20 @@ function rowsOf(src: Float32Array, idx: Int32Array, n: number, out: Float32Array
  * leading shape (...) must equal the teacher's. Gradients flow to student.x and student.weight.
  * `chunkRows` (default chunkRowsFor(V)) only changes how much is held at once.
  */
-export function headKlDiv(teacher: Tensor | HeadInput, student: HeadInput, tau = 1, rowWeights?: Float32Array, chunkRows?: number): Tensor {
+export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: HeadInput, tau = 1, rowWeights?: Float32Array, chunkRows?: number): Tensor {
   const op = 'headKlDiv';
   const [rows, C, V] = checkHead(op, 'student', student);
   const lead = student.x.shape.slice(0, -1);
   const dense = teacher instanceof Tensor ? teacher : null;
-  const th = dense ? null : (teacher as HeadInput);
+  const topk = !dense && 'ids' in teacher ? teacher : null;
+  const th = dense || topk ? null : (teacher as HeadInput);
   let Ct = 0;
-  if (dense) {
+  if (topk) {
+    if (topk.V !== V || topk.lead.length !== lead.length || topk.lead.some((d, i) => d !== lead[i])) {
+      throw new RangeError(`${op}: top-${topk.K} teacher logits of ${fmt([...topk.lead, topk.V])} do not match the student's ${fmt([...lead, V])}`);
+    }
+    if (topk.tau !== tau) throw new RangeError(`${op}: the top-${topk.K} teacher logits were taken at temperature ${topk.tau}, the loss asks for ${tau}`);
+  } else if (dense) {
     requireF32(op, dense);
     if (dense.shape.length !== lead.length + 1 || dense.shape.some((d, i) => d !== (i < lead.length ? lead[i] : V))) {
       throw new RangeError(`${op}: teacher logits ${fmt(dense.shape)} do not match the student's ${fmt([...lead, V])}`);
@@ -97,18 +180,50 @@ export function headKlDiv(teacher: Tensor | HeadInput, student: HeadInput, tau =
   const gw = needW ? new Float32Array(V * C) : null;
 
   const gemm = kernel('matmul'), kl = kernel('klDiv'), klBack = kernel('klDivBackward');
+  const K = topk?.K ?? 0;
+  const kIds = new Int32Array(topk ? Math.min(n, rows) * K : 0), kz = new Float32Array(kIds.length);
+  const kLse = new Float32Array(topk ? Math.min(n, rows) : 0), kTail = new Float32Array(kLse.length);
   const m = Math.min(n, Math.max(active.length, 1));
-  const tBuf = new Float32Array(m * V), sBuf = new Float32Array(m * V), gBuf = grad ? new Float32Array(m * V) : null;
+  const tBuf = new Float32Array(topk ? 0 : m * V), sBuf = new Float32Array(m * V), gBuf = grad ? new Float32Array(m * V) : null;
   const xBuf = new Float32Array(m * C), xtBuf = th ? new Float32Array(m * Ct) : null, gxBuf = gx ? new Float32Array(m * C) : null;
   const loss = new Float32Array(m), gloss = new Float32Array(m);
   const lossAll = new Float32Array(rows);
   let wDone = false;
+  // dx_c = G_c·W (k, C) and dW += G_cᵀ·x_c (V, C) for a chunk's logit gradient G_c (k, V).
+  const backProject = (G: Float32Array, xs: Float32Array, idx: Int32Array, k: number): void => {
+    if (gx) {
+      const out = gxBuf!.subarray(0, k * C);
+      gemm(G, student.weight.f32, out, 1, k, V, C, false, false, 0, 0, 0);
+      for (let i = 0; i < k; i++) gx.set(out.subarray(i * C, (i + 1) * C), idx[i] * C);
+    }
+    if (gw) {
+      gemm(G, xs, gw, 1, V, k, C, true, false, 0, 0, wDone ? 1 : 0);
+      wDone = true;
+    }
+  };
   for (let c0 = 0; c0 < active.length; c0 += n) {
     const idx = Int32Array.from(active.slice(c0, c0 + n));
     const k = idx.length;
     const xs = rowsOf(student.x.f32, idx, C, xBuf);
     const S = sBuf.subarray(0, k * V);
     gemm(xs, student.weight.f32, S, 1, k, C, V, false, true, 0, 0, 0); // (k, V)
+    if (topk) {
+      // The teacher's top-K rows; loss and gradient in one kernel call.
+      for (let i = 0; i < k; i++) {
+        const r = idx[i];
+        kIds.set(topk.ids.subarray(r * K, (r + 1) * K), i * K);
+        kz.set(topk.logits.subarray(r * K, (r + 1) * K), i * K);
+        kLse[i] = topk.lse[r];
+        kTail[i] = topk.logTail[r];
+        gloss[i] = scale * (rowWeights ? rowWeights[r] : 1);
+      }
+      const G = grad ? gBuf!.subarray(0, k * V) : null;
+      kernel('topkKl')(S, kIds.subarray(0, k * K), kz.subarray(0, k * K), kLse.subarray(0, k), kTail.subarray(0, k),
+        loss.subarray(0, k), gloss.subarray(0, k), G, k, V, K, tau);
+      for (let i = 0; i < k; i++) lossAll[idx[i]] = loss[i];
+      if (G) backProject(G, xs, idx, k);
+      continue;
+    }
     let Tc: Float32Array;
     if (dense) Tc = rowsOf(dense.f32, idx, V, tBuf);
     else {
@@ -121,15 +236,7 @@ export function headKlDiv(teacher: Tensor | HeadInput, student: HeadInput, tau =
     for (let i = 0; i < k; i++) gloss[i] = scale * (rowWeights ? rowWeights[idx[i]] : 1);
     const G = gBuf!.subarray(0, k * V);
     klBack(Tc, S, gloss.subarray(0, k), G, null, k, V, tau);
-    if (gx) {
-      const out = gxBuf!.subarray(0, k * C);
-      gemm(G, student.weight.f32, out, 1, k, V, C, false, false, 0, 0, 0); // (k, C)
-      for (let i = 0; i < k; i++) gx.set(out.subarray(i * C, (i + 1) * C), idx[i] * C);
-    }
-    if (gw) {
-      gemm(G, xs, gw, 1, V, k, C, true, false, 0, 0, wDone ? 1 : 0); // (V, C) += G_cᵀ·x_c
-      wDone = true;
-    }
+    backProject(G, xs, idx, k);
   }
   // The mean exactly as klDiv forms it: Σ_r w_r·loss_r in row order, in double.
   let total = 0;
