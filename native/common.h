@@ -71,5 +71,6 @@ void InitAttention(Napi::Env env, Napi::Object exports);
 void InitOptim(Napi::Env env, Napi::Object exports);
 void InitQuant(Napi::Env env, Napi::Object exports);
 void InitKQuant(Napi::Env env, Napi::Object exports);
+void InitKlFused(Napi::Env env, Napi::Object exports);  // kl_fused.cc: topkKl
 
 }  // namespace kdqat

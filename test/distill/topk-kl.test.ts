@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Rng, Tensor, backward, headKlDiv, klDiv, linear, noGrad, topkLogits } from '../../src/tensor/index.js';
+import { Rng, Tensor, backward, getThreads, headKlDiv, klDiv, linear, noGrad, setThreads, topkLogits } from '../../src/tensor/index.js';
+import { kernel } from '../../src/tensor/registry.js';
 import { TeacherCache } from '../../src/train/teacher-cache.js';
 import type { DistillOutputs } from '../../src/distill/losses.js';
 import { BACKENDS, onBackend } from '../backends.js';
@@ -77,7 +78,26 @@ test('top-K KL gradients match finite differences (K 3 of V 11, τ 1.5, masked r
   gradCheck('topkKl', (x, W) => headKlDiv(tk, { x, weight: W }, 1.5, Float32Array.of(1, 0, 1, 1, 1), 2), [xs, ws], { n: 11 * 6 });
 });
 
-test('top-K KL: the native and reference backends agree (kernel served by ref where native lacks it)', () => {
+test('topkKl kernel: an id outside [0, V) is a RangeError on every backend', () => {
+  for (const b of BACKENDS) {
+    onBackend(b, () => {
+      assert.throws(() => kernel('topkKl')(new Float32Array(4), Int32Array.of(4), new Float32Array(1), new Float32Array(1), new Float32Array(1),
+        new Float32Array(1), null, null, 1, 4, 1, 1), /token id 4 outside \[0, 4\)/);
+    });
+  }
+});
+
+for (const threads of [1, 2]) test(`top-K KL: the native and reference backends agree (${threads} thread(s))`, () => {
+  const before = getThreads();
+  setThreads(threads);
+  try {
+    topkAgree();
+  } finally {
+    setThreads(before);
+  }
+});
+
+function topkAgree(): void {
   const rng = new Rng(2);
   const xs = leaf([7, 12], rng, 1, true), ws = leaf([50, 12], rng, 0.5, true);
   const tl = noGrad(() => linear(leaf([7, 12], rng, 1, false), leaf([50, 12], rng, 0.5, false)));
@@ -96,7 +116,7 @@ test('top-K KL: the native and reference backends agree (kernel served by ref wh
   expectWithin([b[0]], [a[0]], reorderBound(5, 50, 2) * a[0], 'loss');
   expectWithin(b[1], a[1], reorderBound(6, 50, KAPPA_MATMUL) * scaleOf(a[1]), '∂/∂x');
   expectWithin(b[2], a[2], reorderBound(6, 50, KAPPA_MATMUL) * scaleOf(a[2]), '∂/∂W');
-});
+}
 
 test('teacher cache with top-K: a hit returns exactly what the miss used; logits cannot be read', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-topk-'));
