@@ -80,7 +80,8 @@ export interface QatSummary {
   frozen: string[];
   trainable_parameters: number;
   quantized_weights: number;
-  teacher_cache: { dir: string; hits: number; misses: number } | null;
+  /** topk: --cache-teacher-topk (0: full logits). */
+  teacher_cache: { dir: string; hits: number; misses: number; topk: number } | null;
   tokens_seen: number;
   wall_time_s: number;
   train_tokens_per_s: number;
@@ -345,7 +346,7 @@ export function runQat(run: QatRun): QatSummary {
     arch, steps: result.step, metric, teacher: base.teacher, rtn: base.rtn, final, best, recovered,
     frozen: [...frozen.params, ...frozen.quantParams], trainable_parameters: [...trainable].reduce((n, k) => n + params.get(k)!.size, 0),
     quantized_weights: prepared.quantized.size,
-    teacher_cache: cache ? { dir: cache.dir, hits: cache.hits, misses: cache.misses } : null,
+    teacher_cache: cache ? { dir: cache.dir, hits: cache.hits, misses: cache.misses, topk } : null,
     tokens_seen: result.tokensSeen,
     wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10,
     train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),
