@@ -54,7 +54,7 @@ export function topkLogits(logits: Tensor, K: number, tau: number): TopkLogits {
   const z = logits.f32;
   const ids = new Int32Array(rows * K), vals = new Float32Array(rows * K);
   const lse = new Float32Array(rows), logTail = new Float32Array(rows);
-  const order = new Int32Array(V);
+  const order = new Int32Array(V), inTop = new Uint8Array(V);
   for (let r = 0; r < rows; r++) {
     const o = r * V;
     for (let j = 0; j < V; j++) order[j] = j;
@@ -72,8 +72,9 @@ export function topkLogits(logits: Tensor, K: number, tau: number): TopkLogits {
     // The tail's mass summed directly (not 1 − Σ top, which cancels when the teacher is sure).
     let tail = 0;
     if (K < V) {
-      const inTop = new Set(top.subarray(0, K));
-      for (let j = 0; j < V; j++) if (!inTop.has(j)) tail += Math.exp(z[o + j] / tau - m);
+      for (let i = 0; i < K; i++) inTop[top[i]] = 1;
+      for (let j = 0; j < V; j++) if (!inTop[j]) tail += Math.exp(z[o + j] / tau - m);
+      for (let i = 0; i < K; i++) inTop[top[i]] = 0;
     }
     logTail[r] = tail > 0 ? Math.log(tail) - Math.log(sum) : -Infinity;
   }
