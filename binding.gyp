@@ -22,7 +22,8 @@
         "native/quant.cc",
         "native/quant_isa.cc",
         "native/kquant.cc",
-        "native/kquant_isa.cc"
+        "native/kquant_isa.cc",
+        "native/kl_fused.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -14,6 +14,7 @@ import { prepare } from '../src/quant/prepare.js';
 import { QUANT_PRESETS } from '../src/quant/config.js';
 import { captureFor, distillLoss } from '../src/distill/losses.js';
 import { AdamW } from '../src/train/optim.js';
+import { cacheFrozen, freeze } from '../src/train/freeze.js';
 import { SHAPES, type RealSizeName } from './real_size_shapes.js';
 
 const [mode, name, dir, stepsArg] = process.argv.slice(2) as [string, RealSizeName, string, string?];
@@ -56,11 +57,16 @@ const studentParams: Params = new Map([...teacher.params].map(([k, v]) => [k, ne
 const student: Model = { ...teacher, params: studentParams } as Model;
 const prepared = prepare(student, QUANT_PRESETS[shape.preset]);
 const capture = captureFor(shape.losses, teacher.arch);
-const opt = new AdamW(new Map([...studentParams, ...prepared.quantParams]), { lr: 1e-5, weightDecay: 0 });
+// KDQAT_FREEZE=ov: freeze as `kdqat qat --freeze` does (no gradient, no dW GEMM, ŵ computed once).
+const frozen = freeze(process.env.KDQAT_FREEZE ?? '', teacher.arch, studentParams, prepared.quantParams);
+const weight = cacheFrozen(prepared.weight, new Set(frozen.params));
+const trained = new Map([...studentParams, ...prepared.quantParams].filter(([, p]) => p.requiresGrad));
+const opt = new AdamW(trained, { lr: 1e-5, weightDecay: 0 });
 function step(): number {
   const t = noGrad(() => rec.forward(teacher, x, { capture }));
-  const s = rec.forward(student, x, { capture, weight: prepared.weight });
-  const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1 });
+  const s = rec.forward(student, x, { capture, weight });
+  // KDQAT_FUSED_KL=0: the dense logits KL (B·T·V logits of both models), for a before/after.
+  const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1, fused: process.env.KDQAT_FUSED_KL !== '0' });
   backward(total);
   opt.step(1e-5);
   opt.zeroGrad();

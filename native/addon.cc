@@ -85,6 +85,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitOptim(env, exports);
   InitQuant(env, exports);
   InitKQuant(env, exports);
+  InitKlFused(env, exports);
   return exports;
 }
 

@@ -71,6 +71,7 @@ void InitAttention(Napi::Env env, Napi::Object exports);
 void InitOptim(Napi::Env env, Napi::Object exports);
 void InitQuant(Napi::Env env, Napi::Object exports);
 void InitKQuant(Napi::Env env, Napi::Object exports);
+void InitKlFused(Napi::Env env, Napi::Object exports);  // kl_fused.cc: topkKl
 // Allocation policy for tensor buffers (allocator.cc), applied once when the addon loads.
 void TuneAllocator();
 

@@ -62,6 +62,9 @@ export function qatCommand(): Command {
     .option('--save-every <n>', `checkpoint every n steps, 0 = never (default ${D.saveEvery})`, intArg)
     .option('--seed <n>', `seed of the data order (default ${D.seed})`, intArg)
     .option('--cache-teacher <dir>', "cache the teacher's outputs on disk, reused by runs with the same teacher and batches")
+    .option('--cache-teacher-topk <k>', 'decoder: cache only the top k teacher logits per token (with the logsumexp of the full row at --tau and the log-mass of ' +
+      "the rest); 'pred' then uses KL(p̃ ‖ q) where p̃ is the teacher's exact top-k probabilities plus its remaining mass spread over the other tokens " +
+      'in proportion to the student\'s own probabilities (the exact KL of the (k+1)-bucket coarsening; docs/distillation.md). 0 = full logits (default 0)', intArg)
     .option('--threads <n>', 'native threads (default: all cores; resume with the same count for bitwise-equal results)', intArg)
     .option('--out <dir>', 'output directory')
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')

@@ -4,13 +4,13 @@
 // (`attn_out`, with its `context` / `sa_out` variants), computed from what the student's and
 // the teacher's forward passes hand back, padding excluded everywhere (see terms.ts).
 import { Tensor } from '../tensor/tensor.js';
-import { add, scale } from '../tensor/ops/index.js';
+import { add, scale, type TopkLogits } from '../tensor/ops/index.js';
 import type { DecoderOutput } from '../models/llama.js';
 import type { EncoderCapture, EncoderOutput } from '../models/encoder.js';
 import { architecture, type ArchName } from '../models/registry.js';
-import type { Taps } from '../models/architecture.js';
+import { lazyLogits, type Taps } from '../models/architecture.js';
 import {
-  attnMapKl, attnMapWeights, ceLoss, pairMask, predLoss, scoreMse, tokenMask, tokenMse, type TokenMask,
+  attnMapKl, attnMapWeights, ceLoss, pairMask, predHeadLoss, predLoss, scoreMse, tokenMask, tokenMse, type TokenMask,
 } from './terms.js';
 
 export type LossName = 'pred' | 'ce' | 'rep' | 'attn_score' | 'attn_map' | 'attn_out' | 'context' | 'sa_out';
@@ -19,14 +19,15 @@ export type LossWeights = Partial<Record<LossName, number>>;
 /** A registered architecture (src/models/registry.ts), e.g. 'llama'. */
 export type Arch = ArchName;
 
-/** What a forward pass hands back (the record's taps, src/models/architecture.ts). */
-export type DistillOutputs = Taps;
+/** What a forward pass hands back (the record's taps, src/models/architecture.ts); a teacher
+ *  from the top-K cache (train/teacher-cache.ts) carries `topk` instead of usable logits. */
+export type DistillOutputs = Taps & { topk?: TopkLogits };
 
 /** Capture flags for a record's forward (a pre-norm decoder's attnOut is its saOut). */
 export type Capture = EncoderCapture;
 
 /** Which per-layer tensor each loss reads. `attn_out` is arch-dependent (METHODS.md §3). */
-function source(name: LossName, arch: Arch): keyof Omit<DistillOutputs, 'logits'> | null {
+function source(name: LossName, arch: Arch): keyof Omit<Taps, 'logits' | 'head'> | null {
   switch (name) {
     case 'pred': case 'ce': return null;
     case 'rep': return 'hidden';
@@ -92,7 +93,7 @@ export function captureFor(w: LossWeights, arch: Arch): Capture {
 
 /** A decoder forward's outputs; attn_out of a pre-norm decoder is o_proj's output (saOut). */
 export function decoderOutputs(o: DecoderOutput): DistillOutputs {
-  return { logits: o.logits, hidden: o.hidden, probs: o.probs, scores: o.scores, context: o.context, saOut: o.saOut, attnOut: o.saOut };
+  return lazyLogits({ hidden: o.hidden, probs: o.probs, scores: o.scores, context: o.context, saOut: o.saOut, attnOut: o.saOut }, o.head);
 }
 
 /** An encoder forward's outputs with the head's logits ((B, K) classifier or (B, T, V) MLM). */
@@ -108,6 +109,10 @@ export interface DistillOptions {
   mask?: Tensor | null;
   /** `ce` labels: (B, T) int32 next tokens (decoder; -100 = ignore) or (B) class ids (encoder). */
   labels?: Tensor | null;
+  /** `pred` fused with the LM head and chunked (tensor/ops/head-kl.ts) when both outputs carry
+   *  a head whose logits nobody has read yet and `ce` is off (default true); false: always the
+   *  dense klDiv on (B, T, V) logits. Both compute the same loss (within float32 rounding). */
+  fused?: boolean;
 }
 
 export interface DistillResult {
@@ -128,19 +133,20 @@ export function distillLoss(s: DistillOutputs, t: DistillOutputs, w: LossWeights
   const active = activeLosses(w);
   const tau = o.tau ?? 1;
   if (!(tau > 0 && Number.isFinite(tau))) throw new RangeError(`distillLoss: temperature tau must be a positive number, got ${tau}`);
-  if (!sameShape(s.logits.shape, t.logits.shape)) {
-    throw new RangeError(`distillLoss: student logits [${s.logits.shape}] and teacher logits [${t.logits.shape}] differ (vocabulary or label count mismatch?)`);
+  const ss = logitsShape(s), ts = logitsShape(t);
+  if (!sameShape(ss, ts)) {
+    throw new RangeError(`distillLoss: student logits [${ss}] and teacher logits [${ts}] differ (vocabulary or label count mismatch?)`);
   }
-  if (architecture(o.arch).kind === 'decoder' && s.logits.ndim !== 3) throw new RangeError(`distillLoss: decoder logits must be (B, T, V), got [${s.logits.shape}]`);
-  if (s.logits.ndim !== 2 && s.logits.ndim !== 3) throw new RangeError(`distillLoss: logits must be (B, K) or (B, T, V), got [${s.logits.shape}]`);
-  const B = s.logits.shape[0];
+  if (architecture(o.arch).kind === 'decoder' && ss.length !== 3) throw new RangeError(`distillLoss: decoder logits must be (B, T, V), got [${ss}]`);
+  if (ss.length !== 2 && ss.length !== 3) throw new RangeError(`distillLoss: logits must be (B, K) or (B, T, V), got [${ss}]`);
+  const B = ss[0];
   const T = sequenceLength(s, t, active, o.arch);
   const m = T === null ? null : tokenMask(o.mask, B, T);
 
   const terms: Partial<Record<LossName, Tensor>> = {};
   let total: Tensor | null = null;
   for (const [name, weight] of active) {
-    const value = term(name, s, t, o, tau, m);
+    const value = term(name, s, t, o, tau, m, active);
     terms[name] = value;
     const wv = weight === 1 ? value : scale(value, weight);
     total = total ? add(total, wv) : wv;
@@ -148,9 +154,32 @@ export function distillLoss(s: DistillOutputs, t: DistillOutputs, w: LossWeights
   return { total: total!, terms };
 }
 
+/** The logits' shape, from the head when they have not been computed (so they are not). */
+function logitsShape(o: DistillOutputs): readonly number[] {
+  if (o.topk) return [...o.topk.lead, o.topk.V];
+  const h = o.head;
+  return h && !h.logits ? [...h.x.shape.slice(0, -1), h.weight.shape[0]] : o.logits.shape;
+}
+
+/** The fused `pred`'s teacher (its head, or its dense logits), or null to run the dense klDiv:
+ *  fused needs the student's head with its logits unread and no `ce` (which reads them). */
+function fusedTeacher(s: DistillOutputs, t: DistillOutputs, active: [LossName, number][], o: DistillOptions): Tensor | { x: Tensor; weight: Tensor } | TopkLogits | null {
+  if (t.topk) {
+    // Only the fused op knows the top-K approximation; the student's head is always there for a
+    // decoder (its GEMM is redone if 'ce' already computed the dense logits).
+    if (!s.head) throw new RangeError(`distillLoss: the teacher's logits are top-${t.topk.K} (--cache-teacher-topk), which needs a decoder student (an LM head)`);
+    return t.topk;
+  }
+  if (o.fused === false || !s.head || s.head.logits || active.some(([n]) => n === 'ce')) return null;
+  const th = t.head;
+  if (th && !th.logits) return th.x.requiresGrad || th.weight.requiresGrad ? null : th;
+  return t.logits.requiresGrad ? null : t.logits;
+}
+
 /** T of the batch: from token logits, else from the first per-layer tensor a loss reads. */
 function sequenceLength(s: DistillOutputs, t: DistillOutputs, active: [LossName, number][], arch: Arch): number | null {
-  if (s.logits.ndim === 3) return s.logits.shape[1];
+  const ls = logitsShape(s);
+  if (ls.length === 3) return ls[1];
   for (const [name] of active) {
     const src = source(name, arch);
     const x = src ? s[src][0] ?? t[src][0] : undefined;
@@ -196,12 +225,14 @@ function sumOf(xs: Tensor[]): Tensor {
   return xs.reduce((a, b) => add(a, b));
 }
 
-function term(name: LossName, s: DistillOutputs, t: DistillOutputs, o: DistillOptions, tau: number, m: TokenMask | null): Tensor {
-  const B = s.logits.shape[0];
+function term(name: LossName, s: DistillOutputs, t: DistillOutputs, o: DistillOptions, tau: number, m: TokenMask | null, active: [LossName, number][]): Tensor {
+  const B = logitsShape(s)[0];
   const T = m ? m.T : null;
   switch (name) {
-    case 'pred':
-      return predLoss(s.logits, t.logits, tau, m);
+    case 'pred': {
+      const teacher = fusedTeacher(s, t, active, o);
+      return teacher ? predHeadLoss(s.head!, teacher, tau, m) : predLoss(s.logits, t.logits, tau, m);
+    }
     case 'ce': {
       const labels = o.labels;
       const want = s.logits.shape.slice(0, -1);

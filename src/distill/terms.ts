@@ -3,7 +3,7 @@
 // appending padded positions (mask 0) to a batch leaves each value and gradient unchanged.
 // The student tensors get gradients; teacher tensors are targets (run the teacher under noGrad).
 import { Tensor, intTensor } from '../tensor/tensor.js';
-import { crossEntropy, gather, klDiv, mse, mul, probKl, reshape, scale } from '../tensor/ops/index.js';
+import { crossEntropy, gather, headKlDiv, klDiv, mse, mul, probKl, reshape, scale, type HeadInput, type TopkLogits } from '../tensor/ops/index.js';
 
 /** Ignored label (PyTorch's default ignore_index, as src/data/mlm.ts). */
 export const IGNORE_INDEX = -100;
@@ -50,6 +50,16 @@ export function tokenMask(mask: Tensor | null | undefined, B: number, T: number)
 export function predLoss(s: Tensor, t: Tensor, tau: number, m: TokenMask | null): Tensor {
   if (s.ndim === 3) return klDiv(t, s, tau, m?.index ? m.weights : undefined);
   return klDiv(t, s, tau);
+}
+
+/**
+ * `pred` on token logits, fused with the LM head: the student's logits are x·Wᵀ of its head and
+ * are never held whole (tensor/ops/head-kl.ts); the teacher is its head, its dense logits (the
+ * same value as predLoss, within float32 rounding) or its top-K logits from the teacher cache
+ * (the approximation of docs/distillation.md).
+ */
+export function predHeadLoss(s: HeadInput, t: HeadInput | Tensor | TopkLogits, tau: number, m: TokenMask | null): Tensor {
+  return headKlDiv(t, s, tau, m?.index ? m.weights : undefined);
 }
 
 /**

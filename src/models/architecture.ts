@@ -5,6 +5,7 @@
 // registry.ts. The model code itself (config type, parameter spec, forward) stays in llama.ts /
 // bert.ts; the record wires it up.
 import type { Tensor } from '../tensor/tensor.js';
+import { linear } from '../tensor/ops/index.js';
 import type { Init, Params, WeightFn } from '../nn/params.js';
 import type { TokenizerJson } from '../tokenize/schema.js';
 import type { ConfigReader, Obj } from './config-reader.js';
@@ -27,9 +28,36 @@ export interface Taps {
   context: Tensor[]; // L × (B, T, C), softmax(QKᵀ)V before the output projection
   saOut: Tensor[]; // L × (B, T, C), after the output projection, before the residual
   attnOut: Tensor[]; // L × (B, T, C): encoder after residual + LayerNorm; decoder = saOut
+  /** A decoder's LM head (logits = x·weightᵀ, see lazyLogits): lets the logits KL run fused
+   *  and chunked (tensor/ops/head-kl.ts) without ever holding (B, T, V). Absent: encoders. */
+  head?: LmHead;
+}
+
+/** The LM head as the forward pass applies it: logits (..., V) = x·weightᵀ, with x (..., C) the
+ *  head's input (after the WeightFn's input transform) and weight (V, C) the value the WeightFn
+ *  returned (fake-quantized, or the tied embedding). `logits` memoizes the dense product once
+ *  something has read it (null until then). */
+export interface LmHead {
+  x: Tensor;
+  weight: Tensor;
+  logits: Tensor | null;
+}
+
+/** `o` with `logits` defined as head.x·head.weightᵀ, computed on the first read and kept
+ *  (head.logits). A consumer that needs logits (evaluation, `ce`) reads them as before; the
+ *  fused logits KL reads `head` instead and so never materializes (B, T, V). The product is
+ *  recorded for autograd if recording is on when it is first read, as any op. */
+export function lazyLogits<T extends object>(o: T, head: LmHead): T & { logits: Tensor; head: LmHead } {
+  Object.defineProperty(o, 'head', { value: head, enumerable: true, writable: true, configurable: true });
+  Object.defineProperty(o, 'logits', {
+    enumerable: true, configurable: true,
+    get: () => (head.logits ??= linear(head.x, head.weight)),
+    set: (v: Tensor) => { head.logits = v; },
+  });
+  return o as T & { logits: Tensor; head: LmHead };
 }
 /** Which taps a forward should collect. */
-export type TapRequest = Partial<Record<Exclude<keyof Taps, 'logits'>, boolean>>;
+export type TapRequest = Partial<Record<Exclude<keyof Taps, 'logits' | 'head'>, boolean>>;
 
 export interface ForwardInput {
   ids: Tensor; // (B, T) int32

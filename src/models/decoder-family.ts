@@ -12,7 +12,7 @@ import type { Params } from '../nn/params.js';
 import { isObj, type ConfigReader, type Obj } from './config-reader.js';
 import { headDimOf, llamaForward, llamaParamSpec, type DecoderFeatures, type LlamaConfig, type RopeScaling } from './llama.js';
 import { decoderOnnxSpec } from './decoder-onnx.js';
-import type { Architecture, FusedTensor, GgufKv, GgufLayout, Heads, ModelSizes, Taps } from './architecture.js';
+import { lazyLogits, type Architecture, type FusedTensor, type GgufKv, type GgufLayout, type Heads, type ModelSizes, type Taps } from './architecture.js';
 import { inverseFrequencies } from './rope-scaling.js';
 
 export interface LlamaMeta {
@@ -282,7 +282,7 @@ export function decoderRecord(f: DecoderFamily): Architecture<LlamaConfig, Llama
     paramSpec: (config) => llamaParamSpec(config),
     forward(model: DecoderModel, x, o = {}): Taps {
       const r = llamaForward(model.params, model.config, x.ids, { attentionMask: x.mask, weight: o.weight, capture: o.capture });
-      return { logits: r.logits, hidden: r.hidden, probs: r.probs, scores: r.scores, context: r.context, saOut: r.saOut, attnOut: r.saOut };
+      return lazyLogits({ hidden: r.hidden, probs: r.probs, scores: r.scores, context: r.context, saOut: r.saOut, attnOut: r.saOut }, r.head);
     },
     lmLogits: (model: DecoderModel, ids, o = {}) => llamaForward(model.params, model.config, ids, o).logits,
 

@@ -9,6 +9,7 @@ import {
 } from '../tensor/ops/index.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
 import { scaledRopeTables, type RopeScaling } from './rope-scaling.js';
+import { lazyLogits, type LmHead } from './architecture.js';
 
 export type { RopeScaling } from './rope-scaling.js';
 
@@ -52,7 +53,8 @@ export interface Capture {
 }
 
 export interface DecoderOutput {
-  logits: Tensor; // (B, T, V)
+  logits: Tensor; // (B, T, V), computed from `head` on first read (lazyLogits)
+  head: LmHead;
   hidden: Tensor[];
   probs: Tensor[];
   scores: Tensor[];
@@ -198,7 +200,7 @@ export function llamaForward(params: Params, cfg: LlamaConfig, ids: Tensor, opts
   checkPositions(cfg, T, 'llama');
   const { cos, sin } = ropeTablesOf(cfg, T);
   const cap = opts.capture ?? {};
-  const out: DecoderOutput = { logits: null as unknown as Tensor, hidden: [], probs: [], scores: [], context: [], saOut: [] };
+  const out = { hidden: [] as Tensor[], probs: [] as Tensor[], scores: [] as Tensor[], context: [] as Tensor[], saOut: [] as Tensor[] };
   let x = embedding(param(params, 'model.embed_tokens.weight'), ids); // (B, T, C)
   if (cap.hidden) out.hidden.push(x);
   for (let l = 0; l < cfg.numHiddenLayers; l++) {
@@ -214,6 +216,6 @@ export function llamaForward(params: Params, cfg: LlamaConfig, ids: Tensor, opts
   // As Hugging Face: the last hidden state is taken after the final norm.
   if (cap.hidden) out.hidden.push(x);
   const head = cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-  out.logits = linear(linearInput(opts.weight, head, x), (opts.weight ?? identityWeight)(head, param(params, head)));
-  return out;
+  // logits (B, T, V) = x·Wᵀ on first read; the fused logits KL reads the head instead.
+  return lazyLogits(out, { x: linearInput(opts.weight, head, x), weight: (opts.weight ?? identityWeight)(head, param(params, head)), logits: null });
 }

@@ -121,6 +121,18 @@ export interface Kernels {
    *  gs = gloss·(q − p)/τ;  gt = gloss·p⊙(log p − log q − KL)/τ. */
   klDivBackward(t: F, s: F, gloss: F, gs: F, gt: F | null, rows: number, V: number,
     tau: number): void;
+  /** KL(p̃_T ‖ q_S) per row against a teacher kept as its top K logits (teacher cache
+   *  --cache-teacher-topk; docs/distillation.md): s (rows, V) student logits, q = softmax(s/τ);
+   *  ids (rows, K) distinct token ids in [0, V) with the teacher's logits tz (rows, K) there,
+   *  tlse[r] = logsumexp of the teacher's full row /τ, ttail[r] = log of the teacher's mass
+   *  outside ids, log(1 − Σ_i p_i) (−Infinity: none). p_i = exp(tz_i/τ − tlse); the teacher's
+   *  tail mass R = exp(ttail) is spread over the other tokens as the student spreads its own,
+   *  p̃_j = R·q_j/Q with Q = Σ_{j ∉ ids} q_j, so
+   *    loss[r] = Σ_i p_i (log p_i − log q_{ids_i}) + R (log R − log Q)   (0·log 0 = 0),
+   *  i.e. the exact KL between the (K+1)-bucket coarsenings of p_T and q_S. When gs is
+   *  non-null: gs = gloss[r]·(q − p̃)/τ. Throws RangeError for an id outside [0, V). */
+  topkKl(s: F, ids: I, tz: F, tlse: F, ttail: F, loss: F, gloss: F | null, gs: F | null,
+    rows: number, V: number, K: number, tau: number): void;
   /** Σ_i (a_i − b_i)², accumulated in double precision. */
   sumSquaredDiff(a: F, b: F): number;
   /** Number of indices i with a_i ≠ b_i (a NaN entry counts as different). Signal analysis:

@@ -36,12 +36,16 @@ export interface QatConfig {
   seed: number;
   /** Directory of the on-disk teacher-output cache ('' = off). */
   cacheTeacher: string;
+  /** Keep only the top K teacher logits per token in the cache (0 = all; decoders; the `pred`
+   *  loss then uses the top-K approximation of docs/distillation.md). */
+  cacheTeacherTopk: number;
 }
 
 export const QAT_DEFAULTS: QatConfig = {
   teacher: '', data: '', task: '', dev: '', quant: 'w4-channel', loss: 'pred=1', tau: 1, freeze: '', studentInit: '',
   steps: 200, lr: 1e-4, warmup: 10, batch: 8, seqLen: 0, accumulate: 1, clip: 1, weightDecay: 0,
   evalEvery: 50, keepBest: false, evalWindows: 32, logEvery: 10, saveEvery: 50, seed: 0, cacheTeacher: '',
+  cacheTeacherTopk: 0,
 };
 
 const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
@@ -51,9 +55,11 @@ export function checkQatConfig(c: QatConfig): void {
   for (const k of ['steps', 'batch', 'accumulate', 'logEvery'] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`${flag(k)} must be a positive integer, got ${c[k]}`);
   }
-  for (const k of ['warmup', 'seqLen', 'evalEvery', 'evalWindows', 'saveEvery', 'seed'] as const) {
+  for (const k of ['warmup', 'seqLen', 'evalEvery', 'evalWindows', 'saveEvery', 'seed', 'cacheTeacherTopk'] as const) {
+    if (k === 'cacheTeacherTopk' && c[k] === undefined) continue; // a checkpoint from before the option
     if (!Number.isInteger(c[k]) || c[k] < 0) throw new Error(`${flag(k)} must be a non-negative integer, got ${c[k]}`);
   }
+  if (c.cacheTeacherTopk > 0 && !c.cacheTeacher) throw new Error(`--cache-teacher-topk ${c.cacheTeacherTopk} needs --cache-teacher DIR: it sets what the teacher cache keeps`);
   if (c.keepBest && c.evalEvery === 0) throw new Error('--keep-best needs --eval-every n > 0: the best student is chosen among the periodic evaluations');
   if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
   if (!(c.tau > 0)) throw new Error(`--tau must be positive, got ${c.tau}`);

@@ -80,7 +80,8 @@ export interface QatSummary {
   frozen: string[];
   trainable_parameters: number;
   quantized_weights: number;
-  teacher_cache: { dir: string; hits: number; misses: number } | null;
+  /** topk: --cache-teacher-topk (0: full logits). */
+  teacher_cache: { dir: string; hits: number; misses: number; topk: number } | null;
   tokens_seen: number;
   wall_time_s: number;
   train_tokens_per_s: number;
@@ -189,6 +190,9 @@ export function runQat(run: QatRun): QatSummary {
     throw new Error(m.includes(c.quant) ? m : `--quant ${c.quant}: ${m}`);
   }
   const weights: LossWeights = parseLossWeights(c.loss, '--loss');
+  const topk = c.cacheTeacherTopk ?? 0; // absent in the checkpoints of older runs
+  if (topk && rec.kind !== 'decoder') throw new Error(`--cache-teacher-topk ${topk}: top-K logits are for a decoder teacher's token logits; ${c.teacher} is a ${rec.label} classifier`);
+  if (topk >= teacher.config.vocabSize) throw new Error(`--cache-teacher-topk ${topk} must be below the teacher's vocab_size ${teacher.config.vocabSize} (0 keeps the full logits)`);
   const frozen = freeze(c.freeze, arch, student.params, prepared.quantParams);
   const maxPos = teacher.config.maxPositionEmbeddings;
   const seqLen = c.seqLen || Math.min(128, maxPos);
@@ -228,7 +232,9 @@ export function runQat(run: QatRun): QatSummary {
   });
   const studentWeight = monitor.instrument(weight);
   const capture = captureFor(weights, arch);
-  const cache = c.cacheTeacher ? new TeacherCache(c.cacheTeacher, teacherKey(c.teacher, capture)) : null;
+  // A top-K cache depends on K and on τ (its logsumexp is at τ): both are part of its key.
+  const cacheKey = topk ? { capture, topk, tau: c.tau } : capture;
+  const cache = c.cacheTeacher ? new TeacherCache(c.cacheTeacher, teacherKey(c.teacher, cacheKey), { topk, tau: c.tau }) : null;
   const teacherOut = (b: QatBatch): DistillOutputs => {
     const compute = (): DistillOutputs => noGrad(() => forward(teacher, b, capture));
     return cache ? cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute) : compute();
@@ -340,7 +346,7 @@ export function runQat(run: QatRun): QatSummary {
     arch, steps: result.step, metric, teacher: base.teacher, rtn: base.rtn, final, best, recovered,
     frozen: [...frozen.params, ...frozen.quantParams], trainable_parameters: [...trainable].reduce((n, k) => n + params.get(k)!.size, 0),
     quantized_weights: prepared.quantized.size,
-    teacher_cache: cache ? { dir: cache.dir, hits: cache.hits, misses: cache.misses } : null,
+    teacher_cache: cache ? { dir: cache.dir, hits: cache.hits, misses: cache.misses, topk } : null,
     tokens_seen: result.tokensSeen,
     wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10,
     train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),

@@ -11,12 +11,22 @@
 // of a different teacher or batch. Tensors are stored as F32, exactly as computed, so a cached
 // run is bitwise equal to an uncached one. Each file holds `logits` and the per-layer lists
 // (`hidden.0`, `probs.3`, …) the losses need. Writes are atomic (temp file + rename).
+//
+// Top-K (`--cache-teacher-topk K`, decoders): instead of `logits` (B·T·V floats) a file holds,
+// per token, the K largest teacher logits `topk.logits` (B, T, K) and their ids `topk.ids`
+// (I32), the full row's logsumexp at the run's τ `topk.lse` (B, T) and the log of the
+// probability mass outside those K ids `topk.logtail` (B, T); the teacher key then includes K
+// and τ. The `pred` loss uses the top-K approximation (tensor/ops/head-kl.ts topkLogits,
+// kernels.ts topkKl; docs/distillation.md). A batch computed on a miss is reduced to exactly
+// what is stored before it is used, so a run is the same whether its batches hit or miss
+// (and --resume stays bitwise).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Tensor } from '../tensor/tensor.js';
 import { readSafetensors, writeSafetensors, type WriteTensor } from '../io/safetensors.js';
 import type { DistillOutputs } from '../distill/losses.js';
+import { topkLogits, type TopkLogits } from '../tensor/ops/index.js';
 
 /** The per-layer lists of DistillOutputs, as stored. */
 const LAYER_FIELDS = ['hidden', 'probs', 'scores', 'context', 'saOut', 'attnOut'] as const satisfies readonly (keyof DistillOutputs)[];
@@ -43,13 +53,36 @@ export function batchKey(parts: (Int32Array | null)[]): string {
   return h.digest('hex').slice(0, 40);
 }
 
+/** Teacher outputs whose logits are top-K: `logits` cannot be read (only `pred` uses `topk`). */
+function withTopk(o: DistillOutputs, topk: TopkLogits): DistillOutputs {
+  const out = { ...o, topk } as DistillOutputs;
+  delete (out as { head?: unknown }).head;
+  Object.defineProperty(out, 'logits', {
+    enumerable: false,
+    get: () => {
+      throw new RangeError(`the teacher's logits are cached as their top ${topk.K} per token (--cache-teacher-topk); only the 'pred' loss can use them`);
+    },
+  });
+  return out;
+}
+
+export interface TeacherCacheOptions {
+  /** Keep the top K logits per token (0/absent: the full logits), at temperature tau. */
+  topk?: number;
+  tau?: number;
+}
+
 export class TeacherCache {
   readonly dir: string;
+  readonly topk: number;
+  readonly tau: number;
   hits = 0;
   misses = 0;
 
-  constructor(root: string, key: string) {
+  constructor(root: string, key: string, opts: TeacherCacheOptions = {}) {
     this.dir = path.join(root, key);
+    this.topk = opts.topk ?? 0;
+    this.tau = opts.tau ?? 1;
     fs.mkdirSync(this.dir, { recursive: true });
   }
 
@@ -72,20 +105,36 @@ export class TeacherCache {
       const x = tensors.get(name)!;
       return new Tensor(x.data as Float32Array, x.shape);
     };
-    const out = { logits: t('logits') } as DistillOutputs;
+    const out = {} as DistillOutputs;
+    if (!this.topk) out.logits = t('logits');
     for (const f of LAYER_FIELDS) {
       out[f] = [];
       for (let l = 0; tensors.has(`${f}.${l}`); l++) out[f].push(t(`${f}.${l}`));
     }
     if (metadata.attnOut === 'saOut') out.attnOut = out.saOut;
     this.hits++;
-    return out;
+    if (!this.topk) return out;
+    const lt = tensors.get('topk.logits')!;
+    const [B, T, K] = lt.shape;
+    return withTopk(out, {
+      lead: [B, T], V: Number(metadata.vocab), K, tau: this.tau,
+      ids: tensors.get('topk.ids')!.data as Int32Array, logits: lt.data as Float32Array,
+      lse: t('topk.lse').f32, logTail: t('topk.logtail').f32,
+    });
   }
 
   put(key: string, o: DistillOutputs): void {
     this.misses++;
     const tensors = new Map<string, WriteTensor>();
-    tensors.set('logits', { shape: [...o.logits.shape], data: o.logits.f32 });
+    const meta: Record<string, string> = {};
+    if (o.topk) {
+      const { lead, K, V } = o.topk;
+      tensors.set('topk.ids', { shape: [...lead, K], data: o.topk.ids, dtype: 'I32' });
+      tensors.set('topk.logits', { shape: [...lead, K], data: o.topk.logits });
+      tensors.set('topk.lse', { shape: [...lead], data: o.topk.lse });
+      tensors.set('topk.logtail', { shape: [...lead], data: o.topk.logTail });
+      meta.vocab = String(V);
+    } else tensors.set('logits', { shape: [...o.logits.shape], data: o.logits.f32 });
     // A decoder's attnOut is its saOut (the same tensors): stored once.
     const alias = o.attnOut === o.saOut && o.saOut.length > 0;
     for (const f of LAYER_FIELDS) {
@@ -93,14 +142,17 @@ export class TeacherCache {
       o[f].forEach((x, l) => tensors.set(`${f}.${l}`, { shape: [...x.shape], data: x.f32 }));
     }
     // force: another run may have written the same (identical) file meanwhile.
-    writeSafetensors(this.file(key), tensors, { dtype: 'F32', force: true, metadata: alias ? { attnOut: 'saOut' } : {} });
+    if (alias) meta.attnOut = 'saOut';
+    writeSafetensors(this.file(key), tensors, { dtype: 'F32', force: true, metadata: meta });
   }
 
-  /** get, or compute and put. */
+  /** get, or compute and put. With top-K, what is computed is reduced to its top-K form first
+   *  and that is what is returned, as a hit would return it. */
   fetch(key: string, compute: () => DistillOutputs): DistillOutputs {
     const hit = this.get(key);
     if (hit) return hit;
-    const o = compute();
+    let o = compute();
+    if (this.topk) o = withTopk(o, topkLogits(o.logits, this.topk, this.tau));
     this.put(key, o);
     return o;
   }

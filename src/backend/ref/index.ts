@@ -7,10 +7,11 @@ import { attentionKernels } from './attention.js';
 import { optimKernels } from './optim.js';
 import { quantKernels } from './quant.js';
 import { kquantKernels } from './kquant.js';
+import { topkKlKernels } from './topk-kl.js';
 
 export const refKernels = {
   ...gemmKernels, ...elementwiseKernels, ...nnKernels, ...attentionKernels, ...optimKernels,
-  ...quantKernels, ...kquantKernels,
+  ...quantKernels, ...kquantKernels, ...topkKlKernels,
 };
 
 registerKernels('ref', refKernels);

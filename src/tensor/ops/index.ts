@@ -6,3 +6,4 @@ export * from './matmul.js';
 export * from './nn.js';
 export * from './loss.js';
 export * from './attention.js';
+export * from './head-kl.js';

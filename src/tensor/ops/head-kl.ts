@@ -1,0 +1,256 @@
+// The logits KL fused with the LM head and chunked over rows (issue 13): τ²·KL(p_T ‖ p_S) of
+// klDiv (loss.ts), with the student's logits S = x·Wᵀ computed a chunk of rows at a time and
+// never held whole. B·T·V logits (SmolLM2 at B4 T256: 1024 × 49152 floats = 200 MB per model,
+// plus the gradient) become a few (rows × V) chunk buffers (CHUNK_BYTES each).
+//
+// Per chunk of rows (only rows with a non-zero weight are computed):
+//   T_c = teacher logits of the rows (x_T·W_Tᵀ, or a slice of given dense logits)   (n, V)
+//   S_c = x_S·W_Sᵀ                                                                    (n, V)
+//   loss_r = KL(softmax(T_c/τ) ‖ softmax(S_c/τ))                  (the klDiv kernel)
+// and, when a gradient will be needed (recording, student requires grad), in the same pass:
+//   G_c = gloss·(q − p)/τ                                         (the klDivBackward kernel)
+//   dx_c = G_c·W_S (n, C);   dW_S += G_cᵀ·x_c (V, C)
+// so the gradient costs the two GEMMs the unfused backward costs and no recomputation; the
+// backward only scales dx, dW by the upstream gradient. The teacher is a target: no gradient
+// flows to it (it must not require one). Everything is the existing kernels (matmul, klDiv,
+// klDivBackward): the GEMMs are ~all the time, as in the unfused path.
+import { Tensor } from '../tensor.js';
+import { isRecording, record } from '../autograd.js';
+import { kernel } from '../registry.js';
+import { fmt, requireF32 } from './util.js';
+
+/** An LM head as applied: logits (..., V) = x (..., C) · weight (V, C)ᵀ. */
+export interface HeadInput {
+  x: Tensor;
+  weight: Tensor;
+}
+
+/**
+ * A teacher's token logits kept as their top K per row (the teacher cache's --cache-teacher-topk,
+ * docs/distillation.md): the K largest logits and their ids, plus what defines the teacher's
+ * distribution at temperature τ beyond them: lse = logsumexp(z/τ) of the full row, logTail =
+ * log of the probability mass outside the K ids (−Infinity when K = V). `lead` is the rows'
+ * shape (B, T); ids, logits (…, K); lse, logTail (…).
+ */
+export interface TopkLogits {
+  lead: readonly number[];
+  V: number;
+  K: number;
+  tau: number;
+  ids: Int32Array;
+  logits: Float32Array;
+  lse: Float32Array;
+  logTail: Float32Array;
+}
+
+/** The top-K form of dense logits (…, V) at temperature τ: per row the K largest logits (ties:
+ *  the lower id first), in descending order, with the full row's lse and the tail's log-mass
+ *  computed in float64 and rounded once. */
+export function topkLogits(logits: Tensor, K: number, tau: number): TopkLogits {
+  requireF32('topkLogits', logits);
+  const V = logits.shape[logits.ndim - 1], rows = logits.size / V;
+  if (!(Number.isInteger(K) && K >= 1 && K <= V)) throw new RangeError(`topkLogits: K must be an integer from 1 to V = ${V}, got ${K}`);
+  if (!(tau > 0 && Number.isFinite(tau))) throw new RangeError(`topkLogits: temperature must be a positive number, got ${tau}`);
+  const z = logits.f32;
+  const ids = new Int32Array(rows * K), vals = new Float32Array(rows * K);
+  const lse = new Float32Array(rows), logTail = new Float32Array(rows);
+  const order = new Int32Array(V), inTop = new Uint8Array(V);
+  for (let r = 0; r < rows; r++) {
+    const o = r * V;
+    for (let j = 0; j < V; j++) order[j] = j;
+    const top = K === V ? order : partialTop(z, o, order, K);
+    top.subarray(0, K).sort((a, b) => z[o + b] - z[o + a] || a - b);
+    let m = -Infinity;
+    for (let j = 0; j < V; j++) m = Math.max(m, z[o + j] / tau);
+    let sum = 0;
+    for (let j = 0; j < V; j++) sum += Math.exp(z[o + j] / tau - m);
+    for (let i = 0; i < K; i++) {
+      ids[r * K + i] = top[i];
+      vals[r * K + i] = z[o + top[i]];
+    }
+    lse[r] = m + Math.log(sum);
+    // The tail's mass summed directly (not 1 − Σ top, which cancels when the teacher is sure).
+    let tail = 0;
+    if (K < V) {
+      for (let i = 0; i < K; i++) inTop[top[i]] = 1;
+      for (let j = 0; j < V; j++) if (!inTop[j]) tail += Math.exp(z[o + j] / tau - m);
+      for (let i = 0; i < K; i++) inTop[top[i]] = 0;
+    }
+    logTail[r] = tail > 0 ? Math.log(tail) - Math.log(sum) : -Infinity;
+  }
+  return { lead: logits.shape.slice(0, -1), V, K, tau, ids, logits: vals, lse, logTail };
+}
+
+/** The ids of the K largest z[o + ·] first in `order` (quickselect, ties by lower id). */
+function partialTop(z: Float32Array, o: number, order: Int32Array, K: number): Int32Array {
+  const before = (a: number, b: number): boolean => z[o + a] > z[o + b] || (z[o + a] === z[o + b] && a < b);
+  let lo = 0, hi = order.length - 1;
+  while (lo < hi) {
+    const pivot = order[(lo + hi) >> 1];
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (before(order[i], pivot)) i++;
+      while (before(pivot, order[j])) j--;
+      if (i <= j) {
+        const t = order[i]; order[i] = order[j]; order[j] = t;
+        i++; j--;
+      }
+    }
+    if (K - 1 <= j) hi = j;
+    else if (K - 1 >= i) lo = i;
+    else break;
+  }
+  return order;
+}
+
+/** Bytes of one (rows × V) float32 chunk buffer (three are live at a time). */
+export const CHUNK_BYTES = 32 << 20;
+
+/** Rows per chunk for vocabulary V (at least 1). */
+export const chunkRowsFor = (V: number): number => Math.max(1, Math.floor(CHUNK_BYTES / 4 / V));
+
+function checkHead(op: string, who: string, h: HeadInput): [rows: number, C: number, V: number] {
+  requireF32(op, h.x, h.weight);
+  if (h.weight.ndim !== 2) throw new RangeError(`${op}: ${who} head weight must be (V, C), got ${fmt(h.weight.shape)}`);
+  const [V, C] = h.weight.shape;
+  if (h.x.ndim < 1 || h.x.shape[h.x.ndim - 1] !== C) {
+    throw new RangeError(`${op}: ${who} head input ${fmt(h.x.shape)} does not end in the weight's C = ${C} (weight ${fmt(h.weight.shape)})`);
+  }
+  return [h.x.size / C, C, V];
+}
+
+/** Copies rows `idx` of a (·, n) matrix into out (idx.length, n); a contiguous run is a view. */
+function rowsOf(src: Float32Array, idx: Int32Array, n: number, out: Float32Array): Float32Array {
+  const r0 = idx[0], k = idx.length;
+  if (idx[k - 1] - r0 === k - 1) return src.subarray(r0 * n, (r0 + k) * n);
+  for (let i = 0; i < k; i++) out.set(src.subarray(idx[i] * n, (idx[i] + 1) * n), i * n);
+  return out.subarray(0, k * n);
+}
+
+/**
+ * τ²·KL(softmax(t/τ) ‖ softmax(s/τ)) per row, averaged over rows whose weight is non-zero,
+ * exactly klDiv(t, s, τ, rowWeights) with s = student.x·student.weightᵀ and t the teacher's
+ * logits: given dense (..., V), or a head (t = teacher.x·teacher.weightᵀ). The student's
+ * leading shape (...) must equal the teacher's. Gradients flow to student.x and student.weight.
+ * `chunkRows` (default chunkRowsFor(V)) only changes how much is held at once.
+ */
+export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: HeadInput, tau = 1, rowWeights?: Float32Array, chunkRows?: number): Tensor {
+  const op = 'headKlDiv';
+  const [rows, C, V] = checkHead(op, 'student', student);
+  const lead = student.x.shape.slice(0, -1);
+  const dense = teacher instanceof Tensor ? teacher : null;
+  const topk = !dense && 'ids' in teacher ? teacher : null;
+  const th = dense || topk ? null : (teacher as HeadInput);
+  let Ct = 0;
+  if (topk) {
+    if (topk.V !== V || topk.lead.length !== lead.length || topk.lead.some((d, i) => d !== lead[i])) {
+      throw new RangeError(`${op}: top-${topk.K} teacher logits of ${fmt([...topk.lead, topk.V])} do not match the student's ${fmt([...lead, V])}`);
+    }
+    if (topk.tau !== tau) throw new RangeError(`${op}: the top-${topk.K} teacher logits were taken at temperature ${topk.tau}, the loss asks for ${tau}`);
+  } else if (dense) {
+    requireF32(op, dense);
+    if (dense.shape.length !== lead.length + 1 || dense.shape.some((d, i) => d !== (i < lead.length ? lead[i] : V))) {
+      throw new RangeError(`${op}: teacher logits ${fmt(dense.shape)} do not match the student's ${fmt([...lead, V])}`);
+    }
+    if (dense.requiresGrad) throw new RangeError(`${op}: the teacher is a target and must not require a gradient (use klDiv)`);
+  } else {
+    const [tr, tc, tv] = checkHead(op, 'teacher', th!);
+    if (tr !== rows || tv !== V || th!.x.shape.length !== student.x.shape.length || lead.some((d, i) => d !== th!.x.shape[i])) {
+      throw new RangeError(`${op}: teacher head (input ${fmt(th!.x.shape)}, weight ${fmt(th!.weight.shape)}) does not match the student's (input ${fmt(student.x.shape)}, weight ${fmt(student.weight.shape)})`);
+    }
+    if (th!.x.requiresGrad || th!.weight.requiresGrad) throw new RangeError(`${op}: the teacher is a target and must not require a gradient (run it under noGrad)`);
+    Ct = tc;
+  }
+  if (!(tau > 0 && Number.isFinite(tau))) throw new RangeError(`${op}: temperature must be a positive number, got ${tau}`);
+  if (rowWeights && rowWeights.length !== rows) throw new RangeError(`${op}: ${rowWeights.length} row weights for ${rows} rows`);
+  const n = chunkRows ?? chunkRowsFor(V);
+  if (!(Number.isInteger(n) && n >= 1)) throw new RangeError(`${op}: chunkRows must be a positive integer, got ${n}`);
+
+  // The rows that count (weight ≠ 0) and the normalizer, as klDiv: τ²/Σw.
+  let wsum = 0;
+  const active: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    const w = rowWeights ? rowWeights[r] : 1;
+    wsum += w;
+    if (w !== 0) active.push(r);
+  }
+  const scale = wsum > 0 ? (tau * tau) / wsum : 0;
+  const needX = isRecording() && student.x.requiresGrad, needW = isRecording() && student.weight.requiresGrad;
+  const grad = needX || needW;
+  const gx = needX ? new Float32Array(rows * C) : null;
+  const gw = needW ? new Float32Array(V * C) : null;
+
+  const gemm = kernel('matmul'), kl = kernel('klDiv'), klBack = kernel('klDivBackward');
+  const K = topk?.K ?? 0;
+  const kIds = new Int32Array(topk ? Math.min(n, rows) * K : 0), kz = new Float32Array(kIds.length);
+  const kLse = new Float32Array(topk ? Math.min(n, rows) : 0), kTail = new Float32Array(kLse.length);
+  const m = Math.min(n, Math.max(active.length, 1));
+  const tBuf = new Float32Array(topk ? 0 : m * V), sBuf = new Float32Array(m * V), gBuf = grad ? new Float32Array(m * V) : null;
+  const xBuf = new Float32Array(m * C), xtBuf = th ? new Float32Array(m * Ct) : null, gxBuf = gx ? new Float32Array(m * C) : null;
+  const loss = new Float32Array(m), gloss = new Float32Array(m);
+  const lossAll = new Float32Array(rows);
+  let wDone = false;
+  // dx_c = G_c·W (k, C) and dW += G_cᵀ·x_c (V, C) for a chunk's logit gradient G_c (k, V).
+  const backProject = (G: Float32Array, xs: Float32Array, idx: Int32Array, k: number): void => {
+    if (gx) {
+      const out = gxBuf!.subarray(0, k * C);
+      gemm(G, student.weight.f32, out, 1, k, V, C, false, false, 0, 0, 0);
+      for (let i = 0; i < k; i++) gx.set(out.subarray(i * C, (i + 1) * C), idx[i] * C);
+    }
+    if (gw) {
+      gemm(G, xs, gw, 1, V, k, C, true, false, 0, 0, wDone ? 1 : 0);
+      wDone = true;
+    }
+  };
+  for (let c0 = 0; c0 < active.length; c0 += n) {
+    const idx = Int32Array.from(active.slice(c0, c0 + n));
+    const k = idx.length;
+    const xs = rowsOf(student.x.f32, idx, C, xBuf);
+    const S = sBuf.subarray(0, k * V);
+    gemm(xs, student.weight.f32, S, 1, k, C, V, false, true, 0, 0, 0); // (k, V)
+    if (topk) {
+      // The teacher's top-K rows; loss and gradient in one kernel call.
+      for (let i = 0; i < k; i++) {
+        const r = idx[i];
+        kIds.set(topk.ids.subarray(r * K, (r + 1) * K), i * K);
+        kz.set(topk.logits.subarray(r * K, (r + 1) * K), i * K);
+        kLse[i] = topk.lse[r];
+        kTail[i] = topk.logTail[r];
+        gloss[i] = scale * (rowWeights ? rowWeights[r] : 1);
+      }
+      const G = grad ? gBuf!.subarray(0, k * V) : null;
+      kernel('topkKl')(S, kIds.subarray(0, k * K), kz.subarray(0, k * K), kLse.subarray(0, k), kTail.subarray(0, k),
+        loss.subarray(0, k), gloss.subarray(0, k), G, k, V, K, tau);
+      for (let i = 0; i < k; i++) lossAll[idx[i]] = loss[i];
+      if (G) backProject(G, xs, idx, k);
+      continue;
+    }
+    let Tc: Float32Array;
+    if (dense) Tc = rowsOf(dense.f32, idx, V, tBuf);
+    else {
+      Tc = tBuf.subarray(0, k * V);
+      gemm(rowsOf(th!.x.f32, idx, Ct, xtBuf!), th!.weight.f32, Tc, 1, k, Ct, V, false, true, 0, 0, 0);
+    }
+    kl(Tc, S, loss.subarray(0, k), k, V, tau);
+    for (let i = 0; i < k; i++) lossAll[idx[i]] = loss[i];
+    if (!grad) continue;
+    for (let i = 0; i < k; i++) gloss[i] = scale * (rowWeights ? rowWeights[idx[i]] : 1);
+    const G = gBuf!.subarray(0, k * V);
+    klBack(Tc, S, gloss.subarray(0, k), G, null, k, V, tau);
+    backProject(G, xs, idx, k);
+  }
+  // The mean exactly as klDiv forms it: Σ_r w_r·loss_r in row order, in double.
+  let total = 0;
+  for (let r = 0; r < rows; r++) total += (rowWeights ? rowWeights[r] : 1) * lossAll[r];
+  const out = new Tensor(Float32Array.of(total * scale), []);
+  if (!grad) return out;
+  return record(out, op, [student.x, student.weight], (g) => {
+    const s = g.f32[0];
+    const scaled = (a: Float32Array | null, shape: readonly number[]): Tensor | null => {
+      if (!a) return null;
+      if (s !== 1) kernel('affine')(a, a, s, 0);
+      return new Tensor(a, shape);
+    };
+    return [scaled(gx, student.x.shape), scaled(gw, student.weight.shape)];
+  });
+}
