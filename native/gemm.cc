@@ -52,7 +52,9 @@ constexpr int MR = 14;  // 28 zmm accumulators; GCC spills in the loop at MR = 1
 // / 1024×576×1536 tb / 768×2048×3072 ta / 2048×768×3072 tb / 512×576×8192 tb):
 //   AVX-512 KC 160 MC 280 (the old guess): 86 88 89 89 86; KC 1024 MC 140: 105 102 103 104 ~98;
 //   AVX2 KC 256 MC 144 (tuned on Zen 1): 104 104 98 94 93; KC 768 MC 192: 103 103 101 103 100.
-// The portable values are the Zen 1 AVX2 ones.
+// NC 1536 rather than 4096: the packed B slice (KC × NC, up to 6 MiB) then leaves room in L3
+// for the A blocks and C; at 1024×576×49152 tb (the LM head) and 256×576×16384 tb AVX-512
+// goes 98 → 101 and 87 → 96, AVX2 is flat. The portable values are the Zen 1 AVX2 ones.
 const GemmKernel& gemm_kernel_portable() {
   namespace g = gemm_portable;
   static const GemmKernel k{"portable", g::MR, g::NR, 256, 120, 4096, g::pack_a, g::pack_b, g::macro};
@@ -60,12 +62,12 @@ const GemmKernel& gemm_kernel_portable() {
 }
 const GemmKernel& gemm_kernel_avx2() {
   namespace g = gemm_avx2;
-  static const GemmKernel k{"avx2", g::MR, g::NR, 768, 192, 4096, g::pack_a, g::pack_b, g::macro};
+  static const GemmKernel k{"avx2", g::MR, g::NR, 768, 192, 1536, g::pack_a, g::pack_b, g::macro};
   return k;
 }
 const GemmKernel& gemm_kernel_avx512() {
   namespace g = gemm_avx512;
-  static const GemmKernel k{"avx512", g::MR, g::NR, 1024, 140, 4096, g::pack_a, g::pack_b, g::macro};
+  static const GemmKernel k{"avx512", g::MR, g::NR, 1024, 140, 1536, g::pack_a, g::pack_b, g::macro};
   return k;
 }
 
