@@ -43,10 +43,15 @@ GEMM_TARGET static void pack_a(const float* x, int64_t rs, int64_t cs, int mc, i
           for (int g = 0; g < G; g++) V::store(dst + (p + q) * MR + g * W, v[g][q]);
         }
       }
-    } else if (rs == 1 && mr == MR) {
+    } else if (rs == 1) {
+      // Masked loads (never past the mr rows: A may end there); the zero rows up to MR come
+      // from the mask.
       for (; p < kc; p++) {
-#pragma GCC unroll 16
-        for (int r = 0; r < MR; r++) dst[p * MR + r] = src[p * cs + r];
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+          const int n = mr - g * W < 0 ? 0 : (mr - g * W > W ? W : mr - g * W);
+          V::store(dst + p * MR + g * W, V::load_n(src + p * cs + g * W, n));
+        }
       }
     }
     for (; p < kc; p++) {

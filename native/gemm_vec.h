@@ -25,6 +25,12 @@ struct Portable {
     return r;
   }
   static KDQAT_INLINE void store(float* p, T x) { __builtin_memcpy(p, &x, sizeof x); }
+  // The first n (0 ≤ n ≤ W) floats at p, zeros after them; reads nothing past p + n.
+  static KDQAT_INLINE T load_n(const float* p, int n) {
+    T r = zero();
+    for (int i = 0; i < n; i++) r[i] = p[i];
+    return r;
+  }
   static KDQAT_INLINE T bcast(const float* p) { return set1(*p); }
   static KDQAT_INLINE T set1(float s) { return T{s, s, s, s}; }
   static KDQAT_INLINE T madd(T a, T b, T c) { return a * b + c; }
@@ -49,6 +55,10 @@ struct Avx2 {
   static KDQAT_AVX2 KDQAT_INLINE T zero() { return _mm256_setzero_ps(); }
   static KDQAT_AVX2 KDQAT_INLINE T load(const float* p) { return _mm256_loadu_ps(p); }
   static KDQAT_AVX2 KDQAT_INLINE void store(float* p, T x) { _mm256_storeu_ps(p, x); }
+  static KDQAT_AVX2 KDQAT_INLINE T load_n(const float* p, int n) {  // masked: never faults
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane));
+  }
   static KDQAT_AVX2 KDQAT_INLINE T bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static KDQAT_AVX2 KDQAT_INLINE T set1(float s) { return _mm256_set1_ps(s); }
   static KDQAT_AVX2 KDQAT_INLINE T madd(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
@@ -82,25 +92,43 @@ struct Avx512 {
   static KDQAT_AVX512 KDQAT_INLINE T zero() { return _mm512_setzero_ps(); }
   static KDQAT_AVX512 KDQAT_INLINE T load(const float* p) { return _mm512_loadu_ps(p); }
   static KDQAT_AVX512 KDQAT_INLINE void store(float* p, T x) { _mm512_storeu_ps(p, x); }
+  static KDQAT_AVX512 KDQAT_INLINE T load_n(const float* p, int n) {  // masked: never faults
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
+  }
   static KDQAT_AVX512 KDQAT_INLINE T bcast(const float* p) { return _mm512_set1_ps(*p); }
   static KDQAT_AVX512 KDQAT_INLINE T set1(float s) { return _mm512_set1_ps(s); }
   static KDQAT_AVX512 KDQAT_INLINE T madd(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
   static KDQAT_AVX512 KDQAT_INLINE void prefetch(const void* p) {
     _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
   }
-  // 16×16 as four 8×8 quadrant transposes with the (tested) AVX2 code: only packing uses it.
+  // 16×16 in registers: interleave row pairs, then quads (both within 128-bit lanes), then
+  // swap 128-bit lanes twice (the same four stages as Avx2::transpose, one wider).
   static KDQAT_AVX512 KDQAT_INLINE void transpose(T* r) {
-    alignas(64) float in[16 * 16], out[16 * 16];
-    for (int i = 0; i < 16; i++) _mm512_store_ps(in + 16 * i, r[i]);
-    for (int qi = 0; qi < 16; qi += 8) {
-      for (int qj = 0; qj < 16; qj += 8) {
-        __m256 q[8];
-        for (int i = 0; i < 8; i++) q[i] = _mm256_load_ps(in + 16 * (qi + i) + qj);
-        Avx2::transpose(q);
-        for (int i = 0; i < 8; i++) _mm256_store_ps(out + 16 * (qj + i) + qi, q[i]);
-      }
+    T t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+      t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
-    for (int i = 0; i < 16; i++) r[i] = _mm512_load_ps(out + 16 * i);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+      r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+      r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+      r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    // Now lane l of r[4i + j] holds column 4l + j of rows 4i..4i+3.
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+      const int a = (i / 4) * 8 + i % 4;
+      t[a] = _mm512_shuffle_f32x4(r[a], r[a + 4], 0x88);
+      t[a + 4] = _mm512_shuffle_f32x4(r[a], r[a + 4], 0xDD);
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+      r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+      r[j + 8] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
+    }
   }
 };
 

@@ -116,10 +116,11 @@ test('native matmul matches ref: small and odd shapes, every trans combination',
 
 test('native matmul matches ref: sizes straddling the cache blocks', () => {
   const rng = new Rng(3);
-  // KC = 256 (160 for AVX-512), MC = 120..280, NR = 8..32: k slices of unequal length,
-  // several row blocks, partial panels.
+  // KC = 256 (portable), 768 (AVX2), 1024 (AVX-512); MC = 120, 192, 140; NR = 8..32: k slices
+  // of unequal length, several row blocks, partial panels.
   const shapes = [
     [143, 255, 17], [145, 257, 31], [150, 513, 40], [7, 600, 33], [200, 64, 300], [20, 100, 500],
+    [191, 767, 9], [193, 769, 18], [5, 1537, 33],
   ];
   for (const [m, k, n] of shapes) {
     for (const [ta, tb] of combos) compare(dense(1, m, k, n, ta, tb, ta ? 1 : 0), rng);
@@ -127,12 +128,12 @@ test('native matmul matches ref: sizes straddling the cache blocks', () => {
 });
 
 // The AVX-512 path (native/gemm.cc): register tile MR = 14 rows × NR = 32 columns, K slices of
-// at most KC = 160, row blocks of MC = 280, column blocks of NC = 4096. Sizes one below, at and
+// at most KC = 1024, row blocks of MC = 140, column blocks of NC = 1536. Sizes one below, at and
 // one above each, so every edge is hit: partial tiles in m and in n (the scratch-tile C update),
 // the tail of the 4× unrolled k loop, the packing's 16×16 register transposes with ragged rows
-// or columns and its 16-wide stores overhanging 14-wide panels, unequal K slices (161 = 81 + 80),
-// several row blocks and two column blocks. They run on every path (the AVX2 and portable tiles
-// are 6 × 16 and 6 × 8, KC 256: covered above and here alike).
+// or columns and its 16-wide stores overhanging 14-wide panels, unequal K slices
+// (2049 = 683 · 3), several row blocks and two column blocks. They run on every path (the AVX2
+// and portable tiles are 6 × 16 and 6 × 8, KC 768 and 256: covered above and here alike).
 test('native matmul matches ref: around the AVX-512 register tile (MR 14, NR 32)', () => {
   const rng = new Rng(7);
   const betas = [0, 1, -0.5];
@@ -146,11 +147,11 @@ test('native matmul matches ref: around the AVX-512 register tile (MR 14, NR 32)
   }
 });
 
-test('native matmul matches ref: around the AVX-512 cache blocks (KC 160, MC 280, NC 4096)', () => {
+test('native matmul matches ref: around the AVX-512 cache blocks (KC 1024, MC 140, NC 1536)', () => {
   const rng = new Rng(8);
   const shapes = [
-    [279, 159, 33], [280, 160, 32], [281, 161, 31], [295, 321, 47], [14, 480, 64], [29, 481, 17],
-    [3, 7, 4097], [15, 161, 4130],
+    [139, 1023, 17], [140, 1024, 32], [141, 1025, 15], [295, 321, 47], [14, 2048, 33],
+    [29, 2049, 17], [3, 7, 1537], [15, 1025, 3100], [3, 7, 4097],
   ];
   let t = 0;
   for (const [m, k, n] of shapes) {
@@ -234,7 +235,8 @@ test('native matmul: 1, 2 and 3 threads give bitwise identical results', async (
   try {
     // Every parallel decomposition of native/gemm.cc run_batch: row blocks (m ≥ threads·MR·8:
     // 350 rows at MR 14 for 2 and 3 threads), column panels (short wide products), whole batch
-    // items per thread, the flattened shared-B batch; with partial tiles for every MR/NR.
+    // items per thread, the flattened shared-B batch; with partial tiles for every MR/NR and
+    // several K slices (k 1100 > KC 1024) and column blocks (n 1600 > NC 1536) on every path.
     const cases: Case[] = [
       dense(1, 200, 600, 300), dense(1, 20, 100, 500, true, true), dense(1, 300, 70, 90, true),
       dense(4, 64, 64, 64, false, true), dense(3, 100, 100, 100, false, false, 1),
@@ -242,7 +244,8 @@ test('native matmul: 1, 2 and 3 threads give bitwise identical results', async (
       dense(32, 64, 32, 64, false, true), dense(1, 1000, 300, 8),
       dense(1, 350, 170, 100), dense(1, 30, 161, 300, true, true), dense(1, 29, 321, 1000),
       dense(6, 29, 40, 33, false, true, -0.5), { ...dense(5, 29, 30, 47), strideB: 0 },
-      dense(2, 281, 161, 65, true, false, 1),
+      dense(2, 281, 161, 65, true, false, 1), dense(1, 350, 1100, 40, true, true),
+      dense(1, 30, 1100, 200, false, true, 1), dense(1, 300, 40, 1600), dense(1, 20, 30, 1700, false, true),
     ];
     for (const cs of cases) {
       const { a, b, c } = operands(cs, rng);

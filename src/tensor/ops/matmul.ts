@@ -46,21 +46,23 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       ga = empty(a.shape);
       // dA = dC·op(B)ᵀ, or stored transposed: op(B)·dCᵀ.
       for (let i = 0; i < (sA ? 1 : batch); i++) {
-        const bi = sA ? batch : 1;
+        // A shared across the batch sums its items' gradients: the first overwrites (beta 0
+        // never reads the fresh buffer), the rest accumulate.
+        const bi = sA ? batch : 1, beta = i === 0 ? 0 : 1;
         const cOff = sA ? 0 : i * m * n, bOff = sA ? 0 : i * sB;
         const gSub = g.f32.subarray(cOff), bSub = b.f32.subarray(bOff);
-        if (!tA) gemm(gSub, bSub, ga.f32, bi, m, n, k, false, !tB, m * n, sB, sA ? 0 : 1);
-        else gemm(bSub, gSub, ga.f32, bi, k, n, m, tB, true, sB, m * n, sA ? 0 : 1);
+        if (!tA) gemm(gSub, bSub, ga.f32, bi, m, n, k, false, !tB, m * n, sB, beta);
+        else gemm(bSub, gSub, ga.f32, bi, k, n, m, tB, true, sB, m * n, beta);
       }
     }
     if (b.requiresGrad) {
       gb = empty(b.shape);
       for (let i = 0; i < (sB ? 1 : batch); i++) {
-        const bi = sB ? batch : 1;
+        const bi = sB ? batch : 1, beta = i === 0 ? 0 : 1;
         const cOff = sB ? 0 : i * m * n, aOff = sB ? 0 : i * sA;
         const gSub = g.f32.subarray(cOff), aSub = a.f32.subarray(aOff);
-        if (!tB) gemm(aSub, gSub, gb.f32, bi, k, m, n, !tA, false, sA, m * n, sB ? 0 : 1);
-        else gemm(gSub, aSub, gb.f32, bi, n, m, k, true, tA, m * n, sA, sB ? 0 : 1);
+        if (!tB) gemm(aSub, gSub, gb.f32, bi, k, m, n, !tA, false, sA, m * n, beta);
+        else gemm(gSub, aSub, gb.f32, bi, n, m, k, true, tA, m * n, sA, beta);
       }
     }
     return [ga, gb];
