@@ -52,7 +52,7 @@ struct Ops {
               float momentum, float wd);
 };
 
-// The table for cpu_isa() (AVX2 when available, else portable).
+// The table chosen once for cpu_isa() (dispatch.h): avx512, avx2 or portable.
 const Ops& ops();
 
 // Σ (a_i − b_i)² (b /*opt*/: Σ a_i²) in double over the thread pool; fixed 16384-element chunks
