@@ -54,9 +54,11 @@ struct Ops {
 
 // The table chosen once for cpu_isa() (dispatch.h): avx512, avx2 or portable.
 const Ops& ops();
+// The table the 'optim' family (adamw, sgd, sumSquares) runs: portable or avx2 (nn_isa.cc).
+const Ops& optim_ops();
 
 // Σ (a_i − b_i)² (b /*opt*/: Σ a_i²) in double over the thread pool; fixed 16384-element chunks
 // summed in order, so the result does not depend on the thread count (nn.cc).
-double sum_sq_parallel(const float* a, const float* b, int64_t n);
+double sum_sq_parallel(const Ops& ops, const float* a, const float* b, int64_t n);
 
 }  // namespace kdqat::nn
