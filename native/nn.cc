@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common.h"
-#include "nn_args.h"
+#include "args.h"
 #include "nn_kernels.h"
 
 namespace kdqat {
@@ -168,7 +168,7 @@ Napi::Value Rope(Info info) {
   // The tables may be longer (a precomputed (maxT, D) table); rows [0, T) are used.
   const float* cs = a.f32(2, "cos", a.mul(T, D), true);
   const float* sn = a.f32(3, "sin", a.mul(T, D), true);
-  const bool inverse = a.boolean(8);
+  const bool inverse = a.flag(8);
   parallel_for(rows, row_grain(D, 32768), [&](int64_t r0, int64_t r1) {
     ops().rope(x, out, cs, sn, r0, r1, T, H, D, inverse);
   });

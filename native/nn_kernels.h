@@ -52,6 +52,11 @@ struct Ops {
               float momentum, float wd);
 };
 
+// Rows per parallel_for chunk so that one chunk holds about `work` elements of n each.
+inline int64_t row_grain(int64_t n, int64_t work = 16384) {
+  return n >= work ? 1 : work / (n > 0 ? n : 1);
+}
+
 // The table chosen once for cpu_isa() (dispatch.h): avx512, avx2 or portable.
 const Ops& ops();
 // The table the 'optim' family (adamw, sgd, sumSquares) runs: portable or avx2 (nn_isa.cc).

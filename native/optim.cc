@@ -3,13 +3,12 @@
 #include <cmath>
 
 #include "common.h"
-#include "nn_args.h"
+#include "args.h"
 #include "nn_kernels.h"
 
 namespace kdqat {
 namespace {
 
-using nn::Args;
 using nn::optim_ops;
 constexpr int64_t kGrain = 32768;  // elements per chunk: small tensors stay single-threaded
 
