@@ -1,4 +1,5 @@
-// Internal header of the 'elementwise' family (native/elementwise*.cc): argument checks (args.h), the per-ISA loop table and the per-file Init functions.
+// Internal header of the 'elementwise' family (native/elementwise*.cc): argument checks
+// (args.h), the per-ISA loop table and the per-file Init functions.
 #pragma once
 #include "args.h"
 #include "common.h"
