@@ -17,8 +17,8 @@ static Napi::Value GetIsa(const Napi::CallbackInfo& info) {
 }
 
 // The code paths compiled per kernel family and the one each selected. A family with fewer
-// paths than the CPU supports runs its best one below the cap (on AVX-512 the elementwise,
-// attention and optim families run their AVX2 code): the runner (scripts/test.mjs) reports
+// paths than the CPU supports runs its best one below the cap (on AVX-512 the elementwise
+// and attention families run their AVX2 code): the runner (scripts/test.mjs) reports
 // that per family.
 struct Family {
   const char* name;
@@ -29,7 +29,7 @@ static const Family kFamilies[] = {
     {"gemm", {"portable", "avx2", "avx512"}, gemm_isa},
     {"elementwise", {"portable", "avx2"}, elementwise_isa},
     {"nn", {"portable", "avx2", "avx512"}, nn_isa},
-    {"optim", {"portable", "avx2"}, optim_isa},
+    {"optim", {"portable", "avx2", "avx512"}, optim_isa},
     {"attention", {"portable", "avx2"}, attention_isa},
     {"quant", {"portable", "avx2", "avx512"}, quant_isa},
     {"kquant", {"portable", "avx2", "avx512"}, kquant_isa},

@@ -22,7 +22,7 @@ bool cpu_has(const char* feature);
 // actually dispatches to (reported by isaInfo() in addon.cc and asserted by the tests).
 const char* gemm_isa();
 const char* nn_isa();
-const char* optim_isa();  // adamw, sgd, sumSquares: the nn bodies, from their own dispatch
+const char* optim_isa();  // adamw, sgd, sumSquares: bodies in the nn tables
 const char* quant_isa();
 const char* attention_isa();
 const char* elementwise_isa();

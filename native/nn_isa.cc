@@ -46,16 +46,10 @@ static const Dispatch<Ops>& dispatch() {
 }
 const Ops& ops() { return dispatch().ops(); }
 
-// The optimizers (adamw, sgd: elementwise, sqrt/div-bound) stop at AVX2: their AVX-512 bodies
-// were slower on Zen 4 (double-pumped 512-bit divide and square root; measured 0.65–0.8× at
-// 1024×576 and 1024×49152, 1 and 2 threads), so the 'optim' family has no AVX-512 table.
-static const Dispatch<Ops>& optim_dispatch() {
-  static const Dispatch<Ops> d(&portable::table, &avx2::table, nullptr);
-  return d;
-}
-const Ops& optim_ops() { return optim_dispatch().ops(); }
+// The optim family (adamw, sgd, sumSquares) runs the same table.
+const Ops& optim_ops() { return dispatch().ops(); }
 
 }  // namespace kdqat::nn
 
 const char* kdqat::nn_isa() { return nn::dispatch().name(); }
-const char* kdqat::optim_isa() { return nn::optim_dispatch().name(); }
+const char* kdqat::optim_isa() { return nn::dispatch().name(); }

@@ -59,7 +59,7 @@ inline int64_t row_grain(int64_t n, int64_t work = 16384) {
 
 // The table chosen once for cpu_isa() (dispatch.h): avx512, avx2 or portable.
 const Ops& ops();
-// The table the 'optim' family (adamw, sgd, sumSquares) runs: portable or avx2 (nn_isa.cc).
+// The table the 'optim' family (adamw, sgd, sumSquares) runs: the same as ops().
 const Ops& optim_ops();
 
 // Σ (a_i − b_i)² (b /*opt*/: Σ a_i²) in double over the thread pool; fixed 16384-element chunks
