@@ -17,8 +17,9 @@ static Napi::Value GetIsa(const Napi::CallbackInfo& info) {
 }
 
 // The code paths compiled per kernel family and the one each selected. A family with fewer
-// paths than the CPU supports runs its best one below the cap (on AVX-512 the nn family runs
-// its AVX2 code): the runner (scripts/test.mjs) reports that per family.
+// paths than the CPU supports runs its best one below the cap (on AVX-512 the elementwise
+// and attention families run their AVX2 code): the runner (scripts/test.mjs) reports
+// that per family.
 struct Family {
   const char* name;
   const char* paths[kNumIsas];  // ascending; nullptr-padded
@@ -27,10 +28,10 @@ struct Family {
 static const Family kFamilies[] = {
     {"gemm", {"portable", "avx2", "avx512"}, gemm_isa},
     {"elementwise", {"portable", "avx2"}, elementwise_isa},
-    {"nn", {"portable", "avx2"}, nn_isa},
-    {"optim", {"portable", "avx2"}, nn_isa},
+    {"nn", {"portable", "avx2", "avx512"}, nn_isa},
+    {"optim", {"portable", "avx2", "avx512"}, optim_isa},
     {"attention", {"portable", "avx2"}, attention_isa},
-    {"quant", {"portable", "avx2"}, quant_isa},
+    {"quant", {"portable", "avx2", "avx512"}, quant_isa},
     {"kquant", {"portable", "avx2", "avx512"}, kquant_isa},
 };
 
@@ -86,6 +87,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitQuant(env, exports);
   InitKQuant(env, exports);
   InitKlFused(env, exports);
+  // Every family picks its table now, at load, not on its first call (dispatch.h).
+  for (const Family& f : kFamilies) f.selected();
   return exports;
 }
 

@@ -2,7 +2,9 @@
 // argument validation, work splitting and ISA dispatch. The compute lives in
 // attention_impl.inc / attention_backward.inc, built for AVX2 and portable.
 #include "attention_kernels.h"
+#include "args.h"
 #include "common.h"
+#include "dispatch.h"
 
 #include <algorithm>
 #include <cmath>
@@ -47,48 +49,14 @@ namespace {
 
 using attn::Params;
 
-[[noreturn]] void range_error(Napi::Env env, const std::string& msg) {
-  throw Napi::RangeError::New(env, msg);
-}
-
-int64_t dim_arg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t min) {
-  const Napi::Value v = info[i];
-  if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
-  const double x = v.As<Napi::Number>().DoubleValue();
-  if (!(x >= static_cast<double>(min)) || x > 2147483647.0 || x != std::floor(x))
-    range_error(info.Env(), std::string(name) + " must be an integer >= " + std::to_string(min));
-  return static_cast<int64_t>(x);
-}
-
-// A Float32Array argument of exactly n elements (or null when nullable).
-float* f32_arg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t n,
-               bool nullable) {
-  const Napi::Value v = info[i];
-  if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Float32Array" +
-                                               (nullable ? " or null" : ""));
-  if (static_cast<int64_t>(f32_len(v)) != n)
-    range_error(info.Env(), std::string(name) + " has length " + std::to_string(f32_len(v)) +
-                                ", expected " + std::to_string(n));
-  return f32(v);
-}
-
-const int32_t* mask_arg(const Napi::CallbackInfo& info, size_t i, int64_t n) {
-  const Napi::Value v = info[i];
-  if (v.IsNull() || v.IsUndefined()) return nullptr;
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw Napi::TypeError::New(info.Env(), "keyMask must be an Int32Array or null");
-  if (static_cast<int64_t>(i32_len(v)) != n)
-    range_error(info.Env(), "keyMask has length " + std::to_string(i32_len(v)) +
-                                ", expected " + std::to_string(n));
-  return i32(v);
-}
-
-int64_t mul(Napi::Env env, int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_mul_overflow(a, b, &r) || r > (int64_t(1) << 50)) range_error(env, "attention: sizes too large");
-  return r;
+// No AVX-512 build of attention_impl.inc yet: an AVX-512 CPU runs the AVX2 table.
+const attn::Ops kPortable = {attn::portable::forward_tasks, attn::portable::backward_tasks,
+                             attn::portable::reduce_partials};
+const attn::Ops kAvx2 = {attn::avx2::forward_tasks, attn::avx2::backward_tasks,
+                         attn::avx2::reduce_partials};
+const Dispatch<attn::Ops>& dispatch() {
+  static const Dispatch<attn::Ops> d(&kPortable, &kAvx2, nullptr);
+  return d;
 }
 
 // Element counts of the buffers, checked against overflow: q/out (B,T,H,D), k/v (B,T,Hkv,D),
@@ -96,61 +64,51 @@ int64_t mul(Napi::Env env, int64_t a, int64_t b) {
 struct Sizes { int64_t nq, nkv, np; };
 
 // Reads B, T, H, Hkv, D, scale, causal starting at argument `i`; returns the buffer sizes.
-Sizes shape_args(const Napi::CallbackInfo& info, size_t i, Params& p) {
-  p.B = dim_arg(info, i, "B", 0);
-  p.T = dim_arg(info, i + 1, "T", 0);
-  p.H = dim_arg(info, i + 2, "H", 1);
-  p.Hkv = dim_arg(info, i + 3, "Hkv", 1);
-  p.D = dim_arg(info, i + 4, "D", 1);
-  if (p.H % p.Hkv != 0)
-    range_error(info.Env(), "attention: H = " + std::to_string(p.H) +
-                                " is not a multiple of Hkv = " + std::to_string(p.Hkv));
-  if (!info[i + 5].IsNumber()) throw Napi::TypeError::New(info.Env(), "scale must be a number");
-  p.scale = static_cast<float>(num(info[i + 5]));
-  p.causal = flag(info[i + 6]);
-  Napi::Env env = info.Env();
-  return {mul(env, mul(env, mul(env, p.B, p.T), p.H), p.D),
-          mul(env, mul(env, mul(env, p.B, p.T), p.Hkv), p.D),
-          mul(env, mul(env, mul(env, p.B, p.H), p.T), p.T)};
+Sizes shape_args(const Args& a, size_t i, Params& p) {
+  p.B = a.dim(i, "B");
+  p.T = a.dim(i + 1, "T");
+  p.H = a.dim(i + 2, "H", 1);
+  p.Hkv = a.dim(i + 3, "Hkv", 1);
+  p.D = a.dim(i + 4, "D", 1);
+  a.need(p.H % p.Hkv == 0, "H = " + std::to_string(p.H) + " is not a multiple of Hkv = " +
+                               std::to_string(p.Hkv));
+  p.scale = static_cast<float>(a.number(i + 5, "scale"));
+  p.causal = a.flag(i + 6);
+  const int64_t bt = a.mul(p.B, p.T);
+  return {a.mul(a.mul(bt, p.H), p.D), a.mul(a.mul(bt, p.Hkv), p.D),
+          a.mul(a.mul(a.mul(p.B, p.H), p.T), p.T)};
 }
 
-bool use_avx2() { return cpu_isa() != Isa::Portable; }
-
-// Optional sliding window (argument absent or undefined = 0 = none).
+// Optional sliding window (argument absent, null or undefined = 0 = none).
 // The kernels mask keys below the window as −∞ before scaling, which needs scale > 0.
-int64_t window_arg(const Napi::CallbackInfo& info, size_t i, float scale) {
-  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return 0;
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "attention: window must be a number");
-  const double w = info[i].As<Napi::Number>().DoubleValue();
-  if (!(w >= 0) || w != std::floor(w) || w > 9.0e15)
-    range_error(info.Env(), "attention: window = " + std::to_string(w) + " must be an integer >= 0 (0 = none)");
-  if (w > 0 && !(scale > 0)) range_error(info.Env(), "attention: a window needs scale > 0");
-  return static_cast<int64_t>(w);
+int64_t window_arg(const Args& a, size_t i, float scale) {
+  if (a.absent(i)) return 0;
+  const int64_t w = a.count(i, "window");
+  a.need(w == 0 || scale > 0, "a window needs scale > 0");
+  return w;
 }
 
 // attention(q, k, v, out, probs, scores, B, T, H, Hkv, D, scale, causal, keyMask[, window])
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const Args a(info, "attention", 13);
   Params p;
-  const auto [nq, nkv, np] = shape_args(info, 6, p);
-  p.q = f32_arg(info, 0, "q", nq, false);
-  p.k = f32_arg(info, 1, "k", nkv, false);
-  p.v = f32_arg(info, 2, "v", nkv, false);
-  p.out = f32_arg(info, 3, "out", nq, false);
-  p.probs = f32_arg(info, 4, "probs", np, true);
-  p.scores = f32_arg(info, 5, "scores", np, true);
-  p.key_mask = mask_arg(info, 13, p.B * p.T);
-  p.window = window_arg(info, 14, p.scale);
+  const auto [nq, nkv, np] = shape_args(a, 6, p);
+  p.q = a.f32(0, "q", nq);
+  p.k = a.f32(1, "k", nkv);
+  p.v = a.f32(2, "v", nkv);
+  p.out = a.f32(3, "out", nq);
+  p.probs = a.f32_opt(4, "probs", np);
+  p.scores = a.f32_opt(5, "scores", np);
+  p.key_mask = a.i32_opt(13, "keyMask", p.B * p.T);
+  p.window = window_arg(a, 14, p.scale);
   if (p.B == 0 || p.T == 0) return env.Undefined();
   // Tasks: (b, h, query block); a grain of ≥ ~64k multiply-adds keeps tiny calls serial.
   const int64_t ntasks = p.B * p.H * p.nqb();
   const double work = 2.0 * static_cast<double>(std::min(attn::kQB, p.T) * p.T) * p.D;
   const int64_t grain = static_cast<int64_t>(std::max(1.0, std::ceil(65536.0 / work)));
-  const bool avx2 = use_avx2();
-  parallel_for(ntasks, grain, [&](int64_t begin, int64_t end) {
-    if (avx2) attn::avx2::forward_tasks(p, begin, end);
-    else attn::portable::forward_tasks(p, begin, end);
-  });
+  const attn::Ops& ops = dispatch().ops();
+  parallel_for(ntasks, grain, [&](int64_t begin, int64_t end) { ops.forward_tasks(p, begin, end); });
   return env.Undefined();
 }
 
@@ -158,20 +116,21 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
 //                   B, T, H, Hkv, D, scale, causal, keyMask[, window])
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const Args a(info, "attentionBackward", 17);
   Params p;
-  const auto [nq, nkv, np] = shape_args(info, 10, p);
-  p.q = f32_arg(info, 0, "q", nq, false);
-  p.k = f32_arg(info, 1, "k", nkv, false);
-  p.v = f32_arg(info, 2, "v", nkv, false);
-  p.probs = f32_arg(info, 3, "probs", np, false);
-  p.gout = f32_arg(info, 4, "gout", nq, false);
-  p.gprobs = f32_arg(info, 5, "gProbs", np, true);
-  p.gscores = f32_arg(info, 6, "gScores", np, true);
-  p.gq = f32_arg(info, 7, "gq", nq, false);
-  p.gk = f32_arg(info, 8, "gk", nkv, false);
-  p.gv = f32_arg(info, 9, "gv", nkv, false);
-  p.key_mask = mask_arg(info, 17, p.B * p.T);
-  p.window = window_arg(info, 18, p.scale);
+  const auto [nq, nkv, np] = shape_args(a, 10, p);
+  p.q = a.f32(0, "q", nq);
+  p.k = a.f32(1, "k", nkv);
+  p.v = a.f32(2, "v", nkv);
+  p.probs = a.f32(3, "probs", np);
+  p.gout = a.f32(4, "gout", nq);
+  p.gprobs = a.f32_opt(5, "gProbs", np);
+  p.gscores = a.f32_opt(6, "gScores", np);
+  p.gq = a.f32(7, "gq", nq);
+  p.gk = a.f32(8, "gk", nkv);
+  p.gv = a.f32(9, "gv", nkv);
+  p.key_mask = a.i32_opt(17, "keyMask", p.B * p.T);
+  p.window = window_arg(a, 18, p.scale);
   if (p.B == 0 || p.T == 0) return env.Undefined();
   // A task owns (b, kv head), accumulating dK/dV itself. With fewer than 8 such pairs their
   // query blocks are dealt to `parts` tasks (≥ 2 blocks each) with private dK/dV buffers,
@@ -186,15 +145,12 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   }
   const double work = 4.0 * static_cast<double>(p.G() * p.T * p.T) * p.D / p.parts;
   const int64_t grain = static_cast<int64_t>(std::max(1.0, std::ceil(65536.0 / work)));
-  const bool avx2 = use_avx2();
-  parallel_for(pairs * p.parts, grain, [&](int64_t begin, int64_t end) {
-    if (avx2) attn::avx2::backward_tasks(p, begin, end);
-    else attn::portable::backward_tasks(p, begin, end);
-  });
+  const attn::Ops& ops = dispatch().ops();
+  parallel_for(pairs * p.parts, grain,
+               [&](int64_t begin, int64_t end) { ops.backward_tasks(p, begin, end); });
   if (p.parts > 1) {
     parallel_for(pairs * p.T, std::max<int64_t>(1, 16384 / p.D), [&](int64_t begin, int64_t end) {
-      if (avx2) attn::avx2::reduce_partials(p, begin, end);
-      else attn::portable::reduce_partials(p, begin, end);
+      ops.reduce_partials(p, begin, end);
     });
   }
   return env.Undefined();
@@ -207,6 +163,6 @@ void InitAttention(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward));
 }
 
-const char* attention_isa() { return use_avx2() ? "avx2" : "portable"; }
+const char* attention_isa() { return dispatch().name(); }
 
 }  // namespace kdqat

@@ -1,6 +1,6 @@
-// Fused attention, AVX2+FMA build of attention_impl.inc (chosen at run time by cpu_isa()).
+// Fused attention, AVX2+FMA build of attention_impl.inc (its table is chosen once in attention.cc).
 #include "attention_kernels.h"
-#include "simd_exp.h"
+#include "simd.h"
 
 #include <immintrin.h>
 #include <algorithm>
@@ -13,22 +13,24 @@ namespace avx2 {
 
 #define KT __attribute__((target("avx2,fma")))
 
+// The attention bodies' 8-lane vector, over the simd.h Avx2 traits (same operations, so the
+// same bits as before the traits existed). hsum/hmax below keep this family's own order, which
+// its portable build (attention_portable.cc) shares.
+using A = simd::Avx2;
 struct Vec {
   __m256 v;
 };
-KT static inline Vec vload(const float* p) { return {_mm256_loadu_ps(p)}; }
-KT static inline void vstore(float* p, Vec a) { _mm256_storeu_ps(p, a.v); }
-KT static inline Vec vzero() { return {_mm256_setzero_ps()}; }
-KT static inline Vec vset1(float x) { return {_mm256_set1_ps(x)}; }
-KT static inline Vec vfma(Vec a, Vec b, Vec c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
-KT static inline Vec vadd(Vec a, Vec b) { return {_mm256_add_ps(a.v, b.v)}; }
-KT static inline Vec vsub(Vec a, Vec b) { return {_mm256_sub_ps(a.v, b.v)}; }
-KT static inline Vec vmul(Vec a, Vec b) { return {_mm256_mul_ps(a.v, b.v)}; }
+KT static inline Vec vload(const float* p) { return {A::load(p)}; }
+KT static inline void vstore(float* p, Vec a) { A::store(p, a.v); }
+KT static inline Vec vzero() { return {A::zero()}; }
+KT static inline Vec vset1(float x) { return {A::set1(x)}; }
+KT static inline Vec vfma(Vec a, Vec b, Vec c) { return {A::madd(a.v, b.v, c.v)}; }
+KT static inline Vec vadd(Vec a, Vec b) { return {A::add(a.v, b.v)}; }
+KT static inline Vec vsub(Vec a, Vec b) { return {A::sub(a.v, b.v)}; }
+KT static inline Vec vmul(Vec a, Vec b) { return {A::mul(a.v, b.v)}; }
 // max_ps returns its second operand when either is NaN: keep the data second so NaN propagates.
-KT static inline Vec vmax(Vec acc, Vec x) { return {_mm256_max_ps(acc.v, x.v)}; }
-
-// e^x: the shared AVX2 e^x (simd_exp.h).
-KT static inline Vec vexp(Vec a) { return {exp256_ps(a.v)}; }
+KT static inline Vec vmax(Vec acc, Vec x) { return {A::max(acc.v, x.v)}; }
+KT static inline Vec vexp(Vec a) { return {A::exp(a.v)}; }  // simd.h e^x, its error bound
 
 KT static inline float hsum(Vec a) {
   alignas(32) float t[8];

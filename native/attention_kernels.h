@@ -73,5 +73,12 @@ size_t backward_scratch(const Params& p);
 KDQAT_ATTN_DECLARE(avx2)
 KDQAT_ATTN_DECLARE(portable)
 
+// The family's table (one per ISA, chosen once by dispatch.h in attention.cc).
+struct Ops {
+  void (*forward_tasks)(const Params& p, int64_t begin, int64_t end);
+  void (*backward_tasks)(const Params& p, int64_t begin, int64_t end);
+  void (*reduce_partials)(const Params& p, int64_t begin, int64_t end);
+};
+
 }  // namespace attn
 }  // namespace kdqat

@@ -21,7 +21,8 @@ bool cpu_has(const char* feature);
 // The code path each kernel family selected for cpu_isa(), read from the table or kernel it
 // actually dispatches to (reported by isaInfo() in addon.cc and asserted by the tests).
 const char* gemm_isa();
-const char* nn_isa();  // also the 'optim' family: its loops live in the nn tables
+const char* nn_isa();
+const char* optim_isa();  // adamw, sgd, sumSquares: bodies in the nn tables
 const char* quant_isa();
 const char* attention_isa();
 const char* elementwise_isa();

@@ -23,10 +23,10 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   const double opd = A.number(0, "op");
   A.need(opd == 0 || opd == 1 || opd == 2 || opd == 3, "unknown op " + Args::fmt(opd));
   const int op = static_cast<int>(opd);
-  auto a = A.f32(1, "a"), b = A.f32(2, "b"), out = A.f32(3, "out");
+  auto a = A.f32_buf(1, "a"), b = A.f32_buf(2, "b"), out = A.f32_buf(3, "out");
   ew::Strided2 d;  // s0: a strides, s1: b strides
   const int64_t total =
-      ew::read_shape(A, A.i32(4, "shape"), A.i32(5, "aStrides"), A.i32(6, "bStrides"), d);
+      ew::read_shape(A, A.i32_buf(4, "shape"), A.i32_buf(5, "aStrides"), A.i32_buf(6, "bStrides"), d);
   A.length("out", out.n, total);
   if (total == 0) return info.Env().Undefined();
   ew::check_span(A, "a", a.n, 0, d.r, d.n, d.s0);
@@ -60,7 +60,7 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
 // affine(x, out, alpha, beta): out = alpha·x + beta in float32.
 Napi::Value Affine(const Napi::CallbackInfo& info) {
   Args A(info, "affine");
-  auto x = A.f32(0, "x"), out = A.f32(1, "out");
+  auto x = A.f32_buf(0, "x"), out = A.f32_buf(1, "out");
   const float alpha = static_cast<float>(A.number(2, "alpha"));
   const float beta = static_cast<float>(A.number(3, "beta"));
   A.length("out", out.n, x.n);
@@ -75,7 +75,7 @@ Napi::Value Affine(const Napi::CallbackInfo& info) {
 Napi::Value Axpy(const Napi::CallbackInfo& info) {
   Args A(info, "axpy");
   const float alpha = static_cast<float>(A.number(0, "alpha"));
-  auto x = A.f32(1, "x"), y = A.f32(2, "y");
+  auto x = A.f32_buf(1, "x"), y = A.f32_buf(2, "y");
   A.length("y", y.n, x.n);
   const ew::Loops& L = ew::loops();
   parallel_for(x.n, kGrain, [&](int64_t i0, int64_t i1) {
@@ -88,7 +88,7 @@ Napi::Value Axpy(const Napi::CallbackInfo& info) {
 // across threads gives the same bits.
 Napi::Value Dropout(const Napi::CallbackInfo& info) {
   Args A(info, "dropout");
-  auto x = A.f32(0, "x"), out = A.f32(1, "out"), mask = A.f32(2, "mask");
+  auto x = A.f32_buf(0, "x"), out = A.f32_buf(1, "out"), mask = A.f32_buf(2, "mask");
   const double p = A.number(3, "p");
   const uint32_t seed = static_cast<uint32_t>(A.int32(4, "seed"));
   A.length("out", out.n, x.n);
@@ -109,7 +109,7 @@ Napi::Value Dropout(const Napi::CallbackInfo& info) {
 // countNonFinite(x) → number of NaN/±Inf entries (an integer sum, so order does not matter).
 Napi::Value CountNonFinite(const Napi::CallbackInfo& info) {
   Args A(info, "countNonFinite");
-  auto x = A.f32(0, "x");
+  auto x = A.f32_buf(0, "x");
   const ew::Loops& L = ew::loops();
   std::atomic<int64_t> count{0};
   parallel_for(x.n, 65536, [&](int64_t i0, int64_t i1) {

@@ -1,6 +1,7 @@
-// Internal header of the 'elementwise' family (native/elementwise*.cc): argument checking that
-// throws JS errors, the per-ISA loop table and the per-file Init functions.
+// Internal header of the 'elementwise' family (native/elementwise*.cc): argument checks
+// (args.h), the per-ISA loop table and the per-file Init functions.
 #pragma once
+#include "args.h"
 #include "common.h"
 
 #include <cmath>
@@ -10,78 +11,8 @@
 namespace kdqat {
 namespace ew {
 
-template <typename T>
-struct Buf {
-  T* p;
-  int64_t n;
-};
-
-// Unpacks and checks the arguments of one kernel call; every failure throws a JS TypeError or
-// RangeError naming the kernel, before any work is done.
-class Args {
- public:
-  Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
-
-  [[noreturn]] void range_error(const std::string& msg) const {
-    throw Napi::RangeError::New(info_.Env(), std::string(fn_) + ": " + msg);
-  }
-  [[noreturn]] void type_error(const std::string& msg) const {
-    throw Napi::TypeError::New(info_.Env(), std::string(fn_) + ": " + msg);
-  }
-  void need(bool ok, const std::string& msg) const {
-    if (!ok) range_error(msg);
-  }
-
-  Buf<float> f32(size_t i, const char* what) const {
-    Napi::Value v = info_[i];
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-      type_error(std::string(what) + " must be a Float32Array");
-    auto a = v.As<Napi::Float32Array>();
-    return {a.Data(), static_cast<int64_t>(a.ElementLength())};
-  }
-  Buf<int32_t> i32(size_t i, const char* what) const {
-    Napi::Value v = info_[i];
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-      type_error(std::string(what) + " must be an Int32Array");
-    auto a = v.As<Napi::Int32Array>();
-    return {a.Data(), static_cast<int64_t>(a.ElementLength())};
-  }
-  double number(size_t i, const char* what) const {
-    Napi::Value v = info_[i];
-    if (!v.IsNumber()) type_error(std::string(what) + " must be a number");
-    return v.As<Napi::Number>().DoubleValue();
-  }
-  // A non-negative integer size (outer, n, inner, offsets).
-  int64_t count(size_t i, const char* what) const {
-    double d = number(i, what);
-    if (!(d >= 0 && d <= 9007199254740991.0 && d == std::floor(d)))
-      range_error(std::string(what) + " must be a non-negative integer, got " + fmt(d));
-    return static_cast<int64_t>(d);
-  }
-  bool flag(size_t i) const { return info_[i].ToBoolean().Value(); }
-  // ToInt32 of a number argument (what `seed | 0` gives in JavaScript).
-  int32_t int32(size_t i, const char* what) const {
-    number(i, what);
-    return info_[i].As<Napi::Number>().Int32Value();
-  }
-
-  void length(const char* what, int64_t got, int64_t want) const {
-    if (got != want)
-      range_error(std::string(what) + " has length " + std::to_string(got) + ", expected " +
-                  std::to_string(want));
-  }
-
-  static std::string fmt(double d) {
-    if (d == std::floor(d) && std::fabs(d) < 1e15) return std::to_string(static_cast<int64_t>(d));
-    return std::to_string(d);
-  }
-
-  Napi::Env env() const { return info_.Env(); }
-
- private:
-  const Napi::CallbackInfo& info_;
-  const char* fn_;
-};
+using kdqat::Args;  // args.h: the one validator
+using kdqat::Buf;
 
 // Largest rank the strided kernels (binary, stridedCopy) accept.
 constexpr int kMaxRank = 32;
@@ -125,20 +56,20 @@ struct Strided2 {
 inline int64_t read_shape(const Args& A, const Buf<int32_t>& shape, const Buf<int32_t>& st0,
                           const Buf<int32_t>& st1, Strided2& d) {
   if (st0.n != shape.n || st1.n != shape.n)
-    A.range_error("strides have rank " + std::to_string(st0.n) + " and " +
+    throw A.range_error("strides have rank " + std::to_string(st0.n) + " and " +
                   std::to_string(st1.n) + ", shape has rank " + std::to_string(shape.n));
   if (shape.n > kMaxRank)
-    A.range_error("rank " + std::to_string(shape.n) + " exceeds " + std::to_string(kMaxRank));
+    throw A.range_error("rank " + std::to_string(shape.n) + " exceeds " + std::to_string(kMaxRank));
   d.r = static_cast<int>(shape.n);
   double total = 1;  // in double: a product of int32 dims cannot overflow it
   for (int i = 0; i < d.r; i++) {
-    if (shape.p[i] < 0) A.range_error("negative dimension " + std::to_string(shape.p[i]));
+    if (shape.p[i] < 0) throw A.range_error("negative dimension " + std::to_string(shape.p[i]));
     d.n[i] = shape.p[i];
     d.s0[i] = st0.p[i];
     d.s1[i] = st1.p[i];
     total *= static_cast<double>(d.n[i]);
   }
-  if (total > 281474976710656.0) A.range_error("shape has more than 2^48 elements");
+  if (total > 281474976710656.0) throw A.range_error("shape has more than 2^48 elements");
   return static_cast<int64_t>(total);
 }
 
@@ -151,7 +82,7 @@ inline void check_span(const Args& A, const char* what, int64_t len, int64_t bas
     if (ext < 0) lo += ext; else hi += ext;
   }
   if (lo < 0 || hi >= len)
-    A.range_error(std::string(what) + " offsets [" + Args::fmt(lo) + ", " + Args::fmt(hi) +
+    throw A.range_error(std::string(what) + " offsets [" + Args::fmt(lo) + ", " + Args::fmt(hi) +
                   "] fall outside its length " + std::to_string(len));
 }
 

@@ -72,13 +72,13 @@ int parallel_dim(const Strided2& d) {
 // stridedCopy(src, srcOffset, srcStrides, dst, dstOffset, dstStrides, shape, accumulate)
 Napi::Value StridedCopy(const Napi::CallbackInfo& info) {
   Args A(info, "stridedCopy");
-  auto src = A.f32(0, "src");
+  auto src = A.f32_buf(0, "src");
   const int64_t src_off = A.count(1, "srcOffset");
-  auto src_st = A.i32(2, "srcStrides");
-  auto dst = A.f32(3, "dst");
+  auto src_st = A.i32_buf(2, "srcStrides");
+  auto dst = A.f32_buf(3, "dst");
   const int64_t dst_off = A.count(4, "dstOffset");
-  auto dst_st = A.i32(5, "dstStrides");
-  auto shape = A.i32(6, "shape");
+  auto dst_st = A.i32_buf(5, "dstStrides");
+  auto shape = A.i32_buf(6, "shape");
   const bool acc = A.flag(7);
   Strided2 d;  // s0: src strides, s1: dst strides
   const int64_t total = read_shape(A, shape, src_st, dst_st, d);
@@ -110,13 +110,13 @@ struct Indexed {
 
 // Reads idx, outer, n, inner and checks every index is in [0, n).
 Indexed read_indexed(const Args& A) {
-  Indexed r{A.i32(1, "idx"), A.count(3, "outer"), A.count(4, "n"), A.count(5, "inner")};
+  Indexed r{A.i32_buf(1, "idx"), A.count(3, "outer"), A.count(4, "n"), A.count(5, "inner")};
   const double rows = static_cast<double>(std::max(r.n, r.idx.n));
   A.need(static_cast<double>(r.outer) * rows * r.inner < 9007199254740992.0, "size too large");
   for (int64_t j = 0; j < r.idx.n; j++) {
     const int32_t v = r.idx.p[j];
     if (v < 0 || v >= r.n)
-      A.range_error("index " + std::to_string(v) + " at position " + std::to_string(j) +
+      throw A.range_error("index " + std::to_string(v) + " at position " + std::to_string(j) +
                     " is out of range [0, " + std::to_string(r.n) + ")");
   }
   return r;
@@ -125,7 +125,7 @@ Indexed read_indexed(const Args& A) {
 // gather(x, idx, out, outer, n, inner): out(o, j, :) = x(o, idx[j], :)
 Napi::Value Gather(const Napi::CallbackInfo& info) {
   Args A(info, "gather");
-  auto x = A.f32(0, "x"), out = A.f32(2, "out");
+  auto x = A.f32_buf(0, "x"), out = A.f32_buf(2, "out");
   const Indexed g = read_indexed(A);
   const int64_t m = g.idx.n, inner = g.inner;
   A.length("x", x.n, g.outer * g.n * inner);
@@ -145,7 +145,7 @@ Napi::Value Gather(const Napi::CallbackInfo& info) {
 // Tasks own whole outer slices or column ranges, never rows, so repeated indices are safe.
 Napi::Value ScatterAdd(const Napi::CallbackInfo& info) {
   Args A(info, "scatterAdd");
-  auto gy = A.f32(0, "gy"), gx = A.f32(2, "gx");
+  auto gy = A.f32_buf(0, "gy"), gx = A.f32_buf(2, "gx");
   const Indexed g = read_indexed(A);
   const int64_t m = g.idx.n, inner = g.inner, n = g.n;
   A.length("gy", gy.n, g.outer * m * inner);

@@ -5,6 +5,7 @@
 
 #include <immintrin.h>
 
+#include "dispatch.h"
 #include "elementwise.h"
 
 namespace kdqat {
@@ -66,15 +67,19 @@ const Loops table = {binary_row, affine,   axpy,    copy_row,        transpose_a
 }  // namespace avx2
 #pragma GCC pop_options
 
+// No AVX-512 table: these loops are memory-bound and the unary kernels
+// (elementwise_unary_avx2.cc) have no 512-bit body yet, so an AVX-512 CPU runs the AVX2 table.
+static const Dispatch<Loops>& dispatch() {
+  static const Dispatch<Loops> d(&portable::table, &avx2::table, nullptr);
+  return d;
+}
 const Loops& portable_loops() { return portable::table; }
 const Loops& avx2_loops() { return avx2::table; }
-const Loops& loops() {
-  return cpu_isa() == Isa::Portable ? portable::table : avx2::table;
-}
+const Loops& loops() { return dispatch().ops(); }
 
 }  // namespace ew
 
-// The unary kernels (elementwise_unary.cc) pick their build by the same test.
-const char* elementwise_isa() { return &ew::loops() == &ew::portable_loops() ? "portable" : "avx2"; }
+// The unary kernels (elementwise_unary.cc) pick their build from the same table.
+const char* elementwise_isa() { return ew::dispatch().name(); }
 
 }  // namespace kdqat

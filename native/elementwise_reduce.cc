@@ -100,7 +100,7 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
   const double op = A.number(0, "op");
   A.need(op == 0 || op == 1, "unknown op " + Args::fmt(op));
   const bool is_max = op == 1;
-  auto x = A.f32(1, "x"), out = A.f32(2, "out");
+  auto x = A.f32_buf(1, "x"), out = A.f32_buf(2, "out");
   const Shape3 s = read_shape3(A, 3);
   A.need(!is_max || s.n > 0 || s.outer * s.inner == 0, "max over an empty axis");
   A.length("x", x.n, s.outer * s.n * s.inner);
@@ -121,7 +121,7 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
 // (or the first NaN), the same rule as the reference's argmax.
 Napi::Value ReduceMaxBackward(const Napi::CallbackInfo& info) {
   Args A(info, "reduceMaxBackward");
-  auto x = A.f32(0, "x"), gy = A.f32(1, "gy"), gx = A.f32(2, "gx");
+  auto x = A.f32_buf(0, "x"), gy = A.f32_buf(1, "gy"), gx = A.f32_buf(2, "gx");
   const Shape3 s = read_shape3(A, 3);
   A.length("x", x.n, s.outer * s.n * s.inner);
   A.length("gx", gx.n, s.outer * s.n * s.inner);

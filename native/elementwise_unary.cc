@@ -126,7 +126,7 @@ int read_op(const Args& A) {
 Napi::Value Unary(const Napi::CallbackInfo& info) {
   Args A(info, "unary");
   const int op = read_op(A);
-  auto x = A.f32(1, "x"), out = A.f32(2, "out");
+  auto x = A.f32_buf(1, "x"), out = A.f32_buf(2, "out");
   A.length("out", out.n, x.n);
   const Impl f = lookup(op, &loops() != &portable_loops());
   parallel_for(x.n, f.grain, [&](int64_t i0, int64_t i1) { f.fwd(x.p + i0, out.p + i0, i1 - i0); });
@@ -137,7 +137,7 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
 Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
   Args A(info, "unaryBackward");
   const int op = read_op(A);
-  auto x = A.f32(1, "x"), y = A.f32(2, "y"), gy = A.f32(3, "gy"), gx = A.f32(4, "gx");
+  auto x = A.f32_buf(1, "x"), y = A.f32_buf(2, "y"), gy = A.f32_buf(3, "gy"), gx = A.f32_buf(4, "gx");
   A.length("y", y.n, x.n);
   A.length("gy", gy.n, x.n);
   A.length("gx", gx.n, x.n);

@@ -12,13 +12,12 @@
 
 #include "common.h"
 #include "kquant_kernels.h"
-#include "nn_args.h"
+#include "args.h"
 #include "quant_util.h"
 
 namespace kdqat {
 namespace {
 
-using nn::Args;
 using quant::js_num;
 
 constexpr int kRuleQ2_K = 6;  // QuantRule.q2_k; q3_k … q6_k follow
@@ -73,15 +72,15 @@ Napi::Value FakeQuantGrid(const Napi::CallbackInfo& info) {
     }
   }
   float* out = a.f32_opt(1, "out", n);
-  const bool want_codes = !(info[2].IsNull() || info[2].IsUndefined());
+  const bool want_codes = !a.absent(2);
   int32_t* codes = nullptr;
   float *scales = nullptr, *mins = nullptr;
   const int64_t G = n / kSub[fmt];
   if (want_codes) {
     codes = a.i32(2, "codes", n);
-    if (info[3].IsNull() || info[3].IsUndefined()) throw a.range_error("codes need a scales buffer");
+    if (a.absent(3)) throw a.range_error("codes need a scales buffer");
     scales = a.f32(3, "scales", G);
-    if (kMins[fmt] && (info[4].IsNull() || info[4].IsUndefined())) throw a.range_error(std::string(kNames[fmt]) + " needs a mins buffer");
+    if (kMins[fmt] && a.absent(4)) throw a.range_error(std::string(kNames[fmt]) + " needs a mins buffer");
     if (kMins[fmt]) mins = a.f32(4, "mins", G);
   }
   const int64_t nb = n / 256;

@@ -1,6 +1,6 @@
 // Instantiates the 'kquant' bodies (kquant_impl.inc) once per instruction set — 4 lanes on the
-// portable path (baseline x86-64), 8 under AVX2, 16 under AVX-512 — and picks the table at run
-// time (KDQAT_ISA caps it). Every path gives the reference's bits: the lanes are independent
+// portable path (baseline x86-64), 8 under AVX2, 16 under AVX-512 — and picks the table once
+// (dispatch.h; KDQAT_ISA caps it). Every path gives the reference's bits: the lanes are independent
 // sub-blocks, each computed in the reference's operation order.
 #include <algorithm>
 #include <cmath>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common.h"
+#include "dispatch.h"
 #include "kquant_kernels.h"
 
 namespace kdqat::kquant {
@@ -34,17 +35,12 @@ constexpr int N = 16;
 }  // namespace avx512
 #pragma GCC pop_options
 
-const KQuantOps& kquant_ops() {
-  static const KQuantOps& t = cpu_isa() == Isa::Portable ? portable::table
-                              : cpu_isa() == Isa::Avx2   ? avx2::table
-                                                         : avx512::table;
-  return t;
+static const Dispatch<KQuantOps>& dispatch() {
+  static const Dispatch<KQuantOps> d(&portable::table, &avx2::table, &avx512::table);
+  return d;
 }
-
-const char* kquant_path() {
-  const KQuantOps& t = kquant_ops();
-  return &t == &portable::table ? "portable" : &t == &avx2::table ? "avx2" : "avx512";
-}
+const KQuantOps& kquant_ops() { return dispatch().ops(); }
+const char* kquant_path() { return dispatch().name(); }
 
 }  // namespace kdqat::kquant
 

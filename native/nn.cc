@@ -9,20 +9,20 @@
 #include <vector>
 
 #include "common.h"
-#include "nn_args.h"
+#include "args.h"
 #include "nn_kernels.h"
 
 namespace kdqat {
 namespace nn {
 
-double sum_sq_parallel(const float* a, const float* b, int64_t n) {
+double sum_sq_parallel(const Ops& ops, const float* a, const float* b, int64_t n) {
   constexpr int64_t kChunk = 16384;  // fixed: the partial sums do not depend on thread count
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> part(chunks);
   parallel_for(chunks, 4, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; c++) {
       const int64_t i = c * kChunk;
-      part[c] = ops().sum_sq(a + i, b ? b + i : nullptr, std::min(kChunk, n - i));
+      part[c] = ops.sum_sq(a + i, b ? b + i : nullptr, std::min(kChunk, n - i));
     }
   });
   double s = 0;
@@ -168,7 +168,7 @@ Napi::Value Rope(Info info) {
   // The tables may be longer (a precomputed (maxT, D) table); rows [0, T) are used.
   const float* cs = a.f32(2, "cos", a.mul(T, D), true);
   const float* sn = a.f32(3, "sin", a.mul(T, D), true);
-  const bool inverse = a.boolean(8);
+  const bool inverse = a.flag(8);
   parallel_for(rows, row_grain(D, 32768), [&](int64_t r0, int64_t r1) {
     ops().rope(x, out, cs, sn, r0, r1, T, H, D, inverse);
   });
@@ -262,7 +262,7 @@ Napi::Value SumSquaredDiff(Info info) {
   const int64_t n = a.f32_length(0, "a");
   const float* x = a.f32(0, "a", n);
   const float* y = a.f32(1, "b", n);
-  return Napi::Number::New(info.Env(), sum_sq_parallel(x, y, n));
+  return Napi::Number::New(info.Env(), sum_sq_parallel(ops(), x, y, n));
 }
 
 // countNotEqual(a, b) → number of i with a[i] != b[i] (NaN != anything)

@@ -1,24 +1,25 @@
 // Instantiates the 'nn'/'optim' kernel bodies (nn_rows.inc, nn_loss.inc, nn_elem.inc) once per
-// instruction set and picks the table at run time, so KDQAT_ISA=portable really runs the
-// portable code.
+// instruction set over the simd.h traits and picks the table once (dispatch.h), so
+// KDQAT_ISA=portable really runs the portable code.
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "common.h"
+#include "dispatch.h"
 #include "nn_kernels.h"
-#include "nn_simd.h"
+#include "simd.h"
 
 namespace kdqat::nn {
 
 namespace portable {
-using V = simd::Scalar;
+using V = simd::Portable;
 #include "nn_rows.inc"
 #include "nn_loss.inc"
 #include "nn_elem.inc"
 }  // namespace portable
 
-// Everything defined in this region (including lambdas) may use AVX2 and FMA.
+// Everything defined in these regions (including lambdas) may use the region's instructions.
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace avx2 {
@@ -29,11 +30,26 @@ using V = simd::Avx2;
 }  // namespace avx2
 #pragma GCC pop_options
 
-const Ops& ops() {
-  static const Ops& t = cpu_isa() == Isa::Portable ? portable::table : avx2::table;
-  return t;
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
+namespace avx512 {
+using V = simd::Avx512;
+#include "nn_rows.inc"
+#include "nn_loss.inc"
+#include "nn_elem.inc"
+}  // namespace avx512
+#pragma GCC pop_options
+
+static const Dispatch<Ops>& dispatch() {
+  static const Dispatch<Ops> d(&portable::table, &avx2::table, &avx512::table);
+  return d;
 }
+const Ops& ops() { return dispatch().ops(); }
+
+// The optim family (adamw, sgd, sumSquares) runs the same table.
+const Ops& optim_ops() { return dispatch().ops(); }
 
 }  // namespace kdqat::nn
 
-const char* kdqat::nn_isa() { return &nn::ops() == &nn::portable::table ? "portable" : "avx2"; }
+const char* kdqat::nn_isa() { return nn::dispatch().name(); }
+const char* kdqat::optim_isa() { return nn::dispatch().name(); }

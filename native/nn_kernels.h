@@ -52,11 +52,18 @@ struct Ops {
               float momentum, float wd);
 };
 
-// The table for cpu_isa() (AVX2 when available, else portable).
+// Rows per parallel_for chunk so that one chunk holds about `work` elements of n each.
+inline int64_t row_grain(int64_t n, int64_t work = 16384) {
+  return n >= work ? 1 : work / (n > 0 ? n : 1);
+}
+
+// The table chosen once for cpu_isa() (dispatch.h): avx512, avx2 or portable.
 const Ops& ops();
+// The table the 'optim' family (adamw, sgd, sumSquares) runs: the same as ops().
+const Ops& optim_ops();
 
 // Σ (a_i − b_i)² (b /*opt*/: Σ a_i²) in double over the thread pool; fixed 16384-element chunks
 // summed in order, so the result does not depend on the thread count (nn.cc).
-double sum_sq_parallel(const float* a, const float* b, int64_t n);
+double sum_sq_parallel(const Ops& ops, const float* a, const float* b, int64_t n);
 
 }  // namespace kdqat::nn

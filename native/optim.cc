@@ -3,14 +3,13 @@
 #include <cmath>
 
 #include "common.h"
-#include "nn_args.h"
+#include "args.h"
 #include "nn_kernels.h"
 
 namespace kdqat {
 namespace {
 
-using nn::Args;
-using nn::ops;
+using nn::optim_ops;
 constexpr int64_t kGrain = 32768;  // elements per chunk: small tensors stay single-threaded
 
 // adamw(p, g, m, v, lr, beta1, beta2, eps, wd, bc1, bc2)
@@ -34,7 +33,7 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
   const float step = static_cast<float>(lr / bc1);
   const float e = static_cast<float>(eps);
   parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
-    ops().adamw(p, g, m, v, i0, i1, decay, b1, c1, b2, c2, sbc2, e, step);
+    optim_ops().adamw(p, g, m, v, i0, i1, decay, b1, c1, b2, c2, sbc2, e, step);
   });
   return info.Env().Undefined();
 }
@@ -50,7 +49,7 @@ Napi::Value Sgd(const Napi::CallbackInfo& info) {
   const float momentum = static_cast<float>(a.number(4, "momentum"));
   const float wd = static_cast<float>(a.number(5, "wd"));
   parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
-    ops().sgd(p, g, buf, i0, i1, lr, momentum, wd);
+    optim_ops().sgd(p, g, buf, i0, i1, lr, momentum, wd);
   });
   return info.Env().Undefined();
 }
@@ -59,7 +58,7 @@ Napi::Value Sgd(const Napi::CallbackInfo& info) {
 Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   Args a(info, "sumSquares", 1);
   const int64_t n = a.f32_length(0, "x");
-  return Napi::Number::New(info.Env(), nn::sum_sq_parallel(a.f32(0, "x", n), nullptr, n));
+  return Napi::Number::New(info.Env(), nn::sum_sq_parallel(optim_ops(), a.f32(0, "x", n), nullptr, n));
 }
 
 }  // namespace

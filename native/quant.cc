@@ -12,14 +12,14 @@
 #include <vector>
 
 #include "common.h"
-#include "nn_args.h"
+#include "args.h"
+#include "nn_kernels.h"
 #include "quant_kernels.h"
 #include "quant_util.h"
 
 namespace kdqat {
 namespace {
 
-using nn::Args;
 using quant::quant_ops;
 using quant::Seg;
 using quant::js_num;
@@ -64,10 +64,6 @@ Common parse_common(const Args& a, size_t i_rows, bool lsq) {
     throw a.range_error("group " + std::to_string(group) + " does not divide cols " + std::to_string(cols));
   } else c.g = {group, cols / group, a.mul(rows, cols / group), group};
   return c;
-}
-
-int32_t* i32_opt(const Args& a, const Napi::CallbackInfo& info, size_t i, const char* name, int64_t n) {
-  return info[i].IsNull() || info[i].IsUndefined() ? nullptr : a.i32(i, name, n);
 }
 
 void throw_first_nonfinite(const Args& a, const float* w, int64_t n, int64_t cols) {
@@ -140,15 +136,15 @@ int64_t grain(int64_t cols) { return nn::row_grain(cols); }
 // fakeQuant(w, out, codes, scales, zeros, step, rows, cols, rule, bits, group)
 Napi::Value FakeQuant(const Napi::CallbackInfo& info) {
   Args a(info, "fakeQuant", 11);
-  const bool lsq = !(info[5].IsNull() || info[5].IsUndefined());
+  const bool lsq = !a.absent(5);
   const Common c = parse_common(a, 6, lsq);
   const int64_t rows = a.dim(6, "rows"), cols = a.dim(7, "cols"), n = a.mul(rows, cols);
   const Geo g = c.g;
   const float* w = a.f32(0, "w", n);
   float* out = a.f32_opt(1, "out", n);
-  int32_t* codes = i32_opt(a, info, 2, "codes", n);
+  int32_t* codes = a.i32_opt(2, "codes", n);
   float* scales = a.f32(3, "scales", g.granules);
-  int32_t* zeros = i32_opt(a, info, 4, "zeros", g.granules);
+  int32_t* zeros = a.i32_opt(4, "zeros", g.granules);
   if (c.rule == kAsym && !zeros) throw a.range_error("asym needs a zeros buffer");
   const float* step = a.f32_opt(5, "step", g.granules);
   if (step) {
@@ -240,7 +236,7 @@ Napi::Value FakeQuant(const Napi::CallbackInfo& info) {
 // fakeQuantBackward(w, gy, gw, step, zeros, gstep, rows, cols, rule, bits, group, clip)
 Napi::Value FakeQuantBackward(const Napi::CallbackInfo& info) {
   Args a(info, "fakeQuantBackward", 12);
-  const bool lsq = !(info[3].IsNull() || info[3].IsUndefined());
+  const bool lsq = !a.absent(3);
   const Common c = parse_common(a, 6, lsq);
   const int64_t rows = a.dim(6, "rows"), cols = a.dim(7, "cols"), n = a.mul(rows, cols);
   const Geo g = c.g;
@@ -254,11 +250,11 @@ Napi::Value FakeQuantBackward(const Napi::CallbackInfo& info) {
     return info.Env().Undefined();
   }
   const float* step = a.f32(3, "step", g.granules);
-  if (info[5].IsNull() || info[5].IsUndefined()) throw a.range_error("an LSQ step needs a gstep buffer");
+  if (a.absent(5)) throw a.range_error("an LSQ step needs a gstep buffer");
   float* gstep = a.f32(5, "gstep", g.granules);
   const int32_t* zeros = nullptr;
   if (c.rule == kAsym) {
-    if (info[4].IsNull() || info[4].IsUndefined()) throw a.range_error("asym LSQ needs the forward's zeros");
+    if (a.absent(4)) throw a.range_error("asym LSQ needs the forward's zeros");
     zeros = a.i32(4, "zeros", g.granules);
   }
   const bool sym = c.rule == kSym;

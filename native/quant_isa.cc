@@ -1,34 +1,45 @@
-// Instantiates the 'quant' bodies (quant_rows.inc) once per instruction set and picks the table
-// at run time (KDQAT_ISA=portable runs the portable code). Both give identical bits.
+// Instantiates the 'quant' bodies (quant_rows.inc) once per instruction set over the simd.h
+// traits and picks the table once (dispatch.h; KDQAT_ISA=portable runs the portable code).
+// The bodies use only IEEE-exact lane operations (no FMA, no exp), so every ISA gives the
+// same bits as the TypeScript reference.
 #include <cmath>
 #include <cstdint>
 
 #include "common.h"
+#include "dispatch.h"
 #include "quant_kernels.h"
-#include "quant_simd.h"
+#include "quant_util.h"
+#include "simd.h"
 
 namespace kdqat::quant {
 
 namespace portable {
-using V = QScalar;
+using V = simd::Portable;
 #include "quant_rows.inc"
 }  // namespace portable
 
 #pragma GCC push_options
-#pragma GCC target("avx2")
+#pragma GCC target("avx2,fma")
 namespace avx2 {
-using V = QAvx2;
+using V = simd::Avx2;
 #include "quant_rows.inc"
 }  // namespace avx2
 #pragma GCC pop_options
 
-const QuantOps& quant_ops() {
-  static const QuantOps& t = cpu_isa() == Isa::Portable ? portable::table : avx2::table;
-  return t;
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
+namespace avx512 {
+using V = simd::Avx512;
+#include "quant_rows.inc"
+}  // namespace avx512
+#pragma GCC pop_options
+
+static const Dispatch<QuantOps>& dispatch() {
+  static const Dispatch<QuantOps> d(&portable::table, &avx2::table, &avx512::table);
+  return d;
 }
+const QuantOps& quant_ops() { return dispatch().ops(); }
 
 }  // namespace kdqat::quant
 
-const char* kdqat::quant_isa() {
-  return &quant::quant_ops() == &quant::portable::table ? "portable" : "avx2";
-}
+const char* kdqat::quant_isa() { return kdqat::quant::dispatch().name(); }

@@ -9,6 +9,17 @@
 
 namespace kdqat::quant {
 
+// The contract's fixed-order sum: 16 double lanes, element j of a segment into lane j mod 16,
+// lanes added in order at the end. Lanes start at +0, so no lane is ever −0.
+struct Lanes16 {
+  double l[16] = {0};
+  double total() const {
+    double s = 0;
+    for (double v : l) s += v;
+    return s;
+  }
+};
+
 // A number as JavaScript prints it, for the cases messages need (integers, NaN, ±Infinity).
 inline std::string js_num(double v) {
   if (std::isnan(v)) return "NaN";

@@ -1,0 +1,469 @@
+// The one vector abstraction of the addon: a traits struct per instruction set (Portable, Avx2,
+// Avx512) with the same static members, so that a kernel is written once as a template (or an
+// .inc body) over V and compiled per ISA; the function tables of dispatch.h pick one at load.
+//
+//   W, T                     lanes per vector and the vector type
+//   zero, set1, bcast        constants / broadcast of *p
+//   load, loadu, store       W floats (unaligned; load ≡ loadu)
+//   load_n, store_n, keep    the first k ≤ W lanes: masked loads/stores (masked lanes never
+//                            touch memory; loaded ones take `fill`), keep zeroes lanes ≥ k.
+//                            Tails use these, so no scalar remainder loop rounds differently.
+//   add sub mul div min max sqrt abs trunc   lane-wise, IEEE-exact (correctly rounded)
+//   madd(a, b, c) = a·b + c  fused (one rounding) on Avx2/Avx512; unfused (two roundings) on
+//                            Portable, which matches the build's -ffp-contract=off
+//   hsum, hmax, hmin         horizontal reductions in a FIXED order (below)
+//   D, dzero, dadd, dsq, dsqdiff, dhsum   double-precision accumulators (sums of squares)
+//   M, gt ge lt le, not_finite, mfalse, mand, mor, select, any   lane masks (quant kernels)
+//   store_i32_n, to_f32x     truncating int32 store of k lanes; W floats out
+//   exp                      e^x (Portable: libm; Avx2/Avx512: the polynomial below)
+//   transpose, prefetch      W×W in-register transpose (GEMM packing) and a T0 prefetch
+//
+// Fixed reduction order (hsum/hmax/hmin/dhsum): a halving tree — the upper half of the lanes is
+// added to the lower half until one lane is left: W=16 → 8 → 4 → 2 → 1. Kernels accumulate in a
+// fixed set of vectors per row (or per fixed block), so for a given ISA the result depends on
+// the data and n only, never on the thread count. Different ISAs give different (bounded) bits.
+//
+// A superset of the former gemm_vec.h traits (same names and signatures; `gemmvec` is an alias
+// of this namespace) so the GEMM files can include this header instead.
+#pragma once
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#ifndef KDQAT_AVX2
+#define KDQAT_AVX2 __attribute__((target("avx2,fma")))
+#define KDQAT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
+#define KDQAT_INLINE __attribute__((always_inline)) inline
+#endif
+// Kernel bodies are compiled inside `#pragma GCC target("avx2,fma")` and
+// `#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")` regions (the pragma takes
+// string literals only, no macros) matching the structs' regions below.
+
+namespace kdqat::simd {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kFltMax = 3.40282347e38f;
+
+// ---- Portable: GCC vector extensions, 4 lanes (SSE2 code on baseline x86-64) ------------------
+struct Portable {
+  static constexpr int W = 4;
+  typedef float T __attribute__((vector_size(16)));
+  typedef int32_t M __attribute__((vector_size(16)));  // lane masks: −1 / 0
+  struct D {  // 4 double lanes (a plain array: no 32-byte vector ABI on baseline x86-64)
+    double l[4];
+  };
+
+  static KDQAT_INLINE T zero() { return T{0.f, 0.f, 0.f, 0.f}; }
+  static KDQAT_INLINE T set1(float s) { return T{s, s, s, s}; }
+  static KDQAT_INLINE T bcast(const float* p) { return set1(*p); }
+  static KDQAT_INLINE T load(const float* p) {
+    T r;
+    std::memcpy(&r, p, sizeof r);
+    return r;
+  }
+  static KDQAT_INLINE T loadu(const float* p) { return load(p); }
+  static KDQAT_INLINE void store(float* p, T x) { std::memcpy(p, &x, sizeof x); }
+  static KDQAT_INLINE T load_n(const float* p, int k, float fill) {
+    if (k == W) return load(p);
+    T r = set1(fill);
+    for (int i = 0; i < k; i++) r[i] = p[i];
+    return r;
+  }
+  static KDQAT_INLINE void store_n(float* p, int k, T v) {
+    if (k == W) return store(p, v);
+    for (int i = 0; i < k; i++) p[i] = v[i];
+  }
+  static KDQAT_INLINE void store_i32_n(int32_t* p, int k, T v) {  // v holds integers
+    for (int i = 0; i < k; i++) p[i] = static_cast<int32_t>(v[i]);
+  }
+  static KDQAT_INLINE void to_f32x(T v, float* dst) { store(dst, v); }
+  static KDQAT_INLINE T keep(T v, int k) {
+    for (int i = k; i < W; i++) v[i] = 0.f;
+    return v;
+  }
+  static KDQAT_INLINE T add(T a, T b) { return a + b; }
+  static KDQAT_INLINE T sub(T a, T b) { return a - b; }
+  static KDQAT_INLINE T mul(T a, T b) { return a * b; }
+  static KDQAT_INLINE T div(T a, T b) { return a / b; }
+  static KDQAT_INLINE T madd(T a, T b, T c) { return a * b + c; }
+  // Exactly _mm*_min_ps / _mm*_max_ps: the second operand unless the first is smaller /
+  // larger (±0 ties and NaN resolve alike on every ISA).
+  static KDQAT_INLINE T min(T a, T b) { return a < b ? a : b; }
+  static KDQAT_INLINE T max(T a, T b) { return a > b ? a : b; }
+  static KDQAT_INLINE T abs(T a) { return (T)((M)a & M{0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff}); }
+  static KDQAT_INLINE T sqrt(T a) {
+    for (int i = 0; i < W; i++) a[i] = std::sqrt(a[i]);
+    return a;
+  }
+  static KDQAT_INLINE T trunc(T a) {
+    for (int i = 0; i < W; i++) a[i] = std::trunc(a[i]);
+    return a;
+  }
+  static KDQAT_INLINE T exp(T a) {
+    for (int i = 0; i < W; i++) a[i] = std::exp(a[i]);
+    return a;
+  }
+  static KDQAT_INLINE float hsum(T a) { return (a[0] + a[2]) + (a[1] + a[3]); }
+  static KDQAT_INLINE float hmax(T a) {
+    const T h = max(a, T{a[2], a[3], a[2], a[3]});
+    return h[0] > h[1] ? h[0] : h[1];
+  }
+  static KDQAT_INLINE float hmin(T a) {
+    const T h = min(a, T{a[2], a[3], a[2], a[3]});
+    return h[0] < h[1] ? h[0] : h[1];
+  }
+
+  static KDQAT_INLINE M gt(T a, T b) { return a > b; }
+  static KDQAT_INLINE M ge(T a, T b) { return a >= b; }
+  static KDQAT_INLINE M lt(T a, T b) { return a < b; }
+  static KDQAT_INLINE M le(T a, T b) { return a <= b; }
+  static KDQAT_INLINE M not_finite(T a) { return ~(abs(a) <= set1(kFltMax)); }
+  static KDQAT_INLINE M mfalse() { return M{0, 0, 0, 0}; }
+  static KDQAT_INLINE M mand(M a, M b) { return a & b; }
+  static KDQAT_INLINE M mor(M a, M b) { return a | b; }
+  static KDQAT_INLINE T select(M m, T yes, T no) { return m ? yes : no; }
+  static KDQAT_INLINE bool any(M m) { return (m[0] | m[1] | m[2] | m[3]) != 0; }
+
+  static KDQAT_INLINE D dzero() { return D{{0, 0, 0, 0}}; }
+  static KDQAT_INLINE D dadd(D a, D b) {
+    for (int i = 0; i < 4; i++) a.l[i] += b.l[i];
+    return a;
+  }
+  static KDQAT_INLINE D dsq(D acc, T x) {  // acc + x² (x² of a float is exact in double)
+    for (int i = 0; i < 4; i++) acc.l[i] += static_cast<double>(x[i]) * x[i];
+    return acc;
+  }
+  static KDQAT_INLINE D dsqdiff(D acc, T a, T b) {
+    for (int i = 0; i < 4; i++) {
+      const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
+      acc.l[i] += d * d;
+    }
+    return acc;
+  }
+  static KDQAT_INLINE double dhsum(D a) { return (a.l[0] + a.l[2]) + (a.l[1] + a.l[3]); }
+
+  static KDQAT_INLINE void prefetch(const void* p) { __builtin_prefetch(p); }
+  // r[0..W) rows of a W×W block → its columns, in place (used by the packing routines).
+  static KDQAT_INLINE void transpose(T* r) {
+    typedef int I __attribute__((vector_size(16)));
+    const T t0 = __builtin_shuffle(r[0], r[1], I{0, 4, 1, 5});
+    const T t1 = __builtin_shuffle(r[0], r[1], I{2, 6, 3, 7});
+    const T t2 = __builtin_shuffle(r[2], r[3], I{0, 4, 1, 5});
+    const T t3 = __builtin_shuffle(r[2], r[3], I{2, 6, 3, 7});
+    r[0] = __builtin_shuffle(t0, t2, I{0, 1, 4, 5});
+    r[1] = __builtin_shuffle(t0, t2, I{2, 3, 6, 7});
+    r[2] = __builtin_shuffle(t1, t3, I{0, 1, 4, 5});
+    r[3] = __builtin_shuffle(t1, t3, I{2, 3, 6, 7});
+  }
+};
+
+// ---- e^x for Avx2/Avx512 -------------------------------------------------------------------------
+// Cephes expf scheme (Moshier 1992): x = n·ln2 + r with |r| ≤ ln2/2, e^r by 1 + r + r²·P5(r),
+// 2^n through the exponent bits. Max relative error 8.2e-8 (measured against double exp over
+// the whole finite range; the kernels' tests budget 2^-22 ≈ 2.4e-7 per exp).
+// Edges without compares: x ≤ −88 gives n = −127, whose exponent bits are 0, so the result is
+// +0 (also for −inf; results below FLT_MIN, x < −87.34, are flushed to 0 or slightly inexact);
+// x ≥ 88.38 gives n = 128, the bits of +inf (finite results for x in (88.38, 88.72] are given
+// up). NaN passes min/max (they return their second operand on NaN) and stays NaN.
+// The Avx2 and Avx512 versions run the same operations lane for lane (same bits).
+#define KDQAT_EXP_CONSTANTS                                                                   \
+  constexpr float kLo = -88.0f, kHi = 88.5f, kLog2e = 1.44269504088896341f;                   \
+  constexpr float kC1 = 0.693359375f, kC2 = -2.12194440e-4f;                                  \
+  constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.3334519073e-3f;     \
+  constexpr float kP3 = 4.1665795894e-2f, kP4 = 1.6666665459e-1f, kP5 = 5.0000001201e-1f;
+
+// ---- Avx2: 8 lanes, FMA ------------------------------------------------------------------------
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+struct Avx2 {
+  static constexpr int W = 8;
+  using T = __m256;
+  using M = __m256;  // lane masks: all-ones / zero lanes
+  struct D {
+    __m256d lo, hi;
+  };
+
+  // The first k of 8 lanes set (0 ≤ k ≤ 8).
+  static KDQAT_INLINE __m256i mask(int k) {
+    alignas(32) static const int32_t tbl[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                0,  0,  0,  0,  0,  0,  0,  0};
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tbl + 8 - k));
+  }
+  static KDQAT_INLINE T zero() { return _mm256_setzero_ps(); }
+  static KDQAT_INLINE T set1(float s) { return _mm256_set1_ps(s); }
+  static KDQAT_INLINE T bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static KDQAT_INLINE T load(const float* p) { return _mm256_loadu_ps(p); }
+  static KDQAT_INLINE T loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static KDQAT_INLINE void store(float* p, T x) { _mm256_storeu_ps(p, x); }
+  static KDQAT_INLINE T load_n(const float* p, int k, float fill) {
+    if (k == W) return _mm256_loadu_ps(p);
+    const __m256i m = mask(k);
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m),
+                            _mm256_castsi256_ps(m));
+  }
+  static KDQAT_INLINE void store_n(float* p, int k, T v) {
+    if (k == W) _mm256_storeu_ps(p, v);
+    else _mm256_maskstore_ps(p, mask(k), v);
+  }
+  static KDQAT_INLINE void store_i32_n(int32_t* p, int k, T v) {
+    const __m256i q = _mm256_cvttps_epi32(v);
+    if (k == W) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), q);
+    else _mm256_maskstore_epi32(p, mask(k), q);
+  }
+  static KDQAT_INLINE void to_f32x(T v, float* dst) { _mm256_storeu_ps(dst, v); }
+  static KDQAT_INLINE T keep(T v, int k) {
+    return k == W ? v : _mm256_and_ps(v, _mm256_castsi256_ps(mask(k)));
+  }
+  static KDQAT_INLINE T add(T a, T b) { return _mm256_add_ps(a, b); }
+  static KDQAT_INLINE T sub(T a, T b) { return _mm256_sub_ps(a, b); }
+  static KDQAT_INLINE T mul(T a, T b) { return _mm256_mul_ps(a, b); }
+  static KDQAT_INLINE T div(T a, T b) { return _mm256_div_ps(a, b); }
+  static KDQAT_INLINE T madd(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static KDQAT_INLINE T min(T a, T b) { return _mm256_min_ps(a, b); }
+  static KDQAT_INLINE T max(T a, T b) { return _mm256_max_ps(a, b); }
+  static KDQAT_INLINE T abs(T a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), a); }
+  static KDQAT_INLINE T sqrt(T a) { return _mm256_sqrt_ps(a); }
+  static KDQAT_INLINE T trunc(T a) {
+    return _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  }
+  static KDQAT_INLINE T exp(T x) {
+    KDQAT_EXP_CONSTANTS
+    x = _mm256_max_ps(set1(kLo), _mm256_min_ps(set1(kHi), x));
+    const T fx = _mm256_round_ps(_mm256_mul_ps(x, set1(kLog2e)),
+                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    // r = x − n·ln2 with ln2 split in two so that n·C1 is exact (C1 has 9 significant bits).
+    T r = _mm256_fnmadd_ps(fx, set1(kC1), x);
+    r = _mm256_fnmadd_ps(fx, set1(kC2), r);
+    T p = set1(kP0);
+    p = madd(p, r, set1(kP1));
+    p = madd(p, r, set1(kP2));
+    p = madd(p, r, set1(kP3));
+    p = madd(p, r, set1(kP4));
+    p = madd(p, r, set1(kP5));
+    T y = madd(p, mul(r, r), r);
+    y = add(y, set1(1.0f));
+    const __m256i n = _mm256_cvttps_epi32(fx);  // fx is integral in [−127, 128]
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23);
+    return mul(y, _mm256_castsi256_ps(bits));
+  }
+  // Halving tree: (lanes 0..3 + 4..7), then (0,1 + 2,3), then 0 + 1.
+  static KDQAT_INLINE float hsum(T a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static KDQAT_INLINE float hmax(T a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static KDQAT_INLINE float hmin(T a) {
+    __m128 s = _mm_min_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_min_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_min_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+
+  static KDQAT_INLINE M gt(T a, T b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static KDQAT_INLINE M ge(T a, T b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
+  static KDQAT_INLINE M lt(T a, T b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static KDQAT_INLINE M le(T a, T b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
+  static KDQAT_INLINE M not_finite(T a) {
+    return _mm256_cmp_ps(abs(a), set1(kFltMax), _CMP_NLE_UQ);
+  }
+  static KDQAT_INLINE M mfalse() { return _mm256_setzero_ps(); }
+  static KDQAT_INLINE M mand(M a, M b) { return _mm256_and_ps(a, b); }
+  static KDQAT_INLINE M mor(M a, M b) { return _mm256_or_ps(a, b); }
+  static KDQAT_INLINE T select(M m, T yes, T no) { return _mm256_blendv_ps(no, yes, m); }
+  static KDQAT_INLINE bool any(M m) { return _mm256_movemask_ps(m) != 0; }
+
+  static KDQAT_INLINE D dzero() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+  static KDQAT_INLINE D dadd(D a, D b) {
+    return {_mm256_add_pd(a.lo, b.lo), _mm256_add_pd(a.hi, b.hi)};
+  }
+  static KDQAT_INLINE D dsq(D acc, T x) {
+    const __m256d l = _mm256_cvtps_pd(_mm256_castps256_ps128(x));
+    const __m256d h = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+    return {_mm256_fmadd_pd(l, l, acc.lo), _mm256_fmadd_pd(h, h, acc.hi)};
+  }
+  static KDQAT_INLINE D dsqdiff(D acc, T a, T b) {
+    const __m256d l = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)),
+                                    _mm256_cvtps_pd(_mm256_castps256_ps128(b)));
+    const __m256d h = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)),
+                                    _mm256_cvtps_pd(_mm256_extractf128_ps(b, 1)));
+    return {_mm256_fmadd_pd(l, l, acc.lo), _mm256_fmadd_pd(h, h, acc.hi)};
+  }
+  // lo + hi (8 lanes → 4), then the halving tree.
+  static KDQAT_INLINE double dhsum(D a) {
+    const __m256d s = _mm256_add_pd(a.lo, a.hi);
+    __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    t = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
+    return _mm_cvtsd_f64(t);
+  }
+
+  static KDQAT_INLINE void prefetch(const void* p) {
+    _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+  }
+  // 8×8 transpose in registers: unpack pairs, shuffle quads, swap 128-bit halves.
+  static KDQAT_INLINE void transpose(T* r) {
+    const T t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const T t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const T t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const T t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const T s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const T s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const T s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const T s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+  }
+};
+
+#pragma GCC pop_options
+
+// ---- Avx512: 16 lanes, FMA, mask registers (F/DQ/BW/VL) ---------------------------------------
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
+
+struct Avx512 {
+  static constexpr int W = 16;
+  using T = __m512;
+  using M = __mmask16;
+  struct D {
+    __m512d lo, hi;
+  };
+
+  static KDQAT_INLINE __mmask16 mask(int k) {  // the first k of 16 lanes (0 ≤ k ≤ 16)
+    return static_cast<__mmask16>((1u << k) - 1u);
+  }
+  static KDQAT_INLINE T zero() { return _mm512_setzero_ps(); }
+  static KDQAT_INLINE T set1(float s) { return _mm512_set1_ps(s); }
+  static KDQAT_INLINE T bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static KDQAT_INLINE T load(const float* p) { return _mm512_loadu_ps(p); }
+  static KDQAT_INLINE T loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static KDQAT_INLINE void store(float* p, T x) { _mm512_storeu_ps(p, x); }
+  static KDQAT_INLINE T load_n(const float* p, int k, float fill) {
+    if (k == W) return _mm512_loadu_ps(p);
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask(k), p);
+  }
+  static KDQAT_INLINE void store_n(float* p, int k, T v) {
+    if (k == W) _mm512_storeu_ps(p, v);
+    else _mm512_mask_storeu_ps(p, mask(k), v);
+  }
+  static KDQAT_INLINE void store_i32_n(int32_t* p, int k, T v) {
+    _mm512_mask_storeu_epi32(p, mask(k), _mm512_cvttps_epi32(v));
+  }
+  static KDQAT_INLINE void to_f32x(T v, float* dst) { _mm512_storeu_ps(dst, v); }
+  static KDQAT_INLINE T keep(T v, int k) { return k == W ? v : _mm512_maskz_mov_ps(mask(k), v); }
+  static KDQAT_INLINE T add(T a, T b) { return _mm512_add_ps(a, b); }
+  static KDQAT_INLINE T sub(T a, T b) { return _mm512_sub_ps(a, b); }
+  static KDQAT_INLINE T mul(T a, T b) { return _mm512_mul_ps(a, b); }
+  static KDQAT_INLINE T div(T a, T b) { return _mm512_div_ps(a, b); }
+  static KDQAT_INLINE T madd(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  static KDQAT_INLINE T min(T a, T b) { return _mm512_min_ps(a, b); }
+  static KDQAT_INLINE T max(T a, T b) { return _mm512_max_ps(a, b); }
+  static KDQAT_INLINE T abs(T a) { return _mm512_andnot_ps(_mm512_set1_ps(-0.f), a); }
+  static KDQAT_INLINE T sqrt(T a) { return _mm512_sqrt_ps(a); }
+  static KDQAT_INLINE T trunc(T a) {
+    return _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  }
+  static KDQAT_INLINE T exp(T x) {
+    KDQAT_EXP_CONSTANTS
+    x = _mm512_max_ps(set1(kLo), _mm512_min_ps(set1(kHi), x));
+    const T fx = _mm512_roundscale_ps(_mm512_mul_ps(x, set1(kLog2e)),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    T r = _mm512_fnmadd_ps(fx, set1(kC1), x);
+    r = _mm512_fnmadd_ps(fx, set1(kC2), r);
+    T p = set1(kP0);
+    p = madd(p, r, set1(kP1));
+    p = madd(p, r, set1(kP2));
+    p = madd(p, r, set1(kP3));
+    p = madd(p, r, set1(kP4));
+    p = madd(p, r, set1(kP5));
+    T y = madd(p, mul(r, r), r);
+    y = add(y, set1(1.0f));
+    const __m512i n = _mm512_cvttps_epi32(fx);
+    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23);
+    return mul(y, _mm512_castsi512_ps(bits));
+  }
+  // Halving tree: lanes 0..7 + 8..15, then the Avx2 tree.
+  static KDQAT_INLINE __m256 lo(T a) { return _mm512_castps512_ps256(a); }
+  static KDQAT_INLINE __m256 hi(T a) { return _mm512_extractf32x8_ps(a, 1); }
+  static KDQAT_INLINE float hsum(T a) { return Avx2::hsum(_mm256_add_ps(lo(a), hi(a))); }
+  static KDQAT_INLINE float hmax(T a) { return Avx2::hmax(_mm256_max_ps(lo(a), hi(a))); }
+  static KDQAT_INLINE float hmin(T a) { return Avx2::hmin(_mm256_min_ps(lo(a), hi(a))); }
+
+  static KDQAT_INLINE M gt(T a, T b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static KDQAT_INLINE M ge(T a, T b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
+  static KDQAT_INLINE M lt(T a, T b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static KDQAT_INLINE M le(T a, T b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
+  static KDQAT_INLINE M not_finite(T a) {
+    return _mm512_cmp_ps_mask(abs(a), set1(kFltMax), _CMP_NLE_UQ);
+  }
+  static KDQAT_INLINE M mfalse() { return 0; }
+  static KDQAT_INLINE M mand(M a, M b) { return a & b; }
+  static KDQAT_INLINE M mor(M a, M b) { return a | b; }
+  static KDQAT_INLINE T select(M m, T yes, T no) { return _mm512_mask_blend_ps(m, no, yes); }
+  static KDQAT_INLINE bool any(M m) { return m != 0; }
+
+  static KDQAT_INLINE D dzero() { return {_mm512_setzero_pd(), _mm512_setzero_pd()}; }
+  static KDQAT_INLINE D dadd(D a, D b) {
+    return {_mm512_add_pd(a.lo, b.lo), _mm512_add_pd(a.hi, b.hi)};
+  }
+  static KDQAT_INLINE D dsq(D acc, T x) {
+    const __m512d l = _mm512_cvtps_pd(lo(x)), h = _mm512_cvtps_pd(hi(x));
+    return {_mm512_fmadd_pd(l, l, acc.lo), _mm512_fmadd_pd(h, h, acc.hi)};
+  }
+  static KDQAT_INLINE D dsqdiff(D acc, T a, T b) {
+    const __m512d l = _mm512_sub_pd(_mm512_cvtps_pd(lo(a)), _mm512_cvtps_pd(lo(b)));
+    const __m512d h = _mm512_sub_pd(_mm512_cvtps_pd(hi(a)), _mm512_cvtps_pd(hi(b)));
+    return {_mm512_fmadd_pd(l, l, acc.lo), _mm512_fmadd_pd(h, h, acc.hi)};
+  }
+  // lo + hi (16 lanes → 8), 8 → 4, then the Avx2 tree.
+  static KDQAT_INLINE double dhsum(D a) {
+    const __m512d s = _mm512_add_pd(a.lo, a.hi);
+    const __m256d q = _mm256_add_pd(_mm512_castpd512_pd256(s), _mm512_extractf64x4_pd(s, 1));
+    __m128d t = _mm_add_pd(_mm256_castpd256_pd128(q), _mm256_extractf128_pd(q, 1));
+    t = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
+    return _mm_cvtsd_f64(t);
+  }
+
+  static KDQAT_INLINE void prefetch(const void* p) {
+    _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+  }
+  // 16×16 as four 8×8 quadrant transposes with the (tested) AVX2 code: only packing uses it.
+  static KDQAT_INLINE void transpose(T* r) {
+    alignas(64) float in[16 * 16], out[16 * 16];
+    for (int i = 0; i < 16; i++) _mm512_store_ps(in + 16 * i, r[i]);
+    for (int qi = 0; qi < 16; qi += 8) {
+      for (int qj = 0; qj < 16; qj += 8) {
+        __m256 q[8];
+        for (int i = 0; i < 8; i++) q[i] = _mm256_load_ps(in + 16 * (qi + i) + qj);
+        Avx2::transpose(q);
+        for (int i = 0; i < 8; i++) _mm256_store_ps(out + 16 * (qj + i) + qi, q[i]);
+      }
+    }
+    for (int i = 0; i < 16; i++) r[i] = _mm512_load_ps(out + 16 * i);
+  }
+};
+
+#pragma GCC pop_options
+#undef KDQAT_EXP_CONSTANTS
+
+}  // namespace kdqat::simd
+
+namespace kdqat {
+namespace gemmvec = simd;  // the GEMM files' name for these traits
+}  // namespace kdqat
