@@ -9,9 +9,11 @@
 // short wide products, by column panels. The K slicing never depends on the thread count, and
 // the micro-kernel sums each element in the same order wherever its tile lies, so results are
 // bitwise identical for any thread count.
+#include "args.h"
 #include "common.h"
+#include "dispatch.h"
 #include "gemm.h"
-#include "gemm_vec.h"
+#include "simd.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -20,7 +22,7 @@
 namespace kdqat {
 
 namespace gemm_portable {
-using V = gemmvec::Portable;
+using V = simd::Portable;
 constexpr int MR = 6;
 #define GEMM_TARGET
 #include "gemm_impl.h"
@@ -28,7 +30,7 @@ constexpr int MR = 6;
 }  // namespace gemm_portable
 
 namespace gemm_avx2 {
-using V = gemmvec::Avx2;
+using V = simd::Avx2;
 constexpr int MR = 6;
 #define GEMM_TARGET KDQAT_AVX2
 #include "gemm_impl.h"
@@ -36,7 +38,7 @@ constexpr int MR = 6;
 }  // namespace gemm_avx2
 
 namespace gemm_avx512 {
-using V = gemmvec::Avx512;
+using V = simd::Avx512;
 constexpr int MR = 14;  // 28 zmm accumulators; GCC spills in the loop at MR = 12, not at 14
 #define GEMM_TARGET KDQAT_AVX512
 #include "gemm_impl.h"
@@ -73,13 +75,12 @@ const GemmKernel& gemm_kernel_avx512() {
 
 namespace {
 
-const GemmKernel& kernel_for_cpu() {
-  switch (cpu_isa()) {
-    case Isa::Avx512: return gemm_kernel_avx512();
-    case Isa::Avx2: return gemm_kernel_avx2();
-    default: return gemm_kernel_portable();
-  }
+const Dispatch<GemmKernel>& dispatch() {
+  static const Dispatch<GemmKernel> d(&gemm_kernel_portable(), &gemm_kernel_avx2(),
+                                      &gemm_kernel_avx512());
+  return d;
 }
+const GemmKernel& kernel_for_cpu() { return dispatch().ops(); }
 
 // A 64-byte aligned scratch buffer that only grows; one per thread and role, so steady-state
 // calls allocate nothing.
@@ -244,61 +245,28 @@ void run_batch(const GemmKernel& K, Batch B) {
 
 // ---- Node-API wrapper ---------------------------------------------------------------------------
 
-const float* checked_f32(const Napi::CallbackInfo& info, int idx, const char* name,
-                         int64_t need, size_t* len_out = nullptr) {
-  const Napi::Value v = info[idx];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(info.Env(), std::string("matmul: ") + name +
-                                               " must be a Float32Array");
-  const size_t len = f32_len(v);
-  if (static_cast<int64_t>(len) < need)
-    throw Napi::RangeError::New(info.Env(), std::string("matmul: ") + name + " has " +
-                                                std::to_string(len) +
-                                                " elements, needs at least " +
-                                                std::to_string(need));
-  if (len_out) *len_out = len;
-  return f32(v);
-}
-
-int64_t checked_size(const Napi::CallbackInfo& info, int idx, const char* name) {
-  const Napi::Value v = info[idx];
-  if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("matmul: ") + name +
-                                                                 " must be a number");
-  const double d = num(v);
-  if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d)) || d > 4e15)
-    throw Napi::RangeError::New(info.Env(), std::string("matmul: ") + name +
-                                                " must be a non-negative integer, got " +
-                                                v.ToString().Utf8Value());
-  return static_cast<int64_t>(d);
-}
-
 // matmul(a, b, c, batch, m, k, n, transA, transB, strideA, strideB, beta)
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
-  if (info.Length() < 12)
-    throw Napi::TypeError::New(info.Env(), "matmul: expected 12 arguments");
+  const Args a(info, "matmul", 12);
   Batch B{};
-  B.batch = checked_size(info, 3, "batch");
-  B.m = checked_size(info, 4, "m");
-  B.k = checked_size(info, 5, "k");
-  B.n = checked_size(info, 6, "n");
-  B.ta = flag(info[7]);
-  B.tb = flag(info[8]);
-  B.stride_a = checked_size(info, 9, "strideA");
-  B.stride_b = checked_size(info, 10, "strideB");
-  if (!info[11].IsNumber()) throw Napi::TypeError::New(info.Env(), "matmul: beta must be a number");
-  B.beta = static_cast<float>(num(info[11]));
+  B.batch = a.count(3, "batch");
+  B.m = a.dim(4, "m");
+  B.k = a.dim(5, "k");
+  B.n = a.dim(6, "n");
+  B.ta = a.flag(7);
+  B.tb = a.flag(8);
+  B.stride_a = a.count(9, "strideA");
+  B.stride_b = a.count(10, "strideB");
+  B.beta = static_cast<float>(a.number(11, "beta"));
   const bool empty = B.batch == 0 || B.m == 0 || B.n == 0;
   const bool reads = !empty && B.k > 0;
-  // Sizes are < 2^52 each; products are formed in double and capped so that no int64 overflows
-  // (a need beyond any possible buffer simply fails the length check).
-  auto need = [](double v) { return static_cast<int64_t>(std::min(v, 9e15)); };
-  const double batch = static_cast<double>(B.batch), m = static_cast<double>(B.m);
-  const double k = static_cast<double>(B.k), n = static_cast<double>(B.n);
-  B.a = checked_f32(info, 0, "a", reads ? need((batch - 1) * B.stride_a + m * k) : 0);
-  B.b = checked_f32(info, 1, "b", reads ? need((batch - 1) * B.stride_b + k * n) : 0);
-  B.c = const_cast<float*>(checked_f32(info, 2, "c", empty ? 0 : need(batch * m * n)));
-  if (B.m > INT32_MAX || B.k > INT32_MAX || B.n > INT32_MAX)
-    throw Napi::RangeError::New(info.Env(), "matmul: m, k and n must be below 2^31");
+  // What each operand must hold: the last batch item's offset plus one item (overflow-safe).
+  auto need = [&](int64_t stride, int64_t rows, int64_t cols) {
+    return reads ? a.mul(B.batch - 1, stride) + a.mul(rows, cols) : 0;
+  };
+  B.a = a.f32(0, "a", need(B.stride_a, B.m, B.k), true);
+  B.b = a.f32(1, "b", need(B.stride_b, B.k, B.n), true);
+  B.c = a.f32(2, "c", empty ? 0 : a.mul(a.mul(B.batch, B.m), B.n), true);
   if (!empty) run_batch(kernel_for_cpu(), B);
   return info.Env().Undefined();
 }

@@ -1,6 +1,6 @@
 // Per-ISA SGEMM code: packing routines, the MR×NR micro-kernel and the macro-kernel.
 // Included once per ISA by gemm.cc inside its own namespace, after defining
-//   using V = gemmvec::<Isa>;   (vector traits, gemm_vec.h)
+//   using V = simd::<Isa>;      (vector traits, simd.h)
 //   constexpr int MR = ...;     (rows of the register tile)
 //   GEMM_TARGET                 (the function attribute enabling that ISA, or nothing)
 // so that all ISAs share this text. The register tile is MR × NR with NR = 2 vectors:
@@ -50,7 +50,7 @@ GEMM_TARGET static void pack_a(const float* x, int64_t rs, int64_t cs, int mc, i
 #pragma GCC unroll 4
         for (int g = 0; g < G; g++) {
           const int n = mr - g * W < 0 ? 0 : (mr - g * W > W ? W : mr - g * W);
-          V::store(dst + p * MR + g * W, V::load_n(src + p * cs + g * W, n));
+          V::store(dst + p * MR + g * W, V::load_n(src + p * cs + g * W, n, 0.f));
         }
       }
     }

@@ -3,6 +3,7 @@
 // (the ids excluded), the (K+1)-bucket KL and, when asked, the logit gradient (q − p̃)/τ. Plain
 // C++ (one code path: the O(V) passes are exp-bound and small next to the head's GEMMs), float
 // exponentials, sums in double; rows are split over the thread pool.
+#include "args.h"
 #include "common.h"
 
 #include <cmath>
@@ -11,39 +12,25 @@
 
 namespace kdqat {
 
-static void Need(Napi::Env env, bool ok, const std::string& msg) {
-  if (!ok) throw Napi::RangeError::New(env, "topkKl: " + msg);
-}
-
 // topkKl(s, ids, tz, tlse, ttail, loss, gloss, gs, rows, V, K, tau)
 static Napi::Value TopkKl(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const float* s = f32(info[0]);
-  const int32_t* ids = i32(info[1]);
-  const float* tz = f32(info[2]);
-  const float* tlse = f32(info[3]);
-  const float* ttail = f32(info[4]);
-  float* loss = f32(info[5]);
-  const float* gloss = f32_or_null(info[6]);
-  float* gs = f32_or_null(info[7]);
-  const int64_t rows = i64(info[8]), V = i64(info[9]), K = i64(info[10]);
-  const double tau = num(info[11]);
-  Need(env, rows >= 0 && V >= 1 && K >= 1 && K <= V, "bad sizes");
-  Need(env, tau > 0 && std::isfinite(tau), "tau must be a positive finite number");
-  Need(env, static_cast<int64_t>(f32_len(info[0])) == rows * V, "s has the wrong length");
-  Need(env, static_cast<int64_t>(i32_len(info[1])) == rows * K, "ids has the wrong length");
-  Need(env, static_cast<int64_t>(f32_len(info[2])) == rows * K, "tz has the wrong length");
-  Need(env, static_cast<int64_t>(f32_len(info[3])) == rows, "tlse has the wrong length");
-  Need(env, static_cast<int64_t>(f32_len(info[4])) == rows, "ttail has the wrong length");
-  Need(env, static_cast<int64_t>(f32_len(info[5])) == rows, "loss has the wrong length");
-  if (gs) {
-    Need(env, static_cast<int64_t>(f32_len(info[7])) == rows * V, "gs has the wrong length");
-    Need(env, gloss && static_cast<int64_t>(f32_len(info[6])) == rows, "gloss has the wrong length");
-  }
+  const Args a(info, "topkKl", 12);
+  const int64_t rows = a.dim(8, "rows"), V = a.dim(9, "V", 1), K = a.dim(10, "K", 1);
+  a.need(K <= V, "K must be at most V, got K " + std::to_string(K) + ", V " + std::to_string(V));
+  const double tau = a.positive(11, "tau");
+  const int64_t rv = a.mul(rows, V), rk = a.mul(rows, K);
+  const float* s = a.f32(0, "s", rv);
+  const int32_t* ids = a.i32(1, "ids", rk);
+  const float* tz = a.f32(2, "tz", rk);
+  const float* tlse = a.f32(3, "tlse", rows);
+  const float* ttail = a.f32(4, "ttail", rows);
+  float* loss = a.f32(5, "loss", rows);
+  float* gs = a.f32_opt(7, "gs", rv);
+  const float* gloss = gs ? a.f32(6, "gloss", rows) : a.f32_opt(6, "gloss", rows);
   for (int64_t i = 0; i < rows * K; i++) {
     if (ids[i] < 0 || ids[i] >= V) {
-      throw Napi::RangeError::New(env, "topkKl: row " + std::to_string(i / K) + ": token id " +
-                                           std::to_string(ids[i]) + " outside [0, " + std::to_string(V) + ")");
+      throw a.range_error("row " + std::to_string(i / K) + ": token id " +
+                          std::to_string(ids[i]) + " outside [0, " + std::to_string(V) + ")");
     }
   }
   const float it = static_cast<float>(1.0 / tau);
@@ -91,7 +78,7 @@ static Napi::Value TopkKl(const Napi::CallbackInfo& info) {
       for (int64_t i = 0; i < K; i++) top[ir[i]] = 0;
     }
   });
-  return env.Undefined();
+  return info.Env().Undefined();
 }
 
 void InitKlFused(Napi::Env env, Napi::Object exports) {

@@ -23,8 +23,7 @@
 // fixed set of vectors per row (or per fixed block), so for a given ISA the result depends on
 // the data and n only, never on the thread count. Different ISAs give different (bounded) bits.
 //
-// A superset of the former gemm_vec.h traits (same names and signatures; `gemmvec` is an alias
-// of this namespace) so the GEMM files can include this header instead.
+// The GEMM (gemm_impl.h) is written over the same traits: load/store/bcast/madd/transpose.
 #pragma once
 #include <immintrin.h>
 
@@ -443,19 +442,34 @@ struct Avx512 {
   static KDQAT_INLINE void prefetch(const void* p) {
     _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
   }
-  // 16×16 as four 8×8 quadrant transposes with the (tested) AVX2 code: only packing uses it.
+  // 16×16 in registers: interleave row pairs, then quads (both within 128-bit lanes), then
+  // swap 128-bit lanes twice (the same four stages as Avx2::transpose, one wider).
   static KDQAT_INLINE void transpose(T* r) {
-    alignas(64) float in[16 * 16], out[16 * 16];
-    for (int i = 0; i < 16; i++) _mm512_store_ps(in + 16 * i, r[i]);
-    for (int qi = 0; qi < 16; qi += 8) {
-      for (int qj = 0; qj < 16; qj += 8) {
-        __m256 q[8];
-        for (int i = 0; i < 8; i++) q[i] = _mm256_load_ps(in + 16 * (qi + i) + qj);
-        Avx2::transpose(q);
-        for (int i = 0; i < 8; i++) _mm256_store_ps(out + 16 * (qj + i) + qi, q[i]);
-      }
+    T t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+      t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
-    for (int i = 0; i < 16; i++) r[i] = _mm512_load_ps(out + 16 * i);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+      r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+      r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+      r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    // Now lane l of r[4i + j] holds column 4l + j of rows 4i..4i+3.
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+      const int a = (i / 4) * 8 + i % 4;
+      t[a] = _mm512_shuffle_f32x4(r[a], r[a + 4], 0x88);
+      t[a + 4] = _mm512_shuffle_f32x4(r[a], r[a + 4], 0xDD);
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+      r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+      r[j + 8] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
+    }
   }
 };
 
@@ -463,7 +477,3 @@ struct Avx512 {
 #undef KDQAT_EXP_CONSTANTS
 
 }  // namespace kdqat::simd
-
-namespace kdqat {
-namespace gemmvec = simd;  // the GEMM files' name for these traits
-}  // namespace kdqat
