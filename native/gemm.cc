@@ -11,6 +11,7 @@
 // bitwise identical for any thread count.
 #include "common.h"
 #include "gemm.h"
+#include "gemm_args.h"
 #include "gemm_vec.h"
 
 #include <algorithm>
@@ -236,62 +237,13 @@ void run_batch(const GemmKernel& K, Batch B) {
 
 // ---- Node-API wrapper ---------------------------------------------------------------------------
 
-const float* checked_f32(const Napi::CallbackInfo& info, int idx, const char* name,
-                         int64_t need, size_t* len_out = nullptr) {
-  const Napi::Value v = info[idx];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(info.Env(), std::string("matmul: ") + name +
-                                               " must be a Float32Array");
-  const size_t len = f32_len(v);
-  if (static_cast<int64_t>(len) < need)
-    throw Napi::RangeError::New(info.Env(), std::string("matmul: ") + name + " has " +
-                                                std::to_string(len) +
-                                                " elements, needs at least " +
-                                                std::to_string(need));
-  if (len_out) *len_out = len;
-  return f32(v);
-}
-
-int64_t checked_size(const Napi::CallbackInfo& info, int idx, const char* name) {
-  const Napi::Value v = info[idx];
-  if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("matmul: ") + name +
-                                                                 " must be a number");
-  const double d = num(v);
-  if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d)) || d > 4e15)
-    throw Napi::RangeError::New(info.Env(), std::string("matmul: ") + name +
-                                                " must be a non-negative integer, got " +
-                                                v.ToString().Utf8Value());
-  return static_cast<int64_t>(d);
-}
-
-// matmul(a, b, c, batch, m, k, n, transA, transB, strideA, strideB, beta)
+// matmul(a, b, c, batch, m, k, n, transA, transB, strideA, strideB, beta): arguments checked by
+// gemm_args.cc (shared with matmulBf16).
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
-  if (info.Length() < 12)
-    throw Napi::TypeError::New(info.Env(), "matmul: expected 12 arguments");
-  Batch B{};
-  B.batch = checked_size(info, 3, "batch");
-  B.m = checked_size(info, 4, "m");
-  B.k = checked_size(info, 5, "k");
-  B.n = checked_size(info, 6, "n");
-  B.ta = flag(info[7]);
-  B.tb = flag(info[8]);
-  B.stride_a = checked_size(info, 9, "strideA");
-  B.stride_b = checked_size(info, 10, "strideB");
-  if (!info[11].IsNumber()) throw Napi::TypeError::New(info.Env(), "matmul: beta must be a number");
-  B.beta = static_cast<float>(num(info[11]));
-  const bool empty = B.batch == 0 || B.m == 0 || B.n == 0;
-  const bool reads = !empty && B.k > 0;
-  // Sizes are < 2^52 each; products are formed in double and capped so that no int64 overflows
-  // (a need beyond any possible buffer simply fails the length check).
-  auto need = [](double v) { return static_cast<int64_t>(std::min(v, 9e15)); };
-  const double batch = static_cast<double>(B.batch), m = static_cast<double>(B.m);
-  const double k = static_cast<double>(B.k), n = static_cast<double>(B.n);
-  B.a = checked_f32(info, 0, "a", reads ? need((batch - 1) * B.stride_a + m * k) : 0);
-  B.b = checked_f32(info, 1, "b", reads ? need((batch - 1) * B.stride_b + k * n) : 0);
-  B.c = const_cast<float*>(checked_f32(info, 2, "c", empty ? 0 : need(batch * m * n)));
-  if (B.m > INT32_MAX || B.k > INT32_MAX || B.n > INT32_MAX)
-    throw Napi::RangeError::New(info.Env(), "matmul: m, k and n must be below 2^31");
-  if (!empty) run_batch(kernel_for_cpu(), B);
+  const GemmArgs g = gemm_args(info, "matmul");
+  if (!g.empty)
+    run_batch(kernel_for_cpu(), Batch{g.a, g.b, g.c, g.batch, g.m, g.k, g.n, g.stride_a,
+                                      g.stride_b, g.ta, g.tb, g.beta});
   return info.Env().Undefined();
 }
 
