@@ -62,6 +62,7 @@ export function qatCommand(): Command {
     .option('--save-every <n>', `checkpoint every n steps, 0 = never (default ${D.saveEvery})`, intArg)
     .option('--seed <n>', `seed of the data order (default ${D.seed})`, intArg)
     .option('--cache-teacher <dir>', "cache the teacher's outputs on disk, reused by runs with the same teacher and batches")
+    .option('--bf16 <off|teacher|all>', `GEMMs in bf16 with float32 accumulation (needs a CPU with avx512_bf16): the teacher's forward, or all (the student's forward and backward too); evaluations stay float32 (default ${D.bf16})`)
     .option('--threads <n>', 'native threads (default: all cores; resume with the same count for bitwise-equal results)', intArg)
     .option('--out <dir>', 'output directory')
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
