@@ -85,7 +85,7 @@ KDQAT_BF16 void pack_a(const float* x, int64_t rs, int64_t cs, int mc, int kc, u
 // X(p, j) = x[p·rs + j·cs] (kc, nc) → ceil(nc/NR) panels of (ceil(kc/2), NR) pair words.
 // cs == 1 (B stored (k,n)): rows p and p+1 are converted 16 columns at a time with
 // VCVTNE2PS2BF16 and interleaved. rs == 1 (B stored (n,k), a Linear weight): each column's
-// k-run is contiguous, so a pair is two adjacent floats.
+// k-run is contiguous, so a pair is two adjacent floats: 16 pairs per conversion.
 KDQAT_BF16 void pack_b(const float* x, int64_t rs, int64_t cs, int kc, int nc, uint32_t* dst) {
   const int kp = (kc + 1) / 2, kf = kc / 2;
   for (int j0 = 0; j0 < nc; j0 += NR, dst += static_cast<int64_t>(kp) * NR) {
@@ -112,7 +112,17 @@ KDQAT_BF16 void pack_b(const float* x, int64_t rs, int64_t cs, int kc, int nc, u
     }
     for (int j = 0; j < nr; j++) {
       const float* col = src + j * cs;
-      for (int q = 0; q < kf; q++) dst[q * NR + j] = bf16_pair(col[2 * q * rs], col[(2 * q + 1) * rs]);
+      int q = 0;
+      if (rs == 1) {  // 32 contiguous floats → 16 pair words in one VCVTNE2PS2BF16
+        for (; 2 * q + 32 <= kc; q += 16) {
+          alignas(64) uint32_t w[16];
+          _mm512_store_si512(w, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(
+                                    _mm512_loadu_ps(col + 2 * q + 16), _mm512_loadu_ps(col + 2 * q))));
+#pragma GCC unroll 16
+          for (int t = 0; t < 16; t++) dst[(q + t) * NR + j] = w[t];
+        }
+      }
+      for (; q < kf; q++) dst[q * NR + j] = bf16_pair(col[2 * q * rs], col[(2 * q + 1) * rs]);
       if (kc & 1) dst[kf * NR + j] = bf16_pair(col[(kc - 1) * rs], 0.f);
     }
     for (int j = nr; j < NR; j++)

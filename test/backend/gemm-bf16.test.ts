@@ -145,6 +145,23 @@ bf16Test('native packing converts exactly like bf16Round (A and B, every layout)
     native(new Float32Array([1, 0]), b, c, 1, 1, 2, n, false, tb, 0, 0, 0);
     for (let j = 0; j < n; j++) assert.ok(Object.is(c[j], wantF[j]), `k=2 tb=${tb}: ${finite[j]} → ${c[j]}, want ${wantF[j]}`);
   }
+  // k = 69 (vector conversions of 32-float runs plus a scalar and an odd tail): I·B̃ = B̃ exactly,
+  // B stored (k, n) or (n, k), the identity as A or Aᵀ.
+  const K = 69, N = 3, bk = new Float32Array(K * N), bn = new Float32Array(K * N), eye = new Float32Array(K * K);
+  for (let i = 0; i < K; i++) eye[i * K + i] = 1;
+  for (let p = 0; p < K; p++) {
+    for (let j = 0; j < N; j++) bk[p * N + j] = bn[j * K + p] = finite[(p * N + j) % finite.length];
+  }
+  for (const ta of [false, true]) {
+    for (const [b, tb] of [[bk, false], [bn, true]] as const) {
+      const c = new Float32Array(K * N);
+      native(eye, b, c, 1, K, K, N, ta, tb, 0, 0, 0);
+      for (let i = 0; i < K * N; i++) {
+        const want = bf16Round(bk[i]) + 0;
+        assert.ok(Object.is(c[i], want), `k=${K} ta=${ta} tb=${tb}: ${bk[i]} → ${c[i]}, want ${want}`);
+      }
+    }
+  }
 });
 
 interface Case extends GemmShape {}
