@@ -7,6 +7,8 @@
         "native/allocator.cc",
         "native/pool.cc",
         "native/gemm.cc",
+        "native/gemm_args.cc",
+        "native/gemm_bf16.cc",
         "native/elementwise.cc",
         "native/elementwise_loops.cc",
         "native/elementwise_unary.cc",

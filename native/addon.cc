@@ -36,8 +36,8 @@ static const Family kFamilies[] = {
 };
 
 // isaInfo() → { cpu, cap, isa, levels: [{ isa, features, missing }], families: { gemm: {
-// selected, paths }, ... } }: cpu is the best level this CPU supports, cap the KDQAT_ISA value
-// (null when unset), isa the level in force (cpu capped).
+// selected, paths }, ... }, bf16: { available, reason } }: cpu is the best level this CPU
+// supports, cap the KDQAT_ISA value (null when unset), isa the level in force (cpu capped).
 static Napi::Value GetIsaInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -70,6 +70,13 @@ static Napi::Value GetIsaInfo(const Napi::CallbackInfo& info) {
     fams.Set(f.name, x);
   }
   o.Set("families", fams);
+  // matmulBf16 (gemm_bf16.cc): not a SIMD level of its own, an extra instruction set on top of
+  // avx512; reason says what is missing when it cannot run.
+  Napi::Object bf16 = Napi::Object::New(env);
+  const char* why = gemm_bf16_unavailable();
+  bf16.Set("available", why == nullptr);
+  bf16.Set("reason", why ? Napi::Value(Napi::String::New(env, why)) : env.Null());
+  o.Set("bf16", bf16);
   return o;
 }
 
@@ -80,6 +87,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("isaInfo", Napi::Function::New(env, GetIsaInfo));
   TuneAllocator();
   InitGemm(env, exports);
+  InitGemmBf16(env, exports);
   InitElementwise(env, exports);
   InitNN(env, exports);
   InitAttention(env, exports);

@@ -27,6 +27,8 @@ const char* quant_isa();
 const char* attention_isa();
 const char* elementwise_isa();
 const char* kquant_isa();
+// Why matmulBf16 cannot run here (no avx512_bf16, or KDQAT_ISA below avx512), or null when it can.
+const char* gemm_bf16_unavailable();
 
 // ---- thread pool: persistent workers, passive waiting, no thread creation per call ----
 int num_threads();
@@ -66,6 +68,7 @@ inline bool flag(const Napi::Value& v) {
 
 // One Init per kernel family (each in its own .cc file).
 void InitGemm(Napi::Env env, Napi::Object exports);
+void InitGemmBf16(Napi::Env env, Napi::Object exports);
 void InitElementwise(Napi::Env env, Napi::Object exports);
 void InitNN(Napi::Env env, Napi::Object exports);
 void InitAttention(Napi::Env env, Napi::Object exports);

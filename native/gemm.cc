@@ -9,10 +9,10 @@
 // short wide products, by column panels. The K slicing never depends on the thread count, and
 // the micro-kernel sums each element in the same order wherever its tile lies, so results are
 // bitwise identical for any thread count.
-#include "args.h"
 #include "common.h"
 #include "dispatch.h"
 #include "gemm.h"
+#include "gemm_args.h"
 #include "simd.h"
 
 #include <algorithm>
@@ -245,29 +245,13 @@ void run_batch(const GemmKernel& K, Batch B) {
 
 // ---- Node-API wrapper ---------------------------------------------------------------------------
 
-// matmul(a, b, c, batch, m, k, n, transA, transB, strideA, strideB, beta)
+// matmul(a, b, c, batch, m, k, n, transA, transB, strideA, strideB, beta): arguments checked by
+// gemm_args.cc (shared with matmulBf16).
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
-  const Args a(info, "matmul", 12);
-  Batch B{};
-  B.batch = a.count(3, "batch");
-  B.m = a.dim(4, "m");
-  B.k = a.dim(5, "k");
-  B.n = a.dim(6, "n");
-  B.ta = a.flag(7);
-  B.tb = a.flag(8);
-  B.stride_a = a.count(9, "strideA");
-  B.stride_b = a.count(10, "strideB");
-  B.beta = static_cast<float>(a.number(11, "beta"));
-  const bool empty = B.batch == 0 || B.m == 0 || B.n == 0;
-  const bool reads = !empty && B.k > 0;
-  // What each operand must hold: the last batch item's offset plus one item (overflow-safe).
-  auto need = [&](int64_t stride, int64_t rows, int64_t cols) {
-    return reads ? a.mul(B.batch - 1, stride) + a.mul(rows, cols) : 0;
-  };
-  B.a = a.f32(0, "a", need(B.stride_a, B.m, B.k), true);
-  B.b = a.f32(1, "b", need(B.stride_b, B.k, B.n), true);
-  B.c = a.f32(2, "c", empty ? 0 : a.mul(a.mul(B.batch, B.m), B.n), true);
-  if (!empty) run_batch(kernel_for_cpu(), B);
+  const GemmArgs g = gemm_args(info, "matmul");
+  if (!g.empty)
+    run_batch(kernel_for_cpu(), Batch{g.a, g.b, g.c, g.batch, g.m, g.k, g.n, g.stride_a,
+                                      g.stride_b, g.ta, g.tb, g.beta});
   return info.Env().Undefined();
 }
 

@@ -57,4 +57,12 @@ export function nativeIsaInfo(): IsaInfo | null {
   return nativeAddon()?.isaInfo() ?? null;
 }
 
+/** Why withCompute('bf16') cannot run natively here (no addon, the CPU lacks avx512_bf16, or
+ *  KDQAT_ISA caps the level below avx512), or null when it can. */
+export function bf16Unavailable(): string | null {
+  const a = nativeAddon();
+  if (!a || !nativeOk) return `the native addon did not load (${nativeLoadError()})`;
+  return a.bf16Available() ? null : a.isaInfo().bf16.reason ?? 'bf16 compute is unavailable';
+}
+
 useBackend();

@@ -65,6 +65,7 @@ export function qatCommand(): Command {
     .option('--cache-teacher-topk <k>', 'decoder: cache only the top k teacher logits per token (with the logsumexp of the full row at --tau and the log-mass of ' +
       "the rest); 'pred' then uses KL(p̃ ‖ q) where p̃ is the teacher's exact top-k probabilities plus its remaining mass spread over the other tokens " +
       'in proportion to the student\'s own probabilities (the exact KL of the (k+1)-bucket coarsening; docs/distillation.md). 0 = full logits (default 0)', intArg)
+    .option('--bf16 <off|teacher|all>', `GEMMs in bf16 with float32 accumulation (needs a CPU with avx512_bf16): the teacher's forward, or all (the student's forward and backward too); evaluations stay float32 (default ${D.bf16})`)
     .option('--threads <n>', 'native threads (default: all cores; resume with the same count for bitwise-equal results)', intArg)
     .option('--out <dir>', 'output directory')
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')

@@ -44,6 +44,17 @@ export interface Kernels {
    *  beta is 0 (overwrite, C's old contents ignored even if NaN) or 1 (accumulate). */
   matmul(a: F, b: F, c: F, batch: number, m: number, k: number, n: number,
     transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number): void;
+  /** matmul with bf16 inputs and float32 accumulation (arguments and beta as matmul): every
+   *  element of A and B is first rounded to bf16 by bf16Round (src/backend/ref/gemm.ts: round to
+   *  nearest even on 8 significant bits, zero and float32-subnormal values to a signed zero,
+   *  NaN stays NaN, overflow to ±Inf), then C_i = Ã_i·B̃_i + beta·C_i is formed as matmul does
+   *  (the products of two bf16 values are exact in float32; the sums are float32, in any
+   *  order, with subnormal partial sums possibly flushed to zero). Relative to matmul on the
+   *  unrounded inputs the error is ≤ (2u + u² + γ)·Σ|a||b| with u = 2^-8 (bf16's unit roundoff)
+   *  and γ matmul's float32 summation term. The native kernel needs AVX512_BF16 and throws
+   *  (naming what is missing) on other CPUs or when KDQAT_ISA caps the level below avx512. */
+  matmulBf16(a: F, b: F, c: F, batch: number, m: number, k: number, n: number,
+    transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number): void;
 
   // ---- elementwise ---------------------------------------------------------------------------
   /** out[idx] = a[idx·aStrides] op b[idx·bStrides] over the multi-index idx of `shape`;

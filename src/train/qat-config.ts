@@ -39,13 +39,20 @@ export interface QatConfig {
   /** Keep only the top K teacher logits per token in the cache (0 = all; decoders; the `pred`
    *  loss then uses the top-K approximation of docs/distillation.md). */
   cacheTeacherTopk: number;
+  /** GEMMs in bf16 with float32 accumulation (AVX512_BF16; src/tensor/compute.ts): 'off',
+   *  'teacher' (the teacher's forward) or 'all' (also the student's forward and backward).
+   *  Evaluations stay float32. */
+  bf16: string;
 }
+
+export const BF16_MODES = ['off', 'teacher', 'all'] as const;
 
 export const QAT_DEFAULTS: QatConfig = {
   teacher: '', data: '', task: '', dev: '', quant: 'w4-channel', loss: 'pred=1', tau: 1, freeze: '', studentInit: '',
   steps: 200, lr: 1e-4, warmup: 10, batch: 8, seqLen: 0, accumulate: 1, clip: 1, weightDecay: 0,
   evalEvery: 50, keepBest: false, evalWindows: 32, logEvery: 10, saveEvery: 50, seed: 0, cacheTeacher: '',
   cacheTeacherTopk: 0,
+  bf16: 'off',
 };
 
 const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
@@ -64,5 +71,8 @@ export function checkQatConfig(c: QatConfig): void {
   if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
   if (!(c.tau > 0)) throw new Error(`--tau must be positive, got ${c.tau}`);
   if (!(c.clip >= 0)) throw new Error(`--clip must be ≥ 0 (0 = off), got ${c.clip}`);
+  if (!(BF16_MODES as readonly string[]).includes(c.bf16 ?? 'off')) {
+    throw new Error(`--bf16 must be one of ${BF16_MODES.join(', ')}, got ${JSON.stringify(c.bf16)}`);
+  }
   if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be ≥ 0, got ${c.weightDecay}`);
 }

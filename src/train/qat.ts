@@ -20,6 +20,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
+import { withCompute, type ComputePrecision } from '../tensor/compute.js';
+import { bf16Unavailable } from '../backend/index.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import { countParams } from '../nn/params.js';
 import { archOf, type Model } from '../models/model.js';
@@ -163,6 +165,12 @@ export function runQat(run: QatRun): QatSummary {
   const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
   const c = ckpt ? (ckpt.state.config as unknown as QatConfig) : run.config;
   checkQatConfig(c);
+  // --bf16: refused up front on a CPU that cannot run it (never a silent float32 fallback).
+  const bf16 = c.bf16 ?? 'off';  // checkpoints written before the option have none
+  const why = bf16 === 'off' ? null : bf16Unavailable();
+  if (why) throw new Error(`--bf16 ${bf16}: bf16 GEMMs need a CPU with the avx512_bf16 instructions (AVX512_BF16) at SIMD level avx512: ${why}; run with --bf16 off`);
+  const teacherPrec: ComputePrecision = bf16 === 'off' ? 'fp32' : 'bf16';
+  const studentPrec: ComputePrecision = bf16 === 'all' ? 'bf16' : 'fp32';
   const say = (m: string): void => run.reporter?.message(m);
   // The full evaluations take a while: a line every 15 s.
   const progress = (what: string) => {
@@ -232,11 +240,13 @@ export function runQat(run: QatRun): QatSummary {
   });
   const studentWeight = monitor.instrument(weight);
   const capture = captureFor(weights, arch);
-  // A top-K cache depends on K and on τ (its logsumexp is at τ): both are part of its key.
-  const cacheKey = topk ? { capture, topk, tau: c.tau } : capture;
+  // A top-K cache depends on K and on τ (its logsumexp is at τ): both are part of its key; bf16
+  // teacher outputs are not the float32 ones: their own key (float32 keys unchanged).
+  const baseKey = topk ? { capture, topk, tau: c.tau } : capture;
+  const cacheKey = teacherPrec === 'fp32' ? baseKey : { capture: baseKey, compute: teacherPrec };
   const cache = c.cacheTeacher ? new TeacherCache(c.cacheTeacher, teacherKey(c.teacher, cacheKey), { topk, tau: c.tau }) : null;
   const teacherOut = (b: QatBatch): DistillOutputs => {
-    const compute = (): DistillOutputs => noGrad(() => forward(teacher, b, capture));
+    const compute = (): DistillOutputs => noGrad(() => withCompute(teacherPrec, () => forward(teacher, b, capture)));
     return cache ? cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute) : compute();
   };
 
@@ -280,7 +290,7 @@ export function runQat(run: QatRun): QatSummary {
     tokens: (b) => b.tokens,
     loss: (b) => {
       const t = teacherOut(b);
-      const s = forward(student, b, capture, studentWeight);
+      const s = withCompute(studentPrec, () => forward(student, b, capture, studentWeight));
       const r = distillLoss(s, t, weights, { arch, tau: c.tau, mask: b.mask, labels: b.labels });
       lastTerms = Object.fromEntries(Object.entries(r.terms).map(([k, v]) => [k, (v as Tensor).item()]));
       for (const [k, v] of Object.entries(lastTerms)) pending.sums[k] = (pending.sums[k] ?? 0) + v / c.accumulate;

@@ -16,6 +16,8 @@ export interface IsaInfo {
   levels: { isa: string; features: string[]; missing: string[] }[];  // ascending
   /** Per kernel family: its compiled paths (ascending) and the one it selected. */
   families: Record<string, { selected: string; paths: string[] }>;
+  /** matmulBf16 (AVX512_BF16): whether it runs here, and if not why (CPU feature or cap). */
+  bf16: { available: boolean; reason: string | null };
 }
 
 export interface NativeAddon extends Partial<Kernels> {
@@ -23,6 +25,7 @@ export interface NativeAddon extends Partial<Kernels> {
   setThreads(n: number): void;
   isa(): string;
   isaInfo(): IsaInfo;
+  bf16Available(): boolean;
 }
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

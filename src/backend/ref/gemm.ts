@@ -50,4 +50,32 @@ function matmul(
   }
 }
 
-export const gemmKernels: Partial<Kernels> = { matmul };
+// One float32 ↔ uint32 view for bf16Round's bit manipulation.
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** x (a float32 value) rounded to bf16 and widened back: VCVTNEPS2BF16's conversion (Intel SDM
+ *  vol. 2), which the native packer (native/gemm_bf16.cc bf16_bits) implements too: zero and
+ *  float32-subnormal inputs give a zero of the same sign; NaN stays NaN; otherwise round to
+ *  nearest even on the top 16 bits (8 significant bits), values beyond bf16's largest finite
+ *  (and ±Inf) giving ±Inf. */
+export function bf16Round(x: number): number {
+  f32[0] = x;
+  const bits = u32[0];
+  if ((bits & 0x7f800000) === 0) u32[0] = bits & 0x80000000;
+  else if ((bits & 0x7fffffff) > 0x7f800000) return NaN;
+  else u32[0] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) << 16;
+  return f32[0];
+}
+
+/** matmul on bf16-rounded copies of a and b (see Kernels.matmulBf16): the products of bf16
+ *  values are exact, the sums float64 rounded once, so this is the exact product of the rounded
+ *  inputs up to one float32 rounding. */
+function matmulBf16(
+  a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, k: number,
+  n: number, transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number,
+): void {
+  matmul(a.map(bf16Round), b.map(bf16Round), c, batch, m, k, n, transA, transB, strideA, strideB, beta);
+}
+
+export const gemmKernels: Partial<Kernels> = { matmul, matmulBf16 };

@@ -3,6 +3,7 @@
 import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { kernel } from '../registry.js';
+import { computePrecision } from '../compute.js';
 import { empty, fmt, requireF32 } from './util.js';
 import { add } from './elementwise.js';
 import { reshape } from './shape.js';
@@ -38,9 +39,11 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const batch = batchShape.reduce((p, d) => p * d, 1);
   const sA = aBatch.length ? m * k : 0, sB = bBatch.length ? k * n : 0;
   const out = empty([...batchShape, m, n]);
-  kernel('matmul')(a.f32, b.f32, out.f32, batch, m, k, n, tA, tB, sA, sB, 0);
+  // withCompute('bf16'): forward and backward GEMMs on bf16-rounded inputs (src/tensor/compute.ts).
+  const gemmName = computePrecision() === 'bf16' ? 'matmulBf16' : 'matmul';
+  kernel(gemmName)(a.f32, b.f32, out.f32, batch, m, k, n, tA, tB, sA, sB, 0);
   return record(out, 'matmul', [a, b], (g) => {
-    const gemm = kernel('matmul');
+    const gemm = kernel(gemmName);
     let ga: Tensor | null = null, gb: Tensor | null = null;
     if (a.requiresGrad) {
       ga = empty(a.shape);

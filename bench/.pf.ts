@@ -1,0 +1,13 @@
+import { createRequire } from 'node:module';
+const addon = createRequire(import.meta.url)('../build/Release/kdqat.node') as any;
+addon.setThreads(Number(process.argv[2]??1)); await new Promise(r=>setTimeout(r,100));
+const n = 4*256*1536; const a = new Float32Array(n).fill(1), b = new Float32Array(n).fill(2); let out = new Float32Array(n);
+const sh = Int32Array.of(n), st = Int32Array.of(1);
+const time = (f: () => void) => { let best = 1e9; for (let i=0;i<30;i++){const t0=performance.now(); f(); best=Math.min(best,performance.now()-t0);} return best.toFixed(3); };
+console.log('reuse out', time(() => addon.binary(2, a, b, out, sh, st, st)));
+console.log('fresh out', time(() => { out = new Float32Array(n); addon.binary(2, a, b, out, sh, st, st); }));
+console.log('alloc only', time(() => { out = new Float32Array(n); }));
+console.log('alloc+fill', time(() => { out = new Float32Array(n); out.fill(0.5); }));
+const sh3 = Int32Array.of(4,256,1536), st3 = Int32Array.of(393216,1536,1);
+console.log('3d reuse', time(() => addon.binary(2, a, b, out, sh3, st3, st3)));
+console.log('3d fresh', time(() => { out = new Float32Array(n); addon.binary(2, a, b, out, sh3, st3, st3); }));

@@ -1,0 +1,23 @@
+// Argument checking shared by the GEMM entry points matmul (gemm.cc) and matmulBf16
+// (gemm_bf16.cc): both take (a, b, c, batch, m, k, n, transA, transB, strideA, strideB, beta)
+// with the contract of Kernels.matmul (src/tensor/kernels.ts).
+#pragma once
+#include "common.h"
+
+namespace kdqat {
+
+struct GemmArgs {
+  const float* a;
+  const float* b;
+  float* c;
+  int64_t batch, m, k, n, stride_a, stride_b;
+  bool ta, tb;
+  float beta;
+  bool empty;  // batch, m or n is 0: nothing to do (the arrays were not required to exist)
+};
+
+// Checks types, sizes (m, k, n below 2^31) and that every array is long enough (args.h); throws a
+// TypeError/RangeError whose message starts with `fn`.
+GemmArgs gemm_args(const Napi::CallbackInfo& info, const char* fn);
+
+}  // namespace kdqat

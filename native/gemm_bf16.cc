@@ -1,0 +1,314 @@
+// Kernel 'matmulBf16' (see src/tensor/kernels.ts for the contract): batched GEMM with bf16
+// inputs and fp32 accumulation, on AVX512_BF16's VDPBF16PS (Zen 4, Intel Cooper Lake and
+// Sapphire Rapids). Same blocking and threading as the fp32 SGEMM (gemm.h, gemm.cc: Goto/BLIS
+// five loops, transposes handled by the packing, K slicing independent of the thread count so
+// results are bitwise equal for any thread count); what differs is the packed element:
+//
+//   Packing rounds each float32 to bf16 (bf16_bits: round to nearest even, zero and subnormal
+//   inputs to a signed zero, NaN kept NaN (quieted), overflow to ±Inf: VCVTNEPS2BF16's
+//   definition, Intel SDM vol. 2) and stores k-pairs: element (i, 2q) in the low half of a
+//   32-bit word, (i, 2q+1) in the high half; an odd k gets a zero partner. A panels are
+//   (ceil(kc/2), MR) words, B panels (ceil(kc/2), NR) words.
+//
+//   The micro-kernel's VDPBF16PS c += a₀·b₀ + a₁·b₁ per fp32 lane is, per the SDM, two fp32
+//   multiply-adds in a fixed order, each rounded to nearest even, with subnormal inputs read as
+//   zero and subnormal results flushed to zero (DAZ/FTZ regardless of MXCSR). Products of two
+//   bf16 values (8-bit significands) are exact in fp32 outside the under/overflow range, so a
+//   K slice is a chain of one rounding per k-term, as in the fp32 kernel.
+//
+// Only the AVX-512 + AVX512_BF16 path exists: matmulBf16 throws (naming the reason) on a CPU
+// without avx512_bf16 or with KDQAT_ISA below avx512. AMX-BF16 (Sapphire Rapids TDPBF16PS tiles)
+// would be a second micro-kernel over the same pair-packed panels, but it is NOT written: no
+// machine here has AMX to test it on.
+#include "common.h"
+#include "gemm_args.h"
+
+#include <immintrin.h>
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <new>
+#include <string>
+
+#define KDQAT_BF16 \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")))
+
+namespace kdqat {
+
+const char* gemm_bf16_unavailable() {
+  static const char* why = []() -> const char* {
+    if (!cpu_has("avx512bf16")) return "this CPU lacks the avx512_bf16 instructions";
+    if (cpu_isa() != Isa::Avx512) return "KDQAT_ISA caps the SIMD level below avx512";
+    return nullptr;
+  }();
+  return why;
+}
+
+namespace {
+
+constexpr int MR = 14;   // 28 zmm accumulators + 2 B vectors + 1 broadcast (as the fp32 kernel)
+constexpr int NR = 32;   // two zmm of 16 fp32 lanes
+constexpr int KC = 320;  // k per slice, even: a (KC/2, NR) word panel is 20 KiB, L1-resident
+constexpr int MC = 280;  // A block rows (multiple of MR): (MC, KC) bf16 = 175 KiB in L2
+constexpr int NC = 4096;  // B block columns (multiple of NR)
+
+// float32 → bf16 bits (VCVTNEPS2BF16's conversion; the reference in src/backend/ref/gemm.ts
+// bf16Round is the same function).
+inline uint32_t bf16_bits(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7f800000u) == 0) return (x >> 16) & 0x8000u;       // zero, subnormal → ±0
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (x >> 16) | 0x40u;  // NaN → quiet NaN
+  return (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;                  // RNE; Inf stays Inf
+}
+inline uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; }
+
+// ---- packing ----------------------------------------------------------------------------------
+// X(i, p) = x[i·rs + p·cs] (mc, kc) → ceil(mc/MR) panels of (ceil(kc/2), MR) pair words, rows
+// past mc and the partner of an odd last k zero.
+KDQAT_BF16 void pack_a(const float* x, int64_t rs, int64_t cs, int mc, int kc, uint32_t* dst) {
+  const int kp = (kc + 1) / 2, kf = kc / 2;
+  for (int i0 = 0; i0 < mc; i0 += MR, dst += static_cast<int64_t>(kp) * MR) {
+    const int mr = std::min(MR, mc - i0);
+    for (int r = 0; r < mr; r++) {
+      const float* row = x + (i0 + r) * rs;
+      for (int q = 0; q < kf; q++) dst[q * MR + r] = bf16_pair(row[2 * q * cs], row[(2 * q + 1) * cs]);
+      if (kc & 1) dst[kf * MR + r] = bf16_pair(row[(kc - 1) * cs], 0.f);
+    }
+    for (int r = mr; r < MR; r++)
+      for (int q = 0; q < kp; q++) dst[q * MR + r] = 0;
+  }
+}
+
+// X(p, j) = x[p·rs + j·cs] (kc, nc) → ceil(nc/NR) panels of (ceil(kc/2), NR) pair words.
+// cs == 1 (B stored (k,n)): rows p and p+1 are converted 16 columns at a time with
+// VCVTNE2PS2BF16 and interleaved. rs == 1 (B stored (n,k), a Linear weight): each column's
+// k-run is contiguous, so a pair is two adjacent floats: 16 pairs per conversion.
+KDQAT_BF16 void pack_b(const float* x, int64_t rs, int64_t cs, int kc, int nc, uint32_t* dst) {
+  const int kp = (kc + 1) / 2, kf = kc / 2;
+  for (int j0 = 0; j0 < nc; j0 += NR, dst += static_cast<int64_t>(kp) * NR) {
+    const int nr = std::min(NR, nc - j0);
+    const float* src = x + j0 * cs;
+    if (cs == 1) {
+      for (int q = 0; q < kp; q++) {
+        const float* r0 = src + 2 * q * rs;
+        const float* r1 = r0 + rs;
+        const bool odd = 2 * q + 1 == kc;
+        for (int h = 0; h < NR; h += 16) {
+          const __mmask16 m = nr - h >= 16 ? 0xffff : nr - h <= 0 ? 0 : (1u << (nr - h)) - 1;
+          const __m512 lo = _mm512_maskz_loadu_ps(m, r0 + h);
+          const __m512 hi = odd ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, r1 + h);
+          // bf16 of lo in words 0..15, of hi in 16..31; interleave to (lo_j, hi_j) pairs.
+          const __m512i b = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+          const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25,
+                                               9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2,
+                                               17, 1, 16, 0);
+          _mm512_storeu_si512(dst + q * NR + h, _mm512_permutexvar_epi16(idx, b));
+        }
+      }
+      continue;
+    }
+    for (int j = 0; j < nr; j++) {
+      const float* col = src + j * cs;
+      int q = 0;
+      if (rs == 1) {  // 32 contiguous floats → 16 pair words in one VCVTNE2PS2BF16
+        for (; 2 * q + 32 <= kc; q += 16) {
+          alignas(64) uint32_t w[16];
+          _mm512_store_si512(w, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(
+                                    _mm512_loadu_ps(col + 2 * q + 16), _mm512_loadu_ps(col + 2 * q))));
+#pragma GCC unroll 16
+          for (int t = 0; t < 16; t++) dst[(q + t) * NR + j] = w[t];
+        }
+      }
+      for (; q < kf; q++) dst[q * NR + j] = bf16_pair(col[2 * q * rs], col[(2 * q + 1) * rs]);
+      if (kc & 1) dst[kf * NR + j] = bf16_pair(col[(kc - 1) * rs], 0.f);
+    }
+    for (int j = nr; j < NR; j++)
+      for (int q = 0; q < kp; q++) dst[q * NR + j] = 0;
+  }
+}
+
+// ---- micro-kernel -----------------------------------------------------------------------------
+// acc(MR, NR) = Ap·Bp over kp pair steps; every accumulator is one VDPBF16PS chain in order q =
+// 0..kp-1, the same wherever its tile lies (thread-count independence). Out of line, apart from
+// the C update, for the register-allocation reason given in gemm_impl.h accumulate().
+KDQAT_BF16 __attribute__((noinline)) void accumulate(int kp, const uint32_t* ap,
+                                                     const uint32_t* bp, float* acc) {
+  __m512 c0[MR], c1[MR];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+  for (int q = 0; q < kp; q++, ap += MR, bp += NR) {
+    __m512i b0 = _mm512_loadu_si512(bp), b1 = _mm512_loadu_si512(bp + 16);
+    __asm__("" : "+v"(b0), "+v"(b1));  // keep the B loads at their step (see gemm_impl.h)
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; r++) {
+      const __m512bh a = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(ap[r])));
+      c0[r] = _mm512_dpbf16_ps(c0[r], a, reinterpret_cast<__m512bh>(b0));
+      c1[r] = _mm512_dpbf16_ps(c1[r], a, reinterpret_cast<__m512bh>(b1));
+    }
+  }
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; r++) {
+    _mm512_storeu_ps(acc + r * NR, c0[r]);
+    _mm512_storeu_ps(acc + r * NR + 16, c1[r]);
+  }
+}
+
+// C(mr, nr) = acc + beta·C, one fused multiply-add per element (beta = 0 never reads C), the
+// same operation for full and edge tiles (masked), so the rounding does not depend on tiling.
+KDQAT_BF16 void micro(int kp, const uint32_t* ap, const uint32_t* bp, float* c, int64_t ldc,
+                      int mr, int nr, float beta) {
+  alignas(64) float acc[MR * NR];
+  accumulate(kp, ap, bp, acc);
+  const __m512 vb = _mm512_set1_ps(beta);
+  for (int r = 0; r < mr; r++) {
+    for (int h = 0; h < nr; h += 16) {
+      const __mmask16 m = nr - h >= 16 ? 0xffff : (1u << (nr - h)) - 1;
+      const __m512 x = _mm512_load_ps(acc + r * NR + h);
+      float* cp = c + r * ldc + h;
+      _mm512_mask_storeu_ps(cp, m, beta == 0.f ? x : _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), x));
+    }
+  }
+}
+
+KDQAT_BF16 void macro(int mc, int nc, int kc, const uint32_t* ap, const uint32_t* bp, float* c,
+                      int64_t ldc, float beta) {
+  const int kp = (kc + 1) / 2;
+  for (int j = 0; j < nc; j += NR) {
+    const uint32_t* b = bp + static_cast<int64_t>(j / NR) * kp * NR;
+    for (int i = 0; i < mc; i += MR)
+      micro(kp, ap + static_cast<int64_t>(i / MR) * kp * MR, b, c + i * ldc + j, ldc,
+            std::min(MR, mc - i), std::min(NR, nc - j), beta);
+  }
+}
+
+// ---- driver -----------------------------------------------------------------------------------
+struct WordBuf {  // 64-byte aligned, grows only; one per thread and role
+  uint32_t* p = nullptr;
+  size_t cap = 0;
+  ~WordBuf() { std::free(p); }
+  uint32_t* get(size_t n) {
+    if (n > cap) {
+      std::free(p);
+      p = static_cast<uint32_t*>(std::aligned_alloc(64, (n * 4 + 63) / 64 * 64));
+      if (!p) throw std::bad_alloc();
+      cap = n;
+    }
+    return p;
+  }
+};
+thread_local WordBuf tl_apack, tl_bpack;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// One GEMM C(m,n) = op(A)·op(B) + beta·C, op(A)(i,p) = a[i·rsa + p·csa], op(B)(p,j) = b[p·rsb +
+// j·csb], split over `threads` (1: serial; nested inside a batch-parallel loop).
+struct Item {
+  const float* a;
+  const float* b;
+  float* c;
+  int64_t m, k, n, rsa, csa, rsb, csb;
+  float beta;
+};
+
+void gemm_item(const Item& P, int threads) {
+  if (P.k == 0) {  // C = beta·C (beta 0 clears, ignoring NaN)
+    for (int64_t i = 0; i < P.m * P.n; i++) P.c[i] = P.beta == 0.f ? 0.f : P.beta * P.c[i];
+    return;
+  }
+  // K slices depend only on k: equal even lengths of at most KC (only the last may be odd).
+  const int kcs = static_cast<int>(round_up(ceil_div(P.k, ceil_div(P.k, KC)), 2));
+  const int ncs = static_cast<int>(round_up(ceil_div(P.n, ceil_div(P.n, NC)), NR));
+  // Row blocks, balanced over the threads when there are enough rows; else column panels too.
+  const bool split_m = P.m >= static_cast<int64_t>(threads) * MR * 8;
+  int64_t nb = ceil_div(P.m, MC);
+  if (split_m) nb = round_up(nb, threads);
+  const int mcs = static_cast<int>(round_up(ceil_div(P.m, nb), MR));
+  nb = ceil_div(P.m, mcs);
+  const int kpmax = (kcs + 1) / 2;
+  uint32_t* bp = tl_bpack.get(static_cast<size_t>(kpmax) * ncs);
+  auto pfor = [threads](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+    if (threads == 1) fn(0, n);
+    else parallel_for(n, grain, fn);
+  };
+  for (int64_t j0 = 0; j0 < P.n; j0 += ncs) {
+    const int nc = static_cast<int>(std::min<int64_t>(ncs, P.n - j0));
+    const int64_t panels = ceil_div(nc, NR);
+    const int64_t nsplit = split_m ? 1 : std::min<int64_t>(threads, panels);
+    for (int64_t p0 = 0; p0 < P.k; p0 += kcs) {
+      const int kc = static_cast<int>(std::min<int64_t>(kcs, P.k - p0));
+      const int kp = (kc + 1) / 2;
+      const float beta = p0 == 0 ? P.beta : 1.f;
+      const float* bsrc = P.b + p0 * P.rsb + j0 * P.csb;
+      pfor(panels, 8, [&](int64_t q0, int64_t q1) {
+        const int64_t c0 = q0 * NR, c1 = std::min<int64_t>(q1 * NR, nc);
+        pack_b(bsrc + c0 * P.csb, P.rsb, P.csb, kc, static_cast<int>(c1 - c0), bp + q0 * kp * NR);
+      });
+      pfor(nb * nsplit, 1, [&](int64_t t0, int64_t t1) {
+        uint32_t* ap = tl_apack.get(static_cast<size_t>(kp) * mcs);
+        int64_t packed = -1;
+        for (int64_t t = t0; t < t1; t++) {
+          const int64_t ib = t % nb, js = t / nb, i0 = ib * mcs;
+          const int mc = static_cast<int>(std::min<int64_t>(mcs, P.m - i0));
+          if (packed != ib) {
+            pack_a(P.a + i0 * P.rsa + p0 * P.csa, P.rsa, P.csa, mc, kc, ap);
+            packed = ib;
+          }
+          const int64_t q0 = panels * js / nsplit, q1 = panels * (js + 1) / nsplit;
+          const int64_t c0 = q0 * NR, c1 = std::min<int64_t>(q1 * NR, nc);
+          if (c0 < c1)
+            macro(mc, static_cast<int>(c1 - c0), kc, ap, bp + q0 * kp * NR,
+                  P.c + i0 * P.n + j0 + c0, P.n, beta);
+        }
+      });
+    }
+  }
+}
+
+void run(GemmArgs g) {
+  // A (batch, m, k) stack times one shared B is one (batch·m, k) GEMM.
+  if (g.batch > 1 && g.stride_b == 0 && !g.ta && g.stride_a == g.m * g.k) {
+    g.m *= g.batch;
+    g.batch = 1;
+  }
+  auto item = [&g](int64_t i) {
+    return Item{g.a + i * g.stride_a, g.b + i * g.stride_b, g.c + i * g.m * g.n, g.m, g.k, g.n,
+                g.ta ? 1 : g.k, g.ta ? g.m : 1, g.tb ? 1 : g.n, g.tb ? g.k : 1, g.beta};
+  };
+  const int threads = num_threads();
+  const double flops = 2.0 * g.m * g.n * g.k;
+  const double tiny = 3e5;  // ~10 µs of work: not worth waking the pool
+  if (threads > 1 && g.batch >= threads && flops * g.batch >= tiny &&
+      (g.batch % threads == 0 || g.batch >= 4 * threads || flops < 4e6)) {
+    parallel_for(g.batch, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++) gemm_item(item(i), 1);
+    });
+    return;
+  }
+  for (int64_t i = 0; i < g.batch; i++) gemm_item(item(i), flops >= tiny ? threads : 1);
+}
+
+// matmulBf16(a, b, c, batch, m, k, n, transA, transB, strideA, strideB, beta)
+Napi::Value MatmulBf16(const Napi::CallbackInfo& info) {
+  const GemmArgs g = gemm_args(info, "matmulBf16");
+  if (const char* why = gemm_bf16_unavailable())
+    throw Napi::Error::New(info.Env(), std::string("matmulBf16: bf16 compute is unavailable: ") + why);
+  if (!g.empty) run(g);
+  return info.Env().Undefined();
+}
+
+Napi::Value Bf16Available(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), gemm_bf16_unavailable() == nullptr);
+}
+
+}  // namespace
+
+void InitGemmBf16(Napi::Env env, Napi::Object exports) {
+  exports.Set("matmulBf16", Napi::Function::New(env, MatmulBf16));
+  exports.Set("bf16Available", Napi::Function::New(env, Bf16Available));
+}
+
+}  // namespace kdqat
