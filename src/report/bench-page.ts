@@ -115,8 +115,12 @@ export function benchFigures(recs: BenchRec[]): BenchFigure[] {
     on('seq'), (r) => Number(r.seq), 'sequence length T', { logX: true, model: flops, label: (r) => (r.impl === 'kdqat' ? `attn ${(100 * Number(r.attn_flop_share)).toFixed(0)}%` : undefined) }));
   // repeated rounds (--only qat runs 2): the best tokens/s per shape, impl, threads and path
   const qat = bestOf(recs.filter((r) => r.bench === 'qat_step'), (r) => `${r.shape}|${seriesOf(r)}|${r.threads}|${r.cpu}`, (r) => Number(r.tokens_per_s));
-  out.push(lineFigure('bench-qat', 'KD-QAT step tokens/s at fixed shapes', 'one panel per shape (d256: bench/qat_step.ts; smollm2-135m, bert-base: real size); best of the rounds',
-    qat, (r) => Number(r.threads), 'threads', { fx: (r) => String(r.shape ?? 'd256') }));
+  // one figure per shape: their tokens/s differ by orders of magnitude
+  for (const shape of new Set(qat.map((r) => String(r.shape ?? 'd256')))) {
+    out.push(lineFigure(`bench-qat-${shape}`, `KD-QAT step tokens/s at ${shape}`,
+      `${shape === 'd256' ? 'bench/qat_step.ts (4 layers, B8×T256)' : 'real size (bench/real_size_shapes.ts)'}; best of the rounds`,
+      qat.filter((r) => String(r.shape ?? 'd256') === shape), (r) => Number(r.threads), 'threads', { model: { cost: (r) => 1 / Number(r.threads), what: 'linear in threads' } }));
+  }
   out.push(gemmFigure(recs.filter((r) => r.bench === 'gemm')));
   return out.filter((f): f is BenchFigure => f !== null);
 }

@@ -67,7 +67,7 @@ test('kdqat bench --plot draws the records: SVG per figure and a page with the C
   const out = path.join(dir, 'fig');
   const r = await kdqat('bench', '--plot', out, '--records', file);
   assert.equal(r.code, 0, r.stderr);
-  const names = ['bench-threads', 'bench-width', 'bench-seq', 'bench-qat', 'bench-gemm'];
+  const names = ['bench-threads', 'bench-width', 'bench-seq', 'bench-qat-d256', 'bench-qat-smollm2-135m', 'bench-gemm'];
   assert.deepEqual(fs.readdirSync(out).sort(), [...names.map((n) => `${n}.svg`), 'index.html'].sort());
   for (const n of names) {
     const svg = fs.readFileSync(path.join(out, `${n}.svg`), 'utf8');
@@ -82,9 +82,9 @@ test('kdqat bench --plot draws the records: SVG per figure and a page with the C
   assert.match(fs.readFileSync(path.join(out, 'bench-gemm.svg'), 'utf8'), />247</); // 123.4·2, rounded
   // dashed model lines: linear in threads, cost ∝ matmul FLOPs per token along width and seq
   for (const n of ['bench-threads', 'bench-width', 'bench-seq']) assert.match(fs.readFileSync(path.join(out, `${n}.svg`), 'utf8'), /stroke-dasharray="5,4"/, n);
-  const qat = fs.readFileSync(path.join(out, 'bench-qat.svg'), 'utf8');
-  assert.equal((qat.match(/<circle /g) ?? []).length, 8, 'bench-qat: 2 shapes × 2 impls × 2 thread counts, the best round each');
-  assert.match(qat, />smollm2-135m</);
+  const qat = fs.readFileSync(path.join(out, 'bench-qat-smollm2-135m.svg'), 'utf8');
+  assert.equal((qat.match(/<circle /g) ?? []).length, 4, 'bench-qat-smollm2-135m: 2 impls × 2 thread counts, the best round each');
+  assert.match(qat, /KD-QAT step tokens\/s at smollm2-135m/);
   const page = fs.readFileSync(path.join(out, 'index.html'), 'utf8');
   for (const n of names) assert.match(page, new RegExp(`<section id="${n}">[\\s\\S]*?<svg[\\s\\S]*?${CPU.replace(/[()]/g, '\\$&')}[\\s\\S]*?</section>`), `${n}: figure with the CPU beside it`);
   assert.ok(page.includes('<code>avx512</code> (gemm avx512, nn avx2)'));
