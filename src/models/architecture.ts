@@ -6,6 +6,7 @@
 // bert.ts; the record wires it up.
 import type { Tensor } from '../tensor/tensor.js';
 import { linear } from '../tensor/ops/index.js';
+import { computePrecision, withCompute, type ComputePrecision } from '../tensor/compute.js';
 import type { Init, Params, WeightFn } from '../nn/params.js';
 import type { TokenizerJson } from '../tokenize/schema.js';
 import type { ConfigReader, Obj } from './config-reader.js';
@@ -41,6 +42,9 @@ export interface LmHead {
   x: Tensor;
   weight: Tensor;
   logits: Tensor | null;
+  /** The GEMM precision in force at the forward (tensor/compute.ts): the logits, read later or
+   *  fused into the KL, are computed in it, as the forward's other GEMMs were. */
+  compute?: ComputePrecision;
 }
 
 /** `o` with `logits` defined as head.x·head.weightᵀ, computed on the first read and kept
@@ -48,10 +52,11 @@ export interface LmHead {
  *  fused logits KL reads `head` instead and so never materializes (B, T, V). The product is
  *  recorded for autograd if recording is on when it is first read, as any op. */
 export function lazyLogits<T extends object>(o: T, head: LmHead): T & { logits: Tensor; head: LmHead } {
+  head.compute ??= computePrecision();
   Object.defineProperty(o, 'head', { value: head, enumerable: true, writable: true, configurable: true });
   Object.defineProperty(o, 'logits', {
     enumerable: true, configurable: true,
-    get: () => (head.logits ??= linear(head.x, head.weight)),
+    get: () => (head.logits ??= withCompute(head.compute!, () => linear(head.x, head.weight))),
     set: (v: Tensor) => { head.logits = v; },
   });
   return o as T & { logits: Tensor; head: LmHead };

@@ -18,7 +18,7 @@ const PROC = `processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel
 
 const fam = (selected: string, paths: string[]) => ({ selected, paths });
 const INFO: IsaInfo = {
-  cpu: 'avx512', cap: null, isa: 'avx512', levels: [],
+  cpu: 'avx512', cap: null, isa: 'avx512', levels: [], bf16: { available: true, reason: null },
   families: { gemm: fam('avx512', ['portable', 'avx2', 'avx512']), quant: fam('avx2', ['portable', 'avx2']), kquant: fam('avx512', ['portable', 'avx2', 'avx512']) },
 };
 const ENV: BenchEnv = {

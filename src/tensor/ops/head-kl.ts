@@ -18,11 +18,15 @@ import { Tensor } from '../tensor.js';
 import { isRecording, record } from '../autograd.js';
 import { kernel } from '../registry.js';
 import { fmt, requireF32 } from './util.js';
+import { computePrecision, type ComputePrecision } from '../compute.js';
 
 /** An LM head as applied: logits (..., V) = x (..., C) · weight (V, C)ᵀ. */
 export interface HeadInput {
   x: Tensor;
   weight: Tensor;
+  /** The GEMM precision the head's forward ran under (tensor/compute.ts); default: the one in
+   *  force when headKlDiv is called. Each side's GEMMs (and the student's backward) use it. */
+  compute?: ComputePrecision;
 }
 
 /**
@@ -180,7 +184,9 @@ export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: Hea
   const gx = needX ? new Float32Array(rows * C) : null;
   const gw = needW ? new Float32Array(V * C) : null;
 
-  const gemm = kernel('matmul'), kl = kernel('klDiv'), klBack = kernel('klDivBackward');
+  const gemmFor = (c: ComputePrecision | undefined) => kernel((c ?? computePrecision()) === 'bf16' ? 'matmulBf16' : 'matmul');
+  const gemm = gemmFor(student.compute), tgemm = th ? gemmFor(th.compute) : gemm;
+  const kl = kernel('klDiv'), klBack = kernel('klDivBackward');
   const K = topk?.K ?? 0;
   const kIds = new Int32Array(topk ? Math.min(n, rows) * K : 0), kz = new Float32Array(kIds.length);
   const kLse = new Float32Array(topk ? Math.min(n, rows) : 0), kTail = new Float32Array(kLse.length);
@@ -229,7 +235,7 @@ export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: Hea
     if (dense) Tc = rowsOf(dense.f32, idx, V, tBuf);
     else {
       Tc = tBuf.subarray(0, k * V);
-      gemm(rowsOf(th!.x.f32, idx, Ct, xtBuf!), th!.weight.f32, Tc, 1, k, Ct, V, false, true, 0, 0, 0);
+      tgemm(rowsOf(th!.x.f32, idx, Ct, xtBuf!), th!.weight.f32, Tc, 1, k, Ct, V, false, true, 0, 0, 0);
     }
     kl(Tc, S, loss.subarray(0, k), k, V, tau);
     for (let i = 0; i < k; i++) lossAll[idx[i]] = loss[i];
