@@ -101,6 +101,8 @@ export function envFields(rec: Record<string, unknown>, env: BenchEnv): EnvField
   // kquant runs each compiled path in a child with KDQAT_ISA capped at it: impl names the path.
   if (rec.bench === 'kquant' && typeof rec.impl === 'string') return { cpu, isa: rec.impl, isa_paths: { ...paths, kquant: rec.impl } };
   if (env.refBackend || !env.kdqat) return { cpu, isa: 'ts-ref', isa_paths: paths };
+  // Steps run with --bf16 all: every GEMM on the AVX512_BF16 kernel (matmulBf16).
+  if (rec.compute === 'bf16') return { cpu, isa: 'avx512_bf16', isa_paths: { ...paths, gemm: 'avx512_bf16' } };
   return { cpu, isa: env.kdqat.families[familyOf(rec)]?.selected ?? env.kdqat.isa, isa_paths: paths };
 }
 

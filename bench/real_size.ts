@@ -28,6 +28,8 @@ export interface RealSizeRecord {
   peak_rss_mb: number;
   loss_first: number;
   loss_last: number;
+  /** kdqat's GEMM precision (KDQAT_BF16 of the worker: off, teacher or all); absent for torch. */
+  bf16?: string;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -46,7 +48,7 @@ function checkpoint(name: RealSizeName): string {
   return dir;
 }
 
-export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: number[]; steps?: number; torch?: boolean } = {}): RealSizeRecord[] {
+export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: number[]; steps?: number; torch?: boolean; bf16?: boolean } = {}): RealSizeRecord[] {
   const models = opts.models ?? (Object.keys(SHAPES) as RealSizeName[]);
   const threads = opts.threads ?? [2];
   const steps = String(opts.steps ?? 2);
@@ -56,6 +58,8 @@ export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: numb
     const dir = checkpoint(name);
     for (const t of threads) {
       out.push(runChild<RealSizeRecord>(process.execPath, ['--import', 'tsx', WORKER, 'run', name, dir, steps], t));
+      // Where the CPU has AVX512_BF16: the same step with every GEMM in bf16 (--bf16 all).
+      if (opts.bf16) out.push(runChild<RealSizeRecord>(process.execPath, ['--import', 'tsx', WORKER, 'run', name, dir, steps], t, { KDQAT_BF16: 'all' }));
       if (useTorch) out.push(runChild<RealSizeRecord>(TORCH_PYTHON, [join(here, 'torch_real_size.py'), name, dir, steps], t));
     }
   }
@@ -64,19 +68,20 @@ export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: numb
 
 export function printRealSizeTable(recs: RealSizeRecord[]): void {
   console.log('\nreal-size checkpoints (random weights in the published layouts; KD-QAT settings in bench/real_size_shapes.ts)');
-  console.log('model            impl   thr  B×T      load s  fwd tok/s  KD-QAT tok/s  peak RSS MB');
+  console.log('model            impl        thr  B×T      load s  fwd tok/s  KD-QAT tok/s  peak RSS MB');
   for (const r of recs) {
-    console.log(`${r.model.padEnd(17)}${r.impl.padEnd(7)}${String(r.threads).padStart(3)}  ${`${r.batch}×${r.seq}`.padEnd(8)}` +
+    console.log(`${r.model.padEnd(17)}${(r.bf16 === 'all' ? 'kdqat/bf16' : r.impl).padEnd(12)}${String(r.threads).padStart(3)}  ${`${r.batch}×${r.seq}`.padEnd(8)}` +
       `${(r.load_ms / 1000).toFixed(2).padStart(7)}${r.forward_tokens_per_s.toFixed(0).padStart(11)}` +
       `${r.qat_tokens_per_s.toFixed(1).padStart(14)}${r.peak_rss_mb.toFixed(0).padStart(13)}`);
   }
   for (const name of new Set(recs.map((r) => r.model))) {
     for (const t of new Set(recs.map((r) => r.threads))) {
-      const a = recs.find((r) => r.model === name && r.threads === t && r.impl === 'kdqat');
+      const a = recs.find((r) => r.model === name && r.threads === t && r.impl === 'kdqat' && (r.bf16 ?? 'off') === 'off');
+      const h = recs.find((r) => r.model === name && r.threads === t && r.impl === 'kdqat' && r.bf16 === 'all');
       const b = recs.find((r) => r.model === name && r.threads === t && r.impl === 'torch');
       if (a && b) {
         console.log(`${name}, ${t} thread(s): kdqat/torch load time ${(a.load_ms / b.load_ms).toFixed(2)}×, forward tokens/s ${(a.forward_tokens_per_s / b.forward_tokens_per_s).toFixed(2)}×, ` +
-          `KD-QAT tokens/s ${(a.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, peak RSS ${(a.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×`);
+          `KD-QAT tokens/s ${(a.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×${h ? ` (bf16: ${(h.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×)` : ''}, peak RSS ${(a.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×`);
       }
     }
   }

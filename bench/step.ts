@@ -40,8 +40,8 @@ export function threadEnv(threads: number): NodeJS.ProcessEnv {
   };
 }
 
-export function runChild<R = StepRecord>(cmd: string, args: string[], threads: number): R {
-  const r = spawnSync(cmd, args, { env: threadEnv(threads), encoding: 'utf8', maxBuffer: 1 << 24 });
+export function runChild<R = StepRecord>(cmd: string, args: string[], threads: number, extraEnv: Record<string, string> = {}): R {
+  const r = spawnSync(cmd, args, { env: { ...threadEnv(threads), ...extraEnv }, encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stderr}`);
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
   if (!line) throw new Error(`${cmd} printed no JSON:\n${r.stdout}\n${r.stderr}`);
