@@ -50,9 +50,14 @@ namespace {
 
 constexpr int MR = 14;   // 28 zmm accumulators + 2 B vectors + 1 broadcast (as the fp32 kernel)
 constexpr int NR = 32;   // two zmm of 16 fp32 lanes
-constexpr int KC = 320;  // k per slice, even: a (KC/2, NR) word panel is 20 KiB, L1-resident
-constexpr int MC = 280;  // A block rows (multiple of MR): (MC, KC) bf16 = 175 KiB in L2
-constexpr int NC = 4096;  // B block columns (multiple of NR)
+// Tuned on Zen 4 (1 thread, SmolLM2 projection shapes; GFLOP/s at KC/MC/NC 320/280/4096 →
+// 1536/140/1536: 1024×576×576 181 → 206, 1024×576×1536 156 → 206, 1024×1536×576 138 → 185,
+// LM head 1024×576×49152 142 → 183): each K slice costs every micro-tile a store and a reload
+// of its C tile, so a slice as deep as the model's widths does that once. The B panel
+// (KC/2 × NR words, 96 KiB) then lives in L2 rather than L1, which measured no slower.
+constexpr int KC = 1536;  // k per slice, even
+constexpr int MC = 140;   // A block rows (multiple of MR): (MC, KC) bf16 = 420 KiB in L2
+constexpr int NC = 1536;  // B block columns (multiple of NR)
 
 // float32 → bf16 bits (VCVTNEPS2BF16's conversion; the reference in src/backend/ref/gemm.ts
 // bf16Round is the same function).
