@@ -78,7 +78,7 @@ export function gemmAbsSum(cs: GemmShape, a: Float32Array, b: Float32Array, c: F
   return Float64Array.from(t.subarray(0, cs.batch * cs.m * cs.n), (v) => v * (1 + 2 * U32));
 }
 
-/** Max relative error of the vector e^x the fused kernels use (native/simd_exp.h, Cephes expf
+/** Max relative error of the vector e^x the fused kernels use (native/simd.h, Cephes expf
  *  scheme; test/backend/nn-native.test.ts asserts < 1.5e-7 on a dense grid of [−87.3, 88.3]);
  *  the portable path calls libm expf, within 1 ulp ≤ 2·u32 = 1.19e-7. */
 export const EXP_REL = 1.5e-7;
