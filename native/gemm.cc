@@ -207,13 +207,8 @@ void gemm_parallel(const GemmKernel& K, const Problem& P, int threads) {
   }
 }
 
-struct Batch {
-  const float* a;
-  const float* b;
-  float* c;
-  int64_t batch, m, k, n, stride_a, stride_b;
-  bool ta, tb;
-  float beta;
+// A checked call (gemm_args.h) and its items.
+struct Batch : GemmArgs {
   Problem item(int64_t i) const {
     return Problem{a + i * stride_a, b + i * stride_b, c + i * m * n, m, k, n,
                    ta ? 1 : k, ta ? m : 1, tb ? 1 : n, tb ? k : 1, beta};
@@ -250,8 +245,7 @@ void run_batch(const GemmKernel& K, Batch B) {
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const GemmArgs g = gemm_args(info, "matmul");
   if (!g.empty)
-    run_batch(kernel_for_cpu(), Batch{g.a, g.b, g.c, g.batch, g.m, g.k, g.n, g.stride_a,
-                                      g.stride_b, g.ta, g.tb, g.beta});
+    run_batch(kernel_for_cpu(), Batch{g});
   return info.Env().Undefined();
 }
 
