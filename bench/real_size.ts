@@ -30,6 +30,8 @@ export interface RealSizeRecord {
   loss_last: number;
   /** kdqat's GEMM precision (KDQAT_BF16 of the worker: off, teacher or all); absent for torch. */
   bf16?: string;
+  /** Whether the student's layers were recomputed in backward (KDQAT_RECOMPUTE; `--recompute`). */
+  recompute?: boolean;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -48,7 +50,7 @@ function checkpoint(name: RealSizeName): string {
   return dir;
 }
 
-export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: number[]; steps?: number; torch?: boolean; bf16?: boolean } = {}): RealSizeRecord[] {
+export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: number[]; steps?: number; torch?: boolean; bf16?: boolean; recompute?: boolean } = {}): RealSizeRecord[] {
   const models = opts.models ?? (Object.keys(SHAPES) as RealSizeName[]);
   const threads = opts.threads ?? [2];
   const steps = String(opts.steps ?? 2);
@@ -57,9 +59,15 @@ export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: numb
   for (const name of models) {
     const dir = checkpoint(name);
     for (const t of threads) {
-      out.push(runChild<RealSizeRecord>(process.execPath, ['--import', 'tsx', WORKER, 'run', name, dir, steps], t));
-      // Where the CPU has AVX512_BF16: the same step with every GEMM in bf16 (--bf16 all).
-      if (opts.bf16) out.push(runChild<RealSizeRecord>(process.execPath, ['--import', 'tsx', WORKER, 'run', name, dir, steps], t, { KDQAT_BF16: 'all' }));
+      const kdqat = (env: Record<string, string>): void => {
+        out.push(runChild<RealSizeRecord>(process.execPath, ['--import', 'tsx', WORKER, 'run', name, dir, steps], t, env));
+      };
+      // fp32; where the CPU has AVX512_BF16 the same step with every GEMM in bf16 (--bf16 all);
+      // with `recompute`, both again with the layers recomputed in backward (--recompute).
+      for (const re of opts.recompute ? ['0', '1'] : ['0']) {
+        kdqat({ KDQAT_RECOMPUTE: re });
+        if (opts.bf16) kdqat({ KDQAT_RECOMPUTE: re, KDQAT_BF16: 'all' });
+      }
       if (useTorch) out.push(runChild<RealSizeRecord>(TORCH_PYTHON, [join(here, 'torch_real_size.py'), name, dir, steps], t));
     }
   }
@@ -68,20 +76,23 @@ export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: numb
 
 export function printRealSizeTable(recs: RealSizeRecord[]): void {
   console.log('\nreal-size checkpoints (random weights in the published layouts; KD-QAT settings in bench/real_size_shapes.ts)');
-  console.log('model            impl        thr  B×T      load s  fwd tok/s  KD-QAT tok/s  peak RSS MB');
+  console.log('model            impl            thr  B×T      load s  fwd tok/s  KD-QAT tok/s  peak RSS MB');
   for (const r of recs) {
-    console.log(`${r.model.padEnd(17)}${(r.bf16 === 'all' ? 'kdqat/bf16' : r.impl).padEnd(12)}${String(r.threads).padStart(3)}  ${`${r.batch}×${r.seq}`.padEnd(8)}` +
+    const impl = r.impl === 'kdqat' ? [r.impl, r.bf16 === 'all' ? 'bf16' : '', r.recompute ? 're' : ''].filter(Boolean).join('/') : r.impl;
+    console.log(`${r.model.padEnd(17)}${impl.padEnd(16)}${String(r.threads).padStart(3)}  ${`${r.batch}×${r.seq}`.padEnd(8)}` +
       `${(r.load_ms / 1000).toFixed(2).padStart(7)}${r.forward_tokens_per_s.toFixed(0).padStart(11)}` +
       `${r.qat_tokens_per_s.toFixed(1).padStart(14)}${r.peak_rss_mb.toFixed(0).padStart(13)}`);
   }
   for (const name of new Set(recs.map((r) => r.model))) {
     for (const t of new Set(recs.map((r) => r.threads))) {
-      const a = recs.find((r) => r.model === name && r.threads === t && r.impl === 'kdqat' && (r.bf16 ?? 'off') === 'off');
-      const h = recs.find((r) => r.model === name && r.threads === t && r.impl === 'kdqat' && r.bf16 === 'all');
-      const b = recs.find((r) => r.model === name && r.threads === t && r.impl === 'torch');
+      const kd = (bf16: string, re: boolean) => recs.find((r) => r.model === name && r.threads === t && r.impl === 'kdqat' &&
+        (r.bf16 ?? 'off') === bf16 && !!r.recompute === re);
+      const a = kd('off', false), b = recs.find((r) => r.model === name && r.threads === t && r.impl === 'torch');
       if (a && b) {
+        const vs = (label: string, r: RealSizeRecord | undefined): string => (r ? `; ${label}: ${(r.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, RSS ${(r.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×` : '');
         console.log(`${name}, ${t} thread(s): kdqat/torch load time ${(a.load_ms / b.load_ms).toFixed(2)}×, forward tokens/s ${(a.forward_tokens_per_s / b.forward_tokens_per_s).toFixed(2)}×, ` +
-          `KD-QAT tokens/s ${(a.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×${h ? ` (bf16: ${(h.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×)` : ''}, peak RSS ${(a.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×`);
+          `KD-QAT tokens/s ${(a.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, peak RSS ${(a.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×` +
+          vs('bf16', kd('all', false)) + vs('recompute', kd('off', true)) + vs('bf16 + recompute', kd('all', true)));
       }
     }
   }

@@ -4,10 +4,11 @@
 // times forward tokens/s without gradients and KD-QAT steps (teacher = the loaded model, student
 // = an exact copy under the model's quantization setting, see SHAPES), and prints one JSON record
 // with the peak RSS. Threads from KDQAT_THREADS; KDQAT_BF16=teacher|all runs the teacher's
-// forward (and the forward-only timing) or also the student's GEMMs in bf16 (withCompute).
+// forward (and the forward-only timing) or also the student's GEMMs in bf16 (withCompute);
+// KDQAT_RECOMPUTE=1 recomputes the student's layers in backward (`kdqat qat --recompute`).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, withCompute } from '../src/tensor/index.js';
+import { Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, withCompute, withRecompute } from '../src/tensor/index.js';
 import { initParams, type Params } from '../src/nn/params.js';
 import { asModel, loadModelDir, paramSpecOf, saveModelDir } from '../src/io/model-dir.js';
 import { archOf, parseHfConfig, type Model } from '../src/models/registry.js';
@@ -36,6 +37,7 @@ const steps = Number(stepsArg ?? 2);
 const bf16 = process.env.KDQAT_BF16 ?? 'off';
 if (!['off', 'teacher', 'all'].includes(bf16)) throw new Error(`KDQAT_BF16=${bf16}: use off, teacher or all`);
 if (bf16 !== 'off' && bf16Unavailable()) throw new Error(`KDQAT_BF16=${bf16}: ${bf16Unavailable()}`);
+const recompute = process.env.KDQAT_RECOMPUTE === '1';
 const teacherPrec = bf16 === 'off' ? 'fp32' : 'bf16', studentPrec = bf16 === 'all' ? 'bf16' : 'fp32';
 const t0 = performance.now();
 const loaded = loadModelDir(dir);
@@ -69,7 +71,7 @@ const trained = new Map([...studentParams, ...prepared.quantParams].filter(([, p
 const opt = new AdamW(trained, { lr: 1e-5, weightDecay: 0 });
 function step(): number {
   const t = noGrad(() => withCompute(teacherPrec, () => rec.forward(teacher, x, { capture })));
-  const s = withCompute(studentPrec, () => rec.forward(student, x, { capture, weight }));
+  const s = withRecompute(recompute, () => withCompute(studentPrec, () => rec.forward(student, x, { capture, weight })));
   // KDQAT_FUSED_KL=0: the dense logits KL (B·T·V logits of both models), for a before/after.
   const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1, fused: process.env.KDQAT_FUSED_KL !== '0' });
   backward(total);
@@ -87,7 +89,7 @@ for (let i = 0; i < steps; i++) {
 }
 const ms = (performance.now() - s0) / steps;
 console.log(JSON.stringify({
-  bench: 'real_size', impl: 'kdqat', model: name, threads: getThreads(), batch: B, seq: T, bf16,
+  bench: 'real_size', impl: 'kdqat', model: name, threads: getThreads(), batch: B, seq: T, bf16, recompute,
   load_ms: loadMs, forward_tokens_per_s: (B * T) / (fwdBest / 1000),
   qat_tokens_per_s: (B * T) / (ms / 1000), qat_best_tokens_per_s: (B * T) / (best / 1000),
   peak_rss_mb: process.resourceUsage().maxRSS / 1024, loss_first: first, loss_last: last,

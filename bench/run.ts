@@ -33,7 +33,7 @@ export function realSizeToQatStep(r: RealSizeRecord): QatStepRecord & { shape: s
     tokens_per_s: r.qat_tokens_per_s, step_ms: (tokens / r.qat_tokens_per_s) * 1000,
     best_tokens_per_s: r.qat_best_tokens_per_s, best_step_ms: (tokens / r.qat_best_tokens_per_s) * 1000,
     peak_rss_mb: r.peak_rss_mb, loss_first: r.loss_first, loss_last: r.loss_last,
-    ...(r.impl === 'kdqat' ? { compute: r.bf16 === 'all' ? 'bf16' : 'fp32' } : {}),
+    ...(r.impl === 'kdqat' ? { compute: r.bf16 === 'all' ? 'bf16' : 'fp32', recompute: !!r.recompute } : {}),
   };
 }
 
@@ -67,7 +67,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchRecord[]> {
     if (!json) printStepTable(recs, 'KD-QAT step (teacher forward, student W4 per-channel fake-quant forward + backward, logits KL, AdamW)');
     // The real-size KD-QAT steps take minutes per model and thread count: only when asked for.
     if (opts.only === 'qat') {
-      const real = runRealSizeBench({ models: [...REAL_QAT], threads: [1, 2], torch, bf16: !!env.kdqat?.bf16?.available });
+      const real = runRealSizeBench({ models: [...REAL_QAT], threads: [1, 2], torch, bf16: !!env.kdqat?.bf16?.available, recompute: true });
       emit(real.map(realSizeToQatStep));
       if (!json) printRealSizeTable(real);
     }

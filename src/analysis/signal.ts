@@ -40,7 +40,7 @@
 //   clip; monitor.beforeUpdate(); optimizer.step(); monitor.afterUpdate(weight);
 //   monitor.active = false; log monitor.take().
 // Evaluation passes must run with `active` off.
-import { Tensor, noGrad } from '../tensor/index.js'; // (index: sets the backends up)
+import { Tensor, isRecording, noGrad } from '../tensor/index.js'; // (index: sets the backends up)
 import { record } from '../tensor/autograd.js';
 import { kernel } from '../tensor/registry.js';
 import { MODULE_KINDS, moduleOf } from '../models/registry.js';
@@ -138,7 +138,9 @@ export class SignalMonitor {
     }) as WeightFn;
     fn.input = (name: string, x: Tensor): Tensor => {
       const xin = w.input ? w.input(name, x) : x;
-      if (!this.active) return xin;
+      // Not recording: the first forward of a recomputed layer (src/tensor/recompute.ts); the
+      // probe goes on its second, recorded forward, so each input is counted once.
+      if (!this.active || !isRecording()) return xin;
       const s = this.slots.get(name);
       return s ? probe(s, xin) : xin;
     };

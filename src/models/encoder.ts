@@ -6,6 +6,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { add, attention, dropout, gather, gelu, geluTanh, layerNorm, linear, relu, reshape } from '../tensor/ops/index.js';
 import { intTensor } from '../tensor/tensor.js';
+import { layer } from '../tensor/recompute.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
 import { isObj, type ConfigReader, type Obj } from './config-reader.js';
 import type { Heads } from './architecture.js';
@@ -126,10 +127,10 @@ export function encoderStack(
   const out: EncoderOutput = { last: x, hidden: [], probs: [], scores: [], context: [], saOut: [], attnOut: [] };
   if (cap.hidden) out.hidden.push(x);
   for (let l = 0; l < L; l++) {
-    const r = encoderLayer(params, layerPrefix(l), names, cfg, x, {
+    const r = layer((xl) => encoderLayer(params, layerPrefix(l), names, cfg, xl, {
       keyMask: opts.attentionMask, weight: opts.weight, capture: cap,
       dropoutSeed: opts.dropoutSeed === undefined ? undefined : opts.dropoutSeed + 1000 * (l + 1),
-    });
+    }), x);
     x = r.y;
     if (r.cap.probs) out.probs.push(r.cap.probs);
     if (r.cap.scores) out.scores.push(r.cap.scores);

@@ -4,6 +4,7 @@
 // features are config fields, not code paths per family (see DecoderFeatures); each family's
 // record (src/models/*-arch.ts) fills them from its config.json.
 import { Tensor } from '../tensor/tensor.js';
+import { layer } from '../tensor/recompute.js';
 import {
   add, attention, embedding, linear, mul, reshape, rmsNorm, rope, silu,
 } from '../tensor/ops/index.js';
@@ -204,7 +205,7 @@ export function llamaForward(params: Params, cfg: LlamaConfig, ids: Tensor, opts
   let x = embedding(param(params, 'model.embed_tokens.weight'), ids); // (B, T, C)
   if (cap.hidden) out.hidden.push(x);
   for (let l = 0; l < cfg.numHiddenLayers; l++) {
-    const r = llamaBlock(params, `model.layers.${l}.`, cfg, x, { cos, sin, keyMask: opts.attentionMask, weight: opts.weight, capture: cap });
+    const r = layer((xl) => llamaBlock(params, `model.layers.${l}.`, cfg, xl, { cos, sin, keyMask: opts.attentionMask, weight: opts.weight, capture: cap }), x);
     x = r.y;
     if (r.cap.probs) out.probs.push(r.cap.probs);
     if (r.cap.scores) out.scores.push(r.cap.scores);

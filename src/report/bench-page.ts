@@ -43,8 +43,8 @@ export function parseBenchRecords(text: string, file = 'records'): BenchRec[] {
 }
 
 const implOf = (r: BenchRec): string => String(r.impl ?? r.backend ?? '?');
-/** A series: who ran it and on which path, e.g. "kdqat (avx512)". */
-export const seriesOf = (r: BenchRec): string => `${implOf(r)} (${r.isa})`;
+/** A series: who ran it and on which path, e.g. "kdqat (avx512)", "kdqat (avx512_bf16, recompute)". */
+export const seriesOf = (r: BenchRec): string => `${implOf(r)} (${r.isa}${r.recompute ? ', recompute' : ''})`;
 
 /** "CPU: …; kdqat: avx512; torch: avx2+openblas-cooperlake" for a set of records. */
 export function machineLine(recs: BenchRec[]): string {
@@ -185,7 +185,7 @@ const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;'
 /** The columns of a figure's data table: what varies, then the measurement. */
 const COLUMNS: Record<string, string[]> = {
   qat_scaling: ['shape', 'impl', 'threads', 'isa', 'tokens_per_s', 'best_tokens_per_s', 'step_ms', 'peak_rss_mb', 'attn_flop_share', 'matmul_flops_per_token'],
-  qat_step: ['shape', 'impl', 'threads', 'isa', 'tokens_per_s', 'best_tokens_per_s', 'step_ms', 'peak_rss_mb'],
+  qat_step: ['shape', 'impl', 'threads', 'isa', 'recompute', 'tokens_per_s', 'best_tokens_per_s', 'step_ms', 'peak_rss_mb'],
   gemm: ['m', 'k', 'n', 'impl', 'threads', 'isa', 'gflops'],
 };
 

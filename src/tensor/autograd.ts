@@ -30,6 +30,18 @@ export function isRecording(): boolean {
   return recording;
 }
 
+/** Runs fn with gradient recording on, also inside a backward pass (activation recomputation,
+ *  ./recompute.ts, records its second forward there). */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = recording;
+  recording = true;
+  try {
+    return fn();
+  } finally {
+    recording = prev;
+  }
+}
+
 // KDQAT_CHECK_NUMERICS=1: every op output and every gradient is scanned for NaN/Inf.
 let checkNumerics = process.env.KDQAT_CHECK_NUMERICS === '1';
 
@@ -79,14 +91,35 @@ export function backward(root: Tensor, grad?: Tensor): void {
   if (!grad) {
     if (root.size !== 1) throw new RangeError(`backward() without a gradient needs a scalar, got shape [${root.shape}]`);
     grad = new Tensor(Float32Array.of(1), root.shape);
-  } else if (!sameShape(grad.shape, root.shape)) {
-    throw new RangeError(`backward(): gradient shape [${grad.shape}] does not match [${root.shape}]`);
   }
-  const order = topoOrder(root);
+  backwardFrom([root], [grad]);
+}
+
+/**
+ * Back-propagates from several roots at once, each with its gradient (the same as one
+ * backward of Σ⟨root_i, grad_i⟩): a gradient reaching a tensor from several roots is summed
+ * before it flows on. Roots that do not require a gradient are skipped.
+ */
+export function backwardFrom(roots: readonly Tensor[], rootGrads: readonly Tensor[]): void {
+  if (roots.length !== rootGrads.length) throw new RangeError(`backwardFrom: ${roots.length} roots but ${rootGrads.length} gradients`);
   const grads = new Map<Tensor, Tensor>();
   // Sums this pass allocated itself: safe to add into in place (other gradients may alias).
   const owned = new Set<Tensor>();
-  grads.set(root, grad);
+  roots.forEach((root, i) => {
+    const g = rootGrads[i];
+    if (!sameShape(g.shape, root.shape)) {
+      throw new RangeError(`backward(): gradient shape [${g.shape}] does not match [${root.shape}]`);
+    }
+    if (!root.requiresGrad) return;
+    const acc = grads.get(root);
+    if (!acc) grads.set(root, g);
+    else {
+      const sum = addFresh(acc, g);
+      owned.add(sum);
+      grads.set(root, sum);
+    }
+  });
+  const order = topoOrder([...grads.keys()]);
   const prev = recording;
   recording = false;
   try {
@@ -139,12 +172,22 @@ function addFresh(a: Tensor, b: Tensor): Tensor {
   return new Tensor(out, a.shape);
 }
 
-function topoOrder(root: Tensor): Tensor[] {
+/** Reverse topological order of everything the roots depend on: post-order DFS from each root
+ *  in turn (one shared `seen`), so every tensor comes after all of its inputs. */
+function topoOrder(roots: readonly Tensor[]): Tensor[] {
   const order: Tensor[] = [];
   const seen = new Set<Tensor>();
-  // Iterative DFS (graphs can be deep: layers × ops).
+  for (const root of roots) {
+    if (seen.has(root)) continue;
+    seen.add(root);
+    dfs(root, seen, order);
+  }
+  return order;
+}
+
+function dfs(root: Tensor, seen: Set<Tensor>, order: Tensor[]): void {
+  // Iterative (graphs can be deep: layers × ops).
   const stack: [Tensor, number][] = [[root, 0]];
-  seen.add(root);
   while (stack.length) {
     const top = stack[stack.length - 1];
     const [t, i] = top;
@@ -161,5 +204,4 @@ function topoOrder(root: Tensor): Tensor[] {
       order.push(t);
     }
   }
-  return order;
 }

@@ -43,6 +43,9 @@ export interface QatConfig {
    *  'teacher' (the teacher's forward) or 'all' (also the student's forward and backward).
    *  Evaluations stay float32. */
   bf16: string;
+  /** Recompute each layer's activations in backward (src/tensor/recompute.ts): the student's
+   *  forward keeps only the layer inputs; costs one more student forward per step. */
+  recompute: boolean;
 }
 
 export const BF16_MODES = ['off', 'teacher', 'all'] as const;
@@ -53,6 +56,7 @@ export const QAT_DEFAULTS: QatConfig = {
   evalEvery: 50, keepBest: false, evalWindows: 32, logEvery: 10, saveEvery: 50, seed: 0, cacheTeacher: '',
   cacheTeacherTopk: 0,
   bf16: 'off',
+  recompute: false,
 };
 
 const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
@@ -74,5 +78,6 @@ export function checkQatConfig(c: QatConfig): void {
   if (!(BF16_MODES as readonly string[]).includes(c.bf16 ?? 'off')) {
     throw new Error(`--bf16 must be one of ${BF16_MODES.join(', ')}, got ${JSON.stringify(c.bf16)}`);
   }
+  if (c.recompute !== undefined && typeof c.recompute !== 'boolean') throw new Error(`--recompute is a switch (true or false), got ${JSON.stringify(c.recompute)}`);
   if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be ≥ 0, got ${c.weightDecay}`);
 }

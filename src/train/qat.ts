@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
 import { withCompute, type ComputePrecision } from '../tensor/compute.js';
+import { withRecompute } from '../tensor/recompute.js';
 import { bf16Unavailable } from '../backend/index.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import { countParams } from '../nn/params.js';
@@ -290,7 +291,7 @@ export function runQat(run: QatRun): QatSummary {
     tokens: (b) => b.tokens,
     loss: (b) => {
       const t = teacherOut(b);
-      const s = withCompute(studentPrec, () => forward(student, b, capture, studentWeight));
+      const s = withRecompute(c.recompute ?? false, () => withCompute(studentPrec, () => forward(student, b, capture, studentWeight)));
       const r = distillLoss(s, t, weights, { arch, tau: c.tau, mask: b.mask, labels: b.labels });
       lastTerms = Object.fromEntries(Object.entries(r.terms).map(([k, v]) => [k, (v as Tensor).item()]));
       for (const [k, v] of Object.entries(lastTerms)) pending.sums[k] = (pending.sums[k] ?? 0) + v / c.accumulate;

@@ -1,0 +1,184 @@
+// Activation recomputation (src/tensor/recompute.ts): the same values and gradients bit for bit
+// as the plain graph — the second forward runs the same deterministic kernels on the same
+// inputs, so there is no rounding bound to state: any difference is a bug — and less memory
+// held between forward and backward.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Rng, Tensor, backward, matmul, noGrad, recompute, rmsNorm, silu, sum, mul, add, withCompute, withRecompute, bf16Unavailable } from '../../src/tensor/index.js';
+import { initParams, type Params } from '../../src/nn/params.js';
+import { ARCHITECTURES, modelOf, parseHfConfig } from '../../src/models/registry.js';
+import type { Architecture, ModelSizes } from '../../src/models/architecture.js';
+import type { Model } from '../../src/models/model.js';
+import { prepare } from '../../src/quant/prepare.js';
+import { QUANT_PRESETS } from '../../src/quant/config.js';
+import { captureFor, distillLoss } from '../../src/distill/losses.js';
+import type { LossWeights } from '../../src/distill/losses.js';
+import { randomIds } from '../quant/models.js';
+import { randomF32 } from '../util.js';
+import { forwardDepth, reorderBound, scaleOf, withMatmulMagnitudes } from '../tolerance.js';
+import { BACKENDS, onBackend } from '../backends.js';
+
+function bitsEqual(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, `${what}: length`);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} differs: ${a[i]} vs ${b[i]}`);
+}
+
+test('recompute: two outputs (one unused), a parameter inside, an input without a gradient', () => {
+  const run = (re: boolean) => {
+    const w = new Tensor(randomF32(8 * 8, new Rng(2), 0.5), [8, 8], true);
+    const g = new Tensor(randomF32(8, new Rng(3)), [8], true);
+    const x = new Tensor(randomF32(4 * 8, new Rng(4)), [4, 8], true);
+    const c = new Tensor(randomF32(4 * 8, new Rng(5)), [4, 8]); // no gradient
+    const block = ([xi, ci]: readonly Tensor[]): Tensor[] => {
+      const h = silu(matmul(rmsNorm(xi, g, 1e-5), w));
+      return [add(mul(h, ci), xi), h];
+    };
+    const [y, h] = re ? recompute(block, [x, c]) : block([x, c]);
+    assert.ok(!re || h.requiresGrad);
+    backward(sum(mul(y, y)));
+    return { y: y.f32, gx: x.grad!.f32, gw: w.grad!.f32, gg: g.grad!.f32 };
+  };
+  const a = run(false), b = run(true);
+  bitsEqual(b.y, a.y, 'y');
+  bitsEqual(b.gx, a.gx, 'dx');
+  bitsEqual(b.gw, a.gw, 'dw');
+  bitsEqual(b.gg, a.gg, 'dg');
+});
+
+test('recompute under noGrad is the plain function (no graph)', () => {
+  const w = new Tensor(randomF32(16, new Rng(7)), [4, 4], true);
+  const x = new Tensor(randomF32(8, new Rng(8)), [2, 4]);
+  const [y] = noGrad(() => recompute(([xi]) => [matmul(xi, w)], [x]));
+  assert.equal(y.node, null);
+  assert.equal(y.requiresGrad, false);
+});
+
+// Every registered family, KD-QAT with fake-quantized weights (LSQ steps; ternary weights and
+// 8-bit activations for encoders), the attention-map taps and, for encoders, dropout.
+// Without taps that cross a layer boundary (the layer's output read by the loss as well as by
+// the next layer), the loss and every gradient are the same bit for bit with and without
+// recomputation. With `rep` (hidden states) such an output sums three gradients — the loss's
+// and the next layer's two uses — and recomputation sums the next layer's two first, so the
+// gradients are another float32 evaluation of the same sum: both are within chainBound of the
+// exact value, hence within reorderBound of each other (test/tolerance.ts).
+const SIZES: ModelSizes = { vocab: 64, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64, seq: 16, dropout: 0.1 };
+const B = 2, T = 6;
+
+function tinyPair(name: string, rec: Architecture): { teacher: Model; student: Model } {
+  const sizes = { ...SIZES, kvHeads: rec.kind === 'encoder' ? SIZES.heads : SIZES.kvHeads };
+  const json = rec.config.toJson(rec.pretrain.config(sizes), rec.config.defaultMeta(rec.pretrain.meta({})));
+  json.initializer_range = 0.1;
+  if (rec.kind === 'encoder') {
+    const cls = Object.entries(rec.hfClasses).find(([, h]) => h === 'classifier');
+    assert.ok(cls, `${name}: no classifier class`);
+    json.architectures = [cls[0]];
+    json.id2label = { 0: 'a', 1: 'b', 2: 'c' };
+    json.label2id = { a: 0, b: 1, c: 2 };
+  }
+  const hf = parseHfConfig(json);
+  const r: Architecture = ARCHITECTURES[hf.arch];
+  const params = initParams(r.paramSpec(hf.config, r.headsOf(hf.meta)), 5);
+  const rng = new Rng(6);
+  for (const p of params.values()) if (p.ndim === 1) for (let i = 0; i < p.size; i++) p.f32[i] += 0.1 * rng.normal();
+  for (const p of params.values()) p.requiresGrad = false;
+  const teacher = modelOf(hf, params);
+  const sParams: Params = new Map([...params].map(([k, v]) => [k, new Tensor(v.f32.map((x, i) => x + 0.01 * Math.sin(i)), v.shape, true)]));
+  return { teacher, student: modelOf(hf, sParams) };
+}
+
+interface Step { loss: number; grads: Map<string, Float32Array>; kappa: number }
+
+function kdStep(teacher: Model, student: Model, w: LossWeights, re: boolean, preset?: string): Step {
+  const rec = ARCHITECTURES[teacher.arch as keyof typeof ARCHITECTURES] as Architecture;
+  for (const p of student.params.values()) p.grad = null;
+  const prepared = prepare(student, QUANT_PRESETS[preset ?? (rec.kind === 'encoder' ? 'twn-a8' : 'w4-channel-lsq')]);
+  const capture = captureFor(w, teacher.arch);
+  const x = { ids: randomIds(B, T, SIZES.vocab) };
+  const t = noGrad(() => rec.forward(teacher, x, { capture }));
+  const { result: loss, kappa } = withMatmulMagnitudes(() => {
+    const s = withRecompute(re, () => rec.forward(student, x, { capture, weight: prepared.weight, dropoutSeed: rec.kind === 'encoder' ? 11 : undefined }));
+    const { total } = distillLoss(s, t, w, { arch: teacher.arch });
+    backward(total);
+    return total.item();
+  });
+  const grads = new Map<string, Float32Array>();
+  for (const [k, p] of [...student.params, ...prepared.quantParams]) if (p.grad) grads.set(k, p.grad.f32);
+  return { loss, grads, kappa };
+}
+
+function compare(name: string, teacher: Model, student: Model, w: LossWeights, exact: boolean): void {
+  const a = kdStep(teacher, student, w, false), b = kdStep(teacher, student, w, true);
+  assert.ok(Number.isFinite(a.loss) && a.loss > 0);
+  bitsEqual(Float32Array.of(b.loss), Float32Array.of(a.loss), 'loss');
+  assert.deepEqual([...b.grads.keys()].sort(), [...a.grads.keys()].sort());
+  assert.ok(a.grads.size > 4 * SIZES.layers, `${a.grads.size} gradients`);
+  const bound = reorderBound(3 * forwardDepth(SIZES.layers), Math.max(SIZES.intermediate, SIZES.vocab, B * T), Math.max(a.kappa, b.kappa));
+  for (const [k, g] of a.grads) {
+    const h = b.grads.get(k)!;
+    if (exact) bitsEqual(h, g, `${name}: d/d${k}`);
+    else {
+      const scale = Math.max(1, scaleOf(g));
+      for (let i = 0; i < g.length; i++) {
+        assert.ok(Math.abs(h[i] - g[i]) <= bound * scale, `${name}: d/d${k}[${i}] ${h[i]} vs ${g[i]} (bound ${bound.toExponential(2)})`);
+      }
+    }
+  }
+}
+
+for (const backend of BACKENDS) {
+  for (const [name, rec] of Object.entries(ARCHITECTURES) as [string, Architecture][]) {
+    test(`${backend}: ${name}: KD-QAT with layers recomputed: loss and gradients bit for bit (pred + attn_map), within reorderBound with rep`, () => {
+      onBackend(backend, () => {
+        const { teacher, student } = tinyPair(name, rec);
+        compare(name, teacher, student, { pred: 1, attn_map: 0.5 }, true);
+        compare(name, teacher, student, { pred: 1, rep: 1 }, false);
+      });
+    });
+  }
+}
+
+test('bf16 compute: the recomputed layers keep the forward\'s precision', () => {
+  const why = bf16Unavailable();
+  if (why) {
+    // Without AVX512_BF16 the bf16 path is refused (tested in compute.test.ts); nothing to compare.
+    assert.throws(() => withCompute('bf16', () => matmul(new Tensor(new Float32Array(4), [2, 2]), new Tensor(new Float32Array(4), [2, 2]))));
+    return;
+  }
+  const { teacher, student } = tinyPair('llama', ARCHITECTURES.llama as Architecture);
+  const w: LossWeights = { pred: 1 };
+  const a = withCompute('bf16', () => kdStep(teacher, student, w, false, 'w4-g32'));
+  const b = withCompute('bf16', () => kdStep(teacher, student, w, true, 'w4-g32'));
+  const c = kdStep(teacher, student, w, false, 'w4-g32');
+  bitsEqual(Float32Array.of(b.loss), Float32Array.of(a.loss), 'loss');
+  for (const [k, g] of a.grads) bitsEqual(b.grads.get(k)!, g, k);
+  assert.notEqual(c.loss, a.loss, 'fp32 and bf16 losses differ (else this test compares nothing)');
+});
+
+test('memory: a recomputed stack holds only the layer inputs between forward and backward', () => {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  assert.ok(gc, 'run with --expose-gc');
+  const big: ModelSizes = { vocab: 64, hidden: 128, layers: 6, heads: 4, kvHeads: 2, intermediate: 512, seq: 64, dropout: 0 };
+  const rec = ARCHITECTURES.llama as Architecture;
+  const json = rec.config.toJson(rec.pretrain.config(big), rec.config.defaultMeta(rec.pretrain.meta({})));
+  const hf = parseHfConfig(json);
+  const model = modelOf(hf, initParams(rec.paramSpec(hf.config, rec.headsOf(hf.meta)), 3));
+  const ids = randomIds(4, 64, big.vocab);
+  const held = (re: boolean): number => {
+    gc!();
+    const before = process.memoryUsage().arrayBuffers;
+    const out = withRecompute(re, () => rec.forward(model, { ids }, {}));
+    const loss = sum(out.head!.x);
+    gc!();
+    const bytes = process.memoryUsage().arrayBuffers - before;
+    backward(loss);
+    return bytes;
+  };
+  const plain = held(false), re = held(true);
+  // Per layer the plain graph keeps ≥ 4 (B·T, F) tensors of the MLP alone (gate, silu, up,
+  // product: 4 · 256 · 512 · 4 B = 2 MiB); the recomputed one keeps the (B·T, C) layer input
+  // (128 KiB) and the output.
+  const tokens = 4 * 64;
+  assert.ok(plain >= big.layers * 4 * tokens * big.intermediate * 4, `plain graph holds ${plain} B`);
+  assert.ok(re <= big.layers * 3 * tokens * big.hidden * 4 + tokens * big.hidden * 4 * 4, `recomputed graph holds ${re} B`);
+});
