@@ -155,7 +155,7 @@ test('bf16 compute: the recomputed layers keep the forward\'s precision', () => 
   assert.notEqual(c.loss, a.loss, 'fp32 and bf16 losses differ (else this test compares nothing)');
 });
 
-test('memory: a recomputed stack holds only the layer inputs between forward and backward', () => {
+test('memory: a recomputed stack holds only the layer inputs between forward and backward', async () => {
   const gc = (globalThis as { gc?: () => void }).gc;
   assert.ok(gc, 'run with --expose-gc');
   const big: ModelSizes = { vocab: 64, hidden: 128, layers: 6, heads: 4, kvHeads: 2, intermediate: 512, seq: 64, dropout: 0 };
@@ -164,17 +164,24 @@ test('memory: a recomputed stack holds only the layer inputs between forward and
   const hf = parseHfConfig(json);
   const model = modelOf(hf, initParams(rec.paramSpec(hf.config, rec.headsOf(hf.meta)), 3));
   const ids = randomIds(4, 64, big.vocab);
-  const held = (re: boolean): number => {
-    gc!();
-    const before = process.memoryUsage().arrayBuffers;
+  // V8 frees ArrayBuffer memory on a background sweeper after a collection: collect, let it
+  // run (a macrotask), collect again, before reading the count.
+  const settled = async (): Promise<number> => {
+    for (let i = 0; i < 3; i++) {
+      gc!();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return process.memoryUsage().arrayBuffers;
+  };
+  const held = async (re: boolean): Promise<number> => {
+    const before = await settled();
     const out = withRecompute(re, () => rec.forward(model, { ids }, {}));
     const loss = sum(out.head!.x);
-    gc!();
-    const bytes = process.memoryUsage().arrayBuffers - before;
+    const bytes = (await settled()) - before;
     backward(loss);
     return bytes;
   };
-  const plain = held(false), re = held(true);
+  const re = await held(true), plain = await held(false);
   // Per layer the plain graph keeps ≥ 4 (B·T, F) tensors of the MLP alone (gate, silu, up,
   // product: 4 · 256 · 512 · 4 B = 2 MiB); the recomputed one keeps the (B·T, C) layer input
   // (128 KiB) and the output.
