@@ -12,20 +12,28 @@
 
 namespace kdqat {
 
-struct GemmKernel {
+// A packed GEMM: its blocking and its three routines over packed elements E — float (the fp32
+// kernels of gemm_impl.h) or uint32_t (gemm_bf16.cc: a pair of bf16 values along k per word).
+// One driver (gemm_driver.h) runs every instance.
+template <class E>
+struct PackedGemm {
   const char* isa;  // the code path (isa_name spelling), for isaInfo()
   int mr, nr;      // register tile
   int kc, mc, nc;  // cache blocking (kc: L1 panel depth, mc: L2 block rows, nc: L3 block cols)
-  // Packs the (mc, kc) block X(i, p) = x[i·rs + p·cs] into ceil(mc/mr) panels, each (kc, mr)
-  // row-major with rows past mc zero-filled.
-  void (*pack_a)(const float* x, int64_t rs, int64_t cs, int mc, int kc, float* dst);
-  // Packs the (kc, nc) block X(p, j) = x[p·rs + j·cs] into ceil(nc/nr) panels, each (kc, nr)
-  // row-major with columns past nc zero-filled.
-  void (*pack_b)(const float* x, int64_t rs, int64_t cs, int kc, int nc, float* dst);
+  int kpack;       // k values per packed element (1: float; 2: bf16 pairs): K slices are
+                   // multiples of it (but the last), panels ceil(kc/kpack) elements deep
+  // Packs the (mc, kc) block X(i, p) = x[i·rs + p·cs] into ceil(mc/mr) panels, each
+  // (ceil(kc/kpack), mr) row-major with rows past mc zero-filled. May store up to 64 elements
+  // past the last panel (whole-vector stores).
+  void (*pack_a)(const float* x, int64_t rs, int64_t cs, int mc, int kc, E* dst);
+  // Packs the (kc, nc) block X(p, j) = x[p·rs + j·cs] into ceil(nc/nr) panels, each
+  // (ceil(kc/kpack), nr) row-major with columns past nc zero-filled.
+  void (*pack_b)(const float* x, int64_t rs, int64_t cs, int kc, int nc, E* dst);
   // C(mc, nc) = packedA·packedB + beta·C, C with row stride ldc; beta = 0 never reads C.
-  void (*macro)(int mc, int nc, int kc, const float* ap, const float* bp, float* c, int64_t ldc,
+  void (*macro)(int mc, int nc, int kc, const E* ap, const E* bp, float* c, int64_t ldc,
                 float beta);
 };
+using GemmKernel = PackedGemm<float>;
 
 const GemmKernel& gemm_kernel_portable();
 const GemmKernel& gemm_kernel_avx2();

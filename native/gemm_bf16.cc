@@ -1,8 +1,8 @@
 // Kernel 'matmulBf16' (see src/tensor/kernels.ts for the contract): batched GEMM with bf16
 // inputs and fp32 accumulation, on AVX512_BF16's VDPBF16PS (Zen 4, Intel Cooper Lake and
-// Sapphire Rapids). Same blocking and threading as the fp32 SGEMM (gemm.h, gemm.cc: Goto/BLIS
-// five loops, transposes handled by the packing, K slicing independent of the thread count so
-// results are bitwise equal for any thread count); what differs is the packed element:
+// Sapphire Rapids). The same driver as the fp32 SGEMM (gemm_driver.h: Goto/BLIS five loops,
+// transposes handled by the packing, K slicing independent of the thread count so results are
+// bitwise equal for any thread count); what differs is the packed element (kpack 2):
 //
 //   Packing rounds each float32 to bf16 (bf16_bits: round to nearest even, zero and subnormal
 //   inputs to a signed zero, NaN kept NaN (quieted), overflow to ±Inf: VCVTNEPS2BF16's
@@ -22,14 +22,13 @@
 // machine here has AMX to test it on.
 #include "common.h"
 #include "gemm_args.h"
+#include "gemm_driver.h"
 
 #include <immintrin.h>
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
-#include <new>
 #include <string>
 
 #define KDQAT_BF16 \
@@ -189,119 +188,14 @@ KDQAT_BF16 void macro(int mc, int nc, int kc, const uint32_t* ap, const uint32_t
   }
 }
 
-// ---- driver -----------------------------------------------------------------------------------
-struct WordBuf {  // 64-byte aligned, grows only; one per thread and role
-  uint32_t* p = nullptr;
-  size_t cap = 0;
-  ~WordBuf() { std::free(p); }
-  uint32_t* get(size_t n) {
-    if (n > cap) {
-      std::free(p);
-      p = static_cast<uint32_t*>(std::aligned_alloc(64, (n * 4 + 63) / 64 * 64));
-      if (!p) throw std::bad_alloc();
-      cap = n;
-    }
-    return p;
-  }
-};
-thread_local WordBuf tl_apack, tl_bpack;
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-// One GEMM C(m,n) = op(A)·op(B) + beta·C, op(A)(i,p) = a[i·rsa + p·csa], op(B)(p,j) = b[p·rsb +
-// j·csb], split over `threads` (1: serial; nested inside a batch-parallel loop).
-struct Item {
-  const float* a;
-  const float* b;
-  float* c;
-  int64_t m, k, n, rsa, csa, rsb, csb;
-  float beta;
-};
-
-void gemm_item(const Item& P, int threads) {
-  if (P.k == 0) {  // C = beta·C (beta 0 clears, ignoring NaN)
-    for (int64_t i = 0; i < P.m * P.n; i++) P.c[i] = P.beta == 0.f ? 0.f : P.beta * P.c[i];
-    return;
-  }
-  // K slices depend only on k: equal even lengths of at most KC (only the last may be odd).
-  const int kcs = static_cast<int>(round_up(ceil_div(P.k, ceil_div(P.k, KC)), 2));
-  const int ncs = static_cast<int>(round_up(ceil_div(P.n, ceil_div(P.n, NC)), NR));
-  // Row blocks, balanced over the threads when there are enough rows; else column panels too.
-  const bool split_m = P.m >= static_cast<int64_t>(threads) * MR * 8;
-  int64_t nb = ceil_div(P.m, MC);
-  if (split_m) nb = round_up(nb, threads);
-  const int mcs = static_cast<int>(round_up(ceil_div(P.m, nb), MR));
-  nb = ceil_div(P.m, mcs);
-  const int kpmax = (kcs + 1) / 2;
-  uint32_t* bp = tl_bpack.get(static_cast<size_t>(kpmax) * ncs);
-  auto pfor = [threads](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
-    if (threads == 1) fn(0, n);
-    else parallel_for(n, grain, fn);
-  };
-  for (int64_t j0 = 0; j0 < P.n; j0 += ncs) {
-    const int nc = static_cast<int>(std::min<int64_t>(ncs, P.n - j0));
-    const int64_t panels = ceil_div(nc, NR);
-    const int64_t nsplit = split_m ? 1 : std::min<int64_t>(threads, panels);
-    for (int64_t p0 = 0; p0 < P.k; p0 += kcs) {
-      const int kc = static_cast<int>(std::min<int64_t>(kcs, P.k - p0));
-      const int kp = (kc + 1) / 2;
-      const float beta = p0 == 0 ? P.beta : 1.f;
-      const float* bsrc = P.b + p0 * P.rsb + j0 * P.csb;
-      pfor(panels, 8, [&](int64_t q0, int64_t q1) {
-        const int64_t c0 = q0 * NR, c1 = std::min<int64_t>(q1 * NR, nc);
-        pack_b(bsrc + c0 * P.csb, P.rsb, P.csb, kc, static_cast<int>(c1 - c0), bp + q0 * kp * NR);
-      });
-      pfor(nb * nsplit, 1, [&](int64_t t0, int64_t t1) {
-        uint32_t* ap = tl_apack.get(static_cast<size_t>(kp) * mcs);
-        int64_t packed = -1;
-        for (int64_t t = t0; t < t1; t++) {
-          const int64_t ib = t % nb, js = t / nb, i0 = ib * mcs;
-          const int mc = static_cast<int>(std::min<int64_t>(mcs, P.m - i0));
-          if (packed != ib) {
-            pack_a(P.a + i0 * P.rsa + p0 * P.csa, P.rsa, P.csa, mc, kc, ap);
-            packed = ib;
-          }
-          const int64_t q0 = panels * js / nsplit, q1 = panels * (js + 1) / nsplit;
-          const int64_t c0 = q0 * NR, c1 = std::min<int64_t>(q1 * NR, nc);
-          if (c0 < c1)
-            macro(mc, static_cast<int>(c1 - c0), kc, ap, bp + q0 * kp * NR,
-                  P.c + i0 * P.n + j0 + c0, P.n, beta);
-        }
-      });
-    }
-  }
-}
-
-void run(GemmArgs g) {
-  // A (batch, m, k) stack times one shared B is one (batch·m, k) GEMM.
-  if (g.batch > 1 && g.stride_b == 0 && !g.ta && g.stride_a == g.m * g.k) {
-    g.m *= g.batch;
-    g.batch = 1;
-  }
-  auto item = [&g](int64_t i) {
-    return Item{g.a + i * g.stride_a, g.b + i * g.stride_b, g.c + i * g.m * g.n, g.m, g.k, g.n,
-                g.ta ? 1 : g.k, g.ta ? g.m : 1, g.tb ? 1 : g.n, g.tb ? g.k : 1, g.beta};
-  };
-  const int threads = num_threads();
-  const double flops = 2.0 * g.m * g.n * g.k;
-  const double tiny = 3e5;  // ~10 µs of work: not worth waking the pool
-  if (threads > 1 && g.batch >= threads && flops * g.batch >= tiny &&
-      (g.batch % threads == 0 || g.batch >= 4 * threads || flops < 4e6)) {
-    parallel_for(g.batch, 1, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; i++) gemm_item(item(i), 1);
-    });
-    return;
-  }
-  for (int64_t i = 0; i < g.batch; i++) gemm_item(item(i), flops >= tiny ? threads : 1);
-}
+const PackedGemm<uint32_t> kKernel{"avx512_bf16", MR, NR, KC, MC, NC, 2, pack_a, pack_b, macro};
 
 // matmulBf16(a, b, c, batch, m, k, n, transA, transB, strideA, strideB, beta)
 Napi::Value MatmulBf16(const Napi::CallbackInfo& info) {
   const GemmArgs g = gemm_args(info, "matmulBf16");
   if (const char* why = gemm_bf16_unavailable())
     throw Napi::Error::New(info.Env(), std::string("matmulBf16: bf16 compute is unavailable: ") + why);
-  if (!g.empty) run(g);
+  if (!g.empty) gemm_driver::run(kKernel, g);
   return info.Env().Undefined();
 }
 

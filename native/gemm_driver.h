@@ -1,0 +1,150 @@
+// The GEMM driver shared by every packed kernel (gemm.h PackedGemm: the fp32 kernels of gemm.cc,
+// the bf16 kernel of gemm_bf16.cc): it cuts a call into blocks, picks the parallel
+// decomposition and owns the reusable pack buffers.
+//
+// Threading: a batch of GEMMs is split across threads by batch item when there are enough
+// items; otherwise each GEMM is split by row blocks (threads share the packed B slice) or, for
+// short wide products, by column panels. The K slicing never depends on the thread count, and
+// the micro-kernel sums each element in the same order wherever its tile lies, so results are
+// bitwise identical for any thread count (and any M/N blocking).
+#pragma once
+#include "common.h"
+#include "gemm.h"
+#include "gemm_args.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <functional>
+#include <new>
+
+namespace kdqat {
+namespace gemm_driver {
+
+// A 64-byte aligned scratch buffer that only grows; one per thread, role and element type, so
+// steady-state calls allocate nothing.
+template <class E>
+struct PackBuf {
+  E* p = nullptr;
+  size_t cap = 0;
+  ~PackBuf() { std::free(p); }
+  E* get(size_t n) {
+    n += 64;  // slack: pack_a's whole-vector stores may run up to one vector past the end
+    if (n > cap) {
+      std::free(p);
+      p = static_cast<E*>(std::aligned_alloc(64, (n * sizeof(E) + 63) / 64 * 64));
+      if (!p) throw std::bad_alloc();
+      cap = n;
+    }
+    return p;
+  }
+};
+template <class E>
+E* apack(size_t n) {
+  thread_local PackBuf<E> b;
+  return b.get(n);
+}
+template <class E>
+E* bpack(size_t n) {
+  thread_local PackBuf<E> b;
+  return b.get(n);
+}
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// One GEMM: C(m,n) = op(A)·op(B) + beta·C with op(A)(i,p) = a[i·rsa + p·csa] and
+// op(B)(p,j) = b[p·rsb + j·csb].
+struct Problem {
+  const float* a;
+  const float* b;
+  float* c;
+  int64_t m, k, n, rsa, csa, rsb, csb;
+  float beta;
+};
+
+// One GEMM on `threads` threads (1: on the caller, e.g. inside a batch-parallel loop). Per
+// (NC, KC) slice: pack B (cooperatively), then run tasks = row blocks × column-panel ranges;
+// each task packs its own A block.
+template <class E>
+void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
+  if (P.k == 0) {  // C = beta·C (beta 0 clears, ignoring NaN)
+    for (int64_t i = 0; i < P.m * P.n; i++) P.c[i] = P.beta == 0.f ? 0.f : P.beta * P.c[i];
+    return;
+  }
+  // K slices depend only on k: equal lengths of at most KC, multiples of kpack (but the last).
+  const int kcs = static_cast<int>(round_up(ceil_div(P.k, ceil_div(P.k, K.kc)), K.kpack));
+  const int ncs = static_cast<int>(round_up(ceil_div(P.n, ceil_div(P.n, K.nc)), K.nr));
+  // Row blocks, balanced over the threads when there are enough rows; else column panels too.
+  const bool split_m = P.m >= static_cast<int64_t>(threads) * K.mr * 8;
+  int64_t nb = ceil_div(P.m, K.mc);
+  if (split_m) nb = round_up(nb, threads);
+  const int mcs = static_cast<int>(round_up(ceil_div(P.m, nb), K.mr));
+  nb = ceil_div(P.m, mcs);
+  E* bp = bpack<E>(static_cast<size_t>(ceil_div(kcs, K.kpack)) * ncs);
+  auto pfor = [threads](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+    if (threads == 1) fn(0, n);
+    else parallel_for(n, grain, fn);
+  };
+  for (int64_t j0 = 0; j0 < P.n; j0 += ncs) {
+    const int nc = static_cast<int>(std::min<int64_t>(ncs, P.n - j0));
+    const int64_t panels = ceil_div(nc, K.nr);
+    const int64_t nsplit = split_m ? 1 : std::min<int64_t>(threads, panels);
+    for (int64_t p0 = 0; p0 < P.k; p0 += kcs) {
+      const int kc = static_cast<int>(std::min<int64_t>(kcs, P.k - p0));
+      const int64_t kp = ceil_div(kc, K.kpack);  // packed depth of this slice
+      const float beta = p0 == 0 ? P.beta : 1.f;
+      const float* bsrc = P.b + p0 * P.rsb + j0 * P.csb;
+      // Pack B panels [q0, q1) of this slice; ~16 KiB per panel, so a few panels per thread.
+      pfor(panels, 8, [&](int64_t q0, int64_t q1) {
+        const int64_t c0 = q0 * K.nr, c1 = std::min<int64_t>(q1 * K.nr, nc);
+        K.pack_b(bsrc + c0 * P.csb, P.rsb, P.csb, kc, static_cast<int>(c1 - c0), bp + q0 * kp * K.nr);
+      });
+      pfor(nb * nsplit, 1, [&](int64_t t0, int64_t t1) {
+        E* ap = apack<E>(static_cast<size_t>(kp) * mcs);
+        int64_t packed = -1;
+        for (int64_t t = t0; t < t1; t++) {
+          const int64_t ib = t % nb, js = t / nb, i0 = ib * mcs;
+          const int mc = static_cast<int>(std::min<int64_t>(mcs, P.m - i0));
+          if (packed != ib) {
+            K.pack_a(P.a + i0 * P.rsa + p0 * P.csa, P.rsa, P.csa, mc, kc, ap);
+            packed = ib;
+          }
+          const int64_t q0 = panels * js / nsplit, q1 = panels * (js + 1) / nsplit;
+          const int64_t c0 = q0 * K.nr, c1 = std::min<int64_t>(q1 * K.nr, nc);
+          if (c0 < c1)
+            K.macro(mc, static_cast<int>(c1 - c0), kc, ap, bp + q0 * kp * K.nr,
+                    P.c + i0 * P.n + j0 + c0, P.n, beta);
+        }
+      });
+    }
+  }
+}
+
+// A checked call (gemm_args.h): its items, by batch item across threads when they divide well
+// or are small, else each item split over the threads.
+template <class E>
+void run(const PackedGemm<E>& K, GemmArgs g) {
+  // A (batch, m, k) stack times one shared B is one (batch·m, k) GEMM: C's rows are contiguous.
+  if (g.batch > 1 && g.stride_b == 0 && !g.ta && g.stride_a == g.m * g.k) {
+    g.m *= g.batch;
+    g.batch = 1;
+  }
+  auto item = [&g](int64_t i) {
+    return Problem{g.a + i * g.stride_a, g.b + i * g.stride_b, g.c + i * g.m * g.n, g.m, g.k, g.n,
+                   g.ta ? 1 : g.k, g.ta ? g.m : 1, g.tb ? 1 : g.n, g.tb ? g.k : 1, g.beta};
+  };
+  const int threads = num_threads();
+  const double flops = 2.0 * g.m * g.n * g.k;  // per item
+  const double tiny = 3e5;  // ~10 µs of work: not worth waking the pool
+  if (threads > 1 && g.batch >= threads && flops * g.batch >= tiny &&
+      (g.batch % threads == 0 || g.batch >= 4 * threads || flops < 4e6)) {
+    parallel_for(g.batch, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++) gemm_item(K, item(i), 1);
+    });
+    return;
+  }
+  for (int64_t i = 0; i < g.batch; i++) gemm_item(K, item(i), flops >= tiny ? threads : 1);
+}
+
+}  // namespace gemm_driver
+}  // namespace kdqat
