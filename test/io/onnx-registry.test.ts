@@ -5,13 +5,12 @@
 // KV-cache step (checkDecoder); encoders: classifier logits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng, noGrad, intTensor } from '../../src/tensor/index.js';
-import { initParams } from '../../src/nn/params.js';
-import { ARCHITECTURES, modelOf, parseHfConfig } from '../../src/models/registry.js';
+import { noGrad, intTensor } from '../../src/tensor/index.js';
+import { ARCHITECTURES } from '../../src/models/registry.js';
 import type { Architecture, ModelSizes } from '../../src/models/architecture.js';
 import { buildOnnx } from '../../src/io/onnx-export.js';
 import { relError } from '../util.js';
-import { randomIds } from '../quant/models.js';
+import { familyModel, randomIds } from '../quant/models.js';
 import { checkDecoder, data, i64, onnxBound, session } from './onnx-helpers.js';
 
 const SIZES: ModelSizes = { vocab: 96, hidden: 64, layers: 2, heads: 4, kvHeads: 2, intermediate: 128, seq: 32, dropout: 0 };
@@ -20,23 +19,8 @@ for (const [name, rec] of Object.entries(ARCHITECTURES) as [string, Architecture
   if (!rec.onnx) continue;
   test(`${name} (${rec.kind}, from its record): onnxruntime = kdqat`, async () => {
     const sizes = { ...SIZES, kvHeads: rec.kind === 'encoder' ? SIZES.heads : SIZES.kvHeads };
-    const json = rec.config.toJson(rec.pretrain.config(sizes), rec.config.defaultMeta(rec.pretrain.meta({})));
-    json.initializer_range = 0.1; // visible activations
-    if (rec.kind === 'encoder') {
-      const cls = Object.entries(rec.hfClasses).find(([, h]) => h === 'classifier');
-      assert.ok(cls, `${name}: an encoder family without a classifier class`);
-      json.architectures = [cls[0]];
-      json.id2label = { 0: 'a', 1: 'b', 2: 'c' };
-      json.label2id = { a: 0, b: 1, c: 2 };
-    }
-    const hf = parseHfConfig(json);
+    const { model, hf } = familyModel(name, SIZES);
     const r: Architecture = ARCHITECTURES[hf.arch];
-    const params = initParams(r.paramSpec(hf.config, r.headsOf(hf.meta)), 5);
-    // Biases (zeros) and norm weights (ones) perturbed too, so that every optional piece a spec
-    // switches on (q/k/v biases, q/k norms, …) changes the outputs.
-    const rng = new Rng(6);
-    for (const p of params.values()) if (p.ndim === 1) for (let i = 0; i < p.size; i++) p.f32[i] += 0.1 * rng.normal();
-    const model = modelOf(hf, params);
     const bytes = buildOnnx({ model }, 'f32');
     if (rec.kind === 'decoder') return checkDecoder(model, bytes, name);
     // Row 0 unpadded, row 1 left-padded with the family's padding id (RoBERTa counts positions

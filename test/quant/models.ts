@@ -7,6 +7,8 @@ import { initParams } from '../../src/nn/params.js';
 import { llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
 import { bertParamSpec, type BertConfig } from '../../src/models/bert.js';
 import type { Model } from '../../src/models/model.js';
+import { ARCHITECTURES, modelOf, parseHfConfig } from '../../src/models/registry.js';
+import type { Architecture, ModelSizes } from '../../src/models/architecture.js';
 import { intTensor } from '../../src/tensor/index.js';
 import { Rng } from '../../src/tensor/rng.js';
 
@@ -52,4 +54,30 @@ export function assertBitwise(a: ArrayLike<number>, b: ArrayLike<number>, what: 
   for (let i = 0; i < a.length; i++) {
     if (!Object.is(a[i], b[i])) assert.fail(`${what}: index ${i}: ${a[i]} vs ${b[i]}`);
   }
+}
+
+/**
+ * A random model of a registered family built from its record alone (what `kdqat pretrain`
+ * would configure from these sizes; encoders with a 3-label classifier), with biases and norm
+ * weights perturbed so that every optional piece a config switches on changes the outputs.
+ */
+export function familyModel(name: string, sizes: ModelSizes, seed = 5): { model: Model; hf: ReturnType<typeof parseHfConfig> } {
+  const rec = ARCHITECTURES[name as keyof typeof ARCHITECTURES] as Architecture;
+  assert.ok(rec, `no family ${name}`);
+  const s = { ...sizes, kvHeads: rec.kind === 'encoder' ? sizes.heads : sizes.kvHeads };
+  const json = rec.config.toJson(rec.pretrain.config(s), rec.config.defaultMeta(rec.pretrain.meta({})));
+  json.initializer_range = 0.1; // visible activations
+  if (rec.kind === 'encoder') {
+    const cls = Object.entries(rec.hfClasses).find(([, h]) => h === 'classifier');
+    assert.ok(cls, `${name}: an encoder family without a classifier class`);
+    json.architectures = [cls[0]];
+    json.id2label = { 0: 'a', 1: 'b', 2: 'c' };
+    json.label2id = { a: 0, b: 1, c: 2 };
+  }
+  const hf = parseHfConfig(json);
+  const r: Architecture = ARCHITECTURES[hf.arch];
+  const params = initParams(r.paramSpec(hf.config, r.headsOf(hf.meta)), seed);
+  const rng = new Rng(seed + 1);
+  for (const p of params.values()) if (p.ndim === 1) for (let i = 0; i < p.size; i++) p.f32[i] += 0.1 * rng.normal();
+  return { model: modelOf(hf, params), hf };
 }

@@ -5,15 +5,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng, Tensor, backward, matmul, noGrad, recompute, rmsNorm, silu, sum, mul, add, withCompute, withRecompute, bf16Unavailable } from '../../src/tensor/index.js';
-import { initParams, type Params } from '../../src/nn/params.js';
-import { ARCHITECTURES, modelOf, parseHfConfig } from '../../src/models/registry.js';
+import type { Params } from '../../src/nn/params.js';
+import { ARCHITECTURES, modelOf } from '../../src/models/registry.js';
 import type { Architecture, ModelSizes } from '../../src/models/architecture.js';
 import type { Model } from '../../src/models/model.js';
 import { prepare } from '../../src/quant/prepare.js';
 import { QUANT_PRESETS } from '../../src/quant/config.js';
 import { captureFor, distillLoss } from '../../src/distill/losses.js';
 import type { LossWeights } from '../../src/distill/losses.js';
-import { randomIds } from '../quant/models.js';
+import { familyModel, randomIds } from '../quant/models.js';
 import { randomF32 } from '../util.js';
 import { forwardDepth, reorderBound, scaleOf, withMatmulMagnitudes } from '../tolerance.js';
 import { BACKENDS, onBackend } from '../backends.js';
@@ -65,25 +65,10 @@ test('recompute under noGrad is the plain function (no graph)', () => {
 const SIZES: ModelSizes = { vocab: 64, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64, seq: 16, dropout: 0.1 };
 const B = 2, T = 6;
 
-function tinyPair(name: string, rec: Architecture): { teacher: Model; student: Model } {
-  const sizes = { ...SIZES, kvHeads: rec.kind === 'encoder' ? SIZES.heads : SIZES.kvHeads };
-  const json = rec.config.toJson(rec.pretrain.config(sizes), rec.config.defaultMeta(rec.pretrain.meta({})));
-  json.initializer_range = 0.1;
-  if (rec.kind === 'encoder') {
-    const cls = Object.entries(rec.hfClasses).find(([, h]) => h === 'classifier');
-    assert.ok(cls, `${name}: no classifier class`);
-    json.architectures = [cls[0]];
-    json.id2label = { 0: 'a', 1: 'b', 2: 'c' };
-    json.label2id = { a: 0, b: 1, c: 2 };
-  }
-  const hf = parseHfConfig(json);
-  const r: Architecture = ARCHITECTURES[hf.arch];
-  const params = initParams(r.paramSpec(hf.config, r.headsOf(hf.meta)), 5);
-  const rng = new Rng(6);
-  for (const p of params.values()) if (p.ndim === 1) for (let i = 0; i < p.size; i++) p.f32[i] += 0.1 * rng.normal();
-  for (const p of params.values()) p.requiresGrad = false;
-  const teacher = modelOf(hf, params);
-  const sParams: Params = new Map([...params].map(([k, v]) => [k, new Tensor(v.f32.map((x, i) => x + 0.01 * Math.sin(i)), v.shape, true)]));
+function tinyPair(name: string): { teacher: Model; student: Model } {
+  const { model: teacher, hf } = familyModel(name, SIZES);
+  for (const p of teacher.params.values()) p.requiresGrad = false;
+  const sParams: Params = new Map([...teacher.params].map(([k, v]) => [k, new Tensor(v.f32.map((x, i) => x + 0.01 * Math.sin(i)), v.shape, true)]));
   return { teacher, student: modelOf(hf, sParams) };
 }
 
@@ -127,10 +112,10 @@ function compare(name: string, teacher: Model, student: Model, w: LossWeights, e
 }
 
 for (const backend of BACKENDS) {
-  for (const [name, rec] of Object.entries(ARCHITECTURES) as [string, Architecture][]) {
+  for (const name of Object.keys(ARCHITECTURES)) {
     test(`${backend}: ${name}: KD-QAT with layers recomputed: loss and gradients bit for bit (pred + attn_map), within reorderBound with rep`, () => {
       onBackend(backend, () => {
-        const { teacher, student } = tinyPair(name, rec);
+        const { teacher, student } = tinyPair(name);
         compare(name, teacher, student, { pred: 1, attn_map: 0.5 }, true);
         compare(name, teacher, student, { pred: 1, rep: 1 }, false);
       });
@@ -145,7 +130,7 @@ test('bf16 compute: the recomputed layers keep the forward\'s precision', () => 
     assert.throws(() => withCompute('bf16', () => matmul(new Tensor(new Float32Array(4), [2, 2]), new Tensor(new Float32Array(4), [2, 2]))));
     return;
   }
-  const { teacher, student } = tinyPair('llama', ARCHITECTURES.llama as Architecture);
+  const { teacher, student } = tinyPair('llama');
   const w: LossWeights = { pred: 1 };
   const a = withCompute('bf16', () => kdStep(teacher, student, w, false, 'w4-g32'));
   const b = withCompute('bf16', () => kdStep(teacher, student, w, true, 'w4-g32'));
@@ -160,9 +145,7 @@ test('memory: a recomputed stack holds only the layer inputs between forward and
   assert.ok(gc, 'run with --expose-gc');
   const big: ModelSizes = { vocab: 64, hidden: 128, layers: 6, heads: 4, kvHeads: 2, intermediate: 512, seq: 64, dropout: 0 };
   const rec = ARCHITECTURES.llama as Architecture;
-  const json = rec.config.toJson(rec.pretrain.config(big), rec.config.defaultMeta(rec.pretrain.meta({})));
-  const hf = parseHfConfig(json);
-  const model = modelOf(hf, initParams(rec.paramSpec(hf.config, rec.headsOf(hf.meta)), 3));
+  const { model } = familyModel('llama', big, 3);
   const ids = randomIds(4, 64, big.vocab);
   // V8 frees ArrayBuffer memory on a background sweeper after a collection: collect, let it
   // run (a macrotask), collect again, before reading the count.
