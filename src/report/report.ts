@@ -18,7 +18,7 @@ export function reportData(sources: ReportSource[]): ReportData {
   for (const s of sources) {
     const first = new Map<string, ReportLog>();
     for (const l of s.logs) if (!first.has(l.run) || l.seed < first.get(l.run)!.seed) first.set(l.run, l);
-    for (const l of first.values()) logs.push({ ...l, label: sources.length > 1 ? `${s.label}: ${l.label}` : l.label });
+    for (const l of first.values()) logs.push({ ...l, label: sources.length > 1 && l.label !== s.label ? `${s.label}: ${l.label}` : l.label });
   }
   const seen = new Map<string, number>();
   for (const l of logs) {
