@@ -77,7 +77,7 @@ export function evalFigures(runs: RunLog[]): Figure[] {
     const data = rows.filter((d) => d.metric === metric);
     const log = metric === 'valid_ppl' && data.every((d) => d.value > 0);
     const chart = Plot.plot({
-      ...base(1, 620, 300),
+      ...base(1, 500, 260),
       x: { label: 'step', grid: true },
       y: { type: log ? 'log' : 'linear', label: EVAL_LABEL[metric] ?? metric, grid: true, tickFormat: log ? '~g' : undefined },
       color: { domain: labels, range: labels.map((l) => colors.get(l)!) },

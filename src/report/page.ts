@@ -4,8 +4,9 @@
 // fetch something would show the attempt instead of silently depending on it; and the inline
 // script counts what went wrong — script errors, failed loads, blocked loads, console errors —
 // in <html data-errors="n"> (the messages in data-error-list), which a headless browser's
-// --dump-dom reads (test/report/browser.ts). On load it also records each figure's rendered
-// size (data-rendered="w×h") so a test sees the browser laid it out.
+// --dump-dom reads (test/report/browser.ts). On load it also records where each figure was laid
+// out (data-rect="x,y,w,h" in page pixels) and the page's height (data-height), so a test can
+// find every figure in a screenshot.
 import { esc } from '../analysis/plots.js';
 
 export { esc };
@@ -19,7 +20,9 @@ window.addEventListener('error',function(e){add('error: '+(e.message||(e.target&
 window.addEventListener('unhandledrejection',function(e){add('rejection: '+e.reason);});
 document.addEventListener('securitypolicyviolation',function(e){add('blocked: '+e.blockedURI+' ('+e.violatedDirective+')');});
 var ce=console.error;console.error=function(){add('console.error: '+Array.prototype.join.call(arguments,' '));return ce.apply(console,arguments);};
-window.addEventListener('load',function(){var f=document.querySelectorAll('figure > svg');for(var i=0;i<f.length;i++){var r=f[i].getBoundingClientRect();f[i].setAttribute('data-rendered',Math.round(r.width)+'x'+Math.round(r.height));}h.setAttribute('data-loaded','1');});
+window.addEventListener('load',function(){var f=document.querySelectorAll('figure > svg');for(var i=0;i<f.length;i++){var r=f[i].getBoundingClientRect();
+f[i].setAttribute('data-rect',[r.left+window.scrollX,r.top+window.scrollY,r.width,r.height].map(Math.round).join(','));}
+h.setAttribute('data-height',String(h.scrollHeight));h.setAttribute('data-loaded','1');});
 })();`;
 
 const BASE_CSS = 'body{font-family:DejaVu Sans,Verdana,sans-serif;margin:24px;max-width:1500px;color:#111}' +

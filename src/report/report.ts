@@ -36,7 +36,7 @@ const CSS = 'h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:36px}
   'caption{text-align:left;font-weight:bold;padding:2px 0}pre.cmd{background:#f3f3f3;padding:8px;white-space:pre-wrap;word-break:break-all}' +
   '.note{color:#555;font-size:13px}.toc{font-size:13px}nav{font-size:14px;margin:8px 0 16px}nav a{margin-right:14px}' +
   'table.files td{font-size:12px}td .bar{background:#4e79a7;height:10px;min-width:1px}th.barcol,table.files td:last-child{width:200px}' +
-  'small{color:#666;font-weight:normal}';
+  'small{color:#666;font-weight:normal}.row{display:flex;flex-wrap:wrap;gap:0 28px;align-items:flex-start}.kv table.facts{max-width:720px}';
 
 /** The page for these sources. */
 export function reportHtml(sources: ReportSource[], o: { generated?: Date } = {}): string {

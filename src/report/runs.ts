@@ -161,7 +161,7 @@ function readQat(d: string, dir: string): ReportSource {
   const rows = [row('teacher', 'FP teacher', s.teacher), row('rtn', 'RTN', s.rtn), row('qat', 'KD-QAT', s.final)];
   if (s.best) rows.push(row('best', `KD-QAT, best periodic (step ${s.best.step})`, s.best.metrics));
   const measured = QAT_METRICS.filter((m) => rows.some((r) => r.values[m.key]?.length));
-  const tables: Table[] = measured.length ? [{ title: `${label}: KD-QAT with ${s.config.quant}`, metrics: measured, rows: rows.filter((r) => Object.keys(r.values).length), notes: [] }] : [];
+  const tables: Table[] = measured.length ? [{ title: `KD-QAT with ${s.config.quant}${s.config.freeze ? `, freeze ${s.config.freeze}` : ''}`, metrics: measured, rows: rows.filter((r) => Object.keys(r.values).length), notes: [] }] : [];
   const facts: [string, string][] = [];
   const add = (k: string, v: unknown, unit = ''): void => { if (v !== undefined && v !== null) facts.push([k, `${typeof v === 'number' ? v.toLocaleString('en-US') : String(v)}${unit}`]); };
   add('architecture', s.arch);

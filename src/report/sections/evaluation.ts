@@ -13,6 +13,6 @@ export const evaluationSection: Section = {
       return '<p class="note">No periodic evaluations in these logs (the runs evaluated at the end only: see the comparison; ' +
         '<code>kdqat qat --eval-every n</code> evaluates during training).</p>';
     }
-    return figs.map((f) => figure(f.name, f.svg)).join('\n');
+    return `<div class="row">${figs.map((f) => figure(f.name, f.svg)).join('\n')}</div>`;
   },
 };
