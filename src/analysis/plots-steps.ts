@@ -8,6 +8,13 @@ import { MODULE_KINDS } from '../models/registry.js';
 import { base, colorMap, esc, fmt, info, order, wrap, type Figure } from './plots.js';
 import type { RunLog } from './signal-log.js';
 
+/** Step columns per heatmap panel, at most, and cells per figure the columns are cut to fit
+ *  (a 2000-step run of a 30-layer model would otherwise draw 40k cells per panel and metric). */
+export const MAX_COLUMNS = 80;
+const CELL_BUDGET = 24_000;
+/** Above this many cells, cells carry no hover title (it doubles the page's size). */
+const TITLED_CELLS = 6000;
+
 interface Cell { run: string; kind: string; layer: number; x1: number; x2: number; value: number }
 
 /**
@@ -18,15 +25,33 @@ interface Cell { run: string; kind: string; layer: number; x1: number; x2: numbe
 export function stepHeatmapFigure(runs: RunLog[], metric: string): Figure | null {
   const { title, y, log } = info(metric);
   const cells: Cell[] = [];
+  let binned = 1;
+  const rowsOf = new Map<string, number>(); // kind → layers
+  for (const r of runs) for (const e of r.entries) for (const [k, vs] of Object.entries(e.signal?.[metric as keyof typeof e.signal] ?? {})) rowsOf.set(k, Math.max(rowsOf.get(k) ?? 0, vs.length));
+  const rows = [...rowsOf.values()].reduce((a, b) => a + b, 0);
+  const maxColumns = Math.max(10, Math.min(MAX_COLUMNS, Math.floor(CELL_BUDGET / Math.max(1, rows * runs.length))));
   for (const r of runs) {
+    const logged = r.entries.filter((e) => e.signal?.[metric as keyof typeof e.signal]);
+    // Consecutive logged steps are averaged in bins of at most maxColumns columns.
+    const bin = Math.max(1, Math.ceil(logged.length / maxColumns));
+    binned = Math.max(binned, bin);
     let prev = 0;
-    for (const e of r.entries) {
-      const byKind = e.signal?.[metric as keyof typeof e.signal];
-      if (!byKind) continue;
-      for (const [kind, values] of Object.entries(byKind)) {
-        values.forEach((v, layer) => { if (v !== null) cells.push({ run: r.label, kind, layer, x1: prev, x2: e.step, value: v }); });
+    for (let i = 0; i < logged.length; i += bin) {
+      const group = logged.slice(i, i + bin), last = group[group.length - 1].step;
+      const sums = new Map<string, { kind: string; layer: number; sum: number; n: number }>();
+      for (const e of group) {
+        for (const [kind, values] of Object.entries(e.signal![metric as keyof typeof e.signal] as Record<string, (number | null)[]>)) {
+          values.forEach((v, layer) => {
+            if (v === null) return;
+            const key = `${kind}\u0000${layer}`, acc = sums.get(key) ?? { kind, layer, sum: 0, n: 0 };
+            acc.sum += v;
+            acc.n++;
+            sums.set(key, acc);
+          });
+        }
       }
-      prev = e.step;
+      for (const a of sums.values()) cells.push({ run: r.label, kind: a.kind, layer: a.layer, x1: prev, x2: last, value: a.sum / a.n });
+      prev = last;
     }
   }
   if (cells.length === 0) return null;
@@ -54,13 +79,14 @@ export function stepHeatmapFigure(runs: RunLog[], metric: string): Figure | null
     fy: { label: 'module kind (rows: layer 0 at the top)', domain: kinds, padding: 0.12 },
     color,
     marks: [
-      Plot.rect(pos, { fx: 'run', fy: 'kind', x1: 'x1', x2: 'x2', y1: (d: Cell) => d.layer - 0.5, y2: (d: Cell) => d.layer + 0.5, fill: 'value', title: (d: Cell) => `${d.kind} layer ${d.layer}, step ${d.x2}: ${fmt(d.value)}` }),
+      Plot.rect(pos, { fx: 'run', fy: 'kind', x1: 'x1', x2: 'x2', y1: (d: Cell) => d.layer - 0.5, y2: (d: Cell) => d.layer + 0.5, fill: 'value', title: cells.length > TITLED_CELLS ? undefined : (d: Cell) => `${d.kind} layer ${d.layer}, step ${d.x2}: ${fmt(d.value)}` }),
       Plot.rect(zero, { fx: 'run', fy: 'kind', x1: 'x1', x2: 'x2', y1: (d: Cell) => d.layer - 0.5, y2: (d: Cell) => d.layer + 0.5, fill: '#d9d9d9' }),
       Plot.text(empty, { fx: 'run', fy: 'kind', x: () => xMid, y: () => (layers - 1) / 2, text: () => 'not measured (e.g. frozen)', fill: '#666', fontSize: 11 }),
       Plot.frame({ stroke: '#bbb' }),
     ],
   });
-  const subtitle = `${y} per layer (rows) and module kind (bands) at each logged step; colour ${log ? 'log' : 'linear'} scale` +
+  const when = binned > 1 ? `mean of every ${binned} logged steps` : 'at each logged step';
+  const subtitle = `${y} per layer (rows) and module kind (bands), ${when}; colour ${log ? 'log' : 'linear'} scale` +
     (zero.length ? '; grey = 0' : '') + '; blank = not measured';
   const svg = wrap(chart, `${title}: layers over steps`, subtitle, []);
   return { name: `signal-${metric}-steps`, svg: withRamp(svg, Plot.scale({ color }), y) };

@@ -11,6 +11,7 @@ import { reportHtml, writeRunReport } from '../../src/report/report.js';
 import { readSource } from '../../src/report/runs.js';
 import { parseSignalLog } from '../../src/analysis/signal-log.js';
 import { svgToPng } from '../../src/analysis/plots.js';
+import { MAX_COLUMNS, stepHeatmapFigure } from '../../src/analysis/plots-steps.js';
 import { kdqat, tmpDir } from '../cli/helpers.js';
 import { decodePng, inkOf } from './png.js';
 
@@ -136,6 +137,22 @@ test('several sources: run labels carry the source; a qat run directory gives te
   // Eval lines at steps 2, 4, 6: one dot each on each evaluation figure.
   assert.equal(d.getElementById('fig-eval-valid_ppl')!.querySelectorAll('g[aria-label="dot"] circle').length, 3);
   assert.equal(d.getElementById('fig-eval-valid_kl')!.querySelectorAll('g[aria-label="dot"] circle').length, 3);
+});
+
+test('a long run: the step heatmap averages consecutive logged steps into at most MAX_COLUMNS columns', () => {
+  // 200 logged steps, grad_norm 1 on odd steps and 3 on even ones: bins of ceil(200 / 80) = 3.
+  const entries = Array.from({ length: 200 }, (_, i) => ({
+    step: i + 1, lr: null, loss: {}, eval: {}, signal: { grad_norm: Object.fromEntries(KINDS.map((k) => [k, [(i + 1) % 2 ? 1 : 3, (i + 1) % 2 ? 1 : 3]])) },
+  }));
+  const fig = stepHeatmapFigure([{ label: 'long', file: 'x', entries }], 'grad_norm')!;
+  const d = doc(`<figure>${fig.svg}</figure>`);
+  const rects = [...d.querySelectorAll('g[aria-label="rect"] rect')];
+  const bin = Math.ceil(200 / MAX_COLUMNS), columns = Math.ceil(200 / bin);
+  assert.equal(rects.length, columns * KINDS.length * 2);
+  const titles = rects.map((r) => r.querySelector('title')?.textContent ?? '');
+  assert.ok(titles.includes('q layer 0, step 3: 1.67'), 'the first bin: (1 + 3 + 1) / 3');
+  assert.ok(titles.includes('q layer 1, step 200: 2'), 'the last bin: steps 199 and 200, (1 + 3) / 2');
+  assert.match(fig.svg, /mean of every 3 logged steps/);
 });
 
 test('the log reader keeps the evaluation metrics and names a bad one', () => {
