@@ -210,7 +210,7 @@ export function findExports(dir: string, teacher: string | null): ExportFile[] {
 }
 
 function roleOf(name: string, fmt: string): string {
-  if (name === 'model.quantized.safetensors') return 'student: integer codes and scales';
+  if (name === 'model.quantized.safetensors') return 'student: codes and scales of the quantized weights only';
   if (name === 'model.safetensors') return 'model weights (a student: latent, full precision)';
   if (fmt === 'gguf') return 'GGUF export (llama.cpp)';
   if (fmt.startsWith('onnx')) return 'ONNX export';

@@ -40,9 +40,10 @@ function run(file: string, args: string[]): { stdout: string; stderr: string } {
   }
 }
 
-/** The DOM after load (the page's scripts have run). */
-export function dumpDom(file: string): string {
-  return run(file, ['--dump-dom', '--virtual-time-budget=5000']).stdout;
+/** The DOM after load (the page's scripts have run), laid out `width` pixels wide (the width of
+ *  a later screenshot, so the figure boxes it records are where the screenshot shows them). */
+export function dumpDom(file: string, width = 1400): string {
+  return run(file, ['--dump-dom', '--virtual-time-budget=5000', `--window-size=${width},1000`]).stdout;
 }
 
 /** Screenshot PNG bytes at width × height, and the console messages Chromium logged. */

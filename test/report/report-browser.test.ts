@@ -93,7 +93,7 @@ test('demo writes report.html; kdqat report of a demo and a qat run renders in C
   assert.doesNotMatch(source, /\s(src|href)="(?!#)/, 'no reference outside the page');
 
   // The DOM after the page's script ran.
-  const dom = doc(dumpDom(page));
+  const dom = doc(dumpDom(page, 1400));
   const root = dom.documentElement;
   assert.equal(root.getAttribute('data-loaded'), '1', 'the load handler ran');
   assert.equal(root.getAttribute('data-errors'), '0', root.getAttribute('data-error-list') ?? '');
