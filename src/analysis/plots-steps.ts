@@ -101,7 +101,10 @@ export function evalFigures(runs: RunLog[]): Figure[] {
   const colors = colorMap(labels);
   return metrics.map((metric) => {
     const data = rows.filter((d) => d.metric === metric);
-    const log = metric === 'valid_ppl' && data.every((d) => d.value > 0);
+    // Perplexity on a log scale when it spans a wide range (early in training); a narrow range
+    // gets no log ticks at all, so it stays linear.
+    const vs = data.map((d) => d.value);
+    const log = metric === 'valid_ppl' && Math.min(...vs) > 0 && Math.max(...vs) / Math.min(...vs) > 4;
     const chart = Plot.plot({
       ...base(1, 500, 260),
       x: { label: 'step', grid: true },
