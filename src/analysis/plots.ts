@@ -22,7 +22,7 @@ export interface PlotOptions {
   heatmap?: 'mean' | 'last';
 }
 
-interface MetricInfo { title: string; y: string; log: boolean }
+export interface MetricInfo { title: string; y: string; log: boolean }
 
 const METRICS: Record<string, MetricInfo> = {
   grad_norm: { title: 'Weight-gradient norm ‖∂L/∂W‖', y: '‖∂L/∂W‖', log: true },
@@ -60,18 +60,20 @@ export function svgToPng(svg: string, scale = 2): Uint8Array {
   return new Resvg(svg, { background: 'white', fitTo: { mode: 'zoom', value: scale }, font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
 }
 
-function metricsOf(runs: RunLog[]): string[] {
+/** The signal metrics the runs log, SIGNAL_METRICS' order first. */
+export function metricsOf(runs: RunLog[]): string[] {
   const seen = new Set<string>();
   for (const r of runs) for (const e of r.entries) if (e.signal) for (const m of Object.keys(e.signal)) seen.add(m);
   const known = SIGNAL_METRICS.filter((m) => seen.has(m)) as string[];
   return [...known, ...[...seen].filter((m) => !known.includes(m)).sort()];
 }
 
-function info(metric: string): MetricInfo {
+/** A metric's title, axis label and scale. */
+export function info(metric: string): MetricInfo {
   return METRICS[metric] ?? { title: metric, y: metric, log: false };
 }
 
-function order(names: Iterable<string>, pref: readonly string[]): string[] {
+export function order(names: Iterable<string>, pref: readonly string[]): string[] {
   const rank = (k: string): number => (pref.includes(k) ? pref.indexOf(k) : pref.length);
   return [...new Set(names)].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 }
@@ -80,7 +82,8 @@ const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length
 
 // ---- figures ---------------------------------------------------------------------------------
 
-function meanFigure(runs: RunLog[], metric: string): Figure {
+/** A metric's mean over layers against the step, one line per module kind, one panel per run. */
+export function meanFigure(runs: RunLog[], metric: string): Figure {
   const { title, y, log } = info(metric);
   const rows: { run: string; kind: string; step: number; value: number }[] = [];
   let dropped = 0;
@@ -117,7 +120,8 @@ function meanFigure(runs: RunLog[], metric: string): Figure {
   return { name: `signal-${metric}`, svg: wrap(chart, `${title}`, subtitle, kinds.map((k) => [k, colors.get(k)!])) };
 }
 
-function heatmapFigure(runs: RunLog[], metric: string, mode: 'mean' | 'last'): Figure | null {
+/** A layer × kind heatmap of a metric's time-mean (or last) value, one panel per run. */
+export function heatmapFigure(runs: RunLog[], metric: string, mode: 'mean' | 'last'): Figure | null {
   const { title, y, log } = info(metric);
   const cells: { run: string; kind: string; layer: string; value: number }[] = [];
   for (const r of runs) {
@@ -174,7 +178,7 @@ function heatmapFigure(runs: RunLog[], metric: string, mode: 'mean' | 'last'): F
 }
 
 /** Loss terms over steps, one line per term, one panel per run; null if no run logs losses. */
-function lossFigure(runs: RunLog[]): Figure | null {
+export function lossFigure(runs: RunLog[]): Figure | null {
   const rows: { run: string; term: string; step: number; value: number }[] = [];
   for (const r of runs) for (const e of r.entries) for (const [term, v] of Object.entries(e.loss)) rows.push({ run: r.label, term, step: e.step, value: v });
   if (rows.length === 0) return null;
@@ -204,11 +208,11 @@ function kindsOf(runs: RunLog[], metric: string): string[] {
   return out;
 }
 
-function colorMap(names: string[]): Map<string, string> {
+export function colorMap(names: string[]): Map<string, string> {
   return new Map(names.map((n, i) => [n, PALETTE[i % PALETTE.length]]));
 }
 
-function fmt(v: number): string {
+export function fmt(v: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
   return a >= 0.01 && a < 1000 ? String(Number(v.toPrecision(3))) : v.toExponential(1);
@@ -229,7 +233,7 @@ export function base(nRuns: number, panelW = PANEL_W, panelH = PANEL_H): Plot.Pl
   };
 }
 
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+export const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** A standalone SVG document: title, subtitle and legend above the Plot chart. */
 export function wrap(chart: Element | SVGElement | HTMLElement, title: string, subtitle: string, legend: [string, string][]): string {

@@ -1,7 +1,8 @@
 // Reading the KD-QAT training log (JSONL, one record per logged step, written by `kdqat qat`):
 //   {"step": 10, "lr": 0.0001, "loss": {"total": 2.1, "pred": 1.9, ...}, "signal": SignalRecord}
 // "signal" may be absent on lines that carry no signal statistics, "loss" on lines that carry
-// none (other keys are ignored). Every malformed line is an error naming the file and line.
+// none. Evaluation lines add the evaluator's metrics (EVAL_METRICS: src/train/qat-eval.ts) as
+// top-level keys; other keys are ignored. Every malformed line is an error naming the file and line.
 import * as fs from 'node:fs';
 import type { SignalRecord } from './signal.js';
 
@@ -11,7 +12,12 @@ export interface LogEntry {
   /** Loss terms; a term logged as null (a non-finite value) is left out. */
   loss: Record<string, number>;
   signal: SignalRecord | null;
+  /** The evaluation's metrics on an evaluation line ({} elsewhere). */
+  eval: Record<string, number>;
 }
+
+/** What KD-QAT's periodic evaluation logs (src/train/qat-eval.ts): decoder, then encoder. */
+export const EVAL_METRICS = ['valid_ppl', 'valid_nll', 'valid_kl', 'dev_accuracy'] as const;
 
 /** One run's log with the label its plots show. */
 export interface RunLog {
@@ -70,7 +76,14 @@ function entryOf(raw: unknown, where: string): LogEntry {
       loss[k] = v;
     }
   }
-  return { step, lr, loss, signal: signalOf(raw.signal, where) };
+  const ev: Record<string, number> = {};
+  for (const k of EVAL_METRICS) {
+    const v = raw[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number') throw new Error(`${where}: "${k}" must be a number, got ${JSON.stringify(v)}`);
+    ev[k] = v;
+  }
+  return { step, lr, loss, signal: signalOf(raw.signal, where), eval: ev };
 }
 
 function signalOf(raw: unknown, where: string): SignalRecord | null {

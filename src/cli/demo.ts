@@ -32,7 +32,8 @@ A); then prints perplexity on the first ${d.evalTokens} tokens of the held-out v
 accuracy on ${d.evalItems} items of each built-in multiple-choice task, and how much of RTN's perplexity
 loss KD-QAT recovered.
 
-Output: ./${DEMO_OUT}/ (or --out): results.md, results.json, and runs/<run>/0/ with each student
+Output: ./${DEMO_OUT}/ (or --out): report.html (open it in a browser: the table, loss curves and
+signal-propagation figures on one page), results.md, results.json, and runs/<run>/0/ with each student
 model directory (kdqat eval --model ./${DEMO_OUT}/runs/qat-w4-channel-lsq/0/student) and its
 KD-QAT log (kdqat plot). Running the demo again continues or re-prints the same demo; --force
 starts over. The full comparison (four quantizers, three seeds) is kdqat reproduce ov-freeze.`)

@@ -7,6 +7,7 @@ import { exportCommand } from './export.js';
 import { pretrainCommand } from './pretrain.js';
 import { finetuneCommand } from './finetune.js';
 import { plotCommand } from './plot.js';
+import { reportCommand } from './report.js';
 import { quantizeCommand } from './quantize.js';
 import { qatCommand } from './qat.js';
 import { reproduceCommand } from './reproduce.js';
@@ -21,7 +22,7 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError();
   const commands = [
     demoCommand(), pretrainCommand(), finetuneCommand(), evalCommand(), quantizeCommand(), qatCommand(), reproduceCommand(),
-    generateCommand(), exportCommand(), plotCommand(), benchCommand(),
+    generateCommand(), exportCommand(), plotCommand(), reportCommand(), benchCommand(),
   ];
   for (const cmd of commands) program.addCommand(cmd.exitOverride());
   // Throw instead of calling process.exit, so main can run inside tests; commander has printed

@@ -120,9 +120,14 @@ export async function reproduce(exp: Experiment, o: ReproOpts, out: string, io: 
   if (o.threads !== undefined) setThreads(o.threads);
   const { runExperiment } = await import('../experiments/runner.js');
   const { libraryMethods } = await import('../experiments/methods.js');
+  const { writeRunReport, REPORT_FILE } = await import('../report/report.js');
   const banner = `kdqat ${exp.name === 'demo' ? 'demo' : `reproduce ${exp.name}`} → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'}; seeds ${seeds.join(',')}; ` +
     `${settings.steps} KD-QAT steps of batch ${settings.batch} × ${settings.seqLen} tokens, lr ${settings.lr})`;
-  const report = runExperiment(exp, { out, settings, seeds, only: o.only, force: o.force, commandLine: commandLine(), banner }, libraryMethods(exp, settings), io);
+  const report = runExperiment(exp, {
+    out, settings, seeds, only: o.only, force: o.force, commandLine: commandLine(), banner,
+    // The directory is this reproduction's (checked by the runner), so the page is replaced.
+    report: () => writeRunReport([out], path.join(out, REPORT_FILE), { force: true }),
+  }, libraryMethods(exp, settings), io);
   // How to draw the runs' gradient norms side by side (the first seed of the first two KD-QAT runs).
   const logs = exp.runs(settings).filter((r) => r.method.kind === 'qat')
     .map((r) => ({ r, res: report.results.find((x) => x.run === r.key && x.files.log) }))
@@ -162,7 +167,8 @@ function runList(exp: Experiment): string {
 
 const LAYOUT = (out: string): string => `
 Output (--out, default ./${out}): results.md and results.json (the tables, every per-seed value,
-the command line, settings and timings), reproduce.json (the settings), and runs/<run>/<seed>/
+the command line, settings and timings), report.html (the page of kdqat report: settings, table,
+loss and signal-propagation figures; opens from disk), reproduce.json (the settings), and runs/<run>/<seed>/
 with the student (student/), the KD-QAT log (qat_log.jsonl: loss terms and per-module gradient
 norms, for kdqat plot) and result.json. A run whose result.json exists is not redone: rerun the
 same command to continue an interrupted reproduction (different settings are refused; --force

@@ -31,10 +31,12 @@ export function qatConfig(exp: Experiment, s: ReproSettings, o: { preset: string
     teacher: path.resolve(s.teacher), quant: o.preset, loss: lossSpec(o.losses), freeze: o.freeze ?? '',
     steps: s.steps, lr: s.lr, batch: s.batch, seqLen: s.seqLen, seed: o.seed,
     warmup: Math.min(QAT_DEFAULTS.warmup, Math.floor(s.steps / 10)),
-    // The reproduction measures every student itself (evaluate.ts); QAT evaluates only to choose
-    // the best-dev student (five evaluations: each costs about a fifth of a run's training on
-    // brown-genre), and the checkpoints of a run are not needed (runs restart whole).
-    evalEvery: bestDev ? Math.max(1, Math.floor(s.steps / 5)) : 0, keepBest: bestDev, saveEvery: 0,
+    // The reproduction measures every student itself (evaluate.ts); QAT evaluates five times
+    // during training (on --eval-windows windows: the report's evaluation curves) and, for
+    // paper B, keeps the best-dev student (each evaluation costs about a fifth of a run's
+    // training on brown-genre; on the SOTU decoder about two training steps). The checkpoints
+    // of a run are not needed (runs restart whole).
+    evalEvery: Math.max(1, Math.floor(s.steps / 5)), keepBest: bestDev, saveEvery: 0,
     logEvery: Math.max(1, Math.min(QAT_DEFAULTS.logEvery, Math.floor(s.steps / 10))),
   };
 }
@@ -59,7 +61,7 @@ export function libraryMethods(exp: Experiment, s: ReproSettings): MethodRunner 
     },
     qat({ method, settings, seed, runDir, reporter }) {
       const config = qatConfig(exp, settings, { preset: method.preset, losses: method.losses, freeze: method.freeze, seed });
-      runQat({ out: runDir, config, reporter, evaluate: config.keepBest ? 'periodic' : false, commandLine: ['kdqat', 'reproduce', exp.name] });
+      runQat({ out: runDir, config, reporter, evaluate: 'periodic', commandLine: ['kdqat', 'reproduce', exp.name] });
       return { modelDir: path.join(runDir, config.keepBest ? BEST_STUDENT_DIR : STUDENT_DIR), log: path.join(runDir, 'qat_log.jsonl') };
     },
     evaluate(modelDir, progress) {

@@ -3,6 +3,7 @@
 //   OUT/runs/<run>/<seed>/          one run: student/ (the quantized model dir and its qat log)
 //                                   and result.json (its measurements), written last
 //   OUT/results.json, results.md    the tables (mean ± std over seeds) with every per-seed value
+//   OUT/report.html                 the page of src/report/report.ts (when RunOptions.report)
 // A run whose result.json exists is finished and is not recomputed, so an interrupted
 // reproduction is restarted by rerunning the same command. The teacher and RTN are
 // deterministic: one run each (seed 0), whatever --seeds says.
@@ -50,6 +51,9 @@ export interface RunOptions {
   commandLine: string[];
   /** Logged once the output directory is checked. */
   banner?: string;
+  /** Writes the HTML report once the tables are written (also when some runs failed); returns
+   *  its path, which is printed. */
+  report?: () => string;
 }
 
 export interface Report {
@@ -63,7 +67,7 @@ export interface Report {
 
 const MANIFEST = 'reproduce.json';
 /** Everything a reproduction writes into OUT; --force removes exactly these. */
-const OUTPUTS = [MANIFEST, 'runs', 'results.json', 'results.md'];
+const OUTPUTS = [MANIFEST, 'runs', 'results.json', 'results.md', 'report.html'];
 
 /** Selects runs by key, family (e.g. qat-ov) or group (e.g. q4_0); unknown names are an error. */
 export function selectRuns(all: RunDef[], only: string[] | undefined, exp: Experiment): RunDef[] {
@@ -208,9 +212,19 @@ export function runExperiment(exp: Experiment, o: RunOptions, methods: MethodRun
   const flat = [...results.values()].flat();
   writeReport(o, exp, tables, flat, seconds);
   io.print(tables.map(formatText).join('\n'));
+  let reportError: Error | null = null;
+  if (o.report) {
+    try {
+      io.print(`report: ${o.report()}`);
+    } catch (e) {
+      reportError = e as Error;
+      io.log(`report.html: not written: ${reportError.message}`);
+    }
+  }
   if (failed.length) {
     throw new Error(`${failed.length} run(s) failed (the tables hold the others; rerun the command to retry them):\n  ${failed.join('\n  ')}`);
   }
+  if (reportError) throw reportError;
   return { tables, results: flat, ran, skipped, seconds };
 }
 

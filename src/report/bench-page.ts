@@ -4,7 +4,8 @@
 // shape. Each figure's subtitle and the page beside it name the CPU and the SIMD path of every
 // series, from the records themselves. Charts are drawn with src/analysis/plots.ts's helpers.
 import * as Plot from '@observablehq/plot';
-import { PALETTE, base, wrap, type Figure } from '../analysis/plots.js';
+import { PALETTE, base, esc, wrap, type Figure } from '../analysis/plots.js';
+import { htmlPage } from './page.js';
 
 /** A record as printed by `kdqat bench --json`: at least these fields. */
 export interface BenchRec {
@@ -180,8 +181,6 @@ function pathNote(r: BenchRec): string {
   return p.length ? ` (${p.join(', ')})` : '';
 }
 
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-
 /** The columns of a figure's data table: what varies, then the measurement. */
 const COLUMNS: Record<string, string[]> = {
   qat_scaling: ['shape', 'impl', 'threads', 'isa', 'tokens_per_s', 'best_tokens_per_s', 'step_ms', 'peak_rss_mb', 'attn_flop_share', 'matmul_flops_per_token'],
@@ -214,11 +213,10 @@ export function benchPage(figures: BenchFigure[], o: { title?: string; source?: 
       `<aside><h3>Machine</h3><ul>\n${machineList(f.records)}\n</ul></aside>\n</div>\n` +
       `<details><summary>data (${f.records.length} records)</summary><table><tr>${cols.map((c) => `<th>${esc(c)}</th>`).join('')}</tr>\n${rows}</table></details>\n</section>`;
   }).join('\n');
-  return `<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>\n<style>` +
-    'body{font-family:DejaVu Sans,Verdana,sans-serif;margin:24px;max-width:1500px}' +
-    '.fig{display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap}figure{margin:0}aside{min-width:280px;max-width:460px;font-size:13px}' +
-    'table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}code{background:#f3f3f3}' +
-    `</style></head><body>\n<h1>${esc(title)}</h1>\n<p class="machine">${esc(machineLine(all))}</p>\n` +
-    (o.source ? `<p>records: <code>${esc(o.source)}</code> (one JSON object per line, as printed by <code>kdqat bench --json</code>)</p>\n` : '') +
-    `${body}\n</body></html>\n`;
+  return htmlPage({
+    title,
+    css: '.fig{display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap}aside{min-width:280px;max-width:460px;font-size:13px}',
+    body: `<h1>${esc(title)}</h1>\n<p class="machine">${esc(machineLine(all))}</p>\n` +
+      (o.source ? `<p>records: <code>${esc(o.source)}</code> (one JSON object per line, as printed by <code>kdqat bench --json</code>)</p>\n` : '') + body,
+  });
 }

@@ -69,6 +69,8 @@ test('reproduce ov-freeze --quick: 2 seeds: every row, per-seed values, students
     assert.ok(fs.existsSync(path.join(out, run.files.student, 'quantization.json')), run.run);
     const log = fs.readFileSync(path.join(out, run.files.log), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.ok(log.some((l) => l.loss?.pred !== undefined && l.signal), `${run.run}: a log line with the pred term and signal statistics`);
+    // Periodic evaluations (steps / 5, at least every step): the report's evaluation curves.
+    assert.deepEqual(log.filter((l) => l.valid_ppl !== undefined).map((l) => l.step), [1, 2], `${run.run}: evaluation lines`);
   }
   assert.ok(fs.existsSync(path.join(out, 'runs', 'rtn-w4-channel', '0', 'student', 'model.quantized.safetensors')));
   const md = fs.readFileSync(path.join(out, 'results.md'), 'utf8');
@@ -173,6 +175,9 @@ test('a run that fails (NaN loss) is named, the others are tabled, and a rerun r
   assert.equal(rows[0].metrics.ppl.n, 1);
   assert.deepEqual(rows[2].metrics, {});
   assert.ok(!fs.existsSync(path.join(out, 'runs', 'qat-w4-channel', '0', 'result.json')));
+  // The report of what finished is written all the same.
+  assert.equal(r.stdout.match(/^report: (.*)$/m)?.[1], path.join(out, 'report.html'));
+  assert.match(fs.readFileSync(path.join(out, 'report.html'), 'utf8'), /<td class="l">FP teacher<\/td>/);
   const again = kdqat(...args);
   assert.equal(again.code, 1);
   assert.match(again.stderr, /teacher: finished earlier, kept/);
