@@ -85,7 +85,7 @@ export function readTokenizerJson(file: string): TokenizerJson {
  * tokenizer.json: <what>" for anything @huggingface/tokenizers would reject or silently ignore.
  */
 export function checkTokenizerJson(json: unknown, file: string): TokenizerJson {
-  const bad = (what: string): never => fail(file, `unsupported tokenizer.json: ${what}`);
+  const bad = (what: string): never => fail(file, `unsupported tokenizer.json: ${what}; fix the file, or re-save the tokenizer with the tokenizers library`);
   if (!isObj(json)) bad('the top level is not a JSON object');
   const j = json as Record<string, unknown>;
   const model = j.model;
@@ -109,7 +109,7 @@ export function checkTokenizerJson(json: unknown, file: string): TokenizerJson {
   const added = j.added_tokens ?? [];
   if (!Array.isArray(added)) bad('"added_tokens" is not an array');
   for (const t of added as unknown[]) {
-    if (!isObj(t) || typeof t.content !== 'string' || !Number.isInteger(t.id)) bad(`added token ${JSON.stringify(t)} needs a string "content" and an integer "id"`);
+    if (!isObj(t) || typeof t.content !== 'string' || !Number.isInteger(t.id)) bad(`added_tokens entry ${JSON.stringify(t)} needs a string "content" and an integer "id"`);
   }
   const out: Record<string, unknown> = { ...j, added_tokens: added, model: { ...m, type } };
   for (const kind of Object.keys(SEQUENCE_KEY) as Kind[]) {
