@@ -274,7 +274,7 @@ export function loadQuantConfig(spec: string): { config: QuantConfig; source: st
   try {
     json = JSON.parse(fs.readFileSync(spec, 'utf8'));
   } catch (e) {
-    throw new QuantConfigError(`${spec}: not valid JSON (${(e as Error).message})`);
+    throw new QuantConfigError(`${spec}: not valid JSON (${(e as Error).message}); fix it (docs/quantization.md has the format) or pass a preset`);
   }
   return { config: parseQuantConfig(json, spec), source: spec };
 }
