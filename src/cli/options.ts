@@ -88,3 +88,22 @@ export function resolveSettings<T extends object>(
   }
   return saved;
 }
+
+/**
+ * Runs `f`; an error about a setting the run took from `--config FILE` (its message starts with
+ * that setting's flag, as the range checks write them) is re-thrown naming the file and the key,
+ * since the user never typed the flag.
+ */
+export function blameConfigFile<T>(file: string | undefined, fromFile: Record<string, Value>, fromCli: Record<string, Value>, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    const msg = (e as Error).message;
+    for (const k of file ? Object.keys(fromFile) : []) {
+      const flag = flagName(k);
+      if (k in fromCli || !(msg.startsWith(`${flag} `) || msg.startsWith(`${flag}:`))) continue;
+      throw new Error(`--config ${file}: key "${flag.slice(2)}": ${msg.slice(flag.length).replace(/^:?\s*/, '')}; fix it in ${file}`);
+    }
+    throw e;
+  }
+}
