@@ -25,7 +25,7 @@ export interface CaseResult {
 }
 
 /** Words that say what to do (a fix) or what was expected (which implies it). */
-const FIX = /\b(use|add|set|remove|fix|pass|convert|re-?save|re-?export|check|give|point|replace|rename|choose|drop|make|restore|expected|must|should|needs?|only|supported|allowed|known|e\.g\.|at least|at most|one of|is not|are not|refus|raise|lower|write|split|run)/i;
+const FIX = /\b(use|add|set|remove|fix|pass|convert|re-?save|re-?export|check|give|point|replace|rename|choose|drop|make|restore|expected|must|should|needs?|only|supported|allowed|known|required|e\.g\.|at least|at most|one of|is not|are not|refus|raise|lower|write|split|run)/i;
 /** Messages that are a JavaScript accident, not an explanation. */
 const INTERNAL = /Cannot read propert|is not a function|is not iterable|is not defined|Maximum call stack|\[object Object\]|Invalid array length|Invalid typed array length|out of memory|RangeError: Array buffer|undefined \(reading/;
 const STACK = /^\s+at .+(\(.*:\d+:\d+\)|:\d+:\d+)$/m;

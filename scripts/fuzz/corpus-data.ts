@@ -9,18 +9,18 @@ import type { Base } from './base.js';
 
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[rng.int(xs.length)];
 
-function dataCase(category: string, what: string, cmd: string, file: string, field: string | string[], content: (base: Base, rng: Rng) => string | Buffer,
+function dataCase(category: string, what: string, cmd: string, file: string, field: string | string[], content: (base: Base, rng: Rng) => string | Buffer | null,
   argv: (ws: string, f: string) => string[], n: number, model: 'llama' | 'bert', rng: Rng): FuzzCase {
   let bytes: string | Buffer | null = null;
   return {
-    id: `${category}/${what}/${cmd}#${n}`, category, expect: 'error', file, field: ([] as string[]).concat(field).join('\u0000'),
+    id: `${category}/${what}/${cmd}#${n}`, category, expect: 'error', file: file.replace(/\/$/, ''), field: ([] as string[]).concat(field).join('\u0000'),
     setup(ws, base) {
       copyDir(base[model], M(ws));
       fs.copyFileSync(base.text, path.join(ws, 'text.txt'));
       fs.copyFileSync(base.clsJsonl, path.join(ws, 'cls.jsonl'));
       bytes ??= content(base, rng);
       if (file.endsWith('/')) fs.mkdirSync(path.join(ws, file), { recursive: true });
-      else fs.writeFileSync(path.join(ws, file), bytes);
+      else if (bytes !== null) fs.writeFileSync(path.join(ws, file), bytes);
     },
     run: { argv: (ws) => argv(ws, path.join(ws, file)) },
   };
@@ -55,7 +55,7 @@ export function textCases(rng: Rng, out: FuzzCase[]): void {
   }
   out.push(dataCase('text', 'is-a-directory', 'eval', 'dir/', 'dir', () => '', TEXT_CMDS[0][1], 0, 'llama', rng));
   out.push(dataCase('text', 'dir-without-txt', 'qat', 'dir/', ['dir', '.txt'], () => '', TEXT_CMDS[1][1], 0, 'llama', rng));
-  out.push(dataCase('text', 'missing-file', 'eval', 'nothere.txt', 'nothere.txt', () => '', (ws, f) => { fs.rmSync(f, { force: true }); return TEXT_CMDS[0][1](ws, f); }, 0, 'llama', rng));
+  out.push(dataCase('text', 'missing-file', 'eval', 'nothere.txt', 'nothere.txt', () => null, TEXT_CMDS[0][1], 0, 'llama', rng));
 }
 
 // ---- classification and multiple-choice files ---------------------------------------------------
@@ -115,13 +115,15 @@ export function taskCases(rng: Rng, out: FuzzCase[]): void {
     }
   }
   const mc: [string, string, string][] = [
-    ['mc-empty', '', 'empty'], ['mc-not-json', '{"context": "a"', ':1'], ['mc-missing-choices', J({ context: 'a', label: 0 }), 'choices'],
+    ['mc-not-json', '{"context": "a"', ':2'], ['mc-missing-choices', J({ context: 'a', label: 0 }), 'choices'],
     ['mc-choices-string', J({ context: 'a', choices: 'b c', label: 0 }), 'choices'], ['mc-one-choice', J({ context: 'a', choices: ['b'], label: 0 }), 'choices'],
     ['mc-label-range', J({ context: 'a', choices: ['b', 'c'], label: 2 }), 'label'], ['mc-label-string', J({ context: 'a', choices: ['b', 'c'], label: '0' }), 'label'],
     ['mc-duplicate-choices', J({ context: 'a', choices: ['b', 'b'], label: 0 }), 'choices'], ['mc-empty-choice', J({ context: 'a', choices: ['b', ' '], label: 0 }), 'choices'],
     ['mc-context-number', J({ context: 1, choices: ['b', 'c'], label: 0 }), 'context'], ['mc-id-number', J({ id: 3, context: 'a', choices: ['b', 'c'], label: 0 }), 'id'],
     ['mc-missing-label', J({ context: 'a', choices: ['b', 'c'] }), 'label'],
   ];
+  out.push(dataCase('tasks', 'mc-empty', 'eval-mc', 'items.jsonl', ['items.jsonl', 'empty'], () => '',
+    (ws, f) => ['eval', '--model', M(ws), '--mc', f, '--seq', '16'], 0, 'llama', rng));
   for (const [what, text, field] of mc) {
     for (let n = 0; n < 2; n++) {
       out.push(dataCase('tasks', what, 'eval-mc', 'items.jsonl', ['items.jsonl', field], () => `${J({ context: 'The sea', choices: ['sings', 'flows'], label: 0 })}\n${text}\n`,
@@ -171,7 +173,7 @@ export function settingsCases(rng: Rng, out: FuzzCase[]): void {
     ['steps-string', J({ steps: '5' }), 'steps', 'qat'], ['lr-string', J({ lr: 'fast' }), 'lr', 'qat'], ['loss-number', J({ loss: 5 }), 'loss', 'qat'],
     ['steps-zero', J({ steps: 0 }), 'steps', 'qat'], ['steps-negative', J({ steps: -3 }), 'steps', 'qat'], ['steps-float', J({ steps: 1.5 }), 'steps', 'qat'],
     ['batch-zero', J({ batch: 0 }), 'batch', 'qat'], ['lr-negative', J({ lr: -1 }), 'lr', 'qat'], ['tau-zero', J({ tau: 0 }), 'tau', 'qat'],
-    ['seq-len-zero', J({ seqLen: 0 }), 'seq', 'qat'], ['accumulate-zero', J({ accumulate: 0 }), 'accumulate', 'qat'],
+    ['warmup-negative', J({ warmup: -4 }), 'warmup', 'qat'], ['accumulate-zero', J({ accumulate: 0 }), 'accumulate', 'qat'],
     ['ft-unknown-key', J({ epoch: 1 }), 'epoch', 'finetune'], ['ft-epochs-string', J({ epochs: 'two' }), 'epochs', 'finetune'],
     ['ft-batch-zero', J({ batch: 0 }), 'batch', 'finetune'], ['ft-lr-zero', J({ lr: 0 }), 'lr', 'finetune'],
     ['ft-max-len-zero', J({ maxLen: 0 }), 'max-len', 'finetune'], ['ft-warmup', J({ warmupRatio: 1.5 }), 'warmup', 'finetune'],

@@ -98,7 +98,7 @@ function mutated(src: Buffer, what: string, seed: number): { bytes: Buffer; fiel
   const r = new Rng(seed);
   if (what === 'truncated-header' || what === 'truncated-data') {
     const n = what === 'truncated-header' ? 1 + r.int(L.end - 1) : L.end + 1 + r.int(b.length - L.end - 2);
-    return { bytes: b.subarray(0, n), field: 'end of file' };
+    return { bytes: b.subarray(0, n), field: [] };
   }
   const field = GGUF_MUTATIONS[what](b, L, r);
   return field === null ? null : { bytes: b, field };

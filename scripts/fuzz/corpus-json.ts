@@ -168,7 +168,8 @@ export function tokenizerCases(rng: Rng, out: FuzzCase[]): void {
   const kinds: [Kind, string][] = [['llama', 'eval'], ['llama', 'qat'], ['llama', 'quantize'], ['llama', 'export-gguf'], ['bert', 'eval'], ['bert', 'finetune'], ['bert', 'qat'], ['student', 'eval']];
   for (const [what, f, field] of TOKENIZER_EDITS) {
     for (let n = 0; n < 3; n++) {
-      const [kind, cmd] = pick(rng, kinds);
+      // merges belong to BPE (the LLaMA's tokenizer); a WordPiece model has none.
+      const [kind, cmd] = pick(rng, what.startsWith('merges') ? kinds.filter(([k]) => k !== 'bert') : kinds);
       const seed = rng.nextU32();
       out.push(fileCase('tokenizer', what, kind, cmd, 'tokenizer.json', field, editJson('tokenizer.json', (j) => f(j, new Rng(seed))), n));
     }
@@ -183,8 +184,8 @@ const TOKCFG_EDITS: [string, unknown, string][] = [
   ['add-bos-string', { add_bos_token: 'yes' }, 'add_bos_token'],
   ['add-eos-number', { add_eos_token: 1 }, 'add_eos_token'],
   ['bos-token-number', { bos_token: 5 }, 'bos_token'],
-  ['eos-token-unknown', { eos_token: '<never-seen>' }, 'eos_token'],
-  ['model-max-length-string', { model_max_length: 'big' }, 'model_max_length'],
+  ['sep-token-list', { sep_token: ['[SEP]'] }, 'sep_token'],
+  ['add-sep-null-string', { add_sep_token: 'null' }, 'add_sep_token'],
 ];
 
 export function tokenizerConfigCases(rng: Rng, out: FuzzCase[]): void {

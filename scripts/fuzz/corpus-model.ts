@@ -141,7 +141,7 @@ const ST_MUTATIONS: Record<string, StMut> = {
     const name = pick(rng, stNames(st));
     const e = entry(st, name);
     const extra = 1 + rng.int(4096);
-    return { bytes: withEntry(st, name, { ...e, data_offsets: [e.data_offsets[0] + extra, e.data_offsets[1] + extra] }), field: name };
+    return { bytes: withEntry(st, name, { ...e, data_offsets: [e.data_offsets[0] + extra, e.data_offsets[1] + extra] }), field: 'data_offsets' };
   },
   'offsets-overlap': (f, rng) => {
     const st = stParse(f);
@@ -149,7 +149,7 @@ const ST_MUTATIONS: Record<string, StMut> = {
     const i = 1 + rng.int(names.length - 1);
     const prev = entry(st, names[i - 1]), e = entry(st, names[i]);
     const shift = Math.min(prev.data_offsets[1] - prev.data_offsets[0], 4 * (1 + rng.int(8)));
-    return { bytes: withEntry(st, names[i], { ...e, data_offsets: [e.data_offsets[0] - shift, e.data_offsets[1] - shift] }), field: names[i] };
+    return { bytes: withEntry(st, names[i], { ...e, data_offsets: [e.data_offsets[0] - shift, e.data_offsets[1] - shift] }), field: 'data_offsets' };
   },
   'offsets-duplicate': (f, rng) => {
     const st = stParse(f);
@@ -157,7 +157,7 @@ const ST_MUTATIONS: Record<string, StMut> = {
     const a = pick(rng, names), b = pick(rng, names);
     const ea = entry(st, a), eb = entry(st, b);
     if (a === b || ea.dtype !== eb.dtype || JSON.stringify(ea.shape) !== JSON.stringify(eb.shape)) return null;
-    return { bytes: withEntry(st, b, { ...eb, data_offsets: ea.data_offsets }), field: 'overlaps' };
+    return { bytes: withEntry(st, b, { ...eb, data_offsets: ea.data_offsets }), field: 'data_offsets' };
   },
   truncated: (f, rng) => ({ bytes: f.subarray(0, f.length - 1 - rng.int(Math.min(4096, f.length - 9))), field: 'truncated' }),
   'trailing-bytes': (f, rng) => ({ bytes: Buffer.concat([f, Buffer.alloc(1 + rng.int(64), 0xab)]), field: 'buffer' }),
