@@ -102,6 +102,8 @@ export function taskCases(rng: Rng, out: FuzzCase[]): void {
       out.push(dataCase('tasks', `cls-${what}`, cmd, 'data.jsonl', ['data.jsonl', field], (_b, r) => content(r), argv, n, 'bert', rng));
     }
   }
+  for (const [cmd, argv] of CLS_CMDS) out.push(dataCase('tasks', 'cls-is-a-directory', cmd, 'data.jsonl/', 'directory', () => '', argv, 0, 'bert', rng));
+  out.push(dataCase('tasks', 'mc-is-a-directory', 'eval-mc', 'items.jsonl/', 'directory', () => '', (ws, f) => ['eval', '--model', M(ws), '--mc', f, '--seq', '16'], 0, 'llama', rng));
   const tsv: [string, string, string][] = [
     ['tsv-empty', '', 'empty'], ['tsv-header-only', 'text\tlabel\n', 'no examples'],
     ['tsv-three-columns', 'a\tb\tc\nd\te\tf\n', 'columns'], ['tsv-extra-tab', 'text\tlabel\nthe river\tpos\nthe\tsea\tneg\n', ':3'],
@@ -162,6 +164,7 @@ export function settingsCases(rng: Rng, out: FuzzCase[]): void {
     ['quantize', (ws, f) => ['quantize', '--model', M(ws), '--quant', f, '--out', OUT(ws)]],
     ['qat', (ws, f) => ['qat', '--teacher', M(ws), '--data', path.join(ws, 'text.txt'), '--quant', f, '--steps', '1', '--seq-len', '16', '--out', OUT(ws)]],
   ];
+  for (const [cmd, argv] of qcmds) out.push(dataCase('quant-json', 'is-a-directory', cmd, 'q.json/', 'directory', () => '', argv, 0, 'llama', rng));
   for (const [what, text, field] of quant) {
     for (let n = 0; n < 2; n++) {
       const [cmd, argv] = pick(rng, qcmds);
@@ -179,12 +182,13 @@ export function settingsCases(rng: Rng, out: FuzzCase[]): void {
     ['ft-max-len-zero', J({ maxLen: 0 }), 'max-len', 'finetune'], ['ft-warmup', J({ warmupRatio: 1.5 }), 'warmup', 'finetune'],
     ['ft-max-steps-negative', J({ maxSteps: -1 }), 'max', 'finetune'],
   ];
+  run.push(['is-a-directory', '', 'directory', 'qat'], ['ft-is-a-directory', '', 'directory', 'finetune']);
   for (const [what, text, field, cmd] of run) {
     const argv = cmd === 'qat'
       ? (ws: string, f: string) => ['qat', '--teacher', M(ws), '--data', path.join(ws, 'text.txt'), '--config', f, '--seq-len', '16', '--out', OUT(ws),
         ...(what.startsWith('steps') ? [] : ['--steps', '1'])]
       : (ws: string, f: string) => ['finetune', '--model', M(ws), '--train', path.join(ws, 'cls.jsonl'), '--dev', path.join(ws, 'cls.jsonl'), '--config', f, '--out', OUT(ws),
         ...(what.includes('max-steps') ? [] : ['--max-steps', '1'])];
-    out.push(dataCase('run-config', what, cmd, 'run.json', ['run.json', field], () => text, argv, 0, cmd === 'qat' ? 'llama' : 'bert', rng));
+    out.push(dataCase('run-config', what, cmd, what.endsWith('is-a-directory') ? 'run.json/' : 'run.json', field, () => text, argv, 0, cmd === 'qat' ? 'llama' : 'bert', rng));
   }
 }

@@ -43,7 +43,8 @@ export function readConfigFile(file: string, allowed: Record<string, Value>): Re
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`--config ${file}: ${code === 'ENOENT' ? 'file not found' : `not valid JSON (${(e as Error).message})`}`);
+    throw new Error(`--config ${file}: ${code === 'ENOENT' ? 'file not found; check the path' : code === 'EISDIR' ? 'is a directory; pass the JSON settings file'
+      : `not valid JSON (${(e as Error).message}); fix it: an object like {"steps": 1000}`}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`--config ${file}: must be a JSON object like {"steps": 1000}`);
   const out: Record<string, Value> = {};

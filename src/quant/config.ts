@@ -270,6 +270,7 @@ export function loadQuantConfig(spec: string): { config: QuantConfig; source: st
   if (!fs.existsSync(spec)) {
     throw new QuantConfigError(`--quant ${spec}: neither a preset (${Object.keys(QUANT_PRESETS).join(', ')}) nor an existing JSON file`);
   }
+  if (!fs.statSync(spec).isFile()) throw new QuantConfigError(`--quant ${spec}: is a directory; pass a preset name or a JSON config file`);
   let json: unknown;
   try {
     json = JSON.parse(fs.readFileSync(spec, 'utf8'));
