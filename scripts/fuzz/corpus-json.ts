@@ -134,6 +134,24 @@ export function configCases(rng: Rng, out: FuzzCase[]): void {
     out.push(fileCase('config', `${key}=${JSON.stringify(v) ?? 'missing'}`, 'student', pick(rng, Object.keys(COMMANDS.student)), 'config.json', key,
       editJson('config.json', v === undefined ? del(key) : set(key, v)), 0));
   }
+  // The other decoder families' own keys: the LLaMA weights under the family's model_type (its
+  // keys are read before the weights, so each bad value is refused by name).
+  const FAMILY_BAD: [string, string, string, unknown[]][] = [
+    ['mistral', 'MistralForCausalLM', 'sliding_window', ['4096', -1, 0, 1.5, true]],
+    ['mistral', 'MistralForCausalLM', 'rope_scaling', [{ rope_type: 'linear', factor: 2 }]],
+    ['qwen2', 'Qwen2ForCausalLM', 'use_sliding_window', [true, 'no', 1]],
+    ['qwen2', 'Qwen2ForCausalLM', 'use_mrope', [true]],
+    ['qwen2', 'Qwen2ForCausalLM', 'head_dim', [16, 'x']],
+    ['phi3', 'Phi3ForCausalLM', 'head_dim', [16]],
+    ['phi3', 'Phi3ForCausalLM', 'attention_bias', [true, 'yes']],
+    ['qwen3', 'Qwen3ForCausalLM', 'attention_bias', [true]],
+  ];
+  for (const [family, cls, key, values] of FAMILY_BAD) {
+    values.forEach((v, n) => {
+      out.push(fileCase('config', `${family}.${key}=${JSON.stringify(v)}`, 'llama', pick(rng, ['eval', 'quantize', 'export-gguf']), 'config.json', key,
+        editJson('config.json', (j) => ({ ...j, model_type: family, architectures: [cls], [key]: v })), n));
+    });
+  }
   wholeFileCases('config', 'config.json', [['llama', 'eval'], ['llama', 'qat'], ['bert', 'finetune'], ['student', 'eval'], ['llama', 'export-gguf']], rng, out);
   const [kind, cmd] = pick(rng, [['llama', 'eval'], ['bert', 'finetune'], ['llama', 'quantize']] as [Kind, string][]);
   out.push(fileCase('config', 'missing-file', kind, cmd, 'config.json', 'config.json', (m) => fs.rmSync(path.join(m, 'config.json')), 0));
