@@ -17,6 +17,7 @@ import { checkFinite, openSafetensors, writeSafetensors, type SafetensorsFile, t
 import { checkTokenizerJson } from '../tokenize/io.js';
 import { readTokenizerConfig } from './tokenizer_config.js';
 import { checkShardName, modelFile, readModelJson, readModelText, unsafeWeightFiles } from './model-files.js';
+import { isObj } from '../models/config-reader.js';
 import { configText, formatHfJson, hfConfigJson, readHfConfig, type HfModelConfig } from './hf-config.js';
 import { parseTokenizerJson, tokenizerConfigJson, tokenizerVocabSize, type TokenizerInfo } from './gguf_tokenizer.js';
 
@@ -226,13 +227,11 @@ function openWeights(dir: string): { where: Map<string, Located>; files: Safeten
   return { where, files: [...files.values()], label: index };
 }
 
-const isObjJ = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /** The size keys of a config.json (for a shape mismatch: one of them disagrees with the weights). */
 function sizeKeys(hf: HfModelConfig): string {
   const j = hfConfigJson(hf) as Record<string, unknown>;
   const keys = Object.keys(j).filter((k) => /(_size|_heads|_layers|^head_dim|_embeddings|^num_labels)$/.test(k) && typeof j[k] === 'number').sort();
-  const labels = isObjJ(j.id2label) ? [`id2label: ${Object.keys(j.id2label).length} labels`] : [];
+  const labels = isObj(j.id2label) ? [`id2label: ${Object.keys(j.id2label).length} labels`] : [];
   return [...keys.map((k) => `${k} ${j[k]}`), ...labels].join(', ');
 }
 
