@@ -24,6 +24,9 @@ export interface FuzzOptions {
   /** Per case, ms (default 60 s: a tiny model; a hang is a case that never ends). */
   timeoutMs?: number;
   onResult?: (r: CaseResult) => void;
+  /** Ids run before the selected cases (the runner's self-test: selftest/hang, selftest/segv,
+   *  selftest/abort, with KDQAT_FUZZ_SELFTEST=1 in the environment). */
+  prepend?: string[];
 }
 
 export interface FuzzReport { results: CaseResult[]; total: number; seed: number }
@@ -78,7 +81,8 @@ function runWorker(seed: number, ids: string[], timeoutMs: number, onResult: (r:
 
 export async function runFuzz(o: FuzzOptions = {}): Promise<FuzzReport> {
   const seed = o.seed ?? DEFAULT_SEED, timeoutMs = o.timeoutMs ?? 60_000;
-  const { ids, cats } = await selectIds(o);
+  const selected = await selectIds(o);
+  const ids = [...(o.prepend ?? []), ...selected.ids], cats = selected.cats;
   const results: CaseResult[] = [];
   const push = (r: CaseResult): void => { results.push(r); o.onResult?.(r); };
   let left = ids;
@@ -87,7 +91,7 @@ export async function runFuzz(o: FuzzOptions = {}): Promise<FuzzReport> {
     if (!died) break;
     // The case the worker was on failed (hang or crash); a new worker goes on after it.
     if (!done.has(died.id)) {
-      push({ id: died.id, category: cats.get(died.id) ?? '?', pass: false, problems: [died.how], code: -1, message: died.stderr.split('\n').slice(-5).join('\n'), ms: 0 });
+      push({ id: died.id, category: cats.get(died.id) ?? died.id.split('/')[0], pass: false, problems: [died.how], code: -1, message: died.stderr.split('\n').slice(-5).join('\n'), ms: 0 });
     }
     const i = left.indexOf(died.id);
     left = left.slice(i + 1).filter((id) => !done.has(id));

@@ -61,6 +61,20 @@ test('the checker fails a case whose input is fine (it can fail)', async () => {
   }
 });
 
+test('the runner reports a hang and a native crash against their case, and goes on with the next', async () => {
+  process.env.KDQAT_FUZZ_SELFTEST = '1';
+  try {
+    const report = await runFuzz({ seed, sample: 3, timeoutMs: 3_000, prepend: ['selftest/segv', 'selftest/hang'] });
+    const by = new Map(report.results.map((r) => [r.id, r]));
+    assert.match(by.get('selftest/segv')!.problems.join(), /killed by SIGSEGV/);
+    assert.match(by.get('selftest/hang')!.problems.join(), /hang \(no result within 3000 ms\)/);
+    assert.equal(report.results.length, report.total);
+    assert.ok(report.results.filter((r) => !r.id.startsWith('selftest/')).every((r) => r.pass), 'the cases after them ran and passed');
+  } finally {
+    delete process.env.KDQAT_FUZZ_SELFTEST;
+  }
+});
+
 test(`a seeded sample of ${SAMPLE} fuzz cases: every one ends with one clear error (seed ${seed})`, async () => {
   const report = await runFuzz({ seed, sample: SAMPLE, timeoutMs: 60_000 });
   assert.ok(report.total >= 200, `${report.total} cases`);
