@@ -7,7 +7,7 @@ import { FINETUNE_DEFAULTS, runFinetune, type FinetuneConfig } from '../train/fi
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
 import { CLASSIFICATION_TASKS } from '../data/tasks.js';
 import { progressReporter } from './progress.js';
-import { commandLine, givenOptions, intArg, numArg, readConfigFile, resolveSettings } from './options.js';
+import { blameConfigFile, commandLine, flagName, givenOptions, intArg, numArg, readConfigFile, resolveSettings } from './options.js';
 
 const D = FINETUNE_DEFAULTS;
 
@@ -51,16 +51,22 @@ export function finetuneCommand(): Command {
         saved = readCheckpointState(dir).config as unknown as FinetuneConfig;
       }
       const config = resolveSettings(D, fromFile, fromCli, saved);
-      if (!config.model) throw new Error('--model DIR is required: an encoder model directory');
-      for (const k of ['epochs', 'batch', 'maxLen'] as const) {
-        if (!(config[k] >= 1)) throw new Error(`--${k === 'maxLen' ? 'max-len' : k} must be at least 1, got ${config[k]}`);
-      }
-      if (!(config.lr > 0)) throw new Error(`--lr must be positive, got ${config.lr}`);
-      if (!(config.warmupRatio >= 0 && config.warmupRatio < 1)) throw new Error(`--warmup-ratio must be in [0, 1), got ${config.warmupRatio}`);
+      blameConfigFile(opts.config, fromFile, fromCli, () => {
+        if (!config.model) throw new Error('--model DIR is required: an encoder model directory');
+        for (const k of ['epochs', 'batch', 'maxLen'] as const) {
+          if (!(config[k] >= 1)) throw new Error(`--${k === 'maxLen' ? 'max-len' : k} must be at least 1, got ${config[k]}`);
+        }
+        for (const k of ['maxSteps', 'evalEvery', 'saveEvery', 'logEvery'] as const) {
+          if (!(Number.isInteger(config[k]) && config[k] >= 0)) throw new Error(`${flagName(k)} must be an integer ≥ 0, got ${config[k]}`);
+        }
+        if (!(config.lr > 0)) throw new Error(`--lr must be positive, got ${config.lr}`);
+        if (!(config.warmupRatio >= 0 && config.warmupRatio < 1)) throw new Error(`--warmup-ratio must be in [0, 1), got ${config.warmupRatio}`);
+      });
       const threads = (opts.threads ?? fromFile.threads) as number | undefined;
       if (threads !== undefined) setThreads(threads);
       const reporter = progressReporter({ label: 'finetune' });
-      const s = runFinetune({ out, config, resume: !!opts.resume, force: !!opts.force, reporter, commandLine: commandLine(), evalTest: !!opts.evalTest });
+      const s = blameConfigFile(opts.config, fromFile, fromCli,
+        () => runFinetune({ out, config, resume: !!opts.resume, force: !!opts.force, reporter, commandLine: commandLine(), evalTest: !!opts.evalTest }));
       const test = s.test_accuracy === null ? '' : `, test accuracy ${s.test_accuracy.toFixed(4)}`;
       reporter.message(`done: best dev accuracy ${s.best_dev_accuracy.toFixed(4)} at step ${s.best_step}${test}; classifier in ${out}`);
     });

@@ -63,7 +63,8 @@ export function openTokenizer(m: OpenedModel, file: string | undefined): LoadedT
   if (!p) {
     throw new Error(`--model ${m.dir}: no tokenizer.json in the model directory; pass --tokenizer FILE (the Hugging Face tokenizer.json the model was trained with)`);
   }
-  if (file && !fs.existsSync(file)) throw new Error(`--tokenizer ${file}: file not found`);
+  if (file && !fs.existsSync(file)) throw new Error(`--tokenizer ${file}: file not found; check the path`);
+  if (file && !fs.statSync(file).isFile()) throw new Error(`--tokenizer ${file}: is a directory; pass the tokenizer.json file`);
   let tok: LoadedTokenizer;
   try {
     tok = loadTokenizer(p);

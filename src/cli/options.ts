@@ -43,7 +43,8 @@ export function readConfigFile(file: string, allowed: Record<string, Value>): Re
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`--config ${file}: ${code === 'ENOENT' ? 'file not found' : `not valid JSON (${(e as Error).message})`}`);
+    throw new Error(`--config ${file}: ${code === 'ENOENT' ? 'file not found; check the path' : code === 'EISDIR' ? 'is a directory; pass the JSON settings file'
+      : `not valid JSON (${(e as Error).message}); fix it: an object like {"steps": 1000}`}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`--config ${file}: must be a JSON object like {"steps": 1000}`);
   const out: Record<string, Value> = {};
@@ -87,4 +88,23 @@ export function resolveSettings<T extends object>(
       'a resumed run keeps its saved settings: drop these options, or start a new run with --force');
   }
   return saved;
+}
+
+/**
+ * Runs `f`; an error about a setting the run took from `--config FILE` (its message starts with
+ * that setting's flag, as the range checks write them) is re-thrown naming the file and the key,
+ * since the user never typed the flag.
+ */
+export function blameConfigFile<T>(file: string | undefined, fromFile: Record<string, Value>, fromCli: Record<string, Value>, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    const msg = (e as Error).message;
+    for (const k of file ? Object.keys(fromFile) : []) {
+      const flag = flagName(k);
+      if (k in fromCli || !(msg.startsWith(`${flag} `) || msg.startsWith(`${flag}:`))) continue;
+      throw new Error(`--config ${file}: key "${flag.slice(2)}": ${msg.slice(flag.length).replace(/^:?\s*/, '')}; fix it in ${file}`);
+    }
+    throw e;
+  }
 }

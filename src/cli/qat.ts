@@ -11,7 +11,7 @@ import { LOSS_NAMES } from '../distill/losses.js';
 import { QAT_DEFAULTS, STUDENT_DIR, runQat, type QatConfig } from '../train/qat.js';
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
 import { progressReporter } from './progress.js';
-import { commandLine, givenOptions, intArg, numArg, readConfigFile, resolveSettings } from './options.js';
+import { blameConfigFile, commandLine, givenOptions, intArg, numArg, readConfigFile, resolveSettings } from './options.js';
 
 const D = QAT_DEFAULTS;
 
@@ -107,7 +107,8 @@ export function qatCommand(): Command {
       }
       const reporter = progressReporter({ label: 'qat' });
       reporter.message(`kdqat qat → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'})`);
-      const s = runQat({ out, config, resume: !!opts.resume, force: !!opts.force, reporter, commandLine: commandLine() });
+      const s = blameConfigFile(opts.config, fromFile, fromCli,
+        () => runQat({ out, config, resume: !!opts.resume, force: !!opts.force, reporter, commandLine: commandLine() }));
       const m = s.metric, f = (x: number | undefined): string => (x === undefined ? '-' : x.toFixed(4));
       const rec = s.recovered === null ? '' : `; recovered ${(100 * s.recovered).toFixed(1)}% of what RTN lost`;
       reporter.message(`done: ${s.steps} steps in ${s.wall_time_s}s (${s.train_tokens_per_s} tokens/s); ${m}: teacher ${f(s.teacher[m])}, ` +

@@ -18,7 +18,7 @@ export function checkMultipleChoice(o: Record<string, unknown>, file: string, li
     throw new DataError(file, line, '"choices" must be an array of strings', `e.g. ${EXAMPLE}`);
   }
   if (choices.length < 2) throw new DataError(file, line, `"choices" has ${choices.length} entries, need at least 2`);
-  if (choices.some((c: string) => !c.trim())) throw new DataError(file, line, '"choices" contains an empty string');
+  if (choices.some((c: string) => !c.trim())) throw new DataError(file, line, '"choices" contains an empty string', 'fill it in or remove it');
   if (new Set(choices).size !== choices.length) {
     throw new DataError(file, line, '"choices" contains duplicates', 'an item with two identical choices cannot be scored; make them distinct');
   }

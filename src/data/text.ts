@@ -39,6 +39,14 @@ export function readUtf8File(file: string): string {
     throw new DataError(file, line, `not valid UTF-8 (byte 0x${buf[at].toString(16)} at offset ${at})`,
       'convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8`');
   }
+  // A NUL byte is valid UTF-8 but never part of text: the file is binary (or UTF-16).
+  const nul = buf.indexOf(0);
+  if (nul >= 0) {
+    let line = 1;
+    for (let i = 0; i < nul; i++) if (buf[i] === 0x0a) line++;
+    throw new DataError(file, line, `contains a NUL byte (offset ${nul}); a text file has none`,
+      'is it binary or UTF-16? convert it to plain UTF-8 text');
+  }
   // Drop a BOM and normalise Windows line ends so blank-line detection works everywhere.
   let text = buf.toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);

@@ -34,6 +34,8 @@ export interface GgufFile {
 const TYPE_BY_ID = new Map<number, GgmlType>(Object.entries(GGML_TYPES).map(([k, v]) => [v.id, k as GgmlType]));
 const VT_BY_ID = new Map<number, ValueTypeName>(Object.entries(VALUE_TYPES).map(([k, v]) => [v, k as ValueTypeName]));
 const MAX_STRING = 1 << 30; // sanity bound; a larger length means a corrupt file
+/** What to do about a damaged file, for every message below. */
+const REDO = 'the file is damaged or not GGUF: re-export it (kdqat export --format gguf) or re-download it';
 
 /** Sequential little-endian reads over a file descriptor, refilled in 1 MiB chunks. */
 class Cursor {
@@ -43,7 +45,7 @@ class Cursor {
   constructor(private fd: number, readonly size: number, readonly file: string) {}
 
   private need(n: number, what: string): void {
-    if (this.pos + n > this.size) throw new Error(`${this.file}: unexpected end of file reading ${what} at byte ${this.pos} (truncated or not GGUF?)`);
+    if (this.pos + n > this.size) throw new Error(`${this.file}: unexpected end of file reading ${what} at byte ${this.pos} (truncated?); ${REDO}`);
     if (this.pos >= this.bufPos && this.pos + n <= this.bufPos + this.buf.length) return;
     const len = Math.min(Math.max(n, 1 << 20), this.size - this.pos);
     this.buf = Buffer.alloc(len);
@@ -62,7 +64,7 @@ class Cursor {
   /** u64 that must fit a JS number (counts, lengths, offsets). */
   count(w: string, max = Number.MAX_SAFE_INTEGER): number {
     const v = this.u64(w);
-    if (v > BigInt(max)) throw new Error(`${this.file}: ${w} = ${v} is implausible (> ${max}); corrupt file?`);
+    if (v > BigInt(max)) throw new Error(`${this.file}: ${w} = ${v} is implausible (> ${max}); ${REDO}`);
     return Number(v);
   }
   str(w: string): string {
@@ -70,7 +72,7 @@ class Cursor {
     try {
       return new TextDecoder('utf-8', { fatal: true }).decode(this.bytes(n, w));
     } catch {
-      throw new Error(`${this.file}: ${w} is not valid UTF-8`);
+      throw new Error(`${this.file}: ${w} is not valid UTF-8; ${REDO}`);
     }
   }
 }
@@ -91,7 +93,7 @@ function readScalar(c: Cursor, t: ScalarTypeName, w: string): number | bigint | 
     case 'bool': {
       const b = c.u8(w);
       // spec: "Anything else is invalid, and should be treated as ... the model being invalid"
-      if (b > 1) throw new Error(`${c.file}: ${w} is a bool with byte value ${b} (must be 0 or 1)`);
+      if (b > 1) throw new Error(`${c.file}: ${w} is a bool with byte value ${b} (must be 0 or 1); ${REDO}`);
       return b === 1;
     }
   }
@@ -100,7 +102,7 @@ function readScalar(c: Cursor, t: ScalarTypeName, w: string): number | bigint | 
 function valueType(c: Cursor, w: string): ValueTypeName {
   const id = c.u32(`${w} type`);
   const t = VT_BY_ID.get(id);
-  if (!t) throw new Error(`${c.file}: ${w} has unknown value type ${id} (known: 0..12)`);
+  if (!t) throw new Error(`${c.file}: ${w} has unknown value type ${id} (known: 0..12); ${REDO}`);
   return t;
 }
 
@@ -123,24 +125,24 @@ export function readGgufHeader(file: string): GgufFile {
   const fd = fs.openSync(file, 'r');
   try {
     const c = new Cursor(fd, fs.fstatSync(fd).size, file);
-    if (c.size < 24) throw new Error(`${file}: ${c.size} bytes is too short for a GGUF header; not a GGUF file`);
+    if (c.size < 24) throw new Error(`${file}: ${c.size} bytes is too short for a GGUF header; ${REDO}`);
     const magic = c.bytes(4, 'magic').toString('latin1');
-    if (magic !== 'GGUF') throw new Error(`${file}: magic is ${JSON.stringify(magic)}, not "GGUF"; not a GGUF file`);
+    if (magic !== 'GGUF') throw new Error(`${file}: magic is ${JSON.stringify(magic)}, not "GGUF"; ${REDO}`);
     const version = c.u32('version');
-    if (version !== 2 && version !== 3) throw new Error(`${file}: GGUF version ${version} is not supported (2 or 3)`);
+    if (version !== 2 && version !== 3) throw new Error(`${file}: GGUF version ${version} is not supported (2 or 3): re-export it with a current converter`);
     const nTensors = c.count('tensor_count', c.size);
     const nKv = c.count('metadata_kv_count', c.size);
     const kv = new Map<string, GgufValue>();
     for (let i = 0; i < nKv; i++) {
       const key = c.str(`metadata key #${i}`);
-      if (kv.has(key)) throw new Error(`${file}: duplicate metadata key ${key}`);
+      if (kv.has(key)) throw new Error(`${file}: duplicate metadata key ${key}; ${REDO}`);
       kv.set(key, readValue(c, valueType(c, `metadata ${key}`), `metadata ${key}`));
     }
     const al = kv.get('general.alignment');
     let alignment = DEFAULT_ALIGNMENT;
     if (al) {
       if (al.type !== 'u32' || al.value === 0 || al.value % 8 !== 0) {
-        throw new Error(`${file}: general.alignment must be a u32 multiple of 8, got ${al.type} ${String(al.value)}`);
+        throw new Error(`${file}: general.alignment must be a u32 multiple of 8, got ${al.type} ${String(al.value)}; ${REDO}`);
       }
       alignment = al.value;
     }
@@ -148,16 +150,16 @@ export function readGgufHeader(file: string): GgufFile {
     for (let i = 0; i < nTensors; i++) {
       const name = c.str(`tensor #${i} name`);
       const w = `tensor "${name}"`;
-      if (tensors.has(name)) throw new Error(`${file}: duplicate ${w}`);
+      if (tensors.has(name)) throw new Error(`${file}: duplicate ${w}; ${REDO}`);
       const nd = c.u32(`${w} n_dims`);
-      if (nd < 1 || nd > MAX_DIMS) throw new Error(`${file}: ${w} has ${nd} dimensions (1..${MAX_DIMS} allowed)`);
+      if (nd < 1 || nd > MAX_DIMS) throw new Error(`${file}: ${w} has ${nd} dimensions (1..${MAX_DIMS} allowed); ${REDO}`);
       const ne: number[] = [];
       for (let d = 0; d < nd; d++) ne.push(c.count(`${w} ne[${d}]`));
       const tid = c.u32(`${w} type`);
       const type = TYPE_BY_ID.get(tid);
-      if (!type) throw new Error(`${file}: ${w} has ggml type ${tid}, which kdqat cannot read (supported: ${[...TYPE_BY_ID.values()].join(', ')})`);
+      if (!type) throw new Error(`${file}: ${w} has ggml type ${tid}, which kdqat cannot read (supported: ${[...TYPE_BY_ID.values()].join(', ')}); ${REDO}`);
       const offset = c.count(`${w} offset`);
-      if (offset % alignment !== 0) throw new Error(`${file}: ${w} offset ${offset} is not a multiple of the alignment ${alignment}`);
+      if (offset % alignment !== 0) throw new Error(`${file}: ${w} offset ${offset} is not a multiple of the alignment ${alignment}; ${REDO}`);
       const shape = [...ne].reverse();
       tensors.set(name, { name, shape, ne, type, offset, bytes: tensorBytes(type, shape, `${file}: ${w}`) });
     }
@@ -166,8 +168,8 @@ export function readGgufHeader(file: string): GgufFile {
     const sorted = [...tensors.values()].sort((a, b) => a.offset - b.offset);
     for (let i = 0; i < sorted.length; i++) {
       const t = sorted[i], end = t.offset + t.bytes;
-      if (end > dataLen) throw new Error(`${file}: tensor "${t.name}" [${t.offset}, ${end}) runs past the ${dataLen}-byte data section (truncated?)`);
-      if (i + 1 < sorted.length && end > sorted[i + 1].offset) throw new Error(`${file}: tensor "${t.name}" overlaps "${sorted[i + 1].name}"`);
+      if (end > dataLen) throw new Error(`${file}: tensor "${t.name}" [${t.offset}, ${end}) runs past the ${dataLen}-byte data section (truncated?); ${REDO}`);
+      if (i + 1 < sorted.length && end > sorted[i + 1].offset) throw new Error(`${file}: tensor "${t.name}" overlaps "${sorted[i + 1].name}"; ${REDO}`);
     }
     return { path: file, version, kv, tensors, alignment, dataStart };
   } finally {
@@ -184,7 +186,7 @@ export function readGgufTensor(g: GgufFile, name: string): Float32Array | Uint8A
   try {
     for (let done = 0; done < raw.length;) {
       const n = fs.readSync(fd, raw, done, Math.min(1 << 30, raw.length - done), g.dataStart + t.offset + done);
-      if (n === 0) throw new Error(`${g.path}: unexpected end of file in tensor "${name}"`);
+      if (n === 0) throw new Error(`${g.path}: unexpected end of file in tensor "${name}"; ${REDO}`);
       done += n;
     }
   } finally {

@@ -43,10 +43,10 @@ export function parseTokenizerJson(json: unknown, file = 'tokenizer.json'): Toke
     try {
       t = JSON.parse(t);
     } catch (e) {
-      throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+      throw new Error(`${file}: not valid JSON (${(e as Error).message}); use the model's own tokenizer.json (re-save or re-download it)`);
     }
   }
-  if (!isObj(t) || !isObj(t.model)) throw new Error(`${file}: no "model" object; not a Hugging Face tokenizer.json`);
+  if (!isObj(t) || !isObj(t.model)) throw new Error(`${file}: no "model" object; not a Hugging Face tokenizer.json: use the model's own tokenizer.json`);
   const m = t.model;
   const modelType = typeof m.type === 'string' ? m.type : 'BPE'; // old files omit it for BPE
   const vocab = new Map<string, number>();
@@ -54,22 +54,22 @@ export function parseTokenizerJson(json: unknown, file = 'tokenizer.json'): Toke
     m.vocab.forEach((e, i) => vocab.set(Array.isArray(e) ? String(e[0]) : String(e), i));
   } else if (isObj(m.vocab)) {
     for (const [k, v] of Object.entries(m.vocab)) {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new Error(`${file}: model.vocab["${k}"] = ${JSON.stringify(v)} is not a token id`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new Error(`${file}: model.vocab["${k}"] = ${JSON.stringify(v)} is not a token id (an integer ≥ 0); fix the vocab entry`);
       vocab.set(k, v);
     }
   } else {
-    throw new Error(`${file}: model.vocab is missing or not an object/array`);
+    throw new Error(`${file}: model.vocab is missing or not an object/array; use the model's own tokenizer.json`);
   }
   const added: AddedToken[] = [];
   for (const a of Array.isArray(t.added_tokens) ? t.added_tokens : []) {
-    if (!isObj(a) || typeof a.content !== 'string' || typeof a.id !== 'number') throw new Error(`${file}: malformed added_tokens entry ${JSON.stringify(a)}`);
+    if (!isObj(a) || typeof a.content !== 'string' || typeof a.id !== 'number') throw new Error(`${file}: malformed added_tokens entry ${JSON.stringify(a)} (needs a string "content" and an integer "id"); fix it`);
     added.push({ id: a.id, content: a.content, special: a.special === true });
   }
   const merges: string[] = [];
   for (const x of Array.isArray(m.merges) ? m.merges : []) {
     if (typeof x === 'string') merges.push(x);
     else if (Array.isArray(x) && x.length === 2 && x.every((s) => typeof s === 'string')) merges.push(`${x[0]} ${x[1]}`);
-    else throw new Error(`${file}: malformed merge ${JSON.stringify(x)} (expected "a b" or ["a", "b"])`);
+    else throw new Error(`${file}: model.merges has a malformed merge ${JSON.stringify(x)} (expected "a b" or ["a", "b"]); fix it or re-save the tokenizer`);
   }
   return { file, modelType, vocab, added, merges, byteLevel: hasByteLevel(t.pre_tokenizer) || hasByteLevel(t.decoder) };
 }

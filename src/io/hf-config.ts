@@ -7,6 +7,7 @@
 // set. An unchanged config read from a file is written back as that file's bytes (configText).
 import * as fs from 'node:fs';
 import { isObj, type Obj } from '../models/config-reader.js';
+import { readModelText } from './model-files.js';
 import { architecture, parseHfConfig, type ArchName, type HfModelConfig } from '../models/registry.js';
 
 export type { LlamaMeta } from '../models/llama-arch.js';
@@ -33,12 +34,13 @@ export function configText(c: object, json: Obj): string {
 export function readHfConfig(file: string): HfModelConfig {
   let json: unknown;
   let text = '';
+  if (!fs.existsSync(file)) throw new Error(`${file}: not found; a model directory needs a config.json (the Hugging Face model config)`);
+  if (!fs.statSync(file).isFile()) throw new Error(`${file}: is a directory, not a file; put the model's config.json there`);
+  text = readModelText(file);
   try {
-    text = fs.readFileSync(file, 'utf8');
     json = JSON.parse(text);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${file}: not found; a model directory needs a config.json`);
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+    throw new Error(`${file}: not valid JSON (${(e as Error).message}); fix it, or re-save the model's config.json`);
   }
   const c = parseHfConfig(json, file);
   SOURCE_TEXT.set(c, text);

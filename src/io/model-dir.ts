@@ -13,7 +13,11 @@ import { Tensor } from '../tensor/tensor.js';
 import type { Params } from '../nn/params.js';
 import { archOf, headsOfConfig, modelOf, type ArchName, type Model } from '../models/registry.js';
 import { fusedOf, splitRows, stackRows, storedLayout } from '../models/fused.js';
-import { openSafetensors, writeSafetensors, type SafetensorsFile, type WriteTensor } from './safetensors.js';
+import { checkFinite, openSafetensors, writeSafetensors, type SafetensorsFile, type WriteTensor } from './safetensors.js';
+import { checkTokenizerJson } from '../tokenize/io.js';
+import { readTokenizerConfig } from './tokenizer_config.js';
+import { checkShardName, modelFile, readModelJson, readModelText, unsafeWeightFiles } from './model-files.js';
+import { isObj } from '../models/config-reader.js';
 import { configText, formatHfJson, hfConfigJson, readHfConfig, type HfModelConfig } from './hf-config.js';
 import { parseTokenizerJson, tokenizerConfigJson, tokenizerVocabSize, type TokenizerInfo } from './gguf_tokenizer.js';
 
@@ -177,39 +181,43 @@ const IGNORED = [/(^|\.)rotary_emb\.inv_freq$/, /(^|\.)position_ids$/, /^cls\.se
 
 interface Located { file: SafetensorsFile; name: string }
 
-/** Opens model.safetensors or the shards of model.safetensors.index.json: stored name → file. */
+/** Opens model.safetensors or the shards of model.safetensors.index.json: stored name → file.
+ *  Every path is checked to stay inside the directory (model-files.ts). */
 function openWeights(dir: string): { where: Map<string, Located>; files: SafetensorsFile[]; label: string } {
-  const single = path.join(dir, 'model.safetensors');
-  const index = path.join(dir, 'model.safetensors.index.json');
   const where = new Map<string, Located>();
-  if (fs.existsSync(single)) {
+  const single = modelFile(dir, 'model.safetensors');
+  if (single) {
     const f = openSafetensors(single);
     for (const n of f.names()) where.set(n, { file: f, name: n });
     return { where, files: [f], label: single };
   }
-  if (!fs.existsSync(index)) {
-    const bin = fs.existsSync(path.join(dir, 'pytorch_model.bin')) ? ' (pytorch_model.bin is not supported: re-save with safe_serialization=True)' : '';
-    throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json${bin}`);
+  const index = modelFile(dir, 'model.safetensors.index.json');
+  if (!index) {
+    const unsafe = unsafeWeightFiles(dir);
+    if (unsafe.length) {
+      throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json, only ${unsafe.join(', ')}: PyTorch/TensorFlow/Flax checkpoints, ` +
+        'which kdqat never opens (unpickling can run code); convert them to safetensors first (transformers: ' +
+        'model.save_pretrained(dir, safe_serialization=True))');
+    }
+    throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json; a model directory needs its weights as safetensors`);
   }
-  let map: unknown;
-  try {
-    map = JSON.parse(fs.readFileSync(index, 'utf8')).weight_map;
-  } catch (e) {
-    throw new Error(`${index}: not valid JSON (${(e as Error).message})`);
+  const j = readModelJson(index, 'an object {"weight_map": {tensor name: shard file}}');
+  const map = (j as { weight_map?: unknown } | null)?.weight_map;
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) {
+    throw new Error(`${index}: no "weight_map" object; it must be {"weight_map": {tensor name: shard file}}: fix it or re-save the model`);
   }
-  if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new Error(`${index}: no "weight_map" object {tensor name: shard file}`);
   const files = new Map<string, SafetensorsFile>();
   try {
-    for (const [name, shard] of Object.entries(map)) {
-      if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\')) throw new Error(`${index}: weight_map["${name}"] must be a file name in the directory`);
+    for (const [name, value] of Object.entries(map)) {
+      const shard = checkShardName(index, name, value);
       let f = files.get(shard);
       if (!f) {
-        const p = path.join(dir, shard);
-        if (!fs.existsSync(p)) throw new Error(`${index}: lists shard ${shard} for "${name}", but ${p} is missing`);
+        const p = modelFile(dir, shard, `the model directory (${path.basename(index)} names it)`);
+        if (!p) throw new Error(`${index}: weight_map lists shard ${shard} for "${name}", but ${path.join(dir, shard)} is missing; download it or fix weight_map`);
         f = openSafetensors(p);
         files.set(shard, f);
       }
-      if (!f.infos.has(name)) throw new Error(`${f.path}: has no tensor "${name}", which ${index} says is in it`);
+      if (!f.infos.has(name)) throw new Error(`${f.path}: has no tensor "${name}", which ${index} says is in it; fix weight_map or re-save the model`);
       where.set(name, { file: f, name });
     }
   } catch (e) {
@@ -219,6 +227,28 @@ function openWeights(dir: string): { where: Map<string, Located>; files: Safeten
   return { where, files: [...files.values()], label: index };
 }
 
+/** The size keys of a config.json (for a shape mismatch: one of them disagrees with the weights). */
+function sizeKeys(hf: HfModelConfig): string {
+  const j = hfConfigJson(hf) as Record<string, unknown>;
+  const keys = Object.keys(j).filter((k) => /(_size|_heads|_layers|^head_dim|_embeddings|^num_labels)$/.test(k) && typeof j[k] === 'number').sort();
+  const labels = isObj(j.id2label) ? [`id2label: ${Object.keys(j.id2label).length} labels`] : [];
+  return [...keys.map((k) => `${k} ${j[k]}`), ...labels].join(', ');
+}
+
+/** Special-token ids config.json names must index the embedding (else generation reads past it). */
+function checkSpecialIds(hf: HfModelConfig, cfgFile: string): void {
+  const V = hf.config.vocabSize;
+  const ids = archOf(hf).specialIds(hf.meta) as unknown as Record<string, number | number[] | null>;
+  for (const [role, v] of Object.entries(ids)) {
+    for (const id of v === null ? [] : ([] as number[]).concat(v)) {
+      if (!(id < V)) {
+        throw new Error(`${cfgFile}: "${role}_token_id" ${id} is outside the vocabulary (vocab_size ${V}: ids 0…${V - 1}); ` +
+          `set it to the tokenizer's ${role} token id (or null)`);
+      }
+    }
+  }
+}
+
 const equalData = (a: Float32Array, b: Float32Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** Loads a Hugging Face model directory (see top) into float32 parameters. */
@@ -226,7 +256,9 @@ export function loadModelDir(dir: string): LoadedModel {
   const abs = path.resolve(dir);
   if (!fs.statSync(abs, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`${abs}: not a directory`);
   const cfgFile = path.join(abs, 'config.json');
+  modelFile(abs, 'config.json');
   let hf = readHfConfig(cfgFile);
+  checkSpecialIds(hf, cfgFile);
   const { where: stored, files, label } = openWeights(abs);
   try {
     // The family's name quirks (stored name → HF name), then its head from the tensors when
@@ -254,9 +286,11 @@ export function loadModelDir(dir: string): LoadedModel {
       if (!['F32', 'F16', 'BF16'].includes(info.dtype)) throw new Error(`${loc.file.path}: tensor "${loc.name}" has dtype ${info.dtype}; weights must be F32, F16 or BF16`);
       if (!sameShape(info.shape, shape)) {
         throw new Error(`${loc.file.path}: tensor "${loc.name}" has shape ${fmt(info.shape)} but ${cfgFile} implies ${fmt(shape)} ` +
-          `(${parts.map((p) => `${p.name.split('.').slice(-2, -1)[0]} ${p.rows}`).join(' + ')} rows)`);
+          `(${parts.map((p) => `${p.name.split('.').slice(-2, -1)[0]} ${p.rows}`).join(' + ')} rows; ${sizeKeys(hf)}); fix the config.json key that disagrees, or use the weights it was saved with`);
       }
-      const pieces = splitRows(loc.file.read(loc.name).data as Float32Array, parts, shape[1]);
+      const whole = loc.file.read(loc.name).data as Float32Array;
+      checkFinite(whole, loc.file.path, loc.name, shape);
+      const pieces = splitRows(whole, parts, shape[1]);
       parts.forEach((p, i) => {
         const t = new Tensor(pieces[i], [p.rows, shape[1]], true);
         t.name = p.name;
@@ -270,19 +304,22 @@ export function loadModelDir(dir: string): LoadedModel {
       if (!loc) { missing.push(name); continue; }
       const info = loc.file.info(loc.name);
       if (!['F32', 'F16', 'BF16'].includes(info.dtype)) {
-        throw new Error(`${loc.file.path}: tensor "${loc.name}" has dtype ${info.dtype}; weights must be F32, F16 or BF16`);
+        throw new Error(`${loc.file.path}: tensor "${loc.name}" has dtype ${info.dtype}; weights must be F32, F16 or BF16: convert the checkpoint`);
       }
       if (!sameShape(info.shape, shape)) {
-        throw new Error(`${loc.file.path}: tensor "${loc.name}" has shape ${fmt(info.shape)} but ${cfgFile} implies ${fmt(shape)}`);
+        throw new Error(`${loc.file.path}: tensor "${loc.name}" has shape ${fmt(info.shape)} but ${cfgFile} implies ${fmt(shape)} ` +
+          `(${sizeKeys(hf)}); fix the config.json key that disagrees, or use the weights it was saved with`);
       }
-      const t = new Tensor(loc.file.read(loc.name).data as Float32Array, shape, true);
+      const data = loc.file.read(loc.name).data as Float32Array;
+      checkFinite(data, loc.file.path, loc.name, shape);
+      const t = new Tensor(data, shape, true);
       t.name = name;
       params.set(name, t);
     }
     if (missing.length) {
       let hint = '';
       if (missing.includes('lm_head.weight')) hint = '; if the output head is tied to the embeddings, set "tie_word_embeddings": true in config.json';
-      throw new Error(`${label}: missing ${missing.length} tensor(s) the config needs: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}${hint}`);
+      throw new Error(`${label}: missing ${missing.length} tensor(s) ${cfgFile} needs: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}${hint || `; check num_hidden_layers and the other keys of config.json (${sizeKeys(hf)}), or the checkpoint is incomplete: re-save it`}`);
     }
     // Extra tensors: tied copies are checked and dropped, known buffers skipped, others refused.
     const tied = rec.load.tied;
@@ -303,13 +340,26 @@ export function loadModelDir(dir: string): LoadedModel {
     }
     if (unknown.length) {
       throw new Error(`${label}: ${unknown.length} tensor(s) are not part of a ${hf.arch} model with this config.json ` +
-        `(${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', …' : ''}); check "architectures" and the other keys of ${cfgFile}`);
+        `(${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', …' : ''}); check "architectures", num_hidden_layers and the other keys of ${cfgFile} (${sizeKeys(hf)})`);
     }
-    const tokFile = path.join(abs, 'tokenizer.json');
+    const tokFile = modelFile(abs, 'tokenizer.json');
     let tokenizerPath: string | undefined;
-    if (fs.existsSync(tokFile)) {
-      const info = parseTokenizerJson(fs.readFileSync(tokFile, 'utf8'), tokFile);
+    if (tokFile) {
+      modelFile(abs, 'tokenizer_config.json');
+      const text = readModelText(tokFile);
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch (e) {
+        throw new Error(`${tokFile}: not valid JSON (${(e as Error).message}); use the model's own tokenizer.json (re-save or re-download it)`);
+      }
+      // The checks the tokenizer loader makes, so that commands that only copy the tokenizer
+      // (quantize, export) refuse one that eval could not run.
+      checkTokenizerJson(json, tokFile);
+      const info = parseTokenizerJson(json, tokFile);
       checkTokenizer(info, hf.config.vocabSize, cfgFile);
+      // Checked now, so a command that writes it at the end (qat, finetune) does not fail there.
+      readTokenizerConfig(tokFile);
       tokenizerPath = tokFile;
     }
     return { arch: hf.arch, config: hf.config, hf, params, tokenizerPath };

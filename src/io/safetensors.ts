@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { endianness } from 'node:os';
 import { bf16ToF32Array, f16ToF32Array, f32ToBf16Array, f32ToF16Array } from './half.js';
 import { atomicWrite } from './atomic.js';
+import { kernel } from '../tensor/registry.js';
 
 /** Every dtype of the spec, with its element size in bytes. */
 const DTYPE_BYTES = {
@@ -73,7 +74,7 @@ function numel(shape: unknown, where: () => string): number {
 export function parseHeader(
   file: string, json: unknown, bufLen: number,
 ): { infos: Map<string, TensorInfo>; metadata: Record<string, string> } {
-  if (!isObj(json)) fail(file, 'safetensors header is not a JSON object');
+  if (!isObj(json)) fail(file, 'safetensors header is not a JSON object; the file is damaged: re-save or re-download it');
   const infos = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   for (const [name, e] of Object.entries(json)) {
@@ -86,9 +87,9 @@ export function parseHeader(
       continue;
     }
     const at = `${file}: tensor "${name}"`;
-    if (!isObj(e)) fail(file, `tensor "${name}": entry is not an object`);
+    if (!isObj(e)) fail(file, `tensor "${name}": entry is not an object {"dtype", "shape", "data_offsets"}; the header is damaged: re-save the file`);
     for (const key of ['dtype', 'shape', 'data_offsets']) {
-      if (!(key in e)) throw new Error(`${at}: missing "${key}"`);
+      if (!(key in e)) throw new Error(`${at}: missing "${key}" (every entry needs dtype, shape and data_offsets); the header is damaged: re-save the file`);
     }
     const dtype = e.dtype;
     if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) {
@@ -114,11 +115,11 @@ export function parseHeader(
   const sorted = [...infos.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let pos = 0;
   for (const t of sorted) {
-    if (t.begin < pos) fail(file, `tensor "${t.name}" [${t.begin}, ${t.end}] overlaps the previous tensor (ends at ${pos})`);
-    if (t.begin > pos) fail(file, `bytes [${pos}, ${t.begin}) of the buffer belong to no tensor (hole before "${t.name}")`);
+    if (t.begin < pos) fail(file, `tensor "${t.name}" data_offsets [${t.begin}, ${t.end}] overlap the previous tensor (ends at ${pos}); the spec forbids overlaps: re-save the file`);
+    if (t.begin > pos) fail(file, `bytes [${pos}, ${t.begin}) of the buffer belong to no tensor (a hole before "${t.name}": its data_offsets are wrong); the spec forbids holes: re-save the file`);
     pos = t.end;
   }
-  if (pos !== bufLen) fail(file, `bytes [${pos}, ${bufLen}) at the end of the buffer belong to no tensor`);
+  if (pos !== bufLen) fail(file, `bytes [${pos}, ${bufLen}) at the end of the buffer belong to no tensor (extra bytes appended, or a tensor missing from the header); the spec forbids this: re-save the file`);
   return { infos, metadata };
 }
 
@@ -150,23 +151,23 @@ export class SafetensorsFile {
     const fd = fs.openSync(file, 'r');
     try {
       const size = fs.fstatSync(fd).size;
-      if (size < 8) fail(file, `file is ${size} bytes, shorter than the 8-byte header length; not a safetensors file`);
+      if (size < 8) fail(file, `file is ${size} bytes, shorter than the 8-byte header length; not a safetensors file (truncated?): re-save or re-download it`);
       const head = Buffer.alloc(8);
       readFully(fd, file, head, 0);
       const n64 = head.readBigUInt64LE(0);
       if (n64 > BigInt(MAX_HEADER_BYTES)) {
-        fail(file, `header length ${n64} is absurd (> ${MAX_HEADER_BYTES} bytes); not a safetensors file?`);
+        fail(file, `header length ${n64} is absurd (> ${MAX_HEADER_BYTES} bytes); not a safetensors file, or a damaged one: re-save or re-download it`);
       }
       const n = Number(n64);
-      if (8 + n > size) fail(file, `header length ${n} runs past the end of the ${size}-byte file (truncated?)`);
+      if (8 + n > size) fail(file, `header length ${n} runs past the end of the ${size}-byte file (truncated?): re-save or re-download it`);
       const hdr = Buffer.alloc(n);
       readFully(fd, file, hdr, 8);
-      if (n === 0 || hdr[0] !== 0x7b) fail(file, `header does not start with '{' (it must be a JSON object); not a safetensors file`);
+      if (n === 0 || hdr[0] !== 0x7b) fail(file, `header does not start with '{' (it must be a JSON object); not a safetensors file, or a damaged one: re-save or re-download it`);
       let json: unknown;
       try {
         json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(hdr));
       } catch (e) {
-        fail(file, `header is not valid UTF-8 JSON (${(e as Error).message})`);
+        fail(file, `header is not valid UTF-8 JSON (${(e as Error).message}); the file is damaged: re-save or re-download it`);
       }
       const { infos, metadata } = parseHeader(file, json, size - 8 - n);
       return new SafetensorsFile(file, fd, 8 + n, infos, metadata);
@@ -235,6 +236,34 @@ function toInt32(a: BigInt64Array | BigUint64Array, what: string): Int32Array {
     out[i] = Number(v);
   }
   return out;
+}
+
+/** countNonFinite of the active kernel backend (native: SIMD over all threads), when one is set
+ *  up; else null and checkFinite scans in JavaScript. */
+function countNonFinite(data: Float32Array): number | null {
+  try {
+    return kernel('countNonFinite')(data);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Throws, naming the file, the tensor and the first element, when `data` holds a NaN or an
+ * infinity (a diverged or damaged checkpoint: it would make every output NaN). The count is one
+ * pass of the countNonFinite kernel (native: ~memory bandwidth, far below the cost of reading
+ * the bytes); only a tensor that has one is scanned again for its first index.
+ */
+export function checkFinite(data: Float32Array, file: string, tensor: string, shape: readonly number[]): void {
+  if (countNonFinite(data) === 0) return;
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i];
+    if (x - x === 0) continue;
+    const cols = shape.length >= 2 ? shape[shape.length - 1] : 0;
+    const where = cols ? ` (row ${Math.floor(i / cols)}, column ${i % cols})` : '';
+    throw new Error(`${file}: tensor "${tensor}" has ${x} at index ${i}${where}; the checkpoint is corrupt (a diverged ` +
+      'run or a damaged file): restore a good copy or re-export the model');
+  }
 }
 
 /** Opens a file for lazy reading: the header is parsed and validated, no tensor is read yet. */

@@ -23,19 +23,42 @@ export interface SpecialVocab {
   chatTemplate: string | { name: string; template: string }[] | null;
 }
 
-/** tokenizer_config.json next to `tokenizerJsonFile` (or in directory `dir`), parsed; null if absent. */
+/** tokenizer_config.json next to `tokenizerJsonFile` (or in directory `dir`), parsed; null if absent.
+ *  The fields kdqat reads (see top) are checked here, so a malformed one is refused whichever
+ *  command reads the file. */
 export function readTokenizerConfig(fileOrDir: string): Record<string, unknown> | null {
   const dir = fs.statSync(fileOrDir, { throwIfNoEntry: false })?.isDirectory() ? fileOrDir : path.dirname(fileOrDir);
   const file = path.join(dir, 'tokenizer_config.json');
   if (!fs.existsSync(file)) return null;
+  if (!fs.statSync(file).isFile()) throw new Error(`${file}: is a directory, not a file; remove it or put the tokenizer's tokenizer_config.json there`);
   let j: unknown;
   try {
-    j = JSON.parse(fs.readFileSync(file, 'utf8'));
+    j = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(fs.readFileSync(file)));
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message}); fix or remove it`);
+    throw new Error(`${file}: not valid UTF-8 JSON (${(e as Error).message}); fix or remove it`);
   }
-  if (!isObj(j)) throw new Error(`${file}: must be a JSON object`);
+  if (!isObj(j)) throw new Error(`${file}: must be a JSON object ({"bos_token": ..., "chat_template": ...}); fix or remove it`);
+  checkTokenizerConfig(j, file);
   return j;
+}
+
+/** The types of the fields kdqat reads (a wrong type would be silently ignored otherwise). */
+function checkTokenizerConfig(j: Record<string, unknown>, file: string): void {
+  const bad = (key: string, want: string): never => {
+    throw new Error(`${file}: "${key}" must be ${want}, got ${JSON.stringify(j[key])?.slice(0, 80)}; fix or remove the key`);
+  };
+  for (const typ of SPECIAL_TYPES) {
+    const v = j[`${typ}_token`];
+    if (v != null && typeof v !== 'string' && !(isObj(v) && typeof v.content === 'string')) bad(`${typ}_token`, 'a token string or {"content": string}');
+  }
+  for (const typ of ['bos', 'eos', 'sep'] as const) {
+    const v = j[`add_${typ}_token`];
+    if (v != null && typeof v !== 'boolean') bad(`add_${typ}_token`, 'true or false');
+  }
+  const ct = j.chat_template;
+  if (ct != null && typeof ct !== 'string' && !(Array.isArray(ct) && ct.every((c) => isObj(c) && typeof c.name === 'string' && typeof c.template === 'string'))) {
+    bad('chat_template', 'a string or a list of {"name": string, "template": string}');
+  }
 }
 
 const contentOf = (v: unknown): string | null => (typeof v === 'string' ? v : isObj(v) && typeof v.content === 'string' ? v.content : null);

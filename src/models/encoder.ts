@@ -192,9 +192,17 @@ export function parseLabels(r: ConfigReader): { labels: string[] | null; numLabe
     }
   }
   const numLabels = labels?.length ?? r.int('num_labels', 2);
-  if (r.has('num_labels') && r.int('num_labels') !== numLabels) r.fail(`"num_labels" ${r.j.num_labels} ≠ the ${numLabels} entries of "id2label"`);
+  if (r.has('num_labels') && r.int('num_labels') !== numLabels) r.fail(`"num_labels" ${r.j.num_labels} ≠ the ${numLabels} entries of "id2label"; make them agree (or remove num_labels)`);
   const pt = r.j.problem_type ?? null;
   if (pt !== null && !PROBLEM_TYPES.includes(pt as never)) r.fail(`"problem_type" ${JSON.stringify(pt)} is not one of ${PROBLEM_TYPES.join(', ')}`);
+  // kdqat's classifier is single-label (a softmax over the labels: accuracy, cross-entropy, KD
+  // on the softmax); a regression or multi-label head would be scored and trained wrongly.
+  if (pt !== null && pt !== 'single_label_classification') {
+    r.fail(`"problem_type" ${JSON.stringify(pt)} is not supported: kdqat's classifiers are single-label (softmax over the labels); ` +
+      'set it to "single_label_classification" (or remove it) only if the head was trained that way');
+  }
+  const l2i = r.j.label2id;
+  if (l2i !== undefined && l2i !== null && !isObj(l2i)) r.fail(`"label2id" must be an object {"name": index, ...}, got ${JSON.stringify(l2i)}; fix or remove it`);
   return { labels, numLabels, problemType: pt as ProblemType | null };
 }
 

@@ -41,7 +41,7 @@ export const phi3: Architecture<LlamaConfig, LlamaMeta, object> = decoderRecord(
   defaults: { ropeTheta: 10000, rmsNormEps: 1e-5, maxPositionEmbeddings: 4096, tieWordEmbeddings: false },
   features(r, base) {
     if (r.bool('attention_bias', false)) r.fail('"attention_bias": true is not supported for phi3 (kdqat\'s Phi-3 has no attention biases)');
-    if (r.has('head_dim') && r.int('head_dim') !== base.hiddenSize / base.numAttentionHeads) r.fail(`"head_dim": ${r.j.head_dim} ≠ hidden_size/num_attention_heads; Phi-3 has no head_dim`);
+    if (r.has('head_dim') && r.int('head_dim') !== base.hiddenSize / base.numAttentionHeads) r.fail(`"head_dim": ${r.j.head_dim} ≠ hidden_size/num_attention_heads; Phi-3 has no head_dim: remove it`);
     return { slidingWindow: parseWindow(r), ropeScaling: parseRopeScaling(r, base.maxPositionEmbeddings, []) };
   },
   json: (k) => ({ attention_bias: false, rope_scaling: null, sliding_window: k.slidingWindow ?? null }),

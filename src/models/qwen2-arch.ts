@@ -24,7 +24,7 @@ export const qwen2: Architecture<LlamaConfig, LlamaMeta, object> = decoderRecord
   defaults: { ropeTheta: 10000, rmsNormEps: 1e-6, maxPositionEmbeddings: 32768, tieWordEmbeddings: false },
   features(r, base) {
     refuseQwenWindow(r);
-    if (r.has('head_dim') && r.int('head_dim') !== base.hiddenSize / base.numAttentionHeads) r.fail(`"head_dim": ${r.j.head_dim} ≠ hidden_size/num_attention_heads; Qwen2 has no head_dim`);
+    if (r.has('head_dim') && r.int('head_dim') !== base.hiddenSize / base.numAttentionHeads) r.fail(`"head_dim": ${r.j.head_dim} ≠ hidden_size/num_attention_heads; Qwen2 has no head_dim: remove it`);
     return { qkvBias: true, ropeScaling: parseRopeScaling(r, base.maxPositionEmbeddings, ['linear', 'yarn']) };
   },
   json: (k) => ({ rope_scaling: ropeScalingJson(k.ropeScaling), use_sliding_window: false }),

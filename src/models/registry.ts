@@ -58,11 +58,16 @@ export const archOf = (m: { arch: string }): Architecture => architecture(m.arch
 
 /** Validates a parsed config.json; `file` names it in errors. */
 export function parseHfConfig(json: unknown, file = 'config.json'): HfModelConfig {
-  if (!isObj(json)) throw new Error(`${file}: not a JSON object`);
+  if (!isObj(json)) throw new Error(`${file}: not a JSON object; config.json must be an object like {"model_type": "llama", ...}: fix it or re-save the model`);
   const r: ConfigReader = new ConfigReader(file, json);
   const mt = json.model_type;
   if (mt === undefined) r.fail(`missing required key "model_type" (supported: ${quoted()})`);
-  if (!isArchName(mt)) r.fail(`unknown model_type ${JSON.stringify(mt)}; kdqat supports ${quoted()}`);
+  if (!isArchName(mt)) {
+    // auto_map names Python classes to import (transformers' trust_remote_code): kdqat never runs
+    // code from a model directory, so a model that needs it is one kdqat cannot build.
+    const remote = json.auto_map !== undefined ? ` (its "auto_map" names custom code, which kdqat never runs)` : '';
+    r.fail(`unknown model_type ${JSON.stringify(mt)}${remote}; kdqat supports ${quoted()}: use a model of one of these families`);
+  }
   const { config, meta } = ARCHITECTURES[mt].config.parse(r);
   return { arch: mt, config, meta } as HfModelConfig;
 }

@@ -270,11 +270,12 @@ export function loadQuantConfig(spec: string): { config: QuantConfig; source: st
   if (!fs.existsSync(spec)) {
     throw new QuantConfigError(`--quant ${spec}: neither a preset (${Object.keys(QUANT_PRESETS).join(', ')}) nor an existing JSON file`);
   }
+  if (!fs.statSync(spec).isFile()) throw new QuantConfigError(`--quant ${spec}: is a directory; pass a preset name or a JSON config file`);
   let json: unknown;
   try {
     json = JSON.parse(fs.readFileSync(spec, 'utf8'));
   } catch (e) {
-    throw new QuantConfigError(`${spec}: not valid JSON (${(e as Error).message})`);
+    throw new QuantConfigError(`${spec}: not valid JSON (${(e as Error).message}); fix it (docs/quantization.md has the format) or pass a preset`);
   }
   return { config: parseQuantConfig(json, spec), source: spec };
 }

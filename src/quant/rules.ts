@@ -50,6 +50,18 @@ export interface WeightQuant {
  *  null; mins per sub-block for q2_k/q4_k/q5_k (float(dmin·m)), else absent or null. */
 export interface Codes { codes: Int8Array | Uint8Array; scales: Float32Array; zeros: Int32Array | null; mins?: Float32Array | null }
 
+/** The range of a rule's stored codes (Codes.codes): sym b-bit [−2^(b−1), 2^(b−1)−1] (METHODS.md
+ *  §2's clamp), asym [0, 2^b−1] (its zero points too), twn [−1, 1], a llama.cpp grid its
+ *  format's (formats.ts grid.codes). */
+export function codeRange(rule: Rule): [number, number] {
+  if (rule.kind === 'sym') return [-(2 ** (rule.bits - 1)), 2 ** (rule.bits - 1) - 1];
+  if (rule.kind === 'asym') return [0, 2 ** rule.bits - 1];
+  if (rule.kind === 'twn') return [-1, 1];
+  const f = formatOfRule(rule.kind);
+  if (!f) throw new RangeError(`codeRange: unknown rule ${JSON.stringify(rule.kind)}`);
+  return [f.grid.codes[0], f.grid.codes[1]];
+}
+
 /** Block size of a llama.cpp rule (undefined for the others). */
 export function ggmlBlock(rule: Rule): number | undefined {
   return formatOfRule(rule.kind)?.block;

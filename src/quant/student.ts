@@ -38,7 +38,9 @@ import { atomicWrite } from '../io/atomic.js';
 import { readTokenizerConfig } from '../io/tokenizer_config.js';
 import { parseQuantConfig, type QuantConfig } from './config.js';
 import { convert, type Converted, type Prepared } from './prepare.js';
-import { dequantizeCodes, granuleCount, type Codes, type WeightQuant } from './rules.js';
+import { codeRange, describeQuant, dequantizeCodes, granuleCount, type Codes, type WeightQuant } from './rules.js';
+import { checkFinite } from '../io/safetensors.js';
+import { modelFile, readModelJson } from '../io/model-files.js';
 import { fakeQuantInput } from './ops.js';
 import { formatOfRule } from './formats.js';
 
@@ -155,20 +157,22 @@ export interface LoadedStudent {
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function readQuantJson(file: string): { config: QuantConfig; weights: Map<string, StudentWeight> } {
-  let j: unknown;
-  try {
-    j = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  const j = readModelJson(file, 'the quantization.json kdqat quantize/qat wrote');
+  const redo = 're-run kdqat quantize (or qat) to write the student again';
+  if (!isObj(j)) throw new Error(`${file}: not a JSON object; a student's quantization.json is {"format": "kdqat-quantization", ...}: ${redo}`);
+  if (j.format !== 'kdqat-quantization') {
+    throw new Error(`${file}: "format" is ${JSON.stringify(j.format)}, not "kdqat-quantization"; not a kdqat quantization.json: remove it (a plain model) or ${redo}`);
   }
-  if (!isObj(j) || j.format !== 'kdqat-quantization') throw new Error(`${file}: not a kdqat quantization.json ("format": "kdqat-quantization" missing)`);
-  if (j.version !== STUDENT_FORMAT_VERSION) throw new Error(`${file}: format version ${JSON.stringify(j.version)}; this kdqat reads version ${STUDENT_FORMAT_VERSION}`);
+  if (j.version !== STUDENT_FORMAT_VERSION) {
+    throw new Error(`${file}: format "version" ${JSON.stringify(j.version)}; this kdqat reads version ${STUDENT_FORMAT_VERSION}: use the kdqat that wrote it, or ${redo}`);
+  }
   const config = parseQuantConfig(j.config, `${file}: config`);
   if (!isObj(j.weights)) throw new Error(`${file}: "weights" must be an object {stored name: {param, shape, quant}}`);
   const weights = new Map<string, StudentWeight>();
   for (const [W, e] of Object.entries(j.weights)) {
-    if (!isObj(e) || typeof e.param !== 'string' || !Array.isArray(e.shape) || e.shape.length !== 2) {
-      throw new Error(`${file}: weights["${W}"] must be {"param": name, "shape": [out, in], "quant": {...}}`);
+    if (!isObj(e) || typeof e.param !== 'string' || !Array.isArray(e.shape) || e.shape.length !== 2 ||
+        !e.shape.every((d) => Number.isSafeInteger(d) && (d as number) > 0)) {
+      throw new Error(`${file}: weights["${W}"] must be {"param": name, "shape": [out, in] (positive integers), "quant": {...}}, got ${JSON.stringify(e).slice(0, 200)}`);
     }
     // The stored quantizer goes through the same checks as a config's.
     const quant = parseQuantConfig({ weights: e.quant }, `${file}: weights["${W}"]`).weights;
@@ -181,10 +185,13 @@ function readQuantJson(file: string): { config: QuantConfig; weights: Map<string
 export function loadStudent(dir: string, opts: { latent?: boolean } = {}): LoadedStudent {
   const abs = path.resolve(dir);
   const qfile = path.join(abs, QUANT_JSON);
+  modelFile(abs, QUANT_JSON);
   const { config, weights } = readQuantJson(qfile);
   const loaded = loadModelDir(abs);
   const wfile = path.join(abs, QUANT_WEIGHTS);
-  if (!fs.existsSync(wfile)) throw new Error(`${abs}: has ${QUANT_JSON} but no ${QUANT_WEIGHTS}; the student directory is incomplete`);
+  if (!modelFile(abs, QUANT_WEIGHTS)) {
+    throw new Error(`${abs}: has ${QUANT_JSON} but no ${QUANT_WEIGHTS}; the student directory is incomplete: copy the file back, or re-run kdqat quantize/qat`);
+  }
   const f = openSafetensors(wfile);
   const steps: Params = new Map();
   let activations: StudentQuant['activations'];
@@ -192,26 +199,35 @@ export function loadStudent(dir: string, opts: { latent?: boolean } = {}): Loade
   const allCodes = new Map<string, Codes>();
   try {
     const meta = f.metadata;
-    if (meta.format !== 'kdqat-quantized') throw new Error(`${wfile}: __metadata__.format is ${JSON.stringify(meta.format)}, expected "kdqat-quantized"`);
+    const redo = 're-run kdqat quantize (or qat) to write the student again';
+    if (meta.format !== 'kdqat-quantized') throw new Error(`${wfile}: __metadata__.format is ${JSON.stringify(meta.format)}, expected "kdqat-quantized"; ${redo}`);
     try {
       activations = JSON.parse(meta.activations ?? 'null');
     } catch {
-      throw new Error(`${wfile}: __metadata__.activations is not JSON`);
+      throw new Error(`${wfile}: __metadata__.activations is not JSON (expected {"bits", "clip"} or null); ${redo}`);
     }
     const known = new Set<string>();
     for (const [W, e] of weights) {
       const [rows, cols] = e.shape;
       const p = loaded.params.get(e.param);
       if (!p || p.shape[0] !== rows || p.shape[1] !== cols) {
-        throw new Error(`${qfile}: weights["${W}"] says param ${e.param} [${rows}, ${cols}], but ${abs}/model.safetensors ${p ? `has [${p.shape.join(', ')}]` : 'has no such tensor'}`);
+        throw new Error(`${qfile}: weights["${W}"] says param ${e.param} shape [${rows}, ${cols}], but ${abs}/model.safetensors ${p ? `has [${p.shape.join(', ')}]` : 'has no such tensor'}; ` +
+          'quantization.json belongs to another model: re-run kdqat quantize (or qat)');
       }
       const read = (suffix: string, dtypes: string[], n: number): Tensor['data'] | Int8Array | Uint8Array => {
         const name = `${W}.${suffix}`;
         known.add(name);
+        if (!f.infos.has(name)) {
+          throw new Error(`${wfile}: no tensor "${name}", which ${qfile} (weights["${W}"], ${describeQuant(e.quant)}) needs; the student is incomplete: ${redo}`);
+        }
         const info = f.info(name);
-        if (!dtypes.includes(info.dtype)) throw new Error(`${wfile}: tensor "${name}" has dtype ${info.dtype}, expected ${dtypes.join(' or ')}`);
+        if (!dtypes.includes(info.dtype)) throw new Error(`${wfile}: tensor "${name}" has dtype ${info.dtype}, expected ${dtypes.join(' or ')}; ${redo}`);
         const t = f.read(name);
-        if (t.data.length !== n) throw new Error(`${wfile}: tensor "${name}" has ${t.data.length} values, expected ${n}`);
+        if (t.data.length !== n) {
+          throw new Error(`${wfile}: tensor "${name}" has ${t.data.length} values, but ${describeQuant(e.quant)} on [${rows}, ${cols}] ` +
+            `(${qfile}, weights["${W}"]) needs ${n}; the two files disagree: ${redo}`);
+        }
+        if (t.data instanceof Float32Array) checkFinite(t.data, wfile, name, info.shape);
         return t.data as Tensor['data'] | Int8Array | Uint8Array;
       };
       const n = granuleCount(rows, cols, e.quant);
@@ -221,6 +237,19 @@ export function loadStudent(dir: string, opts: { latent?: boolean } = {}): Loade
         zeros: e.quant.rule.kind === 'asym' ? read('zeros', ['I32'], n) as Int32Array : null,
         mins: formatOfRule(e.quant.rule.kind)?.grid.mins ? read('mins', ['F32'], n) as Float32Array : null,
       };
+      // Codes (and asym zero points) outside the rule's range are not what quantize/qat wrote;
+      // dequantizing them would give weights off the grid QAT trained on.
+      const [lo, hi] = codeRange(e.quant.rule);
+      const inRange = (a: ArrayLike<number>, name: string): void => {
+        for (let i = 0; i < a.length; i++) {
+          if (a[i] >= lo && a[i] <= hi) continue;
+          const at = name.endsWith('.codes') ? ` (row ${Math.floor(i / cols)}, column ${i % cols})` : '';
+          throw new Error(`${wfile}: tensor "${name}" has ${a[i]} at index ${i}${at}, outside the range [${lo}, ${hi}] of ` +
+            `${describeQuant(e.quant)} (${qfile}); the file is damaged or belongs to another quantizer: ${redo}`);
+        }
+      };
+      inRange(codes.codes, `${W}.codes`);
+      if (codes.zeros) inRange(codes.zeros, `${W}.zeros`);
       if (f.infos.has(`${W}.step`)) {
         const s = read('step', ['F32'], f.info(`${W}.step`).shape.reduce((a, b) => a * b, 1)) as Float32Array;
         const t = new Tensor(s, f.info(`${W}.step`).shape, true);
@@ -231,7 +260,9 @@ export function loadStudent(dir: string, opts: { latent?: boolean } = {}): Loade
       allCodes.set(W, codes);
     }
     const extra = f.names().filter((n) => !known.has(n));
-    if (extra.length) throw new Error(`${wfile}: tensor(s) ${extra.slice(0, 4).join(', ')} belong to no weight listed in ${qfile}`);
+    if (extra.length) {
+      throw new Error(`${wfile}: tensor(s) ${extra.slice(0, 4).join(', ')} belong to no weight listed in ${qfile}; the two files disagree: ${redo}`);
+    }
   } finally {
     f.close();
   }

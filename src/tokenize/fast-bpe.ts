@@ -66,7 +66,7 @@ export class ByteLevelBpeCodec {
       const [a, b] = typeof entry === 'string' ? entry.split(' ', 2) : entry;
       const ia = tokenToId.get(a), ib = tokenToId.get(b), it = tokenToId.get(a + b);
       if (ia === undefined || ib === undefined || it === undefined) {
-        throw new Error(`merge ${JSON.stringify(entry)} (rank ${rank}) uses a token missing from the vocab`);
+        throw new Error(`model.merges: merge ${JSON.stringify(entry)} (rank ${rank}) uses a token missing from the vocab; every merge must join two vocab tokens: fix the merges or use the model's own tokenizer.json`);
       }
       this.table.ranks.set(ia * SHIFT + ib, rank); // a repeated pair keeps its last rank, as in the library
       this.table.merged.set(ia * SHIFT + ib, it);

@@ -85,7 +85,7 @@ export function readTokenizerJson(file: string): TokenizerJson {
  * tokenizer.json: <what>" for anything @huggingface/tokenizers would reject or silently ignore.
  */
 export function checkTokenizerJson(json: unknown, file: string): TokenizerJson {
-  const bad = (what: string): never => fail(file, `unsupported tokenizer.json: ${what}`);
+  const bad = (what: string): never => fail(file, `unsupported tokenizer.json: ${what}; fix the file, or re-save the tokenizer with the tokenizers library`);
   if (!isObj(json)) bad('the top level is not a JSON object');
   const j = json as Record<string, unknown>;
   const model = j.model;
@@ -106,10 +106,25 @@ export function checkTokenizerJson(json: unknown, file: string): TokenizerJson {
       if (!Number.isInteger(id) || (id as number) < 0) bad(`vocab entry ${JSON.stringify(t)} has id ${JSON.stringify(id)}, not an integer >= 0`);
     }
   }
+  // Each merge joins two vocab tokens into a vocab token (the tokenizers library refuses
+  // others: MergeTokenOutOfVocabulary).
+  if (type === 'BPE' && isObj(m.vocab)) {
+    const vocab = m.vocab as Record<string, unknown>;
+    (m.merges as unknown[]).forEach((entry, rank) => {
+      const pair = typeof entry === 'string' ? entry.split(' ') : entry;
+      if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((x) => typeof x === 'string')) {
+        bad(`model.merges[${rank}] = ${JSON.stringify(entry)} is not "a b" or ["a", "b"]`);
+      }
+      const [a, b] = pair as string[];
+      for (const t of [a, b, a + b]) {
+        if (!Object.hasOwn(vocab, t)) bad(`model.merges[${rank}] = ${JSON.stringify(entry)} uses ${JSON.stringify(t)}, which is not in model.vocab`);
+      }
+    });
+  }
   const added = j.added_tokens ?? [];
   if (!Array.isArray(added)) bad('"added_tokens" is not an array');
   for (const t of added as unknown[]) {
-    if (!isObj(t) || typeof t.content !== 'string' || !Number.isInteger(t.id)) bad(`added token ${JSON.stringify(t)} needs a string "content" and an integer "id"`);
+    if (!isObj(t) || typeof t.content !== 'string' || !Number.isInteger(t.id)) bad(`added_tokens entry ${JSON.stringify(t)} needs a string "content" and an integer "id"`);
   }
   const out: Record<string, unknown> = { ...j, added_tokens: added, model: { ...m, type } };
   for (const kind of Object.keys(SEQUENCE_KEY) as Kind[]) {

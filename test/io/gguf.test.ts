@@ -234,7 +234,7 @@ test('errors: existing file without force, bad tokenizer, missing/misshapen para
 test('reader errors: not GGUF, unsupported version, truncated data, bad bool', () => {
   const p = tmp();
   fs.writeFileSync(p, Buffer.alloc(40));
-  assert.throws(() => readGgufHeader(p), /not "GGUF"; not a GGUF file/);
+  assert.throws(() => readGgufHeader(p), /not "GGUF"; the file is damaged or not GGUF: re-export it/);
   const good = tmp();
   writeGguf(good, { kv: [['b', { type: 'bool', value: true }]], tensors: [{ name: 't', shape: [64], type: 'F32', data: new Float32Array(64) }] });
   const bytes = fs.readFileSync(good);

@@ -112,7 +112,7 @@ test('an HF-written LLaMA directory: extra config keys, BF16, rotary inv_freq bu
   assert.equal(m.hf.arch === 'llama' && m.hf.meta.bosTokenId, 1);
   // index errors
   fs.rmSync(path.join(dir, 'model-00002-of-00002.safetensors'));
-  assert.throws(() => loadModelDir(dir), /model\.safetensors\.index\.json: lists shard model-00002-of-00002\.safetensors .* is missing/);
+  assert.throws(() => loadModelDir(dir), /model\.safetensors\.index\.json: weight_map lists shard model-00002-of-00002\.safetensors .* is missing; download it or fix weight_map/);
 });
 
 test('BERT: BertModel without "bert." prefix, gamma/beta names, position_ids buffer, tied MLM decoder accepted and dropped', () => {
@@ -167,7 +167,7 @@ test('load errors name the file: missing tensor, wrong shape (both shapes), dtyp
     return d;
   };
   let d = mk((t) => { delete t['model.layers.1.mlp.up_proj.weight']; });
-  assert.throws(() => loadModelDir(d), new RegExp(`${d}/model\\.safetensors: missing 1 tensor\\(s\\) the config needs: model\\.layers\\.1\\.mlp\\.up_proj\\.weight`));
+  assert.throws(() => loadModelDir(d), new RegExp(`${d}/model\\.safetensors: missing 1 tensor\\(s\\) ${d}/config\\.json needs: model\\.layers\\.1\\.mlp\\.up_proj\\.weight`));
   d = mk((t) => { delete t['lm_head.weight']; });
   assert.throws(() => loadModelDir(d), /missing 1 tensor.*lm_head\.weight; if the output head is tied .*"tie_word_embeddings": true/);
   d = mk((t) => { t['model.layers.0.self_attn.k_proj.weight'] = { shape: [32, 32], data: new Float32Array(1024) }; });

@@ -166,8 +166,8 @@ test('malformed files: each gives a clear error naming the file', () => {
   add('offsets not numbers', raw({ a: ent('F32', [1], ['0', 4]) }, 4), /data_offsets must be/);
   add('out of buffer', raw({ a: ent('F32', [2], [0, 8]) }, 4), /\[0, 8\] run past the 4-byte buffer/);
   add('size mismatch', raw({ a: ent('F32', [3], [0, 8]) }, 8), /8 bytes for F32 \[3\], expected 12/);
-  add('overlap', raw({ a: ent('F32', [2], [0, 8]), b: ent('F32', [1], [4, 8]) }, 8), /"b" \[4, 8\] overlaps/);
-  add('hole', raw({ a: ent('F32', [1], [0, 4]), b: ent('F32', [1], [8, 12]) }, 12), /bytes \[4, 8\) .*\(hole before "b"\)/);
+  add('overlap', raw({ a: ent('F32', [2], [0, 8]), b: ent('F32', [1], [4, 8]) }, 8), /"b" data_offsets \[4, 8\] overlap the previous tensor/);
+  add('hole', raw({ a: ent('F32', [1], [0, 4]), b: ent('F32', [1], [8, 12]) }, 12), /bytes \[4, 8\) .*\(a hole before "b": its data_offsets are wrong\)/);
   add('trailing bytes', raw({ a: ent('F32', [1], [0, 4]) }, 6), /bytes \[4, 6\) at the end .* belong to no tensor/);
   add('empty header', raw('', 4), /does not start with '\{'/);
   for (const [what, p, re] of cases) {

@@ -16,7 +16,10 @@ test('the registry rejects an unknown model_type, naming config.json, the key an
   for (const a of ['llama', 'bert', 'mistral', 'qwen2', 'qwen3', 'phi3', 'roberta', 'xlm-roberta', 'distilbert']) assert.ok(SUPPORTED_MODEL_TYPES.includes(a as never), a);
   const list = SUPPORTED_MODEL_TYPES.map((s) => `"${s}"`).join(', ');
   assert.throws(() => parseHfConfig({ model_type: 'gpt_neox', hidden_size: 8 }, 'm/config.json'),
-    (e: Error) => e.message === `m/config.json: unknown model_type "gpt_neox"; kdqat supports ${list}`);
+    (e: Error) => e.message === `m/config.json: unknown model_type "gpt_neox"; kdqat supports ${list}: use a model of one of these families`);
+  // A model that needs its own code (auto_map) is named as such: kdqat never runs it.
+  assert.throws(() => parseHfConfig({ model_type: 'evil', auto_map: { AutoModel: 'modeling_evil.Evil' } }, 'm/config.json'),
+    /unknown model_type "evil" \(its "auto_map" names custom code, which kdqat never runs\)/);
   assert.throws(() => parseHfConfig({ hidden_size: 8 }, 'm/config.json'),
     (e: Error) => e.message.startsWith(`m/config.json: missing required key "model_type" (supported: ${list})`));
   assert.throws(() => architecture('gpt2', '--arch'), (e: Error) => e.message.includes(`--arch "gpt2" is not one kdqat supports (${list})`));

@@ -49,7 +49,7 @@ test('unsupported tokenizer.json: says what is unsupported', () => {
     ['merges', (j) => ({ ...j, model: { ...j.model, merges: undefined } }), /the BPE model has no "merges" array/],
     ['badid', (j) => ({ ...j, model: { ...j.model, vocab: { a: -1 } } }), /vocab entry "a" has id -1/],
     ['decoder', (j) => ({ ...j, decoder: { type: 'Nope' } }), /decoder type "Nope"/],
-    ['added', (j) => ({ ...j, added_tokens: [{ content: 5 }] }), /added token .* needs a string "content"/],
+    ['added', (j) => ({ ...j, added_tokens: [{ content: 5 }] }), /added_tokens entry .* needs a string "content"/],
   ];
   const base = JSON.parse(serializeTokenizer(small));
   for (const [name, edit, re] of cases) {
