@@ -42,15 +42,16 @@ const CFG: BertConfig = {
   initializerRange: 0.02, numLabels: 0,
 };
 
-function setup(): { root: string; model: string; train: string; dev: string } {
+function setup(): { root: string; model: string; train: string; dev: string; test: string } {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-ft-learns-'));
   const model = path.join(root, 'enc');
   const wp = trainWordPiece([[...FILLER, ...Object.values(KEYWORDS)].join(' ')], { vocabSize: CFG.vocabSize, minFrequency: 1 });
   saveModelDir(model, { config: { arch: 'bert', config: CFG, meta: { head: 'mlm' } }, params: initParams(bertParamSpec(CFG, { mlm: true }), 4), tokenizerJson: wp });
-  const train = path.join(root, 'train.jsonl'), dev = path.join(root, 'dev.jsonl');
+  const train = path.join(root, 'train.jsonl'), dev = path.join(root, 'dev.jsonl'), test = path.join(root, 'test.jsonl');
   writeJsonl(train, keywordTask(2048, 2));
   writeJsonl(dev, keywordTask(256, 3));
-  return { root, model, train, dev };
+  writeJsonl(test, keywordTask(256, 5));
+  return { root, model, train, dev, test };
 }
 
 function messages(): { reporter: Reporter; lines: string[] } {
@@ -64,7 +65,7 @@ it('finetune with the default recipe learns a keyword task from a random encoder
   try {
     const { reporter, lines } = messages();
     const out = path.join(t.root, 'cls');
-    const s: FinetuneSummary = runFinetune({ out, reporter, config: { ...FINETUNE_DEFAULTS, model: t.model, train: t.train, dev: t.dev, maxLen: 32 } });
+    const s: FinetuneSummary = runFinetune({ out, reporter, config: { ...FINETUNE_DEFAULTS, model: t.model, train: t.train, dev: t.dev, test: t.test, maxLen: 32 } });
     assert.equal(s.learning_rate, autoLearningRate(CFG.hiddenSize));
     assert.equal(s.steps, 3 * 64);
     // The labels are a seeded coin: the prior is how often the training set's more common label
@@ -75,6 +76,8 @@ it('finetune with the default recipe learns a keyword task from a random encoder
     assert.equal(s.majority_dev_accuracy, devLabels.filter((l) => l === common).length / devLabels.length);
     assert.ok(s.majority_dev_accuracy < 0.6, `the task is balanced (prior ${s.majority_dev_accuracy})`);
     assert.ok(s.best_dev_accuracy >= 0.95, `best dev accuracy ${s.best_dev_accuracy} < 0.95 (prior ${s.majority_dev_accuracy})`);
+    // --test: scored once with the kept model, on examples neither training nor selection saw.
+    assert.ok(s.test_accuracy !== null && s.test_accuracy >= 0.95, `test accuracy ${s.test_accuracy}`);
     const log = readTrainLog(path.join(out, 'train_log.jsonl'));
     const last = log[log.length - 1] as { train_accuracy: number };
     assert.ok(last.train_accuracy >= 0.9, `training accuracy over the last ${FINETUNE_DEFAULTS.logEvery} steps is ${last.train_accuracy}`);
