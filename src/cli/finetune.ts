@@ -18,10 +18,11 @@ export function finetuneCommand(): Command {
     .option('--task <name>', `built-in classification task: ${CLASSIFICATION_TASKS.join(', ')}`)
     .option('--train <file>', 'training examples, JSONL {"text", "label"[, "text_pair"]} or TSV')
     .option('--dev <file>', 'dev examples, same format (labels as in --train)')
+    .option('--test <file>', 'test examples, same format: scored once at the end with the kept (best-dev) model')
     .option('--out <dir>', 'output model directory (config.json with id2label/label2id, model.safetensors, tokenizer, logs)')
     .option('--epochs <n>', `epochs (default ${D.epochs})`, intArg)
     .option('--batch <n>', `batch size (default ${D.batch})`, intArg)
-    .option('--lr <x>', `peak learning rate (default ${D.lr})`, numArg)
+    .option('--lr <x>', 'peak learning rate (default 0.0384 / hidden size: 5e-5 for BERT-base, 1.5e-4 for a 256-wide encoder; docs/finetune.md)', numArg)
     .option('--max-len <n>', `maximum tokens per example, special tokens included (default ${D.maxLen})`, intArg)
     .option('--warmup-ratio <x>', `fraction of steps for linear warmup, then linear decay (default ${D.warmupRatio})`, numArg)
     .option('--weight-decay <x>', `AdamW weight decay (default ${D.weightDecay})`, numArg)
@@ -31,7 +32,7 @@ export function finetuneCommand(): Command {
     .option('--eval-every <n>', 'dev evaluation every n steps (default: after every epoch)', intArg)
     .option('--save-every <n>', 'checkpoint every n steps for --resume, 0 = never (default 0)', intArg)
     .option('--log-every <n>', `train_log.jsonl line every n steps (default ${D.logEvery})`, intArg)
-    .option('--eval-test', "score the kept (best-dev) model on the task's test split at the end")
+    .option('--eval-test', "score the kept (best-dev) model on the task's test split at the end (implied by --test)")
     .option('--threads <n>', 'native threads (default: all cores)', intArg)
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
     .option('--resume', 'continue the run in --out from its checkpoint')
@@ -41,7 +42,7 @@ export function finetuneCommand(): Command {
       const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }) : {};
       const fromCli = givenOptions(this, Object.keys(D));
       // Paths are stored absolute, so --resume works from any directory.
-      for (const o of [fromFile, fromCli]) for (const k of ['model', 'train', 'dev']) if (o[k]) o[k] = path.resolve(o[k] as string);
+      for (const o of [fromFile, fromCli]) for (const k of ['model', 'train', 'dev', 'test']) if (o[k]) o[k] = path.resolve(o[k] as string);
       const out = (opts.out ?? fromFile.out) as string | undefined;
       if (!out) throw new Error('--out is required: the directory for the classifier');
       let saved: FinetuneConfig | undefined;
@@ -59,7 +60,9 @@ export function finetuneCommand(): Command {
         for (const k of ['maxSteps', 'evalEvery', 'saveEvery', 'logEvery'] as const) {
           if (!(Number.isInteger(config[k]) && config[k] >= 0)) throw new Error(`${flagName(k)} must be an integer ≥ 0, got ${config[k]}`);
         }
-        if (!(config.lr > 0)) throw new Error(`--lr must be positive, got ${config.lr}`);
+        // lr 0 is the default's marker (by the model's width); a given one must be positive.
+        const givenLr = fromCli.lr ?? fromFile.lr;
+        if (givenLr !== undefined && !((givenLr as number) > 0)) throw new Error(`--lr must be positive, got ${givenLr}`);
         if (!(config.warmupRatio >= 0 && config.warmupRatio < 1)) throw new Error(`--warmup-ratio must be in [0, 1), got ${config.warmupRatio}`);
       });
       const threads = (opts.threads ?? fromFile.threads) as number | undefined;

@@ -1,6 +1,9 @@
 // Fine-tuning an encoder of any family as a sequence classifier (its record's
-// …ForSequenceClassification head, asked through the architecture record), with paper B's recipe: AdamW, lr 2e-5, batch 32, 3 epochs, max length 128, 10% linear warmup then linear
-// decay; dev accuracy after every epoch and the best dev checkpoint kept.
+// …ForSequenceClassification head, asked through the architecture record), with paper B's recipe:
+// AdamW, batch 32, 3 epochs, max length 128, 10% linear warmup then linear decay; dev accuracy
+// after every epoch and the best dev checkpoint kept. The learning rate, by default, follows the
+// encoder's width (autoLearningRate): paper B's 2e-5 is a BERT-base number, and the small
+// encoders kdqat pre-trains stay at the label prior with it (docs/finetune.md).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crossEntropy } from '../tensor/ops/index.js';
@@ -31,8 +34,11 @@ export interface FinetuneConfig {
   task: string;
   train: string;
   dev: string;
+  /** Test file (same format), scored once with the kept model at the end ('' = none). */
+  test: string;
   epochs: number;
   batch: number;
+  /** Peak learning rate; 0 = autoLearningRate(hidden size). */
   lr: number;
   maxLen: number;
   warmupRatio: number;
@@ -48,9 +54,23 @@ export interface FinetuneConfig {
 }
 
 export const FINETUNE_DEFAULTS: FinetuneConfig = {
-  model: '', task: '', train: '', dev: '', epochs: 3, batch: 32, lr: 2e-5, maxLen: 128, warmupRatio: 0.1,
+  model: '', task: '', train: '', dev: '', test: '', epochs: 3, batch: 32, lr: 0, maxLen: 128, warmupRatio: 0.1,
   weightDecay: 0.01, clip: 1.0, seed: 0, maxSteps: 0, evalEvery: 0, saveEvery: 0, logEvery: 10,
 };
+
+/**
+ * The default peak learning rate of an encoder of width C (hidden size): 0.0384 / C, i.e. 5e-5
+ * for BERT-base (C = 768, the top of Devlin et al. 2019's fine-tuning grid {5, 4, 3, 2}e-5),
+ * 1.5e-4 for kdqat's 256-wide teacher, 1.2e-3 for a 32-wide test encoder. Adam's step moves every
+ * weight by about lr, and the right step shrinks as 1/width (µP, Yang et al. 2021, Tensor
+ * Programs V); the constant is BERT-base's. Measured (docs/finetune.md): a 32-wide encoder at
+ * paper B's 2e-5, or at 5e-4 for 96 updates, never leaves the label prior on a task a keyword
+ * decides, and a PyTorch replica of the same model and recipe does the same, so it is the
+ * recipe, not the engine; at 1.2e-3 it learns the task in ~60 updates.
+ */
+export function autoLearningRate(hiddenSize: number): number {
+  return 0.0384 / hiddenSize;
+}
 
 export interface FinetuneRun {
   out: string;
@@ -67,14 +87,15 @@ interface TaskData { labels: string[]; train: ClassificationExample[]; dev: Clas
 
 function loadTaskData(c: FinetuneConfig): TaskData {
   if (c.task) {
-    if (c.train || c.dev) throw new Error('give either --task or --train/--dev, not both');
+    if (c.train || c.dev || c.test) throw new Error('give either --task or --train/--dev/--test, not both');
     const t = builtinClassification(c.task);
     return { labels: t.labels, train: t.train, dev: t.dev, test: t.test };
   }
   if (!c.train || !c.dev) throw new Error('--task NAME, or both --train FILE and --dev FILE (JSONL or TSV), are required');
   const train = loadClassification(c.train);
   const dev = loadClassification(c.dev, { labels: train.labels });
-  return { labels: train.labels, train: train.examples, dev: dev.examples, test: null };
+  const test = c.test ? loadClassification(c.test, { labels: train.labels }).examples : null;
+  return { labels: train.labels, train: train.examples, dev: dev.examples, test };
 }
 
 const CLASSIFIER: Heads = { lm: false, mlm: false, classifier: true };
@@ -82,7 +103,7 @@ const CLASSIFIER: Heads = { lm: false, mlm: false, classifier: true };
 /** The checkpoint's encoder with a fresh classifier head: the parameters the record's classifier
  *  model has beyond its headless one (BERT: pooler + classifier; RoBERTa: classifier.dense +
  *  out_proj; DistilBERT: pre_classifier + classifier), initialized from `seed`. */
-function classifierModel(loaded: LoadedModel, rec: Architecture, numLabels: number, seed: number, from: string): Model {
+export function classifierModel(loaded: LoadedModel, rec: Architecture, numLabels: number, seed: number, from: string): Model {
   // Every encoder config carries numLabels (the classifier's rows).
   const config = { ...loaded.config, numLabels };
   const spec = rec.paramSpec(config, CLASSIFIER);
@@ -98,12 +119,36 @@ function classifierModel(loaded: LoadedModel, rec: Architecture, numLabels: numb
   return { arch: loaded.arch, config, params, ...rec.modelFields(CLASSIFIER) } as Model;
 }
 
+/** The most common training label and how often it is right on dev: the accuracy of a classifier
+ *  that learned nothing but the label prior. */
+export function majorityBaseline(data: { train: ClassificationExample[]; dev: ClassificationExample[]; labels: string[] }): { label: number; dev: number } {
+  const counts = new Array<number>(data.labels.length).fill(0);
+  for (const e of data.train) counts[e.label]++;
+  const label = counts.indexOf(Math.max(...counts));
+  return { label, dev: data.dev.length ? data.dev.filter((e) => e.label === label).length / data.dev.length : NaN };
+}
+
+/** Rows of logits (B, K) whose argmax (ties: the first) is the label. */
+function countCorrect(logits: Float32Array, labels: Int32Array, K: number): number {
+  let n = 0;
+  labels.forEach((y, b) => {
+    let best = 0;
+    for (let k = 1; k < K; k++) if (logits[b * K + k] > logits[b * K + best]) best = k;
+    if (best === y) n++;
+  });
+  return n;
+}
+
 export interface FinetuneSummary {
   labels: string[];
   parameters: number;
   steps: number;
+  /** The peak learning rate used (config.lr 0: autoLearningRate's). */
+  learning_rate: number;
   best_dev_accuracy: number;
   best_step: number;
+  /** Dev accuracy of always answering the most common training label. */
+  majority_dev_accuracy: number;
   test_accuracy: number | null;
   wall_time_s: number;
   config: FinetuneConfig;
@@ -139,11 +184,23 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
   const totalSteps = c.maxSteps > 0 ? c.maxSteps : c.epochs * perEpoch;
   const warmup = Math.ceil(c.warmupRatio * totalSteps);
   say(`${data.train.length} training / ${data.dev.length} dev examples, ${data.labels.length} labels; ${totalSteps} steps (${perEpoch} per epoch)`);
+  // What a classifier that learned nothing scores: always the training set's most common label.
+  const prior = majorityBaseline(data);
+  say(`always answering "${data.labels[prior.label]}" (the most common training label) scores ${prior.dev.toFixed(4)} on dev: the classifier must beat that`);
 
-  const optimizer = new AdamW(params, { lr: c.lr, weightDecay: c.weightDecay, noDecay: (n) => (params.get(n)?.ndim ?? 2) < 2 });
-  const schedule = { lr: c.lr, totalSteps, warmupSteps: warmup, decay: 'linear' as const };
+  const lr = c.lr > 0 ? c.lr : autoLearningRate((model.config as { hiddenSize: number }).hiddenSize);
+  if (!(c.lr > 0)) say(`learning rate ${lr.toPrecision(3)} (0.0384 / hidden size; --lr sets another)`);
+  const optimizer = new AdamW(params, { lr, weightDecay: c.weightDecay, noDecay: (n) => (params.get(n)?.ndim ?? 2) < 2 });
+  const schedule = { lr, totalSteps, warmupSteps: warmup, decay: 'linear' as const };
   let best = { accuracy: -1, step: 0 };
-  if (ckpt) best = ckpt.state.extra.best as typeof best;
+  // Training accuracy since the last log line (argmax of the training logits, dropout on): tells
+  // a model that cannot fit the data (train accuracy at the prior) from one that overfits.
+  let fit = { correct: 0, seen: 0 };
+  if (ckpt) {
+    const extra = ckpt.state.extra as { best: typeof best; fit?: typeof fit };
+    best = extra.best;
+    fit = extra.fit ?? fit; // checkpoints from before train_accuracy have none
+  }
 
   const saveBest = (): void => publishFiles(out, (tmp) => {
     // The checkpoint's meta (special ids, kept keys) with the classifier's class and labels; a
@@ -176,8 +233,15 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
     tokens: (idx) => idx.reduce((n, i) => n + train[i].ids.length, 0),
     loss: (idx, ctx) => {
       const b = padBatch(idx.map((i) => train[i]), pad);
-      const logits = classifierLogits(model, b, { dropoutSeed: hash32(ctx.seed, 2) >>> 1 });
+      const logits = classifierLogits(model, b, { dropoutSeed: hash32(ctx.seed, 2) >>> 1 }); // (B, K)
+      fit.correct += countCorrect(logits.f32, b.labels, cfg.numLabels);
+      fit.seen += idx.length;
       return crossEntropy(logits, intTensor(b.labels, [idx.length]));
+    },
+    logRecord: (rec) => {
+      const r = { ...rec, train_accuracy: fit.seen ? fit.correct / fit.seen : null };
+      fit = { correct: 0, seen: 0 };
+      return r;
     },
     evaluate: () => ({ dev_accuracy: classificationAccuracy(model, tok, data.dev, { maxLen, batchSize: 64 }).accuracy }),
     evalEvery: c.evalEvery > 0 ? c.evalEvery : perEpoch,
@@ -189,22 +253,26 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
       }
     },
     logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
-    config: c as unknown as Record<string, unknown>, extraState: () => ({ best }),
+    config: c as unknown as Record<string, unknown>, extraState: () => ({ best, fit }),
     resume: ckpt, reporter: run.reporter,
   });
 
   // The test split is scored only on request, once, with the model that was kept (best dev).
   let test: number | null = null;
-  if (run.evalTest) {
-    if (!data.test) throw new Error('--eval-test needs a task with a test split (--task), not --train/--dev files');
+  if (run.evalTest || c.test) {
+    if (!data.test) throw new Error('--eval-test needs a test split: a built-in --task, or --test FILE');
     const kept = loadModelDir(out);
     test = classificationAccuracy(asModel(kept), tok, data.test, { maxLen, batchSize: 64 }).accuracy;
   }
   const summary: FinetuneSummary = {
-    labels: data.labels, parameters: countParams(params), steps: result.step,
-    best_dev_accuracy: best.accuracy, best_step: best.step, test_accuracy: test,
+    labels: data.labels, parameters: countParams(params), steps: result.step, learning_rate: lr,
+    best_dev_accuracy: best.accuracy, best_step: best.step, majority_dev_accuracy: prior.dev, test_accuracy: test,
     wall_time_s: Math.round(result.elapsedSeconds * 10) / 10, config: c, command: run.commandLine ?? [],
   };
   writeJsonAtomic(path.join(out, 'summary.json'), summary);
+  if (!(best.accuracy > prior.dev)) {
+    say(`warning: the best dev accuracy ${best.accuracy.toFixed(4)} does not beat always answering "${data.labels[prior.label]}" (${prior.dev.toFixed(4)}): ` +
+      'the classifier learned nothing usable. See train_accuracy in train_log.jsonl: at the prior too, training did not fit — raise --lr or --epochs (docs/finetune.md)');
+  }
   return summary;
 }
