@@ -53,13 +53,17 @@ export async function runQuantize(opts: QuantizeOptions, stdout: (s: string) => 
   const out = path.resolve(opts.out);
   if (fs.existsSync(out) && !opts.force) throw new Error(`--out ${opts.out}: ${out} already exists; pass --force to replace it`);
   if (opts.tokenizer && !fs.existsSync(opts.tokenizer)) throw new Error(`--tokenizer ${opts.tokenizer}: file not found`);
+  const { checkOutput } = await import('../io/outputs.js');
+  checkOutput(out, {
+    kind: 'dir', force: opts.force, legacy: ['quantization.json'],
+    inputs: [{ flag: '--model', path: opts.model }, { flag: '--quant', path: opts.quant }, { flag: '--tokenizer', path: opts.tokenizer }],
+  });
   const { openModel, describeModel } = await import('./open-model.js');
   const { isStudentDir, saveStudent } = await import('../quant/student.js');
   const { prepare, convert, summarizePlan } = await import('../quant/prepare.js');
   const { weightErrors, summarizeByKind } = await import('../quant/report.js');
   const fromStudent = !!opts.model && isStudentDir(path.resolve(opts.model));
   const m = openModel(opts.model, { latent: fromStudent });
-  if (out === m.dir) throw new Error(`--out ${opts.out} is the model directory itself; write the student elsewhere`);
   if (!opts.json) stderr(`${m.dir}: ${describeModel(m)}; quantizing with ${source}\n`);
   const prepared = prepare(m.model, config, { source });
   const converted = convert(m.model, prepared);

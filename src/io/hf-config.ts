@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import { isObj, type Obj } from '../models/config-reader.js';
 import { architecture, parseHfConfig, type ArchName, type HfModelConfig } from '../models/registry.js';
+import { explainFsError } from './files.js';
 
 export type { LlamaMeta } from '../models/llama-arch.js';
 export type { BertHead, BertMeta } from '../models/bert-arch.js';
@@ -35,9 +36,13 @@ export function readHfConfig(file: string): HfModelConfig {
   let text = '';
   try {
     text = fs.readFileSync(file, 'utf8');
-    json = JSON.parse(text);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${file}: not found; a model directory needs a config.json`);
+    throw explainFsError(e, file, 'read');
+  }
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
   const c = parseHfConfig(json, file);

@@ -5,6 +5,8 @@
 //                                  stored, as save_pretrained drops shared tensors;
 //   or model-0000k-of-0000N.safetensors + model.safetensors.index.json {"metadata", "weight_map"}
 //   tokenizer.json, tokenizer_config.json, generation_config.json (causal LMs).
+//   .kdqat-output                  the marker of a directory kdqat wrote (io/outputs.ts): --force
+//                                  replaces only directories that have it
 // Saving is atomic: everything goes into a temp directory next to the target, which is then
 // renamed into place; an existing directory is replaced only with `force`.
 import * as fs from 'node:fs';
@@ -15,6 +17,9 @@ import { archOf, headsOfConfig, modelOf, type ArchName, type Model } from '../mo
 import { fusedOf, splitRows, stackRows, storedLayout } from '../models/fused.js';
 import { openSafetensors, writeSafetensors, type SafetensorsFile, type WriteTensor } from './safetensors.js';
 import { configText, formatHfJson, hfConfigJson, readHfConfig, type HfModelConfig } from './hf-config.js';
+import { checkOutput, writeMarker } from './outputs.js';
+import { readFileChecked } from './files.js';
+import { crashPoint } from './test-hooks.js';
 import { parseTokenizerJson, tokenizerConfigJson, tokenizerVocabSize, type TokenizerInfo } from './gguf_tokenizer.js';
 
 export type SaveDType = 'F32' | 'F16' | 'BF16';
@@ -83,6 +88,9 @@ export function saveModelDir(dir: string, opts: SaveModelOptions): void {
   const dtype = opts.dtype ?? 'F32';
   if (!(dtype in TORCH_DTYPE)) throw new Error(`${abs}: dtype ${dtype} is not one of F32, F16, BF16`);
   if (fs.existsSync(abs) && !opts.force) throw new Error(`${abs}: already exists; refusing to overwrite it (use --force)`);
+  // With force, only a directory kdqat wrote (it has the marker; a student of an older kdqat its
+  // quantization.json) is replaced; never a file, never someone else's directory.
+  checkOutput(abs, { flag: '', kind: 'dir', force: opts.force, legacy: ['quantization.json'] });
   const hf = fullConfig(opts.config, dtype);
   const spec = paramSpecOf(hf);
   for (const [name, { shape }] of spec) {
@@ -115,11 +123,13 @@ export function saveModelDir(dir: string, opts: SaveModelOptions): void {
     writeText(path.join(tmp, 'config.json'), configText(opts.config, hfConfigJson(hf)));
     for (const [name, json] of Object.entries(archOf(hf).config.extraFiles?.(hf.meta) ?? {})) writeText(path.join(tmp, name), formatHfJson(json));
     writeSafetensors(path.join(tmp, 'model.safetensors'), tensors, { dtype, metadata: { format: 'pt' } });
+    crashPoint('model-dir:model.safetensors');
     if (tok) {
       writeText(path.join(tmp, 'tokenizer.json'), tok.text);
       writeText(path.join(tmp, 'tokenizer_config.json'), formatHfJson(tokenizerConfigJson(hf, tok.info, tok.raw, opts.tokenizerConfig)));
     }
     opts.extra?.(tmp);
+    writeMarker(tmp);
     fsyncDir(tmp);
     publishDir(tmp, abs, !!opts.force);
   } catch (e) {
@@ -192,8 +202,9 @@ function openWeights(dir: string): { where: Map<string, Located>; files: Safeten
     throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json${bin}`);
   }
   let map: unknown;
+  const indexText = readFileChecked(index, 'utf8');
   try {
-    map = JSON.parse(fs.readFileSync(index, 'utf8')).weight_map;
+    map = JSON.parse(indexText).weight_map;
   } catch (e) {
     throw new Error(`${index}: not valid JSON (${(e as Error).message})`);
   }
@@ -308,7 +319,7 @@ export function loadModelDir(dir: string): LoadedModel {
     const tokFile = path.join(abs, 'tokenizer.json');
     let tokenizerPath: string | undefined;
     if (fs.existsSync(tokFile)) {
-      const info = parseTokenizerJson(fs.readFileSync(tokFile, 'utf8'), tokFile);
+      const info = parseTokenizerJson(readFileChecked(tokFile, 'utf8'), tokFile);
       checkTokenizer(info, hf.config.vocabSize, cfgFile);
       tokenizerPath = tokFile;
     }

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { endianness } from 'node:os';
 import { bf16ToF32Array, f16ToF32Array, f32ToBf16Array, f32ToF16Array } from './half.js';
 import { atomicWrite } from './atomic.js';
+import { openFileChecked } from './files.js';
 
 /** Every dtype of the spec, with its element size in bytes. */
 const DTYPE_BYTES = {
@@ -147,7 +148,7 @@ export class SafetensorsFile {
 
   static open(file: string): SafetensorsFile {
     checkHost();
-    const fd = fs.openSync(file, 'r');
+    const fd = openFileChecked(file);
     try {
       const size = fs.fstatSync(fd).size;
       if (size < 8) fail(file, `file is ${size} bytes, shorter than the 8-byte header length; not a safetensors file`);

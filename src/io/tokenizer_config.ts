@@ -11,6 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { GgufValue } from './gguf_format.js';
+import { readFileChecked } from './files.js';
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -29,8 +30,9 @@ export function readTokenizerConfig(fileOrDir: string): Record<string, unknown> 
   const file = path.join(dir, 'tokenizer_config.json');
   if (!fs.existsSync(file)) return null;
   let j: unknown;
+  const text = readFileChecked(file, 'utf8');
   try {
-    j = JSON.parse(fs.readFileSync(file, 'utf8'));
+    j = JSON.parse(text);
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message}); fix or remove it`);
   }

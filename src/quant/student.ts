@@ -41,6 +41,7 @@ import { convert, type Converted, type Prepared } from './prepare.js';
 import { dequantizeCodes, granuleCount, type Codes, type WeightQuant } from './rules.js';
 import { fakeQuantInput } from './ops.js';
 import { formatOfRule } from './formats.js';
+import { readFileChecked } from '../io/files.js';
 
 export const QUANT_JSON = 'quantization.json';
 export const QUANT_WEIGHTS = 'model.quantized.safetensors';
@@ -85,7 +86,7 @@ function saveConfigOf(model: Model, hf: HfModelConfig | undefined): SaveConfig {
 function readTokenizer(from: string): string {
   const file = fs.statSync(from, { throwIfNoEntry: false })?.isDirectory() ? path.join(from, 'tokenizer.json') : from;
   if (!fs.existsSync(file)) throw new Error(`${file}: no tokenizer.json to copy into the student directory`);
-  return fs.readFileSync(file, 'utf8');
+  return readFileChecked(file, 'utf8');
 }
 
 /** Writes the student directory (layout at the top) atomically; refuses an existing dir without force. */
@@ -156,8 +157,9 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 
 function readQuantJson(file: string): { config: QuantConfig; weights: Map<string, StudentWeight> } {
   let j: unknown;
+  const text = readFileChecked(file, 'utf8');
   try {
-    j = JSON.parse(fs.readFileSync(file, 'utf8'));
+    j = JSON.parse(text);
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
