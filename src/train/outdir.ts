@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OUTPUT_MARKER, checkNotInput, isOwnDir, removeStaleTemps, tempOwner, writeMarker, type NamedInput } from '../io/outputs.js';
 import { recoverCheckpoint } from './checkpoint.js';
+import { crashPoint } from '../io/test-hooks.js';
 
 /** What a kdqat run writes into its directory; --force removes exactly these, nothing else. */
 export const RUN_OUTPUTS = [
@@ -98,13 +99,18 @@ export function cleanUpOnFailure<T>(out: string, resume: boolean | undefined, bo
 }
 
 /** Writes files with `write(tmpDir)` into a temp directory inside `out`, then renames each into
- *  `out` (replacing older versions, e.g. the tokenizer.json saved at the start). */
+ *  `out` (replacing older versions, e.g. the tokenizer.json saved at the start). A crash between
+ *  two renames leaves whole files of two versions; the checkpoint of the run's last step is saved
+ *  before, so --resume publishes them again. */
 export function publishFiles(out: string, write: (tmpDir: string) => void): void {
   const tmp = path.join(out, `.final.tmp-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   try {
     write(tmp);
-    for (const name of fs.readdirSync(tmp)) fs.renameSync(path.join(tmp, name), path.join(out, name));
+    for (const name of fs.readdirSync(tmp)) {
+      fs.renameSync(path.join(tmp, name), path.join(out, name));
+      crashPoint('publish:file');
+    }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

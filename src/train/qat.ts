@@ -41,6 +41,7 @@ import { isLoggedStep, trainLoop, type Reporter } from './loop.js';
 import { readCheckpoint } from './checkpoint.js';
 import { cleanUpOnFailure, prepareOutDir, resumeCheckpoint, writeJsonAtomic } from './outdir.js';
 import { crashPoint } from '../io/test-hooks.js';
+import { checkNotInput } from '../io/outputs.js';
 import { cacheFrozen, freeze } from './freeze.js';
 import { decoderData, encoderData, epochBatches, type QatBatch, type QatData } from './qat-data.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
@@ -226,13 +227,12 @@ function qat(run: QatRun): QatSummary {
     const K = 'numLabels' in teacher.config ? teacher.config.numLabels : 0;
     data = encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen, inputLayout(teacher));
   }
-  prepareOutDir(out, {
-    force: run.force, resume: run.resume,
-    inputs: [
-      { flag: '--teacher', path: c.teacher }, { flag: '--student-init', path: c.studentInit }, { flag: '--quant', path: c.quant },
-      { flag: '--data', path: c.data }, { flag: '--task', path: c.task }, { flag: '--dev', path: c.dev },
-    ],
-  });
+  const inputs = [
+    { flag: '--teacher', path: c.teacher }, { flag: '--student-init', path: c.studentInit }, { flag: '--quant', path: c.quant },
+    { flag: '--data', path: c.data }, { flag: '--task', path: c.task }, { flag: '--dev', path: c.dev },
+  ];
+  if (c.cacheTeacher) checkNotInput('--cache-teacher', c.cacheTeacher, inputs);
+  prepareOutDir(out, { force: run.force, resume: run.resume, inputs });
 
   // Trainable: the student's weights and the quantizer parameters, minus the frozen ones. All of
   // them are in the checkpoint (frozen ones unchanged); only trained ones have AdamW state.

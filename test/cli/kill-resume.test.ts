@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { llamaTeacher } from '../train/qat-fixture.js';
-import { BIN, sleep, tmpDir } from './helpers.js';
+import { bertTeacher, llamaTeacher } from '../train/qat-fixture.js';
+import { BIN, TINY, sleep, smallTextFile, tmpDir } from './helpers.js';
 
 interface Exit { code: number | null; signal: string | null; stderr: string }
 
@@ -42,11 +42,11 @@ const TIMING = new Set(['tokens_per_s', 'wall_time_s', 'train_tokens_per_s', 'co
 const strip = (v: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(v).filter(([k]) => !TIMING.has(k)));
 
 /** Asserts that `out` holds the same files as `ref`, bitwise (timing fields aside). */
-function assertSameRun(out: string, ref: string, what: string): void {
+function assertSameRun(out: string, ref: string, what: string, logFile = 'qat_log.jsonl'): void {
   assert.deepEqual(listFiles(out), listFiles(ref), `${what}: the same files, nothing left over`);
   for (const f of listFiles(ref)) {
     const a = fs.readFileSync(path.join(out, f)), b = fs.readFileSync(path.join(ref, f));
-    if (f === 'qat_log.jsonl') {
+    if (f === logFile) {
       const lines = (x: Buffer) => x.toString('utf8').split('\n').filter(Boolean).map((l) => strip(JSON.parse(l)));
       assert.deepEqual(lines(a), lines(b), `${what}: ${f}`);
     } else if (f === 'summary.json' || f === path.join('checkpoint', 'state.json')) {
@@ -153,5 +153,32 @@ it('a run killed before its first checkpoint is rerun without --force; a full di
   const again = await run(['qat', '--out', full, '--resume', '--threads', '1']);
   assert.equal(again.code, 0, again.stderr);
   assertSameRun(full, ref, 'resumed after a full disk');
+  fs.rmSync(root, { recursive: true });
+});
+
+it('kill -9 during checkpoint writes and the final publish of kdqat pretrain and finetune, then --resume: bitwise equal', async () => {
+  const root = tmpDir('cli-kill-pf');
+  const text = smallTextFile(root);
+  const bert = bertTeacher(root);
+  const pretrain = (out: string): string[] => ['pretrain', '--corpus', text, '--out', out, ...TINY, '--vocab', '300', '--steps', '6',
+    '--batch', '2', '--warmup', '1', '--eval-every', '3', '--eval-windows', '2', '--save-every', '2', '--log-every', '1', '--threads', '1'];
+  const finetune = (out: string): string[] => ['finetune', '--model', bert.dir, '--train', bert.train, '--dev', bert.dev, '--out', out,
+    '--max-steps', '6', '--batch', '4', '--max-len', '32', '--lr', '1e-3', '--eval-every', '3', '--save-every', '2', '--log-every', '1',
+    '--threads', '1'];
+  const cases: [(o: string) => string[], string, string][] = [
+    [pretrain, 'ref-p', ''], [pretrain, 'p-ckpt', 'checkpoint:optimizer.safetensors@2'], [pretrain, 'p-publish', 'publish:file@2'],
+    [finetune, 'ref-f', ''], [finetune, 'f-old', 'checkpoint:moved-old@2'], [finetune, 'f-publish', 'publish:file@2'],
+  ];
+  const first = await Promise.all(cases.map(([cmd, name, killAt]) => run(cmd(path.join(root, name)), { killAt })));
+  cases.forEach(([, name, killAt], i) => {
+    if (killAt) assert.equal(first[i].signal, 'SIGKILL', `${name}: ${first[i].stderr}`);
+    else assert.equal(first[i].code, 0, `${name}: ${first[i].stderr}`);
+  });
+  const killed = cases.filter(([, , k]) => k);
+  const resumed = await Promise.all(killed.map(([cmd, name]) => run([cmd('')[0], '--out', path.join(root, name), '--resume', '--threads', '1'])));
+  resumed.forEach((r, i) => assert.equal(r.code, 0, `${killed[i][1]}: ${r.stderr}`));
+  for (const [cmd, name] of killed) {
+    assertSameRun(path.join(root, name), path.join(root, cmd === pretrain ? 'ref-p' : 'ref-f'), name, 'train_log.jsonl');
+  }
   fs.rmSync(root, { recursive: true });
 });

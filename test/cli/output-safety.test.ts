@@ -38,6 +38,7 @@ it('no command writes over, into or around its inputs, even with --force; the in
     [['export', '--format', 'safetensors', '--model', student, '--out', student, '--force'], /: is the input --model/],
     [[...qat, '--out', path.join(teacher.dir, 'run')], /: is inside the input --teacher/],
     [[...qat, '--out', root, '--force'], /: contains the input --teacher/],
+    [[...qat, '--out', path.join(root, 'run'), '--cache-teacher', teacher.dir], /--cache-teacher .*: is the input --teacher/],
     [['export', '--format', 'gguf', '--model', teacher.dir, '--out', path.join(teacher.dir, 'model.safetensors'), '--force'], /: is inside the input --model/],
     [['export', '--format', 'onnx', '--model', teacher.dir, '--out', path.join(teacher.dir, 'onnx'), '--force'], /: is inside the input --model/],
     [['quantize', '--model', student, '--quant', 'w4-channel', '--out', student, '--force'], /: is the input --model/],
