@@ -17,7 +17,7 @@ import { archOf, headsOfConfig, modelOf, type ArchName, type Model } from '../mo
 import { fusedOf, splitRows, stackRows, storedLayout } from '../models/fused.js';
 import { openSafetensors, writeSafetensors, type SafetensorsFile, type WriteTensor } from './safetensors.js';
 import { configText, formatHfJson, hfConfigJson, readHfConfig, type HfModelConfig } from './hf-config.js';
-import { checkOutput, writeMarker } from './outputs.js';
+import { checkOutput, removeStaleTemps, writeMarker } from './outputs.js';
 import { readFileChecked } from './files.js';
 import { crashPoint } from './test-hooks.js';
 import { parseTokenizerJson, tokenizerConfigJson, tokenizerVocabSize, type TokenizerInfo } from './gguf_tokenizer.js';
@@ -117,6 +117,8 @@ export function saveModelDir(dir: string, opts: SaveModelOptions): void {
   }
 
   fs.mkdirSync(path.dirname(abs), { recursive: true });
+  // What an earlier writer of this directory left when it was killed.
+  removeStaleTemps(path.dirname(abs), `.${path.basename(abs)}.tmp-`);
   const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
   fs.mkdirSync(tmp);
   try {

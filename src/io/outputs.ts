@@ -144,12 +144,13 @@ function alive(pid: number): boolean {
 }
 
 /** Removes the temp files and directories in `dir` left by kdqat writers that are no longer
- *  running; returns their names. */
-export function removeStaleTemps(dir: string): string[] {
+ *  running (only those whose names start with `prefix`, if given); returns their names. */
+export function removeStaleTemps(dir: string, prefix = ''): string[] {
   const removed: string[] = [];
   let names: string[];
   try { names = fs.readdirSync(dir); } catch { return removed; }
   for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
     const pid = tempOwner(name);
     if (pid === null || alive(pid)) continue;
     fs.rmSync(path.join(dir, name), { recursive: true, force: true });

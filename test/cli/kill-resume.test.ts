@@ -182,3 +182,18 @@ it('kill -9 during checkpoint writes and the final publish of kdqat pretrain and
   }
   fs.rmSync(root, { recursive: true });
 });
+
+it('kdqat quantize killed while writing the student: no --out appears, and the rerun (no --force) removes the dead temp directory', async () => {
+  const root = tmpDir('cli-kill-quant');
+  const teacher = llamaTeacher(root);
+  const out = path.join(root, 'rtn');
+  const args = ['quantize', '--model', teacher.dir, '--quant', 'w4-channel', '--out', out];
+  const k = await run(args, { killAt: 'model-dir:model.safetensors' });
+  assert.equal(k.signal, 'SIGKILL', k.stderr);
+  assert.ok(!fs.existsSync(out), 'nothing under the final name');
+  assert.equal(fs.readdirSync(root).filter((f) => f.startsWith('.rtn.tmp-')).length, 1, 'the partial student is a hidden temp dir');
+  const r = await run(args);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(fs.readdirSync(root).filter((f) => f.startsWith('.')), [], 'the dead writer\'s temp dir is gone');
+  fs.rmSync(root, { recursive: true });
+});

@@ -84,6 +84,10 @@ test('temp names carry their writer\'s pid; removeStaleTemps removes only those 
   fs.writeFileSync(path.join(dir, 'keep.txt'), 'k');
   assert.deepEqual(removeStaleTemps(dir).sort(), [`.checkpoint.tmp-${deadPid}`, `.student.tmp-${deadPid}.old`, `.x.${deadPid}.ab.tmp`].sort());
   assert.deepEqual(fs.readdirSync(dir).sort(), [`.student.tmp-${process.pid}`, 'keep.txt']);
+  // Only those of one output, by prefix.
+  for (const n of [`.a.tmp-${deadPid}-x1`, `.b.tmp-${deadPid}-x2`]) fs.mkdirSync(path.join(dir, n));
+  assert.deepEqual(removeStaleTemps(dir, '.a.tmp-'), [`.a.tmp-${deadPid}-x1`]);
+  assert.ok(fs.existsSync(path.join(dir, `.b.tmp-${deadPid}-x2`)));
   fs.rmSync(dir, { recursive: true });
 });
 
