@@ -127,9 +127,10 @@ function statOrNull(p: string): fs.Stats | null {
   }
 }
 
-/** The pid in a kdqat temp name (`.student.tmp-123`, `.x.tmp-123-ab`, `.x.123.ab.tmp`, `f.tmp-123`), or null. */
+/** The pid in a kdqat temp name, or null. Temp names are hidden (a leading dot) and carry the
+ *  writer's pid: `.student.tmp-123`, `.student.tmp-123.old`, `.x.tmp-123-ab`, `.x.123.ab.tmp`. */
 export function tempOwner(name: string): number | null {
-  const m = /\.tmp-(\d+)(?:-[0-9a-z]+)?(?:\.old)?$/.exec(name) ?? /^\..+\.(\d+)\.[0-9a-z]+\.tmp$/.exec(name);
+  const m = /^\..+\.tmp-(\d+)(?:-[0-9A-Za-z]+)?(?:\.old)?$/.exec(name) ?? /^\..+\.(\d+)\.[0-9a-z]+\.tmp$/.exec(name);
   return m ? Number(m[1]) : null;
 }
 

@@ -119,7 +119,7 @@ export function publishFiles(out: string, write: (tmpDir: string) => void): void
 
 /** JSON written to a temp file, fsynced, renamed over `file`. */
 export function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`); // hidden, like every temp
   const fd = fs.openSync(tmp, 'w');
   try {
     fs.writeFileSync(fd, JSON.stringify(value, null, 2) + '\n');

@@ -70,8 +70,10 @@ test('temp names carry their writer\'s pid; removeStaleTemps removes only those 
   assert.equal(tempOwner('.checkpoint.tmp-123'), 123);
   assert.equal(tempOwner('.student.tmp-77.old'), 77);
   assert.equal(tempOwner('.final.tmp-5'), 5);
-  assert.equal(tempOwner('summary.json.tmp-42'), 42);
+  assert.equal(tempOwner('.summary.json.tmp-42'), 42);
+  assert.equal(tempOwner('notes.tmp-2024'), null, 'a visible name is never a temp');
   assert.equal(tempOwner('.student.tmp-9.tmp-9-k3x1'), 9);
+  assert.equal(tempOwner('.model.onnx.tmp-12-aB3xYz'), 12);
   assert.equal(tempOwner('.model.safetensors.31.abc123.tmp'), 31);
   for (const name of ['student', 'checkpoint.old', 'qat_log.jsonl', 'notes.tmp', OUTPUT_MARKER]) assert.equal(tempOwner(name), null, name);
   const dir = tmp('outputs-stale');
