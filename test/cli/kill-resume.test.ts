@@ -36,21 +36,25 @@ function listFiles(dir: string): string[] {
     .sort();
 }
 
-// Timings differ between two runs; the byte offset of the log in a checkpoint follows the digits
+// Timings (and a reproduction's date) differ between two runs; the byte offset of the log in a checkpoint follows the digits
 // of tokens_per_s. Everything else must be equal.
-const TIMING = new Set(['tokens_per_s', 'wall_time_s', 'train_tokens_per_s', 'command', 'elapsedSeconds', 'trainSeconds', 'logPosition']);
-const strip = (v: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(v).filter(([k]) => !TIMING.has(k)));
+const TIMING = new Set(['tokens_per_s', 'wall_time_s', 'train_tokens_per_s', 'command', 'elapsedSeconds', 'trainSeconds', 'logPosition', 'seconds', 'written']);
+const strip = (v: unknown): unknown => Array.isArray(v) ? v.map(strip)
+  : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([k]) => !TIMING.has(k)).map(([k, x]) => [k, strip(x)])) : v;
 
 /** Asserts that `out` holds the same files as `ref`, bitwise (timing fields aside). */
-function assertSameRun(out: string, ref: string, what: string, logFile = 'qat_log.jsonl'): void {
+function assertSameRun(out: string, ref: string, what: string): void {
   assert.deepEqual(listFiles(out), listFiles(ref), `${what}: the same files, nothing left over`);
   for (const f of listFiles(ref)) {
     const a = fs.readFileSync(path.join(out, f)), b = fs.readFileSync(path.join(ref, f));
-    if (f === logFile) {
+    if (f.endsWith('.jsonl')) {
       const lines = (x: Buffer) => x.toString('utf8').split('\n').filter(Boolean).map((l) => strip(JSON.parse(l)));
       assert.deepEqual(lines(a), lines(b), `${what}: ${f}`);
-    } else if (f === 'summary.json' || f === path.join('checkpoint', 'state.json')) {
+    } else if (/(^|\/)(summary|state|result|results)\.json$/.test(f)) {
       assert.deepEqual(strip(JSON.parse(a.toString('utf8'))), strip(JSON.parse(b.toString('utf8'))), `${what}: ${f}`);
+    } else if (f === 'results.md') { // names --out in its command line
+      const body = (x: Buffer) => x.toString('utf8').replace(/^Command: .*$/m, '');
+      assert.equal(body(a), body(b), `${what}: ${f}`);
     } else {
       assert.ok(a.equals(b), `${what}: ${f} differs`);
     }
@@ -66,6 +70,7 @@ it('kill -9 at named points and at a random moment of kdqat qat, then --resume: 
     '--steps', '8', '--lr', '1e-3', '--warmup', '1', '--batch', '2', '--seq-len', '16', '--eval-every', '0', '--eval-windows', '2',
     '--log-every', '3', '--save-every', '2', '--threads', '1', '--out', out];
   const ref = path.join(root, 'ref');
+  const saved = (o: string): boolean => ['checkpoint', 'checkpoint.old'].some((d) => fs.existsSync(path.join(o, d, 'state.json')));
   const POINTS = [
     'checkpoint:model.safetensors@2',   // during the second checkpoint write (a partial temp dir)
     'checkpoint:moved-old@2',           // between its two renames (only checkpoint.old/)
@@ -94,7 +99,7 @@ it('kill -9 at named points and at a random moment of kdqat qat, then --resume: 
   killed.pop(); // the timer
   const randomExit = killed.pop()!;
   POINTS.forEach((p, i) => assert.equal(killed[i].signal, 'SIGKILL', `${p}: ${killed[i].stderr}`));
-  t.diagnostic(`random kill: ${randomExit.signal ?? `exited ${randomExit.code}`}`);
+  t.diagnostic(`random kill: ${randomExit.signal ?? `exited ${randomExit.code}`}${saved(randomOut) ? '' : ', before the first checkpoint'}`);
   // The state a kill leaves: what is being written has a hidden temp name; every visible name is
   // one an uninterrupted run has too.
   const visible = (d: string) => listFiles(d).filter((f) => !f.split(path.sep).some((part) => part.startsWith('.') && part !== '.kdqat-output'));
@@ -109,7 +114,9 @@ it('kill -9 at named points and at a random moment of kdqat qat, then --resume: 
   const segment1 = JSON.parse(fs.readFileSync(path.join(outs[2], 'checkpoint', 'state.json'), 'utf8'));
   assert.equal(segment1.step, 4);
   assert.ok(segment1.elapsedSeconds > segment1.trainSeconds);
-  const resumed = await Promise.all([...outs, randomOut].map((o) => run(['qat', '--out', o, '--resume', '--threads', '1'])));
+  // --resume when a checkpoint was saved; otherwise (the random kill came before the first one)
+  // the same command again, which needs no --force.
+  const resumed = await Promise.all([...outs, randomOut].map((o) => run(saved(o) ? ['qat', '--out', o, '--resume', '--threads', '1'] : args(o))));
   resumed.forEach((r, i) => assert.equal(r.code, 0, `${POINTS[i] ?? 'random'}: ${r.stderr}`));
   [...outs, randomOut].forEach((o, i) => assertSameRun(o, ref, `killed at ${POINTS[i] ?? 'random'}`));
   // cross_rate: the resumed run's first line after a mid-interval checkpoint has it, as the reference.
@@ -183,7 +190,7 @@ it('kill -9 during checkpoint writes and the final publish of kdqat pretrain and
   const resumed = await Promise.all(killed.map(([cmd, name]) => run([cmd('')[0], '--out', path.join(root, name), '--resume', '--threads', '1'])));
   resumed.forEach((r, i) => assert.equal(r.code, 0, `${killed[i][1]}: ${r.stderr}`));
   for (const [cmd, name] of killed) {
-    assertSameRun(path.join(root, name), path.join(root, cmd === pretrain ? 'ref-p' : 'ref-f'), name, 'train_log.jsonl');
+    assertSameRun(path.join(root, name), path.join(root, cmd === pretrain ? 'ref-p' : 'ref-f'), name);
   }
   fs.rmSync(root, { recursive: true });
 });
@@ -200,5 +207,22 @@ it('kdqat quantize killed while writing the student: no --out appears, and the r
   const r = await run(args);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(fs.readdirSync(root).filter((f) => f.startsWith('.')), [], 'the dead writer\'s temp dir is gone');
+  fs.rmSync(root, { recursive: true });
+});
+
+it('kdqat reproduce killed during a KD-QAT run\'s student write, then rerun: the same files as an uninterrupted reproduction', async () => {
+  const root = tmpDir('cli-kill-repro');
+  const teacher = llamaTeacher(root);
+  const args = (out: string): string[] => ['reproduce', 'ov-freeze', '--quick', '--teacher', teacher.dir, '--out', out,
+    '--only', 'qat-w4-channel', '--seeds', '1', '--threads', '1'];
+  const ref = path.join(root, 'ref'), out = path.join(root, 'killed');
+  const [r0, k] = await Promise.all([run(args(ref)), run(args(out), { killAt: 'student:written' })]);
+  assert.equal(r0.code, 0, r0.stderr);
+  assert.equal(k.signal, 'SIGKILL', k.stderr);
+  assert.ok(!fs.existsSync(path.join(out, 'results.json')));
+  // A reproduction continues by running the same command (finished runs are kept).
+  const again = await run(args(out));
+  assert.equal(again.code, 0, again.stderr);
+  assertSameRun(out, ref, 'reproduce');
   fs.rmSync(root, { recursive: true });
 });
