@@ -50,7 +50,7 @@ export function exportCommand(): Command {
     .option('--tokenizer-pre <name>', 'gguf: llama.cpp pre-tokenizer name (tokenizer.ggml.pre, e.g. llama-bpe, qwen2, gpt-2, smollm) for a byte-level BPE tokenizer whose pre_tokenizer kdqat does not recognise; default: detected from tokenizer.json')
     .option('--latent', "a student directory: export its latent full-precision weights instead of the deployed (dequantized) ones")
     .option('--lossy', 'a student: allow a --type/--dtype that cannot hold its quantizer exactly (gguf: re-quantized; safetensors/onnx: rounded to f16/bf16), reporting the error (else refused, naming the formats that can)')
-    .option('--force', 'replace an existing output')
+    .option('--force', 'replace an earlier kdqat output at --out (never an input, never a directory kdqat did not write)')
     .addHelpText('after', '\nExamples:\n  kdqat export --model out/llama --format gguf --out llama.gguf --type f16\n' +
       '  kdqat export --model out/student-q4_0 --format gguf --out student.gguf --type q4_0\n' +
       '  kdqat export --model out/bert-cls --format safetensors --dtype bf16 --out out/bert-cls-bf16\n' +

@@ -32,7 +32,7 @@ export function quantizeCommand(): Command {
     .requiredOption('--quant <preset|file>', 'a preset (w4-channel, w3-channel, w4-g128, q4_0, q8_0, tq2_0, twn, twn-a8, …) or a JSON config (docs/quantization.md)')
     .requiredOption('--out <dir>', 'the student directory to write')
     .option('--tokenizer <file>', 'tokenizer.json to copy when the model directory has none')
-    .option('--force', 'replace an existing --out')
+    .option('--force', 'replace an earlier kdqat output at --out (never an input, never a directory kdqat did not write)')
     .option('--json', 'print one JSON object (per-kind and per-weight errors) instead of a table')
     .addHelpText('after', '\nExamples:\n  kdqat quantize --model teachers/llama-sotu --quant w4-channel --out out/llama-rtn-w4\n' +
       '  kdqat quantize --model teachers/bert-brown-genre --quant twn-a8 --out out/bert-twn\n' +
