@@ -5,6 +5,7 @@
 // top-level keys; other keys are ignored. Every malformed line is an error naming the file and line.
 import * as fs from 'node:fs';
 import type { SignalRecord } from './signal.js';
+import { explainFsError } from '../io/files.js';
 
 export interface LogEntry {
   step: number;
@@ -34,7 +35,7 @@ export function readSignalLog(file: string): LogEntry[] {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`--log ${file}: ${code === 'ENOENT' ? 'file not found' : (e as Error).message}`);
+    throw new Error(`--log ${code === 'ENOENT' ? `${file}: file not found` : explainFsError(e, file, 'read').message}`);
   }
   return parseSignalLog(text, file);
 }

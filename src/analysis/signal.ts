@@ -211,6 +211,23 @@ export class SignalMonitor {
     }
   }
 
+  /** What the next cross_rate compares with (codes or ŵ after the last logged update), by
+   *  weight name: checkpointed, so a resumed run's first cross_rate equals the uninterrupted one. */
+  crossState(): Map<string, Float32Array> {
+    const out = new Map<string, Float32Array>();
+    for (const s of this.slots.values()) if (s.prevHat) out.set(s.name, s.prevHat);
+    return out;
+  }
+
+  /** Restores crossState() from a checkpoint (sizes must match). */
+  restoreCrossState(state: ReadonlyMap<string, Float32Array>): void {
+    for (const [name, v] of state) {
+      const s = this.slots.get(name);
+      if (!s || v.length !== s.p.size) throw new Error(`SignalMonitor: checkpointed codes of '${name}' do not fit the model (${v.length} values)`);
+      s.prevHat = Float32Array.from(v);
+    }
+  }
+
   /** The step's record ({ metric: { kind: per-layer values } }); resets the step's state. */
   take(): SignalRecord {
     // Block kinds get one entry per layer of the model; kinds outside the blocks get one.

@@ -49,7 +49,10 @@ export async function runBenchCli(opts: BenchCliOptions): Promise<string[]> {
   const recordsFile = path.join(dir, isPage ? `${path.basename(target, '.html')}.jsonl` : 'records.jsonl');
   const { benchFigures, benchPage, parseBenchRecords } = await import('../report/bench-page.js');
   const { atomicWrite } = await import('../io/atomic.js');
+  const { checkOutput } = await import('../io/outputs.js');
   const refuse = (files: string[]): void => {
+    // Never the records read (--records), never a directory where a file goes.
+    for (const f of files) checkOutput(f, { flag: '--plot', kind: 'file', force: true, inputs: [{ flag: '--records', path: opts.records === '-' ? null : opts.records }] });
     const existing = files.filter((f) => fs.existsSync(f));
     if (!opts.force && existing.length) {
       throw new Error(`--plot ${target}: ${existing.length} file(s) already exist (e.g. ${path.basename(existing[0])}); pass --force to replace them`);
@@ -59,7 +62,7 @@ export async function runBenchCli(opts: BenchCliOptions): Promise<string[]> {
   refuse([page, recordsFile]);
   let text: string, source: string;
   if (opts.records) {
-    text = fs.readFileSync(opts.records === '-' ? 0 : opts.records, 'utf8');
+    text = opts.records === '-' ? fs.readFileSync(0, 'utf8') : (await import('../io/files.js')).readFileChecked(opts.records, 'utf8');
     source = opts.records === '-' ? 'stdin' : opts.records;
   } else {
     const { runBench } = await import('../../bench/run.js');

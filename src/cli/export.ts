@@ -50,7 +50,7 @@ export function exportCommand(): Command {
     .option('--tokenizer-pre <name>', 'gguf: llama.cpp pre-tokenizer name (tokenizer.ggml.pre, e.g. llama-bpe, qwen2, gpt-2, smollm) for a byte-level BPE tokenizer whose pre_tokenizer kdqat does not recognise; default: detected from tokenizer.json')
     .option('--latent', "a student directory: export its latent full-precision weights instead of the deployed (dequantized) ones")
     .option('--lossy', 'a student: allow a --type/--dtype that cannot hold its quantizer exactly (gguf: re-quantized; safetensors/onnx: rounded to f16/bf16), reporting the error (else refused, naming the formats that can)')
-    .option('--force', 'replace an existing output')
+    .option('--force', 'replace an earlier kdqat output at --out (never an input, never a directory kdqat did not write)')
     .addHelpText('after', '\nExamples:\n  kdqat export --model out/llama --format gguf --out llama.gguf --type f16\n' +
       '  kdqat export --model out/student-q4_0 --format gguf --out student.gguf --type q4_0\n' +
       '  kdqat export --model out/bert-cls --format safetensors --dtype bf16 --out out/bert-cls-bf16\n' +
@@ -215,6 +215,7 @@ export async function runExport(opts: ExportOptions): Promise<string> {
   const out = path.resolve(opts.out);
   // Checked before loading, which can take a while for a large model.
   if (fs.existsSync(out) && !opts.force) throw new Error(`--out ${opts.out}: ${out} already exists; pass --force to replace it`);
+  await checkExportOut(opts, format === 'gguf' ? 'file' : 'dir');
   const { describeModel, openModel } = await import('./open-model.js');
   const { exportLlamaGguf } = await import('../io/gguf.js');
   const { saveModelDir } = await import('../io/model-dir.js');
@@ -222,7 +223,7 @@ export async function runExport(opts: ExportOptions): Promise<string> {
   const note = noteOf(opts);
   if (opts.tokenizer && !fs.existsSync(opts.tokenizer)) throw new Error(`--tokenizer ${opts.tokenizer}: file not found`);
   const tokFile = opts.tokenizer ?? m.loaded.tokenizerPath;
-  const tokenizerJson = tokFile ? fs.readFileSync(tokFile, 'utf8') : undefined;
+  const tokenizerJson = tokFile ? (await import('../io/files.js')).readFileChecked(tokFile, 'utf8') : undefined;
   // tokenizer_config.json beside the tokenizer.json used: special tokens, add_bos_token, chat_template.
   const { readTokenizerConfig } = await import('../io/tokenizer_config.js');
   const tokenizerConfig = tokFile ? readTokenizerConfig(tokFile) : null;
@@ -256,7 +257,6 @@ export async function runExport(opts: ExportOptions): Promise<string> {
     }
     return out;
   }
-  if (out === m.dir && !opts.force) throw new Error(`--out ${opts.out} is the model directory itself; pass --force to replace it in place`);
   // A student: its deployed (dequantized) weights, F32 by default (exact); F16/BF16 only if they
   // hold every deployed value, or with --lossy. --latent: the latent weights, F16 by default.
   const sdtype = (given ? dtype : m.student && !m.latent ? 'F32' : 'F16') as SaveDType;
@@ -283,6 +283,16 @@ export async function runExport(opts: ExportOptions): Promise<string> {
   return out;
 }
 
+/** --out is never the model, a file in it or its tokenizer, and --force replaces only kdqat's own
+ *  output (io/outputs.ts). */
+async function checkExportOut(opts: ExportOptions, kind: 'file' | 'dir'): Promise<void> {
+  const { checkOutput } = await import('../io/outputs.js');
+  checkOutput(opts.out!, {
+    kind, force: opts.force, legacy: ['quantization.json'],
+    inputs: [{ flag: '--model', path: opts.model }, { flag: '--tokenizer', path: opts.tokenizer }],
+  });
+}
+
 /** --format onnx: FILE.onnx (one graph, --dtype) or a transformers.js model folder (io/onnx-export.ts). */
 async function runOnnxExport(opts: ExportOptions): Promise<string> {
   if (opts.type || opts.embedType || opts.tokenizerPre) throw new Error('--type/--embed-type/--tokenizer-pre are for --format gguf; onnx takes --dtype');
@@ -293,6 +303,7 @@ async function runOnnxExport(opts: ExportOptions): Promise<string> {
   if (dtype !== undefined && !(ONNX_DTYPES as readonly string[]).includes(dtype)) throw new Error(`--dtype ${opts.dtype}: onnx export supports ${ONNX_DTYPES.join(', ')}`);
   if (!file && dtype !== undefined) throw new Error(`--dtype ${opts.dtype}: a model folder always holds onnx/model.onnx (f32) and, for a student, onnx/model_quantized.onnx; give --out FILE.onnx for one graph in another dtype`);
   if (fs.existsSync(out) && !opts.force) throw new Error(`--out ${opts.out}: ${out} already exists; pass --force to replace it`);
+  await checkExportOut(opts, file ? 'file' : 'dir');
   const { openModel } = await import('./open-model.js');
   const m = openModel(opts.model);
   const student = m.student && !m.latent ? m.student : null;
@@ -309,7 +320,7 @@ async function runOnnxExport(opts: ExportOptions): Promise<string> {
   const tokFile = opts.tokenizer ?? m.loaded.tokenizerPath;
   const { readTokenizerConfig } = await import('../io/tokenizer_config.js');
   exportOnnxFolder(out, input, {
-    hf: m.loaded.hf, tokenizerJson: tokFile ? fs.readFileSync(tokFile, 'utf8') : undefined,
+    hf: m.loaded.hf, tokenizerJson: tokFile ? (await import('../io/files.js')).readFileChecked(tokFile, 'utf8') : undefined,
     tokenizerConfig: tokFile ? readTokenizerConfig(tokFile) : null, force: opts.force,
   });
   return out;

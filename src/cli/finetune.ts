@@ -36,7 +36,7 @@ export function finetuneCommand(): Command {
     .option('--threads <n>', 'native threads (default: all cores)', intArg)
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
     .option('--resume', 'continue the run in --out from its checkpoint')
-    .option('--force', 'replace an existing run in --out')
+    .option('--force', 'replace an earlier kdqat run in --out (never an input, never a directory kdqat did not write)')
     .action(function (this: Command) {
       const opts = this.opts();
       const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }) : {};

@@ -3,6 +3,7 @@
 // saved in its checkpoint (a flag that contradicts them is an error, not silently ignored).
 import * as fs from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
+import { explainFsError } from '../io/files.js';
 
 export const camel = (k: string): string => k.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
 export const flagName = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
@@ -39,12 +40,17 @@ type Value = number | string | boolean | string[];
 /** Reads a JSON config file; keys may be spelled like the flags (kv-heads), snake or camel case. */
 export function readConfigFile(file: string, allowed: Record<string, Value>): Record<string, Value> {
   let raw: unknown;
+  let text: string;
   try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`--config ${file}: ${code === 'ENOENT' ? 'file not found; check the path' : code === 'EISDIR' ? 'is a directory; pass the JSON settings file'
-      : `not valid JSON (${(e as Error).message}); fix it: an object like {"steps": 1000}`}`);
+    throw new Error(`--config ${code === 'ENOENT' ? `${file}: file not found; check the path` : explainFsError(e, file, 'read').message}`);
+  }
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`--config ${file}: not valid JSON (${(e as Error).message}); fix it: an object like {"steps": 1000}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`--config ${file}: must be a JSON object like {"steps": 1000}`);
   const out: Record<string, Value> = {};

@@ -54,7 +54,10 @@ export async function runPlot(opts: PlotCliOptions): Promise<string[]> {
   const figures = plotRuns(runs, { heatmap });
   const out = path.resolve(opts.out);
   const files = figures.flatMap((f) => [`${f.name}.svg`, ...(opts.png === false ? [] : [`${f.name}.png`])]).map((n) => path.join(out, n));
-  // Checked before writing anything, so a refused run leaves the directory as it was.
+  // Checked before writing anything, so a refused run leaves the directory as it was: never a
+  // log read (--log), never a directory where a figure goes.
+  const { checkOutput } = await import('../io/outputs.js');
+  for (const f of files) checkOutput(f, { kind: 'file', force: true, inputs: logs.map((l) => ({ flag: '--log', path: l })) });
   if (!opts.force) {
     const existing = files.filter((f) => fs.existsSync(f));
     if (existing.length) throw new Error(`--out ${opts.out}: ${existing.length} figure(s) already exist (e.g. ${path.basename(existing[0])}); pass --force to replace them`);

@@ -73,7 +73,7 @@ export function qatCommand(): Command {
     .option('--out <dir>', 'output directory')
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
     .option('--resume', 'continue the run in --out from its checkpoint')
-    .option('--force', 'replace an existing run in --out')
+    .option('--force', 'replace an earlier kdqat run in --out (never an input, never a directory kdqat did not write)')
     .addHelpText('after', EXAMPLES)
     .action(function (this: Command) {
       const opts = this.opts();

@@ -32,7 +32,7 @@ export function quantizeCommand(): Command {
     .requiredOption('--quant <preset|file>', 'a preset (w4-channel, w3-channel, w4-g128, q4_0, q8_0, tq2_0, twn, twn-a8, …) or a JSON config (docs/quantization.md)')
     .requiredOption('--out <dir>', 'the student directory to write')
     .option('--tokenizer <file>', 'tokenizer.json to copy when the model directory has none')
-    .option('--force', 'replace an existing --out')
+    .option('--force', 'replace an earlier kdqat output at --out (never an input, never a directory kdqat did not write)')
     .option('--json', 'print one JSON object (per-kind and per-weight errors) instead of a table')
     .addHelpText('after', '\nExamples:\n  kdqat quantize --model teachers/llama-sotu --quant w4-channel --out out/llama-rtn-w4\n' +
       '  kdqat quantize --model teachers/bert-brown-genre --quant twn-a8 --out out/bert-twn\n' +
@@ -53,13 +53,17 @@ export async function runQuantize(opts: QuantizeOptions, stdout: (s: string) => 
   const out = path.resolve(opts.out);
   if (fs.existsSync(out) && !opts.force) throw new Error(`--out ${opts.out}: ${out} already exists; pass --force to replace it`);
   if (opts.tokenizer && !fs.existsSync(opts.tokenizer)) throw new Error(`--tokenizer ${opts.tokenizer}: file not found`);
+  const { checkOutput } = await import('../io/outputs.js');
+  checkOutput(out, {
+    kind: 'dir', force: opts.force, legacy: ['quantization.json'],
+    inputs: [{ flag: '--model', path: opts.model }, { flag: '--quant', path: opts.quant }, { flag: '--tokenizer', path: opts.tokenizer }],
+  });
   const { openModel, describeModel } = await import('./open-model.js');
   const { isStudentDir, saveStudent } = await import('../quant/student.js');
   const { prepare, convert, summarizePlan } = await import('../quant/prepare.js');
   const { weightErrors, summarizeByKind } = await import('../quant/report.js');
   const fromStudent = !!opts.model && isStudentDir(path.resolve(opts.model));
   const m = openModel(opts.model, { latent: fromStudent });
-  if (out === m.dir) throw new Error(`--out ${opts.out} is the model directory itself; write the student elsewhere`);
   if (!opts.json) stderr(`${m.dir}: ${describeModel(m)}; quantizing with ${source}\n`);
   const prepared = prepare(m.model, config, { source });
   const converted = convert(m.model, prepared);

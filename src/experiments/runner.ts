@@ -11,6 +11,7 @@
 // must not be averaged together); --force removes what a previous reproduction wrote there.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { OUTPUT_MARKER, checkNotInput, isOwnDir, writeMarker } from '../io/outputs.js';
 import { atomicWrite } from '../io/atomic.js';
 import { formatMarkdown, formatText, tableJson, type Table } from '../report/table.js';
 import type { Reporter } from '../train/loop.js';
@@ -89,6 +90,7 @@ export const runSeeds = (r: RunDef, seeds: number[]): number[] => r.method.kind 
 export function prepareOut(exp: Experiment, o: RunOptions): void {
   const out = o.out;
   if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new Error(`--out ${out}: is a file; choose a directory`);
+  checkNotInput('--out', out, [{ flag: '--teacher', path: o.settings.teacher }]);
   const manifest = path.join(out, MANIFEST);
   const want = { experiment: exp.name, settings: o.settings };
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !o.force) {
@@ -112,8 +114,15 @@ export function prepareOut(exp: Experiment, o: RunOptions): void {
     }
     return; // the same reproduction: continue it
   }
-  if (o.force) for (const name of OUTPUTS) fs.rmSync(path.join(out, name), { recursive: true, force: true });
+  if (o.force && fs.existsSync(out) && fs.readdirSync(out).length > 0) {
+    if (!isOwnDir(out, [MANIFEST])) {
+      throw new Error(`--out ${out}: exists and was not written by kdqat (it has no ${OUTPUT_MARKER} marker); --force only replaces ` +
+        `kdqat's own outputs — remove it yourself if it can go, or choose another --out`);
+    }
+    for (const name of OUTPUTS) fs.rmSync(path.join(out, name), { recursive: true, force: true });
+  }
   fs.mkdirSync(out, { recursive: true });
+  writeMarker(out);
   atomicWrite(manifest, true, (w) => w(JSON.stringify(want, null, 2) + '\n'));
 }
 

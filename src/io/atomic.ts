@@ -4,6 +4,7 @@
 // overwritten by accident; with `force`, rename() replaces it. An error leaves nothing behind.
 import fs from 'node:fs';
 import path from 'node:path';
+import { explainFsError } from './files.js';
 
 export class ExistsError extends Error {}
 
@@ -28,7 +29,7 @@ export function atomicWrite(file: string, force: boolean, fill: (write: (b: Uint
   } catch (e) {
     if (fd !== null) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    throw e;
+    throw explainFsError(e, file, 'write'); // a full disk names the file, not a bare ENOSPC
   }
   try { // make the rename durable; not every platform can fsync a directory
     const dfd = fs.openSync(dir, 'r');

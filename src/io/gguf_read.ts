@@ -4,6 +4,7 @@
 // v1 used 32-bit counts and is rejected). For tests and for inspecting exported files.
 import * as fs from 'node:fs';
 import { f16ToF32Array } from './half.js';
+import { openFileChecked } from './files.js';
 import {
   DEFAULT_ALIGNMENT, GGML_TYPES, MAX_DIMS, VALUE_TYPES, tensorBytes,
   type GgmlType, type GgufValue, type ScalarTypeName, type ValueTypeName,
@@ -122,7 +123,7 @@ function readValue(c: Cursor, t: ValueTypeName, w: string): GgufValue {
 
 /** Parses and validates a GGUF file's header, metadata and tensor infos. */
 export function readGgufHeader(file: string): GgufFile {
-  const fd = fs.openSync(file, 'r');
+  const fd = openFileChecked(file);
   try {
     const c = new Cursor(fd, fs.fstatSync(fd).size, file);
     if (c.size < 24) throw new Error(`${file}: ${c.size} bytes is too short for a GGUF header; ${REDO}`);

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import type { HfModelConfig } from './hf-config.js';
 import { mergeTokenizerConfig } from './tokenizer_config.js';
 import { architecture } from '../models/registry.js';
+import { readFileChecked } from './files.js';
 
 export interface AddedToken { id: number; content: string; special: boolean }
 
@@ -75,7 +76,7 @@ export function parseTokenizerJson(json: unknown, file = 'tokenizer.json'): Toke
 }
 
 export function readTokenizerJson(file: string): TokenizerInfo {
-  return parseTokenizerJson(fs.readFileSync(file, 'utf8'), file);
+  return parseTokenizerJson(readFileChecked(file, 'utf8'), file);
 }
 
 /** Vocabulary size as Hugging Face counts it (len(tokenizer)): model.vocab plus the added

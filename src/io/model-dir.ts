@@ -5,6 +5,8 @@
 //                                  stored, as save_pretrained drops shared tensors;
 //   or model-0000k-of-0000N.safetensors + model.safetensors.index.json {"metadata", "weight_map"}
 //   tokenizer.json, tokenizer_config.json, generation_config.json (causal LMs).
+//   .kdqat-output                  the marker of a directory kdqat wrote (io/outputs.ts): --force
+//                                  replaces only directories that have it
 // Saving is atomic: everything goes into a temp directory next to the target, which is then
 // renamed into place; an existing directory is replaced only with `force`.
 import * as fs from 'node:fs';
@@ -19,6 +21,8 @@ import { readTokenizerConfig } from './tokenizer_config.js';
 import { checkShardName, modelFile, readModelJson, readModelText, unsafeWeightFiles } from './model-files.js';
 import { isObj } from '../models/config-reader.js';
 import { configText, formatHfJson, hfConfigJson, readHfConfig, type HfModelConfig } from './hf-config.js';
+import { checkOutput, removeStaleTemps, writeMarker } from './outputs.js';
+import { crashPoint } from './test-hooks.js';
 import { parseTokenizerJson, tokenizerConfigJson, tokenizerVocabSize, type TokenizerInfo } from './gguf_tokenizer.js';
 
 export type SaveDType = 'F32' | 'F16' | 'BF16';
@@ -87,6 +91,9 @@ export function saveModelDir(dir: string, opts: SaveModelOptions): void {
   const dtype = opts.dtype ?? 'F32';
   if (!(dtype in TORCH_DTYPE)) throw new Error(`${abs}: dtype ${dtype} is not one of F32, F16, BF16`);
   if (fs.existsSync(abs) && !opts.force) throw new Error(`${abs}: already exists; refusing to overwrite it (use --force)`);
+  // With force, only a directory kdqat wrote (it has the marker; a student of an older kdqat its
+  // quantization.json) is replaced; never a file, never someone else's directory.
+  checkOutput(abs, { flag: '', kind: 'dir', force: opts.force, legacy: ['quantization.json'] });
   const hf = fullConfig(opts.config, dtype);
   const spec = paramSpecOf(hf);
   for (const [name, { shape }] of spec) {
@@ -113,17 +120,21 @@ export function saveModelDir(dir: string, opts: SaveModelOptions): void {
   }
 
   fs.mkdirSync(path.dirname(abs), { recursive: true });
+  // What an earlier writer of this directory left when it was killed.
+  removeStaleTemps(path.dirname(abs), `.${path.basename(abs)}.tmp-`);
   const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
   fs.mkdirSync(tmp);
   try {
     writeText(path.join(tmp, 'config.json'), configText(opts.config, hfConfigJson(hf)));
     for (const [name, json] of Object.entries(archOf(hf).config.extraFiles?.(hf.meta) ?? {})) writeText(path.join(tmp, name), formatHfJson(json));
     writeSafetensors(path.join(tmp, 'model.safetensors'), tensors, { dtype, metadata: { format: 'pt' } });
+    crashPoint('model-dir:model.safetensors');
     if (tok) {
       writeText(path.join(tmp, 'tokenizer.json'), tok.text);
       writeText(path.join(tmp, 'tokenizer_config.json'), formatHfJson(tokenizerConfigJson(hf, tok.info, tok.raw, opts.tokenizerConfig)));
     }
     opts.extra?.(tmp);
+    writeMarker(tmp);
     fsyncDir(tmp);
     publishDir(tmp, abs, !!opts.force);
   } catch (e) {

@@ -109,7 +109,7 @@ export function exportOnnxFile(file: string, m: OnnxModelIn, dtype: OnnxDType, o
   const dir = path.dirname(path.resolve(file));
   if (!fs.existsSync(dir)) throw new Error(`${file}: directory ${dir} does not exist; create it first`);
   if (!o.force && fs.existsSync(file)) throw new Error(`${file}: already exists; refusing to overwrite it (use --force)`);
-  const tmp = fs.mkdtempSync(path.join(dir, `.${path.basename(file)}.tmp-`));
+  const tmp = fs.mkdtempSync(path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-`)); // the pid: io/outputs.ts tempOwner
   try {
     const written = writeOnnx(path.join(tmp, path.basename(file)), m, dtype, o.externalAt);
     const out = written.map((w) => path.join(dir, path.basename(w)));

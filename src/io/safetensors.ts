@@ -11,11 +11,11 @@
 // tensor with positioned reads, so files (and tensors) over 2 GiB work without ever holding the
 // whole file. Writing is atomic: a temp file in the target directory, fsync, then link/rename.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { endianness } from 'node:os';
 import { bf16ToF32Array, f16ToF32Array, f32ToBf16Array, f32ToF16Array } from './half.js';
 import { atomicWrite } from './atomic.js';
 import { kernel } from '../tensor/registry.js';
+import { openFileChecked } from './files.js';
 
 /** Every dtype of the spec, with its element size in bytes. */
 const DTYPE_BYTES = {
@@ -148,7 +148,7 @@ export class SafetensorsFile {
 
   static open(file: string): SafetensorsFile {
     checkHost();
-    const fd = fs.openSync(file, 'r');
+    const fd = openFileChecked(file);
     try {
       const size = fs.fstatSync(fd).size;
       if (size < 8) fail(file, `file is ${size} bytes, shorter than the 8-byte header length; not a safetensors file (truncated?): re-save or re-download it`);

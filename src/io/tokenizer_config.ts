@@ -11,6 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { GgufValue } from './gguf_format.js';
+import { readFileChecked } from './files.js';
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -32,8 +33,9 @@ export function readTokenizerConfig(fileOrDir: string): Record<string, unknown> 
   if (!fs.existsSync(file)) return null;
   if (!fs.statSync(file).isFile()) throw new Error(`${file}: is a directory, not a file; remove it or put the tokenizer's tokenizer_config.json there`);
   let j: unknown;
+  const bytes = readFileChecked(file);
   try {
-    j = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(fs.readFileSync(file)));
+    j = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (e) {
     throw new Error(`${file}: not valid UTF-8 JSON (${(e as Error).message}); fix or remove it`);
   }

@@ -19,6 +19,7 @@
 import * as fs from 'node:fs';
 import { describeQuant, ggmlBlock, type Granule, type Rule, type WeightQuant } from './rules.js';
 import { FORMAT_LIST } from './formats.js';
+import { readFileChecked } from '../io/files.js';
 
 export interface QuantConfig {
   /** The default quantizer of the selected modules. */
@@ -272,8 +273,9 @@ export function loadQuantConfig(spec: string): { config: QuantConfig; source: st
   }
   if (!fs.statSync(spec).isFile()) throw new QuantConfigError(`--quant ${spec}: is a directory; pass a preset name or a JSON config file`);
   let json: unknown;
+  const text = readFileChecked(spec, 'utf8');
   try {
-    json = JSON.parse(fs.readFileSync(spec, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
     throw new QuantConfigError(`${spec}: not valid JSON (${(e as Error).message}); fix it (docs/quantization.md has the format) or pass a preset`);
   }

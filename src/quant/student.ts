@@ -43,6 +43,7 @@ import { checkFinite } from '../io/safetensors.js';
 import { modelFile, readModelJson } from '../io/model-files.js';
 import { fakeQuantInput } from './ops.js';
 import { formatOfRule } from './formats.js';
+import { readFileChecked } from '../io/files.js';
 
 export const QUANT_JSON = 'quantization.json';
 export const QUANT_WEIGHTS = 'model.quantized.safetensors';
@@ -87,7 +88,7 @@ function saveConfigOf(model: Model, hf: HfModelConfig | undefined): SaveConfig {
 function readTokenizer(from: string): string {
   const file = fs.statSync(from, { throwIfNoEntry: false })?.isDirectory() ? path.join(from, 'tokenizer.json') : from;
   if (!fs.existsSync(file)) throw new Error(`${file}: no tokenizer.json to copy into the student directory`);
-  return fs.readFileSync(file, 'utf8');
+  return readFileChecked(file, 'utf8');
 }
 
 /** Writes the student directory (layout at the top) atomically; refuses an existing dir without force. */

@@ -4,23 +4,32 @@
 //                          {"step": optimizer step count, "optimizer": "adamw"}
 //   state.json             step, data position (epoch, batch index), seeds, run config, the
 //                          train_log.jsonl byte offset at this step, and loop bookkeeping
+//   extra.safetensors      command-specific tensors (kdqat qat: the codes its cross_rate compares
+//                          with), only when there are any
 //
 // Writing is atomic: the files go into a fresh temp directory, each file and the directory are
 // fsynced, then the old checkpoint is renamed aside, the new one renamed into place and the old
 // one removed. Linux cannot rename a directory over a non-empty one, so there is a moment with
 // only `checkpoint.old/`: the reader falls back to it, so a crash at any point leaves a complete
-// checkpoint (the new one or the previous one), never a mixture.
+// checkpoint (the new one or the previous one), never a mixture. A resumed run first puts it
+// back (recoverCheckpoint). A save that fails (a full disk) removes its temp directory and leaves
+// the previous checkpoint as it was.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Params } from '../nn/params.js';
 import type { Optimizer } from './optim.js';
 import { readSafetensors, writeSafetensors, type WriteTensor } from '../io/safetensors.js';
+import { removeStaleTemps } from '../io/outputs.js';
+import { FsError, explainFsError } from '../io/files.js';
+import { crashPoint } from '../io/test-hooks.js';
 
 export const CHECKPOINT_DIR = 'checkpoint';
 const OLD_DIR = 'checkpoint.old';
 const TMP_PREFIX = '.checkpoint.tmp-';
 const FORMAT = 'kdqat-checkpoint';
 const VERSION = 1;
+const FILES = ['model.safetensors', 'optimizer.safetensors', 'state.json'];
+const EXTRA = 'extra.safetensors';
 
 /** The loop's bookkeeping between logged steps (so a resumed run logs the same averages). */
 export interface PendingLog {
@@ -57,6 +66,8 @@ export interface Checkpoint {
   state: CheckpointState;
   params: Map<string, Float32Array>;
   optimizer: { step: number; buffers: Map<string, Float32Array> };
+  /** extra.safetensors (empty when the save had none). */
+  tensors: Map<string, Float32Array>;
 }
 
 /** Test hook: called after each stage of a save ('model.safetensors', 'optimizer.safetensors',
@@ -70,52 +81,63 @@ function fsyncPath(p: string): void {
   } catch { /* not every platform can fsync a directory */ }
 }
 
-/** Removes temp directories left by a writer that crashed. */
-function removeStaleTemps(outDir: string): void {
-  for (const name of fs.readdirSync(outDir)) {
-    if (name.startsWith(TMP_PREFIX)) fs.rmSync(path.join(outDir, name), { recursive: true, force: true });
-  }
-}
-
 /** Writes `<outDir>/checkpoint/` atomically (see the top of the file). */
 export function saveCheckpoint(
   outDir: string, params: Params, optimizer: Optimizer, state: CheckpointState, hook?: SaveHook,
+  tensors?: ReadonlyMap<string, Float32Array>,
 ): string {
+  const stage = (name: string): void => {
+    hook?.(name);
+    crashPoint(`checkpoint:${name}`);
+  };
   removeStaleTemps(outDir);
   const target = path.join(outDir, CHECKPOINT_DIR), old = path.join(outDir, OLD_DIR);
   const tmp = path.join(outDir, `${TMP_PREFIX}${process.pid}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp);
   try {
     const model = new Map<string, WriteTensor>();
     for (const [name, p] of params) model.set(name, { shape: [...p.shape], data: p.f32 });
     writeSafetensors(path.join(tmp, 'model.safetensors'), model, { dtype: 'F32', metadata: { format: FORMAT } });
-    hook?.('model.safetensors');
+    stage('model.safetensors');
     const opt = optimizer.state();
     const buffers = new Map<string, WriteTensor>();
     for (const [key, buf] of opt.buffers) buffers.set(key, { shape: [buf.length], data: buf });
     writeSafetensors(path.join(tmp, 'optimizer.safetensors'), buffers, {
       dtype: 'F32', metadata: { format: FORMAT, optimizer: optimizer.constructor.name.toLowerCase(), step: String(opt.step) },
     });
-    hook?.('optimizer.safetensors');
+    stage('optimizer.safetensors');
+    if (tensors?.size) {
+      const extra = new Map<string, WriteTensor>();
+      for (const [key, buf] of tensors) extra.set(key, { shape: [buf.length], data: buf });
+      writeSafetensors(path.join(tmp, EXTRA), extra, { dtype: 'F32', metadata: { format: FORMAT } });
+    }
     const json = JSON.stringify({ format: FORMAT, version: VERSION, ...state }, null, 2) + '\n';
     const fd = fs.openSync(path.join(tmp, 'state.json'), 'wx');
     try { fs.writeFileSync(fd, json); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-    hook?.('state.json');
+    stage('state.json');
     fsyncPath(tmp);
-    hook?.('synced');
+    stage('synced');
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    const intact = isComplete(target) || isComplete(old);
+    // Explained again with the advice for a run (an FsError from atomicWrite names the file).
+    const raw = e instanceof FsError ? Object.assign(new Error(e.message), { code: e.code }) : e;
+    const why = explainFsError(raw, e instanceof FsError ? e.file : tmp, 'write', intact
+      ? `the previous checkpoint in ${outDir} is intact — free some space and continue from it with --resume`
+      : 'no checkpoint was saved yet — free some space and run again');
+    if (why === e) throw e;
+    throw new Error(`cannot save the checkpoint of step ${state.step}: ${why.message}`);
   }
   // A leftover checkpoint.old is only needed while `checkpoint` is missing (see readCheckpoint).
   if (fs.existsSync(target)) {
     fs.rmSync(old, { recursive: true, force: true });
     fs.renameSync(target, old);
-    hook?.('moved-old');
+    stage('moved-old');
   }
   fs.renameSync(tmp, target);
   fsyncPath(outDir);
-  hook?.('published');
+  stage('published');
   fs.rmSync(old, { recursive: true, force: true });
   return target;
 }
@@ -125,9 +147,34 @@ export function saveCheckpoint(
 export function findCheckpoint(outDir: string): string | null {
   for (const name of [CHECKPOINT_DIR, OLD_DIR]) {
     const dir = path.join(outDir, name);
-    if (fs.existsSync(path.join(dir, 'state.json'))) return dir;
+    if (isComplete(dir)) return dir;
   }
   return null;
+}
+
+/** Has `dir` every file of a checkpoint? (A save publishes only complete directories; this also
+ *  rejects one damaged by hand or by a file system without ordered renames.) */
+function isComplete(dir: string): boolean {
+  return FILES.every((f) => fs.statSync(path.join(dir, f), { throwIfNoEntry: false })?.isFile());
+}
+
+/**
+ * Before a resumed run: puts back the state a crash in saveCheckpoint left. `checkpoint.old/`
+ * alone (killed between the two renames) becomes `checkpoint/` again; a complete `checkpoint/`
+ * makes a leftover `checkpoint.old/` unneeded; an incomplete `checkpoint/` beside a complete
+ * `checkpoint.old/` is replaced by it. Returns the checkpoint directory, or null.
+ */
+export function recoverCheckpoint(outDir: string): string | null {
+  const target = path.join(outDir, CHECKPOINT_DIR), old = path.join(outDir, OLD_DIR);
+  if (isComplete(target)) {
+    fs.rmSync(old, { recursive: true, force: true });
+    return target;
+  }
+  if (!isComplete(old)) return null;
+  fs.rmSync(target, { recursive: true, force: true });
+  fs.renameSync(old, target);
+  fsyncPath(outDir);
+  return target;
 }
 
 /** Reads only state.json of a checkpoint directory (cheap: no tensors). */
@@ -154,8 +201,12 @@ export function readCheckpoint(dir: string): Checkpoint {
   const opt = readSafetensors(path.join(dir, 'optimizer.safetensors'));
   const buffers = new Map<string, Float32Array>();
   for (const [name, t] of opt.tensors) buffers.set(name, t.data as Float32Array);
+  const tensors = new Map<string, Float32Array>();
+  if (fs.existsSync(path.join(dir, EXTRA))) {
+    for (const [name, t] of readSafetensors(path.join(dir, EXTRA)).tensors) tensors.set(name, t.data as Float32Array);
+  }
   return {
-    dir, state, params,
+    dir, state, params, tensors,
     optimizer: { step: Number(opt.metadata.step ?? 0), buffers },
   };
 }

@@ -26,8 +26,8 @@ import {
 import { AdamW } from './optim.js';
 import { learningRate } from './schedule.js';
 import { trainLoop, type Reporter } from './loop.js';
-import { findCheckpoint, readCheckpoint } from './checkpoint.js';
-import { prepareOutDir, publishFiles, writeJsonAtomic } from './outdir.js';
+import { readCheckpoint } from './checkpoint.js';
+import { cleanUpOnFailure, prepareOutDir, publishFiles, resumeCheckpoint, writeJsonAtomic } from './outdir.js';
 
 export interface FinetuneConfig {
   model: string;
@@ -156,8 +156,13 @@ export interface FinetuneSummary {
 }
 
 export function runFinetune(run: FinetuneRun): FinetuneSummary {
+  return cleanUpOnFailure(run.out, run.resume, () => finetune(run));
+}
+
+function finetune(run: FinetuneRun): FinetuneSummary {
+  const t0 = performance.now();
   const { out } = run;
-  const ckptDir = run.resume ? findCheckpoint(out) : null;
+  const ckptDir = run.resume ? resumeCheckpoint(out) : null;
   if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from (use --save-every); run without --resume to start over`);
   const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
   const c = ckpt ? (ckpt.state.config as unknown as FinetuneConfig) : run.config;
@@ -174,7 +179,10 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
   const { params } = model;
   const cfg = model.config as { numLabels: number; maxPositionEmbeddings: number };
   // Model and data are checked before --force clears an old run out of the way.
-  prepareOutDir(out, { force: run.force, resume: run.resume });
+  prepareOutDir(out, {
+    force: run.force, resume: run.resume,
+    inputs: [{ flag: '--model', path: c.model }, { flag: '--task', path: c.task }, { flag: '--train', path: c.train }, { flag: '--dev', path: c.dev }],
+  });
   const maxLen = Math.min(c.maxLen, cfg.maxPositionEmbeddings);
   if (maxLen < c.maxLen) say(`--max-len ${c.maxLen} exceeds the model's max_position_embeddings; using ${maxLen}`);
 
@@ -254,7 +262,7 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
     },
     logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
     config: c as unknown as Record<string, unknown>, extraState: () => ({ best, fit }),
-    resume: ckpt, reporter: run.reporter,
+    clockStart: t0, resume: ckpt, reporter: run.reporter,
   });
 
   // The test split is scored only on request, once, with the model that was kept (best dev).
@@ -267,7 +275,7 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
   const summary: FinetuneSummary = {
     labels: data.labels, parameters: countParams(params), steps: result.step, learning_rate: lr,
     best_dev_accuracy: best.accuracy, best_step: best.step, majority_dev_accuracy: prior.dev, test_accuracy: test,
-    wall_time_s: Math.round(result.elapsedSeconds * 10) / 10, config: c, command: run.commandLine ?? [],
+    wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10, config: c, command: run.commandLine ?? [],
   };
   writeJsonAtomic(path.join(out, 'summary.json'), summary);
   if (!(best.accuracy > prior.dev)) {

@@ -69,6 +69,11 @@ export interface LoopOptions<B> {
   config?: Record<string, unknown>;
   /** Command-specific state stored in each checkpoint. */
   extraState?: () => Record<string, unknown>;
+  /** Command-specific tensors stored in each checkpoint (Checkpoint.tensors on resume). */
+  extraTensors?: () => ReadonlyMap<string, Float32Array>;
+  /** performance.now() when the command started, so the elapsed time (summed over resumed
+   *  segments) counts its setup and baseline evaluations too; default: when the loop starts. */
+  clockStart?: number;
   resume?: Checkpoint;
   reporter?: Reporter;
   saveHook?: SaveHook;
@@ -156,7 +161,7 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
     return r.value;
   };
 
-  const t0 = performance.now();
+  const t0 = o.clockStart ?? performance.now();
   const elapsed = (): number => elapsedBefore + (performance.now() - t0) / 1000;
   let intervalTokens = 0, intervalSeconds = 0;
   let lastEval: Record<string, number> | null = null;
@@ -236,7 +241,7 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
           config: o.config ?? {}, logPosition: log ? log.syncedSize() : 0, pending: { ...pending },
           tokensSeen, elapsedSeconds: elapsed(), trainSeconds, extra: o.extraState?.() ?? {},
         };
-        saveCheckpoint(o.outDir, o.params, o.optimizer, state, o.saveHook);
+        saveCheckpoint(o.outDir, o.params, o.optimizer, state, o.saveHook, o.extraTensors?.());
         lastSaved = { dir: path.join(o.outDir, CHECKPOINT_DIR), step };
       }
     }

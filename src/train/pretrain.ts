@@ -17,10 +17,10 @@ import { perplexity } from '../eval/perplexity.js';
 import { AdamW } from './optim.js';
 import { learningRate } from './schedule.js';
 import { trainLoop, type Reporter } from './loop.js';
-import { findCheckpoint, readCheckpoint, type SaveHook } from './checkpoint.js';
+import { readCheckpoint, type SaveHook } from './checkpoint.js';
 import { loadPretrainText, type CorpusSplitInfo } from './pretrain-data.js';
 import { causalLmLoss, maskBatch, mlmEval, mlmLoss, shuffledBatches, wrapClsSep, type MlmSpecials, type TokenBatch } from './objectives.js';
-import { prepareOutDir, publishFiles, writeJsonAtomic } from './outdir.js';
+import { cleanUpOnFailure, prepareOutDir, publishFiles, resumeCheckpoint, writeJsonAtomic } from './outdir.js';
 
 export interface PretrainConfig {
   /** A registered architecture (src/models/registry.ts). */
@@ -138,10 +138,14 @@ function mlmSpecials(tok: LoadedTokenizer): MlmSpecials {
 const noDecay = (params: Params) => (name: string): boolean => (params.get(name)?.ndim ?? 2) < 2;
 
 export function runPretrain(run: PretrainRun): PretrainSummary {
+  return cleanUpOnFailure(run.out, run.resume, () => pretrain(run));
+}
+
+function pretrain(run: PretrainRun): PretrainSummary {
   const t0 = performance.now();
   const { out } = run;
   let c = run.config;
-  const ckptDir = run.resume ? findCheckpoint(out) : null;
+  const ckptDir = run.resume ? resumeCheckpoint(out) : null;
   if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from; run without --resume (and with --force) to start over`);
   const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
   if (ckpt) c = ckpt.state.config as unknown as PretrainConfig;
@@ -149,7 +153,10 @@ export function runPretrain(run: PretrainRun): PretrainSummary {
   const say = (m: string): void => run.reporter?.message(m);
   // Settings and text are checked before --force clears an old run out of the way.
   const text = loadPretrainText(c.corpus);
-  prepareOutDir(out, { force: run.force, resume: run.resume });
+  prepareOutDir(out, {
+    force: run.force, resume: run.resume,
+    inputs: c.corpus.map((f) => ({ flag: '--corpus', path: f })),
+  });
   const tokFile = path.join(out, 'tokenizer.json');
   if (!ckpt || !fs.existsSync(tokFile)) {
     say(`training a ${architecture(c.arch).pretrain.tokenizer.name} tokenizer (vocab ${c.vocab}) on ${text.train.length} training documents`);
@@ -195,7 +202,7 @@ export function runPretrain(run: PretrainRun): PretrainSummary {
     },
     evaluate: typeof valid === 'string' ? undefined : () => evaluate(c.evalWindows),
     evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
-    config: c as unknown as Record<string, unknown>, resume: ckpt, reporter: run.reporter, saveHook: run.saveHook,
+    config: c as unknown as Record<string, unknown>, clockStart: t0, resume: ckpt, reporter: run.reporter, saveHook: run.saveHook,
   });
 
   if (typeof valid !== 'string') say(`final evaluation on all ${valid.count} validation windows`);
@@ -207,7 +214,7 @@ export function runPretrain(run: PretrainRun): PretrainSummary {
   }));
   const summary: PretrainSummary = {
     arch: c.arch, parameters: countParams(params), steps: result.step, tokens_seen: result.tokensSeen,
-    // This process from start to end, plus the training time of earlier (resumed) segments.
+    // This process from start to end, plus earlier (resumed) segments up to their last checkpoint.
     wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10,
     train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),
     final, splits: text.splits, config: c, command: run.commandLine ?? [],

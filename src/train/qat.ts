@@ -39,8 +39,10 @@ import { SignalMonitor } from '../analysis/signal.js';
 import { AdamW } from './optim.js';
 import { learningRate } from './schedule.js';
 import { isLoggedStep, trainLoop, type Reporter } from './loop.js';
-import { findCheckpoint, readCheckpoint } from './checkpoint.js';
-import { prepareOutDir, writeJsonAtomic } from './outdir.js';
+import { readCheckpoint } from './checkpoint.js';
+import { cleanUpOnFailure, prepareOutDir, resumeCheckpoint, writeJsonAtomic } from './outdir.js';
+import { crashPoint } from '../io/test-hooks.js';
+import { checkNotInput } from '../io/outputs.js';
 import { cacheFrozen, freeze } from './freeze.js';
 import { decoderData, encoderData, epochBatches, type QatBatch, type QatData } from './qat-data.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
@@ -158,10 +160,17 @@ function forward(model: Model, b: QatBatch, capture: ReturnType<typeof captureFo
   return archOf(model).forward(model, { ids: b.ids, mask: b.mask, tokenTypeIds: b.typeIds }, { weight, capture });
 }
 
+/** Checkpointed tensors: the codes the next cross_rate compares with (SignalMonitor.crossState). */
+const CROSS_PREFIX = 'signal.cross:';
+
 export function runQat(run: QatRun): QatSummary {
+  return cleanUpOnFailure(run.out, run.resume, () => qat(run));
+}
+
+function qat(run: QatRun): QatSummary {
   const t0 = performance.now();
   const { out } = run;
-  const ckptDir = run.resume ? findCheckpoint(out) : null;
+  const ckptDir = run.resume ? resumeCheckpoint(out) : null;
   if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from; run without --resume (and with --force) to start over`);
   const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
   const c = ckpt ? (ckpt.state.config as unknown as QatConfig) : run.config;
@@ -219,7 +228,12 @@ export function runQat(run: QatRun): QatSummary {
     const K = 'numLabels' in teacher.config ? teacher.config.numLabels : 0;
     data = encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen, inputLayout(teacher));
   }
-  prepareOutDir(out, { force: run.force, resume: run.resume });
+  const inputs = [
+    { flag: '--teacher', path: c.teacher }, { flag: '--student-init', path: c.studentInit }, { flag: '--quant', path: c.quant },
+    { flag: '--data', path: c.data }, { flag: '--task', path: c.task }, { flag: '--dev', path: c.dev },
+  ];
+  if (c.cacheTeacher) checkNotInput('--cache-teacher', c.cacheTeacher, inputs);
+  prepareOutDir(out, { force: run.force, resume: run.resume, inputs });
 
   // Trainable: the student's weights and the quantizer parameters, minus the frozen ones. All of
   // them are in the checkpoint (frozen ones unchanged); only trained ones have AdamW state.
@@ -284,6 +298,11 @@ export function runQat(run: QatRun): QatSummary {
   const improves = (v: number | undefined): v is number => v !== undefined && Number.isFinite(v) &&
     (best === null || (metric === 'valid_ppl' ? v < best.metrics[metric] : v > best.metrics[metric]));
 
+  // The codes the next cross_rate compares with, as checkpointed (exact at any resume point).
+  const cross = new Map([...(ckpt?.tensors ?? [])].filter(([k]) => k.startsWith(CROSS_PREFIX)).map(([k, v]) => [k.slice(CROSS_PREFIX.length), v]));
+  monitor.restoreCrossState(cross);
+  const restoredCross = cross.size > 0;
+
   const result = trainLoop<QatBatch>({
     params, optimizer, totalSteps: c.steps, accumulate: c.accumulate, clipNorm: c.clip, seed: c.seed,
     lr: (s) => learningRate(schedule, s),
@@ -307,10 +326,9 @@ export function runQat(run: QatRun): QatSummary {
     hooks: {
       beforeStep: (step) => {
         pending.steps++;
-        // Resumed at a logged step: ŵ at that step is what the first crossing rate after it
-        // compares with (SignalMonitor keeps it in memory only); recompute it from the restored
-        // weights so the log equals an uninterrupted run's. Otherwise that rate stays null.
-        if (ckpt && step === ckpt.state.step && step > 0 && isLoggedStep(step - 1, c.steps, c.logEvery)) {
+        // A checkpoint of an older kdqat has no codes for the first cross_rate after it: resumed
+        // at a logged step, recompute them from the restored weights; otherwise that rate is null.
+        if (ckpt && !restoredCross && step === ckpt.state.step && step > 0 && isLoggedStep(step - 1, c.steps, c.logEvery)) {
           noGrad(() => monitor.afterUpdate(weight));
           monitor.take();
         }
@@ -345,7 +363,8 @@ export function runQat(run: QatRun): QatSummary {
     evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
     config: c as unknown as Record<string, unknown>,
     extraState: () => ({ baselines: base, pendingTerms: pending, best }),
-    resume: ckpt, reporter: run.reporter,
+    extraTensors: () => new Map([...monitor.crossState()].map(([k, v]) => [CROSS_PREFIX + k, v])),
+    clockStart: t0, resume: ckpt, reporter: run.reporter,
   });
 
   const final = full ? evaluate(weight, Infinity, { onBatch: progress('KD-QAT student') }) : {};
@@ -363,21 +382,26 @@ export function runQat(run: QatRun): QatSummary {
     train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),
     config: c, command: run.commandLine ?? [],
   };
+  crashPoint('summary');
   writeJsonAtomic(path.join(out, 'summary.json'), summary);
   return summary;
 }
 
-/** OUT/student (or OUT/best-student), written into a temp directory and renamed into place
- *  (replacing an older one). */
+/** OUT/student (or OUT/best-student), written into a temp directory and renamed into place: an
+ *  older one is first renamed aside (`.student.tmp-<pid>.old`, a temp name a resumed run removes),
+ *  so a crash leaves the old student, or the new one, or neither — never a partial one. */
 function writeStudent(out: string, student: Model, prepared: Prepared, teacherPath: string, teacher: LoadedModel, name = STUDENT_DIR): void {
-  const dir = path.join(out, name), tmp = path.join(out, `.student.tmp-${process.pid}`);
-  fs.rmSync(tmp, { recursive: true, force: true });
+  const dir = path.join(out, name), tmp = path.join(out, `.student.tmp-${process.pid}`), old = `${tmp}.old`;
+  for (const t of [tmp, old]) fs.rmSync(t, { recursive: true, force: true });
   try {
     saveStudent(tmp, student, prepared, { tokenizerFrom: teacherPath, hf: teacher.hf });
-    fs.rmSync(dir, { recursive: true, force: true });
+    crashPoint('student:written');
+    if (fs.existsSync(dir)) fs.renameSync(dir, old);
+    crashPoint('student:moved-old');
     fs.renameSync(tmp, dir);
+    crashPoint('student:published');
   } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
+    for (const t of [tmp, old]) fs.rmSync(t, { recursive: true, force: true });
   }
 }
 

@@ -2,6 +2,7 @@
 // metrics}). Appended line by line; a resumed run first cuts the file back to the byte offset
 // recorded in its checkpoint, so steps redone after a crash are not logged twice.
 import * as fs from 'node:fs';
+import { explainFsError } from '../io/files.js';
 
 export class TrainLog {
   constructor(readonly file: string) {}
@@ -23,7 +24,11 @@ export class TrainLog {
   }
 
   append(record: Record<string, unknown>): void {
-    fs.appendFileSync(this.file, JSON.stringify(record) + '\n');
+    try {
+      fs.appendFileSync(this.file, JSON.stringify(record) + '\n');
+    } catch (e) {
+      throw explainFsError(e, this.file, 'write');
+    }
   }
 
   /** Current size in bytes, after forcing it to disk (the checkpoint records it). */

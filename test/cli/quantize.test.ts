@@ -90,7 +90,7 @@ test('quantize refusals write nothing: group size, ggml blocks, bad pattern, bad
   assert.deepEqual(fs.readdirSync(fx.root).filter((f) => f.startsWith('.')), [], 'no temp directories left');
 });
 
-test('quantize refuses an existing --out without --force, replaces it with --force', () => {
+test('quantize refuses an existing --out without --force; --force replaces only a directory kdqat wrote', () => {
   const out = path.join(fx.root, 'exists');
   fs.mkdirSync(out);
   fs.writeFileSync(path.join(out, 'notes.txt'), 'keep me');
@@ -98,9 +98,16 @@ test('quantize refuses an existing --out without --force, replaces it with --for
   assert.equal(r.code, 1);
   assert.match(r.stderr, /--out .*exists: .* already exists; pass --force to replace it/);
   assert.equal(fs.readFileSync(path.join(out, 'notes.txt'), 'utf8'), 'keep me');
+  // Someone else's directory: not even with --force.
+  const foreign = kdqat('quantize', '--model', fx.llama, '--quant', 'q4_0', '--out', out, '--force');
+  assert.equal(foreign.code, 1);
+  assert.match(foreign.stderr, /--out .*exists: exists and was not written by kdqat \(it has no \.kdqat-output marker\)/);
+  assert.deepEqual(fs.readdirSync(out), ['notes.txt']);
+  fs.rmSync(out, { recursive: true });
+  assert.equal(kdqat('quantize', '--model', fx.llama, '--quant', 'q4_0', '--out', out).code, 0);
   const f = kdqat('quantize', '--model', fx.llama, '--quant', 'q4_0', '--out', out, '--force');
   assert.equal(f.code, 0, f.stderr);
-  assert.ok(isStudentDir(out) && !fs.existsSync(path.join(out, 'notes.txt')));
+  assert.ok(isStudentDir(out));
   // A student re-quantizes from its latent weights.
   const again = kdqat('quantize', '--model', out, '--quant', 'w4-channel', '--out', path.join(fx.root, 'requant'));
   assert.equal(again.code, 0, again.stderr);

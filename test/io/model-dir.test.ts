@@ -45,7 +45,7 @@ test('llama round trip: files, HF tensor names, {"format": "pt"}, tokenizer file
   const params = initParams(llamaParamSpec(LCFG), 1);
   const dir = fresh();
   saveModelDir(dir, { config: { arch: 'llama', config: LCFG, meta: { bosTokenId: 256, eosTokenId: 257 } }, params, tokenizerJson: byteLevelTokenizer(), dtype: 'F32' });
-  assert.deepEqual(fs.readdirSync(dir).sort(), ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['.kdqat-output', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
   const st = readSafetensors(path.join(dir, 'model.safetensors'));
   assert.deepEqual(st.metadata, { format: 'pt' });
   assert.ok(st.tensors.has('model.layers.0.self_attn.q_proj.weight') && st.tensors.has('lm_head.weight'));

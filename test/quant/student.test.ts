@@ -158,7 +158,7 @@ test('student layout: codes/scales/zeros dtypes and shapes, metadata, quantizati
   const dir = fresh();
   saveStudent(dir, model, p);
   const files = fs.readdirSync(dir).sort();
-  assert.deepEqual(files, ['config.json', 'generation_config.json', 'model.quantized.safetensors', 'model.safetensors', 'quantization.json']);
+  assert.deepEqual(files, ['.kdqat-output', 'config.json', 'generation_config.json', 'model.quantized.safetensors', 'model.safetensors', 'quantization.json']);
   const conv = convert(model, p);
   const f = openSafetensors(path.join(dir, QUANT_WEIGHTS));
   try {
@@ -185,14 +185,18 @@ test('student layout: codes/scales/zeros dtypes and shapes, metadata, quantizati
   for (const [name, t] of model.params) assertBitwise(plain.params.get(name)!.f32, t.f32, name);
 });
 
-test('student dir: refuses an existing directory without force, replaces it with force', () => {
+test('student dir: refuses an existing directory without force; force replaces only a directory kdqat wrote', () => {
   const model = tinyLlama();
   const p = prepare(model, QUANT_PRESETS['w4-channel']);
   const dir = fresh();
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, 'keep.txt'), 'mine');
   assert.throws(() => saveStudent(dir, model, p), /already exists; refusing to overwrite it \(use --force\)/);
+  assert.throws(() => saveStudent(dir, model, p, { force: true }), /exists and was not written by kdqat/);
   assert.deepEqual(fs.readdirSync(dir), ['keep.txt']);
+  fs.rmSync(dir, { recursive: true });
+  saveStudent(dir, model, p);
+  fs.writeFileSync(path.join(dir, 'keep.txt'), 'inside a student');
   saveStudent(dir, model, p, { force: true });
   assert.ok(isStudentDir(dir));
   assert.ok(!fs.existsSync(path.join(dir, 'keep.txt')));

@@ -124,3 +124,26 @@ it('a NaN loss stops with the step, the value and the last good checkpoint; noth
   assert.ok(p.f32.every(Number.isFinite));
   fs.rmSync(dir, { recursive: true });
 });
+
+it('elapsed time counts from clockStart (the command\'s setup too) and sums over resumed segments; extra tensors round-trip', () => {
+  const dir = tmpDir('clock');
+  const windows = syntheticWindows(16, 20, true);
+  const segment = (totalSteps: number, clockStart: number, resume?: ReturnType<typeof readCheckpoint>) => {
+    const params = freshParams('llama');
+    return trainLoop<TokenBatch>({
+      params, optimizer: new SGD(params), lr: () => 0.1, totalSteps, seed: 0, outDir: dir, saveEvery: 2, clockStart, resume,
+      epochBatches: (e) => shuffledBatches(windows, 4, 0, e), loss: (b) => causalLmLoss(params, llamaCfg, b),
+      config: { totalSteps }, extraTensors: () => new Map([['codes', new Float32Array([1, 2, 3])]]),
+    });
+  };
+  // The first segment "started" 5 s before its loop (teacher loading, baselines): counted.
+  segment(2, performance.now() - 5000);
+  const ckpt = readCheckpoint(findCheckpoint(dir)!);
+  assert.ok(ckpt.state.elapsedSeconds >= 5, `checkpointed elapsed ${ckpt.state.elapsedSeconds} s includes the setup`);
+  assert.deepEqual([...ckpt.tensors.get('codes')!], [1, 2, 3]);
+  // The resumed segment, started 3 s before its loop: 5 + 3 s at least, in all.
+  const r = segment(4, performance.now() - 3000, ckpt);
+  assert.ok(r.elapsedSeconds >= 8, `elapsed ${r.elapsedSeconds} s sums both segments`);
+  assert.ok(readCheckpoint(findCheckpoint(dir)!).state.elapsedSeconds >= 8);
+  fs.rmSync(dir, { recursive: true });
+});
