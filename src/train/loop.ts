@@ -17,6 +17,7 @@ import {
   saveCheckpoint, restoreCheckpoint, CHECKPOINT_DIR, type Checkpoint, type CheckpointState, type PendingLog, type SaveHook,
 } from './checkpoint.js';
 import { TrainLog } from './train-log.js';
+import { checkSameParams, gradientReducer, type Distributed } from './distributed.js';
 import * as path from 'node:path';
 
 export interface StepContext {
@@ -83,6 +84,13 @@ export interface LoopOptions<B> {
   /** After each micro-batch loss: a description of what went wrong (e.g. which loss term is
    *  NaN) to stop with, or null. The loop itself still stops on a non-finite total. */
   checkLoss?: (loss: Tensor, ctx: StepContext) => string | null;
+  /** Data-parallel training (src/train/distributed.ts): the batches are this rank's slices of
+   *  the global batches and share(batch) is the slice's fraction of the global rows (0: no rows
+   *  here, nothing to compute). Each loss is scaled by its share before backward; the gradients,
+   *  the loss and the token count are summed over the ranks before clipping (the hooks'
+   *  afterBackward sees the sums), and the ranks' parameters are compared every checkEvery
+   *  updates (default 10) and after the last. */
+  distributed?: { dist: Distributed; share: (batch: B) => number; checkEvery?: number };
 }
 
 export interface StepHooks {
@@ -168,6 +176,9 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
     throw new TrainingError(`training stopped at step ${step + 1}: ${what}; nothing was written for this step — ${where}`);
   };
 
+  const dp = o.distributed && o.distributed.dist.size > 1 ? o.distributed : null;
+  const reduceGradients = dp ? gradientReducer(dp.dist, o.params) : null;
+
   o.reporter?.begin(o.totalSteps, startStep);
   try {
     while (step < o.totalSteps) {
@@ -179,14 +190,24 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
         const batch = nextBatch();
         const ctx: StepContext = { step, micro, epoch, batchIndex, seed: stepSeed(o.seed, step, micro, accumulate) };
         batchIndex++;
+        const share = dp ? dp.share(batch) : 1;
+        if (share === 0) continue;
         const loss = o.loss(batch, ctx);
         const v = loss.item();
         const bad = o.checkLoss?.(loss, ctx);
         if (bad) stop(bad);
         if (!Number.isFinite(v)) stop(`the loss is ${v}`);
-        lossSum += v;
+        lossSum += dp ? v * share : v;
         stepTokens += o.tokens?.(batch) ?? 0;
-        backward(accumulate === 1 ? loss : scale(loss, 1 / accumulate));
+        // One process: 1/accumulate; a rank: its share of the batch too (distributed.ts).
+        const k = share / accumulate;
+        backward(k === 1 ? loss : scale(loss, k));
+      }
+      if (dp) {
+        reduceGradients!();
+        const sums = Float64Array.of(lossSum, stepTokens);
+        dp.dist.allReduceSum(sums);
+        [lossSum, stepTokens] = sums;
       }
       o.hooks?.afterBackward?.(step);
       // The norm is needed anyway to catch overflow before it reaches the weights.
@@ -197,6 +218,13 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
       o.hooks?.afterUpdate?.(step);
       o.optimizer.zeroGrad();
       step++;
+      if (dp && (step % (dp.checkEvery ?? 10) === 0 || step === o.totalSteps)) {
+        try {
+          checkSameParams(dp.dist, o.params, step);
+        } catch (e) {
+          throw new TrainingError((e as Error).message);
+        }
+      }
       const stepLoss = lossSum / accumulate;
       losses.push(stepLoss);
       tokensSeen += stepTokens;
