@@ -348,6 +348,7 @@ export function runQat(run: QatRun): QatSummary {
             if (stepTerms[LOSS_NAMES.length + i] > 0) pending.sums[k] = (pending.sums[k] ?? 0) + stepTerms[i];
           });
           stepTerms.fill(0);
+          if (monitor.active) monitor.poolInputs((x) => dist.allReduceSum(x));
         }
         if (monitor.active) monitor.afterBackward();
       },
