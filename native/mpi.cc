@@ -10,8 +10,13 @@
 // through rank 0 instead of ~2n per rank: fine for a few ranks, the thing to replace (by a ring
 // with a fixed order) when kdqat runs on many.
 #include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstring>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "common.h"
 #include "args.h"
@@ -31,6 +36,43 @@ constexpr const char* kInstall =
     "this kdqat addon was built without MPI (mpi.h was not found at build time); install Open MPI "
     "(Debian/Ubuntu: apt-get install openmpi-bin libopenmpi-dev), then rebuild the addon: "
     "npm rebuild kdqat (or npx node-gyp rebuild in the kdqat directory)";
+
+// Last words (mpiLastWords): what this rank prints if mpirun ends it with SIGTERM (it does when
+// another rank dies), e.g. the last good checkpoint. Two buffers, so the handler never reads one
+// being rewritten; only async-signal-safe calls in the handler.
+constexpr size_t kWords = 4096;
+char g_words[2][kWords];
+size_t g_words_len[2] = {0, 0};
+std::atomic<int> g_words_at{-1};
+
+extern "C" void kdqat_on_sigterm(int sig) {
+  const int w = g_words_at.load();
+  if (w >= 0) {
+    ssize_t ignored = write(2, g_words[w], g_words_len[w]);
+    (void)ignored;
+  }
+  _exit(128 + sig);
+}
+
+// mpiLastWords(text): print `text` to stderr if this process is ended by SIGTERM (replaces the
+// previous text; the handler is installed on the first call).
+Napi::Value MpiLastWords(const Napi::CallbackInfo& info) {
+  Args a(info, "mpiLastWords", 1);
+  if (!info[0].IsString()) throw a.type_error("text must be a string");
+  const std::string text = info[0].As<Napi::String>().Utf8Value();
+  const int next = g_words_at.load() == 0 ? 1 : 0;
+  const size_t n = std::min(text.size(), kWords);
+  std::memcpy(g_words[next], text.data(), n);
+  g_words_len[next] = n;
+  if (g_words_at.exchange(next) < 0) {
+    struct sigaction act;
+    std::memset(&act, 0, sizeof act);
+    act.sa_handler = kdqat_on_sigterm;
+    sigemptyset(&act.sa_mask);
+    sigaction(SIGTERM, &act, nullptr);
+  }
+  return info.Env().Undefined();
+}
 
 #ifdef KDQAT_MPI
 bool g_init = false, g_final = false;
@@ -183,6 +225,7 @@ void InitMpi(Napi::Env env, Napi::Object exports) {
   exports.Set("mpiBarrier", Napi::Function::New(env, MpiBarrier));
   exports.Set("mpiAbort", Napi::Function::New(env, MpiAbort));
   exports.Set("mpiFinalize", Napi::Function::New(env, MpiFinalize));
+  exports.Set("mpiLastWords", Napi::Function::New(env, MpiLastWords));
 }
 
 }  // namespace kdqat

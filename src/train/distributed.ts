@@ -30,6 +30,9 @@ export interface Distributed {
   /** Ends every rank of the job with exit code `code`. */
   abort(code: number): never;
   finalize(): void;
+  /** What this rank prints if mpirun ends it (SIGTERM: another rank died), e.g. where the last
+   *  good checkpoint is; each call replaces the previous text. */
+  lastWords(text: string): void;
 }
 
 /** One process (N = 1): the sum over one rank is the value itself. */
@@ -39,6 +42,7 @@ export const SINGLE: Distributed = {
   barrier: () => {},
   abort: (code) => process.exit(code),
   finalize: () => {},
+  lastWords: () => {},
 };
 
 /** How to get MPI, for the errors of a kdqat without it. */
@@ -64,6 +68,7 @@ export function initDistributed(engine: string): Distributed {
       return process.exit(code);  // not reached: MPI_Abort ends the process
     },
     finalize: () => mpi.mpiFinalize(),
+    lastWords: (text) => mpi.mpiLastWords(text),
   };
   return world;
 }

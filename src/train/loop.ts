@@ -178,6 +178,17 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
 
   const dp = o.distributed && o.distributed.dist.size > 1 ? o.distributed : null;
   const reduceGradients = dp ? gradientReducer(dp.dist, o.params) : null;
+  // If another rank dies, mpirun ends this one (SIGTERM) while it waits in a collective: say
+  // where the run can continue from. Rank 0 writes the checkpoints and knows which is on disk.
+  const lastWords = (): void => {
+    if (!dp) return;
+    const { rank, size } = dp.dist;
+    const where = !o.outDir ? 'rank 0 writes the checkpoints (see its message)'
+      : lastSaved ? `the last good checkpoint is ${lastSaved.dir} (step ${lastSaved.step}); continue from it with the same mpirun -np ${size} command and --resume`
+        : 'no checkpoint was saved yet (see --save-every)';
+    dp.dist.lastWords(`kdqat: rank ${rank} of ${size}: ended by mpirun during step ${step + 1} (another rank failed or the job was stopped: see mpirun's message); ${where}\n`);
+  };
+  lastWords();
 
   o.reporter?.begin(o.totalSteps, startStep);
   try {
@@ -267,6 +278,7 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
         saveCheckpoint(o.outDir, o.params, o.optimizer, state, o.saveHook);
         lastSaved = { dir: path.join(o.outDir, CHECKPOINT_DIR), step };
       }
+      lastWords(); // (a few hundred bytes copied: cheap enough every step)
     }
     if (o.evaluate && lastEval === null) {
       // Resumed at the end (nothing left to train): still report the final metrics.

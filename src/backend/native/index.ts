@@ -36,6 +36,8 @@ export interface MpiBinding {
   mpiBarrier(): void;
   mpiAbort(code: number): void;
   mpiFinalize(): void;
+  /** Text printed to stderr if the process is ended by SIGTERM (mpirun ending the job). */
+  mpiLastWords(text: string): void;
 }
 
 export interface NativeAddon extends Partial<Kernels>, Partial<MpiBinding> {
