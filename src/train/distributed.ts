@@ -45,9 +45,6 @@ export const SINGLE: Distributed = {
   lastWords: () => {},
 };
 
-/** How to get MPI, for the errors of a kdqat without it. */
-export const MPI_INSTALL_HINT = 'install Open MPI (Debian/Ubuntu: apt-get install openmpi-bin libopenmpi-dev), then rebuild the addon (npm rebuild kdqat, or npx node-gyp rebuild in a checkout)';
-
 let world: Distributed | null = null;
 
 /** Joins the MPI job this process was started in (mpirun); once per process. */

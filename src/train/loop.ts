@@ -115,6 +115,9 @@ export interface LoopResult {
   /** Of which in training steps (no evaluation or checkpointing). */
   trainSeconds: number;
   tokensSeen: number;
+  /** Data parallel: seconds of this segment spent in the step's all-reduces (gradients, loss),
+   *  waiting for the slowest rank included; 0 otherwise. */
+  commSeconds: number;
 }
 
 /** Seed of the micro-batch (step, micro): used for dropout masks. */
@@ -130,7 +133,7 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
   if (!Number.isInteger(accumulate) || accumulate < 1) throw new RangeError(`accumulate must be a positive integer, got ${accumulate}`);
   const log = o.outDir ? new TrainLog(path.join(o.outDir, o.logFile ?? 'train_log.jsonl')) : null;
 
-  let step = 0, epoch = 0, batchIndex = 0, elapsedBefore = 0, trainSeconds = 0, tokensSeen = 0;
+  let step = 0, epoch = 0, batchIndex = 0, elapsedBefore = 0, trainSeconds = 0, tokensSeen = 0, commSeconds = 0;
   let pending: PendingLog = { lossSum: 0, steps: 0 };
   let lastSaved: { dir: string; step: number } | null = null;
   if (o.resume) {
@@ -215,10 +218,12 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
         backward(k === 1 ? loss : scale(loss, k));
       }
       if (dp) {
+        const tComm = performance.now();
         reduceGradients!();
         const sums = Float64Array.of(lossSum, stepTokens);
         dp.dist.allReduceSum(sums);
         [lossSum, stepTokens] = sums;
+        commSeconds += (performance.now() - tComm) / 1000;
       }
       o.hooks?.afterBackward?.(step);
       // The norm is needed anyway to catch overflow before it reaches the weights.
@@ -288,5 +293,5 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
   } finally {
     o.reporter?.end();
   }
-  return { step, losses, startStep, lastEval, elapsedSeconds: elapsed(), trainSeconds, tokensSeen };
+  return { step, losses, startStep, lastEval, elapsedSeconds: elapsed(), trainSeconds, tokensSeen, commSeconds };
 }

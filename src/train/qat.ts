@@ -91,6 +91,9 @@ export interface QatSummary {
   tokens_seen: number;
   wall_time_s: number;
   train_tokens_per_s: number;
+  /** --distributed: the rank count and the mean time per step of this segment in the
+   *  all-reduces (on rank 0, waiting for the slowest rank included). */
+  distributed?: { engine: string; ranks: number; allreduce_ms_per_step: number };
   config: QatConfig;
   command: string[];
 }
@@ -395,6 +398,7 @@ export function runQat(run: QatRun): QatSummary {
     tokens_seen: result.tokensSeen,
     wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10,
     train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),
+    ...(dist.size > 1 ? { distributed: { engine: dist.engine, ranks: dist.size, allreduce_ms_per_step: Math.round(1e6 * result.commSeconds / Math.max(1, result.step - result.startStep)) / 1e3 } } : {}),
     config: c, command: run.commandLine ?? [],
   };
   if (lead) writeJsonAtomic(path.join(out, 'summary.json'), summary);

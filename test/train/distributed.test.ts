@@ -61,6 +61,16 @@ it('rankRows splits a batch into contiguous slices in rank order; sliceRows keep
   assert.equal(s.share, 2 / 3);
 });
 
+it('scripts/mpi-flags.cjs (binding.gyp): MPI found here, with the include directory of mpi.h; KDQAT_MPI=0 builds without it', () => {
+  const flags = (what: string, env: Record<string, string> = {}): string =>
+    spawnSync(process.execPath, ['scripts/mpi-flags.cjs', what], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env } }).stdout;
+  assert.equal(flags('has'), '1', `mpicc / pkg-config ompi not found: ${INSTALL}`);
+  const dirs = flags('compile').split(/\s+/).filter((f) => f.startsWith('-I')).map((f) => f.slice(2));
+  assert.ok(dirs.some((d) => fs.existsSync(path.join(d, 'mpi.h'))), flags('compile'));
+  assert.match(flags('link'), /-lmpi\b/);
+  for (const what of ['has', 'compile', 'link']) assert.equal(flags(what, { KDQAT_MPI: '0' }), what === 'has' ? '0' : '');
+});
+
 it('the collectives on 3 ranks: sums in rank order, gradients missing on some ranks, the parameter check', () => {
   const r = mpirun(3, ['--import', 'tsx', 'test/train/mpi-worker.ts']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
