@@ -2,8 +2,8 @@
 // same run — teachers/llama-sotu (d256, 4 layers, vocab 4096), W4 per-channel, pred KL, global
 // batch 8 × 128 tokens, no evaluations — as 1 process × 2 threads and as 2 MPI ranks × 1
 // thread (mpirun --oversubscribe). Prints one JSON record per configuration: training tokens/s,
-// the mean all-reduce time per step (gradients + loss, on rank 0, waiting for the slower rank
-// included), the bytes all-reduced per step and the CPU model.
+// the mean all-reduce time per step (gradients + loss, on rank 0) and the wait before it for the
+// slower rank's backward, the bytes all-reduced per step and the CPU model.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -30,10 +30,10 @@ const configs = [
   },
 ];
 for (const c of configs) {
-  const s = c.summary() as { train_tokens_per_s: number; trainable_parameters: number; steps: number; distributed?: { allreduce_ms_per_step: number } };
+  const s = c.summary() as { train_tokens_per_s: number; trainable_parameters: number; steps: number; distributed?: { allreduce_ms_per_step: number; wait_ms_per_step: number } };
   process.stdout.write(JSON.stringify({
     bench: 'distributed', model: 'teachers/llama-sotu', ranks: c.ranks, threads_per_rank: c.threads, steps: s.steps, tokens_per_step: 8 * 128,
-    train_tokens_per_s: s.train_tokens_per_s, allreduce_ms_per_step: s.distributed?.allreduce_ms_per_step ?? 0,
+    train_tokens_per_s: s.train_tokens_per_s, allreduce_ms_per_step: s.distributed?.allreduce_ms_per_step ?? 0, wait_ms_per_step: s.distributed?.wait_ms_per_step ?? 0,
     allreduce_bytes_per_step: c.ranks > 1 ? 4 * s.trainable_parameters : 0, cpu: cpuModel(), vcpus: os.cpus().length,
   }) + '\n');
 }

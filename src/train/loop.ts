@@ -115,9 +115,11 @@ export interface LoopResult {
   /** Of which in training steps (no evaluation or checkpointing). */
   trainSeconds: number;
   tokensSeen: number;
-  /** Data parallel: seconds of this segment spent in the step's all-reduces (gradients, loss),
-   *  waiting for the slowest rank included; 0 otherwise. */
+  /** Data parallel: seconds of this segment spent in the steps' all-reduces (gradients, loss),
+   *  and before them waiting for the slowest rank to finish its backward (a barrier, so the
+   *  two are told apart); 0 otherwise. */
   commSeconds: number;
+  waitSeconds: number;
 }
 
 /** Seed of the micro-batch (step, micro): used for dropout masks. */
@@ -133,7 +135,7 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
   if (!Number.isInteger(accumulate) || accumulate < 1) throw new RangeError(`accumulate must be a positive integer, got ${accumulate}`);
   const log = o.outDir ? new TrainLog(path.join(o.outDir, o.logFile ?? 'train_log.jsonl')) : null;
 
-  let step = 0, epoch = 0, batchIndex = 0, elapsedBefore = 0, trainSeconds = 0, tokensSeen = 0, commSeconds = 0;
+  let step = 0, epoch = 0, batchIndex = 0, elapsedBefore = 0, trainSeconds = 0, tokensSeen = 0, commSeconds = 0, waitSeconds = 0;
   let pending: PendingLog = { lossSum: 0, steps: 0 };
   let lastSaved: { dir: string; step: number } | null = null;
   if (o.resume) {
@@ -218,7 +220,10 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
         backward(k === 1 ? loss : scale(loss, k));
       }
       if (dp) {
+        const tWait = performance.now();
+        dp.dist.barrier();
         const tComm = performance.now();
+        waitSeconds += (tComm - tWait) / 1000;
         reduceGradients!();
         const sums = Float64Array.of(lossSum, stepTokens);
         dp.dist.allReduceSum(sums);
@@ -293,5 +298,5 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
   } finally {
     o.reporter?.end();
   }
-  return { step, losses, startStep, lastEval, elapsedSeconds: elapsed(), trainSeconds, tokensSeen, commSeconds };
+  return { step, losses, startStep, lastEval, elapsedSeconds: elapsed(), trainSeconds, tokensSeen, commSeconds, waitSeconds };
 }

@@ -91,9 +91,9 @@ export interface QatSummary {
   tokens_seen: number;
   wall_time_s: number;
   train_tokens_per_s: number;
-  /** --distributed: the rank count and the mean time per step of this segment in the
-   *  all-reduces (on rank 0, waiting for the slowest rank included). */
-  distributed?: { engine: string; ranks: number; allreduce_ms_per_step: number };
+  /** --distributed: the rank count and, per step of this segment on rank 0, the mean time in
+   *  the all-reduces and before them waiting for the slowest rank's backward. */
+  distributed?: { engine: string; ranks: number; allreduce_ms_per_step: number; wait_ms_per_step: number };
   config: QatConfig;
   command: string[];
 }
@@ -390,6 +390,7 @@ export function runQat(run: QatRun): QatSummary {
   if (lead) writeStudent(out, student, prepared, c.teacher, teacherDir);
   const recovered = metric === 'valid_ppl' && base.rtn.valid_ppl !== undefined && final.valid_ppl !== undefined
     ? (base.rtn.valid_ppl - final.valid_ppl) / (base.rtn.valid_ppl - base.teacher.valid_ppl) : null;
+  const perStep = (s: number): number => Math.round(1e6 * s / Math.max(1, result.step - result.startStep)) / 1e3;
   const summary: QatSummary = {
     arch, steps: result.step, metric, teacher: base.teacher, rtn: base.rtn, final, best, recovered,
     frozen: [...frozen.params, ...frozen.quantParams], trainable_parameters: [...trainable].reduce((n, k) => n + params.get(k)!.size, 0),
@@ -398,7 +399,7 @@ export function runQat(run: QatRun): QatSummary {
     tokens_seen: result.tokensSeen,
     wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10,
     train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),
-    ...(dist.size > 1 ? { distributed: { engine: dist.engine, ranks: dist.size, allreduce_ms_per_step: Math.round(1e6 * result.commSeconds / Math.max(1, result.step - result.startStep)) / 1e3 } } : {}),
+    ...(dist.size > 1 ? { distributed: { engine: dist.engine, ranks: dist.size, allreduce_ms_per_step: perStep(result.commSeconds), wait_ms_per_step: perStep(result.waitSeconds) } } : {}),
     config: c, command: run.commandLine ?? [],
   };
   if (lead) writeJsonAtomic(path.join(out, 'summary.json'), summary);
