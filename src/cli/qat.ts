@@ -10,7 +10,7 @@ import { QUANT_PRESETS } from '../quant/config.js';
 import { LOSS_NAMES } from '../distill/losses.js';
 import { QAT_DEFAULTS, STUDENT_DIR, runQat, type QatConfig } from '../train/qat.js';
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
-import { initDistributed, type Distributed } from '../train/distributed.js';
+import { endJobOnError, initDistributed, type Distributed } from '../train/distributed.js';
 import { progressReporter } from './progress.js';
 import { commandLine, givenOptions, intArg, numArg, readConfigFile, resolveSettings } from './options.js';
 
@@ -117,11 +117,7 @@ export function qatCommand(): Command {
       try {
         s = runQat({ out, config, resume: !!opts.resume, force: !!opts.force, reporter: lead ? reporter : undefined, commandLine: commandLine(), dist });
       } catch (e) {
-        // The other ranks wait in a collective that will never come: end the whole job.
-        if (dist && dist.size > 1) {
-          process.stderr.write(`kdqat: rank ${dist.rank} of ${dist.size}: ${(e as Error).message}\nkdqat: ending every rank of the MPI job\n`);
-          dist.abort(1);
-        }
+        endJobOnError(dist, e);
         throw e;
       }
       dist?.finalize();

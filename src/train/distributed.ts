@@ -70,6 +70,14 @@ export function initDistributed(engine: string): Distributed {
   return world;
 }
 
+/** The command line's end of a failed rank: on several ranks, the others wait in a collective
+ *  that will never come, so say which rank failed and why, then end the whole job. */
+export function endJobOnError(dist: Distributed | undefined, e: unknown): void {
+  if (!dist || dist.size === 1) return;
+  process.stderr.write(`kdqat: rank ${dist.rank} of ${dist.size}: ${(e as Error).message}\nkdqat: ending every rank of the MPI job\n`);
+  dist.abort(1);
+}
+
 /** Rows [lo, hi) of a global batch of `rows` that rank `rank` of `size` takes: contiguous
  *  slices in rank order whose sizes differ by at most one (rank r of N with B = kN: rows
  *  r·k … r·k + k − 1). */

@@ -14,32 +14,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { nativeMpi } from '../../src/backend/index.js';
 import { readTrainLog } from '../../src/train/train-log.js';
 import { rankRows } from '../../src/train/distributed.js';
 import { sliceRows } from '../../src/train/qat-data.js';
 import { intTensor } from '../../src/tensor/tensor.js';
 import { llamaTeacher, tmpDir } from './qat-fixture.js';
 import { BIN, kdqat, sleep } from '../cli/helpers.js';
+import { INSTALL, ROOT, mpirun, needMpi } from './mpi.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const INSTALL = 'install Open MPI (apt-get install openmpi-bin libopenmpi-dev), then rebuild the addon (npm rebuild kdqat, or npx node-gyp rebuild here)';
-
-/** `mpirun -np N` of a node command, one thread per rank; fails the test when MPI is missing. */
-function mpirun(np: number, args: string[], timeout = 60_000): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync('mpirun', ['--allow-run-as-root', '--oversubscribe', '-np', String(np), '-x', 'KDQAT_THREADS=1', process.execPath, ...args], {
-    cwd: ROOT, encoding: 'utf8', timeout, env: { ...process.env, KDQAT_THREADS: '1' },
-  });
-  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') assert.fail(`mpirun not found: ${INSTALL}`);
-  if (r.error) throw r.error;
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-before(() => {
-  const { reason } = nativeMpi();
-  if (reason) assert.fail(`the addon has no MPI (${reason}); ${INSTALL}`);
-});
+before(needMpi);
 
 it('rankRows splits a batch into contiguous slices in rank order; sliceRows keeps T and counts tokens', () => {
   for (const [rows, size] of [[4, 2], [5, 2], [7, 3], [2, 2], [8, 1]]) {
