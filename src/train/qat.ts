@@ -227,6 +227,10 @@ export function runQat(run: QatRun): QatSummary {
     const K = 'numLabels' in teacher.config ? teacher.config.numLabels : 0;
     data = encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen, inputLayout(teacher));
   }
+  if (dist.size > 1 && data.kind === 'encoder') {
+    throw new Error(`--distributed: ${c.teacher} is a ${rec.label} classifier; KD-QAT of an encoder is not supported on several ranks yet: its padded batches ` +
+      `hold different token counts per rank, and the token-averaged loss terms (rep, attn_*) would be weighted wrongly; run it in one process`);
+  }
   if (c.batch < dist.size) throw new Error(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
   const ranksBefore = (ckpt?.state.extra.ranks as number | undefined) ?? 1;
   if (ckpt && ranksBefore !== dist.size) {

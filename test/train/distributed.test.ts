@@ -18,7 +18,9 @@ import { readTrainLog } from '../../src/train/train-log.js';
 import { rankRows } from '../../src/train/distributed.js';
 import { sliceRows } from '../../src/train/qat-data.js';
 import { intTensor } from '../../src/tensor/tensor.js';
-import { llamaTeacher, tmpDir } from './qat-fixture.js';
+import { bertTeacher, llamaTeacher, tmpDir } from './qat-fixture.js';
+import { QAT_DEFAULTS, runQat } from '../../src/train/qat.js';
+import { SINGLE } from '../../src/train/distributed.js';
 import { BIN, kdqat, sleep } from '../cli/helpers.js';
 import { INSTALL, ROOT, mpirun, needMpi } from './mpi.js';
 
@@ -106,6 +108,12 @@ it('an error on one rank ends every rank with a message naming it; an unknown en
   const e = await kdqat('qat', '--teacher', teacher.dir, '--data', teacher.text, '--distributed', 'nccl', '--out', path.join(root, 'x'));
   assert.equal(e.code, 1);
   assert.match(e.stderr, /--distributed nccl: not an engine kdqat has; use --distributed mpi/);
+
+  // An encoder teacher on several ranks is refused before any collective (rank 0 of a pretended 2).
+  const bert = bertTeacher(root);
+  assert.throws(() => runQat({ out: path.join(root, 'bert'), config: { ...QAT_DEFAULTS, teacher: bert.dir, task: bert.train, dev: bert.dev, steps: 2, batch: 4 }, dist: { ...SINGLE, size: 2 } }),
+    /--distributed: .* is a BERT classifier; KD-QAT of an encoder is not supported on several ranks yet/);
+  assert.ok(!fs.existsSync(path.join(root, 'bert')), 'nothing written');
 });
 
 it('kill -9 of rank 1: rank 0 stops within seconds naming the last good checkpoint; --resume on 2 ranks ends bitwise as one process would', async () => {
