@@ -55,6 +55,10 @@ checkSameParams(dist, params, 5);
 if (rank === 1) params.get('a')!.f32[3] = 1;
 assert.throws(() => checkSameParams(dist, params, 6), /after step 6 the parameters of rank 1 differ from rank 0's/);
 
+// Checked arguments (native/args.h), before any collective: a TypeError naming the argument.
+assert.throws(() => dist.allReduceSum(new Int32Array(2) as unknown as Float32Array), /mpiAllReduceSum: x must be a Float32Array, got Int32Array/);
+assert.throws(() => dist.allReduceSum(undefined as unknown as Float32Array), /mpiAllReduceSum: expects 1 arguments, got 0|x must be a Float32Array, got undefined/);
+
 dist.barrier();
 process.stdout.write(`rank ${rank} ok\n`);
 dist.finalize();
