@@ -89,7 +89,9 @@ void reduce_sum(T* p, int64_t n, MPI_Datatype type) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   const int64_t kChunk = int64_t(1) << 22;  // 4 Mi values: 16 MB of float per rank at rank 0
-  std::vector<T> all(rank == 0 ? static_cast<size_t>(size) * std::min(n, kChunk) : 0);
+  // Kept between calls: a fresh zeroed buffer every step cost as much as the transfers.
+  static std::vector<T> all;
+  if (rank == 0) all.resize(std::max(all.size(), static_cast<size_t>(size) * std::min(n, kChunk)));
   for (int64_t off = 0; off < n; off += kChunk) {
     const int c = static_cast<int>(std::min(kChunk, n - off));
     MPI_Gather(p + off, c, type, all.data(), c, type, 0, MPI_COMM_WORLD);
