@@ -1,4 +1,6 @@
 {
+  # MPI (native/mpi.cc) when scripts/mpi-flags.cjs finds mpi.h; KDQAT_MPI=0 builds without it.
+  "variables": {"kdqat_mpi%": "<!(node scripts/mpi-flags.cjs has)"},
   "targets": [
     {
       "target_name": "kdqat",
@@ -25,7 +27,8 @@
         "native/quant_isa.cc",
         "native/kquant.cc",
         "native/kquant_isa.cc",
-        "native/kl_fused.cc"
+        "native/kl_fused.cc",
+        "native/mpi.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
@@ -36,7 +39,14 @@
       # call: hundreds of false positives from the compiler's headers, none from kdqat's code.
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-ffp-contract=off", "-fno-math-errno",
                     "-Wno-maybe-uninitialized", "-Wno-uninitialized"],
-      "ldflags": ["-pthread"]
+      "ldflags": ["-pthread"],
+      "conditions": [
+        ["kdqat_mpi==1", {
+          "defines": ["KDQAT_MPI"],
+          "cflags_cc": ["<!@(node scripts/mpi-flags.cjs compile)"],
+          "libraries": ["<!@(node scripts/mpi-flags.cjs link)"]
+        }]
+      ]
     }
   ]
 }

@@ -95,6 +95,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitQuant(env, exports);
   InitKQuant(env, exports);
   InitKlFused(env, exports);
+  InitMpi(env, exports);
   // Every family picks its table now, at load, not on its first call (dispatch.h).
   for (const Family& f : kFamilies) f.selected();
   return exports;

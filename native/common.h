@@ -76,6 +76,7 @@ void InitOptim(Napi::Env env, Napi::Object exports);
 void InitQuant(Napi::Env env, Napi::Object exports);
 void InitKQuant(Napi::Env env, Napi::Object exports);
 void InitKlFused(Napi::Env env, Napi::Object exports);  // kl_fused.cc: topkKl
+void InitMpi(Napi::Env env, Napi::Object exports);      // mpi.cc: mpiInit, mpiAllReduceSum, …
 // Allocation policy for tensor buffers (allocator.cc), applied once when the addon loads.
 void TuneAllocator();
 

@@ -57,11 +57,14 @@ const withIsaTest = (fs) => (fs.includes(ISA_TEST) ? fs : [ISA_TEST, ...fs]);
 
 // What this CPU supports, from the addon itself (uncapped: `cpu` ignores KDQAT_ISA).
 let info = null;
+let mpi = null;  // the addon's mpiInfo(): whether --distributed mpi was compiled in
 let addonError = null;
 try {
   const path = process.env.KDQAT_ADDON ?? join(process.cwd(), 'build', 'Release', 'kdqat.node');
   if (!existsSync(path)) throw new Error(`${path} does not exist`);
-  info = createRequire(import.meta.url)(path).isaInfo();
+  const addon = createRequire(import.meta.url)(path);
+  info = addon.isaInfo();
+  mpi = addon.mpiInfo?.() ?? { compiled: false, reason: 'the addon predates MPI support' };
 } catch (e) {
   addonError = e.message;
 }
@@ -176,6 +179,7 @@ if (!info) {
     out.push(`#   ${fam.padEnd(12)} ${parts.join('; ')}` +
       (above.length ? ` (no ${above.join('/')} code: ${above.join('/')} runs its ${top} code)` : ''));
   }
+  out.push(`# mpi: ${mpi.compiled ? 'compiled in (the distributed tests ran mpirun jobs)' : `not compiled in: ${mpi.reason}`}`);
 }
 // The closing lines in the test runner's own format, summed over the runs.
 for (const k of KEYS) out.push(`# ${k} ${total[k]}`);

@@ -147,6 +147,20 @@ export class SignalMonitor {
     return fn;
   }
 
+  /** Data parallel (src/train/distributed.ts): pools every rank's input statistics (act_norm,
+   *  signal_norm) so they cover the whole batch; `sum` is an in-place sum over the ranks. Call on
+   *  every rank after the step's last backward (weight gradients are summed already). */
+  poolInputs(sum: (x: Float64Array) => void): void {
+    const slots = [...this.slots.values()];
+    const x = new Float64Array(4 * slots.length);
+    slots.forEach((s, i) => x.set([s.actSq, s.actN, s.sigSq, s.sigSeen ? 1 : 0], 4 * i));
+    sum(x);
+    slots.forEach((s, i) => {
+      [s.actSq, s.actN, s.sigSq] = x.subarray(4 * i, 4 * i + 3);
+      s.sigSeen = x[4 * i + 3] > 0;
+    });
+  }
+
   /** Weight-gradient norms from the params' .grad (call after the step's last backward). */
   afterBackward(): void {
     for (const s of this.slots.values()) {

@@ -1,7 +1,7 @@
 // Backend selection: the reference backend is always there; the native addon is used when it
 // loaded, unless KDQAT_BACKEND=ref. Importing this module once sets everything up.
 import { refKernels } from './ref/index.js';
-import { nativeAddon, nativeLoadError, registerNative, type IsaInfo } from './native/index.js';
+import { nativeAddon, nativeLoadError, registerNative, type IsaInfo, type MpiBinding } from './native/index.js';
 import { setBackend, type BackendName } from '../tensor/registry.js';
 import type { KernelName } from '../tensor/kernels.js';
 
@@ -55,6 +55,17 @@ export function nativeIsa(): string | null {
 /** Which ISA level and which code path per kernel family the addon selected (null without it). */
 export function nativeIsaInfo(): IsaInfo | null {
   return nativeAddon()?.isaInfo() ?? null;
+}
+
+/** The addon's MPI entry points (native/mpi.cc), or why there are none: no addon, an addon
+ *  from before MPI support, or one built without mpi.h (the reason then says how to install). */
+export function nativeMpi(): { mpi: MpiBinding; reason: null } | { mpi: null; reason: string } {
+  const a = nativeAddon();
+  if (!a) return { mpi: null, reason: `the native addon did not load (${nativeLoadError()})` };
+  if (typeof a.mpiInfo !== 'function') return { mpi: null, reason: 'the native addon predates MPI support; rebuild it (npm rebuild kdqat)' };
+  const info = a.mpiInfo();
+  if (!info.compiled) return { mpi: null, reason: info.reason ?? 'the native addon was built without MPI' };
+  return { mpi: a as MpiBinding, reason: null };
 }
 
 /** Why withCompute('bf16') cannot run natively here (no addon, the CPU lacks avx512_bf16, or

@@ -5,6 +5,7 @@ import { Command, Option } from 'commander';
 import { CORPUS_NAMES } from '../data/corpora.js';
 import { setThreads, getThreads } from '../tensor/index.js';
 import { PRETRAIN_DEFAULTS, runPretrain, type PretrainConfig } from '../train/pretrain.js';
+import { endJobOnError, initDistributed, type Distributed } from '../train/distributed.js';
 import { SUPPORTED_MODEL_TYPES } from '../models/registry.js';
 import { corpusList } from '../train/pretrain-data.js';
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
@@ -40,6 +41,7 @@ export function pretrainCommand(): Command {
     .option('--save-every <n>', `checkpoint every n steps, 0 = never (default ${D.saveEvery})`, intArg)
     .option('--log-every <n>', `train_log.jsonl line every n steps (default ${D.logEvery})`, intArg)
     .option('--threads <n>', 'native threads (default: all cores; resume with the same count for bitwise-equal results)', intArg)
+    .option('--distributed <engine>', "data parallel over the ranks of an MPI job: 'mpi' (start with mpirun -np N; llama only; each rank takes a contiguous slice of every --batch, rank 0 writes; docs/distributed.md)")
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
     .option('--resume', 'continue the run in --out from its checkpoint')
     .option('--force', 'replace an earlier kdqat run in --out (never an input, never a directory kdqat did not write)')
@@ -65,12 +67,23 @@ export function pretrainCommand(): Command {
         if (!(threads >= 1)) throw new Error(`--threads must be at least 1, got ${threads}`);
         setThreads(threads);
       }
+      const dist: Distributed | undefined = opts.distributed ? initDistributed(opts.distributed) : undefined;
+      const lead = !dist || dist.rank === 0;
       const reporter = progressReporter({ label: 'pretrain' });
-      reporter.message(`kdqat pretrain → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'})`);
-      const summary = runPretrain({
-        out, config, resume: !!opts.resume, force: !!opts.force, reporter,
-        commandLine: commandLine(),
-      });
+      const ranks = dist ? `; rank ${dist.rank} of ${dist.size} (${dist.engine})` : '';
+      if (lead) reporter.message(`kdqat pretrain → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'}${ranks})`);
+      let summary;
+      try {
+        summary = runPretrain({
+          out, config, resume: !!opts.resume, force: !!opts.force, reporter: lead ? reporter : undefined,
+          commandLine: commandLine(), dist,
+        });
+      } catch (e) {
+        endJobOnError(dist, e);
+        throw e;
+      }
+      dist?.finalize();
+      if (!lead) return;
       const m = Object.entries(summary.final).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
       reporter.message(`done: ${summary.steps} steps in ${summary.wall_time_s}s (${summary.train_tokens_per_s} tokens/s)${m ? `; ${m}` : ''}; model in ${out}`);
     });

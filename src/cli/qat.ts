@@ -10,6 +10,7 @@ import { QUANT_PRESETS } from '../quant/config.js';
 import { LOSS_NAMES } from '../distill/losses.js';
 import { QAT_DEFAULTS, STUDENT_DIR, runQat, type QatConfig } from '../train/qat.js';
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
+import { endJobOnError, initDistributed, type Distributed } from '../train/distributed.js';
 import { progressReporter } from './progress.js';
 import { blameConfigFile, commandLine, givenOptions, intArg, numArg, readConfigFile, resolveSettings } from './options.js';
 
@@ -30,6 +31,9 @@ Examples:
   # measure the result, continue an interrupted run
   kdqat eval --model runs/qat-w4/${STUDENT_DIR} --corpus sotu --split valid
   kdqat qat --out runs/qat-w4 --resume
+
+  # data parallel on 2 MPI ranks of one thread each: the same global batches as one process
+  mpirun -np 2 -x KDQAT_THREADS=1 npx kdqat qat --teacher teachers/llama-sotu --data sotu --out runs/qat-dp --distributed mpi
 
 Output (--out): ${STUDENT_DIR}/ (the student: latent weights, quantization.json, model.quantized.safetensors
 with codes and scales), qat_log.jsonl (loss terms and per-module signal statistics every --log-every
@@ -70,6 +74,7 @@ export function qatCommand(): Command {
       '(SmolLM2-135M, B4×T256: peak memory 5.0 → 3.1 GB) for one more student forward per step; results equal bit for bit, ' +
       'or within float32 rounding when a loss reads the layer outputs (rep)')
     .option('--threads <n>', 'native threads (default: all cores; resume with the same count for bitwise-equal results)', intArg)
+    .option('--distributed <engine>', "data parallel over the ranks of an MPI job: 'mpi' (start with mpirun -np N; each rank takes a contiguous slice of every --batch, rank 0 writes; docs/distributed.md)")
     .option('--out <dir>', 'output directory')
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
     .option('--resume', 'continue the run in --out from its checkpoint')
@@ -105,10 +110,23 @@ export function qatCommand(): Command {
         if (!(threads >= 1)) throw new Error(`--threads must be at least 1, got ${threads}`);
         setThreads(threads);
       }
+      // Joined before anything else can fail, so an error on one rank can end the others.
+      const dist: Distributed | undefined = opts.distributed ? initDistributed(opts.distributed) : undefined;
+      const lead = !dist || dist.rank === 0;
       const reporter = progressReporter({ label: 'qat' });
-      reporter.message(`kdqat qat → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'})`);
-      const s = blameConfigFile(opts.config, fromFile, fromCli,
-        () => runQat({ out, config, resume: !!opts.resume, force: !!opts.force, reporter, commandLine: commandLine() }));
+      const ranks = dist ? `; rank ${dist.rank} of ${dist.size} (${dist.engine})` : '';
+      if (lead) reporter.message(`kdqat qat → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'}${ranks})`);
+      let s;
+      try {
+        s = blameConfigFile(opts.config, fromFile, fromCli, () => runQat({
+          out, config, resume: !!opts.resume, force: !!opts.force, reporter: lead ? reporter : undefined, commandLine: commandLine(), dist,
+        }));
+      } catch (e) {
+        endJobOnError(dist, e);
+        throw e;
+      }
+      dist?.finalize();
+      if (!lead) return;
       const m = s.metric, f = (x: number | undefined): string => (x === undefined ? '-' : x.toFixed(4));
       const rec = s.recovered === null ? '' : `; recovered ${(100 * s.recovered).toFixed(1)}% of what RTN lost`;
       reporter.message(`done: ${s.steps} steps in ${s.wall_time_s}s (${s.train_tokens_per_s} tokens/s); ${m}: teacher ${f(s.teacher[m])}, ` +

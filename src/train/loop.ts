@@ -17,6 +17,7 @@ import {
   saveCheckpoint, restoreCheckpoint, CHECKPOINT_DIR, type Checkpoint, type CheckpointState, type PendingLog, type SaveHook,
 } from './checkpoint.js';
 import { TrainLog } from './train-log.js';
+import { checkSameParams, gradientReducer, type Distributed } from './distributed.js';
 import * as path from 'node:path';
 
 export interface StepContext {
@@ -88,6 +89,13 @@ export interface LoopOptions<B> {
   /** After each micro-batch loss: a description of what went wrong (e.g. which loss term is
    *  NaN) to stop with, or null. The loop itself still stops on a non-finite total. */
   checkLoss?: (loss: Tensor, ctx: StepContext) => string | null;
+  /** Data-parallel training (src/train/distributed.ts): the batches are this rank's slices of
+   *  the global batches and share(batch) is the slice's fraction of the global rows (0: no rows
+   *  here, nothing to compute). Each loss is scaled by its share before backward; the gradients,
+   *  the loss and the token count are summed over the ranks before clipping (the hooks'
+   *  afterBackward sees the sums), and the ranks' parameters are compared every checkEvery
+   *  updates (default 10) and after the last. */
+  distributed?: { dist: Distributed; share: (batch: B) => number; checkEvery?: number };
 }
 
 export interface StepHooks {
@@ -112,6 +120,11 @@ export interface LoopResult {
   /** Of which in training steps (no evaluation or checkpointing). */
   trainSeconds: number;
   tokensSeen: number;
+  /** Data parallel: seconds of this segment spent in the steps' all-reduces (gradients, loss),
+   *  and before them waiting for the slowest rank to finish its backward (a barrier, so the
+   *  two are told apart); 0 otherwise. */
+  commSeconds: number;
+  waitSeconds: number;
 }
 
 /** Seed of the micro-batch (step, micro): used for dropout masks. */
@@ -127,7 +140,7 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
   if (!Number.isInteger(accumulate) || accumulate < 1) throw new RangeError(`accumulate must be a positive integer, got ${accumulate}`);
   const log = o.outDir ? new TrainLog(path.join(o.outDir, o.logFile ?? 'train_log.jsonl')) : null;
 
-  let step = 0, epoch = 0, batchIndex = 0, elapsedBefore = 0, trainSeconds = 0, tokensSeen = 0;
+  let step = 0, epoch = 0, batchIndex = 0, elapsedBefore = 0, trainSeconds = 0, tokensSeen = 0, commSeconds = 0, waitSeconds = 0;
   let pending: PendingLog = { lossSum: 0, steps: 0 };
   let lastSaved: { dir: string; step: number } | null = null;
   if (o.resume) {
@@ -173,6 +186,20 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
     throw new TrainingError(`training stopped at step ${step + 1}: ${what}; nothing was written for this step — ${where}`);
   };
 
+  const dp = o.distributed && o.distributed.dist.size > 1 ? o.distributed : null;
+  const reduceGradients = dp ? gradientReducer(dp.dist, o.params) : null;
+  // If another rank dies, mpirun ends this one (SIGTERM) while it waits in a collective: say
+  // where the run can continue from. Rank 0 writes the checkpoints and knows which is on disk.
+  const lastWords = (): void => {
+    if (!dp) return;
+    const { rank, size } = dp.dist;
+    const where = !o.outDir ? 'rank 0 writes the checkpoints (see its message)'
+      : lastSaved ? `the last good checkpoint is ${lastSaved.dir} (step ${lastSaved.step}); continue from it with the same mpirun -np ${size} command and --resume`
+        : 'no checkpoint was saved yet (see --save-every)';
+    dp.dist.lastWords(`kdqat: rank ${rank} of ${size}: ended by mpirun during step ${step + 1} (another rank failed or the job was stopped: see mpirun's message); ${where}\n`);
+  };
+  lastWords();
+
   o.reporter?.begin(o.totalSteps, startStep);
   try {
     while (step < o.totalSteps) {
@@ -184,14 +211,29 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
         const batch = nextBatch();
         const ctx: StepContext = { step, micro, epoch, batchIndex, seed: stepSeed(o.seed, step, micro, accumulate) };
         batchIndex++;
+        const share = dp ? dp.share(batch) : 1;
+        if (share === 0) continue;
         const loss = o.loss(batch, ctx);
         const v = loss.item();
         const bad = o.checkLoss?.(loss, ctx);
         if (bad) stop(bad);
         if (!Number.isFinite(v)) stop(`the loss is ${v}`);
-        lossSum += v;
+        lossSum += dp ? v * share : v;
         stepTokens += o.tokens?.(batch) ?? 0;
-        backward(accumulate === 1 ? loss : scale(loss, 1 / accumulate));
+        // One process: 1/accumulate; a rank: its share of the batch too (distributed.ts).
+        const k = share / accumulate;
+        backward(k === 1 ? loss : scale(loss, k));
+      }
+      if (dp) {
+        const tWait = performance.now();
+        dp.dist.barrier();
+        const tComm = performance.now();
+        waitSeconds += (tComm - tWait) / 1000;
+        reduceGradients!();
+        const sums = Float64Array.of(lossSum, stepTokens);
+        dp.dist.allReduceSum(sums);
+        [lossSum, stepTokens] = sums;
+        commSeconds += (performance.now() - tComm) / 1000;
       }
       o.hooks?.afterBackward?.(step);
       // The norm is needed anyway to catch overflow before it reaches the weights.
@@ -202,6 +244,13 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
       o.hooks?.afterUpdate?.(step);
       o.optimizer.zeroGrad();
       step++;
+      if (dp && (step % (dp.checkEvery ?? 10) === 0 || step === o.totalSteps)) {
+        try {
+          checkSameParams(dp.dist, o.params, step);
+        } catch (e) {
+          throw new TrainingError((e as Error).message);
+        }
+      }
       const stepLoss = lossSum / accumulate;
       losses.push(stepLoss);
       tokensSeen += stepTokens;
@@ -244,6 +293,7 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
         saveCheckpoint(o.outDir, o.params, o.optimizer, state, o.saveHook, o.extraTensors?.());
         lastSaved = { dir: path.join(o.outDir, CHECKPOINT_DIR), step };
       }
+      lastWords(); // (a few hundred bytes copied: cheap enough every step)
     }
     if (o.evaluate && lastEval === null) {
       // Resumed at the end (nothing left to train): still report the final metrics.
@@ -253,5 +303,5 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
   } finally {
     o.reporter?.end();
   }
-  return { step, losses, startStep, lastEval, elapsedSeconds: elapsed(), trainSeconds, tokensSeen };
+  return { step, losses, startStep, lastEval, elapsedSeconds: elapsed(), trainSeconds, tokensSeen, commSeconds, waitSeconds };
 }

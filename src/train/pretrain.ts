@@ -21,6 +21,7 @@ import { readCheckpoint, type SaveHook } from './checkpoint.js';
 import { loadPretrainText, type CorpusSplitInfo } from './pretrain-data.js';
 import { causalLmLoss, maskBatch, mlmEval, mlmLoss, shuffledBatches, wrapClsSep, type MlmSpecials, type TokenBatch } from './objectives.js';
 import { cleanUpOnFailure, prepareOutDir, publishFiles, resumeCheckpoint, writeJsonAtomic } from './outdir.js';
+import { SINGLE, rankRows, type Distributed } from './distributed.js';
 
 export interface PretrainConfig {
   /** A registered architecture (src/models/registry.ts). */
@@ -63,6 +64,9 @@ export interface PretrainRun {
   /** Recorded in summary.json. */
   commandLine?: string[];
   saveHook?: SaveHook;
+  /** Data parallel (`--distributed mpi`, src/train/distributed.ts; decoders): this process's
+   *  rank. Rank 0 alone trains the tokenizer, evaluates and writes. Default: SINGLE. */
+  dist?: Distributed;
 }
 
 export interface PretrainSummary {
@@ -150,18 +154,34 @@ function pretrain(run: PretrainRun): PretrainSummary {
   const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
   if (ckpt) c = ckpt.state.config as unknown as PretrainConfig;
   checkPretrainConfig(c);
+  const dist = run.dist ?? SINGLE;
+  const lead = dist.rank === 0;
+  if (dist.size > 1) {
+    if (architecture(c.arch).kind !== 'decoder') {
+      throw new Error(`--distributed: --arch ${c.arch} (masked-LM pre-training) is not supported on several ranks yet: its loss is a mean over the masked tokens, whose count differs between the ranks' rows; use --arch llama, or one process`);
+    }
+    if (c.batch < dist.size) throw new Error(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
+  }
+  const ranksBefore = (ckpt?.state.extra.ranks as number | undefined) ?? 1;
+  if (ckpt && ranksBefore !== dist.size) {
+    throw new Error(`--resume: the checkpoint in ${out} was written by a run on ${ranksBefore} rank${ranksBefore > 1 ? 's' : ''}, this run has ${dist.size}; ` +
+      `resume with the same count (${ranksBefore > 1 ? `mpirun -np ${ranksBefore} kdqat pretrain … --distributed mpi` : 'one process, without --distributed'}) so the run stays bitwise reproducible`);
+  }
   const say = (m: string): void => run.reporter?.message(m);
   // Settings and text are checked before --force clears an old run out of the way.
   const text = loadPretrainText(c.corpus);
-  prepareOutDir(out, {
-    force: run.force, resume: run.resume,
-    inputs: c.corpus.map((f) => ({ flag: '--corpus', path: f })),
-  });
+  if (lead) {
+    prepareOutDir(out, {
+      force: run.force, resume: run.resume,
+      inputs: c.corpus.map((f) => ({ flag: '--corpus', path: f })),
+    });
+  }
   const tokFile = path.join(out, 'tokenizer.json');
-  if (!ckpt || !fs.existsSync(tokFile)) {
+  if (lead && (!ckpt || !fs.existsSync(tokFile))) {
     say(`training a ${architecture(c.arch).pretrain.tokenizer.name} tokenizer (vocab ${c.vocab}) on ${text.train.length} training documents`);
     trainTokenizer(c, text.train, tokFile);
   }
+  dist.barrier(); // the other ranks read rank 0's tokenizer (a shared --out on several hosts)
   const tok = loadTokenizer(tokFile);
   const train = pack(c, tok, text.train);
   if (typeof train === 'string') throw new Error(`--corpus ${c.corpus.join(',')}: ${train}`);
@@ -188,10 +208,11 @@ function pretrain(run: PretrainRun): PretrainSummary {
     return { valid_mlm_loss: mlmEval(model, valid, sp!, { batchSize: evalBatch, maxWindows }).loss };
   };
 
-  const result = trainLoop<TokenBatch>({
+  const result = trainLoop<TokenBatch & { share?: number }>({
     params, optimizer, totalSteps: c.steps, accumulate: c.accum, clipNorm: c.clip, seed: c.seed,
     lr: (s) => learningRate(schedule, s),
-    epochBatches: (epoch) => shuffledBatches(train, c.batch, c.seed, epoch),
+    epochBatches: (epoch) => dist.size === 1 ? shuffledBatches(train, c.batch, c.seed, epoch) : rankSlices(shuffledBatches(train, c.batch, c.seed, epoch), dist),
+    distributed: { dist, share: (b) => b.share ?? 1 },
     tokens: (b) => b.rows * (causal ? b.seqLen : c.seq),
     loss: (b, ctx) => {
       if (causal) return causalLmLoss(params, model.config as LlamaConfig, b);
@@ -200,15 +221,16 @@ function pretrain(run: PretrainRun): PretrainSummary {
       // Dropout seeds are 31-bit so the per-layer offsets bert.ts adds stay exact integers.
       return mlmLoss(model, wrapped, m.inputs, m.labels, hash32(ctx.seed, 1) >>> 1).loss;
     },
-    evaluate: typeof valid === 'string' ? undefined : () => evaluate(c.evalWindows),
-    evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
+    evaluate: typeof valid === 'string' || !lead ? undefined : () => evaluate(c.evalWindows),
+    evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: lead ? out : undefined, saveEvery: c.saveEvery,
     config: c as unknown as Record<string, unknown>, clockStart: t0, resume: ckpt, reporter: run.reporter, saveHook: run.saveHook,
+    extraState: () => (dist.size > 1 ? { ranks: dist.size } : {}),
   });
 
-  if (typeof valid !== 'string') say(`final evaluation on all ${valid.count} validation windows`);
-  const final = evaluate(Infinity);
+  if (typeof valid !== 'string' && lead) say(`final evaluation on all ${valid.count} validation windows`);
+  const final = lead ? evaluate(Infinity) : {};
   const sp2 = tok.specials;
-  publishFiles(out, (tmp) => saveModelDir(tmp, {
+  if (lead) publishFiles(out, (tmp) => saveModelDir(tmp, {
     config: { arch: model.arch, config: model.config, meta: rec.pretrain.meta(sp2) } as SaveConfig,
     params, tokenizerJson: fs.readFileSync(tokFile, 'utf8'), tokenizerConfig: readTokenizerConfig(tokFile),
   }));
@@ -219,6 +241,16 @@ function pretrain(run: PretrainRun): PretrainSummary {
     train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),
     final, splits: text.splits, config: c, command: run.commandLine ?? [],
   };
-  writeJsonAtomic(path.join(out, 'summary.json'), summary);
+  if (lead) writeJsonAtomic(path.join(out, 'summary.json'), summary);
   return summary;
+}
+
+/** This rank's rows of every global batch (src/train/distributed.ts rankRows), with its share. */
+function* rankSlices(batches: Iterable<TokenBatch>, dist: Distributed): Generator<TokenBatch & { share: number }> {
+  for (const b of batches) {
+    const { lo, hi } = rankRows(b.rows, dist.rank, dist.size), T = b.seqLen;
+    yield {
+      rows: hi - lo, seqLen: T, inputs: b.inputs.slice(lo * T, hi * T), targets: b.targets?.slice(lo * T, hi * T), share: (hi - lo) / b.rows,
+    };
+  }
 }

@@ -131,3 +131,18 @@ export function* epochBatches(data: QatData, batch: number, seed: number, epoch:
     };
   }
 }
+
+/** A QatBatch with `share`: the fraction of the global batch's rows it holds (data parallel). */
+export type ShareBatch = QatBatch & { share: number };
+
+/** Rows [lo, hi) of a batch (a rank's share of it, src/train/distributed.ts rankRows); the
+ *  padded length T stays the global batch's. */
+export function sliceRows(b: QatBatch, lo: number, hi: number): ShareBatch {
+  const B = b.ids.shape[0], T = b.ids.shape[1], rows = hi - lo;
+  const part = (t: Tensor): Tensor => intTensor(t.i32.slice(lo * T, hi * T), [rows, T]);
+  const mask = b.mask ? part(b.mask) : null;
+  const labels = b.labels.ndim === 1 ? intTensor(b.labels.i32.slice(lo, hi), [rows]) : part(b.labels);
+  // Decoder windows are all T tokens; encoder rows count their unpadded tokens.
+  const tokens = mask ? mask.i32.reduce((n, m) => n + (m ? 1 : 0), 0) : rows * T;
+  return { ids: part(b.ids), mask, typeIds: b.typeIds ? part(b.typeIds) : null, labels, tokens, share: rows / B };
+}

@@ -34,7 +34,7 @@ import { loadQuantConfig } from '../quant/config.js';
 import { prepare, type Prepared } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
 import { quantizeCodes } from '../quant/rules.js';
-import { captureFor, distillLoss, parseLossWeights, type DistillOutputs, type LossWeights } from '../distill/losses.js';
+import { LOSS_NAMES, captureFor, distillLoss, parseLossWeights, type DistillOutputs, type LossWeights } from '../distill/losses.js';
 import { SignalMonitor } from '../analysis/signal.js';
 import { AdamW } from './optim.js';
 import { learningRate } from './schedule.js';
@@ -44,7 +44,8 @@ import { cleanUpOnFailure, prepareOutDir, resumeCheckpoint, writeJsonAtomic } fr
 import { crashPoint } from '../io/test-hooks.js';
 import { checkNotInput } from '../io/outputs.js';
 import { cacheFrozen, freeze } from './freeze.js';
-import { decoderData, encoderData, epochBatches, type QatBatch, type QatData } from './qat-data.js';
+import { decoderData, encoderData, epochBatches, sliceRows, type QatBatch, type QatData, type ShareBatch } from './qat-data.js';
+import { SINGLE, rankRows, type Distributed } from './distributed.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
 import { checkQatConfig, type QatConfig } from './qat-config.js';
 import { qatEvaluator, type QatEvaluator } from './qat-eval.js';
@@ -67,6 +68,9 @@ export interface QatRun {
    *  student itself (kdqat reproduce); the summary's metrics are then empty. 'periodic': only the
    *  periodic evaluations (for --keep-best). Default true. */
   evaluate?: boolean | 'periodic';
+  /** Data parallel (`--distributed mpi`, src/train/distributed.ts): this process's rank. Rank 0
+   *  alone evaluates and writes; every rank trains on its rows of each batch. Default: SINGLE. */
+  dist?: Distributed;
 }
 
 export interface QatSummary {
@@ -90,6 +94,9 @@ export interface QatSummary {
   tokens_seen: number;
   wall_time_s: number;
   train_tokens_per_s: number;
+  /** --distributed: the rank count and, per step of this segment on rank 0, the mean time in
+   *  the all-reduces and before them waiting for the slowest rank's backward. */
+  distributed?: { engine: string; ranks: number; allreduce_ms_per_step: number; wait_ms_per_step: number };
   config: QatConfig;
   command: string[];
 }
@@ -181,6 +188,8 @@ function qat(run: QatRun): QatSummary {
   if (why) throw new Error(`--bf16 ${bf16}: bf16 GEMMs need a CPU with the avx512_bf16 instructions (AVX512_BF16) at SIMD level avx512: ${why}; run with --bf16 off`);
   const teacherPrec: ComputePrecision = bf16 === 'off' ? 'fp32' : 'bf16';
   const studentPrec: ComputePrecision = bf16 === 'all' ? 'bf16' : 'fp32';
+  const dist = run.dist ?? SINGLE;
+  const lead = dist.rank === 0; // the rank that evaluates and writes
   const say = (m: string): void => run.reporter?.message(m);
   // The full evaluations take a while: a line every 15 s.
   const progress = (what: string) => {
@@ -228,12 +237,22 @@ function qat(run: QatRun): QatSummary {
     const K = 'numLabels' in teacher.config ? teacher.config.numLabels : 0;
     data = encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen, inputLayout(teacher));
   }
+  if (dist.size > 1 && data.kind === 'encoder') {
+    throw new Error(`--distributed: ${c.teacher} is a ${rec.label} classifier; KD-QAT of an encoder is not supported on several ranks yet: its padded batches ` +
+      `hold different token counts per rank, and the token-averaged loss terms (rep, attn_*) would be weighted wrongly; run it in one process`);
+  }
+  if (c.batch < dist.size) throw new Error(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
+  const ranksBefore = (ckpt?.state.extra.ranks as number | undefined) ?? 1;
+  if (ckpt && ranksBefore !== dist.size) {
+    throw new Error(`--resume: the checkpoint in ${out} was written by a run on ${ranksBefore} rank${ranksBefore > 1 ? 's' : ''}, this run has ${dist.size}; ` +
+      `resume with the same count (${ranksBefore > 1 ? `mpirun -np ${ranksBefore} kdqat qat … --distributed mpi` : 'one process, without --distributed'}) so the run stays bitwise reproducible`);
+  }
   const inputs = [
     { flag: '--teacher', path: c.teacher }, { flag: '--student-init', path: c.studentInit }, { flag: '--quant', path: c.quant },
     { flag: '--data', path: c.data }, { flag: '--task', path: c.task }, { flag: '--dev', path: c.dev },
   ];
   if (c.cacheTeacher) checkNotInput('--cache-teacher', c.cacheTeacher, inputs);
-  prepareOutDir(out, { force: run.force, resume: run.resume, inputs });
+  if (lead) prepareOutDir(out, { force: run.force, resume: run.resume, inputs });
 
   // Trainable: the student's weights and the quantizer parameters, minus the frozen ones. All of
   // them are in the checkpoint (frozen ones unchanged); only trained ones have AdamW state.
@@ -265,7 +284,7 @@ function qat(run: QatRun): QatSummary {
     return cache ? cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute) : compute();
   };
 
-  const evaluating = run.evaluate !== false;
+  const evaluating = run.evaluate !== false && lead;
   const full = evaluating && run.evaluate !== 'periodic'; // baselines and the final evaluation
   const evaluate: QatEvaluator = evaluating ? qatEvaluator(student, teacher, data, tok, c.batch) : () => ({});
   const metric = data.kind === 'decoder' ? 'valid_ppl' : 'dev_accuracy';
@@ -303,17 +322,30 @@ function qat(run: QatRun): QatSummary {
   monitor.restoreCrossState(cross);
   const restoredCross = cross.size > 0;
 
-  const result = trainLoop<QatBatch>({
+  // Data parallel: each rank's loss terms of a step, weighted by its share, summed over the ranks
+  // after the backward passes (afterBackward) so rank 0 logs the global means; [sums…, counts…].
+  const stepTerms = new Float64Array(2 * LOSS_NAMES.length);
+  const result = trainLoop<QatBatch | ShareBatch>({
     params, optimizer, totalSteps: c.steps, accumulate: c.accumulate, clipNorm: c.clip, seed: c.seed,
     lr: (s) => learningRate(schedule, s),
-    epochBatches: (epoch) => epochBatches(data, c.batch, c.seed, epoch),
+    epochBatches: (epoch) => dist.size === 1 ? epochBatches(data, c.batch, c.seed, epoch) : rankBatches(epochBatches(data, c.batch, c.seed, epoch), dist),
     tokens: (b) => b.tokens,
+    distributed: { dist, share: (b) => (b as ShareBatch).share },
     loss: (b) => {
       const t = teacherOut(b);
       const s = withRecompute(c.recompute ?? false, () => withCompute(studentPrec, () => forward(student, b, capture, studentWeight)));
       const r = distillLoss(s, t, weights, { arch, tau: c.tau, mask: b.mask, labels: b.labels });
       lastTerms = Object.fromEntries(Object.entries(r.terms).map(([k, v]) => [k, (v as Tensor).item()]));
-      for (const [k, v] of Object.entries(lastTerms)) pending.sums[k] = (pending.sums[k] ?? 0) + v / c.accumulate;
+      if (dist.size === 1) {
+        for (const [k, v] of Object.entries(lastTerms)) pending.sums[k] = (pending.sums[k] ?? 0) + v / c.accumulate;
+      } else {
+        const share = (b as ShareBatch).share;
+        for (const [k, v] of Object.entries(lastTerms)) {
+          const i = LOSS_NAMES.indexOf(k as (typeof LOSS_NAMES)[number]);
+          stepTerms[i] += v * share / c.accumulate;
+          stepTerms[LOSS_NAMES.length + i] = 1;
+        }
+      }
       return r.total;
     },
     checkLoss: (loss) => {
@@ -335,7 +367,17 @@ function qat(run: QatRun): QatSummary {
         monitor.active = isLoggedStep(step, c.steps, c.logEvery);
         if (monitor.active) signalStep = step + 1;
       },
-      afterBackward: () => { if (monitor.active) monitor.afterBackward(); },
+      afterBackward: () => {
+        if (dist.size > 1) {
+          dist.allReduceSum(stepTerms);
+          LOSS_NAMES.forEach((k, i) => {
+            if (stepTerms[LOSS_NAMES.length + i] > 0) pending.sums[k] = (pending.sums[k] ?? 0) + stepTerms[i];
+          });
+          stepTerms.fill(0);
+          if (monitor.active) monitor.poolInputs((x) => dist.allReduceSum(x));
+        }
+        if (monitor.active) monitor.afterBackward();
+      },
       beforeUpdate: () => { if (monitor.active) monitor.beforeUpdate(); },
       afterUpdate: () => {
         if (!monitor.active) return;
@@ -360,18 +402,19 @@ function qat(run: QatRun): QatSummary {
       best = { step, metrics: m };
       say(`best ${metric} so far, ${m[metric].toFixed(4)} at step ${step}: kept in ${path.join(out, BEST_STUDENT_DIR)}`);
     },
-    evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
+    evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: lead ? out : undefined, saveEvery: c.saveEvery,
     config: c as unknown as Record<string, unknown>,
-    extraState: () => ({ baselines: base, pendingTerms: pending, best }),
+    extraState: () => ({ baselines: base, pendingTerms: pending, best, ...(dist.size > 1 ? { ranks: dist.size } : {}) }),
     extraTensors: () => new Map([...monitor.crossState()].map(([k, v]) => [CROSS_PREFIX + k, v])),
     clockStart: t0, resume: ckpt, reporter: run.reporter,
   });
 
   const final = full ? evaluate(weight, Infinity, { onBatch: progress('KD-QAT student') }) : {};
   if (full) say(`final: ${fmt(final)} (teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)})`);
-  writeStudent(out, student, prepared, c.teacher, teacherDir);
+  if (lead) writeStudent(out, student, prepared, c.teacher, teacherDir);
   const recovered = metric === 'valid_ppl' && base.rtn.valid_ppl !== undefined && final.valid_ppl !== undefined
     ? (base.rtn.valid_ppl - final.valid_ppl) / (base.rtn.valid_ppl - base.teacher.valid_ppl) : null;
+  const perStep = (s: number): number => Math.round(1e6 * s / Math.max(1, result.step - result.startStep)) / 1e3;
   const summary: QatSummary = {
     arch, steps: result.step, metric, teacher: base.teacher, rtn: base.rtn, final, best, recovered,
     frozen: [...frozen.params, ...frozen.quantParams], trainable_parameters: [...trainable].reduce((n, k) => n + params.get(k)!.size, 0),
@@ -380,11 +423,20 @@ function qat(run: QatRun): QatSummary {
     tokens_seen: result.tokensSeen,
     wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10,
     train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),
+    ...(dist.size > 1 ? { distributed: { engine: dist.engine, ranks: dist.size, allreduce_ms_per_step: perStep(result.commSeconds), wait_ms_per_step: perStep(result.waitSeconds) } } : {}),
     config: c, command: run.commandLine ?? [],
   };
   crashPoint('summary');
-  writeJsonAtomic(path.join(out, 'summary.json'), summary);
+  if (lead) writeJsonAtomic(path.join(out, 'summary.json'), summary);
   return summary;
+}
+
+/** This rank's rows of every global batch (src/train/distributed.ts rankRows). */
+function* rankBatches(batches: Iterable<QatBatch>, dist: Distributed): Generator<ShareBatch> {
+  for (const b of batches) {
+    const { lo, hi } = rankRows(b.ids.shape[0], dist.rank, dist.size);
+    yield sliceRows(b, lo, hi);
+  }
 }
 
 /** OUT/student (or OUT/best-student), written into a temp directory and renamed into place: an

@@ -20,7 +20,27 @@ export interface IsaInfo {
   bf16: { available: boolean; reason: string | null };
 }
 
-export interface NativeAddon extends Partial<Kernels> {
+/** native/mpi.cc: whether the addon was built with MPI (reason: how to get it when not). */
+export interface MpiInfo {
+  compiled: boolean;
+  version: string | null;
+  reason: string | null;
+}
+
+/** native/mpi.cc's entry points (every one but mpiInfo throws in an addon built without MPI). */
+export interface MpiBinding {
+  mpiInfo(): MpiInfo;
+  mpiInit(): { rank: number; size: number };
+  /** In place: the sum over ranks, in rank order, identical on every rank. */
+  mpiAllReduceSum(x: Float32Array | Float64Array): void;
+  mpiBarrier(): void;
+  mpiAbort(code: number): void;
+  mpiFinalize(): void;
+  /** Text printed to stderr if the process is ended by SIGTERM (mpirun ending the job). */
+  mpiLastWords(text: string): void;
+}
+
+export interface NativeAddon extends Partial<Kernels>, Partial<MpiBinding> {
   getThreads(): number;
   setThreads(n: number): void;
   isa(): string;
