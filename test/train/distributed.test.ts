@@ -88,7 +88,7 @@ it('kdqat qat --distributed mpi on 2 ranks equals one process with the same glob
   assert.equal(sumTwo.tokens_seen, sumOne.tokens_seen, 'tokens are summed over the ranks');
   // (summary.final is not compared: the final evaluation batches by --batch, 4 against 2 rows.)
   // Rank 0 alone wrote: no second student or temp directory.
-  assert.deepEqual(fs.readdirSync(two).sort(), ['checkpoint', 'qat_log.jsonl', 'student', 'summary.json']);
+  assert.deepEqual(fs.readdirSync(two).sort(), ['.kdqat-output', 'checkpoint', 'qat_log.jsonl', 'student', 'summary.json']);
 
   // The checkpoint remembers the rank count: one process cannot resume it.
   const resumed = await kdqat('qat', '--out', two, '--resume', '--threads', '1');
