@@ -6,30 +6,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initParams } from '../../src/nn/params.js';
-import { llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
-import { bertParamSpec, type BertConfig } from '../../src/models/bert.js';
+import { llamaParamSpec } from '../../src/models/llama.js';
+import { bertParamSpec } from '../../src/models/bert.js';
 import { saveModelDir } from '../../src/io/model-dir.js';
 import { trainByteLevelBpe, trainWordPiece } from '../../src/tokenize/index.js';
 import { runQuantize } from '../../src/cli/quantize.js';
 import { runExport } from '../../src/cli/export.js';
 
-export const TEXT = [
-  'The river flows to the sea, and the sea sings back to the river.',
-  'A quick brown fox jumps over the lazy dog near the old mill.',
-  'In the morning the farmers walk to the fields with their tools.',
-  'Ships sail across the ocean when the wind is strong and steady.',
-].join(' ');
-
-export const LLAMA_CFG: LlamaConfig = {
-  vocabSize: 320, hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
-  rmsNormEps: 1e-5, ropeTheta: 10000, maxPositionEmbeddings: 64, tieWordEmbeddings: false, initializerRange: 0.2,
-};
-
-export const BERT_CFG: BertConfig = {
-  vocabSize: 120, hiddenSize: 32, numHiddenLayers: 1, numAttentionHeads: 4, intermediateSize: 64, maxPositionEmbeddings: 64,
-  typeVocabSize: 2, layerNormEps: 1e-12, hiddenAct: 'gelu', hiddenDropoutProb: 0.1, attentionProbsDropoutProb: 0.1,
-  initializerRange: 0.2, numLabels: 2,
-};
+// The tiny models and text of the command tests (test/cli/fixture.ts): the corpus mutates those.
+export { TEXT, LLAMA_CFG, BERT_CFG } from '../../test/cli/fixture.js';
+import { TEXT, LLAMA_CFG, BERT_CFG } from '../../test/cli/fixture.js';
 
 /** Paths of the valid inputs (all under `root`). */
 export interface Base {
