@@ -28,7 +28,9 @@ if (!libasan.startsWith('/') || !existsSync(libasan)) {
 
 // A binding.gyp of its own: the same sources and flags as the addon's, plus the sanitizers,
 // -O1 and frame pointers for readable reports.
-const gyp = JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8').replace(/^\s*#.*$/gm, ''));
+// Its commands (`<!(node scripts/…)`) run in build-asan/, one level down.
+const gyp = JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8').replace(/^\s*#.*$/gm, '')
+  .replaceAll('node scripts/', 'node ../scripts/'));
 const t = gyp.targets[0];
 t.sources = t.sources.map((s) => `../${s}`); // relative to build-asan/binding.gyp
 const san = ['-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer', '-g'];
