@@ -71,7 +71,7 @@ export function qatCommand(): Command {
       'in proportion to the student\'s own probabilities (the exact KL of the (k+1)-bucket coarsening; docs/distillation.md). 0 = full logits (default 0)', intArg)
     .option('--bf16 <off|teacher|all>', `GEMMs in bf16 with float32 accumulation (needs a CPU with avx512_bf16): the teacher's forward, or all (the student's forward and backward too); evaluations stay float32 (default ${D.bf16})`)
     .option('--recompute', "recompute each layer's activations in backward (gradient checkpointing): the student's forward keeps only the layer inputs " +
-      '(SmolLM2-135M, B4×T256: peak memory 5.0 → 3.2 GB) for one more student forward per step (13–24% slower); results equal bit for bit, ' +
+      '(SmolLM2-135M, B4×T256: peak memory 5.0 → 3.2 GB) for one more student forward per step (8–27% slower); results equal bit for bit, ' +
       'or within float32 rounding when a loss reads the layer outputs (rep)')
     .option('--threads <n>', 'native threads (default: all cores; resume with the same count for bitwise-equal results)', intArg)
     .option('--distributed <engine>', "data parallel over the ranks of an MPI job: 'mpi' (start with mpirun -np N; each rank takes a contiguous slice of every --batch, rank 0 writes; docs/distributed.md)")
