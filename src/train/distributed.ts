@@ -13,6 +13,7 @@
 // micro-batch, same gradient additions in the same order; decoder batches, --accumulate 1, the
 // same thread count). Against one process with --batch B the only difference is where the sum
 // over the B rows is split: float32 reordering, bounded in test/train/distributed.test.ts.
+import { createHash } from 'node:crypto';
 import { Tensor } from '../tensor/tensor.js';
 import type { Params } from '../nn/params.js';
 import { nativeMpi } from '../backend/index.js';
@@ -118,15 +119,15 @@ export function gradientReducer(dist: Distributed, params: Params): () => void {
   };
 }
 
-/** A 32-bit FNV-1a-style hash of every parameter's bits, in the map's order. */
+/** The first 32 bits of a SHA-1 of every parameter's bits, in the map's order (node:crypto
+ *  hashes natively: no JS loop over the ~10⁸ floats of a real model). */
 export function paramsChecksum(params: Params): number {
-  let h = 0x811c9dc5;
+  const h = createHash('sha1');
   for (const p of params.values()) {
     const f = p.f32;
-    const u = new Uint32Array(f.buffer, f.byteOffset, f.length);
-    for (let i = 0; i < u.length; i++) h = Math.imul(h ^ u[i], 0x01000193);
+    h.update(new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
   }
-  return h >>> 0;
+  return h.digest().readUInt32BE(0);
 }
 
 /** Throws unless every rank holds bitwise the same parameters (a collective: every rank calls
