@@ -11,25 +11,29 @@
 //
 // Usage: npx tsx scripts/bow-baseline.ts --train FILE --dev FILE [--test FILE] [--min-count 2]
 //        [--epochs 200] [--json]
+//        npx tsx scripts/bow-baseline.ts --task brown-genre …   (a built-in task: its train/dev/test)
 import { parseArgs } from 'node:util';
 import { loadClassification } from '../src/data/classification.js';
+import { builtinClassification, CLASSIFICATION_TASKS } from '../src/data/tasks.js';
 import type { ClassificationExample } from '../src/data/types.js';
 
 const { values: a } = parseArgs({
   options: {
-    train: { type: 'string' }, dev: { type: 'string' }, test: { type: 'string' },
+    task: { type: 'string' }, train: { type: 'string' }, dev: { type: 'string' }, test: { type: 'string' },
     'min-count': { type: 'string', default: '2' }, epochs: { type: 'string', default: '200' }, json: { type: 'boolean', default: false },
   },
 });
-if (!a.train || !a.dev) throw new Error('--train FILE and --dev FILE are required (the task files given to kdqat finetune)');
+if (a.task && (a.train || a.dev || a.test)) throw new Error('--task is a built-in task with its own splits: give either --task or --train/--dev/--test');
+if (!a.task && (!a.train || !a.dev)) throw new Error(`--train FILE and --dev FILE are required (the task files given to kdqat finetune), or --task ${CLASSIFICATION_TASKS.join('|')}`);
 const minCount = Number(a['min-count']), epochs = Number(a.epochs);
 if (!(Number.isInteger(minCount) && minCount >= 1)) throw new Error(`--min-count must be a positive integer, got ${a['min-count']}`);
 if (!(Number.isInteger(epochs) && epochs >= 1)) throw new Error(`--epochs must be a positive integer, got ${a.epochs}`);
 
-const train = loadClassification(a.train);
+const builtin = a.task ? builtinClassification(a.task) : null;
+const train = builtin ? { labels: builtin.labels, examples: builtin.train } : loadClassification(a.train!);
 const labels = train.labels, K = labels.length;
-const dev = loadClassification(a.dev, { labels }).examples;
-const test = a.test ? loadClassification(a.test, { labels }).examples : null;
+const dev = builtin ? builtin.dev : loadClassification(a.dev!, { labels }).examples;
+const test = builtin ? builtin.test : a.test ? loadClassification(a.test, { labels }).examples : null;
 
 const words = (e: ClassificationExample): string[] => {
   const w = (s: string, p: string): string[] => (s.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).map((t) => p + t);
