@@ -4,11 +4,14 @@
 // point but mpiInfo() throws, saying how to install MPI and rebuild.
 //
 // The all-reduce is not MPI_Allreduce: MPI does not promise the same float summation order on
-// every run (or on every rank, for some algorithms). Here rank 0 gathers the ranks' buffers,
-// sums them element by element in rank order — ((x0 + x1) + x2) + … — and broadcasts the sum,
-// so the result is bitwise reproducible and identical on every rank. It moves N·n values
-// through rank 0 instead of ~2n per rank: fine for a few ranks, the thing to replace (by a ring
-// with a fixed order) when kdqat runs on many.
+// every run (or on every rank, for some algorithms). Here the sum runs along a chain in rank
+// order, pipelined in chunks: rank 0 sends its chunk to rank 1, rank r adds its own to the
+// partial sum it receives and passes it on — ((x0 + x1) + x2) + … element by element — and the
+// last rank sends the finished chunk back down the chain. So the result is bitwise reproducible
+// and identical on every rank. Every link carries n values each way (2n per rank, whatever N,
+// where gathering to rank 0 put 2(N − 1)·n on rank 0's link); a bandwidth-optimal ring moves
+// 2(N − 1)/N·n but adds chunk c in the order c+1, c+2, …, so not in rank order. The chain's cost
+// over the ring is at most 2× the bytes plus N − 1 chunk hops of latency each way.
 #include <algorithm>
 #include <atomic>
 #include <csignal>
@@ -82,28 +85,51 @@ void need_init(const Args& a) {
   if (g_final) throw a.type_error("MPI was finalized");
 }
 
-// Sum in rank order, chunk by chunk (rank 0 holds N chunks, not N whole buffers).
+// Sum in rank order along the chain 0 → 1 → … → N−1, then back down, in chunks so the links
+// work in parallel (rank r sums chunk k while rank r+1 sums chunk k−1).
 template <typename T>
 void reduce_sum(T* p, int64_t n, MPI_Datatype type) {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  const int64_t kChunk = int64_t(1) << 22;  // 4 Mi values: 16 MB of float per rank at rank 0
-  // Kept between calls: a fresh zeroed buffer every step cost as much as the transfers.
-  static std::vector<T> all;
-  if (rank == 0) all.resize(std::max(all.size(), static_cast<size_t>(size) * std::min(n, kChunk)));
-  for (int64_t off = 0; off < n; off += kChunk) {
+  if (size == 1 || n == 0) return;
+  const int64_t kChunk = int64_t(1) << 18;  // 256 Ki values: 1 MB of float per message
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  // Kept between calls: a fresh buffer every step cost as much as the transfers.
+  static std::vector<T> in;
+  in.resize(std::max(in.size(), static_cast<size_t>(std::min(n, kChunk))));
+  std::vector<MPI_Request> sent;
+  sent.reserve(static_cast<size_t>(2 * chunks));
+  const int up = rank + 1, down = rank - 1;
+  // Up the chain: partial sums of ranks 0..r, in rank order.
+  for (int64_t k = 0; k < chunks; k++) {
+    const int64_t off = k * kChunk;
     const int c = static_cast<int>(std::min(kChunk, n - off));
-    MPI_Gather(p + off, c, type, all.data(), c, type, 0, MPI_COMM_WORLD);
-    if (rank == 0) {
-      for (int i = 0; i < c; i++) {
-        T acc = all[i];
-        for (int r = 1; r < size; r++) acc = acc + all[static_cast<size_t>(r) * c + i];
-        p[off + i] = acc;
-      }
+    T* x = p + off;
+    if (rank > 0) {
+      MPI_Recv(in.data(), c, type, down, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      for (int i = 0; i < c; i++) x[i] = in[i] + x[i];  // (x0 + … + x_{r−1}) + x_r
     }
-    MPI_Bcast(p + off, c, type, 0, MPI_COMM_WORLD);
+    if (up < size) {
+      sent.emplace_back();
+      MPI_Isend(x, c, type, up, 0, MPI_COMM_WORLD, &sent.back());
+    }
   }
+  // Back down: the last rank's sums replace every other rank's partial ones (once the upward
+  // sends are complete, so no chunk is overwritten while still being sent).
+  MPI_Waitall(static_cast<int>(sent.size()), sent.data(), MPI_STATUSES_IGNORE);
+  sent.clear();
+  for (int64_t k = 0; k < chunks; k++) {
+    const int64_t off = k * kChunk;
+    const int c = static_cast<int>(std::min(kChunk, n - off));
+    T* x = p + off;
+    if (up < size) MPI_Recv(x, c, type, up, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (rank > 0) {
+      sent.emplace_back();
+      MPI_Isend(x, c, type, down, 1, MPI_COMM_WORLD, &sent.back());
+    }
+  }
+  MPI_Waitall(static_cast<int>(sent.size()), sent.data(), MPI_STATUSES_IGNORE);
 }
 #endif
 

@@ -2,7 +2,8 @@
 // family (BERT, RoBERTa, XLM-RoBERTa, DistilBERT: src/train/finetune.ts asks its record).
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { setThreads } from '../tensor/index.js';
+import { getThreads, setThreads } from '../tensor/index.js';
+import { endJobOnError, initDistributed, type Distributed } from '../train/distributed.js';
 import { FINETUNE_DEFAULTS, runFinetune, type FinetuneConfig } from '../train/finetune.js';
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
 import { CLASSIFICATION_TASKS } from '../data/tasks.js';
@@ -34,6 +35,7 @@ export function finetuneCommand(): Command {
     .option('--log-every <n>', `train_log.jsonl line every n steps (default ${D.logEvery})`, intArg)
     .option('--eval-test', "score the kept (best-dev) model on the task's test split at the end (implied by --test)")
     .option('--threads <n>', 'native threads (default: all cores)', intArg)
+    .option('--distributed <engine>', "data parallel over the ranks of an MPI job: 'mpi' (start with mpirun -np N; each rank takes a contiguous slice of every --batch, rank 0 evaluates and writes; docs/distributed.md)")
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
     .option('--resume', 'continue the run in --out from its checkpoint')
     .option('--force', 'replace an earlier kdqat run in --out (never an input, never a directory kdqat did not write)')
@@ -67,9 +69,22 @@ export function finetuneCommand(): Command {
       });
       const threads = (opts.threads ?? fromFile.threads) as number | undefined;
       if (threads !== undefined) setThreads(threads);
+      // Joined before anything else can fail, so an error on one rank can end the others.
+      const dist: Distributed | undefined = opts.distributed ? initDistributed(opts.distributed) : undefined;
+      const lead = !dist || dist.rank === 0;
       const reporter = progressReporter({ label: 'finetune' });
-      const s = blameConfigFile(opts.config, fromFile, fromCli,
-        () => runFinetune({ out, config, resume: !!opts.resume, force: !!opts.force, reporter, commandLine: commandLine(), evalTest: !!opts.evalTest }));
+      if (dist && lead) reporter.message(`kdqat finetune → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'}; rank ${dist.rank} of ${dist.size} (${dist.engine}))`);
+      let s;
+      try {
+        s = blameConfigFile(opts.config, fromFile, fromCli, () => runFinetune({
+          out, config, resume: !!opts.resume, force: !!opts.force, reporter: lead ? reporter : undefined, commandLine: commandLine(), evalTest: !!opts.evalTest, dist,
+        }));
+      } catch (e) {
+        endJobOnError(dist, e);
+        throw e;
+      }
+      dist?.finalize();
+      if (!lead) return;
       const test = s.test_accuracy === null ? '' : `, test accuracy ${s.test_accuracy.toFixed(4)}`;
       reporter.message(`done: best dev accuracy ${s.best_dev_accuracy.toFixed(4)} at step ${s.best_step}${test}; classifier in ${out}`);
     });

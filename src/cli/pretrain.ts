@@ -41,7 +41,7 @@ export function pretrainCommand(): Command {
     .option('--save-every <n>', `checkpoint every n steps, 0 = never (default ${D.saveEvery})`, intArg)
     .option('--log-every <n>', `train_log.jsonl line every n steps (default ${D.logEvery})`, intArg)
     .option('--threads <n>', 'native threads (default: all cores; resume with the same count for bitwise-equal results)', intArg)
-    .option('--distributed <engine>', "data parallel over the ranks of an MPI job: 'mpi' (start with mpirun -np N; llama only; each rank takes a contiguous slice of every --batch, rank 0 writes; docs/distributed.md)")
+    .option('--distributed <engine>', "data parallel over the ranks of an MPI job: 'mpi' (start with mpirun -np N; each rank takes a contiguous slice of every --batch, rank 0 writes; docs/distributed.md)")
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
     .option('--resume', 'continue the run in --out from its checkpoint')
     .option('--force', 'replace an earlier kdqat run in --out (never an input, never a directory kdqat did not write)')

@@ -113,6 +113,10 @@ export interface DistillOptions {
    *  a head whose logits nobody has read yet and `ce` is off (default true); false: always the
    *  dense klDiv on (B, T, V) logits. Both compute the same loss (within float32 rounding). */
   fused?: boolean;
+  /** Multiplies each term's weight (default 1). Data parallel (src/train/qat.ts): a rank's
+   *  share of the term's normalizer in the global batch over its share of the rows, so terms
+   *  averaged over tokens (rep, attn_*) weigh each rank by its tokens, not its rows. */
+  termScale?: Partial<Record<LossName, number>>;
 }
 
 export interface DistillResult {
@@ -148,7 +152,8 @@ export function distillLoss(s: DistillOutputs, t: DistillOutputs, w: LossWeights
   for (const [name, weight] of active) {
     const value = term(name, s, t, o, tau, m, active);
     terms[name] = value;
-    const wv = weight === 1 ? value : scale(value, weight);
+    const k = weight * (o.termScale?.[name] ?? 1);
+    const wv = k === 1 ? value : scale(value, k);
     total = total ? add(total, wv) : wv;
   }
   return { total: total!, terms };

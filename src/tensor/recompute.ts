@@ -17,6 +17,7 @@
 import { Tensor } from './tensor.js';
 import { backwardFrom, enableGrad, isRecording, noGrad, record } from './autograd.js';
 import { computePrecision, withCompute } from './compute.js';
+import { currentDropoutRows, withDropoutRows } from './ops/nn.js';
 
 /**
  * fn(inputs) with its activations recomputed in backward. Outputs keep fn's values and shapes;
@@ -26,6 +27,7 @@ import { computePrecision, withCompute } from './compute.js';
 export function recompute(fn: (inputs: readonly Tensor[]) => readonly Tensor[], inputs: readonly Tensor[]): Tensor[] {
   if (!isRecording()) return [...fn(inputs)];
   const precision = computePrecision();
+  const rows = currentDropoutRows(); // a rank's dropout rows (data parallel): the same masks again
   const outs = noGrad(() => fn(inputs));
   const pending: (Tensor | null)[] = outs.map(() => null);
   // The block's node: its inputs are the block's inputs, and it runs after every output's
@@ -37,7 +39,7 @@ export function recompute(fn: (inputs: readonly Tensor[]) => readonly Tensor[], 
     op: 'recompute', inputs,
     backward: () => {
       const xs = inputs.map((x) => (x.requiresGrad ? new Tensor(x.data, x.shape, true) : x));
-      const ys = enableGrad(() => withCompute(precision, () => fn(xs)));
+      const ys = enableGrad(() => withCompute(precision, () => rows ? withDropoutRows(rows.lo, rows.rows, () => fn(xs)) : fn(xs)));
       if (ys.length !== outs.length) throw new Error(`recompute: the block returned ${outs.length} outputs, then ${ys.length}`);
       const roots: Tensor[] = [], grads: Tensor[] = [];
       ys.forEach((y, i) => {

@@ -13,6 +13,12 @@
 // micro-batch, same gradient additions in the same order; decoder batches, --accumulate 1, the
 // same thread count). Against one process with --batch B the only difference is where the sum
 // over the B rows is split: float32 reordering, bounded in test/train/distributed.test.ts.
+//
+// Encoders (qat of a classifier, masked-LM pretrain, finetune): a rank's rows keep the global
+// batch's padding and dropout masks (withDropoutRows), MLM masks are drawn for the global batch,
+// and each loss term is weighted by the rank's share of its own normalizer (tokens, masked
+// tokens, pairs, rows: qat-data.ts termShares, pretrain.ts mlmSlice), so the ranks sum to one
+// process's --batch B loss and gradient up to that float32 reordering (docs/distributed.md).
 import { createHash } from 'node:crypto';
 import { Tensor } from '../tensor/tensor.js';
 import type { Params } from '../nn/params.js';

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crossEntropy } from '../tensor/ops/index.js';
-import { intTensor } from '../tensor/tensor.js';
+import { intTensor, type Tensor } from '../tensor/tensor.js';
 import { Rng, hash32 } from '../tensor/rng.js';
 import { initParams, countParams, type Params } from '../nn/params.js';
 import type { Architecture, Heads } from '../models/architecture.js';
@@ -21,13 +21,15 @@ import { loadClassification } from '../data/classification.js';
 import { builtinClassification } from '../data/tasks.js';
 import type { ClassificationExample } from '../data/types.js';
 import {
-  classificationAccuracy, classifierLogits, classifierSpecials, encodeExample, inputLayout, padBatch, type EncodedExample,
+  classificationAccuracy, classifierLogits, classifierSpecials, encodeExample, inputLayout, padBatch, type EncodedExample, type PaddedBatch,
 } from '../eval/classification.js';
 import { AdamW } from './optim.js';
 import { learningRate } from './schedule.js';
 import { trainLoop, type Reporter } from './loop.js';
 import { readCheckpoint } from './checkpoint.js';
 import { cleanUpOnFailure, prepareOutDir, publishFiles, resumeCheckpoint, writeJsonAtomic } from './outdir.js';
+import { SINGLE, rankRows, type Distributed } from './distributed.js';
+import { withDropoutRows } from '../tensor/ops/index.js';
 
 export interface FinetuneConfig {
   model: string;
@@ -81,6 +83,9 @@ export interface FinetuneRun {
   commandLine?: string[];
   /** Also score the best model on the task's test split (once, at the end). */
   evalTest?: boolean;
+  /** Data parallel (`--distributed mpi`, src/train/distributed.ts): this process's rank. Every
+   *  rank trains on its rows of each batch; rank 0 alone evaluates and writes. Default: SINGLE. */
+  dist?: Distributed;
 }
 
 interface TaskData { labels: string[]; train: ClassificationExample[]; dev: ClassificationExample[]; test: ClassificationExample[] | null }
@@ -167,6 +172,9 @@ function finetune(run: FinetuneRun): FinetuneSummary {
   const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
   const c = ckpt ? (ckpt.state.config as unknown as FinetuneConfig) : run.config;
   const say = (m: string): void => run.reporter?.message(m);
+  const dist = run.dist ?? SINGLE;
+  const lead = dist.rank === 0; // the rank that evaluates and writes
+  checkRanks(dist, c.batch, ckpt ? (ckpt.state.extra.ranks as number | undefined) ?? 1 : null, out);
 
   const loaded = loadModelDir(c.model);
   const rec = archOf(loaded.hf);
@@ -179,7 +187,7 @@ function finetune(run: FinetuneRun): FinetuneSummary {
   const { params } = model;
   const cfg = model.config as { numLabels: number; maxPositionEmbeddings: number };
   // Model and data are checked before --force clears an old run out of the way.
-  prepareOutDir(out, {
+  if (lead) prepareOutDir(out, {
     force: run.force, resume: run.resume,
     inputs: [{ flag: '--model', path: c.model }, { flag: '--task', path: c.task }, { flag: '--train', path: c.train }, { flag: '--dev', path: c.dev }],
   });
@@ -230,28 +238,49 @@ function finetune(run: FinetuneRun): FinetuneSummary {
     try { fs.writeFileSync(fd, formatHfJson({ ...json, num_labels: cfg.numLabels })); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
   });
 
-  const result = trainLoop<number[]>({
+  // Data parallel: this step's training-accuracy counts, summed over the ranks after backward.
+  const stepFit = new Float64Array(2);
+  const result = trainLoop<RankRows>({
     params, optimizer, totalSteps, clipNorm: c.clip, seed: c.seed,
     lr: (s) => learningRate(schedule, s),
     // Shuffled example indices per epoch, seeded by (seed, epoch); the last batch may be short.
     epochBatches: function* (epoch) {
       const order = new Rng(hash32(c.seed, epoch)).shuffle(train.map((_, i) => i));
-      for (let s = 0; s < order.length; s += c.batch) yield order.slice(s, s + c.batch);
+      for (let s = 0; s < order.length; s += c.batch) yield rankRowsOf(order.slice(s, s + c.batch), dist);
     },
-    tokens: (idx) => idx.reduce((n, i) => n + train[i].ids.length, 0),
-    loss: (idx, ctx) => {
-      const b = padBatch(idx.map((i) => train[i]), pad);
-      const logits = classifierLogits(model, b, { dropoutSeed: hash32(ctx.seed, 2) >>> 1 }); // (B, K)
-      fit.correct += countCorrect(logits.f32, b.labels, cfg.numLabels);
-      fit.seen += idx.length;
-      return crossEntropy(logits, intTensor(b.labels, [idx.length]));
+    tokens: (b) => b.idx.slice(b.lo, b.hi).reduce((n, i) => n + train[i].ids.length, 0),
+    distributed: { dist, share: (b) => (b.hi - b.lo) / b.idx.length },
+    loss: (r, ctx) => {
+      // A rank's rows keep the whole batch's padding and draw its dropout masks (distributed.ts).
+      const whole = padBatch(r.idx.map((i) => train[i]), pad);
+      const b = r.lo === 0 && r.hi === r.idx.length ? whole : batchRows(whole, r.lo, r.hi);
+      const B = r.hi - r.lo;
+      const logits = withDropoutRows(r.lo, B, () => classifierLogits(model, b, { dropoutSeed: hash32(ctx.seed, 2) >>> 1 })); // (B, K)
+      const correct = countCorrect(logits.f32, b.labels, cfg.numLabels);
+      if (dist.size === 1) {
+        fit.correct += correct;
+        fit.seen += B;
+      } else {
+        stepFit[0] += correct;
+        stepFit[1] += B;
+      }
+      return crossEntropy(logits, intTensor(b.labels, [B]));
+    },
+    hooks: {
+      afterBackward: () => {
+        if (dist.size === 1) return;
+        dist.allReduceSum(stepFit);
+        fit.correct += stepFit[0];
+        fit.seen += stepFit[1];
+        stepFit.fill(0);
+      },
     },
     logRecord: (rec) => {
       const r = { ...rec, train_accuracy: fit.seen ? fit.correct / fit.seen : null };
       fit = { correct: 0, seen: 0 };
       return r;
     },
-    evaluate: () => ({ dev_accuracy: classificationAccuracy(model, tok, data.dev, { maxLen, batchSize: 64 }).accuracy }),
+    evaluate: lead ? () => ({ dev_accuracy: classificationAccuracy(model, tok, data.dev, { maxLen, batchSize: 64 }).accuracy }) : undefined,
     evalEvery: c.evalEvery > 0 ? c.evalEvery : perEpoch,
     onEval: (step, m) => {
       if (m.dev_accuracy > best.accuracy) {
@@ -260,14 +289,14 @@ function finetune(run: FinetuneRun): FinetuneSummary {
         say(`new best dev accuracy ${m.dev_accuracy.toFixed(4)} at step ${step}: saved to ${out}`);
       }
     },
-    logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
-    config: c as unknown as Record<string, unknown>, extraState: () => ({ best, fit }),
+    logEvery: c.logEvery, outDir: lead ? out : undefined, saveEvery: c.saveEvery,
+    config: c as unknown as Record<string, unknown>, extraState: () => ({ best, fit, ...(dist.size > 1 ? { ranks: dist.size } : {}) }),
     clockStart: t0, resume: ckpt, reporter: run.reporter,
   });
 
   // The test split is scored only on request, once, with the model that was kept (best dev).
   let test: number | null = null;
-  if (run.evalTest || c.test) {
+  if (lead && (run.evalTest || c.test)) {
     if (!data.test) throw new Error('--eval-test needs a test split: a built-in --task, or --test FILE');
     const kept = loadModelDir(out);
     test = classificationAccuracy(asModel(kept), tok, data.test, { maxLen, batchSize: 64 }).accuracy;
@@ -277,10 +306,36 @@ function finetune(run: FinetuneRun): FinetuneSummary {
     best_dev_accuracy: best.accuracy, best_step: best.step, majority_dev_accuracy: prior.dev, test_accuracy: test,
     wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10, config: c, command: run.commandLine ?? [],
   };
-  writeJsonAtomic(path.join(out, 'summary.json'), summary);
-  if (!(best.accuracy > prior.dev)) {
+  if (lead) writeJsonAtomic(path.join(out, 'summary.json'), summary);
+  if (lead && !(best.accuracy > prior.dev)) {
     say(`warning: the best dev accuracy ${best.accuracy.toFixed(4)} does not beat always answering "${data.labels[prior.label]}" (${prior.dev.toFixed(4)}): ` +
       'the classifier learned nothing usable. See train_accuracy in train_log.jsonl: at the prior too, training did not fit — raise --lr or --epochs (docs/finetune.md)');
   }
   return summary;
+}
+
+/** A batch of example indices and the rows [lo, hi) of it this rank computes (all of it: one
+ *  process). */
+interface RankRows { idx: number[]; lo: number; hi: number }
+
+function rankRowsOf(idx: number[], dist: Distributed): RankRows {
+  return { idx, ...rankRows(idx.length, dist.rank, dist.size) };
+}
+
+/** Rows [lo, hi) of a padded batch, with the whole batch's padded length T: a rank's examples
+ *  go through the encoder exactly as in a one-process batch. */
+function batchRows(b: PaddedBatch, lo: number, hi: number): PaddedBatch {
+  const T = b.ids.shape[1], rows = hi - lo;
+  const part = (t: Tensor): Tensor => intTensor(t.i32.slice(lo * T, hi * T), [rows, T]);
+  return { ids: part(b.ids), typeIds: part(b.typeIds), mask: part(b.mask), labels: b.labels.slice(lo, hi) };
+}
+
+/** Several ranks: each takes at least one row of a batch, and a checkpoint resumes on the
+ *  rank count that wrote it (so the run stays bitwise reproducible). */
+function checkRanks(dist: Distributed, batch: number, before: number | null, out: string): void {
+  if (batch < dist.size) throw new Error(`--batch ${batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
+  if (before !== null && before !== dist.size) {
+    throw new Error(`--resume: the checkpoint in ${out} was written by a run on ${before} rank${before > 1 ? 's' : ''}, this run has ${dist.size}; ` +
+      `resume with the same count (${before > 1 ? `mpirun -np ${before} kdqat finetune … --distributed mpi` : 'one process, without --distributed'}) so the run stays bitwise reproducible`);
+  }
 }

@@ -90,12 +90,12 @@ export interface LoopOptions<B> {
    *  NaN) to stop with, or null. The loop itself still stops on a non-finite total. */
   checkLoss?: (loss: Tensor, ctx: StepContext) => string | null;
   /** Data-parallel training (src/train/distributed.ts): the batches are this rank's slices of
-   *  the global batches and share(batch) is the slice's fraction of the global rows (0: no rows
-   *  here, nothing to compute). Each loss is scaled by its share before backward; the gradients,
+   *  the global batches and share(batch, ctx) is the slice's fraction of the global batch's loss
+   *  (its rows, or its masked tokens for masked-LM; 0: nothing to compute here). Each loss is scaled by its share before backward; the gradients,
    *  the loss and the token count are summed over the ranks before clipping (the hooks'
    *  afterBackward sees the sums), and the ranks' parameters are compared every checkEvery
    *  updates (default 10) and after the last. */
-  distributed?: { dist: Distributed; share: (batch: B) => number; checkEvery?: number };
+  distributed?: { dist: Distributed; share: (batch: B, ctx: StepContext) => number; checkEvery?: number };
 }
 
 export interface StepHooks {
@@ -211,7 +211,7 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
         const batch = nextBatch();
         const ctx: StepContext = { step, micro, epoch, batchIndex, seed: stepSeed(o.seed, step, micro, accumulate) };
         batchIndex++;
-        const share = dp ? dp.share(batch) : 1;
+        const share = dp ? dp.share(batch, ctx) : 1;
         if (share === 0) continue;
         const loss = o.loss(batch, ctx);
         const v = loss.item();

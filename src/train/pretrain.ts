@@ -22,6 +22,8 @@ import { loadPretrainText, type CorpusSplitInfo } from './pretrain-data.js';
 import { causalLmLoss, maskBatch, mlmEval, mlmLoss, shuffledBatches, wrapClsSep, type MlmSpecials, type TokenBatch } from './objectives.js';
 import { cleanUpOnFailure, prepareOutDir, publishFiles, resumeCheckpoint, writeJsonAtomic } from './outdir.js';
 import { SINGLE, rankRows, type Distributed } from './distributed.js';
+import { withDropoutRows } from '../tensor/ops/index.js';
+import { IGNORE_INDEX } from '../data/mlm.js';
 
 export interface PretrainConfig {
   /** A registered architecture (src/models/registry.ts). */
@@ -157,9 +159,6 @@ function pretrain(run: PretrainRun): PretrainSummary {
   const dist = run.dist ?? SINGLE;
   const lead = dist.rank === 0;
   if (dist.size > 1) {
-    if (architecture(c.arch).kind !== 'decoder') {
-      throw new Error(`--distributed: --arch ${c.arch} (masked-LM pre-training) is not supported on several ranks yet: its loss is a mean over the masked tokens, whose count differs between the ranks' rows; use --arch llama, or one process`);
-    }
     if (c.batch < dist.size) throw new Error(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
   }
   const ranksBefore = (ckpt?.state.extra.ranks as number | undefined) ?? 1;
@@ -208,18 +207,24 @@ function pretrain(run: PretrainRun): PretrainSummary {
     return { valid_mlm_loss: mlmEval(model, valid, sp!, { batchSize: evalBatch, maxWindows }).loss };
   };
 
-  const result = trainLoop<TokenBatch & { share?: number }>({
+  const result = trainLoop<RankSlice>({
     params, optimizer, totalSteps: c.steps, accumulate: c.accum, clipNorm: c.clip, seed: c.seed,
     lr: (s) => learningRate(schedule, s),
     epochBatches: (epoch) => dist.size === 1 ? shuffledBatches(train, c.batch, c.seed, epoch) : rankSlices(shuffledBatches(train, c.batch, c.seed, epoch), dist),
-    distributed: { dist, share: (b) => b.share ?? 1 },
+    // A decoder rank's share is its rows; a masked-LM rank's, its masked tokens (mlmSlice).
+    distributed: { dist, share: (b, ctx) => (causal || !b.whole ? b.share ?? 1 : mlmSlice(b, sp!, model.config.vocabSize, ctx.seed).share) },
     tokens: (b) => b.rows * (causal ? b.seqLen : c.seq),
     loss: (b, ctx) => {
       if (causal) return causalLmLoss(params, model.config as LlamaConfig, b);
+      // Dropout seeds are 31-bit so the per-layer offsets bert.ts adds stay exact integers.
+      const dropSeed = hash32(ctx.seed, 1) >>> 1;
+      if (b.whole) {
+        const m = mlmSlice(b, sp!, model.config.vocabSize, ctx.seed);
+        return withDropoutRows(b.whole.lo, b.rows, () => mlmLoss(model, m.wrapped, m.inputs, m.labels, dropSeed).loss);
+      }
       const wrapped = wrapClsSep(b, sp!);
       const m = maskBatch(wrapped, sp!, model.config.vocabSize, ctx.seed);
-      // Dropout seeds are 31-bit so the per-layer offsets bert.ts adds stay exact integers.
-      return mlmLoss(model, wrapped, m.inputs, m.labels, hash32(ctx.seed, 1) >>> 1).loss;
+      return mlmLoss(model, wrapped, m.inputs, m.labels, dropSeed).loss;
     },
     evaluate: typeof valid === 'string' || !lead ? undefined : () => evaluate(c.evalWindows),
     evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: lead ? out : undefined, saveEvery: c.saveEvery,
@@ -245,12 +250,42 @@ function pretrain(run: PretrainRun): PretrainSummary {
   return summary;
 }
 
+/** A batch as the loop sees it: one process's whole batch, or (data parallel) a rank's rows of
+ *  the global batch `whole.batch`, rows [whole.lo, whole.lo + rows), with their share of it. */
+type RankSlice = TokenBatch & { share?: number; whole?: { batch: TokenBatch; lo: number; mlm?: MlmSlice } };
+
 /** This rank's rows of every global batch (src/train/distributed.ts rankRows), with its share. */
-function* rankSlices(batches: Iterable<TokenBatch>, dist: Distributed): Generator<TokenBatch & { share: number }> {
+function* rankSlices(batches: Iterable<TokenBatch>, dist: Distributed): Generator<RankSlice> {
   for (const b of batches) {
     const { lo, hi } = rankRows(b.rows, dist.rank, dist.size), T = b.seqLen;
     yield {
       rows: hi - lo, seqLen: T, inputs: b.inputs.slice(lo * T, hi * T), targets: b.targets?.slice(lo * T, hi * T), share: (hi - lo) / b.rows,
+      whole: { batch: b, lo },
     };
   }
+}
+
+interface MlmSlice { wrapped: TokenBatch; inputs: Int32Array; labels: Int32Array; share: number }
+
+/**
+ * Masked-LM on a rank: the masks are drawn for the whole global batch, exactly as one process
+ * with that batch draws them (row r of the batch from hash32(seed, r)), then this rank's rows are
+ * taken. The loss is a mean over the masked tokens, so the rank's share is its masked tokens over
+ * the batch's: Σ_ranks share·mean_rank = Σ (CE of every masked token) / (the batch's masked
+ * tokens), one process's loss and gradient up to the float32 order of the sums. Computed once per
+ * slice (the loop asks for the share, then the loss).
+ */
+function mlmSlice(b: RankSlice, sp: MlmSpecials, vocabSize: number, seed: number): MlmSlice {
+  const w = b.whole!;
+  if (w.mlm) return w.mlm;
+  const all = wrapClsSep(w.batch, sp);
+  const m = maskBatch(all, sp, vocabSize, seed);
+  const T = all.seqLen, from = w.lo * T, to = (w.lo + b.rows) * T;
+  const masked = (l: Int32Array): number => l.reduce((n, v) => n + (v === IGNORE_INDEX ? 0 : 1), 0);
+  const labels = m.labels.slice(from, to), total = masked(m.labels);
+  w.mlm = {
+    wrapped: { rows: b.rows, seqLen: T, inputs: all.inputs.slice(from, to) }, inputs: m.inputs.slice(from, to), labels,
+    share: total ? masked(labels) / total : 0,
+  };
+  return w.mlm;
 }

@@ -18,6 +18,7 @@ import type { ClassifierInput } from '../models/architecture.js';
 import type { LoadedTokenizer } from '../tokenize/index.js';
 import { loadPretrainText, type CorpusSplitInfo } from './pretrain-data.js';
 import { shuffledBatches } from './objectives.js';
+import { LOSS_NAMES, type LossName } from '../distill/losses.js';
 
 /** One micro-batch, as the teacher and the student see it. */
 export interface QatBatch {
@@ -145,4 +146,28 @@ export function sliceRows(b: QatBatch, lo: number, hi: number): ShareBatch {
   // Decoder windows are all T tokens; encoder rows count their unpadded tokens.
   const tokens = mask ? mask.i32.reduce((n, m) => n + (m ? 1 : 0), 0) : rows * T;
   return { ids: part(b.ids), mask, typeIds: b.typeIds ? part(b.typeIds) : null, labels, tokens, share: rows / B };
+}
+
+/**
+ * Data parallel: the share of each loss term's normalizer (src/distill/terms.ts) that rows
+ * [lo, hi) hold in the global batch `b`, so a rank's mean of a term, weighted by it, sums over
+ * the ranks to the whole batch's mean. pred and ce on classifier logits are means over rows;
+ * rep, attn_out, context and sa_out over real tokens (×C); attn_score over H·Σ n_b² query/key
+ * pairs; attn_map over the examples holding a token (n_b: example b's real tokens).
+ */
+export function termShares(b: QatBatch, lo: number, hi: number): Record<LossName, number> {
+  const B = b.ids.shape[0], T = b.ids.shape[1];
+  const n = Array.from({ length: B }, (_, r) => b.mask ? b.mask.i32.subarray(r * T, (r + 1) * T).reduce((k, m) => k + m, 0) : T);
+  const share = (f: (nb: number) => number): number => {
+    let part = 0, all = 0;
+    n.forEach((nb, r) => { const v = f(nb); all += v; if (r >= lo && r < hi) part += v; });
+    return all ? part / all : 0;
+  };
+  const rows = share(() => 1), tokens = share((nb) => nb), pairs = share((nb) => nb * nb), examples = share((nb) => (nb > 0 ? 1 : 0));
+  const tokenLogits = b.labels.ndim === 2; // a decoder's (B, T) next tokens: pred and ce are token means
+  const by: Record<LossName, number> = {
+    pred: tokenLogits ? tokens : rows, ce: tokenLogits ? tokens : rows, rep: tokens, attn_out: tokens, context: tokens, sa_out: tokens,
+    attn_score: pairs, attn_map: examples,
+  };
+  return Object.fromEntries(LOSS_NAMES.map((k) => [k, by[k]])) as Record<LossName, number>;
 }

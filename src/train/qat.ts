@@ -34,7 +34,7 @@ import { loadQuantConfig } from '../quant/config.js';
 import { prepare, type Prepared } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
 import { quantizeCodes } from '../quant/rules.js';
-import { LOSS_NAMES, captureFor, distillLoss, parseLossWeights, type DistillOutputs, type LossWeights } from '../distill/losses.js';
+import { LOSS_NAMES, captureFor, distillLoss, parseLossWeights, type DistillOutputs, type LossName, type LossWeights } from '../distill/losses.js';
 import { SignalMonitor } from '../analysis/signal.js';
 import { AdamW } from './optim.js';
 import { learningRate } from './schedule.js';
@@ -44,7 +44,7 @@ import { cleanUpOnFailure, prepareOutDir, resumeCheckpoint, writeJsonAtomic } fr
 import { crashPoint } from '../io/test-hooks.js';
 import { checkNotInput } from '../io/outputs.js';
 import { cacheFrozen, freeze } from './freeze.js';
-import { decoderData, encoderData, epochBatches, sliceRows, type QatBatch, type QatData, type ShareBatch } from './qat-data.js';
+import { decoderData, encoderData, epochBatches, sliceRows, termShares, type QatBatch, type QatData, type ShareBatch } from './qat-data.js';
 import { SINGLE, rankRows, type Distributed } from './distributed.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
 import { checkQatConfig, type QatConfig } from './qat-config.js';
@@ -237,10 +237,6 @@ function qat(run: QatRun): QatSummary {
     const K = 'numLabels' in teacher.config ? teacher.config.numLabels : 0;
     data = encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen, inputLayout(teacher));
   }
-  if (dist.size > 1 && data.kind === 'encoder') {
-    throw new Error(`--distributed: ${c.teacher} is a ${rec.label} classifier; KD-QAT of an encoder is not supported on several ranks yet: its padded batches ` +
-      `hold different token counts per rank, and the token-averaged loss terms (rep, attn_*) would be weighted wrongly; run it in one process`);
-  }
   if (c.batch < dist.size) throw new Error(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
   const ranksBefore = (ckpt?.state.extra.ranks as number | undefined) ?? 1;
   if (ckpt && ranksBefore !== dist.size) {
@@ -328,21 +324,21 @@ function qat(run: QatRun): QatSummary {
   const result = trainLoop<QatBatch | ShareBatch>({
     params, optimizer, totalSteps: c.steps, accumulate: c.accumulate, clipNorm: c.clip, seed: c.seed,
     lr: (s) => learningRate(schedule, s),
-    epochBatches: (epoch) => dist.size === 1 ? epochBatches(data, c.batch, c.seed, epoch) : rankBatches(epochBatches(data, c.batch, c.seed, epoch), dist),
+    epochBatches: (epoch) => dist.size === 1 ? epochBatches(data, c.batch, c.seed, epoch) : rankBatches(epochBatches(data, c.batch, c.seed, epoch), dist, data.kind === 'encoder'),
     tokens: (b) => b.tokens,
     distributed: { dist, share: (b) => (b as ShareBatch).share },
     loss: (b) => {
       const t = teacherOut(b);
       const s = withRecompute(c.recompute ?? false, () => withCompute(studentPrec, () => forward(student, b, capture, studentWeight)));
-      const r = distillLoss(s, t, weights, { arch, tau: c.tau, mask: b.mask, labels: b.labels });
+      const r = distillLoss(s, t, weights, { arch, tau: c.tau, mask: b.mask, labels: b.labels, termScale: (b as RankBatch).termScale });
       lastTerms = Object.fromEntries(Object.entries(r.terms).map(([k, v]) => [k, (v as Tensor).item()]));
       if (dist.size === 1) {
         for (const [k, v] of Object.entries(lastTerms)) pending.sums[k] = (pending.sums[k] ?? 0) + v / c.accumulate;
       } else {
-        const share = (b as ShareBatch).share;
+        const share = (b as ShareBatch).share, termScale = (b as RankBatch).termScale;
         for (const [k, v] of Object.entries(lastTerms)) {
           const i = LOSS_NAMES.indexOf(k as (typeof LOSS_NAMES)[number]);
-          stepTerms[i] += v * share / c.accumulate;
+          stepTerms[i] += v * share * (termScale?.[k as LossName] ?? 1) / c.accumulate;
           stepTerms[LOSS_NAMES.length + i] = 1;
         }
       }
@@ -431,11 +427,20 @@ function qat(run: QatRun): QatSummary {
   return summary;
 }
 
-/** This rank's rows of every global batch (src/train/distributed.ts rankRows). */
-function* rankBatches(batches: Iterable<QatBatch>, dist: Distributed): Generator<ShareBatch> {
+/** A rank's rows of a global batch; an encoder's with termScale, each loss term's share of the
+ *  batch (qat-data.ts termShares) over the rows' share, which the loop multiplies back in. */
+type RankBatch = ShareBatch & { termScale?: Partial<Record<LossName, number>> };
+
+/** This rank's rows of every global batch (src/train/distributed.ts rankRows). An encoder's
+ *  padded rows hold different token counts, and its token-averaged terms (rep, attn_*) are
+ *  weighted by the rank's tokens (pairs for attn_score), not its rows. Decoder windows all hold
+ *  T tokens: rows are tokens, and their slices stay bitwise one process's micro-batches. */
+function* rankBatches(batches: Iterable<QatBatch>, dist: Distributed, encoder: boolean): Generator<RankBatch> {
   for (const b of batches) {
     const { lo, hi } = rankRows(b.ids.shape[0], dist.rank, dist.size);
-    yield sliceRows(b, lo, hi);
+    const slice = sliceRows(b, lo, hi);
+    if (!encoder || slice.share === 0) yield slice;
+    else yield { ...slice, termScale: Object.fromEntries(Object.entries(termShares(b, lo, hi)).map(([k, v]) => [k, v / slice.share])) };
   }
 }
 

@@ -19,8 +19,9 @@ import { rankRows } from '../../src/train/distributed.js';
 import { sliceRows } from '../../src/train/qat-data.js';
 import { intTensor } from '../../src/tensor/tensor.js';
 import { bertTeacher, llamaTeacher, tmpDir } from './qat-fixture.js';
-import { QAT_DEFAULTS, runQat } from '../../src/train/qat.js';
-import { SINGLE } from '../../src/train/distributed.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { expectWithin } from '../bounds.js';
+import { KAPPA_MATMUL, forwardDepth, reorderBound } from '../tolerance.js';
 import { BIN, kdqat } from '../cli/helpers.js';
 import { INSTALL, ROOT, mpirun, needMpi } from './mpi.js';
 
@@ -108,10 +109,43 @@ it('an error on one rank ends every rank with a message naming it; an unknown en
   const e = await kdqat('qat', '--teacher', teacher.dir, '--data', teacher.text, '--distributed', 'nccl', '--out', path.join(root, 'x'));
   assert.equal(e.code, 1);
   assert.match(e.stderr, /--distributed nccl: not an engine kdqat has; use --distributed mpi/);
+});
 
-  // An encoder teacher on several ranks is refused before any collective (rank 0 of a pretended 2).
+// An encoder (BERT classifier) teacher: padded rows of different lengths, so the ranks hold
+// different token counts; each loss term is weighted by the rank's share of its normalizer
+// (rows for pred/ce, tokens for rep, query/key pairs for attn_score, examples for attn_map:
+// qat-data.ts termShares, checked exactly in test/train/qat-shares.test.ts). 2 ranks with
+// --batch B then compute one process's --batch B objective, the float32 sums over the rows
+// split in two: not bitwise. The bound at step 1 (same parameters) is the reordering bound of a
+// forward and a backward pass, reorderBound(2·forwardDepth(L), B·T, κ), on every logged loss
+// term and the gradient norm; afterwards a weight whose gradient is at rounding level can move
+// by ±lr per AdamW step, so the students are within 2·Σ lr_s.
+it('KD-QAT of an encoder classifier (pred+ce+rep+attn_map+attn_score) on 2 ranks: one process\'s --batch B within the reordering bound; rank 0 writes', async () => {
+  const root = tmpDir('dist-qat-bert');
   const bert = bertTeacher(root);
-  assert.throws(() => runQat({ out: path.join(root, 'bert'), config: { ...QAT_DEFAULTS, teacher: bert.dir, task: bert.train, dev: bert.dev, steps: 2, batch: 4 }, dist: { ...SINGLE, size: 2 } }),
-    /--distributed: .* is a BERT classifier; KD-QAT of an encoder is not supported on several ranks yet/);
-  assert.ok(!fs.existsSync(path.join(root, 'bert')), 'nothing written');
+  const B = 5, L = 2, steps = 4; // 5 rows: ranks of 2 and 3 rows
+  const common = ['qat', '--teacher', bert.dir, '--task', bert.train, '--dev', bert.dev, '--quant', 'w4-channel',
+    '--loss', 'pred=1,ce=0.5,rep=1,attn_map=1,attn_score=0.5', '--steps', String(steps), '--lr', '1e-3', '--warmup', '1',
+    '--eval-every', '2', '--log-every', '1', '--save-every', '2', '--batch', String(B)];
+  const two = path.join(root, 'two'), one = path.join(root, 'one');
+  const r = mpirun(2, [BIN, ...common, '--distributed', 'mpi', '--out', two]);
+  assert.equal(r.code, 0, r.stderr);
+  const s = await kdqat(...common, '--threads', '1', '--out', one);
+  assert.equal(s.code, 0, s.stderr);
+  type Line = { loss: Record<string, number>; grad_norm: number; lr: number };
+  const a = readTrainLog(path.join(two, 'qat_log.jsonl')) as unknown as Line[], b = readTrainLog(path.join(one, 'qat_log.jsonl')) as unknown as Line[];
+  assert.equal(a.length, steps);
+  // T: the longest padded row of a batch at most maxLen (seq-len default 128 ≥ this task's rows).
+  const T = 128;
+  const rel = reorderBound(2 * forwardDepth(L), B * T, KAPPA_MATMUL);
+  const within = (x: number, y: number, what: string): void => assert.ok(Math.abs(x - y) <= rel * Math.abs(y), `step 1 ${what}: ${x} vs ${y} (bound ${rel} relative)`);
+  assert.deepEqual(Object.keys(a[0].loss).sort(), ['attn_map', 'attn_score', 'ce', 'pred', 'rep', 'total']);
+  for (const k of Object.keys(b[0].loss)) within(a[0].loss[k], b[0].loss[k], `loss.${k}`);
+  within(a[0].grad_norm, b[0].grad_norm, 'grad_norm');
+  const lrSum = b.reduce((n, l) => n + l.lr, 0);
+  const file = (dir: string) => readSafetensors(path.join(dir, 'student', 'model.safetensors')).tensors;
+  const [sa, sb] = [file(two), file(one)];
+  assert.deepEqual([...sa.keys()].sort(), [...sb.keys()].sort());
+  for (const [name, t] of sa) expectWithin(t.data as Float32Array, sb.get(name)!.data as Float32Array, 2 * lrSum, name);
+  assert.deepEqual(fs.readdirSync(two).sort(), ['.kdqat-output', 'checkpoint', 'qat_log.jsonl', 'student', 'summary.json']);
 });

@@ -103,11 +103,46 @@ export function rope(x: Tensor, cos: Float32Array, sin: Float32Array): Tensor {
   });
 }
 
-/** Inverted dropout with a counter-based mask (deterministic for a seed). Identity if p = 0. */
+// Data parallel (src/train/distributed.ts): a rank computes rows [lo, lo + rows) of every global
+// batch, and its dropout must draw the masks those rows get in a one-process run over the whole
+// batch. Element i of a mask is a function of seed·φ + i (φ = 0x9E3779B9, src/tensor/rng.ts
+// hash32; the native kernel is the same); φ is odd, so it has an inverse mod 2³², and the seed
+// seed + o·φ⁻¹ draws element i exactly as `seed` draws element o + i. A tensor's leading rows are
+// batch rows (B, …), so the rank's first element is element o = lo·(size/rows) of the batch's.
+const PHI_INVERSE = 0x144cbc89; // 0x9E3779B9 · 0x144CBC89 ≡ 1 (mod 2³²)
+let dropoutRows: { lo: number; rows: number } | null = null;
+
+/** fn() with every dropout mask drawn as rows [lo, lo + rows) of a batch starting at row 0. */
+export function withDropoutRows<T>(lo: number, rows: number, fn: () => T): T {
+  const before = dropoutRows;
+  dropoutRows = lo === 0 ? null : { lo, rows };
+  try {
+    return fn();
+  } finally {
+    dropoutRows = before;
+  }
+}
+
+/** The rows withDropoutRows set (recompute restores them for its second forward). */
+export function currentDropoutRows(): { lo: number; rows: number } | null {
+  return dropoutRows;
+}
+
+function rowSeed(seed: number, size: number): number {
+  if (!dropoutRows) return seed;
+  const { lo, rows } = dropoutRows;
+  if (size % rows) throw new RangeError(`dropout: a tensor of ${size} elements is not ${rows} batch rows (withDropoutRows)`);
+  const offset = (lo * (size / rows)) % 4294967296;
+  return ((seed | 0) + Math.imul(offset | 0, PHI_INVERSE)) | 0;
+}
+
+/** Inverted dropout with a counter-based mask (deterministic for a seed). Identity if p = 0.
+ *  Inside withDropoutRows, the mask is that of the given rows of the whole batch. */
 export function dropout(x: Tensor, p: number, seed: number): Tensor {
   requireF32('dropout', x);
   if (!(p >= 0 && p < 1)) throw new RangeError(`dropout: p must be in [0, 1), got ${p}`);
   if (p === 0) return x;
+  seed = rowSeed(seed, x.size);
   const out = empty(x.shape);
   const mask = new Float32Array(x.size);
   kernel('dropout')(x.f32, out.f32, mask, p, seed);
