@@ -23,11 +23,8 @@ import type { ClassificationExample } from '../data/types.js';
 import {
   classificationAccuracy, classifierLogits, classifierSpecials, encodeExample, inputLayout, padBatch, type EncodedExample,
 } from '../eval/classification.js';
-import { AdamW } from './optim.js';
-import { learningRate } from './schedule.js';
-import { trainLoop, type Reporter } from './loop.js';
-import { readCheckpoint } from './checkpoint.js';
-import { cleanUpOnFailure, prepareOutDir, publishFiles, resumeCheckpoint, writeJsonAtomic } from './outdir.js';
+import { openSession, type SessionRun } from './session.js';
+import { cleanUpOnFailure, publishFiles, writeJsonAtomic } from './outdir.js';
 
 export interface FinetuneConfig {
   model: string;
@@ -72,12 +69,8 @@ export function autoLearningRate(hiddenSize: number): number {
   return 0.0384 / hiddenSize;
 }
 
-export interface FinetuneRun {
-  out: string;
+export interface FinetuneRun extends SessionRun {
   config: FinetuneConfig;
-  resume?: boolean;
-  force?: boolean;
-  reporter?: Reporter;
   commandLine?: string[];
   /** Also score the best model on the task's test split (once, at the end). */
   evalTest?: boolean;
@@ -160,12 +153,8 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
 }
 
 function finetune(run: FinetuneRun): FinetuneSummary {
-  const t0 = performance.now();
-  const { out } = run;
-  const ckptDir = run.resume ? resumeCheckpoint(out) : null;
-  if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from (use --save-every); run without --resume to start over`);
-  const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
-  const c = ckpt ? (ckpt.state.config as unknown as FinetuneConfig) : run.config;
+  const session = openSession(run, run.config, { hint: ' (use --save-every); run without --resume to start over' });
+  const { out, ckpt, config: c } = session;
   const say = (m: string): void => run.reporter?.message(m);
 
   const loaded = loadModelDir(c.model);
@@ -179,10 +168,7 @@ function finetune(run: FinetuneRun): FinetuneSummary {
   const { params } = model;
   const cfg = model.config as { numLabels: number; maxPositionEmbeddings: number };
   // Model and data are checked before --force clears an old run out of the way.
-  prepareOutDir(out, {
-    force: run.force, resume: run.resume,
-    inputs: [{ flag: '--model', path: c.model }, { flag: '--task', path: c.task }, { flag: '--train', path: c.train }, { flag: '--dev', path: c.dev }],
-  });
+  session.prepareOutDir([{ flag: '--model', path: c.model }, { flag: '--task', path: c.task }, { flag: '--train', path: c.train }, { flag: '--dev', path: c.dev }]);
   const maxLen = Math.min(c.maxLen, cfg.maxPositionEmbeddings);
   if (maxLen < c.maxLen) say(`--max-len ${c.maxLen} exceeds the model's max_position_embeddings; using ${maxLen}`);
 
@@ -198,16 +184,13 @@ function finetune(run: FinetuneRun): FinetuneSummary {
 
   const lr = c.lr > 0 ? c.lr : autoLearningRate((model.config as { hiddenSize: number }).hiddenSize);
   if (!(c.lr > 0)) say(`learning rate ${lr.toPrecision(3)} (0.0384 / hidden size; --lr sets another)`);
-  const optimizer = new AdamW(params, { lr, weightDecay: c.weightDecay, noDecay: (n) => (params.get(n)?.ndim ?? 2) < 2 });
-  const schedule = { lr, totalSteps, warmupSteps: warmup, decay: 'linear' as const };
   let best = { accuracy: -1, step: 0 };
   // Training accuracy since the last log line (argmax of the training logits, dropout on): tells
   // a model that cannot fit the data (train accuracy at the prior) from one that overfits.
   let fit = { correct: 0, seen: 0 };
   if (ckpt) {
-    const extra = ckpt.state.extra as { best: typeof best; fit?: typeof fit };
-    best = extra.best;
-    fit = extra.fit ?? fit; // checkpoints from before train_accuracy have none
+    best = session.saved<typeof best>('best')!;
+    fit = session.saved<typeof fit>('fit') ?? fit; // checkpoints from before train_accuracy have none
   }
 
   const saveBest = (): void => publishFiles(out, (tmp) => {
@@ -230,9 +213,10 @@ function finetune(run: FinetuneRun): FinetuneSummary {
     try { fs.writeFileSync(fd, formatHfJson({ ...json, num_labels: cfg.numLabels })); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
   });
 
-  const result = trainLoop<number[]>({
-    params, optimizer, totalSteps, clipNorm: c.clip, seed: c.seed,
-    lr: (s) => learningRate(schedule, s),
+  const result = session.train<number[]>({
+    params, totalSteps, clipNorm: c.clip, seed: c.seed,
+    lr, optimizer: { weightDecay: c.weightDecay, noDecay: (n) => (params.get(n)?.ndim ?? 2) < 2 },
+    schedule: { warmupSteps: warmup, decay: 'linear' },
     // Shuffled example indices per epoch, seeded by (seed, epoch); the last batch may be short.
     epochBatches: function* (epoch) {
       const order = new Rng(hash32(c.seed, epoch)).shuffle(train.map((_, i) => i));
@@ -260,9 +244,7 @@ function finetune(run: FinetuneRun): FinetuneSummary {
         say(`new best dev accuracy ${m.dev_accuracy.toFixed(4)} at step ${step}: saved to ${out}`);
       }
     },
-    logEvery: c.logEvery, outDir: out, saveEvery: c.saveEvery,
-    config: c as unknown as Record<string, unknown>, extraState: () => ({ best, fit }),
-    clockStart: t0, resume: ckpt, reporter: run.reporter,
+    logEvery: c.logEvery, saveEvery: c.saveEvery, extraState: () => ({ best, fit }),
   });
 
   // The test split is scored only on request, once, with the model that was kept (best dev).
@@ -275,7 +257,7 @@ function finetune(run: FinetuneRun): FinetuneSummary {
   const summary: FinetuneSummary = {
     labels: data.labels, parameters: countParams(params), steps: result.step, learning_rate: lr,
     best_dev_accuracy: best.accuracy, best_step: best.step, majority_dev_accuracy: prior.dev, test_accuracy: test,
-    wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10, config: c, command: run.commandLine ?? [],
+    wall_time_s: session.wallTime(), config: c, command: run.commandLine ?? [],
   };
   writeJsonAtomic(path.join(out, 'summary.json'), summary);
   if (!(best.accuracy > prior.dev)) {
