@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { Tensor } from '../tensor/tensor.js';
 import type { Params } from '../nn/params.js';
 import { nativeMpi } from '../backend/index.js';
+import { UsageError } from './usage.js';
 
 /** The engines `--distributed` accepts. */
 export const DISTRIBUTED_ENGINES = ['mpi'] as const;
@@ -51,7 +52,7 @@ let world: Distributed | null = null;
 /** Joins the MPI job this process was started in (mpirun); once per process. */
 export function initDistributed(engine: string): Distributed {
   if (!(DISTRIBUTED_ENGINES as readonly string[]).includes(engine)) {
-    throw new Error(`--distributed ${engine}: not an engine kdqat has; use --distributed mpi (started with mpirun -np N)`);
+    throw new UsageError(`--distributed ${engine}: not an engine kdqat has; use --distributed mpi (started with mpirun -np N)`);
   }
   if (world) return world;
   const { mpi, reason } = nativeMpi();

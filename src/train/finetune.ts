@@ -24,6 +24,7 @@ import {
   classificationAccuracy, classifierLogits, classifierSpecials, encodeExample, inputLayout, padBatch, type EncodedExample,
 } from '../eval/classification.js';
 import { openSession, type SessionRun } from './session.js';
+import { UsageError } from './usage.js';
 import { cleanUpOnFailure, publishFiles, writeJsonAtomic } from './outdir.js';
 
 export interface FinetuneConfig {
@@ -80,11 +81,11 @@ interface TaskData { labels: string[]; train: ClassificationExample[]; dev: Clas
 
 function loadTaskData(c: FinetuneConfig): TaskData {
   if (c.task) {
-    if (c.train || c.dev || c.test) throw new Error('give either --task or --train/--dev/--test, not both');
+    if (c.train || c.dev || c.test) throw new UsageError('give either --task or --train/--dev/--test, not both');
     const t = builtinClassification(c.task);
     return { labels: t.labels, train: t.train, dev: t.dev, test: t.test };
   }
-  if (!c.train || !c.dev) throw new Error('--task NAME, or both --train FILE and --dev FILE (JSONL or TSV), are required');
+  if (!c.train || !c.dev) throw new UsageError('--task NAME, or both --train FILE and --dev FILE (JSONL or TSV), are required');
   const train = loadClassification(c.train);
   const dev = loadClassification(c.dev, { labels: train.labels });
   const test = c.test ? loadClassification(c.test, { labels: train.labels }).examples : null;
@@ -170,7 +171,7 @@ function finetune(run: FinetuneRun): FinetuneSummary {
   // Model and data are checked before --force clears an old run out of the way.
   session.prepareOutDir([{ flag: '--model', path: c.model }, { flag: '--task', path: c.task }, { flag: '--train', path: c.train }, { flag: '--dev', path: c.dev }]);
   const maxLen = Math.min(c.maxLen, cfg.maxPositionEmbeddings);
-  if (maxLen < c.maxLen) say(`--max-len ${c.maxLen} exceeds the model's max_position_embeddings; using ${maxLen}`);
+  if (maxLen < c.maxLen) say(`--seq-len ${c.maxLen} exceeds the model's max_position_embeddings; using ${maxLen}`);
 
   const train: EncodedExample[] = data.train.map((e) => encodeExample(tok, e, maxLen, inputLayout(model)));
   if (train.length === 0) throw new Error('the training set is empty');

@@ -15,6 +15,7 @@ import type { LlamaConfig } from '../models/llama.js';
 import { readTokenizerConfig } from '../io/tokenizer_config.js';
 import { perplexity } from '../eval/perplexity.js';
 import { openSession, type SessionRun } from './session.js';
+import { UsageError } from './usage.js';
 import { loadPretrainText, type CorpusSplitInfo } from './pretrain-data.js';
 import { causalLmLoss, maskBatch, mlmEval, mlmLoss, shuffledBatches, wrapClsSep, type MlmSpecials, type TokenBatch } from './objectives.js';
 import { cleanUpOnFailure, publishFiles, writeJsonAtomic } from './outdir.js';
@@ -76,16 +77,21 @@ export interface PretrainSummary {
 /** Checks the numbers a config must satisfy, naming the flag to fix. */
 export function checkPretrainConfig(c: PretrainConfig): void {
   const posInt = ['hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'seq', 'vocab', 'steps', 'batch', 'accum'] as const;
-  const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
-  for (const k of posInt) if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`${flag(k)} must be a positive integer, got ${c[k]}`);
+  // The flags' canonical spellings (src/cli/flags.ts) where the settings key is an older one.
+  const flag = (k: string): string => k === 'seq' ? '--seq-len' : k === 'accum' ? '--accumulate' : `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
+  for (const k of posInt) if (!Number.isInteger(c[k]) || c[k] < 1) throw new UsageError(`${flag(k)} must be a positive integer, got ${c[k]}`);
   for (const k of ['warmup', 'evalEvery', 'evalWindows', 'saveEvery', 'logEvery', 'seed'] as const) {
-    if (!Number.isInteger(c[k]) || c[k] < 0) throw new Error(`${flag(k)} must be a non-negative integer, got ${c[k]}`);
+    if (!Number.isInteger(c[k]) || c[k] < 0) throw new UsageError(`${flag(k)} must be a non-negative integer, got ${c[k]}`);
   }
-  if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
-  if (!(c.dropout >= 0 && c.dropout < 1)) throw new Error(`--dropout must be in [0, 1), got ${c.dropout}`);
-  if (!isArchName(c.arch)) throw new Error(`--arch must be ${SUPPORTED_MODEL_TYPES.join(' or ')}, got ${c.arch}`);
-  if (c.hidden % c.heads) throw new Error(`--hidden ${c.hidden} must be divisible by --heads ${c.heads}`);
-  architecture(c.arch).pretrain.check(sizes(c, c.vocab));
+  if (!(c.lr > 0)) throw new UsageError(`--lr must be positive, got ${c.lr}`);
+  if (!(c.dropout >= 0 && c.dropout < 1)) throw new UsageError(`--dropout must be in [0, 1), got ${c.dropout}`);
+  if (!isArchName(c.arch)) throw new UsageError(`--arch must be ${SUPPORTED_MODEL_TYPES.join(' or ')}, got ${c.arch}`);
+  if (c.hidden % c.heads) throw new UsageError(`--hidden ${c.hidden} must be divisible by --heads ${c.heads}`);
+  try {
+    architecture(c.arch).pretrain.check(sizes(c, c.vocab));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 const sizes = (c: PretrainConfig, vocab: number) => ({ ...c, vocab });
@@ -142,9 +148,9 @@ function pretrain(run: PretrainRun): PretrainSummary {
   checkPretrainConfig(c);
   if (dist.size > 1) {
     if (architecture(c.arch).kind !== 'decoder') {
-      throw new Error(`--distributed: --arch ${c.arch} (masked-LM pre-training) is not supported on several ranks yet: its loss is a mean over the masked tokens, whose count differs between the ranks' rows; use --arch llama, or one process`);
+      throw new UsageError(`--distributed: --arch ${c.arch} (masked-LM pre-training) is not supported on several ranks yet: its loss is a mean over the masked tokens, whose count differs between the ranks' rows; use --arch llama, or one process`);
     }
-    if (c.batch < dist.size) throw new Error(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
+    if (c.batch < dist.size) throw new UsageError(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
   }
   session.checkRanks('pretrain');
   const say = (m: string): void => run.reporter?.message(m);

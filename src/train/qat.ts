@@ -46,6 +46,7 @@ import { decoderData, encoderData, epochBatches, sliceRows, type QatBatch, type 
 import { rankRows, type Distributed } from './distributed.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
 import { checkQatConfig, type QatConfig } from './qat-config.js';
+import { UsageError } from './usage.js';
 import { qatEvaluator, type QatEvaluator } from './qat-eval.js';
 
 export { QAT_DEFAULTS, type QatConfig } from './qat-config.js';
@@ -277,8 +278,8 @@ function buildModels(c: QatConfig): Models {
   }
   const weights: LossWeights = parseLossWeights(c.loss, '--loss');
   const topk = c.cacheTeacherTopk ?? 0;
-  if (topk && rec.kind !== 'decoder') throw new Error(`--cache-teacher-topk ${topk}: top-K logits are for a decoder teacher's token logits; ${c.teacher} is a ${rec.label} classifier`);
-  if (topk >= teacher.config.vocabSize) throw new Error(`--cache-teacher-topk ${topk} must be below the teacher's vocab_size ${teacher.config.vocabSize} (0 keeps the full logits)`);
+  if (topk && rec.kind !== 'decoder') throw new UsageError(`--cache-teacher-topk ${topk}: top-K logits are for a decoder teacher's token logits; ${c.teacher} is a ${rec.label} classifier`);
+  if (topk >= teacher.config.vocabSize) throw new UsageError(`--cache-teacher-topk ${topk} must be below the teacher's vocab_size ${teacher.config.vocabSize} (0 keeps the full logits)`);
   const frozen = freeze(c.freeze, arch, student.params, prepared.quantParams);
   return { teacherDir, tok, arch, rec, teacher, student, prepared, frozen, weights, topk };
 }
@@ -288,16 +289,16 @@ function qatDataOf(c: QatConfig, m: Models): QatData {
   const { rec, teacher, tok } = m;
   const maxPos = teacher.config.maxPositionEmbeddings;
   const seqLen = c.seqLen || Math.min(128, maxPos);
-  if (seqLen > maxPos) throw new Error(`--seq-len ${seqLen} exceeds the teacher's max_position_embeddings ${maxPos}`);
+  if (seqLen > maxPos) throw new UsageError(`--seq-len ${seqLen} exceeds the teacher's max_position_embeddings ${maxPos}`);
   if (rec.kind === 'decoder') {
-    if (!c.data) throw new Error('--data NAME|FILE is required for a decoder teacher: sotu, brown, moby-dick, or a text file');
-    if (c.task || c.dev) throw new Error(`--task/--dev are for a classifier teacher; ${c.teacher} is a ${rec.label} decoder: give --data`);
+    if (!c.data) throw new UsageError('--data NAME|FILE is required for a decoder teacher: sotu, brown, moby-dick, or a text file');
+    if (c.task || c.dev) throw new UsageError(`--task/--dev are for a classifier teacher; ${c.teacher} is a ${rec.label} decoder: give --data`);
     const data = decoderData(c.data, tok, seqLen);
     if (data.train.count < c.batch) throw new Error(`--data ${c.data}: ${data.train.count} training windows of ${seqLen} tokens cannot fill one --batch of ${c.batch}`);
     return data;
   }
-  if (!c.task) throw new Error(`--task NAME|FILE is required for an encoder (classifier) teacher, e.g. --task brown-genre`);
-  if (c.data) throw new Error(`--data is for a decoder teacher; ${c.teacher} is a ${rec.label} classifier: give --task (and --dev for a file)`);
+  if (!c.task) throw new UsageError(`--task NAME|FILE is required for an encoder (classifier) teacher, e.g. --task brown-genre`);
+  if (c.data) throw new UsageError(`--data is for a decoder teacher; ${c.teacher} is a ${rec.label} classifier: give --task (and --dev for a file)`);
   const labels = rec.labels(m.teacherDir.hf.meta) ?? [];
   const K = 'numLabels' in teacher.config ? teacher.config.numLabels : 0;
   return encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen, inputLayout(teacher));
@@ -306,10 +307,10 @@ function qatDataOf(c: QatConfig, m: Models): QatData {
 /** What a run on several ranks cannot do. */
 function checkDistributed(c: QatConfig, m: Models, data: QatData, dist: Distributed): void {
   if (dist.size > 1 && data.kind === 'encoder') {
-    throw new Error(`--distributed: ${c.teacher} is a ${m.rec.label} classifier; KD-QAT of an encoder is not supported on several ranks yet: its padded batches ` +
+    throw new UsageError(`--distributed: ${c.teacher} is a ${m.rec.label} classifier; KD-QAT of an encoder is not supported on several ranks yet: its padded batches ` +
       `hold different token counts per rank, and the token-averaged loss terms (rep, attn_*) would be weighted wrongly; run it in one process`);
   }
-  if (c.batch < dist.size) throw new Error(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
+  if (c.batch < dist.size) throw new UsageError(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
 }
 
 /** The trained parameters and the student's weight function (with the signal probes). */

@@ -16,6 +16,7 @@ import { readCheckpoint, type Checkpoint, type SaveHook } from './checkpoint.js'
 import { prepareOutDir, resumeCheckpoint } from './outdir.js';
 import type { NamedInput } from '../io/outputs.js';
 import { SINGLE, type Distributed } from './distributed.js';
+import { UsageError } from './usage.js';
 
 /** What every runner is asked to do (PretrainRun, FinetuneRun, QatRun extend it). */
 export interface SessionRun {
@@ -87,7 +88,7 @@ export function openSession<C>(run: SessionRun, config: C, o: { hint: string }):
     checkRanks(command) {
       const ranksBefore = (ckpt?.state.extra.ranks as number | undefined) ?? 1;
       if (ckpt && ranksBefore !== dist.size) {
-        throw new Error(`--resume: the checkpoint in ${out} was written by a run on ${ranksBefore} rank${ranksBefore > 1 ? 's' : ''}, this run has ${dist.size}; ` +
+        throw new UsageError(`--resume: the checkpoint in ${out} was written by a run on ${ranksBefore} rank${ranksBefore > 1 ? 's' : ''}, this run has ${dist.size}; ` +
           `resume with the same count (${ranksBefore > 1 ? `mpirun -np ${ranksBefore} kdqat ${command} … --distributed mpi` : 'one process, without --distributed'}) so the run stays bitwise reproducible`);
       }
     },
