@@ -21,7 +21,6 @@ import * as path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
 import { withCompute, type ComputePrecision } from '../tensor/compute.js';
-import { withRecompute } from '../tensor/recompute.js';
 import { bf16Unavailable } from '../backend/index.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import { countParams } from '../nn/params.js';
@@ -34,10 +33,10 @@ import { loadQuantConfig } from '../quant/config.js';
 import { prepare, type Prepared } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
 import { quantizeCodes } from '../quant/rules.js';
-import { LOSS_NAMES, captureFor, distillLoss, parseLossWeights, type DistillOutputs, type LossWeights } from '../distill/losses.js';
+import { captureFor, parseLossWeights, type DistillOutputs, type LossWeights } from '../distill/losses.js';
 import { SignalMonitor } from '../analysis/signal.js';
-import { isLoggedStep, type LoopResult } from './loop.js';
-import { openSession, type Session, type SessionRun, type TrainSpec } from './session.js';
+import type { LoopResult } from './loop.js';
+import { openSession, type Session, type SessionRun } from './session.js';
 import { cleanUpOnFailure, writeJsonAtomic } from './outdir.js';
 import { crashPoint } from '../io/test-hooks.js';
 import { checkNotInput } from '../io/outputs.js';
@@ -48,6 +47,7 @@ import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
 import { checkQatConfig, type QatConfig } from './qat-config.js';
 import { UsageError } from './usage.js';
 import { qatEvaluator, type QatEvaluator } from './qat-eval.js';
+import { CROSS_PREFIX, distillation, forward } from './qat-loss.js';
 
 export { QAT_DEFAULTS, type QatConfig } from './qat-config.js';
 
@@ -156,11 +156,6 @@ function studentParams(teacher: LoadedModel, tok: LoadedTokenizer, init: string)
   return out;
 }
 
-/** The record's forward pass (decoder: LM logits; encoder: classifier logits) with its taps. */
-function forward(model: Model, b: QatBatch, capture: ReturnType<typeof captureFor>, weight?: WeightFn): DistillOutputs {
-  return archOf(model).forward(model, { ids: b.ids, mask: b.mask, tokenTypeIds: b.typeIds }, { weight, capture });
-}
-
 export function runQat(run: QatRun): QatSummary {
   return cleanUpOnFailure(run.out, run.resume, () => qat(run));
 }
@@ -200,7 +195,10 @@ function qat(run: QatRun): QatSummary {
   if (data.kind === 'decoder' && !data.valid) say(`validation skipped: ${data.validNote}`);
   const base = baselines(session.saved<Baselines>('baselines'), full, say, evaluate, t.weight);
 
-  const kd = distillation(c, m, t, session, { capture, teacherOut: teacher.outputs, studentPrec: prec.student });
+  const kd = distillation(c, session, {
+    student: m.student, arch: m.arch, weights: m.weights, monitor: t.monitor, weight: t.weight, studentWeight: t.studentWeight,
+    capture, teacherOut: teacher.outputs, studentPrec: prec.student,
+  });
   const keep = keepBest(c, m, session, metric, say);
   const result = session.train<QatBatch | ShareBatch>({
     params: t.params, totalSteps: c.steps, accumulate: c.accumulate, clipNorm: c.clip, seed: c.seed,
@@ -377,100 +375,6 @@ function baselines(saved: Baselines | undefined, full: boolean, say: (m: string)
   say(`teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)}`);
   return base;
 }
-
-/** Checkpointed tensors: the codes the next cross_rate compares with (SignalMonitor.crossState). */
-const CROSS_PREFIX = 'signal.cross:';
-
-/**
- * The distillation loss of a batch (student vs teacher outputs, --loss weights), with its
- * bookkeeping: the loss terms averaged per log line (qat_log.jsonl "loss"), a check that names a
- * non-finite term, and the signal statistics of the logged steps (the monitor's hooks).
- */
-function distillation(c: QatConfig, m: Models, t: Trainables, session: Session<QatConfig>, o: {
-  capture: ReturnType<typeof captureFor>; teacherOut: (b: QatBatch) => DistillOutputs; studentPrec: ComputePrecision;
-}): Pick<TrainSpec<QatBatch | ShareBatch>, 'loss' | 'checkLoss' | 'hooks' | 'logRecord'> & { pending: () => PendingTerms } {
-  const { ckpt, dist } = session;
-  const { monitor, weight } = t;
-  // Loss terms summed since the last log line (saved in checkpoints, so a resumed log is equal).
-  let pending = session.saved<PendingTerms>('pendingTerms') ?? { steps: 0, sums: {} };
-  let lastTerms: Record<string, number> = {};
-  let signalStep = -1;
-  // The codes the next cross_rate compares with, as checkpointed (exact at any resume point).
-  const cross = new Map([...(ckpt?.tensors ?? [])].filter(([k]) => k.startsWith(CROSS_PREFIX)).map(([k, v]) => [k.slice(CROSS_PREFIX.length), v]));
-  monitor.restoreCrossState(cross);
-  const restoredCross = cross.size > 0;
-  // Data parallel: each rank's loss terms of a step, weighted by its share, summed over the ranks
-  // after the backward passes (afterBackward) so rank 0 logs the global means; [sums…, counts…].
-  const stepTerms = new Float64Array(2 * LOSS_NAMES.length);
-  return {
-    pending: () => pending,
-    loss: (b) => {
-      const tOut = o.teacherOut(b);
-      const s = withRecompute(c.recompute ?? false, () => withCompute(o.studentPrec, () => forward(m.student, b, o.capture, t.studentWeight)));
-      const r = distillLoss(s, tOut, m.weights, { arch: m.arch, tau: c.tau, mask: b.mask, labels: b.labels });
-      lastTerms = Object.fromEntries(Object.entries(r.terms).map(([k, v]) => [k, (v as Tensor).item()]));
-      if (dist.size === 1) {
-        for (const [k, v] of Object.entries(lastTerms)) pending.sums[k] = (pending.sums[k] ?? 0) + v / c.accumulate;
-      } else {
-        const share = (b as ShareBatch).share;
-        for (const [k, v] of Object.entries(lastTerms)) {
-          const i = LOSS_NAMES.indexOf(k as (typeof LOSS_NAMES)[number]);
-          stepTerms[i] += v * share / c.accumulate;
-          stepTerms[LOSS_NAMES.length + i] = 1;
-        }
-      }
-      return r.total;
-    },
-    checkLoss: (loss) => {
-      const bad = Object.entries(lastTerms).filter(([, v]) => !Number.isFinite(v));
-      if (bad.length === 0) return null;
-      const ok = Object.entries(lastTerms).filter(([, v]) => Number.isFinite(v));
-      return `the loss term${bad.length > 1 ? 's' : ''} ${bad.map(([k, v]) => `'${k}' ${v}`).join(', ')} ` +
-        `(total ${loss.item()}${ok.length ? `; finite: ${ok.map(([k, v]) => `${k} ${v.toPrecision(4)}`).join(', ')}` : ''})`;
-    },
-    hooks: {
-      beforeStep: (step) => {
-        pending.steps++;
-        // A checkpoint of an older kdqat has no codes for the first cross_rate after it: resumed
-        // at a logged step, recompute them from the restored weights; otherwise that rate is null.
-        if (ckpt && !restoredCross && step === ckpt.state.step && step > 0 && isLoggedStep(step - 1, c.steps, c.logEvery)) {
-          noGrad(() => monitor.afterUpdate(weight));
-          monitor.take();
-        }
-        monitor.active = isLoggedStep(step, c.steps, c.logEvery);
-        if (monitor.active) signalStep = step + 1;
-      },
-      afterBackward: () => {
-        if (dist.size > 1) {
-          dist.allReduceSum(stepTerms);
-          LOSS_NAMES.forEach((k, i) => {
-            if (stepTerms[LOSS_NAMES.length + i] > 0) pending.sums[k] = (pending.sums[k] ?? 0) + stepTerms[i];
-          });
-          stepTerms.fill(0);
-          if (monitor.active) monitor.poolInputs((x) => dist.allReduceSum(x));
-        }
-        if (monitor.active) monitor.afterBackward();
-      },
-      beforeUpdate: () => { if (monitor.active) monitor.beforeUpdate(); },
-      afterUpdate: () => {
-        if (!monitor.active) return;
-        noGrad(() => monitor.afterUpdate(weight));
-        monitor.active = false;
-      },
-    },
-    logRecord: (rec, step) => {
-      const { loss, lr, ...rest } = rec;
-      // Each term averaged over the steps since the last line, as the loop averages the total.
-      const terms = Object.fromEntries(Object.entries(pending.sums).map(([k, v]) => [k, v / pending.steps]));
-      pending = { steps: 0, sums: {} };
-      const line: Record<string, unknown> = { step, lr, loss: { total: loss, ...terms }, ...rest };
-      if (signalStep === step) line.signal = monitor.take();
-      return line;
-    },
-  };
-}
-
-interface PendingTerms { steps: number; sums: Record<string, number> }
 
 /** --keep-best: the best periodic evaluation so far (in checkpoints, so a resumed run compares
  *  against it; the student it names is already on disk in OUT/best-student). */
