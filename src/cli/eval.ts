@@ -2,7 +2,7 @@
 // and classification accuracy (--cls FILE|task) of a model directory, several at once.
 //
 // Perplexity windows (src/eval/stream-perplexity.ts): the text (UTF-8, line ends read as \n) is
-// tokenized as a whole, without special tokens, and cut into non-overlapping windows of --seq inputs; adjacent windows share
+// tokenized as a whole, without special tokens, and cut into non-overlapping windows of --seq-len inputs; adjacent windows share
 // one boundary token, so every token after the first is predicted once, with 0…seq-1 tokens of
 // context; the remainder is a shorter last window. A corpus split is the same with an EOS
 // after each document. --ppl-convention llama.cpp scores as llama-perplexity does instead

@@ -77,7 +77,7 @@ export function initDistributed(engine: string): Distributed {
 export function endJobOnError(dist: Distributed | undefined, e: unknown): void {
   if (!dist || dist.size === 1) return;
   process.stderr.write(`kdqat: rank ${dist.rank} of ${dist.size}: ${(e as Error).message}\nkdqat: ending every rank of the MPI job\n`);
-  dist.abort(1);
+  dist.abort(e instanceof UsageError ? 2 : 1); // kdqat's exit status (docs/cli.md)
 }
 
 /** Rows [lo, hi) of a global batch of `rows` that rank `rank` of `size` takes: contiguous

@@ -200,7 +200,7 @@ test('eval --ppl-convention llama.cpp: chunks of --seq, second half scored; need
   assert.ok(tok.encode(USER_TEXT, { addSpecialTokens: false }).length < 2 * 64, 'USER_TEXT is under 2·64 tokens');
   const short = kdqat('eval', '--model', fx.llama, '--text', fx.file('short.txt', USER_TEXT), '--seq', '64', '--ppl-convention', 'llama.cpp');
   assert.notEqual(short.code, 0);
-  assert.match(short.stderr, /llama\.cpp's perplexity needs at least 2·--seq/);
+  assert.match(short.stderr, /llama\.cpp's perplexity needs at least 2·--seq-len/);
   const bad = kdqat('eval', '--model', fx.llama, '--text', file, '--ppl-convention', 'hf');
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /--ppl-convention must be kdqat or llama\.cpp, got "hf"/);
