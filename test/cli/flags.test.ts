@@ -19,7 +19,7 @@ import { PRETRAIN_DEFAULTS } from '../../src/train/pretrain.js';
 import { FINETUNE_DEFAULTS } from '../../src/train/finetune.js';
 import { QAT_DEFAULTS } from '../../src/train/qat.js';
 import { bertTeacher, llamaTeacher } from '../train/qat-fixture.js';
-import { BIN, tmpDir } from './helpers.js';
+import { BIN, kdqat, tmpDir } from './helpers.js';
 
 /** Parses `args` with `make()`'s command, its action replaced: the options and their sources. */
 function parsed(make: () => Command, args: string[], sub?: string): { cmd: Command; opts: Record<string, unknown> } {
@@ -134,40 +134,43 @@ it('exit status: 2 for usage errors, 1 for failures at run time, 0 for success a
   const teacher = llamaTeacher(root);
   const bert = bertTeacher(root);
   const out = (n: string): string => path.join(root, n);
-  const cases: [string[], number, RegExp][] = [
+  // [args, status, message, spawned]: one of each kind runs as the installed command does (a
+  // child process of bin/kdqat.js), the rest through main() in this process (the same code,
+  // without paying for a process start each).
+  const cases: [string[], number, RegExp, boolean][] = [
     // unknown flag
-    [['pretrain', '--bogus'], 2, /unknown option '--bogus'/],
-    [['qat', '--teacher', teacher.dir, '--frobnicate', '--out', out('a')], 2, /unknown option '--frobnicate'/],
-    [['eval', '--model', teacher.dir, '--lmit', '3'], 2, /unknown option '--lmit'/],
+    [['pretrain', '--bogus'], 2, /unknown option '--bogus'/, true],
+    [['qat', '--teacher', teacher.dir, '--frobnicate', '--out', out('a')], 2, /unknown option '--frobnicate'/, false],
+    [['eval', '--model', teacher.dir, '--lmit', '3'], 2, /unknown option '--lmit'/, false],
     // missing required flag
-    [['pretrain', '--corpus', teacher.text], 2, /--out is required/],
-    [['qat', '--teacher', teacher.dir, '--data', teacher.text], 2, /--out is required/],
-    [['finetune', '--model', bert.dir, '--train', bert.train, '--dev', bert.dev], 2, /--out is required/],
-    [['quantize', '--model', teacher.dir, '--quant', 'q4_0'], 2, /required option '--out <dir>' not specified/],
-    [['qat', '--data', teacher.text, '--out', out('b')], 2, /--teacher DIR is required/],
+    [['qat', '--teacher', teacher.dir, '--data', teacher.text], 2, /--out is required/, true],
+    [['pretrain', '--corpus', teacher.text], 2, /--out is required/, false],
+    [['finetune', '--model', bert.dir, '--train', bert.train, '--dev', bert.dev], 2, /--out is required/, false],
+    [['quantize', '--model', teacher.dir, '--quant', 'q4_0'], 2, /required option '--out <dir>' not specified/, false],
+    [['qat', '--data', teacher.text, '--out', out('b')], 2, /--teacher DIR is required/, false],
     // bad value
-    [['pretrain', '--steps', 'many', '--out', out('c')], 2, /--steps <n>' argument 'many' is invalid/],
-    [['qat', '--teacher', teacher.dir, '--data', teacher.text, '--steps', '0', '--out', out('d')], 2, /--steps must be a positive integer, got 0/],
-    [['finetune', '--model', bert.dir, '--train', bert.train, '--dev', bert.dev, '--seq-len', '0', '--out', out('e')], 2, /--seq-len must be at least 1, got 0/],
-    [['eval', '--model', teacher.dir, '--text', teacher.text, '--batch', '0'], 2, /--batch must be an integer ≥ 1, got "0"/],
+    [['qat', '--teacher', teacher.dir, '--data', teacher.text, '--steps', '0', '--out', out('d')], 2, /--steps must be a positive integer, got 0/, true],
+    [['pretrain', '--steps', 'many', '--out', out('c')], 2, /--steps <n>' argument 'many' is invalid/, false],
+    [['finetune', '--model', bert.dir, '--train', bert.train, '--dev', bert.dev, '--seq-len', '0', '--out', out('e')], 2, /--seq-len must be at least 1, got 0/, false],
+    [['eval', '--model', teacher.dir, '--text', teacher.text, '--batch', '0'], 2, /--batch must be an integer ≥ 1, got "0"/, false],
     // conflicting flags
-    [['qat', '--teacher', teacher.dir, '--seq', '16', '--seq-len', '32', '--out', out('f')], 2, /--seq-len and --seq are the same option/],
-    [['finetune', '--model', bert.dir, '--task', 'brown-genre', '--train', bert.train, '--out', out('g')], 2, /give either --task or --train\/--dev\/--test, not both/],
+    [['qat', '--teacher', teacher.dir, '--seq', '16', '--seq-len', '32', '--out', out('f')], 2, /--seq-len and --seq are the same option/, true],
+    [['finetune', '--model', bert.dir, '--task', 'brown-genre', '--train', bert.train, '--out', out('g')], 2, /give either --task or --train\/--dev\/--test, not both/, false],
     // failures at run time: an input that is not there
-    [['qat', '--teacher', out('no-teacher'), '--data', teacher.text, '--out', out('h')], 1, /--teacher .*no-teacher: no such directory/],
-    [['finetune', '--model', out('no-model'), '--task', 'brown-genre', '--out', out('i')], 1, /no-model/],
-    [['eval', '--model', out('no-model'), '--text', teacher.text], 1, /no-model/],
-    [['pretrain', '--corpus', out('no-text.txt'), '--out', out('j')], 1, /--corpus .*no-text\.txt: not a built-in corpus/],
+    [['qat', '--teacher', out('no-teacher'), '--data', teacher.text, '--out', out('h')], 1, /--teacher .*no-teacher: no such directory/, true],
+    [['finetune', '--model', out('no-model'), '--task', 'brown-genre', '--out', out('i')], 1, /no-model/, false],
+    [['eval', '--model', out('no-model'), '--text', teacher.text], 1, /no-model/, false],
+    [['pretrain', '--corpus', out('no-text.txt'), '--out', out('j')], 1, /--corpus .*no-text\.txt: not a built-in corpus/, false],
     // success
-    [['--help'], 0, /Exit status: 0 success; 1 failure at run time/],
-    [['qat', '--help'], 0, /Exit status: 0 success/],
+    [['--help'], 0, /Exit status: 0 success; 1 failure at run time/, true],
+    [['qat', '--help'], 0, /Exit status: 0 success/, true],
   ];
-  const results = await runAll(cases.map(([a]) => a));
-  cases.forEach(([args, code, message], i) => {
-    const r = results[i];
+  const spawned = await runAll(cases.filter((c) => c[3]).map(([a]) => a));
+  for (const [args, code, message, child] of cases) {
+    const r = child ? spawned.shift()! : { ...(await kdqat(...args)), stdout: '' };
     assert.equal(r.code, code, `kdqat ${args.join(' ')}: ${r.stderr}`);
     assert.match(code === 0 ? r.stdout : r.stderr, message, args.join(' '));
-  });
+  }
   // Nothing was left behind by the refused runs.
   for (const n of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j']) assert.ok(!fs.existsSync(out(n)), n);
   fs.rmSync(root, { recursive: true });
