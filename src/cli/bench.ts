@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { UsageError } from '../train/usage.js';
 
 export interface BenchCliOptions {
   json?: boolean;
@@ -36,7 +37,7 @@ export function benchCommand(): Command {
 
 /** Runs (or reads) the records and, with --plot, writes the figures; returns the files written. */
 export async function runBenchCli(opts: BenchCliOptions): Promise<string[]> {
-  if (opts.records && !opts.plot) throw new Error('--records is for --plot (draw records instead of running)');
+  if (opts.records && !opts.plot) throw new UsageError('--records is for --plot (draw records instead of running)');
   if (!opts.plot) {
     const { runBench } = await import('../../bench/run.js');
     await runBench({ json: !!opts.json, only: opts.only, torch: opts.torch });

@@ -7,18 +7,21 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { DEMO } from '../experiments/demo.js';
-import { reproduce, type ReproOpts } from './reproduce.js';
-import { intArg } from './options.js';
+import { processIO, reproduce, type ReproOpts } from './reproduce.js';
+import { JSON_HELP, intArg, printJson } from './options.js';
+import { addFlag } from './flags.js';
 
 export const DEMO_OUT = 'kdqat-demo';
 
 export function demoCommand(): Command {
   const d = DEMO.defaults;
-  return new Command('demo')
+  const cmd = new Command('demo')
     .description('quantize the built-in LM teacher to 4 bits: round-to-nearest vs KD-QAT vs KD-QAT + ov-freeze, and compare (about 5 minutes on 2 idle cores)')
     .option('--out <dir>', `output directory (default ./${DEMO_OUT})`)
     .option('--force', 'start over: remove an earlier demo in --out')
-    .option('--steps <n>', `KD-QAT steps per run (default ${d.steps})`, intArg)
+    .option('--json', JSON_HELP + ': the comparison (tables and per-run results)');
+  addFlag(cmd, '--steps <n>', `KD-QAT steps per run (default ${d.steps})`, intArg);
+  return cmd
     .option('--threads <n>', 'native threads (default: all cores)', intArg)
     .option('--teacher <dir>', 'another LLaMA teacher directory (default: the built-in teachers/llama-sotu)')
     .option('--quick', 'a tiny setting (2 steps, a few items) that only checks the machinery')
@@ -38,7 +41,8 @@ model directory (kdqat eval --model ./${DEMO_OUT}/runs/qat-w4-channel-lsq/0/stud
 KD-QAT log (kdqat plot). Running the demo again continues or re-prints the same demo; --force
 starts over. The full comparison (four quantizers, three seeds) is kdqat reproduce ov-freeze.`)
     .action(async function (this: Command) {
-      const o = this.opts() as ReproOpts;
-      await reproduce(DEMO, { ...o, seeds: undefined }, path.resolve(o.out ?? DEMO_OUT));
+      const o = this.opts() as ReproOpts & { json?: boolean };
+      const report = await reproduce(DEMO, { ...o, seeds: undefined }, path.resolve(o.out ?? DEMO_OUT), processIO({ json: o.json }));
+      if (o.json) printJson(report);
     });
 }

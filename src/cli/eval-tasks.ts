@@ -69,7 +69,7 @@ function perplexityJob(m: OpenedModel, tok: LoadedTokenizer, source: string, str
     bos = added.bos;
     if (stream.length + (bos === null ? 0 : 1) < 2 * s.seq) {
       throw new Error(`--ppl-convention llama.cpp: ${source} tokenizes to ${stream.length} tokens; llama.cpp's perplexity needs at least ` +
-        `2·--seq = ${2 * s.seq} (give more text or a smaller --seq)`);
+        `2·--seq-len = ${2 * s.seq} (give more text or a smaller --seq-len)`);
     }
   }
   return {

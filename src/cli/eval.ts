@@ -2,7 +2,7 @@
 // and classification accuracy (--cls FILE|task) of a model directory, several at once.
 //
 // Perplexity windows (src/eval/stream-perplexity.ts): the text (UTF-8, line ends read as \n) is
-// tokenized as a whole, without special tokens, and cut into non-overlapping windows of --seq inputs; adjacent windows share
+// tokenized as a whole, without special tokens, and cut into non-overlapping windows of --seq-len inputs; adjacent windows share
 // one boundary token, so every token after the first is predicted once, with 0…seq-1 tokens of
 // context; the remainder is a shorter last window. A corpus split is the same with an EOS
 // after each document. --ppl-convention llama.cpp scores as llama-perplexity does instead
@@ -12,6 +12,8 @@
 // The model and data modules are imported when the command runs, so `kdqat --help` and the
 // other commands do not pay for loading them.
 import { Command } from 'commander';
+import { addFlag } from './flags.js';
+import { UsageError } from '../train/usage.js';
 import type { EvalJob, EvalResult, JobSettings } from './eval-tasks.js';
 
 export interface EvalOptions {
@@ -55,7 +57,7 @@ const processOutput = (): Output => ({
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 export function evalCommand(): Command {
-  return new Command('eval')
+  const cmd = new Command('eval')
     .description('evaluate a model directory: perplexity, multiple-choice accuracy, classification accuracy')
     .requiredOption('--model <dir>', 'Hugging Face model directory (config.json, model.safetensors)')
     .option('--tokenizer <file>', 'tokenizer.json to use when the model directory has none')
@@ -64,21 +66,23 @@ export function evalCommand(): Command {
     .option('--split <split>', 'split of --corpus and built-in --cls tasks: test or valid', 'test')
     .option('--mc <file|task>', 'multiple-choice accuracy: a JSONL file or continuation, wordnet-def (repeatable)', collect)
     .option('--cls <file|task>', 'classification accuracy: a JSONL/TSV file or brown-genre (repeatable)', collect)
-    .option('--seq <n>', 'perplexity window / classification max length in tokens (default: min(max_position_embeddings, 512))')
-    .option('--ppl-convention <name>', 'perplexity windows: kdqat (every token after the first, once) or llama.cpp (as llama-perplexity: BOS per window, second half scored)', 'kdqat')
-    .option('--batch-size <n>', 'sequences per forward pass', '8')
-    .option('--limit <n>', 'score only the first n items of each --mc/--cls task')
+    .option('--ppl-convention <name>', 'perplexity windows: kdqat (every token after the first, once) or llama.cpp (as llama-perplexity: BOS per window, second half scored)', 'kdqat');
+  // Stored under the keys EvalOptions has always had (seq, batchSize, limit).
+  addFlag(cmd, '--seq-len <n>', 'perplexity window / classification max length in tokens (default: min(max_position_embeddings, 512))', undefined, 'seq');
+  addFlag(cmd, '--batch <n>', 'sequences per forward pass (default 8)', undefined, 'batchSize');
+  addFlag(cmd, '--eval-items <n>', 'score only the first n items of each --mc/--cls task', undefined, 'limit');
+  return cmd
     .option('--json', 'print one JSON object instead of a table')
     .option('--latent', 'a quantized student directory: evaluate its latent full-precision weights instead of the dequantized low-bit ones')
     .addHelpText('after', '\nPerplexity windows: the text is tokenized whole (no special tokens) and cut into\n' +
-      'non-overlapping windows of --seq inputs sharing one boundary token; each token after the first\n' +
+      'non-overlapping windows of --seq-len inputs sharing one boundary token; each token after the first\n' +
       'is predicted once. --corpus joins the documents of the split with an EOS after each.\n' +
-      '--ppl-convention llama.cpp: as llama-perplexity -c SEQ: windows of --seq tokens, each starting\n' +
+      '--ppl-convention llama.cpp: as llama-perplexity -c SEQ: windows of --seq-len tokens, each starting\n' +
       'with BOS when the tokenizer adds one, only the second half of each window scored, the\n' +
-      'remainder dropped; needs at least 2·--seq tokens.\n\n' +
+      'remainder dropped; needs at least 2·--seq-len tokens.\n\n' +
       'Examples:\n' +
       '  kdqat eval --model out/llama --text notes.txt --mc items.jsonl\n' +
-      '  kdqat eval --model out/llama --corpus sotu --split test --mc continuation --mc wordnet-def --limit 200 --json\n' +
+      '  kdqat eval --model out/llama --corpus sotu --split test --mc continuation --mc wordnet-def --eval-items 200 --json\n' +
       '  kdqat eval --model out/bert-cls --cls brown-genre --split valid')
     .action(async (opts: EvalOptions) => {
       await runEval(opts, processOutput());
@@ -88,23 +92,29 @@ export function evalCommand(): Command {
 export async function runEval(opts: EvalOptions, out: Output): Promise<EvalReport> {
   const t0 = performance.now();
   if (!opts.text?.length && !opts.corpus?.length && !opts.mc?.length && !opts.cls?.length) {
-    throw new Error('nothing to evaluate: give at least one of --text FILE, --corpus NAME, --mc FILE|TASK, --cls FILE|TASK');
+    throw new UsageError('nothing to evaluate: give at least one of --text FILE, --corpus NAME, --mc FILE|TASK, --cls FILE|TASK');
   }
-  if (opts.split !== undefined && opts.split !== 'test' && opts.split !== 'valid') throw new Error(`--split must be test or valid, got ${JSON.stringify(opts.split)}`);
+  if (opts.split !== undefined && opts.split !== 'test' && opts.split !== 'valid') throw new UsageError(`--split must be test or valid, got ${JSON.stringify(opts.split)}`);
   const { openModel, openTokenizer, positiveInt, eosIds, describeModel, specialIds } = await import('./open-model.js');
   const { clsJob, corpusJob, mcJob, textJob } = await import('./eval-tasks.js');
   const { countParams } = await import('../nn/params.js');
+  // Flag values are checked before the model is loaded: a bad one is a usage error (status 2).
+  const given = {
+    seq: opts.seq === undefined ? undefined : positiveInt('--seq-len', opts.seq, 0),
+    batchSize: positiveInt('--batch', opts.batchSize, 8),
+    limit: opts.limit === undefined ? undefined : positiveInt('--eval-items', opts.limit, 0),
+  };
   const m = openModel(opts.model, { latent: opts.latent });
   const tok = openTokenizer(m, opts.tokenizer);
   const maxPos = m.model.config.maxPositionEmbeddings;
   const settings: JobSettings = {
-    seq: positiveInt('--seq', opts.seq, Math.min(maxPos, 512)),
+    seq: given.seq ?? Math.min(maxPos, 512),
     convention: pplConvention(opts.pplConvention),
-    batchSize: positiveInt('--batch-size', opts.batchSize, 8),
-    limit: opts.limit === undefined ? undefined : positiveInt('--limit', opts.limit, 0),
+    batchSize: given.batchSize,
+    limit: given.limit,
     split: (opts.split ?? 'test') as 'test' | 'valid',
   };
-  if (settings.seq > maxPos) throw new Error(`--seq ${settings.seq} exceeds the model's max_position_embeddings (${maxPos})`);
+  if (settings.seq > maxPos) throw new UsageError(`--seq-len ${settings.seq} exceeds the model's max_position_embeddings (${maxPos})`);
   const eos = eosIds(m, tok)[0];
   const bos = specialIds(m).bos ?? tok.specials.bos;
   const jobs: EvalJob[] = [
@@ -142,7 +152,7 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
 
 function pplConvention(v: string | undefined): JobSettings['convention'] {
   if (v === undefined || v === 'kdqat' || v === 'llama.cpp') return v ?? 'kdqat';
-  throw new Error(`--ppl-convention must be kdqat or llama.cpp, got ${JSON.stringify(v)}`);
+  throw new UsageError(`--ppl-convention must be kdqat or llama.cpp, got ${JSON.stringify(v)}`);
 }
 
 const METRICS: Record<string, string[]> = {

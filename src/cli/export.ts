@@ -5,6 +5,7 @@
 // in half precision (safetensors F16/BF16).
 // The model modules are imported when the command runs (see eval.ts).
 import { Command } from 'commander';
+import { JSON_HELP, printJson } from './options.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SaveDType } from '../io/model-dir.js';
@@ -51,14 +52,16 @@ export function exportCommand(): Command {
     .option('--latent', "a student directory: export its latent full-precision weights instead of the deployed (dequantized) ones")
     .option('--lossy', 'a student: allow a --type/--dtype that cannot hold its quantizer exactly (gguf: re-quantized; safetensors/onnx: rounded to f16/bf16), reporting the error (else refused, naming the formats that can)')
     .option('--force', 'replace an earlier kdqat output at --out (never an input, never a directory kdqat did not write)')
+    .option('--json', JSON_HELP + ': {"out", "format", "model"}')
     .addHelpText('after', '\nExamples:\n  kdqat export --model out/llama --format gguf --out llama.gguf --type f16\n' +
       '  kdqat export --model out/student-q4_0 --format gguf --out student.gguf --type q4_0\n' +
       '  kdqat export --model out/bert-cls --format safetensors --dtype bf16 --out out/bert-cls-bf16\n' +
       '  kdqat export --model out/student-4bit --format onnx --out out/student-onnx      # transformers.js folder\n' +
       '  kdqat export --model out/student-4bit --format onnx --out student.onnx          # MatMulNBits')
-    .action(async (opts: ExportOptions) => {
+    .action(async (opts: ExportOptions & { json?: boolean }) => {
       const out = await runExport(opts);
-      process.stdout.write(`wrote ${out}\n`);
+      if (opts.json) printJson({ out, format: opts.format, model: opts.model });
+      else process.stdout.write(`wrote ${out}\n`);
     });
 }
 

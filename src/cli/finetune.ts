@@ -8,12 +8,15 @@ import { FINETUNE_DEFAULTS, runFinetune, type FinetuneConfig } from '../train/fi
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
 import { CLASSIFICATION_TASKS } from '../data/tasks.js';
 import { progressReporter } from './progress.js';
-import { blameConfigFile, commandLine, flagName, givenOptions, intArg, numArg, readConfigFile, resolveSettings } from './options.js';
+import {
+  JSON_HELP, UsageError, blameConfigFile, commandLine, flagName, givenOptions, intArg, numArg, printJson, readConfigFile, requireOut, resolveSettings,
+} from './options.js';
+import { addFlag, flagOf, keyAliases } from './flags.js';
 
 const D = FINETUNE_DEFAULTS;
 
 export function finetuneCommand(): Command {
-  return new Command('finetune')
+  const cmd = new Command('finetune')
     .description('fine-tune an encoder (BERT, RoBERTa, XLM-RoBERTa, DistilBERT) as a sequence classifier (…ForSequenceClassification); keeps the best dev-accuracy model')
     .option('--model <dir>', 'pre-trained encoder directory (a Hugging Face BERT/RoBERTa/XLM-RoBERTa/DistilBERT checkpoint, or `kdqat pretrain --arch bert`)')
     .option('--task <name>', `built-in classification task: ${CLASSIFICATION_TASKS.join(', ')}`)
@@ -21,15 +24,17 @@ export function finetuneCommand(): Command {
     .option('--dev <file>', 'dev examples, same format (labels as in --train)')
     .option('--test <file>', 'test examples, same format: scored once at the end with the kept (best-dev) model')
     .option('--out <dir>', 'output model directory (config.json with id2label/label2id, model.safetensors, tokenizer, logs)')
-    .option('--epochs <n>', `epochs (default ${D.epochs})`, intArg)
-    .option('--batch <n>', `batch size (default ${D.batch})`, intArg)
-    .option('--lr <x>', 'peak learning rate (default 0.0384 / hidden size: 5e-5 for BERT-base, 1.5e-4 for a 256-wide encoder; docs/finetune.md)', numArg)
-    .option('--max-len <n>', `maximum tokens per example, special tokens included (default ${D.maxLen})`, intArg)
+    .option('--epochs <n>', `epochs (default ${D.epochs})`, intArg);
+  addFlag(cmd, '--batch <n>', `batch size (default ${D.batch})`, intArg);
+  cmd.option('--lr <x>', 'peak learning rate (default 0.0384 / hidden size: 5e-5 for BERT-base, 1.5e-4 for a 256-wide encoder; docs/finetune.md)', numArg);
+  addFlag(cmd, '--seq-len <n>', `maximum tokens per example, special tokens included (default ${D.maxLen})`, intArg, 'maxLen');
+  cmd
     .option('--warmup-ratio <x>', `fraction of steps for linear warmup, then linear decay (default ${D.warmupRatio})`, numArg)
     .option('--weight-decay <x>', `AdamW weight decay (default ${D.weightDecay})`, numArg)
     .option('--clip <x>', `gradient norm clipping, 0 = off (default ${D.clip})`, numArg)
-    .option('--seed <n>', `seed of the new head, data order and dropout (default ${D.seed})`, intArg)
-    .option('--max-steps <n>', 'stop after n steps (default: epochs × batches per epoch)', intArg)
+    .option('--seed <n>', `seed of the new head, data order and dropout (default ${D.seed})`, intArg);
+  addFlag(cmd, '--steps <n>', 'stop after n steps (default: epochs × batches per epoch)', intArg, 'maxSteps');
+  return cmd
     .option('--eval-every <n>', 'dev evaluation every n steps (default: after every epoch)', intArg)
     .option('--save-every <n>', 'checkpoint every n steps for --resume, 0 = never (default 0)', intArg)
     .option('--log-every <n>', `train_log.jsonl line every n steps (default ${D.logEvery})`, intArg)
@@ -39,36 +44,40 @@ export function finetuneCommand(): Command {
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
     .option('--resume', 'continue the run in --out from its checkpoint')
     .option('--force', 'replace an earlier kdqat run in --out (never an input, never a directory kdqat did not write)')
+    .option('--json', JSON_HELP)
     .action(function (this: Command) {
       const opts = this.opts();
-      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }) : {};
+      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }, keyAliases(this)) : {};
+      const flag = (k: string): string => flagOf(this, k) ?? flagName(k);
       const fromCli = givenOptions(this, Object.keys(D));
       // Paths are stored absolute, so --resume works from any directory.
       for (const o of [fromFile, fromCli]) for (const k of ['model', 'train', 'dev', 'test']) if (o[k]) o[k] = path.resolve(o[k] as string);
-      const out = (opts.out ?? fromFile.out) as string | undefined;
-      if (!out) throw new Error('--out is required: the directory for the classifier');
+      const out = requireOut((opts.out ?? fromFile.out) as string | undefined, 'the directory for the classifier');
       let saved: FinetuneConfig | undefined;
       if (opts.resume) {
         const dir = findCheckpoint(out);
         if (!dir) throw new Error(`--resume: ${out} has no checkpoint/ to resume from; run without --resume (and --force) to start over`);
         saved = readCheckpointState(dir).config as unknown as FinetuneConfig;
       }
-      const config = resolveSettings(D, fromFile, fromCli, saved);
+      const config = resolveSettings(D, fromFile, fromCli, saved, flag);
       blameConfigFile(opts.config, fromFile, fromCli, () => {
-        if (!config.model) throw new Error('--model DIR is required: an encoder model directory');
+        if (!config.model) throw new UsageError('--model DIR is required: an encoder model directory');
         for (const k of ['epochs', 'batch', 'maxLen'] as const) {
-          if (!(config[k] >= 1)) throw new Error(`--${k === 'maxLen' ? 'max-len' : k} must be at least 1, got ${config[k]}`);
+          if (!(config[k] >= 1)) throw new UsageError(`${flag(k)} must be at least 1, got ${config[k]}`);
         }
         for (const k of ['maxSteps', 'evalEvery', 'saveEvery', 'logEvery'] as const) {
-          if (!(Number.isInteger(config[k]) && config[k] >= 0)) throw new Error(`${flagName(k)} must be an integer ≥ 0, got ${config[k]}`);
+          if (!(Number.isInteger(config[k]) && config[k] >= 0)) throw new UsageError(`${flag(k)} must be an integer ≥ 0, got ${config[k]}`);
         }
         // lr 0 is the default's marker (by the model's width); a given one must be positive.
         const givenLr = fromCli.lr ?? fromFile.lr;
-        if (givenLr !== undefined && !((givenLr as number) > 0)) throw new Error(`--lr must be positive, got ${givenLr}`);
-        if (!(config.warmupRatio >= 0 && config.warmupRatio < 1)) throw new Error(`--warmup-ratio must be in [0, 1), got ${config.warmupRatio}`);
-      });
+        if (givenLr !== undefined && !((givenLr as number) > 0)) throw new UsageError(`--lr must be positive, got ${givenLr}`);
+        if (!(config.warmupRatio >= 0 && config.warmupRatio < 1)) throw new UsageError(`--warmup-ratio must be in [0, 1), got ${config.warmupRatio}`);
+      }, flag);
       const threads = (opts.threads ?? fromFile.threads) as number | undefined;
-      if (threads !== undefined) setThreads(threads);
+      if (threads !== undefined) {
+        if (!(threads >= 1)) throw new UsageError(`--threads must be at least 1, got ${threads}`);
+        setThreads(threads);
+      }
       // Joined before anything else can fail, so an error on one rank can end the others.
       const dist: Distributed | undefined = opts.distributed ? initDistributed(opts.distributed) : undefined;
       const lead = !dist || dist.rank === 0;
@@ -78,7 +87,7 @@ export function finetuneCommand(): Command {
       try {
         s = blameConfigFile(opts.config, fromFile, fromCli, () => runFinetune({
           out, config, resume: !!opts.resume, force: !!opts.force, reporter: lead ? reporter : undefined, commandLine: commandLine(), evalTest: !!opts.evalTest, dist,
-        }));
+        }), flag);
       } catch (e) {
         endJobOnError(dist, e);
         throw e;
@@ -87,5 +96,6 @@ export function finetuneCommand(): Command {
       if (!lead) return;
       const test = s.test_accuracy === null ? '' : `, test accuracy ${s.test_accuracy.toFixed(4)}`;
       reporter.message(`done: best dev accuracy ${s.best_dev_accuracy.toFixed(4)} at step ${s.best_step}${test}; classifier in ${out}`);
+      if (opts.json) printJson(s);
     });
 }

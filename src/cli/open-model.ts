@@ -14,6 +14,7 @@ import { archOf, headsOf, type Model } from '../models/model.js';
 import type { WeightFn } from '../nn/params.js';
 import type { SpecialIds } from '../models/architecture.js';
 import { isStudentDir, loadStudent, type StudentQuant } from '../quant/student.js';
+import { UsageError } from '../train/usage.js';
 
 export interface OpenedModel {
   dir: string;
@@ -94,6 +95,6 @@ export function eosIds(m: OpenedModel, tok: LoadedTokenizer): number[] {
 export function positiveInt(flag: string, v: string | undefined, dflt: number, min = 1): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
   return n;
 }

@@ -4,6 +4,9 @@
 import * as fs from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { explainFsError } from '../io/files.js';
+import { UsageError } from '../train/usage.js';
+
+export { UsageError };
 
 export const camel = (k: string): string => k.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
 export const flagName = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
@@ -37,8 +40,11 @@ export function commandLine(): string[] {
 
 type Value = number | string | boolean | string[];
 
-/** Reads a JSON config file; keys may be spelled like the flags (kv-heads), snake or camel case. */
-export function readConfigFile(file: string, allowed: Record<string, Value>): Record<string, Value> {
+/** Reads a JSON config file; keys may be spelled like the flags (kv-heads), snake or camel case,
+ *  and in the flags' older spellings (`aliases`: camel-case spelling → key; flags.ts keyAliases).
+ *  A file that cannot be read is a run-time failure; a key or value kdqat does not know is a
+ *  usage error (status 2), as the same flag on the command line would be. */
+export function readConfigFile(file: string, allowed: Record<string, Value>, aliases: ReadonlyMap<string, string> = new Map()): Record<string, Value> {
   let raw: unknown;
   let text: string;
   try {
@@ -52,17 +58,20 @@ export function readConfigFile(file: string, allowed: Record<string, Value>): Re
   } catch (e) {
     throw new Error(`--config ${file}: not valid JSON (${(e as Error).message}); fix it: an object like {"steps": 1000}`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`--config ${file}: must be a JSON object like {"steps": 1000}`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError(`--config ${file}: must be a JSON object like {"steps": 1000}`);
   const out: Record<string, Value> = {};
+  const spelled = new Map<string, string>();
   for (const [k, v] of Object.entries(raw)) {
-    const key = camel(k);
+    const key = aliases.get(camel(k)) ?? camel(k);
     if (!(key in allowed)) {
-      throw new Error(`--config ${file}: unknown key "${k}"; known keys: ${Object.keys(allowed).map((a) => flagName(a).slice(2)).join(', ')}`);
+      throw new UsageError(`--config ${file}: unknown key "${k}"; known keys: ${Object.keys(allowed).map((a) => flagName(a).slice(2)).join(', ')}`);
     }
+    if (spelled.has(key)) throw new UsageError(`--config ${file}: "${spelled.get(key)}" and "${k}" are the same setting; give it once`);
+    spelled.set(key, k);
     const want = allowed[key];
     const ok = Array.isArray(want) ? typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'))
       : typeof v === typeof want;
-    if (!ok) throw new Error(`--config ${file}: "${k}" must be ${Array.isArray(want) ? 'a string or a list of strings' : `a ${typeof want}`}, got ${JSON.stringify(v)}`);
+    if (!ok) throw new UsageError(`--config ${file}: "${k}" must be ${Array.isArray(want) ? 'a string or a list of strings' : `a ${typeof want}`}, got ${JSON.stringify(v)}`);
     out[key] = Array.isArray(want) && typeof v === 'string' ? [v] : (v as Value);
   }
   return out;
@@ -81,7 +90,7 @@ export function givenOptions(cmd: Command, keys: string[]): Record<string, Value
  * are kept, and any option given that disagrees with them is an error naming it.
  */
 export function resolveSettings<T extends object>(
-  defaults: T, fromFile: Record<string, Value>, fromCli: Record<string, Value>, saved?: T,
+  defaults: T, fromFile: Record<string, Value>, fromCli: Record<string, Value>, saved?: T, flag: (key: string) => string = flagName,
 ): T {
   const pick = (o: Record<string, Value>): Record<string, Value> =>
     Object.fromEntries(Object.entries(o).filter(([k]) => k in defaults));
@@ -90,7 +99,7 @@ export function resolveSettings<T extends object>(
   const s = saved as Record<string, unknown>;
   const diffs = Object.entries(given).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(s[k]));
   if (diffs.length) {
-    throw new Error(`--resume: ${diffs.map(([k, v]) => `${flagName(k)} ${JSON.stringify(v)} differs from the checkpoint's ${JSON.stringify(s[k])}`).join('; ')}; ` +
+    throw new UsageError(`--resume: ${diffs.map(([k, v]) => `${flag(k)} ${JSON.stringify(v)} differs from the checkpoint's ${JSON.stringify(s[k])}`).join('; ')}; ` +
       'a resumed run keeps its saved settings: drop these options, or start a new run with --force');
   }
   return saved;
@@ -101,16 +110,35 @@ export function resolveSettings<T extends object>(
  * that setting's flag, as the range checks write them) is re-thrown naming the file and the key,
  * since the user never typed the flag.
  */
-export function blameConfigFile<T>(file: string | undefined, fromFile: Record<string, Value>, fromCli: Record<string, Value>, f: () => T): T {
+export function blameConfigFile<T>(
+  file: string | undefined, fromFile: Record<string, Value>, fromCli: Record<string, Value>, f: () => T, flagOf: (key: string) => string = flagName,
+): T {
   try {
     return f();
   } catch (e) {
     const msg = (e as Error).message;
     for (const k of file ? Object.keys(fromFile) : []) {
-      const flag = flagName(k);
+      const flag = flagOf(k);
       if (k in fromCli || !(msg.startsWith(`${flag} `) || msg.startsWith(`${flag}:`))) continue;
-      throw new Error(`--config ${file}: key "${flag.slice(2)}": ${msg.slice(flag.length).replace(/^:?\s*/, '')}; fix it in ${file}`);
+      throw new (e instanceof UsageError ? UsageError : Error)(`--config ${file}: key "${flag.slice(2)}": ${msg.slice(flag.length).replace(/^:?\s*/, '')}; fix it in ${file}`);
     }
     throw e;
   }
 }
+
+/** --out, required by the command: its value, or a usage error saying what it is for. */
+export function requireOut(out: string | undefined, what: string): string {
+  if (!out) throw new UsageError(`--out is required: ${what}`);
+  return out;
+}
+
+export const JSON_HELP = 'print the result as one JSON object on stdout (progress and messages stay on stderr)';
+
+/** --json: the command's result as one JSON object on stdout (`kdqat … --json | jq`). */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export const EXIT_CODES_HELP = `
+Exit status: 0 success; 1 failure at run time (an input that cannot be read, a loss that turns
+NaN, …); 2 usage error (an unknown flag, a missing required flag, a bad or conflicting value).`;

@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { listArg } from './options.js';
+import { JSON_HELP, listArg, printJson } from './options.js';
 
 export interface PlotCliOptions {
   log?: string[];
@@ -25,10 +25,13 @@ export function plotCommand(): Command {
     .option('--heatmap <mode>', 'heatmap values: mean (over logged steps, default) or last (logged step)')
     .option('--no-png', 'write SVG only')
     .option('--force', 'replace existing figures')
+    .option('--json', JSON_HELP + ': {"files": [the files written]}')
     .addHelpText('after', '\nExample:\n  kdqat plot --log runs/kdqat/qat_log.jsonl --log runs/kdqat-ov/qat_log.jsonl ' +
       '--label KD-QAT --label "KD-QAT + ov-freeze" --out figures/ov')
-    .action(async (opts: PlotCliOptions) => {
-      for (const f of await runPlot(opts)) process.stdout.write(`wrote ${f}\n`);
+    .action(async (opts: PlotCliOptions & { json?: boolean }) => {
+      const files = await runPlot(opts);
+      if (opts.json) printJson({ files });
+      else for (const f of files) process.stdout.write(`wrote ${f}\n`);
     });
 }
 

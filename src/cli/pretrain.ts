@@ -10,12 +10,15 @@ import { SUPPORTED_MODEL_TYPES } from '../models/registry.js';
 import { corpusList } from '../train/pretrain-data.js';
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
 import { progressReporter } from './progress.js';
-import { commandLine, givenOptions, intArg, listArg, numArg, readConfigFile, resolveSettings } from './options.js';
+import {
+  JSON_HELP, UsageError, commandLine, flagName, givenOptions, intArg, listArg, numArg, printJson, readConfigFile, requireOut, resolveSettings,
+} from './options.js';
+import { addFlag, flagOf, keyAliases } from './flags.js';
 
 const D = PRETRAIN_DEFAULTS;
 
 export function pretrainCommand(): Command {
-  return new Command('pretrain')
+  const cmd = new Command('pretrain')
     .description('pre-train a small LLaMA (causal LM) or BERT (masked LM) from scratch: tokenizer, training, HF model directory')
     .addOption(new Option('--arch <arch>', `model family (default ${D.arch})`).choices(SUPPORTED_MODEL_TYPES))
     .option('--corpus <name|path>', `sotu, brown, moby-dick, or a .txt file / directory; repeatable or comma list (default ${D.corpus})`, listArg)
@@ -25,11 +28,12 @@ export function pretrainCommand(): Command {
     .option('--heads <n>', `attention heads (default ${D.heads})`, intArg)
     .option('--kv-heads <n>', `key/value heads, LLaMA (default ${D.kvHeads})`, intArg)
     .option('--intermediate <n>', `MLP hidden size (default ${D.intermediate})`, intArg)
-    .option('--seq <n>', `sequence length (default ${D.seq})`, intArg)
-    .option('--vocab <n>', `tokenizer vocabulary size (default ${D.vocab})`, intArg)
-    .option('--steps <n>', `optimizer steps (default ${D.steps})`, intArg)
-    .option('--batch <n>', `sequences per micro-batch (default ${D.batch})`, intArg)
-    .option('--accum <n>', `micro-batches per step, gradient accumulation (default ${D.accum})`, intArg)
+    .option('--vocab <n>', `tokenizer vocabulary size (default ${D.vocab})`, intArg);
+  addFlag(cmd, '--seq-len <n>', `sequence length (default ${D.seq})`, intArg, 'seq');
+  addFlag(cmd, '--steps <n>', `optimizer steps (default ${D.steps})`, intArg);
+  addFlag(cmd, '--batch <n>', `sequences per micro-batch (default ${D.batch})`, intArg);
+  addFlag(cmd, '--accumulate <n>', `micro-batches per step, gradient accumulation (default ${D.accum})`, intArg, 'accum');
+  return cmd
     .option('--lr <x>', `peak learning rate, cosine decay to 10% (default ${D.lr})`, numArg)
     .option('--warmup <n>', `linear warmup steps (default ${D.warmup})`, intArg)
     .option('--weight-decay <x>', `AdamW weight decay (default ${D.weightDecay})`, numArg)
@@ -45,26 +49,26 @@ export function pretrainCommand(): Command {
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
     .option('--resume', 'continue the run in --out from its checkpoint')
     .option('--force', 'replace an earlier kdqat run in --out (never an input, never a directory kdqat did not write)')
+    .option('--json', JSON_HELP)
     .action(function (this: Command) {
       const opts = this.opts();
       const keys = Object.keys(D);
-      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }) : {};
+      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }, keyAliases(this)) : {};
       const fromCli = givenOptions(this, keys);
       // Paths are stored absolute, so --resume works from any directory.
       const corpora = (v: string[]): string[] => corpusList(v).map((c) => (CORPUS_NAMES.includes(c as never) ? c : path.resolve(c)));
       for (const o of [fromFile, fromCli]) if (o.corpus) o.corpus = corpora(o.corpus as string[]);
-      const out = (opts.out ?? fromFile.out) as string | undefined;
-      if (!out) throw new Error('--out is required: the directory for the model, logs and checkpoints');
+      const out = requireOut((opts.out ?? fromFile.out) as string | undefined, 'the directory for the model, logs and checkpoints');
       let saved: PretrainConfig | undefined;
       if (opts.resume) {
         const dir = findCheckpoint(out);
         if (!dir) throw new Error(`--resume: ${out} has no checkpoint/ to resume from; run without --resume (and --force) to start over`);
         saved = readCheckpointState(dir).config as unknown as PretrainConfig;
       }
-      const config = resolveSettings(D, fromFile, fromCli, saved);
+      const config = resolveSettings(D, fromFile, fromCli, saved, (k) => flagOf(this, k) ?? flagName(k));
       const threads = (opts.threads ?? fromFile.threads) as number | undefined;
       if (threads !== undefined) {
-        if (!(threads >= 1)) throw new Error(`--threads must be at least 1, got ${threads}`);
+        if (!(threads >= 1)) throw new UsageError(`--threads must be at least 1, got ${threads}`);
         setThreads(threads);
       }
       const dist: Distributed | undefined = opts.distributed ? initDistributed(opts.distributed) : undefined;
@@ -86,5 +90,6 @@ export function pretrainCommand(): Command {
       if (!lead) return;
       const m = Object.entries(summary.final).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
       reporter.message(`done: ${summary.steps} steps in ${summary.wall_time_s}s (${summary.train_tokens_per_s} tokens/s)${m ? `; ${m}` : ''}; model in ${out}`);
+      if (opts.json) printJson(summary);
     });
 }

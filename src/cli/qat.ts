@@ -12,7 +12,10 @@ import { QAT_DEFAULTS, STUDENT_DIR, runQat, type QatConfig } from '../train/qat.
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
 import { endJobOnError, initDistributed, type Distributed } from '../train/distributed.js';
 import { progressReporter } from './progress.js';
-import { blameConfigFile, commandLine, givenOptions, intArg, numArg, readConfigFile, resolveSettings } from './options.js';
+import {
+  JSON_HELP, UsageError, blameConfigFile, commandLine, givenOptions, intArg, numArg, printJson, readConfigFile, requireOut, resolveSettings,
+} from './options.js';
+import { addFlag, keyAliases } from './flags.js';
 
 const D = QAT_DEFAULTS;
 
@@ -40,7 +43,7 @@ with codes and scales), qat_log.jsonl (loss terms and per-module signal statisti
 steps), summary.json (teacher / round-to-nearest / KD-QAT metrics), checkpoint/.`;
 
 export function qatCommand(): Command {
-  return new Command('qat')
+  const cmd = new Command('qat')
     .description('KD-QAT: train a low-bit (fake-quantized) copy of a teacher model with distillation losses; writes the student')
     .option('--teacher <dir>', 'full-precision teacher: a LLaMA model directory, or a BERT classifier (kdqat finetune)')
     .option('--data <name|file>', `decoder: training text, ${CORPUS_NAMES.join(', ')} or a .txt file / directory (split as in pretrain)`)
@@ -50,13 +53,15 @@ export function qatCommand(): Command {
     .option('--loss <terms>', `loss weights, e.g. pred=1,rep=1,attn_map=1; terms: ${LOSS_NAMES.join(', ')} (default ${D.loss})`)
     .option('--tau <x>', `softmax temperature of the logits loss (default ${D.tau})`, numArg)
     .option('--freeze <ov|patterns>', "modules not trained (stay fake-quantized): 'ov' (v_proj, o_proj / value, attention.output.dense) or comma-separated name patterns")
-    .option('--student-init <dir>', 'start the student from this model directory instead of a copy of the teacher (same architecture and vocabulary)')
-    .option('--steps <n>', `optimizer steps (default ${D.steps})`, intArg)
+    .option('--student-init <dir>', 'start the student from this model directory instead of a copy of the teacher (same architecture and vocabulary)');
+  addFlag(cmd, '--steps <n>', `optimizer steps (default ${D.steps})`, intArg);
+  cmd
     .option('--lr <x>', `peak learning rate, cosine decay to 10% (default ${D.lr})`, numArg)
-    .option('--warmup <n>', `linear warmup steps (default ${D.warmup})`, intArg)
-    .option('--batch <n>', `sequences per micro-batch (default ${D.batch})`, intArg)
-    .option('--seq-len <n>', 'tokens per window (decoder) / maximum length (encoder) (default: min(128, max positions))', intArg)
-    .option('--accumulate <n>', `micro-batches per step (default ${D.accumulate})`, intArg)
+    .option('--warmup <n>', `linear warmup steps (default ${D.warmup})`, intArg);
+  addFlag(cmd, '--batch <n>', `sequences per micro-batch (default ${D.batch})`, intArg);
+  addFlag(cmd, '--seq-len <n>', 'tokens per window (decoder) / maximum length (encoder) (default: min(128, max positions))', intArg);
+  addFlag(cmd, '--accumulate <n>', `micro-batches per step (default ${D.accumulate})`, intArg);
+  return cmd
     .option('--clip <x>', `gradient norm clipping, 0 = off (default ${D.clip})`, numArg)
     .option('--weight-decay <x>', `AdamW weight decay of the latent weights (default ${D.weightDecay})`, numArg)
     .option('--eval-every <n>', `evaluation every n steps, 0 = only at the end (default ${D.evalEvery})`, intArg)
@@ -79,11 +84,12 @@ export function qatCommand(): Command {
     .option('--config <file.json>', 'settings as JSON, same keys as the flags (flags override)')
     .option('--resume', 'continue the run in --out from its checkpoint')
     .option('--force', 'replace an earlier kdqat run in --out (never an input, never a directory kdqat did not write)')
+    .option('--json', JSON_HELP)
     .addHelpText('after', EXAMPLES)
     .action(function (this: Command) {
       const opts = this.opts();
       const keys = Object.keys(D);
-      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }) : {};
+      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }, keyAliases(this)) : {};
       const fromCli = givenOptions(this, keys);
       // Paths are stored absolute, so --resume works from any directory; names stay names.
       const names: Record<string, readonly string[]> = {
@@ -96,8 +102,7 @@ export function qatCommand(): Command {
           if (typeof v === 'string' && v && !names[k]?.includes(v) && (!names[k] || fs.existsSync(v))) o[k] = path.resolve(v);
         }
       }
-      const out = (opts.out ?? fromFile.out) as string | undefined;
-      if (!out) throw new Error('--out is required: the directory for the student, logs and checkpoints');
+      const out = requireOut((opts.out ?? fromFile.out) as string | undefined, 'the directory for the student, logs and checkpoints');
       let saved: QatConfig | undefined;
       if (opts.resume) {
         const dir = findCheckpoint(out);
@@ -107,7 +112,7 @@ export function qatCommand(): Command {
       const config = resolveSettings(D, fromFile, fromCli, saved);
       const threads = (opts.threads ?? fromFile.threads) as number | undefined;
       if (threads !== undefined) {
-        if (!(threads >= 1)) throw new Error(`--threads must be at least 1, got ${threads}`);
+        if (!(threads >= 1)) throw new UsageError(`--threads must be at least 1, got ${threads}`);
         setThreads(threads);
       }
       // Joined before anything else can fail, so an error on one rank can end the others.
@@ -131,5 +136,6 @@ export function qatCommand(): Command {
       const rec = s.recovered === null ? '' : `; recovered ${(100 * s.recovered).toFixed(1)}% of what RTN lost`;
       reporter.message(`done: ${s.steps} steps in ${s.wall_time_s}s (${s.train_tokens_per_s} tokens/s); ${m}: teacher ${f(s.teacher[m])}, ` +
         `RTN ${f(s.rtn[m])}, KD-QAT ${f(s.final[m])}${rec}; student in ${path.join(out, STUDENT_DIR)}`);
+      if (opts.json) printJson(s);
     });
 }

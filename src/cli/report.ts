@@ -4,6 +4,7 @@
 // the comparison table (mean ± std over seeds) and the sizes of the model files.
 // The report modules are imported when the command runs (see eval.ts).
 import { Command } from 'commander';
+import { JSON_HELP, printJson } from './options.js';
 
 export interface ReportCliOptions {
   out?: string;
@@ -16,12 +17,15 @@ export function reportCommand(): Command {
     .argument('<run-dir...>', 'the --out directory of a kdqat qat, reproduce or demo run (several: side by side)')
     .requiredOption('--out <file>', 'the HTML file to write (e.g. report.html)')
     .option('--force', 'replace an existing --out file')
+    .option('--json', JSON_HELP + ': {"report": the page, "runs": the run directories}')
     .addHelpText('after', '\nExamples:\n  kdqat report kdqat-demo --out kdqat-demo/report.html\n' +
       '  kdqat report runs/qat-w4 runs/qat-w4-ov --out compare.html\n\n' +
       'kdqat demo and kdqat reproduce write OUT/report.html themselves when they finish. The page runs no\n' +
       'code but a small error watcher, loads nothing and opens from disk (file://); see docs/report.md.')
-    .action(async (dirs: string[], opts: ReportCliOptions) => {
+    .action(async (dirs: string[], opts: ReportCliOptions & { json?: boolean }) => {
       const { writeRunReport } = await import('../report/report.js');
-      process.stdout.write(`wrote ${writeRunReport(dirs, opts.out!, { force: opts.force })}\n`);
+      const file = writeRunReport(dirs, opts.out!, { force: opts.force });
+      if (opts.json) printJson({ report: file, runs: dirs });
+      else process.stdout.write(`wrote ${file}\n`);
     });
 }

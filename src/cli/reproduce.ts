@@ -9,7 +9,8 @@ import type { Report, RunnerIO } from '../experiments/runner.js';
 import { OV_FREEZE } from '../experiments/ov-freeze.js';
 import { ATTN_KD } from '../experiments/attn-kd.js';
 import { progressReporter } from './progress.js';
-import { commandLine, intArg, numArg } from './options.js';
+import { JSON_HELP, UsageError, commandLine, intArg, numArg, printJson } from './options.js';
+import { addFlag } from './flags.js';
 import { architecture } from '../models/registry.js';
 
 /** The package root (built-in teachers live under it). */
@@ -70,25 +71,27 @@ export function resolveRepro(exp: Experiment, o: ReproOpts): { settings: ReproSe
     evalTokens: o.evalTokens ?? base.evalTokens, evalItems: o.evalItems ?? base.evalItems, sweep: o.sweep ?? base.sweep,
   };
   for (const k of ['steps', 'batch', 'seqLen'] as const) {
-    if (!(settings[k] >= 1)) throw new Error(`--${k === 'seqLen' ? 'seq-len' : k} must be at least 1, got ${settings[k]}`);
+    if (!(settings[k] >= 1)) throw new UsageError(`--${k === 'seqLen' ? 'seq-len' : k} must be at least 1, got ${settings[k]}`);
   }
   for (const k of ['evalTokens', 'evalItems'] as const) {
-    if (!(settings[k] >= 0)) throw new Error(`--${k === 'evalTokens' ? 'eval-tokens' : 'eval-items'} must be ≥ 0 (0 = all), got ${settings[k]}`);
+    if (!(settings[k] >= 0)) throw new UsageError(`--${k === 'evalTokens' ? 'eval-tokens' : 'eval-items'} must be ≥ 0 (0 = all), got ${settings[k]}`);
   }
-  if (settings.evalTokens === 1) throw new Error('--eval-tokens 1: perplexity needs at least 2 tokens (0 = all)');
-  if (!(settings.lr > 0)) throw new Error(`--lr must be positive, got ${settings.lr}`);
-  if (o.threads !== undefined && !(o.threads >= 1)) throw new Error(`--threads must be at least 1, got ${o.threads}`);
+  if (settings.evalTokens === 1) throw new UsageError('--eval-tokens 1: perplexity needs at least 2 tokens (0 = all)');
+  if (!(settings.lr > 0)) throw new UsageError(`--lr must be positive, got ${settings.lr}`);
+  if (o.threads !== undefined && !(o.threads >= 1)) throw new UsageError(`--threads must be at least 1, got ${o.threads}`);
   const seeds = o.seeds ?? Array.from({ length: base.seeds }, (_, i) => i);
   return { settings, seeds };
 }
 
-/** Terminal output of a reproduction: log lines and progress bars on stderr, the table on stdout. */
-export function processIO(): RunnerIO {
+/** Terminal output of a reproduction: log lines and progress bars on stderr, the table on stdout
+ *  (--json: on stderr too; stdout then holds only the JSON report). */
+export function processIO(o: { json?: boolean } = {}): RunnerIO {
   const tty = !!process.stderr.isTTY;
+  const table = o.json ? process.stderr : process.stdout;
   return {
     log: (line) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}${line}\n`),
     status: (line) => { if (tty) process.stderr.write(`\r\x1b[K${line}`); },
-    print: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+    print: (text) => table.write(text.endsWith('\n') ? text : `${text}\n`),
     reporter: (label) => progressReporter({ label }),
   };
 }
@@ -143,13 +146,14 @@ export async function reproduce(exp: Experiment, o: ReproOpts, out: string, io: 
 /** The flags every reproduction takes. */
 export function addReproOptions(cmd: Command, exp: Experiment, outDefault: string): Command {
   const d = exp.defaults, q = exp.quick;
+  cmd.option('--seeds <n|list>', `number of seeds (3 = seeds 0,1,2) or a list like 0,4,7 (seed 5 alone: 5,) (default ${d.seeds}; --quick ${q.seeds})`, seedsArg);
+  addFlag(cmd, '--steps <n>', `KD-QAT steps per run (default ${d.steps}; --quick ${q.steps})`, intArg);
+  addFlag(cmd, '--batch <n>', `sequences per KD-QAT step (default ${d.batch}; --quick ${q.batch})`, intArg);
+  addFlag(cmd, '--seq-len <n>', `tokens per training sequence${architecture(exp.arch).kind === 'encoder' ? ' (and evaluation max length)' : ''} (default ${d.seqLen}; --quick ${q.seqLen})`, intArg);
+  cmd.option('--lr <x>', `peak KD-QAT learning rate (default ${d.lr}; --quick ${q.lr})`, numArg);
+  addFlag(cmd, '--eval-items <n>', `score the first n items of each evaluation task, 0 = all (default ${d.evalItems || 'all'}; --quick ${q.evalItems})`, intArg);
   return cmd
-    .option('--seeds <n|list>', `number of seeds (3 = seeds 0,1,2) or a list like 0,4,7 (seed 5 alone: 5,) (default ${d.seeds}; --quick ${q.seeds})`, seedsArg)
-    .option('--steps <n>', `KD-QAT steps per run (default ${d.steps}; --quick ${q.steps})`, intArg)
-    .option('--batch <n>', `sequences per KD-QAT step (default ${d.batch}; --quick ${q.batch})`, intArg)
-    .option('--seq-len <n>', `tokens per training sequence${architecture(exp.arch).kind === 'encoder' ? ' (and evaluation max length)' : ''} (default ${d.seqLen}; --quick ${q.seqLen})`, intArg)
-    .option('--lr <x>', `peak KD-QAT learning rate (default ${d.lr}; --quick ${q.lr})`, numArg)
-    .option('--eval-items <n>', `score the first n items of each evaluation task, 0 = all (default ${d.evalItems || 'all'}; --quick ${q.evalItems})`, intArg)
+    .option('--json', JSON_HELP + ': the comparison (tables and per-run results)')
     .option('--teacher <dir>', `teacher model directory (default: the built-in ${exp.teacher})`)
     .option('--quick', 'a tiny setting (2 steps, few items) for smoke tests; its results mean nothing')
     .option('--out <dir>', `output directory (default ./${outDefault})`)
@@ -181,8 +185,9 @@ function subcommand(exp: Experiment, extra: (c: Command) => Command, help: strin
   return cmd
     .addHelpText('after', `${help}${runList(exp)}\n${LAYOUT(outDefault)}`)
     .action(async function (this: Command) {
-      const o = this.opts() as ReproOpts;
-      await reproduce(exp, o, path.resolve(o.out ?? outDefault));
+      const o = this.opts() as ReproOpts & { json?: boolean };
+      const report = await reproduce(exp, o, path.resolve(o.out ?? outDefault), processIO({ json: o.json }));
+      if (o.json) printJson(report);
     });
 }
 

@@ -30,7 +30,7 @@ export function llamaCppPerplexity(
   if (!Number.isInteger(nCtx) || nCtx < 4) throw new RangeError(`the llama.cpp convention needs a context of at least 4 tokens, got ${nCtx}`);
   if (tokens.length < 2 * nCtx) {
     throw new RangeError(`the text tokenizes to only ${tokens.length} tokens; llama.cpp's perplexity needs at least 2·seq = ${2 * nCtx} ` +
-      `(give more text or a smaller --seq)`);
+      `(give more text or a smaller --seq-len)`);
   }
   const w = llamaCppWindows(tokens, nCtx, bos);
   const r = perplexity(model, w, {

@@ -136,7 +136,7 @@ export const bert: Architecture<BertConfig, BertMeta, BertFields> = {
   },
   pretrain: {
     check(s) {
-      if (s.seq < 3) throw new Error('--seq must be at least 3 for BERT ([CLS] text [SEP])');
+      if (s.seq < 3) throw new Error('--seq-len must be at least 3 for BERT ([CLS] text [SEP])');
     },
     config: (s) => ({
       vocabSize: s.vocab, hiddenSize: s.hidden, numHiddenLayers: s.layers, numAttentionHeads: s.heads,

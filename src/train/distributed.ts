@@ -23,6 +23,7 @@ import { createHash } from 'node:crypto';
 import { Tensor } from '../tensor/tensor.js';
 import type { Params } from '../nn/params.js';
 import { nativeMpi } from '../backend/index.js';
+import { UsageError } from './usage.js';
 
 /** The engines `--distributed` accepts. */
 export const DISTRIBUTED_ENGINES = ['mpi'] as const;
@@ -57,7 +58,7 @@ let world: Distributed | null = null;
 /** Joins the MPI job this process was started in (mpirun); once per process. */
 export function initDistributed(engine: string): Distributed {
   if (!(DISTRIBUTED_ENGINES as readonly string[]).includes(engine)) {
-    throw new Error(`--distributed ${engine}: not an engine kdqat has; use --distributed mpi (started with mpirun -np N)`);
+    throw new UsageError(`--distributed ${engine}: not an engine kdqat has; use --distributed mpi (started with mpirun -np N)`);
   }
   if (world) return world;
   const { mpi, reason } = nativeMpi();
@@ -82,7 +83,7 @@ export function initDistributed(engine: string): Distributed {
 export function endJobOnError(dist: Distributed | undefined, e: unknown): void {
   if (!dist || dist.size === 1) return;
   process.stderr.write(`kdqat: rank ${dist.rank} of ${dist.size}: ${(e as Error).message}\nkdqat: ending every rank of the MPI job\n`);
-  dist.abort(1);
+  dist.abort(e instanceof UsageError ? 2 : 1); // kdqat's exit status (docs/cli.md)
 }
 
 /** Rows [lo, hi) of a global batch of `rows` that rank `rank` of `size` takes: contiguous

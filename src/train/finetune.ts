@@ -23,12 +23,10 @@ import type { ClassificationExample } from '../data/types.js';
 import {
   classificationAccuracy, classifierLogits, classifierSpecials, encodeExample, inputLayout, padBatch, type EncodedExample, type PaddedBatch,
 } from '../eval/classification.js';
-import { AdamW } from './optim.js';
-import { learningRate } from './schedule.js';
-import { trainLoop, type Reporter } from './loop.js';
-import { readCheckpoint } from './checkpoint.js';
-import { cleanUpOnFailure, prepareOutDir, publishFiles, resumeCheckpoint, writeJsonAtomic } from './outdir.js';
-import { SINGLE, rankRows, type Distributed } from './distributed.js';
+import { openSession, type SessionRun } from './session.js';
+import { UsageError } from './usage.js';
+import { cleanUpOnFailure, publishFiles, writeJsonAtomic } from './outdir.js';
+import { rankRows, type Distributed } from './distributed.js';
 import { withDropoutRows } from '../tensor/ops/index.js';
 
 export interface FinetuneConfig {
@@ -74,29 +72,22 @@ export function autoLearningRate(hiddenSize: number): number {
   return 0.0384 / hiddenSize;
 }
 
-export interface FinetuneRun {
-  out: string;
+export interface FinetuneRun extends SessionRun {
   config: FinetuneConfig;
-  resume?: boolean;
-  force?: boolean;
-  reporter?: Reporter;
   commandLine?: string[];
   /** Also score the best model on the task's test split (once, at the end). */
   evalTest?: boolean;
-  /** Data parallel (`--distributed mpi`, src/train/distributed.ts): this process's rank. Every
-   *  rank trains on its rows of each batch; rank 0 alone evaluates and writes. Default: SINGLE. */
-  dist?: Distributed;
 }
 
 interface TaskData { labels: string[]; train: ClassificationExample[]; dev: ClassificationExample[]; test: ClassificationExample[] | null }
 
 function loadTaskData(c: FinetuneConfig): TaskData {
   if (c.task) {
-    if (c.train || c.dev || c.test) throw new Error('give either --task or --train/--dev/--test, not both');
+    if (c.train || c.dev || c.test) throw new UsageError('give either --task or --train/--dev/--test, not both');
     const t = builtinClassification(c.task);
     return { labels: t.labels, train: t.train, dev: t.dev, test: t.test };
   }
-  if (!c.train || !c.dev) throw new Error('--task NAME, or both --train FILE and --dev FILE (JSONL or TSV), are required');
+  if (!c.train || !c.dev) throw new UsageError('--task NAME, or both --train FILE and --dev FILE (JSONL or TSV), are required');
   const train = loadClassification(c.train);
   const dev = loadClassification(c.dev, { labels: train.labels });
   const test = c.test ? loadClassification(c.test, { labels: train.labels }).examples : null;
@@ -165,16 +156,12 @@ export function runFinetune(run: FinetuneRun): FinetuneSummary {
 }
 
 function finetune(run: FinetuneRun): FinetuneSummary {
-  const t0 = performance.now();
-  const { out } = run;
-  const ckptDir = run.resume ? resumeCheckpoint(out) : null;
-  if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from (use --save-every); run without --resume to start over`);
-  const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
-  const c = ckpt ? (ckpt.state.config as unknown as FinetuneConfig) : run.config;
+  const session = openSession(run, run.config, { hint: ' (use --save-every); run without --resume to start over' });
+  const { out, ckpt, config: c } = session;
   const say = (m: string): void => run.reporter?.message(m);
-  const dist = run.dist ?? SINGLE;
-  const lead = dist.rank === 0; // the rank that evaluates and writes
-  checkRanks(dist, c.batch, ckpt ? (ckpt.state.extra.ranks as number | undefined) ?? 1 : null, out);
+  const { dist, lead } = session; // lead: the rank that evaluates and writes
+  if (c.batch < dist.size) throw new UsageError(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
+  session.checkRanks('finetune');
 
   const loaded = loadModelDir(c.model);
   const rec = archOf(loaded.hf);
@@ -187,12 +174,9 @@ function finetune(run: FinetuneRun): FinetuneSummary {
   const { params } = model;
   const cfg = model.config as { numLabels: number; maxPositionEmbeddings: number };
   // Model and data are checked before --force clears an old run out of the way.
-  if (lead) prepareOutDir(out, {
-    force: run.force, resume: run.resume,
-    inputs: [{ flag: '--model', path: c.model }, { flag: '--task', path: c.task }, { flag: '--train', path: c.train }, { flag: '--dev', path: c.dev }],
-  });
+  session.prepareOutDir([{ flag: '--model', path: c.model }, { flag: '--task', path: c.task }, { flag: '--train', path: c.train }, { flag: '--dev', path: c.dev }]);
   const maxLen = Math.min(c.maxLen, cfg.maxPositionEmbeddings);
-  if (maxLen < c.maxLen) say(`--max-len ${c.maxLen} exceeds the model's max_position_embeddings; using ${maxLen}`);
+  if (maxLen < c.maxLen) say(`--seq-len ${c.maxLen} exceeds the model's max_position_embeddings; using ${maxLen}`);
 
   const train: EncodedExample[] = data.train.map((e) => encodeExample(tok, e, maxLen, inputLayout(model)));
   if (train.length === 0) throw new Error('the training set is empty');
@@ -206,16 +190,13 @@ function finetune(run: FinetuneRun): FinetuneSummary {
 
   const lr = c.lr > 0 ? c.lr : autoLearningRate((model.config as { hiddenSize: number }).hiddenSize);
   if (!(c.lr > 0)) say(`learning rate ${lr.toPrecision(3)} (0.0384 / hidden size; --lr sets another)`);
-  const optimizer = new AdamW(params, { lr, weightDecay: c.weightDecay, noDecay: (n) => (params.get(n)?.ndim ?? 2) < 2 });
-  const schedule = { lr, totalSteps, warmupSteps: warmup, decay: 'linear' as const };
   let best = { accuracy: -1, step: 0 };
   // Training accuracy since the last log line (argmax of the training logits, dropout on): tells
   // a model that cannot fit the data (train accuracy at the prior) from one that overfits.
   let fit = { correct: 0, seen: 0 };
   if (ckpt) {
-    const extra = ckpt.state.extra as { best: typeof best; fit?: typeof fit };
-    best = extra.best;
-    fit = extra.fit ?? fit; // checkpoints from before train_accuracy have none
+    best = session.saved<typeof best>('best')!;
+    fit = session.saved<typeof fit>('fit') ?? fit; // checkpoints from before train_accuracy have none
   }
 
   const saveBest = (): void => publishFiles(out, (tmp) => {
@@ -240,9 +221,10 @@ function finetune(run: FinetuneRun): FinetuneSummary {
 
   // Data parallel: this step's training-accuracy counts, summed over the ranks after backward.
   const stepFit = new Float64Array(2);
-  const result = trainLoop<RankRows>({
-    params, optimizer, totalSteps, clipNorm: c.clip, seed: c.seed,
-    lr: (s) => learningRate(schedule, s),
+  const result = session.train<RankRows>({
+    params, totalSteps, clipNorm: c.clip, seed: c.seed,
+    lr, optimizer: { weightDecay: c.weightDecay, noDecay: (n) => (params.get(n)?.ndim ?? 2) < 2 },
+    schedule: { warmupSteps: warmup, decay: 'linear' },
     // Shuffled example indices per epoch, seeded by (seed, epoch); the last batch may be short.
     epochBatches: function* (epoch) {
       const order = new Rng(hash32(c.seed, epoch)).shuffle(train.map((_, i) => i));
@@ -289,9 +271,7 @@ function finetune(run: FinetuneRun): FinetuneSummary {
         say(`new best dev accuracy ${m.dev_accuracy.toFixed(4)} at step ${step}: saved to ${out}`);
       }
     },
-    logEvery: c.logEvery, outDir: lead ? out : undefined, saveEvery: c.saveEvery,
-    config: c as unknown as Record<string, unknown>, extraState: () => ({ best, fit, ...(dist.size > 1 ? { ranks: dist.size } : {}) }),
-    clockStart: t0, resume: ckpt, reporter: run.reporter,
+    logEvery: c.logEvery, saveEvery: c.saveEvery, extraState: () => ({ best, fit }),
   });
 
   // The test split is scored only on request, once, with the model that was kept (best dev).
@@ -304,7 +284,7 @@ function finetune(run: FinetuneRun): FinetuneSummary {
   const summary: FinetuneSummary = {
     labels: data.labels, parameters: countParams(params), steps: result.step, learning_rate: lr,
     best_dev_accuracy: best.accuracy, best_step: best.step, majority_dev_accuracy: prior.dev, test_accuracy: test,
-    wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10, config: c, command: run.commandLine ?? [],
+    wall_time_s: session.wallTime(), config: c, command: run.commandLine ?? [],
   };
   if (lead) writeJsonAtomic(path.join(out, 'summary.json'), summary);
   if (lead && !(best.accuracy > prior.dev)) {
@@ -328,14 +308,4 @@ function batchRows(b: PaddedBatch, lo: number, hi: number): PaddedBatch {
   const T = b.ids.shape[1], rows = hi - lo;
   const part = (t: Tensor): Tensor => intTensor(t.i32.slice(lo * T, hi * T), [rows, T]);
   return { ids: part(b.ids), typeIds: part(b.typeIds), mask: part(b.mask), labels: b.labels.slice(lo, hi) };
-}
-
-/** Several ranks: each takes at least one row of a batch, and a checkpoint resumes on the
- *  rank count that wrote it (so the run stays bitwise reproducible). */
-function checkRanks(dist: Distributed, batch: number, before: number | null, out: string): void {
-  if (batch < dist.size) throw new Error(`--batch ${batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
-  if (before !== null && before !== dist.size) {
-    throw new Error(`--resume: the checkpoint in ${out} was written by a run on ${before} rank${before > 1 ? 's' : ''}, this run has ${dist.size}; ` +
-      `resume with the same count (${before > 1 ? `mpirun -np ${before} kdqat finetune … --distributed mpi` : 'one process, without --distributed'}) so the run stays bitwise reproducible`);
-  }
 }

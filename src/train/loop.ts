@@ -164,7 +164,7 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
   const nextBatch = (): B => {
     let r = it.next();
     if (r.done) {
-      if (batchIndex === 0) throw new TrainingError('the training data yields no batch; use a smaller --batch or --seq, or more text');
+      if (batchIndex === 0) throw new TrainingError('the training data yields no batch; use a smaller --batch or --seq-len, or more text');
       epoch++;
       batchIndex = 0;
       it = o.epochBatches(epoch)[Symbol.iterator]();

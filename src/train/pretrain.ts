@@ -14,14 +14,12 @@ import { saveModelDir, type SaveConfig } from '../io/model-dir.js';
 import type { LlamaConfig } from '../models/llama.js';
 import { readTokenizerConfig } from '../io/tokenizer_config.js';
 import { perplexity } from '../eval/perplexity.js';
-import { AdamW } from './optim.js';
-import { learningRate } from './schedule.js';
-import { trainLoop, type Reporter } from './loop.js';
-import { readCheckpoint, type SaveHook } from './checkpoint.js';
+import { openSession, type SessionRun } from './session.js';
+import { UsageError } from './usage.js';
 import { loadPretrainText, type CorpusSplitInfo } from './pretrain-data.js';
 import { causalLmLoss, maskBatch, mlmEval, mlmLoss, shuffledBatches, wrapClsSep, type MlmSpecials, type TokenBatch } from './objectives.js';
-import { cleanUpOnFailure, prepareOutDir, publishFiles, resumeCheckpoint, writeJsonAtomic } from './outdir.js';
-import { SINGLE, rankRows, type Distributed } from './distributed.js';
+import { cleanUpOnFailure, publishFiles, writeJsonAtomic } from './outdir.js';
+import { rankRows, type Distributed } from './distributed.js';
 import { withDropoutRows } from '../tensor/ops/index.js';
 import { IGNORE_INDEX } from '../data/mlm.js';
 
@@ -57,18 +55,12 @@ export const PRETRAIN_DEFAULTS: PretrainConfig = {
   dropout: 0.1, seed: 0, evalEvery: 200, evalWindows: 64, saveEvery: 200, logEvery: 10,
 };
 
-export interface PretrainRun {
-  out: string;
+/** `dist` (`--distributed mpi`, src/train/distributed.ts; decoders): rank 0 alone trains the
+ *  tokenizer, evaluates and writes. */
+export interface PretrainRun extends SessionRun {
   config: PretrainConfig;
-  resume?: boolean;
-  force?: boolean;
-  reporter?: Reporter;
   /** Recorded in summary.json. */
   commandLine?: string[];
-  saveHook?: SaveHook;
-  /** Data parallel (`--distributed mpi`, src/train/distributed.ts; decoders): this process's
-   *  rank. Rank 0 alone trains the tokenizer, evaluates and writes. Default: SINGLE. */
-  dist?: Distributed;
 }
 
 export interface PretrainSummary {
@@ -87,16 +79,21 @@ export interface PretrainSummary {
 /** Checks the numbers a config must satisfy, naming the flag to fix. */
 export function checkPretrainConfig(c: PretrainConfig): void {
   const posInt = ['hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'seq', 'vocab', 'steps', 'batch', 'accum'] as const;
-  const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
-  for (const k of posInt) if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`${flag(k)} must be a positive integer, got ${c[k]}`);
+  // The flags' canonical spellings (src/cli/flags.ts) where the settings key is an older one.
+  const flag = (k: string): string => k === 'seq' ? '--seq-len' : k === 'accum' ? '--accumulate' : `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
+  for (const k of posInt) if (!Number.isInteger(c[k]) || c[k] < 1) throw new UsageError(`${flag(k)} must be a positive integer, got ${c[k]}`);
   for (const k of ['warmup', 'evalEvery', 'evalWindows', 'saveEvery', 'logEvery', 'seed'] as const) {
-    if (!Number.isInteger(c[k]) || c[k] < 0) throw new Error(`${flag(k)} must be a non-negative integer, got ${c[k]}`);
+    if (!Number.isInteger(c[k]) || c[k] < 0) throw new UsageError(`${flag(k)} must be a non-negative integer, got ${c[k]}`);
   }
-  if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
-  if (!(c.dropout >= 0 && c.dropout < 1)) throw new Error(`--dropout must be in [0, 1), got ${c.dropout}`);
-  if (!isArchName(c.arch)) throw new Error(`--arch must be ${SUPPORTED_MODEL_TYPES.join(' or ')}, got ${c.arch}`);
-  if (c.hidden % c.heads) throw new Error(`--hidden ${c.hidden} must be divisible by --heads ${c.heads}`);
-  architecture(c.arch).pretrain.check(sizes(c, c.vocab));
+  if (!(c.lr > 0)) throw new UsageError(`--lr must be positive, got ${c.lr}`);
+  if (!(c.dropout >= 0 && c.dropout < 1)) throw new UsageError(`--dropout must be in [0, 1), got ${c.dropout}`);
+  if (!isArchName(c.arch)) throw new UsageError(`--arch must be ${SUPPORTED_MODEL_TYPES.join(' or ')}, got ${c.arch}`);
+  if (c.hidden % c.heads) throw new UsageError(`--hidden ${c.hidden} must be divisible by --heads ${c.heads}`);
+  try {
+    architecture(c.arch).pretrain.check(sizes(c, c.vocab));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 const sizes = (c: PretrainConfig, vocab: number) => ({ ...c, vocab });
@@ -148,33 +145,17 @@ export function runPretrain(run: PretrainRun): PretrainSummary {
 }
 
 function pretrain(run: PretrainRun): PretrainSummary {
-  const t0 = performance.now();
-  const { out } = run;
-  let c = run.config;
-  const ckptDir = run.resume ? resumeCheckpoint(out) : null;
-  if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from; run without --resume (and with --force) to start over`);
-  const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
-  if (ckpt) c = ckpt.state.config as unknown as PretrainConfig;
+  const session = openSession(run, run.config, { hint: '; run without --resume (and with --force) to start over' });
+  const { out, ckpt, dist, lead, config: c } = session;
   checkPretrainConfig(c);
-  const dist = run.dist ?? SINGLE;
-  const lead = dist.rank === 0;
   if (dist.size > 1) {
-    if (c.batch < dist.size) throw new Error(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
+    if (c.batch < dist.size) throw new UsageError(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
   }
-  const ranksBefore = (ckpt?.state.extra.ranks as number | undefined) ?? 1;
-  if (ckpt && ranksBefore !== dist.size) {
-    throw new Error(`--resume: the checkpoint in ${out} was written by a run on ${ranksBefore} rank${ranksBefore > 1 ? 's' : ''}, this run has ${dist.size}; ` +
-      `resume with the same count (${ranksBefore > 1 ? `mpirun -np ${ranksBefore} kdqat pretrain … --distributed mpi` : 'one process, without --distributed'}) so the run stays bitwise reproducible`);
-  }
+  session.checkRanks('pretrain');
   const say = (m: string): void => run.reporter?.message(m);
   // Settings and text are checked before --force clears an old run out of the way.
   const text = loadPretrainText(c.corpus);
-  if (lead) {
-    prepareOutDir(out, {
-      force: run.force, resume: run.resume,
-      inputs: c.corpus.map((f) => ({ flag: '--corpus', path: f })),
-    });
-  }
+  session.prepareOutDir(c.corpus.map((f) => ({ flag: '--corpus', path: f })));
   const tokFile = path.join(out, 'tokenizer.json');
   if (lead && (!ckpt || !fs.existsSync(tokFile))) {
     say(`training a ${architecture(c.arch).pretrain.tokenizer.name} tokenizer (vocab ${c.vocab}) on ${text.train.length} training documents`);
@@ -190,8 +171,6 @@ function pretrain(run: PretrainRun): PretrainSummary {
   const params = model.params;
   say(`${c.arch}: ${countParams(params).toLocaleString('en-US')} parameters; ${train.count} training windows of ${c.seq} tokens`);
 
-  const optimizer = new AdamW(params, { lr: c.lr, weightDecay: c.weightDecay, noDecay: noDecay(params) });
-  const schedule = { lr: c.lr, totalSteps: c.steps, warmupSteps: c.warmup, decay: 'cosine' as const, minRatio: 0.1 };
   const rec = archOf(model);
   const causal = rec.kind === 'decoder';
   const sp = causal ? null : mlmSpecials(tok);
@@ -207,9 +186,10 @@ function pretrain(run: PretrainRun): PretrainSummary {
     return { valid_mlm_loss: mlmEval(model, valid, sp!, { batchSize: evalBatch, maxWindows }).loss };
   };
 
-  const result = trainLoop<RankSlice>({
-    params, optimizer, totalSteps: c.steps, accumulate: c.accum, clipNorm: c.clip, seed: c.seed,
-    lr: (s) => learningRate(schedule, s),
+  const result = session.train<RankSlice>({
+    params, totalSteps: c.steps, accumulate: c.accum, clipNorm: c.clip, seed: c.seed,
+    lr: c.lr, optimizer: { weightDecay: c.weightDecay, noDecay: noDecay(params) },
+    schedule: { warmupSteps: c.warmup, decay: 'cosine', minRatio: 0.1 },
     epochBatches: (epoch) => dist.size === 1 ? shuffledBatches(train, c.batch, c.seed, epoch) : rankSlices(shuffledBatches(train, c.batch, c.seed, epoch), dist),
     // A decoder rank's share is its rows; a masked-LM rank's, its masked tokens (mlmSlice).
     distributed: { dist, share: (b, ctx) => (causal || !b.whole ? b.share ?? 1 : mlmSlice(b, sp!, model.config.vocabSize, ctx.seed).share) },
@@ -227,9 +207,7 @@ function pretrain(run: PretrainRun): PretrainSummary {
       return mlmLoss(model, wrapped, m.inputs, m.labels, dropSeed).loss;
     },
     evaluate: typeof valid === 'string' || !lead ? undefined : () => evaluate(c.evalWindows),
-    evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: lead ? out : undefined, saveEvery: c.saveEvery,
-    config: c as unknown as Record<string, unknown>, clockStart: t0, resume: ckpt, reporter: run.reporter, saveHook: run.saveHook,
-    extraState: () => (dist.size > 1 ? { ranks: dist.size } : {}),
+    evalEvery: c.evalEvery, logEvery: c.logEvery, saveEvery: c.saveEvery,
   });
 
   if (typeof valid !== 'string' && lead) say(`final evaluation on all ${valid.count} validation windows`);
@@ -242,7 +220,7 @@ function pretrain(run: PretrainRun): PretrainSummary {
   const summary: PretrainSummary = {
     arch: c.arch, parameters: countParams(params), steps: result.step, tokens_seen: result.tokensSeen,
     // This process from start to end, plus earlier (resumed) segments up to their last checkpoint.
-    wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10,
+    wall_time_s: session.wallTime(),
     train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),
     final, splits: text.splits, config: c, command: run.commandLine ?? [],
   };

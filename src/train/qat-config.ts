@@ -1,4 +1,5 @@
 // Settings of a KD-QAT run (`kdqat qat`), their defaults and checks, and the --loss syntax.
+import { UsageError } from './usage.js';
 export interface QatConfig {
   /** Teacher model directory (absolute). */
   teacher: string;
@@ -62,22 +63,22 @@ export const QAT_DEFAULTS: QatConfig = {
 const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
 
 export function checkQatConfig(c: QatConfig): void {
-  if (!c.teacher) throw new Error('--teacher DIR is required: the full-precision model to distill from');
+  if (!c.teacher) throw new UsageError('--teacher DIR is required: the full-precision model to distill from');
   for (const k of ['steps', 'batch', 'accumulate', 'logEvery'] as const) {
-    if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`${flag(k)} must be a positive integer, got ${c[k]}`);
+    if (!Number.isInteger(c[k]) || c[k] < 1) throw new UsageError(`${flag(k)} must be a positive integer, got ${c[k]}`);
   }
   for (const k of ['warmup', 'seqLen', 'evalEvery', 'evalWindows', 'saveEvery', 'seed', 'cacheTeacherTopk'] as const) {
     if (k === 'cacheTeacherTopk' && c[k] === undefined) continue; // a checkpoint from before the option
-    if (!Number.isInteger(c[k]) || c[k] < 0) throw new Error(`${flag(k)} must be a non-negative integer, got ${c[k]}`);
+    if (!Number.isInteger(c[k]) || c[k] < 0) throw new UsageError(`${flag(k)} must be a non-negative integer, got ${c[k]}`);
   }
-  if (c.cacheTeacherTopk > 0 && !c.cacheTeacher) throw new Error(`--cache-teacher-topk ${c.cacheTeacherTopk} needs --cache-teacher DIR: it sets what the teacher cache keeps`);
-  if (c.keepBest && c.evalEvery === 0) throw new Error('--keep-best needs --eval-every n > 0: the best student is chosen among the periodic evaluations');
-  if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
-  if (!(c.tau > 0)) throw new Error(`--tau must be positive, got ${c.tau}`);
-  if (!(c.clip >= 0)) throw new Error(`--clip must be ≥ 0 (0 = off), got ${c.clip}`);
+  if (c.cacheTeacherTopk > 0 && !c.cacheTeacher) throw new UsageError(`--cache-teacher-topk ${c.cacheTeacherTopk} needs --cache-teacher DIR: it sets what the teacher cache keeps`);
+  if (c.keepBest && c.evalEvery === 0) throw new UsageError('--keep-best needs --eval-every n > 0: the best student is chosen among the periodic evaluations');
+  if (!(c.lr > 0)) throw new UsageError(`--lr must be positive, got ${c.lr}`);
+  if (!(c.tau > 0)) throw new UsageError(`--tau must be positive, got ${c.tau}`);
+  if (!(c.clip >= 0)) throw new UsageError(`--clip must be ≥ 0 (0 = off), got ${c.clip}`);
   if (!(BF16_MODES as readonly string[]).includes(c.bf16 ?? 'off')) {
-    throw new Error(`--bf16 must be one of ${BF16_MODES.join(', ')}, got ${JSON.stringify(c.bf16)}`);
+    throw new UsageError(`--bf16 must be one of ${BF16_MODES.join(', ')}, got ${JSON.stringify(c.bf16)}`);
   }
-  if (c.recompute !== undefined && typeof c.recompute !== 'boolean') throw new Error(`--recompute is a switch (true or false), got ${JSON.stringify(c.recompute)}`);
-  if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be ≥ 0, got ${c.weightDecay}`);
+  if (c.recompute !== undefined && typeof c.recompute !== 'boolean') throw new UsageError(`--recompute is a switch (true or false), got ${JSON.stringify(c.recompute)}`);
+  if (!(c.weightDecay >= 0)) throw new UsageError(`--weight-decay must be ≥ 0, got ${c.weightDecay}`);
 }

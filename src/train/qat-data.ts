@@ -136,6 +136,10 @@ export function* epochBatches(data: QatData, batch: number, seed: number, epoch:
 /** A QatBatch with `share`: the fraction of the global batch's rows it holds (data parallel). */
 export type ShareBatch = QatBatch & { share: number };
 
+/** A rank's rows of a global batch; an encoder's with termScale, each loss term's share of the
+ *  batch (termShares) over the rows' share, which the loop multiplies back in. */
+export type RankBatch = ShareBatch & { termScale?: Partial<Record<LossName, number>> };
+
 /** Rows [lo, hi) of a batch (a rank's share of it, src/train/distributed.ts rankRows); the
  *  padded length T stays the global batch's. */
 export function sliceRows(b: QatBatch, lo: number, hi: number): ShareBatch {

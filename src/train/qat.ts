@@ -21,7 +21,6 @@ import * as path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
 import { withCompute, type ComputePrecision } from '../tensor/compute.js';
-import { withRecompute } from '../tensor/recompute.js';
 import { bf16Unavailable } from '../backend/index.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import { countParams } from '../nn/params.js';
@@ -34,21 +33,21 @@ import { loadQuantConfig } from '../quant/config.js';
 import { prepare, type Prepared } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
 import { quantizeCodes } from '../quant/rules.js';
-import { LOSS_NAMES, captureFor, distillLoss, parseLossWeights, type DistillOutputs, type LossName, type LossWeights } from '../distill/losses.js';
+import { captureFor, parseLossWeights, type DistillOutputs, type LossWeights } from '../distill/losses.js';
 import { SignalMonitor } from '../analysis/signal.js';
-import { AdamW } from './optim.js';
-import { learningRate } from './schedule.js';
-import { isLoggedStep, trainLoop, type Reporter } from './loop.js';
-import { readCheckpoint } from './checkpoint.js';
-import { cleanUpOnFailure, prepareOutDir, resumeCheckpoint, writeJsonAtomic } from './outdir.js';
+import type { LoopResult } from './loop.js';
+import { openSession, type Session, type SessionRun } from './session.js';
+import { cleanUpOnFailure, writeJsonAtomic } from './outdir.js';
 import { crashPoint } from '../io/test-hooks.js';
 import { checkNotInput } from '../io/outputs.js';
-import { cacheFrozen, freeze } from './freeze.js';
-import { decoderData, encoderData, epochBatches, sliceRows, termShares, type QatBatch, type QatData, type ShareBatch } from './qat-data.js';
-import { SINGLE, rankRows, type Distributed } from './distributed.js';
+import { cacheFrozen, freeze, type FreezeResult } from './freeze.js';
+import { decoderData, encoderData, epochBatches, sliceRows, termShares, type QatBatch, type QatData, type RankBatch, type ShareBatch } from './qat-data.js';
+import { rankRows, type Distributed } from './distributed.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
 import { checkQatConfig, type QatConfig } from './qat-config.js';
+import { UsageError } from './usage.js';
 import { qatEvaluator, type QatEvaluator } from './qat-eval.js';
+import { CROSS_PREFIX, distillation, forward } from './qat-loss.js';
 
 export { QAT_DEFAULTS, type QatConfig } from './qat-config.js';
 
@@ -57,20 +56,15 @@ export const STUDENT_DIR = 'student';
 /** --keep-best: the student of the best periodic evaluation. */
 export const BEST_STUDENT_DIR = 'best-student';
 
-export interface QatRun {
-  out: string;
+export interface QatRun extends SessionRun {
   config: QatConfig;
-  resume?: boolean;
-  force?: boolean;
-  reporter?: Reporter;
   commandLine?: string[];
   /** false: no evaluation at all (baselines, periodic, final) — for a caller that measures the
    *  student itself (kdqat reproduce); the summary's metrics are then empty. 'periodic': only the
    *  periodic evaluations (for --keep-best). Default true. */
   evaluate?: boolean | 'periodic';
-  /** Data parallel (`--distributed mpi`, src/train/distributed.ts): this process's rank. Rank 0
-   *  alone evaluates and writes; every rank trains on its rows of each batch. Default: SINGLE. */
-  dist?: Distributed;
+  // dist (SessionRun; `--distributed mpi`, src/train/distributed.ts): rank 0 alone evaluates and
+  // writes; every rank trains on its rows of each batch.
 }
 
 export interface QatSummary {
@@ -162,46 +156,110 @@ function studentParams(teacher: LoadedModel, tok: LoadedTokenizer, init: string)
   return out;
 }
 
-/** The record's forward pass (decoder: LM logits; encoder: classifier logits) with its taps. */
-function forward(model: Model, b: QatBatch, capture: ReturnType<typeof captureFor>, weight?: WeightFn): DistillOutputs {
-  return archOf(model).forward(model, { ids: b.ids, mask: b.mask, tokenTypeIds: b.typeIds }, { weight, capture });
-}
-
-/** Checkpointed tensors: the codes the next cross_rate compares with (SignalMonitor.crossState). */
-const CROSS_PREFIX = 'signal.cross:';
-
 export function runQat(run: QatRun): QatSummary {
   return cleanUpOnFailure(run.out, run.resume, () => qat(run));
 }
 
+// A run in named steps: settings → teacher and student → data → (out dir) → trainable parameters
+// → teacher outputs → baselines → the distillation loss → the session's training → the summary.
+// Each step takes what it needs and returns what the next ones use.
 function qat(run: QatRun): QatSummary {
-  const t0 = performance.now();
-  const { out } = run;
-  const ckptDir = run.resume ? resumeCheckpoint(out) : null;
-  if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from; run without --resume (and with --force) to start over`);
-  const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
-  const c = ckpt ? (ckpt.state.config as unknown as QatConfig) : run.config;
+  const session = openSession(run, run.config, { hint: '; run without --resume (and with --force) to start over' });
+  const { out, dist, lead, config: c } = session;
   checkQatConfig(c);
-  // --bf16: refused up front on a CPU that cannot run it (never a silent float32 fallback).
+  const prec = precisions(c);
+  const say = (m: string): void => run.reporter?.message(m);
+
+  // Everything that can be wrong is checked before --force clears an old run out of the way.
+  const m = buildModels(c);
+  const data = qatDataOf(c, m);
+  checkDistributed(c, m, data, dist);
+  session.checkRanks('qat');
+  const inputs = [
+    { flag: '--teacher', path: c.teacher }, { flag: '--student-init', path: c.studentInit }, { flag: '--quant', path: c.quant },
+    { flag: '--data', path: c.data }, { flag: '--task', path: c.task }, { flag: '--dev', path: c.dev },
+  ];
+  if (c.cacheTeacher) checkNotInput('--cache-teacher', c.cacheTeacher, inputs);
+  session.prepareOutDir(inputs);
+
+  const t = trainables(m);
+  const capture = captureFor(m.weights, m.arch);
+  const teacher = teacherOutputs(c, m, capture, prec.teacher);
+  const evaluating = run.evaluate !== false && lead;
+  const full = evaluating && run.evaluate !== 'periodic'; // baselines and the final evaluation
+  const evaluate: QatEvaluator = evaluating ? qatEvaluator(m.student, m.teacher, data, m.tok, c.batch) : () => ({});
+  const metric = data.kind === 'decoder' ? 'valid_ppl' : 'dev_accuracy';
+  say(`${m.arch} teacher ${c.teacher}: ${countParams(m.teacher.params).toLocaleString('en-US')} parameters; ` +
+    `${m.prepared.quantized.size} quantized weights (${c.quant}); frozen: ${m.frozen.params.length ? m.frozen.params.length + ' parameters' : 'none'}; ` +
+    `loss ${Object.entries(m.weights).map(([k, v]) => `${k}=${v}`).join(',')}`);
+  if (data.kind === 'decoder' && !data.valid) say(`validation skipped: ${data.validNote}`);
+  const base = baselines(session.saved<Baselines>('baselines'), full, say, evaluate, t.weight);
+
+  const kd = distillation(c, session, {
+    student: m.student, arch: m.arch, weights: m.weights, monitor: t.monitor, weight: t.weight, studentWeight: t.studentWeight,
+    capture, teacherOut: teacher.outputs, studentPrec: prec.student,
+  });
+  const keep = keepBest(c, m, session, metric, say);
+  const result = session.train<QatBatch | ShareBatch>({
+    params: t.params, totalSteps: c.steps, accumulate: c.accumulate, clipNorm: c.clip, seed: c.seed,
+    lr: c.lr, optimizer: { weightDecay: c.weightDecay, noDecay: (n) => m.prepared.quantParams.has(n) || (t.params.get(n)?.ndim ?? 2) < 2 },
+    schedule: { warmupSteps: c.warmup, decay: 'cosine', minRatio: 0.1 },
+    epochBatches: (epoch) => dist.size === 1 ? epochBatches(data, c.batch, c.seed, epoch) : rankBatches(epochBatches(data, c.batch, c.seed, epoch), dist, data.kind === 'encoder'),
+    tokens: (b) => b.tokens,
+    distributed: { dist, share: (b) => (b as ShareBatch).share },
+    loss: kd.loss, checkLoss: kd.checkLoss, hooks: kd.hooks,
+    logFile: 'qat_log.jsonl', logRecord: kd.logRecord,
+    evaluate: evaluating ? () => evaluate(t.weight, c.evalWindows) : undefined,
+    onEval: keep.onEval,
+    evalEvery: c.evalEvery, logEvery: c.logEvery, saveEvery: c.saveEvery,
+    extraState: () => ({ baselines: base, pendingTerms: kd.pending(), best: keep.best() }),
+    extraTensors: () => new Map([...t.monitor.crossState()].map(([k, v]) => [CROSS_PREFIX + k, v])),
+  });
+
+  const final = full ? evaluate(t.weight, Infinity, { onBatch: progress(say, 'KD-QAT student') }) : {};
+  if (full) say(`final: ${fmt(final)} (teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)})`);
+  if (lead) writeStudent(out, m.student, m.prepared, c.teacher, m.teacherDir);
+  const summary = summarize(run, session, { m, t, metric, base, final, best: keep.best(), cache: teacher.cache, result });
+  crashPoint('summary');
+  if (lead) writeJsonAtomic(path.join(out, 'summary.json'), summary);
+  return summary;
+}
+
+/** --bf16: the teacher's and the student's GEMM precision; refused up front on a CPU that cannot
+ *  run it (never a silent float32 fallback). */
+function precisions(c: QatConfig): { teacher: ComputePrecision; student: ComputePrecision } {
   const bf16 = c.bf16 ?? 'off';  // checkpoints written before the option have none
   const why = bf16 === 'off' ? null : bf16Unavailable();
   if (why) throw new Error(`--bf16 ${bf16}: bf16 GEMMs need a CPU with the avx512_bf16 instructions (AVX512_BF16) at SIMD level avx512: ${why}; run with --bf16 off`);
-  const teacherPrec: ComputePrecision = bf16 === 'off' ? 'fp32' : 'bf16';
-  const studentPrec: ComputePrecision = bf16 === 'all' ? 'bf16' : 'fp32';
-  const dist = run.dist ?? SINGLE;
-  const lead = dist.rank === 0; // the rank that evaluates and writes
-  const say = (m: string): void => run.reporter?.message(m);
-  // The full evaluations take a while: a line every 15 s.
-  const progress = (what: string) => {
-    let last = performance.now();
-    return (done: number, total: number): void => {
-      if (performance.now() - last < 15_000) return;
-      last = performance.now();
-      say(`evaluating the ${what}: ${done}/${total}`);
-    };
-  };
+  return { teacher: bf16 === 'off' ? 'fp32' : 'bf16', student: bf16 === 'all' ? 'bf16' : 'fp32' };
+}
 
-  // Everything that can be wrong is checked before --force clears an old run out of the way.
+/** The full evaluations take a while: a line every 15 s. */
+function progress(say: (m: string) => void, what: string): (done: number, total: number) => void {
+  let last = performance.now();
+  return (done, total) => {
+    if (performance.now() - last < 15_000) return;
+    last = performance.now();
+    say(`evaluating the ${what}: ${done}/${total}`);
+  };
+}
+
+/** The teacher and the student made from it: fake-quantized by --quant, --freeze applied. */
+interface Models {
+  teacherDir: LoadedModel;
+  tok: LoadedTokenizer;
+  arch: ArchName;
+  rec: ReturnType<typeof archOf>;
+  teacher: Model;
+  student: Model;
+  prepared: Prepared;
+  frozen: FreezeResult;
+  weights: LossWeights;
+  /** --cache-teacher-topk (0: full logits; absent in the checkpoints of older runs). */
+  topk: number;
+}
+
+function buildModels(c: QatConfig): Models {
   const { loaded: teacherDir, tok } = loadTeacher(c.teacher);
   const arch = teacherDir.arch;
   const rec = archOf(teacherDir.hf);
@@ -217,48 +275,60 @@ function qat(run: QatRun): QatSummary {
     throw new Error(m.includes(c.quant) ? m : `--quant ${c.quant}: ${m}`);
   }
   const weights: LossWeights = parseLossWeights(c.loss, '--loss');
-  const topk = c.cacheTeacherTopk ?? 0; // absent in the checkpoints of older runs
-  if (topk && rec.kind !== 'decoder') throw new Error(`--cache-teacher-topk ${topk}: top-K logits are for a decoder teacher's token logits; ${c.teacher} is a ${rec.label} classifier`);
-  if (topk >= teacher.config.vocabSize) throw new Error(`--cache-teacher-topk ${topk} must be below the teacher's vocab_size ${teacher.config.vocabSize} (0 keeps the full logits)`);
+  const topk = c.cacheTeacherTopk ?? 0;
+  if (topk && rec.kind !== 'decoder') throw new UsageError(`--cache-teacher-topk ${topk}: top-K logits are for a decoder teacher's token logits; ${c.teacher} is a ${rec.label} classifier`);
+  if (topk >= teacher.config.vocabSize) throw new UsageError(`--cache-teacher-topk ${topk} must be below the teacher's vocab_size ${teacher.config.vocabSize} (0 keeps the full logits)`);
   const frozen = freeze(c.freeze, arch, student.params, prepared.quantParams);
+  return { teacherDir, tok, arch, rec, teacher, student, prepared, frozen, weights, topk };
+}
+
+/** The training (and validation) windows of a decoder teacher, or the examples of a classifier's. */
+function qatDataOf(c: QatConfig, m: Models): QatData {
+  const { rec, teacher, tok } = m;
   const maxPos = teacher.config.maxPositionEmbeddings;
   const seqLen = c.seqLen || Math.min(128, maxPos);
-  if (seqLen > maxPos) throw new Error(`--seq-len ${seqLen} exceeds the teacher's max_position_embeddings ${maxPos}`);
-  let data: QatData;
+  if (seqLen > maxPos) throw new UsageError(`--seq-len ${seqLen} exceeds the teacher's max_position_embeddings ${maxPos}`);
   if (rec.kind === 'decoder') {
-    if (!c.data) throw new Error('--data NAME|FILE is required for a decoder teacher: sotu, brown, moby-dick, or a text file');
-    if (c.task || c.dev) throw new Error(`--task/--dev are for a classifier teacher; ${c.teacher} is a ${rec.label} decoder: give --data`);
-    data = decoderData(c.data, tok, seqLen);
+    if (!c.data) throw new UsageError('--data NAME|FILE is required for a decoder teacher: sotu, brown, moby-dick, or a text file');
+    if (c.task || c.dev) throw new UsageError(`--task/--dev are for a classifier teacher; ${c.teacher} is a ${rec.label} decoder: give --data`);
+    const data = decoderData(c.data, tok, seqLen);
     if (data.train.count < c.batch) throw new Error(`--data ${c.data}: ${data.train.count} training windows of ${seqLen} tokens cannot fill one --batch of ${c.batch}`);
-  } else {
-    if (!c.task) throw new Error(`--task NAME|FILE is required for an encoder (classifier) teacher, e.g. --task brown-genre`);
-    if (c.data) throw new Error(`--data is for a decoder teacher; ${c.teacher} is a ${rec.label} classifier: give --task (and --dev for a file)`);
-    const labels = rec.labels(teacherDir.hf.meta) ?? [];
-    const K = 'numLabels' in teacher.config ? teacher.config.numLabels : 0;
-    data = encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen, inputLayout(teacher));
+    return data;
   }
-  if (c.batch < dist.size) throw new Error(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
-  const ranksBefore = (ckpt?.state.extra.ranks as number | undefined) ?? 1;
-  if (ckpt && ranksBefore !== dist.size) {
-    throw new Error(`--resume: the checkpoint in ${out} was written by a run on ${ranksBefore} rank${ranksBefore > 1 ? 's' : ''}, this run has ${dist.size}; ` +
-      `resume with the same count (${ranksBefore > 1 ? `mpirun -np ${ranksBefore} kdqat qat … --distributed mpi` : 'one process, without --distributed'}) so the run stays bitwise reproducible`);
-  }
-  const inputs = [
-    { flag: '--teacher', path: c.teacher }, { flag: '--student-init', path: c.studentInit }, { flag: '--quant', path: c.quant },
-    { flag: '--data', path: c.data }, { flag: '--task', path: c.task }, { flag: '--dev', path: c.dev },
-  ];
-  if (c.cacheTeacher) checkNotInput('--cache-teacher', c.cacheTeacher, inputs);
-  if (lead) prepareOutDir(out, { force: run.force, resume: run.resume, inputs });
+  if (!c.task) throw new UsageError(`--task NAME|FILE is required for an encoder (classifier) teacher, e.g. --task brown-genre`);
+  if (c.data) throw new UsageError(`--data is for a decoder teacher; ${c.teacher} is a ${rec.label} classifier: give --task (and --dev for a file)`);
+  const labels = rec.labels(m.teacherDir.hf.meta) ?? [];
+  const K = 'numLabels' in teacher.config ? teacher.config.numLabels : 0;
+  return encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen, inputLayout(teacher));
+}
 
-  // Trainable: the student's weights and the quantizer parameters, minus the frozen ones. All of
-  // them are in the checkpoint (frozen ones unchanged); only trained ones have AdamW state.
+/** What a run on several ranks cannot do. */
+function checkDistributed(c: QatConfig, m: Models, data: QatData, dist: Distributed): void {
+  if (c.batch < dist.size) throw new UsageError(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
+}
+
+/** The trained parameters and the student's weight function (with the signal probes). */
+interface Trainables {
+  /** The student's weights and the quantizer parameters (all checkpointed, frozen ones too). */
+  params: Params;
+  /** Of which trained (only these get AdamW state). */
+  trainable: Set<string>;
+  /** Fake-quantized weights, the frozen ones computed once. */
+  weight: WeightFn;
+  monitor: SignalMonitor;
+  /** `weight` instrumented by the monitor: the student's forward in training. */
+  studentWeight: WeightFn;
+}
+
+function trainables(m: Models): Trainables {
+  const { student, prepared } = m;
   const params: Params = new Map(student.params);
   for (const [n, p] of prepared.quantParams) {
     if (params.has(n)) throw new Error(`quantizer parameter "${n}" has the name of a model parameter`);
     params.set(n, p);
   }
   const trainable = new Set([...params].filter(([, p]) => p.requiresGrad).map(([n]) => n));
-  const frozenSet = new Set(frozen.params);
+  const frozenSet = new Set(m.frozen.params);
   const weight = cacheFrozen(prepared.weight, frozenSet);
   const monitor = new SignalMonitor({
     params, quantized: prepared.quantized.keys(), trainable,
@@ -268,168 +338,79 @@ function qat(run: QatRun): QatSummary {
       return quantizeCodes(w.f32, t.rows, t.cols, prepared.quantized.get(name)!, prepared.quantParams.get(`${name}.step`)?.f32).codes;
     },
   });
-  const studentWeight = monitor.instrument(weight);
-  const capture = captureFor(weights, arch);
+  return { params, trainable, weight, monitor, studentWeight: monitor.instrument(weight) };
+}
+
+/** The teacher's outputs for a batch: computed without gradients, or from --cache-teacher. */
+function teacherOutputs(c: QatConfig, m: Models, capture: ReturnType<typeof captureFor>, prec: ComputePrecision):
+  { outputs: (b: QatBatch) => DistillOutputs; cache: TeacherCache | null } {
+  const { topk } = m;
   // A top-K cache depends on K and on τ (its logsumexp is at τ): both are part of its key; bf16
   // teacher outputs are not the float32 ones: their own key (float32 keys unchanged).
   const baseKey = topk ? { capture, topk, tau: c.tau } : capture;
-  const cacheKey = teacherPrec === 'fp32' ? baseKey : { capture: baseKey, compute: teacherPrec };
+  const cacheKey = prec === 'fp32' ? baseKey : { capture: baseKey, compute: prec };
   const cache = c.cacheTeacher ? new TeacherCache(c.cacheTeacher, teacherKey(c.teacher, cacheKey), { topk, tau: c.tau }) : null;
-  const teacherOut = (b: QatBatch): DistillOutputs => {
-    const compute = (): DistillOutputs => noGrad(() => withCompute(teacherPrec, () => forward(teacher, b, capture)));
+  const outputs = (b: QatBatch): DistillOutputs => {
+    const compute = (): DistillOutputs => noGrad(() => withCompute(prec, () => forward(m.teacher, b, capture)));
     return cache ? cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute) : compute();
   };
+  return { outputs, cache };
+}
 
-  const evaluating = run.evaluate !== false && lead;
-  const full = evaluating && run.evaluate !== 'periodic'; // baselines and the final evaluation
-  const evaluate: QatEvaluator = evaluating ? qatEvaluator(student, teacher, data, tok, c.batch) : () => ({});
-  const metric = data.kind === 'decoder' ? 'valid_ppl' : 'dev_accuracy';
-  say(`${arch} teacher ${c.teacher}: ${countParams(teacher.params).toLocaleString('en-US')} parameters; ` +
-    `${prepared.quantized.size} quantized weights (${c.quant}); frozen: ${frozen.params.length ? frozen.params.length + ' parameters' : 'none'}; ` +
-    `loss ${Object.entries(weights).map(([k, v]) => `${k}=${v}`).join(',')}`);
-  if (data.kind === 'decoder' && !data.valid) say(`validation skipped: ${data.validNote}`);
-  // Baselines, on the whole evaluation set: the teacher, and the student before training (RTN).
-  let base = ckpt?.state.extra.baselines as { teacher: Record<string, number>; rtn: Record<string, number> } | undefined;
-  if (!base && !full) base = { teacher: {}, rtn: {} };
-  if (!base) {
-    say('evaluating the teacher and the round-to-nearest student');
-    const teacherMetrics: Record<string, number> = {};
-    const rtn = evaluate(weight, Infinity, { onBatch: progress('teacher and the round-to-nearest student'), teacherMetrics });
-    base = { teacher: teacherMetrics, rtn };
-    say(`teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)}`);
-  }
+interface Baselines { teacher: Record<string, number>; rtn: Record<string, number> }
 
-  const optimizer = new AdamW(params, {
-    lr: c.lr, weightDecay: c.weightDecay, noDecay: (n) => prepared.quantParams.has(n) || (params.get(n)?.ndim ?? 2) < 2,
-  });
-  const schedule = { lr: c.lr, totalSteps: c.steps, warmupSteps: c.warmup, decay: 'cosine' as const, minRatio: 0.1 };
-  // Loss terms summed since the last log line (saved in checkpoints, so a resumed log is equal).
-  let pending = (ckpt?.state.extra.pendingTerms as { steps: number; sums: Record<string, number> }) ?? { steps: 0, sums: {} };
-  let lastTerms: Record<string, number> = {};
-  let signalStep = -1;
-  // --keep-best: the best periodic evaluation so far (in checkpoints, so a resumed run compares
-  // against it; the student it names is already on disk in OUT/best-student).
-  let best = (ckpt?.state.extra.best as QatBest | null | undefined) ?? null;
+/** The teacher and the student before training (RTN) on the whole evaluation set; a resumed run
+ *  has them in its checkpoint; empty without the full evaluations. */
+function baselines(saved: Baselines | undefined, full: boolean, say: (m: string) => void, evaluate: QatEvaluator, weight: WeightFn): Baselines {
+  if (saved) return saved;
+  if (!full) return { teacher: {}, rtn: {} };
+  say('evaluating the teacher and the round-to-nearest student');
+  const teacherMetrics: Record<string, number> = {};
+  const rtn = evaluate(weight, Infinity, { onBatch: progress(say, 'teacher and the round-to-nearest student'), teacherMetrics });
+  const base = { teacher: teacherMetrics, rtn };
+  say(`teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)}`);
+  return base;
+}
+
+/** --keep-best: the best periodic evaluation so far (in checkpoints, so a resumed run compares
+ *  against it; the student it names is already on disk in OUT/best-student). */
+function keepBest(c: QatConfig, m: Models, session: Session<QatConfig>, metric: string, say: (m: string) => void):
+  { onEval: (step: number, metrics: Record<string, number>) => void; best: () => QatBest | null } {
+  let best = session.saved<QatBest | null>('best') ?? null;
   const improves = (v: number | undefined): v is number => v !== undefined && Number.isFinite(v) &&
     (best === null || (metric === 'valid_ppl' ? v < best.metrics[metric] : v > best.metrics[metric]));
+  return {
+    best: () => best,
+    onEval: (step, metrics) => {
+      if (!c.keepBest || !improves(metrics[metric])) return;
+      writeStudent(session.out, m.student, m.prepared, c.teacher, m.teacherDir, BEST_STUDENT_DIR);
+      best = { step, metrics };
+      say(`best ${metric} so far, ${metrics[metric].toFixed(4)} at step ${step}: kept in ${path.join(session.out, BEST_STUDENT_DIR)}`);
+    },
+  };
+}
 
-  // The codes the next cross_rate compares with, as checkpointed (exact at any resume point).
-  const cross = new Map([...(ckpt?.tensors ?? [])].filter(([k]) => k.startsWith(CROSS_PREFIX)).map(([k, v]) => [k.slice(CROSS_PREFIX.length), v]));
-  monitor.restoreCrossState(cross);
-  const restoredCross = cross.size > 0;
-
-  // Data parallel: each rank's loss terms of a step, weighted by its share, summed over the ranks
-  // after the backward passes (afterBackward) so rank 0 logs the global means; [sums…, counts…].
-  const stepTerms = new Float64Array(2 * LOSS_NAMES.length);
-  const result = trainLoop<QatBatch | ShareBatch>({
-    params, optimizer, totalSteps: c.steps, accumulate: c.accumulate, clipNorm: c.clip, seed: c.seed,
-    lr: (s) => learningRate(schedule, s),
-    epochBatches: (epoch) => dist.size === 1 ? epochBatches(data, c.batch, c.seed, epoch) : rankBatches(epochBatches(data, c.batch, c.seed, epoch), dist, data.kind === 'encoder'),
-    tokens: (b) => b.tokens,
-    distributed: { dist, share: (b) => (b as ShareBatch).share },
-    loss: (b) => {
-      const t = teacherOut(b);
-      const s = withRecompute(c.recompute ?? false, () => withCompute(studentPrec, () => forward(student, b, capture, studentWeight)));
-      const r = distillLoss(s, t, weights, { arch, tau: c.tau, mask: b.mask, labels: b.labels, termScale: (b as RankBatch).termScale });
-      lastTerms = Object.fromEntries(Object.entries(r.terms).map(([k, v]) => [k, (v as Tensor).item()]));
-      if (dist.size === 1) {
-        for (const [k, v] of Object.entries(lastTerms)) pending.sums[k] = (pending.sums[k] ?? 0) + v / c.accumulate;
-      } else {
-        const share = (b as ShareBatch).share, termScale = (b as RankBatch).termScale;
-        for (const [k, v] of Object.entries(lastTerms)) {
-          const i = LOSS_NAMES.indexOf(k as (typeof LOSS_NAMES)[number]);
-          stepTerms[i] += v * share * (termScale?.[k as LossName] ?? 1) / c.accumulate;
-          stepTerms[LOSS_NAMES.length + i] = 1;
-        }
-      }
-      return r.total;
-    },
-    checkLoss: (loss) => {
-      const bad = Object.entries(lastTerms).filter(([, v]) => !Number.isFinite(v));
-      if (bad.length === 0) return null;
-      const ok = Object.entries(lastTerms).filter(([, v]) => Number.isFinite(v));
-      return `the loss term${bad.length > 1 ? 's' : ''} ${bad.map(([k, v]) => `'${k}' ${v}`).join(', ')} ` +
-        `(total ${loss.item()}${ok.length ? `; finite: ${ok.map(([k, v]) => `${k} ${v.toPrecision(4)}`).join(', ')}` : ''})`;
-    },
-    hooks: {
-      beforeStep: (step) => {
-        pending.steps++;
-        // A checkpoint of an older kdqat has no codes for the first cross_rate after it: resumed
-        // at a logged step, recompute them from the restored weights; otherwise that rate is null.
-        if (ckpt && !restoredCross && step === ckpt.state.step && step > 0 && isLoggedStep(step - 1, c.steps, c.logEvery)) {
-          noGrad(() => monitor.afterUpdate(weight));
-          monitor.take();
-        }
-        monitor.active = isLoggedStep(step, c.steps, c.logEvery);
-        if (monitor.active) signalStep = step + 1;
-      },
-      afterBackward: () => {
-        if (dist.size > 1) {
-          dist.allReduceSum(stepTerms);
-          LOSS_NAMES.forEach((k, i) => {
-            if (stepTerms[LOSS_NAMES.length + i] > 0) pending.sums[k] = (pending.sums[k] ?? 0) + stepTerms[i];
-          });
-          stepTerms.fill(0);
-          if (monitor.active) monitor.poolInputs((x) => dist.allReduceSum(x));
-        }
-        if (monitor.active) monitor.afterBackward();
-      },
-      beforeUpdate: () => { if (monitor.active) monitor.beforeUpdate(); },
-      afterUpdate: () => {
-        if (!monitor.active) return;
-        noGrad(() => monitor.afterUpdate(weight));
-        monitor.active = false;
-      },
-    },
-    logFile: 'qat_log.jsonl',
-    logRecord: (rec, step) => {
-      const { loss, lr, ...rest } = rec;
-      // Each term averaged over the steps since the last line, as the loop averages the total.
-      const terms = Object.fromEntries(Object.entries(pending.sums).map(([k, v]) => [k, v / pending.steps]));
-      pending = { steps: 0, sums: {} };
-      const line: Record<string, unknown> = { step, lr, loss: { total: loss, ...terms }, ...rest };
-      if (signalStep === step) line.signal = monitor.take();
-      return line;
-    },
-    evaluate: evaluating ? () => evaluate(weight, c.evalWindows) : undefined,
-    onEval: (step, m) => {
-      if (!c.keepBest || !improves(m[metric])) return;
-      writeStudent(out, student, prepared, c.teacher, teacherDir, BEST_STUDENT_DIR);
-      best = { step, metrics: m };
-      say(`best ${metric} so far, ${m[metric].toFixed(4)} at step ${step}: kept in ${path.join(out, BEST_STUDENT_DIR)}`);
-    },
-    evalEvery: c.evalEvery, logEvery: c.logEvery, outDir: lead ? out : undefined, saveEvery: c.saveEvery,
-    config: c as unknown as Record<string, unknown>,
-    extraState: () => ({ baselines: base, pendingTerms: pending, best, ...(dist.size > 1 ? { ranks: dist.size } : {}) }),
-    extraTensors: () => new Map([...monitor.crossState()].map(([k, v]) => [CROSS_PREFIX + k, v])),
-    clockStart: t0, resume: ckpt, reporter: run.reporter,
-  });
-
-  const final = full ? evaluate(weight, Infinity, { onBatch: progress('KD-QAT student') }) : {};
-  if (full) say(`final: ${fmt(final)} (teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)})`);
-  if (lead) writeStudent(out, student, prepared, c.teacher, teacherDir);
+function summarize(run: QatRun, session: Session<QatConfig>, r: {
+  m: Models; t: Trainables; metric: string; base: Baselines; final: Record<string, number>; best: QatBest | null;
+  cache: TeacherCache | null; result: LoopResult;
+}): QatSummary {
+  const { m, t, metric, base, final, result } = r;
+  const { dist } = session;
   const recovered = metric === 'valid_ppl' && base.rtn.valid_ppl !== undefined && final.valid_ppl !== undefined
     ? (base.rtn.valid_ppl - final.valid_ppl) / (base.rtn.valid_ppl - base.teacher.valid_ppl) : null;
   const perStep = (s: number): number => Math.round(1e6 * s / Math.max(1, result.step - result.startStep)) / 1e3;
-  const summary: QatSummary = {
-    arch, steps: result.step, metric, teacher: base.teacher, rtn: base.rtn, final, best, recovered,
-    frozen: [...frozen.params, ...frozen.quantParams], trainable_parameters: [...trainable].reduce((n, k) => n + params.get(k)!.size, 0),
-    quantized_weights: prepared.quantized.size,
-    teacher_cache: cache ? { dir: cache.dir, hits: cache.hits, misses: cache.misses, topk } : null,
+  return {
+    arch: m.arch, steps: result.step, metric, teacher: base.teacher, rtn: base.rtn, final, best: r.best, recovered,
+    frozen: [...m.frozen.params, ...m.frozen.quantParams], trainable_parameters: [...t.trainable].reduce((n, k) => n + t.params.get(k)!.size, 0),
+    quantized_weights: m.prepared.quantized.size,
+    teacher_cache: r.cache ? { dir: r.cache.dir, hits: r.cache.hits, misses: r.cache.misses, topk: m.topk } : null,
     tokens_seen: result.tokensSeen,
-    wall_time_s: Math.round(((ckpt?.state.elapsedSeconds ?? 0) + (performance.now() - t0) / 1000) * 10) / 10,
+    wall_time_s: session.wallTime(),
     train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),
     ...(dist.size > 1 ? { distributed: { engine: dist.engine, ranks: dist.size, allreduce_ms_per_step: perStep(result.commSeconds), wait_ms_per_step: perStep(result.waitSeconds) } } : {}),
-    config: c, command: run.commandLine ?? [],
+    config: session.config, command: run.commandLine ?? [],
   };
-  crashPoint('summary');
-  if (lead) writeJsonAtomic(path.join(out, 'summary.json'), summary);
-  return summary;
 }
-
-/** A rank's rows of a global batch; an encoder's with termScale, each loss term's share of the
- *  batch (qat-data.ts termShares) over the rows' share, which the loop multiplies back in. */
-type RankBatch = ShareBatch & { termScale?: Partial<Record<LossName, number>> };
 
 /** This rank's rows of every global batch (src/train/distributed.ts rankRows). An encoder's
  *  padded rows hold different token counts, and its token-averaged terms (rep, attn_*) are

@@ -171,7 +171,7 @@ test('eval errors name the file or flag and the fix', async () => {
   await assert.rejects(run({ model: fx.bert, text: [text] }), /--text .*BERT encoder .*causal LM/);
   await assert.rejects(run({ model: fx.llama, cls: ['brown-genre'] }), /--cls brown-genre: .*LLaMA decoder.*needs an encoder classifier/);
   await assert.rejects(run({ model: fx.llama, corpus: ['wiki'] }), /--corpus wiki: unknown corpus; use one of sotu, brown, moby-dick/);
-  await assert.rejects(run({ model: fx.llama, text: [text], seq: '65' }), /--seq 65 exceeds the model's max_position_embeddings \(64\)/);
+  await assert.rejects(run({ model: fx.llama, text: [text], seq: '65' }), /--seq-len 65 exceeds the model's max_position_embeddings \(64\)/);
   await assert.rejects(run({ model: fx.llama }), /nothing to evaluate/);
   await assert.rejects(run({ model: fx.bert, cls: ['brown-genre'] }), /--cls brown-genre: the classifier's labels \(neg, pos\) are not the task's \(press, general, learned, fiction\)/);
   const cls3 = fx.file('three.jsonl', '{"text": "a", "label": 0}\n{"text": "b", "label": 2}\n');
@@ -200,7 +200,7 @@ test('eval --ppl-convention llama.cpp: chunks of --seq, second half scored; need
   assert.ok(tok.encode(USER_TEXT, { addSpecialTokens: false }).length < 2 * 64, 'USER_TEXT is under 2·64 tokens');
   const short = kdqat('eval', '--model', fx.llama, '--text', fx.file('short.txt', USER_TEXT), '--seq', '64', '--ppl-convention', 'llama.cpp');
   assert.notEqual(short.code, 0);
-  assert.match(short.stderr, /llama\.cpp's perplexity needs at least 2·--seq/);
+  assert.match(short.stderr, /llama\.cpp's perplexity needs at least 2·--seq-len/);
   const bad = kdqat('eval', '--model', fx.llama, '--text', file, '--ppl-convention', 'hf');
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /--ppl-convention must be kdqat or llama\.cpp, got "hf"/);

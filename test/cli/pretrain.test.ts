@@ -48,7 +48,7 @@ it('pretrain writes a model directory that loadModelDir loads, a log and a summa
 
   // --resume keeps the saved settings: a contradicting flag is an error that names it.
   const bad = await kdqat('pretrain', '--out', out, '--resume', '--lr', '0.5');
-  assert.equal(bad.code, 1);
+  assert.equal(bad.code, 2, 'a usage error');
   assert.match(bad.stderr, /--lr 0\.5 differs from the checkpoint's 0\.001/);
 });
 
@@ -57,7 +57,7 @@ it('pretrain errors name the flag and the fix', async () => {
   assert.equal(r1.code, 1);
   assert.match(r1.stderr, /--corpus \S*no-such-corpus: not a built-in corpus \(sotu, brown, moby-dick\)/);
   const r2 = await kdqat('pretrain', '--corpus', text, '--out', path.join(root, 'y'), '--hidden', '30', '--heads', '4');
-  assert.equal(r2.code, 1);
+  assert.equal(r2.code, 2, 'a usage error');
   assert.match(r2.stderr, /--hidden 30 must be divisible by --heads 4/);
   const r3 = await kdqat('pretrain', '--out', path.join(root, 'z'), '--resume');
   assert.equal(r3.code, 1);
@@ -65,7 +65,7 @@ it('pretrain errors name the flag and the fix', async () => {
   const cfg = path.join(root, 'bad.json');
   fs.writeFileSync(cfg, JSON.stringify({ stepz: 3 }));
   const r4 = await kdqat('pretrain', '--config', cfg, '--out', path.join(root, 'w'));
-  assert.equal(r4.code, 1);
+  assert.equal(r4.code, 2, 'a usage error');
   assert.match(r4.stderr, /--config .*bad\.json: unknown key "stepz"/);
 });
 

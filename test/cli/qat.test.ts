@@ -56,7 +56,7 @@ it('kdqat qat writes a student that kdqat eval loads (quantized and latent weigh
   assert.equal(again.code, 1);
   assert.match(again.stderr, /already exists and is not empty; use --force/);
   const changed = await kdqat('qat', '--out', out, '--resume', '--lr', '5e-4');
-  assert.equal(changed.code, 1);
+  assert.equal(changed.code, 2, 'a usage error');
   assert.match(changed.stderr, /--resume: --lr 0.0005 differs from the checkpoint's 0.001/);
   const resumed = await kdqat('qat', '--out', out, '--resume', '--threads', '1');
   assert.equal(resumed.code, 0, resumed.stderr);

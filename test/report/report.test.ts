@@ -187,9 +187,9 @@ test('writing: refuses an existing --out without --force (untouched), replaces w
   fs.writeFileSync(path.join(broken, 'results.json'), '{"experiment": 1}');
   assert.throws(() => readSource(broken), /results\.json: not a kdqat reproduce results\.json/);
 
-  // The command: usage errors from commander; a bad directory is a run-time error naming it.
+  // The command: usage errors from commander (status 2); a bad directory is a run-time error naming it (1).
   const none = await kdqat('report', '--out', out);
-  assert.equal(none.code, 1);
+  assert.equal(none.code, 2);
   assert.match(none.stderr, /missing required argument 'run-dir'/);
   const bad = await kdqat('report', empty, '--out', path.join(root, 'x.html'));
   assert.equal(bad.code, 1);

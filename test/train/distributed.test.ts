@@ -93,7 +93,7 @@ it('kdqat qat --distributed mpi on 2 ranks equals one process with the same glob
 
   // The checkpoint remembers the rank count: one process cannot resume it.
   const resumed = await kdqat('qat', '--out', two, '--resume', '--threads', '1');
-  assert.equal(resumed.code, 1);
+  assert.equal(resumed.code, 2, 'a usage error');
   assert.match(resumed.stderr, /--resume: the checkpoint in .* was written by a run on 2 ranks, this run has 1; resume with the same count \(mpirun -np 2/);
 });
 
@@ -107,7 +107,7 @@ it('an error on one rank ends every rank with a message naming it; an unknown en
   assert.match(r.stderr, /ending every rank of the MPI job/);
 
   const e = await kdqat('qat', '--teacher', teacher.dir, '--data', teacher.text, '--distributed', 'nccl', '--out', path.join(root, 'x'));
-  assert.equal(e.code, 1);
+  assert.equal(e.code, 2, 'a usage error');
   assert.match(e.stderr, /--distributed nccl: not an engine kdqat has; use --distributed mpi/);
 });
 

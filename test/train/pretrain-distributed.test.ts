@@ -34,7 +34,7 @@ it('pretrain on 2 ranks equals one process with --batch B/2 --accum 2 bit for bi
   assert.equal(log(two).length, 4);
 
   const resumed = await kdqat('pretrain', '--out', two, '--resume', '--threads', '1');
-  assert.equal(resumed.code, 1);
+  assert.equal(resumed.code, 2, 'a usage error');
   assert.match(resumed.stderr, /--resume: the checkpoint in .* was written by a run on 2 ranks, this run has 1; resume with the same count \(mpirun -np 2 kdqat pretrain/);
 });
 
