@@ -44,6 +44,7 @@ import { cleanUpOnFailure, prepareOutDir, resumeCheckpoint, writeJsonAtomic } fr
 import { crashPoint } from '../io/test-hooks.js';
 import { checkNotInput } from '../io/outputs.js';
 import { cacheFrozen, freeze } from './freeze.js';
+import { FREEZE_AUTO_FILE, PROBE_STEPS, parseFreezeAuto, probeFreeze, readFreezeAuto, type FreezeAutoRecord } from './freeze-auto.js';
 import { decoderData, encoderData, epochBatches, sliceRows, type QatBatch, type QatData, type ShareBatch } from './qat-data.js';
 import { SINGLE, rankRows, type Distributed } from './distributed.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
@@ -87,6 +88,8 @@ export interface QatSummary {
   /** Decoder: (ppl_rtn − ppl_qat) / (ppl_rtn − ppl_teacher), the part of the loss recovered. */
   recovered: number | null;
   frozen: string[];
+  /** --freeze auto: the probe's choice and evidence (OUT/freeze_auto.json). */
+  freeze_auto?: FreezeAutoRecord;
   trainable_parameters: number;
   quantized_weights: number;
   /** topk: --cache-teacher-topk (0: full logits). */
@@ -180,7 +183,7 @@ function qat(run: QatRun): QatSummary {
   const ckptDir = run.resume ? resumeCheckpoint(out) : null;
   if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from; run without --resume (and with --force) to start over`);
   const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
-  const c = ckpt ? (ckpt.state.config as unknown as QatConfig) : run.config;
+  let c = ckpt ? (ckpt.state.config as unknown as QatConfig) : run.config;
   checkQatConfig(c);
   // --bf16: refused up front on a CPU that cannot run it (never a silent float32 fallback).
   const bf16 = c.bf16 ?? 'off';  // checkpoints written before the option have none
@@ -220,7 +223,6 @@ function qat(run: QatRun): QatSummary {
   const topk = c.cacheTeacherTopk ?? 0; // absent in the checkpoints of older runs
   if (topk && rec.kind !== 'decoder') throw new Error(`--cache-teacher-topk ${topk}: top-K logits are for a decoder teacher's token logits; ${c.teacher} is a ${rec.label} classifier`);
   if (topk >= teacher.config.vocabSize) throw new Error(`--cache-teacher-topk ${topk} must be below the teacher's vocab_size ${teacher.config.vocabSize} (0 keeps the full logits)`);
-  const frozen = freeze(c.freeze, arch, student.params, prepared.quantParams);
   const maxPos = teacher.config.maxPositionEmbeddings;
   const seqLen = c.seqLen || Math.min(128, maxPos);
   if (seqLen > maxPos) throw new Error(`--seq-len ${seqLen} exceeds the teacher's max_position_embeddings ${maxPos}`);
@@ -247,12 +249,22 @@ function qat(run: QatRun): QatSummary {
     throw new Error(`--resume: the checkpoint in ${out} was written by a run on ${ranksBefore} rank${ranksBefore > 1 ? 's' : ''}, this run has ${dist.size}; ` +
       `resume with the same count (${ranksBefore > 1 ? `mpirun -np ${ranksBefore} kdqat qat … --distributed mpi` : 'one process, without --distributed'}) so the run stays bitwise reproducible`);
   }
+  // --freeze auto (src/train/freeze-auto.ts): a probe on a copy of the student chooses; the run's
+  // config then holds the chosen patterns (checkpointed: a --resume does not probe again).
+  if (!ckpt && c.freezeAuto) throw new Error(`freezeAuto ${JSON.stringify(c.freezeAuto)}: is written by the run, not given; use --freeze auto`);
+  const auto = parseFreezeAuto(c.freeze);
+  let frozen = auto ? null : freeze(c.freeze, arch, student.params, prepared.quantParams);
   const inputs = [
     { flag: '--teacher', path: c.teacher }, { flag: '--student-init', path: c.studentInit }, { flag: '--quant', path: c.quant },
     { flag: '--data', path: c.data }, { flag: '--task', path: c.task }, { flag: '--dev', path: c.dev },
   ];
   if (c.cacheTeacher) checkNotInput('--cache-teacher', c.cacheTeacher, inputs);
   if (lead) prepareOutDir(out, { force: run.force, resume: run.resume, inputs });
+  const probe = auto ? probeFreeze({ arch, student, teacher, prepared, data, weights, tau: c.tau, steps: c.freezeProbeSteps ?? PROBE_STEPS, ratio: auto.ratio, teacherPrec, studentPrec, say,
+    run: { seed: c.seed, batch: c.batch, lr: c.lr, warmup: c.warmup, totalSteps: c.steps, weightDecay: c.weightDecay, clip: c.clip } }) : null;
+  if (probe) c = { ...c, freeze: probe.patterns.join(','), freezeAuto: c.freeze };
+  if (lead && probe) writeJsonAtomic(path.join(out, FREEZE_AUTO_FILE), probe);
+  frozen ??= freeze(c.freeze, arch, student.params, prepared.quantParams);
 
   // Trainable: the student's weights and the quantizer parameters, minus the frozen ones. All of
   // them are in the checkpoint (frozen ones unchanged); only trained ones have AdamW state.
@@ -417,7 +429,7 @@ function qat(run: QatRun): QatSummary {
   const perStep = (s: number): number => Math.round(1e6 * s / Math.max(1, result.step - result.startStep)) / 1e3;
   const summary: QatSummary = {
     arch, steps: result.step, metric, teacher: base.teacher, rtn: base.rtn, final, best, recovered,
-    frozen: [...frozen.params, ...frozen.quantParams], trainable_parameters: [...trainable].reduce((n, k) => n + params.get(k)!.size, 0),
+    frozen: [...frozen.params, ...frozen.quantParams], ...(c.freezeAuto && lead ? { freeze_auto: probe ?? readFreezeAuto(out) } : {}), trainable_parameters: [...trainable].reduce((n, k) => n + params.get(k)!.size, 0),
     quantized_weights: prepared.quantized.size,
     teacher_cache: cache ? { dir: cache.dir, hits: cache.hits, misses: cache.misses, topk } : null,
     tokens_seen: result.tokensSeen,
