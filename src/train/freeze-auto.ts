@@ -23,12 +23,15 @@
 //                causes through this module (a quadratic model's δᵀHδ/2 with δ spread evenly)
 //
 // The rule (R = the ratio in `--freeze auto:R`, default 2): each module's grad_rel and curv_cost
-// are divided by their medians over all block modules (every layer × kind). A module is FLAGGED
-// when either ratio is ≥ R: the loss pushes on it R times harder than on the typical module, or
-// a step on it costs R times the typical curvature penalty — training it is where KD-QAT's
-// steps are least trustworthy. A module KIND is frozen (in every layer, as the presets do) when
-// it is flagged in more than half of the layers. Paper A's ov-freeze is the instance where the
-// flagged kinds are v and o: the chosen patterns are then exactly the `ov` preset's.
+// are divided by their medians over the module kinds of the SAME layer (layers differ in scale
+// as a whole — the first block's gradients are larger for every kind — and the question is
+// which kind stands out, not which layer). A module is FLAGGED when either ratio is ≥ R: the
+// loss pushes on it R times harder than on its layer's typical module, or a step on it costs R
+// times the typical curvature penalty — training it is where KD-QAT's steps are least
+// trustworthy. A module KIND is frozen (in every layer, as the presets do) when it is flagged in
+// more than half of the layers. Paper A's ov-freeze is the instance where the flagged kinds are
+// v and o: the chosen patterns are then exactly the `ov` preset's (on the built-in SOTU teacher
+// at w4-channel this is what the rule chooses: docs/freeze-auto.md).
 // Nothing outside the blocks (embeddings, a quantized head) is a candidate.
 //
 // Cost: 2·HUTCHINSON_VECTORS student forward+backward passes and one teacher forward for the
@@ -114,14 +117,15 @@ export interface FreezeAutoRecord {
   /** The chosen patterns, in kind order ('' → none): what the run's --freeze resolves to. */
   patterns: string[];
   kinds: KindChoice[];
-  medians: { grad_rel: number | null; curv_cost: number | null };
+  /** Per layer (index = layer): the medians the ratios divide by. */
+  medians: { grad_rel: (number | null)[]; curv_cost: (number | null)[] };
   modules: ModuleEvidence[];
   probe: { steps: number; vectors: number; seed: number; batch: number; seconds: number; student_passes: number; teacher_passes: number };
 }
 
 export const RULE_TEXT = (r: number): string =>
   `a module is flagged when its relative gradient norm ‖∇W‖/‖W‖ or its curvature cost ½·(tr H/n)·mean ‖Δŵ‖²/n ` +
-  `is ≥ ${r} × the median over all layer × kind modules; a module kind is frozen (in every layer) when flagged in more than half of the layers`;
+  `is ≥ ${r} × the median over the module kinds of its layer; a module kind is frozen (in every layer) when flagged in more than half of the layers`;
 
 const median = (xs: number[]): number | null => {
   if (xs.length === 0) return null;
@@ -140,11 +144,13 @@ function kindPatterns(names: string[]): string[] {
 export function chooseFreeze(signals: ModuleSignals[], ratio: number): Omit<FreezeAutoRecord, 'probe'> {
   const cost = (s: ModuleSignals): number | null => (s.hess_mean !== null && s.dhat_ms !== null ? 0.5 * s.hess_mean * s.dhat_ms : null);
   const finite = (xs: (number | null)[]): number[] => xs.filter((x): x is number => x !== null && Number.isFinite(x));
-  const mg = median(finite(signals.map((s) => s.grad_rel)));
-  const mc = median(finite(signals.map(cost)));
+  const layers = Math.max(-1, ...signals.map((s) => s.layer)) + 1;
+  const inLayer = (l: number): ModuleSignals[] => signals.filter((s) => s.layer === l);
+  const mg = Array.from({ length: layers }, (_, l) => median(finite(inLayer(l).map((s) => s.grad_rel))));
+  const mc = Array.from({ length: layers }, (_, l) => median(finite(inLayer(l).map(cost))));
   const over = (x: number | null, m: number | null): number | null => (x === null || m === null || !(m > 0) ? null : x / m);
   const modules: ModuleEvidence[] = signals.map((s) => {
-    const c = cost(s), rg = over(s.grad_rel, mg), rc = over(c, mc);
+    const c = cost(s), rg = over(s.grad_rel, mg[s.layer]), rc = over(c, mc[s.layer]);
     return { ...s, curv_cost: c, r_grad: rg, r_curv: rc, flagged: (rg !== null && rg >= ratio) || (rc !== null && rc >= ratio) };
   });
   const kinds = [...new Set(modules.map((m) => m.kind))].sort((a, b) => order(a) - order(b) || a.localeCompare(b));

@@ -24,12 +24,13 @@ const PANELS: Panel[] = [
   { key: 'cross_rate', title: 'rounding-boundary crossings per step (fraction of codes)', value: (m) => m.cross_rate },
   { key: 'hess_mean', title: 'Hessian trace per weight tr(H)/n (Hutchinson)', value: (m) => m.hess_mean, extra: (m) => (m.hess_se !== null ? ` ± ${fmt(m.hess_se)} (s.e.)` : '') },
   {
-    key: 'score', title: 'rule score max(r_grad, r_curv) (ratios to the median; bold: flagged)',
+    key: 'score', title: 'rule score max(r_grad, r_curv) (ratios to the median of the layer; bold: flagged)',
     value: (m) => (m.r_grad === null && m.r_curv === null ? null : Math.max(m.r_grad ?? 0, m.r_curv ?? 0)),
     extra: (m) => ` (r_grad ${m.r_grad === null ? '—' : fmt(m.r_grad)}, r_curv ${m.r_curv === null ? '—' : fmt(m.r_curv)})`,
   },
 ];
 
+const meds = (xs: (number | null)[]): string => xs.map((x) => (x === null ? '—' : fmt(x))).join(', ');
 const fmt = (v: number): string => (v === 0 ? '0' : Math.abs(v) >= 0.01 && Math.abs(v) < 1000 ? v.toPrecision(3) : v.toExponential(2));
 
 /** One signal as a layer × kind table, shaded by log10 of the value within the table. */
@@ -56,7 +57,7 @@ function heatmap(rec: FreezeAutoRecord, p: Panel, id: string): string {
     const body = p.key === 'score' && m.flagged ? `<b>${text}</b>` : text;
     return `<td style="${shade(v)}${frozen.has(k) ? ';outline:2px dashed #c44;outline-offset:-3px' : ''}" title="${esc(title)}">${body}</td>`;
   }).join('')}</tr>`).join('');
-  return `<table class="cmp fauto" id="${esc(id)}"><caption>${esc(p.title)}</caption>${head}${rows}</table>`;
+  return `<table class="cmp fauto" id="${esc(id)}" style="margin-bottom:14px"><caption>${esc(p.title)}</caption>${head}${rows}</table>`;
 }
 
 function runBlock(runs: FreezeAutoRun[], idBase: string): string {
@@ -71,7 +72,7 @@ function runBlock(runs: FreezeAutoRun[], idBase: string): string {
   const kinds = rec.kinds.map((k) => `${esc(k.kind)}: flagged in ${k.flagged_layers.length}/${k.layers} layers${k.frozen ? ' → frozen' : ''}`).join('; ');
   return `<div class="source"><h3>${esc(first.label)}</h3>\n${seeds}\n` +
     `<p class="note">Rule (R = ${rec.ratio}): ${esc(rec.rule)}. ${esc(kinds)}. ` +
-    `Medians: ‖∇W‖/‖W‖ ${rec.medians.grad_rel === null ? '—' : fmt(rec.medians.grad_rel)}, curvature cost ${rec.medians.curv_cost === null ? '—' : fmt(rec.medians.curv_cost)}. ${esc(cost)}</p>\n` +
+    `Medians per layer: ‖∇W‖/‖W‖ ${meds(rec.medians.grad_rel)}; curvature cost ${meds(rec.medians.curv_cost)}. ${esc(cost)}</p>\n` +
     `<div class="row">${PANELS.map((p) => heatmap(rec, p, `${idBase}-${p.key}`)).join('\n')}</div></div>`;
 }
 
@@ -86,7 +87,7 @@ export const freezeAutoSection: Section = {
       let ri = 0;
       for (const runs of byRun.values()) {
         runs.sort((a, b) => a.seed - b.seed);
-        const label = d.sources.length > 1 ? `${s.label}: ${runs[0].label}` : runs[0].label;
+        const label = d.sources.length > 1 && runs[0].label !== s.label ? `${s.label}: ${runs[0].label}` : runs[0].label;
         blocks.push(runBlock(runs.map((r) => ({ ...r, label })), `fauto-${si}-${ri++}`));
       }
     });
