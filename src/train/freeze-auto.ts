@@ -229,27 +229,8 @@ export function probeFreeze(o: ProbeInput): FreezeAutoRecord {
   teacherPasses++;
   const hat = new Map(blocks.map((n) => [n, noGrad(() => prep.weight(n, params.get(n)!))]));
   const gradAt = (delta: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> => {
-    const leaves = new Map<string, Tensor>();
-    const flags = [...all.values()].map((p) => p.requiresGrad);
-    for (const p of all.values()) p.requiresGrad = false;
-    const weight: WeightFn = (name, p) => {
-      const h = hat.get(name), d = delta.get(name);
-      if (!h || !d) return prep.weight(name, p);
-      const x = h.f32.slice();
-      kernel('axpy')(1, d, x);
-      const leaf = new Tensor(x, h.shape, true);
-      leaves.set(name, leaf);
-      return leaf;
-    };
-    if (prep.weight.input) weight.input = prep.weight.input;
-    try {
-      const loss = withCompute('fp32', () => lossOf(fwd(model, b0, weight), t0out, b0));
-      backward(loss);
-      studentPasses++;
-    } finally {
-      [...all.values()].forEach((p, i) => { p.requiresGrad = flags[i]; });
-    }
-    return new Map([...leaves].filter(([, l]) => l.grad).map(([n, l]) => [n, l.grad!.f32]));
+    studentPasses++;
+    return gradWrtHat(all, prep.weight, hat, delta, (w) => withCompute('fp32', () => lossOf(fwd(model, b0, w), t0out, b0)));
   };
   const rms = (x: Float32Array): number => Math.sqrt(kernel('sumSquares')(x) / x.length);
   const hess = hutchinson(blocks.map((n) => ({ name: n, size: hat.get(n)!.size, scale: rms(hat.get(n)!.f32) })), gradAt, { vectors, seed });
@@ -318,6 +299,36 @@ export function probeFreeze(o: ProbeInput): FreezeAutoRecord {
   o.say?.(`--freeze auto: probed ${blocks.length} modules in ${o.steps} steps + ${vectors} curvature vectors (${seconds} s); ` +
     `freezing ${choice.patterns.length ? choice.patterns.join(', ') : 'nothing'} (${choice.rule})`);
   return { ...choice, probe: { steps: o.steps, vectors, seed, batch: o.run.batch, seconds, student_passes: studentPasses, teacher_passes: teacherPasses } };
+}
+
+/**
+ * ∇_ŵ L: the gradient of `loss(weight)` w.r.t. the fake-quantized values `hat` of the named
+ * weights, at ŵ + delta. The forward reads fresh leaves holding ŵ + delta in their place (the
+ * other weights through `weight`), and every parameter in `all` is detached meanwhile, so the
+ * backward fills only the leaves and leaves no .grad behind.
+ */
+export function gradWrtHat(
+  all: Params, weight: WeightFn, hat: ReadonlyMap<string, Tensor>, delta: ReadonlyMap<string, Float32Array>, loss: (w: WeightFn) => Tensor,
+): Map<string, Float32Array> {
+  const leaves = new Map<string, Tensor>();
+  const flags = [...all.values()].map((p) => p.requiresGrad);
+  for (const p of all.values()) p.requiresGrad = false;
+  const w: WeightFn = (name, p) => {
+    const h = hat.get(name), d = delta.get(name);
+    if (!h || !d) return weight(name, p);
+    const x = h.f32.slice();
+    kernel('axpy')(1, d, x);
+    const leaf = new Tensor(x, h.shape, true);
+    leaves.set(name, leaf);
+    return leaf;
+  };
+  if (weight.input) w.input = weight.input;
+  try {
+    backward(loss(w));
+  } finally {
+    [...all.values()].forEach((p, i) => { p.requiresGrad = flags[i]; });
+  }
+  return new Map([...leaves].filter(([, l]) => l.grad).map(([n, l]) => [n, l.grad!.f32]));
 }
 
 /** Is `patterns` exactly a preset of `arch` (e.g. ov), so the report can say so? */

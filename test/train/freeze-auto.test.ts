@@ -8,15 +8,22 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { matchesPattern } from '../../src/nn/modules.js';
 import { architecture } from '../../src/models/registry.js';
-import { loadModelDir } from '../../src/io/model-dir.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
 import { readTrainLog } from '../../src/train/train-log.js';
 import { runQat, STUDENT_DIR } from '../../src/train/qat.js';
 import { QAT_DEFAULTS } from '../../src/train/qat-config.js';
 import type { Reporter } from '../../src/train/loop.js';
 import {
-  AUTO_RATIO, FREEZE_AUTO_FILE, chooseFreeze, parseFreezeAuto, presetOf, type FreezeAutoRecord, type ModuleSignals,
+  AUTO_RATIO, FREEZE_AUTO_FILE, chooseFreeze, gradWrtHat, parseFreezeAuto, presetOf, type FreezeAutoRecord, type ModuleSignals,
 } from '../../src/train/freeze-auto.js';
+import { Tensor, intTensor } from '../../src/tensor/tensor.js';
+import { backward, noGrad } from '../../src/tensor/autograd.js';
+import type { WeightFn } from '../../src/nn/params.js';
+import { asModel, loadModelDir } from '../../src/io/model-dir.js';
+import { archOf } from '../../src/models/model.js';
+import { prepare } from '../../src/quant/prepare.js';
+import { loadQuantConfig } from '../../src/quant/config.js';
+import { captureFor, distillLoss } from '../../src/distill/losses.js';
 import { bertTeacher, decoderConfig, llamaTeacher, silentReporter, tmpDir } from './qat-fixture.js';
 
 const LLAMA = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
@@ -74,6 +81,40 @@ it('--freeze auto / auto:R parse; a bad ratio or auto mixed with patterns is an 
   assert.throws(() => parseFreezeAuto('auto:1'), /--freeze auto:1: the ratio in auto:R must be a number > 1/);
   assert.throws(() => parseFreezeAuto('auto:x'), /--freeze auto:x: the ratio/);
   assert.throws(() => parseFreezeAuto('ov,auto'), /--freeze ov,auto: 'auto' chooses the whole freeze set/);
+});
+
+it('the curvature passes differentiate w.r.t. ŵ: at δ = 0 the leaves get exactly the straight-through gradient of the latent weights, and nothing else keeps a gradient', () => {
+  // w4-channel (absmax, no clipping): the straight-through estimator passes ∂L/∂ŵ to W unchanged,
+  // so the gradient w.r.t. the fake-quantized values equals W.grad bit for bit (same forward,
+  // same backward kernels).
+  const root = tmpDir('fauto-grad');
+  const teacher = llamaTeacher(root);
+  const loaded = loadModelDir(teacher.dir);
+  for (const p of loaded.params.values()) p.requiresGrad = false;
+  const params = new Map([...loaded.params].map(([n, p]) => [n, Object.assign(new Tensor(p.f32.slice(), p.shape, true), { name: n })]));
+  const model = asModel(loaded, params);
+  const tmodel = asModel(loaded);
+  const prep = prepare(model, loadQuantConfig('w4-channel').config);
+  const names = [...prep.quantized.keys()].filter((n) => n.includes('.layers.'));
+  const ids = intTensor(Array.from({ length: 2 * 12 }, (_, i) => (7 * i + 3) % 200), [2, 12]);
+  const capture = captureFor({ pred: 1 }, 'llama');
+  const fwd = (m: typeof model, w?: WeightFn) => archOf(m).forward(m, { ids }, { weight: w, capture });
+  const t = noGrad(() => fwd(tmodel));
+  const loss = (w: WeightFn) => distillLoss(fwd(model, w), t, { pred: 1 }, { arch: 'llama', tau: 1 }).total;
+  const hat = new Map(names.map((n) => [n, noGrad(() => prep.weight(n, params.get(n)!))]));
+  const zero = new Map(names.map((n) => [n, new Float32Array(params.get(n)!.size)]));
+  const g = gradWrtHat(params, prep.weight, hat, zero, loss);
+  assert.deepEqual([...g.keys()], names);
+  for (const p of params.values()) {
+    assert.equal(p.grad, null, `${p.name}: no gradient left behind`);
+    assert.equal(p.requiresGrad, true, `${p.name}: requiresGrad restored`);
+  }
+  backward(loss(prep.weight));
+  for (const n of names) assert.ok(same(g.get(n)!, params.get(n)!.grad!.f32), `${n}: ∇_ŵ L = straight-through ∇_W L`);
+  // A shift changes the gradient (the leaves really hold ŵ + δ).
+  const shifted = gradWrtHat(params, prep.weight, hat, new Map(names.map((n) => [n, new Float32Array(params.get(n)!.size).fill(0.05)])), loss);
+  assert.ok(names.some((n) => !same(shifted.get(n)!, g.get(n)!)));
+  fs.rmSync(root, { recursive: true });
 });
 
 const same = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
