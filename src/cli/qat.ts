@@ -27,6 +27,9 @@ Examples:
   # the same with ov-freeze (v_proj, o_proj stay at their round-to-nearest values)
   kdqat qat --teacher teachers/llama-sotu --data sotu --quant w4-channel --freeze ov --out runs/qat-w4-ov
 
+  # let a short probe choose what to freeze (its evidence: OUT/freeze_auto.json and the report)
+  kdqat qat --teacher teachers/llama-sotu --data sotu --quant w4-channel --freeze auto --out runs/qat-w4-auto
+
   # ternary weights, 8-bit activations, pred + rep + attention-map KD of a BERT classifier (paper B)
   kdqat qat --teacher teachers/bert-brown-genre --task brown-genre --quant twn-a8 \\
     --loss pred=1,rep=1,attn_map=1 --lr 5e-5 --out runs/qat-twn
@@ -52,7 +55,10 @@ export function qatCommand(): Command {
     .option('--quant <preset|file.json>', `quantization config: ${Object.keys(QUANT_PRESETS).join(', ')}, or a JSON file (default ${D.quant})`)
     .option('--loss <terms>', `loss weights, e.g. pred=1,rep=1,attn_map=1; terms: ${LOSS_NAMES.join(', ')} (default ${D.loss})`)
     .option('--tau <x>', `softmax temperature of the logits loss (default ${D.tau})`, numArg)
-    .option('--freeze <ov|patterns>', "modules not trained (stay fake-quantized): 'ov' (v_proj, o_proj / value, attention.output.dense) or comma-separated name patterns")
+    .option('--freeze <ov|auto|patterns>', "modules not trained (stay fake-quantized): 'ov' (v_proj, o_proj / value, attention.output.dense), comma-separated name patterns, " +
+      "or 'auto' / 'auto:R': a short KD-QAT probe measures per layer × module kind the relative gradient norm, update ratio, boundary-crossing rate and " +
+      'Hessian trace, and freezes the kinds that are outliers (≥ R × the median, default 2) in most layers (docs/freeze-auto.md; OUT/freeze_auto.json)')
+    .option('--freeze-probe-steps <n>', `--freeze auto: KD-QAT steps of the probe (default ${D.freezeProbeSteps})`, intArg)
     .option('--student-init <dir>', 'start the student from this model directory instead of a copy of the teacher (same architecture and vocabulary)');
   addFlag(cmd, '--steps <n>', `optimizer steps (default ${D.steps})`, intArg);
   cmd
@@ -109,6 +115,8 @@ export function qatCommand(): Command {
         if (!dir) throw new Error(`--resume: ${out} has no checkpoint/ to resume from; run without --resume (and --force) to start over`);
         saved = readCheckpointState(dir).config as unknown as QatConfig;
       }
+      // --freeze auto was resolved into patterns when the run started: the same spec again is the same run.
+      for (const o of [fromFile, fromCli]) if (saved?.freezeAuto && o.freeze === saved.freezeAuto) delete o.freeze;
       const config = resolveSettings(D, fromFile, fromCli, saved);
       const threads = (opts.threads ?? fromFile.threads) as number | undefined;
       if (threads !== undefined) {

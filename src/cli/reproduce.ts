@@ -195,8 +195,10 @@ export function reproduceCommand(): Command {
   const ov = subcommand(OV_FREEZE, (c) => c
     .option('--eval-tokens <n>', 'perplexity over the first n tokens of the SOTU validation addresses, 0 = all (default all; --quick 64)', intArg),
   `
-Paper A (ov-freeze), decoder: the SOTU LLaMA teacher; RTN, KD-QAT (logits loss) and KD-QAT +
-ov-freeze (v_proj/o_proj not trained) at w4-channel, w4-channel-lsq, q4_0 and w3-channel.
+Paper A (ov-freeze), decoder: the SOTU LLaMA teacher; RTN, KD-QAT (logits loss), KD-QAT +
+ov-freeze (v_proj/o_proj not trained) and KD-QAT + auto-freeze (--freeze auto: a probe chooses
+what to freeze; its choice per seed is in the notes and results.json) at w4-channel,
+w4-channel-lsq, q4_0 and w3-channel.
 Metrics: perplexity on the SOTU validation addresses; acc and acc_norm on the continuation and
 wordnet-def multiple-choice tasks; the fraction of RTN's perplexity loss that KD-QAT recovers,
 (ppl_RTN − ppl_KDQAT)/(ppl_RTN − ppl_FP).

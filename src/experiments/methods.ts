@@ -9,6 +9,7 @@ import { loadQuantConfig } from '../quant/config.js';
 import { prepare } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
 import { BEST_STUDENT_DIR, QAT_DEFAULTS, STUDENT_DIR, runQat, type QatConfig } from '../train/qat.js';
+import { FREEZE_AUTO_FILE } from '../train/freeze-auto.js';
 import type { Model } from '../models/model.js';
 import type { MethodRunner } from './runner.js';
 import type { Experiment, ReproSettings } from './types.js';
@@ -29,6 +30,8 @@ export function qatConfig(exp: Experiment, s: ReproSettings, o: { preset: string
   return {
     ...QAT_DEFAULTS, ...DATA[architecture(exp.arch).kind],
     teacher: path.resolve(s.teacher), quant: o.preset, loss: lossSpec(o.losses), freeze: o.freeze ?? '',
+    // --freeze auto: the probe is never longer than the run itself (--quick runs a few steps).
+    freezeProbeSteps: Math.min(QAT_DEFAULTS.freezeProbeSteps, s.steps),
     steps: s.steps, lr: s.lr, batch: s.batch, seqLen: s.seqLen, seed: o.seed,
     warmup: Math.min(QAT_DEFAULTS.warmup, Math.floor(s.steps / 10)),
     // The reproduction measures every student itself (evaluate.ts); QAT evaluates five times
@@ -61,8 +64,11 @@ export function libraryMethods(exp: Experiment, s: ReproSettings): MethodRunner 
     },
     qat({ method, settings, seed, runDir, reporter }) {
       const config = qatConfig(exp, settings, { preset: method.preset, losses: method.losses, freeze: method.freeze, seed });
-      runQat({ out: runDir, config, reporter, evaluate: 'periodic', commandLine: ['kdqat', 'reproduce', exp.name] });
-      return { modelDir: path.join(runDir, config.keepBest ? BEST_STUDENT_DIR : STUDENT_DIR), log: path.join(runDir, 'qat_log.jsonl') };
+      const s = runQat({ out: runDir, config, reporter, evaluate: 'periodic', commandLine: ['kdqat', 'reproduce', exp.name] });
+      return {
+        modelDir: path.join(runDir, config.keepBest ? BEST_STUDENT_DIR : STUDENT_DIR), log: path.join(runDir, 'qat_log.jsonl'),
+        ...(s.freeze_auto ? { freezeAuto: { patterns: s.freeze_auto.patterns, file: path.join(runDir, FREEZE_AUTO_FILE) } } : {}),
+      };
     },
     evaluate(modelDir, progress) {
       tok ??= teacherTokenizer(s.teacher);

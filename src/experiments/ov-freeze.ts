@@ -1,6 +1,8 @@
 // Paper A's comparison (Bhardwaj et al. 2024, "Oh! We Freeze"), scaled down: the LLaMA teacher
-// trained on SOTU, quantized by round-to-nearest, by KD-QAT (logits loss, METHODS.md §3), and by
-// KD-QAT with ov-freeze (v_proj/o_proj latent weights not trained, METHODS.md §4), each at four
+// trained on SOTU, quantized by round-to-nearest, by KD-QAT (logits loss, METHODS.md §3), by
+// KD-QAT with ov-freeze (v_proj/o_proj latent weights not trained, METHODS.md §4), and by KD-QAT
+// with --freeze auto (a probe chooses the frozen kinds, src/train/freeze-auto.ts; which it
+// chose, per seed, is in the notes and in results.json's runs[].freeze_auto), each at four
 // weight quantizers: 4-bit per output channel (the setting paper A's toolchain uses), the same
 // with learned step sizes (LSQ, Esser et al. 2020; its RTN row starts from the same absmax steps),
 // llama.cpp Q4_0, and 3-bit per output channel, where differences are larger.
@@ -8,6 +10,7 @@
 // multiple-choice tasks (lm-evaluation-harness style acc / acc_norm).
 import type { Experiment, RunDef, RunResult } from './types.js';
 import { summarize } from '../report/table.js';
+import { presetOf } from '../train/freeze-auto.js';
 
 export const OV_QUANTIZERS = [
   { key: 'w4-channel', title: '4-bit weights, per output channel (w4-channel)' },
@@ -27,6 +30,7 @@ function runs(): RunDef[] {
       { key: `rtn-${q}`, label: 'RTN', family: 'rtn', method: { kind: 'rtn', preset: q }, groups: [q] },
       { key: `qat-${q}`, label: 'KD-QAT', family: 'qat', method: { kind: 'qat', preset: q, losses: KD }, groups: [q] },
       { key: `qat-ov-${q}`, label: 'KD-QAT + ov-freeze', family: 'qat-ov', method: { kind: 'qat', preset: q, losses: KD, freeze: 'ov' }, groups: [q] },
+      { key: `qat-auto-${q}`, label: 'KD-QAT + auto-freeze', family: 'qat-auto', method: { kind: 'qat', preset: q, losses: KD, freeze: 'auto' }, groups: [q] },
     );
   }
   return out;
@@ -42,6 +46,14 @@ export function fractionRecovered(pplFp: number, pplRtn: number, pplQat: number)
   return (pplRtn - pplQat) / (pplRtn - pplFp);
 }
 
+/** What --freeze auto chose for one seed, naming the preset it equals (ov). */
+function choice(patterns: string[] | undefined): string {
+  if (!patterns) return '(not recorded)';
+  if (patterns.length === 0) return 'nothing';
+  const preset = presetOf(patterns, 'llama');
+  return `${patterns.join(', ')}${preset ? ` (= ${preset})` : ''}`;
+}
+
 function derive(results: Map<string, RunResult[]>): Record<string, string[]> {
   const notes: Record<string, string[]> = {};
   const ppl = (key: string): number | undefined => results.get(key)?.[0]?.metrics.ppl;
@@ -49,12 +61,16 @@ function derive(results: Map<string, RunResult[]>): Record<string, string[]> {
   for (const { key: q } of OV_QUANTIZERS) {
     const rtn = ppl(`rtn-${q}`);
     notes[q] = [];
+    const auto = results.get(`qat-auto-${q}`) ?? [];
+    if (auto.length) {
+      notes[q].push(`auto-freeze chose: ${auto.map((r) => `seed ${r.seed}: ${choice(r.freeze_auto)}`).join('; ')}`);
+    }
     if (fp === undefined || rtn === undefined) continue;
     if (!(rtn > fp)) {
       notes[q].push(`RTN perplexity ${rtn.toFixed(2)} is not above the teacher's ${fp.toFixed(2)}: there is no loss to recover`);
       continue;
     }
-    for (const [fam, name] of [['qat', 'KD-QAT'], ['qat-ov', 'KD-QAT + ov-freeze']]) {
+    for (const [fam, name] of [['qat', 'KD-QAT'], ['qat-ov', 'KD-QAT + ov-freeze'], ['qat-auto', 'KD-QAT + auto-freeze']]) {
       const rs = results.get(`${fam}-${q}`);
       if (!rs?.length) continue;
       for (const r of rs) r.metrics.recovered = fractionRecovered(fp, rtn, r.metrics.ppl);
@@ -69,7 +85,7 @@ function derive(results: Map<string, RunResult[]>): Record<string, string[]> {
 
 export const OV_FREEZE: Experiment = {
   name: 'ov-freeze',
-  description: "paper A: RTN vs KD-QAT vs KD-QAT + ov-freeze on the SOTU LLaMA teacher (w4-channel, w4-channel-lsq, q4_0, w3-channel)",
+  description: "paper A: RTN vs KD-QAT vs KD-QAT + ov-freeze vs KD-QAT + auto-freeze on the SOTU LLaMA teacher (w4-channel, w4-channel-lsq, q4_0, w3-channel)",
   arch: 'llama',
   teacher: 'teachers/llama-sotu',
   groups: OV_QUANTIZERS,

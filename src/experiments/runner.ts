@@ -26,7 +26,7 @@ export interface MethodRunner {
   qat(o: {
     teacher: string; method: Extract<Method, { kind: 'qat' }>; settings: ReproSettings;
     seed: number; runDir: string; reporter: Reporter;
-  }): { modelDir: string; log?: string };
+  }): { modelDir: string; log?: string; freezeAuto?: { patterns: string[]; file: string } };
   /** The measurements of a model directory. */
   evaluate(modelDir: string, progress: (what: string, done: number, total: number) => void): Record<string, number>;
 }
@@ -170,6 +170,7 @@ export function runExperiment(exp: Experiment, o: RunOptions, methods: MethodRun
     fs.rmSync(runDir, { recursive: true, force: true }); // an interrupted run starts over
     fs.mkdirSync(runDir, { recursive: true });
     const files: Record<string, string> = {};
+    let freezeAuto: string[] | undefined;
     const tm = performance.now();
     io.log(`${tag}: ${describe(r.method)}`);
     let modelDir = o.settings.teacher;
@@ -179,6 +180,10 @@ export function runExperiment(exp: Experiment, o: RunOptions, methods: MethodRun
       const res = methods.qat({ teacher: o.settings.teacher, method: r.method, settings: o.settings, seed, runDir, reporter: io.reporter(`${r.key} s${seed}`) });
       modelDir = res.modelDir;
       if (res.log) files.log = path.relative(o.out, res.log);
+      if (res.freezeAuto) {
+        freezeAuto = res.freezeAuto.patterns;
+        files.freeze_auto = path.relative(o.out, res.freezeAuto.file);
+      }
     }
     if (r.method.kind !== 'teacher') files.student = path.relative(o.out, modelDir);
     const methodSeconds = (performance.now() - tm) / 1000;
@@ -188,7 +193,7 @@ export function runExperiment(exp: Experiment, o: RunOptions, methods: MethodRun
     for (const [k, v] of Object.entries(metrics)) {
       if (!Number.isFinite(v)) throw new Error(`${tag}: ${k} is ${v}; the run in ${runDir} is broken (see its log); nothing was recorded for it`);
     }
-    const result: RunResult = { run: r.key, seed, metrics, seconds: { method: methodSeconds, eval: (performance.now() - te) / 1000 }, files };
+    const result: RunResult = { run: r.key, seed, metrics, seconds: { method: methodSeconds, eval: (performance.now() - te) / 1000 }, files, ...(freezeAuto ? { freeze_auto: freezeAuto } : {}) };
     atomicWrite(file, false, (w) => w(JSON.stringify(result, null, 2) + '\n'));
     io.log(`${tag}: done in ${(result.seconds.method + result.seconds.eval).toFixed(1)} s: ${headline(exp, metrics)}`);
   }

@@ -11,7 +11,7 @@ export type Method =
   /** Post-training round-to-nearest with a QUANT_PRESETS entry (`kdqat quantize`). */
   | { kind: 'rtn'; preset: string }
   /** KD-QAT (`kdqat qat`) with a QUANT_PRESETS entry, loss weights (METHODS.md §3) and an
-   *  optional freeze preset (METHODS.md §4: 'ov'). */
+   *  optional freeze preset (METHODS.md §4: 'ov'; 'auto': a probe chooses, src/train/freeze-auto.ts). */
   | { kind: 'qat'; preset: string; losses: Record<string, number>; freeze?: string };
 
 export interface RunDef {
@@ -50,8 +50,10 @@ export interface RunResult {
   seed: number;
   metrics: Record<string, number>;
   seconds: { method: number; eval: number };
-  /** Files of the run worth pointing at (student dir, qat log), relative to OUT. */
+  /** Files of the run worth pointing at (student dir, qat log, freeze_auto.json), relative to OUT. */
   files: Record<string, string>;
+  /** --freeze auto: the patterns the probe chose for this seed ([] = nothing frozen). */
+  freeze_auto?: string[];
 }
 
 export interface Experiment {

@@ -5,11 +5,12 @@
 //   kdqat qat (summary.json + qat_log.jsonl): the command and config, its log, and a table of
 //     the teacher, the round-to-nearest student and the KD-QAT student (one run: n = 1).
 // and in both, the model files found under the directory (exports: .gguf, .onnx, .safetensors)
-// with their sizes. Anything else is refused with the files that were expected.
+// with their sizes, and the records of --freeze auto probes (freeze_auto.json) of its runs. Anything else is refused with the files that were expected.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSignalLog, type RunLog } from '../analysis/signal-log.js';
 import type { MetricSpec, Table, TableRow } from './table.js';
+import type { FreezeAutoRecord } from '../train/freeze-auto.js';
 
 export interface ReportLog extends RunLog {
   /** The run (reproduce: its key; qat: the directory's label) and seed. */
@@ -43,6 +44,15 @@ export interface ReportSource {
   tables: Table[];
   logs: ReportLog[];
   exports: ExportFile[];
+  /** --freeze auto: each run's and seed's probe record (OUT/freeze_auto.json). */
+  freezeAuto: FreezeAutoRun[];
+}
+
+export interface FreezeAutoRun {
+  run: string;
+  seed: number;
+  label: string;
+  record: FreezeAutoRecord;
 }
 
 const readJson = (file: string): Record<string, unknown> => {
@@ -102,7 +112,10 @@ function readReproduce(d: string, dir: string): ReportSource {
     return tables.length > 1 ? `${row.label} · ${q}` : row.label;
   };
   const logs: ReportLog[] = [];
+  const freezeAuto: FreezeAutoRun[] = [];
   for (const r of j.runs) {
+    const fa = r.files?.freeze_auto;
+    if (fa) freezeAuto.push({ run: r.run, seed: r.seed, label: labelOf(r.run), record: readJson(path.join(d, fa)) as unknown as FreezeAutoRecord });
     const log = r.files?.log;
     if (!log) continue;
     const f = path.join(d, log);
@@ -118,7 +131,7 @@ function readReproduce(d: string, dir: string): ReportSource {
   const settings = j.settings ?? {};
   return {
     dir: d, label: path.basename(d), kind: 'reproduce', experiment: j.experiment, description: j.description ?? '',
-    command: j.command ?? [], settings, seeds: j.seeds ?? [], facts, tables, logs,
+    command: j.command ?? [], settings, seeds: j.seeds ?? [], facts, tables, logs, freezeAuto,
     exports: findExports(d, typeof settings.teacher === 'string' ? settings.teacher : null),
   };
 }
@@ -178,6 +191,8 @@ function readQat(d: string, dir: string): ReportSource {
     command: s.command ?? [], settings: s.config, seeds: [Number(s.config.seed ?? 0)], facts, tables,
     logs: [{ run: label, seed: Number(s.config.seed ?? 0), label, file: log, entries: readSignalLog(log) }],
     exports: findExports(d, teacher),
+    freezeAuto: fs.existsSync(path.join(d, 'freeze_auto.json'))
+      ? [{ run: label, seed: Number(s.config.seed ?? 0), label, record: readJson(path.join(d, 'freeze_auto.json')) as unknown as FreezeAutoRecord }] : [],
   };
 }
 

@@ -6,8 +6,9 @@ import { comparisonSection } from './sections/comparison.js';
 import { lossSection } from './sections/loss.js';
 import { evaluationSection } from './sections/evaluation.js';
 import { signalSection } from './sections/signal.js';
+import { freezeAutoSection } from './sections/freeze-auto.js';
 import { exportsSection } from './sections/exports.js';
 
 export const SECTIONS: readonly Section[] = [
-  settingsSection, comparisonSection, lossSection, evaluationSection, signalSection, exportsSection,
+  settingsSection, comparisonSection, lossSection, evaluationSection, freezeAutoSection, signalSection, exportsSection,
 ];

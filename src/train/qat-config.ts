@@ -1,5 +1,7 @@
 // Settings of a KD-QAT run (`kdqat qat`), their defaults and checks, and the --loss syntax.
 import { UsageError } from './usage.js';
+import { PROBE_STEPS, parseFreezeAuto } from './freeze-auto.js';
+
 export interface QatConfig {
   /** Teacher model directory (absolute). */
   teacher: string;
@@ -13,8 +15,14 @@ export interface QatConfig {
   /** Loss weights, 'pred=1,rep=1,attn_map=1'. */
   loss: string;
   tau: number;
-  /** '', a preset (ov) or comma-separated name patterns. */
+  /** '', a preset (ov), comma-separated name patterns, or `auto` / `auto:R` (a probe chooses:
+   *  src/train/freeze-auto.ts). */
   freeze: string;
+  /** --freeze auto: the probe's KD-QAT steps. */
+  freezeProbeSteps: number;
+  /** Written by the run, not given: the `auto…` spec whose probe chose `freeze` (then the
+   *  resolved patterns, so a --resume does not probe again); '' otherwise. */
+  freezeAuto: string;
   /** Start the student from this model directory instead of the teacher's weights. */
   studentInit: string;
   steps: number;
@@ -52,7 +60,7 @@ export interface QatConfig {
 export const BF16_MODES = ['off', 'teacher', 'all'] as const;
 
 export const QAT_DEFAULTS: QatConfig = {
-  teacher: '', data: '', task: '', dev: '', quant: 'w4-channel', loss: 'pred=1', tau: 1, freeze: '', studentInit: '',
+  teacher: '', data: '', task: '', dev: '', quant: 'w4-channel', loss: 'pred=1', tau: 1, freeze: '', freezeProbeSteps: PROBE_STEPS, freezeAuto: '', studentInit: '',
   steps: 200, lr: 1e-4, warmup: 10, batch: 8, seqLen: 0, accumulate: 1, clip: 1, weightDecay: 0,
   evalEvery: 50, keepBest: false, evalWindows: 32, logEvery: 10, saveEvery: 50, seed: 0, cacheTeacher: '',
   cacheTeacherTopk: 0,
@@ -67,6 +75,10 @@ export function checkQatConfig(c: QatConfig): void {
   for (const k of ['steps', 'batch', 'accumulate', 'logEvery'] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 1) throw new UsageError(`${flag(k)} must be a positive integer, got ${c[k]}`);
   }
+  if (c.freezeProbeSteps !== undefined && (!Number.isInteger(c.freezeProbeSteps) || c.freezeProbeSteps < 1)) {
+    throw new UsageError(`--freeze-probe-steps must be a positive integer, got ${c.freezeProbeSteps}`);
+  }
+  parseFreezeAuto(c.freeze ?? '');
   for (const k of ['warmup', 'seqLen', 'evalEvery', 'evalWindows', 'saveEvery', 'seed', 'cacheTeacherTopk'] as const) {
     if (k === 'cacheTeacherTopk' && c[k] === undefined) continue; // a checkpoint from before the option
     if (!Number.isInteger(c[k]) || c[k] < 0) throw new UsageError(`${flag(k)} must be a non-negative integer, got ${c[k]}`);

@@ -41,6 +41,7 @@ import { cleanUpOnFailure, writeJsonAtomic } from './outdir.js';
 import { crashPoint } from '../io/test-hooks.js';
 import { checkNotInput } from '../io/outputs.js';
 import { cacheFrozen, freeze, type FreezeResult } from './freeze.js';
+import { FREEZE_AUTO_FILE, PROBE_STEPS, parseFreezeAuto, probeFreeze, readFreezeAuto, type FreezeAutoRecord } from './freeze-auto.js';
 import { decoderData, encoderData, epochBatches, sliceRows, termShares, type QatBatch, type QatData, type RankBatch, type ShareBatch } from './qat-data.js';
 import { rankRows, type Distributed } from './distributed.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
@@ -81,6 +82,8 @@ export interface QatSummary {
   /** Decoder: (ppl_rtn − ppl_qat) / (ppl_rtn − ppl_teacher), the part of the loss recovered. */
   recovered: number | null;
   frozen: string[];
+  /** --freeze auto: the probe's choice and evidence (OUT/freeze_auto.json). */
+  freeze_auto?: FreezeAutoRecord;
   trainable_parameters: number;
   quantized_weights: number;
   /** topk: --cache-teacher-topk (0: full logits). */
@@ -165,15 +168,18 @@ export function runQat(run: QatRun): QatSummary {
 // Each step takes what it needs and returns what the next ones use.
 function qat(run: QatRun): QatSummary {
   const session = openSession(run, run.config, { hint: '; run without --resume (and with --force) to start over' });
-  const { out, dist, lead, config: c } = session;
+  const { out, dist, lead } = session;
+  let c = session.config;
   checkQatConfig(c);
   const prec = precisions(c);
   const say = (m: string): void => run.reporter?.message(m);
 
   // Everything that can be wrong is checked before --force clears an old run out of the way.
-  const m = buildModels(c);
-  const data = qatDataOf(c, m);
-  checkDistributed(c, m, data, dist);
+  if (!session.ckpt && c.freezeAuto) throw new UsageError(`freezeAuto ${JSON.stringify(c.freezeAuto)}: is written by the run, not given; use --freeze auto`);
+  const auto = parseFreezeAuto(c.freeze);
+  const built = buildModels(c, !auto);
+  const data = qatDataOf(c, built);
+  checkDistributed(c, built, data, dist);
   session.checkRanks('qat');
   const inputs = [
     { flag: '--teacher', path: c.teacher }, { flag: '--student-init', path: c.studentInit }, { flag: '--quant', path: c.quant },
@@ -181,6 +187,20 @@ function qat(run: QatRun): QatSummary {
   ];
   if (c.cacheTeacher) checkNotInput('--cache-teacher', c.cacheTeacher, inputs);
   session.prepareOutDir(inputs);
+  // --freeze auto (src/train/freeze-auto.ts): a probe on a copy of the student chooses; the run's
+  // config then holds the chosen patterns (checkpointed: a --resume does not probe again).
+  const probe = auto ? probeFreeze({
+    arch: built.arch, student: built.student, teacher: built.teacher, prepared: built.prepared, data, weights: built.weights, tau: c.tau,
+    steps: c.freezeProbeSteps ?? PROBE_STEPS, ratio: auto.ratio, teacherPrec: prec.teacher, studentPrec: prec.student, say,
+    run: { seed: c.seed, batch: c.batch, lr: c.lr, warmup: c.warmup, totalSteps: c.steps, weightDecay: c.weightDecay, clip: c.clip },
+  }) : null;
+  if (probe) {
+    c = { ...c, freeze: probe.patterns.join(','), freezeAuto: c.freeze };
+    session.update(c);
+    if (lead) writeJsonAtomic(path.join(out, FREEZE_AUTO_FILE), probe);
+  }
+  const m: Models = { ...built, frozen: built.frozen ?? freeze(c.freeze, built.arch, built.student.params, built.prepared.quantParams) };
+  const freezeAuto = c.freezeAuto && lead ? probe ?? readFreezeAuto(out) : undefined;
 
   const t = trainables(m);
   const capture = captureFor(m.weights, m.arch);
@@ -219,7 +239,7 @@ function qat(run: QatRun): QatSummary {
   const final = full ? evaluate(t.weight, Infinity, { onBatch: progress(say, 'KD-QAT student') }) : {};
   if (full) say(`final: ${fmt(final)} (teacher ${fmt(base.teacher)}; RTN ${fmt(base.rtn)})`);
   if (lead) writeStudent(out, m.student, m.prepared, c.teacher, m.teacherDir);
-  const summary = summarize(run, session, { m, t, metric, base, final, best: keep.best(), cache: teacher.cache, result });
+  const summary = summarize(run, session, { m, t, metric, base, final, best: keep.best(), cache: teacher.cache, result, freezeAuto });
   crashPoint('summary');
   if (lead) writeJsonAtomic(path.join(out, 'summary.json'), summary);
   return summary;
@@ -259,7 +279,11 @@ interface Models {
   topk: number;
 }
 
-function buildModels(c: QatConfig): Models {
+/** Models before --freeze auto has chosen (frozen: null). */
+type Built = Omit<Models, 'frozen'> & { frozen: FreezeResult | null };
+
+/** `applyFreeze` false: --freeze auto, whose probe chooses later (frozen null). */
+function buildModels(c: QatConfig, applyFreeze: boolean): Built {
   const { loaded: teacherDir, tok } = loadTeacher(c.teacher);
   const arch = teacherDir.arch;
   const rec = archOf(teacherDir.hf);
@@ -278,12 +302,12 @@ function buildModels(c: QatConfig): Models {
   const topk = c.cacheTeacherTopk ?? 0;
   if (topk && rec.kind !== 'decoder') throw new UsageError(`--cache-teacher-topk ${topk}: top-K logits are for a decoder teacher's token logits; ${c.teacher} is a ${rec.label} classifier`);
   if (topk >= teacher.config.vocabSize) throw new UsageError(`--cache-teacher-topk ${topk} must be below the teacher's vocab_size ${teacher.config.vocabSize} (0 keeps the full logits)`);
-  const frozen = freeze(c.freeze, arch, student.params, prepared.quantParams);
+  const frozen = applyFreeze ? freeze(c.freeze, arch, student.params, prepared.quantParams) : null;
   return { teacherDir, tok, arch, rec, teacher, student, prepared, frozen, weights, topk };
 }
 
 /** The training (and validation) windows of a decoder teacher, or the examples of a classifier's. */
-function qatDataOf(c: QatConfig, m: Models): QatData {
+function qatDataOf(c: QatConfig, m: Built): QatData {
   const { rec, teacher, tok } = m;
   const maxPos = teacher.config.maxPositionEmbeddings;
   const seqLen = c.seqLen || Math.min(128, maxPos);
@@ -303,7 +327,7 @@ function qatDataOf(c: QatConfig, m: Models): QatData {
 }
 
 /** What a run on several ranks cannot do. */
-function checkDistributed(c: QatConfig, m: Models, data: QatData, dist: Distributed): void {
+function checkDistributed(c: QatConfig, m: Built, data: QatData, dist: Distributed): void {
   if (c.batch < dist.size) throw new UsageError(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
 }
 
@@ -392,7 +416,7 @@ function keepBest(c: QatConfig, m: Models, session: Session<QatConfig>, metric: 
 
 function summarize(run: QatRun, session: Session<QatConfig>, r: {
   m: Models; t: Trainables; metric: string; base: Baselines; final: Record<string, number>; best: QatBest | null;
-  cache: TeacherCache | null; result: LoopResult;
+  cache: TeacherCache | null; result: LoopResult; freezeAuto?: FreezeAutoRecord;
 }): QatSummary {
   const { m, t, metric, base, final, result } = r;
   const { dist } = session;
@@ -401,7 +425,7 @@ function summarize(run: QatRun, session: Session<QatConfig>, r: {
   const perStep = (s: number): number => Math.round(1e6 * s / Math.max(1, result.step - result.startStep)) / 1e3;
   return {
     arch: m.arch, steps: result.step, metric, teacher: base.teacher, rtn: base.rtn, final, best: r.best, recovered,
-    frozen: [...m.frozen.params, ...m.frozen.quantParams], trainable_parameters: [...t.trainable].reduce((n, k) => n + t.params.get(k)!.size, 0),
+    frozen: [...m.frozen.params, ...m.frozen.quantParams], ...(r.freezeAuto ? { freeze_auto: r.freezeAuto } : {}), trainable_parameters: [...t.trainable].reduce((n, k) => n + t.params.get(k)!.size, 0),
     quantized_weights: m.prepared.quantized.size,
     teacher_cache: r.cache ? { dir: r.cache.dir, hits: r.cache.hits, misses: r.cache.misses, topk: m.topk } : null,
     tokens_seen: result.tokensSeen,

@@ -49,7 +49,7 @@ export type TrainSpec<B> = Omit<LoopOptions<B>, 'optimizer' | 'lr' | 'resume' | 
 
 export interface Session<C> {
   readonly out: string;
-  /** The run's settings: the given ones, or on --resume the checkpoint's. */
+  /** The run's settings: the given ones, or on --resume the checkpoint's (then `update`d). */
   readonly config: C;
   readonly ckpt: Checkpoint | undefined;
   readonly dist: Distributed;
@@ -59,6 +59,9 @@ export interface Session<C> {
   readonly t0: number;
   /** A value the runner stored in the checkpoint's extra state (undefined: a new run). */
   saved<T>(key: string): T | undefined;
+  /** Settings the run resolves while it runs (--freeze auto's choice) replace the given ones:
+   *  the checkpoints and `config` then hold them, so a --resume does not resolve them again. */
+  update(config: C): void;
   /** --resume on another rank count than the checkpoint's is refused (bitwise reproducibility). */
   checkRanks(command: string): void;
   /** Prepares --out for a new run (lead rank only; after every input has been checked). */
@@ -79,11 +82,13 @@ export function openSession<C>(run: SessionRun, config: C, o: { hint: string }):
   const ckptDir = run.resume ? resumeCheckpoint(out) : null;
   if (run.resume && !ckptDir) throw new Error(`--out ${out}: has no checkpoint/ to resume from${o.hint}`);
   const ckpt = ckptDir ? readCheckpoint(ckptDir) : undefined;
-  const c = ckpt ? (ckpt.state.config as unknown as C) : config;
+  let c = ckpt ? (ckpt.state.config as unknown as C) : config;
   const dist = run.dist ?? SINGLE;
   const lead = dist.rank === 0;
   return {
-    out, config: c, ckpt, dist, lead, t0,
+    out, ckpt, dist, lead, t0,
+    get config() { return c; },
+    update(config) { c = config; },
     saved: <T>(key: string) => ckpt?.state.extra[key] as T | undefined,
     checkRanks(command) {
       const ranksBefore = (ckpt?.state.extra.ranks as number | undefined) ?? 1;

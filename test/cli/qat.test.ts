@@ -18,7 +18,7 @@ it('kdqat qat --help lists the options and examples', async () => {
   try { await kdqat('qat', '--help'); } finally { process.stdout.write = write; }
   for (const flag of ['--teacher', '--data', '--task', '--quant', '--loss', '--tau', '--freeze', '--steps', '--lr', '--warmup', '--batch',
     '--seq-len', '--accumulate', '--clip', '--eval-every', '--log-every', '--save-every', '--seed', '--threads', '--out', '--force',
-    '--resume', '--config', '--cache-teacher']) assert.ok(text.includes(flag), flag);
+    '--resume', '--config', '--cache-teacher', '--freeze-probe-steps']) assert.ok(text.includes(flag), flag);
   assert.match(text, /Examples:[\s\S]*--freeze ov/);
 });
 
@@ -70,5 +70,32 @@ it('kdqat qat writes a student that kdqat eval loads (quantized and latent weigh
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /--quant w4-g24: neither a preset/);
   assert.ok(!fs.existsSync(path.join(root, 'bad')));
+  fs.rmSync(root, { recursive: true });
+});
+
+it('kdqat qat --freeze auto from a --config file: the probe writes freeze_auto.json; --resume with the same settings does not probe again', async () => {
+  const root = tmpDir('cli-qat-auto');
+  const teacher = llamaTeacher(root);
+  const out = path.join(root, 'run');
+  const cfg = path.join(root, 'auto.json');
+  fs.writeFileSync(cfg, JSON.stringify({ teacher: teacher.dir, data: teacher.text, freeze: 'auto', 'freeze-probe-steps': 3, steps: 4, 'seq-len': 32, batch: 4, 'save-every': 2, 'eval-every': 0, 'eval-windows': 2 }));
+  const r = await kdqat('qat', '--config', cfg, '--out', out, '--threads', '1');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /--freeze auto: probed 14 modules in 3 steps \+ 8 curvature vectors/);
+  const rec = JSON.parse(fs.readFileSync(path.join(out, 'freeze_auto.json'), 'utf8'));
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+  assert.equal(summary.config.freeze, rec.patterns.join(','));
+  assert.equal(summary.config.freezeAuto, 'auto');
+  assert.equal(summary.config.freezeProbeSteps, 3);
+  // The same command with --resume: the checkpoint holds the chosen patterns; no second probe.
+  const resumed = await kdqat('qat', '--config', cfg, '--out', out, '--threads', '1', '--resume');
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.doesNotMatch(resumed.stderr, /--freeze auto: probed/);
+  const other = await kdqat('qat', '--out', out, '--resume', '--freeze', 'ov');
+  assert.equal(other.code, 1);
+  assert.match(other.stderr, /--resume: --freeze "ov" differs from the checkpoint's/);
+  const bad = await kdqat('qat', '--config', cfg, '--freeze', 'auto:0.5', '--out', path.join(root, 'bad'));
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--freeze auto:0\.5: the ratio in auto:R must be a number > 1/);
   fs.rmSync(root, { recursive: true });
 });

@@ -27,14 +27,14 @@ interface ResultsJson {
   settings: Record<string, unknown>;
   seeds: number[];
   tables: { title: string; rows: { key: string; metrics: Record<string, { mean: number; std: number | null; n: number; values: { seed: number; value: number }[] }> }[] }[];
-  runs: { run: string; seed: number; metrics: Record<string, number>; seconds: { method: number; eval: number }; files: Record<string, string> }[];
+  runs: { run: string; seed: number; metrics: Record<string, number>; seconds: { method: number; eval: number }; files: Record<string, string>; freeze_auto?: string[] }[];
 }
 const readJson = (f: string): ResultsJson => JSON.parse(fs.readFileSync(f, 'utf8'));
 
 test('reproduce ov-freeze --quick: 2 seeds: every row, per-seed values, students, QAT logs; rerun skips', async () => {
   const out = path.join(fx.root, 'ov');
   // (KD-QAT + ov-freeze runs in the demo test.)
-  const args = ['reproduce', 'ov-freeze', '--quick', '--teacher', fx.llama, '--out', out, '--only', 'teacher,rtn-w4-channel,qat-w4-channel', '--threads', '2'];
+  const args = ['reproduce', 'ov-freeze', '--quick', '--teacher', fx.llama, '--out', out, '--only', 'teacher,rtn-w4-channel,qat-w4-channel,qat-auto-w4-channel', '--threads', '2'];
   const r = kdqat(...args);
   assert.equal(r.code, 0, r.stderr);
   const j = readJson(path.join(out, 'results.json'));
@@ -44,9 +44,9 @@ test('reproduce ov-freeze --quick: 2 seeds: every row, per-seed values, students
   assert.equal(j.settings.steps, 2);
   assert.equal(j.tables.length, 1, 'only the quantizer that ran gets a table');
   const rows = j.tables[0].rows;
-  assert.deepEqual(rows.map((x) => x.key), ['teacher', 'rtn-w4-channel', 'qat-w4-channel', 'qat-ov-w4-channel']);
+  assert.deepEqual(rows.map((x) => x.key), ['teacher', 'rtn-w4-channel', 'qat-w4-channel', 'qat-ov-w4-channel', 'qat-auto-w4-channel']);
   // The teacher and RTN are deterministic: one run; KD-QAT: one per seed.
-  assert.deepEqual(rows.map((x) => x.metrics.ppl?.n ?? 0), [1, 1, 2, 0]);
+  assert.deepEqual(rows.map((x) => x.metrics.ppl?.n ?? 0), [1, 1, 2, 0, 2]);
   assert.deepEqual(rows[3].metrics, {}, 'a run not done has an empty row');
   for (const row of rows.slice(0, 3)) {
     for (const k of ['ppl', 'cont_acc', 'cont_acc_norm', 'wn_acc', 'wn_acc_norm']) assert.ok(row.metrics[k], `${row.key}: ${k}`);
@@ -76,6 +76,18 @@ test('reproduce ov-freeze --quick: 2 seeds: every row, per-seed values, students
   const md = fs.readFileSync(path.join(out, 'results.md'), 'utf8');
   assert.match(md, /\| KD-QAT \| [\d.]+ ± [\d.]+ \|/);
   assert.match(md, /\| KD-QAT \+ ov-freeze \| — \|/);
+  assert.match(md, /\| KD-QAT \+ auto-freeze \| [\d.]+ ± [\d.]+ \|/);
+  // --freeze auto: what the probe chose, per seed, in results.json and in the notes.
+  const autoRuns = j.runs.filter((x) => x.run === 'qat-auto-w4-channel');
+  assert.deepEqual(autoRuns.map((x) => x.seed), [0, 1]);
+  for (const x of autoRuns) {
+    const rec = JSON.parse(fs.readFileSync(path.join(out, x.files.freeze_auto), 'utf8'));
+    assert.deepEqual(x.freeze_auto, rec.patterns, `seed ${x.seed}`);
+    assert.equal(rec.probe.steps, 2, 'the probe is no longer than the --quick run');
+  }
+  const said = (p: string[]): string => (p.length ? p.join(', ') : 'nothing');
+  assert.ok(md.includes(`auto-freeze chose: seed 0: ${said(autoRuns[0].freeze_auto!)}`), md);
+  assert.ok(md.includes(`seed 1: ${said(autoRuns[1].freeze_auto!)}`), md);
   assert.match(md, /\| method \| valid ppl ↓ \|/);
   assert.match(r.stdout, /FP teacher/);
 
@@ -83,7 +95,7 @@ test('reproduce ov-freeze --quick: 2 seeds: every row, per-seed values, students
   const mtime = fs.statSync(path.join(out, 'runs', 'qat-w4-channel', '0', 'result.json')).mtimeMs;
   const again = kdqat(...args);
   assert.equal(again.code, 0, again.stderr);
-  assert.equal((again.stderr.match(/finished earlier, kept/g) ?? []).length, 4);
+  assert.equal((again.stderr.match(/finished earlier, kept/g) ?? []).length, 6);
   assert.doesNotMatch(again.stderr, /KD-QAT with/);
   assert.equal(fs.statSync(path.join(out, 'runs', 'qat-w4-channel', '0', 'result.json')).mtimeMs, mtime);
   assert.deepEqual(readJson(path.join(out, 'results.json')).tables, j.tables);
@@ -92,7 +104,7 @@ test('reproduce ov-freeze --quick: 2 seeds: every row, per-seed values, students
   fs.rmSync(path.join(out, 'runs', 'qat-w4-channel', '1', 'result.json'));
   const resumed = kdqat(...args);
   assert.equal(resumed.code, 0, resumed.stderr);
-  assert.equal((resumed.stderr.match(/finished earlier, kept/g) ?? []).length, 3);
+  assert.equal((resumed.stderr.match(/finished earlier, kept/g) ?? []).length, 5);
   assert.match(resumed.stderr, /qat-w4-channel seed 1: KD-QAT with w4-channel, loss pred\n/);
 
   // Other settings into the same directory: refused, nothing touched; --force starts over.

@@ -31,15 +31,17 @@ test('every run names a real preset and real loss terms; keys are unique and dir
   }
 });
 
-test('ov-freeze: FP, RTN, KD-QAT, KD-QAT + ov per quantizer (w4-channel, w4-channel-lsq, q4_0, w3-channel); logits loss only', () => {
+test('ov-freeze: FP, RTN, KD-QAT, KD-QAT + ov, KD-QAT + auto per quantizer (w4-channel, w4-channel-lsq, q4_0, w3-channel); logits loss only', () => {
   const runs = OV_FREEZE.runs(settings(OV_FREEZE));
-  assert.equal(runs.length, 1 + 4 * 3);
+  assert.equal(runs.length, 1 + 4 * 4);
   for (const q of ['w4-channel', 'w4-channel-lsq', 'q4_0', 'w3-channel']) {
     const inGroup = runs.filter((r) => r.groups.includes(q)).map((r) => r.family);
-    assert.deepEqual(inGroup, ['teacher', 'rtn', 'qat', 'qat-ov']);
+    assert.deepEqual(inGroup, ['teacher', 'rtn', 'qat', 'qat-ov', 'qat-auto']);
   }
   const ov = runs.find((r) => r.key === 'qat-ov-q4_0')!;
   assert.deepEqual(ov.method, { kind: 'qat', preset: 'q4_0', losses: { pred: 1 }, freeze: 'ov' });
+  assert.deepEqual(runs.find((r) => r.key === 'qat-auto-q4_0')!.method, { kind: 'qat', preset: 'q4_0', losses: { pred: 1 }, freeze: 'auto' });
+  assert.ok(OV_FREEZE.defaults.seeds >= 3, 'at least 3 seeds by default');
   // The demo is the w4-channel-lsq table of ov-freeze, one seed.
   assert.deepEqual(DEMO.runs(settings(DEMO)).map((r) => r.key), ['teacher', 'rtn-w4-channel-lsq', 'qat-w4-channel-lsq', 'qat-ov-w4-channel-lsq']);
   assert.equal(DEMO.defaults.seeds, 1);
@@ -58,11 +60,11 @@ test('attn-kd: twn-a8 everywhere; the unified sweep fixes one coefficient at 1',
 test('--only: by run, method or quantizer (a quantizer brings the teacher); unknown names listed', () => {
   const all = OV_FREEZE.runs(settings(OV_FREEZE));
   const keys = (only: string[]): string[] => selectRuns(all, only, OV_FREEZE).map((r) => r.key);
-  assert.deepEqual(keys(['q4_0']), ['teacher', 'rtn-q4_0', 'qat-q4_0', 'qat-ov-q4_0']);
+  assert.deepEqual(keys(['q4_0']), ['teacher', 'rtn-q4_0', 'qat-q4_0', 'qat-ov-q4_0', 'qat-auto-q4_0']);
   assert.deepEqual(keys(['qat-ov']), ['qat-ov-w4-channel', 'qat-ov-w4-channel-lsq', 'qat-ov-q4_0', 'qat-ov-w3-channel']);
   assert.deepEqual(keys(['rtn-w3-channel', 'teacher']), ['teacher', 'rtn-w3-channel']);
   assert.equal(keys([]).length, all.length);
-  assert.throws(() => keys(['qat', 'w5']), /--only w5: no such run; .*name a method: teacher, rtn, qat, qat-ov/);
+  assert.throws(() => keys(['qat', 'w5']), /--only w5: no such run; .*name a method: teacher, rtn, qat, qat-ov, qat-auto/);
 });
 
 test('seeds: a count or a list; deterministic runs once', () => {

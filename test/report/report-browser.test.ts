@@ -75,7 +75,7 @@ test('demo writes report.html; kdqat report of a demo and a qat run renders in C
   assert.match(fs.readFileSync(path.join(demo, 'report.html'), 'utf8'), /<td class="l">KD-QAT \+ ov-freeze<\/td>/);
 
   const qat = path.join(fx.root, 'qat-w4');
-  const q = kdqat('qat', '--teacher', fx.llama, '--data', smallTextFile(fx.root), '--quant', 'w4-g32', '--freeze', 'ov', '--steps', '8',
+  const q = kdqat('qat', '--teacher', fx.llama, '--data', smallTextFile(fx.root), '--quant', 'w4-g32', '--freeze', 'auto', '--freeze-probe-steps', '4', '--steps', '8',
     '--eval-every', '2', '--eval-windows', '2', '--log-every', '1', '--batch', '2', '--seq-len', '16', '--lr', '1e-3', '--save-every', '4', '--out', qat);
   assert.equal(q.code, 0, q.stderr);
   const e = kdqat('export', '--model', path.join(qat, 'student'), '--format', 'gguf', '--out', path.join(qat, 'student.gguf'));
@@ -121,6 +121,18 @@ test('demo writes report.html; kdqat report of a demo and a qat run renders in C
     }
   }
   assert.equal(marks(dom.getElementById('fig-signal-grad_norm-steps-0')!).rects, values);
+  // --freeze auto: the probe's evidence as five layer × kind tables (2 layers × 7 kinds), its
+  // choice in words, the frozen kinds marked; the tables are laid out (the browser gave them size).
+  const rec = JSON.parse(fs.readFileSync(path.join(qat, 'freeze_auto.json'), 'utf8'));
+  const fa = dom.getElementById('freeze-auto')!;
+  assert.ok(fa, 'the freeze-auto section');
+  const tables = [...fa.querySelectorAll('table.fauto')];
+  assert.equal(tables.length, 5);
+  for (const t of tables) {
+    assert.equal(t.querySelectorAll('td').length, 2 * 7, t.id);
+    assert.deepEqual([...t.querySelectorAll('th.frozen')].map((h) => h.textContent!.replace(' ❄', '')), rec.kinds.filter((k: { frozen: boolean }) => k.frozen).map((k: { kind: string }) => k.kind));
+  }
+  assert.match(fa.textContent ?? '', rec.patterns.length ? new RegExp(`Chosen: ${rec.patterns.join(', ').replace(/\./g, '\\.')}\\.`) : /Chosen: nothing\./);
   // The qat run's row of the comparison: its final perplexity from summary.json.
   const summary = JSON.parse(fs.readFileSync(path.join(qat, 'summary.json'), 'utf8'));
   const rows = [...dom.querySelectorAll('#comparison table.cmp tr')].map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent));

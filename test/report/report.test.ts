@@ -14,6 +14,7 @@ import { svgToPng } from '../../src/analysis/plots.js';
 import { MAX_COLUMNS, stepHeatmapFigure } from '../../src/analysis/plots-steps.js';
 import { kdqat, tmpDir } from '../cli/helpers.js';
 import { decodePng, inkOf } from './png.js';
+import { chooseFreeze, type FreezeAutoRecord, type ModuleSignals } from '../../src/train/freeze-auto.js';
 
 let root: string;
 before(() => { root = tmpDir('report-unit'); });
@@ -195,6 +196,64 @@ test('writing: refuses an existing --out without --force (untouched), replaces w
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /kdqat: .*empty: not a kdqat run directory/);
   assert.ok(!fs.existsSync(path.join(root, 'x.html')));
+});
+
+/** A --freeze auto record over 2 layers × KINDS, by the rule itself: v stands out in both layers. */
+function autoRecord(seed: number): FreezeAutoRecord {
+  const signals: ModuleSignals[] = [0, 1].flatMap((layer) => KINDS.map((kind, i) => ({
+    name: `model.layers.${layer}.self_attn.${kind}_proj.weight`, layer, kind,
+    grad_rel: kind === 'v' ? 0.5 : 0.01 * (i + 1 + seed), update_ratio: 1e-3 * (layer + 1), cross_rate: kind === 'k' ? null : 0.01 * (i + 1),
+    dhat_ms: 1e-4, hess_mean: 0.1 * (i + 1), hess_se: 0.01,
+  })));
+  return { ...chooseFreeze(signals, 2), probe: { steps: 6, vectors: 8, seed: 77, batch: 4, seconds: 1.5, student_passes: 22, teacher_passes: 6 } };
+}
+
+test('--freeze auto: the section shows the rule, the choice per seed, the probe cost and layer × kind heatmaps with the frozen kinds marked', () => {
+  // A qat run directory with freeze_auto.json.
+  const q = path.join(root, 'qat-auto');
+  fs.mkdirSync(q);
+  fs.writeFileSync(path.join(q, 'qat_log.jsonl'), logText(2));
+  const rec = autoRecord(0);
+  assert.deepEqual(rec.patterns, ['self_attn.v_proj']);
+  fs.writeFileSync(path.join(q, 'freeze_auto.json'), JSON.stringify(rec));
+  fs.writeFileSync(path.join(q, 'summary.json'), JSON.stringify({
+    arch: 'llama', steps: 2, metric: 'valid_ppl', teacher: {}, rtn: {}, final: {}, best: null, frozen: [],
+    config: { teacher: '/nowhere', quant: 'w4-channel', loss: 'pred=1', freeze: 'self_attn.v_proj', freezeAuto: 'auto', seed: 0 }, command: ['kdqat', 'qat'],
+  }));
+  const d = doc(reportHtml([readSource(q)]));
+  const sec = d.getElementById('freeze-auto')!;
+  assert.ok(sec, 'the section is there');
+  assert.match(sec.textContent ?? '', /Chosen: self_attn\.v_proj\./);
+  assert.match(sec.textContent ?? '', /Rule \(R = 2\): a module is flagged when/);
+  assert.match(sec.textContent ?? '', /Probe: 6 KD-QAT steps .* 22 student forward\+backward and 6 teacher forward passes, 1\.5 s/);
+  const tables = [...sec.querySelectorAll('table.fauto')];
+  assert.deepEqual(tables.map((t) => t.id), ['grad_rel', 'update_ratio', 'cross_rate', 'hess_mean', 'score'].map((k) => `fauto-0-0-${k}`));
+  for (const t of tables) {
+    // One cell per module: 2 layers × 4 kinds; the frozen kind's header marked.
+    assert.equal(t.querySelectorAll('td').length, 2 * KINDS.length, t.id);
+    assert.deepEqual([...t.querySelectorAll('th.frozen')].map((h) => h.textContent), ['v ❄'], t.id);
+  }
+  // Values as measured (— where not measured), and bold exactly where the rule flagged.
+  const grid = (id: string): string[][] => [...d.getElementById(id)!.querySelectorAll('tr')].slice(1).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? ''));
+  assert.deepEqual(grid('fauto-0-0-grad_rel')[0], ['0.0100', '0.0200', '0.500', '0.0400']);
+  assert.deepEqual(grid('fauto-0-0-cross_rate').map((r) => r[1]), ['—', '—']);
+  const bold = [...d.getElementById('fauto-0-0-score')!.querySelectorAll('td b')].length;
+  assert.equal(bold, rec.modules.filter((m) => m.flagged).length);
+  assert.ok(bold > 0);
+  // A reproduction: every seed's choice, the first seed's evidence; no record, no section.
+  const r = reproDir('repro-auto');
+  const j = JSON.parse(fs.readFileSync(path.join(r, 'results.json'), 'utf8'));
+  for (const seed of [1, 0]) {
+    const f = `runs/qat-auto-w4/${seed}/freeze_auto.json`;
+    fs.mkdirSync(path.join(r, path.dirname(f)), { recursive: true });
+    const x = autoRecord(seed);
+    fs.writeFileSync(path.join(r, f), JSON.stringify(seed === 1 ? { ...x, patterns: [] } : x));
+    j.runs.push({ run: 'qat-auto-w4', seed, files: { freeze_auto: f } });
+  }
+  fs.writeFileSync(path.join(r, 'results.json'), JSON.stringify(j));
+  const dr = doc(reportHtml([readSource(r)]));
+  assert.match(dr.getElementById('freeze-auto')!.textContent ?? '', /Chosen per seed: seed 0: self_attn\.v_proj; seed 1: nothing\. Evidence below: seed 0\./);
+  assert.equal(doc(reportHtml([readSource(reproDir('repro-plain'))])).getElementById('freeze-auto'), null);
 });
 
 test('the PNG decoder reads what resvg encodes: a crisp 20×10 red rectangle on white', () => {
