@@ -55,6 +55,7 @@ import { hutchinson } from '../analysis/hutchinson.js';
 import { AdamW, clipGradNorm } from './optim.js';
 import { learningRate } from './schedule.js';
 import { epochBatches, type QatBatch, type QatData } from './qat-data.js';
+import { UsageError } from './usage.js';
 
 /** --freeze-probe-steps default: enough AdamW steps for the moments to settle (β₁ = 0.9). */
 export const PROBE_STEPS = 32;
@@ -71,13 +72,13 @@ export function parseFreezeAuto(spec: string): { ratio: number } | null {
   const s = spec.trim();
   if (s !== 'auto' && !s.startsWith('auto:')) {
     if (s.split(',').some((x) => x.trim() === 'auto' || x.trim().startsWith('auto:'))) {
-      throw new Error(`--freeze ${spec}: 'auto' chooses the whole freeze set and cannot be combined with other patterns; give --freeze auto (or auto:R) alone`);
+      throw new UsageError(`--freeze ${spec}: 'auto' chooses the whole freeze set and cannot be combined with other patterns; give --freeze auto (or auto:R) alone`);
     }
     return null;
   }
   if (s === 'auto') return { ratio: AUTO_RATIO };
   const r = Number(s.slice(5));
-  if (!(r > 1) || !Number.isFinite(r)) throw new Error(`--freeze ${spec}: the ratio in auto:R must be a number > 1 (a multiple of the median), e.g. auto:2`);
+  if (!(r > 1) || !Number.isFinite(r)) throw new UsageError(`--freeze ${spec}: the ratio in auto:R must be a number > 1 (a multiple of the median), e.g. auto:2`);
   return { ratio: r };
 }
 

@@ -92,10 +92,10 @@ it('kdqat qat --freeze auto from a --config file: the probe writes freeze_auto.j
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.doesNotMatch(resumed.stderr, /--freeze auto: probed/);
   const other = await kdqat('qat', '--out', out, '--resume', '--freeze', 'ov');
-  assert.equal(other.code, 1);
+  assert.equal(other.code, 2); // a usage error (docs/cli.md)
   assert.match(other.stderr, /--resume: --freeze "ov" differs from the checkpoint's/);
   const bad = await kdqat('qat', '--config', cfg, '--freeze', 'auto:0.5', '--out', path.join(root, 'bad'));
-  assert.equal(bad.code, 1);
+  assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--freeze auto:0\.5: the ratio in auto:R must be a number > 1/);
   fs.rmSync(root, { recursive: true });
 });
