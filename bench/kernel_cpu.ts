@@ -1,0 +1,100 @@
+// CPU time per call of single kernels, one thread, for before/after comparisons of a kernel's
+// code paths on a machine shared with other work: process.cpuUsage() (user + system) around many
+// repetitions in one process counts this process's work only, so load from other processes
+// inflates it far less than wall time would (it still moves it: a busy core's caches and
+// frequency). Each case runs on the TypeScript reference and on the native kernel; run the script
+// once per KDQAT_ISA to compare SIMD paths (each run prints the path every family selected and the
+// load average at the start and end).
+// Usage: KDQAT_ISA=avx2 npx tsx bench/kernel_cpu.ts [case-substring ...]
+import { loadavg } from 'node:os';
+import { kernelOf } from '../src/tensor/registry.js';
+import { nativeIsaInfo, setThreads } from '../src/tensor/index.js';
+import { ReduceOp, UnOp } from '../src/tensor/kernels.js';
+import { Rng } from '../src/tensor/rng.js';
+
+interface Case {
+  name: string;
+  family: string;
+  /** One call of the kernel on `backend`, on inputs made once. */
+  make(backend: 'ref' | 'native'): () => void;
+  /** Skip the reference (too slow to repeat at this size). */
+  nativeOnly?: boolean;
+}
+
+const rng = new Rng(1);
+const randn = (n: number, s = 1): Float32Array => Float32Array.from({ length: n }, () => s * rng.normal());
+
+const N = 1 << 18;  // elementwise cases: 256 Ki floats (1 MiB, L2-resident on most CPUs)
+const x = randn(N, 2), y = randn(N), gy = randn(N), out = new Float32Array(N);
+
+const cases: Case[] = [];
+for (const [op, code] of Object.entries(UnOp)) {
+  cases.push({ name: `unary ${op}`, family: 'elementwise', make: (b) => {
+    const k = kernelOf(b, 'unary')!;
+    const xs = op === 'log' || op === 'sqrt' || op === 'rsqrt' ? x.map(Math.abs) : x;
+    return () => k(code, xs, out);
+  } });
+  cases.push({ name: `unaryBackward ${op}`, family: 'elementwise', make: (b) => {
+    const k = kernelOf(b, 'unaryBackward')!;
+    const xs = op === 'log' || op === 'sqrt' || op === 'rsqrt' ? x.map(Math.abs) : x;
+    const ys = new Float32Array(N);
+    kernelOf('ref', 'unary')!(code, xs, ys);
+    return () => k(code, xs, ys, gy, out);
+  } });
+}
+for (const [op, code] of Object.entries(ReduceOp)) {
+  for (const [outer, n, inner] of [[1, N, 1], [512, 512, 1], [1, 512, 512]] as const) {
+    cases.push({ name: `reduce ${op} (${outer},${n},${inner})`, family: 'elementwise', make: (b) => {
+      const k = kernelOf(b, 'reduce')!;
+      const o = new Float32Array(outer * inner);
+      return () => k(code, x, o, outer, n, inner);
+    } });
+  }
+}
+cases.push({ name: 'binary add', family: 'elementwise', make: (b) => {
+  const k = kernelOf(b, 'binary')!, sh = Int32Array.of(N), st = Int32Array.of(1);
+  return () => k(0, x, y, out, sh, st, st);
+} });
+for (const [V, K] of [[49152, 64], [49152, 1024], [4096, 4096]] as const) {
+  const rows = 16, z = randn(rows * V, 3);
+  cases.push({ name: `topkLogits rows ${rows} V ${V} K ${K}`, family: 'topk', make: (b) => {
+    const k = kernelOf(b, 'topkLogits')!;
+    const ids = new Int32Array(rows * K), vals = new Float32Array(rows * K);
+    const lse = new Float32Array(rows), tail = new Float32Array(rows);
+    return () => k(z, ids, vals, lse, tail, rows, V, K, 2);
+  } });
+}
+
+/** CPU ms per call: calls repeated until ≥ 0.3 s of CPU; the best of 3 such rounds. */
+function cpuMs(fn: () => void): number {
+  fn();
+  let best = Infinity;
+  for (let round = 0; round < 3; round++) {
+    let calls = 0;
+    const t0 = process.cpuUsage();
+    let used = 0;
+    while (used < 3e5) {
+      fn();
+      calls++;
+      const d = process.cpuUsage(t0);
+      used = d.user + d.system;
+    }
+    best = Math.min(best, used / 1e3 / calls);
+  }
+  return best;
+}
+
+const filters = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const info = nativeIsaInfo();
+setThreads(1);
+const load0 = loadavg();
+console.log(`# KDQAT_ISA=${process.env.KDQAT_ISA ?? '(unset)'}  isa ${info?.isa}  paths: ${info ? Object.entries(info.families).map(([f, v]) => `${f}=${v.selected}`).join(' ') : 'no addon'}`);
+console.log(`# load average ${load0.map((l) => l.toFixed(2)).join(' ')}; 1 thread; CPU ms per call (best of 3 rounds of ≥ 0.3 s)`);
+console.log('case'.padEnd(40) + 'ref ms'.padStart(12) + 'native ms'.padStart(12) + 'ratio'.padStart(8));
+for (const c of cases) {
+  if (filters.length && !filters.some((f) => c.name.includes(f))) continue;
+  const nat = cpuMs(c.make('native'));
+  const ref = c.nativeOnly ? NaN : cpuMs(c.make('ref'));
+  console.log(c.name.padEnd(40) + ref.toFixed(4).padStart(12) + nat.toFixed(4).padStart(12) + (ref / nat).toFixed(1).padStart(8));
+}
+console.log(`# load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
