@@ -14,7 +14,6 @@
         "native/elementwise.cc",
         "native/elementwise_loops.cc",
         "native/elementwise_unary.cc",
-        "native/elementwise_unary_avx2.cc",
         "native/elementwise_reduce.cc",
         "native/elementwise_layout.cc",
         "native/nn.cc",

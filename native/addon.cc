@@ -17,9 +17,8 @@ static Napi::Value GetIsa(const Napi::CallbackInfo& info) {
 }
 
 // The code paths compiled per kernel family and the one each selected. A family with fewer
-// paths than the CPU supports runs its best one below the cap (on AVX-512 the elementwise
-// and attention families run their AVX2 code): the runner (scripts/test.mjs) reports
-// that per family.
+// paths than the CPU supports runs its best one below the cap (on AVX-512 the attention
+// family runs its AVX2 code): the runner (scripts/test.mjs) reports that per family.
 struct Family {
   const char* name;
   const char* paths[kNumIsas];  // ascending; nullptr-padded
@@ -27,7 +26,7 @@ struct Family {
 };
 static const Family kFamilies[] = {
     {"gemm", {"portable", "avx2", "avx512"}, gemm_isa},
-    {"elementwise", {"portable", "avx2"}, elementwise_isa},
+    {"elementwise", {"portable", "avx2", "avx512"}, elementwise_isa},
     {"nn", {"portable", "avx2", "avx512"}, nn_isa},
     {"optim", {"portable", "avx2", "avx512"}, optim_isa},
     {"attention", {"portable", "avx2"}, attention_isa},
