@@ -20,6 +20,7 @@
         "native/nn_isa.cc",
         "native/attention.cc",
         "native/attention_avx2.cc",
+        "native/attention_avx512.cc",
         "native/attention_portable.cc",
         "native/optim.cc",
         "native/quant.cc",

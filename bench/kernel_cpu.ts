@@ -65,6 +65,24 @@ for (const [V, K] of [[49152, 64], [49152, 1024], [4096, 4096]] as const) {
   } });
 }
 
+// Attention (B, T, H, Hkv, D) = (1, 256, 8, 4, 64), causal: forward with probs, and backward.
+{
+  const B = 1, T = 256, H = 8, Hkv = 4, D = 64, np = B * H * T * T;
+  const q = randn(B * T * H * D), k = randn(B * T * Hkv * D), v = randn(B * T * Hkv * D);
+  const o = new Float32Array(q.length), probs = new Float32Array(np), gout = randn(q.length);
+  const gq = new Float32Array(q.length), gk = new Float32Array(k.length), gv = new Float32Array(v.length);
+  kernelOf('ref', 'attention')!(q, k, v, o, probs, null, B, T, H, Hkv, D, 0.125, true, null);
+  cases.push({ name: `attention (${B},${T},${H},${Hkv},${D}) causal`, family: 'attention', nativeOnly: true, make: (b) => {
+    const f = kernelOf(b, 'attention')!;
+    const pr = new Float32Array(np);
+    return () => f(q, k, v, o, pr, null, B, T, H, Hkv, D, 0.125, true, null);
+  } });
+  cases.push({ name: `attentionBackward (${B},${T},${H},${Hkv},${D})`, family: 'attention', nativeOnly: true, make: (b) => {
+    const f = kernelOf(b, 'attentionBackward')!;
+    return () => f(q, k, v, probs, gout, null, null, gq, gk, gv, B, T, H, Hkv, D, 0.125, true, null);
+  } });
+}
+
 /** CPU ms per call: calls repeated until ≥ 0.3 s of CPU; the best of 3 such rounds. */
 function cpuMs(fn: () => void): number {
   fn();
