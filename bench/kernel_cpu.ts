@@ -9,7 +9,7 @@
 import { loadavg } from 'node:os';
 import { kernelOf } from '../src/tensor/registry.js';
 import { nativeIsaInfo, setThreads } from '../src/tensor/index.js';
-import { ReduceOp, UnOp } from '../src/tensor/kernels.js';
+import { QuantRule, ReduceOp, UnOp } from '../src/tensor/kernels.js';
 import { Rng } from '../src/tensor/rng.js';
 
 interface Case {
@@ -80,6 +80,15 @@ for (const [V, K] of [[49152, 64], [49152, 1024], [4096, 4096]] as const) {
   cases.push({ name: `attentionBackward (${B},${T},${H},${Hkv},${D})`, family: 'attention', nativeOnly: true, make: (b) => {
     const f = kernelOf(b, 'attentionBackward')!;
     return () => f(q, k, v, probs, gout, null, null, gq, gk, gv, B, T, H, Hkv, D, 0.125, true, null);
+  } });
+}
+
+// K-quant fake quantization of a (768, 256) weight ~ N(0, 0.05²) (bench/kquant.ts's shape).
+for (const f of ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as const) {
+  const w = randn(768 * 256, 0.05), o = new Float32Array(w.length);
+  cases.push({ name: `fakeQuantGrid ${f} (768,256)`, family: 'kquant', nativeOnly: true, make: (b) => {
+    const k = kernelOf(b, 'fakeQuantGrid')!;
+    return () => k(w, o, null, null, null, 768, 256, QuantRule[f]);
   } });
 }
 
