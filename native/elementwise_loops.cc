@@ -17,6 +17,7 @@ namespace kdqat {
 namespace ew {
 
 namespace portable {
+using V = simd::Portable;
 #include "elementwise_loops.inc"
 const Loops table = {binary_row, affine,  axpy,    copy_row,        transpose,
                      sum_f64,    add_f64, max_into, max_row,        count_nonfinite,
