@@ -17,8 +17,8 @@ static Napi::Value GetIsa(const Napi::CallbackInfo& info) {
 }
 
 // The code paths compiled per kernel family and the one each selected. A family with fewer
-// paths than the CPU supports would run its best one below the cap (today every family has
-// all three): the runner (scripts/test.mjs) reports that per family.
+// paths than the CPU supports runs its best one below the cap (topk, plain C++, has only the
+// portable one): the runner (scripts/test.mjs) reports that per family.
 struct Family {
   const char* name;
   const char* paths[kNumIsas];  // ascending; nullptr-padded
@@ -32,6 +32,7 @@ static const Family kFamilies[] = {
     {"attention", {"portable", "avx2", "avx512"}, attention_isa},
     {"quant", {"portable", "avx2", "avx512"}, quant_isa},
     {"kquant", {"portable", "avx2", "avx512"}, kquant_isa},
+    {"topk", {"portable"}, topk_isa},
 };
 
 // isaInfo() → { cpu, cap, isa, levels: [{ isa, features, missing }], families: { gemm: {

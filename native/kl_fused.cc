@@ -157,6 +157,9 @@ static Napi::Value TopkKl(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// One code path (plain C++ for baseline x86-64): isaInfo reports the family as portable only.
+const char* topk_isa() { return isa_name(Isa::Portable); }
+
 void InitKlFused(Napi::Env env, Napi::Object exports) {
   exports.Set("topkLogits", Napi::Function::New(env, TopkLogits));
   exports.Set("topkKl", Napi::Function::New(env, TopkKl));
