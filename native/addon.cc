@@ -17,9 +17,8 @@ static Napi::Value GetIsa(const Napi::CallbackInfo& info) {
 }
 
 // The code paths compiled per kernel family and the one each selected. A family with fewer
-// paths than the CPU supports runs its best one below the cap (on AVX-512 the elementwise
-// and attention families run their AVX2 code): the runner (scripts/test.mjs) reports
-// that per family.
+// paths than the CPU supports runs its best one below the cap (topk, plain C++, has only the
+// portable one): the runner (scripts/test.mjs) reports that per family.
 struct Family {
   const char* name;
   const char* paths[kNumIsas];  // ascending; nullptr-padded
@@ -27,12 +26,13 @@ struct Family {
 };
 static const Family kFamilies[] = {
     {"gemm", {"portable", "avx2", "avx512"}, gemm_isa},
-    {"elementwise", {"portable", "avx2"}, elementwise_isa},
+    {"elementwise", {"portable", "avx2", "avx512"}, elementwise_isa},
     {"nn", {"portable", "avx2", "avx512"}, nn_isa},
     {"optim", {"portable", "avx2", "avx512"}, optim_isa},
-    {"attention", {"portable", "avx2"}, attention_isa},
+    {"attention", {"portable", "avx2", "avx512"}, attention_isa},
     {"quant", {"portable", "avx2", "avx512"}, quant_isa},
     {"kquant", {"portable", "avx2", "avx512"}, kquant_isa},
+    {"topk", {"portable"}, topk_isa},
 };
 
 // isaInfo() → { cpu, cap, isa, levels: [{ isa, features, missing }], families: { gemm: {

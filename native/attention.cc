@@ -1,6 +1,6 @@
 // Kernel family 'attention' (see src/tensor/kernels.ts for the contract): Node-API wrappers,
 // argument validation, work splitting and ISA dispatch. The compute lives in
-// attention_impl.inc / attention_backward.inc, built for AVX2 and portable.
+// attention_impl.inc / attention_backward.inc, built for portable, AVX2 and AVX-512.
 #include "attention_kernels.h"
 #include "args.h"
 #include "common.h"
@@ -49,13 +49,14 @@ namespace {
 
 using attn::Params;
 
-// No AVX-512 build of attention_impl.inc yet: an AVX-512 CPU runs the AVX2 table.
 const attn::Ops kPortable = {attn::portable::forward_tasks, attn::portable::backward_tasks,
-                             attn::portable::reduce_partials};
+                             attn::portable::reduce_partials, 8};
 const attn::Ops kAvx2 = {attn::avx2::forward_tasks, attn::avx2::backward_tasks,
-                         attn::avx2::reduce_partials};
+                         attn::avx2::reduce_partials, 8};
+const attn::Ops kAvx512 = {attn::avx512::forward_tasks, attn::avx512::backward_tasks,
+                           attn::avx512::reduce_partials, 16};
 const Dispatch<attn::Ops>& dispatch() {
-  static const Dispatch<attn::Ops> d(&kPortable, &kAvx2, nullptr);
+  static const Dispatch<attn::Ops> d(&kPortable, &kAvx2, &kAvx512);
   return d;
 }
 
@@ -102,12 +103,13 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   p.scores = a.f32_opt(5, "scores", np);
   p.key_mask = a.i32_opt(13, "keyMask", p.B * p.T);
   p.window = window_arg(a, 14, p.scale);
+  const attn::Ops& ops = dispatch().ops();
+  p.w = ops.lanes;
   if (p.B == 0 || p.T == 0) return env.Undefined();
   // Tasks: (b, h, query block); a grain of ≥ ~64k multiply-adds keeps tiny calls serial.
   const int64_t ntasks = p.B * p.H * p.nqb();
   const double work = 2.0 * static_cast<double>(std::min(attn::kQB, p.T) * p.T) * p.D;
   const int64_t grain = static_cast<int64_t>(std::max(1.0, std::ceil(65536.0 / work)));
-  const attn::Ops& ops = dispatch().ops();
   parallel_for(ntasks, grain, [&](int64_t begin, int64_t end) { ops.forward_tasks(p, begin, end); });
   return env.Undefined();
 }
@@ -131,6 +133,8 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   p.gv = a.f32(9, "gv", nkv);
   p.key_mask = a.i32_opt(17, "keyMask", p.B * p.T);
   p.window = window_arg(a, 18, p.scale);
+  const attn::Ops& ops = dispatch().ops();
+  p.w = ops.lanes;
   if (p.B == 0 || p.T == 0) return env.Undefined();
   // A task owns (b, kv head), accumulating dK/dV itself. With fewer than 8 such pairs their
   // query blocks are dealt to `parts` tasks (≥ 2 blocks each) with private dK/dV buffers,
@@ -145,7 +149,6 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   }
   const double work = 4.0 * static_cast<double>(p.G() * p.T * p.T) * p.D / p.parts;
   const int64_t grain = static_cast<int64_t>(std::max(1.0, std::ceil(65536.0 / work)));
-  const attn::Ops& ops = dispatch().ops();
   parallel_for(pairs * p.parts, grain,
                [&](int64_t begin, int64_t end) { ops.backward_tasks(p, begin, end); });
   if (p.parts > 1) {

@@ -46,7 +46,7 @@ KT static inline float hmax(Vec a) {
 }
 
 // dst[i·ldd + r] = src[r][i] for an 8×8 block (unpack / shuffle / 128-bit permute network).
-KT static inline void transpose8(const float* const* src, float* dst, int64_t ldd) {
+KT static inline void transposeW(const float* const* src, float* dst, int64_t ldd) {
   __m256 r[8], t[8], u[8];
   for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src[i]);
   for (int i = 0; i < 8; i += 2) {

@@ -1,6 +1,7 @@
 // Fused attention: the parameters shared by the N-API wrappers (attention.cc) and the compute
-// code, which is compiled twice from attention_impl.inc (attention_avx2.cc with AVX2+FMA,
-// attention_portable.cc without) so both paths run the same blocking logic.
+// code, which is compiled once per instruction set from attention_impl.inc
+// (attention_portable.cc, attention_avx2.cc with AVX2+FMA, attention_avx512.cc) so every path
+// runs the same blocking logic at its own vector width.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -8,8 +9,9 @@
 namespace kdqat {
 namespace attn {
 
-// Vector width of the blocking (both paths use 8-float vectors). Scratch rows are padded to
-// multiples of it so the micro-kernels never need masked loads.
+// Vector width of the portable and AVX2 blocking (8 floats; the AVX-512 build uses 16: its
+// own kW in attention_avx512.cc). Scratch rows are padded to multiples of the width in force
+// (Params::w) so the micro-kernels never need masked loads.
 constexpr int64_t kW = 8;
 // Query rows per block: the unit of forward tasks and of the backward dK/dV reductions.
 // A constant (not derived from the thread count) so results do not depend on threads.
@@ -42,13 +44,14 @@ struct Params {
   float scale = 1.f;
   bool causal = false;
   int64_t window = 0;  // > 0: query i sees keys i − window < j only (sliding window)
+  int64_t w = kW;      // vector width of the path that runs (Ops::lanes): the padding unit
 
   // First key row `row` may use under the window (0 without one).
   int64_t lo(int64_t row) const { return window > 0 && row - window + 1 > 0 ? row - window + 1 : 0; }
 
   int64_t G() const { return H / Hkv; }
-  int64_t Tp() const { return round_up(T, kW); }
-  int64_t Dp() const { return round_up(D, kW); }
+  int64_t Tp() const { return round_up(T, w); }
+  int64_t Dp() const { return round_up(D, w); }
   int64_t nqb() const { return (T + kQB - 1) / kQB; }
 };
 
@@ -70,6 +73,7 @@ size_t backward_scratch(const Params& p);
   void reduce_partials(const Params& p, int64_t begin, int64_t end);             \
   }
 
+KDQAT_ATTN_DECLARE(avx512)
 KDQAT_ATTN_DECLARE(avx2)
 KDQAT_ATTN_DECLARE(portable)
 
@@ -78,6 +82,7 @@ struct Ops {
   void (*forward_tasks)(const Params& p, int64_t begin, int64_t end);
   void (*backward_tasks)(const Params& p, int64_t begin, int64_t end);
   void (*reduce_partials)(const Params& p, int64_t begin, int64_t end);
+  int64_t lanes;  // the body's vector width: Params::w must equal it
 };
 
 }  // namespace attn

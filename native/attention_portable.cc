@@ -72,7 +72,7 @@ static inline float hmax(const Vec& a) {
 }
 static_assert(kW == 8, "hsum assumes 8 lanes");
 // dst[i·ldd + r] = src[r][i] for an 8×8 block.
-static inline void transpose8(const float* const* src, float* dst, int64_t ldd) {
+static inline void transposeW(const float* const* src, float* dst, int64_t ldd) {
   for (int i = 0; i < 8; i++)
     for (int r = 0; r < 8; r++) dst[i * ldd + r] = src[r][i];
 }

@@ -27,6 +27,7 @@ const char* quant_isa();
 const char* attention_isa();
 const char* elementwise_isa();
 const char* kquant_isa();
+const char* topk_isa();   // topkLogits, topkKl (kl_fused.cc): one plain C++ path, "portable"
 // Why matmulBf16 cannot run here (no avx512_bf16, or KDQAT_ISA below avx512), or null when it can.
 const char* gemm_bf16_unavailable();
 

@@ -130,9 +130,36 @@ inline int64_t column_chunk(int64_t inner) {
   return c < 64 ? 64 : c;
 }
 
-// Simple loops compiled twice (native/elementwise_loops.inc): baseline x86-64 (SSE2, the
-// portable path) and avx2+fma, picked at run time by cpu_isa(). Both builds do the same float
-// operations in the same order, so they give bitwise identical results.
+// UnOp codes of src/tensor/kernels.ts.
+enum UnaryOp { kExp, kLog, kSqrt, kRsqrt, kTanh, kGelu, kGeluTanh, kSilu, kNeg, kAbs, kSigmoid,
+               kRelu, kSquare, kNumUnaryOps };
+
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1/√(2π)
+constexpr double kGeluK = 0.79788456080286535588;       // √(2/π)
+constexpr double kGeluC = 0.044715;
+
+using UnaryFwd = void (*)(const float* x, float* out, int64_t n);
+using UnaryBwd = void (*)(const float* x, const float* y, const float* gy, float* gx, int64_t n);
+
+// The unary and unaryBackward bodies of one instruction set, indexed by UnaryOp.
+struct UnaryKernels {
+  UnaryFwd fwd[kNumUnaryOps];
+  UnaryBwd bwd[kNumUnaryOps];
+  int64_t grain_costly, grain_cheap;  // elements per thread chunk (costly: exp, log, tanh, …)
+};
+constexpr bool unary_costly(int op) {
+  return op == kExp || op == kLog || op == kTanh || op == kGelu || op == kGeluTanh ||
+         op == kSilu || op == kSigmoid;
+}
+// The portable path (elementwise_unary.cc): the reference formulas in double, rounded once.
+extern const UnaryKernels kUnaryPortable;
+
+// The family's table, one per instruction set (native/elementwise_loops.cc): the simple loops of
+// native/elementwise_loops.inc, compiled for baseline x86-64 (SSE2, the portable path), avx2+fma
+// and avx512 (the compiler vectorizes each at its width), plus the unary bodies (the portable
+// f64 path, or native/elementwise_unary_simd.inc over the simd.h traits). The loops do the same
+// float operations in the same order in every build, so they agree bit for bit across ISAs;
+// the unary vector paths agree with each other lane for lane (not with the portable path).
 struct Loops {
   // o[i] = a[i·sa] op b[i·sb], i < n.
   void (*binary_row)(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* o,
@@ -156,24 +183,10 @@ struct Loops {
   // Dropout for elements [i0, i0+n): u < thr (as uint32 hashes) drops; thr ≤ 2^32 − 1.
   void (*dropout)(const float* x, float* out, float* mask, int64_t n, int64_t i0, uint32_t seed,
                   uint32_t thr, bool drop_all, float scale);
+  const UnaryKernels* unary;
 };
 
-const Loops& loops();  // the table for cpu_isa()
-const Loops& portable_loops();
-const Loops& avx2_loops();
-
-// UnOp codes of src/tensor/kernels.ts.
-enum UnaryOp { kExp, kLog, kSqrt, kRsqrt, kTanh, kGelu, kGeluTanh, kSilu, kNeg, kAbs, kSigmoid,
-               kRelu, kSquare, kNumUnaryOps };
-
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1/√(2π)
-constexpr double kGeluK = 0.79788456080286535588;       // √(2/π)
-constexpr double kGeluC = 0.044715;
-
-using UnaryFwd = void (*)(const float* x, float* out, int64_t n);
-using UnaryBwd = void (*)(const float* x, const float* y, const float* gy, float* gx, int64_t n);
-// The AVX2+FMA kernels of one UnaryOp (native/elementwise_unary_avx2.cc).
-void unary_avx2(int op, UnaryFwd& fwd, UnaryBwd& bwd);
+const Loops& loops();  // the table for cpu_isa(), chosen once (dispatch.h)
 
 void InitUnary(Napi::Env env, Napi::Object exports);
 void InitReduce(Napi::Env env, Napi::Object exports);

@@ -1,4 +1,8 @@
-// Builds the two loop tables of native/elementwise.h from native/elementwise_loops.inc.
+// Builds the three tables of the elementwise family (native/elementwise.h Loops): the loops of
+// native/elementwise_loops.inc for each instruction set, the unary bodies (the portable f64 path
+// of elementwise_unary.cc, or native/elementwise_unary_simd.inc over the simd.h traits) and the
+// transpose tiles; dispatch.h picks one at load.
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -7,20 +11,25 @@
 
 #include "dispatch.h"
 #include "elementwise.h"
+#include "simd.h"
 
 namespace kdqat {
 namespace ew {
 
 namespace portable {
+using V = simd::Portable;
 #include "elementwise_loops.inc"
-const Loops table = {binary_row, affine,   axpy,    copy_row,        transpose, sum_f64,
-                     add_f64,    max_into, max_row, count_nonfinite, dropout};
+const Loops table = {binary_row, affine,  axpy,    copy_row,        transpose,
+                     sum_f64,    add_f64, max_into, max_row,        count_nonfinite,
+                     dropout,    &kUnaryPortable};
 }  // namespace portable
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace avx2 {
+using V = simd::Avx2;
 #include "elementwise_loops.inc"
+#include "elementwise_unary_simd.inc"
 
 // dst[i·dr + j] (=|+=) src[i + j·sr] on one 8×8 tile: 8 loads along i, an in-register
 // transpose (unpack, shuffle, 128-bit permute), 8 stores along j.
@@ -62,24 +71,59 @@ void transpose_avx2(const float* src, int64_t sr, float* dst, int64_t dr, int64_
   if (ni8 < ni) transpose(src + ni8, sr, dst + ni8 * dr, dr, ni - ni8, nj, acc);
 }
 
-const Loops table = {binary_row, affine,   axpy,    copy_row,        transpose_avx2, sum_f64,
-                     add_f64,    max_into, max_row, count_nonfinite, dropout};
+const Loops table = {binary_row, affine,  axpy,    copy_row,        transpose_avx2,
+                     sum_f64,    add_f64, max_into, max_row,        count_nonfinite,
+                     dropout,    &unary};
 }  // namespace avx2
 #pragma GCC pop_options
 
-// No AVX-512 table: these loops are memory-bound and the unary kernels
-// (elementwise_unary_avx2.cc) have no 512-bit body yet, so an AVX-512 CPU runs the AVX2 table.
+// 512-bit loops: the compiler vectorizes elementwise_loops.inc at 16 lanes (prefer-vector-width
+// overrides the generic tuning's 256-bit preference), the unary bodies run on simd::Avx512, and
+// the transpose moves 16×16 tiles through Avx512::transpose.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,prefer-vector-width=512")
+namespace avx512 {
+using V = simd::Avx512;
+#include "elementwise_loops.inc"
+#include "elementwise_unary_simd.inc"
+
+// dst[i·dr + j] (=|+=) src[i + j·sr] on one 16×16 tile.
+inline void tile16(const float* src, int64_t sr, float* dst, int64_t dr, bool acc) {
+  V::T r[16];
+  for (int k = 0; k < 16; k++) r[k] = V::load(src + k * sr);
+  V::transpose(r);
+  for (int k = 0; k < 16; k++) {
+    float* d = dst + k * dr;
+    V::store(d, acc ? V::add(V::load(d), r[k]) : r[k]);
+  }
+}
+
+// The 16×16 tiles, with the ragged edges done by the scalar tiled loop.
+void transpose_avx512(const float* src, int64_t sr, float* dst, int64_t dr, int64_t ni,
+                      int64_t nj, bool acc) {
+  const int64_t ni16 = ni / 16 * 16, nj16 = nj / 16 * 16;
+  for (int64_t i0 = 0; i0 < ni16; i0 += 16) {
+    for (int64_t j0 = 0; j0 < nj16; j0 += 16) tile16(src + i0 + j0 * sr, sr, dst + i0 * dr + j0, dr, acc);
+  }
+  if (nj16 < nj) transpose(src + nj16 * sr, sr, dst + nj16, dr, ni16, nj - nj16, acc);
+  if (ni16 < ni) transpose(src + ni16, sr, dst + ni16 * dr, dr, ni - ni16, nj, acc);
+}
+
+const Loops table = {binary_row, affine,  axpy,    copy_row,        transpose_avx512,
+                     sum_f64,    add_f64, max_into, max_row,        count_nonfinite,
+                     dropout,    &unary};
+}  // namespace avx512
+#pragma GCC pop_options
+
 static const Dispatch<Loops>& dispatch() {
-  static const Dispatch<Loops> d(&portable::table, &avx2::table, nullptr);
+  static const Dispatch<Loops> d(&portable::table, &avx2::table, &avx512::table);
   return d;
 }
-const Loops& portable_loops() { return portable::table; }
-const Loops& avx2_loops() { return avx2::table; }
 const Loops& loops() { return dispatch().ops(); }
 
 }  // namespace ew
 
-// The unary kernels (elementwise_unary.cc) pick their build from the same table.
+// Every kernel of the family (binary, unary, reduce, layout, …) runs this one table.
 const char* elementwise_isa() { return ew::dispatch().name(); }
 
 }  // namespace kdqat

@@ -1,6 +1,7 @@
-// unary and unaryBackward (src/tensor/kernels.ts, UnOp codes): the N-API wrappers, the
-// dispatch and the portable path, which evaluates the reference formulas in double with std::
-// functions and rounds once. The AVX2 path is in elementwise_unary_avx2.cc.
+// unary and unaryBackward (src/tensor/kernels.ts, UnOp codes): the N-API wrappers and the
+// portable path, which evaluates the reference formulas in double with std:: functions and
+// rounds once. The vector paths (AVX2, AVX-512) are native/elementwise_unary_simd.inc; the
+// family's table (elementwise_loops.cc) picks one at load.
 #include <cmath>
 #include <cstring>
 
@@ -75,47 +76,6 @@ void bwd_portable(const float* x, const float* y, const float* gy, float* gx, in
 }
 
 
-// ---- dispatch ---------------------------------------------------------------------------------
-
-using FwdFn = void (*)(const float*, float*, int64_t);
-using BwdFn = void (*)(const float*, const float*, const float*, float*, int64_t);
-
-struct Impl {
-  FwdFn fwd;
-  BwdFn bwd;
-  int64_t grain;  // elements per thread chunk: smaller for the costly ops
-};
-
-template <int OP>
-Impl impl(bool avx2) {
-  const bool costly = OP == kExp || OP == kLog || OP == kTanh || OP == kGelu ||
-                      OP == kGeluTanh || OP == kSilu || OP == kSigmoid;
-  if (avx2) {
-    Impl f{nullptr, nullptr, costly ? 4096 : 32768};
-    unary_avx2(OP, f.fwd, f.bwd);
-    return f;
-  }
-  return {fwd_portable<OP>, bwd_portable<OP>, costly ? 1024 : 32768};
-}
-
-Impl lookup(int op, bool avx2) {
-  switch (op) {
-    case kExp: return impl<kExp>(avx2);
-    case kLog: return impl<kLog>(avx2);
-    case kSqrt: return impl<kSqrt>(avx2);
-    case kRsqrt: return impl<kRsqrt>(avx2);
-    case kTanh: return impl<kTanh>(avx2);
-    case kGelu: return impl<kGelu>(avx2);
-    case kGeluTanh: return impl<kGeluTanh>(avx2);
-    case kSilu: return impl<kSilu>(avx2);
-    case kNeg: return impl<kNeg>(avx2);
-    case kAbs: return impl<kAbs>(avx2);
-    case kSigmoid: return impl<kSigmoid>(avx2);
-    case kRelu: return impl<kRelu>(avx2);
-    default: return impl<kSquare>(avx2);
-  }
-}
-
 int read_op(const Args& A) {
   const double op = A.number(0, "op");
   A.need(op >= 0 && op < kNumUnaryOps && op == std::floor(op), "unknown op " + Args::fmt(op));
@@ -128,8 +88,10 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   const int op = read_op(A);
   auto x = A.f32_buf(1, "x"), out = A.f32_buf(2, "out");
   A.length("out", out.n, x.n);
-  const Impl f = lookup(op, &loops() != &portable_loops());
-  parallel_for(x.n, f.grain, [&](int64_t i0, int64_t i1) { f.fwd(x.p + i0, out.p + i0, i1 - i0); });
+  const UnaryKernels& u = *loops().unary;
+  const UnaryFwd f = u.fwd[op];
+  parallel_for(x.n, unary_costly(op) ? u.grain_costly : u.grain_cheap,
+               [&](int64_t i0, int64_t i1) { f(x.p + i0, out.p + i0, i1 - i0); });
   return info.Env().Undefined();
 }
 
@@ -141,14 +103,26 @@ Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
   A.length("y", y.n, x.n);
   A.length("gy", gy.n, x.n);
   A.length("gx", gx.n, x.n);
-  const Impl f = lookup(op, &loops() != &portable_loops());
-  parallel_for(x.n, f.grain, [&](int64_t i0, int64_t i1) {
-    f.bwd(x.p + i0, y.p + i0, gy.p + i0, gx.p + i0, i1 - i0);
+  const UnaryKernels& u = *loops().unary;
+  const UnaryBwd f = u.bwd[op];
+  parallel_for(x.n, unary_costly(op) ? u.grain_costly : u.grain_cheap, [&](int64_t i0, int64_t i1) {
+    f(x.p + i0, y.p + i0, gy.p + i0, gx.p + i0, i1 - i0);
   });
   return info.Env().Undefined();
 }
 
 }  // namespace
+
+const UnaryKernels kUnaryPortable = {
+    {fwd_portable<kExp>, fwd_portable<kLog>, fwd_portable<kSqrt>, fwd_portable<kRsqrt>,
+     fwd_portable<kTanh>, fwd_portable<kGelu>, fwd_portable<kGeluTanh>, fwd_portable<kSilu>,
+     fwd_portable<kNeg>, fwd_portable<kAbs>, fwd_portable<kSigmoid>, fwd_portable<kRelu>,
+     fwd_portable<kSquare>},
+    {bwd_portable<kExp>, bwd_portable<kLog>, bwd_portable<kSqrt>, bwd_portable<kRsqrt>,
+     bwd_portable<kTanh>, bwd_portable<kGelu>, bwd_portable<kGeluTanh>, bwd_portable<kSilu>,
+     bwd_portable<kNeg>, bwd_portable<kAbs>, bwd_portable<kSigmoid>, bwd_portable<kRelu>,
+     bwd_portable<kSquare>},
+    1024, 32768};
 
 void InitUnary(Napi::Env env, Napi::Object exports) {
   exports.Set("unary", Napi::Function::New(env, Unary));

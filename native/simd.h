@@ -16,6 +16,13 @@
 //   M, gt ge lt le, not_finite, mfalse, mand, mor, select, any   lane masks (quant kernels)
 //   store_i32_n, to_f32x     truncating int32 store of k lanes; W floats out
 //   exp                      e^x (Portable: libm; Avx2/Avx512: the polynomial below)
+//   fnmadd(a, b, c) = c − a·b   fused like madd; rint floor (round to nearest even / down)
+//   band bor bxor, set1_bits bitwise on the float lanes, a lane of the given bits; neg = −x
+//   eq, isnan                compares: ordered equal, and unordered (a NaN lane)
+//   pow2n(n)                 2^n for integral float lanes n in [−126, 127], from exponent bits
+//   exponent, mant1          for positive normal x = 2^e·m, m ∈ [1, 2): e as a float, and m
+//   dfrom, dround, dset1, dsub, dmul, dmadd   double lanes (D): widen W floats, round back to
+//                            float, and lane-wise arithmetic (dmadd fused like madd)
 //   transpose, prefetch      W×W in-register transpose (GEMM packing) and a T0 prefetch
 //
 // Fixed reduction order (hsum/hmax/hmin/dhsum): a halving tree — the upper half of the lanes is
@@ -103,6 +110,51 @@ struct Portable {
   }
   static KDQAT_INLINE T exp(T a) {
     for (int i = 0; i < W; i++) a[i] = std::exp(a[i]);
+    return a;
+  }
+  static KDQAT_INLINE T fnmadd(T a, T b, T c) { return c - a * b; }
+  static KDQAT_INLINE T rint(T a) {
+    for (int i = 0; i < W; i++) a[i] = std::nearbyint(a[i]);
+    return a;
+  }
+  static KDQAT_INLINE T floor(T a) {
+    for (int i = 0; i < W; i++) a[i] = std::floor(a[i]);
+    return a;
+  }
+  static KDQAT_INLINE T band(T a, T b) { return (T)((M)a & (M)b); }
+  static KDQAT_INLINE T bor(T a, T b) { return (T)((M)a | (M)b); }
+  static KDQAT_INLINE T bxor(T a, T b) { return (T)((M)a ^ (M)b); }
+  static KDQAT_INLINE T set1_bits(uint32_t u) { return (T)(M{} + static_cast<int32_t>(u)); }
+  static KDQAT_INLINE T neg(T a) { return bxor(a, set1(-0.f)); }
+  static KDQAT_INLINE M eq(T a, T b) { return a == b; }
+  static KDQAT_INLINE M isnan(T a) { return a != a; }
+  static KDQAT_INLINE T pow2n(T n) {
+    M b;
+    for (int i = 0; i < W; i++) b[i] = (static_cast<int32_t>(n[i]) + 127) << 23;
+    return (T)b;
+  }
+  static KDQAT_INLINE T exponent(T x) {
+    T e;
+    for (int i = 0; i < W; i++) e[i] = static_cast<float>(static_cast<int32_t>(((M)x)[i] >> 23 & 0x1ff) - 127);
+    return e;
+  }
+  static KDQAT_INLINE T mant1(T x) { return (T)(((M)x & 0x007fffff) | 0x3f800000); }
+  static KDQAT_INLINE D dfrom(T x) { return D{{x[0], x[1], x[2], x[3]}}; }
+  static KDQAT_INLINE T dround(D d) {
+    return T{static_cast<float>(d.l[0]), static_cast<float>(d.l[1]), static_cast<float>(d.l[2]),
+             static_cast<float>(d.l[3])};
+  }
+  static KDQAT_INLINE D dset1(double s) { return D{{s, s, s, s}}; }
+  static KDQAT_INLINE D dsub(D a, D b) {
+    for (int i = 0; i < 4; i++) a.l[i] -= b.l[i];
+    return a;
+  }
+  static KDQAT_INLINE D dmul(D a, D b) {
+    for (int i = 0; i < 4; i++) a.l[i] *= b.l[i];
+    return a;
+  }
+  static KDQAT_INLINE D dmadd(D a, D b, D c) {
+    for (int i = 0; i < 4; i++) a.l[i] = a.l[i] * b.l[i] + c.l[i];
     return a;
   }
   static KDQAT_INLINE float hsum(T a) { return (a[0] + a[2]) + (a[1] + a[3]); }

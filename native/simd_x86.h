@@ -80,6 +80,45 @@ struct Avx2 {
     const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23);
     return mul(y, _mm256_castsi256_ps(bits));
   }
+  static KDQAT_INLINE T fnmadd(T a, T b, T c) { return _mm256_fnmadd_ps(a, b, c); }
+  static KDQAT_INLINE T rint(T a) {
+    return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  static KDQAT_INLINE T floor(T a) {
+    return _mm256_round_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  }
+  static KDQAT_INLINE T band(T a, T b) { return _mm256_and_ps(a, b); }
+  static KDQAT_INLINE T bor(T a, T b) { return _mm256_or_ps(a, b); }
+  static KDQAT_INLINE T bxor(T a, T b) { return _mm256_xor_ps(a, b); }
+  static KDQAT_INLINE T set1_bits(uint32_t u) {
+    return _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int32_t>(u)));
+  }
+  static KDQAT_INLINE T neg(T a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.f)); }
+  static KDQAT_INLINE M eq(T a, T b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
+  static KDQAT_INLINE M isnan(T a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+  static KDQAT_INLINE T pow2n(T n) {
+    const __m256i e = _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+  }
+  static KDQAT_INLINE T exponent(T x) {
+    const __m256i b = _mm256_srli_epi32(_mm256_castps_si256(x), 23);
+    return _mm256_cvtepi32_ps(_mm256_sub_epi32(b, _mm256_set1_epi32(127)));
+  }
+  static KDQAT_INLINE T mant1(T x) {
+    return _mm256_or_ps(_mm256_and_ps(x, set1_bits(0x007fffffu)), set1_bits(0x3f800000u));
+  }
+  static KDQAT_INLINE D dfrom(T x) {
+    return {_mm256_cvtps_pd(_mm256_castps256_ps128(x)), _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1))};
+  }
+  static KDQAT_INLINE T dround(D d) {
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(d.lo)), _mm256_cvtpd_ps(d.hi), 1);
+  }
+  static KDQAT_INLINE D dset1(double s) { return {_mm256_set1_pd(s), _mm256_set1_pd(s)}; }
+  static KDQAT_INLINE D dsub(D a, D b) { return {_mm256_sub_pd(a.lo, b.lo), _mm256_sub_pd(a.hi, b.hi)}; }
+  static KDQAT_INLINE D dmul(D a, D b) { return {_mm256_mul_pd(a.lo, b.lo), _mm256_mul_pd(a.hi, b.hi)}; }
+  static KDQAT_INLINE D dmadd(D a, D b, D c) {
+    return {_mm256_fmadd_pd(a.lo, b.lo, c.lo), _mm256_fmadd_pd(a.hi, b.hi, c.hi)};
+  }
   // Halving tree: (lanes 0..3 + 4..7), then (0,1 + 2,3), then 0 + 1.
   static KDQAT_INLINE float hsum(T a) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
@@ -227,6 +266,45 @@ struct Avx512 {
     const __m512i n = _mm512_cvttps_epi32(fx);
     const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23);
     return mul(y, _mm512_castsi512_ps(bits));
+  }
+  static KDQAT_INLINE T fnmadd(T a, T b, T c) { return _mm512_fnmadd_ps(a, b, c); }
+  static KDQAT_INLINE T rint(T a) {
+    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  static KDQAT_INLINE T floor(T a) {
+    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  }
+  static KDQAT_INLINE T band(T a, T b) { return _mm512_and_ps(a, b); }
+  static KDQAT_INLINE T bor(T a, T b) { return _mm512_or_ps(a, b); }
+  static KDQAT_INLINE T bxor(T a, T b) { return _mm512_xor_ps(a, b); }
+  static KDQAT_INLINE T set1_bits(uint32_t u) {
+    return _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int32_t>(u)));
+  }
+  static KDQAT_INLINE T neg(T a) { return _mm512_xor_ps(a, _mm512_set1_ps(-0.f)); }
+  static KDQAT_INLINE M eq(T a, T b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+  static KDQAT_INLINE M isnan(T a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+  static KDQAT_INLINE T pow2n(T n) {
+    const __m512i e = _mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
+  }
+  static KDQAT_INLINE T exponent(T x) {
+    const __m512i b = _mm512_srli_epi32(_mm512_castps_si512(x), 23);
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(b, _mm512_set1_epi32(127)));
+  }
+  static KDQAT_INLINE T mant1(T x) {
+    return _mm512_or_ps(_mm512_and_ps(x, set1_bits(0x007fffffu)), set1_bits(0x3f800000u));
+  }
+  static KDQAT_INLINE D dfrom(T x) {
+    return {_mm512_cvtps_pd(_mm512_castps512_ps256(x)), _mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1))};
+  }
+  static KDQAT_INLINE T dround(D d) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(d.lo)), _mm512_cvtpd_ps(d.hi), 1);
+  }
+  static KDQAT_INLINE D dset1(double s) { return {_mm512_set1_pd(s), _mm512_set1_pd(s)}; }
+  static KDQAT_INLINE D dsub(D a, D b) { return {_mm512_sub_pd(a.lo, b.lo), _mm512_sub_pd(a.hi, b.hi)}; }
+  static KDQAT_INLINE D dmul(D a, D b) { return {_mm512_mul_pd(a.lo, b.lo), _mm512_mul_pd(a.hi, b.hi)}; }
+  static KDQAT_INLINE D dmadd(D a, D b, D c) {
+    return {_mm512_fmadd_pd(a.lo, b.lo, c.lo), _mm512_fmadd_pd(a.hi, b.hi, c.hi)};
   }
   // Halving tree: lanes 0..7 + 8..15, then the Avx2 tree.
   static KDQAT_INLINE __m256 lo(T a) { return _mm512_castps512_ps256(a); }

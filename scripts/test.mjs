@@ -29,6 +29,7 @@ const FAMILY_TESTS = {
   attention: ['test/backend/attention'],
   quant: ['test/quant/native'],
   kquant: ['test/backend/kquant'],
+  topk: ['test/backend/topk-logits'],
 };
 
 function walk(dir) {

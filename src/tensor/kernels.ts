@@ -144,6 +144,20 @@ export interface Kernels {
    *  non-null: gs = gloss[r]·(q − p̃)/τ. Throws RangeError for an id outside [0, V). */
   topkKl(s: F, ids: I, tz: F, tlse: F, ttail: F, loss: F, gloss: F | null, gs: F | null,
     rows: number, V: number, K: number, tau: number): void;
+  /** The top-K form of dense teacher logits z (rows, V) at temperature τ (the teacher cache's
+   *  --cache-teacher-topk; the input of topkKl). Per row r:
+   *  - ids (rows, K): the ids of the K largest logits in descending order. The order is total:
+   *    NaN ranks above +Infinity (torch.topk's rule), +0 and −0 are equal, and equal values
+   *    (NaNs among themselves too) come lower id first; vals (rows, K) = z at ids (the bits).
+   *  - lse[r] = m + log Σ_j e^{z_j/τ − m} with m = max_j z_j/τ, and logTail[r] =
+   *    log Σ_{j ∉ ids} e^{z_j/τ − m} − log Σ_j e^{z_j/τ − m} (−Infinity when K = V or the tail
+   *    underflows), computed in float64 (z_j/τ a float64 division; sums in index order) and
+   *    rounded once.
+   *  - A row whose logits define no distribution (it holds a NaN or +Infinity, or is all
+   *    −Infinity) gets lse = logTail = NaN; its ids and vals follow the order above.
+   *  Throws RangeError unless 1 ≤ K ≤ V and τ is positive and finite. */
+  topkLogits(z: F, ids: I, vals: F, lse: F, logTail: F, rows: number, V: number, K: number,
+    tau: number): void;
   /** Σ_i (a_i − b_i)², accumulated in double precision. */
   sumSquaredDiff(a: F, b: F): number;
   /** Number of indices i with a_i ≠ b_i (a NaN entry counts as different). Signal analysis:

@@ -110,8 +110,9 @@ function unaryInputs(op: number, n: number, rng: Rng): Float32Array {
   return x;
 }
 
-// Stated accuracy of the native unary kernels: the AVX2 path's exp/expm1/log and erfc-based Φ
-// are within UNARY_REL = 5e-7 relative of the exact function (native/elementwise_unary_avx2.cc);
+// Stated accuracy of the native unary kernels: the vector paths' (AVX2, AVX-512: the same
+// operations lane for lane, native/elementwise_unary_simd.inc) exp/expm1/log and erfc-based Φ
+// are within UNARY_REL = 5e-7 relative of the exact function;
 // its last multiply adds u; the portable path evaluates the reference formulas in double and
 // rounds once (u). ref rounds its double result once (u). Forward: |Δ| ≤ (UNARY_REL + 2u)·|f|
 // (first order; 1 % slack). Backward gx = gy·f'(x): f' is a sum of at most two terms whose

@@ -64,6 +64,59 @@ test('reduce sum/max: native matches the reference, the reference matches naive 
   }
 });
 
+// The native row reductions' stated order (native/elementwise_loops.inc), the same on every
+// ISA: a row is summed in blocks of 16384, each block as 16 f64 partials (element i into
+// partial i mod 16) folded by halving (k += k + w, w = 8, 4, 2, 1), the blocks added in order,
+// rounded once; the max keeps 32 running maxima (element i into lane i mod 32, replaced when
+// v > m) combined lane 0..31 the same way, NaN if any element is NaN. Emulated here in float64,
+// so the native result must match bit for bit on whichever ISA this run has.
+function orderedRowSum(x: Float32Array): number {
+  let s = 0;
+  for (let b = 0; b < x.length; b += 16384) {
+    const acc = new Float64Array(16);
+    const e = Math.min(x.length, b + 16384);
+    for (let i = b; i < e; i++) acc[(i - b) % 16] += x[i];
+    for (let w = 8; w >= 1; w /= 2) for (let k = 0; k < w; k++) acc[k] += acc[k + w];
+    s += acc[0];
+  }
+  return s;
+}
+function orderedRowMax(x: Float32Array): number {
+  const m = new Float32Array(32).fill(-Infinity);
+  let nan = false;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    if (v > m[i % 32]) m[i % 32] = v;
+    nan ||= v !== v;
+  }
+  let best = m[0];
+  for (let k = 1; k < 32; k++) best = m[k] > best ? m[k] : best;
+  return nan ? NaN : best;
+}
+
+test('reduce over rows: bitwise the stated order on every ISA (sums of 16 f64 partials, 32-lane max, zero signs)', () => {
+  const rng = new Rng(17);
+  for (const n of [1, 3, 15, 16, 17, 31, 32, 33, 47, 100, 1000, 16384 + 37, 40000]) {
+    const rows = 3;
+    const x = randomF32(rows * n, rng);
+    // Signed zeros and exact cancellations make the order visible in the bits; row 2 is all ±0.
+    for (let i = 0; i < n; i += 5) x[i] = i % 2 ? -0 : 0;
+    for (let i = 2 * n; i < 3 * n; i++) x[i] = (i * 7) % 3 === 0 ? 0 : -0;
+    // Row 1: ±1e30 in partials 3 and 11 absorb the small terms added after them and cancel
+    // only in the fold's first step, so the result depends on the partial assignment.
+    if (n > 11) { x[n + 3] = 1e30; x[n + 11] = -1e30; }
+    const sum = runReduce(native, ReduceOp.sum, x, rows, n, 1), max = runReduce(native, ReduceOp.max, x, rows, n, 1);
+    for (let r = 0; r < rows; r++) {
+      const row = x.subarray(r * n, (r + 1) * n);
+      expectBits(sum.subarray(r, r + 1), f32([orderedRowSum(row)]), `sum n ${n} row ${r}`);
+      expectBits(max.subarray(r, r + 1), f32([orderedRowMax(row)]), `max n ${n} row ${r}`);
+    }
+  }
+  const withNan = randomF32(100, rng);
+  withNan[77] = NaN;
+  assert.ok(Number.isNaN(runReduce(native, ReduceOp.max, withNan, 1, 100, 1)[0]));
+});
+
 test('reduce: NaN propagates, -Inf rows, empty axis', () => {
   const x = f32([1, NaN, 3, -Infinity, -Infinity, -Infinity, 2, 5, NaN, 0, -1, 7]);
   for (const k of [ref, native]) {

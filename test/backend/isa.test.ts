@@ -2,7 +2,7 @@
 // KDQAT_ISA=avx512|avx2|portable and KDQAT_EXPECT_ISA set to the same level, and this file fails
 // that run if the addon selected anything else (a cap silently ignored would otherwise count the
 // wrong path as tested). Per family, the selected path must be the family's best compiled path
-// at or below the level in force (e.g. under avx512 the nn family runs its avx2 code).
+// at or below the level in force (e.g. the topk family, plain C++, runs its portable code).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nativeAvailable, nativeIsa, nativeIsaInfo } from '../../src/tensor/index.js';
@@ -31,7 +31,7 @@ test('isaInfo: every kernel family runs its best path at or below the level in f
   const info = nativeIsaInfo()!;
   const rank = (isa: string): number => info.levels.findIndex((l) => l.isa === isa);
   const families = Object.keys(info.families).sort();
-  assert.deepEqual(families, ['attention', 'elementwise', 'gemm', 'kquant', 'nn', 'optim', 'quant']);
+  assert.deepEqual(families, ['attention', 'elementwise', 'gemm', 'kquant', 'nn', 'optim', 'quant', 'topk']);
   for (const [fam, { selected, paths }] of Object.entries(info.families)) {
     const want = paths.filter((p) => rank(p) <= rank(info.isa)).at(-1);
     assert.equal(selected, want, `${fam}: paths ${paths.join(', ')} under ${info.isa}`);

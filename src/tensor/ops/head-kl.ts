@@ -47,64 +47,18 @@ export interface TopkLogits {
   logTail: Float32Array;
 }
 
-/** The top-K form of dense logits (…, V) at temperature τ: per row the K largest logits (ties:
- *  the lower id first), in descending order, with the full row's lse and the tail's log-mass
- *  computed in float64 and rounded once. */
+/** The top-K form of dense logits (…, V) at temperature τ (the topkLogits kernel: per row the
+ *  K largest logits in descending order, ties by the lower id, with the full row's lse and the
+ *  tail's log-mass computed in float64 and rounded once). */
 export function topkLogits(logits: Tensor, K: number, tau: number): TopkLogits {
   requireF32('topkLogits', logits);
   const V = logits.shape[logits.ndim - 1], rows = logits.size / V;
   if (!(Number.isInteger(K) && K >= 1 && K <= V)) throw new RangeError(`topkLogits: K must be an integer from 1 to V = ${V}, got ${K}`);
   if (!(tau > 0 && Number.isFinite(tau))) throw new RangeError(`topkLogits: temperature must be a positive number, got ${tau}`);
-  const z = logits.f32;
   const ids = new Int32Array(rows * K), vals = new Float32Array(rows * K);
   const lse = new Float32Array(rows), logTail = new Float32Array(rows);
-  const order = new Int32Array(V), inTop = new Uint8Array(V);
-  for (let r = 0; r < rows; r++) {
-    const o = r * V;
-    for (let j = 0; j < V; j++) order[j] = j;
-    const top = K === V ? order : partialTop(z, o, order, K);
-    top.subarray(0, K).sort((a, b) => z[o + b] - z[o + a] || a - b);
-    let m = -Infinity;
-    for (let j = 0; j < V; j++) m = Math.max(m, z[o + j] / tau);
-    let sum = 0;
-    for (let j = 0; j < V; j++) sum += Math.exp(z[o + j] / tau - m);
-    for (let i = 0; i < K; i++) {
-      ids[r * K + i] = top[i];
-      vals[r * K + i] = z[o + top[i]];
-    }
-    lse[r] = m + Math.log(sum);
-    // The tail's mass summed directly (not 1 − Σ top, which cancels when the teacher is sure).
-    let tail = 0;
-    if (K < V) {
-      for (let i = 0; i < K; i++) inTop[top[i]] = 1;
-      for (let j = 0; j < V; j++) if (!inTop[j]) tail += Math.exp(z[o + j] / tau - m);
-      for (let i = 0; i < K; i++) inTop[top[i]] = 0;
-    }
-    logTail[r] = tail > 0 ? Math.log(tail) - Math.log(sum) : -Infinity;
-  }
+  kernel('topkLogits')(logits.f32, ids, vals, lse, logTail, rows, V, K, tau);
   return { lead: logits.shape.slice(0, -1), V, K, tau, ids, logits: vals, lse, logTail };
-}
-
-/** The ids of the K largest z[o + ·] first in `order` (quickselect, ties by lower id). */
-function partialTop(z: Float32Array, o: number, order: Int32Array, K: number): Int32Array {
-  const before = (a: number, b: number): boolean => z[o + a] > z[o + b] || (z[o + a] === z[o + b] && a < b);
-  let lo = 0, hi = order.length - 1;
-  while (lo < hi) {
-    const pivot = order[(lo + hi) >> 1];
-    let i = lo, j = hi;
-    while (i <= j) {
-      while (before(order[i], pivot)) i++;
-      while (before(pivot, order[j])) j--;
-      if (i <= j) {
-        const t = order[i]; order[i] = order[j]; order[j] = t;
-        i++; j--;
-      }
-    }
-    if (K - 1 <= j) hi = j;
-    else if (K - 1 >= i) lo = i;
-    else break;
-  }
-  return order;
 }
 
 /** Bytes of one (rows × V) float32 chunk buffer (three are live at a time). */
