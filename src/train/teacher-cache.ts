@@ -27,6 +27,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { readSafetensors, writeSafetensors, type WriteTensor } from '../io/safetensors.js';
 import type { DistillOutputs } from '../distill/losses.js';
 import { topkLogits, type TopkLogits } from '../tensor/ops/index.js';
+import { nativeIsaInfo } from '../backend/index.js';
 
 /** The per-layer lists of DistillOutputs, as stored. */
 const LAYER_FIELDS = ['hidden', 'probs', 'scores', 'context', 'saOut', 'attnOut'] as const satisfies readonly (keyof DistillOutputs)[];
@@ -40,6 +41,11 @@ export function teacherKey(teacherDir: string, capture: unknown): string {
     h.update(name).update(fs.readFileSync(file));
   }
   h.update(JSON.stringify(capture ?? {}));
+  // The kernels' code paths round differently (AVX-512 vs AVX2 vs portable): outputs cached on
+  // another path are not the ones this run computes, so they get another key (a cache shared
+  // by machines of different ISAs, or KDQAT_ISA, stays bitwise; reference-backend keys unchanged).
+  const info = nativeIsaInfo();
+  if (info) h.update(JSON.stringify(Object.entries(info.families).map(([k, v]) => [k, v.selected]).sort()));
   return h.digest('hex').slice(0, 32);
 }
 

@@ -55,3 +55,26 @@ it('--cache-teacher-topk errors name the option and write nothing', () => {
   assert.ok(!fs.existsSync(out));
   fs.rmSync(root, { recursive: true });
 });
+
+it('the teacher-cache key names the kernels\' code paths: a cache written on another SIMD path is not reused', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { nativeIsa } = await import('../../src/backend/index.js');
+  const root = tmpDir('kdqat-cache-key-');
+  const t = llamaTeacher(root);
+  const key = (isa: string | undefined): string => {
+    const env = { ...process.env };
+    delete env.KDQAT_ISA;
+    if (isa) env.KDQAT_ISA = isa;
+    const code = `import { teacherKey } from ${JSON.stringify(path.resolve('src/train/teacher-cache.ts'))}; console.log(teacherKey(${JSON.stringify(t.dir)}, { pred: true }));`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', env });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  const here = key(undefined);
+  assert.match(here, /^[0-9a-f]{32}$/);
+  assert.equal(key(undefined), here, 'deterministic');
+  // Where the CPU runs a SIMD path, the portable path computes (and caches) other bits.
+  if (nativeIsa() !== null && nativeIsa() !== 'portable') assert.notEqual(key('portable'), here);
+  else assert.equal(key('portable'), here);
+  fs.rmSync(root, { recursive: true });
+});
