@@ -10,8 +10,8 @@ DUMP is written by scripts/dump-mlm-batches.ts (src/train/pretrain-dump.ts) from
 steps' masked inputs and labels, the validation batches, the run's settings and its losses.
 
 The replica, written from the published definitions rather than from kdqat's code:
-  - model: BERT (Devlin et al. 2019; transformers models/bert/modeling_bert.py) through
-    scripts/ref_encoders.py's `bert` (post-LN layers, exact-erf GELU, LayerNorm eps from the
+  - model: BERT (Devlin et al. 2019; transformers models/bert/modeling_bert.py) from
+    scripts/ref_encoders.py's equations, as its `bert` writes them (post-LN layers, exact-erf GELU, LayerNorm eps from the
     config, MLM head LayerNorm(gelu(transform.dense(h))) @ word_embeddings^T + cls.predictions.bias:
     the decoder tied to the word embeddings, so their gradients add); no dropout, all-ones
     attention mask (pre-training windows are full), token types 0;
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ref_encoders import bert  # noqa: E402  (the BERT equations, shared with the encoder fixtures)
+from ref_encoders import BERT_NAMES, encoder_layer, gelu, layer_norm, linear  # noqa: E402  (the BERT equations)
 
 NP = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64}
 
@@ -96,10 +96,26 @@ class Replica:
         self.dtype = dtype
         self.params = {n[5:]: t.to(dtype).clone().requires_grad_(True) for n, t in tensors.items() if n.startswith("init.")}
 
-    def loss(self, p, inputs, labels):
-        ids = inputs.long()
-        logits = bert(p, self.cfg, ids, torch.ones_like(ids), "mlm", torch.zeros_like(ids))  # (B, T, V)
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, self.vocab), labels.reshape(-1).long(), ignore_index=-100)
+    def loss(self, p, inputs, labels, reduction="mean"):
+        """BertForMaskedLM's loss, F.cross_entropy(logits, labels, ignore_index=-100); the head is
+        applied to the masked positions only, which gives the same values (the head is per
+        position) without the (B·T, V) logits."""
+        cfg, ids = self.cfg, inputs.long()
+        eps, T = cfg["layer_norm_eps"], ids.shape[1]
+        e = "bert.embeddings."
+        # scripts/ref_encoders.py bert(): word + position + token-type (0) embeddings, LayerNorm.
+        x = p[e + "word_embeddings.weight"][ids] + p[e + "token_type_embeddings.weight"][torch.zeros_like(ids)] + p[e + "position_embeddings.weight"][:T]
+        x = layer_norm(x, p[e + "LayerNorm.weight"], p[e + "LayerNorm.bias"], eps)
+        ones = torch.ones_like(ids)
+        for l in range(cfg["num_hidden_layers"]):
+            x = encoder_layer(p, f"bert.encoder.layer.{l}.", BERT_NAMES, x, ones, cfg["num_attention_heads"], eps, cfg["hidden_act"])
+        lab = labels.reshape(-1).long()
+        rows = (lab != -100).nonzero().squeeze(1)
+        h = x.reshape(-1, x.shape[-1])[rows]  # (N, C)
+        t = "cls.predictions.transform."
+        h = layer_norm(gelu(linear(p, t + "dense", h)), p[t + "LayerNorm.weight"], p[t + "LayerNorm.bias"], eps)
+        logits = h @ p[e + "word_embeddings.weight"].T + p["cls.predictions.bias"]  # (N, V)
+        return torch.nn.functional.cross_entropy(logits, lab[rows], reduction=reduction)
 
 
 def mask_stats(tensors, meta, steps):
@@ -177,8 +193,13 @@ def main():
     if a.trained and "valid.inputs" in tensors:
         trained, _ = read_safetensors(a.trained)
         tp = {n: t.to(dtype) for n, t in trained.items()}
+        vi, vl = tensors["valid.inputs"], tensors["valid.labels"]
+        total, count = 0.0, 0
         with torch.no_grad():
-            valid = r.loss(tp, tensors["valid.inputs"], tensors["valid.labels"]).item()
+            for at in range(0, vi.shape[0], 32):
+                total += r.loss(tp, vi[at:at + 32], vl[at:at + 32], reduction="sum").item()
+                count += (vl[at:at + 32] != -100).sum().item()
+        valid = total / max(count, 1)
 
     kd = json.loads(meta.get("kdqat_losses", "[]"))
     kd_valid = json.loads(meta.get("kdqat_valid_mlm_loss", "null"))
