@@ -6,7 +6,7 @@
 //         --seq 128 --vocab 8192 --steps 2000 --batch 32 --lr 7e-4 --warmup 120 ...]
 //
 // Runs `kdqat pretrain --arch bert --dropout 0 --log-every 1` into DIR (unless DIR already holds
-// a finished run of that kind, which is reused), dumps its first N steps' batches and its initial
+// a finished run with these settings, which is reused), dumps its first N steps' batches and its initial
 // weights (src/train/pretrain-dump.ts), replays N steps in PyTorch and prints per-step losses and
 // |Δ|, the masks' 80/10/10 statistics, then both implementations' validation MLM loss of the
 // run's trained model. --fixture F also writes test/train/mlm-reference.test.ts's fixture.
@@ -49,11 +49,20 @@ for (let i = 0; i < args.length; i += 2) {
   else throw new Error(`${args[i]}: not a pretrain setting this script passes on (${[...numeric, 'corpus'].join(', ')})`);
 }
 for (const [k, want] of [['arch', 'bert'], ['dropout', 0], ['logEvery', 1], ['accum', 1]] as const) {
-  if (c[k] !== want) throw new Error(`--${k} must be ${want} for the comparison`);
+  if (c[k] !== want) throw new Error(`--${k.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)} must be ${want} for the comparison (it sets it)`);
 }
 if (compareSteps > c.steps) throw new Error(`--compare-steps ${compareSteps} is more than --steps ${c.steps}`);
 
-if (fs.existsSync(path.join(out, 'summary.json'))) console.log(`reusing the finished run in ${out}`);
+const summaryFile = path.join(out, 'summary.json');
+if (fs.existsSync(summaryFile)) {
+  const had = (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as { config: Record<string, unknown> }).config;
+  for (const [k, v] of Object.entries(c)) {
+    if (JSON.stringify(had[k]) !== JSON.stringify(v)) {
+      throw new Error(`${summaryFile}: the run there has ${k} = ${JSON.stringify(had[k])}, these settings ${JSON.stringify(v)}; give another --out, or the run's own settings to reuse it`);
+    }
+  }
+  console.log(`reusing the finished run in ${out}`);
+}
 else {
   console.log(`kdqat pretrain (${c.steps} steps) into ${out}`);
   runPretrain({ out, reporter: silentReporter, config: c, force: fs.existsSync(out) });
