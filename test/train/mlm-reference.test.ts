@@ -157,3 +157,12 @@ test('the weights after step 1 equal the replica\'s within the bound of one Adam
   // (the rest are mostly word-embedding rows of tokens absent from the batch: small gradients).
   assert.ok(decided > 0.5 * total, `${decided} of ${total} elements have |g| > 2E`);
 });
+
+test('the dump refuses what it cannot replay, naming the file and the fix', () => {
+  assert.throws(() => dumpMlmRun(path.join(root, 'nothing'), 1), /summary\.json: not found; give the --out directory of a finished kdqat pretrain run/);
+  assert.throws(() => dumpMlmRun(run.out, STEPS + 1), /steps must be in 1\.\.3 \(the run's --steps\), got 4/);
+  const other = path.join(root, 'llama');
+  fs.mkdirSync(other);
+  fs.writeFileSync(path.join(other, 'summary.json'), JSON.stringify({ config: { ...config, arch: 'llama' } }));
+  assert.throws(() => dumpMlmRun(other, 1), /config\.arch is "llama"; the masked-LM dump needs a --arch bert run/);
+});
