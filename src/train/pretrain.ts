@@ -111,7 +111,7 @@ function encode(tok: LoadedTokenizer, docs: Document[]): number[][] {
 }
 
 /** Packs documents; null (with the reason) when there is not enough text for one window. */
-function pack(c: PretrainConfig, tok: LoadedTokenizer, docs: Document[]): Windows | string {
+export function pack(c: PretrainConfig, tok: LoadedTokenizer, docs: Document[]): Windows | string {
   const sp = tok.specials;
   try {
     return architecture(c.arch).kind === 'decoder'
@@ -122,14 +122,15 @@ function pack(c: PretrainConfig, tok: LoadedTokenizer, docs: Document[]): Window
   }
 }
 
-function buildModel(c: PretrainConfig, vocabSize: number): Model {
+/** The freshly initialized model of a run (parameters from c.seed). */
+export function buildModel(c: PretrainConfig, vocabSize: number): Model {
   const rec = architecture(c.arch);
   const heads = pretrainHeads(rec);
   const config = rec.pretrain.config(sizes(c, vocabSize));
   return { arch: c.arch, config, params: initParams(rec.paramSpec(config, heads), c.seed), ...rec.modelFields(heads) } as Model;
 }
 
-function mlmSpecials(tok: LoadedTokenizer): MlmSpecials {
+export function mlmSpecials(tok: LoadedTokenizer): MlmSpecials {
   const { cls, sep, mask, pad, unk } = tok.specials;
   if (cls === undefined || sep === undefined || mask === undefined) {
     throw new Error(`${tok.path}: a BERT tokenizer needs [CLS], [SEP] and [MASK] tokens`);
@@ -138,7 +139,10 @@ function mlmSpecials(tok: LoadedTokenizer): MlmSpecials {
 }
 
 /** Biases and norm weights get no weight decay (the usual practice for Transformers). */
-const noDecay = (params: Params) => (name: string): boolean => (params.get(name)?.ndim ?? 2) < 2;
+export const noDecay = (params: Params) => (name: string): boolean => (params.get(name)?.ndim ?? 2) < 2;
+
+/** Rows per evaluation batch (mlmEval's masks depend on the batching). */
+export const evalBatchSize = (c: PretrainConfig): number => Math.max(c.batch, 8);
 
 export function runPretrain(run: PretrainRun): PretrainSummary {
   return cleanUpOnFailure(run.out, run.resume, () => pretrain(run));
@@ -174,7 +178,7 @@ function pretrain(run: PretrainRun): PretrainSummary {
   const rec = archOf(model);
   const causal = rec.kind === 'decoder';
   const sp = causal ? null : mlmSpecials(tok);
-  const evalBatch = Math.max(c.batch, 8);
+  const evalBatch = evalBatchSize(c);
 
   const evaluate = (maxWindows: number): Record<string, number> => {
     if (typeof valid === 'string') return {};
