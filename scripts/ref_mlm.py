@@ -152,6 +152,9 @@ def main():
     tensors, meta = read_safetensors(a.dump)
     dtype = torch.float64 if a.dtype == "float64" else torch.float32
     o = json.loads(meta["optimizer"])
+    arch = json.loads(meta["config"])["arch"]
+    if arch != "bert":
+        sys.exit(f"{a.dump}: a --arch {arch} run; this replica implements BERT's equations only")
     r = Replica(tensors, meta, dtype)
     p = r.params
     dumped = sum(1 for n in tensors if n.startswith("step.") and n.endswith(".inputs"))

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadTokenizer } from '../tokenize/index.js';
+import { architecture, isArchName } from '../models/registry.js';
 import { hash32 } from '../tensor/rng.js';
 import { readTrainLog } from './train-log.js';
 import { stepSeed } from './loop.js';
@@ -31,7 +32,9 @@ export function dumpMlmRun(dir: string, steps: number): MlmDump {
   if (!fs.existsSync(summaryFile)) throw new Error(`${summaryFile}: not found; give the --out directory of a finished kdqat pretrain run`);
   const summary = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as PretrainSummary;
   const c: PretrainConfig = summary.config;
-  if (c.arch !== 'bert') throw new Error(`${summaryFile}: config.arch is "${c.arch}"; the masked-LM dump needs a --arch bert run`);
+  if (!isArchName(c.arch) || architecture(c.arch).kind !== 'encoder') {
+    throw new Error(`${summaryFile}: config.arch is "${c.arch}"; the masked-LM dump needs an encoder run (kdqat pretrain --arch bert)`);
+  }
   if (c.accum !== 1) throw new Error(`${summaryFile}: config.accum is ${c.accum}; the dump replays --accumulate 1 runs only`);
   if (!(steps >= 1 && steps <= c.steps)) throw new Error(`steps must be in 1..${c.steps} (the run's --steps), got ${steps}`);
   const tok = loadTokenizer(path.join(dir, 'tokenizer.json'));

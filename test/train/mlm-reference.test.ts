@@ -164,5 +164,5 @@ test('the dump refuses what it cannot replay, naming the file and the fix', () =
   const other = path.join(root, 'llama');
   fs.mkdirSync(other);
   fs.writeFileSync(path.join(other, 'summary.json'), JSON.stringify({ config: { ...config, arch: 'llama' } }));
-  assert.throws(() => dumpMlmRun(other, 1), /config\.arch is "llama"; the masked-LM dump needs a --arch bert run/);
+  assert.throws(() => dumpMlmRun(other, 1), /config\.arch is "llama"; the masked-LM dump needs an encoder run/);
 });
