@@ -1,7 +1,8 @@
 // Reading the KD-QAT training log (JSONL, one record per logged step, written by `kdqat qat`):
 //   {"step": 10, "lr": 0.0001, "loss": {"total": 2.1, "pred": 1.9, ...}, "signal": SignalRecord}
 // "signal" may be absent on lines that carry no signal statistics, "loss" on lines that carry
-// none. Evaluation lines add the evaluator's metrics (EVAL_METRICS: src/train/qat-eval.ts) as
+// none. The train_log.jsonl of `kdqat pretrain` / `finetune` logs the loss as one number
+// ({"step": 10, "loss": 4.9, ...}): it reads as the term "total". Evaluation lines add the evaluator's metrics (EVAL_METRICS: src/train/qat-eval.ts) as
 // top-level keys; other keys are ignored. Every malformed line is an error naming the file and line.
 import * as fs from 'node:fs';
 import type { SignalRecord } from './signal.js';
@@ -69,8 +70,10 @@ function entryOf(raw: unknown, where: string): LogEntry {
   const lr = raw.lr ?? null;
   if (lr !== null && typeof lr !== 'number') throw new Error(`${where}: "lr" must be a number, got ${JSON.stringify(lr)}`);
   const loss: Record<string, number> = {};
-  if (raw.loss !== undefined && raw.loss !== null) {
-    if (!isObject(raw.loss)) throw new Error(`${where}: "loss" must be an object of loss terms like {"total": 2.1}`);
+  if (typeof raw.loss === 'number') {
+    if (Number.isFinite(raw.loss)) loss.total = raw.loss;
+  } else if (raw.loss !== undefined && raw.loss !== null) {
+    if (!isObject(raw.loss)) throw new Error(`${where}: "loss" must be a number or an object of loss terms like {"total": 2.1}`);
     for (const [k, v] of Object.entries(raw.loss)) {
       if (v === null) continue;
       if (typeof v !== 'number') throw new Error(`${where}: loss.${k} must be a number, got ${JSON.stringify(v)}`);

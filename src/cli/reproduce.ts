@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Experiment, ReproSettings } from '../experiments/types.js';
 import type { Report, RunnerIO } from '../experiments/runner.js';
-import { OV_FREEZE } from '../experiments/ov-freeze.js';
+import { OV_FREEZE, OV_QUANTIZERS } from '../experiments/ov-freeze.js';
 import { ATTN_KD } from '../experiments/attn-kd.js';
 import { progressReporter } from './progress.js';
 import { JSON_HELP, UsageError, commandLine, intArg, numArg, printJson } from './options.js';
@@ -197,8 +197,8 @@ export function reproduceCommand(): Command {
   `
 Paper A (ov-freeze), decoder: the SOTU LLaMA teacher; RTN, KD-QAT (logits loss), KD-QAT +
 ov-freeze (v_proj/o_proj not trained) and KD-QAT + auto-freeze (--freeze auto: a probe chooses
-what to freeze; its choice per seed is in the notes and results.json) at w4-channel,
-w4-channel-lsq, q4_0 and w3-channel.
+what to freeze; its choice per seed is in the notes and results.json) at
+${OV_QUANTIZERS.map((q) => q.key).join(', ')}.
 Metrics: perplexity on the SOTU validation addresses; acc and acc_norm on the continuation and
 wordnet-def multiple-choice tasks; the fraction of RTN's perplexity loss that KD-QAT recovers,
 (ppl_RTN − ppl_KDQAT)/(ppl_RTN − ppl_FP).

@@ -2,10 +2,11 @@
 // trained on SOTU, quantized by round-to-nearest, by KD-QAT (logits loss, METHODS.md §3), by
 // KD-QAT with ov-freeze (v_proj/o_proj latent weights not trained, METHODS.md §4), and by KD-QAT
 // with --freeze auto (a probe chooses the frozen kinds, src/train/freeze-auto.ts; which it
-// chose, per seed, is in the notes and in results.json's runs[].freeze_auto), each at four
+// chose, per seed, is in the notes and in results.json's runs[].freeze_auto), each at nine
 // weight quantizers: 4-bit per output channel (the setting paper A's toolchain uses), the same
 // with learned step sizes (LSQ, Esser et al. 2020; its RTN row starts from the same absmax steps),
-// llama.cpp Q4_0, and 3-bit per output channel, where differences are larger.
+// llama.cpp Q4_0, and where round-to-nearest loses much more: 3 and 2 bits per output channel and
+// per group of 32, llama.cpp's ternary TQ2_0 and TWN ternary per matrix.
 // Measured: perplexity on the held-out SOTU validation addresses, and the built-in
 // multiple-choice tasks (lm-evaluation-harness style acc / acc_norm).
 import type { Experiment, RunDef, RunResult } from './types.js';
@@ -16,7 +17,14 @@ export const OV_QUANTIZERS = [
   { key: 'w4-channel', title: '4-bit weights, per output channel (w4-channel)' },
   { key: 'w4-channel-lsq', title: '4-bit weights, per output channel, learned step sizes (w4-channel-lsq)' },
   { key: 'q4_0', title: 'llama.cpp Q4_0 (4.5 bits/weight, blocks of 32)' },
+  // Where round-to-nearest loses a lot (issue 14): 3 and 2 bits per channel and per group,
+  // ternary on llama.cpp's grid and per matrix.
   { key: 'w3-channel', title: '3-bit weights, per output channel (w3-channel)' },
+  { key: 'w3-g32', title: '3-bit weights, per group of 32 inputs (w3-g32)' },
+  { key: 'w2-channel', title: '2-bit weights, per output channel (w2-channel)' },
+  { key: 'w2-g32', title: '2-bit weights, per group of 32 inputs (w2-g32)' },
+  { key: 'tq2_0', title: 'llama.cpp TQ2_0 (ternary, 2.06 bits/weight, blocks of 256)' },
+  { key: 'twn', title: 'TWN ternary weights, one scale per matrix (twn)' },
 ];
 
 /** Paper A's KD-QAT distills the logits only. */
@@ -85,7 +93,7 @@ function derive(results: Map<string, RunResult[]>): Record<string, string[]> {
 
 export const OV_FREEZE: Experiment = {
   name: 'ov-freeze',
-  description: "paper A: RTN vs KD-QAT vs KD-QAT + ov-freeze vs KD-QAT + auto-freeze on the SOTU LLaMA teacher (w4-channel, w4-channel-lsq, q4_0, w3-channel)",
+  description: `paper A: RTN vs KD-QAT vs KD-QAT + ov-freeze vs KD-QAT + auto-freeze on the SOTU LLaMA teacher (${OV_QUANTIZERS.map((q) => q.key).join(', ')})`,
   arch: 'llama',
   teacher: 'teachers/llama-sotu',
   groups: OV_QUANTIZERS,

@@ -232,6 +232,8 @@ export const QUANT_PRESETS: Record<string, QuantConfig> = {
   'w4-g64': { weights: sym(4, group(64)) },
   'w4-g128': { weights: sym(4, group(128)) },
   'w3-g128': { weights: sym(3, group(128)) },
+  'w3-g32': { weights: sym(3, group(32)) },
+  'w2-g32': { weights: sym(2, group(32)) },
   // asymmetric (zero point)
   'w4-channel-asym': { weights: asym(4, channel) },
   'w4-g128-asym': { weights: asym(4, group(128)) },

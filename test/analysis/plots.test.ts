@@ -101,6 +101,32 @@ test('kdqat plot: two runs side by side, one line per kind, heatmap of time mean
   assert.ok([...last.querySelectorAll('text')].some((t) => t.textContent === 'kdqat'));
 });
 
+test('kdqat plot: the train_log.jsonl of pretrain gives the learning curves (loss as one number, validation perplexity)', async () => {
+  const dir = tmpDir('plot-pretrain');
+  const file = path.join(dir, 'llama', 'train_log.jsonl');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  // What `kdqat pretrain` logs: loss as a number, periodic validation on some lines.
+  const lines = [10, 20, 30, 40].map((step) => JSON.stringify({
+    step, loss: 8 - step / 10, lr: 1e-3, tokens_per_s: 2000, grad_norm: 0.5,
+    ...(step % 20 === 0 ? { valid_nll: 6 - step / 20, valid_ppl: Math.exp(6 - step / 20) } : {}),
+  }));
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+  const entries = parseSignalLog(fs.readFileSync(file, 'utf8'), file);
+  assert.deepEqual(entries.map((e) => e.loss), [{ total: 7 }, { total: 6 }, { total: 5 }, { total: 4 }]);
+  assert.deepEqual(entries.map((e) => e.eval.valid_nll ?? null), [null, 5, null, 4]);
+  const out = path.join(dir, 'fig');
+  const r = await kdqat('plot', '--log', file, '--out', out, '--no-png');
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(fs.readdirSync(out).sort(), ['eval-valid_nll.svg', 'eval-valid_ppl.svg', 'loss.svg']);
+  const ppl = svgDoc(path.join(out, 'eval-valid_ppl.svg'));
+  const dots = [...ppl.querySelectorAll('g[aria-label="dot"] title')].map((t) => t.textContent);
+  assert.equal(dots.length, 2);
+  assert.equal(dots[0], "llama, step 20: 148"); // e^5 = 148.41 at fmt()'s 3 significant digits; the label is the run directory's name
+  const loss = svgDoc(path.join(out, 'loss.svg'));
+  assert.deepEqual([...loss.querySelectorAll('g[aria-label="line"] path')].map((p) => p.querySelector('title')?.textContent), ['total']);
+  assert.throws(() => parseSignalLog('{"step": 1, "loss": "x"}', 'bad.jsonl'), /bad\.jsonl:1: "loss" must be a number or an object of loss terms/);
+});
+
 test('kdqat plot refuses to overwrite figures without --force', async () => {
   const dir = tmpDir('plot-force');
   const a = syntheticLog(dir, 'run.jsonl', false);

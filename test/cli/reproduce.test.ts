@@ -202,7 +202,7 @@ test('bad flags: clear errors, nothing written', async () => {
     [['reproduce', 'ov-freeze', '--seeds', '0,x'], /--seeds <n\|list>' argument '0,x' is invalid. expected a number of seeds \(3 = seeds 0,1,2\) or a comma-separated list/],
     [['reproduce', 'ov-freeze', '--seeds', '1,1'], /repeats a seed/],
     [['reproduce', 'ov-freeze', '--seeds', '0'], /number of seeds ≥ 1/],
-    [['reproduce', 'ov-freeze', '--only', 'w5-channel', '--teacher', fx.llama], /--only w5-channel: no such run; ov-freeze has runs teacher, rtn-w4-channel, .*or a quantizer: w4-channel, w4-channel-lsq, q4_0, w3-channel/],
+    [['reproduce', 'ov-freeze', '--only', 'w5-channel', '--teacher', fx.llama], /--only w5-channel: no such run; ov-freeze has runs teacher, rtn-w4-channel, .*or a quantizer: w4-channel, w4-channel-lsq, q4_0, w3-channel, w3-g32, w2-channel, w2-g32, tq2_0, twn/],
     [['reproduce', 'ov-freeze', '--steps', '0', '--teacher', fx.llama], /--steps must be at least 1, got 0/],
     [['reproduce', 'ov-freeze', '--eval-items', '-1', '--teacher', fx.llama], /--eval-items must be ≥ 0 \(0 = all\), got -1/],
     [['reproduce', 'ov-freeze', '--lr', 'fast'], /--lr <x>' argument 'fast' is invalid. expected a number/],

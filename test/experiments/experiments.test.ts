@@ -31,10 +31,13 @@ test('every run names a real preset and real loss terms; keys are unique and dir
   }
 });
 
-test('ov-freeze: FP, RTN, KD-QAT, KD-QAT + ov, KD-QAT + auto per quantizer (w4-channel, w4-channel-lsq, q4_0, w3-channel); logits loss only', () => {
+const OV_KEYS = ['w4-channel', 'w4-channel-lsq', 'q4_0', 'w3-channel', 'w3-g32', 'w2-channel', 'w2-g32', 'tq2_0', 'twn'];
+
+test('ov-freeze: FP, RTN, KD-QAT, KD-QAT + ov, KD-QAT + auto per quantizer (4, 3, 2 bits, ternary); logits loss only', () => {
   const runs = OV_FREEZE.runs(settings(OV_FREEZE));
-  assert.equal(runs.length, 1 + 4 * 4);
-  for (const q of ['w4-channel', 'w4-channel-lsq', 'q4_0', 'w3-channel']) {
+  assert.equal(runs.length, 1 + 4 * OV_KEYS.length);
+  for (const q of OV_KEYS) {
+    assert.ok(Object.hasOwn(QUANT_PRESETS, q), `${q} is a preset`);
     const inGroup = runs.filter((r) => r.groups.includes(q)).map((r) => r.family);
     assert.deepEqual(inGroup, ['teacher', 'rtn', 'qat', 'qat-ov', 'qat-auto']);
   }
@@ -61,7 +64,7 @@ test('--only: by run, method or quantizer (a quantizer brings the teacher); unkn
   const all = OV_FREEZE.runs(settings(OV_FREEZE));
   const keys = (only: string[]): string[] => selectRuns(all, only, OV_FREEZE).map((r) => r.key);
   assert.deepEqual(keys(['q4_0']), ['teacher', 'rtn-q4_0', 'qat-q4_0', 'qat-ov-q4_0', 'qat-auto-q4_0']);
-  assert.deepEqual(keys(['qat-ov']), ['qat-ov-w4-channel', 'qat-ov-w4-channel-lsq', 'qat-ov-q4_0', 'qat-ov-w3-channel']);
+  assert.deepEqual(keys(['qat-ov']), OV_KEYS.map((q) => `qat-ov-${q}`));
   assert.deepEqual(keys(['rtn-w3-channel', 'teacher']), ['teacher', 'rtn-w3-channel']);
   assert.equal(keys([]).length, all.length);
   assert.throws(() => keys(['qat', 'w5']), /--only w5: no such run; .*name a method: teacher, rtn, qat, qat-ov, qat-auto/);
