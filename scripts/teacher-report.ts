@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { brownGenreTask, builtinMultipleChoice, loadCorpus, splitCorpus } from '../src/data/index.js';
 import { loadTokenizer } from '../src/tokenize/index.js';
 import { loadModelDir } from '../src/io/model-dir.js';
+import { wilson95 } from '../src/report/table.js';
 
 const [lm = 'teachers/llama-sotu', enc = 'teachers/bert-brown-genre'] = process.argv.slice(2);
 const MC_ITEMS = 1000;
@@ -23,13 +24,7 @@ function evalJson(args: string[]): { results: Record<string, number | string>[] 
   return JSON.parse(r.stdout);
 }
 
-/** 95% Wilson score interval of a proportion p over n trials. */
-function wilson(p: number, n: number): [number, number] {
-  const z = 1.96, d = 1 + z * z / n, c = (p + z * z / (2 * n)) / d;
-  const h = (z / d) * Math.sqrt(p * (1 - p) / n + z * z / (4 * n * n));
-  return [c - h, c + h];
-}
-const withCi = (p: number, n: number): string => { const [lo, hi] = wilson(p, n); return `${p.toFixed(3)} [${lo.toFixed(3)}, ${hi.toFixed(3)}]`; };
+const withCi = (p: number, n: number): string => { const [lo, hi] = wilson95(p, n); return `${p.toFixed(3)} [${lo.toFixed(3)}, ${hi.toFixed(3)}]`; };
 
 // Unigram model over the LM's tokens, fit on the SOTU training addresses (add-one).
 const m = loadModelDir(lm);

@@ -10,7 +10,7 @@
 // Measured: perplexity on the held-out SOTU validation addresses, and the built-in
 // multiple-choice tasks (lm-evaluation-harness style acc / acc_norm).
 import type { Experiment, RunDef, RunResult } from './types.js';
-import { summarize } from '../report/table.js';
+import { meanInterval95, summarize, wilson95 } from '../report/table.js';
 import { presetOf } from '../train/freeze-auto.js';
 
 export const OV_QUANTIZERS = [
@@ -54,6 +54,18 @@ export function fractionRecovered(pplFp: number, pplRtn: number, pplQat: number)
   return (pplRtn - pplQat) / (pplRtn - pplFp);
 }
 
+/**
+ * How far apart two multiple-choice accuracies must be to mean anything: the half-width of the
+ * teacher's 95% Wilson interval on the items scored (one model, one seed).
+ */
+function mcResolution(teacher: RunResult | undefined): string | null {
+  const m = teacher?.metrics;
+  if (!m || !m.cont_items || !m.wn_items) return null;
+  const half = (p: number, n: number): string => { const [lo, hi] = wilson95(p, n); return (100 * (hi - lo) / 2).toFixed(1); };
+  return `multiple choice: ${m.cont_items} continuation and ${m.wn_items} wordnet-def items; one model's accuracy has a 95% interval ` +
+    `of ±${half(m.cont_acc, m.cont_items)} / ±${half(m.wn_acc, m.wn_items)} points (Wilson, at the teacher's accuracy), so smaller differences are not resolved`;
+}
+
 /** What --freeze auto chose for one seed, naming the preset it equals (ov). */
 function choice(patterns: string[] | undefined): string {
   if (!patterns) return '(not recorded)';
@@ -73,6 +85,8 @@ function derive(results: Map<string, RunResult[]>): Record<string, string[]> {
     if (auto.length) {
       notes[q].push(`auto-freeze chose: ${auto.map((r) => `seed ${r.seed}: ${choice(r.freeze_auto)}`).join('; ')}`);
     }
+    const mc = mcResolution(results.get('teacher')?.[0]);
+    if (mc) notes[q].push(mc);
     if (fp === undefined || rtn === undefined) continue;
     if (!(rtn > fp)) {
       notes[q].push(`RTN perplexity ${rtn.toFixed(2)} is not above the teacher's ${fp.toFixed(2)}: there is no loss to recover`);
@@ -84,8 +98,10 @@ function derive(results: Map<string, RunResult[]>): Record<string, string[]> {
       for (const r of rs) r.metrics.recovered = fractionRecovered(fp, rtn, r.metrics.ppl);
       const s = summarize(rs.map((r) => r.metrics.recovered));
       const pm = s.std === null ? '' : ` ± ${(100 * s.std).toFixed(1)}`;
+      const ci = meanInterval95(s);
       notes[q].push(`${name} recovers ${(100 * s.mean).toFixed(1)}${pm} % of RTN's perplexity loss ` +
-        `(ppl_RTN − ppl_KDQAT)/(ppl_RTN − ppl_FP), RTN ${rtn.toFixed(2)}, FP ${fp.toFixed(2)}, n=${s.n}`);
+        `(ppl_RTN − ppl_KDQAT)/(ppl_RTN − ppl_FP), RTN ${rtn.toFixed(2)}, FP ${fp.toFixed(2)}, n=${s.n}` +
+        (ci ? `; 95% CI of the mean [${(100 * ci[0]).toFixed(1)}, ${(100 * ci[1]).toFixed(1)}] % (t, ${s.n - 1} dof)` : ''));
     }
   }
   return notes;

@@ -45,6 +45,32 @@ export function summarize(xs: readonly number[]): Summary {
   return { mean, std: n > 1 ? Math.sqrt(ss / (n - 1)) : null, n, min: Math.min(...xs), max: Math.max(...xs) };
 }
 
+/** Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom. */
+const T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+  2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042];
+
+/** t_{0.975}(df): the table above, beyond it z + (z³ + z)/(4·df) (Cornish–Fisher, error < 1e-3). */
+export function t975(df: number): number {
+  if (!(Number.isInteger(df) && df >= 1)) throw new RangeError(`t975: degrees of freedom must be a positive integer, got ${df}`);
+  const z = 1.959964;
+  return df <= T975.length ? T975[df - 1] : z + (z ** 3 + z) / (4 * df);
+}
+
+/** 95% confidence interval of the mean over seeds, mean ± t(n−1)·s/√n; null for n < 2. */
+export function meanInterval95(s: Summary): [number, number] | null {
+  if (s.std === null) return null;
+  const h = t975(s.n - 1) * s.std / Math.sqrt(s.n);
+  return [s.mean - h, s.mean + h];
+}
+
+/** 95% Wilson score interval of a proportion p measured on n items. */
+export function wilson95(p: number, n: number): [number, number] {
+  if (!(n >= 1) || !(p >= 0 && p <= 1)) throw new RangeError(`wilson95: need 0 ≤ p ≤ 1 and n ≥ 1, got p=${p}, n=${n}`);
+  const z = 1.959964, d = 1 + z * z / n, c = (p + z * z / (2 * n)) / d;
+  const h = (z / d) * Math.sqrt(p * (1 - p) / n + z * z / (4 * n * n));
+  return [Math.max(0, c - h), Math.min(1, c + h)];
+}
+
 export interface Table {
   title: string;
   metrics: MetricSpec[];

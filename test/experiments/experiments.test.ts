@@ -9,6 +9,7 @@ import { qatConfig, lossSpec } from '../../src/experiments/methods.js';
 import { DEMO } from '../../src/experiments/demo.js';
 import { resolveRepro, seedsArg } from '../../src/cli/reproduce.js';
 import { QUANT_PRESETS } from '../../src/quant/config.js';
+import { meanInterval95, summarize, t975, wilson95 } from '../../src/report/table.js';
 import { LOSS_NAMES, parseLossWeights } from '../../src/distill/losses.js';
 import type { Experiment, ReproSettings, RunResult } from '../../src/experiments/types.js';
 
@@ -70,6 +71,24 @@ test('--only: by run, method or quantizer (a quantizer brings the teacher); unkn
   assert.throws(() => keys(['qat', 'w5']), /--only w5: no such run; .*name a method: teacher, rtn, qat, qat-ov, qat-auto/);
 });
 
+test('confidence intervals: t interval of a mean over seeds, Wilson interval of an accuracy, and the multiple-choice note', () => {
+  // t quantiles: the table, then the Cornish–Fisher tail (t(60) = 2.0003, t(120) = 1.9799).
+  assert.equal(t975(2), 4.303);
+  assert.ok(Math.abs(t975(60) - 2.0003) < 1e-3 && Math.abs(t975(120) - 1.9799) < 1e-3);
+  assert.ok(t975(31) < t975(30) && t975(30) > 1.96);
+  const iv = meanInterval95(summarize([1, 2, 3]))!; // mean 2, s 1, n 3: 2 ± 4.303/√3 = 2 ± 2.484
+  assert.ok(Math.abs(iv[0] - (2 - 4.303 / Math.sqrt(3))) < 1e-12 && Math.abs(iv[1] - (2 + 4.303 / Math.sqrt(3))) < 1e-12);
+  assert.equal(meanInterval95(summarize([5])), null);
+  // Wilson at p = 0.3, n = 300 (z = 1.96): d = 1 + z²/n = 1.012805, centre (p + z²/2n)/d = 0.30253,
+  // half-width (z/d)·√(p(1−p)/n + z²/4n²) = 0.05159: [0.2509, 0.3541].
+  const [lo, hi] = wilson95(0.3, 300);
+  assert.ok(Math.abs(lo - 0.2509) < 1e-4 && Math.abs(hi - 0.3541) < 1e-4, `${lo} ${hi}`);
+  assert.deepEqual(wilson95(0, 10).map((x) => Number(x.toFixed(4))), [0, 0.2775]);
+  const res = (run: string, metrics: Record<string, number>): RunResult => ({ run, seed: 0, metrics, seconds: { method: 0, eval: 0 }, files: {} });
+  const notes = OV_FREEZE.derive!(new Map([['teacher', [res('teacher', { ppl: 10, cont_acc: 0.3, cont_items: 300, wn_acc: 0.25, wn_items: 300 })]]]), []);
+  assert.match(notes['w4-channel'][0], /300 continuation and 300 wordnet-def items; one model's accuracy has a 95% interval of ±5\.2 \/ ±4\.9 points/);
+});
+
 test('seeds: a count or a list; deterministic runs once', () => {
   assert.deepEqual(seedsArg('3'), [0, 1, 2]);
   assert.deepEqual(seedsArg('4,7'), [4, 7]);
@@ -119,9 +138,10 @@ test('fraction recovered: (ppl_RTN − ppl_QAT)/(ppl_RTN − ppl_FP) per seed, w
   ]);
   const notes = OV_FREEZE.derive!(results, OV_FREEZE.runs(settings(OV_FREEZE)));
   assert.deepEqual(results.get('qat-w4-channel')!.map((r) => r.metrics.recovered), [0.75, 0.5]);
-  // mean 62.5 %, sample std of (75, 50) = 17.7 %.
+  // mean 62.5 %, sample std of (75, 50) = 17.7 %; 95% CI 62.5 ± t(1)·17.68/√2 = 62.5 ± 12.706·12.5 = 62.5 ± 158.8.
   assert.deepEqual(notes['w4-channel'], [
-    "KD-QAT recovers 62.5 ± 17.7 % of RTN's perplexity loss (ppl_RTN − ppl_KDQAT)/(ppl_RTN − ppl_FP), RTN 14.00, FP 10.00, n=2",
+    "KD-QAT recovers 62.5 ± 17.7 % of RTN's perplexity loss (ppl_RTN − ppl_KDQAT)/(ppl_RTN − ppl_FP), RTN 14.00, FP 10.00, n=2" +
+    '; 95% CI of the mean [-96.3, 221.3] % (t, 1 dof)',
   ]);
   assert.match(notes.q4_0[0], /RTN perplexity 9.00 is not above the teacher's 10.00: there is no loss to recover/);
   assert.equal(results.get('qat-q4_0')![0].metrics.recovered, undefined);
