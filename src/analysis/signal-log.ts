@@ -2,8 +2,9 @@
 //   {"step": 10, "lr": 0.0001, "loss": {"total": 2.1, "pred": 1.9, ...}, "signal": SignalRecord}
 // "signal" may be absent on lines that carry no signal statistics, "loss" on lines that carry
 // none. The train_log.jsonl of `kdqat pretrain` / `finetune` logs the loss as one number
-// ({"step": 10, "loss": 4.9, ...}): it reads as the term "total". Evaluation lines add the evaluator's metrics (EVAL_METRICS: src/train/qat-eval.ts) as
-// top-level keys; other keys are ignored. Every malformed line is an error naming the file and line.
+// ({"step": 10, "loss": 4.9, ...}): it reads as the term "total". Evaluation lines add the
+// evaluator's metrics (EVAL_METRICS: src/train/qat-eval.ts) as top-level keys; other keys are
+// ignored. Every malformed line is an error naming the file and line.
 import * as fs from 'node:fs';
 import type { SignalRecord } from './signal.js';
 import { explainFsError } from '../io/files.js';
