@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readSignalLog } from '../src/analysis/signal-log.js';
 import { MODULE_KINDS } from '../src/models/registry.js';
+import { median } from '../src/report/table.js';
 
 const { values: a, positionals } = parseArgs({
   allowPositionals: true,
@@ -24,10 +25,6 @@ if (!fs.existsSync(runsDir)) throw new Error(`${dir}: no runs/ directory; pass t
 const metrics = a.metric!.split(',').filter(Boolean);
 
 interface Row { run: string; seeds: number; kinds: Record<string, number> }
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((x, y) => x - y), m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 const out: Record<string, Row[]> = {};
 for (const metric of metrics) {
@@ -66,7 +63,7 @@ if (a.json) {
     process.stdout.write(`\n${metric}: mean over layers, logged steps and seeds (× the median kind of the run)\n\n`);
     process.stdout.write(`| run | seeds | ${kinds.join(' | ')} |\n|---|---|${kinds.map(() => '---').join('|')}|\n`);
     for (const r of rows) {
-      const med = median(Object.values(r.kinds));
+      const med = median(Object.values(r.kinds))!; // a row has at least one kind
       const cell = (k: string): string => (k in r.kinds ? `${r.kinds[k].toPrecision(3)} (${(r.kinds[k] / med).toFixed(2)}×)` : '—');
       process.stdout.write(`| ${r.run} | ${r.seeds} | ${kinds.map(cell).join(' | ')} |\n`);
     }

@@ -56,6 +56,7 @@ import { AdamW, clipGradNorm } from './optim.js';
 import { learningRate } from './schedule.js';
 import { epochBatches, type QatBatch, type QatData } from './qat-data.js';
 import { UsageError } from './usage.js';
+import { median } from '../report/table.js';
 
 /** --freeze-probe-steps default: enough AdamW steps for the moments to settle (β₁ = 0.9). */
 export const PROBE_STEPS = 32;
@@ -127,12 +128,6 @@ export interface FreezeAutoRecord {
 export const RULE_TEXT = (r: number): string =>
   `a module is flagged when its relative gradient norm ‖∇W‖/‖W‖ or its curvature cost ½·(tr H/n)·mean ‖Δŵ‖²/n ` +
   `is ≥ ${r} × the median over the module kinds of its layer; a module kind is frozen (in every layer) when flagged in more than half of the layers`;
-
-const median = (xs: number[]): number | null => {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b), h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-};
 
 /** The pattern of a kind: the weight names after the layer index, if all layers agree
  *  (`self_attn.v_proj`), else the names themselves (without `.weight`). */
