@@ -155,7 +155,7 @@ export function clsJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: Jo
   // Class names from config.json (id2label), unless they are HF's LABEL_i placeholders.
   const names = archOf(m.loaded.hf).labels(m.loaded.hf.meta);
   const named = names && !names.every((l, i) => l === `LABEL_${i}`) ? names : null;
-  const builtin = (CLASSIFICATION_TASKS as readonly string[]).includes(spec) && !isFile(spec);
+  const builtin = CLASSIFICATION_TASKS.includes(spec) && !isFile(spec);
   let examples, labels: string[];
   if (builtin) {
     const task = builtinClassification(spec);

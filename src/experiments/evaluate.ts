@@ -4,7 +4,8 @@
 //            teacher was trained; an EOS after each address, non-overlapping windows as in
 //            src/eval/stream-perplexity.ts), and acc / acc_norm on the built-in multiple-choice
 //            tasks continuation and wordnet-def;
-//   encoder: brown-genre accuracy on the dev and the test split.
+//   encoder: accuracy on the dev and the test split of the built-in classification task the
+//            teacher was fine-tuned on (teacherTask: found by its labels).
 // The tokenizer is always the teacher's (a student shares its vocabulary).
 import * as fs from 'node:fs';
 import '../tensor/index.js';
@@ -14,6 +15,8 @@ import type { WeightFn } from '../nn/params.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
 import { archOf, headsOf, type Model } from '../models/model.js';
 import { builtinClassification, builtinMultipleChoice, loadCorpus, splitCorpus } from '../data/index.js';
+import { builtinClassificationWithLabels, CLASSIFICATION_TASKS } from '../data/tasks.js';
+import { readHfConfig } from '../io/hf-config.js';
 import { streamPerplexity } from '../eval/stream-perplexity.js';
 import { scoreMultipleChoice } from '../eval/multiple-choice.js';
 import { classificationAccuracy } from '../eval/classification.js';
@@ -84,8 +87,23 @@ export function evaluateDecoder(model: Model, weight: WeightFn | undefined, tok:
 
 export interface EncoderEvalData { dev: ReturnType<typeof builtinClassification>['dev']; test: ReturnType<typeof builtinClassification>['test'] }
 
+/** The built-in classification task an encoder teacher was fine-tuned on (`kdqat finetune
+ *  --task NAME`), recognised by its labels (config.json id2label, in order). */
+export function teacherTask(teacherDir: string): string {
+  const file = `${teacherDir}/config.json`;
+  const { meta } = readHfConfig(file);
+  const labels = 'labels' in meta ? meta.labels : null;
+  if (!labels) throw new Error(`${file}: no id2label, so not a classifier; the encoder reproductions need a teacher fine-tuned with kdqat finetune --task (${CLASSIFICATION_TASKS.join(', ')})`);
+  const task = builtinClassificationWithLabels(labels);
+  if (!task) {
+    throw new Error(`${file}: the labels ${JSON.stringify(labels)} are not those of a built-in task (${CLASSIFICATION_TASKS.join(', ')}); ` +
+      'the reproductions measure a teacher on the task it was fine-tuned on: fine-tune it with kdqat finetune --task NAME');
+  }
+  return task;
+}
+
 export function encoderEvalData(s: ReproSettings): EncoderEvalData {
-  const task = builtinClassification('brown-genre');
+  const task = builtinClassification(teacherTask(s.teacher));
   // The splits are ordered by file, so genre by genre: a budget takes evenly spaced examples.
   const cut = <T>(xs: T[]): T[] => s.evalItems > 0 && s.evalItems < xs.length
     ? Array.from({ length: s.evalItems }, (_, i) => xs[Math.floor((i * xs.length) / s.evalItems)]) : xs;
@@ -93,7 +111,7 @@ export function encoderEvalData(s: ReproSettings): EncoderEvalData {
 }
 
 export function evaluateEncoder(model: Model, weight: WeightFn | undefined, tok: LoadedTokenizer, data: EncoderEvalData, s: ReproSettings, progress: EvalProgress): Record<string, number> {
-  if (!headsOf(model).classifier) throw new Error('the attn-kd reproduction needs a BERT classifier teacher');
+  if (!headsOf(model).classifier) throw new Error('the attn-kd reproduction needs an encoder classifier teacher');
   const out: Record<string, number> = {};
   for (const split of ['dev', 'test'] as const) {
     const r = classificationAccuracy(model, tok, data[split], { maxLen: s.seqLen, batchSize: 32, weight, onBatch: (d, t) => progress(split, d, t) });

@@ -14,12 +14,13 @@ import type { Model } from '../models/model.js';
 import type { MethodRunner } from './runner.js';
 import type { Experiment, ReproSettings } from './types.js';
 import {
-  decoderEvalData, encoderEvalData, evaluateDecoder, evaluateEncoder, loadModel, teacherTokenizer,
+  decoderEvalData, encoderEvalData, evaluateDecoder, evaluateEncoder, loadModel, teacherTask, teacherTokenizer,
   type DecoderEvalData, type EncoderEvalData,
 } from './evaluate.js';
 
-/** The training data of each kind of teacher: what it was trained / fine-tuned on. */
-const DATA = { decoder: { data: 'sotu', task: '' }, encoder: { data: '', task: 'brown-genre' } };
+/** The KD-QAT data: SOTU for a decoder, the task an encoder teacher was fine-tuned on. */
+const qatData = (exp: Experiment, teacher: string): { data: string; task: string } =>
+  architecture(exp.arch).kind === 'decoder' ? { data: 'sotu', task: '' } : { data: '', task: teacherTask(teacher) };
 
 /** "pred=1,rep=1,attn_map=0.5": `kdqat qat --loss` syntax. */
 export const lossSpec = (w: Record<string, number>): string => Object.entries(w).map(([k, v]) => `${k}=${v}`).join(',');
@@ -28,7 +29,7 @@ export const lossSpec = (w: Record<string, number>): string => Object.entries(w)
 export function qatConfig(exp: Experiment, s: ReproSettings, o: { preset: string; losses: Record<string, number>; freeze?: string; seed: number }): QatConfig {
   const bestDev = exp.select === 'best-dev';
   return {
-    ...QAT_DEFAULTS, ...DATA[architecture(exp.arch).kind],
+    ...QAT_DEFAULTS, ...qatData(exp, s.teacher),
     teacher: path.resolve(s.teacher), quant: o.preset, loss: lossSpec(o.losses), freeze: o.freeze ?? '',
     // --freeze auto: the probe is never longer than the run itself (--quick runs a few steps).
     freezeProbeSteps: Math.min(QAT_DEFAULTS.freezeProbeSteps, s.steps),

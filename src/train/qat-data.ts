@@ -84,7 +84,7 @@ export function encoderData(
   task: string, dev: string, tok: LoadedTokenizer, teacherLabels: string[], maxLen: number, layout: ClassifierInput = BERT_INPUT,
 ): EncoderData {
   let labels: string[], train: ClassificationExample[], devEx: ClassificationExample[];
-  if ((CLASSIFICATION_TASKS as readonly string[]).includes(task)) {
+  if (CLASSIFICATION_TASKS.includes(task)) {
     const t = builtinClassification(task);
     ({ labels, train, dev: devEx } = t);
   } else {

@@ -2,10 +2,14 @@
 // freeze presets), --only selects what it says, seeds parse, and the derived fraction recovered.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { OV_FREEZE, fractionRecovered } from '../../src/experiments/ov-freeze.js';
 import { ATTN_KD, unifiedPairs } from '../../src/experiments/attn-kd.js';
 import { runSeeds, selectRuns } from '../../src/experiments/runner.js';
 import { qatConfig, lossSpec } from '../../src/experiments/methods.js';
+import { teacherTask } from '../../src/experiments/evaluate.js';
 import { DEMO } from '../../src/experiments/demo.js';
 import { resolveRepro, seedsArg } from '../../src/cli/reproduce.js';
 import { QUANT_PRESETS } from '../../src/quant/config.js';
@@ -117,12 +121,36 @@ test('settings: defaults, --quick, flags on top; QAT config of a run', () => {
   assert.equal(c.freeze, 'ov');
   assert.equal(c.seed, 4);
   assert.equal(c.steps, 300);
-  const e = qatConfig(ATTN_KD, { ...s, steps: 2 }, { preset: 'twn-a8', losses: { pred: 1, rep: 1, attn_out: 0.5 }, seed: 0 });
+  const e = qatConfig(ATTN_KD, { ...s, steps: 2, teacher: 'teachers/bert-brown-genre' }, { preset: 'twn-a8', losses: { pred: 1, rep: 1, attn_out: 0.5 }, seed: 0 });
   assert.equal(e.task, 'brown-genre');
   assert.equal(e.loss, 'pred=1,rep=1,attn_out=0.5');
   assert.equal(e.warmup, 0, 'warmup at most a tenth of the steps');
   assert.throws(() => resolveRepro(OV_FREEZE, { steps: 0 }), /--steps must be at least 1/);
   assert.throws(() => resolveRepro(OV_FREEZE, { evalTokens: 1 }), /--eval-tokens 1: perplexity needs at least 2 tokens/);
+});
+
+test("an encoder teacher's task is the built-in task with its labels; other labels are refused", () => {
+  assert.equal(teacherTask('teachers/bert-brown-genre'), 'brown-genre');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-teacher-task-'));
+  try {
+    const cfg = JSON.parse(fs.readFileSync('teachers/bert-brown-genre/config.json', 'utf8'));
+    const labelled = (labels: string[]) => {
+      cfg.id2label = Object.fromEntries(labels.map((l, i) => [String(i), l]));
+      cfg.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+    };
+    labelled(['swapped', 'original']);
+    assert.equal(teacherTask(dir), 'word-order');
+    const c = qatConfig(ATTN_KD, { ...resolveRepro(ATTN_KD, { quick: true }).settings, teacher: dir }, { preset: 'twn-a8', losses: { pred: 1 }, seed: 0 });
+    assert.equal(c.task, 'word-order');
+    labelled(['original', 'swapped']); // the same names in another order: another classifier
+    assert.throws(() => teacherTask(dir), /labels \["original","swapped"\] are not those of a built-in task \(brown-genre, word-order\)/);
+    labelled(['neg', 'pos']);
+    assert.throws(() => teacherTask(dir), /config\.json: the labels \["neg","pos"\].*kdqat finetune --task/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => teacherTask('teachers/llama-npm'), /no id2label, so not a classifier/);
 });
 
 test('fraction recovered: (ppl_RTN − ppl_QAT)/(ppl_RTN − ppl_FP) per seed, with a note per quantizer', () => {
