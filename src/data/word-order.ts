@@ -67,9 +67,9 @@ function examplesOf(sentences: string[], max: number, rng: Rng): ClassificationE
 export function wordOrderTask(opts: WordOrderOptions = {}): { labels: string[]; train: ClassificationExample[]; dev: ClassificationExample[]; test: ClassificationExample[] } {
   const { maxTrain = 20000, maxDev = 2000, maxTest = 2000, minWords = 8, maxWords = 40, seed = 0 } = opts;
   const usable = (s: string) => {
-    const n = s.split(/\s+/).filter(Boolean).length;
-    return n >= minWords && n <= maxWords && PROPER.test(s) && !/^\(.*\)$/.test(s) &&
-      new Set(s.split(/\s+/).filter(Boolean).slice(1, -1)).size >= 2; // so every sentence can be swapped
+    const w = s.split(/\s+/).filter(Boolean);
+    return w.length >= minWords && w.length <= maxWords && PROPER.test(s) && !/^\(.*\)$/.test(s) &&
+      new Set(w.slice(1, -1)).size >= 2; // so every sentence can be swapped
   };
   const parts = { train: [] as string[], valid: [] as string[], test: [] as string[] };
   for (const name of CORPUS_NAMES) {
