@@ -211,9 +211,10 @@ Examples:
     .option('--sweep <list>', `unified loss: with α = 1, β takes each value; with β = 1, α does (default ${ATTN_KD.defaults.sweep.join(',')})`, numListArg),
   `
 Paper B (attention KD), encoder: a BERT classifier fine-tuned on a built-in task (default the
-Brown-genre teacher; --teacher teachers/bert-word-order for word order; the task is recognised by
-the teacher's labels); TWN ternary weights with 8-bit activations (twn-a8): RTN, and KD-QAT with pred+rep, +attn_score (TernaryBERT), +attn_map,
-+attn_out, and the unified pred+rep+α·attn_map+β·attn_out. Metrics: dev and test accuracy of the
+Brown-genre teacher; --teacher DIR of one from kdqat finetune --task word-order trains and
+measures on word-order: the task is recognised by the teacher's labels); TWN ternary weights
+with 8-bit activations (twn-a8): RTN, and KD-QAT with pred+rep, +attn_score (TernaryBERT),
++attn_map, +attn_out, and the unified pred+rep+α·attn_map+β·attn_out. Metrics: dev and test accuracy of the
 student with the best of five periodic dev evaluations (paper B reports its best dev score; the
 test split, not used to choose, is the honest figure).
 

@@ -9,9 +9,10 @@
 //   pred + rep + α·attn_map + β·attn_out        (paper B's unification: one of α, β fixed at 1,
 //                                                the other swept over --sweep)
 // Measured: accuracy on the dev and the test split of the teacher's task (the built-in task it was
-// fine-tuned on, found by its labels: brown-genre for the default teacher, word-order for
-// teachers/bert-word-order) of the student with the best of five periodic dev evaluations (paper
-// B reports its best dev score; the test split, not used to choose, is the honest figure).
+// fine-tuned on, found by its labels: brown-genre for the default teacher, word-order for one
+// made by `kdqat finetune --task word-order`) of the student with the best of five periodic dev
+// evaluations (paper B reports its best dev score; the test split, not used to choose, is the
+// honest figure).
 import type { Experiment, ReproSettings, RunDef } from './types.js';
 
 export const ATTN_KD_PRESET = 'twn-a8';
@@ -55,7 +56,7 @@ export const ATTN_KD: Experiment = {
   description: 'paper B: ternary (TWN, 8-bit activations) KD-QAT losses on a BERT classifier teacher (default: Brown genre)',
   arch: 'bert',
   teacher: 'teachers/bert-brown-genre',
-  groups: [{ key: 'ternary', title: 'TWN ternary weights, 8-bit activations (twn-a8), accuracy on the teacher\'s task (KD-QAT: the best-dev of five evaluations)' }],
+  groups: [{ key: 'ternary', title: "TWN ternary weights, 8-bit activations (twn-a8), accuracy on the teacher's task (KD-QAT: the best-dev of five evaluations)" }],
   metrics: [
     { key: 'dev_acc', label: 'dev acc %', digits: 1, better: 'higher', scale: 100 },
     { key: 'test_acc', label: 'test acc %', digits: 1, better: 'higher', scale: 100 },
