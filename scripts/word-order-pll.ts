@@ -11,7 +11,7 @@
 import { parseArgs } from 'node:util';
 import { intTensor, noGrad } from '../src/tensor/index.js';
 import { asModel, loadModelDir } from '../src/io/model-dir.js';
-import { archOf, lmLogits } from '../src/models/model.js';
+import { archOf, lmLogits, maxPositions } from '../src/models/model.js';
 import { loadTokenizer } from '../src/tokenize/index.js';
 import { swapTwoWords, wordOrderTask } from '../src/data/word-order.js';
 import { pseudoLogLikelihood } from '../src/eval/pseudo-likelihood.js';
@@ -32,7 +32,8 @@ const tok = loadTokenizer(loaded.tokenizerPath);
 const { mask, cls, sep, pad, bos, eos } = tok.specials;
 if (mask === undefined) throw new Error(`${loaded.tokenizerPath}: has no mask token`);
 const special = new Set([mask, cls, sep, pad, bos, eos].filter((x): x is number => x !== undefined));
-const encode = (s: string) => tok.encode(s, { addSpecialTokens: true }).slice(0, maxLen);
+const keep = Math.min(maxLen, maxPositions(model));
+const encode = (s: string) => tok.encode(s, { addSpecialTokens: true }).slice(0, keep);
 
 const rng = new Rng(7);
 const originals = wordOrderTask().dev.filter((e) => e.label === 1).slice(0, n);

@@ -5,12 +5,12 @@
 // predicts from the bag of context words, or from no context at all (a model still on the
 // unigram plateau of MLM training), cannot. scripts/word-order-pll.ts applies it to the
 // word-order task's sentences.
-import { intTensor, noGrad } from '../tensor/index.js';
+import { intTensor, logSoftmax, noGrad } from '../tensor/index.js';
 import type { WeightFn } from '../nn/params.js';
 import { archOf, lmLogits, type Model } from '../models/model.js';
 
 /** PLL in nats of `ids` (special tokens included, e.g. [CLS] … [SEP]); positions whose token is
- *  in `special` are context only. Accumulated in float64. */
+ *  in `special` are context only. The per-token log-probabilities are summed in float64. */
 export function pseudoLogLikelihood(model: Model, ids: number[], maskId: number, special: ReadonlySet<number>, weight?: WeightFn): number {
   if (archOf(model).kind !== 'encoder') throw new Error('pseudo-log-likelihood needs a masked LM (an encoder with its MLM head)');
   const T = ids.length;
@@ -23,16 +23,9 @@ export function pseudoLogLikelihood(model: Model, ids: number[], maskId: number,
     inputs[r * T + pos] = maskId;
     rows[r] = r * T + pos;
   });
-  const logits = noGrad(() => lmLogits(model, intTensor(inputs, [n, T]), { rows, weight }).f32); // (n, V)
-  const V = logits.length / n;
+  const logp = noGrad(() => logSoftmax(lmLogits(model, intTensor(inputs, [n, T]), { rows, weight })).f32); // (n, V)
+  const V = logp.length / n;
   let total = 0;
-  for (let r = 0; r < n; r++) {
-    const row = logits.subarray(r * V, (r + 1) * V);
-    let max = -Infinity;
-    for (let v = 0; v < V; v++) max = Math.max(max, row[v]);
-    let z = 0;
-    for (let v = 0; v < V; v++) z += Math.exp(row[v] - max);
-    total += row[ids[scored[r]]] - max - Math.log(z);
-  }
+  for (let r = 0; r < n; r++) total += logp[r * V + ids[scored[r]]];
   return total;
 }
