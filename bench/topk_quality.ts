@@ -3,11 +3,15 @@
 // SOTU, w4-channel, logits KL) per K and seed, each with its own teacher cache, evaluated in
 // float32 on the same validation windows against the full teacher; prints the final validation
 // KL and perplexity per run and the mean ± std per K.
-// Usage: npx tsx bench/topk_quality.ts [steps] [seeds] [windows] [K,K,…] (K 0 = full logits)
+// Usage: [THREADS=n] npx tsx bench/topk_quality.ts [steps] [seeds] [windows] [K,K,…] (K 0 = full logits;
+// THREADS: native threads, default all cores)
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { runQat, QAT_DEFAULTS } from '../src/train/qat.js';
+import { setThreads } from '../src/tensor/index.js';
+
+if (process.env.THREADS) setThreads(Number(process.env.THREADS));
 
 const [steps = 150, seeds = 3, windows = 32] = process.argv.slice(2, 5).map(Number);
 const ks = (process.argv[5] ?? '0,64,8').split(',').map(Number);

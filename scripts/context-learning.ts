@@ -1,37 +1,84 @@
 // How fast does each objective learn to use the context? The tiny BERT (masked LM) and tiny
 // LLaMA (causal LM) of the training tests (test/train/helpers.ts: 2 layers, 32 wide, vocabulary
-// 48) trained on the same synthetic documents, a noisy chain where each token is 3·prev + 1
-// (mod 44) with probability 0.9 and uniform otherwise, so a model that reads its neighbour
-// predicts almost every token and one that does not is at the unigram entropy ln 44 = 3.78 nats.
-// Knowing the previous token, the best causal loss is the entropy of the chain's step, 0.687
-// nats (0.9 + 0.1/44 on the chain's token, 0.1/44 on each other); 4,000 documents of 40 tokens
-// (160 k tokens, about 9 epochs at the default steps) keep memorization from going much below it.
+// 48) trained on the same synthetic documents, a noisy chain where each token is
+// 3·x_{i-lag} + 1 (mod 44) with probability 0.9 and uniform otherwise, so a model that reads the
+// token `lag` back predicts almost every token and one that does not is at the unigram entropy
+// ln 44 = 3.78 nats. Knowing that token, the best causal loss is the entropy of the chain's step,
+// 0.687 nats (0.9 + 0.1/44 on the chain's token, 0.1/44 on each other); 4,000 documents of 40
+// tokens (160 k tokens, about 9 epochs at the default steps) keep memorization from going much
+// below it. With lag 1 the causal model needs no attention (the current token decides the next);
+// with lag 2 it must attend to an earlier position, as the masked one always must.
 // Same optimizer, schedule and seed for both (AdamW, lr 3e-3 cosine, batch 16 × 30 tokens).
-// Prints the mean training loss per --every steps. (Issue 14: kdqat's MLM encoders stayed on the
-// unigram plateau; this shows the masked LM needs far more steps than the causal one.)
+// Prints the mean training loss per --every steps, and the loss targets per step: every position
+// for the causal LM, the ~15 % chosen positions for the masked LM, so the two can be compared at
+// equal targets seen. With --mask P,P,… the masked LM is trained once per selection probability
+// and each is also scored the same way at the end: held-out loss at 15 % masking, dropout off,
+// on 500 documents the training never saw. (Issue 14: kdqat's MLM encoders stayed on the
+// unigram plateau.)
 //
-// Usage: npx tsx scripts/context-learning.ts [--steps 3000] [--every 250] [--json]
+// Usage: npx tsx scripts/context-learning.ts [--steps 3000] [--every 250] [--lag 1,2] [--mask 0.15]
+//        [--json]
 import { parseArgs } from 'node:util';
-import { run, syntheticWindows } from '../test/train/helpers.js';
+import { SPECIALS, V, bertCfg, run, syntheticWindows } from '../test/train/helpers.js';
+import { noGrad } from '../src/tensor/autograd.js';
+import { batches } from '../src/data/packing.js';
+import { maskBatch, mlmLoss, wrapClsSep } from '../src/train/objectives.js';
+import type { Params } from '../src/nn/params.js';
 
-const { values: a } = parseArgs({ options: { steps: { type: 'string', default: '3000' }, every: { type: 'string', default: '250' }, json: { type: 'boolean', default: false } } });
-const steps = Number(a.steps), every = Number(a.every);
+const { values: a } = parseArgs({
+  options: {
+    steps: { type: 'string', default: '3000' }, every: { type: 'string', default: '250' },
+    lag: { type: 'string', default: '1,2' }, mask: { type: 'string', default: '0.15' }, json: { type: 'boolean', default: false },
+  },
+});
+const steps = Number(a.steps), every = Number(a.every), lags = a.lag.split(',').map(Number), masks = a.mask.split(',').map(Number);
+if (!masks.every((p) => p > 0 && p <= 1)) throw new Error(`--mask must list probabilities in (0, 1], got ${a.mask}`);
 if (!(Number.isInteger(steps) && steps >= 1 && Number.isInteger(every) && every >= 1)) throw new Error('--steps and --every must be positive integers');
-const out: Record<string, number[]> = {};
-for (const arch of ['llama', 'bert'] as const) {
-  const t0 = performance.now();
-  const r = run({ arch, steps, batch: 16, lr: 3e-3, windows: syntheticWindows(30, 4000, arch === 'llama') });
-  const losses = r.result.losses;
-  out[arch] = Array.from({ length: Math.ceil(losses.length / every) }, (_, k) => {
-    const part = losses.slice(k * every, (k + 1) * every);
-    return part.reduce((s, x) => s + x, 0) / part.length;
+if (!lags.every((l) => Number.isInteger(l) && l >= 1 && l < 40)) throw new Error(`--lag must list integers from 1 to 39, got ${a.lag}`);
+const batch = 16, seqLen = 30;
+
+/** Masked-LM loss on held-out chain documents at 15 % masking, dropout off (fixed masks). */
+function heldOut(params: Params, lag: number): number {
+  const w = syntheticWindows(seqLen, 500, false, 2, lag);
+  let total = 0, count = 0, k = 0;
+  noGrad(() => {
+    for (const b of batches(w, batch, 0, 0)) {
+      const wrapped = wrapClsSep({ rows: b.rows.length, seqLen: w.seqLen, inputs: b.inputs }, SPECIALS);
+      const m = maskBatch(wrapped, SPECIALS, V, 1000 + k++);
+      const r = mlmLoss({ arch: 'bert', config: bertCfg, params, heads: { mlm: true, classifier: false } }, wrapped, m.inputs, m.labels);
+      total += r.loss.item() * r.count;
+      count += r.count;
+    }
   });
-  if (!a.json) {
-    console.log(`${arch === 'llama' ? 'causal LM (LLaMA)' : 'masked LM (BERT)'}, mean loss per ${every} steps (${((performance.now() - t0) / 1000).toFixed(0)} s):`);
-    console.log('  ' + out[arch].map((x) => x.toFixed(3)).join(' '));
+  return total / count;
+}
+
+// Loss targets per step: the causal LM scores every position; the masked LM the chosen ones
+// (the selection probability over the window's tokens; [CLS]/[SEP] are never chosen).
+const out: Record<string, Record<string, { targetsPerStep: number; losses: number[]; heldOut15?: number }>> = {};
+for (const lag of lags) {
+  out[`lag${lag}`] = {};
+  const runs = [{ arch: 'llama' as const, p: 1 }, ...masks.map((p) => ({ arch: 'bert' as const, p }))];
+  for (const { arch, p } of runs) {
+    const t0 = performance.now();
+    const r = run({ arch, steps, batch, lr: 3e-3, windows: syntheticWindows(seqLen, 4000, arch === 'llama', 1, lag), maskProb: p });
+    const losses = r.result.losses;
+    const means = Array.from({ length: Math.ceil(losses.length / every) }, (_, k) => {
+      const part = losses.slice(k * every, (k + 1) * every);
+      return part.reduce((s, x) => s + x, 0) / part.length;
+    });
+    const key = arch === 'llama' ? 'causal' : `masked${p}`;
+    out[`lag${lag}`][key] = { targetsPerStep: batch * seqLen * p, losses: means, ...(arch === 'bert' ? { heldOut15: heldOut(r.params, lag) } : {}) };
+    if (!a.json) {
+      const what = arch === 'llama' ? 'causal LM (LLaMA)' : `masked LM (BERT), ${p * 100} % chosen`;
+      console.log(`lag ${lag}, ${what}, ${batch * seqLen * p} targets/step, mean loss per ${every} steps (${((performance.now() - t0) / 1000).toFixed(0)} s):`);
+      console.log('  ' + means.map((x) => x.toFixed(3)).join(' '));
+      const h = out[`lag${lag}`][key].heldOut15;
+      if (h !== undefined) console.log(`  held-out loss at 15 % masking, dropout off: ${h.toFixed(3)}`);
+    }
   }
 }
 const p = 0.9 + 0.1 / 44, q = 0.1 / 44;
 const chainEntropy = -(p * Math.log(p) + 43 * q * Math.log(q));
-if (a.json) console.log(JSON.stringify({ steps, every, unigram: Math.log(44), chainEntropy, losses: out }, null, 2));
+if (a.json) console.log(JSON.stringify({ steps, every, unigram: Math.log(44), chainEntropy, runs: out }, null, 2));
 else console.log(`unigram entropy ${Math.log(44).toFixed(3)}; the chain's step entropy (best causal loss) ${chainEntropy.toFixed(3)}`);

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { CORPUS_NAMES } from '../data/corpora.js';
 import { setThreads, getThreads } from '../tensor/index.js';
-import { PRETRAIN_DEFAULTS, runPretrain, type PretrainConfig } from '../train/pretrain.js';
+import { PRETRAIN_DEFAULTS, PRETRAIN_OBJECTIVES, runPretrain, type PretrainConfig } from '../train/pretrain.js';
 import { endJobOnError, initDistributed, type Distributed } from '../train/distributed.js';
 import { SUPPORTED_MODEL_TYPES } from '../models/registry.js';
 import { corpusList } from '../train/pretrain-data.js';
@@ -39,6 +39,9 @@ export function pretrainCommand(): Command {
     .option('--weight-decay <x>', `AdamW weight decay (default ${D.weightDecay})`, numArg)
     .option('--clip <x>', `gradient norm clipping, 0 = off (default ${D.clip})`, numArg)
     .option('--dropout <p>', `BERT dropout (default ${D.dropout})`, numArg)
+    .addOption(new Option('--objective <name>', `lm: the family's own (causal LM for decoders, masked LM for encoders); electra: replaced-token detection, a loss at every position (encoders; README "Pre-training objectives") (default ${D.objective})`).choices(PRETRAIN_OBJECTIVES))
+    .option('--generator-size <f>', `ELECTRA: the generator's hidden size, MLP size and heads as a fraction of the model's (default ${D.generatorSize})`, numArg)
+    .option('--disc-weight <x>', `ELECTRA: weight λ of the replaced-token loss against the generator's masked-LM loss (default ${D.discWeight})`, numArg)
     .option('--seed <n>', `seed of initialization, data order and dropout (default ${D.seed})`, intArg)
     .option('--eval-every <n>', `validation every n steps, 0 = only at the end (default ${D.evalEvery})`, intArg)
     .option('--eval-windows <n>', `validation windows for periodic evaluation; the final one uses all (default ${D.evalWindows})`, intArg)

@@ -196,6 +196,9 @@ export interface Architecture<C = any, M = any, X = any> {
   forward(model: ArchModel<C, X>, x: ForwardInput, o?: ForwardOptions): Taps;
   /** Token logits (B, T, V): causal for a decoder, masked-LM for an encoder. */
   lmLogits(model: ArchModel<C, X>, ids: Tensor, o?: LmLogitsOptions): Tensor;
+  /** Encoders: the last hidden state (B, T, C), no head (`kdqat pretrain --objective electra`
+   *  puts its replaced-token detector on it); `o.rows` is not read. Absent for decoders. */
+  encode?(model: ArchModel<C, X>, ids: Tensor, o?: LmLogitsOptions): Tensor;
 
   /** The classifier's input layout (default: BERT's, `{ pairSeparators: 1, tokenTypes: true }`). */
   readonly classifierInput?: ClassifierInput;

@@ -159,6 +159,7 @@ export const bert: Architecture<BertConfig, BertMeta, BertFields> = {
     const logits = bertClassify(model.params, model.config, enc, { weight: o.weight, dropoutSeed: o.dropoutSeed });
     return { logits, hidden: enc.hidden, probs: enc.probs, scores: enc.scores, context: enc.context, saOut: enc.saOut, attnOut: enc.attnOut };
   },
+  encode: (model: BertModel, ids, o = {}) => bertEncode(model.params, model.config, ids, o).last,
   lmLogits(model: BertModel, ids, o = {}) {
     if (!model.heads.mlm) throw new Error('this BERT model has no masked-LM head (cls.predictions.*)');
     const enc = bertEncode(model.params, model.config, ids, o);

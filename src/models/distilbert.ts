@@ -223,6 +223,7 @@ export const distilbert: Architecture<DistilBertConfig, DistilBertMeta, EncoderF
     const logits = distilbertClassify(model.params, model.config, enc, { weight: o.weight, dropoutSeed: o.dropoutSeed });
     return { logits, hidden: enc.hidden, probs: enc.probs, scores: enc.scores, context: enc.context, saOut: enc.saOut, attnOut: enc.attnOut };
   },
+  encode: (model: DistilBertModel, ids, o = {}) => encode(model, ids, o).last,
   lmLogits(model: DistilBertModel, ids, o = {}) {
     if (!model.heads.mlm) throw new Error('this DistilBERT model has no masked-LM head (vocab_transform, vocab_projector)');
     return distilbertMlmLogits(model.params, model.config, atRows(encode(model, ids, o), o.rows), o);

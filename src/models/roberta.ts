@@ -249,6 +249,7 @@ export function robertaFamily(name: string, label: string, classPrefix: string):
       const logits = robertaClassify(model.params, model.config, enc, { weight: o.weight, dropoutSeed: o.dropoutSeed });
       return { logits, hidden: enc.hidden, probs: enc.probs, scores: enc.scores, context: enc.context, saOut: enc.saOut, attnOut: enc.attnOut };
     },
+    encode: (model: RobertaModel, ids, o = {}) => encode(model, ids, o).last,
     lmLogits(model: RobertaModel, ids, o = {}) {
       if (!model.heads.mlm) throw new Error(`this ${label} model has no masked-LM head (lm_head.*)`);
       return robertaMlmLogits(model.params, model.config, atRows(encode(model, ids, o), o.rows), o);

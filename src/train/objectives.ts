@@ -46,13 +46,14 @@ export function wrapClsSep(b: TokenBatch, sp: MlmSpecials): TokenBatch {
   return { rows: b.rows, seqLen: T, inputs: out };
 }
 
-/** BERT masking of every row, row r seeded by hash32(seed, r); labels -100 where not chosen. */
-export function maskBatch(b: TokenBatch, sp: MlmSpecials, vocabSize: number, seed: number): { inputs: Int32Array; labels: Int32Array } {
+/** BERT masking of every row, row r seeded by hash32(seed, r); labels -100 where not chosen;
+ *  `prob` the selection probability (default BERT's 0.15). */
+export function maskBatch(b: TokenBatch, sp: MlmSpecials, vocabSize: number, seed: number, prob?: number): { inputs: Int32Array; labels: Int32Array } {
   const T = b.seqLen;
   const inputs = new Int32Array(b.inputs.length), labels = new Int32Array(b.inputs.length);
   for (let r = 0; r < b.rows; r++) {
     const m = maskTokens(b.inputs.subarray(r * T, (r + 1) * T), {
-      maskId: sp.mask, vocabSize, specialIds: sp.special, seed: hash32(seed, r),
+      maskId: sp.mask, vocabSize, specialIds: sp.special, seed: hash32(seed, r), prob,
     });
     inputs.set(m.inputIds, r * T);
     labels.set(m.labels, r * T);

@@ -22,6 +22,7 @@ import { cleanUpOnFailure, publishFiles, writeJsonAtomic } from './outdir.js';
 import { rankRows, type Distributed } from './distributed.js';
 import { withDropoutRows } from '../tensor/ops/index.js';
 import { IGNORE_INDEX } from '../data/mlm.js';
+import { electraEval, electraLoss, electraModels } from './electra.js';
 
 export interface PretrainConfig {
   /** A registered architecture (src/models/registry.ts). */
@@ -47,12 +48,25 @@ export interface PretrainConfig {
   evalWindows: number;
   saveEvery: number;
   logEvery: number;
+  /** 'lm': the family's own (causal for decoders, masked for encoders); 'electra': replaced-token
+   *  detection with a masked-LM generator (encoders; src/train/electra.ts). Absent in runs saved
+   *  before it existed: 'lm'. */
+  objective: PretrainObjective;
+  /** ELECTRA: the generator's hidden size, intermediate size and heads as a fraction of the
+   *  discriminator's. */
+  generatorSize: number;
+  /** ELECTRA: λ, the weight of the detector's loss against the generator's. */
+  discWeight: number;
 }
+
+export const PRETRAIN_OBJECTIVES = ['lm', 'electra'] as const;
+export type PretrainObjective = (typeof PRETRAIN_OBJECTIVES)[number];
 
 export const PRETRAIN_DEFAULTS: PretrainConfig = {
   arch: 'llama', corpus: ['sotu'], hidden: 256, layers: 4, heads: 4, kvHeads: 4, intermediate: 768, seq: 128,
   vocab: 4096, steps: 2000, batch: 16, accum: 1, lr: 1e-3, warmup: 100, weightDecay: 0.01, clip: 1.0,
   dropout: 0.1, seed: 0, evalEvery: 200, evalWindows: 64, saveEvery: 200, logEvery: 10,
+  objective: 'lm', generatorSize: 0.25, discWeight: 50,
 };
 
 /** `dist` (`--distributed mpi`, src/train/distributed.ts; decoders): rank 0 alone trains the
@@ -65,7 +79,10 @@ export interface PretrainRun extends SessionRun {
 
 export interface PretrainSummary {
   arch: string;
+  /** The saved model's (ELECTRA: the discriminator's). */
   parameters: number;
+  /** ELECTRA: the generator's, trained beside it and not saved. */
+  generator_parameters?: number;
   steps: number;
   tokens_seen: number;
   wall_time_s: number;
@@ -94,6 +111,25 @@ export function checkPretrainConfig(c: PretrainConfig): void {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  const objective = c.objective ?? 'lm';
+  if (!PRETRAIN_OBJECTIVES.includes(objective)) throw new UsageError(`--objective must be ${PRETRAIN_OBJECTIVES.join(' or ')}, got ${JSON.stringify(objective)}`);
+  if (objective === 'electra') {
+    const rec = architecture(c.arch);
+    if (rec.kind !== 'encoder' || !rec.encode) throw new UsageError(`--objective electra trains an encoder; --arch ${c.arch} is ${rec.kind === 'encoder' ? 'an encoder without an encoder output' : 'a decoder'}: use --objective lm, or an encoder (bert, distilbert, roberta)`);
+    if (!(c.generatorSize > 0 && c.generatorSize <= 1)) throw new UsageError(`--generator-size must be in (0, 1], got ${c.generatorSize}`);
+    if (!(c.discWeight > 0)) throw new UsageError(`--disc-weight must be positive, got ${c.discWeight}`);
+    const g = generatorSizes(c);
+    if (g.hidden % g.heads) throw new UsageError(`--generator-size ${c.generatorSize}: the generator's hidden size ${g.hidden} is not divisible by its ${g.heads} heads; pick a fraction that keeps --hidden / --heads whole`);
+  }
+}
+
+/** ELECTRA's generator: the discriminator's sizes with hidden, intermediate and heads scaled by
+ *  --generator-size (at least one head of the discriminator's head size where it divides). */
+export function generatorSizes(c: PretrainConfig): PretrainConfig {
+  const f = c.generatorSize, headDim = c.hidden / c.heads;
+  const hidden = Math.max(1, Math.round(c.hidden * f));
+  const heads = Math.max(1, Number.isInteger(hidden / headDim) ? hidden / headDim : Math.round(c.heads * f));
+  return { ...c, hidden, heads, kvHeads: heads, intermediate: Math.max(1, Math.round(c.intermediate * f)) };
 }
 
 const sizes = (c: PretrainConfig, vocab: number) => ({ ...c, vocab });
@@ -122,13 +158,16 @@ export function pack(c: PretrainConfig, tok: LoadedTokenizer, docs: Document[]):
   }
 }
 
-/** The freshly initialized model of a run (parameters from c.seed). */
-export function buildModel(c: PretrainConfig, vocabSize: number): Model {
+/** The freshly initialized model of a run (parameters from `seed`, default c.seed), with the
+ *  heads pretraining trains unless told others. */
+export function buildModel(c: PretrainConfig, vocabSize: number, o: { heads?: Heads; seed?: number } = {}): Model {
   const rec = architecture(c.arch);
-  const heads = pretrainHeads(rec);
+  const heads = o.heads ?? pretrainHeads(rec);
   const config = rec.pretrain.config(sizes(c, vocabSize));
-  return { arch: c.arch, config, params: initParams(rec.paramSpec(config, heads), c.seed), ...rec.modelFields(heads) } as Model;
+  return { arch: c.arch, config, params: initParams(rec.paramSpec(config, heads), o.seed ?? c.seed), ...rec.modelFields(heads) } as Model;
 }
+
+const NO_HEADS: Heads = { lm: false, mlm: false, classifier: false };
 
 export function mlmSpecials(tok: LoadedTokenizer): MlmSpecials {
   const { cls, sep, mask, pad, unk } = tok.specials;
@@ -151,7 +190,10 @@ export function runPretrain(run: PretrainRun): PretrainSummary {
 function pretrain(run: PretrainRun): PretrainSummary {
   const session = openSession(run, run.config, { hint: '; run without --resume (and with --force) to start over' });
   const { out, ckpt, dist, lead, config: c } = session;
+  c.objective ??= 'lm';
   checkPretrainConfig(c);
+  const electra = c.objective === 'electra';
+  if (electra && dist.size > 1) throw new UsageError('--objective electra does not run with --distributed; run it in one process');
   if (dist.size > 1) {
     if (c.batch < dist.size) throw new UsageError(`--batch ${c.batch} is smaller than the ${dist.size} MPI ranks: every rank takes at least one row of each batch; use --batch ≥ ${dist.size}`);
   }
@@ -171,9 +213,13 @@ function pretrain(run: PretrainRun): PretrainSummary {
   if (typeof train === 'string') throw new Error(`--corpus ${c.corpus.join(',')}: ${train}`);
   const valid = text.valid.length ? pack(c, tok, text.valid) : 'no validation documents';
   if (typeof valid === 'string') say(`validation skipped: ${valid}`);
-  const model = buildModel(c, tok.vocabSize);
-  const params = model.params;
-  say(`${c.arch}: ${countParams(params).toLocaleString('en-US')} parameters; ${train.count} training windows of ${c.seq} tokens`);
+  // ELECTRA keeps the discriminator (no head); its generator and detector head train beside it.
+  const model = buildModel(c, tok.vocabSize, electra ? { heads: NO_HEADS } : {});
+  const el = electra ? electraModels(model, buildModel(generatorSizes(c), tok.vocabSize, { seed: hash32(c.seed, 0x67656e) }), c.hidden, c.seed) : undefined;
+  const params = el ? el.params : model.params;
+  say(el
+    ? `${c.arch} ELECTRA: ${countParams(model.params).toLocaleString('en-US')} discriminator parameters (kept), ${countParams(el.gen.params).toLocaleString('en-US')} generator (hidden ${generatorSizes(c).hidden}); ${train.count} training windows of ${c.seq} tokens`
+    : `${c.arch}: ${countParams(params).toLocaleString('en-US')} parameters; ${train.count} training windows of ${c.seq} tokens`);
 
   const rec = archOf(model);
   const causal = rec.kind === 'decoder';
@@ -186,6 +232,10 @@ function pretrain(run: PretrainRun): PretrainSummary {
       const n = Math.min(valid.count, maxWindows);
       const r = perplexity(model, { data: valid.data, count: n, width: valid.width }, { batchSize: evalBatch });
       return { valid_nll: r.nll, valid_ppl: r.ppl };
+    }
+    if (el) {
+      const r = electraEval(el, valid, sp!, { batchSize: evalBatch, maxWindows });
+      return { valid_gen_mlm_loss: r.mlm, valid_disc_loss: r.disc, valid_disc_acc: r.accuracy, valid_disc_recall: r.replacedRecall, valid_replaced: r.replacedShare };
     }
     return { valid_mlm_loss: mlmEval(model, valid, sp!, { batchSize: evalBatch, maxWindows }).loss };
   };
@@ -208,6 +258,7 @@ function pretrain(run: PretrainRun): PretrainSummary {
       }
       const wrapped = wrapClsSep(b, sp!);
       const m = maskBatch(wrapped, sp!, model.config.vocabSize, ctx.seed);
+      if (el) return electraLoss(el, wrapped, m.inputs, m.labels, { seed: hash32(ctx.seed, 2), discWeight: c.discWeight, dropoutSeed: dropSeed }).loss;
       return mlmLoss(model, wrapped, m.inputs, m.labels, dropSeed).loss;
     },
     evaluate: typeof valid === 'string' || !lead ? undefined : () => evaluate(c.evalWindows),
@@ -218,11 +269,11 @@ function pretrain(run: PretrainRun): PretrainSummary {
   const final = lead ? evaluate(Infinity) : {};
   const sp2 = tok.specials;
   if (lead) publishFiles(out, (tmp) => saveModelDir(tmp, {
-    config: { arch: model.arch, config: model.config, meta: rec.pretrain.meta(sp2) } as SaveConfig,
-    params, tokenizerJson: fs.readFileSync(tokFile, 'utf8'), tokenizerConfig: readTokenizerConfig(tokFile),
+    config: { arch: model.arch, config: model.config, meta: { ...rec.pretrain.meta(sp2), ...(el ? rec.metaForHeads(NO_HEADS) : {}) } } as SaveConfig,
+    params: model.params, tokenizerJson: fs.readFileSync(tokFile, 'utf8'), tokenizerConfig: readTokenizerConfig(tokFile),
   }));
   const summary: PretrainSummary = {
-    arch: c.arch, parameters: countParams(params), steps: result.step, tokens_seen: result.tokensSeen,
+    arch: c.arch, parameters: countParams(model.params), ...(el ? { generator_parameters: countParams(el.gen.params) } : {}), steps: result.step, tokens_seen: result.tokensSeen,
     // This process from start to end, plus earlier (resumed) segments up to their last checkpoint.
     wall_time_s: session.wallTime(),
     train_tokens_per_s: Math.round(result.tokensSeen / Math.max(result.trainSeconds, 1e-9)),

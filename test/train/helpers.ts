@@ -36,13 +36,17 @@ export const bertCfg: BertConfig = {
 // Ids 0-3 are BERT's specials here: [PAD] [CLS] [SEP] [MASK].
 export const SPECIALS: MlmSpecials = { cls: 1, sep: 2, mask: 3, special: [0, 1, 2, 3] };
 
-/** Documents from a noisy deterministic chain (next = 3·prev + 1 mod V, 90%): learnable. */
-export function syntheticWindows(seqLen: number, docs: number, shift: boolean, seed = 1): Windows {
+/**
+ * Documents of 40 tokens from a noisy deterministic chain (x_i = 3·x_{i-lag} + 1 mod V, 90%;
+ * uniform otherwise): learnable. With lag 1 a causal LM predicts the next token from the current
+ * one alone; with lag ≥ 2 it must attend to an earlier position, as a masked LM always must.
+ */
+export function syntheticWindows(seqLen: number, docs: number, shift: boolean, seed = 1, lag = 1): Windows {
   const rng = new Rng(seed);
   const out: number[][] = [];
   for (let d = 0; d < docs; d++) {
-    const doc = [4 + rng.int(V - 4)];
-    for (let i = 1; i < 40; i++) doc.push(rng.uniform() < 0.9 ? 4 + ((3 * doc[i - 1] + 1) % (V - 4)) : 4 + rng.int(V - 4));
+    const doc = Array.from({ length: lag }, () => 4 + rng.int(V - 4));
+    for (let i = lag; i < 40; i++) doc.push(rng.uniform() < 0.9 ? 4 + ((3 * doc[i - lag] + 1) % (V - 4)) : 4 + rng.int(V - 4));
     out.push(doc);
   }
   return packSequences(out, { seqLen, eosId: 2, shift });
@@ -52,12 +56,13 @@ export function freshParams(arch: 'llama' | 'bert', seed = 7): Params {
   return arch === 'llama' ? initParams(llamaParamSpec(llamaCfg), seed) : initParams(bertParamSpec(bertCfg, { mlm: true }), seed);
 }
 
-/** The loss of either objective, as pretrain wires it (masks and dropout from ctx.seed). */
-export function lossFn(arch: 'llama' | 'bert', params: Params): LoopOptions<TokenBatch>['loss'] {
+/** The loss of either objective, as pretrain wires it (masks and dropout from ctx.seed);
+ *  `maskProb`: the masked LM's selection probability (default BERT's 0.15). */
+export function lossFn(arch: 'llama' | 'bert', params: Params, maskProb?: number): LoopOptions<TokenBatch>['loss'] {
   if (arch === 'llama') return (b) => causalLmLoss(params, llamaCfg, b);
   return (b, ctx) => {
     const w = wrapClsSep(b, SPECIALS);
-    const m = maskBatch(w, SPECIALS, V, ctx.seed);
+    const m = maskBatch(w, SPECIALS, V, ctx.seed, maskProb);
     return mlmLoss({ arch: 'bert', config: bertCfg, params, heads: { mlm: true, classifier: false } }, w, m.inputs, m.labels, hash32(ctx.seed, 1) >>> 1).loss;
   };
 }
@@ -74,13 +79,15 @@ export interface RunSpec {
   resume?: LoopOptions<TokenBatch>['resume'];
   windows: Windows;
   lr?: number;
+  /** BERT: the masked LM's selection probability (default 0.15). */
+  maskProb?: number;
 }
 
 /** One training run on fresh parameters (seeded), returning the params and the loop result. */
 export function run(spec: RunSpec): { params: Params; optimizer: AdamW; result: LoopResult } {
   const params = freshParams(spec.arch);
   const optimizer = new AdamW(params, { lr: spec.lr ?? 3e-3, weightDecay: 0.01 });
-  const loss = lossFn(spec.arch, params);
+  const loss = lossFn(spec.arch, params, spec.maskProb);
   const sched = { lr: spec.lr ?? 3e-3, totalSteps: spec.steps, warmupSteps: 3, decay: 'cosine' as const };
   const result = trainLoop<TokenBatch>({
     params, optimizer, totalSteps: spec.steps, accumulate: spec.accumulate, clipNorm: 1, seed: 11,
