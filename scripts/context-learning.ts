@@ -14,21 +14,33 @@
 // equal targets seen. With --mask P,P,… the masked LM is trained once per selection probability
 // and each is also scored the same way at the end: held-out loss at 15 % masking, dropout off,
 // on 500 documents the training never saw. (Issue 14: kdqat's MLM encoders stayed on the
-// unigram plateau.)
+// unigram plateau.) With --electra, also ELECTRA's replaced-token detection (src/train/electra.ts:
+// this BERT as the discriminator, a 16-wide generator, λ 50, the same optimizer and steps),
+// scored at the end on the held-out documents: the detector's loss against the entropy of its
+// label prior (a detector that reads nothing), and the share of replaced tokens it catches.
 //
 // Usage: npx tsx scripts/context-learning.ts [--steps 3000] [--every 250] [--lag 1,2] [--mask 0.15]
-//        [--json]
+//        [--electra] [--json]
 import { parseArgs } from 'node:util';
 import { SPECIALS, V, bertCfg, run, syntheticWindows } from '../test/train/helpers.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { batches } from '../src/data/packing.js';
 import { maskBatch, mlmLoss, wrapClsSep } from '../src/train/objectives.js';
-import type { Params } from '../src/nn/params.js';
+import { initParams, type Params } from '../src/nn/params.js';
+import { bertParamSpec } from '../src/models/bert.js';
+import type { Model } from '../src/models/registry.js';
+import { trainLoop } from '../src/train/loop.js';
+import { AdamW } from '../src/train/optim.js';
+import { learningRate } from '../src/train/schedule.js';
+import { shuffledBatches, type TokenBatch } from '../src/train/objectives.js';
+import { electraEval, electraLoss, electraModels } from '../src/train/electra.js';
+import { hash32 } from '../src/tensor/rng.js';
 
 const { values: a } = parseArgs({
   options: {
     steps: { type: 'string', default: '3000' }, every: { type: 'string', default: '250' },
-    lag: { type: 'string', default: '1,2' }, mask: { type: 'string', default: '0.15' }, json: { type: 'boolean', default: false },
+    lag: { type: 'string', default: '1,2' }, mask: { type: 'string', default: '0.15' },
+    electra: { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
   },
 });
 const steps = Number(a.steps), every = Number(a.every), lags = a.lag.split(',').map(Number), masks = a.mask.split(',').map(Number);
@@ -53,6 +65,28 @@ function heldOut(params: Params, lag: number): number {
   return total / count;
 }
 
+/** ELECTRA on the chain: the held-out detector loss, its prior's entropy, and the recall. */
+function electra(lag: number): { discLoss: number; priorEntropy: number; recall: number; genMlm: number } {
+  const gcfg = { ...bertCfg, hiddenSize: 16, numAttentionHeads: 2, intermediateSize: 32 };
+  const disc = { arch: 'bert', config: bertCfg, params: initParams(bertParamSpec(bertCfg, {}), 7), heads: { mlm: false, classifier: false } } as Model;
+  const gen = { arch: 'bert', config: gcfg, params: initParams(bertParamSpec(gcfg, { mlm: true }), 8), heads: { mlm: true, classifier: false } } as Model;
+  const m = electraModels(disc, gen, bertCfg.hiddenSize, 0);
+  const windows = syntheticWindows(seqLen, 4000, false, 1, lag);
+  const sched = { lr: 3e-3, totalSteps: steps, warmupSteps: 3, decay: 'cosine' as const };
+  trainLoop<TokenBatch>({
+    params: m.params, optimizer: new AdamW(m.params, { lr: 3e-3, weightDecay: 0.01 }), totalSteps: steps, clipNorm: 1, seed: 11,
+    lr: (s) => learningRate(sched, s), epochBatches: (e) => shuffledBatches(windows, batch, 11, e), tokens: (b) => b.rows * b.seqLen,
+    loss: (b, ctx) => {
+      const w = wrapClsSep(b, SPECIALS), mk = maskBatch(w, SPECIALS, V, ctx.seed);
+      return electraLoss(m, w, mk.inputs, mk.labels, { seed: hash32(ctx.seed, 2), discWeight: 50, dropoutSeed: hash32(ctx.seed, 1) >>> 1 }).loss;
+    },
+    logEvery: steps, config: {},
+  });
+  const r = electraEval(m, syntheticWindows(seqLen, 500, false, 2, lag), SPECIALS, { batchSize: batch });
+  const q = r.replacedShare;
+  return { discLoss: r.disc, priorEntropy: -(q * Math.log(q) + (1 - q) * Math.log(1 - q)), recall: r.replacedRecall, genMlm: r.mlm };
+}
+
 // Loss targets per step: the causal LM scores every position; the masked LM the chosen ones
 // (the selection probability over the window's tokens; [CLS]/[SEP] are never chosen).
 const out: Record<string, Record<string, { targetsPerStep: number; losses: number[]; heldOut15?: number }>> = {};
@@ -75,6 +109,15 @@ for (const lag of lags) {
       console.log('  ' + means.map((x) => x.toFixed(3)).join(' '));
       const h = out[`lag${lag}`][key].heldOut15;
       if (h !== undefined) console.log(`  held-out loss at 15 % masking, dropout off: ${h.toFixed(3)}`);
+    }
+  }
+  if (a.electra) {
+    const t0 = performance.now();
+    const e = electra(lag);
+    (out[`lag${lag}`] as Record<string, unknown>).electra = e;
+    if (!a.json) {
+      console.log(`lag ${lag}, ELECTRA (${((performance.now() - t0) / 1000).toFixed(0)} s): held-out detector loss ${e.discLoss.toFixed(3)} ` +
+        `against its prior's entropy ${e.priorEntropy.toFixed(3)}, replaced tokens caught ${(100 * e.recall).toFixed(1)} %; generator MLM ${e.genMlm.toFixed(3)}`);
     }
   }
 }

@@ -115,7 +115,10 @@ export function checkPretrainConfig(c: PretrainConfig): void {
   if (!PRETRAIN_OBJECTIVES.includes(objective)) throw new UsageError(`--objective must be ${PRETRAIN_OBJECTIVES.join(' or ')}, got ${JSON.stringify(objective)}`);
   if (objective === 'electra') {
     const rec = architecture(c.arch);
-    if (rec.kind !== 'encoder' || !rec.encode) throw new UsageError(`--objective electra trains an encoder; --arch ${c.arch} is ${rec.kind === 'encoder' ? 'an encoder without an encoder output' : 'a decoder'}: use --objective lm, or an encoder (bert, distilbert, roberta)`);
+    if (rec.kind !== 'encoder' || !rec.encode) {
+      const encoders = SUPPORTED_MODEL_TYPES.filter((n) => architecture(n).encode).join(', ');
+      throw new UsageError(`--objective electra trains an encoder; --arch ${c.arch} is ${rec.kind === 'encoder' ? 'an encoder without an encoder output' : 'a decoder'}: use --objective lm, or an encoder (${encoders})`);
+    }
     if (!(c.generatorSize > 0 && c.generatorSize <= 1)) throw new UsageError(`--generator-size must be in (0, 1], got ${c.generatorSize}`);
     if (!(c.discWeight > 0)) throw new UsageError(`--disc-weight must be positive, got ${c.discWeight}`);
     const g = generatorSizes(c);
