@@ -13,6 +13,8 @@ import { maskBatch, wrapClsSep } from '../../src/train/objectives.js';
 import { GENERATOR_PREFIX, detectorLogits, electraLoss, electraModels, replaceWithSamples } from '../../src/train/electra.js';
 import { SPECIALS, V, bertCfg, syntheticWindows } from './helpers.js';
 import { gradCheck } from '../gradcheck.js';
+import { SUPPORTED_MODEL_TYPES, architecture } from '../../src/models/registry.js';
+import { PRETRAIN_DEFAULTS, buildModel, generatorSizes } from '../../src/train/pretrain.js';
 import { U32, gamma } from '../bounds.js';
 
 const noDropout: BertConfig = { ...bertCfg, hiddenDropoutProb: 0, attentionProbsDropoutProb: 0 };
@@ -141,6 +143,27 @@ it('no gradient flows through the samples: the generator gets exactly the MLM lo
       const fromGen = gen.get(k);
       assert.ok(!fromGen || fromGen.every((x) => x === 0), `${k}: the MLM loss does not reach the discriminator`);
       assert.ok(g && g.some((x) => x !== 0), `${k}: the detector's loss reaches it`);
+    }
+  }
+});
+
+it('every encoder family of the registry trains under ELECTRA: the loss reaches all its weights', () => {
+  const families = SUPPORTED_MODEL_TYPES.filter((n) => architecture(n).encode);
+  assert.ok(families.length >= 3, `encoder families with an encoder output: ${families.join(', ')}`);
+  for (const arch of families) {
+    const c = { ...PRETRAIN_DEFAULTS, arch, hidden: 32, layers: 2, heads: 4, kvHeads: 4, intermediate: 64, seq: 16, dropout: 0, objective: 'electra' as const };
+    const disc = buildModel(c, V, { heads: { lm: false, mlm: false, classifier: false } });
+    const m = electraModels(disc, buildModel(generatorSizes(c), V, { seed: 3 }), c.hidden, 0);
+    const { b, mk } = batch();
+    const B = 2, T = 16; // the first two rows, cut to the 16 positions these models embed
+    const cut = (x: Int32Array) => Int32Array.from({ length: B * T }, (_, i) => x[Math.floor(i / T) * b.seqLen + (i % T)]);
+    for (const t of m.params.values()) { t.requiresGrad = true; t.grad = null; }
+    const r = electraLoss(m, { rows: B, seqLen: T, inputs: cut(b.inputs) }, cut(mk.inputs), cut(mk.labels), { seed: 5, discWeight: 50 });
+    assert.ok(Number.isFinite(r.loss.item()), `${arch}: finite loss`);
+    backward(r.loss);
+    for (const [k, t] of m.params) {
+      if (/token_type|pooler/.test(k)) continue; // one segment; no pooler in a base model's loss
+      assert.ok(t.grad && t.grad.f32.some((x) => x !== 0), `${arch}: ${k} gets a gradient`);
     }
   }
 });
