@@ -16,7 +16,7 @@
 // dense(C→C), GELU, dense(C→2) with a 2-way softmax, which is the paper's dense(C→1) sigmoid with
 // the logit z₁ − z₀; the corruption is BERT's 80/10/10 (ELECTRA's generator sees [MASK] at all
 // chosen positions).
-import { add, crossEntropy, gelu, linear, reshape, scale } from '../tensor/ops/index.js';
+import { add, crossEntropy, gelu, linear, reshape, scale, softmax } from '../tensor/ops/index.js';
 import { intTensor, type Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Rng, hash32 } from '../tensor/rng.js';
@@ -77,22 +77,22 @@ export function electraLoss(
 }
 
 /** The original rows with each chosen position replaced by a sample from the generator's softmax
- *  there (inverse CDF of one uniform per position, from `seed`); label 1 where the sample differs. */
+ *  there (inverse CDF of one uniform per position, from `seed`; the probabilities from the
+ *  engine's softmax kernel); label 1 where the sample differs. */
 export function replaceWithSamples(
   original: Int32Array, rows: readonly number[], logits: Tensor, seed: number,
 ): { ids: Int32Array; isReplaced: Int32Array; replaced: number } {
-  const V = logits.shape[1], z = logits.f32, rng = new Rng(seed);
+  const V = logits.shape[1], rng = new Rng(seed);
+  const p = noGrad(() => softmax(logits)).f32; // (N, V)
   const ids = Int32Array.from(original), isReplaced = new Int32Array(original.length);
   let replaced = 0;
-  const p = new Float64Array(V);
   rows.forEach((pos, n) => {
-    let max = -Infinity;
-    for (let v = 0; v < V; v++) max = Math.max(max, z[n * V + v]);
+    const row = n * V;
     let sum = 0;
-    for (let v = 0; v < V; v++) sum += (p[v] = Math.exp(z[n * V + v] - max));
+    for (let v = 0; v < V; v++) sum += p[row + v];
     const u = rng.uniform() * sum;
-    let v = 0, acc = p[0];
-    while (acc <= u && v < V - 1) acc += p[++v];
+    let v = 0, acc = p[row];
+    while (acc <= u && v < V - 1) acc += p[row + ++v];
     ids[pos] = v;
     if (v !== original[pos]) { isReplaced[pos] = 1; replaced++; }
   });
