@@ -23,16 +23,13 @@
 //        [--electra] [--json]
 import { parseArgs } from 'node:util';
 import { SPECIALS, V, bertCfg, run, syntheticWindows } from '../test/train/helpers.js';
-import { noGrad } from '../src/tensor/autograd.js';
-import { batches } from '../src/data/packing.js';
-import { maskBatch, mlmLoss, wrapClsSep } from '../src/train/objectives.js';
+import { maskBatch, mlmEval, shuffledBatches, wrapClsSep, type TokenBatch } from '../src/train/objectives.js';
 import { initParams, type Params } from '../src/nn/params.js';
 import { bertParamSpec } from '../src/models/bert.js';
 import type { Model } from '../src/models/registry.js';
 import { trainLoop } from '../src/train/loop.js';
 import { AdamW } from '../src/train/optim.js';
 import { learningRate } from '../src/train/schedule.js';
-import { shuffledBatches, type TokenBatch } from '../src/train/objectives.js';
 import { electraEval, electraLoss, electraModels } from '../src/train/electra.js';
 import { hash32 } from '../src/tensor/rng.js';
 
@@ -49,21 +46,9 @@ if (!(Number.isInteger(steps) && steps >= 1 && Number.isInteger(every) && every 
 if (!lags.every((l) => Number.isInteger(l) && l >= 1 && l < 40)) throw new Error(`--lag must list integers from 1 to 39, got ${a.lag}`);
 const batch = 16, seqLen = 30;
 
-/** Masked-LM loss on held-out chain documents at 15 % masking, dropout off (fixed masks). */
-function heldOut(params: Params, lag: number): number {
-  const w = syntheticWindows(seqLen, 500, false, 2, lag);
-  let total = 0, count = 0, k = 0;
-  noGrad(() => {
-    for (const b of batches(w, batch, 0, 0)) {
-      const wrapped = wrapClsSep({ rows: b.rows.length, seqLen: w.seqLen, inputs: b.inputs }, SPECIALS);
-      const m = maskBatch(wrapped, SPECIALS, V, 1000 + k++);
-      const r = mlmLoss({ arch: 'bert', config: bertCfg, params, heads: { mlm: true, classifier: false } }, wrapped, m.inputs, m.labels);
-      total += r.loss.item() * r.count;
-      count += r.count;
-    }
-  });
-  return total / count;
-}
+/** Masked-LM loss on held-out chain documents at 15 % masking, dropout off (mlmEval's fixed masks). */
+const heldOut = (params: Params, lag: number): number =>
+  mlmEval({ arch: 'bert', config: bertCfg, params, heads: { mlm: true, classifier: false } }, syntheticWindows(seqLen, 500, false, 2, lag), SPECIALS, { batchSize: batch }).loss;
 
 /** ELECTRA on the chain: the held-out detector loss, its prior's entropy, and the recall. */
 function electra(lag: number): { discLoss: number; priorEntropy: number; recall: number; genMlm: number } {

@@ -11,7 +11,7 @@
 // scripts/context-learning.ts and README "Why no kdqat encoder beats word counting" measure why
 // that matters here.
 //
-// Differences from the paper, all stated in docs/cli.md: the generator has its own embeddings
+// Differences from the paper, all stated in README "Pre-training objectives": the generator has its own embeddings
 // (ELECTRA ties the token embeddings; §3.2 finds tying worth +0.7 GLUE); the detector head is
 // dense(C→C), GELU, dense(C→2) with a 2-way softmax, which is the paper's dense(C→1) sigmoid with
 // the logit z₁ − z₀; the corruption is BERT's 80/10/10 (ELECTRA's generator sees [MASK] at all
@@ -22,9 +22,8 @@ import { noGrad } from '../tensor/autograd.js';
 import { Rng, hash32 } from '../tensor/rng.js';
 import { initParams, param, type Init, type Params } from '../nn/params.js';
 import { archOf, type Model } from '../models/model.js';
-import { IGNORE_INDEX } from '../data/mlm.js';
 import type { Windows } from '../data/packing.js';
-import { maskBatch, sequentialBatches, wrapClsSep, type MlmSpecials, type TokenBatch } from './objectives.js';
+import { maskBatch, mlmLoss, sequentialBatches, wrapClsSep, type MlmSpecials, type TokenBatch } from './objectives.js';
 
 /** Prefix of the generator's parameters inside the run's parameter map (checkpoints). */
 export const GENERATOR_PREFIX = 'generator.';
@@ -65,15 +64,12 @@ export function electraLoss(
   m: ElectraModels, b: TokenBatch, inputs: Int32Array, labels: Int32Array, opts: { seed: number; discWeight: number; dropoutSeed?: number },
 ): { loss: Tensor; gen: Tensor; disc: Tensor; detector: Tensor; isReplaced: Int32Array; chosen: number } {
   const B = b.rows, T = b.seqLen;
-  const rows: number[] = [], tgt: number[] = [];
-  labels.forEach((l, i) => { if (l !== IGNORE_INDEX) { rows.push(i); tgt.push(l); } });
   const genDrop = opts.dropoutSeed === undefined ? undefined : hash32(opts.dropoutSeed, 1) >>> 1;
-  const logits = archOf(m.gen).lmLogits(m.gen, intTensor(inputs, [B, T]), { dropoutSeed: genDrop, rows: Int32Array.from(rows) }); // (N, V)
-  const gen = crossEntropy(logits, intTensor(tgt, [tgt.length]));
-  const { ids, isReplaced } = replaceWithSamples(b.inputs, rows, logits, opts.seed);
+  const g = mlmLoss(m.gen, b, inputs, labels, genDrop); // logits (N, V) at the chosen positions
+  const { ids, isReplaced } = replaceWithSamples(b.inputs, g.rows, g.logits, opts.seed);
   const detector = detectorLogits(m, ids, B, T, opts.dropoutSeed); // (B·T, 2)
   const disc = crossEntropy(detector, intTensor(isReplaced, [B * T]));
-  return { loss: add(gen, scale(disc, opts.discWeight)), gen, disc, detector, isReplaced, chosen: rows.length };
+  return { loss: add(g.loss, scale(disc, opts.discWeight)), gen: g.loss, disc, detector, isReplaced, chosen: g.count };
 }
 
 /** The original rows with each chosen position replaced by a sample from the generator's softmax

@@ -63,17 +63,17 @@ export function maskBatch(b: TokenBatch, sp: MlmSpecials, vocabSize: number, see
 
 /**
  * Masked-LM cross-entropy of an encoder (any family, through its record), mean over the masked
- * positions. Only masked rows go through the output head (15% of the tokens), which saves most
+ * positions, with the flattened positions b·T + t it scored (`rows`) and their logits (N, V). Only masked rows go through the output head (15% of the tokens), which saves most
  * of the (N, C)·(C, V) product.
  */
 export function mlmLoss(
   model: Model, b: TokenBatch, inputs: Int32Array, labels: Int32Array, dropoutSeed?: number,
-): { loss: Tensor; count: number } {
+): { loss: Tensor; count: number; rows: number[]; logits: Tensor } {
   const B = b.rows, T = b.seqLen;
   const rows: number[] = [], tgt: number[] = [];
   labels.forEach((l, i) => { if (l !== IGNORE_INDEX) { rows.push(i); tgt.push(l); } });
   const logits = archOf(model).lmLogits(model, intTensor(inputs, [B, T]), { dropoutSeed, rows: Int32Array.from(rows) }); // (N, V)
-  return { loss: crossEntropy(logits, intTensor(tgt, [tgt.length])), count: tgt.length };
+  return { loss: crossEntropy(logits, intTensor(tgt, [tgt.length])), count: tgt.length, rows, logits };
 }
 
 /** Shuffled training batches of an epoch: the order depends only on (seed, epoch). */
