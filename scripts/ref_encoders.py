@@ -144,13 +144,27 @@ def linear(p, name, x):
     return x @ p[f"{name}.weight"].T + p[f"{name}.bias"]
 
 
-def encoder_layer(p, pre, names, x, mask, heads, eps, act):
-    """Post-LN Transformer layer (Vaswani et al. 2017; BERT): masked keys get probability 0."""
+def encoder_layer(p, pre, names, x, mask, heads, eps, act, rel=None):
+    """Post-LN Transformer layer (Vaswani et al. 2017; BERT): masked keys get probability 0.
+    rel = (position_embedding_type, max_position_embeddings) adds BertSelfAttention's relative
+    scores: E = distance_embedding(l - r + P - 1) (T, T, D); "relative_key" adds
+    einsum("bhld,lrd->bhlr", q, E), "relative_key_query" also einsum("bhrd,lrd->bhlr", k, E),
+    before the division by sqrt(D)."""
     B, T, C = x.shape
     D = C // heads
     split = lambda t: t.view(B, T, heads, D).transpose(1, 2)  # (B, H, T, D)
     q, k, v = (split(linear(p, pre + names[i], x)) for i in ("q", "k", "v"))
-    scores = q @ k.transpose(-1, -2) / math.sqrt(D)  # (B, H, T, T)
+    if rel is None:
+        scores = q @ k.transpose(-1, -2) / math.sqrt(D)  # (B, H, T, T)
+    else:
+        kind, P = rel
+        scores = q @ k.transpose(-1, -2)
+        dist = torch.arange(T)[:, None] - torch.arange(T)[None, :]
+        E = p[pre + "attention.self.distance_embedding.weight"][dist + P - 1]  # (T, T, D)
+        scores = scores + torch.einsum("bhld,lrd->bhlr", q, E)
+        if kind == "relative_key_query":
+            scores = scores + torch.einsum("bhrd,lrd->bhlr", k, E)
+        scores = scores / math.sqrt(D)
     scores = scores.masked_fill(mask[:, None, None, :] == 0, float("-inf"))
     ctx = (torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(B, T, C)
     a = layer_norm(linear(p, pre + names["o"], ctx) + x, p[pre + names["ln1"] + ".weight"], p[pre + names["ln1"] + ".bias"], eps)
@@ -189,10 +203,14 @@ def bert(p, cfg, ids, mask, head, types):
     """BERT (Devlin et al. 2019; modeling_bert.py): word + position + token-type embeddings."""
     eps, T = cfg["layer_norm_eps"], ids.shape[1]
     e = "bert.embeddings."
-    x = p[e + "word_embeddings.weight"][ids] + p[e + "token_type_embeddings.weight"][types] + p[e + "position_embeddings.weight"][:T]
+    x = p[e + "word_embeddings.weight"][ids] + p[e + "token_type_embeddings.weight"][types]
+    kind = cfg["position_embedding_type"]
+    if kind == "absolute":  # BertEmbeddings adds the position table only then; it stays in the checkpoint
+        x = x + p[e + "position_embeddings.weight"][:T]
+    rel = None if kind == "absolute" else (kind, cfg["max_position_embeddings"])
     x = layer_norm(x, p[e + "LayerNorm.weight"], p[e + "LayerNorm.bias"], eps)
     for l in range(cfg["num_hidden_layers"]):
-        x = encoder_layer(p, f"bert.encoder.layer.{l}.", BERT_NAMES, x, mask, cfg["num_attention_heads"], eps, cfg["hidden_act"])
+        x = encoder_layer(p, f"bert.encoder.layer.{l}.", BERT_NAMES, x, mask, cfg["num_attention_heads"], eps, cfg["hidden_act"], rel)
     if head == "cls":
         return linear(p, "classifier", torch.tanh(linear(p, "bert.pooler.dense", x[:, 0])))
     t = "cls.predictions.transform."
@@ -263,6 +281,9 @@ def bert_params(cfg):
          e + "LayerNorm.weight": draw((C,), "gain"), e + "LayerNorm.bias": draw((C,), "shift")}
     for l in range(L):
         p.update(layer_params(f"bert.encoder.layer.{l}.", BERT_NAMES))
+        if cfg["position_embedding_type"] != "absolute":
+            P = cfg["max_position_embeddings"]
+            p[f"bert.encoder.layer.{l}.attention.self.distance_embedding.weight"] = draw((2 * P - 1, C // H), "emb")
     cls = {"bert.pooler.dense.weight": draw((C, C), "w"), "bert.pooler.dense.bias": draw((C,), "w"),
            "classifier.weight": draw((K, C), "w"), "classifier.bias": draw((K,), "w")}
     t = "cls.predictions."
@@ -301,13 +322,14 @@ def roberta_config(model_type, cls_prefix, extra):
             "type_vocab_size": 1, "use_cache": True, "vocab_size": V, **extra}
 
 
-def bert_config():
-    """bert-base-uncased's config.json keys (plus classifier_dropout, torch_dtype), sizes shrunk."""
+def bert_config(position_embedding_type="absolute"):
+    """bert-base-uncased's config.json keys (plus classifier_dropout, torch_dtype), sizes shrunk;
+    the relative variants as zhiheng-huang/bert-base-uncased-embedding-relative-key(-query)."""
     return {"architectures": ["BertForMaskedLM"], "attention_probs_dropout_prob": 0.1, "classifier_dropout": None,
             "gradient_checkpointing": False, "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": C,
             "initializer_range": 0.02, "intermediate_size": F, "layer_norm_eps": 1e-12, "max_position_embeddings": POSITIONS,
             "model_type": "bert", "num_attention_heads": H, "num_hidden_layers": L, "pad_token_id": 0,
-            "position_embedding_type": "absolute", "torch_dtype": "float32", "transformers_version": "4.6.0.dev0",
+            "position_embedding_type": position_embedding_type, "torch_dtype": "float32", "transformers_version": "4.6.0.dev0",
             "type_vocab_size": 2, "use_cache": True, "vocab_size": V}
 
 
@@ -329,7 +351,7 @@ def batch(pad):
 
 
 def family(name, forward, params, config, cls_class, mlm_class):
-    torch.manual_seed({"roberta": 1, "xlm-roberta": 2, "distilbert": 3, "bert": 4}[name])
+    torch.manual_seed({"roberta": 1, "xlm-roberta": 2, "distilbert": 3, "bert": 4, "bert-relative-key": 5, "bert-relative-key-query": 6}[name])
     enc, cls, mlm = params(config)
     pad = config["pad_token_id"]
     ids, mask = batch(pad)
@@ -345,7 +367,9 @@ def family(name, forward, params, config, cls_class, mlm_class):
         logits = forward(p, config, ids, mask, head, types if head == "cls" else torch.zeros_like(ids))
         g = draw(tuple(logits.shape), "gain") - 1  # ~N(0, 0.1²) cotangent
         w = g if head == "cls" else g * mask[:, :, None].to(F64)  # MLM: real tokens only
-        grads = torch.autograd.grad((logits * w).sum(), list(p.values()))
+        # allow_unused: a relative-position BERT keeps position_embeddings unread (gradient 0).
+        grads = torch.autograd.grad((logits * w).sum(), list(p.values()), allow_unused=True)
+        grads = [torch.zeros_like(t) if g is None else g for t, g in zip(p.values(), grads)]
         out[f"{head}.logits"] = logits.detach().to(torch.float32)
         out[f"{head}.g"] = w.to(torch.float32)
         for n, gr in zip(p, grads):
@@ -366,6 +390,8 @@ def main():
     family("distilbert", distilbert, distilbert_params, distilbert_config(),
            "DistilBertForSequenceClassification", "DistilBertForMaskedLM")
     family("bert", bert, bert_params, bert_config(), "BertForSequenceClassification", "BertForMaskedLM")
+    for kind in ("relative_key", "relative_key_query"):
+        family("bert-" + kind.replace("_", "-"), bert, bert_params, bert_config(kind), "BertForSequenceClassification", "BertForMaskedLM")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import {
   JSON_HELP, UsageError, commandLine, flagName, givenOptions, intArg, listArg, numArg, printJson, readConfigFile, requireOut, resolveSettings,
 } from './options.js';
 import { addFlag, flagOf, keyAliases } from './flags.js';
+import { POSITION_EMBEDDING_TYPES } from '../models/relative-position.js';
 
 const D = PRETRAIN_DEFAULTS;
 
@@ -42,6 +43,7 @@ export function pretrainCommand(): Command {
     .addOption(new Option('--objective <name>', `lm: the family's own (causal LM for decoders, masked LM for encoders); electra: replaced-token detection, a loss at every position (encoders; README "Pre-training objectives") (default ${D.objective})`).choices(PRETRAIN_OBJECTIVES))
     .option('--generator-size <f>', `ELECTRA: the generator's hidden size, MLP size and heads as a fraction of the model's (default ${D.generatorSize})`, numArg)
     .option('--disc-weight <x>', `ELECTRA: weight λ of the replaced-token loss against the generator's masked-LM loss (default ${D.discWeight})`, numArg)
+    .addOption(new Option('--position-embedding <type>', `how an encoder's attention sees positions: absolute (learned vectors added to the input, as BERT-base) or relative_key / relative_key_query (distance scores in every layer, BERT's position_embedding_type; bert only) (default ${D.positionEmbedding})`).choices(POSITION_EMBEDDING_TYPES))
     .option('--seed <n>', `seed of initialization, data order and dropout (default ${D.seed})`, intArg)
     .option('--eval-every <n>', `validation every n steps, 0 = only at the end (default ${D.evalEvery})`, intArg)
     .option('--eval-windows <n>', `validation windows for periodic evaluation; the final one uses all (default ${D.evalWindows})`, intArg)

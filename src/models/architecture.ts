@@ -11,6 +11,7 @@ import type { Init, Params, WeightFn } from '../nn/params.js';
 import type { TokenizerJson } from '../tokenize/schema.js';
 import type { ConfigReader, Obj } from './config-reader.js';
 import type { OnnxSpec } from './onnx-spec.js';
+import type { PositionEmbeddingType } from './relative-position.js';
 
 /** Causal decoder (next-token LM) or bidirectional encoder. */
 export type ArchKind = 'decoder' | 'encoder';
@@ -104,6 +105,8 @@ export type ArchModel<C, X = unknown> = { arch: string; config: C; params: Param
 export interface ModelSizes {
   vocab: number; hidden: number; layers: number; heads: number; kvHeads: number;
   intermediate: number; seq: number; dropout: number;
+  /** How attention sees positions; families without `pretrain.relativePositions` take absolute only. */
+  positionEmbedding?: PositionEmbeddingType;
 }
 
 /** Special-token ids config.json names (null: not set there; use the tokenizer's). */
@@ -174,6 +177,8 @@ export interface Architecture<C = any, M = any, X = any> {
     config(s: ModelSizes): C;
     tokenizer: { name: string; train(texts: string[], vocabSize: number): TokenizerJson };
     meta(specials: { bos?: number; eos?: number; pad?: number }): Partial<M>;
+    /** The family can be built with relative position scores (BERT's position_embedding_type). */
+    relativePositions?: boolean;
   };
 
   /** Which heads a (config, meta) carries; a Model's own fields for families that record them. */

@@ -6,6 +6,7 @@ import type { ConfigReader, Obj } from './config-reader.js';
 import { bertClassify, bertEncode, bertMlmLogits, bertParamSpec, type BertConfig } from './bert.js';
 import type { Architecture, Heads, Taps } from './architecture.js';
 import type { EncoderOnnxSpec } from './onnx-spec.js';
+import { POSITION_EMBEDDING_TYPES, type PositionEmbeddingType } from './relative-position.js';
 import {
   ENCODER_KINDS, atRows, encoderHeads, headFromTensors, inertKeys, labelsJson, parseLabels,
   type EncoderFields, type EncoderHead, type EncoderModel, type ProblemType,
@@ -45,7 +46,7 @@ export const BERT_RULES: readonly (readonly [RegExp, string])[] = [
   [/\.intermediate\.dense\./, 'ffn-in'],
   [/\.output\.dense\./, 'ffn-out'], // after attention.output.dense, which also ends this way
   [/LayerNorm\./, 'norm'],
-  [/word_embeddings\.|position_embeddings\.|token_type_embeddings\./, 'embed'],
+  [/word_embeddings\.|position_embeddings\.|token_type_embeddings\.|distance_embedding\./, 'embed'],
   [/^cls\.predictions\./, 'head'],
   [/^bert\.pooler\.|^classifier\./, 'classifier'],
 ];
@@ -57,7 +58,9 @@ function parse(r: ConfigReader): { config: BertConfig; meta: BertMeta } {
   const act = r.str('hidden_act', 'gelu');
   if (act !== 'gelu' && act !== 'gelu_new') r.fail(`hidden_act "${act}" is not supported for bert; kdqat supports "gelu", "gelu_new"`);
   const pe = r.str('position_embedding_type', 'absolute');
-  if (pe !== 'absolute') r.fail(`position_embedding_type "${pe}" is not supported; kdqat supports "absolute"`);
+  if (!POSITION_EMBEDDING_TYPES.includes(pe as PositionEmbeddingType)) {
+    r.fail(`position_embedding_type "${pe}" is not supported; kdqat supports ${POSITION_EMBEDDING_TYPES.map((t) => `"${t}"`).join(', ')}`);
+  }
   const { labels, numLabels, problemType } = parseLabels(r);
   const head: BertHead = archName ? CLASSES[archName] : 'base';
   const config: BertConfig = {
@@ -73,6 +76,7 @@ function parse(r: ConfigReader): { config: BertConfig; meta: BertMeta } {
     hiddenDropoutProb: r.num('hidden_dropout_prob', 0.1),
     attentionProbsDropoutProb: r.num('attention_probs_dropout_prob', 0.1),
     initializerRange: r.num('initializer_range', 0.02),
+    positionEmbeddingType: pe as PositionEmbeddingType,
     numLabels: head === 'classifier' ? numLabels : 0,
   };
   const cd = r.j.classifier_dropout;
@@ -95,7 +99,7 @@ function toJson(k: BertConfig, m: BertMeta): Obj {
     hidden_act: k.hiddenAct, hidden_dropout_prob: k.hiddenDropoutProb, hidden_size: k.hiddenSize,
     initializer_range: k.initializerRange, intermediate_size: k.intermediateSize, layer_norm_eps: k.layerNormEps,
     max_position_embeddings: k.maxPositionEmbeddings, model_type: 'bert', num_attention_heads: k.numAttentionHeads,
-    num_hidden_layers: k.numHiddenLayers, pad_token_id: m.padTokenId, position_embedding_type: 'absolute',
+    num_hidden_layers: k.numHiddenLayers, pad_token_id: m.padTokenId, position_embedding_type: k.positionEmbeddingType ?? 'absolute',
     torch_dtype: m.torchDtype, type_vocab_size: k.typeVocabSize, use_cache: true, vocab_size: k.vocabSize,
   };
   return m.head === 'classifier' ? { ...out, ...labelsJson('bert', m.labels, k.numLabels, m.problemType) } : out;
@@ -103,6 +107,10 @@ function toJson(k: BertConfig, m: BertMeta): Obj {
 
 /** ONNX export data (onnx-spec.ts): token types, positions from 0, pooler + classifier. */
 function onnxSpec(c: BertConfig, h: Heads): EncoderOnnxSpec {
+  if ((c.positionEmbeddingType ?? 'absolute') !== 'absolute') {
+    throw new Error(`config.json position_embedding_type "${c.positionEmbeddingType}": the ONNX export writes absolute positions only ` +
+      `(its graph has no relative distance scores); export this model as safetensors instead`);
+  }
   return {
     kind: 'encoder', layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, vocab: c.vocabSize,
     layerNormEps: c.layerNormEps, act: c.hiddenAct,
@@ -142,8 +150,9 @@ export const bert: Architecture<BertConfig, BertMeta, BertFields> = {
       vocabSize: s.vocab, hiddenSize: s.hidden, numHiddenLayers: s.layers, numAttentionHeads: s.heads,
       intermediateSize: s.intermediate, maxPositionEmbeddings: s.seq, typeVocabSize: 2, layerNormEps: 1e-12,
       hiddenAct: 'gelu', hiddenDropoutProb: s.dropout, attentionProbsDropoutProb: s.dropout,
-      initializerRange: 0.02, numLabels: 0,
+      initializerRange: 0.02, positionEmbeddingType: s.positionEmbedding ?? 'absolute', numLabels: 0,
     }),
+    relativePositions: true,
     tokenizer: { name: 'WordPiece', train: (texts, vocabSize) => trainWordPiece(texts, { vocabSize }) },
     meta: (sp) => ({ head: 'mlm', padTokenId: sp.pad ?? 0 }),
   },

@@ -4,6 +4,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { add, dropout, embedding, layerNorm, linear, reshape, slice, tanh } from '../tensor/ops/index.js';
 import { intTensor } from '../tensor/tensor.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
+import { DISTANCE_EMBEDDING, distanceRows, type PositionEmbeddingType } from './relative-position.js';
 import {
   activation, checkIds, embeddingDropout, encoderLayer, encoderStack, type EncoderBlockCapture,
   type EncoderBlockOptions, type EncoderForwardOptions, type EncoderLayerNames, type EncoderOutput,
@@ -22,6 +23,9 @@ export interface BertConfig {
   hiddenDropoutProb: number;
   attentionProbsDropoutProb: number;
   initializerRange: number;
+  /** position_embedding_type: absolute position vectors added to the input (absent: this), or
+   *  relative distance scores in every attention layer (src/models/relative-position.ts). */
+  positionEmbeddingType?: PositionEmbeddingType;
   /** Classification labels (BertForSequenceClassification); 0 = no classifier. */
   numLabels: number;
 }
@@ -50,6 +54,9 @@ export function bertParamSpec(cfg: BertConfig, heads: { mlm?: boolean; classifie
     lin(`${p}attention.self.query`, C, C);
     lin(`${p}attention.self.key`, C, C);
     lin(`${p}attention.self.value`, C, C);
+    if ((cfg.positionEmbeddingType ?? 'absolute') !== 'absolute') {
+      spec.set(p + DISTANCE_EMBEDDING, { shape: [distanceRows(cfg.maxPositionEmbeddings), C / cfg.numAttentionHeads], init: w });
+    }
     lin(`${p}attention.output.dense`, C, C);
     ln(`${p}attention.output.LayerNorm`);
     lin(`${p}intermediate.dense`, F, C);
@@ -89,8 +96,9 @@ export function bertEncode(params: Params, cfg: BertConfig, ids: Tensor, opts: E
   const wf = opts.weight ?? identityWeight;
   const word = 'bert.embeddings.word_embeddings.weight';
   let x = embedding(wf(word, param(params, word)), ids); // (B, T, C)
-  const pos = slice(param(params, 'bert.embeddings.position_embeddings.weight'), 0, 0, T); // (T, C)
-  x = add(x, pos);
+  if ((cfg.positionEmbeddingType ?? 'absolute') === 'absolute') {
+    x = add(x, slice(param(params, 'bert.embeddings.position_embeddings.weight'), 0, 0, T)); // (T, C)
+  } // relative: the table stays in the checkpoint (as in HF), positions enter as distances in attention
   const types = opts.tokenTypeIds ?? intTensor(new Int32Array(B * T), [B, T]);
   x = add(x, embedding(param(params, 'bert.embeddings.token_type_embeddings.weight'), types));
   x = layerNorm(x, param(params, 'bert.embeddings.LayerNorm.weight'), param(params, 'bert.embeddings.LayerNorm.bias'), cfg.layerNormEps);

@@ -10,6 +10,7 @@ import { layer } from '../tensor/recompute.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
 import { isObj, type ConfigReader, type Obj } from './config-reader.js';
 import type { Heads } from './architecture.js';
+import { DISTANCE_EMBEDDING, relativeAttention, type PositionEmbeddingType } from './relative-position.js';
 
 /** The activations the encoder families use (HF ACT2FN names). */
 export type EncoderAct = 'gelu' | 'gelu_new' | 'relu';
@@ -25,6 +26,8 @@ export interface EncoderLayerConfig {
   layerNormEps: number;
   hiddenAct: EncoderAct;
   hiddenDropoutProb: number;
+  /** How attention sees positions (BERT's position_embedding_type); absolute when absent. */
+  positionEmbeddingType?: PositionEmbeddingType;
 }
 
 /** A layer's module names, relative to the layer prefix (BERT: attention.self.query, …). */
@@ -89,7 +92,10 @@ export function encoderLayer(
   const q = reshape(lin(x, names.query), [B, T, H, D]);
   const k = reshape(lin(x, names.key), [B, T, H, D]);
   const v = reshape(lin(x, names.value), [B, T, H, D]);
-  const att = attention(q, k, v, { keyMask: opts.keyMask, returnProbs: cap.probs, returnScores: cap.scores });
+  const rel = cfg.positionEmbeddingType ?? 'absolute';
+  const att = rel === 'absolute'
+    ? attention(q, k, v, { keyMask: opts.keyMask, returnProbs: cap.probs, returnScores: cap.scores })
+    : relativeAttention(q, k, v, p(DISTANCE_EMBEDDING), rel, { keyMask: opts.keyMask, returnProbs: cap.probs, returnScores: cap.scores });
   const context = reshape(att.out, [B, T, C]); // (B, T, C)
   const sa = lin(context, names.attnOut);
   const a = norm(add(names.attnOutDropout === false ? sa : drop(sa, 1), x), names.attnNorm);

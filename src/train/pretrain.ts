@@ -23,6 +23,7 @@ import { rankRows, type Distributed } from './distributed.js';
 import { withDropoutRows } from '../tensor/ops/index.js';
 import { IGNORE_INDEX } from '../data/mlm.js';
 import { electraEval, electraLoss, electraModels } from './electra.js';
+import { POSITION_EMBEDDING_TYPES, type PositionEmbeddingType } from '../models/relative-position.js';
 
 export interface PretrainConfig {
   /** A registered architecture (src/models/registry.ts). */
@@ -57,6 +58,9 @@ export interface PretrainConfig {
   generatorSize: number;
   /** ELECTRA: λ, the weight of the detector's loss against the generator's. */
   discWeight: number;
+  /** How attention sees positions (encoders with `pretrain.relativePositions`: BERT's
+   *  position_embedding_type). Absent in runs saved before it existed: 'absolute'. */
+  positionEmbedding: PositionEmbeddingType;
 }
 
 export const PRETRAIN_OBJECTIVES = ['lm', 'electra'] as const;
@@ -66,7 +70,7 @@ export const PRETRAIN_DEFAULTS: PretrainConfig = {
   arch: 'llama', corpus: ['sotu'], hidden: 256, layers: 4, heads: 4, kvHeads: 4, intermediate: 768, seq: 128,
   vocab: 4096, steps: 2000, batch: 16, accum: 1, lr: 1e-3, warmup: 100, weightDecay: 0.01, clip: 1.0,
   dropout: 0.1, seed: 0, evalEvery: 200, evalWindows: 64, saveEvery: 200, logEvery: 10,
-  objective: 'lm', generatorSize: 0.25, discWeight: 50,
+  objective: 'lm', generatorSize: 0.25, discWeight: 50, positionEmbedding: 'absolute',
 };
 
 /** `dist` (`--distributed mpi`, src/train/distributed.ts; decoders): rank 0 alone trains the
@@ -110,6 +114,12 @@ export function checkPretrainConfig(c: PretrainConfig): void {
     architecture(c.arch).pretrain.check(sizes(c, c.vocab));
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+  const pe = c.positionEmbedding ?? 'absolute';
+  if (!POSITION_EMBEDDING_TYPES.includes(pe)) throw new UsageError(`--position-embedding must be ${POSITION_EMBEDDING_TYPES.join(', ')}, got ${JSON.stringify(pe)}`);
+  if (pe !== 'absolute' && !architecture(c.arch).pretrain.relativePositions) {
+    const takers = SUPPORTED_MODEL_TYPES.filter((n) => architecture(n).pretrain.relativePositions).join(', ');
+    throw new UsageError(`--position-embedding ${pe}: --arch ${c.arch} is built with its own positions only; use --position-embedding absolute, or --arch ${takers}`);
   }
   const objective = c.objective ?? 'lm';
   if (!PRETRAIN_OBJECTIVES.includes(objective)) throw new UsageError(`--objective must be ${PRETRAIN_OBJECTIVES.join(' or ')}, got ${JSON.stringify(objective)}`);
@@ -194,6 +204,7 @@ function pretrain(run: PretrainRun): PretrainSummary {
   const session = openSession(run, run.config, { hint: '; run without --resume (and with --force) to start over' });
   const { out, ckpt, dist, lead, config: c } = session;
   c.objective ??= 'lm';
+  c.positionEmbedding ??= 'absolute';
   checkPretrainConfig(c);
   const electra = c.objective === 'electra';
   if (electra && dist.size > 1) throw new UsageError('--objective electra does not run with --distributed; run it in one process');
