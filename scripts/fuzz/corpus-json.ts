@@ -99,7 +99,7 @@ const BERT_BAD: [string, unknown[]][] = [
   ['type_vocab_size', [3, 1, 0, '2']],
   ['layer_norm_eps', ['x', -1, 1e400]],
   ['hidden_act', ['swish', 3, 'silu ']],
-  ['position_embedding_type', ['relative_key', 5]],
+  ['position_embedding_type', ['rotary', 5]],
   ['id2label', [{ 0: 'neg' }, { 0: 'neg', 1: 'pos', 2: 'neutral' }, [1, 2], 'labels', { a: 'neg', b: 'pos' }]],
   ['label2id', [{ neg: 0, pos: 5 }, { neg: 'zero', pos: 1 }, 3]],
   ['num_labels', [3, 1, '2']],

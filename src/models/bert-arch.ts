@@ -76,8 +76,9 @@ function parse(r: ConfigReader): { config: BertConfig; meta: BertMeta } {
     hiddenDropoutProb: r.num('hidden_dropout_prob', 0.1),
     attentionProbsDropoutProb: r.num('attention_probs_dropout_prob', 0.1),
     initializerRange: r.num('initializer_range', 0.02),
-    positionEmbeddingType: pe as PositionEmbeddingType,
     numLabels: head === 'classifier' ? numLabels : 0,
+    // Absent means absolute (BertConfig), so absolute configs compare equal to hand-made ones.
+    ...(pe === 'absolute' ? {} : { positionEmbeddingType: pe as PositionEmbeddingType }),
   };
   const cd = r.j.classifier_dropout;
   const extra = inertKeys(r);
@@ -150,7 +151,8 @@ export const bert: Architecture<BertConfig, BertMeta, BertFields> = {
       vocabSize: s.vocab, hiddenSize: s.hidden, numHiddenLayers: s.layers, numAttentionHeads: s.heads,
       intermediateSize: s.intermediate, maxPositionEmbeddings: s.seq, typeVocabSize: 2, layerNormEps: 1e-12,
       hiddenAct: 'gelu', hiddenDropoutProb: s.dropout, attentionProbsDropoutProb: s.dropout,
-      initializerRange: 0.02, positionEmbeddingType: s.positionEmbedding ?? 'absolute', numLabels: 0,
+      initializerRange: 0.02, numLabels: 0,
+      ...(s.positionEmbedding && s.positionEmbedding !== 'absolute' ? { positionEmbeddingType: s.positionEmbedding } : {}),
     }),
     relativePositions: true,
     tokenizer: { name: 'WordPiece', train: (texts, vocabSize) => trainWordPiece(texts, { vocabSize }) },

@@ -65,6 +65,8 @@ test('bert: classifier, MLM, BertModel; labels and num_labels implied by id2labe
     maxPositionEmbeddings: 64, typeVocabSize: 2, layerNormEps: 1e-12, hiddenAct: 'gelu', hiddenDropoutProb: 0.1,
     attentionProbsDropoutProb: 0.1, initializerRange: 0.02, numLabels: 3,
   });
+  const rel = parseHfConfig({ ...HF_BERT, position_embedding_type: 'relative_key_query' });
+  assert.equal(rel.arch === 'bert' && rel.config.positionEmbeddingType, 'relative_key_query');
   assert.deepEqual(c.meta, {
     head: 'classifier', labels: ['negative', 'neutral', 'positive'], problemType: 'single_label_classification',
     padTokenId: 0, classifierDropout: null, torchDtype: 'float32',
@@ -105,7 +107,7 @@ test('errors name the file, the key and the fix', () => {
   bad({ ...HF_LLAMA, tie_word_embeddings: 'yes' }, /"tie_word_embeddings" must be true or false/);
   bad({ ...HF_LLAMA, num_hidden_layers: 0 }, /"num_hidden_layers" must be ≥ 1/);
   bad({ ...HF_BERT, hidden_act: 'relu' }, /hidden_act "relu" is not supported for bert; kdqat supports "gelu", "gelu_new"/);
-  bad({ ...HF_BERT, position_embedding_type: 'relative_key' }, /position_embedding_type "relative_key" is not supported/);
+  bad({ ...HF_BERT, position_embedding_type: 'rotary' }, /position_embedding_type "rotary" is not supported; kdqat supports "absolute", "relative_key", "relative_key_query"/);
   bad({ ...HF_BERT, label2id: { negative: 1, neutral: 0, positive: 2 } }, /"label2id" disagrees with "id2label"/);
   bad({ ...HF_BERT, num_labels: 5 }, /"num_labels" 5 ≠ the 3 entries of "id2label"/);
   bad({ ...HF_BERT, problem_type: 'ranking' }, /"problem_type" "ranking" is not one of/);
