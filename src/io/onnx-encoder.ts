@@ -1,6 +1,6 @@
 // The ONNX graph of a post-norm BERT-style encoder (models/onnx-spec.ts EncoderOnnxSpec) with the
 // inputs and outputs of Optimum's feature-extraction / sequence-classification exports, which
-// transformers.js runs:
+// transformers.js runs (absolute or, BERT's position_embedding_type, relative positions):
 //   input_ids (B, T) int64, attention_mask (B, T) int64, token_type_ids (B, T) int64 (families
 //   with token types) → last_hidden_state (B, T, C) and, with a classifier head, logits (B, K).
 import { biasOf, type EncoderOnnxSpec } from '../models/onnx-spec.js';
@@ -25,16 +25,33 @@ export function emitEncoder(g: OnnxGraph, s: EncoderOnnxSpec, w: OnnxWeights): v
   } else {
     posIds = g.op('Range', [g.scalarI64(s.positionOffset), g.op('Add', [T, g.scalarI64(s.positionOffset)]), g.scalarI64(1)]); // (T)
   }
-  let x = g.op('Add', [g.op('Gather', [w.matrix(s.wordEmbed), ids]), g.op('Gather', [w.matrix(s.posEmbed), posIds])]); // (B, T, C)
+  let x = g.op('Gather', [w.matrix(s.wordEmbed), ids]); // (B, T, C)
+  if (s.posEmbed) x = g.op('Add', [x, g.op('Gather', [w.matrix(s.posEmbed), posIds])]);
   if (s.typeEmbed && types) x = g.op('Add', [x, g.op('Gather', [w.matrix(s.typeEmbed), types])]);
   else if (s.typeEmbed) x = g.op('Add', [x, g.op('Gather', [w.matrix(s.typeEmbed), g.scalarI64(0)])]); // (C): row 0 for every token
   x = ln(x, s.embedNorm);
 
   const allowed = g.op('Unsqueeze', [g.op('Cast', [mask], { to: DT.BOOL }), g.i64(1, 2)]); // (B, 1, 1, T)
   const heads = (y: string): string => g.op('Transpose', [g.op('Reshape', [y, g.i64(0, 0, H, D)])], { perm: [0, 2, 1, 3] }); // (B, H, T, D)
+  // Relative positions: row ids l − r + P − 1 of every layer's distance table, (T, T).
+  const rel = s.relative ?? null;
+  let distIds = '';
+  if (rel) {
+    const pos = g.op('Range', [g.scalarI64(0), T, g.scalarI64(1)]); // (T)
+    const d = g.op('Sub', [g.op('Unsqueeze', [pos, g.i64(1)]), g.op('Unsqueeze', [pos, g.i64(0)])]); // (T, 1) − (1, T)
+    distIds = g.op('Add', [d, g.scalarI64(rel.maxPositions - 1)]);
+  }
   for (let l = 0; l < s.layers; l++) {
     const n = s.layer(l);
-    const ctx4 = attend(g, heads(lin(x, n.q)), heads(lin(x, n.k)), heads(lin(x, n.v)), allowed, D, 4);
+    const q = heads(lin(x, n.q)), k = heads(lin(x, n.k));
+    let bias: string | undefined;
+    if (rel) {
+      if (!n.distance) throw new Error(`ONNX export: layer ${l} has no distance table for ${rel.type} positions`);
+      const E = g.op('Gather', [w.matrix(n.distance), distIds]); // (T_l, T_r, D)
+      bias = g.op('Einsum', [q, E], { equation: 'bhld,lrd->bhlr' }); // q_l · E_{l−r}
+      if (rel.type === 'relative_key_query') bias = g.op('Add', [bias, g.op('Einsum', [k, E], { equation: 'bhrd,lrd->bhlr' })]); // + k_r · E_{l−r}
+    }
+    const ctx4 = attend(g, q, k, heads(lin(x, n.v)), allowed, D, 4, bias);
     const ctx = g.op('Reshape', [g.op('Transpose', [ctx4], { perm: [0, 2, 1, 3] }), g.i64(0, 0, s.hidden)]); // (B, T, C)
     const a = ln(g.op('Add', [lin(ctx, n.o), x]), n.attnNorm);
     const inter = gelu(g, lin(a, n.ffnIn), s.act);

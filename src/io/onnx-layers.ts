@@ -23,12 +23,15 @@ export function gelu(g: OnnxGraph, x: string, kind: 'gelu' | 'gelu_new' | 'relu'
   return g.op('Mul', [halfX, g.op('Add', [g.scalarF(1), g.op('Tanh', [inner])])]);
 }
 
-/** softmax(q·kᵀ/√D, masked) · v over the last two axes; `allowed` (bool) broadcasts to the
- *  scores; masked scores become the lowest float32 (HF's finfo.min), so they get probability 0. */
-export function attend(g: OnnxGraph, q: string, k: string, v: string, allowed: string, D: number, rank: number): string {
+/** softmax((q·kᵀ + bias)/√D, masked) · v over the last two axes; `allowed` (bool) broadcasts to
+ *  the scores; masked scores become the lowest float32 (HF's finfo.min), so they get probability
+ *  0. `bias` (optional) has the scores' shape: relative position scores. */
+export function attend(g: OnnxGraph, q: string, k: string, v: string, allowed: string, D: number, rank: number, bias?: string): string {
   const perm = Array.from({ length: rank }, (_, i) => i);
   [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1], perm[rank - 2]];
-  const scores = g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [k], { perm })]), g.scalarF(1 / Math.sqrt(D))]);
+  let qk = g.op('MatMul', [q, g.op('Transpose', [k], { perm })]);
+  if (bias) qk = g.op('Add', [qk, bias]);
+  const scores = g.op('Mul', [qk, g.scalarF(1 / Math.sqrt(D))]);
   const masked = g.op('Where', [allowed, scores, g.scalarF(-3.4028234663852886e38)]);
   return g.op('MatMul', [g.op('Softmax', [masked], { axis: -1 }), v]);
 }

@@ -6,7 +6,7 @@ import type { ConfigReader, Obj } from './config-reader.js';
 import { bertClassify, bertEncode, bertMlmLogits, bertParamSpec, type BertConfig } from './bert.js';
 import type { Architecture, Heads, Taps } from './architecture.js';
 import type { EncoderOnnxSpec } from './onnx-spec.js';
-import { POSITION_EMBEDDING_TYPES, type PositionEmbeddingType } from './relative-position.js';
+import { DISTANCE_EMBEDDING, POSITION_EMBEDDING_TYPES, type PositionEmbeddingType } from './relative-position.js';
 import {
   ENCODER_KINDS, atRows, encoderHeads, headFromTensors, inertKeys, labelsJson, parseLabels,
   type EncoderFields, type EncoderHead, type EncoderModel, type ProblemType,
@@ -106,16 +106,16 @@ function toJson(k: BertConfig, m: BertMeta): Obj {
   return m.head === 'classifier' ? { ...out, ...labelsJson('bert', m.labels, k.numLabels, m.problemType) } : out;
 }
 
-/** ONNX export data (onnx-spec.ts): token types, positions from 0, pooler + classifier. */
+/** ONNX export data (onnx-spec.ts): token types, positions from 0 (or relative distance scores),
+ *  pooler + classifier. */
 function onnxSpec(c: BertConfig, h: Heads): EncoderOnnxSpec {
-  if ((c.positionEmbeddingType ?? 'absolute') !== 'absolute') {
-    throw new Error(`config.json position_embedding_type "${c.positionEmbeddingType}": the ONNX export writes absolute positions only ` +
-      `(its graph has no relative distance scores); export this model as safetensors instead`);
-  }
+  const pe = c.positionEmbeddingType ?? 'absolute';
   return {
     kind: 'encoder', layers: c.numHiddenLayers, hidden: c.hiddenSize, heads: c.numAttentionHeads, vocab: c.vocabSize,
     layerNormEps: c.layerNormEps, act: c.hiddenAct,
-    wordEmbed: 'bert.embeddings.word_embeddings.weight', posEmbed: 'bert.embeddings.position_embeddings.weight', positionOffset: 0,
+    wordEmbed: 'bert.embeddings.word_embeddings.weight', positionOffset: 0,
+    posEmbed: pe === 'absolute' ? 'bert.embeddings.position_embeddings.weight' : null,
+    relative: pe === 'absolute' ? null : { type: pe, maxPositions: c.maxPositionEmbeddings },
     typeEmbed: 'bert.embeddings.token_type_embeddings.weight', embedNorm: 'bert.embeddings.LayerNorm.weight',
     layer: (l) => {
       const p = `bert.encoder.layer.${l}.`;
@@ -123,6 +123,7 @@ function onnxSpec(c: BertConfig, h: Heads): EncoderOnnxSpec {
         q: `${p}attention.self.query.weight`, k: `${p}attention.self.key.weight`, v: `${p}attention.self.value.weight`,
         o: `${p}attention.output.dense.weight`, attnNorm: `${p}attention.output.LayerNorm.weight`,
         ffnIn: `${p}intermediate.dense.weight`, ffnOut: `${p}output.dense.weight`, ffnNorm: `${p}output.LayerNorm.weight`,
+        ...(pe === 'absolute' ? {} : { distance: p + DISTANCE_EMBEDDING }),
       };
     },
     classifier: h.classifier ? { pooler: 'bert.pooler.dense.weight', poolerAct: 'tanh', dense: 'classifier.weight', labels: c.numLabels } : null,

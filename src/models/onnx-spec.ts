@@ -46,6 +46,8 @@ export interface EncoderLayerNames {
   attnNorm: string; // LayerNorm after attention (weight; bias beside it)
   ffnIn: string; ffnOut: string;
   ffnNorm: string;
+  /** Relative positions (spec.relative): this layer's distance table E (2P − 1, head size). */
+  distance?: string;
 }
 
 export interface EncoderOnnxSpec {
@@ -58,7 +60,12 @@ export interface EncoderOnnxSpec {
   /** The FFN activation (the encoder families' hidden_act values). */
   act: 'gelu' | 'gelu_new' | 'relu';
   wordEmbed: string;
-  posEmbed: string;
+  /** The absolute position table; null: the embeddings get no position vector (relative positions). */
+  posEmbed: string | null;
+  /** Relative position scores in every layer (HF BERT's position_embedding_type, models/relative-position.ts):
+   *  q_l · E_{l−r} (and k_r · E_{l−r} for relative_key_query) added to q_l · k_r before the 1/√D
+   *  scaling, E_d the row d + P − 1 of the layer's `distance` table. Absent/null: none. */
+  relative?: { type: 'relative_key' | 'relative_key_query'; maxPositions: number } | null;
   /** Position ids are offset + 0..T−1. */
   positionOffset: number;
   /** RoBERTa: position ids counted over the non-padding tokens from this padding index, as HF's

@@ -1,6 +1,7 @@
 // ONNX export (io/onnx-export.ts) run in onnxruntime-node against kdqat's own forward: a LLaMA
 // decoder with the KV cache (prefill, then one step on the cache = the full forward), tied and
-// grouped-query variants, a BERT encoder (classifier logits and hidden states, padded batch),
+// grouped-query variants, a BERT encoder (classifier logits and hidden states, padded batch;
+// absolute and relative positions),
 // f16 weights.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,9 +45,11 @@ test('LLaMA f16 weights: onnxruntime = kdqat on the f16-rounded weights; the fil
   assert.ok(bytes.length < 0.6 * buildOnnx({ model: m }, 'f32').length);
 });
 
-test('BERT classifier: onnxruntime logits and last_hidden_state = kdqat, padded batch with token types', async () => {
-  const m = tinyBert({ mlm: false, classifier: true });
-  const c = m.config, B = 2, T = 8, C = c.hiddenSize;
+/** A padded batch with token types through onnxruntime and kdqat's forward: logits and the
+ *  hidden states of the real tokens must agree within the f32 bound. Returns the ONNX logits. */
+async function checkEncoder(m: Model, what: string): Promise<Float32Array> {
+  const c = m.config as Model['config'] & { numHiddenLayers: number; intermediateSize: number; hiddenSize: number; vocabSize: number };
+  const B = 2, T = 8, C = c.hiddenSize;
   const bound = onnxBound(c.numHiddenLayers, Math.max(c.intermediateSize, C));
   const ids = randomIds(B, T, c.vocabSize);
   const maskArr = Int32Array.from({ length: B * T }, (_, i) => (i >= T && i % T >= 5 ? 0 : 1)); // row 1: 5 tokens + 3 pads
@@ -55,14 +58,40 @@ test('BERT classifier: onnxruntime logits and last_hidden_state = kdqat, padded 
   const want = noGrad(() => archOf(m).forward(m, { ids, mask, tokenTypeIds: types }, { capture: { hidden: true } }));
   const s = await session(buildOnnx({ model: m }, 'f32'));
   const r = await s.run({ input_ids: i64(ids.i32, [B, T]), attention_mask: i64(maskArr, [B, T]), token_type_ids: i64(typesArr, [B, T]) });
-  assert.ok(relError(data(r.logits), want.logits.f32) <= bound, `logits: ${relError(data(r.logits), want.logits.f32)}`);
+  assert.ok(relError(data(r.logits), want.logits.f32) <= bound, `${what} logits: ${relError(data(r.logits), want.logits.f32)}`);
   const h = want.hidden.at(-1)!.f32, got = data(r.last_hidden_state);
   for (let i = 0; i < B * T; i++) {
     if (!maskArr[i]) continue; // padded positions: no one reads them
     const e = relError(got.subarray(i * C, (i + 1) * C), h.subarray(i * C, (i + 1) * C));
-    assert.ok(e <= bound, `hidden state of token ${i}: rel error ${e}`);
+    assert.ok(e <= bound, `${what} hidden state of token ${i}: rel error ${e}`);
   }
+  return data(r.logits);
+}
+
+test('BERT classifier: onnxruntime logits and last_hidden_state = kdqat, padded batch with token types', async () => {
+  await checkEncoder(tinyBert({ mlm: false, classifier: true }), 'bert');
 });
+
+for (const type of ['relative_key', 'relative_key_query'] as const) {
+  test(`BERT with ${type} positions: onnxruntime = kdqat (distance scores in every layer, no absolute positions)`, async () => {
+    const m = tinyBert({ mlm: false, classifier: true }, { positionEmbeddingType: type, maxPositionEmbeddings: 16 });
+    const tables = [...m.params.keys()].filter((n) => n.endsWith('distance_embedding.weight'));
+    assert.equal(tables.length, m.config.numHiddenLayers);
+    for (const n of tables) { // initialised at std 0.02, the distance scores would hardly move a logit: make them count
+      const t = m.params.get(n)!;
+      m.params.set(n, new Tensor(t.f32.map((v) => 25 * v), t.shape));
+    }
+    const logits = await checkEncoder(m, type);
+    // Teeth: the same weights without distance scores give other logits, far outside the bound.
+    const plain = { ...m, config: { ...m.config, positionEmbeddingType: undefined } };
+    const noPos = await session(buildOnnx({ model: { ...plain, params: new Map([...m.params]) } }, 'f32'));
+    const B = 2, T = 8, ids = randomIds(B, T, m.config.vocabSize);
+    const maskArr = Int32Array.from({ length: B * T }, (_, i) => (i >= T && i % T >= 5 ? 0 : 1));
+    const typesArr = Int32Array.from({ length: B * T }, (_, i) => (i % T >= 3 ? 1 : 0));
+    const r = await noPos.run({ input_ids: i64(ids.i32, [B, T]), attention_mask: i64(maskArr, [B, T]), token_type_ids: i64(typesArr, [B, T]) });
+    assert.ok(relError(data(r.logits), logits) > 1e-3, `absolute positions give ${relError(data(r.logits), logits)} from the relative graph`);
+  });
+}
 
 test('BERT without a classifier (MLM model): last_hidden_state only, gelu_new', async () => {
   const m = tinyBert({ mlm: true, classifier: false }, { hiddenAct: 'gelu_new' });
