@@ -1,7 +1,8 @@
 // Paper B's comparison (Kim et al. 2022, "Understanding and Improving Knowledge Distillation for
 // QAT of Large Transformer Encoders"), scaled down: the BERT genre classifier quantized to TWN
-// ternary weights with 8-bit activations (preset twn-a8), by round-to-nearest and by KD-QAT with
-// the loss sets the paper compares (METHODS.md §3):
+// ternary weights with 8-bit activations (preset twn-a8, the paper's W2A8) and, one table each,
+// to the weight quantizers where round-to-nearest loses a lot (ATTN_KD_QUANTIZERS), by
+// round-to-nearest and by KD-QAT with the loss sets the paper compares (METHODS.md §3):
 //   pred + rep                                  (logits + hidden states)
 //   pred + rep + attn_score                     (TernaryBERT)
 //   pred + rep + attn_map                       (paper B)
@@ -15,7 +16,21 @@
 // honest figure).
 import type { Experiment, ReproSettings, RunDef } from './types.js';
 
+/** Paper B's setting: ternary weights, 8-bit activations. */
 export const ATTN_KD_PRESET = 'twn-a8';
+
+/** The quantizers, one table each: paper B's W2A8 first, then where round-to-nearest loses a lot
+ *  on weights alone (issue 14): ternary per matrix and on llama.cpp's grid, 2 and 3 bits per
+ *  output channel and per group of 32. */
+export const ATTN_KD_QUANTIZERS = [
+  { key: ATTN_KD_PRESET, title: "TWN ternary weights, 8-bit activations (twn-a8, paper B's W2A8)" },
+  { key: 'twn', title: 'TWN ternary weights, one scale per matrix (twn)' },
+  { key: 'tq2_0', title: 'llama.cpp TQ2_0 (ternary, 2.06 bits/weight, blocks of 256)' },
+  { key: 'w2-channel', title: '2-bit weights, per output channel (w2-channel)' },
+  { key: 'w2-g32', title: '2-bit weights, per group of 32 inputs (w2-g32)' },
+  { key: 'w3-channel', title: '3-bit weights, per output channel (w3-channel)' },
+  { key: 'w3-g32', title: '3-bit weights, per group of 32 inputs (w3-g32)' },
+];
 
 const PR = { pred: 1, rep: 1 };
 
@@ -35,28 +50,33 @@ export function unifiedPairs(sweep: number[]): [number, number][] {
   return pairs;
 }
 
+/** Run keys end in the quantizer (rtn-w2-g32, qat-attn-map-w2-g32); --only takes a key, a method
+ *  (rtn, attn-map, …) or a quantizer (which brings the teacher). */
 function runs(s: ReproSettings): RunDef[] {
-  const g = ['ternary'];
-  const qat = (key: string, label: string, family: string, losses: Record<string, number>): RunDef =>
-    ({ key, label, family, method: { kind: 'qat', preset: ATTN_KD_PRESET, losses }, groups: g });
-  return [
-    { key: 'teacher', label: 'FP teacher', family: 'teacher', method: { kind: 'teacher' }, groups: g },
-    { key: 'rtn', label: 'TWN ternary RTN (A8)', family: 'rtn', method: { kind: 'rtn', preset: ATTN_KD_PRESET }, groups: g },
-    qat('qat-pred-rep', 'KD-QAT pred+rep', 'pred-rep', PR),
-    qat('qat-attn-score', 'KD-QAT +attn_score (TernaryBERT)', 'attn-score', { ...PR, attn_score: 1 }),
-    qat('qat-attn-map', 'KD-QAT +attn_map', 'attn-map', { ...PR, attn_map: 1 }),
-    qat('qat-attn-out', 'KD-QAT +attn_out', 'attn-out', { ...PR, attn_out: 1 }),
-    ...unifiedPairs(s.sweep).map(([a, b]) =>
-      qat(`qat-unified-a${coef(a)}-b${coef(b)}`, `KD-QAT +${coef(a)}·attn_map +${coef(b)}·attn_out`, 'unified', { ...PR, attn_map: a, attn_out: b })),
-  ];
+  const all = ATTN_KD_QUANTIZERS.map((q) => q.key);
+  const out: RunDef[] = [{ key: 'teacher', label: 'FP teacher', family: 'teacher', method: { kind: 'teacher' }, groups: all }];
+  for (const q of all) {
+    const qat = (key: string, label: string, family: string, losses: Record<string, number>): RunDef =>
+      ({ key: `${key}-${q}`, label, family, method: { kind: 'qat', preset: q, losses }, groups: [q] });
+    out.push(
+      { key: `rtn-${q}`, label: 'RTN', family: 'rtn', method: { kind: 'rtn', preset: q }, groups: [q] },
+      qat('qat-pred-rep', 'KD-QAT pred+rep', 'pred-rep', PR),
+      qat('qat-attn-score', 'KD-QAT +attn_score (TernaryBERT)', 'attn-score', { ...PR, attn_score: 1 }),
+      qat('qat-attn-map', 'KD-QAT +attn_map', 'attn-map', { ...PR, attn_map: 1 }),
+      qat('qat-attn-out', 'KD-QAT +attn_out', 'attn-out', { ...PR, attn_out: 1 }),
+      ...unifiedPairs(s.sweep).map(([a, b]) =>
+        qat(`qat-unified-a${coef(a)}-b${coef(b)}`, `KD-QAT +${coef(a)}·attn_map +${coef(b)}·attn_out`, 'unified', { ...PR, attn_map: a, attn_out: b })),
+    );
+  }
+  return out;
 }
 
 export const ATTN_KD: Experiment = {
   name: 'attn-kd',
-  description: 'paper B: ternary (TWN, 8-bit activations) KD-QAT losses on a BERT classifier teacher (default: Brown genre)',
+  description: 'paper B: KD-QAT loss sets on a BERT classifier teacher (default: Brown genre) at ternary W2A8 and 2–3-bit weights',
   arch: 'bert',
   teacher: 'teachers/bert-brown-genre',
-  groups: [{ key: 'ternary', title: "TWN ternary weights, 8-bit activations (twn-a8), accuracy on the teacher's task (KD-QAT: the best-dev of five evaluations)" }],
+  groups: ATTN_KD_QUANTIZERS.map((q) => ({ key: q.key, title: `${q.title}, accuracy on the teacher's task (KD-QAT: the best-dev of five evaluations)` })),
   metrics: [
     { key: 'dev_acc', label: 'dev acc %', digits: 1, better: 'higher', scale: 100 },
     { key: 'test_acc', label: 'test acc %', digits: 1, better: 'higher', scale: 100 },

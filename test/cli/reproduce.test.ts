@@ -121,28 +121,31 @@ test('reproduce ov-freeze --quick: 2 seeds: every row, per-seed values, students
 
 test('reproduce attn-kd --quick: ternary rows with dev and test accuracy per seed, of the best-dev student', async () => {
   const out = path.join(fx.root, 'attn');
-  const r = kdqat('reproduce', 'attn-kd', '--quick', '--teacher', fx.bert, '--out', out, '--only', 'teacher,rtn,attn-map', '--seeds', '3,5');
+  const r = kdqat('reproduce', 'attn-kd', '--quick', '--teacher', fx.bert, '--out', out, '--only', 'teacher,rtn-twn-a8,qat-attn-map-twn-a8', '--seeds', '3,5');
   assert.equal(r.code, 0, r.stderr);
   const j = readJson(path.join(out, 'results.json'));
   const rows = j.tables[0].rows;
   // Every row of the experiment is in the table; those not run are empty.
-  assert.deepEqual(rows.map((x) => x.key), ['teacher', 'rtn', 'qat-pred-rep', 'qat-attn-score', 'qat-attn-map', 'qat-attn-out', 'qat-unified-a1-b0.5', 'qat-unified-a0.5-b1']);
+  assert.deepEqual(rows.map((x) => x.key), ['teacher', 'rtn-twn-a8', 'qat-pred-rep-twn-a8', 'qat-attn-score-twn-a8', 'qat-attn-map-twn-a8',
+    'qat-attn-out-twn-a8', 'qat-unified-a1-b0.5-twn-a8', 'qat-unified-a0.5-b1-twn-a8']);
   const byKey = Object.fromEntries(rows.map((x) => [x.key, x]));
-  assert.deepEqual(byKey['qat-attn-map'].metrics.dev_acc.values.map((v) => v.seed), [3, 5]);
-  assert.equal(byKey.rtn.metrics.test_acc.n, 1);
-  assert.deepEqual(byKey['qat-pred-rep'].metrics, {});
-  for (const k of ['teacher', 'rtn', 'qat-attn-map']) {
+  assert.deepEqual(byKey['qat-attn-map-twn-a8'].metrics.dev_acc.values.map((v) => v.seed), [3, 5]);
+  assert.equal(byKey['rtn-twn-a8'].metrics.test_acc.n, 1);
+  assert.deepEqual(byKey['qat-pred-rep-twn-a8'].metrics, {});
+  assert.equal(j.tables.length, 1, 'only the quantizer that ran has a table');
+  assert.match(j.tables[0].title, /twn-a8/);
+  for (const k of ['teacher', 'rtn-twn-a8', 'qat-attn-map-twn-a8']) {
     for (const m of ['dev_acc', 'test_acc']) {
       for (const v of byKey[k].metrics[m].values) assert.ok(v.value >= 0 && v.value <= 1 && Number.isInteger(v.value * 8), `${k} ${m} ${v.value}: a count out of 8 items`);
     }
   }
   // The measured student is the best-dev one (paper B); it quantizes activations (twn-a8) and
   // the run keeps its loss weights.
-  const run = j.runs.find((x) => x.run === 'qat-attn-map' && x.seed === 5)!;
-  assert.equal(run.files.student, path.join('runs', 'qat-attn-map', '5', 'best-student'));
+  const run = j.runs.find((x) => x.run === 'qat-attn-map-twn-a8' && x.seed === 5)!;
+  assert.equal(run.files.student, path.join('runs', 'qat-attn-map-twn-a8', '5', 'best-student'));
   const q = JSON.parse(fs.readFileSync(path.join(out, run.files.student, 'quantization.json'), 'utf8'));
   assert.equal(q.config.activations.bits, 8);
-  const summary = JSON.parse(fs.readFileSync(path.join(out, 'runs', 'qat-attn-map', '5', 'summary.json'), 'utf8'));
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'runs', 'qat-attn-map-twn-a8', '5', 'summary.json'), 'utf8'));
   assert.equal(summary.config.loss, 'pred=1,rep=1,attn_map=1');
   assert.equal(summary.config.seed, 5);
   assert.deepEqual([summary.config.evalEvery, summary.config.keepBest], [1, true]);

@@ -55,14 +55,20 @@ test('ov-freeze: FP, RTN, KD-QAT, KD-QAT + ov, KD-QAT + auto per quantizer (4, 3
   assert.equal(DEMO.defaults.seeds, 1);
 });
 
-test('attn-kd: twn-a8 everywhere; the unified sweep fixes one coefficient at 1', () => {
+test('attn-kd: one table per quantizer, twn-a8 first; the unified sweep fixes one coefficient at 1', () => {
   assert.deepEqual(unifiedPairs([0.1, 0.5]), [[1, 0.1], [1, 0.5], [0.1, 1], [0.5, 1]]);
   assert.deepEqual(unifiedPairs([0.5, 1]), [[1, 0.5], [1, 1], [0.5, 1]], '(1, 1) once');
   const runs = ATTN_KD.runs({ ...settings(ATTN_KD), sweep: [0.5] });
-  assert.deepEqual(runs.map((r) => r.key), ['teacher', 'rtn', 'qat-pred-rep', 'qat-attn-score', 'qat-attn-map', 'qat-attn-out', 'qat-unified-a1-b0.5', 'qat-unified-a0.5-b1']);
-  const u = runs.find((r) => r.key === 'qat-unified-a0.5-b1')!;
-  assert.deepEqual(u.method, { kind: 'qat', preset: 'twn-a8', losses: { pred: 1, rep: 1, attn_map: 0.5, attn_out: 1 } });
-  for (const r of runs) if (r.method.kind !== 'teacher') assert.equal(r.method.preset, 'twn-a8');
+  assert.deepEqual(ATTN_KD.groups.map((g) => g.key), ['twn-a8', 'twn', 'tq2_0', 'w2-channel', 'w2-g32', 'w3-channel', 'w3-g32']);
+  const keys = (q: string): string[] => selectRuns(runs, [q], ATTN_KD).map((r) => r.key);
+  assert.deepEqual(keys('twn-a8'), ['teacher', 'rtn-twn-a8', 'qat-pred-rep-twn-a8', 'qat-attn-score-twn-a8', 'qat-attn-map-twn-a8',
+    'qat-attn-out-twn-a8', 'qat-unified-a1-b0.5-twn-a8', 'qat-unified-a0.5-b1-twn-a8']);
+  assert.deepEqual(runs.find((r) => r.key === 'qat-unified-a0.5-b1-twn-a8')!.method, { kind: 'qat', preset: 'twn-a8', losses: { pred: 1, rep: 1, attn_map: 0.5, attn_out: 1 } });
+  assert.deepEqual(runs.find((r) => r.key === 'qat-attn-map-w2-g32')!.method, { kind: 'qat', preset: 'w2-g32', losses: { pred: 1, rep: 1, attn_map: 1 } });
+  for (const g of ATTN_KD.groups) {
+    for (const r of selectRuns(runs, [g.key], ATTN_KD)) if (r.method.kind !== 'teacher') assert.equal(r.method.preset, g.key, r.key);
+  }
+  assert.equal(runs.length, 1 + 7 * ATTN_KD.groups.length, 'teacher once, 7 rows per quantizer');
 });
 
 test('--only: by run, method or quantizer (a quantizer brings the teacher); unknown names listed', () => {
