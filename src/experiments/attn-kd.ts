@@ -15,6 +15,7 @@
 // evaluations (paper B reports its best dev score; the test split, not used to choose, is the
 // honest figure).
 import type { Experiment, ReproSettings, RunDef } from './types.js';
+import { OV_QUANTIZERS } from './ov-freeze.js';
 
 /** Paper B's setting: ternary weights, 8-bit activations. */
 export const ATTN_KD_PRESET = 'twn-a8';
@@ -24,12 +25,7 @@ export const ATTN_KD_PRESET = 'twn-a8';
  *  output channel and per group of 32. */
 export const ATTN_KD_QUANTIZERS = [
   { key: ATTN_KD_PRESET, title: "TWN ternary weights, 8-bit activations (twn-a8, paper B's W2A8)" },
-  { key: 'twn', title: 'TWN ternary weights, one scale per matrix (twn)' },
-  { key: 'tq2_0', title: 'llama.cpp TQ2_0 (ternary, 2.06 bits/weight, blocks of 256)' },
-  { key: 'w2-channel', title: '2-bit weights, per output channel (w2-channel)' },
-  { key: 'w2-g32', title: '2-bit weights, per group of 32 inputs (w2-g32)' },
-  { key: 'w3-channel', title: '3-bit weights, per output channel (w3-channel)' },
-  { key: 'w3-g32', title: '3-bit weights, per group of 32 inputs (w3-g32)' },
+  ...['twn', 'tq2_0', 'w2-channel', 'w2-g32', 'w3-channel', 'w3-g32'].map((k) => OV_QUANTIZERS.find((q) => q.key === k)!),
 ];
 
 const PR = { pred: 1, rep: 1 };
