@@ -15,6 +15,12 @@ paper and the Hugging Face modeling file it names (eval mode: no dropout).
   - BERT (Devlin et al. 2019; modeling_bert.py), the family kdqat started with, as a whole model:
     word + position + token-type embeddings; classifier = classifier(tanh(pooler.dense(h[:, 0])));
     MLM head = LayerNorm(gelu(transform.dense(h))) @ word_embeddings^T + cls.predictions.bias.
+  - RoFormer (Su et al. 2021; modeling_roformer.py): word + token-type embeddings (no position
+    vector); in every layer each interleaved pair (q_2i, q_2i+1), and of k, is rotated by the angle
+    t * 10000^(-2i/D) of its position t, with the sines and cosines read from the stored table
+    roformer.encoder.embed_positions.weight (P, D: sin in the first D/2 columns, cos in the last,
+    RoFormerSinusoidalPositionalEmbedding); classifier = out_proj(gelu(dense(h[:, 0]))); MLM
+    head = BERT's under cls.predictions.
   - DistilBERT (Sanh et al. 2019; modeling_distilbert.py): word + position embeddings,
     LayerNorm eps 1e-12, layers with q_lin/k_lin/v_lin/out_lin, sa_layer_norm, ffn.lin1/lin2,
     output_layer_norm; classifier = classifier(relu(pre_classifier(h[:, 0]))); MLM head =
@@ -144,7 +150,14 @@ def linear(p, name, x):
     return x @ p[f"{name}.weight"].T + p[f"{name}.bias"]
 
 
-def encoder_layer(p, pre, names, x, mask, heads, eps, act, rel=None):
+def rotate_pairs(t, sin, cos):
+    """RoFormer's apply_rotary_position_embeddings: t (B, H, T, D); sin, cos (T, D/2). Pair i of
+    each head, (t_2i, t_2i+1), becomes (t_2i cos - t_2i+1 sin, t_2i+1 cos + t_2i sin)."""
+    even, odd = t[..., 0::2], t[..., 1::2]
+    return torch.stack([even * cos - odd * sin, odd * cos + even * sin], dim=-1).reshape(t.shape)
+
+
+def encoder_layer(p, pre, names, x, mask, heads, eps, act, rel=None, rotary=None):
     """Post-LN Transformer layer (Vaswani et al. 2017; BERT): masked keys get probability 0.
     rel = (position_embedding_type, max_position_embeddings) adds BertSelfAttention's relative
     scores: E = distance_embedding(l - r + P - 1) (T, T, D); "relative_key" adds
@@ -154,6 +167,8 @@ def encoder_layer(p, pre, names, x, mask, heads, eps, act, rel=None):
     D = C // heads
     split = lambda t: t.view(B, T, heads, D).transpose(1, 2)  # (B, H, T, D)
     q, k, v = (split(linear(p, pre + names[i], x)) for i in ("q", "k", "v"))
+    if rotary is not None:  # RoFormer: (sin, cos), each (T, D/2)
+        q, k = rotate_pairs(q, *rotary), rotate_pairs(k, *rotary)
     if rel is None:
         scores = q @ k.transpose(-1, -2) / math.sqrt(D)  # (B, H, T, T)
     else:
@@ -215,6 +230,25 @@ def bert(p, cfg, ids, mask, head, types):
         return linear(p, "classifier", torch.tanh(linear(p, "bert.pooler.dense", x[:, 0])))
     t = "cls.predictions.transform."
     h = layer_norm(gelu(linear(p, t + "dense", x)), p[t + "LayerNorm.weight"], p[t + "LayerNorm.bias"], eps)
+    return h @ p[e + "word_embeddings.weight"].T + p["cls.predictions.bias"]
+
+
+def roformer(p, cfg, ids, mask, head, types):
+    """RoFormer (Su et al. 2021; modeling_roformer.py): rotary positions from the stored sinusoids."""
+    eps, T = cfg["layer_norm_eps"], ids.shape[1]
+    e = "roformer.embeddings."
+    x = p[e + "word_embeddings.weight"][ids] + p[e + "token_type_embeddings.weight"][types]
+    x = layer_norm(x, p[e + "LayerNorm.weight"], p[e + "LayerNorm.bias"], eps)
+    table = p["roformer.encoder.embed_positions.weight"].detach()[:T]  # frozen (_freeze=True, read under no_grad): no gradient
+    half = table.shape[1] // 2
+    rotary = (table[:, :half], table[:, half:])
+    for l in range(cfg["num_hidden_layers"]):
+        x = encoder_layer(p, f"roformer.encoder.layer.{l}.", BERT_NAMES, x, mask, cfg["num_attention_heads"], eps, cfg["hidden_act"],
+                          rotary=rotary)
+    if head == "cls":
+        return linear(p, "classifier.out_proj", ACT[cfg["hidden_act"]](linear(p, "classifier.dense", x[:, 0])))
+    t = "cls.predictions.transform."
+    h = layer_norm(ACT[cfg["hidden_act"]](linear(p, t + "dense", x)), p[t + "LayerNorm.weight"], p[t + "LayerNorm.bias"], eps)
     return h @ p[e + "word_embeddings.weight"].T + p["cls.predictions.bias"]
 
 
@@ -293,6 +327,31 @@ def bert_params(cfg):
     return p, cls, mlm
 
 
+def roformer_sinusoids(n_pos, dim):
+    """RoFormerSinusoidalPositionalEmbedding.create_weight: angle pos / 10000^(2(j//2)/dim) in
+    float64; sin of the even j in the first half, cos of the odd j in the second."""
+    j = torch.arange(dim, dtype=F64)
+    enc = torch.arange(n_pos, dtype=F64)[:, None] / torch.pow(torch.tensor(10000.0, dtype=F64), 2 * torch.div(j, 2, rounding_mode="floor") / dim)
+    return torch.cat([torch.sin(enc[:, 0::2]), torch.cos(enc[:, 1::2])], dim=1).to(torch.float32).to(F64)
+
+
+def roformer_params(cfg):
+    e = "roformer.embeddings."
+    p = {e + "word_embeddings.weight": draw((V, C), "emb"),
+         e + "token_type_embeddings.weight": draw((cfg["type_vocab_size"], C), "emb"),
+         e + "LayerNorm.weight": draw((C,), "gain"), e + "LayerNorm.bias": draw((C,), "shift"),
+         "roformer.encoder.embed_positions.weight": roformer_sinusoids(cfg["max_position_embeddings"], C // H)}
+    for l in range(L):
+        p.update(layer_params(f"roformer.encoder.layer.{l}.", BERT_NAMES))
+    cls = {"classifier.dense.weight": draw((C, C), "w"), "classifier.dense.bias": draw((C,), "w"),
+           "classifier.out_proj.weight": draw((K, C), "w"), "classifier.out_proj.bias": draw((K,), "w")}
+    t = "cls.predictions."
+    mlm = {t + "transform.dense.weight": draw((C, C), "w"), t + "transform.dense.bias": draw((C,), "w"),
+           t + "transform.LayerNorm.weight": draw((C,), "gain"), t + "transform.LayerNorm.bias": draw((C,), "shift"),
+           t + "bias": draw((V,), "w")}
+    return p, cls, mlm
+
+
 def distilbert_params(cfg):
     e = "distilbert.embeddings."
     p = {e + "word_embeddings.weight": draw((V, C), "emb"),
@@ -333,6 +392,16 @@ def bert_config(position_embedding_type="absolute"):
             "type_vocab_size": 2, "use_cache": True, "vocab_size": V}
 
 
+def roformer_config():
+    """RoFormerConfig's keys as save_pretrained writes them (junnyu/roformer_chinese_base's
+    settings: embedding_size = hidden_size, rotary_value false), sizes shrunk."""
+    return {"architectures": ["RoFormerForMaskedLM"], "attention_probs_dropout_prob": 0.1, "embedding_size": C,
+            "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": C, "initializer_range": 0.02,
+            "intermediate_size": F, "layer_norm_eps": 1e-12, "max_position_embeddings": POSITIONS, "model_type": "roformer",
+            "num_attention_heads": H, "num_hidden_layers": L, "pad_token_id": 0, "rotary_value": False, "torch_dtype": "float32",
+            "transformers_version": "4.8.0.dev0", "type_vocab_size": 2, "use_cache": True, "vocab_size": V}
+
+
 def distilbert_config():
     """distilbert-base-uncased's config.json keys (plus torch_dtype), sizes shrunk."""
     return {"activation": "gelu", "architectures": ["DistilBertForMaskedLM"], "attention_dropout": 0.1, "dim": C,
@@ -351,7 +420,8 @@ def batch(pad):
 
 
 def family(name, forward, params, config, cls_class, mlm_class):
-    torch.manual_seed({"roberta": 1, "xlm-roberta": 2, "distilbert": 3, "bert": 4, "bert-relative-key": 5, "bert-relative-key-query": 6}[name])
+    torch.manual_seed({"roberta": 1, "xlm-roberta": 2, "distilbert": 3, "bert": 4, "bert-relative-key": 5, "bert-relative-key-query": 6,
+                       "roformer": 7}[name])
     enc, cls, mlm = params(config)
     pad = config["pad_token_id"]
     ids, mask = batch(pad)
@@ -380,8 +450,17 @@ def family(name, forward, params, config, cls_class, mlm_class):
                       {"generator": "scripts/ref_encoders.py", "format": "pt"})
 
 
-def main():
+def main(only=None):
+    """Every family's fixtures, or only those named (regenerating one leaves the others' bytes as committed)."""
     torch.set_num_threads(1)
+    if only:
+        for name in only:
+            run = {"roformer": lambda: family("roformer", roformer, roformer_params, roformer_config(),
+                                              "RoFormerForSequenceClassification", "RoFormerForMaskedLM")}
+            if name not in run:
+                raise SystemExit(f"ref_encoders.py: {name}: no such fixture to regenerate alone (known: {', '.join(run)})")
+            run[name]()
+        return
     family("roberta", roberta, roberta_params, roberta_config("roberta", "Roberta", {}),
            "RobertaForSequenceClassification", "RobertaForMaskedLM")
     family("xlm-roberta", roberta, roberta_params,
@@ -392,7 +471,9 @@ def main():
     family("bert", bert, bert_params, bert_config(), "BertForSequenceClassification", "BertForMaskedLM")
     for kind in ("relative_key", "relative_key_query"):
         family("bert-" + kind.replace("_", "-"), bert, bert_params, bert_config(kind), "BertForSequenceClassification", "BertForMaskedLM")
+    family("roformer", roformer, roformer_params, roformer_config(), "RoFormerForSequenceClassification", "RoFormerForMaskedLM")
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    main(sys.argv[1:])

@@ -1,6 +1,6 @@
 // The ONNX graph of a post-norm BERT-style encoder (models/onnx-spec.ts EncoderOnnxSpec) with the
 // inputs and outputs of Optimum's feature-extraction / sequence-classification exports, which
-// transformers.js runs (absolute or, BERT's position_embedding_type, relative positions):
+// transformers.js runs (absolute positions, BERT's relative ones, or RoFormer's rotary ones):
 //   input_ids (B, T) int64, attention_mask (B, T) int64, token_type_ids (B, T) int64 (families
 //   with token types) → last_hidden_state (B, T, C) and, with a classifier head, logits (B, K).
 import { biasOf, type EncoderOnnxSpec } from '../models/onnx-spec.js';
@@ -41,9 +41,24 @@ export function emitEncoder(g: OnnxGraph, s: EncoderOnnxSpec, w: OnnxWeights): v
     const d = g.op('Sub', [g.op('Unsqueeze', [pos, g.i64(1)]), g.op('Unsqueeze', [pos, g.i64(0)])]); // (T, 1) − (1, T)
     distIds = g.op('Add', [d, g.scalarI64(rel.maxPositions - 1)]);
   }
+  // Rotary positions (RoFormer): rows 0..T−1 of the sinusoid table, sines then cosines, (T, D/2) each.
+  let rotate = (y: string): string => y;
+  if (s.rotaryInterleaved) {
+    const rows = g.op('Slice', [w.matrix(s.rotaryInterleaved), g.i64(0), g.op('Unsqueeze', [T, g.i64(0)]), g.i64(0)]); // (T, D)
+    const sin = g.op('Slice', [rows, g.i64(0), g.i64(D / 2), g.i64(1)]), cos = g.op('Slice', [rows, g.i64(D / 2), g.i64(D), g.i64(1)]);
+    // Each interleaved pair (y_2i, y_2i+1) of (B, H, T, D) turned by its angle, back in place.
+    rotate = (y: string): string => {
+      const pairs = g.op('Reshape', [y, g.i64(0, 0, 0, D / 2, 2)]); // (B, H, T, D/2, 2)
+      const even = g.op('Gather', [pairs, g.scalarI64(0)], { axis: 4 }), odd = g.op('Gather', [pairs, g.scalarI64(1)], { axis: 4 });
+      const e2 = g.op('Sub', [g.op('Mul', [even, cos]), g.op('Mul', [odd, sin])]);
+      const o2 = g.op('Add', [g.op('Mul', [odd, cos]), g.op('Mul', [even, sin])]);
+      const both = g.op('Concat', [g.op('Unsqueeze', [e2, g.i64(4)]), g.op('Unsqueeze', [o2, g.i64(4)])], { axis: 4 });
+      return g.op('Reshape', [both, g.i64(0, 0, 0, D)]);
+    };
+  }
   for (let l = 0; l < s.layers; l++) {
     const n = s.layer(l);
-    const q = heads(lin(x, n.q)), k = heads(lin(x, n.k));
+    const q = rotate(heads(lin(x, n.q))), k = rotate(heads(lin(x, n.k)));
     let bias: string | undefined;
     if (rel) {
       if (!n.distance) throw new Error(`ONNX export: layer ${l} has no distance table for ${rel.type} positions`);
@@ -60,7 +75,10 @@ export function emitEncoder(g: OnnxGraph, s: EncoderOnnxSpec, w: OnnxWeights): v
   g.output('last_hidden_state', x, DT.FLOAT, ['batch_size', 'sequence_length', s.hidden]);
   if (s.classifier) {
     let cls = g.op('Gather', [x, g.scalarI64(0)], { axis: 1 }); // (B, C)
-    if (s.classifier.pooler) cls = g.op(s.classifier.poolerAct === 'tanh' ? 'Tanh' : 'Relu', [lin(cls, s.classifier.pooler)]);
+    if (s.classifier.pooler) {
+      const act = s.classifier.poolerAct, pooled = lin(cls, s.classifier.pooler);
+      cls = act === 'tanh' ? g.op('Tanh', [pooled]) : gelu(g, pooled, act);
+    }
     g.output('logits', lin(cls, s.classifier.dense), DT.FLOAT, ['batch_size', s.classifier.labels]);
   }
 }

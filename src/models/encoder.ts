@@ -1,10 +1,10 @@
-// What the post-LayerNorm encoder families (BERT, RoBERTa/XLM-RoBERTa, DistilBERT) share: the
+// What the post-LayerNorm encoder families (BERT, RoBERTa/XLM-RoBERTa, DistilBERT, RoFormer) share: the
 // layer (self-attention → residual → LayerNorm → FFN → residual → LayerNorm, Vaswani et al. 2017
 // §3.1 as BERT uses it), the stack with its taps, the classifier labels of config.json, and the
 // head bookkeeping of their records. A family names its modules (EncoderLayerNames) and writes
 // its own embeddings and heads; everything else is here, once.
 import type { Tensor } from '../tensor/tensor.js';
-import { add, attention, dropout, gather, gelu, geluTanh, layerNorm, linear, relu, reshape } from '../tensor/ops/index.js';
+import { add, attention, dropout, gather, gelu, geluTanh, layerNorm, linear, permute, relu, reshape, rope } from '../tensor/ops/index.js';
 import { intTensor } from '../tensor/tensor.js';
 import { layer } from '../tensor/recompute.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
@@ -58,7 +58,25 @@ export interface EncoderOutput {
   attnOut: Tensor[];
 }
 
+/** Rotary position tables (T, D) in HF's rotate_half layout (ops/nn.ts rope), for families that
+ *  rotate query and key pairs (RoFormer): the layer applies them to interleaved pairs. */
+export interface RotaryTables { cos: Float32Array; sin: Float32Array }
+
+/**
+ * RoFormer's rotary embedding: each interleaved pair (x_2i, x_2i+1) of a head rotated by its
+ * position's angle i, x (B, T, H, D). Returned with each head's dims reordered to (x_0, x_2, …,
+ * x_1, x_3, …): that reorder turns the interleaved rotation into the rotate_half one the rope op
+ * computes, and as queries and keys get the same reorder, q·k (all attention reads) is unchanged.
+ */
+export function rotateInterleavedPairs(x: Tensor, t: RotaryTables): Tensor {
+  const [B, T, H, D] = x.shape;
+  const halves = reshape(permute(reshape(x, [B, T, H, D / 2, 2]), [0, 1, 2, 4, 3]), [B, T, H, D]); // evens, then odds
+  return rope(halves, t.cos, t.sin);
+}
+
 export interface EncoderBlockOptions {
+  /** Rotary positions (rotateInterleavedPairs on q and k); null/absent: none. */
+  rotary?: RotaryTables | null;
   keyMask?: Tensor | null;
   weight?: WeightFn;
   capture?: EncoderCapture;
@@ -89,8 +107,12 @@ export function encoderLayer(
   const drop = (t: Tensor, salt: number): Tensor =>
     opts.dropoutSeed === undefined ? t : dropout(t, cfg.hiddenDropoutProb, opts.dropoutSeed * 7919 + salt);
 
-  const q = reshape(lin(x, names.query), [B, T, H, D]);
-  const k = reshape(lin(x, names.key), [B, T, H, D]);
+  let q = reshape(lin(x, names.query), [B, T, H, D]);
+  let k = reshape(lin(x, names.key), [B, T, H, D]);
+  if (opts.rotary) {
+    q = rotateInterleavedPairs(q, opts.rotary);
+    k = rotateInterleavedPairs(k, opts.rotary);
+  }
   const v = reshape(lin(x, names.value), [B, T, H, D]);
   const rel = cfg.positionEmbeddingType ?? 'absolute';
   const att = rel === 'absolute'
@@ -114,6 +136,8 @@ export function encoderLayer(
 export interface EncoderStackOptions {
   /** (B, T) int32, 1 = real token, 0 = padding. */
   attentionMask?: Tensor | null;
+  /** Rotary positions for every layer (EncoderBlockOptions.rotary). */
+  rotary?: RotaryTables | null;
   weight?: WeightFn;
   capture?: EncoderCapture;
   dropoutSeed?: number;
@@ -134,7 +158,7 @@ export function encoderStack(
   if (cap.hidden) out.hidden.push(x);
   for (let l = 0; l < L; l++) {
     const r = layer((xl) => encoderLayer(params, layerPrefix(l), names, cfg, xl, {
-      keyMask: opts.attentionMask, weight: opts.weight, capture: cap,
+      keyMask: opts.attentionMask, rotary: opts.rotary, weight: opts.weight, capture: cap,
       dropoutSeed: opts.dropoutSeed === undefined ? undefined : opts.dropoutSeed + 1000 * (l + 1),
     }), x);
     x = r.y;

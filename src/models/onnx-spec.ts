@@ -66,6 +66,9 @@ export interface EncoderOnnxSpec {
    *  q_l · E_{l−r} (and k_r · E_{l−r} for relative_key_query) added to q_l · k_r before the 1/√D
    *  scaling, E_d the row d + P − 1 of the layer's `distance` table. Absent/null: none. */
   relative?: { type: 'relative_key' | 'relative_key_query'; maxPositions: number } | null;
+  /** RoFormer: the sinusoid table (P, D) whose rows rotate each interleaved pair of q and k
+   *  (sin in the first D/2 columns, cos in the last); absent: no rotary positions. */
+  rotaryInterleaved?: string;
   /** Position ids are offset + 0..T−1. */
   positionOffset: number;
   /** RoBERTa: position ids counted over the non-padding tokens from this padding index, as HF's
@@ -80,8 +83,9 @@ export interface EncoderOnnxSpec {
   embedNorm: string;
   layer(l: number): EncoderLayerNames;
   /** Sequence classifier on the first token: a pooler dense + activation (BERT: tanh; DistilBERT's
-   *  pre_classifier: relu; null: none) then the classifier; null when the model has no classifier. */
-  classifier: { pooler: string | null; poolerAct: 'tanh' | 'relu'; dense: string; labels: number } | null;
+   *  pre_classifier: relu; RoFormer's dense: hidden_act; null: none) then the classifier; null
+   *  when the model has no classifier. */
+  classifier: { pooler: string | null; poolerAct: 'tanh' | 'relu' | 'gelu' | 'gelu_new'; dense: string; labels: number } | null;
 }
 
 export type OnnxSpec = DecoderOnnxSpec | EncoderOnnxSpec;

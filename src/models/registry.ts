@@ -14,6 +14,7 @@ import { phi3 } from './phi3-arch.js';
 import { seedOss } from './seed-oss-arch.js';
 import { roberta, xlmRoberta } from './roberta.js';
 import { distilbert } from './distilbert.js';
+import { roformer } from './roformer.js';
 
 /** Every architecture kdqat supports, keyed by HF model_type (= Model.arch). */
 export const ARCHITECTURES = {
@@ -27,6 +28,7 @@ export const ARCHITECTURES = {
   roberta,
   'xlm-roberta': xlmRoberta,
   distilbert,
+  roformer,
 } as const;
 
 type Archs = typeof ARCHITECTURES;

@@ -25,7 +25,9 @@ export function linearInput(w: WeightFn | undefined, weightName: string, x: Tens
   return w?.input ? w.input(weightName, x) : x;
 }
 
-export type Init = { kind: 'normal'; std: number } | { kind: 'zeros' } | { kind: 'ones' };
+/** How a parameter starts: random normal, zeros, ones, or fixed values (a table the model reads
+ *  but does not train, as RoFormer's sinusoids: no gradient reaches it, so no optimizer moves it). */
+export type Init = { kind: 'normal'; std: number } | { kind: 'zeros' } | { kind: 'ones' } | { kind: 'values'; data: Float32Array };
 
 /** Fresh parameters for a shape table, seeded. */
 export function initParams(spec: Map<string, { shape: Shape; init: Init }>, seed: number): Params {
@@ -34,6 +36,10 @@ export function initParams(spec: Map<string, { shape: Shape; init: Init }>, seed
   for (const [name, { shape, init }] of spec) {
     const data = new Float32Array(shapeSize(shape));
     if (init.kind === 'ones') data.fill(1);
+    else if (init.kind === 'values') {
+      if (init.data.length !== data.length) throw new RangeError(`${name}: ${init.data.length} initial values for shape [${shape}]`);
+      data.set(init.data);
+    }
     else if (init.kind === 'normal') for (let i = 0; i < data.length; i++) data[i] = rng.normal() * init.std;
     const t = new Tensor(data, shape, true);
     t.name = name;

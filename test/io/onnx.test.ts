@@ -1,7 +1,7 @@
 // ONNX export (io/onnx-export.ts) run in onnxruntime-node against kdqat's own forward: a LLaMA
 // decoder with the KV cache (prefill, then one step on the cache = the full forward), tied and
 // grouped-query variants, a BERT encoder (classifier logits and hidden states, padded batch;
-// absolute and relative positions),
+// absolute, relative and RoFormer's rotary positions),
 // f16 weights.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +17,8 @@ import { decodeModel } from '../../src/io/onnx.js';
 import { f16ToF32Array, f32ToF16Array } from '../../src/io/half.js';
 import { intTensor, Tensor } from '../../src/tensor/index.js';
 import { relError } from '../util.js';
+import { fileURLToPath } from 'node:url';
+import { asModel, loadModelDir } from '../../src/io/model-dir.js';
 import { randomIds, tinyBert, tinyLlama } from '../quant/models.js';
 import { checkDecoder, data, decoderFeeds, i64, onnxBound, session } from './onnx-helpers.js';
 
@@ -92,6 +94,24 @@ for (const type of ['relative_key', 'relative_key_query'] as const) {
     assert.ok(relError(data(r.logits), logits) > 1e-3, `absolute positions give ${relError(data(r.logits), logits)} from the relative graph`);
   });
 }
+
+test('RoFormer classifier (the PyTorch-checked fixture): onnxruntime = kdqat with rotary positions; without the rotation the logits differ', async () => {
+  const fixture = fileURLToPath(new URL('../fixtures/encoders/roformer/cls/', import.meta.url));
+  const m = asModel(loadModelDir(fixture));
+  const logits = await checkEncoder(m, 'roformer');
+  // Teeth: a graph whose sinusoid table does not rotate (sin 0, cos 1) gives other logits.
+  const table = [...m.params].find(([n]) => n.endsWith('embed_positions.weight'))!;
+  const [P, D] = table[1].shape;
+  const still = new Float32Array(P * D);
+  for (let t = 0; t < P; t++) for (let i = D / 2; i < D; i++) still[t * D + i] = 1;
+  const flat = { ...m, params: new Map([...m.params, [table[0], new Tensor(still, [P, D])]]) } as Model;
+  const s = await session(buildOnnx({ model: flat }, 'f32'));
+  const B = 2, T = 8, ids = randomIds(B, T, m.config.vocabSize);
+  const maskArr = Int32Array.from({ length: B * T }, (_, i) => (i >= T && i % T >= 5 ? 0 : 1));
+  const typesArr = Int32Array.from({ length: B * T }, (_, i) => (i % T >= 3 ? 1 : 0));
+  const r = await s.run({ input_ids: i64(ids.i32, [B, T]), attention_mask: i64(maskArr, [B, T]), token_type_ids: i64(typesArr, [B, T]) });
+  assert.ok(relError(data(r.logits), logits) > 1e-3, `no rotation gives ${relError(data(r.logits), logits)} from the rotary graph`);
+});
 
 test('BERT without a classifier (MLM model): last_hidden_state only, gelu_new', async () => {
   const m = tinyBert({ mlm: true, classifier: false }, { hiddenAct: 'gelu_new' });

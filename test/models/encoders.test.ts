@@ -1,4 +1,4 @@
-// The encoder families BERT, RoBERTa, XLM-RoBERTa and DistilBERT against their PyTorch references
+// The encoder families BERT, RoBERTa, XLM-RoBERTa, DistilBERT and RoFormer against their PyTorch references
 // (scripts/ref_encoders.py → test/fixtures/encoders/<family>/): each checkpoint loads through its
 // record, its classifier and masked-LM logits and the gradients of every parameter match the
 // float64 reference within a float32 rounding bound (test/tolerance.ts chainBound), loading then
@@ -14,13 +14,14 @@ import { Tensor, backward, intTensor, mul, noGrad, sum } from '../../src/tensor/
 import { asModel, loadModelDir, saveModelDir } from '../../src/io/model-dir.js';
 import { archOf, parseHfConfig } from '../../src/models/registry.js';
 import { robertaPositions } from '../../src/models/roberta.js';
+import { SINUSOIDS, roformerSinusoids } from '../../src/models/roformer.js';
 import { relError } from '../util.js';
 import { chainBound, forwardDepth, reorderBound, withMatmulMagnitudes } from '../tolerance.js';
 import { tmpDir } from '../cli/helpers.js';
 import { BACKENDS, onBackend } from '../backends.js';
 
 const root = fileURLToPath(new URL('../fixtures/encoders/', import.meta.url));
-const FAMILIES = ['bert', 'roberta', 'xlm-roberta', 'distilbert'] as const;
+const FAMILIES = ['bert', 'roberta', 'xlm-roberta', 'distilbert', 'roformer'] as const;
 // Fixture directories: one per family, and BERT with position_embedding_type relative_key and
 // relative_key_query (src/models/relative-position.ts).
 const FIXTURES = [...FAMILIES, 'bert-relative-key', 'bert-relative-key-query'] as const;
@@ -43,6 +44,9 @@ const REAL_KEYS: Record<(typeof FAMILIES)[number], string[]> = {
     'hidden_size', 'initializer_range', 'intermediate_size', 'layer_norm_eps', 'max_position_embeddings', 'model_type',
     'num_attention_heads', 'num_hidden_layers', 'output_past', 'pad_token_id', 'position_embedding_type', 'transformers_version',
     'type_vocab_size', 'use_cache', 'vocab_size'], // xlm-roberta-base
+  roformer: ['architectures', 'attention_probs_dropout_prob', 'embedding_size', 'hidden_act', 'hidden_dropout_prob', 'hidden_size',
+    'initializer_range', 'intermediate_size', 'layer_norm_eps', 'max_position_embeddings', 'model_type', 'num_attention_heads',
+    'num_hidden_layers', 'pad_token_id', 'rotary_value', 'type_vocab_size', 'use_cache', 'vocab_size'], // RoFormerConfig as save_pretrained writes it
   distilbert: ['activation', 'architectures', 'attention_dropout', 'dim', 'dropout', 'hidden_dim', 'initializer_range',
     'max_position_embeddings', 'model_type', 'n_heads', 'n_layers', 'pad_token_id', 'qa_dropout', 'seq_classif_dropout',
     'sinusoidal_pos_embds', 'tie_weights_', 'transformers_version', 'vocab_size'], // distilbert-base-uncased
@@ -200,6 +204,52 @@ describe('BERT with relative position scores (position_embedding_type relative_k
   });
 });
 
+describe('RoFormer: rotary positions from the stored sinusoids', () => {
+  it('the stored table is RoFormerSinusoidalPositionalEmbedding\'s, bit for bit, so a model pretrained in kdqat starts from it', () => {
+    const loaded = loadModelDir(path.join(root, 'roformer', 'mlm'));
+    const c = loaded.hf.config as { maxPositionEmbeddings: number; hiddenSize: number; numAttentionHeads: number };
+    const stored = loaded.params.get(SINUSOIDS)!.f32;
+    const made = roformerSinusoids(c.maxPositionEmbeddings, c.hiddenSize / c.numAttentionHeads);
+    let differ = 0;
+    for (let i = 0; i < made.length; i++) if (!Object.is(made[i], stored[i])) differ++;
+    assert.equal(differ, 0, `${differ} of ${made.length} entries differ from PyTorch's float64 → float32 table`);
+  });
+
+  it('the rotation is used and sees distances only: without it (sin 0, cos 1) or with positions reversed the logits leave the bound; every position moved by one, they do not', () => {
+    // (That pairs are interleaved, not halves, is what the fixture match above holds: on random
+    // queries and keys the two conventions give other scores.)
+    const ref = reference('roformer');
+    const model = asModel(loadModelDir(path.join(root, 'roformer', 'mlm')));
+    const c = model.config as { numHiddenLayers: number; vocabSize: number; intermediateSize: number; hiddenSize: number; numAttentionHeads: number };
+    const ids = ref('ids'), mask = ref('mask');
+    const run = (m: typeof model) => withMatmulMagnitudes(() => noGrad(() => archOf(m).lmLogits(m, ids, { attentionMask: mask })));
+    const { result: good, kappa } = run(model);
+    const fwd = chainBound(depthOf(c.numHiddenLayers), Math.max(c.intermediateSize, c.vocabSize, ids.size), kappa);
+    assert.ok(relTo1(good, ref('mlm.logits'), 'rotary') <= fwd);
+    const D = c.hiddenSize / c.numAttentionHeads, table = model.params.get(SINUSOIDS)!;
+    const P = table.shape[0];
+    const none = new Float32Array(table.size);
+    for (let t = 0; t < P; t++) for (let i = D / 2; i < D; i++) none[t * D + i] = 1; // sin 0, cos 1
+    const T = ids.shape[1];
+    const shifted = new Float32Array(table.size), reversed = new Float32Array(table.size);
+    shifted.set(table.f32.subarray(D)); // row t holds position t + 1's angles
+    for (let t = 0; t < T; t++) reversed.set(table.f32.subarray((T - 1 - t) * D, (T - t) * D), t * D);
+    const withTable = (data: Float32Array): Tensor => {
+      const params = new Map(model.params);
+      params.set(SINUSOIDS, new Tensor(data, table.shape));
+      return run({ ...model, params }).result;
+    };
+    for (const [what, data] of [['no rotation', none], ['positions reversed', reversed]] as const) {
+      const e = relTo1(withTable(data), ref('mlm.logits'), what);
+      assert.ok(e > 10 * fwd, `${what}: relative error ${e} is within 10× the bound ${fwd}`);
+    }
+    // q_l·k_r depends on l − r only, so moving every position by one changes nothing beyond
+    // rounding (the rotated values are other float32 numbers: twice the bound).
+    const e = relTo1(withTable(shifted), ref('mlm.logits'), 'shifted');
+    assert.ok(e <= 2 * fwd, `every position moved by one: relative error ${e} > twice the bound ${fwd}`);
+  });
+});
+
 describe('RoBERTa positions: counted from padding_idx + 1 over the real tokens, wherever the padding is', () => {
   it('position ids as fairseq make_positions gives them (pad 1)', () => {
     const ids = Int32Array.from([0, 5, 6, 2, 1, 1, /* left */ 1, 1, 0, 5, 6, 2]);
@@ -263,6 +313,11 @@ describe('configs kdqat cannot honour fail naming the key and the value', () => 
     ['distilbert', { ...json('distilbert'), activation: 'swish' }, /activation "swish" is not supported/],
     ['distilbert', without(json('distilbert'), 'dim'), /missing required key "dim"/],
     ['distilbert', { ...json('distilbert'), tie_word_embeddings: false }, /"tie_word_embeddings": false is not supported/],
+    ['roformer', { ...json('roformer'), embedding_size: 16 }, /embedding_size 16 ≠ hidden_size 32 is not supported/],
+    ['roformer', { ...json('roformer'), rotary_value: true }, /"rotary_value": true is not supported/],
+    ['roformer', { ...json('roformer'), is_decoder: true }, /"is_decoder": true is not supported/],
+    ['roformer', { ...json('roformer'), num_attention_heads: 32 }, /head size must be even/],
+    ['roformer', { ...json('roformer'), hidden_act: 'swish' }, /hidden_act "swish" is not supported/],
   ];
   for (const [family, cfg, re] of cases) {
     it(`${family}: ${re.source}`, () => {
