@@ -61,7 +61,7 @@ function task(root: string): { train: string; dev: string } {
 
 const ALL_LOSSES = LOSS_NAMES.map((n) => `${n}=${n === 'attn_score' ? 0.1 : 1}`).join(',');
 
-for (const family of ['bert', 'roberta', 'xlm-roberta', 'distilbert'] as const) {
+for (const family of ['bert', 'roberta', 'xlm-roberta', 'distilbert', 'roformer'] as const) {
   describe(`${family}: finetune → KD-QAT → evaluate, through the record`, () => {
     it('fine-tunes a classifier, distills it with ov-freeze and every loss term, and the student evaluates', () => {
       const rec = architecture(family);
