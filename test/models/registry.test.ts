@@ -13,7 +13,7 @@ import { ggufTensorName } from '../../src/io/gguf.js';
 const SIZES = { vocab: 50, hidden: 16, layers: 2, heads: 4, kvHeads: 2, intermediate: 24, seq: 32, dropout: 0.1 };
 
 test('the registry rejects an unknown model_type, naming config.json, the key and the supported list', () => {
-  for (const a of ['llama', 'bert', 'mistral', 'qwen2', 'qwen3', 'phi3', 'roberta', 'xlm-roberta', 'distilbert']) assert.ok(SUPPORTED_MODEL_TYPES.includes(a as never), a);
+  for (const a of ['llama', 'bert', 'mistral', 'qwen2', 'qwen3', 'phi3', 'roberta', 'xlm-roberta', 'distilbert', 'roformer']) assert.ok(SUPPORTED_MODEL_TYPES.includes(a as never), a);
   const list = SUPPORTED_MODEL_TYPES.map((s) => `"${s}"`).join(', ');
   assert.throws(() => parseHfConfig({ model_type: 'gpt_neox', hidden_size: 8 }, 'm/config.json'),
     (e: Error) => e.message === `m/config.json: unknown model_type "gpt_neox"; kdqat supports ${list}: use a model of one of these families`);
@@ -58,9 +58,9 @@ test('llama: the record\'s GGUF tensor names are the exporter\'s', () => {
 const ALLOWED = new Set<string>();
 const NAME_TESTS = [
   /\barch\s*[!=]==?\s*['"`]/, // arch === 'llama'
-  /[!=]==?\s*['"`](llama|bert|mistral|qwen2|qwen3|phi3|roberta|xlm-roberta|distilbert)['"`]/, // … !== 'bert'
-  /['"`](llama|bert|mistral|qwen2|qwen3|phi3|roberta|xlm-roberta|distilbert)['"`]\s*[!=]==?/, // 'llama' === …
-  /case\s+['"`](llama|bert|mistral|qwen2|qwen3|phi3|roberta|xlm-roberta|distilbert)['"`]/, // switch (arch) { case 'llama': … }
+  /[!=]==?\s*['"`](llama|bert|mistral|qwen2|qwen3|phi3|roberta|xlm-roberta|distilbert|roformer)['"`]/, // … !== 'bert'
+  /['"`](llama|bert|mistral|qwen2|qwen3|phi3|roberta|xlm-roberta|distilbert|roformer)['"`]\s*[!=]==?/, // 'llama' === …
+  /case\s+['"`](llama|bert|mistral|qwen2|qwen3|phi3|roberta|xlm-roberta|distilbert|roformer)['"`]/, // switch (arch) { case 'llama': … }
 ];
 
 test('no file outside src/models tests an architecture name', () => {

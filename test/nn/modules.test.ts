@@ -51,6 +51,8 @@ test('moduleOf: every family\'s record gives each of its parameters a kind (its 
   assert.deepEqual(moduleOf('distilbert.transformer.layer.1.attention.v_lin.weight'), { layer: 1, kind: 'value' });
   assert.deepEqual(moduleOf('distilbert.transformer.layer.0.ffn.lin2.bias'), { layer: 0, kind: 'ffn-out' });
   assert.deepEqual(moduleOf('distilbert.transformer.layer.0.sa_layer_norm.weight'), { layer: 0, kind: 'norm' });
+  assert.deepEqual(moduleOf('roformer.encoder.layer.1.attention.self.value.weight'), { layer: 1, kind: 'value' });
+  assert.deepEqual(moduleOf('roformer.encoder.embed_positions.weight'), { layer: null, kind: 'embed' });
   assert.deepEqual(moduleOf('roberta.encoder.layer.1.attention.output.dense.weight'), { layer: 1, kind: 'attn-out' });
   assert.equal(moduleOf('lm_head.layer_norm.weight').kind, 'head');
   assert.equal(moduleOf('pre_classifier.weight').kind, 'classifier');
