@@ -8,7 +8,7 @@ import type { Architecture, Heads, Taps } from './architecture.js';
 import type { EncoderOnnxSpec } from './onnx-spec.js';
 import { DISTANCE_EMBEDDING, POSITION_EMBEDDING_TYPES, type PositionEmbeddingType } from './relative-position.js';
 import {
-  ENCODER_KINDS, atRows, encoderHeads, headFromTensors, inertKeys, labelsJson, parseLabels,
+  ENCODER_KINDS, atRows, bertStyleJson, encoderHeads, headFromTensors, inertKeys, labelsJson, parseLabels,
   type EncoderFields, type EncoderHead, type EncoderModel, type ProblemType,
 } from './encoder.js';
 
@@ -95,13 +95,9 @@ function parse(r: ConfigReader): { config: BertConfig; meta: BertMeta } {
 
 function toJson(k: BertConfig, m: BertMeta): Obj {
   const out: Obj = {
-    ...m.extra,
-    architectures: [CLASS_OF[m.head]], attention_probs_dropout_prob: k.attentionProbsDropoutProb, classifier_dropout: m.classifierDropout,
-    hidden_act: k.hiddenAct, hidden_dropout_prob: k.hiddenDropoutProb, hidden_size: k.hiddenSize,
-    initializer_range: k.initializerRange, intermediate_size: k.intermediateSize, layer_norm_eps: k.layerNormEps,
-    max_position_embeddings: k.maxPositionEmbeddings, model_type: 'bert', num_attention_heads: k.numAttentionHeads,
-    num_hidden_layers: k.numHiddenLayers, pad_token_id: m.padTokenId, position_embedding_type: k.positionEmbeddingType ?? 'absolute',
-    torch_dtype: m.torchDtype, type_vocab_size: k.typeVocabSize, use_cache: true, vocab_size: k.vocabSize,
+    ...m.extra, ...bertStyleJson(k),
+    architectures: [CLASS_OF[m.head]], classifier_dropout: m.classifierDropout, max_position_embeddings: k.maxPositionEmbeddings,
+    model_type: 'bert', pad_token_id: m.padTokenId, position_embedding_type: k.positionEmbeddingType ?? 'absolute', torch_dtype: m.torchDtype,
   };
   return m.head === 'classifier' ? { ...out, ...labelsJson('bert', m.labels, k.numLabels, m.problemType) } : out;
 }

@@ -247,6 +247,20 @@ export function labelsJson(family: string, labels: string[] | null, numLabels: n
   };
 }
 
+/** The config.json keys of BERT's numbers that the BERT-style families (BERT, RoBERTa, RoFormer)
+ *  write under the same names (save_pretrained sorts them; the family adds its own). */
+export function bertStyleJson(k: {
+  attentionProbsDropoutProb: number; hiddenAct: string; hiddenDropoutProb: number; hiddenSize: number; initializerRange: number;
+  intermediateSize: number; layerNormEps: number; numAttentionHeads: number; numHiddenLayers: number; typeVocabSize: number; vocabSize: number;
+}): Obj {
+  return {
+    attention_probs_dropout_prob: k.attentionProbsDropoutProb, hidden_act: k.hiddenAct, hidden_dropout_prob: k.hiddenDropoutProb,
+    hidden_size: k.hiddenSize, initializer_range: k.initializerRange, intermediate_size: k.intermediateSize, layer_norm_eps: k.layerNormEps,
+    num_attention_heads: k.numAttentionHeads, num_hidden_layers: k.numHiddenLayers, type_vocab_size: k.typeVocabSize, use_cache: true,
+    vocab_size: k.vocabSize,
+  };
+}
+
 /** Keys some checkpoints carry that change nothing kdqat computes; kept verbatim on save, so a
  *  loaded config.json is written back with them. */
 export const INERT_KEYS = ['transformers_version', 'output_past', 'gradient_checkpointing'] as const;

@@ -18,7 +18,7 @@ import type { Architecture, Heads, Taps } from './architecture.js';
 import type { EncoderOnnxSpec } from './onnx-spec.js';
 import { BERT_LAYER, type BertConfig } from './bert.js';
 import {
-  ENCODER_ACTS, ENCODER_KINDS, activation, atRows, checkIds, embeddingDropout, encoderHeads, encoderStack, headFromTensors,
+  ENCODER_ACTS, ENCODER_KINDS, activation, atRows, bertStyleJson, checkIds, embeddingDropout, encoderHeads, encoderStack, headFromTensors,
   inertKeys, labelsJson, layerSpec, parseLabels, specWriter,
   type EncoderAct, type EncoderFields, type EncoderForwardOptions, type EncoderHead, type EncoderModel, type EncoderOutput,
   type ParamSpec, type ProblemType,
@@ -195,14 +195,10 @@ export function robertaFamily(name: string, label: string, classPrefix: string):
 
   function toJson(k: RobertaConfig, m: RobertaMeta): Obj {
     const out: Obj = {
-      ...m.extra,
-      architectures: [CLASS_OF[m.head]], attention_probs_dropout_prob: k.attentionProbsDropoutProb, bos_token_id: m.bosTokenId,
-      classifier_dropout: k.classifierDropout, eos_token_id: m.eosTokenId, hidden_act: k.hiddenAct, hidden_dropout_prob: k.hiddenDropoutProb,
-      hidden_size: k.hiddenSize, initializer_range: k.initializerRange, intermediate_size: k.intermediateSize,
-      layer_norm_eps: k.layerNormEps, max_position_embeddings: k.maxPositionEmbeddings + k.padTokenId + 1, model_type: name,
-      num_attention_heads: k.numAttentionHeads, num_hidden_layers: k.numHiddenLayers, pad_token_id: k.padTokenId,
-      position_embedding_type: 'absolute', torch_dtype: m.torchDtype, type_vocab_size: k.typeVocabSize, use_cache: true,
-      vocab_size: k.vocabSize,
+      ...m.extra, ...bertStyleJson(k),
+      architectures: [CLASS_OF[m.head]], bos_token_id: m.bosTokenId, classifier_dropout: k.classifierDropout, eos_token_id: m.eosTokenId,
+      max_position_embeddings: k.maxPositionEmbeddings + k.padTokenId + 1, model_type: name, pad_token_id: k.padTokenId,
+      position_embedding_type: 'absolute', torch_dtype: m.torchDtype,
     };
     return m.head === 'classifier' ? { ...out, ...labelsJson(name, m.labels, k.numLabels, m.problemType) } : out;
   }

@@ -24,7 +24,7 @@ import type { EncoderOnnxSpec } from './onnx-spec.js';
 import { BERT_LAYER } from './bert.js';
 import { BERT_RULES } from './bert-arch.js';
 import {
-  ENCODER_ACTS, ENCODER_KINDS, activation, atRows, checkIds, embeddingDropout, encoderHeads, encoderStack, headFromTensors,
+  ENCODER_ACTS, ENCODER_KINDS, activation, atRows, bertStyleJson, checkIds, embeddingDropout, encoderHeads, encoderStack, headFromTensors,
   inertKeys, labelsJson, layerSpec, parseLabels, specWriter,
   type EncoderAct, type EncoderFields, type EncoderForwardOptions, type EncoderHead, type EncoderModel, type EncoderOutput,
   type ParamSpec, type ProblemType, type RotaryTables,
@@ -193,13 +193,9 @@ function parse(r: ConfigReader): { config: RoFormerConfig; meta: RoFormerMeta } 
 
 function toJson(k: RoFormerConfig, m: RoFormerMeta): Obj {
   const out: Obj = {
-    ...m.extra,
-    architectures: [CLASS_OF[m.head]], attention_probs_dropout_prob: k.attentionProbsDropoutProb, embedding_size: k.hiddenSize,
-    hidden_act: k.hiddenAct, hidden_dropout_prob: k.hiddenDropoutProb, hidden_size: k.hiddenSize,
-    initializer_range: k.initializerRange, intermediate_size: k.intermediateSize, layer_norm_eps: k.layerNormEps,
-    max_position_embeddings: k.maxPositionEmbeddings, model_type: 'roformer', num_attention_heads: k.numAttentionHeads,
-    num_hidden_layers: k.numHiddenLayers, pad_token_id: m.padTokenId, rotary_value: false, torch_dtype: m.torchDtype,
-    type_vocab_size: k.typeVocabSize, use_cache: true, vocab_size: k.vocabSize,
+    ...m.extra, ...bertStyleJson(k),
+    architectures: [CLASS_OF[m.head]], embedding_size: k.hiddenSize, max_position_embeddings: k.maxPositionEmbeddings,
+    model_type: 'roformer', pad_token_id: m.padTokenId, rotary_value: false, torch_dtype: m.torchDtype,
   };
   return m.head === 'classifier' ? { ...out, ...labelsJson('roformer', m.labels, k.numLabels, m.problemType) } : out;
 }
