@@ -126,7 +126,7 @@ export function evalFigures(runs: RunLog[]): Figure[] {
 }
 
 const EVAL_LABEL: Record<string, string> = {
-  valid_ppl: 'validation perplexity', valid_nll: 'validation NLL (nats/token)', valid_kl: 'KL(teacher ‖ student) per token', dev_accuracy: 'dev accuracy',
+  valid_ppl: 'validation perplexity', valid_nll: 'validation NLL (nats/token)', valid_kl: 'KL(teacher ‖ student) per token', dev_accuracy: 'dev accuracy', valid_mlm_loss: 'validation masked-LM loss (nats/masked token)',
 };
 
 /** The figure with a colour ramp (64 steps of `scale`, ticks at both ends and the middle) in its

@@ -19,8 +19,9 @@ export interface LogEntry {
   eval: Record<string, number>;
 }
 
-/** What KD-QAT's periodic evaluation logs (src/train/qat-eval.ts): decoder, then encoder. */
-export const EVAL_METRICS = ['valid_ppl', 'valid_nll', 'valid_kl', 'dev_accuracy'] as const;
+/** What periodic evaluations log: KD-QAT's (src/train/qat-eval.ts: decoder, then encoder), and
+ *  masked-LM pre-training's validation loss. */
+export const EVAL_METRICS = ['valid_ppl', 'valid_nll', 'valid_kl', 'dev_accuracy', 'valid_mlm_loss'] as const;
 
 /** One run's log with the label its plots show. */
 export interface RunLog {

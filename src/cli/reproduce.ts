@@ -113,9 +113,9 @@ export async function reproduce(exp: Experiment, o: ReproOpts, out: string, io: 
     }
   })();
   const want = architecture(exp.arch), got = architecture(hf.arch);
-  const kind = want.kind === 'decoder' ? `a ${want.label} decoder (causal LM)` : `a ${want.label} classifier (kdqat finetune)`;
+  const kind = want.kind === 'decoder' ? 'a decoder (causal LM)' : 'an encoder classifier (kdqat finetune)';
   const heads = got.headsOf(hf.meta);
-  if (hf.arch !== exp.arch || (got.kind === 'encoder' && !heads.classifier)) {
+  if (got.kind !== want.kind || (got.kind === 'encoder' && !heads.classifier)) {
     const head = heads.classifier ? 'classifier' : heads.mlm ? 'mlm' : 'base';
     throw new Error(`--teacher ${settings.teacher}: is a ${hf.arch}${got.kind === 'encoder' ? ` with a ${head} head` : ''} model; ${exp.name} needs ${kind}`);
   }
@@ -210,16 +210,18 @@ Examples:
   const attn = subcommand(ATTN_KD, (c) => c
     .option('--sweep <list>', `unified loss: with α = 1, β takes each value; with β = 1, α does (default ${ATTN_KD.defaults.sweep.join(',')})`, numListArg),
   `
-Paper B (attention KD), encoder: a BERT classifier fine-tuned on a built-in task (default the
-Brown-genre teacher; --teacher DIR of one from kdqat finetune --task word-order trains and
-measures on word-order: the task is recognised by the teacher's labels); TWN ternary weights
-with 8-bit activations (twn-a8): RTN, and KD-QAT with pred+rep, +attn_score (TernaryBERT),
+Paper B (attention KD), encoder: an encoder classifier fine-tuned on a built-in task (default the
+RoFormer Brown-genre teacher; --teacher DIR of one from kdqat finetune --task word-order trains and
+measures on word-order: the task is recognised by the teacher's labels); one table per quantizer:
+TWN ternary weights with 8-bit activations (twn-a8), then twn, tq2_0, w2/w3 per channel and per
+group of 32 (--only twn-a8 runs one): RTN, and KD-QAT with pred+rep, +attn_score (TernaryBERT),
 +attn_map, +attn_out, and the unified pred+rep+α·attn_map+β·attn_out. Metrics: dev and test accuracy of the
 student with the best of five periodic dev evaluations (paper B reports its best dev score; the
 test split, not used to choose, is the honest figure).
 
 Examples:
   kdqat reproduce attn-kd --out runs/attn-kd
+  kdqat reproduce attn-kd --only twn-a8 --seeds 3 --out runs/attn-kd
   kdqat reproduce attn-kd --sweep 0.1,0.5,0.9 --only unified --out runs/attn-kd`);
   return new Command('reproduce')
     .description("reproduce the papers' comparisons on the built-in teachers: ov-freeze (paper A), attn-kd (paper B)")

@@ -69,9 +69,9 @@ function runs(s: ReproSettings): RunDef[] {
 
 export const ATTN_KD: Experiment = {
   name: 'attn-kd',
-  description: 'paper B: KD-QAT loss sets on a BERT classifier teacher (default: Brown genre) at ternary W2A8 and 2–3-bit weights',
-  arch: 'bert',
-  teacher: 'teachers/bert-brown-genre',
+  description: 'paper B: KD-QAT loss sets on an encoder classifier teacher (default: the RoFormer Brown-genre one) at ternary W2A8 and 2–3-bit weights',
+  arch: 'roformer',
+  teacher: 'teachers/roformer-brown-genre',
   groups: ATTN_KD_QUANTIZERS.map((q) => ({ key: q.key, title: `${q.title}, accuracy on the teacher's task (KD-QAT: the best-dev of five evaluations)` })),
   metrics: [
     { key: 'dev_acc', label: 'dev acc %', digits: 1, better: 'higher', scale: 100 },

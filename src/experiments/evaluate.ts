@@ -71,7 +71,7 @@ export function decoderEvalData(tok: LoadedTokenizer, eos: number | undefined, s
 }
 
 export function evaluateDecoder(model: Model, weight: WeightFn | undefined, tok: LoadedTokenizer, data: DecoderEvalData, progress: EvalProgress): Record<string, number> {
-  if (archOf(model).kind !== 'decoder') throw new Error('the ov-freeze reproduction needs a LLaMA decoder teacher');
+  if (archOf(model).kind !== 'decoder') throw new Error('the ov-freeze reproduction needs a decoder teacher (causal LM)');
   const seq = Math.min(model.config.maxPositionEmbeddings, 512);
   const ppl = streamPerplexity(model, data.stream, seq, { batchSize: 8, weight, onBatch: (d, t) => progress('perplexity', d, t) });
   const out: Record<string, number> = { ppl: ppl.ppl, nll: ppl.nll, ppl_tokens: ppl.tokens };

@@ -59,7 +59,8 @@ export interface RunResult {
 export interface Experiment {
   name: string;
   description: string;
-  /** The teacher's architecture (src/models/registry.ts). */
+  /** The default teacher's architecture (src/models/registry.ts); a --teacher of any family of
+   *  the same kind (decoder, or encoder with a classifier) is taken. */
   arch: ArchName;
   groups: Group[];
   metrics: MetricSpec[];

@@ -211,7 +211,7 @@ test('bad flags: clear errors, nothing written', async () => {
     [['reproduce', 'ov-freeze', '--lr', 'fast'], /--lr <x>' argument 'fast' is invalid. expected a number/],
     [['reproduce', 'attn-kd', '--sweep', '0.5,-1'], /comma-separated list of positive numbers/],
     [['reproduce', 'ov-freeze', '--teacher', path.join(fx.root, 'nope')], /--teacher .*nope: no such directory/],
-    [['reproduce', 'attn-kd', '--quick', '--teacher', fx.llama, '--only', 'teacher'], /--teacher .*llama: is a llama model; attn-kd needs a BERT classifier/],
+    [['reproduce', 'attn-kd', '--quick', '--teacher', fx.llama, '--only', 'teacher'], /--teacher .*llama: is a llama model; attn-kd needs an encoder classifier/],
     [['reproduce', 'paper-c'], /error: unknown command 'paper-c'/],
   ];
   for (const [args, want] of cases) {

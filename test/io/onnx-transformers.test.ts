@@ -2,7 +2,7 @@
 // @huggingface/transformers offline from local files (env.allowRemoteModels = false): its
 // text-generation pipeline (greedy, on onnx/model_quantized.onnx: MatMulNBits 4-bit) generates
 // what kdqat's student generates, and its text-classification pipeline (ternary weights, 8-bit
-// activations) gives kdqat's label with kdqat's probability.
+// activations; a BERT and a RoFormer student) gives kdqat's label with kdqat's probability.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -56,28 +56,31 @@ test('transformers.js text-generation (greedy, model_quantized.onnx = 4-bit MatM
   }
 });
 
-test('transformers.js text-classification (ternary weights, 8-bit activations; model_quantized.onnx and model.onnx) gives kdqat\'s label and probability', async () => {
-  const m = await studentFolder('bert-brown-genre', 'twn-a8', 'bert-twn');
-  const tok = openTokenizer(m, undefined);
-  const labels = archOf(m.model).labels(m.loaded.hf.meta as never)!;
-  for (const dtype of ['q8', 'fp32'] as const) { // model_quantized.onnx, model.onnx
-    const cls = await pipeline('text-classification', 'bert-twn', { dtype, device: 'cpu' }) as TextClassificationPipeline;
-    for (const text of ['The jury said the city election was conducted well.', 'She looked at the stars and wondered where he had gone.']) {
-      const ids = tok.encode(text);
-      const logits = noGrad(() => archOf(m.model).forward(m.model, { ids: intTensor(ids, [1, ids.length]) }, { weight: m.weight }).logits.f32);
-      const mx = Math.max(...logits), z = logits.reduce((s, v) => s + Math.exp(v - mx), 0);
-      const best = logits.indexOf(mx);
-      const out = await cls(text) as { label: string; score: number }[];
-      assert.equal(out[0].label, labels[best], text);
-      // Logits within δ = bound·max(1, max|logit|) move a softmax probability p by at most p·(e^{2δ} − 1).
-      const c = m.model.config;
-      const delta = onnxBound(c.numHiddenLayers, c.intermediateSize) * Math.max(1, ...logits.map(Math.abs));
-      const p = 1 / z;
-      assert.ok(Math.abs(out[0].score - p) <= p * Math.expm1(2 * delta) + 2 ** -23, `${text}: p ${out[0].score} vs ${p}`);
+// BERT (absolute positions) and RoFormer (rotary positions, rotated in the graph).
+for (const [teacher, folder] of [['bert-brown-genre', 'bert-twn'], ['roformer-brown-genre', 'roformer-twn']] as const) {
+  test(`transformers.js text-classification of a ${teacher} student (ternary weights, 8-bit activations; model_quantized.onnx and model.onnx) gives kdqat's label and probability`, async () => {
+    const m = await studentFolder(teacher, 'twn-a8', folder);
+    const tok = openTokenizer(m, undefined);
+    const labels = archOf(m.model).labels(m.loaded.hf.meta as never)!;
+    for (const dtype of ['q8', 'fp32'] as const) { // model_quantized.onnx, model.onnx
+      const cls = await pipeline('text-classification', folder, { dtype, device: 'cpu' }) as TextClassificationPipeline;
+      for (const text of ['The jury said the city election was conducted well.', 'She looked at the stars and wondered where he had gone.']) {
+        const ids = tok.encode(text);
+        const logits = noGrad(() => archOf(m.model).forward(m.model, { ids: intTensor(ids, [1, ids.length]) }, { weight: m.weight }).logits.f32);
+        const mx = Math.max(...logits), z = logits.reduce((s, v) => s + Math.exp(v - mx), 0);
+        const best = logits.indexOf(mx);
+        const out = await cls(text) as { label: string; score: number }[];
+        assert.equal(out[0].label, labels[best], text);
+        // Logits within δ = bound·max(1, max|logit|) move a softmax probability p by at most p·(e^{2δ} − 1).
+        const c = m.model.config as { numHiddenLayers: number; intermediateSize: number };
+        const delta = onnxBound(c.numHiddenLayers, c.intermediateSize) * Math.max(1, ...logits.map(Math.abs));
+        const p = 1 / z;
+        assert.ok(Math.abs(out[0].score - p) <= p * Math.expm1(2 * delta) + 2 ** -23, `${text}: p ${out[0].score} vs ${p}`);
+      }
+      await cls.dispose();
     }
-    await cls.dispose();
-  }
-});
+  });
+}
 
 test('transformers.js loads a folder written with external data (model.onnx_data, config.json use_external_data_format) to the same predictions', async () => {
   const m = openModel(path.join(root, 'bert-twn-student'));
