@@ -1,5 +1,6 @@
 // Paper B's comparison (Kim et al. 2022, "Understanding and Improving Knowledge Distillation for
-// QAT of Large Transformer Encoders"), scaled down: the BERT genre classifier quantized to TWN
+// QAT of Large Transformer Encoders"), scaled down: an encoder genre classifier (default the
+// RoFormer teacher; any encoder classifier of a built-in task) quantized to TWN
 // ternary weights with 8-bit activations (preset twn-a8, the paper's W2A8) and, one table each,
 // to the weight quantizers where round-to-nearest loses a lot (ATTN_KD_QUANTIZERS), by
 // round-to-nearest and by KD-QAT with the loss sets the paper compares (METHODS.md §3):
