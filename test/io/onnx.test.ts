@@ -47,19 +47,32 @@ test('LLaMA f16 weights: onnxruntime = kdqat on the f16-rounded weights; the fil
   assert.ok(bytes.length < 0.6 * buildOnnx({ model: m }, 'f32').length);
 });
 
-/** A padded batch with token types through onnxruntime and kdqat's forward: logits and the
- *  hidden states of the real tokens must agree within the f32 bound. Returns the ONNX logits. */
+/** The padded batch every encoder check runs: row 1 has 5 tokens + 3 pads, a second segment from
+ *  position 3. */
+function encoderBatch(vocab: number) {
+  const B = 2, T = 8, ids = randomIds(B, T, vocab);
+  const maskArr = Int32Array.from({ length: B * T }, (_, i) => (i >= T && i % T >= 5 ? 0 : 1));
+  const typesArr = Int32Array.from({ length: B * T }, (_, i) => (i % T >= 3 ? 1 : 0));
+  const feeds = { input_ids: i64(ids.i32, [B, T]), attention_mask: i64(maskArr, [B, T]), token_type_ids: i64(typesArr, [B, T]) };
+  return { B, T, ids, maskArr, typesArr, feeds };
+}
+
+/** The classifier logits of model `m` exported to ONNX, on encoderBatch. */
+async function onnxLogits(m: Model): Promise<Float32Array> {
+  const r = await (await session(buildOnnx({ model: m }, 'f32'))).run(encoderBatch(m.config.vocabSize).feeds);
+  return data(r.logits);
+}
+
+/** encoderBatch through onnxruntime and kdqat's forward: logits and the hidden states of the
+ *  real tokens must agree within the f32 bound. Returns the ONNX logits. */
 async function checkEncoder(m: Model, what: string): Promise<Float32Array> {
   const c = m.config as Model['config'] & { numHiddenLayers: number; intermediateSize: number; hiddenSize: number; vocabSize: number };
-  const B = 2, T = 8, C = c.hiddenSize;
+  const C = c.hiddenSize;
   const bound = onnxBound(c.numHiddenLayers, Math.max(c.intermediateSize, C));
-  const ids = randomIds(B, T, c.vocabSize);
-  const maskArr = Int32Array.from({ length: B * T }, (_, i) => (i >= T && i % T >= 5 ? 0 : 1)); // row 1: 5 tokens + 3 pads
-  const typesArr = Int32Array.from({ length: B * T }, (_, i) => (i % T >= 3 ? 1 : 0));
+  const { B, T, ids, maskArr, typesArr, feeds } = encoderBatch(c.vocabSize);
   const mask = intTensor(maskArr, [B, T]), types = intTensor(typesArr, [B, T]);
   const want = noGrad(() => archOf(m).forward(m, { ids, mask, tokenTypeIds: types }, { capture: { hidden: true } }));
-  const s = await session(buildOnnx({ model: m }, 'f32'));
-  const r = await s.run({ input_ids: i64(ids.i32, [B, T]), attention_mask: i64(maskArr, [B, T]), token_type_ids: i64(typesArr, [B, T]) });
+  const r = await (await session(buildOnnx({ model: m }, 'f32'))).run(feeds);
   assert.ok(relError(data(r.logits), want.logits.f32) <= bound, `${what} logits: ${relError(data(r.logits), want.logits.f32)}`);
   const h = want.hidden.at(-1)!.f32, got = data(r.last_hidden_state);
   for (let i = 0; i < B * T; i++) {
@@ -85,13 +98,9 @@ for (const type of ['relative_key', 'relative_key_query'] as const) {
     }
     const logits = await checkEncoder(m, type);
     // Teeth: the same weights without distance scores give other logits, far outside the bound.
-    const plain = { ...m, config: { ...m.config, positionEmbeddingType: undefined } };
-    const noPos = await session(buildOnnx({ model: { ...plain, params: new Map([...m.params]) } }, 'f32'));
-    const B = 2, T = 8, ids = randomIds(B, T, m.config.vocabSize);
-    const maskArr = Int32Array.from({ length: B * T }, (_, i) => (i >= T && i % T >= 5 ? 0 : 1));
-    const typesArr = Int32Array.from({ length: B * T }, (_, i) => (i % T >= 3 ? 1 : 0));
-    const r = await noPos.run({ input_ids: i64(ids.i32, [B, T]), attention_mask: i64(maskArr, [B, T]), token_type_ids: i64(typesArr, [B, T]) });
-    assert.ok(relError(data(r.logits), logits) > 1e-3, `absolute positions give ${relError(data(r.logits), logits)} from the relative graph`);
+    const plain = { ...m, config: { ...m.config, positionEmbeddingType: undefined }, params: new Map([...m.params]) } as Model;
+    const other = await onnxLogits(plain);
+    assert.ok(relError(other, logits) > 1e-3, `absolute positions give ${relError(other, logits)} from the relative graph`);
   });
 }
 
@@ -105,12 +114,8 @@ test('RoFormer classifier (the PyTorch-checked fixture): onnxruntime = kdqat wit
   const still = new Float32Array(P * D);
   for (let t = 0; t < P; t++) for (let i = D / 2; i < D; i++) still[t * D + i] = 1;
   const flat = { ...m, params: new Map([...m.params, [table[0], new Tensor(still, [P, D])]]) } as Model;
-  const s = await session(buildOnnx({ model: flat }, 'f32'));
-  const B = 2, T = 8, ids = randomIds(B, T, m.config.vocabSize);
-  const maskArr = Int32Array.from({ length: B * T }, (_, i) => (i >= T && i % T >= 5 ? 0 : 1));
-  const typesArr = Int32Array.from({ length: B * T }, (_, i) => (i % T >= 3 ? 1 : 0));
-  const r = await s.run({ input_ids: i64(ids.i32, [B, T]), attention_mask: i64(maskArr, [B, T]), token_type_ids: i64(typesArr, [B, T]) });
-  assert.ok(relError(data(r.logits), logits) > 1e-3, `no rotation gives ${relError(data(r.logits), logits)} from the rotary graph`);
+  const other = await onnxLogits(flat);
+  assert.ok(relError(other, logits) > 1e-3, `no rotation gives ${relError(other, logits)} from the rotary graph`);
 });
 
 test('BERT without a classifier (MLM model): last_hidden_state only, gelu_new', async () => {
