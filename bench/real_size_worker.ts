@@ -94,3 +94,10 @@ console.log(JSON.stringify({
   qat_tokens_per_s: (B * T) / (ms / 1000), qat_best_tokens_per_s: (B * T) / (best / 1000),
   peak_rss_mb: process.resourceUsage().maxRSS / 1024, loss_first: first, loss_last: last,
 }));
+
+// KDQAT_PROFILE=1: where the time went, per kernel, over every call above (load, the forward
+// timing, the KD-QAT steps), as totals.
+if (process.env.KDQAT_PROFILE === '1') {
+  const { kernelProfile } = await import('../src/tensor/registry.js');
+  for (const r of kernelProfile()) process.stderr.write(`${r.name.padEnd(22)} ${String(r.calls).padStart(6)} calls ${r.ms.toFixed(0).padStart(8)} ms\n`);
+}
