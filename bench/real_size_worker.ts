@@ -81,6 +81,7 @@ function step(): number {
 }
 const first = step();
 let best = Infinity, last = first;
+const faults0 = process.resourceUsage().minorPageFault;
 const s0 = performance.now();
 for (let i = 0; i < steps; i++) {
   const a = performance.now();
@@ -88,16 +89,17 @@ for (let i = 0; i < steps; i++) {
   best = Math.min(best, performance.now() - a);
 }
 const ms = (performance.now() - s0) / steps;
+const faultsPerStep = (process.resourceUsage().minorPageFault - faults0) / steps;
 console.log(JSON.stringify({
   bench: 'real_size', impl: 'kdqat', model: name, threads: getThreads(), batch: B, seq: T, bf16, recompute,
   load_ms: loadMs, forward_tokens_per_s: (B * T) / (fwdBest / 1000),
   qat_tokens_per_s: (B * T) / (ms / 1000), qat_best_tokens_per_s: (B * T) / (best / 1000),
-  peak_rss_mb: process.resourceUsage().maxRSS / 1024, loss_first: first, loss_last: last,
+  peak_rss_mb: process.resourceUsage().maxRSS / 1024, minor_faults_per_step: faultsPerStep, loss_first: first, loss_last: last,
 }));
 
 // KDQAT_PROFILE=1: where the time went, per kernel, over every call above (load, the forward
 // timing, the KD-QAT steps), as totals.
 if (process.env.KDQAT_PROFILE === '1') {
   const { kernelProfile } = await import('../src/tensor/registry.js');
-  for (const r of kernelProfile()) process.stderr.write(`${r.name.padEnd(22)} ${String(r.calls).padStart(6)} calls ${r.ms.toFixed(0).padStart(8)} ms\n`);
+  for (const r of kernelProfile()) process.stderr.write(`${r.name.padEnd(22)} ${String(r.calls).padStart(6)} calls ${r.ms.toFixed(0).padStart(8)} ms ${String(r.faults).padStart(9)} page faults\n`);
 }

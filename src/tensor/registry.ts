@@ -35,11 +35,13 @@ function resolve(): void {
     for (const [name, fn] of Object.entries(resolved)) {
       const f = fn as (...args: unknown[]) => unknown;
       (resolved as Record<string, unknown>)[name] = (...args: unknown[]): unknown => {
+        const f0 = process.resourceUsage().minorPageFault;
         const t0 = performance.now();
         const r = f(...args);
-        const e = profile!.get(name) ?? { calls: 0, ms: 0 };
+        const e = profile!.get(name) ?? { calls: 0, ms: 0, faults: 0 };
         e.calls++;
         e.ms += performance.now() - t0;
+        e.faults += process.resourceUsage().minorPageFault - f0;
         profile!.set(name, e);
         return r;
       };
@@ -47,12 +49,13 @@ function resolve(): void {
   }
 }
 
-// KDQAT_PROFILE=1: time every kernel call (wall clock), for `kernelProfile()`.
-let profile: Map<string, { calls: number; ms: number }> | null =
+// KDQAT_PROFILE=1: time every kernel call (wall clock) and count the page faults taken inside it
+// (first touches of fresh memory), for `kernelProfile()`.
+let profile: Map<string, { calls: number; ms: number; faults: number }> | null =
   process.env.KDQAT_PROFILE === '1' ? new Map() : null;
 
-/** Per-kernel call counts and wall time since start (KDQAT_PROFILE=1), slowest first. */
-export function kernelProfile(): { name: string; calls: number; ms: number }[] {
+/** Per-kernel call counts, wall time and minor page faults since start (KDQAT_PROFILE=1), slowest first. */
+export function kernelProfile(): { name: string; calls: number; ms: number; faults: number }[] {
   if (!profile) return [];
   return [...profile].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
 }
