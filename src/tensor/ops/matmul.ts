@@ -4,8 +4,7 @@ import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { kernel } from '../registry.js';
 import { computePrecision } from '../compute.js';
-import { empty, fmt, requireF32 } from './util.js';
-import { add } from './elementwise.js';
+import { empty, fmt, requireF32, sumTo } from './util.js';
 import { reshape } from './shape.js';
 
 export interface MatmulOptions {
@@ -37,39 +36,54 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     batchShape = aBatch;
   } else batchShape = aBatch.length ? aBatch : bBatch;
   const batch = batchShape.reduce((p, d) => p * d, 1);
-  const sA = aBatch.length ? m * k : 0, sB = bBatch.length ? k * n : 0;
+  const plan: GemmPlan = { tA, tB, batch, m, k, n, sA: aBatch.length ? m * k : 0, sB: bBatch.length ? k * n : 0, gemm: gemmName() };
   const out = empty([...batchShape, m, n]);
-  // withCompute('bf16'): forward and backward GEMMs on bf16-rounded inputs (src/tensor/compute.ts).
-  const gemmName = computePrecision() === 'bf16' ? 'matmulBf16' : 'matmul';
-  kernel(gemmName)(a.f32, b.f32, out.f32, batch, m, k, n, tA, tB, sA, sB, 0);
-  return record(out, 'matmul', [a, b], (g) => {
-    const gemm = kernel(gemmName);
-    let ga: Tensor | null = null, gb: Tensor | null = null;
-    if (a.requiresGrad) {
-      ga = empty(a.shape);
-      // dA = dC·op(B)ᵀ, or stored transposed: op(B)·dCᵀ.
-      for (let i = 0; i < (sA ? 1 : batch); i++) {
-        // A shared across the batch sums its items' gradients: the first overwrites (beta 0
-        // never reads the fresh buffer), the rest accumulate.
-        const bi = sA ? batch : 1, beta = i === 0 ? 0 : 1;
-        const cOff = sA ? 0 : i * m * n, bOff = sA ? 0 : i * sB;
-        const gSub = g.f32.subarray(cOff), bSub = b.f32.subarray(bOff);
-        if (!tA) gemm(gSub, bSub, ga.f32, bi, m, n, k, false, !tB, m * n, sB, beta);
-        else gemm(bSub, gSub, ga.f32, bi, k, n, m, tB, true, sB, m * n, beta);
-      }
+  kernel(plan.gemm)(a.f32, b.f32, out.f32, batch, m, k, n, tA, tB, plan.sA, plan.sB, 0);
+  return record(out, 'matmul', [a, b], (g) => gemmGrads(plan, a, b, g));
+}
+
+// withCompute('bf16'): forward and backward GEMMs on bf16-rounded inputs (src/tensor/compute.ts).
+function gemmName(): 'matmul' | 'matmulBf16' {
+  return computePrecision() === 'bf16' ? 'matmulBf16' : 'matmul';
+}
+
+/** One forward GEMM C = op(A)·op(B) as the kernel sees it, kept for its backward. */
+interface GemmPlan {
+  tA: boolean; tB: boolean;
+  batch: number; m: number; k: number; n: number;
+  sA: number; sB: number; // 0: the operand is one matrix shared by every batch item
+  gemm: 'matmul' | 'matmulBf16';
+}
+
+/** dA and dB of C = op(A)·op(B) from dC = g (null where the operand needs no gradient). */
+function gemmGrads(p: GemmPlan, a: Tensor, b: Tensor, g: Tensor): [Tensor | null, Tensor | null] {
+  const gemm = kernel(p.gemm);
+  const { tA, tB, batch, m, k, n, sA, sB } = p;
+  let ga: Tensor | null = null, gb: Tensor | null = null;
+  if (a.requiresGrad) {
+    ga = empty(a.shape);
+    // dA = dC·op(B)ᵀ, or stored transposed: op(B)·dCᵀ.
+    for (let i = 0; i < (sA ? 1 : batch); i++) {
+      // A shared across the batch sums its items' gradients: the first overwrites (beta 0
+      // never reads the fresh buffer), the rest accumulate.
+      const bi = sA ? batch : 1, beta = i === 0 ? 0 : 1;
+      const cOff = sA ? 0 : i * m * n, bOff = sA ? 0 : i * sB;
+      const gSub = g.f32.subarray(cOff), bSub = b.f32.subarray(bOff);
+      if (!tA) gemm(gSub, bSub, ga.f32, bi, m, n, k, false, !tB, m * n, sB, beta);
+      else gemm(bSub, gSub, ga.f32, bi, k, n, m, tB, true, sB, m * n, beta);
     }
-    if (b.requiresGrad) {
-      gb = empty(b.shape);
-      for (let i = 0; i < (sB ? 1 : batch); i++) {
-        const bi = sB ? batch : 1, beta = i === 0 ? 0 : 1;
-        const cOff = sB ? 0 : i * m * n, aOff = sB ? 0 : i * sA;
-        const gSub = g.f32.subarray(cOff), aSub = a.f32.subarray(aOff);
-        if (!tB) gemm(aSub, gSub, gb.f32, bi, k, m, n, !tA, false, sA, m * n, beta);
-        else gemm(gSub, aSub, gb.f32, bi, n, m, k, true, tA, m * n, sA, beta);
-      }
+  }
+  if (b.requiresGrad) {
+    gb = empty(b.shape);
+    for (let i = 0; i < (sB ? 1 : batch); i++) {
+      const bi = sB ? batch : 1, beta = i === 0 ? 0 : 1;
+      const cOff = sB ? 0 : i * m * n, aOff = sB ? 0 : i * sA;
+      const gSub = g.f32.subarray(cOff), aSub = a.f32.subarray(aOff);
+      if (!tB) gemm(aSub, gSub, gb.f32, bi, k, m, n, !tA, false, sA, m * n, beta);
+      else gemm(gSub, aSub, gb.f32, bi, n, m, k, true, tA, m * n, sA, beta);
     }
-    return [ga, gb];
-  });
+  }
+  return [ga, gb];
 }
 
 /** nn.Linear: x (..., in), weight (out, in), bias (out) → (..., out). */
@@ -80,11 +94,20 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     throw new RangeError(`linear: input ${fmt(x.shape)} has ${x.shape[x.ndim - 1]} features, weight ${fmt(weight.shape)} expects ${inF}`);
   }
   const lead = x.shape.slice(0, -1);
-  const x2 = reshape(x, [x.size / inF, inF]);
-  let y = matmul(x2, weight, { transB: true }); // (N, out)
-  if (bias) {
-    if (bias.ndim !== 1 || bias.shape[0] !== outF) throw new RangeError(`linear: bias ${fmt(bias.shape)} does not match ${outF} outputs`);
-    y = add(y, bias);
-  }
-  return reshape(y, [...lead, outF]);
+  const N = x.size / inF;
+  const x2 = reshape(x, [N, inF]);
+  if (!bias) return reshape(matmul(x2, weight, { transB: true }), [...lead, outF]);
+  requireF32('linear', bias);
+  if (bias.ndim !== 1 || bias.shape[0] !== outF) throw new RangeError(`linear: bias ${fmt(bias.shape)} does not match ${outF} outputs`);
+  // y = x·Wᵀ + b as one GEMM: y starts as b in every row and the GEMM adds x·Wᵀ to it (beta 1),
+  // so the bias costs one write of y instead of a separate read-add-write pass and buffer.
+  const plan: GemmPlan = { tA: false, tB: true, batch: 1, m: N, k: inF, n: outF, sA: 0, sB: 0, gemm: gemmName() };
+  const y = empty([N, outF]);
+  kernel('stridedCopy')(bias.f32, 0, Int32Array.of(0, 1), y.f32, 0, Int32Array.of(outF, 1), Int32Array.of(N, outF), false);
+  kernel(plan.gemm)(x2.f32, weight.f32, y.f32, 1, N, inF, outF, false, true, 0, 0, 1);
+  const out = record(y, 'linear', [x2, weight, bias], (g) => [
+    ...gemmGrads(plan, x2, weight, g),
+    bias.requiresGrad ? sumTo(g, [outF]) : null,
+  ]);
+  return reshape(out, [...lead, outF]);
 }
