@@ -24,6 +24,17 @@ export type BenchRecord = Record<string, unknown> & EnvFields & { bench: string 
 
 /** The real-size KD-QAT steps (issue 13's targets) under `--only qat`. */
 const REAL_QAT = ['smollm2-135m', 'bert-base'] as const;
+type RealQat = (typeof REAL_QAT)[number];
+
+// KDQAT_BENCH_MODELS=bert-base (comma-separated): only these of the real-size KD-QAT models.
+function realQatModels(): RealQat[] {
+  const v = process.env.KDQAT_BENCH_MODELS;
+  if (!v) return [...REAL_QAT];
+  return v.split(',').map((n) => {
+    if (!(REAL_QAT as readonly string[]).includes(n)) throw new Error(`KDQAT_BENCH_MODELS: unknown model "${n}" (use ${REAL_QAT.join(', ')})`);
+    return n as RealQat;
+  });
+}
 
 /** A real-size run as a KD-QAT step record: shape = the model's name. */
 export function realSizeToQatStep(r: RealSizeRecord): QatStepRecord & { shape: string; batch: number; seq: number } {
@@ -67,7 +78,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchRecord[]> {
     if (!json) printStepTable(recs, 'KD-QAT step (teacher forward, student W4 per-channel fake-quant forward + backward, logits KL, AdamW)');
     // The real-size KD-QAT steps take minutes per model and thread count: only when asked for.
     if (opts.only === 'qat') {
-      const real = runRealSizeBench({ models: [...REAL_QAT], threads: [1, 2], torch, bf16: !!env.kdqat?.bf16?.available, recompute: true });
+      const real = runRealSizeBench({ models: realQatModels(), threads: [1, 2], torch, bf16: !!env.kdqat?.bf16?.available, recompute: true });
       emit(real.map(realSizeToQatStep));
       if (!json) printRealSizeTable(real);
     }
