@@ -54,6 +54,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchRecord[]> {
   if (opts.only && !(BENCH_KINDS as readonly string[]).includes(opts.only)) {
     throw new Error(`--only ${opts.only}: not a benchmark (${BENCH_KINDS.join(', ')})`);
   }
+  const realModels = realQatModels(); // checked before minutes of other benchmarks
   const env = await benchEnv({ torch });
   const all: BenchRecord[] = [];
   const emit = (recs: object[]): void => {
@@ -78,7 +79,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchRecord[]> {
     if (!json) printStepTable(recs, 'KD-QAT step (teacher forward, student W4 per-channel fake-quant forward + backward, logits KL, AdamW)');
     // The real-size KD-QAT steps take minutes per model and thread count: only when asked for.
     if (opts.only === 'qat') {
-      const real = runRealSizeBench({ models: realQatModels(), threads: [1, 2], torch, bf16: !!env.kdqat?.bf16?.available, recompute: true });
+      const real = runRealSizeBench({ models: realModels, threads: [1, 2], torch, bf16: !!env.kdqat?.bf16?.available, recompute: true });
       emit(real.map(realSizeToQatStep));
       if (!json) printRealSizeTable(real);
     }
