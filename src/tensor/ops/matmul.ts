@@ -97,7 +97,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const N = x.size / inF;
   const x2 = reshape(x, [N, inF]);
   if (!bias) return reshape(matmul(x2, weight, { transB: true }), [...lead, outF]);
-  requireF32('linear', bias);
+  requireF32('linear', x2, weight, bias);
   if (bias.ndim !== 1 || bias.shape[0] !== outF) throw new RangeError(`linear: bias ${fmt(bias.shape)} does not match ${outF} outputs`);
   // y = x·Wᵀ + b as one GEMM: y starts as b in every row and the GEMM adds x·Wᵀ to it (beta 1),
   // so the bias costs one write of y instead of a separate read-add-write pass and buffer.
