@@ -116,6 +116,8 @@ for (const run of runs) {
   if (!run.files) continue;
   const env = { ...process.env };
   delete env.NODE_TEST_CONTEXT;
+  // Storage a kernel must fully overwrite starts as NaN, so an unwritten element shows (tensor.ts).
+  env.KDQAT_POISON_UNINIT ??= '1';
   if (run.isa) {
     env.KDQAT_ISA = run.isa;
     env.KDQAT_EXPECT_ISA = run.isa;

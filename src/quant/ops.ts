@@ -2,7 +2,7 @@
 // ŵ = dequant(quant(w)) through the `fakeQuant` kernel (the same one quantizeCodes uses, so
 // fake ≡ convert bitwise); the backward is the straight-through estimator (plain or clipped)
 // or, for LSQ, Esser et al. 2020's step gradient. The STE lives here and nowhere else.
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, uninitF32 } from '../tensor/tensor.js';
 import { record } from '../tensor/autograd.js';
 import { kernel } from '../tensor/registry.js';
 import {
@@ -27,7 +27,7 @@ export function fakeQuantWeight(w: Tensor, q: WeightQuant, step?: Tensor): Tenso
   checkStep(q, rows, cols, step?.f32, where);
   const G = granuleCount(rows, cols, q);
   const rule = ruleCode(q.rule), bits = bitsOf(q.rule), group = groupOf(q, cols);
-  const out = new Tensor(new Float32Array(w.size), w.shape);
+  const out = new Tensor(uninitF32(w.size), w.shape);
   if (isKRule(q.rule)) {
     // llama.cpp K-quant grid: its own kernel (no LSQ step); the STE below is the same.
     withContext(where, q, rows, cols, () => kernel('fakeQuantGrid')(w.f32, out.f32, null, null, null, rows, cols, rule));
@@ -47,7 +47,7 @@ export function fakeQuantWeight(w: Tensor, q: WeightQuant, step?: Tensor): Tenso
   const inputs = step ? [w, step] : [w];
   return record(out, 'fakeQuantWeight', inputs, (g) => {
     if (!step && clip === Infinity) return [g]; // plain STE: ∂ŵ/∂w = 1
-    const gw = new Float32Array(w.size);
+    const gw = uninitF32(w.size);
     const gs = step ? new Float32Array(G) : null;
     kernel('fakeQuantBackward')(w.f32, g.f32, gw, step?.f32 ?? null, zeros, gs, rows, cols, rule, bits, group, clip);
     const gwT = new Tensor(gw, w.shape);
@@ -83,7 +83,7 @@ export function fakeQuantInput(x: Tensor, bits: number, clip?: number): Tensor {
   }
   if (clip !== undefined && !(clip > 0)) throw new RangeError(`${where}: clip ${clip} must be > 0`);
   const c = clip ?? Infinity;
-  const out = new Tensor(new Float32Array(x.size), x.shape);
+  const out = new Tensor(uninitF32(x.size), x.shape);
   try {
     kernel('fakeQuantInput')(x.f32, out.f32, bits, c);
   } catch (e) {
@@ -92,7 +92,7 @@ export function fakeQuantInput(x: Tensor, bits: number, clip?: number): Tensor {
   }
   return record(out, 'fakeQuantInput', [x], (g) => {
     if (c === Infinity) return [g];
-    const gx = new Float32Array(x.size);
+    const gx = uninitF32(x.size);
     kernel('fakeQuantInputBackward')(x.f32, g.f32, gx, c);
     return [new Tensor(gx, x.shape)];
   });

@@ -2,7 +2,7 @@
 // gradient records a GradNode: its inputs and a backward function mapping the output
 // gradient to one gradient per input. `backward(loss)` walks the graph in reverse
 // topological order. Backward functions run with recording off (no higher-order graphs).
-import { Tensor, sameShape } from './tensor.js';
+import { Tensor, sameShape, uninitF32 } from './tensor.js';
 import { kernel } from './registry.js';
 
 export interface GradNode {
@@ -167,7 +167,8 @@ function accumulateGrad(t: Tensor, g: Tensor): void {
 
 /** a + b into a new tensor (gradients may be shared between nodes; never add in place). */
 function addFresh(a: Tensor, b: Tensor): Tensor {
-  const out = new Float32Array(a.f32);
+  const out = uninitF32(a.size);
+  out.set(a.f32);
   kernel('axpy')(1, b.f32, out);
   return new Tensor(out, a.shape);
 }

@@ -1,6 +1,6 @@
 // Neural-network primitives with fused kernels: softmax, log-softmax, LayerNorm, RMSNorm,
 // rotary position embedding, dropout.
-import { Tensor } from '../tensor.js';
+import { Tensor, zeros } from '../tensor.js';
 import { record, isRecording } from '../autograd.js';
 import { kernel } from '../registry.js';
 import { empty, fmt, requireF32, requireShape } from './util.js';
@@ -48,8 +48,8 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   return record(out, 'layerNorm', inputs, (g) => {
     const gx = empty(x.shape);
-    const gw = weight ? empty([n]) : null;
-    const gb = bias ? empty([n]) : null;
+    const gw = weight ? zeros([n]) : null;  // gw and gb accumulate
+    const gb = bias ? zeros([n]) : null;
     kernel('layerNormBackward')(x.f32, weight?.f32 ?? null, mean, rstd, g.f32, gx.f32,
       gw?.f32 ?? null, gb?.f32 ?? null, rows, n);
     return [gx, ...(weight ? [gw] : []), ...(bias ? [gb] : [])];
@@ -66,7 +66,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   kernel('rmsNorm')(x.f32, weight.f32, out.f32, rstd, rows, n, eps);
   return record(out, 'rmsNorm', [x, weight], (g) => {
     const gx = empty(x.shape);
-    const gw = empty([n]);
+    const gw = zeros([n]);  // accumulates
     kernel('rmsNormBackward')(x.f32, weight.f32, rstd, g.f32, gx.f32, gw.f32, rows, n);
     return [gx, gw];
   });

@@ -1,5 +1,5 @@
 // Reductions over axes: sum, mean, max. Multi-axis reductions apply one axis at a time.
-import { Tensor, normAxis, type Shape } from '../tensor.js';
+import { Tensor, normAxis, zeros, type Shape } from '../tensor.js';
 import { record } from '../autograd.js';
 import { kernel } from '../registry.js';
 import { ReduceOp } from '../kernels.js';
@@ -82,7 +82,7 @@ export function max(x: Tensor, axis: number, keepDims = false): Tensor {
 /** Broadcasts g (of shape `kept`, size-1 on reduced axes) back to `shape`. */
 function broadcastTo(g: Tensor, kept: Shape, shape: Shape): Tensor {
   const gk = reshape(g.detach(), kept);
-  const zero = empty([1]);
+  const zero = zeros([1]);
   const out = empty(shape);
   // out = gk + 0, broadcasting gk over the reduced axes.
   const strides = new Int32Array(shape.length);

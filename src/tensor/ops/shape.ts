@@ -1,6 +1,6 @@
 // Layout primitives: reshape (a view), permute/transpose, slice, concat, gather (index_select
 // and embedding lookup). Copies go through the strided-copy kernel.
-import { Tensor, normAxis, shapeSize, stridesOf, type Shape } from '../tensor.js';
+import { Tensor, normAxis, shapeSize, stridesOf, zeros, type Shape } from '../tensor.js';
 import { record } from '../autograd.js';
 import { kernel } from '../registry.js';
 import { empty, fmt, requireF32 } from './util.js';
@@ -57,7 +57,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   kernel('stridedCopy')(x.f32, offset, Int32Array.from(xs), out.f32, 0,
     Int32Array.from(stridesOf(outShape)), Int32Array.from(outShape), false);
   return record(out, 'slice', [x], (g) => {
-    const gx = empty(x.shape);
+    const gx = zeros(x.shape);  // only the slice is written
     kernel('stridedCopy')(g.f32, 0, Int32Array.from(stridesOf(outShape)), gx.f32, offset,
       Int32Array.from(xs), Int32Array.from(outShape), false);
     return [gx];
@@ -109,7 +109,7 @@ export function gather(x: Tensor, idx: Tensor, axis = 0): Tensor {
   const out = empty(outShape);
   kernel('gather')(x.f32, idx.i32, out.f32, outer, n, inner);
   return record(out, 'gather', [x], (g) => {
-    const gx = empty(x.shape);
+    const gx = zeros(x.shape);  // scatterAdd accumulates
     kernel('scatterAdd')(g.f32, idx.i32, gx.f32, outer, n, inner);
     return [gx];
   });

@@ -1,10 +1,12 @@
 // Helpers shared by the ops: output allocation, shape checks with readable errors, and the
 // broadcasting rules (NumPy's: align trailing axes; size-1 axes stretch).
-import { Tensor, shapeSize, stridesOf, type Shape } from '../tensor.js';
+import { Tensor, shapeSize, stridesOf, uninitF32, zeros, type Shape } from '../tensor.js';
 import { kernel } from '../registry.js';
 
+/** An output tensor with unspecified contents: only for buffers a kernel fully overwrites (the
+ *  contract's default); a kernel that accumulates (+=) gets `zeros`. */
 export function empty(shape: Shape): Tensor {
-  return new Tensor(new Float32Array(shapeSize(shape)), shape);
+  return new Tensor(uninitF32(shapeSize(shape)), shape);
 }
 
 export function fmt(shape: Shape): string {
@@ -49,7 +51,7 @@ export function broadcastStrides(shape: Shape, outShape: Shape): Int32Array {
 /** Sums a gradient of shape `g.shape` down to `shape` (the backward of broadcasting). */
 export function sumTo(g: Tensor, shape: Shape): Tensor {
   if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
-  const out = empty(shape);
+  const out = zeros(shape);  // stridedCopy accumulates
   kernel('stridedCopy')(
     g.f32, 0, Int32Array.from(stridesOf(g.shape)),
     out.f32, 0, broadcastStrides(shape, g.shape),
