@@ -1,31 +1,44 @@
-// KD-QAT quality with bf16 GEMMs: the same short run (a decoder teacher, default
-// teachers/llama-sotu, SOTU, w4-channel, logits KL) with each --bf16 mode (default off and all) per
-// seed, evaluated in float32 on the same validation windows; prints final KL and validation
-// perplexity.
+// KD-QAT quality with bf16 GEMMs: the same short run with each --bf16 mode per seed, evaluated in
+// float32, so the modes differ only in the training GEMMs' precision.
+// - A decoder teacher (default teachers/llama-sotu): SOTU, w4-channel, logits KL; prints the final
+//   training KL, validation KL and validation perplexity on `windows` windows.
+// - An encoder classifier teacher (config.json with id2label, fine-tuned on a built-in task, e.g.
+//   teachers/roformer-brown-genre): that task, paper B's twn-a8 with pred + rep + attn_map,
+//   batch 16, 64 tokens; prints the final training loss terms and the final dev accuracy on the
+//   whole dev split (`windows` is unused).
 // Usage: npx tsx bench/bf16_quality.ts [steps] [seeds] [windows] [modes, e.g. off,teacher,all] [teacher dir]
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { runQat, QAT_DEFAULTS } from '../src/train/qat.js';
+import { runQat, QAT_DEFAULTS, type QatConfig } from '../src/train/qat.js';
+import { builtinClassificationWithLabels } from '../src/data/tasks.js';
 
 const [steps = 20, seeds = 3, windows = 16] = process.argv.slice(2, 5).map(Number);
 const modes = (process.argv[5] ?? 'off,all').split(',') as ('off' | 'teacher' | 'all')[];
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bf16-quality-'));
 const teacher = path.resolve(process.argv[6] ??
   path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'teachers', 'llama-sotu'));
+const hf = JSON.parse(fs.readFileSync(path.join(teacher, 'config.json'), 'utf8'));
+const labels: string[] | undefined = hf.id2label ? Object.keys(hf.id2label).sort((a, b) => +a - +b).map((k) => hf.id2label[k]) : undefined;
+const task = labels ? builtinClassificationWithLabels(labels) : undefined;
+if (labels && !task) throw new Error(`${teacher}: a classifier whose labels (${labels.join(', ')}) are no built-in task's`);
+const setting: Partial<QatConfig> = task
+  ? { task, quant: 'twn-a8', loss: 'pred=1,rep=1,attn_map=1', batch: 16, seqLen: 64 }
+  : { data: 'sotu', quant: 'w4-channel', evalWindows: windows };
 for (let seed = 1; seed <= seeds; seed++) {
   for (const bf16 of modes) {
     const out = path.join(root, `s${seed}-${bf16}`);
     const t0 = performance.now();
     runQat({
       out, evaluate: 'periodic',
-      config: { ...QAT_DEFAULTS, teacher, data: 'sotu', quant: 'w4-channel', steps, seed, bf16, evalEvery: steps,
-        evalWindows: windows, saveEvery: 0, logEvery: steps },
+      config: { ...QAT_DEFAULTS, ...setting, teacher, steps, seed, bf16, evalEvery: steps, saveEvery: 0, logEvery: steps },
     });
     const lines = fs.readFileSync(path.join(out, 'qat_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const ev = lines.filter((l) => l.valid_ppl !== undefined).at(-1);
+    const ev = lines.filter((l) => l.valid_ppl !== undefined || l.dev_accuracy !== undefined).at(-1);
     const tr = lines.filter((l) => l.loss !== undefined).at(-1);
-    console.log(JSON.stringify({ teacher: path.basename(teacher), seed, bf16, steps, train_kl: tr.loss.total, valid_kl: ev.valid_kl, valid_ppl: ev.valid_ppl,
+    const metrics = task ? { train_loss: tr.loss, dev_accuracy: ev.dev_accuracy }
+      : { train_kl: tr.loss.total, valid_kl: ev.valid_kl, valid_ppl: ev.valid_ppl };
+    console.log(JSON.stringify({ teacher: path.basename(teacher), seed, bf16, steps, ...metrics,
       seconds: Math.round((performance.now() - t0) / 100) / 10 }));
   }
 }
