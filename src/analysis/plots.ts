@@ -248,7 +248,8 @@ export function wrap(chart: Element | SVGElement | HTMLElement, title: string, s
       `<text x="28" y="0" font-size="12">${esc(name)}</text></g>`);
     x += 40 + 7.5 * name.length;
   }
-  const width = Math.max(w, x + 16, 7 * title.length + 32);
+  // Text widths estimated from DejaVu Sans: ~0.58 em per character in bold (17 px), ~0.55 em at 12 px.
+  const width = Math.ceil(Math.max(w, x + 16, 10 * title.length + 32, 6.6 * subtitle.length + 32));
   const height = h + HEAD_H;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="${FONT}">` +
     `<rect width="${width}" height="${height}" fill="white"/>` +
