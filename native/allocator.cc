@@ -1,9 +1,11 @@
 // Keeps the process's freed tensor buffers for reuse instead of handing them back to the kernel.
 //
-// Node allocates every ArrayBuffer with calloc. glibc serves blocks above its mmap threshold
-// (128 KiB at start, adapting up to 32 MiB) with a fresh mmap and unmaps them on free, so every
-// new activation or gradient of a training step — a few MB each — is zero-filled page by page
-// through page faults on first touch, inside the kernel that writes it. Raising the mmap
+// Node allocates ArrayBuffers with calloc (malloc for Buffer.allocUnsafeSlow, which ops use for
+// outputs a kernel fully overwrites: uninitF32 in src/tensor/tensor.ts). glibc serves blocks
+// above its mmap threshold (128 KiB at start, adapting up to 32 MiB) with a fresh mmap and
+// unmaps them on free, so every new activation or gradient of a training step — a few MB each —
+// is zero-filled page by page through page faults on first touch, inside the kernel that writes
+// it. Raising the mmap
 // threshold to its maximum and never trimming the heap top makes calloc recycle freed heap
 // blocks (a memset instead of faults). Measured on the SmolLM2-135M KD-QAT step (AMD EPYC Zen 4,
 // 2 threads, two alternating runs each, KDQAT_PROFILE=1): the binary kernels 1113/1102 →
