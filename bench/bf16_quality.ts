@@ -11,17 +11,17 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { runQat, QAT_DEFAULTS, type QatConfig } from '../src/train/qat.js';
-import { builtinClassificationWithLabels } from '../src/data/tasks.js';
+import { readHfConfig } from '../src/io/hf-config.js';
+import { teacherTask } from '../src/experiments/evaluate.js';
 
 const [steps = 20, seeds = 3, windows = 16] = process.argv.slice(2, 5).map(Number);
 const modes = (process.argv[5] ?? 'off,all').split(',') as ('off' | 'teacher' | 'all')[];
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bf16-quality-'));
 const teacher = path.resolve(process.argv[6] ??
   path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'teachers', 'llama-sotu'));
-const hf = JSON.parse(fs.readFileSync(path.join(teacher, 'config.json'), 'utf8'));
-const labels: string[] | undefined = hf.id2label ? Object.keys(hf.id2label).sort((a, b) => +a - +b).map((k) => hf.id2label[k]) : undefined;
-const task = labels ? builtinClassificationWithLabels(labels) : undefined;
-if (labels && !task) throw new Error(`${teacher}: a classifier whose labels (${labels.join(', ')}) are no built-in task's`);
+// A classifier (id2label) is an encoder teacher: the built-in task it was fine-tuned on.
+const meta = readHfConfig(path.join(teacher, 'config.json')).meta;
+const task = 'labels' in meta && meta.labels ? teacherTask(teacher) : undefined;
 const setting: Partial<QatConfig> = task
   ? { task, quant: 'twn-a8', loss: 'pred=1,rep=1,attn_map=1', batch: 16, seqLen: 64 }
   : { data: 'sotu', quant: 'w4-channel', evalWindows: windows };

@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { atomicWrite } from '../src/io/atomic.js';
 import { builtinClassification, CLASSIFICATION_TASKS } from '../src/data/tasks.js';
 import type { ClassificationExample } from '../src/data/types.js';
 
@@ -29,13 +30,12 @@ const jsonl = (es: ClassificationExample[]): string => es.map((e) =>
 fs.mkdirSync(a.out, { recursive: true });
 const files: [string, ClassificationExample[]][] = [
   [n === task.train.length ? 'train.jsonl' : `train-${n}.jsonl`, train], ['dev.jsonl', task.dev], ['test.jsonl', task.test]];
-for (const [name] of files) {
+for (const [name] of files) {  // refuse before writing any of them
   const f = path.join(a.out, name);
-  if (fs.existsSync(f) && !a.force) throw new Error(`${f} exists: pass --force to replace it`);
+  if (fs.existsSync(f) && !a.force) throw new Error(`${f}: already exists; refusing to overwrite it (use --force)`);
 }
 for (const [name, es] of files) {
-  const f = path.join(a.out, name), tmp = `${f}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, jsonl(es));
-  fs.renameSync(tmp, f);
+  const f = path.join(a.out, name);
+  atomicWrite(f, a.force!, (write) => write(jsonl(es)));
   console.log(`${f}: ${es.length} examples`);
 }
