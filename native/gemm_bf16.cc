@@ -70,15 +70,54 @@ inline uint32_t bf16_bits(float f) {
 inline uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; }
 
 // ---- packing ----------------------------------------------------------------------------------
+// The (lo_j, hi_j) pair words of VCVTNE2PS2BF16(hi, lo), whose bf16 of lo are words 0..15 and of
+// hi words 16..31: word 2j takes lo_j, word 2j+1 hi_j.
+KDQAT_BF16 inline __m512i interleave_pairs(__m512 lo, __m512 hi) {
+  const __m512i b = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(idx, b);
+}
+
+// 32 contiguous floats → their 16 pair words in order, in one VCVTNE2PS2BF16.
+KDQAT_BF16 inline void convert32(const float* src, uint32_t* w) {
+  _mm512_store_si512(w, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16),
+                                                                      _mm512_loadu_ps(src))));
+}
+
 // X(i, p) = x[i·rs + p·cs] (mc, kc) → ceil(mc/MR) panels of (ceil(kc/2), MR) pair words, rows
-// past mc and the partner of an odd last k zero.
+// past mc and the partner of an odd last k zero. rs == 1 (A stored transposed, e.g. gᵀ of a
+// weight gradient): the panel's column pair p, p+1 is two runs of MR contiguous floats,
+// converted and interleaved in registers. cs == 1 (A stored (m,k)): a row's pairs are adjacent
+// floats, 16 pairs per conversion. The words are bf16_bits of each element either way.
 KDQAT_BF16 void pack_a(const float* x, int64_t rs, int64_t cs, int mc, int kc, uint32_t* dst) {
+  static_assert(MR <= 16, "a panel column must fit one zmm");
   const int kp = (kc + 1) / 2, kf = kc / 2;
   for (int i0 = 0; i0 < mc; i0 += MR, dst += static_cast<int64_t>(kp) * MR) {
     const int mr = std::min(MR, mc - i0);
+    if (rs == 1) {
+      const __mmask16 m = static_cast<__mmask16>((1u << mr) - 1);  // rows past mc load as 0
+      const float* col = x + i0;
+      for (int q = 0; q < kp; q++) {
+        const float* c0 = col + 2 * q * cs;
+        const __m512 lo = _mm512_maskz_loadu_ps(m, c0);
+        const __m512 hi = 2 * q + 1 == kc ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, c0 + cs);
+        _mm512_mask_storeu_epi32(dst + q * MR, static_cast<__mmask16>((1u << MR) - 1), interleave_pairs(lo, hi));
+      }
+      continue;
+    }
     for (int r = 0; r < mr; r++) {
       const float* row = x + (i0 + r) * rs;
-      for (int q = 0; q < kf; q++) dst[q * MR + r] = bf16_pair(row[2 * q * cs], row[(2 * q + 1) * cs]);
+      int q = 0;
+      if (cs == 1) {
+        for (; 2 * q + 32 <= kc; q += 16) {
+          alignas(64) uint32_t w[16];
+          convert32(row + 2 * q, w);
+#pragma GCC unroll 16
+          for (int t = 0; t < 16; t++) dst[(q + t) * MR + r] = w[t];
+        }
+      }
+      for (; q < kf; q++) dst[q * MR + r] = bf16_pair(row[2 * q * cs], row[(2 * q + 1) * cs]);
       if (kc & 1) dst[kf * MR + r] = bf16_pair(row[(kc - 1) * cs], 0.f);
     }
     for (int r = mr; r < MR; r++)
@@ -104,12 +143,7 @@ KDQAT_BF16 void pack_b(const float* x, int64_t rs, int64_t cs, int kc, int nc, u
           const __mmask16 m = nr - h >= 16 ? 0xffff : nr - h <= 0 ? 0 : (1u << (nr - h)) - 1;
           const __m512 lo = _mm512_maskz_loadu_ps(m, r0 + h);
           const __m512 hi = odd ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, r1 + h);
-          // bf16 of lo in words 0..15, of hi in 16..31; interleave to (lo_j, hi_j) pairs.
-          const __m512i b = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
-          const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25,
-                                               9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2,
-                                               17, 1, 16, 0);
-          _mm512_storeu_si512(dst + q * NR + h, _mm512_permutexvar_epi16(idx, b));
+          _mm512_storeu_si512(dst + q * NR + h, interleave_pairs(lo, hi));
         }
       }
       continue;
@@ -120,8 +154,7 @@ KDQAT_BF16 void pack_b(const float* x, int64_t rs, int64_t cs, int kc, int nc, u
       if (rs == 1) {  // 32 contiguous floats → 16 pair words in one VCVTNE2PS2BF16
         for (; 2 * q + 32 <= kc; q += 16) {
           alignas(64) uint32_t w[16];
-          _mm512_store_si512(w, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(
-                                    _mm512_loadu_ps(col + 2 * q + 16), _mm512_loadu_ps(col + 2 * q))));
+          convert32(col + 2 * q, w);
 #pragma GCC unroll 16
           for (int t = 0; t < 16; t++) dst[(q + t) * NR + j] = w[t];
         }

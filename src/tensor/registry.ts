@@ -60,6 +60,11 @@ export function kernelProfile(): { name: string; calls: number; ms: number; faul
   return [...profile].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.ms - a.ms);
 }
 
+/** Clears what `kernelProfile()` reports (KDQAT_PROFILE=1), e.g. to leave warm-up steps out. */
+export function resetKernelProfile(): void {
+  profile?.clear();
+}
+
 /** The active backend's kernel `name`. */
 export function kernel<K extends KernelName>(name: K): Kernels[K] {
   const k = resolved[name];

@@ -162,6 +162,22 @@ bf16Test('native packing converts exactly like bf16Round (A and B, every layout)
       }
     }
   }
+  // And Ã·I = Ã: the same values as A, stored (m, k) (32-float runs of a row) or (k, m) (a
+  // panel's column pairs in registers), m = 17 (a full 14-row panel and a partial one).
+  const M = 17, am = new Float32Array(M * K), ak = new Float32Array(M * K);
+  for (let i = 0; i < M; i++) {
+    for (let p = 0; p < K; p++) am[i * K + p] = ak[p * M + i] = finite[(i * K + p) % finite.length];
+  }
+  for (const [a, ta] of [[am, false], [ak, true]] as const) {
+    for (const tb of [false, true]) {
+      const c = new Float32Array(M * K);
+      native(a, eye, c, 1, M, K, K, ta, tb, 0, 0, 0);
+      for (let i = 0; i < M * K; i++) {
+        const want = bf16Round(am[i]) + 0;
+        assert.ok(Object.is(c[i], want), `A k=${K} ta=${ta} tb=${tb}: ${am[i]} → ${c[i]}, want ${want}`);
+      }
+    }
+  }
 });
 
 interface Case extends GemmShape {}
