@@ -288,9 +288,10 @@ Napi::Value CountNotEqual(Info info) {
 }
 
 // probKl(p, q, w, rows, n, eps) → Σ_r w_r Σ_j p_j (log max(p_j, eps) − log max(q_j, eps)).
-// One log per nonzero target entry (log of the clamped ratio); zero targets (masked attention
-// entries, the upper triangle of a causal map) cost a compare. Rows are summed per fixed block
-// of kRows and the block partials added in order: the result does not depend on thread count.
+// One vector log per target entry (of the clamped ratio; ops().prob_kl_row); zero targets
+// (masked attention entries, the upper triangle of a causal map) add 0. Rows are summed per
+// fixed block of kRows and the block partials added in order: the result does not depend on
+// the thread count.
 Napi::Value ProbKl(Info info) {
   Args a(info, "probKl", 6);
   const int64_t rows = a.dim(3, "rows"), n = a.dim(4, "n"), len = a.mul(rows, n);
@@ -302,21 +303,13 @@ Napi::Value ProbKl(Info info) {
   const int64_t blocks = (rows + kRows - 1) / kRows;
   std::vector<double> part(blocks);
   const float fe = static_cast<float>(eps);
+  const Ops& o = ops();
   parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; b++) {
       double s = 0;
       for (int64_t r = b * kRows; r < std::min(rows, (b + 1) * kRows); r++) {
         if (w[r] == 0.0f) continue;
-        const float* pr = p + r * n;
-        const float* qr = q + r * n;
-        double kl = 0;
-        for (int64_t j = 0; j < n; j++) {
-          const float pj = pr[j];
-          if (pj == 0.0f) continue;
-          // float log of the clamped ratio (≈1 ulp), accumulated in double per row
-          kl += static_cast<double>(pj * std::log(std::max(pj, fe) / std::max(qr[j], fe)));
-        }
-        s += static_cast<double>(w[r]) * kl;
+        s += static_cast<double>(w[r]) * o.prob_kl_row(p + r * n, q + r * n, n, fe);
       }
       part[b] = s;
     }
@@ -337,17 +330,13 @@ Napi::Value ProbKlBackward(Info info) {
   const float* w = a.f32(2, "w", rows);
   float* gq = a.f32(4, "gq", len);
   const float fe = static_cast<float>(eps);
+  const Ops& o = ops();
   parallel_for(rows, row_grain(n), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float c = static_cast<float>(-g * w[r]);
-      const float* pr = p + r * n;
-      const float* qr = q + r * n;
       float* gr = gq + r * n;
-      if (c == 0.0f) {
-        std::fill(gr, gr + n, 0.0f);
-        continue;
-      }
-      for (int64_t j = 0; j < n; j++) gr[j] = qr[j] >= fe ? c * pr[j] / qr[j] : 0.0f;
+      if (c == 0.0f) std::fill(gr, gr + n, 0.0f);
+      else o.prob_kl_bwd_row(p + r * n, q + r * n, gr, n, c, fe);
     }
   });
   return info.Env().Undefined();

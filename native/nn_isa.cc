@@ -3,6 +3,7 @@
 // KDQAT_ISA=portable really runs the portable code.
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "common.h"

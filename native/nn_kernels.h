@@ -38,6 +38,10 @@ struct Ops {
                  double tau);
   void (*kl_div_bwd)(const float* t, const float* s, const float* gloss, float* gs,
                      float* gt /*opt*/, int64_t r0, int64_t r1, int64_t V, double tau);
+  // One row of the attention-map KL (probKl): Σ_j p_j·ln(max(p_j, fe)/max(q_j, fe)) over
+  // p_j ≠ 0, in double; and its gradient g_j = c·p_j/q_j where q_j ≥ fe, else 0.
+  double (*prob_kl_row)(const float* p, const float* q, int64_t n, float fe);
+  void (*prob_kl_bwd_row)(const float* p, const float* q, float* g, int64_t n, float c, float fe);
   // dst[j] += Σ_{p < nparts} parts[p·n + j] for j in [c0, c1), summed in order p = 0, 1, ...
   void (*add_partials)(const float* parts, int64_t nparts, float* dst, int64_t c0, int64_t c1,
                        int64_t n);

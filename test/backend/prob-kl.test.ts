@@ -28,10 +28,13 @@ function probs(rows: number, n: number, rng: Rng, spread = 3): Float32Array {
   return out;
 }
 
-/** Bound on |native − ref| for probKl (native/nn.cc ProbKl): per nonzero p_j, a float ratio
- *  fl(max(p, fe)/max(q, fe)) (u, and u more where a clamp to fe = fl(eps) acts), logf within
- *  1 ulp (2u·|L|), the product p·L rounded (u·|p·L|): p·(2u + 3u·|L|); rows and blocks are
- *  summed in double (γ^{f64}, negligible: SECOND_ORDER), the result is not rounded to float. */
+/** Bound on |native − ref| for probKl (native/nn.cc ProbKl, nn_loss.inc prob_kl_row): per
+ *  nonzero p_j, a float ratio fl(max(p, fe)/max(q, fe)) (u, and u more where a clamp to
+ *  fe = fl(eps) acts: 2u absolute in L), its log within LOG_REL relative (native/simd_log.inc's
+ *  polynomial on Avx2/Avx512, libm's logf on Portable), the product p·L rounded (u·|p·L|):
+ *  p·(2u + (LOG_REL + u)·|L|); rows, lanes and blocks are summed in double (γ^{f64},
+ *  negligible: SECOND_ORDER), the result is not rounded to float. */
+const LOG_REL = 1e-6;
 function probKlBound(p: Float32Array, q: Float32Array, w: Float32Array, rows: number, n: number,
   eps: number): number {
   let b = 0;
@@ -40,7 +43,7 @@ function probKlBound(p: Float32Array, q: Float32Array, w: Float32Array, rows: nu
     for (let j = r * n; j < (r + 1) * n; j++) {
       if (p[j] === 0) continue;
       const L = Math.abs(Math.log(Math.max(p[j], eps) / Math.max(q[j], eps)));
-      b += Math.abs(w[r]) * p[j] * (2 * U32 + 3 * U32 * L);
+      b += Math.abs(w[r]) * p[j] * (2 * U32 + (LOG_REL + U32) * L);
     }
   }
   return SECOND_ORDER * b + gamma(rows * n + rows, 2 ** -53) * b / U32;
