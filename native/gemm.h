@@ -29,9 +29,11 @@ struct PackedGemm {
   // Packs the (kc, nc) block X(p, j) = x[p·rs + j·cs] into ceil(nc/nr) panels, each
   // (ceil(kc/kpack), nr) row-major with columns past nc zero-filled.
   void (*pack_b)(const float* x, int64_t rs, int64_t cs, int kc, int nc, E* dst);
-  // C(mc, nc) = packedA·packedB + beta·C, C with row stride ldc; beta = 0 never reads C.
+  // C(mc, nc) = packedA·packedB + beta·C, C with row stride ldc; beta = 0 never reads C. A bias
+  // (nc floats, or nullptr; beta is then 0) gives C = packedA·packedB + bias in every row, with
+  // the rounding of beta 1 on a C that held the bias.
   void (*macro)(int mc, int nc, int kc, const E* ap, const E* bp, float* c, int64_t ldc,
-                float beta);
+                float beta, const float* bias);
 };
 using GemmKernel = PackedGemm<float>;
 

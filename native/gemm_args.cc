@@ -17,6 +17,8 @@ GemmArgs gemm_args(const Napi::CallbackInfo& info, const char* fn) {
   g.stride_a = a.count(9, "strideA");
   g.stride_b = a.count(10, "strideB");
   g.beta = static_cast<float>(a.number(11, "beta"));
+  g.bias = a.f32_opt(12, "bias", g.n);
+  if (g.bias && g.beta != 0.f) throw a.range_error("a bias needs beta 0, got beta " + std::to_string(g.beta));
   g.empty = g.batch == 0 || g.m == 0 || g.n == 0;
   const bool reads = !g.empty && g.k > 0;
   // What each operand must hold: the last batch item's offset plus one item (overflow-safe).

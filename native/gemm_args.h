@@ -1,6 +1,6 @@
 // Argument checking shared by the GEMM entry points matmul (gemm.cc) and matmulBf16
-// (gemm_bf16.cc): both take (a, b, c, batch, m, k, n, transA, transB, strideA, strideB, beta)
-// with the contract of Kernels.matmul (src/tensor/kernels.ts).
+// (gemm_bf16.cc): both take (a, b, c, batch, m, k, n, transA, transB, strideA, strideB, beta[,
+// bias]) with the contract of Kernels.matmul (src/tensor/kernels.ts).
 #pragma once
 #include "common.h"
 
@@ -13,6 +13,7 @@ struct GemmArgs {
   int64_t batch, m, k, n, stride_a, stride_b;
   bool ta, tb;
   float beta;
+  const float* bias;  // n floats, or nullptr; only with beta 0
   bool empty;  // batch, m or n is 0: nothing to do (the arrays were not required to exist)
 };
 

@@ -195,29 +195,32 @@ KDQAT_BF16 __attribute__((noinline)) void accumulate(int kp, const uint32_t* ap,
 
 // C(mr, nr) = acc + beta·C, one fused multiply-add per element (beta = 0 never reads C), the
 // same operation for full and edge tiles (masked), so the rounding does not depend on tiling.
+// With a bias (nr floats; beta 0): acc + bias_j, the rounding of beta 1 on a C holding the bias.
 KDQAT_BF16 void micro(int kp, const uint32_t* ap, const uint32_t* bp, float* c, int64_t ldc,
-                      int mr, int nr, float beta) {
+                      int mr, int nr, float beta, const float* bias) {
   alignas(64) float acc[MR * NR];
   accumulate(kp, ap, bp, acc);
   const __m512 vb = _mm512_set1_ps(beta);
-  for (int r = 0; r < mr; r++) {
-    for (int h = 0; h < nr; h += 16) {
-      const __mmask16 m = nr - h >= 16 ? 0xffff : (1u << (nr - h)) - 1;
+  for (int h = 0; h < nr; h += 16) {
+    const __mmask16 m = nr - h >= 16 ? 0xffff : (1u << (nr - h)) - 1;
+    const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + h) : _mm512_setzero_ps();
+    for (int r = 0; r < mr; r++) {
       const __m512 x = _mm512_load_ps(acc + r * NR + h);
       float* cp = c + r * ldc + h;
-      _mm512_mask_storeu_ps(cp, m, beta == 0.f ? x : _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), x));
+      _mm512_mask_storeu_ps(cp, m, bias ? _mm512_add_ps(x, bv)
+                                   : beta == 0.f ? x : _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), x));
     }
   }
 }
 
 KDQAT_BF16 void macro(int mc, int nc, int kc, const uint32_t* ap, const uint32_t* bp, float* c,
-                      int64_t ldc, float beta) {
+                      int64_t ldc, float beta, const float* bias) {
   const int kp = (kc + 1) / 2;
   for (int j = 0; j < nc; j += NR) {
     const uint32_t* b = bp + static_cast<int64_t>(j / NR) * kp * NR;
     for (int i = 0; i < mc; i += MR)
       micro(kp, ap + static_cast<int64_t>(i / MR) * kp * MR, b, c + i * ldc + j, ldc,
-            std::min(MR, mc - i), std::min(NR, nc - j), beta);
+            std::min(MR, mc - i), std::min(NR, nc - j), beta, bias ? bias + j : nullptr);
   }
 }
 

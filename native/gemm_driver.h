@@ -53,13 +53,14 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // One GEMM: C(m,n) = op(A)·op(B) + beta·C with op(A)(i,p) = a[i·rsa + p·csa] and
-// op(B)(p,j) = b[p·rsb + j·csb].
+// op(B)(p,j) = b[p·rsb + j·csb]; with a bias (n floats, beta 0), + bias in every row instead.
 struct Problem {
   const float* a;
   const float* b;
   float* c;
   int64_t m, k, n, rsa, csa, rsb, csb;
   float beta;
+  const float* bias;
 };
 
 // One GEMM on `threads` threads (1: on the caller, e.g. inside a batch-parallel loop). Per
@@ -67,8 +68,9 @@ struct Problem {
 // each task packs its own A block.
 template <class E>
 void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
-  if (P.k == 0) {  // C = beta·C (beta 0 clears, ignoring NaN)
-    for (int64_t i = 0; i < P.m * P.n; i++) P.c[i] = P.beta == 0.f ? 0.f : P.beta * P.c[i];
+  if (P.k == 0) {  // C = beta·C (beta 0 clears, ignoring NaN), or the bias in every row
+    for (int64_t i = 0; i < P.m * P.n; i++)
+      P.c[i] = P.bias ? P.bias[i % P.n] : P.beta == 0.f ? 0.f : P.beta * P.c[i];
     return;
   }
   // K slices depend only on k: equal lengths of at most KC, multiples of kpack (but the last).
@@ -100,6 +102,7 @@ void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
       const int kc = static_cast<int>(std::min<int64_t>(kcs, P.k - p0));
       const int64_t kp = ceil_div(kc, K.kpack);  // packed depth of this slice
       const float beta = p0 == 0 ? P.beta : 1.f;
+      const float* bias = p0 == 0 ? P.bias : nullptr;  // the first slice starts C at the bias
       const float* bsrc = P.b + p0 * P.rsb + j0 * P.csb;
       // Pack B panels [q0, q1) of this slice; ~16 KiB per panel, so a few panels per thread.
       pfor(panels, 8, [&](int64_t q0, int64_t q1) {
@@ -120,7 +123,7 @@ void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
           const int64_t c0 = q0 * K.nr, c1 = std::min<int64_t>(q1 * K.nr, nc);
           if (c0 < c1)
             K.macro(mc, static_cast<int>(c1 - c0), kc, ap, bp + q0 * kp * K.nr,
-                    P.c + i0 * P.n + j0 + c0, P.n, beta);
+                    P.c + i0 * P.n + j0 + c0, P.n, beta, bias ? bias + j0 + c0 : nullptr);
         }
       });
     }
@@ -138,7 +141,7 @@ void run(const PackedGemm<E>& K, GemmArgs g) {
   }
   auto item = [&g](int64_t i) {
     return Problem{g.a + i * g.stride_a, g.b + i * g.stride_b, g.c + i * g.m * g.n, g.m, g.k, g.n,
-                   g.ta ? 1 : g.k, g.ta ? g.m : 1, g.tb ? 1 : g.n, g.tb ? g.k : 1, g.beta};
+                   g.ta ? 1 : g.k, g.ta ? g.m : 1, g.tb ? 1 : g.n, g.tb ? g.k : 1, g.beta, g.bias};
   };
   const int threads = num_threads();
   const double flops = 2.0 * g.m * g.n * g.k;  // per item

@@ -138,9 +138,10 @@ GEMM_TARGET __attribute__((noinline)) static void accumulate(int kc, const float
 
 // C(mr, nr) = Ap·Bp + beta·C; beta = 0 never reads C. C' = beta·C + acc is one vector
 // multiply-add for every element (edge tiles go through a scratch tile), so its rounding does
-// not depend on the tile shape either.
+// not depend on the tile shape either. With a bias (nr floats; beta 0): C' = acc + bias_j, one
+// rounding, the same as beta 1 on a C holding the bias (1·b + acc is exact before rounding).
 GEMM_TARGET static void micro(int kc, const float* ap, const float* bp, float* c, int64_t ldc,
-                              int mr, int nr, float beta) {
+                              int mr, int nr, float beta, const float* bias) {
   // Start pulling the C tile in now; accumulate() takes thousands of cycles.
   for (int r = 0; r < mr; r++) {
     V::prefetch(c + r * ldc);
@@ -149,7 +150,19 @@ GEMM_TARGET static void micro(int kc, const float* ap, const float* bp, float* c
   alignas(64) float acc[MR * NR];
   accumulate(kc, ap, bp, acc);
   const VT vb = V::set1(beta);
-  if (mr == MR && nr == NR) {
+  if (bias) {
+    if (mr == MR && nr == NR) {
+      const VT b0 = V::load(bias), b1 = V::load(bias + W);
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; r++) {
+        V::store(c + r * ldc, V::add(V::load(acc + r * NR), b0));
+        V::store(c + r * ldc + W, V::add(V::load(acc + r * NR + W), b1));
+      }
+    } else {
+      for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) c[r * ldc + j] = acc[r * NR + j] + bias[j];
+    }
+  } else if (mr == MR && nr == NR) {
 #pragma GCC unroll 32
     for (int r = 0; r < MR; r++) {
 #pragma GCC unroll 2
@@ -176,14 +189,14 @@ GEMM_TARGET static void micro(int kc, const float* ap, const float* bp, float* c
 // C(mc, nc) = Ap·Bp + beta·C over the packed block: B panels outer (the (kc, NR) panel stays in
 // L1 while all A panels of the L2-resident block stream past it), A panels inner.
 GEMM_TARGET static void macro(int mc, int nc, int kc, const float* ap, const float* bp, float* c,
-                              int64_t ldc, float beta) {
+                              int64_t ldc, float beta, const float* bias) {
   for (int j = 0; j < nc; j += NR) {
     const int nr = nc - j < NR ? nc - j : NR;
     const float* b = bp + static_cast<int64_t>(j / NR) * kc * NR;
     for (int i = 0; i < mc; i += MR) {
       const int mr = mc - i < MR ? mc - i : MR;
       micro(kc, ap + static_cast<int64_t>(i / MR) * kc * MR, b, c + i * ldc + j, ldc, mr, nr,
-            beta);
+            beta, bias ? bias + j : nullptr);
     }
   }
 }

@@ -41,10 +41,14 @@ export interface Kernels {
    *  op(A_i) is (m,k): A_i = a[i*strideA ...] stored (m,k) row-major, or (k,m) if transA.
    *  op(B_i) is (k,n): B_i = b[i*strideB ...] stored (k,n), or (n,k) if transB.
    *  C_i = c[i*m*n ...] is (m,n). strideA/strideB may be 0 (broadcast one matrix to all i).
-   *  beta is 0 (overwrite, C's old contents ignored even if NaN) or 1 (accumulate). */
+   *  beta is 0 (overwrite, C's old contents ignored even if NaN) or 1 (accumulate).
+   *  bias (optional, n floats, only with beta 0): C_i = op(A_i)·op(B_i) + bias in every row,
+   *  formed exactly as if C_i held bias in every row and beta were 1 (a Linear's y = x·Wᵀ + b
+   *  in one pass over y). */
   matmul(a: F, b: F, c: F, batch: number, m: number, k: number, n: number,
-    transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number): void;
-  /** matmul with bf16 inputs and float32 accumulation (arguments and beta as matmul): every
+    transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number, bias?: F | null): void;
+  /** matmul with bf16 inputs and float32 accumulation (arguments, beta and bias as matmul; the
+   *  bias is not rounded): every
    *  element of A and B is first rounded to bf16 by bf16Round (src/backend/ref/gemm.ts: round to
    *  nearest even on 8 significant bits, zero and float32-subnormal values to a signed zero,
    *  NaN stays NaN, overflow to ±Inf), then C_i = Ã_i·B̃_i + beta·C_i is formed as matmul does
@@ -54,7 +58,7 @@ export interface Kernels {
    *  and γ matmul's float32 summation term. The native kernel needs AVX512_BF16 and throws
    *  (naming what is missing) on other CPUs or when KDQAT_ISA caps the level below avx512. */
   matmulBf16(a: F, b: F, c: F, batch: number, m: number, k: number, n: number,
-    transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number): void;
+    transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number, bias?: F | null): void;
 
   // ---- elementwise ---------------------------------------------------------------------------
   /** out[idx] = a[idx·aStrides] op b[idx·bStrides] over the multi-index idx of `shape`;

@@ -26,6 +26,7 @@ import { gemmKernels, bf16Round } from '../../src/backend/ref/gemm.js';
 import type { Kernels } from '../../src/tensor/kernels.js';
 import type { NativeAddon } from '../../src/backend/native/index.js';
 import { randomF32 } from '../util.js';
+import { checkBias } from './gemm-bias.js';
 import { expectWithin, gemmAbsSum, gemmBound, boundRatio, type GemmShape } from '../bounds.js';
 
 type Matmul = Kernels['matmul'];
@@ -324,4 +325,14 @@ test('matmulBf16: k = 0 gives beta·C; error paths throw before reading out of b
     assert.throws(() => f(a, b, c.subarray(1), 1, 2, 3, 4, false, false, 0, 0, 0), RangeError);
     assert.throws(() => f(a, b, c, 1, -2, 3, 4, false, false, 0, 0, 0), RangeError);
   }
+});
+
+bf16Test('matmulBf16 bias: bitwise beta 1 on a C holding the bias, on both backends; refused with beta ≠ 0', () => {
+  const before = addon.getThreads();
+  try {
+    checkBias(native, 'native matmulBf16', (n) => addon.setThreads(n));
+  } finally {
+    addon.setThreads(before);
+  }
+  checkBias(ref, 'ref matmulBf16');
 });

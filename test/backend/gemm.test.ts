@@ -11,6 +11,7 @@ import { Rng } from '../../src/tensor/rng.js';
 import { gemmKernels } from '../../src/backend/ref/gemm.js';
 import type { Kernels } from '../../src/tensor/kernels.js';
 import { randomF32 } from '../util.js';
+import { checkBias } from './gemm-bias.js';
 import { expectWithin, gemmAbsSum, gemmBound, boundRatio, gamma, U32, U64 } from '../bounds.js';
 
 type Matmul = Kernels['matmul'];
@@ -260,6 +261,16 @@ test('native matmul: 1, 2 and 3 threads give bitwise identical results', async (
   } finally {
     await setThreads(before);
   }
+});
+
+test('matmul bias: bitwise beta 1 on a C holding the bias, on both backends; refused with beta ≠ 0', () => {
+  const before = addon.getThreads();
+  try {
+    checkBias(native, 'native matmul', (n) => addon.setThreads(n));
+  } finally {
+    addon.setThreads(before);
+  }
+  checkBias(ref, 'ref matmul');
 });
 
 test('matmul error paths throw instead of reading out of bounds', () => {

@@ -16,10 +16,11 @@ function checkSize(what: string, v: number): void {
 
 /** Batched C_i = op(A_i)·op(B_i) + beta·C_i (see Kernels.matmul). The dot products are summed
  *  in float64 and rounded once; beta = 0 overwrites C without reading it (NaN garbage in C does
- *  not leak), any other beta scales the old C. */
+ *  not leak), any other beta scales the old C; a bias (beta 0 only) takes the old C's place. */
 function matmul(
   a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, k: number,
   n: number, transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number,
+  bias?: Float32Array | null,
 ): void {
   checkSize('batch', batch);
   checkSize('m', m);
@@ -27,6 +28,10 @@ function matmul(
   checkSize('n', n);
   checkSize('strideA', strideA);
   checkSize('strideB', strideB);
+  if (bias != null) {
+    if (beta !== 0) throw new RangeError(`matmul: a bias needs beta 0, got beta ${beta}`);
+    if (bias.length !== n) throw new RangeError(`matmul: bias has ${bias.length} elements, needs ${n}`);
+  }
   if (batch === 0 || m === 0 || n === 0) return;
   checkLength('c', c.length, batch * m * n);
   if (k > 0) {
@@ -44,7 +49,7 @@ function matmul(
         let s = 0;
         for (let p = 0; p < k; p++) s += a[offA + i * rsA + p * csA] * b[offB + p * rsB + j * csB];
         const ci = offC + i * n + j;
-        c[ci] = beta === 0 ? s : s + beta * c[ci];
+        c[ci] = bias != null ? s + bias[j] : beta === 0 ? s : s + beta * c[ci];
       }
     }
   }
@@ -74,8 +79,9 @@ export function bf16Round(x: number): number {
 function matmulBf16(
   a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, k: number,
   n: number, transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number,
+  bias?: Float32Array | null,
 ): void {
-  matmul(a.map(bf16Round), b.map(bf16Round), c, batch, m, k, n, transA, transB, strideA, strideB, beta);
+  matmul(a.map(bf16Round), b.map(bf16Round), c, batch, m, k, n, transA, transB, strideA, strideB, beta, bias);
 }
 
 export const gemmKernels: Partial<Kernels> = { matmul, matmulBf16 };

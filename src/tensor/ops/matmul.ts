@@ -99,12 +99,11 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (!bias) return reshape(matmul(x2, weight, { transB: true }), [...lead, outF]);
   requireF32('linear', x2, weight, bias);
   if (bias.ndim !== 1 || bias.shape[0] !== outF) throw new RangeError(`linear: bias ${fmt(bias.shape)} does not match ${outF} outputs`);
-  // y = x·Wᵀ + b as one GEMM: y starts as b in every row and the GEMM adds x·Wᵀ to it (beta 1),
-  // so the bias costs one write of y instead of a separate read-add-write pass and buffer.
+  // y = x·Wᵀ + b as one GEMM whose first K slice adds b as it stores each tile (the kernel's
+  // bias argument), so the bias costs no pass over y and no second buffer.
   const plan: GemmPlan = { tA: false, tB: true, batch: 1, m: N, k: inF, n: outF, sA: 0, sB: 0, gemm: gemmName() };
   const y = empty([N, outF]);
-  kernel('stridedCopy')(bias.f32, 0, Int32Array.of(0, 1), y.f32, 0, Int32Array.of(outF, 1), Int32Array.of(N, outF), false);
-  kernel(plan.gemm)(x2.f32, weight.f32, y.f32, 1, N, inF, outF, false, true, 0, 0, 1);
+  kernel(plan.gemm)(x2.f32, weight.f32, y.f32, 1, N, inF, outF, false, true, 0, 0, 0, bias.f32);
   const out = record(y, 'linear', [x2, weight, bias], (g) => [
     ...gemmGrads(plan, x2, weight, g),
     bias.requiresGrad ? sumTo(g, [outF]) : null,
