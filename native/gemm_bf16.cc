@@ -85,6 +85,24 @@ KDQAT_BF16 inline void convert32(const float* src, uint32_t* w) {
                                                                       _mm512_loadu_ps(src))));
 }
 
+// One row of an A panel or column of a B panel: the kc values v[p·step] as pair words
+// dst[q·Width] (q < ceil(kc/2)), 32 floats per conversion where they are contiguous (step 1).
+template <int Width>
+KDQAT_BF16 inline void pack_line(const float* v, int64_t step, int kc, uint32_t* dst) {
+  const int kf = kc / 2;
+  int q = 0;
+  if (step == 1) {
+    for (; 2 * q + 32 <= kc; q += 16) {
+      alignas(64) uint32_t w[16];
+      convert32(v + 2 * q, w);
+#pragma GCC unroll 16
+      for (int t = 0; t < 16; t++) dst[(q + t) * Width] = w[t];
+    }
+  }
+  for (; q < kf; q++) dst[q * Width] = bf16_pair(v[2 * q * step], v[(2 * q + 1) * step]);
+  if (kc & 1) dst[kf * Width] = bf16_pair(v[(kc - 1) * step], 0.f);
+}
+
 // X(i, p) = x[i·rs + p·cs] (mc, kc) → ceil(mc/MR) panels of (ceil(kc/2), MR) pair words, rows
 // past mc and the partner of an odd last k zero. rs == 1 (A stored transposed, e.g. gᵀ of a
 // weight gradient): the panel's column pair p, p+1 is two runs of MR contiguous floats,
@@ -92,7 +110,7 @@ KDQAT_BF16 inline void convert32(const float* src, uint32_t* w) {
 // floats, 16 pairs per conversion. The words are bf16_bits of each element either way.
 KDQAT_BF16 void pack_a(const float* x, int64_t rs, int64_t cs, int mc, int kc, uint32_t* dst) {
   static_assert(MR <= 16, "a panel column must fit one zmm");
-  const int kp = (kc + 1) / 2, kf = kc / 2;
+  const int kp = (kc + 1) / 2;
   for (int i0 = 0; i0 < mc; i0 += MR, dst += static_cast<int64_t>(kp) * MR) {
     const int mr = std::min(MR, mc - i0);
     if (rs == 1) {
@@ -106,20 +124,7 @@ KDQAT_BF16 void pack_a(const float* x, int64_t rs, int64_t cs, int mc, int kc, u
       }
       continue;
     }
-    for (int r = 0; r < mr; r++) {
-      const float* row = x + (i0 + r) * rs;
-      int q = 0;
-      if (cs == 1) {
-        for (; 2 * q + 32 <= kc; q += 16) {
-          alignas(64) uint32_t w[16];
-          convert32(row + 2 * q, w);
-#pragma GCC unroll 16
-          for (int t = 0; t < 16; t++) dst[(q + t) * MR + r] = w[t];
-        }
-      }
-      for (; q < kf; q++) dst[q * MR + r] = bf16_pair(row[2 * q * cs], row[(2 * q + 1) * cs]);
-      if (kc & 1) dst[kf * MR + r] = bf16_pair(row[(kc - 1) * cs], 0.f);
-    }
+    for (int r = 0; r < mr; r++) pack_line<MR>(x + (i0 + r) * rs, cs, kc, dst + r);
     for (int r = mr; r < MR; r++)
       for (int q = 0; q < kp; q++) dst[q * MR + r] = 0;
   }
@@ -130,7 +135,7 @@ KDQAT_BF16 void pack_a(const float* x, int64_t rs, int64_t cs, int mc, int kc, u
 // VCVTNE2PS2BF16 and interleaved. rs == 1 (B stored (n,k), a Linear weight): each column's
 // k-run is contiguous, so a pair is two adjacent floats: 16 pairs per conversion.
 KDQAT_BF16 void pack_b(const float* x, int64_t rs, int64_t cs, int kc, int nc, uint32_t* dst) {
-  const int kp = (kc + 1) / 2, kf = kc / 2;
+  const int kp = (kc + 1) / 2;
   for (int j0 = 0; j0 < nc; j0 += NR, dst += static_cast<int64_t>(kp) * NR) {
     const int nr = std::min(NR, nc - j0);
     const float* src = x + j0 * cs;
@@ -148,20 +153,7 @@ KDQAT_BF16 void pack_b(const float* x, int64_t rs, int64_t cs, int kc, int nc, u
       }
       continue;
     }
-    for (int j = 0; j < nr; j++) {
-      const float* col = src + j * cs;
-      int q = 0;
-      if (rs == 1) {  // 32 contiguous floats → 16 pair words in one VCVTNE2PS2BF16
-        for (; 2 * q + 32 <= kc; q += 16) {
-          alignas(64) uint32_t w[16];
-          convert32(col + 2 * q, w);
-#pragma GCC unroll 16
-          for (int t = 0; t < 16; t++) dst[(q + t) * NR + j] = w[t];
-        }
-      }
-      for (; q < kf; q++) dst[q * NR + j] = bf16_pair(col[2 * q * rs], col[(2 * q + 1) * rs]);
-      if (kc & 1) dst[kf * NR + j] = bf16_pair(col[(kc - 1) * rs], 0.f);
-    }
+    for (int j = 0; j < nr; j++) pack_line<NR>(src + j * cs, rs, kc, dst + j);
     for (int j = nr; j < NR; j++)
       for (int q = 0; q < kp; q++) dst[q * NR + j] = 0;
   }

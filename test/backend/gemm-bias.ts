@@ -11,8 +11,25 @@ import { randomF32 } from '../util.js';
 
 type Matmul = Kernels['matmul'];
 
-/** Checks f's bias against beta 1 on a bias-filled C; `setThreads` (native only) adds 2 threads. */
-export function checkBias(f: Matmul, name: string, setThreads?: (n: number) => void): void {
+interface Pool { getThreads(): number; setThreads(n: number): void }
+
+/** Checks f's bias against beta 1 on a bias-filled C; with the addon's pool (native only) at 1
+ *  and 2 threads, restoring its thread count after. */
+export function checkBias(f: Matmul, name: string, pool?: Pool): void {
+  const before = pool?.getThreads();
+  try {
+    checkShapes(f, name, pool);
+  } finally {
+    if (pool) pool.setThreads(before!);
+  }
+  const a = new Float32Array(6), b = new Float32Array(12), c = new Float32Array(8);
+  assert.throws(() => f(a, b, c, 1, 2, 3, 4, false, false, 0, 0, 1, new Float32Array(4)),
+    (e: Error) => e instanceof RangeError && /bias needs beta 0/.test(e.message), `${name}: bias with beta 1`);
+  assert.throws(() => f(a, b, c, 1, 2, 3, 4, false, false, 0, 0, 0, new Float32Array(3)),
+    (e: Error) => e instanceof RangeError && /bias/.test(e.message), `${name}: bias of 3 for n 4`);
+}
+
+function checkShapes(f: Matmul, name: string, pool?: Pool): void {
   const rng = new Rng(21);
   const shapes: [number, number, number, number, boolean?][] = [];  // batch, m, k, n, shared B
   for (const m of [1, 13, 14, 15, 29]) for (const n of [1, 15, 16, 17, 33, 65]) for (const k of [0, 1, 3, 36]) shapes.push([1, m, k, n]);
@@ -25,8 +42,8 @@ export function checkBias(f: Matmul, name: string, setThreads?: (n: number) => v
       const filled = new Float32Array(batch * m * n).map((_, i) => bias[i % n]);
       const want = filled.slice();
       f(a, b, want, batch, m, k, n, ta, tb, sA, sB, 1);
-      for (const threads of setThreads ? [1, 2] : [0]) {
-        if (setThreads) setThreads(threads);
+      for (const threads of pool ? [1, 2] : [0]) {
+        if (pool) pool.setThreads(threads);
         const got = new Float32Array(batch * m * n).fill(NaN);  // beta 0: never read
         f(a, b, got, batch, m, k, n, ta, tb, sA, sB, 0, bias);
         const what = `${name} bias, batch ${batch} ${m}x${k}x${n} ta=${ta} tb=${tb} threads ${threads}`;
@@ -34,9 +51,4 @@ export function checkBias(f: Matmul, name: string, setThreads?: (n: number) => v
       }
     }
   }
-  const a = new Float32Array(6), b = new Float32Array(12), c = new Float32Array(8);
-  assert.throws(() => f(a, b, c, 1, 2, 3, 4, false, false, 0, 0, 1, new Float32Array(4)),
-    (e: Error) => e instanceof RangeError && /bias needs beta 0/.test(e.message), `${name}: bias with beta 1`);
-  assert.throws(() => f(a, b, c, 1, 2, 3, 4, false, false, 0, 0, 0, new Float32Array(3)),
-    (e: Error) => e instanceof RangeError && /bias/.test(e.message), `${name}: bias of 3 for n 4`);
 }
