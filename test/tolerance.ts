@@ -39,7 +39,7 @@ export function scaleOf(x: ArrayLike<number>): number {
 
 /**
  * Runs fn while recording, for every matmul it makes (on either backend), the ratio
- * max(|op(A)|·|op(B)|) / max(1, max|C|): the κ of `chainBound` for the products, computed
+ * max(|op(A)|·|op(B)| + |bias|) / max(1, max|C|): the κ of `chainBound` for the products, computed
  * in float64 by the reference kernel on absolute values, so it does not depend on the CPU.
  * Returns fn's result and the largest ratio seen.
  */
@@ -47,10 +47,12 @@ export function withMatmulMagnitudes<R>(fn: () => R): { result: R; kappa: number
   const ref = kernelOf('ref', 'matmul')!;
   const native = kernelOf('native', 'matmul');
   let kappa = 0;
-  const wrap = (inner: Kernels['matmul']): Kernels['matmul'] => (a, b, c, batch, m, k, n, tA, tB, sA, sB, beta) => {
-    inner(a, b, c, batch, m, k, n, tA, tB, sA, sB, beta);
+  const wrap = (inner: Kernels['matmul']): Kernels['matmul'] => (a, b, c, batch, m, k, n, tA, tB, sA, sB, beta, bias) => {
+    inner(a, b, c, batch, m, k, n, tA, tB, sA, sB, beta, bias);
+    // Σ|a||b| (+ |bias|: a Linear's bias is a term of the same sum)
     const mags = new Float32Array(batch * m * n);
-    ref(Float32Array.from(a, Math.abs), Float32Array.from(b, Math.abs), mags, batch, m, k, n, tA, tB, sA, sB, 0);
+    ref(Float32Array.from(a, Math.abs), Float32Array.from(b, Math.abs), mags, batch, m, k, n, tA, tB, sA, sB, 0,
+      bias ? Float32Array.from(bias, Math.abs) : null);
     let maxC = 1, maxMag = 0;
     for (let i = 0; i < mags.length; i++) {
       maxC = Math.max(maxC, Math.abs(c[i]));

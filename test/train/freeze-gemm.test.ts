@@ -33,10 +33,10 @@ function gemmCalls(backend: 'ref' | 'native', freezeSpec: string, preset: string
   let out!: Map<string, number>;
   onBackend(backend, () => {
     const inner = kernelOf(backend, 'matmul')!;
-    const counting: Kernels['matmul'] = (a, b, c, batch, m, k, n, tA, tB, sA, sB, beta) => {
+    const counting: Kernels['matmul'] = (a, b, c, batch, m, k, n, tA, tB, sA, sB, beta, bias) => {
       const key = `${batch}:${m}:${k}:${n}:${tA ? 'T' : 'N'}${tB ? 'T' : 'N'}`;
       calls.set(key, (calls.get(key) ?? 0) + 1);
-      inner(a, b, c, batch, m, k, n, tA, tB, sA, sB, beta);
+      inner(a, b, c, batch, m, k, n, tA, tB, sA, sB, beta, bias);
     };
     const rec = architecture('llama');
     const tParams = initParams(llamaParamSpec(config), 3);
