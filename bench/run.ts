@@ -36,6 +36,9 @@ function realQatModels(): RealQat[] {
   });
 }
 
+/** A record's compute field from the worker's --bf16 mode. */
+const COMPUTE: Record<string, string> = { off: 'fp32', teacher: 'bf16-teacher', all: 'bf16' };
+
 /** A real-size run as a KD-QAT step record: shape = the model's name. */
 export function realSizeToQatStep(r: RealSizeRecord): QatStepRecord & { shape: string; batch: number; seq: number } {
   const tokens = r.batch * r.seq;
@@ -44,7 +47,7 @@ export function realSizeToQatStep(r: RealSizeRecord): QatStepRecord & { shape: s
     tokens_per_s: r.qat_tokens_per_s, step_ms: (tokens / r.qat_tokens_per_s) * 1000,
     best_tokens_per_s: r.qat_best_tokens_per_s, best_step_ms: (tokens / r.qat_best_tokens_per_s) * 1000,
     peak_rss_mb: r.peak_rss_mb, loss_first: r.loss_first, loss_last: r.loss_last,
-    ...(r.impl === 'kdqat' ? { compute: r.bf16 === 'all' ? 'bf16' : 'fp32', recompute: !!r.recompute } : {}),
+    ...(r.impl === 'kdqat' ? { compute: COMPUTE[r.bf16 ?? 'off'] ?? 'fp32', recompute: !!r.recompute } : {}),
   };
 }
 

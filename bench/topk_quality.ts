@@ -25,7 +25,8 @@ for (let seed = 1; seed <= seeds; seed++) {
     runQat({
       out, evaluate: 'periodic',
       config: { ...QAT_DEFAULTS, teacher, data: 'sotu', quant: 'w4-channel', steps, seed, evalEvery: steps, evalWindows: windows,
-        saveEvery: 0, logEvery: steps, cacheTeacher: path.join(root, `cache-s${seed}-k${k}`), cacheTeacherTopk: k },
+        saveEvery: 0, logEvery: steps, cacheTeacher: path.join(root, `cache-s${seed}-k${k}`), cacheTeacherTopk: k,
+        bf16: 'off' }, // float32 on every CPU: the README's figures
     });
     const lines = fs.readFileSync(path.join(out, 'qat_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const ev = lines.filter((l) => l.valid_ppl !== undefined).at(-1);

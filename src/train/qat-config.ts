@@ -49,7 +49,9 @@ export interface QatConfig {
    *  loss then uses the top-K approximation of docs/distillation.md). */
   cacheTeacherTopk: number;
   /** GEMMs in bf16 with float32 accumulation (AVX512_BF16; src/tensor/compute.ts): 'off',
-   *  'teacher' (the teacher's forward) or 'all' (also the student's forward and backward).
+   *  'teacher' (the teacher's forward) or 'all' (also the student's forward and backward);
+   *  'auto' (the default) is 'teacher' where the CPU runs bf16 GEMMs and 'off' elsewhere, and
+   *  the run's config holds what it resolved to (so --resume keeps the precision or refuses).
    *  Evaluations stay float32. */
   bf16: string;
   /** Recompute each layer's activations in backward (src/tensor/recompute.ts): the student's
@@ -57,14 +59,20 @@ export interface QatConfig {
   recompute: boolean;
 }
 
-export const BF16_MODES = ['off', 'teacher', 'all'] as const;
+export const BF16_MODES = ['auto', 'off', 'teacher', 'all'] as const;
+
+/** --bf16 auto on this CPU: 'teacher' where bf16 GEMMs run (its quality is within the seed spread
+ *  of float32 on both architectures: README, issue 13), 'off' elsewhere. */
+export function resolveBf16Auto(bf16Why: string | null): 'teacher' | 'off' {
+  return bf16Why === null ? 'teacher' : 'off';
+}
 
 export const QAT_DEFAULTS: QatConfig = {
   teacher: '', data: '', task: '', dev: '', quant: 'w4-channel', loss: 'pred=1', tau: 1, freeze: '', freezeProbeSteps: PROBE_STEPS, freezeAuto: '', studentInit: '',
   steps: 200, lr: 1e-4, warmup: 10, batch: 8, seqLen: 0, accumulate: 1, clip: 1, weightDecay: 0,
   evalEvery: 50, keepBest: false, evalWindows: 32, logEvery: 10, saveEvery: 50, seed: 0, cacheTeacher: '',
   cacheTeacherTopk: 0,
-  bf16: 'off',
+  bf16: 'auto',
   recompute: false,
 };
 

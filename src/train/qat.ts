@@ -41,7 +41,7 @@ import { FREEZE_AUTO_FILE, PROBE_STEPS, parseFreezeAuto, probeFreeze, readFreeze
 import { epochBatches, sliceRows, termShares, type QatBatch, type QatData, type RankBatch, type ShareBatch } from './qat-data.js';
 import { rankRows, type Distributed } from './distributed.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
-import { checkQatConfig, type QatConfig } from './qat-config.js';
+import { checkQatConfig, resolveBf16Auto, type QatConfig } from './qat-config.js';
 import { UsageError } from './usage.js';
 import { qatEvaluator, type QatEvaluator } from './qat-eval.js';
 import { CROSS_PREFIX, distillation, forward } from './qat-loss.js';
@@ -112,8 +112,17 @@ function qat(run: QatRun): QatSummary {
   const { out, dist, lead } = session;
   let c = session.config;
   checkQatConfig(c);
-  const prec = precisions(c);
   const say = (m: string): void => run.reporter?.message(m);
+  // --bf16 auto is resolved once, when the run starts; the config (checkpoints, summary) holds
+  // the mode, so a --resume never resolves it again on another CPU.
+  if (c.bf16 === 'auto') {
+    if (session.ckpt) throw new UsageError(`--resume: the checkpoint's config has bf16 "auto", which runs resolve before saving; the checkpoint in ${out} was not written by kdqat qat`);
+    const why = bf16Unavailable();
+    c = { ...c, bf16: resolveBf16Auto(why) };
+    session.update(c);
+    say(c.bf16 === 'off' ? `--bf16 auto: off (float32 GEMMs: ${why})` : `--bf16 auto: ${c.bf16} (the teacher's GEMMs in bf16 with float32 accumulation on this CPU's avx512_bf16; --bf16 off for float32)`);
+  }
+  const prec = precisions(c, !!session.ckpt, out);
 
   // Everything that can be wrong is checked before --force clears an old run out of the way.
   if (!session.ckpt && c.freezeAuto) throw new UsageError(`freezeAuto ${JSON.stringify(c.freezeAuto)}: is written by the run, not given; use --freeze auto`);
@@ -187,11 +196,15 @@ function qat(run: QatRun): QatSummary {
 }
 
 /** --bf16: the teacher's and the student's GEMM precision; refused up front on a CPU that cannot
- *  run it (never a silent float32 fallback). */
-function precisions(c: QatConfig): { teacher: ComputePrecision; student: ComputePrecision } {
+ *  run it (never a silent float32 fallback), also when a run resumes on another CPU. */
+function precisions(c: QatConfig, resumed: boolean, out: string): { teacher: ComputePrecision; student: ComputePrecision } {
   const bf16 = c.bf16 ?? 'off';  // checkpoints written before the option have none
   const why = bf16 === 'off' ? null : bf16Unavailable();
-  if (why) throw new Error(`--bf16 ${bf16}: bf16 GEMMs need a CPU with the avx512_bf16 instructions (AVX512_BF16) at SIMD level avx512: ${why}; run with --bf16 off`);
+  if (why && resumed) {
+    throw new Error(`--resume: the run in ${out} computes GEMMs in bf16 (bf16 "${bf16}" in its checkpoint's config) and this CPU cannot: ${why}; ` +
+      'continuing in float32 would silently change the run: resume it on a CPU with avx512_bf16, or start a new run (--force)');
+  }
+  if (why) throw new Error(`--bf16 ${bf16}: bf16 GEMMs need a CPU with the avx512_bf16 instructions (AVX512_BF16) at SIMD level avx512: ${why}; run with --bf16 off (or auto)`);
   return { teacher: bf16 === 'off' ? 'fp32' : 'bf16', student: bf16 === 'all' ? 'bf16' : 'fp32' };
 }
 

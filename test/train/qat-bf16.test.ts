@@ -1,28 +1,46 @@
 // `kdqat qat --bf16`: a bad mode is an error; where AVX512_BF16 runs, 'teacher' and 'all' train
 // (the setting is recorded in the run's config, so --resume keeps it) and change the numbers
 // (the GEMMs really ran in bf16); where it cannot run they are refused naming the flag and the
-// missing CPU feature, before anything is written (never a silent float32 fallback).
+// missing CPU feature, before anything is written (never a silent float32 fallback). 'auto', the
+// default, is the run of the mode it resolves to on this CPU ('teacher' with AVX512_BF16, 'off'
+// without), recorded as that mode; a checkpoint in bf16 resumed where bf16 cannot run is refused.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runQat, STUDENT_DIR } from '../../src/train/qat.js';
-import { bf16Unavailable } from '../../src/backend/index.js';
+import { spawnSync } from 'node:child_process';
+import { QAT_DEFAULTS, runQat, STUDENT_DIR } from '../../src/train/qat.js';
+import { bf16Unavailable, getThreads } from '../../src/backend/index.js';
+import type { Reporter } from '../../src/train/loop.js';
+import { BIN } from '../cli/helpers.js';
 import { decoderConfig, llamaTeacher, silentReporter, tmpDir } from './qat-fixture.js';
 
-it('--bf16 must be off, teacher or all', () => {
+const lossesOf = (out: string): number[] => fs.readFileSync(path.join(out, 'qat_log.jsonl'), 'utf8').trim().split('\n')
+  .map((l) => JSON.parse(l)).filter((r) => r.loss !== undefined).map((r) => r.loss.total as number);
+const stateOf = (out: string): { config: { bf16: string } } =>
+  JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8'));
+/** Every file under dir with its bytes (to show a refused resume changed nothing). */
+const snapshot = (dir: string): Map<string, string> => new Map(fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+  .filter((e) => e.isFile()).map((e) => {
+    const f = path.join(e.parentPath, e.name);
+    return [path.relative(dir, f), fs.readFileSync(f).toString('base64')];
+  }));
+
+it('--bf16 must be auto, off, teacher or all; auto is the default', () => {
+  assert.equal(QAT_DEFAULTS.bf16, 'auto');
   const root = tmpDir('qat-bf16-bad');
   const teacher = llamaTeacher(root);
   assert.throws(() => runQat({ out: path.join(root, 'out'), config: decoderConfig(teacher, { bf16: 'half' }), reporter: silentReporter }),
-    /--bf16 must be one of off, teacher, all, got "half"/);
+    /--bf16 must be one of auto, off, teacher, all, got "half"/);
   fs.rmSync(root, { recursive: true });
 });
 
-it('--bf16 teacher|all trains where AVX512_BF16 runs, and is refused (naming the flag and avx512_bf16) elsewhere', () => {
+it('--bf16 teacher|all trains where AVX512_BF16 runs, and is refused (naming the flag and avx512_bf16) elsewhere; auto runs the mode it resolves to', () => {
   const root = tmpDir('qat-bf16');
   const teacher = llamaTeacher(root);
   const why = bf16Unavailable();
   const over = { steps: 4, evalEvery: 0, saveEvery: 2 };
+  const losses: Record<string, number[]> = {};
   if (why) {
     for (const mode of ['teacher', 'all']) {
       const out = path.join(root, `out-${mode}`);
@@ -30,22 +48,62 @@ it('--bf16 teacher|all trains where AVX512_BF16 runs, and is refused (naming the
         (e: Error) => e.message.startsWith(`--bf16 ${mode}: `) && e.message.includes('avx512_bf16') && e.message.includes(why));
       assert.ok(!fs.existsSync(out), 'nothing written');
     }
-  } else {
-    const losses: Record<string, number[]> = {};
-    for (const mode of ['off', 'teacher', 'all']) {
-      const out = path.join(root, `out-${mode}`);
-      const s = runQat({ out, config: decoderConfig(teacher, { ...over, bf16: mode }), reporter: silentReporter });
-      assert.equal(s.config.bf16, mode);
-      assert.ok(fs.existsSync(path.join(out, STUDENT_DIR)));
-      const ckpt = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8'));
-      assert.equal(ckpt.config.bf16, mode, 'recorded in the checkpoint for --resume');
-      losses[mode] = fs.readFileSync(path.join(out, 'qat_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
-        .filter((r) => r.loss !== undefined).map((r) => r.loss.total as number);
-      assert.ok(losses[mode].length > 0 && losses[mode].every(Number.isFinite), `${mode}: ${losses[mode]}`);
-    }
+  }
+  // auto last: it must be the run of the mode it resolved to, bit for bit.
+  for (const mode of why ? ['off', 'auto'] : ['off', 'teacher', 'all', 'auto']) {
+    const out = path.join(root, `out-${mode}`);
+    const s = runQat({ out, config: decoderConfig(teacher, { ...over, bf16: mode }), reporter: silentReporter });
+    const used = mode === 'auto' ? (why ? 'off' : 'teacher') : mode;
+    assert.equal(s.config.bf16, used);
+    assert.ok(fs.existsSync(path.join(out, STUDENT_DIR)));
+    assert.equal(stateOf(out).config.bf16, used, 'recorded in the checkpoint for --resume');
+    losses[mode] = lossesOf(out);
+    assert.ok(losses[mode].length > 0 && losses[mode].every(Number.isFinite), `${mode}: ${losses[mode]}`);
+  }
+  assert.deepEqual(losses.auto, losses[why ? 'off' : 'teacher'], 'auto is the run of the mode it resolved to');
+  if (!why) {
     // bf16 GEMMs round their inputs to 8 significant bits: the losses must move.
     assert.notDeepEqual(losses.teacher, losses.off);
     assert.notDeepEqual(losses.all, losses.teacher);
+  }
+  fs.rmSync(root, { recursive: true });
+});
+
+it('a run in bf16 resumed where bf16 cannot run is refused, changing nothing; --resume --bf16 auto continues it bitwise', () => {
+  const root = tmpDir('qat-bf16-resume');
+  const teacher = llamaTeacher(root);
+  const why = bf16Unavailable();
+  const config = decoderConfig(teacher, { steps: 6, evalEvery: 0, saveEvery: 2 }); // bf16: auto, the default
+  const ref = path.join(root, 'ref'), out = path.join(root, 'crashed');
+  runQat({ out: ref, config, reporter: silentReporter });
+  const crashing: Reporter = { ...silentReporter, step: (s) => { if (s.step === 3) throw new Error('simulated crash'); } };
+  assert.throws(() => runQat({ out, config, reporter: crashing }), /simulated crash/);
+  const refusal = (mode: string) => (m: string): boolean => m.includes(`--resume: the run in ${out} computes GEMMs in bf16 (bf16 "${mode}" in its checkpoint's config) and this CPU cannot: `) &&
+    m.includes('resume it on a CPU with avx512_bf16, or start a new run (--force)');
+  if (why) {
+    // This CPU cannot make a bf16 checkpoint: one that says 'teacher' stands for a run from another machine.
+    const state = stateOf(out);
+    assert.equal(state.config.bf16, 'off', 'auto resolved to off here');
+    state.config.bf16 = 'teacher';
+    fs.writeFileSync(path.join(out, 'checkpoint', 'state.json'), JSON.stringify(state));
+    const before = snapshot(out);
+    assert.throws(() => runQat({ out, config, resume: true, reporter: silentReporter }), (e: Error) => refusal('teacher')(e.message) && e.message.includes(why));
+    assert.deepEqual(snapshot(out), before, 'the refused resume changed nothing');
+  } else {
+    assert.equal(stateOf(out).config.bf16, 'teacher', 'auto resolved to teacher here');
+    const before = snapshot(out);
+    const resume = (env: Record<string, string>, extra: string[]) => spawnSync(process.execPath, [BIN, 'qat', '--out', out, '--resume', '--threads', String(getThreads()), ...extra],
+      { encoding: 'utf8', env: { ...process.env, ...env } });
+    // The same checkpoint on a CPU without bf16 (the level capped at avx2 stands for one).
+    const capped = resume({ KDQAT_ISA: 'avx2' }, []);
+    assert.notEqual(capped.status, 0);
+    assert.ok(refusal('teacher')(capped.stderr), capped.stderr);
+    assert.deepEqual(snapshot(out), before, 'the refused resume changed nothing');
+    // Here, `--bf16 auto` again is the checkpoint's mode (not a changed setting), and the run ends as the uninterrupted one.
+    const r = resume({}, ['--bf16', 'auto']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(lossesOf(out), lossesOf(ref));
+    assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')).config.bf16, 'teacher');
   }
   fs.rmSync(root, { recursive: true });
 });
