@@ -6,7 +6,7 @@
 //   teachers/roformer-brown-genre): that task, paper B's twn-a8 with pred + rep + attn_map,
 //   batch 16, 64 tokens; prints the final training loss terms and the final dev accuracy on the
 //   whole dev split (`windows` is unused).
-// Usage: npx tsx bench/bf16_quality.ts [steps] [seeds] [windows] [modes, e.g. off,teacher,all] [teacher dir]
+// Usage: npx tsx bench/bf16_quality.ts [steps] [seeds] [windows] [modes, e.g. off,teacher,layers,all] [teacher dir]
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -15,7 +15,7 @@ import { readHfConfig } from '../src/io/hf-config.js';
 import { teacherTask } from '../src/experiments/evaluate.js';
 
 const [steps = 20, seeds = 3, windows = 16] = process.argv.slice(2, 5).map(Number);
-const modes = (process.argv[5] ?? 'off,all').split(',') as ('off' | 'teacher' | 'all')[];
+const modes = (process.argv[5] ?? 'off,all').split(',') as ('off' | 'teacher' | 'layers' | 'all')[];
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bf16-quality-'));
 const teacher = path.resolve(process.argv[6] ??
   path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'teachers', 'llama-sotu'));

@@ -103,8 +103,11 @@ export function envFields(rec: Record<string, unknown>, env: BenchEnv): EnvField
   if (env.refBackend || !env.kdqat) return { cpu, isa: 'ts-ref', isa_paths: paths };
   // Steps run with --bf16 all: every GEMM on the AVX512_BF16 kernel (matmulBf16).
   if (rec.compute === 'bf16') return { cpu, isa: 'avx512_bf16', isa_paths: { ...paths, gemm: 'avx512_bf16' } };
-  // --bf16 teacher (kdqat qat's default with AVX512_BF16): the teacher's GEMMs on it, the student's fp32.
-  if (rec.compute === 'bf16-teacher') return { cpu, isa: 'avx512_bf16_teacher', isa_paths: { ...paths, gemm: `${paths.gemm ?? env.kdqat.isa} (student), avx512_bf16 (teacher)` } };
+  // --bf16 layers (kdqat qat's default with AVX512_BF16): every GEMM on it but the student's LM head;
+  // --bf16 teacher: the teacher's GEMMs on it, the student's on the fp32 path.
+  const fp32Gemm = paths.gemm ?? env.kdqat.isa;
+  if (rec.compute === 'bf16-layers') return { cpu, isa: 'avx512_bf16_layers', isa_paths: { ...paths, gemm: `avx512_bf16, ${fp32Gemm} (the student's LM head)` } };
+  if (rec.compute === 'bf16-teacher') return { cpu, isa: 'avx512_bf16_teacher', isa_paths: { ...paths, gemm: `${fp32Gemm} (student), avx512_bf16 (teacher)` } };
   return { cpu, isa: env.kdqat.families[familyOf(rec)]?.selected ?? env.kdqat.isa, isa_paths: paths };
 }
 

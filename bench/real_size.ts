@@ -62,12 +62,12 @@ export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: numb
       const kdqat = (env: Record<string, string>): void => {
         out.push(runChild<RealSizeRecord>(process.execPath, ['--import', 'tsx', WORKER, 'run', name, dir, steps], t, env));
       };
-      // fp32; where the CPU has AVX512_BF16 the same step with the teacher's GEMMs in bf16
-      // (--bf16 teacher: kdqat qat's default there) and with every GEMM in bf16 (--bf16 all);
-      // with `recompute`, fp32 and all again with the layers recomputed in backward (--recompute).
+      // fp32; where the CPU has AVX512_BF16 the same step with every GEMM but the student's LM
+      // head in bf16 (--bf16 layers: kdqat qat's default there) and with every GEMM in bf16
+      // (--bf16 all); with `recompute`, fp32 and all again with the layers recomputed in backward.
       for (const re of opts.recompute ? ['0', '1'] : ['0']) {
         kdqat({ KDQAT_RECOMPUTE: re });
-        if (opts.bf16 && re === '0') kdqat({ KDQAT_RECOMPUTE: re, KDQAT_BF16: 'teacher' });
+        if (opts.bf16 && re === '0') kdqat({ KDQAT_RECOMPUTE: re, KDQAT_BF16: 'layers' });
         if (opts.bf16) kdqat({ KDQAT_RECOMPUTE: re, KDQAT_BF16: 'all' });
       }
       if (useTorch) out.push(runChild<RealSizeRecord>(TORCH_PYTHON, [join(here, 'torch_real_size.py'), name, dir, steps], t));
@@ -80,7 +80,7 @@ export function printRealSizeTable(recs: RealSizeRecord[]): void {
   console.log('\nreal-size checkpoints (random weights in the published layouts; KD-QAT settings in bench/real_size_shapes.ts)');
   console.log('model            impl            thr  B×T      load s  fwd tok/s  KD-QAT tok/s  peak RSS MB');
   for (const r of recs) {
-    const bf = { all: 'bf16', teacher: 'bf16-teacher' }[r.bf16 ?? 'off'] ?? '';
+    const bf = { all: 'bf16', layers: 'bf16-layers', teacher: 'bf16-teacher' }[r.bf16 ?? 'off'] ?? '';
     const impl = r.impl === 'kdqat' ? [r.impl, bf, r.recompute ? 're' : ''].filter(Boolean).join('/') : r.impl;
     console.log(`${r.model.padEnd(17)}${impl.padEnd(16)}${String(r.threads).padStart(3)}  ${`${r.batch}×${r.seq}`.padEnd(8)}` +
       `${(r.load_ms / 1000).toFixed(2).padStart(7)}${r.forward_tokens_per_s.toFixed(0).padStart(11)}` +
@@ -95,7 +95,7 @@ export function printRealSizeTable(recs: RealSizeRecord[]): void {
         const vs = (label: string, r: RealSizeRecord | undefined): string => (r ? `; ${label}: ${(r.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, RSS ${(r.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×` : '');
         console.log(`${name}, ${t} thread(s): kdqat/torch load time ${(a.load_ms / b.load_ms).toFixed(2)}×, forward tokens/s ${(a.forward_tokens_per_s / b.forward_tokens_per_s).toFixed(2)}×, ` +
           `KD-QAT tokens/s ${(a.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, peak RSS ${(a.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×` +
-          vs('bf16 teacher (the default here)', kd('teacher', false)) + vs('bf16', kd('all', false)) + vs('recompute', kd('off', true)) +
+          vs('bf16 layers (the default here)', kd('layers', false)) + vs('bf16', kd('all', false)) + vs('recompute', kd('off', true)) +
           vs('bf16 + recompute', kd('all', true)));
       }
     }

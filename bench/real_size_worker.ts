@@ -3,8 +3,9 @@
 // ship) to <dir>. `run <name> <dir> <steps>`: loads it with kdqat's loader (the timed load),
 // times forward tokens/s without gradients and KD-QAT steps (teacher = the loaded model, student
 // = an exact copy under the model's quantization setting, see SHAPES), and prints one JSON record
-// with the peak RSS. Threads from KDQAT_THREADS; KDQAT_BF16=teacher|all runs the teacher's
-// forward (and the forward-only timing) or also the student's GEMMs in bf16 (withCompute);
+// with the peak RSS. Threads from KDQAT_THREADS; KDQAT_BF16=teacher|layers|all runs the teacher's
+// forward (and the forward-only timing), also the student's GEMMs but its LM head, or every GEMM
+// in bf16 (withCompute; `kdqat qat --bf16`);
 // KDQAT_RECOMPUTE=1 recomputes the student's layers in backward (`kdqat qat --recompute`).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -35,10 +36,11 @@ if (mode === 'make') {
 
 const steps = Number(stepsArg ?? 2);
 const bf16 = process.env.KDQAT_BF16 ?? 'off';
-if (!['off', 'teacher', 'all'].includes(bf16)) throw new Error(`KDQAT_BF16=${bf16}: use off, teacher or all`);
+if (!['off', 'teacher', 'layers', 'all'].includes(bf16)) throw new Error(`KDQAT_BF16=${bf16}: use off, teacher, layers or all`);
 if (bf16 !== 'off' && bf16Unavailable()) throw new Error(`KDQAT_BF16=${bf16}: ${bf16Unavailable()}`);
 const recompute = process.env.KDQAT_RECOMPUTE === '1';
-const teacherPrec = bf16 === 'off' ? 'fp32' : 'bf16', studentPrec = bf16 === 'all' ? 'bf16' : 'fp32';
+const teacherPrec = bf16 === 'off' ? 'fp32' : 'bf16', studentPrec = bf16 === 'all' || bf16 === 'layers' ? 'bf16' : 'fp32';
+const studentHeadPrec = bf16 === 'all' ? 'bf16' : 'fp32';
 const t0 = performance.now();
 const loaded = loadModelDir(dir);
 const loadMs = performance.now() - t0;
@@ -71,7 +73,7 @@ const trained = new Map([...studentParams, ...prepared.quantParams].filter(([, p
 const opt = new AdamW(trained, { lr: 1e-5, weightDecay: 0 });
 function step(): number {
   const t = noGrad(() => withCompute(teacherPrec, () => rec.forward(teacher, x, { capture })));
-  const s = withRecompute(recompute, () => withCompute(studentPrec, () => rec.forward(student, x, { capture, weight })));
+  const s = withRecompute(recompute, () => withCompute(studentPrec, () => rec.forward(student, x, { capture, weight }), { head: studentHeadPrec }));
   // KDQAT_FUSED_KL=0: the dense logits KL (B·T·V logits of both models), for a before/after.
   const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1, fused: process.env.KDQAT_FUSED_KL !== '0' });
   backward(total);

@@ -37,7 +37,7 @@ function realQatModels(): RealQat[] {
 }
 
 /** A record's compute field from the worker's --bf16 mode. */
-const COMPUTE: Record<string, string> = { off: 'fp32', teacher: 'bf16-teacher', all: 'bf16' };
+const COMPUTE: Record<string, string> = { off: 'fp32', teacher: 'bf16-teacher', layers: 'bf16-layers', all: 'bf16' };
 
 /** A real-size run as a KD-QAT step record: shape = the model's name. */
 export function realSizeToQatStep(r: RealSizeRecord): QatStepRecord & { shape: string; batch: number; seq: number } {

@@ -80,7 +80,7 @@ export function qatCommand(): Command {
     .option('--cache-teacher-topk <k>', 'decoder: cache only the top k teacher logits per token (with the logsumexp of the full row at --tau and the log-mass of ' +
       "the rest); 'pred' then uses KL(p̃ ‖ q) where p̃ is the teacher's exact top-k probabilities plus its remaining mass spread over the other tokens " +
       'in proportion to the student\'s own probabilities (the exact KL of the (k+1)-bucket coarsening; docs/distillation.md). 0 = full logits (default 0)', intArg)
-    .option('--bf16 <auto|off|teacher|all>', `GEMMs in bf16 with float32 accumulation (needs a CPU with avx512_bf16): the teacher's forward, or all (the student's forward and backward too); auto: teacher where the CPU has avx512_bf16, off elsewhere (the run records which); evaluations stay float32 (default ${D.bf16})`)
+    .option('--bf16 <auto|off|teacher|layers|all>', `GEMMs in bf16 with float32 accumulation (needs a CPU with avx512_bf16): the teacher's forward; layers: also the student's forward and backward except a decoder's LM head; all: every GEMM; auto: layers where the CPU has avx512_bf16, off elsewhere (the run records which); evaluations stay float32 (default ${D.bf16})`)
     .option('--recompute', "recompute each layer's activations in backward (gradient checkpointing): the student's forward keeps only the layer inputs " +
       '(SmolLM2-135M, B4×T256: peak memory 5.0 → 3.2 GB) for one more student forward per step (8–27% slower); results equal bit for bit, ' +
       'or within float32 rounding when a loss reads the layer outputs (rep)')

@@ -6,7 +6,7 @@
 // bert.ts; the record wires it up.
 import type { Tensor } from '../tensor/tensor.js';
 import { linear } from '../tensor/ops/index.js';
-import { computePrecision, withCompute, type ComputePrecision } from '../tensor/compute.js';
+import { headPrecision, withCompute, type ComputePrecision } from '../tensor/compute.js';
 import type { Init, Params, WeightFn } from '../nn/params.js';
 import type { TokenizerJson } from '../tokenize/schema.js';
 import type { ConfigReader, Obj } from './config-reader.js';
@@ -43,8 +43,9 @@ export interface LmHead {
   x: Tensor;
   weight: Tensor;
   logits: Tensor | null;
-  /** The GEMM precision in force at the forward (tensor/compute.ts): the logits, read later or
-   *  fused into the KL, are computed in it, as the forward's other GEMMs were. */
+  /** The head precision in force at the forward (tensor/compute.ts headPrecision: the GEMM
+   *  precision unless the scope gave the head its own): the logits, read later or fused into
+   *  the KL, are computed in it, forward and backward. */
   compute?: ComputePrecision;
 }
 
@@ -53,7 +54,7 @@ export interface LmHead {
  *  fused logits KL reads `head` instead and so never materializes (B, T, V). The product is
  *  recorded for autograd if recording is on when it is first read, as any op. */
 export function lazyLogits<T extends object>(o: T, head: LmHead): T & { logits: Tensor; head: LmHead } {
-  head.compute ??= computePrecision();
+  head.compute ??= headPrecision();
   Object.defineProperty(o, 'head', { value: head, enumerable: true, writable: true, configurable: true });
   Object.defineProperty(o, 'logits', {
     enumerable: true, configurable: true,

@@ -6,22 +6,36 @@
 // student forward run under withCompute('bf16') is bf16 in both directions.
 //
 // The fused attention kernel (ops/attention.ts) keeps its internal products in float32.
+//
+// A decoder's LM head (the vocabulary projection: its logits, or the fused logits KL, forward
+// and backward; models/architecture.ts lazyLogits) runs in the scope's head precision, which is
+// the GEMM precision unless given: withCompute('bf16', f, { head: 'fp32' }) is a bf16 body with
+// a float32 head (`kdqat qat --bf16 layers`).
 
 export type ComputePrecision = 'fp32' | 'bf16';
 
 let current: ComputePrecision = 'fp32';
+let currentHead: ComputePrecision = 'fp32';
 
-/** Runs fn with the matmul op's GEMMs in `precision`, restoring the previous one after. */
-export function withCompute<T>(precision: ComputePrecision, fn: () => T): T {
-  const prev = current;
+/** Runs fn with the matmul op's GEMMs in `precision` and an LM head's in `o.head` (default
+ *  `precision`), restoring the previous ones after. */
+export function withCompute<T>(precision: ComputePrecision, fn: () => T, o: { head?: ComputePrecision } = {}): T {
+  const prev = current, prevHead = currentHead;
   current = precision;
+  currentHead = o.head ?? precision;
   try {
     return fn();
   } finally {
     current = prev;
+    currentHead = prevHead;
   }
 }
 
 export function computePrecision(): ComputePrecision {
   return current;
+}
+
+/** The precision an LM head created now computes in (lazyLogits records it on the head). */
+export function headPrecision(): ComputePrecision {
+  return currentHead;
 }

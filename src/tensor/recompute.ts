@@ -16,7 +16,7 @@
 // collects) should happen only when isRecording() is true, which holds on the second call.
 import { Tensor } from './tensor.js';
 import { backwardFrom, enableGrad, isRecording, noGrad, record } from './autograd.js';
-import { computePrecision, withCompute } from './compute.js';
+import { computePrecision, headPrecision, withCompute } from './compute.js';
 import { currentDropoutRows, withDropoutRows } from './ops/nn.js';
 
 /**
@@ -26,7 +26,7 @@ import { currentDropoutRows, withDropoutRows } from './ops/nn.js';
  */
 export function recompute(fn: (inputs: readonly Tensor[]) => readonly Tensor[], inputs: readonly Tensor[]): Tensor[] {
   if (!isRecording()) return [...fn(inputs)];
-  const precision = computePrecision();
+  const precision = computePrecision(), head = headPrecision();
   const rows = currentDropoutRows(); // a rank's dropout rows (data parallel): the same masks again
   const outs = noGrad(() => fn(inputs));
   const pending: (Tensor | null)[] = outs.map(() => null);
@@ -39,7 +39,7 @@ export function recompute(fn: (inputs: readonly Tensor[]) => readonly Tensor[], 
     op: 'recompute', inputs,
     backward: () => {
       const xs = inputs.map((x) => (x.requiresGrad ? new Tensor(x.data, x.shape, true) : x));
-      const ys = enableGrad(() => withCompute(precision, () => rows ? withDropoutRows(rows.lo, rows.rows, () => fn(xs)) : fn(xs)));
+      const ys = enableGrad(() => withCompute(precision, () => rows ? withDropoutRows(rows.lo, rows.rows, () => fn(xs)) : fn(xs), { head }));
       if (ys.length !== outs.length) throw new Error(`recompute: the block returned ${outs.length} outputs, then ${ys.length}`);
       const roots: Tensor[] = [], grads: Tensor[] = [];
       ys.forEach((y, i) => {

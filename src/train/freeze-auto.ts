@@ -180,6 +180,8 @@ export interface ProbeInput {
   ratio: number;
   teacherPrec: ComputePrecision;
   studentPrec: ComputePrecision;
+  /** The student's LM head (--bf16 layers: float32 under a bf16 body). */
+  studentHeadPrec: ComputePrecision;
   vectors?: number;
   say?: (m: string) => void;
 }
@@ -251,7 +253,7 @@ export function probeFreeze(o: ProbeInput): FreezeAutoRecord {
     const t = step === 0 ? t0out : teacherOut(b);
     if (step > 0) teacherPasses++;
     monitor.active = true;
-    const loss = withCompute(o.studentPrec, () => lossOf(fwd(model, b, weight), t, b));
+    const loss = withCompute(o.studentPrec, () => lossOf(fwd(model, b, weight), t, b), { head: o.studentHeadPrec });
     if (!Number.isFinite(loss.item())) throw new Error(`--freeze auto: the probe's loss is ${loss.item()} at probe step ${step + 1}; try a lower --lr, or choose --freeze yourself`);
     backward(loss);
     studentPasses++;

@@ -34,6 +34,8 @@ export interface DistillationInputs {
   capture: ReturnType<typeof captureFor>;
   teacherOut: (b: QatBatch) => DistillOutputs;
   studentPrec: ComputePrecision;
+  /** The student's LM head (--bf16 layers: float32 under a bf16 body). */
+  studentHeadPrec: ComputePrecision;
 }
 
 /** Checkpointed tensors: the codes the next cross_rate compares with (SignalMonitor.crossState). */
@@ -63,7 +65,7 @@ export function distillation(c: QatConfig, session: Session<QatConfig>, o: Disti
     pending: () => pending,
     loss: (b) => {
       const tOut = o.teacherOut(b);
-      const s = withRecompute(c.recompute ?? false, () => withCompute(o.studentPrec, () => forward(o.student, b, o.capture, o.studentWeight)));
+      const s = withRecompute(c.recompute ?? false, () => withCompute(o.studentPrec, () => forward(o.student, b, o.capture, o.studentWeight), { head: o.studentHeadPrec }));
       const r = distillLoss(s, tOut, o.weights, { arch: o.arch, tau: c.tau, mask: b.mask, labels: b.labels, termScale: (b as RankBatch).termScale });
       lastTerms = Object.fromEntries(Object.entries(r.terms).map(([k, v]) => [k, (v as Tensor).item()]));
       if (dist.size === 1) {

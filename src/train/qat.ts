@@ -120,7 +120,8 @@ function qat(run: QatRun): QatSummary {
     const why = bf16Unavailable();
     c = { ...c, bf16: resolveBf16Auto(why) };
     session.update(c);
-    say(c.bf16 === 'off' ? `--bf16 auto: off (float32 GEMMs: ${why})` : `--bf16 auto: ${c.bf16} (the teacher's GEMMs in bf16 with float32 accumulation on this CPU's avx512_bf16; --bf16 off for float32)`);
+    say(c.bf16 === 'off' ? `--bf16 auto: off (float32 GEMMs: ${why})`
+      : `--bf16 auto: ${c.bf16} (GEMMs in bf16 with float32 accumulation on this CPU's avx512_bf16, a decoder's LM head in float32; --bf16 off for float32 everywhere)`);
   }
   const prec = precisions(c, !!session.ckpt, out);
 
@@ -141,7 +142,7 @@ function qat(run: QatRun): QatSummary {
   // config then holds the chosen patterns (checkpointed: a --resume does not probe again).
   const probe = auto ? probeFreeze({
     arch: built.arch, student: built.student, teacher: built.teacher, prepared: built.prepared, data, weights: built.weights, tau: c.tau,
-    steps: c.freezeProbeSteps ?? PROBE_STEPS, ratio: auto.ratio, teacherPrec: prec.teacher, studentPrec: prec.student, say,
+    steps: c.freezeProbeSteps ?? PROBE_STEPS, ratio: auto.ratio, teacherPrec: prec.teacher, studentPrec: prec.student, studentHeadPrec: prec.studentHead, say,
     run: { seed: c.seed, batch: c.batch, lr: c.lr, warmup: c.warmup, totalSteps: c.steps, weightDecay: c.weightDecay, clip: c.clip },
   }) : null;
   if (probe) {
@@ -167,7 +168,7 @@ function qat(run: QatRun): QatSummary {
 
   const kd = distillation(c, session, {
     student: m.student, arch: m.arch, weights: m.weights, monitor: t.monitor, weight: t.weight, studentWeight: t.studentWeight,
-    capture, teacherOut: teacher.outputs, studentPrec: prec.student,
+    capture, teacherOut: teacher.outputs, studentPrec: prec.student, studentHeadPrec: prec.studentHead,
   });
   const keep = keepBest(c, m, session, metric, say);
   const result = session.train<QatBatch | ShareBatch>({
@@ -197,7 +198,7 @@ function qat(run: QatRun): QatSummary {
 
 /** --bf16: the teacher's and the student's GEMM precision; refused up front on a CPU that cannot
  *  run it (never a silent float32 fallback), also when a run resumes on another CPU. */
-function precisions(c: QatConfig, resumed: boolean, out: string): { teacher: ComputePrecision; student: ComputePrecision } {
+function precisions(c: QatConfig, resumed: boolean, out: string): { teacher: ComputePrecision; student: ComputePrecision; studentHead: ComputePrecision } {
   const bf16 = c.bf16 ?? 'off';  // checkpoints written before the option have none
   const why = bf16 === 'off' ? null : bf16Unavailable();
   if (why && resumed) {
@@ -205,7 +206,8 @@ function precisions(c: QatConfig, resumed: boolean, out: string): { teacher: Com
       'continuing in float32 would silently change the run: resume it on a CPU with avx512_bf16, or start a new run (--force)');
   }
   if (why) throw new Error(`--bf16 ${bf16}: bf16 GEMMs need a CPU with the avx512_bf16 instructions (AVX512_BF16) at SIMD level avx512: ${why}; run with --bf16 off (or auto)`);
-  return { teacher: bf16 === 'off' ? 'fp32' : 'bf16', student: bf16 === 'all' ? 'bf16' : 'fp32' };
+  const student = bf16 === 'all' || bf16 === 'layers' ? 'bf16' : 'fp32';
+  return { teacher: bf16 === 'off' ? 'fp32' : 'bf16', student, studentHead: bf16 === 'all' ? 'bf16' : 'fp32' };
 }
 
 /** The full evaluations take a while: a line every 15 s. */

@@ -66,15 +66,16 @@ test('real-size runs become qat_step records named by the model', () => {
   assert.equal(r.shape, 'bert-base');
   assert.ok(Math.abs(r.step_ms - (16 * 128) / 150 * 1000) < 1e-6);
   assert.deepEqual(recordProblems(annotate(r, ENV)), []);
-  // the worker's --bf16 mode names the record's path: fp32, the teacher's GEMMs in bf16 (the default with AVX512_BF16), all
+  // the worker's --bf16 mode names the record's path: fp32, the teacher's GEMMs in bf16, all but the student's LM head (the default with AVX512_BF16), all
   const base = { bench: 'real_size', impl: 'kdqat', model: 'bert-base', threads: 1, batch: 16, seq: 128, load_ms: 1, forward_tokens_per_s: 900,
     qat_tokens_per_s: 150, qat_best_tokens_per_s: 160, peak_rss_mb: 3000, loss_first: 1, loss_last: 1 } as const;
-  for (const [bf16, isa] of [['off', 'avx512'], ['teacher', 'avx512_bf16_teacher'], ['all', 'avx512_bf16']]) {
+  for (const [bf16, isa] of [['off', 'avx512'], ['teacher', 'avx512_bf16_teacher'], ['layers', 'avx512_bf16_layers'], ['all', 'avx512_bf16']]) {
     const a = annotate(realSizeToQatStep({ ...base, bf16 }), ENV);
     assert.equal(a.isa, isa, bf16);
     assert.deepEqual(recordProblems(a), [], bf16);
   }
   assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'teacher' }), ENV).isa_paths.gemm, 'avx512 (student), avx512_bf16 (teacher)');
+  assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'layers' }), ENV).isa_paths.gemm, "avx512_bf16, avx512 (the student's LM head)");
 });
 
 test('scaling sweep: points, attention FLOP share growing with T, and a real step on a tiny shape', () => {

@@ -5,6 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor, backward, matmul, withCompute, computePrecision, bf16Unavailable, Rng, sum } from '../../src/tensor/index.js';
+import { headPrecision } from '../../src/tensor/compute.js';
+import { lazyLogits } from '../../src/models/architecture.js';
 import { kernel } from '../../src/tensor/registry.js';
 import { randomF32 } from '../util.js';
 
@@ -15,6 +17,50 @@ test('withCompute scopes the precision and restores it after a throw', () => {
     throw new Error('inner');
   }), /inner/);
   assert.equal(computePrecision(), 'fp32');
+});
+
+test('the head precision: the GEMM precision unless given, scoped and restored with it', () => {
+  assert.equal(headPrecision(), 'fp32');
+  withCompute('bf16', () => assert.equal(headPrecision(), 'bf16'));
+  assert.throws(() => withCompute('bf16', () => {
+    assert.equal(computePrecision(), 'bf16');
+    assert.equal(headPrecision(), 'fp32');
+    withCompute('fp32', () => assert.equal(headPrecision(), 'fp32'));
+    withCompute('bf16', () => assert.equal(headPrecision(), 'bf16')); // an inner scope without one: its GEMM precision
+    assert.equal(headPrecision(), 'fp32');
+    throw new Error('inner');
+  }, { head: 'fp32' }), /inner/);
+  assert.equal(headPrecision(), 'fp32');
+  assert.equal(computePrecision(), 'fp32');
+});
+
+test("an LM head made under withCompute('bf16', f, { head: 'fp32' }) computes its logits and their gradients in float32", () => {
+  const why = bf16Unavailable();
+  const [rows, c, v] = [5, 24, 40];
+  // The same x and weight on every call (fresh tensors: each head gets its own gradients).
+  const head = (): { x: Tensor; weight: Tensor; logits: null } =>
+    ({ x: new Tensor(randomF32(rows * c, new Rng(4)), [rows, c], true), weight: new Tensor(randomF32(v * c, new Rng(5)), [v, c], true), logits: null });
+  const direct = (name: 'matmul' | 'matmulBf16', h: ReturnType<typeof head>): Float32Array => {
+    const y = new Float32Array(rows * v);
+    kernel(name)(h.x.f32, h.weight.f32, y, 1, rows, c, v, false, true, 0, 0, 0);
+    return y;
+  };
+  // float32 head under a bf16 body: read (and differentiated) after the scope has ended, as the loss does.
+  const h32 = head();
+  const o32 = withCompute(why ? 'fp32' : 'bf16', () => lazyLogits({}, h32), { head: 'fp32' });
+  assert.equal(o32.head.compute, 'fp32');
+  assert.deepEqual(o32.logits.f32, direct('matmul', h32));
+  backward(sum(o32.logits));
+  const ones = new Float32Array(rows * v).fill(1), gx = new Float32Array(rows * c);
+  kernel('matmul')(ones, h32.weight.f32, gx, 1, rows, v, c, false, false, 0, 0, 0);
+  assert.deepEqual(h32.x.grad!.f32, gx, 'the backward GEMM is float32 too');
+  if (why) return; // the bf16 head below needs AVX512_BF16
+  // without a head precision the head follows the GEMM precision: bf16
+  const h16 = head();
+  const o16 = withCompute('bf16', () => lazyLogits({}, h16));
+  assert.equal(o16.head.compute, 'bf16');
+  assert.deepEqual(o16.logits.f32, direct('matmulBf16', h16));
+  assert.notDeepEqual(o16.logits.f32, o32.logits.f32, 'the two heads differ (else this compares nothing)');
 });
 
 test("matmul under withCompute('bf16'): forward and backward are matmulBf16 calls", () => {

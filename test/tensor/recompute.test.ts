@@ -4,7 +4,8 @@
 // held between forward and backward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng, Tensor, backward, matmul, noGrad, recompute, rmsNorm, silu, sum, mul, add, withCompute, withRecompute, bf16Unavailable } from '../../src/tensor/index.js';
+import { Rng, Tensor, backward, matmul, noGrad, recompute, rmsNorm, silu, sum, mul, add, withCompute, withRecompute, bf16Unavailable, computePrecision } from '../../src/tensor/index.js';
+import { headPrecision } from '../../src/tensor/compute.js';
 import type { Params } from '../../src/nn/params.js';
 import { ARCHITECTURES, modelOf } from '../../src/models/registry.js';
 import type { Architecture, ModelSizes } from '../../src/models/architecture.js';
@@ -122,6 +123,17 @@ for (const backend of BACKENDS) {
     });
   }
 }
+
+test("a recomputed block runs again in the forward's GEMM and head precisions", () => {
+  const seen: string[] = [];
+  const x = new Tensor(Float32Array.of(1, 2, 3, 4), [2, 2], true);
+  const [y] = withCompute('fp32', () => recompute(([a]) => {
+    seen.push(`${computePrecision()}/${headPrecision()}`);
+    return [mul(a, a)];
+  }, [x]), { head: 'bf16' });  // scopes only: no GEMM runs, so this needs no AVX512_BF16
+  backward(sum(y));
+  assert.deepEqual(seen, ['fp32/bf16', 'fp32/bf16'], 'forward, then the recomputation in backward');
+});
 
 test('bf16 compute: the recomputed layers keep the forward\'s precision', () => {
   const why = bf16Unavailable();

@@ -1,8 +1,8 @@
-// `kdqat qat --bf16`: a bad mode is an error; where AVX512_BF16 runs, 'teacher' and 'all' train
+// `kdqat qat --bf16`: a bad mode is an error; where AVX512_BF16 runs, 'teacher', 'layers' and 'all' train
 // (the setting is recorded in the run's config, so --resume keeps it) and change the numbers
 // (the GEMMs really ran in bf16); where it cannot run they are refused naming the flag and the
 // missing CPU feature, before anything is written (never a silent float32 fallback). 'auto', the
-// default, is the run of the mode it resolves to on this CPU ('teacher' with AVX512_BF16, 'off'
+// default, is the run of the mode it resolves to on this CPU ('layers' with AVX512_BF16, 'off'
 // without), recorded as that mode; a checkpoint in bf16 resumed where bf16 cannot run is refused.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,23 +26,23 @@ const snapshot = (dir: string): Map<string, string> => new Map(fs.readdirSync(di
     return [path.relative(dir, f), fs.readFileSync(f).toString('base64')];
   }));
 
-it('--bf16 must be auto, off, teacher or all; auto is the default', () => {
+it('--bf16 must be auto, off, teacher, layers or all; auto is the default', () => {
   assert.equal(QAT_DEFAULTS.bf16, 'auto');
   const root = tmpDir('qat-bf16-bad');
   const teacher = llamaTeacher(root);
   assert.throws(() => runQat({ out: path.join(root, 'out'), config: decoderConfig(teacher, { bf16: 'half' }), reporter: silentReporter }),
-    /--bf16 must be one of auto, off, teacher, all, got "half"/);
+    /--bf16 must be one of auto, off, teacher, layers, all, got "half"/);
   fs.rmSync(root, { recursive: true });
 });
 
-it('--bf16 teacher|all trains where AVX512_BF16 runs, and is refused (naming the flag and avx512_bf16) elsewhere; auto runs the mode it resolves to', () => {
+it('--bf16 teacher|layers|all trains where AVX512_BF16 runs, and is refused (naming the flag and avx512_bf16) elsewhere; auto runs the mode it resolves to', () => {
   const root = tmpDir('qat-bf16');
   const teacher = llamaTeacher(root);
   const why = bf16Unavailable();
   const over = { steps: 4, evalEvery: 0, saveEvery: 2 };
   const losses: Record<string, number[]> = {};
   if (why) {
-    for (const mode of ['teacher', 'all']) {
+    for (const mode of ['teacher', 'layers', 'all']) {
       const out = path.join(root, `out-${mode}`);
       assert.throws(() => runQat({ out, config: decoderConfig(teacher, { ...over, bf16: mode }), reporter: silentReporter }),
         (e: Error) => e.message.startsWith(`--bf16 ${mode}: `) && e.message.includes('avx512_bf16') && e.message.includes(why));
@@ -50,21 +50,23 @@ it('--bf16 teacher|all trains where AVX512_BF16 runs, and is refused (naming the
     }
   }
   // auto last: it must be the run of the mode it resolved to, bit for bit.
-  for (const mode of why ? ['off', 'auto'] : ['off', 'teacher', 'all', 'auto']) {
+  for (const mode of why ? ['off', 'auto'] : ['off', 'teacher', 'layers', 'all', 'auto']) {
     const out = path.join(root, `out-${mode}`);
     const s = runQat({ out, config: decoderConfig(teacher, { ...over, bf16: mode }), reporter: silentReporter });
-    const used = mode === 'auto' ? (why ? 'off' : 'teacher') : mode;
+    const used = mode === 'auto' ? (why ? 'off' : 'layers') : mode;
     assert.equal(s.config.bf16, used);
     assert.ok(fs.existsSync(path.join(out, STUDENT_DIR)));
     assert.equal(stateOf(out).config.bf16, used, 'recorded in the checkpoint for --resume');
     losses[mode] = lossesOf(out);
     assert.ok(losses[mode].length > 0 && losses[mode].every(Number.isFinite), `${mode}: ${losses[mode]}`);
   }
-  assert.deepEqual(losses.auto, losses[why ? 'off' : 'teacher'], 'auto is the run of the mode it resolved to');
+  assert.deepEqual(losses.auto, losses[why ? 'off' : 'layers'], 'auto is the run of the mode it resolved to');
   if (!why) {
     // bf16 GEMMs round their inputs to 8 significant bits: the losses must move.
     assert.notDeepEqual(losses.teacher, losses.off);
-    assert.notDeepEqual(losses.all, losses.teacher);
+    assert.notDeepEqual(losses.layers, losses.teacher);
+    // layers is all with the student's LM head (logits KL, forward and backward) in float32.
+    assert.notDeepEqual(losses.all, losses.layers);
   }
   fs.rmSync(root, { recursive: true });
 });
@@ -81,29 +83,29 @@ it('a run in bf16 resumed where bf16 cannot run is refused, changing nothing; --
   const refusal = (mode: string) => (m: string): boolean => m.includes(`--resume: the run in ${out} computes GEMMs in bf16 (bf16 "${mode}" in its checkpoint's config) and this CPU cannot: `) &&
     m.includes('resume it on a CPU with avx512_bf16, or start a new run (--force)');
   if (why) {
-    // This CPU cannot make a bf16 checkpoint: one that says 'teacher' stands for a run from another machine.
+    // This CPU cannot make a bf16 checkpoint: one that says 'layers' (auto on a CPU with bf16) stands for a run from another machine.
     const state = stateOf(out);
     assert.equal(state.config.bf16, 'off', 'auto resolved to off here');
-    state.config.bf16 = 'teacher';
+    state.config.bf16 = 'layers';
     fs.writeFileSync(path.join(out, 'checkpoint', 'state.json'), JSON.stringify(state));
     const before = snapshot(out);
-    assert.throws(() => runQat({ out, config, resume: true, reporter: silentReporter }), (e: Error) => refusal('teacher')(e.message) && e.message.includes(why));
+    assert.throws(() => runQat({ out, config, resume: true, reporter: silentReporter }), (e: Error) => refusal('layers')(e.message) && e.message.includes(why));
     assert.deepEqual(snapshot(out), before, 'the refused resume changed nothing');
   } else {
-    assert.equal(stateOf(out).config.bf16, 'teacher', 'auto resolved to teacher here');
+    assert.equal(stateOf(out).config.bf16, 'layers', 'auto resolved to layers here');
     const before = snapshot(out);
     const resume = (env: Record<string, string>, extra: string[]) => spawnSync(process.execPath, [BIN, 'qat', '--out', out, '--resume', '--threads', String(getThreads()), ...extra],
       { encoding: 'utf8', env: { ...process.env, ...env } });
     // The same checkpoint on a CPU without bf16 (the level capped at avx2 stands for one).
     const capped = resume({ KDQAT_ISA: 'avx2' }, []);
     assert.notEqual(capped.status, 0);
-    assert.ok(refusal('teacher')(capped.stderr), capped.stderr);
+    assert.ok(refusal('layers')(capped.stderr), capped.stderr);
     assert.deepEqual(snapshot(out), before, 'the refused resume changed nothing');
     // Here, `--bf16 auto` again is the checkpoint's mode (not a changed setting), and the run ends as the uninterrupted one.
     const r = resume({}, ['--bf16', 'auto']);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(lossesOf(out), lossesOf(ref));
-    assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')).config.bf16, 'teacher');
+    assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')).config.bf16, 'layers');
   }
   fs.rmSync(root, { recursive: true });
 });
