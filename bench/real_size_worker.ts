@@ -18,6 +18,7 @@ import { QUANT_PRESETS } from '../src/quant/config.js';
 import { captureFor, distillLoss } from '../src/distill/losses.js';
 import { AdamW } from '../src/train/optim.js';
 import { cacheFrozen, freeze } from '../src/train/freeze.js';
+import { bf16Precisions } from '../src/train/qat-config.js';
 import { SHAPES, type RealSizeName } from './real_size_shapes.js';
 
 const [mode, name, dir, stepsArg] = process.argv.slice(2) as [string, RealSizeName, string, string?];
@@ -39,8 +40,7 @@ const bf16 = process.env.KDQAT_BF16 ?? 'off';
 if (!['off', 'teacher', 'layers', 'all'].includes(bf16)) throw new Error(`KDQAT_BF16=${bf16}: use off, teacher, layers or all`);
 if (bf16 !== 'off' && bf16Unavailable()) throw new Error(`KDQAT_BF16=${bf16}: ${bf16Unavailable()}`);
 const recompute = process.env.KDQAT_RECOMPUTE === '1';
-const teacherPrec = bf16 === 'off' ? 'fp32' : 'bf16', studentPrec = bf16 === 'all' || bf16 === 'layers' ? 'bf16' : 'fp32';
-const studentHeadPrec = bf16 === 'all' ? 'bf16' : 'fp32';
+const { teacher: teacherPrec, student: studentPrec, studentHead: studentHeadPrec } = bf16Precisions(bf16);
 const t0 = performance.now();
 const loaded = loadModelDir(dir);
 const loadMs = performance.now() - t0;

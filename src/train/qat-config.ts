@@ -1,5 +1,6 @@
 // Settings of a KD-QAT run (`kdqat qat`), their defaults and checks, and the --loss syntax.
 import { UsageError } from './usage.js';
+import type { ComputePrecision } from '../tensor/compute.js';
 import { PROBE_STEPS, parseFreezeAuto } from './freeze-auto.js';
 
 export interface QatConfig {
@@ -67,6 +68,16 @@ export const BF16_MODES = ['auto', 'off', 'teacher', 'layers', 'all'] as const;
  *  README, issue 13; 'all' was not, its bf16 LM head is the difference), 'off' elsewhere. */
 export function resolveBf16Auto(bf16Why: string | null): 'layers' | 'off' {
   return bf16Why === null ? 'layers' : 'off';
+}
+
+/** The GEMM precisions of a resolved --bf16 mode (not 'auto'): the teacher's forward, the
+ *  student's forward and backward, and the student's LM head. */
+export function bf16Precisions(mode: string): { teacher: ComputePrecision; student: ComputePrecision; studentHead: ComputePrecision } {
+  return {
+    teacher: mode === 'off' ? 'fp32' : 'bf16',
+    student: mode === 'layers' || mode === 'all' ? 'bf16' : 'fp32',
+    studentHead: mode === 'all' ? 'bf16' : 'fp32',
+  };
 }
 
 export const QAT_DEFAULTS: QatConfig = {

@@ -41,7 +41,7 @@ import { FREEZE_AUTO_FILE, PROBE_STEPS, parseFreezeAuto, probeFreeze, readFreeze
 import { epochBatches, sliceRows, termShares, type QatBatch, type QatData, type RankBatch, type ShareBatch } from './qat-data.js';
 import { rankRows, type Distributed } from './distributed.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
-import { checkQatConfig, resolveBf16Auto, type QatConfig } from './qat-config.js';
+import { bf16Precisions, checkQatConfig, resolveBf16Auto, type QatConfig } from './qat-config.js';
 import { UsageError } from './usage.js';
 import { qatEvaluator, type QatEvaluator } from './qat-eval.js';
 import { CROSS_PREFIX, distillation, forward } from './qat-loss.js';
@@ -198,7 +198,7 @@ function qat(run: QatRun): QatSummary {
 
 /** --bf16: the teacher's and the student's GEMM precision; refused up front on a CPU that cannot
  *  run it (never a silent float32 fallback), also when a run resumes on another CPU. */
-function precisions(c: QatConfig, resumed: boolean, out: string): { teacher: ComputePrecision; student: ComputePrecision; studentHead: ComputePrecision } {
+function precisions(c: QatConfig, resumed: boolean, out: string): ReturnType<typeof bf16Precisions> {
   const bf16 = c.bf16 ?? 'off';  // checkpoints written before the option have none
   const why = bf16 === 'off' ? null : bf16Unavailable();
   if (why && resumed) {
@@ -206,8 +206,7 @@ function precisions(c: QatConfig, resumed: boolean, out: string): { teacher: Com
       'continuing in float32 would silently change the run: resume it on a CPU with avx512_bf16, or start a new run (--force)');
   }
   if (why) throw new Error(`--bf16 ${bf16}: bf16 GEMMs need a CPU with the avx512_bf16 instructions (AVX512_BF16) at SIMD level avx512: ${why}; run with --bf16 off (or auto)`);
-  const student = bf16 === 'all' || bf16 === 'layers' ? 'bf16' : 'fp32';
-  return { teacher: bf16 === 'off' ? 'fp32' : 'bf16', student, studentHead: bf16 === 'all' ? 'bf16' : 'fp32' };
+  return bf16Precisions(bf16);
 }
 
 /** The full evaluations take a while: a line every 15 s. */
