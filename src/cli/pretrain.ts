@@ -1,10 +1,10 @@
 // `kdqat pretrain`: train a small decoder (causal LM: LLaMA, Mistral, Qwen2, Qwen3, Phi-3) or BERT
-// (masked LM) from scratch on text.
+// (masked LM) from scratch on text, or continue a pre-trained one on new text (--init).
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { CORPUS_NAMES } from '../data/corpora.js';
 import { setThreads, getThreads } from '../tensor/index.js';
-import { PRETRAIN_DEFAULTS, PRETRAIN_OBJECTIVES, runPretrain, type PretrainConfig } from '../train/pretrain.js';
+import { PRETRAIN_DEFAULTS, PRETRAIN_OBJECTIVES, initDefaults, runPretrain, type PretrainConfig } from '../train/pretrain.js';
 import { endJobOnError, initDistributed, type Distributed } from '../train/distributed.js';
 import { SUPPORTED_MODEL_TYPES } from '../models/registry.js';
 import { corpusList } from '../train/pretrain-data.js';
@@ -20,10 +20,11 @@ const D = PRETRAIN_DEFAULTS;
 
 export function pretrainCommand(): Command {
   const cmd = new Command('pretrain')
-    .description('pre-train a small LLaMA (causal LM) or BERT (masked LM) from scratch: tokenizer, training, HF model directory')
+    .description('pre-train a small LLaMA (causal LM) or BERT (masked LM) from scratch, or continue a pre-trained model on new text (--init): tokenizer, training, HF model directory')
     .addOption(new Option('--arch <arch>', `model family (default ${D.arch})`).choices(SUPPORTED_MODEL_TYPES))
     .option('--corpus <name|path>', `sotu, brown, moby-dick, or a .txt file / directory; repeatable or comma list (default ${D.corpus})`, listArg)
     .option('--out <dir>', 'output directory (model, tokenizer, train_log.jsonl, summary.json, checkpoint/)')
+    .option('--init <dir>', 'continue this pre-trained model (its weights, sizes and tokenizer) instead of starting from scratch: domain-adaptive pre-training')
     .option('--hidden <n>', `hidden size (default ${D.hidden})`, intArg)
     .option('--layers <n>', `layers (default ${D.layers})`, intArg)
     .option('--heads <n>', `attention heads (default ${D.heads})`, intArg)
@@ -63,6 +64,7 @@ export function pretrainCommand(): Command {
       // Paths are stored absolute, so --resume works from any directory.
       const corpora = (v: string[]): string[] => corpusList(v).map((c) => (CORPUS_NAMES.includes(c as never) ? c : path.resolve(c)));
       for (const o of [fromFile, fromCli]) if (o.corpus) o.corpus = corpora(o.corpus as string[]);
+      for (const o of [fromFile, fromCli]) if (o.init) o.init = path.resolve(o.init as string);
       const out = requireOut((opts.out ?? fromFile.out) as string | undefined, 'the directory for the model, logs and checkpoints');
       let saved: PretrainConfig | undefined;
       if (opts.resume) {
@@ -70,7 +72,10 @@ export function pretrainCommand(): Command {
         if (!dir) throw new Error(`--resume: ${out} has no checkpoint/ to resume from; run without --resume (and --force) to start over`);
         saved = readCheckpointState(dir).config as unknown as PretrainConfig;
       }
-      const config = resolveSettings(D, fromFile, fromCli, saved, (k) => flagOf(this, k) ?? flagName(k));
+      // --init: the model's family and sizes are the defaults (a flag that disagrees is refused).
+      const init = (fromCli.init ?? fromFile.init) as string | undefined;
+      const defaults = init && !saved ? { ...D, ...initDefaults(init) } : D;
+      const config = resolveSettings(defaults, fromFile, fromCli, saved, (k) => flagOf(this, k) ?? flagName(k));
       const threads = (opts.threads ?? fromFile.threads) as number | undefined;
       if (threads !== undefined) {
         if (!(threads >= 1)) throw new UsageError(`--threads must be at least 1, got ${threads}`);

@@ -1,5 +1,8 @@
 // Pre-training from scratch: tokenizer (on the train split only), a LLaMA causal LM on packed
 // windows or a BERT masked LM, the shared training loop, then a Hugging Face model directory.
+// With `init` (--init DIR) it continues a pre-trained model instead (domain-adaptive
+// pre-training): the model, its sizes and its tokenizer come from DIR, the rest of the run is the
+// same.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hash32 } from '../tensor/rng.js';
@@ -10,7 +13,9 @@ import type { Architecture, Heads } from '../models/architecture.js';
 import { packSequences, type Windows } from '../data/packing.js';
 import type { Document } from '../data/types.js';
 import { saveTokenizer, loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
-import { saveModelDir, type SaveConfig } from '../io/model-dir.js';
+import { loadModelDir, paramSpecOf, saveModelDir, type SaveConfig } from '../io/model-dir.js';
+import { readHfConfig } from '../io/hf-config.js';
+import { modelOf, type HfModelConfig } from '../models/registry.js';
 import type { LlamaConfig } from '../models/llama.js';
 import { readTokenizerConfig } from '../io/tokenizer_config.js';
 import { perplexity } from '../eval/perplexity.js';
@@ -61,6 +66,10 @@ export interface PretrainConfig {
   /** How attention sees positions (encoders with `pretrain.relativePositions`: BERT's
    *  position_embedding_type). Absent in runs saved before it existed: 'absolute'. */
   positionEmbedding: PositionEmbeddingType;
+  /** A pre-trained model directory to continue ('' = train from scratch): its weights, sizes
+   *  (the keys in INIT_KEYS must agree with it) and tokenizer. Absent in runs saved before it
+   *  existed: ''. */
+  init: string;
 }
 
 export const PRETRAIN_OBJECTIVES = ['lm', 'electra'] as const;
@@ -70,8 +79,76 @@ export const PRETRAIN_DEFAULTS: PretrainConfig = {
   arch: 'llama', corpus: ['sotu'], hidden: 256, layers: 4, heads: 4, kvHeads: 4, intermediate: 768, seq: 128,
   vocab: 4096, steps: 2000, batch: 16, accum: 1, lr: 1e-3, warmup: 100, weightDecay: 0.01, clip: 1.0,
   dropout: 0.1, seed: 0, evalEvery: 200, evalWindows: 64, saveEvery: 200, logEvery: 10,
-  objective: 'lm', generatorSize: 0.25, discWeight: 50, positionEmbedding: 'absolute',
+  objective: 'lm', generatorSize: 0.25, discWeight: 50, positionEmbedding: 'absolute', init: '',
 };
+
+/** The settings a model directory fixes for `--init`: its family and sizes. */
+export const INIT_KEYS = ['arch', 'hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'vocab', 'positionEmbedding', 'dropout'] as const;
+type InitSettings = Pick<PretrainConfig, (typeof INIT_KEYS)[number]>;
+
+/** The flag of a settings key (src/cli/flags.ts spellings where the key is an older name). */
+const flagOfKey = (k: string): string => k === 'seq' ? '--seq-len' : k === 'accum' ? '--accumulate' : `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
+
+/** The family and sizes of a model directory, read from its config.json, in the keys of
+ *  PretrainConfig (every family's config names its sizes alike; a decoder's dropout is not in its
+ *  config: the default's), and its positions (max_position_embeddings, if it has the key). */
+function readInit(dir: string): { fixed: InitSettings; maxPositions?: number } {
+  const cfgFile = path.join(path.resolve(dir), 'config.json');
+  if (!fs.existsSync(cfgFile)) throw new UsageError(`--init ${dir}: no config.json there; give a model directory (config.json, model.safetensors, tokenizer.json), e.g. one kdqat pretrain wrote`);
+  const hf = readHfConfig(cfgFile);
+  const c = hf.config as unknown as Record<string, unknown>;
+  const num = (k: string): number => {
+    const v = c[k];
+    if (typeof v !== 'number') throw new UsageError(`--init ${dir}: ${cfgFile} gives no ${k} kdqat can continue from (a ${hf.arch} config)`);
+    return v;
+  };
+  const fixed: InitSettings = {
+    arch: hf.arch, hidden: num('hiddenSize'), layers: num('numHiddenLayers'), heads: num('numAttentionHeads'),
+    kvHeads: typeof c.numKeyValueHeads === 'number' ? c.numKeyValueHeads : num('numAttentionHeads'),
+    intermediate: num('intermediateSize'), vocab: num('vocabSize'),
+    positionEmbedding: (c.positionEmbeddingType as PositionEmbeddingType | undefined) ?? 'absolute',
+    dropout: typeof c.hiddenDropoutProb === 'number' ? c.hiddenDropoutProb : PRETRAIN_DEFAULTS.dropout,
+  };
+  return { fixed, maxPositions: typeof c.maxPositionEmbeddings === 'number' ? c.maxPositionEmbeddings : undefined };
+}
+
+/** The settings of a run continuing `dir` where none are given: the ones the model fixes, and
+ *  --seq-len capped at its positions. */
+export function initDefaults(dir: string): Partial<PretrainConfig> {
+  const { fixed, maxPositions } = readInit(dir);
+  return { ...fixed, seq: Math.min(PRETRAIN_DEFAULTS.seq, maxPositions ?? Infinity), init: dir };
+}
+
+/** Checks `c` against its --init model (the settings it fixes agree, the objective and length fit). */
+function checkInit(c: PretrainConfig): void {
+  const { fixed: s, maxPositions: maxPos } = readInit(c.init);
+  const diffs = INIT_KEYS.filter((k) => c[k] !== s[k]);
+  if (diffs.length) {
+    throw new UsageError(`--init ${c.init}: ${diffs.map((k) => `${flagOfKey(k)} ${c[k]} differs from the model's ${s[k]}`).join('; ')}; ` +
+      'a continued model keeps its family and sizes: drop these options');
+  }
+  if ((c.objective ?? 'lm') !== 'lm') throw new UsageError(`--init ${c.init}: --objective ${c.objective} trains a new discriminator and generator from scratch; continue the model with --objective lm, or drop --init`);
+  if (maxPos !== undefined && c.seq > maxPos) throw new UsageError(`--seq-len ${c.seq} exceeds --init ${c.init}'s max_position_embeddings ${maxPos}; use --seq-len ${maxPos} or less`);
+}
+
+/** The --init model with the heads pretraining trains (a masked-LM encoder's classifier head is
+ *  dropped; an encoder without the masked-LM head is refused), and its config and meta. */
+function initModel(c: PretrainConfig): { model: Model; hf: HfModelConfig; tokenizer: string } {
+  let loaded;
+  try {
+    loaded = loadModelDir(c.init);
+  } catch (e) {
+    throw new Error(`--init ${c.init}: ${(e as Error).message}`);
+  }
+  const rec = archOf(loaded.hf), want = pretrainHeads(rec), has = rec.headsOf(loaded.hf.meta);
+  if ((want.mlm && !has.mlm) || (want.lm && !has.lm)) {
+    throw new UsageError(`--init ${c.init}: is ${rec.describe(has)}), without the ${want.mlm ? 'masked-LM' : 'LM'} head pretraining continues; give the pre-trained model it was made from`);
+  }
+  if (!loaded.tokenizerPath) throw new UsageError(`--init ${c.init}: has no tokenizer.json; a continued model keeps its own tokenizer`);
+  const hf = { ...loaded.hf, meta: { ...loaded.hf.meta, ...rec.metaForHeads(want) } } as HfModelConfig;
+  const params: Params = new Map([...paramSpecOf(hf).keys()].map((n) => [n, loaded.params.get(n)!]));
+  return { model: modelOf(hf, params), hf, tokenizer: loaded.tokenizerPath };
+}
 
 /** `dist` (`--distributed mpi`, src/train/distributed.ts; decoders): rank 0 alone trains the
  *  tokenizer, evaluates and writes. */
@@ -101,7 +178,7 @@ export interface PretrainSummary {
 export function checkPretrainConfig(c: PretrainConfig): void {
   const posInt = ['hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'seq', 'vocab', 'steps', 'batch', 'accum'] as const;
   // The flags' canonical spellings (src/cli/flags.ts) where the settings key is an older one.
-  const flag = (k: string): string => k === 'seq' ? '--seq-len' : k === 'accum' ? '--accumulate' : `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
+  const flag = flagOfKey;
   for (const k of posInt) if (!Number.isInteger(c[k]) || c[k] < 1) throw new UsageError(`${flag(k)} must be a positive integer, got ${c[k]}`);
   for (const k of ['warmup', 'evalEvery', 'evalWindows', 'saveEvery', 'logEvery', 'seed'] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 0) throw new UsageError(`${flag(k)} must be a non-negative integer, got ${c[k]}`);
@@ -113,7 +190,7 @@ export function checkPretrainConfig(c: PretrainConfig): void {
   try {
     architecture(c.arch).pretrain.check(sizes(c, c.vocab));
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw new UsageError(`${c.init ? `--init ${c.init}: ` : ''}${(e as Error).message}`);
   }
   const pe = c.positionEmbedding ?? 'absolute';
   if (!POSITION_EMBEDDING_TYPES.includes(pe)) throw new UsageError(`--position-embedding must be ${POSITION_EMBEDDING_TYPES.join(', ')}, got ${JSON.stringify(pe)}`);
@@ -205,7 +282,9 @@ function pretrain(run: PretrainRun): PretrainSummary {
   const { out, ckpt, dist, lead, config: c } = session;
   c.objective ??= 'lm';
   c.positionEmbedding ??= 'absolute';
+  c.init ??= '';
   checkPretrainConfig(c);
+  if (c.init) checkInit(c);
   const electra = c.objective === 'electra';
   if (electra && dist.size > 1) throw new UsageError('--objective electra does not run with --distributed; run it in one process');
   if (dist.size > 1) {
@@ -215,11 +294,17 @@ function pretrain(run: PretrainRun): PretrainSummary {
   const say = (m: string): void => run.reporter?.message(m);
   // Settings and text are checked before --force clears an old run out of the way.
   const text = loadPretrainText(c.corpus);
-  session.prepareOutDir(c.corpus.map((f) => ({ flag: '--corpus', path: f })));
+  const init = c.init ? initModel(c) : undefined;
+  session.prepareOutDir([...c.corpus.map((f) => ({ flag: '--corpus', path: f })), ...(c.init ? [{ flag: '--init', path: c.init }] : [])]);
   const tokFile = path.join(out, 'tokenizer.json');
   if (lead && (!ckpt || !fs.existsSync(tokFile))) {
-    say(`training a ${architecture(c.arch).pretrain.tokenizer.name} tokenizer (vocab ${c.vocab}) on ${text.train.length} training documents`);
-    trainTokenizer(c, text.train, tokFile);
+    if (init) {
+      say(`continuing ${c.init} with its tokenizer`);
+      fs.copyFileSync(init.tokenizer, tokFile);
+    } else {
+      say(`training a ${architecture(c.arch).pretrain.tokenizer.name} tokenizer (vocab ${c.vocab}) on ${text.train.length} training documents`);
+      trainTokenizer(c, text.train, tokFile);
+    }
   }
   dist.barrier(); // the other ranks read rank 0's tokenizer (a shared --out on several hosts)
   const tok = loadTokenizer(tokFile);
@@ -228,7 +313,7 @@ function pretrain(run: PretrainRun): PretrainSummary {
   const valid = text.valid.length ? pack(c, tok, text.valid) : 'no validation documents';
   if (typeof valid === 'string') say(`validation skipped: ${valid}`);
   // ELECTRA keeps the discriminator (no head); its generator and detector head train beside it.
-  const model = buildModel(c, tok.vocabSize, electra ? { heads: NO_HEADS } : {});
+  const model = init ? init.model : buildModel(c, tok.vocabSize, electra ? { heads: NO_HEADS } : {});
   const el = electra ? electraModels(model, buildModel(generatorSizes(c), tok.vocabSize, { seed: hash32(c.seed, 0x67656e) }), c.hidden, c.seed) : undefined;
   const params = el ? el.params : model.params;
   say(el
@@ -283,7 +368,7 @@ function pretrain(run: PretrainRun): PretrainSummary {
   const final = lead ? evaluate(Infinity) : {};
   const sp2 = tok.specials;
   if (lead) publishFiles(out, (tmp) => saveModelDir(tmp, {
-    config: { arch: model.arch, config: model.config, meta: { ...rec.pretrain.meta(sp2), ...(el ? rec.metaForHeads(NO_HEADS) : {}) } } as SaveConfig,
+    config: { arch: model.arch, config: model.config, meta: init ? init.hf.meta : { ...rec.pretrain.meta(sp2), ...(el ? rec.metaForHeads(NO_HEADS) : {}) } } as SaveConfig,
     params: model.params, tokenizerJson: fs.readFileSync(tokFile, 'utf8'), tokenizerConfig: readTokenizerConfig(tokFile),
   }));
   const summary: PretrainSummary = {
