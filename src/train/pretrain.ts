@@ -190,7 +190,7 @@ export function checkPretrainConfig(c: PretrainConfig): void {
   try {
     architecture(c.arch).pretrain.check(sizes(c, c.vocab));
   } catch (e) {
-    throw new UsageError(`${c.init ? `--init ${c.init}: ` : ''}${(e as Error).message}`);
+    throw new UsageError(`${c.init ? `--init ${c.init}: kdqat pretrain continues only the families it can pre-train: ` : ''}${(e as Error).message}`);
   }
   const pe = c.positionEmbedding ?? 'absolute';
   if (!POSITION_EMBEDDING_TYPES.includes(pe)) throw new UsageError(`--position-embedding must be ${POSITION_EMBEDDING_TYPES.join(', ')}, got ${JSON.stringify(pe)}`);

@@ -91,6 +91,11 @@ it('--init refuses what the model fixes, lengths past its positions, ELECTRA and
   const r5 = await kdqat('pretrain', '--init', base.llama, '--corpus', text, '--out', out, '--arch', 'bert');
   assert.equal(r5.code, 2);
   assert.match(r5.stderr, /--arch bert differs from the model's llama/);
+  // A family kdqat does not pre-train (RoBERTa's masked LM) is named, not trained otherwise.
+  const roberta = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'fixtures', 'encoders', 'roberta', 'mlm');
+  const r7 = await kdqat('pretrain', '--init', roberta, '--corpus', text, '--out', out);
+  assert.equal(r7.code, 2);
+  assert.match(r7.stderr, /--init \S+roberta\/mlm: kdqat pretrain continues only the families it can pre-train: --arch roberta: kdqat pretrain does not train RoBERTa/);
   // A fine-tuned classifier has no masked-LM head left to continue.
   const cls = path.join(root, 'cls'), task = path.join(root, 'task.jsonl');
   fs.writeFileSync(task, ['the war and the army', 'the farm and the crop', 'an army at war', 'a crop on the farm']
