@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { CORPUS_NAMES } from '../data/corpora.js';
 import { setThreads, getThreads } from '../tensor/index.js';
-import { PRETRAIN_DEFAULTS, PRETRAIN_OBJECTIVES, initDefaults, runPretrain, type PretrainConfig } from '../train/pretrain.js';
+import { PRETRAIN_DEFAULTS, PRETRAIN_OBJECTIVES, runPretrain, type PretrainConfig } from '../train/pretrain.js';
+import { initDefaults } from '../train/pretrain-init.js';
 import { endJobOnError, initDistributed, type Distributed } from '../train/distributed.js';
 import { SUPPORTED_MODEL_TYPES } from '../models/registry.js';
 import { corpusList } from '../train/pretrain-data.js';
@@ -74,7 +75,7 @@ export function pretrainCommand(): Command {
       }
       // --init: the model's family and sizes are the defaults (a flag that disagrees is refused).
       const init = (fromCli.init ?? fromFile.init) as string | undefined;
-      const defaults = init && !saved ? { ...D, ...initDefaults(init) } : D;
+      const defaults = init && !saved ? { ...D, ...initDefaults(init, D.seq) } : D;
       const config = resolveSettings(defaults, fromFile, fromCli, saved, (k) => flagOf(this, k) ?? flagName(k));
       const threads = (opts.threads ?? fromFile.threads) as number | undefined;
       if (threads !== undefined) {

@@ -9,13 +9,12 @@ import { hash32 } from '../tensor/rng.js';
 import { initParams, countParams, type Params } from '../nn/params.js';
 import { archOf, type Model } from '../models/model.js';
 import { SUPPORTED_MODEL_TYPES, architecture, isArchName, type ArchName } from '../models/registry.js';
-import type { Architecture, Heads } from '../models/architecture.js';
+import type { Heads } from '../models/architecture.js';
 import { packSequences, type Windows } from '../data/packing.js';
 import type { Document } from '../data/types.js';
 import { saveTokenizer, loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
-import { loadModelDir, paramSpecOf, saveModelDir, type SaveConfig } from '../io/model-dir.js';
-import { readHfConfig } from '../io/hf-config.js';
-import { modelOf, type HfModelConfig } from '../models/registry.js';
+import { saveModelDir, type SaveConfig } from '../io/model-dir.js';
+import { checkInit, initModel, pretrainHeads } from './pretrain-init.js';
 import type { LlamaConfig } from '../models/llama.js';
 import { readTokenizerConfig } from '../io/tokenizer_config.js';
 import { perplexity } from '../eval/perplexity.js';
@@ -67,8 +66,8 @@ export interface PretrainConfig {
    *  position_embedding_type). Absent in runs saved before it existed: 'absolute'. */
   positionEmbedding: PositionEmbeddingType;
   /** A pre-trained model directory to continue ('' = train from scratch): its weights, sizes
-   *  (the keys in INIT_KEYS must agree with it) and tokenizer. Absent in runs saved before it
-   *  existed: ''. */
+   *  (INIT_KEYS, src/train/pretrain-init.ts, must agree with it) and tokenizer. Absent in runs
+   *  saved before it existed: ''. */
   init: string;
 }
 
@@ -81,74 +80,6 @@ export const PRETRAIN_DEFAULTS: PretrainConfig = {
   dropout: 0.1, seed: 0, evalEvery: 200, evalWindows: 64, saveEvery: 200, logEvery: 10,
   objective: 'lm', generatorSize: 0.25, discWeight: 50, positionEmbedding: 'absolute', init: '',
 };
-
-/** The settings a model directory fixes for `--init`: its family and sizes. */
-export const INIT_KEYS = ['arch', 'hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'vocab', 'positionEmbedding', 'dropout'] as const;
-type InitSettings = Pick<PretrainConfig, (typeof INIT_KEYS)[number]>;
-
-/** The flag of a settings key (src/cli/flags.ts spellings where the key is an older name). */
-const flagOfKey = (k: string): string => k === 'seq' ? '--seq-len' : k === 'accum' ? '--accumulate' : `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
-
-/** The family and sizes of a model directory, read from its config.json, in the keys of
- *  PretrainConfig (every family's config names its sizes alike; a decoder's dropout is not in its
- *  config: the default's), and its positions (max_position_embeddings, if it has the key). */
-function readInit(dir: string): { fixed: InitSettings; maxPositions?: number } {
-  const cfgFile = path.join(path.resolve(dir), 'config.json');
-  if (!fs.existsSync(cfgFile)) throw new UsageError(`--init ${dir}: no config.json there; give a model directory (config.json, model.safetensors, tokenizer.json), e.g. one kdqat pretrain wrote`);
-  const hf = readHfConfig(cfgFile);
-  const c = hf.config as unknown as Record<string, unknown>;
-  const num = (k: string): number => {
-    const v = c[k];
-    if (typeof v !== 'number') throw new UsageError(`--init ${dir}: ${cfgFile} gives no ${k} kdqat can continue from (a ${hf.arch} config)`);
-    return v;
-  };
-  const fixed: InitSettings = {
-    arch: hf.arch, hidden: num('hiddenSize'), layers: num('numHiddenLayers'), heads: num('numAttentionHeads'),
-    kvHeads: typeof c.numKeyValueHeads === 'number' ? c.numKeyValueHeads : num('numAttentionHeads'),
-    intermediate: num('intermediateSize'), vocab: num('vocabSize'),
-    positionEmbedding: (c.positionEmbeddingType as PositionEmbeddingType | undefined) ?? 'absolute',
-    dropout: typeof c.hiddenDropoutProb === 'number' ? c.hiddenDropoutProb : PRETRAIN_DEFAULTS.dropout,
-  };
-  return { fixed, maxPositions: typeof c.maxPositionEmbeddings === 'number' ? c.maxPositionEmbeddings : undefined };
-}
-
-/** The settings of a run continuing `dir` where none are given: the ones the model fixes, and
- *  --seq-len capped at its positions. */
-export function initDefaults(dir: string): Partial<PretrainConfig> {
-  const { fixed, maxPositions } = readInit(dir);
-  return { ...fixed, seq: Math.min(PRETRAIN_DEFAULTS.seq, maxPositions ?? Infinity), init: dir };
-}
-
-/** Checks `c` against its --init model (the settings it fixes agree, the objective and length fit). */
-function checkInit(c: PretrainConfig): void {
-  const { fixed: s, maxPositions: maxPos } = readInit(c.init);
-  const diffs = INIT_KEYS.filter((k) => c[k] !== s[k]);
-  if (diffs.length) {
-    throw new UsageError(`--init ${c.init}: ${diffs.map((k) => `${flagOfKey(k)} ${c[k]} differs from the model's ${s[k]}`).join('; ')}; ` +
-      'a continued model keeps its family and sizes: drop these options');
-  }
-  if ((c.objective ?? 'lm') !== 'lm') throw new UsageError(`--init ${c.init}: --objective ${c.objective} trains a new discriminator and generator from scratch; continue the model with --objective lm, or drop --init`);
-  if (maxPos !== undefined && c.seq > maxPos) throw new UsageError(`--seq-len ${c.seq} exceeds --init ${c.init}'s max_position_embeddings ${maxPos}; use --seq-len ${maxPos} or less`);
-}
-
-/** The --init model with the heads pretraining trains (a masked-LM encoder's classifier head is
- *  dropped; an encoder without the masked-LM head is refused), and its config and meta. */
-function initModel(c: PretrainConfig): { model: Model; hf: HfModelConfig; tokenizer: string } {
-  let loaded;
-  try {
-    loaded = loadModelDir(c.init);
-  } catch (e) {
-    throw new Error(`--init ${c.init}: ${(e as Error).message}`);
-  }
-  const rec = archOf(loaded.hf), want = pretrainHeads(rec), has = rec.headsOf(loaded.hf.meta);
-  if ((want.mlm && !has.mlm) || (want.lm && !has.lm)) {
-    throw new UsageError(`--init ${c.init}: is ${rec.describe(has)}), without the ${want.mlm ? 'masked-LM' : 'LM'} head pretraining continues; give the pre-trained model it was made from`);
-  }
-  if (!loaded.tokenizerPath) throw new UsageError(`--init ${c.init}: has no tokenizer.json; a continued model keeps its own tokenizer`);
-  const hf = { ...loaded.hf, meta: { ...loaded.hf.meta, ...rec.metaForHeads(want) } } as HfModelConfig;
-  const params: Params = new Map([...paramSpecOf(hf).keys()].map((n) => [n, loaded.params.get(n)!]));
-  return { model: modelOf(hf, params), hf, tokenizer: loaded.tokenizerPath };
-}
 
 /** `dist` (`--distributed mpi`, src/train/distributed.ts; decoders): rank 0 alone trains the
  *  tokenizer, evaluates and writes. */
@@ -178,7 +109,7 @@ export interface PretrainSummary {
 export function checkPretrainConfig(c: PretrainConfig): void {
   const posInt = ['hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'seq', 'vocab', 'steps', 'batch', 'accum'] as const;
   // The flags' canonical spellings (src/cli/flags.ts) where the settings key is an older one.
-  const flag = flagOfKey;
+  const flag = (k: string): string => k === 'seq' ? '--seq-len' : k === 'accum' ? '--accumulate' : `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
   for (const k of posInt) if (!Number.isInteger(c[k]) || c[k] < 1) throw new UsageError(`${flag(k)} must be a positive integer, got ${c[k]}`);
   for (const k of ['warmup', 'evalEvery', 'evalWindows', 'saveEvery', 'logEvery', 'seed'] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 0) throw new UsageError(`${flag(k)} must be a non-negative integer, got ${c[k]}`);
@@ -223,9 +154,6 @@ export function generatorSizes(c: PretrainConfig): PretrainConfig {
 }
 
 const sizes = (c: PretrainConfig, vocab: number) => ({ ...c, vocab });
-
-/** The heads pretraining trains: a decoder's causal LM head, an encoder's masked-LM head. */
-const pretrainHeads = (rec: Architecture): Heads => ({ lm: rec.kind === 'decoder', mlm: rec.kind === 'encoder', classifier: false });
 
 function trainTokenizer(c: PretrainConfig, docs: Document[], file: string): void {
   const texts = docs.map((d) => d.text);

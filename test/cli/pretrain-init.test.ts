@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModelDir } from '../../src/io/model-dir.js';
 import { readTrainLog } from '../../src/train/train-log.js';
-import { PRETRAIN_DEFAULTS, initDefaults, runPretrain, type PretrainConfig } from '../../src/train/pretrain.js';
+import { PRETRAIN_DEFAULTS, runPretrain, type PretrainConfig } from '../../src/train/pretrain.js';
+import { initDefaults } from '../../src/train/pretrain-init.js';
 import { silentReporter } from '../../src/cli/progress.js';
 import type { Reporter } from '../../src/train/loop.js';
 import { TINY, kdqat, smallTextFile, tmpDir } from './helpers.js';
@@ -110,7 +111,7 @@ it('--init refuses what the model fixes, lengths past its positions, ELECTRA and
 
 it('a continued run resumes bit for bit', () => {
   const config: PretrainConfig = {
-    ...PRETRAIN_DEFAULTS, ...initDefaults(base.bert), corpus: [text], steps: 6, batch: 4, lr: 1e-3, warmup: 1,
+    ...PRETRAIN_DEFAULTS, ...initDefaults(base.bert, PRETRAIN_DEFAULTS.seq), corpus: [text], steps: 6, batch: 4, lr: 1e-3, warmup: 1,
     evalEvery: 0, saveEvery: 2, logEvery: 1,
   };
   const ref = path.join(root, 'resume-ref'), out = path.join(root, 'resume-crashed');
