@@ -4,12 +4,11 @@
 import * as fs from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { explainFsError } from '../io/files.js';
-import { UsageError } from '../train/usage.js';
+import { UsageError, flagName } from '../train/usage.js';
 
-export { UsageError };
+export { UsageError, flagName };
 
 export const camel = (k: string): string => k.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
-export const flagName = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
 
 export function intArg(v: string): number {
   if (!/^-?\d+$/.test(v.trim())) throw new InvalidArgumentError(`expected an integer, got '${v}'`);

@@ -12,7 +12,7 @@ import { modelOf, type HfModelConfig } from '../models/registry.js';
 import { loadModelDir, paramSpecOf } from '../io/model-dir.js';
 import { readHfConfig } from '../io/hf-config.js';
 import type { PositionEmbeddingType } from '../models/relative-position.js';
-import { UsageError } from './usage.js';
+import { UsageError, flagName as flagOf } from './usage.js';
 import type { PretrainConfig } from './pretrain.js';
 
 /** The heads pretraining trains: a decoder's causal LM head, an encoder's masked-LM head. */
@@ -21,8 +21,6 @@ export const pretrainHeads = (rec: Architecture): Heads => ({ lm: rec.kind === '
 /** The settings a model directory fixes: its family and sizes (and an encoder's dropout). */
 export const INIT_KEYS = ['arch', 'hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'vocab', 'positionEmbedding', 'dropout'] as const;
 type InitSettings = Pick<PretrainConfig, (typeof INIT_KEYS)[number]>;
-
-const flagOf = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
 
 /** The family and sizes of a model directory, read from its config.json, in PretrainConfig's
  *  keys (every family's config names its sizes alike; a config without a dropout, a decoder's,

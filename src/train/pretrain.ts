@@ -19,7 +19,7 @@ import type { LlamaConfig } from '../models/llama.js';
 import { readTokenizerConfig } from '../io/tokenizer_config.js';
 import { perplexity } from '../eval/perplexity.js';
 import { openSession, type SessionRun } from './session.js';
-import { UsageError } from './usage.js';
+import { UsageError, flagName } from './usage.js';
 import { loadPretrainText, type CorpusSplitInfo } from './pretrain-data.js';
 import { causalLmLoss, maskBatch, mlmEval, mlmLoss, shuffledBatches, wrapClsSep, type MlmSpecials, type TokenBatch } from './objectives.js';
 import { cleanUpOnFailure, publishFiles, writeJsonAtomic } from './outdir.js';
@@ -109,7 +109,7 @@ export interface PretrainSummary {
 export function checkPretrainConfig(c: PretrainConfig): void {
   const posInt = ['hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'seq', 'vocab', 'steps', 'batch', 'accum'] as const;
   // The flags' canonical spellings (src/cli/flags.ts) where the settings key is an older one.
-  const flag = (k: string): string => k === 'seq' ? '--seq-len' : k === 'accum' ? '--accumulate' : `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
+  const flag = (k: string): string => k === 'seq' ? '--seq-len' : k === 'accum' ? '--accumulate' : flagName(k);
   for (const k of posInt) if (!Number.isInteger(c[k]) || c[k] < 1) throw new UsageError(`${flag(k)} must be a positive integer, got ${c[k]}`);
   for (const k of ['warmup', 'evalEvery', 'evalWindows', 'saveEvery', 'logEvery', 'seed'] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 0) throw new UsageError(`${flag(k)} must be a non-negative integer, got ${c[k]}`);

@@ -1,5 +1,5 @@
 // Settings of a KD-QAT run (`kdqat qat`), their defaults and checks, and the --loss syntax.
-import { UsageError } from './usage.js';
+import { UsageError, flagName as flag } from './usage.js';
 import type { ComputePrecision } from '../tensor/compute.js';
 import { PROBE_STEPS, parseFreezeAuto } from './freeze-auto.js';
 
@@ -88,8 +88,6 @@ export const QAT_DEFAULTS: QatConfig = {
   bf16: 'auto',
   recompute: false,
 };
-
-const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`;
 
 export function checkQatConfig(c: QatConfig): void {
   if (!c.teacher) throw new UsageError('--teacher DIR is required: the full-precision model to distill from');

@@ -6,6 +6,7 @@ import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadModelDir } from '../../src/io/model-dir.js';
 import { readTrainLog } from '../../src/train/train-log.js';
 import { PRETRAIN_DEFAULTS, runPretrain, type PretrainConfig } from '../../src/train/pretrain.js';
@@ -93,7 +94,7 @@ it('--init refuses what the model fixes, lengths past its positions, ELECTRA and
   assert.equal(r5.code, 2);
   assert.match(r5.stderr, /--arch bert differs from the model's llama/);
   // A family kdqat does not pre-train (RoBERTa's masked LM) is named, not trained otherwise.
-  const roberta = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'fixtures', 'encoders', 'roberta', 'mlm');
+  const roberta = fileURLToPath(new URL('../fixtures/encoders/roberta/mlm', import.meta.url));
   const r7 = await kdqat('pretrain', '--init', roberta, '--corpus', text, '--out', out);
   assert.equal(r7.code, 2);
   assert.match(r7.stderr, /--init \S+roberta\/mlm: kdqat pretrain continues only the families it can pre-train: --arch roberta: kdqat pretrain does not train RoBERTa/);
