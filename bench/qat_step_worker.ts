@@ -37,9 +37,9 @@ function step(): number {
   const t = noGrad(() => decoderOutputs(llamaForward(teacher, cfg, x)));
   const s = decoderOutputs(llamaForward(student, cfg, x, { weight }));
   const { total } = distillLoss(s, t, { pred: 1 }, { arch: 'llama', tau: 1 });
-  backward(total);
+  backward(total, null, { release: true }); // storage given back as the training loop does (loop.ts)
   opt.step(1e-5);
-  opt.zeroGrad();
+  opt.zeroGrad(true);
   return total.item();
 }
 

@@ -76,9 +76,9 @@ function step(): number {
   const s = withRecompute(recompute, () => withCompute(studentPrec, () => rec.forward(student, x, { capture, weight }), { head: studentHeadPrec }));
   // KDQAT_FUSED_KL=0: the dense logits KL (B·T·V logits of both models), for a before/after.
   const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1, fused: process.env.KDQAT_FUSED_KL !== '0' });
-  backward(total);
+  backward(total, null, { release: true }); // storage given back as the training loop does (loop.ts)
   opt.step(1e-5);
-  opt.zeroGrad();
+  opt.zeroGrad(true);
   return total.item();
 }
 const first = step();

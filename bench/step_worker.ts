@@ -23,9 +23,9 @@ const x = intTensor(ids, [S.batch, S.seq]), y = intTensor(tgt, [S.batch * S.seq]
 function step(): number {
   const { logits } = llamaForward(params, cfg, x);
   const loss = crossEntropy(reshape(logits, [S.batch * S.seq, S.vocab]), y);
-  backward(loss);
+  backward(loss, null, { release: true }); // storage given back as the training loop does (loop.ts)
   opt.step(1e-3);
-  opt.zeroGrad();
+  opt.zeroGrad(true);
   return loss.item();
 }
 

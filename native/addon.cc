@@ -85,7 +85,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("isa", Napi::Function::New(env, GetIsa));
   exports.Set("isaInfo", Napi::Function::New(env, GetIsaInfo));
-  TuneAllocator();
+  InitAllocator(env, exports);
   InitGemm(env, exports);
   InitGemmBf16(env, exports);
   InitElementwise(env, exports);

@@ -78,7 +78,8 @@ void InitQuant(Napi::Env env, Napi::Object exports);
 void InitKQuant(Napi::Env env, Napi::Object exports);
 void InitKlFused(Napi::Env env, Napi::Object exports);  // kl_fused.cc: topkKl
 void InitMpi(Napi::Env env, Napi::Object exports);      // mpi.cc: mpiInit, mpiAllReduceSum, …
-// Allocation policy for tensor buffers (allocator.cc), applied once when the addon loads.
-void TuneAllocator();
+// Allocation policy for tensor buffers, applied once when the addon loads, and release()
+// (allocator.cc).
+void InitAllocator(Napi::Env env, Napi::Object exports);
 
 }  // namespace kdqat

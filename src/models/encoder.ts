@@ -6,7 +6,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { add, attention, dropout, gather, gelu, geluTanh, layerNorm, linear, permute, relu, reshape, rope } from '../tensor/ops/index.js';
 import { intTensor } from '../tensor/tensor.js';
-import { layer } from '../tensor/recompute.js';
+import { consumed, layer } from '../tensor/recompute.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
 import { isObj, type ConfigReader, type Obj } from './config-reader.js';
 import type { Heads } from './architecture.js';
@@ -161,6 +161,7 @@ export function encoderStack(
       keyMask: opts.attentionMask, rotary: opts.rotary, weight: opts.weight, capture: cap,
       dropoutSeed: opts.dropoutSeed === undefined ? undefined : opts.dropoutSeed + 1000 * (l + 1),
     }), x);
+    if (l > 0 && !cap.hidden) consumed(x, r.y); // (layer 0's input is the caller's)
     x = r.y;
     if (r.cap.probs) out.probs.push(r.cap.probs);
     if (r.cap.scores) out.scores.push(r.cap.scores);

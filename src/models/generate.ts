@@ -12,6 +12,7 @@
 import {
   Rng, Tensor, add, embedding, intTensor, linear, mul, noGrad, rmsNorm, silu,
 } from '../tensor/index.js';
+import { unscoped } from '../tensor/storage.js';
 import { identityWeight, linearInput, param, type WeightFn } from '../nn/params.js';
 import { checkPositions, headDimOf, projectQkv, ropeTablesOf, type LlamaConfig } from './llama.js';
 import { archOf, lmLogits, type Model } from './model.js';
@@ -93,7 +94,7 @@ export class KvDecoder {
   private w(name: string): Tensor {
     let t = this.weights.get(name);
     if (!t) {
-      t = this.weightFn(name, param(this.model.params, name));
+      t = unscoped(() => this.weightFn(name, param(this.model.params, name))); // kept across calls
       this.weights.set(name, t);
     }
     return t;

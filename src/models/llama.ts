@@ -4,7 +4,7 @@
 // features are config fields, not code paths per family (see DecoderFeatures); each family's
 // record (src/models/*-arch.ts) fills them from its config.json.
 import { Tensor } from '../tensor/tensor.js';
-import { layer } from '../tensor/recompute.js';
+import { consumed, layer } from '../tensor/recompute.js';
 import {
   add, attention, embedding, linear, mul, reshape, rmsNorm, rope, silu,
 } from '../tensor/ops/index.js';
@@ -206,6 +206,7 @@ export function llamaForward(params: Params, cfg: LlamaConfig, ids: Tensor, opts
   if (cap.hidden) out.hidden.push(x);
   for (let l = 0; l < cfg.numHiddenLayers; l++) {
     const r = layer((xl) => llamaBlock(params, `model.layers.${l}.`, cfg, xl, { cos, sin, keyMask: opts.attentionMask, weight: opts.weight, capture: cap }), x);
+    if (l > 0 && !cap.hidden) consumed(x, r.y);
     x = r.y;
     if (r.cap.probs) out.probs.push(r.cap.probs);
     if (r.cap.scores) out.scores.push(r.cap.scores);

@@ -2,7 +2,8 @@
 // gradient records a GradNode: its inputs and a backward function mapping the output
 // gradient to one gradient per input. `backward(loss)` walks the graph in reverse
 // topological order. Backward functions run with recording off (no higher-order graphs).
-import { Tensor, sameShape, uninitF32 } from './tensor.js';
+import { Tensor, sameShape } from './tensor.js';
+import { allocatedAfter, allocationMark, giveBack, ownsData, uninitF32 } from './storage.js';
 import { kernel } from './registry.js';
 
 export interface GradNode {
@@ -11,6 +12,11 @@ export interface GradNode {
   /** Gradients w.r.t. each input (null where none is needed). Must not alias `g` unless
    *  the gradient really is `g` unchanged; callers never mutate returned gradients in place. */
   backward: (g: Tensor) => readonly (Tensor | null)[];
+  /** Set on an output of a multi-output op (attention's out/probs/scores, a recomputed block's
+   *  outputs): its backward hands g on to the op's joint node, its one input, which runs later,
+   *  so the pass keeps g's buffer until the joint has run. readsValue: the joint reads this
+   *  output's values too, so they are not given back before it either (backwardFrom). */
+  child?: { readsValue: boolean };
 }
 
 let recording = true;
@@ -67,14 +73,14 @@ function check(t: Tensor, op: string, what: string): void {
  * and any input requires a gradient. Every op calls this on its output.
  */
 export function record(
-  out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward'],
+  out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward'], child?: GradNode['child'],
 ): Tensor {
   if (checkNumerics) check(out, op, 'output');
   if (!recording) return out;
   for (const x of inputs) {
     if (x.requiresGrad) {
       out.requiresGrad = true;
-      out.node = { op, inputs, backward };
+      out.node = child ? { op, inputs, backward, child } : { op, inputs, backward };
       break;
     }
   }
@@ -84,42 +90,46 @@ export function record(
 /**
  * Back-propagates from `root` (a scalar, or any tensor given its gradient `grad`), adding
  * gradients into `.grad` of every leaf that requires one (and of retained non-leaves).
- * The graph is released afterwards.
+ * The graph is released afterwards. With `release`, so is the storage of its intermediate
+ * tensors, as backward passes them (see backwardFrom).
  */
-export function backward(root: Tensor, grad?: Tensor): void {
+export function backward(root: Tensor, grad?: Tensor | null, opts: { release?: boolean } = {}): void {
   if (!root.requiresGrad) throw new Error('backward(): the tensor does not require a gradient (no parameter took part in computing it)');
   if (!grad) {
     if (root.size !== 1) throw new RangeError(`backward() without a gradient needs a scalar, got shape [${root.shape}]`);
     grad = new Tensor(Float32Array.of(1), root.shape);
   }
-  backwardFrom([root], [grad]);
+  backwardFrom([root], [grad], opts);
 }
 
 /**
  * Back-propagates from several roots at once, each with its gradient (the same as one
  * backward of Σ⟨root_i, grad_i⟩): a gradient reaching a tensor from several roots is summed
  * before it flows on. Roots that do not require a gradient are skipped.
+ *
+ * `release`: for a caller that reads nothing of the graph afterwards but the roots (the training
+ * loop). Once backward has run a tensor's node, no node needs its values any more, so its
+ * storage goes back to the pool (storage.ts) — unless it is a root or shares a root's buffer, is
+ * a leaf, retains its gradient, is a view of another tensor's buffer, or is an output its op's
+ * joint node reads (GradNode.child.readsValue). Reading such a tensor
+ * afterwards throws a length error; gradients are the same either way, bit for bit.
  */
-export function backwardFrom(roots: readonly Tensor[], rootGrads: readonly Tensor[]): void {
+export function backwardFrom(roots: readonly Tensor[], rootGrads: readonly Tensor[], opts: { release?: boolean } = {}): void {
+  const release = !!opts.release;
   if (roots.length !== rootGrads.length) throw new RangeError(`backwardFrom: ${roots.length} roots but ${rootGrads.length} gradients`);
   const grads = new Map<Tensor, Tensor>();
-  // Sums this pass allocated itself: safe to add into in place (other gradients may alias).
-  const owned = new Set<Tensor>();
+  const held = new Holdings();
   roots.forEach((root, i) => {
     const g = rootGrads[i];
     if (!sameShape(g.shape, root.shape)) {
       throw new RangeError(`backward(): gradient shape [${g.shape}] does not match [${root.shape}]`);
     }
     if (!root.requiresGrad) return;
-    const acc = grads.get(root);
-    if (!acc) grads.set(root, g);
-    else {
-      const sum = addFresh(acc, g);
-      owned.add(sum);
-      grads.set(root, sum);
-    }
+    held.hold(g);
+    merge(grads, held, root, g);
   });
   const order = topoOrder([...grads.keys()]);
+  const keep = new Set(roots.map((r) => r.data.buffer)); // the roots' values stay readable
   const prev = recording;
   recording = false;
   try {
@@ -129,12 +139,14 @@ export function backwardFrom(roots: readonly Tensor[], rootGrads: readonly Tenso
       grads.delete(t);
       if (!g) continue;
       if (!t.node) {
-        accumulateGrad(t, g);
+        storeGrad(t, g, held);
         continue;
       }
       if (t.retainsGrad) accumulateGrad(t, g);
       const node = t.node;
+      if (node.child) held.pin(g, node.inputs[0]);
       const gin = node.backward(g);
+      const flowing: number[] = [];
       for (let j = 0; j < node.inputs.length; j++) {
         const x = node.inputs[j];
         const gx = gin[j];
@@ -143,20 +155,120 @@ export function backwardFrom(roots: readonly Tensor[], rootGrads: readonly Tenso
           throw new Error(`${node.op} backward: gradient shape [${gx.shape}] for input ${j} of shape [${x.shape}]`);
         }
         if (checkNumerics) check(gx, node.op, `gradient of input ${j}`);
-        const acc = grads.get(x);
-        if (!acc) grads.set(x, gx);
-        else if (owned.has(acc)) kernel('axpy')(1, gx.f32, acc.f32);
-        else {
-          const sum = addFresh(acc, gx);
-          owned.add(sum);
-          grads.set(x, sum);
-        }
+        held.hold(gx); // all before any merge: two inputs may get the same buffer
+        flowing.push(j);
       }
+      for (const j of flowing) merge(grads, held, node.inputs[j], gin[j]!);
+      held.drop(g);
+      held.unpin(t); // t may be a joint node: its children's gradients are used now
       t.node = null; // release saved activations as we go
+      if (release && !node.child?.readsValue && t.dtype === 'f32' && !t.retainsGrad && ownsData(t) &&
+          !keep.has(t.data.buffer) && !held.holds(t.data.buffer)) {
+        giveBack(t.f32);
+      }
     }
   } finally {
     recording = prev;
   }
+}
+
+/** Adds gradient gx (held) for x to what x has received so far. */
+function merge(grads: Map<Tensor, Tensor>, held: Holdings, x: Tensor, gx: Tensor): void {
+  const acc = grads.get(x);
+  if (!acc) {
+    grads.set(x, gx);
+  } else if (held.sole(acc)) {
+    kernel('axpy')(1, gx.f32, acc.f32);
+    held.drop(gx);
+  } else {
+    const sum = addFresh(acc, gx);
+    held.hold(sum);
+    grads.set(x, sum);
+    held.drop(acc);
+    held.drop(gx);
+  }
+}
+
+// Which gradient buffers a backward pass may write into, keep or give back. Gradients may share a
+// buffer (an add passes g on to both inputs, a reshape passes a view of it), and a root's
+// gradient or a buffer made before the pass may be the caller's. So the pass counts, per
+// buffer, the pending gradients that hold it, and treats as its own only buffers made during the
+// pass (allocatedAfter the mark taken at its start). A gradient handed on to a joint node
+// (GradNode.child) is pinned until that joint has run. A buffer of the pass's own, held by one
+// gradient and not pinned, may be added into in place or handed to a leaf's .grad without a
+// copy, and goes back to the pool (storage.ts) once no gradient holds it and no pin is left.
+class Holdings {
+  private readonly mark = allocationMark();
+  private readonly uses = new Map<ArrayBufferLike, number>();
+  private readonly pinned = new Map<ArrayBufferLike, number>(); // buffer → pins left
+  private readonly pinsOf = new Map<Tensor, Tensor[]>();        // joint node → gradients it pins
+
+  hold(g: Tensor): void {
+    const b = g.data.buffer;
+    this.uses.set(b, (this.uses.get(b) ?? 0) + 1);
+  }
+
+  /** Whether a pending gradient holds buffer b, or a node kept it. */
+  holds(b: ArrayBufferLike): boolean {
+    return this.uses.has(b) || this.pinned.has(b);
+  }
+
+  /** g goes on to `joint`: its buffer is neither reused nor given back before unpin(joint). */
+  pin(g: Tensor, joint: Tensor): void {
+    const b = g.data.buffer;
+    this.pinned.set(b, (this.pinned.get(b) ?? 0) + 1);
+    const list = this.pinsOf.get(joint);
+    if (list) list.push(g);
+    else this.pinsOf.set(joint, [g]);
+  }
+
+  /** `joint` has run: the gradients pinned for it are free again (given back if nothing holds
+   *  them). */
+  unpin(joint: Tensor): void {
+    const list = this.pinsOf.get(joint);
+    if (!list) return;
+    this.pinsOf.delete(joint);
+    for (const g of list) {
+      const b = g.data.buffer;
+      const n = this.pinned.get(b)! - 1;
+      if (n > 0) {
+        this.pinned.set(b, n);
+        continue;
+      }
+      this.pinned.delete(b);
+      if (!this.uses.has(b) && allocatedAfter(g.data, this.mark)) giveBack(g.f32);
+    }
+  }
+
+  /** Whether g's buffer is the pass's own and g its only holder. */
+  sole(g: Tensor): boolean {
+    const b = g.data.buffer;
+    return this.uses.get(b) === 1 && !this.pinned.has(b) && allocatedAfter(g.data, this.mark);
+  }
+
+  /** g stops holding its buffer; gives the buffer back if g was its last holder and it is the
+   *  pass's own (keep: it lives on elsewhere, as a leaf's .grad). */
+  drop(g: Tensor, keep = false): void {
+    const b = g.data.buffer;
+    const n = (this.uses.get(b) ?? 0) - 1;
+    if (n > 0) {
+      this.uses.set(b, n);
+      return;
+    }
+    this.uses.delete(b);
+    if (!keep && !this.pinned.has(b) && allocatedAfter(g.data, this.mark)) giveBack(g.f32);
+  }
+}
+
+/** A leaf's gradient g (held) into its .grad: g itself when the pass may give it away. */
+function storeGrad(t: Tensor, g: Tensor, held: Holdings): void {
+  if (!t.grad && held.sole(g)) {
+    t.grad = g.shape === t.shape ? g : new Tensor(g.data, t.shape);
+    held.drop(g, true);
+    return;
+  }
+  accumulateGrad(t, g);
+  held.drop(g);
 }
 
 function accumulateGrad(t: Tensor, g: Tensor): void {

@@ -269,6 +269,12 @@ export interface Kernels {
   sumSquares(x: F): number;
   /** Number of NaN or ±Inf entries. */
   countNonFinite(x: F): number;
+
+  // ---- storage -------------------------------------------------------------------------------
+  /** Frees x's storage now (detaches its ArrayBuffer: x and every view of that buffer have
+   *  length 0 afterwards, so a later use fails a length check instead of reading stale data).
+   *  For buffers nothing else holds (src/tensor/storage.ts). */
+  release(x: F): void;
 }
 
 export type KernelName = keyof Kernels;

@@ -18,6 +18,7 @@ import { Tensor } from './tensor.js';
 import { backwardFrom, enableGrad, isRecording, noGrad, record } from './autograd.js';
 import { computePrecision, headPrecision, withCompute } from './compute.js';
 import { currentDropoutRows, withDropoutRows } from './ops/nn.js';
+import { giveBack, ownsData, scoped } from './storage.js';
 
 /**
  * fn(inputs) with its activations recomputed in backward. Outputs keep fn's values and shapes;
@@ -28,7 +29,7 @@ export function recompute(fn: (inputs: readonly Tensor[]) => readonly Tensor[], 
   if (!isRecording()) return [...fn(inputs)];
   const precision = computePrecision(), head = headPrecision();
   const rows = currentDropoutRows(); // a rank's dropout rows (data parallel): the same masks again
-  const outs = noGrad(() => fn(inputs));
+  const outs = noGrad(() => scoped(() => fn(inputs), (r) => r));
   const pending: (Tensor | null)[] = outs.map(() => null);
   // The block's node: its inputs are the block's inputs, and it runs after every output's
   // gradient has arrived (the outputs are its children). It requires a gradient even when no
@@ -47,7 +48,7 @@ export function recompute(fn: (inputs: readonly Tensor[]) => readonly Tensor[], 
         if (g && y.requiresGrad) { roots.push(y); grads.push(g); }
       });
       pending.fill(null);
-      if (roots.length) backwardFrom(roots, grads);
+      if (roots.length) backwardFrom(roots, grads, { release: true });
       return xs.map((x, i) => (inputs[i].requiresGrad ? x.grad : null));
     },
   };
@@ -55,7 +56,7 @@ export function recompute(fn: (inputs: readonly Tensor[]) => readonly Tensor[], 
   return outs.map((o, i) => record(new Tensor(o.data, o.shape), 'recompute', [joint], (g) => {
     pending[i] = g;
     return [none];
-  }));
+  }, { readsValue: false }));
 }
 
 // Which forwards recompute: scoped like noGrad and withCompute. The layer stacks (llama.ts,
@@ -74,9 +75,11 @@ export function withRecompute<T>(on: boolean, fn: () => T): T {
 }
 
 /** One layer `block(x) → { y, cap }` (cap: named taps, null where not requested): recomputed
- *  in backward inside withRecompute(true, …) while recording, run as it is otherwise. */
+ *  in backward inside withRecompute(true, …) while recording, run as it is otherwise; when
+ *  nothing records, its intermediates go back to the pool as it returns (storage.ts scoped). */
 export function layer<C extends object>(block: (x: Tensor) => { y: Tensor; cap: C }, x: Tensor): { y: Tensor; cap: C } {
-  if (!layers || !isRecording()) return block(x);
+  if (!isRecording()) return scoped(() => block(x), (r) => [r.y, ...Object.values(r.cap as Record<string, Tensor | null>)]);
+  if (!layers) return block(x);
   type Taps = Record<string, Tensor | null>;
   let cap: Taps = {};
   let taps: string[] | null = null;
@@ -91,4 +94,11 @@ export function layer<C extends object>(block: (x: Tensor) => { y: Tensor; cap: 
   }, [x]);
   taps!.forEach((k, i) => { cap[k] = rest[i]; });
   return { y, cap: cap as C };
+}
+
+/** Between two layers of a stack, when nothing records: the previous layer's output `prev`, now
+ *  read by the next layer (which returned `next`), goes back to the pool. Only for an output no
+ *  tap keeps: a recorded graph gives its tensors back in backward instead. */
+export function consumed(prev: Tensor, next: Tensor): void {
+  if (!isRecording() && prev.data.buffer !== next.data.buffer && ownsData(prev)) giveBack(prev.f32);
 }

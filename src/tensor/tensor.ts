@@ -1,6 +1,9 @@
 // The Tensor: a contiguous row-major buffer, a shape, and (when it takes part in autograd) the
 // node that made it. float32 for values, int32 for token ids and masks.
 import type { GradNode } from './autograd.js';
+import { claim, zerosF32 } from './storage.js';
+
+export { uninitF32, zerosF32 } from './storage.js';
 
 export type DType = 'f32' | 'i32';
 export type Shape = readonly number[];
@@ -26,6 +29,7 @@ export class Tensor {
       throw new RangeError(`tensor data has ${data.length} elements but shape [${shape}] needs ${n}`);
     }
     this.data = data;
+    claim(this);
     this.shape = Object.freeze([...shape]);
     this.dtype = data instanceof Int32Array ? 'i32' : 'f32';
     this.requiresGrad = requiresGrad;
@@ -126,25 +130,8 @@ export function intTensor(values: ArrayLike<number>, shape?: Shape): Tensor {
   return new Tensor(data, shape ?? [data.length]);
 }
 
-// Uninitialized float32 storage, for a kernel output the contract (kernels.ts) says is fully
-// overwritten. `new Float32Array(n)` is calloc: on a recycled heap block glibc clears it with a
-// memset that the kernel then overwrites, ~11 % of a BERT-base KD-QAT step's samples at one
-// thread (perf, AMD EPYC Zen 5). Buffer.allocUnsafeSlow is Node's malloc without the clear; its
-// ArrayBuffer is the Buffer's own (byteOffset 0, exact length), so nothing else shares it.
-// KDQAT_POISON_UNINIT=1 (set by `npm test` for every test) fills such storage with NaN instead,
-// so an op that reads an element its kernel did not write shows up as NaN in the results.
-const poisonUninit = process.env.KDQAT_POISON_UNINIT === '1';
-
-/** n float32 elements whose contents are unspecified (NaN under KDQAT_POISON_UNINIT=1). */
-export function uninitF32(n: number): Float32Array {
-  const b = Buffer.allocUnsafeSlow(n * 4);
-  const out = new Float32Array(b.buffer, b.byteOffset, n);
-  if (poisonUninit) out.fill(NaN);
-  return out;
-}
-
 export function zeros(shape: Shape, requiresGrad = false): Tensor {
-  return new Tensor(new Float32Array(shapeSize(shape)), shape, requiresGrad);
+  return new Tensor(zerosF32(shapeSize(shape)), shape, requiresGrad);
 }
 
 export function full(shape: Shape, value: number): Tensor {

@@ -5,6 +5,7 @@
 // in the forward pass; since neither the latent weight nor its step changes, that fake-quantized
 // value is a constant, computed once (cacheFrozen) instead of at every step.
 import { noGrad } from '../tensor/autograd.js';
+import { unscoped } from '../tensor/storage.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import { selectByPatterns } from '../nn/modules.js';
@@ -59,7 +60,7 @@ export function cacheFrozen(weight: WeightFn, frozen: ReadonlySet<string>): Weig
     if (!frozen.has(name) || p.requiresGrad) return weight(name, p);
     const hit = cache.get(name);
     if (hit && hit.p === p) return hit.value;
-    const value = noGrad(() => weight(name, p));
+    const value = unscoped(() => noGrad(() => weight(name, p))); // outlives any layer's scope
     cache.set(name, { p, value });
     return value;
   };

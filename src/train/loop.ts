@@ -222,7 +222,9 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
         stepTokens += o.tokens?.(batch) ?? 0;
         // One process: 1/accumulate; a rank: its share of the batch too (distributed.ts).
         const k = share / accumulate;
-        backward(k === 1 ? loss : scale(loss, k));
+        // The loss was read above; nothing else of the graph is: its storage goes back as backward
+        // passes it (storage.ts).
+        backward(k === 1 ? loss : scale(loss, k), null, { release: true });
       }
       if (dp) {
         const tWait = performance.now();
@@ -242,7 +244,7 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
       o.hooks?.beforeUpdate?.(step);
       o.optimizer.step(lr);
       o.hooks?.afterUpdate?.(step);
-      o.optimizer.zeroGrad();
+      o.optimizer.zeroGrad(true);
       step++;
       if (dp && (step % (dp.checkEvery ?? 10) === 0 || step === o.totalSteps)) {
         try {

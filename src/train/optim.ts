@@ -3,6 +3,7 @@
 // excluded by name) get no state at all.
 import { Tensor } from '../tensor/tensor.js';
 import { kernel } from '../tensor/registry.js';
+import { giveBack } from '../tensor/storage.js';
 
 export type Params = Map<string, Tensor>;
 
@@ -19,7 +20,9 @@ export interface AdamWConfig {
 export interface Optimizer {
   /** Applies one update with learning rate `lr` to every parameter that has a gradient. */
   step(lr: number): void;
-  zeroGrad(): void;
+  /** Clears every parameter's .grad. reuse: their storage goes back to the pool for the next
+   *  backward (storage.ts), for a caller that keeps no old .grad (the training loop). */
+  zeroGrad(reuse?: boolean): void;
   /** Names of the parameters holding optimizer state. */
   stateNames(): string[];
   /** Serializable state (moment buffers and step count), for checkpoints. */
@@ -62,8 +65,8 @@ export class AdamW implements Optimizer {
     }
   }
 
-  zeroGrad(): void {
-    for (const p of this.params.values()) p.grad = null;
+  zeroGrad(reuse = false): void {
+    clearGrads(this.params, reuse);
   }
 
   stateNames(): string[] {
@@ -122,8 +125,8 @@ export class SGD implements Optimizer {
     }
   }
 
-  zeroGrad(): void {
-    for (const p of this.params.values()) p.grad = null;
+  zeroGrad(reuse = false): void {
+    clearGrads(this.params, reuse);
   }
 
   stateNames(): string[] {
@@ -154,4 +157,11 @@ export function clipGradNorm(params: Params, maxNorm: number): number {
     for (const p of params.values()) if (p.grad) kernel('affine')(p.grad.f32, p.grad.f32, c, 0);
   }
   return norm;
+}
+
+function clearGrads(params: Params, reuse: boolean): void {
+  for (const p of params.values()) {
+    if (reuse && p.grad) giveBack(p.grad.f32);
+    p.grad = null;
+  }
 }

@@ -6,24 +6,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng, Tensor, backward, matmul, noGrad, recompute, rmsNorm, silu, sum, mul, add, withCompute, withRecompute, bf16Unavailable, computePrecision } from '../../src/tensor/index.js';
 import { headPrecision } from '../../src/tensor/compute.js';
-import type { Params } from '../../src/nn/params.js';
-import { ARCHITECTURES, modelOf } from '../../src/models/registry.js';
+import { drainPool } from '../../src/tensor/storage.js';
+import { ARCHITECTURES } from '../../src/models/registry.js';
 import type { Architecture, ModelSizes } from '../../src/models/architecture.js';
 import type { Model } from '../../src/models/model.js';
-import { prepare } from '../../src/quant/prepare.js';
-import { QUANT_PRESETS } from '../../src/quant/config.js';
-import { captureFor, distillLoss } from '../../src/distill/losses.js';
 import type { LossWeights } from '../../src/distill/losses.js';
 import { familyModel, randomIds } from '../quant/models.js';
 import { randomF32 } from '../util.js';
-import { forwardDepth, reorderBound, scaleOf, withMatmulMagnitudes } from '../tolerance.js';
+import { forwardDepth, reorderBound, scaleOf } from '../tolerance.js';
 import { BACKENDS, onBackend } from '../backends.js';
-
-function bitsEqual(a: Float32Array, b: Float32Array, what: string): void {
-  assert.equal(a.length, b.length, `${what}: length`);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} differs: ${a[i]} vs ${b[i]}`);
-}
+import { B, SIZES, T, bitsEqual, kdStep, tinyPair } from './kd-step.js';
 
 test('recompute: two outputs (one unused), a parameter inside, an input without a gradient', () => {
   const run = (re: boolean) => {
@@ -63,38 +55,8 @@ test('recompute under noGrad is the plain function (no graph)', () => {
 // and the next layer's two uses — and recomputation sums the next layer's two first, so the
 // gradients are another float32 evaluation of the same sum: both are within chainBound of the
 // exact value, hence within reorderBound of each other (test/tolerance.ts).
-const SIZES: ModelSizes = { vocab: 64, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64, seq: 16, dropout: 0.1 };
-const B = 2, T = 6;
-
-function tinyPair(name: string): { teacher: Model; student: Model } {
-  const { model: teacher, hf } = familyModel(name, SIZES);
-  for (const p of teacher.params.values()) p.requiresGrad = false;
-  const sParams: Params = new Map([...teacher.params].map(([k, v]) => [k, new Tensor(v.f32.map((x, i) => x + 0.01 * Math.sin(i)), v.shape, true)]));
-  return { teacher, student: modelOf(hf, sParams) };
-}
-
-interface Step { loss: number; grads: Map<string, Float32Array>; kappa: number }
-
-function kdStep(teacher: Model, student: Model, w: LossWeights, re: boolean, preset?: string): Step {
-  const rec = ARCHITECTURES[teacher.arch as keyof typeof ARCHITECTURES] as Architecture;
-  for (const p of student.params.values()) p.grad = null;
-  const prepared = prepare(student, QUANT_PRESETS[preset ?? (rec.kind === 'encoder' ? 'twn-a8' : 'w4-channel-lsq')]);
-  const capture = captureFor(w, teacher.arch);
-  const x = { ids: randomIds(B, T, SIZES.vocab) };
-  const t = noGrad(() => rec.forward(teacher, x, { capture }));
-  const { result: loss, kappa } = withMatmulMagnitudes(() => {
-    const s = withRecompute(re, () => rec.forward(student, x, { capture, weight: prepared.weight, dropoutSeed: rec.kind === 'encoder' ? 11 : undefined }));
-    const { total } = distillLoss(s, t, w, { arch: teacher.arch });
-    backward(total);
-    return total.item();
-  });
-  const grads = new Map<string, Float32Array>();
-  for (const [k, p] of [...student.params, ...prepared.quantParams]) if (p.grad) grads.set(k, p.grad.f32);
-  return { loss, grads, kappa };
-}
-
 function compare(name: string, teacher: Model, student: Model, w: LossWeights, exact: boolean): void {
-  const a = kdStep(teacher, student, w, false), b = kdStep(teacher, student, w, true);
+  const a = kdStep(teacher, student, w), b = kdStep(teacher, student, w, { recompute: true });
   assert.ok(Number.isFinite(a.loss) && a.loss > 0);
   bitsEqual(Float32Array.of(b.loss), Float32Array.of(a.loss), 'loss');
   assert.deepEqual([...b.grads.keys()].sort(), [...a.grads.keys()].sort());
@@ -144,9 +106,9 @@ test('bf16 compute: the recomputed layers keep the forward\'s precision', () => 
   }
   const { teacher, student } = tinyPair('llama');
   const w: LossWeights = { pred: 1 };
-  const a = withCompute('bf16', () => kdStep(teacher, student, w, false, 'w4-g32'));
-  const b = withCompute('bf16', () => kdStep(teacher, student, w, true, 'w4-g32'));
-  const c = kdStep(teacher, student, w, false, 'w4-g32');
+  const a = withCompute('bf16', () => kdStep(teacher, student, w, { preset: 'w4-g32' }));
+  const b = withCompute('bf16', () => kdStep(teacher, student, w, { recompute: true, preset: 'w4-g32' }));
+  const c = kdStep(teacher, student, w, { preset: 'w4-g32' });
   bitsEqual(Float32Array.of(b.loss), Float32Array.of(a.loss), 'loss');
   for (const [k, g] of a.grads) bitsEqual(b.grads.get(k)!, g, k);
   assert.notEqual(c.loss, a.loss, 'fp32 and bf16 losses differ (else this test compares nothing)');
@@ -162,6 +124,7 @@ test('memory: a recomputed stack holds only the layer inputs between forward and
   // V8 frees ArrayBuffer memory on a background sweeper after a collection: collect, let it
   // run (a macrotask), collect again, before reading the count.
   const settled = async (): Promise<number> => {
+    drainPool(); // buffers an earlier backward gave back would otherwise serve this forward
     for (let i = 0; i < 3; i++) {
       gc!();
       await new Promise((r) => setTimeout(r, 20));

@@ -78,3 +78,17 @@ it('ov-freeze in training: frozen weights bitwise unchanged, no optimizer state 
   }
   for (const n of frozen.params) assert.deepEqual(ckpt.params.get(n), before.get(n), `${n} in the checkpoint`);
 });
+
+it('a frozen weight first computed by a forward without a graph (an evaluation) serves the later forwards', () => {
+  // Such a forward gives its layers' intermediates back as each layer returns (storage.ts
+  // scoped); the cached value is made in that layer yet must outlive it.
+  const params: Params = new Map([...freshParams('llama', 5)].map(([n, p]) => [n, new Tensor(p.f32.slice(), p.shape, true)]));
+  const frozen = freeze('ov', 'llama', params, new Map());
+  const weight = cacheFrozen((_name, p) => mul(p, new Tensor(Float32Array.of(0.9), [1])), new Set(frozen.params));
+  const ids = intTensor(Array.from({ length: 2 * 8 }, (_, i) => (i * 7) % V), [2, 8]);
+  const first = noGrad(() => llamaForward(params, llamaCfg, ids, { weight }).logits.f32.slice());
+  const again = noGrad(() => llamaForward(params, llamaCfg, ids, { weight }).logits.f32.slice());
+  const recorded = llamaForward(params, llamaCfg, ids, { weight }).logits.f32.slice();
+  assert.deepEqual(again, first);
+  assert.deepEqual(recorded, first);
+});

@@ -9,6 +9,7 @@ import { Tensor } from '../tensor.js';
 import { record, isRecording } from '../autograd.js';
 import { kernel } from '../registry.js';
 import { empty, fmt, requireF32 } from './util.js';
+import { giveBack } from '../storage.js';
 
 export interface AttentionOptions {
   causal?: boolean;
@@ -69,6 +70,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     kernel('attentionBackward')(q.f32, k.f32, v.f32, probs!.f32, gout, pending.gProbs, pending.gScores,
       gq.f32, gk.f32, gv.f32, B, T, H, Hkv, D, scale, causal, maskData, window);
     pending.gout = pending.gProbs = pending.gScores = null;
+    if (!opts.returnProbs) giveBack(probs!.f32); // (B, H, T, T), read by nothing else
     return [gq, gk, gv];
   });
   const none = new Tensor(new Float32Array(0), [0]);
@@ -76,7 +78,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     record(t, 'attention', [joint], (g) => {
       pending[key] = g.f32;
       return [none];
-    });
+    }, { readsValue: key === 'gProbs' }); // the joint reads probs, not out or scores
   return {
     out: child(out, 'gout'),
     probs: opts.returnProbs ? child(probs!, 'gProbs') : null,

@@ -15,6 +15,7 @@
 // flows to it (it must not require one). Everything is the existing kernels (matmul, klDiv,
 // klDivBackward): the GEMMs are ~all the time, as in the unfused path.
 import { Tensor } from '../tensor.js';
+import { giveBack, zerosF32 } from '../storage.js';
 import { isRecording, record } from '../autograd.js';
 import { kernel } from '../registry.js';
 import { fmt, requireF32 } from './util.js';
@@ -135,8 +136,8 @@ export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: Hea
   const scale = wsum > 0 ? (tau * tau) / wsum : 0;
   const needX = isRecording() && student.x.requiresGrad, needW = isRecording() && student.weight.requiresGrad;
   const grad = needX || needW;
-  const gx = needX ? new Float32Array(rows * C) : null;
-  const gw = needW ? new Float32Array(V * C) : null;
+  const gx = needX ? zerosF32(rows * C) : null;
+  const gw = needW ? zerosF32(V * C) : null; // stamped: backward may hand it to .grad uncopied
 
   const gemmFor = (c: ComputePrecision | undefined) => kernel((c ?? computePrecision()) === 'bf16' ? 'matmulBf16' : 'matmul');
   const gemm = gemmFor(student.compute), tgemm = th ? gemmFor(th.compute) : gemm;
@@ -145,7 +146,8 @@ export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: Hea
   const kIds = new Int32Array(topk ? Math.min(n, rows) * K : 0), kz = new Float32Array(kIds.length);
   const kLse = new Float32Array(topk ? Math.min(n, rows) : 0), kTail = new Float32Array(kLse.length);
   const m = Math.min(n, Math.max(active.length, 1));
-  const tBuf = new Float32Array(topk ? 0 : m * V), sBuf = new Float32Array(m * V), gBuf = grad ? new Float32Array(m * V) : null;
+  // The chunk buffers (m × V each: ~13 MB at SmolLM2's vocabulary) are given back at the end.
+  const tBuf = zerosF32(topk ? 0 : m * V), sBuf = zerosF32(m * V), gBuf = grad ? zerosF32(m * V) : null;
   const xBuf = new Float32Array(m * C), xtBuf = th ? new Float32Array(m * Ct) : null, gxBuf = gx ? new Float32Array(m * C) : null;
   const loss = new Float32Array(m), gloss = new Float32Array(m);
   const lossAll = new Float32Array(rows);
@@ -199,6 +201,7 @@ export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: Hea
     klBack(Tc, S, gloss.subarray(0, k), G, null, k, V, tau);
     backProject(G, xs, idx, k);
   }
+  for (const b of [tBuf, sBuf, gBuf]) if (b) giveBack(b);
   // The mean exactly as klDiv forms it: Σ_r w_r·loss_r in row order, in double.
   let total = 0;
   for (let r = 0; r < rows; r++) total += (rowWeights ? rowWeights[r] : 1) * lossAll[r];

@@ -1,0 +1,202 @@
+// Tensor storage: how op outputs and gradients get their buffers, and how the storage of a
+// training step goes back to a pool as soon as nothing can read it, instead of waiting for the
+// collector.
+//
+// Why: a KD-QAT step at SmolLM2-135M's shape (B4 × T256) makes ~6 GB of buffers (teacher
+// forward 1.5, student forward and loss 2.2, gradients 2.2). V8 starts a young-generation
+// collection for every ~32 MB of new ArrayBuffer storage; each promotes the step's live tensor
+// objects into the old generation, whose limit (~20 MB: the JS heap is ~10 MB) then starts a full
+// mark-compact, with concurrent marking on helper threads that take the cores the kernels run
+// on: ~1,250 scavenges and ~420 mark-compacts in a 4-step run before (AMD EPYC Zen 5, 2
+// threads). Given back and reused, ~98% of a step's storage never reaches the allocator.
+//
+// Who gives back (each only what it can prove nothing reads any more):
+// - backward (autograd.ts): gradients once they have flowed on, and with `release` (the training
+//   loop) every intermediate of the graph once its node has run;
+// - a layer of a forward that records nothing (recompute.ts `layer`, `consumed`): its
+//   intermediates when it returns, the previous layer's output when the next has read it;
+// - the optimizer's zeroGrad(true) (the training loop): the gradients after the update.
+// A buffer is given back by detaching it (structuredClone with transfer; the pool keeps the new
+// ArrayBuffer over the same memory), so every view still pointing at it has length 0 and a
+// later use fails a kernel's length check (or item()) instead of reading another tensor's data.
+import { totalmem } from 'node:os';
+import { kernel } from './registry.js';
+import type { Tensor } from './tensor.js';
+
+// Uninitialized float32 storage, for a kernel output the contract (kernels.ts) says is fully
+// overwritten. `new Float32Array(n)` is calloc: on a recycled heap block glibc clears it with a
+// memset that the kernel then overwrites, ~11 % of a BERT-base KD-QAT step's samples at one
+// thread (perf, AMD EPYC Zen 5). Buffer.allocUnsafeSlow is Node's malloc without the clear; its
+// ArrayBuffer is the Buffer's own (byteOffset 0, exact length), so nothing else shares it.
+// KDQAT_POISON_UNINIT=1 (set by `npm test` for every test) fills such storage with NaN instead,
+// so an op that reads an element its kernel did not write shows up as NaN in the results.
+const poisonUninit = process.env.KDQAT_POISON_UNINIT === '1';
+
+/** n float32 elements whose contents are unspecified (NaN under KDQAT_POISON_UNINIT=1). */
+export function uninitF32(n: number): Float32Array {
+  const reused = take(n * 4);
+  let out: Float32Array;
+  if (reused) {
+    out = new Float32Array(reused);
+  } else {
+    const b = Buffer.allocUnsafeSlow(n * 4);
+    out = new Float32Array(b.buffer, b.byteOffset, n);
+  }
+  if (poisonUninit) out.fill(NaN);
+  return stamp(out);
+}
+
+/** n float32 zeros. */
+export function zerosF32(n: number): Float32Array {
+  const reused = take(n * 4);
+  return stamp(reused ? new Float32Array(reused).fill(0) : new Float32Array(n));
+}
+
+// ---- stamps and owners ----------------------------------------------------------------------
+// uninitF32 and zerosF32 number each buffer they hand out (in order, on the ArrayBuffer itself),
+// so autograd can tell a gradient made during its pass from storage that existed before (which
+// it never gives back); the first Tensor made over a stamped buffer is its owner (a reshape or
+// detach() over the same buffer is a view, never the owner). Buffers made any other way have no
+// stamp and are never given back.
+const BORN = Symbol('kdqat.born');
+const OWNER = Symbol('kdqat.owner');
+type Stamped = ArrayBufferLike & { [BORN]?: number; [OWNER]?: Tensor };
+let allocations = 0;
+
+function stamp(a: Float32Array): Float32Array {
+  (a.buffer as Stamped)[BORN] = ++allocations;
+  scope?.push(a);
+  return a;
+}
+
+/** How many stamped buffers have been handed out so far. */
+export function allocationMark(): number {
+  return allocations;
+}
+
+/** Whether x's buffer was handed out by uninitF32/zerosF32 after allocationMark() gave `mark`. */
+export function allocatedAfter(x: Float32Array | Int32Array, mark: number): boolean {
+  return ((x.buffer as Stamped)[BORN] ?? 0) > mark;
+}
+
+/** Called by the Tensor constructor: t owns a stamped buffer no tensor owns yet. */
+export function claim(t: Tensor): void {
+  const b = t.data.buffer as Stamped;
+  if (b[BORN] !== undefined && b[OWNER] === undefined) b[OWNER] = t;
+}
+
+/** Whether t is the tensor its buffer was handed out for (not a view of another's). */
+export function ownsData(t: Tensor): boolean {
+  return (t.data.buffer as Stamped)[OWNER] === t;
+}
+
+// ---- giving back -----------------------------------------------------------------------------
+// The pool: free buffers by byte length. A training step asks for the same sizes over and over
+// (per layer, per step), so exact sizes suffice: SmolLM2-135M's KD-QAT step (B4 × T256) ends
+// with ~2.5 GB pooled, and the next step's forward takes it back before its peak, so the pool
+// adds little to the peak RSS (memory glibc would keep in its heap anyway). Sizes least recently
+// asked for go first when a buffer would take the pool past its cap (a quarter of the machine's
+// memory, at most 8 GiB), so sizes no longer used (another sequence length) do not stay; past
+// the cap a buffer is freed at once (kernel release: the addon detaches it, V8 frees it).
+let poolLimit = Math.min(8 * 2 ** 30, totalmem() / 4);
+const pool = new Map<number, ArrayBuffer[]>(); // by byte length, least recently used first
+let pooled = 0;
+
+function take(bytes: number): ArrayBuffer | null {
+  const list = pool.get(bytes);
+  if (!list || list.length === 0) return null;
+  pool.delete(bytes); // to the back: the most recently used size
+  pool.set(bytes, list);
+  pooled -= bytes;
+  return list.pop()!;
+}
+
+/** Frees pooled buffers, least recently used sizes first, until `bytes` more fit the cap. */
+function makeRoom(bytes: number): void {
+  for (const [size, list] of pool) {
+    if (pooled + bytes <= poolLimit) return;
+    while (list.length && pooled + bytes > poolLimit) {
+      kernel('release')(new Float32Array(list.pop()!));
+      pooled -= size;
+    }
+    if (list.length === 0) pool.delete(size);
+  }
+}
+
+/**
+ * Gives x's buffer back now: x and every view of the buffer have length 0 afterwards. Only for
+ * a whole stamped buffer that nothing will read again (autograd's proof, autograd.ts); anything
+ * else is left to the collector.
+ */
+export function giveBack(x: Float32Array): void {
+  const b = x.buffer as ArrayBuffer & Stamped;
+  if (b[BORN] === undefined || x.byteOffset !== 0 || x.byteLength !== b.byteLength || b.byteLength === 0) return;
+  if (b.byteLength > poolLimit) {
+    kernel('release')(x);
+    return;
+  }
+  makeRoom(b.byteLength);
+  const kept = structuredClone(b, { transfer: [b] });
+  const list = pool.get(kept.byteLength);
+  pool.delete(kept.byteLength);
+  pool.set(kept.byteLength, list ? (list.push(kept), list) : [kept]);
+  pooled += kept.byteLength;
+}
+
+// ---- scopes: a forward without a graph ------------------------------------------------------
+// Without recording, nothing keeps a layer's intermediates once the layer has returned: the
+// layer stacks (recompute.ts `layer`) run each layer of a forward that records nothing (the
+// teacher's, an evaluation's, the first pass of a recomputed layer) in a scope, and everything
+// allocated in it that the layer's result does not hold goes back to the pool when it returns,
+// ready for the next layer. Code that keeps a tensor it makes beyond the call (a cache) makes
+// it under `unscoped`.
+let scope: Float32Array[] | null = null;
+
+/** fn(), then every buffer allocated during it that no tensor of keep(result) uses is given back. */
+export function scoped<T>(fn: () => T, keep: (result: T) => Iterable<Tensor | null>): T {
+  const outer = scope;
+  const mine: Float32Array[] = [];
+  scope = mine;
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scope = outer;
+  }
+  const kept = new Set<ArrayBufferLike>();
+  for (const t of keep(result)) if (t) kept.add(t.data.buffer);
+  for (const a of mine) {
+    if (kept.has(a.buffer)) outer?.push(a); // the enclosing scope decides about it
+    else giveBack(a);
+  }
+  return result;
+}
+
+/** fn() with its allocations outside any scope (for what outlives the call: caches). */
+export function unscoped<T>(fn: () => T): T {
+  const outer = scope;
+  scope = null;
+  try {
+    return fn();
+  } finally {
+    scope = outer;
+  }
+}
+
+/** Bytes the pool holds. */
+export function pooledBytes(): number {
+  return pooled;
+}
+
+/** Sets the pool's cap in bytes (tests), freeing what no longer fits. */
+export function setPoolLimit(bytes: number): void {
+  poolLimit = bytes;
+  makeRoom(0);
+}
+
+/** Frees every pooled buffer now (memory measurements start from an empty pool). */
+export function drainPool(): void {
+  for (const list of pool.values()) for (const b of list) kernel('release')(new Float32Array(b));
+  pool.clear();
+  pooled = 0;
+}
