@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import type { RecomputeMode } from '../src/tensor/index.js';
 import { spawnSync } from 'node:child_process';
 import { TORCH_PYTHON, runChild, torchAvailable } from './step.js';
 import { SHAPES, type RealSizeName } from './real_size_shapes.js';
@@ -30,8 +31,14 @@ export interface RealSizeRecord {
   loss_last: number;
   /** kdqat's GEMM precision (KDQAT_BF16 of the worker: off, teacher or all); absent for torch. */
   bf16?: string;
-  /** Whether the student's layers were recomputed in backward (KDQAT_RECOMPUTE; `--recompute`). */
-  recompute?: boolean;
+  /** How the student's layers were recomputed in backward (KDQAT_RECOMPUTE; `--recompute`):
+   *  off, selective or all (true in records from before the selective mode: all). */
+  recompute?: RecomputeMode | boolean;
+}
+
+/** A record's recompute mode (true, in records from before the selective mode, is all). */
+export function recomputeOf(r: { recompute?: RecomputeMode | boolean }): RecomputeMode {
+  return r.recompute === true ? 'all' : r.recompute || 'off';
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -64,11 +71,12 @@ export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: numb
       };
       // fp32; where the CPU has AVX512_BF16 the same step with every GEMM but the student's LM
       // head in bf16 (--bf16 layers: kdqat qat's default there) and with every GEMM in bf16
-      // (--bf16 all); with `recompute`, fp32 and all again with the layers recomputed in backward.
-      for (const re of opts.recompute ? ['0', '1'] : ['0']) {
+      // (--bf16 all); with `recompute`, fp32 and layers again with the layers recomputed in
+      // backward, selectively and all of them.
+      for (const re of opts.recompute ? ['off', 'selective', 'all'] : ['off']) {
         kdqat({ KDQAT_RECOMPUTE: re });
-        if (opts.bf16 && re === '0') kdqat({ KDQAT_RECOMPUTE: re, KDQAT_BF16: 'layers' });
-        if (opts.bf16) kdqat({ KDQAT_RECOMPUTE: re, KDQAT_BF16: 'all' });
+        if (opts.bf16) kdqat({ KDQAT_RECOMPUTE: re, KDQAT_BF16: 'layers' });
+        if (opts.bf16 && re === 'off') kdqat({ KDQAT_RECOMPUTE: re, KDQAT_BF16: 'all' });
       }
       if (useTorch) out.push(runChild<RealSizeRecord>(TORCH_PYTHON, [join(here, 'torch_real_size.py'), name, dir, steps], t));
     }
@@ -81,22 +89,24 @@ export function printRealSizeTable(recs: RealSizeRecord[]): void {
   console.log('model            impl            thr  B×T      load s  fwd tok/s  KD-QAT tok/s  peak RSS MB');
   for (const r of recs) {
     const bf = { all: 'bf16', layers: 'bf16-layers', teacher: 'bf16-teacher' }[r.bf16 ?? 'off'] ?? '';
-    const impl = r.impl === 'kdqat' ? [r.impl, bf, r.recompute ? 're' : ''].filter(Boolean).join('/') : r.impl;
+    const re = recomputeOf(r);
+    const impl = r.impl === 'kdqat' ? [r.impl, bf, { off: '', selective: 're-sel', all: 're' }[re]].filter(Boolean).join('/') : r.impl;
     console.log(`${r.model.padEnd(17)}${impl.padEnd(16)}${String(r.threads).padStart(3)}  ${`${r.batch}×${r.seq}`.padEnd(8)}` +
       `${(r.load_ms / 1000).toFixed(2).padStart(7)}${r.forward_tokens_per_s.toFixed(0).padStart(11)}` +
       `${r.qat_tokens_per_s.toFixed(1).padStart(14)}${r.peak_rss_mb.toFixed(0).padStart(13)}`);
   }
   for (const name of new Set(recs.map((r) => r.model))) {
     for (const t of new Set(recs.map((r) => r.threads))) {
-      const kd = (bf16: string, re: boolean) => recs.find((r) => r.model === name && r.threads === t && r.impl === 'kdqat' &&
-        (r.bf16 ?? 'off') === bf16 && !!r.recompute === re);
-      const a = kd('off', false), b = recs.find((r) => r.model === name && r.threads === t && r.impl === 'torch');
+      const kd = (bf16: string, re: RecomputeMode) => recs.find((r) => r.model === name && r.threads === t && r.impl === 'kdqat' &&
+        (r.bf16 ?? 'off') === bf16 && recomputeOf(r) === re);
+      const a = kd('off', 'off'), b = recs.find((r) => r.model === name && r.threads === t && r.impl === 'torch');
       if (a && b) {
         const vs = (label: string, r: RealSizeRecord | undefined): string => (r ? `; ${label}: ${(r.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, RSS ${(r.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×` : '');
         console.log(`${name}, ${t} thread(s): kdqat/torch load time ${(a.load_ms / b.load_ms).toFixed(2)}×, forward tokens/s ${(a.forward_tokens_per_s / b.forward_tokens_per_s).toFixed(2)}×, ` +
           `KD-QAT tokens/s ${(a.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, peak RSS ${(a.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×` +
-          vs('bf16 layers (the default here)', kd('layers', false)) + vs('bf16', kd('all', false)) + vs('recompute', kd('off', true)) +
-          vs('bf16 + recompute', kd('all', true)));
+          vs('bf16 layers (the default here)', kd('layers', 'off')) + vs('bf16', kd('all', 'off')) +
+          vs('recompute selective', kd('off', 'selective')) + vs('recompute', kd('off', 'all')) +
+          vs('bf16 layers + recompute selective', kd('layers', 'selective')) + vs('bf16 layers + recompute', kd('layers', 'all')));
       }
     }
   }

@@ -9,7 +9,7 @@
 // KDQAT_RECOMPUTE=1 recomputes the student's layers in backward (`kdqat qat --recompute`).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, withCompute, withRecompute } from '../src/tensor/index.js';
+import { RECOMPUTE_MODES, Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, withCompute, withRecompute, type RecomputeMode } from '../src/tensor/index.js';
 import { initParams, type Params } from '../src/nn/params.js';
 import { asModel, loadModelDir, paramSpecOf, saveModelDir } from '../src/io/model-dir.js';
 import { archOf, parseHfConfig, type Model } from '../src/models/registry.js';
@@ -39,7 +39,8 @@ const steps = Number(stepsArg ?? 2);
 const bf16 = process.env.KDQAT_BF16 ?? 'off';
 if (!['off', 'teacher', 'layers', 'all'].includes(bf16)) throw new Error(`KDQAT_BF16=${bf16}: use off, teacher, layers or all`);
 if (bf16 !== 'off' && bf16Unavailable()) throw new Error(`KDQAT_BF16=${bf16}: ${bf16Unavailable()}`);
-const recompute = process.env.KDQAT_RECOMPUTE === '1';
+const recompute: RecomputeMode = (({ '': 'off', 0: 'off', 1: 'all' } as Record<string, RecomputeMode>)[process.env.KDQAT_RECOMPUTE ?? ''] ?? process.env.KDQAT_RECOMPUTE) as RecomputeMode;
+if (!RECOMPUTE_MODES.includes(recompute)) throw new Error(`KDQAT_RECOMPUTE=${recompute}: use off, selective or all (1 = all)`);
 const { teacher: teacherPrec, student: studentPrec, studentHead: studentHeadPrec } = bf16Precisions(bf16);
 const t0 = performance.now();
 const loaded = loadModelDir(dir);

@@ -81,9 +81,10 @@ export function qatCommand(): Command {
       "the rest); 'pred' then uses KL(p̃ ‖ q) where p̃ is the teacher's exact top-k probabilities plus its remaining mass spread over the other tokens " +
       'in proportion to the student\'s own probabilities (the exact KL of the (k+1)-bucket coarsening; docs/distillation.md). 0 = full logits (default 0)', intArg)
     .option('--bf16 <auto|off|teacher|layers|all>', `GEMMs in bf16 with float32 accumulation (needs a CPU with avx512_bf16): the teacher's forward; layers: also the student's forward and backward except a decoder's LM head; all: every GEMM; auto: layers where the CPU has avx512_bf16, off elsewhere (the run records which); evaluations stay float32 (default ${D.bf16})`)
-    .option('--recompute', "recompute each layer's activations in backward (gradient checkpointing): the student's forward keeps only the layer inputs " +
-      '(SmolLM2-135M, B4×T256: peak memory 5.0 → 3.2 GB) for one more student forward per step (8–27% slower); results equal bit for bit, ' +
-      'or within float32 rounding when a loss reads the layer outputs (rep)')
+    .option('--recompute [mode]', "recompute the student's layers in backward: 'all' (a bare --recompute; gradient checkpointing) keeps only each layer's input " +
+      'for one more student forward per step; \'selective\' also keeps the GEMM outputs and runs the rest again (attention, norms, activations, fake ' +
+      'quantization). Peak memory and speed of both: docs/qat.md. Results equal bit for bit, or within float32 ' +
+      `rounding when a loss reads the layer outputs (rep) (default ${D.recompute})`)
     .option('--threads <n>', 'native threads (default: all cores; resume with the same count for bitwise-equal results)', intArg)
     .option('--distributed <engine>', "data parallel over the ranks of an MPI job: 'mpi' (start with mpirun -np N; each rank takes a contiguous slice of every --batch, rank 0 writes; docs/distributed.md)")
     .option('--out <dir>', 'output directory')
@@ -117,6 +118,8 @@ export function qatCommand(): Command {
       }
       // --freeze auto was resolved into patterns when the run started: the same spec again is the same run.
       for (const o of [fromFile, fromCli]) if (saved?.freezeAuto && o.freeze === saved.freezeAuto) delete o.freeze;
+      // A bare --recompute is all (runs from before 'selective' saved true: recomputeModeOf).
+      if (fromCli.recompute === true) fromCli.recompute = 'all';
       // --bf16 auto was resolved to a mode when the run started: auto again means that mode.
       for (const o of [fromFile, fromCli]) if (saved && o.bf16 === 'auto') delete o.bf16;
       const config = resolveSettings(D, fromFile, fromCli, saved);

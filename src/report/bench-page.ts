@@ -44,8 +44,10 @@ export function parseBenchRecords(text: string, file = 'records'): BenchRec[] {
 }
 
 const implOf = (r: BenchRec): string => String(r.impl ?? r.backend ?? '?');
-/** A series: who ran it and on which path, e.g. "kdqat (avx512)", "kdqat (avx512_bf16, recompute)". */
-export const seriesOf = (r: BenchRec): string => `${implOf(r)} (${r.isa}${r.recompute ? ', recompute' : ''})`;
+/** A series: who ran it and on which path, e.g. "kdqat (avx512)", "kdqat (avx512_bf16, recompute)",
+ *  "kdqat (avx512, recompute selective)" (recompute: 'all' or true in older records). */
+export const seriesOf = (r: BenchRec): string =>
+  `${implOf(r)} (${r.isa}${r.recompute === 'selective' ? ', recompute selective' : r.recompute && r.recompute !== 'off' ? ', recompute' : ''})`;
 
 /** "CPU: …; kdqat: avx512; torch: avx2+openblas-cooperlake" for a set of records. */
 export function machineLine(recs: BenchRec[]): string {

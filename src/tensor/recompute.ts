@@ -11,6 +11,17 @@
 // outside the block gets its two contributions summed in another order (the block's is added
 // to .grad during backward, not summed into the rest first).
 //
+// Selective recomputation keeps each GEMM's output as well (the block's "tape") and runs
+// everything else again: attention's core, norms, activations, fake quantization. The second
+// forward takes the GEMM outputs from the tape instead of computing them, so it costs the
+// block's non-GEMM work instead of its whole forward, and holds the GEMM outputs (SmolLM2: q,
+// k, v, o, gate, up, down — about half a layer's activations) but not the rest or the
+// fake-quantized weights. Measured at the real-size shapes (README, Benchmarks): about a third
+// of full recomputation's cost in float32 for about two thirds of its memory saving.
+// (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models",
+// recompute attention's core alone; this recomputes every non-GEMM op.) The values are the
+// first forward's, so exactness holds as above.
+//
 // The block must be a function of its inputs and of parameters it reads (no state that
 // advances between the two calls); side effects on the forward (e.g. statistics a probe
 // collects) should happen only when isRecording() is true, which holds on the second call.
@@ -19,17 +30,58 @@ import { backwardFrom, enableGrad, isRecording, noGrad, record } from './autogra
 import { computePrecision, headPrecision, withCompute } from './compute.js';
 import { currentDropoutRows, withDropoutRows } from './ops/nn.js';
 import { giveBack, ownsData, scoped } from './storage.js';
+import { empty, fmt } from './ops/util.js';
+
+/** Which layers recompute in backward: none, all of each layer's work, or all but its GEMMs. */
+export type RecomputeMode = 'off' | 'selective' | 'all';
+export const RECOMPUTE_MODES: readonly RecomputeMode[] = ['off', 'selective', 'all'];
+
+// The GEMM outputs of the block being recomputed selectively: its first forward appends them,
+// its second takes them back in the same order.
+interface Tape { replay: boolean; items: Tensor[]; next: number }
+let tape: Tape | null = null;
+
+/** A GEMM's output (matmul.ts): a fresh `shape` tensor filled by `run`, except in the second
+ *  forward of a selectively recomputed block, which gets its first forward's output back. */
+export function gemmOutput(shape: readonly number[], run: (out: Tensor) => void): Tensor {
+  const t = tape;
+  if (t?.replay) {
+    const out = t.items[t.next++];
+    if (!out || out.shape.length !== shape.length || out.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(`recompute: GEMM ${t.next} of the block's second forward makes ${fmt([...shape])}, its first made ${out ? fmt(out.shape) : 'no more'}: the block is not a function of its inputs`);
+    }
+    return out;
+  }
+  const out = empty([...shape]);
+  run(out);
+  t?.items.push(out);
+  return out;
+}
+
+function withTape<T>(t: Tape | null, fn: () => T): T {
+  const outer = tape;
+  tape = t;
+  try {
+    return fn();
+  } finally {
+    tape = outer;
+  }
+}
 
 /**
  * fn(inputs) with its activations recomputed in backward. Outputs keep fn's values and shapes;
  * under noGrad (or when nothing records) this is just fn(inputs). Inputs that require a
  * gradient get it; parameters fn reads get theirs added to .grad as backward reaches the block.
+ * selective: the GEMM outputs are kept and not computed again (see the top of this file).
  */
-export function recompute(fn: (inputs: readonly Tensor[]) => readonly Tensor[], inputs: readonly Tensor[]): Tensor[] {
+export function recompute(
+  fn: (inputs: readonly Tensor[]) => readonly Tensor[], inputs: readonly Tensor[], opts: { selective?: boolean } = {},
+): Tensor[] {
   if (!isRecording()) return [...fn(inputs)];
   const precision = computePrecision(), head = headPrecision();
   const rows = currentDropoutRows(); // a rank's dropout rows (data parallel): the same masks again
-  const outs = noGrad(() => scoped(() => fn(inputs), (r) => r));
+  const kept: Tape | null = opts.selective ? { replay: false, items: [], next: 0 } : null;
+  const outs = noGrad(() => scoped(() => withTape(kept, () => fn(inputs)), (r) => [...r, ...(kept?.items ?? [])]));
   const pending: (Tensor | null)[] = outs.map(() => null);
   // The block's node: its inputs are the block's inputs, and it runs after every output's
   // gradient has arrived (the outputs are its children). It requires a gradient even when no
@@ -40,8 +92,14 @@ export function recompute(fn: (inputs: readonly Tensor[]) => readonly Tensor[], 
     op: 'recompute', inputs,
     backward: () => {
       const xs = inputs.map((x) => (x.requiresGrad ? new Tensor(x.data, x.shape, true) : x));
-      const ys = enableGrad(() => withCompute(precision, () => rows ? withDropoutRows(rows.lo, rows.rows, () => fn(xs)) : fn(xs), { head }));
+      const again = (): readonly Tensor[] => (rows ? withDropoutRows(rows.lo, rows.rows, () => fn(xs)) : fn(xs));
+      const replay = kept && { replay: true, items: kept.items, next: 0 };
+      const ys = enableGrad(() => withCompute(precision, () => withTape(replay, again), { head }));
       if (ys.length !== outs.length) throw new Error(`recompute: the block returned ${outs.length} outputs, then ${ys.length}`);
+      if (replay && replay.next !== replay.items.length) {
+        throw new Error(`recompute: the block's first forward ran ${replay.items.length} GEMMs, its second ${replay.next}: the block is not a function of its inputs`);
+      }
+      if (kept) kept.items = []; // the graph below holds them now (and gives them back)
       const roots: Tensor[] = [], grads: Tensor[] = [];
       ys.forEach((y, i) => {
         const g = pending[i];
@@ -61,12 +119,14 @@ export function recompute(fn: (inputs: readonly Tensor[]) => readonly Tensor[], 
 
 // Which forwards recompute: scoped like noGrad and withCompute. The layer stacks (llama.ts,
 // encoder.ts) run each layer through `layer` below, which recomputes inside the scope.
-let layers = false;
+let layers: RecomputeMode = 'off';
 
-/** Runs fn with every Transformer layer of the forwards in it recomputed in backward. */
-export function withRecompute<T>(on: boolean, fn: () => T): T {
+/** Runs fn with every Transformer layer of the forwards in it recomputed in backward as `mode`
+ *  says. */
+export function withRecompute<T>(mode: RecomputeMode, fn: () => T): T {
+  if (!RECOMPUTE_MODES.includes(mode)) throw new RangeError(`withRecompute: mode must be one of ${RECOMPUTE_MODES.join(', ')}, got ${JSON.stringify(mode)}`);
   const prev = layers;
-  layers = on;
+  layers = mode;
   try {
     return fn();
   } finally {
@@ -75,11 +135,12 @@ export function withRecompute<T>(on: boolean, fn: () => T): T {
 }
 
 /** One layer `block(x) → { y, cap }` (cap: named taps, null where not requested): recomputed
- *  in backward inside withRecompute(true, …) while recording, run as it is otherwise; when
- *  nothing records, its intermediates go back to the pool as it returns (storage.ts scoped). */
+ *  in backward inside withRecompute('all' | 'selective', …) while recording, run as it is
+ *  otherwise; when nothing records, its intermediates go back to the pool as it returns
+ *  (storage.ts scoped). */
 export function layer<C extends object>(block: (x: Tensor) => { y: Tensor; cap: C }, x: Tensor): { y: Tensor; cap: C } {
   if (!isRecording()) return scoped(() => block(x), (r) => [r.y, ...Object.values(r.cap as Record<string, Tensor | null>)]);
-  if (!layers) return block(x);
+  if (layers === 'off') return block(x);
   type Taps = Record<string, Tensor | null>;
   let cap: Taps = {};
   let taps: string[] | null = null;
@@ -91,7 +152,7 @@ export function layer<C extends object>(block: (x: Tensor) => { y: Tensor; cap: 
       taps = Object.keys(c).filter((k) => c[k]);
     }
     return [r.y, ...taps.map((k) => c[k] as Tensor)];
-  }, [x]);
+  }, [x], { selective: layers === 'selective' });
   taps!.forEach((k, i) => { cap[k] = rest[i]; });
   return { y, cap: cap as C };
 }

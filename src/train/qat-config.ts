@@ -1,6 +1,7 @@
 // Settings of a KD-QAT run (`kdqat qat`), their defaults and checks, and the --loss syntax.
 import { UsageError, flagName as flag } from './usage.js';
 import type { ComputePrecision } from '../tensor/compute.js';
+import { RECOMPUTE_MODES, type RecomputeMode } from '../tensor/recompute.js';
 import { PROBE_STEPS, parseFreezeAuto } from './freeze-auto.js';
 
 export interface QatConfig {
@@ -56,9 +57,11 @@ export interface QatConfig {
    *  the run's config holds what it resolved to (so --resume keeps the precision or refuses).
    *  Evaluations stay float32. */
   bf16: string;
-  /** Recompute each layer's activations in backward (src/tensor/recompute.ts): the student's
-   *  forward keeps only the layer inputs; costs one more student forward per step. */
-  recompute: boolean;
+  /** Recompute the student's layers in backward (src/tensor/recompute.ts): 'off'; 'all' (the
+   *  forward keeps only the layer inputs; one more student forward per step); 'selective' (it
+   *  also keeps the GEMM outputs, and backward runs the rest again). true and false, in the
+   *  configs of runs from before 'selective', are 'all' and 'off'. */
+  recompute: string | boolean;
 }
 
 export const BF16_MODES = ['auto', 'off', 'teacher', 'layers', 'all'] as const;
@@ -86,8 +89,14 @@ export const QAT_DEFAULTS: QatConfig = {
   evalEvery: 50, keepBest: false, evalWindows: 32, logEvery: 10, saveEvery: 50, seed: 0, cacheTeacher: '',
   cacheTeacherTopk: 0,
   bf16: 'auto',
-  recompute: false,
+  recompute: 'off',
 };
+
+/** The recompute mode of a checked config. */
+export function recomputeModeOf(c: Pick<QatConfig, 'recompute'>): RecomputeMode {
+  const r = c.recompute ?? 'off';
+  return r === true ? 'all' : r === false ? 'off' : (r as RecomputeMode);
+}
 
 export function checkQatConfig(c: QatConfig): void {
   if (!c.teacher) throw new UsageError('--teacher DIR is required: the full-precision model to distill from');
@@ -110,6 +119,8 @@ export function checkQatConfig(c: QatConfig): void {
   if (!(BF16_MODES as readonly string[]).includes(c.bf16 ?? 'off')) {
     throw new UsageError(`--bf16 must be one of ${BF16_MODES.join(', ')}, got ${JSON.stringify(c.bf16)}`);
   }
-  if (c.recompute !== undefined && typeof c.recompute !== 'boolean') throw new UsageError(`--recompute is a switch (true or false), got ${JSON.stringify(c.recompute)}`);
+  if (c.recompute !== undefined && typeof c.recompute !== 'boolean' && !(RECOMPUTE_MODES as readonly unknown[]).includes(c.recompute)) {
+    throw new UsageError(`--recompute must be one of ${RECOMPUTE_MODES.join(', ')} (a bare --recompute is all), got ${JSON.stringify(c.recompute)}`);
+  }
   if (!(c.weightDecay >= 0)) throw new UsageError(`--weight-decay must be ≥ 0, got ${c.weightDecay}`);
 }

@@ -76,6 +76,10 @@ test('real-size runs become qat_step records named by the model', () => {
   }
   assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'teacher' }), ENV).isa_paths.gemm, 'avx512 (student), avx512_bf16 (teacher)');
   assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'layers' }), ENV).isa_paths.gemm, "avx512_bf16, avx512 (the student's LM head)");
+  // the worker's recompute mode; true in records from before the selective mode is all
+  for (const [recompute, want] of [['off', 'off'], ['selective', 'selective'], ['all', 'all'], [true, 'all'], [false, 'off'], [undefined, 'off']] as const) {
+    assert.equal(realSizeToQatStep({ ...base, recompute }).recompute, want, String(recompute));
+  }
 });
 
 test('scaling sweep: points, attention FLOP share growing with T, and a real step on a tiny shape', () => {

@@ -153,6 +153,7 @@ it('exit status: 2 for usage errors, 1 for failures at run time, 0 for success a
     [['pretrain', '--steps', 'many', '--out', out('c')], 2, /--steps <n>' argument 'many' is invalid/, false],
     [['finetune', '--model', bert.dir, '--train', bert.train, '--dev', bert.dev, '--seq-len', '0', '--out', out('e')], 2, /--seq-len must be at least 1, got 0/, false],
     [['eval', '--model', teacher.dir, '--text', teacher.text, '--batch', '0'], 2, /--batch must be an integer ≥ 1, got "0"/, false],
+    [['qat', '--teacher', teacher.dir, '--data', teacher.text, '--recompute', 'some', '--out', out('k')], 2, /--recompute must be one of off, selective, all \(a bare --recompute is all\), got "some"/, false],
     // conflicting flags
     [['qat', '--teacher', teacher.dir, '--seq', '16', '--seq-len', '32', '--out', out('f')], 2, /--seq-len and --seq are the same option/, true],
     [['finetune', '--model', bert.dir, '--task', 'brown-genre', '--train', bert.train, '--out', out('g')], 2, /give either --task or --train\/--dev\/--test, not both/, false],
@@ -172,7 +173,7 @@ it('exit status: 2 for usage errors, 1 for failures at run time, 0 for success a
     assert.match(code === 0 ? r.stdout : r.stderr, message, args.join(' '));
   }
   // Nothing was left behind by the refused runs.
-  for (const n of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j']) assert.ok(!fs.existsSync(out(n)), n);
+  for (const n of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k']) assert.ok(!fs.existsSync(out(n)), n);
   fs.rmSync(root, { recursive: true });
 });
 

@@ -61,6 +61,15 @@ function writeRecords(dir: string): string {
   return f;
 }
 
+test('seriesOf names the path and the recompute mode (true, in older records, is all)', () => {
+  const r = { bench: 'qat_step', impl: 'kdqat', cpu: CPU, isa: 'avx512' };
+  assert.equal(seriesOf(r), 'kdqat (avx512)');
+  assert.equal(seriesOf({ ...r, recompute: 'off' }), 'kdqat (avx512)');
+  assert.equal(seriesOf({ ...r, recompute: 'selective' }), 'kdqat (avx512, recompute selective)');
+  assert.equal(seriesOf({ ...r, recompute: 'all' }), 'kdqat (avx512, recompute)');
+  assert.equal(seriesOf({ ...r, recompute: true }), 'kdqat (avx512, recompute)');
+});
+
 test('kdqat bench --plot draws the records: SVG per figure and a page with the CPU and SIMD paths', async () => {
   const dir = tmp('bench-plot');
   const file = writeRecords(dir);

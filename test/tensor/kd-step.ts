@@ -1,7 +1,7 @@
 // A KD-QAT step on a tiny teacher/student pair of any registered family, for tests that compare
 // two ways of running it (recomputed layers, released storage) gradient by gradient.
 import assert from 'node:assert/strict';
-import { Tensor, backward, noGrad, withRecompute } from '../../src/tensor/index.js';
+import { Tensor, backward, noGrad, withRecompute, type RecomputeMode } from '../../src/tensor/index.js';
 import type { Params } from '../../src/nn/params.js';
 import { ARCHITECTURES, modelOf } from '../../src/models/registry.js';
 import type { Architecture, ModelSizes } from '../../src/models/architecture.js';
@@ -33,9 +33,9 @@ export interface Step { loss: number; grads: Map<string, Float32Array>; kappa: n
 
 /** One KD-QAT step (fake-quantized student: LSQ 4-bit for decoders, ternary + 8-bit activations
  *  for encoders, dropout on): the loss and every gradient. recompute: the student's layers
- *  recomputed in backward; release: backward gives the graph's storage back as the training
+ *  recomputed in backward ('all', or 'selective': all but the GEMMs); release: backward gives the graph's storage back as the training
  *  loop does. */
-export function kdStep(teacher: Model, student: Model, w: LossWeights, opts: { recompute?: boolean; release?: boolean; preset?: string } = {}): Step {
+export function kdStep(teacher: Model, student: Model, w: LossWeights, opts: { recompute?: RecomputeMode; release?: boolean; preset?: string } = {}): Step {
   const rec = ARCHITECTURES[teacher.arch as keyof typeof ARCHITECTURES] as Architecture;
   for (const p of student.params.values()) p.grad = null;
   const prepared = prepare(student, QUANT_PRESETS[opts.preset ?? (rec.kind === 'encoder' ? 'twn-a8' : 'w4-channel-lsq')]);
@@ -43,7 +43,7 @@ export function kdStep(teacher: Model, student: Model, w: LossWeights, opts: { r
   const x = { ids: randomIds(B, T, SIZES.vocab) };
   const t = noGrad(() => rec.forward(teacher, x, { capture }));
   const { result: loss, kappa } = withMatmulMagnitudes(() => {
-    const s = withRecompute(!!opts.recompute, () => rec.forward(student, x, { capture, weight: prepared.weight, dropoutSeed: rec.kind === 'encoder' ? 11 : undefined }));
+    const s = withRecompute(opts.recompute ?? 'off', () => rec.forward(student, x, { capture, weight: prepared.weight, dropoutSeed: rec.kind === 'encoder' ? 11 : undefined }));
     const { total } = distillLoss(s, t, w, { arch: teacher.arch });
     backward(total, null, { release: opts.release });
     return total.item();

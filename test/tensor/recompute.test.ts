@@ -1,10 +1,12 @@
-// Activation recomputation (src/tensor/recompute.ts): the same values and gradients bit for bit
-// as the plain graph — the second forward runs the same deterministic kernels on the same
-// inputs, so there is no rounding bound to state: any difference is a bug — and less memory
-// held between forward and backward.
+// Activation recomputation (src/tensor/recompute.ts), all of a block or all but its GEMMs
+// (selective): the same values and gradients bit for bit as the plain graph — the second
+// forward runs the same deterministic kernels on the same inputs, or takes the first forward's
+// GEMM outputs, so there is no rounding bound to state: any difference is a bug — and less
+// memory held between forward and backward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng, Tensor, backward, matmul, noGrad, recompute, rmsNorm, silu, sum, mul, add, withCompute, withRecompute, bf16Unavailable, computePrecision } from '../../src/tensor/index.js';
+import { Rng, Tensor, backward, matmul, noGrad, recompute, rmsNorm, silu, sum, mul, add, withCompute, withRecompute, bf16Unavailable, computePrecision, type RecomputeMode } from '../../src/tensor/index.js';
+import { kernelOf, registerKernels } from '../../src/tensor/registry.js';
 import { headPrecision } from '../../src/tensor/compute.js';
 import { drainPool } from '../../src/tensor/storage.js';
 import { ARCHITECTURES } from '../../src/models/registry.js';
@@ -17,26 +19,57 @@ import { forwardDepth, reorderBound, scaleOf } from '../tolerance.js';
 import { BACKENDS, onBackend } from '../backends.js';
 import { B, SIZES, T, bitsEqual, kdStep, tinyPair } from './kd-step.js';
 
-test('recompute: two outputs (one unused), a parameter inside, an input without a gradient', () => {
-  const run = (re: boolean) => {
-    const w = new Tensor(randomF32(8 * 8, new Rng(2), 0.5), [8, 8], true);
-    const g = new Tensor(randomF32(8, new Rng(3)), [8], true);
-    const x = new Tensor(randomF32(4 * 8, new Rng(4)), [4, 8], true);
-    const c = new Tensor(randomF32(4 * 8, new Rng(5)), [4, 8]); // no gradient
-    const block = ([xi, ci]: readonly Tensor[]): Tensor[] => {
-      const h = silu(matmul(rmsNorm(xi, g, 1e-5), w));
-      return [add(mul(h, ci), xi), h];
-    };
-    const [y, h] = re ? recompute(block, [x, c]) : block([x, c]);
-    assert.ok(!re || h.requiresGrad);
-    backward(sum(mul(y, y)));
-    return { y: y.f32, gx: x.grad!.f32, gw: w.grad!.f32, gg: g.grad!.f32 };
-  };
-  const a = run(false), b = run(true);
-  bitsEqual(b.y, a.y, 'y');
-  bitsEqual(b.gx, a.gx, 'dx');
-  bitsEqual(b.gw, a.gw, 'dw');
-  bitsEqual(b.gg, a.gg, 'dg');
+/** Runs fn counting the calls of the reference GEMM kernel (fn runs on the reference backend). */
+function countingGemms<T>(fn: () => T): { result: T; gemms: number } {
+  const orig = kernelOf('ref', 'matmul')!;
+  let gemms = 0;
+  registerKernels('ref', { matmul: ((...args: Parameters<typeof orig>) => { gemms++; return orig(...args); }) as typeof orig });
+  try {
+    let result: T | undefined;
+    onBackend('ref', () => { result = fn(); });
+    return { result: result as T, gemms };
+  } finally {
+    registerKernels('ref', { matmul: orig });
+  }
+}
+
+for (const mode of ['all', 'selective'] as const) {
+  test(`recompute (${mode}): two outputs (one unused), a parameter inside, an input without a gradient; the GEMMs it runs`, () => {
+    const run = (re: boolean) => countingGemms(() => {
+      const w = new Tensor(randomF32(8 * 8, new Rng(2), 0.5), [8, 8], true);
+      const g = new Tensor(randomF32(8, new Rng(3)), [8], true);
+      const x = new Tensor(randomF32(4 * 8, new Rng(4)), [4, 8], true);
+      const c = new Tensor(randomF32(4 * 8, new Rng(5)), [4, 8]); // no gradient
+      const block = ([xi, ci]: readonly Tensor[]): Tensor[] => {
+        const h = silu(matmul(rmsNorm(xi, g, 1e-5), w));
+        return [add(mul(h, ci), xi), h];
+      };
+      const [y, h] = re ? recompute(block, [x, c], { selective: mode === 'selective' }) : block([x, c]);
+      assert.ok(!re || h.requiresGrad);
+      backward(sum(mul(y, y)));
+      return { y: y.f32, gx: x.grad!.f32, gw: w.grad!.f32, gg: g.grad!.f32 };
+    });
+    const a = run(false), b = run(true);
+    bitsEqual(b.result.y, a.result.y, 'y');
+    bitsEqual(b.result.gx, a.result.gx, 'dx');
+    bitsEqual(b.result.gw, a.result.gw, 'dw');
+    bitsEqual(b.result.gg, a.result.gg, 'dg');
+    // The plain graph: the forward GEMM and its two gradients. All: the forward's GEMM again in
+    // backward. Selective: not again (its output comes from the tape).
+    assert.equal(a.gemms, 3);
+    assert.equal(b.gemms, mode === 'all' ? 4 : 3);
+  });
+}
+
+test('selective recompute: a block that runs another GEMM the second time is refused', () => {
+  const w = new Tensor(randomF32(16, new Rng(9)), [4, 4], true);
+  const x = new Tensor(randomF32(8, new Rng(10)), [2, 4], true);
+  let calls = 0;
+  const [y] = recompute(([xi]) => [calls++ === 0 ? matmul(xi, w) : mul(xi, xi)], [x], { selective: true });
+  assert.throws(() => backward(sum(y)), /the block's first forward ran 1 GEMMs, its second 0: the block is not a function of its inputs/);
+  let shapes = 0;
+  const [z] = recompute(([xi]) => [shapes++ === 0 ? matmul(xi, w) : matmul(w, w)], [x], { selective: true });
+  assert.throws(() => backward(sum(z)), /GEMM 1 of the block's second forward makes \[4, 4\], its first made \[2, 4\]/);
 });
 
 test('recompute under noGrad is the plain function (no graph)', () => {
@@ -55,8 +88,8 @@ test('recompute under noGrad is the plain function (no graph)', () => {
 // and the next layer's two uses — and recomputation sums the next layer's two first, so the
 // gradients are another float32 evaluation of the same sum: both are within chainBound of the
 // exact value, hence within reorderBound of each other (test/tolerance.ts).
-function compare(name: string, teacher: Model, student: Model, w: LossWeights, exact: boolean): void {
-  const a = kdStep(teacher, student, w), b = kdStep(teacher, student, w, { recompute: true });
+function compare(name: string, teacher: Model, student: Model, w: LossWeights, exact: boolean, mode: RecomputeMode): void {
+  const a = kdStep(teacher, student, w), b = kdStep(teacher, student, w, { recompute: mode });
   assert.ok(Number.isFinite(a.loss) && a.loss > 0);
   bitsEqual(Float32Array.of(b.loss), Float32Array.of(a.loss), 'loss');
   assert.deepEqual([...b.grads.keys()].sort(), [...a.grads.keys()].sort());
@@ -64,11 +97,11 @@ function compare(name: string, teacher: Model, student: Model, w: LossWeights, e
   const bound = reorderBound(3 * forwardDepth(SIZES.layers), Math.max(SIZES.intermediate, SIZES.vocab, B * T), Math.max(a.kappa, b.kappa));
   for (const [k, g] of a.grads) {
     const h = b.grads.get(k)!;
-    if (exact) bitsEqual(h, g, `${name}: d/d${k}`);
+    if (exact) bitsEqual(h, g, `${name} (${mode}): d/d${k}`);
     else {
       const scale = Math.max(1, scaleOf(g));
       for (let i = 0; i < g.length; i++) {
-        assert.ok(Math.abs(h[i] - g[i]) <= bound * scale, `${name}: d/d${k}[${i}] ${h[i]} vs ${g[i]} (bound ${bound.toExponential(2)})`);
+        assert.ok(Math.abs(h[i] - g[i]) <= bound * scale, `${name} (${mode}): d/d${k}[${i}] ${h[i]} vs ${g[i]} (bound ${bound.toExponential(2)})`);
       }
     }
   }
@@ -76,11 +109,13 @@ function compare(name: string, teacher: Model, student: Model, w: LossWeights, e
 
 for (const backend of BACKENDS) {
   for (const name of Object.keys(ARCHITECTURES)) {
-    test(`${backend}: ${name}: KD-QAT with layers recomputed: loss and gradients bit for bit (pred + attn_map), within reorderBound with rep`, () => {
+    test(`${backend}: ${name}: KD-QAT with layers recomputed (all, selective): loss and gradients bit for bit (pred + attn_map), within reorderBound with rep`, () => {
       onBackend(backend, () => {
         const { teacher, student } = tinyPair(name);
-        compare(name, teacher, student, { pred: 1, attn_map: 0.5 }, true);
-        compare(name, teacher, student, { pred: 1, rep: 1 }, false);
+        for (const mode of ['all', 'selective'] as const) {
+          compare(name, teacher, student, { pred: 1, attn_map: 0.5 }, true, mode);
+          compare(name, teacher, student, { pred: 1, rep: 1 }, false, mode);
+        }
       });
     });
   }
@@ -107,14 +142,16 @@ test('bf16 compute: the recomputed layers keep the forward\'s precision', () => 
   const { teacher, student } = tinyPair('llama');
   const w: LossWeights = { pred: 1 };
   const a = withCompute('bf16', () => kdStep(teacher, student, w, { preset: 'w4-g32' }));
-  const b = withCompute('bf16', () => kdStep(teacher, student, w, { recompute: true, preset: 'w4-g32' }));
   const c = kdStep(teacher, student, w, { preset: 'w4-g32' });
-  bitsEqual(Float32Array.of(b.loss), Float32Array.of(a.loss), 'loss');
-  for (const [k, g] of a.grads) bitsEqual(b.grads.get(k)!, g, k);
+  for (const mode of ['all', 'selective'] as const) {
+    const b = withCompute('bf16', () => kdStep(teacher, student, w, { recompute: mode, preset: 'w4-g32' }));
+    bitsEqual(Float32Array.of(b.loss), Float32Array.of(a.loss), `${mode}: loss`);
+    for (const [k, g] of a.grads) bitsEqual(b.grads.get(k)!, g, `${mode}: ${k}`);
+  }
   assert.notEqual(c.loss, a.loss, 'fp32 and bf16 losses differ (else this test compares nothing)');
 });
 
-test('memory: a recomputed stack holds only the layer inputs between forward and backward', async () => {
+test('memory: a recomputed stack holds only the layer inputs between forward and backward; selectively, also the GEMM outputs', async () => {
   const gc = (globalThis as { gc?: () => void }).gc;
   assert.ok(gc, 'run with --expose-gc');
   const big: ModelSizes = { vocab: 64, hidden: 128, layers: 6, heads: 4, kvHeads: 2, intermediate: 512, seq: 64, dropout: 0 };
@@ -131,19 +168,25 @@ test('memory: a recomputed stack holds only the layer inputs between forward and
     }
     return process.memoryUsage().arrayBuffers;
   };
-  const held = async (re: boolean): Promise<number> => {
+  const held = async (mode: RecomputeMode): Promise<number> => {
     const before = await settled();
-    const out = withRecompute(re, () => rec.forward(model, { ids }, {}));
+    const out = withRecompute(mode, () => rec.forward(model, { ids }, {}));
     const loss = sum(out.head!.x);
     const bytes = (await settled()) - before;
     backward(loss);
     return bytes;
   };
-  const re = await held(true), plain = await held(false);
+  const all = await held('all'), selective = await held('selective'), plain = await held('off');
   // Per layer the plain graph keeps ≥ 4 (B·T, F) tensors of the MLP alone (gate, silu, up,
   // product: 4 · 256 · 512 · 4 B = 2 MiB); the recomputed one keeps the (B·T, C) layer input
-  // (128 KiB) and the output.
-  const tokens = 4 * 64;
-  assert.ok(plain >= big.layers * 4 * tokens * big.intermediate * 4, `plain graph holds ${plain} B`);
-  assert.ok(re <= big.layers * 3 * tokens * big.hidden * 4 + tokens * big.hidden * 4 * 4, `recomputed graph holds ${re} B`);
+  // (128 KiB) and the output. Selectively it also keeps the GEMM outputs, q (B·T, C), k and v
+  // (B·T, C·kvHeads/heads), o and down (B·T, C), gate and up (B·T, F), and nothing else: not
+  // silu(gate) or the product (2 (B·T, F) per layer), which the plain graph holds.
+  const tokens = 4 * 64, f32 = 4, C = big.hidden, Ckv = (C * big.kvHeads) / big.heads, F = big.intermediate;
+  assert.ok(plain >= big.layers * 4 * tokens * F * f32, `plain graph holds ${plain} B`);
+  assert.ok(all <= big.layers * 3 * tokens * C * f32 + tokens * C * 4 * f32, `recomputed graph holds ${all} B`);
+  const tape = big.layers * tokens * (3 * C + 2 * Ckv + 2 * F) * f32;
+  assert.ok(selective >= tape, `selectively recomputed graph holds ${selective} B, its GEMM outputs alone ${tape} B`);
+  assert.ok(selective <= all + tape, `selectively recomputed graph holds ${selective} B: more than the recomputed graph (${all} B) and the GEMM outputs (${tape} B)`);
+  assert.ok(plain - selective >= big.layers * 2 * tokens * F * f32, `plain ${plain} B, selective ${selective} B`);
 });

@@ -17,10 +17,10 @@ import { bitsEqual, kdStep, tinyPair } from './kd-step.js';
 
 for (const backend of BACKENDS) {
   for (const name of Object.keys(ARCHITECTURES)) {
-    test(`${backend}: ${name}: KD-QAT with the graph's storage given back: loss and gradients bit for bit, plain and recomputed`, () => {
+    test(`${backend}: ${name}: KD-QAT with the graph's storage given back: loss and gradients bit for bit, plain and recomputed (selective, all)`, () => {
       onBackend(backend, () => {
         const { teacher, student } = tinyPair(name);
-        for (const recompute of [false, true]) {
+        for (const recompute of ['off', 'selective', 'all'] as const) {
           const w = { pred: 1, rep: 1, attn_map: 0.5 };
           const a = kdStep(teacher, student, w, { recompute });
           const b = kdStep(teacher, student, w, { recompute, release: true });
@@ -29,7 +29,7 @@ for (const backend of BACKENDS) {
           for (const s of [b, c]) {
             bitsEqual(Float32Array.of(s.loss), Float32Array.of(a.loss), 'loss');
             assert.deepEqual([...s.grads.keys()].sort(), [...a.grads.keys()].sort());
-            for (const [k, g] of a.grads) bitsEqual(s.grads.get(k)!, g, `${name}${recompute ? ' recomputed' : ''}: d/d${k}`);
+            for (const [k, g] of a.grads) bitsEqual(s.grads.get(k)!, g, `${name} (recompute ${recompute}): d/d${k}`);
           }
         }
       });

@@ -4,6 +4,7 @@ import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { kernel } from '../registry.js';
 import { computePrecision } from '../compute.js';
+import { gemmOutput } from '../recompute.js';
 import { empty, fmt, requireF32, sumTo } from './util.js';
 import { reshape } from './shape.js';
 
@@ -37,8 +38,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   } else batchShape = aBatch.length ? aBatch : bBatch;
   const batch = batchShape.reduce((p, d) => p * d, 1);
   const plan: GemmPlan = { tA, tB, batch, m, k, n, sA: aBatch.length ? m * k : 0, sB: bBatch.length ? k * n : 0, gemm: gemmName() };
-  const out = empty([...batchShape, m, n]);
-  kernel(plan.gemm)(a.f32, b.f32, out.f32, batch, m, k, n, tA, tB, plan.sA, plan.sB, 0);
+  const out = gemmOutput([...batchShape, m, n], (o) => kernel(plan.gemm)(a.f32, b.f32, o.f32, batch, m, k, n, tA, tB, plan.sA, plan.sB, 0));
   return record(out, 'matmul', [a, b], (g) => gemmGrads(plan, a, b, g));
 }
 
@@ -102,8 +102,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   // y = x·Wᵀ + b as one GEMM whose first K slice adds b as it stores each tile (the kernel's
   // bias argument), so the bias costs no pass over y and no second buffer.
   const plan: GemmPlan = { tA: false, tB: true, batch: 1, m: N, k: inF, n: outF, sA: 0, sB: 0, gemm: gemmName() };
-  const y = empty([N, outF]);
-  kernel(plan.gemm)(x2.f32, weight.f32, y.f32, 1, N, inF, outF, false, true, 0, 0, 0, bias.f32);
+  const y = gemmOutput([N, outF], (o) => kernel(plan.gemm)(x2.f32, weight.f32, o.f32, 1, N, inF, outF, false, true, 0, 0, 0, bias.f32));
   const out = record(y, 'linear', [x2, weight, bias], (g) => [
     ...gemmGrads(plan, x2, weight, g),
     bias.requiresGrad ? sumTo(g, [outF]) : null,
