@@ -10,8 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import type { RecomputeMode } from '../src/tensor/index.js';
 import { spawnSync } from 'node:child_process';
+import type { RecomputeMode } from '../src/tensor/index.js';
 import { TORCH_PYTHON, runChild, torchAvailable } from './step.js';
 import { SHAPES, type RealSizeName } from './real_size_shapes.js';
 

@@ -6,7 +6,8 @@
 // with the peak RSS. Threads from KDQAT_THREADS; KDQAT_BF16=teacher|layers|all runs the teacher's
 // forward (and the forward-only timing), also the student's GEMMs but its LM head, or every GEMM
 // in bf16 (withCompute; `kdqat qat --bf16`);
-// KDQAT_RECOMPUTE=1 recomputes the student's layers in backward (`kdqat qat --recompute`).
+// KDQAT_RECOMPUTE=selective|all (1 = all) recomputes the student's layers in backward
+// (`kdqat qat --recompute selective|all`).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RECOMPUTE_MODES, Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, withCompute, withRecompute, type RecomputeMode } from '../src/tensor/index.js';

@@ -33,8 +33,8 @@ export interface Step { loss: number; grads: Map<string, Float32Array>; kappa: n
 
 /** One KD-QAT step (fake-quantized student: LSQ 4-bit for decoders, ternary + 8-bit activations
  *  for encoders, dropout on): the loss and every gradient. recompute: the student's layers
- *  recomputed in backward ('all', or 'selective': all but the GEMMs); release: backward gives the graph's storage back as the training
- *  loop does. */
+ *  recomputed in backward ('all', or 'selective': all but the GEMMs); release: backward gives
+ *  the graph's storage back as the training loop does. */
 export function kdStep(teacher: Model, student: Model, w: LossWeights, opts: { recompute?: RecomputeMode; release?: boolean; preset?: string } = {}): Step {
   const rec = ARCHITECTURES[teacher.arch as keyof typeof ARCHITECTURES] as Architecture;
   for (const p of student.params.values()) p.grad = null;
