@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import type { RecomputeMode } from '../src/tensor/index.js';
+import { recomputeModeOf, type RecomputeMode } from '../src/tensor/index.js';
 import { TORCH_PYTHON, runChild, torchAvailable } from './step.js';
 import { SHAPES, type RealSizeName } from './real_size_shapes.js';
 
@@ -34,11 +34,6 @@ export interface RealSizeRecord {
   /** How the student's layers were recomputed in backward (KDQAT_RECOMPUTE; `--recompute`):
    *  off, selective or all (true in records from before the selective mode: all). */
   recompute?: RecomputeMode | boolean;
-}
-
-/** A record's recompute mode (true, in records from before the selective mode, is all). */
-export function recomputeOf(r: { recompute?: RecomputeMode | boolean }): RecomputeMode {
-  return r.recompute === true ? 'all' : r.recompute || 'off';
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -89,7 +84,7 @@ export function printRealSizeTable(recs: RealSizeRecord[]): void {
   console.log('model            impl            thr  B×T      load s  fwd tok/s  KD-QAT tok/s  peak RSS MB');
   for (const r of recs) {
     const bf = { all: 'bf16', layers: 'bf16-layers', teacher: 'bf16-teacher' }[r.bf16 ?? 'off'] ?? '';
-    const re = recomputeOf(r);
+    const re = recomputeModeOf(r.recompute);
     const impl = r.impl === 'kdqat' ? [r.impl, bf, { off: '', selective: 're-sel', all: 're' }[re]].filter(Boolean).join('/') : r.impl;
     console.log(`${r.model.padEnd(17)}${impl.padEnd(16)}${String(r.threads).padStart(3)}  ${`${r.batch}×${r.seq}`.padEnd(8)}` +
       `${(r.load_ms / 1000).toFixed(2).padStart(7)}${r.forward_tokens_per_s.toFixed(0).padStart(11)}` +
@@ -98,7 +93,7 @@ export function printRealSizeTable(recs: RealSizeRecord[]): void {
   for (const name of new Set(recs.map((r) => r.model))) {
     for (const t of new Set(recs.map((r) => r.threads))) {
       const kd = (bf16: string, re: RecomputeMode) => recs.find((r) => r.model === name && r.threads === t && r.impl === 'kdqat' &&
-        (r.bf16 ?? 'off') === bf16 && recomputeOf(r) === re);
+        (r.bf16 ?? 'off') === bf16 && recomputeModeOf(r.recompute) === re);
       const a = kd('off', 'off'), b = recs.find((r) => r.model === name && r.threads === t && r.impl === 'torch');
       if (a && b) {
         const vs = (label: string, r: RealSizeRecord | undefined): string => (r ? `; ${label}: ${(r.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, RSS ${(r.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×` : '');

@@ -6,8 +6,8 @@ import { runGemmBench } from './gemm.js';
 import { runStepBench, type StepRecord } from './step.js';
 import { runQatBench, type QatStepRecord } from './qat_step.js';
 import { runQuantBench } from './quant.js';
-import type { RecomputeMode } from '../src/tensor/index.js';
-import { printRealSizeTable, recomputeOf, runRealSizeBench, type RealSizeRecord } from './real_size.js';
+import { recomputeModeOf, type RecomputeMode } from '../src/tensor/index.js';
+import { printRealSizeTable, runRealSizeBench, type RealSizeRecord } from './real_size.js';
 import { printOnnxTable, runOnnxBench } from './onnx.js';
 import { runKQuantBench } from './kquant.js';
 import { printScalingTable, runScalingBench } from './scaling.js';
@@ -48,7 +48,7 @@ export function realSizeToQatStep(r: RealSizeRecord): QatStepRecord & { shape: s
     tokens_per_s: r.qat_tokens_per_s, step_ms: (tokens / r.qat_tokens_per_s) * 1000,
     best_tokens_per_s: r.qat_best_tokens_per_s, best_step_ms: (tokens / r.qat_best_tokens_per_s) * 1000,
     peak_rss_mb: r.peak_rss_mb, loss_first: r.loss_first, loss_last: r.loss_last,
-    ...(r.impl === 'kdqat' ? { compute: COMPUTE[r.bf16 ?? 'off'] ?? 'fp32', recompute: recomputeOf(r) } : {}),
+    ...(r.impl === 'kdqat' ? { compute: COMPUTE[r.bf16 ?? 'off'] ?? 'fp32', recompute: recomputeModeOf(r.recompute) } : {}),
   };
 }
 

@@ -6,6 +6,7 @@
 import * as Plot from '@observablehq/plot';
 import { PALETTE, base, esc, wrap, type Figure } from '../analysis/plots.js';
 import { htmlPage } from './page.js';
+import { recomputeModeOf } from '../tensor/recompute.js';
 
 /** A record as printed by `kdqat bench --json`: at least these fields. */
 export interface BenchRec {
@@ -47,7 +48,7 @@ const implOf = (r: BenchRec): string => String(r.impl ?? r.backend ?? '?');
 /** A series: who ran it and on which path, e.g. "kdqat (avx512)", "kdqat (avx512_bf16, recompute)",
  *  "kdqat (avx512, recompute selective)" (recompute: 'all' or true in older records). */
 export const seriesOf = (r: BenchRec): string =>
-  `${implOf(r)} (${r.isa}${r.recompute === 'selective' ? ', recompute selective' : r.recompute && r.recompute !== 'off' ? ', recompute' : ''})`;
+  `${implOf(r)} (${r.isa}${{ off: '', selective: ', recompute selective', all: ', recompute' }[recomputeModeOf(r.recompute as string | boolean | undefined)]})`;
 
 /** "CPU: …; kdqat: avx512; torch: avx2+openblas-cooperlake" for a set of records. */
 export function machineLine(recs: BenchRec[]): string {

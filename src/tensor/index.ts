@@ -2,7 +2,7 @@
 import '../backend/index.js';
 export * from './tensor.js';
 export { backward, noGrad, isRecording, setCheckNumerics, NumericsError } from './autograd.js';
-export { recompute, withRecompute, RECOMPUTE_MODES, type RecomputeMode } from './recompute.js';
+export { recompute, withRecompute, recomputeModeOf, RECOMPUTE_MODES, type RecomputeMode } from './recompute.js';
 export { withCompute, computePrecision, type ComputePrecision } from './compute.js';
 export * from './ops/index.js';
 export { Rng, hash32 } from './rng.js';

@@ -36,6 +36,13 @@ import { empty, fmt } from './ops/util.js';
 export type RecomputeMode = 'off' | 'selective' | 'all';
 export const RECOMPUTE_MODES: readonly RecomputeMode[] = ['off', 'selective', 'all'];
 
+/** A stored recompute setting as a mode: true and false (runs' configs and bench records from
+ *  before 'selective') are 'all' and 'off', absent is 'off'; a mode stays itself (checked where
+ *  it is read: qat-config.ts). */
+export function recomputeModeOf(v: string | boolean | undefined): RecomputeMode {
+  return v === true ? 'all' : v === false || v === undefined ? 'off' : (v as RecomputeMode);
+}
+
 // The GEMM outputs of the block being recomputed selectively: its first forward appends them,
 // its second takes them back in the same order.
 interface Tape { replay: boolean; items: Tensor[]; next: number }

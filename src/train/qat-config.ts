@@ -1,7 +1,7 @@
 // Settings of a KD-QAT run (`kdqat qat`), their defaults and checks, and the --loss syntax.
 import { UsageError, flagName as flag } from './usage.js';
 import type { ComputePrecision } from '../tensor/compute.js';
-import { RECOMPUTE_MODES, type RecomputeMode } from '../tensor/recompute.js';
+import { RECOMPUTE_MODES } from '../tensor/recompute.js';
 import { PROBE_STEPS, parseFreezeAuto } from './freeze-auto.js';
 
 export interface QatConfig {
@@ -92,11 +92,6 @@ export const QAT_DEFAULTS: QatConfig = {
   recompute: 'off',
 };
 
-/** The recompute mode of a checked config. */
-export function recomputeModeOf(c: Pick<QatConfig, 'recompute'>): RecomputeMode {
-  const r = c.recompute ?? 'off';
-  return r === true ? 'all' : r === false ? 'off' : (r as RecomputeMode);
-}
 
 export function checkQatConfig(c: QatConfig): void {
   if (!c.teacher) throw new UsageError('--teacher DIR is required: the full-precision model to distill from');

@@ -6,7 +6,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
 import { withCompute, type ComputePrecision } from '../tensor/compute.js';
-import { withRecompute } from '../tensor/recompute.js';
+import { recomputeModeOf, withRecompute } from '../tensor/recompute.js';
 import type { WeightFn } from '../nn/params.js';
 import { archOf, type Model } from '../models/model.js';
 import type { ArchName } from '../models/registry.js';
@@ -15,7 +15,7 @@ import type { SignalMonitor } from '../analysis/signal.js';
 import { isLoggedStep } from './loop.js';
 import type { Session, TrainSpec } from './session.js';
 import type { QatBatch, RankBatch, ShareBatch } from './qat-data.js';
-import { recomputeModeOf, type QatConfig } from './qat-config.js';
+import type { QatConfig } from './qat-config.js';
 
 /** The record's forward pass (decoder: LM logits; encoder: classifier logits) with its taps. */
 export function forward(model: Model, b: QatBatch, capture: ReturnType<typeof captureFor>, weight?: WeightFn): DistillOutputs {
@@ -65,7 +65,7 @@ export function distillation(c: QatConfig, session: Session<QatConfig>, o: Disti
     pending: () => pending,
     loss: (b) => {
       const tOut = o.teacherOut(b);
-      const s = withRecompute(recomputeModeOf(c), () => withCompute(o.studentPrec, () => forward(o.student, b, o.capture, o.studentWeight), { head: o.studentHeadPrec }));
+      const s = withRecompute(recomputeModeOf(c.recompute), () => withCompute(o.studentPrec, () => forward(o.student, b, o.capture, o.studentWeight), { head: o.studentHeadPrec }));
       const r = distillLoss(s, tOut, o.weights, { arch: o.arch, tau: c.tau, mask: b.mask, labels: b.labels, termScale: (b as RankBatch).termScale });
       lastTerms = Object.fromEntries(Object.entries(r.terms).map(([k, v]) => [k, (v as Tensor).item()]));
       if (dist.size === 1) {
