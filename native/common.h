@@ -34,9 +34,14 @@ const char* gemm_bf16_unavailable();
 // ---- thread pool: persistent workers, passive waiting, no thread creation per call ----
 int num_threads();
 void set_num_threads(int n);
-// Runs fn(begin, end) over [0, n) split into at most num_threads() contiguous chunks of at
-// least `grain` items; the calling thread takes part. Nested calls run serially.
+// Runs fn(begin, end) over [0, n) split into at most 4·num_threads() contiguous chunks of at
+// least `grain` items (the same chunks for a given n, grain and thread count, whichever thread
+// runs them); the calling thread takes part. Nested calls run serially.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+// The same over chunks of `grain` items (at most 65535 chunks), which the threads claim one at
+// a time, so a thread on a faster (less shared) core runs more of them. For work whose results
+// do not depend on where chunks begin and end (e.g. the GEMM's independent blocks).
+void parallel_for_dynamic(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 // ---- argument unpacking ----
 inline float* f32(const Napi::Value& v) {

@@ -4,7 +4,9 @@
 //
 // Threading: a batch of GEMMs is split across threads by batch item when there are enough
 // items; otherwise each GEMM is split by row blocks (threads share the packed B slice) or, for
-// short wide products, by column panels. The K slicing never depends on the thread count, and
+// short wide products, by column panels. The threads claim items, blocks and B panels one
+// chunk at a time (parallel_for_dynamic), so when one core is slowed by other work on the
+// machine the other takes more of the blocks instead of waiting for it. The K slicing never depends on the thread count, and
 // the micro-kernel sums each element in the same order wherever its tile lies, so results are
 // bitwise identical for any thread count (and any M/N blocking).
 #pragma once
@@ -92,7 +94,7 @@ void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
   E* bp = bpack<E>(static_cast<size_t>(ceil_div(kcs, K.kpack)) * ncs);
   auto pfor = [threads](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
     if (threads == 1) fn(0, n);
-    else parallel_for(n, grain, fn);
+    else parallel_for_dynamic(n, grain, fn);
   };
   for (int64_t j0 = 0; j0 < P.n; j0 += ncs) {
     const int nc = static_cast<int>(std::min<int64_t>(ncs, P.n - j0));
@@ -148,7 +150,7 @@ void run(const PackedGemm<E>& K, GemmArgs g) {
   const double tiny = 3e5;  // ~10 µs of work: not worth waking the pool
   if (threads > 1 && g.batch >= threads && flops * g.batch >= tiny &&
       (g.batch % threads == 0 || g.batch >= 4 * threads || flops < 4e6)) {
-    parallel_for(g.batch, 1, [&](int64_t i0, int64_t i1) {
+    parallel_for_dynamic(g.batch, 1, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; i++) gemm_item(K, item(i), 1);
     });
     return;

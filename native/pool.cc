@@ -2,10 +2,14 @@
 //
 // Workers are created once (KDQAT_THREADS, default = hardware threads) and wait passively on a
 // condition variable after a short spin, so an idle kdqat never burns the other core. A call
-// splits the range into one contiguous chunk per thread (the same chunks whoever runs them, so
-// results never depend on scheduling); threads claim chunks from a shared ticket, the caller
-// included, so on a machine shared with other work the caller runs the chunk of a worker that
-// has not woken up yet instead of waiting for it.
+// splits the range into contiguous chunks (the same chunks whoever runs them, so results never
+// depend on scheduling): four per thread (parallel_for: the chunks depend on the thread count,
+// as reductions over them may), or as many as there are grains (parallel_for_dynamic, for work
+// whose results do not depend on where chunks begin). Each thread owns a contiguous run of the
+// chunks (the caller included) and, when it is through, takes what is left of the others' from
+// their ends: on a machine shared with other work the caller runs the chunk of a worker that has
+// not woken up yet instead of waiting for it, and with many chunks a thread on a core running
+// at full speed takes over blocks from one on a core shared with other work.
 #include "common.h"
 
 #include <atomic>
@@ -114,7 +118,7 @@ class Pool {
 
   void resize(int n) {
     if (n < 1) n = 1;
-    if (n > 256) n = 256;
+    if (n > kMaxThreads) n = kMaxThreads;
     stop();
     nthreads_ = n;
     quit_ = false;
@@ -124,12 +128,15 @@ class Pool {
     for (int i = 1; i < n; i++) workers_.emplace_back([this, i, gen0] { loop(i, gen0); });
   }
 
-  void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  // kChunksPerThread chunks per thread, or (dynamic) as many chunks of `grain` items as there
+  // are, at most kMaxChunks.
+  void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn, bool dynamic) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     int64_t max_chunks = (n + grain - 1) / grain;
-    int chunks = static_cast<int>(std::min<int64_t>(nthreads_, max_chunks));
-    if (chunks <= 1 || in_parallel_) {
+    int chunks = static_cast<int>(
+        std::min<int64_t>(dynamic ? kMaxChunks : kChunksPerThread * nthreads_, max_chunks));
+    if (nthreads_ <= 1 || chunks <= 1 || in_parallel_) {
       fn(0, n);
       return;
     }
@@ -142,14 +149,20 @@ class Pool {
     {
       std::lock_guard<std::mutex> lk(mu_);
       g = generation_.load(std::memory_order_relaxed) + 1;
-      // The ticket names the job (low 32 bits of its generation), its chunk count and the next
-      // chunk to claim, in one word: a claim is one compare-exchange.
-      ticket_.store(ticket(g, chunks, 0), std::memory_order_release);
+      // Thread p (the caller is 0) owns the contiguous chunks [chunks·p/P, chunks·(p+1)/P): the
+      // same rows of a GEMM on every call, so what it left in its caches is its own. Each range
+      // is one word naming the job (low 32 bits of its generation) and the range's next and end
+      // chunk: a claim is one compare-exchange.
+      const int P = nthreads_;
+      for (int p = 0; p < P; p++)
+        range_[p].store(word(g, static_cast<uint64_t>(chunks) * p / P,
+                             static_cast<uint64_t>(chunks) * (p + 1) / P),
+                        std::memory_order_relaxed);
       generation_.store(g, std::memory_order_release);
     }
     cv_.notify_all();
     in_parallel_ = true;
-    claim_and_run(g);
+    claim_and_run(g, 0);
     in_parallel_ = false;
     // Wait for the workers: spin a little, then sleep.
     for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; spin++) {
@@ -163,37 +176,52 @@ class Pool {
   }
 
  private:
-  static uint64_t ticket(uint64_t gen, uint64_t chunks, uint64_t next) {
-    return (gen << 32) | (chunks << 16) | next;  // chunks ≤ 256 (resize caps the pool)
+  static constexpr int64_t kMaxChunks = 0xffff;  // a range word's 16-bit chunk fields
+  // parallel_for's chunks per thread: enough for a thread to take over part of another's run
+  // when that one's core is busy, few enough that a chunk stays far above a claim's cost.
+  static constexpr int64_t kChunksPerThread = 4;
+  static constexpr int kMaxThreads = 256;        // resize's cap
+  static uint64_t word(uint64_t gen, uint64_t next, uint64_t end) {
+    return (gen << 32) | (next << 16) | end;
   }
 
-  void run_chunk(int c) {
+  void run_chunk(int64_t c) {
     int64_t begin = job_.n * c / job_.chunks;
     int64_t end = job_.n * (c + 1) / job_.chunks;
     if (begin < end) (*job_.fn)(begin, end);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lk(done_mu_);
+      done_cv_.notify_one();
+    }
   }
 
-  // Claims and runs chunks of job `gen` until none is left. A claim succeeds only while the
-  // ticket still names that job, so a worker waking late never touches a newer job's chunks
-  // before it is posted; job_ is stable while any chunk of it is unfinished (the caller waits).
-  void claim_and_run(uint64_t gen) {
-    const uint64_t tag = gen & 0xffffffffu;
-    uint64_t t = ticket_.load(std::memory_order_acquire);
+  // Claims one chunk of thread q's range, from its front (q's own claims) or its back (another
+  // thread's): the chunk's index, or -1 when the range is empty or names another job.
+  int64_t claim(int q, uint64_t tag, bool front) {
+    std::atomic<uint64_t>& r = range_[q];
+    uint64_t w = r.load(std::memory_order_acquire);
     for (;;) {
-      if ((t >> 32) != tag) return;
-      const uint64_t chunks = (t >> 16) & 0xffffu, c = t & 0xffffu;
-      if (c >= chunks) return;
-      if (!ticket_.compare_exchange_weak(t, ticket(tag, chunks, c + 1), std::memory_order_acq_rel,
-                                         std::memory_order_acquire)) {
-        continue;  // t was reloaded
-      }
-      run_chunk(static_cast<int>(c));
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard<std::mutex> lk(done_mu_);
-        done_cv_.notify_one();
-      }
-      t = ticket_.load(std::memory_order_acquire);
+      if ((w >> 32) != tag) return -1;
+      const uint64_t next = (w >> 16) & 0xffffu, end = w & 0xffffu;
+      if (next >= end) return -1;
+      const uint64_t nw = front ? word(tag, next + 1, end) : word(tag, next, end - 1);
+      if (r.compare_exchange_weak(w, nw, std::memory_order_acq_rel, std::memory_order_acquire))
+        return static_cast<int64_t>(front ? next : end - 1);
     }
+  }
+
+  // Runs the chunks of job `gen` as thread `self`: its own range front to back, then what is
+  // left of the others' ranges, from their backs (a thread that has not woken up yet, or runs
+  // on a core shared with other work, leaves chunks the others take). A claim succeeds only
+  // while the range word names that job, so a worker waking late never touches a newer job's
+  // chunks before it is posted; job_ is stable while any chunk of it is unfinished (the caller
+  // waits).
+  void claim_and_run(uint64_t gen, int self) {
+    const uint64_t tag = gen & 0xffffffffu;
+    const int P = nthreads_;
+    for (int64_t c; (c = claim(self, tag, true)) >= 0;) run_chunk(c);
+    for (int k = 1; k < P; k++)
+      for (int64_t c; (c = claim((self + k) % P, tag, false)) >= 0;) run_chunk(c);
   }
 
   void loop(int id, uint64_t seen) {
@@ -213,7 +241,7 @@ class Pool {
       }
       if (quit_) return;
       seen = g;
-      claim_and_run(g);
+      claim_and_run(g, id);
     }
   }
 
@@ -233,7 +261,7 @@ class Pool {
   std::condition_variable cv_, done_cv_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
-  std::atomic<uint64_t> ticket_{0};
+  std::atomic<uint64_t> range_[kMaxThreads] = {};
   std::atomic<bool> quit_{false};
   Job job_;
   static thread_local bool in_parallel_;
@@ -253,7 +281,10 @@ void set_num_threads(int n) {
   if (n != pool().size()) pool().resize(n);
 }
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
-  pool().run(n, grain, fn);
+  pool().run(n, grain, fn, false);
+}
+void parallel_for_dynamic(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  pool().run(n, grain, fn, true);
 }
 
 }  // namespace kdqat

@@ -221,14 +221,6 @@ test('countNotEqual: native equals ref (chunk edges, NaN, signed zero)', () => {
   }
 });
 
-/** setThreads, then a pause: native/pool.cc has a start-up race (a new worker reads the job
- *  generation only once it runs, so a job posted before that is never picked up and the call
- *  hangs); letting the workers start first avoids it until pool.cc is fixed. */
-function setThreadsSafely(addon: Addon, n: number): void {
-  addon.setThreads(n);
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
-}
-
 test('results do not depend on the thread count', () => {
   const saved = N.getThreads();
   const rows = 300, n = 257, x = randomF32(rows * n, rng), gy = randomF32(rows * n, rng);
@@ -245,14 +237,14 @@ test('results do not depend on the thread count', () => {
     return [gx, gw, gb, gx2, gw2, loss, Float32Array.of(N.sumSquaredDiff(big, big2))];
   };
   try {
-    setThreadsSafely(N, 1);
+    N.setThreads(1);
     const one = runAll();
     for (const t of [2, 3]) {
-      setThreadsSafely(N, t);
+      N.setThreads(t);
       runAll().forEach((v, i) => assert.deepEqual(v, one[i], `threads=${t}, output ${i}`));
     }
   } finally {
-    setThreadsSafely(N, saved);
+    N.setThreads(saved);
   }
 });
 
