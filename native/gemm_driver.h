@@ -6,9 +6,10 @@
 // items; otherwise each GEMM is split by row blocks (threads share the packed B slice) or, for
 // short wide products, by column panels. The threads claim items, blocks and B panels one
 // chunk at a time (parallel_for_dynamic), so when one core is slowed by other work on the
-// machine the other takes more of the blocks instead of waiting for it. The K slicing never depends on the thread count, and
-// the micro-kernel sums each element in the same order wherever its tile lies, so results are
-// bitwise identical for any thread count (and any M/N blocking).
+// machine the other takes more of the blocks instead of waiting for it. The K slicing never
+// depends on the thread count, and the micro-kernel sums each element in the same order
+// wherever its tile lies, so results are bitwise identical for any thread count, any M/N
+// blocking and whichever thread runs a block.
 #pragma once
 #include "common.h"
 #include "gemm.h"
