@@ -3,7 +3,7 @@
 // excluded by name) get no state at all.
 import { Tensor } from '../tensor/tensor.js';
 import { kernel } from '../tensor/registry.js';
-import { giveBack } from '../tensor/storage.js';
+import { freeStorage } from '../tensor/storage.js';
 
 export type Params = Map<string, Tensor>;
 
@@ -20,9 +20,9 @@ export interface AdamWConfig {
 export interface Optimizer {
   /** Applies one update with learning rate `lr` to every parameter that has a gradient. */
   step(lr: number): void;
-  /** Clears every parameter's .grad. reuse: their storage goes back to the pool for the next
-   *  backward (storage.ts), for a caller that keeps no old .grad (the training loop). */
-  zeroGrad(reuse?: boolean): void;
+  /** Clears every parameter's .grad. free: their storage is freed now (storage.ts freeStorage),
+   *  for a caller that keeps no old .grad (the training loop). */
+  zeroGrad(free?: boolean): void;
   /** Names of the parameters holding optimizer state. */
   stateNames(): string[];
   /** Serializable state (moment buffers and step count), for checkpoints. */
@@ -65,8 +65,8 @@ export class AdamW implements Optimizer {
     }
   }
 
-  zeroGrad(reuse = false): void {
-    clearGrads(this.params, reuse);
+  zeroGrad(free = false): void {
+    clearGrads(this.params, free);
   }
 
   stateNames(): string[] {
@@ -125,8 +125,8 @@ export class SGD implements Optimizer {
     }
   }
 
-  zeroGrad(reuse = false): void {
-    clearGrads(this.params, reuse);
+  zeroGrad(free = false): void {
+    clearGrads(this.params, free);
   }
 
   stateNames(): string[] {
@@ -159,9 +159,9 @@ export function clipGradNorm(params: Params, maxNorm: number): number {
   return norm;
 }
 
-function clearGrads(params: Params, reuse: boolean): void {
+function clearGrads(params: Params, free: boolean): void {
   for (const p of params.values()) {
-    if (reuse && p.grad) giveBack(p.grad.f32);
+    if (free && p.grad) freeStorage(p.grad.f32);
     p.grad = null;
   }
 }

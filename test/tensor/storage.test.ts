@@ -9,6 +9,7 @@ import { totalmem } from 'node:os';
 import { Rng, Tensor, add, attention, backward, matmul, mul, reshape, silu, sum, zeros } from '../../src/tensor/index.js';
 import { kernel } from '../../src/tensor/registry.js';
 import { drainPool, giveBack, pooledBytes, setPoolLimit, uninitF32, zerosF32 } from '../../src/tensor/storage.js';
+import { AdamW } from '../../src/train/optim.js';
 import { ARCHITECTURES } from '../../src/models/registry.js';
 import { randomF32 } from '../util.js';
 import { BACKENDS, onBackend } from '../backends.js';
@@ -141,6 +142,35 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+test('zeroGrad(true) frees the gradients past the pool (detached, nothing pooled); zeroGrad() leaves them to their holders', () => {
+  drainPool();
+  const rng = new Rng(3);
+  const w = new Tensor(randomF32(6 * 5, rng), [6, 5], true);
+  const fixed = new Tensor(randomF32(4, rng), [4], true); // a gradient not from uninitF32/zerosF32
+  const params = new Map([['w', w], ['fixed', fixed]]);
+  const opt = new AdamW(params, { lr: 1e-3 });
+  const grads = () => {
+    backward(sum(mul(matmul(new Tensor(randomF32(3 * 6, rng), [3, 6]), w), matmul(new Tensor(randomF32(3 * 6, rng), [3, 6]), w))));
+    fixed.grad = new Tensor(new Float32Array(4).fill(1), [4]);
+    return [w.grad!.f32, fixed.grad.f32];
+  };
+  let [gw, gf] = grads();
+  const kept = gw.slice();
+  opt.zeroGrad();
+  assert.equal(w.grad, null);
+  assert.deepEqual(gw, kept, 'zeroGrad() does not touch the old gradient');
+  [gw, gf] = grads();
+  const view = gw.subarray(2, 4);
+  const before = pooledBytes(); // backward pooled the intermediate gradients
+  opt.zeroGrad(true);
+  assert.equal(w.grad, null);
+  assert.equal(gw.length, 0, "w's gradient was freed");
+  assert.equal(view.length, 0, 'and every view of it is detached');
+  assert.equal(gf.length, 4, 'a gradient the storage did not hand out is left to the collector');
+  assert.equal(pooledBytes(), before, 'freed, not pooled');
+  drainPool();
+});
 
 test('a full pool frees the sizes least recently asked for first', () => {
   drainPool();
