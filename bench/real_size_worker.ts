@@ -80,7 +80,7 @@ function step(): number {
   const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1, fused: process.env.KDQAT_FUSED_KL !== '0' });
   backward(total, null, { release: true }); // storage given back as the training loop does (loop.ts)
   opt.step(1e-5);
-  opt.zeroGrad(true);
+  opt.zeroGrad(recompute === 'off' ? 'pool' : 'free'); // as `kdqat qat` does (qat.ts)
   return total.item();
 }
 const first = step();

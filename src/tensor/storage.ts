@@ -15,8 +15,8 @@
 //   loop) every intermediate of the graph once its node has run;
 // - a layer of a forward that records nothing (recompute.ts `layer`, `consumed`): its
 //   intermediates when it returns, the previous layer's output when the next has read it;
-// - the optimizer's zeroGrad(true) (the training loop): the gradients after the update, freed
-//   rather than pooled (freeStorage below).
+// - the optimizer's zeroGrad (the training loop): the gradients after the update (pooled, or
+//   freed when the forward is recomputed: freeStorage below).
 // A buffer is given back by detaching it (structuredClone with transfer; the pool keeps the new
 // ArrayBuffer over the same memory), so every view still pointing at it has length 0 and a
 // later use fails a kernel's length check (or item()) instead of reading another tensor's data.
@@ -146,13 +146,20 @@ export function giveBack(x: Float32Array): void {
 
 /**
  * Frees x's buffer now, past the pool (kernel release), on the same terms as giveBack: for
- * storage idle for long while other sizes are asked for. The optimizer's gradients are (after
- * the update, through the next teacher and student forwards): pooled, they could serve only
- * requests of their own sizes, so the forward took fresh memory beside them; freed, the heap
- * keeps their memory (allocator.cc) and the forward's requests of any size take it. Measured
- * (AMD EPYC Zen 5, 2 threads, fp32, selective recomputation, interleaved runs): BERT-base's peak
- * RSS 3804–3808 → 3662–3665 MB at the same tokens/s (337–364 pooled, 334–361 freed); SmolLM2-135M
- * 3747–3749 → 3720–3729 MB, 201 → 198 tokens/s (mean of 3 runs each, within its ±10% noise).
+ * storage idle for long while other sizes are asked for. The optimizer's gradients are, from
+ * the update through the next teacher and student forwards: pooled, they serve only requests of
+ * their own sizes, so the forward takes fresh memory beside them; freed, the heap keeps their
+ * memory (allocator.cc) and the forward's requests of any size take it. That lowers the peak
+ * where the forward is recomputed (`--recompute`: the forward holds little, and the gradients
+ * are a large share of the step's memory) and costs time where it is not (the forward holds its
+ * whole graph; backward then takes fresh memory for the gradients), so the training loop frees
+ * them only then (qat.ts gradStorage). AMD EPYC Zen 5, 2 threads, interleaved runs of
+ * bench/real_size_worker.ts, pooled → freed: fp32 + selective recomputation, BERT-base peak RSS
+ * 3804–3808 → 3662–3665 MB at the same tokens/s (352 / 330 → 361 / 334), SmolLM2-135M 3747–3749
+ * → 3720–3729 MB, 201 → 198 tokens/s (means of 3, within the ±10% noise); fp32 + full
+ * recomputation, BERT-base 3209–3215 → 3065–3078 MB, 292 / 291 → 306 / 275; `--bf16 layers` without
+ * recomputation, BERT-base 4903–4924 → 4959–4972 MB and 581 → 539 tokens/s (means of 4),
+ * SmolLM2-135M 4700–4803 → 4797–4808 MB, 326 → 295 tokens/s (means of 2).
  */
 export function freeStorage(x: Float32Array): void {
   if (wholeStamped(x)) kernel('release')(x);

@@ -12,7 +12,7 @@ import { backward } from '../tensor/autograd.js';
 import { scale } from '../tensor/ops/index.js';
 import { hash32 } from '../tensor/rng.js';
 import type { Params } from '../nn/params.js';
-import { clipGradNorm, type Optimizer } from './optim.js';
+import { clipGradNorm, type GradStorage, type Optimizer } from './optim.js';
 import {
   saveCheckpoint, restoreCheckpoint, CHECKPOINT_DIR, type Checkpoint, type CheckpointState, type PendingLog, type SaveHook,
 } from './checkpoint.js';
@@ -51,6 +51,9 @@ export interface LoopOptions<B> {
   accumulate?: number;
   /** Clip the global gradient norm to this (0 or absent: no clipping). */
   clipNorm?: number;
+  /** Where the gradients' storage goes after each update (optim.ts zeroGrad; default 'pool';
+   *  'free' for a forward that is recomputed: storage.ts freeStorage). */
+  gradStorage?: GradStorage;
   seed: number;
   /** The batches of one epoch, in an order that depends only on (seed, epoch). */
   epochBatches: (epoch: number) => Iterable<B>;
@@ -244,7 +247,7 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
       o.hooks?.beforeUpdate?.(step);
       o.optimizer.step(lr);
       o.hooks?.afterUpdate?.(step);
-      o.optimizer.zeroGrad(true);
+      o.optimizer.zeroGrad(o.gradStorage ?? 'pool');
       step++;
       if (dp && (step % (dp.checkEvery ?? 10) === 0 || step === o.totalSteps)) {
         try {

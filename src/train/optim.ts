@@ -3,9 +3,12 @@
 // excluded by name) get no state at all.
 import { Tensor } from '../tensor/tensor.js';
 import { kernel } from '../tensor/registry.js';
-import { freeStorage } from '../tensor/storage.js';
+import { freeStorage, giveBack } from '../tensor/storage.js';
 
 export type Params = Map<string, Tensor>;
+
+/** Where zeroGrad puts the gradients' storage: the pool, or freed (absent: left to holders). */
+export type GradStorage = 'pool' | 'free';
 
 export interface AdamWConfig {
   lr: number;
@@ -20,9 +23,10 @@ export interface AdamWConfig {
 export interface Optimizer {
   /** Applies one update with learning rate `lr` to every parameter that has a gradient. */
   step(lr: number): void;
-  /** Clears every parameter's .grad. free: their storage is freed now (storage.ts freeStorage),
-   *  for a caller that keeps no old .grad (the training loop). */
-  zeroGrad(free?: boolean): void;
+  /** Clears every parameter's .grad. For a caller that keeps no old .grad (the training loop)
+   *  their storage goes at once: back to the pool for the next backward ('pool'), or freed for
+   *  the next forward's requests of any size ('free'; storage.ts freeStorage says when). */
+  zeroGrad(storage?: GradStorage): void;
   /** Names of the parameters holding optimizer state. */
   stateNames(): string[];
   /** Serializable state (moment buffers and step count), for checkpoints. */
@@ -65,8 +69,8 @@ export class AdamW implements Optimizer {
     }
   }
 
-  zeroGrad(free = false): void {
-    clearGrads(this.params, free);
+  zeroGrad(storage?: GradStorage): void {
+    clearGrads(this.params, storage);
   }
 
   stateNames(): string[] {
@@ -125,8 +129,8 @@ export class SGD implements Optimizer {
     }
   }
 
-  zeroGrad(free = false): void {
-    clearGrads(this.params, free);
+  zeroGrad(storage?: GradStorage): void {
+    clearGrads(this.params, storage);
   }
 
   stateNames(): string[] {
@@ -159,9 +163,9 @@ export function clipGradNorm(params: Params, maxNorm: number): number {
   return norm;
 }
 
-function clearGrads(params: Params, free: boolean): void {
+function clearGrads(params: Params, storage: GradStorage | undefined): void {
   for (const p of params.values()) {
-    if (free && p.grad) freeStorage(p.grad.f32);
+    if (p.grad && storage) (storage === 'free' ? freeStorage : giveBack)(p.grad.f32);
     p.grad = null;
   }
 }

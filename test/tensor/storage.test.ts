@@ -143,7 +143,7 @@ for (const backend of BACKENDS) {
   });
 }
 
-test('zeroGrad(true) frees the gradients past the pool (detached, nothing pooled); zeroGrad() leaves them to their holders', () => {
+test("zeroGrad('free') frees the gradients past the pool (detached, nothing pooled), zeroGrad('pool') pools them, zeroGrad() leaves them to their holders", () => {
   drainPool();
   const rng = new Rng(3);
   const w = new Tensor(randomF32(6 * 5, rng), [6, 5], true);
@@ -163,12 +163,18 @@ test('zeroGrad(true) frees the gradients past the pool (detached, nothing pooled
   [gw, gf] = grads();
   const view = gw.subarray(2, 4);
   const before = pooledBytes(); // backward pooled the intermediate gradients
-  opt.zeroGrad(true);
+  opt.zeroGrad('free');
   assert.equal(w.grad, null);
   assert.equal(gw.length, 0, "w's gradient was freed");
   assert.equal(view.length, 0, 'and every view of it is detached');
   assert.equal(gf.length, 4, 'a gradient the storage did not hand out is left to the collector');
   assert.equal(pooledBytes(), before, 'freed, not pooled');
+  [gw, gf] = grads();
+  const pooledBefore = pooledBytes();
+  opt.zeroGrad('pool');
+  assert.equal(gw.length, 0, "w's gradient was given back");
+  assert.equal(gf.length, 4, 'a gradient the storage did not hand out is left to the collector');
+  assert.equal(pooledBytes(), pooledBefore + 6 * 5 * 4, "w's gradient is pooled");
   drainPool();
 });
 

@@ -147,3 +147,22 @@ it('elapsed time counts from clockStart (the command\'s setup too) and sums over
   assert.ok(readCheckpoint(findCheckpoint(dir)!).state.elapsedSeconds >= 8);
   fs.rmSync(dir, { recursive: true });
 });
+
+it("the gradients' storage after each update: pooled by default, freed with gradStorage 'free' (what qat does with --recompute)", () => {
+  const windows = syntheticWindows(8, 30, true);
+  const seen = (gradStorage?: 'pool' | 'free') => {
+    const params = freshParams('llama');
+    const sgd = new SGD(params);
+    const modes: unknown[] = [];
+    const optimizer = Object.assign(Object.create(sgd) as SGD, {
+      zeroGrad: (s?: 'pool' | 'free') => { modes.push(s); sgd.zeroGrad(s); },
+    });
+    trainLoop<TokenBatch>({
+      params, optimizer, lr: () => 0.1, totalSteps: 2, seed: 0, gradStorage,
+      epochBatches: () => shuffledBatches(windows, 4, 2, 0), loss: (b) => causalLmLoss(params, llamaCfg, b),
+    });
+    return modes;
+  };
+  assert.deepEqual(seen(), ['pool', 'pool']);
+  assert.deepEqual(seen('free'), ['free', 'free']);
+});
