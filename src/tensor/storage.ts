@@ -157,7 +157,8 @@ export function giveBack(x: Float32Array): void {
  * bench/real_size_worker.ts, pooled → freed: fp32 + selective recomputation, BERT-base peak RSS
  * 3804–3808 → 3662–3665 MB at the same tokens/s (352 / 330 → 361 / 334), SmolLM2-135M 3747–3749
  * → 3720–3729 MB, 201 → 198 tokens/s (means of 3, within the ±10% noise); fp32 + full
- * recomputation, BERT-base 3209–3215 → 3065–3078 MB, 292 / 291 → 306 / 275; `--bf16 layers` without
+ * recomputation, BERT-base 3209–3215 → 3065–3078 MB, 292 / 291 → 306 / 275, but SmolLM2-135M
+ * 3157–3163 → 3201–3202 MB, 194 / 174 → 184 / 175; `--bf16 layers` without
  * recomputation, BERT-base 4903–4924 → 4959–4972 MB and 581 → 539 tokens/s (means of 4),
  * SmolLM2-135M 4700–4803 → 4797–4808 MB, 326 → 295 tokens/s (means of 2).
  */
