@@ -17,7 +17,7 @@ import { archOf, parseHfConfig, type Model } from '../src/models/registry.js';
 import { prepare } from '../src/quant/prepare.js';
 import { QUANT_PRESETS } from '../src/quant/config.js';
 import { captureFor, distillLoss } from '../src/distill/losses.js';
-import { AdamW } from '../src/train/optim.js';
+import { AdamW, gradStorageFor } from '../src/train/optim.js';
 import { cacheFrozen, freeze } from '../src/train/freeze.js';
 import { bf16Precisions } from '../src/train/qat-config.js';
 import { SHAPES, type RealSizeName } from './real_size_shapes.js';
@@ -80,7 +80,7 @@ function step(): number {
   const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1, fused: process.env.KDQAT_FUSED_KL !== '0' });
   backward(total, null, { release: true }); // storage given back as the training loop does (loop.ts)
   opt.step(1e-5);
-  opt.zeroGrad(recompute === 'off' ? 'pool' : 'free'); // as `kdqat qat` does (qat.ts)
+  opt.zeroGrad(gradStorageFor(recompute)); // as `kdqat qat` does (qat.ts)
   return total.item();
 }
 const first = step();

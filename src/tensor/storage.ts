@@ -153,7 +153,7 @@ export function giveBack(x: Float32Array): void {
  * where the forward is recomputed (`--recompute`: the forward holds little, and the gradients
  * are a large share of the step's memory) and costs time where it is not (the forward holds its
  * whole graph; backward then takes fresh memory for the gradients), so the training loop frees
- * them only then (qat.ts gradStorage). AMD EPYC Zen 5, 2 threads, interleaved runs of
+ * them only then (optim.ts gradStorageFor). AMD EPYC Zen 5, 2 threads, interleaved runs of
  * bench/real_size_worker.ts, pooled → freed: fp32 + selective recomputation, BERT-base peak RSS
  * 3804–3808 → 3662–3665 MB at the same tokens/s (352 / 330 → 361 / 334), SmolLM2-135M 3747–3749
  * → 3720–3729 MB, 201 → 198 tokens/s (means of 3, within the ±10% noise); fp32 + full

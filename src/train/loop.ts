@@ -52,7 +52,7 @@ export interface LoopOptions<B> {
   /** Clip the global gradient norm to this (0 or absent: no clipping). */
   clipNorm?: number;
   /** Where the gradients' storage goes after each update (optim.ts zeroGrad; default 'pool';
-   *  'free' for a forward that is recomputed: storage.ts freeStorage). */
+   *  'free' for a forward that is recomputed: optim.ts gradStorageFor). */
   gradStorage?: GradStorage;
   seed: number;
   /** The batches of one epoch, in an order that depends only on (seed, epoch). */

@@ -4,11 +4,18 @@
 import { Tensor } from '../tensor/tensor.js';
 import { kernel } from '../tensor/registry.js';
 import { freeStorage, giveBack } from '../tensor/storage.js';
+import type { RecomputeMode } from '../tensor/recompute.js';
 
 export type Params = Map<string, Tensor>;
 
 /** Where zeroGrad puts the gradients' storage: the pool, or freed (absent: left to holders). */
 export type GradStorage = 'pool' | 'free';
+
+/** The training loop's choice for a run: freed when the forward is recomputed, else pooled
+ *  (the measurements behind it: storage.ts freeStorage). */
+export function gradStorageFor(recompute: RecomputeMode): GradStorage {
+  return recompute === 'off' ? 'pool' : 'free';
+}
 
 export interface AdamWConfig {
   lr: number;

@@ -5,8 +5,8 @@ import { chainBound, scaleOf } from '../tolerance.js';
 import { U32 } from '../bounds.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { scale } from '../../src/tensor/index.js';
-import { SGD } from '../../src/train/optim.js';
+import { scale, type RecomputeMode } from '../../src/tensor/index.js';
+import { SGD, gradStorageFor, type GradStorage } from '../../src/train/optim.js';
 import { trainLoop, TrainingError } from '../../src/train/loop.js';
 import { causalLmLoss, shuffledBatches, type TokenBatch } from '../../src/train/objectives.js';
 import { findCheckpoint, readCheckpoint } from '../../src/train/checkpoint.js';
@@ -150,12 +150,12 @@ it('elapsed time counts from clockStart (the command\'s setup too) and sums over
 
 it("the gradients' storage after each update: pooled by default, freed with gradStorage 'free' (what qat does with --recompute)", () => {
   const windows = syntheticWindows(8, 30, true);
-  const seen = (gradStorage?: 'pool' | 'free') => {
+  const seen = (gradStorage?: GradStorage) => {
     const params = freshParams('llama');
     const sgd = new SGD(params);
     const modes: unknown[] = [];
     const optimizer = Object.assign(Object.create(sgd) as SGD, {
-      zeroGrad: (s?: 'pool' | 'free') => { modes.push(s); sgd.zeroGrad(s); },
+      zeroGrad: (s?: GradStorage) => { modes.push(s); sgd.zeroGrad(s); },
     });
     trainLoop<TokenBatch>({
       params, optimizer, lr: () => 0.1, totalSteps: 2, seed: 0, gradStorage,
@@ -165,4 +165,5 @@ it("the gradients' storage after each update: pooled by default, freed with grad
   };
   assert.deepEqual(seen(), ['pool', 'pool']);
   assert.deepEqual(seen('free'), ['free', 'free']);
+  assert.deepEqual(['off', 'selective', 'all'].map((m) => gradStorageFor(m as RecomputeMode)), ['pool', 'free', 'free'], 'what qat passes for each --recompute');
 });
