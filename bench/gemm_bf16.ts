@@ -5,23 +5,14 @@
 import { createRequire } from 'node:module';
 import { Rng } from '../src/tensor/rng.js';
 import type { NativeAddon } from '../src/backend/native/index.js';
+import { bestRate } from './best_rate.js';
 
 const addon = createRequire(import.meta.url)('../build/Release/kdqat.node') as NativeAddon;
 if (!addon.bf16Available()) throw new Error(`matmulBf16 unavailable: ${addon.isaInfo().bf16.reason}`);
 const args = process.argv.slice(2);
 const shapes = args.length ? args.map((s) => s.split(/[x×]/).map(Number))
   : [[1024, 576, 576], [1024, 576, 1536], [1024, 1536, 576], [1024, 576, 49152]];
-const now = (): number => performance.now() / 1000;
-
-function best(f: () => void, flops: number, minTime: number): number {
-  let t = Infinity;
-  for (let reps = 0, start = now(); reps < 3 || (now() - start < minTime && reps < 40); reps++) {
-    const t0 = now();
-    f();
-    t = Math.min(t, now() - t0);
-  }
-  return flops / t / 1e9;
-}
+const best = (f: () => void, flops: number, minTime: number): number => bestRate(f, flops, minTime) / 1e9;
 
 for (const threads of [1, 2]) {
   addon.setThreads(threads);

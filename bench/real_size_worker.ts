@@ -7,10 +7,14 @@
 // forward (and the forward-only timing), also the student's GEMMs but its LM head, or every GEMM
 // in bf16 (withCompute; `kdqat qat --bf16`);
 // KDQAT_RECOMPUTE=selective|all (1 = all) recomputes the student's layers in backward
-// (`kdqat qat --recompute selective|all`).
+// (`kdqat qat --recompute selective|all`); KDQAT_INT8=off runs the student's Linears on integer
+// grids (BERT-base's twn-a8) in float32 instead of the integer GEMM (compute.ts withIntegerGemm).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RECOMPUTE_MODES, Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, withCompute, withRecompute, type RecomputeMode } from '../src/tensor/index.js';
+import {
+  RECOMPUTE_MODES, Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, withCompute, withIntegerGemm, withRecompute,
+  type RecomputeMode,
+} from '../src/tensor/index.js';
 import { initParams, type Params } from '../src/nn/params.js';
 import { asModel, loadModelDir, paramSpecOf, saveModelDir } from '../src/io/model-dir.js';
 import { archOf, parseHfConfig, type Model } from '../src/models/registry.js';
@@ -40,6 +44,8 @@ const steps = Number(stepsArg ?? 2);
 const bf16 = process.env.KDQAT_BF16 ?? 'off';
 if (!['off', 'teacher', 'layers', 'all'].includes(bf16)) throw new Error(`KDQAT_BF16=${bf16}: use off, teacher, layers or all`);
 if (bf16 !== 'off' && bf16Unavailable()) throw new Error(`KDQAT_BF16=${bf16}: ${bf16Unavailable()}`);
+const int8 = process.env.KDQAT_INT8 ?? 'on';
+if (!['on', 'off'].includes(int8)) throw new Error(`KDQAT_INT8=${int8}: use on or off`);
 const recompute: RecomputeMode = (({ '': 'off', 0: 'off', 1: 'all' } as Record<string, RecomputeMode>)[process.env.KDQAT_RECOMPUTE ?? ''] ?? process.env.KDQAT_RECOMPUTE) as RecomputeMode;
 if (!RECOMPUTE_MODES.includes(recompute)) throw new Error(`KDQAT_RECOMPUTE=${recompute}: use off, selective or all (1 = all)`);
 const { teacher: teacherPrec, student: studentPrec, studentHead: studentHeadPrec } = bf16Precisions(bf16);
@@ -75,7 +81,8 @@ const trained = new Map([...studentParams, ...prepared.quantParams].filter(([, p
 const opt = new AdamW(trained, { lr: 1e-5, weightDecay: 0 });
 function step(): number {
   const t = noGrad(() => withCompute(teacherPrec, () => rec.forward(teacher, x, { capture })));
-  const s = withRecompute(recompute, () => withCompute(studentPrec, () => rec.forward(student, x, { capture, weight }), { head: studentHeadPrec }));
+  const s = withIntegerGemm(int8 === 'on', () => withRecompute(recompute, () =>
+    withCompute(studentPrec, () => rec.forward(student, x, { capture, weight }), { head: studentHeadPrec })));
   // KDQAT_FUSED_KL=0: the dense logits KL (B·T·V logits of both models), for a before/after.
   const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1, fused: process.env.KDQAT_FUSED_KL !== '0' });
   backward(total, null, { release: true }); // storage given back as the training loop does (loop.ts)
@@ -96,7 +103,7 @@ for (let i = 0; i < steps; i++) {
 const ms = (performance.now() - s0) / steps;
 const faultsPerStep = (process.resourceUsage().minorPageFault - faults0) / steps;
 console.log(JSON.stringify({
-  bench: 'real_size', impl: 'kdqat', model: name, threads: getThreads(), batch: B, seq: T, bf16, recompute,
+  bench: 'real_size', impl: 'kdqat', model: name, threads: getThreads(), batch: B, seq: T, bf16, recompute, int8,
   load_ms: loadMs, forward_tokens_per_s: (B * T) / (fwdBest / 1000),
   qat_tokens_per_s: (B * T) / (ms / 1000), qat_best_tokens_per_s: (B * T) / (best / 1000),
   peak_rss_mb: process.resourceUsage().maxRSS / 1024, minor_faults_per_step: faultsPerStep, loss_first: first, loss_last: last,

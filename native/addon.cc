@@ -18,11 +18,14 @@ static Napi::Value GetIsa(const Napi::CallbackInfo& info) {
 
 // The code paths compiled per kernel family and the one each selected. A family with fewer
 // paths than the CPU supports runs its best one below the cap (topk, plain C++, has only the
-// portable one): the runner (scripts/test.mjs) reports that per family.
+// portable one): the runner (scripts/test.mjs) reports that per family. A family whose top path
+// needs an instruction set beyond its level (gemmQ8's avx512: avx512vnni) lists that path only
+// on CPUs that have it.
 struct Family {
   const char* name;
   const char* paths[kNumIsas];  // ascending; nullptr-padded
   const char* (*selected)();
+  const char* top_needs = nullptr;  // a cpu_has feature the last path also needs
 };
 static const Family kFamilies[] = {
     {"gemm", {"portable", "avx2", "avx512"}, gemm_isa},
@@ -33,6 +36,7 @@ static const Family kFamilies[] = {
     {"quant", {"portable", "avx2", "avx512"}, quant_isa},
     {"kquant", {"portable", "avx2", "avx512"}, kquant_isa},
     {"topk", {"portable"}, topk_isa},
+    {"gemmQ8", {"portable", "avx2", "avx512"}, gemm_q8_isa, "avx512vnni"},
 };
 
 // isaInfo() → { cpu, cap, isa, levels: [{ isa, features, missing }], families: { gemm: {
@@ -63,8 +67,10 @@ static Napi::Value GetIsaInfo(const Napi::CallbackInfo& info) {
   for (const Family& f : kFamilies) {
     Napi::Object x = Napi::Object::New(env);
     Napi::Array paths = Napi::Array::New(env);
-    for (const char* p : f.paths)
-      if (p) paths.Set(paths.Length(), p);
+    int np = 0;
+    while (np < kNumIsas && f.paths[np]) np++;
+    if (f.top_needs && !cpu_has(f.top_needs)) np--;
+    for (int i = 0; i < np; i++) paths.Set(paths.Length(), f.paths[i]);
     x.Set("selected", f.selected());
     x.Set("paths", paths);
     fams.Set(f.name, x);
@@ -88,6 +94,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitAllocator(env, exports);
   InitGemm(env, exports);
   InitGemmBf16(env, exports);
+  InitGemmQ8(env, exports);
   InitElementwise(env, exports);
   InitNN(env, exports);
   InitAttention(env, exports);

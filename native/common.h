@@ -27,7 +27,8 @@ const char* quant_isa();
 const char* attention_isa();
 const char* elementwise_isa();
 const char* kquant_isa();
-const char* topk_isa();   // topkLogits, topkKl (kl_fused.cc): one plain C++ path, "portable"
+const char* topk_isa();
+const char* gemm_q8_isa();  // matmulQ8 (gemm_q8.cc): its avx512 path also needs avx512vnni   // topkLogits, topkKl (kl_fused.cc): one plain C++ path, "portable"
 // Why matmulBf16 cannot run here (no avx512_bf16, or KDQAT_ISA below avx512), or null when it can.
 const char* gemm_bf16_unavailable();
 
@@ -75,6 +76,7 @@ inline bool flag(const Napi::Value& v) {
 // One Init per kernel family (each in its own .cc file).
 void InitGemm(Napi::Env env, Napi::Object exports);
 void InitGemmBf16(Napi::Env env, Napi::Object exports);
+void InitGemmQ8(Napi::Env env, Napi::Object exports);
 void InitElementwise(Napi::Env env, Napi::Object exports);
 void InitNN(Napi::Env env, Napi::Object exports);
 void InitAttention(Napi::Env env, Napi::Object exports);

@@ -49,6 +49,7 @@ bool cpu_has(const char* f) {
   if (!std::strcmp(f, "avx512vl")) return __builtin_cpu_supports("avx512vl");
   if (!std::strcmp(f, "avx512dq")) return __builtin_cpu_supports("avx512dq");
   if (!std::strcmp(f, "avx512bf16")) return __builtin_cpu_supports("avx512bf16");
+  if (!std::strcmp(f, "avx512vnni")) return __builtin_cpu_supports("avx512vnni");
   return false;
 }
 

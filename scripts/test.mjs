@@ -30,6 +30,7 @@ const FAMILY_TESTS = {
   quant: ['test/quant/native'],
   kquant: ['test/backend/kquant'],
   topk: ['test/backend/topk-logits'],
+  gemmQ8: ['test/backend/gemm-q8'],
 };
 
 function walk(dir) {

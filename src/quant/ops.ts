@@ -5,6 +5,7 @@
 import { Tensor, uninitF32 } from '../tensor/tensor.js';
 import { record } from '../tensor/autograd.js';
 import { kernel } from '../tensor/registry.js';
+import { onIntegerGrid, type IntegerGrid } from '../tensor/ops/matmul.js';
 import {
   type WeightQuant, checkWeightQuant, checkStep, granuleCount, groupOf, bitsOf, ruleCode,
   withContext, isKRule,
@@ -45,6 +46,8 @@ export function fakeQuantWeight(w: Tensor, q: WeightQuant, step?: Tensor): Tenso
     kernel('fakeQuant')(w.f32, out.f32, null, scales, zeros, step?.f32 ?? null, rows, cols, rule, bits, group));
   const clip = q.clip ?? Infinity;
   const inputs = step ? [w, step] : [w];
+  const grid = weightGrid(q, rows, cols, scales);
+  if (grid) onIntegerGrid(out, grid);
   return record(out, 'fakeQuantWeight', inputs, (g) => {
     if (!step && clip === Infinity) return [g]; // plain STE: ∂ŵ/∂w = 1
     const gw = uninitF32(w.size);
@@ -53,6 +56,15 @@ export function fakeQuantWeight(w: Tensor, q: WeightQuant, step?: Tensor): Tenso
     const gwT = new Tensor(gw, w.shape);
     return step ? [gwT, new Tensor(gs!, step.shape)] : [gwT];
   });
+}
+
+/** The integer grid of a weight ŵ = code·s (rows, cols) with these per-granule scales when a
+ *  Linear can run it as an integer GEMM (matmulQ8: |code| ≤ 64, one scale per tensor or row):
+ *  TWN, or sym of ≤ 7 bits per tensor or channel; null for every other quantizer. */
+export function weightGrid(q: WeightQuant, rows: number, cols: number, scales: Float32Array): IntegerGrid | null {
+  const kind = q.rule.kind, bits = bitsOf(q.rule), G = granuleCount(rows, cols, q);
+  if (!(kind === 'twn' || (kind === 'sym' && bits <= 7)) || !(G === 1 || G === rows) || scales.length !== G) return null;
+  return { scales, maxCode: kind === 'twn' ? 1 : 2 ** (bits - 1) };
 }
 
 /** LSQ step initialization: the min-max scale of each granule (sym: max|w|/Qp, asym:
@@ -84,12 +96,16 @@ export function fakeQuantInput(x: Tensor, bits: number, clip?: number): Tensor {
   if (clip !== undefined && !(clip > 0)) throw new RangeError(`${where}: clip ${clip} must be > 0`);
   const c = clip ?? Infinity;
   const out = new Tensor(uninitF32(x.size), x.shape);
+  let s: number;
   try {
-    kernel('fakeQuantInput')(x.f32, out.f32, bits, c);
+    s = kernel('fakeQuantInput')(x.f32, out.f32, bits, c);
   } catch (e) {
     if (e instanceof RangeError) throw new RangeError(`${where}: ${bits}-bit on shape [${x.shape}]: ${e.message}`);
     throw e;
   }
+  // out = code·s with |code| ≤ Qp (−Qp−1 is never reached: |x| ≤ max|x| = s·Qp up to rounding,
+  // Kernels.fakeQuantInput), so a Linear can run it as an integer GEMM (matmulQ8).
+  onIntegerGrid(out, { scales: new Float32Array([s]), maxCode: 2 ** (bits - 1) - 1 });
   return record(out, 'fakeQuantInput', [x], (g) => {
     if (c === Infinity) return [g];
     const gx = uninitF32(x.size);

@@ -41,7 +41,8 @@ import { convert, type Converted, type Prepared } from './prepare.js';
 import { codeRange, describeQuant, dequantizeCodes, granuleCount, type Codes, type WeightQuant } from './rules.js';
 import { checkFinite } from '../io/safetensors.js';
 import { modelFile, readModelJson } from '../io/model-files.js';
-import { fakeQuantInput } from './ops.js';
+import { fakeQuantInput, weightGrid } from './ops.js';
+import { onIntegerGrid } from '../tensor/ops/matmul.js';
 import { formatOfRule } from './formats.js';
 import { readFileChecked } from '../io/files.js';
 
@@ -283,6 +284,10 @@ export function loadStudent(dir: string, opts: { latent?: boolean } = {}): Loade
     }
     const t = new Tensor(data, e.shape, true);
     t.name = W;
+    // code·s, as fakeQuantWeight made it in training: the same integer forward (matmulQ8 checks
+    // the values against the grid, so a weight changed later falls back to float32).
+    const grid = weightGrid(e.quant, e.shape[0], e.shape[1], allCodes.get(W)!.scales);
+    if (grid) onIntegerGrid(t, grid);
     params.set(W, t);
   }
   const weight: WeightFn | null = activations ? activationWeightFn(new Set(weights.keys()), activations) : null;

@@ -59,6 +59,21 @@ export interface Kernels {
    *  (naming what is missing) on other CPUs or when KDQAT_ISA caps the level below avx512. */
   matmulBf16(a: F, b: F, c: F, batch: number, m: number, k: number, n: number,
     transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number, bias?: F | null): void;
+  /** The forward of a Linear whose input and weight lie on integer grids, as an integer GEMM:
+   *  a (m, k) row-major is x̂ = qa·sa (fakeQuantInput's output and scale), b (n, k) row-major
+   *  (a weight, used transposed) is ŵ = qb·sb_j with sb one scale (length 1) or one per row j
+   *  (length n). The codes are read back from the values: q = roundHalfEven(clamp(fl(x·fl(1/s)),
+   *  −L, L)) with L = 127 for a and 64 for b (a NaN reads as −L; s = 0 takes 1/s as 0), so for
+   *  x̂ = fl(q·s) with |q| ≤ L they are exactly q (|fl(q·s)·fl(1/s) − q| ≤ 3u·|q| < ½). Then
+   *  c_ij = fl(fl(sa·sb_j)·fl(Σ_k qa_ik·qb_jk)) (+ bias_j: one more float32 rounding), the sum
+   *  exact in int32 (k ≤ 131072): within (3u + u²)·|Σ x̂ŵ| (+ u·|c_ij| with a bias) of the exact
+   *  product of the operands, the same bits on every ISA, tiling and thread count. sa and sb are
+   *  finite and ≥ 0 (sa is rounded to float32). Its codes cover fakeQuantInput of ≤ 8 bits
+   *  (whose codes never reach −128: |x| ≤ max|x| gives |x/s| ≤ Qp·(1 + 2u)) and TWN or sym
+   *  weights of ≤ 7 bits (|q| ≤ 64), per tensor or per row. Returns whether every element of a
+   *  and b is on its grid, fl(q·s) = x exactly (a NaN never is); when false, c is unspecified
+   *  (the caller computes in float32). With m or n = 0 nothing is read: true. */
+  matmulQ8(a: F, sa: number, b: F, sb: F, c: F, m: number, k: number, n: number, bias?: F | null): boolean;
 
   // ---- elementwise ---------------------------------------------------------------------------
   /** out[idx] = a[idx·aStrides] op b[idx·bStrides] over the multi-index idx of `shape`;

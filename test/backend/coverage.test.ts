@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { refKernels } from '../../src/backend/ref/index.js';
 import { useBackend, nativeAvailable } from '../../src/backend/index.js';
 import { kernelSource } from '../../src/tensor/registry.js';
+import { nativeIsaInfo } from '../../src/tensor/index.js';
 import type { KernelName } from '../../src/tensor/kernels.js';
 
 /** Kernels that run on the reference under the native backend until their C++ port lands. */
@@ -15,6 +16,9 @@ test('every reference kernel has a native implementation (but the PENDING ones)'
   assert.ok(nativeAvailable(), 'the native addon did not load: run `npm run build:native`');
   useBackend('native');
   const missing = (Object.keys(refKernels) as KernelName[]).filter((k) => kernelSource(k) !== 'native');
-  assert.deepEqual(missing, PENDING, `kernels without a native implementation: ${missing.join(', ')} ` +
+  // matmulQ8 is registered only where a SIMD path runs it (src/backend/native/index.ts): its
+  // portable code is slower than the float32 GEMM Linear then runs instead.
+  const declined: KernelName[] = nativeIsaInfo()!.families.gemmQ8.selected === 'portable' ? ['matmulQ8'] : [];
+  assert.deepEqual(missing, [...PENDING, ...declined], `kernels without a native implementation: ${missing.join(', ')} ` +
     `(expected exactly the pending ${PENDING.join(', ')}; drop a kernel from PENDING once native has it)`);
 });

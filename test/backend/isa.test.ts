@@ -31,7 +31,7 @@ test('isaInfo: every kernel family runs its best path at or below the level in f
   const info = nativeIsaInfo()!;
   const rank = (isa: string): number => info.levels.findIndex((l) => l.isa === isa);
   const families = Object.keys(info.families).sort();
-  assert.deepEqual(families, ['attention', 'elementwise', 'gemm', 'kquant', 'nn', 'optim', 'quant', 'topk']);
+  assert.deepEqual(families, ['attention', 'elementwise', 'gemm', 'gemmQ8', 'kquant', 'nn', 'optim', 'quant', 'topk']);
   for (const [fam, { selected, paths }] of Object.entries(info.families)) {
     const want = paths.filter((p) => rank(p) <= rank(info.isa)).at(-1);
     assert.equal(selected, want, `${fam}: paths ${paths.join(', ')} under ${info.isa}`);

@@ -73,7 +73,12 @@ export function nativeLoadError(): string | null {
 export function registerNative(names: readonly KernelName[]): boolean {
   if (!addon) return false;
   const table: Partial<Kernels> = {};
+  // matmulQ8's plain C++ path is slower than the float32 GEMM it would replace (Linear's
+  // integer forward, src/tensor/ops/matmul.ts, runs only where kernelSource says native): it is
+  // registered only where a SIMD path (avx2, avx512 with VNNI) runs it.
+  const q8Portable = addon.isaInfo().families.gemmQ8?.selected === 'portable';
   for (const name of names) {
+    if (name === 'matmulQ8' && q8Portable) continue;
     const fn = addon[name];
     if (typeof fn === 'function') (table as Record<string, unknown>)[name] = fn;
   }

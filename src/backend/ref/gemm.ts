@@ -84,4 +84,68 @@ function matmulBf16(
   matmul(a.map(bf16Round), b.map(bf16Round), c, batch, m, k, n, transA, transB, strideA, strideB, beta, bias);
 }
 
-export const gemmKernels: Partial<Kernels> = { matmul, matmulBf16 };
+/** x rounded to the nearest integer, ties to even (VCVTPS2DQ under the default MXCSR). */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** matmulQ8's code of a float32 value x on the grid of step s (inv = fl(1/s), 0 when s = 0). */
+export function q8Code(x: number, inv: number, lim: number): number {
+  let t = Math.fround(x * inv);
+  t = t > -lim ? t : -lim; // NaN → −lim, as MAXPS
+  t = t < lim ? t : lim;
+  return roundHalfEven(t);
+}
+
+/** See Kernels.matmulQ8: codes by q8Code, the integer sums exact (|Σ| < 2^31 ≤ 2^53), then the
+ *  two (three with a bias) float32 roundings. */
+function matmulQ8(
+  a: Float32Array, sa: number, b: Float32Array, sb: Float32Array, c: Float32Array, m: number,
+  k: number, n: number, bias?: Float32Array | null,
+): boolean {
+  const fn = 'matmulQ8';
+  for (const [what, v] of [['m', m], ['k', k], ['n', n]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${fn}: ${what} must be a non-negative integer, got ${v}`);
+  }
+  if (k > 131072) throw new RangeError(`${fn}: k ${k} exceeds 131072 (the int32 sums could overflow): use matmul`);
+  if (!(Number.isFinite(sa) && sa >= 0)) throw new RangeError(`${fn}: sa must be a finite scale ≥ 0, got ${sa}`);
+  if (sb.length !== 1 && sb.length !== n) throw new RangeError(`${fn}: sb has length ${sb.length}, expected 1 or n = ${n}`);
+  sb.forEach((s, j) => {
+    if (!(Number.isFinite(s) && s >= 0)) throw new RangeError(`${fn}: sb[${j}] must be a finite scale ≥ 0, got ${s}`);
+  });
+  for (const [what, arr, len] of [['a', a, m * k], ['b', b, n * k], ['c', c, m * n]] as const) {
+    if (arr.length !== len) throw new RangeError(`${fn}: ${what} has length ${arr.length}, expected ${len}`);
+  }
+  if (bias != null && bias.length !== n) throw new RangeError(`${fn}: bias has length ${bias.length}, expected ${n}`);
+  if (m === 0 || n === 0) return true;
+  const sa32 = Math.fround(sa);
+  const inv = (s: number): number => (s > 0 ? Math.fround(1 / s) : 0);
+  const qa = new Int32Array(m * k), qb = new Int32Array(n * k);
+  // The codes, and whether every value is its code times the scale (NaN never is).
+  let on = true;
+  for (let i = 0; i < m * k; i++) {
+    qa[i] = q8Code(a[i], inv(sa32), 127);
+    on &&= Math.fround(qa[i] * sa32) === a[i];
+  }
+  for (let j = 0; j < n; j++) {
+    const s = sb[sb.length === 1 ? 0 : j], ij = inv(s);
+    for (let p = 0; p < k; p++) {
+      qb[j * k + p] = q8Code(b[j * k + p], ij, 64);
+      on &&= Math.fround(qb[j * k + p] * s) === b[j * k + p];
+    }
+  }
+  if (!on) return false;
+  for (let j = 0; j < n; j++) {
+    const scale = Math.fround(sa32 * sb[sb.length === 1 ? 0 : j]);
+    for (let i = 0; i < m; i++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += qa[i * k + p] * qb[j * k + p];
+      const v = Math.fround(scale * Math.fround(s));
+      c[i * n + j] = bias != null ? Math.fround(v + bias[j]) : v;
+    }
+  }
+  return true;
+}
+
+export const gemmKernels: Partial<Kernels> = { matmul, matmulBf16, matmulQ8 };

@@ -1,9 +1,10 @@
 // Matrix products: batched matmul with optional transposes (one GEMM kernel call), and the
-// Linear layer y = x·Wᵀ (+ b) with W stored (out, in) as PyTorch's nn.Linear does.
+// Linear layer y = x·Wᵀ (+ b) with W stored (out, in) as PyTorch's nn.Linear does, whose forward
+// is an integer GEMM when fake quantization put both operands on integer grids (IntegerGrid).
 import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
-import { kernel } from '../registry.js';
-import { computePrecision } from '../compute.js';
+import { kernel, kernelSource } from '../registry.js';
+import { computePrecision, integerGemmEnabled } from '../compute.js';
 import { gemmOutput } from '../recompute.js';
 import { empty, fmt, requireF32, sumTo } from './util.js';
 import { reshape } from './shape.js';
@@ -86,6 +87,39 @@ function gemmGrads(p: GemmPlan, a: Tensor, b: Tensor, g: Tensor): [Tensor | null
   return [ga, gb];
 }
 
+/** Fake quantization's promise about a tensor it made (src/quant/ops.ts): every value is an
+ *  integer code times a scale, x̂ = q·s with |q| ≤ maxCode; `scales` holds one value (the whole
+ *  tensor) or one per row (a weight's output channels). */
+export interface IntegerGrid {
+  scales: Float32Array;
+  maxCode: number;
+}
+const grids = new WeakMap<Tensor, IntegerGrid>();
+
+/** Records that t lies on grid g and returns t. matmulQ8 checks every value against the grid as
+ *  it packs, so a tensor written after this only loses the integer forward. */
+export function onIntegerGrid(t: Tensor, g: IntegerGrid): Tensor {
+  grids.set(t, g);
+  return t;
+}
+
+/** The grid recorded for t, if any. */
+export function integerGrid(t: Tensor): IntegerGrid | undefined {
+  return grids.get(t);
+}
+
+/** matmulQ8's scales for y = x·Wᵀ when it applies: an input on one ≤ 8-bit grid (|q| ≤ 127) and
+ *  a weight on ≤ 7-bit grids (|q| ≤ 64) per tensor or per row, the integer forward allowed
+ *  (compute.ts) and run natively with SIMD (the native backend registers it only then). */
+function integerPlan(x: Tensor, weight: Tensor): { sa: number; sb: Float32Array } | null {
+  if (!integerGemmEnabled() || kernelSource('matmulQ8') !== 'native') return null;
+  const gx = grids.get(x), gw = grids.get(weight);
+  if (!gx || !gw || gx.scales.length !== 1 || gx.maxCode > 127 || gw.maxCode > 64) return null;
+  const [outF, inF] = weight.shape;
+  if (inF > 131072 || (gw.scales.length !== 1 && gw.scales.length !== outF)) return null;
+  return { sa: gx.scales[0], sb: gw.scales };
+}
+
 /** nn.Linear: x (..., in), weight (out, in), bias (out) → (..., out). */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   if (weight.ndim !== 2) throw new RangeError(`linear: weight must be (out, in), got ${fmt(weight.shape)}`);
@@ -96,16 +130,23 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const lead = x.shape.slice(0, -1);
   const N = x.size / inF;
   const x2 = reshape(x, [N, inF]);
-  if (!bias) return reshape(matmul(x2, weight, { transB: true }), [...lead, outF]);
-  requireF32('linear', x2, weight, bias);
-  if (bias.ndim !== 1 || bias.shape[0] !== outF) throw new RangeError(`linear: bias ${fmt(bias.shape)} does not match ${outF} outputs`);
+  const q8 = integerPlan(x, weight);
+  if (!bias && !q8) return reshape(matmul(x2, weight, { transB: true }), [...lead, outF]);
+  requireF32('linear', x2, weight, ...(bias ? [bias] : []));
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new RangeError(`linear: bias ${fmt(bias.shape)} does not match ${outF} outputs`);
   // y = x·Wᵀ + b as one GEMM whose first K slice adds b as it stores each tile (the kernel's
-  // bias argument), so the bias costs no pass over y and no second buffer.
+  // bias argument), so the bias costs no pass over y and no second buffer. On integer grids the
+  // forward is matmulQ8 (its bias the same way); the backward is the float GEMMs either way.
   const plan: GemmPlan = { tA: false, tB: true, batch: 1, m: N, k: inF, n: outF, sA: 0, sB: 0, gemm: gemmName() };
-  const y = gemmOutput([N, outF], (o) => kernel(plan.gemm)(x2.f32, weight.f32, o.f32, 1, N, inF, outF, false, true, 0, 0, 0, bias.f32));
-  const out = record(y, 'linear', [x2, weight, bias], (g) => [
+  // matmulQ8 checks the grids as it packs: off them (a tensor changed since it was made), the
+  // float GEMM.
+  const y = gemmOutput([N, outF], (o) => {
+    if (q8 && kernel('matmulQ8')(x2.f32, q8.sa, weight.f32, q8.sb, o.f32, N, inF, outF, bias?.f32 ?? null)) return;
+    kernel(plan.gemm)(x2.f32, weight.f32, o.f32, 1, N, inF, outF, false, true, 0, 0, 0, bias?.f32 ?? null);
+  });
+  const out = record(y, 'linear', bias ? [x2, weight, bias] : [x2, weight], (g) => [
     ...gemmGrads(plan, x2, weight, g),
-    bias.requiresGrad ? sumTo(g, [outF]) : null,
+    ...(bias ? [bias.requiresGrad ? sumTo(g, [outF]) : null] : []),
   ]);
   return reshape(out, [...lead, outF]);
 }

@@ -1,0 +1,42 @@
+// Integer GEMM throughput: native matmulQ8 (8-bit activation codes × ternary weight codes, int32
+// sums; AVX512_VNNI or AVX2, whichever isaInfo().families.gemmQ8 selected) vs the fp32 matmul on
+// the same fake-quantized operands, at BERT-base's Linear shapes (x (M,K) · Wᵀ, W stored (N,K);
+// M = 16×128 tokens) at 1 and 2 threads; the two kernels run interleaved, each keeping its best
+// round. Rates in G multiply-adds·2 per second (GFLOP/s for fp32, GOP/s for the integers).
+// Usage: npx tsx bench/gemm_q8.ts [M×K×N ...]
+import { createRequire } from 'node:module';
+import { Rng } from '../src/tensor/rng.js';
+import type { NativeAddon } from '../src/backend/native/index.js';
+import { bestRate } from './best_rate.js';
+import { cpuModel } from './env.js';
+
+const addon = createRequire(import.meta.url)('../build/Release/kdqat.node') as NativeAddon;
+const path = addon.isaInfo().families.gemmQ8.selected;
+const args = process.argv.slice(2);
+const shapes = args.length ? args.map((s) => s.split(/[x×]/).map(Number))
+  : [[2048, 768, 768], [2048, 768, 3072], [2048, 3072, 768]];
+console.log(`${cpuModel()}; matmulQ8 path ${path}, matmul path ${addon.isaInfo().families.gemm.selected}`);
+
+for (const threads of [1, 2]) {
+  addon.setThreads(threads);
+  for (const [m, k, n] of shapes) {
+    const rng = new Rng(m + k + n);
+    // x̂ = qa·sa with |qa| ≤ 127 (fakeQuantInput's codes), ŵ = α·{−1, 0, 1} (TWN).
+    const sa = Math.fround(0.02), alpha = Math.fround(0.05);
+    const a = new Float32Array(m * k).map(() => Math.fround((rng.int(255) - 127) * sa));
+    const w = new Float32Array(n * k).map(() => Math.fround((rng.int(3) - 1) * alpha));
+    const c = new Float32Array(m * n);
+    const flops = 2 * m * k * n;
+    const f32 = (): void => addon.matmul!(a, w, c, 1, m, k, n, false, true, 0, 0, 0);
+    const q8 = (): void => {
+      if (!addon.matmulQ8!(a, sa, w, new Float32Array([alpha]), c, m, k, n, null)) throw new Error('matmulQ8: operands off their grids');
+    };
+    f32(); q8();
+    let g32 = 0, gq8 = 0;
+    for (let round = 0; round < 3; round++) {
+      g32 = Math.max(g32, bestRate(f32, flops, 0.5) / 1e9);
+      gq8 = Math.max(gq8, bestRate(q8, flops, 0.5) / 1e9);
+    }
+    console.log(`threads ${threads}  ${m}x${k}x${n} tb: fp32 ${g32.toFixed(1)} GFLOP/s, int8 ${gq8.toFixed(1)} GOP/s (${(gq8 / g32).toFixed(2)}x)`);
+  }
+}

@@ -1,0 +1,351 @@
+// Kernel 'matmulQ8' (see src/tensor/kernels.ts for the contract): the forward of a Linear whose
+// input and weight both lie on integer grids — x̂ = qa·sa (fakeQuantInput: one scale per tensor,
+// |qa| ≤ 127) and ŵ = qb·sb_j (TWN's ±1, or sym codes of ≤ 7 bits: |qb| ≤ 64; one scale per
+// tensor or per output row) — as an integer GEMM: y_ij = sa·sb_j·Σ_k qa_ik·qb_jk, the sum exact
+// in int32 (K ≤ 131072), then scaled in float32. So the result is the exact product of the
+// fake-quantized operands up to three float32 roundings, whatever the ISA, tiling or thread count.
+// Packing reads each code back from its value and checks that the value is the code times the
+// scale; if any is not, the call returns false and the caller computes in float32 (so a tensor
+// wrongly taken for a grid, e.g. a weight changed in place, can never give a different product).
+//
+// Multiply-adds on bytes: u8 × s8 products summed four at a time into int32 lanes, VPDPBUSD
+// (AVX512_VNNI: 64 multiply-adds per instruction against 16 for an fp32 FMA) or, on AVX2,
+// VPMADDUBSW + VPMADDWD (the s16 pair sums cannot saturate: 2·255·64 < 2^15). The unsigned operand
+// is A shifted by 128 (qa + 128 ∈ 1..255): Σ(qa+128)·qb − 128·Σqb = Σ qa·qb, the column sums
+// Σ_k qb_jk taken when B is packed.
+//
+// Blocking as in gemm.h, specialized to this one use: the whole K in one slice (a Linear's
+// in_features; K bytes per A row and B column), all of B packed up front into NR-wide panels of
+// 4-byte k-groups (one weight matrix: ≤ a few MiB), then row blocks of A (MC rows, packed by the
+// thread that takes the block) × column ranges split over the threads.
+#include "args.h"
+#include "common.h"
+#include "dispatch.h"
+
+#include <immintrin.h>
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#define KDQAT_Q8_AVX2 __attribute__((target("avx2,fma")))
+#define KDQAT_Q8_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")))
+
+namespace kdqat {
+namespace {
+
+constexpr float kLimA = 127;        // |qa| ≤ 127 (fakeQuantInput's codes: never −128, see kernels.ts)
+constexpr float kLimB = 64;         // |qb| ≤ 64: TWN, sym ≤ 7 bits; keeps VPMADDUBSW's s16 sums exact
+constexpr int64_t kMaxK = 131072;   // K·255·64 < 2^31: the shifted int32 sums never overflow
+
+// One ISA's pieces: the register tile and the accumulation over kw 4-byte k-groups.
+struct Q8Kernel {
+  const char* isa;
+  int mr, nr, mc;  // register tile; rows per A block (multiple of mr)
+  // acc(mr, nr) int32 = Σ over kw words of the u8 A bytes × s8 B bytes (ap: (kw, mr) words,
+  // bp: (kw, nr) words).
+  void (*accumulate)(int kw, const uint32_t* ap, const uint32_t* bp, int32_t* acc);
+  // q[i] = code(x[i], inv, lim) (below) for i < n; whether every x[i] is on the grid, i.e.
+  // equals fl(q[i]·s) (a NaN never is).
+  bool (*quantize)(const float* x, int64_t n, float inv, float s, float lim, int8_t* q);
+};
+
+// q = rint(clamp(fl(x·inv), −lim, lim)): inv = fl(1/s); the product rounded to float32, clamped
+// (a NaN reads as −lim: MAXPS's rule, kept by every path) and rounded to the nearest integer,
+// ties to even. The scalar form rounds with 1.5·2^23 (exact for |t| ≤ 2^22; no fp-contract).
+inline int8_t code(float x, float inv, float lim) {
+  float t = x * inv;
+  t = t > -lim ? t : -lim;
+  t = t < lim ? t : lim;
+  return static_cast<int8_t>((t + 12582912.f) - 12582912.f);
+}
+// The codes of x[i0, n) and whether each x is fl(q·s).
+inline bool quantize_tail(const float* x, int64_t i0, int64_t n, float inv, float s, float lim, int8_t* q) {
+  bool on = true;
+  for (int64_t i = i0; i < n; i++) {
+    q[i] = code(x[i], inv, lim);
+    on &= static_cast<float>(q[i]) * s == x[i];
+  }
+  return on;
+}
+bool quantize_portable(const float* x, int64_t n, float inv, float s, float lim, int8_t* q) {
+  return quantize_tail(x, 0, n, inv, s, lim, q);
+}
+// Eight codes as int32 lanes (VCVTPS2DQ rounds to nearest even: the default MXCSR); `off` gets
+// the lanes whose x is not fl(q·s) (an unordered compare: NaN is off).
+KDQAT_Q8_AVX2 inline __m256i codes8(const float* p, __m256 inv, __m256 s, __m256 lo, __m256 hi, __m256& off) {
+  const __m256 x = _mm256_loadu_ps(p);
+  const __m256i q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(x, inv), lo), hi));
+  off = _mm256_or_ps(off, _mm256_cmp_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q), s), x, _CMP_NEQ_UQ));
+  return q;
+}
+KDQAT_Q8_AVX2 bool quantize_avx2(const float* x, int64_t n, float inv, float s, float lim, int8_t* q) {
+  const __m256 vi = _mm256_set1_ps(inv), vs = _mm256_set1_ps(s), hi = _mm256_set1_ps(lim), lo = _mm256_set1_ps(-lim);
+  __m256 off = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    // s32 → s16 → s8 (exact: |q| ≤ 127); VPACKSSDW works per 128-bit lane, VPERMQ restores order.
+    const __m256i w = _mm256_permute4x64_epi64(
+        _mm256_packs_epi32(codes8(x + i, vi, vs, lo, hi, off), codes8(x + i + 8, vi, vs, lo, hi, off)), 0xD8);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i),
+                     _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
+  }
+  return _mm256_movemask_ps(off) == 0 && quantize_tail(x, i, n, inv, s, lim, q);
+}
+KDQAT_Q8_VNNI bool quantize_avx512(const float* x, int64_t n, float inv, float s, float lim, int8_t* q) {
+  const __m512 vi = _mm512_set1_ps(inv), vs = _mm512_set1_ps(s), hi = _mm512_set1_ps(lim), lo = _mm512_set1_ps(-lim);
+  __mmask16 off = 0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x16 = _mm512_loadu_ps(x + i);
+    const __m512i c = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x16, vi), lo), hi));
+    off |= _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_cvtepi32_ps(c), vs), x16, _CMP_NEQ_UQ);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(c));
+  }
+  return off == 0 && quantize_tail(x, i, n, inv, s, lim, q);
+}
+
+// ---- packing (a pass over m·k or n·k values against m·n·k multiply-adds) ----------------------
+// A rows [0, mc) (row stride k) → panels of (kw, MR) words, byte t of word (g, r) = qa(r, 4g + t)
+// + 128; rows past mc and k past the end hold 128 (qa = 0; B's bytes there are 0 as well).
+bool pack_a(const Q8Kernel& K, const float* a, int64_t k, int mc, float inv, float s, uint32_t* dst,
+            int8_t* line) {
+  const int MR = K.mr, kw = static_cast<int>((k + 3) / 4);
+  bool on = true;
+  for (int i0 = 0; i0 < mc; i0 += MR, dst += static_cast<int64_t>(kw) * MR) {
+    for (int r = 0; r < MR; r++) {
+      std::memset(line, 0, 4 * static_cast<size_t>(kw));
+      if (i0 + r < mc) on &= K.quantize(a + (i0 + r) * k, k, inv, s, kLimA, line);
+      for (int g = 0; g < kw; g++) {
+        uint32_t w;
+        std::memcpy(&w, line + 4 * g, 4);
+        dst[g * MR + r] = w ^ 0x80808080u;  // s8 q → u8 q + 128
+      }
+    }
+  }
+  return on;
+}
+
+// B (n, k) row-major (a Linear weight; op(B) = Bᵀ) rows [0, nc) → one panel of (kw, NR) words,
+// byte t of word (g, j) = qb(j, 4g + t) as s8, zero past nc and k; sum[j] = Σ_k qb(j, k).
+bool pack_b(const Q8Kernel& K, const float* b, int64_t k, int nc, const float* inv, const float* s,
+            uint32_t* dst, int32_t* sum, int8_t* line) {
+  const int NR = K.nr, kw = static_cast<int>((k + 3) / 4);
+  bool on = true;
+  for (int j = 0; j < NR; j++) {
+    std::memset(line, 0, 4 * static_cast<size_t>(kw));
+    if (j < nc) {
+      on &= K.quantize(b + j * k, k, inv[j], s[j], kLimB, line);
+      int32_t s = 0;
+      for (int64_t p = 0; p < k; p++) s += line[p];
+      sum[j] = s;
+    }
+    for (int g = 0; g < kw; g++) std::memcpy(dst + g * NR + j, line + 4 * g, 4);
+  }
+  return on;
+}
+
+// ---- micro-kernels ----------------------------------------------------------------------------
+template <int MR, int NR>
+void accumulate_portable(int kw, const uint32_t* ap, const uint32_t* bp, int32_t* acc) {
+  int32_t c[MR][NR] = {};
+  for (int g = 0; g < kw; g++, ap += MR, bp += NR) {
+    const uint8_t* a = reinterpret_cast<const uint8_t*>(ap);
+    const int8_t* b = reinterpret_cast<const int8_t*>(bp);
+    for (int r = 0; r < MR; r++)
+      for (int j = 0; j < NR; j++)
+        for (int t = 0; t < 4; t++) c[r][j] += a[4 * r + t] * b[4 * j + t];
+  }
+  std::memcpy(acc, c, sizeof c);
+}
+
+// AVX2: per k-group and row, VPMADDUBSW (u8·s8 pairs → s16, exact: |pair| ≤ 2·255·64) then
+// VPMADDWD by ones (s16 pairs → s32). MR 4 × NR 16: 8 accumulators + 2 B + 1 A + ones + 2 temps.
+constexpr int kMrAvx2 = 4, kNrAvx2 = 16;
+KDQAT_Q8_AVX2 void accumulate_avx2(int kw, const uint32_t* ap, const uint32_t* bp, int32_t* acc) {
+  constexpr int MR = kMrAvx2;
+  __m256i c0[MR], c1[MR];
+  for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm256_setzero_si256();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int g = 0; g < kw; g++, ap += MR, bp += kNrAvx2) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + 8));
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; r++) {
+      const __m256i a = _mm256_set1_epi32(static_cast<int>(ap[r]));
+      c0[r] = _mm256_add_epi32(c0[r], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b0), ones));
+      c1[r] = _mm256_add_epi32(c1[r], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b1), ones));
+    }
+  }
+  for (int r = 0; r < MR; r++) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * kNrAvx2), c0[r]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * kNrAvx2 + 8), c1[r]);
+  }
+}
+
+// AVX512_VNNI: one VPDPBUSD per k-group, row and 16 columns. MR 14 × NR 32 as the fp32 kernel
+// (28 accumulators + 2 B + 1 broadcast A of 32 zmm).
+constexpr int kMrVnni = 14, kNrVnni = 32;
+KDQAT_Q8_VNNI __attribute__((noinline)) void accumulate_vnni(int kw, const uint32_t* ap,
+                                                             const uint32_t* bp, int32_t* acc) {
+  constexpr int MR = kMrVnni;
+  __m512i c0[MR], c1[MR];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_si512();
+  for (int g = 0; g < kw; g++, ap += MR, bp += kNrVnni) {
+    __m512i b0 = _mm512_loadu_si512(bp), b1 = _mm512_loadu_si512(bp + 16);
+    __asm__("" : "+v"(b0), "+v"(b1));  // keep the B loads at their step (see gemm_impl.h)
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+      const __m512i a = _mm512_set1_epi32(static_cast<int>(ap[r]));
+      c0[r] = _mm512_dpbusd_epi32(c0[r], a, b0);
+      c1[r] = _mm512_dpbusd_epi32(c1[r], a, b1);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++) {
+    _mm512_storeu_si512(acc + r * kNrVnni, c0[r]);
+    _mm512_storeu_si512(acc + r * kNrVnni + 16, c1[r]);
+  }
+}
+
+const Q8Kernel kPortable{"portable", 4, 8, 128, accumulate_portable<4, 8>, quantize_portable};
+const Q8Kernel kAvx2{"avx2", kMrAvx2, kNrAvx2, 128, accumulate_avx2, quantize_avx2};
+const Q8Kernel kVnni{"avx512", kMrVnni, kNrVnni, 140, accumulate_vnni, quantize_avx512};
+
+const Dispatch<Q8Kernel>& dispatch() {
+  // The avx512 path needs AVX512_VNNI on top of the avx512 level (Skylake-SP lacks it): without
+  // it the AVX2 code runs.
+  static const Dispatch<Q8Kernel> d(&kPortable, &kAvx2, cpu_has("avx512vnni") ? &kVnni : nullptr);
+  return d;
+}
+
+template <class T>
+T* scratch(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+// y (m, n) = fl(fl(sa·sb_j)·fl(Σ_k qa_ik·qb_jk)) (+ bias_j, one more rounding); false (y then
+// unspecified) when an operand is off its grid: B is checked before any block runs, A as its
+// blocks are packed (the blocks after a failed one are skipped).
+bool run(const Q8Kernel& K, const float* a, float sa, const float* b, const float* sb, bool per_row,
+         float* c, int64_t m, int64_t k, int64_t n, const float* bias, int threads) {
+  const int MR = K.mr, NR = K.nr;
+  const int kw = static_cast<int>((k + 3) / 4);
+  const int64_t panels = (n + NR - 1) / NR;
+  // Per column: 1/sb_j (0 for a zero scale: every code 0), the output scale and 128·Σqb.
+  static thread_local std::vector<float> inv_b, step_b, scale;
+  static thread_local std::vector<int32_t> comp;
+  static thread_local std::vector<uint32_t> bpack;
+  float* ib = scratch(inv_b, panels * NR);
+  float* sbj = scratch(step_b, panels * NR);
+  float* sc = scratch(scale, n);
+  int32_t* cs = scratch(comp, panels * NR);
+  for (int64_t j = 0; j < panels * NR; j++) {
+    const float s = j < n ? sb[per_row ? j : 0] : 0.f;
+    sbj[j] = s;
+    ib[j] = s > 0 ? 1.f / s : 0.f;
+    if (j < n) sc[j] = sa * s;
+  }
+  const float ia = sa > 0 ? 1.f / sa : 0.f;
+  uint32_t* bp = scratch(bpack, static_cast<size_t>(panels) * kw * NR);
+  auto pfor = [threads](int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+    if (threads == 1) fn(0, count);
+    else parallel_for_dynamic(count, grain, fn);
+  };
+  std::atomic<bool> on{true};
+  pfor(panels, 4, [&](int64_t q0, int64_t q1) {
+    static thread_local std::vector<int8_t> line;
+    int8_t* l = scratch(line, 4 * static_cast<size_t>(kw) + 64);
+    for (int64_t q = q0; q < q1; q++)
+      if (!pack_b(K, b + q * NR * k, k, static_cast<int>(std::min<int64_t>(NR, n - q * NR)), ib + q * NR,
+                  sbj + q * NR, bp + q * kw * NR, cs + q * NR, l))
+        on = false;
+  });
+  if (!on) return false;
+  for (int64_t j = 0; j < n; j++) cs[j] *= 128;
+  // Row blocks (MC rows, tiles dealt evenly as in gemm_driver.h) × column ranges when rows are few.
+  const int64_t tiles = (m + MR - 1) / MR;
+  const bool split_m = m >= static_cast<int64_t>(threads) * MR * 8;
+  int64_t nb = std::max<int64_t>(1, (tiles + K.mc / MR - 1) / (K.mc / MR));
+  if (split_m) nb = (nb + threads - 1) / threads * threads;
+  nb = std::min(nb, tiles);
+  const int64_t nsplit = split_m ? 1 : std::min<int64_t>(threads, panels);
+  const int64_t mcs = (tiles + nb - 1) / nb * MR;
+  auto row0 = [&](int64_t blk) { return std::min<int64_t>(m, tiles * blk / nb * MR); };
+  pfor(nb * nsplit, 1, [&](int64_t t0, int64_t t1) {
+    static thread_local std::vector<uint32_t> apack;
+    static thread_local std::vector<int8_t> line;
+    uint32_t* ap = scratch(apack, static_cast<size_t>(mcs) * kw);
+    int8_t* l = scratch(line, 4 * static_cast<size_t>(kw) + 64);
+    alignas(64) int32_t acc[kMrVnni * kNrVnni];
+    int64_t packed = -1;
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t blk = t % nb, js = t / nb, i0 = row0(blk);
+      const int mc = static_cast<int>(row0(blk + 1) - i0);
+      if (!on.load(std::memory_order_relaxed)) return;
+      if (packed != blk) {
+        if (!pack_a(K, a + i0 * k, k, mc, ia, sa, ap, l)) {
+          on = false;
+          return;
+        }
+        packed = blk;
+      }
+      for (int64_t q = panels * js / nsplit; q < panels * (js + 1) / nsplit; q++) {
+        const int64_t j0 = q * NR;
+        const int nr = static_cast<int>(std::min<int64_t>(NR, n - j0));
+        for (int i = 0; i < mc; i += MR) {
+          K.accumulate(kw, ap + static_cast<int64_t>(i / MR) * kw * MR, bp + q * kw * NR, acc);
+          const int mr = std::min(MR, mc - i);
+          for (int r = 0; r < mr; r++) {
+            float* y = c + (i0 + i + r) * n + j0;
+            for (int j = 0; j < nr; j++) {
+              const float v = static_cast<float>(acc[r * NR + j] - cs[j0 + j]) * sc[j0 + j];
+              y[j] = bias ? v + bias[j0 + j] : v;
+            }
+          }
+        }
+      }
+    }
+  });
+  return on;
+}
+
+// matmulQ8(a, sa, b, sb, c, m, k, n, bias) → whether both operands were on their grids
+Napi::Value MatmulQ8(const Napi::CallbackInfo& info) {
+  const Args g(info, "matmulQ8", 8);
+  const int64_t m = g.dim(5, "m"), k = g.dim(6, "k"), n = g.dim(7, "n");
+  g.need(k <= kMaxK, "k " + std::to_string(k) + " exceeds " + std::to_string(kMaxK) +
+                         " (the int32 sums could overflow): use matmul");
+  const double sa = g.number(1, "sa");
+  g.need(std::isfinite(sa) && sa >= 0, "sa must be a finite scale ≥ 0, got " + Args::fmt(sa));
+  const Buf<float> sb = g.f32_buf(3, "sb");
+  g.need(sb.n == 1 || sb.n == n, "sb has length " + std::to_string(sb.n) + ", expected 1 or n = " +
+                                     std::to_string(n));
+  for (int64_t j = 0; j < sb.n; j++)
+    g.need(std::isfinite(sb.p[j]) && sb.p[j] >= 0,
+           "sb[" + std::to_string(j) + "] must be a finite scale ≥ 0, got " + Args::fmt(sb.p[j]));
+  const float* a = g.f32(0, "a", g.mul(m, k));
+  const float* b = g.f32(2, "b", g.mul(n, k));
+  float* c = g.f32(4, "c", g.mul(m, n));
+  const float* bias = info.Length() > 8 ? g.f32_opt(8, "bias", n) : nullptr;
+  if (m == 0 || n == 0) return Napi::Boolean::New(info.Env(), true);  // nothing read or written
+  const double flops = 2.0 * m * n * k;
+  const bool on = run(dispatch().ops(), a, static_cast<float>(sa), b, sb.p, sb.n == n && n > 1, c,
+                      m, k, n, bias, flops >= 3e5 ? num_threads() : 1);
+  return Napi::Boolean::New(info.Env(), on);
+}
+
+}  // namespace
+
+const char* gemm_q8_isa() { return dispatch().ops().isa; }
+
+void InitGemmQ8(Napi::Env env, Napi::Object exports) {
+  exports.Set("matmulQ8", Napi::Function::New(env, MatmulQ8));
+}
+
+}  // namespace kdqat
