@@ -56,7 +56,8 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // One GEMM: C(m,n) = op(A)·op(B) + beta·C with op(A)(i,p) = a[i·rsa + p·csa] and
-// op(B)(p,j) = b[p·rsb + j·csb]; with a bias (n floats, beta 0), + bias in every row instead.
+// op(B)(p,j) = b[p·rsb + j·csb], C(i,j) = c[i·ldc + j]; with a bias (n floats, beta 0), + bias
+// in every row instead.
 struct Problem {
   const float* a;
   const float* b;
@@ -64,6 +65,7 @@ struct Problem {
   int64_t m, k, n, rsa, csa, rsb, csb;
   float beta;
   const float* bias;
+  int64_t ldc;
 };
 
 // One GEMM on `threads` threads (1: on the caller, e.g. inside a batch-parallel loop). Per
@@ -72,13 +74,34 @@ struct Problem {
 template <class E>
 void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
   if (P.k == 0) {  // C = beta·C (beta 0 clears, ignoring NaN), or the bias in every row
-    for (int64_t i = 0; i < P.m * P.n; i++)
-      P.c[i] = P.bias ? P.bias[i % P.n] : P.beta == 0.f ? 0.f : P.beta * P.c[i];
+    for (int64_t i = 0; i < P.m; i++)
+      for (int64_t j = 0; j < P.n; j++) {
+        float* c = P.c + i * P.ldc + j;
+        *c = P.bias ? P.bias[j] : P.beta == 0.f ? 0.f : P.beta * *c;
+      }
     return;
   }
   // K slices depend only on k: equal lengths of at most KC, multiples of kpack (but the last).
   const int kcs = static_cast<int>(round_up(ceil_div(P.k, ceil_div(P.k, K.kc)), K.kpack));
   const int ncs = static_cast<int>(round_up(ceil_div(P.n, ceil_div(P.n, K.nc)), K.nr));
+  // Wide products (a decoder's LM head): whole NC-wide column blocks, claimed one at a time, each
+  // run by one thread from packing its own B slices to the end — no barrier per slice, and a
+  // thread slowed by other work on the machine just takes fewer blocks. (Shared B slices with
+  // the rows split cost up to a tenth here: 1024×576×49152 at 2 threads.)
+  if (threads > 1 && ceil_div(P.n, ncs) >= 4 * threads) {
+    parallel_for_dynamic(ceil_div(P.n, ncs), 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t blk = b0; blk < b1; blk++) {
+        const int64_t j0 = blk * ncs;
+        Problem S = P;
+        S.b = P.b + j0 * P.csb;
+        S.c = P.c + j0;
+        S.n = std::min<int64_t>(ncs, P.n - j0);
+        S.bias = P.bias ? P.bias + j0 : nullptr;
+        gemm_item(K, S, 1);
+      }
+    });
+    return;
+  }
   // Row blocks of whole MR tiles, at most MC rows each, the tiles dealt out as evenly as they go
   // (block b holds tiles [tiles·b/nb, tiles·(b+1)/nb)); with enough rows nb is a multiple of the
   // thread count, so each thread's contiguous run of blocks has tiles/threads tiles, give or take
@@ -126,7 +149,7 @@ void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
           const int64_t c0 = q0 * K.nr, c1 = std::min<int64_t>(q1 * K.nr, nc);
           if (c0 < c1)
             K.macro(mc, static_cast<int>(c1 - c0), kc, ap, bp + q0 * kp * K.nr,
-                    P.c + i0 * P.n + j0 + c0, P.n, beta, bias ? bias + j0 + c0 : nullptr);
+                    P.c + i0 * P.ldc + j0 + c0, P.ldc, beta, bias ? bias + j0 + c0 : nullptr);
         }
       });
     }
@@ -144,7 +167,7 @@ void run(const PackedGemm<E>& K, GemmArgs g) {
   }
   auto item = [&g](int64_t i) {
     return Problem{g.a + i * g.stride_a, g.b + i * g.stride_b, g.c + i * g.m * g.n, g.m, g.k, g.n,
-                   g.ta ? 1 : g.k, g.ta ? g.m : 1, g.tb ? 1 : g.n, g.tb ? g.k : 1, g.beta, g.bias};
+                   g.ta ? 1 : g.k, g.ta ? g.m : 1, g.tb ? 1 : g.n, g.tb ? g.k : 1, g.beta, g.bias, g.n};
   };
   const int threads = num_threads();
   const double flops = 2.0 * g.m * g.n * g.k;  // per item

@@ -35,8 +35,10 @@ function checkShapes(f: Matmul, name: string, pool?: Pool): void {
   for (const m of [1, 13, 14, 15, 29]) for (const n of [1, 15, 16, 17, 33, 65]) for (const k of [0, 1, 3, 36]) shapes.push([1, m, k, n]);
   shapes.push([3, 9, 13, 19, true], [2, 40, 71, 50]);
   // Several K slices (KC 1024 / 1536) and column blocks (NC 1536): the native kernels' blocking;
-  // the reference has none, and these would take it seconds.
-  if (pool) shapes.push([1, 141, 1537, 47], [1, 150, 1100, 1600]);
+  // the reference has none, and these would take it seconds. n 33000: ≥ 8 column blocks of NC
+  // 4096 (portable) or 1536, so 2 threads split the columns (gemm_driver.h), each block's bias
+  // its own slice.
+  if (pool) shapes.push([1, 141, 1537, 47], [1, 150, 1100, 1600], [1, 3, 5, 33000]);
   for (const [batch, m, k, n, shared] of shapes) {
     for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
       const sA = m * k, sB = shared ? 0 : k * n;

@@ -235,7 +235,8 @@ test('native matmul: 1, 2, 3 and 5 threads give bitwise identical results', asyn
   const before = addon.getThreads();
   try {
     // Every parallel decomposition of native/gemm.cc run_batch: row blocks (m ≥ threads·MR·8:
-    // 350 rows at MR 14 for 2 and 3 threads), column panels (short wide products), whole batch
+    // 350 rows at MR 14 for 2 and 3 threads), column panels (short wide products), whole NC
+    // column blocks (≥ 4·threads of them: n 82020 at NC 4096 or 1536, the LM head's), whole batch
     // items per thread, the flattened shared-B batch; with partial tiles for every MR/NR and
     // several K slices (k 1100 > KC 1024) and column blocks (n 1600 > NC 1536) on every path.
     // The threads claim blocks one at a time and take over what is left of each other's runs
@@ -251,6 +252,7 @@ test('native matmul: 1, 2, 3 and 5 threads give bitwise identical results', asyn
       dense(6, 29, 40, 33, false, true, -0.5), { ...dense(5, 29, 30, 47), strideB: 0 },
       dense(2, 281, 161, 65, true, false, 1), dense(1, 350, 1100, 40, true, true),
       dense(1, 30, 1100, 200, false, true, 1), dense(1, 300, 40, 1600), dense(1, 20, 30, 1700, false, true),
+      dense(1, 3, 20, 82020, false, true), dense(1, 17, 9, 82020, true, false, 1),
     ];
     for (const cs of cases) {
       const { a, b, c } = operands(cs, rng);
