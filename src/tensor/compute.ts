@@ -17,8 +17,8 @@ export type ComputePrecision = 'fp32' | 'bf16';
 // Integer GEMMs: a Linear whose input and weight fake quantization put on integer grids (8-bit
 // activations × TWN or ≤ 7-bit sym weights, per tensor or per row; ops/matmul.ts IntegerGrid)
 // runs its forward as Kernels.matmulQ8 where the native addon has a SIMD path for it: exact
-// integer sums, so the product of the fake-quantized operands to within 3 float32 roundings
-// (closer than the float32 GEMM's summation), whatever the precision in force. Its backward is
+// integer sums, so the codes' exact product times the scales to within 3 float32 roundings (the
+// float32 GEMM's summation error grows with k), whatever the precision in force. Its backward is
 // the usual float32 (or bf16) GEMMs. On by default; withIntegerGemm(false, f) turns it off.
 let integerGemm = true;
 

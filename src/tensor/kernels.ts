@@ -66,8 +66,9 @@ export interface Kernels {
    *  −L, L)) with L = 127 for a and 64 for b (a NaN reads as −L; s = 0 takes 1/s as 0), so for
    *  x̂ = fl(q·s) with |q| ≤ L they are exactly q (|fl(q·s)·fl(1/s) − q| ≤ 3u·|q| < ½). Then
    *  c_ij = fl(fl(sa·sb_j)·fl(Σ_k qa_ik·qb_jk)) (+ bias_j: one more float32 rounding), the sum
-   *  exact in int32 (k ≤ 131072): within (3u + u²)·|Σ x̂ŵ| (+ u·|c_ij| with a bias) of the exact
-   *  product of the operands, the same bits on every ISA, tiling and thread count. sa and sb are
+   *  exact in int32 (k ≤ 131072): within ((1 + u)³ − 1)·|T| of T = sa·sb_j·Σ qa·qb, the codes'
+   *  exact product times the scales (+ u·|c_ij| with a bias), the same bits on every ISA, tiling
+   *  and thread count (test/backend/gemm-q8.test.ts bounds it against Σ x̂ŵ too). sa and sb are
    *  finite and ≥ 0 (sa is rounded to float32). Its codes cover fakeQuantInput of ≤ 8 bits
    *  (whose codes never reach −128: |x| ≤ max|x| gives |x/s| ≤ Qp·(1 + 2u)) and TWN or sym
    *  weights of ≤ 7 bits (|q| ≤ 64), per tensor or per row. Returns whether every element of a
