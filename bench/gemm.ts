@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { Rng } from '../src/tensor/rng.js';
 import type { NativeAddon } from '../src/backend/native/index.js';
+import { bestRate } from './best_rate.js';
 
 export interface GemmRecord {
   bench: 'gemm';
@@ -92,13 +93,7 @@ function timeOurs(addon: NativeAddon, [m, k, n, layout]: GemmShape, minTime: num
   const mm = () => addon.matmul!(a, b, c, 1, m, k, n, ta, tb, 0, 0, 0);
   const now = () => performance.now() / 1000;
   for (let t0 = now(), i = 0; i < 1 || now() - t0 < 0.2; i++) mm();
-  let best = Infinity;
-  for (let reps = 0, start = now(); reps < 3 || (now() - start < minTime && reps < 50); reps++) {
-    const t0 = now();
-    mm();
-    best = Math.min(best, now() - t0);
-  }
-  return (2 * m * k * n) / best / 1e9;
+  return bestRate(mm, 2 * m * k * n, minTime, 50) / 1e9;
 }
 
 function runTorch(threads: number, shapes: GemmShape[], minTime: number): GemmRecord[] {
