@@ -8,6 +8,7 @@
         "native/addon.cc",
         "native/allocator.cc",
         "native/pool.cc",
+        "native/amx.cc",
         "native/gemm.cc",
         "native/gemm_args.cc",
         "native/gemm_bf16.cc",

@@ -101,13 +101,15 @@ export function envFields(rec: Record<string, unknown>, env: BenchEnv): EnvField
   // kquant runs each compiled path in a child with KDQAT_ISA capped at it: impl names the path.
   if (rec.bench === 'kquant' && typeof rec.impl === 'string') return { cpu, isa: rec.impl, isa_paths: { ...paths, kquant: rec.impl } };
   if (env.refBackend || !env.kdqat) return { cpu, isa: 'ts-ref', isa_paths: paths };
-  // Steps run with --bf16 all: every GEMM on the AVX512_BF16 kernel (matmulBf16).
-  if (rec.compute === 'bf16') return { cpu, isa: 'avx512_bf16', isa_paths: { ...paths, gemm: 'avx512_bf16' } };
+  // Steps run with --bf16 all: every GEMM on the bf16 kernel (matmulBf16: AMX tiles where the
+  // addon uses them, else AVX512_BF16).
+  const bf = env.kdqat.amx?.matmulBf16 ? 'amx_bf16' : 'avx512_bf16';
+  if (rec.compute === 'bf16') return { cpu, isa: bf, isa_paths: { ...paths, gemm: bf } };
   // --bf16 layers (kdqat qat's default with AVX512_BF16): every GEMM on it but the student's LM head;
   // --bf16 teacher: the teacher's GEMMs on it, the student's on the fp32 path.
   const fp32Gemm = paths.gemm ?? env.kdqat.isa;
-  if (rec.compute === 'bf16-layers') return { cpu, isa: 'avx512_bf16_layers', isa_paths: { ...paths, gemm: `avx512_bf16, ${fp32Gemm} (the student's LM head)` } };
-  if (rec.compute === 'bf16-teacher') return { cpu, isa: 'avx512_bf16_teacher', isa_paths: { ...paths, gemm: `${fp32Gemm} (student), avx512_bf16 (teacher)` } };
+  if (rec.compute === 'bf16-layers') return { cpu, isa: `${bf}_layers`, isa_paths: { ...paths, gemm: `${bf}, ${fp32Gemm} (the student's LM head)` } };
+  if (rec.compute === 'bf16-teacher') return { cpu, isa: `${bf}_teacher`, isa_paths: { ...paths, gemm: `${fp32Gemm} (student), ${bf} (teacher)` } };
   return { cpu, isa: env.kdqat.families[familyOf(rec)]?.selected ?? env.kdqat.isa, isa_paths: paths };
 }
 

@@ -1,4 +1,5 @@
-// bf16 GEMM throughput: native matmulBf16 (AVX512_BF16, fp32 accumulation) vs the fp32 matmul,
+// bf16 GEMM throughput: native matmulBf16 (AMX tiles where the addon uses them, else AVX512_BF16;
+// fp32 accumulation; KDQAT_AMX=off for the AVX512_BF16 kernel on an AMX CPU) vs the fp32 matmul,
 // GFLOP/s at the SmolLM2-135M shapes of a Linear layer (x (M,K) · Wᵀ, W stored (N,K)) at 1 and
 // 2 threads; the two kernels run interleaved, each keeping its best round.
 // Usage: npx tsx bench/gemm_bf16.ts [M×K×N ...]
@@ -6,9 +7,12 @@ import { createRequire } from 'node:module';
 import { Rng } from '../src/tensor/rng.js';
 import type { NativeAddon } from '../src/backend/native/index.js';
 import { bestRate } from './best_rate.js';
+import { cpuModel } from './env.js';
 
 const addon = createRequire(import.meta.url)('../build/Release/kdqat.node') as NativeAddon;
 if (!addon.bf16Available()) throw new Error(`matmulBf16 unavailable: ${addon.isaInfo().bf16.reason}`);
+const amx = addon.isaInfo().amx;
+console.log(`${cpuModel()}; matmulBf16 on ${amx.matmulBf16 ? 'AMX tiles' : `AVX512_BF16${amx.available ? '' : ` (no AMX: ${amx.reason})`}`}`);
 const args = process.argv.slice(2);
 const shapes = args.length ? args.map((s) => s.split(/[x×]/).map(Number))
   : [[1024, 576, 576], [1024, 576, 1536], [1024, 1536, 576], [1024, 576, 49152]];

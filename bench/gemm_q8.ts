@@ -15,7 +15,8 @@ const path = addon.isaInfo().families.gemmQ8.selected;
 const args = process.argv.slice(2);
 const shapes = args.length ? args.map((s) => s.split(/[x×]/).map(Number))
   : [[2048, 768, 768], [2048, 768, 3072], [2048, 3072, 768]];
-console.log(`${cpuModel()}; matmulQ8 path ${path}, matmul path ${addon.isaInfo().families.gemm.selected}`);
+const amx = addon.isaInfo().amx;
+console.log(`${cpuModel()}; matmulQ8 path ${path}${amx.matmulQ8 ? ' on AMX tiles' : ''}${amx.available ? '' : ` (no AMX: ${amx.reason})`}, matmul path ${addon.isaInfo().families.gemm.selected}`);
 
 for (const threads of [1, 2]) {
   addon.setThreads(threads);

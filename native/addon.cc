@@ -1,4 +1,5 @@
 // Node-API entry point: registers every kernel family plus thread/ISA controls.
+#include "amx.h"
 #include "common.h"
 
 #include <cstdlib>
@@ -40,12 +41,14 @@ static const Family kFamilies[] = {
 };
 
 // isaInfo() → { cpu, cap, isa, levels: [{ isa, features, missing }], families: { gemm: {
-// selected, paths }, ... }, bf16: { available, reason } }: cpu is the best level this CPU
+// selected, paths }, ... }, bf16: { available, reason }, amx: { available, reason, matmulBf16,
+// matmulQ8 } }: cpu is the best level this CPU
 // supports, cap the KDQAT_ISA value (null when unset), isa the level in force (cpu capped).
 static Napi::Value GetIsaInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("cpu", isa_name(cpu_best_isa()));
+  o.Set("vendor", cpu_vendor());
   const char* cap = std::getenv("KDQAT_ISA");
   o.Set("cap", cap && *cap ? Napi::Value(Napi::String::New(env, cap)) : env.Null());
   o.Set("isa", isa_name(cpu_isa()));
@@ -83,6 +86,14 @@ static Napi::Value GetIsaInfo(const Napi::CallbackInfo& info) {
   bf16.Set("available", why == nullptr);
   bf16.Set("reason", why ? Napi::Value(Napi::String::New(env, why)) : env.Null());
   o.Set("bf16", bf16);
+  // AMX (amx.h): an engine on top of avx512 for matmulBf16 and matmulQ8; which of them use it.
+  Napi::Object amx = Napi::Object::New(env);
+  const char* amx_why = amx_unavailable();
+  amx.Set("available", amx_why == nullptr);
+  amx.Set("reason", amx_why ? Napi::Value(Napi::String::New(env, amx_why)) : env.Null());
+  amx.Set("matmulBf16", gemm_bf16_unavailable() == nullptr && gemm_bf16_uses_amx());
+  amx.Set("matmulQ8", gemm_q8_uses_amx());
+  o.Set("amx", amx);
   return o;
 }
 

@@ -17,6 +17,7 @@ const char* isa_name(Isa);
 // them) and whether this CPU has each: isaInfo() reports what is missing for a level.
 const char* const* isa_features(Isa);
 bool cpu_has(const char* feature);
+const char* cpu_vendor();  // CPUID's vendor string: "GenuineIntel", "AuthenticAMD", …
 
 // The code path each kernel family selected for cpu_isa(), read from the table or kernel it
 // actually dispatches to (reported by isaInfo() in addon.cc and asserted by the tests).
@@ -31,6 +32,9 @@ const char* topk_isa();
 const char* gemm_q8_isa();  // matmulQ8 (gemm_q8.cc): its avx512 path also needs avx512vnni   // topkLogits, topkKl (kl_fused.cc): one plain C++ path, "portable"
 // Why matmulBf16 cannot run here (no avx512_bf16, or KDQAT_ISA below avx512), or null when it can.
 const char* gemm_bf16_unavailable();
+// Whether matmulBf16 / matmulQ8 run their AMX kernels (amx.h), read back from the kernel selected.
+bool gemm_bf16_uses_amx();
+bool gemm_q8_uses_amx();
 
 // ---- thread pool: persistent workers, passive waiting, no thread creation per call ----
 int num_threads();

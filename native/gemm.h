@@ -23,7 +23,8 @@ struct PackedGemm {
   int kpack;       // k values per packed element (1: float; 2: bf16 pairs): K slices are
                    // multiples of it (but the last), panels ceil(kc/kpack) elements deep
   // Packs the (mc, kc) block X(i, p) = x[i·rs + p·cs] into ceil(mc/mr) panels, each
-  // (ceil(kc/kpack), mr) row-major with rows past mc zero-filled. May store up to 64 elements
+  // (ceil(kc/kpack), mr) row-major with rows past mc zero-filled (the macro-kernel's layout:
+  // the AMX one orders a panel's elements otherwise, the panel size being the same). May store up to 64 elements
   // past the last panel (whole-vector stores).
   void (*pack_a)(const float* x, int64_t rs, int64_t cs, int mc, int kc, E* dst);
   // Packs the (kc, nc) block X(p, j) = x[p·rs + j·cs] into ceil(nc/nr) panels, each
@@ -34,6 +35,9 @@ struct PackedGemm {
   // the rounding of beta 1 on a C that held the bias.
   void (*macro)(int mc, int nc, int kc, const E* ap, const E* bp, float* c, int64_t ldc,
                 float beta, const float* bias);
+  // Panels are ceil(ceil(kc/kpack)/kalign)·kalign elements deep: AMX tiles take k in blocks of
+  // 16 elements, the pack routines zero-filling the rest of the last one.
+  int kalign = 1;
 };
 using GemmKernel = PackedGemm<float>;
 

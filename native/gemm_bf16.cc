@@ -16,10 +16,20 @@
 //   bf16 values (8-bit significands) are exact in fp32 outside the under/overflow range, so a
 //   K slice is a chain of one rounding per k-term, as in the fp32 kernel.
 //
-// Only the AVX-512 + AVX512_BF16 path exists: matmulBf16 throws (naming the reason) on a CPU
-// without avx512_bf16 or with KDQAT_ISA below avx512. AMX-BF16 (Sapphire Rapids TDPBF16PS tiles)
-// would be a second micro-kernel over the same pair-packed panels, but it is NOT written: no
-// machine here has AMX to test it on.
+// On a CPU with AMX (amx.h; Sapphire Rapids and later) a second kernel runs over the same pair
+// words: TDPBF16PS multiplies a (16 rows × 16 pairs) A tile by a (16 pairs × 16 columns) B tile
+// into a 16×16 fp32 tile, four such products per 2×2 tile step (MR = NR = 32). Its B
+// panels are this file's, 16 pair rows deeper at most; its A panels hold each 16-pair block of
+// 32 rows contiguously (two 1 KiB tiles). Per the SDM TDPBF16PS is the same two rounded fp32
+// multiply-adds per pair with DAZ/FTZ, but the hardware's order of the adds within a tile step
+// is not VDPBF16PS's sequence (measured: ~10% of 16×32 dot products differ in the last bit from
+// the sequential sum), so the results are bounded, not bitwise equal, against the reference —
+// the same float32 summation bound as VDPBF16PS's (any order). KDQAT_AMX=off runs the AVX-512
+// kernel instead.
+//
+// matmulBf16 throws (naming the reason) on a CPU without avx512_bf16 or with KDQAT_ISA below
+// avx512.
+#include "amx.h"
 #include "common.h"
 #include "gemm_args.h"
 #include "gemm_driver.h"
@@ -33,6 +43,8 @@
 
 #define KDQAT_BF16 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")))
+#define KDQAT_AMX \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,amx-tile,amx-bf16")))
 
 namespace kdqat {
 
@@ -134,9 +146,13 @@ KDQAT_BF16 void pack_a(const float* x, int64_t rs, int64_t cs, int mc, int kc, u
 // cs == 1 (B stored (k,n)): rows p and p+1 are converted 16 columns at a time with
 // VCVTNE2PS2BF16 and interleaved. rs == 1 (B stored (n,k), a Linear weight): each column's
 // k-run is contiguous, so a pair is two adjacent floats: 16 pairs per conversion.
+// KAlign > 1 (the AMX kernel): panels round_up(ceil(kc/2), KAlign) pair rows deep, the rows past
+// ceil(kc/2) zero.
+template <int KAlign>
 KDQAT_BF16 void pack_b(const float* x, int64_t rs, int64_t cs, int kc, int nc, uint32_t* dst) {
-  const int kp = (kc + 1) / 2;
-  for (int j0 = 0; j0 < nc; j0 += NR, dst += static_cast<int64_t>(kp) * NR) {
+  const int kp = (kc + 1) / 2, kpa = (kp + KAlign - 1) / KAlign * KAlign;
+  for (int j0 = 0; j0 < nc; j0 += NR, dst += static_cast<int64_t>(kpa) * NR) {
+    if (kpa > kp) std::memset(dst + static_cast<int64_t>(kp) * NR, 0, sizeof(uint32_t) * NR * (kpa - kp));
     const int nr = std::min(NR, nc - j0);
     const float* src = x + j0 * cs;
     if (cs == 1) {
@@ -185,24 +201,30 @@ KDQAT_BF16 __attribute__((noinline)) void accumulate(int kp, const uint32_t* ap,
   }
 }
 
-// C(mr, nr) = acc + beta·C, one fused multiply-add per element (beta = 0 never reads C), the
-// same operation for full and edge tiles (masked), so the rounding does not depend on tiling.
-// With a bias (nr floats; beta 0): acc + bias_j, the rounding of beta 1 on a C holding the bias.
-KDQAT_BF16 void micro(int kp, const uint32_t* ap, const uint32_t* bp, float* c, int64_t ldc,
-                      int mr, int nr, float beta, const float* bias) {
-  alignas(64) float acc[MR * NR];
-  accumulate(kp, ap, bp, acc);
+// C(mr, nr) = acc + beta·C for acc with row stride `stride`, one fused multiply-add per element
+// (beta = 0 never reads C), the same operation for full and edge tiles (masked), so the rounding
+// does not depend on tiling. With a bias (nr floats; beta 0): acc + bias_j, the rounding of beta 1
+// on a C holding the bias.
+KDQAT_BF16 void update_c(const float* acc, int stride, float* c, int64_t ldc, int mr, int nr,
+                         float beta, const float* bias) {
   const __m512 vb = _mm512_set1_ps(beta);
   for (int h = 0; h < nr; h += 16) {
     const __mmask16 m = nr - h >= 16 ? 0xffff : (1u << (nr - h)) - 1;
     const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + h) : _mm512_setzero_ps();
     for (int r = 0; r < mr; r++) {
-      const __m512 x = _mm512_load_ps(acc + r * NR + h);
+      const __m512 x = _mm512_load_ps(acc + r * stride + h);
       float* cp = c + r * ldc + h;
       _mm512_mask_storeu_ps(cp, m, bias ? _mm512_add_ps(x, bv)
                                    : beta == 0.f ? x : _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), x));
     }
   }
+}
+
+KDQAT_BF16 void micro(int kp, const uint32_t* ap, const uint32_t* bp, float* c, int64_t ldc,
+                      int mr, int nr, float beta, const float* bias) {
+  alignas(64) float acc[MR * NR];
+  accumulate(kp, ap, bp, acc);
+  update_c(acc, NR, c, ldc, mr, nr, beta, bias);
 }
 
 KDQAT_BF16 void macro(int mc, int nc, int kc, const uint32_t* ap, const uint32_t* bp, float* c,
@@ -216,14 +238,119 @@ KDQAT_BF16 void macro(int mc, int nc, int kc, const uint32_t* ap, const uint32_t
   }
 }
 
-const PackedGemm<uint32_t> kKernel{"avx512_bf16", MR, NR, KC, MC, NC, 2, pack_a, pack_b, macro};
+const PackedGemm<uint32_t> kKernel{"avx512_bf16", MR, NR, KC, MC, NC, 2, pack_a, pack_b<1>, macro};
+
+// ---- AMX ----------------------------------------------------------------------------------------
+// Tiles (amx_configure_thread: all 16 rows × 64 bytes): C 0–3 (rows 0–15 / 16–31 × columns
+// 0–15 / 16–31), A 4–5 (rows 0–15 / 16–31 of a 16-pair block), B 6–7 (columns 0–15 / 16–31).
+namespace amx {
+
+constexpr int MR = 32, NR = 32;  // 2×2 C tiles
+constexpr int KB = 16;           // pairs per tile step (a tile row: 16 words)
+// KC 512: an A and a B panel are 32 KiB each (L1d 48 KiB on Sapphire Rapids); MC 128 rows × KC
+// (128 KiB) stay in L2. On the Intel Xeon (AMX) here, KC 256–1536 × MC 64–256 measured within
+// the machine's noise of each other (it swings 2× from minute to minute); no finer tuning.
+constexpr int KC = 512, MC = 128, NC = 1536;
+
+// X(i, p) = x[i·rs + p·cs] (mc, kc) → ceil(mc/32) panels of kpa = round_up(ceil(kc/2), 16) pair
+// words per row, stored by 16-pair block: block b is rows 0..31 × 16 words, word (r, t) = the pair
+// (2q, 2q+1) of row r for q = 16b + t; zero past mc, past ceil(kc/2) and for an odd k's partner.
+// The words are bf16_bits of each element, as in the AVX-512 kernel's pack_a. rs or cs is 1.
+KDQAT_BF16 void pack_a(const float* x, int64_t rs, int64_t cs, int mc, int kc, uint32_t* dst) {
+  const int kp = (kc + 1) / 2, kpa = (kp + KB - 1) / KB * KB, nblk = kpa / KB;
+  for (int i0 = 0; i0 < mc; i0 += MR, dst += static_cast<int64_t>(kpa) * MR) {
+    const int mr = std::min(MR, mc - i0);
+    if (cs == 1) {  // a row's k-run is contiguous: 32 floats → one tile row of 16 pair words
+      for (int r = 0; r < MR; r++) {
+        const float* row = x + (i0 + r) * rs;
+        for (int b = 0; b < nblk; b++) {
+          uint32_t* w = dst + (static_cast<int64_t>(b) * MR + r) * KB;
+          const int left = r < mr ? kc - 32 * b : 0;  // floats of this row in the block
+          if (left >= 32) {
+            convert32(row + 32 * b, w);
+            continue;
+          }
+          const __mmask16 lo = left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1;
+          const __mmask16 hi = left <= 16 ? 0 : (1u << (left - 16)) - 1;
+          const __m512 vlo = _mm512_maskz_loadu_ps(lo, left > 0 ? row + 32 * b : row);
+          const __m512 vhi = _mm512_maskz_loadu_ps(hi, left > 16 ? row + 32 * b + 16 : row);
+          _mm512_storeu_si512(w, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(vhi, vlo)));
+        }
+      }
+      continue;
+    }
+    // Otherwise rs == 1 (A stored transposed: op(A) is A or Aᵀ of a dense matrix, so one of the
+    // strides is 1): a column's m-run is contiguous; per pair, 16 rows at a time, scattered to
+    // their tile rows.
+    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32(KB));
+    for (int q = 0; q < kpa; q++) {
+      for (int h = 0; h < MR; h += 16) {
+        const int rows = std::min(16, mr - h);
+        const __mmask16 m = q >= kp || rows <= 0 ? 0 : rows >= 16 ? 0xffff : (1u << rows) - 1;
+        const float* c0 = x + i0 + h + 2 * static_cast<int64_t>(q) * cs;
+        const __m512 lo = _mm512_maskz_loadu_ps(m, m ? c0 : x);
+        const __m512 hi = 2 * q + 1 >= kc ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, m ? c0 + cs : x);
+        uint32_t* w = dst + (static_cast<int64_t>(q / KB) * MR + h) * KB + q % KB;
+        _mm512_i32scatter_epi32(w, idx, interleave_pairs(lo, hi), 4);
+      }
+    }
+  }
+}
+
+// acc(32, 32) = Ap·Bp over kpa pairs (a multiple of 16), one 2×2 tile step per 16-pair block.
+KDQAT_AMX __attribute__((noinline)) void accumulate(int kpa, const uint32_t* ap, const uint32_t* bp,
+                                                   float* acc) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int q = 0; q < kpa; q += KB, ap += KB * MR, bp += KB * NR) {
+    _tile_loadd(4, ap, 64);
+    _tile_loadd(5, ap + 16 * KB, 64);
+    _tile_loadd(6, bp, NR * 4);
+    _tile_loadd(7, bp + 16, NR * 4);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, acc, NR * 4);
+  _tile_stored(1, acc + 16, NR * 4);
+  _tile_stored(2, acc + 16 * NR, NR * 4);
+  _tile_stored(3, acc + 16 * NR + 16, NR * 4);
+}
+
+KDQAT_BF16 void macro(int mc, int nc, int kc, const uint32_t* ap, const uint32_t* bp, float* c,
+                      int64_t ldc, float beta, const float* bias) {
+  amx_configure_thread();
+  const int kpa = ((kc + 1) / 2 + KB - 1) / KB * KB;
+  alignas(64) float acc[MR * NR];
+  for (int j = 0; j < nc; j += NR) {
+    const uint32_t* b = bp + static_cast<int64_t>(j / NR) * kpa * NR;
+    for (int i = 0; i < mc; i += MR) {
+      accumulate(kpa, ap + static_cast<int64_t>(i / MR) * kpa * MR, b, acc);
+      update_c(acc, NR, c + i * ldc + j, ldc, std::min(MR, mc - i), std::min(NR, nc - j), beta,
+               bias ? bias + j : nullptr);
+    }
+  }
+}
+
+}  // namespace amx
+
+// The kernel matmulBf16 runs: AMX's where amx.h allows it, else AVX512_BF16's.
+const PackedGemm<uint32_t>& kernel() {
+  static const PackedGemm<uint32_t> kAmx{"amx_bf16", amx::MR, amx::NR, amx::KC, amx::MC, amx::NC, 2,
+                                         amx::pack_a, pack_b<amx::KB>, amx::macro, amx::KB};
+  return amx_unavailable() ? kKernel : kAmx;
+}
 
 // matmulBf16(a, b, c, batch, m, k, n, transA, transB, strideA, strideB, beta)
 Napi::Value MatmulBf16(const Napi::CallbackInfo& info) {
   const GemmArgs g = gemm_args(info, "matmulBf16");
   if (const char* why = gemm_bf16_unavailable())
     throw Napi::Error::New(info.Env(), std::string("matmulBf16: bf16 compute is unavailable: ") + why);
-  if (!g.empty) gemm_driver::run(kKernel, g);
+  if (!g.empty) gemm_driver::run(kernel(), g);
   return info.Env().Undefined();
 }
 
@@ -232,6 +359,8 @@ Napi::Value Bf16Available(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+bool gemm_bf16_uses_amx() { return kernel().macro == amx::macro; }
 
 void InitGemmBf16(Napi::Env env, Napi::Object exports) {
   exports.Set("matmulBf16", Napi::Function::New(env, MatmulBf16));

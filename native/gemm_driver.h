@@ -81,8 +81,9 @@ void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
       }
     return;
   }
-  // K slices depend only on k: equal lengths of at most KC, multiples of kpack (but the last).
-  const int kcs = static_cast<int>(round_up(ceil_div(P.k, ceil_div(P.k, K.kc)), K.kpack));
+  // K slices depend only on k: equal lengths of at most KC, multiples of kpack·kalign (but the
+  // last).
+  const int kcs = static_cast<int>(round_up(ceil_div(P.k, ceil_div(P.k, K.kc)), K.kpack * K.kalign));
   const int ncs = static_cast<int>(round_up(ceil_div(P.n, ceil_div(P.n, K.nc)), K.nr));
   // Wide products (a decoder's LM head): whole NC-wide column blocks, claimed one at a time, each
   // run by one thread from packing its own B slices to the end — no barrier per slice, and a
@@ -115,7 +116,7 @@ void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
   nb = std::min(nb, tiles);
   const int mcs = static_cast<int>(ceil_div(tiles, nb) * K.mr);  // the tallest block
   auto row0 = [&](int64_t b) { return std::min<int64_t>(P.m, tiles * b / nb * K.mr); };
-  E* bp = bpack<E>(static_cast<size_t>(ceil_div(kcs, K.kpack)) * ncs);
+  E* bp = bpack<E>(static_cast<size_t>(round_up(ceil_div(kcs, K.kpack), K.kalign)) * ncs);
   auto pfor = [threads](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
     if (threads == 1) fn(0, n);
     else parallel_for_dynamic(n, grain, fn);
@@ -126,7 +127,7 @@ void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
     const int64_t nsplit = split_m ? 1 : std::min<int64_t>(threads, panels);
     for (int64_t p0 = 0; p0 < P.k; p0 += kcs) {
       const int kc = static_cast<int>(std::min<int64_t>(kcs, P.k - p0));
-      const int64_t kp = ceil_div(kc, K.kpack);  // packed depth of this slice
+      const int64_t kp = round_up(ceil_div(kc, K.kpack), K.kalign);  // packed depth of this slice
       const float beta = p0 == 0 ? P.beta : 1.f;
       const float* bias = p0 == 0 ? P.bias : nullptr;  // the first slice starts C at the bias
       const float* bsrc = P.b + p0 * P.rsb + j0 * P.csb;

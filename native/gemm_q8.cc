@@ -14,10 +14,17 @@
 // is A shifted by 128 (qa + 128 ∈ 1..255): Σ(qa+128)·qb − 128·Σqb = Σ qa·qb, the column sums
 // Σ_k qb_jk taken when B is packed.
 //
+// On a CPU with AMX (amx.h) TDPBUSD does the same u8 × s8 quad sums on tiles: a (16 rows × 64 k)
+// A tile times a (16 k-quads × 16 columns) B tile, 16·16·64 multiply-adds per instruction, in
+// a 2×2 tile step (MR = NR = 32). Integer sums are exact in any order, so every path gives the
+// same bits. Its B panels are the VNNI layout 16 k-words deeper at most; its A panels hold each
+// 16-word block of 32 rows contiguously (two 1 KiB tiles).
+//
 // Blocking as in gemm.h, specialized to this one use: the whole K in one slice (a Linear's
 // in_features; K bytes per A row and B column), all of B packed up front into NR-wide panels of
 // 4-byte k-groups (one weight matrix: ≤ a few MiB), then row blocks of A (MC rows, packed by the
 // thread that takes the block) × column ranges split over the threads.
+#include "amx.h"
 #include "args.h"
 #include "common.h"
 #include "dispatch.h"
@@ -33,6 +40,7 @@
 
 #define KDQAT_Q8_AVX2 __attribute__((target("avx2,fma")))
 #define KDQAT_Q8_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")))
+#define KDQAT_Q8_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,amx-tile,amx-int8")))
 
 namespace kdqat {
 namespace {
@@ -45,13 +53,16 @@ constexpr int64_t kMaxK = 131072;   // K·255·64 < 2^31: the shifted int32 sums
 struct Q8Kernel {
   const char* isa;
   int mr, nr, mc;  // register tile; rows per A block (multiple of mr)
-  // acc(mr, nr) int32 = Σ over kw words of the u8 A bytes × s8 B bytes (ap: (kw, mr) words,
-  // bp: (kw, nr) words).
+  // acc(mr, nr) int32 = Σ over kw words of the u8 A bytes × s8 B bytes (ap: (kw, mr) words, or
+  // with tiled_a kw/16 blocks of (mr, 16) words; bp: (kw, nr) words).
   void (*accumulate)(int kw, const uint32_t* ap, const uint32_t* bp, int32_t* acc);
   // q[i] = code(x[i], inv, lim) (below) for i < n; whether every x[i] is on the grid, i.e.
   // equals fl(q[i]·s) (a NaN never is).
   bool (*quantize)(const float* x, int64_t n, float inv, float s, float lim, int8_t* q);
+  int kalign = 1;        // panels are ceil(k/4) words deep rounded up to a multiple of this
+  bool tiled_a = false;  // A panels by 16-word blocks of mr rows (AMX tiles)
 };
+constexpr int kMaxTile = 32 * 32;  // the largest mr·nr (AMX)
 
 // q = rint(clamp(fl(x·inv), −lim, lim)): inv = fl(1/s); the product rounded to float32, clamped
 // (a NaN reads as −lim: MAXPS's rule, kept by every path) and rounded to the nearest integer,
@@ -109,11 +120,12 @@ KDQAT_Q8_VNNI bool quantize_avx512(const float* x, int64_t n, float inv, float s
 }
 
 // ---- packing (a pass over m·k or n·k values against m·n·k multiply-adds) ----------------------
-// A rows [0, mc) (row stride k) → panels of (kw, MR) words, byte t of word (g, r) = qa(r, 4g + t)
-// + 128; rows past mc and k past the end hold 128 (qa = 0; B's bytes there are 0 as well).
-bool pack_a(const Q8Kernel& K, const float* a, int64_t k, int mc, float inv, float s, uint32_t* dst,
-            int8_t* line) {
-  const int MR = K.mr, kw = static_cast<int>((k + 3) / 4);
+// A rows [0, mc) (row stride k) → panels of kw words per row, byte t of word (g, r) =
+// qa(r, 4g + t) + 128, at g·MR + r (or, tiled, (g/16·MR + r)·16 + g%16); rows past mc and k past
+// the end hold 128 (qa = 0; B's bytes there are 0 as well).
+bool pack_a(const Q8Kernel& K, const float* a, int64_t k, int kw, int mc, float inv, float s,
+            uint32_t* dst, int8_t* line) {
+  const int MR = K.mr;
   bool on = true;
   for (int i0 = 0; i0 < mc; i0 += MR, dst += static_cast<int64_t>(kw) * MR) {
     for (int r = 0; r < MR; r++) {
@@ -122,7 +134,7 @@ bool pack_a(const Q8Kernel& K, const float* a, int64_t k, int mc, float inv, flo
       for (int g = 0; g < kw; g++) {
         uint32_t w;
         std::memcpy(&w, line + 4 * g, 4);
-        dst[g * MR + r] = w ^ 0x80808080u;  // s8 q → u8 q + 128
+        dst[K.tiled_a ? (g / 16 * MR + r) * 16 + g % 16 : g * MR + r] = w ^ 0x80808080u;  // s8 q → u8 q + 128
       }
     }
   }
@@ -131,9 +143,9 @@ bool pack_a(const Q8Kernel& K, const float* a, int64_t k, int mc, float inv, flo
 
 // B (n, k) row-major (a Linear weight; op(B) = Bᵀ) rows [0, nc) → one panel of (kw, NR) words,
 // byte t of word (g, j) = qb(j, 4g + t) as s8, zero past nc and k; sum[j] = Σ_k qb(j, k).
-bool pack_b(const Q8Kernel& K, const float* b, int64_t k, int nc, const float* inv, const float* s,
-            uint32_t* dst, int32_t* sum, int8_t* line) {
-  const int NR = K.nr, kw = static_cast<int>((k + 3) / 4);
+bool pack_b(const Q8Kernel& K, const float* b, int64_t k, int kw, int nc, const float* inv,
+            const float* s, uint32_t* dst, int32_t* sum, int8_t* line) {
+  const int NR = K.nr;
   bool on = true;
   for (int j = 0; j < NR; j++) {
     std::memset(line, 0, 4 * static_cast<size_t>(kw));
@@ -212,15 +224,48 @@ KDQAT_Q8_VNNI __attribute__((noinline)) void accumulate_vnni(int kw, const uint3
   }
 }
 
+// AMX: per 16-word block, two A tiles (rows 0–15, 16–31), two B tiles (columns 0–15, 16–31) and
+// four TDPBUSD into the C tiles 0–3 (amx_configure_thread's configuration).
+KDQAT_Q8_AMX __attribute__((noinline)) void accumulate_amx(int kw, const uint32_t* ap,
+                                                           const uint32_t* bp, int32_t* acc) {
+  constexpr int MR = 32, NR = 32;
+  amx_configure_thread();
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int g = 0; g < kw; g += 16, ap += 16 * MR, bp += 16 * NR) {
+    _tile_loadd(4, ap, 64);
+    _tile_loadd(5, ap + 16 * 16, 64);
+    _tile_loadd(6, bp, NR * 4);
+    _tile_loadd(7, bp + 16, NR * 4);
+    _tile_dpbusd(0, 4, 6);
+    _tile_dpbusd(1, 4, 7);
+    _tile_dpbusd(2, 5, 6);
+    _tile_dpbusd(3, 5, 7);
+  }
+  _tile_stored(0, acc, NR * 4);
+  _tile_stored(1, acc + 16, NR * 4);
+  _tile_stored(2, acc + 16 * NR, NR * 4);
+  _tile_stored(3, acc + 16 * NR + 16, NR * 4);
+}
+
 const Q8Kernel kPortable{"portable", 4, 8, 128, accumulate_portable<4, 8>, quantize_portable};
 const Q8Kernel kAvx2{"avx2", kMrAvx2, kNrAvx2, 128, accumulate_avx2, quantize_avx2};
 const Q8Kernel kVnni{"avx512", kMrVnni, kNrVnni, 140, accumulate_vnni, quantize_avx512};
+const Q8Kernel kAmx{"amx", 32, 32, 128, accumulate_amx, quantize_avx512, 16, true};
 
 const Dispatch<Q8Kernel>& dispatch() {
   // The avx512 path needs AVX512_VNNI on top of the avx512 level (Skylake-SP lacks it): without
   // it the AVX2 code runs.
   static const Dispatch<Q8Kernel> d(&kPortable, &kAvx2, cpu_has("avx512vnni") ? &kVnni : nullptr);
   return d;
+}
+// The kernel matmulQ8 runs: AMX's where amx.h allows it (an engine on top of the avx512 level),
+// else the dispatched SIMD level's.
+const Q8Kernel& kernel() {
+  static const Q8Kernel& k = !amx_unavailable() && dispatch().level() == Isa::Avx512 ? kAmx : dispatch().ops();
+  return k;
 }
 
 template <class T>
@@ -235,7 +280,7 @@ T* scratch(std::vector<T>& v, size_t n) {
 bool run(const Q8Kernel& K, const float* a, float sa, const float* b, const float* sb, bool per_row,
          float* c, int64_t m, int64_t k, int64_t n, const float* bias, int threads) {
   const int MR = K.mr, NR = K.nr;
-  const int kw = static_cast<int>((k + 3) / 4);
+  const int kw = static_cast<int>(((k + 3) / 4 + K.kalign - 1) / K.kalign * K.kalign);
   const int64_t panels = (n + NR - 1) / NR;
   // Per column: 1/sb_j (0 for a zero scale: every code 0), the output scale and 128·Σqb.
   static thread_local std::vector<float> inv_b, step_b, scale;
@@ -262,7 +307,7 @@ bool run(const Q8Kernel& K, const float* a, float sa, const float* b, const floa
     static thread_local std::vector<int8_t> line;
     int8_t* l = scratch(line, 4 * static_cast<size_t>(kw) + 64);
     for (int64_t q = q0; q < q1; q++)
-      if (!pack_b(K, b + q * NR * k, k, static_cast<int>(std::min<int64_t>(NR, n - q * NR)), ib + q * NR,
+      if (!pack_b(K, b + q * NR * k, k, kw, static_cast<int>(std::min<int64_t>(NR, n - q * NR)), ib + q * NR,
                   sbj + q * NR, bp + q * kw * NR, cs + q * NR, l))
         on = false;
   });
@@ -282,14 +327,14 @@ bool run(const Q8Kernel& K, const float* a, float sa, const float* b, const floa
     static thread_local std::vector<int8_t> line;
     uint32_t* ap = scratch(apack, static_cast<size_t>(mcs) * kw);
     int8_t* l = scratch(line, 4 * static_cast<size_t>(kw) + 64);
-    alignas(64) int32_t acc[kMrVnni * kNrVnni];
+    alignas(64) int32_t acc[kMaxTile];
     int64_t packed = -1;
     for (int64_t t = t0; t < t1; t++) {
       const int64_t blk = t % nb, js = t / nb, i0 = row0(blk);
       const int mc = static_cast<int>(row0(blk + 1) - i0);
       if (!on.load(std::memory_order_relaxed)) return;
       if (packed != blk) {
-        if (!pack_a(K, a + i0 * k, k, mc, ia, sa, ap, l)) {
+        if (!pack_a(K, a + i0 * k, k, kw, mc, ia, sa, ap, l)) {
           on = false;
           return;
         }
@@ -335,7 +380,7 @@ Napi::Value MatmulQ8(const Napi::CallbackInfo& info) {
   const float* bias = info.Length() > 8 ? g.f32_opt(8, "bias", n) : nullptr;
   if (m == 0 || n == 0) return Napi::Boolean::New(info.Env(), true);  // nothing read or written
   const double flops = 2.0 * m * n * k;
-  const bool on = run(dispatch().ops(), a, static_cast<float>(sa), b, sb.p, sb.n == n && n > 1, c,
+  const bool on = run(kernel(), a, static_cast<float>(sa), b, sb.p, sb.n == n && n > 1, c,
                       m, k, n, bias, flops >= 3e5 ? num_threads() : 1);
   return Napi::Boolean::New(info.Env(), on);
 }
@@ -343,6 +388,7 @@ Napi::Value MatmulQ8(const Napi::CallbackInfo& info) {
 }  // namespace
 
 const char* gemm_q8_isa() { return dispatch().ops().isa; }
+bool gemm_q8_uses_amx() { return &kernel() == &kAmx; }
 
 void InitGemmQ8(Napi::Env env, Napi::Object exports) {
   exports.Set("matmulQ8", Napi::Function::New(env, MatmulQ8));

@@ -20,7 +20,9 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+#include <cpuid.h>
 #include <immintrin.h>
+#include <string>
 
 namespace kdqat {
 
@@ -51,6 +53,19 @@ bool cpu_has(const char* f) {
   if (!std::strcmp(f, "avx512bf16")) return __builtin_cpu_supports("avx512bf16");
   if (!std::strcmp(f, "avx512vnni")) return __builtin_cpu_supports("avx512vnni");
   return false;
+}
+
+const char* cpu_vendor() {
+  static const std::string v = [] {
+    unsigned a, b, c, d;
+    char s[13] = {};
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return std::string();
+    std::memcpy(s, &b, 4);  // CPUID leaf 0: the vendor string in EBX, EDX, ECX
+    std::memcpy(s + 4, &d, 4);
+    std::memcpy(s + 8, &c, 4);
+    return std::string(s);
+  }();
+  return v.c_str();
 }
 
 Isa cpu_best_isa() {

@@ -2,7 +2,9 @@
 // per SIMD path of the native addon:
 //   1. every matching file with KDQAT_ISA = the best level this CPU supports;
 //   2. the kernel tests (the files that compare native kernels with the TypeScript reference,
-//      KERNEL_TESTS) again with KDQAT_ISA capped at each lower level (avx2, portable).
+//      KERNEL_TESTS) again with KDQAT_ISA capped at each lower level (avx2, portable);
+//   3. on a CPU whose AMX the addon uses (isaInfo().amx), the GEMM tests of the kernels with an
+//      AMX engine (AMX_TESTS) again with KDQAT_AMX=off, so their AVX-512 kernels are tested too.
 // Each child checks that the addon really runs the level it was given (test/backend/isa.test.ts
 // reads isaInfo() against KDQAT_EXPECT_ISA). At the end it prints which path each kernel family
 // was tested on, which levels this CPU could not run (never counted as passed), and the summed
@@ -32,6 +34,9 @@ const FAMILY_TESTS = {
   topk: ['test/backend/topk-logits'],
   gemmQ8: ['test/backend/gemm-q8'],
 };
+
+// The tests of the kernels AMX runs (matmulBf16, matmulQ8), and the file checking the switch.
+const AMX_TESTS = ['test/backend/gemm-bf16', 'test/backend/gemm-q8'];
 
 function walk(dir) {
   const out = [];
@@ -102,6 +107,13 @@ if (info) {
       runs.push({ isa, notCovered: 'no kernel test file matches the filter' });
     }
   }
+  // AMX off: the same level's AVX-512 kernels of matmulBf16 and matmulQ8.
+  const top = runs.find((r) => r.files);
+  const amxFiles = files.filter((f) => AMX_TESTS.some((k) => f.startsWith(k)));
+  if (top?.isa === 'avx512' && !process.env.KDQAT_AMX) {
+    if (!info.amx?.available) runs.push({ isa: 'avx512', amx: 'off', notCovered: `no AMX here: ${info.amx?.reason ?? 'the addon predates AMX'}` });
+    else if (amxFiles.length) runs.push({ isa: 'avx512', amx: 'off', files: withIsaTest(amxFiles), what: plural(amxFiles.length, 'AMX kernel test file') });
+  }
 } else {
   runs.push({ isa: null, files, what: `all ${files.length} files` });
 }
@@ -122,10 +134,11 @@ for (const run of runs) {
   if (run.isa) {
     env.KDQAT_ISA = run.isa;
     env.KDQAT_EXPECT_ISA = run.isa;
-    console.log(`# ==== KDQAT_ISA=${run.isa}: ${run.what} ====`);
+    if (run.amx) env.KDQAT_AMX = env.KDQAT_EXPECT_AMX = run.amx;
+    console.log(`# ==== KDQAT_ISA=${run.isa}${run.amx ? ` KDQAT_AMX=${run.amx}` : ''}: ${run.what} ====`);
   }
   // A second reporter writes TAP to a file, whatever the console shows, to read the counts.
-  const tap = join(tmp, `${run.isa ?? 'default'}.tap`);
+  const tap = join(tmp, `${run.isa ?? 'default'}${run.amx ? '-amx-' + run.amx : ''}.tap`);
   const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--test',
     '--test-concurrency=1', `--test-reporter=${reporter}`, '--test-reporter-destination=stdout',
     '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...run.files],
@@ -154,7 +167,7 @@ if (!info) {
 } else {
   out.push(`# SIMD paths (CPU supports up to ${info.cpu}${process.env.KDQAT_ISA ? `; KDQAT_ISA=${process.env.KDQAT_ISA}` : ''}):`);
   for (const run of runs) {
-    const head = `#   ${run.isa.padEnd(9)}`;
+    const head = `#   ${(run.isa + (run.amx ? ` (KDQAT_AMX=${run.amx})` : '')).padEnd(run.amx ? 24 : 9)}`;
     if (run.notCovered) out.push(`${head}not covered (${run.notCovered})`);
     else {
       const c = run.counts;
@@ -166,7 +179,7 @@ if (!info) {
   const rank = (isa) => info.levels.findIndex((l) => l.isa === isa);
   for (const [fam, { paths }] of Object.entries(info.families)) {
     const mine = FAMILY_TESTS[fam] ?? [];
-    const ran = runs.filter((r) => r.files?.some((f) => mine.some((m) => f.startsWith(m)))).map((r) => r.isa);
+    const ran = runs.filter((r) => !r.amx && r.files?.some((f) => mine.some((m) => f.startsWith(m)))).map((r) => r.isa);
     if (ran.length === 0) {
       out.push(`#   ${fam.padEnd(12)} not tested (${mine.length ? 'no test file of it ran' : 'no test file known to scripts/test.mjs'})`);
       continue;
@@ -183,6 +196,12 @@ if (!info) {
     out.push(`#   ${fam.padEnd(12)} ${parts.join('; ')}` +
       (above.length ? ` (no ${above.join('/')} code: ${above.join('/')} runs its ${top} code)` : ''));
   }
+  // AMX: which kernels ran on it in the runs above, and whether their AVX-512 kernels ran too.
+  const amxOff = runs.find((r) => r.amx === 'off');
+  const amxOn = info.amx?.available && runs.some((r) => !r.amx && r.isa === 'avx512' && r.files?.some((f) => AMX_TESTS.some((k) => f.startsWith(k))));
+  const onAmx = ['matmulBf16', 'matmulQ8'].filter((k) => info.amx?.[k]);
+  out.push(`# amx: ${amxOn ? `${onAmx.join(', ')} on AMX <- avx512` : `not covered (${info.amx?.reason ?? 'the addon predates AMX'})`}` +
+    (amxOff?.files ? `; their AVX-512 kernels <- avx512 with KDQAT_AMX=off` : ''));
   out.push(`# mpi: ${mpi.compiled ? 'compiled in (the distributed tests ran mpirun jobs)' : `not compiled in: ${mpi.reason}`}`);
 }
 // The closing lines in the test runner's own format, summed over the runs.

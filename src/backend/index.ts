@@ -76,4 +76,17 @@ export function bf16Unavailable(): string | null {
   return a.bf16Available() ? null : a.isaInfo().bf16.reason ?? 'bf16 compute is unavailable';
 }
 
+/** Why `--bf16 auto` keeps float32 GEMMs on this CPU although bf16 ones run: an Intel CPU whose
+ *  bf16 GEMM is the AVX512_BF16 kernel (no AMX), measured slower than the float32 GEMM there
+ *  (0.5–0.7× on a Xeon with KDQAT_AMX=off, README: issue 13); null where bf16 is the faster
+ *  (AMX tiles; AMD Zen 4/5: 1.2–1.6×) or does not run. */
+export function bf16Slower(): string | null {
+  const a = nativeAddon();
+  if (!a || !nativeOk || !a.bf16Available()) return null;
+  const info = a.isaInfo();
+  return info.vendor === 'GenuineIntel' && !info.amx.matmulBf16
+    ? 'bf16 GEMMs without AMX (avx512_bf16 alone) measured slower than float32 ones on Intel CPUs'
+    : null;
+}
+
 useBackend();

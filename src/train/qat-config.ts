@@ -53,7 +53,8 @@ export interface QatConfig {
   /** GEMMs in bf16 with float32 accumulation (AVX512_BF16; src/tensor/compute.ts): 'off',
    *  'teacher' (the teacher's forward), 'layers' (also the student's forward and backward but
    *  for a decoder's LM head, which stays float32) or 'all' (every GEMM);
-   *  'auto' (the default) is 'layers' where the CPU runs bf16 GEMMs and 'off' elsewhere, and
+   *  'auto' (the default) is 'layers' where the CPU runs bf16 GEMMs faster than float32 ones
+   *  (AMX; AVX512_BF16 but on Intel, where it measured slower) and 'off' elsewhere, and
    *  the run's config holds what it resolved to (so --resume keeps the precision or refuses).
    *  Evaluations stay float32. */
   bf16: string;
@@ -66,9 +67,10 @@ export interface QatConfig {
 
 export const BF16_MODES = ['auto', 'off', 'teacher', 'layers', 'all'] as const;
 
-/** --bf16 auto on this CPU: 'layers' where bf16 GEMMs run (validation KL and perplexity or dev
- *  accuracy within the seed spread of float32 on two decoders and an encoder, 3 seeds each:
- *  README, issue 13; 'all' was not, its bf16 LM head is the difference), 'off' elsewhere. */
+/** --bf16 auto on this CPU: 'layers' where bf16 GEMMs run and are the faster (validation KL and
+ *  perplexity or dev accuracy within the seed spread of float32 on two decoders and an encoder,
+ *  3 seeds each: README, issue 13; 'all' was not, its bf16 LM head is the difference), 'off'
+ *  elsewhere; bf16Why: why not (bf16Unavailable() ?? bf16Slower()), null when they do. */
 export function resolveBf16Auto(bf16Why: string | null): 'layers' | 'off' {
   return bf16Why === null ? 'layers' : 'off';
 }

@@ -22,7 +22,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { recomputeModeOf } from '../tensor/recompute.js';
 import { gradStorageFor } from './optim.js';
 import { withCompute, type ComputePrecision } from '../tensor/compute.js';
-import { bf16Unavailable } from '../backend/index.js';
+import { bf16Slower, bf16Unavailable, nativeIsaInfo } from '../backend/index.js';
 import type { Params, WeightFn } from '../nn/params.js';
 import { countParams } from '../nn/params.js';
 import type { Model } from '../models/model.js';
@@ -119,11 +119,11 @@ function qat(run: QatRun): QatSummary {
   // the mode, so a --resume never resolves it again on another CPU.
   if (c.bf16 === 'auto') {
     if (session.ckpt) throw new UsageError(`--resume: the checkpoint's config has bf16 "auto", which runs resolve before saving; the checkpoint in ${out} was not written by kdqat qat`);
-    const why = bf16Unavailable();
+    const why = bf16Unavailable() ?? bf16Slower();
     c = { ...c, bf16: resolveBf16Auto(why) };
     session.update(c);
     say(c.bf16 === 'off' ? `--bf16 auto: off (float32 GEMMs: ${why})`
-      : `--bf16 auto: ${c.bf16} (GEMMs in bf16 with float32 accumulation on this CPU's avx512_bf16, a decoder's LM head in float32; --bf16 off for float32 everywhere)`);
+      : `--bf16 auto: ${c.bf16} (GEMMs in bf16 with float32 accumulation on this CPU's ${nativeIsaInfo()?.amx?.matmulBf16 ? 'AMX tiles' : 'avx512_bf16'}, a decoder's LM head in float32; --bf16 off for float32 everywhere)`);
   }
   const prec = precisions(c, !!session.ckpt, out);
 

@@ -1,5 +1,5 @@
-// matmulBf16 (native/gemm_bf16.cc, AVX512_BF16) against the reference (src/backend/ref/gemm.ts:
-// inputs rounded by bf16Round, float64 sums). On a CPU without avx512_bf16, or under
+// matmulBf16 (native/gemm_bf16.cc: AMX-BF16 where isaInfo().amx says so, else AVX512_BF16)
+// against the reference (src/backend/ref/gemm.ts: inputs rounded by bf16Round, float64 sums). On a CPU without avx512_bf16, or under
 // KDQAT_ISA=avx2|portable (scripts/test.mjs reruns this file so), the native kernel must refuse
 // with the reason, and this file asserts exactly that; which case applies is decided from
 // /proc/cpuinfo and KDQAT_ISA, independently of the addon's own answer.
@@ -12,7 +12,9 @@
 //   with the data here). VDPBF16PS then adds the two products of a pair to the fp32 lane in two
 //   RNE steps (Intel SDM vol. 2, VDPBF16PS: "round to nearest even ... output denormals are
 //   always flushed to zero and input denormals are always treated as zero. MXCSR is not
-//   consulted"). So native vs reference on the SAME rounded inputs ã, b̃ differ only by float32
+//   consulted"); TDPBF16PS (AMX) the same per the SDM, though its sums within a tile step are
+//   not the sequential ones bit for bit (measured on a Xeon: ~10% of 32-term lanes differ in the
+//   last bit). So native vs reference on the SAME rounded inputs ã, b̃ differ only by float32
 //   summation: gemmBound(ã, b̃) (γ_{2k} + 2u32 + γ^{f64}_{k+2}, any order, any K slicing), plus
 //   ≤ 2^-126 per rounding for a flushed subnormal partial sum: (2k + 2)·2^-126 absolute.
 // - Against the float32 GEMM of the unrounded inputs: |ã·b̃ − a·b| ≤ (2u + u²)·|a·b| per term,
@@ -228,9 +230,10 @@ bf16Test('matmulBf16 matches the reference: every trans combination, tile and pa
   }
 });
 
-bf16Test('matmulBf16 matches the reference: around the cache blocks (KC 1536, MC 140, NC 1536)', () => {
+bf16Test('matmulBf16 matches the reference: around the cache blocks (AVX-512 KC 1536, MC 140, NC 1536; AMX KC 512, MC 128, 32 × 32 tiles of 16 pairs)', () => {
   const rng = new Rng(4);
-  const shapes = [[139, 1535, 33], [140, 1536, 32], [141, 1537, 31], [30, 3073, 47], [15, 4609, 65], [3, 7, 1537], [17, 9, 1570]];
+  const shapes = [[139, 1535, 33], [140, 1536, 32], [141, 1537, 31], [30, 3073, 47], [15, 4609, 65], [3, 7, 1537], [17, 9, 1570],
+    [31, 31, 31], [32, 32, 32], [33, 33, 33], [47, 65, 63], [127, 511, 64], [129, 513, 33], [160, 1025, 97]];
   let t = 0;
   for (const [m, k, n] of shapes) {
     for (const [ta, tb] of combos) compare(dense(1, m, k, n, ta, tb, [0, 1][t++ % 2]), rng);

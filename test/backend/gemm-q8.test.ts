@@ -1,8 +1,8 @@
-// matmulQ8 (native/gemm_q8.cc: AVX512_VNNI, AVX2, portable) against the reference
+// matmulQ8 (native/gemm_q8.cc: AMX, AVX512_VNNI, AVX2, portable) against the reference
 // (src/backend/ref/gemm.ts: the codes by q8Code, integer sums, then the float32 roundings), and
 // Linear's integer forward (src/tensor/ops/matmul.ts) against the float32 GEMM. scripts/test.mjs
-// reruns this file under KDQAT_ISA=avx2 and portable, so each compiled path is compared here on
-// the CPUs that run it.
+// reruns this file under KDQAT_ISA=avx2 and portable (and KDQAT_AMX=off on an AMX CPU), so each
+// compiled path is compared here on the CPUs that run it.
 //
 // Bounds, derived:
 // - Native vs reference: the codes are integers decided by the same float32 operations (one
@@ -59,6 +59,9 @@ const CASES: Case[] = [
   { m: 29, k: 131, n: 65, perRow: true, bias: false, what: 'tile edges, odd k' },
   { m: 300, k: 96, n: 70, perRow: false, bias: true, what: 'several row blocks (MC 140 / 128)' },
   { m: 6, k: 40, n: 200, perRow: true, bias: true, what: 'few rows: column panels split over the threads' },
+  { m: 33, k: 68, n: 33, perRow: true, bias: false, what: 'one past the AMX tiles (32 × 32, 64 k per tile step)' },
+  { m: 64, k: 256, n: 64, perRow: false, bias: true, what: 'whole AMX tiles and tile steps' },
+  { m: 161, k: 190, n: 95, perRow: true, bias: true, what: 'past the AMX row block (MC 128), k-words not a multiple of 16' },
   { m: 4, k: 0, n: 9, perRow: false, bias: true, what: 'k = 0: the bias alone' },
 ];
 

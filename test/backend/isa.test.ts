@@ -5,6 +5,7 @@
 // at or below the level in force (e.g. the topk family, plain C++, runs its portable code).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { nativeAvailable, nativeIsa, nativeIsaInfo } from '../../src/tensor/index.js';
 
 test('isaInfo: the level in force is the CPU best capped by KDQAT_ISA', () => {
@@ -36,4 +37,29 @@ test('isaInfo: every kernel family runs its best path at or below the level in f
     const want = paths.filter((p) => rank(p) <= rank(info.isa)).at(-1);
     assert.equal(selected, want, `${fam}: paths ${paths.join(', ')} under ${info.isa}`);
   }
+});
+
+// AMX (native/amx.h): an engine on top of avx512 for matmulBf16 and matmulQ8, decided here from
+// /proc/cpuinfo, KDQAT_ISA and KDQAT_AMX independently of the addon's answer. scripts/test.mjs
+// reruns the bf16 and integer GEMM tests with KDQAT_AMX=off (KDQAT_EXPECT_AMX=off) on an AMX CPU,
+// so both kernels of each are compared with the reference there.
+test('isaInfo: AMX runs matmulBf16 and matmulQ8 exactly where the CPU has it and neither KDQAT_ISA nor KDQAT_AMX turns it off', () => {
+  const info = nativeIsaInfo()!;
+  let flags: string[] = [];
+  try {
+    flags = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/);
+  } catch {
+    // Not Linux: kdqat asks Linux for AMX tile data, so AMX cannot be in use.
+  }
+  const cpu = ['amx_tile', 'amx_bf16', 'amx_int8'].every((f) => flags.includes(f));
+  const want = cpu && info.isa === 'avx512' && process.env.KDQAT_AMX !== 'off';
+  assert.equal(info.amx.available, want, JSON.stringify(info.amx));
+  assert.equal(info.amx.matmulBf16, want && info.bf16.available, 'matmulBf16 on AMX');
+  assert.equal(info.amx.matmulQ8, want, 'matmulQ8 on AMX');
+  if (!want) {
+    const why = !cpu ? 'lacks the amx' : info.isa !== 'avx512' ? 'KDQAT_ISA caps' : 'KDQAT_AMX=off';
+    assert.ok(info.amx.reason?.includes(why), `reason "${info.amx.reason}" should say it ${why}`);
+  }
+  const expected = process.env.KDQAT_EXPECT_AMX;
+  if (expected) assert.equal(info.amx.available, expected === 'on', `the runner asked for AMX ${expected}`);
 });

@@ -11,6 +11,7 @@ import { registerKernels } from '../../tensor/registry.js';
 /** What the addon runs on this CPU (native/addon.cc isaInfo()). */
 export interface IsaInfo {
   cpu: string;           // best ISA level the CPU supports
+  vendor: string;        // CPUID's vendor string: GenuineIntel, AuthenticAMD, …
   cap: string | null;    // KDQAT_ISA, when set
   isa: string;           // the level in force: cpu capped by KDQAT_ISA
   levels: { isa: string; features: string[]; missing: string[] }[];  // ascending
@@ -18,6 +19,8 @@ export interface IsaInfo {
   families: Record<string, { selected: string; paths: string[] }>;
   /** matmulBf16 (AVX512_BF16): whether it runs here, and if not why (CPU feature or cap). */
   bf16: { available: boolean; reason: string | null };
+  /** AMX tiles (native/amx.h): whether they can run here, and which kernels use them. */
+  amx: { available: boolean; reason: string | null; matmulBf16: boolean; matmulQ8: boolean };
 }
 
 /** native/mpi.cc: whether the addon was built with MPI (reason: how to get it when not). */
