@@ -7,6 +7,10 @@
 // (arch_prctl ARCH_REQ_XCOMP_PERM, Documentation/arch/x86/xstate.rst); amx_unavailable() asks
 // once, and a refusal is reported like a missing instruction set, never a crash.
 #pragma once
+#include <immintrin.h>
+#include <cstdint>
+
+#define KDQAT_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,amx-int8")))
 
 namespace kdqat {
 
@@ -17,5 +21,47 @@ const char* amx_unavailable();
 // The one tile configuration every AMX kernel uses — all eight tiles 16 rows × 64 bytes —
 // loaded on the calling thread the first time it runs one (tile configuration is per thread).
 void amx_configure_thread();
+
+// The micro-kernel both AMX kernels run, a 32 × 32 block of C in the four C tiles 0–3 (rows
+// 0–15 / 16–31 × columns 0–15 / 16–31): per step, A tiles 4–5 (rows 0–15 at a, 16–31 1 KiB
+// further; 64-byte rows) and B tiles 6–7 (columns 0–15 at b, 16–31 64 bytes further; 128-byte
+// rows), Dp::step() their four tile multiply-adds; then a and b move on 2 KiB. acc gets the C
+// tiles as 32 rows of 32 four-byte lanes (fp32 or int32). Needs amx_configure_thread().
+template <class Dp>
+KDQAT_AMX_TARGET inline void amx_block_32x32(int steps, const uint8_t* a, const uint8_t* b, void* acc) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int s = 0; s < steps; s++, a += 2048, b += 2048) {
+    _tile_loadd(4, a, 64);
+    _tile_loadd(5, a + 1024, 64);
+    _tile_loadd(6, b, 128);
+    _tile_loadd(7, b + 64, 128);
+    Dp::step();
+  }
+  uint8_t* c = static_cast<uint8_t*>(acc);
+  _tile_stored(0, c, 128);
+  _tile_stored(1, c + 64, 128);
+  _tile_stored(2, c + 2048, 128);
+  _tile_stored(3, c + 2048 + 64, 128);
+}
+// C tiles 0–3 += A tiles 4–5 × B tiles 6–7 (row 4 with column 6 into tile 0, …).
+struct AmxBf16 {  // bf16 pairs → fp32 (TDPBF16PS)
+  KDQAT_AMX_TARGET static void step() {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+};
+struct AmxU8S8 {  // u8 (A) × s8 (B) quads → int32 (TDPBUSD)
+  KDQAT_AMX_TARGET static void step() {
+    _tile_dpbusd(0, 4, 6);
+    _tile_dpbusd(1, 4, 7);
+    _tile_dpbusd(2, 5, 6);
+    _tile_dpbusd(3, 5, 7);
+  }
+};
 
 }  // namespace kdqat

@@ -43,8 +43,6 @@
 
 #define KDQAT_BF16 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")))
-#define KDQAT_AMX \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,amx-tile,amx-bf16")))
 
 namespace kdqat {
 
@@ -298,29 +296,6 @@ KDQAT_BF16 void pack_a(const float* x, int64_t rs, int64_t cs, int mc, int kc, u
   }
 }
 
-// acc(32, 32) = Ap·Bp over kpa pairs (a multiple of 16), one 2×2 tile step per 16-pair block.
-KDQAT_AMX __attribute__((noinline)) void accumulate(int kpa, const uint32_t* ap, const uint32_t* bp,
-                                                   float* acc) {
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  for (int q = 0; q < kpa; q += KB, ap += KB * MR, bp += KB * NR) {
-    _tile_loadd(4, ap, 64);
-    _tile_loadd(5, ap + 16 * KB, 64);
-    _tile_loadd(6, bp, NR * 4);
-    _tile_loadd(7, bp + 16, NR * 4);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
-  }
-  _tile_stored(0, acc, NR * 4);
-  _tile_stored(1, acc + 16, NR * 4);
-  _tile_stored(2, acc + 16 * NR, NR * 4);
-  _tile_stored(3, acc + 16 * NR + 16, NR * 4);
-}
-
 KDQAT_BF16 void macro(int mc, int nc, int kc, const uint32_t* ap, const uint32_t* bp, float* c,
                       int64_t ldc, float beta, const float* bias) {
   amx_configure_thread();
@@ -329,7 +304,9 @@ KDQAT_BF16 void macro(int mc, int nc, int kc, const uint32_t* ap, const uint32_t
   for (int j = 0; j < nc; j += NR) {
     const uint32_t* b = bp + static_cast<int64_t>(j / NR) * kpa * NR;
     for (int i = 0; i < mc; i += MR) {
-      accumulate(kpa, ap + static_cast<int64_t>(i / MR) * kpa * MR, b, acc);
+      // acc(32, 32) = Ap·Bp over kpa pairs, one 2×2 tile step per 16-pair block.
+      amx_block_32x32<AmxBf16>(kpa / KB, reinterpret_cast<const uint8_t*>(ap + static_cast<int64_t>(i / MR) * kpa * MR),
+                               reinterpret_cast<const uint8_t*>(b), acc);
       update_c(acc, NR, c + i * ldc + j, ldc, std::min(MR, mc - i), std::min(NR, nc - j), beta,
                bias ? bias + j : nullptr);
     }

@@ -40,7 +40,6 @@
 
 #define KDQAT_Q8_AVX2 __attribute__((target("avx2,fma")))
 #define KDQAT_Q8_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")))
-#define KDQAT_Q8_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,amx-tile,amx-int8")))
 
 namespace kdqat {
 namespace {
@@ -225,29 +224,10 @@ KDQAT_Q8_VNNI __attribute__((noinline)) void accumulate_vnni(int kw, const uint3
 }
 
 // AMX: per 16-word block, two A tiles (rows 0–15, 16–31), two B tiles (columns 0–15, 16–31) and
-// four TDPBUSD into the C tiles 0–3 (amx_configure_thread's configuration).
-KDQAT_Q8_AMX __attribute__((noinline)) void accumulate_amx(int kw, const uint32_t* ap,
-                                                           const uint32_t* bp, int32_t* acc) {
-  constexpr int MR = 32, NR = 32;
+// four TDPBUSD into the C tiles 0–3 (amx.h).
+void accumulate_amx(int kw, const uint32_t* ap, const uint32_t* bp, int32_t* acc) {
   amx_configure_thread();
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  for (int g = 0; g < kw; g += 16, ap += 16 * MR, bp += 16 * NR) {
-    _tile_loadd(4, ap, 64);
-    _tile_loadd(5, ap + 16 * 16, 64);
-    _tile_loadd(6, bp, NR * 4);
-    _tile_loadd(7, bp + 16, NR * 4);
-    _tile_dpbusd(0, 4, 6);
-    _tile_dpbusd(1, 4, 7);
-    _tile_dpbusd(2, 5, 6);
-    _tile_dpbusd(3, 5, 7);
-  }
-  _tile_stored(0, acc, NR * 4);
-  _tile_stored(1, acc + 16, NR * 4);
-  _tile_stored(2, acc + 16 * NR, NR * 4);
-  _tile_stored(3, acc + 16 * NR + 16, NR * 4);
+  amx_block_32x32<AmxU8S8>(kw / 16, reinterpret_cast<const uint8_t*>(ap), reinterpret_cast<const uint8_t*>(bp), acc);
 }
 
 const Q8Kernel kPortable{"portable", 4, 8, 128, accumulate_portable<4, 8>, quantize_portable};
