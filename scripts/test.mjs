@@ -35,7 +35,8 @@ const FAMILY_TESTS = {
   gemmQ8: ['test/backend/gemm-q8'],
 };
 
-// The tests of the kernels AMX runs (matmulBf16, matmulQ8), and the file checking the switch.
+// The tests of the kernels AMX runs (matmulBf16, matmulQ8); withIsaTest adds isa.test.ts, which
+// checks the switch (KDQAT_EXPECT_AMX).
 const AMX_TESTS = ['test/backend/gemm-bf16', 'test/backend/gemm-q8'];
 
 function walk(dir) {
