@@ -24,7 +24,8 @@ struct PackedGemm {
                    // multiples of it (but the last), panels ceil(kc/kpack) elements deep
   // Packs the (mc, kc) block X(i, p) = x[i·rs + p·cs] into ceil(mc/mr) panels, each
   // (ceil(kc/kpack), mr) row-major with rows past mc zero-filled (the macro-kernel's layout:
-  // the AMX one orders a panel's elements otherwise, the panel size being the same). May store up to 64 elements
+  // the AMX one orders a panel's elements otherwise, the panel size being the same). May store
+  // up to 64 elements
   // past the last panel (whole-vector stores).
   void (*pack_a)(const float* x, int64_t rs, int64_t cs, int mc, int kc, E* dst);
   // Packs the (kc, nc) block X(p, j) = x[p·rs + j·cs] into ceil(nc/nr) panels, each

@@ -241,10 +241,10 @@ const Dispatch<Q8Kernel>& dispatch() {
   static const Dispatch<Q8Kernel> d(&kPortable, &kAvx2, cpu_has("avx512vnni") ? &kVnni : nullptr);
   return d;
 }
-// The kernel matmulQ8 runs: AMX's where amx.h allows it (an engine on top of the avx512 level),
-// else the dispatched SIMD level's.
+// The kernel matmulQ8 runs: AMX's where amx.h allows it (an engine on top of the avx512 level,
+// whose quantizer it uses), else the dispatched SIMD level's.
 const Q8Kernel& kernel() {
-  static const Q8Kernel& k = !amx_unavailable() && dispatch().level() == Isa::Avx512 ? kAmx : dispatch().ops();
+  static const Q8Kernel& k = amx_unavailable() ? dispatch().ops() : kAmx;
   return k;
 }
 
