@@ -42,7 +42,7 @@ static const Family kFamilies[] = {
 
 // isaInfo() → { cpu, cap, isa, levels: [{ isa, features, missing }], families: { gemm: {
 // selected, paths }, ... }, bf16: { available, reason }, amx: { available, reason, matmulBf16,
-// matmulQ8 } }: cpu is the best level this CPU
+// matmulQ8 }, gemmPrefetch }: cpu is the best level this CPU
 // supports, cap the KDQAT_ISA value (null when unset), isa the level in force (cpu capped).
 static Napi::Value GetIsaInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -94,6 +94,7 @@ static Napi::Value GetIsaInfo(const Napi::CallbackInfo& info) {
   amx.Set("matmulBf16", gemm_bf16_unavailable() == nullptr && gemm_bf16_uses_amx());
   amx.Set("matmulQ8", gemm_q8_uses_amx());
   o.Set("amx", amx);
+  o.Set("gemmPrefetch", gemm_uses_prefetch());
   return o;
 }
 

@@ -22,6 +22,7 @@ const char* cpu_vendor();  // CPUID's vendor string: "GenuineIntel", "AuthenticA
 // The code path each kernel family selected for cpu_isa(), read from the table or kernel it
 // actually dispatches to (reported by isaInfo() in addon.cc and asserted by the tests).
 const char* gemm_isa();
+bool gemm_uses_prefetch();  // the fp32 GEMM runs its AVX-512 instance with prefetches (gemm.cc)
 const char* nn_isa();
 const char* optim_isa();  // adamw, sgd, sumSquares: bodies in the nn tables
 const char* quant_isa();

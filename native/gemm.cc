@@ -11,7 +11,9 @@
 #include "simd.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 namespace kdqat {
@@ -19,6 +21,7 @@ namespace kdqat {
 namespace gemm_portable {
 using V = simd::Portable;
 constexpr int MR = 6;
+constexpr bool kPrefetch = false;
 #define GEMM_TARGET
 #include "gemm_impl.h"
 #undef GEMM_TARGET
@@ -27,6 +30,7 @@ constexpr int MR = 6;
 namespace gemm_avx2 {
 using V = simd::Avx2;
 constexpr int MR = 6;
+constexpr bool kPrefetch = false;
 #define GEMM_TARGET KDQAT_AVX2
 #include "gemm_impl.h"
 #undef GEMM_TARGET
@@ -35,10 +39,22 @@ constexpr int MR = 6;
 namespace gemm_avx512 {
 using V = simd::Avx512;
 constexpr int MR = 14;  // 28 zmm accumulators; GCC spills in the loop at MR = 12, not at 14
+constexpr bool kPrefetch = false;
 #define GEMM_TARGET KDQAT_AVX512
 #include "gemm_impl.h"
 #undef GEMM_TARGET
 }  // namespace gemm_avx512
+
+// The same kernel with software prefetches (gemm_impl.h), for Intel CPUs: same arithmetic, so
+// bit for bit the results of gemm_avx512.
+namespace gemm_avx512_prefetch {
+using V = simd::Avx512;
+constexpr int MR = 14;
+constexpr bool kPrefetch = true;
+#define GEMM_TARGET KDQAT_AVX512
+#include "gemm_impl.h"
+#undef GEMM_TARGET
+}  // namespace gemm_avx512_prefetch
 
 // Blocking: MC is a multiple of MR. KC is far deeper than "the B panel fits L1" would give:
 // every micro-tile ends with an out-of-line store of its accumulators and a pass over its C
@@ -62,10 +78,28 @@ const GemmKernel& gemm_kernel_avx2() {
   static const GemmKernel k{"avx2", g::MR, g::NR, 768, 192, 1536, 1, g::pack_a, g::pack_b, g::macro};
   return k;
 }
+// On Intel the micro-kernel prefetches its panels and C (the AMD tuning above was without);
+// KDQAT_GEMM_PREFETCH=on|off overrides the vendor rule (scripts/test.mjs tests both instances).
+static bool gemm_prefetch() {
+  static const bool on = [] {
+    const char* env = std::getenv("KDQAT_GEMM_PREFETCH");
+    if (env && !std::strcmp(env, "on")) return true;
+    if (env && !std::strcmp(env, "off")) return false;
+    const bool intel = !std::strcmp(cpu_vendor(), "GenuineIntel");
+    if (env && *env)
+      std::fprintf(stderr, "kdqat: KDQAT_GEMM_PREFETCH=%s is not on or off; ignored (%s)\n", env,
+                   intel ? "on: an Intel CPU" : "off: not an Intel CPU");
+    return intel;
+  }();
+  return on;
+}
 const GemmKernel& gemm_kernel_avx512() {
   namespace g = gemm_avx512;
+  namespace gp = gemm_avx512_prefetch;
   static const GemmKernel k{"avx512", g::MR, g::NR, 1024, 140, 1536, 1, g::pack_a, g::pack_b, g::macro};
-  return k;
+  static const GemmKernel kp{"avx512", gp::MR, gp::NR, 1024, 140, 1536, 1, gp::pack_a, gp::pack_b,
+                             gp::macro};
+  return gemm_prefetch() ? kp : k;
 }
 
 namespace {
@@ -90,6 +124,7 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
 }  // namespace
 
 const char* gemm_isa() { return kernel_for_cpu().isa; }
+bool gemm_uses_prefetch() { return kernel_for_cpu().macro == gemm_avx512_prefetch::macro; }
 
 void InitGemm(Napi::Env env, Napi::Object exports) {
   exports.Set("matmul", Napi::Function::New(env, Matmul));

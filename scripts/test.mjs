@@ -4,7 +4,9 @@
 //   2. the kernel tests (the files that compare native kernels with the TypeScript reference,
 //      KERNEL_TESTS) again with KDQAT_ISA capped at each lower level (avx2, portable);
 //   3. on a CPU whose AMX the addon uses (isaInfo().amx), the GEMM tests of the kernels with an
-//      AMX engine (AMX_TESTS) again with KDQAT_AMX=off, so their AVX-512 kernels are tested too.
+//      AMX engine (AMX_TESTS) again with KDQAT_AMX=off, so their AVX-512 kernels are tested too;
+//   4. at avx512, the fp32 GEMM tests (GEMM_TESTS) again with the other KDQAT_GEMM_PREFETCH
+//      setting (on AMD the instance with prefetches, on Intel the one without).
 // Each child checks that the addon really runs the level it was given (test/backend/isa.test.ts
 // reads isaInfo() against KDQAT_EXPECT_ISA). At the end it prints which path each kernel family
 // was tested on, which levels this CPU could not run (never counted as passed), and the summed
@@ -39,6 +41,9 @@ const FAMILY_TESTS = {
 // checks the switch (KDQAT_EXPECT_AMX).
 const AMX_KERNEL_TESTS = { matmulBf16: 'test/backend/gemm-bf16', matmulQ8: 'test/backend/gemm-q8' };
 const AMX_TESTS = Object.values(AMX_KERNEL_TESTS);
+// The fp32 GEMM's tests, run again with the other prefetch instance (isa.test.ts checks the
+// switch: KDQAT_EXPECT_GEMM_PREFETCH).
+const GEMM_TESTS = ['test/backend/gemm.test.ts'];
 
 function walk(dir) {
   const out = [];
@@ -116,11 +121,18 @@ if (info) {
   if (top?.isa === 'avx512' && info.amx?.available && !process.env.KDQAT_AMX && amxFiles.length) {
     runs.push({ isa: 'avx512', amx: 'off', files: withIsaTest(amxFiles), what: plural(amxFiles.length, 'AMX kernel test file') });
   }
+  const gemmFiles = files.filter((f) => GEMM_TESTS.includes(f));
+  if (top?.isa === 'avx512' && !process.env.KDQAT_GEMM_PREFETCH && gemmFiles.length) {
+    runs.push({ isa: 'avx512', prefetch: info.gemmPrefetch ? 'off' : 'on', files: withIsaTest(gemmFiles),
+      what: plural(gemmFiles.length, 'fp32 GEMM test file') });
+  }
 } else {
   runs.push({ isa: null, files, what: `all ${files.length} files` });
 }
 
 // ---- run ------------------------------------------------------------------------------------
+// A rerun's switch beside its level: ' KDQAT_AMX=off', ' KDQAT_GEMM_PREFETCH=on', or ''.
+const variant = (run) => (run.amx ? ` KDQAT_AMX=${run.amx}` : '') + (run.prefetch ? ` KDQAT_GEMM_PREFETCH=${run.prefetch}` : '');
 const KEYS = ['tests', 'suites', 'pass', 'fail', 'cancelled', 'skipped', 'todo'];
 const total = Object.fromEntries(KEYS.map((k) => [k, 0]));
 const tmp = mkdtempSync(join(tmpdir(), 'kdqat-test-'));
@@ -137,10 +149,11 @@ for (const run of runs) {
     env.KDQAT_ISA = run.isa;
     env.KDQAT_EXPECT_ISA = run.isa;
     if (run.amx) env.KDQAT_AMX = env.KDQAT_EXPECT_AMX = run.amx;
-    console.log(`# ==== KDQAT_ISA=${run.isa}${run.amx ? ` KDQAT_AMX=${run.amx}` : ''}: ${run.what} ====`);
+    if (run.prefetch) env.KDQAT_GEMM_PREFETCH = env.KDQAT_EXPECT_GEMM_PREFETCH = run.prefetch;
+    console.log(`# ==== KDQAT_ISA=${run.isa}${variant(run)}: ${run.what} ====`);
   }
   // A second reporter writes TAP to a file, whatever the console shows, to read the counts.
-  const tap = join(tmp, `${run.isa ?? 'default'}${run.amx ? '-amx-' + run.amx : ''}.tap`);
+  const tap = join(tmp, `${run.isa ?? 'default'}${run.amx ? '-amx-' + run.amx : ''}${run.prefetch ? '-prefetch-' + run.prefetch : ''}.tap`);
   const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--test',
     '--test-concurrency=1', `--test-reporter=${reporter}`, '--test-reporter-destination=stdout',
     '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...run.files],
@@ -169,7 +182,8 @@ if (!info) {
 } else {
   out.push(`# SIMD paths (CPU supports up to ${info.cpu}${process.env.KDQAT_ISA ? `; KDQAT_ISA=${process.env.KDQAT_ISA}` : ''}):`);
   for (const run of runs) {
-    const head = `#   ${(run.isa + (run.amx ? ` (KDQAT_AMX=${run.amx})` : '')).padEnd(run.amx ? 24 : 9)}`;
+    const v = variant(run).trim();
+    const head = `#   ${(run.isa + (v ? ` (${v})` : '')).padEnd(v ? v.length + 11 : 9)}`;
     if (run.notCovered) out.push(`${head}not covered (${run.notCovered})`);
     else {
       const c = run.counts;
@@ -181,7 +195,7 @@ if (!info) {
   const rank = (isa) => info.levels.findIndex((l) => l.isa === isa);
   for (const [fam, { paths }] of Object.entries(info.families)) {
     const mine = FAMILY_TESTS[fam] ?? [];
-    const ran = runs.filter((r) => !r.amx && r.files?.some((f) => mine.some((m) => f.startsWith(m)))).map((r) => r.isa);
+    const ran = [...new Set(runs.filter((r) => !r.amx && r.files?.some((f) => mine.some((m) => f.startsWith(m)))).map((r) => r.isa))];
     if (ran.length === 0) {
       out.push(`#   ${fam.padEnd(12)} not tested (${mine.length ? 'no test file of it ran' : 'no test file known to scripts/test.mjs'})`);
       continue;
@@ -206,6 +220,11 @@ if (!info) {
   const amxWhyNot = !info.amx ? 'the addon predates AMX' : info.amx.available ? 'no AMX kernel test file ran at avx512' : info.amx.reason;
   out.push(`# amx: ${amxOn ? `${onAmx.join(', ')} on AMX <- avx512` : `not covered (${amxWhyNot})`}` +
     (amxOff?.files ? `; their AVX-512 kernels <- avx512 with KDQAT_AMX=off` : ''));
+  // The fp32 GEMM's two AVX-512 instances (native/gemm.cc): which ran its tests.
+  const gemmAt512 = runs.filter((r) => !r.amx && r.isa === 'avx512' && r.files?.some((f) => GEMM_TESTS.includes(f)));
+  const instances = [...new Set(gemmAt512.map((r) => (r.prefetch ? r.prefetch === 'on' : info.gemmPrefetch)))];
+  out.push(`# gemm prefetch: ${gemmAt512.length === 0 ? 'not covered (the fp32 GEMM tests did not run at avx512)'
+    : [true, false].map((on) => `${on ? 'with' : 'without'} prefetches ${instances.includes(on) ? '<- avx512' : 'NOT COVERED'}`).join('; ')}`);
   out.push(`# mpi: ${mpi.compiled ? 'compiled in (the distributed tests ran mpirun jobs)' : `not compiled in: ${mpi.reason}`}`);
 }
 // The closing lines in the test runner's own format, summed over the runs.

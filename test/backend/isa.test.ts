@@ -63,3 +63,24 @@ test('isaInfo: AMX runs matmulBf16 and matmulQ8 exactly where the CPU has it and
   const expected = process.env.KDQAT_EXPECT_AMX;
   if (expected) assert.equal(info.amx.available, expected === 'on', `the runner asked for AMX ${expected}`);
 });
+
+// The fp32 GEMM's AVX-512 instance with software prefetches (native/gemm_impl.h): on Intel CPUs
+// (vendor from /proc/cpuinfo here, not from the addon), or as KDQAT_GEMM_PREFETCH says.
+// scripts/test.mjs reruns the fp32 GEMM tests with the other setting at avx512
+// (KDQAT_EXPECT_GEMM_PREFETCH), so both instances are compared with the reference on every
+// AVX-512 CPU.
+test('isaInfo: the fp32 GEMM prefetches on Intel at avx512 unless KDQAT_GEMM_PREFETCH says otherwise', () => {
+  const info = nativeIsaInfo()!;
+  let vendor = '';
+  try {
+    vendor = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^vendor_id\s*:\s*(\S+)/m)?.[1] ?? '';
+  } catch {
+    vendor = info.vendor;  // not Linux: CPUID's answer is the only one
+  }
+  const env = process.env.KDQAT_GEMM_PREFETCH;
+  const wanted = env === 'on' ? true : env === 'off' ? false : vendor === 'GenuineIntel';
+  assert.equal(info.gemmPrefetch, wanted && info.isa === 'avx512',
+    `vendor ${vendor}, level ${info.isa}, KDQAT_GEMM_PREFETCH=${env ?? '(unset)'}`);
+  const expected = process.env.KDQAT_EXPECT_GEMM_PREFETCH;
+  if (expected) assert.equal(info.gemmPrefetch, expected === 'on', `the runner asked for prefetch ${expected}`);
+});

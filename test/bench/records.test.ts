@@ -20,6 +20,7 @@ const fam = (selected: string, paths: string[]) => ({ selected, paths });
 const INFO: IsaInfo = {
   cpu: 'avx512', vendor: 'AuthenticAMD', cap: null, isa: 'avx512', levels: [], bf16: { available: true, reason: null },
   amx: { available: false, reason: 'this CPU lacks the amx_tile, amx_bf16 and amx_int8 instructions', matmulBf16: false, matmulQ8: false },
+  gemmPrefetch: false,
   families: { gemm: fam('avx512', ['portable', 'avx2', 'avx512']), quant: fam('avx2', ['portable', 'avx2']), kquant: fam('avx512', ['portable', 'avx2', 'avx512']) },
 };
 const ENV: BenchEnv = {

@@ -21,6 +21,8 @@ export interface IsaInfo {
   bf16: { available: boolean; reason: string | null };
   /** AMX tiles (native/amx.h): whether they can run here, and which kernels use them. */
   amx: { available: boolean; reason: string | null; matmulBf16: boolean; matmulQ8: boolean };
+  /** The fp32 GEMM runs its AVX-512 instance with software prefetches (Intel; KDQAT_GEMM_PREFETCH). */
+  gemmPrefetch: boolean;
 }
 
 /** native/mpi.cc: whether the addon was built with MPI (reason: how to get it when not). */
