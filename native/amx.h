@@ -27,24 +27,34 @@ void amx_configure_thread();
 // further; 64-byte rows) and B tiles 6–7 (columns 0–15 at b, 16–31 64 bytes further; 128-byte
 // rows), Dp::step() their four tile multiply-adds; then a and b move on 2 KiB. acc gets the C
 // tiles as 32 rows of 32 four-byte lanes (fp32 or int32). Needs amx_configure_thread().
+// c (optional): the first `rows` rows of the C block the caller updates next (128 bytes each,
+// `ldc` bytes apart), prefetched a few rows per step so that the update finds them in cache.
 template <class Dp>
-KDQAT_AMX_TARGET inline void amx_block_32x32(int steps, const uint8_t* a, const uint8_t* b, void* acc) {
+KDQAT_AMX_TARGET inline void amx_block_32x32(int steps, const uint8_t* a, const uint8_t* b, void* acc,
+                                             const void* c = nullptr, int64_t ldc = 0, int rows = 0) {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
+  const char* crow = static_cast<const char*>(c);
+  const int per = steps > 0 ? (rows + steps - 1) / steps : rows;  // C rows prefetched per step
+  int row = 0;
   for (int s = 0; s < steps; s++, a += 2048, b += 2048) {
     _tile_loadd(4, a, 64);
     _tile_loadd(5, a + 1024, 64);
     _tile_loadd(6, b, 128);
     _tile_loadd(7, b + 64, 128);
+    for (int q = 0; q < per && row < rows; q++, row++, crow += ldc) {
+      _mm_prefetch(crow, _MM_HINT_T0);
+      _mm_prefetch(crow + 64, _MM_HINT_T0);
+    }
     Dp::step();
   }
-  uint8_t* c = static_cast<uint8_t*>(acc);
-  _tile_stored(0, c, 128);
-  _tile_stored(1, c + 64, 128);
-  _tile_stored(2, c + 2048, 128);
-  _tile_stored(3, c + 2048 + 64, 128);
+  uint8_t* out = static_cast<uint8_t*>(acc);
+  _tile_stored(0, out, 128);
+  _tile_stored(1, out + 64, 128);
+  _tile_stored(2, out + 2048, 128);
+  _tile_stored(3, out + 2048 + 64, 128);
 }
 // C tiles 0–3 += A tiles 4–5 × B tiles 6–7 (row 4 with column 6 into tile 0, …).
 struct AmxBf16 {  // bf16 pairs → fp32 (TDPBF16PS)

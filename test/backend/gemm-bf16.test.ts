@@ -230,10 +230,11 @@ bf16Test('matmulBf16 matches the reference: every trans combination, tile and pa
   }
 });
 
-bf16Test('matmulBf16 matches the reference: around the cache blocks (AVX-512 KC 1536, MC 140, NC 1536; AMX KC 512, MC 128, 32 × 32 tiles of 16 pairs)', () => {
+bf16Test('matmulBf16 matches the reference: around the cache blocks (AVX-512 KC 1536, MC 140, NC 1536; AMX KC 1024, MC 128, 32 × 32 tiles of 16 pairs; B packed 16 columns × 32 k at a time)', () => {
   const rng = new Rng(4);
   const shapes = [[139, 1535, 33], [140, 1536, 32], [141, 1537, 31], [30, 3073, 47], [15, 4609, 65], [3, 7, 1537], [17, 9, 1570],
-    [31, 31, 31], [32, 32, 32], [33, 33, 33], [47, 65, 63], [127, 511, 64], [129, 513, 33], [160, 1025, 97]];
+    [31, 31, 31], [32, 32, 32], [33, 33, 33], [47, 65, 63], [127, 511, 64], [129, 513, 33], [160, 1025, 97],
+    [129, 1024, 48], [33, 2049, 40], [20, 63, 16]];
   let t = 0;
   for (const [m, k, n] of shapes) {
     for (const [ta, tb] of combos) compare(dense(1, m, k, n, ta, tb, [0, 1][t++ % 2]), rng);
