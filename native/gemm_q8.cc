@@ -58,6 +58,11 @@ struct Q8Kernel {
   // q[i] = code(x[i], inv, lim) (below) for i < n; whether every x[i] is on the grid, i.e.
   // equals fl(q[i]·s) (a NaN never is).
   bool (*quantize)(const float* x, int64_t n, float inv, float s, float lim, int8_t* q);
+  // y(r, j) = fl(fl(acc(r, j) − cs_j)·sc_j) (+ bias_j, one more rounding) for r < mr, j < nr:
+  // the tile's output (acc rows acc_stride apart, y rows ldy apart; cs, sc, bias at the tile's
+  // column).
+  void (*store)(const int32_t* acc, int mr, int nr, int acc_stride, const int32_t* cs, const float* sc,
+                const float* bias, float* y, int64_t ldy);
   int kalign = 1;        // panels are ceil(k/4) words deep rounded up to a multiple of this
   bool tiled_a = false;  // A panels by 16-word blocks of mr rows (AMX tiles)
 };
@@ -116,6 +121,49 @@ KDQAT_Q8_VNNI bool quantize_avx512(const float* x, int64_t n, float inv, float s
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(c));
   }
   return off == 0 && quantize_tail(x, i, n, inv, s, lim, q);
+}
+
+// ---- output (Q8Kernel::store): int32 → float, exact operations, so every path's bits agree ----
+void store_portable(const int32_t* acc, int mr, int nr, int acc_stride, const int32_t* cs, const float* sc,
+                    const float* bias, float* y, int64_t ldy) {
+  for (int r = 0; r < mr; r++, y += ldy, acc += acc_stride)
+    for (int j = 0; j < nr; j++) {
+      const float v = static_cast<float>(acc[j] - cs[j]) * sc[j];
+      y[j] = bias ? v + bias[j] : v;
+    }
+}
+// VCVTDQ2PS rounds as the scalar conversion does (to nearest even: the default MXCSR); a multiply
+// and an add, never fused. Masked lanes past nr are neither read nor written.
+KDQAT_Q8_VNNI void store_avx512(const int32_t* acc, int mr, int nr, int acc_stride, const int32_t* cs,
+                                const float* sc, const float* bias, float* y, int64_t ldy) {
+  for (int h = 0; h < nr; h += 16) {
+    const __mmask16 m = nr - h >= 16 ? 0xffff : static_cast<__mmask16>((1u << (nr - h)) - 1);
+    const __m512i c = _mm512_maskz_loadu_epi32(m, cs + h);
+    const __m512 s16 = _mm512_maskz_loadu_ps(m, sc + h);
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + h) : _mm512_setzero_ps();
+    for (int r = 0; r < mr; r++) {
+      const __m512i a = _mm512_maskz_loadu_epi32(m, acc + r * acc_stride + h);
+      __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, c)), s16);
+      if (bias) v = _mm512_add_ps(v, b);
+      _mm512_mask_storeu_ps(y + r * ldy + h, m, v);
+    }
+  }
+}
+KDQAT_Q8_AVX2 void store_avx2(const int32_t* acc, int mr, int nr, int acc_stride, const int32_t* cs,
+                              const float* sc, const float* bias, float* y, int64_t ldy) {
+  int h = 0;
+  for (; h + 8 <= nr; h += 8) {
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cs + h));
+    const __m256 s8 = _mm256_loadu_ps(sc + h);
+    const __m256 b = bias ? _mm256_loadu_ps(bias + h) : _mm256_setzero_ps();
+    for (int r = 0; r < mr; r++) {
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + r * acc_stride + h));
+      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, c)), s8);
+      if (bias) v = _mm256_add_ps(v, b);
+      _mm256_storeu_ps(y + r * ldy + h, v);
+    }
+  }
+  if (h < nr) store_portable(acc + h, mr, nr - h, acc_stride, cs + h, sc + h, bias ? bias + h : nullptr, y + h, ldy);
 }
 
 // ---- packing (a pass over m·k or n·k values against m·n·k multiply-adds) ----------------------
@@ -230,10 +278,10 @@ void accumulate_amx(int kw, const uint32_t* ap, const uint32_t* bp, int32_t* acc
   amx_block_32x32<AmxU8S8>(kw / 16, reinterpret_cast<const uint8_t*>(ap), reinterpret_cast<const uint8_t*>(bp), acc);
 }
 
-const Q8Kernel kPortable{"portable", 4, 8, 128, accumulate_portable<4, 8>, quantize_portable};
-const Q8Kernel kAvx2{"avx2", kMrAvx2, kNrAvx2, 128, accumulate_avx2, quantize_avx2};
-const Q8Kernel kVnni{"avx512", kMrVnni, kNrVnni, 140, accumulate_vnni, quantize_avx512};
-const Q8Kernel kAmx{"amx", 32, 32, 128, accumulate_amx, quantize_avx512, 16, true};
+const Q8Kernel kPortable{"portable", 4, 8, 128, accumulate_portable<4, 8>, quantize_portable, store_portable};
+const Q8Kernel kAvx2{"avx2", kMrAvx2, kNrAvx2, 128, accumulate_avx2, quantize_avx2, store_avx2};
+const Q8Kernel kVnni{"avx512", kMrVnni, kNrVnni, 140, accumulate_vnni, quantize_avx512, store_avx512};
+const Q8Kernel kAmx{"amx", 32, 32, 128, accumulate_amx, quantize_avx512, store_avx512, 16, true};
 
 const Dispatch<Q8Kernel>& dispatch() {
   // The avx512 path needs AVX512_VNNI on top of the avx512 level (Skylake-SP lacks it): without
@@ -325,14 +373,8 @@ bool run(const Q8Kernel& K, const float* a, float sa, const float* b, const floa
         const int nr = static_cast<int>(std::min<int64_t>(NR, n - j0));
         for (int i = 0; i < mc; i += MR) {
           K.accumulate(kw, ap + static_cast<int64_t>(i / MR) * kw * MR, bp + q * kw * NR, acc);
-          const int mr = std::min(MR, mc - i);
-          for (int r = 0; r < mr; r++) {
-            float* y = c + (i0 + i + r) * n + j0;
-            for (int j = 0; j < nr; j++) {
-              const float v = static_cast<float>(acc[r * NR + j] - cs[j0 + j]) * sc[j0 + j];
-              y[j] = bias ? v + bias[j0 + j] : v;
-            }
-          }
+          K.store(acc, std::min(MR, mc - i), nr, NR, cs + j0, sc + j0, bias ? bias + j0 : nullptr,
+                  c + (i0 + i) * n + j0, n);
         }
       }
     }
