@@ -13,6 +13,7 @@
         "native/gemm_args.cc",
         "native/gemm_bf16.cc",
         "native/gemm_q8.cc",
+        "native/gemm_q8_rows.cc",
         "native/elementwise.cc",
         "native/elementwise_loops.cc",
         "native/elementwise_unary.cc",
