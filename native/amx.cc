@@ -9,7 +9,6 @@
 #include <unistd.h>
 #include <cerrno>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -44,10 +43,7 @@ const char* amx_unavailable() {
   static const std::string why = []() -> std::string {
     if (!cpu_has_amx()) return "this CPU lacks the amx_tile, amx_bf16 and amx_int8 instructions";
     if (cpu_isa() != Isa::Avx512) return "KDQAT_ISA caps the SIMD level below avx512";
-    const char* env = std::getenv("KDQAT_AMX");
-    if (env && *env && std::strcmp(env, "on") && std::strcmp(env, "off"))
-      std::fprintf(stderr, "kdqat: KDQAT_AMX=%s is not on or off; ignored (AMX on)\n", env);
-    if (env && !std::strcmp(env, "off")) return "KDQAT_AMX=off";
+    if (!env_on_off("KDQAT_AMX", true, "AMX on")) return "KDQAT_AMX=off";
     if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0)
       return std::string("the Linux kernel refused AMX tile data (arch_prctl ARCH_REQ_XCOMP_PERM: ") +
              std::strerror(errno) + ")";

@@ -18,6 +18,10 @@ const char* isa_name(Isa);
 const char* const* isa_features(Isa);
 bool cpu_has(const char* feature);
 const char* cpu_vendor();  // CPUID's vendor string: "GenuineIntel", "AuthenticAMD", …
+// An on/off environment switch (KDQAT_AMX, KDQAT_GEMM_PREFETCH): "on" true, "off" false, unset or
+// empty `fallback`; any other value is ignored with a warning naming the variable and `what` the
+// fallback means.
+bool env_on_off(const char* name, bool fallback, const char* what);
 
 // The code path each kernel family selected for cpu_isa(), read from the table or kernel it
 // actually dispatches to (reported by isaInfo() in addon.cc and asserted by the tests).

@@ -11,7 +11,6 @@
 #include "simd.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -82,14 +81,8 @@ const GemmKernel& gemm_kernel_avx2() {
 // KDQAT_GEMM_PREFETCH=on|off overrides the vendor rule (scripts/test.mjs tests both instances).
 static bool gemm_prefetch() {
   static const bool on = [] {
-    const char* env = std::getenv("KDQAT_GEMM_PREFETCH");
-    if (env && !std::strcmp(env, "on")) return true;
-    if (env && !std::strcmp(env, "off")) return false;
     const bool intel = !std::strcmp(cpu_vendor(), "GenuineIntel");
-    if (env && *env)
-      std::fprintf(stderr, "kdqat: KDQAT_GEMM_PREFETCH=%s is not on or off; ignored (%s)\n", env,
-                   intel ? "on: an Intel CPU" : "off: not an Intel CPU");
-    return intel;
+    return env_on_off("KDQAT_GEMM_PREFETCH", intel, intel ? "on: an Intel CPU" : "off: not an Intel CPU");
   }();
   return on;
 }

@@ -68,6 +68,15 @@ const char* cpu_vendor() {
   return v.c_str();
 }
 
+bool env_on_off(const char* name, bool fallback, const char* what) {
+  const char* env = std::getenv(name);
+  if (!env || !*env) return fallback;
+  if (!std::strcmp(env, "on")) return true;
+  if (!std::strcmp(env, "off")) return false;
+  std::fprintf(stderr, "kdqat: %s=%s is not on or off; ignored (%s)\n", name, env, what);
+  return fallback;
+}
+
 Isa cpu_best_isa() {
   static const Isa isa = [] {
     Isa best = Isa::Portable;
