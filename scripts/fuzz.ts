@@ -8,6 +8,7 @@
 // Exit code 1 when any case fails.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEFAULT_SEED, buildBase, countByCategory, generateCorpus, sampleCorpus, type FuzzCase } from './fuzz-corpus.js';
@@ -48,6 +49,9 @@ async function selectIds(o: FuzzOptions): Promise<{ ids: string[]; cats: Map<str
 function runWorker(seed: number, ids: string[], timeoutMs: number, onResult: (r: CaseResult) => void):
   Promise<{ done: Set<string>; died?: { id: string; how: string; stderr: string } }> {
   return new Promise((resolve) => {
+    // The worker's files (base inputs, a core dump) live in a directory this process removes when
+    // the worker has gone, however it ended.
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-fuzz-'));
     const child = spawn(process.execPath, ['--import', 'tsx', WORKER], { cwd: ROOT, stdio: ['pipe', 'ignore', 'pipe', 'pipe'] });
     const done = new Set<string>();
     let current: string | null = null, timer: NodeJS.Timeout | null = null, hung = false, buf = '', stderr = '';
@@ -70,12 +74,13 @@ function runWorker(seed: number, ids: string[], timeoutMs: number, onResult: (r:
     });
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
+      fs.rmSync(scratch, { recursive: true, force: true });
       if (current === null && (code === 0 || done.size === ids.length)) return resolve({ done });
       const id = current ?? ids.find((i) => !done.has(i))!;
       const how = hung ? `hang (no result within ${timeoutMs} ms)` : signal ? `killed by ${signal}` : `worker exit code ${code}`;
       resolve({ done, died: { id, how, stderr } });
     });
-    child.stdin!.end(JSON.stringify({ seed, ids }));
+    child.stdin!.end(JSON.stringify({ seed, ids, scratch }));
   });
 }
 

@@ -1,6 +1,24 @@
 // Test helpers shared by every test file.
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Rng } from '../src/tensor/rng.js';
+
+const tmpDirs: string[] = [];
+process.on('exit', () => {
+  if (process.env.KDQAT_KEEP_TMP !== '1') for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/**
+ * A new directory /tmp/kdqat-<prefix>-XXXXXX, removed with everything in it when the test process
+ * exits, passed or failed (KDQAT_KEEP_TMP=1 keeps them, to look at a failure).
+ */
+export function tmpDir(prefix: string): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `kdqat-${prefix}-`));
+  tmpDirs.push(d);
+  return d;
+}
 
 /** Asserts |a_i − b_i| ≤ atol + rtol·|b_i| for every i, naming the first offender. */
 export function expectClose(

@@ -6,7 +6,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ggufGet, ggufTensorName, permuteQK, readGgufHeader, readGgufTensor, readGgufTensorF32, type GgufFile } from '../../src/io/gguf.js';
@@ -24,10 +23,11 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { intTensor, noGrad } from '../../src/tensor/index.js';
 import { lmLogits } from '../../src/models/model.js';
 import { openModel } from '../../src/cli/open-model.js';
+import { tmpDir } from '../util.js';
 
 const TEACHER = fileURLToPath(new URL('../../teachers/llama-sotu', import.meta.url));
 let dir = '';
-before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-export-student-')); });
+before(() => { dir = tmpDir('export-student'); });
 after(() => { fs.rmSync(dir, { recursive: true, force: true }); });
 
 const group = (size: number) => ({ kind: 'group', size }) as const;

@@ -1,7 +1,6 @@
 // Tiny model directories for the command tests: a random LLaMA with a byte-level BPE trained on
 // a few sentences, and a random BERT classifier with a WordPiece vocab. Built in a temp dir.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { initParams } from '../../src/nn/params.js';
@@ -9,6 +8,7 @@ import { llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
 import { bertParamSpec, type BertConfig } from '../../src/models/bert.js';
 import { saveModelDir } from '../../src/io/model-dir.js';
 import { trainByteLevelBpe, trainWordPiece } from '../../src/tokenize/index.js';
+import { tmpDir } from '../util.js';
 
 export const TEXT = [
   'The river flows to the sea, and the sea sings back to the river.',
@@ -39,7 +39,7 @@ export interface Fixture {
 }
 
 export function makeFixture(prefix: string): Fixture {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), `kdqat-${prefix}-`));
+  const root = tmpDir(prefix);
   const llama = path.join(root, 'llama');
   // <s>=0, </s>=1, <pad>=2: BOS/EOS ids in config.json as a LLaMA checkpoint has them.
   const bpe = trainByteLevelBpe([TEXT, TEXT], { vocabSize: LLAMA_CFG.vocabSize, minFrequency: 1 });

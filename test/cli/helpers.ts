@@ -1,7 +1,6 @@
 // Helpers for the CLI tests: a small text corpus, in-process `kdqat` runs with captured stderr,
 // and child-process runs of bin/kdqat.js.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -11,9 +10,7 @@ import { main } from '../../src/cli/main.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/kdqat.js', import.meta.url));
 
-export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `kdqat-${prefix}-`));
-}
+export { tmpDir } from '../util.js';
 
 /** ~90 paragraphs of 4 sentences from the first SOTU addresses, blank-line separated. */
 export function smallTextFile(dir: string): string {

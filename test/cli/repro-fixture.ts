@@ -2,7 +2,6 @@
 // a byte-level BPE trained on a few SOTU addresses (the reproduction distills on SOTU), and a
 // BERT classifier with the four brown-genre labels and a WordPiece vocab from a few Brown files.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { initParams } from '../../src/nn/params.js';
 import { llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
@@ -11,6 +10,7 @@ import { saveModelDir } from '../../src/io/model-dir.js';
 import { loadCorpus } from '../../src/data/corpora.js';
 import { BROWN_GENRE_LABELS } from '../../src/data/brown-genre.js';
 import { trainByteLevelBpe, trainWordPiece } from '../../src/tokenize/index.js';
+import { tmpDir } from '../util.js';
 
 export interface ReproFixture {
   root: string;
@@ -20,7 +20,7 @@ export interface ReproFixture {
 }
 
 export function makeReproFixture(prefix: string): ReproFixture {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), `kdqat-${prefix}-`));
+  const root = tmpDir(prefix);
   const bpe = trainByteLevelBpe(loadCorpus('sotu').documents.slice(0, 8).map((d) => d.text), { vocabSize: 1024, minFrequency: 2 });
   const llamaCfg: LlamaConfig = {
     vocabSize: 1024, hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,

@@ -1,8 +1,8 @@
 // Temp files for error-path tests: each test writes the bad input it needs.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tmpDir } from '../util.js';
 
 export const FIXTURES = fileURLToPath(new URL('../fixtures/data/', import.meta.url));
 
@@ -11,14 +11,14 @@ let counter = 0;
 
 /** Write `content` to a fresh file named like `name` in a per-process temp dir; return its path. */
 export function tmpFile(name: string, content: string | Uint8Array): string {
-  dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-data-'));
+  dir ??= tmpDir('data');
   const p = path.join(dir, `${counter++}-${name}`);
   fs.writeFileSync(p, content);
   return p;
 }
 
 export function tmpPath(name: string): string {
-  dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-data-'));
+  dir ??= tmpDir('data');
   return path.join(dir, `${counter++}-${name}`);
 }
 

@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Rng, Tensor, backward, getThreads, headKlDiv, klDiv, linear, noGrad, setThreads, topkLogits } from '../../src/tensor/index.js';
 import { kernel } from '../../src/tensor/registry.js';
@@ -14,6 +13,7 @@ import { BACKENDS, onBackend } from '../backends.js';
 import { expectWithin, gamma } from '../bounds.js';
 import { KAPPA_MATMUL, reorderBound, scaleOf } from '../tolerance.js';
 import { gradCheck, param } from '../gradcheck.js';
+import { tmpDir } from '../util.js';
 
 const leaf = (shape: number[], rng: Rng, s: number, grad: boolean): Tensor => {
   const t = param(shape, rng, s);
@@ -119,7 +119,7 @@ function topkAgree(): void {
 }
 
 test('teacher cache with top-K: a hit returns exactly what the miss used; logits cannot be read', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-topk-'));
+  const dir = tmpDir('topk');
   try {
     const rng = new Rng(4);
     const logits = leaf([2, 3, 20], rng, 2, false);

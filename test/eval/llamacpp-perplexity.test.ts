@@ -6,7 +6,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type Token } from 'node-llama-cpp';
 import { intTensor, noGrad } from '../../src/tensor/index.js';
@@ -22,6 +21,7 @@ import { loadTokenizer } from '../../src/tokenize/index.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { byteLevelTokenizer } from '../io/gguf-fixtures.js';
 import { f32Tolerance } from '../io/llamacpp.js';
+import { tmpDir } from '../util.js';
 
 const BOS = 256;
 const CFG: LlamaConfig = {
@@ -34,7 +34,7 @@ const N_CTX = 24;
 let dir = '';
 let llama: Llama;
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-pplcpp-'));
+  dir = tmpDir('pplcpp');
   llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
 });
 after(async () => {

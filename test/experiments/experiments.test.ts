@@ -3,7 +3,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { OV_FREEZE, fractionRecovered } from '../../src/experiments/ov-freeze.js';
 import { ATTN_KD, unifiedPairs } from '../../src/experiments/attn-kd.js';
@@ -16,6 +15,7 @@ import { QUANT_PRESETS } from '../../src/quant/config.js';
 import { meanInterval95, summarize, t975, wilson95 } from '../../src/report/table.js';
 import { LOSS_NAMES, parseLossWeights } from '../../src/distill/losses.js';
 import type { Experiment, ReproSettings, RunResult } from '../../src/experiments/types.js';
+import { tmpDir } from '../util.js';
 
 const settings = (e: Experiment): ReproSettings => ({ ...e.defaults, teacher: '/t' });
 
@@ -137,7 +137,7 @@ test('settings: defaults, --quick, flags on top; QAT config of a run', () => {
 
 test("an encoder teacher's task is the built-in task with its labels; other labels are refused", () => {
   assert.equal(teacherTask('teachers/bert-brown-genre'), 'brown-genre');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-teacher-task-'));
+  const dir = tmpDir('teacher-task');
   try {
     const cfg = JSON.parse(fs.readFileSync('teachers/bert-brown-genre/config.json', 'utf8'));
     const labelled = (labels: string[]) => {

@@ -15,7 +15,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
@@ -29,6 +28,7 @@ import { agreement, argmaxFlipsWithin, f32Tolerance, runLlamaCpp } from './llama
 import { GPT2, LLAMA3, QWEN2, SMOLLM, TEST_TEXT, type ByteLevelFamily } from './tokenizer-families.js';
 import { byteLevelTokenizer } from './gguf-fixtures.js';
 import { runExport } from '../../src/cli/export.js';
+import { tmpDir } from '../util.js';
 
 const ROOT = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
 const GEN = 16;
@@ -52,7 +52,7 @@ let dir = '';
 let llama: Llama;
 let corpus: string[] = [];
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-gguf-dec-'));
+  dir = tmpDir('gguf-dec');
   llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   corpus = sotuTexts().slice(-2);
 });

@@ -20,7 +20,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
@@ -37,6 +36,7 @@ import { loadTokenizer } from '../../src/tokenize/index.js';
 import { loadCorpus, splitChronological } from '../../src/data/index.js';
 import { dequantQ4_0Interleaved, logSoftmax } from './gguf-fixtures.js';
 import { agreement, argmaxFlipsWithin, f32Tolerance, runLlamaCpp, type Agreement, type CppRun } from './llamacpp.js';
+import { tmpDir } from '../util.js';
 
 const TEACHER = fileURLToPath(new URL('../../teachers/llama-sotu', import.meta.url));
 const GEN = 32;
@@ -50,7 +50,7 @@ let cfg: LlamaConfig;
 let tokenizerJson = '';
 let prompt: number[] = [];
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-llamaq-'));
+  dir = tmpDir('llamaq');
   llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   m = loadModelDir(TEACHER);
   cfg = m.config as LlamaConfig;

@@ -8,13 +8,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportLlamaGguf, ggufGet, readGgufHeader, readGgufTensor, type GgmlType, type GgufEmbedType, type GgufWeightType } from '../../src/io/gguf.js';
 import { loadModelDir, type LoadedModel } from '../../src/io/model-dir.js';
 import { kMixTypes } from '../../src/quant/kmix.js';
 import type { LlamaConfig } from '../../src/models/llama.js';
+import { tmpDir } from '../util.js';
 
 const TEACHER = fileURLToPath(new URL('../../teachers/llama-sotu', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('../fixtures/llama_quantize_kmix.json', import.meta.url));
@@ -24,7 +24,7 @@ const fixture = JSON.parse(fs.readFileSync(FIXTURE, 'utf8')) as Record<string, R
 let dir = '';
 let m: LoadedModel;
 before(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-lq-'));
+  dir = tmpDir('lq');
   m = loadModelDir(TEACHER);
 });
 after(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -10,7 +10,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
 import { intTensor, noGrad, Tensor } from '../../src/tensor/index.js';
@@ -21,6 +20,7 @@ import { exportLlamaGguf } from '../../src/io/gguf.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { argmax, byteLevelTokenizer, referenceLlama } from './gguf-fixtures.js';
 import { agreement, argmaxFlipsWithin, f32Tolerance, runLlamaCpp, type CppRun } from './llamacpp.js';
+import { tmpDir } from '../util.js';
 
 const GEN = 32;
 const PROMPT = [72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100]; // "Hello, world"
@@ -28,7 +28,7 @@ const PROMPT = [72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100]; // "He
 let dir = '';
 let llama: Llama;
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-llamacpp-'));
+  dir = tmpDir('llamacpp');
   llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
 });
 after(async () => {

@@ -24,7 +24,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
 import { initParams, type Params } from '../../src/nn/params.js';
@@ -35,6 +34,7 @@ import { Rng } from '../../src/tensor/rng.js';
 import { byteLevelTokenizer, dequantQ4_0Interleaved, logSoftmax } from './gguf-fixtures.js';
 import { runLlamaCpp } from './llamacpp.js';
 import { U32, gamma } from '../bounds.js';
+import { tmpDir } from '../util.js';
 
 
 const CFG: LlamaConfig = {
@@ -55,7 +55,7 @@ const ACT: Record<FormatName, { block: number; rho: number }> = {
 let dir = '';
 let llama: Llama;
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-matmul-'));
+  dir = tmpDir('matmul');
   llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
 });
 after(async () => {

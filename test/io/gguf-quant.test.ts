@@ -5,7 +5,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   FILE_TYPE, exportLlamaGguf, ggufGet, ggufTensorName, permuteQK, readGgufHeader, readGgufTensor, readGgufTensorF32,
@@ -16,9 +15,10 @@ import { initParams, type Params } from '../../src/nn/params.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
 import { byteLevelTokenizer } from './gguf-fixtures.js';
+import { tmpDir } from '../util.js';
 
 let dir = '';
-before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-ggufq-')); });
+before(() => { dir = tmpDir('ggufq'); });
 after(() => { fs.rmSync(dir, { recursive: true, force: true }); });
 let n = 0;
 const tmp = (): string => path.join(dir, `q${n++}.gguf`);

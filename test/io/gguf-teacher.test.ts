@@ -7,7 +7,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
@@ -18,6 +17,7 @@ import { exportLlamaGguf } from '../../src/io/gguf.js';
 import { loadTokenizer } from '../../src/tokenize/index.js';
 import { loadCorpus, splitChronological } from '../../src/data/index.js';
 import { agreement, argmaxFlipsWithin, f32Tolerance, runLlamaCpp } from './llamacpp.js';
+import { tmpDir } from '../util.js';
 
 const TEACHER = fileURLToPath(new URL('../../teachers/llama-sotu', import.meta.url));
 const GEN = 32;
@@ -25,7 +25,7 @@ const GEN = 32;
 let dir = '';
 let llama: Llama;
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-teacher-'));
+  dir = tmpDir('teacher');
   llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
 });
 after(async () => {

@@ -9,7 +9,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
 import { initParams } from '../../src/nn/params.js';
@@ -19,13 +18,14 @@ import { loadModelDir, saveModelDir } from '../../src/io/model-dir.js';
 import { runExport } from '../../src/cli/export.js';
 import { loadTokenizer, sotuTexts, trainByteLevelBpe, trainSentencePieceBpe, type TokenizerJson } from '../../src/tokenize/index.js';
 import { GPT2, LLAMA2, LLAMA3, QWEN2, SMOLLM, TEST_TEXT, type ByteLevelFamily } from './tokenizer-families.js';
+import { tmpDir } from '../util.js';
 
 const VOCAB = 1024;
 let dir = '';
 let llama: Llama;
 let corpus: string[] = [];
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-gguf-tok-'));
+  dir = tmpDir('gguf-tok');
   llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   corpus = sotuTexts().slice(-12); // ~0.5 MB of recent addresses: enough for 1k merges
 });

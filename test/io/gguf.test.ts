@@ -3,7 +3,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   GGML_TYPES, exportLlamaGguf, ggufGet, ggufTensorName, permuteQK, readGgufHeader, readGgufTensor, tensorBytes, writeGguf,
@@ -13,9 +12,10 @@ import { fromF16, toF16 } from '../../src/io/half.js';
 import { initParams } from '../../src/nn/params.js';
 import { llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
 import { byteLevelTokenizer } from './gguf-fixtures.js';
+import { tmpDir } from '../util.js';
 
 let dir = '';
-before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-gguf-')); });
+before(() => { dir = tmpDir('gguf'); });
 after(() => { fs.rmSync(dir, { recursive: true, force: true }); });
 let n = 0;
 const tmp = (): string => path.join(dir, `f${n++}.gguf`);

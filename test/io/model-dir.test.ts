@@ -3,7 +3,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadModelDir, saveModelDir } from '../../src/io/model-dir.js';
 import { readSafetensors, writeSafetensors, type WriteTensor } from '../../src/io/safetensors.js';
@@ -12,9 +11,10 @@ import { initParams, type Params } from '../../src/nn/params.js';
 import { llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
 import { bertParamSpec, type BertConfig } from '../../src/models/bert.js';
 import { byteLevelTokenizer } from './gguf-fixtures.js';
+import { tmpDir } from '../util.js';
 
 let root = '';
-before(() => { root = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-md-')); });
+before(() => { root = tmpDir('md'); });
 after(() => { fs.rmSync(root, { recursive: true, force: true }); });
 let n = 0;
 const fresh = (): string => path.join(root, `m${n++}`);

@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { checkShardName, modelFile, readModelText, unsafeWeightFiles } from '../../src/io/model-files.js';
 import { checkFinite } from '../../src/io/safetensors.js';
@@ -12,8 +11,9 @@ import { codeRange, quantizeCodes } from '../../src/quant/rules.js';
 import { FORMATS } from '../../src/quant/formats.js';
 import '../../src/tensor/index.js';
 import { Rng } from '../../src/tensor/rng.js';
+import { tmpDir } from '../util.js';
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-mf-'));
+const tmp = (): string => tmpDir('mf');
 
 test('modelFile: a file inside is returned, a link out of the directory or a directory is refused', () => {
   const root = tmp();

@@ -9,14 +9,13 @@ import { noGrad } from '../../src/tensor/index.js';
 import { archOf, type Model } from '../../src/models/model.js';
 import { bertEncode } from '../../src/models/bert.js';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildOnnx, exportOnnxFile } from '../../src/io/onnx-export.js';
 import { decodeModel } from '../../src/io/onnx.js';
 import { f16ToF32Array, f32ToF16Array } from '../../src/io/half.js';
 import { intTensor, Tensor } from '../../src/tensor/index.js';
-import { relError } from '../util.js';
+import { relError, tmpDir } from '../util.js';
 import { fileURLToPath } from 'node:url';
 import { asModel, loadModelDir } from '../../src/io/model-dir.js';
 import { randomIds, tinyBert, tinyLlama } from '../quant/models.js';
@@ -149,7 +148,7 @@ test('sliding window (spec.slidingWindow, for Mistral-style records): with one l
 });
 
 test('external data (weights past EXTERNAL_DATA_BYTES, forced here): model.onnx + model.onnx_data load by path to the same logits', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-onnx-ext-'));
+  const dir = tmpDir('onnx-ext');
   try {
     const m = tinyLlama();
     const file = path.join(dir, 'model.onnx');

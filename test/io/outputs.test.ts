@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
@@ -12,8 +11,9 @@ import {
 } from '../../src/io/outputs.js';
 import { explainFsError, openFileChecked, readFileChecked } from '../../src/io/files.js';
 import { cleanUpOnFailure, prepareOutDir, resumeCheckpoint } from '../../src/train/outdir.js';
+import { tmpDir } from '../util.js';
 
-const tmp = (p: string): string => fs.mkdtempSync(path.join(os.tmpdir(), `kdqat-${p}-`));
+const tmp = tmpDir;
 const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 test('checkNotInput: an output that is, is inside, or contains an input is refused (also through a symlink)', () => {

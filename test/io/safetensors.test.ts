@@ -1,13 +1,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { openSafetensors, readSafetensors, writeSafetensors, type WriteTensor } from '../../src/io/safetensors.js';
 import { fromBf16, fromF16 } from '../../src/io/half.js';
+import { tmpDir } from '../util.js';
 
 let dir = '';
-before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-st-')); });
+before(() => { dir = tmpDir('st'); });
 after(() => { fs.rmSync(dir, { recursive: true, force: true }); });
 let counter = 0;
 const tmp = (name = 'f'): string => path.join(dir, `${name}-${counter++}.safetensors`);

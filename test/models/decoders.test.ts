@@ -11,7 +11,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '../../src/io/safetensors.js';
@@ -23,6 +22,7 @@ import { paramSpecOf } from '../../src/io/model-dir.js';
 import type { LlamaConfig } from '../../src/models/llama.js';
 import { hfConfigJson, parseHfConfig } from '../../src/models/registry.js';
 import { generate } from '../../src/models/generate.js';
+import { tmpDir } from '../util.js';
 
 const ROOT = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
 export const DECODER_FIXTURES = ['smollm2', 'llama3', 'llama-linear', 'llama-yarn', 'mistral', 'mistral-swa', 'qwen2', 'qwen3', 'phi3', 'seed-oss'] as const;
@@ -81,7 +81,7 @@ for (const name of DECODER_FIXTURES) {
 
   test(`${name}: load → save gives back model.safetensors byte for byte (F32, BF16) and config.json (its bytes when unchanged)`, () => {
     const src = path.join(ROOT, name);
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `kdqat-dec-${name}-`));
+    const tmp = tmpDir(`dec-${name}`);
     try {
       const loaded = loadModelDir(src);
       const f32 = path.join(tmp, 'f32');

@@ -1,6 +1,5 @@
 // Tiny random models for the quantization API tests, and a bitwise comparison helper.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import assert from 'node:assert/strict';
 import { initParams } from '../../src/nn/params.js';
@@ -45,9 +44,7 @@ export function randomIds(B: number, T: number, vocab: number, seed = 11) {
   return intTensor(ids, [B, T]);
 }
 
-export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `kdqat-${prefix}-`));
-}
+export { tmpDir } from '../util.js';
 
 export function assertBitwise(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
   assert.equal(a.length, b.length, `${what}: length`);

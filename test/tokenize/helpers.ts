@@ -1,7 +1,6 @@
 // Helpers for the tokenizer tests: corpora (read once), trained tokenizers (trained once per
 // process), temp files, and random Unicode text.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/tensor/rng.js';
@@ -12,9 +11,7 @@ export const SOTU = (): string[] => (sotu ??= sotuTexts());
 let moby: string | null = null;
 export const MOBY = (): string => (moby ??= mobyDickText());
 
-export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `kdqat-${prefix}-`));
-}
+export { tmpDir } from '../util.js';
 
 /** Asserts two id arrays are equal, reporting the first difference (not a 2M-element diff). */
 export function sameIds(a: readonly number[], b: readonly number[], what: string): void {

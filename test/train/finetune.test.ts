@@ -8,7 +8,6 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import '../../src/tensor/index.js';
 import { Rng } from '../../src/tensor/rng.js';
@@ -20,6 +19,7 @@ import { writeJsonl } from '../../src/data/jsonl.js';
 import { readTrainLog } from '../../src/train/train-log.js';
 import { FINETUNE_DEFAULTS, autoLearningRate, runFinetune, type FinetuneSummary } from '../../src/train/finetune.js';
 import type { Reporter } from '../../src/train/loop.js';
+import { tmpDir } from '../util.js';
 
 const FILLER = ('the river flows to sea and sings back quick brown fox jumps over lazy dog near old mill in morning ' +
   'farmers walk fields with their tools ships sail across ocean when wind is strong steady').split(' ');
@@ -43,7 +43,7 @@ const CFG: BertConfig = {
 };
 
 function setup(): { root: string; model: string; train: string; dev: string; test: string } {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kdqat-ft-learns-'));
+  const root = tmpDir('ft-learns');
   const model = path.join(root, 'enc');
   const wp = trainWordPiece([[...FILLER, ...Object.values(KEYWORDS)].join(' ')], { vocabSize: CFG.vocabSize, minFrequency: 1 });
   saveModelDir(model, { config: { arch: 'bert', config: CFG, meta: { head: 'mlm' } }, params: initParams(bertParamSpec(CFG, { mlm: true }), 4), tokenizerJson: wp });

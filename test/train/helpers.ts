@@ -1,6 +1,5 @@
 // Tiny models, synthetic data and a run factory for the training-loop tests.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Rng } from '../../src/tensor/rng.js';
 import { initParams, type Params } from '../../src/nn/params.js';
@@ -17,9 +16,7 @@ import { hash32 } from '../../src/tensor/rng.js';
 
 export const V = 48;
 
-export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `kdqat-${prefix}-`));
-}
+export { tmpDir } from '../util.js';
 
 export const llamaCfg: LlamaConfig = {
   vocabSize: V, hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 2, numAttentionHeads: 4,
