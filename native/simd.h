@@ -13,7 +13,8 @@
 //                            Portable, which matches the build's -ffp-contract=off
 //   hsum, hmax, hmin         horizontal reductions in a FIXED order (below)
 //   D, dzero, dadd, dsq, dsqdiff, dhsum   double-precision accumulators (sums of squares)
-//   M, gt ge lt le, not_finite, mfalse, mand, mor, select, any   lane masks (quant kernels)
+//   M, gt ge lt le, not_finite, mfalse, mand, mor, select, any, count   lane masks (quant
+//                            kernels); count = how many lanes are set
 //   store_i32_n, to_f32x     truncating int32 store of k lanes; W floats out
 //   exp                      e^x (Portable: libm; Avx2/Avx512: the polynomial below)
 //   fnmadd(a, b, c) = c − a·b   fused like madd; rint floor (round to nearest even / down)
@@ -23,6 +24,7 @@
 //   exponent, mant1          for positive normal x = 2^e·m, m ∈ [1, 2): e as a float, and m
 //   dfrom, dround, dset1, dsub, dmul, dmadd   double lanes (D): widen W floats, round back to
 //                            float, and lane-wise arithmetic (dmadd fused like madd)
+//   dstore                   the W double lanes to memory, lane i at p[i]
 //   transpose, prefetch      W×W in-register transpose (GEMM packing) and a T0 prefetch
 //
 // Fixed reduction order (hsum/hmax/hmin/dhsum): a halving tree — the upper half of the lanes is
@@ -177,8 +179,10 @@ struct Portable {
   static KDQAT_INLINE M mor(M a, M b) { return a | b; }
   static KDQAT_INLINE T select(M m, T yes, T no) { return m ? yes : no; }
   static KDQAT_INLINE bool any(M m) { return (m[0] | m[1] | m[2] | m[3]) != 0; }
+  static KDQAT_INLINE int count(M m) { return (m[0] != 0) + (m[1] != 0) + (m[2] != 0) + (m[3] != 0); }
 
   static KDQAT_INLINE D dzero() { return D{{0, 0, 0, 0}}; }
+  static KDQAT_INLINE void dstore(double* p, D d) { std::memcpy(p, d.l, sizeof d.l); }
   static KDQAT_INLINE D dadd(D a, D b) {
     for (int i = 0; i < 4; i++) a.l[i] += b.l[i];
     return a;

@@ -151,8 +151,13 @@ struct Avx2 {
   static KDQAT_INLINE M mor(M a, M b) { return _mm256_or_ps(a, b); }
   static KDQAT_INLINE T select(M m, T yes, T no) { return _mm256_blendv_ps(no, yes, m); }
   static KDQAT_INLINE bool any(M m) { return _mm256_movemask_ps(m) != 0; }
+  static KDQAT_INLINE int count(M m) { return __builtin_popcount(static_cast<unsigned>(_mm256_movemask_ps(m))); }
 
   static KDQAT_INLINE D dzero() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+  static KDQAT_INLINE void dstore(double* p, D d) {
+    _mm256_storeu_pd(p, d.lo);
+    _mm256_storeu_pd(p + 4, d.hi);
+  }
   static KDQAT_INLINE D dadd(D a, D b) {
     return {_mm256_add_pd(a.lo, b.lo), _mm256_add_pd(a.hi, b.hi)};
   }
@@ -325,8 +330,13 @@ struct Avx512 {
   static KDQAT_INLINE M mor(M a, M b) { return a | b; }
   static KDQAT_INLINE T select(M m, T yes, T no) { return _mm512_mask_blend_ps(m, no, yes); }
   static KDQAT_INLINE bool any(M m) { return m != 0; }
+  static KDQAT_INLINE int count(M m) { return __builtin_popcount(static_cast<unsigned>(m)); }
 
   static KDQAT_INLINE D dzero() { return {_mm512_setzero_pd(), _mm512_setzero_pd()}; }
+  static KDQAT_INLINE void dstore(double* p, D d) {
+    _mm512_storeu_pd(p, d.lo);
+    _mm512_storeu_pd(p + 8, d.hi);
+  }
   static KDQAT_INLINE D dadd(D a, D b) {
     return {_mm512_add_pd(a.lo, b.lo), _mm512_add_pd(a.hi, b.hi)};
   }
