@@ -179,8 +179,8 @@ export function settingsCases(rng: Rng, out: FuzzCase[]): void {
     ['warmup-negative', J({ warmup: -4 }), 'warmup', 'qat'], ['accumulate-zero', J({ accumulate: 0 }), 'accumulate', 'qat'],
     ['ft-unknown-key', J({ epoch: 1 }), 'epoch', 'finetune'], ['ft-epochs-string', J({ epochs: 'two' }), 'epochs', 'finetune'],
     ['ft-batch-zero', J({ batch: 0 }), 'batch', 'finetune'], ['ft-lr-zero', J({ lr: 0 }), 'lr', 'finetune'],
-    ['ft-max-len-zero', J({ maxLen: 0 }), 'max-len', 'finetune'], ['ft-warmup', J({ warmupRatio: 1.5 }), 'warmup', 'finetune'],
-    ['ft-max-steps-negative', J({ maxSteps: -1 }), 'max', 'finetune'],
+    ['ft-max-len-zero', J({ maxLen: 0 }), 'maxLen', 'finetune'], ['ft-warmup', J({ warmupRatio: 1.5 }), 'warmup', 'finetune'],
+    ['ft-max-steps-negative', J({ maxSteps: -1 }), 'maxSteps', 'finetune'],
   ];
   run.push(['is-a-directory', '', 'directory', 'qat'], ['ft-is-a-directory', '', 'directory', 'finetune']);
   for (const [what, text, field, cmd] of run) {

@@ -47,8 +47,8 @@ export function finetuneCommand(): Command {
     .option('--json', JSON_HELP)
     .action(function (this: Command) {
       const opts = this.opts();
-      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }, keyAliases(this)) : {};
       const flag = (k: string): string => flagOf(this, k) ?? flagName(k);
+      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }, keyAliases(this), flag) : {};
       const fromCli = givenOptions(this, Object.keys(D));
       // Paths are stored absolute, so --resume works from any directory.
       for (const o of [fromFile, fromCli]) for (const k of ['model', 'train', 'dev', 'test']) if (o[k]) o[k] = path.resolve(o[k] as string);

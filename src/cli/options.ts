@@ -39,11 +39,18 @@ export function commandLine(): string[] {
 
 type Value = number | string | boolean | string[];
 
+// What each setting read from a config file was called there (key → the file's spelling), so an
+// error about it names the key the user wrote (blameConfigFile).
+const fileSpelling = new WeakMap<Record<string, Value>, ReadonlyMap<string, string>>();
+
 /** Reads a JSON config file; keys may be spelled like the flags (kv-heads), snake or camel case,
  *  and in the flags' older spellings (`aliases`: camel-case spelling → key; flags.ts keyAliases).
  *  A file that cannot be read is a run-time failure; a key or value kdqat does not know is a
- *  usage error (status 2), as the same flag on the command line would be. */
-export function readConfigFile(file: string, allowed: Record<string, Value>, aliases: ReadonlyMap<string, string> = new Map()): Record<string, Value> {
+ *  usage error (status 2), as the same flag on the command line would be; `flagOf` names the
+ *  known keys in that message (the command's flags). */
+export function readConfigFile(
+  file: string, allowed: Record<string, Value>, aliases: ReadonlyMap<string, string> = new Map(), flagOf: (key: string) => string = flagName,
+): Record<string, Value> {
   let raw: unknown;
   let text: string;
   try {
@@ -63,7 +70,7 @@ export function readConfigFile(file: string, allowed: Record<string, Value>, ali
   for (const [k, v] of Object.entries(raw)) {
     const key = aliases.get(camel(k)) ?? camel(k);
     if (!(key in allowed)) {
-      throw new UsageError(`--config ${file}: unknown key "${k}"; known keys: ${Object.keys(allowed).map((a) => flagName(a).slice(2)).join(', ')}`);
+      throw new UsageError(`--config ${file}: unknown key "${k}"; known keys: ${Object.keys(allowed).map((a) => flagOf(a).slice(2)).join(', ')}`);
     }
     if (spelled.has(key)) throw new UsageError(`--config ${file}: "${spelled.get(key)}" and "${k}" are the same setting; give it once`);
     spelled.set(key, k);
@@ -73,6 +80,7 @@ export function readConfigFile(file: string, allowed: Record<string, Value>, ali
     if (!ok) throw new UsageError(`--config ${file}: "${k}" must be ${Array.isArray(want) ? 'a string or a list of strings' : `a ${typeof want}`}, got ${JSON.stringify(v)}`);
     out[key] = Array.isArray(want) && typeof v === 'string' ? [v] : (v as Value);
   }
+  fileSpelling.set(out, spelled);
   return out;
 }
 
@@ -106,8 +114,9 @@ export function resolveSettings<T extends object>(
 
 /**
  * Runs `f`; an error about a setting the run took from `--config FILE` (its message starts with
- * that setting's flag, as the range checks write them) is re-thrown naming the file and the key,
- * since the user never typed the flag.
+ * that setting's flag, as the range checks write them) is re-thrown naming the file and the key
+ * as the file spells it (and the flag, when that is another name: "maxLen" (--seq-len)), since
+ * the user never typed the flag.
  */
 export function blameConfigFile<T>(
   file: string | undefined, fromFile: Record<string, Value>, fromCli: Record<string, Value>, f: () => T, flagOf: (key: string) => string = flagName,
@@ -119,7 +128,9 @@ export function blameConfigFile<T>(
     for (const k of file ? Object.keys(fromFile) : []) {
       const flag = flagOf(k);
       if (k in fromCli || !(msg.startsWith(`${flag} `) || msg.startsWith(`${flag}:`))) continue;
-      throw new (e instanceof UsageError ? UsageError : Error)(`--config ${file}: key "${flag.slice(2)}": ${msg.slice(flag.length).replace(/^:?\s*/, '')}; fix it in ${file}`);
+      const written = fileSpelling.get(fromFile)?.get(k) ?? flag.slice(2);
+      const key = written === flag.slice(2) ? `"${written}"` : `"${written}" (${flag})`;
+      throw new (e instanceof UsageError ? UsageError : Error)(`--config ${file}: key ${key}: ${msg.slice(flag.length).replace(/^:?\s*/, '')}; fix it in ${file}`);
     }
     throw e;
   }

@@ -60,7 +60,7 @@ export function pretrainCommand(): Command {
     .action(function (this: Command) {
       const opts = this.opts();
       const keys = Object.keys(D);
-      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }, keyAliases(this)) : {};
+      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }, keyAliases(this), (k) => flagOf(this, k) ?? flagName(k)) : {};
       const fromCli = givenOptions(this, keys);
       // Paths are stored absolute, so --resume works from any directory.
       const corpora = (v: string[]): string[] => corpusList(v).map((c) => (CORPUS_NAMES.includes(c as never) ? c : path.resolve(c)));

@@ -13,9 +13,10 @@ import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
 import { endJobOnError, initDistributed, type Distributed } from '../train/distributed.js';
 import { progressReporter } from './progress.js';
 import {
-  JSON_HELP, UsageError, blameConfigFile, commandLine, givenOptions, intArg, numArg, printJson, readConfigFile, requireOut, resolveSettings,
+  JSON_HELP, UsageError, blameConfigFile, commandLine, flagName, givenOptions, intArg, numArg, printJson, readConfigFile, requireOut,
+  resolveSettings,
 } from './options.js';
-import { addFlag, keyAliases } from './flags.js';
+import { addFlag, flagOf, keyAliases } from './flags.js';
 
 const D = QAT_DEFAULTS;
 
@@ -96,7 +97,8 @@ export function qatCommand(): Command {
     .action(function (this: Command) {
       const opts = this.opts();
       const keys = Object.keys(D);
-      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }, keyAliases(this)) : {};
+      const flag = (k: string): string => flagOf(this, k) ?? flagName(k);
+      const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }, keyAliases(this), flag) : {};
       const fromCli = givenOptions(this, keys);
       // Paths are stored absolute, so --resume works from any directory; names stay names.
       const names: Record<string, readonly string[]> = {
@@ -122,7 +124,7 @@ export function qatCommand(): Command {
       if (fromCli.recompute === true) fromCli.recompute = 'all';
       // --bf16 auto was resolved to a mode when the run started: auto again means that mode.
       for (const o of [fromFile, fromCli]) if (saved && o.bf16 === 'auto') delete o.bf16;
-      const config = resolveSettings(D, fromFile, fromCli, saved);
+      const config = resolveSettings(D, fromFile, fromCli, saved, flag);
       const threads = (opts.threads ?? fromFile.threads) as number | undefined;
       if (threads !== undefined) {
         if (!(threads >= 1)) throw new UsageError(`--threads must be at least 1, got ${threads}`);
@@ -138,7 +140,7 @@ export function qatCommand(): Command {
       try {
         s = blameConfigFile(opts.config, fromFile, fromCli, () => runQat({
           out, config, resume: !!opts.resume, force: !!opts.force, reporter: lead ? reporter : undefined, commandLine: commandLine(), dist,
-        }));
+        }), flag);
       } catch (e) {
         endJobOnError(dist, e);
         throw e;

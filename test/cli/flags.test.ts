@@ -111,6 +111,31 @@ it('--config files accept every spelling of a key, and refuse two spellings of o
   fs.rmSync(root, { recursive: true });
 });
 
+it('an error about a --config key names it as the file spells it (and the flag), and lists the known keys as flags', async () => {
+  const root = tmpDir('flags-config-errors');
+  const cfg = (json: object): string => {
+    const file = path.join(root, `c${Object.keys(json).join('')}.json`);
+    fs.writeFileSync(file, JSON.stringify(json));
+    return file;
+  };
+  const cases: [object, RegExp][] = [
+    [{ maxLen: 0 }, /key "maxLen" \(--seq-len\): must be at least 1, got 0; fix it in /],
+    [{ 'seq-len': 0 }, /key "seq-len": must be at least 1, got 0; fix it in /],
+    [{ max_steps: -1 }, /key "max_steps" \(--steps\): must be an integer ≥ 0, got -1; fix it in /],
+  ];
+  for (const [json, want] of cases) {
+    const file = cfg(json);
+    const r = await kdqat('finetune', '--model', path.join(root, 'm'), '--train', 'x.jsonl', '--dev', 'x.jsonl', '--config', file, '--out', path.join(root, 'o'));
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, want);
+    assert.ok(r.stderr.includes(file), r.stderr);
+  }
+  const r = await kdqat('finetune', '--model', path.join(root, 'm'), '--config', cfg({ epoch: 1 }), '--out', path.join(root, 'o'));
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown key "epoch"; known keys: .*\bepochs\b.*\bseq-len\b.*\bsteps\b/);
+  assert.doesNotMatch(r.stderr, /max-len|max-steps/);
+});
+
 /** Runs `node bin/kdqat.js …args` (tsx, as the installed command does). */
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
