@@ -4,6 +4,10 @@
 // TSV:   a header row naming the columns text, label and optionally text_pair (any order, other
 //        columns ignored); or, without a header, exactly 2 columns: text<TAB>label. No quoting:
 //        a field cannot contain a tab or newline.
+// The text fields may also carry the names of GLUE and the Hugging Face datasets built on it
+// (TEXT_FIELDS): "sentence" (SST-2, CoLA), "sentence1"/"sentence2" (MRPC, RTE, STS-B, WNLI),
+// "premise"/"hypothesis" (MNLI, SNLI), "question1"/"question2" (QQP), "question"/"sentence"
+// (QNLI), so those files load as they are; the first row decides which names the file uses.
 //
 // Label ids: integer labels (JSON integers, or TSV labels that are all digits) are used as the
 // ids directly. String labels are SORTED and numbered 0…k-1 — not in order of appearance — so a
@@ -25,17 +29,42 @@ interface RawExample { line: number; text: string; textPair?: string; label: str
 
 const JSONL_EXAMPLE = '{"text": "a fine film", "label": "pos"}';
 
+/** The field names of the text (and of the second text of a pair), first match wins. */
+const TEXT_FIELDS: readonly { text: string; pair?: string }[] = [
+  { text: 'text', pair: 'text_pair' }, { text: 'sentence1', pair: 'sentence2' }, { text: 'premise', pair: 'hypothesis' },
+  { text: 'question1', pair: 'question2' }, { text: 'question', pair: 'sentence' }, { text: 'sentence' },
+];
+const TEXT_NAMES = 'text (with text_pair), sentence, sentence1/sentence2, premise/hypothesis, question1/question2 or question/sentence';
+
+/** The text fields a row with these names uses; the pair only when that row has it (text_pair is optional). */
+function textFields(names: readonly string[]): { text: string; pair?: string } | undefined {
+  const f = TEXT_FIELDS.find((c) => names.includes(c.text) && (c.text === 'text' || c.pair === undefined || names.includes(c.pair)));
+  return f && { text: f.text, pair: f.pair !== undefined && names.includes(f.pair) ? f.pair : undefined };
+}
+
 function fromJsonl(file: string): RawExample[] {
   let firstType: string | undefined;
+  let fields: { text: string; pair?: string } | undefined;
   return readJsonLines(file, JSONL_EXAMPLE).map(({ line, value }) => {
     const o = value as Record<string, unknown>;
-    for (const key of ['text', 'label']) {
-      if (!(key in o)) throw new DataError(file, line, `missing field "${key}"`, `every line needs "text" and "label", e.g. ${JSONL_EXAMPLE}`);
+    fields ??= textFields(Object.keys(o));
+    const textKey = fields?.text ?? 'text', pairKey = fields?.pair ?? (textKey === 'text' ? 'text_pair' : undefined);
+    for (const key of [textKey, 'label']) {
+      if (!(key in o)) {
+        throw new DataError(file, line, `missing field "${key}"`, key === 'label' || !fields
+          ? `every line needs "text" and "label", e.g. ${JSONL_EXAMPLE} (the text may also be named ${TEXT_NAMES})`
+          : `the first line names its text "${textKey}", so every line needs it`);
+      }
     }
-    if (typeof o.text !== 'string') throw new DataError(file, line, `"text" must be a string, got ${JSON.stringify(o.text)}`);
-    if (!o.text.trim()) throw new DataError(file, line, '"text" is empty', 'remove the line or fill in the text');
-    if ('text_pair' in o && typeof o.text_pair !== 'string') {
-      throw new DataError(file, line, `"text_pair" must be a string, got ${JSON.stringify(o.text_pair)}`);
+    const text = o[textKey];
+    if (typeof text !== 'string') throw new DataError(file, line, `"${textKey}" must be a string, got ${JSON.stringify(text)}`);
+    if (!text.trim()) throw new DataError(file, line, `"${textKey}" is empty`, 'remove the line or fill in the text');
+    if (pairKey !== undefined && pairKey !== 'text_pair' && !(pairKey in o)) {
+      throw new DataError(file, line, `missing field "${pairKey}"`, `the first line has a pair ("${textKey}", "${pairKey}"), so every line needs both`);
+    }
+    const pair = pairKey !== undefined ? o[pairKey] : undefined;
+    if (pair !== undefined && typeof pair !== 'string') {
+      throw new DataError(file, line, `"${pairKey}" must be a string, got ${JSON.stringify(pair)}`);
     }
     const label = o.label;
     const isInt = typeof label === 'number' && Number.isInteger(label) && label >= 0;
@@ -48,7 +77,7 @@ function fromJsonl(file: string): RawExample[] {
       throw new DataError(file, line, `label ${JSON.stringify(label)} is a ${type} but earlier labels are ${firstType}s`,
         'use integers or strings throughout the file');
     }
-    return { line, text: o.text, textPair: o.text_pair as string | undefined, label: label as string | number };
+    return { line, text, textPair: pair as string | undefined, label: label as string | number };
   });
 }
 
@@ -60,15 +89,16 @@ function fromTsv(file: string): RawExample[] {
   const head = rows[0].cells.map((c) => c.trim().toLowerCase());
   let cols: { text: number; label: number; pair: number };
   let body = rows;
-  if (head.includes('text') && head.includes('label')) {
-    cols = { text: head.indexOf('text'), label: head.indexOf('label'), pair: head.indexOf('text_pair') };
+  const named = head.includes('label') ? textFields(head) : undefined;
+  if (named) {
+    cols = { text: head.indexOf(named.text), label: head.indexOf('label'), pair: named.pair === undefined ? -1 : head.indexOf(named.pair) };
     body = rows.slice(1);
     if (body.length === 0) throw new DataError(file, undefined, 'has a header but no examples', 'add one example per line');
   } else if (rows[0].cells.length === 2) {
     cols = { text: 0, label: 1, pair: -1 };
   } else {
     throw new DataError(file, rows[0].line, `no header and ${rows[0].cells.length} columns`,
-      'add a header row naming the "text" and "label" columns (and "text_pair"), or use exactly 2 columns text<TAB>label');
+      `add a header row naming the "text" and "label" columns (and "text_pair"; the text may also be named ${TEXT_NAMES}), or use exactly 2 columns text<TAB>label`);
   }
   const width = rows[0].cells.length;
   const raw = body.map(({ line, cells }) => {

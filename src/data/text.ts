@@ -21,7 +21,26 @@ function firstInvalidUtf8(buf: Uint8Array): number {
   return buf.length;
 }
 
-/** Read a file as UTF-8 text, strict: invalid bytes are an error naming the line, not U+FFFD. */
+/** 'utf-16le' / 'utf-16be' when at least a quarter of the odd / even bytes among the first 4 KiB
+ *  (and at least 8) are zero and the other positions have at most an eighth as many: what UTF-16 text looks like
+ *  (every Latin character has a zero high byte), and UTF-8 text never does. */
+function utf16Guess(buf: Uint8Array): 'utf-16le' | 'utf-16be' | null {
+  const n = Math.min(buf.length, 4096) & ~1;
+  if (n < 4) return null;
+  let even = 0, odd = 0;
+  for (let i = 0; i < n; i += 2) {
+    if (buf[i] === 0) even++;
+    if (buf[i + 1] === 0) odd++;
+  }
+  const half = n / 2;
+  const enough = Math.max(8, half / 4);  // a stray NUL in a short file is not UTF-16
+  if (odd >= enough && even <= odd / 8) return 'utf-16le';
+  if (even >= enough && odd <= even / 8) return 'utf-16be';
+  return null;
+}
+
+/** Read a file as UTF-8 text (or UTF-16 with a byte-order mark), strict: invalid bytes are an
+ *  error naming the line, not U+FFFD. */
 export function readUtf8File(file: string): string {
   let buf: Buffer;
   try {
@@ -32,23 +51,45 @@ export function readUtf8File(file: string): string {
     if (code === 'EISDIR') throw new DataError(file, undefined, 'is a directory, expected a file');
     throw new DataError(file, undefined, `cannot read (${code ?? String(e)})`);
   }
+  // UTF-16 with a byte-order mark (what Windows tools write as "Unicode text"): unambiguous, so
+  // decoded, as strictly as UTF-8 (an unpaired surrogate is an error).
+  const utf16 = buf[0] === 0xff && buf[1] === 0xfe ? 'utf-16le' : buf[0] === 0xfe && buf[1] === 0xff ? 'utf-16be' : null;
+  if (utf16) {
+    let text: string;
+    try {
+      text = new TextDecoder(utf16, { fatal: true }).decode(buf);
+    } catch {
+      throw new DataError(file, undefined, `starts with a ${utf16.toUpperCase()} byte-order mark but is not valid ${utf16.toUpperCase()}`,
+        `convert the file to UTF-8, e.g. \`iconv -f ${utf16} -t utf-8\``);
+    }
+    return checkedText(file, text);
+  }
+  // UTF-16 without a mark: text in it has a zero byte in every other position (ASCII) or often.
+  const guess = utf16Guess(buf);
+  if (guess) {
+    throw new DataError(file, undefined, `looks like ${guess.toUpperCase()} without a byte-order mark (zero bytes at every other offset), not UTF-8`,
+      `convert it to UTF-8, e.g. \`iconv -f ${guess} -t utf-8\``);
+  }
   if (!isUtf8(buf)) {
     const at = firstInvalidUtf8(buf);
     let line = 1;
     for (let i = 0; i < at; i++) if (buf[i] === 0x0a) line++;
     throw new DataError(file, line, `not valid UTF-8 (byte 0x${buf[at].toString(16)} at offset ${at})`,
-      'convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8`');
+      'convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8` for a Latin-1 file');
   }
-  // A NUL byte is valid UTF-8 but never part of text: the file is binary (or UTF-16).
-  const nul = buf.indexOf(0);
+  return checkedText(file, buf.toString('utf8'));
+}
+
+/** Decoded text, checked (no NUL) and normalised: BOM dropped, Windows and old Mac line ends → \n. */
+function checkedText(file: string, text: string): string {
+  // A NUL is valid UTF-8 but never part of text: the file is binary (or UTF-16 without a BOM).
+  const nul = text.indexOf('\0');
   if (nul >= 0) {
-    let line = 1;
-    for (let i = 0; i < nul; i++) if (buf[i] === 0x0a) line++;
-    throw new DataError(file, line, `contains a NUL byte (offset ${nul}); a text file has none`,
-      'is it binary or UTF-16? convert it to plain UTF-8 text');
+    const line = text.slice(0, nul).split('\n').length;
+    throw new DataError(file, line, `contains a NUL character (character ${nul}); a text file has none`,
+      'is it binary, or UTF-16 without a byte-order mark? convert it to plain UTF-8 text');
   }
   // Drop a BOM and normalise Windows line ends so blank-line detection works everywhere.
-  let text = buf.toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   return text.replace(/\r\n?/g, '\n');
 }

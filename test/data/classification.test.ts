@@ -51,6 +51,29 @@ test('TSV: header with named columns, or 2 columns without header', () => {
   assert.deepEqual(pair.examples, [{ text: 'q', textPair: 'a', label: 0 }]);
 });
 
+test('GLUE / Hugging Face field names: sentence, sentence1/2, premise/hypothesis, question1/2, question/sentence (JSONL and TSV)', () => {
+  const J = (rows: object[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+  // SST-2 as the datasets library writes it (an idx column too).
+  const sst = loadClassification(tmpFile('sst2.jsonl', J([{ sentence: 'a fine film', label: 1, idx: 0 }, { sentence: 'dull', label: 0, idx: 1 }])));
+  assert.deepEqual(sst.examples, [{ text: 'a fine film', label: 1 }, { text: 'dull', label: 0 }]);
+  const pairs: [string, string][] = [['sentence1', 'sentence2'], ['premise', 'hypothesis'], ['question1', 'question2'], ['question', 'sentence']];
+  for (const [a, b] of pairs) {
+    const d = loadClassification(tmpFile(`${a}.jsonl`, J([{ [b]: 'second', [a]: 'first', label: 'yes' }, { [a]: 'x', [b]: 'y', label: 'no' }])));
+    assert.deepEqual(d.examples, [{ text: 'first', textPair: 'second', label: 1 }, { text: 'x', textPair: 'y', label: 0 }], a);
+    const t = loadClassification(tmpFile(`${a}.tsv`, `idx\t${b}\t${a}\tlabel\n0\tsecond\tfirst\t1\n`));
+    assert.deepEqual(t.examples, [{ text: 'first', textPair: 'second', label: 1 }], `${a} tsv`);
+  }
+  // GLUE's SST-2 train.tsv header, with a BOM.
+  const tsv = loadClassification(tmpFile('sst2.tsv', '\ufeffsentence\tlabel\nhide new secretions \t0\ngreat\t1\n'));
+  assert.deepEqual(tsv.examples, [{ text: 'hide new secretions ', label: 0 }, { text: 'great', label: 1 }]);
+  // "text" wins over the other names; the first line decides, and later lines must follow it.
+  assert.deepEqual(loadClassification(tmpFile('both.jsonl', J([{ text: 'a', sentence: 'b', label: 'p' }]))).examples, [{ text: 'a', label: 0 }]);
+  const mixed = tmpFile('mixed.jsonl', J([{ premise: 'a', hypothesis: 'b', label: 'p' }, { premise: 'c', label: 'p' }]));
+  assert.throws(() => loadClassification(mixed), (e: Error) => e.message.startsWith(`${mixed}:2: missing field "hypothesis"`));
+  const none = tmpFile('none.jsonl', J([{ review: 'a', label: 'p' }]));
+  assert.throws(() => loadClassification(none), (e: Error) => e.message.startsWith(`${none}:1: missing field "text"`) && e.message.includes('sentence1/sentence2'));
+});
+
 test('JSONL errors name the file and line', () => {
   const cases: [string, number | undefined, string][] = [
     ['{"text":"a","label":"x"}\n{"text": "b", "label": \n', 2, 'not valid JSON'],

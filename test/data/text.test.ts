@@ -49,3 +49,22 @@ test('a truncated multi-byte sequence at the end is caught too', () => {
   const f = tmpFile('trunc.txt', Buffer.from([0x61, 0x0a, 0x62, 0xe2, 0x82]));
   assert.throws(() => readUtf8File(f), (e: Error) => e.message.startsWith(`${f}:2: not valid UTF-8 (byte 0xe2 at offset 3)`));
 });
+
+test('UTF-16 with a byte-order mark (LE or BE) reads as the same text; without one, or broken, it is refused', () => {
+  const text = 'Ünïcode text, “quotes” — and 😀.\r\n\r\nSecond block.\r\n';
+  const be = Buffer.from(text, 'utf16le');
+  for (let i = 0; i < be.length; i += 2) [be[i], be[i + 1]] = [be[i + 1], be[i]];
+  const want = 'Ünïcode text, “quotes” — and 😀.\n\nSecond block.\n';
+  assert.equal(readUtf8File(tmpFile('le.txt', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]))), want);
+  assert.equal(readUtf8File(tmpFile('be.txt', Buffer.concat([Buffer.from([0xfe, 0xff]), be]))), want);
+  const noBom = tmpFile('nobom.txt', Buffer.from(text, 'utf16le'));
+  assert.throws(() => readUtf8File(noBom), (e: Error) =>
+    e.message.startsWith(`${noBom}: looks like UTF-16LE without a byte-order mark`) && e.message.includes('iconv -f utf-16le -t utf-8'));
+  const noBomBe = tmpFile('nobom-be.txt', be);
+  assert.throws(() => readUtf8File(noBomBe), (e: Error) => e.message.startsWith(`${noBomBe}: looks like UTF-16BE without a byte-order mark`));
+  const stray = tmpFile('stray.txt', 'abc\0def\n');
+  assert.throws(() => readUtf8File(stray), (e: Error) => e.message.startsWith(`${stray}:1: contains a NUL character (character 3)`));
+  const lone = tmpFile('lone.txt', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('ab', 'utf16le'), Buffer.from([0x00, 0xd8]), Buffer.from('cd', 'utf16le')]));
+  assert.throws(() => readUtf8File(lone), (e: Error) =>
+    e.message.startsWith(`${lone}: starts with a UTF-16LE byte-order mark but is not valid UTF-16LE`) && e.message.includes('iconv -f utf-16le -t utf-8'));
+});
