@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import {
   CLASSIFICATION_TASKS, CORPUS_NAMES, MULTIPLE_CHOICE_TASKS, builtinClassification, builtinMultipleChoice,
-  defaultCorpusSplit, loadClassification, loadCorpus, loadMultipleChoice, readUtf8File, splitCorpus, type CorpusName,
+  defaultCorpusSplit, isJsonl, jsonlTexts, loadClassification, loadCorpus, loadMultipleChoice, readUtf8File, splitCorpus, type CorpusName,
 } from '../data/index.js';
 import type { LoadedTokenizer } from '../tokenize/index.js';
 import { streamPerplexity } from '../eval/stream-perplexity.js';
@@ -87,13 +87,29 @@ function perplexityJob(m: OpenedModel, tok: LoadedTokenizer, source: string, str
   };
 }
 
-export function textJob(m: OpenedModel, tok: LoadedTokenizer, file: string, s: JobSettings): EvalJob {
+/** A text file scored whole; a JSON Lines file (.jsonl, .ndjson, .json: {"text": …} per line)
+ *  as its documents joined with the EOS token after each, as --corpus and training pack them. */
+export function textJob(m: OpenedModel, tok: LoadedTokenizer, file: string, s: JobSettings, eosId: number | undefined): EvalJob {
   needCausal(m, `--text ${file}`);
-  const text = withFlag('--text', () => readUtf8File(file));
-  if (!text.trim()) throw new Error(`--text ${file}: the file is empty (only whitespace); point --text at a file with the text to score`);
-  const stream = raw(tok)(text);
+  const enc = raw(tok);
+  let stream: number[];
+  let extra = {};
+  if (isJsonl(file)) {
+    const docs = withFlag('--text', () => jsonlTexts(file));
+    if (docs.length === 0) throw new Error(`--text ${file}: every line's "text" is empty; point --text at a file with the text to score`);
+    stream = [];
+    for (const d of docs) {
+      for (const id of enc(d)) stream.push(id);
+      if (eosId !== undefined) stream.push(eosId);
+    }
+    extra = { documents: docs.length };
+  } else {
+    const text = withFlag('--text', () => readUtf8File(file));
+    if (!text.trim()) throw new Error(`--text ${file}: the file is empty (only whitespace); point --text at a file with the text to score`);
+    stream = enc(text);
+  }
   if (stream.length < 2) throw new Error(`--text ${file}: only ${stream.length} token(s); perplexity needs at least 2`);
-  return perplexityJob(m, tok, file, stream, s, {});
+  return perplexityJob(m, tok, file, stream, s, extra);
 }
 
 /** A built-in corpus split as the training commands split it (defaultCorpusSplit: SOTU

@@ -61,7 +61,7 @@ export function evalCommand(): Command {
     .description('evaluate a model directory: perplexity, multiple-choice accuracy, classification accuracy')
     .requiredOption('--model <dir>', 'Hugging Face model directory (config.json, model.safetensors)')
     .option('--tokenizer <file>', 'tokenizer.json to use when the model directory has none')
-    .option('--text <file>', 'perplexity over a UTF-8 text file (repeatable)', collect)
+    .option('--text <file>', 'perplexity over a UTF-8 text file, or the "text" of each line of a .jsonl file (repeatable)', collect)
     .option('--corpus <name>', 'perplexity over a built-in corpus split: sotu, brown, moby-dick (repeatable)', collect)
     .option('--split <split>', 'split of --corpus and built-in --cls tasks: test or valid', 'test')
     .option('--mc <file|task>', 'multiple-choice accuracy: a JSONL file or continuation, wordnet-def (repeatable)', collect)
@@ -118,7 +118,7 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
   const eos = eosIds(m, tok)[0];
   const bos = specialIds(m).bos ?? tok.specials.bos;
   const jobs: EvalJob[] = [
-    ...(opts.text ?? []).map((f) => textJob(m, tok, f, settings)),
+    ...(opts.text ?? []).map((f) => textJob(m, tok, f, settings, eos)),
     ...(opts.corpus ?? []).map((c) => corpusJob(m, tok, c, settings, eos)),
     // An empty context is predicted from EOS, as lm-evaluation-harness does (BOS if no EOS).
     ...(opts.mc ?? []).map((f) => mcJob(m, tok, f, settings, eos ?? bos ?? undefined)),

@@ -23,7 +23,7 @@ export function pretrainCommand(): Command {
   const cmd = new Command('pretrain')
     .description('pre-train a small LLaMA (causal LM) or BERT (masked LM) from scratch, or continue a pre-trained model on new text (--init): tokenizer, training, HF model directory')
     .addOption(new Option('--arch <arch>', `model family (default ${D.arch})`).choices(SUPPORTED_MODEL_TYPES))
-    .option('--corpus <name|path>', `sotu, brown, moby-dick, or a .txt file / directory; repeatable or comma list (default ${D.corpus})`, listArg)
+    .option('--corpus <name|path>', `sotu, brown, moby-dick, or a .txt / .jsonl ({"text": …} per line) file or a directory of them; repeatable or comma list (default ${D.corpus})`, listArg)
     .option('--out <dir>', 'output directory (model, tokenizer, train_log.jsonl, summary.json, checkpoint/)')
     .option('--init <dir>', 'continue this pre-trained model (its weights, sizes and tokenizer) instead of starting from scratch: domain-adaptive pre-training')
     .option('--hidden <n>', `hidden size (default ${D.hidden})`, intArg)

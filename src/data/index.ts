@@ -5,7 +5,7 @@ export { DataError } from './errors.js';
 export { splitSentences, splitParagraphs } from './sentences.js';
 export { loadCorpus, CORPUS_NAMES, type CorpusName } from './corpora.js';
 export { BROWN_GENRES, detokenize, brownToText } from './brown.js';
-export { loadTextCorpus, readUtf8File } from './text.js';
+export { isJsonl, jsonlTexts, loadTextCorpus, readUtf8File } from './text.js';
 export * from './splits.js';
 export * from './packing.js';
 export * from './mlm.js';

@@ -1,10 +1,13 @@
 // Plain-text corpora from the user's own files: one UTF-8 file (documents = blank-line-separated
-// blocks) or a directory of .txt files (one document per file, searched recursively).
+// blocks), a JSON Lines file of {"text": …} objects (one document per line: what Hugging Face
+// datasets' to_json writes), or a directory of .txt files (one document per file) and .jsonl
+// files (one per line), searched recursively.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { DataError } from './errors.js';
+import { readJsonLines } from './jsonl.js';
 import { splitParagraphs } from './sentences.js';
 import type { Corpus, Document } from './types.js';
 
@@ -94,23 +97,48 @@ function checkedText(file: string, text: string): string {
   return text.replace(/\r\n?/g, '\n');
 }
 
-function listTxtFiles(dir: string): string[] {
+// JSON Lines by name: .jsonl, .ndjson, and .json (what Hugging Face datasets' to_json writes).
+export const isJsonl = (f: string): boolean => /\.(jsonl|ndjson|json)$/i.test(f);
+
+function listTextFiles(dir: string): string[] {
   const out: string[] = [];
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...listTxtFiles(p));
-    else if (e.isFile() && e.name.toLowerCase().endsWith('.txt')) out.push(p);
+    if (e.isDirectory()) out.push(...listTextFiles(p));
+    // .json files in a directory are more often metadata than text: only .jsonl / .ndjson there.
+    else if (e.isFile() && /\.(txt|jsonl|ndjson)$/i.test(e.name)) out.push(p);
   }
   return out.sort();
 }
 
+const JSONL_TEXT_EXAMPLE = '{"text": "The river flows to the sea."}';
+
+/** The "text" of every line of a JSON Lines file (blank texts skipped); an object without a
+ *  string "text" is an error naming the line. */
+export function jsonlTexts(file: string): string[] {
+  const out: string[] = [];
+  for (const { line, value } of readJsonLines(file, JSONL_TEXT_EXAMPLE)) {
+    if (!('text' in (value as object))) {
+      throw new DataError(file, line, 'missing field "text"', `every line of a text corpus in JSON Lines needs a "text" string, e.g. ${JSONL_TEXT_EXAMPLE}`);
+    }
+    const text = (value as Record<string, unknown>).text;
+    if (typeof text !== 'string') throw new DataError(file, line, `"text" must be a string, got ${JSON.stringify(text)}`);
+    if (text.trim()) out.push(text.replace(/\r\n?/g, '\n').trim());
+  }
+  return out;
+}
+
+const docId = (name: string, text: string): string => `${name}:${createHash('sha256').update(text).digest('hex').slice(0, 12)}`;
+
 /**
- * Load a text file or a directory of .txt files as a corpus.
- * - File: each blank-line-separated block is a document; its id is `<file name>:<12 hex of
+ * Load a text file, a JSON Lines file or a directory of them as a corpus.
+ * - Text file: each blank-line-separated block is a document; its id is `<file name>:<12 hex of
  *   sha256(text)>`, so inserting or reordering blocks does not move other blocks between splits
  *   (identical blocks share an id — ids are not unique — and so always land in the same split,
  *   which keeps repeated boilerplate from leaking between train and test).
- * - Directory: one document per .txt file (recursive), id = path relative to the directory.
+ * - .jsonl / .ndjson / .json file: each line's "text" is a document, with an id made the same way.
+ * - Directory: one document per .txt file (recursive), id = path relative to the directory; and
+ *   the lines of each .jsonl / .ndjson file in it, ids `<relative path>:<12 hex>`.
  */
 export function loadTextCorpus(p: string): Corpus {
   let stat: fs.Stats;
@@ -122,17 +150,21 @@ export function loadTextCorpus(p: string): Corpus {
   const name = path.basename(p);
   const documents: Document[] = [];
   if (stat.isDirectory()) {
-    const files = listTxtFiles(p);
-    if (files.length === 0) throw new DataError(p, undefined, 'contains no .txt files', 'point to a directory of UTF-8 .txt files');
+    const files = listTextFiles(p);
+    if (files.length === 0) throw new DataError(p, undefined, 'contains no .txt or .jsonl files', 'point to a directory of UTF-8 .txt (or JSON Lines .jsonl) files');
     for (const f of files) {
+      const rel = path.relative(p, f).split(path.sep).join('/');
+      if (isJsonl(f)) {
+        for (const text of jsonlTexts(f)) documents.push({ id: docId(rel, text), text, meta: { file: f } });
+        continue;
+      }
       const text = readUtf8File(f).trim();
-      if (text) documents.push({ id: path.relative(p, f).split(path.sep).join('/'), text, meta: { file: f } });
+      if (text) documents.push({ id: rel, text, meta: { file: f } });
     }
+  } else if (isJsonl(p)) {
+    for (const text of jsonlTexts(p)) documents.push({ id: docId(name, text), text, meta: { file: p } });
   } else {
-    for (const block of splitParagraphs(readUtf8File(p))) {
-      const id = `${name}:${createHash('sha256').update(block).digest('hex').slice(0, 12)}`;
-      documents.push({ id, text: block, meta: { file: p } });
-    }
+    for (const block of splitParagraphs(readUtf8File(p))) documents.push({ id: docId(name, block), text: block, meta: { file: p } });
   }
   if (documents.length === 0) {
     throw new DataError(p, undefined, 'contains no text (the corpus is empty)', 'add text, or point to another file');

@@ -33,7 +33,7 @@ export function pretrainSplit(corpus: string): CorpusSplitOptions {
 /** "--corpus a,b --corpus c" → ['a', 'b', 'c']. */
 export function corpusList(values: string | string[]): string[] {
   const list = (Array.isArray(values) ? values : [values]).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
-  if (list.length === 0) throw new Error(`--corpus: no corpus given; use ${CORPUS_NAMES.join(', ')} or a path to a .txt file or directory`);
+  if (list.length === 0) throw new Error(`--corpus: no corpus given; use ${CORPUS_NAMES.join(', ')} or a path to a .txt or .jsonl file or a directory`);
   return list;
 }
 
@@ -57,7 +57,7 @@ export function loadPretrainText(specs: string[]): PretrainText {
     out.splits.push({ corpus: spec, split, documents: { train: s.train.length, valid: s.valid.length, test: s.test.length } });
   }
   if (out.train.length === 0) {
-    throw new Error(`--corpus ${specs.join(',')}: the training split is empty; give more documents (blank-line-separated blocks in a .txt file)`);
+    throw new Error(`--corpus ${specs.join(',')}: the training split is empty; give more documents (blank-line-separated blocks in a .txt file, lines of a .jsonl file)`);
   }
   return out;
 }

@@ -73,6 +73,31 @@ test('eval --text: perplexity = exp(mean NLL) of perplexity() over the same wind
   assert.ok(report.seconds.total >= report.seconds.load);
 });
 
+test('eval --text FILE.jsonl: the lines\' "text" joined with EOS after each, scored like --text (same windows, same NLL)', () => {
+  const docs = ['Notes from the harbour: 3 ships left at dawn.', 'Été à la mer!', 'The river was high.'];
+  const file = fx.file('docs.jsonl', docs.map((t) => JSON.stringify({ text: t, id: 1 })).join('\n') + '\n');
+  const r = kdqat('eval', '--model', fx.llama, '--text', file, '--seq', '7', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const got = JSON.parse(r.stdout).results[0];
+  const tok = loadTokenizer(path.join(fx.llama, 'tokenizer.json'));
+  const eos = 1; // the fixture's eos_token_id
+  const ids = docs.flatMap((d) => [...tok.encode(d, { addSpecialTokens: false }), eos]);
+  assert.equal(got.documents, 3);
+  assert.equal(got.tokens, ids.length - 1);
+  const model = llamaModel(fx.llama);
+  const full = packSequences([ids], { seqLen: 7 });
+  const a = perplexity(model, full);
+  const tailIds = Int32Array.from(ids.slice(full.count * 7));
+  const b = tailIds.length >= 2 ? perplexity(model, { data: tailIds, count: 1, width: tailIds.length }) : { nll: 0, tokens: 0 };
+  const nll = (a.nll * a.tokens + b.nll * b.tokens) / (a.tokens + b.tokens);
+  const cfg = model.config as LlamaConfig;
+  const tolNll = reorderBound(forwardDepth(cfg.numHiddenLayers), Math.max(cfg.intermediateSize, cfg.hiddenSize, 7), KAPPA_MATMUL) * (nll + 1);
+  assert.ok(Math.abs(got.nll - nll) <= tolNll, `nll ${got.nll} vs ${nll} (bound ${tolNll})`);
+  const bad = kdqat('eval', '--model', fx.llama, '--text', fx.file('bad.jsonl', '{"body": "x"}\n'));
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--text \S*bad\.jsonl:1: missing field "text"/);
+});
+
 /** Summed log p(" " + choice | context) by a plain forward of each sequence alone. */
 function manualScores(model: Model, encode: (s: string) => number[], item: { context: string; choices: string[] }, prefix: number): number[] {
   return item.choices.map((c) => {

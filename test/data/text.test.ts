@@ -42,7 +42,7 @@ test('errors name the file and the fix', () => {
   const emptyDir = tmpPath('dir');
   fs.mkdirSync(emptyDir);
   fs.writeFileSync(path.join(emptyDir, 'x.md'), 'not txt');
-  assert.throws(() => loadTextCorpus(emptyDir), /contains no \.txt files/);
+  assert.throws(() => loadTextCorpus(emptyDir), /contains no \.txt or \.jsonl files/);
 });
 
 test('a truncated multi-byte sequence at the end is caught too', () => {
@@ -67,4 +67,31 @@ test('UTF-16 with a byte-order mark (LE or BE) reads as the same text; without o
   const lone = tmpFile('lone.txt', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('ab', 'utf16le'), Buffer.from([0x00, 0xd8]), Buffer.from('cd', 'utf16le')]));
   assert.throws(() => readUtf8File(lone), (e: Error) =>
     e.message.startsWith(`${lone}: starts with a UTF-16LE byte-order mark but is not valid UTF-16LE`) && e.message.includes('iconv -f utf-16le -t utf-8'));
+});
+
+test('JSON Lines text corpora: one document per line\'s "text" (.jsonl, .ndjson, .json); in a directory .jsonl lines too, .json skipped', () => {
+  const lines = [{ text: 'First document.\r\nSecond line.' }, { text: '   ' }, { text: 'Third.', meta: 1 }];
+  const body = lines.map((l) => JSON.stringify(l)).join('\n') + '\n';
+  for (const ext of ['jsonl', 'ndjson', 'json']) {
+    const c = loadTextCorpus(tmpFile(`docs.${ext}`, body));
+    assert.deepEqual(c.documents.map((d) => d.text), ['First document.\nSecond line.', 'Third.'], ext);
+    for (const d of c.documents) assert.match(d.id, new RegExp(`^\\d+-docs\\.${ext}:[0-9a-f]{12}$`));
+  }
+  const dir = tmpPath('mixed');
+  fs.mkdirSync(path.join(dir, 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'a.txt'), 'File a.\n');
+  fs.writeFileSync(path.join(dir, 'sub', 'b.jsonl'), body);
+  fs.writeFileSync(path.join(dir, 'dataset_info.json'), '{"features": {}}\n');
+  const c = loadTextCorpus(dir);
+  assert.deepEqual(c.documents.map((d) => d.text), ['File a.', 'First document.\nSecond line.', 'Third.']);
+  assert.equal(c.documents[0].id, 'a.txt');
+  assert.match(c.documents[1].id, /^sub\/b\.jsonl:[0-9a-f]{12}$/);
+  const noText = tmpFile('notext.jsonl', '{"text": "ok"}\n{"content": "x"}\n');
+  assert.throws(() => loadTextCorpus(noText), (e: Error) => e.message.startsWith(`${noText}:2: missing field "text"`));
+  const notString = tmpFile('num.jsonl', '{"text": 5}\n');
+  assert.throws(() => loadTextCorpus(notString), (e: Error) => e.message.startsWith(`${notString}:1: "text" must be a string, got 5`));
+  const array = tmpFile('array.json', '[\n  {"text": "a"}\n]\n');
+  assert.throws(() => loadTextCorpus(array), (e: Error) => e.message.startsWith(`${array}:1: not valid JSON`) && e.message.includes('each line must be one JSON object'));
+  const blank = tmpFile('blank.jsonl', '{"text": " "}\n');
+  assert.throws(() => loadTextCorpus(blank), (e: Error) => e.message.startsWith(`${blank}: contains no text`));
 });
