@@ -19,7 +19,7 @@ import { checkFinite, openSafetensors, writeSafetensors, type SafetensorsFile, t
 import { checkTokenizerJson } from '../tokenize/io.js';
 import { readTokenizerConfig } from './tokenizer_config.js';
 import { checkShardName, modelFile, readModelJson, readModelText, unsafeWeightFiles } from './model-files.js';
-import { tokenizerFromVocabTxt } from './tokenizer-from-vocab.js';
+import { tokenizerFromLegacyFiles } from './tokenizer-from-vocab.js';
 import { isObj } from '../models/config-reader.js';
 import { configText, formatHfJson, hfConfigJson, readHfConfig, type HfModelConfig } from './hf-config.js';
 import { checkOutput, removeStaleTemps, writeMarker } from './outputs.js';
@@ -354,9 +354,9 @@ export function loadModelDir(dir: string): LoadedModel {
       throw new Error(`${label}: ${unknown.length} tensor(s) are not part of a ${hf.arch} model with this config.json ` +
         `(${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', …' : ''}); check "architectures", num_hidden_layers and the other keys of ${cfgFile} (${sizeKeys(hf)})`);
     }
-    // Without tokenizer.json, a WordPiece model's vocab.txt (many fine-tuned BERTs ship only that).
-    const tokFile = modelFile(abs, 'tokenizer.json')
-      ?? (archOf(hf).pretrain.tokenizer.name === 'WordPiece' ? tokenizerFromVocabTxt(abs) : null);
+    // Without tokenizer.json, the slow tokenizer's files (many fine-tuned BERTs ship only vocab.txt).
+    const legacy = archOf(hf).legacyTokenizer;
+    const tokFile = modelFile(abs, 'tokenizer.json') ?? (legacy ? tokenizerFromLegacyFiles(abs, legacy) : null);
     let tokenizerPath: string | undefined;
     if (tokFile) {
       modelFile(abs, 'tokenizer_config.json');

@@ -12,6 +12,7 @@ import type { TokenizerJson } from '../tokenize/schema.js';
 import type { ConfigReader, Obj } from './config-reader.js';
 import type { OnnxSpec } from './onnx-spec.js';
 import type { PositionEmbeddingType } from './relative-position.js';
+import type { LegacyTokenizer } from '../io/tokenizer-from-vocab.js';
 
 /** Causal decoder (next-token LM) or bidirectional encoder. */
 export type ArchKind = 'decoder' | 'encoder';
@@ -171,6 +172,10 @@ export interface Architecture<C = any, M = any, X = any> {
     /** Extra files save_pretrained writes beside config.json (generation_config.json). */
     extraFiles?(meta: M): Record<string, Obj>;
   };
+  /** The slow-tokenizer files the family's checkpoints may ship instead of tokenizer.json, from
+   *  which kdqat builds one as transformers' converter does (src/io/tokenizer-from-vocab.ts):
+   *  BERT's vocab.txt, RoBERTa's vocab.json + merges.txt. */
+  readonly legacyTokenizer?: LegacyTokenizer;
   /** Pretraining from scratch: flag checks (errors name the flag), config from the sizes, the
    *  tokenizer trainer, and the meta of the saved model. */
   readonly pretrain: {

@@ -130,6 +130,7 @@ export const bert: Architecture<BertConfig, BertMeta, BertFields> = {
   name: 'bert',
   label: 'BERT',
   kind: 'encoder',
+  legacyTokenizer: 'bert-vocab',
   hfClasses: CLASSES,
   canCarry: { lm: false, mlm: true, classifier: true },
   attnOutTap: 'attnOut',

@@ -189,6 +189,7 @@ export const distilbert: Architecture<DistilBertConfig, DistilBertMeta, EncoderF
   name: 'distilbert',
   label: 'DistilBERT',
   kind: 'encoder',
+  legacyTokenizer: 'bert-vocab',
   hfClasses: CLASSES,
   canCarry: { lm: false, mlm: true, classifier: true },
   attnOutTap: 'attnOut',

@@ -209,6 +209,8 @@ export function robertaFamily(name: string, label: string, classPrefix: string):
     name,
     label,
     kind: 'encoder',
+    // RoBERTa's slow tokenizer is GPT-2's BPE files; XLM-RoBERTa's is SentencePiece (not read).
+    ...(name === 'roberta' ? { legacyTokenizer: 'roberta-bpe' as const } : {}),
     hfClasses: CLASSES,
     canCarry: { lm: false, mlm: true, classifier: true },
     attnOutTap: 'attnOut',

@@ -1,4 +1,5 @@
-// A WordPiece model directory with vocab.txt and no tokenizer.json (src/io/tokenizer-from-vocab.ts):
+// Model directories with the slow tokenizer's files and no tokenizer.json (src/io/tokenizer-from-vocab.ts):
+// BERT's vocab.txt, RoBERTa's vocab.json + merges.txt;
 // the tokenizer built from it encodes exactly as the tokenizer.json the same vocabulary came from,
 // tokenizer_config.json's options and special tokens reach it, the commands run on such a
 // directory, and what they write carries a tokenizer.json.
@@ -7,9 +8,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { loadModelDir, saveModelDir } from '../../src/io/model-dir.js';
-import { loadTokenizer, trainWordPiece } from '../../src/tokenize/index.js';
-import { wordPieceFromVocab } from '../../src/io/tokenizer-from-vocab.js';
+import { loadModelDir, paramSpecOf, saveModelDir } from '../../src/io/model-dir.js';
+import { parseHfConfig } from '../../src/models/registry.js';
+import { loadTokenizer, trainByteLevelBpe, trainWordPiece } from '../../src/tokenize/index.js';
+import { robertaBpeFromFiles, wordPieceFromVocab } from '../../src/io/tokenizer-from-vocab.js';
 import type { TokenizerJson } from '../../src/tokenize/schema.js';
 import { initParams } from '../../src/nn/params.js';
 import { bertParamSpec, type BertConfig } from '../../src/models/bert.js';
@@ -98,4 +100,41 @@ test('a BERT directory with vocab.txt only: loads, evaluates, and what export wr
   const written = JSON.parse(fs.readFileSync(path.join(out, 'tokenizer.json'), 'utf8'));
   assert.deepEqual(written.model.vocab, JSON.parse(fs.readFileSync(loaded.tokenizerPath!, 'utf8')).model.vocab);
   assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'tokenizer_config.json'), 'utf8')).do_lower_case, true);
+});
+
+test('RoBERTa vocab.json + merges.txt → the tokenizer.json RobertaConverter makes: same ids as the original BPE, <mask> takes the space before it', () => {
+  const root = tmpDir('vocab-bpe');
+  const json = trainByteLevelBpe([...TEXT, ...TEXT], {
+    vocabSize: 300, minFrequency: 1, specialTokens: ['<s>', '<pad>', '</s>', '<unk>', '<mask>'], postProcessor: { bos: '<s>', eos: '</s>' },
+  });
+  const model = json.model as { vocab: Record<string, number>; merges: string[] };
+  const orig = path.join(root, 'orig.json');
+  fs.writeFileSync(orig, JSON.stringify(json));
+  const want = loadTokenizer(orig);
+  const vocabJson = JSON.stringify(model.vocab), merges = `#version: 0.2\n${model.merges.join('\n')}\n`;
+  const files = { vocab: '/m/vocab.json', merges: '/m/merges.txt' };
+  const built = path.join(root, 'built.json');
+  fs.writeFileSync(built, JSON.stringify(robertaBpeFromFiles(vocabJson, merges, null, files)));
+  const got = loadTokenizer(built);
+  for (const p of PROBES.filter((x) => !x.includes('[MASK]'))) {
+    assert.deepEqual(got.encode(p), want.encode(p), p);
+    assert.deepEqual(got.encode(p, { addSpecialTokens: false }), want.encode(p, { addSpecialTokens: false }), p);
+  }
+  const mask = model.vocab['<mask>'];
+  assert.deepEqual(got.encode('the <mask>', { addSpecialTokens: false }), [...got.encode('the', { addSpecialTokens: false }), mask]);
+  // A directory with them loads: the RoBERTa fixture's config.json with this vocabulary's size.
+  const dir = path.join(root, 'roberta');
+  const cfgJson = JSON.parse(fs.readFileSync(new URL('../fixtures/encoders/roberta/cls/config.json', import.meta.url), 'utf8'));
+  const hf = parseHfConfig({ ...cfgJson, vocab_size: 300 }, 'config.json');
+  const spec = new Map([...paramSpecOf(hf)].map(([n, v]) => [n, { shape: v.shape, init: { kind: 'normal' as const, std: 0.02 } }]));
+  saveModelDir(dir, { config: hf, params: initParams(spec, 5) });
+  fs.writeFileSync(path.join(dir, 'vocab.json'), vocabJson);
+  fs.writeFileSync(path.join(dir, 'merges.txt'), merges);
+  const loaded = loadModelDir(dir);
+  assert.deepEqual(loadTokenizer(loaded.tokenizerPath!).encode(PROBES[0]), got.encode(PROBES[0]));
+  fs.rmSync(path.join(dir, 'merges.txt'));
+  assert.equal(loadModelDir(dir).tokenizerPath, undefined, 'vocab.json alone is not a tokenizer');
+  // Errors name the file (and line) and the fix.
+  assert.throws(() => robertaBpeFromFiles('[1]', merges, null, files), /\/m\/vocab\.json: must be a JSON object of token → id/);
+  assert.throws(() => robertaBpeFromFiles(vocabJson, '#version: 0.2\nzz qq\n', null, files), /\/m\/merges\.txt:2: "zz qq" is not a merge of two tokens of vocab\.json/);
 });
