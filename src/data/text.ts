@@ -25,8 +25,8 @@ function firstInvalidUtf8(buf: Uint8Array): number {
 }
 
 /** 'utf-16le' / 'utf-16be' when at least a quarter of the odd / even bytes among the first 4 KiB
- *  (and at least 8) are zero and the other positions have at most an eighth as many: what UTF-16 text looks like
- *  (every Latin character has a zero high byte), and UTF-8 text never does. */
+ *  (and at least 8) are zero and the other positions have at most an eighth as many: what UTF-16
+ *  text looks like (every Latin character has a zero high byte), and UTF-8 text never does. */
 function utf16Guess(buf: Uint8Array): 'utf-16le' | 'utf-16be' | null {
   const n = Math.min(buf.length, 4096) & ~1;
   if (n < 4) return null;
