@@ -62,7 +62,7 @@ export function describeModel(m: OpenedModel): string {
 export function openTokenizer(m: OpenedModel, file: string | undefined): LoadedTokenizer {
   const p = file ?? m.loaded.tokenizerPath;
   if (!p) {
-    throw new Error(`--model ${m.dir}: no tokenizer.json in the model directory (nor, for a WordPiece encoder, vocab.txt); pass --tokenizer FILE (the Hugging Face tokenizer.json the model was trained with)`);
+    throw new Error(`--model ${m.dir}: no tokenizer.json in the model directory; pass --tokenizer FILE (the Hugging Face tokenizer.json the model was trained with)`);
   }
   if (file && !fs.existsSync(file)) throw new Error(`--tokenizer ${file}: file not found; check the path`);
   if (file && !fs.statSync(file).isFile()) throw new Error(`--tokenizer ${file}: is a directory; pass the tokenizer.json file`);
