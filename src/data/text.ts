@@ -1,11 +1,12 @@
 // Plain-text corpora from the user's own files: one UTF-8 file (documents = blank-line-separated
 // blocks), a JSON Lines file of {"text": …} objects (one document per line: what Hugging Face
 // datasets' to_json writes), or a directory of .txt files (one document per file) and .jsonl
-// files (one per line), searched recursively.
+// files (one per line), searched recursively; any of them may be gzipped (.gz).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
+import { gunzipSync } from 'node:zlib';
 import { DataError } from './errors.js';
 import { readJsonLines } from './jsonl.js';
 import { splitParagraphs } from './sentences.js';
@@ -42,8 +43,8 @@ function utf16Guess(buf: Uint8Array): 'utf-16le' | 'utf-16be' | null {
   return null;
 }
 
-/** Read a file as UTF-8 text (or UTF-16 with a byte-order mark), strict: invalid bytes are an
- *  error naming the line, not U+FFFD. */
+/** Read a file as UTF-8 text (or UTF-16 with a byte-order mark; gzip-compressed or not), strict:
+ *  invalid bytes are an error naming the line, not U+FFFD. */
 export function readUtf8File(file: string): string {
   let buf: Buffer;
   try {
@@ -53,6 +54,15 @@ export function readUtf8File(file: string): string {
     if (code === 'ENOENT') throw new DataError(file, undefined, 'file not found', 'check the path');
     if (code === 'EISDIR') throw new DataError(file, undefined, 'is a directory, expected a file');
     throw new DataError(file, undefined, `cannot read (${code ?? String(e)})`);
+  }
+  // gzip (corpus shards are often .txt.gz / .json.gz): read through, whatever the name says.
+  if (buf[0] === 0x1f && buf[1] === 0x8b) {
+    try {
+      buf = gunzipSync(buf);
+    } catch (e) {
+      throw new DataError(file, undefined, `is gzip-compressed but does not decompress (${(e as Error).message})`,
+        'the file is truncated or damaged: download or copy it again');
+    }
   }
   // UTF-16 with a byte-order mark (what Windows tools write as "Unicode text"): unambiguous, so
   // decoded, as strictly as UTF-8 (an unpaired surrogate is an error).
@@ -97,8 +107,9 @@ function checkedText(file: string, text: string): string {
   return text.replace(/\r\n?/g, '\n');
 }
 
-// JSON Lines by name: .jsonl, .ndjson, and .json (what Hugging Face datasets' to_json writes).
-export const isJsonl = (f: string): boolean => /\.(jsonl|ndjson|json)$/i.test(f);
+// JSON Lines by name: .jsonl, .ndjson, and .json (what Hugging Face datasets' to_json writes),
+// each also gzipped (.json.gz: how C4-style shards ship).
+export const isJsonl = (f: string): boolean => /\.(jsonl|ndjson|json)(\.gz)?$/i.test(f);
 
 function listTextFiles(dir: string): string[] {
   const out: string[] = [];
@@ -106,7 +117,7 @@ function listTextFiles(dir: string): string[] {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) out.push(...listTextFiles(p));
     // .json files in a directory are more often metadata than text: only .jsonl / .ndjson there.
-    else if (e.isFile() && /\.(txt|jsonl|ndjson)$/i.test(e.name)) out.push(p);
+    else if (e.isFile() && /\.(txt|jsonl|ndjson)(\.gz)?$/i.test(e.name)) out.push(p);
   }
   return out.sort();
 }

@@ -2,6 +2,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { loadTextCorpus, readUtf8File } from '../../src/data/text.js';
 import { FIXTURES, tmpFile, tmpPath, cleanup } from './helpers.js';
 
@@ -94,4 +95,20 @@ test('JSON Lines text corpora: one document per line\'s "text" (.jsonl, .ndjson,
   assert.throws(() => loadTextCorpus(array), (e: Error) => e.message.startsWith(`${array}:1: not valid JSON`) && e.message.includes('each line must be one JSON object'));
   const blank = tmpFile('blank.jsonl', '{"text": " "}\n');
   assert.throws(() => loadTextCorpus(blank), (e: Error) => e.message.startsWith(`${blank}: contains no text`));
+});
+
+test('gzip-compressed text and JSON Lines read through (.txt.gz, .json.gz, in directories too); a damaged one is named', () => {
+  const text = 'One block.\n\nAnother block.\n';
+  const jsonl = '{"text": "First."}\n{"text": "Second."}\n';
+  assert.deepEqual(loadTextCorpus(tmpFile('c.txt.gz', gzipSync(text))).documents.map((d) => d.text), ['One block.', 'Another block.']);
+  assert.deepEqual(loadTextCorpus(tmpFile('c4-shard.json.gz', gzipSync(jsonl))).documents.map((d) => d.text), ['First.', 'Second.']);
+  assert.equal(readUtf8File(tmpFile('plain-name.txt', gzipSync(text))), text, 'by content, whatever the name');
+  const dir = tmpPath('gzdir');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'a.txt.gz'), gzipSync('File a.\n'));
+  fs.writeFileSync(path.join(dir, 'b.jsonl.gz'), gzipSync(jsonl));
+  assert.deepEqual(loadTextCorpus(dir).documents.map((d) => d.text), ['File a.', 'First.', 'Second.']);
+  const cut = gzipSync(text.repeat(50));
+  const damaged = tmpFile('cut.txt.gz', cut.subarray(0, cut.length - 9));
+  assert.throws(() => readUtf8File(damaged), (e: Error) => e.message.startsWith(`${damaged}: is gzip-compressed but does not decompress`) && e.message.includes('download or copy it again'));
 });
