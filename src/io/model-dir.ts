@@ -356,7 +356,10 @@ export function loadModelDir(dir: string): LoadedModel {
     }
     // Without tokenizer.json, the slow tokenizer's files (many fine-tuned BERTs ship only vocab.txt).
     const legacy = archOf(hf).legacyTokenizer;
-    const tokFile = modelFile(abs, 'tokenizer.json') ?? (legacy ? tokenizerFromLegacyFiles(abs, legacy) : null);
+    const own = modelFile(abs, 'tokenizer.json');
+    const built = own || !legacy ? null : tokenizerFromLegacyFiles(abs, legacy);
+    const tokFile = own ?? built?.path ?? null;
+    const tokName = built?.from ?? tokFile;  // what messages call it: the user's files, not a temp path
     let tokenizerPath: string | undefined;
     if (tokFile) {
       modelFile(abs, 'tokenizer_config.json');
@@ -369,8 +372,8 @@ export function loadModelDir(dir: string): LoadedModel {
       }
       // The checks the tokenizer loader makes, so that commands that only copy the tokenizer
       // (quantize, export) refuse one that eval could not run.
-      checkTokenizerJson(json, tokFile);
-      const info = parseTokenizerJson(json, tokFile);
+      checkTokenizerJson(json, tokName!);
+      const info = parseTokenizerJson(json, tokName!);
       checkTokenizer(info, hf.config.vocabSize, cfgFile);
       // Checked now, so a command that writes it at the end (qat, finetune) does not fail there.
       readTokenizerConfig(tokFile);

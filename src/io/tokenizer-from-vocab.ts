@@ -58,7 +58,7 @@ export function wordPieceFromVocab(vocabText: string, config: Record<string, unk
   const unk = token('unk_token', '[UNK]'), cls = token('cls_token', '[CLS]'), sep = token('sep_token', '[SEP]');
   for (const [what, t] of [['unk_token', unk], ['cls_token', cls], ['sep_token', sep]] as const) {
     if (!(t in vocab)) {
-      throw new Error(`${file}: has no line "${t}" (the ${what}${config ? ' of tokenizer_config.json' : ', by default'}); ` +
+      throw new Error(`${file}: has no line "${t}" (the ${what}${config && what in config ? ' of tokenizer_config.json' : ', by default'}); ` +
         'use the vocab.txt the model was trained with, or give the model its tokenizer.json');
     }
   }
@@ -145,8 +145,9 @@ let scratch: string | null = null;
 export type LegacyTokenizer = 'bert-vocab' | 'roberta-bpe';
 
 /** For a model directory without tokenizer.json: the path of a tokenizer.json built from the
- *  family's slow-tokenizer files (see the top), or null when the directory does not have them. */
-export function tokenizerFromLegacyFiles(dir: string, kind: LegacyTokenizer): string | null {
+ *  family's slow-tokenizer files (see the top) and how messages name it ("…/vocab.txt"), or null
+ *  when the directory does not have them. */
+export function tokenizerFromLegacyFiles(dir: string, kind: LegacyTokenizer): { path: string; from: string } | null {
   const need = kind === 'bert-vocab' ? ['vocab.txt'] : ['vocab.json', 'merges.txt'];
   const files = need.map((n) => modelFile(dir, n));
   if (files.some((f) => f === null)) return null;
@@ -172,5 +173,5 @@ export function tokenizerFromLegacyFiles(dir: string, kind: LegacyTokenizer): st
   const out = fs.mkdtempSync(path.join(scratch, 'model-'));
   fs.writeFileSync(path.join(out, 'tokenizer.json'), JSON.stringify(json));
   if (cfgFile) fs.copyFileSync(cfgFile, path.join(out, 'tokenizer_config.json'));
-  return path.join(out, 'tokenizer.json');
+  return { path: path.join(out, 'tokenizer.json'), from: files.join(' + ') };
 }

@@ -100,6 +100,10 @@ test('a BERT directory with vocab.txt only: loads, evaluates, and what export wr
   const written = JSON.parse(fs.readFileSync(path.join(out, 'tokenizer.json'), 'utf8'));
   assert.deepEqual(written.model.vocab, JSON.parse(fs.readFileSync(loaded.tokenizerPath!, 'utf8')).model.vocab);
   assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'tokenizer_config.json'), 'utf8')).do_lower_case, true);
+  // Errors name the user's file, never the temporary tokenizer.json.
+  fs.appendFileSync(path.join(bare, 'vocab.txt'), Array.from({ length: 500 }, (_, i) => `extra${i}`).join('\n') + '\n');
+  assert.throws(() => loadModelDir(bare), (err: Error) =>
+    err.message.startsWith(`${path.join(bare, 'vocab.txt')}: the tokenizer has 620 tokens but`) && err.message.includes('vocab_size 200'));
 });
 
 test('RoBERTa vocab.json + merges.txt → the tokenizer.json RobertaConverter makes: same ids as the original BPE, <mask> takes the space before it', () => {
