@@ -4,6 +4,8 @@
 // TSV:   a header row naming the columns text, label and optionally text_pair (any order, other
 //        columns ignored); or, without a header, exactly 2 columns: text<TAB>label. No quoting:
 //        a field cannot contain a tab or newline.
+// CSV:   the same columns, comma-separated (RFC 4180: a quoted field may hold commas, line
+//        breaks and "" for a quote).
 // The text fields may also carry the names of GLUE and the Hugging Face datasets built on it
 // (TEXT_FIELDS): "sentence" (SST-2, CoLA), "sentence1"/"sentence2" (MRPC, RTE, STS-B, WNLI),
 // "premise"/"hypothesis" (MNLI, SNLI), "question1"/"question2" (QQP), "question"/"sentence"
@@ -21,8 +23,9 @@ import type { ClassificationData } from './types.js';
 export interface ClassificationOptions {
   /** Fixed label list (string labels map to their index; unknown labels are an error). */
   labels?: string[];
-  /** 'jsonl' or 'tsv'; by default from the extension (.jsonl/.json vs anything else → content). */
-  format?: 'jsonl' | 'tsv';
+  /** 'jsonl', 'tsv' or 'csv'; by default from the extension (.jsonl/.json, .tsv, .csv; anything
+   *  else by content: an object on the first line is JSONL, otherwise TSV). */
+  format?: 'jsonl' | 'tsv' | 'csv';
 }
 
 interface RawExample { line: number; text: string; textPair?: string; label: string | number }
@@ -81,11 +84,45 @@ function fromJsonl(file: string): RawExample[] {
   });
 }
 
-function fromTsv(file: string): RawExample[] {
-  const lines = readUtf8File(file).split('\n');
-  const rows: { line: number; cells: string[] }[] = [];
-  lines.forEach((l, i) => { if (l.trim()) rows.push({ line: i + 1, cells: l.split('\t') }); });
-  if (rows.length === 0) throw new DataError(file, undefined, 'is empty', 'add a header row "text<TAB>label" and one example per line');
+type Row = { line: number; cells: string[] };
+
+/** How a delimited format is named in messages. */
+interface Table { name: string; example: string; fieldFix: string }
+const TSV: Table = { name: 'tab-separated', example: 'text<TAB>label', fieldFix: 'fields cannot contain tabs; check for a missing or extra tab' };
+const CSV: Table = { name: 'comma-separated', example: 'text,label', fieldFix: 'quote a field that holds a comma or a line break: "a, b" (a quote inside it as "")' };
+
+function tsvRows(file: string): Row[] {
+  const rows: Row[] = [];
+  readUtf8File(file).split('\n').forEach((l, i) => { if (l.trim()) rows.push({ line: i + 1, cells: l.split('\t') }); });
+  return rows;
+}
+
+/** RFC 4180 records: comma-separated fields; a field that starts with a quote runs to the closing
+ *  quote and may hold commas, line breaks and "" (one quote). Blank lines are skipped; a record's
+ *  line is the line it starts on. */
+function csvRows(file: string): Row[] {
+  const text = readUtf8File(file);
+  const rows: Row[] = [];
+  let cells: string[] = [], cell = '', quoted = false, used = false, line = 1, start = 1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; } else if (c === '"') quoted = false;
+      else { if (c === '\n') line++; cell += c; }
+    } else if (c === '"' && cell === '') { quoted = true; used = true; }
+    else if (c === ',') { cells.push(cell); cell = ''; used = true; }
+    else if (c === '\n') {
+      if (used || cell.trim()) rows.push({ line: start, cells: [...cells, cell] });
+      cells = []; cell = ''; used = false; start = ++line;
+    } else cell += c;
+  }
+  if (quoted) throw new DataError(file, start, 'a quoted field is not closed', 'end it with a quote (write a quote inside a field as "")');
+  if (used || cell.trim()) rows.push({ line: start, cells: [...cells, cell] });
+  return rows;
+}
+
+function fromTable(file: string, rows: Row[], t: Table): RawExample[] {
+  if (rows.length === 0) throw new DataError(file, undefined, 'is empty', `add a header row "${t.example}" and one example per line`);
   const head = rows[0].cells.map((c) => c.trim().toLowerCase());
   let cols: { text: number; label: number; pair: number };
   let body = rows;
@@ -98,14 +135,11 @@ function fromTsv(file: string): RawExample[] {
     cols = { text: 0, label: 1, pair: -1 };
   } else {
     throw new DataError(file, rows[0].line, `no header and ${rows[0].cells.length} columns`,
-      `add a header row naming the "text" and "label" columns (and "text_pair"; the text may also be named ${TEXT_NAMES}), or use exactly 2 columns text<TAB>label`);
+      `add a header row naming the "text" and "label" columns (and "text_pair"; the text may also be named ${TEXT_NAMES}), or use exactly 2 columns ${t.example}`);
   }
   const width = rows[0].cells.length;
   const raw = body.map(({ line, cells }) => {
-    if (cells.length !== width) {
-      throw new DataError(file, line, `has ${cells.length} tab-separated fields, expected ${width}`,
-        'fields cannot contain tabs; check for a missing or extra tab');
-    }
+    if (cells.length !== width) throw new DataError(file, line, `has ${cells.length} ${t.name} fields, expected ${width}`, t.fieldFix);
     const text = cells[cols.text];
     const label = cells[cols.label].trim();
     if (!text.trim()) throw new DataError(file, line, 'text is empty', 'remove the line or fill in the text');
@@ -118,9 +152,10 @@ function fromTsv(file: string): RawExample[] {
 }
 
 export function loadClassification(file: string, opts: ClassificationOptions = {}): ClassificationData {
-  const format = opts.format ?? (/\.jsonl?$/i.test(file) ? 'jsonl' : /\.tsv$/i.test(file) ? 'tsv'
+  const name = file.replace(/\.gz$/i, '');
+  const format = opts.format ?? (/\.jsonl?$/i.test(name) ? 'jsonl' : /\.tsv$/i.test(name) ? 'tsv' : /\.csv$/i.test(name) ? 'csv'
     : readUtf8File(file).trimStart().startsWith('{') ? 'jsonl' : 'tsv');
-  const raw = format === 'jsonl' ? fromJsonl(file) : fromTsv(file);
+  const raw = format === 'jsonl' ? fromJsonl(file) : format === 'csv' ? fromTable(file, csvRows(file), CSV) : fromTable(file, tsvRows(file), TSV);
   let labels: string[];
   if (opts.labels) labels = opts.labels;
   else if (typeof raw[0].label === 'number') {

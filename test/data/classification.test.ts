@@ -74,6 +74,22 @@ test('GLUE / Hugging Face field names: sentence, sentence1/2, premise/hypothesis
   assert.throws(() => loadClassification(none), (e: Error) => e.message.startsWith(`${none}:1: missing field "text"`) && e.message.includes('sentence1/sentence2'));
 });
 
+test('CSV (RFC 4180): quoted commas, line breaks and quotes; header names as in TSV; errors name the line', () => {
+  const csv = 'text,label,idx\r\n"a fine film, truly",pos,0\r\n"two\nlines ""quoted""",neg,1\r\n\r\nplain,pos,2\r\n';
+  const d = loadClassification(tmpFile('reviews.csv', csv));
+  assert.deepEqual(d.labels, ['neg', 'pos']);
+  assert.deepEqual(d.examples, [
+    { text: 'a fine film, truly', label: 1 }, { text: 'two\nlines "quoted"', label: 0 }, { text: 'plain', label: 1 },
+  ]);
+  const glue = loadClassification(tmpFile('mrpc.csv', 'label,sentence1,sentence2\n1,"A, b",C\n'));
+  assert.deepEqual(glue.examples, [{ text: 'A, b', textPair: 'C', label: 1 }]);
+  assert.deepEqual(loadClassification(tmpFile('nohead.csv', 'good one,pos\n"bad, one",neg\n')).examples, [{ text: 'good one', label: 1 }, { text: 'bad, one', label: 0 }]);
+  const open = tmpFile('open.csv', 'text,label\nfine,pos\n"never closed,neg\nmore,pos\n');
+  assert.throws(() => loadClassification(open), (e: Error) => e.message.startsWith(`${open}:3: a quoted field is not closed`));
+  const wide = tmpFile('wide.csv', 'text,label\n"a",pos\nb,c,neg\n');
+  assert.throws(() => loadClassification(wide), (e: Error) => e.message.startsWith(`${wide}:3: has 3 comma-separated fields, expected 2`) && e.message.includes('quote a field'));
+});
+
 test('JSONL errors name the file and line', () => {
   const cases: [string, number | undefined, string][] = [
     ['{"text":"a","label":"x"}\n{"text": "b", "label": \n', 2, 'not valid JSON'],
