@@ -97,11 +97,7 @@ export function textJob(m: OpenedModel, tok: LoadedTokenizer, file: string, s: J
   if (isJsonl(file)) {
     const docs = withFlag('--text', () => jsonlTexts(file));
     if (docs.length === 0) throw new Error(`--text ${file}: every line's "text" is empty; point --text at a file with the text to score`);
-    stream = [];
-    for (const d of docs) {
-      for (const id of enc(d)) stream.push(id);
-      if (eosId !== undefined) stream.push(eosId);
-    }
+    stream = documentStream(enc, docs, eosId);
     extra = { documents: docs.length };
   } else {
     const text = withFlag('--text', () => readUtf8File(file));
@@ -122,13 +118,18 @@ export function corpusJob(m: OpenedModel, tok: LoadedTokenizer, name: string, s:
   const split = splitCorpus(corpus, defaultCorpusSplit(name));
   const docs = split[s.split];
   if (docs.length === 0) throw new Error(`--corpus ${name}: the ${s.split} split is empty`);
-  const enc = raw(tok);
+  const stream = documentStream(raw(tok), docs.map((d) => d.text), eosId);
+  return perplexityJob(m, tok, `${name}:${s.split}`, stream, s, { documents: docs.length });
+}
+
+/** Documents' tokens with the EOS token after each, as packSequences packs training text. */
+function documentStream(enc: (text: string) => number[], docs: readonly string[], eosId: number | undefined): number[] {
   const stream: number[] = [];
   for (const d of docs) {
-    for (const id of enc(d.text)) stream.push(id);
+    for (const id of enc(d)) stream.push(id);
     if (eosId !== undefined) stream.push(eosId);
   }
-  return perplexityJob(m, tok, `${name}:${s.split}`, stream, s, { documents: docs.length });
+  return stream;
 }
 
 /** Data-layer errors already say file:line, problem and fix; add the flag that named the file. */

@@ -28,9 +28,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { modelFile, readModelText } from './model-files.js';
+import { readTokenizerConfig } from './tokenizer_config.js';
+import { isObj } from '../models/config-reader.js';
 import { seq, special, specialToken, templateProcessing, vocabFromTokens, type TokenizerJson } from '../tokenize/schema.js';
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** tokenizer_config.json's token strings (a string or {content}) and flags, with defaults. */
 function settings(config: Record<string, unknown> | null) {
@@ -152,16 +153,7 @@ export function tokenizerFromLegacyFiles(dir: string, kind: LegacyTokenizer): { 
   const files = need.map((n) => modelFile(dir, n));
   if (files.some((f) => f === null)) return null;
   const cfgFile = modelFile(dir, 'tokenizer_config.json');
-  let config: Record<string, unknown> | null = null;
-  if (cfgFile) {
-    try {
-      const j: unknown = JSON.parse(readModelText(cfgFile));
-      if (isObj(j)) config = j;
-    } catch (e) {
-      throw new Error(`${cfgFile}: not valid JSON (${(e as Error).message}); fix it or remove it (the defaults are used then)`);
-    }
-    if (!config) throw new Error(`${cfgFile}: must be a JSON object; fix it or remove it`);
-  }
+  const config = cfgFile ? readTokenizerConfig(dir) : null;
   const json = kind === 'bert-vocab'
     ? wordPieceFromVocab(readModelText(files[0]!), config, files[0]!)
     : robertaBpeFromFiles(readModelText(files[0]!), readModelText(files[1]!), config, { vocab: files[0]!, merges: files[1]! });
