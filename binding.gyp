@@ -12,6 +12,7 @@
         "native/gemm.cc",
         "native/gemm_args.cc",
         "native/gemm_bf16.cc",
+        "native/gemm_grid.cc",
         "native/gemm_q8.cc",
         "native/gemm_q8_rows.cc",
         "native/elementwise.cc",

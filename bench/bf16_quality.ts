@@ -7,7 +7,8 @@
 //   batch 16, 64 tokens; prints the final training loss terms and the final dev accuracy on the
 //   whole dev split (`windows` is unused).
 // A mode may end in `:float` (e.g. off,off:float): the student's Linears on integer grids (the
-// encoder's twn-a8) then run their forward in float32 instead of the integer GEMM (withIntegerGemm).
+// encoder's twn-a8) then run their forward in float32 instead of the integer GEMM (withIntegerGemm);
+// and/or in `:nogrid`: their backward in float32 instead of matmulOnGrid (AMX; withGridBackward).
 // Usage: npx tsx bench/bf16_quality.ts [steps] [seeds] [windows] [modes, e.g. off,teacher,layers,all] [teacher dir]
 import * as path from 'node:path';
 import * as fs from 'node:fs';
@@ -15,12 +16,12 @@ import * as os from 'node:os';
 import { runQat, QAT_DEFAULTS, type QatConfig } from '../src/train/qat.js';
 import { readHfConfig } from '../src/io/hf-config.js';
 import { teacherTask } from '../src/experiments/evaluate.js';
-import { withIntegerGemm } from '../src/tensor/index.js';
+import { withGridBackward, withIntegerGemm } from '../src/tensor/index.js';
 
 const [steps = 20, seeds = 3, windows = 16] = process.argv.slice(2, 5).map(Number);
 const modes = (process.argv[5] ?? 'off,all').split(',');
 for (const m of modes) {
-  if (!/^(off|teacher|layers|all)(:float)?$/.test(m)) throw new Error(`mode ${m}: use off, teacher, layers or all, optionally with :float`);
+  if (!/^(off|teacher|layers|all)(:float)?(:nogrid)?$/.test(m)) throw new Error(`mode ${m}: use off, teacher, layers or all, optionally with :float and/or :nogrid`);
 }
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bf16-quality-'));
 const teacher = path.resolve(process.argv[6] ??
@@ -33,13 +34,13 @@ const setting: Partial<QatConfig> = task
   : { data: 'sotu', quant: 'w4-channel', evalWindows: windows };
 for (let seed = 1; seed <= seeds; seed++) {
   for (const mode of modes) {
-    const [bf16, float] = mode.split(':') as ['off' | 'teacher' | 'layers' | 'all', string | undefined];
-    const out = path.join(root, `s${seed}-${mode.replace(':', '-')}`);
+    const [bf16, ...flags] = mode.split(':') as ['off' | 'teacher' | 'layers' | 'all', ...string[]];
+    const out = path.join(root, `s${seed}-${mode.replaceAll(':', '-')}`);
     const t0 = performance.now();
-    withIntegerGemm(float === undefined, () => runQat({
+    withGridBackward(!flags.includes('nogrid'), () => withIntegerGemm(!flags.includes('float'), () => runQat({
       out, evaluate: 'periodic',
       config: { ...QAT_DEFAULTS, ...setting, teacher, steps, seed, bf16, evalEvery: steps, saveEvery: 0, logEvery: steps },
-    }));
+    })));
     const lines = fs.readFileSync(path.join(out, 'qat_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const ev = lines.filter((l) => l.valid_ppl !== undefined || l.dev_accuracy !== undefined).at(-1);
     const tr = lines.filter((l) => l.loss !== undefined).at(-1);

@@ -86,13 +86,15 @@ static Napi::Value GetIsaInfo(const Napi::CallbackInfo& info) {
   bf16.Set("available", why == nullptr);
   bf16.Set("reason", why ? Napi::Value(Napi::String::New(env, why)) : env.Null());
   o.Set("bf16", bf16);
-  // AMX (amx.h): an engine on top of avx512 for matmulBf16 and matmulQ8; which of them use it.
+  // AMX (amx.h): an engine on top of avx512 for matmulBf16 and matmulQ8 (which of them use it),
+  // and the only engine of matmulOnGrid.
   Napi::Object amx = Napi::Object::New(env);
   const char* amx_why = amx_unavailable();
   amx.Set("available", amx_why == nullptr);
   amx.Set("reason", amx_why ? Napi::Value(Napi::String::New(env, amx_why)) : env.Null());
   amx.Set("matmulBf16", gemm_bf16_unavailable() == nullptr && gemm_bf16_uses_amx());
   amx.Set("matmulQ8", gemm_q8_uses_amx());
+  amx.Set("matmulOnGrid", gemm_grid_available());
   o.Set("amx", amx);
   o.Set("gemmPrefetch", gemm_uses_prefetch());
   return o;
@@ -107,6 +109,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitGemm(env, exports);
   InitGemmBf16(env, exports);
   InitGemmQ8(env, exports);
+  InitGemmGrid(env, exports);
   InitElementwise(env, exports);
   InitNN(env, exports);
   InitAttention(env, exports);

@@ -29,7 +29,11 @@ void amx_configure_thread();
 // tiles as 32 rows of 32 four-byte lanes (fp32 or int32). Needs amx_configure_thread().
 // c (optional): the first `rows` rows of the C block the caller updates next (128 bytes each,
 // `ldc` bytes apart), prefetched a few rows per step so that the update finds them in cache.
-template <class Dp>
+// Pieces > 1 (matmulOnGrid: A as a sum of bf16 pieces times one B): per step the B tiles are
+// loaded once and each piece's two A tiles (the pieces' 2 KiB one after another, a moving on
+// 2 KiB·Pieces) are multiplied into the same C tiles in turn — 2 + 2·Pieces tile loads per
+// 4·Pieces multiply-adds, where Pieces separate products would load 4·Pieces.
+template <class Dp, int Pieces = 1>
 KDQAT_AMX_TARGET inline void amx_block_32x32(int steps, const uint8_t* a, const uint8_t* b, void* acc,
                                              const void* c = nullptr, int64_t ldc = 0, int rows = 0) {
   _tile_zero(0);
@@ -39,16 +43,26 @@ KDQAT_AMX_TARGET inline void amx_block_32x32(int steps, const uint8_t* a, const 
   const char* crow = static_cast<const char*>(c);
   const int per = steps > 0 ? (rows + steps - 1) / steps : rows;  // C rows prefetched per step
   int row = 0;
-  for (int s = 0; s < steps; s++, a += 2048, b += 2048) {
-    _tile_loadd(4, a, 64);
-    _tile_loadd(5, a + 1024, 64);
+  for (int s = 0; s < steps; s++, a += 2048 * Pieces, b += 2048) {
+    if (Pieces == 1) {
+      _tile_loadd(4, a, 64);
+      _tile_loadd(5, a + 1024, 64);
+    }
     _tile_loadd(6, b, 128);
     _tile_loadd(7, b + 64, 128);
     for (int q = 0; q < per && row < rows; q++, row++, crow += ldc) {
       _mm_prefetch(crow, _MM_HINT_T0);
       _mm_prefetch(crow + 64, _MM_HINT_T0);
     }
-    Dp::step();
+    if (Pieces == 1) {
+      Dp::step();
+      continue;
+    }
+    for (int j = 0; j < Pieces; j++) {
+      _tile_loadd(4, a + 2048 * j, 64);
+      _tile_loadd(5, a + 2048 * j + 1024, 64);
+      Dp::step();
+    }
   }
   uint8_t* out = static_cast<uint8_t*>(acc);
   _tile_stored(0, out, 128);

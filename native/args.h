@@ -6,6 +6,7 @@
 //   typed arrays  f32(i, name, len[, at_least]) / i32(…): exact (or minimum) length, data
 //                 f32_opt / i32_opt: the same, or nullptr for null/undefined
 //                 f32_buf / i32_buf: any length, {data, length}; length(name, got, want)
+//                 scales: grid steps, one or one per row/column, finite and ≥ 0
 //   sizes         dim: integer in [min, 2^31) (min 0 by default);  count: integer in [0, 2^53];  mul: overflow-safe
 //   numbers       number, positive (finite > 0), int32 (JS ToInt32), flag (truthiness)
 #pragma once
@@ -80,6 +81,17 @@ class Args {
     const Napi::Value v = typed(i, name, napi_int32_array, "an Int32Array or null");
     check_len(name, static_cast<int64_t>(v.As<Napi::Int32Array>().ElementLength()), len, false);
     return v.As<Napi::Int32Array>().Data();
+  }
+  // Grid steps (matmulQ8, matmulOnGrid): a Float32Array of one scale or one per `per_name` (len
+  // `per`), each finite and ≥ 0.
+  Buf<float> scales(size_t i, const char* name, int64_t per, const char* per_name) const {
+    const Buf<float> s = f32_buf(i, name);
+    need(s.n == 1 || s.n == per, std::string(name) + " has length " + std::to_string(s.n) + ", expected 1 or " +
+                                     per_name + " = " + std::to_string(per));
+    for (int64_t j = 0; j < s.n; j++)
+      need(std::isfinite(s.p[j]) && s.p[j] >= 0,
+           std::string(name) + "[" + std::to_string(j) + "] must be a finite scale ≥ 0, got " + fmt(s.p[j]));
+    return s;
   }
   // The element count of a Float32Array argument (for kernels sized by their buffers).
   int64_t f32_length(size_t i, const char* name) const { return f32_buf(i, name).n; }

@@ -40,6 +40,8 @@ const char* gemm_bf16_unavailable();
 // Whether matmulBf16 / matmulQ8 run their AMX kernels (amx.h), read back from the kernel selected.
 bool gemm_bf16_uses_amx();
 bool gemm_q8_uses_amx();
+// Whether matmulOnGrid (gemm_grid.cc) can run here: it exists only on AMX.
+bool gemm_grid_available();
 
 // ---- thread pool: persistent workers, passive waiting, no thread creation per call ----
 int num_threads();
@@ -86,6 +88,7 @@ inline bool flag(const Napi::Value& v) {
 void InitGemm(Napi::Env env, Napi::Object exports);
 void InitGemmBf16(Napi::Env env, Napi::Object exports);
 void InitGemmQ8(Napi::Env env, Napi::Object exports);
+void InitGemmGrid(Napi::Env env, Napi::Object exports);
 void InitElementwise(Napi::Env env, Napi::Object exports);
 void InitNN(Napi::Env env, Napi::Object exports);
 void InitAttention(Napi::Env env, Napi::Object exports);

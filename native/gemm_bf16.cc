@@ -32,6 +32,7 @@
 #include "amx.h"
 #include "common.h"
 #include "gemm_args.h"
+#include "gemm_bf16.h"
 #include "gemm_driver.h"
 #include "simd.h"
 
@@ -41,9 +42,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-
-#define KDQAT_BF16 \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")))
 
 namespace kdqat {
 
@@ -57,6 +55,7 @@ const char* gemm_bf16_unavailable() {
 }
 
 namespace {
+using namespace bf16;
 
 constexpr int MR = 14;   // 28 zmm accumulators + 2 B vectors + 1 broadcast (as the fp32 kernel)
 constexpr int NR = 32;   // two zmm of 16 fp32 lanes
@@ -81,21 +80,6 @@ inline uint32_t bf16_bits(float f) {
 inline uint32_t bf16_pair(float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; }
 
 // ---- packing ----------------------------------------------------------------------------------
-// The (lo_j, hi_j) pair words of VCVTNE2PS2BF16(hi, lo), whose bf16 of lo are words 0..15 and of
-// hi words 16..31: word 2j takes lo_j, word 2j+1 hi_j.
-KDQAT_BF16 inline __m512i interleave_pairs(__m512 lo, __m512 hi) {
-  const __m512i b = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
-  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  return _mm512_permutexvar_epi16(idx, b);
-}
-
-// 32 contiguous floats → their 16 pair words in order, in one VCVTNE2PS2BF16.
-KDQAT_BF16 inline void convert32(const float* src, uint32_t* w) {
-  _mm512_store_si512(w, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16),
-                                                                      _mm512_loadu_ps(src))));
-}
-
 // One row of an A panel or column of a B panel: the kc values v[p·step] as pair words
 // dst[q·Width] (q < ceil(kc/2)), 32 floats per conversion where they are contiguous (step 1).
 template <int Width>
@@ -220,25 +204,6 @@ KDQAT_BF16 __attribute__((noinline)) void accumulate(int kp, const uint32_t* ap,
   for (int r = 0; r < MR; r++) {
     _mm512_storeu_ps(acc + r * NR, c0[r]);
     _mm512_storeu_ps(acc + r * NR + 16, c1[r]);
-  }
-}
-
-// C(mr, nr) = acc + beta·C for acc with row stride `stride`, one fused multiply-add per element
-// (beta = 0 never reads C), the same operation for full and edge tiles (masked), so the rounding
-// does not depend on tiling. With a bias (nr floats; beta 0): acc + bias_j, the rounding of beta 1
-// on a C holding the bias.
-KDQAT_BF16 void update_c(const float* acc, int stride, float* c, int64_t ldc, int mr, int nr,
-                         float beta, const float* bias) {
-  const __m512 vb = _mm512_set1_ps(beta);
-  for (int h = 0; h < nr; h += 16) {
-    const __mmask16 m = nr - h >= 16 ? 0xffff : (1u << (nr - h)) - 1;
-    const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + h) : _mm512_setzero_ps();
-    for (int r = 0; r < mr; r++) {
-      const __m512 x = _mm512_load_ps(acc + r * stride + h);
-      float* cp = c + r * ldc + h;
-      _mm512_mask_storeu_ps(cp, m, bias ? _mm512_add_ps(x, bv)
-                                   : beta == 0.f ? x : _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), x));
-    }
   }
 }
 

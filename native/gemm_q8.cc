@@ -289,12 +289,7 @@ Napi::Value MatmulQ8(const Napi::CallbackInfo& info) {
                          " (the int32 sums could overflow): use matmul");
   const double sa = g.number(1, "sa");
   g.need(std::isfinite(sa) && sa >= 0, "sa must be a finite scale ≥ 0, got " + Args::fmt(sa));
-  const Buf<float> sb = g.f32_buf(3, "sb");
-  g.need(sb.n == 1 || sb.n == n, "sb has length " + std::to_string(sb.n) + ", expected 1 or n = " +
-                                     std::to_string(n));
-  for (int64_t j = 0; j < sb.n; j++)
-    g.need(std::isfinite(sb.p[j]) && sb.p[j] >= 0,
-           "sb[" + std::to_string(j) + "] must be a finite scale ≥ 0, got " + Args::fmt(sb.p[j]));
+  const Buf<float> sb = g.scales(3, "sb", n, "n");
   const float* a = g.f32(0, "a", g.mul(m, k));
   const float* b = g.f32(2, "b", g.mul(n, k));
   float* c = g.f32(4, "c", g.mul(m, n));

@@ -37,9 +37,9 @@ const FAMILY_TESTS = {
   gemmQ8: ['test/backend/gemm-q8'],
 };
 
-// The tests of the kernels AMX runs (matmulBf16, matmulQ8); withIsaTest adds isa.test.ts, which
+// The tests of the kernels AMX runs (matmulBf16, matmulQ8, matmulOnGrid); withIsaTest adds isa.test.ts, which
 // checks the switch (KDQAT_EXPECT_AMX).
-const AMX_KERNEL_TESTS = { matmulBf16: 'test/backend/gemm-bf16', matmulQ8: 'test/backend/gemm-q8' };
+const AMX_KERNEL_TESTS = { matmulBf16: 'test/backend/gemm-bf16', matmulQ8: 'test/backend/gemm-q8', matmulOnGrid: 'test/backend/gemm-grid' };
 const AMX_TESTS = Object.values(AMX_KERNEL_TESTS);
 // The fp32 GEMM's tests, run again with the other prefetch instance (isa.test.ts checks the
 // switch: KDQAT_EXPECT_GEMM_PREFETCH).

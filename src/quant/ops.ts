@@ -58,12 +58,13 @@ export function fakeQuantWeight(w: Tensor, q: WeightQuant, step?: Tensor): Tenso
   });
 }
 
-/** The integer grid of a weight ŵ = code·s (rows, cols) with these per-granule scales when a
- *  Linear can run it as an integer GEMM (matmulQ8: |code| ≤ 64, one scale per tensor or row):
- *  TWN, or sym of ≤ 7 bits per tensor or channel; null for every other quantizer. */
+/** The integer grid of a weight ŵ = code·s (rows, cols) with these per-granule scales, one per
+ *  tensor or row, which a Linear's GEMMs can use (ops/matmul.ts: the integer forward takes |code|
+ *  ≤ 64, the grid backward ≤ 256): TWN, or sym of ≤ 8 bits per tensor or channel; null for every
+ *  other quantizer. */
 export function weightGrid(q: WeightQuant, rows: number, cols: number, scales: Float32Array): IntegerGrid | null {
   const kind = q.rule.kind, bits = bitsOf(q.rule), G = granuleCount(rows, cols, q);
-  if (!(kind === 'twn' || (kind === 'sym' && bits <= 7)) || !(G === 1 || G === rows) || scales.length !== G) return null;
+  if (!(kind === 'twn' || (kind === 'sym' && bits <= 8)) || !(G === 1 || G === rows) || scales.length !== G) return null;
   return { scales, maxCode: kind === 'twn' ? 1 : 2 ** (bits - 1) };
 }
 

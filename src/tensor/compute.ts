@@ -14,28 +14,43 @@
 
 export type ComputePrecision = 'fp32' | 'bf16';
 
+/** An on/off setting scoped like noGrad: `with(on, fn)` runs fn under it and restores it after. */
+function scopedFlag(initial: boolean): { get(): boolean; with<T>(on: boolean, fn: () => T): T } {
+  let value = initial;
+  return {
+    get: () => value,
+    with<T>(on: boolean, fn: () => T): T {
+      const prev = value;
+      value = on;
+      try {
+        return fn();
+      } finally {
+        value = prev;
+      }
+    },
+  };
+}
+
 // Integer GEMMs: a Linear whose input and weight fake quantization put on integer grids (8-bit
 // activations × TWN or ≤ 7-bit sym weights, per tensor or per row; ops/matmul.ts IntegerGrid)
 // runs its forward as Kernels.matmulQ8 where the native addon has a SIMD path for it: exact
 // integer sums, so the codes' exact product times the scales to within 3 float32 roundings (the
-// float32 GEMM's summation error grows with k), whatever the precision in force. Its backward is
-// the usual float32 (or bf16) GEMMs. On by default; withIntegerGemm(false, f) turns it off.
-let integerGemm = true;
-
+// float32 GEMM's summation error grows with k), whatever the precision in force. On by default;
+// withIntegerGemm(false, f) turns it off.
+const integerGemm = scopedFlag(true);
 /** Runs fn with Linear's integer forward allowed (on) or not, restoring the setting after. */
-export function withIntegerGemm<T>(on: boolean, fn: () => T): T {
-  const prev = integerGemm;
-  integerGemm = on;
-  try {
-    return fn();
-  } finally {
-    integerGemm = prev;
-  }
-}
+export const withIntegerGemm = integerGemm.with;
+export const integerGemmEnabled = integerGemm.get;
 
-export function integerGemmEnabled(): boolean {
-  return integerGemm;
-}
+// The backward of a Linear with an operand on such a grid, under 'fp32' (dX = dY·Ŵ with Ŵ TWN or
+// sym ≤ 8 bits per tensor or row, dW = dYᵀ·x̂ with x̂ the 8-bit input), runs as
+// Kernels.matmulOnGrid where the native addon has it (AMX): float32 accuracy from bf16 tiles
+// (src/tensor/kernels.ts states the bound). Otherwise, and under 'bf16', the usual GEMMs. On by
+// default; withGridBackward(false, f) turns it off.
+const gridBackward = scopedFlag(true);
+/** Runs fn with Linear's grid backward allowed (on) or not, restoring the setting after. */
+export const withGridBackward = gridBackward.with;
+export const gridBackwardEnabled = gridBackward.get;
 
 let current: ComputePrecision = 'fp32';
 let currentHead: ComputePrecision = 'fp32';
@@ -61,4 +76,22 @@ export function computePrecision(): ComputePrecision {
 /** The precision an LM head created now computes in (lazyLogits records it on the head). */
 export function headPrecision(): ComputePrecision {
   return currentHead;
+}
+
+/** Every setting of this file as one value, so that a forward run again later (recompute.ts)
+ *  runs under the settings of its first run. */
+export interface ComputeScope {
+  precision: ComputePrecision;
+  head: ComputePrecision;
+  integerGemm: boolean;
+  gridBackward: boolean;
+}
+
+export function computeScope(): ComputeScope {
+  return { precision: current, head: currentHead, integerGemm: integerGemm.get(), gridBackward: gridBackward.get() };
+}
+
+/** Runs fn under the settings s (computeScope()), restoring the present ones after. */
+export function withComputeScope<T>(s: ComputeScope, fn: () => T): T {
+  return withIntegerGemm(s.integerGemm, () => withGridBackward(s.gridBackward, () => withCompute(s.precision, fn, { head: s.head })));
 }

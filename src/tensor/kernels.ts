@@ -75,6 +75,22 @@ export interface Kernels {
    *  and b is on its grid, fl(q·s) = x exactly (a NaN never is); when false, c is unspecified
    *  (the caller computes in float32). With m or n = 0 nothing is read: true. */
   matmulQ8(a: F, sa: number, b: F, sb: F, c: F, m: number, k: number, n: number, bias?: F | null): boolean;
+  /** C = op(A)·B where B lies on an integer grid — the backward GEMMs of a Linear whose forward
+   *  ran on grids (dX = dY·Ŵ, dW = dYᵀ·x̂; src/tensor/ops/matmul.ts) — to float32 accuracy. op(A)
+   *  (m, k): a stored (m, k) row-major, or (k, m) with transA; any float32. b (k, n) row-major is
+   *  B(p, j) = q_pj·sb_p with sb one scale (length 1) or one per row p (length k), finite and ≥ 0;
+   *  the codes are read back as matmulQ8 reads them, q = roundHalfEven(clamp(fl(x·fl(1/s)), −256,
+   *  256)) (a NaN reads as −256, s = 0 takes 1/s as 0), and B is on its grid when every value is
+   *  exactly fl(q·s). Then c (m, n) is overwritten with c_ij = Σ_p a'_ip·q_pj, a'_ip = fl(a_ip·sb_p),
+   *  the sum in float32 in any order, each a' entering as up to three terms that sum to it
+   *  exactly: |c_ij − Σ_p a_ip·b_pj| ≤ (u + γ_3k)·Σ_p |a_ip·b_pj| + k·2^-116 with u = 2^-24 and
+   *  γ_n = nu/(1 − nu) (the last term: parts of a' below 2^-126 may be lost, as subnormals are
+   *  flushed). A non-finite a' (or one of magnitude ≥ 2^128·(1 − 2^-9), which reads as ±Inf)
+   *  gives C what float32 arithmetic gives (Inf, NaN). Returns whether B was on its grid; when
+   *  false, c is unspecified (the caller computes in float32). With m or n = 0 nothing is read:
+   *  true. The native kernel runs on AMX's bf16 tiles (native/gemm_grid.cc) and is registered
+   *  only where it runs. */
+  matmulOnGrid(a: F, b: F, sb: F, c: F, m: number, k: number, n: number, transA: boolean): boolean;
 
   // ---- elementwise ---------------------------------------------------------------------------
   /** out[idx] = a[idx·aStrides] op b[idx·bStrides] over the multi-index idx of `shape`;

@@ -27,7 +27,7 @@
 // collects) should happen only when isRecording() is true, which holds on the second call.
 import { Tensor } from './tensor.js';
 import { backwardFrom, enableGrad, isRecording, noGrad, record } from './autograd.js';
-import { computePrecision, headPrecision, withCompute } from './compute.js';
+import { computeScope, withComputeScope } from './compute.js';
 import { currentDropoutRows, withDropoutRows } from './ops/nn.js';
 import { giveBack, ownsData, scoped } from './storage.js';
 import { empty, fmt } from './ops/util.js';
@@ -85,7 +85,7 @@ export function recompute(
   fn: (inputs: readonly Tensor[]) => readonly Tensor[], inputs: readonly Tensor[], opts: { selective?: boolean } = {},
 ): Tensor[] {
   if (!isRecording()) return [...fn(inputs)];
-  const precision = computePrecision(), head = headPrecision();
+  const scope = computeScope(); // the second forward runs under the first one's GEMM settings
   const rows = currentDropoutRows(); // a rank's dropout rows (data parallel): the same masks again
   const kept: Tape | null = opts.selective ? { replay: false, items: [], next: 0 } : null;
   const outs = noGrad(() => scoped(() => withTape(kept, () => fn(inputs)), (r) => [...r, ...(kept?.items ?? [])]));
@@ -101,7 +101,7 @@ export function recompute(
       const xs = inputs.map((x) => (x.requiresGrad ? new Tensor(x.data, x.shape, true) : x));
       const again = (): readonly Tensor[] => (rows ? withDropoutRows(rows.lo, rows.rows, () => fn(xs)) : fn(xs));
       const replay = kept && { replay: true, items: kept.items, next: 0 };
-      const ys = enableGrad(() => withCompute(precision, () => withTape(replay, again), { head }));
+      const ys = enableGrad(() => withComputeScope(scope, () => withTape(replay, again)));
       if (ys.length !== outs.length) throw new Error(`recompute: the block returned ${outs.length} outputs, then ${ys.length}`);
       if (replay && replay.next !== replay.items.length) {
         throw new Error(`recompute: the block's first forward ran ${replay.items.length} GEMMs, its second ${replay.next}: the block is not a function of its inputs`);

@@ -262,7 +262,8 @@ test(`Linear on integer grids: ${integerForward ? 'the integer forward, within i
     } else {
       assert.deepEqual(on.y, off.y, `${name}: no integer path, the same float32 forward`);
     }
-    // The backward is the float GEMMs on x̂ and ŵ either way, the upstream gradient the same.
+    // The backward does not depend on the forward's kernel (the same GEMMs on x̂ and ŵ, the
+    // upstream gradient the same).
     assert.deepEqual(on.gx, off.gx, `${name}: dx`);
     assert.deepEqual(on.gw, off.gw, `${name}: dw`);
     assert.deepEqual(on.gb, off.gb, `${name}: db`);

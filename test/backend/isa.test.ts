@@ -43,7 +43,7 @@ test('isaInfo: every kernel family runs its best path at or below the level in f
 // /proc/cpuinfo, KDQAT_ISA and KDQAT_AMX independently of the addon's answer. scripts/test.mjs
 // reruns the bf16 and integer GEMM tests with KDQAT_AMX=off (KDQAT_EXPECT_AMX=off) on an AMX CPU,
 // so both kernels of each are compared with the reference there.
-test('isaInfo: AMX runs matmulBf16 and matmulQ8 exactly where the CPU has it and neither KDQAT_ISA nor KDQAT_AMX turns it off', () => {
+test('isaInfo: AMX runs matmulBf16, matmulQ8 and matmulOnGrid exactly where the CPU has it and neither KDQAT_ISA nor KDQAT_AMX turns it off', () => {
   const info = nativeIsaInfo()!;
   let flags: string[] = [];
   try {
@@ -56,6 +56,7 @@ test('isaInfo: AMX runs matmulBf16 and matmulQ8 exactly where the CPU has it and
   assert.equal(info.amx.available, want, JSON.stringify(info.amx));
   assert.equal(info.amx.matmulBf16, want && info.bf16.available, 'matmulBf16 on AMX');
   assert.equal(info.amx.matmulQ8, want, 'matmulQ8 on AMX');
+  assert.equal(info.amx.matmulOnGrid, want && info.bf16.available, 'matmulOnGrid: only on AMX');
   if (!want) {
     const why = !cpu ? 'lacks the amx' : info.isa !== 'avx512' ? 'KDQAT_ISA caps' : 'KDQAT_AMX=off';
     assert.ok(info.amx.reason?.includes(why), `reason "${info.amx.reason}" should say it ${why}`);

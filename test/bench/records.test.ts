@@ -19,7 +19,7 @@ const PROC = `processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel
 const fam = (selected: string, paths: string[]) => ({ selected, paths });
 const INFO: IsaInfo = {
   cpu: 'avx512', vendor: 'AuthenticAMD', cap: null, isa: 'avx512', levels: [], bf16: { available: true, reason: null },
-  amx: { available: false, reason: 'this CPU lacks the amx_tile, amx_bf16 and amx_int8 instructions', matmulBf16: false, matmulQ8: false },
+  amx: { available: false, reason: 'this CPU lacks the amx_tile, amx_bf16 and amx_int8 instructions', matmulBf16: false, matmulQ8: false, matmulOnGrid: false },
   gemmPrefetch: false,
   families: { gemm: fam('avx512', ['portable', 'avx2', 'avx512']), quant: fam('avx2', ['portable', 'avx2']), kquant: fam('avx512', ['portable', 'avx2', 'avx512']) },
 };
@@ -79,11 +79,14 @@ test('real-size runs become qat_step records named by the model', () => {
   assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'teacher' }), ENV).isa_paths.gemm, 'avx512 (student), avx512_bf16 (teacher)');
   assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'layers' }), ENV).isa_paths.gemm, "avx512_bf16, avx512 (the student's LM head)");
   // on a CPU whose AMX runs matmulBf16, the bf16 GEMMs are named amx_bf16
-  const amxEnv: BenchEnv = { ...ENV, kdqat: { ...INFO, amx: { available: true, reason: null, matmulBf16: true, matmulQ8: true } } };
+  const amxEnv: BenchEnv = { ...ENV, kdqat: { ...INFO, amx: { available: true, reason: null, matmulBf16: true, matmulQ8: true, matmulOnGrid: true } } };
   for (const [bf16, isa] of [['off', 'avx512'], ['teacher', 'amx_bf16_teacher'], ['layers', 'amx_bf16_layers'], ['all', 'amx_bf16']]) {
     assert.equal(annotate(realSizeToQatStep({ ...base, bf16 }), amxEnv).isa, isa, `${bf16} on AMX`);
   }
   assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'teacher' }), amxEnv).isa_paths.gemm, 'avx512 (student), amx_bf16 (teacher)');
+  // float32 steps there run their grid backward on AMX (matmulOnGrid); elsewhere nothing is said
+  assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'off' }), amxEnv).isa_paths.grid_backward, 'amx_bf16x3');
+  assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'off' }), ENV).isa_paths.grid_backward, undefined);
   // the worker's recompute mode; true in records from before the selective mode is all
   for (const [recompute, want] of [['off', 'off'], ['selective', 'selective'], ['all', 'all'], [true, 'all'], [false, 'off'], [undefined, 'off']] as const) {
     assert.equal(realSizeToQatStep({ ...base, recompute }).recompute, want, String(recompute));

@@ -18,6 +18,7 @@ import {
 } from '../../src/train/freeze-auto.js';
 import { Tensor, intTensor } from '../../src/tensor/tensor.js';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
+import { withGridBackward } from '../../src/tensor/compute.js';
 import type { WeightFn } from '../../src/nn/params.js';
 import { asModel, loadModelDir } from '../../src/io/model-dir.js';
 import { archOf } from '../../src/models/model.js';
@@ -86,7 +87,8 @@ it('--freeze auto / auto:R parse; a bad ratio or auto mixed with patterns is an 
 it('the curvature passes differentiate w.r.t. ŵ: at δ = 0 the leaves get exactly the straight-through gradient of the latent weights, and nothing else keeps a gradient', () => {
   // w4-channel (absmax, no clipping): the straight-through estimator passes ∂L/∂ŵ to W unchanged,
   // so the gradient w.r.t. the fake-quantized values equals W.grad bit for bit (same forward,
-  // same backward kernels).
+  // same backward kernels: the leaves ŵ + δ carry no integer grid, so both run with the grid
+  // backward off — on AMX, ŵ's grid would otherwise send W's path through matmulOnGrid).
   const root = tmpDir('fauto-grad');
   const teacher = llamaTeacher(root);
   const loaded = loadModelDir(teacher.dir);
@@ -103,13 +105,13 @@ it('the curvature passes differentiate w.r.t. ŵ: at δ = 0 the leaves get exact
   const loss = (w: WeightFn) => distillLoss(fwd(model, w), t, { pred: 1 }, { arch: 'llama', tau: 1 }).total;
   const hat = new Map(names.map((n) => [n, noGrad(() => prep.weight(n, params.get(n)!))]));
   const zero = new Map(names.map((n) => [n, new Float32Array(params.get(n)!.size)]));
-  const g = gradWrtHat(params, prep.weight, hat, zero, loss);
+  const g = withGridBackward(false, () => gradWrtHat(params, prep.weight, hat, zero, loss));
   assert.deepEqual([...g.keys()], names);
   for (const p of params.values()) {
     assert.equal(p.grad, null, `${p.name}: no gradient left behind`);
     assert.equal(p.requiresGrad, true, `${p.name}: requiresGrad restored`);
   }
-  backward(loss(prep.weight));
+  backward(withGridBackward(false, () => loss(prep.weight)));
   for (const n of names) assert.ok(same(g.get(n)!, params.get(n)!.grad!.f32), `${n}: ∇_ŵ L = straight-through ∇_W L`);
   // A shift changes the gradient (the leaves really hold ŵ + δ).
   const shifted = gradWrtHat(params, prep.weight, hat, new Map(names.map((n) => [n, new Float32Array(params.get(n)!.size).fill(0.05)])), loss);

@@ -20,7 +20,7 @@ export interface IsaInfo {
   /** matmulBf16 (AVX512_BF16): whether it runs here, and if not why (CPU feature or cap). */
   bf16: { available: boolean; reason: string | null };
   /** AMX tiles (native/amx.h): whether they can run here, and which kernels use them. */
-  amx: { available: boolean; reason: string | null; matmulBf16: boolean; matmulQ8: boolean };
+  amx: { available: boolean; reason: string | null; matmulBf16: boolean; matmulQ8: boolean; matmulOnGrid: boolean };
   /** The fp32 GEMM runs its AVX-512 instance with software prefetches (Intel; KDQAT_GEMM_PREFETCH). */
   gemmPrefetch: boolean;
 }
@@ -82,8 +82,11 @@ export function registerNative(names: readonly KernelName[]): boolean {
   // integer forward, src/tensor/ops/matmul.ts, runs only where kernelSource says native): it is
   // registered only where a SIMD path (avx2, avx512 with VNNI) runs it.
   const q8Portable = addon.isaInfo().families.gemmQ8?.selected === 'portable';
+  // matmulOnGrid runs only on AMX (native/gemm_grid.cc) and throws elsewhere: registered where it runs.
+  const onGrid = addon.isaInfo().amx.matmulOnGrid;
   for (const name of names) {
     if (name === 'matmulQ8' && q8Portable) continue;
+    if (name === 'matmulOnGrid' && !onGrid) continue;
     const fn = addon[name];
     if (typeof fn === 'function') (table as Record<string, unknown>)[name] = fn;
   }

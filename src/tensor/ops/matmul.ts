@@ -4,7 +4,7 @@
 import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { kernel, kernelSource } from '../registry.js';
-import { computePrecision, integerGemmEnabled } from '../compute.js';
+import { computePrecision, gridBackwardEnabled, integerGemmEnabled } from '../compute.js';
 import { gemmOutput } from '../recompute.js';
 import { empty, fmt, requireF32, sumTo } from './util.js';
 import { reshape } from './shape.js';
@@ -120,6 +120,18 @@ function integerPlan(x: Tensor, weight: Tensor): { sa: number; sb: Float32Array 
   return { sa: gx.scales[0], sb: gw.scales };
 }
 
+/** The grids of the backward GEMMs of y = x·Wᵀ that Kernels.matmulOnGrid can take (|q| ≤ 256):
+ *  dX = dY·W with W's per-tensor or per-row scales (sw), dW = dYᵀ·x with x's one scale (sx) —
+ *  under 'fp32' only (bf16 GEMMs are cheaper still), where the native addon has the kernel (AMX)
+ *  and the grid backward is allowed (compute.ts). Null when neither applies. */
+function gridBackwardPlan(x: Tensor, weight: Tensor): { sx: Float32Array | null; sw: Float32Array | null } | null {
+  if (computePrecision() !== 'fp32' || !gridBackwardEnabled() || kernelSource('matmulOnGrid') !== 'native') return null;
+  const gx = grids.get(x), gw = grids.get(weight);
+  const sx = gx && gx.scales.length === 1 && gx.maxCode <= 256 ? gx.scales : null;
+  const sw = gw && gw.maxCode <= 256 && (gw.scales.length === 1 || gw.scales.length === weight.shape[0]) ? gw.scales : null;
+  return sx || sw ? { sx, sw } : null;
+}
+
 /** nn.Linear: x (..., in), weight (out, in), bias (out) → (..., out). */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   if (weight.ndim !== 2) throw new RangeError(`linear: weight must be (out, in), got ${fmt(weight.shape)}`);
@@ -130,8 +142,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const lead = x.shape.slice(0, -1);
   const N = x.size / inF;
   const x2 = reshape(x, [N, inF]);
-  const q8 = integerPlan(x, weight);
-  if (!bias && !q8) return reshape(matmul(x2, weight, { transB: true }), [...lead, outF]);
+  const q8 = integerPlan(x, weight), onGrid = gridBackwardPlan(x, weight);
+  if (!bias && !q8 && !onGrid) return reshape(matmul(x2, weight, { transB: true }), [...lead, outF]);
   requireF32('linear', x2, weight, ...(bias ? [bias] : []));
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new RangeError(`linear: bias ${fmt(bias.shape)} does not match ${outF} outputs`);
   // y = x·Wᵀ + b as one GEMM whose first K slice adds b as it stores each tile (the kernel's
@@ -145,8 +157,26 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     kernel(plan.gemm)(x2.f32, weight.f32, o.f32, 1, N, inF, outF, false, true, 0, 0, 0, bias?.f32 ?? null);
   });
   const out = record(y, 'linear', bias ? [x2, weight, bias] : [x2, weight], (g) => [
-    ...gemmGrads(plan, x2, weight, g),
+    ...(onGrid ? gridGrads(onGrid, x2, weight, g) : gemmGrads(plan, x2, weight, g)),
     ...(bias ? [bias.requiresGrad ? sumTo(g, [outF]) : null] : []),
   ]);
   return reshape(out, [...lead, outF]);
+}
+
+/** dx = g·W and dW = gᵀ·x of y = x·Wᵀ (x (N, in), W (out, in), g (N, out)) as gemmGrads forms them
+ *  under 'fp32', each as matmulOnGrid where its right operand has a grid and is on it (the
+ *  kernel checks every value: off it, the float32 GEMM). */
+function gridGrads(p: { sx: Float32Array | null; sw: Float32Array | null }, x: Tensor, weight: Tensor, g: Tensor): [Tensor | null, Tensor | null] {
+  const [outF, inF] = weight.shape, N = x.shape[0];
+  const onGrid = kernel('matmulOnGrid'), gemm = kernel('matmul');
+  let gx: Tensor | null = null, gw: Tensor | null = null;
+  if (x.requiresGrad) {
+    gx = empty(x.shape);
+    if (!p.sw || !onGrid(g.f32, weight.f32, p.sw, gx.f32, N, outF, inF, false)) gemm(g.f32, weight.f32, gx.f32, 1, N, outF, inF, false, false, 0, 0, 0);
+  }
+  if (weight.requiresGrad) {
+    gw = empty(weight.shape);
+    if (!p.sx || !onGrid(g.f32, x.f32, p.sx, gw.f32, outF, N, inF, true)) gemm(g.f32, x.f32, gw.f32, 1, outF, N, inF, true, false, 0, 0, 0);
+  }
+  return [gx, gw];
 }
