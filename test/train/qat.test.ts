@@ -97,6 +97,28 @@ it('--resume after a crash continues bitwise: same log (losses and signal statis
   fs.rmSync(root, { recursive: true });
 });
 
+it('--resume is bitwise for paper B in float32 (twn-a8: integer forward, grid backward on AMX) with --recompute selective', () => {
+  // The Linears on integer grids run matmulQ8 forward and, in float32 on AMX, matmulOnGrid
+  // backward; recomputed layers run under the first forward's settings (compute.ts).
+  const root = tmpDir('qat-resume-b');
+  const t = bertTeacher(root);
+  const config = {
+    ...QAT_DEFAULTS, teacher: t.dir, task: t.train, dev: t.dev, quant: 'twn-a8', loss: 'pred=1,rep=1,attn_map=1',
+    steps: 6, lr: 1e-3, warmup: 0, batch: 8, seqLen: 32, evalEvery: 0, logEvery: 1, saveEvery: 2, bf16: 'off', recompute: 'selective',
+  };
+  const ref = path.join(root, 'ref'), out = path.join(root, 'crashed');
+  runQat({ out: ref, config, reporter: silentReporter });
+  const crashing: Reporter = { ...silentReporter, step: (s) => { if (s.step === 5) throw new Error('simulated crash'); } };
+  assert.throws(() => runQat({ out, config, reporter: crashing }), /simulated crash/);
+  assert.equal(readCheckpoint(path.join(out, 'checkpoint')).state.step, 4);
+  runQat({ out, config, resume: true, reporter: silentReporter });
+  const strip = (l: Line): Line => { const { tokens_per_s: _t, ...r } = l; return r as Line; };
+  assert.deepEqual(readLog(out).map(strip), readLog(ref).map(strip));
+  for (const f of fs.readdirSync(path.join(ref, STUDENT_DIR))) {
+    assert.deepEqual(fs.readFileSync(path.join(out, STUDENT_DIR, f)), fs.readFileSync(path.join(ref, STUDENT_DIR, f)), `student/${f}`);
+  }
+});
+
 it('the JSONL log: every --log-every steps the loss terms and a per-module (layer × kind) signal record; eval lines', () => {
   const root = tmpDir('qat-log');
   const teacher = llamaTeacher(root);
