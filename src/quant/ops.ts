@@ -85,6 +85,22 @@ export function initStep(w: Tensor, q: WeightQuant): Tensor {
   return new Tensor(scales, [G], true);
 }
 
+/** fakeQuantInput(x, bits, clip) once per input tensor: the Linears that read the same x (a
+ *  layer's query, key and value projections; a gated MLP's gate and up) share one x̂ — the same
+ *  values as quantizing it for each, one pass instead of several, and one straight-through
+ *  backward of their summed gradients (the STE multiplies by 0 or 1, so the same sum). */
+export function inputQuantizer(bits: number, clip?: number): (x: Tensor) => Tensor {
+  const done = new WeakMap<Tensor, Tensor>();
+  return (x) => {
+    let y = done.get(x);
+    if (!y) {
+      y = fakeQuantInput(x, bits, clip);
+      done.set(x, y);
+    }
+    return y;
+  };
+}
+
 /** Dynamic per-tensor symmetric fake quantization of an activation (paper B: 8-bit inputs of
  *  quantized Linears), clamped to ±clip when given (TernaryBERT: 2.5); STE backward, zero
  *  outside ±clip. */

@@ -24,7 +24,7 @@ import { moduleOf } from '../models/registry.js';
 import { Tensor } from '../tensor/tensor.js';
 import { normalizeQuant, validateWeightQuant, MAX_BITS, MIN_BITS, QuantConfigError, type QuantConfig } from './config.js';
 import { describeQuant, ggmlBlock, quantizeCodes, type Codes, type WeightQuant } from './rules.js';
-import { fakeQuantInput, fakeQuantWeight, initStep } from './ops.js';
+import { inputQuantizer, fakeQuantWeight, initStep } from './ops.js';
 
 /** A weight that may be quantized. */
 export interface QuantTarget {
@@ -176,7 +176,10 @@ export function prepare(model: Model, config: QuantConfig, opts: PrepareOptions 
     return q ? fakeQuantWeight(p, q, quantParams.get(`${name}.step`)) : p;
   };
   const acts = config.activations ?? null;
-  if (acts) weight.input = (name: string, x: Tensor): Tensor => (quantized.has(name) ? fakeQuantInput(x, acts.bits, acts.clip) : x);
+  if (acts) {
+    const quant = inputQuantizer(acts.bits, acts.clip);
+    weight.input = (name: string, x: Tensor): Tensor => (quantized.has(name) ? quant(x) : x);
+  }
   return { weight, quantParams, quantized, targets, config, activations: acts };
 }
 

@@ -41,7 +41,7 @@ import { convert, type Converted, type Prepared } from './prepare.js';
 import { codeRange, describeQuant, dequantizeCodes, granuleCount, type Codes, type WeightQuant } from './rules.js';
 import { checkFinite } from '../io/safetensors.js';
 import { modelFile, readModelJson } from '../io/model-files.js';
-import { fakeQuantInput, weightGrid } from './ops.js';
+import { inputQuantizer, weightGrid } from './ops.js';
 import { onIntegerGrid } from '../tensor/ops/matmul.js';
 import { formatOfRule } from './formats.js';
 import { readFileChecked } from '../io/files.js';
@@ -297,6 +297,7 @@ export function loadStudent(dir: string, opts: { latent?: boolean } = {}): Loade
 /** Identity weights, fake-quantized inputs for the Linears whose weight is in `names`. */
 export function activationWeightFn(names: ReadonlySet<string>, a: { bits: number; clip?: number }): WeightFn {
   const w: WeightFn = (_name, p) => p;
-  w.input = (name, x) => (names.has(name) ? fakeQuantInput(x, a.bits, a.clip) : x);
+  const quant = inputQuantizer(a.bits, a.clip);
+  w.input = (name, x) => (names.has(name) ? quant(x) : x);
   return w;
 }
