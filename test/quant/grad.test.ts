@@ -85,3 +85,40 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+test('inputQuantizer: Linears reading one tensor share one x̂ — the values and the STE gradient of quantizing it for each', async () => {
+  const { inputQuantizer } = await import('../../src/quant/ops.js');
+  const { linear } = await import('../../src/tensor/ops/matmul.js');
+  const { Rng } = await import('../../src/tensor/rng.js');
+  const { randomF32 } = await import('../util.js');
+  const { add } = await import('../../src/tensor/index.js');
+  const rng = new Rng(7);
+  const T = 6, I = 40, O = 9;
+  const x0 = randomF32(T * I, rng, 2), ws = [0, 1, 2].map(() => new Tensor(randomF32(O * I, rng, 0.2), [O, I]));
+  const gy = new Tensor(randomF32(T * O, rng), [T, O]);
+  // The loss ⟨Σ_i linear(q(x), W_i), gy⟩ with q shared (memoized) or made for each Linear.
+  const run = (shared: boolean): { xs: Tensor[]; gx: Float32Array } => {
+    const x = new Tensor(x0.slice(), [T, I], true);
+    const quant = inputQuantizer(8, 2.5);
+    const xs = ws.map(() => (shared ? quant(x) : fakeQuantInput(x, 8, 2.5)));
+    const y = ws.map((w, i) => linear(xs[i], w));
+    backward(add(add(y[0], y[1]), y[2]), gy); // one backward, as a training step takes
+    return { xs, gx: x.grad!.f32.slice() };
+  };
+  const a = run(true), b = run(false);
+  assert.ok(a.xs[0] === a.xs[1] && a.xs[1] === a.xs[2], 'one x̂ for the three Linears');
+  assert.ok(b.xs[0] !== b.xs[1]);
+  assert.deepEqual(a.xs[0].f32, b.xs[0].f32, 'the same values');
+  // The clipped STE multiplies by 0 or 1, so mask·Σ g_i and Σ mask·g_i differ only in the order
+  // of the float32 sums of the three gradients: within γ_2 of Σ|g_i| (and equal where clipped).
+  const gs = ws.map((w) => { const g = new Float32Array(T * I); for (let t = 0; t < T; t++) for (let i = 0; i < I; i++) { let s = 0; for (let o = 0; o < O; o++) s += gy.f32[t * O + o] * w.f32[o * I + i]; g[t * I + i] = s; } return g; });
+  for (let e = 0; e < T * I; e++) {
+    const abs = gs.reduce((s, g) => s + Math.abs(g[e]), 0);
+    assert.ok(Math.abs(a.gx[e] - b.gx[e]) <= 2 * (gamma(2) + gamma(O + 1)) * abs + 1e-30, `dx[${e}]: ${a.gx[e]} vs ${b.gx[e]}`);
+  }
+  assert.ok(a.gx.some((v) => v === 0) && a.gx.some((v) => v !== 0), 'the clip at 2.5 masks some inputs and passes others');
+  // Another tensor (even with the same values) gets its own x̂.
+  const quant = inputQuantizer(8);
+  const u = new Tensor(x0.slice(), [T, I]), v = new Tensor(x0.slice(), [T, I]);
+  assert.ok(quant(u) !== quant(v) && quant(u) === quant(u));
+});
