@@ -83,9 +83,11 @@ export interface Kernels {
    *  256)) (a NaN reads as −256, s = 0 takes 1/s as 0), and B is on its grid when every value is
    *  exactly fl(q·s). Then c (m, n) is overwritten with c_ij = Σ_p a'_ip·q_pj, a'_ip = fl(a_ip·sb_p),
    *  the sum in float32 in any order, each a' entering as up to three terms that sum to it
-   *  exactly: |c_ij − Σ_p a_ip·b_pj| ≤ (u + γ_3k)·Σ_p |a_ip·b_pj| + k·2^-116 with u = 2^-24 and
-   *  γ_n = nu/(1 − nu) (the last term: parts of a' below 2^-126 may be lost, as subnormals are
-   *  flushed). A non-finite a' (or one of magnitude ≥ 2^128·(1 − 2^-9), which reads as ±Inf)
+   *  exactly: |c_ij − Σ_p a_ip·b_pj| ≤ (2u + 1.01·γ_3k)·Σ_p |a_ip·b_pj| + k·2^-116 with u = 2^-24,
+   *  γ_n = nu/(1 − nu), 3ku < 1 (2u: a'·q against a·fl(q·s), one rounding each; γ_3k: the float32
+   *  sum of 3k exact terms, whose magnitudes add up to at most 1.008·|a'·q|; the last term: parts
+   *  of a' below 2^-126 may be lost, as subnormals are flushed) — a float32 GEMM's kind of bound,
+   *  over 3k terms instead of k. A non-finite a' (or one of magnitude ≥ 2^128·(1 − 2^-9), which reads as ±Inf)
    *  gives C what float32 arithmetic gives (Inf, NaN). Returns whether B was on its grid; when
    *  false, c is unspecified (the caller computes in float32). With m or n = 0 nothing is read:
    *  true. The native kernel runs on AMX's bf16 tiles (native/gemm_grid.cc) and is registered
