@@ -8,7 +8,8 @@
 //   whole dev split (`windows` is unused).
 // A mode may end in `:float` (e.g. off,off:float): the student's Linears on integer grids (the
 // encoder's twn-a8) then run their forward in float32 instead of the integer GEMM (withIntegerGemm);
-// and/or in `:nogrid`: their backward in float32 instead of matmulOnGrid (AMX; withGridBackward).
+// and/or in `:nogrid`: their float32 GEMMs with one operand on a grid as the float32 GEMM instead
+// of matmulOnGrid (AMX; withGridGemm).
 // Usage: npx tsx bench/bf16_quality.ts [steps] [seeds] [windows] [modes, e.g. off,teacher,layers,all] [teacher dir]
 import * as path from 'node:path';
 import * as fs from 'node:fs';
@@ -16,7 +17,7 @@ import * as os from 'node:os';
 import { runQat, QAT_DEFAULTS, type QatConfig } from '../src/train/qat.js';
 import { readHfConfig } from '../src/io/hf-config.js';
 import { teacherTask } from '../src/experiments/evaluate.js';
-import { withGridBackward, withIntegerGemm } from '../src/tensor/index.js';
+import { withGridGemm, withIntegerGemm } from '../src/tensor/index.js';
 
 const [steps = 20, seeds = 3, windows = 16] = process.argv.slice(2, 5).map(Number);
 const modes = (process.argv[5] ?? 'off,all').split(',');
@@ -37,7 +38,7 @@ for (let seed = 1; seed <= seeds; seed++) {
     const [bf16, ...flags] = mode.split(':') as ['off' | 'teacher' | 'layers' | 'all', ...string[]];
     const out = path.join(root, `s${seed}-${mode.replaceAll(':', '-')}`);
     const t0 = performance.now();
-    withGridBackward(!flags.includes('nogrid'), () => withIntegerGemm(!flags.includes('float'), () => runQat({
+    withGridGemm(!flags.includes('nogrid'), () => withIntegerGemm(!flags.includes('float'), () => runQat({
       out, evaluate: 'periodic',
       config: { ...QAT_DEFAULTS, ...setting, teacher, steps, seed, bf16, evalEvery: steps, saveEvery: 0, logEvery: steps },
     })));

@@ -3,7 +3,7 @@
 // STEP_SHAPE unless a shape is given as JSON (the fields of STEP_SHAPE; bench/scaling.ts).
 // Usage: qat_step_worker.ts [steps] [shape JSON] [warmup]
 // Threads come from KDQAT_THREADS. KDQAT_PROFILE=1 adds per-kernel time.
-import { Rng, backward, getThreads, intTensor, noGrad, Tensor } from '../src/tensor/index.js';
+import { Rng, backward, getThreads, intTensor, noGrad, Tensor, withGridGemm } from '../src/tensor/index.js';
 import { initParams, type Params } from '../src/nn/params.js';
 import { llamaForward, llamaParamSpec, type LlamaConfig } from '../src/models/llama.js';
 import { AdamW } from '../src/train/optim.js';
@@ -33,9 +33,12 @@ const ids = new Int32Array(S.batch * S.seq);
 for (let i = 0; i < ids.length; i++) ids[i] = rng.int(S.vocab);
 const x = intTensor(ids, [S.batch, S.seq]);
 
+// KDQAT_GRID=off: the student's Linears (weights on per-channel grids) on the float32 GEMM instead
+// of matmulOnGrid (AMX only; compute.ts withGridGemm).
+const grid = (process.env.KDQAT_GRID ?? 'on') !== 'off';
 function step(): number {
   const t = noGrad(() => decoderOutputs(llamaForward(teacher, cfg, x)));
-  const s = decoderOutputs(llamaForward(student, cfg, x, { weight }));
+  const s = withGridGemm(grid, () => decoderOutputs(llamaForward(student, cfg, x, { weight })));
   const { total } = distillLoss(s, t, { pred: 1 }, { arch: 'llama', tau: 1 });
   backward(total, null, { release: true }); // storage given back as the training loop does (loop.ts)
   opt.step(1e-5);

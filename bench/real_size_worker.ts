@@ -9,11 +9,12 @@
 // KDQAT_RECOMPUTE=selective|all (1 = all) recomputes the student's layers in backward
 // (`kdqat qat --recompute selective|all`); KDQAT_INT8=off runs the student's Linears on integer
 // grids (BERT-base's twn-a8) in float32 instead of the integer GEMM (compute.ts withIntegerGemm),
-// KDQAT_GRID_BWD=off their backward GEMMs in float32 instead of matmulOnGrid (AMX; withGridBackward).
+// KDQAT_GRID=off their float32 GEMMs with one operand on a grid as the float32 GEMM instead of
+// matmulOnGrid (AMX; withGridGemm).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  RECOMPUTE_MODES, Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, withCompute, withGridBackward, withIntegerGemm, withRecompute,
+  RECOMPUTE_MODES, Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, withCompute, withGridGemm, withIntegerGemm, withRecompute,
   type RecomputeMode,
 } from '../src/tensor/index.js';
 import { initParams, type Params } from '../src/nn/params.js';
@@ -47,8 +48,8 @@ if (!['off', 'teacher', 'layers', 'all'].includes(bf16)) throw new Error(`KDQAT_
 if (bf16 !== 'off' && bf16Unavailable()) throw new Error(`KDQAT_BF16=${bf16}: ${bf16Unavailable()}`);
 const int8 = process.env.KDQAT_INT8 ?? 'on';
 if (!['on', 'off'].includes(int8)) throw new Error(`KDQAT_INT8=${int8}: use on or off`);
-const gridBwd = process.env.KDQAT_GRID_BWD ?? 'on';
-if (!['on', 'off'].includes(gridBwd)) throw new Error(`KDQAT_GRID_BWD=${gridBwd}: use on or off`);
+const gridBwd = process.env.KDQAT_GRID ?? 'on';
+if (!['on', 'off'].includes(gridBwd)) throw new Error(`KDQAT_GRID=${gridBwd}: use on or off`);
 const recompute: RecomputeMode = (({ '': 'off', 0: 'off', 1: 'all' } as Record<string, RecomputeMode>)[process.env.KDQAT_RECOMPUTE ?? ''] ?? process.env.KDQAT_RECOMPUTE) as RecomputeMode;
 if (!RECOMPUTE_MODES.includes(recompute)) throw new Error(`KDQAT_RECOMPUTE=${recompute}: use off, selective or all (1 = all)`);
 const { teacher: teacherPrec, student: studentPrec, studentHead: studentHeadPrec } = bf16Precisions(bf16);
@@ -84,7 +85,7 @@ const trained = new Map([...studentParams, ...prepared.quantParams].filter(([, p
 const opt = new AdamW(trained, { lr: 1e-5, weightDecay: 0 });
 function step(): number {
   const t = noGrad(() => withCompute(teacherPrec, () => rec.forward(teacher, x, { capture })));
-  const s = withGridBackward(gridBwd === 'on', () => withIntegerGemm(int8 === 'on', () => withRecompute(recompute, () =>
+  const s = withGridGemm(gridBwd === 'on', () => withIntegerGemm(int8 === 'on', () => withRecompute(recompute, () =>
     withCompute(studentPrec, () => rec.forward(student, x, { capture, weight }), { head: studentHeadPrec }))));
   // KDQAT_FUSED_KL=0: the dense logits KL (B·T·V logits of both models), for a before/after.
   const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1, fused: process.env.KDQAT_FUSED_KL !== '0' });

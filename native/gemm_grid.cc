@@ -1,15 +1,17 @@
-// Kernel 'matmulOnGrid' (see src/tensor/kernels.ts for the contract): C = op(A)·B where B lies on
-// an integer grid — B(p, j) = q_pj·s_p with |q| ≤ 256, one scale per row p of B or one for all —
-// and A is any float32. These are the backward GEMMs of a Linear whose forward ran on integer
-// grids (src/tensor/ops/matmul.ts): dX = dY·Ŵ with Ŵ TWN's α·{−1, 0, 1} or sym codes per tensor
-// or output row, and dW = dYᵀ·x̂ with x̂ fakeQuantInput's 8-bit codes times sa. They run on AMX's
-// bf16 tiles to float32 accuracy:
+// Kernel 'matmulOnGrid' (see src/tensor/kernels.ts for the contract): C = op(A)·op(B) where B
+// lies on an integer grid — every stored row r of b is q·s_r with |q| ≤ 256 (one scale per row or
+// one for all) — and A is any float32. These are a Linear's GEMMs with one operand on its grid
+// (src/tensor/ops/matmul.ts): dX = dY·Ŵ with Ŵ TWN's α·{−1, 0, 1} or sym codes per tensor or
+// output row, dW = dYᵀ·x̂ with x̂ fakeQuantInput's 8-bit codes times sa, and the forward x·Ŵᵀ of
+// a weight-only Linear (transB: b = Ŵ stored (n, k), a step per output column). They run on
+// AMX's bf16 tiles to float32 accuracy:
 //
-//   The scale goes into A, a'_ip = fl(a_ip·s_p) (one rounding, as a float32 product has one), and
-//   a' is split into three bf16 pieces, a' = h1 + h2 + h3 exactly: h1 = bf16(a'), h2 = bf16(a' −
-//   h1), h3 = a' − h1 − h2 (round to nearest even leaves each remainder at most half a unit of
-//   the piece's 8 significant bits, so two pieces take 16 + 1 bits of float32's 24 and the third
-//   holds the rest; the subtractions are exact). The codes are bf16 exactly (|q| ≤ 256), and the
+//   Without transB the scale of row p goes into A, a'_ip = fl(a_ip·s_p) (one rounding, as a
+//   float32 product has one); with it the sums are scaled, c_ij = fl(s_j·Σ_p a_ip·q_jp). Then
+//   a' (or a) is split into three bf16 pieces, a' = h1 + h2 + h3 exactly: h1 = bf16(a'),
+//   h2 = bf16(a' − h1), h3 = a' − h1 − h2 (round to nearest even leaves each remainder at most
+//   half a unit of the piece's 8 significant bits, so two pieces take 16 + 1 bits of float32's
+//   24 and the third holds the rest; the subtractions are exact). The codes are bf16 exactly (|q| ≤ 256), and the
 //   product of two bf16 values is exact in float32, so every term h_t·q is exact and c_ij is a
 //   float32 sum of the 3k exact terms, one rounding per term in TDPBF16PS's order — a float32
 //   GEMM's kind of error (which rounds each of its k products once and sums them), over 3k terms:
@@ -25,6 +27,7 @@
 //   one product's (micro-benchmark), and the GEMM runs 2.3–3.0× as fast as the float32 GEMM at
 //   BERT-base's backward shapes (2048 tokens; 500–670 GFLOP/s at 1 thread, 0.9–1.2 TFLOP/s at 2).
 //
+// A bias (optional) is added after the last K slice, one more rounding.
 // B's codes are read back from its values as matmulQ8 reads them: q = roundHalfEven(clamp(fl(x·
 // fl(1/s)), −256, 256)), and the call returns false (C then unspecified; the caller computes in
 // float32) when a value is not exactly fl(q·s) — a NaN never is.
@@ -94,6 +97,39 @@ KDQAT_BF16 bool pack_b(const float* b, int64_t ldb, const float* s, const float*
         if (p + 1 < kc) hi = codes(_mm512_maskz_loadu_ps(m, b + (p + 1) * ldb + h), inv[p + 1], s[p + 1], ok);
       }
       _mm512_storeu_si512(dst + r * NR + h, interleave_pairs(lo, hi));
+    }
+  }
+  return ok == 0xffff;
+}
+
+// B stored transposed, rows [0, nc) of b (n, k) row-major (a Linear's weight: op(B) = bᵀ), k
+// [0, kc), row j's step s[j] and inv[j] → the same panel as pack_b: word (r, j) = the codes
+// (q(j, 2r), q(j, 2r+1)). A row's k-run is contiguous: 32 values → 16 pair words, and 16 rows'
+// words transposed in registers into 16 panel rows (as matmulBf16's pack_b). Whether every value
+// read was on its grid.
+KDQAT_BF16 bool pack_bt(const float* b, int64_t ldb, const float* s, const float* inv, int kc, int nc,
+                        int kpa, uint32_t* dst) {
+  __mmask16 ok = 0xffff;
+  const int nblk = kpa / KB;
+  for (int j = 0; j < NR; j += 16) {
+    for (int blk = 0; blk < nblk; blk++) {
+      __m512 v[16];
+      for (int t = 0; t < 16; t++) {
+        const int row = j + t, left = row < nc ? kc - 32 * blk : 0;  // values of this row in the block
+        const __mmask16 lo = left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1;
+        const __mmask16 hi = left >= 32 ? 0xffff : left <= 16 ? 0 : (1u << (left - 16)) - 1;
+        __m512 q0 = _mm512_setzero_ps(), q1 = q0;
+        if (lo) {
+          const float* r = b + row * ldb + 32 * blk;
+          __mmask16 ok0 = 0xffff, ok1 = 0xffff;
+          q0 = codes(_mm512_maskz_loadu_ps(lo, r), inv[row], s[row], ok0);
+          if (hi) q1 = codes(_mm512_maskz_loadu_ps(hi, r + 16), inv[row], s[row], ok1);
+          ok &= ok0 & ok1;  // masked-off lanes read 0: on every grid
+        }
+        v[t] = _mm512_castsi512_ps(reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(q1, q0)));
+      }
+      simd::Avx512::transpose(v);
+      for (int r = 0; r < 16; r++) _mm512_storeu_ps(dst + (blk * KB + r) * NR + j, v[r]);
     }
   }
   return ok == 0xffff;
@@ -180,10 +216,30 @@ KDQAT_BF16 void pack_a(const float* x, int64_t rs, int64_t cs, const float* s, i
 }
 
 // ---- blocks -------------------------------------------------------------------------------------
+// C = acc + beta·C for a tile of acc (stride NR), then on the last K slice: with `scale` (B
+// stored transposed) C = fl(C·scale_j), with a bias C = fl(C + bias_j) — one rounding each.
+KDQAT_BF16 void store_c(const float* acc, float* c, int64_t ldc, int mr, int nr, float beta, const float* scale,
+                        const float* bias) {
+  const __m512 vb = _mm512_set1_ps(beta);
+  for (int h = 0; h < nr; h += 16) {
+    const __mmask16 m = nr - h >= 16 ? 0xffff : (1u << (nr - h)) - 1;
+    const __m512 sc = scale ? _mm512_maskz_loadu_ps(m, scale + h) : _mm512_setzero_ps();
+    const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + h) : _mm512_setzero_ps();
+    for (int r = 0; r < mr; r++) {
+      float* cp = c + r * ldc + h;
+      __m512 x = _mm512_load_ps(acc + r * NR + h);
+      if (beta != 0.f) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cp), x);
+      if (scale) x = _mm512_mul_ps(x, sc);
+      if (bias) x = _mm512_add_ps(x, bv);
+      _mm512_mask_storeu_ps(cp, m, x);
+    }
+  }
+}
+
 // C(mc, nc) (+)= Ap·Bp for an A block and nc columns of B panels: per 32 × 32 tile, the three
-// pieces' tile steps into one set of C tiles (amx.h), then C = acc + beta·C.
+// pieces' tile steps into one set of C tiles (amx.h), then store_c.
 KDQAT_BF16 void block(int mc, int nc, int kpa, const uint32_t* ap, const uint32_t* bp, float* c,
-                      int64_t ldc, float beta) {
+                      int64_t ldc, float beta, const float* scale, const float* bias) {
   amx_configure_thread();
   alignas(64) float acc[MR * NR];
   for (int j = 0; j < nc; j += NR) {
@@ -193,7 +249,8 @@ KDQAT_BF16 void block(int mc, int nc, int kpa, const uint32_t* ap, const uint32_
       amx_block_32x32<AmxBf16, kPieces>(kpa / KB,
                                         reinterpret_cast<const uint8_t*>(ap + static_cast<int64_t>(i / MR) * kpa * MR * kPieces),
                                         reinterpret_cast<const uint8_t*>(b), acc, ct, ldc * 4, std::min(MR, mc - i));
-      update_c(acc, NR, ct, ldc, std::min(MR, mc - i), std::min(NR, nc - j), beta, nullptr);
+      store_c(acc, ct, ldc, std::min(MR, mc - i), std::min(NR, nc - j), beta, scale ? scale + j : nullptr,
+              bias ? bias + j : nullptr);
     }
   }
 }
@@ -201,13 +258,18 @@ KDQAT_BF16 void block(int mc, int nc, int kpa, const uint32_t* ap, const uint32_
 using gemm_driver::ceil_div;
 using gemm_driver::round_up;
 
-// C (m, n) = op(A)·B, op(A)(i, p) = a[i·rsa + p·csa], B (k, n) row-major with step s[p] per row;
-// false (C unspecified) when B is off its grid.
-bool run(const float* a, int64_t rsa, int64_t csa, const float* b, const float* s, const float* inv,
-         float* c, int64_t m, int64_t k, int64_t n, int threads) {
+// C (m, n) = op(A)·op(B) (+ bias), op(A)(i, p) = a[i·rsa + p·csa]; b (k, n) row-major with step
+// sb[p] and inverse ib[p] per row p (folded into A), or with tb (n, k) row-major with sb[j], ib[j]
+// per row j (scaling the sums). false (C unspecified) when B is off its grid.
+bool run(const float* a, int64_t rsa, int64_t csa, const float* b, bool tb, const float* sb, const float* ib,
+         float* c, int64_t m, int64_t k, int64_t n, const float* bias, int threads) {
   const int kcs = static_cast<int>(round_up(ceil_div(k, ceil_div(k, KC)), 32));
   const int64_t panels = ceil_div(n, NR);
   uint32_t* bp = gemm_driver::bpack<uint32_t>(static_cast<size_t>(panels) * (kcs / 2) * NR);
+  // The scale folded into A: B's per-k steps, or 1 (exact) when they scale the sums instead.
+  std::vector<float> ones;
+  if (tb) ones.assign(k, 1.f);
+  const float* fold = tb ? ones.data() : sb;
   // Row blocks of whole MR tiles dealt out evenly, and column ranges when the rows are few
   // (gemm_driver.h).
   const int64_t tiles = ceil_div(m, MR);
@@ -226,11 +288,15 @@ bool run(const float* a, int64_t rsa, int64_t csa, const float* b, const float* 
   for (int64_t p0 = 0; p0 < k; p0 += kcs) {
     const int kc = static_cast<int>(std::min<int64_t>(kcs, k - p0));
     const int kpa = static_cast<int>(round_up(ceil_div(kc, 2), KB));
+    const bool last = p0 + kc == k;
     pfor(panels, 4, [&](int64_t q0, int64_t q1) {
-      for (int64_t q = q0; q < q1; q++)
-        if (!pack_b(b + p0 * n + q * NR, n, s + p0, inv + p0, kc, static_cast<int>(std::min<int64_t>(NR, n - q * NR)),
-                    kpa, bp + q * kpa * NR))
+      for (int64_t q = q0; q < q1; q++) {
+        const int nc = static_cast<int>(std::min<int64_t>(NR, n - q * NR));
+        uint32_t* dst = bp + q * kpa * NR;
+        if (!(tb ? pack_bt(b + q * NR * k + p0, k, sb + q * NR, ib + q * NR, kc, nc, kpa, dst)
+                 : pack_b(b + p0 * n + q * NR, n, sb + p0, ib + p0, kc, nc, kpa, dst)))
           on = false;
+      }
     });
     if (!on) return false;
     const float beta = p0 == 0 ? 0.f : 1.f;
@@ -241,11 +307,13 @@ bool run(const float* a, int64_t rsa, int64_t csa, const float* b, const float* 
         const int64_t blk = t % nb, js = t / nb, i0 = row0(blk);
         const int mc = static_cast<int>(row0(blk + 1) - i0);
         if (packed != blk) {
-          pack_a(a + i0 * rsa + p0 * csa, rsa, csa, s + p0, mc, kc, kpa, ap);
+          pack_a(a + i0 * rsa + p0 * csa, rsa, csa, fold + p0, mc, kc, kpa, ap);
           packed = blk;
         }
         const int64_t c0 = panels * js / nsplit * NR, c1 = std::min<int64_t>(panels * (js + 1) / nsplit * NR, n);
-        if (c0 < c1) block(mc, static_cast<int>(c1 - c0), kpa, ap, bp + c0 / NR * kpa * NR, c + i0 * n + c0, n, beta);
+        if (c0 < c1)
+          block(mc, static_cast<int>(c1 - c0), kpa, ap, bp + c0 / NR * kpa * NR, c + i0 * n + c0, n, beta,
+                last && tb ? sb + c0 : nullptr, last && bias ? bias + c0 : nullptr);
       }
     });
   }
@@ -257,29 +325,33 @@ const char* unavailable() {
   return gemm_bf16_unavailable();
 }
 
-// matmulOnGrid(a, b, sb, c, m, k, n, transA) → whether B was on its grid
+// matmulOnGrid(a, b, sb, c, m, k, n, transA, transB[, bias]) → whether B was on its grid
 Napi::Value MatmulOnGrid(const Napi::CallbackInfo& info) {
-  const Args g(info, "matmulOnGrid", 8);
+  const Args g(info, "matmulOnGrid", 9);
   const int64_t m = g.dim(4, "m"), k = g.dim(5, "k"), n = g.dim(6, "n");
-  const Buf<float> sb = g.scales(2, "sb", k, "k");
+  const bool ta = g.flag(7), tb = g.flag(8);
+  const Buf<float> sb = tb ? g.scales(2, "sb", n, "n") : g.scales(2, "sb", k, "k");
   const float* a = g.f32(0, "a", g.mul(m, k));
   const float* b = g.f32(1, "b", g.mul(k, n));
   float* c = g.f32(3, "c", g.mul(m, n));
-  const bool ta = g.flag(7);
+  const float* bias = info.Length() > 9 ? g.f32_opt(9, "bias", n) : nullptr;
   if (const char* why = unavailable())
     throw Napi::Error::New(info.Env(), std::string("matmulOnGrid: needs AMX, unavailable: ") + why);
   if (m == 0 || n == 0) return Napi::Boolean::New(info.Env(), true);  // nothing read or written
   if (k == 0) {
-    std::fill(c, c + m * n, 0.f);
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < n; j++) c[i * n + j] = bias ? bias[j] : 0.f;
     return Napi::Boolean::New(info.Env(), true);
   }
-  std::vector<float> s(k), inv(k);
-  for (int64_t p = 0; p < k; p++) {
+  // One step (and its inverse) per row of b as stored: k rows, or n with transB.
+  const int64_t rows = tb ? n : k;
+  std::vector<float> s(rows), inv(rows);
+  for (int64_t p = 0; p < rows; p++) {
     s[p] = sb.p[sb.n == 1 ? 0 : p];
     inv[p] = s[p] > 0 ? 1.f / s[p] : 0.f;
   }
   const double flops = 2.0 * m * n * k;
-  const bool on = run(a, ta ? 1 : k, ta ? m : 1, b, s.data(), inv.data(), c, m, k, n,
+  const bool on = run(a, ta ? 1 : k, ta ? m : 1, b, tb, s.data(), inv.data(), c, m, k, n, bias,
                       flops >= 3e5 ? num_threads() : 1);
   return Napi::Boolean::New(info.Env(), on);
 }

@@ -42,15 +42,16 @@ const integerGemm = scopedFlag(true);
 export const withIntegerGemm = integerGemm.with;
 export const integerGemmEnabled = integerGemm.get;
 
-// The backward of a Linear with an operand on such a grid, under 'fp32' (dX = dY·Ŵ with Ŵ TWN or
-// sym ≤ 8 bits per tensor or row, dW = dYᵀ·x̂ with x̂ the 8-bit input), runs as
+// Grid GEMMs: under 'fp32', a Linear's GEMMs with one operand on such a grid — the forward
+// y = x·Ŵᵀ (when the integer forward does not apply: a float input) and dX = dY·Ŵ, with Ŵ TWN or
+// sym ≤ 8 bits per tensor or row, and dW = dYᵀ·x̂ with x̂ the 8-bit input — run as
 // Kernels.matmulOnGrid where the native addon has it (AMX): float32 accuracy from bf16 tiles
 // (src/tensor/kernels.ts states the bound). Otherwise, and under 'bf16', the usual GEMMs. On by
-// default; withGridBackward(false, f) turns it off.
-const gridBackward = scopedFlag(true);
-/** Runs fn with Linear's grid backward allowed (on) or not, restoring the setting after. */
-export const withGridBackward = gridBackward.with;
-export const gridBackwardEnabled = gridBackward.get;
+// default; withGridGemm(false, f) turns it off.
+const gridGemm = scopedFlag(true);
+/** Runs fn with Linear's grid GEMMs allowed (on) or not, restoring the setting after. */
+export const withGridGemm = gridGemm.with;
+export const gridGemmEnabled = gridGemm.get;
 
 let current: ComputePrecision = 'fp32';
 let currentHead: ComputePrecision = 'fp32';
@@ -84,14 +85,14 @@ export interface ComputeScope {
   precision: ComputePrecision;
   head: ComputePrecision;
   integerGemm: boolean;
-  gridBackward: boolean;
+  gridGemm: boolean;
 }
 
 export function computeScope(): ComputeScope {
-  return { precision: current, head: currentHead, integerGemm: integerGemm.get(), gridBackward: gridBackward.get() };
+  return { precision: current, head: currentHead, integerGemm: integerGemm.get(), gridGemm: gridGemm.get() };
 }
 
 /** Runs fn under the settings s (computeScope()), restoring the present ones after. */
 export function withComputeScope<T>(s: ComputeScope, fn: () => T): T {
-  return withIntegerGemm(s.integerGemm, () => withGridBackward(s.gridBackward, () => withCompute(s.precision, fn, { head: s.head })));
+  return withIntegerGemm(s.integerGemm, () => withGridGemm(s.gridGemm, () => withCompute(s.precision, fn, { head: s.head })));
 }

@@ -4,7 +4,7 @@ export * from './tensor.js';
 export { backward, noGrad, isRecording, setCheckNumerics, NumericsError } from './autograd.js';
 export { recompute, withRecompute, recomputeModeOf, RECOMPUTE_MODES, type RecomputeMode } from './recompute.js';
 export {
-  withCompute, computePrecision, withIntegerGemm, integerGemmEnabled, withGridBackward, gridBackwardEnabled, type ComputePrecision,
+  withCompute, computePrecision, withIntegerGemm, integerGemmEnabled, withGridGemm, gridGemmEnabled, type ComputePrecision,
 } from './compute.js';
 export * from './ops/index.js';
 export { Rng, hash32 } from './rng.js';

@@ -26,7 +26,7 @@ import { backward, nativeIsaInfo } from '../../src/tensor/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { linear, integerGrid } from '../../src/tensor/ops/matmul.js';
 import { kernelSource } from '../../src/tensor/registry.js';
-import { withIntegerGemm } from '../../src/tensor/compute.js';
+import { withGridGemm, withIntegerGemm } from '../../src/tensor/compute.js';
 import { fakeQuantInput, fakeQuantWeight } from '../../src/quant/ops.js';
 import type { WeightQuant } from '../../src/quant/rules.js';
 import { randomF32 } from '../util.js';
@@ -282,7 +282,9 @@ test('Linear on integer grids: 8-bit weights, groups and unquantized inputs keep
     const w = new Tensor(randomF32(10 * 64, rng, 0.1), [10, 64]);
     const xq = bits === null ? x : fakeQuantInput(x, bits);
     const wq = fakeQuantWeight(w, q);
-    const y = linear(xq, wq);
+    // (On AMX a weight on its grid with a float or 8-bit-weight forward runs matmulOnGrid in
+    // float32 instead: test/backend/gemm-grid.test.ts; here, not matmulQ8.)
+    const y = withGridGemm(false, () => linear(xq, wq));
     const want = new Float32Array(9 * 10);
     addon.matmul!(xq.f32, wq.f32, want, 1, 9, 64, 10, false, true, 0, 0, 0);
     assert.deepEqual(y.f32, want, name);

@@ -18,7 +18,7 @@ import {
 } from '../../src/train/freeze-auto.js';
 import { Tensor, intTensor } from '../../src/tensor/tensor.js';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
-import { withGridBackward } from '../../src/tensor/compute.js';
+import { withGridGemm } from '../../src/tensor/compute.js';
 import type { WeightFn } from '../../src/nn/params.js';
 import { asModel, loadModelDir } from '../../src/io/model-dir.js';
 import { archOf } from '../../src/models/model.js';
@@ -105,13 +105,13 @@ it('the curvature passes differentiate w.r.t. ŵ: at δ = 0 the leaves get exact
   const loss = (w: WeightFn) => distillLoss(fwd(model, w), t, { pred: 1 }, { arch: 'llama', tau: 1 }).total;
   const hat = new Map(names.map((n) => [n, noGrad(() => prep.weight(n, params.get(n)!))]));
   const zero = new Map(names.map((n) => [n, new Float32Array(params.get(n)!.size)]));
-  const g = withGridBackward(false, () => gradWrtHat(params, prep.weight, hat, zero, loss));
+  const g = withGridGemm(false, () => gradWrtHat(params, prep.weight, hat, zero, loss));
   assert.deepEqual([...g.keys()], names);
   for (const p of params.values()) {
     assert.equal(p.grad, null, `${p.name}: no gradient left behind`);
     assert.equal(p.requiresGrad, true, `${p.name}: requiresGrad restored`);
   }
-  backward(withGridBackward(false, () => loss(prep.weight)));
+  backward(withGridGemm(false, () => loss(prep.weight)));
   for (const n of names) assert.ok(same(g.get(n)!, params.get(n)!.grad!.f32), `${n}: ∇_ŵ L = straight-through ∇_W L`);
   // A shift changes the gradient (the leaves really hold ŵ + δ).
   const shifted = gradWrtHat(params, prep.weight, hat, new Map(names.map((n) => [n, new Float32Array(params.get(n)!.size).fill(0.05)])), loss);

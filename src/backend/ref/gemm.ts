@@ -148,41 +148,49 @@ function matmulQ8(
   return true;
 }
 
-/** See Kernels.matmulOnGrid: the codes by q8Code (limit 256), then c_ij = Σ_p fl(a_ip·s_p)·q_pj
- *  summed in float32 in order p = 0..k−1 (every product exact: |q| ≤ 256 and a' a float32 have at
- *  most 9 + 24 significant bits, under float64's 53). */
+/** See Kernels.matmulOnGrid: the codes by q8Code (limit 256), then per element the float32 sum in
+ *  order p = 0..k−1 of fl(a_ip·s_p)·q_pj (without transB) or of a_ip·q_jp, scaled by s_j after
+ *  (with it); every product exact (a float32 times |q| ≤ 256: at most 24 + 9 significant bits,
+ *  under float64's 53); the bias last. */
 function matmulOnGrid(
   a: Float32Array, b: Float32Array, sb: Float32Array, c: Float32Array, m: number, k: number, n: number,
-  transA: boolean,
+  transA: boolean, transB: boolean, bias?: Float32Array | null,
 ): boolean {
   const fn = 'matmulOnGrid';
   for (const [what, v] of [['m', m], ['k', k], ['n', n]] as const) {
     if (!Number.isInteger(v) || v < 0) throw new RangeError(`${fn}: ${what} must be a non-negative integer, got ${v}`);
   }
-  if (sb.length !== 1 && sb.length !== k) throw new RangeError(`${fn}: sb has length ${sb.length}, expected 1 or k = ${k}`);
+  const rows = transB ? n : k, rowName = transB ? 'n' : 'k';
+  if (sb.length !== 1 && sb.length !== rows) throw new RangeError(`${fn}: sb has length ${sb.length}, expected 1 or ${rowName} = ${rows}`);
   sb.forEach((s, p) => {
     if (!(Number.isFinite(s) && s >= 0)) throw new RangeError(`${fn}: sb[${p}] must be a finite scale ≥ 0, got ${s}`);
   });
   for (const [what, arr, len] of [['a', a, m * k], ['b', b, k * n], ['c', c, m * n]] as const) {
     if (arr.length !== len) throw new RangeError(`${fn}: ${what} has length ${arr.length}, expected ${len}`);
   }
+  if (bias != null && bias.length !== n) throw new RangeError(`${fn}: bias has length ${bias.length}, expected ${n}`);
   if (m === 0 || n === 0) return true;
-  const step = (p: number): number => sb[sb.length === 1 ? 0 : p];
+  const step = (r: number): number => sb[sb.length === 1 ? 0 : r];
+  // q (k, n): the code of op(B)(p, j), read from stored row p (or j with transB).
   const q = new Float32Array(k * n);
   for (let p = 0; p < k; p++) {
-    const s = step(p), inv = s > 0 ? Math.fround(1 / s) : 0;
     for (let j = 0; j < n; j++) {
-      q[p * n + j] = q8Code(b[p * n + j], inv, 256);
-      if (Math.fround(q[p * n + j] * s) !== b[p * n + j]) return false;
+      const r = transB ? j : p, x = b[transB ? j * k + p : p * n + j], s = step(r);
+      q[p * n + j] = q8Code(x, s > 0 ? Math.fround(1 / s) : 0, 256);
+      if (Math.fround(q[p * n + j] * s) !== x) return false;
     }
   }
   const ap = new Float32Array(k);
   for (let i = 0; i < m; i++) {
-    for (let p = 0; p < k; p++) ap[p] = Math.fround((transA ? a[p * m + i] : a[i * k + p]) * step(p));
+    for (let p = 0; p < k; p++) {
+      const x = transA ? a[p * m + i] : a[i * k + p];
+      ap[p] = transB ? x : Math.fround(x * step(p));
+    }
     for (let j = 0; j < n; j++) {
       let s = 0;
       for (let p = 0; p < k; p++) s = Math.fround(s + ap[p] * q[p * n + j]);
-      c[i * n + j] = s;
+      if (transB) s = Math.fround(s * step(j));
+      c[i * n + j] = bias != null ? Math.fround(s + bias[j]) : s;
     }
   }
   return true;

@@ -4,7 +4,7 @@
 import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { kernel, kernelSource } from '../registry.js';
-import { computePrecision, gridBackwardEnabled, integerGemmEnabled } from '../compute.js';
+import { computePrecision, gridGemmEnabled, integerGemmEnabled } from '../compute.js';
 import { gemmOutput } from '../recompute.js';
 import { empty, fmt, requireF32, sumTo } from './util.js';
 import { reshape } from './shape.js';
@@ -120,12 +120,12 @@ function integerPlan(x: Tensor, weight: Tensor): { sa: number; sb: Float32Array 
   return { sa: gx.scales[0], sb: gw.scales };
 }
 
-/** The grids of the backward GEMMs of y = x·Wᵀ that Kernels.matmulOnGrid can take (|q| ≤ 256):
- *  dX = dY·W with W's per-tensor or per-row scales (sw), dW = dYᵀ·x with x's one scale (sx) —
- *  under 'fp32' only (bf16 GEMMs are cheaper still), where the native addon has the kernel (AMX)
- *  and the grid backward is allowed (compute.ts). Null when neither applies. */
-function gridBackwardPlan(x: Tensor, weight: Tensor): { sx: Float32Array | null; sw: Float32Array | null } | null {
-  if (computePrecision() !== 'fp32' || !gridBackwardEnabled() || kernelSource('matmulOnGrid') !== 'native') return null;
+/** The grids of y = x·Wᵀ that Kernels.matmulOnGrid can take (|q| ≤ 256): W's per-tensor or
+ *  per-row scales (sw: the forward, unless matmulQ8 runs it, and dX = dY·W), x's one scale (sx:
+ *  dW = dYᵀ·x) — under 'fp32' only (bf16 GEMMs are cheaper still), where the native addon has
+ *  the kernel (AMX) and grid GEMMs are allowed (compute.ts). Null when neither applies. */
+function gridPlan(x: Tensor, weight: Tensor): { sx: Float32Array | null; sw: Float32Array | null } | null {
+  if (computePrecision() !== 'fp32' || !gridGemmEnabled() || kernelSource('matmulOnGrid') !== 'native') return null;
   const gx = grids.get(x), gw = grids.get(weight);
   const sx = gx && gx.scales.length === 1 && gx.maxCode <= 256 ? gx.scales : null;
   const sw = gw && gw.maxCode <= 256 && (gw.scales.length === 1 || gw.scales.length === weight.shape[0]) ? gw.scales : null;
@@ -142,18 +142,20 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const lead = x.shape.slice(0, -1);
   const N = x.size / inF;
   const x2 = reshape(x, [N, inF]);
-  const q8 = integerPlan(x, weight), onGrid = gridBackwardPlan(x, weight);
+  const q8 = integerPlan(x, weight), onGrid = gridPlan(x, weight);
   if (!bias && !q8 && !onGrid) return reshape(matmul(x2, weight, { transB: true }), [...lead, outF]);
   requireF32('linear', x2, weight, ...(bias ? [bias] : []));
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new RangeError(`linear: bias ${fmt(bias.shape)} does not match ${outF} outputs`);
   // y = x·Wᵀ + b as one GEMM whose first K slice adds b as it stores each tile (the kernel's
   // bias argument), so the bias costs no pass over y and no second buffer. On integer grids the
-  // forward is matmulQ8 (its bias the same way); the backward is the float GEMMs either way.
+  // forward is matmulQ8 (its bias the same way), with only W on one matmulOnGrid (float32); the
+  // backward is gridGrads or the float GEMMs.
   const plan: GemmPlan = { tA: false, tB: true, batch: 1, m: N, k: inF, n: outF, sA: 0, sB: 0, gemm: gemmName() };
-  // matmulQ8 checks the grids as it packs: off them (a tensor changed since it was made), the
+  // Both kernels check the grids as they pack: off them (a tensor changed since it was made), the
   // float GEMM.
   const y = gemmOutput([N, outF], (o) => {
     if (q8 && kernel('matmulQ8')(x2.f32, q8.sa, weight.f32, q8.sb, o.f32, N, inF, outF, bias?.f32 ?? null)) return;
+    if (!q8 && onGrid?.sw && kernel('matmulOnGrid')(x2.f32, weight.f32, onGrid.sw, o.f32, N, inF, outF, false, true, bias?.f32 ?? null)) return;
     kernel(plan.gemm)(x2.f32, weight.f32, o.f32, 1, N, inF, outF, false, true, 0, 0, 0, bias?.f32 ?? null);
   });
   const out = record(y, 'linear', bias ? [x2, weight, bias] : [x2, weight], (g) => [
@@ -172,11 +174,11 @@ function gridGrads(p: { sx: Float32Array | null; sw: Float32Array | null }, x: T
   let gx: Tensor | null = null, gw: Tensor | null = null;
   if (x.requiresGrad) {
     gx = empty(x.shape);
-    if (!p.sw || !onGrid(g.f32, weight.f32, p.sw, gx.f32, N, outF, inF, false)) gemm(g.f32, weight.f32, gx.f32, 1, N, outF, inF, false, false, 0, 0, 0);
+    if (!p.sw || !onGrid(g.f32, weight.f32, p.sw, gx.f32, N, outF, inF, false, false)) gemm(g.f32, weight.f32, gx.f32, 1, N, outF, inF, false, false, 0, 0, 0);
   }
   if (weight.requiresGrad) {
     gw = empty(weight.shape);
-    if (!p.sx || !onGrid(g.f32, x.f32, p.sx, gw.f32, outF, N, inF, true)) gemm(g.f32, x.f32, gw.f32, 1, outF, N, inF, true, false, 0, 0, 0);
+    if (!p.sx || !onGrid(g.f32, x.f32, p.sx, gw.f32, outF, N, inF, true, false)) gemm(g.f32, x.f32, gw.f32, 1, outF, N, inF, true, false, 0, 0, 0);
   }
   return [gx, gw];
 }
