@@ -98,6 +98,25 @@ export function q8Code(x: number, inv: number, lim: number): number {
   return roundHalfEven(t);
 }
 
+/** The argument checks matmulQ8 and matmulOnGrid share, with the native Args' messages: sizes,
+ *  the steps sb (one, or one per `perName` = per), the arrays' lengths and an optional bias. */
+function checkGridGemm(
+  fn: string, m: number, k: number, n: number, sb: Float32Array, per: number, perName: string,
+  arrays: readonly (readonly [string, Float32Array, number])[], bias?: Float32Array | null,
+): void {
+  for (const [what, v] of [['m', m], ['k', k], ['n', n]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${fn}: ${what} must be a non-negative integer, got ${v}`);
+  }
+  if (sb.length !== 1 && sb.length !== per) throw new RangeError(`${fn}: sb has length ${sb.length}, expected 1 or ${perName} = ${per}`);
+  sb.forEach((s, j) => {
+    if (!(Number.isFinite(s) && s >= 0)) throw new RangeError(`${fn}: sb[${j}] must be a finite scale ≥ 0, got ${s}`);
+  });
+  for (const [what, arr, len] of arrays) {
+    if (arr.length !== len) throw new RangeError(`${fn}: ${what} has length ${arr.length}, expected ${len}`);
+  }
+  if (bias != null && bias.length !== n) throw new RangeError(`${fn}: bias has length ${bias.length}, expected ${n}`);
+}
+
 /** See Kernels.matmulQ8: codes by q8Code, the integer sums exact (|Σ| < 2^31 ≤ 2^53), then the
  *  two (three with a bias) float32 roundings. */
 function matmulQ8(
@@ -105,19 +124,9 @@ function matmulQ8(
   k: number, n: number, bias?: Float32Array | null,
 ): boolean {
   const fn = 'matmulQ8';
-  for (const [what, v] of [['m', m], ['k', k], ['n', n]] as const) {
-    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${fn}: ${what} must be a non-negative integer, got ${v}`);
-  }
-  if (k > 131072) throw new RangeError(`${fn}: k ${k} exceeds 131072 (the int32 sums could overflow): use matmul`);
+  if (k > 131072 && Number.isInteger(k)) throw new RangeError(`${fn}: k ${k} exceeds 131072 (the int32 sums could overflow): use matmul`);
   if (!(Number.isFinite(sa) && sa >= 0)) throw new RangeError(`${fn}: sa must be a finite scale ≥ 0, got ${sa}`);
-  if (sb.length !== 1 && sb.length !== n) throw new RangeError(`${fn}: sb has length ${sb.length}, expected 1 or n = ${n}`);
-  sb.forEach((s, j) => {
-    if (!(Number.isFinite(s) && s >= 0)) throw new RangeError(`${fn}: sb[${j}] must be a finite scale ≥ 0, got ${s}`);
-  });
-  for (const [what, arr, len] of [['a', a, m * k], ['b', b, n * k], ['c', c, m * n]] as const) {
-    if (arr.length !== len) throw new RangeError(`${fn}: ${what} has length ${arr.length}, expected ${len}`);
-  }
-  if (bias != null && bias.length !== n) throw new RangeError(`${fn}: bias has length ${bias.length}, expected ${n}`);
+  checkGridGemm(fn, m, k, n, sb, n, 'n', [['a', a, m * k], ['b', b, n * k], ['c', c, m * n]], bias);
   if (m === 0 || n === 0) return true;
   const sa32 = Math.fround(sa);
   const inv = (s: number): number => (s > 0 ? Math.fround(1 / s) : 0);
@@ -156,19 +165,7 @@ function matmulOnGrid(
   a: Float32Array, b: Float32Array, sb: Float32Array, c: Float32Array, m: number, k: number, n: number,
   transA: boolean, transB: boolean, bias?: Float32Array | null,
 ): boolean {
-  const fn = 'matmulOnGrid';
-  for (const [what, v] of [['m', m], ['k', k], ['n', n]] as const) {
-    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${fn}: ${what} must be a non-negative integer, got ${v}`);
-  }
-  const rows = transB ? n : k, rowName = transB ? 'n' : 'k';
-  if (sb.length !== 1 && sb.length !== rows) throw new RangeError(`${fn}: sb has length ${sb.length}, expected 1 or ${rowName} = ${rows}`);
-  sb.forEach((s, p) => {
-    if (!(Number.isFinite(s) && s >= 0)) throw new RangeError(`${fn}: sb[${p}] must be a finite scale ≥ 0, got ${s}`);
-  });
-  for (const [what, arr, len] of [['a', a, m * k], ['b', b, k * n], ['c', c, m * n]] as const) {
-    if (arr.length !== len) throw new RangeError(`${fn}: ${what} has length ${arr.length}, expected ${len}`);
-  }
-  if (bias != null && bias.length !== n) throw new RangeError(`${fn}: bias has length ${bias.length}, expected ${n}`);
+  checkGridGemm('matmulOnGrid', m, k, n, sb, transB ? n : k, transB ? 'n' : 'k', [['a', a, m * k], ['b', b, k * n], ['c', c, m * n]], bias);
   if (m === 0 || n === 0) return true;
   const step = (r: number): number => sb[sb.length === 1 ? 0 : r];
   // q (k, n): the code of op(B)(p, j), read from stored row p (or j with transB).
