@@ -110,9 +110,9 @@ export function envFields(rec: Record<string, unknown>, env: BenchEnv): EnvField
   const fp32Gemm = paths.gemm ?? env.kdqat.isa;
   if (rec.compute === 'bf16-layers') return { cpu, isa: `${bf}_layers`, isa_paths: { ...paths, gemm: `${bf}, ${fp32Gemm} (the student's LM head)` } };
   if (rec.compute === 'bf16-teacher') return { cpu, isa: `${bf}_teacher`, isa_paths: { ...paths, gemm: `${fp32Gemm} (student), ${bf} (teacher)` } };
-  // A float32 KD-QAT step on AMX: its Linears' backward on integer grids runs matmulOnGrid (three
-  // bf16 pieces on the tiles, float32 accuracy).
-  const grid: Record<string, string> = rec.bench === 'qat_step' && env.kdqat.amx?.matmulOnGrid ? { grid_backward: 'amx_bf16x3' } : {};
+  // A float32 KD-QAT step on AMX: its Linears' GEMMs with an operand on an integer grid run
+  // matmulOnGrid (three bf16 pieces on the tiles, float32 accuracy).
+  const grid: Record<string, string> = rec.bench === 'qat_step' && env.kdqat.amx?.matmulOnGrid ? { grid_gemm: 'amx_bf16x3' } : {};
   return { cpu, isa: env.kdqat.families[familyOf(rec)]?.selected ?? env.kdqat.isa, isa_paths: { ...paths, ...grid } };
 }
 

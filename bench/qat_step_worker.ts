@@ -35,7 +35,9 @@ const x = intTensor(ids, [S.batch, S.seq]);
 
 // KDQAT_GRID=off: the student's Linears (weights on per-channel grids) on the float32 GEMM instead
 // of matmulOnGrid (AMX only; compute.ts withGridGemm).
-const grid = (process.env.KDQAT_GRID ?? 'on') !== 'off';
+const gridEnv = process.env.KDQAT_GRID ?? 'on';
+if (!['on', 'off'].includes(gridEnv)) throw new Error(`KDQAT_GRID=${gridEnv}: use on or off`);
+const grid = gridEnv === 'on';
 function step(): number {
   const t = noGrad(() => decoderOutputs(llamaForward(teacher, cfg, x)));
   const s = withGridGemm(grid, () => decoderOutputs(llamaForward(student, cfg, x, { weight })));

@@ -60,7 +60,7 @@ export function fakeQuantWeight(w: Tensor, q: WeightQuant, step?: Tensor): Tenso
 
 /** The integer grid of a weight ŵ = code·s (rows, cols) with these per-granule scales, one per
  *  tensor or row, which a Linear's GEMMs can use (ops/matmul.ts: the integer forward takes |code|
- *  ≤ 64, the grid backward ≤ 256): TWN, or sym of ≤ 8 bits per tensor or channel; null for every
+ *  ≤ 64, matmulOnGrid ≤ 256): TWN, or sym of ≤ 8 bits per tensor or channel; null for every
  *  other quantizer. */
 export function weightGrid(q: WeightQuant, rows: number, cols: number, scales: Float32Array): IntegerGrid | null {
   const kind = q.rule.kind, bits = bitsOf(q.rule), G = granuleCount(rows, cols, q);

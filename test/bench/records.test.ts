@@ -85,8 +85,8 @@ test('real-size runs become qat_step records named by the model', () => {
   }
   assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'teacher' }), amxEnv).isa_paths.gemm, 'avx512 (student), amx_bf16 (teacher)');
   // float32 steps there run their grid backward on AMX (matmulOnGrid); elsewhere nothing is said
-  assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'off' }), amxEnv).isa_paths.grid_backward, 'amx_bf16x3');
-  assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'off' }), ENV).isa_paths.grid_backward, undefined);
+  assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'off' }), amxEnv).isa_paths.grid_gemm, 'amx_bf16x3');
+  assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'off' }), ENV).isa_paths.grid_gemm, undefined);
   // the worker's recompute mode; true in records from before the selective mode is all
   for (const [recompute, want] of [['off', 'off'], ['selective', 'selective'], ['all', 'all'], [true, 'all'], [false, 'off'], [undefined, 'off']] as const) {
     assert.equal(realSizeToQatStep({ ...base, recompute }).recompute, want, String(recompute));
