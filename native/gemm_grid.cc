@@ -267,8 +267,8 @@ bool run(const float* a, int64_t rsa, int64_t csa, const float* b, bool tb, cons
   const int64_t panels = ceil_div(n, NR);
   uint32_t* bp = gemm_driver::bpack<uint32_t>(static_cast<size_t>(panels) * (kcs / 2) * NR);
   // The scale folded into A: B's per-k steps, or 1 (exact) when they scale the sums instead.
-  std::vector<float> ones;
-  if (tb) ones.assign(k, 1.f);
+  static thread_local std::vector<float> ones;
+  if (tb && static_cast<int64_t>(ones.size()) < k) ones.resize(k, 1.f);
   const float* fold = tb ? ones.data() : sb;
   // Row blocks of whole MR tiles dealt out evenly, and column ranges when the rows are few
   // (gemm_driver.h).
@@ -345,7 +345,9 @@ Napi::Value MatmulOnGrid(const Napi::CallbackInfo& info) {
   }
   // One step (and its inverse) per row of b as stored: k rows, or n with transB.
   const int64_t rows = tb ? n : k;
-  std::vector<float> s(rows), inv(rows);
+  static thread_local std::vector<float> s, inv;  // reused: no allocation per call
+  s.resize(rows);
+  inv.resize(rows);
   for (int64_t p = 0; p < rows; p++) {
     s[p] = sb.p[sb.n == 1 ? 0 : p];
     inv[p] = s[p] > 0 ? 1.f / s[p] : 0.f;
