@@ -68,6 +68,9 @@ constexpr int KB = 16;           // pairs per tile step (a tile row: 16 words)
 constexpr int KC = 1024;
 constexpr int MC = 128;
 
+// The first n of 16 lanes (none for n ≤ 0, all for n ≥ 16).
+inline __mmask16 lanes(int n) { return n >= 16 ? 0xffff : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1); }
+
 // ---- B: codes -----------------------------------------------------------------------------------
 // The codes of 16 values x on the grid of step s (inv = fl(1/s), 0 for s = 0):
 // roundHalfEven(clamp(fl(x·inv), −256, 256)); ok loses the lanes where fl(q·s) ≠ x.
@@ -89,7 +92,7 @@ KDQAT_BF16 bool pack_b(const float* b, int64_t ldb, const float* s, const float*
   const int kp = (kc + 1) / 2;
   for (int r = 0; r < kpa; r++) {
     for (int h = 0; h < NR; h += 16) {
-      const __mmask16 m = r >= kp || nc - h <= 0 ? 0 : nc - h >= 16 ? 0xffff : (1u << (nc - h)) - 1;
+      const __mmask16 m = r >= kp ? 0 : lanes(nc - h);
       __m512 lo = _mm512_setzero_ps(), hi = lo;
       if (m) {
         const int p = 2 * r;
@@ -116,8 +119,7 @@ KDQAT_BF16 bool pack_bt(const float* b, int64_t ldb, const float* s, const float
       __m512 v[16];
       for (int t = 0; t < 16; t++) {
         const int row = j + t, left = row < nc ? kc - 32 * blk : 0;  // values of this row in the block
-        const __mmask16 lo = left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1;
-        const __mmask16 hi = left >= 32 ? 0xffff : left <= 16 ? 0 : (1u << (left - 16)) - 1;
+        const __mmask16 lo = lanes(left), hi = lanes(left - 16);
         __m512 q0 = _mm512_setzero_ps(), q1 = q0;
         if (lo) {
           const float* r = b + row * ldb + 32 * blk;
@@ -153,7 +155,8 @@ KDQAT_BF16 inline void split(__m512 x, __m512 p[kPieces]) {
   }
 }
 
-// op(A)(i, p) = x[i·rs + p·cs], rows [0, mc) × k [0, kc), times s[p] → ceil(mc/32) panels of kpa
+// op(A)(i, p) = x[i·rs + p·cs], rows [0, mc) × k [0, kc), times s[p] (s null: as they are; the
+// steps of B stored transposed scale the sums instead) → ceil(mc/32) panels of kpa
 // pair words per row and piece, by 16-pair block: block b holds piece 0, 1, 2 one after another,
 // each rows 0..31 × 16 words (two 1 KiB tiles; word (r, w) = the pair (2q, 2q+1) of row r for
 // q = 16b + w). Zero past mc, past kc and down to kpa. rs or cs is 1.
@@ -168,12 +171,13 @@ KDQAT_BF16 void pack_a(const float* x, int64_t rs, int64_t cs, const float* s, i
         const float* row = x + (i0 + r) * rs;
         for (int b = 0; b < nblk; b++) {
           const int left = r < mr ? kc - 32 * b : 0;  // values of this row in the block
-          const __mmask16 lo = left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1;
-          const __mmask16 hi = left >= 32 ? 0xffff : left <= 16 ? 0 : (1u << (left - 16)) - 1;
-          const __m512 v0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(lo, lo ? row + 32 * b : row),
-                                          _mm512_maskz_loadu_ps(lo, lo ? s + 32 * b : s));
-          const __m512 v1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(hi, hi ? row + 32 * b + 16 : row),
-                                          _mm512_maskz_loadu_ps(hi, hi ? s + 32 * b + 16 : s));
+          const __mmask16 lo = lanes(left), hi = lanes(left - 16);
+          __m512 v0 = _mm512_maskz_loadu_ps(lo, lo ? row + 32 * b : row);
+          __m512 v1 = _mm512_maskz_loadu_ps(hi, hi ? row + 32 * b + 16 : row);
+          if (s) {
+            v0 = _mm512_mul_ps(v0, _mm512_maskz_loadu_ps(lo, lo ? s + 32 * b : s));
+            v1 = _mm512_mul_ps(v1, _mm512_maskz_loadu_ps(hi, hi ? s + 32 * b + 16 : s));
+          }
           __m512 p0[kPieces], p1[kPieces];
           split(v0, p0);
           split(v1, p1);
@@ -191,15 +195,17 @@ KDQAT_BF16 void pack_a(const float* x, int64_t rs, int64_t cs, const float* s, i
     // dW shapes than with scatters, Intel Xeon; the same words).
     for (int b = 0; b < nblk; b++) {
       for (int h = 0; h < MR; h += 16) {
-        const int rows = std::min(16, mr - h);
-        const __mmask16 m = rows <= 0 ? 0 : rows >= 16 ? 0xffff : (1u << rows) - 1;
+        const __mmask16 m = lanes(mr - h);
         __m512 v[kPieces][KB];
         for (int w = 0; w < KB; w++) {
           const int p = 2 * (b * KB + w);  // the pair's first k
           const __mmask16 mlo = p < kc ? m : 0, mhi = p + 1 < kc ? m : 0;
           const float* c0 = x + i0 + h + static_cast<int64_t>(p) * cs;
-          const __m512 lo = _mm512_mul_ps(_mm512_maskz_loadu_ps(mlo, mlo ? c0 : x), _mm512_set1_ps(mlo ? s[p] : 0.f));
-          const __m512 hi = _mm512_mul_ps(_mm512_maskz_loadu_ps(mhi, mhi ? c0 + cs : x), _mm512_set1_ps(mhi ? s[p + 1] : 0.f));
+          __m512 lo = _mm512_maskz_loadu_ps(mlo, mlo ? c0 : x), hi = _mm512_maskz_loadu_ps(mhi, mhi ? c0 + cs : x);
+          if (s) {
+            lo = _mm512_mul_ps(lo, _mm512_set1_ps(mlo ? s[p] : 0.f));
+            hi = _mm512_mul_ps(hi, _mm512_set1_ps(mhi ? s[p + 1] : 0.f));
+          }
           __m512 p0[kPieces], p1[kPieces];
           split(lo, p0);
           split(hi, p1);
@@ -222,7 +228,7 @@ KDQAT_BF16 void store_c(const float* acc, float* c, int64_t ldc, int mr, int nr,
                         const float* bias) {
   const __m512 vb = _mm512_set1_ps(beta);
   for (int h = 0; h < nr; h += 16) {
-    const __mmask16 m = nr - h >= 16 ? 0xffff : (1u << (nr - h)) - 1;
+    const __mmask16 m = lanes(nr - h);
     const __m512 sc = scale ? _mm512_maskz_loadu_ps(m, scale + h) : _mm512_setzero_ps();
     const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + h) : _mm512_setzero_ps();
     for (int r = 0; r < mr; r++) {
@@ -266,10 +272,6 @@ bool run(const float* a, int64_t rsa, int64_t csa, const float* b, bool tb, cons
   const int kcs = static_cast<int>(round_up(ceil_div(k, ceil_div(k, KC)), 32));
   const int64_t panels = ceil_div(n, NR);
   uint32_t* bp = gemm_driver::bpack<uint32_t>(static_cast<size_t>(panels) * (kcs / 2) * NR);
-  // The scale folded into A: B's per-k steps, or 1 (exact) when they scale the sums instead.
-  static thread_local std::vector<float> ones;
-  if (tb && static_cast<int64_t>(ones.size()) < k) ones.resize(k, 1.f);
-  const float* fold = tb ? ones.data() : sb;
   // Row blocks of whole MR tiles dealt out evenly, and column ranges when the rows are few
   // (gemm_driver.h).
   const int64_t tiles = ceil_div(m, MR);
@@ -307,7 +309,7 @@ bool run(const float* a, int64_t rsa, int64_t csa, const float* b, bool tb, cons
         const int64_t blk = t % nb, js = t / nb, i0 = row0(blk);
         const int mc = static_cast<int>(row0(blk + 1) - i0);
         if (packed != blk) {
-          pack_a(a + i0 * rsa + p0 * csa, rsa, csa, fold + p0, mc, kc, kpa, ap);
+          pack_a(a + i0 * rsa + p0 * csa, rsa, csa, tb ? nullptr : sb + p0, mc, kc, kpa, ap);
           packed = blk;
         }
         const int64_t c0 = panels * js / nsplit * NR, c1 = std::min<int64_t>(panels * (js + 1) / nsplit * NR, n);

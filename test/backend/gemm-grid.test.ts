@@ -137,22 +137,27 @@ function nextUp(x: number): number {
   return b[0];
 }
 
-test('matmulOnGrid: a value of B off its grid (in any K slice, NaN, |q| = 257) makes it return false', () => {
-  const c: Case = { m: 40, k: 1500, n: 50, ta: false, tb: false, perRow: true, lim: 256, what: '' };
-  const { a, b, sb } = operands(c, new Rng(53));
-  const spoils: [string, (b: Float32Array) => void][] = [
-    ['b[0] + 1 ulp', (x) => { x[0] = nextUp(x[0]); }],
-    ['b[last] + 1 ulp (the second K slice, the last panel)', (x) => { x[x.length - 1] = nextUp(x[x.length - 1]); }],
-    ['a NaN', (x) => { x[7 * c.n + 3] = NaN; }],
-    ['an Inf', (x) => { x[9] = Infinity; }],
-    ['q = 257', (x) => { x[5 * c.n + 1] = f32(257 * sb[5]); }],
-  ];
+test('matmulOnGrid: a value of B off its grid (in any K slice, NaN, |q| = 257; B as stored or transposed) makes it return false', () => {
   const impls: [string, typeof ref][] = [['reference', ref]];
   if (runsHere) impls.push(['native', addon.matmulOnGrid!]);
-  for (const [what, spoil] of spoils) {
-    const x = b.slice();
-    spoil(x);
-    for (const [name, f] of impls) assert.equal(f(a, x, sb, new Float32Array(c.m * c.n), c.m, c.k, c.n, false, false), false, `${name}: ${what}`);
+  for (const tb of [false, true]) {
+    const c: Case = { m: 40, k: 1500, n: 50, ta: false, tb, perRow: true, lim: 256, what: '' };
+    const { a, b, sb } = operands(c, new Rng(53));
+    const cols = tb ? c.k : c.n; // a stored row's length
+    const spoils: [string, (b: Float32Array) => void][] = [
+      ['b[0] + 1 ulp', (x) => { x[0] = nextUp(x[0]); }],
+      ['b[last] + 1 ulp (the second K slice, the last panel)', (x) => { x[x.length - 1] = nextUp(x[x.length - 1]); }],
+      ['a NaN', (x) => { x[7 * cols + 3] = NaN; }],
+      ['an Inf', (x) => { x[9] = Infinity; }],
+      ['q = 257', (x) => { x[5 * cols + 1] = f32(257 * sb[5]); }],
+    ];
+    for (const [what, spoil] of spoils) {
+      const x = b.slice();
+      spoil(x);
+      for (const [name, f] of impls) {
+        assert.equal(f(a, x, sb, new Float32Array(c.m * c.n), c.m, c.k, c.n, false, tb), false, `${name}${tb ? ', transB' : ''}: ${what}`);
+      }
+    }
   }
   // On the grid: q = ±256, ±0, and a zero scale with every value 0.
   const ok: [string, Float32Array, Float32Array][] = [
