@@ -10,7 +10,9 @@
 //
 // Multiply-adds on bytes: u8 × s8 products summed four at a time into int32 lanes, VPDPBUSD
 // (AVX512_VNNI: 64 multiply-adds per instruction against 16 for an fp32 FMA) or, on AVX2,
-// VPMADDUBSW + VPMADDWD (the s16 pair sums cannot saturate: 2·255·64 < 2^15). The unsigned operand
+// VPMADDUBSW + VPMADDWD (the s16 pair sums cannot saturate: 2·255·64 < 2^15; where a B panel's
+// codes are small, as TWN's ±1, the s16 pair sums of several k-groups are added as s16 before one
+// VPMADDWD: see accumulate_avx2). The unsigned operand
 // is A shifted by 128 (qa + 128 ∈ 1..255): Σ(qa+128)·qb − 128·Σqb = Σ qa·qb, the column sums
 // Σ_k qb_jk taken when B is packed.
 //
@@ -52,8 +54,10 @@ struct Q8Kernel {
   const char* isa;
   int mr, nr, mc;  // register tile; rows per A block (multiple of mr)
   // acc(mr, nr) int32 = Σ over kw words of the u8 A bytes × s8 B bytes (ap: (kw, mr) words, or
-  // with tiled_a kw/16 blocks of (mr, 16) words; bp: (kw, nr) words).
-  void (*accumulate)(int kw, const uint32_t* ap, const uint32_t* bp, int32_t* acc);
+  // with tiled_a kw/16 blocks of (mr, 16) words; bp: (kw, nr) words). s16_groups (≥ 1): how many
+  // k-groups' s16 pair sums can be added in s16 without overflow, given B's codes (s16_groups());
+  // paths without s16 sums ignore it.
+  void (*accumulate)(int kw, int s16_groups, const uint32_t* ap, const uint32_t* bp, int32_t* acc);
   // q[i] = code(x[i], inv, lim) (gemm_q8_rows.cc) for i < n; whether every x[i] is on the grid, i.e.
   // equals fl(q[i]·s) (a NaN never is).
   bool (*quantize)(const float* x, int64_t n, float inv, float s, float lim, int8_t* q);
@@ -87,28 +91,41 @@ bool pack_a(const Q8Kernel& K, const float* a, int64_t k, int kw, int mc, float 
   return on;
 }
 
+// How many k-groups' VPMADDUBSW results (s16 lanes, each a pair of u8 A bytes ≤ 255 times s8 B
+// codes |qb| ≤ max_code) can be summed in s16 lanes: g·2·255·max_code ≤ 2^15 − 1. At least 1 (one
+// pair sum alone never saturates: max_code ≤ 64); all of them for an all-zero panel.
+int s16_groups(int max_code, int kw) {
+  return max_code == 0 ? std::max(kw, 1) : std::max(1, 32767 / (2 * 255 * max_code));
+}
+
 // B (n, k) row-major (a Linear weight; op(B) = Bᵀ) rows [0, nc) → one panel of (kw, NR) words,
-// byte t of word (g, j) = qb(j, 4g + t) as s8, zero past nc and k; sum[j] = Σ_k qb(j, k).
+// byte t of word (g, j) = qb(j, 4g + t) as s8, zero past nc and k; sum[j] = Σ_k qb(j, k);
+// *max_code = max |qb| over the panel.
 bool pack_b(const Q8Kernel& K, const float* b, int64_t k, int kw, int nc, const float* inv,
-            const float* s, uint32_t* dst, int32_t* sum, int8_t* line) {
+            const float* s, uint32_t* dst, int32_t* sum, int* max_code, int8_t* line) {
   const int NR = K.nr;
   bool on = true;
+  int mx = 0;
   for (int j = 0; j < NR; j++) {
     std::memset(line, 0, 4 * static_cast<size_t>(kw));
     if (j < nc) {
       on &= K.quantize(b + j * k, k, inv[j], s[j], kLimB, line);
       int32_t s = 0;
-      for (int64_t p = 0; p < k; p++) s += line[p];
+      for (int64_t p = 0; p < k; p++) {
+        s += line[p];
+        mx = std::max(mx, std::abs(static_cast<int>(line[p])));
+      }
       sum[j] = s;
     }
     for (int g = 0; g < kw; g++) std::memcpy(dst + g * NR + j, line + 4 * g, 4);
   }
+  *max_code = mx;
   return on;
 }
 
 // ---- micro-kernels ----------------------------------------------------------------------------
 template <int MR, int NR>
-void accumulate_portable(int kw, const uint32_t* ap, const uint32_t* bp, int32_t* acc) {
+void accumulate_portable(int kw, int, const uint32_t* ap, const uint32_t* bp, int32_t* acc) {
   int32_t c[MR][NR] = {};
   for (int g = 0; g < kw; g++, ap += MR, bp += NR) {
     const uint8_t* a = reinterpret_cast<const uint8_t*>(ap);
@@ -122,20 +139,46 @@ void accumulate_portable(int kw, const uint32_t* ap, const uint32_t* bp, int32_t
 
 // AVX2: per k-group and row, VPMADDUBSW (u8·s8 pairs → s16, exact: |pair| ≤ 2·255·64) then
 // VPMADDWD by ones (s16 pairs → s32). MR 4 × NR 16: 8 accumulators + 2 B + 1 A + ones + 2 temps.
+// With s16_groups ≥ 2 (B's codes small: TWN's ±1 allows 64 k-groups) the VPMADDUBSW results are
+// added in s16 (VPADDW, any vector port) over s16_groups k-groups, then widened by one VPMADDWD:
+// per k-group and row two multiply-port instructions instead of four. Exact either way.
 constexpr int kMrAvx2 = 4, kNrAvx2 = 16;
-KDQAT_Q8_AVX2 void accumulate_avx2(int kw, const uint32_t* ap, const uint32_t* bp, int32_t* acc) {
+KDQAT_Q8_AVX2 void accumulate_avx2(int kw, int s16_groups, const uint32_t* ap, const uint32_t* bp,
+                                   int32_t* acc) {
   constexpr int MR = kMrAvx2;
   __m256i c0[MR], c1[MR];
   for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm256_setzero_si256();
   const __m256i ones = _mm256_set1_epi16(1);
-  for (int g = 0; g < kw; g++, ap += MR, bp += kNrAvx2) {
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + 8));
+  if (s16_groups < 2) {
+    for (int g = 0; g < kw; g++, ap += MR, bp += kNrAvx2) {
+      const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp));
+      const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + 8));
 #pragma GCC unroll 4
-    for (int r = 0; r < MR; r++) {
-      const __m256i a = _mm256_set1_epi32(static_cast<int>(ap[r]));
-      c0[r] = _mm256_add_epi32(c0[r], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b0), ones));
-      c1[r] = _mm256_add_epi32(c1[r], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b1), ones));
+      for (int r = 0; r < MR; r++) {
+        const __m256i a = _mm256_set1_epi32(static_cast<int>(ap[r]));
+        c0[r] = _mm256_add_epi32(c0[r], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b0), ones));
+        c1[r] = _mm256_add_epi32(c1[r], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b1), ones));
+      }
+    }
+  } else {
+    for (int g0 = 0; g0 < kw; g0 += s16_groups) {
+      const int g1 = std::min(kw, g0 + s16_groups);
+      __m256i h0[MR], h1[MR];
+      for (int r = 0; r < MR; r++) h0[r] = h1[r] = _mm256_setzero_si256();
+      for (int g = g0; g < g1; g++, ap += MR, bp += kNrAvx2) {
+        const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp));
+        const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + 8));
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; r++) {
+          const __m256i a = _mm256_set1_epi32(static_cast<int>(ap[r]));
+          h0[r] = _mm256_add_epi16(h0[r], _mm256_maddubs_epi16(a, b0));
+          h1[r] = _mm256_add_epi16(h1[r], _mm256_maddubs_epi16(a, b1));
+        }
+      }
+      for (int r = 0; r < MR; r++) {
+        c0[r] = _mm256_add_epi32(c0[r], _mm256_madd_epi16(h0[r], ones));
+        c1[r] = _mm256_add_epi32(c1[r], _mm256_madd_epi16(h1[r], ones));
+      }
     }
   }
   for (int r = 0; r < MR; r++) {
@@ -147,7 +190,7 @@ KDQAT_Q8_AVX2 void accumulate_avx2(int kw, const uint32_t* ap, const uint32_t* b
 // AVX512_VNNI: one VPDPBUSD per k-group, row and 16 columns. MR 14 × NR 32 as the fp32 kernel
 // (28 accumulators + 2 B + 1 broadcast A of 32 zmm).
 constexpr int kMrVnni = 14, kNrVnni = 32;
-KDQAT_Q8_VNNI __attribute__((noinline)) void accumulate_vnni(int kw, const uint32_t* ap,
+KDQAT_Q8_VNNI __attribute__((noinline)) void accumulate_vnni(int kw, int, const uint32_t* ap,
                                                              const uint32_t* bp, int32_t* acc) {
   constexpr int MR = kMrVnni;
   __m512i c0[MR], c1[MR];
@@ -172,7 +215,7 @@ KDQAT_Q8_VNNI __attribute__((noinline)) void accumulate_vnni(int kw, const uint3
 
 // AMX: per 16-word block, two A tiles (rows 0–15, 16–31), two B tiles (columns 0–15, 16–31) and
 // four TDPBUSD into the C tiles 0–3 (amx.h).
-void accumulate_amx(int kw, const uint32_t* ap, const uint32_t* bp, int32_t* acc) {
+void accumulate_amx(int kw, int, const uint32_t* ap, const uint32_t* bp, int32_t* acc) {
   amx_configure_thread();
   amx_block_32x32<AmxU8S8>(kw / 16, reinterpret_cast<const uint8_t*>(ap), reinterpret_cast<const uint8_t*>(bp), acc);
 }
@@ -212,11 +255,13 @@ bool run(const Q8Kernel& K, const float* a, float sa, const float* b, const floa
   // Per column: 1/sb_j (0 for a zero scale: every code 0), the output scale and 128·Σqb.
   static thread_local std::vector<float> inv_b, step_b, scale;
   static thread_local std::vector<int32_t> comp;
+  static thread_local std::vector<int> groups;
   static thread_local std::vector<uint32_t> bpack;
   float* ib = scratch(inv_b, panels * NR);
   float* sbj = scratch(step_b, panels * NR);
   float* sc = scratch(scale, n);
   int32_t* cs = scratch(comp, panels * NR);
+  int* s16 = scratch(groups, panels);  // per panel: s16_groups of its codes
   for (int64_t j = 0; j < panels * NR; j++) {
     const float s = j < n ? sb[per_row ? j : 0] : 0.f;
     sbj[j] = s;
@@ -233,10 +278,13 @@ bool run(const Q8Kernel& K, const float* a, float sa, const float* b, const floa
   pfor(panels, 4, [&](int64_t q0, int64_t q1) {
     static thread_local std::vector<int8_t> line;
     int8_t* l = scratch(line, 4 * static_cast<size_t>(kw) + 64);
-    for (int64_t q = q0; q < q1; q++)
+    for (int64_t q = q0; q < q1; q++) {
+      int max_code = 0;
       if (!pack_b(K, b + q * NR * k, k, kw, static_cast<int>(std::min<int64_t>(NR, n - q * NR)), ib + q * NR,
-                  sbj + q * NR, bp + q * kw * NR, cs + q * NR, l))
+                  sbj + q * NR, bp + q * kw * NR, cs + q * NR, &max_code, l))
         on = false;
+      s16[q] = s16_groups(max_code, kw);
+    }
   });
   if (!on) return false;
   for (int64_t j = 0; j < n; j++) cs[j] *= 128;
@@ -271,7 +319,7 @@ bool run(const Q8Kernel& K, const float* a, float sa, const float* b, const floa
         const int64_t j0 = q * NR;
         const int nr = static_cast<int>(std::min<int64_t>(NR, n - j0));
         for (int i = 0; i < mc; i += MR) {
-          K.accumulate(kw, ap + static_cast<int64_t>(i / MR) * kw * MR, bp + q * kw * NR, acc);
+          K.accumulate(kw, s16[q], ap + static_cast<int64_t>(i / MR) * kw * MR, bp + q * kw * NR, acc);
           K.store(acc, std::min(MR, mc - i), nr, NR, cs + j0, sc + j0, bias ? bias + j0 : nullptr,
                   c + (i0 + i) * n + j0, n);
         }

@@ -94,6 +94,47 @@ test('matmulQ8: native equals the reference bit for bit (grids, tile and block e
   }
 });
 
+// The AVX2 path adds VPMADDUBSW's s16 pair sums in s16 over as many k-groups as B's largest code
+// allows (g·2·255·max|qb| < 2^15: 64 groups for TWN's ±1, 9 for |qb| ≤ 7, 1 at 64), per column
+// panel. Sums at their extremes (every qa = 127, i.e. the unsigned byte 255, times ±max|qb| over a
+// k of many such spans) and panels of different largest codes in one call: still exact, so equal
+// to the reference bit for bit. Other paths sum in int32 and must agree all the same.
+test('matmulQ8: small weight codes, s16 partial sums at their extremes, exact on every path', () => {
+  const rng = new Rng(14);
+  const before = addon.getThreads();
+  const m = 37, k = 1100, sa = f32(0.0125);
+  const lims = [1, 2, 7, 9, 21, 63, 64];
+  try {
+    for (const mixed of [false, true]) {
+      for (const lim of mixed ? [0] : lims) {
+        const n = mixed ? 70 : 40;
+        const sb = new Float32Array(n).map(() => f32(0.05 * (1 + rng.uniform())));
+        const a = new Float32Array(m * k);
+        for (let i = 0; i < m * k; i++) a[i] = f32((i < 8 * k ? 127 : i < 12 * k ? -127 : rng.int(255) - 127) * sa);
+        const b = new Float32Array(n * k);
+        for (let j = 0; j < n; j++) {
+          const l = mixed ? lims[Math.floor(j / 11) % lims.length] : lim;
+          const sign = j % 3 === 0 ? 1 : j % 3 === 1 ? -1 : 0;  // all +l, all −l, random
+          for (let p = 0; p < k; p++) b[j * k + p] = f32((sign ? sign * l : rng.int(2 * l + 1) - l) * sb[j]);
+        }
+        const want = new Float32Array(m * n);
+        assert.equal(ref(a, sa, b, sb, want, m, k, n, null), true);
+        for (const t of [1, 2]) {
+          addon.setThreads(t);
+          const got = new Float32Array(m * n).fill(NaN);
+          assert.equal(native(a, sa, b, sb, got, m, k, n, null), true);
+          assert.deepEqual(got, want, `${mixed ? 'mixed panels' : `|qb| ≤ ${lim}`}, ${t} thread(s)`);
+        }
+        // The extreme sum itself: row 0 (qa = 127 throughout) times column 0 (qb = +l throughout).
+        const l0 = mixed ? lims[0] : lim;
+        assert.equal(want[0], f32(f32(sa * sb[0]) * (127 * l0 * k)), `${mixed ? 'mixed' : lim}: the extreme sum`);
+      }
+    }
+  } finally {
+    addon.setThreads(before);
+  }
+});
+
 test('matmulQ8: a value off its grid (anywhere, NaN included) makes it return false, on every path', () => {
   const rng = new Rng(12);
   const c: Case = { m: 300, k: 37, n: 70, perRow: true, bias: false, what: '' };
