@@ -12,8 +12,8 @@
 // sequences become U+FFFD, a BOM is kept), added tokens verbatim; no clean-up of spaces.
 import { applyMerges, type MergeTable } from './bpe-apply.js';
 import { BYTE_TO_CHAR, GPT2_SPLIT, byteLevelToBytes } from './bytes.js';
-import { templateIds, type BpeModelJson, type TokenizerJson } from './schema.js';
-import { specialsPattern } from './words.js';
+import { templateIds, withTemplate, type BpeModelJson, type TokenizerJson } from './schema.js';
+import { forEachPiece, specialsPattern } from './words.js';
 
 const SHIFT = 2097152; // pair key = a * 2^21 + b
 
@@ -77,7 +77,6 @@ export class ByteLevelBpeCodec {
 
   encode(text: string, addSpecialTokens = true): number[] {
     const ids: number[] = [];
-    let prev = 0;
     const emitPiece = (piece: string): void => {
       for (const m of piece.matchAll(GPT2_SPLIT)) {
         const word = m[0];
@@ -90,22 +89,8 @@ export class ByteLevelBpeCodec {
         for (let i = 0; i < bpe.length; i++) ids.push(bpe[i]);
       }
     };
-    if (this.splitter !== null) {
-      this.splitter.lastIndex = 0;
-      for (const m of text.matchAll(this.splitter)) {
-        if (m.index > prev) emitPiece(text.slice(prev, m.index));
-        ids.push(this.addedByContent.get(m[0])!);
-        prev = m.index + m[0].length;
-      }
-    }
-    if (prev < text.length) emitPiece(prev === 0 ? text : text.slice(prev));
-    if (!addSpecialTokens || this.single === null) return ids;
-    const out: number[] = [];
-    for (const t of this.single) {
-      if (t >= 0) out.push(t);
-      else for (let i = 0; i < ids.length; i++) out.push(ids[i]);
-    }
-    return out;
+    forEachPiece(text, this.splitter, emitPiece, (token) => ids.push(this.addedByContent.get(token)!));
+    return withTemplate(this.single, ids, addSpecialTokens);
   }
 
   /** BPE of one pre-token: its bytes, then the merges by rank (bpe-apply.ts). */

@@ -10,8 +10,8 @@
 // Decoding is the WordPiece decoder: pieces starting with "##" are glued to the previous one,
 // others get a space before them; with cleanup, " ." -> "." etc. (HF decoders::wordpiece).
 import { bertNormalize, bertPreTokenize, type BertNormalizerOptions } from './bert-text.js';
-import { templateIds, type TokenizerJson, type WordPieceModelJson } from './schema.js';
-import { specialsPattern } from './words.js';
+import { templateIds, withTemplate, type TokenizerJson, type WordPieceModelJson } from './schema.js';
+import { forEachPiece, specialsPattern } from './words.js';
 
 export function fastWordPieceSupport(json: TokenizerJson): string | null {
   const m = json.model as Partial<WordPieceModelJson> & { type: string };
@@ -87,23 +87,8 @@ export class WordPieceCodec {
         for (let i = 0; i < pieces.length; i++) ids.push(pieces[i]);
       }
     };
-    let prev = 0;
-    if (this.splitter !== null) {
-      this.splitter.lastIndex = 0;
-      for (const m of text.matchAll(this.splitter)) {
-        if (m.index > prev) emitPiece(text.slice(prev, m.index));
-        ids.push(this.addedByContent.get(m[0])!);
-        prev = m.index + m[0].length;
-      }
-    }
-    if (prev < text.length) emitPiece(prev === 0 ? text : text.slice(prev));
-    if (!addSpecialTokens || this.single === null) return ids;
-    const out: number[] = [];
-    for (const t of this.single) {
-      if (t >= 0) out.push(t);
-      else for (let i = 0; i < ids.length; i++) out.push(ids[i]);
-    }
-    return out;
+    forEachPiece(text, this.splitter, emitPiece, (token) => ids.push(this.addedByContent.get(token)!));
+    return withTemplate(this.single, ids, addSpecialTokens);
   }
 
   /** Greedy longest-match-first split of one word into vocab pieces, or [unk]. */

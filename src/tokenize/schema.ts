@@ -113,3 +113,15 @@ export function templateIds(json: TokenizerJson, idOf: (t: string) => number | u
     return p.Sequence?.id === 'A' ? [-1] : [];
   });
 }
+
+/** ids inside the one-sequence template from templateIds (−1 marks where they go); ids as they
+ *  are without a template or when special tokens are not wanted. */
+export function withTemplate(single: number[] | null, ids: number[], addSpecialTokens: boolean): number[] {
+  if (!addSpecialTokens || single === null) return ids;
+  const out: number[] = [];
+  for (const t of single) {
+    if (t >= 0) out.push(t);
+    else for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+  }
+  return out;
+}

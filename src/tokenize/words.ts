@@ -16,16 +16,26 @@ export function specialsPattern(specials: readonly string[]): RegExp | null {
   return new RegExp(sorted.map(escapeRegExp).join('|'), 'g');
 }
 
+/** Walks `text` in order: `ordinary` on each non-empty piece between special tokens (the whole
+ *  text when there are none), `special` on each special token found by `specials`. */
+export function forEachPiece(
+  text: string, specials: RegExp | null, ordinary: (piece: string) => void, special?: (token: string) => void,
+): void {
+  let prev = 0;
+  if (specials !== null) {
+    specials.lastIndex = 0;
+    for (const m of text.matchAll(specials)) {
+      if (m.index > prev) ordinary(text.slice(prev, m.index));
+      special?.(m[0]);
+      prev = m.index + m[0].length;
+    }
+  }
+  if (prev < text.length) ordinary(prev === 0 ? text : text.slice(prev));
+}
+
 /** Calls fn on each piece of `text` that is not a special token. */
 export function forEachOrdinaryPiece(text: string, specials: RegExp | null, fn: (piece: string) => void): void {
-  if (specials === null) { if (text.length > 0) fn(text); return; }
-  let prev = 0;
-  specials.lastIndex = 0;
-  for (const m of text.matchAll(specials)) {
-    if (m.index > prev) fn(text.slice(prev, m.index));
-    prev = m.index + m[0].length;
-  }
-  if (prev < text.length) fn(text.slice(prev));
+  forEachPiece(text, specials, fn);
 }
 
 /** Counts pre-tokens over all texts: `split` yields the pre-tokens of one piece. */
