@@ -2,7 +2,8 @@
 // traits — 4 lanes on the portable path (baseline x86-64), 8 under AVX2, 16 under AVX-512 — and
 // picks the table once
 // (dispatch.h; KDQAT_ISA caps it). Every path gives the reference's bits: the lanes are independent
-// sub-blocks, each computed in the reference's operation order.
+// sub-blocks, each computed in the reference's operation order (no FMA is emitted in the AVX2
+// and AVX-512 regions: -ffp-contract=off).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -16,26 +17,8 @@
 
 namespace kdqat::kquant {
 
-namespace portable {
-using V = simd::Portable;
-#include "kquant_impl.inc"
-}  // namespace portable
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")  // simd::Avx2's region (no FMA is emitted: -ffp-contract=off)
-namespace avx2 {
-using V = simd::Avx2;
-#include "kquant_impl.inc"
-}  // namespace avx2
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
-namespace avx512 {
-using V = simd::Avx512;
-#include "kquant_impl.inc"
-}  // namespace avx512
-#pragma GCC pop_options
+#define KDQAT_PER_ISA_BODY "kquant_impl.inc"
+#include "per_isa.inc"
 
 static const Dispatch<KQuantOps>& dispatch() {
   static const Dispatch<KQuantOps> d(&portable::table, &avx2::table, &avx512::table);

@@ -13,33 +13,10 @@
 
 namespace kdqat::nn {
 
-namespace portable {
-using V = simd::Portable;
-#include "nn_rows.inc"
-#include "nn_loss.inc"
-#include "nn_elem.inc"
-}  // namespace portable
-
-// Everything defined in these regions (including lambdas) may use the region's instructions.
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace avx2 {
-using V = simd::Avx2;
-#include "nn_rows.inc"
-#include "nn_loss.inc"
-#include "nn_elem.inc"
-}  // namespace avx2
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
-namespace avx512 {
-using V = simd::Avx512;
-#include "nn_rows.inc"
-#include "nn_loss.inc"
-#include "nn_elem.inc"
-}  // namespace avx512
-#pragma GCC pop_options
+#define KDQAT_PER_ISA_BODY "nn_rows.inc"
+#define KDQAT_PER_ISA_BODY2 "nn_loss.inc"
+#define KDQAT_PER_ISA_BODY3 "nn_elem.inc"
+#include "per_isa.inc"
 
 static const Dispatch<Ops>& dispatch() {
   static const Dispatch<Ops> d(&portable::table, &avx2::table, &avx512::table);

@@ -13,26 +13,8 @@
 
 namespace kdqat::quant {
 
-namespace portable {
-using V = simd::Portable;
-#include "quant_rows.inc"
-}  // namespace portable
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace avx2 {
-using V = simd::Avx2;
-#include "quant_rows.inc"
-}  // namespace avx2
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
-namespace avx512 {
-using V = simd::Avx512;
-#include "quant_rows.inc"
-}  // namespace avx512
-#pragma GCC pop_options
+#define KDQAT_PER_ISA_BODY "quant_rows.inc"
+#include "per_isa.inc"
 
 static const Dispatch<QuantOps>& dispatch() {
   static const Dispatch<QuantOps> d(&portable::table, &avx2::table, &avx512::table);
