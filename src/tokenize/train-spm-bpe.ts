@@ -17,7 +17,7 @@ import {
   seq, special, specialToken, templateProcessing, vocabFromTokens,
   type ComponentJson, type TemplatePiece, type TokenizerJson,
 } from './schema.js';
-import { checkSpecials, checkVocabSize, forEachOrdinaryPiece, sortedWords, specialsPattern } from './words.js';
+import { checkSpecials, checkVocabSize, forEachPiece, sortedWords, specialsPattern } from './words.js';
 
 const SPACE = '\u2581';
 
@@ -60,7 +60,7 @@ export function trainSentencePieceBpe(texts: Iterable<string>, options: Sentence
   const pattern = specialsPattern(specials);
   for (const text of texts) {
     if (typeof text !== 'string') throw new TypeError(`training texts must be strings, got ${typeof text}`);
-    forEachOrdinaryPiece(text, pattern, (piece) => {
+    forEachPiece(text, pattern, (piece) => {
       for (const w of piece.split(/\s+/)) {
         if (!w) continue;
         const word = SPACE + w;

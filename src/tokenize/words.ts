@@ -33,10 +33,6 @@ export function forEachPiece(
   if (prev < text.length) ordinary(prev === 0 ? text : text.slice(prev));
 }
 
-/** Calls fn on each piece of `text` that is not a special token. */
-export function forEachOrdinaryPiece(text: string, specials: RegExp | null, fn: (piece: string) => void): void {
-  forEachPiece(text, specials, fn);
-}
 
 /** Counts pre-tokens over all texts: `split` yields the pre-tokens of one piece. */
 export function countWords(
@@ -46,7 +42,7 @@ export function countWords(
   const pattern = specialsPattern(specials);
   for (const text of texts) {
     if (typeof text !== 'string') throw new TypeError(`training texts must be strings, got ${typeof text}`);
-    forEachOrdinaryPiece(text, pattern, (piece) => {
+    forEachPiece(text, pattern, (piece) => {
       for (const w of split(piece)) counts.set(w, (counts.get(w) ?? 0) + 1);
     });
   }
