@@ -2,14 +2,12 @@
 // family (BERT, RoBERTa, XLM-RoBERTa, DistilBERT: src/train/finetune.ts asks its record).
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { getThreads, setThreads } from '../tensor/index.js';
-import { endJobOnError, initDistributed, type Distributed } from '../train/distributed.js';
 import { FINETUNE_DEFAULTS, runFinetune, type FinetuneConfig } from '../train/finetune.js';
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
 import { CLASSIFICATION_TASKS } from '../data/tasks.js';
-import { progressReporter } from './progress.js';
 import {
   JSON_HELP, UsageError, blameConfigFile, commandLine, flagName, givenOptions, intArg, numArg, printJson, readConfigFile, requireOut, resolveSettings,
+  runTrainingJob,
 } from './options.js';
 import { addFlag, flagOf, keyAliases } from './flags.js';
 
@@ -73,27 +71,12 @@ export function finetuneCommand(): Command {
         if (givenLr !== undefined && !((givenLr as number) > 0)) throw new UsageError(`--lr must be positive, got ${givenLr}`);
         if (!(config.warmupRatio >= 0 && config.warmupRatio < 1)) throw new UsageError(`--warmup-ratio must be in [0, 1), got ${config.warmupRatio}`);
       }, flag);
-      const threads = (opts.threads ?? fromFile.threads) as number | undefined;
-      if (threads !== undefined) {
-        if (!(threads >= 1)) throw new UsageError(`--threads must be at least 1, got ${threads}`);
-        setThreads(threads);
-      }
-      // Joined before anything else can fail, so an error on one rank can end the others.
-      const dist: Distributed | undefined = opts.distributed ? initDistributed(opts.distributed) : undefined;
-      const lead = !dist || dist.rank === 0;
-      const reporter = progressReporter({ label: 'finetune' });
-      if (dist && lead) reporter.message(`kdqat finetune → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'}; rank ${dist.rank} of ${dist.size} (${dist.engine}))`);
-      let s;
-      try {
-        s = blameConfigFile(opts.config, fromFile, fromCli, () => runFinetune({
-          out, config, resume: !!opts.resume, force: !!opts.force, reporter: lead ? reporter : undefined, commandLine: commandLine(), evalTest: !!opts.evalTest, dist,
-        }), flag);
-      } catch (e) {
-        endJobOnError(dist, e);
-        throw e;
-      }
-      dist?.finalize();
-      if (!lead) return;
+      const { result: s, reporter } = runTrainingJob('finetune', out,
+        { threads: (opts.threads ?? fromFile.threads) as number | undefined, distributed: opts.distributed, announce: 'distributed' },
+        (reporter, dist) => blameConfigFile(opts.config, fromFile, fromCli, () => runFinetune({
+          out, config, resume: !!opts.resume, force: !!opts.force, reporter, commandLine: commandLine(), evalTest: !!opts.evalTest, dist,
+        }), flag));
+      if (!reporter) return;
       const test = s.test_accuracy === null ? '' : `, test accuracy ${s.test_accuracy.toFixed(4)}`;
       reporter.message(`done: best dev accuracy ${s.best_dev_accuracy.toFixed(4)} at step ${s.best_step}${test}; classifier in ${out}`);
       if (opts.json) printJson(s);

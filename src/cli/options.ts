@@ -5,6 +5,10 @@ import * as fs from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { explainFsError } from '../io/files.js';
 import { UsageError, flagName } from '../train/usage.js';
+import { getThreads, setThreads } from '../tensor/index.js';
+import { endJobOnError, initDistributed, type Distributed } from '../train/distributed.js';
+import type { Reporter } from '../train/loop.js';
+import { progressReporter } from './progress.js';
 
 export { UsageError, flagName };
 
@@ -152,3 +156,36 @@ export function printJson(value: unknown): void {
 export const EXIT_CODES_HELP = `
 Exit status: 0 success; 1 failure at run time (an input that cannot be read, a loss that turns
 NaN, …); 2 usage error (an unknown flag, a missing required flag, a bad or conflicting value).`;
+
+/**
+ * A training command's job around its run: the thread count set (`--threads` or the config
+ * file's `threads`), the distributed job joined (before anything else can fail, so an error on
+ * one rank can end the others), the lead rank's reporter announcing `kdqat <label> → <out> (n
+ * threads[; rank r of s (engine)])` (`announce: 'distributed'`: only in a distributed job), then
+ * `run(reporter, dist)` with the reporter on the lead rank only; the job finalized after, or
+ * ended on every rank on an error. `reporter` is returned on the lead rank only.
+ */
+export function runTrainingJob<T>(
+  label: string, out: string, o: { threads?: number; distributed?: string; announce?: 'always' | 'distributed' },
+  run: (reporter: Reporter | undefined, dist: Distributed | undefined) => T,
+): { result: T; reporter: Reporter | undefined } {
+  if (o.threads !== undefined) {
+    if (!(o.threads >= 1)) throw new UsageError(`--threads must be at least 1, got ${o.threads}`);
+    setThreads(o.threads);
+  }
+  const dist = o.distributed ? initDistributed(o.distributed) : undefined;
+  const reporter = !dist || dist.rank === 0 ? progressReporter({ label }) : undefined;
+  if (reporter && (dist || (o.announce ?? 'always') === 'always')) {
+    const ranks = dist ? `; rank ${dist.rank} of ${dist.size} (${dist.engine})` : '';
+    reporter.message(`kdqat ${label} → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'}${ranks})`);
+  }
+  let result: T;
+  try {
+    result = run(reporter, dist);
+  } catch (e) {
+    endJobOnError(dist, e);
+    throw e;
+  }
+  dist?.finalize();
+  return { result, reporter };
+}

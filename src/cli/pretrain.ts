@@ -3,16 +3,14 @@
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { CORPUS_NAMES } from '../data/corpora.js';
-import { setThreads, getThreads } from '../tensor/index.js';
 import { PRETRAIN_DEFAULTS, PRETRAIN_OBJECTIVES, runPretrain, type PretrainConfig } from '../train/pretrain.js';
 import { initDefaults } from '../train/pretrain-init.js';
-import { endJobOnError, initDistributed, type Distributed } from '../train/distributed.js';
 import { SUPPORTED_MODEL_TYPES } from '../models/registry.js';
 import { corpusList } from '../train/pretrain-data.js';
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
-import { progressReporter } from './progress.js';
 import {
-  JSON_HELP, UsageError, commandLine, flagName, givenOptions, intArg, listArg, numArg, printJson, readConfigFile, requireOut, resolveSettings,
+  JSON_HELP, commandLine, flagName, givenOptions, intArg, listArg, numArg, printJson, readConfigFile, requireOut, resolveSettings,
+  runTrainingJob,
 } from './options.js';
 import { addFlag, flagOf, keyAliases } from './flags.js';
 import { POSITION_EMBEDDING_TYPES } from '../models/relative-position.js';
@@ -77,28 +75,12 @@ export function pretrainCommand(): Command {
       const init = (fromCli.init ?? fromFile.init) as string | undefined;
       const defaults = init && !saved ? { ...D, ...initDefaults(init, D.seq) } : D;
       const config = resolveSettings(defaults, fromFile, fromCli, saved, (k) => flagOf(this, k) ?? flagName(k));
-      const threads = (opts.threads ?? fromFile.threads) as number | undefined;
-      if (threads !== undefined) {
-        if (!(threads >= 1)) throw new UsageError(`--threads must be at least 1, got ${threads}`);
-        setThreads(threads);
-      }
-      const dist: Distributed | undefined = opts.distributed ? initDistributed(opts.distributed) : undefined;
-      const lead = !dist || dist.rank === 0;
-      const reporter = progressReporter({ label: 'pretrain' });
-      const ranks = dist ? `; rank ${dist.rank} of ${dist.size} (${dist.engine})` : '';
-      if (lead) reporter.message(`kdqat pretrain → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'}${ranks})`);
-      let summary;
-      try {
-        summary = runPretrain({
-          out, config, resume: !!opts.resume, force: !!opts.force, reporter: lead ? reporter : undefined,
-          commandLine: commandLine(), dist,
-        });
-      } catch (e) {
-        endJobOnError(dist, e);
-        throw e;
-      }
-      dist?.finalize();
-      if (!lead) return;
+      const { result: summary, reporter } = runTrainingJob('pretrain', out,
+        { threads: (opts.threads ?? fromFile.threads) as number | undefined, distributed: opts.distributed },
+        (reporter, dist) => runPretrain({
+          out, config, resume: !!opts.resume, force: !!opts.force, reporter, commandLine: commandLine(), dist,
+        }));
+      if (!reporter) return;
       const m = Object.entries(summary.final).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
       reporter.message(`done: ${summary.steps} steps in ${summary.wall_time_s}s (${summary.train_tokens_per_s} tokens/s)${m ? `; ${m}` : ''}; model in ${out}`);
       if (opts.json) printJson(summary);

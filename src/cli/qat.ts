@@ -5,16 +5,13 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 import { CORPUS_NAMES } from '../data/corpora.js';
 import { CLASSIFICATION_TASKS } from '../data/tasks.js';
-import { setThreads, getThreads } from '../tensor/index.js';
 import { QUANT_PRESETS } from '../quant/config.js';
 import { LOSS_NAMES } from '../distill/losses.js';
 import { QAT_DEFAULTS, STUDENT_DIR, runQat, type QatConfig } from '../train/qat.js';
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
-import { endJobOnError, initDistributed, type Distributed } from '../train/distributed.js';
-import { progressReporter } from './progress.js';
 import {
-  JSON_HELP, UsageError, blameConfigFile, commandLine, flagName, givenOptions, intArg, numArg, printJson, readConfigFile, requireOut,
-  resolveSettings,
+  JSON_HELP, blameConfigFile, commandLine, flagName, givenOptions, intArg, numArg, printJson, readConfigFile, requireOut,
+  resolveSettings, runTrainingJob,
 } from './options.js';
 import { addFlag, flagOf, keyAliases } from './flags.js';
 
@@ -125,28 +122,12 @@ export function qatCommand(): Command {
       // --bf16 auto was resolved to a mode when the run started: auto again means that mode.
       for (const o of [fromFile, fromCli]) if (saved && o.bf16 === 'auto') delete o.bf16;
       const config = resolveSettings(D, fromFile, fromCli, saved, flag);
-      const threads = (opts.threads ?? fromFile.threads) as number | undefined;
-      if (threads !== undefined) {
-        if (!(threads >= 1)) throw new UsageError(`--threads must be at least 1, got ${threads}`);
-        setThreads(threads);
-      }
-      // Joined before anything else can fail, so an error on one rank can end the others.
-      const dist: Distributed | undefined = opts.distributed ? initDistributed(opts.distributed) : undefined;
-      const lead = !dist || dist.rank === 0;
-      const reporter = progressReporter({ label: 'qat' });
-      const ranks = dist ? `; rank ${dist.rank} of ${dist.size} (${dist.engine})` : '';
-      if (lead) reporter.message(`kdqat qat → ${out} (${getThreads()} thread${getThreads() === 1 ? '' : 's'}${ranks})`);
-      let s;
-      try {
-        s = blameConfigFile(opts.config, fromFile, fromCli, () => runQat({
-          out, config, resume: !!opts.resume, force: !!opts.force, reporter: lead ? reporter : undefined, commandLine: commandLine(), dist,
-        }), flag);
-      } catch (e) {
-        endJobOnError(dist, e);
-        throw e;
-      }
-      dist?.finalize();
-      if (!lead) return;
+      const { result: s, reporter } = runTrainingJob('qat', out,
+        { threads: (opts.threads ?? fromFile.threads) as number | undefined, distributed: opts.distributed },
+        (reporter, dist) => blameConfigFile(opts.config, fromFile, fromCli, () => runQat({
+          out, config, resume: !!opts.resume, force: !!opts.force, reporter, commandLine: commandLine(), dist,
+        }), flag));
+      if (!reporter) return;
       const m = s.metric, f = (x: number | undefined): string => (x === undefined ? '-' : x.toFixed(4));
       const rec = s.recovered === null ? '' : `; recovered ${(100 * s.recovered).toFixed(1)}% of what RTN lost`;
       reporter.message(`done: ${s.steps} steps in ${s.wall_time_s}s (${s.train_tokens_per_s} tokens/s); ${m}: teacher ${f(s.teacher[m])}, ` +
