@@ -134,6 +134,29 @@ export function taskCases(rng: Rng, out: FuzzCase[]): void {
         (ws, f) => ['eval', '--model', M(ws), '--mc', f, '--seq', '16'], n, 'llama', rng));
     }
   }
+  // Rows of the Hugging Face datasets (src/data/mc-layouts.ts): a good first row picks the
+  // layout, the second is broken in one field.
+  const hs = { activity_label: 'Sailing', ctx_a: 'The ship leaves.', ctx_b: 'it', endings: ['sails.', 'sings.'], label: '0' };
+  const arc = { question: 'What flows?', choices: { text: ['rivers', 'rocks'], label: ['A', 'B'] }, answerKey: 'A' };
+  const wg = { sentence: 'The _ flows.', option1: 'river', option2: 'rock', answer: '1' };
+  const copa = { premise: 'The river rose.', choice1: 'It rained.', choice2: 'It froze.', question: 'cause', label: 0 };
+  const layouts: [string, object, object, string][] = [
+    ['mc-hellaswag-endings-null', hs, { ...hs, endings: null }, 'endings'], ['mc-hellaswag-label-empty', hs, { ...hs, label: '' }, 'label'],
+    ['mc-hellaswag-label-null', hs, { ...hs, label: null }, 'label'], ['mc-hellaswag-ending-brackets', hs, { ...hs, endings: ['[step]', 'b'] }, 'choice 0'],
+    ['mc-arc-choices-null', arc, { ...arc, choices: null }, 'choices'], ['mc-arc-text-null', arc, { ...arc, choices: { text: null, label: ['A'] } }, 'text'],
+    ['mc-arc-answer-unknown', arc, { ...arc, answerKey: 'E' }, 'answerKey'], ['mc-arc-answer-number', arc, { ...arc, answerKey: 1 }, 'answerKey'],
+    ['mc-arc-missing-answer', arc, { question: 'q', choices: arc.choices }, 'answerKey'],
+    ['mc-mmlu-answer-range', { question: 'q', choices: ['a', 'b'], answer: 0 }, { question: 'q', choices: ['a', 'b'], answer: 2 }, 'answer'],
+    ['mc-mmlu-choices-numbers', { question: 'q', choices: ['a', 'b'], answer: 0 }, { question: 'q', choices: [1, 2], answer: 0 }, 'choices'],
+    ['mc-winogrande-no-blank', wg, { ...wg, sentence: 'No blank.' }, 'sentence'], ['mc-winogrande-answer-null', wg, { ...wg, answer: null }, 'answer'],
+    ['mc-copa-question', copa, { ...copa, question: 'why' }, 'question'], ['mc-copa-choice-number', copa, { ...copa, choice1: 3 }, 'choice1'],
+    ['mc-copa-unlabelled', copa, { ...copa, label: -1 }, 'label'], ['mc-boolq-answer-string', { passage: 'p', question: 'q', answer: true }, { passage: 'p', question: 'q', answer: 'yes' }, 'answer'],
+    ['mc-unknown-layout', { title: 'x', body: 'y' }, { title: 'x', body: 'y' }, 'layout'],
+  ];
+  for (const [what, first, bad, field] of layouts) {
+    out.push(dataCase('tasks', what, 'eval-mc', 'items.jsonl', ['items.jsonl', field], () => `${J(first)}\n${J(bad)}\n`,
+      (ws, f) => ['eval', '--model', M(ws), '--mc', f, '--seq', '16'], 0, 'llama', rng));
+  }
 }
 
 // ---- --quant FILE and --config FILE -------------------------------------------------------------------

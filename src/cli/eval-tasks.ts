@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import {
   CLASSIFICATION_TASKS, CORPUS_NAMES, MULTIPLE_CHOICE_TASKS, builtinClassification, builtinMultipleChoice,
-  defaultCorpusSplit, isJsonl, jsonlTexts, loadClassification, loadCorpus, loadMultipleChoice, readUtf8File, splitCorpus, type CorpusName,
+  defaultCorpusSplit, isJsonl, jsonlTexts, loadClassification, loadCorpus, loadMultipleChoiceFile, readUtf8File, splitCorpus, type CorpusName,
 } from '../data/index.js';
 import type { LoadedTokenizer } from '../tokenize/index.js';
 import { streamPerplexity } from '../eval/stream-perplexity.js';
@@ -147,17 +147,19 @@ export function mcJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: Job
   needCausal(m, `--mc ${spec}`);
   const builtin = (MULTIPLE_CHOICE_TASKS as readonly string[]).includes(spec) && !isFile(spec);
   if (!builtin && !fs.existsSync(spec)) {
-    throw new Error(`--mc ${spec}: no such file, and not a built-in task (${MULTIPLE_CHOICE_TASKS.join(', ')}); give a JSONL file of {"context", "choices", "label"} lines`);
+    throw new Error(`--mc ${spec}: no such file, and not a built-in task (${MULTIPLE_CHOICE_TASKS.join(', ')}); give a JSONL file of {"context", "choices", "label"} lines (or of HellaSwag, ARC, MMLU, … rows)`);
   }
-  let records = builtin ? builtinMultipleChoice(spec, s.limit ? { count: s.limit } : {}) : withFlag('--mc', () => loadMultipleChoice(spec));
+  const file = builtin ? undefined : withFlag('--mc', () => loadMultipleChoiceFile(spec));
+  let records = file?.records ?? builtinMultipleChoice(spec, s.limit ? { count: s.limit } : {});
   if (s.limit) records = records.slice(0, s.limit);
+  const layout: Record<string, string> = file && file.layout !== 'kdqat' ? { layout: file.layout, layout_from: file.describe } : {};
   const source = spec; // continuation is built from the test split whatever --split says
   return {
     kind: 'multiple-choice', source,
     run: (onBatch) => {
       const r = scoreMultipleChoice(m.model, { encode: raw(tok) }, records, { batchSize: s.batchSize, prefixId, weight: m.weight, onBatch });
       const choices = records.reduce((n, x) => n + x.choices.length, 0);
-      return { kind: 'multiple-choice', source, acc: r.acc, acc_norm: r.accNorm, items: r.n, choices, truncated_choices: r.truncatedChoices };
+      return { kind: 'multiple-choice', source, ...layout, acc: r.acc, acc_norm: r.accNorm, items: r.n, choices, truncated_choices: r.truncatedChoices };
     },
   };
 }

@@ -64,7 +64,7 @@ export function evalCommand(): Command {
     .option('--text <file>', 'perplexity over a UTF-8 text file, or the "text" of each line of a .jsonl file (repeatable)', collect)
     .option('--corpus <name>', 'perplexity over a built-in corpus split: sotu, brown, moby-dick (repeatable)', collect)
     .option('--split <split>', 'split of --corpus and built-in --cls tasks: test or valid', 'test')
-    .option('--mc <file|task>', 'multiple-choice accuracy: a JSONL file or continuation, wordnet-def (repeatable)', collect)
+    .option('--mc <file|task>', 'multiple-choice accuracy: a JSONL file (kdqat\'s items, or HellaSwag/ARC/OpenBookQA/MMLU/PIQA/SciQ/WinoGrande/COPA/BoolQ rows) or continuation, wordnet-def (repeatable)', collect)
     .option('--cls <file|task>', 'classification accuracy: a JSONL/TSV file or brown-genre (repeatable)', collect)
     .option('--ppl-convention <name>', 'perplexity windows: kdqat (every token after the first, once) or llama.cpp (as llama-perplexity: BOS per window, second half scored)', 'kdqat');
   // Stored under the keys EvalOptions has always had (seq, batchSize, limit).
@@ -181,7 +181,10 @@ function formatTable(r: EvalReport, what: string): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const line = (row: string[]): string => row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd();
   const head = `model: ${r.model} — ${what}, ${r.parameters.toLocaleString('en-US')} parameters\n`;
-  const notes = r.results.filter((x) => (x.truncated_choices as number) > 0)
-    .map((x) => `note: ${x.source}: ${x.truncated_choices} choice(s) longer than the model's positions were scored on their last tokens\n`);
+  const notes = [
+    ...r.results.filter((x) => typeof x.layout === 'string').map((x) => `note: ${x.source}: ${x.layout} rows (${x.layout_from})\n`),
+    ...r.results.filter((x) => (x.truncated_choices as number) > 0)
+      .map((x) => `note: ${x.source}: ${x.truncated_choices} choice(s) longer than the model's positions were scored on their last tokens\n`),
+  ];
   return `${head}${rows.map(line).join('\n')}\n${notes.join('')}`;
 }

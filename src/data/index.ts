@@ -12,7 +12,7 @@ export * from './mlm.js';
 export { loadClassification, type ClassificationOptions } from './classification.js';
 export * from './brown-genre.js';
 export * from './word-order.js';
-export { loadMultipleChoice, checkMultipleChoice } from './multiple-choice.js';
+export { loadMultipleChoice, loadMultipleChoiceFile, checkMultipleChoice } from './multiple-choice.js';
 export { writeJsonl, type WriteOptions } from './jsonl.js';
 export * from './continuation.js';
 export { buildWordNetTask, parseDataLine, type WordNetPos, type WordNetTaskOptions } from './wordnet.js';

@@ -30,10 +30,14 @@ export interface ClassificationData {
   labels: string[];
 }
 
-/** One multiple-choice item; the same shape is read from and written to JSONL. */
+/** One multiple-choice item; the same shape is read from and written to JSONL. A choice is
+ *  scored as the log-likelihood of " " + choice after the context; with `continuation` (partial
+ *  scoring, Winogrande) each choice is a context instead, the score is that of
+ *  " " + continuation after it, and `context` is unused (""). */
 export interface MultipleChoiceRecord {
   context: string;
   choices: string[];
   label: number;
   id?: string;
+  continuation?: string;
 }

@@ -2,7 +2,8 @@
 // choice, the summed log-probability of the continuation " " + choice given the context;
 // `acc` picks the largest sum, `acc_norm` the largest sum per character of the choice (the
 // harness divides by len(choice), without the delimiter: task.py process_results).
-// Ties go to the first choice, as numpy's argmax.
+// Ties go to the first choice, as numpy's argmax. Items with a `continuation` are scored the
+// other way round (partial scoring): the continuation after each choice.
 import { intTensor, noGrad } from '../tensor/index.js';
 import type { WeightFn } from '../nn/params.js';
 import type { MultipleChoiceRecord } from '../data/types.js';
@@ -48,15 +49,29 @@ export function scoreMultipleChoice(
   const delim = opts.delimiter ?? ' ';
   const reqs: Request[] = [];
   let truncated = 0;
-  records.forEach((r, item) => {
-    let ctx = [...(opts.bosId != null ? [opts.bosId] : []), ...tokenizer.encode(r.context)];
-    if (ctx.length === 0) {
+  const bos = opts.bosId != null ? [opts.bosId] : [];
+  // The harness's _encode_pair: the context's trailing whitespace moves to the continuation,
+  // the pair is encoded whole and the continuation is what follows the context's own tokens,
+  // so a tokenizer that marks the start of a text (SentencePiece's "▁") or merges across the
+  // boundary scores the tokens the model would see. An empty context is the prefix token.
+  const encodePair = (ctxText: string, contText: string, item: number): { ctx: number[]; cont: number[] } => {
+    const kept = ctxText.trimEnd();
+    const cont = ctxText.slice(kept.length) + contText;
+    if (kept === '') {
+      if (bos.length) return { ctx: bos, cont: tokenizer.encode(cont) };
       if (opts.prefixId == null) throw new Error(`item ${item}: the context is empty and no prefix token (BOS/EOS) is known to predict the first choice token from`);
-      ctx = [opts.prefixId];
+      return { ctx: [opts.prefixId], cont: tokenizer.encode(cont) };
     }
+    const ctx = tokenizer.encode(kept);
+    return { ctx: [...bos, ...ctx], cont: tokenizer.encode(kept + cont).slice(ctx.length) };
+  };
+  records.forEach((r, item) => {
+    // Partial scoring (r.continuation): each choice is a context and the continuation is scored
+    // after it, as the harness's multiple_inputs tasks (Winogrande) do.
+    const partial = r.continuation !== undefined;
     r.choices.forEach((c, choice) => {
-      const cont = tokenizer.encode(delim + c);
-      if (cont.length === 0) throw new Error(`item ${item}: choice ${choice} encodes to no tokens`);
+      const { ctx, cont } = partial ? encodePair(c, delim + r.continuation, item) : encodePair(r.context, delim + c, item);
+      if (cont.length === 0) throw new Error(`item ${item}: ${partial ? 'the continuation' : `choice ${choice}`} encodes to no tokens after the context`);
       // Keep the continuation whole; cut the context from the left to fit (+1: the last
       // input position predicts the final token, so maxLen + 1 tokens fit in maxLen inputs).
       // A continuation that alone exceeds that is cut from the left too, as the harness cuts
@@ -98,7 +113,9 @@ export function scoreMultipleChoice(
   const best = records.map(() => ({ s: -Infinity, n: -Infinity }));
   reqs.forEach((r, i) => {
     perItem[r.item][r.choice] = scores[i];
-    const norm = scores[i] / records[r.item].choices[r.choice].length;
+    // The harness divides by len(choice): Python counts code points, not UTF-16 units. (For
+    // partial scoring the choices are the contexts, as there.)
+    const norm = scores[i] / [...records[r.item].choices[r.choice]].length;
     if (scores[i] > best[r.item].s) {
       best[r.item].s = scores[i];
       predictions[r.item].acc = r.choice;

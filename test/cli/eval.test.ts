@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { intTensor, noGrad, logSoftmax } from '../../src/tensor/index.js';
 import { loadModelDir } from '../../src/io/model-dir.js';
 import { loadTokenizer } from '../../src/tokenize/index.js';
-import { packSequences } from '../../src/data/index.js';
+import { loadMultipleChoice, packSequences } from '../../src/data/index.js';
 import { perplexity } from '../../src/eval/perplexity.js';
 import { lmLogits, type Model } from '../../src/models/model.js';
 import type { LlamaConfig } from '../../src/models/llama.js';
@@ -98,12 +98,13 @@ test('eval --text FILE.jsonl: the lines\' "text" joined with EOS after each, sco
   assert.match(bad.stderr, /--text \S*bad\.jsonl:1: missing field "text"/);
 });
 
-/** Summed log p(" " + choice | context) by a plain forward of each sequence alone. */
-function manualScores(model: Model, encode: (s: string) => number[], item: { context: string; choices: string[] }, prefix: number): number[] {
+/** Summed log p(" " + choice | context) by a plain forward of each sequence alone; with a
+ *  continuation, log p(" " + continuation | choice). */
+function manualScores(model: Model, encode: (s: string) => number[], item: { context: string; choices: string[]; continuation?: string }, prefix: number): number[] {
   return item.choices.map((c) => {
-    const ctx = encode(item.context);
+    const ctx = encode(item.continuation === undefined ? item.context : c);
     const ctxIds = ctx.length ? ctx : [prefix];
-    const cont = encode(` ${c}`);
+    const cont = encode(` ${item.continuation ?? c}`);
     const all = [...ctxIds, ...cont];
     const V = model.config.vocabSize, T = all.length - 1;
     const logp = noGrad(() => logSoftmax(lmLogits(model, intTensor(all.slice(0, -1), [1, T]))).f32);
@@ -134,6 +135,36 @@ test('eval --mc on a user JSONL file: acc/acc_norm match a direct log-likelihood
   }
   assert.equal(got.acc, acc / MC_ITEMS.length);
   assert.equal(got.acc_norm, accNorm / MC_ITEMS.length);
+});
+
+test('eval --mc on rows of Hugging Face datasets (WinoGrande, COPA): the layout noted, acc as scored by hand', async () => {
+  const tok = loadTokenizer(path.join(fx.llama, 'tokenizer.json'));
+  const encode = (s: string): number[] => tok.encode(s, { addSpecialTokens: false });
+  const model = llamaModel(fx.llama);
+  // Short rows, so every choice fits the fixture model's 64 positions and the scores are the plain ones.
+  const rows = {
+    winogrande: [
+      { sentence: 'The ships sail to the _ at dawn.', option1: 'sea', option2: 'fields', answer: '1' },
+      { sentence: 'The farmers walk to the _ with tools.', option1: 'river', option2: 'fields', answer: '2' },
+    ],
+    copa: [
+      { premise: 'The river was high.', choice1: 'It rained.', choice2: 'The dog ran.', question: 'cause', label: 0 },
+      { premise: 'The wind was strong.', choice1: 'Ships sailed fast.', choice2: 'The fox slept.', question: 'effect', label: 0 },
+    ],
+  };
+  const described = { winogrande: 'WinoGrande (allenai/winogrande), prompted as lm-evaluation-harness\'s winogrande/', copa: 'COPA (super_glue copa), prompted as' };
+  for (const [name, items] of Object.entries(rows) as [keyof typeof rows, object[]][]) {
+    const file = fx.file(`${name}.jsonl`, items.map((x) => JSON.stringify(x)).join('\n') + '\n');
+    let out = '';
+    const r = await runEval({ model: fx.llama, mc: [file] }, { stdout: (x) => { out += x; }, stderr: () => {}, isTTY: false });
+    assert.ok(out.includes(`note: ${file}: ${name} rows (${described[name]}`), out);
+    const got = r.results[0];
+    assert.equal(got.layout, name);
+    const recs = loadMultipleChoice(file); // the rows as items: test/data/mc-layouts.test.ts holds these to the harness
+    const acc = recs.filter((item) => argmax(manualScores(model, encode, item, 1)) === item.label).length;
+    assert.equal(got.acc, acc / recs.length, name);
+    assert.equal(got.truncated_choices, 0);
+  }
 });
 
 test('eval: several evaluations at once, a readable table, --cls on a BERT classifier', () => {

@@ -61,12 +61,34 @@ test('each score is the summed log-softmax of the continuation tokens of a lone 
   }
 });
 
+test('partial scoring (Winogrande): the same continuation after each choice, the choice cut from the left to fit', () => {
+  const recs: MultipleChoiceRecord[] = [
+    { context: '', choices: ['I POURED WATER INTO THE CUP UNTIL THE BOTTLE', 'I POURED WATER INTO THE CUP UNTIL THE CUP'], continuation: 'WAS FULL.', label: 1 },
+    { context: '', choices: ['A', 'AN OPTION SO LONG THAT IT DOES NOT FIT BEFORE ITS CONTINUATION'], continuation: 'ENDS HERE', label: 0 },
+  ];
+  const r = scoreMultipleChoice(model, tok, recs, { batchSize: 3 });
+  const V = CFG.vocabSize;
+  recs.forEach((rec, i) => rec.choices.forEach((c, j) => {
+    const cont = tok.encode(` ${rec.continuation}`);
+    let ids = [...tok.encode(c), ...cont];
+    ids = ids.slice(Math.max(0, ids.length - (CFG.maxPositionEmbeddings + 1)));
+    const start = ids.length - cont.length, T = ids.length - 1;
+    const logp = noGrad(() => logSoftmax(lmLogits(model, intTensor(ids.slice(0, -1), [1, T]))).f32);
+    let s = 0;
+    for (let p = start; p < ids.length; p++) s += logp[(p - 1) * V + ids[p]];
+    // As above: a lone forward against the batched one (reorderBound), summed over the continuation.
+    const tol = reorderBound(forwardDepth(CFG.numHiddenLayers), Math.max(CFG.intermediateSize, T), KAPPA_MATMUL) * (Math.abs(s) + cont.length);
+    assert.ok(Math.abs(r.scores[i][j] - s) <= tol, `item ${i} choice ${j}: ${r.scores[i][j]} vs ${s} (bound ${tol})`);
+  }));
+  assert.equal(r.truncatedChoices, 0);
+});
+
 test('acc picks the largest sum, acc_norm the largest sum per character of the choice', () => {
   const r = scoreMultipleChoice(model, tok, RECORDS);
   RECORDS.forEach((rec, i) => {
     const s = r.scores[i];
     const best = s.indexOf(Math.max(...s));
-    const norm = s.map((x, j) => x / rec.choices[j].length); // without the " " delimiter
+    const norm = s.map((x, j) => x / [...rec.choices[j]].length); // without the " " delimiter; code points, as Python's len
     assert.equal(r.predictions[i].acc, best);
     assert.equal(r.predictions[i].accNorm, norm.indexOf(Math.max(...norm)));
   });
@@ -75,10 +97,32 @@ test('acc picks the largest sum, acc_norm the largest sum per character of the c
   assert.equal(r.n, RECORDS.length);
 });
 
+test('the pair is encoded as the harness does: whole, the context\'s trailing spaces moved to the continuation', () => {
+  // A tokenizer that marks the start of every text (as SentencePiece's "▁" prefix does): the
+  // choice encoded alone would begin with the mark, in the pair it does not.
+  const marked = { encode: (s: string): number[] => (s === '' ? [] : [63, ...tok.encode(s)]) };
+  const recs: MultipleChoiceRecord[] = [
+    { context: 'THE RIVER FLOWS TO THE', choices: ['SEA', 'MILL'], label: 0 },
+    { context: 'WIND  ', choices: ['IS STRONG', 'IS'], label: 0 },
+  ];
+  const r = scoreMultipleChoice(model, marked, recs, { batchSize: 4 });
+  const V = CFG.vocabSize;
+  recs.forEach((rec, i) => rec.choices.forEach((c, j) => {
+    const ctx = rec.context.trimEnd();
+    const ids = marked.encode(`${rec.context} ${c}`); // = ctx + moved spaces + " " + choice
+    const start = marked.encode(ctx).length, T = ids.length - 1;
+    const logp = noGrad(() => logSoftmax(lmLogits(model, intTensor(ids.slice(0, -1), [1, T]))).f32);
+    let s = 0;
+    for (let p = start; p < ids.length; p++) s += logp[(p - 1) * V + ids[p]];
+    const tol = reorderBound(forwardDepth(CFG.numHiddenLayers), Math.max(CFG.intermediateSize, T), KAPPA_MATMUL) * (Math.abs(s) + ids.length - start);
+    assert.ok(Math.abs(r.scores[i][j] - s) <= tol, `item ${i} choice ${j}: ${r.scores[i][j]} vs ${s} (bound ${tol})`);
+  }));
+});
+
 test('an empty context is predicted from the prefix token; without one it is an error', () => {
   const recs: MultipleChoiceRecord[] = [{ context: '', choices: ['AB', 'CD'], label: 0 }];
   const r = scoreMultipleChoice(model, tok, recs, { prefixId: 5 });
-  const withCtx = scoreMultipleChoice(model, { encode: (s) => (s === '' ? [5] : tok.encode(s)) }, recs);
+  const withCtx = scoreMultipleChoice(model, tok, [{ ...recs[0], context: '%' }]); // '%' is token 5
   assert.deepEqual(r.scores, withCtx.scores);
   assert.throws(() => scoreMultipleChoice(model, tok, recs), /item 0: the context is empty and no prefix token/);
 });
