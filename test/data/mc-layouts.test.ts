@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { loadMultipleChoice, loadMultipleChoiceFile } from '../../src/data/multiple-choice.js';
 import { LAYOUTS } from '../../src/data/mc-layouts.js';
 import { writeJsonl } from '../../src/data/jsonl.js';
-import { FIXTURES, tmpFile, tmpPath, cleanup } from './helpers.js';
+import { FIXTURES, assertFileErrors, tmpFile, tmpPath, cleanup } from './helpers.js';
 
 after(cleanup);
 
@@ -60,12 +60,7 @@ test('bad rows: the file, the line, the field and the fix', () => {
     ['{"passage": "p", "question": "q", "answer": "yes"}\n', 1, '"answer" must be true or false, got "yes" (boolq layout)'],
     ['{"context": "c", "choices": ["a", "b"], "label": 0, "continuation": ""}\n', 1, '"continuation" must be a non-empty string'],
   ];
-  for (const [content, line, text] of cases) {
-    const f = tmpFile('bad.jsonl', content);
-    const where = line === undefined ? `${f}: ` : `${f}:${line}: `;
-    assert.throws(() => loadMultipleChoice(f), (e: Error) => e.message.startsWith(where) && e.message.includes(text),
-      `expected "${where}… ${text}"`);
-  }
+  assertFileErrors(loadMultipleChoice, cases);
 });
 
 test('kdqat\'s own items with a continuation (partial scoring) round-trip through writeJsonl', () => {

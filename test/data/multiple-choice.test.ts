@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadMultipleChoice } from '../../src/data/multiple-choice.js';
 import { writeJsonl } from '../../src/data/jsonl.js';
-import { FIXTURES, tmpFile, tmpPath, cleanup } from './helpers.js';
+import { FIXTURES, assertFileErrors, tmpFile, tmpPath, cleanup } from './helpers.js';
 
 after(cleanup);
 
@@ -34,12 +34,7 @@ test('errors name the file, the line and the problem', () => {
     ['{"context":"c","choices":["a","b"],"label":0,"id":7}\n', 1, '"id" must be a string'],
     ['\n', undefined, 'is empty (no JSON lines)'],
   ];
-  for (const [content, line, text] of cases) {
-    const f = tmpFile('bad.jsonl', content);
-    const where = line === undefined ? `${f}: ` : `${f}:${line}: `;
-    assert.throws(() => loadMultipleChoice(f), (e: Error) => e.message.startsWith(where) && e.message.includes(text),
-      `expected "${where}… ${text}"`);
-  }
+  assertFileErrors(loadMultipleChoice, cases);
 });
 
 test('writeJsonl: atomic write, refuses to overwrite without force, round-trips', () => {
