@@ -116,6 +116,16 @@ FAMILIES = {
         rope_scaling={"rope_type": "default"}, rope_theta=10000000.0, tie_word_embeddings=False,
         torch_dtype="bfloat16", transformers_version="4.55.0", use_cache=True),
 }
+# microsoft/Phi-3.5-mini-instruct: Phi-3-mini's keys with LongRoPE (long/short factors per rotated
+# pair, original context 4096 of 131072) and sliding_window 262144. Shrunk: original context 16 <
+# T = 32, so the long factors and attention factor sqrt(1 + ln 16 / ln 16) apply.
+FAMILIES["phi3-longrope"] = dict(
+    FAMILIES["phi3"], _name_or_path="Phi-3.5-mini-instruct", original_max_position_embeddings=16,
+    rope_scaling={"long_factor": [1.0, 1.9, 4.7, 11.3], "short_factor": [1.0, 1.05, 1.2, 1.6], "type": "longrope"},
+    sliding_window=262144, transformers_version="4.43.3")
+# The same with an original context of 256 > T = 32 (of 1024): the short factors apply. (256: llama.cpp
+# rounds its context up to a multiple of 256 and takes the long factors above the original one.)
+FAMILIES["phi3-longrope-short"] = dict(FAMILIES["phi3-longrope"], original_max_position_embeddings=256)
 # The special ids of the real models are outside the shrunk vocabulary: map them into it.
 SPECIAL_IDS = {"bos_token_id": 256, "eos_token_id": 257, "pad_token_id": 257}
 
@@ -125,6 +135,8 @@ def config_of(name):
     c.update(SIZES)
     if name == "llama-yarn":
         c["max_position_embeddings"] = 256  # = factor 16 x original 16: every transformers reading agrees
+    if name == "phi3-longrope-short":
+        c["max_position_embeddings"] = 1024  # factor 4 over the original 256
     for k, v in SPECIAL_IDS.items():
         if k in c:
             c[k] = v
@@ -143,14 +155,21 @@ def rotate_half(x):
     return torch.cat((-x[..., d:], x[..., :d]), dim=-1)
 
 
-def inv_freq_and_scale(c, D):
-    """modeling_rope_utils: (inv_freq (D/2,), attention_factor) for rope_scaling."""
+def inv_freq_and_scale(c, D, seq_len):
+    """modeling_rope_utils: (inv_freq (D/2,), attention_factor) for rope_scaling, in a forward
+    over seq_len positions (LongRoPE's dynamic update picks its factors by it)."""
     theta = float(c["rope_theta"])
     inv = 1.0 / (theta ** (torch.arange(0, D, 2, dtype=F64) / D))
     rs = c.get("rope_scaling")
     kind = None if rs is None else rs.get("rope_type", rs.get("type"))
     if kind in (None, "default"):
         return inv, 1.0
+    if kind in ("longrope", "su"):  # _compute_longrope_parameters (Phi3Config: original_max_position_embeddings)
+        orig = c["original_max_position_embeddings"]
+        factor = c["max_position_embeddings"] / orig
+        scale = math.sqrt(1 + math.log(factor) / math.log(orig)) if factor > 1 else 1.0
+        ext = torch.tensor(rs["long_factor"] if seq_len > orig else rs["short_factor"], dtype=F64)
+        return inv / ext, rs.get("attention_factor", scale)
     factor = float(rs["factor"])
     if kind == "linear":
         return inv / factor, 1.0
@@ -195,7 +214,7 @@ def attention(c, p, pre, h, fam):
         q = rms_norm(q, p[pre + "self_attn.q_norm.weight"], c["rms_norm_eps"])
         k = rms_norm(k, p[pre + "self_attn.k_norm.weight"], c["rms_norm_eps"])
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, D)
-    inv, scale = inv_freq_and_scale(c, D)
+    inv, scale = inv_freq_and_scale(c, D, Tn)
     ang = torch.outer(torch.arange(Tn, dtype=F64), inv)
     emb = torch.cat((ang, ang), dim=-1)
     cos, sin = emb.cos() * scale, emb.sin() * scale
@@ -235,7 +254,8 @@ def forward(c, p, ids, fam):
 
 def family_of(name):
     return {"smollm2": "llama", "llama3": "llama", "llama-linear": "llama", "llama-yarn": "llama",
-            "mistral-swa": "mistral", "seed-oss": "seed_oss"}.get(name, name)
+            "mistral-swa": "mistral", "seed-oss": "seed_oss", "phi3-longrope": "phi3",
+            "phi3-longrope-short": "phi3"}.get(name, name)
 
 
 def shapes(c, fam):

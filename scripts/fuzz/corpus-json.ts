@@ -144,6 +144,11 @@ export function configCases(rng: Rng, out: FuzzCase[]): void {
     ['qwen2', 'Qwen2ForCausalLM', 'head_dim', [16, 'x']],
     ['phi3', 'Phi3ForCausalLM', 'head_dim', [16]],
     ['phi3', 'Phi3ForCausalLM', 'attention_bias', [true, 'yes']],
+    ['phi3', 'Phi3ForCausalLM', 'rope_scaling', [
+      { type: 'longrope', long_factor: 'x', short_factor: [1] }, { type: 'su', long_factor: [1, null], short_factor: [1, 1] },
+      { type: 'longrope' }, { type: 'yarn', factor: 2 }, { type: 'longrope', long_factor: [], short_factor: [], factor: 1e9 },
+    ]],
+    ['phi3', 'Phi3ForCausalLM', 'original_max_position_embeddings', [0, 'x', -4096]],
     ['qwen3', 'Qwen3ForCausalLM', 'attention_bias', [true]],
   ];
   for (const [family, cls, key, values] of FAMILY_BAD) {

@@ -26,10 +26,17 @@ export function emitDecoder(g: OnnxGraph, s: DecoderOnnxSpec, w: OnnxWeights): v
 
   // RoPE: cos/sin (B, 1, T, D/2) at the given positions.
   const rope = s.rope();
-  const cosC = g.init('cos_cache', DT.FLOAT, [rope.maxPositions, half], rope.cos);
-  const sinC = g.init('sin_cache', DT.FLOAT, [rope.maxPositions, half], rope.sin);
-  const cos = g.op('Unsqueeze', [g.op('Gather', [cosC, pos]), g.i64(1)]);
-  const sin = g.op('Unsqueeze', [g.op('Gather', [sinC, pos]), g.i64(1)]);
+  const table = (name: string, data: Float32Array): string => g.op('Gather', [g.init(name, DT.FLOAT, [rope.maxPositions, half], data), pos]);
+  let cosT = table('cos_cache', rope.cos), sinT = table('sin_cache', rope.sin);
+  if (rope.long) {
+    // LongRoPE: the long tables when the call's largest position id is `beyond` or more (its
+    // sequence is longer than the original context), as transformers switches per forward.
+    const long = g.op('GreaterOrEqual', [g.op('ReduceMax', [pos], { keepdims: 0 }), g.scalarI64(rope.long.beyond)]);
+    cosT = g.op('Where', [long, table('cos_cache_long', rope.long.cos), cosT]);
+    sinT = g.op('Where', [long, table('sin_cache_long', rope.long.sin), sinT]);
+  }
+  const cos = g.op('Unsqueeze', [cosT, g.i64(1)]);
+  const sin = g.op('Unsqueeze', [sinT, g.i64(1)]);
   const rotate = (x: string): string => { // x (B, h, T, D), HF rotate_half
     const [x1, x2] = g.node('Split', [x, g.i64(half, half)], { axis: -1 }, { outputs: 2 });
     const o1 = g.op('Sub', [g.op('Mul', [x1, cos]), g.op('Mul', [x2, sin])]);

@@ -75,13 +75,19 @@ const REFUSE: [key: string, ok: (v: unknown) => boolean, why: string][] = [
   ['mlp_bias', (v) => v === false, 'kdqat\'s decoder MLP has no biases'],
 ];
 
+/** What LongRoPE needs beyond rope_scaling: the head size (one factor per rotated pair) and the
+ *  pre-training context, the config's top-level `original_max_position_embeddings` (Phi3Config
+ *  always has one: 4096 by default). */
+export interface LongropeContext { headDim: number; originalMax: number }
+
 /** Reads `rope_scaling` (null / {"rope_type": "default"}: none) for a family that allows `types`. */
-export function parseRopeScaling(r: ConfigReader, maxPos: number, types: readonly RopeScaling['type'][]): RopeScaling | null {
+export function parseRopeScaling(r: ConfigReader, maxPos: number, types: readonly RopeScaling['type'][], longrope?: LongropeContext): RopeScaling | null {
   const rs = r.j.rope_scaling;
   if (rs === undefined || rs === null) return null;
   if (!isObj(rs)) r.fail(`"rope_scaling" must be an object or null, got ${JSON.stringify(rs)}`);
-  const type = (rs.rope_type ?? rs.type) as RopeScaling['type'];
+  let type = (rs.rope_type ?? rs.type) as RopeScaling['type'];
   if ((type as string) === 'default') return null;
+  if ((type as string) === 'su' && types.includes('longrope')) type = 'longrope'; // Phi3Config's old name for it
   if (typeof type !== 'string' || !types.includes(type)) {
     r.fail(`rope_scaling.rope_type ${JSON.stringify(type)} is not supported for model_type "${r.j.model_type}"; kdqat supports ` +
       `${['default', ...types].map((t) => `"${t}"`).join(', ')} (rope_scaling ${JSON.stringify(rs)})`);
@@ -90,6 +96,7 @@ export function parseRopeScaling(r: ConfigReader, maxPos: number, types: readonl
     linear: ['factor'],
     llama3: ['factor', 'low_freq_factor', 'high_freq_factor', 'original_max_position_embeddings'],
     yarn: ['factor', 'original_max_position_embeddings', 'beta_fast', 'beta_slow', 'attention_factor', 'mscale', 'mscale_all_dim', 'truncate'],
+    longrope: ['long_factor', 'short_factor', 'factor', 'attention_factor', 'original_max_position_embeddings'],
   };
   for (const k of Object.keys(rs)) {
     if (k !== 'rope_type' && k !== 'type' && !known[type].includes(k)) r.fail(`rope_scaling.${k} (${JSON.stringify(rs[k])}) is not a key of rope_type "${type}" kdqat knows; refusing rather than ignoring it`);
@@ -103,6 +110,30 @@ export function parseRopeScaling(r: ConfigReader, maxPos: number, types: readonl
     if (typeof v !== 'number' || !Number.isFinite(v) || (positive && !(v > 0))) r.fail(`rope_scaling.${k} must be a positive number, got ${JSON.stringify(v)}`);
     return v as number;
   };
+  if (type === 'longrope') {
+    if (!longrope) throw new Error('parseRopeScaling: longrope needs the head size and original context');
+    const orig = longrope.originalMax;
+    if (rs.original_max_position_embeddings != null && num('original_max_position_embeddings') !== orig) {
+      r.fail(`rope_scaling.original_max_position_embeddings ${rs.original_max_position_embeddings} ≠ the config's original_max_position_embeddings ${orig}; ` +
+        'transformers reads the latter, llama.cpp\'s converter too: make them agree');
+    }
+    // transformers (Phi3Config has original_max_position_embeddings) and convert_hf_to_gguf.py both
+    // take factor = max_position_embeddings / original; a different rope_scaling.factor is refused.
+    const factor = maxPos / orig;
+    if (rs.factor != null && Math.abs(num('factor') - factor) > 1e-9 * factor) {
+      r.fail(`rope_scaling.factor ${rs.factor} ≠ max_position_embeddings / original_max_position_embeddings = ${maxPos}/${orig}, ` +
+        'which transformers and llama.cpp use for LongRoPE: make them agree or remove it');
+    }
+    const factors = (k: string): number[] => {
+      const v = rs[k];
+      if (!Array.isArray(v) || v.length !== longrope.headDim / 2 || v.some((x) => typeof x !== 'number' || !Number.isFinite(x) || !(x > 0))) {
+        r.fail(`rope_scaling.${k} must be ${longrope.headDim / 2} positive numbers (one per rotated pair of the ${longrope.headDim}-wide head), got ${JSON.stringify(v)?.slice(0, 120)}`);
+      }
+      return v as number[];
+    };
+    const attentionFactor = rs.attention_factor != null ? num('attention_factor') : factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(orig));
+    return { type, shortFactor: factors('short_factor'), longFactor: factors('long_factor'), originalMaxPositionEmbeddings: orig, attentionFactor, json: rs };
+  }
   const factor = num('factor');
   if (type === 'linear') return { type, factor, json: rs };
   if (type === 'llama3') {
@@ -110,6 +141,7 @@ export function parseRopeScaling(r: ConfigReader, maxPos: number, types: readonl
     if (!(highFreqFactor > lowFreqFactor)) r.fail(`rope_scaling.high_freq_factor ${highFreqFactor} must exceed low_freq_factor ${lowFreqFactor}`);
     return { type, factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: num('original_max_position_embeddings'), json: rs };
   }
+  if (type !== 'yarn') throw new Error(`parseRopeScaling: ${type}`);
   // yarn. transformers versions disagree on `factor` when original_max_position_embeddings is
   // given (some replace it by max_position_embeddings / original); kdqat takes the config only
   // when both readings agree.
@@ -141,6 +173,7 @@ export function ropeScalingJson(s: RopeScaling | null | undefined): Obj | null {
       original_max_position_embeddings: s.originalMaxPositionEmbeddings, rope_type: 'llama3',
     };
     case 'yarn': return { factor: s.factor, original_max_position_embeddings: s.originalMaxPositionEmbeddings, rope_type: 'yarn' };
+    case 'longrope': return { long_factor: s.longFactor, short_factor: s.shortFactor, type: 'longrope' };
   }
 }
 

@@ -2,6 +2,7 @@
 // names and the family features as data, so io/onnx-decoder.ts emits every decoder family from one
 // spec.
 import { headDimOf, ropeTablesOf, type LlamaConfig } from './llama.js';
+import { scaledRopeTables } from './rope-scaling.js';
 import type { DecoderOnnxSpec } from './onnx-spec.js';
 
 /** ONNX export data (onnx-spec.ts) of any decoder of this builder: the features are data there
@@ -25,15 +26,22 @@ export function decoderOnnxSpec(c: LlamaConfig): DecoderOnnxSpec {
       };
     },
     rope: () => {
-      // ropeTablesOf gives (T, D) rows [c_0..c_{D/2−1}, c_0..c_{D/2−1}]: keep the first half.
+      // The tables give (T, D) rows [c_0..c_{D/2−1}, c_0..c_{D/2−1}]: keep the first half.
       const T = c.maxPositionEmbeddings, half = D / 2;
-      const t = ropeTablesOf(c, T);
-      const cos = new Float32Array(T * half), sin = new Float32Array(T * half);
-      for (let i = 0; i < T; i++) {
-        cos.set(t.cos.subarray(i * D, i * D + half), i * half);
-        sin.set(t.sin.subarray(i * D, i * D + half), i * half);
-      }
-      return { cos, sin, maxPositions: T };
+      const halves = (t: { cos: Float32Array; sin: Float32Array }): { cos: Float32Array; sin: Float32Array } => {
+        const cos = new Float32Array(T * half), sin = new Float32Array(T * half);
+        for (let i = 0; i < T; i++) {
+          cos.set(t.cos.subarray(i * D, i * D + half), i * half);
+          sin.set(t.sin.subarray(i * D, i * D + half), i * half);
+        }
+        return { cos, sin };
+      };
+      const s = c.ropeScaling;
+      if (s?.type !== 'longrope') return { ...halves(ropeTablesOf(c, T)), maxPositions: T };
+      // LongRoPE: short factors while the sequence fits the original context, long beyond it.
+      const L = s.originalMaxPositionEmbeddings;
+      const short = halves(scaledRopeTables(T, D, c.ropeTheta, s, 0, Math.min(L, T)));
+      return { ...short, maxPositions: T, long: { ...halves(scaledRopeTables(T, D, c.ropeTheta, s, 0, L + 1)), beyond: L } };
     },
   };
 }

@@ -37,8 +37,9 @@ export interface DecoderOnnxSpec {
   layer(l: number): DecoderLayerNames;
   /** RoPE tables for positions 0..maxPositions−1: (maxPositions, D/2) each, HF rotate_half
    *  convention (the first half of each row; the second repeats it). Scaling variants (llama3,
-   *  yarn, …) are just other tables. */
-  rope(): { cos: Float32Array; sin: Float32Array; maxPositions: number };
+   *  yarn, …) are just other tables; LongRoPE has two, `long` for a call whose largest position
+   *  id is `beyond` or more (a sequence longer than original_max_position_embeddings). */
+  rope(): { cos: Float32Array; sin: Float32Array; maxPositions: number; long?: { cos: Float32Array; sin: Float32Array; beyond: number } };
 }
 
 export interface EncoderLayerNames {

@@ -8,12 +8,37 @@
 //   along a row, so a row-sliced weight quantizes exactly as the same rows inside the fused one).
 //   sliding_window: as Mistral (mistral-arch.ts). llama.cpp's phi3 reads it but switches it off
 //   ("Phi SWA is currently disabled", its src/models/phi3.cpp): the exporter says so.
-//   rope_scaling "longrope"/"su" (Phi-3-*-128k) is refused.
+//   rope_scaling "longrope" (Phi-3-*-128k, Phi-3.5-mini; "su" is its old name, as Phi3Config
+//   renames it): rope-scaling.ts, with original_max_position_embeddings (top level, 4096 when
+//   absent, as Phi3Config) the pre-training context.
 // GGUF as convert_hf_to_gguf.py's Phi3MiniModel: arch "phi3", attn_qkv and ffn_up fused,
-// attention.sliding_window and rope.scaling.original_context_length written; NEOX RoPE.
-import type { Architecture, FusedTensor } from './architecture.js';
+// attention.sliding_window and rope.scaling.original_context_length written; NEOX RoPE; LongRoPE
+// as rope_factors_long/short.weight and rope.scaling.attn_factor.
+import type { Architecture, FusedTensor, GgufKv } from './architecture.js';
 import { headDimOf, type LlamaConfig } from './llama.js';
-import { commonGgufKv, decoderRecord, parseRopeScaling, parseWindow, tensorNamer, type LlamaMeta } from './decoder-family.js';
+import { commonGgufKv, decoderRecord, parseRopeScaling, parseWindow, ropeScalingJson, tensorNamer, type LlamaMeta } from './decoder-family.js';
+
+/** LongRoPE for llama.cpp (Phi3MiniModel): both factor tables, and the attention factor its
+ *  converter computes (√(1 + ln s / ln L), s = max / original); a config whose
+ *  attention_factor differs from that would be another model in llama.cpp and is refused. */
+function longropeGguf(k: LlamaConfig): { kv: GgufKv[]; tensors: { name: string; shape: number[]; data: Float32Array }[] } {
+  const s = k.ropeScaling;
+  if (s?.type !== 'longrope') return { kv: [], tensors: [] };
+  const L = s.originalMaxPositionEmbeddings, scale = k.maxPositionEmbeddings / L;
+  const attn = scale > 1 ? Math.sqrt(1 + Math.log(scale) / Math.log(L)) : 1;
+  if (Math.abs(s.attentionFactor - attn) > 1e-7 * attn) {
+    throw new Error(`rope_scaling ${JSON.stringify(ropeScalingJson(s))?.slice(0, 200)}: attention_factor ${s.attentionFactor} ≠ ${attn}, the one llama.cpp's converter ` +
+      'writes for LongRoPE (√(1 + ln(max/original) / ln original)); its GGUF would be a different model');
+  }
+  const D = headDimOf(k);
+  return {
+    kv: [['phi3.rope.scaling.attn_factor', { type: 'f32', value: attn }]],
+    tensors: [
+      { name: 'rope_factors_long.weight', shape: [D / 2], data: Float32Array.from(s.longFactor) },
+      { name: 'rope_factors_short.weight', shape: [D / 2], data: Float32Array.from(s.shortFactor) },
+    ],
+  };
+}
 
 function fused(k: LlamaConfig): FusedTensor[] {
   const D = headDimOf(k), out: FusedTensor[] = [];
@@ -42,9 +67,11 @@ export const phi3: Architecture<LlamaConfig, LlamaMeta, object> = decoderRecord(
   features(r, base) {
     if (r.bool('attention_bias', false)) r.fail('"attention_bias": true is not supported for phi3 (kdqat\'s Phi-3 has no attention biases)');
     if (r.has('head_dim') && r.int('head_dim') !== base.hiddenSize / base.numAttentionHeads) r.fail(`"head_dim": ${r.j.head_dim} ≠ hidden_size/num_attention_heads; Phi-3 has no head_dim: remove it`);
-    return { slidingWindow: parseWindow(r), ropeScaling: parseRopeScaling(r, base.maxPositionEmbeddings, []) };
+    const originalMax = r.has('original_max_position_embeddings') ? r.int('original_max_position_embeddings') : 4096;
+    const longrope = { headDim: base.hiddenSize / base.numAttentionHeads, originalMax };
+    return { slidingWindow: parseWindow(r), ropeScaling: parseRopeScaling(r, base.maxPositionEmbeddings, ['longrope'], longrope) };
   },
-  json: (k) => ({ attention_bias: false, rope_scaling: null, sliding_window: k.slidingWindow ?? null }),
+  json: (k) => ({ attention_bias: false, rope_scaling: ropeScalingJson(k.ropeScaling), sliding_window: k.slidingWindow ?? null }),
   kept: { embd_pdrop: 0.0, resid_pdrop: 0.0, original_max_position_embeddings: 4096 },
   pretrainFeatures: (s) => ({ slidingWindow: s.seq }),
   fused,
@@ -55,14 +82,23 @@ export const phi3: Architecture<LlamaConfig, LlamaMeta, object> = decoderRecord(
       'mlp.down_proj': 'ffn_down', input_layernorm: 'attn_norm', post_attention_layernorm: 'ffn_norm',
     }),
     permuteQK: false,
-    notes: (k) => (k.slidingWindow == null ? [] : [
-      `llama.cpp switches Phi-3's sliding window off ("Phi SWA is currently disabled"): on contexts longer than sliding_window = ${k.slidingWindow} ` +
-      'it attends to all earlier tokens, unlike the Hugging Face model and kdqat',
-    ]),
+    notes: (k) => [
+      ...(k.slidingWindow == null ? [] : [
+        `llama.cpp switches Phi-3's sliding window off ("Phi SWA is currently disabled"): on contexts longer than sliding_window = ${k.slidingWindow} ` +
+        'it attends to all earlier tokens, unlike the Hugging Face model and kdqat',
+      ]),
+      ...(k.ropeScaling?.type !== 'longrope' ? [] : [
+        `llama.cpp picks LongRoPE's long factors by its context size: with a context (-c, which it rounds up to a multiple of 256) above ` +
+        `original_max_position_embeddings = ${k.ropeScaling.originalMaxPositionEmbeddings} it uses them for every text, where the Hugging Face model ` +
+        `and kdqat use them only for sequences longer than that; run it with -c ${k.ropeScaling.originalMaxPositionEmbeddings} or less for their outputs on shorter texts`,
+      ]),
+    ],
     kv: (k) => [
       ...commonGgufKv('phi3', k),
       ['phi3.attention.sliding_window', { type: 'u32', value: k.slidingWindow ?? 0 }],
-      ['phi3.rope.scaling.original_context_length', { type: 'u32', value: k.maxPositionEmbeddings }],
+      ['phi3.rope.scaling.original_context_length', { type: 'u32', value: k.ropeScaling?.type === 'longrope' ? k.ropeScaling.originalMaxPositionEmbeddings : k.maxPositionEmbeddings }],
+      ...longropeGguf(k).kv,
     ],
+    extraTensors: (k) => longropeGguf(k).tensors,
   },
 });

@@ -46,6 +46,11 @@ const CASES: [string, ByteLevelFamily, string, string[], Partial<LlamaConfig>?][
   ['seed-oss', GPT2, 'seed_oss', ['blk.0.attn_v.bias', 'blk.1.post_attention_norm.weight']],
   // Phi-3 with a window of 8 < 28 tokens: llama.cpp ignores it, so it equals kdqat without one.
   ['phi3', GPT2, 'phi3', ['blk.0.attn_qkv.weight'], { slidingWindow: 8 }],
+  // LongRoPE: llama.cpp takes the long factors when its context (256 here: it rounds up to a
+  // multiple of 256) exceeds the original one, kdqat when the sequence (28) does: long for an
+  // original context of 16, short for 256.
+  ['phi3-longrope', GPT2, 'phi3', ['rope_factors_long.weight', 'rope_factors_short.weight']],
+  ['phi3-longrope-short', GPT2, 'phi3', ['rope_factors_long.weight', 'rope_factors_short.weight']],
 ];
 
 let dir = '';

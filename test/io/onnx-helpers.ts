@@ -58,13 +58,13 @@ export function makeStudent(dir: string, name: string, model: Model, config: Qua
 export const data = (t: ort.Tensor): Float32Array => t.data as Float32Array;
 export const rows = (t: Tensor, from: number, to: number, width: number): Float32Array => t.f32.slice(from * width, to * width);
 
-/** Full forward, and prefill T−1 then one cached step, against kdqat's logits. */
-export async function checkDecoder(model: Model, bytes: Uint8Array, what: string, ref: Model = model, weight?: ForwardOptions): Promise<void> {
+/** Full forward of T tokens, and prefill T−1 then one cached step, against kdqat's logits. */
+export async function checkDecoder(model: Model, bytes: Uint8Array, what: string, ref: Model = model, weight?: ForwardOptions, T = 9): Promise<void> {
   // Sizes from the family's ONNX spec (any decoder family); n: the longest dot product.
   const sp = archOf(model).onnx!.spec(model.config, headsOf(model));
   if (sp.kind !== 'decoder') throw new Error('checkDecoder: a decoder');
   const c = { numKeyValueHeads: sp.kvHeads };
-  const B = 2, T = 9, V = sp.vocab, D = sp.headDim, L = sp.layers;
+  const B = 2, V = sp.vocab, D = sp.headDim, L = sp.layers;
   const n = Math.max(...[...model.params.values()].filter((p) => p.ndim === 2).map((p) => p.shape[1]), sp.heads * D);
   const bound = onnxBound(L, n);
   const ids = randomIds(B, T, V);

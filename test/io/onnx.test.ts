@@ -117,6 +117,16 @@ test('RoFormer classifier (the PyTorch-checked fixture): onnxruntime = kdqat wit
   assert.ok(relError(other, logits) > 1e-3, `no rotation gives ${relError(other, logits)} from the rotary graph`);
 });
 
+test('Phi-3 with LongRoPE (the PyTorch-checked fixture): onnxruntime = kdqat with the short factors (9 tokens) and the long ones (24, past the original 16), full forward and a cached step', async () => {
+  const m = asModel(loadModelDir(fileURLToPath(new URL('../fixtures/decoders/phi3-longrope/', import.meta.url))));
+  const bytes = buildOnnx({ model: m }, 'f32');
+  const inits = decodeModel(bytes).graph!.initializer!.map((t) => t.name);
+  assert.ok(inits.includes('cos_cache_long') && inits.includes('sin_cache_long'), 'the long tables are in the graph');
+  await checkDecoder(m, bytes, 'phi3-longrope, 9 tokens', m, undefined, 9);
+  // 24: the prefill of 23 is past the original context already, so both calls take the long factors.
+  await checkDecoder(m, bytes, 'phi3-longrope, 24 tokens', m, undefined, 24);
+});
+
 test('BERT without a classifier (MLM model): last_hidden_state only, gelu_new', async () => {
   const m = tinyBert({ mlm: true, classifier: false }, { hiddenAct: 'gelu_new' });
   const B = 1, T = 6, ids = randomIds(B, T, m.config.vocabSize);

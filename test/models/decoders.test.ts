@@ -19,13 +19,13 @@ import { Tensor, backward, mul, sum, intTensor } from '../../src/tensor/index.js
 import { archOf, lmLogits } from '../../src/models/model.js';
 import { storedLayout, stackRows } from '../../src/models/fused.js';
 import { paramSpecOf } from '../../src/io/model-dir.js';
-import type { LlamaConfig } from '../../src/models/llama.js';
+import { headDimOf, ropeTablesOf, type LlamaConfig } from '../../src/models/llama.js';
 import { hfConfigJson, parseHfConfig } from '../../src/models/registry.js';
 import { generate } from '../../src/models/generate.js';
 import { tmpDir } from '../util.js';
 
 const ROOT = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
-export const DECODER_FIXTURES = ['smollm2', 'llama3', 'llama-linear', 'llama-yarn', 'mistral', 'mistral-swa', 'qwen2', 'qwen3', 'phi3', 'seed-oss'] as const;
+export const DECODER_FIXTURES = ['smollm2', 'llama3', 'llama-linear', 'llama-yarn', 'mistral', 'mistral-swa', 'qwen2', 'qwen3', 'phi3', 'seed-oss', 'phi3-longrope', 'phi3-longrope-short'] as const;
 const BAR = 1e-4; // issue 11: logits and gradients within 1e-4 relative
 
 /** max |got − want| / max |want| (the tensor's scale). */
@@ -109,9 +109,42 @@ for (const name of DECODER_FIXTURES) {
 }
 
 test('the RoPE scaling fixtures have teeth: the model without its rope_scaling misses the reference by more than 10× the bar', () => {
-  for (const name of ['llama3', 'llama-linear', 'llama-yarn']) {
+  for (const name of ['llama3', 'llama-linear', 'llama-yarn', 'phi3-longrope', 'phi3-longrope-short']) {
     const r = run(name, { ropeScaling: null });
     assert.ok(r.max.logits > 10 * BAR, `${name}: without rope_scaling the logits are within ${r.max.logits.toExponential(2)}`);
+  }
+  // LongRoPE: the 32-token reference uses the long factors past an original context of 16 and the
+  // short ones within 64; the other table (or no attention factor) misses it.
+  for (const [name, swap] of [['phi3-longrope', (o: number) => o * 2 + 32], ['phi3-longrope-short', () => 16]] as const) {
+    const cfg = asModel(loadModelDir(path.join(ROOT, name))).config as LlamaConfig;
+    const s = cfg.ropeScaling!;
+    assert.equal(s.type, 'longrope');
+    if (s.type !== 'longrope') return;
+    const other = run(name, { ropeScaling: { ...s, originalMaxPositionEmbeddings: swap(s.originalMaxPositionEmbeddings) } });
+    assert.ok(other.max.logits > 10 * BAR, `${name} with the other factors: logits within ${other.max.logits.toExponential(2)}`);
+    const flat = run(name, { ropeScaling: { ...s, attentionFactor: 1 } });
+    assert.ok(flat.max.logits > 10 * BAR, `${name} without its attention factor: logits within ${flat.max.logits.toExponential(2)}`);
+  }
+});
+
+test('LongRoPE with a KV cache: a step uses the factors of its forward\'s length, as transformers\' dynamic update does', () => {
+  // phi3-longrope: original context 16. transformers recomputes cos/sin per forward from its
+  // largest position + 1, and the cache keeps keys rotated as they were: a decoding step at
+  // position p uses the short factors up to p = 15 and the long ones from p = 16 on.
+  const model = asModel(loadModelDir(path.join(ROOT, 'phi3-longrope')));
+  const cfg = model.config as LlamaConfig, D = headDimOf(cfg);
+  const row = (t: { cos: Float32Array }, i: number): number[] => [...t.cos.subarray(i * D, (i + 1) * D)];
+  assert.deepEqual(row(ropeTablesOf(cfg, 1, 15), 0), row(ropeTablesOf(cfg, 16), 15), 'position 15 in a 16-token forward: short');
+  assert.deepEqual(row(ropeTablesOf(cfg, 1, 16), 0), row(ropeTablesOf(cfg, 17), 16), 'position 16 in a 17-token forward: long');
+  assert.notDeepEqual(row(ropeTablesOf(cfg, 17), 3), row(ropeTablesOf(cfg, 16), 3), 'the factors apply to every position of the forward');
+  // Within the original context the cached generator equals the cache-free forward.
+  const prompt = [72, 101, 108, 108, 111, 44, 32, 119, 111, 114];
+  const out = [...prompt, ...generate(model, prompt, { maxNewTokens: 6 }).tokens];
+  const V = cfg.vocabSize;
+  assert.ok(out.length > prompt.length);
+  for (let n = prompt.length; n < out.length; n++) {
+    const z = lmLogits(model, intTensor(out.slice(0, n), [1, n])).f32.subarray((n - 1) * V, n * V);
+    assert.equal(out[n], z.indexOf(Math.max(...z)), `token ${n}`);
   }
 });
 
@@ -121,7 +154,12 @@ test('a config kdqat cannot honour is refused naming the key and the value', () 
   const llama3 = cfg('llama3'), qwen2 = cfg('qwen2'), qwen3 = cfg('qwen3'), phi3 = cfg('phi3'), mistral = cfg('mistral');
   // an unknown rope type, or one the family does not have
   bad({ ...llama3, rope_scaling: { rope_type: 'dynamic', factor: 2 } }, /rope_scaling\.rope_type "dynamic" is not supported for model_type "llama"/);
-  bad({ ...phi3, rope_scaling: { type: 'longrope', long_factor: [1], short_factor: [1] } }, /rope_scaling\.rope_type "longrope" is not supported for model_type "phi3"; kdqat supports "default"/);
+  bad({ ...llama3, rope_scaling: { type: 'longrope', long_factor: [1], short_factor: [1] } }, /rope_scaling\.rope_type "longrope" is not supported for model_type "llama"/);
+  bad({ ...phi3, rope_scaling: { type: 'longrope', long_factor: [1], short_factor: [1, 1, 1, 1] } }, /rope_scaling\.long_factor must be 4 positive numbers \(one per rotated pair of the 8-wide head\), got \[1\]/);
+  bad({ ...phi3, rope_scaling: { type: 'longrope', long_factor: [1, 2, 3, 4], short_factor: [1, 1, 0, 1] } }, /rope_scaling\.short_factor must be 4 positive numbers/);
+  bad({ ...phi3, rope_scaling: { type: 'longrope', long_factor: [1, 2, 3, 4] } }, /rope_scaling\.short_factor must be 4 positive numbers .*got undefined/);
+  bad({ ...phi3, rope_scaling: { type: 'longrope', long_factor: [1, 2, 3, 4], short_factor: [1, 1, 1, 1], factor: 2 } }, /rope_scaling\.factor 2 ≠ max_position_embeddings \/ original_max_position_embeddings = 256\/4096/);
+  bad({ ...phi3, rope_scaling: { type: 'yarn', factor: 2 } }, /rope_scaling\.rope_type "yarn" is not supported for model_type "phi3"; kdqat supports "default", "longrope"/);
   bad({ ...mistral, rope_scaling: { rope_type: 'linear', factor: 2 } }, /rope_scaling\.rope_type "linear" is not supported for model_type "mistral"/);
   bad({ ...llama3, rope_scaling: { ...(llama3.rope_scaling as object), mystery: 1 } }, /rope_scaling\.mystery \(1\) is not a key of rope_type "llama3"/);
   bad({ ...llama3, rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 16 } }, /rope_scaling\.factor 4 ≠ max_position_embeddings \/ rope_scaling\.original_max_position_embeddings = 256\/16/);
