@@ -7,7 +7,8 @@ For each family a small random checkpoint, as Hugging Face's save_pretrained lay
 test/fixtures/decoders/<name>/:
   config.json        every key of the real model's config.json (the model named in FAMILIES),
                      sizes shrunk, the family's special settings kept (RoPE scaling, biases, tied
-                     embeddings, window, eps, head_dim != hidden/heads where the family has it);
+                     embeddings, window, eps, head_dim != hidden/heads, partial rotary where the
+                     family has it);
   model.safetensors  the parameters in HF names and stored layout (Phi-3: fused qkv_proj and
                      gate_up_proj), F32, {"format": "pt"}, in the byte layout kdqat's writer uses
                      (names sorted, header space-padded to 8), so load -> save can be compared
@@ -126,6 +127,20 @@ FAMILIES["phi3-longrope"] = dict(
 # The same with an original context of 256 > T = 32 (of 1024): the short factors apply. (256: llama.cpp
 # rounds its context up to a multiple of 256 and takes the long factors above the original one.)
 FAMILIES["phi3-longrope-short"] = dict(FAMILIES["phi3-longrope"], original_max_position_embeddings=256)
+# microsoft/Phi-4-mini-instruct: model_type phi3 with partial_rotary_factor 0.75 (RoPE on the first
+# 96 of 128 entries of a head; here 6 of 8, so 3 LongRoPE factors), LongRoPE, tied embeddings, and
+# keys transformers' Phi3 does not read (full_attn_mod, interpolate_factor, lm_head_bias: kept).
+FAMILIES["phi4-mini"] = dict(
+    architectures=["Phi3ForCausalLM"], attention_bias=False, attention_dropout=0.0,
+    auto_map={"AutoConfig": "configuration_phi3.Phi3Config", "AutoModelForCausalLM": "modeling_phi3.Phi3ForCausalLM",
+              "AutoTokenizer": "Xenova/gpt-4o"},
+    bos_token_id=199999, embd_pdrop=0.0, eos_token_id=199999, full_attn_mod=1, hidden_act="silu",
+    initializer_range=0.02, interpolate_factor=1, lm_head_bias=False, mlp_bias=False, model_type="phi3",
+    original_max_position_embeddings=16, pad_token_id=199999, partial_rotary_factor=0.75, resid_pdrop=0.0,
+    rms_norm_eps=1e-05,
+    rope_scaling={"long_factor": [1.0, 2.6, 9.1], "short_factor": [1.0, 1.1, 1.4], "type": "longrope"},
+    rope_theta=10000.0, sliding_window=262144, tie_word_embeddings=True, torch_dtype="bfloat16",
+    transformers_version="4.45.0", use_cache=True)
 # The special ids of the real models are outside the shrunk vocabulary: map them into it.
 SPECIAL_IDS = {"bos_token_id": 256, "eos_token_id": 257, "pad_token_id": 257}
 
@@ -214,11 +229,13 @@ def attention(c, p, pre, h, fam):
         q = rms_norm(q, p[pre + "self_attn.q_norm.weight"], c["rms_norm_eps"])
         k = rms_norm(k, p[pre + "self_attn.k_norm.weight"], c["rms_norm_eps"])
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, D)
-    inv, scale = inv_freq_and_scale(c, D, Tn)
+    rot = int(D * c.get("partial_rotary_factor", 1.0))  # Phi3Attention: q_rot, q_pass = q[..., :rot], q[..., rot:]
+    inv, scale = inv_freq_and_scale(c, rot, Tn)
     ang = torch.outer(torch.arange(Tn, dtype=F64), inv)
     emb = torch.cat((ang, ang), dim=-1)
     cos, sin = emb.cos() * scale, emb.sin() * scale
-    q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+    q = torch.cat((q[..., :rot] * cos + rotate_half(q[..., :rot]) * sin, q[..., rot:]), dim=-1)
+    k = torch.cat((k[..., :rot] * cos + rotate_half(k[..., :rot]) * sin, k[..., rot:]), dim=-1)
     k, v = k.repeat_interleave(H // Hkv, dim=1), v.repeat_interleave(H // Hkv, dim=1)  # repeat_kv
     s = q @ k.transpose(-1, -2) / math.sqrt(D)
     i, j = torch.arange(Tn).view(-1, 1), torch.arange(Tn).view(1, -1)
@@ -255,7 +272,7 @@ def forward(c, p, ids, fam):
 def family_of(name):
     return {"smollm2": "llama", "llama3": "llama", "llama-linear": "llama", "llama-yarn": "llama",
             "mistral-swa": "mistral", "seed-oss": "seed_oss", "phi3-longrope": "phi3",
-            "phi3-longrope-short": "phi3"}.get(name, name)
+            "phi3-longrope-short": "phi3", "phi4-mini": "phi3"}.get(name, name)
 
 
 def shapes(c, fam):

@@ -149,6 +149,7 @@ export function configCases(rng: Rng, out: FuzzCase[]): void {
       { type: 'longrope' }, { type: 'yarn', factor: 2 }, { type: 'longrope', long_factor: [], short_factor: [], factor: 1e9 },
     ]],
     ['phi3', 'Phi3ForCausalLM', 'original_max_position_embeddings', [0, 'x', -4096]],
+    ['phi3', 'Phi3ForCausalLM', 'partial_rotary_factor', [0, 1.5, 'x', -0.5]],
     ['qwen3', 'Qwen3ForCausalLM', 'attention_bias', [true]],
   ];
   for (const [family, cls, key, values] of FAMILY_BAD) {

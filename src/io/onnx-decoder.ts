@@ -15,7 +15,7 @@ import { attend, rmsNorm } from './onnx-layers.js';
 
 export function emitDecoder(g: OnnxGraph, s: DecoderOnnxSpec, w: OnnxWeights): void {
   const { heads: H, kvHeads: Hkv, headDim: D, layers: L } = s;
-  const G = H / Hkv, half = D / 2;
+  const G = H / Hkv, R = s.rotaryDim, half = R / 2;
   const ids = g.input('input_ids', DT.INT64, ['batch_size', 'sequence_length']);
   const mask = g.input('attention_mask', DT.INT64, ['batch_size', 'total_sequence_length']);
   const pos = g.input('position_ids', DT.INT64, ['batch_size', 'sequence_length']);
@@ -37,12 +37,14 @@ export function emitDecoder(g: OnnxGraph, s: DecoderOnnxSpec, w: OnnxWeights): v
   }
   const cos = g.op('Unsqueeze', [cosT, g.i64(1)]);
   const sin = g.op('Unsqueeze', [sinT, g.i64(1)]);
-  const rotate = (x: string): string => { // x (B, h, T, D), HF rotate_half
-    const [x1, x2] = g.node('Split', [x, g.i64(half, half)], { axis: -1 }, { outputs: 2 });
+  const rotate = (x: string): string => { // x (B, h, T, D), HF rotate_half over the first R entries, the rest passed
+    const parts = g.node('Split', [x, g.i64(...(R === D ? [half, half] : [half, half, D - R]))], { axis: -1 }, { outputs: R === D ? 2 : 3 });
+    const [x1, x2] = parts;
     const o1 = g.op('Sub', [g.op('Mul', [x1, cos]), g.op('Mul', [x2, sin])]);
     const o2 = g.op('Add', [g.op('Mul', [x2, cos]), g.op('Mul', [x1, sin])]);
-    return g.op('Concat', [o1, o2], { axis: -1 });
+    return g.op('Concat', [o1, o2, ...parts.slice(2)], { axis: -1 });
   };
+
 
   // allowed (B, 1, 1, T, S): causal over absolute positions and the key padding mask.
   const S = g.op('Gather', [g.op('Shape', [mask]), g.scalarI64(1)]);

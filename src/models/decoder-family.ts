@@ -10,7 +10,7 @@
 import { trainByteLevelBpe } from '../tokenize/train-bpe.js';
 import type { Params } from '../nn/params.js';
 import { isObj, type ConfigReader, type Obj } from './config-reader.js';
-import { headDimOf, llamaForward, llamaParamSpec, type DecoderFeatures, type LlamaConfig, type RopeScaling } from './llama.js';
+import { headDimOf, llamaForward, llamaParamSpec, rotaryDimOf, type DecoderFeatures, type LlamaConfig, type RopeScaling } from './llama.js';
 import { decoderOnnxSpec } from './decoder-onnx.js';
 import { lazyLogits, type Architecture, type FusedTensor, type GgufKv, type GgufLayout, type Heads, type ModelSizes, type Taps } from './architecture.js';
 import { inverseFrequencies } from './rope-scaling.js';
@@ -50,6 +50,8 @@ export interface DecoderFamily {
   /** Features of a model built by `kdqat pretrain` (sizes only). */
   pretrainFeatures?(s: ModelSizes): DecoderFeatures;
   fused?(config: LlamaConfig): FusedTensor[];
+  /** Keys of the common refusal list (REFUSE) this family reads itself (Phi-3: partial_rotary_factor). */
+  reads?: readonly string[];
   gguf: GgufLayout<LlamaConfig>;
 }
 
@@ -69,7 +71,7 @@ const COMMON_KEPT: Obj = { attention_dropout: 0.0, use_cache: true };
  *  harmless value. */
 const REFUSE: [key: string, ok: (v: unknown) => boolean, why: string][] = [
   ['rope_interleaved', (v) => v === false, 'kdqat applies RoPE in HF\'s rotate_half layout only'],
-  ['partial_rotary_factor', (v) => v === 1 || v === 1.0, 'kdqat rotates the whole head (partial_rotary_factor 1)'],
+  ['partial_rotary_factor', (v) => v === 1 || v === 1.0, 'kdqat rotates the whole head (partial_rotary_factor 1) but for Phi-3'],
   ['pretraining_tp', (v) => v === 1, 'pretraining_tp > 1 changes the rounding of the Linears (HF slices them); kdqat supports 1'],
   ['rope_parameters', () => false, 'this is a transformers ≥ 5 config; kdqat reads rope_theta / rope_scaling (transformers 4.x); re-save it with transformers 4.x'],
   ['mlp_bias', (v) => v === false, 'kdqat\'s decoder MLP has no biases'],
@@ -214,7 +216,9 @@ export function decoderRecord(f: DecoderFamily): Architecture<LlamaConfig, Llama
   const kept: Obj = { ...COMMON_KEPT, ...f.kept };
   function parse(r: ConfigReader): { config: LlamaConfig; meta: LlamaMeta } {
     r.architectures([f.cls]);
-    for (const [k, ok, why] of REFUSE) if (r.j[k] !== undefined && r.j[k] !== null && !ok(r.j[k])) r.fail(`"${k}": ${JSON.stringify(r.j[k])} is not supported (${why})`);
+    for (const [k, ok, why] of REFUSE) {
+      if (!f.reads?.includes(k) && r.j[k] !== undefined && r.j[k] !== null && !ok(r.j[k])) r.fail(`"${k}": ${JSON.stringify(r.j[k])} is not supported (${why})`);
+    }
     const C = r.int('hidden_size'), H = r.int('num_attention_heads');
     const Hkv = r.int('num_key_value_heads', H);
     if (H % Hkv !== 0) r.fail(`num_attention_heads ${H} is not divisible by num_key_value_heads ${Hkv}; fix one of them`);
@@ -367,7 +371,7 @@ export function commonGgufKv(arch: string, k: LlamaConfig): GgufKv[] {
     [`${arch}.embedding_length`, u32(k.hiddenSize)],
     [`${arch}.block_count`, u32(k.numHiddenLayers)],
     [`${arch}.feed_forward_length`, u32(k.intermediateSize)],
-    [`${arch}.rope.dimension_count`, u32(D)],
+    [`${arch}.rope.dimension_count`, u32(rotaryDimOf(k))],
     [`${arch}.attention.head_count`, u32(k.numAttentionHeads)],
     [`${arch}.attention.head_count_kv`, u32(k.numKeyValueHeads)],
     [`${arch}.attention.layer_norm_rms_epsilon`, f32(k.rmsNormEps)],

@@ -6,7 +6,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import { consumed, layer } from '../tensor/recompute.js';
 import {
-  add, attention, embedding, linear, mul, reshape, rmsNorm, rope, silu,
+  add, attention, concat, embedding, linear, mul, reshape, rmsNorm, rope, silu, slice,
 } from '../tensor/ops/index.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
 import { scaledRopeTables, type RopeScaling } from './rope-scaling.js';
@@ -28,6 +28,9 @@ export interface DecoderFeatures {
    *  i − window < j ≤ i (transformers' sliding-window mask; the attention op's `window`).
    *  null/absent: full causal attention. */
   slidingWindow?: number | null;
+  /** RoPE on the first rotaryDim entries of each head only, the rest passed through (Phi-3's
+   *  `partial_rotary_factor`: int(D · factor), as Phi3Attention slices q and k); absent: all D. */
+  rotaryDim?: number;
 }
 
 export interface LlamaConfig extends DecoderFeatures {
@@ -65,6 +68,8 @@ export interface DecoderOutput {
 
 /** The per-head size D (explicit head_dim or hidden / heads). */
 export const headDimOf = (cfg: LlamaConfig): number => cfg.headDim ?? cfg.hiddenSize / cfg.numAttentionHeads;
+/** The entries of a head RoPE rotates (all D but for a partial rotary factor). */
+export const rotaryDimOf = (cfg: LlamaConfig): number => cfg.rotaryDim ?? headDimOf(cfg);
 
 export function llamaParamSpec(cfg: LlamaConfig): Map<string, { shape: number[]; init: Init }> {
   const C = cfg.hiddenSize, F = cfg.intermediateSize, D = headDimOf(cfg);
@@ -129,8 +134,11 @@ export function projectQkv(
   };
   // Qwen3: RMSNorm over the D entries of each head (Qwen3Attention.q_norm / k_norm), before RoPE.
   const headNorm = (x: Tensor, n: string): Tensor => (cfg.qkNorm ? rmsNorm(x, param(params, `${prefix}self_attn.${n}.weight`), cfg.rmsNormEps) : x);
-  const q = rope(headNorm(reshape(proj('q_proj'), [B, T, H, D]), 'q_norm'), cos, sin);
-  const k = rope(headNorm(reshape(proj('k_proj'), [B, T, Hkv, D]), 'k_norm'), cos, sin);
+  // Partial rotary (Phi-3): the first R entries of a head rotate (rotate_half over R), the rest pass.
+  const R = rotaryDimOf(cfg);
+  const rotate = (x: Tensor): Tensor => (R === D ? rope(x, cos, sin) : concat([rope(slice(x, 3, 0, R), cos, sin), slice(x, 3, R, D)], 3));
+  const q = rotate(headNorm(reshape(proj('q_proj'), [B, T, H, D]), 'q_norm'));
+  const k = rotate(headNorm(reshape(proj('k_proj'), [B, T, Hkv, D]), 'k_norm'));
   const v = reshape(proj('v_proj'), [B, T, Hkv, D]);
   return { q, k, v };
 }
@@ -176,9 +184,10 @@ export interface DecoderForwardOptions {
 
 const ropeCache = new Map<string, { cos: Float32Array; sin: Float32Array }>();
 
-/** The cos/sin tables (T, D) of a config's RoPE at positions offset …, cached. */
+/** The cos/sin tables (T, R) of a config's RoPE at positions offset …, cached (R: the rotated
+ *  entries of a head, rotaryDimOf). */
 export function ropeTablesOf(cfg: LlamaConfig, T: number, offset = 0): { cos: Float32Array; sin: Float32Array } {
-  const D = headDimOf(cfg);
+  const D = rotaryDimOf(cfg);
   const key = `${T}:${D}:${cfg.ropeTheta}:${offset}:${JSON.stringify(cfg.ropeScaling ?? null)}`;
   let t = ropeCache.get(key);
   if (!t) {

@@ -23,6 +23,8 @@ export interface DecoderOnnxSpec {
   heads: number; // H
   kvHeads: number; // Hkv
   headDim: number; // D (H·D need not equal C)
+  /** The entries of a head RoPE rotates (the first R; the rest pass, Phi-3's partial rotary); R = D usually. */
+  rotaryDim: number;
   vocab: number; // V
   rmsEps: number;
   /** Sliding-window attention (Mistral): query i sees keys j with i − W < j ≤ i (W keys, itself
@@ -35,7 +37,7 @@ export interface DecoderOnnxSpec {
   /** The head's weight (the embedding when tied). */
   head: string;
   layer(l: number): DecoderLayerNames;
-  /** RoPE tables for positions 0..maxPositions−1: (maxPositions, D/2) each, HF rotate_half
+  /** RoPE tables for positions 0..maxPositions−1: (maxPositions, R/2) each, HF rotate_half
    *  convention (the first half of each row; the second repeats it). Scaling variants (llama3,
    *  yarn, …) are just other tables; LongRoPE has two, `long` for a call whose largest position
    *  id is `beyond` or more (a sequence longer than original_max_position_embeddings). */

@@ -11,11 +11,14 @@
 //   rope_scaling "longrope" (Phi-3-*-128k, Phi-3.5-mini; "su" is its old name, as Phi3Config
 //   renames it): rope-scaling.ts, with original_max_position_embeddings (top level, 4096 when
 //   absent, as Phi3Config) the pre-training context.
+//   partial_rotary_factor (Phi-4-mini: 0.75): RoPE on the first R = int(D · factor) entries of each
+//   head of q and k, the rest passed through (Phi3Attention's q_rot / q_pass); the LongRoPE factors
+//   are then R/2 long. GGUF: rope.dimension_count = R (llama.cpp rotates the first n_rot).
 // GGUF as convert_hf_to_gguf.py's Phi3MiniModel: arch "phi3", attn_qkv and ffn_up fused,
 // attention.sliding_window and rope.scaling.original_context_length written; NEOX RoPE; LongRoPE
 // as rope_factors_long/short.weight and rope.scaling.attn_factor.
 import type { Architecture, FusedTensor, GgufKv } from './architecture.js';
-import { headDimOf, type LlamaConfig } from './llama.js';
+import { headDimOf, rotaryDimOf, type LlamaConfig } from './llama.js';
 import { commonGgufKv, decoderRecord, parseRopeScaling, parseWindow, ropeScalingJson, tensorNamer, type LlamaMeta } from './decoder-family.js';
 
 /** LongRoPE for llama.cpp (Phi3MiniModel): both factor tables, and the attention factor its
@@ -30,12 +33,12 @@ function longropeGguf(k: LlamaConfig): { kv: GgufKv[]; tensors: { name: string; 
     throw new Error(`rope_scaling ${JSON.stringify(ropeScalingJson(s))?.slice(0, 200)}: attention_factor ${s.attentionFactor} ≠ ${attn}, the one llama.cpp's converter ` +
       'writes for LongRoPE (√(1 + ln(max/original) / ln original)); its GGUF would be a different model');
   }
-  const D = headDimOf(k);
+  const R = rotaryDimOf(k);
   return {
     kv: [['phi3.rope.scaling.attn_factor', { type: 'f32', value: attn }]],
     tensors: [
-      { name: 'rope_factors_long.weight', shape: [D / 2], data: Float32Array.from(s.longFactor) },
-      { name: 'rope_factors_short.weight', shape: [D / 2], data: Float32Array.from(s.shortFactor) },
+      { name: 'rope_factors_long.weight', shape: [R / 2], data: Float32Array.from(s.longFactor) },
+      { name: 'rope_factors_short.weight', shape: [R / 2], data: Float32Array.from(s.shortFactor) },
     ],
   };
 }
@@ -67,10 +70,20 @@ export const phi3: Architecture<LlamaConfig, LlamaMeta, object> = decoderRecord(
   features(r, base) {
     if (r.bool('attention_bias', false)) r.fail('"attention_bias": true is not supported for phi3 (kdqat\'s Phi-3 has no attention biases)');
     if (r.has('head_dim') && r.int('head_dim') !== base.hiddenSize / base.numAttentionHeads) r.fail(`"head_dim": ${r.j.head_dim} ≠ hidden_size/num_attention_heads; Phi-3 has no head_dim: remove it`);
+    const D = base.hiddenSize / base.numAttentionHeads;
+    // partial_rotary_factor (Phi-4-mini: 0.75): RoPE on the first int(D · factor) entries of a head.
+    const factor = r.num('partial_rotary_factor', 1);
+    if (!(factor > 0 && factor <= 1)) r.fail(`"partial_rotary_factor" must be in (0, 1], got ${factor}`);
+    const R = Math.trunc(D * factor);
+    if (R < 2 || R % 2 !== 0) r.fail(`"partial_rotary_factor" ${factor} rotates int(${D} · ${factor}) = ${R} entries of each head; RoPE needs an even number ≥ 2`);
     const originalMax = r.has('original_max_position_embeddings') ? r.int('original_max_position_embeddings') : 4096;
-    const longrope = { headDim: base.hiddenSize / base.numAttentionHeads, originalMax };
-    return { slidingWindow: parseWindow(r), ropeScaling: parseRopeScaling(r, base.maxPositionEmbeddings, ['longrope'], longrope) };
+    const longrope = { headDim: R, originalMax };
+    return {
+      slidingWindow: parseWindow(r), ropeScaling: parseRopeScaling(r, base.maxPositionEmbeddings, ['longrope'], longrope),
+      rotaryDim: R < D ? R : undefined,
+    };
   },
+  reads: ['partial_rotary_factor'],
   json: (k) => ({ attention_bias: false, rope_scaling: ropeScalingJson(k.ropeScaling), sliding_window: k.slidingWindow ?? null }),
   kept: { embd_pdrop: 0.0, resid_pdrop: 0.0, original_max_position_embeddings: 4096 },
   pretrainFeatures: (s) => ({ slidingWindow: s.seq }),

@@ -51,6 +51,8 @@ const CASES: [string, ByteLevelFamily, string, string[], Partial<LlamaConfig>?][
   // original context of 16, short for 256.
   ['phi3-longrope', GPT2, 'phi3', ['rope_factors_long.weight', 'rope_factors_short.weight']],
   ['phi3-longrope-short', GPT2, 'phi3', ['rope_factors_long.weight', 'rope_factors_short.weight']],
+  // Phi-4-mini: RoPE on 6 of 8 entries per head (rope.dimension_count 6), tied embeddings.
+  ['phi4-mini', GPT2, 'phi3', ['rope_factors_long.weight']],
 ];
 
 let dir = '';

@@ -117,7 +117,7 @@ test('RoFormer classifier (the PyTorch-checked fixture): onnxruntime = kdqat wit
   assert.ok(relError(other, logits) > 1e-3, `no rotation gives ${relError(other, logits)} from the rotary graph`);
 });
 
-test('Phi-3 with LongRoPE (the PyTorch-checked fixture): onnxruntime = kdqat with the short factors (9 tokens) and the long ones (24, past the original 16), full forward and a cached step', async () => {
+test('Phi-3 with LongRoPE, and Phi-4-mini\'s partial rotary (the PyTorch-checked fixtures): onnxruntime = kdqat with the short factors (9 tokens) and the long ones (24, past the original 16), full forward and a cached step', async () => {
   const m = asModel(loadModelDir(fileURLToPath(new URL('../fixtures/decoders/phi3-longrope/', import.meta.url))));
   const bytes = buildOnnx({ model: m }, 'f32');
   const inits = decodeModel(bytes).graph!.initializer!.map((t) => t.name);
@@ -125,6 +125,11 @@ test('Phi-3 with LongRoPE (the PyTorch-checked fixture): onnxruntime = kdqat wit
   await checkDecoder(m, bytes, 'phi3-longrope, 9 tokens', m, undefined, 9);
   // 24: the prefill of 23 is past the original context already, so both calls take the long factors.
   await checkDecoder(m, bytes, 'phi3-longrope, 24 tokens', m, undefined, 24);
+  // Phi-4-mini's layout: RoPE on the first 6 of 8 entries of a head, LongRoPE, tied embeddings.
+  const p4 = asModel(loadModelDir(fileURLToPath(new URL('../fixtures/decoders/phi4-mini/', import.meta.url))));
+  const p4bytes = buildOnnx({ model: p4 }, 'f32');
+  await checkDecoder(p4, p4bytes, 'phi4-mini, 9 tokens', p4, undefined, 9);
+  await checkDecoder(p4, p4bytes, 'phi4-mini, 24 tokens', p4, undefined, 24);
 });
 
 test('BERT without a classifier (MLM model): last_hidden_state only, gelu_new', async () => {

@@ -25,7 +25,7 @@ import { generate } from '../../src/models/generate.js';
 import { tmpDir } from '../util.js';
 
 const ROOT = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
-export const DECODER_FIXTURES = ['smollm2', 'llama3', 'llama-linear', 'llama-yarn', 'mistral', 'mistral-swa', 'qwen2', 'qwen3', 'phi3', 'seed-oss', 'phi3-longrope', 'phi3-longrope-short'] as const;
+export const DECODER_FIXTURES = ['smollm2', 'llama3', 'llama-linear', 'llama-yarn', 'mistral', 'mistral-swa', 'qwen2', 'qwen3', 'phi3', 'seed-oss', 'phi3-longrope', 'phi3-longrope-short', 'phi4-mini'] as const;
 const BAR = 1e-4; // issue 11: logits and gradients within 1e-4 relative
 
 /** max |got − want| / max |want| (the tensor's scale). */
@@ -109,7 +109,7 @@ for (const name of DECODER_FIXTURES) {
 }
 
 test('the RoPE scaling fixtures have teeth: the model without its rope_scaling misses the reference by more than 10× the bar', () => {
-  for (const name of ['llama3', 'llama-linear', 'llama-yarn', 'phi3-longrope', 'phi3-longrope-short']) {
+  for (const name of ['llama3', 'llama-linear', 'llama-yarn', 'phi3-longrope', 'phi3-longrope-short', 'phi4-mini']) {
     const r = run(name, { ropeScaling: null });
     assert.ok(r.max.logits > 10 * BAR, `${name}: without rope_scaling the logits are within ${r.max.logits.toExponential(2)}`);
   }
@@ -125,6 +125,19 @@ test('the RoPE scaling fixtures have teeth: the model without its rope_scaling m
     const flat = run(name, { ropeScaling: { ...s, attentionFactor: 1 } });
     assert.ok(flat.max.logits > 10 * BAR, `${name} without its attention factor: logits within ${flat.max.logits.toExponential(2)}`);
   }
+});
+
+test('partial rotary (phi4-mini: 6 of 8 entries per head): rotating the whole head misses the reference; the KV-cache generator equals the full forward', () => {
+  const model = asModel(loadModelDir(path.join(ROOT, 'phi4-mini')));
+  const s = (model.config as LlamaConfig).ropeScaling!;
+  if (s.type !== 'longrope') throw new Error('phi4-mini: LongRoPE expected');
+  // All 8 entries rotated (the fourth pair's LongRoPE factors 1): another model.
+  const whole = run('phi4-mini', { rotaryDim: undefined, ropeScaling: { ...s, longFactor: [...s.longFactor, 1], shortFactor: [...s.shortFactor, 1] } });
+  assert.ok(Number.isFinite(whole.max.logits) && whole.max.logits > 10 * BAR, `phi4-mini rotating all 8 entries: logits within ${whole.max.logits.toExponential(2)}`);
+  assert.equal((model.config as LlamaConfig).rotaryDim, 6);
+  const prompt = [72, 101, 108, 108, 111];
+  // 5 + 10 tokens stay within the original context (16): the cache holds no factor switch.
+  assert.deepEqual(generate(model, prompt, { maxNewTokens: 10 }).tokens, generate(model, prompt, { maxNewTokens: 10, cache: false }).tokens);
 });
 
 test('LongRoPE with a KV cache: a step uses the factors of its forward\'s length, as transformers\' dynamic update does', () => {
@@ -173,7 +186,11 @@ test('a config kdqat cannot honour is refused naming the key and the value', () 
   bad({ ...llama3, attention_bias: true }, /"attention_bias": true is not supported/);
   bad({ ...phi3, head_dim: 16 }, /"head_dim": 16 ≠ hidden_size\/num_attention_heads; Phi-3 has no head_dim/);
   bad({ ...llama3, rope_interleaved: true }, /"rope_interleaved": true is not supported/);
-  bad({ ...phi3, partial_rotary_factor: 0.75 }, /"partial_rotary_factor": 0\.75 is not supported/);
+  bad({ ...llama3, partial_rotary_factor: 0.75 }, /"partial_rotary_factor": 0\.75 is not supported \(kdqat rotates the whole head \(partial_rotary_factor 1\) but for Phi-3\)/);
+  bad({ ...phi3, partial_rotary_factor: 0.1 }, /"partial_rotary_factor" 0\.1 rotates int\(8 · 0\.1\) = 0 entries of each head; RoPE needs an even number ≥ 2/);
+  bad({ ...phi3, partial_rotary_factor: 0.375 }, /= 3 entries of each head; RoPE needs an even number/);
+  bad({ ...phi3, partial_rotary_factor: 1.5 }, /"partial_rotary_factor" must be in \(0, 1\], got 1\.5/);
+  bad({ ...phi3, partial_rotary_factor: 0.75, rope_scaling: { type: 'longrope', long_factor: [1, 2, 3, 4], short_factor: [1, 1, 1, 1] } }, /rope_scaling\.short_factor must be 3 positive numbers \(one per rotated pair of the 6-wide head\)/);
   bad({ ...qwen2, rope_parameters: { rope_theta: 1e6, rope_type: 'default' } }, /"rope_parameters": .* is not supported \(this is a transformers ≥ 5 config/);
   bad({ ...mistral, hidden_act: 'gelu' }, /hidden_act "gelu" is not supported for mistral/);
   bad({ ...mistral, architectures: ['LlamaForCausalLM'] }, /architectures \["LlamaForCausalLM"\] are not supported for model_type "mistral"; supported: MistralForCausalLM/);
