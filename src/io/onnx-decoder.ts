@@ -45,7 +45,6 @@ export function emitDecoder(g: OnnxGraph, s: DecoderOnnxSpec, w: OnnxWeights): v
     return g.op('Concat', [o1, o2, ...parts.slice(2)], { axis: -1 });
   };
 
-
   // allowed (B, 1, 1, T, S): causal over absolute positions and the key padding mask.
   const S = g.op('Gather', [g.op('Shape', [mask]), g.scalarI64(1)]);
   const T = g.op('Gather', [g.op('Shape', [ids]), g.scalarI64(1)]);
