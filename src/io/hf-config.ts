@@ -6,6 +6,7 @@
 // change the model (encoder.ts INERT_KEYS, the decoders' meta.extra); "architectures" is always
 // set. An unchanged config read from a file is written back as that file's bytes (configText).
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { isObj, type Obj } from '../models/config-reader.js';
 import { readModelText } from './model-files.js';
 import { architecture, parseHfConfig, type ArchName, type HfModelConfig } from '../models/registry.js';
@@ -34,7 +35,12 @@ export function configText(c: object, json: Obj): string {
 export function readHfConfig(file: string): HfModelConfig {
   let json: unknown;
   let text = '';
-  if (!fs.existsSync(file)) throw new Error(`${file}: not found; a model directory needs a config.json (the Hugging Face model config)`);
+  if (!fs.existsSync(file)) {
+    // A run directory of `kdqat qat` holds its model one level down, in student/.
+    const inner = [path.join(path.dirname(file), 'student')].find((d) => fs.existsSync(path.join(d, 'config.json')));
+    throw new Error(`${file}: not found; a model directory needs a config.json (the Hugging Face model config)` +
+      (inner ? `; ${path.dirname(file)} looks like a run directory: the model is in ${inner}` : ''));
+  }
   if (!fs.statSync(file).isFile()) throw new Error(`${file}: is a directory, not a file; put the model's config.json there`);
   text = readModelText(file);
   try {

@@ -24,7 +24,8 @@ export const mistral: Architecture<LlamaConfig, LlamaMeta, object> = decoderReco
     tensorName: tensorNamer('Mistral', LLAMA_BLOCK_NAMES),
     permuteQK: true,
     kv: (k) => commonGgufKv('llama', k),
-    notes: (k) => (k.slidingWindow == null ? [] : [
+    // A window as long as the model's positions changes nothing (Phi-3.5's 262144 of 131072).
+    notes: (k) => (k.slidingWindow == null || k.slidingWindow >= k.maxPositionEmbeddings ? [] : [
       `llama.cpp runs Mistral as "llama", which has no sliding window: on contexts longer than sliding_window = ${k.slidingWindow} ` +
       'it attends to all earlier tokens, unlike the Hugging Face model and kdqat',
     ]),

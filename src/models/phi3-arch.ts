@@ -62,6 +62,14 @@ function fused(k: LlamaConfig): FusedTensor[] {
   return out;
 }
 
+/** What llama.cpp does with LongRoPE's two tables, for the exporter's notes. */
+function longropeNote(L: number): string {
+  const why = `llama.cpp picks LongRoPE's long factors by its context size (-c, which it rounds up to a multiple of 256): above ` +
+    `original_max_position_embeddings = ${L} it uses them for every text, where the Hugging Face model and kdqat use them only for sequences longer than that`;
+  return L >= 256 ? `${why}; run it with -c ${256 * Math.floor(L / 256)} or less for their outputs on shorter texts`
+    : `${why}, and no context of llama.cpp's is that short: its outputs equal theirs on texts longer than ${L} tokens only`;
+}
+
 export const phi3: Architecture<LlamaConfig, LlamaMeta, object> = decoderRecord({
   name: 'phi3',
   label: 'Phi-3',
@@ -96,15 +104,11 @@ export const phi3: Architecture<LlamaConfig, LlamaMeta, object> = decoderRecord(
     }),
     permuteQK: false,
     notes: (k) => [
-      ...(k.slidingWindow == null ? [] : [
+      ...(k.slidingWindow == null || k.slidingWindow >= k.maxPositionEmbeddings ? [] : [
         `llama.cpp switches Phi-3's sliding window off ("Phi SWA is currently disabled"): on contexts longer than sliding_window = ${k.slidingWindow} ` +
         'it attends to all earlier tokens, unlike the Hugging Face model and kdqat',
       ]),
-      ...(k.ropeScaling?.type !== 'longrope' ? [] : [
-        `llama.cpp picks LongRoPE's long factors by its context size: with a context (-c, which it rounds up to a multiple of 256) above ` +
-        `original_max_position_embeddings = ${k.ropeScaling.originalMaxPositionEmbeddings} it uses them for every text, where the Hugging Face model ` +
-        `and kdqat use them only for sequences longer than that; run it with -c ${k.ropeScaling.originalMaxPositionEmbeddings} or less for their outputs on shorter texts`,
-      ]),
+      ...(k.ropeScaling?.type !== 'longrope' ? [] : [longropeNote(k.ropeScaling.originalMaxPositionEmbeddings)]),
     ],
     kv: (k) => [
       ...commonGgufKv('phi3', k),

@@ -211,6 +211,10 @@ test('eval errors name the file or flag and the fix', async () => {
   const bad = path.join(fx.root, 'notamodel');
   fs.mkdirSync(bad);
   await assert.rejects(run({ model: bad, text: [text] }), /--model .*notamodel: cannot load the model: .*config\.json/);
+  // A kdqat qat output directory: the student is one level down, and the error says where.
+  const runDir = path.join(fx.root, 'qat-run');
+  fs.cpSync(fx.llama, path.join(runDir, 'student'), { recursive: true });
+  await assert.rejects(run({ model: runDir, text: [text] }), /qat-run looks like a run directory: the model is in \S*qat-run\/student/);
   await assert.rejects(run({ model: fx.llamaNoTok, text: [text] }), /no tokenizer\.json .*pass --tokenizer FILE/);
   const ok = await run({ model: fx.llamaNoTok, tokenizer: path.join(fx.root, 'tokenizer.json'), text: [text] });
   assert.ok((ok.results[0].ppl as number) > 1);

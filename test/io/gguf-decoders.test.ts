@@ -113,13 +113,22 @@ for (const [name, tokFamily, arch, mustHave, over] of CASES) {
   });
 }
 
-test('a model with a sliding window: the export says llama.cpp will not apply it', () => {
-  for (const name of ['mistral-swa', 'phi3']) {
+test('a model with a sliding window: the export says llama.cpp will not apply it (not for a window as long as the positions)', () => {
+  const notesOf = (name: string, over: Partial<LlamaConfig> = {}): string[] => {
     const loaded = loadModelDir(path.join(ROOT, name));
-    const notes = exportLlamaGguf(path.join(dir, `${name}-note.gguf`), { config: loaded.hf, params: loaded.params, tokenizerJson: byteLevelTokenizer() });
+    const hf = { ...loaded.hf, config: { ...loaded.hf.config, ...over } } as typeof loaded.hf;
+    return exportLlamaGguf(path.join(dir, `${name}-${JSON.stringify(over).replace(/\W/g, '')}-note.gguf`), { config: hf, params: loaded.params, tokenizerJson: byteLevelTokenizer() });
+  };
+  for (const [name, over] of [['mistral-swa', {}], ['phi3', { slidingWindow: 8 }]] as const) {
+    const notes = notesOf(name, over);
     assert.equal(notes.length, 1, name);
-    assert.match(notes[0], new RegExp(`on contexts longer than sliding_window = ${(loaded.hf.config as LlamaConfig).slidingWindow}`), name);
+    assert.match(notes[0], /on contexts longer than sliding_window = 8 /, name);
   }
+  // phi3's 2047 ≥ its 256 positions: the window never applies, so there is nothing to say.
+  assert.deepEqual(notesOf('phi3'), []);
+  // LongRoPE: llama.cpp's choice of factors by context size.
+  assert.match(notesOf('phi3-longrope-short').join('\n'), /long factors by its context size .* run it with -c 256 or less/);
+  assert.match(notesOf('phi3-longrope').join('\n'), /no context of llama\.cpp's is that short: its outputs equal theirs on texts longer than 16 tokens only/);
 });
 
 test('kdqat export (the CLI path) writes each family through its record; a Q4_0 Phi-3 (fused attn_qkv / ffn_up in blocks) loads and runs in llama.cpp', async () => {
