@@ -129,7 +129,9 @@ export function qatCommand(): Command {
         }), flag));
       if (!reporter) return;
       const m = s.metric, f = (x: number | undefined): string => (x === undefined ? '-' : x.toFixed(4));
-      const rec = s.recovered === null ? '' : `; recovered ${(100 * s.recovered).toFixed(1)}% of what RTN lost`;
+      const rtnLostNothing = m === 'valid_ppl' && s.rtn[m] !== undefined && s.teacher[m] !== undefined && s.rtn[m]! <= s.teacher[m]!;
+      const rec = s.recovered !== null ? `; recovered ${(100 * s.recovered).toFixed(1)}% of what RTN lost`
+        : rtnLostNothing ? '; RTN lost nothing to recover (its perplexity is not above the teacher\'s)' : '';
       reporter.message(`done: ${s.steps} steps in ${s.wall_time_s}s (${s.train_tokens_per_s} tokens/s); ${m}: teacher ${f(s.teacher[m])}, ` +
         `RTN ${f(s.rtn[m])}, KD-QAT ${f(s.final[m])}${rec}; student in ${path.join(out, STUDENT_DIR)}`);
       if (opts.json) printJson(s);

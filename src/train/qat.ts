@@ -78,7 +78,8 @@ export interface QatSummary {
   final: Record<string, number>;
   /** --keep-best: the step and metrics of the student in OUT/best-student (null: not kept). */
   best: QatBest | null;
-  /** Decoder: (ppl_rtn − ppl_qat) / (ppl_rtn − ppl_teacher), the part of the loss recovered. */
+  /** Decoder: (ppl_rtn − ppl_qat) / (ppl_rtn − ppl_teacher), the part of the loss recovered;
+   *  null when RTN's perplexity is not above the teacher's (nothing lost). */
   recovered: number | null;
   frozen: string[];
   /** --freeze auto: the probe's choice and evidence (OUT/freeze_auto.json). */
@@ -316,7 +317,9 @@ function summarize(run: QatRun, session: Session<QatConfig>, r: {
 }): QatSummary {
   const { m, t, metric, base, final, result } = r;
   const { dist } = session;
-  const recovered = metric === 'valid_ppl' && base.rtn.valid_ppl !== undefined && final.valid_ppl !== undefined
+  // Only where RTN lost something: with RTN at or below the teacher's perplexity the ratio means nothing.
+  const recovered = metric === 'valid_ppl' && base.rtn.valid_ppl !== undefined && final.valid_ppl !== undefined &&
+    base.teacher.valid_ppl !== undefined && base.rtn.valid_ppl > base.teacher.valid_ppl
     ? (base.rtn.valid_ppl - final.valid_ppl) / (base.rtn.valid_ppl - base.teacher.valid_ppl) : null;
   const perStep = (s: number): number => Math.round(1e6 * s / Math.max(1, result.step - result.startStep)) / 1e3;
   return {

@@ -36,6 +36,15 @@ it('kdqat qat writes a student that kdqat eval loads (quantized and latent weigh
   assert.equal(summary.config.quant, 'w4-g32');
   assert.equal(summary.config.teacher, teacher.dir);
   assert.equal(readTrainLog(path.join(out, 'qat_log.jsonl')).length, 4);
+  // The fraction recovered exists only where RTN lost perplexity, and then says so.
+  const [tp, rp, qp] = [summary.teacher.valid_ppl, summary.rtn.valid_ppl, summary.final.valid_ppl];
+  if (rp > tp) {
+    assert.ok(Math.abs(summary.recovered - (rp - qp) / (rp - tp)) <= 1e-12 * Math.abs(summary.recovered), String(summary.recovered));
+    assert.match(r.stderr, /recovered -?[\d.]+% of what RTN lost/);
+  } else {
+    assert.equal(summary.recovered, null);
+    assert.match(r.stderr, /RTN lost nothing to recover/);
+  }
 
   const student = path.join(out, 'student');
   const q = await runEval({ model: student, text: [teacher.text], json: true, seq: '32' }, quiet);
