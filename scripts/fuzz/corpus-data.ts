@@ -58,6 +58,22 @@ export function textCases(rng: Rng, out: FuzzCase[]): void {
   out.push(dataCase('text', 'is-a-directory', 'eval', 'dir/', 'dir', () => '', TEXT_CMDS[0][1], 0, 'llama', rng));
   out.push(dataCase('text', 'dir-without-txt', 'qat', 'dir/', ['dir', '.txt'], () => '', TEXT_CMDS[1][1], 0, 'llama', rng));
   out.push(dataCase('text', 'missing-file', 'eval', 'nothere.txt', 'nothere.txt', () => null, TEXT_CMDS[0][1], 0, 'llama', rng));
+  // Conversations (src/data/chat.ts): malformed, or for a model without a chat template.
+  const msg = { messages: [{ role: 'user', content: 'Where does the river go?' }, { role: 'assistant', content: 'To the sea.' }] };
+  const chat: [string, string, string][] = [
+    ['chat-no-template', `${J(msg)}\n${J(msg)}\n`, 'chat template'],
+    ['chat-messages-string', `${J(msg)}\n${J({ messages: 'hello' })}\n`, 'messages'],
+    ['chat-message-no-content', `${J(msg)}\n${J({ messages: [{ role: 'user' }] })}\n`, 'messages'],
+    ['chat-sharegpt-role', `${J({ conversations: [{ from: 'narrator', value: 'x' }] })}\n`, 'from'],
+    ['chat-prompt-mixed', `${J({ prompt: 'a', completion: [{ role: 'assistant', content: 'b' }] })}\n`, 'completion'],
+    ['chat-layout-changes', `${J(msg)}\n${J({ text: 'plain' })}\n`, 'messages'],
+  ];
+  for (const [what, text, field] of chat) {
+    for (let n = 0; n < 2; n++) {
+      const [cmd, argv] = TEXT_CMDS[n % 2];
+      out.push(dataCase('text', what, cmd, 'chat.jsonl', ['chat.jsonl', field], () => text, argv, n, 'llama', rng));
+    }
+  }
 }
 
 // ---- classification and multiple-choice files ---------------------------------------------------

@@ -2,6 +2,7 @@
 // checked against the model — so a malformed file fails at once, not after an hour of another
 // evaluation; `run` then does the model work.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import {
   CLASSIFICATION_TASKS, CORPUS_NAMES, MULTIPLE_CHOICE_TASKS, builtinClassification, builtinMultipleChoice,
   defaultCorpusSplit, isJsonl, jsonlTexts, loadClassification, loadCorpus, loadMultipleChoiceFile, readUtf8File, splitCorpus, type CorpusName,
@@ -11,6 +12,7 @@ import { streamPerplexity } from '../eval/stream-perplexity.js';
 import { llamaCppPerplexity } from '../eval/llamacpp-perplexity.js';
 import { readTokenizerConfig, specialVocab } from '../io/tokenizer_config.js';
 import { scoreMultipleChoice } from '../eval/multiple-choice.js';
+import { chatRendererOf } from '../io/chat-template.js';
 import { classificationAccuracy, classifierSpecials } from '../eval/classification.js';
 import { describeModel, type OpenedModel } from './open-model.js';
 import { archOf, headsOf } from '../models/model.js';
@@ -87,15 +89,16 @@ function perplexityJob(m: OpenedModel, tok: LoadedTokenizer, source: string, str
   };
 }
 
-/** A text file scored whole; a JSON Lines file (.jsonl, .ndjson, .json: {"text": …} per line)
- *  as its documents joined with the EOS token after each, as --corpus and training pack them. */
+/** A text file scored whole; a JSON Lines file (.jsonl, .ndjson, .json: {"text": …} per line, or
+ *  conversations rendered with the model's chat template) as its documents joined with the EOS
+ *  token after each, as --corpus and training pack them. */
 export function textJob(m: OpenedModel, tok: LoadedTokenizer, file: string, s: JobSettings, eosId: number | undefined): EvalJob {
   needCausal(m, `--text ${file}`);
   const enc = raw(tok);
   let stream: number[];
   let extra = {};
   if (isJsonl(file)) {
-    const docs = withFlag('--text', () => jsonlTexts(file));
+    const docs = withFlag('--text', () => jsonlTexts(file, chatRendererOf(path.dirname(tok.path))));
     if (docs.length === 0) throw new Error(`--text ${file}: every line's "text" is empty; point --text at a file with the text to score`);
     stream = documentStream(enc, docs, eosId);
     extra = { documents: docs.length };

@@ -47,7 +47,7 @@ export function qatCommand(): Command {
   const cmd = new Command('qat')
     .description('KD-QAT: train a low-bit (fake-quantized) copy of a teacher model with distillation losses; writes the student')
     .option('--teacher <dir>', 'full-precision teacher: a LLaMA model directory, or a BERT classifier (kdqat finetune)')
-    .option('--data <name|file>', `decoder: training text, ${CORPUS_NAMES.join(', ')} or a .txt / .jsonl file or directory (split as in pretrain)`)
+    .option('--data <name|file>', `decoder: training text, ${CORPUS_NAMES.join(', ')} or a .txt / .jsonl file or directory (split as in pretrain); .jsonl lines may be conversations (messages, ShareGPT conversations, prompt-completion), rendered with the teacher's chat template`)
     .option('--task <name|file>', `encoder: classification task, ${CLASSIFICATION_TASKS.join(', ')} or a JSONL/TSV training file`)
     .option('--dev <file>', 'encoder: dev examples (JSONL/TSV) when --task is a file')
     .option('--quant <preset|file.json>', `quantization config: ${Object.keys(QUANT_PRESETS).join(', ')}, or a JSON file (default ${D.quant})`)

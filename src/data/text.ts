@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { gunzipSync } from 'node:zlib';
 import { DataError } from './errors.js';
+import { CHAT_LAYOUTS, chatLayoutOf, chatLineText, type ChatRenderer } from './chat.js';
 import { readJsonLines } from './jsonl.js';
 import { splitParagraphs } from './sentences.js';
 import type { Corpus, Document } from './types.js';
@@ -124,19 +125,38 @@ function listTextFiles(dir: string): string[] {
 
 const JSONL_TEXT_EXAMPLE = '{"text": "The river flows to the sea."}';
 
-/** The "text" of every line of a JSON Lines file (blank texts skipped); an object without a
- *  string "text" is an error naming the line. */
-export function jsonlTexts(file: string): string[] {
-  const out: string[] = [];
-  for (const { line, value } of readJsonLines(file, JSONL_TEXT_EXAMPLE)) {
-    if (!('text' in (value as object))) {
-      throw new DataError(file, line, 'missing field "text"', `every line of a text corpus in JSON Lines needs a "text" string, e.g. ${JSONL_TEXT_EXAMPLE}`);
+/** The lines of a JSON Lines corpus as texts: each line's "text" (or "content"), or, when the
+ *  first line is a conversation (chat.ts: messages, ShareGPT conversations, prompt-completion),
+ *  each line's conversation rendered by `chat`. Blank texts are skipped; `rendered` marks a text
+ *  a chat template wrote (it writes its own BOS, so a packer must not add one). */
+export function readJsonlTexts(file: string, chat?: ChatRenderer): { text: string; rendered: boolean }[] {
+  const lines = readJsonLines(file, JSONL_TEXT_EXAMPLE);
+  const first = lines[0].value as Record<string, unknown>;
+  const key = 'text' in first || !('content' in first) ? 'text' : 'content';
+  const layout = key === 'text' ? chatLayoutOf(first) : undefined;
+  const out: { text: string; rendered: boolean }[] = [];
+  for (const { line, value } of lines) {
+    const o = value as Record<string, unknown>;
+    if (layout) {
+      // A rendered conversation is kept byte for byte (its template's whitespace is part of it).
+      const r = chatLineText(layout, o, file, line, chat);
+      if (r.text.trim()) out.push(r.rendered ? r : { text: r.text.replace(/\r\n?/g, '\n').trim(), rendered: false });
+      continue;
     }
-    const text = (value as Record<string, unknown>).text;
-    if (typeof text !== 'string') throw new DataError(file, line, `"text" must be a string, got ${JSON.stringify(text)}`);
-    if (text.trim()) out.push(text.replace(/\r\n?/g, '\n').trim());
+    if (!(key in o)) {
+      throw new DataError(file, line, `missing field "${key}"`, `every line of a text corpus in JSON Lines needs a "text" string, e.g. ${JSONL_TEXT_EXAMPLE}, ` +
+        `or a conversation: ${CHAT_LAYOUTS.map((l) => l.fields.map((f) => `"${f}"`).join(' + ')).join(', ')}`);
+    }
+    const v = o[key];
+    if (typeof v !== 'string') throw new DataError(file, line, `"${key}" must be a string, got ${JSON.stringify(v)?.slice(0, 80)}`);
+    if (v.trim()) out.push({ text: v.replace(/\r\n?/g, '\n').trim(), rendered: false });
   }
   return out;
+}
+
+/** The texts of a JSON Lines corpus (readJsonlTexts). */
+export function jsonlTexts(file: string, chat?: ChatRenderer): string[] {
+  return readJsonlTexts(file, chat).map((d) => d.text);
 }
 
 const docId = (name: string, text: string): string => `${name}:${createHash('sha256').update(text).digest('hex').slice(0, 12)}`;
@@ -147,11 +167,12 @@ const docId = (name: string, text: string): string => `${name}:${createHash('sha
  *   sha256(text)>`, so inserting or reordering blocks does not move other blocks between splits
  *   (identical blocks share an id — ids are not unique — and so always land in the same split,
  *   which keeps repeated boilerplate from leaking between train and test).
- * - .jsonl / .ndjson / .json file: each line's "text" is a document, with an id made the same way.
+ * - .jsonl / .ndjson / .json file: each line's "text" (or "content") is a document, with an id made
+ *   the same way; or each line's conversation rendered by opts.chat (readJsonlTexts; meta.rendered).
  * - Directory: one document per .txt file (recursive), id = path relative to the directory; and
  *   the lines of each .jsonl / .ndjson file in it, ids `<relative path>:<12 hex>`.
  */
-export function loadTextCorpus(p: string): Corpus {
+export function loadTextCorpus(p: string, opts: { chat?: ChatRenderer } = {}): Corpus {
   let stat: fs.Stats;
   try {
     stat = fs.statSync(p);
@@ -166,14 +187,14 @@ export function loadTextCorpus(p: string): Corpus {
     for (const f of files) {
       const rel = path.relative(p, f).split(path.sep).join('/');
       if (isJsonl(f)) {
-        for (const text of jsonlTexts(f)) documents.push({ id: docId(rel, text), text, meta: { file: f } });
+        for (const { text, rendered } of readJsonlTexts(f, opts.chat)) documents.push({ id: docId(rel, text), text, meta: rendered ? { file: f, rendered: 1 } : { file: f } });
         continue;
       }
       const text = readUtf8File(f).trim();
       if (text) documents.push({ id: rel, text, meta: { file: f } });
     }
   } else if (isJsonl(p)) {
-    for (const text of jsonlTexts(p)) documents.push({ id: docId(name, text), text, meta: { file: p } });
+    for (const { text, rendered } of readJsonlTexts(p, opts.chat)) documents.push({ id: docId(name, text), text, meta: rendered ? { file: p, rendered: 1 } : { file: p } });
   } else {
     for (const block of splitParagraphs(readUtf8File(p))) documents.push({ id: docId(name, block), text: block, meta: { file: p } });
   }

@@ -11,6 +11,7 @@ import { loadCorpus, CORPUS_NAMES, type CorpusName } from '../data/corpora.js';
 import { loadTextCorpus } from '../data/text.js';
 import { defaultCorpusSplit, splitCorpus, type CorpusSplitOptions } from '../data/splits.js';
 import type { Corpus, Document } from '../data/types.js';
+import type { ChatRenderer } from '../data/chat.js';
 
 export interface CorpusSplitInfo {
   corpus: string;
@@ -37,18 +38,20 @@ export function corpusList(values: string | string[]): string[] {
   return list;
 }
 
-function openCorpus(spec: string): Corpus {
+function openCorpus(spec: string, chat: ChatRenderer | undefined): Corpus {
   if ((CORPUS_NAMES as readonly string[]).includes(spec)) return loadCorpus(spec as CorpusName);
   if (!fs.existsSync(spec)) {
     throw new Error(`--corpus ${spec}: not a built-in corpus (${CORPUS_NAMES.join(', ')}) and no such file or directory; check the name or path`);
   }
-  return loadTextCorpus(spec);
+  return loadTextCorpus(spec, { chat });
 }
 
-export function loadPretrainText(specs: string[]): PretrainText {
+/** The documents of `specs`, split; a JSON Lines corpus of conversations is rendered by
+ *  opts.chat (the model's chat template; none for a model trained from scratch). */
+export function loadPretrainText(specs: string[], opts: { chat?: ChatRenderer } = {}): PretrainText {
   const out: PretrainText = { train: [], valid: [], test: [], splits: [] };
   for (const spec of specs) {
-    const corpus = openCorpus(spec);
+    const corpus = openCorpus(spec, opts.chat);
     const split = pretrainSplit(spec);
     const s = splitCorpus(corpus, split);
     out.train.push(...s.train);

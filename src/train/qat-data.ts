@@ -12,7 +12,8 @@ import { Rng, hash32 } from '../tensor/rng.js';
 import { packSequences, type Windows } from '../data/packing.js';
 import { loadClassification } from '../data/classification.js';
 import { builtinClassification, CLASSIFICATION_TASKS } from '../data/tasks.js';
-import type { ClassificationExample } from '../data/types.js';
+import type { ClassificationExample, Document } from '../data/types.js';
+import type { ChatRenderer } from '../data/chat.js';
 import { BERT_INPUT, encodeExample, padBatch, classifierSpecials, type EncodedExample } from '../eval/classification.js';
 import type { ClassifierInput } from '../models/architecture.js';
 import type { LoadedTokenizer } from '../tokenize/index.js';
@@ -51,12 +52,16 @@ export interface EncoderData {
 
 export type QatData = DecoderData | EncoderData;
 
-/** Packed LM windows of `seqLen` inputs (+1 target) from the corpus `spec`. */
-export function decoderData(spec: string, tok: LoadedTokenizer, seqLen: number): DecoderData {
-  const text = loadPretrainText([spec]);
+/** Packed LM windows of `seqLen` inputs (+1 target) from the corpus `spec`: [bos] text [eos] per
+ *  document, or, for a conversation rendered by the chat template (`chat`), the template's text as it wrote it (its own BOS, if any) and [eos]. */
+export function decoderData(spec: string, tok: LoadedTokenizer, seqLen: number, chat?: ChatRenderer): DecoderData {
+  const text = loadPretrainText([spec], { chat });
   const sp = tok.specials;
-  const pack = (docs: { text: string }[]): Windows =>
-    packSequences(docs.map((d) => tok.encode(d.text, { addSpecialTokens: false })), { seqLen, bosId: sp.bos, eosId: sp.eos, shift: true });
+  const ids = (d: Document): number[] => {
+    const t = tok.encode(d.text, { addSpecialTokens: false });
+    return d.meta.rendered || sp.bos === undefined ? t : [sp.bos, ...t];
+  };
+  const pack = (docs: Document[]): Windows => packSequences(docs.map(ids), { seqLen, eosId: sp.eos, shift: true });
   let train: Windows;
   try {
     train = pack(text.train);

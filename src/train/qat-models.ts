@@ -3,12 +3,14 @@
 // training data of a decoder (text windows) or a classifier (task examples), each checked with
 // an error naming the flag before anything is written.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import type { Params } from '../nn/params.js';
 import { archOf, type Model } from '../models/model.js';
 import { inputLayout } from '../eval/classification.js';
 import type { ArchName } from '../models/registry.js';
 import { asModel, loadModelDir, type LoadedModel } from '../io/model-dir.js';
+import { chatRendererOf } from '../io/chat-template.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
 import { loadQuantConfig } from '../quant/config.js';
 import { prepare, type Prepared } from '../quant/prepare.js';
@@ -125,7 +127,8 @@ export function qatDataOf(c: QatConfig, m: Built): QatData {
   if (rec.kind === 'decoder') {
     if (!c.data) throw new UsageError('--data NAME|FILE is required for a decoder teacher: sotu, brown, moby-dick, or a text file');
     if (c.task || c.dev) throw new UsageError(`--task/--dev are for a classifier teacher; ${c.teacher} is a ${rec.label} decoder: give --data`);
-    const data = decoderData(c.data, tok, seqLen);
+    // A corpus of conversations is rendered with the teacher tokenizer's chat template.
+    const data = decoderData(c.data, tok, seqLen, chatRendererOf(path.dirname(tok.path)));
     if (data.train.count < c.batch) throw new Error(`--data ${c.data}: ${data.train.count} training windows of ${seqLen} tokens cannot fill one --batch of ${c.batch}`);
     return data;
   }
