@@ -229,7 +229,9 @@ export async function runExport(opts: ExportOptions): Promise<string> {
   const tokenizerJson = tokFile ? (await import('../io/files.js')).readFileChecked(tokFile, 'utf8') : undefined;
   // tokenizer_config.json beside the tokenizer.json used: special tokens, add_bos_token, chat_template.
   const { readTokenizerConfig } = await import('../io/tokenizer_config.js');
-  const tokenizerConfig = tokFile ? readTokenizerConfig(tokFile) : null;
+  // A template kept in chat_template.jinja / .json goes along as "chat_template" (GGUF, ONNX, safetensors).
+  const { withChatTemplateFile } = await import('../io/chat-template.js');
+  const tokenizerConfig = tokFile ? withChatTemplateFile(readTokenizerConfig(tokFile), path.dirname(tokFile)) : null;
 
   if (format === 'gguf') {
     const hf = m.loaded.hf;
@@ -282,7 +284,9 @@ export async function runExport(opts: ExportOptions): Promise<string> {
   if (m.student?.activations && !m.latent) {
     note(`the student's ${m.student.activations.bits}-bit activation quantization is not part of a Hugging Face model directory; the weights are`);
   }
-  saveModelDir(out, { config: m.loaded.hf, params: m.loaded.params, tokenizerJson, tokenizerConfig, dtype: sdtype, force: opts.force });
+  saveModelDir(out, {
+    config: m.loaded.hf, params: m.loaded.params, tokenizerJson, tokenizerConfig, companionsFrom: tokFile ? path.dirname(tokFile) : m.dir, dtype: sdtype, force: opts.force,
+  });
   return out;
 }
 
@@ -322,9 +326,12 @@ async function runOnnxExport(opts: ExportOptions): Promise<string> {
   if (opts.tokenizer && !fs.existsSync(opts.tokenizer)) throw new Error(`--tokenizer ${opts.tokenizer}: file not found`);
   const tokFile = opts.tokenizer ?? m.loaded.tokenizerPath;
   const { readTokenizerConfig } = await import('../io/tokenizer_config.js');
+  const { withChatTemplateFile } = await import('../io/chat-template.js');
   exportOnnxFolder(out, input, {
     hf: m.loaded.hf, tokenizerJson: tokFile ? (await import('../io/files.js')).readFileChecked(tokFile, 'utf8') : undefined,
-    tokenizerConfig: tokFile ? readTokenizerConfig(tokFile) : null, force: opts.force,
+    // transformers.js reads the template from tokenizer_config.json: one kept in chat_template.jinja goes in too.
+    tokenizerConfig: tokFile ? withChatTemplateFile(readTokenizerConfig(tokFile), path.dirname(tokFile)) : null,
+    companionsFrom: tokFile ? path.dirname(tokFile) : m.dir, force: opts.force,
   });
   return out;
 }

@@ -84,12 +84,33 @@ export function specialIds(m: OpenedModel): SpecialIds {
   return archOf(m.loaded.hf).specialIds(m.loaded.hf.meta);
 }
 
-/** The ids generation stops at: config.json's eos_token_id (one or a list), else the tokenizer's EOS. */
+/** The ids generation stops at: config.json's eos_token_id (one or a list), else the tokenizer's
+ *  EOS; then any other generation_config.json names (instruct models list their end-of-turn
+ *  tokens there, e.g. Phi-3.5's <|end|>, Llama 3's <|eot_id|>), as transformers' generate stops. */
 export function eosIds(m: OpenedModel, tok: LoadedTokenizer): number[] {
   const e = specialIds(m).eos;
-  if (Array.isArray(e)) return e;
-  if (e !== null) return [e];
-  return tok.specials.eos === undefined ? [] : [tok.specials.eos];
+  const ids = Array.isArray(e) ? [...e] : e !== null ? [e] : tok.specials.eos === undefined ? [] : [tok.specials.eos];
+  for (const id of generationConfigEos(m.dir, m.model.config.vocabSize)) if (!ids.includes(id)) ids.push(id);
+  return ids;
+}
+
+/** generation_config.json's eos_token_id (one or a list; none when the file is absent). */
+function generationConfigEos(dir: string, vocab: number): number[] {
+  const file = path.join(dir, 'generation_config.json');
+  if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) return [];
+  let j: unknown;
+  try {
+    j = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message}); fix or remove it`);
+  }
+  const v = (j as { eos_token_id?: unknown } | null)?.eos_token_id;
+  if (v === undefined || v === null) return [];
+  const ids = Array.isArray(v) ? v : [v];
+  if (!ids.every((x) => Number.isSafeInteger(x) && x >= 0 && x < vocab)) {
+    throw new Error(`${file}: "eos_token_id" must be a token id or a list of ids below vocab_size ${vocab}, got ${JSON.stringify(v)}; fix or remove it`);
+  }
+  return ids as number[];
 }
 
 export function positiveInt(flag: string, v: string | undefined, dflt: number, min = 1): number {

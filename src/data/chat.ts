@@ -15,9 +15,10 @@ import { DataError } from './errors.js';
 
 export interface ChatMessage { role: string; content: string }
 
-/** Renders a whole conversation (no generation prompt) to the text the model is trained on. */
+/** Renders a conversation to the text the model reads: a whole one to train on, or, with
+ *  generationPrompt, one that ends where the assistant's answer begins. */
 export interface ChatRenderer {
-  render(messages: ChatMessage[]): string;
+  render(messages: ChatMessage[], opts?: { generationPrompt?: boolean }): string;
   /** Where the template comes from, for messages. */
   source: string;
 }

@@ -2,8 +2,9 @@
 // whose Jinja engine @huggingface/jinja this is): the template is tokenizer_config.json's
 // "chat_template" (a string, or a list of {name, template} of which "default" is used), or the
 // chat_template.jinja / chat_template.json file newer transformers versions save beside it; the
-// context is the messages, add_generation_prompt false (a whole conversation to train on) and the
-// special tokens by name (bos_token, eos_token, …, as strings).
+// context is the messages and the special tokens by name (bos_token, eos_token, …, as strings);
+// add_generation_prompt is false for a conversation to train on, true for one to answer (kdqat
+// generate --chat).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Template } from '@huggingface/jinja';
@@ -69,6 +70,15 @@ export function chatRendererOf(dir: string): ChatRenderer | undefined {
   };
   return {
     get source() { return templateSource(dir)?.file ?? dir; },
-    render: (messages: ChatMessage[]) => compile().template.render({ messages, add_generation_prompt: false, ...specials }),
+    render: (messages: ChatMessage[], opts = {}) => compile().template.render({ messages, add_generation_prompt: !!opts.generationPrompt, ...specials }),
   };
+}
+
+/** `config` (a parsed tokenizer_config.json, or null) with the template of a chat_template.jinja /
+ *  chat_template.json beside it filled in as "chat_template" when it has none: what a GGUF file
+ *  (tokenizer.chat_template) and an exported folder's tokenizer_config.json should carry. */
+export function withChatTemplateFile(config: Record<string, unknown> | null, dir: string): Record<string, unknown> | null {
+  if (config?.chat_template !== undefined && config?.chat_template !== null) return config;
+  const src = templateSource(dir);
+  return src ? { ...(config ?? {}), chat_template: src.text } : config;
 }

@@ -125,6 +125,8 @@ export interface OnnxFolderOptions {
   hf: HfModelConfig;
   tokenizerJson?: string;
   tokenizerConfig?: Record<string, unknown> | null;
+  /** The source model directory (chat template files, generation_config.json: see model-dir.ts). */
+  companionsFrom?: string;
   force?: boolean;
 }
 
@@ -134,6 +136,7 @@ export function exportOnnxFolder(dir: string, m: OnnxModelIn, o: OnnxFolderOptio
   const files: string[] = [];
   saveModelDir(dir, {
     config: o.hf, params: m.model.params, dtype: 'F32', force: o.force, tokenizerJson: o.tokenizerJson, tokenizerConfig: o.tokenizerConfig,
+    companionsFrom: o.companionsFrom,
     extra: (tmp) => {
       fs.mkdirSync(path.join(tmp, 'onnx'));
       files.push(...writeOnnx(path.join(tmp, 'onnx', 'model.onnx'), m, 'f32', o.externalAt));

@@ -120,6 +120,7 @@ export function saveStudent(dir: string, model: Model, prepared: Prepared, opts:
     config: saveConfigOf(model, opts.hf), params: model.params, dtype: 'F32', force: opts.force,
     tokenizerJson: opts.tokenizerFrom ? readTokenizer(opts.tokenizerFrom) : undefined,
     tokenizerConfig: opts.tokenizerFrom ? readTokenizerConfig(opts.tokenizerFrom) : undefined,
+    companionsFrom: opts.tokenizerFrom ? path.dirname(opts.tokenizerFrom) : undefined,
     extra: (tmp) => {
       writeSafetensors(path.join(tmp, QUANT_WEIGHTS), tensors, { metadata });
       atomicWrite(path.join(tmp, QUANT_JSON), false, (write) => write(quantJson));

@@ -209,7 +209,7 @@ function finetune(run: FinetuneRun): FinetuneSummary {
     };
     saveModelDir(tmp, {
       config: { arch: model.arch, config: model.config, meta } as SaveConfig,
-      params, tokenizerJson: fs.readFileSync(tok.path, 'utf8'), tokenizerConfig: readTokenizerConfig(tok.path),
+      params, tokenizerJson: fs.readFileSync(tok.path, 'utf8'), tokenizerConfig: readTokenizerConfig(tok.path), companionsFrom: path.dirname(tok.path),
     });
     // save_pretrained leaves num_labels implied by id2label; it is written out too, for readers
     // that look for it (transformers accepts it when it agrees with id2label).

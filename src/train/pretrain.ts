@@ -298,6 +298,7 @@ function pretrain(run: PretrainRun): PretrainSummary {
   if (lead) publishFiles(out, (tmp) => saveModelDir(tmp, {
     config: { arch: model.arch, config: model.config, meta: init ? init.hf.meta : { ...rec.pretrain.meta(sp2), ...(el ? rec.metaForHeads(NO_HEADS) : {}) } } as SaveConfig,
     params: model.params, tokenizerJson: fs.readFileSync(tokFile, 'utf8'), tokenizerConfig: readTokenizerConfig(tokFile),
+    companionsFrom: init ? path.dirname(tokFile) : undefined,
   }));
   const summary: PretrainSummary = {
     arch: c.arch, parameters: countParams(model.params), ...(el ? { generator_parameters: countParams(el.gen.params) } : {}), steps: result.step, tokens_seen: result.tokensSeen,

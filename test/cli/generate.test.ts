@@ -2,7 +2,9 @@
 // `kdqat generate` end to end prints the decoded greedy continuation.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { AutoTokenizer, env } from '@huggingface/transformers';
 import { intTensor, noGrad } from '../../src/tensor/index.js';
 import { llamaForward, type LlamaConfig } from '../../src/models/llama.js';
 import { loadModelDir } from '../../src/io/model-dir.js';
@@ -112,4 +114,34 @@ test('generate errors', async () => {
   await assert.rejects(runGenerate({ model: fx.llama, prompt: 'x', maxNewTokens: '0' }, sink), /--max-new-tokens must be an integer ≥ 1/);
   const r = await runGenerate({ model: fx.llamaNoTok, tokenizer: path.join(fx.root, 'tokenizer.json'), prompt: '', maxNewTokens: '3' }, sink);
   assert.equal(r.tokens.length <= 3, true); // empty prompt: starts from BOS
+});
+
+test('generate --chat: the message (and --system) in the model\'s chat template, the assistant\'s turn opened, as transformers.js tokenizes it; generation_config.json\'s eos ids stop it', async () => {
+  const dir = path.join(fx.root, 'chat-model');
+  fs.cpSync(fx.llama, dir, { recursive: true });
+  const template = "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+  const cfgFile = path.join(dir, 'tokenizer_config.json');
+  fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), bos_token: '<s>', eos_token: '</s>', chat_template: template }));
+  const sink = (): void => {};
+  const r = await runGenerate({ model: dir, chat: 'Where does the river go?', system: 'Be brief.', maxNewTokens: '8' }, sink);
+  env.allowRemoteModels = false;
+  env.allowLocalModels = true;
+  env.localModelPath = fx.root;
+  const js = await AutoTokenizer.from_pretrained('chat-model');
+  const want = js.apply_chat_template([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Where does the river go?' }],
+    { add_generation_prompt: true, tokenize: true, return_tensor: false, return_dict: false }) as unknown as number[];
+  assert.deepEqual(r.promptTokens, want);
+  assert.deepEqual(r.tokens, referenceGreedy(want, 8, [1]));
+  // An end-of-turn id listed only in generation_config.json stops generation there.
+  const first = r.tokens[0];
+  assert.notEqual(first, 1, 'the fixture answers with a token other than EOS first');
+  fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: [1, first] }));
+  const stopped = await runGenerate({ model: dir, chat: 'Where does the river go?', system: 'Be brief.', maxNewTokens: '8' }, sink);
+  assert.deepEqual([stopped.tokens, stopped.stoppedAtEos], [[first], true]);
+  await assert.rejects(runGenerate({ model: fx.llama, chat: 'hi' }, sink), /--chat: .*llama has no chat template .*use --prompt/);
+  await assert.rejects(runGenerate({ model: dir, chat: 'hi', prompt: 'x' }, sink), /give one of --prompt TEXT .* and --chat MESSAGE/);
+  await assert.rejects(runGenerate({ model: dir }, sink), /give one of --prompt TEXT/);
+  await assert.rejects(runGenerate({ model: dir, prompt: 'x', system: 's' }, sink), /--system goes with --chat/);
+  fs.writeFileSync(path.join(dir, 'generation_config.json'), '{"eos_token_id": [1, 99999]}');
+  await assert.rejects(runGenerate({ model: dir, prompt: 'x' }, sink), /generation_config\.json: "eos_token_id" must be a token id or a list of ids below vocab_size/);
 });

@@ -10,6 +10,9 @@ import { AutoTokenizer, env } from '@huggingface/transformers';
 import { chatRendererOf } from '../../src/io/chat-template.js';
 import { loadTokenizer } from '../../src/tokenize/index.js';
 import { decoderData } from '../../src/train/qat-data.js';
+import { runQuantize } from '../../src/cli/quantize.js';
+import { runExport } from '../../src/cli/export.js';
+import { readGgufHeader, ggufGet } from '../../src/io/gguf.js';
 import { makeFixture, type Fixture } from '../cli/fixture.js';
 
 let fx: Fixture;
@@ -116,4 +119,33 @@ test('KD-QAT windows of a conversation corpus: the rendered tokens, with the tem
   // Plain text keeps the packer's BOS.
   const plain = decoderData(fx.file('plain.jsonl', convs.map((c, i) => JSON.stringify({ text: `Line ${i} about the river and the sea.` })).join('\n') + '\n'), tok, 16, r);
   assert.equal(plain.train.data[0], bos);
+});
+
+test('models kdqat writes keep the source\'s chat_template.jinja and generation_config.json; exports carry the template', async () => {
+  const gen = '{\n  "bos_token_id": 0,\n  "do_sample": true,\n  "eos_token_id": [1, 5],\n  "temperature": 0.6,\n  "top_p": 0.9\n}\n';
+  const teacher = modelWith('tpl-carry', {}, { 'chat_template.jinja': TEMPLATES.llama3, 'generation_config.json': gen });
+  const quiet = (): void => {};
+  const student = path.join(fx.root, 'carry-student');
+  await runQuantize({ model: teacher, quant: 'w4-g32', out: student }, quiet, quiet);
+  assert.equal(fs.readFileSync(path.join(student, 'chat_template.jinja'), 'utf8'), TEMPLATES.llama3);
+  assert.equal(fs.readFileSync(path.join(student, 'generation_config.json'), 'utf8'), gen, 'sampling defaults and stop ids kept byte for byte');
+  // And from the student on: a safetensors export, a GGUF (tokenizer.chat_template), a transformers.js folder.
+  const st = path.join(fx.root, 'carry-f32');
+  await runExport({ model: student, format: 'safetensors', dtype: 'f32', out: st, latent: true });
+  assert.equal(fs.readFileSync(path.join(st, 'generation_config.json'), 'utf8'), gen);
+  assert.equal(fs.readFileSync(path.join(st, 'chat_template.jinja'), 'utf8'), TEMPLATES.llama3);
+  const gguf = path.join(fx.root, 'carry.gguf');
+  await runExport({ model: student, format: 'gguf', out: gguf, latent: true });
+  assert.equal(ggufGet(readGgufHeader(gguf), 'tokenizer.chat_template'), TEMPLATES.llama3);
+  const folder = path.join(fx.root, 'carry-onnx');
+  await runExport({ model: student, format: 'onnx', out: folder });
+  assert.equal(JSON.parse(fs.readFileSync(path.join(folder, 'tokenizer_config.json'), 'utf8')).chat_template, TEMPLATES.llama3);
+  // A model directory without them: generation_config.json is written from config.json, as before.
+  const plain = path.join(fx.root, 'carry-plain');
+  await runQuantize({ model: fx.llama, quant: 'w4-g32', out: plain }, quiet, quiet);
+  assert.ok(!fs.existsSync(path.join(plain, 'chat_template.jinja')));
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(plain, 'generation_config.json'), 'utf8')).eos_token_id, 1);
+  // A broken one is named, not copied.
+  const broken = modelWith('tpl-badgen', {}, { 'generation_config.json': '{"eos_token_id": [1,' });
+  await assert.rejects(runQuantize({ model: broken, quant: 'w4-g32', out: path.join(fx.root, 'x') }, quiet, quiet), /tpl-badgen\/generation_config\.json: not valid JSON .* fix or remove it/);
 });
