@@ -297,8 +297,10 @@ function pretrain(run: PretrainRun): PretrainSummary {
   const sp2 = tok.specials;
   if (lead) publishFiles(out, (tmp) => saveModelDir(tmp, {
     config: { arch: model.arch, config: model.config, meta: init ? init.hf.meta : { ...rec.pretrain.meta(sp2), ...(el ? rec.metaForHeads(NO_HEADS) : {}) } } as SaveConfig,
-    params: model.params, tokenizerJson: fs.readFileSync(tokFile, 'utf8'), tokenizerConfig: readTokenizerConfig(tokFile),
-    companionsFrom: init ? path.dirname(tokFile) : undefined,
+    // --init: the source model's tokenizer_config.json and companion files (chat template,
+    // generation_config.json) go with its tokenizer (the run directory holds only tokenizer.json).
+    params: model.params, tokenizerJson: fs.readFileSync(tokFile, 'utf8'), tokenizerConfig: readTokenizerConfig(init ? init.tokenizer : tokFile),
+    companionsFrom: init ? path.dirname(init.tokenizer) : undefined,
   }));
   const summary: PretrainSummary = {
     arch: c.arch, parameters: countParams(model.params), ...(el ? { generator_parameters: countParams(el.gen.params) } : {}), steps: result.step, tokens_seen: result.tokensSeen,

@@ -57,6 +57,18 @@ for (const arch of ['bert', 'llama'] as const) {
     assert.ok(maxWeightChange(base[arch], still) <= 1e-28, 'the weights are the model\'s');
     assert.deepEqual(JSON.parse(fs.readFileSync(path.join(still, 'config.json'), 'utf8')), JSON.parse(fs.readFileSync(path.join(base[arch], 'config.json'), 'utf8')));
     assert.ok(fs.readFileSync(path.join(still, 'tokenizer.json')).equals(fs.readFileSync(path.join(base[arch], 'tokenizer.json'))), 'the same tokenizer');
+    // Its tokenizer_config.json and companion files go with it (a model with a chat template here).
+    const chatty = path.join(root, `chatty-${arch}`);
+    fs.cpSync(base[arch], chatty, { recursive: true });
+    const cfgFile = path.join(chatty, 'tokenizer_config.json');
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), chat_template: '{% for m in messages %}{{ m.content }}{% endfor %}', model_max_length: 77 }));
+    fs.writeFileSync(path.join(chatty, 'chat_template.jinja'), '{{ messages | length }}');
+    const chattyOut = path.join(root, `chatty-out-${arch}`);
+    const r2 = await kdqat('pretrain', '--init', chatty, '--corpus', text, '--out', chattyOut, '--steps', '1', '--batch', '4', ...QUIET);
+    assert.equal(r2.code, 0, r2.stderr);
+    const tokCfg = (d: string): Record<string, unknown> => JSON.parse(fs.readFileSync(path.join(d, 'tokenizer_config.json'), 'utf8'));
+    assert.deepEqual(tokCfg(chattyOut), tokCfg(chatty), 'its tokenizer_config.json');
+    assert.equal(fs.readFileSync(path.join(chattyOut, 'chat_template.jinja'), 'utf8'), '{{ messages | length }}');
     // Validation is the same computation on the same weights: the model's own final figure.
     const key = arch === 'bert' ? 'valid_mlm_loss' : 'valid_ppl';
     const summary = (d: string) => JSON.parse(fs.readFileSync(path.join(d, 'summary.json'), 'utf8'));
