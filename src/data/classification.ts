@@ -9,7 +9,8 @@
 // The text fields may also carry the names of GLUE and the Hugging Face datasets built on it
 // (TEXT_FIELDS): "sentence" (SST-2, CoLA), "sentence1"/"sentence2" (MRPC, RTE, STS-B, WNLI),
 // "premise"/"hypothesis" (MNLI, SNLI), "question1"/"question2" (QQP), "question"/"sentence"
-// (QNLI), so those files load as they are; the first row decides which names the file uses.
+// (QNLI), "title"/"content" (amazon_polarity, dbpedia_14), "content"; the label "label" or
+// "labels". So those files load as they are; the first row decides which names the file uses.
 //
 // Label ids: integer labels (JSON integers, or TSV labels that are all digits) are used as the
 // ids directly. String labels are SORTED and numbered 0…k-1 — not in order of appearance — so a
@@ -36,8 +37,21 @@ const JSONL_EXAMPLE = '{"text": "a fine film", "label": "pos"}';
 const TEXT_FIELDS: readonly { text: string; pair?: string }[] = [
   { text: 'text', pair: 'text_pair' }, { text: 'sentence1', pair: 'sentence2' }, { text: 'premise', pair: 'hypothesis' },
   { text: 'question1', pair: 'question2' }, { text: 'question', pair: 'sentence' }, { text: 'sentence' },
+  { text: 'title', pair: 'content' }, { text: 'content' },
 ];
-const TEXT_NAMES = 'text (with text_pair), sentence, sentence1/sentence2, premise/hypothesis, question1/question2 or question/sentence';
+const TEXT_NAMES = 'text (with text_pair), sentence, sentence1/sentence2, premise/hypothesis, question1/question2, question/sentence, title/content or content';
+
+/** The label's field: "label", or "labels" (some Hugging Face datasets' name for it). */
+const LABEL_FIELDS = ['label', 'labels'] as const;
+const labelField = (names: readonly string[]): string | undefined => LABEL_FIELDS.find((k) => names.includes(k));
+
+/** For a row without a label field: the fix, naming the label-like fields it has (TREC's
+ *  coarse_label / fine_label: which one is meant is the user's choice). */
+function labelFix(names: readonly string[], example: string): string {
+  const like = names.filter((n) => /label/i.test(n));
+  return like.length ? `this file has ${like.map((n) => `"${n}"`).join(', ')}: rename the one to train on to "label"`
+    : `every line needs "text" and "label", e.g. ${example} (the text may also be named ${TEXT_NAMES})`;
+}
 
 /** The text fields a row with these names uses; the pair only when that row has it (text_pair is optional). */
 function textFields(names: readonly string[]): { text: string; pair?: string } | undefined {
@@ -48,14 +62,16 @@ function textFields(names: readonly string[]): { text: string; pair?: string } |
 function fromJsonl(file: string): RawExample[] {
   let firstType: string | undefined;
   let fields: { text: string; pair?: string } | undefined;
+  let labelKey: string | undefined;
   return readJsonLines(file, JSONL_EXAMPLE).map(({ line, value }) => {
     const o = value as Record<string, unknown>;
     fields ??= textFields(Object.keys(o));
+    labelKey ??= labelField(Object.keys(o)) ?? 'label';
     const textKey = fields?.text ?? 'text', pairKey = fields?.pair ?? (textKey === 'text' ? 'text_pair' : undefined);
-    for (const key of [textKey, 'label']) {
+    for (const key of [textKey, labelKey]) {
       if (!(key in o)) {
-        throw new DataError(file, line, `missing field "${key}"`, key === 'label' || !fields
-          ? `every line needs "text" and "label", e.g. ${JSONL_EXAMPLE} (the text may also be named ${TEXT_NAMES})`
+        throw new DataError(file, line, `missing field "${key}"`, key === labelKey ? labelFix(Object.keys(o), JSONL_EXAMPLE)
+          : !fields ? `every line needs "text" and "label", e.g. ${JSONL_EXAMPLE} (the text may also be named ${TEXT_NAMES})`
           : `the first line names its text "${textKey}", so every line needs it`);
       }
     }
@@ -69,10 +85,10 @@ function fromJsonl(file: string): RawExample[] {
     if (pair !== undefined && typeof pair !== 'string') {
       throw new DataError(file, line, `"${pairKey}" must be a string, got ${JSON.stringify(pair)}`);
     }
-    const label = o.label;
+    const label = o[labelKey];
     const isInt = typeof label === 'number' && Number.isInteger(label) && label >= 0;
     if (!isInt && typeof label !== 'string') {
-      throw new DataError(file, line, `"label" must be a non-negative integer or a string, got ${JSON.stringify(label)}`);
+      throw new DataError(file, line, `"${labelKey}" must be a non-negative integer or a string, got ${JSON.stringify(label)}`);
     }
     const type = typeof label;
     firstType ??= type;
@@ -126,16 +142,18 @@ function fromTable(file: string, rows: Row[], t: Table): RawExample[] {
   const head = rows[0].cells.map((c) => c.trim().toLowerCase());
   let cols: { text: number; label: number; pair: number };
   let body = rows;
-  const named = head.includes('label') ? textFields(head) : undefined;
+  const labelCol = labelField(head);
+  const named = labelCol ? textFields(head) : undefined;
   if (named) {
-    cols = { text: head.indexOf(named.text), label: head.indexOf('label'), pair: named.pair === undefined ? -1 : head.indexOf(named.pair) };
+    cols = { text: head.indexOf(named.text), label: head.indexOf(labelCol!), pair: named.pair === undefined ? -1 : head.indexOf(named.pair) };
     body = rows.slice(1);
     if (body.length === 0) throw new DataError(file, undefined, 'has a header but no examples', 'add one example per line');
   } else if (rows[0].cells.length === 2) {
     cols = { text: 0, label: 1, pair: -1 };
   } else {
     throw new DataError(file, rows[0].line, `no header and ${rows[0].cells.length} columns`,
-      `add a header row naming the "text" and "label" columns (and "text_pair"; the text may also be named ${TEXT_NAMES}), or use exactly 2 columns ${t.example}`);
+      head.some((n) => /label/i.test(n)) && !labelCol ? labelFix(head, t.example)
+        : `add a header row naming the "text" and "label" columns (and "text_pair"; the text may also be named ${TEXT_NAMES}), or use exactly 2 columns ${t.example}`);
   }
   const width = rows[0].cells.length;
   const raw = body.map(({ line, cells }) => {

@@ -72,6 +72,17 @@ test('GLUE / Hugging Face field names: sentence, sentence1/2, premise/hypothesis
   assert.throws(() => loadClassification(mixed), (e: Error) => e.message.startsWith(`${mixed}:2: missing field "hypothesis"`));
   const none = tmpFile('none.jsonl', J([{ review: 'a', label: 'p' }]));
   assert.throws(() => loadClassification(none), (e: Error) => e.message.startsWith(`${none}:1: missing field "text"`) && e.message.includes('sentence1/sentence2'));
+  // amazon_polarity / dbpedia_14: title and content (a pair), as the datasets library writes them;
+  // "content" alone; the label named "labels".
+  const amazon = loadClassification(tmpFile('amazon.jsonl', J([{ label: 1, title: 'Great CD', content: 'My lovely Pat has one of the great voices.' }, { label: 0, title: 'Meh', content: 'Not good.' }])));
+  assert.deepEqual(amazon.examples, [{ text: 'Great CD', textPair: 'My lovely Pat has one of the great voices.', label: 1 }, { text: 'Meh', textPair: 'Not good.', label: 0 }]);
+  assert.deepEqual(loadClassification(tmpFile('content.jsonl', J([{ content: 'def f(): pass', labels: 'code' }]))).examples, [{ text: 'def f(): pass', label: 0 }]);
+  assert.deepEqual(loadClassification(tmpFile('labels.tsv', 'text\tlabels\nriver\t1\nsea\t0\n')).examples, [{ text: 'river', label: 1 }, { text: 'sea', label: 0 }]);
+  // TREC: two label columns and no "label": the error names them and says which to rename.
+  const trec = tmpFile('trec.jsonl', J([{ text: 'How far is it?', coarse_label: 5, fine_label: 40 }]));
+  assert.throws(() => loadClassification(trec), (e: Error) => e.message === `${trec}:1: missing field "label" — this file has "coarse_label", "fine_label": rename the one to train on to "label"`);
+  const trecTsv = tmpFile('trec.tsv', 'text\tcoarse_label\tfine_label\nHow far?\t5\t40\n');
+  assert.throws(() => loadClassification(trecTsv), (e: Error) => e.message.includes('rename the one to train on to "label"'));
 });
 
 test('CSV (RFC 4180): quoted commas, line breaks and quotes; header names as in TSV; errors name the line', () => {
