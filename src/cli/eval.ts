@@ -104,6 +104,9 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
     batchSize: positiveInt('--batch', opts.batchSize, 8),
     limit: opts.limit === undefined ? undefined : positiveInt('--eval-items', opts.limit, 0),
   };
+  // Parquet text is read (asynchronously) before the jobs are built.
+  const { preloadParquet } = await import('../data/parquet.js');
+  await withTextFlag(() => preloadParquet(opts.text ?? []));
   const m = openModel(opts.model, { latent: opts.latent });
   const tok = openTokenizer(m, opts.tokenizer);
   const maxPos = m.model.config.maxPositionEmbeddings;
@@ -148,6 +151,15 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
   };
   out.stdout(opts.json ? `${JSON.stringify(report)}\n` : formatTable(report, describeModel(m)));
   return report;
+}
+
+/** An error reading --text FILE, prefixed with the flag as the jobs' errors are. */
+async function withTextFlag(f: () => Promise<void>): Promise<void> {
+  try {
+    await f();
+  } catch (e) {
+    throw new Error(`--text ${(e as Error).message}`);
+  }
 }
 
 function pplConvention(v: string | undefined): JobSettings['convention'] {

@@ -2,6 +2,7 @@
 // (masked LM) from scratch on text, or continue a pre-trained one on new text (--init).
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
+import { preloadParquet } from '../data/parquet.js';
 import { CORPUS_NAMES } from '../data/corpora.js';
 import { PRETRAIN_DEFAULTS, PRETRAIN_OBJECTIVES, runPretrain, type PretrainConfig } from '../train/pretrain.js';
 import { initDefaults } from '../train/pretrain-init.js';
@@ -21,7 +22,7 @@ export function pretrainCommand(): Command {
   const cmd = new Command('pretrain')
     .description('pre-train a small LLaMA (causal LM) or BERT (masked LM) from scratch, or continue a pre-trained model on new text (--init): tokenizer, training, HF model directory')
     .addOption(new Option('--arch <arch>', `model family (default ${D.arch})`).choices(SUPPORTED_MODEL_TYPES))
-    .option('--corpus <name|path>', `sotu, brown, moby-dick, or a .txt / .jsonl ({"text": …} per line) file or a directory of them; repeatable or comma list (default ${D.corpus})`, listArg)
+    .option('--corpus <name|path>', `sotu, brown, moby-dick, or a .txt / .jsonl ({"text": …} per line) / .parquet (a text column) file or a directory of them; repeatable or comma list (default ${D.corpus})`, listArg)
     .option('--out <dir>', 'output directory (model, tokenizer, train_log.jsonl, summary.json, checkpoint/)')
     .option('--init <dir>', 'continue this pre-trained model (its weights, sizes and tokenizer) instead of starting from scratch: domain-adaptive pre-training')
     .option('--hidden <n>', `hidden size (default ${D.hidden})`, intArg)
@@ -55,7 +56,7 @@ export function pretrainCommand(): Command {
     .option('--resume', 'continue the run in --out from its checkpoint')
     .option('--force', 'replace an earlier kdqat run in --out (never an input, never a directory kdqat did not write)')
     .option('--json', JSON_HELP)
-    .action(function (this: Command) {
+    .action(async function (this: Command) {
       const opts = this.opts();
       const keys = Object.keys(D);
       const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }, keyAliases(this), (k) => flagOf(this, k) ?? flagName(k)) : {};
@@ -75,6 +76,8 @@ export function pretrainCommand(): Command {
       const init = (fromCli.init ?? fromFile.init) as string | undefined;
       const defaults = init && !saved ? { ...D, ...initDefaults(init, D.seq) } : D;
       const config = resolveSettings(defaults, fromFile, fromCli, saved, (k) => flagOf(this, k) ?? flagName(k));
+      // Parquet text is read (asynchronously) before the run builds its windows.
+      await preloadParquet(config.corpus);
       const { result: summary, reporter } = runTrainingJob('pretrain', out,
         { threads: (opts.threads ?? fromFile.threads) as number | undefined, distributed: opts.distributed },
         (reporter, dist) => runPretrain({

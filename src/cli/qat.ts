@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
+import { preloadParquet } from '../data/parquet.js';
 import { CORPUS_NAMES } from '../data/corpora.js';
 import { CLASSIFICATION_TASKS } from '../data/tasks.js';
 import { QUANT_PRESETS } from '../quant/config.js';
@@ -47,7 +48,7 @@ export function qatCommand(): Command {
   const cmd = new Command('qat')
     .description('KD-QAT: train a low-bit (fake-quantized) copy of a teacher model with distillation losses; writes the student')
     .option('--teacher <dir>', 'full-precision teacher: a LLaMA model directory, or a BERT classifier (kdqat finetune)')
-    .option('--data <name|file>', `decoder: training text, ${CORPUS_NAMES.join(', ')} or a .txt / .jsonl file or directory (split as in pretrain); .jsonl lines may be conversations (messages, ShareGPT conversations, prompt-completion), rendered with the teacher's chat template`)
+    .option('--data <name|file>', `decoder: training text, ${CORPUS_NAMES.join(', ')} or a .txt / .jsonl / .parquet file or directory (split as in pretrain); .jsonl lines may be conversations (messages, ShareGPT conversations, prompt-completion), rendered with the teacher's chat template`)
     .option('--task <name|file>', `encoder: classification task, ${CLASSIFICATION_TASKS.join(', ')} or a JSONL/TSV training file`)
     .option('--dev <file>', 'encoder: dev examples (JSONL/TSV) when --task is a file')
     .option('--quant <preset|file.json>', `quantization config: ${Object.keys(QUANT_PRESETS).join(', ')}, or a JSON file (default ${D.quant})`)
@@ -91,7 +92,7 @@ export function qatCommand(): Command {
     .option('--force', 'replace an earlier kdqat run in --out (never an input, never a directory kdqat did not write)')
     .option('--json', JSON_HELP)
     .addHelpText('after', EXAMPLES)
-    .action(function (this: Command) {
+    .action(async function (this: Command) {
       const opts = this.opts();
       const keys = Object.keys(D);
       const flag = (k: string): string => flagOf(this, k) ?? flagName(k);
@@ -122,6 +123,8 @@ export function qatCommand(): Command {
       // --bf16 auto was resolved to a mode when the run started: auto again means that mode.
       for (const o of [fromFile, fromCli]) if (saved && o.bf16 === 'auto') delete o.bf16;
       const config = resolveSettings(D, fromFile, fromCli, saved, flag);
+      // Parquet data is read (asynchronously) before the run builds its windows.
+      if (config.data) await preloadParquet([config.data!]);
       const { result: s, reporter } = runTrainingJob('qat', out,
         { threads: (opts.threads ?? fromFile.threads) as number | undefined, distributed: opts.distributed },
         (reporter, dist) => blameConfigFile(opts.config, fromFile, fromCli, () => runQat({

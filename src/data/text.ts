@@ -9,6 +9,7 @@ import { isUtf8 } from 'node:buffer';
 import { gunzipSync } from 'node:zlib';
 import { DataError } from './errors.js';
 import { CHAT_LAYOUTS, chatLayoutOf, chatLineText, type ChatRenderer } from './chat.js';
+import { isParquet, parquetRows } from './parquet.js';
 import { readJsonLines } from './jsonl.js';
 import { splitParagraphs } from './sentences.js';
 import type { Corpus, Document } from './types.js';
@@ -118,7 +119,7 @@ function listTextFiles(dir: string): string[] {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) out.push(...listTextFiles(p));
     // .json files in a directory are more often metadata than text: only .jsonl / .ndjson there.
-    else if (e.isFile() && /\.(txt|jsonl|ndjson)(\.gz)?$/i.test(e.name)) out.push(p);
+    else if (e.isFile() && (/\.(txt|jsonl|ndjson)(\.gz)?$/i.test(e.name) || isParquet(e.name))) out.push(p);
   }
   return out.sort();
 }
@@ -130,7 +131,18 @@ const JSONL_TEXT_EXAMPLE = '{"text": "The river flows to the sea."}';
  *  each line's conversation rendered by `chat`. Blank texts are skipped; `rendered` marks a text
  *  a chat template wrote (it writes its own BOS, so a packer must not add one). */
 export function readJsonlTexts(file: string, chat?: ChatRenderer): { text: string; rendered: boolean }[] {
-  const lines = readJsonLines(file, JSONL_TEXT_EXAMPLE);
+  return rowTexts(file, readJsonLines(file, JSONL_TEXT_EXAMPLE), chat);
+}
+
+/** The texts of a Parquet file's rows (preloaded: parquet.ts), as readJsonlTexts reads lines; a
+ *  row's number (from 1) stands where a line's would. */
+export function readParquetTexts(file: string, chat?: ChatRenderer): { text: string; rendered: boolean }[] {
+  const rows = parquetRows(file);
+  if (rows.length === 0) throw new DataError(file, undefined, 'has no rows', 'point to a file with text');
+  return rowTexts(file, rows.map((value, i) => ({ line: i + 1, value })), chat);
+}
+
+function rowTexts(file: string, lines: { line: number; value: unknown }[], chat?: ChatRenderer): { text: string; rendered: boolean }[] {
   const first = lines[0].value as Record<string, unknown>;
   const key = 'text' in first || !('content' in first) ? 'text' : 'content';
   const layout = key === 'text' ? chatLayoutOf(first) : undefined;
@@ -169,6 +181,7 @@ const docId = (name: string, text: string): string => `${name}:${createHash('sha
  *   which keeps repeated boilerplate from leaking between train and test).
  * - .jsonl / .ndjson / .json file: each line's "text" (or "content") is a document, with an id made
  *   the same way; or each line's conversation rendered by opts.chat (readJsonlTexts; meta.rendered).
+ * - .parquet file (preloaded, parquet.ts): each row, as a line of JSON Lines.
  * - Directory: one document per .txt file (recursive), id = path relative to the directory; and
  *   the lines of each .jsonl / .ndjson file in it, ids `<relative path>:<12 hex>`.
  */
@@ -183,18 +196,22 @@ export function loadTextCorpus(p: string, opts: { chat?: ChatRenderer } = {}): C
   const documents: Document[] = [];
   if (stat.isDirectory()) {
     const files = listTextFiles(p);
-    if (files.length === 0) throw new DataError(p, undefined, 'contains no .txt or .jsonl files', 'point to a directory of UTF-8 .txt (or JSON Lines .jsonl) files');
+    if (files.length === 0) throw new DataError(p, undefined, 'contains no .txt, .jsonl or .parquet files', 'point to a directory of UTF-8 .txt (or JSON Lines .jsonl, or Parquet) files');
     for (const f of files) {
       const rel = path.relative(p, f).split(path.sep).join('/');
-      if (isJsonl(f)) {
-        for (const { text, rendered } of readJsonlTexts(f, opts.chat)) documents.push({ id: docId(rel, text), text, meta: rendered ? { file: f, rendered: 1 } : { file: f } });
+      if (isJsonl(f) || isParquet(f)) {
+        for (const { text, rendered } of (isParquet(f) ? readParquetTexts : readJsonlTexts)(f, opts.chat)) {
+          documents.push({ id: docId(rel, text), text, meta: rendered ? { file: f, rendered: 1 } : { file: f } });
+        }
         continue;
       }
       const text = readUtf8File(f).trim();
       if (text) documents.push({ id: rel, text, meta: { file: f } });
     }
-  } else if (isJsonl(p)) {
-    for (const { text, rendered } of readJsonlTexts(p, opts.chat)) documents.push({ id: docId(name, text), text, meta: rendered ? { file: p, rendered: 1 } : { file: p } });
+  } else if (isJsonl(p) || isParquet(p)) {
+    for (const { text, rendered } of (isParquet(p) ? readParquetTexts : readJsonlTexts)(p, opts.chat)) {
+      documents.push({ id: docId(name, text), text, meta: rendered ? { file: p, rendered: 1 } : { file: p } });
+    }
   } else {
     for (const block of splitParagraphs(readUtf8File(p))) documents.push({ id: docId(name, block), text: block, meta: { file: p } });
   }

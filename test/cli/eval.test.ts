@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { forwardDepth, KAPPA_MATMUL, reorderBound } from '../tolerance.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { intTensor, noGrad, logSoftmax } from '../../src/tensor/index.js';
 import { loadModelDir } from '../../src/io/model-dir.js';
 import { loadTokenizer } from '../../src/tokenize/index.js';
@@ -165,6 +166,23 @@ test('eval --mc on rows of Hugging Face datasets (WinoGrande, COPA): the layout 
     assert.equal(got.acc, acc / recs.length, name);
     assert.equal(got.truncated_choices, 0);
   }
+});
+
+test('Parquet text: eval --text scores a .parquet file as the same texts in JSON Lines; qat --data and pretrain --corpus take one', async () => {
+  const pq = fileURLToPath(new URL('../fixtures/data/parquet/text-zstd.parquet', import.meta.url));
+  const texts = ['The river flows to the sea.', 'Été à la mer — 3 ships.', 'Line with\nnewline and emoji 🐳', 'x'.repeat(5000)];
+  const jsonl = fx.file('same.jsonl', texts.map((text) => JSON.stringify({ text })).join('\n') + '\n');
+  const a = await runEval({ model: fx.llama, text: [pq], seq: '32' }, quiet);
+  const b = await runEval({ model: fx.llama, text: [jsonl], seq: '32' }, quiet);
+  assert.deepEqual({ ...a.results[0], source: '', seconds: 0 }, { ...b.results[0], source: '', seconds: 0 });
+  const q = kdqat('qat', '--teacher', fx.llama, '--data', pq, '--steps', '1', '--seq-len', '16', '--batch', '2', '--eval-every', '0', '--threads', '1', '--out', path.join(fx.root, 'pq-qat'));
+  assert.equal(q.code, 0, q.stderr);
+  const p = kdqat('pretrain', '--arch', 'llama', '--corpus', pq, '--hidden', '16', '--layers', '1', '--heads', '2', '--kv-heads', '2', '--intermediate', '32',
+    '--vocab', '270', '--seq-len', '16', '--steps', '1', '--batch', '2', '--eval-every', '0', '--threads', '1', '--out', path.join(fx.root, 'pq-pre'));
+  assert.equal(p.code, 0, p.stderr);
+  const bad = kdqat('eval', '--model', fx.llama, '--text', fileURLToPath(new URL('../fixtures/data/parquet/notext.parquet', import.meta.url)));
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--text \S*notext\.parquet: has no text column \(columns: id, body\)/);
 });
 
 test('eval: several evaluations at once, a readable table, --cls on a BERT classifier', () => {

@@ -1,0 +1,37 @@
+// The Parquet files of test/fixtures/data/parquet/ (test/data/parquet.test.ts), written by an
+// implementation independent of the reader kdqat uses (hyparquet): Apache Arrow's Rust writer,
+// compiled to WebAssembly (parquet-wasm), from tables built with apache-arrow. Neither is a
+// kdqat dependency; to rewrite the files:
+//   npm install --no-save parquet-wasm@0.8.0 apache-arrow@21.2.0 && npx tsx scripts/make_parquet_fixtures.ts
+// text-{snappy,zstd,gzip}: an int64 id column (BigInt) and a text column (Unicode, a newline, an
+// empty row, a 5000-character row), row groups of 2 rows; chat-snappy: a messages column
+// (list<struct<role, content>>, the Hugging Face chat layout); notext: no column kdqat reads.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const load = (name: string): Promise<any> => import(name); // eslint-disable-line @typescript-eslint/no-explicit-any
+const arrow = await load('apache-arrow');
+const pw = await load('parquet-wasm/node');
+const OUT = fileURLToPath(new URL('../test/fixtures/data/parquet/', import.meta.url));
+
+const texts = ['The river flows to the sea.', 'Été à la mer — 3 ships.', '', 'Line with\nnewline and emoji 🐳', 'x'.repeat(5000)];
+const textTable = arrow.tableFromArrays({ id: BigInt64Array.from([1n, 2n, 3n, 4n, 5n]), text: texts });
+const chats = [
+  [{ role: 'user', content: 'Where does the river go?' }, { role: 'assistant', content: 'To the sea.' }],
+  [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello.' }],
+];
+const message = new arrow.Struct([new arrow.Field('role', new arrow.Utf8()), new arrow.Field('content', new arrow.Utf8())]);
+const chatTable = new arrow.Table({ messages: arrow.vectorFromArray(chats, new arrow.List(new arrow.Field('item', message))) });
+const noText = arrow.tableFromArrays({ id: BigInt64Array.from([1n]), body: ['no text column here'] });
+
+fs.mkdirSync(OUT, { recursive: true });
+for (const [name, table, codec] of [
+  ['text-snappy', textTable, pw.Compression.SNAPPY], ['text-zstd', textTable, pw.Compression.ZSTD],
+  ['text-gzip', textTable, pw.Compression.GZIP], ['chat-snappy', chatTable, pw.Compression.SNAPPY], ['notext', noText, pw.Compression.SNAPPY],
+] as const) {
+  const props = new pw.WriterPropertiesBuilder().setCompression(codec).setMaxRowGroupSize(2).build();
+  const bytes: Uint8Array = pw.writeParquet(pw.Table.fromIPCStream(arrow.tableToIPC(table, 'stream')), props);
+  fs.writeFileSync(path.join(OUT, `${name}.parquet`), bytes);
+  console.log(`wrote ${name}.parquet (${bytes.length} bytes)`);
+}

@@ -1,0 +1,55 @@
+// Parquet text corpora (src/data/parquet.ts): files written by another implementation (Arrow's
+// Rust writer: scripts/make_parquet_fixtures.ts) read to the texts they hold, whatever the
+// compression; conversations rendered as in JSON Lines; bad files named.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { preloadParquet, parquetRows } from '../../src/data/parquet.js';
+import { loadTextCorpus, readParquetTexts, readJsonlTexts } from '../../src/data/text.js';
+import type { ChatMessage, ChatRenderer } from '../../src/data/chat.js';
+import { FIXTURES, tmpFile, tmpPath, cleanup } from './helpers.js';
+
+after(cleanup);
+
+const DIR = path.join(FIXTURES, 'parquet');
+const TEXTS = ['The river flows to the sea.', 'Été à la mer — 3 ships.', 'Line with\nnewline and emoji 🐳', 'x'.repeat(5000)];
+
+test('snappy, zstd and gzip files (row groups of 2, an int64 column beside): the text column, empty rows skipped', async () => {
+  for (const codec of ['snappy', 'zstd', 'gzip']) {
+    const f = path.join(DIR, `text-${codec}.parquet`);
+    await preloadParquet([f]);
+    assert.deepEqual(readParquetTexts(f).map((d) => d.text), TEXTS, codec);
+    assert.deepEqual(Object.keys(parquetRows(f)[0]), ['text'], 'only the columns a corpus reads');
+  }
+});
+
+test('a conversation column renders as JSON Lines conversations do; a directory mixes Parquet and JSON Lines', async () => {
+  const chat: ChatRenderer = { source: 'test', render: (ms: ChatMessage[]) => ms.map((m) => `[${m.role}] ${m.content}\n`).join('') };
+  const f = path.join(DIR, 'chat-snappy.parquet');
+  await preloadParquet([f]);
+  const jsonl = tmpFile('chat.jsonl', [
+    { messages: [{ role: 'user', content: 'Where does the river go?' }, { role: 'assistant', content: 'To the sea.' }] },
+    { messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello.' }] },
+  ].map((o) => JSON.stringify(o)).join('\n') + '\n');
+  assert.deepEqual(readParquetTexts(f, chat), readJsonlTexts(jsonl, chat));
+  assert.throws(() => readParquetTexts(f), /chat-snappy\.parquet:1: this line is a conversation, and the model has no chat template/);
+  const dir = tmpPath('mixed');
+  fs.mkdirSync(path.join(dir, 'sub'), { recursive: true });
+  fs.copyFileSync(path.join(DIR, 'text-zstd.parquet'), path.join(dir, 'sub', 'train-00000-of-00001.parquet'));
+  fs.writeFileSync(path.join(dir, 'more.jsonl'), '{"text": "A line of JSON."}\n');
+  await preloadParquet([dir]);
+  assert.deepEqual(loadTextCorpus(dir).documents.map((d) => d.text), ['A line of JSON.', ...TEXTS]);
+});
+
+test('bad Parquet input: the file and the fix', async () => {
+  const notext = path.join(DIR, 'notext.parquet');
+  await assert.rejects(preloadParquet([notext]), (e: Error) =>
+    e.message === `${notext}: has no text column (columns: id, body) — a text corpus needs one of text, content, messages, conversations, prompt, completion; rename the column that holds the text to "text"`);
+  const bytes = fs.readFileSync(path.join(DIR, 'text-snappy.parquet'));
+  const cut = tmpFile('cut.parquet', bytes.subarray(0, bytes.length - 40));
+  await assert.rejects(preloadParquet([cut]), (e: Error) => e.message.startsWith(`${cut}: not a readable Parquet file (`) && e.message.includes('check that the download is complete'));
+  const body = tmpFile('body.parquet', Buffer.concat([bytes.subarray(0, 4), Buffer.alloc(300, 7), bytes.subarray(bytes.length - 600)]));
+  await assert.rejects(preloadParquet([body]), (e: Error) => e.message.startsWith(body));
+  assert.throws(() => readParquetTexts(tmpFile('never.parquet', bytes)), /must be read with preloadParquet before the corpus is loaded/);
+});
