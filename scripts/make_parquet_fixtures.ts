@@ -5,7 +5,8 @@
 //   npm install --no-save parquet-wasm@0.8.0 apache-arrow@21.2.0 && npx tsx scripts/make_parquet_fixtures.ts
 // text-{snappy,zstd,gzip}: an int64 id column (BigInt) and a text column (Unicode, a newline, an
 // empty row, a 5000-character row), row groups of 2 rows; chat-snappy: a messages column
-// (list<struct<role, content>>, the Hugging Face chat layout); notext: no column kdqat reads.
+// (list<struct<role, content>>, the Hugging Face chat layout); notext: no column kdqat reads;
+// sst2, arc: labelled files (classification, multiple choice).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,11 +25,26 @@ const chats = [
 const message = new arrow.Struct([new arrow.Field('role', new arrow.Utf8()), new arrow.Field('content', new arrow.Utf8())]);
 const chatTable = new arrow.Table({ messages: arrow.vectorFromArray(chats, new arrow.List(new arrow.Field('item', message))) });
 const noText = arrow.tableFromArrays({ id: BigInt64Array.from([1n]), body: ['no text column here'] });
+// Labelled files as the Hub has them: SST-2 (sentence, int64 ClassLabel, idx) and ARC (choices a
+// struct of two lists, answerKey).
+const sst2 = arrow.tableFromArrays({ sentence: ['a fine film ', 'dull and slow', 'the best of the year'], label: BigInt64Array.from([1n, 0n, 1n]), idx: Int32Array.from([0, 1, 2]) });
+const arcRows = [
+  { id: 'Q1', question: 'Which tool is used to measure mass?', choices: { text: ['balance', 'ruler', 'thermometer'], label: ['A', 'B', 'C'] }, answerKey: 'A' },
+  { id: 'Q2', question: 'What flows to the sea?', choices: { text: ['rocks', 'rivers'], label: ['1', '2'] }, answerKey: '2' },
+];
+const choice = new arrow.Struct([new arrow.Field('text', new arrow.List(new arrow.Field('item', new arrow.Utf8()))), new arrow.Field('label', new arrow.List(new arrow.Field('item', new arrow.Utf8())))]);
+const arc = new arrow.Table({
+  id: arrow.vectorFromArray(arcRows.map((r) => r.id), new arrow.Utf8()),
+  question: arrow.vectorFromArray(arcRows.map((r) => r.question), new arrow.Utf8()),
+  choices: arrow.vectorFromArray(arcRows.map((r) => r.choices), choice),
+  answerKey: arrow.vectorFromArray(arcRows.map((r) => r.answerKey), new arrow.Utf8()),
+});
 
 fs.mkdirSync(OUT, { recursive: true });
 for (const [name, table, codec] of [
   ['text-snappy', textTable, pw.Compression.SNAPPY], ['text-zstd', textTable, pw.Compression.ZSTD],
   ['text-gzip', textTable, pw.Compression.GZIP], ['chat-snappy', chatTable, pw.Compression.SNAPPY], ['notext', noText, pw.Compression.SNAPPY],
+  ['sst2', sst2, pw.Compression.SNAPPY], ['arc', arc, pw.Compression.ZSTD],
 ] as const) {
   const props = new pw.WriterPropertiesBuilder().setCompression(codec).setMaxRowGroupSize(2).build();
   const bytes: Uint8Array = pw.writeParquet(pw.Table.fromIPCStream(arrow.tableToIPC(table, 'stream')), props);

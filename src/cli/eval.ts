@@ -11,6 +11,7 @@
 //
 // The model and data modules are imported when the command runs, so `kdqat --help` and the
 // other commands do not pay for loading them.
+import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { addFlag } from './flags.js';
 import { UsageError } from '../train/usage.js';
@@ -107,6 +108,7 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
   // Parquet text is read (asynchronously) before the jobs are built.
   const { preloadParquet } = await import('../data/parquet.js');
   await withTextFlag(() => preloadParquet(opts.text ?? []));
+  await preloadParquet([...opts.mc ?? [], ...opts.cls ?? []].filter((f) => fs.existsSync(f)), 'all');
   const m = openModel(opts.model, { latent: opts.latent });
   const tok = openTokenizer(m, opts.tokenizer);
   const maxPos = m.model.config.maxPositionEmbeddings;

@@ -1,6 +1,8 @@
 // `kdqat finetune`: a sequence classifier from a pre-trained encoder directory of any encoder
 // family (BERT, RoBERTa, XLM-RoBERTa, DistilBERT: src/train/finetune.ts asks its record).
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { preloadParquet } from '../data/parquet.js';
 import { Command } from 'commander';
 import { FINETUNE_DEFAULTS, runFinetune, type FinetuneConfig } from '../train/finetune.js';
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
@@ -18,7 +20,7 @@ export function finetuneCommand(): Command {
     .description('fine-tune an encoder (BERT, RoBERTa, XLM-RoBERTa, DistilBERT) as a sequence classifier (…ForSequenceClassification); keeps the best dev-accuracy model')
     .option('--model <dir>', 'pre-trained encoder directory (a Hugging Face BERT/RoBERTa/XLM-RoBERTa/DistilBERT checkpoint, or `kdqat pretrain --arch bert`)')
     .option('--task <name>', `built-in classification task: ${CLASSIFICATION_TASKS.join(', ')}`)
-    .option('--train <file>', 'training examples, JSONL {"text", "label"[, "text_pair"]} or TSV')
+    .option('--train <file>', 'training examples, JSONL {"text", "label"[, "text_pair"]}, TSV, CSV or Parquet')
     .option('--dev <file>', 'dev examples, same format (labels as in --train)')
     .option('--test <file>', 'test examples, same format: scored once at the end with the kept (best-dev) model')
     .option('--out <dir>', 'output model directory (config.json with id2label/label2id, model.safetensors, tokenizer, logs)')
@@ -43,7 +45,7 @@ export function finetuneCommand(): Command {
     .option('--resume', 'continue the run in --out from its checkpoint')
     .option('--force', 'replace an earlier kdqat run in --out (never an input, never a directory kdqat did not write)')
     .option('--json', JSON_HELP)
-    .action(function (this: Command) {
+    .action(async function (this: Command) {
       const opts = this.opts();
       const flag = (k: string): string => flagOf(this, k) ?? flagName(k);
       const fromFile = opts.config ? readConfigFile(opts.config, { ...D, out: '', threads: 0 }, keyAliases(this), flag) : {};
@@ -58,6 +60,8 @@ export function finetuneCommand(): Command {
         saved = readCheckpointState(dir).config as unknown as FinetuneConfig;
       }
       const config = resolveSettings(D, fromFile, fromCli, saved, flag);
+      // Parquet examples are read (asynchronously) before the run loads them.
+      await preloadParquet([config.train, config.dev, config.test].filter((f): f is string => !!f && fs.existsSync(f)), 'all');
       blameConfigFile(opts.config, fromFile, fromCli, () => {
         if (!config.model) throw new UsageError('--model DIR is required: an encoder model directory');
         for (const k of ['epochs', 'batch', 'maxLen'] as const) {

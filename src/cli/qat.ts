@@ -123,8 +123,9 @@ export function qatCommand(): Command {
       // --bf16 auto was resolved to a mode when the run started: auto again means that mode.
       for (const o of [fromFile, fromCli]) if (saved && o.bf16 === 'auto') delete o.bf16;
       const config = resolveSettings(D, fromFile, fromCli, saved, flag);
-      // Parquet data is read (asynchronously) before the run builds its windows.
-      if (config.data) await preloadParquet([config.data!]);
+      // Parquet data (text, or a task's examples) is read (asynchronously) before the run builds it.
+      if (config.data) await preloadParquet([config.data]);
+      await preloadParquet([config.task, config.dev].filter((f): f is string => !!f && fs.existsSync(f)), 'all');
       const { result: s, reporter } = runTrainingJob('qat', out,
         { threads: (opts.threads ?? fromFile.threads) as number | undefined, distributed: opts.distributed },
         (reporter, dist) => blameConfigFile(opts.config, fromFile, fromCli, () => runQat({

@@ -19,14 +19,16 @@
 import { DataError } from './errors.js';
 import { readJsonLines } from './jsonl.js';
 import { readUtf8File } from './text.js';
+import { isParquet, parquetRows } from './parquet.js';
 import type { ClassificationData } from './types.js';
 
 export interface ClassificationOptions {
   /** Fixed label list (string labels map to their index; unknown labels are an error). */
   labels?: string[];
-  /** 'jsonl', 'tsv' or 'csv'; by default from the extension (.jsonl/.json, .tsv, .csv; anything
-   *  else by content: an object on the first line is JSONL, otherwise TSV). */
-  format?: 'jsonl' | 'tsv' | 'csv';
+  /** 'jsonl', 'tsv', 'csv' or 'parquet' (preloaded with every column: parquet.ts); by default
+   *  from the extension (.jsonl/.json, .tsv, .csv, .parquet; anything else by content: an object
+   *  on the first line is JSONL, otherwise TSV). */
+  format?: 'jsonl' | 'tsv' | 'csv' | 'parquet';
 }
 
 interface RawExample { line: number; text: string; textPair?: string; label: string | number }
@@ -59,11 +61,12 @@ function textFields(names: readonly string[]): { text: string; pair?: string } |
   return f && { text: f.text, pair: f.pair !== undefined && names.includes(f.pair) ? f.pair : undefined };
 }
 
-function fromJsonl(file: string): RawExample[] {
+/** JSON Lines objects, or a Parquet file's rows (a row's number, from 1, stands for the line). */
+function fromObjects(file: string, lines: { line: number; value: unknown }[]): RawExample[] {
   let firstType: string | undefined;
   let fields: { text: string; pair?: string } | undefined;
   let labelKey: string | undefined;
-  return readJsonLines(file, JSONL_EXAMPLE).map(({ line, value }) => {
+  return lines.map(({ line, value }) => {
     const o = value as Record<string, unknown>;
     fields ??= textFields(Object.keys(o));
     labelKey ??= labelField(Object.keys(o)) ?? 'label';
@@ -171,9 +174,12 @@ function fromTable(file: string, rows: Row[], t: Table): RawExample[] {
 
 export function loadClassification(file: string, opts: ClassificationOptions = {}): ClassificationData {
   const name = file.replace(/\.gz$/i, '');
-  const format = opts.format ?? (/\.jsonl?$/i.test(name) ? 'jsonl' : /\.tsv$/i.test(name) ? 'tsv' : /\.csv$/i.test(name) ? 'csv'
+  const format = opts.format ?? (isParquet(name) ? 'parquet' : /\.jsonl?$/i.test(name) ? 'jsonl' : /\.tsv$/i.test(name) ? 'tsv' : /\.csv$/i.test(name) ? 'csv'
     : readUtf8File(file).trimStart().startsWith('{') ? 'jsonl' : 'tsv');
-  const raw = format === 'jsonl' ? fromJsonl(file) : format === 'csv' ? fromTable(file, csvRows(file), CSV) : fromTable(file, tsvRows(file), TSV);
+  const raw = format === 'jsonl' ? fromObjects(file, readJsonLines(file, JSONL_EXAMPLE))
+    : format === 'parquet' ? fromObjects(file, parquetRows(file, 'all').map((value, i) => ({ line: i + 1, value })))
+    : format === 'csv' ? fromTable(file, csvRows(file), CSV) : fromTable(file, tsvRows(file), TSV);
+  if (raw.length === 0) throw new DataError(file, undefined, 'has no examples', 'point to a file with labelled examples');
   let labels: string[];
   if (opts.labels) labels = opts.labels;
   else if (typeof raw[0].label === 'number') {

@@ -180,6 +180,15 @@ test('Parquet text: eval --text scores a .parquet file as the same texts in JSON
   const p = kdqat('pretrain', '--arch', 'llama', '--corpus', pq, '--hidden', '16', '--layers', '1', '--heads', '2', '--kv-heads', '2', '--intermediate', '32',
     '--vocab', '270', '--seq-len', '16', '--steps', '1', '--batch', '2', '--eval-every', '0', '--threads', '1', '--out', path.join(fx.root, 'pq-pre'));
   assert.equal(p.code, 0, p.stderr);
+  // Labelled Parquet files: multiple choice (ARC's layout), classification (SST-2) for eval and finetune.
+  const arc = fileURLToPath(new URL('../fixtures/data/parquet/arc.parquet', import.meta.url));
+  const sst2 = fileURLToPath(new URL('../fixtures/data/parquet/sst2.parquet', import.meta.url));
+  const mc = await runEval({ model: fx.llama, mc: [arc] }, quiet);
+  assert.deepEqual([mc.results[0].layout, mc.results[0].items], ['arc', 2]);
+  const cls = await runEval({ model: fx.bert, cls: [sst2] }, quiet);
+  assert.deepEqual([cls.results[0].examples, cls.results[0].labels], [3, 2]);
+  const ft = kdqat('finetune', '--model', fx.bert, '--train', sst2, '--dev', sst2, '--max-steps', '1', '--max-len', '16', '--threads', '1', '--out', path.join(fx.root, 'pq-ft'));
+  assert.equal(ft.code, 0, ft.stderr);
   const bad = kdqat('eval', '--model', fx.llama, '--text', fileURLToPath(new URL('../fixtures/data/parquet/notext.parquet', import.meta.url)));
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /--text \S*notext\.parquet: has no text column \(columns: id, body\)/);

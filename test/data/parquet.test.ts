@@ -8,6 +8,8 @@ import * as path from 'node:path';
 import { preloadParquet, parquetRows } from '../../src/data/parquet.js';
 import { loadTextCorpus, readParquetTexts, readJsonlTexts } from '../../src/data/text.js';
 import type { ChatMessage, ChatRenderer } from '../../src/data/chat.js';
+import { loadClassification } from '../../src/data/classification.js';
+import { loadMultipleChoiceFile } from '../../src/data/multiple-choice.js';
 import { FIXTURES, tmpFile, tmpPath, cleanup } from './helpers.js';
 
 after(cleanup);
@@ -40,6 +42,22 @@ test('a conversation column renders as JSON Lines conversations do; a directory 
   fs.writeFileSync(path.join(dir, 'more.jsonl'), '{"text": "A line of JSON."}\n');
   await preloadParquet([dir]);
   assert.deepEqual(loadTextCorpus(dir).documents.map((d) => d.text), ['A line of JSON.', ...TEXTS]);
+});
+
+test('labelled Parquet files: SST-2 (int64 labels) for classification, ARC (a struct of lists) for multiple choice', async () => {
+  const sst2 = path.join(DIR, 'sst2.parquet'), arc = path.join(DIR, 'arc.parquet');
+  await preloadParquet([sst2, arc], 'all');
+  assert.deepEqual(loadClassification(sst2), {
+    examples: [{ text: 'a fine film ', label: 1 }, { text: 'dull and slow', label: 0 }, { text: 'the best of the year', label: 1 }], labels: ['0', '1'],
+  });
+  const mc = loadMultipleChoiceFile(arc);
+  assert.equal(mc.layout, 'arc');
+  assert.deepEqual(mc.records, [
+    { context: 'Question: Which tool is used to measure mass?\nAnswer:', choices: ['balance', 'ruler', 'thermometer'], label: 0, id: 'Q1' },
+    { context: 'Question: What flows to the sea?\nAnswer:', choices: ['rocks', 'rivers'], label: 1, id: 'Q2' },
+  ]);
+  // A text corpus reads only its columns; a labelled file is read whole, separately.
+  assert.throws(() => loadClassification(path.join(DIR, 'text-snappy.parquet')), /must be read with preloadParquet/);
 });
 
 test('bad Parquet input: the file and the fix', async () => {
