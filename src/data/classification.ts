@@ -173,7 +173,7 @@ function fromTable(file: string, rows: Row[], t: Table): RawExample[] {
 }
 
 export function loadClassification(file: string, opts: ClassificationOptions = {}): ClassificationData {
-  const name = file.replace(/\.gz$/i, '');
+  const name = file.replace(/\.(gz|zst)$/i, '');
   const format = opts.format ?? (isParquet(name) ? 'parquet' : /\.jsonl?$/i.test(name) ? 'jsonl' : /\.tsv$/i.test(name) ? 'tsv' : /\.csv$/i.test(name) ? 'csv'
     : readUtf8File(file).trimStart().startsWith('{') ? 'jsonl' : 'tsv');
   const raw = format === 'jsonl' ? fromObjects(file, readJsonLines(file, JSONL_EXAMPLE))

@@ -1,12 +1,13 @@
 // Plain-text corpora from the user's own files: one UTF-8 file (documents = blank-line-separated
 // blocks), a JSON Lines file of {"text": …} objects (one document per line: what Hugging Face
 // datasets' to_json writes), or a directory of .txt files (one document per file) and .jsonl
-// files (one per line), searched recursively; any of them may be gzipped (.gz).
+// files (one per line), searched recursively; any of them may be gzipped (.gz) or zstd-compressed (.zst).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { gunzipSync } from 'node:zlib';
+import { decompress as zstdDecompress } from 'fzstd';
 import { DataError } from './errors.js';
 import { CHAT_LAYOUTS, chatLayoutOf, chatLineText, type ChatRenderer } from './chat.js';
 import { isParquet, parquetRows } from './parquet.js';
@@ -57,12 +58,14 @@ export function readUtf8File(file: string): string {
     if (code === 'EISDIR') throw new DataError(file, undefined, 'is a directory, expected a file');
     throw new DataError(file, undefined, `cannot read (${code ?? String(e)})`);
   }
-  // gzip (corpus shards are often .txt.gz / .json.gz): read through, whatever the name says.
-  if (buf[0] === 0x1f && buf[1] === 0x8b) {
+  // gzip (corpus shards are often .txt.gz / .json.gz) and zstd (.jsonl.zst, as the Pile's and many
+  // Hub datasets' shards ship): read through, whatever the name says.
+  const zstd = buf[0] === 0x28 && buf[1] === 0xb5 && buf[2] === 0x2f && buf[3] === 0xfd;
+  if ((buf[0] === 0x1f && buf[1] === 0x8b) || zstd) {
     try {
-      buf = gunzipSync(buf);
+      buf = zstd ? Buffer.from(zstdDecompress(buf)) : gunzipSync(buf);
     } catch (e) {
-      throw new DataError(file, undefined, `is gzip-compressed but does not decompress (${(e as Error).message})`,
+      throw new DataError(file, undefined, `is ${zstd ? 'zstd' : 'gzip'}-compressed but does not decompress (${(e as Error).message})`,
         'the file is truncated or damaged: download or copy it again');
     }
   }
@@ -110,8 +113,8 @@ function checkedText(file: string, text: string): string {
 }
 
 // JSON Lines by name: .jsonl, .ndjson, and .json (what Hugging Face datasets' to_json writes),
-// each also gzipped (.json.gz: how C4-style shards ship).
-export const isJsonl = (f: string): boolean => /\.(jsonl|ndjson|json)(\.gz)?$/i.test(f);
+// each also gzipped (.json.gz: how C4-style shards ship) or zstd-compressed (.jsonl.zst).
+export const isJsonl = (f: string): boolean => /\.(jsonl|ndjson|json)(\.gz|\.zst)?$/i.test(f);
 
 function listTextFiles(dir: string): string[] {
   const out: string[] = [];
@@ -119,7 +122,7 @@ function listTextFiles(dir: string): string[] {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) out.push(...listTextFiles(p));
     // .json files in a directory are more often metadata than text: only .jsonl / .ndjson there.
-    else if (e.isFile() && (/\.(txt|jsonl|ndjson)(\.gz)?$/i.test(e.name) || isParquet(e.name))) out.push(p);
+    else if (e.isFile() && (/\.(txt|jsonl|ndjson)(\.gz|\.zst)?$/i.test(e.name) || isParquet(e.name))) out.push(p);
   }
   return out.sort();
 }

@@ -97,6 +97,18 @@ test('JSON Lines text corpora: one document per line\'s "text" (.jsonl, .ndjson,
   assert.throws(() => loadTextCorpus(blank), (e: Error) => e.message.startsWith(`${blank}: contains no text`));
 });
 
+test('zstd-compressed text and JSON Lines (written by the zstd CLI 1.5: fixtures/data/zstd) read through; a damaged one is named', () => {
+  const z = path.join(FIXTURES, 'zstd');
+  assert.equal(readUtf8File(path.join(z, 'blocks.txt.zst')), readUtf8File(path.join(FIXTURES, 'blocks.txt')));
+  // 3000 lines, 226,621 bytes: several zstd blocks.
+  const docs = loadTextCorpus(path.join(z, 'shard.jsonl.zst')).documents.map((d) => d.text);
+  assert.equal(docs.length, 3000);
+  assert.deepEqual([docs[0], docs[2999]], ['Document 0: the river flows to the sea, and line 0 is here.', `Document 2999: the river flows to the sea, and line ${2999 * 7 % 101} is here.`]);
+  const bytes = fs.readFileSync(path.join(z, 'shard.jsonl.zst'));
+  const damaged = tmpFile('cut.jsonl.zst', bytes.subarray(0, bytes.length - 100));
+  assert.throws(() => readUtf8File(damaged), (e: Error) => e.message.startsWith(`${damaged}: is zstd-compressed but does not decompress`) && e.message.includes('download or copy it again'));
+});
+
 test('gzip-compressed text and JSON Lines read through (.txt.gz, .json.gz, in directories too); a damaged one is named', () => {
   const text = 'One block.\n\nAnother block.\n';
   const jsonl = '{"text": "First."}\n{"text": "Second."}\n';
