@@ -68,15 +68,21 @@ export function textCases(rng: Rng, out: FuzzCase[]): void {
     ['chat-prompt-mixed', `${J({ prompt: 'a', completion: [{ role: 'assistant', content: 'b' }] })}\n`, 'completion'],
     ['chat-layout-changes', `${J(msg)}\n${J({ text: 'plain' })}\n`, 'messages'],
   ];
-  // Parquet (src/data/parquet.ts): a file without a text column, a cut one, one that is not Parquet at all.
+  // Parquet (src/data/parquet.ts): a file without a text column, a cut one, one that is not Parquet
+  // at all; and a cut zstd shard.
   const pq = fs.readFileSync(new URL('../../test/fixtures/data/parquet/text-snappy.parquet', import.meta.url));
   const parquet: [string, (r: Rng) => Buffer, string][] = [
     ['parquet-no-text-column', () => fs.readFileSync(new URL('../../test/fixtures/data/parquet/notext.parquet', import.meta.url)), 'text column'],
     ['parquet-truncated', (r) => pq.subarray(0, pq.length - 8 - r.int(200)), 'Parquet'],
     ['parquet-not-parquet', () => Buffer.from('{"text": "JSON, not Parquet"}\n'), 'Parquet'],
   ];
-  for (const [what, content, field] of parquet) {
-    for (let n = 0; n < 2; n++) out.push(dataCase('text', what, TEXT_CMDS[n % 2][0], 'data.parquet', ['data.parquet', field], (_b, r) => content(r), TEXT_CMDS[n % 2][1], n, 'llama', rng));
+  const zst = fs.readFileSync(new URL('../../test/fixtures/data/zstd/shard.jsonl.zst', import.meta.url));
+  const compressed: [string, string, (r: Rng) => Buffer, string][] = [
+    ...parquet.map(([what, content, field]) => [what, 'data.parquet', content, field] as [string, string, (r: Rng) => Buffer, string]),
+    ['zstd-truncated', 'data.jsonl.zst', (r) => zst.subarray(0, zst.length - 20 - r.int(400)), 'zstd'],
+  ];
+  for (const [what, file, content, field] of compressed) {
+    for (let n = 0; n < 2; n++) out.push(dataCase('text', what, TEXT_CMDS[n % 2][0], file, [file, field], (_b, r) => content(r), TEXT_CMDS[n % 2][1], n, 'llama', rng));
   }
   for (const [what, text, field] of chat) {
     for (let n = 0; n < 2; n++) {

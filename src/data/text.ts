@@ -66,7 +66,7 @@ export function readUtf8File(file: string): string {
       buf = zstd ? Buffer.from(zstdDecompress(buf)) : gunzipSync(buf);
     } catch (e) {
       throw new DataError(file, undefined, `is ${zstd ? 'zstd' : 'gzip'}-compressed but does not decompress (${(e as Error).message})`,
-        'the file is truncated or damaged: download or copy it again');
+        'the file is truncated or damaged: check its size, or download or copy it again');
     }
   }
   // UTF-16 with a byte-order mark (what Windows tools write as "Unicode text"): unambiguous, so
