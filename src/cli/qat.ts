@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { preloadParquet } from '../data/parquet.js';
+import { corpusList } from '../train/pretrain-data.js';
 import { CORPUS_NAMES } from '../data/corpora.js';
 import { CLASSIFICATION_TASKS } from '../data/tasks.js';
 import { QUANT_PRESETS } from '../quant/config.js';
@@ -48,7 +49,7 @@ export function qatCommand(): Command {
   const cmd = new Command('qat')
     .description('KD-QAT: train a low-bit (fake-quantized) copy of a teacher model with distillation losses; writes the student')
     .option('--teacher <dir>', 'full-precision teacher: a LLaMA model directory, or a BERT classifier (kdqat finetune)')
-    .option('--data <name|file>', `decoder: training text, ${CORPUS_NAMES.join(', ')} or a .txt / .jsonl / .parquet file or directory (split as in pretrain); .jsonl lines may be conversations (messages, ShareGPT conversations, prompt-completion), rendered with the teacher's chat template`)
+    .option('--data <name|file>', `decoder: training text, ${CORPUS_NAMES.join(', ')} or a .txt / .jsonl / .parquet file or directory, or several comma-separated (split as in pretrain); .jsonl lines may be conversations (messages, ShareGPT conversations, prompt-completion), rendered with the teacher's chat template`)
     .option('--task <name|file>', `encoder: classification task, ${CLASSIFICATION_TASKS.join(', ')} or a JSONL/TSV training file`)
     .option('--dev <file>', 'encoder: dev examples (JSONL/TSV) when --task is a file')
     .option('--quant <preset|file.json>', `quantization config: ${Object.keys(QUANT_PRESETS).join(', ')}, or a JSON file (default ${D.quant})`)
@@ -106,7 +107,10 @@ export function qatCommand(): Command {
         for (const k of ['teacher', 'data', 'task', 'dev', 'quant', 'studentInit', 'cacheTeacher']) {
           const v = o[k];
           // A name or a missing file stays as typed, so errors show what the user wrote.
-          if (typeof v === 'string' && v && !names[k]?.includes(v) && (!names[k] || fs.existsSync(v))) o[k] = path.resolve(v);
+          if (k === 'data' && typeof v === 'string' && v.includes(',')) {
+            // Several corpora (as pretrain's --corpus): each path made absolute, names kept.
+            o[k] = corpusList(v).map((x) => (CORPUS_NAMES.includes(x as never) || !fs.existsSync(x) ? x : path.resolve(x))).join(',');
+          } else if (typeof v === 'string' && v && !names[k]?.includes(v) && (!names[k] || fs.existsSync(v))) o[k] = path.resolve(v);
         }
       }
       const out = requireOut((opts.out ?? fromFile.out) as string | undefined, 'the directory for the student, logs and checkpoints');
@@ -124,7 +128,7 @@ export function qatCommand(): Command {
       for (const o of [fromFile, fromCli]) if (saved && o.bf16 === 'auto') delete o.bf16;
       const config = resolveSettings(D, fromFile, fromCli, saved, flag);
       // Parquet data (text, or a task's examples) is read (asynchronously) before the run builds it.
-      if (config.data) await preloadParquet([config.data]);
+      if (config.data) await preloadParquet(corpusList(config.data));
       await preloadParquet([config.task, config.dev].filter((f): f is string => !!f && fs.existsSync(f)), 'all');
       const { result: s, reporter } = runTrainingJob('qat', out,
         { threads: (opts.threads ?? fromFile.threads) as number | undefined, distributed: opts.distributed },

@@ -17,7 +17,7 @@ import type { ChatRenderer } from '../data/chat.js';
 import { BERT_INPUT, encodeExample, padBatch, classifierSpecials, type EncodedExample } from '../eval/classification.js';
 import type { ClassifierInput } from '../models/architecture.js';
 import type { LoadedTokenizer } from '../tokenize/index.js';
-import { loadPretrainText, type CorpusSplitInfo } from './pretrain-data.js';
+import { corpusList, loadPretrainText, type CorpusSplitInfo } from './pretrain-data.js';
 import { shuffledBatches } from './objectives.js';
 import { LOSS_NAMES, type LossName } from '../distill/losses.js';
 
@@ -55,7 +55,7 @@ export type QatData = DecoderData | EncoderData;
 /** Packed LM windows of `seqLen` inputs (+1 target) from the corpus `spec`: [bos] text [eos] per
  *  document, or, for a conversation rendered by the chat template (`chat`), the template's text as it wrote it (its own BOS, if any) and [eos]. */
 export function decoderData(spec: string, tok: LoadedTokenizer, seqLen: number, chat?: ChatRenderer): DecoderData {
-  const text = loadPretrainText([spec], { chat });
+  const text = loadPretrainText(corpusList(spec), { chat }); // "sotu,my.jsonl": several corpora, as pretrain's --corpus
   const sp = tok.specials;
   const ids = (d: Document): number[] => {
     const t = tok.encode(d.text, { addSpecialTokens: false });

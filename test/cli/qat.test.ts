@@ -108,3 +108,18 @@ it('kdqat qat --freeze auto from a --config file: the probe writes freeze_auto.j
   assert.match(bad.stderr, /--freeze auto:0\.5: the ratio in auto:R must be a number > 1/);
   fs.rmSync(root, { recursive: true });
 });
+
+it('kdqat qat --data takes several corpora (a text file and a Parquet file, relative paths), stored absolute for --resume', async () => {
+  const root = tmpDir('cli-qat-multi');
+  const teacher = llamaTeacher(root);
+  const pq = new URL('../fixtures/data/parquet/text-snappy.parquet', import.meta.url).pathname;
+  fs.copyFileSync(pq, path.join(root, 'more.parquet'));
+  const rel = path.relative(process.cwd(), path.join(root, 'more.parquet'));
+  const out = path.join(root, 'run');
+  const r = await kdqat('qat', '--teacher', teacher.dir, '--data', `${teacher.text},${rel}`, '--quant', 'w4-g32', '--steps', '1', '--batch', '2',
+    '--seq-len', '16', '--eval-every', '0', '--threads', '1', '--out', out);
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+  assert.equal(summary.config.data, `${path.resolve(teacher.text)},${path.join(root, 'more.parquet')}`);
+  fs.rmSync(root, { recursive: true, force: true });
+});
