@@ -14,6 +14,7 @@ import { readTokenizerConfig, specialVocab } from '../io/tokenizer_config.js';
 import { scoreMultipleChoice } from '../eval/multiple-choice.js';
 import { chatRendererOf } from '../io/chat-template.js';
 import { isParquet } from '../data/parquet.js';
+import type { FieldNames } from '../data/classification.js';
 import { readParquetTexts } from '../data/text.js';
 import { classificationAccuracy, classifierSpecials } from '../eval/classification.js';
 import { describeModel, type OpenedModel } from './open-model.js';
@@ -42,6 +43,8 @@ export interface JobSettings {
   batchSize: number;
   limit?: number;
   split: 'test' | 'valid';
+  /** --cls files' own names for the text and the label (--text-field / --label-field). */
+  fields?: FieldNames;
 }
 
 /** Raw text encoding: the evaluations place BOS/EOS themselves. */
@@ -194,9 +197,9 @@ export function clsJob(m: OpenedModel, tok: LoadedTokenizer, spec: string, s: Jo
     // Integer labels are class ids as they are. String labels map through the class names when
     // the model has them; otherwise they are numbered in sorted order, loadClassification's
     // convention, which the training side shares.
-    let d = withFlag('--cls', () => loadClassification(spec));
+    let d = withFlag('--cls', () => loadClassification(spec, { fields: s.fields }));
     const numeric = d.labels.every((l) => /^\d+$/.test(l));
-    if (!numeric && named) d = withFlag('--cls', () => loadClassification(spec, { labels: named }));
+    if (!numeric && named) d = withFlag('--cls', () => loadClassification(spec, { labels: named, fields: s.fields }));
     examples = d.examples;
     labels = d.labels;
   }

@@ -25,6 +25,8 @@ export interface EvalOptions {
   split?: string;
   mc?: string[];
   cls?: string[];
+  textField?: string;
+  labelField?: string;
   seq?: string;
   pplConvention?: string;
   batchSize?: string;
@@ -66,7 +68,9 @@ export function evalCommand(): Command {
     .option('--corpus <name>', 'perplexity over a built-in corpus split: sotu, brown, moby-dick (repeatable)', collect)
     .option('--split <split>', 'split of --corpus and built-in --cls tasks: test or valid', 'test')
     .option('--mc <file|task>', 'multiple-choice accuracy: a JSONL file (kdqat\'s items, or HellaSwag/ARC/OpenBookQA/MMLU/PIQA/SciQ/WinoGrande/COPA/BoolQ rows) or continuation, wordnet-def (repeatable)', collect)
-    .option('--cls <file|task>', 'classification accuracy: a JSONL/TSV file or brown-genre (repeatable)', collect)
+    .option('--cls <file|task>', 'classification accuracy: a JSONL/TSV/CSV/Parquet file or brown-genre (repeatable)', collect)
+    .option('--text-field <name[,pair]>', '--cls files: the field holding the text (two for a pair), when it is not one kdqat recognizes')
+    .option('--label-field <name>', '--cls files: the field holding the label, when it is not "label" or "labels"')
     .option('--ppl-convention <name>', 'perplexity windows: kdqat (every token after the first, once) or llama.cpp (as llama-perplexity: BOS per window, second half scored)', 'kdqat');
   // Stored under the keys EvalOptions has always had (seq, batchSize, limit).
   addFlag(cmd, '--seq-len <n>', 'perplexity window / classification max length in tokens (default: min(max_position_embeddings, 512))', undefined, 'seq');
@@ -98,6 +102,15 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
   if (opts.split !== undefined && opts.split !== 'test' && opts.split !== 'valid') throw new UsageError(`--split must be test or valid, got ${JSON.stringify(opts.split)}`);
   const { openModel, openTokenizer, positiveInt, eosIds, describeModel, specialIds } = await import('./open-model.js');
   const { clsJob, corpusJob, mcJob, textJob } = await import('./eval-tasks.js');
+  const { fieldNames } = await import('../data/classification.js');
+  if ((opts.textField || opts.labelField) && !opts.cls?.length) throw new UsageError('--text-field/--label-field name the fields of --cls files; give --cls FILE');
+  const fieldNamesOf = (t: string | undefined, l: string | undefined) => {
+    try {
+      return fieldNames(t, l);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  };
   const { countParams } = await import('../nn/params.js');
   // Flag values are checked before the model is loaded: a bad one is a usage error (status 2).
   const given = {
@@ -118,6 +131,7 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
     batchSize: given.batchSize,
     limit: given.limit,
     split: (opts.split ?? 'test') as 'test' | 'valid',
+    fields: fieldNamesOf(opts.textField, opts.labelField),
   };
   if (settings.seq > maxPos) throw new UsageError(`--seq-len ${settings.seq} exceeds the model's max_position_embeddings (${maxPos})`);
   const eos = eosIds(m, tok)[0];

@@ -23,6 +23,8 @@ export function finetuneCommand(): Command {
     .option('--train <file>', 'training examples, JSONL {"text", "label"[, "text_pair"]}, TSV, CSV or Parquet')
     .option('--dev <file>', 'dev examples, same format (labels as in --train)')
     .option('--test <file>', 'test examples, same format: scored once at the end with the kept (best-dev) model')
+    .option('--text-field <name[,pair]>', 'the files\' field (column) holding the text, or two for a pair, when it is not one kdqat recognizes (text, sentence, premise/hypothesis, …)')
+    .option('--label-field <name>', 'the files\' field (column) holding the label, when it is not "label" or "labels"')
     .option('--out <dir>', 'output model directory (config.json with id2label/label2id, model.safetensors, tokenizer, logs)')
     .option('--epochs <n>', `epochs (default ${D.epochs})`, intArg);
   addFlag(cmd, '--batch <n>', `batch size (default ${D.batch})`, intArg);

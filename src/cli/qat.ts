@@ -52,6 +52,8 @@ export function qatCommand(): Command {
     .option('--data <name|file>', `decoder: training text, ${CORPUS_NAMES.join(', ')} or a .txt / .jsonl / .parquet file or directory, or several comma-separated (split as in pretrain); .jsonl lines may be conversations (messages, ShareGPT conversations, prompt-completion), rendered with the teacher's chat template`)
     .option('--task <name|file>', `encoder: classification task, ${CLASSIFICATION_TASKS.join(', ')} or a JSONL/TSV training file`)
     .option('--dev <file>', 'encoder: dev examples (JSONL/TSV) when --task is a file')
+    .option('--text-field <name[,pair]>', 'encoder: the task files\' field holding the text (two for a pair), when it is not one kdqat recognizes')
+    .option('--label-field <name>', 'encoder: the task files\' field holding the label, when it is not "label" or "labels"')
     .option('--quant <preset|file.json>', `quantization config: ${Object.keys(QUANT_PRESETS).join(', ')}, or a JSON file (default ${D.quant})`)
     .option('--loss <terms>', `loss weights, e.g. pred=1,rep=1,attn_map=1; terms: ${LOSS_NAMES.join(', ')} (default ${D.loss})`)
     .option('--tau <x>', `softmax temperature of the logits loss (default ${D.tau})`, numArg)

@@ -29,6 +29,20 @@ export interface ClassificationOptions {
    *  from the extension (.jsonl/.json, .tsv, .csv, .parquet; anything else by content: an object
    *  on the first line is JSONL, otherwise TSV). */
   format?: 'jsonl' | 'tsv' | 'csv' | 'parquet';
+  /** The field names to read instead of the ones recognized (a user's own layout: "review" and
+   *  "sentiment"), from --text-field / --label-field. */
+  fields?: FieldNames;
+}
+
+/** A file's own names for the text (and the second text of a pair) and the label. */
+export interface FieldNames { text?: string; pair?: string; label?: string }
+
+/** "--text-field A[,B]" and "--label-field L" as FieldNames (undefined when neither is given). */
+export function fieldNames(textField: string | undefined, labelField: string | undefined): FieldNames | undefined {
+  if (!textField && !labelField) return undefined;
+  const [text, pair, extra] = (textField ?? '').split(',').map((x) => x.trim());
+  if (extra !== undefined || (textField && !text) || pair === '') throw new Error(`--text-field ${JSON.stringify(textField)}: give the text's field, or two for a pair: --text-field premise,hypothesis`);
+  return { ...(text ? { text } : {}), ...(pair ? { pair } : {}), ...(labelField ? { label: labelField.trim() } : {}) };
 }
 
 interface RawExample { line: number; text: string; textPair?: string; label: string | number }
@@ -51,7 +65,7 @@ const labelField = (names: readonly string[]): string | undefined => LABEL_FIELD
  *  coarse_label / fine_label: which one is meant is the user's choice). */
 function labelFix(names: readonly string[], example: string): string {
   const like = names.filter((n) => /label/i.test(n));
-  return like.length ? `this file has ${like.map((n) => `"${n}"`).join(', ')}: rename the one to train on to "label"`
+  return like.length ? `this file has ${like.map((n) => `"${n}"`).join(', ')}: name the one to train on with --label-field (or rename it to "label")`
     : `every line needs "text" and "label", e.g. ${example} (the text may also be named ${TEXT_NAMES})`;
 }
 
@@ -62,19 +76,21 @@ function textFields(names: readonly string[]): { text: string; pair?: string } |
 }
 
 /** JSON Lines objects, or a Parquet file's rows (a row's number, from 1, stands for the line). */
-function fromObjects(file: string, lines: { line: number; value: unknown }[]): RawExample[] {
+function fromObjects(file: string, lines: { line: number; value: unknown }[], names?: FieldNames): RawExample[] {
   let firstType: string | undefined;
   let fields: { text: string; pair?: string } | undefined;
   let labelKey: string | undefined;
   return lines.map(({ line, value }) => {
     const o = value as Record<string, unknown>;
-    fields ??= textFields(Object.keys(o));
-    labelKey ??= labelField(Object.keys(o)) ?? 'label';
+    fields ??= names?.text ? { text: names.text, pair: names.pair } : textFields(Object.keys(o));
+    labelKey ??= names?.label ?? labelField(Object.keys(o)) ?? 'label';
     const textKey = fields?.text ?? 'text', pairKey = fields?.pair ?? (textKey === 'text' ? 'text_pair' : undefined);
-    for (const key of [textKey, labelKey]) {
+    for (const key of [textKey, labelKey, ...(names?.pair ? [names.pair] : [])]) {
       if (!(key in o)) {
-        throw new DataError(file, line, `missing field "${key}"`, key === labelKey ? labelFix(Object.keys(o), JSONL_EXAMPLE)
-          : !fields ? `every line needs "text" and "label", e.g. ${JSONL_EXAMPLE} (the text may also be named ${TEXT_NAMES})`
+        const flag = key === names?.label ? '--label-field' : key === names?.text || key === names?.pair ? '--text-field' : undefined;
+        throw new DataError(file, line, `missing field "${key}"${flag ? ` (${flag})` : ''}`, flag ? `this line has ${Object.keys(o).map((k) => `"${k}"`).join(', ')}`
+          : key === labelKey ? labelFix(Object.keys(o), JSONL_EXAMPLE)
+          : !fields ? `every line needs "text" and "label", e.g. ${JSONL_EXAMPLE} (the text may also be named ${TEXT_NAMES}; or name yours with --text-field)`
           : `the first line names its text "${textKey}", so every line needs it`);
       }
     }
@@ -140,15 +156,27 @@ function csvRows(file: string): Row[] {
   return rows;
 }
 
-function fromTable(file: string, rows: Row[], t: Table): RawExample[] {
+function fromTable(file: string, rows: Row[], t: Table, names?: FieldNames): RawExample[] {
   if (rows.length === 0) throw new DataError(file, undefined, 'is empty', `add a header row "${t.example}" and one example per line`);
   const head = rows[0].cells.map((c) => c.trim().toLowerCase());
   let cols: { text: number; label: number; pair: number };
   let body = rows;
-  const labelCol = labelField(head);
-  const named = labelCol ? textFields(head) : undefined;
-  if (named) {
-    cols = { text: head.indexOf(named.text), label: head.indexOf(labelCol!), pair: named.pair === undefined ? -1 : head.indexOf(named.pair) };
+  if (names) {
+    // The user's names: each must be a column of the header row.
+    for (const [flag, n] of [['--text-field', names.text], ['--text-field', names.pair], ['--label-field', names.label]] as const) {
+      if (n !== undefined && !head.includes(n.toLowerCase())) {
+        throw new DataError(file, rows[0].line, `has no column "${n}" (${flag})`, `its header row names ${head.map((h) => `"${h}"`).join(', ')}`);
+      }
+    }
+  }
+  const labelCol = names?.label?.toLowerCase() ?? labelField(head);
+  const named = names?.text ? { text: names.text.toLowerCase(), pair: names.pair?.toLowerCase() } : labelCol ? textFields(head) : undefined;
+  if (names && !(named && labelCol)) {
+    throw new DataError(file, rows[0].line, `its header row (${head.map((h) => `"${h}"`).join(', ')}) names no ${labelCol ? 'text' : 'label'} column kdqat knows`,
+      `name it with ${labelCol ? '--text-field' : '--label-field'}`);
+  }
+  if (named && labelCol) {
+    cols = { text: head.indexOf(named.text), label: head.indexOf(labelCol), pair: named.pair === undefined ? -1 : head.indexOf(named.pair) };
     body = rows.slice(1);
     if (body.length === 0) throw new DataError(file, undefined, 'has a header but no examples', 'add one example per line');
   } else if (rows[0].cells.length === 2) {
@@ -176,9 +204,10 @@ export function loadClassification(file: string, opts: ClassificationOptions = {
   const name = file.replace(/\.(gz|zst)$/i, '');
   const format = opts.format ?? (isParquet(name) ? 'parquet' : /\.jsonl?$/i.test(name) ? 'jsonl' : /\.tsv$/i.test(name) ? 'tsv' : /\.csv$/i.test(name) ? 'csv'
     : readUtf8File(file).trimStart().startsWith('{') ? 'jsonl' : 'tsv');
-  const raw = format === 'jsonl' ? fromObjects(file, readJsonLines(file, JSONL_EXAMPLE))
-    : format === 'parquet' ? fromObjects(file, parquetRows(file, 'all').map((value, i) => ({ line: i + 1, value })))
-    : format === 'csv' ? fromTable(file, csvRows(file), CSV) : fromTable(file, tsvRows(file), TSV);
+  const f = opts.fields;
+  const raw = format === 'jsonl' ? fromObjects(file, readJsonLines(file, JSONL_EXAMPLE), f)
+    : format === 'parquet' ? fromObjects(file, parquetRows(file, 'all').map((value, i) => ({ line: i + 1, value })), f)
+    : format === 'csv' ? fromTable(file, csvRows(file), CSV, f) : fromTable(file, tsvRows(file), TSV, f);
   if (raw.length === 0) throw new DataError(file, undefined, 'has no examples', 'point to a file with labelled examples');
   let labels: string[];
   if (opts.labels) labels = opts.labels;

@@ -17,7 +17,7 @@ import { readTokenizerConfig } from '../io/tokenizer_config.js';
 import { archOf, type Model } from '../models/registry.js';
 import { formatHfJson } from '../io/hf-config.js';
 import { loadTokenizer } from '../tokenize/index.js';
-import { loadClassification } from '../data/classification.js';
+import { fieldNames, loadClassification } from '../data/classification.js';
 import { builtinClassification } from '../data/tasks.js';
 import type { ClassificationExample } from '../data/types.js';
 import {
@@ -36,6 +36,9 @@ export interface FinetuneConfig {
   dev: string;
   /** Test file (same format), scored once with the kept model at the end ('' = none). */
   test: string;
+  /** The files' own names for the text ("A" or "A,B" for a pair) and the label ('' = recognized ones). */
+  textField: string;
+  labelField: string;
   epochs: number;
   batch: number;
   /** Peak learning rate; 0 = autoLearningRate(hidden size). */
@@ -54,7 +57,7 @@ export interface FinetuneConfig {
 }
 
 export const FINETUNE_DEFAULTS: FinetuneConfig = {
-  model: '', task: '', train: '', dev: '', test: '', epochs: 3, batch: 32, lr: 0, maxLen: 128, warmupRatio: 0.1,
+  model: '', task: '', train: '', dev: '', test: '', textField: '', labelField: '', epochs: 3, batch: 32, lr: 0, maxLen: 128, warmupRatio: 0.1,
   weightDecay: 0.01, clip: 1.0, seed: 0, maxSteps: 0, evalEvery: 0, saveEvery: 0, logEvery: 10,
 };
 
@@ -84,13 +87,15 @@ interface TaskData { labels: string[]; train: ClassificationExample[]; dev: Clas
 function loadTaskData(c: FinetuneConfig): TaskData {
   if (c.task) {
     if (c.train || c.dev || c.test) throw new UsageError('give either --task or --train/--dev/--test, not both');
+    if (c.textField || c.labelField) throw new UsageError('--text-field/--label-field name the fields of --train/--dev/--test files; a built-in --task has its own');
     const t = builtinClassification(c.task);
     return { labels: t.labels, train: t.train, dev: t.dev, test: t.test };
   }
   if (!c.train || !c.dev) throw new UsageError('--task NAME, or both --train FILE and --dev FILE (JSONL or TSV), are required');
-  const train = loadClassification(c.train);
-  const dev = loadClassification(c.dev, { labels: train.labels });
-  const test = c.test ? loadClassification(c.test, { labels: train.labels }).examples : null;
+  const fields = fieldNames(c.textField, c.labelField);
+  const train = loadClassification(c.train, { fields });
+  const dev = loadClassification(c.dev, { labels: train.labels, fields });
+  const test = c.test ? loadClassification(c.test, { labels: train.labels, fields }).examples : null;
   return { labels: train.labels, train: train.examples, dev: dev.examples, test };
 }
 

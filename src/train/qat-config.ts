@@ -12,6 +12,9 @@ export interface QatConfig {
   /** Encoder: built-in classification task or a JSONL/TSV training file; dev: its dev file. */
   task: string;
   dev: string;
+  /** Encoder: the task files' own names for the text ("A" or "A,B") and the label ('' = recognized ones). */
+  textField: string;
+  labelField: string;
   /** Quantization preset name or JSON file (src/quant/config.ts). */
   quant: string;
   /** Loss weights, 'pred=1,rep=1,attn_map=1'. */
@@ -86,7 +89,7 @@ export function bf16Precisions(mode: string): { teacher: ComputePrecision; stude
 }
 
 export const QAT_DEFAULTS: QatConfig = {
-  teacher: '', data: '', task: '', dev: '', quant: 'w4-channel', loss: 'pred=1', tau: 1, freeze: '', freezeProbeSteps: PROBE_STEPS, freezeAuto: '', studentInit: '',
+  teacher: '', data: '', task: '', dev: '', textField: '', labelField: '', quant: 'w4-channel', loss: 'pred=1', tau: 1, freeze: '', freezeProbeSteps: PROBE_STEPS, freezeAuto: '', studentInit: '',
   steps: 200, lr: 1e-4, warmup: 10, batch: 8, seqLen: 0, accumulate: 1, clip: 1, weightDecay: 0,
   evalEvery: 50, keepBest: false, evalWindows: 32, logEvery: 10, saveEvery: 50, seed: 0, cacheTeacher: '',
   cacheTeacherTopk: 0,

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { Tensor, intTensor } from '../tensor/tensor.js';
 import { Rng, hash32 } from '../tensor/rng.js';
 import { packSequences, type Windows } from '../data/packing.js';
-import { loadClassification } from '../data/classification.js';
+import { loadClassification, type FieldNames } from '../data/classification.js';
 import { builtinClassification, CLASSIFICATION_TASKS } from '../data/tasks.js';
 import type { ClassificationExample, Document } from '../data/types.js';
 import type { ChatRenderer } from '../data/chat.js';
@@ -86,10 +86,11 @@ export function decoderData(spec: string, tok: LoadedTokenizer, seqLen: number, 
  * name, or a training file plus a dev file (their string labels are mapped by the teacher's).
  */
 export function encoderData(
-  task: string, dev: string, tok: LoadedTokenizer, teacherLabels: string[], maxLen: number, layout: ClassifierInput = BERT_INPUT,
+  task: string, dev: string, tok: LoadedTokenizer, teacherLabels: string[], maxLen: number, layout: ClassifierInput = BERT_INPUT, fields?: FieldNames,
 ): EncoderData {
   let labels: string[], train: ClassificationExample[], devEx: ClassificationExample[];
   if (CLASSIFICATION_TASKS.includes(task)) {
+    if (fields) throw new Error('--text-field/--label-field name the fields of --task/--dev files; a built-in --task has its own');
     const t = builtinClassification(task);
     ({ labels, train, dev: devEx } = t);
   } else {
@@ -98,7 +99,7 @@ export function encoderData(
     }
     if (!dev) throw new Error(`--task ${task}: a training file needs --dev FILE (JSONL/TSV) for the evaluation`);
     const numeric = teacherLabels.every((l, i) => l === String(i)) || teacherLabels.some((l) => /^LABEL_\d+$/.test(l));
-    const opts = numeric ? {} : { labels: teacherLabels };
+    const opts = numeric ? { fields } : { labels: teacherLabels, fields };
     const tr = loadClassification(task, opts);
     labels = numeric ? teacherLabels : tr.labels;
     train = tr.examples;

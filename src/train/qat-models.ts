@@ -17,6 +17,7 @@ import { prepare, type Prepared } from '../quant/prepare.js';
 import { parseLossWeights, type LossWeights } from '../distill/losses.js';
 import { freeze, type FreezeResult } from './freeze.js';
 import { decoderData, encoderData, type QatData } from './qat-data.js';
+import { fieldNames } from '../data/classification.js';
 import type { QatConfig } from './qat-config.js';
 import { UsageError } from './usage.js';
 
@@ -136,5 +137,6 @@ export function qatDataOf(c: QatConfig, m: Built): QatData {
   if (c.data) throw new UsageError(`--data is for a decoder teacher; ${c.teacher} is a ${rec.label} classifier: give --task (and --dev for a file)`);
   const labels = rec.labels(m.teacherDir.hf.meta) ?? [];
   const K = 'numLabels' in teacher.config ? teacher.config.numLabels : 0;
-  return encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen, inputLayout(teacher));
+  return encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen, inputLayout(teacher),
+    fieldNames(c.textField || undefined, c.labelField || undefined));
 }

@@ -194,6 +194,21 @@ test('Parquet text: eval --text scores a .parquet file as the same texts in JSON
   assert.match(bad.stderr, /--text \S*notext\.parquet: has no text column \(columns: id, body\)/);
 });
 
+test('a classification file with its own field names: eval --cls and finetune take --text-field / --label-field', async () => {
+  const rows = [{ review: 'the river flows', sentiment: 1 }, { review: 'the lazy dog', sentiment: 0 }, { review: 'ships sail', sentiment: 1 }];
+  const file = fx.file('reviews.jsonl', rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const r = await runEval({ model: fx.bert, cls: [file], textField: 'review', labelField: 'sentiment' }, quiet);
+  assert.deepEqual([r.results[0].examples, r.results[0].labels], [3, 2]);
+  await assert.rejects(runEval({ model: fx.bert, cls: [file] }, quiet), /reviews\.jsonl:1: missing field "text" .*name yours with --text-field/);
+  await assert.rejects(runEval({ model: fx.llama, text: [file], textField: 'review' }, quiet), /--text-field\/--label-field name the fields of --cls files/);
+  const ft = kdqat('finetune', '--model', fx.bert, '--train', file, '--dev', file, '--text-field', 'review', '--label-field', 'sentiment',
+    '--max-steps', '1', '--max-len', '16', '--threads', '1', '--out', path.join(fx.root, 'fields-ft'));
+  assert.equal(ft.code, 0, ft.stderr);
+  const builtin = kdqat('finetune', '--model', fx.bert, '--task', 'brown-genre', '--text-field', 'review', '--out', path.join(fx.root, 'fields-ft2'));
+  assert.equal(builtin.code, 2);
+  assert.match(builtin.stderr, /--text-field\/--label-field name the fields of --train\/--dev\/--test files; a built-in --task has its own/);
+});
+
 test('eval: several evaluations at once, a readable table, --cls on a BERT classifier', () => {
   const text = fx.file('table.txt', TEXT);
   const mc = fx.file('table.jsonl', MC_ITEMS.slice(0, 2).map((x) => JSON.stringify(x)).join('\n'));

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runEval, type Output } from '../../src/cli/eval.js';
 import { readTrainLog } from '../../src/train/train-log.js';
-import { llamaTeacher } from '../train/qat-fixture.js';
+import { bertTeacher, llamaTeacher } from '../train/qat-fixture.js';
 import { kdqat, tmpDir } from './helpers.js';
 
 const quiet: Output = { stdout: () => {}, stderr: () => {}, isTTY: false };
@@ -121,5 +121,27 @@ it('kdqat qat --data takes several corpora (a text file and a Parquet file, rela
   assert.equal(r.code, 0, r.stderr);
   const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
   assert.equal(summary.config.data, `${path.resolve(teacher.text)},${path.join(root, 'more.parquet')}`);
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+it('kdqat qat --task FILE with its own field names (--text-field / --label-field)', async () => {
+  const root = tmpDir('cli-qat-fields');
+  const teacher = bertTeacher(root);
+  // The teacher's task files rewritten with other names: {"review", "sentiment"}.
+  const rename = (f: string): string => {
+    const out = path.join(root, `renamed-${path.basename(f)}`);
+    const lines = fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { text: string; label: string });
+    fs.writeFileSync(out, lines.map((o) => JSON.stringify({ review: o.text, sentiment: o.label })).join('\n') + '\n');
+    return out;
+  };
+  const out = path.join(root, 'run');
+  const r = await kdqat('qat', '--teacher', teacher.dir, '--task', rename(teacher.train), '--dev', rename(teacher.dev), '--text-field', 'review',
+    '--label-field', 'sentiment', '--quant', 'twn', '--steps', '1', '--batch', '2', '--seq-len', '16', '--eval-every', '0', '--threads', '1', '--out', out);
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+  assert.deepEqual([summary.config.textField, summary.config.labelField], ['review', 'sentiment']);
+  const bad = await kdqat('qat', '--teacher', teacher.dir, '--task', rename(teacher.train), '--dev', rename(teacher.dev), '--quant', 'twn', '--steps', '1', '--out', path.join(root, 'run2'));
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /missing field "text" .*--text-field/);
   fs.rmSync(root, { recursive: true, force: true });
 });

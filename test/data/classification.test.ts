@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { loadClassification } from '../../src/data/classification.js';
+import { fieldNames, loadClassification } from '../../src/data/classification.js';
 import { brownGenreTask, chunkPassages } from '../../src/data/brown-genre.js';
 import { loadCorpus } from '../../src/data/corpora.js';
 import { splitCorpus } from '../../src/data/splits.js';
@@ -80,9 +80,31 @@ test('GLUE / Hugging Face field names: sentence, sentence1/2, premise/hypothesis
   assert.deepEqual(loadClassification(tmpFile('labels.tsv', 'text\tlabels\nriver\t1\nsea\t0\n')).examples, [{ text: 'river', label: 1 }, { text: 'sea', label: 0 }]);
   // TREC: two label columns and no "label": the error names them and says which to rename.
   const trec = tmpFile('trec.jsonl', J([{ text: 'How far is it?', coarse_label: 5, fine_label: 40 }]));
-  assert.throws(() => loadClassification(trec), (e: Error) => e.message === `${trec}:1: missing field "label" — this file has "coarse_label", "fine_label": rename the one to train on to "label"`);
+  assert.throws(() => loadClassification(trec), (e: Error) => e.message === `${trec}:1: missing field "label" — this file has "coarse_label", "fine_label": name the one to train on with --label-field (or rename it to "label")`);
   const trecTsv = tmpFile('trec.tsv', 'text\tcoarse_label\tfine_label\nHow far?\t5\t40\n');
-  assert.throws(() => loadClassification(trecTsv), (e: Error) => e.message.includes('rename the one to train on to "label"'));
+  assert.throws(() => loadClassification(trecTsv), (e: Error) => e.message.includes('name the one to train on with --label-field'));
+});
+
+test('a file\'s own field names (--text-field / --label-field): JSONL, Parquet-like objects, TSV and CSV headers; errors name the flag', () => {
+  const J = (rows: object[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+  const fields = fieldNames('review', 'sentiment');
+  const reviews = tmpFile('reviews.jsonl', J([{ review: 'great', sentiment: 'pos', stars: 5 }, { review: 'awful', sentiment: 'neg', stars: 1 }]));
+  assert.deepEqual(loadClassification(reviews, { fields }), { examples: [{ text: 'great', label: 1 }, { text: 'awful', label: 0 }], labels: ['neg', 'pos'] });
+  // A pair, and a label column among others (TREC: which one is the user's choice).
+  const qa = tmpFile('qa.jsonl', J([{ question: 'is it wet', passage: 'Rivers are water.', answer: 1 }]));
+  assert.deepEqual(loadClassification(qa, { fields: fieldNames('question,passage', 'answer') }).examples, [{ text: 'is it wet', textPair: 'Rivers are water.', label: 1 }]);
+  const trec = tmpFile('trec.jsonl', J([{ text: 'How far?', coarse_label: 5, fine_label: 40 }]));
+  assert.deepEqual(loadClassification(trec, { fields: fieldNames(undefined, 'coarse_label') }).examples, [{ text: 'How far?', label: 5 }]);
+  assert.deepEqual(loadClassification(tmpFile('r.tsv', 'Review\tSentiment\tstars\ngreat\tpos\t5\n'), { fields }).examples, [{ text: 'great', label: 0 }]);
+  assert.deepEqual(loadClassification(tmpFile('r.csv', 'stars,review,sentiment\n5,"great, truly",pos\n'), { fields }).examples, [{ text: 'great, truly', label: 0 }]);
+  const missing = tmpFile('missing.jsonl', J([{ review: 'great', sentiment: 'pos' }, { text: 'x', sentiment: 'neg' }]));
+  assert.throws(() => loadClassification(missing, { fields }), (e: Error) => e.message === `${missing}:2: missing field "review" (--text-field) — this line has "text", "sentiment"`);
+  const noCol = tmpFile('nocol.tsv', 'text\tlabel\nx\t1\n');
+  assert.throws(() => loadClassification(noCol, { fields }), (e: Error) => e.message === `${noCol}:1: has no column "review" (--text-field) — its header row names "text", "label"`);
+  const noLabel = tmpFile('nolabel.tsv', 'review\tstars\nx\t1\n');
+  assert.throws(() => loadClassification(noLabel, { fields: fieldNames('review', undefined) }), /names no label column kdqat knows — name it with --label-field/);
+  assert.throws(() => fieldNames('a,b,c', undefined), /--text-field "a,b,c": give the text's field, or two for a pair/);
+  assert.equal(fieldNames(undefined, undefined), undefined);
 });
 
 test('CSV (RFC 4180): quoted commas, line breaks and quotes; header names as in TSV; errors name the line', () => {
