@@ -1,7 +1,8 @@
 // Plain-text corpora from the user's own files: one UTF-8 file (documents = blank-line-separated
 // blocks), a JSON Lines file of {"text": …} objects (one document per line: what Hugging Face
-// datasets' to_json writes), or a directory of .txt files (one document per file) and .jsonl
-// files (one per line), searched recursively; any of them may be gzipped (.gz) or zstd-compressed (.zst).
+// datasets' to_json writes) or of conversations (chat.ts), a Parquet file (parquet.ts), or a
+// directory of .txt files (one document per file), .jsonl and .parquet files (one per line or
+// row), searched recursively; a text file may be gzipped (.gz) or zstd-compressed (.zst).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -186,7 +187,7 @@ const docId = (name: string, text: string): string => `${name}:${createHash('sha
  *   the same way; or each line's conversation rendered by opts.chat (readJsonlTexts; meta.rendered).
  * - .parquet file (preloaded, parquet.ts): each row, as a line of JSON Lines.
  * - Directory: one document per .txt file (recursive), id = path relative to the directory; and
- *   the lines of each .jsonl / .ndjson file in it, ids `<relative path>:<12 hex>`.
+ *   the lines (rows) of each .jsonl / .ndjson / .parquet file in it, ids `<relative path>:<12 hex>`.
  */
 export function loadTextCorpus(p: string, opts: { chat?: ChatRenderer } = {}): Corpus {
   let stat: fs.Stats;
