@@ -65,6 +65,18 @@ export function packSequences(docs: ArrayLike<number>[], opts: PackOptions): Win
   return { data, count, width, seqLen, shift, droppedTokens: total - used };
 }
 
+/** Causal-LM windows of documents: [bos] ids [eos] each, except that a document a chat template
+ *  wrote (meta.rendered: chat.ts) keeps its ids as the template wrote them — its own BOS, if
+ *  any — before the [eos]. */
+export function packCausal(docs: Document[], tokenizer: { encode(text: string, o?: { addSpecialTokens?: boolean }): number[] },
+  opts: { seqLen: number; bosId?: number; eosId?: number }): Windows {
+  const ids = docs.map((d) => {
+    const t = tokenizer.encode(d.text, { addSpecialTokens: false });
+    return d.meta.rendered || opts.bosId === undefined ? t : [opts.bosId, ...t];
+  });
+  return packSequences(ids, { seqLen: opts.seqLen, eosId: opts.eosId, shift: true });
+}
+
 export interface Batch {
   /** Window indices in this batch (into Windows). */
   rows: number[];

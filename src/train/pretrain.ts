@@ -10,7 +10,8 @@ import { initParams, countParams, type Params } from '../nn/params.js';
 import { archOf, type Model } from '../models/model.js';
 import { SUPPORTED_MODEL_TYPES, architecture, isArchName, type ArchName } from '../models/registry.js';
 import type { Heads } from '../models/architecture.js';
-import { packSequences, type Windows } from '../data/packing.js';
+import { packCausal, packSequences, type Windows } from '../data/packing.js';
+import { chatRendererOf } from '../io/chat-template.js';
 import type { Document } from '../data/types.js';
 import { saveTokenizer, loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
 import { saveModelDir, type SaveConfig } from '../io/model-dir.js';
@@ -169,7 +170,7 @@ export function pack(c: PretrainConfig, tok: LoadedTokenizer, docs: Document[]):
   const sp = tok.specials;
   try {
     return architecture(c.arch).kind === 'decoder'
-      ? packSequences(encode(tok, docs), { seqLen: c.seq, bosId: sp.bos, eosId: sp.eos, shift: true })
+      ? packCausal(docs, tok, { seqLen: c.seq, bosId: sp.bos, eosId: sp.eos })
       : packSequences(encode(tok, docs), { seqLen: c.seq - 2, eosId: sp.sep, shift: false });
   } catch (e) {
     return (e as Error).message;
@@ -221,7 +222,8 @@ function pretrain(run: PretrainRun): PretrainSummary {
   session.checkRanks('pretrain');
   const say = (m: string): void => run.reporter?.message(m);
   // Settings and text are checked before --force clears an old run out of the way.
-  const text = loadPretrainText(c.corpus);
+  // --init from a chat model: a corpus of conversations is rendered with its chat template.
+  const text = loadPretrainText(c.corpus, { chat: c.init ? chatRendererOf(c.init) : undefined });
   const init = c.init ? initModel(c) : undefined;
   session.prepareOutDir([...c.corpus.map((f) => ({ flag: '--corpus', path: f })), ...(c.init ? [{ flag: '--init', path: c.init }] : [])]);
   const tokFile = path.join(out, 'tokenizer.json');

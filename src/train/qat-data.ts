@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import { Tensor, intTensor } from '../tensor/tensor.js';
 import { Rng, hash32 } from '../tensor/rng.js';
-import { packSequences, type Windows } from '../data/packing.js';
+import { packCausal, type Windows } from '../data/packing.js';
 import { loadClassification, type FieldNames } from '../data/classification.js';
 import { builtinClassification, CLASSIFICATION_TASKS } from '../data/tasks.js';
 import type { ClassificationExample, Document } from '../data/types.js';
@@ -57,11 +57,7 @@ export type QatData = DecoderData | EncoderData;
 export function decoderData(spec: string, tok: LoadedTokenizer, seqLen: number, chat?: ChatRenderer): DecoderData {
   const text = loadPretrainText(corpusList(spec), { chat }); // "sotu,my.jsonl": several corpora, as pretrain's --corpus
   const sp = tok.specials;
-  const ids = (d: Document): number[] => {
-    const t = tok.encode(d.text, { addSpecialTokens: false });
-    return d.meta.rendered || sp.bos === undefined ? t : [sp.bos, ...t];
-  };
-  const pack = (docs: Document[]): Windows => packSequences(docs.map(ids), { seqLen, eosId: sp.eos, shift: true });
+  const pack = (docs: Document[]): Windows => packCausal(docs, tok, { seqLen, bosId: sp.bos, eosId: sp.eos });
   let train: Windows;
   try {
     train = pack(text.train);

@@ -137,3 +137,20 @@ it('a continued run resumes bit for bit', () => {
   assert.deepEqual(losses(out), losses(ref));
   assert.equal(maxWeightChange(ref, out), 0, 'the same final weights');
 });
+
+it('llama: --init from a model with a chat template takes a corpus of conversations, rendered with it', async () => {
+  const chat = path.join(root, 'chat-base-llama');
+  fs.cpSync(base.llama, chat, { recursive: true });
+  const cfgFile = path.join(chat, 'tokenizer_config.json');
+  fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), chat_template: "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}" }));
+  const lines = fs.readFileSync(text, 'utf8').split('\n').filter((l) => l.trim()).slice(0, 60);
+  const convs = path.join(root, 'convs.jsonl');
+  fs.writeFileSync(convs, lines.map((l, i) => JSON.stringify({ messages: [{ role: 'user', content: `Line ${i}?` }, { role: 'assistant', content: l }] })).join('\n') + '\n');
+  const out = path.join(root, 'chat-cont-llama');
+  const r = await kdqat('pretrain', '--init', chat, '--corpus', convs, '--out', out, '--steps', '1', '--batch', '2', '--seq-len', '16', ...QUIET);
+  assert.equal(r.code, 0, r.stderr);
+  // Without --init there is no template: the same corpus is refused, naming the line.
+  const plain = await kdqat('pretrain', '--arch', 'llama', ...TINY, '--corpus', convs, '--out', path.join(root, 'chat-plain'), '--steps', '1', ...QUIET);
+  assert.equal(plain.code, 1);
+  assert.match(plain.stderr, /convs\.jsonl:1: this line is a conversation, and the model has no chat template/);
+});
