@@ -25,6 +25,7 @@ import { configText, formatHfJson, hfConfigJson, readHfConfig, type HfModelConfi
 import { checkOutput, removeStaleTemps, writeMarker } from './outputs.js';
 import { crashPoint } from './test-hooks.js';
 import { parseTokenizerJson, tokenizerConfigJson, tokenizerVocabSize, type TokenizerInfo } from './gguf_tokenizer.js';
+import { companionFiles } from './companions.js';
 
 export type SaveDType = 'F32' | 'F16' | 'BF16';
 
@@ -41,7 +42,7 @@ export interface SaveModelOptions {
   /** The source's tokenizer_config.json (parsed): its fields are kept in the one written
    *  (chat_template, add_bos_token, special tokens, ...), see tokenizer_config.ts. */
   tokenizerConfig?: Record<string, unknown> | null;
-  /** The source directory whose companion files the saved model carries over (COMPANIONS): the
+  /** The source directory whose companion files the saved model carries over (companions.ts): the
    *  chat template files beside its tokenizer, and its generation_config.json (sampling defaults
    *  and stop ids), which replaces the one written from config.json. */
   companionsFrom?: string;
@@ -71,36 +72,6 @@ function fullConfig(c: SaveConfig, dtype: SaveDType): HfModelConfig {
 /** The parameter table of a config (HF names → shapes). */
 export function paramSpecOf(c: HfModelConfig): Map<string, { shape: number[] }> {
   return archOf(c).paramSpec(c.config, headsOfConfig(c));
-}
-
-/** Files a model directory carries from its source (SaveModelOptions.companionsFrom): the chat
- *  template files newer transformers versions save beside tokenizer_config.json (with a
- *  tokenizer), and generation_config.json (for a family that writes one). */
-const COMPANIONS = [
-  { name: 'chat_template.jinja', json: false, withTokenizer: true },
-  { name: 'chat_template.json', json: true, withTokenizer: true },
-  { name: 'generation_config.json', json: true, withTokenizer: false },
-];
-
-function companions(dir: string | undefined, withTokenizer: boolean): Map<string, string> {
-  const out = new Map<string, string>();
-  if (!dir) return out;
-  for (const c of COMPANIONS) {
-    const file = path.join(dir, c.name);
-    if ((c.withTokenizer && !withTokenizer) || !fs.statSync(file, { throwIfNoEntry: false })?.isFile()) continue;
-    const text = fs.readFileSync(file, 'utf8');
-    if (c.json) {
-      let j: unknown;
-      try {
-        j = JSON.parse(text);
-      } catch (e) {
-        throw new Error(`${file}: not valid JSON (${(e as Error).message}); fix or remove it (kdqat copies it into the models it writes)`);
-      }
-      if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error(`${file}: not a JSON object; fix or remove it`);
-    }
-    out.set(c.name, text);
-  }
-  return out;
 }
 
 /** The trainable Model of a loaded directory (heads from its config.json), with its own
@@ -161,7 +132,7 @@ export function saveModelDir(dir: string, opts: SaveModelOptions): void {
   fs.mkdirSync(tmp);
   try {
     writeText(path.join(tmp, 'config.json'), configText(opts.config, hfConfigJson(hf)));
-    const carried = companions(opts.companionsFrom, !!tok);
+    const carried = companionFiles(opts.companionsFrom, !!tok);
     for (const [name, json] of Object.entries(archOf(hf).config.extraFiles?.(hf.meta) ?? {})) writeText(path.join(tmp, name), carried.get(name) ?? formatHfJson(json));
     for (const [name, text] of carried) if (name !== 'generation_config.json') writeText(path.join(tmp, name), text);
     writeSafetensors(path.join(tmp, 'model.safetensors'), tensors, { dtype, metadata: { format: 'pt' } });

@@ -7,9 +7,9 @@
 import type { Architecture } from './architecture.js';
 import type { LlamaConfig } from './llama.js';
 import {
-  LLAMA_BLOCK_NAMES, checkGgufYarn, commonGgufKv, decoderRecord, parseHeadDim, parseRopeScaling, ropeFreqsTensor, ropeScalingJson,
-  tensorNamer, type LlamaMeta,
+  LLAMA_BLOCK_NAMES, checkGgufYarn, commonGgufKv, decoderRecord, parseHeadDim, ropeFreqsTensor, tensorNamer, type LlamaMeta,
 } from './decoder-family.js';
+import { parseRopeScaling, ropeScalingJson } from './rope-config.js';
 import { headDimOf } from './llama.js';
 
 export type { LlamaMeta } from './decoder-family.js';

@@ -6,8 +6,9 @@
 import type { Architecture } from './architecture.js';
 import { headDimOf, type LlamaConfig } from './llama.js';
 import {
-  LLAMA_BLOCK_NAMES, commonGgufKv, decoderRecord, parseHeadDim, parseRopeScaling, parseWindow, tensorNamer, type LlamaMeta,
+  LLAMA_BLOCK_NAMES, commonGgufKv, decoderRecord, parseHeadDim, parseWindow, tensorNamer, type LlamaMeta,
 } from './decoder-family.js';
+import { parseRopeScaling } from './rope-config.js';
 
 export const mistral: Architecture<LlamaConfig, LlamaMeta, object> = decoderRecord({
   name: 'mistral',

@@ -19,7 +19,8 @@
 // as rope_factors_long/short.weight and rope.scaling.attn_factor.
 import type { Architecture, FusedTensor, GgufKv } from './architecture.js';
 import { headDimOf, rotaryDimOf, type LlamaConfig } from './llama.js';
-import { commonGgufKv, decoderRecord, parseRopeScaling, parseWindow, ropeScalingJson, tensorNamer, type LlamaMeta } from './decoder-family.js';
+import { commonGgufKv, decoderRecord, parseWindow, tensorNamer, type LlamaMeta } from './decoder-family.js';
+import { parseRopeScaling, ropeScalingJson } from './rope-config.js';
 
 /** LongRoPE for llama.cpp (Phi3MiniModel): both factor tables, and the attention factor its
  *  converter computes (√(1 + ln s / ln L), s = max / original); a config whose

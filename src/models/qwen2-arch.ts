@@ -5,7 +5,8 @@
 // GGUF as convert_hf_to_gguf.py's Qwen2Model: arch "qwen2" (NEOX RoPE: q/k not permuted).
 import type { Architecture } from './architecture.js';
 import type { LlamaConfig } from './llama.js';
-import { LLAMA_BLOCK_NAMES, checkGgufYarn, commonGgufKv, decoderRecord, parseRopeScaling, ropeScalingJson, tensorNamer, type LlamaMeta } from './decoder-family.js';
+import { LLAMA_BLOCK_NAMES, checkGgufYarn, commonGgufKv, decoderRecord, tensorNamer, type LlamaMeta } from './decoder-family.js';
+import { parseRopeScaling, ropeScalingJson } from './rope-config.js';
 import type { ConfigReader } from './config-reader.js';
 
 /** Qwen-style window settings: refused when on (use_sliding_window, use_mrope). */

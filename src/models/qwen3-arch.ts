@@ -5,7 +5,8 @@
 // GGUF as convert_hf_to_gguf.py's Qwen3Model: arch "qwen3", attn_q_norm / attn_k_norm, NEOX RoPE.
 import type { Architecture } from './architecture.js';
 import { headDimOf, type LlamaConfig } from './llama.js';
-import { LLAMA_BLOCK_NAMES, checkGgufYarn, commonGgufKv, decoderRecord, parseHeadDim, parseRopeScaling, ropeScalingJson, tensorNamer, type LlamaMeta } from './decoder-family.js';
+import { LLAMA_BLOCK_NAMES, checkGgufYarn, commonGgufKv, decoderRecord, parseHeadDim, tensorNamer, type LlamaMeta } from './decoder-family.js';
+import { parseRopeScaling, ropeScalingJson } from './rope-config.js';
 import { refuseQwenWindow } from './qwen2-arch.js';
 
 export const qwen3: Architecture<LlamaConfig, LlamaMeta, object> = decoderRecord({

@@ -9,7 +9,8 @@
 // LLM_TENSOR_ATTN_POST_NORM).
 import type { Architecture } from './architecture.js';
 import { headDimOf, type LlamaConfig } from './llama.js';
-import { LLAMA_BLOCK_NAMES, commonGgufKv, decoderRecord, parseHeadDim, parseRopeScaling, ropeScalingJson, tensorNamer, type LlamaMeta } from './decoder-family.js';
+import { LLAMA_BLOCK_NAMES, commonGgufKv, decoderRecord, parseHeadDim, tensorNamer, type LlamaMeta } from './decoder-family.js';
+import { parseRopeScaling, ropeScalingJson } from './rope-config.js';
 
 export const seedOss: Architecture<LlamaConfig, LlamaMeta, object> = decoderRecord({
   name: 'seed_oss',
