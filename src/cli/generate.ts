@@ -1,6 +1,7 @@
 // `kdqat generate`: continue a prompt with a causal LM (greedy by default), printing the new
 // text as it is produced.
 // The model modules are imported when the command runs (see eval.ts).
+import * as path from 'node:path';
 import { Command } from 'commander';
 import type { LoadedTokenizer } from '../tokenize/index.js';
 
@@ -103,7 +104,6 @@ export async function runGenerate(opts: GenerateCliOptions, write: (s: string) =
  *  (add_generation_prompt), tokenized as apply_chat_template does (no special tokens added: the
  *  template writes them). */
 async function chatPromptIds(dir: string, tok: LoadedTokenizer, message: string, system: string | undefined): Promise<number[]> {
-  const path = await import('node:path');
   const { chatRendererOf } = await import('../io/chat-template.js');
   const r = chatRendererOf(path.dirname(tok.path));
   if (!r) throw new Error(`--chat: ${dir} has no chat template (tokenizer_config.json "chat_template", chat_template.jinja); use --prompt for plain text`);

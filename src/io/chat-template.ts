@@ -9,37 +9,39 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Template } from '@huggingface/jinja';
 import type { ChatMessage, ChatRenderer } from '../data/chat.js';
-import { readTokenizerConfig } from './tokenizer_config.js';
+import { SPECIAL_TYPES, contentOf, readTokenizerConfig } from './tokenizer_config.js';
 
-const SPECIAL_KEYS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'];
 
-/** The template source and where it was read, or null when the directory has none. */
+/** Where the directory keeps its chat template: tokenizer_config.json (parsed: `cfg`), else the
+ *  first of the files newer transformers versions write beside it; null when it has none. */
+function templateFile(dir: string, cfg: Record<string, unknown> | null): string | null {
+  if (cfg?.chat_template !== undefined && cfg?.chat_template !== null) return path.join(dir, 'tokenizer_config.json');
+  return ['chat_template.jinja', 'chat_template.json'].map((f) => path.join(dir, f)).find((f) => fs.existsSync(f)) ?? null;
+}
+
+/** The template text and where it was read, or null when the directory has none. */
 function templateSource(dir: string): { text: string; file: string } | null {
-  const cfgFile = path.join(dir, 'tokenizer_config.json');
   const cfg = readTokenizerConfig(dir);
+  const file = templateFile(dir, cfg);
+  if (!file) return null;
   const t = cfg?.chat_template;
-  if (typeof t === 'string') return { text: t, file: cfgFile };
+  if (typeof t === 'string') return { text: t, file };
   if (Array.isArray(t)) {
     const named = t as { name: string; template: string }[];
     const d = named.find((x) => x.name === 'default');
-    if (!d) throw new Error(`${cfgFile}: "chat_template" holds ${named.map((x) => `"${x.name}"`).join(', ')} and no "default"; kdqat renders the default one`);
-    return { text: d.template, file: cfgFile };
+    if (!d) throw new Error(`${file}: "chat_template" holds ${named.map((x) => `"${x.name}"`).join(', ')} and no "default"; kdqat renders the default one`);
+    return { text: d.template, file };
   }
-  const jinja = path.join(dir, 'chat_template.jinja');
-  if (fs.existsSync(jinja)) return { text: fs.readFileSync(jinja, 'utf8'), file: jinja };
-  const json = path.join(dir, 'chat_template.json');
-  if (fs.existsSync(json)) {
-    let j: unknown;
-    try {
-      j = JSON.parse(fs.readFileSync(json, 'utf8'));
-    } catch (e) {
-      throw new Error(`${json}: not valid JSON (${(e as Error).message}); fix or remove it`);
-    }
-    const text = (j as { chat_template?: unknown })?.chat_template;
-    if (typeof text !== 'string') throw new Error(`${json}: has no "chat_template" string; fix or remove it`);
-    return { text, file: json };
+  if (file.endsWith('.jinja')) return { text: fs.readFileSync(file, 'utf8'), file };
+  let j: unknown;
+  try {
+    j = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message}); fix or remove it`);
   }
-  return null;
+  const text = (j as { chat_template?: unknown })?.chat_template;
+  if (typeof text !== 'string') throw new Error(`${file}: has no "chat_template" string; fix or remove it`);
+  return { text, file };
 }
 
 /** The chat renderer of the tokenizer in `dir` (its tokenizer_config.json and template files), or
@@ -48,29 +50,26 @@ function templateSource(dir: string): { text: string; file: string } | null {
  *  naming its file. */
 export function chatRendererOf(dir: string): ChatRenderer | undefined {
   const cfg = readTokenizerConfig(dir) ?? {};
-  const has = cfg.chat_template !== undefined && cfg.chat_template !== null ||
-    fs.existsSync(path.join(dir, 'chat_template.jinja')) || fs.existsSync(path.join(dir, 'chat_template.json'));
-  if (!has) return undefined;
+  const file = templateFile(dir, cfg);
+  if (!file) return undefined;
   const specials: Record<string, string> = {};
-  for (const k of SPECIAL_KEYS) {
-    const v = cfg[k];
-    const s = typeof v === 'string' ? v : typeof v === 'object' && v !== null && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : undefined;
-    if (s !== undefined) specials[k] = s;
+  for (const t of SPECIAL_TYPES) {
+    const s = contentOf(cfg[`${t}_token`]);
+    if (s !== null) specials[`${t}_token`] = s;
   }
-  let compiled: { template: Template; file: string } | undefined;
-  const compile = (): { template: Template; file: string } => {
+  let compiled: Template | undefined;
+  const compile = (): Template => {
     if (compiled) return compiled;
     const src = templateSource(dir)!;
     try {
-      compiled = { template: new Template(src.text), file: src.file };
+      return (compiled = new Template(src.text));
     } catch (e) {
       throw new Error(`${src.file}: the chat template does not parse (${(e as Error).message}); fix it or remove it`);
     }
-    return compiled;
   };
   return {
-    get source() { return templateSource(dir)?.file ?? dir; },
-    render: (messages: ChatMessage[], opts = {}) => compile().template.render({ messages, add_generation_prompt: !!opts.generationPrompt, ...specials }),
+    source: file,
+    render: (messages: ChatMessage[], opts = {}) => compile().render({ messages, add_generation_prompt: !!opts.generationPrompt, ...specials }),
   };
 }
 

@@ -63,7 +63,8 @@ function checkTokenizerConfig(j: Record<string, unknown>, file: string): void {
   }
 }
 
-const contentOf = (v: unknown): string | null => (typeof v === 'string' ? v : isObj(v) && typeof v.content === 'string' ? v.content : null);
+/** A special token as tokenizer_config.json writes it: a string or an AddedToken {content}. */
+export const contentOf = (v: unknown): string | null => (typeof v === 'string' ? v : isObj(v) && typeof v.content === 'string' ? v.content : null);
 
 /** SpecialVocab (see top) from tokenizer.json (parsed) and tokenizer_config.json (or null). */
 export function specialVocab(tokenizer: Record<string, unknown>, config: Record<string, unknown> | null, file = 'tokenizer_config.json'): SpecialVocab {

@@ -138,5 +138,5 @@ export function qatDataOf(c: QatConfig, m: Built): QatData {
   const labels = rec.labels(m.teacherDir.hf.meta) ?? [];
   const K = 'numLabels' in teacher.config ? teacher.config.numLabels : 0;
   return encoderData(c.task, c.dev, tok, labels.length ? labels : Array.from({ length: K }, (_, i) => String(i)), seqLen, inputLayout(teacher),
-    fieldNames(c.textField || undefined, c.labelField || undefined));
+    fieldNames(c.textField, c.labelField));
 }
