@@ -39,6 +39,10 @@ struct PackedGemm {
   // Panels are ceil(ceil(kc/kpack)/kalign)·kalign elements deep: AMX tiles take k in blocks of
   // 16 elements, the pack routines zero-filling the rest of the last one.
   int kalign = 1;
+  // 0: with rows enough for every thread, the threads split the rows and share the packed B
+  // slice. c > 0: they split the column panels instead (each packs the A blocks itself and
+  // reads only the B panels it packed) when c·n ≥ m and there are at least 8 panels a thread.
+  int col_ratio = 0;
 };
 using GemmKernel = PackedGemm<float>;
 

@@ -104,18 +104,28 @@ void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
     return;
   }
   // Row blocks of whole MR tiles, at most MC rows each, the tiles dealt out as evenly as they go
-  // (block b holds tiles [tiles·b/nb, tiles·(b+1)/nb)); with enough rows nb is a multiple of the
-  // thread count, so each thread's contiguous run of blocks has tiles/threads tiles, give or take
+  // (block b holds tiles [bulk·b/nb, bulk·(b+1)/nb)); with enough rows nb is a multiple of the
+  // thread count, so each thread's contiguous run of blocks has bulk/threads tiles, give or take
   // one. (Rounding one block height up to MR instead left the last block short: 1024 rows on 2
-  // threads at MC 140 were 560 + 464 rows, the second thread idle 17% of the time.) Too few rows:
-  // column panels are split too.
-  const bool split_m = P.m >= static_cast<int64_t>(threads) * K.mr * 8;
+  // threads at MC 140 were 560 + 464 rows, the second thread idle 17% of the time.) The
+  // tiles (mod threads) tiles left over form one last block whose column panels are shared out,
+  // each thread's run ending with its share, so every thread has the same work: 768 rows (55
+  // tiles) on 2 threads were 28 + 27 tiles, the second thread idle 1/28 of the time. Too few
+  // rows, or columns enough by the kernel's col_ratio (gemm.h): the column panels are split for
+  // every block.
+  const bool cols = K.col_ratio > 0 && K.col_ratio * P.n >= P.m &&
+                    ceil_div(P.n, K.nr) >= 8 * static_cast<int64_t>(threads);
+  const bool split_m = P.m >= static_cast<int64_t>(threads) * K.mr * 8 && !cols;
   const int64_t tiles = ceil_div(P.m, K.mr);
-  int64_t nb = ceil_div(tiles, std::max(1, K.mc / K.mr));
+  const int64_t rest = split_m ? tiles % threads : 0;  // tiles of the shared last block
+  const int64_t bulk = tiles - rest;
+  int64_t nb = ceil_div(bulk, std::max(1, K.mc / K.mr));
   if (split_m) nb = round_up(nb, threads);
-  nb = std::min(nb, tiles);
-  const int mcs = static_cast<int>(ceil_div(tiles, nb) * K.mr);  // the tallest block
-  auto row0 = [&](int64_t b) { return std::min<int64_t>(P.m, tiles * b / nb * K.mr); };
+  nb = std::min(nb, bulk);  // still a multiple of the threads when split_m: so is bulk
+  const int mcs = static_cast<int>(std::max(ceil_div(bulk, nb), rest) * K.mr);  // the tallest block
+  // Block nb is the shared last one (rows [bulk·MR, m)).
+  auto row0 = [&](int64_t b) { return b > nb ? P.m : std::min<int64_t>(P.m, bulk * b / nb * K.mr); };
+  const int64_t run = split_m ? nb / threads + (rest ? 1 : 0) : 0;  // tasks per thread (split_m)
   E* bp = bpack<E>(static_cast<size_t>(round_up(ceil_div(kcs, K.kpack), K.kalign)) * ncs);
   auto pfor = [threads](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
     if (threads == 1) fn(0, n);
@@ -125,6 +135,17 @@ void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
     const int nc = static_cast<int>(std::min<int64_t>(ncs, P.n - j0));
     const int64_t panels = ceil_div(nc, K.nr);
     const int64_t nsplit = split_m ? 1 : std::min<int64_t>(threads, panels);
+    // Task t → its row block and its part (of `parts`) of the column panels.
+    struct Task {
+      int64_t ib, js, parts;
+    };
+    auto task = [&](int64_t t) -> Task {
+      if (!split_m) return {t % nb, t / nb, nsplit};
+      const int64_t th = t / run, pos = t % run;
+      if (pos < nb / threads) return {th * (nb / threads) + pos, 0, 1};
+      return {nb, th, threads};
+    };
+    const int64_t ntasks = split_m ? run * threads : nb * nsplit;
     for (int64_t p0 = 0; p0 < P.k; p0 += kcs) {
       const int kc = static_cast<int>(std::min<int64_t>(kcs, P.k - p0));
       const int64_t kp = round_up(ceil_div(kc, K.kpack), K.kalign);  // packed depth of this slice
@@ -136,17 +157,18 @@ void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
         const int64_t c0 = q0 * K.nr, c1 = std::min<int64_t>(q1 * K.nr, nc);
         K.pack_b(bsrc + c0 * P.csb, P.rsb, P.csb, kc, static_cast<int>(c1 - c0), bp + q0 * kp * K.nr);
       });
-      pfor(nb * nsplit, 1, [&](int64_t t0, int64_t t1) {
+      pfor(ntasks, 1, [&](int64_t t0, int64_t t1) {
         E* ap = apack<E>(static_cast<size_t>(kp) * mcs);
         int64_t packed = -1;
         for (int64_t t = t0; t < t1; t++) {
-          const int64_t ib = t % nb, js = t / nb, i0 = row0(ib);
+          const Task tk = task(t);
+          const int64_t ib = tk.ib, i0 = row0(ib);
           const int mc = static_cast<int>(row0(ib + 1) - i0);
           if (packed != ib) {
             K.pack_a(P.a + i0 * P.rsa + p0 * P.csa, P.rsa, P.csa, mc, kc, ap);
             packed = ib;
           }
-          const int64_t q0 = panels * js / nsplit, q1 = panels * (js + 1) / nsplit;
+          const int64_t q0 = panels * tk.js / tk.parts, q1 = panels * (tk.js + 1) / tk.parts;
           const int64_t c0 = q0 * K.nr, c1 = std::min<int64_t>(q1 * K.nr, nc);
           if (c0 < c1)
             K.macro(mc, static_cast<int>(c1 - c0), kc, ap, bp + q0 * kp * K.nr,
