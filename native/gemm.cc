@@ -78,13 +78,8 @@ const GemmKernel& gemm_kernel_avx2() {
   return k;
 }
 // On Intel the micro-kernel prefetches its panels and C (the AMD tuning above was without), and
-// the threads split the columns of products at least half as wide as tall (col_ratio 2,
-// gemm.h: each thread reads only the B panels it packed, where the rows split had each read half
-// of them from the other core): 2 threads, medians of 5 runs against the rows split with the
-// left-over tiles shared (gemm_driver.h), Intel Xeon (Emerald Rapids): 768×2048×3072 ta 423 →
-// 434 GFLOP/s, 512×256×1024 410 → 426, 1024×576×1536 tb 435 → 444, the other bench shapes
-// within ±0.6%; 1536×1024×576 ta (n < m/2) was 3% slower with the columns split. Not measured
-// on AMD, which keeps the rows split.
+// the driver takes the B-major order where it applies (bchunk_kib 1024: half of this Xeon's 2
+// MiB L2; gemm_driver.h gemm_bmajor, with the figures). Neither measured on AMD.
 // KDQAT_GEMM_PREFETCH=on|off overrides the vendor rule (scripts/test.mjs tests both instances).
 static bool gemm_prefetch() {
   static const bool on = [] {
@@ -98,7 +93,7 @@ const GemmKernel& gemm_kernel_avx512() {
   namespace gp = gemm_avx512_prefetch;
   static const GemmKernel k{"avx512", g::MR, g::NR, 1024, 140, 1536, 1, g::pack_a, g::pack_b, g::macro};
   static const GemmKernel kp{"avx512", gp::MR, gp::NR, 1024, 140, 1536, 1, gp::pack_a, gp::pack_b,
-                             gp::macro, 1, 2};
+                             gp::macro, 1, 1024};
   return gemm_prefetch() ? kp : k;
 }
 

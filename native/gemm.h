@@ -39,10 +39,9 @@ struct PackedGemm {
   // Panels are ceil(ceil(kc/kpack)/kalign)·kalign elements deep: AMX tiles take k in blocks of
   // 16 elements, the pack routines zero-filling the rest of the last one.
   int kalign = 1;
-  // 0: with rows enough for every thread, the threads split the rows and share the packed B
-  // slice. c > 0: they split the column panels instead (each packs the A blocks itself and
-  // reads only the B panels it packed) when c·n ≥ m and there are at least 8 panels a thread.
-  int col_ratio = 0;
+  // > 0: the B-major order (gemm_driver.h gemm_bmajor) where it applies, with chunks of op(B)
+  // whose K slice packs into this many KiB (half of L2); 0: the row-block order only.
+  int bchunk_kib = 0;
 };
 using GemmKernel = PackedGemm<float>;
 

@@ -237,8 +237,10 @@ test('native matmul: 1, 2, 3 and 5 threads give bitwise identical results', asyn
     // Every parallel decomposition of native/gemm_driver.h: row blocks (m ≥ threads·MR·8:
     // 350 rows at MR 14 for 2 and 3 threads), the tiles left over by the threads' equal shares
     // in a last block whose column panels are shared out (350 or 400 rows: 25 or 29 tiles at MR
-    // 14, 59 or 67 at MR 6), column panels (short wide products, or wide enough for Intel's
-    // AVX-512 kernel's col_ratio: 400×150×700 at 2 threads there, the rows at 3), whole NC
+    // 14, 59 or 67 at MR 6), column panels (short wide products), the B-major order's column
+    // chunks (Intel's AVX-512 kernel: every shape on 1 thread, the ones at least as wide as tall
+    // on more, so 1 thread against 2, 3, 5 compares the two orders on the others; not when the
+    // packed op(A) passes 16 MiB: 2048 × 2100), whole NC
     // column blocks (≥ 4·threads of them: n 82020 at NC 4096 or 1536, the LM head's), whole batch
     // items per thread, the flattened shared-B batch; with partial tiles for every MR/NR and
     // several K slices (k 1100 > KC 1024) and column blocks (n 1600 > NC 1536) on every path.
@@ -251,7 +253,7 @@ test('native matmul: 1, 2, 3 and 5 threads give bitwise identical results', asyn
       dense(4, 64, 64, 64, false, true), dense(3, 100, 100, 100, false, false, 1),
       dense(3, 200, 200, 200, true, false, 1), { ...dense(6, 50, 80, 70), strideB: 0 },
       dense(32, 64, 32, 64, false, true), dense(1, 1000, 300, 8),
-      dense(1, 350, 170, 100), dense(1, 400, 150, 700, true, false, 1), dense(1, 30, 161, 300, true, true), dense(1, 29, 321, 1000),
+      dense(1, 350, 170, 100), dense(1, 400, 150, 700, true, false, 1), dense(1, 2048, 2100, 8, false, true), dense(1, 30, 161, 300, true, true), dense(1, 29, 321, 1000),
       dense(6, 29, 40, 33, false, true, -0.5), { ...dense(5, 29, 30, 47), strideB: 0 },
       dense(2, 281, 161, 65, true, false, 1), dense(1, 350, 1100, 40, true, true),
       dense(1, 30, 1100, 200, false, true, 1), dense(1, 300, 40, 1600), dense(1, 20, 30, 1700, false, true),
