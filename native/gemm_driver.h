@@ -91,6 +91,9 @@ struct Problem {
 // 768×2048×3072 ta +2%, none of the 11 bench shapes slower by more than 0.6%; 2 threads, the LM
 // head +12%, 768×2048×3072 ta +5%, 2048×512×2048 +3%, 512×256×1024 and 1024×576×1536 tb −1%
 // (noise level); products taller than wide lost up to 25% with every thread packing op(A).
+// The AMX bf16 kernel with it (chunks of 1 MiB, two runs of bench/gemm_bf16.ts): the LM head
+// +4–32% at 1 thread and +14–26% at 2, but 1024×1536×576 −3 to −13% at 1 thread and
+// 1024×576×1536 −2 to −6% at 2; not adopted there.
 template <class E>
 bool gemm_bmajor(const PackedGemm<E>& K, const Problem& P, int threads, int kcs) {
   if (K.bchunk_kib <= 0 || (threads > 1 && P.n < P.m)) return false;
