@@ -7,6 +7,9 @@
 //   prompt + completion: TRL's prompt-completion layout. Strings are plain text (prompt +
 //                  completion, as TRL joins them); lists of messages are one conversation,
 //                  rendered.
+// A message's content is a string, or a list of parts in the OpenAI / multimodal layout
+// ([{"type": "text", "text": …}, …]): text parts are joined with newlines (as vLLM does for a
+// text-only model), any other part is an error naming it.
 // Rendering is the renderer's business (io/chat-template.ts: the chat_template of the model's
 // tokenizer_config.json, as transformers' apply_chat_template renders it); a corpus of
 // conversations for a model without one is an error naming the file, the line and the fix.
@@ -35,18 +38,37 @@ export interface ChatLayout {
 
 const SHAREGPT_ROLES: Record<string, string> = { human: 'user', user: 'user', gpt: 'assistant', assistant: 'assistant', system: 'system', tool: 'tool' };
 
+/** The text of a content given as a list of parts, or undefined when it is not one. */
+function partsText(v: unknown, where: string, fail: (p: string, f?: string) => never): string | undefined {
+  if (!Array.isArray(v) || v.length === 0) return undefined;
+  const texts: string[] = [];
+  for (const [j, part] of (v as unknown[]).entries()) {
+    const o = part as Record<string, unknown>;
+    if (typeof part !== 'object' || part === null || typeof o.type !== 'string') return undefined;
+    if (o.type !== 'text') {
+      fail(`${where}[${j}] is a "${o.type}" part: a language model reads text parts ({"type": "text", "text": string}) only`, 'drop the line, or keep only its text parts');
+    }
+    if (typeof o.text !== 'string') fail(`${where}[${j}] is a text part without a "text" string, got ${JSON.stringify(part)?.slice(0, 80)}`);
+    texts.push(o.text as string);
+  }
+  return texts.join('\n');
+}
+
 function messageList(v: unknown, key: string, roleKey: string, contentKey: string, fail: (p: string, f?: string) => never, roles?: Record<string, string>): ChatMessage[] {
   const example = `[{"${roleKey}": "${roles ? 'human' : 'user'}", "${contentKey}": "Hi"}, …]`;
   if (!Array.isArray(v) || v.length === 0) fail(`"${key}" must be a non-empty list of messages, got ${JSON.stringify(v)?.slice(0, 80)}`, `e.g. "${key}": ${example}`);
   return (v as unknown[]).map((m, i) => {
     const o = m as Record<string, unknown>;
-    if (typeof m !== 'object' || m === null || typeof o[roleKey] !== 'string' || typeof o[contentKey] !== 'string') {
-      fail(`"${key}"[${i}] must be {"${roleKey}": string, "${contentKey}": string}, got ${JSON.stringify(m)?.slice(0, 80)}`, `e.g. ${example}`);
+    const content = typeof m === 'object' && m !== null
+      ? typeof o[contentKey] === 'string' ? o[contentKey] as string : partsText(o[contentKey], `"${key}"[${i}].${contentKey}`, fail)
+      : undefined;
+    if (typeof m !== 'object' || m === null || typeof o[roleKey] !== 'string' || content === undefined) {
+      fail(`"${key}"[${i}] must be {"${roleKey}": string, "${contentKey}": string or a list of text parts}, got ${JSON.stringify(m)?.slice(0, 80)}`, `e.g. ${example}`);
     }
     const from = o[roleKey] as string;
     const role = roles ? roles[from] : from;
     if (role === undefined) fail(`"${key}"[${i}].${roleKey} is ${JSON.stringify(from)}`, `use one of ${Object.keys(roles!).join(', ')}`);
-    return { role, content: o[contentKey] as string };
+    return { role, content: content! };
   });
 }
 

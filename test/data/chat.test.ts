@@ -37,6 +37,13 @@ test('messages, ShareGPT conversations and conversational prompt-completion are 
     { text: 'The capital of France is Paris.', rendered: false },
     { text: '<|im_start|>user\nCapital of France?<|im_end|>\n<|im_start|>assistant\nParis.<|im_end|>\n', rendered: true },
   ]);
+  // Content as a list of text parts (the OpenAI / multimodal layout): joined with newlines.
+  const parts = tmpFile('parts.jsonl', lines(
+    { messages: [{ role: 'user', content: [{ type: 'text', text: 'Look:' }, { type: 'text', text: 'two parts' }] }, { role: 'assistant', content: 'Seen.' }] },
+  ));
+  assert.deepEqual(readJsonlTexts(parts, chatml), [
+    { text: '<|im_start|>user\nLook:\ntwo parts<|im_end|>\n<|im_start|>assistant\nSeen.<|im_end|>\n', rendered: true },
+  ]);
   // Plain text needs no template; "content" is read where there is no "text".
   assert.deepEqual(readJsonlTexts(tmpFile('pcs.jsonl', lines({ prompt: 'a', completion: 'b' })), undefined), [{ text: 'ab', rendered: false }]);
   assert.deepEqual(readJsonlTexts(tmpFile('c.jsonl', lines({ content: 'def f(): pass' }, { content: '  ' })), undefined), [{ text: 'def f(): pass', rendered: false }]);
@@ -50,8 +57,12 @@ test('bad conversation lines: the file, the line, the field and the fix', () => 
   const ok = { messages: [{ role: 'user', content: 'Hi' }] };
   const cases: [string, number | undefined, string][] = [
     [lines(ok, { messages: [] }), 2, '"messages" must be a non-empty list of messages, got [] (messages layout) — e.g. "messages": [{"role": "user", "content": "Hi"}, …]'],
-    [lines(ok, { messages: [{ role: 'user' }] }), 2, '"messages"[0] must be {"role": string, "content": string}'],
-    [lines(ok, { messages: [{ role: 'user', content: 3 }] }), 2, '"messages"[0] must be {"role": string, "content": string}, got {"role":"user","content":3}'],
+    [lines(ok, { messages: [{ role: 'user' }] }), 2, '"messages"[0] must be {"role": string, "content": string or a list of text parts}'],
+    [lines(ok, { messages: [{ role: 'user', content: 3 }] }), 2, '"messages"[0] must be {"role": string, "content": string or a list of text parts}, got {"role":"user","content":3}'],
+    [lines(ok, { messages: [{ role: 'user', content: [] }] }), 2, '"messages"[0] must be {"role": string, "content": string or a list of text parts}'],
+    [lines(ok, { messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'image_url', image_url: { url: 'x' } }] }] }), 2,
+      '"messages"[0].content[1] is a "image_url" part: a language model reads text parts ({"type": "text", "text": string}) only (messages layout) — drop the line, or keep only its text parts'],
+    [lines(ok, { messages: [{ role: 'user', content: [{ type: 'text' }] }] }), 2, '"messages"[0].content[0] is a text part without a "text" string, got {"type":"text"} (messages layout)'],
     [lines(ok, { text: 'x' }), 2, 'missing field "messages" (messages layout) — the first line is in the messages layout, so every line needs "messages"'],
     [lines({ conversations: [{ from: 'robot', value: 'x' }] }), 1, '"conversations"[0].from is "robot" (conversations (ShareGPT) layout) — use one of human, user, gpt, assistant, system, tool'],
     [lines({ prompt: 'a', completion: [{ role: 'assistant', content: 'b' }] }), 1, '"prompt" and "completion" must both be strings (plain text) or both lists of messages'],
