@@ -7,6 +7,11 @@
 // empty row, a 5000-character row), row groups of 2 rows; chat-snappy: a messages column
 // (list<struct<role, content>>, the Hugging Face chat layout); notext: no column kdqat reads;
 // sst2, arc: labelled files (classification, multiple choice).
+// The same tables as Arrow IPC streams (test/fixtures/data/arrow/, test/data/arrow.test.ts), the
+// files `datasets`' save_to_disk and its cache hold, serialized by the same Rust implementation
+// (arrow-rs: parquet-wasm's Table.intoIPCStream, from the Parquet bytes it wrote):
+// save-to-disk/ (a Dataset directory: two data-0000N-of-00002.arrow shards, dataset_info.json,
+// state.json, as save_to_disk lays them out), chat.arrow, sst2.arrow, arc.arrow, notext.arrow.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,4 +55,25 @@ for (const [name, table, codec] of [
   const bytes: Uint8Array = pw.writeParquet(pw.Table.fromIPCStream(arrow.tableToIPC(table, 'stream')), props);
   fs.writeFileSync(path.join(OUT, `${name}.parquet`), bytes);
   console.log(`wrote ${name}.parquet (${bytes.length} bytes)`);
+}
+
+// Arrow IPC streams, serialized by arrow-rs from the Parquet files above.
+const ARROW = fileURLToPath(new URL('../test/fixtures/data/arrow/', import.meta.url));
+const toArrow = (name: string): Uint8Array => pw.readParquet(fs.readFileSync(path.join(OUT, `${name}.parquet`))).intoIPCStream();
+const DISK = path.join(ARROW, 'save-to-disk');
+fs.mkdirSync(DISK, { recursive: true });
+const halves = [textTable.slice(0, 2), textTable.slice(2)];
+halves.forEach((t: unknown, i: number) => {
+  const pq = pw.writeParquet(pw.Table.fromIPCStream(arrow.tableToIPC(t, 'stream')), new pw.WriterPropertiesBuilder().build());
+  const bytes: Uint8Array = pw.readParquet(pq).intoIPCStream();
+  fs.writeFileSync(path.join(DISK, `data-0000${i}-of-00002.arrow`), bytes);
+  console.log(`wrote save-to-disk/data-0000${i}-of-00002.arrow (${bytes.length} bytes)`);
+});
+fs.writeFileSync(path.join(DISK, 'dataset_info.json'), JSON.stringify({ citation: '', description: '', features: { id: { dtype: 'int64', _type: 'Value' }, text: { dtype: 'string', _type: 'Value' } }, homepage: '', license: '' }, null, 2) + '\n');
+fs.writeFileSync(path.join(DISK, 'state.json'), JSON.stringify({ _data_files: [{ filename: 'data-00000-of-00002.arrow' }, { filename: 'data-00001-of-00002.arrow' }], _fingerprint: '0123456789abcdef', _format_columns: null, _format_kwargs: {}, _format_type: null, _output_all_columns: false, _split: 'train' }, null, 2) + '\n');
+for (const name of ['chat-snappy', 'sst2', 'arc', 'notext']) {
+  const bytes = toArrow(name);
+  const out = `${name.replace('-snappy', '')}.arrow`;
+  fs.writeFileSync(path.join(ARROW, out), bytes);
+  console.log(`wrote ${out} (${bytes.length} bytes)`);
 }

@@ -76,9 +76,17 @@ export function textCases(rng: Rng, out: FuzzCase[]): void {
     ['parquet-truncated', (r) => pq.subarray(0, pq.length - 8 - r.int(200)), 'Parquet'],
     ['parquet-not-parquet', () => Buffer.from('{"text": "JSON, not Parquet"}\n'), 'Parquet'],
   ];
+  // Arrow IPC (src/data/arrow.ts): the same three.
+  const ar = fs.readFileSync(new URL('../../test/fixtures/data/arrow/chat.arrow', import.meta.url));
+  const arrow: [string, (r: Rng) => Buffer, string][] = [
+    ['arrow-no-text-column', () => fs.readFileSync(new URL('../../test/fixtures/data/arrow/notext.arrow', import.meta.url)), 'text column'],
+    ['arrow-truncated', (r) => ar.subarray(0, ar.length - 8 - r.int(600)), 'Arrow'],
+    ['arrow-not-arrow', () => Buffer.from('{"text": "JSON, not Arrow"}\n'), 'Arrow'],
+  ];
   const zst = fs.readFileSync(new URL('../../test/fixtures/data/zstd/shard.jsonl.zst', import.meta.url));
   const compressed: [string, string, (r: Rng) => Buffer, string][] = [
     ...parquet.map(([what, content, field]) => [what, 'data.parquet', content, field] as [string, string, (r: Rng) => Buffer, string]),
+    ...arrow.map(([what, content, field]) => [what, 'data.arrow', content, field] as [string, string, (r: Rng) => Buffer, string]),
     ['zstd-truncated', 'data.jsonl.zst', (r) => zst.subarray(0, zst.length - 20 - r.int(400)), 'zstd'],
   ];
   for (const [what, file, content, field] of compressed) {

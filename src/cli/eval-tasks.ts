@@ -13,9 +13,9 @@ import { llamaCppPerplexity } from '../eval/llamacpp-perplexity.js';
 import { readTokenizerConfig, specialVocab } from '../io/tokenizer_config.js';
 import { scoreMultipleChoice } from '../eval/multiple-choice.js';
 import { chatRendererOf } from '../io/chat-template.js';
-import { isParquet } from '../data/parquet.js';
+import { isTableFile } from '../data/tables.js';
 import type { FieldNames } from '../data/classification.js';
-import { readParquetTexts } from '../data/text.js';
+import { loadTextCorpus, readTableTexts } from '../data/text.js';
 import { classificationAccuracy, classifierSpecials } from '../eval/classification.js';
 import { describeModel, type OpenedModel } from './open-model.js';
 import { archOf, headsOf } from '../models/model.js';
@@ -95,16 +95,19 @@ function perplexityJob(m: OpenedModel, tok: LoadedTokenizer, source: string, str
 }
 
 /** A text file scored whole; a JSON Lines file (.jsonl, .ndjson, .json: {"text": …} per line, or
- *  conversations rendered with the model's chat template) or a Parquet file (preloaded) as its documents joined with the EOS
- *  token after each, as --corpus and training pack them. */
+ *  conversations rendered with the model's chat template), a Parquet / Arrow file (preloaded) or a
+ *  directory of such files (a `datasets` save_to_disk directory, a Hub dataset's folder) as its
+ *  documents joined with the EOS token after each, as --corpus and training pack them. */
 export function textJob(m: OpenedModel, tok: LoadedTokenizer, file: string, s: JobSettings, eosId: number | undefined): EvalJob {
   needCausal(m, `--text ${file}`);
   const enc = raw(tok);
   let stream: number[];
   let extra = {};
-  if (isJsonl(file) || isParquet(file)) {
+  const dir = fs.statSync(file, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  if (dir || isJsonl(file) || isTableFile(file)) {
     const chat = chatRendererOf(path.dirname(tok.path));
-    const docs = withFlag('--text', () => (isParquet(file) ? readParquetTexts(file, chat).map((d) => d.text) : jsonlTexts(file, chat)));
+    const docs = withFlag('--text', () => (dir ? loadTextCorpus(file, { chat }).documents.map((d) => d.text)
+      : isTableFile(file) ? readTableTexts(file, chat).map((d) => d.text) : jsonlTexts(file, chat)));
     if (docs.length === 0) throw new Error(`--text ${file}: every line's "text" is empty; point --text at a file with the text to score`);
     stream = documentStream(enc, docs, eosId);
     extra = { documents: docs.length };

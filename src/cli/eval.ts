@@ -64,11 +64,11 @@ export function evalCommand(): Command {
     .description('evaluate a model directory: perplexity, multiple-choice accuracy, classification accuracy')
     .requiredOption('--model <dir>', 'Hugging Face model directory (config.json, model.safetensors)')
     .option('--tokenizer <file>', 'tokenizer.json to use when the model directory has none')
-    .option('--text <file>', 'perplexity over a UTF-8 text file, or the "text" of each line of a .jsonl file (repeatable)', collect)
+    .option('--text <file>', 'perplexity over a UTF-8 text file, the "text" of each line of a .jsonl file, the rows of a Parquet / Arrow file, or a directory of them (repeatable)', collect)
     .option('--corpus <name>', 'perplexity over a built-in corpus split: sotu, brown, moby-dick (repeatable)', collect)
     .option('--split <split>', 'split of --corpus and built-in --cls tasks: test or valid', 'test')
     .option('--mc <file|task>', 'multiple-choice accuracy: a JSONL file (kdqat\'s items, or HellaSwag/ARC/OpenBookQA/MMLU/PIQA/SciQ/WinoGrande/COPA/BoolQ rows) or continuation, wordnet-def (repeatable)', collect)
-    .option('--cls <file|task>', 'classification accuracy: a JSONL/TSV/CSV/Parquet file or brown-genre (repeatable)', collect)
+    .option('--cls <file|task>', 'classification accuracy: a JSONL/TSV/CSV/Parquet/Arrow file or brown-genre (repeatable)', collect)
     .option('--text-field <name[,pair]>', '--cls files: the field holding the text (two for a pair), when it is not one kdqat recognizes')
     .option('--label-field <name>', '--cls files: the field holding the label, when it is not "label" or "labels"')
     .option('--ppl-convention <name>', 'perplexity windows: kdqat (every token after the first, once) or llama.cpp (as llama-perplexity: BOS per window, second half scored)', 'kdqat');
@@ -118,10 +118,10 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
     batchSize: positiveInt('--batch', opts.batchSize, 8),
     limit: opts.limit === undefined ? undefined : positiveInt('--eval-items', opts.limit, 0),
   };
-  // Parquet text is read (asynchronously) before the jobs are built.
-  const { preloadParquet } = await import('../data/parquet.js');
-  await withTextFlag(() => preloadParquet(opts.text ?? []));
-  await preloadParquet([...opts.mc ?? [], ...opts.cls ?? []].filter((f) => fs.existsSync(f)), 'all');
+  // Parquet / Arrow text is read (asynchronously) before the jobs are built.
+  const { preloadTables } = await import('../data/tables.js');
+  await withTextFlag(() => preloadTables(opts.text ?? []));
+  await preloadTables([...opts.mc ?? [], ...opts.cls ?? []].filter((f) => fs.existsSync(f)), 'all');
   const m = openModel(opts.model, { latent: opts.latent });
   const tok = openTokenizer(m, opts.tokenizer);
   const maxPos = m.model.config.maxPositionEmbeddings;

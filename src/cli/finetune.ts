@@ -2,7 +2,7 @@
 // family (BERT, RoBERTa, XLM-RoBERTa, DistilBERT: src/train/finetune.ts asks its record).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { preloadParquet } from '../data/parquet.js';
+import { preloadTables } from '../data/tables.js';
 import { Command } from 'commander';
 import { FINETUNE_DEFAULTS, runFinetune, type FinetuneConfig } from '../train/finetune.js';
 import { findCheckpoint, readCheckpointState } from '../train/checkpoint.js';
@@ -20,7 +20,7 @@ export function finetuneCommand(): Command {
     .description('fine-tune an encoder (BERT, RoBERTa, XLM-RoBERTa, DistilBERT) as a sequence classifier (…ForSequenceClassification); keeps the best dev-accuracy model')
     .option('--model <dir>', 'pre-trained encoder directory (a Hugging Face BERT/RoBERTa/XLM-RoBERTa/DistilBERT checkpoint, or `kdqat pretrain --arch bert`)')
     .option('--task <name>', `built-in classification task: ${CLASSIFICATION_TASKS.join(', ')}`)
-    .option('--train <file>', 'training examples, JSONL {"text", "label"[, "text_pair"]}, TSV, CSV or Parquet')
+    .option('--train <file>', 'training examples, JSONL {"text", "label"[, "text_pair"]}, TSV, CSV, Parquet or Arrow')
     .option('--dev <file>', 'dev examples, same format (labels as in --train)')
     .option('--test <file>', 'test examples, same format: scored once at the end with the kept (best-dev) model')
     .option('--text-field <name[,pair]>', 'the files\' field (column) holding the text, or two for a pair, when it is not one kdqat recognizes (text, sentence, premise/hypothesis, …)')
@@ -62,8 +62,8 @@ export function finetuneCommand(): Command {
         saved = readCheckpointState(dir).config as unknown as FinetuneConfig;
       }
       const config = resolveSettings(D, fromFile, fromCli, saved, flag);
-      // Parquet examples are read (asynchronously) before the run loads them.
-      await preloadParquet([config.train, config.dev, config.test].filter((f): f is string => !!f && fs.existsSync(f)), 'all');
+      // Parquet / Arrow examples are read (asynchronously) before the run loads them.
+      await preloadTables([config.train, config.dev, config.test].filter((f): f is string => !!f && fs.existsSync(f)), 'all');
       blameConfigFile(opts.config, fromFile, fromCli, () => {
         if (!config.model) throw new UsageError('--model DIR is required: an encoder model directory');
         for (const k of ['epochs', 'batch', 'maxLen'] as const) {

@@ -2,7 +2,7 @@
 // (masked LM) from scratch on text, or continue a pre-trained one on new text (--init).
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import { preloadParquet } from '../data/parquet.js';
+import { preloadTables } from '../data/tables.js';
 import { CORPUS_NAMES } from '../data/corpora.js';
 import { PRETRAIN_DEFAULTS, PRETRAIN_OBJECTIVES, runPretrain, type PretrainConfig } from '../train/pretrain.js';
 import { initDefaults } from '../train/pretrain-init.js';
@@ -76,8 +76,8 @@ export function pretrainCommand(): Command {
       const init = (fromCli.init ?? fromFile.init) as string | undefined;
       const defaults = init && !saved ? { ...D, ...initDefaults(init, D.seq) } : D;
       const config = resolveSettings(defaults, fromFile, fromCli, saved, (k) => flagOf(this, k) ?? flagName(k));
-      // Parquet text is read (asynchronously) before the run builds its windows.
-      await preloadParquet(config.corpus);
+      // Parquet / Arrow text is read (asynchronously) before the run builds its windows.
+      await preloadTables(config.corpus);
       const { result: summary, reporter } = runTrainingJob('pretrain', out,
         { threads: (opts.threads ?? fromFile.threads) as number | undefined, distributed: opts.distributed },
         (reporter, dist) => runPretrain({

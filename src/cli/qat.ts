@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { preloadParquet } from '../data/parquet.js';
+import { preloadTables } from '../data/tables.js';
 import { corpusList } from '../train/pretrain-data.js';
 import { CORPUS_NAMES } from '../data/corpora.js';
 import { CLASSIFICATION_TASKS } from '../data/tasks.js';
@@ -129,9 +129,9 @@ export function qatCommand(): Command {
       // --bf16 auto was resolved to a mode when the run started: auto again means that mode.
       for (const o of [fromFile, fromCli]) if (saved && o.bf16 === 'auto') delete o.bf16;
       const config = resolveSettings(D, fromFile, fromCli, saved, flag);
-      // Parquet data (text, or a task's examples) is read (asynchronously) before the run builds it.
-      if (config.data) await preloadParquet(corpusList(config.data));
-      await preloadParquet([config.task, config.dev].filter((f): f is string => !!f && fs.existsSync(f)), 'all');
+      // Parquet / Arrow data (text, or a task's examples) is read (asynchronously) before the run builds it.
+      if (config.data) await preloadTables(corpusList(config.data));
+      await preloadTables([config.task, config.dev].filter((f): f is string => !!f && fs.existsSync(f)), 'all');
       const { result: s, reporter } = runTrainingJob('qat', out,
         { threads: (opts.threads ?? fromFile.threads) as number | undefined, distributed: opts.distributed },
         (reporter, dist) => blameConfigFile(opts.config, fromFile, fromCli, () => runQat({

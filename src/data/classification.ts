@@ -19,16 +19,16 @@
 import { DataError } from './errors.js';
 import { readJsonLines } from './jsonl.js';
 import { readUtf8File } from './text.js';
-import { isParquet, parquetRows } from './parquet.js';
+import { isTableFile, tableRows } from './tables.js';
 import type { ClassificationData } from './types.js';
 
 export interface ClassificationOptions {
   /** Fixed label list (string labels map to their index; unknown labels are an error). */
   labels?: string[];
-  /** 'jsonl', 'tsv', 'csv' or 'parquet' (preloaded with every column: parquet.ts); by default
-   *  from the extension (.jsonl/.json, .tsv, .csv, .parquet; anything else by content: an object
-   *  on the first line is JSONL, otherwise TSV). */
-  format?: 'jsonl' | 'tsv' | 'csv' | 'parquet';
+  /** 'jsonl', 'tsv', 'csv' or 'table' (Parquet or Arrow, preloaded with every column: tables.ts);
+   *  by default from the extension (.jsonl/.json, .tsv, .csv, .parquet, .arrow; anything else by
+   *  content: an object on the first line is JSONL, otherwise TSV). */
+  format?: 'jsonl' | 'tsv' | 'csv' | 'table';
   /** The field names to read instead of the ones recognized (a user's own layout: "review" and
    *  "sentiment"), from --text-field / --label-field. */
   fields?: FieldNames;
@@ -75,7 +75,7 @@ function textFields(names: readonly string[]): { text: string; pair?: string } |
   return f && { text: f.text, pair: f.pair !== undefined && names.includes(f.pair) ? f.pair : undefined };
 }
 
-/** JSON Lines objects, or a Parquet file's rows (a row's number, from 1, stands for the line). */
+/** JSON Lines objects, or a table file's rows (a row's number, from 1, stands for the line). */
 function fromObjects(file: string, lines: { line: number; value: unknown }[], names?: FieldNames): RawExample[] {
   let firstType: string | undefined;
   let fields: { text: string; pair?: string } | undefined;
@@ -202,11 +202,11 @@ function fromTable(file: string, rows: Row[], t: Table, names?: FieldNames): Raw
 
 export function loadClassification(file: string, opts: ClassificationOptions = {}): ClassificationData {
   const name = file.replace(/\.(gz|zst)$/i, '');
-  const format = opts.format ?? (isParquet(name) ? 'parquet' : /\.jsonl?$/i.test(name) ? 'jsonl' : /\.tsv$/i.test(name) ? 'tsv' : /\.csv$/i.test(name) ? 'csv'
+  const format = opts.format ?? (isTableFile(name) ? 'table' : /\.jsonl?$/i.test(name) ? 'jsonl' : /\.tsv$/i.test(name) ? 'tsv' : /\.csv$/i.test(name) ? 'csv'
     : readUtf8File(file).trimStart().startsWith('{') ? 'jsonl' : 'tsv');
   const f = opts.fields;
   const raw = format === 'jsonl' ? fromObjects(file, readJsonLines(file, JSONL_EXAMPLE), f)
-    : format === 'parquet' ? fromObjects(file, parquetRows(file, 'all').map((value, i) => ({ line: i + 1, value })), f)
+    : format === 'table' ? fromObjects(file, tableRows(file, 'all').map((value, i) => ({ line: i + 1, value })), f)
     : format === 'csv' ? fromTable(file, csvRows(file), CSV, f) : fromTable(file, tsvRows(file), TSV, f);
   if (raw.length === 0) throw new DataError(file, undefined, 'has no examples', 'point to a file with labelled examples');
   let labels: string[];

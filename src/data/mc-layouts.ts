@@ -4,7 +4,7 @@
 // choices its doc_to_choice, the label its doc_to_target (the task file named in `harness`).
 // So `kdqat eval --mc hellaswag-validation.jsonl` scores what `lm_eval --tasks hellaswag`
 // scores, from the rows `datasets.load_dataset(...)["validation"].to_json(...)` writes (or the
-// Hub's Parquet files of them, read by parquet.ts).
+// Hub's Parquet files of them, read by tables.ts).
 //
 // A layout is one record in LAYOUTS. The first line of a file picks it (kdqat's own items,
 // multiple-choice.ts, when it has "context", "choices" and "label"): the first layout whose

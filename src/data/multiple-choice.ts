@@ -6,7 +6,7 @@
 import { DataError } from './errors.js';
 import { readJsonLines } from './jsonl.js';
 import { layoutNames, layoutOf, type RowReader } from './mc-layouts.js';
-import { isParquet, parquetRows } from './parquet.js';
+import { isTableFile, tableRows } from './tables.js';
 import type { MultipleChoiceRecord } from './types.js';
 
 const EXAMPLE = '{"context": "The river", "choices": ["flows.", "sings."], "label": 0}';
@@ -58,8 +58,8 @@ export function loadMultipleChoice(file: string): MultipleChoiceRecord[] {
 
 /** Read a file of kdqat's items, or of rows of one of the dataset layouts (its first line decides). */
 export function loadMultipleChoiceFile(file: string): MultipleChoiceFile {
-  // A Parquet file (preloaded with every column: parquet.ts) reads as JSON Lines, row by row.
-  const lines = isParquet(file) ? parquetRows(file, 'all').map((value, i) => ({ line: i + 1, value })) : readJsonLines(file, EXAMPLE);
+  // A table file (Parquet, Arrow; preloaded with every column: tables.ts) reads as JSON Lines, row by row.
+  const lines = isTableFile(file) ? tableRows(file, 'all').map((value, i) => ({ line: i + 1, value })) : readJsonLines(file, EXAMPLE);
   if (lines.length === 0) throw new DataError(file, undefined, 'has no rows', `add items like ${EXAMPLE}`);
   const first = lines[0].value as Record<string, unknown>;
   const layout = ['context', 'choices'].every((k) => k in first) ? undefined : layoutOf(first);

@@ -1,7 +1,7 @@
 // Plain-text corpora from the user's own files: one UTF-8 file (documents = blank-line-separated
 // blocks), a JSON Lines file of {"text": …} objects (one document per line: what Hugging Face
-// datasets' to_json writes) or of conversations (chat.ts), a Parquet file (parquet.ts), or a
-// directory of .txt files (one document per file), .jsonl and .parquet files (one per line or
+// datasets' to_json writes) or of conversations (chat.ts), a Parquet or Arrow file (tables.ts), or a
+// directory of .txt files (one document per file), .jsonl, .parquet and .arrow files (one per line or
 // row), searched recursively; a text file may be gzipped (.gz) or zstd-compressed (.zst).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,7 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
 import { DataError } from './errors.js';
 import { CHAT_LAYOUTS, chatLayoutOf, chatLineText, type ChatRenderer } from './chat.js';
-import { isParquet, parquetRows } from './parquet.js';
+import { isTableFile, tableRows } from './tables.js';
 import { readJsonLines } from './jsonl.js';
 import { splitParagraphs } from './sentences.js';
 import type { Corpus, Document } from './types.js';
@@ -123,7 +123,7 @@ function listTextFiles(dir: string): string[] {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) out.push(...listTextFiles(p));
     // .json files in a directory are more often metadata than text: only .jsonl / .ndjson there.
-    else if (e.isFile() && (/\.(txt|jsonl|ndjson)(\.gz|\.zst)?$/i.test(e.name) || isParquet(e.name))) out.push(p);
+    else if (e.isFile() && (/\.(txt|jsonl|ndjson)(\.gz|\.zst)?$/i.test(e.name) || isTableFile(e.name))) out.push(p);
   }
   return out.sort();
 }
@@ -138,10 +138,10 @@ export function readJsonlTexts(file: string, chat?: ChatRenderer): { text: strin
   return rowTexts(file, readJsonLines(file, JSONL_TEXT_EXAMPLE), chat);
 }
 
-/** The texts of a Parquet file's rows (preloaded: parquet.ts), as readJsonlTexts reads lines; a
+/** The texts of a table file's rows (Parquet, Arrow; preloaded: tables.ts), as readJsonlTexts reads lines; a
  *  row's number (from 1) stands where a line's would. */
-export function readParquetTexts(file: string, chat?: ChatRenderer): { text: string; rendered: boolean }[] {
-  const rows = parquetRows(file);
+export function readTableTexts(file: string, chat?: ChatRenderer): { text: string; rendered: boolean }[] {
+  const rows = tableRows(file);
   if (rows.length === 0) throw new DataError(file, undefined, 'has no rows', 'point to a file with text');
   return rowTexts(file, rows.map((value, i) => ({ line: i + 1, value })), chat);
 }
@@ -185,9 +185,9 @@ const docId = (name: string, text: string): string => `${name}:${createHash('sha
  *   which keeps repeated boilerplate from leaking between train and test).
  * - .jsonl / .ndjson / .json file: each line's "text" (or "content") is a document, with an id made
  *   the same way; or each line's conversation rendered by opts.chat (readJsonlTexts; meta.rendered).
- * - .parquet file (preloaded, parquet.ts): each row, as a line of JSON Lines.
+ * - .parquet / .arrow file (preloaded, tables.ts): each row, as a line of JSON Lines.
  * - Directory: one document per .txt file (recursive), id = path relative to the directory; and
- *   the lines (rows) of each .jsonl / .ndjson / .parquet file in it, ids `<relative path>:<12 hex>`.
+ *   the lines (rows) of each .jsonl / .ndjson / .parquet / .arrow file in it, ids `<relative path>:<12 hex>`.
  */
 export function loadTextCorpus(p: string, opts: { chat?: ChatRenderer } = {}): Corpus {
   let stat: fs.Stats;
@@ -200,11 +200,11 @@ export function loadTextCorpus(p: string, opts: { chat?: ChatRenderer } = {}): C
   const documents: Document[] = [];
   if (stat.isDirectory()) {
     const files = listTextFiles(p);
-    if (files.length === 0) throw new DataError(p, undefined, 'contains no .txt, .jsonl or .parquet files', 'point to a directory of UTF-8 .txt (or JSON Lines .jsonl, or Parquet) files');
+    if (files.length === 0) throw new DataError(p, undefined, 'contains no .txt, .jsonl, .parquet or .arrow files', 'point to a directory of UTF-8 .txt (or JSON Lines .jsonl, Parquet, Arrow) files');
     for (const f of files) {
       const rel = path.relative(p, f).split(path.sep).join('/');
-      if (isJsonl(f) || isParquet(f)) {
-        for (const { text, rendered } of (isParquet(f) ? readParquetTexts : readJsonlTexts)(f, opts.chat)) {
+      if (isJsonl(f) || isTableFile(f)) {
+        for (const { text, rendered } of (isTableFile(f) ? readTableTexts : readJsonlTexts)(f, opts.chat)) {
           documents.push({ id: docId(rel, text), text, meta: rendered ? { file: f, rendered: 1 } : { file: f } });
         }
         continue;
@@ -212,8 +212,8 @@ export function loadTextCorpus(p: string, opts: { chat?: ChatRenderer } = {}): C
       const text = readUtf8File(f).trim();
       if (text) documents.push({ id: rel, text, meta: { file: f } });
     }
-  } else if (isJsonl(p) || isParquet(p)) {
-    for (const { text, rendered } of (isParquet(p) ? readParquetTexts : readJsonlTexts)(p, opts.chat)) {
+  } else if (isJsonl(p) || isTableFile(p)) {
+    for (const { text, rendered } of (isTableFile(p) ? readTableTexts : readJsonlTexts)(p, opts.chat)) {
       documents.push({ id: docId(name, text), text, meta: rendered ? { file: p, rendered: 1 } : { file: p } });
     }
   } else {

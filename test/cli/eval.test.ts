@@ -194,6 +194,20 @@ test('Parquet text: eval --text scores a .parquet file as the same texts in JSON
   assert.match(bad.stderr, /--text \S*notext\.parquet: has no text column \(columns: id, body\)/);
 });
 
+test('Arrow files (a datasets save_to_disk directory): eval --text scores the directory as the Parquet file of its rows; qat --data, --mc and --cls take them', async () => {
+  const fixture = (f: string): string => fileURLToPath(new URL(`../fixtures/data/${f}`, import.meta.url));
+  const disk = fixture('arrow/save-to-disk');
+  const a = await runEval({ model: fx.llama, text: [disk], seq: '32' }, quiet);
+  const b = await runEval({ model: fx.llama, text: [fixture('parquet/text-zstd.parquet')], seq: '32' }, quiet);
+  assert.deepEqual({ ...a.results[0], source: '', seconds: 0 }, { ...b.results[0], source: '', seconds: 0 });
+  const q = kdqat('qat', '--teacher', fx.llama, '--data', disk, '--steps', '1', '--seq-len', '16', '--batch', '2', '--eval-every', '0', '--threads', '1', '--out', path.join(fx.root, 'arrow-qat'));
+  assert.equal(q.code, 0, q.stderr);
+  const mc = await runEval({ model: fx.llama, mc: [fixture('arrow/arc.arrow')] }, quiet);
+  assert.deepEqual([mc.results[0].layout, mc.results[0].items], ['arc', 2]);
+  const cls = await runEval({ model: fx.bert, cls: [fixture('arrow/sst2.arrow')] }, quiet);
+  assert.deepEqual([cls.results[0].examples, cls.results[0].labels], [3, 2]);
+});
+
 test('a classification file with its own field names: eval --cls and finetune take --text-field / --label-field', async () => {
   const rows = [{ review: 'the river flows', sentiment: 1 }, { review: 'the lazy dog', sentiment: 0 }, { review: 'ships sail', sentiment: 1 }];
   const file = fx.file('reviews.jsonl', rows.map((r) => JSON.stringify(r)).join('\n') + '\n');

@@ -43,7 +43,7 @@ test('errors name the file and the fix', () => {
   const emptyDir = tmpPath('dir');
   fs.mkdirSync(emptyDir);
   fs.writeFileSync(path.join(emptyDir, 'x.md'), 'not txt');
-  assert.throws(() => loadTextCorpus(emptyDir), /contains no \.txt, \.jsonl or \.parquet files/);
+  assert.throws(() => loadTextCorpus(emptyDir), /contains no \.txt, \.jsonl, \.parquet or \.arrow files/);
 });
 
 test('a truncated multi-byte sequence at the end is caught too', () => {
