@@ -141,6 +141,16 @@ FAMILIES["phi4-mini"] = dict(
     rope_scaling={"long_factor": [1.0, 2.6, 9.1], "short_factor": [1.0, 1.1, 1.4], "type": "longrope"},
     rope_theta=10000.0, sliding_window=262144, tie_word_embeddings=True, torch_dtype="bfloat16",
     transformers_version="4.45.0", use_cache=True)
+# HuggingFaceTB/SmolLM3-3B: LLaMA with RoPE left out of every 4th layer (no_rope_layers 0 there:
+# here 4 layers, the last without), tied, rope_theta 5e6, pretraining_tp 2 (SmolLM3's modelling
+# never reads it), layer_types and the window settings (off) as the real file has them.
+FAMILIES["smollm3"] = dict(
+    architectures=["SmolLM3ForCausalLM"], attention_bias=False, attention_dropout=0.0, bos_token_id=None,
+    eos_token_id=128012, hidden_act="silu", initializer_range=0.02,
+    layer_types=["full_attention"] * 4, max_window_layers=28, mlp_bias=False, model_type="smollm3",
+    no_rope_layer_interval=4, no_rope_layers=[1, 1, 1, 0], pad_token_id=128004, pretraining_tp=2,
+    rms_norm_eps=1e-06, rope_scaling=None, rope_theta=5000000.0, sliding_window=None, tie_word_embeddings=True,
+    torch_dtype="bfloat16", transformers_version="4.54.0.dev0", use_cache=False, use_sliding_window=False)
 # The special ids of the real models are outside the shrunk vocabulary: map them into it.
 SPECIAL_IDS = {"bos_token_id": 256, "eos_token_id": 257, "pad_token_id": 257}
 
@@ -152,6 +162,8 @@ def config_of(name):
         c["max_position_embeddings"] = 256  # = factor 16 x original 16: every transformers reading agrees
     if name == "phi3-longrope-short":
         c["max_position_embeddings"] = 1024  # factor 4 over the original 256
+    if name == "smollm3":
+        c["num_hidden_layers"] = 4  # llama.cpp's NoPE step: the 4th layer has no RoPE
     for k, v in SPECIAL_IDS.items():
         if k in c:
             c[k] = v
@@ -230,12 +242,15 @@ def attention(c, p, pre, h, fam):
         k = rms_norm(k, p[pre + "self_attn.k_norm.weight"], c["rms_norm_eps"])
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, D)
     rot = int(D * c.get("partial_rotary_factor", 1.0))  # Phi3Attention: q_rot, q_pass = q[..., :rot], q[..., rot:]
-    inv, scale = inv_freq_and_scale(c, rot, Tn)
-    ang = torch.outer(torch.arange(Tn, dtype=F64), inv)
-    emb = torch.cat((ang, ang), dim=-1)
-    cos, sin = emb.cos() * scale, emb.sin() * scale
-    q = torch.cat((q[..., :rot] * cos + rotate_half(q[..., :rot]) * sin, q[..., rot:]), dim=-1)
-    k = torch.cat((k[..., :rot] * cos + rotate_half(k[..., :rot]) * sin, k[..., rot:]), dim=-1)
+    if fam == "smollm3" and not c["no_rope_layers"][int(pre.split(".")[2])]:  # SmolLM3Attention: use_rope 0
+        rot = 0
+    if rot:
+        inv, scale = inv_freq_and_scale(c, rot, Tn)
+        ang = torch.outer(torch.arange(Tn, dtype=F64), inv)
+        emb = torch.cat((ang, ang), dim=-1)
+        cos, sin = emb.cos() * scale, emb.sin() * scale
+        q = torch.cat((q[..., :rot] * cos + rotate_half(q[..., :rot]) * sin, q[..., rot:]), dim=-1)
+        k = torch.cat((k[..., :rot] * cos + rotate_half(k[..., :rot]) * sin, k[..., rot:]), dim=-1)
     k, v = k.repeat_interleave(H // Hkv, dim=1), v.repeat_interleave(H // Hkv, dim=1)  # repeat_kv
     s = q @ k.transpose(-1, -2) / math.sqrt(D)
     i, j = torch.arange(Tn).view(-1, 1), torch.arange(Tn).view(1, -1)

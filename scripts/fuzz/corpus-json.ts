@@ -151,6 +151,9 @@ export function configCases(rng: Rng, out: FuzzCase[]): void {
     ['phi3', 'Phi3ForCausalLM', 'original_max_position_embeddings', [0, 'x', -4096]],
     ['phi3', 'Phi3ForCausalLM', 'partial_rotary_factor', [0, 1.5, 'x', -0.5]],
     ['qwen3', 'Qwen3ForCausalLM', 'attention_bias', [true]],
+    ['smollm3', 'SmolLM3ForCausalLM', 'no_rope_layers', [[1], 'x', [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2], [true]]],
+    ['smollm3', 'SmolLM3ForCausalLM', 'no_rope_layer_interval', [0, 'x']],
+    ['smollm3', 'SmolLM3ForCausalLM', 'use_sliding_window', [true]],
   ];
   for (const [family, cls, key, values] of FAMILY_BAD) {
     values.forEach((v, n) => {

@@ -67,8 +67,10 @@ export function emitDecoder(g: OnnxGraph, s: DecoderOnnxSpec, w: OnnxWeights): v
     const v = heads(w.linear(h, n.v, n.vBias), Hkv);
     if (n.qNorm) q = rmsNorm(g, q, w.vector(n.qNorm), s.rmsEps);
     if (n.kNorm) k = rmsNorm(g, k, w.vector(n.kNorm), s.rmsEps);
-    q = rotate(q);
-    k = rotate(k);
+    if (!n.noRope) {
+      q = rotate(q);
+      k = rotate(k);
+    }
     const kAll = g.op('Concat', [past[l].k, k], { axis: 2 }); // (B, Hkv, S, D)
     const vAll = g.op('Concat', [past[l].v, v], { axis: 2 });
     g.output(`present.${l}.key`, kAll, DT.FLOAT, ['batch_size', Hkv, 'total_sequence_length', D]);

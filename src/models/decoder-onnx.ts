@@ -1,13 +1,14 @@
 // What ONNX export reads of a decoder built by decoder-family.ts (onnx-spec.ts): the parameter
 // names and the family features as data, so io/onnx-decoder.ts emits every decoder family from one
 // spec.
-import { headDimOf, ropeTablesOf, rotaryDimOf, type LlamaConfig } from './llama.js';
+import { headDimOf, layerUsesRope, ropeTablesOf, rotaryDimOf, type LlamaConfig } from './llama.js';
 import { scaledRopeTables } from './rope-scaling.js';
 import type { DecoderOnnxSpec } from './onnx-spec.js';
 
 /** ONNX export data (onnx-spec.ts) of any decoder of this builder: the features are data there
- *  too (biases, q/k norms, head_dim, sliding window), RoPE scaling is just other tables. A fused
- *  family (Phi-3) is split on load, so its graph reads the split q/k/v and gate/up weights. */
+ *  too (biases, q/k norms, head_dim, sliding window, layers without RoPE), RoPE scaling is just
+ *  other tables. A fused family (Phi-3) is split on load, so its graph reads the split q/k/v and
+ *  gate/up weights. */
 export function decoderOnnxSpec(c: LlamaConfig): DecoderOnnxSpec {
   const D = headDimOf(c), R = rotaryDimOf(c);
   return {
@@ -23,6 +24,7 @@ export function decoderOnnxSpec(c: LlamaConfig): DecoderOnnxSpec {
         o: `${a}o_proj.weight`, gate: `${p}mlp.gate_proj.weight`, up: `${p}mlp.up_proj.weight`, down: `${p}mlp.down_proj.weight`,
         ...(c.qkvBias ? { qBias: `${a}q_proj.bias`, kBias: `${a}k_proj.bias`, vBias: `${a}v_proj.bias` } : {}),
         ...(c.qkNorm ? { qNorm: `${a}q_norm.weight`, kNorm: `${a}k_norm.weight` } : {}),
+        ...(layerUsesRope(c, l) ? {} : { noRope: true }),
       };
     },
     rope: () => {

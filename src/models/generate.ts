@@ -14,7 +14,7 @@ import {
 } from '../tensor/index.js';
 import { unscoped } from '../tensor/storage.js';
 import { identityWeight, linearInput, param, type WeightFn } from '../nn/params.js';
-import { checkPositions, headDimOf, projectQkv, ropeTablesOf, type LlamaConfig } from './llama.js';
+import { checkPositions, headDimOf, layerUsesRope, projectQkv, ropeTablesOf, type LlamaConfig } from './llama.js';
 import { archOf, lmLogits, type Model } from './model.js';
 
 export interface GenerateOptions {
@@ -121,7 +121,8 @@ export class KvDecoder {
     for (let l = 0; l < cfg.numHiddenLayers; l++) {
       const pre = `model.layers.${l}.`;
       const h = rmsNorm(x, param(params, `${pre}input_layernorm.weight`), cfg.rmsNormEps);
-      const qkv = projectQkv(params, pre, cfg, h, cos, sin, this.cachedWeight);
+      const rope = layerUsesRope(cfg, l);
+      const qkv = projectQkv(params, pre, cfg, h, rope ? cos : null, rope ? sin : null, this.cachedWeight);
       const q = qkv.q.f32, k = qkv.k.f32, v = qkv.v.f32; // (n, H, D), (n, Hkv, D), (n, Hkv, D)
       this.keys[l].set(k, p * Hkv * D);
       this.values[l].set(v, p * Hkv * D);

@@ -31,6 +31,9 @@ export interface DecoderFeatures {
   /** RoPE on the first rotaryDim entries of each head only, the rest passed through (Phi-3's
    *  `partial_rotary_factor`: int(D · factor), as Phi3Attention slices q and k); absent: all D. */
   rotaryDim?: number;
+  /** Layers (indices) whose attention takes no RoPE (SmolLM3's NoPE layers: the 0s of
+   *  `no_rope_layers`); absent: RoPE in every layer. */
+  noRopeLayers?: readonly number[];
 }
 
 export interface LlamaConfig extends DecoderFeatures {
@@ -70,6 +73,8 @@ export interface DecoderOutput {
 export const headDimOf = (cfg: LlamaConfig): number => cfg.headDim ?? cfg.hiddenSize / cfg.numAttentionHeads;
 /** The entries of a head RoPE rotates (all D but for a partial rotary factor). */
 export const rotaryDimOf = (cfg: LlamaConfig): number => cfg.rotaryDim ?? headDimOf(cfg);
+/** Whether layer l's attention applies RoPE (DecoderFeatures.noRopeLayers). */
+export const layerUsesRope = (cfg: LlamaConfig, l: number): boolean => !cfg.noRopeLayers?.includes(l);
 
 export function llamaParamSpec(cfg: LlamaConfig): Map<string, { shape: number[]; init: Init }> {
   const C = cfg.hiddenSize, F = cfg.intermediateSize, D = headDimOf(cfg);
@@ -105,8 +110,9 @@ export function llamaParamSpec(cfg: LlamaConfig): Map<string, { shape: number[];
 }
 
 export interface BlockOptions {
-  cos: Float32Array;
-  sin: Float32Array;
+  /** The RoPE tables, or null for a layer without RoPE (layerUsesRope). */
+  cos: Float32Array | null;
+  sin: Float32Array | null;
   keyMask?: Tensor | null;
   weight?: WeightFn;
   capture?: Capture;
@@ -119,11 +125,11 @@ export interface BlockCapture {
   saOut: Tensor | null;
 }
 
-/** q, k (after the optional bias, per-head norm and RoPE) and v of one layer, from its normed
- *  input h (B, T, C): q (B, T, H, D), k and v (B, T, Hkv, D). Shared by the training forward
- *  and the KV-cache decoder (generate.ts), so the two cannot drift apart. */
+/** q, k (after the optional bias, per-head norm and RoPE: none when cos/sin are null) and v of
+ *  one layer, from its normed input h (B, T, C): q (B, T, H, D), k and v (B, T, Hkv, D). Shared by
+ *  the training forward and the KV-cache decoder (generate.ts), so the two cannot drift apart. */
 export function projectQkv(
-  params: Params, prefix: string, cfg: LlamaConfig, h: Tensor, cos: Float32Array, sin: Float32Array, weight?: WeightFn,
+  params: Params, prefix: string, cfg: LlamaConfig, h: Tensor, cos: Float32Array | null, sin: Float32Array | null, weight?: WeightFn,
 ): { q: Tensor; k: Tensor; v: Tensor } {
   const [B, T] = h.shape;
   const H = cfg.numAttentionHeads, Hkv = cfg.numKeyValueHeads, D = headDimOf(cfg);
@@ -136,7 +142,8 @@ export function projectQkv(
   const headNorm = (x: Tensor, n: string): Tensor => (cfg.qkNorm ? rmsNorm(x, param(params, `${prefix}self_attn.${n}.weight`), cfg.rmsNormEps) : x);
   // Partial rotary (Phi-3): the first R entries of a head rotate (rotate_half over R), the rest pass.
   const R = rotaryDimOf(cfg);
-  const rotate = (x: Tensor): Tensor => (R === D ? rope(x, cos, sin) : concat([rope(slice(x, 3, 0, R), cos, sin), slice(x, 3, R, D)], 3));
+  const rotate = (x: Tensor): Tensor => (!cos || !sin ? x
+    : R === D ? rope(x, cos, sin) : concat([rope(slice(x, 3, 0, R), cos, sin), slice(x, 3, R, D)], 3));
   const q = rotate(headNorm(reshape(proj('q_proj'), [B, T, H, D]), 'q_norm'));
   const k = rotate(headNorm(reshape(proj('k_proj'), [B, T, Hkv, D]), 'k_norm'));
   const v = reshape(proj('v_proj'), [B, T, Hkv, D]);
@@ -214,7 +221,8 @@ export function llamaForward(params: Params, cfg: LlamaConfig, ids: Tensor, opts
   let x = embedding(param(params, 'model.embed_tokens.weight'), ids); // (B, T, C)
   if (cap.hidden) out.hidden.push(x);
   for (let l = 0; l < cfg.numHiddenLayers; l++) {
-    const r = layer((xl) => llamaBlock(params, `model.layers.${l}.`, cfg, xl, { cos, sin, keyMask: opts.attentionMask, weight: opts.weight, capture: cap }), x);
+    const t = layerUsesRope(cfg, l) ? { cos, sin } : { cos: null, sin: null };
+    const r = layer((xl) => llamaBlock(params, `model.layers.${l}.`, cfg, xl, { ...t, keyMask: opts.attentionMask, weight: opts.weight, capture: cap }), x);
     if (l > 0 && !cap.hidden) consumed(x, r.y);
     x = r.y;
     if (r.cap.probs) out.probs.push(r.cap.probs);

@@ -14,6 +14,8 @@ export interface DecoderLayerNames {
   qBias?: string; kBias?: string; vBias?: string; oBias?: string;
   /** RMSNorm over the head dimension of q and k before RoPE (Qwen3). */
   qNorm?: string; kNorm?: string;
+  /** A layer without RoPE (SmolLM3's NoPE layers). */
+  noRope?: boolean;
 }
 
 export interface DecoderOnnxSpec {

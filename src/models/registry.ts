@@ -12,6 +12,7 @@ import { qwen2 } from './qwen2-arch.js';
 import { qwen3 } from './qwen3-arch.js';
 import { phi3 } from './phi3-arch.js';
 import { seedOss } from './seed-oss-arch.js';
+import { smollm3 } from './smollm3-arch.js';
 import { roberta, xlmRoberta } from './roberta.js';
 import { distilbert } from './distilbert.js';
 import { roformer } from './roformer.js';
@@ -25,6 +26,7 @@ export const ARCHITECTURES = {
   qwen3,
   phi3,
   seed_oss: seedOss,
+  smollm3,
   roberta,
   'xlm-roberta': xlmRoberta,
   distilbert,

@@ -53,6 +53,8 @@ const CASES: [string, ByteLevelFamily, string, string[], Partial<LlamaConfig>?][
   ['phi3-longrope-short', GPT2, 'phi3', ['rope_factors_long.weight', 'rope_factors_short.weight']],
   // Phi-4-mini: RoPE on 6 of 8 entries per head (rope.dimension_count 6), tied embeddings.
   ['phi4-mini', GPT2, 'phi3', ['rope_factors_long.weight']],
+  // SmolLM3: no RoPE in the 4th layer (llama.cpp's fixed NoPE step), tied embeddings.
+  ['smollm3', GPT2, 'smollm3', ['blk.3.attn_q.weight']],
 ];
 
 let dir = '';
@@ -146,5 +148,16 @@ test('kdqat export (the CLI path) writes each family through its record; a Q4_0 
       const cpp = await runLlamaCpp(llama, out, PROMPT, 4, 264);
       assert.equal(cpp.tokens.length, 4);
     }
+  }
+});
+
+test('SmolLM3 with NoPE layers other than llama.cpp\'s every 4th: the GGUF export refuses, naming no_rope_layers', () => {
+  const loaded = loadModelDir(path.join(ROOT, 'smollm3'));
+  for (const noRopeLayers of [[2], [1, 3], undefined]) {
+    const hf = { ...loaded.hf, config: { ...loaded.hf.config, noRopeLayers } } as typeof loaded.hf;
+    const file = path.join(dir, `smollm3-${JSON.stringify(noRopeLayers)}.gguf`.replace(/[^\w.-]/g, ''));
+    assert.throws(() => exportLlamaGguf(file, { config: hf, params: loaded.params, tokenizerJson: byteLevelTokenizer() }),
+      /no_rope_layers leaves RoPE out of layers \[[\d, ]*\]; llama\.cpp's smollm3 leaves it out of every 4th layer \(\[3\]\)/);
+    assert.ok(!fs.existsSync(file), 'nothing written');
   }
 });

@@ -18,6 +18,7 @@ import { exportOnnxFolder } from '../../src/io/onnx-export.js';
 import { readTokenizerConfig } from '../../src/io/tokenizer_config.js';
 import { kdqat, tmpDir } from '../cli/helpers.js';
 import { onnxBound } from './onnx-helpers.js';
+import { byteLevelTokenizer } from './gguf-fixtures.js';
 
 const TEACHERS = fileURLToPath(new URL('../../teachers/', import.meta.url));
 let root = '';
@@ -98,3 +99,22 @@ test('transformers.js loads a folder written with external data (model.onnx_data
     await b.dispose();
   }
 });
+
+test('transformers.js runs a SmolLM3 export (model_type smollm3: no RoPE in the 4th layer) and generates what kdqat generates', async () => {
+  const src = path.join(root, 'smollm3-src');
+  fs.mkdirSync(src);
+  for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(fileURLToPath(new URL(`../fixtures/decoders/smollm3/${f}`, import.meta.url)), path.join(src, f));
+  fs.writeFileSync(path.join(src, 'tokenizer.json'), JSON.stringify(byteLevelTokenizer()));
+  await runExport({ model: src, format: 'onnx', out: path.join(root, 'smollm3') });
+  const m = openModel(src);
+  const tok = openTokenizer(m, undefined);
+  const prompt = 'Hello, world';
+  const ids = tok.encode(prompt);
+  const want = generate(m.model, ids, { maxNewTokens: 12, eosIds: eosIds(m, tok) }).tokens;
+  assert.equal(want.length, 12, 'no end-of-text token early');
+  const gen = await pipeline('text-generation', 'smollm3', { dtype: 'fp32', device: 'cpu' }) as TextGenerationPipeline;
+  const out = await gen(prompt, { max_new_tokens: 12, do_sample: false }) as { generated_text: string }[];
+  assert.equal(out[0].generated_text, tok.decode([...ids, ...want], { skipSpecialTokens: true }));
+  await gen.dispose();
+});
+

@@ -132,6 +132,14 @@ test('Phi-3 with LongRoPE, and Phi-4-mini\'s partial rotary (the PyTorch-checked
   await checkDecoder(p4, p4bytes, 'phi4-mini, 24 tokens', p4, undefined, 24);
 });
 
+test('SmolLM3 (the PyTorch-checked fixture: no RoPE in its 4th layer): onnxruntime = kdqat, full forward and a cached step; the graph rotates q and k in 3 of 4 layers', async () => {
+  const m = asModel(loadModelDir(fileURLToPath(new URL('../fixtures/decoders/smollm3/', import.meta.url))));
+  const bytes = buildOnnx({ model: m }, 'f32');
+  await checkDecoder(m, bytes, 'smollm3, 12 tokens', m, undefined, 12);
+  // rotate_half's Split per rotated q and k: 2 a layer with RoPE, none without.
+  assert.equal(decodeModel(bytes).graph!.node!.filter((n) => n.opType === 'Split').length, 2 * 3);
+});
+
 test('BERT without a classifier (MLM model): last_hidden_state only, gelu_new', async () => {
   const m = tinyBert({ mlm: true, classifier: false }, { hiddenAct: 'gelu_new' });
   const B = 1, T = 6, ids = randomIds(B, T, m.config.vocabSize);

@@ -16,16 +16,16 @@ import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadModelDir, saveModelDir, asModel } from '../../src/io/model-dir.js';
 import { Tensor, backward, mul, sum, intTensor } from '../../src/tensor/index.js';
-import { archOf, lmLogits } from '../../src/models/model.js';
+import { archOf, lmLogits, type Model } from '../../src/models/model.js';
 import { storedLayout, stackRows } from '../../src/models/fused.js';
 import { paramSpecOf } from '../../src/io/model-dir.js';
 import { headDimOf, ropeTablesOf, type LlamaConfig } from '../../src/models/llama.js';
 import { hfConfigJson, parseHfConfig } from '../../src/models/registry.js';
-import { generate } from '../../src/models/generate.js';
+import { KvDecoder, generate } from '../../src/models/generate.js';
 import { tmpDir } from '../util.js';
 
 const ROOT = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
-export const DECODER_FIXTURES = ['smollm2', 'llama3', 'llama-linear', 'llama-yarn', 'mistral', 'mistral-swa', 'qwen2', 'qwen3', 'phi3', 'seed-oss', 'phi3-longrope', 'phi3-longrope-short', 'phi4-mini'] as const;
+export const DECODER_FIXTURES = ['smollm2', 'llama3', 'llama-linear', 'llama-yarn', 'mistral', 'mistral-swa', 'qwen2', 'qwen3', 'phi3', 'seed-oss', 'phi3-longrope', 'phi3-longrope-short', 'phi4-mini', 'smollm3'] as const;
 const BAR = 1e-4; // issue 11: logits and gradients within 1e-4 relative
 
 /** max |got − want| / max |want| (the tensor's scale). */
@@ -195,6 +195,31 @@ test('a config kdqat cannot honour is refused naming the key and the value', () 
   bad({ ...mistral, hidden_act: 'gelu' }, /hidden_act "gelu" is not supported for mistral/);
   bad({ ...mistral, architectures: ['LlamaForCausalLM'] }, /architectures \["LlamaForCausalLM"\] are not supported for model_type "mistral"; supported: MistralForCausalLM/);
   bad({ ...mistral, sliding_window: 0 }, /"sliding_window" must be ≥ 1, got 0/);
+  const smollm3 = cfg('smollm3');
+  bad({ ...smollm3, no_rope_layers: [1, 1, 0] }, /"no_rope_layers" must be a list of 0 \(no RoPE\) and 1 \(RoPE\), one per layer \(4\), got \[1,1,0\]/);
+  bad({ ...smollm3, no_rope_layers: [1, 1, 1, true] }, /"no_rope_layers" must be a list of 0/);
+  bad({ ...smollm3, use_sliding_window: true, sliding_window: 4096 }, /"use_sliding_window": true is not supported \(sliding_window 4096 on the NoPE layers\)/);
+  bad({ ...llama3, pretraining_tp: 2 }, /"pretraining_tp": 2 is not supported/);
+});
+
+test('SmolLM3\'s NoPE layers: RoPE in every layer misses the reference; no_rope_layers defaults to every no_rope_layer_interval-th layer; the KV-cache generator equals the full forward', () => {
+  const all = run('smollm3', { noRopeLayers: undefined });
+  assert.ok(all.max.logits > 10 * BAR, `smollm3 with RoPE in its 4th layer: logits within ${all.max.logits.toExponential(2)}`);
+  const j = JSON.parse(fs.readFileSync(path.join(ROOT, 'smollm3', 'config.json'), 'utf8'));
+  assert.deepEqual((parseHfConfig(j, 'c').config as LlamaConfig).noRopeLayers, [3]);
+  const { no_rope_layers: _n, ...byInterval } = j;
+  assert.deepEqual((parseHfConfig(byInterval, 'c').config as LlamaConfig).noRopeLayers, [3]);
+  assert.deepEqual((parseHfConfig({ ...byInterval, no_rope_layer_interval: 2 }, 'c').config as LlamaConfig).noRopeLayers, [1, 3]);
+  // The cached decoder's next-token logits, prompt then token by token, against the full forward's.
+  const model = asModel(loadModelDir(path.join(ROOT, 'smollm3'))) as Model & { config: LlamaConfig };
+  const ids = [72, 101, 108, 108, 111, 44, 32, 119, 111, 114];
+  const full = lmLogits(model, intTensor(ids, [1, ids.length])).f32, V = model.config.vocabSize;
+  const dec = new KvDecoder(model);
+  const steps = [dec.step(ids.slice(0, 5)), ...ids.slice(5).map((t) => dec.step(t))];
+  steps.forEach((got, i) => {
+    const at = 4 + i;
+    assert.ok(rel(got, full.subarray(at * V, (at + 1) * V)) < BAR, `KV-cache logits at position ${at}`);
+  });
 });
 
 test('sliding window: the window fixture has teeth (without its window the logits miss), and generation with the KV cache past the window equals the full forward', () => {

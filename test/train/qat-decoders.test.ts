@@ -26,7 +26,7 @@ import { smallTextFile } from '../cli/helpers.js';
 const FIXTURES = fileURLToPath(new URL('../fixtures/decoders/', import.meta.url));
 // One fixture per family (the llama rope-scaling variants share the forward; llama3 stands for
 // them), and mistral-swa: a window (8) shorter than the training sequences (16) and generation.
-const FAMILIES = ['smollm2', 'llama3', 'mistral', 'mistral-swa', 'qwen2', 'qwen3', 'phi3', 'seed-oss'];
+const FAMILIES = ['smollm2', 'llama3', 'mistral', 'mistral-swa', 'qwen2', 'qwen3', 'phi3', 'seed-oss', 'smollm3'];
 const ALL_TERMS = 'pred=1,ce=0.5,rep=1,attn_score=0.1,attn_map=1,attn_out=1,context=1,sa_out=1';
 
 const same = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
