@@ -106,12 +106,14 @@ export function textJob(m: OpenedModel, tok: LoadedTokenizer, file: string, s: J
   const dir = fs.statSync(file, { throwIfNoEntry: false })?.isDirectory() ?? false;
   if (dir || isJsonl(file) || isTableFile(file)) {
     const chat = chatRendererOf(path.dirname(tok.path));
-    const docs = withFlag('--text', () => (dir ? loadTextCorpus(file, { chat }).documents.map((d) => d.text)
-      : isTableFile(file) ? readTableTexts(file, chat).map((d) => d.text) : jsonlTexts(file, chat)));
+    const field = s.fields?.text;
+    const docs = withFlag('--text', () => (dir ? loadTextCorpus(file, { chat, field }).documents.map((d) => d.text)
+      : isTableFile(file) ? readTableTexts(file, chat, field).map((d) => d.text) : jsonlTexts(file, chat, field)));
     if (docs.length === 0) throw new Error(`--text ${file}: every line's "text" is empty; point --text at a file with the text to score`);
     stream = documentStream(enc, docs, eosId);
     extra = { documents: docs.length };
   } else {
+    if (s.fields?.text) throw new Error(`--text ${file}: --text-field ${s.fields.text} names a field of JSON Lines, Parquet or Arrow files; this is plain text`);
     const text = withFlag('--text', () => readUtf8File(file));
     if (!text.trim()) throw new Error(`--text ${file}: the file is empty (only whitespace); point --text at a file with the text to score`);
     stream = enc(text);

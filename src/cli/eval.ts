@@ -69,7 +69,7 @@ export function evalCommand(): Command {
     .option('--split <split>', 'split of --corpus and built-in --cls tasks: test or valid', 'test')
     .option('--mc <file|task>', 'multiple-choice accuracy: a JSONL file (kdqat\'s items, or HellaSwag/ARC/OpenBookQA/MMLU/PIQA/SciQ/WinoGrande/COPA/BoolQ rows) or continuation, wordnet-def (repeatable)', collect)
     .option('--cls <file|task>', 'classification accuracy: a JSONL/TSV/CSV/Parquet/Arrow file or brown-genre (repeatable)', collect)
-    .option('--text-field <name[,pair]>', '--cls files: the field holding the text (two for a pair), when it is not one kdqat recognizes')
+    .option('--text-field <name[,pair]>', 'the field holding the text of --text JSON Lines / Parquet / Arrow files and of --cls files (two for a pair), when it is not one kdqat recognizes')
     .option('--label-field <name>', '--cls files: the field holding the label, when it is not "label" or "labels"')
     .option('--ppl-convention <name>', 'perplexity windows: kdqat (every token after the first, once) or llama.cpp (as llama-perplexity: BOS per window, second half scored)', 'kdqat');
   // Stored under the keys EvalOptions has always had (seq, batchSize, limit).
@@ -103,7 +103,9 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
   const { openModel, openTokenizer, positiveInt, eosIds, describeModel, specialIds } = await import('./open-model.js');
   const { clsJob, corpusJob, mcJob, textJob } = await import('./eval-tasks.js');
   const { fieldNames } = await import('../data/classification.js');
-  if ((opts.textField || opts.labelField) && !opts.cls?.length) throw new UsageError('--text-field/--label-field name the fields of --cls files; give --cls FILE');
+  if (opts.labelField && !opts.cls?.length) throw new UsageError('--label-field names the label field of --cls files; give --cls FILE');
+  if (opts.textField && !opts.cls?.length && !opts.text?.length) throw new UsageError('--text-field names the text field of --text and --cls files; give --text FILE or --cls FILE');
+  if (opts.textField?.includes(',') && opts.text?.length) throw new UsageError(`--text-field ${opts.textField}: a pair of fields is for --cls files; --text files have one text field`);
   const fieldNamesOf = (t: string | undefined, l: string | undefined) => {
     try {
       return fieldNames(t, l);
@@ -120,7 +122,7 @@ export async function runEval(opts: EvalOptions, out: Output): Promise<EvalRepor
   };
   // Parquet / Arrow text is read (asynchronously) before the jobs are built.
   const { preloadTables } = await import('../data/tables.js');
-  await withTextFlag(() => preloadTables(opts.text ?? []));
+  await withTextFlag(() => preloadTables(opts.text ?? [], opts.textField ? 'all' : 'text'));
   await preloadTables([...opts.mc ?? [], ...opts.cls ?? []].filter((f) => fs.existsSync(f)), 'all');
   const m = openModel(opts.model, { latent: opts.latent });
   const tok = openTokenizer(m, opts.tokenizer);

@@ -2,7 +2,7 @@
 // (masked LM) from scratch on text, or continue a pre-trained one on new text (--init).
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import { preloadTables } from '../data/tables.js';
+import { preloadTables, textColumns } from '../data/tables.js';
 import { CORPUS_NAMES } from '../data/corpora.js';
 import { PRETRAIN_DEFAULTS, PRETRAIN_OBJECTIVES, runPretrain, type PretrainConfig } from '../train/pretrain.js';
 import { initDefaults } from '../train/pretrain-init.js';
@@ -22,7 +22,8 @@ export function pretrainCommand(): Command {
   const cmd = new Command('pretrain')
     .description('pre-train a small LLaMA (causal LM) or BERT (masked LM) from scratch, or continue a pre-trained model on new text (--init): tokenizer, training, HF model directory')
     .addOption(new Option('--arch <arch>', `model family (default ${D.arch})`).choices(SUPPORTED_MODEL_TYPES))
-    .option('--corpus <name|path>', `sotu, brown, moby-dick, or a .txt / .jsonl ({"text": …} per line) / .parquet (a text column) file or a directory of them; repeatable or comma list (default ${D.corpus})`, listArg)
+    .option('--corpus <name|path>', `sotu, brown, moby-dick, or a .txt / .jsonl ({"text": …} per line) / .parquet / .arrow (a text column) file or a directory of them; repeatable or comma list (default ${D.corpus})`, listArg)
+    .option('--text-field <name>', 'the field (column) holding the text of .jsonl / .parquet / .arrow corpora, when it is not "text" or "content"')
     .option('--out <dir>', 'output directory (model, tokenizer, train_log.jsonl, summary.json, checkpoint/)')
     .option('--init <dir>', 'continue this pre-trained model (its weights, sizes and tokenizer) instead of starting from scratch: domain-adaptive pre-training')
     .option('--hidden <n>', `hidden size (default ${D.hidden})`, intArg)
@@ -77,7 +78,7 @@ export function pretrainCommand(): Command {
       const defaults = init && !saved ? { ...D, ...initDefaults(init, D.seq) } : D;
       const config = resolveSettings(defaults, fromFile, fromCli, saved, (k) => flagOf(this, k) ?? flagName(k));
       // Parquet / Arrow text is read (asynchronously) before the run builds its windows.
-      await preloadTables(config.corpus);
+      await preloadTables(config.corpus, textColumns(config.textField));
       const { result: summary, reporter } = runTrainingJob('pretrain', out,
         { threads: (opts.threads ?? fromFile.threads) as number | undefined, distributed: opts.distributed },
         (reporter, dist) => runPretrain({

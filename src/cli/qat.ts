@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { preloadTables } from '../data/tables.js';
+import { preloadTables, textColumns } from '../data/tables.js';
 import { corpusList } from '../train/pretrain-data.js';
 import { CORPUS_NAMES } from '../data/corpora.js';
 import { CLASSIFICATION_TASKS } from '../data/tasks.js';
@@ -52,7 +52,7 @@ export function qatCommand(): Command {
     .option('--data <name|file>', `decoder: training text, ${CORPUS_NAMES.join(', ')} or a .txt / .jsonl / .parquet file or directory, or several comma-separated (split as in pretrain); .jsonl lines may be conversations (messages, ShareGPT conversations, prompt-completion), rendered with the teacher's chat template`)
     .option('--task <name|file>', `encoder: classification task, ${CLASSIFICATION_TASKS.join(', ')} or a JSONL/TSV training file`)
     .option('--dev <file>', 'encoder: dev examples (JSONL/TSV) when --task is a file')
-    .option('--text-field <name[,pair]>', 'encoder: the task files\' field holding the text (two for a pair), when it is not one kdqat recognizes')
+    .option('--text-field <name[,pair]>', 'the field holding the text, when it is not one kdqat recognizes: of --data JSON Lines / Parquet / Arrow (decoder), or of --task/--dev files (encoder; two for a pair)')
     .option('--label-field <name>', 'encoder: the task files\' field holding the label, when it is not "label" or "labels"')
     .option('--quant <preset|file.json>', `quantization config: ${Object.keys(QUANT_PRESETS).join(', ')}, or a JSON file (default ${D.quant})`)
     .option('--loss <terms>', `loss weights, e.g. pred=1,rep=1,attn_map=1; terms: ${LOSS_NAMES.join(', ')} (default ${D.loss})`)
@@ -130,7 +130,7 @@ export function qatCommand(): Command {
       for (const o of [fromFile, fromCli]) if (saved && o.bf16 === 'auto') delete o.bf16;
       const config = resolveSettings(D, fromFile, fromCli, saved, flag);
       // Parquet / Arrow data (text, or a task's examples) is read (asynchronously) before the run builds it.
-      if (config.data) await preloadTables(corpusList(config.data));
+      if (config.data) await preloadTables(corpusList(config.data), textColumns(config.textField));
       await preloadTables([config.task, config.dev].filter((f): f is string => !!f && fs.existsSync(f)), 'all');
       const { result: s, reporter } = runTrainingJob('qat', out,
         { threads: (opts.threads ?? fromFile.threads) as number | undefined, distributed: opts.distributed },

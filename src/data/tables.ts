@@ -15,8 +15,12 @@ import { arrowFormat } from './arrow.js';
 export const TEXT_COLUMNS = ['text', 'content', 'messages', 'conversations', 'prompt', 'completion'] as const;
 
 /** Which columns a loader needs: a text corpus's (TEXT_COLUMNS), or every column (a labelled file:
- *  classification or multiple choice, whose fields depend on the dataset). */
+ *  classification or multiple choice, whose fields depend on the dataset; a text corpus whose
+ *  text is in a column the user names, --text-field). */
 export type TableColumns = 'text' | 'all';
+
+/** The columns a text corpus reads: its own (TEXT_COLUMNS), or all when the user names the field. */
+export const textColumns = (field?: string): TableColumns => (field ? 'all' : 'text');
 
 /** One table file format. */
 export interface TableFormat {

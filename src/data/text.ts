@@ -11,7 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
 import { DataError } from './errors.js';
 import { CHAT_LAYOUTS, chatLayoutOf, chatLineText, type ChatRenderer } from './chat.js';
-import { isTableFile, tableRows } from './tables.js';
+import { isTableFile, tableRows, textColumns } from './tables.js';
 import { readJsonLines } from './jsonl.js';
 import { splitParagraphs } from './sentences.js';
 import type { Corpus, Document } from './types.js';
@@ -130,26 +130,27 @@ function listTextFiles(dir: string): string[] {
 
 const JSONL_TEXT_EXAMPLE = '{"text": "The river flows to the sea."}';
 
-/** The lines of a JSON Lines corpus as texts: each line's "text" (or "content"), or, when the
- *  first line is a conversation (chat.ts: messages, ShareGPT conversations, prompt-completion),
- *  each line's conversation rendered by `chat`. Blank texts are skipped; `rendered` marks a text
- *  a chat template wrote (it writes its own BOS, so a packer must not add one). */
-export function readJsonlTexts(file: string, chat?: ChatRenderer): { text: string; rendered: boolean }[] {
-  return rowTexts(file, readJsonLines(file, JSONL_TEXT_EXAMPLE), chat);
+/** The lines of a JSON Lines corpus as texts: each line's "text" (or "content"; or the user's
+ *  `field`, --text-field), or, when the first line is a conversation (chat.ts: messages, ShareGPT
+ *  conversations, prompt-completion), each line's conversation rendered by `chat`. Blank texts
+ *  are skipped; `rendered` marks a text a chat template wrote (it writes its own BOS, so a packer
+ *  must not add one). */
+export function readJsonlTexts(file: string, chat?: ChatRenderer, field?: string): { text: string; rendered: boolean }[] {
+  return rowTexts(file, readJsonLines(file, JSONL_TEXT_EXAMPLE), chat, field);
 }
 
 /** The texts of a table file's rows (Parquet, Arrow; preloaded: tables.ts), as readJsonlTexts reads lines; a
  *  row's number (from 1) stands where a line's would. */
-export function readTableTexts(file: string, chat?: ChatRenderer): { text: string; rendered: boolean }[] {
-  const rows = tableRows(file);
+export function readTableTexts(file: string, chat?: ChatRenderer, field?: string): { text: string; rendered: boolean }[] {
+  const rows = tableRows(file, textColumns(field));
   if (rows.length === 0) throw new DataError(file, undefined, 'has no rows', 'point to a file with text');
-  return rowTexts(file, rows.map((value, i) => ({ line: i + 1, value })), chat);
+  return rowTexts(file, rows.map((value, i) => ({ line: i + 1, value })), chat, field);
 }
 
-function rowTexts(file: string, lines: { line: number; value: unknown }[], chat?: ChatRenderer): { text: string; rendered: boolean }[] {
+function rowTexts(file: string, lines: { line: number; value: unknown }[], chat?: ChatRenderer, field?: string): { text: string; rendered: boolean }[] {
   const first = lines[0].value as Record<string, unknown>;
-  const key = 'text' in first || !('content' in first) ? 'text' : 'content';
-  const layout = key === 'text' ? chatLayoutOf(first) : undefined;
+  const key = field ?? ('text' in first || !('content' in first) ? 'text' : 'content');
+  const layout = key === 'text' && !field ? chatLayoutOf(first) : undefined;
   const out: { text: string; rendered: boolean }[] = [];
   for (const { line, value } of lines) {
     const o = value as Record<string, unknown>;
@@ -159,9 +160,12 @@ function rowTexts(file: string, lines: { line: number; value: unknown }[], chat?
       if (r.text.trim()) out.push(r.rendered ? r : { text: r.text.replace(/\r\n?/g, '\n').trim(), rendered: false });
       continue;
     }
+    if (!(key in o) && field) {
+      throw new DataError(file, line, `missing field "${key}" (--text-field ${key})`, `the line's fields are ${Object.keys(o).map((k) => `"${k}"`).join(', ') || 'none'}; name the one holding the text`);
+    }
     if (!(key in o)) {
       throw new DataError(file, line, `missing field "${key}"`, `every line of a text corpus in JSON Lines needs a "text" string, e.g. ${JSONL_TEXT_EXAMPLE}, ` +
-        `or a conversation: ${CHAT_LAYOUTS.map((l) => l.fields.map((f) => `"${f}"`).join(' + ')).join(', ')}`);
+        `or a conversation: ${CHAT_LAYOUTS.map((l) => l.fields.map((f) => `"${f}"`).join(' + ')).join(', ')}, or name its field with --text-field`);
     }
     const v = o[key];
     if (typeof v !== 'string') throw new DataError(file, line, `"${key}" must be a string, got ${JSON.stringify(v)?.slice(0, 80)}`);
@@ -171,8 +175,8 @@ function rowTexts(file: string, lines: { line: number; value: unknown }[], chat?
 }
 
 /** The texts of a JSON Lines corpus (readJsonlTexts). */
-export function jsonlTexts(file: string, chat?: ChatRenderer): string[] {
-  return readJsonlTexts(file, chat).map((d) => d.text);
+export function jsonlTexts(file: string, chat?: ChatRenderer, field?: string): string[] {
+  return readJsonlTexts(file, chat, field).map((d) => d.text);
 }
 
 const docId = (name: string, text: string): string => `${name}:${createHash('sha256').update(text).digest('hex').slice(0, 12)}`;
@@ -183,13 +187,13 @@ const docId = (name: string, text: string): string => `${name}:${createHash('sha
  *   sha256(text)>`, so inserting or reordering blocks does not move other blocks between splits
  *   (identical blocks share an id — ids are not unique — and so always land in the same split,
  *   which keeps repeated boilerplate from leaking between train and test).
- * - .jsonl / .ndjson / .json file: each line's "text" (or "content") is a document, with an id made
+ * - .jsonl / .ndjson / .json file: each line's "text" (or "content", or opts.field) is a document, with an id made
  *   the same way; or each line's conversation rendered by opts.chat (readJsonlTexts; meta.rendered).
  * - .parquet / .arrow file (preloaded, tables.ts): each row, as a line of JSON Lines.
  * - Directory: one document per .txt file (recursive), id = path relative to the directory; and
  *   the lines (rows) of each .jsonl / .ndjson / .parquet / .arrow file in it, ids `<relative path>:<12 hex>`.
  */
-export function loadTextCorpus(p: string, opts: { chat?: ChatRenderer } = {}): Corpus {
+export function loadTextCorpus(p: string, opts: { chat?: ChatRenderer; field?: string } = {}): Corpus {
   let stat: fs.Stats;
   try {
     stat = fs.statSync(p);
@@ -204,7 +208,7 @@ export function loadTextCorpus(p: string, opts: { chat?: ChatRenderer } = {}): C
     for (const f of files) {
       const rel = path.relative(p, f).split(path.sep).join('/');
       if (isJsonl(f) || isTableFile(f)) {
-        for (const { text, rendered } of (isTableFile(f) ? readTableTexts : readJsonlTexts)(f, opts.chat)) {
+        for (const { text, rendered } of (isTableFile(f) ? readTableTexts : readJsonlTexts)(f, opts.chat, opts.field)) {
           documents.push({ id: docId(rel, text), text, meta: rendered ? { file: f, rendered: 1 } : { file: f } });
         }
         continue;
@@ -213,7 +217,7 @@ export function loadTextCorpus(p: string, opts: { chat?: ChatRenderer } = {}): C
       if (text) documents.push({ id: rel, text, meta: { file: f } });
     }
   } else if (isJsonl(p) || isTableFile(p)) {
-    for (const { text, rendered } of (isTableFile(p) ? readTableTexts : readJsonlTexts)(p, opts.chat)) {
+    for (const { text, rendered } of (isTableFile(p) ? readTableTexts : readJsonlTexts)(p, opts.chat, opts.field)) {
       documents.push({ id: docId(name, text), text, meta: rendered ? { file: p, rendered: 1 } : { file: p } });
     }
   } else {

@@ -38,20 +38,24 @@ export function corpusList(values: string | string[]): string[] {
   return list;
 }
 
-function openCorpus(spec: string, chat: ChatRenderer | undefined): Corpus {
+function openCorpus(spec: string, chat: ChatRenderer | undefined, field: string | undefined): Corpus {
   if ((CORPUS_NAMES as readonly string[]).includes(spec)) return loadCorpus(spec as CorpusName);
   if (!fs.existsSync(spec)) {
     throw new Error(`--corpus ${spec}: not a built-in corpus (${CORPUS_NAMES.join(', ')}) and no such file or directory; check the name or path`);
   }
-  return loadTextCorpus(spec, { chat });
+  return loadTextCorpus(spec, { chat, field });
 }
 
 /** The documents of `specs`, split; a JSON Lines corpus of conversations is rendered by
- *  opts.chat (the model's chat template; none for a model trained from scratch). */
-export function loadPretrainText(specs: string[], opts: { chat?: ChatRenderer } = {}): PretrainText {
+ *  opts.chat (the model's chat template; none for a model trained from scratch); opts.field names
+ *  the field holding the text of JSON Lines / Parquet / Arrow corpora (--text-field). */
+export function loadPretrainText(specs: string[], opts: { chat?: ChatRenderer; field?: string } = {}): PretrainText {
+  if (opts.field && specs.every((s) => (CORPUS_NAMES as readonly string[]).includes(s))) {
+    throw new Error(`--text-field ${opts.field}: names the field of JSON Lines, Parquet or Arrow corpora; ${specs.join(', ')} ${specs.length > 1 ? 'are' : 'is'} built in`);
+  }
   const out: PretrainText = { train: [], valid: [], test: [], splits: [] };
   for (const spec of specs) {
-    const corpus = openCorpus(spec, opts.chat);
+    const corpus = openCorpus(spec, opts.chat, opts.field);
     const split = pretrainSplit(spec);
     const s = splitCorpus(corpus, split);
     out.train.push(...s.train);

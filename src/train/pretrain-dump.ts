@@ -39,7 +39,7 @@ export function dumpMlmRun(dir: string, steps: number): MlmDump {
   if (!(steps >= 1 && steps <= c.steps)) throw new Error(`steps must be in 1..${c.steps} (the run's --steps), got ${steps}`);
   const tok = loadTokenizer(path.join(dir, 'tokenizer.json'));
   const sp = mlmSpecials(tok);
-  const text = loadPretrainText(c.corpus);
+  const text = loadPretrainText(c.corpus, { field: c.textField || undefined });
   const train = pack(c, tok, text.train);
   if (typeof train === 'string') throw new Error(`--corpus ${c.corpus.join(',')}: ${train}`);
   const model = buildModel(c, tok.vocabSize);

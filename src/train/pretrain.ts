@@ -34,6 +34,8 @@ export interface PretrainConfig {
   /** A registered architecture (src/models/registry.ts). */
   arch: ArchName;
   corpus: string[];
+  /** The field holding the text of JSON Lines / Parquet / Arrow corpora ('': "text" or "content"). */
+  textField: string;
   hidden: number;
   layers: number;
   heads: number;
@@ -76,7 +78,7 @@ export const PRETRAIN_OBJECTIVES = ['lm', 'electra'] as const;
 export type PretrainObjective = (typeof PRETRAIN_OBJECTIVES)[number];
 
 export const PRETRAIN_DEFAULTS: PretrainConfig = {
-  arch: 'llama', corpus: ['sotu'], hidden: 256, layers: 4, heads: 4, kvHeads: 4, intermediate: 768, seq: 128,
+  arch: 'llama', corpus: ['sotu'], textField: '', hidden: 256, layers: 4, heads: 4, kvHeads: 4, intermediate: 768, seq: 128,
   vocab: 4096, steps: 2000, batch: 16, accum: 1, lr: 1e-3, warmup: 100, weightDecay: 0.01, clip: 1.0,
   dropout: 0.1, seed: 0, evalEvery: 200, evalWindows: 64, saveEvery: 200, logEvery: 10,
   objective: 'lm', generatorSize: 0.25, discWeight: 50, positionEmbedding: 'absolute', init: '',
@@ -223,7 +225,7 @@ function pretrain(run: PretrainRun): PretrainSummary {
   const say = (m: string): void => run.reporter?.message(m);
   // Settings and text are checked before --force clears an old run out of the way.
   // --init from a chat model: a corpus of conversations is rendered with its chat template.
-  const text = loadPretrainText(c.corpus, { chat: c.init ? chatRendererOf(c.init) : undefined });
+  const text = loadPretrainText(c.corpus, { chat: c.init ? chatRendererOf(c.init) : undefined, field: c.textField || undefined });
   const init = c.init ? initModel(c) : undefined;
   session.prepareOutDir([...c.corpus.map((f) => ({ flag: '--corpus', path: f })), ...(c.init ? [{ flag: '--init', path: c.init }] : [])]);
   const tokFile = path.join(out, 'tokenizer.json');

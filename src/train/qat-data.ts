@@ -54,8 +54,8 @@ export type QatData = DecoderData | EncoderData;
 
 /** Packed LM windows of `seqLen` inputs (+1 target) from the corpus `spec`: [bos] text [eos] per
  *  document, or, for a conversation rendered by the chat template (`chat`), the template's text as it wrote it (its own BOS, if any) and [eos]. */
-export function decoderData(spec: string, tok: LoadedTokenizer, seqLen: number, chat?: ChatRenderer): DecoderData {
-  const text = loadPretrainText(corpusList(spec), { chat }); // "sotu,my.jsonl": several corpora, as pretrain's --corpus
+export function decoderData(spec: string, tok: LoadedTokenizer, seqLen: number, chat?: ChatRenderer, field?: string): DecoderData {
+  const text = loadPretrainText(corpusList(spec), { chat, field }); // "sotu,my.jsonl": several corpora, as pretrain's --corpus
   const sp = tok.specials;
   const pack = (docs: Document[]): Windows => packCausal(docs, tok, { seqLen, bosId: sp.bos, eosId: sp.eos });
   let train: Windows;

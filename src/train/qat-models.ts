@@ -128,8 +128,10 @@ export function qatDataOf(c: QatConfig, m: Built): QatData {
   if (rec.kind === 'decoder') {
     if (!c.data) throw new UsageError('--data NAME|FILE is required for a decoder teacher: sotu, brown, moby-dick, or a text file');
     if (c.task || c.dev) throw new UsageError(`--task/--dev are for a classifier teacher; ${c.teacher} is a ${rec.label} decoder: give --data`);
+    if (c.labelField) throw new UsageError(`--label-field names the label of --task/--dev files; ${c.teacher} is a ${rec.label} decoder`);
+    if (c.textField.includes(',')) throw new UsageError(`--text-field ${c.textField}: a decoder's --data has one text field, not a pair`);
     // A corpus of conversations is rendered with the teacher tokenizer's chat template.
-    const data = decoderData(c.data, tok, seqLen, chatRendererOf(path.dirname(tok.path)));
+    const data = decoderData(c.data, tok, seqLen, chatRendererOf(path.dirname(tok.path)), c.textField || undefined);
     if (data.train.count < c.batch) throw new Error(`--data ${c.data}: ${data.train.count} training windows of ${seqLen} tokens cannot fill one --batch of ${c.batch}`);
     return data;
   }

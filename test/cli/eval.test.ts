@@ -214,13 +214,39 @@ test('a classification file with its own field names: eval --cls and finetune ta
   const r = await runEval({ model: fx.bert, cls: [file], textField: 'review', labelField: 'sentiment' }, quiet);
   assert.deepEqual([r.results[0].examples, r.results[0].labels], [3, 2]);
   await assert.rejects(runEval({ model: fx.bert, cls: [file] }, quiet), /reviews\.jsonl:1: missing field "text" .*name yours with --text-field/);
-  await assert.rejects(runEval({ model: fx.llama, text: [file], textField: 'review' }, quiet), /--text-field\/--label-field name the fields of --cls files/);
+  await assert.rejects(runEval({ model: fx.llama, text: [file], labelField: 'sentiment' }, quiet), /--label-field names the label field of --cls files; give --cls FILE/);
   const ft = kdqat('finetune', '--model', fx.bert, '--train', file, '--dev', file, '--text-field', 'review', '--label-field', 'sentiment',
     '--max-steps', '1', '--max-len', '16', '--threads', '1', '--out', path.join(fx.root, 'fields-ft'));
   assert.equal(ft.code, 0, ft.stderr);
   const builtin = kdqat('finetune', '--model', fx.bert, '--task', 'brown-genre', '--text-field', 'review', '--out', path.join(fx.root, 'fields-ft2'));
   assert.equal(builtin.code, 2);
   assert.match(builtin.stderr, /--text-field\/--label-field name the fields of --train\/--dev\/--test files; a built-in --task has its own/);
+});
+
+test('a corpus with its own text field: eval --text, qat --data and pretrain --corpus take --text-field (JSON Lines, Parquet); errors name the flag', async () => {
+  const texts = ['the river flows to the sea', 'fellow citizens of the union', 'ships sail on the river'];
+  const own = fx.file('articles.jsonl', texts.map((t, i) => JSON.stringify({ id: i, article: t })).join('\n') + '\n');
+  const plain = fx.file('articles-text.jsonl', texts.map((text) => JSON.stringify({ text })).join('\n') + '\n');
+  const score = async (file: string, textField?: string) => ({ ...(await runEval({ model: fx.llama, text: [file], seq: '16', textField }, quiet)).results[0], source: '', seconds: 0 });
+  assert.deepEqual(await score(own, 'article'), await score(plain));
+  // A Parquet column by name: SST-2's "sentence", as the same sentences in JSON Lines.
+  const sst2 = fileURLToPath(new URL('../fixtures/data/parquet/sst2.parquet', import.meta.url));
+  const sentences = fx.file('sentences.jsonl', ['a fine film ', 'dull and slow', 'the best of the year'].map((text) => JSON.stringify({ text })).join('\n') + '\n');
+  assert.deepEqual(await score(sst2, 'sentence'), await score(sentences));
+  await assert.rejects(runEval({ model: fx.llama, text: [own], textField: 'body' }, quiet), /articles\.jsonl:1: missing field "body" \(--text-field body\) — the line's fields are "id", "article"/);
+  await assert.rejects(runEval({ model: fx.llama, text: [fx.file('plain.txt', 'Some text.\n')], textField: 'article' }, quiet), /plain\.txt: --text-field article names a field of JSON Lines, Parquet or Arrow files; this is plain text/);
+  const q = kdqat('qat', '--teacher', fx.llama, '--data', own, '--text-field', 'article', '--steps', '1', '--seq-len', '8', '--batch', '1', '--eval-every', '0', '--threads', '1', '--out', path.join(fx.root, 'field-qat'));
+  assert.equal(q.code, 0, q.stderr);
+  const ql = kdqat('qat', '--teacher', fx.llama, '--data', own, '--label-field', 'x', '--steps', '1', '--out', path.join(fx.root, 'field-qat2'));
+  assert.equal(ql.code, 2);
+  assert.match(ql.stderr, /--label-field names the label of --task\/--dev files; \S+ is a LLaMA decoder/);
+  const pre = (corpus: string, out: string) => kdqat('pretrain', '--arch', 'llama', '--corpus', corpus, '--text-field', 'article', '--hidden', '16', '--layers', '1', '--heads', '2', '--kv-heads', '2',
+    '--intermediate', '32', '--vocab', '270', '--seq-len', '8', '--steps', '1', '--batch', '1', '--eval-every', '0', '--threads', '1', '--out', path.join(fx.root, out));
+  const p = pre(own, 'field-pre');
+  assert.equal(p.code, 0, p.stderr);
+  const pb = pre('sotu', 'field-pre2');
+  assert.equal(pb.code, 1);
+  assert.match(pb.stderr, /--text-field article: names the field of JSON Lines, Parquet or Arrow corpora; sotu is built in/);
 });
 
 test('eval: several evaluations at once, a readable table, --cls on a BERT classifier', () => {
