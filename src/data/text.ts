@@ -179,6 +179,21 @@ export function jsonlTexts(file: string, chat?: ChatRenderer, field?: string): s
   return readJsonlTexts(file, chat, field).map((d) => d.text);
 }
 
+/** A `datasets` DatasetDict saved with save_to_disk (dataset_dict.json beside one directory per
+ *  split) holds its splits side by side: read whole, its test split would be trained on. */
+function refuseDatasetDict(dir: string): void {
+  const file = path.join(dir, 'dataset_dict.json');
+  if (!fs.existsSync(file)) return;
+  let splits: string[] = [];
+  try {
+    const j = JSON.parse(fs.readFileSync(file, 'utf8')) as { splits?: unknown };
+    if (Array.isArray(j.splits)) splits = j.splits.filter((x): x is string => typeof x === 'string');
+  } catch { /* the split names are only for the message */ }
+  const first = splits[0] ?? 'train';
+  throw new DataError(dir, undefined, `is a datasets DatasetDict${splits.length ? ` (splits: ${splits.join(', ')})` : ''}; read whole, its splits would be mixed`,
+    `point at one split's directory, e.g. ${path.join(dir, first)} (kdqat makes its own validation split)`);
+}
+
 const docId = (name: string, text: string): string => `${name}:${createHash('sha256').update(text).digest('hex').slice(0, 12)}`;
 
 /**
@@ -203,6 +218,7 @@ export function loadTextCorpus(p: string, opts: { chat?: ChatRenderer; field?: s
   const name = path.basename(p);
   const documents: Document[] = [];
   if (stat.isDirectory()) {
+    refuseDatasetDict(p);
     const files = listTextFiles(p);
     if (files.length === 0) throw new DataError(p, undefined, 'contains no .txt, .jsonl, .parquet or .arrow files', 'point to a directory of UTF-8 .txt (or JSON Lines .jsonl, Parquet, Arrow) files');
     for (const f of files) {

@@ -10,7 +10,7 @@ import { loadTextCorpus, readTableTexts } from '../../src/data/text.js';
 import type { ChatMessage, ChatRenderer } from '../../src/data/chat.js';
 import { loadClassification } from '../../src/data/classification.js';
 import { loadMultipleChoiceFile } from '../../src/data/multiple-choice.js';
-import { FIXTURES, tmpFile, cleanup } from './helpers.js';
+import { FIXTURES, tmpFile, tmpPath, cleanup } from './helpers.js';
 
 after(cleanup);
 
@@ -40,6 +40,16 @@ test('a conversation column, a labelled file (int64 labels, dictionary-encoded t
   assert.deepEqual(loadClassification(files[1]).examples[0], { text: 'a fine film ', label: 1 });
   assert.deepEqual(loadMultipleChoiceFile(files[2]), loadMultipleChoiceFile(twins[2]));
   assert.deepEqual(tableRows(files[2], 'all')[0].choices, { text: ['balance', 'ruler', 'thermometer'], label: ['A', 'B', 'C'] });
+});
+
+test('a DatasetDict directory (dataset_dict.json, a directory per split) is refused naming its splits; one split\'s directory is read', async () => {
+  const dict = tmpPath('dict');
+  for (const split of ['train', 'test']) fs.cpSync(path.join(DIR, 'save-to-disk'), path.join(dict, split), { recursive: true });
+  fs.writeFileSync(path.join(dict, 'dataset_dict.json'), '{"splits": ["train", "test"]}');
+  await preloadTables([dict]);
+  assert.throws(() => loadTextCorpus(dict), (e: Error) => e.message ===
+    `${dict}: is a datasets DatasetDict (splits: train, test); read whole, its splits would be mixed — point at one split's directory, e.g. ${path.join(dict, 'train')} (kdqat makes its own validation split)`);
+  assert.deepEqual(loadTextCorpus(path.join(dict, 'train')).documents.map((d) => d.text), TEXTS);
 });
 
 test('bad Arrow input: the file and the fix', async () => {
