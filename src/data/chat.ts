@@ -7,6 +7,9 @@
 //   prompt + completion: TRL's prompt-completion layout. Strings are plain text (prompt +
 //                  completion, as TRL joins them); lists of messages are one conversation,
 //                  rendered.
+//   instruction [+ input] + output: Alpaca's layout, one user turn (the instruction, and the
+//                  input after a blank line when there is one) and the assistant's output,
+//                  rendered.
 // A message's content is a string, or a list of parts in the OpenAI / multimodal layout
 // ([{"type": "text", "text": …}, …]): text parts are joined with newlines (as vLLM does for a
 // text-only model), any other part is an error naming it.
@@ -87,6 +90,16 @@ export const CHAT_LAYOUTS: readonly ChatLayout[] = [
       }
       return fail('"prompt" and "completion" must both be strings (plain text) or both lists of messages',
         'e.g. {"prompt": "The capital of France is", "completion": " Paris."}');
+    },
+  },
+  {
+    name: 'alpaca', fields: ['instruction', 'output'],
+    read: (o, fail) => {
+      for (const k of ['instruction', 'input', 'output']) {
+        if (o[k] !== undefined && typeof o[k] !== 'string') fail(`"${k}" must be a string, got ${JSON.stringify(o[k])?.slice(0, 80)}`, 'e.g. {"instruction": "Name three rivers.", "input": "", "output": "The Nile, …"}');
+      }
+      const input = (o.input as string | undefined) ?? '';
+      return { messages: [{ role: 'user', content: input ? `${o.instruction}\n\n${input}` : o.instruction as string }, { role: 'assistant', content: o.output as string }] };
     },
   },
 ];

@@ -11,10 +11,56 @@ export interface JsonLine {
   value: unknown;
 }
 
-/** Parse every non-blank line; `example` shows the expected shape in the error's fix. */
+/** The line (1-based) on which each element of a top-level JSON array begins. */
+function elementLines(text: string): number[] {
+  const lines: number[] = [];
+  let line = 1, depth = 0, inString = false, expect = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\n') line++;
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === ' ' || c === '\t' || c === '\r' || c === '\n') continue;
+    if (depth === 1 && expect && c !== ']') {
+      lines.push(line);
+      expect = false;
+    }
+    if (c === '"') inString = true;
+    else if (c === '[' || c === '{') depth++;
+    else if (c === ']' || c === '}') depth--;
+    else if (c === ',' && depth === 1) expect = true;
+  }
+  return lines;
+}
+
+/** Parse every non-blank line; `example` shows the expected shape in the error's fix. A file
+ *  holding one JSON array of objects (what datasets' to_json(lines=False) writes, and Alpaca's
+ *  alpaca_data.json) is read as its elements, each numbered by the line it starts on. */
 export function readJsonLines(file: string, example: string): JsonLine[] {
   const out: JsonLine[] = [];
-  readUtf8File(file).split('\n').forEach((text, i) => {
+  const text = readUtf8File(file);
+  if (text.trimStart().startsWith('[')) {
+    let all: unknown;
+    try {
+      all = JSON.parse(text);
+    } catch (e) {
+      throw new DataError(file, undefined, `starts with "[" but is not valid JSON (${(e as Error).message})`,
+        `give one JSON array of objects, or one object per line, e.g. ${example}`);
+    }
+    const at = elementLines(text);
+    (all as unknown[]).forEach((value, i) => {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        throw new DataError(file, at[i], `element ${i} of the array is not a JSON object`, `e.g. ${example}`);
+      }
+      out.push({ line: at[i], value });
+    });
+    if (out.length === 0) throw new DataError(file, undefined, 'is an empty JSON array', `add objects like ${example}`);
+    return out;
+  }
+  text.split('\n').forEach((text, i) => {
     if (!text.trim()) return;
     let value: unknown;
     try {

@@ -44,6 +44,16 @@ test('messages, ShareGPT conversations and conversational prompt-completion are 
   assert.deepEqual(readJsonlTexts(parts, chatml), [
     { text: '<|im_start|>user\nLook:\ntwo parts<|im_end|>\n<|im_start|>assistant\nSeen.<|im_end|>\n', rendered: true },
   ]);
+  // Alpaca's layout (a JSON array, as alpaca_data.json ships): the instruction, the input after a
+  // blank line when there is one, as the user's turn; the output as the assistant's.
+  const alpaca = tmpFile('alpaca.json', JSON.stringify([
+    { instruction: 'Name a river.', input: '', output: 'The Nile.' },
+    { instruction: 'Translate.', input: 'Bonjour', output: 'Hello' },
+  ], null, 2) + '\n');
+  assert.deepEqual(readJsonlTexts(alpaca, chatml), [
+    { text: '<|im_start|>user\nName a river.<|im_end|>\n<|im_start|>assistant\nThe Nile.<|im_end|>\n', rendered: true },
+    { text: '<|im_start|>user\nTranslate.\n\nBonjour<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n', rendered: true },
+  ]);
   // Plain text needs no template; "content" is read where there is no "text".
   assert.deepEqual(readJsonlTexts(tmpFile('pcs.jsonl', lines({ prompt: 'a', completion: 'b' })), undefined), [{ text: 'ab', rendered: false }]);
   assert.deepEqual(readJsonlTexts(tmpFile('c.jsonl', lines({ content: 'def f(): pass' }, { content: '  ' })), undefined), [{ text: 'def f(): pass', rendered: false }]);
@@ -68,6 +78,12 @@ test('bad conversation lines: the file, the line, the field and the fix', () => 
     [lines({ prompt: 'a', completion: [{ role: 'assistant', content: 'b' }] }), 1, '"prompt" and "completion" must both be strings (plain text) or both lists of messages'],
     [lines({ body: 'x' }), 1, 'missing field "text" — every line of a text corpus in JSON Lines needs a "text" string, e.g. {"text": "The river flows to the sea."}, or a conversation: "messages", "conversations", "prompt" + "completion"'],
     [lines({ content: 5 }), 1, '"content" must be a string, got 5'],
+    [lines({ instruction: 'a', output: 3 }), 1, '"output" must be a string, got 3 (alpaca layout)'],
+    // A JSON array: errors name the line its element starts on.
+    ['[\n  {"text": "a"},\n  {"text": "b",\n   "x": 1},\n  7\n]\n', 5, 'element 2 of the array is not a JSON object'],
+    ['[\n  {"text": "a"},\n\n  {"body": "b"}\n]', 4, 'missing field "text"'],
+    ['[{"text": "a"},', undefined, 'starts with "[" but is not valid JSON'],
+    ['[]', undefined, 'is an empty JSON array'],
   ];
   assertFileErrors((f) => readJsonlTexts(f, chatml), cases);
   // A conversation and no template to render it with.

@@ -91,8 +91,11 @@ test('JSON Lines text corpora: one document per line\'s "text" (.jsonl, .ndjson,
   assert.throws(() => loadTextCorpus(noText), (e: Error) => e.message.startsWith(`${noText}:2: missing field "text"`));
   const notString = tmpFile('num.jsonl', '{"text": 5}\n');
   assert.throws(() => loadTextCorpus(notString), (e: Error) => e.message.startsWith(`${notString}:1: "text" must be a string, got 5`));
-  const array = tmpFile('array.json', '[\n  {"text": "a"}\n]\n');
-  assert.throws(() => loadTextCorpus(array), (e: Error) => e.message.startsWith(`${array}:1: not valid JSON`) && e.message.includes('each line must be one JSON object'));
+  // One JSON array of objects (datasets' to_json(lines=False)) reads as its elements.
+  const array = tmpFile('array.json', '[\n  {"text": "a"},\n  {"text": "b"}\n]\n');
+  assert.deepEqual(loadTextCorpus(array).documents.map((d) => d.text), ['a', 'b']);
+  const badLine = tmpFile('bad.jsonl', '{"text": "a"}\n{"text": "b"\n');
+  assert.throws(() => loadTextCorpus(badLine), (e: Error) => e.message.startsWith(`${badLine}:2: not valid JSON`) && e.message.includes('each line must be one JSON object'));
   const blank = tmpFile('blank.jsonl', '{"text": " "}\n');
   assert.throws(() => loadTextCorpus(blank), (e: Error) => e.message.startsWith(`${blank}: contains no text`));
 });
