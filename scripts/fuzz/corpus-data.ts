@@ -67,6 +67,10 @@ export function textCases(rng: Rng, out: FuzzCase[]): void {
     ['chat-sharegpt-role', `${J({ conversations: [{ from: 'narrator', value: 'x' }] })}\n`, 'from'],
     ['chat-prompt-mixed', `${J({ prompt: 'a', completion: [{ role: 'assistant', content: 'b' }] })}\n`, 'completion'],
     ['chat-layout-changes', `${J(msg)}\n${J({ text: 'plain' })}\n`, 'messages'],
+    ['alpaca-output-number', `${J({ instruction: 'Name a river.', input: '', output: 7 })}\n`, 'output'],
+    // One JSON array of objects (alpaca_data.json's form): cut short, or an element not an object.
+    ['json-array-cut', `[${J(msg)},\n${J(msg)}`, 'JSON'],
+    ['json-array-element', `[${J(msg)},\n 7]\n`, 'element'],
   ];
   // Parquet (src/data/parquet.ts): a file without a text column, a cut one, one that is not Parquet
   // at all; and a cut zstd shard.
