@@ -60,11 +60,11 @@ export function readJsonLines(file: string, example: string): JsonLine[] {
     if (out.length === 0) throw new DataError(file, undefined, 'is an empty JSON array', `add objects like ${example}`);
     return out;
   }
-  text.split('\n').forEach((text, i) => {
-    if (!text.trim()) return;
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = JSON.parse(line);
     } catch (e) {
       throw new DataError(file, i + 1, `not valid JSON (${(e as Error).message})`,
         `each line must be one JSON object, e.g. ${example}`);
