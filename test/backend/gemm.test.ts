@@ -274,6 +274,27 @@ test('native matmul: 1, 2, 3 and 5 threads give bitwise identical results', asyn
   }
 });
 
+test('native matmul: a row\'s bits do not depend on the rows beside it (partial register tiles)', () => {
+  // The last tile of a block with fewer rows than MR (6 or 14) runs a kernel for its rows only
+  // (native/gemm_impl.h accumulate_rows); each row must still get the bits of a full tile. The
+  // m-row product's rows equal the first m rows of the 30-row one, for every m and layout, with
+  // two K slices (k 1100 > KC 1024) and beta 0 and −0.5.
+  const rng = new Rng(11);
+  for (const [ta, tb] of combos) {
+    for (const [k, n, beta] of [[37, 45, 0], [1100, 33, -0.5]] as const) {
+      const big = dense(1, 30, k, n, ta, tb, beta);
+      const { a, b, c } = operands(big, rng);
+      const all = run(native, big, a, b, c);
+      for (let m = 1; m < 30; m++) {
+        // op(A)'s first m rows, in A's stored layout: (m, k) or, with ta, (k, m)
+        const am = ta ? Float32Array.from({ length: k * m }, (_, i) => a[Math.floor(i / m) * 30 + (i % m)]) : a.subarray(0, m * k);
+        const cs = dense(1, m, k, n, ta, tb, beta);
+        assert.deepEqual(run(native, cs, am, b, c.subarray(0, m * n)), all.subarray(0, m * n), `m ${m} of 30: ${JSON.stringify(cs)}`);
+      }
+    }
+  }
+});
+
 test('matmul bias: bitwise beta 1 on a C holding the bias, on both backends; refused with beta ≠ 0', () => {
   checkBias(native, 'native matmul', addon);
   checkBias(ref, 'ref matmul');
