@@ -62,11 +62,22 @@ export function topkLogits(logits: Tensor, K: number, tau: number): TopkLogits {
   return { lead: logits.shape.slice(0, -1), V, K, tau, ids, logits: vals, lse, logTail };
 }
 
-/** Bytes of one (rows × V) float32 chunk buffer (three are live at a time). */
+/** Bytes of one (rows × V) float32 chunk buffer (three are live at a time), at least. */
 export const CHUNK_BYTES = 32 << 20;
+/**
+ * Rows per chunk, at least. Every chunk repacks W for the two GEMMs that take it as an operand
+ * and reads and writes all of ∂W (V × C) for a product only `rows` deep, so that cost per row
+ * falls with the chunk's height. 32 MB alone held 55 rows at Qwen2.5's V = 151936: its KD-QAT
+ * step (bench/real_size_worker.ts, Qwen2.5-0.5B, B2 T256, W4 g32; Intel Xeon, 1 thread) ran at
+ * 37.6 tokens/s in float32 and 62.5 with `--bf16 layers`, against 41.9 and 75.6 with 256-row
+ * chunks (2 threads: 66.8 → 75.2, 104.7 → 122.0); SmolLM2-135M (170 → 256 rows) +3% in float32.
+ * The price: 3 × 1 KiB × V (466 MB at V = 151936, less than the head's own float32 weight; peak
+ * RSS 12.82 → 13.18 GB there, +60 MB on SmolLM2), against the dense path's 3 × B·T·V floats.
+ */
+export const MIN_CHUNK_ROWS = 256;
 
-/** Rows per chunk for vocabulary V (at least 1). */
-export const chunkRowsFor = (V: number): number => Math.max(1, Math.floor(CHUNK_BYTES / 4 / V));
+/** Rows per chunk for vocabulary V: CHUNK_BYTES of logits, and at least MIN_CHUNK_ROWS. */
+export const chunkRowsFor = (V: number): number => Math.max(MIN_CHUNK_ROWS, Math.floor(CHUNK_BYTES / 4 / V));
 
 function checkHead(op: string, who: string, h: HeadInput): [rows: number, C: number, V: number] {
   requireF32(op, h.x, h.weight);
