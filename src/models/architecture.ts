@@ -44,10 +44,11 @@ export interface LmHead {
   x: Tensor;
   weight: Tensor;
   logits: Tensor | null;
-  /** The head precision in force at the forward (tensor/compute.ts headPrecision: the GEMM
+  /** The head precisions in force at the forward (tensor/compute.ts headPrecision: the GEMM
    *  precision unless the scope gave the head its own): the logits, read later or fused into
-   *  the KL, are computed in it, forward and backward. */
+   *  the KL, are computed in `compute`, their backward (∂x, ∂W) in `backward`. */
   compute?: ComputePrecision;
+  backward?: ComputePrecision;
 }
 
 /** `o` with `logits` defined as head.x·head.weightᵀ, computed on the first read and kept
@@ -55,11 +56,13 @@ export interface LmHead {
  *  fused logits KL reads `head` instead and so never materializes (B, T, V). The product is
  *  recorded for autograd if recording is on when it is first read, as any op. */
 export function lazyLogits<T extends object>(o: T, head: LmHead): T & { logits: Tensor; head: LmHead } {
-  head.compute ??= headPrecision();
+  const hp = headPrecision();
+  head.compute ??= hp.forward;
+  head.backward ??= hp.backward;
   Object.defineProperty(o, 'head', { value: head, enumerable: true, writable: true, configurable: true });
   Object.defineProperty(o, 'logits', {
     enumerable: true, configurable: true,
-    get: () => (head.logits ??= withCompute(head.compute!, () => linear(head.x, head.weight))),
+    get: () => (head.logits ??= withCompute(head.compute!, () => linear(head.x, head.weight), { backward: head.backward })),
     set: (v: Tensor) => { head.logits = v; },
   });
   return o as T & { logits: Tensor; head: LmHead };

@@ -9,10 +9,17 @@
 //
 // A decoder's LM head (the vocabulary projection: its logits, or the fused logits KL, forward
 // and backward; models/architecture.ts lazyLogits) runs in the scope's head precision, which is
-// the GEMM precision unless given: withCompute('bf16', f, { head: 'fp32' }) is a bf16 body with
-// a float32 head (`kdqat qat --bf16 layers`).
+// the GEMM precision unless given, and may differ between its forward (the logits) and its
+// backward (∂x, ∂W): withCompute('bf16', f, { head: { forward: 'fp32', backward: 'bf16' } }) is
+// a bf16 body whose head computes its logits in float32 (`kdqat qat --bf16 layers`).
 
 export type ComputePrecision = 'fp32' | 'bf16';
+/** An LM head's GEMM precisions: its forward (the logits) and its backward (∂x and ∂W). */
+export interface HeadPrecision {
+  forward: ComputePrecision;
+  backward: ComputePrecision;
+}
+const both = (p: ComputePrecision): HeadPrecision => ({ forward: p, backward: p });
 
 /** An on/off setting scoped like noGrad: `with(on, fn)` runs fn under it and restores it after. */
 function scopedFlag(initial: boolean): { get(): boolean; with<T>(on: boolean, fn: () => T): T } {
@@ -54,18 +61,24 @@ export const withGridGemm = gridGemm.with;
 export const gridGemmEnabled = gridGemm.get;
 
 let current: ComputePrecision = 'fp32';
-let currentHead: ComputePrecision = 'fp32';
+let currentBackward: ComputePrecision | null = null;
+let currentHead: HeadPrecision = both('fp32');
 
-/** Runs fn with the matmul op's GEMMs in `precision` and an LM head's in `o.head` (default
- *  `precision`), restoring the previous ones after. */
-export function withCompute<T>(precision: ComputePrecision, fn: () => T, o: { head?: ComputePrecision } = {}): T {
-  const prev = current, prevHead = currentHead;
+/** Runs fn with the matmul op's GEMMs in `precision` (their backward GEMMs in `o.backward`,
+ *  default `precision`) and an LM head's in `o.head` (default `precision` both ways), restoring
+ *  the previous ones after. */
+export function withCompute<T>(
+  precision: ComputePrecision, fn: () => T, o: { head?: ComputePrecision | HeadPrecision; backward?: ComputePrecision } = {},
+): T {
+  const prev = current, prevBackward = currentBackward, prevHead = currentHead;
   current = precision;
-  currentHead = o.head ?? precision;
+  currentBackward = o.backward ?? null;
+  currentHead = o.head === undefined ? both(precision) : typeof o.head === 'string' ? both(o.head) : { ...o.head };
   try {
     return fn();
   } finally {
     current = prev;
+    currentBackward = prevBackward;
     currentHead = prevHead;
   }
 }
@@ -74,25 +87,31 @@ export function computePrecision(): ComputePrecision {
   return current;
 }
 
-/** The precision an LM head created now computes in (lazyLogits records it on the head). */
-export function headPrecision(): ComputePrecision {
-  return currentHead;
+/** The precision of the backward GEMMs of a matmul recorded now. */
+export function backwardPrecision(): ComputePrecision {
+  return currentBackward ?? current;
+}
+
+/** The precisions an LM head created now computes in (lazyLogits records them on the head). */
+export function headPrecision(): HeadPrecision {
+  return { ...currentHead };
 }
 
 /** Every setting of this file as one value, so that a forward run again later (recompute.ts)
  *  runs under the settings of its first run. */
 export interface ComputeScope {
   precision: ComputePrecision;
-  head: ComputePrecision;
+  backward: ComputePrecision | null;
+  head: HeadPrecision;
   integerGemm: boolean;
   gridGemm: boolean;
 }
 
 export function computeScope(): ComputeScope {
-  return { precision: current, head: currentHead, integerGemm: integerGemm.get(), gridGemm: gridGemm.get() };
+  return { precision: current, backward: currentBackward, head: { ...currentHead }, integerGemm: integerGemm.get(), gridGemm: gridGemm.get() };
 }
 
 /** Runs fn under the settings s (computeScope()), restoring the present ones after. */
 export function withComputeScope<T>(s: ComputeScope, fn: () => T): T {
-  return withIntegerGemm(s.integerGemm, () => withGridGemm(s.gridGemm, () => withCompute(s.precision, fn, { head: s.head })));
+  return withIntegerGemm(s.integerGemm, () => withGridGemm(s.gridGemm, () => withCompute(s.precision, fn, { head: s.head, backward: s.backward ?? undefined })));
 }

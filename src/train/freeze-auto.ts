@@ -41,7 +41,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import { backward, noGrad } from '../tensor/autograd.js';
-import { withCompute, type ComputePrecision } from '../tensor/compute.js';
+import { withCompute, type ComputePrecision, type HeadPrecision } from '../tensor/compute.js';
 import { kernel } from '../tensor/registry.js';
 import { hash32 } from '../tensor/rng.js';
 import type { Params, WeightFn } from '../nn/params.js';
@@ -181,7 +181,7 @@ export interface ProbeInput {
   teacherPrec: ComputePrecision;
   studentPrec: ComputePrecision;
   /** The student's LM head (--bf16 layers: float32 under a bf16 body). */
-  studentHeadPrec: ComputePrecision;
+  studentHeadPrec: HeadPrecision;
   vectors?: number;
   say?: (m: string) => void;
 }

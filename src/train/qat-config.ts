@@ -1,6 +1,6 @@
 // Settings of a KD-QAT run (`kdqat qat`), their defaults and checks, and the --loss syntax.
 import { UsageError, flagName as flag } from './usage.js';
-import type { ComputePrecision } from '../tensor/compute.js';
+import type { ComputePrecision, HeadPrecision } from '../tensor/compute.js';
 import { RECOMPUTE_MODES } from '../tensor/recompute.js';
 import { PROBE_STEPS, parseFreezeAuto } from './freeze-auto.js';
 
@@ -80,11 +80,13 @@ export function resolveBf16Auto(bf16Why: string | null): 'layers' | 'off' {
 
 /** The GEMM precisions of a resolved --bf16 mode (not 'auto'): the teacher's forward, the
  *  student's forward and backward, and the student's LM head. */
-export function bf16Precisions(mode: string): { teacher: ComputePrecision; student: ComputePrecision; studentHead: ComputePrecision } {
+export function bf16Precisions(mode: string): { teacher: ComputePrecision; student: ComputePrecision; studentHead: HeadPrecision } {
+  const student = mode === 'layers' || mode === 'all' ? 'bf16' : 'fp32';
   return {
     teacher: mode === 'off' ? 'fp32' : 'bf16',
-    student: mode === 'layers' || mode === 'all' ? 'bf16' : 'fp32',
-    studentHead: mode === 'all' ? 'bf16' : 'fp32',
+    student,
+    // `layers`: the student's logits in float32, their backward (∂x, ∂W of the head) in bf16.
+    studentHead: { forward: mode === 'all' ? 'bf16' : 'fp32', backward: student },
   };
 }
 

@@ -5,7 +5,7 @@
 // per-line sums and the monitor's crossing codes are checkpointed, so a resumed log is equal.
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
-import { withCompute, type ComputePrecision } from '../tensor/compute.js';
+import { withCompute, type ComputePrecision, type HeadPrecision } from '../tensor/compute.js';
 import { recomputeModeOf, withRecompute } from '../tensor/recompute.js';
 import type { WeightFn } from '../nn/params.js';
 import { archOf, type Model } from '../models/model.js';
@@ -35,7 +35,7 @@ export interface DistillationInputs {
   teacherOut: (b: QatBatch) => DistillOutputs;
   studentPrec: ComputePrecision;
   /** The student's LM head (--bf16 layers: float32 under a bf16 body). */
-  studentHeadPrec: ComputePrecision;
+  studentHeadPrec: HeadPrecision;
 }
 
 /** Checkpointed tensors: the codes the next cross_rate compares with (SignalMonitor.crossState). */

@@ -124,7 +124,7 @@ function qat(run: QatRun): QatSummary {
     c = { ...c, bf16: resolveBf16Auto(why) };
     session.update(c);
     say(c.bf16 === 'off' ? `--bf16 auto: off (float32 GEMMs: ${why})`
-      : `--bf16 auto: ${c.bf16} (GEMMs in bf16 with float32 accumulation on this CPU's ${nativeIsaInfo()?.amx?.matmulBf16 ? 'AMX tiles' : 'avx512_bf16'}, a decoder's LM head in float32; --bf16 off for float32 everywhere)`);
+      : `--bf16 auto: ${c.bf16} (GEMMs in bf16 with float32 accumulation on this CPU's ${nativeIsaInfo()?.amx?.matmulBf16 ? 'AMX tiles' : 'avx512_bf16'}, a decoder's logits in float32; --bf16 off for float32 everywhere)`);
   }
   const prec = precisions(c, !!session.ckpt, out);
 

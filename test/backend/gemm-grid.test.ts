@@ -312,9 +312,11 @@ test(`Linear on integer grids: the backward ${runsHere ? 'runs matmulOnGrid' : '
 
 test('computeScope: every setting round-trips through withComputeScope', () => {
   const s = withIntegerGemm(false, () => withGridGemm(false, () => withCompute('bf16', () => computeScope(), { head: 'fp32' })));
-  assert.deepEqual(s, { precision: 'bf16', head: 'fp32', integerGemm: false, gridGemm: false });
+  assert.deepEqual(s, { precision: 'bf16', backward: null, head: { forward: 'fp32', backward: 'fp32' }, integerGemm: false, gridGemm: false });
   assert.deepEqual(withComputeScope(s, () => computeScope()), s);
-  assert.deepEqual(computeScope(), { precision: 'fp32', head: 'fp32', integerGemm: true, gridGemm: true });
+  const s2 = withCompute('fp32', () => computeScope(), { head: { forward: 'fp32', backward: 'bf16' }, backward: 'bf16' });
+  assert.deepEqual(withComputeScope(s2, () => computeScope()), s2);
+  assert.deepEqual(computeScope(), { precision: 'fp32', backward: null, head: { forward: 'fp32', backward: 'fp32' }, integerGemm: true, gridGemm: true });
 });
 
 test(`Linear, a weight on its grid and a float input: the forward ${runsHere ? 'runs matmulOnGrid (B stored transposed, the step per output), within the bound' : 'is the float32 GEMM here'}`, () => {

@@ -125,11 +125,11 @@ test("a recomputed block runs again in the forward's GEMM and head precisions", 
   const seen: string[] = [];
   const x = new Tensor(Float32Array.of(1, 2, 3, 4), [2, 2], true);
   const [y] = withCompute('fp32', () => recompute(([a]) => {
-    seen.push(`${computePrecision()}/${headPrecision()}`);
+    seen.push(`${computePrecision()}/${headPrecision().forward}/${headPrecision().backward}`);
     return [mul(a, a)];
-  }, [x]), { head: 'bf16' });  // scopes only: no GEMM runs, so this needs no AVX512_BF16
+  }, [x]), { head: { forward: 'bf16', backward: 'fp32' } });  // scopes only: no GEMM runs, so this needs no AVX512_BF16
   backward(sum(y));
-  assert.deepEqual(seen, ['fp32/bf16', 'fp32/bf16'], 'forward, then the recomputation in backward');
+  assert.deepEqual(seen, ['fp32/bf16/fp32', 'fp32/bf16/fp32'], 'forward, then the recomputation in backward');
 });
 
 test('bf16 compute: the recomputed layers keep the forward\'s precision', () => {

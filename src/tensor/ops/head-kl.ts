@@ -26,8 +26,10 @@ export interface HeadInput {
   x: Tensor;
   weight: Tensor;
   /** The GEMM precision the head's forward ran under (tensor/compute.ts); default: the one in
-   *  force when headKlDiv is called. Each side's GEMMs (and the student's backward) use it. */
+   *  force when headKlDiv is called. Each side's logits GEMMs use it. */
   compute?: ComputePrecision;
+  /** The student's backward GEMMs (∂x = G·W, ∂W += Gᵀ·x); default: `compute`. */
+  backward?: ComputePrecision;
 }
 
 /**
@@ -152,6 +154,7 @@ export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: Hea
 
   const gemmFor = (c: ComputePrecision | undefined) => kernel((c ?? computePrecision()) === 'bf16' ? 'matmulBf16' : 'matmul');
   const gemm = gemmFor(student.compute), tgemm = th ? gemmFor(th.compute) : gemm;
+  const bgemm = gemmFor(student.backward ?? student.compute);
   const kl = kernel('klDiv'), klBack = kernel('klDivBackward');
   const K = topk?.K ?? 0;
   const kIds = new Int32Array(topk ? Math.min(n, rows) * K : 0), kz = new Float32Array(kIds.length);
@@ -167,11 +170,11 @@ export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: Hea
   const backProject = (G: Float32Array, xs: Float32Array, idx: Int32Array, k: number): void => {
     if (gx) {
       const out = gxBuf!.subarray(0, k * C);
-      gemm(G, student.weight.f32, out, 1, k, V, C, false, false, 0, 0, 0);
+      bgemm(G, student.weight.f32, out, 1, k, V, C, false, false, 0, 0, 0);
       for (let i = 0; i < k; i++) gx.set(out.subarray(i * C, (i + 1) * C), idx[i] * C);
     }
     if (gw) {
-      gemm(G, xs, gw, 1, V, k, C, true, false, 0, 0, wDone ? 1 : 0);
+      bgemm(G, xs, gw, 1, V, k, C, true, false, 0, 0, wDone ? 1 : 0);
       wDone = true;
     }
   };

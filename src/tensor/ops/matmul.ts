@@ -4,7 +4,7 @@
 import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { kernel, kernelSource } from '../registry.js';
-import { computePrecision, gridGemmEnabled, integerGemmEnabled } from '../compute.js';
+import { backwardPrecision, computePrecision, gridGemmEnabled, integerGemmEnabled, type ComputePrecision } from '../compute.js';
 import { gemmOutput } from '../recompute.js';
 import { empty, fmt, requireF32, sumTo } from './util.js';
 import { reshape } from './shape.js';
@@ -38,14 +38,14 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     batchShape = aBatch;
   } else batchShape = aBatch.length ? aBatch : bBatch;
   const batch = batchShape.reduce((p, d) => p * d, 1);
-  const plan: GemmPlan = { tA, tB, batch, m, k, n, sA: aBatch.length ? m * k : 0, sB: bBatch.length ? k * n : 0, gemm: gemmName() };
+  const plan: GemmPlan = { tA, tB, batch, m, k, n, sA: aBatch.length ? m * k : 0, sB: bBatch.length ? k * n : 0, gemm: gemmName(), bgemm: gemmName(backwardPrecision()) };
   const out = gemmOutput([...batchShape, m, n], (o) => kernel(plan.gemm)(a.f32, b.f32, o.f32, batch, m, k, n, tA, tB, plan.sA, plan.sB, 0));
   return record(out, 'matmul', [a, b], (g) => gemmGrads(plan, a, b, g));
 }
 
 // withCompute('bf16'): forward and backward GEMMs on bf16-rounded inputs (src/tensor/compute.ts).
-function gemmName(): 'matmul' | 'matmulBf16' {
-  return computePrecision() === 'bf16' ? 'matmulBf16' : 'matmul';
+function gemmName(p: ComputePrecision = computePrecision()): 'matmul' | 'matmulBf16' {
+  return p === 'bf16' ? 'matmulBf16' : 'matmul';
 }
 
 /** One forward GEMM C = op(A)·op(B) as the kernel sees it, kept for its backward. */
@@ -54,11 +54,12 @@ interface GemmPlan {
   batch: number; m: number; k: number; n: number;
   sA: number; sB: number; // 0: the operand is one matrix shared by every batch item
   gemm: 'matmul' | 'matmulBf16';
+  bgemm: 'matmul' | 'matmulBf16'; // the backward's (compute.ts backwardPrecision)
 }
 
 /** dA and dB of C = op(A)·op(B) from dC = g (null where the operand needs no gradient). */
 function gemmGrads(p: GemmPlan, a: Tensor, b: Tensor, g: Tensor): [Tensor | null, Tensor | null] {
-  const gemm = kernel(p.gemm);
+  const gemm = kernel(p.bgemm);
   const { tA, tB, batch, m, k, n, sA, sB } = p;
   let ga: Tensor | null = null, gb: Tensor | null = null;
   if (a.requiresGrad) {
@@ -150,7 +151,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   // bias argument), so the bias costs no pass over y and no second buffer. On integer grids the
   // forward is matmulQ8 (its bias the same way), with only W on one matmulOnGrid (float32); the
   // backward is gridGrads or the float GEMMs.
-  const plan: GemmPlan = { tA: false, tB: true, batch: 1, m: N, k: inF, n: outF, sA: 0, sB: 0, gemm: gemmName() };
+  const plan: GemmPlan = { tA: false, tB: true, batch: 1, m: N, k: inF, n: outF, sA: 0, sB: 0, gemm: gemmName(), bgemm: gemmName(backwardPrecision()) };
   // Both kernels check the grids as they pack: off them (a tensor changed since it was made), the
   // float GEMM.
   const y = gemmOutput([N, outF], (o) => {
