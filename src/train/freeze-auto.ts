@@ -180,7 +180,7 @@ export interface ProbeInput {
   ratio: number;
   teacherPrec: ComputePrecision;
   studentPrec: ComputePrecision;
-  /** The student's LM head (--bf16 layers: float32 under a bf16 body). */
+  /** The student's LM head (--bf16 layers: float32 logits, bf16 backward, under a bf16 body). */
   studentHeadPrec: HeadPrecision;
   vectors?: number;
   say?: (m: string) => void;

@@ -34,7 +34,7 @@ export interface DistillationInputs {
   capture: ReturnType<typeof captureFor>;
   teacherOut: (b: QatBatch) => DistillOutputs;
   studentPrec: ComputePrecision;
-  /** The student's LM head (--bf16 layers: float32 under a bf16 body). */
+  /** The student's LM head (--bf16 layers: float32 logits, bf16 backward, under a bf16 body). */
   studentHeadPrec: HeadPrecision;
 }
 
