@@ -23,7 +23,8 @@ namespace {
 using quant::quant_ops;
 using quant::Seg;
 using quant::js_num;
-using quant::fp16_round;
+using quant::uniform_seg;
+using quant::minmax_uniform_seg;
 
 enum Rule { kSym = 0, kAsym = 1, kTwn = 2, kQ4_0 = 3, kQ8_0 = 4, kTq2_0 = 5 };
 
@@ -75,50 +76,6 @@ void throw_first_nonfinite(const Args& a, const float* w, int64_t n, int64_t col
   }
 }
 
-// Seg of a sym/asym granule with scale s (min-max or learned) and min(w, 0) = mn.
-Seg uniform_seg(int rule, int bits, float s, float mn) {
-  Seg p{};
-  p.rule = rule;
-  p.s = s;
-  p.zero = s == 0.f;
-  if (rule == kSym) {
-    p.lo = -static_cast<float>(1 << (bits - 1));
-    p.hi = static_cast<float>((1 << (bits - 1)) - 1);
-  } else {
-    const float qmax = static_cast<float>((1 << bits) - 1);
-    p.lo = 0.f;
-    p.hi = qmax;
-    // z = clamp(roundf(−mn/s), 0, qmax); 0 when s = 0.
-    if (!p.zero) p.off = std::fmin(qmax, std::fmax(0.f, std::roundf(-mn / s))) + 0.f;
-  }
-  return p;
-}
-
-// Seg of a min-max sym/asym granule or a ggml block from its statistics (w: the block, for q4_0).
-Seg minmax_seg(int rule, int bits, float amax, float mn, float mx, const float* w, int64_t n) {
-  if (rule == kSym) return uniform_seg(rule, bits, amax / static_cast<float>((1 << (bits - 1)) - 1), mn);
-  if (rule == kAsym) return uniform_seg(rule, bits, (mx - mn) / static_cast<float>((1 << bits) - 1), mn);
-  float d;
-  if (rule == kQ4_0) {
-    float smax = 0.f;  // the first element of largest magnitude, signed
-    for (int64_t j = 0; j < n; j++) {
-      if (std::fabs(w[j]) == amax) {
-        smax = w[j];
-        break;
-      }
-    }
-    d = smax / -8.f;
-  } else {
-    d = rule == kQ8_0 ? amax / 127.f : amax;
-  }
-  Seg p{};
-  p.rule = rule;
-  p.id = d != 0.f ? 1.f / d : 0.f;
-  p.s = fp16_round(d);
-  p.off = rule == kQ4_0 ? 8.f : rule == kTq2_0 ? 1.f : 0.f;
-  return p;
-}
-
 // TWN: Δ = float(0.7)·float(S1/N); α = float(S2/count) (0 if none) is set by twn_alpha.
 Seg twn_seg(double s1, int64_t size) {
   Seg p{};
@@ -163,8 +120,18 @@ Napi::Value FakeQuant(const Napi::CallbackInfo& info) {
     if (zeros) zeros[k] = static_cast<int32_t>(p.off);
     ops.quant(w + o, out ? out + o : nullptr, codes ? codes + o : nullptr, g.seg, p);
   };
-  if (g.granules > 1 || rows == 1) {
-    // Granules within rows: statistics and quantization in one pass per segment.
+  if ((g.granules > 1 || rows == 1) && !step && rule != kTwn) {
+    // Granules within rows that their own statistics define (min-max, ggml blocks): the per-ISA
+    // row loop, one pass per segment.
+    parallel_for(rows, grain(cols), [&](int64_t r0, int64_t r1) {
+      if (ops.rows_direct(w + r0 * cols, out ? out + r0 * cols : nullptr, codes ? codes + r0 * cols : nullptr,
+                          scales + r0 * g.spr, zeros ? zeros + r0 * g.spr : nullptr, r1 - r0, cols, g.seg,
+                          rule, bits)) {
+        bad[r0] = 1;
+      }
+    });
+  } else if (g.granules > 1 || rows == 1) {
+    // Granules within rows with an LSQ step or TWN's two sums: one pass per segment.
     parallel_for(rows, grain(cols), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; r++) {
         for (int64_t j = 0; j < g.spr; j++) {
@@ -173,12 +140,12 @@ Napi::Value FakeQuant(const Napi::CallbackInfo& info) {
           if (ops.stats(w + o, g.seg, amax, mn, mx)) bad[r] = 1;
           Seg p;
           if (step) p = uniform_seg(rule, bits, step[k], mn);
-          else if (rule == kTwn) {
+          else {
             p = twn_seg(ops.abs_sum(w + o, g.seg, -1.f, nullptr), g.size);
             int64_t count = 0;
             const double s2 = ops.abs_sum(w + o, g.seg, p.delta, &count);
             twn_alpha(p, s2, count);
-          } else p = minmax_seg(rule, bits, amax, mn, mx, w + o, g.seg);
+          }
           emit(o, k, p);
         }
       }
@@ -219,7 +186,7 @@ Napi::Value FakeQuant(const Napi::CallbackInfo& info) {
         C += count[r];
       }
       twn_alpha(p, S2, C);
-    } else p = minmax_seg(rule, bits, A, MN, MX, w, n);
+    } else p = minmax_uniform_seg(rule, bits, A, MN, MX);  // ggml rules: blocks, never one granule
     scales[0] = p.s;
     if (zeros) zeros[0] = static_cast<int32_t>(p.off);
     parallel_for(rows, grain(cols), [&](int64_t r0, int64_t r1) {

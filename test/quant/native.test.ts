@@ -127,6 +127,63 @@ test('native fakeQuantInput / backward ≡ ref bitwise (clip and none, 1 and 2 t
   }
 });
 
+test('native asym zero points: roundf ties, the qmax bound and all-positive granules, as ref', () => {
+  // Granules whose min-max scale is 0.5 exactly (range 3.5 at 3 bits: qmax 7), so −mn/s is exact:
+  // 2.5, 0.5, 6.5 are ties (roundf: away from zero), 7 = qmax (max 0), 0 (min 0); then
+  // granules with ranges that are not exact, where −mn/s lands anywhere.
+  const rows: [number, number][] = [[-1.25, 2.25], [-0.25, 3.25], [-3.25, 0.25], [-3.5, 0], [0, 3.5]];
+  const rng = new Rng(11);
+  for (let i = 0; i < 27; i++) {
+    const mn = -rng.uniform() * 4, mx = rng.uniform() * 4;
+    rows.push([mn, i % 9 === 0 ? 0 : mx]);
+  }
+  const cols = 16;
+  const w = new Float32Array(rows.length * cols);
+  rows.forEach(([mn, mx], r) => {
+    for (let c = 0; c < cols; c++) w[r * cols + c] = mn + (mx - mn) * rng.uniform();
+    for (const o of [0, 8]) w.set([mn, mx], r * cols + o); // both groups of 8 hold the bounds
+  });
+  for (const group of [8, cols]) {
+    const G = (rows.length * cols) / group;
+    const results = [nat, ref].map((k) => {
+      const out = new Float32Array(w.length), codes = new Int32Array(w.length);
+      const scales = new Float32Array(G), zeros = new Int32Array(G);
+      k('fakeQuant')(w, out, codes, scales, zeros, null, rows.length, cols, 1, 3, group);
+      return { out, codes, scales, zeros };
+    });
+    const per = cols / group;
+    assert.deepEqual([0, 1, 2, 3, 4].map((r) => results[0].zeros[r * per]), [3, 1, 7, 7, 0], `group ${group}`);
+    for (const key of ['out', 'codes', 'scales', 'zeros'] as const) same(results[0][key], results[1][key], `asym g${group} ${key}`);
+  }
+});
+
+test('native q4_0 takes d from the first element of largest magnitude, signed, as ref', () => {
+  // Blocks of 32: all zeros led by −0 or with a −0 later (ggml's search starts from +0, so d = −0
+  // either way); +a and −a both present, either first; the largest magnitude only negative,
+  // only positive.
+  const blocks: number[][] = [];
+  const rnd = new Rng(12);
+  const base = () => Array.from({ length: 32 }, () => rnd.normal());
+  blocks.push(Array.from({ length: 32 }, (_, i) => (i === 0 ? -0 : 0)));
+  blocks.push(Array.from({ length: 32 }, (_, i) => (i === 5 ? -0 : 0)));
+  for (const [i, j] of [[3, 20], [20, 3]]) {
+    const b = base();
+    b[i] = 9;
+    b[j] = -9;
+    blocks.push(b);
+  }
+  blocks.push(base().map((v, i) => (i === 7 ? -9 : v)), base().map((v, i) => (i === 30 ? 9 : v)));
+  const w = Float32Array.from(blocks.flat());
+  const rows = 2, cols = w.length / rows, G = w.length / 32;
+  const [a, b] = [nat, ref].map((k) => {
+    const out = new Float32Array(w.length), codes = new Int32Array(w.length), scales = new Float32Array(G);
+    k('fakeQuant')(w, out, codes, scales, null, null, rows, cols, 3, 0, 32);
+    return { out, codes, scales };
+  });
+  assert.deepEqual(Array.from(b.scales.slice(0, 6), (s) => Object.is(s, -0) ? '-0' : Math.sign(s)), ['-0', '-0', -1, 1, 1, -1]);
+  for (const key of ['out', 'codes', 'scales'] as const) same(a[key], b[key], `q4_0 ${key}`);
+});
+
 test('native and ref throw the same errors', () => {
   const w = new Float32Array(4 * 64);
   w[70] = NaN;
