@@ -14,7 +14,8 @@
 // STE) to 2.3 ms (LSQ) backward, the rest is autograd's fresh 4 MB buffers.
 // 2026-12-06, Intel Xeon (family 6 model 207), idle, 1 thread, before / after the per-ISA row
 // loop of the forward (native/quant_rows.inc rows_direct): w4-g32 768×256 0.302 → 0.172 ms,
-// 4096×256 1.654 → 0.938; q4_0 0.457 → 0.256 and 2.252 → 1.260; per channel and TWN unchanged.
+// 4096×256 1.654 → 0.938; q4_0 0.457 → 0.256 and 2.252 → 1.260; sym4 g128 LSQ 0.19 → 0.16 and
+// 0.93 → 0.70; per channel and TWN unchanged.
 import { Tensor, backward, useBackend, setThreads, getThreads, matmul } from '../src/tensor/index.js';
 import { fakeQuantWeight, initStep } from '../src/quant/ops.js';
 import type { WeightQuant } from '../src/quant/rules.js';

@@ -120,32 +120,27 @@ Napi::Value FakeQuant(const Napi::CallbackInfo& info) {
     if (zeros) zeros[k] = static_cast<int32_t>(p.off);
     ops.quant(w + o, out ? out + o : nullptr, codes ? codes + o : nullptr, g.seg, p);
   };
-  if ((g.granules > 1 || rows == 1) && !step && rule != kTwn) {
-    // Granules within rows that their own statistics define (min-max, ggml blocks): the per-ISA
-    // row loop, one pass per segment.
+  if ((g.granules > 1 || rows == 1) && rule != kTwn) {
+    // Granules within rows (min-max, LSQ, ggml blocks): the per-ISA row loop, one pass per segment.
     parallel_for(rows, grain(cols), [&](int64_t r0, int64_t r1) {
       if (ops.rows_direct(w + r0 * cols, out ? out + r0 * cols : nullptr, codes ? codes + r0 * cols : nullptr,
-                          scales + r0 * g.spr, zeros ? zeros + r0 * g.spr : nullptr, r1 - r0, cols, g.seg,
-                          rule, bits)) {
+                          scales + r0 * g.spr, zeros ? zeros + r0 * g.spr : nullptr,
+                          step ? step + r0 * g.spr : nullptr, r1 - r0, cols, g.seg, rule, bits)) {
         bad[r0] = 1;
       }
     });
   } else if (g.granules > 1 || rows == 1) {
-    // Granules within rows with an LSQ step or TWN's two sums: one pass per segment.
+    // TWN granules within rows (two sums each): one pass per segment.
     parallel_for(rows, grain(cols), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; r++) {
         for (int64_t j = 0; j < g.spr; j++) {
           const int64_t o = r * cols + j * g.seg, k = r * g.spr + j;
           float amax = 0.f, mn = 0.f, mx = 0.f;
           if (ops.stats(w + o, g.seg, amax, mn, mx)) bad[r] = 1;
-          Seg p;
-          if (step) p = uniform_seg(rule, bits, step[k], mn);
-          else {
-            p = twn_seg(ops.abs_sum(w + o, g.seg, -1.f, nullptr), g.size);
-            int64_t count = 0;
-            const double s2 = ops.abs_sum(w + o, g.seg, p.delta, &count);
-            twn_alpha(p, s2, count);
-          }
+          Seg p = twn_seg(ops.abs_sum(w + o, g.seg, -1.f, nullptr), g.size);
+          int64_t count = 0;
+          const double s2 = ops.abs_sum(w + o, g.seg, p.delta, &count);
+          twn_alpha(p, s2, count);
           emit(o, k, p);
         }
       }

@@ -18,11 +18,11 @@ struct QuantOps {
   double (*abs_sum)(const float* w, int64_t n, float thr, int64_t* count);
   // Codes and ŵ of one segment (out, codes optional).
   void (*quant)(const float* w, float* out, int32_t* codes, int64_t n, const Seg& p);
-  // Rows whose granules are runs of seg (dividing cols) defined by their own statistics: min-max
-  // sym / asym or a ggml block (rules 0, 1, 3, 4, 5). Writes out/codes (optional), scales and
-  // zeros (optional); true if a non-finite was seen.
+  // Rows whose granules are runs of seg (dividing cols): sym / asym, min-max or with LSQ steps
+  // (step: one per granule, or null), or a ggml block (rules 0, 1, 3, 4, 5). Writes out/codes
+  // (optional), scales and zeros (optional); true if a non-finite was seen.
   bool (*rows_direct)(const float* w, float* out, int32_t* codes, float* scales, int32_t* zeros,
-                      int64_t rows, int64_t cols, int64_t seg, int rule, int bits);
+                      const float* step, int64_t rows, int64_t cols, int64_t seg, int rule, int bits);
   // gw = gy·[|w| ≤ clip].
   void (*ste_bwd)(const float* w, const float* gy, float* gw, int64_t n, float clip);
   // LSQ backward of one segment (step s > 0): writes gw, returns Σ gy·t (16-lane order).
