@@ -141,10 +141,18 @@ constexpr double kGeluC = 0.044715;
 using UnaryFwd = void (*)(const float* x, float* out, int64_t n);
 using UnaryBwd = void (*)(const float* x, const float* y, const float* gy, float* gx, int64_t n);
 
-// The unary and unaryBackward bodies of one instruction set, indexed by UnaryOp.
+// gatedUnary: out = f(g)·u; its backward: gu = gy·f(g), gg = (gy·u)·f'(g) (f(g) recomputed).
+using GatedFwd = void (*)(const float* g, const float* u, float* out, int64_t n);
+using GatedBwd = void (*)(const float* g, const float* u, const float* gy, float* gg, float* gu,
+                          int64_t n);
+
+// The unary, unaryBackward, gatedUnary and gatedUnaryBackward bodies of one instruction set,
+// indexed by UnaryOp.
 struct UnaryKernels {
   UnaryFwd fwd[kNumUnaryOps];
   UnaryBwd bwd[kNumUnaryOps];
+  GatedFwd gated_fwd[kNumUnaryOps];
+  GatedBwd gated_bwd[kNumUnaryOps];
   int64_t grain_costly, grain_cheap;  // elements per thread chunk (costly: exp, log, tanh, …)
 };
 constexpr bool unary_costly(int op) {

@@ -4,6 +4,7 @@
 // family's table (elementwise_loops.cc) picks one at load.
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "elementwise.h"
 
@@ -74,6 +75,26 @@ void bwd_portable(const float* x, const float* y, const float* gy, float* gx, in
   for (int64_t i = 0; i < n; i++)
     gx[i] = static_cast<float>(static_cast<double>(gy[i]) * grad_d<OP>(x[i], y[i]));
 }
+// The same values as fwd_portable then a float product, and as the product's backward then
+// bwd_portable (gy·u rounded to float first).
+template <int OP>
+void gated_fwd_portable(const float* g, const float* u, float* o, int64_t n) {
+  for (int64_t i = 0; i < n; i++) o[i] = static_cast<float>(fwd_d<OP>(g[i])) * u[i];
+}
+template <int OP>
+void gated_bwd_portable(const float* g, const float* u, const float* gy, float* gg, float* gu, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float y = static_cast<float>(fwd_d<OP>(g[i])), t = gy[i] * u[i];
+    gu[i] = gy[i] * y;
+    gg[i] = static_cast<float>(static_cast<double>(t) * grad_d<OP>(g[i], y));
+  }
+}
+
+template <int... I>
+constexpr UnaryKernels portable_table(std::integer_sequence<int, I...>) {
+  return {{fwd_portable<I>...}, {bwd_portable<I>...}, {gated_fwd_portable<I>...},
+          {gated_bwd_portable<I>...}, 1024, 32768};
+}
 
 
 int read_op(const Args& A) {
@@ -95,6 +116,38 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// gatedUnary(op, g, u, out)
+Napi::Value GatedUnary(const Napi::CallbackInfo& info) {
+  Args A(info, "gatedUnary");
+  const int op = read_op(A);
+  auto g = A.f32_buf(1, "g"), u = A.f32_buf(2, "u"), out = A.f32_buf(3, "out");
+  A.length("u", u.n, g.n);
+  A.length("out", out.n, g.n);
+  const UnaryKernels& k = *loops().unary;
+  const GatedFwd f = k.gated_fwd[op];
+  parallel_for(g.n, unary_costly(op) ? k.grain_costly : k.grain_cheap,
+               [&](int64_t i0, int64_t i1) { f(g.p + i0, u.p + i0, out.p + i0, i1 - i0); });
+  return info.Env().Undefined();
+}
+
+// gatedUnaryBackward(op, g, u, gy, gg, gu)
+Napi::Value GatedUnaryBackward(const Napi::CallbackInfo& info) {
+  Args A(info, "gatedUnaryBackward");
+  const int op = read_op(A);
+  auto g = A.f32_buf(1, "g"), u = A.f32_buf(2, "u"), gy = A.f32_buf(3, "gy");
+  auto gg = A.f32_buf(4, "gg"), gu = A.f32_buf(5, "gu");
+  A.length("u", u.n, g.n);
+  A.length("gy", gy.n, g.n);
+  A.length("gg", gg.n, g.n);
+  A.length("gu", gu.n, g.n);
+  const UnaryKernels& k = *loops().unary;
+  const GatedBwd f = k.gated_bwd[op];
+  parallel_for(g.n, unary_costly(op) ? k.grain_costly : k.grain_cheap, [&](int64_t i0, int64_t i1) {
+    f(g.p + i0, u.p + i0, gy.p + i0, gg.p + i0, gu.p + i0, i1 - i0);
+  });
+  return info.Env().Undefined();
+}
+
 // unaryBackward(op, x, y, gy, gx)
 Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
   Args A(info, "unaryBackward");
@@ -113,20 +166,13 @@ Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-const UnaryKernels kUnaryPortable = {
-    {fwd_portable<kExp>, fwd_portable<kLog>, fwd_portable<kSqrt>, fwd_portable<kRsqrt>,
-     fwd_portable<kTanh>, fwd_portable<kGelu>, fwd_portable<kGeluTanh>, fwd_portable<kSilu>,
-     fwd_portable<kNeg>, fwd_portable<kAbs>, fwd_portable<kSigmoid>, fwd_portable<kRelu>,
-     fwd_portable<kSquare>},
-    {bwd_portable<kExp>, bwd_portable<kLog>, bwd_portable<kSqrt>, bwd_portable<kRsqrt>,
-     bwd_portable<kTanh>, bwd_portable<kGelu>, bwd_portable<kGeluTanh>, bwd_portable<kSilu>,
-     bwd_portable<kNeg>, bwd_portable<kAbs>, bwd_portable<kSigmoid>, bwd_portable<kRelu>,
-     bwd_portable<kSquare>},
-    1024, 32768};
+const UnaryKernels kUnaryPortable = portable_table(std::make_integer_sequence<int, kNumUnaryOps>{});
 
 void InitUnary(Napi::Env env, Napi::Object exports) {
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("unaryBackward", Napi::Function::New(env, UnaryBackward));
+  exports.Set("gatedUnary", Napi::Function::New(env, GatedUnary));
+  exports.Set("gatedUnaryBackward", Napi::Function::New(env, GatedUnaryBackward));
 }
 
 }  // namespace ew

@@ -10,7 +10,7 @@
 // is a full forward.
 // (Through tensor/index.js, which also sets up the kernel backends.)
 import {
-  Rng, Tensor, add, embedding, intTensor, linear, mul, noGrad, rmsNorm, silu,
+  Rng, Tensor, add, embedding, intTensor, linear, noGrad, rmsNorm, siluGate,
 } from '../tensor/index.js';
 import { unscoped } from '../tensor/storage.js';
 import { identityWeight, linearInput, param, type WeightFn } from '../nn/params.js';
@@ -131,9 +131,9 @@ export class KvDecoder {
       for (let i = 0; i < n; i++) this.attend(q.subarray(i * HD, (i + 1) * HD), l, p + i + 1, context.subarray(i * HD, (i + 1) * HD));
       const x1 = add(x, this.lin(new Tensor(context, [1, n, HD]), `${pre}self_attn.o_proj.weight`));
       const h2 = rmsNorm(x1, param(params, `${pre}post_attention_layernorm.weight`), cfg.rmsNormEps);
-      const gate = silu(this.lin(h2, `${pre}mlp.gate_proj.weight`));
+      const gate = this.lin(h2, `${pre}mlp.gate_proj.weight`);
       const up = this.lin(h2, `${pre}mlp.up_proj.weight`);
-      x = add(x1, this.lin(mul(gate, up), `${pre}mlp.down_proj.weight`));
+      x = add(x1, this.lin(siluGate(gate, up), `${pre}mlp.down_proj.weight`));
     }
     this.length += n;
     const last = new Tensor(x.f32.slice((n - 1) * C), [1, C]); // only the last position is needed

@@ -6,7 +6,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import { consumed, layer } from '../tensor/recompute.js';
 import {
-  add, attention, concat, embedding, linear, mul, reshape, rmsNorm, rope, silu, slice,
+  add, attention, concat, embedding, linear, reshape, rmsNorm, rope, siluGate, slice,
 } from '../tensor/ops/index.js';
 import { identityWeight, linearInput, param, type Init, type Params, type WeightFn } from '../nn/params.js';
 import { scaledRopeTables, type RopeScaling } from './rope-scaling.js';
@@ -170,9 +170,9 @@ export function llamaBlock(
   const x1 = add(x, sa);
 
   const h2 = rmsNorm(x1, param(params, `${prefix}post_attention_layernorm.weight`), cfg.rmsNormEps);
-  const gate = silu(lin(h2, 'mlp.gate_proj.weight')); // (B, T, F)
+  const gate = lin(h2, 'mlp.gate_proj.weight'); // (B, T, F)
   const up = lin(h2, 'mlp.up_proj.weight');
-  const y = add(x1, lin(mul(gate, up), 'mlp.down_proj.weight'));
+  const y = add(x1, lin(siluGate(gate, up), 'mlp.down_proj.weight')); // silu(gate)·up
   return {
     y,
     cap: {

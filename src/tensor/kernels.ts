@@ -107,6 +107,13 @@ export interface Kernels {
   unary(op: UnOpCode, x: F, out: F): void;
   /** gx = gy · f'(x); y = f(x) is given too (some derivatives are cheaper from y). */
   unaryBackward(op: UnOpCode, x: F, y: F, gy: F, gx: F): void;
+  /** A gated activation (SwiGLU's silu(gate)·up): out = f(g)·u, elementwise, same lengths —
+   *  bit for bit what unary(op, g) then binary mul with u give on the same backend, without
+   *  keeping f(g). */
+  gatedUnary(op: UnOpCode, g: F, u: F, out: F): void;
+  /** Its backward: gu = gy·f(g), gg = unaryBackward(op, g, f(g), gy·u) — bit for bit the
+   *  product's backward then unaryBackward on the same backend, f(g) recomputed. */
+  gatedUnaryBackward(op: UnOpCode, g: F, u: F, gy: F, gg: F, gu: F): void;
   /** out = alpha·x + beta (elementwise affine; also scalar multiply and fill-like uses). */
   affine(x: F, out: F, alpha: number, beta: number): void;
   /** y += alpha·x, in place. */

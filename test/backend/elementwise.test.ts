@@ -172,6 +172,42 @@ test('unaryBackward: native matches the reference for every op', () => {
   }
 });
 
+test('gatedUnary and its backward: bit for bit unary then mul, and mul\'s backward then unaryBackward, on each backend (every op, 1 and 2 threads)', async () => {
+  const rng = new Rng(5);
+  for (const [name, op] of Object.entries(UnOp)) {
+    for (const n of SIZES) {
+      const g = unaryInputs(op, n, rng), u = randomF32(n, rng), gy = randomF32(n, rng);
+      if (n === 1000) g.set(SPECIALS);
+      const shape = i32([n]), s1 = i32([1]);
+      for (const [kname, k] of [['ref', ref], ['native', native]] as const) {
+        const y = new Float32Array(n), want = new Float32Array(n), t = new Float32Array(n);
+        const wantGu = new Float32Array(n), wantGg = new Float32Array(n);
+        k.unary(op, g, y);
+        k.binary(BinOp.mul, y, u, want, shape, s1, s1);
+        k.binary(BinOp.mul, gy, u, t, shape, s1, s1);
+        k.binary(BinOp.mul, gy, y, wantGu, shape, s1, s1);
+        k.unaryBackward(op, g, y, t, wantGg);
+        const run = () => {
+          const out = new Float32Array(n).fill(NaN), gg = new Float32Array(n).fill(NaN), gu = new Float32Array(n).fill(NaN);
+          k.gatedUnary(op, g, u, out);
+          k.gatedUnaryBackward(op, g, u, gy, gg, gu);
+          return { out, gg, gu };
+        };
+        const runs = kname === 'native' ? await withThreads(run) : [run()];
+        for (const r of runs) {
+          expectBits(r.out, want, `${kname} ${name} n=${n} out`);
+          expectBits(r.gg, wantGg, `${kname} ${name} n=${n} gg`);
+          expectBits(r.gu, wantGu, `${kname} ${name} n=${n} gu`);
+        }
+      }
+    }
+  }
+  const z = (n: number) => new Float32Array(n);
+  expectBothThrow((k) => k.gatedUnary(UnOp.silu, z(4), z(3), z(4)), /gatedUnary.*u/);
+  expectBothThrow((k) => k.gatedUnaryBackward(UnOp.silu, z(4), z(4), z(4), z(4), z(5)), /gatedUnaryBackward.*gu/);
+  expectBothThrow((k) => k.gatedUnary(99 as UnOpCode, z(4), z(4), z(4)), /op/);
+});
+
 test('reference scalar functions: known values and independent formulas', () => {
   const known: [number, number][] = [[0, 1], [0.5, 0.47950012218695346], [1, 0.15729920705028513],
     [2, 0.0046777349810472658], [3, 2.2090496998585441e-5], [5, 1.5374597944280349e-12],

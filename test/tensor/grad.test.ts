@@ -34,6 +34,7 @@ for (const be of BACKENDS) {
       })) gradCheck(name, f, [x]);
       for (const [name, f] of Object.entries({ log: T.log, sqrt: T.sqrt, rsqrt: T.rsqrt })) gradCheck(name, f, [pos], { eps: 1e-3 });
       gradCheck('affine', (t) => T.affine(t, -1.5, 0.25), [x]);
+      gradCheck('siluGate', T.siluGate, [x, param([4, 7], rng)]);
     });
 
     run('reductions', (rng) => {

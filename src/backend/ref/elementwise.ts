@@ -207,6 +207,24 @@ function unaryBackward(op: UnOpCode, x: F, y: F, gy: F, gx: F): void {
   for (let i = 0; i < x.length; i++) gx[i] = gy[i] * unaryGradF64(op, x[i], y[i]);
 }
 
+function gatedUnary(op: UnOpCode, g: F, u: F, out: F): void {
+  for (const [k, v] of [['u', u], ['out', out]] as const) checkSize('gatedUnary', k, v.length, g.length);
+  unaryF64(op, 0);
+  for (let i = 0; i < g.length; i++) out[i] = Math.fround(unaryF64(op, g[i])) * u[i];
+}
+
+function gatedUnaryBackward(op: UnOpCode, g: F, u: F, gy: F, gg: F, gu: F): void {
+  for (const [k, v] of [['u', u], ['gy', gy], ['gg', gg], ['gu', gu]] as const) {
+    checkSize('gatedUnaryBackward', k, v.length, g.length);
+  }
+  unaryGradF64(op, 1, 1);
+  for (let i = 0; i < g.length; i++) {
+    const y = Math.fround(unaryF64(op, g[i]));
+    gu[i] = gy[i] * y;
+    gg[i] = Math.fround(gy[i] * u[i]) * unaryGradF64(op, g[i], y);
+  }
+}
+
 function affine(x: F, out: F, alpha: number, beta: number): void {
   checkSize('affine', 'out', out.length, x.length);
   const a = Math.fround(alpha), b = Math.fround(beta);
@@ -340,6 +358,6 @@ function release(x: F): void {
 }
 
 export const elementwiseKernels: Partial<Kernels> = {
-  binary, unary, unaryBackward, affine, axpy, reduce, reduceMaxBackward, stridedCopy, gather,
+  binary, unary, unaryBackward, gatedUnary, gatedUnaryBackward, affine, axpy, reduce, reduceMaxBackward, stridedCopy, gather,
   scatterAdd, dropout, countNonFinite, release,
 };

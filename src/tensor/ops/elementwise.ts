@@ -79,6 +79,25 @@ function unary(name: string, code: UnOpCode, x: Tensor): Tensor {
   });
 }
 
+/** f(g) ⊙ u for same-shaped g, u: a gated MLP's activation in one pass, f(g) recomputed in
+ *  backward rather than kept (the same bits as unary then mul). */
+function gatedUnary(name: string, code: UnOpCode, g: Tensor, u: Tensor): Tensor {
+  requireF32(name, g, u);
+  if (g.shape.length !== u.shape.length || g.shape.some((d, i) => d !== u.shape[i])) {
+    throw new Error(`${name}: gate ${JSON.stringify(g.shape)} and up ${JSON.stringify(u.shape)} differ in shape`);
+  }
+  const out = empty(g.shape);
+  kernel('gatedUnary')(code, g.f32, u.f32, out.f32);
+  return record(out, name, [g, u], (gy) => {
+    const gg = empty(g.shape), gu = empty(u.shape);
+    kernel('gatedUnaryBackward')(code, g.f32, u.f32, gy.f32, gg.f32, gu.f32);
+    return [g.requiresGrad ? gg : null, u.requiresGrad ? gu : null];
+  });
+}
+
+/** SwiGLU: silu(gate) ⊙ up. */
+export const siluGate = (gate: Tensor, up: Tensor): Tensor => gatedUnary('siluGate', UnOp.silu, gate, up);
+
 export const exp = (x: Tensor): Tensor => unary('exp', UnOp.exp, x);
 export const log = (x: Tensor): Tensor => unary('log', UnOp.log, x);
 export const sqrt = (x: Tensor): Tensor => unary('sqrt', UnOp.sqrt, x);
