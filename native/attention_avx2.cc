@@ -31,6 +31,11 @@ KT static inline Vec vmul(Vec a, Vec b) { return {A::mul(a.v, b.v)}; }
 // max_ps returns its second operand when either is NaN: keep the data second so NaN propagates.
 KT static inline Vec vmax(Vec acc, Vec x) { return {A::max(acc.v, x.v)}; }
 KT static inline Vec vexp(Vec a) { return {A::exp(a.v)}; }  // simd.h e^x, its error bound
+// x with the lanes ≥ k (0 < k ≤ kW) set to −∞.
+KT static inline Vec vtail(Vec x, int64_t k) {
+  const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  return {_mm256_blendv_ps(_mm256_set1_ps(-std::numeric_limits<float>::infinity()), x.v, _mm256_castsi256_ps(keep))};
+}
 
 KT static inline float hsum(Vec a) {
   alignas(32) float t[8];

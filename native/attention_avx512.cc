@@ -33,6 +33,11 @@ KT static inline Vec vmul(Vec a, Vec b) { return {A::mul(a.v, b.v)}; }
 // max_ps returns its second operand when either is NaN: keep the data second so NaN propagates.
 KT static inline Vec vmax(Vec acc, Vec x) { return {A::max(acc.v, x.v)}; }
 KT static inline Vec vexp(Vec a) { return {A::exp(a.v)}; }  // simd.h e^x, its error bound
+// x with the lanes ≥ k (0 < k ≤ kW) set to −∞.
+KT static inline Vec vtail(Vec x, int64_t k) {
+  return {_mm512_mask_mov_ps(_mm512_set1_ps(-std::numeric_limits<float>::infinity()),
+                             static_cast<__mmask16>((1u << k) - 1), x.v)};
+}
 
 KT static inline float hsum(Vec a) { return A::hsum(a.v); }  // simd.h's fixed halving tree
 KT static inline float hmax(Vec a) {

@@ -61,6 +61,11 @@ static inline Vec vexp(const Vec& a) {
   for (int i = 0; i < kW; i++) r.v[i] = std::exp(a.v[i]);
   return r;
 }
+// x with the lanes ≥ k (0 < k ≤ kW) set to −∞.
+static inline Vec vtail(Vec x, int64_t k) {
+  for (int64_t i = k; i < kW; i++) x.v[i] = -std::numeric_limits<float>::infinity();
+  return x;
+}
 static inline float hsum(const Vec& a) {
   const float* t = a.v;
   return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));

@@ -103,47 +103,25 @@ int read_op(const Args& A) {
   return static_cast<int>(op);
 }
 
+// Buffers 1… of the call (names in order): each as long as the first; runs body(i0, i1) over
+// chunks of [0, n) sized for op. The four wrappers below differ only in their buffers.
+template <size_t N, class Body>
+void run_elementwise(const Args& A, int op, const char* const (&names)[N], Body body) {
+  Buf<float> b[N];
+  for (size_t i = 0; i < N; i++) b[i] = A.f32_buf(i + 1, names[i]);
+  for (size_t i = 1; i < N; i++) A.length(names[i], b[i].n, b[0].n);
+  const UnaryKernels& k = *loops().unary;
+  parallel_for(b[0].n, unary_costly(op) ? k.grain_costly : k.grain_cheap,
+               [&](int64_t i0, int64_t i1) { body(b, i0, i1); });
+}
+
 // unary(op, x, out)
 Napi::Value Unary(const Napi::CallbackInfo& info) {
   Args A(info, "unary");
   const int op = read_op(A);
-  auto x = A.f32_buf(1, "x"), out = A.f32_buf(2, "out");
-  A.length("out", out.n, x.n);
-  const UnaryKernels& u = *loops().unary;
-  const UnaryFwd f = u.fwd[op];
-  parallel_for(x.n, unary_costly(op) ? u.grain_costly : u.grain_cheap,
-               [&](int64_t i0, int64_t i1) { f(x.p + i0, out.p + i0, i1 - i0); });
-  return info.Env().Undefined();
-}
-
-// gatedUnary(op, g, u, out)
-Napi::Value GatedUnary(const Napi::CallbackInfo& info) {
-  Args A(info, "gatedUnary");
-  const int op = read_op(A);
-  auto g = A.f32_buf(1, "g"), u = A.f32_buf(2, "u"), out = A.f32_buf(3, "out");
-  A.length("u", u.n, g.n);
-  A.length("out", out.n, g.n);
-  const UnaryKernels& k = *loops().unary;
-  const GatedFwd f = k.gated_fwd[op];
-  parallel_for(g.n, unary_costly(op) ? k.grain_costly : k.grain_cheap,
-               [&](int64_t i0, int64_t i1) { f(g.p + i0, u.p + i0, out.p + i0, i1 - i0); });
-  return info.Env().Undefined();
-}
-
-// gatedUnaryBackward(op, g, u, gy, gg, gu)
-Napi::Value GatedUnaryBackward(const Napi::CallbackInfo& info) {
-  Args A(info, "gatedUnaryBackward");
-  const int op = read_op(A);
-  auto g = A.f32_buf(1, "g"), u = A.f32_buf(2, "u"), gy = A.f32_buf(3, "gy");
-  auto gg = A.f32_buf(4, "gg"), gu = A.f32_buf(5, "gu");
-  A.length("u", u.n, g.n);
-  A.length("gy", gy.n, g.n);
-  A.length("gg", gg.n, g.n);
-  A.length("gu", gu.n, g.n);
-  const UnaryKernels& k = *loops().unary;
-  const GatedBwd f = k.gated_bwd[op];
-  parallel_for(g.n, unary_costly(op) ? k.grain_costly : k.grain_cheap, [&](int64_t i0, int64_t i1) {
-    f(g.p + i0, u.p + i0, gy.p + i0, gg.p + i0, gu.p + i0, i1 - i0);
+  const UnaryFwd f = loops().unary->fwd[op];
+  run_elementwise(A, op, {"x", "out"}, [&](Buf<float>* b, int64_t i0, int64_t i1) {
+    f(b[0].p + i0, b[1].p + i0, i1 - i0);
   });
   return info.Env().Undefined();
 }
@@ -152,14 +130,31 @@ Napi::Value GatedUnaryBackward(const Napi::CallbackInfo& info) {
 Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
   Args A(info, "unaryBackward");
   const int op = read_op(A);
-  auto x = A.f32_buf(1, "x"), y = A.f32_buf(2, "y"), gy = A.f32_buf(3, "gy"), gx = A.f32_buf(4, "gx");
-  A.length("y", y.n, x.n);
-  A.length("gy", gy.n, x.n);
-  A.length("gx", gx.n, x.n);
-  const UnaryKernels& u = *loops().unary;
-  const UnaryBwd f = u.bwd[op];
-  parallel_for(x.n, unary_costly(op) ? u.grain_costly : u.grain_cheap, [&](int64_t i0, int64_t i1) {
-    f(x.p + i0, y.p + i0, gy.p + i0, gx.p + i0, i1 - i0);
+  const UnaryBwd f = loops().unary->bwd[op];
+  run_elementwise(A, op, {"x", "y", "gy", "gx"}, [&](Buf<float>* b, int64_t i0, int64_t i1) {
+    f(b[0].p + i0, b[1].p + i0, b[2].p + i0, b[3].p + i0, i1 - i0);
+  });
+  return info.Env().Undefined();
+}
+
+// gatedUnary(op, g, u, out)
+Napi::Value GatedUnary(const Napi::CallbackInfo& info) {
+  Args A(info, "gatedUnary");
+  const int op = read_op(A);
+  const GatedFwd f = loops().unary->gated_fwd[op];
+  run_elementwise(A, op, {"g", "u", "out"}, [&](Buf<float>* b, int64_t i0, int64_t i1) {
+    f(b[0].p + i0, b[1].p + i0, b[2].p + i0, i1 - i0);
+  });
+  return info.Env().Undefined();
+}
+
+// gatedUnaryBackward(op, g, u, gy, gg, gu)
+Napi::Value GatedUnaryBackward(const Napi::CallbackInfo& info) {
+  Args A(info, "gatedUnaryBackward");
+  const int op = read_op(A);
+  const GatedBwd f = loops().unary->gated_bwd[op];
+  run_elementwise(A, op, {"g", "u", "gy", "gg", "gu"}, [&](Buf<float>* b, int64_t i0, int64_t i1) {
+    f(b[0].p + i0, b[1].p + i0, b[2].p + i0, b[3].p + i0, b[4].p + i0, i1 - i0);
   });
   return info.Env().Undefined();
 }
