@@ -102,7 +102,7 @@ Napi::Value FakeQuant(const Napi::CallbackInfo& info) {
   int32_t* codes = a.i32_opt(2, "codes", n);
   float* scales = a.f32(3, "scales", g.granules);
   int32_t* zeros = a.i32_opt(4, "zeros", g.granules);
-  if (c.rule == kAsym && !zeros) throw a.range_error("asym needs a zeros buffer");
+  if (c.rule == kAsym && a.absent(4)) throw a.range_error("asym needs a zeros buffer");
   const float* step = a.f32_opt(5, "step", g.granules);
   if (step) {
     for (int64_t k = 0; k < g.granules; k++) {
@@ -112,6 +112,7 @@ Napi::Value FakeQuant(const Napi::CallbackInfo& info) {
       }
     }
   }
+  if (g.granules == 0) return info.Env().Undefined();  // no rows, or groups of no columns: nothing
   const auto& ops = quant_ops();
   std::vector<uint8_t> bad(rows, 0);
   const int rule = c.rule, bits = c.bits;

@@ -184,6 +184,32 @@ test('native q4_0 takes d from the first element of largest magnitude, signed, a
   for (const key of ['out', 'codes', 'scales'] as const) same(a[key], b[key], `q4_0 ${key}`);
 });
 
+test('native fakeQuant of empty weights (no rows or no columns) equals ref, every rule and granule', () => {
+  // A row of no columns is one empty granule per tensor (scale 0); no rows, no granules.
+  const rules: [number, number, (cols: number) => number[]][] = [
+    [0, 4, (c) => [0, c, 4]], [1, 3, (c) => [0, c, 4]], [2, 0, (c) => [0, c, 4]],
+    [3, 0, () => [32]], [4, 0, () => [32]], [5, 0, () => [256]],
+  ];
+  for (const [rule, bits, groups] of rules) {
+    for (const [rows, cols] of [[1, 0], [3, 0], [0, 5], [0, 0], [0, 32]]) {
+      for (const group of groups(cols)) {
+        const G = group === 0 ? 1 : group === cols ? rows : cols % group === 0 ? (rows * cols) / group : 0;
+        const results = [nat, ref].map((k) => {
+          const scales = new Float32Array(G).fill(NaN), zeros = rule === 1 ? new Int32Array(G).fill(-1) : null;
+          try {
+            k('fakeQuant')(new Float32Array(0), new Float32Array(0), new Int32Array(0), scales, zeros, null, rows, cols,
+              rule as never, bits, group);
+          } catch (e) {
+            return `throws ${(e as Error).message}`;
+          }
+          return JSON.stringify([Array.from(scales), zeros && Array.from(zeros)]);
+        });
+        assert.equal(results[0], results[1], `rule ${rule} ${rows}×${cols} group ${group}`);
+      }
+    }
+  }
+});
+
 test('native and ref throw the same errors', () => {
   const w = new Float32Array(4 * 64);
   w[70] = NaN;
