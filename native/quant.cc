@@ -1,8 +1,9 @@
 // Kernel family 'quant' (contract: src/tensor/kernels.ts; reference: src/backend/ref/quant.ts):
-// Node-API wrappers that validate arguments, derive each granule's parameters (min-max scale,
-// zero point, TWN threshold and α, ggml d) and run the per-ISA bodies (quant_rows.inc) over the
+// Node-API wrappers that validate arguments and run the per-ISA bodies (quant_rows.inc) over the
 // thread pool, one row per task. Granules inside a row (per channel / per group / ggml blocks)
-// are done in one pass; a per-tensor granule takes a statistics pass first. Reductions that
+// are done in one pass: the row loop `rows_direct` derives min-max, LSQ and ggml parameters
+// itself (quant_kernels.h), TWN's threshold and α are derived here; a per-tensor granule takes
+// a statistics pass first. Reductions that
 // are not exact (TWN sums, the LSQ step gradient) are summed per segment in the contract's
 // fixed lane order and then in row order, so results do not depend on the thread count.
 #include <algorithm>

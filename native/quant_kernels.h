@@ -1,6 +1,7 @@
 // Per-ISA compute bodies of the 'quant' family (quant_rows.inc, instantiated in quant_isa.cc);
-// the Node-API wrappers in quant.cc validate arguments, compute per-granule parameters and
-// split rows over the thread pool. Every entry runs on the calling thread.
+// the Node-API wrappers in quant.cc validate arguments and split rows over the thread pool; the
+// granule parameters (Seg) come from the helpers below, shared by both. Every entry runs on the
+// calling thread.
 #pragma once
 #include <cmath>
 #include <cstdint>
