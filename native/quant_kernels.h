@@ -17,7 +17,7 @@ struct QuantOps {
   bool (*stats)(const float* w, int64_t n, float& amax, float& mn, float& mx);
   // Σ_{|w| > thr} |w| over w[0, n) in the 16-lane order; *count (optional) = how many (thr ≥ 0).
   double (*abs_sum)(const float* w, int64_t n, float thr, int64_t* count);
-  // Codes and ŵ of one segment (out, codes optional).
+  // Codes and ŵ of one segment of a sym, asym or TWN granule (out, codes optional).
   void (*quant)(const float* w, float* out, int32_t* codes, int64_t n, const Seg& p);
   // Rows whose granules are runs of seg (dividing cols): sym / asym, min-max or with LSQ steps
   // (step: one per granule, or null), or a ggml block (rules 0, 1, 3, 4, 5). Writes out/codes
