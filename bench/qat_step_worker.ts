@@ -44,7 +44,7 @@ function step(): number {
   const { total } = distillLoss(s, t, { pred: 1 }, { arch: 'llama', tau: 1 });
   backward(total, null, { release: true }); // storage given back as the training loop does (loop.ts)
   opt.step(1e-5);
-  opt.zeroGrad('pool');
+  opt.zeroGrad(true);
   return total.item();
 }
 

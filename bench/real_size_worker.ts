@@ -7,23 +7,25 @@
 // forward (and the forward-only timing), also the student's GEMMs but its LM head, or every GEMM
 // in bf16 (withCompute; `kdqat qat --bf16`);
 // KDQAT_RECOMPUTE=selective|all (1 = all) recomputes the student's layers in backward
-// (`kdqat qat --recompute selective|all`); KDQAT_INT8=off runs the student's Linears on integer
+// (`kdqat qat --recompute selective|all`, which also takes the storage policy that goes with
+// the mode; KDQAT_STORAGE=pool|heap overrides it); KDQAT_INT8=off runs the student's Linears on integer
 // grids (BERT-base's twn-a8) in float32 instead of the integer GEMM (compute.ts withIntegerGemm),
 // KDQAT_GRID=off their float32 GEMMs with one operand on a grid as the float32 GEMM instead of
 // matmulOnGrid (AMX; withGridGemm).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  RECOMPUTE_MODES, Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, withCompute, withGridGemm, withIntegerGemm, withRecompute,
+  RECOMPUTE_MODES, Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, storagePolicyFor, withCompute, withGridGemm, withIntegerGemm, withRecompute,
   type RecomputeMode,
 } from '../src/tensor/index.js';
+import { STORAGE_POLICIES, withStoragePolicy, type StoragePolicy } from '../src/tensor/storage.js';
 import { initParams, type Params } from '../src/nn/params.js';
 import { asModel, loadModelDir, paramSpecOf, saveModelDir } from '../src/io/model-dir.js';
 import { archOf, parseHfConfig, type Model } from '../src/models/registry.js';
 import { prepare } from '../src/quant/prepare.js';
 import { QUANT_PRESETS } from '../src/quant/config.js';
 import { captureFor, distillLoss } from '../src/distill/losses.js';
-import { AdamW, gradStorageFor } from '../src/train/optim.js';
+import { AdamW } from '../src/train/optim.js';
 import { cacheFrozen, freeze } from '../src/train/freeze.js';
 import { bf16Precisions } from '../src/train/qat-config.js';
 import { SHAPES, type RealSizeName } from './real_size_shapes.js';
@@ -52,6 +54,10 @@ const gridBwd = process.env.KDQAT_GRID ?? 'on';
 if (!['on', 'off'].includes(gridBwd)) throw new Error(`KDQAT_GRID=${gridBwd}: use on or off`);
 const recompute: RecomputeMode = (({ '': 'off', 0: 'off', 1: 'all' } as Record<string, RecomputeMode>)[process.env.KDQAT_RECOMPUTE ?? ''] ?? process.env.KDQAT_RECOMPUTE) as RecomputeMode;
 if (!RECOMPUTE_MODES.includes(recompute)) throw new Error(`KDQAT_RECOMPUTE=${recompute}: use off, selective or all (1 = all)`);
+// KDQAT_STORAGE=pool|heap: the storage policy instead of the one `kdqat qat` takes with the
+// recompute mode (storage.ts StoragePolicy), for a before/after.
+const storage = (process.env.KDQAT_STORAGE ?? storagePolicyFor(recompute)) as StoragePolicy;
+if (!STORAGE_POLICIES.includes(storage)) throw new Error(`KDQAT_STORAGE=${storage}: use ${STORAGE_POLICIES.join(' or ')}`);
 const { teacher: teacherPrec, student: studentPrec, studentHead: studentHeadPrec } = bf16Precisions(bf16);
 const t0 = performance.now();
 const loaded = loadModelDir(dir);
@@ -84,6 +90,9 @@ const weight = cacheFrozen(prepared.weight, new Set(frozen.params));
 const trained = new Map([...studentParams, ...prepared.quantParams].filter(([, p]) => p.requiresGrad));
 const opt = new AdamW(trained, { lr: 1e-5, weightDecay: 0 });
 function step(): number {
+  return withStoragePolicy(storage, stepUnder);
+}
+function stepUnder(): number {
   const t = noGrad(() => withCompute(teacherPrec, () => rec.forward(teacher, x, { capture })));
   const s = withGridGemm(gridBwd === 'on', () => withIntegerGemm(int8 === 'on', () => withRecompute(recompute, () =>
     withCompute(studentPrec, () => rec.forward(student, x, { capture, weight }), { head: studentHeadPrec }))));
@@ -91,7 +100,7 @@ function step(): number {
   const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1, fused: process.env.KDQAT_FUSED_KL !== '0' });
   backward(total, null, { release: true }); // storage given back as the training loop does (loop.ts)
   opt.step(1e-5);
-  opt.zeroGrad(gradStorageFor(recompute)); // as `kdqat qat` does (qat.ts)
+  opt.zeroGrad(true); // as the training loop does (loop.ts)
   return total.item();
 }
 const first = step();
@@ -107,7 +116,7 @@ for (let i = 0; i < steps; i++) {
 const ms = (performance.now() - s0) / steps;
 const faultsPerStep = (process.resourceUsage().minorPageFault - faults0) / steps;
 console.log(JSON.stringify({
-  bench: 'real_size', impl: 'kdqat', model: name, threads: getThreads(), batch: B, seq: T, bf16, recompute, int8,
+  bench: 'real_size', impl: 'kdqat', model: name, threads: getThreads(), batch: B, seq: T, bf16, recompute, storage, int8,
   load_ms: loadMs, forward_tokens_per_s: (B * T) / (fwdBest / 1000),
   qat_tokens_per_s: (B * T) / (ms / 1000), qat_best_tokens_per_s: (B * T) / (best / 1000),
   peak_rss_mb: process.resourceUsage().maxRSS / 1024, minor_faults_per_step: faultsPerStep, loss_first: first, loss_last: last,

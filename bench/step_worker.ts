@@ -25,7 +25,7 @@ function step(): number {
   const loss = crossEntropy(reshape(logits, [S.batch * S.seq, S.vocab]), y);
   backward(loss, null, { release: true }); // storage given back as the training loop does (loop.ts)
   opt.step(1e-3);
-  opt.zeroGrad('pool');
+  opt.zeroGrad(true);
   return loss.item();
 }
 

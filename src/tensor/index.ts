@@ -2,7 +2,7 @@
 import '../backend/index.js';
 export * from './tensor.js';
 export { backward, noGrad, isRecording, setCheckNumerics, NumericsError } from './autograd.js';
-export { recompute, withRecompute, recomputeModeOf, RECOMPUTE_MODES, type RecomputeMode } from './recompute.js';
+export { recompute, withRecompute, recomputeModeOf, storagePolicyFor, RECOMPUTE_MODES, type RecomputeMode } from './recompute.js';
 export {
   withCompute, computePrecision, withIntegerGemm, integerGemmEnabled, withGridGemm, gridGemmEnabled, type ComputePrecision,
 } from './compute.js';

@@ -29,12 +29,18 @@ import { Tensor } from './tensor.js';
 import { backwardFrom, enableGrad, isRecording, noGrad, record } from './autograd.js';
 import { computeScope, withComputeScope } from './compute.js';
 import { currentDropoutRows, withDropoutRows } from './ops/nn.js';
-import { giveBack, ownsData, scoped } from './storage.js';
+import { giveBack, ownsData, scoped, type StoragePolicy } from './storage.js';
 import { empty, fmt } from './ops/util.js';
 
 /** Which layers recompute in backward: none, all of each layer's work, or all but its GEMMs. */
 export type RecomputeMode = 'off' | 'selective' | 'all';
 export const RECOMPUTE_MODES: readonly RecomputeMode[] = ['off', 'selective', 'all'];
+
+/** The storage policy a training run takes with this mode (storage.ts StoragePolicy, with the
+ *  measurements): the pool without recomputation, the heap with it. */
+export function storagePolicyFor(mode: RecomputeMode): StoragePolicy {
+  return mode === 'off' ? 'pool' : 'heap';
+}
 
 /** A stored recompute setting as a mode: true and false (runs' configs and bench records from
  *  before 'selective') are 'all' and 'off', absent is 'off'; a mode stays itself (checked where

@@ -15,8 +15,8 @@
 //   loop) every intermediate of the graph once its node has run;
 // - a layer of a forward that records nothing (recompute.ts `layer`, `consumed`): its
 //   intermediates when it returns, the previous layer's output when the next has read it;
-// - the optimizer's zeroGrad (the training loop): the gradients after the update (pooled, or
-//   freed when the forward is recomputed: freeStorage below).
+// - the optimizer's zeroGrad (the training loop): the gradients after the update.
+// Where it goes is the run's storage policy (withStoragePolicy below): the pool, or the heap.
 // A buffer is given back by detaching it (structuredClone with transfer; the pool keeps the new
 // ArrayBuffer over the same memory), so every view still pointing at it has length 0 and a
 // later use fails a kernel's length check (or item()) instead of reading another tensor's data.
@@ -132,7 +132,7 @@ function makeRoom(bytes: number): void {
 export function giveBack(x: Float32Array): void {
   if (!wholeStamped(x)) return;
   const b = x.buffer as ArrayBuffer & Stamped;
-  if (b.byteLength > poolLimit) {
+  if (policy === 'heap' || b.byteLength > poolLimit) {
     kernel('release')(x);
     return;
   }
@@ -145,25 +145,49 @@ export function giveBack(x: Float32Array): void {
 }
 
 /**
- * Frees x's buffer now, past the pool (kernel release), on the same terms as giveBack: for
- * storage idle for long while other sizes are asked for. The optimizer's gradients are, from
- * the update through the next teacher and student forwards: pooled, they serve only requests of
- * their own sizes, so the forward takes fresh memory beside them; freed, the heap keeps their
- * memory (allocator.cc) and the forward's requests of any size take it. That lowers the peak
- * where the forward is recomputed (`--recompute`: the forward holds little, and the gradients
- * are a large share of the step's memory) and costs time where it is not (the forward holds its
- * whole graph; backward then takes fresh memory for the gradients), so the training loop frees
- * them only then (optim.ts gradStorageFor). AMD EPYC Zen 5, 2 threads, interleaved runs of
- * bench/real_size_worker.ts, pooled → freed: fp32 + selective recomputation, BERT-base peak RSS
- * 3804–3808 → 3662–3665 MB at the same tokens/s (352 / 330 → 361 / 334), SmolLM2-135M 3747–3749
- * → 3720–3729 MB, 201 → 198 tokens/s (means of 3, within the ±10% noise); fp32 + full
- * recomputation, BERT-base 3209–3215 → 3065–3078 MB, 292 / 291 → 306 / 275, but SmolLM2-135M
- * 3157–3163 → 3201–3202 MB, 194 / 174 → 184 / 175; `--bf16 layers` without
- * recomputation, BERT-base 4903–4924 → 4959–4972 MB and 581 → 539 tokens/s (means of 4),
- * SmolLM2-135M 4700–4803 → 4797–4808 MB, 326 → 295 tokens/s (means of 2).
+ * Where storage given back goes: 'pool' (the default), kept by exact size for the next request
+ * of that size; 'heap', freed at once (kernel release: V8 frees the backing store), so the
+ * heap's next request of any size takes its memory (allocator.cc keeps it in the process).
+ * The pool suits a step whose forward holds its whole graph: backward frees gigabytes that the
+ * next forward asks for again size by size, where freed to the heap they come back through
+ * page faults (below). Where the forward is
+ * recomputed (`--recompute`) the step holds little at a time, and the pool's exact sizes are
+ * what raises its peak: the intermediates backward gives back cannot serve the gradients it
+ * makes (other sizes), nor the gradients, pooled after the update, the next forward's
+ * activations. AMD EPYC Zen 3, 1 thread, bench/real_size_worker.ts, pool → heap, two rounds:
+ * SmolLM2-135M (B4 × T256, W4 g32, KL) `--recompute selective` 55.5 / 58.9 → 66.2 / 60.7
+ * tokens/s at peak RSS 3764–3767 → 3281–3284 MB, `all` 50.3 / 51.6 → 56.5 / 53.5 at 3238–3241
+ * → 3062–3063 MB; BERT-base (B16 × T128, TWN + a8) `selective` 115.4 / 109.4 → 108.8 / 94.2
+ * at 3796–3797 → 3541–3568 MB (page faults 29k → 69–71k per step: buffers new to V8 again),
+ * `all` 100.3 / 94.5 → 99.1 / 105.0 at 3197–3200 → 2987–2988 MB. So with recomputation, whose
+ * point is memory, the heap: always less memory (on BERT-base it is what brings `selective`
+ * under half of PyTorch's peak), faster on SmolLM2, up to 14% slower on BERT-base's
+ * `selective`. Without recomputation the heap loses outright (SmolLM2-135M 67.7 → 51.4
+ * tokens/s, 21k → 290k page faults per step: the gigabytes backward frees are not the ones
+ * the next forward gets back), so the pool stays the default and a run takes its policy from
+ * its recompute mode (recompute.ts storagePolicyFor). Switching to 'heap' frees what the pool
+ * holds.
  */
-export function freeStorage(x: Float32Array): void {
-  if (wholeStamped(x)) kernel('release')(x);
+export type StoragePolicy = 'pool' | 'heap';
+export const STORAGE_POLICIES: readonly StoragePolicy[] = ['pool', 'heap'];
+let policy: StoragePolicy = 'pool';
+
+/** Runs fn with storage given back going where `p` says (scoped like noGrad). */
+export function withStoragePolicy<T>(p: StoragePolicy, fn: () => T): T {
+  if (!STORAGE_POLICIES.includes(p)) throw new RangeError(`withStoragePolicy: policy must be one of ${STORAGE_POLICIES.join(', ')}, got ${JSON.stringify(p)}`);
+  const prev = policy;
+  if (p === 'heap' && prev !== 'heap') drainPool();
+  policy = p;
+  try {
+    return fn();
+  } finally {
+    policy = prev;
+  }
+}
+
+/** The policy in force. */
+export function storagePolicy(): StoragePolicy {
+  return policy;
 }
 
 /** Whether x is all of a non-empty buffer from uninitF32/zerosF32 (what may be given back). */

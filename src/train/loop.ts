@@ -12,7 +12,8 @@ import { backward } from '../tensor/autograd.js';
 import { scale } from '../tensor/ops/index.js';
 import { hash32 } from '../tensor/rng.js';
 import type { Params } from '../nn/params.js';
-import { clipGradNorm, type GradStorage, type Optimizer } from './optim.js';
+import { clipGradNorm, type Optimizer } from './optim.js';
+import { withStoragePolicy, type StoragePolicy } from '../tensor/storage.js';
 import {
   saveCheckpoint, restoreCheckpoint, CHECKPOINT_DIR, type Checkpoint, type CheckpointState, type PendingLog, type SaveHook,
 } from './checkpoint.js';
@@ -51,9 +52,10 @@ export interface LoopOptions<B> {
   accumulate?: number;
   /** Clip the global gradient norm to this (0 or absent: no clipping). */
   clipNorm?: number;
-  /** Where the gradients' storage goes after each update (optim.ts zeroGrad; default 'pool';
-   *  'free' for a forward that is recomputed: optim.ts gradStorageFor). */
-  gradStorage?: GradStorage;
+  /** Where storage given back goes during the run, the gradients after each update included
+   *  (storage.ts StoragePolicy; default 'pool'; 'heap' for a forward that is recomputed:
+   *  recompute.ts storagePolicyFor). */
+  storage?: StoragePolicy;
   seed: number;
   /** The batches of one epoch, in an order that depends only on (seed, epoch). */
   epochBatches: (epoch: number) => Iterable<B>;
@@ -138,6 +140,10 @@ export function stepSeed(seed: number, step: number, micro: number, accumulate: 
 export class TrainingError extends Error {}
 
 export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
+  return withStoragePolicy(o.storage ?? 'pool', () => loopUnder(o));
+}
+
+function loopUnder<B>(o: LoopOptions<B>): LoopResult {
   const accumulate = o.accumulate ?? 1;
   const logEvery = o.logEvery ?? 1;
   if (!Number.isInteger(accumulate) || accumulate < 1) throw new RangeError(`accumulate must be a positive integer, got ${accumulate}`);
@@ -247,7 +253,7 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
       o.hooks?.beforeUpdate?.(step);
       o.optimizer.step(lr);
       o.hooks?.afterUpdate?.(step);
-      o.optimizer.zeroGrad(o.gradStorage ?? 'pool');
+      o.optimizer.zeroGrad(true);
       step++;
       if (dp && (step % (dp.checkEvery ?? 10) === 0 || step === o.totalSteps)) {
         try {

@@ -3,19 +3,9 @@
 // excluded by name) get no state at all.
 import { Tensor } from '../tensor/tensor.js';
 import { kernel } from '../tensor/registry.js';
-import { freeStorage, giveBack } from '../tensor/storage.js';
-import type { RecomputeMode } from '../tensor/recompute.js';
+import { giveBack } from '../tensor/storage.js';
 
 export type Params = Map<string, Tensor>;
-
-/** Where zeroGrad puts the gradients' storage: the pool, or freed (absent: left to holders). */
-export type GradStorage = 'pool' | 'free';
-
-/** The training loop's choice for a run: freed when the forward is recomputed, else pooled
- *  (the measurements behind it: storage.ts freeStorage). */
-export function gradStorageFor(recompute: RecomputeMode): GradStorage {
-  return recompute === 'off' ? 'pool' : 'free';
-}
 
 export interface AdamWConfig {
   lr: number;
@@ -30,10 +20,10 @@ export interface AdamWConfig {
 export interface Optimizer {
   /** Applies one update with learning rate `lr` to every parameter that has a gradient. */
   step(lr: number): void;
-  /** Clears every parameter's .grad. For a caller that keeps no old .grad (the training loop)
-   *  their storage goes at once: back to the pool for the next backward ('pool'), or freed for
-   *  the next forward's requests of any size ('free'; storage.ts freeStorage says when). */
-  zeroGrad(storage?: GradStorage): void;
+  /** Clears every parameter's .grad. With release, for a caller that keeps no old .grad (the
+   *  training loop), their storage goes back at once (storage.ts giveBack: to the pool, or to
+   *  the heap under the run's storage policy); without it they are left to their holders. */
+  zeroGrad(release?: boolean): void;
   /** Names of the parameters holding optimizer state. */
   stateNames(): string[];
   /** Serializable state (moment buffers and step count), for checkpoints. */
@@ -76,8 +66,8 @@ export class AdamW implements Optimizer {
     }
   }
 
-  zeroGrad(storage?: GradStorage): void {
-    clearGrads(this.params, storage);
+  zeroGrad(release = false): void {
+    clearGrads(this.params, release);
   }
 
   stateNames(): string[] {
@@ -136,8 +126,8 @@ export class SGD implements Optimizer {
     }
   }
 
-  zeroGrad(storage?: GradStorage): void {
-    clearGrads(this.params, storage);
+  zeroGrad(release = false): void {
+    clearGrads(this.params, release);
   }
 
   stateNames(): string[] {
@@ -170,9 +160,9 @@ export function clipGradNorm(params: Params, maxNorm: number): number {
   return norm;
 }
 
-function clearGrads(params: Params, storage: GradStorage | undefined): void {
+function clearGrads(params: Params, release: boolean): void {
   for (const p of params.values()) {
-    if (p.grad && storage) (storage === 'free' ? freeStorage : giveBack)(p.grad.f32);
+    if (p.grad && release) giveBack(p.grad.f32);
     p.grad = null;
   }
 }

@@ -19,8 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { noGrad } from '../tensor/autograd.js';
-import { recomputeModeOf } from '../tensor/recompute.js';
-import { gradStorageFor } from './optim.js';
+import { recomputeModeOf, storagePolicyFor } from '../tensor/recompute.js';
 import { withCompute, type ComputePrecision } from '../tensor/compute.js';
 import { bf16Slower, bf16Unavailable, nativeIsaInfo } from '../backend/index.js';
 import type { Params, WeightFn } from '../nn/params.js';
@@ -176,7 +175,7 @@ function qat(run: QatRun): QatSummary {
   const keep = keepBest(c, m, session, metric, say);
   const result = session.train<QatBatch | ShareBatch>({
     params: t.params, totalSteps: c.steps, accumulate: c.accumulate, clipNorm: c.clip, seed: c.seed,
-    gradStorage: gradStorageFor(recomputeModeOf(c.recompute)),
+    storage: storagePolicyFor(recomputeModeOf(c.recompute)),
     lr: c.lr, optimizer: { weightDecay: c.weightDecay, noDecay: (n) => m.prepared.quantParams.has(n) || (t.params.get(n)?.ndim ?? 2) < 2 },
     schedule: { warmupSteps: c.warmup, decay: 'cosine', minRatio: 0.1 },
     epochBatches: (epoch) => dist.size === 1 ? epochBatches(data, c.batch, c.seed, epoch) : rankBatches(epochBatches(data, c.batch, c.seed, epoch), dist, data.kind === 'encoder'),

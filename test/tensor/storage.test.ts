@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { totalmem } from 'node:os';
 import { Rng, Tensor, add, attention, backward, matmul, mul, reshape, silu, sum, zeros } from '../../src/tensor/index.js';
 import { kernel } from '../../src/tensor/registry.js';
-import { drainPool, giveBack, pooledBytes, setPoolLimit, uninitF32, zerosF32 } from '../../src/tensor/storage.js';
+import { drainPool, giveBack, pooledBytes, setPoolLimit, storagePolicy, uninitF32, withStoragePolicy, zerosF32, type StoragePolicy } from '../../src/tensor/storage.js';
 import { AdamW } from '../../src/train/optim.js';
 import { ARCHITECTURES } from '../../src/models/registry.js';
 import { randomF32 } from '../util.js';
@@ -18,7 +18,7 @@ import { bitsEqual, kdStep, tinyPair } from './kd-step.js';
 
 for (const backend of BACKENDS) {
   for (const name of Object.keys(ARCHITECTURES)) {
-    test(`${backend}: ${name}: KD-QAT with the graph's storage given back: loss and gradients bit for bit, plain and recomputed (selective, all)`, () => {
+    test(`${backend}: ${name}: KD-QAT with the graph's storage given back (to the pool, to the heap): loss and gradients bit for bit, plain and recomputed (selective, all)`, () => {
       onBackend(backend, () => {
         const { teacher, student } = tinyPair(name);
         for (const recompute of ['off', 'selective', 'all'] as const) {
@@ -27,7 +27,10 @@ for (const backend of BACKENDS) {
           const b = kdStep(teacher, student, w, { recompute, release: true });
           const c = kdStep(teacher, student, w, { recompute, release: true }); // from a filled pool
           assert.ok(pooledBytes() > 0, 'the release steps gave buffers back');
-          for (const s of [b, c]) {
+          // Freed to the heap instead: the next steps' storage is memory other tensors had.
+          const [d, e] = withStoragePolicy('heap', () => [1, 2].map(() => kdStep(teacher, student, w, { recompute, release: true })));
+          assert.equal(pooledBytes(), 0, 'nothing pooled under the heap policy');
+          for (const s of [b, c, d, e]) {
             bitsEqual(Float32Array.of(s.loss), Float32Array.of(a.loss), 'loss');
             assert.deepEqual([...s.grads.keys()].sort(), [...a.grads.keys()].sort());
             for (const [k, g] of a.grads) bitsEqual(s.grads.get(k)!, g, `${name} (recompute ${recompute}): d/d${k}`);
@@ -143,7 +146,7 @@ for (const backend of BACKENDS) {
   });
 }
 
-test("zeroGrad('free') frees the gradients past the pool (detached, nothing pooled), zeroGrad('pool') pools them, zeroGrad() leaves them to their holders", () => {
+test("zeroGrad(true) gives the gradients back: pooled under the 'pool' policy, freed past the pool (detached) under 'heap'; zeroGrad() leaves them to their holders", () => {
   drainPool();
   const rng = new Rng(3);
   const w = new Tensor(randomF32(6 * 5, rng), [6, 5], true);
@@ -160,21 +163,36 @@ test("zeroGrad('free') frees the gradients past the pool (detached, nothing pool
   opt.zeroGrad();
   assert.equal(w.grad, null);
   assert.deepEqual(gw, kept, 'zeroGrad() does not touch the old gradient');
+  assert.equal(storagePolicy(), 'pool', 'the default policy');
   [gw, gf] = grads();
-  const view = gw.subarray(2, 4);
-  const before = pooledBytes(); // backward pooled the intermediate gradients
-  opt.zeroGrad('free');
-  assert.equal(w.grad, null);
-  assert.equal(gw.length, 0, "w's gradient was freed");
-  assert.equal(view.length, 0, 'and every view of it is detached');
-  assert.equal(gf.length, 4, 'a gradient the storage did not hand out is left to the collector');
-  assert.equal(pooledBytes(), before, 'freed, not pooled');
-  [gw, gf] = grads();
-  const pooledBefore = pooledBytes();
-  opt.zeroGrad('pool');
+  const pooledBefore = pooledBytes(); // backward pooled the intermediate gradients
+  assert.ok(pooledBefore > 0);
+  opt.zeroGrad(true);
   assert.equal(gw.length, 0, "w's gradient was given back");
   assert.equal(gf.length, 4, 'a gradient the storage did not hand out is left to the collector');
   assert.equal(pooledBytes(), pooledBefore + 6 * 5 * 4, "w's gradient is pooled");
+  withStoragePolicy('heap', () => {
+    assert.equal(pooledBytes(), 0, "switching to 'heap' frees what the pool held");
+    assert.equal(storagePolicy(), 'heap');
+    [gw, gf] = grads(); // backward's intermediates are freed, not pooled
+    assert.equal(pooledBytes(), 0);
+    const view = gw.subarray(2, 4);
+    opt.zeroGrad(true);
+    assert.equal(w.grad, null);
+    assert.equal(gw.length, 0, "w's gradient was freed");
+    assert.equal(view.length, 0, 'and every view of it is detached');
+    assert.equal(gf.length, 4, 'a gradient the storage did not hand out is left to the collector');
+    assert.equal(pooledBytes(), 0, 'freed, not pooled');
+    withStoragePolicy('pool', () => {
+      giveBack(uninitF32(10));
+      assert.equal(pooledBytes(), 40, "an inner 'pool' scope pools");
+    });
+    assert.equal(storagePolicy(), 'heap', 'the outer policy is back');
+  });
+  assert.equal(storagePolicy(), 'pool');
+  assert.throws(() => withStoragePolicy('heap', () => { throw new Error('inside'); }), /inside/);
+  assert.equal(storagePolicy(), 'pool', 'restored when fn throws');
+  assert.throws(() => withStoragePolicy('free' as StoragePolicy, () => 0), /policy must be one of pool, heap, got "free"/);
   drainPool();
 });
 

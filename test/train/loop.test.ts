@@ -5,8 +5,9 @@ import { chainBound, scaleOf } from '../tolerance.js';
 import { U32 } from '../bounds.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { scale, type RecomputeMode } from '../../src/tensor/index.js';
-import { SGD, gradStorageFor, type GradStorage } from '../../src/train/optim.js';
+import { scale, storagePolicyFor, type RecomputeMode } from '../../src/tensor/index.js';
+import { SGD } from '../../src/train/optim.js';
+import { storagePolicy, type StoragePolicy } from '../../src/tensor/storage.js';
 import { trainLoop, TrainingError } from '../../src/train/loop.js';
 import { causalLmLoss, shuffledBatches, type TokenBatch } from '../../src/train/objectives.js';
 import { findCheckpoint, readCheckpoint } from '../../src/train/checkpoint.js';
@@ -148,22 +149,24 @@ it('elapsed time counts from clockStart (the command\'s setup too) and sums over
   fs.rmSync(dir, { recursive: true });
 });
 
-it("the gradients' storage after each update: pooled by default, freed with gradStorage 'free' (what qat does with --recompute)", () => {
+it("the run's storage policy: the pool by default, the heap with storage 'heap' (what qat takes with --recompute); the gradients given back after each update", () => {
   const windows = syntheticWindows(8, 30, true);
-  const seen = (gradStorage?: GradStorage) => {
+  const seen = (storage?: StoragePolicy) => {
     const params = freshParams('llama');
     const sgd = new SGD(params);
-    const modes: unknown[] = [];
+    const calls: unknown[] = [];
     const optimizer = Object.assign(Object.create(sgd) as SGD, {
-      zeroGrad: (s?: GradStorage) => { modes.push(s); sgd.zeroGrad(s); },
+      zeroGrad: (r?: boolean) => { calls.push(`zeroGrad(${r}) under ${storagePolicy()}`); sgd.zeroGrad(r); },
     });
     trainLoop<TokenBatch>({
-      params, optimizer, lr: () => 0.1, totalSteps: 2, seed: 0, gradStorage,
-      epochBatches: () => shuffledBatches(windows, 4, 2, 0), loss: (b) => causalLmLoss(params, llamaCfg, b),
+      params, optimizer, lr: () => 0.1, totalSteps: 2, seed: 0, storage,
+      epochBatches: () => shuffledBatches(windows, 4, 2, 0),
+      loss: (b) => { calls.push(`loss under ${storagePolicy()}`); return causalLmLoss(params, llamaCfg, b); },
     });
-    return modes;
+    assert.equal(storagePolicy(), 'pool', 'the policy before the run is back');
+    return calls;
   };
-  assert.deepEqual(seen(), ['pool', 'pool']);
-  assert.deepEqual(seen('free'), ['free', 'free']);
-  assert.deepEqual(['off', 'selective', 'all'].map((m) => gradStorageFor(m as RecomputeMode)), ['pool', 'free', 'free'], 'what qat passes for each --recompute');
+  assert.deepEqual(seen(), ['loss under pool', 'zeroGrad(true) under pool', 'loss under pool', 'zeroGrad(true) under pool']);
+  assert.deepEqual(seen('heap'), ['loss under heap', 'zeroGrad(true) under heap', 'loss under heap', 'zeroGrad(true) under heap']);
+  assert.deepEqual(['off', 'selective', 'all'].map((m) => storagePolicyFor(m as RecomputeMode)), ['pool', 'heap', 'heap'], 'what qat passes for each --recompute');
 });
