@@ -26,6 +26,10 @@ export interface RealSizeRecord {
   forward_tokens_per_s: number;
   qat_tokens_per_s: number;
   qat_best_tokens_per_s: number;
+  /** Untimed KD-QAT steps before the timed ones (both workers: 2; absent in older records: 1),
+   *  and the first one's time: the one-time costs (the heap growing to its peak) are there. */
+  warmup_steps?: number;
+  first_step_ms?: number;
   peak_rss_mb: number;
   loss_first: number;
   loss_last: number;

@@ -1,9 +1,12 @@
 // Child process of bench/real_size.ts. `make <name> <dir>`: writes a random checkpoint in the
 // exact layout of the real model (bench/configs/<name>.json; weights BF16 as the real files
-// ship) to <dir>. `run <name> <dir> <steps>`: loads it with kdqat's loader (the timed load),
-// times forward tokens/s without gradients and KD-QAT steps (teacher = the loaded model, student
-// = an exact copy under the model's quantization setting, see SHAPES), and prints one JSON record
-// with the peak RSS. Threads from KDQAT_THREADS; KDQAT_BF16=teacher|layers|all runs the teacher's
+// ship) to <dir>. `run <name> <dir> [<steps> [<warmup>]]`: loads it with kdqat's loader (the
+// timed load), times forward tokens/s without gradients and KD-QAT steps (teacher = the loaded
+// model, student = an exact copy under the model's quantization setting, see SHAPES): <warmup>
+// untimed steps (default 2), then <steps> timed ones (default 2), and prints one JSON record with
+// the peak RSS and the first step's time. Two warm-up steps because the first two take the page
+// faults of the heap growing to its peak (one-time costs, in first_step_ms); the timed steps are
+// the steady state a training run spends its time in. bench/torch_real_size.py does the same. Threads from KDQAT_THREADS; KDQAT_BF16=teacher|layers|all runs the teacher's
 // forward (and the forward-only timing), also the student's GEMMs but its LM head, or every GEMM
 // in bf16 (withCompute; `kdqat qat --bf16`);
 // KDQAT_RECOMPUTE=selective|all (1 = all) recomputes the student's layers in backward
@@ -30,7 +33,7 @@ import { cacheFrozen, freeze } from '../src/train/freeze.js';
 import { bf16Precisions } from '../src/train/qat-config.js';
 import { SHAPES, type RealSizeName } from './real_size_shapes.js';
 
-const [mode, name, dir, stepsArg] = process.argv.slice(2) as [string, RealSizeName, string, string?];
+const [mode, name, dir, stepsArg, warmupArg] = process.argv.slice(2) as [string, RealSizeName, string, string?, string?];
 const shape = SHAPES[name];
 if (!shape) throw new Error(`unknown real-size model "${name}" (${Object.keys(SHAPES).join(', ')})`);
 const here = path.dirname(new URL(import.meta.url).pathname);
@@ -44,7 +47,11 @@ if (mode === 'make') {
   process.exit(0);
 }
 
-const steps = Number(stepsArg ?? 2);
+const [steps, warmup] = ([['<steps>', stepsArg], ['<warmup>', warmupArg]] as const).map(([what, arg]) => {
+  const v = Number(arg ?? 2);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`real_size_worker run: ${what} must be an integer ≥ 1, got ${JSON.stringify(arg)}`);
+  return v;
+});
 const bf16 = process.env.KDQAT_BF16 ?? 'off';
 if (!['off', 'teacher', 'layers', 'all'].includes(bf16)) throw new Error(`KDQAT_BF16=${bf16}: use off, teacher, layers or all`);
 if (bf16 !== 'off' && bf16Unavailable()) throw new Error(`KDQAT_BF16=${bf16}: ${bf16Unavailable()}`);
@@ -103,7 +110,11 @@ function stepUnder(): number {
   opt.zeroGrad(true); // as the training loop does (loop.ts)
   return total.item();
 }
+const f0 = performance.now();
 const first = step();
+const firstMs = performance.now() - f0;
+for (let i = 1; i < warmup; i++) step();
+if (process.env.KDQAT_PROFILE === '1') (await import('../src/tensor/registry.js')).resetKernelProfile();
 let best = Infinity, last = first;
 const faults0 = process.resourceUsage().minorPageFault;
 const s0 = performance.now();
@@ -111,20 +122,17 @@ for (let i = 0; i < steps; i++) {
   const a = performance.now();
   last = step();
   best = Math.min(best, performance.now() - a);
-  if (i === 1 && process.env.KDQAT_PROFILE === '1') (await import('../src/tensor/registry.js')).resetKernelProfile();
 }
 const ms = (performance.now() - s0) / steps;
 const faultsPerStep = (process.resourceUsage().minorPageFault - faults0) / steps;
 console.log(JSON.stringify({
   bench: 'real_size', impl: 'kdqat', model: name, threads: getThreads(), batch: B, seq: T, bf16, recompute, storage, int8,
   load_ms: loadMs, forward_tokens_per_s: (B * T) / (fwdBest / 1000),
-  qat_tokens_per_s: (B * T) / (ms / 1000), qat_best_tokens_per_s: (B * T) / (best / 1000),
+  qat_tokens_per_s: (B * T) / (ms / 1000), qat_best_tokens_per_s: (B * T) / (best / 1000), warmup_steps: warmup, first_step_ms: firstMs,
   peak_rss_mb: process.resourceUsage().maxRSS / 1024, minor_faults_per_step: faultsPerStep, loss_first: first, loss_last: last,
 }));
 
-// KDQAT_PROFILE=1: where the time went, per kernel, as totals over the timed KD-QAT steps from
-// the third on, given 3 or more (the first two take the page faults of the heap growing to its
-// peak); with fewer, over everything above.
+// KDQAT_PROFILE=1: where the time went, per kernel, as totals over the timed KD-QAT steps.
 if (process.env.KDQAT_PROFILE === '1') {
   const { kernelProfile } = await import('../src/tensor/registry.js');
   for (const r of kernelProfile()) process.stderr.write(`${r.name.padEnd(22)} ${String(r.calls).padStart(6)} calls ${r.ms.toFixed(0).padStart(8)} ms ${String(r.faults).padStart(9)} page faults\n`);

@@ -8,13 +8,18 @@ on the 7 projections with the logits KL; BERT TWN per matrix (STE clipped at ±2
 Linears with 8-bit dynamic per-tensor inputs clipped at ±2.5, loss pred + rep + attn_map.
 
 Run with Debian's /usr/bin/python3 (torch 1.13); threads from OMP_NUM_THREADS. Prints one JSON
-record. usage: torch_real_size.py <name> <dir> <steps>
+record. usage: torch_real_size.py <name> <dir> [<steps> [<warmup>]]: <warmup> untimed KD-QAT steps
+(default 2, as the kdqat worker) before <steps> timed ones (default 2).
 """
 import json, math, os, resource, struct, sys, time
 import torch
 import torch.nn.functional as F
 
-name, mdir, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 2
+name, mdir = sys.argv[1], sys.argv[2]
+steps = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+warmup = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+if steps < 1 or warmup < 1:
+    sys.exit(f"torch_real_size.py: <steps> and <warmup> must be at least 1, got {steps} and {warmup}")
 threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
 torch.set_num_threads(threads)
 here = os.path.dirname(os.path.abspath(__file__))
@@ -189,7 +194,11 @@ def step():
     return loss.item()
 
 
+s0 = time.perf_counter()
 first = step()
+first_ms = (time.perf_counter() - s0) * 1000
+for _ in range(warmup - 1):
+    step()
 last, best = first, float("inf")
 t0 = time.perf_counter()
 for _ in range(steps):
@@ -201,6 +210,7 @@ print(json.dumps({
     "bench": "real_size", "impl": "torch", "model": name, "threads": threads, "batch": B, "seq": T,
     "load_ms": load_ms, "forward_tokens_per_s": B * T / best_fwd,
     "qat_tokens_per_s": B * T / (ms / 1000), "qat_best_tokens_per_s": B * T / best,
+    "warmup_steps": warmup, "first_step_ms": first_ms,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "loss_first": first, "loss_last": last,
 }))
