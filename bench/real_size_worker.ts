@@ -6,9 +6,10 @@
 // untimed steps (default 2), then <steps> timed ones (default 2), and prints one JSON record with
 // the peak RSS and the first step's time. Two warm-up steps because the first two take the page
 // faults of the heap growing to its peak (one-time costs, in first_step_ms); the timed steps are
-// the steady state a training run spends its time in. bench/torch_real_size.py does the same. Threads from KDQAT_THREADS; KDQAT_BF16=teacher|layers|all runs the teacher's
-// forward (and the forward-only timing), also the student's GEMMs but its LM head, or every GEMM
-// in bf16 (withCompute; `kdqat qat --bf16`);
+// the steady state a training run spends its time in (bench/torch_real_size.py does the same).
+// Threads from KDQAT_THREADS; KDQAT_BF16=teacher|layers|all runs the teacher's forward (and the
+// forward-only timing), also the student's GEMMs but its LM head, or every GEMM in bf16
+// (withCompute; `kdqat qat --bf16`);
 // KDQAT_RECOMPUTE=selective|all (1 = all) recomputes the student's layers in backward
 // (`kdqat qat --recompute selective|all`, which also takes the storage policy that goes with
 // the mode; KDQAT_STORAGE=pool|heap overrides it); KDQAT_INT8=off runs the student's Linears on integer
