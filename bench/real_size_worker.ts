@@ -15,7 +15,9 @@
 // the mode; KDQAT_STORAGE=pool|heap overrides it); KDQAT_INT8=off runs the student's Linears on integer
 // grids (BERT-base's twn-a8) in float32 instead of the integer GEMM (compute.ts withIntegerGemm),
 // KDQAT_GRID=off their float32 GEMMs with one operand on a grid as the float32 GEMM instead of
-// matmulOnGrid (AMX; withGridGemm).
+// matmulOnGrid (AMX; withGridGemm). The teacher's block weights are held as bf16 as `kdqat qat`
+// holds them (qat-models.ts narrowTeacher: the checkpoint is BF16, the teacher's GEMMs float32);
+// KDQAT_TEACHER_BF16=off keeps them float32, for a before/after.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -32,6 +34,7 @@ import { captureFor, distillLoss } from '../src/distill/losses.js';
 import { AdamW } from '../src/train/optim.js';
 import { cacheFrozen, freeze } from '../src/train/freeze.js';
 import { bf16Precisions } from '../src/train/qat-config.js';
+import { narrowTeacher } from '../src/train/qat-models.js';
 import { SHAPES, type RealSizeName } from './real_size_shapes.js';
 
 const [mode, name, dir, stepsArg, warmupArg] = process.argv.slice(2) as [string, RealSizeName, string, string?, string?];
@@ -95,6 +98,9 @@ const capture = captureFor(shape.losses, teacher.arch);
 // KDQAT_FREEZE=ov: freeze as `kdqat qat --freeze` does (no gradient, no dW GEMM, ŵ computed once).
 const frozen = freeze(process.env.KDQAT_FREEZE ?? '', teacher.arch, studentParams, prepared.quantParams);
 const weight = cacheFrozen(prepared.weight, new Set(frozen.params));
+const teacherBf16 = process.env.KDQAT_TEACHER_BF16 ?? 'on';
+if (!['on', 'off'].includes(teacherBf16)) throw new Error(`KDQAT_TEACHER_BF16=${teacherBf16}: use on or off`);
+const teacherBf16Saved = teacherBf16 === 'on' && teacherPrec === 'fp32' ? narrowTeacher(teacher) : 0; // as buildModels
 const trained = new Map([...studentParams, ...prepared.quantParams].filter(([, p]) => p.requiresGrad));
 const opt = new AdamW(trained, { lr: 1e-5, weightDecay: 0 });
 function step(): number {
@@ -130,6 +136,7 @@ console.log(JSON.stringify({
   bench: 'real_size', impl: 'kdqat', model: name, threads: getThreads(), batch: B, seq: T, bf16, recompute, storage, int8,
   load_ms: loadMs, forward_tokens_per_s: (B * T) / (fwdBest / 1000),
   qat_tokens_per_s: (B * T) / (ms / 1000), qat_best_tokens_per_s: (B * T) / (best / 1000), warmup_steps: warmup, first_step_ms: firstMs,
+  teacher_bf16_saved_mb: teacherBf16Saved / 2 ** 20,
   peak_rss_mb: process.resourceUsage().maxRSS / 1024, minor_faults_per_step: faultsPerStep, loss_first: first, loss_last: last,
 }));
 

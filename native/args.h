@@ -3,7 +3,7 @@
 // JS TypeError (wrong kind) or RangeError (wrong value or length) naming the kernel and the
 // argument — "kernel: name must be …, got …" — instead of reading or writing out of bounds.
 //
-//   typed arrays  f32(i, name, len[, at_least]) / i32(…): exact (or minimum) length, data
+//   typed arrays  f32(i, name, len[, at_least]) / i32(…) / u16(…): exact (or minimum) length, data
 //                 f32_opt / i32_opt: the same, or nullptr for null/undefined
 //                 f32_buf / i32_buf: any length, {data, length}; length(name, got, want)
 //                 scales: grid steps, one or one per row/column, finite and ≥ 0
@@ -70,6 +70,16 @@ class Args {
     const Napi::Value v = typed(i, name, napi_float32_array, "a Float32Array or null");
     check_len(name, static_cast<int64_t>(v.As<Napi::Float32Array>().ElementLength()), len, false);
     return v.As<Napi::Float32Array>().Data();
+  }
+  uint16_t* u16(size_t i, const char* name, int64_t len, bool at_least = false) const {
+    const Napi::Value v = typed(i, name, napi_uint16_array, "a Uint16Array");
+    auto a = v.As<Napi::Uint16Array>();
+    check_len(name, static_cast<int64_t>(a.ElementLength()), len, at_least);
+    return a.Data();
+  }
+  // Whether argument i is a Uint16Array (an operand that may be float32 or bf16 bits).
+  bool is_u16(size_t i) const {
+    return info_[i].IsTypedArray() && info_[i].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
   }
   int32_t* i32(size_t i, const char* name, int64_t len) const {
     const Buf<int32_t> b = i32_buf(i, name);

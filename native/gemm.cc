@@ -69,12 +69,14 @@ constexpr bool kPrefetch = true;
 // goes 98 → 101 and 87 → 96, AVX2 is flat. The portable values are the Zen 1 AVX2 ones.
 const GemmKernel& gemm_kernel_portable() {
   namespace g = gemm_portable;
-  static const GemmKernel k{"portable", g::MR, g::NR, 256, 120, 4096, 1, g::pack_a, g::pack_b, g::macro};
+  static const GemmKernel k{"portable", g::MR, g::NR, 256, 120, 4096, 1, g::pack_a, g::pack_b<float>, g::macro,
+                            1, g::pack_b<uint16_t>};
   return k;
 }
 const GemmKernel& gemm_kernel_avx2() {
   namespace g = gemm_avx2;
-  static const GemmKernel k{"avx2", g::MR, g::NR, 768, 192, 1536, 1, g::pack_a, g::pack_b, g::macro};
+  static const GemmKernel k{"avx2", g::MR, g::NR, 768, 192, 1536, 1, g::pack_a, g::pack_b<float>, g::macro,
+                            1, g::pack_b<uint16_t>};
   return k;
 }
 // On Intel the micro-kernel prefetches its panels and C (the AMD tuning above was without), and
@@ -91,9 +93,10 @@ static bool gemm_prefetch() {
 const GemmKernel& gemm_kernel_avx512() {
   namespace g = gemm_avx512;
   namespace gp = gemm_avx512_prefetch;
-  static const GemmKernel k{"avx512", g::MR, g::NR, 1024, 140, 1536, 1, g::pack_a, g::pack_b, g::macro};
-  static const GemmKernel kp{"avx512", gp::MR, gp::NR, 1024, 140, 1536, 1, gp::pack_a, gp::pack_b,
-                             gp::macro, 1, 1024};
+  static const GemmKernel k{"avx512", g::MR, g::NR, 1024, 140, 1536, 1, g::pack_a, g::pack_b<float>, g::macro,
+                            1, g::pack_b<uint16_t>};
+  static const GemmKernel kp{"avx512", gp::MR, gp::NR, 1024, 140, 1536, 1, gp::pack_a, gp::pack_b<float>,
+                             gp::macro, 1, gp::pack_b<uint16_t>, 1024};
   return gemm_prefetch() ? kp : k;
 }
 
@@ -109,9 +112,9 @@ const GemmKernel& kernel_for_cpu() { return dispatch().ops(); }
 // ---- Node-API wrapper ---------------------------------------------------------------------------
 
 // matmul(a, b, c, batch, m, k, n, transA, transB, strideA, strideB, beta): arguments checked by
-// gemm_args.cc (shared with matmulBf16).
+// gemm_args.cc (shared with matmulBf16); b float32 or bf16 bits.
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
-  const GemmArgs g = gemm_args(info, "matmul");
+  const GemmArgs g = gemm_args(info, "matmul", true);
   if (!g.empty) gemm_driver::run(kernel_for_cpu(), g);
   return info.Env().Undefined();
 }

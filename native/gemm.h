@@ -12,6 +12,15 @@
 
 namespace kdqat {
 
+// op(B)'s storage: float32, or bf16 bit patterns (a frozen model's weights that are bf16 values,
+// src/nn/params.ts narrowFrozen), which packing widens exactly (value = bits << 16), so the
+// product is bit for bit the one of the float32 copy. Exactly one pointer is set.
+struct BOperand {
+  const float* f32 = nullptr;
+  const uint16_t* bf16 = nullptr;
+  BOperand operator+(int64_t d) const { return {f32 ? f32 + d : nullptr, bf16 ? bf16 + d : nullptr}; }
+};
+
 // A packed GEMM: its blocking and its three routines over packed elements E — float (the fp32
 // kernels of gemm_impl.h) or uint32_t (gemm_bf16.cc: a pair of bf16 values along k per word).
 // One driver (gemm_driver.h) runs every instance.
@@ -39,6 +48,9 @@ struct PackedGemm {
   // Panels are ceil(ceil(kc/kpack)/kalign)·kalign elements deep: AMX tiles take k in blocks of
   // 16 elements, the pack routines zero-filling the rest of the last one.
   int kalign = 1;
+  // pack_b from bf16 bits (widened exactly, so the same packed values as pack_b of the float32
+  // copy), or nullptr where the kernel takes float32 B only.
+  void (*pack_b_bf16)(const uint16_t* x, int64_t rs, int64_t cs, int kc, int nc, E* dst) = nullptr;
   // > 0: the B-major order (gemm_driver.h gemm_bmajor) where it applies, with chunks of op(B)
   // whose K slice packs into this many KiB (half of L2); 0: the row-block order only.
   int bchunk_kib = 0;

@@ -5,7 +5,7 @@
 
 namespace kdqat {
 
-GemmArgs gemm_args(const Napi::CallbackInfo& info, const char* fn) {
+GemmArgs gemm_args(const Napi::CallbackInfo& info, const char* fn, bool bf16_b) {
   const Args a(info, fn, 12);
   GemmArgs g{};
   g.batch = a.count(3, "batch");
@@ -26,7 +26,9 @@ GemmArgs gemm_args(const Napi::CallbackInfo& info, const char* fn) {
     return reads ? a.mul(g.batch - 1, stride) + a.mul(rows, cols) : 0;
   };
   g.a = a.f32(0, "a", need(g.stride_a, g.m, g.k), true);
-  g.b = a.f32(1, "b", need(g.stride_b, g.k, g.n), true);
+  const int64_t nb = need(g.stride_b, g.k, g.n);
+  if (bf16_b && a.is_u16(1)) g.b.bf16 = a.u16(1, "b", nb, true);
+  else g.b.f32 = a.f32(1, "b", nb, true);
   g.c = a.f32(2, "c", g.empty ? 0 : a.mul(a.mul(g.batch, g.m), g.n), true);
   return g;
 }

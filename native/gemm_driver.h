@@ -69,13 +69,20 @@ inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 // in every row instead.
 struct Problem {
   const float* a;
-  const float* b;
+  BOperand b;
   float* c;
   int64_t m, k, n, rsa, csa, rsb, csb;
   float beta;
   const float* bias;
   int64_t ldc;
 };
+
+// Packs X(p, j) = op(B) at b (gemm.h PackedGemm::pack_b) from float32 or bf16 bits.
+template <class E>
+void pack_b(const PackedGemm<E>& K, BOperand b, int64_t rs, int64_t cs, int kc, int nc, E* dst) {
+  if (b.bf16) K.pack_b_bf16(b.bf16, rs, cs, kc, nc, dst);
+  else K.pack_b(b.f32, rs, cs, kc, nc, dst);
+}
 
 // The B-major order (kernels with bchunk_kib, gemm.h): each thread packs all of op(A) once, every
 // K slice of it (at most 16 MiB), then takes chunks of op(B)'s columns, each chunk's K slice
@@ -129,7 +136,7 @@ bool gemm_bmajor(const PackedGemm<E>& K, const Problem& P, int threads, int kcs)
         const int64_t kp = round_up(ceil_div(kc, K.kpack), K.kalign);
         const float beta = p0 == 0 ? P.beta : 1.f;
         const float* bias = p0 == 0 && P.bias ? P.bias + j0 : nullptr;
-        K.pack_b(P.b + p0 * P.rsb + j0 * P.csb, P.rsb, P.csb, kc, nc, bp);
+        pack_b(K, P.b + (p0 * P.rsb + j0 * P.csb), P.rsb, P.csb, kc, nc, bp);
         for (int64_t i = 0; i < tiles; i++) {
           const int mr = static_cast<int>(std::min<int64_t>(K.mr, P.m - i * K.mr));
           K.macro(mr, nc, kc, ap + s * slice_elems + i * kp * K.mr, bp, P.c + i * K.mr * P.ldc + j0,
@@ -225,11 +232,11 @@ void gemm_item(const PackedGemm<E>& K, const Problem& P, int threads) {
       const int64_t kp = round_up(ceil_div(kc, K.kpack), K.kalign);  // packed depth of this slice
       const float beta = p0 == 0 ? P.beta : 1.f;
       const float* bias = p0 == 0 ? P.bias : nullptr;  // the first slice starts C at the bias
-      const float* bsrc = P.b + p0 * P.rsb + j0 * P.csb;
+      const BOperand bsrc = P.b + (p0 * P.rsb + j0 * P.csb);
       // Pack B panels [q0, q1) of this slice; ~16 KiB per panel, so a few panels per thread.
       pfor(panels, 8, [&](int64_t q0, int64_t q1) {
         const int64_t c0 = q0 * K.nr, c1 = std::min<int64_t>(q1 * K.nr, nc);
-        K.pack_b(bsrc + c0 * P.csb, P.rsb, P.csb, kc, static_cast<int>(c1 - c0), bp + q0 * kp * K.nr);
+        pack_b(K, bsrc + c0 * P.csb, P.rsb, P.csb, kc, static_cast<int>(c1 - c0), bp + q0 * kp * K.nr);
       });
       pfor(ntasks, 1, [&](int64_t t0, int64_t t1) {
         E* ap = apack<E>(static_cast<size_t>(kp) * mcs);

@@ -15,10 +15,16 @@ using VT = typename V::T;
 // ---- packing ----------------------------------------------------------------------------------
 // Reads nrows (≤ 0 allowed) rows of W floats, row r at src + r·ld, with zero rows after them,
 // and transposes: afterwards v[q] holds element q of every row.
-GEMM_TARGET static KDQAT_INLINE void load_transposed(const float* src, int64_t ld, int nrows,
-                                                     VT* v) {
+// W elements of B's storage as floats: float32, or bf16 bits widened exactly (simd.h).
+GEMM_TARGET static KDQAT_INLINE VT load_src(const float* p) { return V::load(p); }
+GEMM_TARGET static KDQAT_INLINE VT load_src(const uint16_t* p) { return V::load_bf16(p); }
+static KDQAT_INLINE float src_value(float x) { return x; }
+static KDQAT_INLINE float src_value(uint16_t h) { return simd::widen_bf16(h); }
+
+template <class S>
+GEMM_TARGET static KDQAT_INLINE void load_transposed(const S* src, int64_t ld, int nrows, VT* v) {
 #pragma GCC unroll 16
-  for (int r = 0; r < W; r++) v[r] = r < nrows ? V::load(src + r * ld) : V::zero();
+  for (int r = 0; r < W; r++) v[r] = r < nrows ? load_src(src + r * ld) : V::zero();
   V::transpose(v);
 }
 
@@ -66,18 +72,19 @@ GEMM_TARGET static void pack_a(const float* x, int64_t rs, int64_t cs, int mc, i
 // run of nc floats is cut into the whole panels' rows, row after row (read in order, rather than
 // down each panel's column of rows nc floats apart: 25% less time for a 1024 × 1536 slice of a
 // 3072-wide B, Intel Xeon), a last partial panel as below; rs == 1 is B stored (n,k): W×W
-// blocks transposed in registers.
-GEMM_TARGET static void pack_b(const float* x, int64_t rs, int64_t cs, int kc, int nc,
-                               float* dst) {
+// blocks transposed in registers. S: float, or uint16_t for bf16 bits (gemm.h BOperand), widened
+// exactly as they are read, so both give the same packed floats for the same values.
+template <class S>
+GEMM_TARGET static void pack_b(const S* x, int64_t rs, int64_t cs, int kc, int nc, float* dst) {
   int j0 = 0;
   if (cs == 1) {
     const int full = nc / NR;
     for (int p = 0; p < kc; p++) {
-      const float* src = x + p * rs;
+      const S* src = x + p * rs;
       float* d = dst + p * NR;
       for (int q = 0; q < full; q++, src += NR, d += static_cast<int64_t>(kc) * NR) {
-        V::store(d, V::load(src));
-        V::store(d + W, V::load(src + W));
+        V::store(d, load_src(src));
+        V::store(d + W, load_src(src + W));
       }
     }
     j0 = full * NR;
@@ -85,7 +92,7 @@ GEMM_TARGET static void pack_b(const float* x, int64_t rs, int64_t cs, int kc, i
   }
   for (; j0 < nc; j0 += NR, dst += static_cast<int64_t>(kc) * NR) {
     const int nr = nc - j0 < NR ? nc - j0 : NR;
-    const float* src = x + j0 * cs;
+    const S* src = x + j0 * cs;
     int p = 0;
     if (rs == 1) {
       for (; p + W <= kc; p += W) {
@@ -100,7 +107,7 @@ GEMM_TARGET static void pack_b(const float* x, int64_t rs, int64_t cs, int kc, i
       }
     }
     for (; p < kc; p++) {
-      for (int j = 0; j < nr; j++) dst[p * NR + j] = src[p * rs + j * cs];
+      for (int j = 0; j < nr; j++) dst[p * NR + j] = src_value(src[p * rs + j * cs]);
       for (int j = nr; j < NR; j++) dst[p * NR + j] = 0.f;
     }
   }

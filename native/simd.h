@@ -5,6 +5,7 @@
 //   W, T                     lanes per vector and the vector type
 //   zero, set1, bcast        constants / broadcast of *p
 //   load, loadu, store       W floats (unaligned; load ≡ loadu)
+//   load_bf16                W bf16 bit patterns, widened exactly (the float with those high bits)
 //   load_n, store_n, keep    the first k ≤ W lanes: masked loads/stores (masked lanes never
 //                            touch memory; loaded ones take `fill`), keep zeroes lanes ≥ k.
 //                            Tails use these, so no scalar remainder loop rounds differently.
@@ -52,6 +53,14 @@
 
 namespace kdqat::simd {
 
+// The float whose high 16 bits are h (bf16 → float32, exact).
+KDQAT_INLINE float widen_bf16(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kFltMax = 3.40282347e38f;
 
@@ -73,6 +82,11 @@ struct Portable {
     return r;
   }
   static KDQAT_INLINE T loadu(const float* p) { return load(p); }
+  static KDQAT_INLINE T load_bf16(const uint16_t* p) {
+    T r;
+    for (int i = 0; i < W; i++) r[i] = widen_bf16(p[i]);
+    return r;
+  }
   static KDQAT_INLINE void store(float* p, T x) { std::memcpy(p, &x, sizeof x); }
   static KDQAT_INLINE T load_n(const float* p, int k, float fill) {
     if (k == W) return load(p);

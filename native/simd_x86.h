@@ -27,6 +27,10 @@ struct Avx2 {
   static KDQAT_INLINE T set1(float s) { return _mm256_set1_ps(s); }
   static KDQAT_INLINE T bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static KDQAT_INLINE T load(const float* p) { return _mm256_loadu_ps(p); }
+  static KDQAT_INLINE T load_bf16(const uint16_t* p) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
   static KDQAT_INLINE T loadu(const float* p) { return _mm256_loadu_ps(p); }
   static KDQAT_INLINE void store(float* p, T x) { _mm256_storeu_ps(p, x); }
   static KDQAT_INLINE T load_n(const float* p, int k, float fill) {
@@ -226,6 +230,10 @@ struct Avx512 {
   static KDQAT_INLINE T set1(float s) { return _mm512_set1_ps(s); }
   static KDQAT_INLINE T bcast(const float* p) { return _mm512_set1_ps(*p); }
   static KDQAT_INLINE T load(const float* p) { return _mm512_loadu_ps(p); }
+  static KDQAT_INLINE T load_bf16(const uint16_t* p) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
   static KDQAT_INLINE T loadu(const float* p) { return _mm512_loadu_ps(p); }
   static KDQAT_INLINE void store(float* p, T x) { _mm512_storeu_ps(p, x); }
   static KDQAT_INLINE T load_n(const float* p, int k, float fill) {

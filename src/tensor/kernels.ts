@@ -44,8 +44,11 @@ export interface Kernels {
    *  beta is 0 (overwrite, C's old contents ignored even if NaN) or 1 (accumulate).
    *  bias (optional, n floats, only with beta 0): C_i = op(A_i)·op(B_i) + bias in every row,
    *  formed exactly as if C_i held bias in every row and beta were 1 (a Linear's y = x·Wᵀ + b
-   *  in one pass over y). */
-  matmul(a: F, b: F, c: F, batch: number, m: number, k: number, n: number,
+   *  in one pass over y).
+   *  b may also be a Uint16Array of bf16 bit patterns (a frozen weight stored narrow: Tensor
+   *  dtype 'bf16'), read as the float32 values with those high 16 bits — exactly, so C is bit
+   *  for bit the one of the float32 copy of b. */
+  matmul(a: F, b: F | Uint16Array, c: F, batch: number, m: number, k: number, n: number,
     transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number, bias?: F | null): void;
   /** matmul with bf16 inputs and float32 accumulation (arguments, beta and bias as matmul; the
    *  bias is not rounded): every

@@ -76,7 +76,7 @@ export function allocationMark(): number {
 }
 
 /** Whether x's buffer was handed out by uninitF32/zerosF32 after allocationMark() gave `mark`. */
-export function allocatedAfter(x: Float32Array | Int32Array, mark: number): boolean {
+export function allocatedAfter(x: Float32Array | Int32Array | Uint16Array, mark: number): boolean {
   return ((x.buffer as Stamped)[BORN] ?? 0) > mark;
 }
 

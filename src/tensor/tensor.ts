@@ -1,13 +1,15 @@
 // The Tensor: a contiguous row-major buffer, a shape, and (when it takes part in autograd) the
-// node that made it. float32 for values, int32 for token ids and masks.
+// node that made it. float32 for values, int32 for token ids and masks, and bf16 for a frozen
+// model's weights whose values are all bf16 values (src/tensor/bf16.ts narrowBf16): kept at half
+// the memory, read only as a GEMM's B operand, which the kernel widens exactly.
 import type { GradNode } from './autograd.js';
 import { claim, zerosF32 } from './storage.js';
 
 export { uninitF32, zerosF32 } from './storage.js';
 
-export type DType = 'f32' | 'i32';
+export type DType = 'f32' | 'i32' | 'bf16';
 export type Shape = readonly number[];
-export type Data = Float32Array | Int32Array;
+export type Data = Float32Array | Int32Array | Uint16Array; // bf16: the bit patterns
 
 export class Tensor {
   readonly shape: Shape;
@@ -31,7 +33,7 @@ export class Tensor {
     this.data = data;
     claim(this);
     this.shape = Object.freeze([...shape]);
-    this.dtype = data instanceof Int32Array ? 'i32' : 'f32';
+    this.dtype = data instanceof Int32Array ? 'i32' : data instanceof Uint16Array ? 'bf16' : 'f32';
     this.requiresGrad = requiresGrad;
   }
 
@@ -55,10 +57,16 @@ export class Tensor {
     return this.data;
   }
 
+  /** The bf16 bit patterns (throws for other tensors). */
+  get bf16(): Uint16Array {
+    if (!(this.data instanceof Uint16Array)) throw new TypeError(`expected a bf16 tensor, got ${this.dtype}`);
+    return this.data;
+  }
+
   /** The value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) throw new RangeError(`item() needs a one-element tensor, got shape [${this.shape}]`);
-    return this.data[0];
+    return this.data instanceof Uint16Array ? new Float32Array(new Uint32Array([this.data[0] << 16]).buffer)[0] : this.data[0];
   }
 
   /** Size of one axis (negative axes count from the end). */

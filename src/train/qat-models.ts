@@ -13,7 +13,10 @@ import { asModel, loadModelDir, type LoadedModel } from '../io/model-dir.js';
 import { chatRendererOf } from '../io/chat-template.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
 import { loadQuantConfig } from '../quant/config.js';
-import { prepare, type Prepared } from '../quant/prepare.js';
+import { prepare, quantTargets, type Prepared } from '../quant/prepare.js';
+import { moduleOf } from '../models/registry.js';
+import { narrowBf16 } from '../tensor/bf16.js';
+import type { ComputePrecision } from '../tensor/compute.js';
 import { parseLossWeights, type LossWeights } from '../distill/losses.js';
 import { freeze, type FreezeResult } from './freeze.js';
 import { decoderData, encoderData, type QatData } from './qat-data.js';
@@ -90,13 +93,16 @@ export interface Models {
   weights: LossWeights;
   /** --cache-teacher-topk (0: full logits; absent in the checkpoints of older runs). */
   topk: number;
+  /** Bytes the teacher's block weights held as bf16 save (narrowTeacher). */
+  teacherBf16Saved: number;
 }
 
 /** Models before --freeze auto has chosen (frozen: null). */
 export type Built = Omit<Models, 'frozen'> & { frozen: FreezeResult | null };
 
-/** `applyFreeze` false: --freeze auto, whose probe chooses later (frozen null). */
-export function buildModels(c: QatConfig, applyFreeze: boolean): Built {
+/** `applyFreeze` false: --freeze auto, whose probe chooses later (frozen null). teacherPrec: the
+ *  GEMM precision of the teacher's forward (its block weights are held as bf16 under 'fp32'). */
+export function buildModels(c: QatConfig, applyFreeze: boolean, teacherPrec: ComputePrecision): Built {
   const { loaded: teacherDir, tok } = loadTeacher(c.teacher);
   const arch = teacherDir.arch;
   const rec = archOf(teacherDir.hf);
@@ -116,7 +122,29 @@ export function buildModels(c: QatConfig, applyFreeze: boolean): Built {
   if (topk && rec.kind !== 'decoder') throw new UsageError(`--cache-teacher-topk ${topk}: top-K logits are for a decoder teacher's token logits; ${c.teacher} is a ${rec.label} classifier`);
   if (topk >= teacher.config.vocabSize) throw new UsageError(`--cache-teacher-topk ${topk} must be below the teacher's vocab_size ${teacher.config.vocabSize} (0 keeps the full logits)`);
   const frozen = applyFreeze ? freeze(c.freeze, arch, student.params, prepared.quantParams) : null;
-  return { teacherDir, tok, arch, rec, teacher, student, prepared, frozen, weights, topk };
+  const teacherBf16Saved = teacherPrec === 'fp32' ? narrowTeacher(teacher) : 0; // after the student's copy
+  return { teacherDir, tok, arch, rec, teacher, student, prepared, frozen, weights, topk, teacherBf16Saved };
+}
+
+/**
+ * Holds the teacher's block Linear weights as bf16 where every value of one is a bf16 value (a
+ * checkpoint stored BF16; tensor/bf16.ts): half their memory, and every product bit for bit
+ * the same (the float32 GEMM widens them exactly as it packs). The head and the embeddings stay
+ * float32 (other ops read them). For a teacher whose forward runs in float32: matmulBf16 takes
+ * float32 operands only, so under --bf16 each weight would be widened again at every forward.
+ * The teacher's parameters must not require gradients. Returns the bytes saved.
+ */
+export function narrowTeacher(teacher: Model): number {
+  let saved = 0;
+  for (const t of quantTargets(teacher)) {
+    if (t.name !== t.logical || moduleOf(t.name).layer === null) continue;
+    const p = teacher.params.get(t.name)!;
+    const h = narrowBf16(p);
+    if (!h) continue;
+    teacher.params.set(t.name, h);
+    saved += p.size * 2;
+  }
+  return saved;
 }
 
 /** The training (and validation) windows of a decoder teacher, or the examples of a classifier's. */

@@ -130,7 +130,7 @@ function qat(run: QatRun): QatSummary {
   // Everything that can be wrong is checked before --force clears an old run out of the way.
   if (!session.ckpt && c.freezeAuto) throw new UsageError(`freezeAuto ${JSON.stringify(c.freezeAuto)}: is written by the run, not given; use --freeze auto`);
   const auto = parseFreezeAuto(c.freeze);
-  const built = buildModels(c, !auto);
+  const built = buildModels(c, !auto, prec.teacher);
   const data = qatDataOf(c, built);
   checkDistributed(c, built, data, dist);
   session.checkRanks('qat');
@@ -162,7 +162,8 @@ function qat(run: QatRun): QatSummary {
   const full = evaluating && run.evaluate !== 'periodic'; // baselines and the final evaluation
   const evaluate: QatEvaluator = evaluating ? qatEvaluator(m.student, m.teacher, data, m.tok, c.batch) : () => ({});
   const metric = data.kind === 'decoder' ? 'valid_ppl' : 'dev_accuracy';
-  say(`${m.arch} teacher ${c.teacher}: ${countParams(m.teacher.params).toLocaleString('en-US')} parameters; ` +
+  say(`${m.arch} teacher ${c.teacher}: ${countParams(m.teacher.params).toLocaleString('en-US')} parameters` +
+    `${m.teacherBf16Saved ? ` (block weights held as bf16, ${m.teacherBf16Saved < 2 ** 20 ? `${(m.teacherBf16Saved / 1024).toFixed(0)} KiB` : `${(m.teacherBf16Saved / 2 ** 20).toFixed(0)} MiB`} less)` : ''}; ` +
     `${m.prepared.quantized.size} quantized weights (${c.quant}); frozen: ${m.frozen.params.length ? m.frozen.params.length + ' parameters' : 'none'}; ` +
     `loss ${Object.entries(m.weights).map(([k, v]) => `${k}=${v}`).join(',')}`);
   if (data.kind === 'decoder' && !data.valid) say(`validation skipped: ${data.validNote}`);

@@ -36,7 +36,7 @@ function operands(cs: Case, rng: Rng): { a: Float32Array; b: Float32Array; c: Fl
   return { a, b, c };
 }
 
-function run(f: Matmul, cs: Case, a: Float32Array, b: Float32Array, c0: Float32Array): Float32Array {
+function run(f: Matmul, cs: Case, a: Float32Array, b: Float32Array | Uint16Array, c0: Float32Array): Float32Array {
   const c = c0.slice();
   f(a, b, c, cs.batch, cs.m, cs.k, cs.n, cs.ta, cs.tb, cs.strideA, cs.strideB, cs.beta);
   return c;
@@ -323,4 +323,58 @@ test('matmul error paths throw instead of reading out of bounds', () => {
   assert.throws(() => native(new Float64Array(6) as unknown as Float32Array, new Float32Array(12),
     new Float32Array(8), 1, 2, 3, 4, false, false, 0, 0, 0), TypeError);
   assert.throws(() => (native as unknown as (...x: unknown[]) => void)(new Float32Array(1)), TypeError);
+});
+
+// b as bf16 bits (Kernels.matmul: a frozen weight held as bf16, src/tensor/bf16.ts): packing
+// widens each value exactly, so the product must be bit for bit that of the float32 copy — on the
+// packing paths of both B layouts (whole panels and the tail, register-transposed blocks and the
+// scalar rest), several K slices and NC blocks, batches with strides, a bias, 1 and 2 threads.
+test('matmul with b as bf16 bits: bitwise the product of the float32 values, native and ref', () => {
+  const rng = new Rng(21);
+  const bits = (n: number): Uint16Array => {
+    const h = new Uint16Array(n);
+    const f = randomF32(n, rng);
+    const u = new Uint32Array(f.buffer);
+    for (let i = 0; i < n; i++) h[i] = u[i] >>> 16;
+    // Signed zeros, a bf16 subnormal, ±Inf and the largest finite bf16 among them.
+    [0x0000, 0x8000, 0x0001, 0x7f80, 0xff80, 0x7f7f].forEach((v, i) => { if (i * 7 < n) h[i * 7] = v; });
+    return h;
+  };
+  const widen = (h: Uint16Array): Float32Array => new Float32Array(Uint32Array.from(h, (x) => x << 16).buffer);
+  const same = (got: Float32Array, want: Float32Array, what: string): void => {
+    const g = new Uint32Array(got.buffer, got.byteOffset, got.length), w = new Uint32Array(want.buffer, want.byteOffset, want.length);
+    const i = g.findIndex((x, j) => x !== w[j]);
+    assert.equal(i, -1, `${what}: element ${i} is ${got[i]}, the float32 b gives ${want[i]}`);
+  };
+  const threads = addon.getThreads();
+  try {
+    for (const [batch, m, k, n, sb] of [[1, 37, 300, 70, 1], [1, 64, 1100, 1600, 1], [3, 9, 40, 33, 1], [3, 9, 40, 33, 0], [1, 5, 17, 96, 1]] as const) {
+      for (const [ta, tb] of combos) {
+        const a = randomF32(batch * m * k, rng), h = bits(sb ? batch * k * n : k * n), bias = randomF32(n, rng);
+        const cs: Case = { batch, m, k, n, ta, tb, strideA: m * k, strideB: sb ? k * n : 0, beta: 0 };
+        for (const t of [1, 2]) {
+          addon.setThreads(t);
+          const what = `native ${JSON.stringify(cs)} threads ${t}`;
+          same(run(native, cs, a, h, new Float32Array(batch * m * n)), run(native, cs, a, widen(h), new Float32Array(batch * m * n)), what);
+          const withBias = (b: Float32Array | Uint16Array): Float32Array => {
+            const c = new Float32Array(batch * m * n);
+            native(a, b, c, batch, m, k, n, ta, tb, cs.strideA, cs.strideB, 0, bias);
+            return c;
+          };
+          same(withBias(h), withBias(widen(h)), `${what} with a bias`);
+        }
+        if (m * k * n < 1e6) same(run(ref, cs, a, h, new Float32Array(batch * m * n)), run(ref, cs, a, widen(h), new Float32Array(batch * m * n)), `ref ${JSON.stringify(cs)}`);
+      }
+    }
+  } finally {
+    addon.setThreads(threads);
+  }
+  // A short bf16 b is refused like a short float32 one; matmulBf16 takes float32 b only.
+  for (const f of [native, ref]) {
+    assert.throws(() => f(new Float32Array(6), new Uint16Array(11), new Float32Array(8), 1, 2, 3, 4, false, false, 0, 0, 0),
+      (e: Error) => e instanceof RangeError && /\bb\b.*11.*12/.test(e.message));
+  }
+  const bf16 = (createRequire(import.meta.url)('../../build/Release/kdqat.node') as { matmulBf16: (...x: unknown[]) => void }).matmulBf16;
+  assert.throws(() => bf16(new Float32Array(6), new Uint16Array(12), new Float32Array(8), 1, 2, 3, 4, false, false, 0, 0, 0),
+    (e: Error) => e instanceof TypeError && /matmulBf16: b must be a Float32Array, got Uint16Array/.test(e.message));
 });

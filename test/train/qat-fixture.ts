@@ -30,14 +30,14 @@ export function llamaConfig(vocabSize: number): LlamaConfig {
 }
 
 /** A random LLaMA teacher directory with its tokenizer, plus the text file it is distilled on. */
-export function llamaTeacher(root: string, opts: { vocab?: number; seed?: number; name?: string } = {}): { dir: string; text: string } {
+export function llamaTeacher(root: string, opts: { vocab?: number; seed?: number; name?: string; dtype?: 'F32' | 'BF16' } = {}): { dir: string; text: string } {
   const text = fs.existsSync(path.join(root, 'small.txt')) ? path.join(root, 'small.txt') : smallTextFile(root);
   const json = trainByteLevelBpe([fs.readFileSync(text, 'utf8')], { vocabSize: opts.vocab ?? 300 });
   const cfg = llamaConfig(vocabOf(root, json));
   const dir = path.join(root, opts.name ?? 'teacher');
   saveModelDir(dir, {
     config: { arch: 'llama', config: cfg, meta: { bosTokenId: 0, eosTokenId: 1 } },
-    params: initParams(llamaParamSpec(cfg), opts.seed ?? 5), tokenizerJson: json,
+    params: initParams(llamaParamSpec(cfg), opts.seed ?? 5), tokenizerJson: json, ...(opts.dtype ? { dtype: opts.dtype } : {}),
   });
   return { dir, text };
 }

@@ -18,7 +18,7 @@ function checkSize(what: string, v: number): void {
  *  in float64 and rounded once; beta = 0 overwrites C without reading it (NaN garbage in C does
  *  not leak), any other beta scales the old C; a bias (beta 0 only) takes the old C's place. */
 function matmul(
-  a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, k: number,
+  a: Float32Array, b: Float32Array | Uint16Array, c: Float32Array, batch: number, m: number, k: number,
   n: number, transA: boolean, transB: boolean, strideA: number, strideB: number, beta: number,
   bias?: Float32Array | null,
 ): void {
@@ -38,6 +38,8 @@ function matmul(
     checkLength('a', a.length, (batch - 1) * strideA + m * k);
     checkLength('b', b.length, (batch - 1) * strideB + k * n);
   }
+  // bf16 bits: the float32 values with those high 16 bits.
+  if (b instanceof Uint16Array) b = new Float32Array(Uint32Array.from(b, (h) => h << 16).buffer);
   // op(A)(i, p) = a[offA + i·rsA + p·csA]; A is stored (m,k), or (k,m) when transposed.
   const rsA = transA ? 1 : k, csA = transA ? m : 1;
   // op(B)(p, j) = b[offB + p·rsB + j·csB]; B is stored (k,n), or (n,k) when transposed.

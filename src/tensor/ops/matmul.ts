@@ -8,6 +8,7 @@ import { backwardPrecision, computePrecision, gridGemmEnabled, integerGemmEnable
 import { gemmOutput } from '../recompute.js';
 import { empty, fmt, requireF32, sumTo } from './util.js';
 import { reshape } from './shape.js';
+import { widenBf16 } from '../bf16.js';
 
 export interface MatmulOptions {
   transA?: boolean;
@@ -20,7 +21,8 @@ export interface MatmulOptions {
  * the other's batch.
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
-  requireF32('matmul', a, b);
+  requireF32('matmul', a);
+  requireOperandB('matmul', b);
   const tA = !!opts.transA, tB = !!opts.transB;
   if (a.ndim < 2 || b.ndim < 2) throw new RangeError(`matmul: operands must be at least 2-D, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
   const [ar, ac] = a.shape.slice(-2), [br, bc] = b.shape.slice(-2);
@@ -39,8 +41,25 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   } else batchShape = aBatch.length ? aBatch : bBatch;
   const batch = batchShape.reduce((p, d) => p * d, 1);
   const plan: GemmPlan = { tA, tB, batch, m, k, n, sA: aBatch.length ? m * k : 0, sB: bBatch.length ? k * n : 0, gemm: gemmName(), bgemm: gemmName(backwardPrecision()) };
-  const out = gemmOutput([...batchShape, m, n], (o) => kernel(plan.gemm)(a.f32, b.f32, o.f32, batch, m, k, n, tA, tB, plan.sA, plan.sB, 0));
+  const out = gemmOutput([...batchShape, m, n], (o) => forwardGemm(plan.gemm, a.f32, b, o.f32, batch, m, k, n, tA, tB, plan.sA, plan.sB));
   return record(out, 'matmul', [a, b], (g) => gemmGrads(plan, a, b, g));
+}
+
+/** A GEMM's B operand: float32, or a bf16 weight (tensor/bf16.ts) that nothing differentiates. */
+function requireOperandB(op: string, b: Tensor): void {
+  if (b.dtype === 'bf16' && !b.requiresGrad) return;
+  requireF32(op, b);
+}
+
+/** The forward GEMM C = op(A)·op(B) (+ bias). A bf16 B goes to the float32 kernel as its bits,
+ *  which it widens exactly as it packs; matmulBf16 takes float32 inputs, so there it is widened
+ *  first (the same values, so the same product either way). */
+function forwardGemm(
+  gemm: 'matmul' | 'matmulBf16', a: Float32Array, b: Tensor, c: Float32Array, batch: number, m: number, k: number, n: number,
+  tA: boolean, tB: boolean, sA: number, sB: number, bias: Float32Array | null = null,
+): void {
+  if (b.dtype === 'bf16' && gemm === 'matmul') kernel('matmul')(a, b.bf16, c, batch, m, k, n, tA, tB, sA, sB, 0, bias);
+  else kernel(gemm)(a, widenBf16(b).f32, c, batch, m, k, n, tA, tB, sA, sB, 0, bias);
 }
 
 // withCompute('bf16'): forward and backward GEMMs on bf16-rounded inputs (src/tensor/compute.ts).
@@ -58,8 +77,9 @@ interface GemmPlan {
 }
 
 /** dA and dB of C = op(A)·op(B) from dC = g (null where the operand needs no gradient). */
-function gemmGrads(p: GemmPlan, a: Tensor, b: Tensor, g: Tensor): [Tensor | null, Tensor | null] {
+function gemmGrads(p: GemmPlan, a: Tensor, bStored: Tensor, g: Tensor): [Tensor | null, Tensor | null] {
   const gemm = kernel(p.bgemm);
+  const b = a.requiresGrad ? widenBf16(bStored) : bStored; // dA reads B (a bf16 B needs no dB)
   const { tA, tB, batch, m, k, n, sA, sB } = p;
   let ga: Tensor | null = null, gb: Tensor | null = null;
   if (a.requiresGrad) {
@@ -136,6 +156,7 @@ function gridPlan(x: Tensor, weight: Tensor): { sx: Float32Array | null; sw: Flo
 /** nn.Linear: x (..., in), weight (out, in), bias (out) → (..., out). */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   if (weight.ndim !== 2) throw new RangeError(`linear: weight must be (out, in), got ${fmt(weight.shape)}`);
+  requireOperandB('linear', weight);
   const [outF, inF] = weight.shape;
   if (x.shape[x.ndim - 1] !== inF) {
     throw new RangeError(`linear: input ${fmt(x.shape)} has ${x.shape[x.ndim - 1]} features, weight ${fmt(weight.shape)} expects ${inF}`);
@@ -145,7 +166,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const x2 = reshape(x, [N, inF]);
   const q8 = integerPlan(x, weight), onGrid = gridPlan(x, weight);
   if (!bias && !q8 && !onGrid) return reshape(matmul(x2, weight, { transB: true }), [...lead, outF]);
-  requireF32('linear', x2, weight, ...(bias ? [bias] : []));
+  requireF32('linear', x2, ...(bias ? [bias] : []));
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new RangeError(`linear: bias ${fmt(bias.shape)} does not match ${outF} outputs`);
   // y = x·Wᵀ + b as one GEMM whose first K slice adds b as it stores each tile (the kernel's
   // bias argument), so the bias costs no pass over y and no second buffer. On integer grids the
@@ -157,7 +178,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const y = gemmOutput([N, outF], (o) => {
     if (q8 && kernel('matmulQ8')(x2.f32, q8.sa, weight.f32, q8.sb, o.f32, N, inF, outF, bias?.f32 ?? null)) return;
     if (!q8 && onGrid?.sw && kernel('matmulOnGrid')(x2.f32, weight.f32, onGrid.sw, o.f32, N, inF, outF, false, true, bias?.f32 ?? null)) return;
-    kernel(plan.gemm)(x2.f32, weight.f32, o.f32, 1, N, inF, outF, false, true, 0, 0, 0, bias?.f32 ?? null);
+    forwardGemm(plan.gemm, x2.f32, weight, o.f32, 1, N, inF, outF, false, true, 0, 0, bias?.f32 ?? null);
   });
   const out = record(y, 'linear', bias ? [x2, weight, bias] : [x2, weight], (g) => [
     ...(onGrid ? gridGrads(onGrid, x2, weight, g) : gemmGrads(plan, x2, weight, g)),
