@@ -38,7 +38,7 @@ export interface RealSizeRecord {
   /** How the student's layers were recomputed in backward (KDQAT_RECOMPUTE; `--recompute`):
    *  off, selective or all (true in records from before the selective mode: all). */
   recompute?: RecomputeMode | boolean;
-  /** MiB the teacher's block weights held as bf16 save (`kdqat qat` does it for a BF16
+  /** MiB the teacher's weights held as bf16 save (`kdqat qat` does it for a BF16
    *  checkpoint; KDQAT_TEACHER_BF16=off in the worker keeps them float32: 0); absent for torch
    *  and in older records. */
   teacher_bf16_saved_mb?: number;

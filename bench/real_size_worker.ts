@@ -15,7 +15,7 @@
 // the mode; KDQAT_STORAGE=pool|heap overrides it); KDQAT_INT8=off runs the student's Linears on integer
 // grids (BERT-base's twn-a8) in float32 instead of the integer GEMM (compute.ts withIntegerGemm),
 // KDQAT_GRID=off their float32 GEMMs with one operand on a grid as the float32 GEMM instead of
-// matmulOnGrid (AMX; withGridGemm). The teacher's block weights are held as bf16 as `kdqat qat`
+// matmulOnGrid (AMX; withGridGemm). The teacher's weight matrices are held as bf16 as `kdqat qat`
 // holds them (qat-models.ts narrowTeacher: the checkpoint is BF16, the teacher's GEMMs float32);
 // KDQAT_TEACHER_BF16=off keeps them float32, for a before/after.
 import * as fs from 'node:fs';

@@ -3,10 +3,26 @@
 // Llama 3, Qwen2.5 and SmolLM2 ship) is kept as its high 16 bits: half the memory, no value
 // changed. Such a tensor is read only as a GEMM's B operand, which the matmul kernel widens
 // exactly as it packs (kernels.ts Kernels.matmul), so every product is bit for bit the one of
-// the float32 weight. A KD-QAT teacher keeps its block Linears this way (src/train/qat-models.ts
-// narrowTeacher): SmolLM2-135M's 106 M block weights 425 → 212 MB.
+// the float32 weight; an embedding table is read by gather, which widens the rows it takes. A
+// KD-QAT teacher keeps its weight matrices this way (src/train/qat-models.ts narrowTeacher).
 import { Tensor } from './tensor.js';
 import { uninitF32 } from './storage.js';
+
+/** gather (ops/shape.ts) from a bf16 x (outer, n, inner): out (outer, idx.length, inner) holds
+ *  the rows idx widened to float32. Throws a RangeError for an index outside [0, n). */
+export function gatherBf16(x: Uint16Array, idx: Int32Array, out: Float32Array, outer: number, n: number, inner: number): void {
+  const m = idx.length;
+  for (let j = 0; j < m; j++) {
+    if (!(idx[j] >= 0 && idx[j] < n)) throw new RangeError(`gather: index ${idx[j]} at position ${j} is out of range [0, ${n})`);
+  }
+  const u = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let o = 0; o < outer; o++) {
+    for (let j = 0; j < m; j++) {
+      const from = (o * n + idx[j]) * inner, to = (o * m + j) * inner;
+      for (let i = 0; i < inner; i++) u[to + i] = x[from + i] << 16;
+    }
+  }
+}
 
 /** t as a bf16 tensor when every value of the float32 tensor t is a bf16 value (the same values,
  *  bit for bit, NaN payloads included), else null. Never for a tensor that requires a gradient. */

@@ -1,7 +1,7 @@
 // The Tensor: a contiguous row-major buffer, a shape, and (when it takes part in autograd) the
 // node that made it. float32 for values, int32 for token ids and masks, and bf16 for a frozen
 // model's weights whose values are all bf16 values (src/tensor/bf16.ts narrowBf16): kept at half
-// the memory, read only as a GEMM's B operand, which the kernel widens exactly.
+// the memory, read only as a GEMM's B operand and by gather, which widen them exactly.
 import type { GradNode } from './autograd.js';
 import { claim, zerosF32 } from './storage.js';
 

@@ -14,7 +14,6 @@ import { chatRendererOf } from '../io/chat-template.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokenize/index.js';
 import { loadQuantConfig } from '../quant/config.js';
 import { prepare, quantTargets, type Prepared } from '../quant/prepare.js';
-import { moduleOf } from '../models/registry.js';
 import { narrowBf16 } from '../tensor/bf16.js';
 import type { ComputePrecision } from '../tensor/compute.js';
 import { parseLossWeights, type LossWeights } from '../distill/losses.js';
@@ -93,7 +92,7 @@ export interface Models {
   weights: LossWeights;
   /** --cache-teacher-topk (0: full logits; absent in the checkpoints of older runs). */
   topk: number;
-  /** Bytes the teacher's block weights held as bf16 save (narrowTeacher). */
+  /** Bytes the teacher's weights held as bf16 save (narrowTeacher). */
   teacherBf16Saved: number;
 }
 
@@ -101,7 +100,7 @@ export interface Models {
 export type Built = Omit<Models, 'frozen'> & { frozen: FreezeResult | null };
 
 /** `applyFreeze` false: --freeze auto, whose probe chooses later (frozen null). teacherPrec: the
- *  GEMM precision of the teacher's forward (its block weights are held as bf16 under 'fp32'). */
+ *  GEMM precision of the teacher's forward (its weight matrices are held as bf16 under 'fp32'). */
 export function buildModels(c: QatConfig, applyFreeze: boolean, teacherPrec: ComputePrecision): Built {
   const { loaded: teacherDir, tok } = loadTeacher(c.teacher);
   const arch = teacherDir.arch;
@@ -127,21 +126,22 @@ export function buildModels(c: QatConfig, applyFreeze: boolean, teacherPrec: Com
 }
 
 /**
- * Holds the teacher's block Linear weights as bf16 where every value of one is a bf16 value (a
- * checkpoint stored BF16; tensor/bf16.ts): half their memory, and every product bit for bit
- * the same (the float32 GEMM widens them exactly as it packs). The head and the embeddings stay
- * float32 (other ops read them). For a teacher whose forward runs in float32: matmulBf16 takes
- * float32 operands only, so under --bf16 each weight would be widened again at every forward.
- * The teacher's parameters must not require gradients. Returns the bytes saved.
+ * Holds the teacher's weight matrices as bf16 where every value of one is a bf16 value (a
+ * checkpoint stored BF16; tensor/bf16.ts): half their memory, and every product bit for bit the
+ * same (the float32 GEMM widens them exactly as it packs, gather the rows it takes). Which: the
+ * weights quantization could target (quantTargets: the blocks' Linears, the LM head, a tied or
+ * BERT word embedding), read by Linears, the head and the embedding lookup only; position and
+ * token-type tables, norms and biases stay float32. For a teacher whose forward runs in float32:
+ * matmulBf16 takes float32 operands only, so under --bf16 each weight would be widened again at
+ * every forward. The teacher's parameters must not require gradients. Returns the bytes saved.
  */
 export function narrowTeacher(teacher: Model): number {
   let saved = 0;
-  for (const t of quantTargets(teacher)) {
-    if (t.name !== t.logical || moduleOf(t.name).layer === null) continue;
-    const p = teacher.params.get(t.name)!;
+  for (const name of new Set(quantTargets(teacher).map((t) => t.name))) {
+    const p = teacher.params.get(name)!;
     const h = narrowBf16(p);
     if (!h) continue;
-    teacher.params.set(t.name, h);
+    teacher.params.set(name, h);
     saved += p.size * 2;
   }
   return saved;

@@ -163,7 +163,7 @@ function qat(run: QatRun): QatSummary {
   const evaluate: QatEvaluator = evaluating ? qatEvaluator(m.student, m.teacher, data, m.tok, c.batch) : () => ({});
   const metric = data.kind === 'decoder' ? 'valid_ppl' : 'dev_accuracy';
   say(`${m.arch} teacher ${c.teacher}: ${countParams(m.teacher.params).toLocaleString('en-US')} parameters` +
-    `${m.teacherBf16Saved ? ` (block weights held as bf16, ${m.teacherBf16Saved < 2 ** 20 ? `${(m.teacherBf16Saved / 1024).toFixed(0)} KiB` : `${(m.teacherBf16Saved / 2 ** 20).toFixed(0)} MiB`} less)` : ''}; ` +
+    `${m.teacherBf16Saved ? ` (weights held as bf16, ${m.teacherBf16Saved < 2 ** 20 ? `${(m.teacherBf16Saved / 1024).toFixed(0)} KiB` : `${(m.teacherBf16Saved / 2 ** 20).toFixed(0)} MiB`} less)` : ''}; ` +
     `${m.prepared.quantized.size} quantized weights (${c.quant}); frozen: ${m.frozen.params.length ? m.frozen.params.length + ' parameters' : 'none'}; ` +
     `loss ${Object.entries(m.weights).map(([k, v]) => `${k}=${v}`).join(',')}`);
   if (data.kind === 'decoder' && !data.valid) say(`validation skipped: ${data.validNote}`);

@@ -1,8 +1,9 @@
-// A KD-QAT teacher's block weights held as bf16 (src/train/qat-models.ts narrowTeacher,
+// A KD-QAT teacher's weights held as bf16 (src/train/qat-models.ts narrowTeacher,
 // src/tensor/bf16.ts): for every registered family and head, a model whose weights are bf16
-// values (a checkpoint stored BF16) gives bit for bit the same logits and taps with its block
-// Linears narrowed, on both backends; weights with other values, parameters that require a
-// gradient, the head and the embeddings stay float32; a bf16 tensor is refused by ops that need
+// values (a checkpoint stored BF16) gives bit for bit the same logits and taps with its weight
+// matrices narrowed (the blocks' Linears, the head, a tied or BERT word embedding), on both
+// backends; the rest, weights with other values and parameters that require a gradient stay
+// float32; a bf16 tensor is refused by ops that need
 // float32, and a gradient through a bf16 B operand equals the float32 one; `kdqat qat` holds a
 // BF16 teacher so (and resumes bitwise), a float32 one not.
 import { test } from 'node:test';
@@ -10,16 +11,17 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ARCHITECTURES, modelOf, moduleOf, parseHfConfig } from '../../src/models/registry.js';
+import { quantTargets } from '../../src/quant/prepare.js';
+import { asModel, loadModelDir } from '../../src/io/model-dir.js';
 import type { Architecture } from '../../src/models/architecture.js';
 import { initParams, type Params } from '../../src/nn/params.js';
-import { Rng, Tensor, add, backward, intTensor, matmul, linear } from '../../src/tensor/index.js';
+import { Rng, Tensor, add, backward, headKlDiv, intTensor, matmul, linear } from '../../src/tensor/index.js';
 import { narrowBf16, widenBf16 } from '../../src/tensor/bf16.js';
 import { narrowTeacher } from '../../src/train/qat-models.js';
 import { runQat, STUDENT_DIR } from '../../src/train/qat.js';
 import { readTrainLog } from '../../src/train/train-log.js';
 import type { Reporter } from '../../src/train/loop.js';
 import { decoderConfig, llamaTeacher, silentReporter, tmpDir } from './qat-fixture.js';
-import { quantTargets } from '../../src/quant/prepare.js';
 import { BACKENDS, onBackend } from '../backends.js';
 
 const SIZES = { vocab: 40, hidden: 16, layers: 2, heads: 4, kvHeads: 2, intermediate: 24, seq: 16, dropout: 0.1 };
@@ -37,7 +39,7 @@ const bf16Valued = (p: Params): Params => new Map([...p].map(([k, v]) => [k, new
 
 for (const [name, rec] of Object.entries(ARCHITECTURES) as [string, Architecture][]) {
   for (const cls of Object.keys(rec.hfClasses)) {
-    test(`${name} (${cls}): block weights held as bf16 give the same logits and taps bit for bit`, () => {
+    test(`${name} (${cls}): weights held as bf16 give the same logits and taps bit for bit`, () => {
       const json = rec.config.toJson(rec.pretrain.config(SIZES), rec.config.defaultMeta(rec.pretrain.meta({ bos: 1, eos: 2, pad: 0 })));
       const hf = parseHfConfig({ ...json, architectures: [cls], id2label: { 0: 'a', 1: 'b' } });
       const spec = rec.paramSpec(hf.config as never, rec.headsOf(hf.meta as never));
@@ -48,10 +50,12 @@ for (const [name, rec] of Object.entries(ARCHITECTURES) as [string, Architecture
       const narrowed = new Map([...params].map(([k, v]) => [k, new Tensor(v.f32.slice(), v.shape)]));
       const teacher = modelOf(hf, narrowed);
       const saved = narrowTeacher(teacher);
-      const blocks = quantTargets(modelOf(hf, params)).filter((t) => t.name === t.logical && moduleOf(t.name).layer !== null);
-      assert.ok(blocks.length > 0);
-      assert.equal(saved, blocks.reduce((n, t) => n + 2 * t.rows * t.cols, 0), 'two bytes saved per block weight value');
-      for (const [k, v] of narrowed) assert.equal(v.dtype, blocks.some((t) => t.name === k) ? 'bf16' : 'f32', k);
+      // The weights quantization could target (the blocks' Linears, the head, a tied or BERT word
+      // embedding): each held as bf16, two bytes saved per value; the rest float32.
+      const targets = new Set(quantTargets(modelOf(hf, params)).map((t) => t.name));
+      assert.ok([...targets].some((n) => moduleOf(n).layer !== null) && [...targets].some((n) => moduleOf(n).layer === null), [...targets].join());
+      assert.equal(saved, [...targets].reduce((n, k) => n + 2 * params.get(k)!.size, 0), 'two bytes saved per value');
+      for (const [k, v] of narrowed) assert.equal(v.dtype, targets.has(k) ? 'bf16' : 'f32', k);
       const heads = rec.headsOf(hf.meta as never);
       for (const backend of BACKENDS) {
         onBackend(backend, () => {
@@ -109,7 +113,7 @@ test('a bf16 weight: refused where float32 is needed; dA through it equals the f
   }
 });
 
-test('kdqat qat on a BF16 teacher: its block weights are held as bf16 (the run says how much), a crash + --resume is bitwise; a float32 teacher stays float32', () => {
+test('kdqat qat on a BF16 teacher: its weights are held as bf16 (the run says how much), a crash + --resume is bitwise; a float32 teacher stays float32', () => {
   const root = tmpDir('qat-teacher-bf16');
   const lines: string[] = [];
   const saying: Reporter = { ...silentReporter, message: (t) => { lines.push(t); } };
@@ -117,9 +121,9 @@ test('kdqat qat on a BF16 teacher: its block weights are held as bf16 (the run s
   const config = decoderConfig(teacher, { steps: 6, saveEvery: 2, logEvery: 1, loss: 'pred=1,rep=0.5' });
   const ref = path.join(root, 'ref'), out = path.join(root, 'crashed');
   runQat({ out: ref, config, reporter: saying });
-  // hidden 32, kv 16 (2 of 4 heads), ff 64, 2 layers: 2·(32·32·2 + 32·16·2 + 32·64·3) values, 2 bytes each.
-  const kib = 2 * (32 * 32 * 2 + 32 * 16 * 2 + 32 * 64 * 3) * 2 / 1024;
-  assert.ok(lines.some((l) => l.includes(`(block weights held as bf16, ${kib} KiB less)`)), lines.join('\n'));
+  // Two bytes less per value of the weights quantization could target (the blocks' Linears, lm_head).
+  const kib = (2 * quantTargets(asModel(loadModelDir(teacher.dir))).reduce((n, t) => n + t.rows * t.cols, 0) / 1024).toFixed(0);
+  assert.ok(lines.some((l) => l.includes(`(weights held as bf16, ${kib} KiB less)`)), lines.join('\n'));
   const crashing: Reporter = { ...silentReporter, step: (s) => { if (s.step === 5) throw new Error('simulated crash'); } };
   assert.throws(() => runQat({ out, config, reporter: crashing }), /simulated crash/);
   runQat({ out, config, resume: true, reporter: silentReporter });
@@ -132,4 +136,25 @@ test('kdqat qat on a BF16 teacher: its block weights are held as bf16 (the run s
   runQat({ out: path.join(root, 'out-f32'), config: decoderConfig(llamaTeacher(root, { name: 'f32' }), { steps: 1, saveEvery: 0 }), reporter: saying });
   assert.ok(lines.some((l) => / teacher .*: [\d,]+ parameters; /.test(l)) && !lines.some((l) => l.includes('held as bf16')), lines.join('\n'));
   fs.rmSync(root, { recursive: true });
+});
+
+test('the fused logits KL with a bf16 teacher head: loss and student gradients bit for bit those of the float32 head', () => {
+  const rng = new Rng(4);
+  const [rows, C, V] = [6, 8, 37];
+  const tx = new Tensor(Float32Array.from({ length: rows * C }, () => rng.normal()), [2, 3, C]);
+  const tw = new Tensor(truncated(Float32Array.from({ length: V * C }, () => rng.normal())), [V, C]);
+  for (const backend of BACKENDS) {
+    onBackend(backend, () => {
+      const run = (teacherW: Tensor): Uint32Array[] => {
+        const sx = new Tensor(Float32Array.from({ length: rows * C }, (_, i) => Math.sin(i)), [2, 3, C], true);
+        const sw = new Tensor(Float32Array.from({ length: V * C }, (_, i) => Math.cos(i) / 2), [V, C], true);
+        const loss = headKlDiv({ x: tx, weight: teacherW }, { x: sx, weight: sw }, 1.5, undefined, 4); // chunks of 4 rows
+        backward(loss);
+        return [bitsOf(loss), bitsOf(sx.grad!), bitsOf(sw.grad!)];
+      };
+      assert.deepEqual(run(narrowBf16(tw)!), run(tw), backend);
+    });
+  }
+  // The student's head must be float32.
+  assert.throws(() => headKlDiv({ x: tx, weight: tw }, { x: tx, weight: narrowBf16(tw)! }), /headKlDiv: expected a float32 tensor, got bf16/);
 });

@@ -19,6 +19,7 @@ import { giveBack, zerosF32 } from '../storage.js';
 import { isRecording, record } from '../autograd.js';
 import { kernel } from '../registry.js';
 import { fmt, requireF32 } from './util.js';
+import { widenBf16 } from '../bf16.js';
 import { computePrecision, type ComputePrecision } from '../compute.js';
 
 /** An LM head as applied: logits (..., V) = x (..., C) · weight (V, C)ᵀ. */
@@ -82,7 +83,8 @@ export const MIN_CHUNK_ROWS = 256;
 export const chunkRowsFor = (V: number): number => Math.max(MIN_CHUNK_ROWS, Math.floor(CHUNK_BYTES / 4 / V));
 
 function checkHead(op: string, who: string, h: HeadInput): [rows: number, C: number, V: number] {
-  requireF32(op, h.x, h.weight);
+  requireF32(op, h.x);
+  if (who !== 'teacher' || h.weight.dtype !== 'bf16') requireF32(op, h.weight); // the teacher's may be bf16 (tensor/bf16.ts)
   if (h.weight.ndim !== 2) throw new RangeError(`${op}: ${who} head weight must be (V, C), got ${fmt(h.weight.shape)}`);
   const [V, C] = h.weight.shape;
   if (h.x.ndim < 1 || h.x.shape[h.x.ndim - 1] !== C) {
@@ -154,6 +156,10 @@ export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: Hea
 
   const gemmFor = (c: ComputePrecision | undefined) => kernel((c ?? computePrecision()) === 'bf16' ? 'matmulBf16' : 'matmul');
   const gemm = gemmFor(student.compute), tgemm = th ? gemmFor(th.compute) : gemm;
+  // A bf16 teacher weight goes to the float32 GEMM as its bits (widened as it packs: the same
+  // product); matmulBf16 takes float32, so there it is widened once for all chunks.
+  const tBits = th?.weight.dtype === 'bf16' && (th.compute ?? computePrecision()) !== 'bf16' ? th.weight.bf16 : null;
+  const tW = th && !tBits ? widenBf16(th.weight).f32 : null;
   const bgemm = gemmFor(student.backward ?? student.compute);
   const kl = kernel('klDiv'), klBack = kernel('klDivBackward');
   const K = topk?.K ?? 0;
@@ -205,7 +211,9 @@ export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: Hea
     if (dense) Tc = rowsOf(dense.f32, idx, V, tBuf);
     else {
       Tc = tBuf.subarray(0, k * V);
-      tgemm(rowsOf(th!.x.f32, idx, Ct, xtBuf!), th!.weight.f32, Tc, 1, k, Ct, V, false, true, 0, 0, 0);
+      const xt = rowsOf(th!.x.f32, idx, Ct, xtBuf!);
+      if (tBits) kernel('matmul')(xt, tBits, Tc, 1, k, Ct, V, false, true, 0, 0, 0);
+      else tgemm(xt, tW!, Tc, 1, k, Ct, V, false, true, 0, 0, 0);
     }
     kl(Tc, S, loss.subarray(0, k), k, V, tau);
     for (let i = 0; i < k; i++) lossAll[idx[i]] = loss[i];

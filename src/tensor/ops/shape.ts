@@ -3,6 +3,7 @@
 import { Tensor, normAxis, shapeSize, stridesOf, zeros, type Shape } from '../tensor.js';
 import { record } from '../autograd.js';
 import { kernel } from '../registry.js';
+import { gatherBf16 } from '../bf16.js';
 import { empty, fmt, requireF32 } from './util.js';
 
 /** Same buffer, new shape (one axis may be −1). */
@@ -98,7 +99,7 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
 
 /** index_select: rows idx of x along `axis`; out.shape = x.shape with axis → idx.shape. */
 export function gather(x: Tensor, idx: Tensor, axis = 0): Tensor {
-  requireF32('gather', x);
+  if (x.dtype !== 'bf16' || x.requiresGrad) requireF32('gather', x); // bf16: a frozen table (tensor/bf16.ts)
   if (idx.dtype !== 'i32') throw new TypeError(`gather: indices must be int32, got ${idx.dtype}`);
   const a = normAxis(axis, x.ndim);
   let outer = 1, inner = 1;
@@ -107,6 +108,10 @@ export function gather(x: Tensor, idx: Tensor, axis = 0): Tensor {
   const n = x.shape[a];
   const outShape = [...x.shape.slice(0, a), ...idx.shape, ...x.shape.slice(a + 1)];
   const out = empty(outShape);
+  if (x.dtype === 'bf16') {
+    gatherBf16(x.bf16, idx.i32, out.f32, outer, n, inner);
+    return record(out, 'gather', [x], () => [null]); // no gradient: nothing records
+  }
   kernel('gather')(x.f32, idx.i32, out.f32, outer, n, inner);
   return record(out, 'gather', [x], (g) => {
     const gx = zeros(x.shape);  // scatterAdd accumulates
