@@ -13,7 +13,7 @@
 namespace kdqat {
 
 // op(B)'s storage: float32, or bf16 bit patterns (a frozen model's weights that are bf16 values,
-// src/nn/params.ts narrowFrozen), which packing widens exactly (value = bits << 16), so the
+// src/tensor/bf16.ts narrowBf16), which packing widens exactly (value = bits << 16), so the
 // product is bit for bit the one of the float32 copy. Exactly one pointer is set.
 struct BOperand {
   const float* f32 = nullptr;

@@ -13,14 +13,15 @@ constexpr int NR = 2 * W;
 using VT = typename V::T;
 
 // ---- packing ----------------------------------------------------------------------------------
-// Reads nrows (≤ 0 allowed) rows of W floats, row r at src + r·ld, with zero rows after them,
-// and transposes: afterwards v[q] holds element q of every row.
-// W elements of B's storage as floats: float32, or bf16 bits widened exactly (simd.h).
+// W elements (or one) of an operand's storage as floats: float32, or bf16 bits widened exactly
+// (simd.h load_bf16, widen_bf16).
 GEMM_TARGET static KDQAT_INLINE VT load_src(const float* p) { return V::load(p); }
 GEMM_TARGET static KDQAT_INLINE VT load_src(const uint16_t* p) { return V::load_bf16(p); }
 static KDQAT_INLINE float src_value(float x) { return x; }
 static KDQAT_INLINE float src_value(uint16_t h) { return simd::widen_bf16(h); }
 
+// Reads nrows (≤ 0 allowed) rows of W elements, row r at src + r·ld, with zero rows after them,
+// and transposes: afterwards v[q] holds element q of every row.
 template <class S>
 GEMM_TARGET static KDQAT_INLINE void load_transposed(const S* src, int64_t ld, int nrows, VT* v) {
 #pragma GCC unroll 16
