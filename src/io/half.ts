@@ -114,7 +114,7 @@ export function f32ToBf16Array(src: Float32Array, out = new Uint16Array(src.leng
 }
 
 /** bf16 bits (n) → f32 (n), exact. */
-export function bf16ToF32Array(src: Uint16Array, out = new Float32Array(src.length)): Float32Array {
+export function bf16ToF32Array(src: Uint16Array, out: Float32Array = new Float32Array(src.length)): Float32Array {
   checkLen(src.length, out.length);
   const u = bitsOf(out);
   for (let i = 0; i < src.length; i++) u[i] = src[i] << 16;

@@ -7,6 +7,7 @@
 // KD-QAT teacher keeps its weight matrices this way (src/train/qat-models.ts narrowTeacher).
 import { Tensor } from './tensor.js';
 import { uninitF32 } from './storage.js';
+import { bf16ToF32Array } from '../io/half.js';
 
 /** gather (ops/shape.ts) from a bf16 x (outer, n, inner): out (outer, idx.length, inner) holds
  *  the rows idx widened to float32. Throws a RangeError for an index outside [0, n). */
@@ -15,11 +16,10 @@ export function gatherBf16(x: Uint16Array, idx: Int32Array, out: Float32Array, o
   for (let j = 0; j < m; j++) {
     if (!(idx[j] >= 0 && idx[j] < n)) throw new RangeError(`gather: index ${idx[j]} at position ${j} is out of range [0, ${n})`);
   }
-  const u = new Uint32Array(out.buffer, out.byteOffset, out.length);
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < m; j++) {
       const from = (o * n + idx[j]) * inner, to = (o * m + j) * inner;
-      for (let i = 0; i < inner; i++) u[to + i] = x[from + i] << 16;
+      bf16ToF32Array(x.subarray(from, from + inner), out.subarray(to, to + inner));
     }
   }
 }
@@ -41,8 +41,5 @@ export function narrowBf16(t: Tensor): Tensor | null {
 /** The float32 tensor of a bf16 tensor's values (a fresh buffer); a float32 tensor as it is. */
 export function widenBf16(t: Tensor): Tensor {
   if (t.dtype !== 'bf16') return t;
-  const h = t.bf16, f = uninitF32(h.length);
-  const u = new Uint32Array(f.buffer, f.byteOffset, f.length);
-  for (let i = 0; i < h.length; i++) u[i] = h[i] << 16;
-  return new Tensor(f, t.shape);
+  return new Tensor(bf16ToF32Array(t.bf16, uninitF32(t.size)), t.shape);
 }

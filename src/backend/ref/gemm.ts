@@ -1,6 +1,7 @@
 // Reference kernels, family 'gemm': plain loops that define the semantics of
 // src/tensor/kernels.ts. Clarity over speed; the native backend is tested against these.
 import type { Kernels } from '../../tensor/kernels.js';
+import { bf16ToF32Array } from '../../io/half.js';
 
 function checkLength(what: string, have: number, need: number): void {
   if (have < need) {
@@ -39,7 +40,7 @@ function matmul(
     checkLength('b', b.length, (batch - 1) * strideB + k * n);
   }
   // bf16 bits: the float32 values with those high 16 bits.
-  if (b instanceof Uint16Array) b = new Float32Array(Uint32Array.from(b, (h) => h << 16).buffer);
+  if (b instanceof Uint16Array) b = bf16ToF32Array(b);
   // op(A)(i, p) = a[offA + i·rsA + p·csA]; A is stored (m,k), or (k,m) when transposed.
   const rsA = transA ? 1 : k, csA = transA ? m : 1;
   // op(B)(p, j) = b[offB + p·rsB + j·csB]; B is stored (k,n), or (n,k) when transposed.
