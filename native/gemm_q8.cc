@@ -198,24 +198,19 @@ KDQAT_Q8_AVX2 void accumulate_avx2(int kw, int s16_groups, const uint32_t* ap, c
     for (int g = g0; g < g1; g++, ap += MR, bp += NR) {
       const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp));
       const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + 8));
-      __m256i a = _mm256_set1_epi32(static_cast<int>(ap[0]));
-      KDQAT_Q8_MAC(h00, a, b0);
-      KDQAT_Q8_MAC(h01, a, b1);
-      a = _mm256_set1_epi32(static_cast<int>(ap[1]));
-      KDQAT_Q8_MAC(h10, a, b0);
-      KDQAT_Q8_MAC(h11, a, b1);
-      a = _mm256_set1_epi32(static_cast<int>(ap[2]));
-      KDQAT_Q8_MAC(h20, a, b0);
-      KDQAT_Q8_MAC(h21, a, b1);
-      a = _mm256_set1_epi32(static_cast<int>(ap[3]));
-      KDQAT_Q8_MAC(h30, a, b0);
-      KDQAT_Q8_MAC(h31, a, b1);
-      a = _mm256_set1_epi32(static_cast<int>(ap[4]));
-      KDQAT_Q8_MAC(h40, a, b0);
-      KDQAT_Q8_MAC(h41, a, b1);
-      a = _mm256_set1_epi32(static_cast<int>(ap[5]));
-      KDQAT_Q8_MAC(h50, a, b0);
-      KDQAT_Q8_MAC(h51, a, b1);
+      // Row r: broadcast its A word, then its two 16-column accumulators.
+#define KDQAT_Q8_ROW(r)                                   \
+  a = _mm256_set1_epi32(static_cast<int>(ap[r]));         \
+  KDQAT_Q8_MAC(h##r##0, a, b0);                           \
+  KDQAT_Q8_MAC(h##r##1, a, b1)
+      __m256i a;
+      KDQAT_Q8_ROW(0);
+      KDQAT_Q8_ROW(1);
+      KDQAT_Q8_ROW(2);
+      KDQAT_Q8_ROW(3);
+      KDQAT_Q8_ROW(4);
+      KDQAT_Q8_ROW(5);
+#undef KDQAT_Q8_ROW
     }
     const __m256i h[2 * MR] = {h00, h01, h10, h11, h20, h21, h30, h31, h40, h41, h50, h51};
     for (int i = 0; i < 2 * MR; i++) c[i] = _mm256_add_epi32(c[i], _mm256_madd_epi16(h[i], ones));
