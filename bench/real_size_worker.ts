@@ -30,7 +30,7 @@ import { asModel, loadModelDir, paramSpecOf, saveModelDir } from '../src/io/mode
 import { archOf, parseHfConfig, type Model } from '../src/models/registry.js';
 import { prepare } from '../src/quant/prepare.js';
 import { QUANT_PRESETS } from '../src/quant/config.js';
-import { captureFor, distillLoss } from '../src/distill/losses.js';
+import { captureFor, distillLoss, releaseOutputs } from '../src/distill/losses.js';
 import { AdamW } from '../src/train/optim.js';
 import { cacheFrozen, freeze } from '../src/train/freeze.js';
 import { bf16Precisions } from '../src/train/qat-config.js';
@@ -113,6 +113,7 @@ function stepUnder(): number {
   // KDQAT_FUSED_KL=0: the dense logits KL (B·T·V logits of both models), for a before/after.
   const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1, fused: process.env.KDQAT_FUSED_KL !== '0' });
   backward(total, null, { release: true }); // storage given back as the training loop does (loop.ts)
+  releaseOutputs(t, teacher.params); // and the teacher's outputs, as qat.ts does when the next batch comes
   opt.step(1e-5);
   opt.zeroGrad(true); // as the training loop does (loop.ts)
   return total.item();

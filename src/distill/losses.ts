@@ -4,6 +4,8 @@
 // (`attn_out`, with its `context` / `sa_out` variants), computed from what the student's and
 // the teacher's forward passes hand back, padding excluded everywhere (see terms.ts).
 import { Tensor } from '../tensor/tensor.js';
+import { giveBack } from '../tensor/storage.js';
+import type { Params } from '../nn/params.js';
 import { add, scale, type TopkLogits } from '../tensor/ops/index.js';
 import type { DecoderOutput } from '../models/llama.js';
 import type { EncoderCapture, EncoderOutput } from '../models/encoder.js';
@@ -22,6 +24,27 @@ export type Arch = ArchName;
 /** What a forward pass hands back (the record's taps, src/models/architecture.ts); a teacher
  *  from the top-K cache (train/teacher-cache.ts) carries `topk` instead of usable logits. */
 export type DistillOutputs = Taps & { topk?: TopkLogits };
+
+/** Gives back the storage of a forward's outputs that nothing will read any more (a teacher's,
+ *  once the backward of the loss that read them has run): every tap, and a decoder head's input
+ *  and memoized logits, whose buffer is whole (storage.ts giveBack: a tap may be a reshape of
+ *  the forward's own intermediate, which nothing else holds) and not one of `params` (the
+ *  model's: a head's weight, say, is never given back). Without this they go to the collector,
+ *  and the next batch's forward allocates them anew. */
+export function releaseOutputs(o: DistillOutputs, params: Params): void {
+  const seen = new Set<ArrayBufferLike>([...params.values()].map((p) => p.data.buffer));
+  const give = (t: Tensor | null | undefined): void => {
+    if (!t || t.dtype !== 'f32' || seen.has(t.data.buffer)) return;
+    seen.add(t.data.buffer);
+    giveBack(t.f32);
+  };
+  for (const k of ['hidden', 'probs', 'scores', 'context', 'saOut', 'attnOut'] as const) for (const t of o[k] ?? []) give(t);
+  // A decoder's `logits` is a getter that would run the head: read its memo instead.
+  if (o.head) {
+    give(o.head.x);
+    give(o.head.logits);
+  } else give(Object.getOwnPropertyDescriptor(o, 'logits')?.value as Tensor | undefined);
+}
 
 /** Capture flags for a record's forward (a pre-norm decoder's attnOut is its saOut). */
 export type Capture = EncoderCapture;

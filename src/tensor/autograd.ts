@@ -130,8 +130,9 @@ export function backwardFrom(roots: readonly Tensor[], rootGrads: readonly Tenso
   });
   const order = topoOrder([...grads.keys()]);
   const keep = new Set(roots.map((r) => r.data.buffer)); // the roots' values stay readable
-  const prev = recording;
+  const prev = recording, outerPass = pass;
   recording = false;
+  pass = { release, keep, held };
   try {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
@@ -162,14 +163,25 @@ export function backwardFrom(roots: readonly Tensor[], rootGrads: readonly Tenso
       held.drop(g);
       held.unpin(t); // t may be a joint node: its children's gradients are used now
       t.node = null; // release saved activations as we go
-      if (release && !node.child?.readsValue && t.dtype === 'f32' && !t.retainsGrad && ownsData(t) &&
-          !keep.has(t.data.buffer) && !held.holds(t.data.buffer)) {
-        giveBack(t.f32);
-      }
+      if (!node.child?.readsValue && mayGiveBack(t)) giveBack(t.f32);
     }
   } finally {
     recording = prev;
+    pass = outerPass;
   }
+}
+
+// The backward pass running now (innermost: a recomputed block runs its own inside its node).
+let pass: { release: boolean; keep: ReadonlySet<ArrayBufferLike>; held: Holdings } | null = null;
+
+/** Whether the backward pass running now may give t's storage back once nothing of the graph
+ *  reads it: the pass releases (backwardFrom's `release`), and t is a float32 tensor that owns
+ *  its buffer, retains no gradient and shares no buffer with a root or a pending gradient.
+ *  False outside a pass. */
+export function mayGiveBack(t: Tensor): boolean {
+  if (!pass?.release) return false;
+  const b = t.data.buffer;
+  return t.dtype === 'f32' && !t.retainsGrad && ownsData(t) && !pass.keep.has(b) && !pass.held.holds(b);
 }
 
 /** Adds gradient gx (held) for x to what x has received so far. */

@@ -12,7 +12,10 @@
 //
 // Who gives back (each only what it can prove nothing reads any more):
 // - backward (autograd.ts): gradients once they have flowed on, and with `release` (the training
-//   loop) every intermediate of the graph once its node has run;
+//   loop) every intermediate of the graph once its node has run — in a recomputed block
+//   (recompute.ts), the block's outputs of both forwards once the block's node has run;
+// - the KD-QAT loop (train/qat.ts, distill/losses.ts releaseOutputs): the teacher's outputs, when
+//   the next batch asks for new ones;
 // - a layer of a forward that records nothing (recompute.ts `layer`, `consumed`): its
 //   intermediates when it returns, the previous layer's output when the next has read it;
 // - the optimizer's zeroGrad (the training loop): the gradients after the update.

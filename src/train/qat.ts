@@ -30,7 +30,7 @@ import type { LoadedModel } from '../io/model-dir.js';
 import { prepare, type Prepared } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
 import { quantizeCodes } from '../quant/rules.js';
-import { captureFor, type DistillOutputs } from '../distill/losses.js';
+import { captureFor, releaseOutputs, type DistillOutputs } from '../distill/losses.js';
 import { SignalMonitor } from '../analysis/signal.js';
 import type { LoopResult } from './loop.js';
 import { openSession, type Session, type SessionRun } from './session.js';
@@ -271,9 +271,16 @@ function teacherOutputs(c: QatConfig, m: Models, capture: ReturnType<typeof capt
   const baseKey = topk ? { capture, topk, tau: c.tau } : capture;
   const cacheKey = prec === 'fp32' ? baseKey : { capture: baseKey, compute: prec };
   const cache = c.cacheTeacher ? new TeacherCache(c.cacheTeacher, teacherKey(c.teacher, cacheKey), { topk, tau: c.tau }) : null;
+  // The previous batch's outputs are read by nothing once its backward has run (the loss is the
+  // only reader): they go back to the storage pool when the next batch asks, instead of to the
+  // collector. Not the cache's, which it keeps.
+  let last: DistillOutputs | null = null;
   const outputs = (b: QatBatch): DistillOutputs => {
+    if (last) releaseOutputs(last, m.teacher.params);
+    last = null;
     const compute = (): DistillOutputs => noGrad(() => withCompute(prec, () => forward(m.teacher, b, capture)));
-    return cache ? cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute) : compute();
+    if (cache) return cache.fetch(batchKey([b.ids.i32, b.mask?.i32 ?? null, b.typeIds?.i32 ?? null]), compute);
+    return (last = compute());
   };
   return { outputs, cache };
 }

@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { Tensor, backward, crossEntropy, intTensor, klDiv, noGrad, reshape } from '../../src/tensor/index.js';
+import { Tensor, backward, crossEntropy, intTensor, klDiv, noGrad, reshape, zeros } from '../../src/tensor/index.js';
 import {
-  LOSS_NAMES, captureFor, decoderOutputs, distillLoss, encoderOutputs, parseLossWeights,
+  LOSS_NAMES, captureFor, decoderOutputs, distillLoss, encoderOutputs, parseLossWeights, releaseOutputs,
   type DistillOutputs, type LossName, type LossWeights,
 } from '../../src/distill/losses.js';
 import { llamaForward, llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
@@ -17,6 +17,11 @@ import { initParams, type Params } from '../../src/nn/params.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { BACKENDS, onBackend } from '../backends.js';
 import { expectClose } from '../util.js';
+import { familyModel, randomIds } from '../quant/models.js';
+import { forward } from '../../src/train/qat-loss.js';
+import type { QatBatch } from '../../src/train/qat-data.js';
+import type { ModelSizes } from '../../src/models/architecture.js';
+import type { ArchName } from '../../src/models/registry.js';
 import { chainBound } from '../tolerance.js';
 import { gamma } from '../bounds.js';
 
@@ -297,4 +302,40 @@ test('without a mask, pred and ce are the plain mean over every token', () => {
   assert.equal(terms.ce!.item(), ce);
   // and the masked value differs (padding rows of the fixture hold real-looking logits)
   assert.notEqual(distillLoss(s, t, { pred: 1 }, { arch: 'llama', tau: 2, mask: get('dec.mask') }).total.item(), kl);
+});
+
+// releaseOutputs (what `kdqat qat` does with a teacher's outputs once their loss has been
+// back-propagated): the taps (owners, and reshapes of the forward's own intermediates) and a
+// decoder head's input and logits go back to the storage pool, the head's weight (a parameter)
+// does not, and the model is untouched: its next forward gives the same values.
+test('releaseOutputs: taps and the head input go back to the pool, never the head weight; the next forward is the same', () => {
+  const sizes: ModelSizes = { vocab: 64, hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64, seq: 16, dropout: 0 };
+  for (const name of ['llama', 'bert']) {
+    const { model } = familyModel(name, sizes, 3);
+    // Parameters in pool storage (zeros: stamped buffers, as the pool hands out), so that one
+    // given back by mistake would be detached and the next forward would fail.
+    for (const [k, p] of model.params) {
+      if (p.dtype !== 'f32') continue;
+      const c = zeros(p.shape);
+      c.f32.set(p.f32);
+      model.params.set(k, c);
+    }
+    const b = { ids: randomIds(2, 16, sizes.vocab), mask: null, typeIds: null } as unknown as QatBatch;
+    const capture = captureFor({ pred: 1, rep: 1, attn_map: 1, attn_score: 1, context: 1, sa_out: 1 }, name as ArchName);
+    const run = (): DistillOutputs => noGrad(() => forward(model, b, capture));
+    const first = run();
+    const logits = first.logits.f32.slice(); // (reads a decoder's lazy logits: memoized on its head)
+    const taps = (['hidden', 'probs', 'scores', 'context', 'saOut', 'attnOut'] as const).flatMap((k) => first[k] ?? []);
+    assert.ok(taps.length >= 5 * sizes.layers, `${name}: taps captured`);
+    const weight = first.head?.weight;
+    const weightBits = weight?.f32.slice();
+    releaseOutputs(first, model.params);
+    for (const t of taps) assert.equal(t.f32.length, 0, `${name}: a tap of shape [${t.shape}] is given back`);
+    if (first.head) {
+      assert.equal(first.head.x.f32.length, 0, `${name}: the head's input is given back`);
+      assert.equal(first.head.logits!.f32.length, 0, `${name}: the memoized logits are given back`);
+      assert.deepEqual(weight!.f32, weightBits, `${name}: the head weight is kept`);
+    } else assert.equal(Object.getOwnPropertyDescriptor(first, 'logits')!.value.f32.length, 0, `${name}: the logits are given back`);
+    assert.deepEqual(run().logits.f32, logits, `${name}: the next forward gives the same logits`);
+  }
 });

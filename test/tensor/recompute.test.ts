@@ -9,6 +9,7 @@ import { Rng, Tensor, backward, matmul, noGrad, recompute, rmsNorm, silu, sum, m
 import { kernelOf, registerKernels } from '../../src/tensor/registry.js';
 import { headPrecision } from '../../src/tensor/compute.js';
 import { drainPool } from '../../src/tensor/storage.js';
+import { backwardFrom } from '../../src/tensor/autograd.js';
 import { ARCHITECTURES } from '../../src/models/registry.js';
 import type { Architecture, ModelSizes } from '../../src/models/architecture.js';
 import type { Model } from '../../src/models/model.js';
@@ -58,6 +59,39 @@ for (const mode of ['all', 'selective'] as const) {
     // backward. Selective: not again (its output comes from the tape).
     assert.equal(a.gemms, 3);
     assert.equal(b.gemms, mode === 'all' ? 4 : 3);
+  });
+}
+
+for (const mode of ['all', 'selective'] as const) {
+  test(`recompute (${mode}): with release, the block's outputs of both forwards go back to the pool once its node has run; without, or as a root, they stay`, () => {
+    const run = (release: boolean, asRoot: boolean) => {
+      const w = new Tensor(randomF32(8 * 8, new Rng(2), 0.5), [8, 8], true);
+      const x = new Tensor(randomF32(4 * 8, new Rng(4)), [4, 8], true);
+      const made: Tensor[][] = []; // what each call of the block returned: first forward, then second
+      const block = ([xi]: readonly Tensor[]): Tensor[] => {
+        const h = silu(matmul(xi, w));
+        const out = [add(h, xi), h];
+        made.push(out);
+        return out;
+      };
+      const [y, h] = recompute(block, [x], { selective: mode === 'selective' });
+      const loss = sum(mul(y, h));
+      if (asRoot) backwardFrom([loss, y], [new Tensor(Float32Array.of(1), []), new Tensor(new Float32Array(32).fill(0.5), [4, 8])], { release });
+      else backward(loss, null, { release });
+      return { made, y, h, gx: x.grad!.f32.slice(), gw: w.grad!.f32.slice() };
+    };
+    const kept = run(false, false);
+    assert.equal(kept.made.length, 2, 'the block ran twice');
+    for (const t of [...kept.made.flat(), kept.y, kept.h]) assert.equal(t.f32.length, 32, 'without release every output stays readable');
+    const freed = run(true, false);
+    bitsEqual(freed.gx, kept.gx, 'dx');
+    bitsEqual(freed.gw, kept.gw, 'dw');
+    freed.made.flat().forEach((t, i) => assert.equal(t.f32.length, 0, `output ${i % 2} of forward ${i < 2 ? 1 : 2} is given back`));
+    assert.equal(freed.y.f32.length, 0, "the block's returned y is a view of the first forward's: given back with it");
+    // y a root of the pass: its values stay readable (and so the first forward's y, the same buffer).
+    const root = run(true, true);
+    assert.equal(root.y.f32.length, 32, 'a root stays readable');
+    assert.equal(root.made[0][0].f32.length, 32, "the root's buffer stays readable");
   });
 }
 

@@ -4,6 +4,7 @@ import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { kernel } from '../registry.js';
 import { empty, fmt, requireF32, requireShape } from './util.js';
+import { giveBack } from '../storage.js';
 
 /**
  * Mean cross-entropy of logits (..., V) against int32 targets (...), skipping targets equal
@@ -80,6 +81,7 @@ export function mse(a: Tensor, b: Tensor): Tensor {
     const gb = b.requiresGrad ? empty(b.shape) : null;
     if (ga) kernel('affine')(diff.f32, ga.f32, c, 0);
     if (gb) kernel('affine')(diff.f32, gb.f32, -c, 0);
+    giveBack(diff.f32); // read by nothing else
     return [ga, gb];
   });
 }
