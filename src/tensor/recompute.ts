@@ -125,7 +125,8 @@ export function recompute(
       // before this node (they came after the block). So where the pass around this node gives
       // storage back, they go back too, instead of waiting for the collector (each step's
       // selectively recomputed BERT-base layer made three 12 MB and about four 6 MB buffers anew).
-      const done = new Set<ArrayBufferLike>();
+      // Not an input handed back as an output: it lives on outside the block.
+      const done = new Set<ArrayBufferLike>(inputs.map((x) => x.data.buffer));
       for (const t of [...ys, ...outs]) {
         if (done.has(t.data.buffer)) continue;
         done.add(t.data.buffer);

@@ -5,7 +5,7 @@
 // memory held between forward and backward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng, Tensor, backward, matmul, noGrad, recompute, rmsNorm, silu, sum, mul, add, withCompute, withRecompute, bf16Unavailable, computePrecision, type RecomputeMode } from '../../src/tensor/index.js';
+import { Rng, Tensor, backward, matmul, zeros, noGrad, recompute, rmsNorm, silu, sum, mul, add, withCompute, withRecompute, bf16Unavailable, computePrecision, type RecomputeMode } from '../../src/tensor/index.js';
 import { kernelOf, registerKernels } from '../../src/tensor/registry.js';
 import { headPrecision } from '../../src/tensor/compute.js';
 import { drainPool } from '../../src/tensor/storage.js';
@@ -67,17 +67,21 @@ for (const mode of ['all', 'selective'] as const) {
     const run = (release: boolean, asRoot: boolean) => {
       const w = new Tensor(randomF32(8 * 8, new Rng(2), 0.5), [8, 8], true);
       const x = new Tensor(randomF32(4 * 8, new Rng(4)), [4, 8], true);
+      const c = zeros([4, 8]); // an input without a gradient, in pool storage, handed back as an output
+      c.f32.set(randomF32(32, new Rng(5)));
       const made: Tensor[][] = []; // what each call of the block returned: first forward, then second
-      const block = ([xi]: readonly Tensor[]): Tensor[] => {
+      const block = ([xi, ci]: readonly Tensor[]): Tensor[] => {
         const h = silu(matmul(xi, w));
         const out = [add(h, xi), h];
         made.push(out);
-        return out;
+        return [...out, ci];
       };
-      const [y, h] = recompute(block, [x], { selective: mode === 'selective' });
+      const [y, h, cOut] = recompute(block, [x, c], { selective: mode === 'selective' });
+      assert.equal(cOut.data.buffer, c.data.buffer);
       const loss = sum(mul(y, h));
       if (asRoot) backwardFrom([loss, y], [new Tensor(Float32Array.of(1), []), new Tensor(new Float32Array(32).fill(0.5), [4, 8])], { release });
       else backward(loss, null, { release });
+      assert.equal(c.f32.length, 32, 'an input handed back as an output is never given back');
       return { made, y, h, gx: x.grad!.f32.slice(), gw: w.grad!.f32.slice() };
     };
     const kept = run(false, false);
