@@ -4,7 +4,8 @@
 // timed load), times forward tokens/s without gradients and KD-QAT steps (teacher = the loaded
 // model, student = an exact copy under the model's quantization setting, see SHAPES): <warmup>
 // untimed steps (default 2), then <steps> timed ones (default 2), and prints one JSON record with
-// the peak RSS and the first step's time. Two warm-up steps because the first two take the page
+// the peak RSS, the first step's time, the page faults and the MB of storage per timed step the
+// pool did not serve (fresh_mb_per_step: storage.ts freshBytes). Two warm-up steps because the first two take the page
 // faults of the heap growing to its peak (one-time costs, in first_step_ms); the timed steps are
 // the steady state a training run spends its time in (bench/torch_real_size.py does the same).
 // Threads from KDQAT_THREADS; KDQAT_BF16=teacher|layers|all runs the teacher's forward (and the
@@ -24,7 +25,7 @@ import {
   RECOMPUTE_MODES, Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, storagePolicyFor, withCompute, withGridGemm, withIntegerGemm, withRecompute,
   type RecomputeMode,
 } from '../src/tensor/index.js';
-import { STORAGE_POLICIES, withStoragePolicy, type StoragePolicy } from '../src/tensor/storage.js';
+import { STORAGE_POLICIES, freshBytes, withStoragePolicy, type StoragePolicy } from '../src/tensor/storage.js';
 import { initParams, type Params } from '../src/nn/params.js';
 import { asModel, loadModelDir, paramSpecOf, saveModelDir } from '../src/io/model-dir.js';
 import { archOf, parseHfConfig, type Model } from '../src/models/registry.js';
@@ -124,7 +125,7 @@ const firstMs = performance.now() - f0;
 for (let i = 1; i < warmup; i++) step();
 if (process.env.KDQAT_PROFILE === '1') (await import('../src/tensor/registry.js')).resetKernelProfile();
 let best = Infinity, last = first;
-const faults0 = process.resourceUsage().minorPageFault;
+const faults0 = process.resourceUsage().minorPageFault, fresh0 = freshBytes();
 const s0 = performance.now();
 for (let i = 0; i < steps; i++) {
   const a = performance.now();
@@ -133,12 +134,15 @@ for (let i = 0; i < steps; i++) {
 }
 const ms = (performance.now() - s0) / steps;
 const faultsPerStep = (process.resourceUsage().minorPageFault - faults0) / steps;
+// Storage the steps asked for that the pool could not give (storage.ts freshBytes; with the heap,
+// everything they ask for).
+const freshPerStep = (freshBytes() - fresh0) / steps / 2 ** 20;
 console.log(JSON.stringify({
   bench: 'real_size', impl: 'kdqat', model: name, threads: getThreads(), batch: B, seq: T, bf16, recompute, storage, int8,
   load_ms: loadMs, forward_tokens_per_s: (B * T) / (fwdBest / 1000),
   qat_tokens_per_s: (B * T) / (ms / 1000), qat_best_tokens_per_s: (B * T) / (best / 1000), warmup_steps: warmup, first_step_ms: firstMs,
   teacher_bf16_saved_mb: teacherBf16Saved / 2 ** 20,
-  peak_rss_mb: process.resourceUsage().maxRSS / 1024, minor_faults_per_step: faultsPerStep, loss_first: first, loss_last: last,
+  peak_rss_mb: process.resourceUsage().maxRSS / 1024, minor_faults_per_step: faultsPerStep, fresh_mb_per_step: freshPerStep, loss_first: first, loss_last: last,
 }));
 
 // KDQAT_PROFILE=1: where the time went, per kernel, as totals over the timed KD-QAT steps.

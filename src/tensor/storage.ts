@@ -39,6 +39,7 @@ const poisonUninit = process.env.KDQAT_POISON_UNINIT === '1';
 /** n float32 elements whose contents are unspecified (NaN under KDQAT_POISON_UNINIT=1). */
 export function uninitF32(n: number): Float32Array {
   const reused = take(n * 4);
+  if (!reused) fresh += n * 4;
   let out: Float32Array;
   if (reused) {
     out = new Float32Array(reused);
@@ -53,6 +54,7 @@ export function uninitF32(n: number): Float32Array {
 /** n float32 zeros. */
 export function zerosF32(n: number): Float32Array {
   const reused = take(n * 4);
+  if (!reused) fresh += n * 4;
   return stamp(reused ? new Float32Array(reused).fill(0) : new Float32Array(n));
 }
 
@@ -66,6 +68,14 @@ const BORN = Symbol('kdqat.born');
 const OWNER = Symbol('kdqat.owner');
 type Stamped = ArrayBufferLike & { [BORN]?: number; [OWNER]?: Tensor };
 let allocations = 0;
+let fresh = 0; // bytes of the buffers above that the pool did not have
+
+/** Bytes of storage uninitF32 and zerosF32 have handed out that did not come from the pool (new
+ *  from the allocator) since the process started: a training step's share of it, after the
+ *  first steps, is what the pool failed to keep. */
+export function freshBytes(): number {
+  return fresh;
+}
 
 function stamp(a: Float32Array): Float32Array {
   (a.buffer as Stamped)[BORN] = ++allocations;
@@ -76,6 +86,16 @@ function stamp(a: Float32Array): Float32Array {
 /** How many stamped buffers have been handed out so far. */
 export function allocationMark(): number {
   return allocations;
+}
+
+/** Counts x's stamped buffer as handed out now, i.e. after every allocationMark() so far: for an
+ *  op that computes a gradient during its forward (the fused logits KL, ops/head-kl.ts) and
+ *  gives it to the backward pass that runs later, which then treats it as its own (adds into it
+ *  in place, hands it to a leaf's .grad, gives it back) instead of as the caller's. */
+export function handOver(x: Float32Array): Float32Array {
+  const b = x.buffer as Stamped;
+  if (b[BORN] !== undefined) b[BORN] = ++allocations;
+  return x;
 }
 
 /** Whether x's buffer was handed out by uninitF32/zerosF32 after allocationMark() gave `mark`. */

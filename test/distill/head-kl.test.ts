@@ -14,8 +14,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Rng, Tensor, backward, getThreads, headKlDiv, intTensor, klDiv, linear, noGrad, nativeAvailable, setThreads,
+  Rng, Tensor, backward, gather, getThreads, headKlDiv, intTensor, klDiv, linear, noGrad, nativeAvailable, setThreads,
 } from '../../src/tensor/index.js';
+import { drainPool, freshBytes } from '../../src/tensor/storage.js';
 import { captureFor, distillLoss } from '../../src/distill/losses.js';
 import { llamaParamSpec, type LlamaConfig } from '../../src/models/llama.js';
 import { architecture } from '../../src/models/registry.js';
@@ -117,6 +118,33 @@ test('headKlDiv refuses a teacher that requires a gradient, and mismatched shape
   const xt = leaf([4, 8], rng, 1, false), wt = leaf([11, 8], rng, 0.5, false);
   assert.throws(() => headKlDiv({ x: xt, weight: wt }, { x: xs, weight: ws }), /does not match/);
   assert.throws(() => headKlDiv(leaf([4, 11], rng, 1, false), { x: xs, weight: ws }), /do not match/);
+});
+
+// The fused loss computes its gradients during the forward and hands them to the backward pass
+// (storage.ts handOver), which then owns them: a weight leaf that an embedding lookup reads too
+// (a tied embedding) gets the two gradients added in place into one of them. Before, the pass
+// took them for the caller's and summed them into a third V × C buffer (108 MiB per step at
+// SmolLM2's shape). The sum is the same either way (one float addition per element).
+test('headKlDiv hands its gradients to backward: a tied weight leaf gets both gradients summed in place, no third V × C buffer', () => {
+  const rng = new Rng(21);
+  const B = 2, T = 5, C = 16, V = 300;
+  const W = leaf([V, C], rng, 0.3, true);
+  const ids = intTensor(Int32Array.from({ length: B * T }, () => rng.int(V)), [B, T]);
+  const xt = leaf([B, T, C], rng, 1, false), wt = leaf([V, C], rng, 0.3, false);
+  const gradOf = (lookup: 'W' | 'copy', head: 'W' | 'copy'): { g: Float32Array; fresh: number } => {
+    W.grad = null;
+    const copy = new Tensor(W.f32.slice(), W.shape);
+    const x = gather(lookup === 'W' ? W : copy, ids);
+    const l = headKlDiv({ x: xt, weight: wt }, { x, weight: head === 'W' ? W : copy }, 1.5);
+    drainPool(); // every buffer the pass asks for is then a new one
+    const f0 = freshBytes();
+    backward(l);
+    return { g: W.grad!.f32.slice(), fresh: freshBytes() - f0 };
+  };
+  const viaHead = gradOf('copy', 'W').g, viaLookup = gradOf('W', 'copy').g;
+  const both = gradOf('W', 'W');
+  assert.deepEqual(both.g, viaHead.map((v, i) => Math.fround(v + viaLookup[i])), 'the two gradients, summed once');
+  assert.ok(both.fresh < 2 * V * C * 4, `the pass made ${both.fresh} bytes: the lookup's gradient and no second V × C buffer`);
 });
 
 // ---- whole decoders through distillLoss -------------------------------------------------------

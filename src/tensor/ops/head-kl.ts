@@ -15,7 +15,7 @@
 // flows to it (it must not require one). Everything is the existing kernels (matmul, klDiv,
 // klDivBackward): the GEMMs are ~all the time, as in the unfused path.
 import { Tensor } from '../tensor.js';
-import { giveBack, zerosF32 } from '../storage.js';
+import { giveBack, handOver, zerosF32 } from '../storage.js';
 import { isRecording, record } from '../autograd.js';
 import { kernel } from '../registry.js';
 import { fmt, requireF32 } from './util.js';
@@ -152,7 +152,7 @@ export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: Hea
   const needX = isRecording() && student.x.requiresGrad, needW = isRecording() && student.weight.requiresGrad;
   const grad = needX || needW;
   const gx = needX ? zerosF32(rows * C) : null;
-  const gw = needW ? zerosF32(V * C) : null; // stamped: backward may hand it to .grad uncopied
+  const gw = needW ? zerosF32(V * C) : null; // stamped, and handed over to the backward pass below
 
   const gemmFor = (c: ComputePrecision | undefined) => kernel((c ?? computePrecision()) === 'bf16' ? 'matmulBf16' : 'matmul');
   const gemm = gemmFor(student.compute), tgemm = th ? gemmFor(th.compute) : gemm;
@@ -233,6 +233,10 @@ export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: Hea
     const s = g.f32[0];
     const scaled = (a: Float32Array | null, shape: readonly number[]): Tensor | null => {
       if (!a) return null;
+      // The pass's own from here (storage.ts handOver): added into in place, handed to .grad
+      // uncopied, given back; otherwise a tied embedding's gradient (V × C: 108 MiB at SmolLM2's
+      // shape) was added into a third buffer every step and this one left to the collector.
+      handOver(a);
       if (s !== 1) kernel('affine')(a, a, s, 0);
       return new Tensor(a, shape);
     };
