@@ -223,7 +223,7 @@ export function headKlDiv(teacher: Tensor | HeadInput | TopkLogits, student: Hea
     klBack(Tc, S, gloss.subarray(0, k), G, null, k, V, tau);
     backProject(G, xs, idx, k);
   }
-  for (const b of [tBuf, sBuf, gBuf]) if (b) giveBack(b);
+  for (const b of [tBuf, sBuf, gBuf, th?.weight.dtype === 'bf16' ? tW : null]) if (b) giveBack(b); // tW: a widened copy
   // The mean exactly as klDiv forms it: Σ_r w_r·loss_r in row order, in double.
   let total = 0;
   for (let r = 0; r < rows; r++) total += (rowWeights ? rowWeights[r] : 1) * lossAll[r];
