@@ -9,7 +9,8 @@
 // A mode may end in `:float` (e.g. off,off:float): the student's Linears on integer grids (the
 // encoder's twn-a8) then run their forward in float32 instead of the integer GEMM (withIntegerGemm);
 // and/or in `:nogrid`: their float32 GEMMs with one operand on a grid as the float32 GEMM instead
-// of matmulOnGrid (AMX; withGridGemm).
+// of matmulOnGrid (AMX; withGridGemm); and/or in `:int8grad`: the student's input gradients as int8
+// GEMMs (`kdqat qat --int8-grad`, e.g. off,off:int8grad).
 // Usage: npx tsx bench/bf16_quality.ts [steps] [seeds] [windows] [modes, e.g. off,teacher,layers,all] [teacher dir]
 import * as path from 'node:path';
 import * as fs from 'node:fs';
@@ -22,7 +23,9 @@ import { withGridGemm, withIntegerGemm } from '../src/tensor/index.js';
 const [steps = 20, seeds = 3, windows = 16] = process.argv.slice(2, 5).map(Number);
 const modes = (process.argv[5] ?? 'off,all').split(',');
 for (const m of modes) {
-  if (!/^(off|teacher|layers|all)(:float)?(:nogrid)?$/.test(m)) throw new Error(`mode ${m}: use off, teacher, layers or all, optionally with :float and/or :nogrid`);
+  if (!/^(off|teacher|layers|all)(:float)?(:nogrid)?(:int8grad)?$/.test(m)) {
+    throw new Error(`mode ${m}: use off, teacher, layers or all, optionally with :float, :nogrid and/or :int8grad (in that order)`);
+  }
 }
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bf16-quality-'));
 const teacher = path.resolve(process.argv[6] ??
@@ -40,7 +43,7 @@ for (let seed = 1; seed <= seeds; seed++) {
     const t0 = performance.now();
     withGridGemm(!flags.includes('nogrid'), () => withIntegerGemm(!flags.includes('float'), () => runQat({
       out, evaluate: 'periodic',
-      config: { ...QAT_DEFAULTS, ...setting, teacher, steps, seed, bf16, evalEvery: steps, saveEvery: 0, logEvery: steps },
+      config: { ...QAT_DEFAULTS, ...setting, teacher, steps, seed, bf16, evalEvery: steps, saveEvery: 0, logEvery: steps, int8Grad: flags.includes('int8grad') },
     })));
     const lines = fs.readFileSync(path.join(out, 'qat_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const ev = lines.filter((l) => l.valid_ppl !== undefined || l.dev_accuracy !== undefined).at(-1);

@@ -113,6 +113,11 @@ export function envFields(rec: Record<string, unknown>, env: BenchEnv): EnvField
   // A float32 KD-QAT step on AMX: its Linears' GEMMs with an operand on an integer grid run
   // matmulOnGrid (three bf16 pieces on the tiles, float32 accuracy).
   const grid: Record<string, string> = rec.bench === 'qat_step' && env.kdqat.amx?.matmulOnGrid ? { grid_gemm: 'amx_bf16x3' } : {};
+  // --int8-grad: the student's input gradients on matmulQ8Grad (the integer GEMM's path).
+  if (rec.compute === 'fp32-int8grad') {
+    const q8 = env.kdqat.amx?.matmulQ8 ? 'amx_int8' : env.kdqat.families.gemmQ8?.selected ?? env.kdqat.isa;
+    return { cpu, isa: `${fp32Gemm}_int8grad`, isa_paths: { ...paths, ...grid, int8_grad: q8 } };
+  }
   return { cpu, isa: env.kdqat.families[familyOf(rec)]?.selected ?? env.kdqat.isa, isa_paths: { ...paths, ...grid } };
 }
 

@@ -2,7 +2,9 @@
 // sums; AVX512_VNNI or AVX2, whichever isaInfo().families.gemmQ8 selected) vs the fp32 matmul on
 // the same fake-quantized operands, at BERT-base's Linear shapes (x (M,K) · Wᵀ, W stored (N,K);
 // M = 16×128 tokens) at 1 and 2 threads; the two kernels run interleaved, each keeping its best
-// round. Rates in G multiply-adds·2 per second (GFLOP/s for fp32, GOP/s for the integers).
+// round. Rates in G multiply-adds·2 per second (GFLOP/s for fp32, GOP/s for the integers). Then
+// the input gradient of the same Linear, dX (M,K) = dY (M,N) · Ŵ (N,K): the fp32 matmul against
+// matmulQ8Grad (dY rounded to 8 bits per row on the way; `kdqat qat --int8-grad`).
 // Usage: npx tsx bench/gemm_q8.ts [M×K×N ...]
 import { createRequire } from 'node:module';
 import { Rng } from '../src/tensor/rng.js';
@@ -39,5 +41,19 @@ for (const threads of [1, 2]) {
       gq8 = Math.max(gq8, bestRate(q8, flops, 0.5) / 1e9);
     }
     console.log(`threads ${threads}  ${m}x${k}x${n} tb: fp32 ${g32.toFixed(1)} GFLOP/s, int8 ${gq8.toFixed(1)} GOP/s (${(gq8 / g32).toFixed(2)}x)`);
+    // dX = dY·Ŵ: dY gradient-like (normal), Ŵ the same ternary weight, stored (N, K).
+    const dy = new Float32Array(m * n).map(() => rng.normal());
+    const dx = new Float32Array(m * k), steps = new Float32Array([alpha]);
+    const g32b = (): void => addon.matmul!(dy, w, dx, 1, m, n, k, false, false, 0, 0, 0);
+    const gq8b = (): void => {
+      if (!addon.matmulQ8Grad!(dy, w, steps, dx, m, n, k)) throw new Error('matmulQ8Grad: the weight is off its grid');
+    };
+    g32b(); gq8b();
+    let b32 = 0, bq8 = 0;
+    for (let round = 0; round < 3; round++) {
+      b32 = Math.max(b32, bestRate(g32b, flops, 0.5) / 1e9);
+      bq8 = Math.max(bq8, bestRate(gq8b, flops, 0.5) / 1e9);
+    }
+    console.log(`threads ${threads}  ${m}x${n}x${k} dX = dY·W: fp32 ${b32.toFixed(1)} GFLOP/s, int8 grad ${bq8.toFixed(1)} GOP/s (${(bq8 / b32).toFixed(2)}x)`);
   }
 }

@@ -38,6 +38,9 @@ export interface RealSizeRecord {
   /** How the student's layers were recomputed in backward (KDQAT_RECOMPUTE; `--recompute`):
    *  off, selective or all (true in records from before the selective mode: all). */
   recompute?: RecomputeMode | boolean;
+  /** The student's input gradients as int8 GEMMs (KDQAT_INT8_GRAD=on; `kdqat qat --int8-grad`);
+   *  absent for torch and in older records: off. */
+  int8_grad?: boolean;
   /** MiB the teacher's weights held as bf16 save (`kdqat qat` does it for a BF16
    *  checkpoint; KDQAT_TEACHER_BF16=off in the worker keeps them float32: 0); absent for torch
    *  and in older records. */
@@ -75,9 +78,11 @@ export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: numb
       // fp32; where the CPU has AVX512_BF16 the same step with every GEMM but the student's LM
       // head in bf16 (--bf16 layers: kdqat qat's default there) and with every GEMM in bf16
       // (--bf16 all); with `recompute`, fp32 and layers again with the layers recomputed in
-      // backward, selectively and all of them.
+      // backward, selectively and all of them, and where the student's weights are on grids
+      // matmulQ8Grad takes (BERT-base's twn-a8), fp32 selective with int8 input gradients.
       for (const re of opts.recompute ? ['off', 'selective', 'all'] : ['off']) {
         kdqat({ KDQAT_RECOMPUTE: re });
+        if (re === 'selective' && SHAPES[name].preset === 'twn-a8') kdqat({ KDQAT_RECOMPUTE: re, KDQAT_INT8_GRAD: 'on' });
         if (opts.bf16) kdqat({ KDQAT_RECOMPUTE: re, KDQAT_BF16: 'layers' });
         if (opts.bf16 && re === 'off') kdqat({ KDQAT_RECOMPUTE: re, KDQAT_BF16: 'all' });
       }
@@ -93,22 +98,22 @@ export function printRealSizeTable(recs: RealSizeRecord[]): void {
   for (const r of recs) {
     const bf = { all: 'bf16', layers: 'bf16-layers', teacher: 'bf16-teacher' }[r.bf16 ?? 'off'] ?? '';
     const re = recomputeModeOf(r.recompute);
-    const impl = r.impl === 'kdqat' ? [r.impl, bf, { off: '', selective: 're-sel', all: 're' }[re]].filter(Boolean).join('/') : r.impl;
+    const impl = r.impl === 'kdqat' ? [r.impl, bf, { off: '', selective: 're-sel', all: 're' }[re], r.int8_grad ? 'i8g' : ''].filter(Boolean).join('/') : r.impl;
     console.log(`${r.model.padEnd(17)}${impl.padEnd(16)}${String(r.threads).padStart(3)}  ${`${r.batch}×${r.seq}`.padEnd(8)}` +
       `${(r.load_ms / 1000).toFixed(2).padStart(7)}${r.forward_tokens_per_s.toFixed(0).padStart(11)}` +
       `${r.qat_tokens_per_s.toFixed(1).padStart(14)}${r.peak_rss_mb.toFixed(0).padStart(13)}`);
   }
   for (const name of new Set(recs.map((r) => r.model))) {
     for (const t of new Set(recs.map((r) => r.threads))) {
-      const kd = (bf16: string, re: RecomputeMode) => recs.find((r) => r.model === name && r.threads === t && r.impl === 'kdqat' &&
-        (r.bf16 ?? 'off') === bf16 && recomputeModeOf(r.recompute) === re);
+      const kd = (bf16: string, re: RecomputeMode, int8Grad = false) => recs.find((r) => r.model === name && r.threads === t && r.impl === 'kdqat' &&
+        (r.bf16 ?? 'off') === bf16 && recomputeModeOf(r.recompute) === re && (r.int8_grad ?? false) === int8Grad);
       const a = kd('off', 'off'), b = recs.find((r) => r.model === name && r.threads === t && r.impl === 'torch');
       if (a && b) {
         const vs = (label: string, r: RealSizeRecord | undefined): string => (r ? `; ${label}: ${(r.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, RSS ${(r.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×` : '');
         console.log(`${name}, ${t} thread(s): kdqat/torch load time ${(a.load_ms / b.load_ms).toFixed(2)}×, forward tokens/s ${(a.forward_tokens_per_s / b.forward_tokens_per_s).toFixed(2)}×, ` +
           `KD-QAT tokens/s ${(a.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, peak RSS ${(a.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×` +
           vs('bf16 layers (the default here)', kd('layers', 'off')) + vs('bf16', kd('all', 'off')) +
-          vs('recompute selective', kd('off', 'selective')) + vs('recompute', kd('off', 'all')) +
+          vs('recompute selective', kd('off', 'selective')) + vs('recompute selective + int8 grad', kd('off', 'selective', true)) + vs('recompute', kd('off', 'all')) +
           vs('bf16 layers + recompute selective', kd('layers', 'selective')) + vs('bf16 layers + recompute', kd('layers', 'all')));
       }
     }

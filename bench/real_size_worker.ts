@@ -15,6 +15,8 @@
 // (`kdqat qat --recompute selective|all`, which also takes the storage policy that goes with
 // the mode; KDQAT_STORAGE=pool|heap overrides it); KDQAT_INT8=off runs the student's Linears on integer
 // grids (BERT-base's twn-a8) in float32 instead of the integer GEMM (compute.ts withIntegerGemm),
+// KDQAT_INT8_GRAD=on computes their input gradients dX = dY·Ŵ as int8 GEMMs, dY rounded to 8 bits
+// per row (compute.ts withInt8Grad, `kdqat qat --int8-grad`; off by default);
 // KDQAT_GRID=off their float32 GEMMs with one operand on a grid as the float32 GEMM instead of
 // matmulOnGrid (AMX; withGridGemm). The teacher's weight matrices are held as bf16 as `kdqat qat`
 // holds them (qat-models.ts narrowTeacher: the checkpoint is BF16, the teacher's GEMMs float32);
@@ -22,7 +24,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  RECOMPUTE_MODES, Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, storagePolicyFor, withCompute, withGridGemm, withIntegerGemm, withRecompute,
+  RECOMPUTE_MODES, Rng, Tensor, backward, bf16Unavailable, getThreads, intTensor, noGrad, storagePolicyFor, withCompute, withGridGemm, withInt8Grad, withIntegerGemm, withRecompute,
   type RecomputeMode,
 } from '../src/tensor/index.js';
 import { STORAGE_POLICIES, freshBytes, withStoragePolicy, type StoragePolicy } from '../src/tensor/storage.js';
@@ -62,6 +64,8 @@ if (!['off', 'teacher', 'layers', 'all'].includes(bf16)) throw new Error(`KDQAT_
 if (bf16 !== 'off' && bf16Unavailable()) throw new Error(`KDQAT_BF16=${bf16}: ${bf16Unavailable()}`);
 const int8 = process.env.KDQAT_INT8 ?? 'on';
 if (!['on', 'off'].includes(int8)) throw new Error(`KDQAT_INT8=${int8}: use on or off`);
+const int8Grad = process.env.KDQAT_INT8_GRAD ?? 'off';
+if (!['on', 'off'].includes(int8Grad)) throw new Error(`KDQAT_INT8_GRAD=${int8Grad}: use on or off`);
 const gridBwd = process.env.KDQAT_GRID ?? 'on';
 if (!['on', 'off'].includes(gridBwd)) throw new Error(`KDQAT_GRID=${gridBwd}: use on or off`);
 const recompute: RecomputeMode = (({ '': 'off', 0: 'off', 1: 'all' } as Record<string, RecomputeMode>)[process.env.KDQAT_RECOMPUTE ?? ''] ?? process.env.KDQAT_RECOMPUTE) as RecomputeMode;
@@ -109,8 +113,8 @@ function step(): number {
 }
 function stepUnder(): number {
   const t = noGrad(() => withCompute(teacherPrec, () => rec.forward(teacher, x, { capture })));
-  const s = withGridGemm(gridBwd === 'on', () => withIntegerGemm(int8 === 'on', () => withRecompute(recompute, () =>
-    withCompute(studentPrec, () => rec.forward(student, x, { capture, weight }), { head: studentHeadPrec }))));
+  const s = withGridGemm(gridBwd === 'on', () => withIntegerGemm(int8 === 'on', () => withInt8Grad(int8Grad === 'on', () => withRecompute(recompute, () =>
+    withCompute(studentPrec, () => rec.forward(student, x, { capture, weight }), { head: studentHeadPrec })))));
   // KDQAT_FUSED_KL=0: the dense logits KL (B·T·V logits of both models), for a before/after.
   const { total } = distillLoss(s, t, shape.losses, { arch: teacher.arch, tau: 1, fused: process.env.KDQAT_FUSED_KL !== '0' });
   backward(total, null, { release: true }); // storage given back as the training loop does (loop.ts)
@@ -139,7 +143,7 @@ const faultsPerStep = (process.resourceUsage().minorPageFault - faults0) / steps
 const freshPerStep = (freshBytes() - fresh0) / steps / 2 ** 20;
 console.log(JSON.stringify({
   bench: 'real_size', impl: 'kdqat', model: name, threads: getThreads(), batch: B, seq: T, bf16, recompute, storage, int8,
-  load_ms: loadMs, forward_tokens_per_s: (B * T) / (fwdBest / 1000),
+  int8_grad: int8Grad === 'on', load_ms: loadMs, forward_tokens_per_s: (B * T) / (fwdBest / 1000),
   qat_tokens_per_s: (B * T) / (ms / 1000), qat_best_tokens_per_s: (B * T) / (best / 1000), warmup_steps: warmup, first_step_ms: firstMs,
   teacher_bf16_saved_mb: teacherBf16Saved / 2 ** 20,
   peak_rss_mb: process.resourceUsage().maxRSS / 1024, minor_faults_per_step: faultsPerStep, fresh_mb_per_step: freshPerStep, loss_first: first, loss_last: last,

@@ -37,7 +37,7 @@ function realQatModels(): RealQat[] {
   });
 }
 
-/** A record's compute field from the worker's --bf16 mode. */
+/** A record's compute field from the worker's --bf16 mode (+ '-int8grad' with int8 input gradients). */
 const COMPUTE: Record<string, string> = { off: 'fp32', teacher: 'bf16-teacher', layers: 'bf16-layers', all: 'bf16' };
 
 /** A real-size run as a KD-QAT step record: shape = the model's name. */
@@ -48,7 +48,7 @@ export function realSizeToQatStep(r: RealSizeRecord): QatStepRecord & { shape: s
     tokens_per_s: r.qat_tokens_per_s, step_ms: (tokens / r.qat_tokens_per_s) * 1000,
     best_tokens_per_s: r.qat_best_tokens_per_s, best_step_ms: (tokens / r.qat_best_tokens_per_s) * 1000,
     peak_rss_mb: r.peak_rss_mb, loss_first: r.loss_first, loss_last: r.loss_last,
-    ...(r.impl === 'kdqat' ? { compute: COMPUTE[r.bf16 ?? 'off'] ?? 'fp32', recompute: recomputeModeOf(r.recompute) } : {}),
+    ...(r.impl === 'kdqat' ? { compute: (COMPUTE[r.bf16 ?? 'off'] ?? 'fp32') + (r.int8_grad ? '-int8grad' : ''), recompute: recomputeModeOf(r.recompute) } : {}),
   };
 }
 

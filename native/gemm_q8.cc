@@ -22,6 +22,11 @@
 // same bits. Its B panels are the VNNI layout 16 k-words deeper at most; its A panels hold each
 // 16-word block of 32 rows contiguously (two 1 KiB tiles).
 //
+// Kernel 'matmulQ8Grad' (kernels.ts) is the same machinery for a Linear's input gradient dX =
+// dY·Ŵ (`kdqat qat --int8-grad`): Ŵ (k, n) is B read in place of Bᵀ (pack_b_kn), its row steps
+// are folded into A's columns, and each row of that A is rounded to 8-bit codes on its own step
+// (row_grid: max|·|/127), which the store multiplies back in. Not exact: half a step per code.
+//
 // Blocking as in gemm.h, specialized to this one use: the whole K in one slice (a Linear's
 // in_features; K bytes per A row and B column), all of B packed up front into NR-wide panels of
 // 4-byte k-groups (one weight matrix: ≤ a few MiB), then row blocks of A (MC rows, packed by the
@@ -58,12 +63,12 @@ struct Q8Kernel {
   // k-groups' s16 pair sums can be added in s16 without overflow, given B's codes (s16_groups());
   // paths without s16 sums ignore it.
   void (*accumulate)(int kw, int s16_groups, const uint32_t* ap, const uint32_t* bp, int32_t* acc);
-  // q[i] = code(x[i], inv, lim) (gemm_q8_rows.cc) for i < n; whether every x[i] is on the grid, i.e.
-  // equals fl(q[i]·s) (a NaN never is).
+  // q[i] = code(x[i], inv, lim) (gemm_q8_rows.cc) for i < n, on the grid or not; whether every
+  // x[i] is on the grid, i.e. equals fl(q[i]·s) (a NaN never is).
   bool (*quantize)(const float* x, int64_t n, float inv, float s, float lim, int8_t* q);
-  // The tile's output: y = fl(fl(acc − cs_j)·sc_j) (+ bias_j) (gemm_q8_rows.h).
+  // The tile's output: y = fl(fl(acc − cs_j)·sc_j) (+ bias_j, or ·rs_r) (gemm_q8_rows.h).
   void (*store)(const int32_t* acc, int mr, int nr, int acc_stride, const int32_t* cs, const float* sc,
-                const float* bias, float* y, int64_t ldy);
+                const float* bias, const float* rs, float* y, int64_t ldy);
   int kalign = 1;        // panels are ceil(k/4) words deep rounded up to a multiple of this
   bool tiled_a = false;  // A panels by 16-word blocks of mr rows (AMX tiles)
 };
@@ -72,15 +77,29 @@ constexpr int kMaxTile = 32 * 32;  // the largest mr·nr (AMX)
 // ---- packing (a pass over m·k or n·k values against m·n·k multiply-adds) ----------------------
 // A rows [0, mc) (row stride k) → panels of kw words per row, byte t of word (g, r) =
 // qa(r, 4g + t) + 128, at g·MR + r (or, tiled, (g/16·MR + r)·16 + g%16); rows past mc and k past
-// the end hold 128 (qa = 0; B's bytes there are 0 as well).
+// the end hold 128 (qa = 0; B's bytes there are 0 as well). The codes of row r are those of a on
+// the grid of step s (fl(1/s) = inv), or, with rows (matmulQ8Grad), those of the row a·fold on the
+// row's own step (rows->s[r], rows->inv[r]), which it is not checked to lie on.
+struct RowGrids {
+  const float* fold;  // k factors, one per column of A
+  const float* s;     // per row of the block
+  const float* inv;
+  float* tmp;         // k floats of scratch
+};
 bool pack_a(const Q8Kernel& K, const float* a, int64_t k, int kw, int mc, float inv, float s,
-            uint32_t* dst, int8_t* line) {
+            const RowGrids* rows, uint32_t* dst, int8_t* line) {
   const int MR = K.mr;
   bool on = true;
   for (int i0 = 0; i0 < mc; i0 += MR, dst += static_cast<int64_t>(kw) * MR) {
     for (int r = 0; r < MR; r++) {
       std::memset(line, 0, 4 * static_cast<size_t>(kw));
-      if (i0 + r < mc) on &= K.quantize(a + (i0 + r) * k, k, inv, s, kLimA, line);
+      const float* row = a + (i0 + r) * k;
+      if (i0 + r < mc && rows) {
+        for (int64_t p = 0; p < k; p++) rows->tmp[p] = row[p] * rows->fold[p];
+        K.quantize(rows->tmp, k, rows->inv[i0 + r], rows->s[i0 + r], kLimA, line);
+      } else if (i0 + r < mc) {
+        on &= K.quantize(row, k, inv, s, kLimA, line);
+      }
       for (int g = 0; g < kw; g++) {
         uint32_t w;
         std::memcpy(&w, line + 4 * g, 4);
@@ -118,6 +137,29 @@ bool pack_b(const Q8Kernel& K, const float* b, int64_t k, int kw, int nc, const 
       sum[j] = s;
     }
     for (int g = 0; g < kw; g++) std::memcpy(dst + g * NR + j, line + 4 * g, 4);
+  }
+  *max_code = mx;
+  return on;
+}
+
+// The same panel from B stored (k, n) row-major (matmulQ8Grad's Ŵ; op(B) = B): columns [j0,
+// j0 + nc), row p on the grid of step s[p] (inv[p] = fl(1/s[p])), read NR values at a time.
+bool pack_b_kn(const Q8Kernel& K, const float* b, int64_t k, int64_t n, int kw, int64_t j0, int nc,
+               const float* inv, const float* s, uint32_t* dst, int32_t* sum, int* max_code, int8_t* line) {
+  const int NR = K.nr;
+  bool on = true;
+  int mx = 0;
+  std::memset(dst, 0, static_cast<size_t>(kw) * NR * 4);
+  std::fill(sum, sum + NR, 0);
+  int8_t* bytes = reinterpret_cast<int8_t*>(dst);
+  for (int64_t p = 0; p < k; p++) {
+    on &= K.quantize(b + p * n + j0, nc, inv[p], s[p], kLimB, line);
+    int8_t* w = bytes + (p / 4) * NR * 4 + p % 4;
+    for (int j = 0; j < nc; j++) {
+      w[4 * j] = line[j];
+      sum[j] += line[j];
+      mx = std::max(mx, std::abs(static_cast<int>(line[j])));
+    }
   }
   *max_code = mx;
   return on;
@@ -276,31 +318,65 @@ T* scratch(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
-// y (m, n) = fl(fl(sa·sb_j)·fl(Σ_k qa_ik·qb_jk)) (+ bias_j, one more rounding); false (y then
-// unspecified) when an operand is off its grid: B is checked before any block runs, A as its
-// blocks are packed (the blocks after a failed one are skipped).
-bool run(const Q8Kernel& K, const float* a, float sa, const float* b, const float* sb, bool per_row,
-         float* c, int64_t m, int64_t k, int64_t n, const float* bias, int threads) {
+// The operands of one call. The forward (matmulQ8): y (m, n) = fl(fl(sa·sb_j)·fl(Σ_k qa_ik·qb_jk))
+// (+ bias_j, one more rounding), b (n, k) with sb per row j when per_row. The input gradient
+// (matmulQ8Grad, grad): c (m, n) = fl(fl(Σ_p qa_ip·qb_pj)·sa_i), b (k, n) with sb per row p when
+// per_row, folded into A's columns, and A's rows rounded each on its own step (row_grid).
+struct Q8Call {
+  const float* a;
+  float sa;
+  const float* b;
+  const float* sb;
+  bool per_row, grad;
+  float* c;
+  int64_t m, k, n;
+  const float* bias;
+};
+
+// The step of a row of a' = a·fold (fl(a_p·fold_p)): r = max_p |a'_p|, s = fl(r/127) and inv =
+// fl(127/r), both 0 when r < 2^-100 (a row that small is taken as zeros). False when some a'_p is
+// not finite (the caller computes in float32).
+bool row_grid(const float* a, const float* fold, int64_t k, float* s, float* inv) {
+  float r = 0;
+  bool finite = true;
+  for (int64_t p = 0; p < k; p++) {
+    const float v = std::fabs(a[p] * fold[p]);
+    finite &= v <= 3.4028234663852886e38f;
+    r = v > r ? v : r;
+  }
+  const bool tiny = !(r >= 0x1p-100f);
+  *s = tiny ? 0.f : r / 127.f;
+  *inv = tiny ? 0.f : 127.f / r;
+  return finite;
+}
+
+// False (c then unspecified) when an operand is off its grid or, for grad, A has a non-finite
+// value: B is checked before any block runs, A as its blocks are packed (or, for grad, in its row
+// pass), the blocks after a failed one skipped.
+bool run(const Q8Kernel& K, const Q8Call& q, int threads) {
   const int MR = K.mr, NR = K.nr;
+  const int64_t m = q.m, k = q.k, n = q.n;
   const int kw = static_cast<int>(((k + 3) / 4 + K.kalign - 1) / K.kalign * K.kalign);
   const int64_t panels = (n + NR - 1) / NR;
-  // Per column: 1/sb_j (0 for a zero scale: every code 0), the output scale and 128·Σqb.
-  static thread_local std::vector<float> inv_b, step_b, scale;
+  // Per column: 1/sb_j (0 for a zero scale: every code 0) and sb_j (the forward's B rows; for grad
+  // the same per row p of B, and A's column factors), the output scale and 128·Σqb.
+  static thread_local std::vector<float> inv_b, step_b, scale, row_s, row_inv;
   static thread_local std::vector<int32_t> comp;
   static thread_local std::vector<int> groups;
   static thread_local std::vector<uint32_t> bpack;
-  float* ib = scratch(inv_b, panels * NR);
-  float* sbj = scratch(step_b, panels * NR);
+  const int64_t nb_steps = q.grad ? k : panels * NR;
+  float* ib = scratch(inv_b, nb_steps);
+  float* sbj = scratch(step_b, nb_steps);
   float* sc = scratch(scale, n);
   int32_t* cs = scratch(comp, panels * NR);
   int* s16 = scratch(groups, panels);  // per panel: s16_groups of its codes
-  for (int64_t j = 0; j < panels * NR; j++) {
-    const float s = j < n ? sb[per_row ? j : 0] : 0.f;
+  for (int64_t j = 0; j < nb_steps; j++) {
+    const float s = q.grad || j < n ? q.sb[q.per_row ? j : 0] : 0.f;
     sbj[j] = s;
     ib[j] = s > 0 ? 1.f / s : 0.f;
-    if (j < n) sc[j] = sa * s;
   }
-  const float ia = sa > 0 ? 1.f / sa : 0.f;
+  for (int64_t j = 0; j < n; j++) sc[j] = q.grad ? 1.f : q.sa * sbj[j];
+  const float ia = q.sa > 0 ? 1.f / q.sa : 0.f;
   uint32_t* bp = scratch(bpack, static_cast<size_t>(panels) * kw * NR);
   auto pfor = [threads](int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
     if (threads == 1) fn(0, count);
@@ -310,16 +386,27 @@ bool run(const Q8Kernel& K, const float* a, float sa, const float* b, const floa
   pfor(panels, 4, [&](int64_t q0, int64_t q1) {
     static thread_local std::vector<int8_t> line;
     int8_t* l = scratch(line, 4 * static_cast<size_t>(kw) + 64);
-    for (int64_t q = q0; q < q1; q++) {
+    for (int64_t p = q0; p < q1; p++) {
       int max_code = 0;
-      if (!pack_b(K, b + q * NR * k, k, kw, static_cast<int>(std::min<int64_t>(NR, n - q * NR)), ib + q * NR,
-                  sbj + q * NR, bp + q * kw * NR, cs + q * NR, &max_code, l))
+      const int nc = static_cast<int>(std::min<int64_t>(NR, n - p * NR));
+      if (!(q.grad ? pack_b_kn(K, q.b, k, n, kw, p * NR, nc, ib, sbj, bp + p * kw * NR, cs + p * NR, &max_code, l)
+                   : pack_b(K, q.b + p * NR * k, k, kw, nc, ib + p * NR, sbj + p * NR, bp + p * kw * NR, cs + p * NR,
+                            &max_code, l)))
         on = false;
-      s16[q] = s16_groups(max_code, kw);
+      s16[p] = s16_groups(max_code, kw);
     }
   });
   if (!on) return false;
   for (int64_t j = 0; j < n; j++) cs[j] *= 128;
+  float* rs = q.grad ? scratch(row_s, m) : nullptr;
+  float* ri = q.grad ? scratch(row_inv, m) : nullptr;
+  if (q.grad) {
+    pfor(m, 64, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++)
+        if (!row_grid(q.a + i * k, sbj, k, rs + i, ri + i)) on = false;
+    });
+    if (!on) return false;
+  }
   // Row blocks (MC rows, tiles dealt evenly as in gemm_driver.h) × column ranges when rows are few.
   const int64_t tiles = (m + MR - 1) / MR;
   const bool split_m = m >= static_cast<int64_t>(threads) * MR * 8;
@@ -332,6 +419,7 @@ bool run(const Q8Kernel& K, const float* a, float sa, const float* b, const floa
   pfor(nb * nsplit, 1, [&](int64_t t0, int64_t t1) {
     static thread_local std::vector<uint32_t> apack;
     static thread_local std::vector<int8_t> line;
+    static thread_local std::vector<float> folded;
     uint32_t* ap = scratch(apack, static_cast<size_t>(mcs) * kw);
     int8_t* l = scratch(line, 4 * static_cast<size_t>(kw) + 64);
     alignas(64) int32_t acc[kMaxTile];
@@ -341,19 +429,20 @@ bool run(const Q8Kernel& K, const float* a, float sa, const float* b, const floa
       const int mc = static_cast<int>(row0(blk + 1) - i0);
       if (!on.load(std::memory_order_relaxed)) return;
       if (packed != blk) {
-        if (!pack_a(K, a + i0 * k, k, kw, mc, ia, sa, ap, l)) {
+        const RowGrids rows{sbj, rs ? rs + i0 : nullptr, ri ? ri + i0 : nullptr, q.grad ? scratch(folded, k) : nullptr};
+        if (!pack_a(K, q.a + i0 * k, k, kw, mc, ia, q.sa, q.grad ? &rows : nullptr, ap, l)) {
           on = false;
           return;
         }
         packed = blk;
       }
-      for (int64_t q = panels * js / nsplit; q < panels * (js + 1) / nsplit; q++) {
-        const int64_t j0 = q * NR;
+      for (int64_t p = panels * js / nsplit; p < panels * (js + 1) / nsplit; p++) {
+        const int64_t j0 = p * NR;
         const int nr = static_cast<int>(std::min<int64_t>(NR, n - j0));
         for (int i = 0; i < mc; i += MR) {
-          K.accumulate(kw, s16[q], ap + static_cast<int64_t>(i / MR) * kw * MR, bp + q * kw * NR, acc);
-          K.store(acc, std::min(MR, mc - i), nr, NR, cs + j0, sc + j0, bias ? bias + j0 : nullptr,
-                  c + (i0 + i) * n + j0, n);
+          K.accumulate(kw, s16[p], ap + static_cast<int64_t>(i / MR) * kw * MR, bp + p * kw * NR, acc);
+          K.store(acc, std::min(MR, mc - i), nr, NR, cs + j0, sc + j0, q.bias ? q.bias + j0 : nullptr,
+                  rs ? rs + i0 + i : nullptr, q.c + (i0 + i) * n + j0, n);
         }
       }
     }
@@ -376,9 +465,24 @@ Napi::Value MatmulQ8(const Napi::CallbackInfo& info) {
   const float* bias = info.Length() > 8 ? g.f32_opt(8, "bias", n) : nullptr;
   if (m == 0 || n == 0) return Napi::Boolean::New(info.Env(), true);  // nothing read or written
   const double flops = 2.0 * m * n * k;
-  const bool on = run(kernel(), a, static_cast<float>(sa), b, sb.p, sb.n == n && n > 1, c,
-                      m, k, n, bias, flops >= 3e5 ? num_threads() : 1);
-  return Napi::Boolean::New(info.Env(), on);
+  const Q8Call q{a, static_cast<float>(sa), b, sb.p, sb.n == n && n > 1, false, c, m, k, n, bias};
+  return Napi::Boolean::New(info.Env(), run(kernel(), q, flops >= 3e5 ? num_threads() : 1));
+}
+
+// matmulQ8Grad(a, b, sb, c, m, k, n) → whether B was on its grid and A finite
+Napi::Value MatmulQ8Grad(const Napi::CallbackInfo& info) {
+  const Args g(info, "matmulQ8Grad", 7);
+  const int64_t m = g.dim(4, "m"), k = g.dim(5, "k"), n = g.dim(6, "n");
+  g.need(k <= kMaxK, "k " + std::to_string(k) + " exceeds " + std::to_string(kMaxK) +
+                         " (the int32 sums could overflow): use matmul");
+  const Buf<float> sb = g.scales(2, "sb", k, "k");
+  const float* a = g.f32(0, "a", g.mul(m, k));
+  const float* b = g.f32(1, "b", g.mul(k, n));
+  float* c = g.f32(3, "c", g.mul(m, n));
+  if (m == 0 || n == 0) return Napi::Boolean::New(info.Env(), true);
+  const double flops = 2.0 * m * n * k;
+  const Q8Call q{a, 0.f, b, sb.p, sb.n == k && k > 1, true, c, m, k, n, nullptr};
+  return Napi::Boolean::New(info.Env(), run(kernel(), q, flops >= 3e5 ? num_threads() : 1));
 }
 
 }  // namespace
@@ -388,6 +492,7 @@ bool gemm_q8_uses_amx() { return &kernel() == &kAmx; }
 
 void InitGemmQ8(Napi::Env env, Napi::Object exports) {
   exports.Set("matmulQ8", Napi::Function::New(env, MatmulQ8));
+  exports.Set("matmulQ8Grad", Napi::Function::New(env, MatmulQ8Grad));
 }
 
 }  // namespace kdqat

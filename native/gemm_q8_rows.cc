@@ -48,7 +48,8 @@ KDQAT_Q8_AVX2 bool quantize_avx2(const float* x, int64_t n, float inv, float s, 
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i),
                      _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
   }
-  return _mm256_movemask_ps(off) == 0 && quantize_tail(x, i, n, inv, s, lim, q);
+  const bool tail_on = quantize_tail(x, i, n, inv, s, lim, q);  // every code written, on the grid or not
+  return _mm256_movemask_ps(off) == 0 && tail_on;
 }
 KDQAT_Q8_VNNI bool quantize_avx512(const float* x, int64_t n, float inv, float s, float lim, int8_t* q) {
   const __m512 vi = _mm512_set1_ps(inv), vs = _mm512_set1_ps(s), hi = _mm512_set1_ps(lim), lo = _mm512_set1_ps(-lim);
@@ -60,22 +61,23 @@ KDQAT_Q8_VNNI bool quantize_avx512(const float* x, int64_t n, float inv, float s
     off |= _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_cvtepi32_ps(c), vs), x16, _CMP_NEQ_UQ);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(c));
   }
-  return off == 0 && quantize_tail(x, i, n, inv, s, lim, q);
+  const bool tail_on = quantize_tail(x, i, n, inv, s, lim, q);
+  return off == 0 && tail_on;
 }
 
 // ---- output (Q8Kernel::store): int32 → float, exact operations, so every path's bits agree ----
 void store_portable(const int32_t* acc, int mr, int nr, int acc_stride, const int32_t* cs, const float* sc,
-                    const float* bias, float* y, int64_t ldy) {
+                    const float* bias, const float* rs, float* y, int64_t ldy) {
   for (int r = 0; r < mr; r++, y += ldy, acc += acc_stride)
     for (int j = 0; j < nr; j++) {
       const float v = static_cast<float>(acc[j] - cs[j]) * sc[j];
-      y[j] = bias ? v + bias[j] : v;
+      y[j] = bias ? v + bias[j] : rs ? v * rs[r] : v;
     }
 }
 // VCVTDQ2PS rounds as the scalar conversion does (to nearest even: the default MXCSR); a multiply
 // and an add, never fused. Masked lanes past nr are neither read nor written.
 KDQAT_Q8_VNNI void store_avx512(const int32_t* acc, int mr, int nr, int acc_stride, const int32_t* cs,
-                                const float* sc, const float* bias, float* y, int64_t ldy) {
+                                const float* sc, const float* bias, const float* rs, float* y, int64_t ldy) {
   for (int h = 0; h < nr; h += 16) {
     const __mmask16 m = nr - h >= 16 ? 0xffff : static_cast<__mmask16>((1u << (nr - h)) - 1);
     const __m512i c = _mm512_maskz_loadu_epi32(m, cs + h);
@@ -85,12 +87,13 @@ KDQAT_Q8_VNNI void store_avx512(const int32_t* acc, int mr, int nr, int acc_stri
       const __m512i a = _mm512_maskz_loadu_epi32(m, acc + r * acc_stride + h);
       __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, c)), s16);
       if (bias) v = _mm512_add_ps(v, b);
+      else if (rs) v = _mm512_mul_ps(v, _mm512_set1_ps(rs[r]));
       _mm512_mask_storeu_ps(y + r * ldy + h, m, v);
     }
   }
 }
 KDQAT_Q8_AVX2 void store_avx2(const int32_t* acc, int mr, int nr, int acc_stride, const int32_t* cs,
-                              const float* sc, const float* bias, float* y, int64_t ldy) {
+                              const float* sc, const float* bias, const float* rs, float* y, int64_t ldy) {
   int h = 0;
   for (; h + 8 <= nr; h += 8) {
     const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cs + h));
@@ -100,10 +103,11 @@ KDQAT_Q8_AVX2 void store_avx2(const int32_t* acc, int mr, int nr, int acc_stride
       const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + r * acc_stride + h));
       __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, c)), s8);
       if (bias) v = _mm256_add_ps(v, b);
+      else if (rs) v = _mm256_mul_ps(v, _mm256_set1_ps(rs[r]));
       _mm256_storeu_ps(y + r * ldy + h, v);
     }
   }
-  if (h < nr) store_portable(acc + h, mr, nr - h, acc_stride, cs + h, sc + h, bias ? bias + h : nullptr, y + h, ldy);
+  if (h < nr) store_portable(acc + h, mr, nr - h, acc_stride, cs + h, sc + h, bias ? bias + h : nullptr, rs, y + h, ldy);
 }
 
 }  // namespace kdqat::q8

@@ -9,19 +9,21 @@
 
 namespace kdqat::q8 {
 
-// q[i] = code(x[i], inv, lim) for i < n (code: gemm_q8_rows.cc); whether every x[i] is on the
-// grid, i.e. equals fl(q[i]·s) (a NaN never is).
+// q[i] = code(x[i], inv, lim) for i < n (code: gemm_q8_rows.cc), every code written whether or
+// not x is on the grid (matmulQ8Grad's rows are not); whether every x[i] is on the grid, i.e.
+// equals fl(q[i]·s) (a NaN never is).
 bool quantize_portable(const float* x, int64_t n, float inv, float s, float lim, int8_t* q);
 bool quantize_avx2(const float* x, int64_t n, float inv, float s, float lim, int8_t* q);
 bool quantize_avx512(const float* x, int64_t n, float inv, float s, float lim, int8_t* q);
 
-// y(r, j) = fl(fl(acc(r, j) − cs_j)·sc_j) (+ bias_j, one more rounding) for r < mr, j < nr (acc
-// rows acc_stride apart, y rows ldy apart; bias may be null).
+// y(r, j) = fl(fl(acc(r, j) − cs_j)·sc_j) (+ bias_j, one more rounding; or, with row scales rs,
+// times rs_r instead: one more rounding) for r < mr, j < nr (acc rows acc_stride apart, y rows ldy
+// apart; bias and rs may be null, not both given).
 void store_portable(const int32_t* acc, int mr, int nr, int acc_stride, const int32_t* cs, const float* sc,
-                    const float* bias, float* y, int64_t ldy);
+                    const float* bias, const float* rs, float* y, int64_t ldy);
 void store_avx2(const int32_t* acc, int mr, int nr, int acc_stride, const int32_t* cs, const float* sc,
-                const float* bias, float* y, int64_t ldy);
+                const float* bias, const float* rs, float* y, int64_t ldy);
 void store_avx512(const int32_t* acc, int mr, int nr, int acc_stride, const int32_t* cs, const float* sc,
-                  const float* bias, float* y, int64_t ldy);
+                  const float* bias, const float* rs, float* y, int64_t ldy);
 
 }  // namespace kdqat::q8

@@ -68,6 +68,14 @@ export function weightGrid(q: WeightQuant, rows: number, cols: number, scales: F
   return { scales, maxCode: kind === 'twn' ? 1 : 2 ** (bits - 1) };
 }
 
+/** Whether Linear's int8 input gradient (Kernels.matmulQ8Grad, compute.ts withInt8Grad) can take
+ *  a weight quantized by q: on a grid of weightGrid's with |code| ≤ 64 (TWN, sym ≤ 7 bits, per
+ *  tensor or channel). */
+export function int8GradTakes(q: WeightQuant, rows: number, cols: number): boolean {
+  const g = weightGrid(q, rows, cols, new Float32Array(granuleCount(rows, cols, q)));
+  return g !== null && g.maxCode <= 64;
+}
+
 /** LSQ step initialization: the min-max scale of each granule (sym: max|w|/Qp, asym:
  *  (max−min)/(2^b−1)), shape [granuleCount], a leaf that requires a gradient. */
 export function initStep(w: Tensor, q: WeightQuant): Tensor {

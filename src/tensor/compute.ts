@@ -60,6 +60,17 @@ const gridGemm = scopedFlag(true);
 export const withGridGemm = gridGemm.with;
 export const gridGemmEnabled = gridGemm.get;
 
+// Int8 input gradients: a Linear whose weight fake quantization put on an integer grid (TWN or
+// sym ≤ 7 bits, per tensor or per row) computes dX = dY·Ŵ as Kernels.matmulQ8Grad, dY rounded to
+// 8 bits per row: an approximation (the kernel's contract bounds it; Banner et al. 2018 propagate
+// errors at 8 bits), so off by default: withInt8Grad(true, f) turns it on for the Linears recorded
+// in f (`kdqat qat --int8-grad`). Where matmulQ8 has no SIMD path (the kernel is then not
+// registered) the float32 GEMM runs as before.
+const int8Grad = scopedFlag(false);
+/** Runs fn with Linear's int8 input gradient on or off, restoring the setting after. */
+export const withInt8Grad = int8Grad.with;
+export const int8GradEnabled = int8Grad.get;
+
 let current: ComputePrecision = 'fp32';
 let currentBackward: ComputePrecision | null = null;
 let currentHead: HeadPrecision = both('fp32');
@@ -105,13 +116,15 @@ export interface ComputeScope {
   head: HeadPrecision;
   integerGemm: boolean;
   gridGemm: boolean;
+  int8Grad: boolean;
 }
 
 export function computeScope(): ComputeScope {
-  return { precision: current, backward: currentBackward, head: { ...currentHead }, integerGemm: integerGemm.get(), gridGemm: gridGemm.get() };
+  return { precision: current, backward: currentBackward, head: { ...currentHead }, integerGemm: integerGemm.get(), gridGemm: gridGemm.get(), int8Grad: int8Grad.get() };
 }
 
 /** Runs fn under the settings s (computeScope()), restoring the present ones after. */
 export function withComputeScope<T>(s: ComputeScope, fn: () => T): T {
-  return withIntegerGemm(s.integerGemm, () => withGridGemm(s.gridGemm, () => withCompute(s.precision, fn, { head: s.head, backward: s.backward ?? undefined })));
+  return withIntegerGemm(s.integerGemm, () => withGridGemm(s.gridGemm, () => withInt8Grad(s.int8Grad,
+    () => withCompute(s.precision, fn, { head: s.head, backward: s.backward ?? undefined }))));
 }

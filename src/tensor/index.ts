@@ -4,7 +4,8 @@ export * from './tensor.js';
 export { backward, noGrad, isRecording, setCheckNumerics, NumericsError } from './autograd.js';
 export { recompute, withRecompute, recomputeModeOf, storagePolicyFor, RECOMPUTE_MODES, type RecomputeMode } from './recompute.js';
 export {
-  withCompute, computePrecision, withIntegerGemm, integerGemmEnabled, withGridGemm, gridGemmEnabled, type ComputePrecision,
+  withCompute, computePrecision, withIntegerGemm, integerGemmEnabled, withGridGemm, gridGemmEnabled, withInt8Grad, int8GradEnabled,
+  type ComputePrecision,
 } from './compute.js';
 export * from './ops/index.js';
 export { Rng, hash32 } from './rng.js';

@@ -78,6 +78,21 @@ export interface Kernels {
    *  and b is on its grid, fl(q·s) = x exactly (a NaN never is); when false, c is unspecified
    *  (the caller computes in float32). With m or n = 0 nothing is read: true. */
   matmulQ8(a: F, sa: number, b: F, sb: F, c: F, m: number, k: number, n: number, bias?: F | null): boolean;
+  /** dX = dY·Ŵ, a Linear's input gradient where its weight lies on an integer grid, as an integer
+   *  GEMM with dY rounded to 8 bits per row: an approximation the float32 GEMM does not make
+   *  (opt-in: compute.ts withInt8Grad; Banner et al. 2018 propagate errors at 8 bits). a (m, k)
+   *  row-major is dY, any float32; b (k, n) row-major is Ŵ, its row p on the grid of step sb_p (sb:
+   *  one step, or one per row: length k), |q| ≤ 64, the codes read back as matmulQ8 reads them.
+   *  Each row of a'_ip = fl(a_ip·sb_p) is rounded on its own step: r_i = max_p |a'_ip|, sa_i =
+   *  fl(r_i/127), qa_ip = roundHalfEven(clamp(fl(a'_ip·fl(127/r_i)), −127, 127)) (a row with
+   *  r_i < 2^-100 is taken as zeros: sa_i = 0). Then c_ij = fl(fl(Σ_p qa_ip·qb_pj)·sa_i), the sum
+   *  exact in int32 (k ≤ 131072): the same bits on every ISA, tiling and thread count. Against
+   *  the exact product, |c_ij − Σ_p a_ip·Ŵ_pj| ≤ (½ + 2^-13)·sa_i·Σ_p |qb_pj| + 4u·Σ_p |a_ip·Ŵ_pj|
+   *  (+ 2^-100·Σ_p |qb_pj| for a zeroed row), u = 2^-24: half a step per code (|a' − qa·sa| ≤
+   *  sa·(½ + 382u)), a' one rounding, and the sum's and the scale's two. Returns false when b is
+   *  off its grid or some a'_ip is not finite (c is then unspecified: the caller computes in
+   *  float32). With m or n = 0 nothing is read: true. */
+  matmulQ8Grad(a: F, b: F, sb: F, c: F, m: number, k: number, n: number): boolean;
   /** C = op(A)·op(B) (+ bias) where B lies on an integer grid — a Linear's GEMMs with a weight or
    *  input on its grid (src/tensor/ops/matmul.ts: y = x·Ŵᵀ, dX = dY·Ŵ, dW = dYᵀ·x̂) — to float32
    *  accuracy. op(A) (m, k): a stored (m, k) row-major, or (k, m) with transA; any float32. b is

@@ -66,6 +66,11 @@ export interface QatConfig {
    *  also keeps the GEMM outputs, and backward runs the rest again). true and false, in the
    *  configs of runs from before 'selective', are 'all' and 'off'. */
   recompute: string | boolean;
+  /** The student's input gradients dX = dY·Ŵ as int8 GEMMs, dY rounded to 8 bits per row
+   *  (Kernels.matmulQ8Grad; compute.ts withInt8Grad): for weights on TWN or sym ≤ 7-bit grids
+   *  per tensor or channel; refused where no weight is, or the CPU has no SIMD path for it.
+   *  Absent in the configs of runs from before the option: off. */
+  int8Grad: boolean;
 }
 
 export const BF16_MODES = ['auto', 'off', 'teacher', 'layers', 'all'] as const;
@@ -97,6 +102,7 @@ export const QAT_DEFAULTS: QatConfig = {
   cacheTeacherTopk: 0,
   bf16: 'auto',
   recompute: 'off',
+  int8Grad: false,
 };
 
 
@@ -124,5 +130,6 @@ export function checkQatConfig(c: QatConfig): void {
   if (c.recompute !== undefined && typeof c.recompute !== 'boolean' && !(RECOMPUTE_MODES as readonly unknown[]).includes(c.recompute)) {
     throw new UsageError(`--recompute must be one of ${RECOMPUTE_MODES.join(', ')} (a bare --recompute is all), got ${JSON.stringify(c.recompute)}`);
   }
+  if (c.int8Grad !== undefined && typeof c.int8Grad !== 'boolean') throw new UsageError(`--int8-grad is a switch (true or false in a config file), got ${JSON.stringify(c.int8Grad)}`);
   if (!(c.weightDecay >= 0)) throw new UsageError(`--weight-decay must be ≥ 0, got ${c.weightDecay}`);
 }

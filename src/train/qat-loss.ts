@@ -5,7 +5,7 @@
 // per-line sums and the monitor's crossing codes are checkpointed, so a resumed log is equal.
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
-import { withCompute, type ComputePrecision, type HeadPrecision } from '../tensor/compute.js';
+import { withCompute, withInt8Grad, type ComputePrecision, type HeadPrecision } from '../tensor/compute.js';
 import { recomputeModeOf, withRecompute } from '../tensor/recompute.js';
 import type { WeightFn } from '../nn/params.js';
 import { archOf, type Model } from '../models/model.js';
@@ -65,7 +65,8 @@ export function distillation(c: QatConfig, session: Session<QatConfig>, o: Disti
     pending: () => pending,
     loss: (b) => {
       const tOut = o.teacherOut(b);
-      const s = withRecompute(recomputeModeOf(c.recompute), () => withCompute(o.studentPrec, () => forward(o.student, b, o.capture, o.studentWeight), { head: o.studentHeadPrec }));
+      const s = withInt8Grad(c.int8Grad ?? false, () => withRecompute(recomputeModeOf(c.recompute),
+        () => withCompute(o.studentPrec, () => forward(o.student, b, o.capture, o.studentWeight), { head: o.studentHeadPrec })));
       const r = distillLoss(s, tOut, o.weights, { arch: o.arch, tau: c.tau, mask: b.mask, labels: b.labels, termScale: (b as RankBatch).termScale });
       lastTerms = Object.fromEntries(Object.entries(r.terms).map(([k, v]) => [k, (v as Tensor).item()]));
       if (dist.size === 1) {

@@ -30,6 +30,8 @@ import type { LoadedModel } from '../io/model-dir.js';
 import { prepare, type Prepared } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
 import { quantizeCodes } from '../quant/rules.js';
+import { int8GradTakes } from '../quant/ops.js';
+import { kernelSource } from '../tensor/registry.js';
 import { captureFor, releaseOutputs, type DistillOutputs } from '../distill/losses.js';
 import { SignalMonitor } from '../analysis/signal.js';
 import type { LoopResult } from './loop.js';
@@ -132,6 +134,7 @@ function qat(run: QatRun): QatSummary {
   const auto = parseFreezeAuto(c.freeze);
   const built = buildModels(c, !auto, prec.teacher);
   const data = qatDataOf(c, built);
+  const int8Grad = c.int8Grad ? checkInt8Grad(c, built.prepared, !!session.ckpt, out) : 0;
   checkDistributed(c, built, data, dist);
   session.checkRanks('qat');
   const inputs = [
@@ -166,6 +169,7 @@ function qat(run: QatRun): QatSummary {
     `${m.teacherBf16Saved ? ` (weights held as bf16, ${m.teacherBf16Saved < 2 ** 20 ? `${(m.teacherBf16Saved / 1024).toFixed(0)} KiB` : `${(m.teacherBf16Saved / 2 ** 20).toFixed(0)} MiB`} less)` : ''}; ` +
     `${m.prepared.quantized.size} quantized weights (${c.quant}); frozen: ${m.frozen.params.length ? m.frozen.params.length + ' parameters' : 'none'}; ` +
     `loss ${Object.entries(m.weights).map(([k, v]) => `${k}=${v}`).join(',')}`);
+  if (int8Grad) say(`--int8-grad: the input gradients of ${int8Grad} of ${m.prepared.quantized.size} quantized weights as int8 GEMMs`);
   if (data.kind === 'decoder' && !data.valid) say(`validation skipped: ${data.validNote}`);
   const base = baselines(session.saved<Baselines>('baselines'), full, say, evaluate, t.weight);
 
@@ -198,6 +202,28 @@ function qat(run: QatRun): QatSummary {
   crashPoint('summary');
   if (lead) writeJsonAtomic(path.join(out, 'summary.json'), summary);
   return summary;
+}
+
+/** --int8-grad: how many quantized weights it takes (ops.ts int8GradTakes); refused where the CPU
+ *  has no SIMD path for matmulQ8Grad or no weight is on such a grid, as either would silently run
+ *  a different backward than the config says. */
+function checkInt8Grad(c: QatConfig, prepared: Prepared, resumed: boolean, out: string): number {
+  const where = resumed ? `--resume: the run in ${out} has int8Grad true in its checkpoint's config, and ` : '--int8-grad: ';
+  if (kernelSource('matmulQ8Grad') !== 'native') {
+    throw new UsageError(`${where}int8 input gradients need the native addon's SIMD path for integer GEMMs (AVX2, or AVX-512 with VNNI), ` +
+      `which this run does not have (kernel matmulQ8Grad: ${kernelSource('matmulQ8Grad') ?? 'none'}, gemmQ8 path ${nativeIsaInfo()?.families.gemmQ8?.selected ?? 'not loaded'}); ` +
+      (resumed ? 'resume on such a CPU, or start a new run (--force)' : 'run without --int8-grad'));
+  }
+  let n = 0;
+  for (const [name, q] of prepared.quantized) {
+    const t = prepared.targets.get(name)!;
+    if (int8GradTakes(q, t.rows, t.cols)) n++;
+  }
+  if (n === 0) {
+    throw new UsageError(`--int8-grad: none of the ${prepared.quantized.size} quantized weights of --quant ${c.quant} is on a grid it takes ` +
+      '(TWN or sym ≤ 7 bits, per tensor or per channel: e.g. --quant twn-a8 or w4-channel); run without --int8-grad');
+  }
+  return n;
 }
 
 /** --bf16: the teacher's and the student's GEMM precision; refused up front on a CPU that cannot

@@ -16,12 +16,13 @@ test('every reference kernel has a native implementation (but the PENDING ones)'
   assert.ok(nativeAvailable(), 'the native addon did not load: run `npm run build:native`');
   useBackend('native');
   const missing = (Object.keys(refKernels) as KernelName[]).filter((k) => kernelSource(k) !== 'native');
-  // matmulQ8 is registered only where a SIMD path runs it (src/backend/native/index.ts): its
-  // portable code is slower than the float32 GEMM Linear then runs instead.
+  // matmulQ8 and matmulQ8Grad are registered only where a SIMD path runs them
+  // (src/backend/native/index.ts): their portable code is slower than the float32 GEMM Linear
+  // then runs instead.
   // matmulOnGrid exists only on AMX (native/gemm_grid.cc): elsewhere Linear's float32 backward.
   const info = nativeIsaInfo()!;
   const declined: KernelName[] = [
-    ...(info.families.gemmQ8.selected === 'portable' ? ['matmulQ8' as const] : []),
+    ...(info.families.gemmQ8.selected === 'portable' ? ['matmulQ8' as const, 'matmulQ8Grad' as const] : []),
     ...(info.amx.matmulOnGrid ? [] : ['matmulOnGrid' as const]),
   ];
   assert.deepEqual(missing, [...PENDING, ...declined], `kernels without a native implementation: ${missing.join(', ')} ` +

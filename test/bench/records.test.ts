@@ -87,6 +87,14 @@ test('real-size runs become qat_step records named by the model', () => {
   // float32 steps there run their grid backward on AMX (matmulOnGrid); elsewhere nothing is said
   assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'off' }), amxEnv).isa_paths.grid_gemm, 'amx_bf16x3');
   assert.equal(annotate(realSizeToQatStep({ ...base, bf16: 'off' }), ENV).isa_paths.grid_gemm, undefined);
+  // int8 input gradients (KDQAT_INT8_GRAD=on): their own series, naming the integer GEMM's path
+  const i8 = annotate(realSizeToQatStep({ ...base, int8_grad: true }), { ...ENV, kdqat: { ...INFO, families: { ...INFO.families, gemmQ8: fam('avx512', ['portable', 'avx2', 'avx512']) } } });
+  assert.equal(i8.compute, 'fp32-int8grad');
+  assert.equal(i8.isa, 'avx512_int8grad');
+  assert.equal(i8.isa_paths.int8_grad, 'avx512');
+  assert.deepEqual(recordProblems(i8), []);
+  assert.equal(annotate(realSizeToQatStep({ ...base, int8_grad: true }), amxEnv).isa_paths.int8_grad, 'amx_int8');
+  assert.equal(realSizeToQatStep({ ...base, int8_grad: false }).compute, 'fp32');
   // the worker's recompute mode; true in records from before the selective mode is all
   for (const [recompute, want] of [['off', 'off'], ['selective', 'selective'], ['all', 'all'], [true, 'all'], [false, 'off'], [undefined, 'off']] as const) {
     assert.equal(realSizeToQatStep({ ...base, recompute }).recompute, want, String(recompute));

@@ -80,12 +80,12 @@ export function registerNative(names: readonly KernelName[]): boolean {
   const table: Partial<Kernels> = {};
   // matmulQ8's plain C++ path is slower than the float32 GEMM it would replace (Linear's
   // integer forward, src/tensor/ops/matmul.ts, runs only where kernelSource says native): it is
-  // registered only where a SIMD path (avx2, avx512 with VNNI) runs it.
+  // registered only where a SIMD path (avx2, avx512 with VNNI) runs it; matmulQ8Grad likewise.
   const q8Portable = addon.isaInfo().families.gemmQ8?.selected === 'portable';
   // matmulOnGrid runs only on AMX (native/gemm_grid.cc) and throws elsewhere: registered where it runs.
   const onGrid = addon.isaInfo().amx.matmulOnGrid;
   for (const name of names) {
-    if (name === 'matmulQ8' && q8Portable) continue;
+    if ((name === 'matmulQ8' || name === 'matmulQ8Grad') && q8Portable) continue;
     if (name === 'matmulOnGrid' && !onGrid) continue;
     const fn = addon[name];
     if (typeof fn === 'function') (table as Record<string, unknown>)[name] = fn;

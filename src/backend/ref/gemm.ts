@@ -160,6 +160,43 @@ function matmulQ8(
   return true;
 }
 
+/** See Kernels.matmulQ8Grad: the rows' steps from the largest |fl(a·sb)|, codes by q8Code, the
+ *  integer sums exact, then the two float32 roundings. */
+function matmulQ8Grad(a: Float32Array, b: Float32Array, sb: Float32Array, c: Float32Array, m: number, k: number, n: number): boolean {
+  const fn = 'matmulQ8Grad';
+  if (k > 131072 && Number.isInteger(k)) throw new RangeError(`${fn}: k ${k} exceeds 131072 (the int32 sums could overflow): use matmul`);
+  checkGridGemm(fn, m, k, n, sb, k, 'k', [['a', a, m * k], ['b', b, k * n], ['c', c, m * n]]);
+  if (m === 0 || n === 0) return true;
+  const step = (p: number): number => sb[sb.length === 1 ? 0 : p];
+  const qb = new Int32Array(k * n);
+  for (let p = 0; p < k; p++) {
+    const s = step(p), inv = s > 0 ? Math.fround(1 / s) : 0;
+    for (let j = 0; j < n; j++) {
+      qb[p * n + j] = q8Code(b[p * n + j], inv, 64);
+      if (Math.fround(qb[p * n + j] * s) !== b[p * n + j]) return false;
+    }
+  }
+  const row = new Float32Array(k), qa = new Int32Array(k), sum = new Float64Array(n);
+  for (let i = 0; i < m; i++) {
+    let r = 0;
+    for (let p = 0; p < k; p++) {
+      row[p] = Math.fround(a[i * k + p] * step(p));
+      if (!Number.isFinite(row[p])) return false;
+      r = Math.max(r, Math.abs(row[p]));
+    }
+    const tiny = !(r >= 2 ** -100);
+    const sa = tiny ? 0 : Math.fround(r / 127), inv = tiny ? 0 : Math.fround(127 / r);
+    for (let p = 0; p < k; p++) qa[p] = q8Code(row[p], inv, 127);
+    sum.fill(0);
+    for (let p = 0; p < k; p++) {
+      if (qa[p] === 0) continue;
+      for (let j = 0; j < n; j++) sum[j] += qa[p] * qb[p * n + j];
+    }
+    for (let j = 0; j < n; j++) c[i * n + j] = Math.fround(Math.fround(sum[j]) * sa);
+  }
+  return true;
+}
+
 /** See Kernels.matmulOnGrid: the codes by q8Code (limit 256), then per element the float32 sum in
  *  order p = 0..k−1 of fl(a_ip·s_p)·q_pj (without transB) or of a_ip·q_jp, scaled by s_j after
  *  (with it); every product exact (a float32 times |q| ≤ 256: at most 24 + 9 significant bits,
@@ -196,4 +233,4 @@ function matmulOnGrid(
   return true;
 }
 
-export const gemmKernels: Partial<Kernels> = { matmul, matmulBf16, matmulQ8, matmulOnGrid };
+export const gemmKernels: Partial<Kernels> = { matmul, matmulBf16, matmulQ8, matmulQ8Grad, matmulOnGrid };

@@ -4,7 +4,7 @@
 import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import { kernel, kernelSource } from '../registry.js';
-import { backwardPrecision, computePrecision, gridGemmEnabled, integerGemmEnabled, type ComputePrecision } from '../compute.js';
+import { backwardPrecision, computePrecision, gridGemmEnabled, int8GradEnabled, integerGemmEnabled, type ComputePrecision } from '../compute.js';
 import { gemmOutput } from '../recompute.js';
 import { empty, fmt, requireF32, sumTo } from './util.js';
 import { reshape } from './shape.js';
@@ -76,13 +76,14 @@ interface GemmPlan {
   bgemm: 'matmul' | 'matmulBf16'; // the backward's (compute.ts backwardPrecision)
 }
 
-/** dA and dB of C = op(A)·op(B) from dC = g (null where the operand needs no gradient). */
-function gemmGrads(p: GemmPlan, a: Tensor, bStored: Tensor, g: Tensor): [Tensor | null, Tensor | null] {
+/** dA and dB of C = op(A)·op(B) from dC = g (null where the operand needs no gradient, or for dA
+ *  when needA is false). */
+function gemmGrads(p: GemmPlan, a: Tensor, bStored: Tensor, g: Tensor, needA = a.requiresGrad): [Tensor | null, Tensor | null] {
   const gemm = kernel(p.bgemm);
-  const b = a.requiresGrad ? widenBf16(bStored) : bStored; // dA reads B (a bf16 B needs no dB)
+  const b = needA ? widenBf16(bStored) : bStored; // dA reads B (a bf16 B needs no dB)
   const { tA, tB, batch, m, k, n, sA, sB } = p;
   let ga: Tensor | null = null, gb: Tensor | null = null;
-  if (a.requiresGrad) {
+  if (needA) {
     ga = empty(a.shape);
     // dA = dC·op(B)ᵀ, or stored transposed: op(B)·dCᵀ.
     for (let i = 0; i < (sA ? 1 : batch); i++) {
@@ -141,6 +142,15 @@ function integerPlan(x: Tensor, weight: Tensor): { sa: number; sb: Float32Array 
   return { sa: gx.scales[0], sb: gw.scales };
 }
 
+/** matmulQ8Grad's steps for dX = dY·Ŵ of y = x·Wᵀ when it applies: the int8 input gradient on
+ *  (compute.ts), run natively with SIMD, and a weight on ≤ 7-bit grids per tensor or per row. */
+function int8GradPlan(weight: Tensor): Float32Array | null {
+  if (!int8GradEnabled() || kernelSource('matmulQ8Grad') !== 'native') return null;
+  const gw = grids.get(weight);
+  if (!gw || gw.maxCode > 64 || weight.shape[0] > 131072) return null;
+  return gw.scales.length === 1 || gw.scales.length === weight.shape[0] ? gw.scales : null;
+}
+
 /** The grids of y = x·Wᵀ that Kernels.matmulOnGrid can take (|q| ≤ 256): W's per-tensor or
  *  per-row scales (sw: the forward, unless matmulQ8 runs it, and dX = dY·W), x's one scale (sx:
  *  dW = dYᵀ·x) — under 'fp32' only (bf16 GEMMs are cheaper still), where the native addon has
@@ -164,14 +174,14 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const lead = x.shape.slice(0, -1);
   const N = x.size / inF;
   const x2 = reshape(x, [N, inF]);
-  const q8 = integerPlan(x, weight), onGrid = gridPlan(x, weight);
-  if (!bias && !q8 && !onGrid) return reshape(matmul(x2, weight, { transB: true }), [...lead, outF]);
+  const q8 = integerPlan(x, weight), onGrid = gridPlan(x, weight), q8Grad = int8GradPlan(weight);
+  if (!bias && !q8 && !onGrid && !q8Grad) return reshape(matmul(x2, weight, { transB: true }), [...lead, outF]);
   requireF32('linear', x2, ...(bias ? [bias] : []));
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new RangeError(`linear: bias ${fmt(bias.shape)} does not match ${outF} outputs`);
   // y = x·Wᵀ + b as one GEMM whose first K slice adds b as it stores each tile (the kernel's
   // bias argument), so the bias costs no pass over y and no second buffer. On integer grids the
   // forward is matmulQ8 (its bias the same way), with only W on one matmulOnGrid (float32); the
-  // backward is gridGrads or the float GEMMs.
+  // backward is gridGrads or the float GEMMs, its dX matmulQ8Grad under withInt8Grad.
   const plan: GemmPlan = { tA: false, tB: true, batch: 1, m: N, k: inF, n: outF, sA: 0, sB: 0, gemm: gemmName(), bgemm: gemmName(backwardPrecision()) };
   // Both kernels check the grids as they pack: off them (a tensor changed since it was made), the
   // float GEMM.
@@ -181,20 +191,39 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     forwardGemm(plan.gemm, x2.f32, weight, o.f32, 1, N, inF, outF, false, true, 0, 0, bias?.f32 ?? null);
   });
   const out = record(y, 'linear', bias ? [x2, weight, bias] : [x2, weight], (g) => [
-    ...(onGrid ? gridGrads(onGrid, x2, weight, g) : gemmGrads(plan, x2, weight, g)),
+    ...linearGrads(plan, onGrid, q8Grad, x2, weight, g),
     ...(bias ? [bias.requiresGrad ? sumTo(g, [outF]) : null] : []),
   ]);
   return reshape(out, [...lead, outF]);
 }
 
+/** dx and dW of y = x·Wᵀ: dx = matmulQ8Grad(g, W) when sbInt8 is given and W is on that grid,
+ *  otherwise as below; dW by gridGrads or gemmGrads. */
+function linearGrads(
+  plan: GemmPlan, onGrid: { sx: Float32Array | null; sw: Float32Array | null } | null, sbInt8: Float32Array | null,
+  x: Tensor, weight: Tensor, g: Tensor,
+): [Tensor | null, Tensor | null] {
+  let gx: Tensor | null = null;
+  if (sbInt8 && x.requiresGrad) {
+    const [outF, inF] = weight.shape;
+    gx = empty(x.shape);
+    if (!kernel('matmulQ8Grad')(g.f32, weight.f32, sbInt8, gx.f32, x.shape[0], outF, inF)) gx = null;
+  }
+  const needX = x.requiresGrad && !gx;
+  const [gx2, gw] = onGrid ? gridGrads(onGrid, x, weight, g, needX) : gemmGrads(plan, x, weight, g, needX);
+  return [gx ?? gx2, gw];
+}
+
 /** dx = g·W and dW = gᵀ·x of y = x·Wᵀ (x (N, in), W (out, in), g (N, out)) as gemmGrads forms them
  *  under 'fp32', each as matmulOnGrid where its right operand has a grid and is on it (the
  *  kernel checks every value: off it, the float32 GEMM). */
-function gridGrads(p: { sx: Float32Array | null; sw: Float32Array | null }, x: Tensor, weight: Tensor, g: Tensor): [Tensor | null, Tensor | null] {
+function gridGrads(
+  p: { sx: Float32Array | null; sw: Float32Array | null }, x: Tensor, weight: Tensor, g: Tensor, needX = x.requiresGrad,
+): [Tensor | null, Tensor | null] {
   const [outF, inF] = weight.shape, N = x.shape[0];
   const onGrid = kernel('matmulOnGrid'), gemm = kernel('matmul');
   let gx: Tensor | null = null, gw: Tensor | null = null;
-  if (x.requiresGrad) {
+  if (needX) {
     gx = empty(x.shape);
     if (!p.sw || !onGrid(g.f32, weight.f32, p.sw, gx.f32, N, outF, inF, false, false)) gemm(g.f32, weight.f32, gx.f32, 1, N, outF, inF, false, false, 0, 0, 0);
   }
