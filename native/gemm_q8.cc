@@ -69,6 +69,8 @@ struct Q8Kernel {
   // The tile's output: y = fl(fl(acc − cs_j)·sc_j) (+ bias_j, or ·rs_r) (gemm_q8_rows.h).
   void (*store)(const int32_t* acc, int mr, int nr, int acc_stride, const int32_t* cs, const float* sc,
                 const float* bias, const float* rs, float* y, int64_t ldy);
+  // matmulQ8Grad's row maxima: max_i |fl(a_i·fold_i)| and whether every product is finite.
+  bool (*row_max)(const float* a, const float* fold, int64_t n, float* r);
   int kalign = 1;        // panels are ceil(k/4) words deep rounded up to a multiple of this
   bool tiled_a = false;  // A panels by 16-word blocks of mr rows (AMX tiles)
 };
@@ -294,10 +296,10 @@ void accumulate_amx(int kw, int, const uint32_t* ap, const uint32_t* bp, int32_t
   amx_block_32x32<AmxU8S8>(kw / 16, reinterpret_cast<const uint8_t*>(ap), reinterpret_cast<const uint8_t*>(bp), acc);
 }
 
-const Q8Kernel kPortable{"portable", 4, 8, 128, accumulate_portable<4, 8>, quantize_portable, store_portable};
-const Q8Kernel kAvx2{"avx2", kMrAvx2, kNrAvx2, 126, accumulate_avx2, quantize_avx2, store_avx2};
-const Q8Kernel kVnni{"avx512", kMrVnni, kNrVnni, 140, accumulate_vnni, quantize_avx512, store_avx512};
-const Q8Kernel kAmx{"amx", 32, 32, 128, accumulate_amx, quantize_avx512, store_avx512, 16, true};
+const Q8Kernel kPortable{"portable", 4, 8, 128, accumulate_portable<4, 8>, quantize_portable, store_portable, row_max_portable};
+const Q8Kernel kAvx2{"avx2", kMrAvx2, kNrAvx2, 126, accumulate_avx2, quantize_avx2, store_avx2, row_max_avx2};
+const Q8Kernel kVnni{"avx512", kMrVnni, kNrVnni, 140, accumulate_vnni, quantize_avx512, store_avx512, row_max_avx512};
+const Q8Kernel kAmx{"amx", 32, 32, 128, accumulate_amx, quantize_avx512, store_avx512, row_max_avx512, 16, true};
 
 const Dispatch<Q8Kernel>& dispatch() {
   // The avx512 path needs AVX512_VNNI on top of the avx512 level (Skylake-SP lacks it): without
@@ -333,17 +335,12 @@ struct Q8Call {
   const float* bias;
 };
 
-// The step of a row of a' = a·fold (fl(a_p·fold_p)): r = max_p |a'_p|, s = fl(r/127) and inv =
-// fl(127/r), both 0 when r < 2^-100 (a row that small is taken as zeros). False when some a'_p is
-// not finite (the caller computes in float32).
-bool row_grid(const float* a, const float* fold, int64_t k, float* s, float* inv) {
+// The step of a row of a' = a·fold (fl(a_p·fold_p)): r = max_p |a'_p| (K.row_max), s = fl(r/127)
+// and inv = fl(127/r), both 0 when r < 2^-100 (a row that small is taken as zeros). False when
+// some a'_p is not finite (the caller computes in float32).
+bool row_grid(const Q8Kernel& K, const float* a, const float* fold, int64_t k, float* s, float* inv) {
   float r = 0;
-  bool finite = true;
-  for (int64_t p = 0; p < k; p++) {
-    const float v = std::fabs(a[p] * fold[p]);
-    finite &= v <= 3.4028234663852886e38f;
-    r = v > r ? v : r;
-  }
+  const bool finite = K.row_max(a, fold, k, &r);
   const bool tiny = !(r >= 0x1p-100f);
   *s = tiny ? 0.f : r / 127.f;
   *inv = tiny ? 0.f : 127.f / r;
@@ -403,7 +400,7 @@ bool run(const Q8Kernel& K, const Q8Call& q, int threads) {
   if (q.grad) {
     pfor(m, 64, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; i++)
-        if (!row_grid(q.a + i * k, sbj, k, rs + i, ri + i)) on = false;
+        if (!row_grid(K, q.a + i * k, sbj, k, rs + i, ri + i)) on = false;
     });
     if (!on) return false;
   }

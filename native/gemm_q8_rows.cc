@@ -65,6 +65,52 @@ KDQAT_Q8_VNNI bool quantize_avx512(const float* x, int64_t n, float inv, float s
   return off == 0 && tail_on;
 }
 
+// ---- a row's largest |a·fold| (matmulQ8Grad's row steps) ----------------------------------------
+bool row_max_portable(const float* a, const float* fold, int64_t n, float* r) {
+  float m = 0;
+  bool finite = true;
+  for (int64_t i = 0; i < n; i++) {
+    const float v = std::fabs(a[i] * fold[i]);
+    finite &= v <= 3.4028234663852886e38f;  // false for Inf and NaN
+    m = v > m ? v : m;
+  }
+  *r = m;
+  return finite;
+}
+KDQAT_Q8_AVX2 bool row_max_avx2(const float* a, const float* fold, int64_t n, float* r) {
+  const __m256 abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), big = _mm256_set1_ps(3.4028234663852886e38f);
+  __m256 m = _mm256_setzero_ps(), ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(fold + i)), abs);
+    ok = _mm256_and_ps(ok, _mm256_cmp_ps(v, big, _CMP_LE_OQ));
+    m = _mm256_max_ps(m, v);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float tail = 0;
+  const bool tail_ok = row_max_portable(a + i, fold + i, n - i, &tail);
+  for (float x : lanes) tail = x > tail ? x : tail;
+  *r = tail;
+  return _mm256_movemask_ps(ok) == 0xff && tail_ok;
+}
+KDQAT_Q8_VNNI bool row_max_avx512(const float* a, const float* fold, int64_t n, float* r) {
+  const __m512 big = _mm512_set1_ps(3.4028234663852886e38f);
+  __m512 m = _mm512_setzero_ps();
+  __mmask16 ok = 0xffff;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_abs_ps(_mm512_mul_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(fold + i)));
+    ok &= _mm512_cmp_ps_mask(v, big, _CMP_LE_OQ);
+    m = _mm512_max_ps(m, v);
+  }
+  float tail = 0;
+  const bool tail_ok = row_max_portable(a + i, fold + i, n - i, &tail);
+  const float head = _mm512_reduce_max_ps(m);
+  *r = head > tail ? head : tail;
+  return ok == 0xffff && tail_ok;
+}
+
 // ---- output (Q8Kernel::store): int32 → float, exact operations, so every path's bits agree ----
 void store_portable(const int32_t* acc, int mr, int nr, int acc_stride, const int32_t* cs, const float* sc,
                     const float* bias, const float* rs, float* y, int64_t ldy) {

@@ -16,6 +16,12 @@ bool quantize_portable(const float* x, int64_t n, float inv, float s, float lim,
 bool quantize_avx2(const float* x, int64_t n, float inv, float s, float lim, int8_t* q);
 bool quantize_avx512(const float* x, int64_t n, float inv, float s, float lim, int8_t* q);
 
+// *r = max_i |fl(a[i]·fold[i])| for i < n (exact in any order: every path gives the same value);
+// whether every product is finite (when not, *r is unspecified).
+bool row_max_portable(const float* a, const float* fold, int64_t n, float* r);
+bool row_max_avx2(const float* a, const float* fold, int64_t n, float* r);
+bool row_max_avx512(const float* a, const float* fold, int64_t n, float* r);
+
 // y(r, j) = fl(fl(acc(r, j) − cs_j)·sc_j) (+ bias_j, one more rounding; or, with row scales rs,
 // times rs_r instead: one more rounding) for r < mr, j < nr (acc rows acc_stride apart, y rows ldy
 // apart; bias and rs may be null, not both given).
