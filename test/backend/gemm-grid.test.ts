@@ -25,7 +25,7 @@ import { backward, nativeIsaInfo } from '../../src/tensor/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { linear, integerGrid } from '../../src/tensor/ops/matmul.js';
 import { kernelSource } from '../../src/tensor/registry.js';
-import { computeScope, withCompute, withComputeScope, withGridGemm, withIntegerGemm } from '../../src/tensor/compute.js';
+import { computeScope, withCompute, withComputeScope, withGridGemm, withInt8Grad, withIntegerGemm } from '../../src/tensor/compute.js';
 import { recompute } from '../../src/tensor/recompute.js';
 import { fakeQuantInput, fakeQuantWeight } from '../../src/quant/ops.js';
 import type { WeightQuant } from '../../src/quant/rules.js';
@@ -311,12 +311,12 @@ test(`Linear on integer grids: the backward ${runsHere ? 'runs matmulOnGrid' : '
 });
 
 test('computeScope: every setting round-trips through withComputeScope', () => {
-  const s = withIntegerGemm(false, () => withGridGemm(false, () => withCompute('bf16', () => computeScope(), { head: 'fp32' })));
-  assert.deepEqual(s, { precision: 'bf16', backward: null, head: { forward: 'fp32', backward: 'fp32' }, integerGemm: false, gridGemm: false });
+  const s = withIntegerGemm(false, () => withGridGemm(false, () => withInt8Grad(true, () => withCompute('bf16', () => computeScope(), { head: 'fp32' }))));
+  assert.deepEqual(s, { precision: 'bf16', backward: null, head: { forward: 'fp32', backward: 'fp32' }, integerGemm: false, gridGemm: false, int8Grad: true });
   assert.deepEqual(withComputeScope(s, () => computeScope()), s);
   const s2 = withCompute('fp32', () => computeScope(), { head: { forward: 'fp32', backward: 'bf16' }, backward: 'bf16' });
   assert.deepEqual(withComputeScope(s2, () => computeScope()), s2);
-  assert.deepEqual(computeScope(), { precision: 'fp32', backward: null, head: { forward: 'fp32', backward: 'fp32' }, integerGemm: true, gridGemm: true });
+  assert.deepEqual(computeScope(), { precision: 'fp32', backward: null, head: { forward: 'fp32', backward: 'fp32' }, integerGemm: true, gridGemm: true, int8Grad: false });
 });
 
 test(`Linear, a weight on its grid and a float input: the forward ${runsHere ? 'runs matmulOnGrid (B stored transposed, the step per output), within the bound' : 'is the float32 GEMM here'}`, () => {
