@@ -14,6 +14,7 @@
         "native/gemm_bf16.cc",
         "native/gemm_grid.cc",
         "native/gemm_q8.cc",
+        "native/gemm_q8_kernels.cc",
         "native/gemm_q8_rows.cc",
         "native/elementwise.cc",
         "native/elementwise_loops.cc",

@@ -3,6 +3,10 @@ import { UsageError, flagName as flag } from './usage.js';
 import type { ComputePrecision, HeadPrecision } from '../tensor/compute.js';
 import { RECOMPUTE_MODES } from '../tensor/recompute.js';
 import { PROBE_STEPS, parseFreezeAuto } from './freeze-auto.js';
+import { kernelSource } from '../tensor/registry.js';
+import { nativeIsaInfo } from '../backend/index.js';
+import { int8GradTakes } from '../quant/ops.js';
+import type { Prepared } from '../quant/prepare.js';
 
 export interface QatConfig {
   /** Teacher model directory (absolute). */
@@ -132,4 +136,26 @@ export function checkQatConfig(c: QatConfig): void {
   }
   if (c.int8Grad !== undefined && typeof c.int8Grad !== 'boolean') throw new UsageError(`--int8-grad is a switch (true or false in a config file), got ${JSON.stringify(c.int8Grad)}`);
   if (!(c.weightDecay >= 0)) throw new UsageError(`--weight-decay must be ≥ 0, got ${c.weightDecay}`);
+}
+
+/** --int8-grad: how many quantized weights it takes (ops.ts int8GradTakes); refused where the CPU
+ *  has no SIMD path for matmulQ8Grad or no weight is on such a grid, as either would silently run
+ *  a different backward than the config says. */
+export function checkInt8Grad(c: QatConfig, prepared: Prepared, resumed: boolean, out: string): number {
+  const where = resumed ? `--resume: the run in ${out} has int8Grad true in its checkpoint's config, and ` : '--int8-grad: ';
+  if (kernelSource('matmulQ8Grad') !== 'native') {
+    throw new UsageError(`${where}int8 input gradients need the native addon's SIMD path for integer GEMMs (AVX2, or AVX-512 with VNNI), ` +
+      `which this run does not have (kernel matmulQ8Grad: ${kernelSource('matmulQ8Grad') ?? 'none'}, gemmQ8 path ${nativeIsaInfo()?.families.gemmQ8?.selected ?? 'not loaded'}); ` +
+      (resumed ? 'resume on such a CPU, or start a new run (--force)' : 'run without --int8-grad'));
+  }
+  let n = 0;
+  for (const [name, q] of prepared.quantized) {
+    const t = prepared.targets.get(name)!;
+    if (int8GradTakes(q, t.rows, t.cols)) n++;
+  }
+  if (n === 0) {
+    throw new UsageError(`--int8-grad: none of the ${prepared.quantized.size} quantized weights of --quant ${c.quant} is on a grid it takes ` +
+      '(TWN or sym ≤ 7 bits, per tensor or per channel: e.g. --quant twn-a8 or w4-channel); run without --int8-grad');
+  }
+  return n;
 }

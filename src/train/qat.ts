@@ -30,8 +30,6 @@ import type { LoadedModel } from '../io/model-dir.js';
 import { prepare, type Prepared } from '../quant/prepare.js';
 import { saveStudent } from '../quant/student.js';
 import { quantizeCodes } from '../quant/rules.js';
-import { int8GradTakes } from '../quant/ops.js';
-import { kernelSource } from '../tensor/registry.js';
 import { captureFor, releaseOutputs, type DistillOutputs } from '../distill/losses.js';
 import { SignalMonitor } from '../analysis/signal.js';
 import type { LoopResult } from './loop.js';
@@ -44,7 +42,7 @@ import { FREEZE_AUTO_FILE, PROBE_STEPS, parseFreezeAuto, probeFreeze, readFreeze
 import { epochBatches, sliceRows, termShares, type QatBatch, type QatData, type RankBatch, type ShareBatch } from './qat-data.js';
 import { rankRows, type Distributed } from './distributed.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
-import { bf16Precisions, checkQatConfig, resolveBf16Auto, type QatConfig } from './qat-config.js';
+import { bf16Precisions, checkInt8Grad, checkQatConfig, resolveBf16Auto, type QatConfig } from './qat-config.js';
 import { UsageError } from './usage.js';
 import { qatEvaluator, type QatEvaluator } from './qat-eval.js';
 import { CROSS_PREFIX, distillation, forward } from './qat-loss.js';
@@ -202,28 +200,6 @@ function qat(run: QatRun): QatSummary {
   crashPoint('summary');
   if (lead) writeJsonAtomic(path.join(out, 'summary.json'), summary);
   return summary;
-}
-
-/** --int8-grad: how many quantized weights it takes (ops.ts int8GradTakes); refused where the CPU
- *  has no SIMD path for matmulQ8Grad or no weight is on such a grid, as either would silently run
- *  a different backward than the config says. */
-function checkInt8Grad(c: QatConfig, prepared: Prepared, resumed: boolean, out: string): number {
-  const where = resumed ? `--resume: the run in ${out} has int8Grad true in its checkpoint's config, and ` : '--int8-grad: ';
-  if (kernelSource('matmulQ8Grad') !== 'native') {
-    throw new UsageError(`${where}int8 input gradients need the native addon's SIMD path for integer GEMMs (AVX2, or AVX-512 with VNNI), ` +
-      `which this run does not have (kernel matmulQ8Grad: ${kernelSource('matmulQ8Grad') ?? 'none'}, gemmQ8 path ${nativeIsaInfo()?.families.gemmQ8?.selected ?? 'not loaded'}); ` +
-      (resumed ? 'resume on such a CPU, or start a new run (--force)' : 'run without --int8-grad'));
-  }
-  let n = 0;
-  for (const [name, q] of prepared.quantized) {
-    const t = prepared.targets.get(name)!;
-    if (int8GradTakes(q, t.rows, t.cols)) n++;
-  }
-  if (n === 0) {
-    throw new UsageError(`--int8-grad: none of the ${prepared.quantized.size} quantized weights of --quant ${c.quant} is on a grid it takes ` +
-      '(TWN or sym ≤ 7 bits, per tensor or per channel: e.g. --quant twn-a8 or w4-channel); run without --int8-grad');
-  }
-  return n;
 }
 
 /** --bf16: the teacher's and the student's GEMM precision; refused up front on a CPU that cannot
