@@ -88,7 +88,7 @@ export function qatCommand(): Command {
       'quantization). Peak memory and speed of both: docs/qat.md. Results equal bit for bit, or within float32 ' +
       `rounding when a loss reads the layer outputs (rep) (default ${D.recompute})`)
     .option('--int8-grad', "the student's input gradients dX = dY·Ŵ as int8 GEMMs with dY rounded to 8 bits per row (an approximation: " +
-      'Kernels.matmulQ8Grad bounds it; quality measured in docs/qat.md), for weights on TWN or sym ≤ 7-bit grids per tensor or channel ' +
+      'Kernels.matmulQ8Grad bounds it; speed and quality in the README, docs/qat.md), for weights on TWN or sym ≤ 7-bit grids per tensor or channel ' +
       '(e.g. --quant twn-a8); needs a CPU with AVX2 (default off)')
     .option('--threads <n>', 'native threads (default: all cores; resume with the same count for bitwise-equal results)', intArg)
     .option('--distributed <engine>', "data parallel over the ranks of an MPI job: 'mpi' (start with mpirun -np N; each rank takes a contiguous slice of every --batch, rank 0 writes; docs/distributed.md)")

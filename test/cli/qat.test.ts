@@ -18,7 +18,7 @@ it('kdqat qat --help lists the options and examples', async () => {
   try { await kdqat('qat', '--help'); } finally { process.stdout.write = write; }
   for (const flag of ['--teacher', '--data', '--task', '--quant', '--loss', '--tau', '--freeze', '--steps', '--lr', '--warmup', '--batch',
     '--seq-len', '--accumulate', '--clip', '--eval-every', '--log-every', '--save-every', '--seed', '--threads', '--out', '--force',
-    '--resume', '--config', '--cache-teacher', '--freeze-probe-steps']) assert.ok(text.includes(flag), flag);
+    '--resume', '--config', '--cache-teacher', '--freeze-probe-steps', '--int8-grad']) assert.ok(text.includes(flag), flag);
   assert.match(text, /Examples:[\s\S]*--freeze ov/);
 });
 
