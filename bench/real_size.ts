@@ -79,7 +79,8 @@ export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: numb
       // head in bf16 (--bf16 layers: kdqat qat's default there) and with every GEMM in bf16
       // (--bf16 all); with `recompute`, fp32 and layers again with the layers recomputed in
       // backward, selectively and all of them, and where the student's weights are on grids
-      // matmulQ8Grad takes (BERT-base's twn-a8), fp32 selective with int8 input gradients.
+      // matmulQ8Grad takes (BERT-base's twn-a8), fp32 selective with int8 input gradients (what
+      // `kdqat qat --int8-grad auto`, the default, runs where the GEMMs are float32).
       for (const re of opts.recompute ? ['off', 'selective', 'all'] : ['off']) {
         kdqat({ KDQAT_RECOMPUTE: re });
         if (re === 'selective' && SHAPES[name].preset === 'twn-a8') kdqat({ KDQAT_RECOMPUTE: re, KDQAT_INT8_GRAD: 'on' });
@@ -113,7 +114,7 @@ export function printRealSizeTable(recs: RealSizeRecord[]): void {
         console.log(`${name}, ${t} thread(s): kdqat/torch load time ${(a.load_ms / b.load_ms).toFixed(2)}×, forward tokens/s ${(a.forward_tokens_per_s / b.forward_tokens_per_s).toFixed(2)}×, ` +
           `KD-QAT tokens/s ${(a.qat_tokens_per_s / b.qat_tokens_per_s).toFixed(2)}×, peak RSS ${(a.peak_rss_mb / b.peak_rss_mb).toFixed(2)}×` +
           vs('bf16 layers (the default here)', kd('layers', 'off')) + vs('bf16', kd('all', 'off')) +
-          vs('recompute selective', kd('off', 'selective')) + vs('recompute selective + int8 grad', kd('off', 'selective', true)) + vs('recompute', kd('off', 'all')) +
+          vs('recompute selective', kd('off', 'selective')) + vs('recompute selective + int8 grad (the default with float32 GEMMs)', kd('off', 'selective', true)) + vs('recompute', kd('off', 'all')) +
           vs('bf16 layers + recompute selective', kd('layers', 'selective')) + vs('bf16 layers + recompute', kd('layers', 'all')));
       }
     }

@@ -16,7 +16,8 @@
 // the mode; KDQAT_STORAGE=pool|heap overrides it); KDQAT_INT8=off runs the student's Linears on integer
 // grids (BERT-base's twn-a8) in float32 instead of the integer GEMM (compute.ts withIntegerGemm),
 // KDQAT_INT8_GRAD=on computes their input gradients dX = dY·Ŵ as int8 GEMMs, dY rounded to 8 bits
-// per row (compute.ts withInt8Grad, `kdqat qat --int8-grad`; off by default);
+// per row (compute.ts withInt8Grad, `kdqat qat --int8-grad`; off here unless asked for, so each
+// record says what it ran: `kdqat qat`'s default, auto, turns it on where the GEMMs are float32);
 // KDQAT_GRID=off their float32 GEMMs with one operand on a grid as the float32 GEMM instead of
 // matmulOnGrid (AMX; withGridGemm). The teacher's weight matrices are held as bf16 as `kdqat qat`
 // holds them (qat-models.ts narrowTeacher: the checkpoint is BF16, the teacher's GEMMs float32);

@@ -87,9 +87,10 @@ export function qatCommand(): Command {
       'for one more student forward per step; \'selective\' also keeps the GEMM outputs and runs the rest again (attention, norms, activations, fake ' +
       'quantization). Peak memory and speed of both: docs/qat.md. Results equal bit for bit, or within float32 ' +
       `rounding when a loss reads the layer outputs (rep) (default ${D.recompute})`)
-    .option('--int8-grad', "the student's input gradients dX = dY·Ŵ as int8 GEMMs with dY rounded to 8 bits per row (an approximation: " +
+    .option('--int8-grad [auto|on|off]', "the student's input gradients dX = dY·Ŵ as int8 GEMMs with dY rounded to 8 bits per row (an approximation: " +
       'Kernels.matmulQ8Grad bounds it; speed and quality in the README, docs/qat.md), for weights on TWN or sym ≤ 7-bit grids per tensor or channel ' +
-      '(e.g. --quant twn-a8); needs a CPU with AVX2 (default off)')
+      '(e.g. --quant twn-a8 or w4-channel; not per group); on (a bare --int8-grad) needs a CPU with AVX2; auto: on where the CPU has it, the student\'s ' +
+      `GEMMs are float32 and a weight is on such a grid, off elsewhere (the run records which) (default ${D.int8Grad})`)
     .option('--threads <n>', 'native threads (default: all cores; resume with the same count for bitwise-equal results)', intArg)
     .option('--distributed <engine>', "data parallel over the ranks of an MPI job: 'mpi' (start with mpirun -np N; each rank takes a contiguous slice of every --batch, rank 0 writes; docs/distributed.md)")
     .option('--out <dir>', 'output directory')
@@ -129,8 +130,14 @@ export function qatCommand(): Command {
       for (const o of [fromFile, fromCli]) if (saved?.freezeAuto && o.freeze === saved.freezeAuto) delete o.freeze;
       // A bare --recompute is all (runs from before 'selective' saved true: recomputeModeOf).
       if (fromCli.recompute === true) fromCli.recompute = 'all';
-      // --bf16 auto was resolved to a mode when the run started: auto again means that mode.
-      for (const o of [fromFile, fromCli]) if (saved && o.bf16 === 'auto') delete o.bf16;
+      for (const o of [fromFile, fromCli]) {
+        // --int8-grad on|off ("on"|"off" in a config file; a bare --int8-grad is on) are the run's true|false.
+        if (o.int8Grad === 'on') o.int8Grad = true;
+        else if (o.int8Grad === 'off') o.int8Grad = false;
+        // --bf16 and --int8-grad auto were resolved when the run started: auto again means that.
+        if (saved && o.bf16 === 'auto') delete o.bf16;
+        if (saved && o.int8Grad === 'auto') delete o.int8Grad;
+      }
       const config = resolveSettings(D, fromFile, fromCli, saved, flag);
       // Parquet / Arrow data (text, or a task's examples) is read (asynchronously) before the run builds it.
       if (config.data) await preloadTables(corpusList(config.data), textColumns(config.textField));

@@ -42,9 +42,9 @@ export function qatConfig(exp: Experiment, s: ReproSettings, o: { preset: string
     // of a run are not needed (runs restart whole).
     evalEvery: Math.max(1, Math.floor(s.steps / 5)), keepBest: bestDev, saveEvery: 0,
     logEvery: Math.max(1, Math.min(QAT_DEFAULTS.logEvery, Math.floor(s.steps / 10))),
-    // float32 GEMMs on every CPU (not --bf16 auto): the reproduction's figures in the README are
-    // float32 ones, and a CPU with avx512_bf16 must reproduce them too.
-    bf16: 'off',
+    // float32 GEMMs and input gradients on every CPU (not --bf16 / --int8-grad auto): the
+    // reproduction's figures in the README are float32 ones, and every CPU must reproduce them.
+    bf16: 'off', int8Grad: false,
   };
 }
 

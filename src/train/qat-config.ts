@@ -72,9 +72,11 @@ export interface QatConfig {
   recompute: string | boolean;
   /** The student's input gradients dX = dY·Ŵ as int8 GEMMs, dY rounded to 8 bits per row
    *  (Kernels.matmulQ8Grad; compute.ts withInt8Grad): for weights on TWN or sym ≤ 7-bit grids
-   *  per tensor or channel; refused where no weight is, or the CPU has no SIMD path for it.
-   *  Absent in the configs of runs from before the option: off. */
-  int8Grad: boolean;
+   *  per tensor or channel. true is refused where no weight is, or the CPU has no SIMD path for
+   *  it; 'auto' (the default) is true where neither holds and the student's GEMMs are float32
+   *  (resolveInt8GradAuto), false elsewhere, and the run's config holds what it resolved to.
+   *  Absent in the configs of runs from before the option: false. */
+  int8Grad: boolean | 'auto';
 }
 
 export const BF16_MODES = ['auto', 'off', 'teacher', 'layers', 'all'] as const;
@@ -106,7 +108,7 @@ export const QAT_DEFAULTS: QatConfig = {
   cacheTeacherTopk: 0,
   bf16: 'auto',
   recompute: 'off',
-  int8Grad: false,
+  int8Grad: 'auto',
 };
 
 
@@ -134,28 +136,54 @@ export function checkQatConfig(c: QatConfig): void {
   if (c.recompute !== undefined && typeof c.recompute !== 'boolean' && !(RECOMPUTE_MODES as readonly unknown[]).includes(c.recompute)) {
     throw new UsageError(`--recompute must be one of ${RECOMPUTE_MODES.join(', ')} (a bare --recompute is all), got ${JSON.stringify(c.recompute)}`);
   }
-  if (c.int8Grad !== undefined && typeof c.int8Grad !== 'boolean') throw new UsageError(`--int8-grad is a switch (true or false in a config file), got ${JSON.stringify(c.int8Grad)}`);
+  if (c.int8Grad !== undefined && typeof c.int8Grad !== 'boolean' && c.int8Grad !== 'auto') {
+    throw new UsageError(`--int8-grad must be auto, on or off, got ${JSON.stringify(c.int8Grad)}`);
+  }
   if (!(c.weightDecay >= 0)) throw new UsageError(`--weight-decay must be ≥ 0, got ${c.weightDecay}`);
 }
 
-/** --int8-grad: how many quantized weights it takes (ops.ts int8GradTakes); refused where the CPU
- *  has no SIMD path for matmulQ8Grad or no weight is on such a grid, as either would silently run
- *  a different backward than the config says. */
-export function checkInt8Grad(c: QatConfig, prepared: Prepared, resumed: boolean, out: string): number {
-  const where = resumed ? `--resume: the run in ${out} has int8Grad true in its checkpoint's config, and ` : '--int8-grad: ';
-  if (kernelSource('matmulQ8Grad') !== 'native') {
-    throw new UsageError(`${where}int8 input gradients need the native addon's SIMD path for integer GEMMs (AVX2, or AVX-512 with VNNI), ` +
-      `which this run does not have (kernel matmulQ8Grad: ${kernelSource('matmulQ8Grad') ?? 'none'}, gemmQ8 path ${nativeIsaInfo()?.families.gemmQ8?.selected ?? 'not loaded'}); ` +
-      (resumed ? 'resume on such a CPU, or start a new run (--force)' : 'run without --int8-grad'));
-  }
+/** Why this process cannot run int8 input gradients (no SIMD path for matmulQ8Grad), or null. */
+function int8GradUnavailable(): string | null {
+  if (kernelSource('matmulQ8Grad') === 'native') return null;
+  return 'int8 input gradients need the native addon\'s SIMD path for integer GEMMs (AVX2, or AVX-512 with VNNI), ' +
+    `which this run does not have (kernel matmulQ8Grad: ${kernelSource('matmulQ8Grad') ?? 'none'}, gemmQ8 path ${nativeIsaInfo()?.families.gemmQ8?.selected ?? 'not loaded'})`;
+}
+
+/** How many of the quantized weights are on a grid int8 input gradients take (ops.ts int8GradTakes). */
+function int8GradWeights(prepared: Prepared): number {
   let n = 0;
   for (const [name, q] of prepared.quantized) {
     const t = prepared.targets.get(name)!;
     if (int8GradTakes(q, t.rows, t.cols)) n++;
   }
+  return n;
+}
+
+/** --int8-grad auto for this run (c.bf16 resolved): on where the CPU has the SIMD path, the
+ *  student's GEMMs are float32 (with bf16 ones the pair is not measured) and some quantized
+ *  weight is on a grid it takes — validation KL and perplexity or dev accuracy within the seed
+ *  spread of float32 input gradients on two decoders and an encoder, 3 seeds each (README,
+ *  issue 13); off elsewhere, with the reason. */
+export function resolveInt8GradAuto(c: QatConfig, prepared: Prepared): { on: boolean; why: string } {
+  const cpu = int8GradUnavailable();
+  if (cpu) return { on: false, why: cpu };
+  if (bf16Precisions(c.bf16).student !== 'fp32') return { on: false, why: `the student's GEMMs are bf16 (--bf16 ${c.bf16}); int8 input gradients were measured beside float32 ones only` };
+  const n = int8GradWeights(prepared);
+  if (n === 0) return { on: false, why: `none of the ${prepared.quantized.size} quantized weights of --quant ${c.quant} is on a grid it takes (TWN or sym ≤ 7 bits, per tensor or per channel)` };
+  return { on: true, why: `${n} of ${prepared.quantized.size} quantized weights on grids it takes, float32 GEMMs, integer GEMMs on this CPU` };
+}
+
+/** --int8-grad (true): how many quantized weights it takes; refused where the CPU has no SIMD
+ *  path for matmulQ8Grad or no weight is on such a grid, as either would silently run a
+ *  different backward than the config says. */
+export function checkInt8Grad(c: QatConfig, prepared: Prepared, resumed: boolean, out: string): number {
+  const where = resumed ? `--resume: the run in ${out} has int8Grad true in its checkpoint's config, and ` : '--int8-grad: ';
+  const cpu = int8GradUnavailable();
+  if (cpu) throw new UsageError(`${where}${cpu}; ${resumed ? 'resume on such a CPU, or start a new run (--force)' : 'run with --int8-grad off'}`);
+  const n = int8GradWeights(prepared);
   if (n === 0) {
     throw new UsageError(`--int8-grad: none of the ${prepared.quantized.size} quantized weights of --quant ${c.quant} is on a grid it takes ` +
-      '(TWN or sym ≤ 7 bits, per tensor or per channel: e.g. --quant twn-a8 or w4-channel); run without --int8-grad');
+      '(TWN or sym ≤ 7 bits, per tensor or per channel: e.g. --quant twn-a8 or w4-channel); run with --int8-grad off');
   }
   return n;
 }

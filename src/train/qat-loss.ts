@@ -65,7 +65,7 @@ export function distillation(c: QatConfig, session: Session<QatConfig>, o: Disti
     pending: () => pending,
     loss: (b) => {
       const tOut = o.teacherOut(b);
-      const s = withInt8Grad(c.int8Grad ?? false, () => withRecompute(recomputeModeOf(c.recompute),
+      const s = withInt8Grad(c.int8Grad === true, () => withRecompute(recomputeModeOf(c.recompute),
         () => withCompute(o.studentPrec, () => forward(o.student, b, o.capture, o.studentWeight), { head: o.studentHeadPrec })));
       const r = distillLoss(s, tOut, o.weights, { arch: o.arch, tau: c.tau, mask: b.mask, labels: b.labels, termScale: (b as RankBatch).termScale });
       lastTerms = Object.fromEntries(Object.entries(r.terms).map(([k, v]) => [k, (v as Tensor).item()]));

@@ -42,7 +42,7 @@ import { FREEZE_AUTO_FILE, PROBE_STEPS, parseFreezeAuto, probeFreeze, readFreeze
 import { epochBatches, sliceRows, termShares, type QatBatch, type QatData, type RankBatch, type ShareBatch } from './qat-data.js';
 import { rankRows, type Distributed } from './distributed.js';
 import { TeacherCache, batchKey, teacherKey } from './teacher-cache.js';
-import { bf16Precisions, checkInt8Grad, checkQatConfig, resolveBf16Auto, type QatConfig } from './qat-config.js';
+import { bf16Precisions, checkInt8Grad, checkQatConfig, resolveBf16Auto, resolveInt8GradAuto, type QatConfig } from './qat-config.js';
 import { UsageError } from './usage.js';
 import { qatEvaluator, type QatEvaluator } from './qat-eval.js';
 import { CROSS_PREFIX, distillation, forward } from './qat-loss.js';
@@ -132,6 +132,14 @@ function qat(run: QatRun): QatSummary {
   const auto = parseFreezeAuto(c.freeze);
   const built = buildModels(c, !auto, prec.teacher);
   const data = qatDataOf(c, built);
+  // --int8-grad auto is resolved once, when the run starts, as --bf16 auto is.
+  if (c.int8Grad === 'auto') {
+    if (session.ckpt) throw new UsageError(`--resume: the checkpoint's config has int8Grad "auto", which runs resolve before saving; the checkpoint in ${out} was not written by kdqat qat`);
+    const r = resolveInt8GradAuto(c, built.prepared);
+    c = { ...c, int8Grad: r.on };
+    session.update(c);
+    say(`--int8-grad auto: ${r.on ? `on (${r.why}; --int8-grad off for float32 input gradients)` : `off (${r.why})`}`);
+  }
   const int8Grad = c.int8Grad ? checkInt8Grad(c, built.prepared, !!session.ckpt, out) : 0;
   checkDistributed(c, built, data, dist);
   session.checkRanks('qat');

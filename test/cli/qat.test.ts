@@ -34,6 +34,11 @@ it('kdqat qat writes a student that kdqat eval loads (quantized and latent weigh
   assert.match(r.stderr, /done: 4 steps .* valid_ppl: teacher [\d.]+, RTN [\d.]+, KD-QAT [\d.]+/);
   const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
   assert.equal(summary.config.quant, 'w4-g32');
+  // --int8-grad auto (the default) resolves, says to what, and the run records it (on with the
+  // integer GEMMs: at this width every group of 32 is a whole row, a per-channel grid).
+  const i8 = /--int8-grad auto: (on|off) \(/.exec(r.stderr);
+  assert.ok(i8, r.stderr);
+  assert.equal(summary.config.int8Grad, i8[1] === 'on');
   assert.equal(summary.config.teacher, teacher.dir);
   assert.equal(readTrainLog(path.join(out, 'qat_log.jsonl')).length, 4);
   // The fraction recovered exists only where RTN lost perplexity, and then says so.
@@ -67,14 +72,24 @@ it('kdqat qat writes a student that kdqat eval loads (quantized and latent weigh
   const changed = await kdqat('qat', '--out', out, '--resume', '--lr', '5e-4');
   assert.equal(changed.code, 2, 'a usage error');
   assert.match(changed.stderr, /--resume: --lr 0.0005 differs from the checkpoint's 0.001/);
-  const resumed = await kdqat('qat', '--out', out, '--resume', '--threads', '1');
+  const flip = await kdqat('qat', '--out', out, '--resume', '--int8-grad', summary.config.int8Grad ? 'off' : 'on');
+  assert.equal(flip.code, 2, 'a usage error');
+  assert.match(flip.stderr, new RegExp(`--resume: --int8-grad ${!summary.config.int8Grad} differs from the checkpoint's ${summary.config.int8Grad}`));
+  // auto again is what it resolved to.
+  const resumed = await kdqat('qat', '--out', out, '--resume', '--int8-grad', 'auto', '--threads', '1');
   assert.equal(resumed.code, 0, resumed.stderr);
 
   // --config: the same keys as the flags.
   const cfg = path.join(root, 'qat.json');
-  fs.writeFileSync(cfg, JSON.stringify({ teacher: teacher.dir, data: teacher.text, steps: 2, 'seq-len': 32, batch: 4, 'save-every': 0, 'eval-every': 0, 'eval-windows': 2 }));
+  fs.writeFileSync(cfg, JSON.stringify({ teacher: teacher.dir, data: teacher.text, steps: 2, 'seq-len': 32, batch: 4, 'save-every': 0, 'eval-every': 0, 'eval-windows': 2,
+    quant: 'w4-channel', 'int8-grad': 'off' }));
   const c = await kdqat('qat', '--config', cfg, '--out', path.join(root, 'from-config'), '--threads', '1');
   assert.equal(c.code, 0, c.stderr);
+  assert.doesNotMatch(c.stderr, /--int8-grad/);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(root, 'from-config', 'summary.json'), 'utf8')).config.int8Grad, false);
+  const maybe = await kdqat('qat', '--teacher', teacher.dir, '--data', teacher.text, '--int8-grad', 'maybe', '--out', path.join(root, 'maybe'));
+  assert.equal(maybe.code, 2, 'a usage error');
+  assert.match(maybe.stderr, /--int8-grad must be auto, on or off, got "maybe"/);
   const bad = await kdqat('qat', '--teacher', teacher.dir, '--data', teacher.text, '--quant', 'w4-g24', '--out', path.join(root, 'bad'));
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /--quant w4-g24: neither a preset/);

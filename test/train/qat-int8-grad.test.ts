@@ -2,7 +2,8 @@
 // gradients as int8 GEMMs. It changes the training (not the forward: the first step's loss is the
 // float run's), reaches recomputed layers (--recompute selective), is saved in the checkpoint and
 // resumes bit for bit; a config it cannot honour (no weight on a grid it takes, or a CPU without
-// the kernel's SIMD path) is refused naming the flag.
+// the kernel's SIMD path) is refused naming the flag. The default, auto, is on exactly where it
+// applies with float32 GEMMs, and the run records what it resolved to.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -12,6 +13,10 @@ import { readTrainLog } from '../../src/train/train-log.js';
 import { runQat, STUDENT_DIR, QAT_DEFAULTS } from '../../src/train/qat.js';
 import type { Reporter } from '../../src/train/loop.js';
 import { kernelSource } from '../../src/tensor/registry.js';
+import { resolveInt8GradAuto, type QatConfig } from '../../src/train/qat-config.js';
+import { prepare } from '../../src/quant/prepare.js';
+import { QUANT_PRESETS } from '../../src/quant/config.js';
+import { asModel, loadModelDir } from '../../src/io/model-dir.js';
 import { bertTeacher, silentReporter, tmpDir } from './qat-fixture.js';
 
 const runsHere = kernelSource('matmulQ8Grad') === 'native';
@@ -55,6 +60,56 @@ it('--int8-grad: paper B (twn-a8, --recompute selective) trains differently from
   assert.throws(() => runQat({ out: path.join(root, 'g32'), config: { ...config, quant: 'w8-channel' }, reporter: silentReporter }),
     /--int8-grad: none of the 12 quantized weights of --quant w8-channel is on a grid it takes \(TWN or sym ≤ 7 bits, per tensor or per channel/);
   assert.throws(() => runQat({ out: path.join(root, 'bad'), config: { ...config, int8Grad: 'yes' as unknown as boolean }, reporter: silentReporter }),
-    /--int8-grad is a switch \(true or false in a config file\), got "yes"/);
+    /--int8-grad must be auto, on or off, got "yes"/);
+  fs.rmSync(root, { recursive: true });
+});
+
+it('--int8-grad auto (the default): the run of on where the CPU, the GEMMs and a grid allow it, of off elsewhere (saying why), recorded for --resume', () => {
+  const root = tmpDir('qat-int8-grad-auto');
+  const t = bertTeacher(root);
+  const config: QatConfig = {
+    ...QAT_DEFAULTS, teacher: t.dir, task: t.train, dev: t.dev, quant: 'twn-a8', loss: 'pred=1,rep=1,attn_map=1',
+    steps: 3, lr: 1e-3, warmup: 0, batch: 8, seqLen: 32, evalEvery: 0, logEvery: 1, saveEvery: 1, bf16: 'off',
+  };
+  assert.equal(QAT_DEFAULTS.int8Grad, 'auto');
+  const strip = (l: Record<string, unknown>) => { const { tokens_per_s: _t, wall_time_s: _w, ...r } = l; return r; };
+  const log = (dir: string) => readTrainLog(path.join(dir, 'qat_log.jsonl')).map(strip);
+  const saved = (dir: string) => (readCheckpoint(path.join(dir, 'checkpoint')).state.config as { int8Grad?: unknown }).int8Grad;
+  const messages: string[] = [];
+  const auto = path.join(root, 'auto');
+  runQat({ out: auto, config, reporter: { ...silentReporter, message: (m) => messages.push(m) } });
+  const cpuWhy = /int8 input gradients need the native addon's SIMD path for integer GEMMs/;
+  const said = messages.find((m) => m.startsWith('--int8-grad auto: ')) ?? messages.join('\n');
+  assert.match(said, runsHere ? /^--int8-grad auto: on \(12 of 12 quantized weights on grids it takes/ : /^--int8-grad auto: off \(int8 input gradients need/);
+  assert.equal(saved(auto), runsHere);
+  // The same run, bit for bit, as the explicit setting it resolved to.
+  const explicit = path.join(root, 'explicit');
+  if (runsHere) runQat({ out: explicit, config: { ...config, int8Grad: true }, reporter: silentReporter });
+  else runQat({ out: explicit, config: { ...config, int8Grad: false }, reporter: silentReporter });
+  assert.deepEqual(log(auto), log(explicit));
+  // A resumed run keeps what was resolved; a checkpoint that says auto was not written by kdqat qat.
+  runQat({ out: auto, config: { ...config, steps: 4 }, resume: true, reporter: silentReporter });
+  assert.equal(saved(auto), runsHere);
+  const ck = path.join(auto, 'checkpoint', 'state.json');
+  assert.ok(fs.existsSync(ck), ck);
+  {
+    const st = JSON.parse(fs.readFileSync(ck, 'utf8'));
+    st.config.int8Grad = 'auto';
+    fs.writeFileSync(ck, JSON.stringify(st));
+    assert.throws(() => runQat({ out: auto, config: { ...config, steps: 5 }, resume: true, reporter: silentReporter }),
+      /--resume: the checkpoint's config has int8Grad "auto", which runs resolve before saving/);
+  }
+  // Off, and why, where it does not apply: no weight on a grid it takes, bf16 student GEMMs, the CPU.
+  const m = asModel(loadModelDir(t.dir));
+  const q = (preset: string) => prepare({ ...m, params: new Map([...m.params]) }, QUANT_PRESETS[preset]);
+  const w8 = resolveInt8GradAuto({ ...config, quant: 'w8-channel' }, q('w8-channel'));
+  const bf16 = resolveInt8GradAuto({ ...config, bf16: 'layers' }, q('twn-a8'));
+  const teacherBf16 = resolveInt8GradAuto({ ...config, bf16: 'teacher' }, q('twn-a8'));
+  assert.equal(w8.on || bf16.on, false);
+  assert.equal(teacherBf16.on, runsHere, 'a bf16 teacher leaves the student\'s GEMMs float32');
+  if (runsHere) {
+    assert.match(w8.why, /none of the 12 quantized weights of --quant w8-channel is on a grid it takes/);
+    assert.match(bf16.why, /the student's GEMMs are bf16 \(--bf16 layers\)/);
+  } else for (const r of [w8, bf16, teacherBf16]) assert.match(r.why, cpuWhy);
   fs.rmSync(root, { recursive: true });
 });

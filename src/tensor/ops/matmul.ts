@@ -9,6 +9,7 @@ import { gemmOutput } from '../recompute.js';
 import { empty, fmt, requireF32, sumTo } from './util.js';
 import { reshape } from './shape.js';
 import { widenBf16 } from '../bf16.js';
+import { giveBack } from '../storage.js';
 
 export interface MatmulOptions {
   transA?: boolean;
@@ -207,7 +208,8 @@ function linearGrads(
   if (sbInt8 && x.requiresGrad) {
     const [outF, inF] = weight.shape;
     gx = empty(x.shape);
-    if (!kernel('matmulQ8Grad')(g.f32, weight.f32, sbInt8, gx.f32, x.shape[0], outF, inF)) gx = null;
+    // Declined (Ŵ off its grid, or dY not finite): its buffer is given back, nothing else holds it.
+    if (!kernel('matmulQ8Grad')(g.f32, weight.f32, sbInt8, gx.f32, x.shape[0], outF, inF)) gx = (giveBack(gx.f32), null);
   }
   const needX = x.requiresGrad && !gx;
   const [gx2, gw] = onGrid ? gridGrads(onGrid, x, weight, g, needX) : gemmGrads(plan, x, weight, g, needX);
