@@ -11,7 +11,8 @@
 // and/or in `:nogrid`: their float32 GEMMs with one operand on a grid as the float32 GEMM instead
 // of matmulOnGrid (AMX; withGridGemm); and/or in `:int8grad`: the student's input gradients as int8
 // GEMMs (`kdqat qat --int8-grad`, e.g. off,off:int8grad).
-// Usage: npx tsx bench/bf16_quality.ts [steps] [seeds] [windows] [modes, e.g. off,teacher,layers,all] [teacher dir]
+// A last argument names another --quant preset (e.g. twn for a ternary decoder).
+// Usage: npx tsx bench/bf16_quality.ts [steps] [seeds] [windows] [modes, e.g. off,teacher,layers,all] [teacher dir] [quant]
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -34,8 +35,8 @@ const teacher = path.resolve(process.argv[6] ??
 const meta = readHfConfig(path.join(teacher, 'config.json')).meta;
 const task = 'labels' in meta && meta.labels ? teacherTask(teacher) : undefined;
 const setting: Partial<QatConfig> = task
-  ? { task, quant: 'twn-a8', loss: 'pred=1,rep=1,attn_map=1', batch: 16, seqLen: 64 }
-  : { data: 'sotu', quant: 'w4-channel', evalWindows: windows };
+  ? { task, quant: process.argv[7] ?? 'twn-a8', loss: 'pred=1,rep=1,attn_map=1', batch: 16, seqLen: 64 }
+  : { data: 'sotu', quant: process.argv[7] ?? 'w4-channel', evalWindows: windows };
 for (let seed = 1; seed <= seeds; seed++) {
   for (const mode of modes) {
     const [bf16, ...flags] = mode.split(':') as ['off' | 'teacher' | 'layers' | 'all', ...string[]];
@@ -50,7 +51,7 @@ for (let seed = 1; seed <= seeds; seed++) {
     const tr = lines.filter((l) => l.loss !== undefined).at(-1);
     const metrics = task ? { train_loss: tr.loss, dev_accuracy: ev.dev_accuracy }
       : { train_kl: tr.loss.total, valid_kl: ev.valid_kl, valid_ppl: ev.valid_ppl };
-    console.log(JSON.stringify({ teacher: path.basename(teacher), seed, mode, steps, ...metrics,
+    console.log(JSON.stringify({ teacher: path.basename(teacher), quant: setting.quant, seed, mode, steps, ...metrics,
       seconds: Math.round((performance.now() - t0) / 100) / 10 }));
   }
 }
