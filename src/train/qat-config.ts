@@ -162,8 +162,8 @@ function int8GradWeights(prepared: Prepared): number {
 /** --int8-grad auto for this run (c.bf16 resolved): on where the CPU has the SIMD path, the
  *  student's GEMMs are float32 (with bf16 ones the pair is not measured) and some quantized
  *  weight is on a grid it takes — validation KL and perplexity or dev accuracy within the seed
- *  spread of float32 input gradients on two decoders and two encoders, 3 seeds each (README,
- *  issue 13); off elsewhere, with the reason. */
+ *  spread of float32 input gradients on two decoders (w4-channel; one also ternary) and two
+ *  encoders, 3 seeds each (README, issue 13); off elsewhere, with the reason. */
 export function resolveInt8GradAuto(c: QatConfig, prepared: Prepared): { on: boolean; why: string } {
   const cpu = int8GradUnavailable();
   if (cpu) return { on: false, why: cpu };
