@@ -78,7 +78,7 @@ export function bf16Unavailable(): string | null {
 
 /** Why `--bf16 auto` keeps float32 GEMMs on this CPU although bf16 ones run: an Intel CPU whose
  *  bf16 GEMM is the AVX512_BF16 kernel (no AMX), measured slower than the float32 GEMM there
- *  (0.5–0.7× on a Xeon with KDQAT_AMX=off, README: issue 13); null where bf16 is the faster
+ *  (0.5–0.7× on a Xeon with KDQAT_AMX=off, docs/performance.md); null where bf16 is the faster
  *  (AMX tiles; AMD Zen 4/5: 1.2–1.6×) or does not run. */
 export function bf16Slower(): string | null {
   const a = nativeAddon();

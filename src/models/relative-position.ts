@@ -11,8 +11,8 @@
 // position_embeddings only for "absolute"; the table stays in the checkpoint, unused).
 // A position is then seen only through distances, so an encoder learns "look at my neighbour"
 // as a bias per distance instead of from the dot products of 2·P learned vectors, which is what
-// lets masked-LM pre-training read context within a few thousand steps (README, "Why no kdqat
-// encoder beats word counting").
+// lets masked-LM pre-training read context within a few thousand steps (docs/teachers.md, "Why no
+// kdqat encoder beats word counting").
 //
 // Composed from differentiable ops (batched matmul, gather, softmax) rather than the fused
 // attention kernel, which has no score bias: (B, H, T, T) scores are held, as the kernel holds

@@ -16,7 +16,7 @@
 // forward takes the GEMM outputs from the tape instead of computing them, so it costs the
 // block's non-GEMM work instead of its whole forward, and holds the GEMM outputs (SmolLM2: q,
 // k, v, o, gate, up, down — about half a layer's activations) but not the rest or the
-// fake-quantized weights. Measured at the real-size shapes (README, Benchmarks): about a third
+// fake-quantized weights. Measured at the real-size shapes (docs/performance.md): about a third
 // of full recomputation's cost in float32 for about two thirds of its memory saving.
 // (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models",
 // recompute attention's core alone; this recomputes every non-GEMM op.) The values are the

@@ -192,7 +192,7 @@ export function giveBack(x: Float32Array): void {
  * holds. (Those rounds timed the steps after one warm-up step. In the steady state, after two,
  * same CPU: SmolLM2 `selective` heap 64.9 / 62.4 against pool 58.6 / 62.9 tokens/s at 1 thread;
  * BERT-base `selective` heap 102.6 / 114.0 against pool 126.8 / 123.9 at 1 thread, 8–24% slower
- * with few page faults on either side (cause not found: README, "The steady state"), but at 2
+ * with few page faults on either side (cause not found: docs/performance.md, "The steady state"), but at 2
  * threads heap 202.9 against pool 182.6.)
  */
 export type StoragePolicy = 'pool' | 'heap';

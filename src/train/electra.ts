@@ -8,7 +8,7 @@
 // every position, whether the token there is the original. A sample equal to the original counts
 // as original (ELECTRA §2). Loss = L_MLM(generator) + λ·L_Disc, λ = `discWeight` (ELECTRA: 50).
 // Every position gives the discriminator a target, against the ~15 % chosen ones of a masked LM:
-// scripts/context-learning.ts and README "Why no kdqat encoder beats word counting" measure why
+// scripts/context-learning.ts and docs/teachers.md "Why no kdqat encoder beats word counting" measure why
 // that matters here.
 //
 // Differences from the paper, all stated in README "Pre-training objectives": the generator has its own embeddings

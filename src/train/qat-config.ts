@@ -83,7 +83,7 @@ export const BF16_MODES = ['auto', 'off', 'teacher', 'layers', 'all'] as const;
 
 /** --bf16 auto on this CPU: 'layers' where bf16 GEMMs run and are the faster (validation KL and
  *  perplexity or dev accuracy within the seed spread of float32 on two decoders and an encoder,
- *  3 seeds each: README, issue 13; 'all' was not, its bf16 LM head is the difference), 'off'
+ *  3 seeds each: docs/performance.md; 'all' was not, its bf16 LM head is the difference), 'off'
  *  elsewhere; bf16Why: why not (bf16Unavailable() ?? bf16Slower()), null when they do. */
 export function resolveBf16Auto(bf16Why: string | null): 'layers' | 'off' {
   return bf16Why === null ? 'layers' : 'off';
@@ -163,7 +163,7 @@ function int8GradWeights(prepared: Prepared): number {
  *  student's GEMMs are float32 (with bf16 ones the pair is not measured) and some quantized
  *  weight is on a grid it takes — validation KL and perplexity or dev accuracy within the seed
  *  spread of float32 input gradients on two decoders (w4-channel; one also ternary) and two
- *  encoders, 3 seeds each (README, issue 13); off elsewhere, with the reason. */
+ *  encoders, 3 seeds each (docs/performance.md); off elsewhere, with the reason. */
 export function resolveInt8GradAuto(c: QatConfig, prepared: Prepared): { on: boolean; why: string } {
   const cpu = int8GradUnavailable();
   if (cpu) return { on: false, why: cpu };
