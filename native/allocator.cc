@@ -20,6 +20,15 @@
 // 4 KiB page; 25 ms even with transparent huge pages), against ~2 ms to refill a recycled block.
 // BERT-base KD-QAT step, 1 thread, 8 steps: 69.9k → 25.5k minor faults per step, 172 → 181
 // tokens/s mean (best step 186 → 210), peak RSS unchanged (6.0 GB).
+//
+// The heap top was still given back above 1 GiB free (M_TRIM_THRESHOLD). Under --recompute the
+// heap storage policy frees each buffer at once, so a step's live set swings by more than that,
+// and whether the top crossed it depended on where the collector's timing left the blocks: on
+// the Zen 5, BERT-base `--bf16 layers` with `selective`, 1 thread, 3 of 4 runs trimmed ~1 GB
+// per step and faulted it back in (267–272k minor faults per step, 198–219 tokens/s), the
+// others 2k (344). Never trimming (-1): 2.9–3.3k faults per step in 4 of 4 runs, 320–354
+// tokens/s, peak RSS the same (3,533–3,572 MB against 3,547–3,566): the pages a trim returns
+// are needed again in the next step, so keeping them costs no peak.
 #include "args.h"
 #include "common.h"
 
@@ -34,7 +43,7 @@ static void TuneAllocator() {
 #if defined(__GLIBC__)
   if (std::getenv("KDQAT_MALLOC_DEFAULTS")) return;  // the glibc defaults, for comparison
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest allowed value on 64-bit (32 MiB)
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);   // give the heap top back only above 1 GiB free
+  mallopt(M_TRIM_THRESHOLD, -1);        // never give the heap top back (man mallopt: -1 disables)
   mallopt(M_MMAP_MAX, 0);               // no block of its own mapping: all come from the heap
 #endif
 }
