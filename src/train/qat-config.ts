@@ -160,14 +160,15 @@ function int8GradWeights(prepared: Prepared): number {
 }
 
 /** --int8-grad auto for this run (c.bf16 resolved): on where the CPU has the SIMD path, the
- *  student's GEMMs are float32 (with bf16 ones the pair is not measured) and some quantized
+ *  student's GEMMs are float32 (beside bf16 ones, `--bf16 layers`, it raised the KL on every seed
+ *  of a decoder and an encoder: not shown unchanged, so off; `on` still runs the pair) and some quantized
  *  weight is on a grid it takes — validation KL and perplexity or dev accuracy within the seed
  *  spread of float32 input gradients on two decoders (w4-channel; one also ternary) and two
  *  encoders, 3 seeds each (docs/performance.md); off elsewhere, with the reason. */
 export function resolveInt8GradAuto(c: QatConfig, prepared: Prepared): { on: boolean; why: string } {
   const cpu = int8GradUnavailable();
   if (cpu) return { on: false, why: cpu };
-  if (bf16Precisions(c.bf16).student !== 'fp32') return { on: false, why: `the student's GEMMs are bf16 (--bf16 ${c.bf16}); int8 input gradients were measured beside float32 ones only` };
+  if (bf16Precisions(c.bf16).student !== 'fp32') return { on: false, why: `the student's GEMMs are bf16 (--bf16 ${c.bf16}); beside those, int8 input gradients raised the KL on every seed of two of three protocols (docs/performance.md); --int8-grad on runs them anyway` };
   const n = int8GradWeights(prepared);
   if (n === 0) return { on: false, why: `none of the ${prepared.quantized.size} quantized weights of --quant ${c.quant} is on a grid it takes (TWN or sym ≤ 7 bits, per tensor or per channel)` };
   return { on: true, why: `${n} of ${prepared.quantized.size} quantized weights on grids it takes, float32 GEMMs, integer GEMMs on this CPU` };
