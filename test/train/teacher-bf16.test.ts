@@ -15,7 +15,7 @@ import { quantTargets } from '../../src/quant/prepare.js';
 import { asModel, loadModelDir } from '../../src/io/model-dir.js';
 import type { Architecture } from '../../src/models/architecture.js';
 import { initParams, type Params } from '../../src/nn/params.js';
-import { Rng, Tensor, add, backward, headKlDiv, intTensor, matmul, linear } from '../../src/tensor/index.js';
+import { Rng, Tensor, add, backward, bf16Unavailable, headKlDiv, intTensor, matmul, linear } from '../../src/tensor/index.js';
 import { narrowBf16, widenBf16 } from '../../src/tensor/bf16.js';
 import { narrowTeacher } from '../../src/train/qat-models.js';
 import { runQat, STUDENT_DIR } from '../../src/train/qat.js';
@@ -118,7 +118,9 @@ test('kdqat qat on a BF16 teacher: its weights are held as bf16 (the run says ho
   const lines: string[] = [];
   const saying: Reporter = { ...silentReporter, message: (t) => { lines.push(t); } };
   const teacher = llamaTeacher(root, { dtype: 'BF16', name: 'bf16' });
-  const config = decoderConfig(teacher, { steps: 6, saveEvery: 2, logEvery: 1, loss: 'pred=1,rep=0.5' });
+  // Float32 teacher GEMMs, where the weights are narrowed (qat-models.ts buildModels): --bf16 off,
+  // since auto runs them in bf16 on a CPU with avx512_bf16 (below).
+  const config = decoderConfig(teacher, { steps: 6, saveEvery: 2, logEvery: 1, loss: 'pred=1,rep=0.5', bf16: 'off' });
   const ref = path.join(root, 'ref'), out = path.join(root, 'crashed');
   runQat({ out: ref, config, reporter: saying });
   // Two bytes less per value of the weights quantization could target (the blocks' Linears, lm_head).
@@ -133,8 +135,15 @@ test('kdqat qat on a BF16 teacher: its weights are held as bf16 (the run says ho
     assert.deepEqual(fs.readFileSync(path.join(out, STUDENT_DIR, f)), fs.readFileSync(path.join(ref, STUDENT_DIR, f)), `student/${f}`);
   }
   lines.length = 0;
-  runQat({ out: path.join(root, 'out-f32'), config: decoderConfig(llamaTeacher(root, { name: 'f32' }), { steps: 1, saveEvery: 0 }), reporter: saying });
+  runQat({ out: path.join(root, 'out-f32'), config: decoderConfig(llamaTeacher(root, { name: 'f32' }), { steps: 1, saveEvery: 0, bf16: 'off' }), reporter: saying });
   assert.ok(lines.some((l) => / teacher .*: [\d,]+ parameters; /.test(l)) && !lines.some((l) => l.includes('held as bf16')), lines.join('\n'));
+  // Where the teacher's GEMMs run in bf16 (--bf16 teacher, layers, all; what auto picks on such a
+  // CPU) its float32 weights feed matmulBf16 as they are: nothing is narrowed, nothing said.
+  if (!bf16Unavailable()) {
+    lines.length = 0;
+    runQat({ out: path.join(root, 'out-bf16-gemm'), config: { ...config, steps: 1, saveEvery: 0, bf16: 'teacher' }, reporter: saying });
+    assert.ok(lines.some((l) => / teacher .*: [\d,]+ parameters; /.test(l)) && !lines.some((l) => l.includes('held as bf16')), lines.join('\n'));
+  }
   fs.rmSync(root, { recursive: true });
 });
 
