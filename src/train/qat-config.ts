@@ -168,7 +168,7 @@ function int8GradWeights(prepared: Prepared): number {
 export function resolveInt8GradAuto(c: QatConfig, prepared: Prepared): { on: boolean; why: string } {
   const cpu = int8GradUnavailable();
   if (cpu) return { on: false, why: cpu };
-  if (bf16Precisions(c.bf16).student !== 'fp32') return { on: false, why: `the student's GEMMs are bf16 (--bf16 ${c.bf16}); beside those, int8 input gradients raised the KL on every seed of two of three protocols (docs/performance.md); --int8-grad on runs them anyway` };
+  if (bf16Precisions(c.bf16).student !== 'fp32') return { on: false, why: `the student's GEMMs are bf16 (--bf16 ${c.bf16}); beside those, int8 input gradients raised the KL on every seed of a decoder and an encoder (docs/performance.md); --int8-grad on runs them anyway` };
   const n = int8GradWeights(prepared);
   if (n === 0) return { on: false, why: `none of the ${prepared.quantized.size} quantized weights of --quant ${c.quant} is on a grid it takes (TWN or sym ≤ 7 bits, per tensor or per channel)` };
   return { on: true, why: `${n} of ${prepared.quantized.size} quantized weights on grids it takes, float32 GEMMs, integer GEMMs on this CPU` };
