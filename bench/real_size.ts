@@ -78,12 +78,12 @@ export function runRealSizeBench(opts: { models?: RealSizeName[]; threads?: numb
       // fp32; where the CPU has AVX512_BF16 the same step with every GEMM but the student's LM
       // head in bf16 (--bf16 layers: kdqat qat's default there) and with every GEMM in bf16
       // (--bf16 all); with `recompute`, fp32 and layers again with the layers recomputed in
-      // backward, selectively and all of them, and where the student's weights are on grids
-      // matmulQ8Grad takes (BERT-base's twn-a8), fp32 selective with int8 input gradients (what
-      // `kdqat qat --int8-grad auto`, the default, runs where the GEMMs are float32).
+      // backward, selectively and all of them, and fp32 selective with int8 input gradients (what
+      // `kdqat qat --int8-grad auto`, the default, runs where the GEMMs are float32: from BERT-base's
+      // twn-a8 codes, from SmolLM2's w4-g32 ŵ rounded to 7 bits per row).
       for (const re of opts.recompute ? ['off', 'selective', 'all'] : ['off']) {
         kdqat({ KDQAT_RECOMPUTE: re });
-        if (re === 'selective' && SHAPES[name].preset === 'twn-a8') kdqat({ KDQAT_RECOMPUTE: re, KDQAT_INT8_GRAD: 'on' });
+        if (re === 'selective') kdqat({ KDQAT_RECOMPUTE: re, KDQAT_INT8_GRAD: 'on' });
         if (opts.bf16) kdqat({ KDQAT_RECOMPUTE: re, KDQAT_BF16: 'layers' });
         if (opts.bf16 && re === 'off') kdqat({ KDQAT_RECOMPUTE: re, KDQAT_BF16: 'all' });
       }

@@ -88,9 +88,10 @@ export function qatCommand(): Command {
       'quantization). Peak memory and speed of both: docs/qat.md. Results equal bit for bit, or within float32 ' +
       `rounding when a loss reads the layer outputs (rep) (default ${D.recompute})`)
     .option('--int8-grad [auto|on|off]', "the student's input gradients dX = dY·Ŵ as int8 GEMMs with dY rounded to 8 bits per row (an approximation: " +
-      'Kernels.matmulQ8Grad bounds it; speed and quality in docs/performance.md and docs/qat.md), for weights on TWN or sym ≤ 7-bit grids per tensor or channel ' +
-      '(e.g. --quant twn-a8 or w4-channel; not per group); on (a bare --int8-grad) needs a CPU with AVX2; auto: on where the CPU has it, the student\'s ' +
-      `GEMMs are float32 and a weight is on such a grid, off elsewhere (the run records which) (default ${D.int8Grad})`)
+      'Kernels.matmulQ8Grad bounds it; speed and quality in docs/performance.md and docs/qat.md), from the codes of weights on TWN or sym ≤ 7-bit grids per tensor or channel ' +
+      '(e.g. --quant twn-a8 or w4-channel), and for every other quantizer (per group, K-quants, 8 bits) from ŵ rounded to a 7-bit grid per row first; ' +
+      'on (a bare --int8-grad) needs a CPU with AVX2; auto: on where the CPU has it and the student\'s ' +
+      `GEMMs are float32 (in an encoder only if every weight is taken by its codes), off elsewhere (the run records which) (default ${D.int8Grad})`)
     .option('--threads <n>', 'native threads (default: all cores; resume with the same count for bitwise-equal results)', intArg)
     .option('--distributed <engine>', "data parallel over the ranks of an MPI job: 'mpi' (start with mpirun -np N; each rank takes a contiguous slice of every --batch, rank 0 writes; docs/distributed.md)")
     .option('--out <dir>', 'output directory')

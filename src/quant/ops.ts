@@ -5,7 +5,7 @@
 import { Tensor, uninitF32 } from '../tensor/tensor.js';
 import { record } from '../tensor/autograd.js';
 import { kernel } from '../tensor/registry.js';
-import { onIntegerGrid, type IntegerGrid } from '../tensor/ops/matmul.js';
+import { offGridWeight, onIntegerGrid, type IntegerGrid } from '../tensor/ops/matmul.js';
 import {
   type WeightQuant, checkWeightQuant, checkStep, granuleCount, groupOf, bitsOf, ruleCode,
   withContext, isKRule,
@@ -32,6 +32,7 @@ export function fakeQuantWeight(w: Tensor, q: WeightQuant, step?: Tensor): Tenso
   if (isKRule(q.rule)) {
     // llama.cpp K-quant grid: its own kernel (no LSQ step); the STE below is the same.
     withContext(where, q, rows, cols, () => kernel('fakeQuantGrid')(w.f32, out.f32, null, null, null, rows, cols, rule));
+    offGridWeight(out);
     const clip = f32(q.clip ?? Infinity);
     return record(out, 'fakeQuantWeight', [w], (g) => {
       if (clip === Infinity) return [g]; // plain STE: ∂ŵ/∂w = 1
@@ -48,6 +49,7 @@ export function fakeQuantWeight(w: Tensor, q: WeightQuant, step?: Tensor): Tenso
   const inputs = step ? [w, step] : [w];
   const grid = weightGrid(q, rows, cols, scales);
   if (grid) onIntegerGrid(out, grid);
+  else offGridWeight(out);
   return record(out, 'fakeQuantWeight', inputs, (g) => {
     if (!step && clip === Infinity) return [g]; // plain STE: ∂ŵ/∂w = 1
     const gw = uninitF32(w.size);
@@ -68,12 +70,13 @@ export function weightGrid(q: WeightQuant, rows: number, cols: number, scales: F
   return { scales, maxCode: kind === 'twn' ? 1 : 2 ** (bits - 1) };
 }
 
-/** Whether Linear's int8 input gradient (Kernels.matmulQ8Grad, compute.ts withInt8Grad) can take
- *  a weight quantized by q: on a grid of weightGrid's with |code| ≤ 64 (TWN, sym ≤ 7 bits, per
- *  tensor or channel). */
-export function int8GradTakes(q: WeightQuant, rows: number, cols: number): boolean {
+/** How Linear's int8 input gradient (Kernels.matmulQ8Grad, compute.ts withInt8Grad) takes a
+ *  weight quantized by q: 'codes', ŵ's own codes (a grid of weightGrid's with |code| ≤ 64: TWN,
+ *  sym ≤ 7 bits, per tensor or channel), exactly; 'regrid', ŵ rounded to a 7-bit grid per row
+ *  first (every other quantizer: per group, K-quants, 8 bits; tensor/ops/matmul.ts linearGrads). */
+export function int8GradGrid(q: WeightQuant, rows: number, cols: number): 'codes' | 'regrid' {
   const g = weightGrid(q, rows, cols, new Float32Array(granuleCount(rows, cols, q)));
-  return g !== null && g.maxCode <= 64;
+  return g !== null && g.maxCode <= 64 ? 'codes' : 'regrid';
 }
 
 /** LSQ step initialization: the min-max scale of each granule (sym: max|w|/Qp, asym:

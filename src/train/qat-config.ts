@@ -5,7 +5,7 @@ import { RECOMPUTE_MODES } from '../tensor/recompute.js';
 import { PROBE_STEPS, parseFreezeAuto } from './freeze-auto.js';
 import { kernelSource } from '../tensor/registry.js';
 import { nativeIsaInfo } from '../backend/index.js';
-import { int8GradTakes } from '../quant/ops.js';
+import { int8GradGrid } from '../quant/ops.js';
 import type { Prepared } from '../quant/prepare.js';
 
 export interface QatConfig {
@@ -71,10 +71,12 @@ export interface QatConfig {
    *  configs of runs from before 'selective', are 'all' and 'off'. */
   recompute: string | boolean;
   /** The student's input gradients dX = dY·Ŵ as int8 GEMMs, dY rounded to 8 bits per row
-   *  (Kernels.matmulQ8Grad; compute.ts withInt8Grad): for weights on TWN or sym ≤ 7-bit grids
-   *  per tensor or channel. true is refused where no weight is, or the CPU has no SIMD path for
-   *  it; 'auto' (the default) is true where neither holds and the student's GEMMs are float32
-   *  (resolveInt8GradAuto), false elsewhere, and the run's config holds what it resolved to.
+   *  (Kernels.matmulQ8Grad; compute.ts withInt8Grad): from the codes of weights on TWN or sym
+   *  ≤ 7-bit grids per tensor or channel, from ŵ rounded to a 7-bit grid per row for every other
+   *  quantizer (ops.ts int8GradGrid). true is refused where nothing is quantized or the CPU has no
+   *  SIMD path for it; 'auto' (the default) is true where neither holds and the student's GEMMs
+   *  are float32 (resolveInt8GradAuto), false elsewhere, and the run's config holds what it
+   *  resolved to.
    *  Absent in the configs of runs from before the option: false. */
   int8Grad: boolean | 'auto';
 }
@@ -149,42 +151,51 @@ function int8GradUnavailable(): string | null {
     `which this run does not have (kernel matmulQ8Grad: ${kernelSource('matmulQ8Grad') ?? 'none'}, gemmQ8 path ${nativeIsaInfo()?.families.gemmQ8?.selected ?? 'not loaded'})`;
 }
 
-/** How many of the quantized weights are on a grid int8 input gradients take (ops.ts int8GradTakes). */
-function int8GradWeights(prepared: Prepared): number {
-  let n = 0;
+/** The quantized weights int8 input gradients take by their own codes and those whose ŵ they
+ *  round to a 7-bit grid per row first (ops.ts int8GradGrid). */
+function int8GradWeights(prepared: Prepared): { codes: number; regrid: number } {
+  const n = { codes: 0, regrid: 0 };
   for (const [name, q] of prepared.quantized) {
     const t = prepared.targets.get(name)!;
-    if (int8GradTakes(q, t.rows, t.cols)) n++;
+    n[int8GradGrid(q, t.rows, t.cols)]++;
   }
   return n;
 }
 
-/** --int8-grad auto for this run (c.bf16 resolved): on where the CPU has the SIMD path, the
- *  student's GEMMs are float32 (beside bf16 ones, `--bf16 layers`, it raised the KL on every seed
- *  of a decoder and an encoder: not shown unchanged, so off; `on` still runs the pair) and some quantized
- *  weight is on a grid it takes — validation KL and perplexity or dev accuracy within the seed
- *  spread of float32 input gradients on two decoders (w4-channel; one also ternary) and two
- *  encoders, 3 seeds each (docs/performance.md); off elsewhere, with the reason. */
-export function resolveInt8GradAuto(c: QatConfig, prepared: Prepared): { on: boolean; why: string } {
+/** --int8-grad auto for this run (c.bf16 resolved) of a `kind` model: on where the CPU has the
+ *  SIMD path and the student's GEMMs are float32 — validation KL and perplexity or dev accuracy
+ *  within the seed spread of float32 input gradients, 3 seeds each (docs/performance.md), on two
+ *  decoders and two encoders for weights taken by their codes (w4-channel, ternary), on two
+ *  decoders for ŵ rounded to 7 bits per row (w4-g32, q4_k) — except: beside bf16 student GEMMs
+ *  (`--bf16 layers`: it raised the KL on every seed of a decoder and an encoder) and in an
+ *  encoder with a weight it would round (bert-brown-genre at w4-g32: the final training loss rose
+ *  on every seed), off, saying why (`on` still runs either). */
+export function resolveInt8GradAuto(c: QatConfig, prepared: Prepared, kind: 'decoder' | 'encoder'): { on: boolean; why: string } {
   const cpu = int8GradUnavailable();
   if (cpu) return { on: false, why: cpu };
   if (bf16Precisions(c.bf16).student !== 'fp32') return { on: false, why: `the student's GEMMs are bf16 (--bf16 ${c.bf16}); beside those, int8 input gradients raised the KL on every seed of a decoder and an encoder (docs/performance.md); --int8-grad on runs them anyway` };
+  if (prepared.quantized.size === 0) return { on: false, why: `--quant ${c.quant} quantizes no weight` };
   const n = int8GradWeights(prepared);
-  if (n === 0) return { on: false, why: `none of the ${prepared.quantized.size} quantized weights of --quant ${c.quant} is on a grid it takes (TWN or sym ≤ 7 bits, per tensor or per channel)` };
-  return { on: true, why: `${n} of ${prepared.quantized.size} quantized weights on grids it takes, float32 GEMMs, integer GEMMs on this CPU` };
+  if (kind === 'encoder' && n.regrid > 0) {
+    return { on: false, why: `${n.regrid} of the ${prepared.quantized.size} quantized weights of --quant ${c.quant} are on no grid it takes (TWN or sym ≤ 7 bits, per tensor or channel) and would be rounded to 7 bits per row first, ` +
+      'which in an encoder raised the final training loss on every seed (docs/performance.md); --int8-grad on runs it anyway' };
+  }
+  return { on: true, why: `${describeInt8Grad(n, prepared.quantized.size)}, float32 GEMMs, integer GEMMs on this CPU` };
 }
 
-/** --int8-grad (true): how many quantized weights it takes; refused where the CPU has no SIMD
- *  path for matmulQ8Grad or no weight is on such a grid, as either would silently run a
- *  different backward than the config says. */
-export function checkInt8Grad(c: QatConfig, prepared: Prepared, resumed: boolean, out: string): number {
+/** "N of M quantized weights (K of them rounded to 7 bits per row first)". */
+function describeInt8Grad(n: { codes: number; regrid: number }, of: number): string {
+  return `${n.codes + n.regrid} of ${of} quantized weights` +
+    (n.regrid ? ` (${n.regrid} of them with ŵ rounded to a 7-bit grid per row first: not on a ≤ 7-bit grid per tensor or channel)` : '');
+}
+
+/** --int8-grad (true): what it takes, as a phrase for the run's log; refused where the CPU has no
+ *  SIMD path for matmulQ8Grad or nothing is quantized, as either would silently run a different
+ *  backward than the config says. */
+export function checkInt8Grad(c: QatConfig, prepared: Prepared, resumed: boolean, out: string): string {
   const where = resumed ? `--resume: the run in ${out} has int8Grad true in its checkpoint's config, and ` : '--int8-grad: ';
   const cpu = int8GradUnavailable();
   if (cpu) throw new UsageError(`${where}${cpu}; ${resumed ? 'resume on such a CPU, or start a new run (--force)' : 'run with --int8-grad off'}`);
-  const n = int8GradWeights(prepared);
-  if (n === 0) {
-    throw new UsageError(`--int8-grad: none of the ${prepared.quantized.size} quantized weights of --quant ${c.quant} is on a grid it takes ` +
-      '(TWN or sym ≤ 7 bits, per tensor or per channel: e.g. --quant twn-a8 or w4-channel); run with --int8-grad off');
-  }
-  return n;
+  if (prepared.quantized.size === 0) throw new UsageError(`--int8-grad: --quant ${c.quant} quantizes no weight, so no input gradient is an int8 GEMM; run with --int8-grad off`);
+  return describeInt8Grad(int8GradWeights(prepared), prepared.quantized.size);
 }

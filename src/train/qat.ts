@@ -135,12 +135,12 @@ function qat(run: QatRun): QatSummary {
   // --int8-grad auto is resolved once, when the run starts, as --bf16 auto is.
   if (c.int8Grad === 'auto') {
     if (session.ckpt) throw new UsageError(`--resume: the checkpoint's config has int8Grad "auto", which runs resolve before saving; the checkpoint in ${out} was not written by kdqat qat`);
-    const r = resolveInt8GradAuto(c, built.prepared);
+    const r = resolveInt8GradAuto(c, built.prepared, built.rec.kind);
     c = { ...c, int8Grad: r.on };
     session.update(c);
     say(`--int8-grad auto: ${r.on ? `on (${r.why}; --int8-grad off for float32 input gradients)` : `off (${r.why})`}`);
   }
-  const int8Grad = c.int8Grad ? checkInt8Grad(c, built.prepared, !!session.ckpt, out) : 0;
+  const int8Grad = c.int8Grad ? checkInt8Grad(c, built.prepared, !!session.ckpt, out) : '';
   checkDistributed(c, built, data, dist);
   session.checkRanks('qat');
   const inputs = [
@@ -175,7 +175,7 @@ function qat(run: QatRun): QatSummary {
     `${m.teacherBf16Saved ? ` (weights held as bf16, ${m.teacherBf16Saved < 2 ** 20 ? `${(m.teacherBf16Saved / 1024).toFixed(0)} KiB` : `${(m.teacherBf16Saved / 2 ** 20).toFixed(0)} MiB`} less)` : ''}; ` +
     `${m.prepared.quantized.size} quantized weights (${c.quant}); frozen: ${m.frozen.params.length ? m.frozen.params.length + ' parameters' : 'none'}; ` +
     `loss ${Object.entries(m.weights).map(([k, v]) => `${k}=${v}`).join(',')}`);
-  if (int8Grad) say(`--int8-grad: the input gradients of ${int8Grad} of ${m.prepared.quantized.size} quantized weights as int8 GEMMs`);
+  if (int8Grad) say(`--int8-grad: the input gradients of ${int8Grad} as int8 GEMMs`);
   if (data.kind === 'decoder' && !data.valid) say(`validation skipped: ${data.validNote}`);
   const base = baselines(session.saved<Baselines>('baselines'), full, say, evaluate, t.weight);
 

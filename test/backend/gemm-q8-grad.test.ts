@@ -11,6 +11,10 @@
 //   roundings: equal bit for bit on every path, tiling and thread count. No tolerance.
 // - Against the exact product Σ_p a_ip·Ŵ_pj (float64 here: k + 1 more roundings of 2^-53, far
 //   below the bound): the contract's (½ + 2^-13)·sa_i·Σ_p |qb_pj| + 4u·Σ_p |a_ip·Ŵ_pj|.
+// - A weight on no grid the kernel takes (per group): Linear first rounds Ŵ to ŵ' on a 7-bit grid
+//   per row (fakeQuant sym 7, step s'_p = max|Ŵ_p|/63), |ŵ'_pj − Ŵ_pj| ≤ s'_p·(½ + 64u) + u·|Ŵ_pj|
+//   (the quotient's rounding moves it by ≤ 64u steps, the product's by u·|ŵ'| ≤ u·(|Ŵ| + s'));
+//   so against Σ_p a_ip·Ŵ_pj the bound above over ŵ' plus Σ_p |a_ip|·(s'_p·(½ + 65u) + u·|Ŵ_pj|).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -23,6 +27,10 @@ import { linear, onIntegerGrid } from '../../src/tensor/ops/matmul.js';
 import { kernelSource } from '../../src/tensor/registry.js';
 import { withInt8Grad } from '../../src/tensor/compute.js';
 import { U32 } from '../bounds.js';
+import { quantKernels } from '../../src/backend/ref/quant.js';
+import { QuantRule } from '../../src/tensor/kernels.js';
+import { fakeQuantWeight } from '../../src/quant/ops.js';
+import { QUANT_PRESETS } from '../../src/quant/config.js';
 
 const addon = createRequire(import.meta.url)('../../build/Release/kdqat.node') as NativeAddon;
 const native = addon.matmulQ8Grad!;
@@ -191,4 +199,57 @@ test('linear: withInt8Grad gives dX = matmulQ8Grad(dY, Ŵ) and leaves dW to the 
   const x2 = new Tensor(xv.slice(), [N, inF], true);
   backward(linear(x2, new Tensor(spoilt, [outF, inF], true)), new Tensor(gv.slice(), [N, outF]));
   assert.deepEqual(x.grad!.f32, x2.grad!.f32, 'off the grid: the float32 input gradient');
+});
+
+// A weight quantized per group (w4-g32) is on no grid matmulQ8Grad takes: under withInt8Grad its
+// Ŵ is rounded to a 7-bit grid per row, then the kernel runs on that (the composition below, from
+// the reference kernels, bit for bit); against the exact dY·Ŵ within the composed bound (header).
+test('linear: withInt8Grad on a weight quantized per group rounds Ŵ to 7 bits per row for matmulQ8Grad, within the composed bound', () => {
+  if (kernelSource('matmulQ8Grad') !== 'native') {
+    assert.equal(addon.isaInfo().families.gemmQ8?.selected, 'portable');
+    return;
+  }
+  const rng = new Rng(26);
+  const N = 30, inF = 96, outF = 40;
+  const q = QUANT_PRESETS['w4-g32'].weights!;
+  // Groups of one row at different magnitudes (so their 4-bit steps differ), row 3 zero.
+  const wv = new Float32Array(outF * inF).map((_, i) => (Math.floor(i / inF) === 3 ? 0 : f32(rng.normal() * 0.05 * (1 + (i >> 5) % 3))));
+  const xv = new Float32Array(N * inF).map(() => rng.normal());
+  const gv = gradient(N, outF, rng);
+  const run = (int8: boolean): { gx: Float32Array; gw: Float32Array; wh: Float32Array } => {
+    const x = new Tensor(xv.slice(), [N, inF], true);
+    const w = new Tensor(wv.slice(), [outF, inF], true);
+    const wh = fakeQuantWeight(w, q);
+    backward(withInt8Grad(int8, () => linear(x, wh)), new Tensor(gv.slice(), [N, outF]));
+    return { gx: x.grad!.f32.slice(), gw: w.grad!.f32.slice(), wh: wh.f32.slice() };
+  };
+  const on = run(true), off = run(false);
+  const w7 = new Float32Array(outF * inF), s7 = new Float32Array(outF);
+  quantKernels.fakeQuant!(on.wh, w7, null, s7, null, null, outF, inF, QuantRule.sym, 7, inF);
+  const want = new Float32Array(N * inF);
+  assert.equal(ref(gv, w7, s7, want, N, outF, inF), true);
+  assert.deepEqual(on.gx, want, 'dX is matmulQ8Grad over Ŵ rounded to 7 bits per row');
+  assert.deepEqual(on.gw, off.gw, 'dW is the float32 GEMM\'s either way');
+  assert.notDeepEqual(on.gx, off.gx, 'without the setting dX is the float32 GEMM\'s');
+  for (let p = 0; p < outF; p++) {
+    for (let j = 0; j < inF; j++) assert.ok(Math.abs(w7[p * inF + j]) <= 63 * s7[p] * (1 + 2 * U32), `ŵ' row ${p} within 63 steps`);
+  }
+  for (let i = 0; i < N; i++) {
+    let r = 0;
+    for (let p = 0; p < outF; p++) r = Math.max(r, Math.abs(f32(gv[i * outF + p] * s7[p])));
+    const sa = r >= 2 ** -100 ? f32(r / 127) : 0;
+    for (let j = 0; j < inF; j++) {
+      let exact = 0, absProd = 0, absQ = 0, regrid = 0;
+      for (let p = 0; p < outF; p++) {
+        const a = gv[i * outF + p], w = on.wh[p * inF + j], w2 = w7[p * inF + j];
+        exact += a * w;
+        absProd += Math.abs(a * w2);
+        absQ += s7[p] > 0 ? Math.abs(w2 / s7[p]) : 0;
+        regrid += Math.abs(a) * (s7[p] * (0.5 + 65 * U32) + U32 * Math.abs(w));
+      }
+      const bound = (0.5 + 2 ** -13) * sa * absQ + 4 * U32 * absProd + (sa === 0 ? 2 ** -100 * absQ : 0) + regrid;
+      const err = Math.abs(on.gx[i * inF + j] - exact);
+      assert.ok(err <= bound, `dX[${i}][${j}] = ${on.gx[i * inF + j]}, exact ${exact}: error ${err} > bound ${bound}`);
+    }
+  }
 });

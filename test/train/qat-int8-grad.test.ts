@@ -1,8 +1,8 @@
 // `kdqat qat --int8-grad` (compute.ts withInt8Grad, Kernels.matmulQ8Grad): the student's input
 // gradients as int8 GEMMs. It changes the training (not the forward: the first step's loss is the
 // float run's), reaches recomputed layers (--recompute selective), is saved in the checkpoint and
-// resumes bit for bit; a config it cannot honour (no weight on a grid it takes, or a CPU without
-// the kernel's SIMD path) is refused naming the flag. The default, auto, is on exactly where it
+// resumes bit for bit; weights on no grid it takes (per group) have ŵ rounded to 7 bits per row
+// first; a config it cannot honour (a CPU without the kernel's SIMD path) is refused naming the flag. The default, auto, is on exactly where it
 // applies with float32 GEMMs, and the run records what it resolved to.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -56,9 +56,20 @@ it('--int8-grad: paper B (twn-a8, --recompute selective) trains differently from
   for (const f of fs.readdirSync(path.join(ref, STUDENT_DIR))) {
     assert.deepEqual(fs.readFileSync(path.join(out, STUDENT_DIR, f)), fs.readFileSync(path.join(ref, STUDENT_DIR, f)), `student/${f}`);
   }
-  // 8-bit codes (|q| ≤ 128) are past the integer kernels' 64: no weight it takes.
-  assert.throws(() => runQat({ out: path.join(root, 'g32'), config: { ...config, quant: 'w8-channel' }, reporter: silentReporter }),
-    /--int8-grad: none of the 12 quantized weights of --quant w8-channel is on a grid it takes \(TWN or sym ≤ 7 bits, per tensor or per channel/);
+  // Weights on no grid the kernel takes (per group of 32: the two FFN outputs, whose 64 inputs are
+  // two groups — the other Linears have 32 inputs, one group per row, i.e. per channel; 8-bit codes,
+  // past its 64: all twelve): ŵ rounded to a 7-bit grid per row first
+  // (test/backend/gemm-q8-grad.test.ts), said so; it trains differently.
+  for (const [quant, rounded] of [['w4-g32', 2], ['w8-channel', 12]] as const) {
+    const said: string[] = [];
+    const short = { ...config, quant, steps: 2, saveEvery: 0, recompute: 'off' };
+    runQat({ out: path.join(root, `${quant}-on`), config: short, reporter: { ...silentReporter, message: (m) => said.push(m) } });
+    assert.ok(said.some((m) => m.includes(`--int8-grad: the input gradients of 12 of 12 quantized weights (${rounded} of them with ŵ rounded to a 7-bit grid per row first`)), said.join('\n'));
+    runQat({ out: path.join(root, `${quant}-off`), config: { ...short, int8Grad: false }, reporter: silentReporter });
+    const on = readTrainLog(path.join(root, `${quant}-on`, 'qat_log.jsonl')), off = readTrainLog(path.join(root, `${quant}-off`, 'qat_log.jsonl'));
+    assert.equal(loss(on[0]), loss(off[0]), `${quant}: the first forward is the same`);
+    assert.notEqual(loss(on[1]), loss(off[1]), `${quant}: the second step differs: the input gradients were the int8 GEMM's`);
+  }
   assert.throws(() => runQat({ out: path.join(root, 'bad'), config: { ...config, int8Grad: 'yes' as unknown as boolean }, reporter: silentReporter }),
     /--int8-grad must be auto, on or off, got "yes"/);
   fs.rmSync(root, { recursive: true });
@@ -80,7 +91,7 @@ it('--int8-grad auto (the default): the run of --int8-grad on where the CPU, the
   runQat({ out: auto, config, reporter: { ...silentReporter, message: (m) => messages.push(m) } });
   const cpuWhy = /int8 input gradients need the native addon's SIMD path for integer GEMMs/;
   const said = messages.find((m) => m.startsWith('--int8-grad auto: ')) ?? messages.join('\n');
-  assert.match(said, runsHere ? /^--int8-grad auto: on \(12 of 12 quantized weights on grids it takes/ : /^--int8-grad auto: off \(int8 input gradients need/);
+  assert.match(said, runsHere ? /^--int8-grad auto: on \(12 of 12 quantized weights, float32 GEMMs/ : /^--int8-grad auto: off \(int8 input gradients need/);
   assert.equal(saved(auto), runsHere);
   // The same run, bit for bit, as the explicit setting it resolved to.
   const explicit = path.join(root, 'explicit');
@@ -96,17 +107,23 @@ it('--int8-grad auto (the default): the run of --int8-grad on where the CPU, the
   fs.writeFileSync(ck, JSON.stringify(st));
   assert.throws(() => runQat({ out: auto, config: { ...config, steps: 5 }, resume: true, reporter: silentReporter }),
     /--resume: the checkpoint's config has int8Grad "auto", which runs resolve before saving/);
-  // Off, and why, where it does not apply: no weight on a grid it takes, bf16 student GEMMs, the CPU.
+  // Per group it is on in a decoder, saying which weights it rounds, and off in an encoder; off,
+  // and why, beside bf16 student GEMMs and where the CPU has no SIMD path.
   const m = asModel(loadModelDir(t.dir));
   const q = (preset: string) => prepare({ ...m, params: new Map([...m.params]) }, QUANT_PRESETS[preset]);
-  const w8 = resolveInt8GradAuto({ ...config, quant: 'w8-channel' }, q('w8-channel'));
-  const bf16 = resolveInt8GradAuto({ ...config, bf16: 'layers' }, q('twn-a8'));
-  const teacherBf16 = resolveInt8GradAuto({ ...config, bf16: 'teacher' }, q('twn-a8'));
-  assert.equal(w8.on || bf16.on, false);
+  const g32 = resolveInt8GradAuto({ ...config, quant: 'w4-g32' }, q('w4-g32'), 'decoder');
+  const g32Encoder = resolveInt8GradAuto({ ...config, quant: 'w4-g32' }, q('w4-g32'), 'encoder');
+  const w8Encoder = resolveInt8GradAuto({ ...config, quant: 'w8-channel' }, q('w8-channel'), 'encoder');
+  const bf16 = resolveInt8GradAuto({ ...config, bf16: 'layers' }, q('twn-a8'), 'encoder');
+  const teacherBf16 = resolveInt8GradAuto({ ...config, bf16: 'teacher' }, q('twn-a8'), 'encoder');
+  assert.equal(bf16.on || g32Encoder.on || w8Encoder.on, false);
+  assert.equal(g32.on, runsHere);
   assert.equal(teacherBf16.on, runsHere, 'a bf16 teacher leaves the student\'s GEMMs float32');
   if (runsHere) {
-    assert.match(w8.why, /none of the 12 quantized weights of --quant w8-channel is on a grid it takes/);
+    assert.match(g32.why, /^12 of 12 quantized weights \(2 of them with ŵ rounded to a 7-bit grid per row first/);
+    assert.match(g32Encoder.why, /^2 of the 12 quantized weights of --quant w4-g32 are on no grid it takes .* in an encoder raised the final training loss on every seed/);
+    assert.match(w8Encoder.why, /^12 of the 12 quantized weights of --quant w8-channel are on no grid it takes/);
     assert.match(bf16.why, /the student's GEMMs are bf16 \(--bf16 layers\)/);
-  } else for (const r of [w8, bf16, teacherBf16]) assert.match(r.why, cpuWhy);
+  } else for (const r of [g32, g32Encoder, w8Encoder, bf16, teacherBf16]) assert.match(r.why, cpuWhy);
   fs.rmSync(root, { recursive: true });
 });

@@ -9,7 +9,8 @@ import { gemmOutput } from '../recompute.js';
 import { empty, fmt, requireF32, sumTo } from './util.js';
 import { reshape } from './shape.js';
 import { widenBf16 } from '../bf16.js';
-import { giveBack } from '../storage.js';
+import { giveBack, uninitF32 } from '../storage.js';
+import { QuantRule } from '../kernels.js';
 
 export interface MatmulOptions {
   transA?: boolean;
@@ -143,13 +144,37 @@ function integerPlan(x: Tensor, weight: Tensor): { sa: number; sb: Float32Array 
   return { sa: gx.scales[0], sb: gw.scales };
 }
 
-/** matmulQ8Grad's steps for dX = dY·Ŵ of y = x·Wᵀ when it applies: the int8 input gradient on
- *  (compute.ts), run natively with SIMD, and a weight on ≤ 7-bit grids per tensor or per row. */
-function int8GradPlan(weight: Tensor): Float32Array | null {
-  if (!int8GradEnabled() || kernelSource('matmulQ8Grad') !== 'native') return null;
+// Fake-quantized weights on no grid matmulQ8Grad takes (quantized per group, on a K-quant grid,
+// or on more than 7 bits): the int8 input gradient rounds them to 7 bits per row first (below).
+const offGrid = new WeakSet<Tensor>();
+
+/** Records that t is a fake-quantized weight ŵ on none of the grids int8GradPlan takes, so the
+ *  int8 input gradient may run on ŵ rounded to a 7-bit grid per row; returns t. */
+export function offGridWeight(t: Tensor): Tensor {
+  offGrid.add(t);
+  return t;
+}
+
+/** matmulQ8Grad's plan for dX = dY·Ŵ of y = x·Wᵀ when it applies (the int8 input gradient on,
+ *  compute.ts, run natively with SIMD): Ŵ's own steps where it is on a ≤ 7-bit grid per tensor or
+ *  per row (its codes, exactly); 'regrid' for a fake-quantized Ŵ on another grid (offGridWeight),
+ *  which linearGrads first rounds to sym 7-bit per row. */
+function int8GradPlan(weight: Tensor): Float32Array | 'regrid' | null {
+  if (!int8GradEnabled() || kernelSource('matmulQ8Grad') !== 'native' || weight.shape[0] > 131072) return null;
   const gw = grids.get(weight);
-  if (!gw || gw.maxCode > 64 || weight.shape[0] > 131072) return null;
-  return gw.scales.length === 1 || gw.scales.length === weight.shape[0] ? gw.scales : null;
+  if (gw && gw.maxCode <= 64 && (gw.scales.length === 1 || gw.scales.length === weight.shape[0])) return gw.scales;
+  return offGrid.has(weight) || gw ? 'regrid' : null;
+}
+
+/** Ŵ (rows, cols) rounded to a symmetric 7-bit grid per row (the fakeQuant kernel: s_r =
+ *  max_j |Ŵ_rj|/63, ŵ'_rj = fl(round(fl(Ŵ_rj/s_r))·s_r), codes in [−63, 63]), and its steps:
+ *  |ŵ' − Ŵ| ≤ s_r·(½ + 64u) + u·|Ŵ| per element, u = 2^-24 (the quotient's and the product's
+ *  roundings). */
+function regrid7(weight: Tensor): { b: Float32Array; sb: Float32Array } {
+  const [rows, cols] = weight.shape;
+  const b = uninitF32(weight.size), sb = new Float32Array(rows);
+  kernel('fakeQuant')(weight.f32, b, null, sb, null, null, rows, cols, QuantRule.sym, 7, cols);
+  return { b, sb };
 }
 
 /** The grids of y = x·Wᵀ that Kernels.matmulOnGrid can take (|q| ≤ 256): W's per-tensor or
@@ -198,18 +223,22 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   return reshape(out, [...lead, outF]);
 }
 
-/** dx and dW of y = x·Wᵀ: dx = matmulQ8Grad(g, W) when sbInt8 is given and W is on that grid,
- *  otherwise as below; dW by gridGrads or gemmGrads. */
+/** dx and dW of y = x·Wᵀ: dx = matmulQ8Grad(g, W) when int8 says so (int8GradPlan) and W is on
+ *  that grid, otherwise as below; dW by gridGrads or gemmGrads. With 'regrid', dx is formed from
+ *  ŵ' = regrid7(W): against dY·Ŵ its error adds Σ_p |dY_ip|·|ŵ'_pj − Ŵ_pj| to matmulQ8Grad's
+ *  bound over ŵ' (kernels.ts), i.e. at most half a 7-bit step of Ŵ's row p per term. */
 function linearGrads(
-  plan: GemmPlan, onGrid: { sx: Float32Array | null; sw: Float32Array | null } | null, sbInt8: Float32Array | null,
+  plan: GemmPlan, onGrid: { sx: Float32Array | null; sw: Float32Array | null } | null, int8: Float32Array | 'regrid' | null,
   x: Tensor, weight: Tensor, g: Tensor,
 ): [Tensor | null, Tensor | null] {
   let gx: Tensor | null = null;
-  if (sbInt8 && x.requiresGrad) {
+  if (int8 && x.requiresGrad) {
     const [outF, inF] = weight.shape;
+    const { b, sb } = int8 === 'regrid' ? regrid7(weight) : { b: weight.f32, sb: int8 };
     gx = empty(x.shape);
     // Declined (Ŵ off its grid, or dY not finite): its buffer is given back, nothing else holds it.
-    if (!kernel('matmulQ8Grad')(g.f32, weight.f32, sbInt8, gx.f32, x.shape[0], outF, inF)) gx = (giveBack(gx.f32), null);
+    if (!kernel('matmulQ8Grad')(g.f32, b, sb, gx.f32, x.shape[0], outF, inF)) gx = (giveBack(gx.f32), null);
+    if (b !== weight.f32) giveBack(b);
   }
   const needX = x.requiresGrad && !gx;
   const [gx2, gw] = onGrid ? gridGrads(onGrid, x, weight, g, needX) : gemmGrads(plan, x, weight, g, needX);
