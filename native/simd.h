@@ -246,7 +246,8 @@ struct Portable {
 
 }  // namespace kdqat::simd
 
-// The x86 instances (Avx2, Avx512), in their own file for length; they use KDQAT_EXP_CONSTANTS.
-#include "simd_x86.h"
+// The x86 instances, a file each; they use KDQAT_EXP_CONSTANTS (Avx512 also Avx2's reductions).
+#include "simd_avx2.h"
+#include "simd_avx512.h"
 
 #undef KDQAT_EXP_CONSTANTS
